@@ -1,0 +1,1 @@
+"""imgix-reconciler: keep imgix Sources in git."""

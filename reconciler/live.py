@@ -1,0 +1,53 @@
+"""What the API returns for a source: the live side of a diff.
+
+Unknown keys are ignored at every level (the API adds fields over time): the top level
+keeps only what the reconciler reads, and `deployment` is kept as returned, because the
+planner compares only the attributes the spec models know. `secure_url_token` is a
+secret the reconciler never needs, so it is not kept at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class LiveSource(BaseModel):
+    """One source as the API returned it."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    id: str
+    name: str = ""
+    enabled: bool = True
+    deployment_status: str | None = None
+    date_deployed: int | None = None
+    deployment: dict[str, Any] = Field(default_factory=dict)
+
+    @classmethod
+    def from_resource(cls, resource: dict[str, Any]) -> LiveSource:
+        """Build from a JSON:API resource object (`{"id": ..., "attributes": {...}}`)."""
+        attributes = resource.get("attributes") or {}
+        return cls.model_validate({**attributes, "id": resource["id"]})
+
+    @property
+    def type(self) -> str | None:
+        """The deployment type, when the API returned one."""
+        kind = self.deployment.get("type")
+        return kind if isinstance(kind, str) else None
+
+    @property
+    def hostnames(self) -> frozenset[str]:
+        """Subdomains and custom domains this source claims."""
+        subdomains = self.deployment.get("imgix_subdomains") or []
+        domains = self.deployment.get("custom_domains") or []
+        return frozenset([*subdomains, *domains])
+
+    def fingerprint(self) -> str:
+        """A stable hash of what a plan depends on: saved plans compare it before applying."""
+        state = {"name": self.name, "enabled": self.enabled, "deployment": self.deployment}
+        canonical = json.dumps(state, sort_keys=True, separators=(",", ":"))
+        return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()

@@ -1,0 +1,116 @@
+"""The plan document: the one structure every view of a plan reads.
+
+Renderers, the digest, saved plans (`--out`) and the applier all consume a `Plan`;
+none of them recomputes anything from the desired or live state. `Plan.model_dump()`
+is exactly the JSON document of product.md (`schemas/plan.schema.json`).
+
+Secret values never enter a plan: changes show markers, and the request bodies in
+`Action.writes` carry `{"secret": {"env": NAME}}` or `{"secret": {"file": PATH}}`
+placeholders that the applier resolves at send time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
+
+FORMAT_VERSION = 1
+
+# Markers shown instead of secret values.
+WRITE_ONLY = "(write-only)"
+WILL_BE_SENT = "(write-only, will be sent)"
+CANNOT_COMPARE = "(write-only, cannot compare)"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Change(_Frozen):
+    """One attribute that differs: `path` is `name`, `enabled` or `deployment.<attr>`."""
+
+    path: str
+    before: JsonValue = None
+    after: JsonValue = None
+
+
+class Action(_Frozen):
+    """What happens to one source: a create or a patch, with the requests that do it."""
+
+    action: Literal["create", "patch"]
+    source: str
+    id: str | None
+    changes: list[Change]
+    # Disables a live source: `apply` refuses it without --allow-disable.
+    destructive: bool = False
+    # Request attribute bodies, sent in order (a disabled source that must change is
+    # enabled with the change, then disabled again if the file says so).
+    writes: list[dict[str, JsonValue]]
+    # Keys (`Action.key`) of actions that must succeed first: the release of a
+    # subdomain or custom domain comes before its claim.
+    depends_on: list[str] = Field(default_factory=list)
+    # What the live source looked like when planned; a saved plan is stale if it changed.
+    live_fingerprint: str | None = None
+
+    @property
+    def key(self) -> str:
+        """Stable identity inside a plan: the live id, or the new source's first hostname."""
+        if self.id is not None:
+            return self.id
+        deployment = self.writes[0].get("deployment") if self.writes else None
+        subdomains = deployment.get("imgix_subdomains") if isinstance(deployment, dict) else None
+        first = subdomains[0] if isinstance(subdomains, list) and subdomains else self.source
+        return f"new:{first}"
+
+
+class Notice(_Frozen):
+    """Something a reviewer should know that is not a change (drift made outside git...)."""
+
+    source: str
+    id: str | None
+    kind: Literal["deployed_outside", "cannot_compare", "encrypted_changed"]
+    detail: str
+
+
+class Summary(_Frozen):
+    create: int
+    patch: int
+    unchanged: int
+    unmanaged: int
+
+
+class UnmanagedSource(_Frozen):
+    """A live source that no spec matches: reported, never touched."""
+
+    id: str
+    name: str
+
+
+class Plan(_Frozen):
+    """A whole plan, as printed by `--format json` and saved by `--out`."""
+
+    format_version: Literal[1] = 1
+    digest: str
+    summary: Summary
+    actions: list[Action]
+    unmanaged: list[UnmanagedSource] = Field(default_factory=list)
+    notices: list[Notice] = Field(default_factory=list)
+
+    @property
+    def has_changes(self) -> bool:
+        """Whether applying would write anything."""
+        return bool(self.actions)
+
+    def to_json(self) -> str:
+        """The plan document, as saved and printed."""
+        return self.model_dump_json(indent=2)
+
+
+def compute_digest(actions: list[Action]) -> str:
+    """Hash of the normalized actions (never of rendered text): same plan, same digest."""
+    payload = [action.model_dump(mode="json", exclude={"live_fingerprint"}) for action in actions]
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()

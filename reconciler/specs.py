@@ -1,0 +1,508 @@
+"""Typed desired state: one pydantic model per deployment type, the single source of truth.
+
+Every fact about an attribute lives here and nowhere else: its API name, its documented
+default, its constraint, and whether it is a write-only secret. The loader, the JSON
+Schema, the planner and the emulator all read these models instead of keeping lists.
+
+Secret attributes hold a `SecretRef` (`{env: NAME}` or `{file: path}`), never a literal:
+the value is attached by the loader after resolution and can only be read with
+`SecretRef.reveal()`. The emulator validates wire bodies, where secrets are plain strings,
+by passing `context={"wire": True}`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar, Literal, Union
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    ValidationInfo,
+    model_validator,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import PydanticCustomError, core_schema
+
+# Documented limits (sources-reference.txt, api-notes.md).
+CACHE_TTL_VALUE_MIN, CACHE_TTL_VALUE_MAX = 1800, 31536000
+CACHE_TTL_ERROR_MIN, CACHE_TTL_ERROR_MAX = 1, 31536000
+MAX_HOSTNAMES = 100
+SUBDOMAIN_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
+SOURCE_ID_PATTERN = r"^[0-9a-f]{24}$"
+
+DeploymentType = Literal["s3", "gcs", "azure", "webfolder", "webproxy", "s3_compatible"]
+DEPLOYMENT_TYPES: tuple[str, ...] = DeploymentType.__args__  # type: ignore[attr-defined]
+
+
+# --------------------------------------------------------------------------- secrets
+
+
+class SecretRef:
+    """A reference to a write-only value: `{env: NAME}` or `{file: path}`.
+
+    `str()` and `repr()` show the reference, never the value; `reveal()` is the one way
+    to read it, so every place that handles a secret value is easy to find.
+    """
+
+    __slots__ = ("_value", "kind", "name")
+
+    def __init__(
+        self, kind: Literal["env", "file", "literal"], name: str, value: str | None = None
+    ) -> None:
+        self.kind = kind
+        self.name = name
+        self._value = value
+
+    @property
+    def resolved(self) -> bool:
+        """Whether the value is known (it is not when references were not resolved)."""
+        return self._value is not None
+
+    def reveal(self) -> str:
+        """Return the secret value; raises `LookupError` if it was never resolved."""
+        if self._value is None:
+            raise LookupError(f"secret reference {self} was not resolved")
+        return self._value
+
+    def with_value(self, value: str | None) -> SecretRef:
+        """Return the same reference carrying `value`."""
+        return SecretRef(self.kind, self.name, value)
+
+    def as_reference(self) -> dict[str, str]:
+        """The reference as written in the file (`{"env": NAME}`), safe to print and save."""
+        return {self.kind: self.name}
+
+    def __str__(self) -> str:
+        return f"{{{self.kind}: {self.name}}}" if self.kind != "literal" else "{literal}"
+
+    def __repr__(self) -> str:
+        return f"SecretRef({self})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SecretRef):
+            return NotImplemented
+        return (self.kind, self.name, self._value) == (other.kind, other.name, other._value)
+
+    def __hash__(self) -> int:
+        return hash((self.kind, self.name, self._value))
+
+    @classmethod
+    def __get_pydantic_core_schema__(
+        cls, source: type[Any], handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.with_info_plain_validator_function(
+            _validate_secret_ref,
+            serialization=core_schema.plain_serializer_function_ser_schema(
+                lambda ref: ref.as_reference() if ref.kind != "literal" else "(write-only)"
+            ),
+        )
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return dict(SECRET_REFERENCE_SCHEMA)
+
+
+SECRET_REFERENCE_SCHEMA: dict[str, Any] = {
+    "title": "SecretReference",
+    "description": "A write-only value, read from an environment variable or a file "
+    "(relative to the YAML file). Literal values are not allowed.",
+    "oneOf": [
+        {
+            "type": "object",
+            "properties": {"env": {"type": "string", "minLength": 1}},
+            "required": ["env"],
+            "additionalProperties": False,
+        },
+        {
+            "type": "object",
+            "properties": {"file": {"type": "string", "minLength": 1}},
+            "required": ["file"],
+            "additionalProperties": False,
+        },
+    ],
+}
+
+
+def _validate_secret_ref(value: Any, info: ValidationInfo) -> SecretRef:
+    if isinstance(value, SecretRef):
+        return value
+    if isinstance(value, dict) and len(value) == 1:
+        ((kind, name),) = value.items()
+        if kind in ("env", "file") and isinstance(name, str) and name:
+            return SecretRef(kind, name)
+    if isinstance(value, str) and info.context and info.context.get("wire"):
+        return SecretRef("literal", "", value)
+    # The message never includes the value: it may be a real secret typed by mistake.
+    raise PydanticCustomError(
+        "literal_secret",
+        "is write-only and must not be written in the file: use a reference such as "
+        "{env: NAME} or {file: path}",
+    )
+
+
+@dataclass(frozen=True)
+class Secret:
+    """Field marker: a write-only attribute, never returned by the API and never shown.
+
+    `encrypted_as` names the attribute the API returns instead (web folder, web proxy).
+    """
+
+    encrypted_as: str | None = None
+
+
+def _secret_check(check: Callable[[str], str | None]) -> AfterValidator:
+    """Apply `check` to a resolved secret's value; the error never echoes the value."""
+
+    def validate(ref: SecretRef | None) -> SecretRef | None:
+        if ref is not None and ref.resolved:
+            problem = check(ref.reveal())
+            if problem:
+                raise PydanticCustomError("secret_value", problem)
+        return ref
+
+    return AfterValidator(validate)
+
+
+def _latin1_32(value: str) -> str | None:
+    try:
+        encoded = value.encode("latin-1")
+    except UnicodeEncodeError:
+        return "must be 32 latin-1 characters (the value has characters outside latin-1)"
+    if len(encoded) != 32:
+        return f"must be exactly 32 latin-1 characters (the value has {len(encoded)})"
+    return None
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _basic_auth_part(value: str) -> str | None:
+    if ":" in value or _CONTROL.search(value):
+        return "must not contain ':' or control characters"
+    return None
+
+
+def _check_basic_auth_part(value: str | None) -> str | None:
+    problem = _basic_auth_part(value) if value is not None else None
+    if problem:
+        raise PydanticCustomError("basic_auth", problem)
+    return value
+
+
+# --------------------------------------------------------------------------- value types
+
+
+def _check_subdomain(value: str) -> str:
+    if not re.fullmatch(SUBDOMAIN_PATTERN, value):
+        raise PydanticCustomError(
+            "subdomain",
+            "must be a DNS label: lowercase letters, digits and inner hyphens, "
+            "at most 63 characters (got {value!r})",
+            {"value": value},
+        )
+    return value
+
+
+_DOMAIN = re.compile(r"^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+
+
+def _check_domain(value: str) -> str:
+    if not _DOMAIN.fullmatch(value):
+        raise PydanticCustomError(
+            "domain",
+            "must be a lowercase domain name such as images.example.com (got {value!r})",
+            {"value": value},
+        )
+    return value
+
+
+def _check_absolute_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise PydanticCustomError(
+            "absolute_url",
+            "must be an absolute http(s) URL (got {value!r})",
+            {"value": value},
+        )
+    return value
+
+
+Subdomain = Annotated[str, AfterValidator(_check_subdomain)]
+Domain = Annotated[str, AfterValidator(_check_domain)]
+AbsoluteUrl = Annotated[str, AfterValidator(_check_absolute_url)]
+NonEmpty = Annotated[str, Field(min_length=1)]
+BasicAuthPart = Annotated[str, AfterValidator(_check_basic_auth_part)]
+ParamValue = Union[str, int, float, bool]  # noqa: UP007 (pydantic reads this at runtime)
+
+RequiredSecret = Annotated[SecretRef, Secret()]
+BasicAuthPassword = Annotated[
+    SecretRef | None, Secret(encrypted_as="password_encrypted"), _secret_check(_basic_auth_part)
+]
+RequestHandshake = Annotated[
+    SecretRef | None, Secret(encrypted_as="request_handshake_encrypted"), _secret_check(_latin1_32)
+]
+RequestSigningKey = Annotated[
+    SecretRef | None,
+    Secret(encrypted_as="request_signing_key_encrypted"),
+    _secret_check(_latin1_32),
+]
+
+CacheTtlBehavior = Literal["respect_origin", "override_origin", "enforce_minimum"]
+RobotsTxt = Literal["origin", "allow-all", "disallow-all"]
+
+
+# --------------------------------------------------------------------------- deployments
+
+
+class DeploymentBase(BaseModel):
+    """Attributes every deployment type has, with the API's documented defaults."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Location fields and the credentials the API wants re-sent when one of them (or the
+    # type) changes; empty for origins without credentials.
+    LOCATION_FIELDS: ClassVar[frozenset[str]] = frozenset()
+    CREDENTIAL_FIELDS: ClassVar[frozenset[str]] = frozenset()
+
+    # Not declared means "not managed": the API rewrites it on every deployment.
+    annotation: str | None = None
+    cache_ttl_behavior: CacheTtlBehavior = "respect_origin"
+    cache_ttl_error: Annotated[int, Field(ge=CACHE_TTL_ERROR_MIN, le=CACHE_TTL_ERROR_MAX)] = 300
+    cache_ttl_value: Annotated[int, Field(ge=CACHE_TTL_VALUE_MIN, le=CACHE_TTL_VALUE_MAX)] = (
+        31536000
+    )
+    crossdomain_xml_enabled: bool = False
+    custom_domains: list[Domain] = Field(default_factory=list)
+    default_params: dict[str, ParamValue] = Field(default_factory=dict)
+    image_error: AbsoluteUrl | None = None
+    image_error_append_qs: bool = False
+    image_missing: AbsoluteUrl | None = None
+    image_missing_append_qs: bool = False
+    imgix_subdomains: Annotated[list[Subdomain], Field(min_length=1)]
+    secure_url_enabled: bool = False
+
+    @model_validator(mode="after")
+    def _hostnames(self) -> DeploymentBase:
+        total = len(self.imgix_subdomains) + len(self.custom_domains)
+        if total > MAX_HOSTNAMES:
+            raise PydanticCustomError(
+                "too_many_hostnames",
+                "imgix_subdomains and custom_domains may hold at most {limit} names "
+                "together (got {total})",
+                {"limit": MAX_HOSTNAMES, "total": total},
+            )
+        for field in ("imgix_subdomains", "custom_domains"):
+            names: list[str] = getattr(self, field)
+            repeated = sorted({n for n in names if names.count(n) > 1})
+            if repeated:
+                raise PydanticCustomError(
+                    "repeated_hostname",
+                    "{field} lists {names} more than once",
+                    {"field": field, "names": ", ".join(repeated)},
+                )
+        return self
+
+
+class S3Deployment(DeploymentBase):
+    """Amazon S3 origin."""
+
+    LOCATION_FIELDS = frozenset({"s3_bucket", "s3_prefix"})
+    CREDENTIAL_FIELDS = frozenset({"s3_access_key", "s3_secret_key"})
+
+    type: Literal["s3"]
+    s3_access_key: NonEmpty
+    s3_bucket: NonEmpty
+    s3_prefix: str | None = None
+    s3_secret_key: RequiredSecret
+    robots_txt: RobotsTxt = Field("origin", alias="robots.txt")
+
+
+class GcsDeployment(DeploymentBase):
+    """Google Cloud Storage origin."""
+
+    LOCATION_FIELDS = frozenset({"gcs_bucket", "gcs_prefix"})
+    CREDENTIAL_FIELDS = frozenset({"gcs_access_key", "gcs_secret_key"})
+
+    type: Literal["gcs"]
+    cache_ttl_behavior: CacheTtlBehavior = "enforce_minimum"
+    gcs_access_key: NonEmpty
+    gcs_bucket: NonEmpty
+    gcs_prefix: str | None = None
+    gcs_secret_key: RequiredSecret
+    robots_txt: RobotsTxt = Field("origin", alias="robots.txt")
+
+
+class AzureDeployment(DeploymentBase):
+    """Microsoft Azure storage origin."""
+
+    LOCATION_FIELDS = frozenset(
+        {"azure_account", "azure_bucket", "azure_prefix", "azure_service_type"}
+    )
+    CREDENTIAL_FIELDS = frozenset({"azure_sas_string"})
+
+    type: Literal["azure"]
+    azure_account: NonEmpty
+    azure_bucket: NonEmpty
+    azure_prefix: str | None = None
+    azure_sas_string: RequiredSecret
+    azure_service_type: Literal["blob", "file"]
+    robots_txt: RobotsTxt = Field("origin", alias="robots.txt")
+
+
+class WebFolderDeployment(DeploymentBase):
+    """Web folder origin: a base URL, with optional origin authentication."""
+
+    type: Literal["webfolder"]
+    webfolder_base_url: AbsoluteUrl
+    username: BasicAuthPart | None = None
+    password: BasicAuthPassword = None
+    request_handshake: RequestHandshake = None
+    request_signing_key: RequestSigningKey = None
+    robots_txt: RobotsTxt = Field("origin", alias="robots.txt")
+
+
+class WebProxyDeployment(DeploymentBase):
+    """Web proxy origin: full URLs are signed, so secure URLs are mandatory."""
+
+    type: Literal["webproxy"]
+    secure_url_enabled: bool = True
+    username: BasicAuthPart | None = None
+    password: BasicAuthPassword = None
+    request_handshake: RequestHandshake = None
+    request_signing_key: RequestSigningKey = None
+    robots_txt: Literal["allow-all", "disallow-all"] = Field("allow-all", alias="robots.txt")
+
+    @model_validator(mode="after")
+    def _secure_urls(self) -> WebProxyDeployment:
+        if not self.secure_url_enabled:
+            raise PydanticCustomError(
+                "webproxy_secure_url",
+                "web proxy sources must have secure_url_enabled: true",
+            )
+        return self
+
+
+class S3CompatibleDeployment(DeploymentBase):
+    """S3-compatible storage (DigitalOcean, Linode, Wasabi)."""
+
+    LOCATION_FIELDS = frozenset({"bucket_name", "endpoint_url", "region", "storage_provider"})
+    CREDENTIAL_FIELDS = frozenset({"access_key_id", "secret_key"})
+
+    type: Literal["s3_compatible"]
+    access_key_id: NonEmpty
+    bucket_name: NonEmpty
+    endpoint_url: AbsoluteUrl
+    region: NonEmpty
+    secret_key: RequiredSecret
+    storage_provider: Literal["DigitalOcean", "Linode", "Wasabi"]
+    robots_txt: RobotsTxt = Field("origin", alias="robots.txt")
+
+
+Deployment = Annotated[
+    S3Deployment
+    | GcsDeployment
+    | AzureDeployment
+    | WebFolderDeployment
+    | WebProxyDeployment
+    | S3CompatibleDeployment,
+    Field(discriminator="type"),
+]
+
+DEPLOYMENT_MODELS: dict[str, type[DeploymentBase]] = {
+    "s3": S3Deployment,
+    "gcs": GcsDeployment,
+    "azure": AzureDeployment,
+    "webfolder": WebFolderDeployment,
+    "webproxy": WebProxyDeployment,
+    "s3_compatible": S3CompatibleDeployment,
+}
+
+
+# --------------------------------------------------------------------------- sources
+
+
+class SourceSpec(BaseModel):
+    """One imgix Source as the file wants it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: NonEmpty
+    id: Annotated[str, Field(pattern=SOURCE_ID_PATTERN)] | None = None
+    enabled: bool = True
+    ignore_changes: list[str] = Field(default_factory=list)
+    deployment: Deployment
+
+    @model_validator(mode="after")
+    def _known_ignore_paths(self) -> SourceSpec:
+        known = set(comparable_paths(type(self.deployment)))
+        unknown = [path for path in self.ignore_changes if path not in known]
+        if unknown:
+            raise PydanticCustomError(
+                "ignore_changes",
+                "ignore_changes names {unknown}, which is not an attribute of a {type} "
+                "source (use name, enabled or deployment.<attribute>)",
+                {"unknown": ", ".join(unknown), "type": self.deployment.type},
+            )
+        return self
+
+
+class DesiredState(BaseModel):
+    """A whole desired-state file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: Literal[1]
+    sources: list[SourceSpec] = Field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- introspection
+
+
+def api_name(model: type[BaseModel], field: str) -> str:
+    """The API's name of a model field (`robots_txt` is `robots.txt`)."""
+    return model.model_fields[field].alias or field
+
+
+def deployment_fields(model: type[DeploymentBase]) -> Iterator[tuple[str, str]]:
+    """(python name, API name) of every attribute of a deployment model, `type` included."""
+    for name, info in model.model_fields.items():
+        yield name, info.alias or name
+
+
+def secret_fields(model: type[DeploymentBase]) -> dict[str, Secret]:
+    """API name to `Secret` marker for each write-only attribute of a deployment model."""
+    return {
+        info.alias or name: marker
+        for name, info in model.model_fields.items()
+        for marker in info.metadata
+        if isinstance(marker, Secret)
+    }
+
+
+def deployment_defaults(model: type[DeploymentBase]) -> dict[str, Any]:
+    """API name to documented default of each optional attribute (`annotation` excluded)."""
+    defaults: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        if info.is_required() or name == "annotation":
+            continue
+        defaults[info.alias or name] = info.get_default(call_default_factory=True)
+    return defaults
+
+
+def comparable_paths(model: type[DeploymentBase]) -> list[str]:
+    """Every path a plan can change for a source of this deployment type."""
+    return (
+        ["name", "enabled"]
+        + [f"deployment.{api}" for _, api in deployment_fields(model) if api != "type"]
+        + ["deployment.type"]
+    )
