@@ -52,13 +52,19 @@ class SecretRef:
     to read it, so every place that handles a secret value is easy to find.
     """
 
-    __slots__ = ("_value", "kind", "name")
+    __slots__ = ("_value", "kind", "name", "path")
 
     def __init__(
-        self, kind: Literal["env", "file", "literal"], name: str, value: str | None = None
+        self,
+        kind: Literal["env", "file", "literal"],
+        name: str,
+        value: str | None = None,
+        *,
+        path: str | None = None,
     ) -> None:
         self.kind = kind
-        self.name = name
+        self.name = name  # as written in the file: safe to show
+        self.path = path  # for `file`: the absolute path the loader resolved `name` to
         self._value = value
 
     @property
@@ -74,10 +80,16 @@ class SecretRef:
 
     def with_value(self, value: str | None) -> SecretRef:
         """Return the same reference carrying `value`."""
-        return SecretRef(self.kind, self.name, value)
+        return SecretRef(self.kind, self.name, value, path=self.path)
 
     def as_reference(self) -> dict[str, str]:
         """The reference as written in the file (`{"env": NAME}`), safe to print and save."""
+        return {self.kind: self.name}
+
+    def locator(self) -> dict[str, str]:
+        """Where to read the value again later (a saved plan applied from another cwd)."""
+        if self.kind == "file":
+            return {"file": self.path or self.name}
         return {self.kind: self.name}
 
     def __str__(self) -> str:
