@@ -1,0 +1,249 @@
+"""Executing a plan: staleness checks, secret resolution, concurrent writes, the report.
+
+The applier never re-plans: it sends exactly the writes the plan holds. Everything that
+can refuse (a destructive action without permission, a stale saved plan, a secret that
+cannot be read) is checked before the first write, so a refusal writes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from reconciler import redact
+from reconciler.live import LiveSource
+from reconciler.plan import Action, Plan
+
+
+class ApplyRefused(Exception):
+    """Nothing was written: the plan may not be applied as it is (exit 1)."""
+
+
+class StalePlan(Exception):
+    """Nothing was written: live sources changed since the plan was made (exit 4)."""
+
+
+class SourcesApi(Protocol):
+    """What the applier needs of the API client."""
+
+    async def list_sources(self) -> list[LiveSource]: ...
+    async def get_source(self, source_id: str) -> LiveSource: ...
+    async def create_source(self, attributes: dict[str, Any]) -> LiveSource: ...
+    async def update_source(self, source_id: str, attributes: dict[str, Any]) -> LiveSource: ...
+
+
+Outcome = Literal["applied", "failed", "skipped"]
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    """What happened to one action."""
+
+    action: str
+    source: str
+    key: str
+    outcome: Outcome
+    source_id: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class ApplyReport:
+    """Every action's outcome, in plan order."""
+
+    results: list[ActionResult] = field(default_factory=list)
+    writes: int = 0
+
+    @property
+    def failed(self) -> list[ActionResult]:
+        """Actions that did not fully apply (failed, or skipped because a dependency failed)."""
+        return [r for r in self.results if r.outcome != "applied"]
+
+    @property
+    def ok(self) -> bool:
+        """Whether every action applied."""
+        return not self.failed
+
+    @property
+    def touched_ids(self) -> list[str]:
+        """Ids of the sources that were written."""
+        return [r.source_id for r in self.results if r.source_id and r.outcome == "applied"]
+
+
+# --------------------------------------------------------------------------- preflight
+
+
+def check_permissions(plan: Plan, *, allow_disable: bool) -> None:
+    """Refuse a plan that disables live sources unless the user allowed it."""
+    destructive = [a.source for a in plan.actions if a.destructive]
+    if destructive and not allow_disable:
+        names = ", ".join(sorted(destructive))
+        raise ApplyRefused(
+            f"the plan disables live sources ({names}); re-run with --allow-disable "
+            "to let it, or set enabled: true in the file"
+        )
+
+
+def check_fresh(plan: Plan, live: Sequence[LiveSource]) -> None:
+    """Refuse a saved plan whose touched sources changed since it was made."""
+    by_id = {source.id: source for source in live}
+    taken = {host: source for source in live for host in source.hostnames}
+    stale: list[str] = []
+    for action in plan.actions:
+        if action.id is not None:
+            now = by_id.get(action.id)
+            if now is None:
+                stale.append(f"{action.source} ({action.id}) no longer exists")
+            elif now.fingerprint() != action.live_fingerprint:
+                stale.append(f"{action.source} ({action.id}) changed")
+        else:
+            claimed = sorted(_claimed_hostnames(action) & taken.keys())
+            if claimed:
+                stale.append(f"{action.source}: {', '.join(claimed)} now taken")
+    if stale:
+        raise StalePlan(
+            "the saved plan is stale, nothing was written: "
+            + "; ".join(stale)
+            + ". Run plan again and review the new plan."
+        )
+
+
+def _claimed_hostnames(action: Action) -> set[str]:
+    deployment = action.writes[0].get("deployment") if action.writes else None
+    if not isinstance(deployment, dict):
+        return set()
+    hosts: set[str] = set()
+    for key in ("imgix_subdomains", "custom_domains"):
+        values = deployment.get(key)
+        if isinstance(values, list):
+            hosts.update(v for v in values if isinstance(v, str))
+    return hosts
+
+
+# --------------------------------------------------------------------------- secrets
+
+
+class SecretResolver:
+    """Reads the secret placeholders of a plan's writes from the environment or files."""
+
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        self._environ = os.environ if environ is None else environ
+
+    def value(self, locator: Mapping[str, Any]) -> str:
+        """The value behind `{"env": NAME}` or `{"file": PATH}`; registered for redaction."""
+        if "env" in locator:
+            name = str(locator["env"])
+            if name not in self._environ:
+                raise ApplyRefused(f"environment variable {name} is not set (a secret reference)")
+            value = self._environ[name]
+        elif "file" in locator:
+            path = Path(str(locator["file"]))
+            try:
+                value = path.read_text(encoding="utf-8").rstrip("\r\n")
+            except OSError as error:
+                raise ApplyRefused(f"cannot read secret file {path}: {error.strerror}") from None
+        else:
+            raise ApplyRefused(f"unknown secret reference {sorted(locator)}")
+        redact.register(value)
+        return value
+
+    def resolve(self, body: Any) -> Any:
+        """A copy of `body` with every `{"secret": locator}` placeholder replaced by its value."""
+        if isinstance(body, dict):
+            if set(body) == {"secret"} and isinstance(body["secret"], dict):
+                return self.value(body["secret"])
+            return {key: self.resolve(value) for key, value in body.items()}
+        if isinstance(body, list):
+            return [self.resolve(item) for item in body]
+        return body
+
+
+# --------------------------------------------------------------------------- execution
+
+
+async def apply_plan(
+    plan: Plan,
+    api: SourcesApi,
+    *,
+    resolver: SecretResolver,
+    allow_disable: bool = False,
+    saved: bool = False,
+    on_result: Callable[[ActionResult], None] | None = None,
+) -> ApplyReport:
+    """Apply `plan`; refusals raise before any write, per-action failures are reported."""
+    check_permissions(plan, allow_disable=allow_disable)
+    bodies = {action.key: [resolver.resolve(w) for w in action.writes] for action in plan.actions}
+    if saved:
+        check_fresh(plan, await api.list_sources())
+
+    done: dict[str, asyncio.Event] = {a.key: asyncio.Event() for a in plan.actions}
+    results: dict[str, ActionResult] = {}
+    writes = 0
+
+    async def run(action: Action) -> None:
+        nonlocal writes
+        for dependency in action.depends_on:
+            if dependency in done:
+                await done[dependency].wait()
+        blocked = [d for d in action.depends_on if d in results and results[d].outcome != "applied"]
+        if blocked:
+            result = ActionResult(
+                action.action,
+                action.source,
+                action.key,
+                "skipped",
+                action.id,
+                f"not attempted: it waits for {', '.join(blocked)}, which did not apply",
+            )
+        else:
+            source_id = action.id
+            try:
+                for body in bodies[action.key]:
+                    if source_id is None:
+                        created = await api.create_source(body)
+                        source_id = created.id
+                    else:
+                        await api.update_source(source_id, body)
+                    writes += 1
+                result = ActionResult(action.action, action.source, action.key, "applied", source_id)
+            except Exception as error:  # one failed action must not stop the others
+                message = redact.scrub(str(error)) or type(error).__name__
+                result = ActionResult(
+                    action.action, action.source, action.key, "failed", source_id, message
+                )
+        results[action.key] = result
+        done[action.key].set()
+        if on_result is not None:
+            on_result(result)
+
+    await asyncio.gather(*(run(action) for action in plan.actions))
+    return ApplyReport([results[a.key] for a in plan.actions], writes)
+
+
+async def wait_until_deployed(
+    api: SourcesApi,
+    source_ids: Sequence[str],
+    *,
+    interval: float = 2.0,
+    timeout: float = 600.0,
+    sleep: Callable[[float], Any] = asyncio.sleep,
+    on_status: Callable[[LiveSource], None] | None = None,
+) -> list[str]:
+    """Poll until every source is deployed (or disabled); return the ids still deploying."""
+    pending = list(dict.fromkeys(source_ids))
+    waited = 0.0
+    while pending:
+        sources = await asyncio.gather(*(api.get_source(source_id) for source_id in pending))
+        for source in sources:
+            if on_status is not None:
+                on_status(source)
+        pending = [s.id for s in sources if s.deployment_status not in ("deployed", "disabled")]
+        if not pending or waited >= timeout:
+            break
+        await sleep(interval)
+        waited += interval
+    return pending

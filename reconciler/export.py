@@ -1,0 +1,88 @@
+"""Live sources as a desired-state file that plans to no changes.
+
+Attributes equal to the documented default are left out (omitted means default), the
+API-rewritten `annotation` is not managed, and each secret becomes an `{env: NAME}`
+reference with a generated name, since the API never returns the value.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from ruamel.yaml import YAML
+
+from reconciler.live import LiveSource
+from reconciler.specs import DEPLOYMENT_MODELS, deployment_defaults, deployment_fields, secret_fields
+
+SCHEMA_LINE = (
+    "# yaml-language-server: $schema=https://raw.githubusercontent.com/"
+    "imgix-reconciler/imgix-reconciler/main/schemas/sources.schema.json"
+)
+
+
+def secret_variable(source: LiveSource, field: str, taken: set[str]) -> str:
+    """A readable, unique environment variable name for one secret of one source."""
+    slug = re.sub(r"[^A-Z0-9]+", "_", source.name.upper()).strip("_") or "SOURCE"
+    name = f"{slug}_{field.upper()}"
+    if name in taken:
+        name = f"{slug}_{source.id[-6:].upper()}_{field.upper()}"
+    taken.add(name)
+    return name
+
+
+def exported_source(source: LiveSource, taken: set[str]) -> dict[str, Any]:
+    """One live source as a spec mapping."""
+    spec: dict[str, Any] = {"name": source.name, "id": source.id}
+    if not source.enabled:
+        spec["enabled"] = False
+    model = DEPLOYMENT_MODELS.get(source.type or "")
+    if model is None:  # an unknown or missing type: keep what the API said, verbatim
+        spec["deployment"] = dict(source.deployment)
+        return spec
+    defaults = deployment_defaults(model)
+    secrets = secret_fields(model)
+    deployment: dict[str, Any] = {"type": source.type}
+    for _, api in deployment_fields(model):
+        if api in ("type", "annotation"):
+            continue
+        if api in secrets:
+            marker = secrets[api]
+            required = model.model_fields[_python_name(model, api)].is_required()
+            if required or (marker.encrypted_as and source.deployment.get(marker.encrypted_as)):
+                deployment[api] = {"env": secret_variable(source, api, taken)}
+            continue
+        if api not in source.deployment:
+            continue
+        value = source.deployment[api]
+        if api in defaults and value == defaults[api]:
+            continue
+        deployment[api] = value
+    spec["deployment"] = deployment
+    return spec
+
+
+def _python_name(model: type[Any], api: str) -> str:
+    for name, alias in deployment_fields(model):
+        if alias == api:
+            return name
+    return api
+
+
+def export_document(live: Sequence[LiveSource]) -> dict[str, Any]:
+    """The desired-state document for `live`, sources ordered by name then id."""
+    taken: set[str] = set()
+    ordered = sorted(live, key=lambda s: (s.name, s.id))
+    return {"version": 1, "sources": [exported_source(s, taken) for s in ordered]}
+
+
+def export_yaml(live: Sequence[LiveSource]) -> str:
+    """The desired-state file text for `live`, with the editor schema line on top."""
+    yaml = YAML()
+    yaml.default_flow_style = False
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    buffer = io.StringIO()
+    yaml.dump(export_document(live), buffer)
+    return f"{SCHEMA_LINE}\n{buffer.getvalue()}"

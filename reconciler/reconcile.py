@@ -1,0 +1,186 @@
+"""The use cases end to end: connect, load, fetch, plan, apply.
+
+The CLI is a thin shell over these functions, and a library user calls them the same way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from reconciler.applier import (
+    ActionResult,
+    ApplyReport,
+    SecretResolver,
+    apply_plan,
+    wait_until_deployed,
+)
+from reconciler.client import DEFAULT_API_URL, ImgixClient
+from reconciler.live import LiveSource
+from reconciler.loader import LoadedState, load
+from reconciler.plan import Plan, compute_digest
+from reconciler.planner import PlanOptions, plan
+
+API_KEY_VARIABLE = "IMGIX_API_KEY"
+API_URL_VARIABLE = "IMGIX_API_URL"
+FINGERPRINT_KEY_VARIABLE = "IMGIX_RECONCILER_FINGERPRINT_KEY"
+
+
+class ConfigurationError(Exception):
+    """The command cannot start: a missing key, a bad URL (exit 1)."""
+
+
+@dataclass(frozen=True)
+class Connection:
+    """Where the API is and how to reach it."""
+
+    api_url: str
+    api_key: str
+    transport: httpx.AsyncBaseTransport | None = None
+
+    def client(self) -> ImgixClient:
+        """A new client for this connection (use it as an async context manager)."""
+        return ImgixClient(api_key=self.api_key, base_url=self.api_url, transport=self.transport)
+
+
+def connect(
+    api_url: str | None, *, emulator: bool = False, environ: Mapping[str, str] | None = None
+) -> Connection:
+    """The connection a command asked for: the in-process emulator, or a real API URL."""
+    environ = os.environ if environ is None else environ
+    if emulator:
+        from reconciler.emulator import EMULATOR_API_KEY, create_app, seeded_store
+
+        app = create_app(seeded_store())
+        return Connection("http://emulator", EMULATOR_API_KEY, httpx.ASGITransport(app=app))
+    url = api_url or environ.get(API_URL_VARIABLE) or DEFAULT_API_URL
+    if not url.startswith(("http://", "https://")):
+        raise ConfigurationError(f"--api-url must be an http(s) URL (got {url!r})")
+    key = environ.get(API_KEY_VARIABLE, "").strip()
+    if not key:
+        raise ConfigurationError(
+            f"{API_KEY_VARIABLE} is not set: export an imgix API key with the Sources "
+            "permission (it is read from the environment only, never from an option)"
+        )
+    return Connection(url, key)
+
+
+def fingerprint_key(connection: Connection, environ: Mapping[str, str] | None = None) -> bytes:
+    """The HMAC key for secret fingerprints.
+
+    `IMGIX_RECONCILER_FINGERPRINT_KEY` when set; otherwise derived from the API key, which
+    every run that writes already holds. The trade-off of the fallback: rotating the API
+    key changes every fingerprint, so the next apply re-sends every secret once.
+    """
+    environ = os.environ if environ is None else environ
+    explicit = environ.get(FINGERPRINT_KEY_VARIABLE)
+    if explicit:
+        return explicit.encode()
+    return hmac.new(
+        connection.api_key.encode(), b"imgix-reconciler fingerprint key", hashlib.sha256
+    ).digest()
+
+
+@dataclass(frozen=True)
+class PlanResult:
+    """A plan with the inputs it was made from."""
+
+    plan: Plan
+    desired: LoadedState
+    live: list[LiveSource]
+
+
+async def plan_files(
+    files: Sequence[Path],
+    connection: Connection,
+    *,
+    targets: Sequence[str] = (),
+    resend_secrets: bool = False,
+    environ: Mapping[str, str] | None = None,
+) -> PlanResult:
+    """Load the files, list the live sources and plan."""
+    desired = load(files, environ=environ)
+    async with connection.client() as client:
+        live = await client.list_sources()
+    options = PlanOptions(
+        fingerprint_key=fingerprint_key(connection, environ),
+        resend_secrets=resend_secrets,
+        targets=frozenset(targets),
+    )
+    return PlanResult(plan(desired.state, live, options), desired, live)
+
+
+async def list_live(connection: Connection) -> list[LiveSource]:
+    """Every live source of the account."""
+    async with connection.client() as client:
+        return await client.list_sources()
+
+
+class PlanFileError(Exception):
+    """A saved plan that cannot be read or was edited after it was made (exit 1)."""
+
+
+def is_plan_file(path: Path) -> bool:
+    """Whether `path` holds a saved plan document rather than a desired-state file."""
+    if path.suffix == ".json":
+        return True
+    try:
+        with path.open("rb") as handle:
+            return handle.read(64).lstrip().startswith(b"{")
+    except OSError:
+        return False
+
+
+def read_plan_file(path: Path) -> Plan:
+    """A saved plan, checked against its own digest so an edited plan is never applied."""
+    try:
+        plan = Plan.model_validate_json(path.read_bytes())
+    except ValueError as error:
+        first = str(error).splitlines()[0]
+        raise PlanFileError(f"{path}: not a plan document written by `plan --out` ({first})")
+    if compute_digest(plan.actions) != plan.digest:
+        raise PlanFileError(f"{path}: the actions do not match the plan's digest (edited?)")
+    return plan
+
+
+def drift_findings(result: Plan, *, require_marker: bool = False) -> list[str]:
+    """Why live state differs from the files; empty when in sync."""
+    findings = [f"{action.action} {action.source}" for action in result.actions]
+    for notice in result.notices:
+        if notice.kind == "encrypted_changed" or (
+            require_marker and notice.kind == "deployed_outside"
+        ):
+            findings.append(f"{notice.source}: {notice.detail}")
+    return findings
+
+
+async def apply_with_report(
+    result: Plan,
+    connection: Connection,
+    *,
+    allow_disable: bool = False,
+    saved: bool = False,
+    wait: bool = False,
+    environ: Mapping[str, str] | None = None,
+    on_result: Callable[[ActionResult], None] | None = None,
+    on_status: Callable[[LiveSource], None] | None = None,
+) -> ApplyReport:
+    """Apply a plan with one paced client; with `wait`, poll until touched sources deploy."""
+    async with connection.client() as client:
+        report = await apply_plan(
+            result,
+            client,
+            resolver=SecretResolver(environ),
+            allow_disable=allow_disable,
+            saved=saved,
+            on_result=on_result,
+        )
+        if wait and report.touched_ids:
+            await wait_until_deployed(client, report.touched_ids, on_status=on_status)
+    return report
