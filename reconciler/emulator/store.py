@@ -1,0 +1,371 @@
+"""The emulated account: its sources and every rule the API enforces on them.
+
+No HTTP here: methods take parsed values, return JSON:API resource objects (as the
+response will show them) and raise `ApiProblem`s. `app.py` is the HTTP face of it.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from reconciler.emulator.deployments import (
+    DASHBOARD_ANNOTATION,
+    encrypt,
+    merged_deployment,
+    model_for,
+    new_deployment,
+    public_deployment,
+    requested_deployment,
+    require_credentials,
+    validated,
+    written_secrets,
+)
+from reconciler.emulator.errors import (
+    BadRequest,
+    Forbidden,
+    InjectedFailure,
+    NotFound,
+    Unauthorized,
+)
+from reconciler.emulator.limits import Clock, Faults, RateLimiter, RateLimits
+from reconciler.emulator.listing import Page, Resource, parse_query, select
+from reconciler.specs import (
+    DEPLOYMENT_MODELS,
+    NonEmpty,
+    deployment_defaults,
+    deployment_fields,
+    secret_fields,
+)
+
+EMULATOR_API_KEY = "ak_" + "0123456789abcdef" * 4
+API_KEY_PATTERN = re.compile(r"ak_[0-9a-f]{64}")
+AUTH_DETAIL = "A valid API key is required and could not be determined."
+STATE_VERSION = 1
+
+WRITABLE = frozenset({"name", "enabled", "deployment"})
+READ_ONLY = frozenset({"date_deployed", "deployment_status", "secure_url_token"})
+HOSTNAME_FIELDS = {"imgix_subdomains": "imgix subdomain", "custom_domains": "custom domain"}
+
+_NAME = TypeAdapter(NonEmpty)
+# Every attribute of any type that a filter may name (secrets never: they are not shown).
+FILTERABLE = {
+    api
+    for model in DEPLOYMENT_MODELS.values()
+    for _, api in deployment_fields(model)
+    if api not in secret_fields(model)
+} | {"allows_upload", "annotation"}
+
+
+@dataclass(frozen=True)
+class LoggedRequest:
+    """One request the emulator answered, for tests to inspect."""
+
+    method: str
+    path: str
+    query: str
+    status: int
+    body: Any  # the parsed JSON body, or None
+
+
+@dataclass
+class StoredSource:
+    """A source as the account holds it, secrets included."""
+
+    id: str
+    name: str
+    enabled: bool
+    deployment: dict[str, Any]
+    encrypted: dict[str, str] = field(default_factory=dict)
+    secure_url_token: str | None = None
+    date_deployed: int = 0
+    deploy_started: float = 0.0
+
+
+class SourceStore:
+    """An imgix account's sources and the API's rules, with injectable time and chance."""
+
+    def __init__(
+        self,
+        *,
+        clock: Clock = time.time,
+        deploy_delay: float = 5.0,
+        limits: RateLimits | None = None,
+        faults: Faults | None = None,
+        rng: random.Random | None = None,
+        max_page_size: int = 100,
+        pagination_meta: bool = True,
+    ) -> None:
+        self.clock = clock
+        self.deploy_delay = deploy_delay
+        self.limits = limits or RateLimits()
+        self.faults = faults or Faults()
+        self.rng = rng or random.Random()
+        self.max_page_size = max_page_size
+        self.pagination_meta = pagination_meta
+        self.sources: dict[str, StoredSource] = {}
+        self.request_log: list[LoggedRequest] = []
+        self.unprivileged_keys: set[str] = set()
+        # Hostnames other accounts hold: uniqueness is global, not per account.
+        self.foreign_hostnames: set[str] = set()
+        # Called after every committed write (the server persists the state there).
+        self.on_commit: Callable[[SourceStore], None] | None = None
+        self._limiter = RateLimiter(clock)
+        self._lock = threading.RLock()
+
+    # ------------------------------------------------------------------ requests
+
+    def authorize(self, authorization: str | None) -> None:
+        """Accept `Bearer ak_<64 hex>`; 401 otherwise, 403 for a key without permission."""
+        scheme, _, key = (authorization or "").strip().partition(" ")
+        key = key.strip()
+        if scheme.lower() != "bearer" or not API_KEY_PATTERN.fullmatch(key):
+            raise Unauthorized(AUTH_DETAIL)
+        if key in self.unprivileged_keys:
+            raise Forbidden("This API key does not have the Sources permission.")
+
+    def admit(self) -> None:
+        """Count a request against the per-second limit, then draw an injected error."""
+        with self._lock:
+            self._limiter.admit_request(self.limits)
+            if self.faults.draw_error(self.rng):
+                raise InjectedFailure("An unexpected error occurred (injected fault).")
+
+    def lose_response(self) -> bool:
+        """Whether the write just committed should lose its response (injected fault)."""
+        with self._lock:
+            return self.faults.draw_lost_response(self.rng)
+
+    def new_request_id(self) -> str:
+        with self._lock:
+            return self._hex(32)
+
+    def log(self, entry: LoggedRequest) -> None:
+        with self._lock:
+            self.request_log.append(entry)
+
+    # ------------------------------------------------------------------ reads
+
+    def list_sources(self, params: Mapping[str, str]) -> Page:
+        """One page of sources, filtered and sorted as the query asks."""
+        with self._lock:
+            query = parse_query(params, self.max_page_size, FILTERABLE)
+            return select([self.resource(s) for s in self.sources.values()], query)
+
+    def get_source(self, source_id: str) -> Resource:
+        with self._lock:
+            return self.resource(self._find(source_id))
+
+    def resource(self, source: StoredSource) -> Resource:
+        """The JSON:API resource object a response shows for a source (no secret values)."""
+        attributes: dict[str, Any] = {
+            "name": source.name,
+            "enabled": source.enabled,
+            "deployment_status": self.status(source),
+            "date_deployed": source.date_deployed,
+            "deployment": public_deployment(source.deployment, source.encrypted),
+        }
+        if source.secure_url_token is not None:
+            attributes["secure_url_token"] = source.secure_url_token
+        return {"id": source.id, "type": "sources", "attributes": attributes}
+
+    def status(self, source: StoredSource) -> str:
+        """`disabled`, `deploying` for `deploy_delay` seconds after a deployment, `deployed`."""
+        if not source.enabled:
+            return "disabled"
+        if self.clock() < source.deploy_started + self.deploy_delay:
+            return "deploying"
+        return "deployed"
+
+    # ------------------------------------------------------------------ writes
+
+    def create_source(self, attributes: object) -> Resource:
+        """Create and deploy a source; `attributes` is the request's attributes object."""
+        with self._lock:
+            self._limiter.check_create(self.limits)
+            wanted = self._writable(attributes)
+            for required in ("name", "deployment"):
+                if required not in wanted:
+                    raise BadRequest(f"{required} is required.")
+            deployment = new_deployment(requested_deployment(wanted["deployment"]))
+            self._check_hostnames(deployment, owner=None)
+            source = StoredSource(
+                id=self._hex(24),
+                name=wanted["name"],
+                enabled=wanted.get("enabled", True),
+                deployment=deployment,
+            )
+            self._deploy(source, written_secrets(deployment, wanted["deployment"]))
+            self.sources[source.id] = source
+            self._limiter.record_create()
+            self._commit()
+            return self.resource(source)
+
+    def update_source(self, source_id: str, attributes: object) -> Resource:
+        """Apply a partial update; a changed deployment merges in and redeploys."""
+        with self._lock:
+            source = self._find(source_id)
+            self._limiter.check_update(self.limits)
+            wanted = self._writable(attributes)
+            self._check_disabled(source, wanted)
+            deployment, written = source.deployment, []
+            if "deployment" in wanted:
+                requested = requested_deployment(wanted["deployment"])
+                require_credentials(source.deployment, requested)
+                deployment = merged_deployment(source.deployment, requested)
+                self._check_hostnames(deployment, owner=source.id)
+                written = written_secrets(deployment, requested)
+                if (
+                    "annotation" not in requested
+                    and not written
+                    and _same(deployment, source.deployment)
+                ):
+                    deployment = source.deployment
+            enabling = wanted.get("enabled") is True and not source.enabled
+            redeploy = deployment is not source.deployment or enabling
+            source.name = wanted.get("name", source.name)
+            source.enabled = wanted.get("enabled", source.enabled)
+            source.deployment = deployment
+            if redeploy:
+                self._deploy(source, written)
+            self._limiter.record_update()
+            self._commit()
+            return self.resource(source)
+
+    def dashboard_redeploy(self, source_id: str, deployment_changes: Mapping[str, Any]) -> None:
+        """Change a source the way the imgix dashboard does: no API checks, a new annotation."""
+        with self._lock:
+            source = self._find(source_id)
+            source.deployment = {
+                **source.deployment,
+                **deployment_changes,
+                "annotation": DASHBOARD_ANNOTATION,
+            }
+            self._deploy(source, written_secrets(source.deployment, dict(deployment_changes)))
+            self._commit()
+
+    # ------------------------------------------------------------------ state
+
+    def to_json(self) -> dict[str, Any]:
+        """The whole account, secrets included (the `--state` file of the emulator)."""
+        with self._lock:
+            return {
+                "version": STATE_VERSION,
+                "sources": [vars(source).copy() for source in self.sources.values()],
+            }
+
+    def load_json(self, state: Mapping[str, Any]) -> None:
+        """Add the sources of a state document; omitted attributes take their defaults."""
+        with self._lock:
+            if state.get("version") != STATE_VERSION:
+                raise ValueError(f"unsupported emulator state version {state.get('version')!r}")
+            for entry in state.get("sources", []):
+                self._restore(entry)
+
+    def _restore(self, entry: Mapping[str, Any]) -> None:
+        model = model_for(entry["deployment"].get("type"))
+        deployment = validated({**deployment_defaults(model), **entry["deployment"]})
+        self._check_hostnames(deployment, owner=entry.get("id"))
+        now = self.clock()
+        date_deployed = int(entry.get("date_deployed", now - self.deploy_delay))
+        source = StoredSource(
+            id=entry.get("id") or self._hex(24),
+            name=entry["name"],
+            enabled=entry.get("enabled", True),
+            deployment=deployment,
+            encrypted=dict(entry.get("encrypted", {})),
+            secure_url_token=entry.get("secure_url_token"),
+            date_deployed=date_deployed,
+            deploy_started=float(entry.get("deploy_started", date_deployed)),
+        )
+        pending = [name for name in written_secrets(deployment, deployment)]
+        self._seal(source, [name for name in pending if name not in source.encrypted])
+        self.sources[source.id] = source
+
+    # ------------------------------------------------------------------ rules
+
+    def _find(self, source_id: str) -> StoredSource:
+        source = self.sources.get(source_id)
+        if source is None:
+            raise NotFound(f"No source with id {source_id}.")
+        return source
+
+    @staticmethod
+    def _writable(attributes: object) -> dict[str, Any]:
+        if not isinstance(attributes, dict):
+            raise BadRequest("data.attributes must be an object.")
+        for key in sorted(attributes.keys() - WRITABLE):
+            if key in READ_ONLY:
+                raise BadRequest(f"{key} is read-only.")
+            raise BadRequest(f"{key} is not an attribute of sources.")
+        if "name" in attributes:
+            try:
+                _NAME.validate_python(attributes["name"], strict=True)
+            except ValidationError:
+                raise BadRequest("name must be a non-empty string.") from None
+        if "enabled" in attributes and not isinstance(attributes["enabled"], bool):
+            raise BadRequest("enabled must be a boolean.")
+        return dict(attributes)
+
+    @staticmethod
+    def _check_disabled(source: StoredSource, wanted: dict[str, Any]) -> None:
+        if source.enabled or wanted.get("enabled") is True:
+            return
+        others = sorted(wanted.keys() - {"enabled"})
+        if others:
+            raise BadRequest(
+                f"Source {source.id} is disabled: it cannot change {', '.join(others)} "
+                "unless enabled is set to true in the same request."
+            )
+
+    def _check_hostnames(self, deployment: dict[str, Any], *, owner: str | None) -> None:
+        for field_name, label in HOSTNAME_FIELDS.items():
+            taken = set(self.foreign_hostnames)
+            for other in self.sources.values():
+                if other.id != owner:
+                    taken.update(other.deployment.get(field_name) or [])
+            for hostname in deployment[field_name]:
+                if hostname in taken:
+                    raise BadRequest(
+                        f"deployment.{field_name}: the {label} {hostname} is already in use "
+                        "by another source."
+                    )
+
+    def _deploy(self, source: StoredSource, written: list[str]) -> None:
+        now = self.clock()
+        source.date_deployed = int(now)
+        source.deploy_started = now
+        self._seal(source, written)
+
+    def _seal(self, source: StoredSource, written: list[str]) -> None:
+        """Refresh what derives from secrets: encrypted values and the secure URL token."""
+        secrets = secret_fields(model_for(source.deployment["type"]))
+        for name in written:
+            if secrets[name].encrypted_as:
+                source.encrypted[name] = encrypt(self.rng)
+        for name in list(source.encrypted):
+            if name not in secrets or source.deployment.get(name) is None:
+                del source.encrypted[name]
+        if not source.deployment.get("secure_url_enabled"):
+            source.secure_url_token = None
+        elif source.secure_url_token is None:
+            source.secure_url_token = self._hex(32)
+
+    def _commit(self) -> None:
+        if self.on_commit is not None:
+            self.on_commit(self)
+
+    def _hex(self, length: int) -> str:
+        return f"{self.rng.getrandbits(4 * length):0{length}x}"
+
+
+def _same(left: dict[str, Any], right: dict[str, Any]) -> bool:
+    """Equal deployments, apart from the annotation the API rewrites."""
+    return {**left, "annotation": None} == {**right, "annotation": None}

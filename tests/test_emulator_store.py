@@ -1,0 +1,575 @@
+"""The emulator's rules, without HTTP: SourceStore raises domain errors, returns resources."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reconciler.emulator import Faults, RateLimits, SourceStore, seeded_store
+from reconciler.emulator.deployments import DASHBOARD_ANNOTATION, DEFAULT_ANNOTATION
+from reconciler.emulator.errors import (
+    BadRequest,
+    Forbidden,
+    InjectedFailure,
+    NotFound,
+    RateLimited,
+    Unauthorized,
+)
+from reconciler.emulator.limits import ManualClock
+from reconciler.specs import DEPLOYMENT_MODELS, deployment_defaults, secret_fields
+
+HANDSHAKE = "h" * 32
+SIGNING_KEY = "k" * 32
+
+# One minimal valid deployment per type; secret values are recognisable so a test can
+# prove they never come back.
+MINIMAL: dict[str, dict[str, Any]] = json.loads(
+    (Path(__file__).parent / "fixtures" / "emulator-deployments.json").read_text()
+)
+SECRET_VALUES = ("s3-SECRET", "gcs-SECRET", "sas-SECRET", "pw-SECRET", "wasabi-SECRET")
+
+
+def deployment(kind: str, subdomain: str = "img", **extra: Any) -> dict[str, Any]:
+    return {"type": kind, "imgix_subdomains": [subdomain], **MINIMAL[kind], **extra}
+
+
+def create(store: SourceStore, kind: str = "s3", name: str = "Photos", **extra: Any) -> str:
+    created = store.create_source({"name": name, "deployment": deployment(kind, **extra)})
+    return str(created["id"])
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def store(clock: ManualClock) -> SourceStore:
+    off = RateLimits(per_second=None, creates_per_hour=None, updates_per_hour=None)
+    return SourceStore(clock=clock, rng=random.Random(1), limits=off, deploy_delay=5.0)
+
+
+# --------------------------------------------------------------------------- create
+
+
+@pytest.mark.parametrize("kind", sorted(MINIMAL))
+def test_create_fills_documented_defaults_and_deploys(
+    store: SourceStore, clock: ManualClock, kind: str
+) -> None:
+    created = store.create_source({"name": "Photos", "deployment": deployment(kind)})
+    attributes = created["attributes"]
+    shown = attributes["deployment"]
+    for name, default in deployment_defaults(DEPLOYMENT_MODELS[kind]).items():
+        if name not in MINIMAL[kind] and name not in secret_fields(DEPLOYMENT_MODELS[kind]):
+            assert shown[name] == default, name
+    assert re.fullmatch(r"[0-9a-f]{24}", created["id"])
+    assert attributes["enabled"] is True
+    assert attributes["deployment_status"] == "deploying"
+    assert attributes["date_deployed"] == int(clock.now)
+    assert shown["annotation"] == DEFAULT_ANNOTATION
+
+
+@pytest.mark.parametrize("kind", sorted(MINIMAL))
+def test_secret_values_are_never_returned(store: SourceStore, kind: str) -> None:
+    source_id = create(store, kind)
+    shown = json.dumps([store.get_source(source_id), store.list_sources({}).resources])
+    for value in (*SECRET_VALUES, HANDSHAKE, SIGNING_KEY):
+        assert value not in shown
+    for name in secret_fields(DEPLOYMENT_MODELS[kind]):
+        assert name not in store.get_source(source_id)["attributes"]["deployment"]
+
+
+@pytest.mark.parametrize("missing", ["name", "deployment"])
+def test_create_requires_name_and_deployment(store: SourceStore, missing: str) -> None:
+    attributes = {"name": "Photos", "deployment": deployment("s3")}
+    del attributes[missing]
+    with pytest.raises(BadRequest, match=f"{missing} is required"):
+        store.create_source(attributes)
+
+
+@pytest.mark.parametrize(
+    ("attributes", "message"),
+    [
+        ({"name": "", "deployment": deployment("s3")}, "name must be a non-empty string"),
+        ({"name": 3, "deployment": deployment("s3")}, "name must be a non-empty string"),
+        ({"name": "n", "enabled": "yes", "deployment": deployment("s3")}, "enabled must be"),
+        ({"name": "n", "tags": [], "deployment": deployment("s3")}, "tags is not an attribute"),
+        (
+            {"name": "n", "deployment_status": "deployed", "deployment": deployment("s3")},
+            "read-only",
+        ),
+        ({"name": "n", "secure_url_token": "t", "deployment": deployment("s3")}, "read-only"),
+        ({"name": "n", "deployment": deployment("s3", allows_upload=True)}, "read-only"),
+        ({"name": "n", "deployment": {"imgix_subdomains": ["a"]}}, "deployment.type must be"),
+        ({"name": "n", "deployment": "s3"}, "deployment must be an object"),
+        ("not an object", "attributes must be an object"),
+    ],
+)
+def test_create_rejects_malformed_attributes(
+    store: SourceStore, attributes: Any, message: str
+) -> None:
+    with pytest.raises(BadRequest, match=message):
+        store.create_source(attributes)
+    assert store.sources == {}
+
+
+def test_names_are_not_unique(store: SourceStore) -> None:
+    create(store, name="Same", subdomain="one")
+    create(store, name="Same", subdomain="two")
+    assert [r["attributes"]["name"] for r in store.list_sources({}).resources] == ["Same"] * 2
+
+
+# --------------------------------------------------------------------------- constraints
+
+# (type, attribute, bad value, words of the error): every constraint of the reference.
+CONSTRAINTS = [
+    ("s3", "cache_ttl_value", 1799, "greater than or equal to 1800"),
+    ("s3", "cache_ttl_value", 31536001, "less than or equal to 31536000"),
+    ("s3", "cache_ttl_error", 0, "greater than or equal to 1"),
+    ("s3", "cache_ttl_error", 31536001, "less than or equal to 31536000"),
+    ("s3", "cache_ttl_value", "3600", "must be a valid integer"),
+    ("s3", "cache_ttl_behavior", "forever", "respect_origin"),
+    ("s3", "imgix_subdomains", [], "at least 1 item"),
+    ("s3", "imgix_subdomains", ["Bad_Label"], "must be a DNS label"),
+    ("s3", "imgix_subdomains", ["a" * 64], "must be a DNS label"),
+    ("s3", "imgix_subdomains", ["dup", "dup"], "more than once"),
+    ("s3", "custom_domains", ["not a domain"], "must be a lowercase domain name"),
+    ("s3", "image_error", "/relative.png", "absolute http(s) URL"),
+    ("s3", "image_missing", "ftp://x.example/a.png", "absolute http(s) URL"),
+    ("s3", "default_params", ["auto"], "valid dictionary"),
+    ("s3", "secure_url_enabled", "yes", "valid boolean"),
+    ("s3", "robots.txt", "sometimes", "origin"),
+    ("s3", "s3_bucket", "", "at least 1 character"),
+    ("s3", "s3_secret_key", 7, "must be a string"),
+    ("azure", "azure_service_type", "table", "'blob' or 'file'"),
+    ("s3_compatible", "storage_provider", "Backblaze", "DigitalOcean"),
+    ("s3_compatible", "endpoint_url", "s3.example", "absolute http(s) URL"),
+    ("webfolder", "webfolder_base_url", "origin.example", "absolute http(s) URL"),
+    ("webfolder", "username", "user:name", "must not contain ':'"),
+    ("webfolder", "password", "pass:word", "must not contain ':'"),
+    ("webfolder", "request_handshake", "x" * 31, "exactly 32 latin-1 characters"),
+    ("webproxy", "request_signing_key", "\u20ac" * 32, "latin-1"),
+    ("webproxy", "robots.txt", "origin", "'allow-all' or 'disallow-all'"),
+    ("webproxy", "secure_url_enabled", False, "must have secure_url_enabled: true"),
+    ("gcs", "s3_bucket", "b", "is not an attribute of gcs sources"),
+]
+
+
+@pytest.mark.parametrize(("kind", "attribute", "value", "words"), CONSTRAINTS)
+def test_every_attribute_constraint_is_enforced(
+    store: SourceStore, kind: str, attribute: str, value: Any, words: str
+) -> None:
+    with pytest.raises(BadRequest) as refused:
+        store.create_source({"name": "n", "deployment": deployment(kind, **{attribute: value})})
+    assert words in refused.value.detail
+    assert "deployment" in refused.value.detail
+    if attribute in secret_fields(DEPLOYMENT_MODELS[kind]):
+        assert str(value) not in refused.value.detail
+
+
+def test_at_most_100_hostnames(store: SourceStore) -> None:
+    names = {"imgix_subdomains": [f"s{i}" for i in range(60)]}
+    names["custom_domains"] = [f"d{i}.example.com" for i in range(41)]
+    with pytest.raises(BadRequest, match="at most 100 names"):
+        store.create_source({"name": "n", "deployment": {**deployment("s3"), **names}})
+    names["custom_domains"].pop()
+    store.create_source({"name": "n", "deployment": {**deployment("s3"), **names}})
+
+
+def test_required_fields_of_the_type_are_required(store: SourceStore) -> None:
+    with pytest.raises(BadRequest) as refused:
+        store.create_source({"name": "n", "deployment": {"type": "s3", "imgix_subdomains": ["a"]}})
+    for name in ("s3_access_key", "s3_bucket", "s3_secret_key"):
+        assert f"deployment.{name} is required" in refused.value.detail
+
+
+# --------------------------------------------------------------------------- hostnames
+
+
+@pytest.mark.parametrize(
+    ("field", "claimed"),
+    [("imgix_subdomains", ["taken"]), ("custom_domains", ["img.taken.example"])],
+)
+def test_hostnames_are_globally_unique(store: SourceStore, field: str, claimed: list[str]) -> None:
+    create(store, subdomain="first", **{field: claimed} if field == "custom_domains" else {})
+    if field == "imgix_subdomains":
+        create(store, subdomain="taken")
+    with pytest.raises(BadRequest, match=re.escape(claimed[0]) + " is already in use"):
+        store.create_source(
+            {"name": "n", "deployment": {**deployment("gcs", subdomain="other"), field: claimed}}
+        )
+
+
+def test_hostnames_of_other_accounts_are_taken(store: SourceStore) -> None:
+    store.foreign_hostnames.add("elsewhere")
+    with pytest.raises(BadRequest, match="elsewhere is already in use"):
+        create(store, subdomain="elsewhere")
+
+
+def test_a_source_may_keep_its_own_hostnames(store: SourceStore) -> None:
+    source_id = create(store, subdomain="mine")
+    updated = store.update_source(source_id, {"deployment": {"imgix_subdomains": ["mine", "b"]}})
+    assert updated["attributes"]["deployment"]["imgix_subdomains"] == ["mine", "b"]
+
+
+# --------------------------------------------------------------------------- update
+
+
+def test_partial_update_merges_and_lists_replace_whole(store: SourceStore) -> None:
+    source_id = create(store, default_params={"auto": "format", "q": 75}, custom_domains=[])
+    store.update_source(source_id, {"deployment": {"default_params": {"fm": "webp"}}})
+    updated = store.update_source(source_id, {"enabled": True})
+    shown = updated["attributes"]["deployment"]
+    assert shown["default_params"] == {"fm": "webp"}
+    assert shown["s3_bucket"] == "b"
+    assert updated["attributes"]["name"] == "Photos"
+
+
+def test_name_only_update_does_not_redeploy(store: SourceStore, clock: ManualClock) -> None:
+    source_id = create(store)
+    clock.advance(60)
+    updated = store.update_source(source_id, {"name": "Renamed"})
+    assert updated["attributes"]["deployment_status"] == "deployed"
+    assert updated["attributes"]["date_deployed"] == int(clock.now) - 60
+
+
+def test_deployment_change_redeploys_and_rewrites_annotation(
+    store: SourceStore, clock: ManualClock
+) -> None:
+    source_id = create(store, annotation="first")
+    clock.advance(60)
+    updated = store.update_source(source_id, {"deployment": {"cache_ttl_value": 3600}})
+    attributes = updated["attributes"]
+    assert attributes["deployment_status"] == "deploying"
+    assert attributes["date_deployed"] == int(clock.now)
+    assert attributes["deployment"]["annotation"] == DEFAULT_ANNOTATION
+    kept = store.update_source(source_id, {"deployment": {"annotation": "mine"}})
+    assert kept["attributes"]["deployment"]["annotation"] == "mine"
+
+
+def test_unknown_source_is_not_found(store: SourceStore) -> None:
+    with pytest.raises(NotFound):
+        store.update_source("0" * 24, {"enabled": True})
+    with pytest.raises(NotFound):
+        store.get_source("0" * 24)
+
+
+MOVED = {
+    "azure_service_type": "file",
+    "storage_provider": "Linode",
+    "endpoint_url": "https://moved.example",
+}
+LOCATIONS = [
+    (kind, field)
+    for kind, model in DEPLOYMENT_MODELS.items()
+    for field in sorted(model.LOCATION_FIELDS)
+]
+
+
+@pytest.mark.parametrize(("kind", "field"), LOCATIONS)
+def test_moving_an_origin_requires_its_credentials(
+    store: SourceStore, kind: str, field: str
+) -> None:
+    source_id = create(store, kind)
+    moved = MOVED.get(field, "moved")
+    with pytest.raises(BadRequest, match=f"Changing deployment.{field} requires"):
+        store.update_source(source_id, {"deployment": {field: moved}})
+    credentials = {name: MINIMAL[kind][name] for name in DEPLOYMENT_MODELS[kind].CREDENTIAL_FIELDS}
+    updated = store.update_source(source_id, {"deployment": {field: moved, **credentials}})
+    assert updated["attributes"]["deployment"][field] == moved
+
+
+def test_resending_the_same_location_needs_no_credentials(store: SourceStore) -> None:
+    source_id = create(store, "s3")
+    store.update_source(source_id, {"deployment": {"s3_bucket": "b", "cache_ttl_value": 3600}})
+
+
+def test_changing_type_requires_the_new_types_fields_and_credentials(store: SourceStore) -> None:
+    source_id = create(store, "webfolder")
+    with pytest.raises(BadRequest, match=r"Changing deployment\.type requires"):
+        store.update_source(source_id, {"deployment": {"type": "s3", "s3_bucket": "b"}})
+    with pytest.raises(BadRequest, match=r"deployment\.s3_bucket is required"):
+        store.update_source(
+            source_id,
+            {"deployment": {"type": "s3", "s3_access_key": "AK", "s3_secret_key": "x"}},
+        )
+    updated = store.update_source(source_id, {"deployment": {"type": "s3", **MINIMAL["s3"]}})
+    shown = updated["attributes"]["deployment"]
+    assert shown["type"] == "s3"
+    assert "webfolder_base_url" not in shown
+    assert shown["imgix_subdomains"] == ["img"]
+
+
+def test_webproxy_refuses_insecure_urls_on_update(store: SourceStore) -> None:
+    source_id = create(store, "webproxy")
+    with pytest.raises(BadRequest, match="secure_url_enabled: true"):
+        store.update_source(source_id, {"deployment": {"secure_url_enabled": False}})
+
+
+# --------------------------------------------------------------------------- disabled
+
+
+def test_a_disabled_source_changes_only_when_enabled_too(
+    store: SourceStore, clock: ManualClock
+) -> None:
+    source_id = create(store)
+    disabled = store.update_source(source_id, {"enabled": False})
+    assert disabled["attributes"]["deployment_status"] == "disabled"
+    for change in (
+        {"name": "x"},
+        {"deployment": {"cache_ttl_value": 3600}},
+        {"enabled": False, "name": "x"},
+    ):
+        with pytest.raises(BadRequest, match="is disabled"):
+            store.update_source(source_id, change)
+    clock.advance(60)
+    enabled = store.update_source(source_id, {"enabled": True, "name": "x"})
+    assert enabled["attributes"]["deployment_status"] == "deploying"
+    assert enabled["attributes"]["name"] == "x"
+
+
+def test_a_source_may_be_created_disabled(store: SourceStore) -> None:
+    created = store.create_source({"name": "n", "enabled": False, "deployment": deployment("s3")})
+    assert created["attributes"]["deployment_status"] == "disabled"
+
+
+# --------------------------------------------------------------------------- deployment status
+
+
+def test_deploying_becomes_deployed_after_the_delay(store: SourceStore, clock: ManualClock) -> None:
+    source_id = create(store)
+    clock.advance(4.9)
+    assert store.get_source(source_id)["attributes"]["deployment_status"] == "deploying"
+    clock.advance(0.1)
+    assert store.get_source(source_id)["attributes"]["deployment_status"] == "deployed"
+
+
+# --------------------------------------------------------------------------- secrets
+
+
+@pytest.mark.parametrize("kind", ["webfolder", "webproxy"])
+def test_encrypted_values_change_on_every_write(store: SourceStore, kind: str) -> None:
+    source_id = create(store, kind, request_handshake=HANDSHAKE)
+    first = store.get_source(source_id)["attributes"]["deployment"]
+    assert first["request_handshake_encrypted"].startswith("enc:")
+    assert first["request_handshake_set"] is True
+    store.update_source(source_id, {"deployment": {"cache_ttl_value": 3600}})
+    same = store.get_source(source_id)["attributes"]["deployment"]
+    assert same["request_handshake_encrypted"] == first["request_handshake_encrypted"]
+    store.update_source(source_id, {"deployment": {"request_handshake": HANDSHAKE}})
+    rewritten = store.get_source(source_id)["attributes"]["deployment"]
+    assert rewritten["request_handshake_encrypted"] != first["request_handshake_encrypted"]
+    cleared = store.update_source(source_id, {"deployment": {"request_handshake": None}})
+    shown = cleared["attributes"]["deployment"]
+    assert shown["request_handshake_encrypted"] is None
+    assert shown["request_handshake_set"] is False
+
+
+def test_secure_url_token_follows_secure_url_enabled(store: SourceStore) -> None:
+    source_id = create(store)
+    assert "secure_url_token" not in store.get_source(source_id)["attributes"]
+    on = store.update_source(source_id, {"deployment": {"secure_url_enabled": True}})
+    token = on["attributes"]["secure_url_token"]
+    assert re.fullmatch(r"[0-9a-f]{32}", token)
+    again = store.update_source(source_id, {"deployment": {"cache_ttl_value": 3600}})
+    assert again["attributes"]["secure_url_token"] == token
+    off = store.update_source(source_id, {"deployment": {"secure_url_enabled": False}})
+    assert "secure_url_token" not in off["attributes"]
+
+
+def test_stored_secrets_are_the_values_sent(store: SourceStore) -> None:
+    source_id = create(store, "s3")
+    store.update_source(source_id, {"deployment": {"s3_secret_key": "rotated"}})
+    assert store.sources[source_id].deployment["s3_secret_key"] == "rotated"
+
+
+# --------------------------------------------------------------------------- dashboard
+
+
+def test_dashboard_redeploy_rewrites_the_annotation(store: SourceStore, clock: ManualClock) -> None:
+    source_id = create(store)
+    clock.advance(60)
+    store.dashboard_redeploy(source_id, {"cache_ttl_value": 7200})
+    attributes = store.get_source(source_id)["attributes"]
+    assert attributes["deployment"]["cache_ttl_value"] == 7200
+    assert attributes["deployment"]["annotation"] == DASHBOARD_ANNOTATION
+    assert attributes["deployment_status"] == "deploying"
+
+
+# --------------------------------------------------------------------------- listing
+
+
+def test_list_filters_sorts_and_pages(store: SourceStore, clock: ManualClock) -> None:
+    for index, kind in enumerate(["s3", "gcs", "s3", "webfolder"]):
+        clock.advance(10)
+        create(store, kind, name=f"n{3 - index}", subdomain=f"sub{index}")
+    store.update_source(_id(store, "n0"), {"enabled": False})
+
+    def names(params: dict[str, str]) -> list[str]:
+        return [r["attributes"]["name"] for r in store.list_sources(params).resources]
+
+    assert names({"filter[deployment.type]": "s3"}) == ["n3", "n1"]
+    assert names({"filter[deployment.type]": "gcs,webfolder"}) == ["n2", "n0"]
+    assert names({"filter[enabled]": "false"}) == ["n0"]
+    assert names({"filter[name]": "n2"}) == ["n2"]
+    assert names({"filter[deployment.imgix_subdomains]": "sub3"}) == ["n0"]
+    assert names({"sort": "name"}) == ["n0", "n1", "n2", "n3"]
+    assert names({"sort": "-date_deployed"}) == ["n0", "n1", "n2", "n3"]
+    assert names({"sort": "enabled,name"}) == ["n0", "n1", "n2", "n3"]
+    assert names({"sort": "name", "page[size]": "3", "page[number]": "1"}) == ["n3"]
+
+
+def _id(store: SourceStore, name: str) -> str:
+    return next(s.id for s in store.sources.values() if s.name == name)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"sort": "deployment.type"},
+        {"filter[deployment.s3_secret_key]": "x"},
+        {"filter[bogus]": "x"},
+        {"page[size]": "0"},
+        {"page[number]": "-1"},
+        {"page[size]": "ten"},
+        {"unknown": "1"},
+    ],
+)
+def test_list_rejects_unknown_queries(store: SourceStore, params: dict[str, str]) -> None:
+    with pytest.raises(BadRequest):
+        store.list_sources(params)
+
+
+def test_page_size_is_clamped_and_described(clock: ManualClock) -> None:
+    store = SourceStore(clock=clock, rng=random.Random(2), max_page_size=3)
+    for index in range(7):
+        create(store, subdomain=f"s{index}")
+    page = store.list_sources({"page[size]": "100", "page[number]": "1"})
+    assert len(page.resources) == 3
+    assert page.pagination == {
+        "currentPage": 1,
+        "pageSize": 3,
+        "totalPages": 3,
+        "totalRecords": 7,
+        "hasNextPage": True,
+        "hasPreviousPage": True,
+        "nextPage": 2,
+        "previousPage": 0,
+    }
+    assert len(store.list_sources({}).resources) == 3
+
+
+def test_sparse_fields(store: SourceStore) -> None:
+    create(store)
+    (resource,) = store.list_sources({"fields[sources]": "name,deployment.type"}).resources
+    assert resource["attributes"] == {"name": "Photos", "deployment": {"type": "s3"}}
+
+
+# --------------------------------------------------------------------------- access and limits
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        None,
+        "",
+        "Bearer",
+        "Bearer ak_123",
+        "Basic " + "a" * 64,
+        "Bearer ak_" + "G" * 64,
+        "ak_" + "a" * 64,
+    ],
+)
+def test_malformed_keys_are_unauthorized(store: SourceStore, header: str | None) -> None:
+    with pytest.raises(Unauthorized, match="A valid API key is required"):
+        store.authorize(header)
+
+
+def test_keys_without_the_sources_permission_are_forbidden(store: SourceStore) -> None:
+    key = "ak_" + "b" * 64
+    store.authorize(f"Bearer {key}")
+    store.unprivileged_keys.add(key)
+    with pytest.raises(Forbidden):
+        store.authorize(f"Bearer {key}")
+
+
+def test_per_second_limit(store: SourceStore, clock: ManualClock) -> None:
+    store.limits = RateLimits(per_second=4)
+    for _ in range(4):
+        store.admit()
+    with pytest.raises(RateLimited) as limited:
+        store.admit()
+    assert limited.value.retry_after == 1
+    clock.advance(1.0)
+    store.admit()
+
+
+@pytest.mark.parametrize("kind", ["creates", "updates"])
+def test_hourly_write_limits(store: SourceStore, clock: ManualClock, kind: str) -> None:
+    store.limits = RateLimits(per_second=None, creates_per_hour=2, updates_per_hour=2)
+    source_id = create(store, subdomain="first")
+
+    def write(index: int) -> None:
+        if kind == "creates":
+            create(store, subdomain=f"s{index}")
+        else:
+            store.update_source(source_id, {"name": f"n{index}"})
+
+    write(1)
+    if kind == "updates":
+        write(2)
+    clock.advance(600)
+    with pytest.raises(RateLimited, match=f"source {kind} per hour") as limited:
+        write(3)
+    assert limited.value.retry_after == 3000
+    clock.advance(3000)
+    write(4)
+
+
+def test_injected_errors(store: SourceStore) -> None:
+    store.faults = Faults(error_rate=1.0)
+    with pytest.raises(InjectedFailure):
+        store.admit()
+    store.faults = Faults(lost_response_rate=1.0)
+    assert store.lose_response()
+    store.faults = Faults()
+    assert not store.lose_response()
+
+
+# --------------------------------------------------------------------------- state
+
+
+def test_state_round_trips_with_secrets(store: SourceStore, clock: ManualClock) -> None:
+    create(store, "webfolder", subdomain="w", secure_url_enabled=True)
+    create(store, "s3_compatible", subdomain="c")
+    restored = SourceStore(clock=clock, rng=random.Random(9))
+    restored.load_json(json.loads(json.dumps(store.to_json())))
+    assert restored.list_sources({}).resources == store.list_sources({}).resources
+    assert restored.to_json() == store.to_json()
+
+
+def test_on_commit_sees_every_write(store: SourceStore) -> None:
+    commits: list[int] = []
+    store.on_commit = lambda committed: commits.append(len(committed.sources))
+    source_id = create(store)
+    store.update_source(source_id, {"name": "x"})
+    store.dashboard_redeploy(source_id, {})
+    assert commits == [1, 1, 1]
+
+
+def test_seeded_store_holds_the_example_live_state() -> None:
+    store = seeded_store(rng=random.Random(3))
+    sources = {s.name: s for s in store.sources.values()}
+    assert set(sources) == {"Marketing assets", "Blog", "Archive", "Legacy CDN"}
+    assert sources["Marketing assets"].deployment["type"] == "gcs"
+    assert sources["Blog"].deployment["type"] == "webfolder"
+    assert sources["Archive"].enabled is False
+    assert {r["attributes"]["deployment_status"] for r in store.list_sources({}).resources} == {
+        "deployed",
+        "disabled",
+    }
