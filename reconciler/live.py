@@ -3,7 +3,9 @@
 Unknown keys are ignored at every level (the API adds fields over time): the top level
 keeps only what the reconciler reads, and `deployment` is kept as returned, because the
 planner compares only the attributes the spec models know. `secure_url_token` is a
-secret the reconciler never needs, so it is not kept at all.
+secret the reconciler never needs, so it is not kept at all. A listed source may lack
+parts of what the reference promises (seen in the wild): a missing or null attribute
+takes its default instead of failing the whole listing.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import hashlib
 import json
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 
 class LiveSource(BaseModel):
@@ -26,6 +28,19 @@ class LiveSource(BaseModel):
     deployment_status: str | None = None
     date_deployed: int | None = None
     deployment: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("name", "enabled", "deployment", mode="before")
+    @classmethod
+    def _null_is_default(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None:
+            return cls.model_fields[info.field_name or ""].get_default(call_default_factory=True)
+        return value
+
+    @field_validator("date_deployed", mode="before")
+    @classmethod
+    def _whole_seconds(cls, value: Any) -> Any:
+        # Some responses carry a fractional Unix timestamp; seconds are all a plan shows.
+        return int(value) if isinstance(value, float) else value
 
     @classmethod
     def from_resource(cls, resource: dict[str, Any]) -> LiveSource:

@@ -1,0 +1,575 @@
+"""The imgix Management API client: async httpx, JSON:API, pacing, retries and errors.
+
+Every call is paced to the documented rate limits (`Pacing`) and retried on 429, 5xx and
+lost connections with exponential backoff and full jitter within a deadline
+(`RetryPolicy`); a `Retry-After` header wins over the computed backoff. Creating a
+source has no idempotency key, so a create whose outcome is unknown is looked up by its
+first subdomain before it is sent again: one spec, at most one source.
+
+Exceptions:
+
+    ClientError                 anything this module raises
+    ├── ApiError                the API answered with an error (status, title, detail,
+    │   │                       request_id, source_id)
+    │   └── AuthError           401 or 403: the API key is rejected or under-privileged
+    ├── TransportError          no response came, after every retry
+    └── DeadlineExceeded        retrying would pass the deadline
+
+No message, log line or repr holds a request body or the API key: bodies carry secrets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
+from dataclasses import dataclass
+from http import HTTPStatus
+from types import TracebackType
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import httpx
+from pydantic import ValidationError
+
+from reconciler.live import LiveSource
+from reconciler.pacing import Clock, Pacer, Pacing, RequestKind, RetryPolicy, Sleep, retry_after
+from reconciler.specs import DEPLOYMENT_MODELS, secret_fields
+
+__all__ = [
+    "DEFAULT_API_URL",
+    "PAGE_SIZE",
+    "ApiError",
+    "AuthError",
+    "ClientError",
+    "DeadlineExceeded",
+    "ImgixClient",
+    "Pacing",
+    "RetryPolicy",
+    "TransportError",
+]
+
+DEFAULT_API_URL = "https://api.imgix.com"
+PAGE_SIZE = 100
+JSON_API = "application/vnd.api+json"
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+# A create answered with one of these may have been committed before the server failed.
+UNKNOWN_OUTCOME_STATUSES = frozenset({500, 502, 503, 504})
+# Mistakes of ours (a URL that is not http(s), an unsendable header): retrying cannot help.
+NOT_TRANSIENT = (httpx.UnsupportedProtocol, httpx.LocalProtocolError)
+# How many list pages may be in flight at once; the pacer decides when each is sent.
+LIST_CONCURRENCY = 8
+
+SECRET_ATTRIBUTES = frozenset(
+    name for model in DEPLOYMENT_MODELS.values() for name in secret_fields(model)
+) | {"secure_url_token"}
+
+logger = logging.getLogger("reconciler.client")
+
+T = TypeVar("T")
+
+_HEADER_SAFE = re.compile(r"[\x21-\x7e]+")
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class ClientError(Exception):
+    """Anything the client raises: its message is one sentence for the user."""
+
+
+class ApiError(ClientError):
+    """The API answered a request with an error."""
+
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        detail: str | None,
+        request_id: str | None,
+        source_id: str | None = None,
+    ) -> None:
+        self.status = status
+        self.title = title
+        self.detail = detail
+        self.request_id = request_id
+        self.source_id = source_id
+        super().__init__(self._sentence())
+
+    def _sentence(self) -> str:
+        about = f" for source {self.source_id}" if self.source_id else ""
+        detail = f": {self.detail}" if self.detail else ""
+        request = f" (request id {self.request_id})" if self.request_id else ""
+        return f"imgix API {self.status} {self.title}{about}{detail}{request}"
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(status={self.status!r}, title={self.title!r}, "
+            f"detail={self.detail!r}, request_id={self.request_id!r}, "
+            f"source_id={self.source_id!r})"
+        )
+
+
+class AuthError(ApiError):
+    """The API key was rejected (401) or lacks the Sources permission (403)."""
+
+    def _sentence(self) -> str:
+        if self.status == 401:
+            return "The API key was rejected (401): set IMGIX_API_KEY to a valid key."
+        return "The API key lacks the Sources permission (403)."
+
+
+class TransportError(ClientError):
+    """No response came from the API, after every retry."""
+
+
+class DeadlineExceeded(ClientError):
+    """Retrying would pass the retry deadline; `last_error` is why the last try failed."""
+
+    def __init__(self, message: str, last_error: ClientError) -> None:
+        super().__init__(message)
+        self.last_error = last_error
+
+
+# --------------------------------------------------------------------------- client
+
+
+@dataclass
+class _Budget:
+    """What is left for one logical call: its deadline, shared by any lookup it makes."""
+
+    deadline_at: float
+    attempt: int = 0
+
+
+@dataclass(frozen=True)
+class _Page:
+    number: int
+    resources: list[dict[str, Any]]
+    pagination: Mapping[str, Any]
+
+    def declared_size(self) -> int | None:
+        size = self.pagination.get("pageSize")
+        return size if isinstance(size, int) and size > 0 else None
+
+    def total_pages(self) -> int | None:
+        total = self.pagination.get("totalPages")
+        return total if isinstance(total, int) and total >= 0 else None
+
+    def has_next(self, size_hint: int) -> bool:
+        """Whether a page follows: the server's word when it gives one, else a full page."""
+        if not self.resources:
+            return False
+        has_next = self.pagination.get("hasNextPage")
+        if isinstance(has_next, bool):
+            return has_next
+        total = self.total_pages()
+        if total is not None:
+            return self.number + 1 < total
+        # No meta: a page smaller than the first one is the last (the server may clamp
+        # the size we asked for, so the first page is the measure, not `page[size]`).
+        return len(self.resources) >= size_hint
+
+
+Recover = Callable[[_Budget], Awaitable[dict[str, Any] | None]]
+
+
+class ImgixClient:
+    """An async client for the imgix Sources API; use it as `async with ImgixClient(...)`."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        base_url: str = DEFAULT_API_URL,
+        transport: httpx.AsyncBaseTransport | None = None,
+        pacing: Pacing = Pacing(),  # noqa: B008 - frozen dataclass, never mutated
+        retry: RetryPolicy | None = None,
+        sleep: Sleep = asyncio.sleep,
+        clock: Clock = time.monotonic,
+        timeout: float = 30.0,
+    ) -> None:
+        api_key = api_key.strip()
+        if not _HEADER_SAFE.fullmatch(api_key):
+            # Checked here because httpx would quote the bad header, key and all.
+            raise ClientError(
+                "The API key is empty or holds characters an HTTP header cannot carry: "
+                "set IMGIX_API_KEY to a valid key."
+            )
+        self._api_key = api_key
+        self._retry = retry or RetryPolicy()
+        self._sleep = sleep
+        self._clock = clock
+        self._pacer = Pacer(pacing, clock=clock, sleep=sleep)
+        self._list_slots = asyncio.Semaphore(LIST_CONCURRENCY)
+        self._http = httpx.AsyncClient(
+            base_url=base_url.rstrip("/") + "/api/v1/",
+            transport=transport,
+            timeout=httpx.Timeout(timeout),
+            headers={
+                "Authorization": f"Bearer {api_key}",
+                "Accept": JSON_API,
+                "Content-Type": JSON_API,
+                "User-Agent": "imgix-reconciler",
+            },
+        )
+
+    def __repr__(self) -> str:
+        return f"ImgixClient(base_url={str(self._http.base_url)!r})"
+
+    async def __aenter__(self) -> ImgixClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    # ----------------------------------------------------------------------- operations
+
+    async def list_sources(self) -> list[LiveSource]:
+        """Every source of the account, each once, in the order the API lists them."""
+        # Each page has the whole retry deadline: a long listing is not a slow one.
+        resources = await self._list_resources({}, None)
+        return [self._live(resource, "GET") for resource in resources]
+
+    async def get_source(self, source_id: str) -> LiveSource:
+        """One source by id."""
+        document = await self._call("GET", _source_path(source_id), source_id=source_id)
+        return self._live(document.get("data"), "GET", source_id)
+
+    async def create_source(self, attributes: dict[str, Any]) -> LiveSource:
+        """Create a source from JSON:API attributes (plain secret values), exactly once."""
+        body = {"data": {"type": "sources", "attributes": attributes}}
+        subdomain = _first_subdomain(attributes)
+        recover: Recover | None = None
+        if subdomain is not None:
+
+            async def recover(budget: _Budget) -> dict[str, Any] | None:
+                return await self._find_by_subdomain(subdomain, budget)
+
+        document = await self._call(
+            "POST", "sources", body=body, kind="create", recover=recover, secrets=attributes
+        )
+        return self._live(document.get("data"), "POST")
+
+    async def update_source(self, source_id: str, attributes: dict[str, Any]) -> LiveSource:
+        """Change a source: `attributes` may be partial (a partial deployment is merged)."""
+        body = {"data": {"id": source_id, "type": "sources", "attributes": attributes}}
+        document = await self._call(
+            "PATCH",
+            _source_path(source_id),
+            body=body,
+            kind="update",
+            source_id=source_id,
+            secrets=attributes,
+        )
+        return self._live(document.get("data"), "PATCH", source_id)
+
+    # ----------------------------------------------------------------------- listing
+
+    async def _list_resources(
+        self, filters: Mapping[str, str], budget: _Budget | None
+    ) -> list[dict[str, Any]]:
+        """Walk every page; fetch the rest at once when the first says how many there are."""
+        seen: dict[str, dict[str, Any]] = {}
+        first = await self._fetch_page(0, filters, budget)
+        _collect(seen, first)
+        last = first
+        total = first.total_pages()
+        if total is not None and total > 1:
+            rest = await _gather_or_cancel(
+                self._fetch_page(number, filters, budget) for number in range(1, total)
+            )
+            for page in rest:
+                _collect(seen, page)
+            last = rest[-1]
+        size_hint = first.declared_size() or len(first.resources)
+        # Sources created while listing push others onto pages past the announced end.
+        while last.has_next(size_hint):
+            page = await self._fetch_page(last.number + 1, filters, budget)
+            if not _collect(seen, page) and page.resources:
+                logger.debug("page %d held only sources already seen: stopping", page.number)
+                break
+            last = page
+        return list(seen.values())
+
+    async def _fetch_page(
+        self, number: int, filters: Mapping[str, str], budget: _Budget | None
+    ) -> _Page:
+        params = {"page[number]": str(number), "page[size]": str(PAGE_SIZE), **filters}
+        async with self._list_slots:
+            document = await self._call("GET", "sources", params=params, budget=budget)
+        data = document.get("data")
+        if not isinstance(data, list) or not all(
+            isinstance(item, dict) and isinstance(item.get("id"), str) for item in data
+        ):
+            raise _invalid_response("GET", "the list of sources is not a list of resources")
+        meta = document.get("meta")
+        pagination = meta.get("pagination") if isinstance(meta, dict) else None
+        return _Page(number, data, pagination if isinstance(pagination, dict) else {})
+
+    async def _find_by_subdomain(self, subdomain: str, budget: _Budget) -> dict[str, Any] | None:
+        """The source claiming `subdomain`, looked up after a create's outcome was lost."""
+        filters = {"filter[deployment.imgix_subdomains]": subdomain}
+        lookup_budget = _Budget(budget.deadline_at)
+        for resource in await self._list_resources(filters, lookup_budget):
+            attributes = resource.get("attributes") or {}
+            deployment = attributes.get("deployment") or {}
+            # Check by hand as well, in case the server ignores the filter.
+            if subdomain in (deployment.get("imgix_subdomains") or []):
+                logger.debug("found the source a lost create made: %s", resource["id"])
+                return {"data": resource}
+        return None
+
+    # ----------------------------------------------------------------------- requests
+
+    def _budget(self) -> _Budget:
+        return _Budget(self._clock() + self._retry.deadline)
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        body: dict[str, Any] | None = None,
+        kind: RequestKind = "read",
+        source_id: str | None = None,
+        recover: Recover | None = None,
+        secrets: Mapping[str, Any] | None = None,
+        budget: _Budget | None = None,
+    ) -> dict[str, Any]:
+        """Send one logical request, retrying as the policy allows; the success document."""
+        budget = budget if budget is not None else self._budget()
+        budget = _Budget(budget.deadline_at)
+        redact = _redactor(self._api_key, secrets)
+        outcome_unknown = False
+        while True:
+            budget.attempt += 1
+            outcome = await self._attempt(method, path, params, body, kind, budget.attempt)
+            if isinstance(outcome, httpx.Response) and outcome.status_code not in RETRY_STATUSES:
+                if outcome.is_success:
+                    return _document(outcome, method)
+                # A 400 for a taken subdomain after a lost create: that create did land.
+                if outcome_unknown and recover is not None and outcome.status_code == 400:
+                    found = await recover(budget)
+                    if found is not None:
+                        return found
+                raise _api_error(outcome, source_id, redact)
+            error = self._error_of(outcome, method, path, source_id, redact)
+            if isinstance(outcome, NOT_TRANSIENT):
+                raise error from outcome
+            await self._back_off(outcome, error, method, path, budget)
+            if _is_unknown_outcome(outcome) and recover is not None:
+                outcome_unknown = True
+                found = await recover(budget)
+                if found is not None:
+                    return found
+
+    async def _attempt(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None,
+        body: dict[str, Any] | None,
+        kind: RequestKind,
+        attempt: int,
+    ) -> httpx.Response | httpx.TransportError:
+        try:
+            async with self._pacer.slot(kind):
+                response = await self._http.request(method, path, params=params, json=body)
+        except httpx.TransportError as exc:
+            logger.debug("%s %s: %s (attempt %d)", method, path, type(exc).__name__, attempt)
+            return exc
+        logger.debug("%s %s: %d (attempt %d)", method, path, response.status_code, attempt)
+        return response
+
+    def _error_of(
+        self,
+        outcome: httpx.Response | httpx.TransportError,
+        method: str,
+        path: str,
+        source_id: str | None,
+        redact: Callable[[str], str],
+    ) -> ClientError:
+        if isinstance(outcome, httpx.Response):
+            return _api_error(outcome, source_id, redact)
+        reason = redact(str(outcome)) or "no detail"
+        return TransportError(
+            f"No response from the imgix API at {self._http.base_url.host} for {method} "
+            f"/api/v1/{path}: {type(outcome).__name__} ({reason})"
+        )
+
+    async def _back_off(
+        self,
+        outcome: httpx.Response | httpx.TransportError,
+        error: ClientError,
+        method: str,
+        path: str,
+        budget: _Budget,
+    ) -> None:
+        """Sleep before the next attempt, or raise when attempts or time have run out."""
+        if budget.attempt >= self._retry.attempts:
+            raise error
+        asked = retry_after(outcome.headers) if isinstance(outcome, httpx.Response) else None
+        wait = asked if asked is not None else self._retry.backoff(budget.attempt)
+        if isinstance(outcome, httpx.Response) and outcome.status_code == 429:
+            self._pacer.hold(wait)
+        remaining = budget.deadline_at - self._clock()
+        if wait > remaining:
+            raise DeadlineExceeded(
+                f"Gave up on {method} /api/v1/{path} after {budget.attempt} attempts: "
+                f"waiting {wait:.1f}s more would pass the {self._retry.deadline:g}s "
+                f"deadline. Last error: {error}",
+                error,
+            ) from error
+        logger.debug(
+            "%s %s: retrying in %.2fs (attempt %d of %d)",
+            method,
+            path,
+            wait,
+            budget.attempt,
+            self._retry.attempts,
+        )
+        await self._sleep(wait)
+
+    def _live(self, resource: object, method: str, source_id: str | None = None) -> LiveSource:
+        if not isinstance(resource, dict) or not isinstance(resource.get("id"), str):
+            raise _invalid_response(method, "no source resource in the response", source_id)
+        try:
+            return LiveSource.from_resource(resource)
+        except ValidationError as exc:
+            # Locations and messages only: pydantic's default text echoes input values.
+            problems = "; ".join(
+                f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
+                for error in exc.errors()
+            )
+            raise _invalid_response(method, problems, source_id) from None
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _source_path(source_id: str) -> str:
+    return "sources/" + quote(source_id, safe="")
+
+
+def _first_subdomain(attributes: Mapping[str, Any]) -> str | None:
+    deployment = attributes.get("deployment")
+    if not isinstance(deployment, dict):
+        return None
+    subdomains = deployment.get("imgix_subdomains")
+    if isinstance(subdomains, list) and subdomains and isinstance(subdomains[0], str):
+        return subdomains[0]
+    return None
+
+
+def _is_unknown_outcome(outcome: httpx.Response | httpx.TransportError) -> bool:
+    """Whether the server may have acted on a request we got no clear answer to."""
+    if isinstance(outcome, httpx.Response):
+        return outcome.status_code in UNKNOWN_OUTCOME_STATUSES
+    # A request that never connected was never sent.
+    return not isinstance(outcome, httpx.ConnectError | httpx.ConnectTimeout)
+
+
+def _collect(seen: dict[str, dict[str, Any]], page: _Page) -> int:
+    """Add a page's sources not seen yet; how many were new."""
+    new = 0
+    for resource in page.resources:
+        if resource["id"] not in seen:
+            seen[resource["id"]] = resource
+            new += 1
+    return new
+
+
+async def _gather_or_cancel(coroutines: Iterable[Coroutine[Any, Any, T]]) -> list[T]:
+    """Run concurrently; on the first failure cancel the rest and raise it."""
+    tasks = [asyncio.ensure_future(coroutine) for coroutine in coroutines]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+def _redactor(api_key: str, secrets: Mapping[str, Any] | None) -> Callable[[str], str]:
+    """Blank out the key and any secret value we sent, should the server echo one."""
+    values = {api_key} | _secret_values(secrets or {})
+    values = {value for value in values if len(value) >= 4}
+
+    def redact(text: str) -> str:
+        for value in sorted(values, key=len, reverse=True):
+            text = text.replace(value, "(redacted)")
+        return text
+
+    return redact
+
+
+def _secret_values(attributes: Mapping[str, Any]) -> set[str]:
+    deployment = attributes.get("deployment")
+    if not isinstance(deployment, dict):
+        return set()
+    return {
+        value
+        for name, value in deployment.items()
+        if name in SECRET_ATTRIBUTES and isinstance(value, str)
+    }
+
+
+def _document(response: httpx.Response, method: str) -> dict[str, Any]:
+    try:
+        document = response.json()
+    except ValueError:
+        document = None
+    if not isinstance(document, dict):
+        raise _invalid_response(
+            method, "the body is not a JSON object", status=response.status_code
+        )
+    return document
+
+
+def _invalid_response(
+    method: str, why: str, source_id: str | None = None, *, status: int = 200
+) -> ApiError:
+    return ApiError(status, "Invalid Response", f"{method}: {why}", None, source_id)
+
+
+def _api_error(
+    response: httpx.Response, source_id: str | None, redact: Callable[[str], str]
+) -> ApiError:
+    """The error an error response stands for: its first JSON:API error object."""
+    status = response.status_code
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    errors = body.get("errors") if isinstance(body, dict) else None
+    first = errors[0] if isinstance(errors, list) and errors and isinstance(errors[0], dict) else {}
+    title = first.get("title") if isinstance(first.get("title"), str) else None
+    detail = first.get("detail") if isinstance(first.get("detail"), str) else None
+    request_id = first.get("id") if isinstance(first.get("id"), str) else None
+    request_id = request_id or response.headers.get("x-request-id")
+    title = title or _reason(status)
+    error_class = AuthError if status in (401, 403) else ApiError
+    return error_class(
+        status, redact(title), redact(detail) if detail else None, request_id, source_id
+    )
+
+
+def _reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"

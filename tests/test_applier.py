@@ -1,0 +1,230 @@
+"""The applier against the emulator, with hand-written plans (the planner is tested apart)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+import pytest
+
+from reconciler.applier import (
+    ApplyRefused,
+    SecretResolver,
+    StalePlan,
+    apply_plan,
+    wait_until_deployed,
+)
+from reconciler.client import ImgixClient
+from reconciler.emulator import EMULATOR_API_KEY, SourceStore, create_app
+from reconciler.pacing import Pacing
+from reconciler.plan import Action, Plan, Summary, compute_digest
+from conftest import FakeClock
+
+SECRET = "applier-canary-secret-0123456789"
+
+
+def s3_deployment(subdomains: list[str], **extra: Any) -> dict[str, Any]:
+    return {
+        "type": "s3",
+        "s3_access_key": "AKIAEXAMPLE",
+        "s3_bucket": "bucket",
+        "s3_secret_key": {"secret": {"env": "APPLIER_SECRET"}},
+        "imgix_subdomains": subdomains,
+        **extra,
+    }
+
+
+def make_plan(*actions: Action) -> Plan:
+    listed = list(actions)
+    return Plan(
+        digest=compute_digest(listed),
+        summary=Summary(
+            create=sum(a.action == "create" for a in listed),
+            patch=sum(a.action == "patch" for a in listed),
+            unchanged=0,
+            unmanaged=0,
+        ),
+        actions=listed,
+    )
+
+
+def create(name: str, subdomains: list[str]) -> Action:
+    return Action(
+        action="create",
+        source=name,
+        id=None,
+        changes=[],
+        writes=[{"name": name, "enabled": True, "deployment": s3_deployment(subdomains)}],
+    )
+
+
+def seed(store: SourceStore, name: str, subdomains: list[str]) -> str:
+    deployment = s3_deployment(subdomains, s3_secret_key="seeded-secret-value")
+    return str(store.create_source({"name": name, "deployment": deployment})["id"])
+
+
+def patch(store: SourceStore, source_id: str, *writes: dict[str, Any], **fields: Any) -> Action:
+    from reconciler.live import LiveSource
+
+    live = LiveSource.from_resource(store.get_source(source_id))
+    return Action(
+        action="patch",
+        source=live.name,
+        id=source_id,
+        changes=[],
+        writes=list(writes),
+        live_fingerprint=live.fingerprint(),
+        **fields,
+    )
+
+
+def client_for(store: SourceStore, clock: FakeClock) -> ImgixClient:
+    return ImgixClient(
+        api_key=EMULATOR_API_KEY,
+        base_url="http://emulator",
+        transport=httpx.ASGITransport(app=create_app(store)),
+        pacing=Pacing(per_second=None, creates_per_hour=None, updates_per_hour=None),
+        clock=clock.time,
+        sleep=clock.sleep,
+    )
+
+
+def run(store: SourceStore, clock: FakeClock, plan: Plan, **options: Any) -> Any:
+    async def go() -> Any:
+        async with client_for(store, clock) as client:
+            return await apply_plan(
+                plan, client, resolver=SecretResolver({"APPLIER_SECRET": SECRET}), **options
+            )
+
+    return asyncio.run(go())
+
+
+def writes_in(store: SourceStore) -> list[tuple[str, str]]:
+    return [(r.method, r.path) for r in store.request_log if r.method in ("POST", "PATCH")]
+
+
+def test_applies_creates_and_patches_and_resolves_secrets_at_send_time(
+    emulator_store: SourceStore, fake_clock: FakeClock
+) -> None:
+    existing = seed(emulator_store, "Blog", ["acme-blog"])
+    plan = make_plan(
+        create("Products", ["acme-products"]),
+        patch(emulator_store, existing, {"deployment": {"cache_ttl_value": 86400}}),
+    )
+    report = run(emulator_store, fake_clock, plan)
+    assert report.ok and report.writes == 2
+    posted = next(r for r in emulator_store.request_log if r.method == "POST")
+    assert posted.body["data"]["attributes"]["deployment"]["s3_secret_key"] == SECRET
+    assert emulator_store.get_source(existing)["attributes"]["deployment"]["cache_ttl_value"] == (
+        86400
+    )
+
+
+def test_destructive_plan_is_refused_without_allow_disable_and_nothing_is_written(
+    emulator_store: SourceStore, fake_clock: FakeClock
+) -> None:
+    existing = seed(emulator_store, "Blog", ["acme-blog"])
+    emulator_store.request_log.clear()
+    plan = make_plan(patch(emulator_store, existing, {"enabled": False}, destructive=True))
+    with pytest.raises(ApplyRefused, match="--allow-disable"):
+        run(emulator_store, fake_clock, plan)
+    assert writes_in(emulator_store) == []
+    assert run(emulator_store, fake_clock, plan, allow_disable=True).ok
+
+
+def test_a_stale_saved_plan_is_refused_before_any_write(
+    emulator_store: SourceStore, fake_clock: FakeClock
+) -> None:
+    existing = seed(emulator_store, "Blog", ["acme-blog"])
+    plan = make_plan(
+        create("Products", ["acme-products"]),
+        patch(emulator_store, existing, {"deployment": {"cache_ttl_value": 86400}}),
+    )
+    emulator_store.dashboard_redeploy(existing, {"cache_ttl_value": 7200})
+    emulator_store.request_log.clear()
+    with pytest.raises(StalePlan, match="Blog .* changed"):
+        run(emulator_store, fake_clock, plan, saved=True)
+    assert writes_in(emulator_store) == []
+
+
+def test_a_saved_create_whose_hostname_was_taken_since_is_stale(
+    emulator_store: SourceStore, fake_clock: FakeClock
+) -> None:
+    plan = make_plan(create("Products", ["acme-products"]))
+    seed(emulator_store, "Someone else", ["acme-products"])
+    with pytest.raises(StalePlan, match="acme-products now taken"):
+        run(emulator_store, fake_clock, plan, saved=True)
+
+
+def test_a_missing_secret_refuses_before_any_write(
+    emulator_store: SourceStore, fake_clock: FakeClock
+) -> None:
+    plan = make_plan(create("Products", ["acme-products"]))
+
+    async def go() -> None:
+        async with client_for(emulator_store, fake_clock) as client:
+            await apply_plan(plan, client, resolver=SecretResolver({}))
+
+    with pytest.raises(ApplyRefused, match="APPLIER_SECRET is not set"):
+        asyncio.run(go())
+    assert writes_in(emulator_store) == []
+
+
+def test_one_failed_action_does_not_stop_the_others_and_dependents_are_skipped(
+    emulator_store: SourceStore, fake_clock: FakeClock
+) -> None:
+    emulator_store.foreign_hostnames.add("taken-elsewhere")
+    doomed = create("Doomed", ["taken-elsewhere"])
+    dependent = create("Dependent", ["acme-dependent"]).model_copy(
+        update={"depends_on": [doomed.key]}
+    )
+    plan = make_plan(doomed, create("Products", ["acme-products"]), dependent)
+    report = run(emulator_store, fake_clock, plan)
+    outcomes = {r.source: r.outcome for r in report.results}
+    assert outcomes == {"Doomed": "failed", "Products": "applied", "Dependent": "skipped"}
+    failed = next(r for r in report.results if r.source == "Doomed")
+    assert "taken-elsewhere" in (failed.error or "")
+    assert SECRET not in (failed.error or "")
+
+
+def test_a_released_hostname_is_claimed_only_after_the_release(
+    emulator_store: SourceStore, fake_clock: FakeClock
+) -> None:
+    old = seed(emulator_store, "Old", ["acme-old", "acme-moving"])
+    new = seed(emulator_store, "New", ["acme-new"])
+    release = patch(emulator_store, old, {"deployment": {"imgix_subdomains": ["acme-old"]}})
+    claim = patch(
+        emulator_store,
+        new,
+        {"deployment": {"imgix_subdomains": ["acme-new", "acme-moving"]}},
+        depends_on=[release.key],
+    )
+    emulator_store.request_log.clear()
+    report = run(emulator_store, fake_clock, make_plan(claim, release))
+    assert report.ok
+    assert writes_in(emulator_store) == [
+        ("PATCH", f"/api/v1/sources/{old}"),
+        ("PATCH", f"/api/v1/sources/{new}"),
+    ]
+
+
+def test_wait_polls_until_deployed_on_the_injected_clock(
+    emulator_store: SourceStore, fake_clock: FakeClock
+) -> None:
+    source_id = seed(emulator_store, "Blog", ["acme-blog"])
+    seen: list[str | None] = []
+
+    async def go() -> list[str]:
+        async with client_for(emulator_store, fake_clock) as client:
+            return await wait_until_deployed(
+                client,
+                [source_id],
+                interval=2.0,
+                sleep=fake_clock.sleep,
+                on_status=lambda s: seen.append(s.deployment_status),
+            )
+
+    assert asyncio.run(go()) == []
+    assert seen[0] == "deploying" and seen[-1] == "deployed"
+    assert fake_clock.elapsed >= emulator_store.deploy_delay

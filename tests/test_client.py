@@ -1,0 +1,700 @@
+"""The API client against the emulator: in-process (ASGI) and over real HTTP.
+
+Time is a `FakeClock` shared by the emulator (its rate limiter and deploy delay) and the
+client (its pacer and backoff), so nothing sleeps for real and both sides agree on time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import random
+import socket
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, TypeVar
+from urllib.parse import parse_qs
+
+import httpx
+import pytest
+from conftest import FakeClock
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from reconciler.client import (
+    ApiError,
+    AuthError,
+    ClientError,
+    DeadlineExceeded,
+    ImgixClient,
+    Pacing,
+    RetryPolicy,
+    TransportError,
+)
+from reconciler.emulator import (
+    EMULATOR_API_KEY,
+    Faults,
+    RateLimits,
+    SourceStore,
+    create_app,
+    running_emulator,
+)
+from reconciler.live import LiveSource
+
+T = TypeVar("T")
+
+NO_PACING = Pacing(per_second=None, creates_per_hour=None, updates_per_hour=None)
+NO_LIMITS = RateLimits(per_second=None, creates_per_hour=None, updates_per_hour=None)
+SECRET = "s3cr3t-Value-that-must-not-leak"
+OTHER_KEY = "ak_" + "f" * 64
+
+
+def s3_attributes(n: int, *, secret: str = SECRET) -> dict[str, Any]:
+    return {
+        "name": f"Source {n}",
+        "deployment": {
+            "type": "s3",
+            "imgix_subdomains": [f"acme-{n}"],
+            "s3_access_key": "AKIAEXAMPLE",
+            "s3_bucket": f"bucket-{n}",
+            "s3_secret_key": secret,
+        },
+    }
+
+
+def make_store(clock: FakeClock, **options: Any) -> SourceStore:
+    options.setdefault("limits", NO_LIMITS)
+    options.setdefault("rng", random.Random(1234))
+    return SourceStore(clock=clock, **options)
+
+
+def seed(store: SourceStore, count: int) -> list[str]:
+    """Add `count` sources straight into the store; their ids in listing order."""
+    store.load_json({"version": 1, "sources": [s3_attributes(n) for n in range(count)]})
+    return list(store.sources)
+
+
+def make_client(
+    clock: FakeClock,
+    store: SourceStore | None = None,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    base_url: str = "http://emulator.test",
+    pacing: Pacing = NO_PACING,
+    retry: RetryPolicy | None = None,
+    api_key: str = EMULATOR_API_KEY,
+) -> ImgixClient:
+    if transport is None and store is not None:
+        transport = httpx.ASGITransport(app=create_app(store))
+    return ImgixClient(
+        api_key=api_key,
+        base_url=base_url,
+        transport=transport,
+        pacing=pacing,
+        retry=retry or RetryPolicy(jitter=random.Random(99)),
+        sleep=clock.sleep,
+        clock=clock.time,
+    )
+
+
+def run(client: ImgixClient, call: Callable[[ImgixClient], Awaitable[T]]) -> T:
+    async def main() -> T:
+        async with client:
+            return await call(client)
+
+    return asyncio.run(main())
+
+
+@contextlib.contextmanager
+def served(store: SourceStore, how: str) -> Iterator[tuple[str, httpx.AsyncBaseTransport | None]]:
+    """The emulator in-process or on a real socket: (base URL, transport)."""
+    if how == "asgi":
+        yield "http://emulator.test", httpx.ASGITransport(app=create_app(store))
+    else:
+        with running_emulator(store) as url:
+            yield url, None
+
+
+def requests_of(store: SourceStore, method: str) -> list[Any]:
+    return [entry for entry in store.request_log if entry.method == method]
+
+
+def query_of(entry: Any) -> dict[str, str]:
+    return {key: values[0] for key, values in parse_qs(entry.query).items()}
+
+
+# --------------------------------------------------------------------------- basics
+
+
+@pytest.mark.parametrize("how", ["asgi", "http"])
+def test_create_get_update_list_round_trip(fake_clock: FakeClock, how: str) -> None:
+    store = make_store(fake_clock)
+    with served(store, how) as (url, transport):
+        client = make_client(fake_clock, transport=transport, base_url=url)
+
+        async def scenario(client: ImgixClient) -> tuple[LiveSource, ...]:
+            created = await client.create_source(s3_attributes(1))
+            fetched = await client.get_source(created.id)
+            updated = await client.update_source(created.id, {"enabled": False})
+            listed = await client.list_sources()
+            return created, fetched, updated, *listed
+
+        created, fetched, updated, *listed = run(client, scenario)
+
+    assert created.name == "Source 1" and created.type == "s3"
+    assert created.hostnames == {"acme-1"}
+    assert "s3_secret_key" not in created.deployment
+    assert fetched == created
+    assert updated.enabled is False and updated.deployment_status == "disabled"
+    assert listed == [updated]
+    # The secret went out in the create body, and the API key in a header the store checked.
+    assert (
+        requests_of(store, "POST")[0].body["data"]["attributes"]["deployment"]["s3_secret_key"]
+        == SECRET
+    )
+    assert requests_of(store, "PATCH")[0].body == {
+        "data": {"id": created.id, "type": "sources", "attributes": {"enabled": False}}
+    }
+
+
+@pytest.mark.parametrize("suffix", ["", "/"])
+def test_base_url_is_the_root_with_or_without_trailing_slash(
+    fake_clock: FakeClock, suffix: str
+) -> None:
+    store = make_store(fake_clock)
+    seed(store, 3)
+    client = make_client(fake_clock, store, base_url="http://emulator.test" + suffix)
+
+    assert len(run(client, lambda c: c.list_sources())) == 3
+    assert {entry.path for entry in store.request_log} == {"/api/v1/sources"}
+
+
+def test_sends_json_api_headers_and_bearer_key(fake_clock: FakeClock) -> None:
+    store = make_store(fake_clock)
+    seen: list[httpx.Request] = []
+    inner = httpx.ASGITransport(app=create_app(store))
+
+    class Spy(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            seen.append(request)
+            return await inner.handle_async_request(request)
+
+    run(make_client(fake_clock, transport=Spy()), lambda c: c.create_source(s3_attributes(1)))
+
+    headers = seen[0].headers
+    assert headers["authorization"] == f"Bearer {EMULATOR_API_KEY}"
+    assert headers["accept"] == "application/vnd.api+json"
+    assert headers["content-type"] == "application/vnd.api+json"
+
+
+def test_repr_shows_neither_key_nor_secrets(fake_clock: FakeClock) -> None:
+    client = make_client(fake_clock, make_store(fake_clock))
+
+    assert EMULATOR_API_KEY not in repr(client)
+    asyncio.run(client.aclose())
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def test_unknown_source_is_an_api_error_with_the_request_id(fake_clock: FakeClock) -> None:
+    store = make_store(fake_clock)
+    missing = "0" * 24
+
+    with pytest.raises(ApiError) as caught:
+        run(make_client(fake_clock, store), lambda c: c.get_source(missing))
+
+    error = caught.value
+    assert not isinstance(error, AuthError)
+    assert (error.status, error.title, error.source_id) == (404, "Not Found", missing)
+    assert error.detail == f"No source with id {missing}."
+    assert error.request_id and len(error.request_id) == 32
+    assert str(error) == (
+        f"imgix API 404 Not Found for source {missing}: No source with id {missing}. "
+        f"(request id {error.request_id})"
+    )
+    assert len(store.request_log) == 1  # a 404 is not retried
+
+
+def test_validation_error_is_not_retried_and_never_echoes_secrets(
+    fake_clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = make_store(fake_clock)
+    bad = s3_attributes(1)
+    bad["deployment"]["cache_ttl_value"] = 60
+
+    with (
+        caplog.at_level(logging.DEBUG, logger="reconciler.client"),
+        pytest.raises(ApiError) as caught,
+    ):
+        run(make_client(fake_clock, store), lambda c: c.create_source(bad))
+
+    assert caught.value.status == 400
+    assert str(caught.value).startswith("imgix API 400 Bad Request: ")
+    assert len(store.request_log) == 1
+    for text in (str(caught.value), repr(caught.value), caplog.text):
+        assert SECRET not in text
+        assert EMULATOR_API_KEY not in text
+    assert "POST sources: 400 (attempt 1)" in caplog.text
+
+
+def test_an_echoed_secret_is_redacted(fake_clock: FakeClock) -> None:
+    # A server that quotes the request back must not make the client print a secret.
+    def echo(request: httpx.Request) -> httpx.Response:
+        errors = [
+            {"id": "r1", "status": "400", "title": "Bad Request", "detail": str(request.content)}
+        ]
+        return httpx.Response(400, json={"errors": errors})
+
+    client = make_client(fake_clock, transport=httpx.MockTransport(echo))
+
+    with pytest.raises(ApiError) as caught:
+        run(client, lambda c: c.create_source(s3_attributes(1)))
+
+    assert SECRET not in str(caught.value)
+    assert "(redacted)" in str(caught.value)
+
+
+def test_a_rejected_key_is_one_sentence(fake_clock: FakeClock) -> None:
+    store = make_store(fake_clock)
+    client = make_client(fake_clock, store, api_key="ak_not-a-key")
+
+    with pytest.raises(AuthError) as caught:
+        run(client, lambda c: c.list_sources())
+
+    assert str(caught.value) == "The API key was rejected (401): set IMGIX_API_KEY to a valid key."
+    assert caught.value.status == 401
+    assert "ak_not-a-key" not in repr(caught.value)
+    assert len(store.request_log) == 1
+
+
+def test_a_key_without_the_sources_permission_is_one_sentence(fake_clock: FakeClock) -> None:
+    store = make_store(fake_clock)
+    store.unprivileged_keys.add(OTHER_KEY)
+
+    with pytest.raises(AuthError) as caught:
+        run(make_client(fake_clock, store, api_key=OTHER_KEY), lambda c: c.list_sources())
+
+    assert str(caught.value) == "The API key lacks the Sources permission (403)."
+    assert caught.value.status == 403
+
+
+def test_errors_stay_errors_until_attempts_run_out(fake_clock: FakeClock) -> None:
+    store = make_store(fake_clock, faults=Faults(error_rate=1.0))
+    client = make_client(fake_clock, store, retry=RetryPolicy(attempts=3, jitter=random.Random(1)))
+
+    with pytest.raises(ApiError) as caught:
+        run(client, lambda c: c.get_source("a" * 24))
+
+    assert caught.value.status == 500
+    assert "(request id " in str(caught.value)
+    assert len(store.request_log) == 3
+
+
+def test_retrying_past_the_deadline_raises_deadline_exceeded(fake_clock: FakeClock) -> None:
+    store = make_store(fake_clock, faults=Faults(error_rate=1.0))
+    retry = RetryPolicy(attempts=100, base=1.0, cap=4.0, deadline=20.0, jitter=random.Random(2))
+
+    with pytest.raises(DeadlineExceeded) as caught:
+        run(make_client(fake_clock, store, retry=retry), lambda c: c.list_sources())
+
+    assert fake_clock.elapsed <= 20.0
+    assert isinstance(caught.value.last_error, ApiError)
+    assert caught.value.last_error.status == 500
+    assert "20s deadline" in str(caught.value)
+
+
+def test_a_listing_longer_than_the_deadline_gives_each_page_the_whole_deadline(
+    fake_clock: FakeClock,
+) -> None:
+    store = make_store(fake_clock, max_page_size=10, faults=Faults(error_rate=0.2))
+    seed(store, 200)
+    retry = RetryPolicy(base=0.1, cap=0.5, deadline=3.0, jitter=random.Random(4))
+    client = make_client(fake_clock, store, pacing=Pacing(), retry=retry)
+
+    assert len(run(client, lambda c: c.list_sources())) == 200
+    assert fake_clock.elapsed > 3.0
+    assert 500 in [entry.status for entry in store.request_log]
+
+
+def test_no_server_is_a_transport_error_after_retries(fake_clock: FakeClock) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    # Nothing listens on `port` now: every connection is refused.
+    client = ImgixClient(
+        api_key=EMULATOR_API_KEY,
+        base_url=f"http://127.0.0.1:{port}",
+        pacing=NO_PACING,
+        retry=RetryPolicy(attempts=3, jitter=random.Random(3)),
+        sleep=fake_clock.sleep,
+        clock=fake_clock.time,
+    )
+
+    with pytest.raises(TransportError) as caught:
+        run(client, lambda c: c.list_sources())
+
+    message = str(caught.value)
+    assert message.startswith("No response from the imgix API at 127.0.0.1 for GET /api/v1/sources")
+    assert EMULATOR_API_KEY not in message
+    assert len(fake_clock.sleeps) == 2  # three attempts, two waits
+
+
+@pytest.mark.parametrize("key", ["", "   ", "ak_abc\nInjected: header", "ak_\u00e9"])
+def test_an_unsendable_key_is_refused_before_any_request(key: str) -> None:
+    with pytest.raises(ClientError) as caught:
+        ImgixClient(api_key=key, transport=httpx.MockTransport(lambda r: httpx.Response(500)))
+
+    assert str(caught.value) == (
+        "The API key is empty or holds characters an HTTP header cannot carry: "
+        "set IMGIX_API_KEY to a valid key."
+    )
+
+
+def test_surrounding_whitespace_of_the_key_is_ignored(fake_clock: FakeClock) -> None:
+    store = make_store(fake_clock)
+    client = make_client(fake_clock, store, api_key=f"  {EMULATOR_API_KEY}\n")
+
+    assert run(client, lambda c: c.list_sources()) == []
+
+
+def test_a_url_that_is_not_http_fails_at_once(fake_clock: FakeClock) -> None:
+    client = ImgixClient(
+        api_key=EMULATOR_API_KEY,
+        base_url="ftp://127.0.0.1",
+        sleep=fake_clock.sleep,
+        clock=fake_clock.time,
+    )
+
+    with pytest.raises(TransportError, match="UnsupportedProtocol"):
+        run(client, lambda c: c.list_sources())
+    assert fake_clock.sleeps == []
+
+
+def test_an_unreadable_success_body_is_an_api_error(fake_clock: FakeClock) -> None:
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, text="<html>"))
+
+    with pytest.raises(ApiError, match="Invalid Response"):
+        run(make_client(fake_clock, transport=transport), lambda c: c.list_sources())
+
+
+def test_every_error_is_a_client_error() -> None:
+    for error in (ApiError, AuthError, TransportError, DeadlineExceeded):
+        assert issubclass(error, ClientError)
+
+
+# --------------------------------------------------------------------------- listing
+
+
+@pytest.mark.parametrize("meta", [True, False], ids=["with-meta", "without-meta"])
+@pytest.mark.parametrize("how", ["asgi", "http"])
+def test_thousand_sources_with_clamped_pages_are_each_seen_once(
+    fake_clock: FakeClock, meta: bool, how: str
+) -> None:
+    store = make_store(fake_clock, max_page_size=50, pagination_meta=meta)
+    ids = seed(store, 1000)
+    with served(store, how) as (url, transport):
+        listed = run(
+            make_client(fake_clock, transport=transport, base_url=url),
+            lambda c: c.list_sources(),
+        )
+
+    assert [source.id for source in listed] == ids
+    gets = requests_of(store, "GET")
+    assert all(query_of(entry)["page[size]"] == "100" for entry in gets)
+    numbers = sorted(int(query_of(entry)["page[number]"]) for entry in gets)
+    # Without meta the client cannot know page 19 is the last until page 20 comes back empty.
+    assert numbers == list(range(20 if meta else 21))
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    count=st.integers(0, 260),
+    max_page_size=st.integers(1, 120),
+    meta=st.booleans(),
+)
+@example(count=30, max_page_size=100, meta=False)
+@example(count=100, max_page_size=100, meta=False)
+@example(count=101, max_page_size=150, meta=True)
+@example(count=51, max_page_size=50, meta=False)
+@example(count=0, max_page_size=5, meta=False)
+def test_any_account_is_listed_whole_in_the_fewest_requests(
+    count: int, max_page_size: int, meta: bool
+) -> None:
+    clock = FakeClock()
+    store = make_store(clock, max_page_size=max_page_size, pagination_meta=meta)
+    ids = seed(store, count)
+
+    listed = run(make_client(clock, store), lambda c: c.list_sources())
+
+    assert [source.id for source in listed] == ids
+    size = min(100, max_page_size)
+    pages = max(1, math.ceil(count / size))
+    # Without meta only a page shorter than the first, or an empty one, is surely the last.
+    extra = 0 if meta or count == 0 or (count > size and count % size) else 1
+    assert len(store.request_log) == pages + extra
+
+
+def test_a_short_first_page_is_not_the_end_without_meta(fake_clock: FakeClock) -> None:
+    store = make_store(fake_clock, max_page_size=7, pagination_meta=False)
+    ids = seed(store, 20)
+
+    listed = run(make_client(fake_clock, store), lambda c: c.list_sources())
+
+    assert [source.id for source in listed] == ids
+    assert len(requests_of(store, "GET")) == 3  # 7 + 7 + 6, the short page ends it
+
+
+@pytest.mark.parametrize("meta", [True, False], ids=["with-meta", "without-meta"])
+def test_an_empty_account_lists_nothing(fake_clock: FakeClock, meta: bool) -> None:
+    store = make_store(fake_clock, pagination_meta=meta)
+
+    assert run(make_client(fake_clock, store), lambda c: c.list_sources()) == []
+    assert len(store.request_log) == 1
+
+
+def test_a_source_created_mid_listing_shifts_pages_but_each_is_seen_once(
+    fake_clock: FakeClock,
+) -> None:
+    store = make_store(fake_clock, max_page_size=10)
+    ids = seed(store, 30)
+    inner = httpx.ASGITransport(app=create_app(store))
+    created: list[str] = []
+
+    class NewSourceAfterFirstPage(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            response = await inner.handle_async_request(request)
+            if not created:
+                # As if the listing were newest first: the new source pushes every other
+                # one a place down, onto the next page and past the announced last page.
+                new = store.create_source(s3_attributes(99))
+                created.append(new["id"])
+                store.sources = {new["id"]: store.sources.pop(new["id"]), **store.sources}
+            return response
+
+    listed = run(
+        make_client(fake_clock, transport=NewSourceAfterFirstPage()), lambda c: c.list_sources()
+    )
+
+    listed_ids = [source.id for source in listed]
+    assert sorted(listed_ids) == sorted(ids)  # the newcomer came too late for any page
+    assert len(listed_ids) == len(set(listed_ids))
+    # One repeat per later page, and the last source pushed onto a page past the end.
+    assert len(requests_of(store, "GET")) == 4
+
+
+def test_pages_after_the_first_are_fetched_concurrently(fake_clock: FakeClock) -> None:
+    store = make_store(fake_clock, max_page_size=10)
+    seed(store, 100)
+    in_flight = most = 0
+
+    with running_emulator(store) as url:
+        inner = httpx.AsyncHTTPTransport()
+
+        class Gauge(httpx.AsyncBaseTransport):
+            async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+                nonlocal in_flight, most
+                in_flight += 1
+                most = max(most, in_flight)
+                try:
+                    response = await inner.handle_async_request(request)
+                    await response.aread()
+                    return response
+                finally:
+                    in_flight -= 1
+
+            async def aclose(self) -> None:
+                await inner.aclose()
+
+        listed = run(
+            make_client(fake_clock, transport=Gauge(), base_url=url), lambda c: c.list_sources()
+        )
+
+    assert len(listed) == 100
+    assert most > 1
+
+
+def test_listing_is_paced_to_four_requests_per_second(fake_clock: FakeClock) -> None:
+    store = make_store(fake_clock, max_page_size=10, limits=RateLimits())
+    seed(store, 200)
+    pacing = Pacing(headroom=0.0)
+
+    listed = run(make_client(fake_clock, store, pacing=pacing), lambda c: c.list_sources())
+
+    assert len(listed) == 200
+    assert [entry.status for entry in store.request_log] == [200] * 20
+    # 20 pages at 4 per second: the 17th..20th wait for the 4th second.
+    assert fake_clock.elapsed == pytest.approx(math.ceil(20 / 4) - 1)
+
+
+# --------------------------------------------------------------------------- faults
+
+
+def test_lost_create_response_finds_the_source_instead_of_creating_twice(
+    fake_clock: FakeClock,
+) -> None:
+    store = make_store(fake_clock, faults=Faults(lost_response_rate=1.0))
+
+    created = run(make_client(fake_clock, store), lambda c: c.create_source(s3_attributes(7)))
+
+    assert list(store.sources) == [created.id]
+    assert [entry.method for entry in store.request_log] == ["POST", "GET"]
+    assert query_of(store.request_log[1])["filter[deployment.imgix_subdomains]"] == "acme-7"
+
+
+@pytest.mark.parametrize("how", ["asgi", "http"])
+def test_errors_and_lost_responses_still_give_one_source_per_create(
+    fake_clock: FakeClock, how: str
+) -> None:
+    store = make_store(
+        fake_clock,
+        faults=Faults(error_rate=0.3, lost_response_rate=0.3),
+        rng=random.Random(2024),
+    )
+    count = 40
+
+    async def create_all(client: ImgixClient) -> list[LiveSource]:
+        return list(
+            await asyncio.gather(*(client.create_source(s3_attributes(n)) for n in range(count)))
+        )
+
+    with served(store, how) as (url, transport):
+        created = run(make_client(fake_clock, transport=transport, base_url=url), create_all)
+
+    by_subdomain = {sorted(source.hostnames)[0]: source.id for source in created}
+    assert sorted(by_subdomain) == sorted(f"acme-{n}" for n in range(count))
+    assert sorted(store.sources) == sorted(by_subdomain.values())
+    statuses = [entry.status for entry in store.request_log]
+    assert 500 in statuses and 504 in statuses  # the faults did happen
+
+
+def test_a_create_refused_after_a_lost_response_is_found_not_failed(
+    fake_clock: FakeClock,
+) -> None:
+    # The lost create did land, but the first lookup misses it (a lagging replica): the
+    # retry is refused for the taken subdomain, and a second lookup finds the source.
+    store = make_store(fake_clock)
+    inner = httpx.ASGITransport(app=create_app(store))
+    lookups = 0
+
+    class LaggingReplica(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            nonlocal lookups
+            response = await inner.handle_async_request(request)
+            if request.method == "POST" and len(store.sources) == 1 and not lookups:
+                return httpx.Response(504, text="<html>504 Gateway Time-out</html>")
+            if request.method == "GET":
+                lookups += 1
+                if lookups == 1:
+                    return httpx.Response(200, json={"data": [], "meta": {}})
+            return response
+
+    created = run(
+        make_client(fake_clock, transport=LaggingReplica()),
+        lambda c: c.create_source(s3_attributes(3)),
+    )
+
+    assert list(store.sources) == [created.id]
+    assert [(e.method, e.status) for e in store.request_log] == [
+        ("POST", 201),  # its answer lost on the way
+        ("GET", 200),  # the lookup, answered by the lagging replica: nothing
+        ("POST", 400),  # the subdomain is taken
+        ("GET", 200),  # found
+    ]
+
+
+def test_updates_are_retried_through_faults(fake_clock: FakeClock) -> None:
+    store = make_store(fake_clock, faults=Faults(error_rate=0.3, lost_response_rate=0.3))
+    ids = seed(store, 10)
+
+    async def disable_all(client: ImgixClient) -> list[LiveSource]:
+        return list(
+            await asyncio.gather(*(client.update_source(i, {"enabled": False}) for i in ids))
+        )
+
+    updated = run(make_client(fake_clock, store), disable_all)
+
+    assert all(source.enabled is False for source in updated)
+    assert not any(source.enabled for source in store.sources.values())
+
+
+def test_a_429_storm_is_paced_and_every_request_succeeds_before_the_deadline(
+    fake_clock: FakeClock,
+) -> None:
+    # The server allows 2 requests per second; the client believes 10 are fine.
+    store = make_store(fake_clock, limits=RateLimits(per_second=2))
+    ids = seed(store, 30)
+    retry = RetryPolicy(deadline=60.0, jitter=random.Random(5))
+    client = make_client(fake_clock, store, pacing=Pacing(per_second=10.0), retry=retry)
+
+    async def fetch_all(client: ImgixClient) -> list[LiveSource]:
+        return list(await asyncio.gather(*(client.get_source(i) for i in ids)))
+
+    fetched = run(client, fetch_all)
+
+    assert [source.id for source in fetched] == ids
+    statuses = [entry.status for entry in store.request_log]
+    assert statuses.count(200) == 30
+    assert 429 in statuses
+    assert fake_clock.elapsed < 60.0
+    # After a 429 every task holds back for its Retry-After: the storm does not feed itself.
+    assert statuses.count(429) < 30
+
+
+def test_retry_after_holds_back_every_later_request(fake_clock: FakeClock) -> None:
+    store = make_store(fake_clock, limits=RateLimits(per_second=3))
+    ids = seed(store, 20)
+    inner = httpx.ASGITransport(app=create_app(store))
+    events: list[tuple[str, float, float]] = []
+
+    class Timeline(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            events.append(("send", fake_clock.time(), 0.0))
+            response = await inner.handle_async_request(request)
+            if response.status_code == 429:
+                events.append(("429", fake_clock.time(), float(response.headers["retry-after"])))
+            return response
+
+    client = make_client(fake_clock, transport=Timeline(), pacing=Pacing(per_second=None))
+
+    async def fetch_all(client: ImgixClient) -> list[LiveSource]:
+        return list(await asyncio.gather(*(client.get_source(i) for i in ids)))
+
+    assert len(run(client, fetch_all)) == 20
+    refusals = [(n, at + wait) for n, (kind, at, wait) in enumerate(events) if kind == "429"]
+    assert refusals
+    for index, not_before in refusals:
+        later_sends = [at for kind, at, _ in events[index:] if kind == "send"]
+        assert all(at >= not_before for at in later_sends)
+
+
+def test_paced_requests_meet_no_429(fake_clock: FakeClock) -> None:
+    store = make_store(fake_clock, limits=RateLimits(per_second=4, updates_per_hour=5))
+    ids = seed(store, 12)
+
+    async def touch_all(client: ImgixClient) -> None:
+        await asyncio.gather(
+            *(client.get_source(i) for i in ids),
+            *(client.update_source(i, {"name": f"renamed {i}"}) for i in ids[:8]),
+        )
+
+    run(make_client(fake_clock, store, pacing=Pacing(updates_per_hour=5)), touch_all)
+
+    assert {entry.status for entry in store.request_log} == {200}
+    assert fake_clock.elapsed >= 3600.0  # the sixth update waited for the hour
+
+
+def test_retry_after_without_header_backs_off_with_jitter(fake_clock: FakeClock) -> None:
+    store = make_store(fake_clock, limits=RateLimits(per_second=1, retry_after=False))
+    ids = seed(store, 6)
+
+    async def fetch_all(client: ImgixClient) -> list[LiveSource]:
+        return list(await asyncio.gather(*(client.get_source(i) for i in ids)))
+
+    fetched = run(make_client(fake_clock, store), fetch_all)
+
+    assert len(fetched) == 6
+    assert 429 in [entry.status for entry in store.request_log]
+    waits = [s for s in fake_clock.sleeps if s > 0]
+    assert waits and len(set(waits)) == len(waits)  # jittered, not in lockstep

@@ -1,0 +1,190 @@
+"""Pacing and retry policy: pure timing, driven by a fake clock."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from datetime import datetime, timezone
+
+import pytest
+from conftest import FakeClock
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from reconciler.pacing import Pacer, Pacing, RequestKind, RetryPolicy, retry_after
+
+
+def _max_in_window(times: list[float], period: float) -> int:
+    """The most events in any half-open window (t - period, t]."""
+    return max(sum(1 for other in times if t - period < other <= t) for t in times)
+
+
+async def _run(pacer: Pacer, clock: FakeClock, kinds: list[RequestKind]) -> list[float]:
+    sent: list[float] = []
+
+    async def one(kind: RequestKind) -> None:
+        async with pacer.slot(kind):
+            sent.append(clock.time())
+
+    await asyncio.gather(*(one(kind) for kind in kinds))
+    return sent
+
+
+def test_concurrent_requests_never_exceed_four_in_any_second(fake_clock: FakeClock) -> None:
+    pacer = Pacer(Pacing(headroom=0.0), clock=fake_clock, sleep=fake_clock.sleep)
+
+    sent = asyncio.run(_run(pacer, fake_clock, ["read"] * 40))
+
+    assert _max_in_window(sent, 1.0) == 4
+    # ...and no slower than that: 40 requests fit in 9 s of waiting.
+    assert fake_clock.elapsed == pytest.approx(9.0)
+
+
+def test_headroom_lengthens_the_window(fake_clock: FakeClock) -> None:
+    pacer = Pacer(Pacing(per_second=1.0, headroom=0.25), clock=fake_clock, sleep=fake_clock.sleep)
+
+    sent = asyncio.run(_run(pacer, fake_clock, ["read"] * 3))
+
+    assert [t - fake_clock.start for t in sent] == [0.0, 1.25, 2.5]
+
+
+def test_a_slow_request_holds_its_place_until_it_is_answered(fake_clock: FakeClock) -> None:
+    # The server counts a request when it arrives, which may be as late as the answer.
+    pacer = Pacer(Pacing(per_second=2.0, headroom=0.0), clock=fake_clock, sleep=fake_clock.sleep)
+    starts: list[float] = []
+
+    async def request(duration: float) -> None:
+        async with pacer.slot("read"):
+            starts.append(fake_clock.elapsed)
+            await fake_clock.sleep(duration)
+
+    async def scenario() -> None:
+        await asyncio.gather(request(3.0), request(3.0), request(0.0))
+
+    asyncio.run(scenario())
+
+    assert starts == [0.0, 0.0, 4.0]
+
+
+def test_a_failed_request_frees_its_place(fake_clock: FakeClock) -> None:
+    pacer = Pacer(Pacing(per_second=1.0, headroom=0.0), clock=fake_clock, sleep=fake_clock.sleep)
+
+    async def scenario() -> None:
+        with pytest.raises(RuntimeError):
+            async with pacer.slot("create"):
+                raise RuntimeError("connection lost")
+        async with pacer.slot("create"):
+            pass
+
+    asyncio.run(scenario())
+
+    assert fake_clock.elapsed == 1.0
+
+
+def test_fractional_rate_spaces_requests(fake_clock: FakeClock) -> None:
+    pacer = Pacer(Pacing(per_second=0.5, headroom=0.0), clock=fake_clock, sleep=fake_clock.sleep)
+
+    sent = asyncio.run(_run(pacer, fake_clock, ["read"] * 3))
+
+    assert [t - fake_clock.start for t in sent] == [0.0, 2.0, 4.0]
+
+
+def test_creates_are_paced_per_hour(fake_clock: FakeClock) -> None:
+    pacer = Pacer(Pacing(creates_per_hour=3), clock=fake_clock, sleep=fake_clock.sleep)
+
+    sent = asyncio.run(_run(pacer, fake_clock, ["create"] * 7))
+
+    assert _max_in_window(sent, 3600.0) == 3
+    assert fake_clock.elapsed >= 2 * 3600
+
+
+def test_a_create_waiting_for_its_hourly_slot_does_not_hold_up_reads(
+    fake_clock: FakeClock,
+) -> None:
+    pacer = Pacer(
+        Pacing(creates_per_hour=1, headroom=0.0), clock=fake_clock, sleep=fake_clock.sleep
+    )
+    order: list[tuple[RequestKind, float]] = []
+
+    async def scenario() -> None:
+        async def one(kind: RequestKind) -> None:
+            async with pacer.slot(kind):
+                order.append((kind, fake_clock.elapsed))
+
+        await one("create")
+        await asyncio.gather(one("create"), one("read"), one("update"))
+
+    asyncio.run(scenario())
+
+    assert [kind for kind, _ in order] == ["create", "read", "update", "create"]
+    assert order[1][1] < 1.0 and order[2][1] < 1.0
+    assert order[3][1] >= 3600.0
+
+
+def test_none_disables_a_limit(fake_clock: FakeClock) -> None:
+    pacer = Pacer(
+        Pacing(per_second=None, creates_per_hour=None, updates_per_hour=None),
+        clock=fake_clock,
+        sleep=fake_clock.sleep,
+    )
+
+    asyncio.run(_run(pacer, fake_clock, ["read", "create", "update"] * 50))
+
+    assert fake_clock.elapsed == 0.0
+
+
+def test_hold_pauses_everyone(fake_clock: FakeClock) -> None:
+    pacer = Pacer(Pacing(per_second=None), clock=fake_clock, sleep=fake_clock.sleep)
+    pacer.hold(5.0)
+
+    sent = asyncio.run(_run(pacer, fake_clock, ["read"] * 3))
+
+    assert all(t - fake_clock.start >= 5.0 for t in sent)
+
+
+@pytest.mark.parametrize("field", ["per_second", "creates_per_hour", "updates_per_hour"])
+def test_pacing_rejects_non_positive_limits(field: str) -> None:
+    with pytest.raises(ValueError, match=field):
+        Pacing(**{field: 0})
+    with pytest.raises(ValueError, match="headroom"):
+        Pacing(headroom=-1.0)
+
+
+@settings(max_examples=50, deadline=None)
+@given(attempt=st.integers(min_value=1, max_value=40), seed=st.integers(0, 2**32))
+def test_backoff_is_full_jitter_under_the_cap(attempt: int, seed: int) -> None:
+    policy = RetryPolicy(base=0.5, cap=30.0, jitter=random.Random(seed))
+
+    wait = policy.backoff(attempt)
+
+    assert 0.0 <= wait <= min(30.0, 0.5 * 2 ** (attempt - 1))
+
+
+def test_backoff_grows_exponentially_on_average() -> None:
+    policy = RetryPolicy(base=1.0, cap=1000.0, jitter=random.Random(7))
+
+    means = [sum(policy.backoff(a) for _ in range(400)) / 400 for a in (1, 3, 5)]
+
+    assert means[0] < means[1] < means[2]
+
+
+def test_retry_policy_rejects_nonsense() -> None:
+    with pytest.raises(ValueError):
+        RetryPolicy(attempts=0)
+    with pytest.raises(ValueError):
+        RetryPolicy(deadline=-1)
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [("3", 3.0), (" 1.5 ", 1.5), ("-4", 0.0), ("Wed, 21 Oct 2015 07:28:10 GMT", 10.0)],
+)
+def test_retry_after_reads_seconds_and_http_dates(header: str, expected: float) -> None:
+    now = datetime(2015, 10, 21, 7, 28, 0, tzinfo=timezone.utc)
+
+    assert retry_after({"retry-after": header}, now=now) == pytest.approx(expected)
+
+
+def test_retry_after_absent_or_garbled_is_none() -> None:
+    assert retry_after({}) is None
+    assert retry_after({"retry-after": "soon"}) is None
