@@ -23,6 +23,8 @@ FORMAT_VERSION = 1
 WRITE_ONLY = "(write-only)"
 WILL_BE_SENT = "(write-only, will be sent)"
 CANNOT_COMPARE = "(write-only, cannot compare)"
+# `before` of an attribute the API did not return: unknown, so the plan sets it.
+NOT_RETURNED = "(not returned by the API)"
 
 
 class _Frozen(BaseModel):
@@ -107,6 +109,15 @@ class Plan(_Frozen):
     def to_json(self) -> str:
         """The plan document, as saved and printed."""
         return self.model_dump_json(indent=2)
+
+
+def plan_json_schema() -> dict[str, JsonValue]:
+    """The JSON Schema of the plan document (`schemas/plan.schema.json`)."""
+    schema: dict[str, JsonValue] = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        **Plan.model_json_schema(mode="serialization"),
+    }
+    return schema
 
 
 def compute_digest(actions: list[Action]) -> str:

@@ -1,0 +1,220 @@
+"""Secret send rules and the annotation marker that makes them possible.
+
+The API never returns a secret, so the reconciler cannot compare one with the live
+value. Instead every deployment it writes carries, in `annotation`, a marker saying the
+reconciler made it and a keyed fingerprint (HMAC-SHA256 over field name and value) of
+each secret it sent. The next plan fingerprints the secret it would send and compares.
+
+The marker sits at the end of the annotation, after any user-written text:
+
+    Managed in git [imgix-reconciler v1 fp.s3_secret_key=3f0c...e1]
+
+Tokens are `kind.field=value`; a parser ignores kinds it does not know, so a later
+version can add e.g. `enc.password_encrypted=<short hash>` (the `*_encrypted` values
+the API returns) without breaking older readers. A fingerprint value of `unknown`
+records that the secret exists but was not sent by the reconciler.
+
+The send rules (`decide_secrets`) live here and nowhere else: a secret is sent on create;
+on patch only when the type or a location field of a credentialed origin changes, when
+its fingerprint differs from the recorded one, or when `--resend-secrets` asks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from reconciler.specs import (
+    DEPLOYMENT_MODELS,
+    DeploymentBase,
+    SecretRef,
+    api_name,
+    secret_fields,
+)
+
+MARKER_NAME = "imgix-reconciler"
+MARKER_VERSION = 1
+FINGERPRINT_KIND = "fp"
+ENCRYPTED_KIND = "enc"  # reserved: short hashes of `*_encrypted` values (not recorded yet)
+UNKNOWN = "unknown"
+_FINGERPRINT_HEX = 32  # 128 bits: plenty to notice a rotation, short enough for an annotation
+
+_MARKER = re.compile(
+    r"\[" + re.escape(MARKER_NAME) + r" v(?P<version>\d+)(?P<tokens>(?: [^\s\]]+)*)\]\s*\Z"
+)
+_TOKEN = re.compile(r"(?P<kind>[a-z]+)\.(?P<field>[A-Za-z0-9_.-]+)=(?P<value>[^\s\]]+)")
+
+
+def fingerprint(key: bytes, field_name: str, value: str) -> str:
+    """Keyed fingerprint of one secret: safe to store where anyone can read it."""
+    message = field_name.encode() + b"\x00" + value.encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()[:_FINGERPRINT_HEX]
+
+
+@dataclass(frozen=True)
+class Marker:
+    """What the reconciler recorded about a deployment it wrote."""
+
+    fingerprints: Mapping[str, str] = field(default_factory=dict)
+    encrypted: Mapping[str, str] = field(default_factory=dict)
+    version: int = MARKER_VERSION
+
+    def render(self) -> str:
+        """The marker text, tokens sorted so the same state always gives the same text."""
+        tokens = [f"{FINGERPRINT_KIND}.{k}={v}" for k, v in sorted(self.fingerprints.items())]
+        tokens += [f"{ENCRYPTED_KIND}.{k}={v}" for k, v in sorted(self.encrypted.items())]
+        return "[" + " ".join([f"{MARKER_NAME} v{self.version}", *tokens]) + "]"
+
+
+@dataclass(frozen=True)
+class Annotation:
+    """A live `annotation` split into the user's text and the reconciler's marker."""
+
+    text: str | None
+    marker: Marker | None
+
+
+def parse_annotation(annotation: str | None) -> Annotation:
+    """Split an annotation; `marker` is None when the reconciler did not write it."""
+    if not annotation:
+        return Annotation(None, None)
+    match = _MARKER.search(annotation)
+    if match is None:
+        return Annotation(annotation, None)
+    fingerprints: dict[str, str] = {}
+    encrypted: dict[str, str] = {}
+    for token in match["tokens"].split():
+        parsed = _TOKEN.fullmatch(token)
+        if parsed is None:
+            continue
+        if parsed["kind"] == FINGERPRINT_KIND:
+            fingerprints[parsed["field"]] = parsed["value"]
+        elif parsed["kind"] == ENCRYPTED_KIND:
+            encrypted[parsed["field"]] = parsed["value"]
+    text = annotation[: match.start()].rstrip() or None
+    return Annotation(text, Marker(fingerprints, encrypted, int(match["version"])))
+
+
+def compose_annotation(text: str | None, marker: Marker) -> str:
+    """The annotation to write: the user's text, if any, in front of the marker."""
+    rendered = marker.render()
+    return f"{text} {rendered}" if text else rendered
+
+
+# --------------------------------------------------------------------------- send rules
+
+
+def declared_secrets(deployment: DeploymentBase) -> dict[str, SecretRef]:
+    """API name to reference of each secret the spec declares (unset optional ones left out)."""
+    model = type(deployment)
+    names = secret_fields(model)
+    declared: dict[str, SecretRef] = {}
+    for python_name in model.model_fields:
+        api = api_name(model, python_name)
+        value = getattr(deployment, python_name)
+        if api in names and isinstance(value, SecretRef):
+            declared[api] = value
+    return declared
+
+
+_TYPE_OF_MODEL = {model: kind for kind, model in DEPLOYMENT_MODELS.items()}
+
+
+def deployment_type(model: type[DeploymentBase]) -> str:
+    """The `type` value of a deployment model."""
+    return _TYPE_OF_MODEL[model]
+
+
+def origin_moved(
+    model: type[DeploymentBase], live_type: str | None, changed: Iterable[str]
+) -> bool:
+    """Whether a patch changes the type, or where a credentialed origin lives."""
+    if live_type != deployment_type(model):
+        return True
+    return bool(model.CREDENTIAL_FIELDS) and bool(model.LOCATION_FIELDS.intersection(changed))
+
+
+def credentials_to_resend(
+    model: type[DeploymentBase], live_type: str | None, changed: Iterable[str]
+) -> frozenset[str]:
+    """Non-secret attributes the API wants again with a moved origin (e.g. `s3_access_key`)."""
+    if not origin_moved(model, live_type, changed):
+        return frozenset()
+    return frozenset(model.CREDENTIAL_FIELDS - set(secret_fields(model)))
+
+
+# Why a secret cannot be compared with what the API holds.
+UNRESOLVED = "unresolved"  # this run has no access to the value (e.g. a fork's pull request)
+UNRECORDED = "unrecorded"  # the reconciler never sent it, so no fingerprint was recorded
+
+
+@dataclass(frozen=True)
+class SecretDecision:
+    """Which declared secrets a write sends, and what its marker will record."""
+
+    send: tuple[str, ...]
+    cannot_compare: Mapping[str, str]  # API name to UNRESOLVED or UNRECORDED
+    fingerprints: Mapping[str, str]
+
+    def marker(self) -> Marker:
+        """The marker a write carrying this decision sets."""
+        return Marker(dict(self.fingerprints))
+
+
+def decide_secrets(
+    deployment: DeploymentBase,
+    *,
+    key: bytes,
+    live_type: str | None = None,
+    changed: Iterable[str] = (),
+    recorded: Marker | None = None,
+    creating: bool = False,
+    resend: bool = False,
+    ignored: Iterable[str] = (),
+) -> SecretDecision:
+    """Apply the send rules to every secret `deployment` declares.
+
+    `changed` are the API names of non-secret attributes the patch changes; `recorded` is
+    the live marker (None when the source was deployed outside the reconciler); `ignored`
+    holds `deployment.<name>` paths from `ignore_changes`.
+    """
+    model = type(deployment)
+    moved = not creating and origin_moved(model, live_type, changed)
+    type_changed = moved and live_type != deployment_type(model)
+    ignored = set(ignored)
+    previous = recorded.fingerprints if recorded is not None else {}
+
+    send: list[str] = []
+    cannot_compare: dict[str, str] = {}
+    fingerprints: dict[str, str] = {}
+    for name, ref in sorted(declared_secrets(deployment).items()):
+        current = fingerprint(key, name, ref.reveal()) if ref.resolved else None
+        recorded_fp = previous.get(name)
+        if creating or type_changed or resend or (moved and name in model.CREDENTIAL_FIELDS):
+            verdict = "send"
+        elif f"deployment.{name}" in ignored:
+            verdict = "keep"
+        elif recorded is None or recorded_fp == UNKNOWN:
+            verdict = UNRECORDED
+        elif recorded_fp is None:
+            # Declared since the last write: the reconciler has never sent it.
+            verdict = "send"
+        elif current is None:
+            verdict = UNRESOLVED
+        else:
+            verdict = "send" if recorded_fp != current else "keep"
+
+        if verdict == "send":
+            send.append(name)
+            # Without the value the fingerprint stays unrecorded, so the next plan that
+            # can read the secret sends it once more and records it.
+            if current is not None:
+                fingerprints[name] = current
+            continue
+        if verdict != "keep":
+            cannot_compare[name] = verdict
+        fingerprints[name] = recorded_fp or UNKNOWN
+    return SecretDecision(tuple(send), cannot_compare, fingerprints)

@@ -1,0 +1,667 @@
+"""The planner (reconciler/planner.py): matching, normalizing, actions, ordering."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from reconciler.applier import SecretResolver, apply_plan
+from reconciler.client import ImgixClient
+from reconciler.emulator import EMULATOR_API_KEY, RateLimits, SourceStore, create_app
+from reconciler.live import LiveSource
+from reconciler.pacing import Pacing
+from reconciler.plan import NOT_RETURNED, WILL_BE_SENT, WRITE_ONLY, Action, Change, Plan
+from reconciler.planner import PlanError, PlanOptions, plan
+from reconciler.secrets import Marker, compose_annotation, fingerprint, parse_annotation
+from reconciler.specs import DesiredState, SecretRef
+
+KEY = b"planner-test-key"
+OPTIONS = PlanOptions(fingerprint_key=KEY)
+S3_SECRET = "s3-secret-value-do-not-print"
+ID_A, ID_B, ID_C = "a" * 24, "b" * 24, "c" * 24
+
+
+def s3_spec(
+    name: str = "Product images",
+    subdomains: tuple[str, ...] = ("acme-products",),
+    secret: str | None = S3_SECRET,
+    **fields: Any,
+) -> dict[str, Any]:
+    top = {k: fields.pop(k) for k in ("id", "enabled", "ignore_changes") if k in fields}
+    return {
+        "name": name,
+        **top,
+        "deployment": {
+            "type": "s3",
+            "s3_access_key": "AKIAEXAMPLE",
+            "s3_bucket": "acme-products",
+            "s3_secret_key": SecretRef("env", "S3_SECRET_KEY", secret),
+            "imgix_subdomains": list(subdomains),
+            **fields,
+        },
+    }
+
+
+def webfolder_spec(name: str, subdomains: tuple[str, ...], **fields: Any) -> dict[str, Any]:
+    top = {k: fields.pop(k) for k in ("id", "enabled", "ignore_changes") if k in fields}
+    return {
+        "name": name,
+        **top,
+        "deployment": {
+            "type": "webfolder",
+            "webfolder_base_url": "https://origin.example/images/",
+            "imgix_subdomains": list(subdomains),
+            **fields,
+        },
+    }
+
+
+def desired(*sources: dict[str, Any]) -> DesiredState:
+    return DesiredState.model_validate({"version": 1, "sources": list(sources)})
+
+
+def as_live(plan_: Plan, source_id: str = ID_A, **overrides: Any) -> LiveSource:
+    """What the API returns after the plan's single create: secrets left out, defaults kept."""
+    (action,) = plan_.actions
+    body = action.writes[0]
+    deployment = {
+        k: v
+        for k, v in dict(body["deployment"]).items()  # type: ignore[arg-type]
+        if not (isinstance(v, dict) and "secret" in v)
+    }
+    deployment.update(overrides.pop("deployment", {}))
+    attributes = {"name": body["name"], "enabled": body["enabled"], **overrides}
+    return LiveSource(id=source_id, deployment=deployment, **attributes)
+
+
+def live_of(spec: dict[str, Any], source_id: str = ID_A, **overrides: Any) -> LiveSource:
+    return as_live(plan(desired(spec), [], OPTIONS), source_id, **overrides)
+
+
+def only(plan_: Plan) -> Action:
+    (action,) = plan_.actions
+    return action
+
+
+def paths(action: Action) -> list[str]:
+    return [change.path for change in action.changes]
+
+
+# --------------------------------------------------------------------------- create
+
+
+def test_new_source_is_created_with_every_attribute_and_its_secret() -> None:
+    result = plan(desired(s3_spec(cache_ttl_value=86400)), [], OPTIONS)
+    action = only(result)
+    assert action.action == "create" and action.id is None
+    assert action.key == "new:acme-products"
+    (write,) = action.writes
+    assert write["name"] == "Product images" and write["enabled"] is True
+    deployment = write["deployment"]
+    assert isinstance(deployment, dict)
+    assert deployment["cache_ttl_value"] == 86400
+    assert deployment["cache_ttl_error"] == 300  # the documented default, sent explicitly
+    assert deployment["robots.txt"] == "origin"
+    assert deployment["s3_secret_key"] == {"secret": {"env": "S3_SECRET_KEY"}}
+    recorded = parse_annotation(str(deployment["annotation"])).marker
+    assert recorded == Marker({"s3_secret_key": fingerprint(KEY, "s3_secret_key", S3_SECRET)})
+    assert Change(path="deployment.s3_secret_key", after=WILL_BE_SENT) in action.changes
+    assert result.summary.create == 1
+
+
+def test_create_shows_declared_annotation_and_keeps_it_before_the_marker() -> None:
+    action = only(plan(desired(s3_spec(annotation="Managed in git")), [], OPTIONS))
+    assert Change(path="deployment.annotation", after="Managed in git") in action.changes
+    annotation = action.writes[0]["deployment"]["annotation"]  # type: ignore[index,call-overload]
+    assert str(annotation).startswith("Managed in git [imgix-reconciler v1 fp.s3_secret_key=")
+
+
+# --------------------------------------------------------------------------- matching
+
+
+def test_live_state_equal_to_the_file_plans_no_changes() -> None:
+    spec = s3_spec(annotation="Managed in git", custom_domains=["img.acme.example"])
+    result = plan(desired(spec), [live_of(spec)], OPTIONS)
+    assert result.actions == [] and not result.has_changes
+    assert result.summary.unchanged == 1
+    assert result.notices == []
+
+
+def test_match_by_subdomain_not_by_name() -> None:
+    spec = s3_spec()
+    renamed = live_of(spec).model_copy(update={"name": "Old name"})
+    stranger = live_of(s3_spec(subdomains=("elsewhere",)), ID_B)
+    result = plan(desired(spec), [renamed, stranger], OPTIONS)
+    action = only(result)
+    assert action.action == "patch" and action.id == ID_A
+    assert action.changes == [Change(path="name", before="Old name", after="Product images")]
+    assert action.writes == [{"name": "Product images"}]
+    assert [(u.id, u.name) for u in result.unmanaged] == [(ID_B, "Product images")]
+
+
+def test_match_by_id_wins_over_subdomains() -> None:
+    spec = s3_spec(id=ID_B, subdomains=("acme-new",))
+    elsewhere = live_of(s3_spec(subdomains=("acme-old",)), ID_B)
+    action = only(plan(desired(spec), [elsewhere], OPTIONS))
+    assert action.id == ID_B
+    assert (
+        Change(path="deployment.imgix_subdomains", before=["acme-old"], after=["acme-new"])
+        in action.changes
+    )
+
+
+def test_subdomains_on_two_live_sources_ask_for_an_id() -> None:
+    spec = s3_spec(subdomains=("one", "two"))
+    first = live_of(s3_spec(subdomains=("one",)), ID_A)
+    second = live_of(s3_spec(subdomains=("two",)), ID_B)
+    with pytest.raises(PlanError, match=r'"Product images".*2 live sources.*add `id:`') as info:
+        plan(desired(spec), [first, second], OPTIONS)
+    assert info.value.spec_indices == (0,)
+
+
+def test_unknown_id_is_an_error_naming_the_source() -> None:
+    with pytest.raises(PlanError, match=rf'"Product images": no live source has id {ID_C}'):
+        plan(desired(s3_spec(id=ID_C)), [], OPTIONS)
+
+
+def test_two_specs_on_one_live_source_is_an_error() -> None:
+    live = live_of(s3_spec(subdomains=("one", "two")))
+    specs = desired(s3_spec("A", ("one",)), s3_spec("B", ("two",)))
+    with pytest.raises(PlanError, match=r'"A" and "B" both match live source'):
+        plan(specs, [live], OPTIONS)
+
+
+def test_hostname_claimed_by_two_specs_is_an_error() -> None:
+    specs = desired(s3_spec("A", ("one",)), s3_spec("B", ("two", "one")))
+    with pytest.raises(PlanError, match=r'"A" and "B" both claim one') as info:
+        plan(specs, [], OPTIONS)
+    assert info.value.spec_indices == (0, 1)
+
+
+def test_unmanaged_sources_are_listed_sorted_and_never_touched() -> None:
+    others = [
+        live_of(s3_spec("Zeta", ("z",)), ID_A),
+        live_of(s3_spec("Alpha", ("y",)), ID_B),
+    ]
+    result = plan(desired(), others, OPTIONS)
+    assert result.actions == []
+    assert [u.name for u in result.unmanaged] == ["Alpha", "Zeta"]
+    assert result.summary.unmanaged == 2
+
+
+# --------------------------------------------------------------------------- normalizing
+
+
+def test_omitted_attribute_means_the_documented_default() -> None:
+    live = live_of(s3_spec(), deployment={"cache_ttl_value": 86400})
+    action = only(plan(desired(s3_spec()), [live], OPTIONS))
+    assert action.changes == [
+        Change(path="deployment.cache_ttl_value", before=86400, after=31536000)
+    ]
+    deployment = action.writes[0]["deployment"]
+    assert isinstance(deployment, dict)
+    # Only the change and the marker: no secret, no unchanged attribute.
+    assert set(deployment) == {"cache_ttl_value", "annotation"}
+
+
+def test_read_only_and_unknown_live_attributes_are_not_compared() -> None:
+    extra = {"allows_upload": True, "s3_secret_key_set": True, "brand_new_field": 1}
+    live = live_of(s3_spec(), deployment=extra)
+    assert plan(desired(s3_spec()), [live], OPTIONS).actions == []
+
+
+def test_hostnames_compare_as_sets() -> None:
+    spec = s3_spec(subdomains=("b", "a"), custom_domains=["y.example.com", "x.example.com"])
+    live = live_of(
+        spec,
+        deployment={
+            "imgix_subdomains": ["a", "b"],
+            "custom_domains": ["x.example.com", "y.example.com"],
+        },
+    )
+    assert plan(desired(spec), [live], OPTIONS).actions == []
+
+
+def test_missing_live_attribute_is_unknown_and_gets_set() -> None:
+    live = live_of(s3_spec())
+    deployment = {k: v for k, v in live.deployment.items() if k != "image_error"}
+    action = only(
+        plan(desired(s3_spec()), [live.model_copy(update={"deployment": deployment})], OPTIONS)
+    )
+    assert action.changes == [Change(path="deployment.image_error", before=NOT_RETURNED)]
+    assert action.writes[0]["deployment"]["image_error"] is None  # type: ignore[index,call-overload]
+
+
+def test_json_types_are_compared_strictly() -> None:
+    spec = s3_spec(default_params={"q": 1})
+    live = live_of(spec, deployment={"default_params": {"q": True}})
+    assert paths(only(plan(desired(spec), [live], OPTIONS))) == ["deployment.default_params"]
+
+
+def test_ignore_changes_excludes_the_paths() -> None:
+    spec = s3_spec(ignore_changes=["deployment.default_params", "name"])
+    live = live_of(spec).model_copy(update={"name": "Dashboard name"})
+    live = live.model_copy(update={"deployment": {**live.deployment, "default_params": {"w": 9}}})
+    assert plan(desired(spec), [live], OPTIONS).actions == []
+
+
+def test_undeclared_annotation_is_not_compared() -> None:
+    live = live_of(s3_spec())
+    annotation = str(live.deployment["annotation"]).replace("[", "Edited by hand [", 1)
+    live = live.model_copy(update={"deployment": {**live.deployment, "annotation": annotation}})
+    assert plan(desired(s3_spec()), [live], OPTIONS).actions == []
+
+
+def test_declared_annotation_is_compared_by_its_text() -> None:
+    live = live_of(s3_spec(annotation="old words"))
+    action = only(plan(desired(s3_spec(annotation="new words")), [live], OPTIONS))
+    assert action.changes == [
+        Change(path="deployment.annotation", before="old words", after="new words")
+    ]
+    written = action.writes[0]["deployment"]["annotation"]  # type: ignore[index,call-overload]
+    assert parse_annotation(str(written)).text == "new words"
+    assert (
+        parse_annotation(str(written)).marker
+        == parse_annotation(str(live.deployment["annotation"])).marker
+    )
+
+
+# --------------------------------------------------------------------------- patches
+
+
+def test_location_change_resends_the_whole_credential_set() -> None:
+    live = live_of(s3_spec())
+    action = only(plan(desired(s3_spec(s3_bucket="new-bucket")), [live], OPTIONS))
+    deployment = action.writes[0]["deployment"]
+    assert isinstance(deployment, dict)
+    assert deployment["s3_bucket"] == "new-bucket"
+    assert deployment["s3_access_key"] == "AKIAEXAMPLE"
+    assert deployment["s3_secret_key"] == {"secret": {"env": "S3_SECRET_KEY"}}
+    assert (
+        Change(path="deployment.s3_secret_key", before=WRITE_ONLY, after=WILL_BE_SENT)
+        in action.changes
+    )
+
+
+def test_rotated_secret_becomes_a_patch_that_resends_it() -> None:
+    live = live_of(s3_spec(secret="before-rotation"))
+    action = only(plan(desired(s3_spec(secret="after-rotation")), [live], OPTIONS))
+    assert action.changes == [
+        Change(path="deployment.s3_secret_key", before=WRITE_ONLY, after=WILL_BE_SENT)
+    ]
+    deployment = action.writes[0]["deployment"]
+    assert isinstance(deployment, dict)
+    marker = parse_annotation(str(deployment["annotation"])).marker
+    assert marker == Marker({"s3_secret_key": fingerprint(KEY, "s3_secret_key", "after-rotation")})
+
+
+def test_resend_secrets_option_sends_unchanged_secrets() -> None:
+    live = live_of(s3_spec())
+    options = PlanOptions(fingerprint_key=KEY, resend_secrets=True)
+    assert paths(only(plan(desired(s3_spec()), [live], options))) == ["deployment.s3_secret_key"]
+
+
+def test_other_fingerprint_key_resends_every_secret_once() -> None:
+    live = live_of(s3_spec())
+    options = PlanOptions(fingerprint_key=b"rotated api key")
+    assert paths(only(plan(desired(s3_spec()), [live], options))) == ["deployment.s3_secret_key"]
+
+
+def test_unresolved_secrets_give_a_cannot_compare_notice_not_a_failure() -> None:
+    live = live_of(s3_spec())
+    result = plan(desired(s3_spec(secret=None)), [live], OPTIONS)
+    assert result.actions == []
+    (notice,) = result.notices
+    assert notice.kind == "cannot_compare" and "s3_secret_key" in notice.detail
+
+
+def test_source_without_marker_is_reported_as_deployed_outside() -> None:
+    live = live_of(s3_spec(), deployment={"annotation": "New deployment created by jane"})
+    result = plan(desired(s3_spec()), [live], OPTIONS)
+    assert result.actions == []
+    assert [n.kind for n in result.notices] == ["deployed_outside", "cannot_compare"]
+    assert "--resend-secrets" in result.notices[1].detail
+
+
+def test_type_change_sends_the_whole_new_deployment() -> None:
+    live = live_of(webfolder_spec("Blog", ("acme-blog",)))
+    spec = s3_spec("Blog", ("acme-blog",))
+    action = only(plan(desired(spec), [live], OPTIONS))
+    assert action.changes[0] == Change(path="deployment.type", before="webfolder", after="s3")
+    deployment = action.writes[0]["deployment"]
+    assert isinstance(deployment, dict)
+    for required in ("type", "s3_access_key", "s3_bucket", "s3_secret_key", "cache_ttl_value"):
+        assert required in deployment
+
+
+def test_disabling_a_live_source_is_destructive() -> None:
+    live = live_of(s3_spec())
+    action = only(plan(desired(s3_spec(enabled=False)), [live], OPTIONS))
+    assert action.destructive
+    assert action.changes == [Change(path="enabled", before=True, after=False)]
+    assert action.writes == [{"enabled": False}]
+
+
+def test_disabling_with_other_changes_writes_them_first() -> None:
+    live = live_of(s3_spec())
+    action = only(plan(desired(s3_spec(enabled=False, cache_ttl_value=1800)), [live], OPTIONS))
+    assert action.destructive
+    assert [set(w) for w in action.writes] == [{"deployment"}, {"enabled"}]
+    assert action.writes[-1] == {"enabled": False}
+
+
+def test_disabled_source_that_must_change_is_enabled_then_disabled_again() -> None:
+    spec = s3_spec(enabled=False)
+    live = live_of(spec, enabled=False)
+    action = only(plan(desired(s3_spec(enabled=False, cache_ttl_value=1800)), [live], OPTIONS))
+    assert not action.destructive
+    assert action.writes[0]["enabled"] is True and "deployment" in action.writes[0]
+    assert action.writes[1:] == [{"enabled": False}]
+    assert "enabled" not in paths(action)
+
+
+def test_enabling_a_disabled_source_carries_the_changes_in_one_write() -> None:
+    live = live_of(s3_spec(), enabled=False)
+    action = only(plan(desired(s3_spec(name="Renamed")), [live], OPTIONS))
+    assert action.writes == [{"enabled": True, "name": "Renamed"}]
+    assert not action.destructive
+
+
+def test_unchanged_disabled_source_is_left_alone() -> None:
+    spec = s3_spec(enabled=False)
+    assert plan(desired(spec), [live_of(spec, enabled=False)], OPTIONS).actions == []
+
+
+def test_patch_records_the_live_fingerprint() -> None:
+    live = live_of(s3_spec(), deployment={"cache_ttl_value": 86400})
+    assert only(plan(desired(s3_spec()), [live], OPTIONS)).live_fingerprint == live.fingerprint()
+
+
+# --------------------------------------------------------------------------- ordering
+
+
+def test_moving_a_subdomain_orders_the_release_before_the_claim() -> None:
+    old = live_of(s3_spec("Old", ("shared", "old-only")), ID_A)
+    new = live_of(s3_spec("New", ("new-only",)), ID_B)
+    specs = desired(
+        s3_spec("Old", ("old-only",), id=ID_A),
+        s3_spec("New", ("new-only", "shared"), id=ID_B),
+    )
+    result = plan(specs, [new, old], OPTIONS)
+    assert [a.source for a in result.actions] == ["Old", "New"]
+    assert result.actions[1].depends_on == [ID_A]
+
+
+def test_a_new_source_claiming_a_released_subdomain_waits_for_the_release() -> None:
+    old = live_of(s3_spec("Old", ("shared", "keep")), ID_A)
+    specs = desired(s3_spec("Old", ("keep",), id=ID_A), s3_spec("Aaa new", ("shared",)))
+    result = plan(specs, [old], OPTIONS)
+    assert [(a.action, a.source) for a in result.actions] == [
+        ("patch", "Old"),
+        ("create", "Aaa new"),
+    ]
+    assert result.actions[1].depends_on == [ID_A]
+
+
+def test_swapping_subdomains_is_a_cycle_that_explains_itself() -> None:
+    first = live_of(s3_spec("First", ("x",)), ID_A)
+    second = live_of(s3_spec("Second", ("y",)), ID_B)
+    specs = desired(s3_spec("First", ("y",), id=ID_A), s3_spec("Second", ("x",), id=ID_B))
+    with pytest.raises(PlanError, match="cycle") as info:
+        plan(specs, [first, second], OPTIONS)
+    message = str(info.value)
+    assert '"First" claims y from "Second"' in message
+    assert '"Second" claims x from "First"' in message
+    assert info.value.spec_indices == (0, 1)
+
+
+def test_claiming_a_hostname_of_an_unmanaged_source_is_an_error() -> None:
+    holder = live_of(s3_spec("Someone else", ("taken",)), ID_B)
+    mine = live_of(s3_spec("Mine", ("mine",)), ID_A)
+    specs = desired(s3_spec("Mine", ("mine",), id=ID_A, custom_domains=["img.taken.example"]))
+    holder = holder.model_copy(
+        update={"deployment": {**holder.deployment, "custom_domains": ["img.taken.example"]}}
+    )
+    with pytest.raises(PlanError, match=r'"Mine" claims img.taken.example.*"Someone else"'):
+        plan(specs, [mine, holder], OPTIONS)
+
+
+def test_claim_waiting_for_an_untargeted_release_asks_to_target_it() -> None:
+    old = live_of(s3_spec("Old", ("shared", "keep")), ID_A)
+    specs = desired(s3_spec("Old", ("keep",), id=ID_A), s3_spec("New", ("shared",)))
+    options = PlanOptions(fingerprint_key=KEY, targets=frozenset({"New"}))
+    with pytest.raises(PlanError, match='add --target "Old"'):
+        plan(specs, [old], options)
+
+
+def test_actions_sort_creates_then_patches_then_by_name() -> None:
+    lives = [live_of(s3_spec("Zed", ("z",)), ID_A), live_of(s3_spec("Abe", ("a",)), ID_B)]
+    specs = desired(
+        s3_spec("Zed", ("z",), cache_ttl_value=1800),
+        s3_spec("New two", ("n2",)),
+        s3_spec("Abe", ("a",), cache_ttl_value=1800),
+        s3_spec("New one", ("n1",)),
+    )
+    result = plan(specs, lives, OPTIONS)
+    assert [(a.action, a.source) for a in result.actions] == [
+        ("create", "New one"),
+        ("create", "New two"),
+        ("patch", "Abe"),
+        ("patch", "Zed"),
+    ]
+
+
+# --------------------------------------------------------------------------- targets, digest
+
+
+def test_targets_limit_the_plan_but_unmanaged_stays_complete() -> None:
+    lives = [live_of(s3_spec("A", ("a",)), ID_A), live_of(s3_spec("Stray", ("s",)), ID_C)]
+    specs = desired(s3_spec("A", ("a",), cache_ttl_value=1800), s3_spec("B", ("b",)))
+    options = PlanOptions(fingerprint_key=KEY, targets=frozenset({"B"}))
+    result = plan(specs, lives, options)
+    assert [a.source for a in result.actions] == ["B"]
+    assert [u.name for u in result.unmanaged] == ["Stray"]
+
+
+def test_unknown_target_is_an_error() -> None:
+    options = PlanOptions(fingerprint_key=KEY, targets=frozenset({"Nope"}))
+    with pytest.raises(PlanError, match='"Nope"'):
+        plan(desired(s3_spec()), [], options)
+
+
+def test_same_inputs_give_the_same_digest_whatever_the_dict_order() -> None:
+    live = live_of(s3_spec(), deployment={"cache_ttl_value": 86400})
+    reordered = live.model_copy(update={"deployment": dict(reversed(live.deployment.items()))})
+    one = plan(desired(s3_spec(), s3_spec("New", ("n",))), [live], OPTIONS)
+    two = plan(desired(s3_spec("New", ("n",)), s3_spec()), [reordered], OPTIONS)
+    assert one.digest == two.digest
+    assert one.digest != plan(desired(s3_spec()), [live], OPTIONS).digest
+
+
+def test_digest_ignores_the_live_fingerprint() -> None:
+    live = live_of(s3_spec(), deployment={"cache_ttl_value": 86400})
+    other = live.model_copy(update={"date_deployed": 5, "deployment_status": "deployed"})
+    touched = live.model_copy(update={"deployment": {**live.deployment, "allows_upload": True}})
+    assert (
+        plan(desired(s3_spec()), [other], OPTIONS).digest
+        == plan(desired(s3_spec()), [touched], OPTIONS).digest
+    )
+
+
+def test_no_secret_value_reaches_the_plan() -> None:
+    lives = [live_of(s3_spec(secret="old"), ID_A)]
+    specs = desired(s3_spec(), s3_spec("New", ("n",)), s3_spec("Rotated", ("r",)))
+    document = plan(specs, lives, PlanOptions(fingerprint_key=KEY, resend_secrets=True)).to_json()
+    assert S3_SECRET not in document
+    assert json.loads(document)["summary"]["create"] == 2
+
+
+def test_marker_keeps_fingerprints_of_secrets_not_sent() -> None:
+    live = live_of(s3_spec())
+    annotation = str(live.deployment["annotation"])
+    action = only(plan(desired(s3_spec(cache_ttl_value=1800)), [live], OPTIONS))
+    written = action.writes[0]["deployment"]["annotation"]  # type: ignore[index,call-overload]
+    assert written == annotation
+    assert compose_annotation(None, Marker()) != annotation
+
+
+# --------------------------------------------------------------------------- against the emulator
+
+
+SUBDOMAINS = [f"host-{n}" for n in range(8)]
+TYPES = ["s3", "gcs", "azure", "webfolder", "webproxy", "s3_compatible"]
+SECRET_VALUES = ["a" * 32, "b" * 32, "c" * 32]  # 32 latin-1 characters fit every secret
+
+
+def _deployment(kind: str, index: int, draw: Any, environ: dict[str, str]) -> dict[str, Any]:
+    def secret(field: str) -> SecretRef:
+        name = f"SECRET_{index}_{field.upper()}"
+        environ[name] = draw(st.sampled_from(SECRET_VALUES))
+        return SecretRef("env", name, environ[name])
+
+    bucket = draw(st.sampled_from(["bucket-one", "bucket-two"]))
+    by_type: dict[str, dict[str, Any]] = {
+        "s3": {"s3_access_key": "AK", "s3_bucket": bucket, "s3_secret_key": secret("s3")},
+        "gcs": {"gcs_access_key": "GK", "gcs_bucket": bucket, "gcs_secret_key": secret("gcs")},
+        "azure": {
+            "azure_account": "acct",
+            "azure_bucket": bucket,
+            "azure_sas_string": secret("sas"),
+            "azure_service_type": "blob",
+        },
+        "webfolder": {"webfolder_base_url": f"https://{bucket}.example/"},
+        "webproxy": {},
+        "s3_compatible": {
+            "access_key_id": "KI",
+            "bucket_name": bucket,
+            "endpoint_url": "https://s3.example.com",
+            "region": "eu",
+            "secret_key": secret("s3c"),
+            "storage_provider": "Wasabi",
+        },
+    }
+    fields = by_type[kind]
+    if kind in ("webfolder", "webproxy") and draw(st.booleans()):
+        fields |= {"username": "user", "password": secret("pw")}
+    if kind in ("webfolder", "webproxy") and draw(st.booleans()):
+        fields["request_signing_key"] = secret("sign")
+    if draw(st.booleans()):
+        fields["cache_ttl_value"] = draw(st.sampled_from([1800, 86400]))
+    if draw(st.booleans()):
+        fields["default_params"] = {"auto": draw(st.sampled_from(["format", "compress"]))}
+    if draw(st.booleans()):
+        fields["annotation"] = draw(st.sampled_from(["Managed in git", "Owned by team A"]))
+    return {"type": kind, **fields}
+
+
+@dataclass
+class _Generation:
+    desired: DesiredState
+    environ: dict[str, str]
+
+
+@st.composite
+def _generation(draw: Any, count: int, ids: list[str] | None) -> _Generation:
+    """A desired state of `count` sources holding disjoint random subdomains."""
+    hosts = draw(st.permutations(SUBDOMAINS))
+    cuts = sorted(
+        draw(st.lists(st.integers(1, 7), min_size=count - 1, max_size=count - 1, unique=True))
+    )
+    groups = [hosts[a:b] for a, b in zip([0, *cuts], [*cuts, 8], strict=True)]
+    environ: dict[str, str] = {}
+    sources = []
+    for index in range(count):
+        kind = draw(st.sampled_from(TYPES))
+        source: dict[str, Any] = {
+            "name": draw(st.sampled_from([f"Source {index}", f"Renamed {index}"])),
+            "enabled": draw(st.booleans()),
+            "deployment": _deployment(kind, index, draw, environ)
+            | {"imgix_subdomains": list(groups[index])},
+        }
+        if ids is not None and index < len(ids):
+            source["id"] = ids[index]
+            source["ignore_changes"] = draw(
+                st.lists(st.sampled_from(["name", "deployment.default_params"]), unique=True)
+            )
+        sources.append(source)
+    return _Generation(desired(*sources), environ)
+
+
+def _client(store: SourceStore) -> ImgixClient:
+    async def no_sleep(seconds: float) -> None:
+        return None
+
+    return ImgixClient(
+        api_key=EMULATOR_API_KEY,
+        base_url="http://127.0.0.1",
+        transport=httpx.ASGITransport(app=create_app(store)),
+        pacing=Pacing(per_second=None, creates_per_hour=None, updates_per_hour=None),
+        sleep=no_sleep,
+    )
+
+
+async def _plan_and_apply(store: SourceStore, generation: _Generation) -> tuple[Plan, Plan]:
+    """Plan, apply the plan's writes, then plan again; returns both plans."""
+    async with _client(store) as client:
+        first = plan(generation.desired, await client.list_sources(), OPTIONS)
+        before = len(store.request_log)
+        report = await apply_plan(
+            first, client, resolver=SecretResolver(generation.environ), allow_disable=True
+        )
+        assert report.ok, report.failed
+        sent = [
+            json.dumps(entry.body["data"]["attributes"], sort_keys=True)
+            for entry in store.request_log[before:]
+            if entry.method in ("POST", "PATCH")
+        ]
+        resolver = SecretResolver(generation.environ)
+        planned = [
+            json.dumps(resolver.resolve(write), sort_keys=True)
+            for action in first.actions
+            for write in action.writes
+        ]
+        assert sorted(sent) == sorted(planned)
+        again = plan(generation.desired, await client.list_sources(), OPTIONS)
+    return first, again
+
+
+@settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(data=st.data())
+def test_applying_a_plan_to_the_emulator_then_planning_again_changes_nothing(
+    data: st.DataObject,
+) -> None:
+    count = data.draw(st.integers(1, 4), label="sources")
+    store = SourceStore(
+        limits=RateLimits(per_second=None, creates_per_hour=None, updates_per_hour=None),
+        deploy_delay=0,
+    )
+    initial = data.draw(_generation(count, None), label="initial")
+    asyncio.run(_plan_and_apply(store, initial))
+    ids = [
+        source.id
+        for spec in initial.desired.sources
+        for source in store.sources.values()
+        if source.deployment["imgix_subdomains"][0] == spec.deployment.imgix_subdomains[0]
+    ]
+    for source_id in data.draw(st.lists(st.sampled_from(ids), unique=True), label="redeployed"):
+        store.dashboard_redeploy(source_id, {})
+    extra = data.draw(st.integers(0, min(2, 7 - count)), label="new sources")
+    changed = data.draw(_generation(count + extra, ids), label="changed")
+    try:
+        _, again = asyncio.run(_plan_and_apply(store, changed))
+    except PlanError as error:
+        assume("cycle" not in str(error))
+        raise
+    assert again.actions == [], again.to_json()
+    assert again.summary.unchanged == len(changed.desired.sources)

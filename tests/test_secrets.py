@@ -1,0 +1,222 @@
+"""The secret send rules and the annotation marker (reconciler/secrets.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from reconciler.secrets import (
+    UNKNOWN,
+    UNRECORDED,
+    UNRESOLVED,
+    Marker,
+    compose_annotation,
+    credentials_to_resend,
+    decide_secrets,
+    fingerprint,
+    parse_annotation,
+)
+from reconciler.specs import (
+    DeploymentBase,
+    S3Deployment,
+    SecretRef,
+    WebFolderDeployment,
+)
+
+KEY = b"fingerprint-key"
+
+
+def s3(secret: str | None = "s3-secret-value", **changes: Any) -> S3Deployment:
+    ref = SecretRef("env", "S3_SECRET_KEY", secret)
+    attributes = {
+        "type": "s3",
+        "s3_access_key": "AKIA",
+        "s3_bucket": "bucket",
+        "s3_secret_key": ref,
+        "imgix_subdomains": ["acme-products"],
+        **changes,
+    }
+    return S3Deployment.model_validate(attributes)
+
+
+def marker_for(deployment: DeploymentBase, **values: str) -> Marker:
+    return Marker({name: fingerprint(KEY, name, value) for name, value in values.items()})
+
+
+# --------------------------------------------------------------------------- fingerprints
+
+
+def test_fingerprint_is_keyed_and_bound_to_the_field_name() -> None:
+    base = fingerprint(KEY, "s3_secret_key", "value")
+    assert base == fingerprint(KEY, "s3_secret_key", "value")
+    assert base != fingerprint(b"other key", "s3_secret_key", "value")
+    assert base != fingerprint(KEY, "secret_key", "value")
+    assert base != fingerprint(KEY, "s3_secret_key", "value2")
+    assert "value" not in base and len(base) == 32
+
+
+def test_marker_round_trips_with_user_text_in_front() -> None:
+    marker = Marker({"s3_secret_key": "ab" * 16, "password": UNKNOWN})
+    annotation = compose_annotation("Managed in git", marker)
+    assert annotation.startswith("Managed in git [imgix-reconciler v1 ")
+    parsed = parse_annotation(annotation)
+    assert parsed.text == "Managed in git"
+    assert parsed.marker == marker
+
+
+def test_marker_alone_when_no_user_text() -> None:
+    marker = Marker({"s3_secret_key": "cd" * 16})
+    assert compose_annotation(None, marker) == f"[imgix-reconciler v1 fp.s3_secret_key={'cd' * 16}]"
+    assert parse_annotation(compose_annotation(None, marker)).text is None
+
+
+def test_marker_tokens_are_sorted_so_the_text_is_stable() -> None:
+    one = Marker({"b": "1", "a": "2"}).render()
+    two = Marker({"a": "2", "b": "1"}).render()
+    assert one == two == "[imgix-reconciler v1 fp.a=2 fp.b=1]"
+
+
+@pytest.mark.parametrize(
+    "annotation",
+    [None, "", "New deployment created for source by jane", "[imgix-reconciler] by hand"],
+)
+def test_annotation_without_marker_means_deployed_outside(annotation: str | None) -> None:
+    parsed = parse_annotation(annotation)
+    assert parsed.marker is None
+    assert parsed.text == (annotation or None)
+
+
+def test_parser_keeps_unknown_tokens_out_and_reads_reserved_encrypted_hashes() -> None:
+    parsed = parse_annotation(
+        "[imgix-reconciler v2 fp.password=abc enc.password_encrypted=1234 zz.x=y junk]"
+    )
+    assert parsed.marker == Marker({"password": "abc"}, {"password_encrypted": "1234"}, 2)
+
+
+def test_marker_only_counts_at_the_end() -> None:
+    parsed = parse_annotation("[imgix-reconciler v1] then edited in the dashboard")
+    assert parsed.marker is None
+
+
+# --------------------------------------------------------------------------- send rules
+
+
+def test_create_sends_every_declared_secret_and_records_its_fingerprint() -> None:
+    decision = decide_secrets(s3(), key=KEY, creating=True)
+    assert decision.send == ("s3_secret_key",)
+    assert decision.fingerprints == {
+        "s3_secret_key": fingerprint(KEY, "s3_secret_key", "s3-secret-value")
+    }
+
+
+def test_unchanged_secret_with_matching_fingerprint_is_not_sent() -> None:
+    deployment = s3()
+    recorded = marker_for(deployment, s3_secret_key="s3-secret-value")
+    decision = decide_secrets(deployment, key=KEY, live_type="s3", recorded=recorded)
+    assert decision.send == ()
+    assert decision.cannot_compare == {}
+    assert decision.marker() == recorded
+
+
+def test_rotated_secret_is_sent_with_its_new_fingerprint() -> None:
+    deployment = s3("rotated")
+    recorded = marker_for(deployment, s3_secret_key="s3-secret-value")
+    decision = decide_secrets(deployment, key=KEY, live_type="s3", recorded=recorded)
+    assert decision.send == ("s3_secret_key",)
+    assert decision.fingerprints["s3_secret_key"] == fingerprint(KEY, "s3_secret_key", "rotated")
+
+
+def test_location_change_of_a_credentialed_origin_sends_the_credentials() -> None:
+    deployment = s3()
+    recorded = marker_for(deployment, s3_secret_key="s3-secret-value")
+    decision = decide_secrets(
+        deployment, key=KEY, live_type="s3", changed=["s3_bucket"], recorded=recorded
+    )
+    assert decision.send == ("s3_secret_key",)
+    assert credentials_to_resend(S3Deployment, "s3", ["s3_bucket"]) == {"s3_access_key"}
+
+
+def test_non_location_change_sends_nothing() -> None:
+    deployment = s3()
+    recorded = marker_for(deployment, s3_secret_key="s3-secret-value")
+    decision = decide_secrets(
+        deployment, key=KEY, live_type="s3", changed=["cache_ttl_value"], recorded=recorded
+    )
+    assert decision.send == ()
+    assert credentials_to_resend(S3Deployment, "s3", ["cache_ttl_value"]) == frozenset()
+
+
+def test_type_change_sends_every_secret_of_the_new_type() -> None:
+    deployment = WebFolderDeployment.model_validate(
+        {
+            "type": "webfolder",
+            "webfolder_base_url": "https://origin.example/",
+            "imgix_subdomains": ["acme-blog"],
+            "password": SecretRef("env", "BLOG_PASSWORD", "pw"),
+        }
+    )
+    decision = decide_secrets(deployment, key=KEY, live_type="s3", recorded=Marker())
+    assert decision.send == ("password",)
+
+
+def test_resend_option_sends_even_an_unchanged_secret() -> None:
+    deployment = s3()
+    recorded = marker_for(deployment, s3_secret_key="s3-secret-value")
+    decision = decide_secrets(deployment, key=KEY, live_type="s3", recorded=recorded, resend=True)
+    assert decision.send == ("s3_secret_key",)
+
+
+def test_no_marker_means_cannot_compare_and_nothing_sent() -> None:
+    decision = decide_secrets(s3(), key=KEY, live_type="s3", recorded=None)
+    assert decision.send == ()
+    assert decision.cannot_compare == {"s3_secret_key": UNRECORDED}
+    # Written into the next marker as unknown, so later plans do not re-send it unasked.
+    assert decision.fingerprints == {"s3_secret_key": UNKNOWN}
+
+
+def test_unknown_recorded_fingerprint_stays_cannot_compare() -> None:
+    decision = decide_secrets(
+        s3(), key=KEY, live_type="s3", recorded=Marker({"s3_secret_key": UNKNOWN})
+    )
+    assert decision.send == ()
+    assert decision.cannot_compare == {"s3_secret_key": UNRECORDED}
+
+
+def test_unresolved_secret_cannot_be_compared_and_keeps_the_recorded_fingerprint() -> None:
+    recorded = Marker({"s3_secret_key": "ab" * 16})
+    decision = decide_secrets(s3(None), key=KEY, live_type="s3", recorded=recorded)
+    assert decision.send == ()
+    assert decision.cannot_compare == {"s3_secret_key": UNRESOLVED}
+    assert decision.marker() == recorded
+
+
+def test_secret_declared_since_the_last_write_is_sent() -> None:
+    decision = decide_secrets(s3(), key=KEY, live_type="s3", recorded=Marker())
+    assert decision.send == ("s3_secret_key",)
+
+
+def test_sent_but_unresolved_secret_records_no_fingerprint() -> None:
+    decision = decide_secrets(s3(None), key=KEY, creating=True)
+    assert decision.send == ("s3_secret_key",)
+    assert decision.fingerprints == {}
+
+
+def test_ignored_secret_is_not_sent_for_a_new_fingerprint() -> None:
+    deployment = s3("rotated")
+    recorded = marker_for(deployment, s3_secret_key="s3-secret-value")
+    decision = decide_secrets(
+        deployment,
+        key=KEY,
+        live_type="s3",
+        recorded=recorded,
+        ignored=["deployment.s3_secret_key"],
+    )
+    assert decision.send == ()
+    assert decision.marker() == recorded
+
+
+def test_secret_values_never_appear_in_a_decision() -> None:
+    decision = decide_secrets(s3("very-secret-value"), key=KEY, creating=True)
+    assert "very-secret-value" not in repr(decision)
+    assert "very-secret-value" not in decision.marker().render()
