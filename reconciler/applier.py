@@ -209,7 +209,9 @@ async def apply_plan(
                     else:
                         await api.update_source(source_id, body)
                     writes += 1
-                result = ActionResult(action.action, action.source, action.key, "applied", source_id)
+                result = ActionResult(
+                    action.action, action.source, action.key, "applied", source_id
+                )
             except Exception as error:  # one failed action must not stop the others
                 message = redact.scrub(str(error)) or type(error).__name__
                 result = ActionResult(

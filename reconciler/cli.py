@@ -1,17 +1,353 @@
 """Command line: parse options, call the steps, map outcomes to exit codes.
 
-Each command is thin: the logic it calls lives in the module of its step.
+Each command is thin: the logic it calls lives in the module of its step, mostly in
+`reconciler.reconcile`. Plans go to stdout; logs, progress and errors to stderr. Every
+command runs inside the redaction point (`reconciler.redact`), so no secret value it
+resolved can be printed, not even in a traceback.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
 import click
+
+from reconciler import redact
+from reconciler.applier import ActionResult, ApplyRefused, ApplyReport, StalePlan, check_permissions
+from reconciler.client import ClientError
+from reconciler.export import export_yaml
+from reconciler.live import LiveSource
+from reconciler.loader import LoadError
+from reconciler.plan import Plan
+from reconciler.planner import PlanError
+from reconciler.reconcile import (
+    ConfigurationError,
+    PlanFileError,
+    apply_with_report,
+    connect,
+    drift_findings,
+    is_plan_file,
+    list_live,
+    plan_files,
+    read_plan_file,
+)
+from reconciler.render import render
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="imgix-reconciler")
-def main() -> None:
+@click.option("--debug", is_flag=True, help="Log requests and decisions to stderr.")
+@click.pass_context
+def main(ctx: click.Context, debug: bool) -> None:
     """Keep imgix Sources in git: validate, plan, apply and detect drift."""
+    if debug:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        handler.addFilter(redact.RedactingFilter())
+        package_logger = logging.getLogger("reconciler")
+        package_logger.addHandler(handler)
+        package_logger.setLevel(logging.DEBUG)
+        ctx.call_on_close(lambda: package_logger.removeHandler(handler))
+    ctx.with_resource(redact.redacted_output())
 
 
 # Commands are registered below, one function each; see product.md for the contract.
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=True))
+@click.option(
+    "--no-resolve",
+    is_flag=True,
+    help="Do not read {env: ...} and {file: ...} references (check the file alone).",
+)
+def validate(files: tuple[str, ...], no_resolve: bool) -> None:
+    """Check desired-state FILEs offline; exit 1 listing every error."""
+    from reconciler.loader import LoadError, load, summarize
+
+    try:
+        loaded = load(files, resolve=not no_resolve)
+    except LoadError as exc:
+        for error in exc.errors:
+            click.echo(str(error), err=True)
+        click.echo(summarize(exc.errors, files), err=True)
+        raise SystemExit(1) from None
+    for file in files:
+        places = [*loaded.locations, *loaded.unresolved]
+        count = sum(1 for location in places if location.file == file)
+        click.echo(f"{file}: {count} source{'s' if count != 1 else ''} valid", err=True)
+
+
+@main.command()
+def schema() -> None:
+    """Print the JSON Schema of the desired-state file format."""
+    from reconciler.schema import render_sources_schema
+
+    click.echo(render_sources_schema(), nl=False)
+
+
+@main.command()
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8787,
+    show_default=True,
+    help="Port on 127.0.0.1 (0 picks a free one).",
+)
+@click.option(
+    "--state",
+    "state_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Keep the sources in this JSON file (kept across restarts).",
+)
+@click.option("--seed", is_flag=True, help="Start a new state from the example live state.")
+def emulator(port: int, state_file: Path | None, seed: bool) -> None:
+    """Serve the built-in imgix API emulator on 127.0.0.1 until Ctrl-C."""
+    from reconciler.emulator import EMULATOR_API_KEY, serve
+
+    def announce(url: str) -> None:
+        click.echo(f"imgix API emulator on {url} (use --api-url {url})", err=True)
+        click.echo(f"API key: IMGIX_API_KEY={EMULATOR_API_KEY} (any ak_<64 hex> works)", err=True)
+
+    serve(port, state_file, seed=seed, announce=announce)
+
+
+# --------------------------------------------------------------------------- talking to the API
+
+EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_PARTIAL, EXIT_STALE = 0, 1, 2, 3, 4
+
+
+def connection_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """`--api-url` and `--emulator`, written after the command name."""
+    command = click.option(
+        "--emulator",
+        is_flag=True,
+        help="Run against the built-in emulator, seeded with examples/live-state.json.",
+    )(command)
+    return click.option(
+        "--api-url",
+        envvar="IMGIX_API_URL",
+        metavar="URL",
+        help="Root of the imgix API (default https://api.imgix.com).",
+    )(command)
+
+
+def format_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(["text", "markdown", "json"]),
+        default="text",
+        show_default=True,
+    )(command)
+
+
+def _color() -> bool:
+    return sys.stdout.isatty() and "NO_COLOR" not in os.environ
+
+
+@contextlib.contextmanager
+def _exit_codes() -> Iterator[None]:
+    """Map every failure to a message on stderr and product.md's exit code: no tracebacks."""
+    try:
+        yield
+    except LoadError as error:
+        for located in error.errors:
+            click.echo(str(located), err=True)
+        raise SystemExit(EXIT_ERROR) from None
+    except StalePlan as error:
+        click.echo(f"error: {error}", err=True)
+        raise SystemExit(EXIT_STALE) from None
+    except (ConfigurationError, PlanError, ApplyRefused, ClientError, PlanFileError) as error:
+        click.echo(f"error: {error}", err=True)
+        raise SystemExit(EXIT_ERROR) from None
+    except OSError as error:
+        click.echo(f"error: {error.strerror or error}: {error.filename or ''}".rstrip(), err=True)
+        raise SystemExit(EXIT_ERROR) from None
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write `text` to `path` so that a reader never sees half a file."""
+    fd, temporary = tempfile.mkstemp(dir=path.parent or Path("."), prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+@main.command("plan")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), help="Save the plan document here.")
+@format_option
+@click.option(
+    "--detailed-exitcode", is_flag=True, help="Exit 0 when there are no changes, 2 when there are."
+)
+@click.option("--target", "targets", multiple=True, metavar="NAME", help="Plan only this source.")
+@connection_options
+def plan_command(
+    files: tuple[Path, ...],
+    out: Path | None,
+    fmt: str,
+    detailed_exitcode: bool,
+    targets: tuple[str, ...],
+    api_url: str | None,
+    emulator: bool,
+) -> None:
+    """Show what apply would change."""
+    with _exit_codes():
+        connection = connect(api_url, emulator=emulator)
+        result = asyncio.run(plan_files(files, connection, targets=targets))
+        if out is not None:
+            _write_atomically(out, result.plan.to_json() + "\n")
+        click.echo(render(result.plan, fmt, color=_color()))
+    if detailed_exitcode and result.plan.has_changes:
+        raise SystemExit(EXIT_CHANGES)
+
+
+@main.command("drift")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@format_option
+@click.option(
+    "--require-marker",
+    is_flag=True,
+    help="Count sources last deployed outside imgix-reconciler as drift.",
+)
+@connection_options
+def drift_command(
+    files: tuple[Path, ...], fmt: str, require_marker: bool, api_url: str | None, emulator: bool
+) -> None:
+    """Check that live sources still match the files (exit 2 when they do not)."""
+    with _exit_codes():
+        connection = connect(api_url, emulator=emulator)
+        result = asyncio.run(plan_files(files, connection))
+        drift = drift_findings(result.plan, require_marker=require_marker)
+        click.echo(render(result.plan, fmt, color=_color()))
+        if drift:
+            click.echo(f"Drift: {'; '.join(drift)}.", err=True)
+        else:
+            click.echo("In sync: live sources match the files.", err=True)
+    if drift:
+        raise SystemExit(EXIT_CHANGES)
+
+
+@main.command("apply")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--auto-approve", is_flag=True, help="Apply without asking.")
+@click.option("--allow-disable", is_flag=True, help="Let the plan disable live sources.")
+@click.option("--resend-secrets", is_flag=True, help="Send every secret again.")
+@click.option("--wait", is_flag=True, help="Wait until touched sources are deployed.")
+@click.option("--expect-digest", metavar="DIGEST", help="Refuse unless the plan has this digest.")
+@click.option("--target", "targets", multiple=True, metavar="NAME", help="Apply only this source.")
+@connection_options
+def apply_command(
+    inputs: tuple[Path, ...],
+    auto_approve: bool,
+    allow_disable: bool,
+    resend_secrets: bool,
+    wait: bool,
+    expect_digest: str | None,
+    targets: tuple[str, ...],
+    api_url: str | None,
+    emulator: bool,
+) -> None:
+    """Apply the files (planning first) or a plan saved by `plan --out`."""
+    with _exit_codes():
+        connection = connect(api_url, emulator=emulator)
+        saved = len(inputs) == 1 and is_plan_file(inputs[0])
+        if saved:
+            plan = read_plan_file(inputs[0])
+        else:
+            plan = asyncio.run(
+                plan_files(
+                    inputs,
+                    connection,
+                    targets=targets,
+                    resend_secrets=resend_secrets,
+                    secrets_optional=False,
+                )
+            ).plan
+        click.echo(render(plan, "text", color=_color()))
+        if expect_digest is not None and plan.digest != expect_digest:
+            raise StalePlan(
+                f"the plan's digest is {plan.digest}, not the reviewed {expect_digest}: "
+                "live sources or the files changed since review"
+            )
+        if not plan.has_changes:
+            click.echo("Nothing to do.", err=True)
+            return
+        check_permissions(plan, allow_disable=allow_disable)
+        _confirm(plan, auto_approve)
+        report = asyncio.run(
+            apply_with_report(
+                plan,
+                connection,
+                allow_disable=allow_disable,
+                saved=saved,
+                wait=wait,
+                on_result=_progress,
+                on_status=_deploy_status,
+            )
+        )
+        _print_report(report)
+    if not report.ok:
+        raise SystemExit(EXIT_PARTIAL)
+
+
+def _confirm(plan: Plan, auto_approve: bool) -> None:
+    if auto_approve:
+        return
+    if not sys.stdin.isatty():
+        raise ApplyRefused(
+            "refusing to apply without a terminal to confirm on: pass --auto-approve "
+            "(after reviewing the plan, e.g. with --expect-digest)"
+        )
+    count = len(plan.actions)
+    if not click.confirm(f"Apply {count} action{'s' if count != 1 else ''}?", err=True):
+        raise ApplyRefused("apply cancelled; nothing was written")
+
+
+def _progress(result: ActionResult) -> None:
+    click.echo(f"  {result.outcome}: {result.action} {result.source}", err=True)
+
+
+def _deploy_status(source: LiveSource) -> None:
+    click.echo(f"  {source.name}: {source.deployment_status}", err=True)
+
+
+def _print_report(report: ApplyReport) -> None:
+    for result in report.results:
+        line = f"{result.outcome}: {result.action} {result.source}"
+        if result.source_id:
+            line += f" ({result.source_id})"
+        if result.error:
+            line += f": {result.error}"
+        click.echo(line)
+    applied = len(report.results) - len(report.failed)
+    click.echo(f"Apply: {applied} applied, {len(report.failed)} failed.")
+
+
+@main.command("export")
+@click.option("--out", type=click.Path(path_type=Path), help="Write the file here, not stdout.")
+@connection_options
+def export_command(out: Path | None, api_url: str | None, emulator: bool) -> None:
+    """Write the live sources as a desired-state file."""
+    with _exit_codes():
+        connection = connect(api_url, emulator=emulator)
+        text = export_yaml(asyncio.run(list_live(connection)))
+        if out is None:
+            click.echo(text, nl=False)
+        else:
+            _write_atomically(out, text)
+            click.echo(f"Wrote {out}.", err=True)

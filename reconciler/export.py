@@ -15,7 +15,12 @@ from typing import Any
 from ruamel.yaml import YAML
 
 from reconciler.live import LiveSource
-from reconciler.specs import DEPLOYMENT_MODELS, deployment_defaults, deployment_fields, secret_fields
+from reconciler.specs import (
+    DEPLOYMENT_MODELS,
+    deployment_defaults,
+    deployment_fields,
+    secret_fields,
+)
 
 SCHEMA_LINE = (
     "# yaml-language-server: $schema=https://raw.githubusercontent.com/"

@@ -9,7 +9,7 @@ import hashlib
 import hmac
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -23,9 +23,10 @@ from reconciler.applier import (
 )
 from reconciler.client import DEFAULT_API_URL, ImgixClient
 from reconciler.live import LiveSource
-from reconciler.loader import LoadedState, load
+from reconciler.loader import LoadedState, LoadError, load
+from reconciler.pacing import Pacing
 from reconciler.plan import Plan, compute_digest
-from reconciler.planner import PlanOptions, plan
+from reconciler.planner import PlanError, PlanOptions, plan
 
 API_KEY_VARIABLE = "IMGIX_API_KEY"
 API_URL_VARIABLE = "IMGIX_API_URL"
@@ -41,12 +42,18 @@ class Connection:
     """Where the API is and how to reach it."""
 
     api_url: str
-    api_key: str
+    api_key: str = field(repr=False)
     transport: httpx.AsyncBaseTransport | None = None
+    pacing: Pacing = field(default_factory=Pacing)
 
     def client(self) -> ImgixClient:
         """A new client for this connection (use it as an async context manager)."""
-        return ImgixClient(api_key=self.api_key, base_url=self.api_url, transport=self.transport)
+        return ImgixClient(
+            api_key=self.api_key,
+            base_url=self.api_url,
+            transport=self.transport,
+            pacing=self.pacing,
+        )
 
 
 def connect(
@@ -102,10 +109,15 @@ async def plan_files(
     *,
     targets: Sequence[str] = (),
     resend_secrets: bool = False,
+    secrets_optional: bool = True,
     environ: Mapping[str, str] | None = None,
 ) -> PlanResult:
-    """Load the files, list the live sources and plan."""
-    desired = load(files, environ=environ)
+    """Load the files, list the live sources and plan.
+
+    Secrets are optional by default: a plan without access to them still shows every
+    other change and says "cannot compare" for them. `apply` asks for them all.
+    """
+    desired = load(files, environ=environ, secrets_optional=secrets_optional)
     async with connection.client() as client:
         live = await client.list_sources()
     options = PlanOptions(
@@ -113,7 +125,14 @@ async def plan_files(
         resend_secrets=resend_secrets,
         targets=frozenset(targets),
     )
-    return PlanResult(plan(desired.state, live, options), desired, live)
+    try:
+        made = plan(desired.state, live, options)
+    except PlanError as error:
+        if not error.spec_indices:
+            raise
+        places = [desired.locations[index] for index in error.spec_indices]
+        raise LoadError([place.error("", str(error)) for place in places]) from None
+    return PlanResult(made, desired, live)
 
 
 async def list_live(connection: Connection) -> list[LiveSource]:
@@ -143,7 +162,9 @@ def read_plan_file(path: Path) -> Plan:
         plan = Plan.model_validate_json(path.read_bytes())
     except ValueError as error:
         first = str(error).splitlines()[0]
-        raise PlanFileError(f"{path}: not a plan document written by `plan --out` ({first})")
+        raise PlanFileError(
+            f"{path}: not a plan document written by `plan --out` ({first})"
+        ) from None
     if compute_digest(plan.actions) != plan.digest:
         raise PlanFileError(f"{path}: the actions do not match the plan's digest (edited?)")
     return plan

@@ -219,8 +219,8 @@ def _check_subdomain(value: str) -> str:
         raise PydanticCustomError(
             "subdomain",
             "must be a DNS label: lowercase letters, digits and inner hyphens, "
-            "at most 63 characters (got {value!r})",
-            {"value": value},
+            "at most 63 characters (got {value})",
+            {"value": repr(value)},
         )
     return value
 
@@ -232,8 +232,8 @@ def _check_domain(value: str) -> str:
     if not _DOMAIN.fullmatch(value):
         raise PydanticCustomError(
             "domain",
-            "must be a lowercase domain name such as images.example.com (got {value!r})",
-            {"value": value},
+            "must be a lowercase domain name such as images.example.com (got {value})",
+            {"value": repr(value)},
         )
     return value
 
@@ -243,8 +243,8 @@ def _check_absolute_url(value: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise PydanticCustomError(
             "absolute_url",
-            "must be an absolute http(s) URL (got {value!r})",
-            {"value": value},
+            "must be an absolute http(s) URL (got {value})",
+            {"value": repr(value)},
         )
     return value
 

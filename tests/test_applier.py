@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
+from conftest import FakeClock
 
 from reconciler.applier import (
     ApplyRefused,
@@ -19,7 +20,6 @@ from reconciler.client import ImgixClient
 from reconciler.emulator import EMULATOR_API_KEY, SourceStore, create_app
 from reconciler.pacing import Pacing
 from reconciler.plan import Action, Plan, Summary, compute_digest
-from conftest import FakeClock
 
 SECRET = "applier-canary-secret-0123456789"
 
@@ -143,7 +143,7 @@ def test_a_stale_saved_plan_is_refused_before_any_write(
     )
     emulator_store.dashboard_redeploy(existing, {"cache_ttl_value": 7200})
     emulator_store.request_log.clear()
-    with pytest.raises(StalePlan, match="Blog .* changed"):
+    with pytest.raises(StalePlan, match=r"Blog .* changed"):
         run(emulator_store, fake_clock, plan, saved=True)
     assert writes_in(emulator_store) == []
 

@@ -1,0 +1,291 @@
+"""`imgix-reconciler validate` and `schema`: exit codes, located errors, no leaked secrets."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import shutil
+from collections.abc import Iterator
+from io import StringIO
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from ruamel.yaml import YAML
+
+from reconciler.cli import main
+from reconciler.schema import render_sources_schema
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE = REPO / "examples" / "sources.yaml"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+# Values distinctive enough to search for in any output; the signing key is 32 latin-1
+# characters so that it passes validation and reaches every later step.
+CANARIES = {
+    "S3_SECRET_KEY": "canary-s3-7f3a9c",
+    "GCS_SECRET_KEY": "canary-gcs-7f3a9c",
+    "AZURE_SAS": "canary-azure-7f3a9c",
+    "BLOG_PASSWORD": "canary-blog-7f3a9c",
+    "PROXY_SIGNING_KEY": "canary-proxy-7f3a9c-0123456789ab",
+    "ARCHIVE_SECRET_KEY": "canary-archive-7f3a9c",
+}
+ERROR_LINE = re.compile(r"^[^:\n]+:\d+:\d+: ")
+SUMMARY_LINE = re.compile(r"^\d+ errors? in \d+ of \d+ files?$")
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> Result:
+    # catch_exceptions=False: a traceback fails the test instead of becoming exit code 1.
+    base = dict.fromkeys(CANARIES)  # click's env: None unsets a variable
+    return CliRunner().invoke(main, list(args), env={**base, **(env or {})}, catch_exceptions=False)
+
+
+def assert_located_failure(result: Result) -> list[str]:
+    assert result.exit_code == 1, result.output
+    lines = result.stderr.splitlines()
+    assert lines, "an invalid file must say why"
+    assert SUMMARY_LINE.match(lines[-1]), lines[-1]
+    for line in lines[:-1]:
+        assert ERROR_LINE.match(line), line
+    assert result.stdout == ""
+    return lines[:-1]
+
+
+# --------------------------------------------------------------------------- validate
+
+
+def test_example_is_valid_without_resolving() -> None:
+    result = run("validate", str(EXAMPLE), "--no-resolve")
+    assert result.exit_code == 0, result.output
+    assert result.stderr == f"{EXAMPLE}: 6 sources valid\n"
+    assert result.stdout == ""
+
+
+def test_example_is_valid_with_its_variables_set() -> None:
+    result = run("validate", str(EXAMPLE), env=CANARIES)
+    assert result.exit_code == 0, result.output
+    for value in CANARIES.values():
+        assert value not in result.output
+
+
+def test_example_without_its_variables_names_each_one() -> None:
+    lines = assert_located_failure(run("validate", str(EXAMPLE)))
+    assert len(lines) == len(CANARIES)
+    for line, name in zip(lines, CANARIES, strict=True):
+        assert f"environment variable {name} is not set" in line
+
+
+def test_cache_ttl_error_is_located_on_its_line() -> None:
+    path = FIXTURES / "invalid_cache_ttl.yaml"
+    line = path.read_text().splitlines().index("      cache_ttl_value: 60") + 1
+    lines = assert_located_failure(run("validate", "--no-resolve", str(path)))
+    assert lines == [f"{path}:{line}:24: deployment.cache_ttl_value: must be >= 1800 (got 60)"]
+
+
+def test_five_mistakes_are_all_reported() -> None:
+    path = FIXTURES / "invalid_five_mistakes.yaml"
+    lines = assert_located_failure(run("validate", "--no-resolve", str(path)))
+    for where, what in [
+        ("8:7", "unknown key 's3_acess_key'"),
+        ("10:27", "deployment.cache_ttl_behavior: must be 'respect_origin'"),
+        ("12:14", "enabled: must be a boolean"),
+        ("16:27", "deployment.webfolder_base_url: must be an absolute http(s) URL"),
+        ("19:13", "deployment.type: unknown deployment type 'ftp'"),
+    ]:
+        assert any(line.startswith(f"{path}:{where}: ") and what in line for line in lines), (
+            where,
+            lines,
+        )
+
+
+def test_literal_secret_is_rejected_and_never_printed() -> None:
+    path = FIXTURES / "invalid_literal_secret.yaml"
+    result = run("validate", str(path))
+    (line,) = assert_located_failure(result)
+    assert line.startswith(f"{path}:9:22: deployment.s3_secret_key: ")
+    assert "{env: S3_SECRET_KEY}" in line
+    assert "hunter2" not in result.stdout
+    assert "hunter2" not in result.stderr
+
+
+def test_secret_failing_its_constraint_is_never_printed(tmp_path: Path) -> None:
+    path = tmp_path / "sources.yaml"
+    path.write_text(
+        "version: 1\nsources:\n  - name: Partner proxy\n    deployment:\n      type: webproxy\n"
+        "      imgix_subdomains: [acme-proxy]\n      request_handshake: {env: PROXY_SIGNING_KEY}\n"
+    )
+    canary = "canary-too-short-handshake"
+    result = run("validate", str(path), env={"PROXY_SIGNING_KEY": canary})
+    (line,) = assert_located_failure(result)
+    assert "must be exactly 32 latin-1 characters" in line
+    assert canary not in result.stdout
+    assert canary not in result.stderr
+
+
+def test_errors_of_several_files_in_one_run(tmp_path: Path) -> None:
+    result = run(
+        "validate",
+        "--no-resolve",
+        str(FIXTURES / "invalid_cache_ttl.yaml"),
+        str(tmp_path / "missing.yaml"),
+        str(FIXTURES / "valid_minimal.yaml"),
+    )
+    lines = assert_located_failure(result)
+    assert [line.split(":")[0] for line in lines] == [
+        str(FIXTURES / "invalid_cache_ttl.yaml"),
+        str(tmp_path / "missing.yaml"),
+    ]
+    assert result.stderr.splitlines()[-1] == "2 errors in 2 of 3 files"
+
+
+def test_validate_needs_a_file() -> None:
+    result = CliRunner().invoke(main, ["validate"])
+    assert result.exit_code == 2
+    assert "Missing argument" in result.stderr
+
+
+# --------------------------------------------------------------------------- schema
+
+
+def test_schema_prints_the_shipped_schema() -> None:
+    result = run("schema")
+    assert result.exit_code == 0
+    assert result.stdout == render_sources_schema()
+    assert json.loads(result.stdout)["$defs"]["S3Deployment"]["additionalProperties"] is False
+
+
+# --------------------------------------------------------------------------- never a traceback
+
+
+def _example_data() -> Any:
+    return YAML(typ="safe").load(EXAMPLE.read_text())
+
+
+def _dump(data: Any) -> str:
+    stream = StringIO()
+    YAML(typ="safe").dump(data, stream)
+    return stream.getvalue()
+
+
+def _slots(data: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    """Every (container path, key) in the data, to pick a place to mutate."""
+    if isinstance(data, dict):
+        for key, value in data.items():
+            yield (*path, key)
+            yield from _slots(value, (*path, key))
+    elif isinstance(data, list):
+        for index, value in enumerate(data):
+            yield (*path, index)
+            yield from _slots(value, (*path, index))
+
+
+def _parent(data: Any, path: tuple[Any, ...]) -> Any:
+    for step in path[:-1]:
+        data = data[step]
+    return data
+
+
+SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**12), max_value=10**12),
+    st.floats(),
+    st.text(max_size=12),
+    st.sampled_from(["s3", "webproxy", "ftp", "acme-blog", "https://x.example/", "origin"]),
+    st.lists(st.text(max_size=4), max_size=2),
+    st.dictionaries(st.sampled_from(["env", "file", "x"]), st.text(max_size=8), max_size=2),
+)
+KEYS = st.one_of(
+    st.text(min_size=1, max_size=12),
+    st.sampled_from(["name", "id", "deployment", "type", "s3_secret_key", "robots.txt", "nmae"]),
+)
+
+
+@st.composite
+def mutated_data(draw: st.DrawFn) -> str:
+    data = _example_data()
+    for _ in range(draw(st.integers(min_value=1, max_value=4))):
+        slots = list(_slots(data))
+        if not slots:
+            break
+        path = draw(st.sampled_from(slots))
+        parent = _parent(data, path)
+        key = path[-1]
+        action = draw(st.sampled_from(["delete", "replace", "insert", "duplicate"]))
+        if action == "delete":
+            del parent[key]
+        elif action == "replace":
+            parent[key] = draw(SCALARS)
+        elif action == "insert" and isinstance(parent, dict):
+            parent[draw(KEYS)] = draw(SCALARS)
+        elif action == "duplicate" and isinstance(parent, list):
+            parent.insert(key, copy.deepcopy(parent[key]))
+    return _dump(data)
+
+
+@st.composite
+def mutated_text(draw: st.DrawFn) -> str:
+    lines = EXAMPLE.read_text().splitlines()
+    for _ in range(draw(st.integers(min_value=1, max_value=3))):
+        index = draw(st.integers(min_value=0, max_value=len(lines) - 1))
+        action = draw(st.sampled_from(["delete", "duplicate", "indent", "dedent", "insert"]))
+        if action == "delete":
+            del lines[index]
+        elif action == "duplicate":
+            lines.insert(index, lines[index])
+        elif action == "indent":
+            lines[index] = " " * draw(st.integers(1, 3)) + lines[index]
+        elif action == "dedent":
+            lines[index] = lines[index][draw(st.integers(1, 3)) :]
+        else:
+            at = draw(st.integers(min_value=0, max_value=len(lines[index])))
+            noise = draw(st.sampled_from([":", "- ", "{", "]", "'", "&a ", "*a", "\t", "#", "x"]))
+            lines[index] = lines[index][:at] + noise + lines[index][at:]
+        if not lines:
+            break
+    return "\n".join(lines) + "\n"
+
+
+ARBITRARY_YAML = st.recursive(
+    SCALARS,
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(KEYS, inner, max_size=3)),
+    max_leaves=8,
+).map(_dump)
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of examples/ so the example's {file: ...} references resolve."""
+    target = tmp_path_factory.mktemp("mutated")
+    shutil.copytree(EXAMPLE.parent / "secrets", target / "secrets")
+    return target
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    text=st.one_of(mutated_data(), mutated_text(), ARBITRARY_YAML, st.text(max_size=200)),
+    resolve=st.booleans(),
+)
+def test_any_input_ends_in_success_or_located_errors(
+    workdir: Path, text: str, resolve: bool
+) -> None:
+    path = workdir / "sources.yaml"
+    path.write_text(text, encoding="utf-8", errors="surrogatepass")
+    args = ["validate", str(path)] + ([] if resolve else ["--no-resolve"])
+    result = run(*args, env=CANARIES)
+    assert result.exit_code in (0, 1), result.output
+    if result.exit_code == 1:
+        assert_located_failure(result)
+    else:
+        assert result.stderr.endswith(" valid\n")
+    for value in CANARIES.values():
+        assert value not in result.output
+    assert "Traceback" not in result.output

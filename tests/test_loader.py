@@ -1,0 +1,380 @@
+"""The loader: YAML positions, references, located errors, cross-source checks."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from reconciler.loader import LoadError, LocatedError, Location, load, reference_fields
+from reconciler.specs import (
+    S3Deployment,
+    SecretRef,
+    WebFolderDeployment,
+    WebProxyDeployment,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE = REPO / "examples" / "sources.yaml"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+EXAMPLE_ENV = {
+    "S3_SECRET_KEY": "s3-secret-canary",
+    "GCS_SECRET_KEY": "gcs-secret-canary",
+    "AZURE_SAS": "sv=2024-01-01&sig=canary",
+    "BLOG_PASSWORD": "blog-password-canary",
+    "PROXY_SIGNING_KEY": "proxy-signing-key-canary-32chars",
+    "ARCHIVE_SECRET_KEY": "archive-secret-canary",
+}
+
+S3_SOURCE = """\
+version: 1
+sources:
+  - name: Product images
+    deployment:
+      type: s3
+      imgix_subdomains: [acme-products]
+      s3_bucket: acme-product-images
+      s3_access_key: AKIAIOSFODNN7EXAMPLE
+      s3_secret_key: {env: S3_SECRET_KEY}
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "sources.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def errors_of(
+    *paths: Path, resolve: bool = False, environ: dict[str, str] | None = None
+) -> list[str]:
+    with pytest.raises(LoadError) as caught:
+        load(paths, resolve=resolve, environ=environ or {})
+    return [str(error) for error in caught.value.errors]
+
+
+# --------------------------------------------------------------------------- the example
+
+
+def test_example_loads_with_every_reference_resolved() -> None:
+    loaded = load([EXAMPLE], environ=EXAMPLE_ENV)
+    sources = {spec.name: spec for spec in loaded.state.sources}
+    assert list(sources) == [
+        "Product images",
+        "Marketing assets",
+        "User uploads",
+        "Blog",
+        "Partner proxy",
+        "Archive",
+    ]
+    assert {spec.deployment.type for spec in sources.values()} == {
+        "s3",
+        "gcs",
+        "azure",
+        "webfolder",
+        "webproxy",
+        "s3_compatible",
+    }
+    s3 = sources["Product images"].deployment
+    assert isinstance(s3, S3Deployment)
+    assert s3.s3_secret_key.reveal() == "s3-secret-canary"
+    assert s3.s3_secret_key.as_reference() == {"env": "S3_SECRET_KEY"}
+    proxy = sources["Partner proxy"].deployment
+    assert isinstance(proxy, WebProxyDeployment)
+    assert proxy.request_handshake is not None
+    assert proxy.request_handshake.reveal() == "example-handshake-not-a-secret-0"
+    assert proxy.request_handshake.path == str(EXAMPLE.parent / "secrets/proxy-handshake.txt")
+    archive = sources["Archive"]
+    assert archive.enabled is False
+    assert archive.deployment.access_key_id == "WASABIEXAMPLEKEYID01"  # type: ignore[union-attr]
+    assert sources["Blog"].id == "6359b5ba8147da20e8edfdd5"
+    assert sources["Marketing assets"].ignore_changes == ["deployment.default_params"]
+
+
+def test_example_locations_point_at_each_source_item() -> None:
+    loaded = load([EXAMPLE], environ=EXAMPLE_ENV)
+    lines = EXAMPLE.read_text().splitlines()
+    for spec, location in zip(loaded.state.sources, loaded.locations, strict=True):
+        assert location.file == str(EXAMPLE)
+        assert lines[location.line - 1][location.column - 1 :] == f"name: {spec.name}"
+
+
+def test_example_without_resolving_keeps_references_unread() -> None:
+    loaded = load([EXAMPLE], resolve=False, environ={})
+    assert len(loaded.state.sources) == 5
+    # Its required access_key_id is a reference: valid, but not known without reading.
+    assert [loc.line for loc in loaded.unresolved] == [
+        next(i for i, line in enumerate(EXAMPLE.read_text().splitlines(), 1) if "Archive" in line)
+    ]
+    secret = loaded.state.sources[0].deployment.s3_secret_key  # type: ignore[union-attr]
+    assert isinstance(secret, SecretRef)
+    assert not secret.resolved
+
+
+# --------------------------------------------------------------------------- references
+
+
+def test_missing_variable_is_located_at_the_reference(tmp_path: Path) -> None:
+    path = write(tmp_path, S3_SOURCE)
+    assert errors_of(path, resolve=True) == [
+        f"{path}:9:22: deployment.s3_secret_key: environment variable S3_SECRET_KEY is not "
+        "set (validate --no-resolve skips references)"
+    ]
+
+
+def test_file_reference_is_relative_to_the_yaml_file(tmp_path: Path) -> None:
+    (tmp_path / "keys").mkdir()
+    (tmp_path / "keys" / "s3.txt").write_text("from-a-file\n")
+    path = write(tmp_path, S3_SOURCE.replace("{env: S3_SECRET_KEY}", "{file: keys/s3.txt}"))
+    spec = load([path], environ={}).state.sources[0]
+    secret = spec.deployment.s3_secret_key  # type: ignore[union-attr]
+    assert secret.reveal() == "from-a-file"
+    assert secret.locator() == {"file": str(tmp_path / "keys" / "s3.txt")}
+
+
+def test_unreadable_file_reference_is_located(tmp_path: Path) -> None:
+    path = write(tmp_path, S3_SOURCE.replace("{env: S3_SECRET_KEY}", "{file: nowhere.txt}"))
+    assert errors_of(path, resolve=True) == [
+        f"{path}:9:22: deployment.s3_secret_key: cannot read nowhere.txt: No such file or directory"
+    ]
+
+
+def test_non_secret_reference_resolves_to_a_plain_value(tmp_path: Path) -> None:
+    path = write(tmp_path, S3_SOURCE.replace("acme-product-images", "{env: BUCKET}"))
+    spec = load([path], environ={"BUCKET": "from-env", "S3_SECRET_KEY": "x"}).state.sources[0]
+    assert spec.deployment.s3_bucket == "from-env"  # type: ignore[union-attr]
+
+
+def test_resolved_non_secret_reference_is_validated(tmp_path: Path) -> None:
+    text = S3_SOURCE + "      cache_ttl_value: {env: TTL}\n"
+    path = write(tmp_path, text)
+    assert errors_of(path, resolve=True, environ={"TTL": "60", "S3_SECRET_KEY": "x"}) == [
+        f"{path}:10:24: deployment.cache_ttl_value: must be >= 1800 (got '60')"
+    ]
+
+
+def test_malformed_reference_in_a_secret_field(tmp_path: Path) -> None:
+    path = write(tmp_path, S3_SOURCE.replace("{env: S3_SECRET_KEY}", "{environment: X}"))
+    assert errors_of(path) == [
+        f"{path}:9:22: deployment.s3_secret_key: must be a reference: {{env: NAME}} or "
+        "{file: path}"
+    ]
+
+
+def test_literal_secret_is_rejected_without_its_value(tmp_path: Path) -> None:
+    path = write(tmp_path, S3_SOURCE.replace("{env: S3_SECRET_KEY}", "hunter2"))
+    (message,) = errors_of(path)
+    assert message.startswith(f"{path}:9:22: deployment.s3_secret_key: s3_secret_key is write-only")
+    assert "{env: S3_SECRET_KEY}" in message
+    assert "hunter2" not in message
+
+
+def test_secret_constraint_error_never_shows_the_value(tmp_path: Path) -> None:
+    text = """\
+    version: 1
+    sources:
+      - name: Partner proxy
+        deployment:
+          type: webproxy
+          imgix_subdomains: [acme-proxy]
+          request_handshake: {env: HANDSHAKE}
+    """
+    path = write(tmp_path, text)
+    (message,) = errors_of(path, resolve=True, environ={"HANDSHAKE": "too-short-canary"})
+    assert message == (
+        f"{path}:7:26: deployment.request_handshake: must be exactly 32 latin-1 characters "
+        "(the value has 16)"
+    )
+
+
+def test_reference_fields_are_scalar_non_secret_attributes() -> None:
+    names = reference_fields(WebFolderDeployment)
+    assert "webfolder_base_url" in names
+    assert "cache_ttl_value" in names
+    assert "robots.txt" in names
+    for excluded in ("type", "password", "request_handshake", "imgix_subdomains", "default_params"):
+        assert excluded not in names
+
+
+# --------------------------------------------------------------------------- located errors
+
+
+def test_errors_of_every_source_are_reported_together(tmp_path: Path) -> None:
+    path = FIXTURES / "invalid_five_mistakes.yaml"
+    messages = errors_of(path)
+    expected = [
+        ":8:7: deployment.s3_acess_key: unknown key 's3_acess_key' (did you mean 's3_access_key'?)",
+        ":10:27: deployment.cache_ttl_behavior: must be 'respect_origin', 'override_origin' or "
+        "'enforce_minimum' (got 'forever')",
+        ":12:14: enabled: must be a boolean (got 'sometimes')",
+        ":16:27: deployment.webfolder_base_url: must be an absolute http(s) URL",
+        ":19:13: deployment.type: unknown deployment type 'ftp'",
+    ]
+    for fragment in expected:
+        assert any(fragment in message for message in messages), (fragment, messages)
+    assert f"{path}:4:5: deployment: missing required key 's3_access_key'" in messages
+
+
+def test_missing_key_points_at_the_mapping_that_lacks_it(tmp_path: Path) -> None:
+    path = write(tmp_path, S3_SOURCE.replace("      s3_bucket: acme-product-images\n", ""))
+    assert errors_of(path) == [f"{path}:4:5: deployment: missing required key 's3_bucket'"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "version: 1\nsourcse: []\n",
+            "2:1: sourcse: unknown key 'sourcse' (did you mean 'sources'?)",
+        ),
+        ("version: 2\nsources: []\n", "1:10: version: must be 1 (got 2)"),
+        ("sources: []\n", "1:1: missing required key 'version'"),
+        ("- 1\n", "1:1: the file must be a mapping with 'version: 1' and 'sources:'"),
+        ("", "1:1: the file must be a mapping with 'version: 1' and 'sources:'"),
+        ("version: 1\nsources: {}\n", "2:10: sources: must be a list (got a mapping)"),
+        ("version: 1\nsources:\n  - 3\n", "3:5: sources[0]: must be a mapping (got an integer)"),
+        (
+            "version: 1\nsources:\n  - name: x\n",
+            "3:5: sources[0]: missing required key 'deployment'",
+        ),
+        (
+            "version: 1\nsources:\n  - name: x\n    deployment: {}\n",
+            "4:5: deployment: missing required key 'type' (one of s3, gcs, azure, webfolder, "
+            "webproxy, s3_compatible)",
+        ),
+        ("version: 1\nsources: [\n", "3:1: invalid YAML: while parsing a flow node: expected "),
+        ("version: 1\nversion: 1\n", "2:1: duplicate key 'version' (first at line 1, column 1)"),
+        ('version: 1\nx: "\x00"\n', "2:5: invalid YAML: the file contains a character"),
+        ("version: !!int hunter2\n", "1:1: invalid YAML: a value does not match its tag"),
+        ("version: !!timestamp hunter2\n", "1:10: invalid YAML: a value does not match its tag"),
+        ("version: 1\nsources: &x [*x]\n", "2:10: sources[0]: must be a mapping"),
+    ],
+)
+def test_file_level_errors_are_located(tmp_path: Path, text: str, expected: str) -> None:
+    path = tmp_path / "sources.yaml"
+    path.write_text(text)
+    messages = errors_of(path)
+    assert any(message.startswith(f"{path}:{expected}") for message in messages), messages
+    assert not any("hunter2" in message for message in messages)
+
+
+def test_deployment_keys_are_suggested_from_the_type(tmp_path: Path) -> None:
+    path = write(tmp_path, S3_SOURCE + "      robots_txt: origin\n")
+    assert errors_of(path) == [
+        f"{path}:10:7: deployment.robots_txt: unknown key 'robots_txt' (did you mean 'robots.txt'?)"
+    ]
+
+
+def test_model_level_errors_point_at_the_key_they_concern(tmp_path: Path) -> None:
+    text = S3_SOURCE.replace("[acme-products]", "[acme-products, acme-products]")
+    text += "    ignore_changes: [deployment.nope]\n"
+    path = write(tmp_path, text)
+    assert errors_of(path) == [
+        f"{path}:6:25: deployment.imgix_subdomains: imgix_subdomains lists acme-products more "
+        "than once"
+    ]
+    path = write(tmp_path, S3_SOURCE + "    ignore_changes: [deployment.nope]\n")
+    (message,) = errors_of(path)
+    assert message.startswith(f"{path}:10:21: ignore_changes: ignore_changes names deployment.nope")
+
+
+def test_unreadable_paths_are_located_errors(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.yaml"
+    assert errors_of(missing, tmp_path) == [
+        f"{missing}:1:1: cannot read the file: No such file or directory",
+        f"{tmp_path}:1:1: cannot read the file: Is a directory",
+    ]
+
+
+def test_non_utf8_file_points_at_the_bad_byte(tmp_path: Path) -> None:
+    path = tmp_path / "sources.yaml"
+    path.write_bytes(b"version: 1\nsources: []\n# caf\xe9\n")
+    assert errors_of(path) == [f"{path}:3:6: the file is not valid UTF-8"]
+
+
+# --------------------------------------------------------------------------- across sources
+
+
+def test_hostname_used_twice_names_both_places() -> None:
+    path = FIXTURES / "invalid_shared_hostnames.yaml"
+    assert errors_of(path) == [
+        f"{path}:12:44: deployment.imgix_subdomains[1]: subdomain 'acme-blog' is also used by "
+        f"the source at {path}:6:26 (hostnames are unique across all imgix sources)",
+        f"{path}:13:24: deployment.custom_domains[0]: domain 'images.blog.acme.example' is also "
+        f"used by the source at {path}:7:24 (hostnames are unique across all imgix sources)",
+    ]
+
+
+def test_duplicate_names_and_ids_across_files(tmp_path: Path) -> None:
+    first = write(
+        tmp_path,
+        S3_SOURCE.replace(
+            "    deployment:", "    id: 6359b5ba8147da20e8edfdd5\n    deployment:", 1
+        ),
+        "a.yaml",
+    )
+    second = write(
+        tmp_path,
+        S3_SOURCE.replace("acme-products", "acme-other").replace(
+            "    deployment:", "    id: 6359b5ba8147da20e8edfdd5\n    deployment:", 1
+        ),
+        "b.yaml",
+    )
+    assert errors_of(first, second) == [
+        f"{second}:3:11: name: name 'Product images' is also used by the source at {first}:3:11 "
+        "(names identify sources in plans and --target, so they must differ)",
+        f"{second}:4:9: id: id '6359b5ba8147da20e8edfdd5' is also used by the source at "
+        f"{first}:4:9 (two specs cannot manage one live source)",
+    ]
+
+
+def test_several_files_concatenate_in_order(tmp_path: Path) -> None:
+    second = write(
+        tmp_path,
+        S3_SOURCE.replace("Product images", "Other").replace("acme-products", "acme-other"),
+        "b.yaml",
+    )
+    loaded = load([FIXTURES / "valid_minimal.yaml", second], resolve=False)
+    assert [spec.name for spec in loaded.state.sources] == ["Minimal", "Other"]
+    assert loaded.locations == [
+        Location(str(FIXTURES / "valid_minimal.yaml"), 3, 5),
+        Location(str(second), 3, 5),
+    ]
+
+
+def test_errors_of_all_files_in_one_run(tmp_path: Path) -> None:
+    bad = write(tmp_path, "version: 2\nsources: []\n", "bad.yaml")
+    messages = errors_of(bad, FIXTURES / "invalid_cache_ttl.yaml")
+    assert [message.split(":")[0] for message in messages] == [
+        str(bad),
+        str(FIXTURES / "invalid_cache_ttl.yaml"),
+    ]
+
+
+def test_located_error_prints_file_line_column_path_message() -> None:
+    error = LocatedError("s.yaml", 14, 7, "deployment.cache_ttl_value", "must be >= 1800")
+    assert str(error) == "s.yaml:14:7: deployment.cache_ttl_value: must be >= 1800"
+    assert str(LocatedError("s.yaml", 1, 1, "", "bad")) == "s.yaml:1:1: bad"
+    assert str(Location("s.yaml", 3, 5).error("name", "x")) == "s.yaml:3:5: name: x"
+
+
+def test_yaml_merge_keys_and_anchors_load(tmp_path: Path) -> None:
+    text = """\
+    version: 1
+    sources:
+      - name: One
+        deployment: &base
+          type: webfolder
+          imgix_subdomains: [acme-one]
+          webfolder_base_url: https://origin.acme.example/
+      - name: Two
+        deployment:
+          <<: *base
+          imgix_subdomains: [acme-two]
+          cache_ttl_value: 60
+    """
+    path = write(tmp_path, text)
+    (message,) = errors_of(path)
+    assert message.startswith(f"{path}:12:24: deployment.cache_ttl_value: must be >= 1800")

@@ -1,0 +1,222 @@
+"""The specs models: defaults, constraints and secrets as the API reference documents them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from reconciler.specs import (
+    DEPLOYMENT_MODELS,
+    DEPLOYMENT_TYPES,
+    GcsDeployment,
+    S3Deployment,
+    Secret,
+    SecretRef,
+    SourceSpec,
+    WebFolderDeployment,
+    WebProxyDeployment,
+    api_name,
+    comparable_paths,
+    deployment_defaults,
+    secret_fields,
+)
+
+
+def s3(**overrides: Any) -> dict[str, Any]:
+    return {
+        "type": "s3",
+        "imgix_subdomains": ["acme-products"],
+        "s3_access_key": "AKIAIOSFODNN7EXAMPLE",
+        "s3_bucket": "acme-product-images",
+        "s3_secret_key": {"env": "S3_SECRET_KEY"},
+        **overrides,
+    }
+
+
+def errors(model: type[Any], data: dict[str, Any], **kwargs: Any) -> list[dict[str, Any]]:
+    with pytest.raises(ValidationError) as caught:
+        model.model_validate(data, **kwargs)
+    return [dict(e) for e in caught.value.errors()]
+
+
+# --------------------------------------------------------------------------- secrets
+
+
+def test_secret_ref_never_shows_its_value() -> None:
+    ref = SecretRef("env", "S3_SECRET_KEY", "hunter2")
+    assert ref.reveal() == "hunter2"
+    for shown in (str(ref), repr(ref), f"{ref}", str([ref]), str(ref.as_reference())):
+        assert "hunter2" not in shown
+    assert str(ref) == "{env: S3_SECRET_KEY}"
+
+
+def test_unresolved_secret_cannot_be_revealed() -> None:
+    ref = SecretRef("file", "keys/s3.txt", path="/abs/keys/s3.txt")
+    assert not ref.resolved
+    with pytest.raises(LookupError) as caught:
+        ref.reveal()
+    assert "keys/s3.txt" in str(caught.value)
+    assert ref.with_value("x").reveal() == "x"
+    assert ref.locator() == {"file": "/abs/keys/s3.txt"}
+    assert ref.as_reference() == {"file": "keys/s3.txt"}
+
+
+def test_literal_secret_is_rejected_without_echo() -> None:
+    (error,) = errors(S3Deployment, s3(s3_secret_key="hunter2"))
+    assert error["type"] == "literal_secret"
+    assert error["loc"] == ("s3_secret_key",)
+    assert "hunter2" not in error["msg"]
+
+
+def test_wire_bodies_accept_plain_secrets() -> None:
+    deployment = S3Deployment.model_validate(s3(s3_secret_key="hunter2"), context={"wire": True})
+    assert deployment.s3_secret_key.reveal() == "hunter2"
+    assert deployment.model_dump(by_alias=True)["s3_secret_key"] == "(write-only)"
+
+
+def test_references_dump_as_written() -> None:
+    deployment = S3Deployment.model_validate(s3())
+    dumped = deployment.model_dump(by_alias=True)
+    assert dumped["s3_secret_key"] == {"env": "S3_SECRET_KEY"}
+    assert dumped["robots.txt"] == "origin"
+
+
+@pytest.mark.parametrize("value", ["short", "é" * 31 + "€", "x" * 33])
+def test_handshake_must_be_32_latin1_characters(value: str) -> None:
+    ref = SecretRef("env", "HANDSHAKE", value)
+    data = {
+        "type": "webfolder",
+        "imgix_subdomains": ["a"],
+        "webfolder_base_url": "https://o.example/",
+    }
+    (error,) = errors(WebFolderDeployment, {**data, "request_handshake": ref})
+    assert "32 latin-1" in error["msg"]
+    assert value not in error["msg"]
+    ok = WebFolderDeployment.model_validate({**data, "request_handshake": ref.with_value("é" * 32)})
+    assert ok.request_handshake is not None
+
+
+def test_basic_auth_parts_refuse_colons() -> None:
+    data = {
+        "type": "webfolder",
+        "imgix_subdomains": ["a"],
+        "webfolder_base_url": "https://o.example/",
+    }
+    (error,) = errors(WebFolderDeployment, {**data, "username": "a:b"})
+    assert error["loc"] == ("username",)
+    password = SecretRef("env", "P", "pass:word")
+    (error,) = errors(WebFolderDeployment, {**data, "password": password})
+    assert "pass:word" not in error["msg"]
+
+
+def test_secret_fields_of_each_type() -> None:
+    assert secret_fields(S3Deployment) == {"s3_secret_key": Secret()}
+    assert set(secret_fields(WebProxyDeployment)) == {
+        "password",
+        "request_handshake",
+        "request_signing_key",
+    }
+    assert secret_fields(WebFolderDeployment)["password"].encrypted_as == "password_encrypted"
+    for model in DEPLOYMENT_MODELS.values():
+        assert "secure_url_token" not in model.model_fields
+
+
+# --------------------------------------------------------------------------- defaults
+
+
+def test_documented_defaults() -> None:
+    defaults = deployment_defaults(S3Deployment)
+    assert defaults["cache_ttl_behavior"] == "respect_origin"
+    assert defaults["cache_ttl_value"] == 31536000
+    assert defaults["cache_ttl_error"] == 300
+    assert defaults["custom_domains"] == []
+    assert defaults["default_params"] == {}
+    assert defaults["image_error"] is None
+    assert defaults["robots.txt"] == "origin"
+    assert "annotation" not in defaults
+    assert deployment_defaults(GcsDeployment)["cache_ttl_behavior"] == "enforce_minimum"
+    assert deployment_defaults(WebProxyDeployment)["secure_url_enabled"] is True
+    assert deployment_defaults(WebProxyDeployment)["robots.txt"] == "allow-all"
+
+
+def test_every_type_has_a_model() -> None:
+    assert set(DEPLOYMENT_MODELS) == set(DEPLOYMENT_TYPES)
+    for kind, model in DEPLOYMENT_MODELS.items():
+        assert model.model_fields["type"].annotation.__args__ == (kind,)  # type: ignore[union-attr]
+
+
+def test_robots_txt_uses_the_api_name() -> None:
+    assert api_name(S3Deployment, "robots_txt") == "robots.txt"
+    assert "deployment.robots.txt" in comparable_paths(S3Deployment)
+    assert comparable_paths(S3Deployment)[:2] == ["name", "enabled"]
+    assert comparable_paths(S3Deployment)[-1] == "deployment.type"
+
+
+# --------------------------------------------------------------------------- constraints
+
+
+@pytest.mark.parametrize(
+    ("overrides", "kind"),
+    [
+        ({"cache_ttl_value": 1799}, "greater_than_equal"),
+        ({"cache_ttl_value": 31536001}, "less_than_equal"),
+        ({"cache_ttl_error": 0}, "greater_than_equal"),
+        ({"imgix_subdomains": []}, "too_short"),
+        ({"imgix_subdomains": ["-bad"]}, "subdomain"),
+        ({"imgix_subdomains": ["a" * 64]}, "subdomain"),
+        ({"custom_domains": ["Images.Example.com"]}, "domain"),
+        ({"image_error": "/relative.png"}, "absolute_url"),
+        ({"robots.txt": "maybe"}, "literal_error"),
+        ({"cache_ttl_behavior": "forever"}, "literal_error"),
+        ({"s3_bucket": ""}, "string_too_short"),
+        ({"s3_bucket_name": "x"}, "extra_forbidden"),
+        ({"imgix_subdomains": ["a", "a"]}, "repeated_hostname"),
+        (
+            {
+                "imgix_subdomains": [f"s{i}" for i in range(60)],
+                "custom_domains": [f"d{i}.example.com" for i in range(41)],
+            },
+            "too_many_hostnames",
+        ),
+    ],
+)
+def test_documented_constraints(overrides: dict[str, Any], kind: str) -> None:
+    assert [e["type"] for e in errors(S3Deployment, s3(**overrides))] == [kind]
+
+
+def test_value_errors_quote_the_value() -> None:
+    (error,) = errors(S3Deployment, s3(imgix_subdomains=["Bad_Sub"]))
+    assert error["msg"].endswith("(got 'Bad_Sub')")
+
+
+def test_limits_are_inclusive() -> None:
+    hosts = {
+        "imgix_subdomains": [f"s{i}" for i in range(60)],
+        "custom_domains": [f"d{i}.example.com" for i in range(40)],
+    }
+    S3Deployment.model_validate(s3(cache_ttl_value=1800, cache_ttl_error=31536000, **hosts))
+
+
+def test_web_proxy_needs_secure_urls() -> None:
+    data = {"type": "webproxy", "imgix_subdomains": ["acme-proxy"], "secure_url_enabled": False}
+    (error,) = errors(WebProxyDeployment, data)
+    assert error["type"] == "webproxy_secure_url"
+    (error,) = errors(
+        WebProxyDeployment, {**data, "secure_url_enabled": True, "robots.txt": "origin"}
+    )
+    assert error["type"] == "literal_error"
+
+
+def test_source_spec_checks_id_and_ignore_changes() -> None:
+    base = {"name": "Product images", "deployment": s3()}
+    assert SourceSpec.model_validate(base).enabled is True
+    (error,) = errors(SourceSpec, {**base, "id": "6359B5BA8147DA20E8EDFDD5"})
+    assert error["type"] == "string_pattern_mismatch"
+    (error,) = errors(SourceSpec, {**base, "ignore_changes": ["deployment.gcs_bucket"]})
+    assert error["type"] == "ignore_changes"
+    spec = SourceSpec.model_validate(
+        {**base, "ignore_changes": ["deployment.default_params", "deployment.robots.txt"]}
+    )
+    assert spec.ignore_changes == ["deployment.default_params", "deployment.robots.txt"]
