@@ -1,1 +1,62 @@
-"""imgix-reconciler: keep imgix Sources in git."""
+"""imgix-reconciler: keep imgix Sources in git.
+
+The library surface is what the CLI itself uses: load desired-state files, connect to
+the API (or the built-in emulator), plan, render and apply.
+
+    connection = connect(None)                      # IMGIX_API_KEY from the environment
+    result = await plan_files([Path("sources.yaml")], connection)
+    print(render(result.plan, "text"))
+    report = await apply_with_report(result.plan, connection)
+"""
+
+from reconciler.applier import ActionResult, ApplyRefused, ApplyReport, StalePlan
+from reconciler.client import ApiError, ClientError, ImgixClient
+from reconciler.export import export_yaml
+from reconciler.live import LiveSource
+from reconciler.loader import LoadedState, LoadError, LocatedError, load
+from reconciler.plan import Action, Change, Notice, Plan
+from reconciler.planner import PlanError, PlanOptions
+from reconciler.reconcile import (
+    ConfigurationError,
+    Connection,
+    PlanResult,
+    apply_with_report,
+    connect,
+    plan_files,
+    read_plan_file,
+)
+from reconciler.render import render
+from reconciler.specs import DesiredState, SecretRef, SourceSpec
+
+__all__ = [
+    "Action",
+    "ActionResult",
+    "ApiError",
+    "ApplyRefused",
+    "ApplyReport",
+    "Change",
+    "ClientError",
+    "ConfigurationError",
+    "Connection",
+    "DesiredState",
+    "ImgixClient",
+    "LiveSource",
+    "LoadError",
+    "LoadedState",
+    "LocatedError",
+    "Notice",
+    "Plan",
+    "PlanError",
+    "PlanOptions",
+    "PlanResult",
+    "SecretRef",
+    "SourceSpec",
+    "StalePlan",
+    "apply_with_report",
+    "connect",
+    "export_yaml",
+    "load",
+    "plan_files",
+    "read_plan_file",
+    "render",
+]

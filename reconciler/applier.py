@@ -17,6 +17,7 @@ from typing import Any, Literal, Protocol
 from reconciler import redact
 from reconciler.live import LiveSource
 from reconciler.plan import Action, Plan
+from reconciler.secrets import recording_annotation
 
 
 class ApplyRefused(Exception):
@@ -204,11 +205,20 @@ async def apply_plan(
             try:
                 for body in bodies[action.key]:
                     if source_id is None:
-                        created = await api.create_source(body)
-                        source_id = created.id
+                        returned = await api.create_source(body)
+                        source_id = returned.id
                     else:
-                        await api.update_source(source_id, body)
+                        returned = await api.update_source(source_id, body)
                     writes += 1
+                    # A disabled source refuses the patch; enabling it only to record a
+                    # hash would serve traffic the file does not want: record next time.
+                    if action.record_encrypted and "deployment" in body and returned.enabled:
+                        annotation = recording_annotation(returned.deployment)
+                        if annotation is not None:
+                            await api.update_source(
+                                source_id, {"deployment": {"annotation": annotation}}
+                            )
+                            writes += 1
                 result = ActionResult(
                     action.action, action.source, action.key, "applied", source_id
                 )

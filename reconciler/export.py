@@ -22,10 +22,9 @@ from reconciler.specs import (
     secret_fields,
 )
 
-SCHEMA_LINE = (
-    "# yaml-language-server: $schema=https://raw.githubusercontent.com/"
-    "imgix-reconciler/imgix-reconciler/main/schemas/sources.schema.json"
-)
+# Relative to the exported file: `imgix-reconciler schema > schemas/sources.schema.json`
+# beside it makes editors complete and check it.
+SCHEMA_LINE = "# yaml-language-server: $schema=schemas/sources.schema.json"
 
 
 def secret_variable(source: LiveSource, field: str, taken: set[str]) -> str:

@@ -56,6 +56,9 @@ class Action(_Frozen):
     depends_on: list[str] = Field(default_factory=list)
     # What the live source looked like when planned; a saved plan is stale if it changed.
     live_fingerprint: str | None = None
+    # The writes send a web folder / web proxy secret: once the API returns its new
+    # `*_encrypted` value, the applier records it in the marker (an annotation-only patch).
+    record_encrypted: bool = False
 
     @property
     def key(self) -> str:

@@ -34,10 +34,12 @@ from reconciler.plan import (
 )
 from reconciler.secrets import (
     UNRESOLVED,
+    Marker,
     SecretDecision,
     compose_annotation,
     credentials_to_resend,
     decide_secrets,
+    encrypted_changed,
     parse_annotation,
 )
 from reconciler.specs import (
@@ -284,6 +286,7 @@ def _create(spec: SourceSpec, options: PlanOptions) -> Action:
         id=None,
         changes=_sorted_changes(changes),
         writes=[{"name": spec.name, "enabled": spec.enabled, "deployment": body}],
+        record_encrypted=secrets.record_encrypted,
     )
 
 
@@ -339,6 +342,8 @@ def _compare(
         changes.append(Change(path="enabled", before=live.enabled, after=enabled))
 
     notices = _notices(spec, live, annotation.marker is None, secrets)
+    if annotation.marker is not None:
+        notices += _encrypted_notices(spec, live, annotation.marker)
     if not changes:
         return None, notices
 
@@ -355,6 +360,7 @@ def _compare(
         destructive=live.enabled and not enabled,
         writes=_enabled_writes(first, live_enabled=live.enabled, enabled=enabled),
         live_fingerprint=live.fingerprint(),
+        record_encrypted=secrets.record_encrypted,
     )
     return action, notices
 
@@ -434,6 +440,23 @@ def _notices(
             )
         )
     return notices
+
+
+def _encrypted_notices(spec: SourceSpec, live: LiveSource, marker: Marker) -> list[Notice]:
+    changed = encrypted_changed(type(spec.deployment), marker, live.deployment)
+    if not changed:
+        return []
+    names = ", ".join(changed)
+    return [
+        Notice(
+            source=spec.name,
+            id=live.id,
+            kind="encrypted_changed",
+            detail=f"{names} changed outside imgix-reconciler (the encrypted value differs "
+            "from the one recorded at the last write); apply --resend-secrets restores "
+            "the file's value",
+        )
+    ]
 
 
 def _sorted_changes(changes: list[Change]) -> list[Change]:

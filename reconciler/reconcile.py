@@ -24,13 +24,16 @@ from reconciler.applier import (
 from reconciler.client import DEFAULT_API_URL, ImgixClient
 from reconciler.live import LiveSource
 from reconciler.loader import LoadedState, LoadError, load
-from reconciler.pacing import Pacing
+from reconciler.pacing import Pacing, RetryPolicy
 from reconciler.plan import Plan, compute_digest
 from reconciler.planner import PlanError, PlanOptions, plan
 
 API_KEY_VARIABLE = "IMGIX_API_KEY"
 API_URL_VARIABLE = "IMGIX_API_URL"
 FINGERPRINT_KEY_VARIABLE = "IMGIX_RECONCILER_FINGERPRINT_KEY"
+# Seconds one request may spend retrying (default: RetryPolicy's); a CI job that would
+# rather fail fast than wait out an outage lowers it.
+RETRY_DEADLINE_VARIABLE = "IMGIX_RECONCILER_RETRY_DEADLINE"
 
 
 class ConfigurationError(Exception):
@@ -45,6 +48,7 @@ class Connection:
     api_key: str = field(repr=False)
     transport: httpx.AsyncBaseTransport | None = None
     pacing: Pacing = field(default_factory=Pacing)
+    retry: RetryPolicy | None = None
 
     def client(self) -> ImgixClient:
         """A new client for this connection (use it as an async context manager)."""
@@ -53,6 +57,7 @@ class Connection:
             base_url=self.api_url,
             transport=self.transport,
             pacing=self.pacing,
+            retry=self.retry,
         )
 
 
@@ -75,7 +80,22 @@ def connect(
             f"{API_KEY_VARIABLE} is not set: export an imgix API key with the Sources "
             "permission (it is read from the environment only, never from an option)"
         )
-    return Connection(url, key)
+    return Connection(url, key, retry=_retry_policy(environ))
+
+
+def _retry_policy(environ: Mapping[str, str]) -> RetryPolicy | None:
+    text = environ.get(RETRY_DEADLINE_VARIABLE, "").strip()
+    if not text:
+        return None
+    try:
+        deadline = float(text)
+    except ValueError:
+        deadline = -1.0
+    if not deadline >= 0:  # also false for NaN
+        raise ConfigurationError(
+            f"{RETRY_DEADLINE_VARIABLE} must be a number of seconds >= 0 (got {text!r})"
+        )
+    return RetryPolicy(deadline=deadline)
 
 
 def fingerprint_key(connection: Connection, environ: Mapping[str, str] | None = None) -> bytes:

@@ -9,10 +9,12 @@ The marker sits at the end of the annotation, after any user-written text:
 
     Managed in git [imgix-reconciler v1 fp.s3_secret_key=3f0c...e1]
 
-Tokens are `kind.field=value`; a parser ignores kinds it does not know, so a later
-version can add e.g. `enc.password_encrypted=<short hash>` (the `*_encrypted` values
-the API returns) without breaking older readers. A fingerprint value of `unknown`
-records that the secret exists but was not sent by the reconciler.
+Tokens are `kind.field=value`; a parser ignores kinds it does not know. `fp.` tokens are
+secret fingerprints; `enc.<field>=<short hash>` tokens record the `*_encrypted` value the
+API returned for a web folder / web proxy secret right after the reconciler sent it (the
+applier writes them in a follow-up annotation-only patch, as the value exists only once
+the API has encrypted the secret). A fingerprint value of `unknown` records that the
+secret exists but was not sent by the reconciler.
 
 The send rules (`decide_secrets`) live here and nowhere else: a secret is sent on create;
 on patch only when the type or a location field of a credentialed origin changes, when
@@ -26,6 +28,7 @@ import hmac
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from reconciler.specs import (
     DEPLOYMENT_MODELS,
@@ -38,7 +41,8 @@ from reconciler.specs import (
 MARKER_NAME = "imgix-reconciler"
 MARKER_VERSION = 1
 FINGERPRINT_KIND = "fp"
-ENCRYPTED_KIND = "enc"  # reserved: short hashes of `*_encrypted` values (not recorded yet)
+ENCRYPTED_KIND = "enc"
+_ENCRYPTED_HEX = 16  # the encrypted value is not secret; a short hash only has to differ
 UNKNOWN = "unknown"
 _FINGERPRINT_HEX = 32  # 128 bits: plenty to notice a rotation, short enough for an annotation
 
@@ -104,6 +108,58 @@ def compose_annotation(text: str | None, marker: Marker) -> str:
     return f"{text} {rendered}" if text else rendered
 
 
+# --------------------------------------------------------------------------- *_encrypted
+
+
+def encrypted_fields(model: type[DeploymentBase]) -> dict[str, str]:
+    """Secret API name to the `*_encrypted` attribute the API returns in its place."""
+    return {name: s.encrypted_as for name, s in secret_fields(model).items() if s.encrypted_as}
+
+
+def encrypted_digest(value: str) -> str:
+    """Short hash of an `*_encrypted` value, for the marker."""
+    return hashlib.sha256(value.encode()).hexdigest()[:_ENCRYPTED_HEX]
+
+
+def encrypted_changed(
+    model: type[DeploymentBase], marker: Marker, live: Mapping[str, Any]
+) -> list[str]:
+    """Secrets whose `*_encrypted` value differs from the one recorded at the last write."""
+    changed = []
+    for name, attribute in sorted(encrypted_fields(model).items()):
+        recorded = marker.encrypted.get(name)
+        value = live.get(attribute)
+        if recorded is not None and (
+            not isinstance(value, str) or encrypted_digest(value) != recorded
+        ):
+            changed.append(name)
+    return changed
+
+
+def recording_annotation(deployment: Mapping[str, Any]) -> str | None:
+    """The annotation that records the `*_encrypted` values a write's response returned.
+
+    None when there is nothing new to record (no marker, or the marker already matches).
+    """
+    model = DEPLOYMENT_MODELS.get(str(deployment.get("type")))
+    raw = deployment.get("annotation")
+    if model is None or not isinstance(raw, str):
+        return None
+    annotation = parse_annotation(raw)
+    if annotation.marker is None:
+        return None
+    encrypted = {
+        name: encrypted_digest(value)
+        for name, attribute in encrypted_fields(model).items()
+        if name in annotation.marker.fingerprints
+        and isinstance(value := deployment.get(attribute), str)
+    }
+    if encrypted == dict(annotation.marker.encrypted):
+        return None
+    marker = Marker(annotation.marker.fingerprints, encrypted, annotation.marker.version)
+    return compose_annotation(annotation.text, marker)
+
+
 # --------------------------------------------------------------------------- send rules
 
 
@@ -158,10 +214,14 @@ class SecretDecision:
     send: tuple[str, ...]
     cannot_compare: Mapping[str, str]  # API name to UNRESOLVED or UNRECORDED
     fingerprints: Mapping[str, str]
+    # `enc.` records of secrets not sent: their `*_encrypted` values stay as they were.
+    encrypted: Mapping[str, str] = field(default_factory=dict)
+    # A sent secret has an `*_encrypted` value to record once the API returns it.
+    record_encrypted: bool = False
 
     def marker(self) -> Marker:
         """The marker a write carrying this decision sets."""
-        return Marker(dict(self.fingerprints))
+        return Marker(dict(self.fingerprints), dict(self.encrypted))
 
 
 def decide_secrets(
@@ -217,4 +277,7 @@ def decide_secrets(
         if verdict != "keep":
             cannot_compare[name] = verdict
         fingerprints[name] = recorded_fp or UNKNOWN
-    return SecretDecision(tuple(send), cannot_compare, fingerprints)
+    previous_encrypted = recorded.encrypted if recorded is not None else {}
+    encrypted = {n: v for n, v in previous_encrypted.items() if n in fingerprints and n not in send}
+    record = bool(set(send) & set(encrypted_fields(model)))
+    return SecretDecision(tuple(send), cannot_compare, fingerprints, encrypted, record)

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from reconciler.applier import SecretResolver, apply_plan
+from reconciler.client import ImgixClient
+from reconciler.emulator import EMULATOR_API_KEY, RateLimits, SourceStore, create_app
+from reconciler.loader import load
+from reconciler.pacing import Pacing
+from reconciler.planner import PlanOptions, plan
+from reconciler.reconcile import drift_findings
 from reconciler.secrets import (
     UNKNOWN,
     UNRECORDED,
@@ -14,8 +24,11 @@ from reconciler.secrets import (
     compose_annotation,
     credentials_to_resend,
     decide_secrets,
+    encrypted_changed,
+    encrypted_digest,
     fingerprint,
     parse_annotation,
+    recording_annotation,
 )
 from reconciler.specs import (
     DeploymentBase,
@@ -220,3 +233,91 @@ def test_secret_values_never_appear_in_a_decision() -> None:
     decision = decide_secrets(s3("very-secret-value"), key=KEY, creating=True)
     assert "very-secret-value" not in repr(decision)
     assert "very-secret-value" not in decision.marker().render()
+
+
+# --------------------------------------------------------------------------- *_encrypted
+
+
+def _webfolder_live(annotation: str, encrypted: str) -> dict[str, Any]:
+    return {
+        "type": "webfolder",
+        "annotation": annotation,
+        "password_encrypted": encrypted,
+        "imgix_subdomains": ["acme-blog"],
+    }
+
+
+def test_recording_annotation_adds_hashes_of_the_returned_encrypted_values() -> None:
+    sent = compose_annotation("Managed in git", Marker({"password": "ab" * 16}))
+    recorded = recording_annotation(_webfolder_live(sent, "ciphertext-1"))
+    assert recorded is not None
+    parsed = parse_annotation(recorded)
+    assert parsed.text == "Managed in git"
+    assert parsed.marker is not None
+    assert parsed.marker.fingerprints == {"password": "ab" * 16}
+    assert parsed.marker.encrypted == {"password": encrypted_digest("ciphertext-1")}
+    # Already recorded: nothing more to write.
+    assert recording_annotation(_webfolder_live(recorded, "ciphertext-1")) is None
+
+
+def test_no_recording_for_a_deployment_the_reconciler_did_not_write() -> None:
+    assert recording_annotation(_webfolder_live("by dashboard", "ciphertext-1")) is None
+
+
+def test_encrypted_change_is_detected_against_the_recorded_hash() -> None:
+    marker = Marker({"password": "ab" * 16}, {"password": encrypted_digest("ciphertext-1")})
+    live_same = _webfolder_live("", "ciphertext-1")
+    live_changed = _webfolder_live("", "ciphertext-2")
+    assert encrypted_changed(WebFolderDeployment, marker, live_same) == []
+    assert encrypted_changed(WebFolderDeployment, marker, live_changed) == ["password"]
+    # Nothing recorded: nothing to compare (no false alarm).
+    assert encrypted_changed(WebFolderDeployment, Marker({"password": "x"}), live_changed) == []
+
+
+BLOG_YAML = """\
+version: 1
+sources:
+  - name: Blog
+    deployment:
+      type: webfolder
+      webfolder_base_url: https://assets.example.com/
+      imgix_subdomains: [acme-blog]
+      username: imgix
+      password: {env: BLOG_PASSWORD}
+"""
+
+
+def test_a_secret_changed_through_the_api_behind_the_marker_is_drift(tmp_path: Path) -> None:
+    """Apply, then someone re-sends the password keeping the annotation: drift, not silence."""
+    (tmp_path / "sources.yaml").write_text(BLOG_YAML)
+    environ = {"BLOG_PASSWORD": "blog-password-value"}
+    desired = load([tmp_path / "sources.yaml"], environ=environ).state
+    store = SourceStore(
+        limits=RateLimits(per_second=None, creates_per_hour=None, updates_per_hour=None),
+        deploy_delay=0,
+    )
+    options = PlanOptions(fingerprint_key=KEY)
+
+    async def scenario() -> tuple[list[str], list[str]]:
+        async with ImgixClient(
+            api_key=EMULATOR_API_KEY,
+            base_url="http://emulator",
+            transport=httpx.ASGITransport(app=create_app(store)),
+            pacing=Pacing(per_second=None, creates_per_hour=None, updates_per_hour=None),
+        ) as client:
+            first = plan(desired, await client.list_sources(), options)
+            assert first.actions[0].record_encrypted
+            assert (await apply_plan(first, client, resolver=SecretResolver(environ))).ok
+            in_sync = plan(desired, await client.list_sources(), options)
+            assert in_sync.actions == []
+            (live,) = await client.list_sources()
+            annotation = live.deployment["annotation"]
+            await client.update_source(
+                live.id, {"deployment": {"password": "changed-by-hand", "annotation": annotation}}
+            )
+            drifted = plan(desired, await client.list_sources(), options)
+            return drift_findings(in_sync), drift_findings(drifted)
+
+    before, after = asyncio.run(scenario())
+    assert before == []
+    assert len(after) == 1 and "password changed outside imgix-reconciler" in after[0]
