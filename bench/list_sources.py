@@ -12,42 +12,32 @@ import math
 import time
 
 from reconciler.client import ImgixClient, Pacing
-from reconciler.emulator import (
-    EMULATOR_API_KEY,
-    RateLimits,
-    SourceStore,
-    StoredSource,
-    running_emulator,
-)
-from reconciler.specs import WebFolderDeployment, deployment_defaults
+from reconciler.emulator import EMULATOR_API_KEY, RateLimits, SourceStore, running_emulator
+from reconciler.emulator.store import STATE_VERSION
 
 PER_SECOND = 4
 
 
 def seeded(count: int, max_page_size: int) -> SourceStore:
-    """A store holding `count` web folder sources, added straight through its Python API."""
+    """A store holding `count` web folder sources, loaded through its state API."""
     store = SourceStore(
         limits=RateLimits(per_second=PER_SECOND, creates_per_hour=None, updates_per_hour=None),
         max_page_size=max_page_size,
     )
-    defaults = deployment_defaults(WebFolderDeployment)
-    now = int(time.time())
-    for n in range(count):
-        source_id = f"{n:024x}"
-        store.sources[source_id] = StoredSource(
-            id=source_id,
-            name=f"Bench source {n}",
-            enabled=True,
-            deployment={
-                **defaults,
+    sources = [
+        {
+            "id": f"{n:024x}",
+            "name": f"Bench source {n}",
+            "deployment": {
                 "type": "webfolder",
                 "imgix_subdomains": [f"bench-{n}"],
                 "webfolder_base_url": f"https://origin.example/{n}/",
                 "annotation": "seeded by bench/list_sources.py",
             },
-            date_deployed=now,
-            deploy_started=now,
-        )
+        }
+        for n in range(count)
+    ]
+    store.load_json({"version": STATE_VERSION, "sources": sources})
     return store
 
 

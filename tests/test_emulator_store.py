@@ -217,6 +217,80 @@ def test_a_source_may_keep_its_own_hostnames(store: SourceStore) -> None:
     assert updated["attributes"]["deployment"]["imgix_subdomains"] == ["mine", "b"]
 
 
+def _taken(store: SourceStore, subdomain: str) -> bool:
+    """Whether a new source is refused `subdomain` (if not, the new source now holds it)."""
+    try:
+        create(store, "gcs", subdomain=subdomain)
+    except BadRequest as problem:
+        assert "already in use" in problem.detail
+        return True
+    return False
+
+
+def test_a_subdomain_moves_between_sources(store: SourceStore) -> None:
+    first, second = create(store, subdomain="moving"), create(store, subdomain="other")
+    with pytest.raises(BadRequest, match="moving is already in use"):
+        store.update_source(second, {"deployment": {"imgix_subdomains": ["other", "moving"]}})
+    store.update_source(first, {"deployment": {"imgix_subdomains": ["kept"]}})
+    store.update_source(second, {"deployment": {"imgix_subdomains": ["other", "moving"]}})
+    with pytest.raises(BadRequest, match="moving is already in use"):
+        store.update_source(first, {"deployment": {"imgix_subdomains": ["moving"]}})
+    assert [_taken(store, name) for name in ("moving", "other", "kept")] == [True, True, True]
+
+
+def test_a_type_change_releases_the_hostnames_it_drops(store: SourceStore) -> None:
+    source_id = create(store, subdomain="before", custom_domains=["img.before.example"])
+    store.update_source(
+        source_id,
+        {
+            "deployment": {
+                **deployment("webfolder", subdomain="after"),
+                "custom_domains": ["img.after.example"],
+            }
+        },
+    )
+    assert not _taken(store, "before")
+    assert _taken(store, "after")
+    # The freed custom domain is free again; the new one is held.
+    create(store, "gcs", subdomain="x", custom_domains=["img.before.example"])
+    with pytest.raises(BadRequest, match=re.escape("img.after.example is already in use")):
+        create(store, "gcs", subdomain="y", custom_domains=["img.after.example"])
+
+
+def test_a_dashboard_redeploy_moves_hostnames_without_checks(store: SourceStore) -> None:
+    first, second = create(store, subdomain="a"), create(store, subdomain="b")
+    store.dashboard_redeploy(first, {"imgix_subdomains": ["c"]})
+    assert [_taken(store, name) for name in ("a", "c")] == [False, True]
+    # The dashboard may hand out a name another source holds: both then hold it.
+    store.dashboard_redeploy(first, {"imgix_subdomains": ["b"]})
+    store.dashboard_redeploy(second, {"imgix_subdomains": ["d"]})
+    assert _taken(store, "b")
+    store.dashboard_redeploy(first, {"imgix_subdomains": ["e"]})
+    assert not _taken(store, "b")
+
+
+def test_restored_sources_hold_their_hostnames(store: SourceStore, clock: ManualClock) -> None:
+    source_id = create(store, subdomain="saved")
+    restored = SourceStore(clock=clock, rng=random.Random(4))
+    restored.load_json(store.to_json())
+    assert _taken(restored, "saved")
+    # Loading a source again under its id replaces it, releasing what it no longer holds.
+    state = store.to_json()
+    state["sources"][0]["deployment"]["imgix_subdomains"] = ["resaved"]
+    restored.load_json(state)
+    assert list(restored.sources) == [source_id]
+    assert [_taken(restored, name) for name in ("saved", "resaved")] == [False, True]
+
+
+def test_replacing_the_sources_reindexes_their_hostnames(store: SourceStore) -> None:
+    kept, dropped = create(store, subdomain="kept"), create(store, subdomain="dropped")
+    store.sources = {dropped: store.sources[dropped], kept: store.sources[kept]}
+    assert list(store.sources) == [dropped, kept]
+    assert _taken(store, "kept")
+    store.sources = {kept: store.sources[kept]}
+    assert not _taken(store, "dropped")
+
+
 # --------------------------------------------------------------------------- update
 
 

@@ -17,11 +17,17 @@ from reconciler.specs import (
     DEPLOYMENT_MODELS,
     DEPLOYMENT_TYPES,
     DeploymentBase,
+    Secret,
     SecretRef,
     deployment_defaults,
     deployment_fields,
     secret_fields,
 )
+
+# The write-only attributes of each type, read once: listing asks for them per source.
+_SECRETS: dict[type[DeploymentBase], dict[str, Secret]] = {
+    model: secret_fields(model) for model in DEPLOYMENT_MODELS.values()
+}
 
 DEFAULT_ANNOTATION = "New deployment created for source by imgix-emulator"
 DASHBOARD_ANNOTATION = "New deployment created for source by dashboard"
@@ -166,8 +172,7 @@ def encrypt(rng: random.Random) -> str:
 
 def public_deployment(deployment: dict[str, Any], encrypted: dict[str, str]) -> dict[str, Any]:
     """What a response shows: no secret values, `*_encrypted` where the type has them."""
-    model = model_for(deployment["type"])
-    secrets = secret_fields(model)
+    secrets = _secrets_of(deployment["type"])
     shown = {k: v for k, v in deployment.items() if k not in secrets}
     for name, marker in secrets.items():
         if marker.encrypted_as:
@@ -177,3 +182,21 @@ def public_deployment(deployment: dict[str, Any], encrypted: dict[str, str]) -> 
     if deployment["type"] in UPLOAD_TYPES:
         shown["allows_upload"] = False
     return shown
+
+
+def shown_value(deployment: dict[str, Any], encrypted: dict[str, str], name: str) -> Any:
+    """`public_deployment(deployment, encrypted).get(name)`, without building the rest."""
+    secrets = _secrets_of(deployment["type"])
+    if name == "allows_upload" and deployment["type"] in UPLOAD_TYPES:
+        return False
+    # Checked last-written first, so a clash resolves the way `public_deployment` does.
+    for secret, marker in reversed(secrets.items()):
+        if name == f"{secret}_set" and marker.encrypted_as:
+            return deployment.get(secret) is not None
+        if name == marker.encrypted_as:
+            return encrypted.get(secret)
+    return None if name in secrets else deployment.get(name)
+
+
+def _secrets_of(deployment_type: object) -> dict[str, Secret]:
+    return _SECRETS[model_for(deployment_type)]

@@ -7,9 +7,9 @@ a write-only value.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from reconciler.emulator.errors import BadRequest
 
@@ -18,6 +18,7 @@ SORTS = ("date_deployed", "enabled", "name")
 TOP_LEVEL_FILTERS = ("name", "enabled", "deployment_status", "date_deployed")
 
 Resource = dict[str, Any]  # {"id": ..., "attributes": {...}}
+Item = TypeVar("Item")  # what a listing holds before it is built into a `Resource`
 
 
 @dataclass(frozen=True)
@@ -83,26 +84,42 @@ def _page_parameter(params: Mapping[str, str], key: str, default: int, *, minimu
     return value
 
 
-def select(resources: list[Resource], query: ListQuery) -> Page:
-    """Filter, sort and cut one page."""
-    chosen = [r for r in resources if all(_matches(r, f) for f in query.filters)]
+def select(
+    items: Iterable[Item],
+    query: ListQuery,
+    *,
+    shown: Callable[[Item, str], Any],
+    build: Callable[[Item], Resource],
+) -> Page:
+    """Filter, sort and cut one page; only the page's items are built into resources.
+
+    `shown(item, path)` is the value a response would show at an attribute path (`name`,
+    `deployment.type`): filters and sorts see nothing else, as if on built resources.
+    """
+    chosen = list(items)
+    if query.filters:
+        chosen = [item for item in chosen if all(_matches(shown, item, f) for f in query.filters)]
     for key in reversed(query.sort):
         name = key.removeprefix("-")
-        chosen.sort(key=lambda r: _sort_key(r["attributes"].get(name)), reverse=key != name)
+        chosen.sort(key=lambda item: _sort_key(shown(item, name)), reverse=key != name)
     start = query.number * query.size
-    page = chosen[start : start + query.size]
+    page = [build(item) for item in chosen[start : start + query.size]]
     if query.fields is not None:
         page = [sparse(r, query.fields) for r in page]
     return Page(page, _pagination(query, len(chosen)))
 
 
-def _matches(resource: Resource, item: tuple[str, str]) -> bool:
-    path, wanted = item
+def shown_in(resource: Resource, path: str) -> Any:
+    """The value at an attribute path of a built resource (`shown` for `select`)."""
     attributes = resource["attributes"]
     if path in TOP_LEVEL_FILTERS:
-        value = attributes.get(path)
-    else:
-        value = (attributes.get("deployment") or {}).get(path.removeprefix("deployment."))
+        return attributes.get(path)
+    return (attributes.get("deployment") or {}).get(path.removeprefix("deployment."))
+
+
+def _matches(shown: Callable[[Item, str], Any], item: Item, query: tuple[str, str]) -> bool:
+    path, wanted = query
+    value = shown(item, path)
     # A name may hold commas; other filters take a comma-separated list of accepted values.
     accepted = {wanted} if path == "name" else set(wanted.split(","))
     values = value if isinstance(value, list) else [value]

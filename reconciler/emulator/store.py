@@ -25,6 +25,7 @@ from reconciler.emulator.deployments import (
     public_deployment,
     requested_deployment,
     require_credentials,
+    shown_value,
     validated,
     written_secrets,
 )
@@ -110,7 +111,10 @@ class SourceStore:
         self.rng = rng or random.Random()
         self.max_page_size = max_page_size
         self.pagination_meta = pagination_meta
-        self.sources: dict[str, StoredSource] = {}
+        # Each field's hostnames -> the ids of the sources holding them (more than one only
+        # after a dashboard redeploy, which skips the checks): a check costs O(names sent).
+        self._holders: dict[str, dict[str, set[str]]] = {name: {} for name in HOSTNAME_FIELDS}
+        self.sources = {}
         self.request_log: list[LoggedRequest] = []
         self.unprivileged_keys: set[str] = set()
         # Hostnames other accounts hold: uniqueness is global, not per account.
@@ -119,6 +123,19 @@ class SourceStore:
         self.on_commit: Callable[[SourceStore], None] | None = None
         self._limiter = RateLimiter(clock)
         self._lock = threading.RLock()
+
+    @property
+    def sources(self) -> dict[str, StoredSource]:
+        """The account's sources by id, in listing order (replace whole, never edit in place)."""
+        return self._sources
+
+    @sources.setter
+    def sources(self, sources: dict[str, StoredSource]) -> None:
+        self._sources = sources
+        for holders in self._holders.values():
+            holders.clear()
+        for source in sources.values():
+            self._index(source)
 
     # ------------------------------------------------------------------ requests
 
@@ -157,7 +174,14 @@ class SourceStore:
         """One page of sources, filtered and sorted as the query asks."""
         with self._lock:
             query = parse_query(params, self.max_page_size, FILTERABLE)
-            return select([self.resource(s) for s in self.sources.values()], query)
+            # One reading of the clock, so a page shows the statuses it was filtered on.
+            now = self.clock()
+            return select(
+                self._sources.values(),
+                query,
+                shown=lambda source, path: self._shown(source, path, now),
+                build=lambda source: self._resource(source, now),
+            )
 
     def get_source(self, source_id: str) -> Resource:
         with self._lock:
@@ -165,10 +189,17 @@ class SourceStore:
 
     def resource(self, source: StoredSource) -> Resource:
         """The JSON:API resource object a response shows for a source (no secret values)."""
+        return self._resource(source, self.clock())
+
+    def status(self, source: StoredSource) -> str:
+        """`disabled`, `deploying` for `deploy_delay` seconds after a deployment, `deployed`."""
+        return self._status(source, self.clock())
+
+    def _resource(self, source: StoredSource, now: float) -> Resource:
         attributes: dict[str, Any] = {
             "name": source.name,
             "enabled": source.enabled,
-            "deployment_status": self.status(source),
+            "deployment_status": self._status(source, now),
             "date_deployed": source.date_deployed,
             "deployment": public_deployment(source.deployment, source.encrypted),
         }
@@ -176,13 +207,24 @@ class SourceStore:
             attributes["secure_url_token"] = source.secure_url_token
         return {"id": source.id, "type": "sources", "attributes": attributes}
 
-    def status(self, source: StoredSource) -> str:
-        """`disabled`, `deploying` for `deploy_delay` seconds after a deployment, `deployed`."""
+    def _status(self, source: StoredSource, now: float) -> str:
         if not source.enabled:
             return "disabled"
-        if self.clock() < source.deploy_started + self.deploy_delay:
+        if now < source.deploy_started + self.deploy_delay:
             return "deploying"
         return "deployed"
+
+    def _shown(self, source: StoredSource, path: str, now: float) -> Any:
+        """What `_resource(source, now)` shows at a filter or sort path, read off the source."""
+        if path == "name":
+            return source.name
+        if path == "enabled":
+            return source.enabled
+        if path == "deployment_status":
+            return self._status(source, now)
+        if path == "date_deployed":
+            return source.date_deployed
+        return shown_value(source.deployment, source.encrypted, path.removeprefix("deployment."))
 
     # ------------------------------------------------------------------ writes
 
@@ -203,7 +245,7 @@ class SourceStore:
                 deployment=deployment,
             )
             self._deploy(source, written_secrets(deployment, wanted["deployment"]))
-            self.sources[source.id] = source
+            self._add(source)
             self._limiter.record_create()
             self._commit()
             return self.resource(source)
@@ -232,7 +274,7 @@ class SourceStore:
             redeploy = deployment is not source.deployment or enabling
             source.name = wanted.get("name", source.name)
             source.enabled = wanted.get("enabled", source.enabled)
-            source.deployment = deployment
+            self._redeployment(source, deployment)
             if redeploy:
                 self._deploy(source, written)
             self._limiter.record_update()
@@ -243,11 +285,10 @@ class SourceStore:
         """Change a source the way the imgix dashboard does: no API checks, a new annotation."""
         with self._lock:
             source = self._find(source_id)
-            source.deployment = {
-                **source.deployment,
-                **deployment_changes,
-                "annotation": DASHBOARD_ANNOTATION,
-            }
+            self._redeployment(
+                source,
+                {**source.deployment, **deployment_changes, "annotation": DASHBOARD_ANNOTATION},
+            )
             self._deploy(source, written_secrets(source.deployment, dict(deployment_changes)))
             self._commit()
 
@@ -287,7 +328,7 @@ class SourceStore:
         )
         pending = [name for name in written_secrets(deployment, deployment)]
         self._seal(source, [name for name in pending if name not in source.encrypted])
-        self.sources[source.id] = source
+        self._add(source)
 
     # ------------------------------------------------------------------ rules
 
@@ -327,16 +368,40 @@ class SourceStore:
 
     def _check_hostnames(self, deployment: dict[str, Any], *, owner: str | None) -> None:
         for field_name, label in HOSTNAME_FIELDS.items():
-            taken = set(self.foreign_hostnames)
-            for other in self.sources.values():
-                if other.id != owner:
-                    taken.update(other.deployment.get(field_name) or [])
+            holders = self._holders[field_name]
             for hostname in deployment[field_name]:
-                if hostname in taken:
+                if hostname in self.foreign_hostnames or holders.get(hostname, set()) - {owner}:
                     raise BadRequest(
                         f"deployment.{field_name}: the {label} {hostname} is already in use "
                         "by another source."
                     )
+
+    def _add(self, source: StoredSource) -> None:
+        """Hold a new source, or replace the one with its id (a restore)."""
+        replaced = self._sources.get(source.id)
+        if replaced is not None:
+            self._unindex(replaced)
+        self._sources[source.id] = source
+        self._index(source)
+
+    def _redeployment(self, source: StoredSource, deployment: dict[str, Any]) -> None:
+        """Give a source another deployment, keeping the hostname index in step."""
+        self._unindex(source)
+        source.deployment = deployment
+        self._index(source)
+
+    def _index(self, source: StoredSource) -> None:
+        for field_name, holders in self._holders.items():
+            for hostname in source.deployment.get(field_name) or []:
+                holders.setdefault(hostname, set()).add(source.id)
+
+    def _unindex(self, source: StoredSource) -> None:
+        for field_name, holders in self._holders.items():
+            for hostname in source.deployment.get(field_name) or []:
+                owners = holders.get(hostname, set())
+                owners.discard(source.id)
+                if not owners:
+                    holders.pop(hostname, None)
 
     def _deploy(self, source: StoredSource, written: list[str]) -> None:
         now = self.clock()
