@@ -111,13 +111,27 @@ def schema() -> None:
 @click.option("--seed", is_flag=True, help="Start a new state from the example live state.")
 def emulator(port: int, state_file: Path | None, seed: bool) -> None:
     """Serve the built-in imgix API emulator on 127.0.0.1 until Ctrl-C."""
-    from reconciler.emulator import EMULATOR_API_KEY, serve
+    from reconciler.emulator import EMULATOR_API_KEY, ApiProblem, serve
 
     def announce(url: str) -> None:
         click.echo(f"imgix API emulator on {url} (use --api-url {url})", err=True)
         click.echo(f"API key: IMGIX_API_KEY={EMULATOR_API_KEY} (any ak_<64 hex> works)", err=True)
 
-    serve(port, state_file, seed=seed, announce=announce)
+    try:
+        serve(port, state_file, seed=seed, announce=announce)
+    except OSError as error:
+        if error.filename:
+            click.echo(f"error: {error.strerror or error}: {error.filename}", err=True)
+        else:
+            click.echo(
+                f"error: cannot serve on 127.0.0.1:{port}: {error.strerror or error}", err=True
+            )
+        raise SystemExit(EXIT_ERROR) from None
+    except (ValueError, KeyError, TypeError, ApiProblem) as error:
+        # Raised while loading --state, before serving: the file is not a state we wrote.
+        reason = f"missing {error}" if isinstance(error, KeyError) else str(error)
+        click.echo(f"error: {state_file}: not an emulator state file ({reason})", err=True)
+        raise SystemExit(EXIT_ERROR) from None
 
 
 # --------------------------------------------------------------------------- talking to the API
@@ -176,7 +190,11 @@ def _exit_codes() -> Iterator[None]:
 
 def _write_atomically(path: Path, text: str) -> None:
     """Write `text` to `path` so that a reader never sees half a file."""
-    fd, temporary = tempfile.mkstemp(dir=path.parent or Path("."), prefix=f".{path.name}.")
+    try:
+        fd, temporary = tempfile.mkstemp(dir=path.parent or Path("."), prefix=f".{path.name}.")
+    except OSError as error:
+        # Name the file the user asked for, not the temporary one beside it.
+        raise OSError(error.errno, error.strerror, str(path)) from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
@@ -267,6 +285,7 @@ def apply_command(
         connection = connect(api_url, emulator=emulator)
         saved = len(inputs) == 1 and is_plan_file(inputs[0])
         if saved:
+            _refuse_planning_options(targets=targets, resend_secrets=resend_secrets)
             plan = read_plan_file(inputs[0])
         else:
             plan = asyncio.run(
@@ -297,12 +316,25 @@ def apply_command(
                 saved=saved,
                 wait=wait,
                 on_result=_progress,
-                on_status=_deploy_status,
+                on_status=_deploy_status_printer(),
             )
         )
         _print_report(report)
     if not report.ok:
         raise SystemExit(EXIT_PARTIAL)
+
+
+def _refuse_planning_options(*, targets: tuple[str, ...], resend_secrets: bool) -> None:
+    # A saved plan was planned already: silently ignoring these would apply something
+    # other than what the user asked for.
+    given = [
+        name for name, on in (("--target", targets), ("--resend-secrets", resend_secrets)) if on
+    ]
+    if given:
+        raise ApplyRefused(
+            f"{' and '.join(given)} choose what to plan, and a saved plan is applied as it was "
+            f"planned: pass {' and '.join(given)} to `plan --out` instead"
+        )
 
 
 def _confirm(plan: Plan, auto_approve: bool) -> None:
@@ -322,8 +354,16 @@ def _progress(result: ActionResult) -> None:
     click.echo(f"  {result.outcome}: {result.action} {result.source}", err=True)
 
 
-def _deploy_status(source: LiveSource) -> None:
-    click.echo(f"  {source.name}: {source.deployment_status}", err=True)
+def _deploy_status_printer() -> Callable[[LiveSource], None]:
+    """Progress for --wait: one line per source each time its status changes."""
+    last: dict[str, str | None] = {}
+
+    def show(source: LiveSource) -> None:
+        if last.get(source.id, "") != source.deployment_status:
+            last[source.id] = source.deployment_status
+            click.echo(f"  {source.name}: {source.deployment_status}", err=True)
+
+    return show
 
 
 def _print_report(report: ApplyReport) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +16,7 @@ import httpx
 import pytest
 
 from reconciler.emulator import EMULATOR_API_KEY, SourceStore, running_emulator, seeded_store
-from reconciler.emulator.server import write_state
+from reconciler.emulator.server import _listen, write_state
 
 AUTH = {"Authorization": f"Bearer {EMULATOR_API_KEY}"}
 NEW_SOURCE = {
@@ -91,3 +93,13 @@ def test_emulator_command_keeps_sources_across_restarts(tmp_path: Path) -> None:
         assert [s["attributes"]["name"] for s in listed] == ["Kept"]
     finally:
         _stop(process)
+
+
+def test_a_port_in_use_raises_and_leaks_no_socket() -> None:
+    """A failed bind closes its socket (an unclosed one warns, and warnings are errors)."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        with pytest.raises(OSError):
+            _listen(taken.getsockname()[1])
+        gc.collect()

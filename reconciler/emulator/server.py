@@ -105,8 +105,12 @@ def _listen(port: int) -> socket.socket:
     # An explicit IPPROTO_TCP makes asyncio set TCP_NODELAY on accepted connections;
     # without it every response waits 40 ms for a delayed ACK.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((HOST, port))
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((HOST, port))
+    except OSError:
+        sock.close()
+        raise
     return sock
 
 

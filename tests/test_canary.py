@@ -1,0 +1,151 @@
+"""The secret canary: planted secret values never show in any output of any command.
+
+Every secret attribute of every type gets a distinctive value, from an environment
+variable or a `{file:}` reference. Every command then runs as a subprocess against the
+emulator over real HTTP (debug logging and failures included), and every byte it printed
+or wrote is searched for those values and for the secure URL tokens the API holds.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from console import (
+    CANARY_ENV,
+    CANARY_FILES,
+    SOURCE_BLOCKS,
+    SOURCES_YAML,
+    output_of,
+    run_cli,
+    write_sources,
+)
+
+from reconciler.emulator import SourceStore
+from reconciler.plan import WILL_BE_SENT, Plan
+
+pytestmark = pytest.mark.e2e
+
+# The rotation keeps every value's length (handshakes and signing keys must stay 32).
+ROTATED_ENV = {name: value.replace("91f3d", "b6e0a") for name, value in CANARY_ENV.items()}
+ROTATED_FILES = {name: value.replace("91f3d", "b6e0a") for name, value in CANARY_FILES.items()}
+CANARIES = (*CANARY_ENV.values(), *CANARY_FILES.values(), *ROTATED_ENV.values())
+CANARIES += tuple(ROTATED_FILES.values())
+# A new source whose subdomain another account holds: its create fails with a 400.
+TAKEN_YAML = """\
+  - name: Taken
+    deployment:
+      type: webfolder
+      imgix_subdomains: [e2e-taken]
+      webfolder_base_url: https://taken.e2e.example/
+      username: imgix
+      password: {env: E2E_BLOG_PASSWORD}
+"""
+
+
+class Transcript:
+    """Everything the commands printed and wrote, searched at the end."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.texts: list[str] = []
+
+    def run(
+        self, *args: str | Path, env: dict[str, str], api: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        # Options may follow the arguments: `--api-url` goes last, after the command.
+        result = run_cli(*args, *(["--api-url", self.url] if api else []), env=env)
+        self.texts.append(output_of(result))
+        assert "Traceback" not in result.stderr, result.stderr
+        return result
+
+    def run_together(
+        self, *runs: tuple[list[str | Path], dict[str, str], bool]
+    ) -> list[subprocess.CompletedProcess[str]]:
+        """Run independent commands at the same time; results in the order given."""
+        with ThreadPoolExecutor(len(runs)) as pool:
+            futures = [pool.submit(self.run, *args, env=env, api=api) for args, env, api in runs]
+            return [future.result() for future in futures]
+
+    def read(self, path: Path) -> str:
+        text = path.read_text(encoding="utf-8")
+        self.texts.append(text)
+        return text
+
+
+def test_no_secret_value_reaches_any_output(
+    emulator_store: SourceStore, emulator_url: str, tmp_path: Path
+) -> None:
+    store = emulator_store
+    store.deploy_delay = 0
+    sources = write_sources(tmp_path)
+    transcript = Transcript(emulator_url)
+    tokens: set[str] = set()
+
+    saved = tmp_path / "plan.json"
+    # Read-only commands run side by side: each subprocess spends most of its time starting.
+    valid, text, markdown, as_json = transcript.run_together(
+        (["validate", sources], CANARY_ENV, False),
+        (["--debug", "plan", sources, "--out", saved], CANARY_ENV, True),
+        (["plan", sources, "--format", "markdown"], CANARY_ENV, True),
+        (["plan", sources, "--format", "json"], CANARY_ENV, True),
+    )
+    assert valid.returncode == 0, valid.stderr
+    for shown in (text, markdown, as_json):
+        assert shown.returncode == 0, shown.stderr
+        assert WILL_BE_SENT in shown.stdout
+    assert "DEBUG reconciler" in text.stderr
+    saved_text = transcript.read(saved)
+    assert '"secret": {' in saved_text  # placeholders, resolved at apply time
+    for file_name in CANARY_FILES:
+        assert f"secrets/{file_name}" in saved_text
+
+    applied = transcript.run("--debug", "apply", saved, "--auto-approve", env=CANARY_ENV)
+    assert applied.returncode == 0, applied.stderr
+    assert "Apply: 6 applied, 0 failed." in applied.stdout
+    tokens.update(s.secure_url_token for s in store.sources.values() if s.secure_url_token)
+    assert len(tokens) == 3  # Products, Blog and Proxy have secure URLs
+
+    # Every secret rotates, and a new source fails: the failing apply says so, no value.
+    for file_name, value in ROTATED_FILES.items():
+        (tmp_path / "secrets" / file_name).write_text(value + "\n")
+    sources.write_text(SOURCES_YAML + TAKEN_YAML)
+    store.foreign_hostnames.add("e2e-taken")
+    failing = transcript.run("--debug", "apply", sources, "--auto-approve", env=ROTATED_ENV)
+    assert failing.returncode == 3, failing.stderr
+    assert "Apply: 6 applied, 1 failed." in failing.stdout
+    assert "failed: create Taken: imgix API 400" in failing.stdout
+    tokens.update(s.secure_url_token for s in store.sources.values() if s.secure_url_token)
+
+    # A constraint broken by a secret value is reported without the value.
+    broken = {**ROTATED_ENV, "E2E_PROXY_HANDSHAKE": "CANARY-short-handshake-5c1d"}
+    broken["E2E_BLOG_PASSWORD"] = "CANARY-pass:with-colon-5c1d"
+    canaries = [*CANARIES, broken["E2E_PROXY_HANDSHAKE"], broken["E2E_BLOG_PASSWORD"]]
+    exported = tmp_path / "exported.yaml"
+    drift, export, stdout_export, error = transcript.run_together(
+        (["drift", sources, "--format", "json"], ROTATED_ENV, True),
+        (["export", "--out", exported], ROTATED_ENV, True),
+        (["export"], ROTATED_ENV, True),
+        (["plan", sources], broken, True),
+    )
+    assert drift.returncode == 2, drift.stderr
+    assert [a["source"] for a in json.loads(drift.stdout)["actions"]] == ["Taken"]
+    assert export.returncode == 0, export.stderr
+    assert "env:" in transcript.read(exported)
+    assert stdout_export.returncode == 0, stdout_export.stderr
+    assert error.returncode == 1
+    assert "request_handshake" in error.stderr
+    assert "password" in error.stderr
+
+    # The values did reach the API, so their absence below means something.
+    stored = {
+        v for s in store.sources.values() for v in s.deployment.values() if isinstance(v, str)
+    }
+    assert set(ROTATED_ENV.values()) | set(ROTATED_FILES.values()) <= stored
+    everything = "\n".join(transcript.texts)
+    leaked = [value for value in [*canaries, *tokens] if value in everything]
+    assert leaked == []
+    assert Plan.model_validate_json(saved_text).summary.create == len(SOURCE_BLOCKS)

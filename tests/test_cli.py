@@ -1,0 +1,581 @@
+"""The console program end to end: every exit code of product.md, over real HTTP.
+
+Each exit code is shown at least once by running `python -m reconciler` in a subprocess
+against the emulator on 127.0.0.1; in-process runs (`invoke`) set up state or check
+details where a subprocess would add nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from console import (
+    CANARY_ENV,
+    apply_directly,
+    child_env,
+    invoke,
+    run_cli,
+    sources_yaml,
+    write_sources,
+    writes_since,
+)
+
+from reconciler.emulator import SourceStore
+from reconciler.plan import Plan
+from reconciler.schema import render_sources_schema
+
+pytestmark = pytest.mark.e2e
+
+PRODUCTS_WIRE: dict[str, Any] = {
+    "name": "Products",
+    "deployment": {
+        "type": "s3",
+        "imgix_subdomains": ["e2e-products"],
+        "s3_bucket": "e2e-products",
+        "s3_access_key": "AKIAE2EEXAMPLEKEY01",
+        "s3_secret_key": CANARY_ENV["E2E_S3_SECRET_KEY"],
+    },
+}
+PRODUCTS_YAML = """\
+version: 1
+sources:
+  - name: Products
+    enabled: {enabled}
+    deployment:
+      type: s3
+      imgix_subdomains: [e2e-products]
+      s3_bucket: e2e-products
+      s3_access_key: AKIAE2EEXAMPLEKEY01
+      s3_secret_key: {{env: E2E_S3_SECRET_KEY}}
+      cache_ttl_value: {ttl}
+"""
+TAKEN_YAML = """\
+  - name: Taken
+    deployment:
+      type: webfolder
+      imgix_subdomains: [e2e-taken]
+      webfolder_base_url: https://taken.e2e.example/
+"""
+INVALID_YAML = """\
+version: 1
+sources:
+  - name: Products
+    deployment:
+      type: s3
+      imgix_subdomains: [e2e-products]
+      s3_bucket: e2e-products
+      s3_access_key: AKIAE2EEXAMPLEKEY01
+      s3_secret_key: {env: E2E_S3_SECRET_KEY}
+      cache_ttl_value: 60
+"""
+TWO = ("Products", "Blog")
+LOCATED = re.compile(r"^\S+\.yaml:\d+:\d+: ", re.MULTILINE)
+
+
+@pytest.fixture
+def store(emulator_store: SourceStore) -> SourceStore:
+    """The test's emulated account: sources deploy at once, rate limits off."""
+    emulator_store.deploy_delay = 0
+    return emulator_store
+
+
+@pytest.fixture
+def sources(tmp_path: Path) -> Path:
+    """Two sources, with secrets from env and from files (few requests: the CLI paces)."""
+    return write_sources(tmp_path, sources_yaml(*TWO))
+
+
+@pytest.fixture
+def applied(store: SourceStore, emulator_url: str, sources: Path) -> SourceStore:
+    """The account after applying `sources`."""
+    apply_directly(emulator_url, sources, CANARY_ENV)
+    assert sorted(s.name for s in store.sources.values()) == sorted(TWO)
+    return store
+
+
+def products_file(directory: Path, *, enabled: bool = True, ttl: int = 31536000) -> Path:
+    path = directory / "products.yaml"
+    path.write_text(PRODUCTS_YAML.format(enabled=str(enabled).lower(), ttl=ttl))
+    return path
+
+
+def source_id(store: SourceStore, name: str) -> str:
+    (found,) = [s.id for s in store.sources.values() if s.name == name]
+    return found
+
+
+def assert_one_clear_error(stderr: str, *words: str) -> None:
+    """A failure tells the user in one `error:` sentence, with no traceback."""
+    assert "Traceback" not in stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("error: ")
+    for word in words:
+        assert word in lines[0]
+
+
+# --------------------------------------------------------------------------- validate, schema
+
+
+def test_validate_exits_0_for_a_valid_file_and_1_for_an_invalid_one(
+    sources: Path, tmp_path: Path
+) -> None:
+    valid = run_cli("validate", sources, env=CANARY_ENV)
+    assert valid.returncode == 0, valid.stderr
+    assert valid.stderr == f"{sources}: 2 sources valid\n"
+
+    invalid = tmp_path / "invalid.yaml"
+    invalid.write_text(INVALID_YAML)
+    result = run_cli("validate", invalid, env=CANARY_ENV)
+    assert result.returncode == 1
+    assert f"{invalid}:10:24: deployment.cache_ttl_value: must be >= 1800" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+
+
+def test_schema_prints_the_generated_json_schema_and_exits_0() -> None:
+    result = run_cli("schema")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == render_sources_schema()
+    assert json.loads(result.stdout)["type"] == "object"
+
+
+# --------------------------------------------------------------------------- plan
+
+
+def test_saved_plan_is_applied_then_the_next_plan_is_empty(
+    store: SourceStore, emulator_url: str, sources: Path, tmp_path: Path
+) -> None:
+    saved = tmp_path / "plan.json"
+    planned = run_cli("plan", sources, "--out", saved, "--api-url", emulator_url, env=CANARY_ENV)
+    assert planned.returncode == 0, planned.stderr  # changes, but no --detailed-exitcode
+    assert planned.stdout.startswith("Plan: 2 to create, 0 to patch")
+    document = Plan.model_validate_json(saved.read_text())
+    assert [a.source for a in document.actions] == sorted(TWO)
+    assert f"Digest: {document.digest}" in planned.stdout
+
+    detailed = run_cli(
+        "plan", sources, "--detailed-exitcode", "--format", "json", "--api-url", emulator_url,
+        env=CANARY_ENV,
+    )  # fmt: skip
+    assert detailed.returncode == 2, detailed.stderr
+    assert json.loads(detailed.stdout) == json.loads(saved.read_text())
+    assert writes_since(store, 0) == []
+
+    mark = len(store.request_log)
+    result = run_cli("apply", saved, "--auto-approve", "--api-url", emulator_url, env=CANARY_ENV)
+    assert result.returncode == 0, result.stderr
+    assert "Apply: 2 applied, 0 failed." in result.stdout
+    assert sorted(s.name for s in store.sources.values()) == sorted(TWO)
+
+    twice = invoke("apply", saved, "--auto-approve", "--api-url", emulator_url, env=CANARY_ENV)
+    assert twice.exit_code == 4, twice.output  # its creates' subdomains are taken now
+    assert "e2e-products" in twice.stderr
+
+    again = run_cli(
+        "plan", sources, "--detailed-exitcode", "--api-url", emulator_url, env=CANARY_ENV
+    )
+    assert again.returncode == 0, again.stdout
+    assert again.stdout.startswith("No changes: 2 unchanged")
+
+    mark = len(store.request_log)
+    nothing = run_cli("apply", sources, "--auto-approve", "--api-url", emulator_url, env=CANARY_ENV)
+    assert nothing.returncode == 0, nothing.stderr
+    assert "Nothing to do." in nothing.stderr
+    assert writes_since(store, mark) == []
+
+
+def test_plan_of_an_invalid_file_exits_1_with_located_errors_before_any_request(
+    store: SourceStore, emulator_url: str, tmp_path: Path
+) -> None:
+    invalid = tmp_path / "invalid.yaml"
+    invalid.write_text(INVALID_YAML)
+    result = run_cli("plan", invalid, "--api-url", emulator_url, env=CANARY_ENV)
+    assert result.returncode == 1
+    assert LOCATED.search(result.stderr), result.stderr
+    assert "must be >= 1800" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+    assert store.request_log == []
+
+
+def test_plan_with_a_rejected_api_key_exits_1_with_one_sentence(
+    store: SourceStore, emulator_url: str, sources: Path
+) -> None:
+    env = {**CANARY_ENV, "IMGIX_API_KEY": "ak_not-a-key"}
+    result = run_cli("plan", sources, "--api-url", emulator_url, env=env)
+    assert result.returncode == 1
+    assert_one_clear_error(result.stderr, "401", "IMGIX_API_KEY")
+    assert "ak_not-a-key" not in result.stderr
+    assert result.stdout == ""
+    assert [e.status for e in store.request_log] == [401]
+
+
+def test_plan_against_a_closed_port_exits_1_naming_the_address(sources: Path) -> None:
+    with socket.socket() as probe:  # a port nobody listens on once closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    # The default retry deadline (120 s, full-jitter backoff) would keep a test waiting
+    # for many seconds; a CI job that prefers failing fast does the same.
+    env = {**CANARY_ENV, "IMGIX_RECONCILER_RETRY_DEADLINE": "0"}
+    result = run_cli("plan", sources, "--api-url", f"http://127.0.0.1:{port}", env=env)
+    assert result.returncode == 1
+    assert_one_clear_error(result.stderr, "127.0.0.1", "No response")
+
+
+def test_plan_target_plans_only_the_named_source(
+    store: SourceStore, emulator_url: str, sources: Path
+) -> None:
+    result = invoke(
+        "plan", sources, "--target", "Blog", "--format", "json", "--api-url", emulator_url,
+        env=CANARY_ENV,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert [a["source"] for a in json.loads(result.stdout)["actions"]] == ["Blog"]
+
+    applied = invoke(
+        "apply", sources, "--target", "Products", "--auto-approve", "--api-url", emulator_url,
+        env=CANARY_ENV,
+    )  # fmt: skip
+    assert applied.exit_code == 0, applied.output
+    assert [s.name for s in store.sources.values()] == ["Products"]
+
+    unknown = invoke("plan", sources, "--target", "Nope", "--api-url", emulator_url, env=CANARY_ENV)
+    assert unknown.exit_code == 1
+    assert '"Nope"' in unknown.stderr
+
+
+# --------------------------------------------------------------------------- apply
+
+
+def test_apply_without_a_terminal_or_auto_approve_exits_1_and_writes_nothing(
+    store: SourceStore, emulator_url: str, sources: Path
+) -> None:
+    result = run_cli("apply", sources, "--api-url", emulator_url, env=CANARY_ENV)
+    assert result.returncode == 1
+    assert "without a terminal" in result.stderr
+    assert "--auto-approve" in result.stderr
+    assert writes_since(store, 0) == []
+    assert store.sources == {}
+
+
+def test_apply_asks_on_a_terminal_and_a_no_writes_nothing(
+    store: SourceStore, emulator_url: str, sources: Path
+) -> None:
+    controller, terminal = pty.openpty()
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "reconciler", "apply", str(sources), "--api-url", emulator_url],
+            env=child_env(CANARY_ENV),
+            stdin=terminal,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        os.write(controller, b"n\n")
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        os.close(controller)
+        os.close(terminal)
+    assert process.returncode == 1, stderr
+    assert "Apply 2 actions? [y/N]" in stderr
+    assert "cancelled" in stderr
+    assert "Plan: 2 to create" in stdout
+    assert writes_since(store, 0) == []
+
+
+def test_apply_that_disables_a_source_needs_allow_disable(
+    store: SourceStore, emulator_url: str, tmp_path: Path
+) -> None:
+    live_id = store.create_source(PRODUCTS_WIRE)["id"]
+    mark = len(store.request_log)
+    disabled = products_file(tmp_path, enabled=False)
+    refused = run_cli(
+        "apply", disabled, "--auto-approve", "--api-url", emulator_url, env=CANARY_ENV
+    )
+    assert refused.returncode == 1
+    assert "--allow-disable" in refused.stderr
+    assert "Products" in refused.stderr
+    assert writes_since(store, mark) == []
+    assert store.sources[live_id].enabled
+
+    allowed = invoke(
+        "apply", disabled, "--auto-approve", "--allow-disable", "--api-url", emulator_url,
+        env=CANARY_ENV,
+    )  # fmt: skip
+    assert allowed.exit_code == 0, allowed.output
+    assert not store.sources[live_id].enabled
+
+
+def test_apply_with_a_secret_variable_unset_exits_1_and_writes_nothing(
+    store: SourceStore, emulator_url: str, sources: Path, tmp_path: Path
+) -> None:
+    env = {**CANARY_ENV, "E2E_BLOG_PASSWORD": None}
+    result = run_cli("apply", sources, "--auto-approve", "--api-url", emulator_url, env=env)
+    assert result.returncode == 1
+    assert LOCATED.search(result.stderr), result.stderr
+    assert "E2E_BLOG_PASSWORD" in result.stderr
+    assert writes_since(store, 0) == []
+
+    # A saved plan resolves its references at apply time: the same refusal, no write.
+    saved = tmp_path / "plan.json"
+    planned = invoke("plan", sources, "--out", saved, "--api-url", emulator_url, env=CANARY_ENV)
+    assert planned.exit_code == 0, planned.output
+    refused = invoke("apply", saved, "--auto-approve", "--api-url", emulator_url, env=env)
+    assert refused.exit_code == 1
+    assert "E2E_BLOG_PASSWORD is not set" in refused.stderr
+    assert writes_since(store, 0) == []
+
+
+def test_apply_with_a_failing_action_exits_3_and_names_it(
+    store: SourceStore, emulator_url: str, tmp_path: Path
+) -> None:
+    live_id = store.create_source(PRODUCTS_WIRE)["id"]
+    store.foreign_hostnames.add("e2e-taken")  # another account holds it
+    file = products_file(tmp_path, ttl=604800)
+    file.write_text(file.read_text() + TAKEN_YAML)
+
+    result = run_cli("apply", file, "--auto-approve", "--api-url", emulator_url, env=CANARY_ENV)
+    assert result.returncode == 3, result.stderr
+    assert f"applied: patch Products ({live_id})" in result.stdout
+    failed = [line for line in result.stdout.splitlines() if line.startswith("failed:")]
+    assert len(failed) == 1
+    assert failed[0].startswith("failed: create Taken: imgix API 400")
+    assert "e2e-taken" in failed[0]
+    assert "Apply: 1 applied, 1 failed." in result.stdout
+    assert store.sources[live_id].deployment["cache_ttl_value"] == 604800
+    assert list(store.sources) == [live_id]
+
+
+def test_apply_of_a_stale_saved_plan_exits_4_and_writes_nothing(
+    applied: SourceStore, emulator_url: str, sources: Path, tmp_path: Path
+) -> None:
+    sources.write_text(
+        sources.read_text().replace("cache_ttl_value: 604800", "cache_ttl_value: 86400")
+    )
+    saved = tmp_path / "plan.json"
+    planned = run_cli("plan", sources, "--out", saved, "--api-url", emulator_url, env=CANARY_ENV)
+    assert planned.returncode == 0, planned.stderr
+    assert [(a.action, a.source) for a in Plan.model_validate_json(saved.read_text()).actions] == [
+        ("patch", "Products")
+    ]
+    mark = len(applied.request_log)
+    applied.dashboard_redeploy(source_id(applied, "Products"), {"cache_ttl_error": 600})
+
+    result = run_cli("apply", saved, "--auto-approve", "--api-url", emulator_url, env=CANARY_ENV)
+    assert result.returncode == 4, result.stderr
+    assert "stale" in result.stderr
+    assert "Products" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert writes_since(applied, mark) == []
+
+
+def test_apply_expect_digest_refuses_another_plan_and_applies_the_reviewed_one(
+    store: SourceStore, emulator_url: str, tmp_path: Path
+) -> None:
+    sources = products_file(tmp_path)
+    reviewed = invoke(
+        "plan", sources, "--format", "json", "--api-url", emulator_url, env=CANARY_ENV
+    )
+    digest = json.loads(reviewed.stdout)["digest"]
+
+    other = "sha256:" + "0" * 64
+    refused = run_cli(
+        "apply", sources, "--auto-approve", "--expect-digest", other, "--api-url", emulator_url,
+        env=CANARY_ENV,
+    )  # fmt: skip
+    assert refused.returncode == 4
+    assert digest in refused.stderr
+    assert other in refused.stderr
+    assert writes_since(store, 0) == []
+
+    accepted = run_cli(
+        "apply", sources, "--auto-approve", "--expect-digest", digest, "--wait",
+        "--api-url", emulator_url, env=CANARY_ENV,
+    )  # fmt: skip
+    assert accepted.returncode == 0, accepted.stderr
+    assert "Apply: 1 applied, 0 failed." in accepted.stdout
+    # --wait polled the new source until the emulator said it was deployed.
+    (created,) = store.sources
+    assert f"GET /api/v1/sources/{created}" in [f"{e.method} {e.path}" for e in store.request_log]
+    assert "  Products: deployed" in accepted.stderr
+
+
+def test_apply_of_a_saved_plan_refuses_planning_options(
+    store: SourceStore, emulator_url: str, sources: Path, tmp_path: Path
+) -> None:
+    saved = tmp_path / "plan.json"
+    invoke("plan", sources, "--out", saved, "--api-url", emulator_url, env=CANARY_ENV)
+    for option in (["--target", "Blog"], ["--resend-secrets"]):
+        result = invoke(
+            "apply", saved, *option, "--auto-approve", "--api-url", emulator_url, env=CANARY_ENV
+        )
+        assert result.exit_code == 1, result.output
+        assert option[0] in result.stderr
+        assert writes_since(store, 0) == []
+
+
+# --------------------------------------------------------------------------- drift
+
+
+def test_drift_exits_0_in_sync_2_on_drift_and_1_on_error(
+    applied: SourceStore, emulator_url: str, sources: Path, tmp_path: Path
+) -> None:
+    in_sync = run_cli("drift", sources, "--api-url", emulator_url, env=CANARY_ENV)
+    assert in_sync.returncode == 0, in_sync.stderr
+    assert "In sync" in in_sync.stderr
+
+    applied.dashboard_redeploy(source_id(applied, "Blog"), {"cache_ttl_value": 86400})
+    drifted = run_cli(
+        "drift", sources, "--format", "json", "--api-url", emulator_url, env=CANARY_ENV
+    )
+    assert drifted.returncode == 2, drifted.stderr
+    assert "patch Blog" in drifted.stderr
+    (action,) = json.loads(drifted.stdout)["actions"]
+    assert action["source"] == "Blog"
+    assert {"path": "deployment.cache_ttl_value", "before": 86400, "after": 31536000} in action[
+        "changes"
+    ]
+
+    invalid = tmp_path / "invalid.yaml"
+    invalid.write_text(INVALID_YAML)
+    error = run_cli("drift", invalid, "--api-url", emulator_url, env=CANARY_ENV)
+    assert error.returncode == 1
+    assert LOCATED.search(error.stderr), error.stderr
+
+
+# --------------------------------------------------------------------------- export
+
+
+def test_export_writes_a_file_that_plans_to_no_changes_without_secrets(
+    store: SourceStore, emulator_url: str, tmp_path: Path
+) -> None:
+    apply_directly(emulator_url, write_sources(tmp_path), CANARY_ENV)  # all six types
+    legacy = store.create_source(
+        {
+            "name": "Legacy",
+            "enabled": False,
+            "deployment": {
+                "type": "webfolder",
+                "imgix_subdomains": ["e2e-legacy"],
+                "custom_domains": ["img.legacy.e2e.example"],
+                "webfolder_base_url": "https://legacy.e2e.example/",
+                "default_params": {"auto": "format", "q": 60},
+                "cache_ttl_behavior": "override_origin",
+            },
+        }
+    )
+    exported = tmp_path / "exported.yaml"
+    result = run_cli("export", "--out", exported, "--api-url", emulator_url)
+    assert result.returncode == 0, result.stderr
+    text = exported.read_text()
+    assert legacy["id"] in text
+    assert "env:" in text  # secrets are references with generated names
+
+    # Not one secret variable is set: the plan still has nothing to change.
+    plan = run_cli("plan", exported, "--detailed-exitcode", "--api-url", emulator_url)
+    assert plan.returncode == 0, plan.stdout + plan.stderr
+    assert plan.stdout.startswith("No changes: 7 unchanged, 0 unmanaged.")
+
+
+def test_export_exits_1_when_the_key_is_rejected_or_the_file_cannot_be_written(
+    store: SourceStore, emulator_url: str, tmp_path: Path
+) -> None:
+    env = {"IMGIX_API_KEY": "ak_" + "f" * 63}
+    result = run_cli("export", "--api-url", emulator_url, env=env)
+    assert result.returncode == 1
+    assert_one_clear_error(result.stderr, "401")
+    assert result.stdout == ""
+
+    unwritable = tmp_path / "missing" / "exported.yaml"
+    unwritten = invoke("export", "--out", unwritable, "--api-url", emulator_url)
+    assert unwritten.exit_code == 1
+    # The path the user gave, not the temporary file written beside it.
+    assert unwritten.stderr == f"error: No such file or directory: {unwritable}\n"
+
+
+# --------------------------------------------------------------------------- emulator
+
+
+def start_emulator(state: Path) -> tuple[subprocess.Popen[str], str]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "reconciler", "emulator", "--port", "0", "--state", str(state)],
+        env=child_env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stderr is not None
+    announced = re.search(r"on (http://127\.0\.0\.1:(\d+))", process.stderr.readline())
+    assert announced, "the emulator announces its URL first"
+    port = int(announced[2])
+    deadline = time.monotonic() + 10
+    while True:  # the port is bound before uvicorn listens on it
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            assert time.monotonic() < deadline, "the emulator did not start listening"
+            time.sleep(0.02)
+    return process, announced[1]
+
+
+def stop_emulator(process: subprocess.Popen[str]) -> str:
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=20)
+    assert process.returncode == 0, stderr
+    assert "Traceback" not in stderr
+    return stderr
+
+
+def test_emulator_exits_0_on_ctrl_c_and_keeps_its_sources_in_the_state_file(
+    tmp_path: Path,
+) -> None:
+    state = tmp_path / "state.json"
+    file = products_file(tmp_path)
+    process, url = start_emulator(state)
+    try:
+        result = invoke("apply", file, "--auto-approve", "--api-url", url, env=CANARY_ENV)
+        assert result.exit_code == 0, result.output
+    finally:
+        stop_emulator(process)
+    assert [s["name"] for s in json.loads(state.read_text())["sources"]] == ["Products"]
+
+    process, url = start_emulator(state)
+    try:
+        again = invoke("plan", file, "--detailed-exitcode", "--api-url", url, env=CANARY_ENV)
+        assert again.exit_code == 0, again.output
+        assert again.stdout.startswith("No changes: 1 unchanged")
+    finally:
+        stop_emulator(process)
+
+
+def test_emulator_exits_1_with_one_sentence_on_a_bad_state_file_or_a_taken_port(
+    tmp_path: Path,
+) -> None:
+    state = tmp_path / "state.json"
+    state.write_text('{"version": 1, "sources": [')
+    corrupt = invoke("emulator", "--port", "0", "--state", state)
+    assert corrupt.exit_code == 1
+    assert_one_clear_error(corrupt.stderr, str(state), "not an emulator state file")
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        # A subprocess: `serve` leaves the socket it failed to bind for the GC to close.
+        busy = run_cli("emulator", "--port", port)
+    assert busy.returncode == 1
+    assert_one_clear_error(busy.stderr, f"127.0.0.1:{port}")
