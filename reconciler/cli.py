@@ -41,6 +41,10 @@ from reconciler.reconcile import (
 )
 from reconciler.render import render
 
+# product.md's exit codes.
+EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_PARTIAL, EXIT_STALE = 0, 1, 2, 3, 4
+log = logging.getLogger("reconciler.cli")
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="imgix-reconciler")
@@ -57,9 +61,6 @@ def main(ctx: click.Context, debug: bool) -> None:
         package_logger.setLevel(logging.DEBUG)
         ctx.call_on_close(lambda: package_logger.removeHandler(handler))
     ctx.with_resource(redact.redacted_output())
-
-
-# Commands are registered below, one function each; see product.md for the contract.
 
 
 @main.command()
@@ -136,8 +137,6 @@ def emulator(port: int, state_file: Path | None, seed: bool) -> None:
 
 # --------------------------------------------------------------------------- talking to the API
 
-EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_PARTIAL, EXIT_STALE = 0, 1, 2, 3, 4
-
 
 def connection_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """`--api-url` and `--emulator`, written after the command name."""
@@ -185,6 +184,15 @@ def _exit_codes() -> Iterator[None]:
         raise SystemExit(EXIT_ERROR) from None
     except OSError as error:
         click.echo(f"error: {error.strerror or error}: {error.filename or ''}".rstrip(), err=True)
+        raise SystemExit(EXIT_ERROR) from None
+    except Exception as error:
+        # A bug, not bad input: one line for CI logs, the traceback only with --debug.
+        log.debug("unexpected error", exc_info=True)
+        click.echo(
+            f"internal error: {type(error).__name__}: {error} "
+            "(re-run with --debug for details, and please report it)",
+            err=True,
+        )
         raise SystemExit(EXIT_ERROR) from None
 
 

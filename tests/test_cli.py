@@ -579,3 +579,20 @@ def test_emulator_exits_1_with_one_sentence_on_a_bad_state_file_or_a_taken_port(
         busy = run_cli("emulator", "--port", port)
     assert busy.returncode == 1
     assert_one_clear_error(busy.stderr, f"127.0.0.1:{port}")
+
+
+def test_an_unexpected_error_is_one_line_and_exit_1_never_a_traceback(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from click.testing import CliRunner
+
+    from reconciler import cli
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("planner bug")
+
+    monkeypatch.setattr(cli, "connect", broken)
+    result = CliRunner().invoke(cli.main, ["plan", "examples/sources.yaml", "--emulator"])
+    assert result.exit_code == 1
+    assert "internal error: RuntimeError: planner bug" in result.stderr
+    assert "Traceback" not in result.output + result.stderr
