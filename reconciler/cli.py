@@ -259,7 +259,7 @@ def drift_command(
         connection = connect(api_url, emulator=emulator)
         result = asyncio.run(plan_files(files, connection))
         drift = drift_findings(result.plan, require_marker=require_marker)
-        click.echo(render(result.plan, fmt, color=_color()))
+        click.echo(render(result.plan, fmt, color=_color(), view="drift"))
         if drift:
             click.echo(f"Drift: {'; '.join(drift)}.", err=True)
         else:

@@ -170,3 +170,31 @@ def test_markdown_truncation_counts_what_it_left_out() -> None:
 def test_unknown_format_is_refused(the_plan: Plan) -> None:
     with pytest.raises(ValueError, match="unknown plan format 'yaml'"):
         render(the_plan, "yaml")
+
+
+def test_drift_view_words_the_same_plan_for_a_scheduled_check(the_plan: Plan) -> None:
+    s = the_plan.summary
+    drift_text = render(the_plan, "text", view="drift")
+    assert drift_text.startswith(
+        f"Drift: {s.create} missing from imgix, {s.patch} differing from the files, "
+        f"{s.unchanged} in sync, {s.unmanaged} unmanaged."
+    )
+    # Same body as the plan: only the wording of the headline changes.
+    assert drift_text.splitlines()[1:] == render(the_plan, "text").splitlines()[1:]
+    drift_markdown = render(the_plan, "markdown", view="drift")
+    assert drift_markdown.splitlines()[:2] == [
+        "<!-- imgix-reconciler:drift -->",
+        "### imgix-reconciler drift",
+    ]
+    assert render(the_plan, "json", view="drift") == render(the_plan, "json")
+
+
+def test_drift_view_of_an_empty_plan_says_in_sync() -> None:
+    empty = Plan(
+        digest="sha256:0",
+        summary=Summary(create=0, patch=0, unchanged=3, unmanaged=1),
+        actions=[],
+    )
+    assert render(empty, "text", view="drift").startswith(
+        "In sync: 3 sources match the files, 1 unmanaged."
+    )

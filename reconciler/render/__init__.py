@@ -6,17 +6,21 @@ from typing import Literal
 
 from reconciler.plan import Plan
 from reconciler.render import json, markdown, text
+from reconciler.render.values import View
 
 Format = Literal["text", "markdown", "json"]
 FORMATS: tuple[str, ...] = ("text", "markdown", "json")
 
 
-def render(plan: Plan, fmt: str, *, color: bool = False) -> str:
-    """The plan in `fmt` (`text`, `markdown` or `json`); `color` only affects `text`."""
+def render(plan: Plan, fmt: str, *, color: bool = False, view: View = "plan") -> str:
+    """The plan in `fmt` (`text`, `markdown` or `json`); `color` only affects `text`.
+
+    `view="drift"` words text and markdown for a scheduled check; json is the same document.
+    """
     if fmt == "text":
-        return text.render(plan, color=color)
+        return text.render(plan, color=color, view=view)
     if fmt == "markdown":
-        return markdown.render(plan)
+        return markdown.render(plan, view=view)
     if fmt == "json":
         return json.render(plan)
     raise ValueError(f"unknown plan format {fmt!r} (use one of {', '.join(FORMATS)})")

@@ -11,9 +11,18 @@ import html
 from collections.abc import Iterator
 
 from reconciler.plan import Action, Notice, Plan, UnmanagedSource
-from reconciler.render.values import DISABLES, headline, shown, source_names, waits_for
+from reconciler.render.values import (
+    DISABLES,
+    View,
+    headline,
+    shown,
+    source_names,
+    waits_for,
+)
 
 MARKER = "<!-- imgix-reconciler:plan -->"
+# A scheduled drift check may post to an issue: its own marker, so it updates its own.
+DRIFT_MARKER = "<!-- imgix-reconciler:drift -->"
 GITHUB_LIMIT = 65_536
 # Room under GitHub's limit for the notes and closing lines added after the budget is hit.
 BUDGET = 60_000
@@ -25,9 +34,10 @@ TAIL_SHARE = 5_000
 _SIGN = {"create": "+", "patch": "~"}
 
 
-def render(plan: Plan, *, budget: int = BUDGET) -> str:
+def render(plan: Plan, *, budget: int = BUDGET, view: View = "plan") -> str:
     """The plan as GitHub-flavoured markdown, at most `budget` characters plus short notes."""
-    head = [MARKER, "### imgix-reconciler plan", "", headline(plan), "", *_summary(plan)]
+    marker = DRIFT_MARKER if view == "drift" else MARKER
+    head = [marker, f"### imgix-reconciler {view}", "", headline(plan, view), "", *_summary(plan)]
     head += _destructive(plan)
     foot = ["", f"Digest: `{plan.digest}`"] if plan.actions else []
 

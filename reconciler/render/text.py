@@ -8,12 +8,19 @@ from rich.console import Console
 from rich.text import Text
 
 from reconciler.plan import Action, Notice, Plan, UnmanagedSource
-from reconciler.render.values import DISABLES, headline, shown, source_names, waits_for
+from reconciler.render.values import (
+    DISABLES,
+    View,
+    headline,
+    shown,
+    source_names,
+    waits_for,
+)
 
 _SIGN = {"create": ("+", "green"), "patch": ("~", "yellow")}
 
 
-def render(plan: Plan, *, color: bool = False) -> str:
+def render(plan: Plan, *, color: bool = False, view: View = "plan") -> str:
     """The plan as terminal text; ANSI styles only when `color` is true."""
     buffer = io.StringIO()
     console = Console(
@@ -27,7 +34,7 @@ def render(plan: Plan, *, color: bool = False) -> str:
         soft_wrap=True,
         width=120,
     )
-    console.print(Text(headline(plan), style="bold"))
+    console.print(Text(headline(plan, view), style="bold"))
     names = source_names(plan)
     for action in plan.actions:
         console.print()

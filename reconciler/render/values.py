@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Literal
 
 from pydantic import JsonValue
 
@@ -19,9 +20,19 @@ def shown(value: JsonValue) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
 
 
-def headline(plan: Plan) -> str:
-    """One line saying what the plan does."""
+View = Literal["plan", "drift"]
+
+
+def headline(plan: Plan, view: View = "plan") -> str:
+    """One line saying what the plan does, or (`drift`) how live state differs from the file."""
     s = plan.summary
+    if view == "drift":
+        if not plan.actions:
+            return f"In sync: {s.unchanged} sources match the files, {s.unmanaged} unmanaged."
+        return (
+            f"Drift: {s.create} missing from imgix, {s.patch} differing from the files, "
+            f"{s.unchanged} in sync, {s.unmanaged} unmanaged."
+        )
     if not plan.actions:
         return f"No changes: {s.unchanged} unchanged, {s.unmanaged} unmanaged."
     return (
