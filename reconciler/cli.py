@@ -143,7 +143,7 @@ def connection_options(command: Callable[..., Any]) -> Callable[..., Any]:
     command = click.option(
         "--emulator",
         is_flag=True,
-        help="Run against the built-in emulator, seeded with examples/live-state.json.",
+        help="Run against the built-in emulator, seeded with the example live state.",
     )(command)
     return click.option(
         "--api-url",

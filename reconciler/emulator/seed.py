@@ -1,14 +1,18 @@
-"""The demo account `--emulator` runs against: the live state shipped in `examples/`."""
+"""The demo account `--emulator` runs against: the live state shipped in `examples/`.
+
+The file lives in the package (so an installed wheel has it) and `examples/live-state.json`
+is a link to it, beside the `examples/sources.yaml` it is meant to be planned against.
+"""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from importlib.resources import files
 from typing import Any
 
 from reconciler.emulator.store import SourceStore
 
-EXAMPLE_STATE = Path(__file__).resolve().parents[2] / "examples" / "live-state.json"
+EXAMPLE_STATE = files("reconciler.emulator") / "live-state.json"
 
 
 def seeded_store(**options: Any) -> SourceStore:
