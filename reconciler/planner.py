@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import heapq
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -248,8 +247,14 @@ def _normalized(name: str, value: Any) -> Any:
 
 
 def _same(a: Any, b: Any) -> bool:
-    # Through JSON so that `true` and `1`, or `1` and `1.0`, stay different values.
-    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+    """Equal as JSON values: `true` and `1`, or `1` and `1.0`, stay different."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[key], b[key]) for key in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(map(_same, a, b))
+    return bool(a == b)
 
 
 def _secret_placeholder(deployment: DeploymentBase, name: str) -> dict[str, JsonValue]:
