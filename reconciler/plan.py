@@ -17,6 +17,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
+from reconciler.secrets import parse_annotation
+
 FORMAT_VERSION = 1
 
 # Markers shown instead of secret values.
@@ -124,7 +126,23 @@ def plan_json_schema() -> dict[str, JsonValue]:
 
 
 def compute_digest(actions: list[Action]) -> str:
-    """Hash of the normalized actions (never of rendered text): same plan, same digest."""
-    payload = [action.model_dump(mode="json", exclude={"live_fingerprint"}) for action in actions]
+    """Hash of the normalized actions (never of rendered text): same plan, same digest.
+
+    The annotation marker's fingerprints are left out: they are bookkeeping a reviewer
+    cannot judge, and a plan made without the secrets (a fork's pull request) must have
+    the digest of the same plan made with them at apply time. A changed secret still
+    changes the digest, through the change that sends it.
+    """
+    payload = [_normalized_action(action) for action in actions]
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _normalized_action(action: Action) -> dict[str, object]:
+    data = action.model_dump(mode="json", exclude={"live_fingerprint"})
+    for write in data["writes"]:
+        deployment = write.get("deployment")
+        if isinstance(deployment, dict) and isinstance(deployment.get("annotation"), str):
+            annotation = parse_annotation(deployment["annotation"])
+            deployment["annotation"] = [annotation.text, annotation.marker is not None]
+    return data

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import jsonschema
 
+from reconciler.loader import load
 from reconciler.plan import Action, Change, Plan, compute_digest, plan_json_schema
+from reconciler.planner import PlanOptions, plan
 
 ROOT = Path(__file__).parent.parent
 SCHEMA = ROOT / "schemas" / "plan.schema.json"
@@ -72,3 +74,38 @@ def test_digest_does_not_depend_on_dict_order() -> None:
 def test_action_key_is_the_id_or_the_first_new_subdomain() -> None:
     assert create().key == "new:new-one"
     assert create().model_copy(update={"id": "a" * 24}).key == "a" * 24
+
+
+FORK_YAML = """\
+version: 1
+sources:
+  - name: Products
+    deployment:
+      type: s3
+      imgix_subdomains: [acme-products]
+      s3_bucket: products
+      s3_access_key: AKIAEXAMPLE
+      s3_secret_key: {env: S3_SECRET_KEY}
+"""
+
+
+def test_a_plan_without_the_secrets_has_the_digest_of_the_same_plan_with_them(
+    tmp_path: Path,
+) -> None:
+    """A fork's pull request plans without secrets; apply --expect-digest must still match."""
+    (tmp_path / "sources.yaml").write_text(FORK_YAML)
+    files = [tmp_path / "sources.yaml"]
+    options = PlanOptions(fingerprint_key=b"key")
+
+    def planned(environ: dict[str, str]) -> Plan:
+        desired = load(files, environ=environ, secrets_optional=True).state
+        return plan(desired, [], options)
+
+    without = planned({})
+    with_secret = planned({"S3_SECRET_KEY": "secret-one-value"})
+    rotated = planned({"S3_SECRET_KEY": "secret-two-value"})
+    annotation = with_secret.actions[0].writes[0]["deployment"]["annotation"]  # type: ignore[call-overload,index]
+    assert "fp.s3_secret_key=" in annotation  # the fingerprint is written...
+    assert without.digest == with_secret.digest == rotated.digest  # ...but not digested
+    changed = with_secret.actions[0].model_copy(update={"source": "Other"})
+    assert compute_digest([changed]) != with_secret.digest
