@@ -34,6 +34,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import ValidationError
 
+from reconciler import redact
 from reconciler.live import LiveSource
 from reconciler.pacing import Clock, Pacer, Pacing, RequestKind, RetryPolicy, Sleep, retry_after
 from reconciler.specs import DEPLOYMENT_MODELS, secret_fields
@@ -199,6 +200,7 @@ class ImgixClient:
                 "set IMGIX_API_KEY to a valid key."
             )
         self._api_key = api_key
+        redact.register(api_key)
         self._retry = retry or RetryPolicy()
         self._sleep = sleep
         self._clock = clock
@@ -352,7 +354,9 @@ class ImgixClient:
         """Send one logical request, retrying as the policy allows; the success document."""
         budget = budget if budget is not None else self._budget()
         budget = _Budget(budget.deadline_at)
-        redact = _redactor(self._api_key, secrets)
+        # Should the server echo a value we sent, no error message may carry it.
+        for value in _secret_values(secrets or {}):
+            redact.register(value)
         outcome_unknown = False
         while True:
             budget.attempt += 1
@@ -365,8 +369,8 @@ class ImgixClient:
                     found = await recover(budget)
                     if found is not None:
                         return found
-                raise _api_error(outcome, source_id, redact)
-            error = self._error_of(outcome, method, path, source_id, redact)
+                raise _api_error(outcome, source_id)
+            error = self._error_of(outcome, method, path, source_id)
             if isinstance(outcome, NOT_TRANSIENT):
                 raise error from outcome
             await self._back_off(outcome, error, method, path, budget)
@@ -400,11 +404,10 @@ class ImgixClient:
         method: str,
         path: str,
         source_id: str | None,
-        redact: Callable[[str], str],
     ) -> ClientError:
         if isinstance(outcome, httpx.Response):
-            return _api_error(outcome, source_id, redact)
-        reason = redact(str(outcome)) or "no detail"
+            return _api_error(outcome, source_id)
+        reason = redact.scrub(str(outcome)) or "no detail"
         return TransportError(
             f"No response from the imgix API at {self._http.base_url.host} for {method} "
             f"/api/v1/{path}: {type(outcome).__name__} ({reason})"
@@ -504,19 +507,6 @@ async def _gather_or_cancel(coroutines: Iterable[Coroutine[Any, Any, T]]) -> lis
         raise
 
 
-def _redactor(api_key: str, secrets: Mapping[str, Any] | None) -> Callable[[str], str]:
-    """Blank out the key and any secret value we sent, should the server echo one."""
-    values = {api_key} | _secret_values(secrets or {})
-    values = {value for value in values if len(value) >= 4}
-
-    def redact(text: str) -> str:
-        for value in sorted(values, key=len, reverse=True):
-            text = text.replace(value, "(redacted)")
-        return text
-
-    return redact
-
-
 def _secret_values(attributes: Mapping[str, Any]) -> set[str]:
     deployment = attributes.get("deployment")
     if not isinstance(deployment, dict):
@@ -546,9 +536,7 @@ def _invalid_response(
     return ApiError(status, "Invalid Response", f"{method}: {why}", None, source_id)
 
 
-def _api_error(
-    response: httpx.Response, source_id: str | None, redact: Callable[[str], str]
-) -> ApiError:
+def _api_error(response: httpx.Response, source_id: str | None) -> ApiError:
     """The error an error response stands for: its first JSON:API error object."""
     status = response.status_code
     try:
@@ -564,7 +552,11 @@ def _api_error(
     title = title or _reason(status)
     error_class = AuthError if status in (401, 403) else ApiError
     return error_class(
-        status, redact(title), redact(detail) if detail else None, request_id, source_id
+        status,
+        redact.scrub(title),
+        redact.scrub(detail) if detail else None,
+        request_id,
+        source_id,
     )
 
 
