@@ -17,7 +17,7 @@ from typing import Any, Literal, Protocol
 from reconciler import redact
 from reconciler.live import LiveSource
 from reconciler.plan import Action, Plan
-from reconciler.secrets import recording_annotation
+from reconciler.secrets import recording_annotation, stamp_fingerprints
 
 
 class ApplyRefused(Exception):
@@ -166,18 +166,33 @@ class SecretResolver:
 # --------------------------------------------------------------------------- execution
 
 
+def _stamped(body: dict[str, Any], key: bytes | None) -> dict[str, Any]:
+    deployment = body.get("deployment")
+    if key is None or not isinstance(deployment, dict):
+        return body
+    return {**body, "deployment": stamp_fingerprints(deployment, key)}
+
+
 async def apply_plan(
     plan: Plan,
     api: SourcesApi,
     *,
     resolver: SecretResolver,
+    fingerprint_key: bytes | None = None,
     allow_disable: bool = False,
     saved: bool = False,
     on_result: Callable[[ActionResult], None] | None = None,
 ) -> ApplyReport:
-    """Apply `plan`; refusals raise before any write, per-action failures are reported."""
+    """Apply `plan`; refusals raise before any write, per-action failures are reported.
+
+    With `fingerprint_key`, each write's marker is re-stamped with the fingerprints of the
+    secret values actually sent (they may differ from the plan's for a saved plan).
+    """
     check_permissions(plan, allow_disable=allow_disable)
-    bodies = {action.key: [resolver.resolve(w) for w in action.writes] for action in plan.actions}
+    bodies = {
+        action.key: [_stamped(resolver.resolve(w), fingerprint_key) for w in action.writes]
+        for action in plan.actions
+    }
     if saved:
         check_fresh(plan, await api.list_sources())
 

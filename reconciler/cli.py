@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -32,6 +33,7 @@ from reconciler.reconcile import (
     ConfigurationError,
     PlanFileError,
     apply_with_report,
+    check_plan_target,
     connect,
     drift_findings,
     is_plan_file,
@@ -46,7 +48,32 @@ EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_PARTIAL, EXIT_STALE = 0, 1, 2, 3, 4
 log = logging.getLogger("reconciler.cli")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class CommandGroup(click.Group):
+    """The command group, with product.md's exit codes for click's own errors.
+
+    Click exits 2 on a usage mistake, but here 2 means "changes" (plan) or "drift": a typo
+    in a scheduled job must not read as drift, so usage errors exit 1. Output that cannot
+    be written (a full disk, a closed pipe) is one line and exit 1, not a traceback.
+    """
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs["standalone_mode"] = False
+        try:
+            result = super().main(*args, **kwargs)
+        except click.ClickException as error:
+            error.show()
+            sys.exit(EXIT_ERROR if isinstance(error, click.UsageError) else error.exit_code)
+        except click.Abort:
+            click.echo("Aborted.", err=True)
+            sys.exit(EXIT_ERROR)
+        except OSError as error:
+            with contextlib.suppress(OSError):
+                click.echo(f"error: cannot write the output: {error.strerror or error}", err=True)
+            sys.exit(EXIT_ERROR)
+        sys.exit(result if isinstance(result, int) else EXIT_OK)
+
+
+@click.group(cls=CommandGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="imgix-reconciler")
 @click.option("--debug", is_flag=True, help="Log requests and decisions to stderr.")
 @click.pass_context
@@ -221,6 +248,7 @@ def _write_atomically(path: Path, text: str) -> None:
     "--detailed-exitcode", is_flag=True, help="Exit 0 when there are no changes, 2 when there are."
 )
 @click.option("--target", "targets", multiple=True, metavar="NAME", help="Plan only this source.")
+@click.option("--resend-secrets", is_flag=True, help="Plan to send every secret again (see apply).")
 @connection_options
 def plan_command(
     files: tuple[Path, ...],
@@ -228,13 +256,16 @@ def plan_command(
     fmt: str,
     detailed_exitcode: bool,
     targets: tuple[str, ...],
+    resend_secrets: bool,
     api_url: str | None,
     emulator: bool,
 ) -> None:
     """Show what apply would change."""
     with _exit_codes():
         connection = connect(api_url, emulator=emulator)
-        result = asyncio.run(plan_files(files, connection, targets=targets))
+        result = asyncio.run(
+            plan_files(files, connection, targets=targets, resend_secrets=resend_secrets)
+        )
         if out is not None:
             _write_atomically(out, result.plan.to_json() + "\n")
         click.echo(render(result.plan, fmt, color=_color()))
@@ -259,7 +290,7 @@ def drift_command(
         connection = connect(api_url, emulator=emulator)
         result = asyncio.run(plan_files(files, connection))
         drift = drift_findings(result.plan, require_marker=require_marker)
-        click.echo(render(result.plan, fmt, color=_color(), view="drift"))
+        click.echo(render(result.plan, fmt, color=_color(), view="drift", drifted=bool(drift)))
         if drift:
             click.echo(f"Drift: {'; '.join(drift)}.", err=True)
         else:
@@ -274,7 +305,12 @@ def drift_command(
 @click.option("--allow-disable", is_flag=True, help="Let the plan disable live sources.")
 @click.option("--resend-secrets", is_flag=True, help="Send every secret again.")
 @click.option("--wait", is_flag=True, help="Wait until touched sources are deployed.")
-@click.option("--expect-digest", metavar="DIGEST", help="Refuse unless the plan has this digest.")
+@click.option(
+    "--expect-digest",
+    metavar="DIGEST",
+    callback=lambda ctx, param, value: _digest(value),
+    help="Refuse unless the plan has this digest (sha256:<64 hex>).",
+)
 @click.option("--target", "targets", multiple=True, metavar="NAME", help="Apply only this source.")
 @connection_options
 def apply_command(
@@ -295,6 +331,7 @@ def apply_command(
         if saved:
             _refuse_planning_options(targets=targets, resend_secrets=resend_secrets)
             plan = read_plan_file(inputs[0])
+            check_plan_target(plan, connection)
         else:
             plan = asyncio.run(
                 plan_files(
@@ -340,9 +377,18 @@ def _refuse_planning_options(*, targets: tuple[str, ...], resend_secrets: bool) 
     ]
     if given:
         raise ApplyRefused(
-            f"{' and '.join(given)} choose what to plan, and a saved plan is applied as it was "
-            f"planned: pass {' and '.join(given)} to `plan --out` instead"
+            f"{' and '.join(given)} {'changes' if len(given) == 1 else 'change'} what is "
+            "planned, and a saved plan is applied as it was planned: pass "
+            f"{' and '.join(given)} to `plan --out` instead"
         )
+
+
+def _digest(value: str | None) -> str | None:
+    # An empty or garbled value (an unset CI variable) is a mistake in the command (exit 1),
+    # not a plan that changed since review (exit 4).
+    if value is not None and not re.fullmatch(r"sha256:[0-9a-f]{64}", value):
+        raise click.BadParameter(f"expected sha256:<64 lowercase hex>, got {value!r}")
+    return value
 
 
 def _confirm(plan: Plan, auto_approve: bool) -> None:

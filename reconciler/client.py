@@ -37,7 +37,7 @@ from pydantic import ValidationError
 from reconciler import redact
 from reconciler.live import LiveSource
 from reconciler.pacing import Clock, Pacer, Pacing, RequestKind, RetryPolicy, Sleep, retry_after
-from reconciler.specs import DEPLOYMENT_MODELS, secret_fields
+from reconciler.specs import SOURCE_ID_PATTERN, all_secret_fields
 
 __all__ = [
     "DEFAULT_API_URL",
@@ -63,15 +63,14 @@ NOT_TRANSIENT = (httpx.UnsupportedProtocol, httpx.LocalProtocolError)
 # How many list pages may be in flight at once; the pacer decides when each is sent.
 LIST_CONCURRENCY = 8
 
-SECRET_ATTRIBUTES = frozenset(
-    name for model in DEPLOYMENT_MODELS.values() for name in secret_fields(model)
-) | {"secure_url_token"}
+SECRET_ATTRIBUTES = all_secret_fields() | {"secure_url_token"}
 
 logger = logging.getLogger("reconciler.client")
 
 T = TypeVar("T")
 
 _HEADER_SAFE = re.compile(r"[\x21-\x7e]+")
+_SOURCE_ID = re.compile(SOURCE_ID_PATTERN)
 
 
 # --------------------------------------------------------------------------- errors
@@ -464,6 +463,14 @@ class ImgixClient:
 
 
 def _source_path(source_id: str) -> str:
+    # Ids come from the listing: one from a hostile or broken server (`..`, `../x`) must
+    # not reach another path, and percent-quoting alone would still let `..` through.
+    if not _SOURCE_ID.fullmatch(source_id):
+        shown = ascii(source_id[:40] + ("…" if len(source_id) > 40 else ""))
+        raise ClientError(
+            f"Refusing to send a request for the source id {shown}: "
+            "imgix source ids are 24 lowercase hex characters."
+        )
     return "sources/" + quote(source_id, safe="")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import re
+import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,16 +26,44 @@ from reconciler.specs import (
 # Relative to the exported file: `imgix-reconciler schema > schemas/sources.schema.json`
 # beside it makes editors complete and check it.
 SCHEMA_LINE = "# yaml-language-server: $schema=schemas/sources.schema.json"
+# Generated variable names stay well inside what shells, CI systems and GitHub accept.
+MAX_VARIABLE_LENGTH = 60
 
 
 def secret_variable(source: LiveSource, field: str, taken: set[str]) -> str:
-    """A readable, unique environment variable name for one secret of one source."""
-    slug = re.sub(r"[^A-Z0-9]+", "_", source.name.upper()).strip("_") or "SOURCE"
-    name = f"{slug}_{field.upper()}"
-    if name in taken:
-        name = f"{slug}_{source.id[-6:].upper()}_{field.upper()}"
+    """A readable, unique environment variable name for one secret of one source.
+
+    Valid in a shell and as a GitHub secret name: `[A-Z_][A-Z0-9_]*`, no `GITHUB_`
+    prefix, at most `MAX_VARIABLE_LENGTH` characters.
+    """
+    suffix = "_" + _variable_part(field)
+    tag = _variable_part(source.id)[-6:]
+    slug = _variable_part(source.name) or _variable_part(f"SOURCE_{tag}")
+    if slug[0].isdigit() or slug.startswith("GITHUB_") or slug == "GITHUB":
+        slug = f"SOURCE_{slug}"
+    candidates = [slug, f"{slug}_{tag}" if tag else slug]
+    for candidate in candidates:
+        name = _fitted(candidate, suffix)
+        if name not in taken:
+            break
+    count = 2
+    while name in taken:
+        name = _fitted(candidates[-1], f"_{count}{suffix}")
+        count += 1
     taken.add(name)
     return name
+
+
+def _variable_part(text: str) -> str:
+    """`text` as upper-case ASCII words joined by `_`: accents folded, other letters dropped."""
+    folded = unicodedata.normalize("NFKD", text.upper()).encode("ascii", "ignore").decode()
+    return re.sub(r"[^A-Z0-9]+", "_", folded.upper()).strip("_")
+
+
+def _fitted(stem: str, suffix: str) -> str:
+    """`stem` + `suffix`, the stem cut so the name fits (the suffix says which secret)."""
+    room = MAX_VARIABLE_LENGTH - len(suffix)
+    return stem[:room].rstrip("_") + suffix
 
 
 def exported_source(source: LiveSource, taken: set[str]) -> dict[str, Any]:

@@ -100,6 +100,8 @@ class Plan(_Frozen):
     """A whole plan, as printed by `--format json` and saved by `--out`."""
 
     format_version: Literal[1] = 1
+    # The API the plan was made against: a saved plan applies there and nowhere else.
+    api_url: str | None = None
     digest: str
     summary: Summary
     actions: list[Action]

@@ -33,7 +33,6 @@ from reconciler.plan import (
 )
 from reconciler.secrets import (
     UNRESOLVED,
-    Marker,
     SecretDecision,
     compose_annotation,
     credentials_to_resend,
@@ -328,6 +327,11 @@ def _compare(
     elif "deployment.annotation" not in ignored:
         text = None  # undeclared: not managed, the marker alone is written
 
+    outside = (
+        encrypted_changed(type(deployment), annotation.marker, live.deployment)
+        if annotation.marker is not None
+        else []
+    )
     secrets = decide_secrets(
         deployment,
         key=options.fingerprint_key,
@@ -336,6 +340,7 @@ def _compare(
         recorded=annotation.marker,
         resend=options.resend_secrets,
         ignored=ignored,
+        changed_outside=outside,
     )
     changes += [
         Change(path=f"deployment.{name}", before=WRITE_ONLY, after=WILL_BE_SENT)
@@ -347,8 +352,7 @@ def _compare(
         changes.append(Change(path="enabled", before=live.enabled, after=enabled))
 
     notices = _notices(spec, live, annotation.marker is None, secrets)
-    if annotation.marker is not None:
-        notices += _encrypted_notices(spec, live, annotation.marker)
+    notices += _encrypted_notices(spec, live, outside)
     if not changes:
         return None, notices
 
@@ -447,8 +451,7 @@ def _notices(
     return notices
 
 
-def _encrypted_notices(spec: SourceSpec, live: LiveSource, marker: Marker) -> list[Notice]:
-    changed = encrypted_changed(type(spec.deployment), marker, live.deployment)
+def _encrypted_notices(spec: SourceSpec, live: LiveSource, changed: list[str]) -> list[Notice]:
     if not changed:
         return []
     names = ", ".join(changed)
@@ -458,8 +461,7 @@ def _encrypted_notices(spec: SourceSpec, live: LiveSource, marker: Marker) -> li
             id=live.id,
             kind="encrypted_changed",
             detail=f"{names} changed outside imgix-reconciler (the encrypted value differs "
-            "from the one recorded at the last write); apply --resend-secrets restores "
-            "the file's value",
+            "from the one recorded at the last write); apply sends the file's value again",
         )
     ]
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -14,8 +15,10 @@ from pathlib import Path
 
 import httpx
 
+from reconciler import redact
 from reconciler.applier import (
     ActionResult,
+    ApplyRefused,
     ApplyReport,
     SecretResolver,
     apply_plan,
@@ -71,9 +74,8 @@ def connect(
 
         app = create_app(seeded_store())
         return Connection("http://emulator", EMULATOR_API_KEY, httpx.ASGITransport(app=app))
-    url = api_url or environ.get(API_URL_VARIABLE) or DEFAULT_API_URL
-    if not url.startswith(("http://", "https://")):
-        raise ConfigurationError(f"--api-url must be an http(s) URL (got {url!r})")
+    origin = "--api-url" if api_url else API_URL_VARIABLE
+    url = _checked_api_url(api_url or environ.get(API_URL_VARIABLE) or DEFAULT_API_URL, origin)
     key = environ.get(API_KEY_VARIABLE, "").strip()
     if not key:
         raise ConfigurationError(
@@ -81,6 +83,49 @@ def connect(
             "permission (it is read from the environment only, never from an option)"
         )
     return Connection(url, key, retry=_retry_policy(environ))
+
+
+def _checked_api_url(text: str, origin: str) -> str:
+    """`text` when the client can use it as the API root; else why not, in one sentence.
+
+    The client appends `/api/v1/...` to the root, so a query or fragment would swallow
+    the path, and httpx would send user info as Basic auth in place of the Bearer key.
+    """
+    text = text.strip()
+    head, slashes, rest = text.partition("//")
+    # User info may hold a password: never echo it, not even from a malformed URL.
+    shown = head + slashes + "…" + rest[rest.rindex("@") :] if "@" in rest else text
+    try:
+        url = httpx.URL(text)
+        reason = None
+    except httpx.InvalidURL:
+        try:
+            httpx.URL(shown)
+            reason = "it is not a valid URL"
+        except httpx.InvalidURL as error:
+            reason = f"it is not a valid URL ({error})"
+    else:
+        host = url.raw_host.decode("ascii", "replace")
+        if url.scheme not in ("http", "https"):
+            reason = "it must be an http(s) URL"
+        elif url.userinfo:
+            reason = (
+                "it must not carry a user name or password "
+                f"(the API key is read from {API_KEY_VARIABLE} only)"
+            )
+        elif not host:
+            reason = "it names no host"
+        elif not all(char.isascii() and (char.isalnum() or char in "._:-") for char in host):
+            reason = f"{url.host!r} is not a valid host name"
+        elif url.port is not None and not 1 <= url.port <= 65535:
+            reason = f"port {url.port} is out of range (1-65535)"
+        elif "?" in text:
+            reason = "it must not have a query (`?...`)"
+        elif "#" in text:
+            reason = "it must not have a fragment (`#...`)"
+    if reason is not None:
+        raise ConfigurationError(f"{origin} {shown!r} cannot be used: {reason}.")
+    return text
 
 
 def _retry_policy(environ: Mapping[str, str]) -> RetryPolicy | None:
@@ -108,6 +153,7 @@ def fingerprint_key(connection: Connection, environ: Mapping[str, str] | None = 
     environ = os.environ if environ is None else environ
     explicit = environ.get(FINGERPRINT_KEY_VARIABLE)
     if explicit:
+        redact.register(explicit)
         return explicit.encode()
     return hmac.new(
         connection.api_key.encode(), b"imgix-reconciler fingerprint key", hashlib.sha256
@@ -146,7 +192,7 @@ async def plan_files(
         targets=frozenset(targets),
     )
     try:
-        made = plan(desired.state, live, options)
+        made = plan(desired.state, live, options).model_copy(update={"api_url": connection.api_url})
     except PlanError as error:
         if not error.spec_indices:
             raise
@@ -166,14 +212,15 @@ class PlanFileError(Exception):
 
 
 def is_plan_file(path: Path) -> bool:
-    """Whether `path` holds a saved plan document rather than a desired-state file."""
-    if path.suffix == ".json":
-        return True
+    """Whether `path` holds a saved plan document rather than a desired-state file.
+
+    Decided by content, not by a leading `{`: YAML written in JSON style is still YAML.
+    """
     try:
-        with path.open("rb") as handle:
-            return handle.read(64).lstrip().startswith(b"{")
-    except OSError:
+        document = json.loads(path.read_bytes())
+    except (OSError, ValueError):
         return False
+    return isinstance(document, dict) and "format_version" in document
 
 
 def read_plan_file(path: Path) -> Plan:
@@ -201,6 +248,15 @@ def drift_findings(result: Plan, *, require_marker: bool = False) -> list[str]:
     return findings
 
 
+def check_plan_target(saved: Plan, connection: Connection) -> None:
+    """Refuse a saved plan made against another API (or the emulator): it describes there."""
+    if saved.api_url is not None and saved.api_url.rstrip("/") != connection.api_url.rstrip("/"):
+        raise ApplyRefused(
+            f"the saved plan was made against {saved.api_url}, not {connection.api_url}: "
+            "plan again against the API you mean to change"
+        )
+
+
 async def apply_with_report(
     result: Plan,
     connection: Connection,
@@ -218,6 +274,7 @@ async def apply_with_report(
             result,
             client,
             resolver=SecretResolver(environ),
+            fingerprint_key=fingerprint_key(connection, environ),
             allow_disable=allow_disable,
             saved=saved,
             on_result=on_result,

@@ -34,6 +34,7 @@ from reconciler.specs import (
     DEPLOYMENT_MODELS,
     DeploymentBase,
     SecretRef,
+    all_secret_fields,
     api_name,
     secret_fields,
 )
@@ -106,6 +107,29 @@ def compose_annotation(text: str | None, marker: Marker) -> str:
     """The annotation to write: the user's text, if any, in front of the marker."""
     rendered = marker.render()
     return f"{text} {rendered}" if text else rendered
+
+
+def stamp_fingerprints(deployment: Mapping[str, Any], key: bytes) -> dict[str, Any]:
+    """`deployment` (a resolved request body) with its marker fingerprinting what it sends.
+
+    A saved plan is applied with the secrets as they are at apply time; the marker must
+    describe the values actually sent, not the ones seen when planning.
+    """
+    body = dict(deployment)
+    annotation = parse_annotation(
+        body.get("annotation") if isinstance(body.get("annotation"), str) else None
+    )
+    if annotation.marker is None:
+        return body
+    sent = {
+        name: fingerprint(key, name, value)
+        for name, value in body.items()
+        if name in all_secret_fields() and isinstance(value, str)
+    }
+    fingerprints = {**annotation.marker.fingerprints, **sent}
+    marker = Marker(fingerprints, annotation.marker.encrypted, annotation.marker.version)
+    body["annotation"] = compose_annotation(annotation.text, marker)
+    return body
 
 
 # --------------------------------------------------------------------------- *_encrypted
@@ -234,6 +258,7 @@ def decide_secrets(
     creating: bool = False,
     resend: bool = False,
     ignored: Iterable[str] = (),
+    changed_outside: Iterable[str] = (),
 ) -> SecretDecision:
     """Apply the send rules to every secret `deployment` declares.
 
@@ -245,6 +270,7 @@ def decide_secrets(
     moved = not creating and origin_moved(model, live_type, changed)
     type_changed = moved and live_type != deployment_type(model)
     ignored = set(ignored)
+    outside = set(changed_outside)
     previous = recorded.fingerprints if recorded is not None else {}
 
     send: list[str] = []
@@ -262,6 +288,10 @@ def decide_secrets(
         elif recorded_fp is None:
             # Declared since the last write: the reconciler has never sent it.
             verdict = "send"
+        elif name in outside:
+            # Its `*_encrypted` value changed since our write: the recorded fingerprint no
+            # longer describes what imgix holds, so the file's value goes again.
+            verdict = "send" if current is not None else UNRESOLVED
         elif current is None:
             verdict = UNRESOLVED
         else:

@@ -501,6 +501,11 @@ def secret_fields(model: type[DeploymentBase]) -> dict[str, Secret]:
     }
 
 
+def all_secret_fields() -> frozenset[str]:
+    """API names of the write-only attributes of every deployment type."""
+    return frozenset(name for model in DEPLOYMENT_MODELS.values() for name in secret_fields(model))
+
+
 def deployment_defaults(model: type[DeploymentBase]) -> dict[str, Any]:
     """API name to documented default of each optional attribute (`annotation` excluded)."""
     defaults: dict[str, Any] = {}

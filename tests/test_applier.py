@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,8 +19,10 @@ from reconciler.applier import (
 )
 from reconciler.client import ImgixClient
 from reconciler.emulator import EMULATOR_API_KEY, SourceStore, create_app
+from reconciler.loader import load
 from reconciler.pacing import Pacing
 from reconciler.plan import Action, Plan, Summary, compute_digest
+from reconciler.planner import PlanOptions, plan
 
 SECRET = "applier-canary-secret-0123456789"
 
@@ -228,3 +231,45 @@ def test_wait_polls_until_deployed_on_the_injected_clock(
     assert asyncio.run(go()) == []
     assert seen[0] == "deploying" and seen[-1] == "deployed"
     assert fake_clock.elapsed >= emulator_store.deploy_delay
+
+
+STAMP_YAML = """\
+version: 1
+sources:
+  - name: Products
+    deployment:
+      type: s3
+      imgix_subdomains: [acme-products]
+      s3_bucket: products
+      s3_access_key: AKIAEXAMPLE
+      s3_secret_key: {env: APPLIER_SECRET}
+"""
+
+
+def test_the_marker_records_the_secret_actually_sent_not_the_one_planned(
+    emulator_store: SourceStore, fake_clock: FakeClock, tmp_path: Path
+) -> None:
+    """A saved plan made without (or with another) secret, applied with this one, converges."""
+    (tmp_path / "sources.yaml").write_text(STAMP_YAML)
+    files = [tmp_path / "sources.yaml"]
+    options = PlanOptions(fingerprint_key=b"key")
+
+    async def go() -> tuple[Plan, Plan]:
+        async with client_for(emulator_store, fake_clock) as client:
+            unresolved = load(files, environ={}, secrets_optional=True).state
+            saved = plan(unresolved, await client.list_sources(), options)
+            report = await apply_plan(
+                saved,
+                client,
+                resolver=SecretResolver({"APPLIER_SECRET": SECRET}),
+                fingerprint_key=b"key",
+            )
+            assert report.ok
+            resolved = load(files, environ={"APPLIER_SECRET": SECRET}).state
+            rotated = load(files, environ={"APPLIER_SECRET": SECRET + "-rotated"}).state
+            live = await client.list_sources()
+            return plan(resolved, live, options), plan(rotated, live, options)
+
+    same, rotated = asyncio.run(go())
+    assert same.actions == []
+    assert [c.path for a in rotated.actions for c in a.changes] == ["deployment.s3_secret_key"]

@@ -596,3 +596,77 @@ def test_an_unexpected_error_is_one_line_and_exit_1_never_a_traceback(
     assert result.exit_code == 1
     assert "internal error: RuntimeError: planner bug" in result.stderr
     assert "Traceback" not in result.output + result.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["drift", "sources.yaml", "--bogus"],
+        ["drift"],
+        ["plan", "sources.yaml", "--detailed-exitcode", "--format", "html"],
+        ["validate"],
+        ["apply", "sources.yaml", "--api-key", "x"],
+        ["apply", "sources.yaml", "--expect-digest", ""],
+        ["apply", "sources.yaml", "--expect-digest", "SHA256:ABC"],
+    ],
+)
+def test_a_mistyped_command_exits_1_never_2_which_means_changes_or_drift(
+    args: list[str],
+) -> None:
+    result = invoke(*args)
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+
+
+def test_output_that_cannot_be_written_is_one_line_and_exit_1() -> None:
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [sys.executable, "-m", "reconciler", "schema"],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=child_env(),
+        )
+    assert done.returncode == 1
+    assert done.stderr.strip() == "error: cannot write the output: No space left on device"
+
+
+def test_apply_takes_a_desired_state_file_written_in_json_style(
+    store: SourceStore, emulator_url: str, tmp_path: Path
+) -> None:
+    flow = tmp_path / "sources.yaml"
+    flow.write_text(
+        '{"version": 1, "sources": [{"name": "J", "deployment": {"type": "webfolder",'
+        ' "imgix_subdomains": ["json-1"], "webfolder_base_url": "https://j.example/"}}]}\n'
+    )
+    result = invoke("apply", flow, "--auto-approve", "--api-url", emulator_url)
+    assert result.exit_code == 0, result.output
+    assert "applied: create J" in result.output
+
+
+def test_plan_resend_secrets_plans_every_secret_again(
+    applied: SourceStore, emulator_url: str, sources: Path
+) -> None:
+    quiet = invoke("plan", sources, "--format", "json", "--api-url", emulator_url, env=CANARY_ENV)
+    loud = invoke(
+        "plan", sources, "--resend-secrets", "--format", "json", "--api-url", emulator_url,
+        env=CANARY_ENV,
+    )  # fmt: skip
+    assert quiet.exit_code == loud.exit_code == 0, loud.output
+    assert json.loads(quiet.stdout)["actions"] == []
+    sent = {c["path"] for a in json.loads(loud.stdout)["actions"] for c in a["changes"]}
+    assert "deployment.s3_secret_key" in sent
+
+
+def test_a_saved_plan_applies_only_to_the_api_it_was_made_against(
+    store: SourceStore, emulator_url: str, sources: Path, tmp_path: Path
+) -> None:
+    saved = tmp_path / "plan.json"
+    made = invoke("plan", sources, "--out", saved, "--api-url", emulator_url, env=CANARY_ENV)
+    assert made.exit_code == 0, made.output
+    assert json.loads(saved.read_text())["api_url"] == emulator_url
+    mark = len(store.request_log)
+    elsewhere = invoke("apply", saved, "--auto-approve", "--emulator", env=CANARY_ENV)
+    assert elsewhere.exit_code == 1
+    assert f"made against {emulator_url}, not http://emulator" in elsewhere.stderr
+    assert writes_since(store, mark) == []

@@ -144,7 +144,7 @@ def test_errors_of_several_files_in_one_run(tmp_path: Path) -> None:
 
 def test_validate_needs_a_file() -> None:
     result = CliRunner().invoke(main, ["validate"])
-    assert result.exit_code == 2
+    assert result.exit_code == 1  # a usage mistake: 2 means "changes" in this tool
     assert "Missing argument" in result.stderr
 
 

@@ -385,6 +385,45 @@ def test_every_error_is_a_client_error() -> None:
         assert issubclass(error, ClientError)
 
 
+@pytest.mark.parametrize(
+    "source_id", ["..", ".", "../../x", "", "A" * 24, "a" * 23, "a" * 24 + "\n", "%2e%2e"]
+)
+@pytest.mark.parametrize("method", ["get", "update"])
+def test_an_id_that_is_not_24_lowercase_hex_is_refused_before_any_request(
+    fake_clock: FakeClock, source_id: str, method: str
+) -> None:
+    # A hostile or broken server could list such an id; `..` would PATCH /api/v1 itself.
+    sent: list[httpx.Request] = []
+
+    def record(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(200, json={"data": {"id": "a" * 24, "attributes": {}}})
+
+    client = make_client(fake_clock, transport=httpx.MockTransport(record))
+
+    async def call(c: ImgixClient) -> LiveSource:
+        if method == "get":
+            return await c.get_source(source_id)
+        return await c.update_source(source_id, {"enabled": False})
+
+    with pytest.raises(ClientError) as caught:
+        run(client, call)
+    assert sent == []
+    message = str(caught.value)
+    assert message.startswith("Refusing to send a request for the source id ")
+    assert message.endswith(": imgix source ids are 24 lowercase hex characters.")
+    assert "\n" not in message
+
+
+def test_an_id_from_the_listing_is_used_as_one_path_segment(fake_clock: FakeClock) -> None:
+    store = make_store(fake_clock)
+    (source_id,) = seed(store, 1)
+
+    run(make_client(fake_clock, store), lambda c: c.update_source(source_id, {"enabled": False}))
+
+    assert [entry.path for entry in requests_of(store, "PATCH")] == [f"/api/v1/sources/{source_id}"]
+
+
 # --------------------------------------------------------------------------- listing
 
 

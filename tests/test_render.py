@@ -18,7 +18,7 @@ from reconciler.live import LiveSource
 from reconciler.loader import load
 from reconciler.plan import Action, Change, Notice, Plan, Summary, UnmanagedSource
 from reconciler.planner import PlanOptions, plan
-from reconciler.render import render
+from reconciler.render import markdown, render
 from reconciler.render.markdown import GITHUB_LIMIT, MARKER
 from reconciler.specs import DEPLOYMENT_MODELS, deployment_defaults
 
@@ -198,3 +198,162 @@ def test_drift_view_of_an_empty_plan_says_in_sync() -> None:
     assert render(empty, "text", view="drift").startswith(
         "In sync: 3 sources match the files, 1 unmanaged."
     )
+
+
+# --------------------------------------------------------------------------- hostile text
+
+# A live source name is whatever the API returns: fake CI log lines and workflow commands,
+# terminal escapes (colour, OSC 8 hyperlink, title), a NEL, the Unicode line separators, a
+# bidi override, and markdown/HTML that would close the comment's structure.
+NASTY = (
+    "Evil\r\n::error file=x::fake\n::set-output name=ok::1\x1b[31mred\x1b]8;;http://x\x07"
+    "\x85\x7f\x9b\u2028\u2029\u202e</summary></details>\n\n# Approved | [click](http://evil) "
+    "![img](http://evil/x.png) `tick` **bold** _em_ ~~gone~~ \\"
+)
+UNSAFE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def nasty_plan(name: str = NASTY) -> Plan:
+    first = Action(
+        action="patch",
+        source=name,
+        id="a" * 23 + "\x1b",
+        destructive=True,
+        changes=[
+            Change(path=f"deployment.{name}", before={name: [name]}, after=name),
+            Change(path="enabled", before=True, after=False),
+        ],
+        writes=[{"enabled": False}],
+    )
+    second = Action(
+        action="create",
+        source=name,
+        id=None,
+        changes=[Change(path="name", after=name)],
+        writes=[{"name": name, "deployment": {"imgix_subdomains": [name]}}],
+        depends_on=["a" * 23 + "\x1b"],
+    )
+    return Plan(
+        digest=f"sha256:{name}",
+        summary=Summary(create=1, patch=1, unchanged=0, unmanaged=1),
+        actions=[first, second],
+        notices=[Notice(source=name, id=name, kind="deployed_outside", detail=name)],
+        unmanaged=[UnmanagedSource(id=name, name=name)],
+    )
+
+
+def test_text_shows_hostile_names_escaped_on_their_own_lines() -> None:
+    output = render(nasty_plan(), "text")
+    plain = render(nasty_plan("x"), "text")
+    assert not UNSAFE.search(output)
+    # Not one extra line: no name can start a line of its own (a fake `::error::`).
+    assert len(output.splitlines()) == len(plain.splitlines())
+    assert not any(line.lstrip().startswith("::") for line in output.splitlines())
+    assert '"Evil\\r\\n::error file=x::fake\\n::set-output' in output
+    assert "\\u001b[31mred\\u001b]8;;http://x\\u0007\\u0085\\u007f\\u009b\\u2028\\u2029\\u202e" in (
+        output
+    )
+    assert "(aaaaaaaaaaaaaaaaaaaaaaa\\u001b)" in output
+
+
+def test_coloured_text_carries_only_its_own_colour_escapes() -> None:
+    output = render(nasty_plan(), "text", color=True)
+    assert "\x1b[" in output
+    assert "\x1b" not in re.sub(r"\x1b\[[0-9;]*m", "", output)
+
+
+@pytest.mark.parametrize("view", ["plan", "drift"])
+def test_markdown_keeps_hostile_names_inside_their_cell_and_summary(view: Any) -> None:
+    output = render(nasty_plan(), "markdown", view=view)
+    plain = render(nasty_plan("x"), "markdown", view=view)
+    assert not UNSAFE.search(output)
+    assert len(output.splitlines()) == len(plain.splitlines())
+    assert output.count("</summary>") == output.count("<summary>") == 2
+    assert output.count("</details>") == 2
+    assert "<code>" + "a" * 23 + "&#92;u001b</code>" in output  # shows as \u001b
+    for tag in ("summary", "details", "code"):
+        assert output.count(f"<{tag}>") == plain.count(f"<{tag}>")
+    # No link, image, code span, emphasis or strikethrough can come from a name.
+    for syntax in ("](", "`tick`", "**bold**", "_em_", "~~gone~~"):
+        assert syntax not in output
+    assert not any(line.startswith("# ") for line in output.splitlines())
+    rows = [line for line in output.splitlines() if line.startswith("| <code>")]
+    assert rows and all(line.count("|") == 4 for line in rows)
+    assert output.rstrip().endswith("</code>")  # a malformed digest leaves the code span
+
+
+def test_values_escape_what_json_leaves_raw() -> None:
+    change = Change(path="deployment.default_params", before={"txt": "\u2028\x85"}, after={})
+    action = Action(action="patch", source="A", id="a" * 24, changes=[change], writes=[{}])
+    document = Plan(
+        digest="sha256:0",
+        summary=Summary(create=0, patch=1, unchanged=0, unmanaged=0),
+        actions=[action],
+    )
+    assert '{"txt": "\\u2028\\u0085"} -> {}' in render(document, "text")
+
+
+# --------------------------------------------------------------------------- counts
+
+
+def one_patch(*, destructive: bool, source: str = "A") -> Action:
+    change = Change(path="enabled", before=True, after=False)
+    return Action(
+        action="patch",
+        source=source,
+        id="a" * 24,
+        changes=[change],
+        writes=[{"enabled": False}],
+        destructive=destructive,
+    )
+
+
+def test_counts_agree_with_their_nouns() -> None:
+    one_in_sync = Plan(
+        digest="sha256:0",
+        summary=Summary(create=0, patch=0, unchanged=1, unmanaged=0),
+        actions=[],
+    )
+    assert render(one_in_sync, "text", view="drift").startswith(
+        "In sync: 1 source matches the files, 0 unmanaged."
+    )
+    one = Plan(
+        digest="sha256:0",
+        summary=Summary(create=0, patch=1, unchanged=0, unmanaged=0),
+        actions=[one_patch(destructive=True)],
+    )
+    two = Plan(
+        digest="sha256:0",
+        summary=Summary(create=0, patch=2, unchanged=0, unmanaged=0),
+        actions=[one_patch(destructive=True), one_patch(destructive=True, source="B")],
+    )
+    assert "Destructive: 1 of these actions disables a live source (A);" in render(one, "markdown")
+    assert "Destructive: 2 of these actions disable a live source (A, B);" in render(
+        two, "markdown"
+    )
+
+
+@pytest.mark.parametrize("hidden", [1, 2])
+def test_the_truncation_note_counts_in_agreement(hidden: int) -> None:
+    actions = [one_patch(destructive=False, source=f"S{n}") for n in range(3)]
+    document = Plan(
+        digest="sha256:0",
+        summary=Summary(create=0, patch=3, unchanged=0, unmanaged=0),
+        actions=actions,
+    )
+    full = markdown.render(document, budget=10**6)
+    budget = len(full)
+    while f"… and {hidden} more" not in markdown.render(document, budget=budget):
+        budget -= 1
+    noun = "source" if hidden == 1 else "sources"
+    assert f"… and {hidden} more {noun} not shown" in markdown.render(document, budget=budget)
+
+
+def test_drift_resting_on_notices_alone_is_not_called_in_sync(the_plan: Plan) -> None:
+    """drift --require-marker fails on a missing marker: the report must say drift too."""
+    quiet = the_plan.model_copy(update={"actions": []})
+    for fmt in ("text", "markdown"):
+        shown = render(quiet, fmt, view="drift", drifted=True)
+        assert "In sync" not in shown
+        assert "Drift: changed outside imgix-reconciler (see the notices)" in shown
+    assert "In sync" in render(quiet, "text", view="drift", drifted=False)

@@ -29,6 +29,7 @@ from reconciler.secrets import (
     fingerprint,
     parse_annotation,
     recording_annotation,
+    stamp_fingerprints,
 )
 from reconciler.specs import (
     DeploymentBase,
@@ -288,7 +289,7 @@ sources:
 
 
 def test_a_secret_changed_through_the_api_behind_the_marker_is_drift(tmp_path: Path) -> None:
-    """Apply, then someone re-sends the password keeping the annotation: drift, not silence."""
+    """Someone re-sends the password keeping the annotation: drift, and apply repairs it."""
     (tmp_path / "sources.yaml").write_text(BLOG_YAML)
     environ = {"BLOG_PASSWORD": "blog-password-value"}
     desired = load([tmp_path / "sources.yaml"], environ=environ).state
@@ -316,8 +317,31 @@ def test_a_secret_changed_through_the_api_behind_the_marker_is_drift(tmp_path: P
                 live.id, {"deployment": {"password": "changed-by-hand", "annotation": annotation}}
             )
             drifted = plan(desired, await client.list_sources(), options)
-            return drift_findings(in_sync), drift_findings(drifted)
+            (repair,) = drifted.actions
+            assert [c.path for c in repair.changes] == ["deployment.password"]
+            assert (await apply_plan(drifted, client, resolver=SecretResolver(environ))).ok
+            repaired = plan(desired, await client.list_sources(), options)
+            return drift_findings(in_sync), drift_findings(drifted), drift_findings(repaired)
 
-    before, after = asyncio.run(scenario())
-    assert before == []
-    assert len(after) == 1 and "password changed outside imgix-reconciler" in after[0]
+    before, after, repaired = asyncio.run(scenario())
+    assert before == [] and repaired == []
+    assert after[0] == "patch Blog"
+    assert "password changed outside imgix-reconciler" in after[1]
+
+
+def test_stamping_fingerprints_the_values_a_resolved_body_sends() -> None:
+    planned = compose_annotation("Owned by web", Marker({"s3_secret_key": "stale", "other": "x"}))
+    body = {"s3_secret_key": "sent-value", "annotation": planned, "cache_ttl_value": 3600}
+    stamped = stamp_fingerprints(body, KEY)
+    marker = parse_annotation(stamped["annotation"]).marker
+    assert marker is not None
+    assert marker.fingerprints == {
+        "s3_secret_key": fingerprint(KEY, "s3_secret_key", "sent-value"),
+        "other": "x",
+    }
+    assert parse_annotation(stamped["annotation"]).text == "Owned by web"
+    # A deployment without a marker is not ours to stamp.
+    assert (
+        stamp_fingerprints({"s3_secret_key": "v", "annotation": "by hand"}, KEY)["annotation"]
+        == "by hand"
+    )

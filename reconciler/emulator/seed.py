@@ -7,6 +7,7 @@ is a link to it, beside the `examples/sources.yaml` it is meant to be planned ag
 from __future__ import annotations
 
 import json
+import random
 from importlib.resources import files
 from typing import Any
 
@@ -16,7 +17,12 @@ EXAMPLE_STATE = files("reconciler.emulator") / "live-state.json"
 
 
 def seeded_store(**options: Any) -> SourceStore:
-    """A store holding the example live state; `options` go to `SourceStore`."""
+    """A store holding the example live state; `options` go to `SourceStore`.
+
+    Its random choices (ids, `*_encrypted` values) are seeded, so two processes running
+    `--emulator` see the same account: a plan saved in one still applies in the next.
+    """
+    options.setdefault("rng", random.Random(0))
     store = SourceStore(**options)
     store.load_json(json.loads(EXAMPLE_STATE.read_text(encoding="utf-8")))
     return store

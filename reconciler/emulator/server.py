@@ -101,6 +101,9 @@ def write_state(store: SourceStore, path: Path) -> None:
         raise
 
 
+BACKLOG = 128
+
+
 def _listen(port: int) -> socket.socket:
     # An explicit IPPROTO_TCP makes asyncio set TCP_NODELAY on accepted connections;
     # without it every response waits 40 ms for a delayed ACK.
@@ -108,6 +111,9 @@ def _listen(port: int) -> socket.socket:
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((HOST, port))
+        # Listen before announcing the URL: a client that connects at once waits in the
+        # backlog until uvicorn accepts, instead of being refused.
+        sock.listen(BACKLOG)
     except OSError:
         sock.close()
         raise

@@ -12,15 +12,23 @@ Format = Literal["text", "markdown", "json"]
 FORMATS: tuple[str, ...] = ("text", "markdown", "json")
 
 
-def render(plan: Plan, fmt: str, *, color: bool = False, view: View = "plan") -> str:
+def render(
+    plan: Plan,
+    fmt: str,
+    *,
+    color: bool = False,
+    view: View = "plan",
+    drifted: bool | None = None,
+) -> str:
     """The plan in `fmt` (`text`, `markdown` or `json`); `color` only affects `text`.
 
-    `view="drift"` words text and markdown for a scheduled check; json is the same document.
+    `view="drift"` words text and markdown for a scheduled check, whose verdict is
+    `drifted`; json is the same document.
     """
     if fmt == "text":
-        return text.render(plan, color=color, view=view)
+        return text.render(plan, color=color, view=view, drifted=drifted)
     if fmt == "markdown":
-        return markdown.render(plan, view=view)
+        return markdown.render(plan, view=view, drifted=drifted)
     if fmt == "json":
         return json.render(plan)
     raise ValueError(f"unknown plan format {fmt!r} (use one of {', '.join(FORMATS)})")

@@ -8,12 +8,15 @@ the plan, so the same plan always gives the same comment.
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Iterator
 
 from reconciler.plan import Action, Notice, Plan, UnmanagedSource
 from reconciler.render.values import (
     DISABLES,
     View,
+    counted,
+    escaped,
     headline,
     shown,
     source_names,
@@ -32,14 +35,30 @@ MAX_NAMED = 20
 TAIL_SHARE = 5_000
 
 _SIGN = {"create": "+", "patch": "~"}
+# Inline markdown syntax (links and images, code spans, emphasis, strikethrough, table
+# pipes) is shown as HTML entities, which GitHub decodes in markdown and HTML blocks alike.
+# Only what can start syntax is escaped, so `["a"]` and `cache_ttl_value` stay readable: a
+# link needs `](` (the comment defines no reference links) and emphasis an underscore at a
+# word boundary.
+_MARKDOWN_SYNTAX = re.compile(r"[\\`*|~]|\](?=\()|(?<![^\W_])_|_(?![^\W_])")
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
 
-def render(plan: Plan, *, budget: int = BUDGET, view: View = "plan") -> str:
+def render(
+    plan: Plan, *, budget: int = BUDGET, view: View = "plan", drifted: bool | None = None
+) -> str:
     """The plan as GitHub-flavoured markdown, at most `budget` characters plus short notes."""
     marker = DRIFT_MARKER if view == "drift" else MARKER
-    head = [marker, f"### imgix-reconciler {view}", "", headline(plan, view), "", *_summary(plan)]
+    head = [
+        marker,
+        f"### imgix-reconciler {view}",
+        "",
+        headline(plan, view, drifted),
+        "",
+        *_summary(plan),
+    ]
     head += _destructive(plan)
-    foot = ["", f"Digest: `{plan.digest}`"] if plan.actions else []
+    foot = ["", f"Digest: {_digest(plan.digest)}"] if plan.actions else []
 
     parts = ["\n".join(head) + "\n"]
     used = len(parts[0]) + len("\n".join(foot)) + 1
@@ -49,15 +68,15 @@ def render(plan: Plan, *, budget: int = BUDGET, view: View = "plan") -> str:
     tail = min(sum(map(len, notices)), TAIL_SHARE) + min(sum(map(len, unmanaged)), TAIL_SHARE)
     names = source_names(plan)
     blocks: list[tuple[str, int, Iterator[str], str, int]] = [
-        ("sources", len(plan.actions), (_action(names, a) for a in plan.actions), "", tail),
+        ("source", len(plan.actions), (_action(names, a) for a in plan.actions), "", tail),
         (
-            "notices",
+            "notice",
             len(notices),
             iter(notices),
             "\n#### Notices\n\n",
             min(sum(map(len, unmanaged)), TAIL_SHARE),
         ),
-        ("unmanaged sources", len(unmanaged), iter(unmanaged), _UNMANAGED, 0),
+        ("unmanaged source", len(unmanaged), iter(unmanaged), _UNMANAGED, 0),
     ]
     for what, count, sections, title, reserve in blocks:
         if count:
@@ -70,13 +89,14 @@ def _destructive(plan: Plan) -> list[str]:
     names = [a.source for a in plan.actions if a.destructive]
     if not names:
         return []
-    listed = ", ".join(_name(n) for n in names[:MAX_NAMED])
+    listed = ", ".join(_name(_short(n)) for n in names[:MAX_NAMED])
     if len(names) > MAX_NAMED:
         listed += f" and {len(names) - MAX_NAMED} more"
+    verb = "disables" if len(names) == 1 else "disable"
     return [
         "",
-        f"> **⚠ Destructive: {len(names)} of these actions disable a live source "
-        f"({listed}); apply needs `--allow-disable`.**",
+        f"> **⚠ Destructive: {len(names)} of these actions {verb} a live source ({listed}); "
+        "apply needs `--allow-disable`.**",
     ]
 
 
@@ -95,7 +115,7 @@ def _fit(
     for shown_count, section in enumerate(sections):
         if used + len(section) > budget:
             hidden = count - shown_count
-            note = f"\n… and {hidden} more {what} not shown (see the JSON plan).\n"
+            note = f"\n… and {counted(hidden, 'more ' + what)} not shown (see the JSON plan).\n"
             out.append(note)
             return "".join(out), used + len(note)
         out.append(section)
@@ -112,20 +132,33 @@ def _summary(plan: Plan) -> list[str]:
     ]
 
 
+def _short(value: str) -> str:
+    return value if len(value) <= MAX_CELL else value[: MAX_CELL - 1] + "…"
+
+
 def _cell(value: str) -> str:
-    if len(value) > MAX_CELL:
-        value = value[: MAX_CELL - 1] + "…"
-    return "<code>" + _name(value).replace("\n", " ") + "</code>"
+    return _code(_short(value))
+
+
+def _code(text: str) -> str:
+    return f"<code>{_name(text)}</code>"
 
 
 def _name(text: str) -> str:
-    return html.escape(text, quote=False).replace("|", "&#124;")
+    """Plan text made inert: no line break, no HTML tag, no markdown syntax, no table pipe."""
+    safe = html.escape(escaped(text), quote=False)
+    return _MARKDOWN_SYNTAX.sub(lambda match: f"&#{ord(match.group())};", safe)
+
+
+def _digest(digest: str) -> str:
+    # A code span shows entities literally, so only a well-formed digest goes in one.
+    return f"`{digest}`" if _DIGEST.fullmatch(digest) else _code(digest)
 
 
 def _action(names: dict[str, str], action: Action) -> str:
     summary = f"<b>{_SIGN[action.action]} {action.action}</b> {_name(action.source)}"
     if action.id:
-        summary += f" (<code>{action.id}</code>)"
+        summary += f" ({_code(action.id)})"
     if action.destructive:
         summary += " ⚠"
     lines = ["", f"<details><summary>{summary}</summary>", ""]
@@ -137,15 +170,15 @@ def _action(names: dict[str, str], action: Action) -> str:
     for change in action.changes:
         before = "" if action.action == "create" else _cell(shown(change.before))
         after = _cell(shown(change.after))
-        lines.append(f"| <code>{_name(change.path)}</code> | {before} | {after} |")
+        lines.append(f"| {_code(change.path)} | {before} | {after} |")
     lines += ["", "</details>", ""]
     return "\n".join(lines)
 
 
 def _notice(notice: Notice) -> str:
-    where = f" (<code>{notice.id}</code>)" if notice.id else ""
+    where = f" ({_code(notice.id)})" if notice.id else ""
     return f"- **{_name(notice.source)}**{where}: {_name(notice.detail)}\n"
 
 
 def _unmanaged(source: UnmanagedSource) -> str:
-    return f"- {_name(source.name)} (<code>{source.id}</code>)\n"
+    return f"- {_name(source.name)} ({_code(source.id)})\n"

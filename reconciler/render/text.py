@@ -11,7 +11,9 @@ from reconciler.plan import Action, Notice, Plan, UnmanagedSource
 from reconciler.render.values import (
     DISABLES,
     View,
+    escaped,
     headline,
+    quoted,
     shown,
     source_names,
     waits_for,
@@ -20,7 +22,9 @@ from reconciler.render.values import (
 _SIGN = {"create": ("+", "green"), "patch": ("~", "yellow")}
 
 
-def render(plan: Plan, *, color: bool = False, view: View = "plan") -> str:
+def render(
+    plan: Plan, *, color: bool = False, view: View = "plan", drifted: bool | None = None
+) -> str:
     """The plan as terminal text; ANSI styles only when `color` is true."""
     buffer = io.StringIO()
     console = Console(
@@ -34,7 +38,7 @@ def render(plan: Plan, *, color: bool = False, view: View = "plan") -> str:
         soft_wrap=True,
         width=120,
     )
-    console.print(Text(headline(plan, view), style="bold"))
+    console.print(Text(headline(plan, view, drifted), style="bold"))
     names = source_names(plan)
     for action in plan.actions:
         console.print()
@@ -52,23 +56,23 @@ def render(plan: Plan, *, color: bool = False, view: View = "plan") -> str:
             console.print(_unmanaged(source))
     if plan.actions:
         console.print()
-        console.print(Text(f"Digest: {plan.digest}", style="dim"))
+        console.print(Text(f"Digest: {escaped(plan.digest)}", style="dim"))
     return buffer.getvalue()
 
 
 def _action(names: dict[str, str], action: Action) -> list[Text]:
     sign, style = _SIGN[action.action]
     title = Text(f"{sign} {action.action} ", style=f"bold {style}")
-    title.append(f'"{action.source}"', style="bold")
+    title.append(quoted(action.source), style="bold")
     if action.id:
-        title.append(f" ({action.id})")
+        title.append(f" ({escaped(action.id)})")
     lines = [title]
     if action.destructive:
         lines.append(Text(f"    ! {DISABLES}", style="bold red"))
     for name in waits_for(names, action):
-        lines.append(Text(f'    after "{name}" (it releases a hostname this claims)', "dim"))
+        lines.append(Text(f"    after {quoted(name)} (it releases a hostname this claims)", "dim"))
     for change in action.changes:
-        line = Text(f"    {sign} {change.path}: ")
+        line = Text(f"    {sign} {escaped(change.path)}: ")
         if action.action == "create":
             line.append(shown(change.after), style=style)
         else:
@@ -81,12 +85,12 @@ def _action(names: dict[str, str], action: Action) -> list[Text]:
 
 def _notice(notice: Notice) -> Text:
     line = Text("  ! ", style="yellow")
-    line.append(f'"{notice.source}"')
+    line.append(quoted(notice.source))
     if notice.id:
-        line.append(f" ({notice.id})")
-    line.append(f": {notice.detail}")
+        line.append(f" ({escaped(notice.id)})")
+    line.append(f": {escaped(notice.detail)}")
     return line
 
 
 def _unmanaged(source: UnmanagedSource) -> Text:
-    return Text(f'  - "{source.name}" ({source.id})')
+    return Text(f"  - {quoted(source.name)} ({escaped(source.id)})")

@@ -1,8 +1,15 @@
-"""How renderers show a value: markers bare, everything else as compact JSON."""
+"""How renderers show plan data: markers bare, everything else escaped so it stays on its line.
+
+Names, ids and values come from the live API and the files, so they may hold anything: a
+CR/LF that fakes a CI log line, an ESC that drives the terminal, a bidi override that
+reorders what a reviewer reads. Every such character is shown JSON-style (`\\n`,
+`\\u001b`) instead.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Literal
 
 from pydantic import JsonValue
@@ -12,23 +19,67 @@ from reconciler.plan import CANNOT_COMPARE, NOT_RETURNED, WILL_BE_SENT, WRITE_ON
 MARKERS = frozenset({WRITE_ONLY, WILL_BE_SENT, CANNOT_COMPARE, NOT_RETURNED})
 DISABLES = "disables a live source: apply needs --allow-disable"
 
+# What JSON leaves raw but a terminal or a log reader acts on: DEL, C1 controls (NEL
+# among them), the Unicode line and paragraph separators, and the bidi controls.
+_BEYOND_JSON = "\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069"
+_RAW_AFTER_JSON = re.compile(f"[{_BEYOND_JSON}]")
+_UNSAFE = re.compile(f"[\\\\\x00-\x1f{_BEYOND_JSON}]")
+_SHORT_ESCAPES = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f"}
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    return _SHORT_ESCAPES.get(char) or f"\\u{ord(char):04x}"
+
+
+def escaped(text: str) -> str:
+    """`text` with backslashes and control characters escaped JSON-style, quotes kept."""
+    return _UNSAFE.sub(_escape, text)
+
+
+def quoted(text: str) -> str:
+    """`text` as a JSON string literal that holds no control character at all."""
+    return '"' + escaped(text).replace('"', '\\"') + '"'
+
 
 def shown(value: JsonValue) -> str:
     """`value` as a reviewer reads it: JSON, except the plan's own markers."""
     if isinstance(value, str) and value in MARKERS:
         return value
-    return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+    return _RAW_AFTER_JSON.sub(
+        _escape, json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+    )
+
+
+def counted(number: int, noun: str, plural: str | None = None) -> str:
+    """`1 source`, `2 sources`: a count with its noun in agreement."""
+    return f"{number} {noun if number == 1 else plural or noun + 's'}"
 
 
 View = Literal["plan", "drift"]
 
 
-def headline(plan: Plan, view: View = "plan") -> str:
-    """One line saying what the plan does, or (`drift`) how live state differs from the file."""
+def headline(plan: Plan, view: View = "plan", drifted: bool | None = None) -> str:
+    """One line saying what the plan does, or (`drift`) how live state differs from the file.
+
+    `drifted` is the drift command's verdict, which can also rest on notices (a secret
+    changed outside git, a missing marker with --require-marker); by default, any action.
+    """
     s = plan.summary
     if view == "drift":
-        if not plan.actions:
-            return f"In sync: {s.unchanged} sources match the files, {s.unmanaged} unmanaged."
+        if drifted is None:
+            drifted = bool(plan.actions)
+        if drifted and not plan.actions:
+            return (
+                "Drift: changed outside imgix-reconciler (see the notices), "
+                f"{s.unchanged} in sync, {s.unmanaged} unmanaged."
+            )
+        if not drifted:
+            verb = "matches" if s.unchanged == 1 else "match"
+            return (
+                f"In sync: {counted(s.unchanged, 'source')} {verb} the files, "
+                f"{s.unmanaged} unmanaged."
+            )
         return (
             f"Drift: {s.create} missing from imgix, {s.patch} differing from the files, "
             f"{s.unchanged} in sync, {s.unmanaged} unmanaged."

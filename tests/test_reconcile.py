@@ -1,0 +1,120 @@
+"""connect() in reconciler/reconcile.py: which `--api-url` values a command may start with."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+
+from reconciler.reconcile import API_URL_VARIABLE, ConfigurationError, connect
+
+KEY = "ak_" + "0" * 64
+ENVIRON = {"IMGIX_API_KEY": KEY}
+
+
+def refusal(api_url: str | None, environ: dict[str, str] = ENVIRON) -> str:
+    with pytest.raises(ConfigurationError) as caught:
+        connect(api_url, environ=environ)
+    return str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "api_url",
+    [
+        "https://api.imgix.com",
+        "http://127.0.0.1:8080",
+        "http://127.0.0.1:8080/",
+        "https://proxy.example/imgix",
+        "https://proxy.example/imgix/",
+        "http://[::1]:65535",
+        "HTTPS://API.IMGIX.COM",
+    ],
+)
+def test_an_http_url_with_or_without_a_path_prefix_is_accepted(api_url: str) -> None:
+    assert connect(api_url, environ=ENVIRON).api_url == api_url
+
+
+def test_the_url_comes_from_the_environment_when_no_option_is_given() -> None:
+    connection = connect(None, environ={**ENVIRON, API_URL_VARIABLE: "http://127.0.0.1:9"})
+    assert connection.api_url == "http://127.0.0.1:9"
+    assert connect(None, environ=ENVIRON).api_url == "https://api.imgix.com"
+
+
+@pytest.mark.parametrize(
+    ("api_url", "reason"),
+    [
+        ("http://127.0.0.1:99999", "port 99999 is out of range (1-65535)"),
+        ("http://127.0.0.1:0", "port 0 is out of range (1-65535)"),
+        ("http://[::1", "it is not a valid URL (Invalid port: ':1')"),
+        ("http://", "it names no host"),
+        ("http:///api", "it names no host"),
+        ("http://a b", "'a%20b' is not a valid host name"),
+        ("https://api.imgix.com?region=eu", "it must not have a query (`?...`)"),
+        ("https://api.imgix.com/?", "it must not have a query (`?...`)"),
+        ("https://api.imgix.com#top", "it must not have a fragment (`#...`)"),
+        ("ftp://api.imgix.com", "it must be an http(s) URL"),
+        ("api.imgix.com", "it must be an http(s) URL"),
+    ],
+)
+def test_a_bad_url_is_one_clear_sentence(api_url: str, reason: str) -> None:
+    assert refusal(api_url) == f"--api-url {api_url!r} cannot be used: {reason}."
+
+
+@pytest.mark.parametrize(
+    "api_url",
+    [
+        "http://user:hunter2-pass@127.0.0.1:8080",
+        "https://:hunter2-pass@proxy.example/imgix",
+        "http://user:hunter2/pass@[::1",
+    ],
+)
+def test_a_url_with_a_password_is_refused_without_echoing_it(api_url: str) -> None:
+    # httpx would send the user info as Basic auth in place of the Bearer key.
+    message = refusal(api_url)
+    assert "hunter2" not in message
+    assert message.startswith("--api-url ")
+
+
+def test_a_user_name_is_refused_with_the_reason() -> None:
+    assert refusal("http://user:pw@127.0.0.1:8080") == (
+        "--api-url 'http://…@127.0.0.1:8080' cannot be used: it must not carry a user "
+        "name or password (the API key is read from IMGIX_API_KEY only)."
+    )
+
+
+def test_a_bad_url_from_the_environment_names_the_variable() -> None:
+    environ = {**ENVIRON, API_URL_VARIABLE: "http://127.0.0.1:99999"}
+    assert refusal(None, environ) == (
+        "IMGIX_API_URL 'http://127.0.0.1:99999' cannot be used: port 99999 is out of range "
+        "(1-65535)."
+    )
+
+
+def test_surrounding_whitespace_of_the_url_is_ignored() -> None:
+    assert connect(" http://127.0.0.1:8080\n", environ=ENVIRON).api_url == "http://127.0.0.1:8080"
+
+
+def test_the_url_is_checked_before_the_key() -> None:
+    with pytest.raises(ConfigurationError, match="port 99999"):
+        connect("http://127.0.0.1:99999", environ={})
+
+
+def test_an_accepted_path_prefix_reaches_the_api_under_it() -> None:
+    seen: list[str] = []
+
+    def record(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        return httpx.Response(200, json={"data": [], "meta": {"pagination": {"totalPages": 1}}})
+
+    connection = connect("https://proxy.example/imgix/", environ=ENVIRON)
+    connection = type(connection)(
+        connection.api_url, connection.api_key, transport=httpx.MockTransport(record)
+    )
+
+    async def listing() -> None:
+        async with connection.client() as client:
+            await client.list_sources()
+
+    asyncio.run(listing())
+    assert seen[0].startswith("https://proxy.example/imgix/api/v1/sources?")
