@@ -14,7 +14,6 @@ import logging
 import os
 import re
 import sys
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ import click
 
 from reconciler import redact
 from reconciler.applier import ActionResult, ApplyRefused, ApplyReport, StalePlan, check_permissions
+from reconciler.atomic import write_atomically
 from reconciler.client import ClientError
 from reconciler.export import export_yaml
 from reconciler.live import LiveSource
@@ -191,7 +191,8 @@ def format_option(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _color() -> bool:
-    return sys.stdout.isatty() and "NO_COLOR" not in os.environ
+    # no-color.org: NO_COLOR counts when set to a non-empty value.
+    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
 
 
 @contextlib.contextmanager
@@ -223,23 +224,6 @@ def _exit_codes() -> Iterator[None]:
         raise SystemExit(EXIT_ERROR) from None
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    """Write `text` to `path` so that a reader never sees half a file."""
-    try:
-        fd, temporary = tempfile.mkstemp(dir=path.parent or Path("."), prefix=f".{path.name}.")
-    except OSError as error:
-        # Name the file the user asked for, not the temporary one beside it.
-        raise OSError(error.errno, error.strerror, str(path)) from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
-
-
 @main.command("plan")
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), help="Save the plan document here.")
@@ -267,7 +251,7 @@ def plan_command(
             plan_files(files, connection, targets=targets, resend_secrets=resend_secrets)
         )
         if out is not None:
-            _write_atomically(out, result.plan.to_json() + "\n")
+            write_atomically(out, result.plan.to_json() + "\n")
         click.echo(render(result.plan, fmt, color=_color()))
     if detailed_exitcode and result.plan.has_changes:
         raise SystemExit(EXIT_CHANGES)
@@ -443,5 +427,5 @@ def export_command(out: Path | None, api_url: str | None, emulator: bool) -> Non
         if out is None:
             click.echo(text, nl=False)
         else:
-            _write_atomically(out, text)
+            write_atomically(out, text)
             click.echo(f"Wrote {out}.", err=True)

@@ -670,3 +670,17 @@ def test_a_saved_plan_applies_only_to_the_api_it_was_made_against(
     assert elsewhere.exit_code == 1
     assert f"made against {emulator_url}, not http://emulator" in elsewhere.stderr
     assert writes_since(store, mark) == []
+
+
+@pytest.mark.parametrize(("value", "coloured"), [(None, True), ("", True), ("1", False)])
+def test_colour_only_on_a_terminal_and_no_color_honoured_when_non_empty(
+    monkeypatch: pytest.MonkeyPatch, value: str | None, coloured: bool
+) -> None:
+    from reconciler import cli
+
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    if value is None:
+        monkeypatch.delenv("NO_COLOR", raising=False)
+    else:
+        monkeypatch.setenv("NO_COLOR", value)
+    assert cli._color() is coloured

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import socket
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,6 +16,7 @@ import uvicorn
 from starlette.applications import Starlette
 from uvicorn.config import LOGGING_CONFIG
 
+from reconciler.atomic import write_atomically
 from reconciler.emulator.app import create_app
 from reconciler.emulator.seed import seeded_store
 from reconciler.emulator.store import SourceStore
@@ -89,16 +88,7 @@ def _stderr_logging() -> dict[str, Any]:
 
 def write_state(store: SourceStore, path: Path) -> None:
     """Save the store's state atomically: a reader sees the old file or the new, never half."""
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(store.to_json(), handle, indent=2, sort_keys=True)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
+    write_atomically(path, json.dumps(store.to_json(), indent=2, sort_keys=True))
 
 
 BACKLOG = 128
