@@ -108,7 +108,7 @@ def validate(files: tuple[str, ...], no_resolve: bool) -> None:
             click.echo(str(error), err=True)
         click.echo(summarize(exc.errors, files), err=True)
         raise SystemExit(1) from None
-    for file in files:
+    for file in dict.fromkeys(files):  # a file given twice was checked once
         places = [*loaded.locations, *loaded.unresolved]
         count = sum(1 for location in places if location.file == file)
         click.echo(f"{file}: {count} source{'s' if count != 1 else ''} valid", err=True)

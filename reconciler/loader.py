@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import difflib
 import os
+import stat
 import typing
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -36,6 +36,8 @@ from reconciler.specs import (
     DesiredState,
     SecretRef,
     SourceSpec,
+    hostname_count_error,
+    ignore_changes_error,
     secret_fields,
 )
 
@@ -43,17 +45,25 @@ Loc = tuple[str | int, ...]
 
 REFERENCE_KINDS = ("env", "file")
 
+# YAML aliases let a few hundred bytes expand to billions of values ("billion laughs").
+# A large account written out is a few tens of thousands of values; past this budget
+# the file is refused instead of exhausting memory while it is copied for validation.
+MAX_VALUES = 200_000
+
+# Read limits, so a path such as /dev/zero fails instead of hanging. A desired-state
+# file of thousands of sources is a few MiB; a referenced value is a key or a short text.
+MAX_FILE_BYTES = 16 * 1024 * 1024
+MAX_REFERENCED_BYTES = 64 * 1024
+
+NO_RESOLVE_HINT = "(validate --no-resolve checks the files without reading references)"
+
 # Every attribute that is secret in some deployment type: an error about one of these
 # never shows the input, whatever the source's type turned out to be.
 _SECRET_NAMES = frozenset(name for m in DEPLOYMENT_MODELS.values() for name in secret_fields(m))
 
-# Errors raised by a model validator carry the loc of the model; these name the key
-# they are about, so the error can point at that key instead.
-_MODEL_ERROR_KEYS = {
-    "ignore_changes": "ignore_changes",
-    "webproxy_secure_url": "secure_url_enabled",
-    "too_many_hostnames": "imgix_subdomains",
-}
+# Cross-field rules of the models run only once every field is valid: the loader checks
+# them on the raw data instead (`_check_cross_field`), so pydantic's copies are dropped.
+_CHECKED_ON_RAW_DATA = frozenset({"too_many_hostnames", "ignore_changes"})
 
 _TYPE_NAMES = {
     str: "a string",
@@ -71,13 +81,18 @@ _TYPE_NAMES = {
 
 @dataclass(frozen=True)
 class LocatedError:
-    """One problem in a desired-state file, with its place (1-based line and column)."""
+    """One problem in a desired-state file, with its place (1-based line and column).
+
+    `unread_reference` marks an `{env:}`/`{file:}` reference that could not be read, which
+    `validate --no-resolve` would not have tried.
+    """
 
     file: str
     line: int
     column: int
     path: str
     message: str
+    unread_reference: bool = field(default=False, compare=False)
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}:{self.column}:"
@@ -145,7 +160,7 @@ def load(
     locations: list[Location] = []
     unresolved: list[Location] = []
     claims = _Claims()
-    for path in paths:
+    for path in _distinct(paths):
         doc = _DesiredFile(
             str(path), resolve=resolve, environ=env, secrets_optional=secrets_optional
         )
@@ -157,6 +172,18 @@ def load(
     if errors:
         raise LoadError(errors)
     return LoadedState(DesiredState(version=1, sources=sources), locations, unresolved)
+
+
+def _distinct(paths: Iterable[str | os.PathLike[str]]) -> list[str | os.PathLike[str]]:
+    """The paths with a file given twice (or through a link) kept once, in order."""
+    seen: set[str] = set()
+    kept = []
+    for path in paths:
+        real = os.path.realpath(path)
+        if real not in seen:
+            seen.add(real)
+            kept.append(path)
+    return kept
 
 
 def reference_fields(model: type[DeploymentBase]) -> list[str]:
@@ -186,6 +213,7 @@ class _Claim:
     line: int
     column: int
     source: int  # global index, to tell one source's own repeats from another's
+    pinned: bool = False  # the source has an `id`
 
     def place(self) -> str:
         return f"{self.file}:{self.line}:{self.column}"
@@ -235,12 +263,20 @@ class _DesiredFile:
             self._error_at(0, 0, "", "the file must be a mapping with 'version: 1' and 'sources:'")
             return
         try:
-            data = _plain(self.root, ())
+            data = _Expansion(MAX_VALUES).plain(self.root, ())
         except (_Recursive, RecursionError):
             self._error_at(0, 0, "", "recursive or too deeply nested YAML is not supported")
             return
+        except _TooLarge as exc:
+            # Where the count ran out is somewhere inside shared (aliased) nodes: point at
+            # the entry being copied then (a top-level key, or a source) instead.
+            entry = exc.loc[:2] if exc.loc[:1] == ("sources",) else exc.loc[:1]
+            message = f"the file expands to more than {MAX_VALUES} values (YAML aliases?)"
+            self._error(entry, message)
+            return
         self._resolve_references(data)
         self._check_claims(data, claims)
+        self._check_cross_field(data)
         # Validated even after earlier errors, so every mistake shows in one run.
         self._validate(data)
         if self.errors:
@@ -248,10 +284,10 @@ class _DesiredFile:
 
     def _read(self) -> str | None:
         try:
-            raw = Path(self.file).read_bytes()
-        except OSError as exc:
-            reason = exc.strerror or type(exc).__name__
-            self._error_at(0, 0, "", f"cannot read the file: {reason}")
+            # Not only regular files: `validate <(generate-sources)` reads a pipe.
+            raw = _read_limited(self.file, MAX_FILE_BYTES, regular_only=False)
+        except _Unreadable as exc:
+            self._error_at(0, 0, "", f"cannot read the file: {exc.reason}")
             return None
         try:
             return raw.decode("utf-8-sig")
@@ -340,12 +376,35 @@ class _DesiredFile:
                         deployment[key] = self._secret(loc, value)
                 elif key in referable and _is_reference(value):
                     resolved = self._reference_value(loc, value) if self.resolve else None
+                    if resolved is not None:
+                        resolved = self._typed(loc, model, key, resolved, value)
                     if resolved is None:
                         # Unresolved: validate as if absent rather than with a fake value.
                         del deployment[key]
                         self.silenced.add(loc)
                     else:
                         deployment[key] = resolved
+
+    def _typed(
+        self, loc: Loc, model: type[DeploymentBase], key: str, text: str, reference: Any
+    ) -> Any:
+        """A resolved reference's text as the attribute's type, read as a YAML scalar.
+
+        The models are strict (a quoted "86400" in the file is a mistake), but a
+        reference always yields text.
+        """
+        wanted = _scalar_type(model, key)
+        if wanted is None:
+            return text
+        value = _yaml_scalar(text)
+        if type(value) is wanted:
+            return value
+        ((kind, name),) = reference.items()
+        article = "an integer" if wanted is int else "a boolean"
+        shown = text.strip()
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        self._error(loc, f"must be {article} (got {shown!r} from {{{kind}: {name}}})")
+        return None
 
     def _secret(self, loc: Loc, value: dict[Any, Any]) -> Any:
         if not _is_reference(value):
@@ -368,29 +427,37 @@ class _DesiredFile:
         ((kind, name),) = reference.items()
         if kind == "env":
             if name not in self.environ:
-                self._error(
-                    loc,
-                    f"environment variable {name} is not set "
-                    "(validate --no-resolve skips references)",
-                )
+                # No command in the text: plan and apply print it too (validate's summary
+                # adds the --no-resolve hint).
+                self._unread(loc, f"environment variable {name} is not set")
                 return None
             value = self.environ[name]
             if not value:
-                self._error(loc, f"environment variable {name} is empty")
+                self._unread(loc, f"environment variable {name} is empty")
                 return None
             return value
         try:
-            value = Path(self._file_path(name)).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = getattr(exc, "strerror", None) or "not readable as UTF-8 text"
-            self._error(loc, f"cannot read {name}: {reason}")
+            raw = _read_limited(self._file_path(name), MAX_REFERENCED_BYTES, regular_only=True)
+            value = raw.decode("utf-8")
+        except _Unreadable as exc:
+            self._unread(loc, f"cannot read {name}: {exc.reason}")
+            return None
+        except UnicodeDecodeError:
+            self._unread(loc, f"cannot read {name}: not readable as UTF-8 text")
             return None
         # Editors end files with a newline that is not part of the secret.
         value = value.rstrip("\r\n")
         if not value:
-            self._error(loc, f"file {name} is empty")
+            self._unread(loc, f"file {name} is empty")
             return None
         return value
+
+    def _unread(self, loc: Loc, message: str) -> None:
+        spot = self._locate(loc)
+        path = _display_path(spot.parts)
+        self.errors.append(
+            LocatedError(self.file, spot.line + 1, spot.column + 1, path, message, True)
+        )
 
     def _file_path(self, name: str) -> str:
         return os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(self.file)), name))
@@ -405,14 +472,7 @@ class _DesiredFile:
             if not isinstance(source, dict):
                 continue
             base: Loc = ("sources", index)
-            self._claim(
-                claims.names,
-                source.get("name"),
-                (*base, "name"),
-                number,
-                "name",
-                "names identify sources in plans and --target, so they must differ",
-            )
+            self._claim_name(claims, source, base, number)
             self._claim(
                 claims.ids,
                 source.get("id"),
@@ -439,17 +499,72 @@ class _DesiredFile:
                         "hostnames are unique across all imgix sources",
                     )
 
+    def _claim_name(self, claims: _Claims, source: dict[str, Any], base: Loc, number: int) -> None:
+        # imgix allows one name twice (and export writes it so); ids tell such sources apart.
+        self._claim(
+            claims.names,
+            source.get("name"),
+            (*base, "name"),
+            number,
+            "name",
+            "plans and --target identify sources by name: add an id to both to tell them apart",
+            pinned=isinstance(source.get("id"), str) and bool(source["id"]),
+        )
+
     def _claim(
-        self, seen: dict[str, _Claim], value: Any, loc: Loc, source: int, what: str, why: str
+        self,
+        seen: dict[str, _Claim],
+        value: Any,
+        loc: Loc,
+        source: int,
+        what: str,
+        why: str,
+        *,
+        pinned: bool = False,
     ) -> None:
+        """Record a use of `value`; report a second one unless both sources are `pinned`."""
         if not isinstance(value, str):
             return
         spot = self._locate(loc)
-        first = seen.setdefault(value, _Claim(self.file, spot.line + 1, spot.column + 1, source))
-        if first.source != source:
+        first = seen.setdefault(
+            value, _Claim(self.file, spot.line + 1, spot.column + 1, source, pinned)
+        )
+        if first.source != source and not (pinned and first.pinned):
             self._error(
                 loc, f"{what} {value!r} is also used by the source at {first.place()} ({why})"
             )
+
+    def _check_cross_field(self, data: dict[str, Any]) -> None:
+        """The models' cross-field rules, on the raw data: pydantic checks them only once
+        every field of a source is valid, and all errors are reported in one run."""
+        sources = data.get("sources")
+        if not isinstance(sources, list):
+            return
+        for index, source in enumerate(sources):
+            if not isinstance(source, dict):
+                continue
+            deployment = source.get("deployment")
+            deployment = deployment if isinstance(deployment, dict) else {}
+            self._check_hostname_count(("sources", index, "deployment"), deployment)
+            paths = source.get("ignore_changes")
+            model = DEPLOYMENT_MODELS.get(str(deployment.get("type")))
+            if isinstance(paths, list) and model is not None:
+                named = [path for path in paths if isinstance(path, str)]
+                problem = ignore_changes_error(model, named)
+                if problem is not None:
+                    self._error(("sources", index, "ignore_changes"), problem.message())
+
+    def _check_hostname_count(self, base: Loc, deployment: dict[str, Any]) -> None:
+        lists = {
+            key: value
+            for key in ("imgix_subdomains", "custom_domains")
+            if isinstance(value := deployment.get(key), list)
+        }
+        problem = hostname_count_error(
+            len(lists.get("imgix_subdomains", [])), len(lists.get("custom_domains", []))
+        )
+        if problem is not None:
+            self._error((*base, next(iter(lists))), problem.message())
 
     def _validate(self, data: dict[str, Any]) -> None:
         try:
@@ -487,12 +602,11 @@ class _DesiredFile:
 
     def _pydantic_error(self, detail: ErrorDetails, data: dict[str, Any]) -> LocatedError | None:
         kind = detail["type"]
-        ctx = detail.get("ctx") or {}
+        if kind in _CHECKED_ON_RAW_DATA:
+            return None
         loc: Loc = tuple(detail["loc"])
         if kind in ("union_tag_invalid", "union_tag_not_found"):
             loc = (*loc, "type")
-        elif ctx.get("field") or kind in _MODEL_ERROR_KEYS:
-            loc = (*loc, ctx.get("field") or _MODEL_ERROR_KEYS[kind])
         spot = self._locate(loc)
         parts, rest = spot.parts, spot.rest
         if (*parts, *rest[:1]) in self.silenced or parts in self.silenced:
@@ -556,12 +670,14 @@ class _DesiredFile:
         message = message.replace("String should", "must", 1)
         message = message.replace("List should", "must", 1)
         message = message.replace("must be a valid dictionary", "must be a mapping")
+        message = message.replace("must be a valid integer", "must be an integer")
         message = message.replace("must be a valid ", "must be a ")
         message = message.split(", unable to")[0]
         if secret or isinstance(value, SecretRef):
             return message
-        if kind.endswith("_type"):
-            return message + _got_type(value)
+        quoted = isinstance(value, str) and type(_yaml_scalar(value)) is _STRICT_TYPES.get(kind)
+        if quoted:
+            return message + f" (got the string {value!r}: write it without quotes)"
         return message + _got(value)
 
     # -- positions
@@ -617,6 +733,52 @@ class _Recursive(Exception):
     pass
 
 
+class _TooLarge(Exception):
+    def __init__(self, loc: Loc) -> None:
+        super().__init__(f"more than {MAX_VALUES} values")
+        self.loc = loc
+
+
+class _Unreadable(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _read_limited(path: str, limit: int, *, regular_only: bool) -> bytes:
+    """The bytes of `path`, refusing more than `limit` (and non-regular files if asked)."""
+    # O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer.
+    flags = os.O_RDONLY | (os.O_NONBLOCK if regular_only else 0)
+    try:
+        descriptor = os.open(path, flags)
+        try:
+            if regular_only and not stat.S_ISREG(os.fstat(descriptor).st_mode):
+                raise _Unreadable("not a regular file")
+            data = _read_up_to(descriptor, limit + 1)
+        finally:
+            os.close(descriptor)
+    except OSError as exc:
+        raise _Unreadable(exc.strerror or type(exc).__name__) from None
+    if len(data) > limit:
+        raise _Unreadable(f"larger than {_size(limit)}")
+    return data
+
+
+def _read_up_to(descriptor: int, size: int) -> bytes:
+    chunks: list[bytes] = []
+    while size > 0 and (chunk := os.read(descriptor, size)):
+        chunks.append(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)
+
+
+def _size(limit: int) -> str:
+    for unit, factor in (("MiB", 1024 * 1024), ("KiB", 1024)):
+        if limit % factor == 0:
+            return f"{limit // factor} {unit}"
+    return f"{limit} bytes"
+
+
 @dataclass
 class _Spot:
     """Where a loc lands: its value and key positions, the keys found, what was not."""
@@ -629,22 +791,56 @@ class _Spot:
     rest: Loc = ()
 
 
-def _plain(value: Any, stack: tuple[int, ...]) -> Any:
-    """Copy the YAML tree into plain Python values for pydantic (ruamel's scalar subclasses
-    and anchored booleans, which are ints, would otherwise validate oddly)."""
-    if isinstance(value, dict | list):
-        if id(value) in stack:
-            raise _Recursive
-        inner = (*stack, id(value))
-        if isinstance(value, dict):
-            return {_plain(k, inner): _plain(v, inner) for k, v in value.items()}
-        return [_plain(item, inner) for item in value]
-    if type(value).__name__ == "ScalarBoolean":
-        return bool(value)
-    for plain in (bool, int, float, str):
-        if isinstance(value, plain):
-            return plain(value)
-    return value
+class _Expansion:
+    """Copies the YAML tree into plain Python values for pydantic (ruamel's scalar
+    subclasses and anchored booleans, which are ints, would otherwise validate oddly),
+    counting values so aliases cannot expand without bound."""
+
+    def __init__(self, budget: int) -> None:
+        self.remaining = budget
+
+    def plain(self, value: Any, stack: tuple[int, ...], loc: Loc = ()) -> Any:
+        self.remaining -= 1
+        if self.remaining < 0:
+            raise _TooLarge(loc)
+        if isinstance(value, dict | list):
+            if id(value) in stack:
+                raise _Recursive
+            inner = (*stack, id(value))
+            if isinstance(value, dict):
+                return {
+                    self.plain(k, inner, loc): self.plain(v, inner, (*loc, k))
+                    for k, v in value.items()
+                }
+            return [self.plain(item, inner, (*loc, i)) for i, item in enumerate(value)]
+        if type(value).__name__ == "ScalarBoolean":
+            return bool(value)
+        for plain in (bool, int, float, str):
+            if isinstance(value, plain):
+                return plain(value)
+        return value
+
+
+# Strict pydantic error types, and the type a YAML scalar must have to be valid there.
+_STRICT_TYPES: dict[str, type] = {"int_type": int, "bool_type": bool}
+
+
+def _yaml_scalar(text: str) -> Any:
+    """`text` read by YAML's scalar rules ("86400" an integer, "true" a boolean), or None."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return YAML(typ="safe", pure=True).load(text)
+    except (YAMLError, ValueError, KeyError, TypeError, RecursionError):
+        return None
+
+
+def _scalar_type(model: type[DeploymentBase], key: str) -> type | None:
+    """`int` or `bool` when attribute `key` of `model` is one, else None (text stays text)."""
+    for name, info in model.model_fields.items():
+        if (info.alias or name) == key:
+            return int if info.annotation is int else bool if info.annotation is bool else None
+    return None
 
 
 def _is_reference(value: Any) -> bool:
@@ -717,8 +913,11 @@ def _printable(text: str) -> str:
 
 
 def _got(value: Any) -> str:
-    if isinstance(value, bool | int | float) or value is None:
-        return f" (got {value!r})" if value is not None else " (got null)"
+    if isinstance(value, bool) or value is None:
+        # As YAML spells them, since that is what the user wrote.
+        return {True: " (got true)", False: " (got false)", None: " (got null)"}[value]
+    if isinstance(value, int | float):
+        return f" (got {value!r})"
     if isinstance(value, str):
         shown = value if len(value) <= 60 else value[:57] + "..."
         return f" (got {shown!r})"
@@ -733,9 +932,14 @@ def _got_type(value: Any) -> str:
 
 
 def summarize(errors: Sequence[LocatedError], files: Sequence[str]) -> str:
-    """One closing line for a failed validation, e.g. `3 errors in 1 of 2 files`."""
+    """One closing line for a failed validation, e.g. `3 errors in 1 of 2 files`.
+
+    When a reference could not be read, it says how to check the rest without them.
+    """
     bad = len({error.file for error in errors})
+    given = len({os.path.realpath(file) for file in files})  # a file given twice is read once
     plural = "s" if len(errors) != 1 else ""
-    return (
-        f"{len(errors)} error{plural} in {bad} of {len(files)} file{'s' if len(files) != 1 else ''}"
-    )
+    line = f"{len(errors)} error{plural} in {bad} of {given} file{'s' if given != 1 else ''}"
+    if any(error.unread_reference for error in errors):
+        line += f" {NO_RESOLVE_HINT}"
+    return line

@@ -13,7 +13,7 @@ by passing `context={"wire": True}`.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal, Union
 from urllib.parse import urlsplit
@@ -21,15 +21,20 @@ from urllib.parse import urlsplit
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     GetCoreSchemaHandler,
     GetJsonSchemaHandler,
+    Strict,
+    ValidationError,
     ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
     model_validator,
 )
 from pydantic.json_schema import JsonSchemaValue
-from pydantic_core import PydanticCustomError, core_schema
+from pydantic_core import InitErrorDetails, PydanticCustomError, PydanticKnownError, core_schema
 
 # Documented limits (sources-reference.txt, api-notes.md).
 CACHE_TTL_VALUE_MIN, CACHE_TTL_VALUE_MAX = 1800, 31536000
@@ -249,8 +254,80 @@ def _check_absolute_url(value: str) -> str:
     return value
 
 
+def _no_repeats(field: str) -> WrapValidator:
+    """Refuse a list naming one hostname twice, beside any error of its items."""
+
+    def validate(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        repeated = _repeated(value) if isinstance(value, list) else []
+        problem = (
+            PydanticCustomError(
+                "repeated_hostname",
+                "{field} lists {names} more than once",
+                {"field": field, "names": ", ".join(repeated)},
+            )
+            if repeated
+            else None
+        )
+        try:
+            result = handler(value)
+        except ValidationError as exc:
+            if problem is None:
+                raise
+            raise _with_error(exc, problem, value) from None
+        if problem is not None:
+            raise problem
+        return result
+
+    return WrapValidator(validate)
+
+
+def _repeated(items: list[Any]) -> list[str]:
+    seen: set[str] = set()
+    repeated: set[str] = set()
+    for item in items:
+        if isinstance(item, str):
+            (repeated if item in seen else seen).add(item)
+    return sorted(repeated)
+
+
+def _with_error(exc: ValidationError, problem: PydanticCustomError, value: Any) -> ValidationError:
+    """`exc` plus one error about the value itself: pydantic merges them like its own."""
+    details: list[InitErrorDetails] = []
+    for error in exc.errors():
+        kind: str | PydanticCustomError = error["type"]
+        try:
+            PydanticKnownError(error["type"], error.get("ctx"))  # type: ignore[arg-type]
+        except (KeyError, TypeError):
+            kind = PydanticCustomError(error["type"], error["msg"])  # one of ours: keep its text
+        detail = InitErrorDetails(type=kind, loc=error["loc"], input=error["input"])
+        if isinstance(kind, str) and "ctx" in error:
+            detail["ctx"] = error["ctx"]
+        details.append(detail)
+    details.append(InitErrorDetails(type=problem, loc=(), input=value))
+    return ValidationError.from_exception_data(exc.title, details)
+
+
+def _must_be_true(value: bool) -> bool:
+    if not value:
+        raise PydanticCustomError(
+            "webproxy_secure_url", "web proxy sources must have secure_url_enabled: true"
+        )
+    return value
+
+
+def _exactly_one(value: Any) -> Any:
+    # Literal[1] alone accepts True and 1.0, which a YAML reader would not call 1.
+    if type(value) is not int:
+        raise PydanticKnownError("literal_error", {"expected": "1"})
+    return value
+
+
 Subdomain = Annotated[str, AfterValidator(_check_subdomain)]
 Domain = Annotated[str, AfterValidator(_check_domain)]
+# Strict: YAML already types scalars, so a quoted "86400" or "yes" is a mistake to show,
+# not a string to coerce (the JSON Schema says the same); references are converted by
+# the loader before validation.
+StrictBool = Annotated[bool, Strict()]
 AbsoluteUrl = Annotated[str, AfterValidator(_check_absolute_url)]
 NonEmpty = Annotated[str, Field(min_length=1)]
 BasicAuthPart = Annotated[str, AfterValidator(_check_basic_auth_part)]
@@ -289,39 +366,33 @@ class DeploymentBase(BaseModel):
     # Not declared means "not managed": the API rewrites it on every deployment.
     annotation: str | None = None
     cache_ttl_behavior: CacheTtlBehavior = "respect_origin"
-    cache_ttl_error: Annotated[int, Field(ge=CACHE_TTL_ERROR_MIN, le=CACHE_TTL_ERROR_MAX)] = 300
-    cache_ttl_value: Annotated[int, Field(ge=CACHE_TTL_VALUE_MIN, le=CACHE_TTL_VALUE_MAX)] = (
-        31536000
+    cache_ttl_error: Annotated[
+        int, Strict(), Field(ge=CACHE_TTL_ERROR_MIN, le=CACHE_TTL_ERROR_MAX)
+    ] = 300
+    cache_ttl_value: Annotated[
+        int, Strict(), Field(ge=CACHE_TTL_VALUE_MIN, le=CACHE_TTL_VALUE_MAX)
+    ] = 31536000
+    crossdomain_xml_enabled: StrictBool = False
+    custom_domains: Annotated[list[Domain], _no_repeats("custom_domains")] = Field(
+        default_factory=list
     )
-    crossdomain_xml_enabled: bool = False
-    custom_domains: list[Domain] = Field(default_factory=list)
     default_params: dict[str, ParamValue] = Field(default_factory=dict)
     image_error: AbsoluteUrl | None = None
-    image_error_append_qs: bool = False
+    image_error_append_qs: StrictBool = False
     image_missing: AbsoluteUrl | None = None
-    image_missing_append_qs: bool = False
-    imgix_subdomains: Annotated[list[Subdomain], Field(min_length=1)]
-    secure_url_enabled: bool = False
+    image_missing_append_qs: StrictBool = False
+    imgix_subdomains: Annotated[
+        list[Subdomain], Field(min_length=1), _no_repeats("imgix_subdomains")
+    ]
+    secure_url_enabled: StrictBool = False
 
+    # Cross-field: runs only once every field is valid, so the loader checks the same
+    # rule on the raw data to report it beside the other errors.
     @model_validator(mode="after")
     def _hostnames(self) -> DeploymentBase:
-        total = len(self.imgix_subdomains) + len(self.custom_domains)
-        if total > MAX_HOSTNAMES:
-            raise PydanticCustomError(
-                "too_many_hostnames",
-                "imgix_subdomains and custom_domains may hold at most {limit} names "
-                "together (got {total})",
-                {"limit": MAX_HOSTNAMES, "total": total},
-            )
-        for field in ("imgix_subdomains", "custom_domains"):
-            names: list[str] = getattr(self, field)
-            repeated = sorted({n for n in names if names.count(n) > 1})
-            if repeated:
-                raise PydanticCustomError(
-                    "repeated_hostname",
-                    "{field} lists {names} more than once",
-                    {"field": field, "names": ", ".join(repeated)},
-                )
+        problem = hostname_count_error(len(self.imgix_subdomains), len(self.custom_domains))
+        if problem is not None:
+            raise problem
         return self
 
 
@@ -387,21 +458,12 @@ class WebProxyDeployment(DeploymentBase):
     """Web proxy origin: full URLs are signed, so secure URLs are mandatory."""
 
     type: Literal["webproxy"]
-    secure_url_enabled: bool = True
+    secure_url_enabled: Annotated[bool, Strict(), AfterValidator(_must_be_true)] = True
     username: BasicAuthPart | None = None
     password: BasicAuthPassword = None
     request_handshake: RequestHandshake = None
     request_signing_key: RequestSigningKey = None
     robots_txt: Literal["allow-all", "disallow-all"] = Field("allow-all", alias="robots.txt")
-
-    @model_validator(mode="after")
-    def _secure_urls(self) -> WebProxyDeployment:
-        if not self.secure_url_enabled:
-            raise PydanticCustomError(
-                "webproxy_secure_url",
-                "web proxy sources must have secure_url_enabled: true",
-            )
-        return self
 
 
 class S3CompatibleDeployment(DeploymentBase):
@@ -450,21 +512,16 @@ class SourceSpec(BaseModel):
 
     name: NonEmpty
     id: Annotated[str, Field(pattern=SOURCE_ID_PATTERN)] | None = None
-    enabled: bool = True
+    enabled: StrictBool = True
     ignore_changes: list[str] = Field(default_factory=list)
     deployment: Deployment
 
+    # Cross-field, like `_hostnames`: the loader checks it on the raw data as well.
     @model_validator(mode="after")
     def _known_ignore_paths(self) -> SourceSpec:
-        known = set(comparable_paths(type(self.deployment)))
-        unknown = [path for path in self.ignore_changes if path not in known]
-        if unknown:
-            raise PydanticCustomError(
-                "ignore_changes",
-                "ignore_changes names {unknown}, which is not an attribute of a {type} "
-                "source (use name, enabled or deployment.<attribute>)",
-                {"unknown": ", ".join(unknown), "type": self.deployment.type},
-            )
+        problem = ignore_changes_error(type(self.deployment), self.ignore_changes)
+        if problem is not None:
+            raise problem
         return self
 
 
@@ -473,8 +530,44 @@ class DesiredState(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    version: Literal[1]
-    sources: list[SourceSpec] = Field(default_factory=list)
+    version: Annotated[Literal[1], BeforeValidator(_exactly_one)]
+    # Required: a file without `sources:` is more likely a mistake than an empty account.
+    sources: list[SourceSpec]
+
+
+# --------------------------------------------------------------------------- cross-field rules
+
+
+def hostname_count_error(subdomains: int, domains: int) -> PydanticCustomError | None:
+    """The error when a deployment has more hostnames than the API allows, else None."""
+    total = subdomains + domains
+    if total <= MAX_HOSTNAMES:
+        return None
+    return PydanticCustomError(
+        "too_many_hostnames",
+        "imgix_subdomains and custom_domains may hold at most {limit} names together (got {total})",
+        {"limit": MAX_HOSTNAMES, "total": total},
+    )
+
+
+def ignore_changes_error(
+    model: type[DeploymentBase], paths: Iterable[str]
+) -> PydanticCustomError | None:
+    """The error when `ignore_changes` names a path a source of `model` does not have."""
+    known = set(comparable_paths(model))
+    unknown = [path for path in paths if path not in known]
+    if not unknown:
+        return None
+    return PydanticCustomError(
+        "ignore_changes",
+        "ignore_changes names {unknown}, which is not an attribute of a {type} "
+        "source (use name, enabled or deployment.<attribute>)",
+        {"unknown": ", ".join(unknown), "type": _type_of(model)},
+    )
+
+
+def _type_of(model: type[DeploymentBase]) -> str:
+    return next(kind for kind, candidate in DEPLOYMENT_MODELS.items() if candidate is model)
 
 
 # --------------------------------------------------------------------------- introspection

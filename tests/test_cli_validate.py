@@ -35,7 +35,8 @@ CANARIES = {
     "ARCHIVE_SECRET_KEY": "canary-archive-7f3a9c",
 }
 ERROR_LINE = re.compile(r"^[^:\n]+:\d+:\d+: ")
-SUMMARY_LINE = re.compile(r"^\d+ errors? in \d+ of \d+ files?$")
+SUMMARY_LINE = re.compile(r"^\d+ errors? in \d+ of \d+ files?( \(.+\))?$")
+NO_RESOLVE_HINT = "(validate --no-resolve checks the files without reading references)"
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> Result:
@@ -76,7 +77,11 @@ def test_example_without_its_variables_names_each_one() -> None:
     lines = assert_located_failure(run("validate", str(EXAMPLE)))
     assert len(lines) == len(CANARIES)
     for line, name in zip(lines, CANARIES, strict=True):
-        assert f"environment variable {name} is not set" in line
+        assert line.endswith(f"environment variable {name} is not set")
+    # The hint is said once, in the summary, by the command it names.
+    assert run("validate", str(EXAMPLE)).stderr.splitlines()[-1] == (
+        f"6 errors in 1 of 1 file {NO_RESOLVE_HINT}"
+    )
 
 
 def test_cache_ttl_error_is_located_on_its_line() -> None:
@@ -140,6 +145,18 @@ def test_errors_of_several_files_in_one_run(tmp_path: Path) -> None:
         str(tmp_path / "missing.yaml"),
     ]
     assert result.stderr.splitlines()[-1] == "2 errors in 2 of 3 files"
+
+
+def test_a_file_given_twice_is_checked_once() -> None:
+    path = FIXTURES / "invalid_cache_ttl.yaml"
+    lines = assert_located_failure(run("validate", "--no-resolve", str(path), str(path)))
+    assert len(lines) == 1
+    assert "also used by" not in lines[0]
+    assert result_summary(path, path) == "1 error in 1 of 1 file"
+
+
+def result_summary(*paths: Path) -> str:
+    return run("validate", "--no-resolve", *map(str, paths)).stderr.splitlines()[-1]
 
 
 def test_validate_needs_a_file() -> None:

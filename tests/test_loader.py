@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 from pathlib import Path
 
 import pytest
 
-from reconciler.loader import LoadError, LocatedError, Location, load, reference_fields
+from reconciler.loader import (
+    MAX_REFERENCED_BYTES,
+    MAX_VALUES,
+    LoadError,
+    LocatedError,
+    Location,
+    load,
+    reference_fields,
+    summarize,
+)
 from reconciler.specs import (
     S3Deployment,
     SecretRef,
@@ -119,8 +129,7 @@ def test_example_without_resolving_keeps_references_unread() -> None:
 def test_missing_variable_is_located_at_the_reference(tmp_path: Path) -> None:
     path = write(tmp_path, S3_SOURCE)
     assert errors_of(path, resolve=True) == [
-        f"{path}:9:22: deployment.s3_secret_key: environment variable S3_SECRET_KEY is not "
-        "set (validate --no-resolve skips references)"
+        f"{path}:9:22: deployment.s3_secret_key: environment variable S3_SECRET_KEY is not set"
     ]
 
 
@@ -151,7 +160,7 @@ def test_resolved_non_secret_reference_is_validated(tmp_path: Path) -> None:
     text = S3_SOURCE + "      cache_ttl_value: {env: TTL}\n"
     path = write(tmp_path, text)
     assert errors_of(path, resolve=True, environ={"TTL": "60", "S3_SECRET_KEY": "x"}) == [
-        f"{path}:10:24: deployment.cache_ttl_value: must be >= 1800 (got '60')"
+        f"{path}:10:24: deployment.cache_ttl_value: must be >= 1800 (got 60)"
     ]
 
 
@@ -271,13 +280,12 @@ def test_model_level_errors_point_at_the_key_they_concern(tmp_path: Path) -> Non
     text = S3_SOURCE.replace("[acme-products]", "[acme-products, acme-products]")
     text += "    ignore_changes: [deployment.nope]\n"
     path = write(tmp_path, text)
-    assert errors_of(path) == [
+    first, second = errors_of(path)
+    assert first == (
         f"{path}:6:25: deployment.imgix_subdomains: imgix_subdomains lists acme-products more "
         "than once"
-    ]
-    path = write(tmp_path, S3_SOURCE + "    ignore_changes: [deployment.nope]\n")
-    (message,) = errors_of(path)
-    assert message.startswith(f"{path}:10:21: ignore_changes: ignore_changes names deployment.nope")
+    )
+    assert second.startswith(f"{path}:10:21: ignore_changes: ignore_changes names deployment.nope")
 
 
 def test_unreadable_paths_are_located_errors(tmp_path: Path) -> None:
@@ -322,9 +330,8 @@ def test_duplicate_names_and_ids_across_files(tmp_path: Path) -> None:
         ),
         "b.yaml",
     )
+    # Both pinned by id, so the same name is allowed; the same id is not.
     assert errors_of(first, second) == [
-        f"{second}:3:11: name: name 'Product images' is also used by the source at {first}:3:11 "
-        "(names identify sources in plans and --target, so they must differ)",
         f"{second}:4:9: id: id '6359b5ba8147da20e8edfdd5' is also used by the source at "
         f"{first}:4:9 (two specs cannot manage one live source)",
     ]
@@ -378,3 +385,329 @@ def test_yaml_merge_keys_and_anchors_load(tmp_path: Path) -> None:
     path = write(tmp_path, text)
     (message,) = errors_of(path)
     assert message.startswith(f"{path}:12:24: deployment.cache_ttl_value: must be >= 1800")
+
+
+# --------------------------------------------------------------------------- all errors at once
+
+PROXY_SOURCE = """\
+version: 1
+sources:
+  - name: Partner proxy
+    deployment:
+      type: webproxy
+      imgix_subdomains: [acme-proxy]
+      secure_url_enabled: false
+      cache_ttl_value: 60
+"""
+
+
+def test_web_proxy_secure_urls_are_reported_with_other_mistakes(tmp_path: Path) -> None:
+    path = write(tmp_path, PROXY_SOURCE + "      robot.txt: origin\n")
+    assert errors_of(path) == [
+        f"{path}:7:27: deployment.secure_url_enabled: web proxy sources must have "
+        "secure_url_enabled: true",
+        f"{path}:8:24: deployment.cache_ttl_value: must be >= 1800 (got 60)",
+        f"{path}:9:7: deployment.robot.txt: unknown key 'robot.txt' (did you mean 'robots.txt'?)",
+    ]
+
+
+def test_repeated_hostnames_are_reported_with_other_mistakes(tmp_path: Path) -> None:
+    text = S3_SOURCE.replace("[acme-products]", "[acme-products, acme-products]")
+    text += "      custom_domains: [a.acme.example, a.acme.example]\n      cache_ttl_value: 60\n"
+    path = write(tmp_path, text)
+    assert errors_of(path) == [
+        f"{path}:6:25: deployment.imgix_subdomains: imgix_subdomains lists acme-products more "
+        "than once",
+        f"{path}:10:23: deployment.custom_domains: custom_domains lists a.acme.example more "
+        "than once",
+        f"{path}:11:24: deployment.cache_ttl_value: must be >= 1800 (got 60)",
+    ]
+
+
+def test_hostname_limit_is_reported_with_other_mistakes(tmp_path: Path) -> None:
+    names = ", ".join(f"acme-{i}" for i in range(101))
+    text = S3_SOURCE.replace("[acme-products]", f"[{names}]") + "      cache_ttl_value: 60\n"
+    path = write(tmp_path, text)
+    assert errors_of(path) == [
+        f"{path}:6:25: deployment.imgix_subdomains: imgix_subdomains and custom_domains may "
+        "hold at most 100 names together (got 101)",
+        f"{path}:10:24: deployment.cache_ttl_value: must be >= 1800 (got 60)",
+    ]
+
+
+def test_hostname_limit_counts_custom_domains_when_subdomains_are_missing(
+    tmp_path: Path,
+) -> None:
+    domains = ", ".join(f"d{i}.acme.example" for i in range(101))
+    text = S3_SOURCE.replace("imgix_subdomains: [acme-products]", f"custom_domains: [{domains}]")
+    path = write(tmp_path, text)
+    assert errors_of(path) == [
+        f"{path}:4:5: deployment: missing required key 'imgix_subdomains'",
+        f"{path}:6:23: deployment.custom_domains: imgix_subdomains and custom_domains may hold "
+        "at most 100 names together (got 101)",
+    ]
+
+
+def test_ignore_changes_are_checked_with_other_mistakes(tmp_path: Path) -> None:
+    text = S3_SOURCE + "      cache_ttl_value: 60\n    ignore_changes: [deployment.nope, name]\n"
+    path = write(tmp_path, text)
+    assert errors_of(path) == [
+        f"{path}:10:24: deployment.cache_ttl_value: must be >= 1800 (got 60)",
+        f"{path}:11:21: ignore_changes: ignore_changes names deployment.nope, which is not an "
+        "attribute of a s3 source (use name, enabled or deployment.<attribute>)",
+    ]
+
+
+def test_ignore_changes_of_an_unknown_type_wait_for_the_type(tmp_path: Path) -> None:
+    text = S3_SOURCE.replace("type: s3", "type: ftp") + "    ignore_changes: [deployment.nope]\n"
+    path = write(tmp_path, text)
+    (message,) = errors_of(path)
+    assert "unknown deployment type 'ftp'" in message
+
+
+# --------------------------------------------------------------------------- hostile input
+
+
+def test_yaml_alias_bomb_is_refused_quickly(tmp_path: Path) -> None:
+    path = FIXTURES / "invalid_billion_laughs.yaml"
+    assert errors_of(path) == [
+        f"{path}:9:9: laugh6: the file expands to more than {MAX_VALUES} values (YAML aliases?)"
+    ]
+    laughs = [line for line in path.read_text().splitlines() if line.startswith("laugh")]
+    inside = "version: 1\nsources:\n  - name: x\n    deployment:\n"
+    inside += "".join(f"      {line}\n" for line in laughs)
+    assert errors_of(write(tmp_path, inside)) == [
+        f"{tmp_path / 'sources.yaml'}:3:5: sources[0]: the file expands to more than "
+        f"{MAX_VALUES} values (YAML aliases?)"
+    ]
+
+
+def test_aliases_within_the_budget_load(tmp_path: Path) -> None:
+    text = """\
+    version: 1
+    sources:
+      - name: One
+        deployment:
+          type: webfolder
+          imgix_subdomains: [acme-one]
+          webfolder_base_url: https://origin.acme.example/
+          default_params: &params {auto: format, q: 75}
+      - name: Two
+        deployment:
+          type: webfolder
+          imgix_subdomains: [acme-two]
+          webfolder_base_url: https://origin.acme.example/
+          default_params: *params
+    """
+    loaded = load([write(tmp_path, text)], environ={})
+    assert [s.deployment.default_params for s in loaded.state.sources] == [
+        {"auto": "format", "q": 75}
+    ] * 2
+
+
+def test_referenced_file_larger_than_the_limit_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "huge.txt").write_text("x" * (MAX_REFERENCED_BYTES + 1))
+    path = write(tmp_path, S3_SOURCE.replace("{env: S3_SECRET_KEY}", "{file: huge.txt}"))
+    assert errors_of(path, resolve=True) == [
+        f"{path}:9:22: deployment.s3_secret_key: cannot read huge.txt: larger than 64 KiB"
+    ]
+    (tmp_path / "huge.txt").write_text("x" * MAX_REFERENCED_BYTES)
+    assert load([path], environ={}).state.sources[0].deployment.s3_secret_key.resolved  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("special", ["/dev/zero", "fifo"])
+def test_referenced_file_must_be_a_regular_file(tmp_path: Path, special: str) -> None:
+    if special == "fifo":
+        os.mkfifo(tmp_path / "fifo")  # opening it for reading would wait for a writer
+    target = special if special.startswith("/") else str(tmp_path / special)
+    path = write(tmp_path, S3_SOURCE.replace("{env: S3_SECRET_KEY}", f"{{file: {target}}}"))
+    assert errors_of(path, resolve=True) == [
+        f"{path}:9:22: deployment.s3_secret_key: cannot read {target}: not a regular file"
+    ]
+
+
+def test_desired_state_file_is_read_with_a_limit(tmp_path: Path) -> None:
+    assert errors_of(Path("/dev/zero")) == [
+        "/dev/zero:1:1: cannot read the file: larger than 16 MiB"
+    ]
+
+
+# --------------------------------------------------------------------------- scalar types
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        (
+            "    enabled: 'yes'\n",
+            "10:14: enabled: must be a boolean (got 'yes')",
+        ),
+        (
+            "    enabled: '0'\n",
+            "10:14: enabled: must be a boolean (got '0')",
+        ),
+        (
+            "    enabled: 'true'\n",
+            "10:14: enabled: must be a boolean (got the string 'true': write it without quotes)",
+        ),
+        (
+            "      cache_ttl_value: '86400'\n",
+            "10:24: deployment.cache_ttl_value: must be an integer (got the string '86400': "
+            "write it without quotes)",
+        ),
+        (
+            "      cache_ttl_value: true\n",
+            "10:24: deployment.cache_ttl_value: must be an integer (got true)",
+        ),
+    ],
+)
+def test_scalars_are_not_coerced_from_strings(tmp_path: Path, line: str, expected: str) -> None:
+    path = write(tmp_path, S3_SOURCE + line)
+    assert errors_of(path) == [f"{path}:{expected}"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("version: true\nsources: []\n", "1:10: version: must be 1 (got true)"),
+        ("version: 1.0\nsources: []\n", "1:10: version: must be 1 (got 1.0)"),
+        ("version: '1'\nsources: []\n", "1:10: version: must be 1 (got '1')"),
+        ("version: 1\n", "1:1: missing required key 'sources'"),
+    ],
+)
+def test_version_and_sources_are_required_as_written(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    path = write(tmp_path, text)
+    assert errors_of(path) == [f"{path}:{expected}"]
+    assert load([write(tmp_path, "version: 1\nsources: []\n")]).state.sources == []
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("86400", 86400), ("  86400\n", 86400), ("0x15180", 86400)],
+)
+def test_integer_reference_is_read_as_yaml(tmp_path: Path, value: str, expected: int) -> None:
+    path = write(tmp_path, S3_SOURCE + "      cache_ttl_value: {env: TTL}\n")
+    spec = load([path], environ={"TTL": value, "S3_SECRET_KEY": "x"}).state.sources[0]
+    assert spec.deployment.cache_ttl_value == expected
+
+
+@pytest.mark.parametrize(("value", "expected"), [("true", True), ("false", False)])
+def test_boolean_reference_is_read_as_yaml(tmp_path: Path, value: str, expected: bool) -> None:
+    (tmp_path / "flag.txt").write_text(value + "\n")
+    path = write(tmp_path, S3_SOURCE + "      secure_url_enabled: {file: flag.txt}\n")
+    spec = load([path], environ={"S3_SECRET_KEY": "x"}).state.sources[0]
+    assert spec.deployment.secure_url_enabled is expected
+
+
+@pytest.mark.parametrize(
+    ("line", "value", "expected"),
+    [
+        (
+            "      cache_ttl_value: {env: TTL}\n",
+            "a day",
+            "10:24: deployment.cache_ttl_value: must be an integer (got 'a day' from {env: TTL})",
+        ),
+        (
+            "      cache_ttl_value: {env: TTL}\n",
+            "true",
+            "10:24: deployment.cache_ttl_value: must be an integer (got 'true' from {env: TTL})",
+        ),
+        (
+            "      cache_ttl_value: {env: TTL}\n",
+            "[1",
+            "10:24: deployment.cache_ttl_value: must be an integer (got '[1' from {env: TTL})",
+        ),
+        (
+            "      image_error_append_qs: {env: TTL}\n",
+            "yes",
+            "10:30: deployment.image_error_append_qs: must be a boolean (got 'yes' from "
+            "{env: TTL})",
+        ),
+    ],
+)
+def test_reference_that_does_not_parse_is_located(
+    tmp_path: Path, line: str, value: str, expected: str
+) -> None:
+    path = write(tmp_path, S3_SOURCE + line)
+    assert errors_of(path, resolve=True, environ={"TTL": value, "S3_SECRET_KEY": "x"}) == [
+        f"{path}:{expected}"
+    ]
+
+
+def test_missing_variable_names_no_command(tmp_path: Path) -> None:
+    # The same error is printed by plan and apply, where a validate hint would be wrong.
+    path = write(tmp_path, S3_SOURCE)
+    with pytest.raises(LoadError) as caught:
+        load([path], environ={})
+    (error,) = caught.value.errors
+    assert error.message == "environment variable S3_SECRET_KEY is not set"
+    assert error.unread_reference
+
+
+def test_summary_suggests_no_resolve_only_for_unread_references() -> None:
+    unread = LocatedError("s.yaml", 9, 22, "x", "environment variable X is not set", True)
+    other = LocatedError("s.yaml", 10, 3, "y", "must be >= 1800")
+    assert summarize([other], ["s.yaml"]) == "1 error in 1 of 1 file"
+    assert summarize([other, unread], ["s.yaml", "t.yaml"]) == (
+        "2 errors in 1 of 2 files (validate --no-resolve checks the files without reading "
+        "references)"
+    )
+
+
+# --------------------------------------------------------------------------- names and files
+
+
+PINNED = "    id: {id}\n    deployment:"
+FIRST_ID, SECOND_ID = "6359b5ba8147da20e8edfdd5", "6359b5ba8147da20e8edfdd6"
+
+
+def test_same_name_is_allowed_when_both_sources_are_pinned(tmp_path: Path) -> None:
+    path = FIXTURES / "valid_duplicate_names_pinned.yaml"
+    loaded = load([path], resolve=False)
+    assert [(s.name, s.id) for s in loaded.state.sources] == [
+        ("Product images", FIRST_ID),
+        ("Product images", SECOND_ID),
+    ]
+
+
+@pytest.mark.parametrize("pinned", ["first", "second", "neither"])
+def test_same_name_needs_an_id_on_both_sources(tmp_path: Path, pinned: str) -> None:
+    first = S3_SOURCE
+    second = S3_SOURCE.replace("acme-products", "acme-other")
+    if pinned == "first":
+        first = first.replace("    deployment:", PINNED.format(id=FIRST_ID), 1)
+    if pinned == "second":
+        second = second.replace("    deployment:", PINNED.format(id=SECOND_ID), 1)
+    a, b = write(tmp_path, first, "a.yaml"), write(tmp_path, second, "b.yaml")
+    assert errors_of(a, b) == [
+        f"{b}:3:11: name: name 'Product images' is also used by the source at {a}:3:11 "
+        "(plans and --target identify sources by name: add an id to both to tell them apart)"
+    ]
+
+
+def test_pinned_sources_still_need_distinct_ids_and_hostnames(tmp_path: Path) -> None:
+    first = S3_SOURCE.replace("    deployment:", PINNED.format(id=FIRST_ID), 1)
+    a, b = write(tmp_path, first, "a.yaml"), write(tmp_path, first, "b.yaml")
+    assert errors_of(a, b) == [
+        f"{b}:4:9: id: id '{FIRST_ID}' is also used by the source at {a}:4:9 (two specs "
+        "cannot manage one live source)",
+        f"{b}:7:26: deployment.imgix_subdomains[0]: subdomain 'acme-products' is also used by "
+        f"the source at {a}:7:26 (hostnames are unique across all imgix sources)",
+    ]
+
+
+def test_a_file_given_twice_is_loaded_once(tmp_path: Path) -> None:
+    path = write(tmp_path, S3_SOURCE)
+    os.symlink(path, tmp_path / "link.yaml")
+    again = tmp_path / ".." / tmp_path.name / "sources.yaml"
+    loaded = load([path, again, tmp_path / "link.yaml"], environ={"S3_SECRET_KEY": "x"})
+    assert [
+        (s.name, str(loc)) for s, loc in zip(loaded.state.sources, loaded.locations, strict=True)
+    ] == [("Product images", f"{path}:3:5")]
+    # An invalid file given twice reports each error once.
+    bad = write(tmp_path, S3_SOURCE + "      cache_ttl_value: 60\n", "bad.yaml")
+    assert errors_of(bad, bad) == [
+        f"{bad}:10:24: deployment.cache_ttl_value: must be >= 1800 (got 60)"
+    ]

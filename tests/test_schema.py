@@ -64,6 +64,10 @@ def test_schema_validates_the_example(validator: jsonschema.Draft202012Validator
         (lambda d: d["sources"][0]["deployment"].update(imgix_subdomains=["Bad_Sub"]), "label"),
         (lambda d: d.update(version=2), "version"),
         (lambda d: d["sources"][4]["deployment"].update(robots_txt="origin"), "alias"),
+        (lambda d: d.pop("sources"), "sources missing"),
+        (lambda d: d.update(version=True), "version a boolean"),
+        (lambda d: d["sources"][0].update(enabled="yes"), "enabled a string"),
+        (lambda d: d["sources"][0]["deployment"].update(cache_ttl_value="86400"), "ttl a string"),
     ],
 )
 def test_schema_rejects_what_validate_rejects(

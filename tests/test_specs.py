@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from reconciler.specs import (
     DEPLOYMENT_MODELS,
     DEPLOYMENT_TYPES,
+    DesiredState,
     GcsDeployment,
     S3Deployment,
     Secret,
@@ -20,6 +21,8 @@ from reconciler.specs import (
     api_name,
     comparable_paths,
     deployment_defaults,
+    hostname_count_error,
+    ignore_changes_error,
     secret_fields,
 )
 
@@ -220,3 +223,94 @@ def test_source_spec_checks_id_and_ignore_changes() -> None:
         {**base, "ignore_changes": ["deployment.default_params", "deployment.robots.txt"]}
     )
     assert spec.ignore_changes == ["deployment.default_params", "deployment.robots.txt"]
+
+
+# --------------------------------------------------------------------------- all errors at once
+
+
+def test_web_proxy_secure_urls_are_checked_with_the_other_fields() -> None:
+    data = {
+        "type": "webproxy",
+        "imgix_subdomains": ["acme-proxy"],
+        "secure_url_enabled": False,
+        "cache_ttl_value": 60,
+    }
+    found = {e["type"]: e["loc"] for e in errors(WebProxyDeployment, data)}
+    assert found == {
+        "webproxy_secure_url": ("secure_url_enabled",),
+        "greater_than_equal": ("cache_ttl_value",),
+    }
+
+
+@pytest.mark.parametrize("field", ["imgix_subdomains", "custom_domains"])
+def test_repeated_hostnames_are_checked_with_the_other_fields(field: str) -> None:
+    name = "acme-products" if field == "imgix_subdomains" else "images.acme.example"
+    found = errors(S3Deployment, s3(**{field: [name, name]}, cache_ttl_value=60))
+    assert {(e["type"], e["loc"]) for e in found} == {
+        ("repeated_hostname", (field,)),
+        ("greater_than_equal", ("cache_ttl_value",)),
+    }
+    (repeated,) = (e for e in found if e["type"] == "repeated_hostname")
+    assert repeated["msg"] == f"{field} lists {name} more than once"
+
+
+def test_repeated_hostname_is_reported_beside_an_invalid_one() -> None:
+    found = errors(S3Deployment, s3(imgix_subdomains=["acme-a", "Bad_Sub", "acme-a"]))
+    assert {(e["type"], e["loc"]) for e in found} == {
+        ("subdomain", ("imgix_subdomains", 1)),
+        ("repeated_hostname", ("imgix_subdomains",)),
+    }
+
+
+def test_cross_field_checks_are_available_without_a_model() -> None:
+    error = hostname_count_error(60, 41)
+    assert error is not None
+    assert error.message() == (
+        "imgix_subdomains and custom_domains may hold at most 100 names together (got 101)"
+    )
+    assert hostname_count_error(60, 40) is None
+    error = ignore_changes_error(S3Deployment, ["deployment.gcs_bucket", "name"])
+    assert error is not None
+    assert error.message().startswith("ignore_changes names deployment.gcs_bucket, which is not")
+    assert ignore_changes_error(S3Deployment, ["deployment.s3_bucket", "name"]) is None
+
+
+# --------------------------------------------------------------------------- strict scalars
+
+
+@pytest.mark.parametrize(
+    ("overrides", "kind"),
+    [
+        ({"cache_ttl_value": "86400"}, "int_type"),
+        ({"cache_ttl_value": True}, "int_type"),
+        ({"cache_ttl_value": 86400.0}, "int_type"),
+        ({"cache_ttl_error": "300"}, "int_type"),
+        ({"secure_url_enabled": "yes"}, "bool_type"),
+        ({"secure_url_enabled": "true"}, "bool_type"),
+        ({"crossdomain_xml_enabled": 1}, "bool_type"),
+        ({"image_error_append_qs": "0"}, "bool_type"),
+        ({"image_missing_append_qs": "false"}, "bool_type"),
+    ],
+)
+def test_scalars_are_not_coerced_from_other_types(overrides: dict[str, Any], kind: str) -> None:
+    (error,) = errors(S3Deployment, s3(**overrides))
+    assert error["type"] == kind
+
+
+@pytest.mark.parametrize("enabled", ["yes", "0", 1, "true"])
+def test_enabled_must_be_a_boolean(enabled: Any) -> None:
+    (error,) = errors(SourceSpec, {"name": "x", "enabled": enabled, "deployment": s3()})
+    assert (error["type"], error["loc"]) == ("bool_type", ("enabled",))
+
+
+@pytest.mark.parametrize("version", [True, 1.0, "1", 2])
+def test_version_must_be_the_integer_one(version: Any) -> None:
+    (error,) = errors(DesiredState, {"version": version, "sources": []})
+    assert (error["type"], error["loc"]) == ("literal_error", ("version",))
+    assert error["msg"] == "Input should be 1"
+
+
+def test_sources_key_is_required() -> None:
+    (error,) = errors(DesiredState, {"version": 1})
+    assert (error["type"], error["loc"]) == ("missing", ("sources",))
+    assert DesiredState.model_validate({"version": 1, "sources": []}).sources == []
