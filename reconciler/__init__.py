@@ -15,10 +15,11 @@ from reconciler.export import export_yaml
 from reconciler.live import LiveSource
 from reconciler.loader import LoadedState, LoadError, LocatedError, load
 from reconciler.plan import Action, Change, Notice, Plan
-from reconciler.planner import PlanError, PlanOptions
+from reconciler.planner import PlanError
 from reconciler.reconcile import (
     ConfigurationError,
     Connection,
+    PlanFileError,
     PlanResult,
     apply_with_report,
     connect,
@@ -47,7 +48,7 @@ __all__ = [
     "Notice",
     "Plan",
     "PlanError",
-    "PlanOptions",
+    "PlanFileError",
     "PlanResult",
     "SecretRef",
     "SourceSpec",

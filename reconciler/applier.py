@@ -11,11 +11,11 @@ import asyncio
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from reconciler import redact
 from reconciler.live import LiveSource
+from reconciler.loader import UnreadableReference, read_reference
 from reconciler.plan import Action, Plan
 from reconciler.secrets import recording_annotation, stamp_fingerprints
 
@@ -136,19 +136,13 @@ class SecretResolver:
 
     def value(self, locator: Mapping[str, Any]) -> str:
         """The value behind `{"env": NAME}` or `{"file": PATH}`; registered for redaction."""
-        if "env" in locator:
-            name = str(locator["env"])
-            if name not in self._environ:
-                raise ApplyRefused(f"environment variable {name} is not set (a secret reference)")
-            value = self._environ[name]
-        elif "file" in locator:
-            path = Path(str(locator["file"]))
-            try:
-                value = path.read_text(encoding="utf-8").rstrip("\r\n")
-            except OSError as error:
-                raise ApplyRefused(f"cannot read secret file {path}: {error.strerror}") from None
-        else:
+        if len(locator) != 1 or not set(locator) <= {"env", "file"}:
             raise ApplyRefused(f"unknown secret reference {sorted(locator)}")
+        ((kind, target),) = locator.items()
+        try:
+            value = read_reference(kind, str(target), environ=self._environ)
+        except UnreadableReference as error:
+            raise ApplyRefused(f"{error} (a secret reference)") from None
         redact.register(value)
         return value
 

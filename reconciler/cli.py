@@ -23,7 +23,7 @@ import click
 from reconciler import redact
 from reconciler.applier import ActionResult, ApplyRefused, ApplyReport, StalePlan, check_permissions
 from reconciler.atomic import write_atomically
-from reconciler.client import ClientError
+from reconciler.client import DEFAULT_API_URL, ClientError
 from reconciler.export import export_yaml
 from reconciler.live import LiveSource
 from reconciler.loader import LoadError
@@ -41,7 +41,7 @@ from reconciler.reconcile import (
     plan_files,
     read_plan_file,
 )
-from reconciler.render import render
+from reconciler.render import FORMATS, render
 
 # product.md's exit codes.
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_PARTIAL, EXIT_STALE = 0, 1, 2, 3, 4
@@ -172,11 +172,11 @@ def connection_options(command: Callable[..., Any]) -> Callable[..., Any]:
         is_flag=True,
         help="Run against the built-in emulator, seeded with the example live state.",
     )(command)
+    # IMGIX_API_URL is read by `connect`, which can then name it in its errors.
     return click.option(
         "--api-url",
-        envvar="IMGIX_API_URL",
         metavar="URL",
-        help="Root of the imgix API (default https://api.imgix.com).",
+        help=f"Root of the imgix API (default: $IMGIX_API_URL, else {DEFAULT_API_URL}).",
     )(command)
 
 
@@ -184,7 +184,7 @@ def format_option(command: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
         "--format",
         "fmt",
-        type=click.Choice(["text", "markdown", "json"]),
+        type=click.Choice(FORMATS),
         default="text",
         show_default=True,
     )(command)

@@ -16,6 +16,7 @@ from typing import Any
 from ruamel.yaml import YAML
 
 from reconciler.live import LiveSource
+from reconciler.plan import same_json
 from reconciler.specs import (
     DEPLOYMENT_MODELS,
     deployment_defaults,
@@ -90,7 +91,8 @@ def exported_source(source: LiveSource, taken: set[str]) -> dict[str, Any]:
         if api not in source.deployment:
             continue
         value = source.deployment[api]
-        if api in defaults and value == defaults[api]:
+        # Compared as the planner compares: a live 300.0 is not the default 300.
+        if api in defaults and same_json(value, defaults[api]):
             continue
         deployment[api] = value
     spec["deployment"] = deployment

@@ -229,6 +229,39 @@ class _Claims:
     next_source: int = 0
 
 
+class UnreadableReference(Exception):
+    """A `{env:}` or `{file:}` reference whose value cannot be read; the message says why."""
+
+
+def read_reference(
+    kind: str, target: str, *, environ: Mapping[str, str], shown_as: str | None = None
+) -> str:
+    """The value behind `{env: target}` or `{file: target}` (an absolute path).
+
+    The one reader of references, used when loading and when applying a saved plan, so
+    both refuse the same things: unset or empty values, files that are too large or not
+    regular files, text that is not UTF-8.
+    """
+    name = shown_as or target
+    if kind == "env":
+        if target not in environ:
+            raise UnreadableReference(f"environment variable {name} is not set")
+        if not environ[target]:
+            raise UnreadableReference(f"environment variable {name} is empty")
+        return environ[target]
+    try:
+        value = _read_limited(target, MAX_REFERENCED_BYTES, regular_only=True).decode("utf-8")
+    except _Unreadable as exc:
+        raise UnreadableReference(f"cannot read {name}: {exc.reason}") from None
+    except UnicodeDecodeError:
+        raise UnreadableReference(f"cannot read {name}: not readable as UTF-8 text") from None
+    # Editors end files with a newline that is not part of the secret.
+    value = value.rstrip("\r\n")
+    if not value:
+        raise UnreadableReference(f"file {name} is empty")
+    return value
+
+
 class _DesiredFile:
     """One file: its YAML tree (for positions), its plain data (for pydantic), its errors."""
 
@@ -425,32 +458,14 @@ class _DesiredFile:
 
     def _reference_value(self, loc: Loc, reference: dict[str, str]) -> str | None:
         ((kind, name),) = reference.items()
-        if kind == "env":
-            if name not in self.environ:
-                # No command in the text: plan and apply print it too (validate's summary
-                # adds the --no-resolve hint).
-                self._unread(loc, f"environment variable {name} is not set")
-                return None
-            value = self.environ[name]
-            if not value:
-                self._unread(loc, f"environment variable {name} is empty")
-                return None
-            return value
+        path = self._file_path(name) if kind == "file" else name
         try:
-            raw = _read_limited(self._file_path(name), MAX_REFERENCED_BYTES, regular_only=True)
-            value = raw.decode("utf-8")
-        except _Unreadable as exc:
-            self._unread(loc, f"cannot read {name}: {exc.reason}")
+            return read_reference(kind, path, environ=self.environ, shown_as=name)
+        except UnreadableReference as exc:
+            # No command in the text: plan and apply print it too (validate's summary
+            # adds the --no-resolve hint).
+            self._unread(loc, str(exc))
             return None
-        except UnicodeDecodeError:
-            self._unread(loc, f"cannot read {name}: not readable as UTF-8 text")
-            return None
-        # Editors end files with a newline that is not part of the secret.
-        value = value.rstrip("\r\n")
-        if not value:
-            self._unread(loc, f"file {name} is empty")
-            return None
-        return value
 
     def _unread(self, loc: Loc, message: str) -> None:
         spot = self._locate(loc)

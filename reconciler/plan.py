@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from reconciler.secrets import parse_annotation
-
-FORMAT_VERSION = 1
 
 # Markers shown instead of secret values.
 WRITE_ONLY = "(write-only)"
@@ -125,6 +123,17 @@ def plan_json_schema() -> dict[str, JsonValue]:
         **Plan.model_json_schema(mode="serialization"),
     }
     return schema
+
+
+def same_json(a: Any, b: Any) -> bool:
+    """Equal as JSON values: `true` and `1`, or `1` and `1.0`, stay different."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same_json(a[key], b[key]) for key in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(map(same_json, a, b))
+    return bool(a == b)
 
 
 def compute_digest(actions: list[Action]) -> str:

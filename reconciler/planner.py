@@ -30,6 +30,7 @@ from reconciler.plan import (
     Summary,
     UnmanagedSource,
     compute_digest,
+    same_json,
 )
 from reconciler.secrets import (
     UNRESOLVED,
@@ -245,17 +246,6 @@ def _normalized(name: str, value: Any) -> Any:
     return value
 
 
-def _same(a: Any, b: Any) -> bool:
-    """Equal as JSON values: `true` and `1`, or `1` and `1.0`, stay different."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(_same(a[key], b[key]) for key in a)
-    if isinstance(a, list):
-        return len(a) == len(b) and all(map(_same, a, b))
-    return bool(a == b)
-
-
 def _secret_placeholder(deployment: DeploymentBase, name: str) -> dict[str, JsonValue]:
     python_name = next(p for p, api in deployment_fields(type(deployment)) if api == name)
     ref = getattr(deployment, python_name)
@@ -314,7 +304,7 @@ def _compare(
             changed.append(name)
             continue
         have = _normalized(name, live.deployment[name])
-        if not _same(have, want):
+        if not same_json(have, want):
             changes.append(Change(path=f"deployment.{name}", before=have, after=want))
             changed.append(name)
 

@@ -268,7 +268,12 @@ async def apply_with_report(
     on_result: Callable[[ActionResult], None] | None = None,
     on_status: Callable[[LiveSource], None] | None = None,
 ) -> ApplyReport:
-    """Apply a plan with one paced client; with `wait`, poll until touched sources deploy."""
+    """Apply a plan with one paced client; with `wait`, poll until touched sources deploy.
+
+    A `saved` plan must have been made against this connection's API.
+    """
+    if saved:
+        check_plan_target(result, connection)
     async with connection.client() as client:
         report = await apply_plan(
             result,

@@ -273,3 +273,18 @@ def test_the_marker_records_the_secret_actually_sent_not_the_one_planned(
     same, rotated = asyncio.run(go())
     assert same.actions == []
     assert [c.path for a in rotated.actions for c in a.changes] == ["deployment.s3_secret_key"]
+
+
+@pytest.mark.parametrize(
+    ("locator", "environ", "reason"),
+    [
+        ({"env": "APPLIER_SECRET"}, {"APPLIER_SECRET": ""}, "variable APPLIER_SECRET is empty"),
+        ({"file": "/dev/zero"}, {}, "cannot read /dev/zero: not a regular file"),
+    ],
+)  # fmt: skip
+def test_applying_reads_secrets_by_the_loaders_rules(
+    locator: dict[str, str], environ: dict[str, str], reason: str
+) -> None:
+    """A saved plan's secrets are read like the file's: no empty value, no endless file."""
+    with pytest.raises(ApplyRefused, match=reason):
+        SecretResolver(environ).value(locator)

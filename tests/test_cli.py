@@ -684,3 +684,9 @@ def test_colour_only_on_a_terminal_and_no_color_honoured_when_non_empty(
     else:
         monkeypatch.setenv("NO_COLOR", value)
     assert cli._color() is coloured
+
+
+def test_a_bad_api_url_from_the_environment_is_blamed_on_the_variable(sources: Path) -> None:
+    result = invoke("plan", sources, env={"IMGIX_API_URL": "ftp://x"})
+    assert result.exit_code == 1
+    assert "IMGIX_API_URL" in result.stderr and "--api-url" not in result.stderr

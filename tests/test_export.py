@@ -129,3 +129,12 @@ def test_any_names_give_valid_unique_variables(names: list[str]) -> None:
         assert VALID_VARIABLE.fullmatch(variable), variable
         assert len(variable) <= MAX_VARIABLE_LENGTH
         assert not variable.startswith("GITHUB_")
+
+
+def test_a_live_value_of_another_json_type_than_the_default_is_kept() -> None:
+    """The planner tells 300.0 from 300: export must keep it, or the file would plan a change."""
+    odd = BLOG.model_copy(update={"deployment": {**BLOG.deployment, "cache_ttl_error": 300.0}})
+    (source,) = export_document([odd])["sources"]
+    assert source["deployment"]["cache_ttl_error"] == 300.0
+    (plain,) = export_document([BLOG])["sources"]
+    assert "cache_ttl_error" not in plain["deployment"]

@@ -7,7 +7,7 @@ PUBLIC = {
     "connect", "Connection", "ConfigurationError", "ImgixClient", "ApiError", "ClientError",
     "LiveSource",
     # plan and render
-    "plan_files", "PlanResult", "PlanOptions", "PlanError", "Plan", "Action", "Change", "Notice",
+    "plan_files", "PlanResult", "PlanError", "PlanFileError", "Plan", "Action", "Change", "Notice",
     "render", "read_plan_file", "export_yaml",
     # apply
     "apply_with_report", "ApplyReport", "ActionResult", "ApplyRefused", "StalePlan",

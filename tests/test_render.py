@@ -174,19 +174,19 @@ def test_unknown_format_is_refused(the_plan: Plan) -> None:
 
 def test_drift_view_words_the_same_plan_for_a_scheduled_check(the_plan: Plan) -> None:
     s = the_plan.summary
-    drift_text = render(the_plan, "text", view="drift")
+    drift_text = render(the_plan, "text", view="drift", drifted=True)
     assert drift_text.startswith(
         f"Drift: {s.create} missing from imgix, {s.patch} differing from the files, "
         f"{s.unchanged} in sync, {s.unmanaged} unmanaged."
     )
     # Same body as the plan: only the wording of the headline changes.
     assert drift_text.splitlines()[1:] == render(the_plan, "text").splitlines()[1:]
-    drift_markdown = render(the_plan, "markdown", view="drift")
+    drift_markdown = render(the_plan, "markdown", view="drift", drifted=True)
     assert drift_markdown.splitlines()[:2] == [
         "<!-- imgix-reconciler:drift -->",
         "### imgix-reconciler drift",
     ]
-    assert render(the_plan, "json", view="drift") == render(the_plan, "json")
+    assert render(the_plan, "json", view="drift", drifted=True) == render(the_plan, "json")
 
 
 def test_drift_view_of_an_empty_plan_says_in_sync() -> None:
@@ -195,7 +195,7 @@ def test_drift_view_of_an_empty_plan_says_in_sync() -> None:
         summary=Summary(create=0, patch=0, unchanged=3, unmanaged=1),
         actions=[],
     )
-    assert render(empty, "text", view="drift").startswith(
+    assert render(empty, "text", view="drift", drifted=False).startswith(
         "In sync: 3 sources match the files, 1 unmanaged."
     )
 
@@ -264,8 +264,9 @@ def test_coloured_text_carries_only_its_own_colour_escapes() -> None:
 
 @pytest.mark.parametrize("view", ["plan", "drift"])
 def test_markdown_keeps_hostile_names_inside_their_cell_and_summary(view: Any) -> None:
-    output = render(nasty_plan(), "markdown", view=view)
-    plain = render(nasty_plan("x"), "markdown", view=view)
+    verdict = True if view == "drift" else None
+    output = render(nasty_plan(), "markdown", view=view, drifted=verdict)
+    plain = render(nasty_plan("x"), "markdown", view=view, drifted=verdict)
     assert not UNSAFE.search(output)
     assert len(output.splitlines()) == len(plain.splitlines())
     assert output.count("</summary>") == output.count("<summary>") == 2
@@ -314,7 +315,7 @@ def test_counts_agree_with_their_nouns() -> None:
         summary=Summary(create=0, patch=0, unchanged=1, unmanaged=0),
         actions=[],
     )
-    assert render(one_in_sync, "text", view="drift").startswith(
+    assert render(one_in_sync, "text", view="drift", drifted=False).startswith(
         "In sync: 1 source matches the files, 0 unmanaged."
     )
     one = Plan(
@@ -357,3 +358,8 @@ def test_drift_resting_on_notices_alone_is_not_called_in_sync(the_plan: Plan) ->
         assert "In sync" not in shown
         assert "Drift: changed outside imgix-reconciler (see the notices)" in shown
     assert "In sync" in render(quiet, "text", view="drift", drifted=False)
+
+
+def test_the_drift_view_shows_the_verdict_it_is_given_and_never_guesses(the_plan: Plan) -> None:
+    with pytest.raises(ValueError, match="drift verdict"):
+        render(the_plan, "text", view="drift")

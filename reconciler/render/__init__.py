@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from reconciler.plan import Plan
 from reconciler.render import json, markdown, text
 from reconciler.render.values import View
 
-Format = Literal["text", "markdown", "json"]
 FORMATS: tuple[str, ...] = ("text", "markdown", "json")
 
 

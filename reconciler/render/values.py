@@ -62,13 +62,14 @@ View = Literal["plan", "drift"]
 def headline(plan: Plan, view: View = "plan", drifted: bool | None = None) -> str:
     """One line saying what the plan does, or (`drift`) how live state differs from the file.
 
-    `drifted` is the drift command's verdict, which can also rest on notices (a secret
-    changed outside git, a missing marker with --require-marker); by default, any action.
+    `drifted` is the drift command's verdict (`reconcile.drift_findings`), which can rest
+    on notices too (a secret changed outside git, a missing marker with --require-marker):
+    the renderer shows it, never guesses it.
     """
     s = plan.summary
     if view == "drift":
         if drifted is None:
-            drifted = bool(plan.actions)
+            raise ValueError("the drift view needs the drift verdict (drifted=True/False)")
         if drifted and not plan.actions:
             return (
                 "Drift: changed outside imgix-reconciler (see the notices), "
