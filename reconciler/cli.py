@@ -412,8 +412,12 @@ def _print_report(report: ApplyReport) -> None:
         if result.error:
             line += f": {result.error}"
         click.echo(line)
-    applied = len(report.results) - len(report.failed)
-    click.echo(f"Apply: {applied} applied, {len(report.failed)} failed.")
+    outcomes = [result.outcome for result in report.results]
+    skipped = outcomes.count("skipped")
+    click.echo(
+        f"Apply: {outcomes.count('applied')} applied, {outcomes.count('failed')} failed."
+        + (f" {skipped} not attempted (waiting for a failed action)." if skipped else "")
+    )
 
 
 @main.command("export")

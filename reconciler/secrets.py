@@ -36,6 +36,7 @@ from reconciler.specs import (
     SecretRef,
     all_secret_fields,
     api_name,
+    deployment_type,
     secret_fields,
 )
 
@@ -198,14 +199,6 @@ def declared_secrets(deployment: DeploymentBase) -> dict[str, SecretRef]:
         if api in names and isinstance(value, SecretRef):
             declared[api] = value
     return declared
-
-
-_TYPE_OF_MODEL = {model: kind for kind, model in DEPLOYMENT_MODELS.items()}
-
-
-def deployment_type(model: type[DeploymentBase]) -> str:
-    """The `type` value of a deployment model."""
-    return _TYPE_OF_MODEL[model]
 
 
 def origin_moved(

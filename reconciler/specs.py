@@ -562,11 +562,12 @@ def ignore_changes_error(
         "ignore_changes",
         "ignore_changes names {unknown}, which is not an attribute of a {type} "
         "source (use name, enabled or deployment.<attribute>)",
-        {"unknown": ", ".join(unknown), "type": _type_of(model)},
+        {"unknown": ", ".join(unknown), "type": deployment_type(model)},
     )
 
 
-def _type_of(model: type[DeploymentBase]) -> str:
+def deployment_type(model: type[DeploymentBase]) -> str:
+    """The `type` value of a deployment model."""
     return next(kind for kind, candidate in DEPLOYMENT_MODELS.items() if candidate is model)
 
 
