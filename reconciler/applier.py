@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from reconciler import redact
-from reconciler.live import LiveSource
+from reconciler.live import HOSTNAME_FIELDS, LiveSource
 from reconciler.loader import UnreadableReference, read_reference
 from reconciler.plan import Action, Plan
 from reconciler.secrets import recording_annotation, stamp_fingerprints
@@ -58,6 +58,8 @@ class ApplyReport:
 
     results: list[ActionResult] = field(default_factory=list)
     writes: int = 0
+    # With --wait: ids of touched sources still deploying when the wait gave up.
+    still_deploying: list[str] = field(default_factory=list)
 
     @property
     def failed(self) -> list[ActionResult]:
@@ -66,8 +68,8 @@ class ApplyReport:
 
     @property
     def ok(self) -> bool:
-        """Whether every action applied."""
-        return not self.failed
+        """Whether every action applied (and, when waited for, deployed)."""
+        return not self.failed and not self.still_deploying
 
     @property
     def touched_ids(self) -> list[str]:
@@ -90,9 +92,10 @@ def check_permissions(plan: Plan, *, allow_disable: bool) -> None:
 
 
 def check_fresh(plan: Plan, live: Sequence[LiveSource]) -> None:
-    """Refuse a saved plan whose touched sources changed since it was made."""
+    """Refuse a saved plan whose touched sources changed, or whose claims were taken, since."""
     by_id = {source.id: source for source in live}
-    taken = {host: source for source in live for host in source.hostnames}
+    owner = {host: source.id for source in live for host in source.hostnames}
+    released = _released_hostnames(plan, by_id)
     stale: list[str] = []
     for action in plan.actions:
         if action.id is not None:
@@ -101,10 +104,13 @@ def check_fresh(plan: Plan, live: Sequence[LiveSource]) -> None:
                 stale.append(f"{action.source} ({action.id}) no longer exists")
             elif now.fingerprint() != action.live_fingerprint:
                 stale.append(f"{action.source} ({action.id}) changed")
-        else:
-            claimed = sorted(_claimed_hostnames(action) & taken.keys())
-            if claimed:
-                stale.append(f"{action.source}: {', '.join(claimed)} now taken")
+        taken = sorted(
+            host
+            for host in _claimed_hostnames(action)
+            if owner.get(host, action.id) != action.id and host not in released
+        )
+        if taken:
+            stale.append(f"{action.source}: {', '.join(taken)} now taken")
     if stale:
         raise StalePlan(
             "the saved plan is stale, nothing was written: "
@@ -113,16 +119,34 @@ def check_fresh(plan: Plan, live: Sequence[LiveSource]) -> None:
         )
 
 
+def _hostname_lists(action: Action) -> dict[str, set[str]]:
+    """The hostname lists the action's writes set (a patch sends only the changed ones)."""
+    lists: dict[str, set[str]] = {}
+    for write in action.writes:
+        deployment = write.get("deployment")
+        if not isinstance(deployment, dict):
+            continue
+        for key in HOSTNAME_FIELDS:
+            values = deployment.get(key)
+            if isinstance(values, list):
+                lists[key] = {v for v in values if isinstance(v, str)}
+    return lists
+
+
 def _claimed_hostnames(action: Action) -> set[str]:
-    deployment = action.writes[0].get("deployment") if action.writes else None
-    if not isinstance(deployment, dict):
-        return set()
-    hosts: set[str] = set()
-    for key in ("imgix_subdomains", "custom_domains"):
-        values = deployment.get(key)
-        if isinstance(values, list):
-            hosts.update(v for v in values if isinstance(v, str))
-    return hosts
+    return set().union(*_hostname_lists(action).values())
+
+
+def _released_hostnames(plan: Plan, by_id: Mapping[str, LiveSource]) -> set[str]:
+    """Hostnames the plan's own patches give up: its other actions may claim them."""
+    released: set[str] = set()
+    for action in plan.actions:
+        live = by_id.get(action.id) if action.id is not None else None
+        if live is None:
+            continue
+        for key, wanted in _hostname_lists(action).items():
+            released |= set(live.deployment.get(key) or []) - wanted
+    return released
 
 
 # --------------------------------------------------------------------------- secrets
@@ -254,7 +278,7 @@ async def wait_until_deployed(
     sleep: Callable[[float], Any] = asyncio.sleep,
     on_status: Callable[[LiveSource], None] | None = None,
 ) -> list[str]:
-    """Poll until every source is deployed (or disabled); return the ids still deploying."""
+    """Poll while sources are deploying; return the ids still deploying when `timeout` ends."""
     pending = list(dict.fromkeys(source_ids))
     waited = 0.0
     while pending:
@@ -262,7 +286,7 @@ async def wait_until_deployed(
         for source in sources:
             if on_status is not None:
                 on_status(source)
-        pending = [s.id for s in sources if s.deployment_status not in ("deployed", "disabled")]
+        pending = [s.id for s in sources if s.deployment_status == "deploying"]
         if not pending or waited >= timeout:
             break
         await sleep(interval)

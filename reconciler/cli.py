@@ -42,6 +42,7 @@ from reconciler.reconcile import (
     read_plan_file,
 )
 from reconciler.render import FORMATS, render
+from reconciler.render.values import escaped
 
 # product.md's exit codes.
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_PARTIAL, EXIT_STALE = 0, 1, 2, 3, 4
@@ -389,7 +390,7 @@ def _confirm(plan: Plan, auto_approve: bool) -> None:
 
 
 def _progress(result: ActionResult) -> None:
-    click.echo(f"  {result.outcome}: {result.action} {result.source}", err=True)
+    click.echo(f"  {result.outcome}: {result.action} {escaped(result.source)}", err=True)
 
 
 def _deploy_status_printer() -> Callable[[LiveSource], None]:
@@ -399,19 +400,24 @@ def _deploy_status_printer() -> Callable[[LiveSource], None]:
     def show(source: LiveSource) -> None:
         if last.get(source.id, "") != source.deployment_status:
             last[source.id] = source.deployment_status
-            click.echo(f"  {source.name}: {source.deployment_status}", err=True)
+            status = escaped(str(source.deployment_status))
+            click.echo(f"  {escaped(source.name)}: {status}", err=True)
 
     return show
 
 
 def _print_report(report: ApplyReport) -> None:
+    # Names and API messages come from outside: escaped, they cannot forge a log line.
     for result in report.results:
-        line = f"{result.outcome}: {result.action} {result.source}"
+        line = f"{result.outcome}: {result.action} {escaped(result.source)}"
         if result.source_id:
-            line += f" ({result.source_id})"
+            line += f" ({escaped(result.source_id)})"
         if result.error:
-            line += f": {result.error}"
+            line += f": {escaped(result.error)}"
         click.echo(line)
+    if report.still_deploying:
+        ids = ", ".join(report.still_deploying)
+        click.echo(f"Still deploying when --wait gave up: {ids}.")
     outcomes = [result.outcome for result in report.results]
     skipped = outcomes.count("skipped")
     click.echo(

@@ -16,6 +16,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+# The deployment attributes that hold hostnames, unique across all of imgix.
+HOSTNAME_FIELDS = ("imgix_subdomains", "custom_domains")
+
 
 class LiveSource(BaseModel):
     """One source as the API returned it."""
@@ -57,9 +60,7 @@ class LiveSource(BaseModel):
     @property
     def hostnames(self) -> frozenset[str]:
         """Subdomains and custom domains this source claims."""
-        subdomains = self.deployment.get("imgix_subdomains") or []
-        domains = self.deployment.get("custom_domains") or []
-        return frozenset([*subdomains, *domains])
+        return frozenset(host for key in HOSTNAME_FIELDS for host in self.deployment.get(key) or [])
 
     def fingerprint(self) -> str:
         """A stable hash of what a plan depends on: saved plans compare it before applying."""

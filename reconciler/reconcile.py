@@ -10,7 +10,7 @@ import hmac
 import json
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import httpx
@@ -285,5 +285,6 @@ async def apply_with_report(
             on_result=on_result,
         )
         if wait and report.touched_ids:
-            await wait_until_deployed(client, report.touched_ids, on_status=on_status)
+            pending = await wait_until_deployed(client, report.touched_ids, on_status=on_status)
+            report = replace(report, still_deploying=pending)
     return report

@@ -12,6 +12,7 @@ from conftest import FakeClock
 
 from reconciler.applier import (
     ApplyRefused,
+    ApplyReport,
     SecretResolver,
     StalePlan,
     apply_plan,
@@ -288,3 +289,45 @@ def test_applying_reads_secrets_by_the_loaders_rules(
     """A saved plan's secrets are read like the file's: no empty value, no endless file."""
     with pytest.raises(ApplyRefused, match=reason):
         SecretResolver(environ).value(locator)
+
+
+def test_a_saved_plan_may_claim_what_its_own_patches_release(
+    emulator_store: SourceStore, fake_clock: FakeClock
+) -> None:
+    old = seed(emulator_store, "Old", ["acme-old", "acme-moving"])
+    release = patch(emulator_store, old, {"deployment": {"imgix_subdomains": ["acme-old"]}})
+    claim = create("New", ["acme-new", "acme-moving"]).model_copy(
+        update={"depends_on": [release.key]}
+    )
+    report = run(emulator_store, fake_clock, make_plan(release, claim), saved=True)
+    assert report.ok
+
+
+def test_a_saved_patch_whose_claim_was_taken_since_is_stale(
+    emulator_store: SourceStore, fake_clock: FakeClock
+) -> None:
+    mine = seed(emulator_store, "Mine", ["acme-mine"])
+    grow = patch(
+        emulator_store, mine, {"deployment": {"imgix_subdomains": ["acme-mine", "acme-extra"]}}
+    )
+    seed(emulator_store, "Intruder", ["acme-extra"])
+    emulator_store.request_log.clear()
+    with pytest.raises(StalePlan, match="Mine: acme-extra now taken"):
+        run(emulator_store, fake_clock, make_plan(grow), saved=True)
+    assert writes_in(emulator_store) == []
+
+
+def test_a_wait_that_gives_up_names_what_is_still_deploying(
+    emulator_store: SourceStore, fake_clock: FakeClock
+) -> None:
+    emulator_store.deploy_delay = 10_000
+    source_id = seed(emulator_store, "Slow", ["acme-slow"])
+
+    async def go() -> list[str]:
+        async with client_for(emulator_store, fake_clock) as client:
+            return await wait_until_deployed(
+                client, [source_id], interval=2.0, timeout=6.0, sleep=fake_clock.sleep
+            )
+
+    assert asyncio.run(go()) == [source_id]
+    assert not ApplyReport(still_deploying=[source_id]).ok

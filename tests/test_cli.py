@@ -681,3 +681,21 @@ def test_a_bad_api_url_from_the_environment_is_blamed_on_the_variable(sources: P
     result = invoke("plan", sources, env={"IMGIX_API_URL": "ftp://x"})
     assert result.exit_code == 1
     assert "IMGIX_API_URL" in result.stderr and "--api-url" not in result.stderr
+
+
+def test_apply_progress_and_report_cannot_be_forged_by_a_source_name(
+    store: SourceStore, emulator_url: str, tmp_path: Path
+) -> None:
+    evil = tmp_path / "sources.yaml"
+    evil.write_text(
+        "version: 1\nsources:\n"
+        '  - name: "Evil\\e]0;pwned\\a\\nApply: 0 applied, 0 failed."\n'
+        "    deployment:\n      type: webfolder\n      imgix_subdomains: [evil-1]\n"
+        "      webfolder_base_url: https://evil.example/\n"
+    )
+    result = invoke("apply", evil, "--auto-approve", "--api-url", emulator_url)
+    assert result.exit_code == 0, result.output
+    assert "\x1b" not in result.output + result.stderr
+    assert [line for line in result.stdout.splitlines() if line.startswith("Apply:")] == [
+        "Apply: 1 applied, 0 failed."
+    ]
