@@ -18,6 +18,7 @@ from reconciler.live import HOSTNAME_FIELDS, LiveSource
 from reconciler.loader import UnreadableReference, read_reference
 from reconciler.plan import Action, Plan
 from reconciler.secrets import recording_annotation, stamp_fingerprints
+from reconciler.specs import secret_value_problem
 
 
 class ApplyRefused(Exception):
@@ -170,12 +171,21 @@ class SecretResolver:
         redact.register(value)
         return value
 
-    def resolve(self, body: Any) -> Any:
-        """A copy of `body` with every `{"secret": locator}` placeholder replaced by its value."""
+    def resolve(self, body: Any, field: str | None = None) -> Any:
+        """A copy of `body` with every `{"secret": locator}` placeholder replaced by its value.
+
+        Each value must pass its attribute's checks (a 32-character handshake...) here,
+        before any write, as the loader would have checked it.
+        """
         if isinstance(body, dict):
             if set(body) == {"secret"} and isinstance(body["secret"], dict):
-                return self.value(body["secret"])
-            return {key: self.resolve(value) for key, value in body.items()}
+                value = self.value(body["secret"])
+                problem = secret_value_problem(field, value) if field else None
+                if problem:
+                    where = ", ".join(f"{k}: {v}" for k, v in body["secret"].items())
+                    raise ApplyRefused(f"{field} (from {{{where}}}) {problem}")
+                return value
+            return {key: self.resolve(value, key) for key, value in body.items()}
         if isinstance(body, list):
             return [self.resolve(item) for item in body]
         return body

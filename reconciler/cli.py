@@ -252,7 +252,9 @@ def plan_command(
             plan_files(files, connection, targets=targets, resend_secrets=resend_secrets)
         )
         if out is not None:
-            write_atomically(out, result.plan.to_json() + "\n")
+            # Files pass the redaction point like the streams: a secret value reused by
+            # mistake in a plain attribute is masked (and the plan then fails its digest).
+            write_atomically(out, redact.scrub(result.plan.to_json() + "\n"))
         click.echo(render(result.plan, fmt, color=_color()))
     if detailed_exitcode and result.plan.has_changes:
         raise SystemExit(EXIT_CHANGES)
@@ -437,5 +439,5 @@ def export_command(out: Path | None, api_url: str | None, emulator: bool) -> Non
         if out is None:
             click.echo(text, nl=False)
         else:
-            write_atomically(out, text)
+            write_atomically(out, redact.scrub(text))
             click.echo(f"Wrote {out}.", err=True)

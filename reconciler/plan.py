@@ -136,15 +136,18 @@ def same_json(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-def compute_digest(actions: list[Action]) -> str:
+def compute_digest(actions: list[Action], api_url: str | None = None) -> str:
     """Hash of the normalized actions (never of rendered text): same plan, same digest.
 
-    The annotation marker's fingerprints are left out: they are bookkeeping a reviewer
-    cannot judge, and a plan made without the secrets (a fork's pull request) must have
-    the digest of the same plan made with them at apply time. A changed secret still
-    changes the digest, through the change that sends it.
+    The API the plan targets is covered when known, so a saved plan cannot be pointed
+    elsewhere by editing it. The annotation marker's fingerprints are left out: they are
+    bookkeeping a reviewer cannot judge, and a plan made without the secrets (a fork's
+    pull request) must have the digest of the same plan made with them at apply time. A
+    changed secret still changes the digest, through the change that sends it.
     """
-    payload = [_normalized_action(action) for action in actions]
+    payload: object = [_normalized_action(action) for action in actions]
+    if api_url is not None:
+        payload = {"api_url": api_url.rstrip("/"), "actions": payload}
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 

@@ -60,6 +60,8 @@ class PlanOptions:
     fingerprint_key: bytes
     resend_secrets: bool = False
     targets: frozenset[str] = frozenset()
+    # The API the plan is for: recorded in the plan and covered by its digest.
+    api_url: str | None = None
 
 
 class PlanError(Exception):
@@ -118,7 +120,8 @@ def plan(desired: DesiredState, live: Sequence[LiveSource], options: PlanOptions
         unmanaged=len(unmanaged),
     )
     return Plan(
-        digest=compute_digest(ordered),
+        api_url=options.api_url,
+        digest=compute_digest(ordered, options.api_url),
         summary=summary,
         actions=ordered,
         unmanaged=unmanaged,

@@ -190,9 +190,10 @@ async def plan_files(
         fingerprint_key=fingerprint_key(connection, environ),
         resend_secrets=resend_secrets,
         targets=frozenset(targets),
+        api_url=connection.api_url,
     )
     try:
-        made = plan(desired.state, live, options).model_copy(update={"api_url": connection.api_url})
+        made = plan(desired.state, live, options)
     except PlanError as error:
         if not error.spec_indices:
             raise
@@ -232,7 +233,7 @@ def read_plan_file(path: Path) -> Plan:
         raise PlanFileError(
             f"{path}: not a plan document written by `plan --out` ({first})"
         ) from None
-    if compute_digest(plan.actions) != plan.digest:
+    if compute_digest(plan.actions, plan.api_url) != plan.digest:
         raise PlanFileError(f"{path}: the actions do not match the plan's digest (edited?)")
     return plan
 

@@ -12,6 +12,7 @@ by passing `context={"wire": True}`.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from pydantic import (
     GetCoreSchemaHandler,
     GetJsonSchemaHandler,
     Strict,
+    TypeAdapter,
     ValidationError,
     ValidationInfo,
     ValidatorFunctionWrapHandler,
@@ -593,6 +595,26 @@ def secret_fields(model: type[DeploymentBase]) -> dict[str, Secret]:
         for marker in info.metadata
         if isinstance(marker, Secret)
     }
+
+
+@functools.cache
+def _secret_adapter(field: str) -> TypeAdapter[Any] | None:
+    for model in DEPLOYMENT_MODELS.values():
+        if field in secret_fields(model):
+            return TypeAdapter(model.model_fields[field].rebuild_annotation())
+    return None
+
+
+def secret_value_problem(field: str, value: str) -> str | None:
+    """Why `value` cannot be sent as the secret attribute `field`, by the models' own checks."""
+    adapter = _secret_adapter(field)
+    if adapter is None:
+        return None
+    try:
+        adapter.validate_python(value, context={"wire": True})
+    except ValidationError as error:
+        return str(error.errors(include_input=False)[0]["msg"])
+    return None
 
 
 def all_secret_fields() -> frozenset[str]:

@@ -331,3 +331,41 @@ def test_a_wait_that_gives_up_names_what_is_still_deploying(
 
     assert asyncio.run(go()) == [source_id]
     assert not ApplyReport(still_deploying=[source_id]).ok
+
+
+def test_a_secret_read_at_apply_time_must_pass_its_attributes_checks(
+    emulator_store: SourceStore, fake_clock: FakeClock
+) -> None:
+    """A saved plan applied with a malformed secret is refused before any write (exit 1)."""
+    action = Action(
+        action="create",
+        source="Proxy",
+        id=None,
+        changes=[],
+        writes=[
+            {
+                "name": "Proxy",
+                "deployment": {
+                    "type": "webproxy",
+                    "imgix_subdomains": ["acme-proxy"],
+                    "request_handshake": {"secret": {"env": "APPLIER_SECRET"}},
+                },
+            }
+        ],
+    )
+    short = "short-canary-value"
+
+    async def go() -> None:
+        async with client_for(emulator_store, fake_clock) as client:
+            await apply_plan(
+                make_plan(action), client, resolver=SecretResolver({"APPLIER_SECRET": short})
+            )
+
+    with pytest.raises(ApplyRefused) as refused:
+        asyncio.run(go())
+    assert str(refused.value) == (
+        "request_handshake (from {env: APPLIER_SECRET}) must be exactly 32 latin-1 "
+        f"characters (the value has {len(short)})"
+    )
+    assert short not in str(refused.value)
+    assert writes_in(emulator_store) == []

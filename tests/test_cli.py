@@ -699,3 +699,43 @@ def test_apply_progress_and_report_cannot_be_forged_by_a_source_name(
     assert [line for line in result.stdout.splitlines() if line.startswith("Apply:")] == [
         "Apply: 1 applied, 0 failed."
     ]
+
+
+@pytest.mark.parametrize("edit", ["retarget", "delete"])
+def test_a_saved_plan_whose_api_url_was_edited_is_refused(
+    store: SourceStore, emulator_url: str, sources: Path, tmp_path: Path, edit: str
+) -> None:
+    saved = tmp_path / "plan.json"
+    assert (
+        invoke("plan", sources, "--out", saved, "--api-url", emulator_url, env=CANARY_ENV).exit_code
+        == 0
+    )
+    document = json.loads(saved.read_text())
+    if edit == "retarget":
+        document["api_url"] = "http://emulator"
+    else:
+        del document["api_url"]
+    saved.write_text(json.dumps(document))
+    mark = len(store.request_log)
+    result = invoke("apply", saved, "--auto-approve", "--emulator", env=CANARY_ENV)
+    assert result.exit_code == 1
+    assert "do not match the plan's digest" in result.stderr
+    assert writes_since(store, mark) == []
+
+
+def test_a_secret_reused_in_a_plain_attribute_never_reaches_a_saved_plan(
+    store: SourceStore, emulator_url: str, tmp_path: Path
+) -> None:
+    reused = tmp_path / "sources.yaml"
+    reused.write_text(
+        "version: 1\nsources:\n  - name: Reused\n    deployment:\n      type: webfolder\n"
+        "      imgix_subdomains: [reused-1]\n      webfolder_base_url: https://r.example/\n"
+        "      username: {env: REUSED_SECRET}\n      password: {env: REUSED_SECRET}\n"
+    )
+    saved = tmp_path / "plan.json"
+    env = {"REUSED_SECRET": "reused-canary-4471"}
+    made = invoke("plan", reused, "--out", saved, "--api-url", emulator_url, env=env)
+    assert made.exit_code == 0, made.output
+    assert "reused-canary-4471" not in saved.read_text() + made.output + made.stderr
+    refused = invoke("apply", saved, "--auto-approve", "--api-url", emulator_url, env=env)
+    assert refused.exit_code == 1 and "digest" in refused.stderr
