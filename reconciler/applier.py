@@ -255,7 +255,7 @@ async def apply_plan(
                     writes += 1
                     # A disabled source refuses the patch; enabling it only to record a
                     # hash would serve traffic the file does not want: record next time.
-                    if action.record_encrypted and "deployment" in body and returned.enabled:
+                    if action.record_encrypted and returned.enabled:
                         annotation = recording_annotation(returned.deployment)
                         if annotation is not None:
                             await api.update_source(

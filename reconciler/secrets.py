@@ -176,7 +176,7 @@ def recording_annotation(deployment: Mapping[str, Any]) -> str | None:
     encrypted = {
         name: encrypted_digest(value)
         for name, attribute in encrypted_fields(model).items()
-        if name in annotation.marker.fingerprints
+        if annotation.marker.fingerprints.get(name, UNKNOWN) != UNKNOWN
         and isinstance(value := deployment.get(attribute), str)
     }
     if encrypted == dict(annotation.marker.encrypted):
@@ -302,5 +302,10 @@ def decide_secrets(
         fingerprints[name] = recorded_fp or UNKNOWN
     previous_encrypted = recorded.encrypted if recorded is not None else {}
     encrypted = {n: v for n, v in previous_encrypted.items() if n in fingerprints and n not in send}
-    record = bool(set(send) & set(encrypted_fields(model)))
+    # Record `*_encrypted` after sending a web secret, or when a fingerprint we hold has no
+    # record yet (the write that sent it found the source disabled).
+    unrecorded = {
+        name for name, fp in fingerprints.items() if fp != UNKNOWN and name not in encrypted
+    }
+    record = bool((set(send) | unrecorded) & set(encrypted_fields(model)))
     return SecretDecision(tuple(send), cannot_compare, fingerprints, encrypted, record)

@@ -345,3 +345,47 @@ def test_stamping_fingerprints_the_values_a_resolved_body_sends() -> None:
         stamp_fingerprints({"s3_secret_key": "v", "annotation": "by hand"}, KEY)["annotation"]
         == "by hand"
     )
+
+
+def test_a_web_source_created_disabled_gets_its_encrypted_record_once_enabled(
+    tmp_path: Path,
+) -> None:
+    environ = {"BLOG_PASSWORD": "blog-password-value"}
+    disabled = BLOG_YAML.replace("  - name: Blog\n", "  - name: Blog\n    enabled: false\n")
+    store = SourceStore(
+        limits=RateLimits(per_second=None, creates_per_hour=None, updates_per_hour=None),
+        deploy_delay=0,
+    )
+    options = PlanOptions(fingerprint_key=KEY)
+
+    def desired(text: str) -> Any:
+        (tmp_path / "sources.yaml").write_text(text)
+        return load([tmp_path / "sources.yaml"], environ=environ).state
+
+    async def scenario() -> list[str]:
+        async with ImgixClient(
+            api_key=EMULATOR_API_KEY,
+            base_url="http://emulator",
+            transport=httpx.ASGITransport(app=create_app(store)),
+            pacing=Pacing(per_second=None, creates_per_hour=None, updates_per_hour=None),
+        ) as client:
+            resolver = SecretResolver(environ)
+            for text in (disabled, BLOG_YAML):
+                made = plan(desired(text), await client.list_sources(), options)
+                assert (await apply_plan(made, client, resolver=resolver)).ok
+            (live,) = await client.list_sources()
+            marker = parse_annotation(live.deployment["annotation"]).marker
+            assert marker is not None and "password" in marker.encrypted
+            await client.update_source(
+                live.id,
+                {
+                    "deployment": {
+                        "password": "by-hand",
+                        "annotation": live.deployment["annotation"],
+                    }
+                },
+            )
+            return drift_findings(plan(desired(BLOG_YAML), await client.list_sources(), options))
+
+    findings = asyncio.run(scenario())
+    assert any("password changed outside imgix-reconciler" in f for f in findings)
