@@ -247,6 +247,8 @@ def plan_command(
 ) -> None:
     """Show what apply would change."""
     with _exit_codes():
+        if out is not None and any(out.resolve() == file.resolve() for file in files):
+            raise ConfigurationError(f"--out {out} is one of the files to plan: choose another")
         connection = connect(api_url, emulator=emulator)
         result = asyncio.run(
             plan_files(files, connection, targets=targets, resend_secrets=resend_secrets)

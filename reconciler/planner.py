@@ -38,7 +38,9 @@ from reconciler.secrets import (
     compose_annotation,
     credentials_to_resend,
     decide_secrets,
+    declared_secrets,
     encrypted_changed,
+    encrypted_fields,
     parse_annotation,
 )
 from reconciler.specs import (
@@ -339,6 +341,10 @@ def _compare(
         Change(path=f"deployment.{name}", before=WRITE_ONLY, after=WILL_BE_SENT)
         for name in secrets.send
     ]
+    cleared = [] if "type" in changed else _cleared_secrets(deployment, live, ignored)
+    changes += [
+        Change(path=f"deployment.{name}", before=WRITE_ONLY, after=None) for name in cleared
+    ]
 
     enabled = live.enabled if "enabled" in ignored else spec.enabled
     if enabled != live.enabled:
@@ -352,8 +358,13 @@ def _compare(
     first: dict[str, JsonValue] = {}
     if "name" in {c.path for c in changes}:
         first["name"] = spec.name
-    if changed or secrets.send or any(c.path == "deployment.annotation" for c in changes):
-        first["deployment"] = _deployment_write(deployment, live, changed, secrets, text)
+    if (
+        changed
+        or secrets.send
+        or cleared
+        or any(c.path == "deployment.annotation" for c in changes)
+    ):
+        first["deployment"] = _deployment_write(deployment, live, changed, secrets, text, cleared)
     action = Action(
         action="patch",
         source=spec.name,
@@ -377,6 +388,7 @@ def _deployment_write(
     changed: list[str],
     secrets: SecretDecision,
     text: str | None,
+    cleared: list[str],
 ) -> dict[str, JsonValue]:
     """The partial deployment a patch sends: changes, credentials, secrets, the marker."""
     attributes = desired_attributes(deployment)
@@ -388,8 +400,28 @@ def _deployment_write(
         body = {name: attributes[name] for name in sorted({*changed, *resend})}
     for name in secrets.send:
         body[name] = _secret_placeholder(deployment, name)
+    for name in cleared:
+        body[name] = None
     body["annotation"] = compose_annotation(text, secrets.marker())
     return body
+
+
+def _cleared_secrets(
+    deployment: DeploymentBase, live: LiveSource, ignored: frozenset[str]
+) -> list[str]:
+    """Optional secrets the file no longer declares but the live source still holds.
+
+    Omitted means the documented default (none); the API shows a held web secret by its
+    `*_encrypted` value.
+    """
+    declared = declared_secrets(deployment)
+    return sorted(
+        name
+        for name, attribute in encrypted_fields(type(deployment)).items()
+        if name not in declared
+        and live.deployment.get(attribute)
+        and f"deployment.{name}" not in ignored
+    )
 
 
 def _enabled_writes(

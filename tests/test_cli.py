@@ -739,3 +739,11 @@ def test_a_secret_reused_in_a_plain_attribute_never_reaches_a_saved_plan(
     assert "reused-canary-4471" not in saved.read_text() + made.output + made.stderr
     refused = invoke("apply", saved, "--auto-approve", "--api-url", emulator_url, env=env)
     assert refused.exit_code == 1 and "digest" in refused.stderr
+
+
+def test_plan_never_overwrites_a_file_it_plans(sources: Path) -> None:
+    before = sources.read_text()
+    result = invoke("plan", sources, "--out", sources, "--emulator")
+    assert result.exit_code == 1
+    assert "is one of the files to plan" in result.stderr
+    assert sources.read_text() == before

@@ -14,6 +14,7 @@ from reconciler.client import ImgixClient
 from reconciler.emulator import EMULATOR_API_KEY, RateLimits, SourceStore, create_app
 from reconciler.loader import load
 from reconciler.pacing import Pacing
+from reconciler.plan import Plan
 from reconciler.planner import PlanOptions, plan
 from reconciler.reconcile import drift_findings
 from reconciler.secrets import (
@@ -389,3 +390,42 @@ def test_a_web_source_created_disabled_gets_its_encrypted_record_once_enabled(
 
     findings = asyncio.run(scenario())
     assert any("password changed outside imgix-reconciler" in f for f in findings)
+
+
+def test_a_secret_removed_from_the_file_is_cleared_on_the_live_source(tmp_path: Path) -> None:
+    """Omitted means the documented default: no password. Drift would otherwise miss it."""
+    environ = {"BLOG_PASSWORD": "blog-password-value"}
+    without = BLOG_YAML.replace("      password: {env: BLOG_PASSWORD}\n", "")
+    store = SourceStore(
+        limits=RateLimits(per_second=None, creates_per_hour=None, updates_per_hour=None),
+        deploy_delay=0,
+    )
+    options = PlanOptions(fingerprint_key=KEY)
+
+    def desired(text: str) -> Any:
+        (tmp_path / "sources.yaml").write_text(text)
+        return load([tmp_path / "sources.yaml"], environ=environ).state
+
+    async def scenario() -> tuple[Plan, Plan, dict[str, Any]]:
+        async with ImgixClient(
+            api_key=EMULATOR_API_KEY,
+            base_url="http://emulator",
+            transport=httpx.ASGITransport(app=create_app(store)),
+            pacing=Pacing(per_second=None, creates_per_hour=None, updates_per_hour=None),
+        ) as client:
+            resolver = SecretResolver(environ)
+            made = plan(desired(BLOG_YAML), await client.list_sources(), options)
+            assert (await apply_plan(made, client, resolver=resolver)).ok
+            removal = plan(desired(without), await client.list_sources(), options)
+            assert (await apply_plan(removal, client, resolver=resolver)).ok
+            again = plan(desired(without), await client.list_sources(), options)
+            (live,) = await client.list_sources()
+            return removal, again, live.deployment
+
+    removal, again, deployment = asyncio.run(scenario())
+    (action,) = removal.actions
+    assert [(c.path, c.before, c.after) for c in action.changes] == [
+        ("deployment.password", "(write-only)", None)
+    ]
+    assert action.writes[0]["deployment"]["password"] is None  # type: ignore[call-overload,index]
+    assert again.actions == [] and not deployment.get("password_encrypted")
