@@ -276,6 +276,24 @@ def test_encrypted_change_is_detected_against_the_recorded_hash() -> None:
     assert encrypted_changed(WebFolderDeployment, Marker({"password": "x"}), live_changed) == []
 
 
+def unpaced_store() -> SourceStore:
+    """An emulated account without rate limits or deploy delay."""
+    return SourceStore(
+        limits=RateLimits(per_second=None, creates_per_hour=None, updates_per_hour=None),
+        deploy_delay=0,
+    )
+
+
+def client_of(store: SourceStore) -> ImgixClient:
+    """A client for `store`, in-process and unpaced."""
+    return ImgixClient(
+        api_key=EMULATOR_API_KEY,
+        base_url="http://emulator",
+        transport=httpx.ASGITransport(app=create_app(store)),
+        pacing=Pacing(per_second=None, creates_per_hour=None, updates_per_hour=None),
+    )
+
+
 BLOG_YAML = """\
 version: 1
 sources:
@@ -294,19 +312,11 @@ def test_a_secret_changed_through_the_api_behind_the_marker_is_drift(tmp_path: P
     (tmp_path / "sources.yaml").write_text(BLOG_YAML)
     environ = {"BLOG_PASSWORD": "blog-password-value"}
     desired = load([tmp_path / "sources.yaml"], environ=environ).state
-    store = SourceStore(
-        limits=RateLimits(per_second=None, creates_per_hour=None, updates_per_hour=None),
-        deploy_delay=0,
-    )
+    store = unpaced_store()
     options = PlanOptions(fingerprint_key=KEY)
 
     async def scenario() -> tuple[list[str], list[str]]:
-        async with ImgixClient(
-            api_key=EMULATOR_API_KEY,
-            base_url="http://emulator",
-            transport=httpx.ASGITransport(app=create_app(store)),
-            pacing=Pacing(per_second=None, creates_per_hour=None, updates_per_hour=None),
-        ) as client:
+        async with client_of(store) as client:
             first = plan(desired, await client.list_sources(), options)
             assert first.actions[0].record_encrypted
             assert (await apply_plan(first, client, resolver=SecretResolver(environ))).ok
@@ -353,10 +363,7 @@ def test_a_web_source_created_disabled_gets_its_encrypted_record_once_enabled(
 ) -> None:
     environ = {"BLOG_PASSWORD": "blog-password-value"}
     disabled = BLOG_YAML.replace("  - name: Blog\n", "  - name: Blog\n    enabled: false\n")
-    store = SourceStore(
-        limits=RateLimits(per_second=None, creates_per_hour=None, updates_per_hour=None),
-        deploy_delay=0,
-    )
+    store = unpaced_store()
     options = PlanOptions(fingerprint_key=KEY)
 
     def desired(text: str) -> Any:
@@ -364,12 +371,7 @@ def test_a_web_source_created_disabled_gets_its_encrypted_record_once_enabled(
         return load([tmp_path / "sources.yaml"], environ=environ).state
 
     async def scenario() -> list[str]:
-        async with ImgixClient(
-            api_key=EMULATOR_API_KEY,
-            base_url="http://emulator",
-            transport=httpx.ASGITransport(app=create_app(store)),
-            pacing=Pacing(per_second=None, creates_per_hour=None, updates_per_hour=None),
-        ) as client:
+        async with client_of(store) as client:
             resolver = SecretResolver(environ)
             for text in (disabled, BLOG_YAML):
                 made = plan(desired(text), await client.list_sources(), options)
@@ -396,10 +398,7 @@ def test_a_secret_removed_from_the_file_is_cleared_on_the_live_source(tmp_path: 
     """Omitted means the documented default: no password. Drift would otherwise miss it."""
     environ = {"BLOG_PASSWORD": "blog-password-value"}
     without = BLOG_YAML.replace("      password: {env: BLOG_PASSWORD}\n", "")
-    store = SourceStore(
-        limits=RateLimits(per_second=None, creates_per_hour=None, updates_per_hour=None),
-        deploy_delay=0,
-    )
+    store = unpaced_store()
     options = PlanOptions(fingerprint_key=KEY)
 
     def desired(text: str) -> Any:
@@ -407,12 +406,7 @@ def test_a_secret_removed_from_the_file_is_cleared_on_the_live_source(tmp_path: 
         return load([tmp_path / "sources.yaml"], environ=environ).state
 
     async def scenario() -> tuple[Plan, Plan, dict[str, Any]]:
-        async with ImgixClient(
-            api_key=EMULATOR_API_KEY,
-            base_url="http://emulator",
-            transport=httpx.ASGITransport(app=create_app(store)),
-            pacing=Pacing(per_second=None, creates_per_hour=None, updates_per_hour=None),
-        ) as client:
+        async with client_of(store) as client:
             resolver = SecretResolver(environ)
             made = plan(desired(BLOG_YAML), await client.list_sources(), options)
             assert (await apply_plan(made, client, resolver=resolver)).ok
