@@ -247,6 +247,10 @@ def plan_command(
 ) -> None:
     """Show what apply would change."""
     with _exit_codes():
+        if out is not None and str(out) == "-":
+            raise ConfigurationError(
+                "--out takes a file name; for the plan on stdout use --format json"
+            )
         if out is not None and any(out.resolve() == file.resolve() for file in files):
             raise ConfigurationError(f"--out {out} is one of the files to plan: choose another")
         connection = connect(api_url, emulator=emulator)

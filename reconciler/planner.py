@@ -105,6 +105,7 @@ def plan(desired: DesiredState, live: Sequence[LiveSource], options: PlanOptions
     for match in selected:
         if match.live is None:
             actions.append((match, _create(match.spec, options)))
+            notices.extend(_unreadable_for_create(match.spec))
             continue
         action, source_notices = _compare(match.spec, match.live, options)
         notices.extend(source_notices)
@@ -474,6 +475,22 @@ def _notices(
             )
         )
     return notices
+
+
+def _unreadable_for_create(spec: SourceSpec) -> list[Notice]:
+    """A create sends every secret: say which ones this plan could not read (apply must)."""
+    missing = sorted(n for n, ref in declared_secrets(spec.deployment).items() if not ref.resolved)
+    if not missing:
+        return []
+    return [
+        Notice(
+            source=spec.name,
+            id=None,
+            kind="cannot_compare",
+            detail=f"{', '.join(missing)} not available to this plan: apply must be able to "
+            "read it to create the source",
+        )
+    ]
 
 
 def _encrypted_notices(spec: SourceSpec, live: LiveSource, changed: list[str]) -> list[Notice]:

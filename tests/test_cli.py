@@ -747,3 +747,21 @@ def test_plan_never_overwrites_a_file_it_plans(sources: Path) -> None:
     assert result.exit_code == 1
     assert "is one of the files to plan" in result.stderr
     assert sources.read_text() == before
+
+
+def test_a_plan_without_the_secrets_says_which_creates_apply_must_read() -> None:
+    example = Path(__file__).parents[1] / "examples" / "sources.yaml"
+    result = invoke("plan", example, "--emulator", "--format", "json")
+    assert result.exit_code == 0, result.output
+    details = {n["source"]: n["detail"] for n in json.loads(result.stdout)["notices"]}
+    assert details["Product images"] == (
+        "s3_secret_key not available to this plan: apply must be able to read it to create "
+        "the source"
+    )
+
+
+def test_plan_out_dash_is_refused_with_a_pointer_to_format_json(sources: Path) -> None:
+    result = invoke("plan", sources, "--out", "-", "--emulator")
+    assert result.exit_code == 1
+    assert "--format json" in result.stderr
+    assert not Path("-").exists()
