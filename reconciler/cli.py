@@ -14,7 +14,7 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from reconciler.atomic import write_atomically
 from reconciler.client import DEFAULT_API_URL, ClientError
 from reconciler.export import export_yaml
 from reconciler.live import LiveSource
-from reconciler.loader import LoadError
+from reconciler.loader import LoadError, summarize
 from reconciler.plan import Plan
 from reconciler.planner import PlanError
 from reconciler.reconcile import (
@@ -197,13 +197,15 @@ def _color() -> bool:
 
 
 @contextlib.contextmanager
-def _exit_codes() -> Iterator[None]:
+def _exit_codes(files: Sequence[Path] = ()) -> Iterator[None]:
     """Map every failure to a message on stderr and product.md's exit code: no tracebacks."""
     try:
         yield
     except LoadError as error:
         for located in error.errors:
             click.echo(str(located), err=True)
+        if files:
+            click.echo(summarize(error.errors, [str(file) for file in files]), err=True)
         raise SystemExit(EXIT_ERROR) from None
     except StalePlan as error:
         click.echo(f"error: {error}", err=True)
@@ -246,7 +248,7 @@ def plan_command(
     emulator: bool,
 ) -> None:
     """Show what apply would change."""
-    with _exit_codes():
+    with _exit_codes(files):
         if out is not None and str(out) == "-":
             raise ConfigurationError(
                 "--out takes a file name; for the plan on stdout use --format json"
@@ -279,7 +281,7 @@ def drift_command(
     files: tuple[Path, ...], fmt: str, require_marker: bool, api_url: str | None, emulator: bool
 ) -> None:
     """Check that live sources still match the files (exit 2 when they do not)."""
-    with _exit_codes():
+    with _exit_codes(files):
         connection = connect(api_url, emulator=emulator)
         result = asyncio.run(plan_files(files, connection))
         drift = drift_findings(result.plan, require_marker=require_marker)
@@ -318,7 +320,7 @@ def apply_command(
     emulator: bool,
 ) -> None:
     """Apply the files (planning first) or a plan saved by `plan --out`."""
-    with _exit_codes():
+    with _exit_codes(inputs):
         connection = connect(api_url, emulator=emulator)
         saved = len(inputs) == 1 and is_plan_file(inputs[0])
         if saved:

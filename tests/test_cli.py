@@ -765,3 +765,11 @@ def test_plan_out_dash_is_refused_with_a_pointer_to_format_json(sources: Path) -
     assert result.exit_code == 1
     assert "--format json" in result.stderr
     assert not Path("-").exists()
+
+
+def test_plan_of_an_invalid_file_closes_with_a_summary_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\nsources:\n  - name: A\n    deployment: {type: s3}\n")
+    result = invoke("plan", bad, "--emulator")
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[-1] == "4 errors in 1 of 1 file"
