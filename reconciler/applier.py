@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from reconciler import redact
-from reconciler.live import HOSTNAME_FIELDS, LiveSource
+from reconciler.live import LiveSource
 from reconciler.loader import UnreadableReference, read_reference
 from reconciler.plan import Action, Plan
 from reconciler.secrets import recording_annotation, stamp_fingerprints
-from reconciler.specs import secret_value_problem
+from reconciler.specs import HOSTNAME_FIELDS, secret_value_problem
 
 
 class ApplyRefused(Exception):

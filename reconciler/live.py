@@ -16,8 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-# The deployment attributes that hold hostnames, unique across all of imgix.
-HOSTNAME_FIELDS = ("imgix_subdomains", "custom_domains")
+from reconciler.specs import HOSTNAME_FIELDS
 
 
 class LiveSource(BaseModel):

@@ -32,6 +32,7 @@ from reconciler import redact
 from reconciler.specs import (
     DEPLOYMENT_MODELS,
     DEPLOYMENT_TYPES,
+    HOSTNAME_FIELDS,
     DeploymentBase,
     DesiredState,
     SecretRef,
@@ -571,9 +572,7 @@ class _DesiredFile:
 
     def _check_hostname_count(self, base: Loc, deployment: dict[str, Any]) -> None:
         lists = {
-            key: value
-            for key in ("imgix_subdomains", "custom_domains")
-            if isinstance(value := deployment.get(key), list)
+            key: value for key in HOSTNAME_FIELDS if isinstance(value := deployment.get(key), list)
         }
         problem = hostname_count_error(
             len(lists.get("imgix_subdomains", [])), len(lists.get("custom_domains", []))

@@ -44,6 +44,7 @@ from reconciler.secrets import (
     parse_annotation,
 )
 from reconciler.specs import (
+    HOSTNAME_FIELDS,
     DeploymentBase,
     DesiredState,
     SourceSpec,
@@ -51,7 +52,6 @@ from reconciler.specs import (
     secret_fields,
 )
 
-HOSTNAME_FIELDS = ("imgix_subdomains", "custom_domains")
 _NOTICE_ORDER = {"deployed_outside": 0, "cannot_compare": 1, "encrypted_changed": 2}
 
 

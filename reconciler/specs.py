@@ -44,6 +44,8 @@ CACHE_TTL_ERROR_MIN, CACHE_TTL_ERROR_MAX = 1, 31536000
 MAX_HOSTNAMES = 100
 SUBDOMAIN_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
 SOURCE_ID_PATTERN = r"^[0-9a-f]{24}$"
+# The deployment attributes that hold hostnames: unique across all of imgix, compared as sets.
+HOSTNAME_FIELDS = ("imgix_subdomains", "custom_domains")
 
 DeploymentType = Literal["s3", "gcs", "azure", "webfolder", "webproxy", "s3_compatible"]
 DEPLOYMENT_TYPES: tuple[str, ...] = DeploymentType.__args__  # type: ignore[attr-defined]

@@ -40,6 +40,7 @@ from reconciler.emulator.limits import Clock, Faults, RateLimiter, RateLimits
 from reconciler.emulator.listing import Page, Resource, parse_query, select
 from reconciler.specs import (
     DEPLOYMENT_MODELS,
+    HOSTNAME_FIELDS,
     NonEmpty,
     deployment_defaults,
     deployment_fields,
@@ -53,7 +54,8 @@ STATE_VERSION = 1
 
 WRITABLE = frozenset({"name", "enabled", "deployment"})
 READ_ONLY = frozenset({"date_deployed", "deployment_status", "secure_url_token"})
-HOSTNAME_FIELDS = {"imgix_subdomains": "imgix subdomain", "custom_domains": "custom domain"}
+# How the API's messages name each kind of hostname.
+HOSTNAME_LABELS = dict(zip(HOSTNAME_FIELDS, ("imgix subdomain", "custom domain"), strict=True))
 
 _NAME = TypeAdapter(NonEmpty)
 # Every attribute of any type that a filter may name (secrets never: they are not shown).
@@ -113,7 +115,7 @@ class SourceStore:
         self.pagination_meta = pagination_meta
         # Each field's hostnames -> the ids of the sources holding them (more than one only
         # after a dashboard redeploy, which skips the checks): a check costs O(names sent).
-        self._holders: dict[str, dict[str, set[str]]] = {name: {} for name in HOSTNAME_FIELDS}
+        self._holders: dict[str, dict[str, set[str]]] = {name: {} for name in HOSTNAME_LABELS}
         self.sources = {}
         self.request_log: list[LoggedRequest] = []
         self.unprivileged_keys: set[str] = set()
@@ -367,7 +369,7 @@ class SourceStore:
             )
 
     def _check_hostnames(self, deployment: dict[str, Any], *, owner: str | None) -> None:
-        for field_name, label in HOSTNAME_FIELDS.items():
+        for field_name, label in HOSTNAME_LABELS.items():
             holders = self._holders[field_name]
             for hostname in deployment[field_name]:
                 if hostname in self.foreign_hostnames or holders.get(hostname, set()) - {owner}:
