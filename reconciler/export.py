@@ -21,6 +21,7 @@ from reconciler.specs import (
     DEPLOYMENT_MODELS,
     deployment_defaults,
     deployment_fields,
+    fields_by_api_name,
     secret_fields,
 )
 
@@ -84,7 +85,7 @@ def exported_source(source: LiveSource, taken: set[str]) -> dict[str, Any]:
             continue
         if api in secrets:
             marker = secrets[api]
-            required = model.model_fields[_python_name(model, api)].is_required()
+            required = fields_by_api_name(model)[api].is_required()
             if required or (marker.encrypted_as and source.deployment.get(marker.encrypted_as)):
                 deployment[api] = {"env": secret_variable(source, api, taken)}
             continue
@@ -97,13 +98,6 @@ def exported_source(source: LiveSource, taken: set[str]) -> dict[str, Any]:
         deployment[api] = value
     spec["deployment"] = deployment
     return spec
-
-
-def _python_name(model: type[Any], api: str) -> str:
-    for name, alias in deployment_fields(model):
-        if alias == api:
-            return name
-    return api
 
 
 def export_document(live: Sequence[LiveSource]) -> dict[str, Any]:

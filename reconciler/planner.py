@@ -10,7 +10,6 @@ property tests call it with plain values.
 
 from __future__ import annotations
 
-import functools
 import heapq
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -48,7 +47,6 @@ from reconciler.specs import (
     DeploymentBase,
     DesiredState,
     SourceSpec,
-    deployment_fields,
     secret_fields,
 )
 
@@ -234,16 +232,12 @@ def _by_name(sources: Iterable[LiveSource]) -> list[LiveSource]:
 # --------------------------------------------------------------------------- normalizing
 
 
-@functools.cache
-def _secret_python_names(model: type[DeploymentBase]) -> frozenset[str]:
-    secrets = secret_fields(model)
-    return frozenset(name for name, api in deployment_fields(model) if api in secrets)
-
-
 def desired_attributes(deployment: DeploymentBase) -> dict[str, Any]:
     """Every compared attribute (API names, defaults applied), lists as declared."""
-    exclude = {"annotation", *_secret_python_names(type(deployment))}
-    return deployment.model_dump(by_alias=True, mode="json", exclude=exclude)
+    attributes = deployment.model_dump(by_alias=True, mode="json")
+    for name in ("annotation", *secret_fields(type(deployment))):
+        attributes.pop(name, None)
+    return attributes
 
 
 def _normalized(name: str, value: Any) -> Any:
@@ -253,9 +247,7 @@ def _normalized(name: str, value: Any) -> Any:
 
 
 def _secret_placeholder(deployment: DeploymentBase, name: str) -> dict[str, JsonValue]:
-    python_name = next(p for p, api in deployment_fields(type(deployment)) if api == name)
-    ref = getattr(deployment, python_name)
-    locator: dict[str, JsonValue] = dict(ref.locator())
+    locator: dict[str, JsonValue] = dict(declared_secrets(deployment)[name].locator())
     return {"secret": locator}
 
 

@@ -35,6 +35,7 @@ from pydantic import (
     WrapValidator,
     model_validator,
 )
+from pydantic.fields import FieldInfo
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import InitErrorDetails, PydanticCustomError, PydanticKnownError, core_schema
 
@@ -581,6 +582,12 @@ def deployment_type(model: type[DeploymentBase]) -> str:
 def api_name(model: type[BaseModel], field: str) -> str:
     """The API's name of a model field (`robots_txt` is `robots.txt`)."""
     return model.model_fields[field].alias or field
+
+
+@functools.cache
+def fields_by_api_name(model: type[DeploymentBase]) -> dict[str, FieldInfo]:
+    """A deployment model's fields, keyed by the API's name (`robots.txt`, not `robots_txt`)."""
+    return {info.alias or name: info for name, info in model.model_fields.items()}
 
 
 def deployment_fields(model: type[DeploymentBase]) -> Iterator[tuple[str, str]]:
