@@ -33,6 +33,7 @@ from reconciler.specs import (
     DEPLOYMENT_MODELS,
     DEPLOYMENT_TYPES,
     HOSTNAME_FIELDS,
+    REFERENCE_KINDS,
     DeploymentBase,
     DesiredState,
     SecretRef,
@@ -44,7 +45,6 @@ from reconciler.specs import (
 
 Loc = tuple[str | int, ...]
 
-REFERENCE_KINDS = ("env", "file")
 
 # YAML aliases let a few hundred bytes expand to billions of values ("billion laughs").
 # A large account written out is a few tens of thousands of values; past this budget

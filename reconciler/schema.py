@@ -9,30 +9,22 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from reconciler.loader import REFERENCE_KINDS, reference_fields
+from reconciler.loader import reference_fields
 from reconciler.specs import (
     DEPLOYMENT_MODELS,
     SUBDOMAIN_PATTERN,
     DesiredState,
+    reference_schema,
 )
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 SCHEMA_ID = "urn:imgix-reconciler:schemas:sources:1"
 
-REFERENCE_SCHEMA: dict[str, Any] = {
-    "title": "Reference",
-    "description": "A value read from an environment variable or a file (relative to the "
-    "YAML file) when the file is loaded.",
-    "oneOf": [
-        {
-            "type": "object",
-            "properties": {kind: {"type": "string", "minLength": 1}},
-            "required": [kind],
-            "additionalProperties": False,
-        }
-        for kind in REFERENCE_KINDS
-    ],
-}
+REFERENCE_SCHEMA = reference_schema(
+    "Reference",
+    "A value read from an environment variable or a file (relative to the YAML file) when "
+    "the file is loaded.",
+)
 
 
 def sources_schema() -> dict[str, Any]:

@@ -134,25 +134,32 @@ class SecretRef:
         return dict(SECRET_REFERENCE_SCHEMA)
 
 
-SECRET_REFERENCE_SCHEMA: dict[str, Any] = {
-    "title": "SecretReference",
-    "description": "A write-only value, read from an environment variable or a file "
+# `{env: NAME}` reads an environment variable, `{file: path}` a file beside the YAML file.
+REFERENCE_KINDS = ("env", "file")
+
+
+def reference_schema(title: str, description: str) -> dict[str, Any]:
+    """The JSON Schema of a reference: one of `{env: NAME}` or `{file: path}`."""
+    return {
+        "title": title,
+        "description": description,
+        "oneOf": [
+            {
+                "type": "object",
+                "properties": {kind: {"type": "string", "minLength": 1}},
+                "required": [kind],
+                "additionalProperties": False,
+            }
+            for kind in REFERENCE_KINDS
+        ],
+    }
+
+
+SECRET_REFERENCE_SCHEMA = reference_schema(
+    "SecretReference",
+    "A write-only value, read from an environment variable or a file "
     "(relative to the YAML file). Literal values are not allowed.",
-    "oneOf": [
-        {
-            "type": "object",
-            "properties": {"env": {"type": "string", "minLength": 1}},
-            "required": ["env"],
-            "additionalProperties": False,
-        },
-        {
-            "type": "object",
-            "properties": {"file": {"type": "string", "minLength": 1}},
-            "required": ["file"],
-            "additionalProperties": False,
-        },
-    ],
-}
+)
 
 
 def _validate_secret_ref(value: Any, info: ValidationInfo) -> SecretRef:
@@ -160,7 +167,7 @@ def _validate_secret_ref(value: Any, info: ValidationInfo) -> SecretRef:
         return value
     if isinstance(value, dict) and len(value) == 1:
         ((kind, name),) = value.items()
-        if kind in ("env", "file") and isinstance(name, str) and name:
+        if kind in REFERENCE_KINDS and isinstance(name, str) and name:
             return SecretRef(kind, name)
     if isinstance(value, str) and info.context and info.context.get("wire"):
         return SecretRef("literal", "", value)
