@@ -235,41 +235,11 @@ async def apply_plan(
                 await done[dependency].wait()
         blocked = [d for d in action.depends_on if d in results and results[d].outcome != "applied"]
         if blocked:
-            result = ActionResult(
-                action.action,
-                action.source,
-                action.key,
-                "skipped",
-                action.id,
-                f"not attempted: it waits for {', '.join(blocked)}, which did not apply",
-            )
+            why = f"not attempted: it waits for {', '.join(blocked)}, which did not apply"
+            result = _result(action, "skipped", action.id, why)
         else:
-            source_id = action.id
-            try:
-                for body in bodies[action.key]:
-                    if source_id is None:
-                        returned = await api.create_source(body)
-                        source_id = returned.id
-                    else:
-                        returned = await api.update_source(source_id, body)
-                    writes += 1
-                    # A disabled source refuses the patch; enabling it only to record a
-                    # hash would serve traffic the file does not want: record next time.
-                    if action.record_encrypted and returned.enabled:
-                        annotation = recording_annotation(returned.deployment)
-                        if annotation is not None:
-                            await api.update_source(
-                                source_id, {"deployment": {"annotation": annotation}}
-                            )
-                            writes += 1
-                result = ActionResult(
-                    action.action, action.source, action.key, "applied", source_id
-                )
-            except Exception as error:  # one failed action must not stop the others
-                message = redact.scrub(str(error)) or type(error).__name__
-                result = ActionResult(
-                    action.action, action.source, action.key, "failed", source_id, message
-                )
+            result, made = await _execute(action, bodies[action.key], api)
+            writes += made
         results[action.key] = result
         done[action.key].set()
         if on_result is not None:
@@ -277,6 +247,51 @@ async def apply_plan(
 
     await asyncio.gather(*(run(action) for action in plan.actions))
     return ApplyReport([results[a.key] for a in plan.actions], writes)
+
+
+async def _execute(
+    action: Action, bodies: list[dict[str, Any]], api: SourcesApi
+) -> tuple[ActionResult, int]:
+    """Send one action's writes in order; the result and the number of writes made."""
+    source_id, writes = action.id, 0
+    try:
+        for body in bodies:
+            if source_id is None:
+                returned = await api.create_source(body)
+                source_id = returned.id
+            else:
+                returned = await api.update_source(source_id, body)
+            writes += 1
+            # A disabled source refuses the patch; enabling it only to record a hash
+            # would serve traffic the file does not want: recorded once it is enabled.
+            if action.record_encrypted and returned.enabled:
+                writes += await _record_encrypted(api, returned)
+    except Exception as error:  # one failed action must not stop the others
+        message = redact.scrub(str(error)) or type(error).__name__
+        return _result(action, "failed", source_id, message), writes
+    return _result(action, "applied", source_id), writes
+
+
+async def _record_encrypted(api: SourcesApi, source: LiveSource) -> int:
+    """Record in the marker the `*_encrypted` values `source` came back with; writes made."""
+    annotation = recording_annotation(source.deployment)
+    if annotation is None:
+        return 0
+    await api.update_source(source.id, {"deployment": {"annotation": annotation}})
+    return 1
+
+
+def _result(
+    action: Action, outcome: Outcome, source_id: str | None, error: str | None = None
+) -> ActionResult:
+    return ActionResult(
+        action=action.action,
+        source=action.source,
+        key=action.key,
+        outcome=outcome,
+        source_id=source_id,
+        error=error,
+    )
 
 
 async def wait_until_deployed(
