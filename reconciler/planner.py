@@ -285,35 +285,21 @@ def _create(spec: SourceSpec, options: PlanOptions) -> Action:
 def _compare(
     spec: SourceSpec, live: LiveSource, options: PlanOptions
 ) -> tuple[Action | None, list[Notice]]:
+    """The patch (None when in sync) and the notices for a spec matched to a live source."""
     deployment = spec.deployment
     ignored = frozenset(spec.ignore_changes)
     attributes = desired_attributes(deployment)
     changes: list[Change] = []
     if "name" not in ignored and spec.name != live.name:
         changes.append(Change(path="name", before=live.name, after=spec.name))
-
-    changed: list[str] = []
-    for name, value in attributes.items():
-        if f"deployment.{name}" in ignored:
-            continue
-        want = _normalized(name, value)
-        if name not in live.deployment:
-            changes.append(Change(path=f"deployment.{name}", before=NOT_RETURNED, after=want))
-            changed.append(name)
-            continue
-        have = _normalized(name, live.deployment[name])
-        if not same_json(have, want):
-            changes.append(Change(path=f"deployment.{name}", before=have, after=want))
-            changed.append(name)
+    attribute_changes = _attribute_changes(attributes, live, ignored)
+    changes += attribute_changes
+    changed = [c.path.removeprefix("deployment.") for c in attribute_changes]
 
     annotation = parse_annotation(_text_or_none(live.deployment.get("annotation")))
-    text = annotation.text
-    if "deployment.annotation" not in ignored and deployment.annotation is not None:
-        text = deployment.annotation
-        if annotation.text != deployment.annotation:
-            changes.append(Change(path="deployment.annotation", before=annotation.text, after=text))
-    elif "deployment.annotation" not in ignored:
-        text = None  # undeclared: not managed, the marker alone is written
+    text, annotation_change = _annotation_text(deployment, annotation.text, ignored)
+    if annotation_change is not None:
+        changes.append(annotation_change)
 
     outside = (
         encrypted_changed(type(deployment), annotation.marker, live.deployment)
@@ -369,6 +355,42 @@ def _compare(
         record_encrypted=secrets.record_encrypted,
     )
     return action, notices
+
+
+def _attribute_changes(
+    attributes: dict[str, Any], live: LiveSource, ignored: frozenset[str]
+) -> list[Change]:
+    """The non-secret deployment attributes whose desired value differs from the live one."""
+    changes = []
+    for name, value in attributes.items():
+        if f"deployment.{name}" in ignored:
+            continue
+        want = _normalized(name, value)
+        if name not in live.deployment:
+            changes.append(Change(path=f"deployment.{name}", before=NOT_RETURNED, after=want))
+            continue
+        have = _normalized(name, live.deployment[name])
+        if not same_json(have, want):
+            changes.append(Change(path=f"deployment.{name}", before=have, after=want))
+    return changes
+
+
+def _annotation_text(
+    deployment: DeploymentBase, live_text: str | None, ignored: frozenset[str]
+) -> tuple[str | None, Change | None]:
+    """The user text the next write puts in front of the marker, and its change if any.
+
+    A declared annotation is compared by its text; an undeclared one is not managed (the
+    marker alone is written); an ignored one keeps the live text.
+    """
+    if "deployment.annotation" in ignored:
+        return live_text, None
+    if deployment.annotation is None:
+        return None, None
+    change = None
+    if live_text != deployment.annotation:
+        change = Change(path="deployment.annotation", before=live_text, after=deployment.annotation)
+    return deployment.annotation, change
 
 
 def _text_or_none(value: Any) -> str | None:
