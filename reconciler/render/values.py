@@ -51,9 +51,9 @@ def shown(value: JsonValue) -> str:
     )
 
 
-def counted(number: int, noun: str, plural: str | None = None) -> str:
+def counted(number: int, noun: str) -> str:
     """`1 source`, `2 sources`: a count with its noun in agreement."""
-    return f"{number} {noun if number == 1 else plural or noun + 's'}"
+    return f"{number} {noun if number == 1 else noun + 's'}"
 
 
 View = Literal["plan", "drift"]
