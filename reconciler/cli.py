@@ -42,7 +42,7 @@ from reconciler.reconcile import (
     read_plan_file,
 )
 from reconciler.render import FORMATS, render
-from reconciler.render.values import escaped
+from reconciler.untrusted import escaped
 
 # product.md's exit codes.
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_PARTIAL, EXIT_STALE = 0, 1, 2, 3, 4

@@ -16,12 +16,12 @@ from reconciler.render.values import (
     DISABLES,
     View,
     counted,
-    escaped,
     headline,
     shown,
     source_names,
     waits_for,
 )
+from reconciler.untrusted import escaped
 
 MARKER = "<!-- imgix-reconciler:plan -->"
 # A scheduled drift check may post to an issue: its own marker, so it updates its own.

@@ -11,13 +11,12 @@ from reconciler.plan import Action, Notice, Plan, UnmanagedSource
 from reconciler.render.values import (
     DISABLES,
     View,
-    escaped,
     headline,
-    quoted,
     shown,
     source_names,
     waits_for,
 )
+from reconciler.untrusted import escaped, quoted
 
 _SIGN = {"create": ("+", "green"), "patch": ("~", "yellow")}
 

@@ -1,54 +1,27 @@
-"""How renderers show plan data: markers bare, everything else escaped so it stays on its line.
+"""How renderers show plan data: markers bare, everything else through `reconciler.untrusted`.
 
-Names, ids and values come from the live API and the files, so they may hold anything: a
-CR/LF that fakes a CI log line, an ESC that drives the terminal, a bidi override that
-reorders what a reviewer reads. Every such character is shown JSON-style (`\\n`,
-`\\u001b`) instead.
+Names, ids and values come from the live API and the files, so they may hold anything;
+`reconciler.untrusted` is the one place that makes such text safe to show.
 """
 
 from __future__ import annotations
 
-import json
-import re
 from typing import Literal
 
 from pydantic import JsonValue
 
 from reconciler.plan import CANNOT_COMPARE, NOT_RETURNED, WILL_BE_SENT, WRITE_ONLY, Action, Plan
+from reconciler.untrusted import json_shown
 
 MARKERS = frozenset({WRITE_ONLY, WILL_BE_SENT, CANNOT_COMPARE, NOT_RETURNED})
 DISABLES = "disables a live source: apply needs --allow-disable"
-
-# What JSON leaves raw but a terminal or a log reader acts on: DEL, C1 controls (NEL
-# among them), the Unicode line and paragraph separators, and the bidi controls.
-_BEYOND_JSON = "\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069"
-_RAW_AFTER_JSON = re.compile(f"[{_BEYOND_JSON}]")
-_UNSAFE = re.compile(f"[\\\\\x00-\x1f{_BEYOND_JSON}]")
-_SHORT_ESCAPES = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f"}
-
-
-def _escape(match: re.Match[str]) -> str:
-    char = match.group()
-    return _SHORT_ESCAPES.get(char) or f"\\u{ord(char):04x}"
-
-
-def escaped(text: str) -> str:
-    """`text` with backslashes and control characters escaped JSON-style, quotes kept."""
-    return _UNSAFE.sub(_escape, text)
-
-
-def quoted(text: str) -> str:
-    """`text` as a JSON string literal that holds no control character at all."""
-    return '"' + escaped(text).replace('"', '\\"') + '"'
 
 
 def shown(value: JsonValue) -> str:
     """`value` as a reviewer reads it: JSON, except the plan's own markers."""
     if isinstance(value, str) and value in MARKERS:
         return value
-    return _RAW_AFTER_JSON.sub(
-        _escape, json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
-    )
+    return json_shown(value)
 
 
 def counted(number: int, noun: str) -> str:
