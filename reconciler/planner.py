@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 from pydantic import JsonValue
@@ -30,9 +30,11 @@ from reconciler.plan import (
     UnmanagedSource,
     compute_digest,
     same_json,
+    write_cost,
 )
 from reconciler.secrets import (
     UNRESOLVED,
+    Marker,
     SecretDecision,
     compose_annotation,
     credentials_to_resend,
@@ -62,6 +64,9 @@ class PlanOptions:
     targets: frozenset[str] = frozenset()
     # The API the plan is for: recorded in the plan and covered by its digest.
     api_url: str | None = None
+    # Hourly write budgets the plan's cost is stated at (None: unlimited).
+    creates_per_hour: int | None = 60
+    updates_per_hour: int | None = 60
 
 
 class PlanError(Exception):
@@ -127,6 +132,11 @@ def plan(desired: DesiredState, live: Sequence[LiveSource], options: PlanOptions
         actions=ordered,
         unmanaged=unmanaged,
         notices=notices,
+        cost=write_cost(
+            ordered,
+            creates_per_hour=options.creates_per_hour,
+            updates_per_hour=options.updates_per_hour,
+        ),
     )
 
 
@@ -344,17 +354,43 @@ def _compare(
         or any(c.path == "deployment.annotation" for c in changes)
     ):
         first["deployment"] = _deployment_write(deployment, live, changed, secrets, text, cleared)
+    # The tool enabled this source for a change and was cut off before disabling it again:
+    # the disable finishes that change, so it needs no --allow-disable.
+    pending = annotation.marker is not None and annotation.marker.pending_disable
+    writes = _enabled_writes(first, live_enabled=live.enabled, enabled=enabled)
+    if writes and not enabled and (pending or not live.enabled):
+        writes = _kill_safe(writes, compose_annotation(text, secrets.marker()))
     action = Action(
         action="patch",
         source=spec.name,
         id=live.id,
         changes=_sorted_changes(changes),
-        destructive=live.enabled and not enabled,
-        writes=_enabled_writes(first, live_enabled=live.enabled, enabled=enabled),
+        destructive=live.enabled and not enabled and not pending,
+        writes=writes,
         live_fingerprint=live.fingerprint(),
         record_encrypted=secrets.record_encrypted,
     )
     return action, notices
+
+
+def _kill_safe(writes: list[dict[str, JsonValue]], settled: str) -> list[dict[str, JsonValue]]:
+    """Writes that record a temporary enabling in the marker, and the disable that ends it.
+
+    The enabling write (when there are two) carries the pending-disable token, so a run
+    killed before the disabling write leaves a record the next plan reads; the disabling
+    write sets the marker without it.
+    """
+    *leading, closing = writes
+    if leading:
+        (first,) = leading
+        marker = parse_annotation(settled).marker or Marker()
+        pending = compose_annotation(
+            parse_annotation(settled).text, replace(marker, pending_disable=True)
+        )
+        body = first.get("deployment")
+        deployment = dict(body) if isinstance(body, dict) else {}
+        leading = [{**first, "deployment": {**deployment, "annotation": pending}}]
+    return [*leading, {**closing, "deployment": {"annotation": settled}}]
 
 
 def _attribute_changes(

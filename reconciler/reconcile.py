@@ -5,10 +5,12 @@ The CLI is a thin shell over these functions, and a library user calls them the 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
 import os
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -27,7 +29,7 @@ from reconciler.applier import (
 from reconciler.client import DEFAULT_API_URL, ImgixClient
 from reconciler.live import LiveSource
 from reconciler.loader import LoadedState, LoadError, load
-from reconciler.pacing import Pacing, RetryPolicy
+from reconciler.pacing import Clock, Pacer, Pacing, RetryPolicy, Sleep
 from reconciler.plan import Plan, compute_digest
 from reconciler.planner import PlanError, PlanOptions, plan
 
@@ -37,6 +39,9 @@ FINGERPRINT_KEY_VARIABLE = "IMGIX_RECONCILER_FINGERPRINT_KEY"
 # Seconds one request may spend retrying (default: RetryPolicy's); a CI job that would
 # rather fail fast than wait out an outage lowers it.
 RETRY_DEADLINE_VARIABLE = "IMGIX_RECONCILER_RETRY_DEADLINE"
+# Hourly write budgets, for accounts whose limits imgix raised (default: Pacing's).
+CREATES_PER_HOUR_VARIABLE = "IMGIX_RECONCILER_CREATES_PER_HOUR"
+UPDATES_PER_HOUR_VARIABLE = "IMGIX_RECONCILER_UPDATES_PER_HOUR"
 
 
 class ConfigurationError(Exception):
@@ -52,6 +57,14 @@ class Connection:
     transport: httpx.AsyncBaseTransport | None = None
     pacing: Pacing = field(default_factory=Pacing)
     retry: RetryPolicy | None = None
+    clock: Clock = time.monotonic
+    sleep: Sleep = asyncio.sleep
+    # One pacer for every client of the connection: the listing and the writes of a run
+    # share the per-second pace, and the budgets count across them.
+    pacer: Pacer = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "pacer", Pacer(self.pacing, clock=self.clock, sleep=self.sleep))
 
     def client(self) -> ImgixClient:
         """A new client for this connection (use it as an async context manager)."""
@@ -61,6 +74,9 @@ class Connection:
             transport=self.transport,
             pacing=self.pacing,
             retry=self.retry,
+            clock=self.clock,
+            sleep=self.sleep,
+            pacer=self.pacer,
         )
 
 
@@ -73,7 +89,8 @@ def connect(
         from reconciler.emulator import EMULATOR_API_KEY, create_app, seeded_store
 
         app = create_app(seeded_store())
-        return Connection("http://emulator", EMULATOR_API_KEY, httpx.ASGITransport(app=app))
+        transport = httpx.ASGITransport(app=app)
+        return Connection("http://emulator", EMULATOR_API_KEY, transport, pacing=_pacing(environ))
     origin = "--api-url" if api_url else API_URL_VARIABLE
     url = _checked_api_url(api_url or environ.get(API_URL_VARIABLE) or DEFAULT_API_URL, origin)
     key = environ.get(API_KEY_VARIABLE, "").strip()
@@ -82,7 +99,7 @@ def connect(
             f"{API_KEY_VARIABLE} is not set: export an imgix API key with the Sources "
             "permission (it is read from the environment only, never from an option)"
         )
-    return Connection(url, key, retry=_retry_policy(environ))
+    return Connection(url, key, pacing=_pacing(environ), retry=_retry_policy(environ))
 
 
 def _checked_api_url(text: str, origin: str) -> str:
@@ -143,6 +160,24 @@ def _retry_policy(environ: Mapping[str, str]) -> RetryPolicy | None:
     return RetryPolicy(deadline=deadline)
 
 
+def _pacing(environ: Mapping[str, str]) -> Pacing:
+    """imgix's documented limits, with the hourly budgets the environment raises or lowers."""
+    budgets: dict[str, int] = {}
+    for variable, name in (
+        (CREATES_PER_HOUR_VARIABLE, "creates_per_hour"),
+        (UPDATES_PER_HOUR_VARIABLE, "updates_per_hour"),
+    ):
+        text = environ.get(variable, "").strip()
+        if not text:
+            continue
+        if not text.isascii() or not text.isdigit() or int(text) < 1:
+            raise ConfigurationError(
+                f"{variable} must be a whole number of writes per hour >= 1 (got {text[:40]!r})"
+            )
+        budgets[name] = int(text)
+    return Pacing(**budgets)
+
+
 def fingerprint_key(connection: Connection, environ: Mapping[str, str] | None = None) -> bytes:
     """The HMAC key for secret fingerprints.
 
@@ -191,6 +226,8 @@ async def plan_files(
         resend_secrets=resend_secrets,
         targets=frozenset(targets),
         api_url=connection.api_url,
+        creates_per_hour=connection.pacing.creates_per_hour,
+        updates_per_hour=connection.pacing.updates_per_hour,
     )
     try:
         made = plan(desired.state, live, options)

@@ -27,7 +27,7 @@ import hashlib
 import hmac
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from reconciler.specs import (
@@ -44,6 +44,8 @@ MARKER_NAME = "imgix-reconciler"
 MARKER_VERSION = 1
 FINGERPRINT_KIND = "fp"
 ENCRYPTED_KIND = "enc"
+PENDING_KIND = "pending"
+PENDING_DISABLE = f"{PENDING_KIND}.enabled=false"
 _ENCRYPTED_HEX = 16  # the encrypted value is not secret; a short hash only has to differ
 UNKNOWN = "unknown"
 _FINGERPRINT_HEX = 32  # 128 bits: plenty to notice a rotation, short enough for an annotation
@@ -67,11 +69,15 @@ class Marker:
     fingerprints: Mapping[str, str] = field(default_factory=dict)
     encrypted: Mapping[str, str] = field(default_factory=dict)
     version: int = MARKER_VERSION
+    # The reconciler enabled this source only to change it: the file keeps it disabled.
+    pending_disable: bool = False
 
     def render(self) -> str:
         """The marker text, tokens sorted so the same state always gives the same text."""
         tokens = [f"{FINGERPRINT_KIND}.{k}={v}" for k, v in sorted(self.fingerprints.items())]
         tokens += [f"{ENCRYPTED_KIND}.{k}={v}" for k, v in sorted(self.encrypted.items())]
+        if self.pending_disable:
+            tokens.append(PENDING_DISABLE)
         return "[" + " ".join([f"{MARKER_NAME} v{self.version}", *tokens]) + "]"
 
 
@@ -92,7 +98,11 @@ def parse_annotation(annotation: str | None) -> Annotation:
         return Annotation(annotation, None)
     fingerprints: dict[str, str] = {}
     encrypted: dict[str, str] = {}
+    pending_disable = False
     for token in match["tokens"].split():
+        if token == PENDING_DISABLE:
+            pending_disable = True
+            continue
         parsed = _TOKEN.fullmatch(token)
         if parsed is None:
             continue
@@ -101,7 +111,8 @@ def parse_annotation(annotation: str | None) -> Annotation:
         elif parsed["kind"] == ENCRYPTED_KIND:
             encrypted[parsed["field"]] = parsed["value"]
     text = annotation[: match.start()].rstrip() or None
-    return Annotation(text, Marker(fingerprints, encrypted, int(match["version"])))
+    marker = Marker(fingerprints, encrypted, int(match["version"]), pending_disable)
+    return Annotation(text, marker)
 
 
 def compose_annotation(text: str | None, marker: Marker) -> str:
@@ -128,7 +139,7 @@ def stamp_fingerprints(deployment: Mapping[str, Any], key: bytes) -> dict[str, A
         if name in all_secret_fields() and isinstance(value, str)
     }
     fingerprints = {**annotation.marker.fingerprints, **sent}
-    marker = Marker(fingerprints, annotation.marker.encrypted, annotation.marker.version)
+    marker = replace(annotation.marker, fingerprints=fingerprints)
     body["annotation"] = compose_annotation(annotation.text, marker)
     return body
 
@@ -181,8 +192,16 @@ def recording_annotation(deployment: Mapping[str, Any]) -> str | None:
     }
     if encrypted == dict(annotation.marker.encrypted):
         return None
-    marker = Marker(annotation.marker.fingerprints, encrypted, annotation.marker.version)
+    marker = replace(annotation.marker, encrypted=encrypted)
     return compose_annotation(annotation.text, marker)
+
+
+def settled_annotation(annotation: str) -> str:
+    """`annotation` without the pending-disable token (written by the disabling write)."""
+    parsed = parse_annotation(annotation)
+    if parsed.marker is None or not parsed.marker.pending_disable:
+        return annotation
+    return compose_annotation(parsed.text, replace(parsed.marker, pending_disable=False))
 
 
 # --------------------------------------------------------------------------- send rules

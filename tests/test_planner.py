@@ -363,8 +363,50 @@ def test_disabled_source_that_must_change_is_enabled_then_disabled_again() -> No
     action = only(plan(desired(s3_spec(enabled=False, cache_ttl_value=1800)), [live], OPTIONS))
     assert not action.destructive
     assert action.writes[0]["enabled"] is True and "deployment" in action.writes[0]
-    assert action.writes[1:] == [{"enabled": False}]
+    assert [set(w) for w in action.writes[1:]] == [{"enabled", "deployment"}]
+    assert action.writes[1]["enabled"] is False
     assert "enabled" not in paths(action)
+
+
+def _marker_of(write: dict[str, Any]) -> Marker | None:
+    return parse_annotation(write["deployment"]["annotation"]).marker
+
+
+def test_the_enabling_write_records_the_pending_disable_and_the_disabling_write_clears_it() -> None:
+    live = live_of(s3_spec(enabled=False), enabled=False)
+    action = only(plan(desired(s3_spec(enabled=False, cache_ttl_value=1800)), [live], OPTIONS))
+
+    enabling, disabling = (_marker_of(write) for write in action.writes)
+
+    assert enabling is not None and enabling.pending_disable
+    assert disabling is not None and not disabling.pending_disable
+    assert disabling.fingerprints == enabling.fingerprints
+
+
+def test_a_source_left_enabled_by_a_killed_apply_is_disabled_without_allow_disable() -> None:
+    live = live_of(s3_spec(enabled=False), enabled=False)
+    killed = only(plan(desired(s3_spec(enabled=False, cache_ttl_value=1800)), [live], OPTIONS))
+    # What the API holds after the enabling write, the disabling one never sent.
+    enabled_live = live_of(s3_spec(cache_ttl_value=1800), enabled=True)
+    annotation = killed.writes[0]["deployment"]["annotation"]  # type: ignore[call-overload,index]
+    enabled_live = enabled_live.model_copy(
+        update={"deployment": {**enabled_live.deployment, "annotation": annotation}}
+    )
+
+    action = only(
+        plan(desired(s3_spec(enabled=False, cache_ttl_value=1800)), [enabled_live], OPTIONS)
+    )
+
+    assert not action.destructive
+    assert action.writes[-1]["enabled"] is False
+    marker = _marker_of(action.writes[-1])
+    assert marker is not None and not marker.pending_disable
+
+
+def test_an_enabled_source_the_file_disables_stays_destructive_without_the_record() -> None:
+    live = live_of(s3_spec(), enabled=True)
+    action = only(plan(desired(s3_spec(enabled=False)), [live], OPTIONS))
+    assert action.destructive
 
 
 def test_enabling_a_disabled_source_carries_the_changes_in_one_write() -> None:

@@ -15,6 +15,7 @@ from reconciler.plan import Action, Notice, Plan, UnmanagedSource
 from reconciler.render.values import (
     DISABLES,
     View,
+    cost_line,
     counted,
     headline,
     shown,
@@ -57,6 +58,8 @@ def render(
         "",
         *_summary(plan),
     ]
+    if plan.actions and plan.cost is not None:
+        head += ["", cost_line(plan.cost)]
     head += _destructive(plan)
     foot = ["", f"Digest: {_digest(plan.digest)}"] if plan.actions else []
 

@@ -11,6 +11,7 @@ from reconciler.plan import Action, Notice, Plan, UnmanagedSource
 from reconciler.render.values import (
     DISABLES,
     View,
+    cost_line,
     headline,
     shown,
     source_names,
@@ -55,6 +56,8 @@ def render(
             console.print(_unmanaged(source))
     if plan.actions:
         console.print()
+        if plan.cost is not None:
+            console.print(Text(cost_line(plan.cost)))
         console.print(Text(f"Digest: {escaped(plan.digest)}", style="dim"))
     return buffer.getvalue()
 
