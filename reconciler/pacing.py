@@ -24,7 +24,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
-from typing import Literal
+from typing import Any, Literal
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
@@ -167,10 +167,17 @@ class Stop:
     always finish.
     """
 
-    def __init__(self, *, deadline: float | None = None) -> None:
+    def __init__(self, *, deadline: float | None = None, clock: Clock | None = None) -> None:
         self.deadline = deadline
         self.reason: str | None = None
+        self._clock = clock
         self._listeners: list[Callable[[], None]] = []
+
+    def expired(self) -> bool:
+        """Whether the deadline has passed (on the clock it was set with)."""
+        return (
+            self.deadline is not None and self._clock is not None and self._clock() >= self.deadline
+        )
 
     def request(self, reason: str) -> None:
         """Stop starting writes; the first reason given is the one reported."""
@@ -188,7 +195,7 @@ class Stop:
         """Sleep `seconds` (None: until `wake` is set), returning early on a stop request."""
         stopped = asyncio.Event()
         unsubscribe = self.subscribe(stopped.set)
-        waiters = [asyncio.ensure_future(stopped.wait())]
+        waiters: list[asyncio.Future[Any]] = [asyncio.ensure_future(stopped.wait())]
         waiters.append(asyncio.ensure_future(wake.wait() if seconds is None else sleep(seconds)))
         try:
             await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)

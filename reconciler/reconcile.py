@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 
@@ -29,9 +30,10 @@ from reconciler.applier import (
 from reconciler.client import DEFAULT_API_URL, ImgixClient
 from reconciler.live import LiveSource
 from reconciler.loader import LoadedState, LoadError, load
-from reconciler.pacing import Clock, Pacer, Pacing, RetryPolicy, Sleep
+from reconciler.pacing import Clock, Pacer, Pacing, RetryPolicy, Sleep, Stop
 from reconciler.plan import Plan, compute_digest
 from reconciler.planner import PlanError, PlanOptions, plan
+from reconciler.progress import ApplyProgress
 
 API_KEY_VARIABLE = "IMGIX_API_KEY"
 API_URL_VARIABLE = "IMGIX_API_URL"
@@ -42,6 +44,9 @@ RETRY_DEADLINE_VARIABLE = "IMGIX_RECONCILER_RETRY_DEADLINE"
 # Hourly write budgets, for accounts whose limits imgix raised (default: Pacing's).
 CREATES_PER_HOUR_VARIABLE = "IMGIX_RECONCILER_CREATES_PER_HOUR"
 UPDATES_PER_HOUR_VARIABLE = "IMGIX_RECONCILER_UPDATES_PER_HOUR"
+
+
+T = TypeVar("T")
 
 
 class ConfigurationError(Exception):
@@ -305,24 +310,61 @@ async def apply_with_report(
     environ: Mapping[str, str] | None = None,
     on_result: Callable[[ActionResult], None] | None = None,
     on_status: Callable[[LiveSource], None] | None = None,
+    stop: Stop | None = None,
+    progress: ApplyProgress | None = None,
 ) -> ApplyReport:
-    """Apply a plan with one paced client; with `wait`, poll until touched sources deploy.
+    """Apply a plan with the connection's pacer; with `wait`, poll until touched sources deploy.
 
-    A `saved` plan must have been made against this connection's API.
+    A `saved` plan must have been made against this connection's API. Once `stop` is
+    requested no write starts and `wait` ends; `progress` hears of every action, budget
+    wait and status, and beats while the run is quiet.
     """
     if saved:
         check_plan_target(result, connection)
-    async with connection.client() as client:
-        report = await apply_plan(
-            result,
-            client,
-            resolver=SecretResolver(environ),
-            fingerprint_key=fingerprint_key(connection, environ),
-            allow_disable=allow_disable,
-            saved=saved,
-            on_result=on_result,
-        )
-        if wait and report.touched_ids:
-            pending = await wait_until_deployed(client, report.touched_ids, on_status=on_status)
-            report = replace(report, still_deploying=pending)
+    stop = stop or Stop()
+    pacer = connection.pacer
+    pacer.stop = stop
+    results = _Listeners([on_result] if on_result else [])
+    statuses = _Listeners([on_status] if on_status else [])
+    heartbeat: asyncio.Task[None] | None = None
+    if progress is not None:
+        results.append(progress.action_done)
+        statuses.append(progress.deploy_status)
+        pacer.on_budget_wait = progress.budget_wait
+        heartbeat = asyncio.create_task(progress.heartbeat(connection.sleep))
+    try:
+        async with connection.client() as client:
+            report = await apply_plan(
+                result,
+                client,
+                resolver=SecretResolver(environ),
+                fingerprint_key=fingerprint_key(connection, environ),
+                allow_disable=allow_disable,
+                saved=saved,
+                on_result=results,
+                stop=stop,
+            )
+            if wait and report.touched_ids and stop.reason is None:
+                pending = await wait_until_deployed(
+                    client,
+                    report.touched_ids,
+                    on_status=statuses,
+                    sleep=connection.sleep,
+                    stop=stop,
+                )
+                report = replace(report, still_deploying=pending, stopped=stop.reason)
+    finally:
+        pacer.on_budget_wait = None
+        pacer.stop = Stop()
+        if heartbeat is not None:
+            heartbeat.cancel()
+            await asyncio.gather(heartbeat, return_exceptions=True)
     return report
+
+
+class _Listeners(list[Callable[[T], None]]):
+    """Several callbacks called as one."""
+
+    def __call__(self, event: T) -> None:
+        for listener in self:
+            listener(event)
