@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -659,6 +660,19 @@ def _is_encrypted_recording(body: dict[str, Any]) -> bool:
     )
 
 
+def _without_records(body: dict[str, Any]) -> str:
+    """A write as JSON, minus the `enc.` records: a disabling write that follows a
+    recording keeps what was just recorded, which the plan could not know."""
+    deployment = body.get("deployment")
+    if isinstance(deployment, dict) and isinstance(deployment.get("annotation"), str):
+        parsed = parse_annotation(deployment["annotation"])
+        if parsed.marker is not None:
+            marker = dataclasses.replace(parsed.marker, encrypted={})
+            annotation = compose_annotation(parsed.text, marker)
+            body = {**body, "deployment": {**deployment, "annotation": annotation}}
+    return json.dumps(body, sort_keys=True)
+
+
 async def _plan_and_apply(store: SourceStore, generation: _Generation) -> tuple[Plan, Plan]:
     """Plan, apply the plan's writes, then plan again; returns both plans."""
     async with _client(store) as client:
@@ -676,10 +690,10 @@ async def _plan_and_apply(store: SourceStore, generation: _Generation) -> tuple[
         # The applier adds one write the plan cannot spell out: recording the
         # `*_encrypted` values the API returned (an annotation-only patch).
         recordings = [b for b in bodies if _is_encrypted_recording(b)]
-        sent = [json.dumps(b, sort_keys=True) for b in bodies if b not in recordings]
+        sent = [_without_records(b) for b in bodies if b not in recordings]
         resolver = SecretResolver(generation.environ)
         planned = [
-            json.dumps(resolver.resolve(write), sort_keys=True)
+            _without_records(resolver.resolve(write))
             for action in first.actions
             for write in action.writes
         ]
