@@ -37,7 +37,7 @@ class ApplyProgress:
         clock: Clock,
         stream: IO[str] | None = None,
         live: bool = False,
-        heartbeat: float = HEARTBEAT,
+        heartbeat: float | None = HEARTBEAT,
     ) -> None:
         self.total = total
         self.done = 0
@@ -115,7 +115,7 @@ class ApplyProgress:
     def beat(self) -> None:
         """Print a heartbeat line if nothing was printed for a heartbeat interval."""
         now = self._clock()
-        if now - self._last_line < self._heartbeat:
+        if self._heartbeat is None or now - self._last_line < self._heartbeat:
             return
         line = f"still working: {self.done} of {self.total} done"
         if self._waiting is not None and self._waiting[1] > now:
@@ -125,8 +125,8 @@ class ApplyProgress:
         self._say(line)
 
     async def heartbeat(self, sleep: Callable[[float], Awaitable[None]]) -> None:
-        """Beat until cancelled: a line at least every heartbeat interval."""
-        while True:
+        """Beat until cancelled: a line at least every heartbeat interval (None: never)."""
+        while self._heartbeat is not None:
             due = self._last_line + self._heartbeat - self._clock()
             await sleep(max(due, 1.0))
             self.beat()
