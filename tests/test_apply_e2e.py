@@ -271,8 +271,10 @@ def test_150_changes_at_the_documented_limits_meet_no_429_and_keep_the_budget_pa
     assert sum(line.startswith("[") for line in lines) == 150
     budget_waits = [line for line in lines if line.startswith("waiting ")]
     assert len(budget_waits) == 2
-    assert budget_waits[0].startswith(
-        "waiting 1 h 00 min for the hourly update budget (60/h), 60 of"
+    assert re.fullmatch(
+        r"waiting 1 h 00 min for the hourly update budget \(60/h\), 5\d of 150 done, "
+        r"about 2 h 00 min left",
+        budget_waits[0],
     )
 
 
