@@ -381,21 +381,13 @@ class ImgixClient:
             walk.check_announced(total, len(first.resources))
             rest = await self._fetch_pages(range(1, total), filters, budget, walk)
             for page in rest:
-                _collect(seen, page)
+                _collect_new(seen, page)
             last = rest[-1]
         size_hint = first.declared_size() or len(first.resources)
         # Sources created while listing push others onto pages past the announced end.
         while last.has_next(size_hint):
             page = await self._fetch_page(last.number + 1, filters, budget, walk)
-            if not _collect(seen, page) and page.resources:
-                # Under imgix's create limit no listing shifts by a whole page; a server
-                # that repeats one while promising more would be followed forever.
-                if page.announces_more():
-                    raise _invalid_response(
-                        "GET",
-                        f"page {page.number} of the list repeats only sources of earlier "
-                        "pages, yet the API says more pages follow",
-                    )
+            if not _collect_new(seen, page) and page.resources:
                 logger.debug("page %d held only sources already seen: stopping", page.number)
                 break
             last = page
@@ -657,6 +649,20 @@ def _collect(seen: dict[str, dict[str, Any]], page: _Page) -> int:
         if resource["id"] not in seen:
             seen[resource["id"]] = resource
             new += 1
+    return new
+
+
+def _collect_new(seen: dict[str, dict[str, Any]], page: _Page) -> int:
+    """`_collect` for a page after the first: one that only repeats may not promise more."""
+    new = _collect(seen, page)
+    # Under imgix's create limit no listing shifts by a whole page: a server that repeats
+    # one while promising more would be followed forever.
+    if not new and page.resources and page.announces_more():
+        raise _invalid_response(
+            "GET",
+            f"page {page.number} of the list repeats only sources of earlier pages, "
+            "yet the API says more pages follow",
+        )
     return new
 
 
