@@ -17,7 +17,8 @@ Attacks:
     not_json        a 200 labelled JSON whose body is HTML
     wrong_type      a 200 JSON document labelled text/html
     wrong_encoding  a 200 encoded with a content coding the client did not ask for
-    gzipped         `ok`, gzip-encoded (not an attack: what a compressing server sends)
+    compressed      `ok`, encoded as `content_encoding` says (gzip or deflate): not an
+                    attack, what a compressing server sends
     pages           `announced_pages` pages of valid sources, announced on every page
 """
 
@@ -49,7 +50,7 @@ Attack = Literal[
     "not_json",
     "wrong_type",
     "wrong_encoding",
-    "gzipped",
+    "compressed",
     "pages",
 ]
 JSON_API = "application/vnd.api+json"
@@ -76,6 +77,7 @@ class HostileApi:
     drip_interval: float = 5.0
     bomb_size: int = 1 << 30
     announced_pages: int = 1
+    content_encoding: Literal["gzip", "deflate"] = "gzip"
     received: list[ReceivedRequest] = field(default_factory=list)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -110,9 +112,11 @@ class HostileApi:
         if self.attack == "wrong_encoding":
             body = json.dumps(self._page(0, more=False)).encode()
             return Response(body, media_type=JSON_API, headers={"Content-Encoding": "br"})
-        if self.attack == "gzipped":
-            body = gzip.compress(json.dumps(self._page(0, more=False)).encode())
-            return Response(body, media_type=JSON_API, headers={"Content-Encoding": "gzip"})
+        if self.attack == "compressed":
+            body = json.dumps(self._page(0, more=False)).encode()
+            compress = gzip.compress if self.content_encoding == "gzip" else zlib.compress
+            headers = {"Content-Encoding": self.content_encoding}
+            return Response(compress(body), media_type=JSON_API, headers=headers)
         if self.attack == "pages":
             page_data = self._page(page, more=False, total=self.announced_pages)
             return JSONResponse(page_data, media_type=JSON_API)

@@ -235,11 +235,13 @@ def test_the_client_inflates_no_more_than_its_bound_at_a_time(
     assert peak < 8 * bound
 
 
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
 def test_a_compressed_answer_within_the_bound_is_read(
-    hostile: tuple[HostileApi, str], fake_clock: FakeClock
+    hostile: tuple[HostileApi, str], fake_clock: FakeClock, encoding: Any
 ) -> None:
     api, url = hostile
-    api.attack = "gzipped"
+    api.attack = "compressed"
+    api.content_encoding = encoding
 
     listed = list_with(client_for(url, fake_clock))
 
