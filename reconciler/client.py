@@ -789,7 +789,7 @@ def _document(response: httpx.Response, method: str) -> dict[str, Any]:
         )
     try:
         document = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: arrays nested past the stack
         document = None
     if not isinstance(document, dict):
         raise _invalid_response(
@@ -809,7 +809,7 @@ def _api_error(response: httpx.Response, source_id: str | None) -> ApiError:
     status = response.status_code
     try:
         body = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         body = None
     errors = body.get("errors") if isinstance(body, dict) else None
     first = errors[0] if isinstance(errors, list) and errors and isinstance(errors[0], dict) else {}

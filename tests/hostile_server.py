@@ -15,6 +15,7 @@ Attacks:
     gzip_bomb       a gzip body of `bomb_size` decoded bytes (1 GiB from about 1 MiB)
     forged_detail   a 400 whose title, detail and id carry CR/LF and workflow commands
     not_json        a 200 labelled JSON whose body is HTML
+    deep_json       a 200 (or with `status`, an error) of arrays nested 100,000 deep
     wrong_type      a 200 JSON document labelled text/html
     wrong_encoding  a 200 encoded with a content coding the client did not ask for
     compressed      `ok`, encoded as `content_encoding` says (gzip or deflate): not an
@@ -48,6 +49,7 @@ Attack = Literal[
     "gzip_bomb",
     "forged_detail",
     "not_json",
+    "deep_json",
     "wrong_type",
     "wrong_encoding",
     "compressed",
@@ -78,6 +80,7 @@ class HostileApi:
     bomb_size: int = 1 << 30
     announced_pages: int = 1
     content_encoding: Literal["gzip", "deflate"] = "gzip"
+    status: int = 200
     received: list[ReceivedRequest] = field(default_factory=list)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -107,6 +110,9 @@ class HostileApi:
             return JSONResponse({"errors": [error]}, status_code=400, media_type=JSON_API)
         if self.attack == "not_json":
             return Response("<html><body>Sign in to the Wi-Fi</body></html>", media_type=JSON_API)
+        if self.attack == "deep_json":
+            nested = "[" * 100_000 + "]" * 100_000
+            return Response(nested, status_code=self.status, media_type=JSON_API)
         if self.attack == "wrong_type":
             return Response(json.dumps(self._page(0, more=False)), media_type="text/html")
         if self.attack == "wrong_encoding":

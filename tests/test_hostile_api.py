@@ -253,6 +253,7 @@ def test_a_compressed_answer_within_the_bound_is_read(
     ("attack", "reason"),
     [
         ("not_json", "GET: the body is not a JSON object"),
+        ("deep_json", "GET: the body is not a JSON object"),
         ("wrong_type", "GET: the body is text/html, not JSON"),
         ("wrong_encoding", "the body cannot be decoded (content encoding 'br' was not asked for)"),
     ],
@@ -264,6 +265,17 @@ def test_a_body_that_is_not_a_json_document_is_one_clear_error(
     api.attack = attack
 
     assert_one_error_line(plan_against(url), "imgix API 200 Invalid Response: ", reason)
+
+
+def test_an_error_body_nested_past_the_stack_is_still_a_plain_api_error(
+    hostile: tuple[HostileApi, str], fake_clock: FakeClock
+) -> None:
+    api, url = hostile
+    api.attack = "deep_json"
+    api.status = 404
+
+    with pytest.raises(ApiError, match=r"^imgix API 404 Not Found$"):
+        list_with(client_for(url, fake_clock))
 
 
 # --------------------------------------------------------------------------- pagination
