@@ -256,7 +256,13 @@ Recover = Callable[[_Budget], Awaitable[dict[str, Any] | None]]
 
 
 class ImgixClient:
-    """An async client for the imgix Sources API; use it as `async with ImgixClient(...)`."""
+    """An async client for the imgix Sources API; use it as `async with ImgixClient(...)`.
+
+    The bounds on what a server controls are options, defaults in the module constants:
+    `timeout` (REQUEST_TIMEOUT, 30 s) for each request in all, `max_response_bytes`
+    (MAX_RESPONSE_BYTES, 16 MiB) for each decoded body, `max_pages` (MAX_PAGES, 2,500)
+    and `max_sources` (MAX_SOURCES, 50,000) for each listing.
+    """
 
     def __init__(
         self,

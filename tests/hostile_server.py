@@ -9,7 +9,8 @@ Attacks:
 
     ok              one page of `page_size` valid sources
     drip            a 200 whose JSON body comes one byte every `drip_interval` seconds
-    endless         pages of new sources forever, each saying another page follows
+    endless         pages of new sources forever, each saying another page follows (bare
+                    resources, id and type: the listing never gets to read more)
     repeat          the same page forever, each saying another page follows
     huge_total      pages that announce `totalPages: 1000000000`
     gzip_bomb       a gzip body of `bomb_size` decoded bytes (1 GiB from about 1 MiB)
@@ -127,7 +128,9 @@ class HostileApi:
             page_data = self._page(page, more=False, total=self.announced_pages)
             return JSONResponse(page_data, media_type=JSON_API)
         if self.attack == "endless":
-            return JSONResponse(self._page(page, more=True), media_type=JSON_API)
+            bare = self._page(page, more=True)
+            bare["data"] = [{"id": source["id"], "type": "sources"} for source in bare["data"]]
+            return JSONResponse(bare, media_type=JSON_API)
         if self.attack == "repeat":
             return JSONResponse(self._page(0, more=True), media_type=JSON_API)
         if self.attack == "huge_total":

@@ -29,6 +29,7 @@ from reconciler.client import (
     LIST_CONCURRENCY,
     MAX_PAGES,
     MAX_RESPONSE_BYTES,
+    MAX_SOURCES,
     ApiError,
     ClientError,
     ImgixClient,
@@ -437,3 +438,15 @@ def test_plain_http_from_the_environment_is_refused_too(hostile: tuple[HostileAp
 
 def test_every_bound_is_a_client_error() -> None:
     assert issubclass(LimitExceeded, ClientError)
+
+
+def test_endless_pages_end_the_command_at_the_source_bound(
+    hostile: tuple[HostileApi, str],
+) -> None:
+    # Pages of 25,000 (a server may send more than asked): the bound in a few requests.
+    api, url = hostile
+    api.attack = "endless"
+    api.page_size = 25_000
+
+    assert_one_error_line(plan_against(url), f"lists more than {MAX_SOURCES} sources")
+    assert len(api.received) == MAX_SOURCES // api.page_size + 1
