@@ -26,6 +26,9 @@ WILL_BE_SENT = "(write-only, will be sent)"
 CANNOT_COMPARE = "(write-only, cannot compare)"
 # `before` of an attribute the API did not return: unknown, so the plan sets it.
 NOT_RETURNED = "(not returned by the API)"
+# `before` of an attribute the file reads through a reference: the live value is most
+# likely an earlier value of that reference, so it is not shown either.
+HIDDEN = "(hidden: a referenced attribute)"
 
 
 class _Frozen(BaseModel):

@@ -19,6 +19,7 @@ from pydantic import JsonValue
 
 from reconciler.live import LiveSource
 from reconciler.plan import (
+    HIDDEN,
     NOT_RETURNED,
     WILL_BE_SENT,
     WRITE_ONLY,
@@ -253,14 +254,16 @@ def _secret_placeholder(deployment: DeploymentBase, name: str) -> dict[str, Json
 
 
 def _hide_referenced(deployment: DeploymentBase, changes: list[Change]) -> list[Change]:
-    """`changes` with each value read through a reference shown as that reference."""
+    """`changes` with each value read through a reference shown as that reference, and
+    the live value it replaces hidden (most likely an earlier value of the reference)."""
     referenced = deployment.referenced()
     hidden = []
     for change in changes:
         ref = referenced.get(change.path.removeprefix("deployment."))
         if ref is not None and change.path.startswith("deployment.") and change.after is not None:
             shown: dict[str, JsonValue] = dict(ref.as_reference())
-            change = change.model_copy(update={"after": shown})
+            before = change.before if change.before in (None, NOT_RETURNED) else HIDDEN
+            change = change.model_copy(update={"after": shown, "before": before})
         hidden.append(change)
     return hidden
 
