@@ -301,7 +301,7 @@ class _DesiredFile:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 node = yaml.compose(text)
-                if node is not None and self._duplicate_keys(node):
+                if node is not None and (self._duplicate_keys(node) or self._huge_integers(node)):
                     return False
                 self.root = YAML(typ="rt").load(text)
         except (ScannerError, ParserError, ComposerError) as exc:
@@ -349,6 +349,17 @@ class _DesiredFile:
                         f"duplicate key {key.value!r} (first at line "
                         f"{first.start_mark.line + 1}, column {first.start_mark.column + 1})",
                     )
+        return found
+
+    def _huge_integers(self, node: Node) -> bool:
+        """Report integers written with so many digits that Python refuses to read them."""
+        found = False
+        for loc, scalar in _scalar_nodes(node):
+            if scalar.tag == _INT_TAG and len(scalar.value) > _MAX_INTEGER_TEXT:
+                found = True
+                line, column = scalar.start_mark.line, scalar.start_mark.column
+                problem = _number_problem(MAX_SAFE_NUMBER + 1) or ""
+                self._error_at(line, column, _display_path(loc), problem)
         return found
 
     def _resolve_references(self, data: dict[str, Any]) -> None:
@@ -787,6 +798,30 @@ def _yaml_scalar(text: str) -> Any:
             return YAML(typ="safe", pure=True).load(text)
     except (YAMLError, ValueError, KeyError, TypeError, RecursionError):
         return None
+
+
+_INT_TAG = "tag:yaml.org,2002:int"
+# Far more than any safe integer needs (with `_` separators), far less than Python's limit.
+_MAX_INTEGER_TEXT = 100
+
+
+def _scalar_nodes(node: Node) -> Iterator[tuple[Loc, ScalarNode]]:
+    """Every scalar of the composed tree with its path (keys and item positions)."""
+    seen: set[int] = set()
+    pending: list[tuple[Loc, Node]] = [((), node)]
+    while pending:
+        loc, current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, ScalarNode):
+            yield loc, current
+        elif isinstance(current, MappingNode):
+            for key, value in current.value:
+                pending.append((loc, key))
+                pending.append(((*loc, str(getattr(key, "value", "?"))), value))
+        elif isinstance(current, SequenceNode):
+            pending.extend(((*loc, i), item) for i, item in enumerate(current.value))
 
 
 def _mapping_nodes(node: Node) -> Iterator[MappingNode]:
