@@ -2,8 +2,9 @@
 
 Every problem found in any file becomes a `LocatedError` (`FILE:LINE:COL: path: message`)
 and all of them are raised together in one `LoadError`, so a user fixes a file in one
-round. Secret values never appear in a message: errors about a secret field, and YAML
-errors that could quote a scalar, are worded without the input.
+round. Secret values, and values read through `{env:}`/`{file:}` references
+(`reconciler.references`), never appear in a message: errors about them name the
+reference, and YAML errors that could quote a scalar are worded without the input.
 """
 
 from __future__ import annotations

@@ -55,7 +55,7 @@ def mask_form(form: Callable[[str], str]) -> None:
 
 
 def _refresh() -> None:
-    spelled = {value for value in _values}
+    spelled = set(_values)
     spelled |= {form(value) for value in _values for form in _forms}
     _masked[:] = sorted((s for s in spelled if len(s) >= MIN_LENGTH), key=len, reverse=True)
 

@@ -79,6 +79,8 @@ def repository_root(desired_file: str | os.PathLike[str]) -> Path:
 
 def confined_path(name: str, *, base: Path, root: Path) -> str:
     """The real path `name` (relative to `base`) names, refused unless it stays in `root`."""
+    if "\0" in name:
+        raise UnreadableReference("{file: ...}: the path holds a NUL character")
     if os.path.isabs(name):
         raise UnreadableReference(f"{{file: {name}}}: the path must be relative")
     real = os.path.realpath(base / name)
@@ -122,7 +124,7 @@ def read_located(
     if len(locator) != 1 or next(iter(locator)) not in REFERENCE_KINDS:
         raise UnreadableReference(f"unknown reference {sorted(map(str, locator))}")
     ((kind, target),) = locator.items()
-    if not isinstance(target, str) or not target:
+    if not isinstance(target, str) or not target or "\0" in target:
         raise UnreadableReference("malformed reference")
     shown = shown_as or target
     value = _environment(target, environ) if kind == "env" else _file(target, shown)

@@ -163,3 +163,10 @@ def test_schema_fragment_accepts_exactly_one_kind() -> None:
     fragment = references.schema("Reference", "A reference.")
     assert [list(choice["properties"]) for choice in fragment["oneOf"]] == [["env"], ["file"]]
     assert all(choice["additionalProperties"] is False for choice in fragment["oneOf"])
+
+
+def test_a_nul_character_in_a_path_is_an_error_not_a_crash(tmp_path: Path) -> None:
+    with pytest.raises(UnreadableReference, match="NUL"):
+        read(tmp_path, "a\0b.txt")
+    with pytest.raises(UnreadableReference, match="malformed"):
+        references.read_located({"file": "/tmp/a\0b"}, environ={})
