@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import Result
-from console import deployment_of, invoke, writes_since
+from console import deployment_of, invoke, output_of, run_cli, writes_since
 
 from reconciler.emulator import SourceStore
 from reconciler.plan import HIDDEN, Plan
@@ -111,7 +111,17 @@ def test_values_read_through_references_never_reach_a_plan_in_any_format(
         assert result.exit_code == 0, result.stderr
         texts += [streams(result), saved.read_text()]
         assert "GITHUB_TOKEN" in result.stdout and "secrets/bucket.txt" in result.stdout
+    # The pull-request comment, from a fresh process: nothing registered before it started.
+    comment = run_cli(
+        "plan", sources, "--format", "markdown", "--api-url", emulator_url, env=REFERENCED_ENV
+    )
+    assert comment.returncode == 0, comment.stderr
+    assert '| <code>deployment.username</code> |  | <code>{"env": "GITHUB_TOKEN"}</code> |' in (
+        comment.stdout
+    )
+    texts.append(output_of(comment))
     assert_nowhere([*REFERENCED_ENV.values(), *REFERENCED_FILES.values()], *texts)
+    assert "***" not in "\n".join(texts)  # hidden by design, not by the redaction safety net
 
     plan = Plan.model_validate_json(saved.read_text())
     after = {c.path: c.after for a in plan.actions for c in a.changes}
