@@ -282,9 +282,9 @@ def plan_command(
             plan_files(files, connection, targets=targets, resend_secrets=resend_secrets)
         )
         if out is not None:
-            # Files pass the redaction point like the streams: a secret value reused by
-            # mistake in a plain attribute is masked (and the plan then fails its digest).
-            write_atomically(out, redact.scrub(result.plan.to_json() + "\n"))
+            # Written as is: no referenced value enters a plan (placeholders stand for
+            # them), so masking could only corrupt a valid plan.
+            write_atomically(out, result.plan.to_json() + "\n")
         click.echo(render(result.plan, fmt, color=_color()))
     if detailed_exitcode and result.plan.has_changes:
         raise SystemExit(EXIT_CHANGES)
