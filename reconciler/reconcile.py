@@ -8,7 +8,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import ipaddress
 import json
+import math
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -27,7 +29,7 @@ from reconciler.applier import (
     apply_plan,
     wait_until_deployed,
 )
-from reconciler.client import DEFAULT_API_URL, ImgixClient
+from reconciler.client import DEFAULT_API_URL, REQUEST_TIMEOUT, ImgixClient
 from reconciler.live import LiveSource
 from reconciler.loader import LoadedState, LoadError, load
 from reconciler.pacing import Clock, Pacer, Pacing, RetryPolicy, Sleep, Stop
@@ -44,7 +46,8 @@ RETRY_DEADLINE_VARIABLE = "IMGIX_RECONCILER_RETRY_DEADLINE"
 # Hourly write budgets, for accounts whose limits imgix raised (default: Pacing's).
 CREATES_PER_HOUR_VARIABLE = "IMGIX_RECONCILER_CREATES_PER_HOUR"
 UPDATES_PER_HOUR_VARIABLE = "IMGIX_RECONCILER_UPDATES_PER_HOUR"
-
+# Seconds one request may take in all (connect, headers, body; default: the client's).
+REQUEST_TIMEOUT_VARIABLE = "IMGIX_RECONCILER_REQUEST_TIMEOUT"
 
 T = TypeVar("T")
 
@@ -62,6 +65,7 @@ class Connection:
     transport: httpx.AsyncBaseTransport | None = None
     pacing: Pacing = field(default_factory=Pacing)
     retry: RetryPolicy | None = None
+    request_timeout: float = REQUEST_TIMEOUT
     clock: Clock = time.monotonic
     sleep: Sleep = asyncio.sleep
     # One pacer for every client of the connection: the listing and the writes of a run
@@ -79,6 +83,7 @@ class Connection:
             transport=self.transport,
             pacing=self.pacing,
             retry=self.retry,
+            timeout=self.request_timeout,
             clock=self.clock,
             sleep=self.sleep,
             pacer=self.pacer,
@@ -86,9 +91,17 @@ class Connection:
 
 
 def connect(
-    api_url: str | None, *, emulator: bool = False, environ: Mapping[str, str] | None = None
+    api_url: str | None,
+    *,
+    emulator: bool = False,
+    allow_insecure_http: bool = False,
+    environ: Mapping[str, str] | None = None,
 ) -> Connection:
-    """The connection a command asked for: the in-process emulator, or a real API URL."""
+    """The connection a command asked for: the in-process emulator, or a real API URL.
+
+    Plain http is refused for any host but loopback unless `allow_insecure_http`: the
+    key would cross the network in clear. The check comes before any client exists.
+    """
     environ = os.environ if environ is None else environ
     if emulator:
         from reconciler.emulator import EMULATOR_API_KEY, create_app, seeded_store
@@ -98,13 +111,21 @@ def connect(
         return Connection("http://emulator", EMULATOR_API_KEY, transport, pacing=_pacing(environ))
     origin = "--api-url" if api_url else API_URL_VARIABLE
     url = _checked_api_url(api_url or environ.get(API_URL_VARIABLE) or DEFAULT_API_URL, origin)
+    if not allow_insecure_http:
+        _refuse_clear_text(url, origin)
     key = environ.get(API_KEY_VARIABLE, "").strip()
     if not key:
         raise ConfigurationError(
             f"{API_KEY_VARIABLE} is not set: export an imgix API key with the Sources "
             "permission (it is read from the environment only, never from an option)"
         )
-    return Connection(url, key, pacing=_pacing(environ), retry=_retry_policy(environ))
+    return Connection(
+        url,
+        key,
+        pacing=_pacing(environ),
+        retry=_retry_policy(environ),
+        request_timeout=_request_timeout(environ),
+    )
 
 
 def _checked_api_url(text: str, origin: str) -> str:
@@ -150,6 +171,23 @@ def _checked_api_url(text: str, origin: str) -> str:
     return text
 
 
+def _refuse_clear_text(url: str, origin: str) -> None:
+    """Refuse plain http to anything but this machine (127.0.0.0/8, ::1, localhost)."""
+    parsed = httpx.URL(url)
+    if parsed.scheme != "http":
+        return
+    host = parsed.host.lower()
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise ConfigurationError(
+            f"{origin} {url!r} is plain http to {host}, which would send the API key in "
+            "clear: use https, or pass --allow-insecure-http if this network is trusted."
+        )
+
+
 def _retry_policy(environ: Mapping[str, str]) -> RetryPolicy | None:
     text = environ.get(RETRY_DEADLINE_VARIABLE, "").strip()
     if not text:
@@ -181,6 +219,21 @@ def _pacing(environ: Mapping[str, str]) -> Pacing:
             )
         budgets[name] = int(text)
     return Pacing(**budgets)
+
+
+def _request_timeout(environ: Mapping[str, str]) -> float:
+    text = environ.get(REQUEST_TIMEOUT_VARIABLE, "").strip()
+    if not text:
+        return REQUEST_TIMEOUT
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds < math.inf:  # also false for NaN
+        raise ConfigurationError(
+            f"{REQUEST_TIMEOUT_VARIABLE} must be a number of seconds > 0 (got {text!r})"
+        )
+    return seconds
 
 
 def fingerprint_key(connection: Connection, environ: Mapping[str, str] | None = None) -> bytes:

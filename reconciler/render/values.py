@@ -12,6 +12,7 @@ from pydantic import JsonValue
 
 from reconciler.plan import (
     CANNOT_COMPARE,
+    HIDDEN,
     NOT_RETURNED,
     WILL_BE_SENT,
     WRITE_ONLY,
@@ -21,7 +22,7 @@ from reconciler.plan import (
 )
 from reconciler.untrusted import json_shown
 
-MARKERS = frozenset({WRITE_ONLY, WILL_BE_SENT, CANNOT_COMPARE, NOT_RETURNED})
+MARKERS = frozenset({WRITE_ONLY, WILL_BE_SENT, CANNOT_COMPARE, NOT_RETURNED, HIDDEN})
 DISABLES = "disables a live source: apply needs --allow-disable"
 
 
