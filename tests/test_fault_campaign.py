@@ -256,13 +256,15 @@ def test_fault_campaign_converges_in_two_plain_applies(
 ) -> None:
     emulator_store.deploy_delay = 0
     rng = random.Random(SEED)
-    emulator_store.rng = random.Random(SEED + 1)
     totals: Counter[str] = Counter()
     most = 0
     lines = []
     for number in range(RUNS):
         run = draw(rng, number)
-        campaign_run(run, tmp_path, emulator_url, emulator_store, fake_clock, rng)
+        # Its own generators: how many retries a run makes must not change later draws.
+        emulator_store.rng = random.Random(SEED + 1 + number)
+        jitter = random.Random(SEED - 1 - number)
+        campaign_run(run, tmp_path, emulator_url, emulator_store, fake_clock, jitter)
         faults = run.statuses[500] + run.statuses[504] + run.statuses[429]
         totals.update(
             faults=faults,
