@@ -291,3 +291,46 @@ async def _apply(file: Path, connection: Connection, out: io.StringIO | None = N
     assert report.ok, report.failed
     assert made.plan.cost is not None
     return made.plan.cost.seconds
+
+
+def test_a_saved_plan_cut_short_is_finished_by_applying_it_again(
+    store: SourceStore, emulator_url: str, tmp_path: Path
+) -> None:
+    file = managed(tmp_path, emulator_url, sites(4, ttl=3600))
+    file.write_text(sites(4, ttl=7200), encoding="utf-8")
+    saved = tmp_path / "plan.json"
+    assert run_cli("plan", file, "--out", saved, "--api-url", emulator_url).returncode == 0
+
+    first = invoke(
+        "apply", saved, "--auto-approve", "--max-duration", "10m", "--api-url", emulator_url,
+        env=TWO_PER_HOUR,
+    )  # fmt: skip
+    assert first.exit_code == 3, first.output
+    assert "2 not attempted (stopped by --max-duration)" in first.stdout
+
+    mark = len(store.request_log)
+    again = invoke("apply", saved, "--auto-approve", "--api-url", emulator_url, env=TWO_PER_HOUR)
+
+    assert again.exit_code == 0, again.output
+    assert again.stdout.count("\nin effect: patch Site") == 2
+    assert "Apply: 2 applied, 0 failed. 2 already in effect (skipped)." in again.stdout
+    assert len(writes_since(store, mark)) == 2
+    assert invoke("plan", file, "--detailed-exitcode", "--api-url", emulator_url).exit_code == 0
+
+
+def test_a_saved_plan_whose_source_someone_else_changed_is_still_stale(
+    store: SourceStore, emulator_url: str, tmp_path: Path
+) -> None:
+    file = managed(tmp_path, emulator_url, sites(2, ttl=3600))
+    file.write_text(sites(2, ttl=7200), encoding="utf-8")
+    saved = tmp_path / "plan.json"
+    assert run_cli("plan", file, "--out", saved, "--api-url", emulator_url).returncode == 0
+    site0 = next(s for s in store.sources.values() if s.name == "Site 0")
+    store.dashboard_redeploy(site0.id, {"cache_ttl_value": 7200})  # in effect, but not ours
+    mark = len(store.request_log)
+
+    result = invoke("apply", saved, "--auto-approve", "--api-url", emulator_url)
+
+    assert result.exit_code == 4, result.output
+    assert "Site 0" in result.stderr and "changed" in result.stderr
+    assert writes_since(store, mark) == []
