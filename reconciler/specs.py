@@ -535,6 +535,22 @@ SourceMode = Literal["manage", "observe", "protect"]
 OWNER_PATTERN = r"^[A-Za-z0-9](?:[A-Za-z0-9._/@:+-]{0,98}[A-Za-z0-9])?$"
 
 
+def _check_owner(value: str) -> str:
+    if not re.fullmatch(OWNER_PATTERN, value):
+        raise PydanticCustomError(
+            "owner",
+            "must be one word of at most 100 letters, digits and . _ / @ : + - such as "
+            "acme/images-infra (got {value})",
+            {"value": repr(value)},
+        )
+    return value
+
+
+Owner = Annotated[
+    str, AfterValidator(_check_owner), Field(json_schema_extra={"pattern": OWNER_PATTERN})
+]
+
+
 class SourceSpec(BaseModel):
     """One imgix Source as the file wants it."""
 
@@ -586,7 +602,7 @@ class DesiredState(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     version: Annotated[Literal[1], BeforeValidator(_exactly_one)]
-    owner: Annotated[str, Field(pattern=OWNER_PATTERN)] | None = Field(
+    owner: Owner | None = Field(
         None,
         description="Who manages these sources (e.g. acme/images-infra): recorded in the "
         "marker of every write; a live source recorded for another owner is never written "

@@ -45,8 +45,9 @@ def headline(plan: Plan, view: View = "plan", drifted: bool | None = None) -> st
             raise ValueError("the drift view needs the drift verdict (drifted=True/False)")
         if drifted and not plan.actions and s.observed:
             return (
-                f"Drift: {s.observed} observed source{'s' if s.observed != 1 else ''} "
-                f"differ from the files (never written), {s.unchanged} in sync, "
+                f"Drift: {counted(s.observed, 'observed source')} "
+                f"{'differs' if s.observed == 1 else 'differ'} from the files (never written), "
+                f"{s.unchanged} in sync, "
                 f"{s.unmanaged} unmanaged."
             )
         if drifted and not plan.actions:
