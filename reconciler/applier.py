@@ -20,6 +20,7 @@ from reconciler.plan import Action, BlastRadius, Plan
 from reconciler.references import UnreadableReference
 from reconciler.secrets import recording_annotation, stamp_fingerprints
 from reconciler.specs import HOSTNAME_FIELDS, reference_value_problem, secret_value_problem
+from reconciler.untrusted import escaped, quoted
 
 
 @dataclass(frozen=True)
@@ -141,7 +142,7 @@ def refusals(plan: Plan, permissions: Permissions) -> list[Refusal]:
     found: list[Refusal] = []
     destructive = [a for a in plan.actions if a.destructive]
     if destructive and not permissions.allow_disable:
-        names = ", ".join(sorted(a.source for a in destructive))
+        names = ", ".join(sorted(escaped(a.source) for a in destructive))
         found.append(
             Refusal(
                 f"the plan disables live sources ({names}); re-run with --allow-disable "
@@ -157,7 +158,7 @@ def refusals(plan: Plan, permissions: Permissions) -> list[Refusal]:
     if not permissions.allow_protected_change:
         found += [
             Refusal(
-                f'source "{a.source}" has mode: protect and the plan '
+                f"source {quoted(a.source)} has mode: protect and the plan "
                 f"{_risk_words(a.refused_as_protected)}: "
                 "re-run with --allow-protected-change, or set mode: manage in the file",
                 (
@@ -176,9 +177,15 @@ def refusals(plan: Plan, permissions: Permissions) -> list[Refusal]:
     if not permissions.take_over:
         found += [
             Refusal(
-                f'source "{a.source}" is owned by "{a.takes_over_from}": the plan takes it '
-                "over; re-run with --take-over to let it",
-                ((a.key, a.source, f'owned by "{a.takes_over_from}"; --take-over overrides'),),
+                f"source {quoted(a.source)} is owned by {quoted(a.takes_over_from)}: the plan "
+                "takes it over; re-run with --take-over to let it",
+                (
+                    (
+                        a.key,
+                        a.source,
+                        f"owned by {quoted(a.takes_over_from)}; --take-over overrides",
+                    ),
+                ),
             )
             for a in plan.actions
             if a.takes_over_from is not None
@@ -190,10 +197,10 @@ def ownership_refusals(plan: Plan) -> list[Refusal]:
     """The plan's sources that another owner's files manage: never written without --take-over."""
     return [
         Refusal(
-            f'source "{owned.source}" ({owned.id}) is owned by "{owned.owner}" (its marker '
-            "says so) and is never written: plan and apply with --take-over to take it "
-            "over, or remove it from this file",
-            ((owned.id, owned.source, f'owned by "{owned.owner}"; --take-over overrides'),),
+            f"source {quoted(owned.source)} ({escaped(owned.id)}) is owned by "
+            f"{quoted(owned.owner)} (its marker says so) and is never written: plan and "
+            "apply with --take-over to take it over, or remove it from this file",
+            ((owned.id, owned.source, f"owned by {quoted(owned.owner)}; --take-over overrides"),),
         )
         for owned in plan.owned_elsewhere
     ]
@@ -225,7 +232,7 @@ def _blast_radius_refusal(plan: Plan) -> list[Refusal]:
     )
     if not (measured.exceeded or radius.exceeded):
         return []
-    names = ", ".join(sorted(a.source for a in risky)[:20])
+    names = ", ".join(sorted(escaped(a.source) for a in risky)[:20])
     if len(risky) > 20:
         names += f" and {len(risky) - 20} more"
     return [

@@ -36,6 +36,7 @@ from reconciler.loader import LoadedState, LoadError, LocatedError, load
 from reconciler.pacing import Pacing, RetryPolicy
 from reconciler.plan import Plan, compute_digest
 from reconciler.planner import PlanError, PlanOptions, match_sources, plan
+from reconciler.untrusted import escaped, quoted
 
 API_KEY_VARIABLE = "IMGIX_API_KEY"
 API_URL_VARIABLE = "IMGIX_API_URL"
@@ -332,7 +333,7 @@ def check_ownership(made: PlanResult) -> None:
     """Refuse a plan whose specs match sources another owner's files manage (exit 1)."""
     found = ownership_refusals(made.plan)
     if found:
-        names = ", ".join(sorted({name for r in found for _, name, _ in r.sources}))
+        names = ", ".join(sorted({escaped(name) for r in found for _, name, _ in r.sources}))
         raise ApplyRefused(
             f"the files describe live sources that another owner manages ({names}): they are "
             "never written; re-run with --take-over to take them over, or remove them",
@@ -352,7 +353,7 @@ def located_refusals(refusals: Sequence[Refusal], made: PlanResult) -> list[Loca
         )
         places[key] = made.desired.locations[match.index]
     located = [
-        places[key].error("", f'source "{name}": {detail}')
+        places[key].error("", f"source {quoted(name)}: {detail}")
         for refusal in refusals
         for key, name, detail in refusal.sources
         if key in places

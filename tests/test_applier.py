@@ -25,7 +25,7 @@ from reconciler.emulator import EMULATOR_API_KEY, SourceStore, create_app
 from reconciler.live import LiveSource
 from reconciler.loader import load
 from reconciler.pacing import Pacing
-from reconciler.plan import Action, Plan, Summary, compute_digest
+from reconciler.plan import Action, OwnedElsewhere, Plan, Summary, compute_digest
 from reconciler.planner import PlanOptions, plan
 from reconciler.specs import DesiredState
 
@@ -459,3 +459,18 @@ def test_reference_placeholders_are_resolved_and_checked_like_the_loader_does() 
         bad.resolve({"cache_ttl_value": {"reference": {"env": "BASE"}}})
     with pytest.raises(ApplyRefused, match="malformed placeholder"):
         bad.resolve({"s3_bucket": {"reference": {"env": "BASE"}, "extra": 1}})
+
+
+def test_refusals_show_outside_text_neutralised() -> None:
+    hostile = make_plan().model_copy(
+        update={
+            "owned_elsewhere": [
+                OwnedElsewhere(source="x\n::error::forged", id="a" * 24, owner="\x1b[31mevil")
+            ]
+        }
+    )
+    with pytest.raises(ApplyRefused) as refused:
+        check_permissions(hostile)
+    message = str(refused.value)
+    assert "\x1b" not in message and "\n" not in message
+    assert '"\\u001b[31mevil"' in message and "--take-over" in message
