@@ -182,6 +182,8 @@ def test_a_source_owned_by_another_file_is_refused_then_taken_over(
     assert "Owned elsewhere" in plan.stdout
     refused = run_cli("apply", ours, "--auto-approve", "--api-url", emulator_url)
     assert refused.returncode == 1 and "--take-over" in refused.stderr
+    drift = invoke("drift", ours, "--api-url", emulator_url)
+    assert drift.exit_code == 1 and 'owned by "acme/team-a"' in drift.output
     assert writes_since(store, mark) == []
 
     taken = invoke("apply", ours, "--auto-approve", "--take-over", "--api-url", emulator_url)
