@@ -25,6 +25,9 @@ WILL_BE_SENT = "(write-only, will be sent)"
 CANNOT_COMPARE = "(write-only, cannot compare)"
 # `before` of an attribute the API did not return: unknown, so the plan sets it.
 NOT_RETURNED = "(not returned by the API)"
+# A key of a map attribute (`deployment.default_params.<param>`) absent on one side.
+NOT_SET = "(not set)"
+REMOVED = "(removed)"
 
 
 class _Frozen(BaseModel):
@@ -32,7 +35,8 @@ class _Frozen(BaseModel):
 
 
 class Change(_Frozen):
-    """One attribute that differs: `path` is `name`, `enabled` or `deployment.<attr>`."""
+    """One attribute that differs: `path` is `name`, `enabled` or `deployment.<attr>`
+    (`deployment.default_params.<param>` for one parameter of `default_params`)."""
 
     path: str
     before: JsonValue = None

@@ -403,6 +403,7 @@ def default_params_schema() -> tuple[dict[str, Any], dict[str, Any]]:
             "anyOf": [{"enum": list(table.fonts)}, {"type": "string", "minLength": 1}],
         },
     }
+    definitions["ImgixParamName"] = {"enum": sorted([*table.parameters, *table.by_alias])}
     properties: dict[str, Any] = {}
     for name, parameter in sorted(table.parameters.items()):
         reference = f"ImgixParam.{name}"

@@ -585,8 +585,14 @@ class DesiredState(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     version: Annotated[Literal[1], BeforeValidator(_exactly_one)]
-    # Accept `default_params` names the catalogue does not know (newer parameters).
-    allow_unknown_params: StrictBool = False
+    allow_unknown_params: Annotated[
+        bool,
+        Strict(),
+        Field(
+            description="Accept default_params names that imgix-reconciler's catalogue of "
+            "imgix rendering parameters does not know (parameters newer than it)."
+        ),
+    ] = False
     # Required: a file without `sources:` is more likely a mistake than an empty account.
     sources: list[SourceSpec]
 

@@ -242,7 +242,7 @@ def test_missing_live_attribute_is_unknown_and_gets_set() -> None:
 def test_json_types_are_compared_strictly() -> None:
     spec = s3_spec(default_params={"q": 1})
     live = live_of(spec, deployment={"default_params": {"q": True}})
-    assert paths(only(plan(desired(spec), [live], OPTIONS))) == ["deployment.default_params"]
+    assert paths(only(plan(desired(spec), [live], OPTIONS))) == ["deployment.default_params.q"]
 
 
 def test_ignore_changes_excludes_the_paths() -> None:
