@@ -387,8 +387,12 @@ def _value_changes(name: str, have: Any, want: Any) -> list[Change]:
     path = f"deployment.{name}"
     if name not in _KEYED_ATTRIBUTES or not isinstance(have, dict) or not isinstance(want, dict):
         return [Change(path=path, before=have, after=want)]
-    diff = DeepDiff(have, want, view="tree")
-    keys = {str(item.path(output_format="list")[0]) for items in diff.values() for item in items}
+    keys: set[str] = set()
+    for items in DeepDiff(have, want, view="tree").values():
+        for item in items:
+            steps = item.path(output_format="list")
+            # DeepDiff reports a map compared with an empty one as one change of the root.
+            keys.update([str(steps[0])] if steps else {*have, *want})
     if not keys:  # differing by something DeepDiff does not report: show the whole map
         return [Change(path=path, before=have, after=want)]
     return [

@@ -400,7 +400,7 @@ def default_params_schema() -> tuple[dict[str, Any], dict[str, Any]]:
         "ImgixColorKeyword": {"enum": list(table.color_keywords)},
         "ImgixFont": {
             "description": "A font name; the names listed are the fonts imgix documents.",
-            "anyOf": [{"enum": list(table.fonts)}, {"type": "string", "minLength": 1}],
+            "anyOf": [{"enum": list(table.fonts)}, {"type": "string", "pattern": "\\S"}],
         },
     }
     definitions["ImgixParamName"] = {"enum": sorted([*table.parameters, *table.by_alias])}
