@@ -28,6 +28,10 @@ from urllib.parse import urlsplit
 
 # An enum longer than this is described, not listed, in an error message.
 _LISTED_VALUES = 20
+# Suggestions cost a fuzzy match each: a hostile file with thousands of bad names or a
+# huge value gets plain messages past these bounds instead of minutes of matching.
+_SUGGESTIONS = 100
+_SUGGESTED_LENGTH = 200
 
 _INTEGER = re.compile(r"^[+-]?[0-9]+$")
 _NUMBER = re.compile(r"^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$")
@@ -173,10 +177,11 @@ def problems(params: Mapping[Any, Any], *, allow_unknown: bool = False) -> list[
     for key, value in params.items():
         if not isinstance(key, str):
             continue
+        suggest = len(found) < _SUGGESTIONS
         parameter = table.find(key)
         if parameter is None:
             if not allow_unknown:
-                found.append(Problem(key, "unknown_param", _unknown_name(key)))
+                found.append(Problem(key, "unknown_param", _unknown_name(key, suggest=suggest)))
             continue
         if parameter.name in seen:
             found.append(
@@ -189,12 +194,12 @@ def problems(params: Mapping[Any, Any], *, allow_unknown: bool = False) -> list[
             )
         seen.setdefault(parameter.name, key)
         if isinstance(value, str | int | float) and not parameter.accepts(value):
-            found.append(Problem(key, "param_value", _bad_value(parameter, value)))
+            found.append(Problem(key, "param_value", _bad_value(parameter, value, suggest=suggest)))
     return found
 
 
-def _unknown_name(key: str) -> str:
-    close = catalogue().closest_name(key)
+def _unknown_name(key: str, *, suggest: bool) -> str:
+    close = catalogue().closest_name(key) if suggest and len(key) <= _SUGGESTED_LENGTH else None
     hint = (
         f" (did you mean {close!r}?)"
         if close
@@ -204,11 +209,12 @@ def _unknown_name(key: str) -> str:
     return f"unknown imgix rendering parameter {key!r}{hint}"
 
 
-def _bad_value(parameter: Parameter, value: Any) -> str:
+def _bad_value(parameter: Parameter, value: Any, *, suggest: bool) -> str:
     text = param_text(value)
     forms = "; or ".join(form.describe() for form in parameter.forms)
     message = f"must be {forms} (got {_shown(value)}"
-    suggestion = _suggestion(parameter, text)
+    wanted = suggest and len(text) <= _SUGGESTED_LENGTH
+    suggestion = _suggestion(parameter, text) if wanted else None
     if suggestion is not None:
         message += f"; did you mean {suggestion!r}?"
     elif isinstance(value, int) and any(f.form == "hex_color" for f in parameter.forms):

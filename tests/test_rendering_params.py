@@ -304,3 +304,14 @@ def test_the_schema_refuses_unknown_names_unless_the_file_allows_them(
     assert list(schema_validator.iter_errors(file_with({"atuo": "format"})))
     allowed = file_with({"newparam": "x"}, allow_unknown_params=True)
     assert list(schema_validator.iter_errors(allowed)) == []
+
+
+def test_suggestions_are_bounded_for_hostile_files() -> None:
+    # Thousands of bad names would each cost a fuzzy match: past the first ones, none.
+    found = problems({f"atuo{i}": 1 for i in range(500)})
+    assert len(found) == 500
+    assert "did you mean" in found[0].message
+    assert "did you mean" not in found[-1].message
+    (long_value,) = problems({"fm": "wepb" * 1000})
+    assert "did you mean" not in long_value.message
+    assert long_value.message.endswith("...')")
