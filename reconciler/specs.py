@@ -613,11 +613,11 @@ class DesiredState(BaseModel):
         return super().model_validate(obj, context=validation_context(obj, context), **options)
 
 
-def validation_context(data: Any, context: Any = None) -> dict[str, Any] | None:
+def validation_context(data: Any, context: Any = None) -> Any:
     """The validation context for a file's data: says when unknown parameters are allowed."""
     if isinstance(data, dict) and data.get(ALLOW_UNKNOWN_PARAMS) is True:
         return {**(context or {}), ALLOW_UNKNOWN_PARAMS: True}
-    return context  # type: ignore[no-any-return]
+    return context
 
 
 # --------------------------------------------------------------------------- cross-field rules

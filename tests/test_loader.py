@@ -780,3 +780,32 @@ def test_allow_unknown_params_must_be_a_boolean(tmp_path: Path) -> None:
     errors = errors_of(path)
     assert errors[0] == f"{path}:2:23: allow_unknown_params: must be a boolean (got 'yes')"
     assert len(errors) == 2  # and the unknown name, since nothing allowed it
+
+
+def test_sources_kept_beside_unread_references_honour_allow_unknown_params(
+    tmp_path: Path,
+) -> None:
+    path = write(
+        tmp_path,
+        """\
+        version: 1
+        allow_unknown_params: true
+        sources:
+          - name: Unread
+            deployment:
+              type: s3
+              imgix_subdomains: [acme-unread]
+              s3_bucket: {env: BUCKET}
+              s3_access_key: AKIAIOSFODNN7EXAMPLE
+              s3_secret_key: {env: S3_SECRET_KEY}
+          - name: Newer
+            deployment:
+              type: webfolder
+              imgix_subdomains: [acme-newer]
+              webfolder_base_url: https://origin.example/
+              default_params: {newer-param: 1}
+        """,
+    )
+    loaded = load([path], resolve=False)
+    assert [s.name for s in loaded.state.sources] == ["Newer"]
+    assert [location.line for location in loaded.unresolved] == [4]
