@@ -21,7 +21,7 @@ from typing import Any
 import click
 
 from reconciler import redact
-from reconciler.applier import ActionResult, ApplyRefused, ApplyReport, StalePlan, check_permissions
+from reconciler.applier import ActionResult, ApplyRefused, ApplyReport, Permissions, StalePlan
 from reconciler.atomic import write_atomically
 from reconciler.client import DEFAULT_API_URL, ClientError
 from reconciler.export import export_yaml
@@ -34,6 +34,8 @@ from reconciler.reconcile import (
     Connection,
     PlanFileError,
     apply_with_report,
+    check_apply_policy,
+    check_ownership,
     check_plan_target,
     connect,
     drift_findings,
@@ -232,7 +234,13 @@ def _exit_codes(files: Sequence[Path] = ()) -> Iterator[None]:
     except StalePlan as error:
         click.echo(f"error: {error}", err=True)
         raise SystemExit(EXIT_STALE) from None
-    except (ConfigurationError, PlanError, ApplyRefused, ClientError, PlanFileError) as error:
+    except ApplyRefused as error:
+        # The rails' refusals: each source at its place in the files, then the reason.
+        for located in error.located:
+            click.echo(str(located), err=True)
+        click.echo(f"error: {error}", err=True)
+        raise SystemExit(EXIT_ERROR) from None
+    except (ConfigurationError, PlanError, ClientError, PlanFileError) as error:
         click.echo(f"error: {error}", err=True)
         raise SystemExit(EXIT_ERROR) from None
     except OSError as error:
@@ -258,6 +266,11 @@ def _exit_codes(files: Sequence[Path] = ()) -> Iterator[None]:
 )
 @click.option("--target", "targets", multiple=True, metavar="NAME", help="Plan only this source.")
 @click.option("--resend-secrets", is_flag=True, help="Plan to send every secret again (see apply).")
+@click.option(
+    "--take-over",
+    is_flag=True,
+    help="Plan writes to sources whose marker names another owner (see apply).",
+)
 @connection_options
 def plan_command(
     files: tuple[Path, ...],
@@ -266,6 +279,7 @@ def plan_command(
     detailed_exitcode: bool,
     targets: tuple[str, ...],
     resend_secrets: bool,
+    take_over: bool,
     api_url: str | None,
     emulator: bool,
 ) -> None:
@@ -279,13 +293,20 @@ def plan_command(
             raise ConfigurationError(f"--out {out} is one of the files to plan: choose another")
         connection = _connect(api_url, emulator)
         result = asyncio.run(
-            plan_files(files, connection, targets=targets, resend_secrets=resend_secrets)
+            plan_files(
+                files,
+                connection,
+                targets=targets,
+                resend_secrets=resend_secrets,
+                take_over=take_over,
+            )
         )
         if out is not None:
             # Written as is: no referenced value enters a plan (placeholders stand for
             # them), so masking could only corrupt a valid plan.
             write_atomically(out, result.plan.to_json() + "\n")
         click.echo(render(result.plan, fmt, color=_color()))
+        check_ownership(result)
     if detailed_exitcode and result.plan.has_changes:
         raise SystemExit(EXIT_CHANGES)
 
@@ -308,6 +329,7 @@ def drift_command(
         result = asyncio.run(plan_files(files, connection))
         drift = drift_findings(result.plan, require_marker=require_marker)
         click.echo(render(result.plan, fmt, color=_color(), view="drift", drifted=bool(drift)))
+        check_ownership(result)
         if drift:
             click.echo(f"Drift: {'; '.join(drift)}.", err=True)
         else:
@@ -320,6 +342,21 @@ def drift_command(
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--auto-approve", is_flag=True, help="Apply without asking.")
 @click.option("--allow-disable", is_flag=True, help="Let the plan disable live sources.")
+@click.option(
+    "--allow-large-change",
+    is_flag=True,
+    help="Apply a plan over the blast-radius threshold (safety: in the file).",
+)
+@click.option(
+    "--allow-protected-change",
+    is_flag=True,
+    help="Let the plan disable, or move the origin of, a source with mode: protect.",
+)
+@click.option(
+    "--take-over",
+    is_flag=True,
+    help="Write sources whose marker names another owner, recording this file's owner.",
+)
 @click.option("--resend-secrets", is_flag=True, help="Send every secret again.")
 @click.option("--wait", is_flag=True, help="Wait until touched sources are deployed.")
 @click.option(
@@ -334,6 +371,9 @@ def apply_command(
     inputs: tuple[Path, ...],
     auto_approve: bool,
     allow_disable: bool,
+    allow_large_change: bool,
+    allow_protected_change: bool,
+    take_over: bool,
     resend_secrets: bool,
     wait: bool,
     expect_digest: str | None,
@@ -344,37 +384,46 @@ def apply_command(
     """Apply the files (planning first) or a plan saved by `plan --out`."""
     with _exit_codes(inputs):
         connection = _connect(api_url, emulator)
+        permissions = Permissions(
+            allow_disable=allow_disable,
+            allow_large_change=allow_large_change,
+            allow_protected_change=allow_protected_change,
+            take_over=take_over,
+        )
         saved = len(inputs) == 1 and is_plan_file(inputs[0])
+        made = None
         if saved:
             _refuse_planning_options(targets=targets, resend_secrets=resend_secrets)
             plan = read_plan_file(inputs[0])
             check_plan_target(plan, connection)
         else:
-            plan = asyncio.run(
+            made = asyncio.run(
                 plan_files(
                     inputs,
                     connection,
                     targets=targets,
                     resend_secrets=resend_secrets,
+                    take_over=take_over,
                     secrets_optional=False,
                 )
-            ).plan
+            )
+            plan = made.plan
         click.echo(render(plan, "text", color=_color()))
         if expect_digest is not None and plan.digest != expect_digest:
             raise StalePlan(
                 f"the plan's digest is {plan.digest}, not the reviewed {expect_digest}: "
                 "live sources or the files changed since review"
             )
-        if not plan.has_changes:
+        if not plan.has_changes and not plan.owned_elsewhere:
             click.echo("Nothing to do.", err=True)
             return
-        check_permissions(plan, allow_disable=allow_disable)
+        check_apply_policy(plan, permissions, made)
         _confirm(plan, auto_approve)
         report = asyncio.run(
             apply_with_report(
                 plan,
                 connection,
-                allow_disable=allow_disable,
+                permissions=permissions,
                 saved=saved,
                 wait=wait,
                 on_result=_progress,
