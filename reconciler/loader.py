@@ -592,7 +592,10 @@ class _DesiredFile:
 
     def _keep_resolved_sources(self, data: dict[str, Any]) -> None:
         """Every error was about an unread reference: keep the sources that need none."""
-        for index, source in enumerate(data["sources"]):
+        sources = data.get("sources")
+        if not isinstance(sources, list):  # already reported where the value was read
+            return
+        for index, source in enumerate(sources):
             try:
                 spec = SourceSpec.model_validate(source, context=validation_context(data))
             except ValidationError:
