@@ -33,7 +33,7 @@ from reconciler.reconcile import (
     ConfigurationError,
     PlanFileError,
     apply_with_report,
-    check_plan_target,
+    authenticate_plan,
     connect,
     drift_findings,
     is_plan_file,
@@ -261,8 +261,9 @@ def plan_command(
         )
         if out is not None:
             # Files pass the redaction point like the streams: a secret value reused by
-            # mistake in a plain attribute is masked (and the plan then fails its digest).
-            write_atomically(out, redact.scrub(result.plan.to_json() + "\n"))
+            # mistake in a plain attribute is masked (and the plan then fails its MAC).
+            saved = authenticate_plan(result.plan, connection)
+            write_atomically(out, redact.scrub(saved.to_json() + "\n"))
         click.echo(render(result.plan, fmt, color=_color()))
     if detailed_exitcode and result.plan.has_changes:
         raise SystemExit(EXIT_CHANGES)
@@ -325,8 +326,7 @@ def apply_command(
         saved = len(inputs) == 1 and is_plan_file(inputs[0])
         if saved:
             _refuse_planning_options(targets=targets, resend_secrets=resend_secrets)
-            plan = read_plan_file(inputs[0])
-            check_plan_target(plan, connection)
+            plan = read_plan_file(inputs[0], connection)
         else:
             plan = asyncio.run(
                 plan_files(
