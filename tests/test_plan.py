@@ -71,6 +71,36 @@ def test_digest_does_not_depend_on_dict_order() -> None:
     assert compute_digest([one]) == compute_digest([two])
 
 
+MAC_KEY = b"saved-plan-key"
+
+
+def test_the_mac_covers_every_field_of_the_document() -> None:
+    golden = Plan.model_validate_json(GOLDEN_PLAN.read_text(encoding="utf-8"))
+    saved = golden.authenticated(MAC_KEY)
+    assert saved.is_authentic(MAC_KEY) and not saved.is_authentic(b"another-key")
+    action = saved.actions[0]
+    edits: dict[str, object] = {
+        "format_version": 2,
+        "api_url": "https://elsewhere.example" if saved.api_url is None else None,
+        "digest": "sha256:" + "0" * 64,
+        "summary": saved.summary.model_copy(update={"create": 9}),
+        "actions": [action.model_copy(update={"live_fingerprint": "sha256:" + "1" * 64})],
+        "unmanaged": [],
+        "notices": [],
+    }
+    assert set(edits) == set(Plan.model_fields) - {"mac"}  # a new field must be covered too
+    for field, value in edits.items():
+        assert not saved.model_copy(update={field: value}).is_authentic(MAC_KEY), field
+
+
+def test_only_a_plan_with_a_mac_prints_one() -> None:
+    golden = Plan.model_validate_json(GOLDEN_PLAN.read_text(encoding="utf-8"))
+    assert "mac" not in json.loads(golden.to_json())
+    saved = json.loads(golden.authenticated(MAC_KEY).to_json())
+    assert saved["mac"].startswith("hmac-sha256:")
+    assert Plan.model_validate(saved).is_authentic(MAC_KEY)
+
+
 def test_action_key_is_the_id_or_the_first_new_subdomain() -> None:
     assert create().key == "new:new-one"
     assert create().model_copy(update={"id": "a" * 24}).key == "a" * 24
