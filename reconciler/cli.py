@@ -42,7 +42,7 @@ from reconciler.reconcile import (
     read_plan_file,
 )
 from reconciler.render import FORMATS, render
-from reconciler.untrusted import escaped
+from reconciler.untrusted import LogFormatter, escaped, one_line
 
 # product.md's exit codes.
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_PARTIAL, EXIT_STALE = 0, 1, 2, 3, 4
@@ -62,6 +62,9 @@ class CommandGroup(click.Group):
         try:
             result = super().main(*args, **kwargs)
         except click.ClickException as error:
+            # Its message may quote an argument, and arguments may come from a pull request
+            # (file names); click declares the attribute Final but reads it when showing.
+            error.message = one_line(error.message)  # type: ignore[misc]
             error.show()
             sys.exit(EXIT_ERROR if isinstance(error, click.UsageError) else error.exit_code)
         except click.Abort:
@@ -82,7 +85,7 @@ def main(ctx: click.Context, debug: bool) -> None:
     """Keep imgix Sources in git: validate, plan, apply and detect drift."""
     if debug:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(LogFormatter("%(levelname)s %(name)s: %(message)s"))
         handler.addFilter(redact.RedactingFilter())
         package_logger = logging.getLogger("reconciler")
         package_logger.addHandler(handler)
@@ -106,13 +109,13 @@ def validate(files: tuple[str, ...], no_resolve: bool) -> None:
         loaded = load(files, resolve=not no_resolve)
     except LoadError as exc:
         for error in exc.errors:
-            click.echo(str(error), err=True)
-        click.echo(summarize(exc.errors, files), err=True)
+            _stderr_line(str(error))
+        _stderr_line(summarize(exc.errors, files))
         raise SystemExit(1) from None
     for file in dict.fromkeys(files):  # a file given twice was checked once
         places = [*loaded.locations, *loaded.unresolved]
         count = sum(1 for location in places if location.file == file)
-        click.echo(f"{file}: {count} source{'s' if count != 1 else ''} valid", err=True)
+        _stderr_line(f"{file}: {count} source{'s' if count != 1 else ''} valid")
 
 
 @main.command()
@@ -150,16 +153,14 @@ def emulator(port: int, state_file: Path | None, seed: bool) -> None:
         serve(port, state_file, seed=seed, announce=announce)
     except OSError as error:
         if error.filename:
-            click.echo(f"error: {error.strerror or error}: {error.filename}", err=True)
+            _stderr_line(f"error: {error.strerror or error}: {error.filename}")
         else:
-            click.echo(
-                f"error: cannot serve on 127.0.0.1:{port}: {error.strerror or error}", err=True
-            )
+            _stderr_line(f"error: cannot serve on 127.0.0.1:{port}: {error.strerror or error}")
         raise SystemExit(EXIT_ERROR) from None
-    except (ValueError, KeyError, TypeError, ApiProblem) as error:
+    except (ValueError, KeyError, TypeError, RecursionError, ApiProblem) as error:
         # Raised while loading --state, before serving: the file is not a state we wrote.
         reason = f"missing {error}" if isinstance(error, KeyError) else str(error)
-        click.echo(f"error: {state_file}: not an emulator state file ({reason})", err=True)
+        _stderr_line(f"error: {state_file}: not an emulator state file ({reason})")
         raise SystemExit(EXIT_ERROR) from None
 
 
@@ -196,6 +197,11 @@ def _color() -> bool:
     return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
 
 
+def _stderr_line(message: str) -> None:
+    # Errors quote file names, file contents and API answers: each stays one inert line.
+    click.echo(one_line(message), err=True)
+
+
 @contextlib.contextmanager
 def _exit_codes(files: Sequence[Path] = ()) -> Iterator[None]:
     """Map every failure to a message on stderr and product.md's exit code: no tracebacks."""
@@ -203,26 +209,25 @@ def _exit_codes(files: Sequence[Path] = ()) -> Iterator[None]:
         yield
     except LoadError as error:
         for located in error.errors:
-            click.echo(str(located), err=True)
+            _stderr_line(str(located))
         if files:
-            click.echo(summarize(error.errors, [str(file) for file in files]), err=True)
+            _stderr_line(summarize(error.errors, [str(file) for file in files]))
         raise SystemExit(EXIT_ERROR) from None
     except StalePlan as error:
-        click.echo(f"error: {error}", err=True)
+        _stderr_line(f"error: {error}")
         raise SystemExit(EXIT_STALE) from None
     except (ConfigurationError, PlanError, ApplyRefused, ClientError, PlanFileError) as error:
-        click.echo(f"error: {error}", err=True)
+        _stderr_line(f"error: {error}")
         raise SystemExit(EXIT_ERROR) from None
     except OSError as error:
-        click.echo(f"error: {error.strerror or error}: {error.filename or ''}".rstrip(), err=True)
+        _stderr_line(f"error: {error.strerror or error}: {error.filename or ''}".rstrip())
         raise SystemExit(EXIT_ERROR) from None
     except Exception as error:
         # A bug, not bad input: one line for CI logs, the traceback only with --debug.
         log.debug("unexpected error", exc_info=True)
-        click.echo(
+        _stderr_line(
             f"internal error: {type(error).__name__}: {error} "
-            "(re-run with --debug for details, and please report it)",
-            err=True,
+            "(re-run with --debug for details, and please report it)"
         )
         raise SystemExit(EXIT_ERROR) from None
 
@@ -288,7 +293,7 @@ def drift_command(
         drift = drift_findings(result.plan, require_marker=require_marker)
         click.echo(render(result.plan, fmt, color=_color(), view="drift", drifted=bool(drift)))
         if drift:
-            click.echo(f"Drift: {'; '.join(drift)}.", err=True)
+            _stderr_line(f"Drift: {'; '.join(drift)}.")
         else:
             click.echo("In sync: live sources match the files.", err=True)
     if drift:
@@ -426,7 +431,7 @@ def _print_report(report: ApplyReport) -> None:
             line += f": {escaped(result.error)}"
         click.echo(line)
     if report.still_deploying:
-        ids = ", ".join(report.still_deploying)
+        ids = ", ".join(map(escaped, report.still_deploying))
         click.echo(f"Still deploying when --wait gave up: {ids}.")
     outcomes = [result.outcome for result in report.results]
     skipped = outcomes.count("skipped")
@@ -448,4 +453,4 @@ def export_command(out: Path | None, api_url: str | None, emulator: bool) -> Non
             click.echo(text, nl=False)
         else:
             write_atomically(out, redact.scrub(text))
-            click.echo(f"Wrote {out}.", err=True)
+            _stderr_line(f"Wrote {out}.")

@@ -7,7 +7,6 @@ the plan, so the same plan always gives the same comment.
 
 from __future__ import annotations
 
-import html
 import re
 from collections.abc import Iterator
 
@@ -21,7 +20,7 @@ from reconciler.render.values import (
     source_names,
     waits_for,
 )
-from reconciler.untrusted import escaped
+from reconciler.untrusted import markdown_text
 
 MARKER = "<!-- imgix-reconciler:plan -->"
 # A scheduled drift check may post to an issue: its own marker, so it updates its own.
@@ -35,12 +34,6 @@ MAX_NAMED = 20
 TAIL_SHARE = 5_000
 
 _SIGN = {"create": "+", "patch": "~"}
-# Inline markdown syntax (links and images, code spans, emphasis, strikethrough, table
-# pipes) is shown as HTML entities, which GitHub decodes in markdown and HTML blocks alike.
-# Only what can start syntax is escaped, so `["a"]` and `cache_ttl_value` stay readable: a
-# link needs `](` (the comment defines no reference links) and emphasis an underscore at a
-# word boundary.
-_MARKDOWN_SYNTAX = re.compile(r"[\\`*|~]|\](?=\()|(?<![^\W_])_|_(?![^\W_])")
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
 
@@ -89,7 +82,7 @@ def _destructive(plan: Plan) -> list[str]:
     names = [a.source for a in plan.actions if a.destructive]
     if not names:
         return []
-    listed = ", ".join(_name(_short(n)) for n in names[:MAX_NAMED])
+    listed = ", ".join(markdown_text(_short(n)) for n in names[:MAX_NAMED])
     if len(names) > MAX_NAMED:
         listed += f" and {len(names) - MAX_NAMED} more"
     verb = "disables" if len(names) == 1 else "disable"
@@ -141,13 +134,7 @@ def _cell(value: str) -> str:
 
 
 def _code(text: str) -> str:
-    return f"<code>{_name(text)}</code>"
-
-
-def _name(text: str) -> str:
-    """Plan text made inert: no line break, no HTML tag, no markdown syntax, no table pipe."""
-    safe = html.escape(escaped(text), quote=False)
-    return _MARKDOWN_SYNTAX.sub(lambda match: f"&#{ord(match.group())};", safe)
+    return f"<code>{markdown_text(text)}</code>"
 
 
 def _digest(digest: str) -> str:
@@ -156,7 +143,7 @@ def _digest(digest: str) -> str:
 
 
 def _action(names: dict[str, str], action: Action) -> str:
-    summary = f"<b>{_SIGN[action.action]} {action.action}</b> {_name(action.source)}"
+    summary = f"<b>{_SIGN[action.action]} {action.action}</b> {markdown_text(action.source)}"
     if action.id:
         summary += f" ({_code(action.id)})"
     if action.destructive:
@@ -165,7 +152,7 @@ def _action(names: dict[str, str], action: Action) -> str:
     if action.destructive:
         lines += [f"**⚠ {DISABLES}**", ""]
     for name in waits_for(names, action):
-        lines += [f"Applied after {_name(name)} (it releases a hostname this claims).", ""]
+        lines += [f"Applied after {markdown_text(name)} (it releases a hostname this claims).", ""]
     lines += ["| attribute | before | after |", "|---|---|---|"]
     for change in action.changes:
         before = "" if action.action == "create" else _cell(shown(change.before))
@@ -177,8 +164,8 @@ def _action(names: dict[str, str], action: Action) -> str:
 
 def _notice(notice: Notice) -> str:
     where = f" ({_code(notice.id)})" if notice.id else ""
-    return f"- **{_name(notice.source)}**{where}: {_name(notice.detail)}\n"
+    return f"- **{markdown_text(notice.source)}**{where}: {markdown_text(notice.detail)}\n"
 
 
 def _unmanaged(source: UnmanagedSource) -> str:
-    return f"- {_name(source.name)} ({_code(source.id)})\n"
+    return f"- {markdown_text(source.name)} ({_code(source.id)})\n"
