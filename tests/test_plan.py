@@ -93,6 +93,21 @@ def test_the_mac_covers_every_field_of_the_document() -> None:
         assert not saved.model_copy(update={field: value}).is_authentic(MAC_KEY), field
 
 
+GOLDEN_SAVED = Path(__file__).parent / "golden" / "plan.saved.json"
+
+
+def test_the_mac_of_a_saved_plan_is_pinned() -> None:
+    """A change to how the MAC is computed shows in review as a new `mac` on the same plan."""
+    golden = Plan.model_validate_json(GOLDEN_PLAN.read_text(encoding="utf-8"))
+    saved = golden.authenticated(MAC_KEY).to_json() + "\n"
+    if os.environ.get("UPDATE_GOLDEN") == "1":
+        GOLDEN_SAVED.write_text(saved, encoding="utf-8")
+    assert GOLDEN_SAVED.read_text(encoding="utf-8") == saved
+    document = json.loads(saved)
+    jsonschema.validate(document, json.loads(SCHEMA.read_text(encoding="utf-8")))
+    assert Plan.model_validate(document).is_authentic(MAC_KEY)
+
+
 def test_only_a_plan_with_a_mac_prints_one() -> None:
     golden = Plan.model_validate_json(GOLDEN_PLAN.read_text(encoding="utf-8"))
     assert "mac" not in json.loads(golden.to_json())
