@@ -9,6 +9,8 @@ pull-request comments. Each such text passes here first:
   cannot drive a terminal or reorder what a reviewer reads;
 - a line never starts with `::`, so a text cannot forge a GitHub workflow command
   (`::add-mask::`, `::error::`) in a CI log;
+- a JSON document printed (`--format json`) keeps its meaning, with what JSON leaves raw
+  (C1 controls, line separators, bidi controls) escaped as well;
 - in markdown (a pull-request comment), a text is inert: no HTML, no markdown syntax, and
   nothing GitHub turns into a ping or a link (`@user`, `@org/team`, `#12`, `org/repo#1`,
   `GH-12`, `https://...`, `www.example.com`, `someone@example.com`).
@@ -58,9 +60,15 @@ def quoted(text: str) -> str:
 
 def json_shown(value: object) -> str:
     """`value` as JSON on one line, with what JSON leaves raw escaped as well."""
-    return _RAW_AFTER_JSON.sub(
-        _escape, json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
-    )
+    return json_document(json.dumps(value, ensure_ascii=False, separators=(", ", ": ")))
+
+
+def json_document(text: str) -> str:
+    """A JSON text with what JSON leaves raw escaped too: the same document, inert.
+
+    Those characters can only occur inside strings, where `\\uXXXX` means the same.
+    """
+    return _RAW_AFTER_JSON.sub(_escape, text)
 
 
 # Inline markdown syntax (links and images, code spans, emphasis, strikethrough, table

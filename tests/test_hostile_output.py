@@ -10,6 +10,7 @@ hostile server where the emulator would never answer that way.
 from __future__ import annotations
 
 import html
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -132,6 +133,21 @@ def test_text_plan_and_apply_report_keep_hostile_names_on_their_lines(
     assert f"applied: create {escaped_name}" in [
         line.split(" (", 1)[0] for line in applied.stdout.splitlines()
     ]
+
+
+def test_json_plan_is_the_same_document_with_nothing_raw_a_terminal_acts_on(
+    emulator_store: SourceStore, emulator_url: str, tmp_path: Path
+) -> None:
+    name = "C1 \x9b2J, NEL \x85, LS \u2028, RLO \u202e, ESC \x1b, \r\n::error::x"
+    path = tmp_path / "sources.yaml"
+    path.write_text("version: 1\nsources:\n" + webfolder(name, "json-c1"))
+
+    result = invoke("plan", path, "--format", "json", "--api-url", emulator_url)
+
+    assert result.exit_code == 0, result.output + result.stderr
+    assert_inert(result.stdout)
+    assert not re.search("[\u202a-\u202e]", result.stdout)
+    assert json.loads(result.stdout)["actions"][0]["source"] == name
 
 
 # --------------------------------------------------------------------------- hostile API
