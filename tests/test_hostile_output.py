@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from console import invoke
+from ruamel.yaml import YAML
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -148,6 +149,26 @@ def test_json_plan_is_the_same_document_with_nothing_raw_a_terminal_acts_on(
     assert_inert(result.stdout)
     assert not re.search("[\u202a-\u202e]", result.stdout)
     assert json.loads(result.stdout)["actions"][0]["source"] == name
+
+
+def test_export_to_stdout_puts_no_live_text_at_the_start_of_a_line(
+    emulator_store: SourceStore, emulator_url: str
+) -> None:
+    # A long name would be folded onto lines of its own; a key may start with `::`.
+    name = "x" * 70 + " ::error::forged " + "y" * 70 + " ::add-mask::hunter2"
+    site = {"type": "webfolder", "imgix_subdomains": ["exported"],
+            "webfolder_base_url": "https://site.example/"}  # fmt: skip
+    created = emulator_store.create_source({"name": name, "deployment": site})
+    params = {"::error::k": "::warning::v", "::set-env name=A::": "1"}
+    emulator_store.dashboard_redeploy(created["id"], {"default_params": params})
+
+    result = invoke("export", "--api-url", emulator_url)
+
+    assert result.exit_code == 0, result.output + result.stderr
+    assert_inert(result.stdout)
+    (source,) = YAML(typ="safe").load(result.stdout)["sources"]
+    assert source["name"] == name
+    assert source["deployment"]["default_params"] == params
 
 
 # --------------------------------------------------------------------------- hostile API
