@@ -118,19 +118,23 @@ def test_markdown_of_a_name_forging_lines_keeps_it_on_its_own(
     assert_inert(result.stdout)
 
 
-def test_text_plan_and_apply_report_keep_hostile_names_on_their_lines(
+def test_text_plan_drift_and_apply_report_keep_hostile_names_on_their_lines(
     emulator_store: SourceStore, emulator_url: str, hostile_file: Path
 ) -> None:
     planned = invoke("plan", hostile_file, "--api-url", emulator_url)
+    drifted = invoke("drift", hostile_file, "--api-url", emulator_url)
     applied = invoke("apply", hostile_file, "--auto-approve", "--api-url", emulator_url)
 
     assert planned.exit_code == applied.exit_code == 0, applied.output + applied.stderr
-    for output in (planned.stdout, planned.stderr, applied.stdout, applied.stderr):
-        assert_inert(output)
+    assert drifted.exit_code == 2
+    for result in (planned, drifted, applied):
+        assert_inert(result.stdout)
+        assert_inert(result.stderr)
     escaped_name = (
         "Evil\\r\\n::add-mask::hunter2\\n  ::error file=x::forged\\u2028::warning::y\\u001b[2J"
     )
     assert f'+ create "{escaped_name}"' in planned.stdout.splitlines()
+    assert drifted.stderr.splitlines() == [f"Drift: create {escaped_name}; create {PINGING_NAME}."]
     assert f"applied: create {escaped_name}" in [
         line.split(" (", 1)[0] for line in applied.stdout.splitlines()
     ]
