@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from reconciler import redact
 from reconciler.plan import Action, Notice, Plan, UnmanagedSource
 from reconciler.render.values import (
     DISABLES,
@@ -20,7 +21,7 @@ from reconciler.render.values import (
     source_names,
     waits_for,
 )
-from reconciler.untrusted import markdown_text
+from reconciler.untrusted import json_shown, markdown_text
 
 MARKER = "<!-- imgix-reconciler:plan -->"
 # A scheduled drift check may post to an issue: its own marker, so it updates its own.
@@ -135,6 +136,12 @@ def _cell(value: str) -> str:
 
 def _code(text: str) -> str:
     return f"<code>{markdown_text(text)}</code>"
+
+
+# The redaction point masks registered values as this renderer spells them, too: as
+# text, and inside the JSON of a value cell.
+redact.mask_form(markdown_text)
+redact.mask_form(lambda value: markdown_text(json_shown(value)[1:-1]))
 
 
 def _digest(digest: str) -> str:
