@@ -159,7 +159,7 @@ def test_export_to_stdout_puts_no_live_text_at_the_start_of_a_line(
     emulator_store: SourceStore, emulator_url: str
 ) -> None:
     # A long name would be folded onto lines of its own; a key may start with `::`.
-    name = "x" * 70 + " ::error::forged " + "y" * 70 + " ::add-mask::hunter2"
+    name = " ".join(["::error::forged"] * 12 + ["::add-mask::hunter2"])
     site = {"type": "webfolder", "imgix_subdomains": ["exported"],
             "webfolder_base_url": "https://site.example/"}  # fmt: skip
     created = emulator_store.create_source({"name": name, "deployment": site})

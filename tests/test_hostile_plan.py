@@ -31,6 +31,8 @@ pytestmark = pytest.mark.e2e
 
 CI_KEY = "ci-held-fingerprint-key-5b1e0c7d9a"
 CI_ENV = {"IMGIX_RECONCILER_FINGERPRINT_KEY": CI_KEY}
+# The forger's own key: any run can authenticate plans with it, but not with ours.
+FORGER_KEY = "forger-held-key-0c6f2a91e4d7b358"
 # Another key the emulator accepts: an API key rotated, or another account's.
 OTHER_API_KEY = "ak_" + "fedcba9876543210" * 4
 
@@ -211,7 +213,9 @@ def test_a_plan_saved_with_another_key_is_refused(
 ) -> None:
     # The forger's own run (a fork's CI, a laptop) makes a well-formed plan with its key.
     plan_file = tmp_path / "plan.json"
-    saved_plan(sources, emulator_url, plan_file, env={"IMGIX_RECONCILER_FINGERPRINT_KEY": "x" * 40})
+    saved_plan(
+        sources, emulator_url, plan_file, env={"IMGIX_RECONCILER_FINGERPRINT_KEY": FORGER_KEY}
+    )
     mark = len(store.request_log)
 
     result = invoke("apply", plan_file, "--auto-approve", "--api-url", emulator_url, env=CI_ENV)
