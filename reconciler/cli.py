@@ -34,9 +34,9 @@ from reconciler.reconcile import (
     Connection,
     PlanFileError,
     apply_with_report,
+    authenticate_plan,
     check_apply_policy,
     check_ownership,
-    check_plan_target,
     connect,
     drift_findings,
     is_plan_file,
@@ -45,7 +45,7 @@ from reconciler.reconcile import (
     read_plan_file,
 )
 from reconciler.render import FORMATS, render
-from reconciler.untrusted import escaped
+from reconciler.untrusted import LogFormatter, escaped, one_line
 
 # product.md's exit codes.
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_PARTIAL, EXIT_STALE = 0, 1, 2, 3, 4
@@ -66,6 +66,9 @@ class CommandGroup(click.Group):
         try:
             result = super().main(*args, **kwargs)
         except click.ClickException as error:
+            # Its message may quote an argument, and arguments may come from a pull request
+            # (file names); click declares the attribute Final but reads it when showing.
+            error.message = one_line(error.message)  # type: ignore[misc]
             error.show()
             sys.exit(EXIT_ERROR if isinstance(error, click.UsageError) else error.exit_code)
         except click.Abort:
@@ -86,7 +89,7 @@ def main(ctx: click.Context, debug: bool) -> None:
     """Keep imgix Sources in git: validate, plan, apply and detect drift."""
     if debug:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(LogFormatter("%(levelname)s %(name)s: %(message)s"))
         handler.addFilter(redact.RedactingFilter())
         package_logger = logging.getLogger("reconciler")
         package_logger.addHandler(handler)
@@ -110,13 +113,13 @@ def validate(files: tuple[str, ...], no_resolve: bool) -> None:
         loaded = load(files, resolve=not no_resolve)
     except LoadError as exc:
         for error in exc.errors:
-            click.echo(str(error), err=True)
-        click.echo(summarize(exc.errors, files), err=True)
+            _stderr_line(str(error))
+        _stderr_line(summarize(exc.errors, files))
         raise SystemExit(1) from None
     for file in dict.fromkeys(files):  # a file given twice was checked once
         places = [*loaded.locations, *loaded.unresolved]
         count = sum(1 for location in places if location.file == file)
-        click.echo(f"{file}: {count} source{'s' if count != 1 else ''} valid", err=True)
+        _stderr_line(f"{file}: {count} source{'s' if count != 1 else ''} valid")
 
 
 @main.command()
@@ -160,16 +163,14 @@ def emulator(port: int, state_file: Path | None, seed: bool, omit_unset: bool) -
         serve(port, state_file, seed=seed, omit_unset=omit_unset, announce=announce)
     except OSError as error:
         if error.filename:
-            click.echo(f"error: {error.strerror or error}: {error.filename}", err=True)
+            _stderr_line(f"error: {error.strerror or error}: {error.filename}")
         else:
-            click.echo(
-                f"error: cannot serve on 127.0.0.1:{port}: {error.strerror or error}", err=True
-            )
+            _stderr_line(f"error: cannot serve on 127.0.0.1:{port}: {error.strerror or error}")
         raise SystemExit(EXIT_ERROR) from None
-    except (ValueError, KeyError, TypeError, ApiProblem) as error:
+    except (ValueError, KeyError, TypeError, RecursionError, ApiProblem) as error:
         # Raised while loading --state, before serving: the file is not a state we wrote.
         reason = f"missing {error}" if isinstance(error, KeyError) else str(error)
-        click.echo(f"error: {state_file}: not an emulator state file ({reason})", err=True)
+        _stderr_line(f"error: {state_file}: not an emulator state file ({reason})")
         raise SystemExit(EXIT_ERROR) from None
 
 
@@ -220,6 +221,11 @@ def _color() -> bool:
     return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
 
 
+def _stderr_line(message: str) -> None:
+    # Errors quote file names, file contents and API answers: each stays one inert line.
+    click.echo(one_line(message), err=True)
+
+
 @contextlib.contextmanager
 def _exit_codes(files: Sequence[Path] = ()) -> Iterator[None]:
     """Map every failure to a message on stderr and product.md's exit code: no tracebacks."""
@@ -227,32 +233,31 @@ def _exit_codes(files: Sequence[Path] = ()) -> Iterator[None]:
         yield
     except LoadError as error:
         for located in error.errors:
-            click.echo(str(located), err=True)
+            _stderr_line(str(located))
         if files:
-            click.echo(summarize(error.errors, [str(file) for file in files]), err=True)
+            _stderr_line(summarize(error.errors, [str(file) for file in files]))
         raise SystemExit(EXIT_ERROR) from None
     except StalePlan as error:
-        click.echo(f"error: {error}", err=True)
+        _stderr_line(f"error: {error}")
         raise SystemExit(EXIT_STALE) from None
     except ApplyRefused as error:
         # The rails' refusals: each source at its place in the files, then the reason.
         for located in error.located:
-            click.echo(str(located), err=True)
-        click.echo(f"error: {error}", err=True)
+            _stderr_line(str(located))
+        _stderr_line(f"error: {error}")
         raise SystemExit(EXIT_ERROR) from None
     except (ConfigurationError, PlanError, ClientError, PlanFileError) as error:
-        click.echo(f"error: {error}", err=True)
+        _stderr_line(f"error: {error}")
         raise SystemExit(EXIT_ERROR) from None
     except OSError as error:
-        click.echo(f"error: {error.strerror or error}: {error.filename or ''}".rstrip(), err=True)
+        _stderr_line(f"error: {error.strerror or error}: {error.filename or ''}".rstrip())
         raise SystemExit(EXIT_ERROR) from None
     except Exception as error:
         # A bug, not bad input: one line for CI logs, the traceback only with --debug.
         log.debug("unexpected error", exc_info=True)
-        click.echo(
+        _stderr_line(
             f"internal error: {type(error).__name__}: {error} "
-            "(re-run with --debug for details, and please report it)",
-            err=True,
+            "(re-run with --debug for details, and please report it)"
         )
         raise SystemExit(EXIT_ERROR) from None
 
@@ -304,7 +309,8 @@ def plan_command(
         if out is not None:
             # Written as is: no referenced value enters a plan (placeholders stand for
             # them), so masking could only corrupt a valid plan.
-            write_atomically(out, result.plan.to_json() + "\n")
+            saved = authenticate_plan(result.plan, connection)
+            write_atomically(out, saved.to_json() + "\n")
         click.echo(render(result.plan, fmt, color=_color()))
         check_ownership(result)
     if detailed_exitcode and result.plan.has_changes:
@@ -331,7 +337,7 @@ def drift_command(
         click.echo(render(result.plan, fmt, color=_color(), view="drift", drifted=bool(drift)))
         check_ownership(result)
         if drift:
-            click.echo(f"Drift: {'; '.join(drift)}.", err=True)
+            _stderr_line(f"Drift: {'; '.join(drift)}.")
         else:
             click.echo("In sync: live sources match the files.", err=True)
     if drift:
@@ -394,8 +400,7 @@ def apply_command(
         made = None
         if saved:
             _refuse_planning_options(targets=targets, resend_secrets=resend_secrets)
-            plan = read_plan_file(inputs[0])
-            check_plan_target(plan, connection)
+            plan = read_plan_file(inputs[0], connection)
         else:
             made = asyncio.run(
                 plan_files(
@@ -494,10 +499,10 @@ def _print_report(report: ApplyReport) -> None:
         if result.source_id:
             line += f" ({escaped(result.source_id)})"
         if result.error:
-            line += f": {escaped(result.error)}"
+            line += f": {one_line(result.error)}"
         click.echo(line)
     if report.still_deploying:
-        ids = ", ".join(report.still_deploying)
+        ids = ", ".join(map(escaped, report.still_deploying))
         click.echo(f"Still deploying when --wait gave up: {ids}.")
     outcomes = [result.outcome for result in report.results]
     skipped = outcomes.count("skipped")
@@ -519,4 +524,4 @@ def export_command(out: Path | None, api_url: str | None, emulator: bool) -> Non
             click.echo(text, nl=False)
         else:
             write_atomically(out, redact.scrub(text))
-            click.echo(f"Wrote {out}.", err=True)
+            _stderr_line(f"Wrote {out}.")

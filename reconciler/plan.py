@@ -13,6 +13,7 @@ written as references: changes show the reference, writes carry `{"reference": {
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from typing import Any, Literal
 
@@ -170,6 +171,14 @@ class Plan(_Frozen):
     # The API the plan was made against: a saved plan applies there and nowhere else.
     api_url: str | None = None
     digest: str
+    # Set on saved plans only (`plan --out`): authenticates the whole document, see
+    # `authenticated`. Absent from `--format json`, which is for reading, not applying.
+    mac: str | None = Field(
+        default=None,
+        pattern=r"^hmac-sha256:[0-9a-f]{64}$",
+        description="Saved plans only: HMAC-SHA256 over the rest of the document, keyed "
+        "from IMGIX_RECONCILER_FINGERPRINT_KEY (or IMGIX_API_KEY when that is unset).",
+    )
     summary: Summary
     actions: list[Action]
     unmanaged: list[UnmanagedSource] = Field(default_factory=list)
@@ -184,8 +193,25 @@ class Plan(_Frozen):
         return bool(self.actions)
 
     def to_json(self) -> str:
-        """The plan document, as saved and printed."""
-        return self.model_dump_json(indent=2)
+        """The plan document, as saved and printed (with `mac` only when it has one)."""
+        return self.model_dump_json(indent=2, exclude=None if self.mac else {"mac"})
+
+    def authenticated(self, key: bytes) -> Plan:
+        """This plan with its `mac`: HMAC-SHA256 over every other field, keyed by `key`.
+
+        The MAC covers the validated model, not the file's bytes: what `apply` acts on is
+        exactly what was authenticated, however the JSON was spelled.
+        """
+        return self.model_copy(update={"mac": self._mac(key)})
+
+    def is_authentic(self, key: bytes) -> bool:
+        """Whether the plan carries a MAC made with `key` over exactly its content."""
+        return self.mac is not None and hmac.compare_digest(self.mac, self._mac(key))
+
+    def _mac(self, key: bytes) -> str:
+        document = self.model_dump(mode="json", exclude={"mac"})
+        canonical = json.dumps(document, sort_keys=True, separators=(",", ":"))
+        return "hmac-sha256:" + hmac.new(key, canonical.encode(), hashlib.sha256).hexdigest()
 
 
 def plan_json_schema() -> dict[str, JsonValue]:

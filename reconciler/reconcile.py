@@ -266,7 +266,22 @@ async def list_live(connection: Connection) -> list[LiveSource]:
 
 
 class PlanFileError(Exception):
-    """A saved plan that cannot be read or was edited after it was made (exit 1)."""
+    """A saved plan that cannot be read, or that `plan --out` did not make with our key (exit 1)."""
+
+
+def _saved_plan_key(connection: Connection, environ: Mapping[str, str] | None) -> bytes:
+    # Derived from the fingerprint key rather than equal to it, so a MAC of one kind can
+    # never pass for the other.
+    return hmac.new(
+        fingerprint_key(connection, environ), b"imgix-reconciler saved plan", hashlib.sha256
+    ).digest()
+
+
+def authenticate_plan(
+    made: Plan, connection: Connection, environ: Mapping[str, str] | None = None
+) -> Plan:
+    """`made` with the MAC that lets `apply` trust it as a saved plan (`plan --out`)."""
+    return made.authenticated(_saved_plan_key(connection, environ))
 
 
 def is_plan_file(path: Path) -> bool:
@@ -276,23 +291,57 @@ def is_plan_file(path: Path) -> bool:
     """
     try:
         document = json.loads(path.read_bytes())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return False
     return isinstance(document, dict) and "format_version" in document
 
 
-def read_plan_file(path: Path) -> Plan:
-    """A saved plan, checked against its own digest so an edited plan is never applied."""
+def read_plan_file(
+    path: Path, connection: Connection, environ: Mapping[str, str] | None = None
+) -> Plan:
+    """A saved plan that `plan --out` made with this key for this connection's API.
+
+    Anything else (edited, forged, made with another key, or for another API) is refused
+    before a single request is sent.
+    """
     try:
-        plan = Plan.model_validate_json(path.read_bytes())
-    except ValueError as error:
-        first = str(error).splitlines()[0]
+        saved = Plan.model_validate_json(path.read_bytes())
+    except (ValueError, RecursionError) as error:
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise PlanFileError(
             f"{path}: not a plan document written by `plan --out` ({first})"
         ) from None
-    if compute_digest(plan.actions, plan.api_url) != plan.digest:
+    try:
+        check_saved_plan(saved, connection, environ)
+    except PlanFileError as error:
+        raise PlanFileError(f"{path}: {error}") from None
+    if compute_digest(saved.actions, saved.api_url) != saved.digest:
         raise PlanFileError(f"{path}: the actions do not match the plan's digest (edited?)")
-    return plan
+    return saved
+
+
+def check_saved_plan(
+    saved: Plan, connection: Connection, environ: Mapping[str, str] | None = None
+) -> None:
+    """Refuse a saved plan not authenticated with this run's key, or made for another API."""
+    if saved.mac is None:
+        raise PlanFileError(
+            "the plan carries no MAC: only a plan saved by `plan --out` can be applied "
+            "(`--format json` prints one for reading)"
+        )
+    if not saved.is_authentic(_saved_plan_key(connection, environ)):
+        raise PlanFileError(
+            "the plan's MAC does not match its content: it was edited or forged after "
+            f"`plan --out`, or saved with another key ({FINGERPRINT_KEY_VARIABLE}, or "
+            f"{API_KEY_VARIABLE} when that is unset); nothing was written"
+        )
+    if saved.api_url is None:
+        raise PlanFileError("the plan records no API (`api_url`): plan again with `plan --out`")
+    if saved.api_url.rstrip("/") != connection.api_url.rstrip("/"):
+        raise ApplyRefused(
+            f"the saved plan was made against {saved.api_url}, not {connection.api_url}: "
+            "plan again against the API you mean to change"
+        )
 
 
 def drift_findings(result: Plan, *, require_marker: bool = False) -> list[str]:
@@ -305,15 +354,6 @@ def drift_findings(result: Plan, *, require_marker: bool = False) -> list[str]:
         ):
             findings.append(f"{notice.source}: {notice.detail}")
     return findings
-
-
-def check_plan_target(saved: Plan, connection: Connection) -> None:
-    """Refuse a saved plan made against another API (or the emulator): it describes there."""
-    if saved.api_url is not None and saved.api_url.rstrip("/") != connection.api_url.rstrip("/"):
-        raise ApplyRefused(
-            f"the saved plan was made against {saved.api_url}, not {connection.api_url}: "
-            "plan again against the API you mean to change"
-        )
 
 
 def check_apply_policy(
@@ -375,10 +415,11 @@ async def apply_with_report(
 ) -> ApplyReport:
     """Apply a plan with one paced client; with `wait`, poll until touched sources deploy.
 
-    A `saved` plan must have been made against this connection's API.
+    A `saved` plan must carry the MAC of `plan --out` and have been made against this
+    connection's API.
     """
     if saved:
-        check_plan_target(result, connection)
+        check_saved_plan(result, connection, environ)
     async with connection.client() as client:
         report = await apply_plan(
             result,

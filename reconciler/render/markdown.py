@@ -7,7 +7,6 @@ the plan, so the same plan always gives the same comment.
 
 from __future__ import annotations
 
-import html
 import re
 from collections.abc import Iterator
 
@@ -24,7 +23,7 @@ from reconciler.render.values import (
     source_names,
     waits_for,
 )
-from reconciler.untrusted import escaped
+from reconciler.untrusted import json_shown, markdown_text
 
 MARKER = "<!-- imgix-reconciler:plan -->"
 # A scheduled drift check may post to an issue: its own marker, so it updates its own.
@@ -38,12 +37,6 @@ MAX_NAMED = 20
 TAIL_SHARE = 5_000
 
 _SIGN = {"create": "+", "patch": "~"}
-# Inline markdown syntax (links and images, code spans, emphasis, strikethrough, table
-# pipes) is shown as HTML entities, which GitHub decodes in markdown and HTML blocks alike.
-# Only what can start syntax is escaped, so `["a"]` and `cache_ttl_value` stay readable: a
-# link needs `](` (the comment defines no reference links) and emphasis an underscore at a
-# word boundary.
-_MARKDOWN_SYNTAX = re.compile(r"[\\`*|~]|\](?=\()|(?<![^\W_])_|_(?![^\W_])")
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
 
@@ -63,7 +56,7 @@ def render(
     head += _destructive(plan)
     warning = blast_radius_warning(plan)
     if warning is not None:
-        head += ["", f"> **⚠ {_name(warning)}**"]
+        head += ["", f"> **⚠ {markdown_text(warning)}**"]
     if plan.owned_elsewhere:
         head += ["", _OWNED, *(_owned(o) for o in plan.owned_elsewhere[:MAX_NAMED])]
         if len(plan.owned_elsewhere) > MAX_NAMED:
@@ -108,7 +101,7 @@ def _destructive(plan: Plan) -> list[str]:
     names = [a.source for a in plan.actions if a.destructive]
     if not names:
         return []
-    listed = ", ".join(_name(_short(n)) for n in names[:MAX_NAMED])
+    listed = ", ".join(markdown_text(_short(n)) for n in names[:MAX_NAMED])
     if len(names) > MAX_NAMED:
         listed += f" and {len(names) - MAX_NAMED} more"
     verb = "disables" if len(names) == 1 else "disable"
@@ -165,17 +158,13 @@ def _cell(value: str) -> str:
 
 
 def _code(text: str) -> str:
-    return f"<code>{_name(text)}</code>"
+    return f"<code>{markdown_text(text)}</code>"
 
 
-def _name(text: str) -> str:
-    """Plan text made inert: no line break, no HTML tag, no markdown syntax, no table pipe."""
-    safe = html.escape(escaped(text), quote=False)
-    return _MARKDOWN_SYNTAX.sub(lambda match: f"&#{ord(match.group())};", safe)
-
-
-# The redaction point masks registered values as this renderer spells them, too.
-redact.mask_form(_name)
+# The redaction point masks registered values as this renderer spells them, too: as
+# text, and inside the JSON of a value cell.
+redact.mask_form(markdown_text)
+redact.mask_form(lambda value: markdown_text(json_shown(value)[1:-1]))
 
 
 def _digest(digest: str) -> str:
@@ -184,7 +173,7 @@ def _digest(digest: str) -> str:
 
 
 def _action(names: dict[str, str], action: Action) -> str:
-    summary = f"<b>{_SIGN[action.action]} {action.action}</b> {_name(action.source)}"
+    summary = f"<b>{_SIGN[action.action]} {action.action}</b> {markdown_text(action.source)}"
     if action.id:
         summary += f" ({_code(action.id)})"
     if action.destructive:
@@ -193,9 +182,9 @@ def _action(names: dict[str, str], action: Action) -> str:
     if action.destructive:
         lines += [f"**⚠ {DISABLES}**", ""]
     for flag in action_flags(action):
-        lines += [f"**⚠ {_name(flag)}**", ""]
+        lines += [f"**⚠ {markdown_text(flag)}**", ""]
     for name in waits_for(names, action):
-        lines += [f"Applied after {_name(name)} (it releases a hostname this claims).", ""]
+        lines += [f"Applied after {markdown_text(name)} (it releases a hostname this claims).", ""]
     lines += ["| attribute | before | after |", "|---|---|---|"]
     for change in action.changes:
         before = "" if action.action == "create" else _cell(shown(change.before))
@@ -206,7 +195,7 @@ def _action(names: dict[str, str], action: Action) -> str:
 
 
 def _observed(observed: ObservedSource) -> str:
-    summary = f"<b>= observed</b> {_name(observed.source)}"
+    summary = f"<b>= observed</b> {markdown_text(observed.source)}"
     if observed.id:
         summary += f" ({_code(observed.id)})"
     lines = ["", f"<details><summary>{summary}</summary>", ""]
@@ -219,13 +208,13 @@ def _observed(observed: ObservedSource) -> str:
 
 
 def _owned(owned: OwnedElsewhere) -> str:
-    return f"- {_name(owned.source)} ({_code(owned.id)}): owned by {_code(owned.owner)}"
+    return f"- {markdown_text(owned.source)} ({_code(owned.id)}): owned by {_code(owned.owner)}"
 
 
 def _notice(notice: Notice) -> str:
     where = f" ({_code(notice.id)})" if notice.id else ""
-    return f"- **{_name(notice.source)}**{where}: {_name(notice.detail)}\n"
+    return f"- **{markdown_text(notice.source)}**{where}: {markdown_text(notice.detail)}\n"
 
 
 def _unmanaged(source: UnmanagedSource) -> str:
-    return f"- {_name(source.name)} ({_code(source.id)})\n"
+    return f"- {markdown_text(source.name)} ({_code(source.id)})\n"
