@@ -7,6 +7,9 @@ the API (or the built-in emulator), plan, render and apply.
     result = await plan_files([Path("sources.yaml")], connection)
     print(render(result.plan, "text"))
     report = await apply_with_report(result.plan, connection)
+
+A plan saved for a later `apply` carries a MAC: `authenticate_plan` adds it and
+`read_plan_file` checks it.
 """
 
 from reconciler.applier import ActionResult, ApplyRefused, ApplyReport, StalePlan
@@ -22,6 +25,7 @@ from reconciler.reconcile import (
     PlanFileError,
     PlanResult,
     apply_with_report,
+    authenticate_plan,
     connect,
     plan_files,
     read_plan_file,
@@ -54,6 +58,7 @@ __all__ = [
     "SourceSpec",
     "StalePlan",
     "apply_with_report",
+    "authenticate_plan",
     "connect",
     "export_yaml",
     "load",

@@ -23,7 +23,7 @@ from typing import Any
 import click
 
 from reconciler import redact
-from reconciler.applier import ApplyRefused, ApplyReport, StalePlan, check_permissions
+from reconciler.applier import ApplyRefused, ApplyReport, Permissions, StalePlan
 from reconciler.atomic import write_atomically
 from reconciler.client import DEFAULT_API_URL, ClientError
 from reconciler.export import export_yaml
@@ -37,7 +37,9 @@ from reconciler.reconcile import (
     Connection,
     PlanFileError,
     apply_with_report,
-    check_plan_target,
+    authenticate_plan,
+    check_apply_policy,
+    check_ownership,
     connect,
     drift_findings,
     is_plan_file,
@@ -46,7 +48,7 @@ from reconciler.reconcile import (
     read_plan_file,
 )
 from reconciler.render import FORMATS, render
-from reconciler.untrusted import escaped
+from reconciler.untrusted import LogFormatter, escaped, one_line
 
 # product.md's exit codes.
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_PARTIAL, EXIT_STALE = 0, 1, 2, 3, 4
@@ -67,6 +69,9 @@ class CommandGroup(click.Group):
         try:
             result = super().main(*args, **kwargs)
         except click.ClickException as error:
+            # Its message may quote an argument, and arguments may come from a pull request
+            # (file names); click declares the attribute Final but reads it when showing.
+            error.message = one_line(error.message)  # type: ignore[misc]
             error.show()
             sys.exit(EXIT_ERROR if isinstance(error, click.UsageError) else error.exit_code)
         except click.Abort:
@@ -87,7 +92,7 @@ def main(ctx: click.Context, debug: bool) -> None:
     """Keep imgix Sources in git: validate, plan, apply and detect drift."""
     if debug:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(LogFormatter("%(levelname)s %(name)s: %(message)s"))
         handler.addFilter(redact.RedactingFilter())
         package_logger = logging.getLogger("reconciler")
         package_logger.addHandler(handler)
@@ -111,13 +116,13 @@ def validate(files: tuple[str, ...], no_resolve: bool) -> None:
         loaded = load(files, resolve=not no_resolve)
     except LoadError as exc:
         for error in exc.errors:
-            click.echo(str(error), err=True)
-        click.echo(summarize(exc.errors, files), err=True)
+            _stderr_line(str(error))
+        _stderr_line(summarize(exc.errors, files))
         raise SystemExit(1) from None
     for file in dict.fromkeys(files):  # a file given twice was checked once
         places = [*loaded.locations, *loaded.unresolved]
         count = sum(1 for location in places if location.file == file)
-        click.echo(f"{file}: {count} source{'s' if count != 1 else ''} valid", err=True)
+        _stderr_line(f"{file}: {count} source{'s' if count != 1 else ''} valid")
 
 
 @main.command()
@@ -161,16 +166,14 @@ def emulator(port: int, state_file: Path | None, seed: bool, omit_unset: bool) -
         serve(port, state_file, seed=seed, omit_unset=omit_unset, announce=announce)
     except OSError as error:
         if error.filename:
-            click.echo(f"error: {error.strerror or error}: {error.filename}", err=True)
+            _stderr_line(f"error: {error.strerror or error}: {error.filename}")
         else:
-            click.echo(
-                f"error: cannot serve on 127.0.0.1:{port}: {error.strerror or error}", err=True
-            )
+            _stderr_line(f"error: cannot serve on 127.0.0.1:{port}: {error.strerror or error}")
         raise SystemExit(EXIT_ERROR) from None
-    except (ValueError, KeyError, TypeError, ApiProblem) as error:
+    except (ValueError, KeyError, TypeError, RecursionError, ApiProblem) as error:
         # Raised while loading --state, before serving: the file is not a state we wrote.
         reason = f"missing {error}" if isinstance(error, KeyError) else str(error)
-        click.echo(f"error: {state_file}: not an emulator state file ({reason})", err=True)
+        _stderr_line(f"error: {state_file}: not an emulator state file ({reason})")
         raise SystemExit(EXIT_ERROR) from None
 
 
@@ -221,6 +224,11 @@ def _color() -> bool:
     return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
 
 
+def _stderr_line(message: str) -> None:
+    # Errors quote file names, file contents and API answers: each stays one inert line.
+    click.echo(one_line(message), err=True)
+
+
 @contextlib.contextmanager
 def _exit_codes(files: Sequence[Path] = ()) -> Iterator[None]:
     """Map every failure to a message on stderr and product.md's exit code: no tracebacks."""
@@ -228,26 +236,31 @@ def _exit_codes(files: Sequence[Path] = ()) -> Iterator[None]:
         yield
     except LoadError as error:
         for located in error.errors:
-            click.echo(str(located), err=True)
+            _stderr_line(str(located))
         if files:
-            click.echo(summarize(error.errors, [str(file) for file in files]), err=True)
+            _stderr_line(summarize(error.errors, [str(file) for file in files]))
         raise SystemExit(EXIT_ERROR) from None
     except StalePlan as error:
-        click.echo(f"error: {error}", err=True)
+        _stderr_line(f"error: {error}")
         raise SystemExit(EXIT_STALE) from None
-    except (ConfigurationError, PlanError, ApplyRefused, ClientError, PlanFileError) as error:
-        click.echo(f"error: {error}", err=True)
+    except ApplyRefused as error:
+        # The rails' refusals: each source at its place in the files, then the reason.
+        for located in error.located:
+            _stderr_line(str(located))
+        _stderr_line(f"error: {error}")
+        raise SystemExit(EXIT_ERROR) from None
+    except (ConfigurationError, PlanError, ClientError, PlanFileError) as error:
+        _stderr_line(f"error: {error}")
         raise SystemExit(EXIT_ERROR) from None
     except OSError as error:
-        click.echo(f"error: {error.strerror or error}: {error.filename or ''}".rstrip(), err=True)
+        _stderr_line(f"error: {error.strerror or error}: {error.filename or ''}".rstrip())
         raise SystemExit(EXIT_ERROR) from None
     except Exception as error:
         # A bug, not bad input: one line for CI logs, the traceback only with --debug.
         log.debug("unexpected error", exc_info=True)
-        click.echo(
+        _stderr_line(
             f"internal error: {type(error).__name__}: {error} "
-            "(re-run with --debug for details, and please report it)",
-            err=True,
+            "(re-run with --debug for details, and please report it)"
         )
         raise SystemExit(EXIT_ERROR) from None
 
@@ -261,6 +274,11 @@ def _exit_codes(files: Sequence[Path] = ()) -> Iterator[None]:
 )
 @click.option("--target", "targets", multiple=True, metavar="NAME", help="Plan only this source.")
 @click.option("--resend-secrets", is_flag=True, help="Plan to send every secret again (see apply).")
+@click.option(
+    "--take-over",
+    is_flag=True,
+    help="Plan writes to sources whose marker names another owner (see apply).",
+)
 @connection_options
 def plan_command(
     files: tuple[Path, ...],
@@ -269,6 +287,7 @@ def plan_command(
     detailed_exitcode: bool,
     targets: tuple[str, ...],
     resend_secrets: bool,
+    take_over: bool,
     api_url: str | None,
     emulator: bool,
 ) -> None:
@@ -282,13 +301,21 @@ def plan_command(
             raise ConfigurationError(f"--out {out} is one of the files to plan: choose another")
         connection = _connect(api_url, emulator)
         result = asyncio.run(
-            plan_files(files, connection, targets=targets, resend_secrets=resend_secrets)
+            plan_files(
+                files,
+                connection,
+                targets=targets,
+                resend_secrets=resend_secrets,
+                take_over=take_over,
+            )
         )
         if out is not None:
             # Written as is: no referenced value enters a plan (placeholders stand for
             # them), so masking could only corrupt a valid plan.
-            write_atomically(out, result.plan.to_json() + "\n")
+            saved = authenticate_plan(result.plan, connection)
+            write_atomically(out, saved.to_json() + "\n")
         click.echo(render(result.plan, fmt, color=_color()))
+        check_ownership(result)
     if detailed_exitcode and result.plan.has_changes:
         raise SystemExit(EXIT_CHANGES)
 
@@ -311,8 +338,9 @@ def drift_command(
         result = asyncio.run(plan_files(files, connection))
         drift = drift_findings(result.plan, require_marker=require_marker)
         click.echo(render(result.plan, fmt, color=_color(), view="drift", drifted=bool(drift)))
+        check_ownership(result)
         if drift:
-            click.echo(f"Drift: {'; '.join(drift)}.", err=True)
+            _stderr_line(f"Drift: {'; '.join(drift)}.")
         else:
             click.echo("In sync: live sources match the files.", err=True)
     if drift:
@@ -323,6 +351,21 @@ def drift_command(
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--auto-approve", is_flag=True, help="Apply without asking.")
 @click.option("--allow-disable", is_flag=True, help="Let the plan disable live sources.")
+@click.option(
+    "--allow-large-change",
+    is_flag=True,
+    help="Apply a plan over the blast-radius threshold (safety: in the file).",
+)
+@click.option(
+    "--allow-protected-change",
+    is_flag=True,
+    help="Let the plan disable, or move the origin of, a source with mode: protect.",
+)
+@click.option(
+    "--take-over",
+    is_flag=True,
+    help="Write sources whose marker names another owner, recording this file's owner.",
+)
 @click.option("--resend-secrets", is_flag=True, help="Send every secret again.")
 @click.option("--wait", is_flag=True, help="Wait until touched sources are deployed.")
 @click.option(
@@ -343,6 +386,9 @@ def apply_command(
     inputs: tuple[Path, ...],
     auto_approve: bool,
     allow_disable: bool,
+    allow_large_change: bool,
+    allow_protected_change: bool,
+    take_over: bool,
     resend_secrets: bool,
     wait: bool,
     expect_digest: str | None,
@@ -355,37 +401,43 @@ def apply_command(
     started = time.monotonic()
     with _exit_codes(inputs):
         connection = _connect(api_url, emulator)
+        permissions = Permissions(
+            allow_disable=allow_disable,
+            allow_large_change=allow_large_change,
+            allow_protected_change=allow_protected_change,
+            take_over=take_over,
+        )
         saved = len(inputs) == 1 and is_plan_file(inputs[0])
+        made = None
         if saved:
             _refuse_planning_options(targets=targets, resend_secrets=resend_secrets)
-            plan = read_plan_file(inputs[0])
-            check_plan_target(plan, connection)
+            plan = read_plan_file(inputs[0], connection)
         else:
-            plan = asyncio.run(
+            made = asyncio.run(
                 plan_files(
                     inputs,
                     connection,
                     targets=targets,
                     resend_secrets=resend_secrets,
+                    take_over=take_over,
                     secrets_optional=False,
                 )
-            ).plan
+            )
+            plan = made.plan
         click.echo(render(plan, "text", color=_color()))
         if expect_digest is not None and plan.digest != expect_digest:
             raise StalePlan(
                 f"the plan's digest is {plan.digest}, not the reviewed {expect_digest}: "
                 "live sources or the files changed since review"
             )
-        if not plan.has_changes:
+        if not plan.has_changes and not plan.owned_elsewhere:
             click.echo("Nothing to do.", err=True)
             return
-        check_permissions(plan, allow_disable=allow_disable)
+        check_apply_policy(plan, permissions, made)
         _confirm(plan, auto_approve)
         deadline = None if max_duration is None else started + max_duration
         stop = Stop(deadline=deadline, clock=connection.clock)
-        report = asyncio.run(
-            _apply_until_stopped(plan, connection, stop, allow_disable, saved, wait)
-        )
+        report = asyncio.run(_apply_until_stopped(plan, connection, stop, permissions, saved, wait))
         _print_report(report)
     if not report.ok:
         raise SystemExit(EXIT_PARTIAL)
@@ -444,7 +496,7 @@ async def _apply_until_stopped(
     plan: Plan,
     connection: Connection,
     stop: Stop,
-    allow_disable: bool,
+    permissions: Permissions,
     saved: bool,
     wait: bool,
 ) -> ApplyReport:
@@ -477,7 +529,7 @@ async def _apply_until_stopped(
             return await apply_with_report(
                 plan,
                 connection,
-                allow_disable=allow_disable,
+                permissions=permissions,
                 saved=saved,
                 wait=wait,
                 stop=stop,
@@ -501,10 +553,10 @@ def _print_report(report: ApplyReport) -> None:
         if result.source_id:
             line += f" ({escaped(result.source_id)})"
         if result.error:
-            line += f": {escaped(result.error)}"
+            line += f": {one_line(result.error)}"
         click.echo(line)
     if report.still_deploying:
-        ids = ", ".join(report.still_deploying)
+        ids = ", ".join(map(escaped, report.still_deploying))
         click.echo(f"Still deploying when --wait gave up: {ids}.")
     outcomes = [result.outcome for result in report.results]
     summary = f"Apply: {outcomes.count('applied')} applied, {outcomes.count('failed')} failed."
@@ -531,4 +583,4 @@ def export_command(out: Path | None, api_url: str | None, emulator: bool) -> Non
             click.echo(text, nl=False)
         else:
             write_atomically(out, redact.scrub(text))
-            click.echo(f"Wrote {out}.", err=True)
+            _stderr_line(f"Wrote {out}.")

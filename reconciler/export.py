@@ -110,11 +110,21 @@ def export_document(live: Sequence[LiveSource]) -> dict[str, Any]:
     return {"version": 1, "sources": [exported_source(s, taken) for s in ordered]}
 
 
+def _quoted_if_command(representer: Any, text: str) -> Any:
+    style = "'" if text.startswith("::") else None
+    return representer.represent_scalar("tag:yaml.org,2002:str", text, style=style)
+
+
 def export_yaml(live: Sequence[LiveSource]) -> str:
     """The desired-state file text for `live`, with the editor schema line on top."""
     yaml = YAML()
     yaml.default_flow_style = False
     yaml.indent(mapping=2, sequence=4, offset=2)
+    # Printed, the file may land in a CI log, where a line starting with `::` is a
+    # workflow command: no long value is folded onto a line of its own, and a key from
+    # the API that starts with `::` is quoted.
+    yaml.width = 2**31 - 1
+    yaml.representer.add_representer(str, _quoted_if_command)
     buffer = io.StringIO()
     yaml.dump(export_document(live), buffer)
     return f"{SCHEMA_LINE}\n{buffer.getvalue()}"

@@ -13,6 +13,7 @@ written as references: changes show the reference, writes carry `{"reference": {
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import math
 from typing import Any, Literal
@@ -30,6 +31,9 @@ NOT_RETURNED = "(not returned by the API)"
 # `before` of an attribute the file reads through a reference: the live value is most
 # likely an earlier value of that reference, so it is not shown either.
 HIDDEN = "(hidden: a referenced attribute)"
+# A key of a map attribute (`deployment.default_params.<param>`) absent on one side.
+NOT_SET = "(not set)"
+REMOVED = "(removed)"
 
 
 class _Frozen(BaseModel):
@@ -37,11 +41,18 @@ class _Frozen(BaseModel):
 
 
 class Change(_Frozen):
-    """One attribute that differs: `path` is `name`, `enabled` or `deployment.<attr>`."""
+    """One attribute that differs: `path` is `name`, `enabled` or `deployment.<attr>`
+    (`deployment.default_params.<param>` for one parameter of `default_params`)."""
 
     path: str
     before: JsonValue = None
     after: JsonValue = None
+
+
+# Why a change to a live source is risky (the blast radius counts such sources).
+Risk = Literal["disables", "moves_origin", "changes_credentials", "releases_hostnames"]
+# The risks a protected source refuses without --allow-protected-change.
+PROTECTED_RISKS: frozenset[str] = frozenset({"disables", "moves_origin"})
 
 
 class Action(_Frozen):
@@ -64,6 +75,17 @@ class Action(_Frozen):
     # The writes send a web folder / web proxy secret: once the API returns its new
     # `*_encrypted` value, the applier records it in the marker (an annotation-only patch).
     record_encrypted: bool = False
+    # What makes this patch risky, for the blast radius (empty for creates).
+    risks: list[Risk] = Field(default_factory=list)
+    # The source has `mode: protect`: apply refuses its PROTECTED_RISKS.
+    protected: bool = False
+    # The live marker names this other owner: apply writes it only with --take-over.
+    takes_over_from: str | None = None
+
+    @property
+    def refused_as_protected(self) -> list[str]:
+        """The risks of a protected source apply refuses without --allow-protected-change."""
+        return [risk for risk in self.risks if self.protected and risk in PROTECTED_RISKS]
 
     @property
     def key(self) -> str:
@@ -90,6 +112,50 @@ class Summary(_Frozen):
     patch: int
     unchanged: int
     unmanaged: int
+    # Sources with `mode: observe` that differ from the file (never written).
+    observed: int = 0
+
+
+class ObservedSource(_Frozen):
+    """A `mode: observe` source that differs from the file: shown and drift, never written."""
+
+    action: Literal["create", "patch"]
+    source: str
+    id: str | None
+    changes: list[Change]
+
+
+class OwnedElsewhere(_Frozen):
+    """A live source a spec matches whose marker names another owner: never written."""
+
+    source: str
+    id: str
+    owner: str
+
+
+class BlastRadius(_Frozen):
+    """How many managed live sources the plan changes in risky ways, against the threshold."""
+
+    risky: int
+    managed: int
+    max_risky_share: float
+    min_risky_count: int
+    # Whether apply needs --allow-large-change.
+    exceeded: bool
+
+    @classmethod
+    def measure(
+        cls, risky: int, managed: int, *, max_risky_share: float, min_risky_count: int
+    ) -> BlastRadius:
+        """The blast radius of `risky` out of `managed` sources under a threshold."""
+        exceeded = risky >= min_risky_count and risky > max_risky_share * managed
+        return cls(
+            risky=risky,
+            managed=managed,
+            max_risky_share=max_risky_share,
+            min_risky_count=min_risky_count,
+            exceeded=exceeded,
+        )
 
 
 class WriteCost(_Frozen):
@@ -161,10 +227,21 @@ class Plan(_Frozen):
     # The API the plan was made against: a saved plan applies there and nowhere else.
     api_url: str | None = None
     digest: str
+    # Set on saved plans only (`plan --out`): authenticates the whole document, see
+    # `authenticated`. Absent from `--format json`, which is for reading, not applying.
+    mac: str | None = Field(
+        default=None,
+        pattern=r"^hmac-sha256:[0-9a-f]{64}$",
+        description="Saved plans only: HMAC-SHA256 over the rest of the document, keyed "
+        "from IMGIX_RECONCILER_FINGERPRINT_KEY (or IMGIX_API_KEY when that is unset).",
+    )
     summary: Summary
     actions: list[Action]
     unmanaged: list[UnmanagedSource] = Field(default_factory=list)
     notices: list[Notice] = Field(default_factory=list)
+    observed: list[ObservedSource] = Field(default_factory=list)
+    owned_elsewhere: list[OwnedElsewhere] = Field(default_factory=list)
+    blast_radius: BlastRadius | None = None
     # Absent only from plans saved before it was recorded.
     cost: WriteCost | None = None
 
@@ -174,8 +251,25 @@ class Plan(_Frozen):
         return bool(self.actions)
 
     def to_json(self) -> str:
-        """The plan document, as saved and printed."""
-        return self.model_dump_json(indent=2)
+        """The plan document, as saved and printed (with `mac` only when it has one)."""
+        return self.model_dump_json(indent=2, exclude=None if self.mac else {"mac"})
+
+    def authenticated(self, key: bytes) -> Plan:
+        """This plan with its `mac`: HMAC-SHA256 over every other field, keyed by `key`.
+
+        The MAC covers the validated model, not the file's bytes: what `apply` acts on is
+        exactly what was authenticated, however the JSON was spelled.
+        """
+        return self.model_copy(update={"mac": self._mac(key)})
+
+    def is_authentic(self, key: bytes) -> bool:
+        """Whether the plan carries a MAC made with `key` over exactly its content."""
+        return self.mac is not None and hmac.compare_digest(self.mac, self._mac(key))
+
+    def _mac(self, key: bytes) -> str:
+        document = self.model_dump(mode="json", exclude={"mac"})
+        canonical = json.dumps(document, sort_keys=True, separators=(",", ":"))
+        return "hmac-sha256:" + hmac.new(key, canonical.encode(), hashlib.sha256).hexdigest()
 
 
 def plan_json_schema() -> dict[str, JsonValue]:

@@ -15,18 +15,25 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
+from deepdiff import DeepDiff
 from pydantic import JsonValue
 
 from reconciler.live import LiveSource
 from reconciler.plan import (
     HIDDEN,
     NOT_RETURNED,
+    NOT_SET,
+    REMOVED,
     WILL_BE_SENT,
     WRITE_ONLY,
     Action,
+    BlastRadius,
     Change,
     Notice,
+    ObservedSource,
+    OwnedElsewhere,
     Plan,
+    Risk,
     Summary,
     UnmanagedSource,
     compute_digest,
@@ -70,6 +77,8 @@ class PlanOptions:
     # Hourly write budgets the plan's cost is stated at (None: unlimited).
     creates_per_hour: int | None = 60
     updates_per_hour: int | None = 60
+    # Plan writes to sources whose marker names another owner (they are refused otherwise).
+    take_over: bool = False
 
 
 class PlanError(Exception):
@@ -104,29 +113,73 @@ def plan(desired: DesiredState, live: Sequence[LiveSource], options: PlanOptions
         key=lambda u: (u.name, u.id),
     )
     selected = [m for m in matches if not options.targets or m.spec.name in options.targets]
+    owners = {m.index: recorded_owner(m.live) for m in matches if m.live is not None}
+    # Matched live sources this plan never writes: observed, or owned by another file.
+    held = {
+        m.index
+        for m in matches
+        if m.live is not None
+        and (
+            m.spec.mode == "observe"
+            or (owners[m.index] not in (None, desired.owner) and not options.take_over)
+        )
+    }
 
     actions: list[tuple[Match, Action]] = []
+    observed: list[ObservedSource] = []
+    owned_elsewhere: list[OwnedElsewhere] = []
     notices: list[Notice] = []
     unchanged = 0
     for match in selected:
+        spec = match.spec
         if match.live is None:
-            actions.append((match, _create(match.spec, options)))
-            notices.extend(_unreadable_for_create(match.spec))
+            create = _create(spec, options, desired.owner)
+            if spec.mode == "observe":
+                observed.append(_observed(create))
+                continue
+            actions.append((match, create))
+            notices.extend(_unreadable_for_create(spec))
             continue
-        action, source_notices = _compare(match.spec, match.live, options)
+        live_owner = owners[match.index]
+        if spec.mode == "observe":
+            # Never written, so no owner is claimed: the diff is shown as it stands.
+            action, source_notices = _compare(spec, match.live, options, owner=live_owner)
+        elif live_owner is not None and live_owner != desired.owner:
+            if match.index in held:
+                owned_elsewhere.append(
+                    OwnedElsewhere(source=spec.name, id=match.live.id, owner=live_owner)
+                )
+                continue
+            action, source_notices = _compare(
+                spec, match.live, options, owner=desired.owner, takes_over_from=live_owner
+            )
+        else:
+            action, source_notices = _compare(spec, match.live, options, owner=desired.owner)
         notices.extend(source_notices)
         if action is None:
             unchanged += 1
+        elif spec.mode == "observe":
+            observed.append(_observed(action))
         else:
             actions.append((match, action))
 
-    ordered = _order(_with_dependencies(actions, matches, live))
+    ordered = _order(_with_dependencies(actions, matches, live, held))
     notices.sort(key=lambda n: (n.source, n.id or "", _NOTICE_ORDER[n.kind]))
+    observed.sort(key=lambda o: (o.source, o.id or ""))
+    owned_elsewhere.sort(key=lambda o: (o.source, o.id))
     summary = Summary(
         create=sum(a.action == "create" for a in ordered),
         patch=sum(a.action == "patch" for a in ordered),
         unchanged=unchanged,
         unmanaged=len(unmanaged),
+        observed=len(observed),
+    )
+    managed = sum(1 for m in matches if m.live is not None and m.index not in held)
+    blast_radius = BlastRadius.measure(
+        sum(1 for a in ordered if a.risks),
+        managed,
+        max_risky_share=desired.safety.max_risky_share,
+        min_risky_count=desired.safety.min_risky_count,
     )
     return Plan(
         api_url=options.api_url,
@@ -135,11 +188,28 @@ def plan(desired: DesiredState, live: Sequence[LiveSource], options: PlanOptions
         actions=ordered,
         unmanaged=unmanaged,
         notices=notices,
+        observed=observed,
+        owned_elsewhere=owned_elsewhere,
+        blast_radius=blast_radius,
         cost=write_cost(
             ordered,
             creates_per_hour=options.creates_per_hour,
             updates_per_hour=options.updates_per_hour,
         ),
+    )
+
+
+def recorded_owner(live: LiveSource | None) -> str | None:
+    """The owner the live source's marker names (None: no marker, or no owner in it)."""
+    if live is None:
+        return None
+    marker = parse_annotation(_text_or_none(live.deployment.get("annotation"))).marker
+    return marker.owner if marker is not None else None
+
+
+def _observed(action: Action) -> ObservedSource:
+    return ObservedSource(
+        action=action.action, source=action.source, id=action.id, changes=action.changes
     )
 
 
@@ -308,7 +378,7 @@ def _annotation_write(
 # --------------------------------------------------------------------------- actions
 
 
-def _create(spec: SourceSpec, options: PlanOptions) -> Action:
+def _create(spec: SourceSpec, options: PlanOptions, owner: str | None) -> Action:
     deployment = spec.deployment
     secrets = decide_secrets(deployment, key=options.fingerprint_key, creating=True)
     attributes = desired_attributes(deployment)
@@ -317,10 +387,12 @@ def _create(spec: SourceSpec, options: PlanOptions) -> Action:
     for name in secrets.send:
         body[name] = _secret_placeholder(deployment, name)
     body["annotation"] = _annotation_write(
-        deployment, deployment.annotation, secrets.marker(), own_text=True
+        deployment, deployment.annotation, secrets.marker(owner), own_text=True
     )
 
     changes = [Change(path="name", after=spec.name), Change(path="enabled", after=spec.enabled)]
+    if owner is not None:
+        changes.append(Change(path="owner", after=owner))
     changes += [
         Change(path=f"deployment.{name}", after=_normalized(name, value))
         for name, value in attributes.items()
@@ -336,13 +408,23 @@ def _create(spec: SourceSpec, options: PlanOptions) -> Action:
         changes=_sorted_changes(_hide_referenced(deployment, changes)),
         writes=[{"name": spec.name, "enabled": spec.enabled, "deployment": body}],
         record_encrypted=secrets.record_encrypted,
+        protected=spec.mode == "protect",
     )
 
 
 def _compare(
-    spec: SourceSpec, live: LiveSource, options: PlanOptions
+    spec: SourceSpec,
+    live: LiveSource,
+    options: PlanOptions,
+    *,
+    owner: str | None,
+    takes_over_from: str | None = None,
 ) -> tuple[Action | None, list[Notice]]:
-    """The patch (None when in sync) and the notices for a spec matched to a live source."""
+    """The patch (None when in sync) and the notices for a spec matched to a live source.
+
+    A patch records `owner` in the marker; `takes_over_from` (another owner's source,
+    planned with --take-over) makes a patch even when nothing else differs.
+    """
     deployment = spec.deployment
     ignored = frozenset(spec.ignore_changes)
     attributes = desired_attributes(deployment)
@@ -351,7 +433,7 @@ def _compare(
         changes.append(Change(path="name", before=live.name, after=spec.name))
     attribute_changes = _attribute_changes(attributes, stated_fields(deployment), live, ignored)
     changes += attribute_changes
-    changed = [c.path.removeprefix("deployment.") for c in attribute_changes]
+    changed = _changed_attributes(attributes, attribute_changes)
 
     annotation = parse_annotation(_text_or_none(live.deployment.get("annotation")))
     text, annotation_change = _annotation_text(deployment, annotation.text, ignored)
@@ -388,20 +470,33 @@ def _compare(
 
     notices = _notices(spec, live, annotation.marker is None, secrets)
     notices += _encrypted_notices(spec, live, outside)
+    writes_deployment = bool(changed or secrets.send or cleared or annotation_change)
+    live_owner = annotation.marker.owner if annotation.marker is not None else None
+    # The owner is recorded by any write that can carry the marker; taking a source over
+    # is a write of its own.
+    if takes_over_from is not None or (
+        live_owner != owner
+        and (writes_deployment or spec.name != live.name or (enabled and not live.enabled))
+        and changes
+    ):
+        changes.append(Change(path="owner", before=live_owner, after=owner))
+        writes_deployment = True
     if not changes:
         return None, notices
 
     first: dict[str, JsonValue] = {}
     if "name" in {c.path for c in changes}:
         first["name"] = spec.name
-    if (
-        changed
-        or secrets.send
-        or cleared
-        or any(c.path == "deployment.annotation" for c in changes)
-    ):
+    if writes_deployment:
         first["deployment"] = _deployment_write(
-            deployment, live, changed, secrets, text, cleared, "deployment.annotation" in ignored
+            deployment,
+            live,
+            changed,
+            secrets,
+            text,
+            cleared,
+            "deployment.annotation" in ignored,
+            owner=owner,
         )
     # The tool enabled this source for a change and was cut off before disabling it again:
     # the disable finishes that change, so it needs no --allow-disable.
@@ -409,7 +504,7 @@ def _compare(
     writes = _enabled_writes(first, live_enabled=live.enabled, enabled=enabled)
     if writes and not enabled and (pending or not live.enabled):
         own_text = "deployment.annotation" not in ignored
-        marker = secrets.marker()
+        marker = secrets.marker(owner)
         writes = _kill_safe(
             writes,
             settled=_annotation_write(deployment, text, marker, own_text=own_text),
@@ -426,6 +521,10 @@ def _compare(
         writes=writes,
         live_fingerprint=live.fingerprint(),
         record_encrypted=secrets.record_encrypted,
+        # Finishing the tool's own temporary enabling is no disable of the user's.
+        risks=[r for r in _risks(type(deployment), changes) if not (pending and r == "disables")],
+        protected=spec.mode == "protect",
+        takes_over_from=takes_over_from,
     )
     return action, notices
 
@@ -448,6 +547,28 @@ def _kill_safe(
     return [*leading, {**closing, "deployment": {"annotation": settled}}]
 
 
+def _risks(model: type[DeploymentBase], changes: list[Change]) -> list[Risk]:
+    """What makes a patch risky: the blast radius counts it, a protected source refuses some."""
+    by_path = {change.path: change for change in changes}
+    risks: list[Risk] = []
+    enabled = by_path.get("enabled")
+    if enabled is not None and enabled.before is True and enabled.after is False:
+        risks.append("disables")
+    if any(f"deployment.{name}" in by_path for name in ("type", *model.LOCATION_FIELDS)):
+        risks.append("moves_origin")
+    credentials = model.CREDENTIAL_FIELDS | set(secret_fields(model))
+    if any(f"deployment.{name}" in by_path for name in credentials):
+        risks.append("changes_credentials")
+    for name in HOSTNAME_FIELDS:
+        change = by_path.get(f"deployment.{name}")
+        before = change.before if change is not None else None
+        after = change.after if change is not None and isinstance(change.after, list) else []
+        if isinstance(before, list) and set(map(str, before)) - set(map(str, after)):
+            risks.append("releases_hostnames")
+            break
+    return risks
+
+
 def _attribute_changes(
     attributes: dict[str, Any], stated: frozenset[str], live: LiveSource, ignored: frozenset[str]
 ) -> list[Change]:
@@ -467,8 +588,46 @@ def _attribute_changes(
             continue
         have = _normalized(name, live.deployment[name])
         if not same_json(have, want):
-            changes.append(Change(path=f"deployment.{name}", before=have, after=want))
+            changes += _value_changes(name, have, want)
     return changes
+
+
+# Map attributes shown key by key: the API replaces them whole, so writes still send all.
+_KEYED_ATTRIBUTES = frozenset({"default_params"})
+
+
+def _value_changes(name: str, have: Any, want: Any) -> list[Change]:
+    """The change of one differing attribute; a map attribute's, one per differing key."""
+    path = f"deployment.{name}"
+    if name not in _KEYED_ATTRIBUTES or not isinstance(have, dict) or not isinstance(want, dict):
+        return [Change(path=path, before=have, after=want)]
+    keys: set[str] = set()
+    for items in DeepDiff(have, want, view="tree").values():
+        for item in items:
+            steps = item.path(output_format="list")
+            # DeepDiff reports a map compared with an empty one as one change of the root.
+            keys.update([str(steps[0])] if steps else {*have, *want})
+    if not keys:  # differing by something DeepDiff does not report: show the whole map
+        return [Change(path=path, before=have, after=want)]
+    return [
+        Change(
+            path=f"{path}.{key}",
+            before=have.get(key, NOT_SET),
+            after=want.get(key, REMOVED),
+        )
+        for key in sorted(keys)
+    ]
+
+
+def _changed_attributes(attributes: dict[str, Any], changes: list[Change]) -> list[str]:
+    """The attributes `changes` are about (`deployment.default_params.q` is `default_params`)."""
+    paths = {c.path for c in changes}
+    return [
+        name
+        for name in attributes
+        if f"deployment.{name}" in paths
+        or (name in _KEYED_ATTRIBUTES and any(p.startswith(f"deployment.{name}.") for p in paths))
+    ]
 
 
 def _annotation_text(
@@ -501,6 +660,7 @@ def _deployment_write(
     text: str | None,
     cleared: list[str],
     annotation_ignored: bool = False,
+    owner: str | None = None,
 ) -> dict[str, JsonValue]:
     """The partial deployment a patch sends: changes, credentials, secrets, the marker."""
     attributes = desired_attributes(deployment)
@@ -516,7 +676,7 @@ def _deployment_write(
     for name in cleared:
         body[name] = None
     body["annotation"] = _annotation_write(
-        deployment, text, secrets.marker(), own_text=not annotation_ignored
+        deployment, text, secrets.marker(owner), own_text=not annotation_ignored
     )
     return body
 
@@ -643,8 +803,10 @@ class _Node:
         return (self.ORDER[self.action.action], self.action.source, self.action.key)
 
 
-def _hostnames_after(match: Match) -> set[str]:
-    """The hostnames a matched source holds once its action is applied."""
+def _hostnames_after(match: Match, held: bool = False) -> set[str]:
+    """The hostnames a matched source holds once its action is applied (held: never written)."""
+    if held and match.live is not None:
+        return set(match.live.hostnames)
     ignored = match.spec.ignore_changes
     hosts: set[str] = set()
     for name in HOSTNAME_FIELDS:
@@ -656,7 +818,10 @@ def _hostnames_after(match: Match) -> set[str]:
 
 
 def _with_dependencies(
-    actions: list[tuple[Match, Action]], matches: list[Match], live: Sequence[LiveSource]
+    actions: list[tuple[Match, Action]],
+    matches: list[Match],
+    live: Sequence[LiveSource],
+    held: set[int],
 ) -> list[_Node]:
     """Make each claim of a hostname wait for the patch that releases it."""
     holder: dict[str, LiveSource] = {}
@@ -682,9 +847,11 @@ def _with_dependencies(
                     "release it there first",
                     spec_indices=(match.index,),
                 )
-            if host in _hostnames_after(releaser):
+            if host in _hostnames_after(releaser, releaser.index in held):
+                why = " (it is observed or owned elsewhere: never written)"
                 raise PlanError(
-                    f'source "{match.spec.name}" claims {host}, which "{releaser.spec.name}" keeps',
+                    f'source "{match.spec.name}" claims {host}, which "{releaser.spec.name}" keeps'
+                    + (why if releaser.index in held else ""),
                     spec_indices=(match.index, releaser.index),
                 )
             release = planned.get(releaser.index)

@@ -25,17 +25,22 @@ from reconciler.applier import (
     ActionResult,
     ApplyRefused,
     ApplyReport,
+    Permissions,
+    Refusal,
     SecretResolver,
     apply_plan,
+    check_permissions,
+    ownership_refusals,
     wait_until_deployed,
 )
 from reconciler.client import DEFAULT_API_URL, REQUEST_TIMEOUT, ImgixClient
 from reconciler.live import LiveSource
-from reconciler.loader import LoadedState, LoadError, load
+from reconciler.loader import LoadedState, LoadError, LocatedError, load
 from reconciler.pacing import Clock, Pacer, Pacing, RetryPolicy, Sleep, Stop
 from reconciler.plan import Plan, compute_digest
-from reconciler.planner import PlanError, PlanOptions, plan
+from reconciler.planner import PlanError, PlanOptions, match_sources, plan
 from reconciler.progress import ApplyProgress
+from reconciler.untrusted import escaped, quoted
 
 API_KEY_VARIABLE = "IMGIX_API_KEY"
 API_URL_VARIABLE = "IMGIX_API_URL"
@@ -268,6 +273,7 @@ async def plan_files(
     *,
     targets: Sequence[str] = (),
     resend_secrets: bool = False,
+    take_over: bool = False,
     secrets_optional: bool = True,
     environ: Mapping[str, str] | None = None,
 ) -> PlanResult:
@@ -284,6 +290,7 @@ async def plan_files(
         resend_secrets=resend_secrets,
         targets=frozenset(targets),
         api_url=connection.api_url,
+        take_over=take_over,
         creates_per_hour=connection.pacing.creates_per_hour,
         updates_per_hour=connection.pacing.updates_per_hour,
     )
@@ -304,7 +311,22 @@ async def list_live(connection: Connection) -> list[LiveSource]:
 
 
 class PlanFileError(Exception):
-    """A saved plan that cannot be read or was edited after it was made (exit 1)."""
+    """A saved plan that cannot be read, or that `plan --out` did not make with our key (exit 1)."""
+
+
+def _saved_plan_key(connection: Connection, environ: Mapping[str, str] | None) -> bytes:
+    # Derived from the fingerprint key rather than equal to it, so a MAC of one kind can
+    # never pass for the other.
+    return hmac.new(
+        fingerprint_key(connection, environ), b"imgix-reconciler saved plan", hashlib.sha256
+    ).digest()
+
+
+def authenticate_plan(
+    made: Plan, connection: Connection, environ: Mapping[str, str] | None = None
+) -> Plan:
+    """`made` with the MAC that lets `apply` trust it as a saved plan (`plan --out`)."""
+    return made.authenticated(_saved_plan_key(connection, environ))
 
 
 def is_plan_file(path: Path) -> bool:
@@ -314,28 +336,63 @@ def is_plan_file(path: Path) -> bool:
     """
     try:
         document = json.loads(path.read_bytes())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return False
     return isinstance(document, dict) and "format_version" in document
 
 
-def read_plan_file(path: Path) -> Plan:
-    """A saved plan, checked against its own digest so an edited plan is never applied."""
+def read_plan_file(
+    path: Path, connection: Connection, environ: Mapping[str, str] | None = None
+) -> Plan:
+    """A saved plan that `plan --out` made with this key for this connection's API.
+
+    Anything else (edited, forged, made with another key, or for another API) is refused
+    before a single request is sent.
+    """
     try:
-        plan = Plan.model_validate_json(path.read_bytes())
-    except ValueError as error:
-        first = str(error).splitlines()[0]
+        saved = Plan.model_validate_json(path.read_bytes())
+    except (ValueError, RecursionError) as error:
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise PlanFileError(
             f"{path}: not a plan document written by `plan --out` ({first})"
         ) from None
-    if compute_digest(plan.actions, plan.api_url) != plan.digest:
+    try:
+        check_saved_plan(saved, connection, environ)
+    except PlanFileError as error:
+        raise PlanFileError(f"{path}: {error}") from None
+    if compute_digest(saved.actions, saved.api_url) != saved.digest:
         raise PlanFileError(f"{path}: the actions do not match the plan's digest (edited?)")
-    return plan
+    return saved
+
+
+def check_saved_plan(
+    saved: Plan, connection: Connection, environ: Mapping[str, str] | None = None
+) -> None:
+    """Refuse a saved plan not authenticated with this run's key, or made for another API."""
+    if saved.mac is None:
+        raise PlanFileError(
+            "the plan carries no MAC: only a plan saved by `plan --out` can be applied "
+            "(`--format json` prints one for reading)"
+        )
+    if not saved.is_authentic(_saved_plan_key(connection, environ)):
+        raise PlanFileError(
+            "the plan's MAC does not match its content: it was edited or forged after "
+            f"`plan --out`, or saved with another key ({FINGERPRINT_KEY_VARIABLE}, or "
+            f"{API_KEY_VARIABLE} when that is unset); nothing was written"
+        )
+    if saved.api_url is None:
+        raise PlanFileError("the plan records no API (`api_url`): plan again with `plan --out`")
+    if saved.api_url.rstrip("/") != connection.api_url.rstrip("/"):
+        raise ApplyRefused(
+            f"the saved plan was made against {saved.api_url}, not {connection.api_url}: "
+            "plan again against the API you mean to change"
+        )
 
 
 def drift_findings(result: Plan, *, require_marker: bool = False) -> list[str]:
     """Why live state differs from the files; empty when in sync."""
     findings = [f"{action.action} {action.source}" for action in result.actions]
+    findings += [f"{o.source} differs (mode: observe, never written)" for o in result.observed]
     for notice in result.notices:
         if notice.kind == "encrypted_changed" or (
             require_marker and notice.kind == "deployed_outside"
@@ -344,13 +401,49 @@ def drift_findings(result: Plan, *, require_marker: bool = False) -> list[str]:
     return findings
 
 
-def check_plan_target(saved: Plan, connection: Connection) -> None:
-    """Refuse a saved plan made against another API (or the emulator): it describes there."""
-    if saved.api_url is not None and saved.api_url.rstrip("/") != connection.api_url.rstrip("/"):
+def check_apply_policy(
+    result: Plan, permissions: Permissions, made_from: PlanResult | None = None
+) -> None:
+    """Refuse, before any write, what the rails stop; with the files, each refusal is located."""
+    try:
+        check_permissions(result, permissions=permissions)
+    except ApplyRefused as error:
+        if made_from is None:
+            raise
+        located = located_refusals(error.refusals, made_from)
+        raise ApplyRefused(str(error), error.refusals, located) from None
+
+
+def check_ownership(made: PlanResult) -> None:
+    """Refuse a plan whose specs match sources another owner's files manage (exit 1)."""
+    found = ownership_refusals(made.plan)
+    if found:
+        names = ", ".join(sorted({escaped(name) for r in found for _, name, _ in r.sources}))
         raise ApplyRefused(
-            f"the saved plan was made against {saved.api_url}, not {connection.api_url}: "
-            "plan again against the API you mean to change"
+            f"the files describe live sources that another owner manages ({names}): they are "
+            "never written; re-run with --take-over to take them over, or remove them",
+            found,
+            located_refusals(found, made),
         )
+
+
+def located_refusals(refusals: Sequence[Refusal], made: PlanResult) -> list[LocatedError]:
+    """Each refused source as an error at its place in the files, in file order."""
+    places = {}
+    for match in match_sources(made.desired.state.sources, made.live):
+        key = (
+            match.live.id
+            if match.live is not None
+            else f"new:{match.spec.deployment.imgix_subdomains[0]}"
+        )
+        places[key] = made.desired.locations[match.index]
+    located = [
+        places[key].error("", f"source {quoted(name)}: {detail}")
+        for refusal in refusals
+        for key, name, detail in refusal.sources
+        if key in places
+    ]
+    return sorted(located, key=lambda e: (e.file, e.line, e.column))
 
 
 async def apply_with_report(
@@ -358,6 +451,7 @@ async def apply_with_report(
     connection: Connection,
     *,
     allow_disable: bool = False,
+    permissions: Permissions | None = None,
     saved: bool = False,
     wait: bool = False,
     environ: Mapping[str, str] | None = None,
@@ -368,12 +462,13 @@ async def apply_with_report(
 ) -> ApplyReport:
     """Apply a plan with the connection's pacer; with `wait`, poll until touched sources deploy.
 
-    A `saved` plan must have been made against this connection's API. Once `stop` is
-    requested no write starts and `wait` ends; `progress` hears of every action, budget
-    wait and status, and beats while the run is quiet.
+    A `saved` plan must carry the MAC of `plan --out` and have been made against this
+    connection's API. Once `stop` is requested no write starts and `wait` ends;
+    `progress` hears of every action, budget wait and status, and beats while the run
+    is quiet.
     """
     if saved:
-        check_plan_target(result, connection)
+        check_saved_plan(result, connection, environ)
     stop = stop or Stop()
     pacer = connection.pacer
     pacer.stop = stop
@@ -393,6 +488,7 @@ async def apply_with_report(
                 resolver=SecretResolver(environ),
                 fingerprint_key=fingerprint_key(connection, environ),
                 allow_disable=allow_disable,
+                permissions=permissions,
                 saved=saved,
                 on_result=results,
                 stop=stop,

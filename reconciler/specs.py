@@ -42,6 +42,7 @@ from pydantic.fields import FieldInfo
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import InitErrorDetails, PydanticCustomError, PydanticKnownError, core_schema
 
+from reconciler import rendering_params
 from reconciler.references import parse as parse_reference
 from reconciler.references import schema as reference_schema
 
@@ -297,6 +298,11 @@ def _repeated(items: list[Any]) -> list[str]:
 
 def _with_error(exc: ValidationError, problem: PydanticCustomError, value: Any) -> ValidationError:
     """`exc` plus one error about the value itself: pydantic merges them like its own."""
+    return _with_errors(exc, [InitErrorDetails(type=problem, loc=(), input=value)])
+
+
+def _with_errors(exc: ValidationError, extra: list[InitErrorDetails]) -> ValidationError:
+    """`exc` plus more errors (located relative to the same value)."""
     details: list[InitErrorDetails] = []
     for error in exc.errors():
         kind: str | PydanticCustomError = error["type"]
@@ -308,8 +314,41 @@ def _with_error(exc: ValidationError, problem: PydanticCustomError, value: Any) 
         if isinstance(kind, str) and "ctx" in error:
             detail["ctx"] = error["ctx"]
         details.append(detail)
-    details.append(InitErrorDetails(type=problem, loc=(), input=value))
-    return ValidationError.from_exception_data(exc.title, details)
+    return ValidationError.from_exception_data(exc.title, [*details, *extra])
+
+
+# Validation context key: the file says `allow_unknown_params: true`.
+ALLOW_UNKNOWN_PARAMS = "allow_unknown_params"
+
+
+def _check_default_params(
+    value: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo
+) -> Any:
+    """Every name and value checked against imgix's catalogue, each error at its key."""
+    allow_unknown = bool(info.context and info.context.get(ALLOW_UNKNOWN_PARAMS))
+    found = (
+        rendering_params.problems(value, allow_unknown=allow_unknown)
+        if isinstance(value, dict)
+        else []
+    )
+    # The message goes in as a variable: a key or value may hold `{`.
+    extra = [
+        InitErrorDetails(
+            type=PydanticCustomError(p.kind, "{message}", {"message": p.message}),
+            loc=(p.key,),
+            input=value[p.key],
+        )
+        for p in found
+    ]
+    try:
+        result = handler(value)
+    except ValidationError as exc:
+        if not extra:
+            raise
+        raise _with_errors(exc, extra) from None
+    if extra:
+        raise ValidationError.from_exception_data("default_params", extra)
+    return result
 
 
 def _must_be_true(value: bool) -> bool:
@@ -337,6 +376,8 @@ AbsoluteUrl = Annotated[str, AfterValidator(_check_absolute_url)]
 NonEmpty = Annotated[str, Field(min_length=1)]
 BasicAuthPart = Annotated[str, AfterValidator(_check_basic_auth_part)]
 ParamValue = Union[str, int, float, bool]  # noqa: UP007 (pydantic reads this at runtime)
+# Names and values checked against `reconciler.rendering_params`; the schema embeds it.
+DefaultParams = Annotated[dict[str, ParamValue], WrapValidator(_check_default_params)]
 
 RequiredSecret = Annotated[SecretRef, Secret()]
 BasicAuthPassword = Annotated[
@@ -363,8 +404,9 @@ class DeploymentBase(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    # Location fields and the credentials the API wants re-sent when one of them (or the
-    # type) changes; empty for origins without credentials.
+    # Where the origin lives (changing one moves it: a protected source refuses that), and
+    # the credentials the API wants re-sent when a location field (or the type) of a
+    # credentialed origin changes; empty for origins without them.
     LOCATION_FIELDS: ClassVar[frozenset[str]] = frozenset()
     CREDENTIAL_FIELDS: ClassVar[frozenset[str]] = frozenset()
 
@@ -385,7 +427,7 @@ class DeploymentBase(BaseModel):
     custom_domains: Annotated[list[Domain], _no_repeats("custom_domains")] = Field(
         default_factory=list
     )
-    default_params: dict[str, ParamValue] = Field(default_factory=dict)
+    default_params: DefaultParams = Field(default_factory=dict)
     image_error: AbsoluteUrl | None = None
     image_error_append_qs: StrictBool = False
     image_missing: AbsoluteUrl | None = None
@@ -462,6 +504,8 @@ class AzureDeployment(DeploymentBase):
 class WebFolderDeployment(DeploymentBase):
     """Web folder origin: a base URL, with optional origin authentication."""
 
+    LOCATION_FIELDS = frozenset({"webfolder_base_url"})
+
     type: Literal["webfolder"]
     webfolder_base_url: AbsoluteUrl
     username: BasicAuthPart | None = None
@@ -523,6 +567,26 @@ DEPLOYMENT_MODELS: dict[str, type[DeploymentBase]] = {
 
 # --------------------------------------------------------------------------- sources
 
+SourceMode = Literal["manage", "observe", "protect"]
+# An owner is recorded in the annotation marker: one token, no spaces nor brackets.
+OWNER_PATTERN = r"^[A-Za-z0-9](?:[A-Za-z0-9._/@:+-]{0,98}[A-Za-z0-9])?$"
+
+
+def _check_owner(value: str) -> str:
+    if not re.fullmatch(OWNER_PATTERN, value):
+        raise PydanticCustomError(
+            "owner",
+            "must be one word of at most 100 letters, digits and . _ / @ : + - such as "
+            "acme/images-infra (got {value})",
+            {"value": repr(value)},
+        )
+    return value
+
+
+Owner = Annotated[
+    str, AfterValidator(_check_owner), Field(json_schema_extra={"pattern": OWNER_PATTERN})
+]
+
 
 class SourceSpec(BaseModel):
     """One imgix Source as the file wants it."""
@@ -532,6 +596,12 @@ class SourceSpec(BaseModel):
     name: NonEmpty
     id: Annotated[str, Field(pattern=SOURCE_ID_PATTERN)] | None = None
     enabled: StrictBool = True
+    mode: SourceMode = Field(
+        "manage",
+        description="manage: planned and written. observe: compared and reported as drift, "
+        "never written (not even with --auto-approve). protect: written, but apply refuses "
+        "to disable it or move it to another origin or type without --allow-protected-change.",
+    )
     ignore_changes: list[str] = Field(default_factory=list)
     deployment: Deployment
 
@@ -544,14 +614,60 @@ class SourceSpec(BaseModel):
         return self
 
 
+class SafetySettings(BaseModel):
+    """The blast-radius threshold: how much of the managed live sources one plan may risk.
+
+    A plan is over it when it changes at least `min_risky_count` sources in risky ways
+    (disabled, origin or credentials moved, hostnames released) and those are more than
+    `max_risky_share` of the live sources the file manages; apply then needs
+    --allow-large-change.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_risky_share: Annotated[float, Strict(), Field(ge=0, le=1)] = Field(
+        0.3, description="Share of the managed live sources (0 to 1) a plan may risk."
+    )
+    min_risky_count: Annotated[int, Strict(), Field(ge=1)] = Field(
+        3, description="Fewer risky sources than this never trip the threshold."
+    )
+
+
 class DesiredState(BaseModel):
     """A whole desired-state file."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     version: Annotated[Literal[1], BeforeValidator(_exactly_one)]
+    allow_unknown_params: Annotated[
+        bool,
+        Strict(),
+        Field(
+            description="Accept default_params names that imgix-reconciler's catalogue of "
+            "imgix rendering parameters does not know (parameters newer than it)."
+        ),
+    ] = False
+    owner: Owner | None = Field(
+        None,
+        description="Who manages these sources (e.g. acme/images-infra): recorded in the "
+        "marker of every write; a live source recorded for another owner is never written "
+        "without --take-over.",
+    )
+    safety: SafetySettings = Field(default_factory=SafetySettings)
     # Required: a file without `sources:` is more likely a mistake than an empty account.
     sources: list[SourceSpec]
+
+    @classmethod
+    def model_validate(cls, obj: Any, *, context: Any = None, **options: Any) -> DesiredState:
+        """Validate a file; its `allow_unknown_params` reaches every `default_params`."""
+        return super().model_validate(obj, context=validation_context(obj, context), **options)
+
+
+def validation_context(data: Any, context: Any = None) -> Any:
+    """The validation context for a file's data: says when unknown parameters are allowed."""
+    if isinstance(data, dict) and data.get(ALLOW_UNKNOWN_PARAMS) is True:
+        return {**(context or {}), ALLOW_UNKNOWN_PARAMS: True}
+    return context
 
 
 # --------------------------------------------------------------------------- cross-field rules

@@ -8,12 +8,19 @@ pull-request comments. Each such text passes here first:
   controls are escaped JSON-style (`\\n`, `\\u001b`), so a text stays on its line and
   cannot drive a terminal or reorder what a reviewer reads;
 - a line never starts with `::`, so a text cannot forge a GitHub workflow command
-  (`::add-mask::`, `::error::`) in a CI log.
+  (`::add-mask::`, `::error::`) in a CI log;
+- a JSON document printed (`--format json`) keeps its meaning, with what JSON leaves raw
+  (C1 controls, line separators, bidi controls) escaped as well;
+- in markdown (a pull-request comment), a text is inert: no HTML, no markdown syntax, and
+  nothing GitHub turns into a ping or a link (`@user`, `@org/team`, `#12`, `org/repo#1`,
+  `GH-12`, `https://...`, `www.example.com`, `someone@example.com`).
 """
 
 from __future__ import annotations
 
+import html
 import json
+import logging
 import re
 
 # What JSON leaves raw but a terminal or a log reader acts on: DEL, C1 controls (NEL
@@ -21,6 +28,7 @@ import re
 _BEYOND_JSON = "\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069"
 _RAW_AFTER_JSON = re.compile(f"[{_BEYOND_JSON}]")
 _UNSAFE = re.compile(f"[\\\\\x00-\x1f{_BEYOND_JSON}]")
+_CONTROL = re.compile(f"[\x00-\x1f{_BEYOND_JSON}]")
 _SHORT_ESCAPES = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f"}
 # GitHub reads a workflow command at the start of a line, leading blanks allowed.
 _COMMAND_START = re.compile(r"^(\s*):(?=:)")
@@ -36,6 +44,15 @@ def escaped(text: str) -> str:
     return _COMMAND_START.sub(r"\1\\u003a", _UNSAFE.sub(_escape, text))
 
 
+def one_line(text: str) -> str:
+    """A message or log line kept on its line: `escaped`, but backslashes left alone.
+
+    Messages already quote the values they hold (`repr`, JSON), so they read once; an
+    outside text inside them still cannot break the line or start a workflow command.
+    """
+    return _COMMAND_START.sub(r"\1\\u003a", _CONTROL.sub(_escape, text))
+
+
 def quoted(text: str) -> str:
     """`text` as a JSON string literal that holds no control character at all."""
     return '"' + _UNSAFE.sub(_escape, text).replace('"', '\\"') + '"'
@@ -43,6 +60,54 @@ def quoted(text: str) -> str:
 
 def json_shown(value: object) -> str:
     """`value` as JSON on one line, with what JSON leaves raw escaped as well."""
-    return _RAW_AFTER_JSON.sub(
-        _escape, json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
-    )
+    return json_document(json.dumps(value, ensure_ascii=False, separators=(", ", ": ")))
+
+
+def json_document(text: str) -> str:
+    """A JSON text with what JSON leaves raw escaped too: the same document, inert.
+
+    Those characters can only occur inside strings, where `\\uXXXX` means the same.
+    """
+    return _RAW_AFTER_JSON.sub(_escape, text)
+
+
+# Inline markdown syntax (links and images, code spans, emphasis, strikethrough, table
+# pipes) becomes HTML entities, which GitHub decodes in markdown and HTML blocks alike.
+# Only what can start syntax is escaped, so `["a"]` and `cache_ttl_value` stay readable: a
+# link needs `](` (a comment of ours defines no reference links) and emphasis an
+# underscore at a word boundary.
+_MARKDOWN_SYNTAX = r"[\\`*|~]|\](?=\()|(?<![^\W_])_|_(?![^\W_])"
+# What GitHub links or pings once rendered: mentions and e-mail addresses (`@`), issue and
+# pull-request references (`#12`, `org/repo#12`, `GH-12`) and autolinks (`scheme://`,
+# `www.`, also after `_` or `*`). A zero-width space right after the sigil breaks each
+# pattern while the text reads the same; it goes in as an entity, which GitHub decodes
+# before it looks for them.
+_REFERENCE = r"[@#]|(?i:(?<![^\W_])gh-)(?=\d)|:(?=//)|(?i:(?<![^\W_])www)(?=\.)"
+_MARKDOWN_UNSAFE = re.compile(
+    f"(?P<html>[&<>])|(?P<syntax>{_MARKDOWN_SYNTAX})|(?P<reference>{_REFERENCE})"
+)
+
+
+def _markdown_inert(match: re.Match[str]) -> str:
+    text = match.group()
+    if match.lastgroup == "html":
+        return html.escape(text, quote=False)
+    if match.lastgroup == "syntax":
+        return f"&#{ord(text)};"
+    return text + "&#8203;"
+
+
+def markdown_text(text: str) -> str:
+    """`text` as inert markdown inline text: one line, no HTML, no syntax, no ping, no link."""
+    return _MARKDOWN_UNSAFE.sub(_markdown_inert, escaped(text))
+
+
+class LogFormatter(logging.Formatter):
+    """Log records as `one_line`s: the message on one line, a traceback line by line."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return one_line(super().formatMessage(record))
+
+    def format(self, record: logging.LogRecord) -> str:
+        first, *rest = super().format(record).split("\n")
+        return "\n".join([first, *map(one_line, rest)])

@@ -155,6 +155,8 @@ CONSTRAINTS = [
     ("s3", "image_error", "/relative.png", "absolute http(s) URL"),
     ("s3", "image_missing", "ftp://x.example/a.png", "absolute http(s) URL"),
     ("s3", "default_params", ["auto"], "valid dictionary"),
+    ("s3", "default_params", {"fm": "wepb"}, "fm must be one of gif, jpg"),
+    ("s3", "default_params", {"atuo": "format"}, "unknown imgix rendering parameter 'atuo'"),
     ("s3", "secure_url_enabled", "yes", "valid boolean"),
     ("s3", "robots.txt", "sometimes", "origin"),
     ("s3", "s3_bucket", "", "at least 1 character"),
@@ -351,9 +353,11 @@ MOVED = {
     "storage_provider": "Linode",
     "endpoint_url": "https://moved.example",
 }
+# Origins with credentials: a web folder's base URL moves it, but it has none to re-send.
 LOCATIONS = [
     (kind, field)
     for kind, model in DEPLOYMENT_MODELS.items()
+    if model.CREDENTIAL_FIELDS
     for field in sorted(model.LOCATION_FIELDS)
 ]
 

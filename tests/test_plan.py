@@ -13,8 +13,12 @@ from test_render import live_sources
 from reconciler.loader import load
 from reconciler.plan import (
     Action,
+    BlastRadius,
     Change,
+    ObservedSource,
+    OwnedElsewhere,
     Plan,
+    Summary,
     compute_digest,
     plan_json_schema,
     write_cost,
@@ -50,7 +54,14 @@ def test_representative_plan_validates_against_the_schema() -> None:
     document = json.loads(GOLDEN_PLAN.read_text(encoding="utf-8"))
     jsonschema.validate(document, json.loads(SCHEMA.read_text(encoding="utf-8")))
     assert document["format_version"] == 1
-    assert set(document["summary"]) == {"create", "patch", "unchanged", "unmanaged"}
+    assert set(document["summary"]) == {"create", "patch", "unchanged", "unmanaged", "observed"}
+    assert document["blast_radius"] == {
+        "risky": 2,
+        "managed": 4,
+        "max_risky_share": 0.3,
+        "min_risky_count": 2,
+        "exceeded": True,
+    }
 
 
 def test_schema_rejects_an_unknown_action() -> None:
@@ -79,6 +90,61 @@ def test_digest_does_not_depend_on_dict_order() -> None:
     one = create().model_copy(update={"writes": [{"name": "New", "enabled": True}]})
     two = create().model_copy(update={"writes": [{"enabled": True, "name": "New"}]})
     assert compute_digest([one]) == compute_digest([two])
+
+
+MAC_KEY = b"saved-plan-key"
+
+
+def test_the_mac_covers_every_field_of_the_document() -> None:
+    golden = Plan.model_validate_json(GOLDEN_PLAN.read_text(encoding="utf-8"))
+    saved = golden.authenticated(MAC_KEY)
+    assert saved.is_authentic(MAC_KEY) and not saved.is_authentic(b"another-key")
+    action = saved.actions[0]
+    edits: dict[str, object] = {
+        "format_version": 2,
+        "api_url": "https://elsewhere.example" if saved.api_url is None else None,
+        "digest": "sha256:" + "0" * 64,
+        "summary": saved.summary.model_copy(update={"create": 9}),
+        "actions": [action.model_copy(update={"live_fingerprint": "sha256:" + "1" * 64})],
+        "unmanaged": [],
+        "notices": [],
+        "observed": [ObservedSource(action="patch", source="Seen", id="f" * 24, changes=[])],
+        "owned_elsewhere": [OwnedElsewhere(source="Theirs", id="e" * 24, owner="acme/other")],
+        "blast_radius": BlastRadius.measure(9, 10, max_risky_share=0.9, min_risky_count=1),
+        "cost": write_cost(saved.actions, creates_per_hour=1, updates_per_hour=1),
+    }
+    assert set(edits) == set(Plan.model_fields) - {"mac"}  # a new field must be covered too
+    for field, value in edits.items():
+        assert not saved.model_copy(update={field: value}).is_authentic(MAC_KEY), field
+
+
+GOLDEN_SAVED = Path(__file__).parent / "golden" / "plan.saved.json"
+
+
+def test_the_mac_of_a_saved_plan_is_pinned() -> None:
+    """A change to how the MAC is computed shows in review as a new `mac` on the same plan."""
+    api_url = "https://api.imgix.com"
+    small = Plan(
+        api_url=api_url,
+        digest=compute_digest([create()], api_url),
+        summary=Summary(create=1, patch=0, unchanged=0, unmanaged=0),
+        actions=[create()],
+    )
+    saved = small.authenticated(MAC_KEY).to_json() + "\n"
+    if os.environ.get("UPDATE_GOLDEN") == "1":
+        GOLDEN_SAVED.write_text(saved, encoding="utf-8")
+    assert GOLDEN_SAVED.read_text(encoding="utf-8") == saved
+    document = json.loads(saved)
+    jsonschema.validate(document, json.loads(SCHEMA.read_text(encoding="utf-8")))
+    assert Plan.model_validate(document).is_authentic(MAC_KEY)
+
+
+def test_only_a_plan_with_a_mac_prints_one() -> None:
+    golden = Plan.model_validate_json(GOLDEN_PLAN.read_text(encoding="utf-8"))
+    assert "mac" not in json.loads(golden.to_json())
+    saved = json.loads(golden.authenticated(MAC_KEY).to_json())
+    assert saved["mac"].startswith("hmac-sha256:")
+    assert Plan.model_validate(saved).is_authentic(MAC_KEY)
 
 
 def test_action_key_is_the_id_or_the_first_new_subdomain() -> None:

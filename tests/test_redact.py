@@ -46,10 +46,10 @@ def test_values_are_masked_in_every_escaped_form_outputs_use() -> None:
     import html
     import json
 
-    from reconciler.render import markdown
-    from reconciler.untrusted import escaped, json_shown, quoted
+    import reconciler.render.markdown  # noqa: F401 - registers the markdown forms
+    from reconciler.untrusted import escaped, json_shown, markdown_text, quoted
 
-    value = 'q"b\\<&>é-canary'
+    value = 'q"b\\<&>é-canary@org'
     redact.register(value)
     spelled = {
         value,
@@ -59,7 +59,8 @@ def test_values_are_masked_in_every_escaped_form_outputs_use() -> None:
         quoted(value)[1:-1],
         json_shown(value)[1:-1],
         html.escape(value),
-        markdown._name(value),
+        markdown_text(value),
+        markdown_text(json_shown(value)[1:-1]),
     }
     assert len(spelled) >= 5  # the forms really differ
     for form in spelled:

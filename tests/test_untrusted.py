@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+import sys
+
 import pytest
 
-from reconciler.untrusted import escaped, json_shown, quoted
+from reconciler.untrusted import LogFormatter, escaped, json_shown, one_line, quoted
 
 
 @pytest.mark.parametrize(
@@ -31,3 +34,23 @@ def test_a_text_that_escapes_into_a_new_line_cannot_start_a_command() -> None:
 def test_quoted_and_json_shown_escape_what_json_leaves_raw() -> None:
     assert quoted('say "hi"\n') == '"say \\"hi\\"\\n"'
     assert json_shown({"k": "\u2028"}) == '{"k": "\\u2028"}'
+
+
+def test_one_line_escapes_controls_but_leaves_quoted_text_as_it_reads() -> None:
+    assert one_line("unknown key 'a\\nb'\n::error::x") == "unknown key 'a\\nb'\\n::error::x"
+    assert one_line(" ::add-mask::k\x1b[2J") == " \\u003a:add-mask::k\\u001b[2J"
+
+
+def test_log_records_cannot_forge_lines_from_their_message_or_traceback() -> None:
+    formatter = LogFormatter("%(levelname)s: %(message)s")
+    try:
+        raise ValueError("bad\n::error::forged")
+    except ValueError:
+        record = logging.LogRecord(
+            "reconciler.client", logging.DEBUG, __file__, 1, "id %s", ("x\r\n::add-mask::k",),
+            sys.exc_info(),
+        )  # fmt: skip
+    lines = formatter.format(record).splitlines()
+    assert lines[0] == "DEBUG: id x\\r\\n::add-mask::k"
+    assert lines[-2:] == ["ValueError: bad", "\\u003a:error::forged"]
+    assert not any(line.lstrip().startswith("::") for line in lines)

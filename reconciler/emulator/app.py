@@ -128,7 +128,7 @@ def _parse_json(raw: bytes) -> tuple[Any, bool]:
         return None, True
     try:
         return json.loads(raw), True
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (ValueError, RecursionError):  # integers past 4300 digits are a ValueError too
         return None, False
 
 

@@ -38,6 +38,7 @@ from reconciler.emulator.errors import (
 )
 from reconciler.emulator.limits import Clock, Faults, RateLimiter, RateLimits
 from reconciler.emulator.listing import Page, Resource, parse_query, select
+from reconciler.emulator.numbers import SAFE_RANGE, unsafe_number
 from reconciler.specs import (
     DEPLOYMENT_MODELS,
     HOSTNAME_FIELDS,
@@ -294,6 +295,9 @@ class SourceStore:
 
     def dashboard_redeploy(self, source_id: str, deployment_changes: Mapping[str, Any]) -> None:
         """Change a source the way the imgix dashboard does: no API checks, a new annotation."""
+        where = unsafe_number(dict(deployment_changes), "deployment")
+        if where is not None:
+            raise BadRequest(f"{where}: numbers must be {SAFE_RANGE}.")
         with self._lock:
             source = self._find(source_id)
             self._redeployment(
@@ -318,6 +322,10 @@ class SourceStore:
         with self._lock:
             if state.get("version") != STATE_VERSION:
                 raise ValueError(f"unsupported emulator state version {state.get('version')!r}")
+            # What the API could not serve is refused here too, not stored to fail later.
+            where = unsafe_number(dict(state))
+            if where is not None:
+                raise ValueError(f"{where}: numbers must be {SAFE_RANGE}")
             for entry in state.get("sources", []):
                 self._restore(entry)
 
@@ -353,6 +361,9 @@ class SourceStore:
     def _writable(attributes: object) -> dict[str, Any]:
         if not isinstance(attributes, dict):
             raise BadRequest("data.attributes must be an object.")
+        where = unsafe_number(attributes)
+        if where is not None:
+            raise BadRequest(f"{where}: numbers must be {SAFE_RANGE}.")
         for key in sorted(attributes.keys() - WRITABLE):
             if key in READ_ONLY:
                 raise BadRequest(f"{key} is read-only.")

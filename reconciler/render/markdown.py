@@ -7,15 +7,16 @@ the plan, so the same plan always gives the same comment.
 
 from __future__ import annotations
 
-import html
 import re
 from collections.abc import Iterator
 
 from reconciler import redact
-from reconciler.plan import Action, Notice, Plan, UnmanagedSource
+from reconciler.plan import Action, Notice, ObservedSource, OwnedElsewhere, Plan, UnmanagedSource
 from reconciler.render.values import (
     DISABLES,
     View,
+    action_flags,
+    blast_radius_warning,
     cost_line,
     counted,
     headline,
@@ -23,7 +24,7 @@ from reconciler.render.values import (
     source_names,
     waits_for,
 )
-from reconciler.untrusted import escaped
+from reconciler.untrusted import json_shown, markdown_text
 
 MARKER = "<!-- imgix-reconciler:plan -->"
 # A scheduled drift check may post to an issue: its own marker, so it updates its own.
@@ -37,12 +38,6 @@ MAX_NAMED = 20
 TAIL_SHARE = 5_000
 
 _SIGN = {"create": "+", "patch": "~"}
-# Inline markdown syntax (links and images, code spans, emphasis, strikethrough, table
-# pipes) is shown as HTML entities, which GitHub decodes in markdown and HTML blocks alike.
-# Only what can start syntax is escaped, so `["a"]` and `cache_ttl_value` stay readable: a
-# link needs `](` (the comment defines no reference links) and emphasis an underscore at a
-# word boundary.
-_MARKDOWN_SYNTAX = re.compile(r"[\\`*|~]|\](?=\()|(?<![^\W_])_|_(?![^\W_])")
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
 
@@ -62,6 +57,13 @@ def render(
     if plan.actions and plan.cost is not None:
         head += ["", cost_line(plan.cost)]
     head += _destructive(plan)
+    warning = blast_radius_warning(plan)
+    if warning is not None:
+        head += ["", f"> **⚠ {markdown_text(warning)}**"]
+    if plan.owned_elsewhere:
+        head += ["", _OWNED, *(_owned(o) for o in plan.owned_elsewhere[:MAX_NAMED])]
+        if len(plan.owned_elsewhere) > MAX_NAMED:
+            head.append(f"- … and {len(plan.owned_elsewhere) - MAX_NAMED} more")
     foot = ["", f"Digest: {_digest(plan.digest)}"] if plan.actions else []
 
     parts = ["\n".join(head) + "\n"]
@@ -71,8 +73,17 @@ def render(
     # Sources come first, but notices and unmanaged sources keep a share of the space.
     tail = min(sum(map(len, notices)), TAIL_SHARE) + min(sum(map(len, unmanaged)), TAIL_SHARE)
     names = source_names(plan)
+    observed = [_observed(o) for o in plan.observed]
+    tail += min(sum(map(len, observed)), TAIL_SHARE)
     blocks: list[tuple[str, int, Iterator[str], str, int]] = [
         ("source", len(plan.actions), (_action(names, a) for a in plan.actions), "", tail),
+        (
+            "observed source",
+            len(observed),
+            iter(observed),
+            _OBSERVED,
+            tail - min(sum(map(len, observed)), TAIL_SHARE),
+        ),
         (
             "notice",
             len(notices),
@@ -93,7 +104,7 @@ def _destructive(plan: Plan) -> list[str]:
     names = [a.source for a in plan.actions if a.destructive]
     if not names:
         return []
-    listed = ", ".join(_name(_short(n)) for n in names[:MAX_NAMED])
+    listed = ", ".join(markdown_text(_short(n)) for n in names[:MAX_NAMED])
     if len(names) > MAX_NAMED:
         listed += f" and {len(names) - MAX_NAMED} more"
     verb = "disables" if len(names) == 1 else "disable"
@@ -104,6 +115,11 @@ def _destructive(plan: Plan) -> list[str]:
     ]
 
 
+_OBSERVED = "\n#### Observed sources (mode: observe; never written)\n"
+_OWNED = (
+    "**Owned elsewhere** (their marker names another owner; never written, "
+    "`--take-over` takes over):"
+)
 _UNMANAGED = "\n#### Unmanaged sources (live, matched by no source; never touched)\n\n"
 
 
@@ -145,17 +161,13 @@ def _cell(value: str) -> str:
 
 
 def _code(text: str) -> str:
-    return f"<code>{_name(text)}</code>"
+    return f"<code>{markdown_text(text)}</code>"
 
 
-def _name(text: str) -> str:
-    """Plan text made inert: no line break, no HTML tag, no markdown syntax, no table pipe."""
-    safe = html.escape(escaped(text), quote=False)
-    return _MARKDOWN_SYNTAX.sub(lambda match: f"&#{ord(match.group())};", safe)
-
-
-# The redaction point masks registered values as this renderer spells them, too.
-redact.mask_form(_name)
+# The redaction point masks registered values as this renderer spells them, too: as
+# text, and inside the JSON of a value cell.
+redact.mask_form(markdown_text)
+redact.mask_form(lambda value: markdown_text(json_shown(value)[1:-1]))
 
 
 def _digest(digest: str) -> str:
@@ -164,7 +176,7 @@ def _digest(digest: str) -> str:
 
 
 def _action(names: dict[str, str], action: Action) -> str:
-    summary = f"<b>{_SIGN[action.action]} {action.action}</b> {_name(action.source)}"
+    summary = f"<b>{_SIGN[action.action]} {action.action}</b> {markdown_text(action.source)}"
     if action.id:
         summary += f" ({_code(action.id)})"
     if action.destructive:
@@ -172,8 +184,10 @@ def _action(names: dict[str, str], action: Action) -> str:
     lines = ["", f"<details><summary>{summary}</summary>", ""]
     if action.destructive:
         lines += [f"**⚠ {DISABLES}**", ""]
+    for flag in action_flags(action):
+        lines += [f"**⚠ {markdown_text(flag)}**", ""]
     for name in waits_for(names, action):
-        lines += [f"Applied after {_name(name)} (it releases a hostname this claims).", ""]
+        lines += [f"Applied after {markdown_text(name)} (it releases a hostname this claims).", ""]
     lines += ["| attribute | before | after |", "|---|---|---|"]
     for change in action.changes:
         before = "" if action.action == "create" else _cell(shown(change.before))
@@ -183,10 +197,27 @@ def _action(names: dict[str, str], action: Action) -> str:
     return "\n".join(lines)
 
 
+def _observed(observed: ObservedSource) -> str:
+    summary = f"<b>= observed</b> {markdown_text(observed.source)}"
+    if observed.id:
+        summary += f" ({_code(observed.id)})"
+    lines = ["", f"<details><summary>{summary}</summary>", ""]
+    lines += ["| attribute | live | file |", "|---|---|---|"]
+    for change in observed.changes:
+        before = "" if observed.action == "create" else _cell(shown(change.before))
+        lines.append(f"| {_code(change.path)} | {before} | {_cell(shown(change.after))} |")
+    lines += ["", "</details>", ""]
+    return "\n".join(lines)
+
+
+def _owned(owned: OwnedElsewhere) -> str:
+    return f"- {markdown_text(owned.source)} ({_code(owned.id)}): owned by {_code(owned.owner)}"
+
+
 def _notice(notice: Notice) -> str:
     where = f" ({_code(notice.id)})" if notice.id else ""
-    return f"- **{_name(notice.source)}**{where}: {_name(notice.detail)}\n"
+    return f"- **{markdown_text(notice.source)}**{where}: {markdown_text(notice.detail)}\n"
 
 
 def _unmanaged(source: UnmanagedSource) -> str:
-    return f"- {_name(source.name)} ({_code(source.id)})\n"
+    return f"- {markdown_text(source.name)} ({_code(source.id)})\n"
