@@ -487,11 +487,12 @@ def test_a_source_left_enabled_by_a_killed_apply_is_disabled_without_allow_disab
         update={"deployment": {**enabled_live.deployment, "annotation": annotation}}
     )
 
-    action = only(
-        plan(desired(s3_spec(enabled=False, cache_ttl_value=1800)), [enabled_live], OPTIONS)
-    )
+    wanted = s3_spec(enabled=False, cache_ttl_value=1800, mode="protect")
+    action = only(plan(desired(wanted), [enabled_live], OPTIONS))
 
     assert not action.destructive
+    # Finishing the tool's own enabling is no disable: a protected source allows it too.
+    assert "disables" not in action.risks and not action.refused_as_protected
     assert action.writes[-1]["enabled"] is False
     marker = _marker_of(action.writes[-1])
     assert marker is not None and not marker.pending_disable
