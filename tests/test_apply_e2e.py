@@ -231,7 +231,8 @@ def test_sigkill_at_a_write_boundary_then_plain_applies_converge(
     store.on_commit = None
 
     assert process.returncode == -signal.SIGKILL
-    assert 1 <= len(writes_since(store, mark)) < 4
+    # Requests already on the wire may still land after the kill.
+    assert 1 <= len(writes_since(store, mark)) <= 4
     # No --allow-disable: the disable the killed run owed is finished without it.
     assert converges(file, emulator_url) == 1
     site0 = next(s for s in store.sources.values() if s.name == "Site 0")
