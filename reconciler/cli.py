@@ -36,6 +36,7 @@ from reconciler.reconcile import (
     check_plan_target,
     connect,
     drift_findings,
+    drift_summary,
     is_plan_file,
     list_live,
     plan_files,
@@ -181,6 +182,15 @@ def connection_options(command: Callable[..., Any]) -> Callable[..., Any]:
     )(command)
 
 
+def adopt_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--adopt",
+        is_flag=True,
+        help="Adopt managed sources without the imgix-reconciler marker: send the "
+        "secrets the file holds and write the marker.",
+    )(command)
+
+
 def format_option(command: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
         "--format",
@@ -236,6 +246,7 @@ def _exit_codes(files: Sequence[Path] = ()) -> Iterator[None]:
 )
 @click.option("--target", "targets", multiple=True, metavar="NAME", help="Plan only this source.")
 @click.option("--resend-secrets", is_flag=True, help="Plan to send every secret again (see apply).")
+@adopt_option
 @connection_options
 def plan_command(
     files: tuple[Path, ...],
@@ -244,6 +255,7 @@ def plan_command(
     detailed_exitcode: bool,
     targets: tuple[str, ...],
     resend_secrets: bool,
+    adopt: bool,
     api_url: str | None,
     emulator: bool,
 ) -> None:
@@ -257,7 +269,9 @@ def plan_command(
             raise ConfigurationError(f"--out {out} is one of the files to plan: choose another")
         connection = connect(api_url, emulator=emulator)
         result = asyncio.run(
-            plan_files(files, connection, targets=targets, resend_secrets=resend_secrets)
+            plan_files(
+                files, connection, targets=targets, resend_secrets=resend_secrets, adopt=adopt
+            )
         )
         if out is not None:
             # Files pass the redaction point like the streams: a secret value reused by
@@ -272,22 +286,32 @@ def plan_command(
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @format_option
 @click.option(
-    "--require-marker",
+    "--allow-unadopted",
     is_flag=True,
-    help="Count sources last deployed outside imgix-reconciler as drift.",
+    help="Do not count managed sources without the imgix-reconciler marker as drift "
+    "(during an adoption).",
 )
+# The default since sources without a marker are drift; accepted so existing jobs run.
+@click.option("--require-marker", is_flag=True, hidden=True)
 @connection_options
 def drift_command(
-    files: tuple[Path, ...], fmt: str, require_marker: bool, api_url: str | None, emulator: bool
+    files: tuple[Path, ...],
+    fmt: str,
+    allow_unadopted: bool,
+    require_marker: bool,
+    api_url: str | None,
+    emulator: bool,
 ) -> None:
     """Check that live sources still match the files (exit 2 when they do not)."""
     with _exit_codes(files):
+        if require_marker and allow_unadopted:
+            raise ConfigurationError("--require-marker and --allow-unadopted contradict each other")
         connection = connect(api_url, emulator=emulator)
         result = asyncio.run(plan_files(files, connection))
-        drift = drift_findings(result.plan, require_marker=require_marker)
+        drift = drift_findings(result.plan, allow_unadopted=allow_unadopted)
         click.echo(render(result.plan, fmt, color=_color(), view="drift", drifted=bool(drift)))
         if drift:
-            click.echo(f"Drift: {'; '.join(drift)}.", err=True)
+            click.echo(escaped(drift_summary(drift)), err=True)
         else:
             click.echo("In sync: live sources match the files.", err=True)
     if drift:
@@ -307,12 +331,14 @@ def drift_command(
     help="Refuse unless the plan has this digest (sha256:<64 hex>).",
 )
 @click.option("--target", "targets", multiple=True, metavar="NAME", help="Apply only this source.")
+@adopt_option
 @connection_options
 def apply_command(
     inputs: tuple[Path, ...],
     auto_approve: bool,
     allow_disable: bool,
     resend_secrets: bool,
+    adopt: bool,
     wait: bool,
     expect_digest: str | None,
     targets: tuple[str, ...],
@@ -324,7 +350,7 @@ def apply_command(
         connection = connect(api_url, emulator=emulator)
         saved = len(inputs) == 1 and is_plan_file(inputs[0])
         if saved:
-            _refuse_planning_options(targets=targets, resend_secrets=resend_secrets)
+            _refuse_planning_options(targets=targets, resend_secrets=resend_secrets, adopt=adopt)
             plan = read_plan_file(inputs[0])
             check_plan_target(plan, connection)
         else:
@@ -334,6 +360,7 @@ def apply_command(
                     connection,
                     targets=targets,
                     resend_secrets=resend_secrets,
+                    adopt=adopt,
                     secrets_optional=False,
                 )
             ).plan
@@ -364,12 +391,13 @@ def apply_command(
         raise SystemExit(EXIT_PARTIAL)
 
 
-def _refuse_planning_options(*, targets: tuple[str, ...], resend_secrets: bool) -> None:
+def _refuse_planning_options(
+    *, targets: tuple[str, ...], resend_secrets: bool, adopt: bool
+) -> None:
     # A saved plan was planned already: silently ignoring these would apply something
     # other than what the user asked for.
-    given = [
-        name for name, on in (("--target", targets), ("--resend-secrets", resend_secrets)) if on
-    ]
+    options = (("--target", targets), ("--resend-secrets", resend_secrets), ("--adopt", adopt))
+    given = [name for name, on in options if on]
     if given:
         raise ApplyRefused(
             f"{' and '.join(given)} {'changes' if len(given) == 1 else 'change'} what is "

@@ -11,6 +11,7 @@ property tests call it with plain values.
 from __future__ import annotations
 
 import heapq
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -19,19 +20,23 @@ from pydantic import JsonValue
 
 from reconciler.live import LiveSource
 from reconciler.plan import (
+    MARKER_WRITTEN,
     NOT_RETURNED,
     WILL_BE_SENT,
     WRITE_ONLY,
     Action,
+    Adoption,
     Change,
     Notice,
     Plan,
+    SourceRef,
     Summary,
     UnmanagedSource,
     compute_digest,
     same_json,
 )
 from reconciler.secrets import (
+    UNRECORDED,
     UNRESOLVED,
     SecretDecision,
     compose_annotation,
@@ -43,6 +48,7 @@ from reconciler.secrets import (
     parse_annotation,
 )
 from reconciler.specs import (
+    DEPLOYMENT_MODELS,
     HOSTNAME_FIELDS,
     DeploymentBase,
     DesiredState,
@@ -50,18 +56,28 @@ from reconciler.specs import (
     secret_fields,
 )
 
-_NOTICE_ORDER = {"deployed_outside": 0, "cannot_compare": 1, "encrypted_changed": 2}
+_NOTICE_ORDER = {"possible_rename": 0, "cannot_compare": 1, "encrypted_changed": 2}
+# imgix's documented limit of source updates per hour: what adoption is costed at.
+DEFAULT_UPDATES_PER_HOUR = 60
 
 
 @dataclass(frozen=True)
 class PlanOptions:
-    """What a plan may do beyond diffing: the fingerprint key, re-sending, targeting."""
+    """What a plan may do beyond diffing: the fingerprint key, re-sending, adopting, targeting."""
 
     fingerprint_key: bytes
     resend_secrets: bool = False
     targets: frozenset[str] = frozenset()
     # The API the plan is for: recorded in the plan and covered by its digest.
     api_url: str | None = None
+    # Adopt managed sources that carry no marker: send their secrets and write the marker.
+    adopt: bool = False
+    # The write budget adoption is costed at.
+    updates_per_hour: int = DEFAULT_UPDATES_PER_HOUR
+
+    def __post_init__(self) -> None:
+        if self.updates_per_hour < 1:
+            raise ValueError(f"updates_per_hour must be at least 1 (got {self.updates_per_hour})")
 
 
 class PlanError(Exception):
@@ -97,20 +113,31 @@ def plan(desired: DesiredState, live: Sequence[LiveSource], options: PlanOptions
     )
     selected = [m for m in matches if not options.targets or m.spec.name in options.targets]
 
+    unmanaged_live = [s for s in live if s.id not in matched_ids]
+
     actions: list[tuple[Match, Action]] = []
     notices: list[Notice] = []
     unchanged = 0
+    unadopted: list[SourceRef] = []
+    adoption_updates = 0
     for match in selected:
         if match.live is None:
             actions.append((match, _create(match.spec, options)))
             notices.extend(_unreadable_for_create(match.spec))
+            notices.extend(_possible_renames(match.spec, unmanaged_live))
             continue
-        action, source_notices = _compare(match.spec, match.live, options)
-        notices.extend(source_notices)
-        if action is None:
+        compared = _compare(match.spec, match.live, options, adopt=options.adopt)
+        notices.extend(compared.notices)
+        if compared.action is None:
             unchanged += 1
         else:
-            actions.append((match, action))
+            actions.append((match, compared.action))
+        if compared.unadopted:
+            unadopted.append(SourceRef(id=match.live.id, name=match.spec.name))
+            adopting = (
+                compared if options.adopt else _compare(match.spec, match.live, options, adopt=True)
+            )
+            adoption_updates += _updates(adopting.action, live_enabled=match.live.enabled)
 
     ordered = _order(_with_dependencies(actions, matches, live))
     notices.sort(key=lambda n: (n.source, n.id or "", _NOTICE_ORDER[n.kind]))
@@ -127,6 +154,7 @@ def plan(desired: DesiredState, live: Sequence[LiveSource], options: PlanOptions
         actions=ordered,
         unmanaged=unmanaged,
         notices=notices,
+        adoption=_adoption(unadopted, adoption_updates, options),
     )
 
 
@@ -282,10 +310,20 @@ def _create(spec: SourceSpec, options: PlanOptions) -> Action:
     )
 
 
+@dataclass(frozen=True)
+class _Comparison:
+    """A spec against its live source: the patch (None when in sync), notices, adoption."""
+
+    action: Action | None
+    notices: list[Notice]
+    # No marker, or a declared secret imgix-reconciler never sent: not adopted (yet).
+    unadopted: bool
+
+
 def _compare(
-    spec: SourceSpec, live: LiveSource, options: PlanOptions
-) -> tuple[Action | None, list[Notice]]:
-    """The patch (None when in sync) and the notices for a spec matched to a live source."""
+    spec: SourceSpec, live: LiveSource, options: PlanOptions, *, adopt: bool
+) -> _Comparison:
+    """Compare a spec with its live source; `adopt` re-sends secrets and writes the marker."""
     deployment = spec.deployment
     ignored = frozenset(spec.ignore_changes)
     attributes = desired_attributes(deployment)
@@ -316,6 +354,21 @@ def _compare(
         ignored=ignored,
         changed_outside=outside,
     )
+    unadopted = annotation.marker is None or UNRECORDED in secrets.cannot_compare.values()
+    if adopt and unadopted:
+        secrets = decide_secrets(
+            deployment,
+            key=options.fingerprint_key,
+            live_type=live.type,
+            changed=changed,
+            recorded=annotation.marker,
+            resend=True,
+            ignored=ignored,
+            changed_outside=outside,
+        )
+        if annotation_change is None:
+            raw = _text_or_none(live.deployment.get("annotation"))
+            changes.append(Change(path="deployment.annotation", before=raw, after=MARKER_WRITTEN))
     changes += [
         Change(path=f"deployment.{name}", before=WRITE_ONLY, after=WILL_BE_SENT)
         for name in secrets.send
@@ -329,10 +382,10 @@ def _compare(
     if enabled != live.enabled:
         changes.append(Change(path="enabled", before=live.enabled, after=enabled))
 
-    notices = _notices(spec, live, annotation.marker is None, secrets)
+    notices = _notices(spec, live, secrets)
     notices += _encrypted_notices(spec, live, outside)
     if not changes:
-        return None, notices
+        return _Comparison(None, notices, unadopted)
 
     first: dict[str, JsonValue] = {}
     if "name" in {c.path for c in changes}:
@@ -354,7 +407,7 @@ def _compare(
         live_fingerprint=live.fingerprint(),
         record_encrypted=secrets.record_encrypted,
     )
-    return action, notices
+    return _Comparison(action, notices, unadopted)
 
 
 def _attribute_changes(
@@ -452,43 +505,101 @@ def _enabled_writes(
     return writes
 
 
-def _notices(
-    spec: SourceSpec, live: LiveSource, outside: bool, secrets: SecretDecision
-) -> list[Notice]:
-    notices: list[Notice] = []
-    if outside:
-        notices.append(
-            Notice(
-                source=spec.name,
-                id=live.id,
-                kind="deployed_outside",
-                detail="deployed outside imgix-reconciler (its annotation carries no "
-                "imgix-reconciler marker, e.g. redeployed from the dashboard)",
-            )
-        )
+def _notices(spec: SourceSpec, live: LiveSource, secrets: SecretDecision) -> list[Notice]:
+    # Secrets never sent (no fingerprint recorded) are the adoption notice's, not one each.
     unresolved = sorted(n for n, why in secrets.cannot_compare.items() if why == UNRESOLVED)
-    unrecorded = sorted(n for n, why in secrets.cannot_compare.items() if why != UNRESOLVED)
-    if unresolved:
-        notices.append(
-            Notice(
-                source=spec.name,
-                id=live.id,
-                kind="cannot_compare",
-                detail=f"cannot compare {', '.join(unresolved)}: the secret is not available "
-                "to this plan (references not resolved)",
-            )
+    if not unresolved:
+        return []
+    return [
+        Notice(
+            source=spec.name,
+            id=live.id,
+            kind="cannot_compare",
+            detail=f"cannot compare {', '.join(unresolved)}: the secret is not available "
+            "to this plan (references not resolved)",
         )
-    if unrecorded:
-        notices.append(
-            Notice(
-                source=spec.name,
-                id=live.id,
-                kind="cannot_compare",
-                detail=f"cannot compare {', '.join(unrecorded)}: imgix-reconciler has no "
-                "fingerprint of what the API holds; apply --resend-secrets sends and records it",
-            )
+    ]
+
+
+def _updates(action: Action | None, *, live_enabled: bool) -> int:
+    """Updates an action costs: its writes, and the recording of `*_encrypted` values."""
+    if action is None:
+        return 0
+    enabled = live_enabled
+    for write in action.writes:
+        enabled = bool(write.get("enabled", enabled))
+    # The applier records `*_encrypted` values only on a source left enabled.
+    return len(action.writes) + (action.record_encrypted and enabled)
+
+
+def _adoption(refs: list[SourceRef], updates: int, options: PlanOptions) -> Adoption | None:
+    """One notice for every managed source without a marker, with what adopting costs."""
+    if not refs:
+        return None
+    count = len(refs)
+    hours = math.ceil(updates / options.updates_per_hour)
+    cost = (
+        f"{updates} update{'s' if updates != 1 else ''}, {hours} hour{'s' if hours != 1 else ''} "
+        f"of the budget of {options.updates_per_hour} updates per hour"
+    )
+    sources = f"{count} source{'s' if count != 1 else ''}"
+    if options.adopt:
+        detail = (
+            f"adopting {sources}: this plan sends the secrets the file holds and writes the "
+            f"imgix-reconciler marker ({cost})"
         )
-    return notices
+    else:
+        detail = (
+            f"{sources} without an imgix-reconciler marker (changed outside git, e.g. in the "
+            "dashboard, or not adopted yet): secrets cannot be compared with what imgix "
+            "holds. `apply --adopt` sends the secrets the file holds and writes the marker "
+            f"({cost})"
+        )
+    return Adoption(
+        count=count,
+        sources=refs,
+        planned=options.adopt,
+        updates=updates,
+        updates_per_hour=options.updates_per_hour,
+        hours=hours,
+        detail=detail,
+    )
+
+
+def _origin(kind: Any, attributes: Mapping[str, Any]) -> tuple[Any, ...] | None:
+    """Where a source's images come from (its type and origin fields), if it says so."""
+    model = DEPLOYMENT_MODELS.get(kind) if isinstance(kind, str) else None
+    if model is None or not model.ORIGIN_FIELDS:
+        return None
+    values = []
+    for name in model.ORIGIN_FIELDS:
+        value = attributes.get(name)
+        values.append(value.rstrip("/") or None if isinstance(value, str) else value)
+    if values[0] is None:
+        return None
+    return (kind, *values)
+
+
+def _possible_renames(spec: SourceSpec, unmanaged: Sequence[LiveSource]) -> list[Notice]:
+    """A create whose origin an unmanaged live source already serves: likely that source."""
+    attributes = desired_attributes(spec.deployment)
+    origin = _origin(attributes.get("type"), attributes)
+    if origin is None:
+        return []
+    model = type(spec.deployment)
+    fields = " and ".join(("type", *(n for n in model.ORIGIN_FIELDS if attributes.get(n))))
+    return [
+        Notice(
+            source=spec.name,
+            id=None,
+            kind="possible_rename",
+            detail=f'has the same {fields} as the unmanaged live source "{live.name}" '
+            f"({live.id}): if it is that source renamed or given new hostnames, pin it with "
+            f"`id: {live.id}`; as planned, a create makes a second source for the same origin",
+        )
+        for live in _by_name(unmanaged)
+        if _origin(live.type, live.deployment) == origin
+    ]
 
 
 def _unreadable_for_create(spec: SourceSpec) -> list[Notice]:

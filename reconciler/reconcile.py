@@ -29,7 +29,7 @@ from reconciler.live import LiveSource
 from reconciler.loader import LoadedState, LoadError, load
 from reconciler.pacing import Pacing, RetryPolicy
 from reconciler.plan import Plan, compute_digest
-from reconciler.planner import PlanError, PlanOptions, plan
+from reconciler.planner import DEFAULT_UPDATES_PER_HOUR, PlanError, PlanOptions, plan
 
 API_KEY_VARIABLE = "IMGIX_API_KEY"
 API_URL_VARIABLE = "IMGIX_API_URL"
@@ -175,6 +175,8 @@ async def plan_files(
     *,
     targets: Sequence[str] = (),
     resend_secrets: bool = False,
+    adopt: bool = False,
+    updates_per_hour: int = DEFAULT_UPDATES_PER_HOUR,
     secrets_optional: bool = True,
     environ: Mapping[str, str] | None = None,
 ) -> PlanResult:
@@ -191,6 +193,8 @@ async def plan_files(
         resend_secrets=resend_secrets,
         targets=frozenset(targets),
         api_url=connection.api_url,
+        adopt=adopt,
+        updates_per_hour=updates_per_hour,
     )
     try:
         made = plan(desired.state, live, options)
@@ -238,15 +242,33 @@ def read_plan_file(path: Path) -> Plan:
     return plan
 
 
-def drift_findings(result: Plan, *, require_marker: bool = False) -> list[str]:
-    """Why live state differs from the files; empty when in sync."""
+# Findings named one by one in the drift verdict; the rest are counted.
+MAX_NAMED_FINDINGS = 20
+UNADOPTED = "changed outside git, or not adopted yet"
+
+
+def drift_findings(result: Plan, *, allow_unadopted: bool = False) -> list[str]:
+    """Why live state differs from the files; empty when in sync.
+
+    A managed source without the marker is drift: the tool keeps no state, so a marker a
+    dashboard edit dropped (and a secret changed with it) looks like one never written.
+    `allow_unadopted` tolerates those while an adoption is under way.
+    """
     findings = [f"{action.action} {action.source}" for action in result.actions]
     for notice in result.notices:
-        if notice.kind == "encrypted_changed" or (
-            require_marker and notice.kind == "deployed_outside"
-        ):
+        if notice.kind == "encrypted_changed":
             findings.append(f"{notice.source}: {notice.detail}")
+    adoption = result.adoption
+    if adoption is not None and not adoption.planned and not allow_unadopted:
+        findings += [f"{source.name} ({source.id}): {UNADOPTED}" for source in adoption.sources]
     return findings
+
+
+def drift_summary(findings: Sequence[str]) -> str:
+    """The drift verdict in one line, naming at most `MAX_NAMED_FINDINGS` findings."""
+    shown = "; ".join(findings[:MAX_NAMED_FINDINGS])
+    hidden = len(findings) - MAX_NAMED_FINDINGS
+    return f"Drift: {shown}" + (f"; and {hidden} more." if hidden > 0 else ".")
 
 
 def check_plan_target(saved: Plan, connection: Connection) -> None:

@@ -11,10 +11,11 @@ import html
 import re
 from collections.abc import Iterator
 
-from reconciler.plan import Action, Notice, Plan, UnmanagedSource
+from reconciler.plan import Action, Adoption, Notice, Plan, UnmanagedSource
 from reconciler.render.values import (
     DISABLES,
     View,
+    adoption_names,
     counted,
     headline,
     shown,
@@ -62,7 +63,8 @@ def render(
 
     parts = ["\n".join(head) + "\n"]
     used = len(parts[0]) + len("\n".join(foot)) + 1
-    notices = [_notice(n) for n in plan.notices]
+    notices = [_adoption(plan.adoption)] if plan.adoption else []
+    notices += [_notice(n) for n in plan.notices]
     unmanaged = [_unmanaged(u) for u in plan.unmanaged]
     # Sources come first, but notices and unmanaged sources keep a share of the space.
     tail = min(sum(map(len, notices)), TAIL_SHARE) + min(sum(map(len, unmanaged)), TAIL_SHARE)
@@ -178,6 +180,13 @@ def _action(names: dict[str, str], action: Action) -> str:
 def _notice(notice: Notice) -> str:
     where = f" ({_code(notice.id)})" if notice.id else ""
     return f"- **{_name(notice.source)}**{where}: {_name(notice.detail)}\n"
+
+
+def _adoption(adoption: Adoption) -> str:
+    names, hidden = adoption_names(adoption)
+    listed = ", ".join(f"**{_name(name)}**" for name in names)
+    more = f" and {hidden} more" if hidden else ""
+    return f"- {_name(adoption.detail)}: {listed}{more}\n"
 
 
 def _unmanaged(source: UnmanagedSource) -> str:

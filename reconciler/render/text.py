@@ -7,10 +7,11 @@ import io
 from rich.console import Console
 from rich.text import Text
 
-from reconciler.plan import Action, Notice, Plan, UnmanagedSource
+from reconciler.plan import Action, Adoption, Notice, Plan, UnmanagedSource
 from reconciler.render.values import (
     DISABLES,
     View,
+    adoption_names,
     headline,
     shown,
     source_names,
@@ -43,9 +44,11 @@ def render(
         console.print()
         for line in _action(names, action):
             console.print(line)
-    if plan.notices:
+    if plan.notices or plan.adoption:
         console.print()
         console.print(Text("Notices:", style="bold"))
+        if plan.adoption:
+            console.print(_adoption(plan.adoption))
         for notice in plan.notices:
             console.print(_notice(notice))
     if plan.unmanaged:
@@ -88,6 +91,16 @@ def _notice(notice: Notice) -> Text:
     if notice.id:
         line.append(f" ({escaped(notice.id)})")
     line.append(f": {escaped(notice.detail)}")
+    return line
+
+
+def _adoption(adoption: Adoption) -> Text:
+    names, hidden = adoption_names(adoption)
+    line = Text("  ! ", style="yellow")
+    line.append(f"{escaped(adoption.detail)}: ")
+    line.append(", ".join(quoted(name) for name in names))
+    if hidden:
+        line.append(f" and {hidden} more")
     return line
 
 
