@@ -139,7 +139,13 @@ def schema() -> None:
     help="Keep the sources in this JSON file (kept across restarts).",
 )
 @click.option("--seed", is_flag=True, help="Start a new state from the example live state.")
-def emulator(port: int, state_file: Path | None, seed: bool) -> None:
+@click.option(
+    "--omit-unset",
+    is_flag=True,
+    help="Answer like real listings: leave out deployment keys that have no value "
+    "(null, empty list or map).",
+)
+def emulator(port: int, state_file: Path | None, seed: bool, omit_unset: bool) -> None:
     """Serve the built-in imgix API emulator on 127.0.0.1 until Ctrl-C."""
     from reconciler.emulator import EMULATOR_API_KEY, ApiProblem, serve
 
@@ -148,7 +154,7 @@ def emulator(port: int, state_file: Path | None, seed: bool) -> None:
         click.echo(f"API key: IMGIX_API_KEY={EMULATOR_API_KEY} (any ak_<64 hex> works)", err=True)
 
     try:
-        serve(port, state_file, seed=seed, announce=announce)
+        serve(port, state_file, seed=seed, omit_unset=omit_unset, announce=announce)
     except OSError as error:
         if error.filename:
             click.echo(f"error: {error.strerror or error}: {error.filename}", err=True)

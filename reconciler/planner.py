@@ -54,6 +54,8 @@ from reconciler.specs import (
     DesiredState,
     SourceSpec,
     secret_fields,
+    stated_fields,
+    stated_only_fields,
 )
 
 _NOTICE_ORDER = {"possible_rename": 0, "cannot_compare": 1, "encrypted_changed": 2}
@@ -261,9 +263,15 @@ def _by_name(sources: Iterable[LiveSource]) -> list[LiveSource]:
 
 
 def desired_attributes(deployment: DeploymentBase) -> dict[str, Any]:
-    """Every compared attribute (API names, defaults applied), lists as declared."""
+    """Every managed attribute (API names, defaults applied), lists as declared.
+
+    Attributes without a documented default count only when the file states them;
+    `annotation` and secrets follow their own rules.
+    """
+    model = type(deployment)
     attributes = deployment.model_dump(by_alias=True, mode="json")
-    for name in ("annotation", *secret_fields(type(deployment))):
+    unstated = stated_only_fields(model) - stated_fields(deployment)
+    for name in ("annotation", *secret_fields(model), *unstated):
         attributes.pop(name, None)
     return attributes
 
@@ -330,7 +338,7 @@ def _compare(
     changes: list[Change] = []
     if "name" not in ignored and spec.name != live.name:
         changes.append(Change(path="name", before=live.name, after=spec.name))
-    attribute_changes = _attribute_changes(attributes, live, ignored)
+    attribute_changes = _attribute_changes(attributes, stated_fields(deployment), live, ignored)
     changes += attribute_changes
     changed = [c.path.removeprefix("deployment.") for c in attribute_changes]
 
@@ -411,16 +419,21 @@ def _compare(
 
 
 def _attribute_changes(
-    attributes: dict[str, Any], live: LiveSource, ignored: frozenset[str]
+    attributes: dict[str, Any], stated: frozenset[str], live: LiveSource, ignored: frozenset[str]
 ) -> list[Change]:
-    """The non-secret deployment attributes whose desired value differs from the live one."""
+    """The non-secret deployment attributes whose desired value differs from the live one.
+
+    An attribute the listing omits is unknown, not a difference: it is written only when
+    the file states it (an unstated default may well be what the API holds).
+    """
     changes = []
     for name, value in attributes.items():
         if f"deployment.{name}" in ignored:
             continue
         want = _normalized(name, value)
         if name not in live.deployment:
-            changes.append(Change(path=f"deployment.{name}", before=NOT_RETURNED, after=want))
+            if name in stated:
+                changes.append(Change(path=f"deployment.{name}", before=NOT_RETURNED, after=want))
             continue
         have = _normalized(name, live.deployment[name])
         if not same_json(have, want):

@@ -189,6 +189,15 @@ class Secret:
     encrypted_as: str | None = None
 
 
+@dataclass(frozen=True)
+class StatedOnly:
+    """Field marker: an attribute with no documented default, managed only when stated.
+
+    Leaving it out of the file leaves the live value alone (the reconciler cannot know
+    what "the default" would be), and a listing that omits it is no difference.
+    """
+
+
 def _secret_check(check: Callable[[str], str | None]) -> AfterValidator:
     """Apply `check` to a resolved secret's value; the error never echoes the value."""
 
@@ -379,7 +388,7 @@ class DeploymentBase(BaseModel):
     ORIGIN_FIELDS: ClassVar[tuple[str, ...]] = ()
 
     # Not declared means "not managed": the API rewrites it on every deployment.
-    annotation: str | None = None
+    annotation: Annotated[str | None, StatedOnly()] = None
     cache_ttl_behavior: CacheTtlBehavior = "respect_origin"
     cache_ttl_error: Annotated[
         int, Strict(), Field(ge=CACHE_TTL_ERROR_MIN, le=CACHE_TTL_ERROR_MAX)
@@ -423,7 +432,7 @@ class S3Deployment(DeploymentBase):
     s3_bucket: NonEmpty
     s3_prefix: str | None = None
     s3_secret_key: RequiredSecret
-    robots_txt: RobotsTxt = Field("origin", alias="robots.txt")
+    robots_txt: Annotated[RobotsTxt | None, StatedOnly()] = Field(None, alias="robots.txt")
 
 
 class GcsDeployment(DeploymentBase):
@@ -439,7 +448,7 @@ class GcsDeployment(DeploymentBase):
     gcs_bucket: NonEmpty
     gcs_prefix: str | None = None
     gcs_secret_key: RequiredSecret
-    robots_txt: RobotsTxt = Field("origin", alias="robots.txt")
+    robots_txt: Annotated[RobotsTxt | None, StatedOnly()] = Field(None, alias="robots.txt")
 
 
 class AzureDeployment(DeploymentBase):
@@ -457,7 +466,7 @@ class AzureDeployment(DeploymentBase):
     azure_prefix: str | None = None
     azure_sas_string: RequiredSecret
     azure_service_type: Literal["blob", "file"]
-    robots_txt: RobotsTxt = Field("origin", alias="robots.txt")
+    robots_txt: Annotated[RobotsTxt | None, StatedOnly()] = Field(None, alias="robots.txt")
 
 
 class WebFolderDeployment(DeploymentBase):
@@ -471,7 +480,7 @@ class WebFolderDeployment(DeploymentBase):
     password: BasicAuthPassword = None
     request_handshake: RequestHandshake = None
     request_signing_key: RequestSigningKey = None
-    robots_txt: RobotsTxt = Field("origin", alias="robots.txt")
+    robots_txt: Annotated[RobotsTxt | None, StatedOnly()] = Field(None, alias="robots.txt")
 
 
 class WebProxyDeployment(DeploymentBase):
@@ -483,7 +492,9 @@ class WebProxyDeployment(DeploymentBase):
     password: BasicAuthPassword = None
     request_handshake: RequestHandshake = None
     request_signing_key: RequestSigningKey = None
-    robots_txt: Literal["allow-all", "disallow-all"] = Field("allow-all", alias="robots.txt")
+    robots_txt: Annotated[Literal["allow-all", "disallow-all"] | None, StatedOnly()] = Field(
+        None, alias="robots.txt"
+    )
 
 
 class S3CompatibleDeployment(DeploymentBase):
@@ -500,7 +511,7 @@ class S3CompatibleDeployment(DeploymentBase):
     region: NonEmpty
     secret_key: RequiredSecret
     storage_provider: Literal["DigitalOcean", "Linode", "Wasabi"]
-    robots_txt: RobotsTxt = Field("origin", alias="robots.txt")
+    robots_txt: Annotated[RobotsTxt | None, StatedOnly()] = Field(None, alias="robots.txt")
 
 
 Deployment = Annotated[
@@ -647,11 +658,28 @@ def all_secret_fields() -> frozenset[str]:
     return frozenset(name for model in DEPLOYMENT_MODELS.values() for name in secret_fields(model))
 
 
+@functools.cache
+def stated_only_fields(model: type[DeploymentBase]) -> frozenset[str]:
+    """API names of the attributes with no documented default (`annotation`, `robots.txt`)."""
+    return frozenset(
+        info.alias or name
+        for name, info in model.model_fields.items()
+        if any(isinstance(marker, StatedOnly) for marker in info.metadata)
+    )
+
+
+def stated_fields(deployment: DeploymentBase) -> frozenset[str]:
+    """API names of the attributes the file states (a default filled in is not stated)."""
+    fields = type(deployment).model_fields
+    return frozenset(fields[name].alias or name for name in deployment.model_fields_set)
+
+
 def deployment_defaults(model: type[DeploymentBase]) -> dict[str, Any]:
-    """API name to documented default of each optional attribute (`annotation` excluded)."""
+    """API name to documented default of each optional attribute (stated-only ones excluded)."""
     defaults: dict[str, Any] = {}
+    stated_only = stated_only_fields(model)
     for name, info in model.model_fields.items():
-        if info.is_required() or name == "annotation":
+        if info.is_required() or (info.alias or name) in stated_only:
             continue
         defaults[info.alias or name] = info.get_default(call_default_factory=True)
     return defaults

@@ -457,9 +457,12 @@ def test_drift_exits_0_in_sync_2_on_drift_and_1_on_error(
 # --------------------------------------------------------------------------- export
 
 
+@pytest.mark.parametrize("omitting", [False, True], ids=["full-listings", "omitting-listings"])
 def test_export_writes_a_file_that_plans_to_no_changes_without_secrets(
-    store: SourceStore, emulator_url: str, tmp_path: Path
+    store: SourceStore, emulator_url: str, tmp_path: Path, omitting: bool
 ) -> None:
+    # Real listings leave out keys without a value (robots.txt unset, no prefix...).
+    store.omit_unset = omitting
     apply_directly(emulator_url, write_sources(tmp_path), CANARY_ENV)  # all six types
     legacy = store.create_source(
         {
@@ -472,6 +475,7 @@ def test_export_writes_a_file_that_plans_to_no_changes_without_secrets(
                 "webfolder_base_url": "https://legacy.e2e.example/",
                 "default_params": {"auto": "format", "q": 60},
                 "cache_ttl_behavior": "override_origin",
+                "robots.txt": "disallow-all",
             },
         }
     )
@@ -481,6 +485,7 @@ def test_export_writes_a_file_that_plans_to_no_changes_without_secrets(
     text = exported.read_text()
     assert legacy["id"] in text
     assert "env:" in text  # secrets are references with generated names
+    assert text.count("robots.txt") == 1  # exported where the API has a value, never invented
 
     # Not one secret variable is set: the plan still has nothing to change.
     plan = run_cli("plan", exported, "--detailed-exitcode", "--api-url", emulator_url)
