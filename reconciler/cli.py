@@ -23,10 +23,11 @@ import click
 from reconciler import redact
 from reconciler.applier import ActionResult, ApplyRefused, ApplyReport, StalePlan, check_permissions
 from reconciler.atomic import write_atomically
+from reconciler.canonical import formatted
 from reconciler.client import DEFAULT_API_URL, ClientError
-from reconciler.export import export_yaml
+from reconciler.export import ExportError, export_yaml, merged_yaml
 from reconciler.live import LiveSource
-from reconciler.loader import LoadError, summarize
+from reconciler.loader import LoadError, load, summarize
 from reconciler.plan import Plan
 from reconciler.planner import PlanError
 from reconciler.reconcile import (
@@ -226,7 +227,14 @@ def _exit_codes(files: Sequence[Path] = ()) -> Iterator[None]:
     except StalePlan as error:
         click.echo(f"error: {error}", err=True)
         raise SystemExit(EXIT_STALE) from None
-    except (ConfigurationError, PlanError, ApplyRefused, ClientError, PlanFileError) as error:
+    except (
+        ConfigurationError,
+        PlanError,
+        ApplyRefused,
+        ClientError,
+        PlanFileError,
+        ExportError,
+    ) as error:
         click.echo(f"error: {error}", err=True)
         raise SystemExit(EXIT_ERROR) from None
     except OSError as error:
@@ -471,15 +479,76 @@ def _print_report(report: ApplyReport) -> None:
 
 
 @main.command("export")
-@click.option("--out", type=click.Path(path_type=Path), help="Write the file here, not stdout.")
+@click.option("--out", type=click.Path(path_type=Path), help="Write a new file here, not stdout.")
+@click.option(
+    "--merge",
+    type=click.Path(path_type=Path),
+    metavar="FILE",
+    help="Add the live sources FILE lacks to it, keeping everything it holds.",
+)
 @connection_options
-def export_command(out: Path | None, api_url: str | None, emulator: bool) -> None:
-    """Write the live sources as a desired-state file."""
-    with _exit_codes():
+def export_command(
+    out: Path | None, merge: Path | None, api_url: str | None, emulator: bool
+) -> None:
+    """Write the live sources as a desired-state file (never over an existing one)."""
+    with _exit_codes([merge] if merge else []):
+        if out is not None and merge is not None:
+            raise ConfigurationError("--out and --merge exclude each other: choose one")
+        if out is not None and (out.exists() or out.is_symlink()):
+            raise ConfigurationError(
+                f"{out} exists, and export never overwrites a file: use --merge {out} to "
+                "add the live sources it lacks, or choose another --out"
+            )
+        if merge is not None:
+            load([merge], resolve=False)  # only a valid file is merged into
+            text = merge.read_text(encoding="utf-8")
         connection = connect(api_url, emulator=emulator)
-        text = export_yaml(asyncio.run(list_live(connection)))
-        if out is None:
-            click.echo(text, nl=False)
+        live = asyncio.run(list_live(connection))
+        if merge is not None:
+            exported = merged_yaml(text, live)
+            if not exported.added:
+                click.echo(f"Nothing to add: every live source is in {merge}.", err=True)
+                return
+            write_atomically(merge, redact.scrub(exported.text))
+            click.echo(f"Added {_sources(exported.added)} to {merge}.", err=True)
+        elif out is None:
+            click.echo(export_yaml(live).text, nl=False)
+            return
         else:
-            write_atomically(out, redact.scrub(text))
-            click.echo(f"Wrote {out}.", err=True)
+            exported = export_yaml(live)
+            write_atomically(out, redact.scrub(exported.text))
+            click.echo(f"Wrote {_sources(exported.added)} to {out}.", err=True)
+        if exported.variables:
+            click.echo(
+                "Set these environment variables before apply: "
+                + ", ".join(exported.variables)
+                + ".",
+                err=True,
+            )
+
+
+def _sources(count: int) -> str:
+    return f"{count} source{'s' if count != 1 else ''}"
+
+
+@main.command("fmt")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--check", is_flag=True, help="Change nothing; exit 1 if a file would change.")
+def fmt_command(files: tuple[Path, ...], check: bool) -> None:
+    """Rewrite desired-state FILEs in the canonical order and style, keeping comments."""
+    with _exit_codes(files):
+        load(files, resolve=False)  # only valid files are rewritten; every error at once
+        changed = []
+        for file in dict.fromkeys(files):
+            text = file.read_text(encoding="utf-8")
+            wanted = formatted(text)
+            if wanted == text:
+                continue
+            changed.append(file)
+            if check:
+                click.echo(f"{file}: would be reformatted", err=True)
+            else:
+                write_atomically(file, wanted)
+                click.echo(f"{file}: reformatted", err=True)
+    if check and changed:
+        raise SystemExit(EXIT_ERROR)
