@@ -49,7 +49,9 @@ def deployment_order(kind: object) -> tuple[str, ...]:
     return tuple(dict.fromkeys(ordered))
 
 
-def reorder(mapping: CommentedMap, order: Sequence[str]) -> bool:
+def reorder(
+    mapping: CommentedMap, order: Sequence[str], parent: tuple[CommentedMap, str] | None = None
+) -> bool:
     """Put `mapping`'s keys in `order` (unknown ones last, as they were); True if moved.
 
     ruamel attaches the comment lines above a key to the key before it; they are taken
@@ -61,16 +63,63 @@ def reorder(mapping: CommentedMap, order: Sequence[str]) -> bool:
     wanted = sorted(keys, key=lambda key: (rank.get(key, len(order)), keys.index(key)))
     if wanted == keys:
         return False
-    above: dict[Any, str] = {}
+    above: dict[Any, str] = {keys[0]: _take_first_lines(mapping, parent)}
     for key, following in zip(keys, [*keys[1:], None], strict=True):
         above[following] = _take_lines_after(mapping, key)
     for key in wanted:
         mapping.move_to_end(key)
-    # The first key keeps its place in the text above the mapping: its lines go below it.
-    _add_lines_after(mapping, wanted[0], above.pop(wanted[0], ""))
+    _put_first_lines(mapping, parent, wanted[0], above.pop(wanted[0], ""))
     for key, following in zip(wanted, [*wanted[1:], None], strict=True):
         _add_lines_after(mapping, key, above.get(following, ""))
     return True
+
+
+def _take_first_lines(mapping: CommentedMap, parent: tuple[CommentedMap, str] | None) -> str:
+    """Remove and return the comment lines above a mapping's first key.
+
+    ruamel keeps them with the parent's key: after its end-of-line comment, or on their
+    own when it has none. Without a parent (a list item, the document) they stay on top.
+    """
+    if parent is None:
+        return ""
+    container, key = parent
+    entry = container.ca.items.get(key)
+    if not entry:
+        return ""
+    if entry[3]:
+        lines = "".join(" " * t.start_mark.column + t.value for t in entry[3] if t is not None)
+        entry[3] = None
+        if mapping.ca.comment:
+            mapping.ca.comment[1] = None
+        return lines
+    token = entry[2]
+    if token is None:
+        return ""
+    same_line, _, lines = token.value.partition("\n")
+    if same_line.strip():
+        token.value = same_line + "\n"
+    else:
+        entry[2] = None
+        if mapping.ca.comment:
+            mapping.ca.comment[0] = None
+    return str(lines)
+
+
+def _put_first_lines(
+    mapping: CommentedMap, parent: tuple[CommentedMap, str] | None, first: Any, lines: str
+) -> None:
+    """Put comment lines above a mapping's first key (below it when there is no parent)."""
+    if not lines:
+        return
+    if parent is None:
+        _add_lines_after(mapping, first, lines)
+        return
+    container, key = parent
+    entry = container.ca.items.setdefault(key, [None] * 4)
+    if entry[2] is None:
+        entry[2] = CommentToken("\n" + lines, CommentMark(0), None)
+    else:
+        entry[2].value += lines
 
 
 def _comment_holder(container: Any, key: Any) -> tuple[Any, Any, int]:
@@ -125,7 +174,7 @@ def canonicalize(document: Any) -> None:
         reorder(source, SOURCE_ORDER)
         deployment = source.get("deployment")
         if isinstance(deployment, CommentedMap):
-            reorder(deployment, deployment_order(deployment.get("type")))
+            reorder(deployment, deployment_order(deployment.get("type")), (source, "deployment"))
 
 
 def dumped(document: Any, yaml: YAML | None = None) -> str:

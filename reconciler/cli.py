@@ -537,7 +537,16 @@ def _sources(count: int) -> str:
 def fmt_command(files: tuple[Path, ...], check: bool) -> None:
     """Rewrite desired-state FILEs in the canonical order and style, keeping comments."""
     with _exit_codes(files):
-        load(files, resolve=False)  # only valid files are rewritten; every error at once
+        # Only valid files are rewritten. Each is checked on its own: formatting two files
+        # that describe the same sources (a copy, a branch) is no error.
+        errors = []
+        for file in dict.fromkeys(files):
+            try:
+                load([file], resolve=False)
+            except LoadError as error:
+                errors += error.errors
+        if errors:
+            raise LoadError(errors)
         changed = []
         for file in dict.fromkeys(files):
             text = file.read_text(encoding="utf-8")
