@@ -538,11 +538,13 @@ def _updates(action: Action | None, *, live_enabled: bool) -> int:
     """Updates an action costs: its writes, and the recording of `*_encrypted` values."""
     if action is None:
         return 0
-    enabled = live_enabled
+    enabled, ever_enabled = live_enabled, False
     for write in action.writes:
         enabled = bool(write.get("enabled", enabled))
-    # The applier records `*_encrypted` values only on a source left enabled.
-    return len(action.writes) + (action.record_encrypted and enabled)
+        ever_enabled = ever_enabled or enabled
+    # The applier records `*_encrypted` values once, after a write that leaves the source
+    # enabled (a disabled one refuses the patch).
+    return len(action.writes) + (action.record_encrypted and ever_enabled)
 
 
 def _adoption(refs: list[SourceRef], updates: int, options: PlanOptions) -> Adoption | None:

@@ -152,3 +152,48 @@ def test_adopting_200_sources_then_catching_a_dashboard_edit(
     assert ENV["ADOPT_WEB_PASSWORD"] not in repaired.output
     final = invoke("drift", sources, "--api-url", emulator_url, env=ENV)
     assert final.exit_code == 0, final.output
+
+
+def test_a_saved_adoption_plan_applies_like_apply_adopt(
+    emulator_store: SourceStore, emulator_url: str, tmp_path: Path
+) -> None:
+    emulator_store.deploy_delay = 0
+    emulator_store.create_source(
+        {
+            "name": "Blog",
+            "enabled": False,
+            "deployment": {
+                "type": "webfolder",
+                "imgix_subdomains": ["adopt-saved"],
+                "webfolder_base_url": "https://saved.adopt.example/",
+                "password": "old",
+            },
+        }
+    )
+    file = tmp_path / "sources.yaml"
+    file.write_text(
+        "version: 1\nsources:\n  - name: Blog\n    enabled: false\n    deployment:\n"
+        "      type: webfolder\n      imgix_subdomains: [adopt-saved]\n"
+        "      webfolder_base_url: https://saved.adopt.example/\n"
+        "      password: {env: ADOPT_WEB_PASSWORD}\n"
+    )
+    saved = tmp_path / "adopt.json"
+    planned = invoke("plan", file, "--adopt", "--out", saved, "--api-url", emulator_url)
+    assert planned.exit_code == 0, planned.output
+    document = json.loads(saved.read_text())
+    # A disabled source is enabled for the write (its password recorded) and disabled again.
+    assert document["adoption"]["planned"] and document["adoption"]["updates"] == 3
+    assert "adopting 1 source: this plan sends" in planned.stdout
+    (action,) = document["actions"]
+    assert [w.get("enabled") for w in action["writes"]] == [True, False]
+
+    refused = invoke(
+        "apply", saved, "--adopt", "--auto-approve", "--api-url", emulator_url, env=ENV
+    )
+    assert refused.exit_code == 1 and "pass --adopt to `plan --out`" in refused.stderr
+    mark = len(emulator_store.request_log)
+    applied = invoke("apply", saved, "--auto-approve", "--api-url", emulator_url, env=ENV)
+    assert applied.exit_code == 0, applied.output
+    assert len(writes_since(emulator_store, mark)) == 3
+    drift = invoke("drift", file, "--api-url", emulator_url, env=ENV)
+    assert drift.exit_code == 0, drift.output

@@ -418,9 +418,9 @@ def test_adopting_a_web_folder_costs_the_recording_of_its_encrypted_password() -
     assert adoption is not None and adoption.updates == 2
     disabled = live.model_copy(update={"enabled": False})
     spec_disabled = {**spec, "enabled": False}
-    # Enabled to be written, disabled again; a disabled source records nothing.
+    # Enabled to be written (and its password recorded), then disabled again.
     adoption = plan(desired(spec_disabled), [disabled], OPTIONS).adoption
-    assert adoption is not None and adoption.updates == 2
+    assert adoption is not None and adoption.updates == 3
 
 
 def test_a_create_on_the_origin_of_an_unmanaged_source_suggests_pinning_its_id() -> None:

@@ -16,7 +16,16 @@ from ruamel.yaml import YAML
 
 from reconciler.live import LiveSource
 from reconciler.loader import load
-from reconciler.plan import Action, Change, Notice, Plan, Summary, UnmanagedSource
+from reconciler.plan import (
+    Action,
+    Adoption,
+    Change,
+    Notice,
+    Plan,
+    SourceRef,
+    Summary,
+    UnmanagedSource,
+)
 from reconciler.planner import PlanOptions, plan
 from reconciler.render import markdown, render
 from reconciler.render.markdown import GITHUB_LIMIT, MARKER
@@ -241,6 +250,15 @@ def nasty_plan(name: str = NASTY) -> Plan:
         actions=[first, second],
         notices=[Notice(source=name, id=name, kind="cannot_compare", detail=name)],
         unmanaged=[UnmanagedSource(id=name, name=name)],
+        adoption=Adoption(
+            count=1,
+            sources=[SourceRef(id=name, name=name)],
+            planned=False,
+            updates=1,
+            updates_per_hour=60,
+            hours=1,
+            detail=name,
+        ),
     )
 
 
