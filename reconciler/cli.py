@@ -32,6 +32,7 @@ from reconciler.plan import Plan
 from reconciler.planner import PlanError
 from reconciler.reconcile import (
     ConfigurationError,
+    Connection,
     PlanFileError,
     apply_with_report,
     check_plan_target,
@@ -49,6 +50,7 @@ from reconciler.untrusted import escaped
 # product.md's exit codes.
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_PARTIAL, EXIT_STALE = 0, 1, 2, 3, 4
 log = logging.getLogger("reconciler.cli")
+INSECURE_HTTP = "reconciler.allow_insecure_http"
 
 
 class CommandGroup(click.Group):
@@ -175,7 +177,16 @@ def emulator(port: int, state_file: Path | None, seed: bool, omit_unset: bool) -
 
 
 def connection_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """`--api-url` and `--emulator`, written after the command name."""
+    """`--api-url`, `--emulator` and `--allow-insecure-http`, written after the command name."""
+    # Read back by `_connect`, so the commands' signatures need not carry it.
+    command = click.option(
+        "--allow-insecure-http",
+        is_flag=True,
+        expose_value=False,
+        callback=lambda ctx, param, value: ctx.meta.__setitem__(INSECURE_HTTP, value),
+        help="Allow a plain http:// API URL to a host other than this machine "
+        "(the API key then crosses the network in clear).",
+    )(command)
     command = click.option(
         "--emulator",
         is_flag=True,
@@ -196,6 +207,11 @@ def adopt_option(command: Callable[..., Any]) -> Callable[..., Any]:
         help="Adopt managed sources without the imgix-reconciler marker: send the "
         "secrets the file holds and write the marker.",
     )(command)
+
+
+def _connect(api_url: str | None, emulator: bool) -> Connection:
+    allowed = bool(click.get_current_context().meta.get(INSECURE_HTTP))
+    return connect(api_url, emulator=emulator, allow_insecure_http=allowed)
 
 
 def format_option(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -281,16 +297,16 @@ def plan_command(
             )
         if out is not None and any(out.resolve() == file.resolve() for file in files):
             raise ConfigurationError(f"--out {out} is one of the files to plan: choose another")
-        connection = connect(api_url, emulator=emulator)
+        connection = _connect(api_url, emulator)
         result = asyncio.run(
             plan_files(
                 files, connection, targets=targets, resend_secrets=resend_secrets, adopt=adopt
             )
         )
         if out is not None:
-            # Files pass the redaction point like the streams: a secret value reused by
-            # mistake in a plain attribute is masked (and the plan then fails its digest).
-            write_atomically(out, redact.scrub(result.plan.to_json() + "\n"))
+            # Written as is: no referenced value enters a plan (placeholders stand for
+            # them), so masking could only corrupt a valid plan.
+            write_atomically(out, result.plan.to_json() + "\n")
         click.echo(render(result.plan, fmt, color=_color()))
     if detailed_exitcode and result.plan.has_changes:
         raise SystemExit(EXIT_CHANGES)
@@ -320,7 +336,7 @@ def drift_command(
     with _exit_codes(files):
         if require_marker and allow_unadopted:
             raise ConfigurationError("--require-marker and --allow-unadopted contradict each other")
-        connection = connect(api_url, emulator=emulator)
+        connection = _connect(api_url, emulator)
         result = asyncio.run(plan_files(files, connection))
         drift = drift_findings(result.plan, allow_unadopted=allow_unadopted)
         click.echo(render(result.plan, fmt, color=_color(), view="drift", drifted=bool(drift)))
@@ -361,7 +377,7 @@ def apply_command(
 ) -> None:
     """Apply the files (planning first) or a plan saved by `plan --out`."""
     with _exit_codes(inputs):
-        connection = connect(api_url, emulator=emulator)
+        connection = _connect(api_url, emulator)
         saved = len(inputs) == 1 and is_plan_file(inputs[0])
         if saved:
             _refuse_planning_options(targets=targets, resend_secrets=resend_secrets, adopt=adopt)
@@ -502,7 +518,7 @@ def export_command(
         if merge is not None:
             load([merge], resolve=False)  # only a valid file is merged into
             text = merge.read_text(encoding="utf-8")
-        connection = connect(api_url, emulator=emulator)
+        connection = _connect(api_url, emulator)
         live = asyncio.run(list_live(connection))
         if merge is not None:
             exported = merged_yaml(text, live)

@@ -6,7 +6,8 @@ is exactly the JSON document of product.md (`schemas/plan.schema.json`).
 
 Secret values never enter a plan: changes show markers, and the request bodies in
 `Action.writes` carry `{"secret": {"env": NAME}}` or `{"secret": {"file": PATH}}`
-placeholders that the applier resolves at send time.
+placeholders that the applier resolves at send time. So do the values of other attributes
+written as references: changes show the reference, writes carry `{"reference": {...}}`.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ NOT_RETURNED = "(not returned by the API)"
 # `after` of the annotation of an adopting write: the marker, with fingerprints that are
 # bookkeeping (and would tie the plan to the secrets' values).
 MARKER_WRITTEN = "(imgix-reconciler marker)"
+# `before` of an attribute the file reads through a reference: the live value is most
+# likely an earlier value of that reference, so it is not shown either.
+HIDDEN = "(hidden: a referenced attribute)"
 
 
 class _Frozen(BaseModel):
@@ -188,4 +192,9 @@ def _normalized_action(action: Action) -> dict[str, object]:
         if isinstance(deployment, dict) and isinstance(deployment.get("annotation"), str):
             annotation = parse_annotation(deployment["annotation"])
             deployment["annotation"] = [annotation.text, annotation.marker is not None]
+        elif isinstance(deployment, dict) and isinstance(deployment.get("annotation"), dict):
+            # Referenced text: a placeholder, the marker in its suffix (see the planner).
+            placeholder = dict(deployment["annotation"])
+            marker = parse_annotation(str(placeholder.pop("suffix", "")).strip()).marker
+            deployment["annotation"] = [placeholder, marker is not None]
     return data

@@ -20,6 +20,7 @@ from pydantic import JsonValue
 
 from reconciler.live import LiveSource
 from reconciler.plan import (
+    HIDDEN,
     MARKER_WRITTEN,
     NOT_RETURNED,
     WILL_BE_SENT,
@@ -38,6 +39,7 @@ from reconciler.plan import (
 from reconciler.secrets import (
     UNRECORDED,
     UNRESOLVED,
+    Marker,
     SecretDecision,
     compose_annotation,
     credentials_to_resend,
@@ -287,6 +289,41 @@ def _secret_placeholder(deployment: DeploymentBase, name: str) -> dict[str, Json
     return {"secret": locator}
 
 
+def _hide_referenced(deployment: DeploymentBase, changes: list[Change]) -> list[Change]:
+    """`changes` with each value read through a reference shown as that reference, and
+    the live value it replaces hidden (most likely an earlier value of the reference)."""
+    referenced = deployment.referenced()
+    hidden = []
+    for change in changes:
+        ref = referenced.get(change.path.removeprefix("deployment."))
+        if ref is not None and change.path.startswith("deployment.") and change.after is not None:
+            shown: dict[str, JsonValue] = dict(ref.as_reference())
+            before = change.before if change.before in (None, NOT_RETURNED) else HIDDEN
+            change = change.model_copy(update={"after": shown, "before": before})
+        hidden.append(change)
+    return hidden
+
+
+def _with_placeholders(deployment: DeploymentBase, body: dict[str, JsonValue]) -> None:
+    """Put in `body`, for each referenced value it sends, a placeholder the applier reads."""
+    for name, ref in deployment.referenced().items():
+        if name in body and name != "annotation":
+            locator: dict[str, JsonValue] = dict(ref.locator())
+            body[name] = {"reference": locator}
+
+
+def _annotation_write(
+    deployment: DeploymentBase, text: str | None, marker: Marker, *, own_text: bool
+) -> JsonValue:
+    """The annotation a write sends: the user's text (a placeholder when it is the file's
+    referenced text, `own_text`) in front of the marker."""
+    ref = deployment.referenced().get("annotation")
+    if ref is None or not own_text or text is None:
+        return compose_annotation(text, marker)
+    locator: dict[str, JsonValue] = dict(ref.locator())
+    return {"reference": locator, "suffix": " " + marker.render()}
+
+
 # --------------------------------------------------------------------------- actions
 
 
@@ -295,9 +332,12 @@ def _create(spec: SourceSpec, options: PlanOptions) -> Action:
     secrets = decide_secrets(deployment, key=options.fingerprint_key, creating=True)
     attributes = desired_attributes(deployment)
     body: dict[str, JsonValue] = dict(attributes)
+    _with_placeholders(deployment, body)
     for name in secrets.send:
         body[name] = _secret_placeholder(deployment, name)
-    body["annotation"] = compose_annotation(deployment.annotation, secrets.marker())
+    body["annotation"] = _annotation_write(
+        deployment, deployment.annotation, secrets.marker(), own_text=True
+    )
 
     changes = [Change(path="name", after=spec.name), Change(path="enabled", after=spec.enabled)]
     changes += [
@@ -312,7 +352,7 @@ def _create(spec: SourceSpec, options: PlanOptions) -> Action:
         action="create",
         source=spec.name,
         id=None,
-        changes=_sorted_changes(changes),
+        changes=_sorted_changes(_hide_referenced(deployment, changes)),
         writes=[{"name": spec.name, "enabled": spec.enabled, "deployment": body}],
         record_encrypted=secrets.record_encrypted,
     )
@@ -404,12 +444,14 @@ def _compare(
         or cleared
         or any(c.path == "deployment.annotation" for c in changes)
     ):
-        first["deployment"] = _deployment_write(deployment, live, changed, secrets, text, cleared)
+        first["deployment"] = _deployment_write(
+            deployment, live, changed, secrets, text, cleared, "deployment.annotation" in ignored
+        )
     action = Action(
         action="patch",
         source=spec.name,
         id=live.id,
-        changes=_sorted_changes(changes),
+        changes=_sorted_changes(_hide_referenced(deployment, changes)),
         destructive=live.enabled and not enabled,
         writes=_enabled_writes(first, live_enabled=live.enabled, enabled=enabled),
         live_fingerprint=live.fingerprint(),
@@ -470,6 +512,7 @@ def _deployment_write(
     secrets: SecretDecision,
     text: str | None,
     cleared: list[str],
+    annotation_ignored: bool = False,
 ) -> dict[str, JsonValue]:
     """The partial deployment a patch sends: changes, credentials, secrets, the marker."""
     attributes = desired_attributes(deployment)
@@ -479,11 +522,14 @@ def _deployment_write(
     else:
         resend = credentials_to_resend(type(deployment), live.type, changed)
         body = {name: attributes[name] for name in sorted({*changed, *resend})}
+    _with_placeholders(deployment, body)
     for name in secrets.send:
         body[name] = _secret_placeholder(deployment, name)
     for name in cleared:
         body[name] = None
-    body["annotation"] = compose_annotation(text, secrets.marker())
+    body["annotation"] = _annotation_write(
+        deployment, text, secrets.marker(), own_text=not annotation_ignored
+    )
     return body
 
 

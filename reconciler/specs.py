@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Iterable, Iterator
+import types
+import typing
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal, Union
 from urllib.parse import urlsplit
@@ -27,6 +29,7 @@ from pydantic import (
     Field,
     GetCoreSchemaHandler,
     GetJsonSchemaHandler,
+    PrivateAttr,
     Strict,
     TypeAdapter,
     ValidationError,
@@ -38,6 +41,9 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import InitErrorDetails, PydanticCustomError, PydanticKnownError, core_schema
+
+from reconciler.references import parse as parse_reference
+from reconciler.references import schema as reference_schema
 
 # Documented limits (sources-reference.txt, api-notes.md).
 CACHE_TTL_VALUE_MIN, CACHE_TTL_VALUE_MAX = 1800, 31536000
@@ -134,41 +140,19 @@ class SecretRef:
         return dict(SECRET_REFERENCE_SCHEMA)
 
 
-# `{env: NAME}` reads an environment variable, `{file: path}` a file beside the YAML file.
-REFERENCE_KINDS = ("env", "file")
-
-
-def reference_schema(title: str, description: str) -> dict[str, Any]:
-    """The JSON Schema of a reference: one of `{env: NAME}` or `{file: path}`."""
-    return {
-        "title": title,
-        "description": description,
-        "oneOf": [
-            {
-                "type": "object",
-                "properties": {kind: {"type": "string", "minLength": 1}},
-                "required": [kind],
-                "additionalProperties": False,
-            }
-            for kind in REFERENCE_KINDS
-        ],
-    }
-
-
 SECRET_REFERENCE_SCHEMA = reference_schema(
     "SecretReference",
     "A write-only value, read from an environment variable or a file "
-    "(relative to the YAML file). Literal values are not allowed.",
+    "(relative to the YAML file, inside its repository). Literal values are not allowed.",
 )
 
 
 def _validate_secret_ref(value: Any, info: ValidationInfo) -> SecretRef:
     if isinstance(value, SecretRef):
         return value
-    if isinstance(value, dict) and len(value) == 1:
-        ((kind, name),) = value.items()
-        if kind in REFERENCE_KINDS and isinstance(name, str) and name:
-            return SecretRef(kind, name)
+    reference = parse_reference(value)
+    if reference is not None:
+        return SecretRef(reference.kind, reference.name)  # type: ignore[arg-type]
     if isinstance(value, str) and info.context and info.context.get("wire"):
         return SecretRef("literal", "", value)
     # The message never includes the value: it may be a real secret typed by mistake.
@@ -387,6 +371,10 @@ class DeploymentBase(BaseModel):
     # the same type and origin serve the same images. Empty when any origin may be used.
     ORIGIN_FIELDS: ClassVar[tuple[str, ...]] = ()
 
+    # Attributes written as `{env:}`/`{file:}` references, with their values: sensitive,
+    # so plans show the reference and send a placeholder (see `referenced`).
+    _references: dict[str, SecretRef] = PrivateAttr(default_factory=dict)
+
     # Not declared means "not managed": the API rewrites it on every deployment.
     annotation: Annotated[str | None, StatedOnly()] = None
     cache_ttl_behavior: CacheTtlBehavior = "respect_origin"
@@ -409,6 +397,14 @@ class DeploymentBase(BaseModel):
         list[Subdomain], Field(min_length=1), _no_repeats("imgix_subdomains")
     ]
     secure_url_enabled: StrictBool = False
+
+    def referenced(self) -> Mapping[str, SecretRef]:
+        """API name to reference of each non-secret attribute the file wrote as a reference."""
+        return dict(self._references)
+
+    def attach_references(self, references: Mapping[str, SecretRef]) -> None:
+        """Record which attributes came from references (the loader, once, after validation)."""
+        self._references = dict(references)
 
     # Cross-field: runs only once every field is valid, so the loader checks the same
     # rule on the raw data to report it beside the other errors.
@@ -631,6 +627,62 @@ def secret_fields(model: type[DeploymentBase]) -> dict[str, Secret]:
         for marker in info.metadata
         if isinstance(marker, Secret)
     }
+
+
+@functools.cache
+def reference_fields(model: type[DeploymentBase]) -> tuple[str, ...]:
+    """API names of the non-secret attributes that may be written as a reference.
+
+    Text attributes only: a reference yields text, and it is never shown, so it must be
+    long enough to mask (`reconciler.references.MIN_LENGTH`), which no boolean and no
+    sensible number is. `type` is excluded because it decides which attributes exist.
+    """
+    secrets = secret_fields(model)
+    return tuple(
+        api
+        for api, info in fields_by_api_name(model).items()
+        if api not in secrets and api != "type" and _holds_text(info.annotation)
+    )
+
+
+def _holds_text(annotation: Any) -> bool:
+    if annotation is str:
+        return True
+    origin = typing.get_origin(annotation)
+    if origin is Literal:
+        return all(isinstance(choice, str) for choice in typing.get_args(annotation))
+    if origin in (Annotated, Union, types.UnionType):
+        arguments = typing.get_args(annotation)
+        if origin is Annotated:
+            return _holds_text(arguments[0])
+        return all(_holds_text(a) or a is type(None) for a in arguments) and any(
+            _holds_text(a) for a in arguments
+        )
+    return False
+
+
+@functools.cache
+def _reference_adapter(field: str) -> TypeAdapter[Any] | None:
+    for model in DEPLOYMENT_MODELS.values():
+        info = fields_by_api_name(model).get(field)
+        if info is not None and field in reference_fields(model):
+            return TypeAdapter(info.rebuild_annotation())
+    return None
+
+
+def reference_value_problem(field: str, value: str) -> str | None:
+    """Why `value`, read through a reference, cannot be sent as attribute `field`.
+
+    The message never holds the value. Attributes that take no reference are refused.
+    """
+    adapter = _reference_adapter(field)
+    if adapter is None:
+        return "takes no reference"
+    try:
+        adapter.validate_python(value)
+    except ValidationError as error:
+        return str(error.errors(include_input=False)[0]["msg"]).split(" (got ")[0]
+    return None
 
 
 @functools.cache

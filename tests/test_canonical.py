@@ -155,7 +155,7 @@ def test_fmt_command_rewrites_checks_and_refuses_an_invalid_file(tmp_path: Path)
     assert done.exit_code == 0, done.output
     assert messy.read_text() == CANONICAL and tidy.read_text() == CANONICAL
     assert invoke("fmt", "--check", messy).exit_code == 0
-    environ = {"S3": "s3-secret", "BLOG_PASSWORD": "pw"}
+    environ = {"S3": "s3-secret-value", "BLOG_PASSWORD": "blog-password-value"}
     assert load([messy], environ=environ).state == load([tidy], environ=environ).state
 
     invalid = tmp_path / "invalid.yaml"

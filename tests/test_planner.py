@@ -18,6 +18,7 @@ from reconciler.emulator import EMULATOR_API_KEY, RateLimits, SourceStore, creat
 from reconciler.live import LiveSource
 from reconciler.pacing import Pacing
 from reconciler.plan import (
+    HIDDEN,
     MARKER_WRITTEN,
     NOT_RETURNED,
     WILL_BE_SENT,
@@ -25,6 +26,7 @@ from reconciler.plan import (
     Action,
     Change,
     Plan,
+    compute_digest,
 )
 from reconciler.planner import PlanError, PlanOptions, plan
 from reconciler.secrets import Marker, compose_annotation, fingerprint, parse_annotation
@@ -799,3 +801,65 @@ def test_applying_a_plan_to_the_emulator_then_planning_again_changes_nothing(
         raise
     assert again.actions == [], again.to_json()
     assert again.summary.unchanged == len(changed.desired.sources)
+
+
+# --------------------------------------------------------------------------- references
+
+
+def referenced(state: DesiredState, **references: SecretRef) -> DesiredState:
+    """`state` whose first source wrote `references` as {env:} references (as the loader does)."""
+    state.sources[0].deployment.attach_references(references)
+    return state
+
+
+def test_referenced_values_are_compared_by_value_and_shown_as_their_reference() -> None:
+    bucket = "bucket-from-a-reference"
+    spec = s3_spec(s3_bucket=bucket, annotation="annotation-from-a-reference")
+    refs = {
+        "s3_bucket": SecretRef("env", "BUCKET", bucket),
+        "annotation": SecretRef("file", "note.txt", "annotation-from-a-reference", path="/r/n"),
+    }
+    created = plan(referenced(desired(spec), **refs), [], OPTIONS)
+    action = only(created)
+    assert Change(path="deployment.s3_bucket", after={"env": "BUCKET"}) in action.changes
+    assert Change(path="deployment.annotation", after={"file": "note.txt"}) in action.changes
+    deployment = action.writes[0]["deployment"]
+    assert isinstance(deployment, dict)
+    assert deployment["s3_bucket"] == {"reference": {"env": "BUCKET"}}
+    annotation = deployment["annotation"]
+    assert isinstance(annotation, dict) and annotation["reference"] == {"file": "/r/n"}
+    assert str(annotation["suffix"]).startswith(" [imgix-reconciler v1 fp.s3_secret_key=")
+    assert bucket not in created.to_json() and "annotation-from" not in created.to_json()
+
+    live = LiveSource(
+        id=ID_A,
+        name="Product images",
+        enabled=True,
+        deployment={
+            **as_live(created).deployment,
+            "s3_bucket": bucket,
+            "annotation": "annotation-from-a-reference " + str(annotation["suffix"]).strip(),
+        },
+    )
+    assert plan(referenced(desired(spec), **refs), [live], OPTIONS).actions == []
+
+    old = LiveSource(**{**live.model_dump(), "deployment": {**live.deployment, "s3_bucket": "old"}})
+    patch = only(plan(referenced(desired(spec), **refs), [old], OPTIONS))
+    # A new bucket also re-sends the credentials, as for a bucket written in the file.
+    assert paths(patch) == ["deployment.s3_bucket", "deployment.s3_secret_key"]
+    assert patch.changes[0] == Change(
+        path="deployment.s3_bucket", before=HIDDEN, after={"env": "BUCKET"}
+    )
+
+
+def test_the_digest_ignores_the_marker_inside_a_referenced_annotation() -> None:
+    spec = s3_spec(annotation="annotation-from-a-reference")
+    note = SecretRef("env", "NOTE", "annotation-from-a-reference")
+    with_secret = plan(referenced(desired(spec), annotation=note), [], OPTIONS)
+    without = plan(
+        referenced(desired(s3_spec(secret=None, annotation=note.reveal())), annotation=note),
+        [],
+        OPTIONS,
+    )
+    assert with_secret.actions[0].writes != without.actions[0].writes  # fingerprints differ
+    assert with_secret.digest == without.digest == compute_digest(with_secret.actions)

@@ -12,6 +12,7 @@ from pydantic import JsonValue
 
 from reconciler.plan import (
     CANNOT_COMPARE,
+    HIDDEN,
     MARKER_WRITTEN,
     NOT_RETURNED,
     WILL_BE_SENT,
@@ -22,7 +23,9 @@ from reconciler.plan import (
 )
 from reconciler.untrusted import json_shown
 
-MARKERS = frozenset({WRITE_ONLY, WILL_BE_SENT, CANNOT_COMPARE, NOT_RETURNED, MARKER_WRITTEN})
+MARKERS = frozenset(
+    {WRITE_ONLY, WILL_BE_SENT, CANNOT_COMPARE, NOT_RETURNED, HIDDEN, MARKER_WRITTEN}
+)
 DISABLES = "disables a live source: apply needs --allow-disable"
 # Sources the adoption notice names; the JSON plan lists them all.
 MAX_ADOPTION_NAMES = 20
