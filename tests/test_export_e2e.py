@@ -160,7 +160,9 @@ def test_export_never_overwrites_and_merge_adds_only_what_is_missing(
     assert text.startswith(commented)
     assert "name: Made in the dashboard" in text[len(commented) :]
     valid = invoke(
-        "validate", hand_written, env={**CANARY_ENV, "MADE_IN_THE_DASHBOARD_PASSWORD": "dashboard-password"}
+        "validate",
+        hand_written,
+        env={**CANARY_ENV, "MADE_IN_THE_DASHBOARD_PASSWORD": "dashboard-password"},
     )
     assert valid.exit_code == 0, valid.output
 
