@@ -11,7 +11,7 @@ the API (or the built-in emulator), plan, render and apply.
 
 from reconciler.applier import ActionResult, ApplyRefused, ApplyReport, StalePlan
 from reconciler.client import ApiError, ClientError, ImgixClient
-from reconciler.export import export_yaml
+from reconciler.export import Export, ExportError, export_yaml
 from reconciler.live import LiveSource
 from reconciler.loader import LoadedState, LoadError, LocatedError, load
 from reconciler.plan import Action, Change, Notice, Plan
@@ -40,6 +40,8 @@ __all__ = [
     "ConfigurationError",
     "Connection",
     "DesiredState",
+    "Export",
+    "ExportError",
     "ImgixClient",
     "LiveSource",
     "LoadError",
