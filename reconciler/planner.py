@@ -138,10 +138,7 @@ def plan(desired: DesiredState, live: Sequence[LiveSource], options: PlanOptions
             actions.append((match, compared.action))
         if compared.unadopted:
             unadopted.append(SourceRef(id=match.live.id, name=match.spec.name))
-            adopting = (
-                compared if options.adopt else _compare(match.spec, match.live, options, adopt=True)
-            )
-            adoption_updates += _updates(adopting.action, live_enabled=match.live.enabled)
+            adoption_updates += _adoption_updates(match.spec, match.live)
 
     ordered = _order(_with_dependencies(actions, matches, live))
     notices.sort(key=lambda n: (n.source, n.id or "", _NOTICE_ORDER[n.kind]))
@@ -580,17 +577,19 @@ def _notices(spec: SourceSpec, live: LiveSource, secrets: SecretDecision) -> lis
     ]
 
 
-def _updates(action: Action | None, *, live_enabled: bool) -> int:
-    """Updates an action costs: its writes, and the recording of `*_encrypted` values."""
-    if action is None:
-        return 0
-    enabled, ever_enabled = live_enabled, False
-    for write in action.writes:
-        enabled = bool(write.get("enabled", enabled))
-        ever_enabled = ever_enabled or enabled
-    # The applier records `*_encrypted` values once, after a write that leaves the source
-    # enabled (a disabled one refuses the patch).
-    return len(action.writes) + (action.record_encrypted and ever_enabled)
+def _adoption_updates(spec: SourceSpec, live: LiveSource) -> int:
+    """Updates adopting a source costs, as the applier will make them.
+
+    One write carries the secrets and the marker (enabling a disabled source for it, as
+    `_enabled_writes` does); a source the file wants disabled is disabled again in a
+    second; a web secret's `*_encrypted` value is recorded in one more, after the first
+    write (which leaves the source enabled).
+    """
+    enabled = live.enabled if "enabled" in spec.ignore_changes else spec.enabled
+    sends_web_secret = bool(
+        set(declared_secrets(spec.deployment)) & set(encrypted_fields(type(spec.deployment)))
+    )
+    return 1 + (not enabled) + sends_web_secret
 
 
 def _adoption(refs: list[SourceRef], updates: int, options: PlanOptions) -> Adoption | None:
