@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import re
+import stat
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -525,7 +526,7 @@ def export_command(
             if not exported.added:
                 click.echo(f"Nothing to add: every live source is in {merge}.", err=True)
                 return
-            write_atomically(merge, redact.scrub(exported.text))
+            _rewrite(merge, redact.scrub(exported.text))
             click.echo(f"Added {_sources(exported.added)} to {merge}.", err=True)
         elif out is None:
             click.echo(export_yaml(live).text, nl=False)
@@ -541,6 +542,13 @@ def export_command(
                 + ".",
                 err=True,
             )
+
+
+def _rewrite(path: Path, text: str) -> None:
+    """Replace a user's file atomically, keeping its permissions (the temporary is 0600)."""
+    mode = stat.S_IMODE(path.stat().st_mode)
+    write_atomically(path, text)
+    path.chmod(mode)
 
 
 def _sources(count: int) -> str:
@@ -573,7 +581,7 @@ def fmt_command(files: tuple[Path, ...], check: bool) -> None:
             if check:
                 click.echo(f"{file}: would be reformatted", err=True)
             else:
-                write_atomically(file, wanted)
+                _rewrite(file, wanted)
                 click.echo(f"{file}: reformatted", err=True)
     if check and changed:
         raise SystemExit(EXIT_ERROR)

@@ -151,8 +151,11 @@ def test_fmt_command_rewrites_checks_and_refuses_an_invalid_file(tmp_path: Path)
     assert check.stderr == f"{messy}: would be reformatted\n"
     assert messy.read_text() == MESSY
 
+    messy.chmod(0o644)
     done = invoke("fmt", messy, tidy)
     assert done.exit_code == 0, done.output
+    assert done.stderr == f"{messy}: reformatted\n"
+    assert messy.stat().st_mode & 0o777 == 0o644  # still readable by the team and CI
     assert messy.read_text() == CANONICAL and tidy.read_text() == CANONICAL
     assert invoke("fmt", "--check", messy).exit_code == 0
     environ = {"S3": "s3-secret-value", "BLOG_PASSWORD": "blog-password-value"}
