@@ -15,6 +15,8 @@ from reconciler.plan import (
     HIDDEN,
     MARKER_WRITTEN,
     NOT_RETURNED,
+    NOT_SET,
+    REMOVED,
     WILL_BE_SENT,
     WRITE_ONLY,
     Action,
@@ -24,7 +26,16 @@ from reconciler.plan import (
 from reconciler.untrusted import json_shown
 
 MARKERS = frozenset(
-    {WRITE_ONLY, WILL_BE_SENT, CANNOT_COMPARE, NOT_RETURNED, HIDDEN, MARKER_WRITTEN}
+    {
+        WRITE_ONLY,
+        WILL_BE_SENT,
+        CANNOT_COMPARE,
+        NOT_RETURNED,
+        HIDDEN,
+        NOT_SET,
+        REMOVED,
+        MARKER_WRITTEN,
+    }
 )
 DISABLES = "disables a live source: apply needs --allow-disable"
 # Sources the adoption notice names; the JSON plan lists them all.
