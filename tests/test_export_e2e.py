@@ -181,3 +181,23 @@ def test_merge_into_an_invalid_file_is_refused_with_its_errors(
     assert result.exit_code == 1
     assert result.stderr.startswith(f"{broken}:4:")
     assert broken.read_text().endswith("{type: ftp}\n")
+
+
+def test_a_live_source_the_format_cannot_express_fails_the_export_and_writes_nothing(
+    store: SourceStore, emulator_url: str, tmp_path: Path
+) -> None:
+    apply_directly(emulator_url, write_sources(tmp_path), CANARY_ENV)
+    (blog,) = [s for s in store.sources.values() if s.name == "Blog"]
+    # The dashboard skips the API's checks: a TTL below the documented minimum, a name
+    # with a terminal escape in it.
+    store.dashboard_redeploy(blog.id, {"cache_ttl_value": 60})
+    blog.name = "Blog\x1b[2J"
+    out = tmp_path / "exported.yaml"
+    result = run_cli("export", "--out", out, "--api-url", emulator_url)
+    assert result.returncode == 1
+    assert result.stderr == (
+        f'error: live source "Blog\\u001b[2J" ({blog.id}) cannot be exported as a valid '
+        "file: deployment.webfolder.cache_ttl_value: Input should be greater than or equal "
+        "to 1800\n"
+    )
+    assert result.stdout == "" and not out.exists()
