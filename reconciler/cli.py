@@ -529,8 +529,8 @@ def export_command(
             _rewrite(merge, redact.scrub(exported.text))
             click.echo(f"Added {_sources(exported.added)} to {merge}.", err=True)
         elif out is None:
-            click.echo(export_yaml(live).text, nl=False)
-            return
+            exported = export_yaml(live)
+            click.echo(exported.text, nl=False)
         else:
             exported = export_yaml(live)
             write_atomically(out, redact.scrub(exported.text))
