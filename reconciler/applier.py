@@ -10,19 +10,46 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
 from reconciler import redact, references
 from reconciler.live import LiveSource
-from reconciler.plan import Action, Plan
+from reconciler.loader import LocatedError
+from reconciler.plan import Action, BlastRadius, Plan
 from reconciler.references import UnreadableReference
 from reconciler.secrets import recording_annotation, stamp_fingerprints
 from reconciler.specs import HOSTNAME_FIELDS, reference_value_problem, secret_value_problem
+from reconciler.untrusted import escaped, quoted
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """One reason a plan may not be applied, naming its sources and the flag that overrides it.
+
+    `sources` holds (action key or live id, source name, what concerns that source).
+    """
+
+    message: str
+    sources: tuple[tuple[str, str, str], ...] = ()
 
 
 class ApplyRefused(Exception):
-    """Nothing was written: the plan may not be applied as it is (exit 1)."""
+    """Nothing was written: the plan may not be applied as it is (exit 1).
+
+    `refusals` are the rails that refused it (empty for other reasons); `located` holds
+    them as errors at the sources' places in the files, when the plan was made from files.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        refusals: Sequence[Refusal] = (),
+        located: Sequence[LocatedError] = (),
+    ) -> None:
+        super().__init__(message)
+        self.refusals = tuple(refusals)
+        self.located = tuple(located)
 
 
 class StalePlan(Exception):
@@ -81,15 +108,150 @@ class ApplyReport:
 # --------------------------------------------------------------------------- preflight
 
 
-def check_permissions(plan: Plan, *, allow_disable: bool) -> None:
-    """Refuse a plan that disables live sources unless the user allowed it."""
-    destructive = [a.source for a in plan.actions if a.destructive]
-    if destructive and not allow_disable:
-        names = ", ".join(sorted(destructive))
+@dataclass(frozen=True)
+class Permissions:
+    """What the user allowed on the command line beyond an ordinary apply."""
+
+    allow_disable: bool = False
+    allow_large_change: bool = False
+    allow_protected_change: bool = False
+    take_over: bool = False
+
+
+def check_permissions(
+    plan: Plan, *, allow_disable: bool = False, permissions: Permissions | None = None
+) -> None:
+    """Refuse a plan the rails stop (disables, blast radius, protected, owned elsewhere)."""
+    allowed = permissions or Permissions()
+    if allow_disable:
+        allowed = replace(allowed, allow_disable=True)
+    found = refusals(plan, allowed)
+    if len(found) == 1:
+        raise ApplyRefused(found[0].message, found)
+    if found:
         raise ApplyRefused(
-            f"the plan disables live sources ({names}); re-run with --allow-disable "
-            "to let it, or set enabled: true in the file"
+            "nothing was written, for "
+            + f"{len(found)} reasons:\n"
+            + "\n".join(f"  - {refusal.message}" for refusal in found),
+            found,
         )
+
+
+def refusals(plan: Plan, permissions: Permissions) -> list[Refusal]:
+    """Every rail the plan runs into under `permissions`; empty when it may be applied."""
+    found: list[Refusal] = []
+    destructive = [a for a in plan.actions if a.destructive]
+    if destructive and not permissions.allow_disable:
+        names = ", ".join(sorted(escaped(a.source) for a in destructive))
+        found.append(
+            Refusal(
+                f"the plan disables live sources ({names}); re-run with --allow-disable "
+                "to let it, or set enabled: true in the file",
+                tuple(
+                    (a.key, a.source, "the plan disables it; apply needs --allow-disable")
+                    for a in destructive
+                ),
+            )
+        )
+    if not permissions.allow_large_change:
+        found += _blast_radius_refusal(plan)
+    if not permissions.allow_protected_change:
+        found += [
+            Refusal(
+                f"source {quoted(a.source)} has mode: protect and the plan "
+                f"{_risk_words(a.refused_as_protected)}: "
+                "re-run with --allow-protected-change, or set mode: manage in the file",
+                (
+                    (
+                        a.key,
+                        a.source,
+                        f"mode: protect: the plan {_risk_words(a.refused_as_protected)} "
+                        "(--allow-protected-change overrides)",
+                    ),
+                ),
+            )
+            for a in plan.actions
+            if a.refused_as_protected
+        ]
+    found += ownership_refusals(plan)
+    if not permissions.take_over:
+        found += [
+            Refusal(
+                f"source {quoted(a.source)} is owned by {quoted(a.takes_over_from)}: the plan "
+                "takes it over; re-run with --take-over to let it",
+                (
+                    (
+                        a.key,
+                        a.source,
+                        f"owned by {quoted(a.takes_over_from)}; --take-over overrides",
+                    ),
+                ),
+            )
+            for a in plan.actions
+            if a.takes_over_from is not None
+        ]
+    return found
+
+
+def ownership_refusals(plan: Plan) -> list[Refusal]:
+    """The plan's sources that another owner's files manage: never written without --take-over."""
+    return [
+        Refusal(
+            f"source {quoted(owned.source)} ({escaped(owned.id)}) is owned by "
+            f"{quoted(owned.owner)} (its marker says so) and is never written: plan and "
+            "apply with --take-over to take it over, or remove it from this file",
+            ((owned.id, owned.source, f"owned by {quoted(owned.owner)}; --take-over overrides"),),
+        )
+        for owned in plan.owned_elsewhere
+    ]
+
+
+_RISK_WORDS = {
+    "disables": "disables it",
+    "moves_origin": "moves its origin",
+    "changes_credentials": "changes its credentials",
+    "releases_hostnames": "releases hostnames",
+}
+
+
+def _risk_words(risks: Sequence[str]) -> str:
+    return " and ".join(_RISK_WORDS[r] for r in risks if r in _RISK_WORDS)
+
+
+def _blast_radius_refusal(plan: Plan) -> list[Refusal]:
+    radius = plan.blast_radius
+    if radius is None:
+        return []
+    risky = [a for a in plan.actions if a.risks]
+    # Counted again from the actions (which the digest covers), not only read from the plan.
+    measured = BlastRadius.measure(
+        len(risky),
+        radius.managed,
+        max_risky_share=radius.max_risky_share,
+        min_risky_count=radius.min_risky_count,
+    )
+    if not (measured.exceeded or radius.exceeded):
+        return []
+    names = ", ".join(sorted(escaped(a.source) for a in risky)[:20])
+    if len(risky) > 20:
+        names += f" and {len(risky) - 20} more"
+    return [
+        Refusal(
+            f"the plan changes {len(risky)} of {radius.managed} managed live sources in risky "
+            f"ways ({names}), over the blast-radius threshold (more than "
+            f"{radius.max_risky_share:.0%}, and at least {radius.min_risky_count}): review it "
+            "and re-run with --allow-large-change",
+            tuple(
+                (
+                    a.key,
+                    a.source,
+                    f"it {_risk_words(a.risks)}; the plan is over the blast "
+                    "radius (--allow-large-change overrides)",
+                )
+                for a in risky
+            ),
+        )
+    ]
 
 
 def check_fresh(plan: Plan, live: Sequence[LiveSource]) -> None:
@@ -220,6 +382,7 @@ async def apply_plan(
     resolver: SecretResolver,
     fingerprint_key: bytes | None = None,
     allow_disable: bool = False,
+    permissions: Permissions | None = None,
     saved: bool = False,
     on_result: Callable[[ActionResult], None] | None = None,
 ) -> ApplyReport:
@@ -228,7 +391,7 @@ async def apply_plan(
     With `fingerprint_key`, each write's marker is re-stamped with the fingerprints of the
     secret values actually sent (they may differ from the plan's for a saved plan).
     """
-    check_permissions(plan, allow_disable=allow_disable)
+    check_permissions(plan, allow_disable=allow_disable, permissions=permissions)
     bodies = {
         action.key: [_stamped(resolver.resolve(w), fingerprint_key) for w in action.writes]
         for action in plan.actions

@@ -22,7 +22,7 @@ from typing import Any
 import click
 
 from reconciler import redact
-from reconciler.applier import ActionResult, ApplyRefused, ApplyReport, StalePlan, check_permissions
+from reconciler.applier import ActionResult, ApplyRefused, ApplyReport, Permissions, StalePlan
 from reconciler.atomic import write_atomically
 from reconciler.canonical import formatted
 from reconciler.client import DEFAULT_API_URL, ClientError
@@ -36,6 +36,8 @@ from reconciler.reconcile import (
     Connection,
     PlanFileError,
     apply_with_report,
+    check_apply_policy,
+    check_ownership,
     check_plan_target,
     connect,
     drift_findings,
@@ -244,14 +246,13 @@ def _exit_codes(files: Sequence[Path] = ()) -> Iterator[None]:
     except StalePlan as error:
         click.echo(f"error: {error}", err=True)
         raise SystemExit(EXIT_STALE) from None
-    except (
-        ConfigurationError,
-        PlanError,
-        ApplyRefused,
-        ClientError,
-        PlanFileError,
-        ExportError,
-    ) as error:
+    except ApplyRefused as error:
+        # The rails' refusals: each source at its place in the files, then the reason.
+        for located in error.located:
+            click.echo(str(located), err=True)
+        click.echo(f"error: {error}", err=True)
+        raise SystemExit(EXIT_ERROR) from None
+    except (ConfigurationError, PlanError, ClientError, PlanFileError, ExportError) as error:
         click.echo(f"error: {error}", err=True)
         raise SystemExit(EXIT_ERROR) from None
     except OSError as error:
@@ -277,6 +278,11 @@ def _exit_codes(files: Sequence[Path] = ()) -> Iterator[None]:
 )
 @click.option("--target", "targets", multiple=True, metavar="NAME", help="Plan only this source.")
 @click.option("--resend-secrets", is_flag=True, help="Plan to send every secret again (see apply).")
+@click.option(
+    "--take-over",
+    is_flag=True,
+    help="Plan writes to sources whose marker names another owner (see apply).",
+)
 @adopt_option
 @connection_options
 def plan_command(
@@ -286,6 +292,7 @@ def plan_command(
     detailed_exitcode: bool,
     targets: tuple[str, ...],
     resend_secrets: bool,
+    take_over: bool,
     adopt: bool,
     api_url: str | None,
     emulator: bool,
@@ -301,7 +308,12 @@ def plan_command(
         connection = _connect(api_url, emulator)
         result = asyncio.run(
             plan_files(
-                files, connection, targets=targets, resend_secrets=resend_secrets, adopt=adopt
+                files,
+                connection,
+                targets=targets,
+                resend_secrets=resend_secrets,
+                take_over=take_over,
+                adopt=adopt,
             )
         )
         if out is not None:
@@ -309,6 +321,7 @@ def plan_command(
             # them), so masking could only corrupt a valid plan.
             write_atomically(out, result.plan.to_json() + "\n")
         click.echo(render(result.plan, fmt, color=_color()))
+        check_ownership(result)
     if detailed_exitcode and result.plan.has_changes:
         raise SystemExit(EXIT_CHANGES)
 
@@ -341,6 +354,7 @@ def drift_command(
         result = asyncio.run(plan_files(files, connection))
         drift = drift_findings(result.plan, allow_unadopted=allow_unadopted)
         click.echo(render(result.plan, fmt, color=_color(), view="drift", drifted=bool(drift)))
+        check_ownership(result)
         if drift:
             click.echo(escaped(drift_summary(drift)), err=True)
         else:
@@ -353,6 +367,21 @@ def drift_command(
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--auto-approve", is_flag=True, help="Apply without asking.")
 @click.option("--allow-disable", is_flag=True, help="Let the plan disable live sources.")
+@click.option(
+    "--allow-large-change",
+    is_flag=True,
+    help="Apply a plan over the blast-radius threshold (safety: in the file).",
+)
+@click.option(
+    "--allow-protected-change",
+    is_flag=True,
+    help="Let the plan disable, or move the origin of, a source with mode: protect.",
+)
+@click.option(
+    "--take-over",
+    is_flag=True,
+    help="Write sources whose marker names another owner, recording this file's owner.",
+)
 @click.option("--resend-secrets", is_flag=True, help="Send every secret again.")
 @click.option("--wait", is_flag=True, help="Wait until touched sources are deployed.")
 @click.option(
@@ -368,6 +397,9 @@ def apply_command(
     inputs: tuple[Path, ...],
     auto_approve: bool,
     allow_disable: bool,
+    allow_large_change: bool,
+    allow_protected_change: bool,
+    take_over: bool,
     resend_secrets: bool,
     adopt: bool,
     wait: bool,
@@ -379,38 +411,47 @@ def apply_command(
     """Apply the files (planning first) or a plan saved by `plan --out`."""
     with _exit_codes(inputs):
         connection = _connect(api_url, emulator)
+        permissions = Permissions(
+            allow_disable=allow_disable,
+            allow_large_change=allow_large_change,
+            allow_protected_change=allow_protected_change,
+            take_over=take_over,
+        )
         saved = len(inputs) == 1 and is_plan_file(inputs[0])
+        made = None
         if saved:
             _refuse_planning_options(targets=targets, resend_secrets=resend_secrets, adopt=adopt)
             plan = read_plan_file(inputs[0])
             check_plan_target(plan, connection)
         else:
-            plan = asyncio.run(
+            made = asyncio.run(
                 plan_files(
                     inputs,
                     connection,
                     targets=targets,
                     resend_secrets=resend_secrets,
+                    take_over=take_over,
                     adopt=adopt,
                     secrets_optional=False,
                 )
-            ).plan
+            )
+            plan = made.plan
         click.echo(render(plan, "text", color=_color()))
         if expect_digest is not None and plan.digest != expect_digest:
             raise StalePlan(
                 f"the plan's digest is {plan.digest}, not the reviewed {expect_digest}: "
                 "live sources or the files changed since review"
             )
-        if not plan.has_changes:
+        if not plan.has_changes and not plan.owned_elsewhere:
             click.echo("Nothing to do.", err=True)
             return
-        check_permissions(plan, allow_disable=allow_disable)
+        check_apply_policy(plan, permissions, made)
         _confirm(plan, auto_approve)
         report = asyncio.run(
             apply_with_report(
                 plan,
                 connection,
-                allow_disable=allow_disable,
+                permissions=permissions,
                 saved=saved,
                 wait=wait,
                 on_result=_progress,

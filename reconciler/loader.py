@@ -9,6 +9,7 @@ reference, and YAML errors that could quote a scalar are worded without the inpu
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import math
 import os
@@ -165,18 +166,30 @@ def load(
     locations: list[Location] = []
     unresolved: list[Location] = []
     claims = _Claims()
+    # Top-level settings (`owner`, `safety`): files planned together state the same ones.
+    settings: dict[str, tuple[Any, str]] = {}
     for path in _distinct(paths):
         doc = _DesiredFile(
             str(path), resolve=resolve, environ=env, secrets_optional=secrets_optional
         )
         doc.check(claims)
+        for key, value in doc.settings.items():
+            if key in settings and settings[key][0] != value:
+                doc._error(
+                    (key,),
+                    f"differs from {key} in {settings[key][1]}: files planned "
+                    f"together share one {key}",
+                )
+            settings.setdefault(key, (value, doc.file))
         errors.extend(sorted(doc.errors, key=lambda e: (e.line, e.column)))
         sources.extend(doc.sources)
         locations.extend(doc.source_locations)
         unresolved.extend(doc.unresolved)
     if errors:
         raise LoadError(errors)
-    return LoadedState(DesiredState(version=1, sources=sources), locations, unresolved)
+    stated = {key: value for key, (value, _) in settings.items()}
+    state = DesiredState(version=1, sources=sources, **stated)
+    return LoadedState(state, locations, unresolved)
 
 
 def _distinct(paths: Iterable[str | os.PathLike[str]]) -> list[str | os.PathLike[str]]:
@@ -235,6 +248,8 @@ class _DesiredFile:
         self.sources: list[SourceSpec] = []
         self.source_locations: list[Location] = []
         self.unresolved: list[Location] = []
+        # The top-level settings the file states (`owner`, `safety`), validated.
+        self.settings: dict[str, Any] = {}
         self.root: Any = None
         # Where `{file:}` paths start, and the folder they must stay in.
         self.folder = Path(os.path.abspath(file)).parent
@@ -561,11 +576,19 @@ class _DesiredFile:
                     self.errors.append(located)
             if not reported:
                 self._keep_resolved_sources(data)
+                with contextlib.suppress(ValidationError):
+                    self._keep_settings(DesiredState.model_validate({**data, "sources": []}))
             return
+        self._keep_settings(state)
         self.sources = list(state.sources)
         for index, spec in enumerate(self.sources):
             spec.deployment.attach_references(self.referenced.get(index, {}))
         self.source_locations = [self._source_location(i) for i in range(len(self.sources))]
+
+    def _keep_settings(self, state: DesiredState) -> None:
+        self.settings = {
+            key: getattr(state, key) for key in ("owner", "safety") if key in state.model_fields_set
+        }
 
     def _keep_resolved_sources(self, data: dict[str, Any]) -> None:
         """Every error was about an unread reference: keep the sources that need none."""

@@ -50,6 +50,12 @@ class Change(_Frozen):
     after: JsonValue = None
 
 
+# Why a change to a live source is risky (the blast radius counts such sources).
+Risk = Literal["disables", "moves_origin", "changes_credentials", "releases_hostnames"]
+# The risks a protected source refuses without --allow-protected-change.
+PROTECTED_RISKS: frozenset[str] = frozenset({"disables", "moves_origin"})
+
+
 class Action(_Frozen):
     """What happens to one source: a create or a patch, with the requests that do it."""
 
@@ -70,6 +76,17 @@ class Action(_Frozen):
     # The writes send a web folder / web proxy secret: once the API returns its new
     # `*_encrypted` value, the applier records it in the marker (an annotation-only patch).
     record_encrypted: bool = False
+    # What makes this patch risky, for the blast radius (empty for creates).
+    risks: list[Risk] = Field(default_factory=list)
+    # The source has `mode: protect`: apply refuses its PROTECTED_RISKS.
+    protected: bool = False
+    # The live marker names this other owner: apply writes it only with --take-over.
+    takes_over_from: str | None = None
+
+    @property
+    def refused_as_protected(self) -> list[str]:
+        """The risks of a protected source apply refuses without --allow-protected-change."""
+        return [risk for risk in self.risks if self.protected and risk in PROTECTED_RISKS]
 
     @property
     def key(self) -> str:
@@ -121,6 +138,50 @@ class Summary(_Frozen):
     patch: int
     unchanged: int
     unmanaged: int
+    # Sources with `mode: observe` that differ from the file (never written).
+    observed: int = 0
+
+
+class ObservedSource(_Frozen):
+    """A `mode: observe` source that differs from the file: shown and drift, never written."""
+
+    action: Literal["create", "patch"]
+    source: str
+    id: str | None
+    changes: list[Change]
+
+
+class OwnedElsewhere(_Frozen):
+    """A live source a spec matches whose marker names another owner: never written."""
+
+    source: str
+    id: str
+    owner: str
+
+
+class BlastRadius(_Frozen):
+    """How many managed live sources the plan changes in risky ways, against the threshold."""
+
+    risky: int
+    managed: int
+    max_risky_share: float
+    min_risky_count: int
+    # Whether apply needs --allow-large-change.
+    exceeded: bool
+
+    @classmethod
+    def measure(
+        cls, risky: int, managed: int, *, max_risky_share: float, min_risky_count: int
+    ) -> BlastRadius:
+        """The blast radius of `risky` out of `managed` sources under a threshold."""
+        exceeded = risky >= min_risky_count and risky > max_risky_share * managed
+        return cls(
+            risky=risky,
+            managed=managed,
+            max_risky_share=max_risky_share,
+            min_risky_count=min_risky_count,
+            exceeded=exceeded,
+        )
 
 
 class UnmanagedSource(_Frozen):
@@ -141,6 +202,9 @@ class Plan(_Frozen):
     actions: list[Action]
     unmanaged: list[UnmanagedSource] = Field(default_factory=list)
     notices: list[Notice] = Field(default_factory=list)
+    observed: list[ObservedSource] = Field(default_factory=list)
+    owned_elsewhere: list[OwnedElsewhere] = Field(default_factory=list)
+    blast_radius: BlastRadius | None = None
     adoption: Adoption | None = None
 
     @property

@@ -30,9 +30,13 @@ from reconciler.plan import (
     WRITE_ONLY,
     Action,
     Adoption,
+    BlastRadius,
     Change,
     Notice,
+    ObservedSource,
+    OwnedElsewhere,
     Plan,
+    Risk,
     SourceRef,
     Summary,
     UnmanagedSource,
@@ -70,13 +74,15 @@ DEFAULT_UPDATES_PER_HOUR = 60
 
 @dataclass(frozen=True)
 class PlanOptions:
-    """What a plan may do beyond diffing: the fingerprint key, re-sending, adopting, targeting."""
+    """What a plan may do beyond diffing: the fingerprint key, re-sending, targeting."""
 
     fingerprint_key: bytes
     resend_secrets: bool = False
     targets: frozenset[str] = frozenset()
     # The API the plan is for: recorded in the plan and covered by its digest.
     api_url: str | None = None
+    # Plan writes to sources whose marker names another owner (they are refused otherwise).
+    take_over: bool = False
     # Adopt managed sources that carry no marker: send their secrets and write the marker.
     adopt: bool = False
     # The write budget adoption is costed at.
@@ -119,37 +125,83 @@ def plan(desired: DesiredState, live: Sequence[LiveSource], options: PlanOptions
         key=lambda u: (u.name, u.id),
     )
     selected = [m for m in matches if not options.targets or m.spec.name in options.targets]
+    owners = {m.index: recorded_owner(m.live) for m in matches if m.live is not None}
+    # Matched live sources this plan never writes: observed, or owned by another file.
+    held = {
+        m.index
+        for m in matches
+        if m.live is not None
+        and (
+            m.spec.mode == "observe"
+            or (owners[m.index] not in (None, desired.owner) and not options.take_over)
+        )
+    }
 
     unmanaged_live = [s for s in live if s.id not in matched_ids]
 
     actions: list[tuple[Match, Action]] = []
+    observed: list[ObservedSource] = []
+    owned_elsewhere: list[OwnedElsewhere] = []
     notices: list[Notice] = []
     unchanged = 0
     unadopted: list[SourceRef] = []
     adoption_updates = 0
     for match in selected:
+        spec = match.spec
         if match.live is None:
-            actions.append((match, _create(match.spec, options)))
-            notices.extend(_unreadable_for_create(match.spec))
-            notices.extend(_possible_renames(match.spec, unmanaged_live))
+            create = _create(spec, options, desired.owner)
+            if spec.mode == "observe":
+                observed.append(_observed(create))
+                continue
+            actions.append((match, create))
+            notices.extend(_unreadable_for_create(spec))
+            notices.extend(_possible_renames(spec, unmanaged_live))
             continue
-        compared = _compare(match.spec, match.live, options, adopt=options.adopt)
-        notices.extend(compared.notices)
-        if compared.action is None:
-            unchanged += 1
+        live_owner = owners[match.index]
+        if spec.mode == "observe":
+            # Never written, so no owner is claimed: the diff is shown as it stands.
+            compared = _compare(spec, match.live, options, owner=live_owner)
+        elif live_owner is not None and live_owner != desired.owner:
+            if match.index in held:
+                owned_elsewhere.append(
+                    OwnedElsewhere(source=spec.name, id=match.live.id, owner=live_owner)
+                )
+                continue
+            compared = _compare(
+                spec, match.live, options, owner=desired.owner, takes_over_from=live_owner
+            )
         else:
-            actions.append((match, compared.action))
-        if compared.unadopted:
-            unadopted.append(SourceRef(id=match.live.id, name=match.spec.name))
-            adoption_updates += _adoption_updates(match.spec, match.live)
+            compared = _compare(spec, match.live, options, owner=desired.owner, adopt=options.adopt)
+        action = compared.action
+        notices.extend(compared.notices)
+        if action is None:
+            unchanged += 1
+        elif spec.mode == "observe":
+            observed.append(_observed(action))
+        else:
+            actions.append((match, action))
+        # An observed source is never written, so it cannot be adopted either.
+        if compared.unadopted and spec.mode != "observe":
+            unadopted.append(SourceRef(id=match.live.id, name=spec.name))
+            adoption_updates += _adoption_updates(spec, match.live)
 
-    ordered = _order(_with_dependencies(actions, matches, live))
+    ordered = _order(_with_dependencies(actions, matches, live, held))
     notices.sort(key=lambda n: (n.source, n.id or "", _NOTICE_ORDER[n.kind]))
+    observed.sort(key=lambda o: (o.source, o.id or ""))
+    owned_elsewhere.sort(key=lambda o: (o.source, o.id))
     summary = Summary(
         create=sum(a.action == "create" for a in ordered),
         patch=sum(a.action == "patch" for a in ordered),
         unchanged=unchanged,
         unmanaged=len(unmanaged),
+        observed=len(observed),
+    )
+    managed = sum(1 for m in matches if m.live is not None and m.index not in held)
+    blast_radius = BlastRadius.measure(
+        sum(1 for a in ordered if a.risks),
+        managed,
+        max_risky_share=desired.safety.max_risky_share,
+        min_risky_count=desired.safety.min_risky_count,
     )
     return Plan(
         api_url=options.api_url,
@@ -158,7 +210,24 @@ def plan(desired: DesiredState, live: Sequence[LiveSource], options: PlanOptions
         actions=ordered,
         unmanaged=unmanaged,
         notices=notices,
+        observed=observed,
+        owned_elsewhere=owned_elsewhere,
+        blast_radius=blast_radius,
         adoption=_adoption(unadopted, adoption_updates, options),
+    )
+
+
+def recorded_owner(live: LiveSource | None) -> str | None:
+    """The owner the live source's marker names (None: no marker, or no owner in it)."""
+    if live is None:
+        return None
+    marker = parse_annotation(_text_or_none(live.deployment.get("annotation"))).marker
+    return marker.owner if marker is not None else None
+
+
+def _observed(action: Action) -> ObservedSource:
+    return ObservedSource(
+        action=action.action, source=action.source, id=action.id, changes=action.changes
     )
 
 
@@ -327,7 +396,7 @@ def _annotation_write(
 # --------------------------------------------------------------------------- actions
 
 
-def _create(spec: SourceSpec, options: PlanOptions) -> Action:
+def _create(spec: SourceSpec, options: PlanOptions, owner: str | None) -> Action:
     deployment = spec.deployment
     secrets = decide_secrets(deployment, key=options.fingerprint_key, creating=True)
     attributes = desired_attributes(deployment)
@@ -336,10 +405,12 @@ def _create(spec: SourceSpec, options: PlanOptions) -> Action:
     for name in secrets.send:
         body[name] = _secret_placeholder(deployment, name)
     body["annotation"] = _annotation_write(
-        deployment, deployment.annotation, secrets.marker(), own_text=True
+        deployment, deployment.annotation, secrets.marker(owner), own_text=True
     )
 
     changes = [Change(path="name", after=spec.name), Change(path="enabled", after=spec.enabled)]
+    if owner is not None:
+        changes.append(Change(path="owner", after=owner))
     changes += [
         Change(path=f"deployment.{name}", after=_normalized(name, value))
         for name, value in attributes.items()
@@ -355,6 +426,7 @@ def _create(spec: SourceSpec, options: PlanOptions) -> Action:
         changes=_sorted_changes(_hide_referenced(deployment, changes)),
         writes=[{"name": spec.name, "enabled": spec.enabled, "deployment": body}],
         record_encrypted=secrets.record_encrypted,
+        protected=spec.mode == "protect",
     )
 
 
@@ -369,9 +441,20 @@ class _Comparison:
 
 
 def _compare(
-    spec: SourceSpec, live: LiveSource, options: PlanOptions, *, adopt: bool
+    spec: SourceSpec,
+    live: LiveSource,
+    options: PlanOptions,
+    *,
+    owner: str | None,
+    takes_over_from: str | None = None,
+    adopt: bool = False,
 ) -> _Comparison:
-    """Compare a spec with its live source; `adopt` re-sends secrets and writes the marker."""
+    """The patch (None when in sync) and the notices for a spec matched to a live source.
+
+    A patch records `owner` in the marker; `takes_over_from` (another owner's source,
+    planned with --take-over) makes a patch even when nothing else differs. `adopt`
+    re-sends the secrets of a source not adopted yet and writes its marker.
+    """
     deployment = spec.deployment
     ignored = frozenset(spec.ignore_changes)
     attributes = desired_attributes(deployment)
@@ -416,7 +499,10 @@ def _compare(
         )
         if annotation_change is None:
             raw = _text_or_none(live.deployment.get("annotation"))
-            changes.append(Change(path="deployment.annotation", before=raw, after=MARKER_WRITTEN))
+            annotation_change = Change(
+                path="deployment.annotation", before=raw, after=MARKER_WRITTEN
+            )
+            changes.append(annotation_change)
     changes += [
         Change(path=f"deployment.{name}", before=WRITE_ONLY, after=WILL_BE_SENT)
         for name in secrets.send
@@ -432,20 +518,33 @@ def _compare(
 
     notices = _notices(spec, live, secrets)
     notices += _encrypted_notices(spec, live, outside)
+    writes_deployment = bool(changed or secrets.send or cleared or annotation_change)
+    live_owner = annotation.marker.owner if annotation.marker is not None else None
+    # The owner is recorded by any write that can carry the marker; taking a source over
+    # is a write of its own.
+    if takes_over_from is not None or (
+        live_owner != owner
+        and (writes_deployment or spec.name != live.name or (enabled and not live.enabled))
+        and changes
+    ):
+        changes.append(Change(path="owner", before=live_owner, after=owner))
+        writes_deployment = True
     if not changes:
         return _Comparison(None, notices, unadopted)
 
     first: dict[str, JsonValue] = {}
     if "name" in {c.path for c in changes}:
         first["name"] = spec.name
-    if (
-        changed
-        or secrets.send
-        or cleared
-        or any(c.path == "deployment.annotation" for c in changes)
-    ):
+    if writes_deployment:
         first["deployment"] = _deployment_write(
-            deployment, live, changed, secrets, text, cleared, "deployment.annotation" in ignored
+            deployment,
+            live,
+            changed,
+            secrets,
+            text,
+            cleared,
+            "deployment.annotation" in ignored,
+            owner=owner,
         )
     action = Action(
         action="patch",
@@ -456,8 +555,33 @@ def _compare(
         writes=_enabled_writes(first, live_enabled=live.enabled, enabled=enabled),
         live_fingerprint=live.fingerprint(),
         record_encrypted=secrets.record_encrypted,
+        risks=_risks(type(deployment), changes),
+        protected=spec.mode == "protect",
+        takes_over_from=takes_over_from,
     )
     return _Comparison(action, notices, unadopted)
+
+
+def _risks(model: type[DeploymentBase], changes: list[Change]) -> list[Risk]:
+    """What makes a patch risky: the blast radius counts it, a protected source refuses some."""
+    by_path = {change.path: change for change in changes}
+    risks: list[Risk] = []
+    enabled = by_path.get("enabled")
+    if enabled is not None and enabled.before is True and enabled.after is False:
+        risks.append("disables")
+    if any(f"deployment.{name}" in by_path for name in ("type", *model.LOCATION_FIELDS)):
+        risks.append("moves_origin")
+    credentials = model.CREDENTIAL_FIELDS | set(secret_fields(model))
+    if any(f"deployment.{name}" in by_path for name in credentials):
+        risks.append("changes_credentials")
+    for name in HOSTNAME_FIELDS:
+        change = by_path.get(f"deployment.{name}")
+        before = change.before if change is not None else None
+        after = change.after if change is not None and isinstance(change.after, list) else []
+        if isinstance(before, list) and set(map(str, before)) - set(map(str, after)):
+            risks.append("releases_hostnames")
+            break
+    return risks
 
 
 def _attribute_changes(
@@ -551,6 +675,7 @@ def _deployment_write(
     text: str | None,
     cleared: list[str],
     annotation_ignored: bool = False,
+    owner: str | None = None,
 ) -> dict[str, JsonValue]:
     """The partial deployment a patch sends: changes, credentials, secrets, the marker."""
     attributes = desired_attributes(deployment)
@@ -566,7 +691,7 @@ def _deployment_write(
     for name in cleared:
         body[name] = None
     body["annotation"] = _annotation_write(
-        deployment, text, secrets.marker(), own_text=not annotation_ignored
+        deployment, text, secrets.marker(owner), own_text=not annotation_ignored
     )
     return body
 
@@ -755,8 +880,10 @@ class _Node:
         return (self.ORDER[self.action.action], self.action.source, self.action.key)
 
 
-def _hostnames_after(match: Match) -> set[str]:
-    """The hostnames a matched source holds once its action is applied."""
+def _hostnames_after(match: Match, held: bool = False) -> set[str]:
+    """The hostnames a matched source holds once its action is applied (held: never written)."""
+    if held and match.live is not None:
+        return set(match.live.hostnames)
     ignored = match.spec.ignore_changes
     hosts: set[str] = set()
     for name in HOSTNAME_FIELDS:
@@ -768,7 +895,10 @@ def _hostnames_after(match: Match) -> set[str]:
 
 
 def _with_dependencies(
-    actions: list[tuple[Match, Action]], matches: list[Match], live: Sequence[LiveSource]
+    actions: list[tuple[Match, Action]],
+    matches: list[Match],
+    live: Sequence[LiveSource],
+    held: set[int],
 ) -> list[_Node]:
     """Make each claim of a hostname wait for the patch that releases it."""
     holder: dict[str, LiveSource] = {}
@@ -794,9 +924,11 @@ def _with_dependencies(
                     "release it there first",
                     spec_indices=(match.index,),
                 )
-            if host in _hostnames_after(releaser):
+            if host in _hostnames_after(releaser, releaser.index in held):
+                why = " (it is observed or owned elsewhere: never written)"
                 raise PlanError(
-                    f'source "{match.spec.name}" claims {host}, which "{releaser.spec.name}" keeps',
+                    f'source "{match.spec.name}" claims {host}, which "{releaser.spec.name}" keeps'
+                    + (why if releaser.index in held else ""),
                     spec_indices=(match.index, releaser.index),
                 )
             release = planned.get(releaser.index)

@@ -22,16 +22,27 @@ from reconciler.applier import (
     ActionResult,
     ApplyRefused,
     ApplyReport,
+    Permissions,
+    Refusal,
     SecretResolver,
     apply_plan,
+    check_permissions,
+    ownership_refusals,
     wait_until_deployed,
 )
 from reconciler.client import DEFAULT_API_URL, REQUEST_TIMEOUT, ImgixClient
 from reconciler.live import LiveSource
-from reconciler.loader import LoadedState, LoadError, load
+from reconciler.loader import LoadedState, LoadError, LocatedError, load
 from reconciler.pacing import Pacing, RetryPolicy
 from reconciler.plan import Plan, compute_digest
-from reconciler.planner import DEFAULT_UPDATES_PER_HOUR, PlanError, PlanOptions, plan
+from reconciler.planner import (
+    DEFAULT_UPDATES_PER_HOUR,
+    PlanError,
+    PlanOptions,
+    match_sources,
+    plan,
+)
+from reconciler.untrusted import escaped, quoted
 
 API_KEY_VARIABLE = "IMGIX_API_KEY"
 API_URL_VARIABLE = "IMGIX_API_URL"
@@ -225,6 +236,7 @@ async def plan_files(
     *,
     targets: Sequence[str] = (),
     resend_secrets: bool = False,
+    take_over: bool = False,
     adopt: bool = False,
     updates_per_hour: int = DEFAULT_UPDATES_PER_HOUR,
     secrets_optional: bool = True,
@@ -243,6 +255,7 @@ async def plan_files(
         resend_secrets=resend_secrets,
         targets=frozenset(targets),
         api_url=connection.api_url,
+        take_over=take_over,
         adopt=adopt,
         updates_per_hour=updates_per_hour,
     )
@@ -305,6 +318,7 @@ def drift_findings(result: Plan, *, allow_unadopted: bool = False) -> list[str]:
     `allow_unadopted` tolerates those while an adoption is under way.
     """
     findings = [f"{action.action} {action.source}" for action in result.actions]
+    findings += [f"{o.source} differs (mode: observe, never written)" for o in result.observed]
     for notice in result.notices:
         if notice.kind == "encrypted_changed":
             findings.append(f"{notice.source}: {notice.detail}")
@@ -330,11 +344,57 @@ def check_plan_target(saved: Plan, connection: Connection) -> None:
         )
 
 
+def check_apply_policy(
+    result: Plan, permissions: Permissions, made_from: PlanResult | None = None
+) -> None:
+    """Refuse, before any write, what the rails stop; with the files, each refusal is located."""
+    try:
+        check_permissions(result, permissions=permissions)
+    except ApplyRefused as error:
+        if made_from is None:
+            raise
+        located = located_refusals(error.refusals, made_from)
+        raise ApplyRefused(str(error), error.refusals, located) from None
+
+
+def check_ownership(made: PlanResult) -> None:
+    """Refuse a plan whose specs match sources another owner's files manage (exit 1)."""
+    found = ownership_refusals(made.plan)
+    if found:
+        names = ", ".join(sorted({escaped(name) for r in found for _, name, _ in r.sources}))
+        raise ApplyRefused(
+            f"the files describe live sources that another owner manages ({names}): they are "
+            "never written; re-run with --take-over to take them over, or remove them",
+            found,
+            located_refusals(found, made),
+        )
+
+
+def located_refusals(refusals: Sequence[Refusal], made: PlanResult) -> list[LocatedError]:
+    """Each refused source as an error at its place in the files, in file order."""
+    places = {}
+    for match in match_sources(made.desired.state.sources, made.live):
+        key = (
+            match.live.id
+            if match.live is not None
+            else f"new:{match.spec.deployment.imgix_subdomains[0]}"
+        )
+        places[key] = made.desired.locations[match.index]
+    located = [
+        places[key].error("", f"source {quoted(name)}: {detail}")
+        for refusal in refusals
+        for key, name, detail in refusal.sources
+        if key in places
+    ]
+    return sorted(located, key=lambda e: (e.file, e.line, e.column))
+
+
 async def apply_with_report(
     result: Plan,
     connection: Connection,
     *,
     allow_disable: bool = False,
+    permissions: Permissions | None = None,
     saved: bool = False,
     wait: bool = False,
     environ: Mapping[str, str] | None = None,
@@ -354,6 +414,7 @@ async def apply_with_report(
             resolver=SecretResolver(environ),
             fingerprint_key=fingerprint_key(connection, environ),
             allow_disable=allow_disable,
+            permissions=permissions,
             saved=saved,
             on_result=on_result,
         )

@@ -14,7 +14,8 @@ secret fingerprints; `enc.<field>=<short hash>` tokens record the `*_encrypted` 
 API returned for a web folder / web proxy secret right after the reconciler sent it (the
 applier writes them in a follow-up annotation-only patch, as the value exists only once
 the API has encrypted the secret). A fingerprint value of `unknown` records that the
-secret exists but was not sent by the reconciler.
+secret exists but was not sent by the reconciler. `owner.name=<owner>` names the file's
+`owner:` that made the write: a file with another owner never writes the source.
 
 The send rules (`decide_secrets`) live here and nowhere else: a secret is sent on create;
 on patch only when the type or a location field of a credentialed origin changes, when
@@ -27,7 +28,7 @@ import hashlib
 import hmac
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from reconciler.specs import (
@@ -44,6 +45,7 @@ MARKER_NAME = "imgix-reconciler"
 MARKER_VERSION = 1
 FINGERPRINT_KIND = "fp"
 ENCRYPTED_KIND = "enc"
+OWNER_KIND = "owner"
 _ENCRYPTED_HEX = 16  # the encrypted value is not secret; a short hash only has to differ
 UNKNOWN = "unknown"
 _FINGERPRINT_HEX = 32  # 128 bits: plenty to notice a rotation, short enough for an annotation
@@ -67,11 +69,14 @@ class Marker:
     fingerprints: Mapping[str, str] = field(default_factory=dict)
     encrypted: Mapping[str, str] = field(default_factory=dict)
     version: int = MARKER_VERSION
+    owner: str | None = None
 
     def render(self) -> str:
         """The marker text, tokens sorted so the same state always gives the same text."""
         tokens = [f"{FINGERPRINT_KIND}.{k}={v}" for k, v in sorted(self.fingerprints.items())]
         tokens += [f"{ENCRYPTED_KIND}.{k}={v}" for k, v in sorted(self.encrypted.items())]
+        if self.owner is not None:
+            tokens.append(f"{OWNER_KIND}.name={self.owner}")
         return "[" + " ".join([f"{MARKER_NAME} v{self.version}", *tokens]) + "]"
 
 
@@ -92,6 +97,7 @@ def parse_annotation(annotation: str | None) -> Annotation:
         return Annotation(annotation, None)
     fingerprints: dict[str, str] = {}
     encrypted: dict[str, str] = {}
+    owner: str | None = None
     for token in match["tokens"].split():
         parsed = _TOKEN.fullmatch(token)
         if parsed is None:
@@ -100,8 +106,10 @@ def parse_annotation(annotation: str | None) -> Annotation:
             fingerprints[parsed["field"]] = parsed["value"]
         elif parsed["kind"] == ENCRYPTED_KIND:
             encrypted[parsed["field"]] = parsed["value"]
+        elif parsed["kind"] == OWNER_KIND and parsed["field"] == "name":
+            owner = parsed["value"]
     text = annotation[: match.start()].rstrip() or None
-    return Annotation(text, Marker(fingerprints, encrypted, int(match["version"])))
+    return Annotation(text, Marker(fingerprints, encrypted, int(match["version"]), owner))
 
 
 def compose_annotation(text: str | None, marker: Marker) -> str:
@@ -127,8 +135,7 @@ def stamp_fingerprints(deployment: Mapping[str, Any], key: bytes) -> dict[str, A
         for name, value in body.items()
         if name in all_secret_fields() and isinstance(value, str)
     }
-    fingerprints = {**annotation.marker.fingerprints, **sent}
-    marker = Marker(fingerprints, annotation.marker.encrypted, annotation.marker.version)
+    marker = replace(annotation.marker, fingerprints={**annotation.marker.fingerprints, **sent})
     body["annotation"] = compose_annotation(annotation.text, marker)
     return body
 
@@ -181,7 +188,7 @@ def recording_annotation(deployment: Mapping[str, Any]) -> str | None:
     }
     if encrypted == dict(annotation.marker.encrypted):
         return None
-    marker = Marker(annotation.marker.fingerprints, encrypted, annotation.marker.version)
+    marker = replace(annotation.marker, encrypted=encrypted)
     return compose_annotation(annotation.text, marker)
 
 
@@ -236,9 +243,9 @@ class SecretDecision:
     # A sent secret has an `*_encrypted` value to record once the API returns it.
     record_encrypted: bool = False
 
-    def marker(self) -> Marker:
-        """The marker a write carrying this decision sets."""
-        return Marker(dict(self.fingerprints), dict(self.encrypted))
+    def marker(self, owner: str | None = None) -> Marker:
+        """The marker a write carrying this decision sets, naming the file's `owner`."""
+        return Marker(dict(self.fingerprints), dict(self.encrypted), owner=owner)
 
 
 def decide_secrets(

@@ -404,8 +404,9 @@ class DeploymentBase(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    # Location fields and the credentials the API wants re-sent when one of them (or the
-    # type) changes; empty for origins without credentials.
+    # Where the origin lives (changing one moves it: a protected source refuses that), and
+    # the credentials the API wants re-sent when a location field (or the type) of a
+    # credentialed origin changes; empty for origins without them.
     LOCATION_FIELDS: ClassVar[frozenset[str]] = frozenset()
     CREDENTIAL_FIELDS: ClassVar[frozenset[str]] = frozenset()
     # What says where the images come from (bucket, account, base URL): two sources with
@@ -509,6 +510,7 @@ class AzureDeployment(DeploymentBase):
 class WebFolderDeployment(DeploymentBase):
     """Web folder origin: a base URL, with optional origin authentication."""
 
+    LOCATION_FIELDS = frozenset({"webfolder_base_url"})
     ORIGIN_FIELDS = ("webfolder_base_url",)
 
     type: Literal["webfolder"]
@@ -573,6 +575,26 @@ DEPLOYMENT_MODELS: dict[str, type[DeploymentBase]] = {
 
 # --------------------------------------------------------------------------- sources
 
+SourceMode = Literal["manage", "observe", "protect"]
+# An owner is recorded in the annotation marker: one token, no spaces nor brackets.
+OWNER_PATTERN = r"^[A-Za-z0-9](?:[A-Za-z0-9._/@:+-]{0,98}[A-Za-z0-9])?$"
+
+
+def _check_owner(value: str) -> str:
+    if not re.fullmatch(OWNER_PATTERN, value):
+        raise PydanticCustomError(
+            "owner",
+            "must be one word of at most 100 letters, digits and . _ / @ : + - such as "
+            "acme/images-infra (got {value})",
+            {"value": repr(value)},
+        )
+    return value
+
+
+Owner = Annotated[
+    str, AfterValidator(_check_owner), Field(json_schema_extra={"pattern": OWNER_PATTERN})
+]
+
 
 class SourceSpec(BaseModel):
     """One imgix Source as the file wants it."""
@@ -582,6 +604,12 @@ class SourceSpec(BaseModel):
     name: NonEmpty
     id: Annotated[str, Field(pattern=SOURCE_ID_PATTERN)] | None = None
     enabled: StrictBool = True
+    mode: SourceMode = Field(
+        "manage",
+        description="manage: planned and written. observe: compared and reported as drift, "
+        "never written (not even with --auto-approve). protect: written, but apply refuses "
+        "to disable it or move it to another origin or type without --allow-protected-change.",
+    )
     ignore_changes: list[str] = Field(default_factory=list)
     deployment: Deployment
 
@@ -592,6 +620,25 @@ class SourceSpec(BaseModel):
         if problem is not None:
             raise problem
         return self
+
+
+class SafetySettings(BaseModel):
+    """The blast-radius threshold: how much of the managed live sources one plan may risk.
+
+    A plan is over it when it changes at least `min_risky_count` sources in risky ways
+    (disabled, origin or credentials moved, hostnames released) and those are more than
+    `max_risky_share` of the live sources the file manages; apply then needs
+    --allow-large-change.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_risky_share: Annotated[float, Strict(), Field(ge=0, le=1)] = Field(
+        0.3, description="Share of the managed live sources (0 to 1) a plan may risk."
+    )
+    min_risky_count: Annotated[int, Strict(), Field(ge=1)] = Field(
+        3, description="Fewer risky sources than this never trip the threshold."
+    )
 
 
 class DesiredState(BaseModel):
@@ -608,6 +655,13 @@ class DesiredState(BaseModel):
             "imgix rendering parameters does not know (parameters newer than it)."
         ),
     ] = False
+    owner: Owner | None = Field(
+        None,
+        description="Who manages these sources (e.g. acme/images-infra): recorded in the "
+        "marker of every write; a live source recorded for another owner is never written "
+        "without --take-over.",
+    )
+    safety: SafetySettings = Field(default_factory=SafetySettings)
     # Required: a file without `sources:` is more likely a mistake than an empty account.
     sources: list[SourceSpec]
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from console import UNPACED, deployment_of, invoke, writes_since
 
+from reconciler.applier import Permissions
 from reconciler.emulator import EMULATOR_API_KEY, SourceStore
 from reconciler.reconcile import Connection, apply_with_report, plan_files
 
@@ -93,7 +94,9 @@ def adopt_unpaced(url: str, file: Path) -> int:
     made = asyncio.run(
         plan_files([file], connection, adopt=True, secrets_optional=False, environ=ENV)
     )
-    report = asyncio.run(apply_with_report(made.plan, connection, environ=ENV))
+    # Adopting every source sends every credential: over the blast radius, by design.
+    allowed = Permissions(allow_large_change=True)
+    report = asyncio.run(apply_with_report(made.plan, connection, permissions=allowed, environ=ENV))
     assert report.ok, report.failed
     return len(made.plan.actions)
 
@@ -120,6 +123,11 @@ def test_adopting_200_sources_then_catching_a_dashboard_edit(
     assert document["adoption"]["updates"] == 210
     assert document["notices"] == [] and document["actions"] == []
 
+    # Sending 200 sources' credentials at once is what the blast-radius rail is for.
+    refused = invoke(
+        "apply", sources, "--adopt", "--auto-approve", "--api-url", emulator_url, env=ENV
+    )
+    assert refused.exit_code == 1 and "--allow-large-change" in refused.stderr
     assert writes_since(account, mark) == []
 
     mark = len(account.request_log)

@@ -13,17 +13,21 @@ from conftest import FakeClock
 from reconciler.applier import (
     ApplyRefused,
     ApplyReport,
+    Permissions,
     SecretResolver,
     StalePlan,
     apply_plan,
+    check_permissions,
     wait_until_deployed,
 )
 from reconciler.client import ImgixClient
 from reconciler.emulator import EMULATOR_API_KEY, SourceStore, create_app
+from reconciler.live import LiveSource
 from reconciler.loader import load
 from reconciler.pacing import Pacing
-from reconciler.plan import Action, Plan, Summary, compute_digest
+from reconciler.plan import Action, OwnedElsewhere, Plan, Summary, compute_digest
 from reconciler.planner import PlanOptions, plan
+from reconciler.specs import DesiredState
 
 SECRET = "applier-canary-secret-0123456789"
 
@@ -371,6 +375,70 @@ def test_a_secret_read_at_apply_time_must_pass_its_attributes_checks(
     assert writes_in(emulator_store) == []
 
 
+# --------------------------------------------------------------------------- rails
+
+
+def _folder(name: str, base: str = "https://o.example/", **top: Any) -> dict[str, Any]:
+    deployment = {"type": "webfolder", "webfolder_base_url": base}
+    return {"name": name, **top, "deployment": {**deployment, "imgix_subdomains": [name.lower()]}}
+
+
+def _live(name: str, source_id: str) -> LiveSource:
+    deployment = {
+        "type": "webfolder",
+        "webfolder_base_url": "https://o.example/",
+        "imgix_subdomains": [name.lower()],
+    }
+    return LiveSource(id=source_id, name=name, enabled=True, deployment=deployment)
+
+
+def test_each_rail_refuses_naming_its_sources_and_is_lifted_by_its_own_flag() -> None:
+    names = ["a", "b", "c", "d"]
+    live = [_live(n, f"{i:024x}") for i, n in enumerate(names)]
+    files = DesiredState.model_validate(
+        {
+            "version": 1,
+            "sources": [
+                _folder("a", "https://moved.example/"),
+                _folder("b", "https://moved.example/"),
+                _folder("c", "https://moved.example/", mode="protect"),
+                _folder("d", enabled=False),
+            ],
+        }
+    )
+    made = plan(files, live, PlanOptions(fingerprint_key=b"k"))
+    with pytest.raises(ApplyRefused) as refused:
+        check_permissions(made)
+    message = str(refused.value)
+    assert message.startswith("nothing was written, for 3 reasons:")
+    for flag in ("--allow-disable", "--allow-large-change", "--allow-protected-change"):
+        assert flag in message
+    assert [r.sources[0][1] for r in refused.value.refusals] == ["d", "a", "c"]
+    everything = Permissions(
+        allow_disable=True, allow_large_change=True, allow_protected_change=True
+    )
+    check_permissions(made, permissions=everything)
+    for lifted in ("allow_disable", "allow_large_change", "allow_protected_change"):
+        flags = {name: name != lifted for name in everything.__dataclass_fields__}
+        with pytest.raises(ApplyRefused) as still:
+            check_permissions(made, permissions=Permissions(**flags))
+        assert f"--{lifted.replace('_', '-')}" in str(still.value)
+
+
+def test_an_edited_saved_plan_cannot_hide_its_blast_radius() -> None:
+    live = [_live(n, f"{i:024x}") for i, n in enumerate("abc")]
+    files = DesiredState.model_validate(
+        {"version": 1, "sources": [_folder(n, "https://moved.example/") for n in "abc"]}
+    )
+    made = plan(files, live, PlanOptions(fingerprint_key=b"k"))
+    assert made.blast_radius is not None and made.blast_radius.exceeded
+    forged = made.model_copy(
+        update={"blast_radius": made.blast_radius.model_copy(update={"exceeded": False})}
+    )
+    with pytest.raises(ApplyRefused, match="--allow-large-change"):
+        check_permissions(forged)
+
+
 def test_reference_placeholders_are_resolved_and_checked_like_the_loader_does() -> None:
     resolver = SecretResolver({"BASE": "https://origin.example/", "NOTE": "note-from-env"})
     body = {
@@ -391,3 +459,18 @@ def test_reference_placeholders_are_resolved_and_checked_like_the_loader_does() 
         bad.resolve({"cache_ttl_value": {"reference": {"env": "BASE"}}})
     with pytest.raises(ApplyRefused, match="malformed placeholder"):
         bad.resolve({"s3_bucket": {"reference": {"env": "BASE"}, "extra": 1}})
+
+
+def test_refusals_show_outside_text_neutralised() -> None:
+    hostile = make_plan().model_copy(
+        update={
+            "owned_elsewhere": [
+                OwnedElsewhere(source="x\n::error::forged", id="a" * 24, owner="\x1b[31mevil")
+            ]
+        }
+    )
+    with pytest.raises(ApplyRefused) as refused:
+        check_permissions(hostile)
+    message = str(refused.value)
+    assert "\x1b" not in message and "\n" not in message
+    assert '"\\u001b[31mevil"' in message and "--take-over" in message

@@ -159,7 +159,10 @@ def test_no_secret_value_reaches_any_output(
         (tmp_path / "secrets" / file_name).write_text(value + "\n")
     sources.write_text(SOURCES_YAML + HOSTILE_YAML + TAKEN_YAML)
     store.foreign_hostnames.add("e2e-taken")
-    failing = transcript.run("--debug", "apply", sources, "--auto-approve", env=rotated_env)
+    # Rotating every secret is over the blast radius: allowed on purpose here.
+    failing = transcript.run(
+        "--debug", "apply", sources, "--auto-approve", "--allow-large-change", env=rotated_env
+    )
     assert failing.returncode == 3, failing.stderr
     assert "Apply: 7 applied, 1 failed." in failing.stdout
     assert "failed: create Taken: imgix API 400" in failing.stdout

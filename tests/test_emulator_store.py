@@ -353,9 +353,11 @@ MOVED = {
     "storage_provider": "Linode",
     "endpoint_url": "https://moved.example",
 }
+# Origins with credentials: a web folder's base URL moves it, but it has none to re-send.
 LOCATIONS = [
     (kind, field)
     for kind, model in DEPLOYMENT_MODELS.items()
+    if model.CREDENTIAL_FIELDS
     for field in sorted(model.LOCATION_FIELDS)
 ]
 

@@ -698,6 +698,48 @@ def test_a_file_given_twice_is_loaded_once(tmp_path: Path) -> None:
     ]
 
 
+# --------------------------------------------------------------------------- owner and safety
+
+
+def test_owner_and_safety_of_the_files_reach_the_desired_state(tmp_path: Path) -> None:
+    first = write(tmp_path, S3_SOURCE.replace("sources:", "owner: acme/images\nsources:"), "a.yaml")
+    second = write(tmp_path, "version: 1\nsafety: {max_risky_share: 0.5}\nsources: []\n", "b.yaml")
+    state = load([first, second], resolve=False, secrets_optional=True).state
+    assert state.owner == "acme/images"
+    assert (state.safety.max_risky_share, state.safety.min_risky_count) == (0.5, 3)
+
+
+def test_files_planned_together_must_name_one_owner(tmp_path: Path) -> None:
+    first = write(tmp_path, "version: 1\nowner: team-a\nsources: []\n", "a.yaml")
+    second = write(tmp_path, "version: 1\nowner: team-b\nsources: []\n", "b.yaml")
+    assert errors_of(first, second) == [
+        f"{second}:2:8: owner: differs from owner in {first}: files planned together "
+        "share one owner"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("owner: has space", "owner: must be one word"),
+        ("safety: {max_risky_share: 1.5}", "safety.max_risky_share: "),
+        ("safety: {min_risky_count: 0}", "safety.min_risky_count: "),
+        ("safety: {max_risky: 1}", "safety.max_risky: unknown key"),
+    ],
+)
+def test_bad_owner_or_safety_is_a_located_error(tmp_path: Path, line: str, expected: str) -> None:
+    path = write(tmp_path, f"version: 1\n{line}\nsources: []\n")
+    (message,) = errors_of(path)
+    assert message.startswith(f"{path}:2:"), message
+    assert expected in message, message
+
+
+def test_mode_is_one_of_three(tmp_path: Path) -> None:
+    text = S3_SOURCE.replace("    deployment:", "    mode: readonly\n    deployment:")
+    (message,) = errors_of(write(tmp_path, text))
+    assert message.endswith("mode: must be 'manage', 'observe' or 'protect' (got 'readonly')")
+
+
 # --------------------------------------------------------------------------- default_params
 
 

@@ -40,7 +40,14 @@ def test_representative_plan_validates_against_the_schema() -> None:
     document = json.loads(GOLDEN_PLAN.read_text(encoding="utf-8"))
     jsonschema.validate(document, json.loads(SCHEMA.read_text(encoding="utf-8")))
     assert document["format_version"] == 1
-    assert set(document["summary"]) == {"create", "patch", "unchanged", "unmanaged"}
+    assert set(document["summary"]) == {"create", "patch", "unchanged", "unmanaged", "observed"}
+    assert document["blast_radius"] == {
+        "risky": 2,
+        "managed": 4,
+        "max_risky_share": 0.3,
+        "min_risky_count": 2,
+        "exceeded": True,
+    }
 
 
 def test_schema_rejects_an_unknown_action() -> None:

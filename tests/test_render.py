@@ -21,6 +21,8 @@ from reconciler.plan import (
     Adoption,
     Change,
     Notice,
+    ObservedSource,
+    OwnedElsewhere,
     Plan,
     SourceRef,
     Summary,
@@ -383,3 +385,26 @@ def test_drift_resting_on_notices_alone_is_not_called_in_sync(the_plan: Plan) ->
 def test_the_drift_view_shows_the_verdict_it_is_given_and_never_guesses(the_plan: Plan) -> None:
     with pytest.raises(ValueError, match="drift verdict"):
         render(the_plan, "text", view="drift")
+
+
+def test_observed_and_owned_elsewhere_sources_are_shown_in_text_and_markdown() -> None:
+    observed = ObservedSource(
+        action="patch",
+        source="Watched",
+        id="a" * 24,
+        changes=[Change(path="deployment.cache_ttl_value", before=86400, after=1800)],
+    )
+    owned = OwnedElsewhere(source="Shared", id="b" * 24, owner="team-a")
+    summary = Summary(create=0, patch=0, unchanged=0, unmanaged=0, observed=1)
+    held = Plan(digest="sha256:x", summary=summary, actions=[], observed=[observed])
+    held = held.model_copy(update={"owned_elsewhere": [owned]})
+    text = render(held, "text")
+    assert "No changes: 0 unchanged, 0 unmanaged, 1 observed (never written)." in text
+    assert '= observed "Watched"' in text and "cache_ttl_value: 86400 -> 1800" in text
+    assert '"Shared" (bbbbbbbbbbbbbbbbbbbbbbbb): owned by "team-a"' in text
+    comment = render(held, "markdown")
+    assert "#### Observed sources (mode: observe; never written)" in comment
+    assert "<b>= observed</b> Watched" in comment
+    assert "Shared (<code>bbbbbbbbbbbbbbbbbbbbbbbb</code>): owned by <code>team-a</code>" in comment
+    drift = render(held, "text", view="drift", drifted=True)
+    assert drift.startswith("Drift: 1 observed source differs from the files (never written)")

@@ -423,3 +423,14 @@ def test_a_secret_removed_from_the_file_is_cleared_on_the_live_source(tmp_path: 
     ]
     assert action.writes[0]["deployment"]["password"] is None  # type: ignore[call-overload,index]
     assert again.actions == [] and not deployment.get("password_encrypted")
+
+
+def test_owner_token_round_trips_and_survives_restamping() -> None:
+    marker = Marker({"s3_secret_key": "ab" * 16}, owner="acme/images-infra")
+    annotation = compose_annotation("Managed in git", marker)
+    assert annotation.endswith(" owner.name=acme/images-infra]")
+    assert parse_annotation(annotation).marker == marker
+    body = {"s3_secret_key": "new value", "annotation": annotation}
+    restamped = parse_annotation(stamp_fingerprints(body, KEY)["annotation"]).marker
+    assert restamped is not None and restamped.owner == "acme/images-infra"
+    assert parse_annotation("[imgix-reconciler v1 owner.other=x]").marker == Marker()

@@ -12,11 +12,21 @@ import re
 from collections.abc import Iterator
 
 from reconciler import redact
-from reconciler.plan import Action, Adoption, Notice, Plan, UnmanagedSource
+from reconciler.plan import (
+    Action,
+    Adoption,
+    Notice,
+    ObservedSource,
+    OwnedElsewhere,
+    Plan,
+    UnmanagedSource,
+)
 from reconciler.render.values import (
     DISABLES,
     View,
+    action_flags,
     adoption_names,
+    blast_radius_warning,
     counted,
     headline,
     shown,
@@ -60,6 +70,13 @@ def render(
         *_summary(plan),
     ]
     head += _destructive(plan)
+    warning = blast_radius_warning(plan)
+    if warning is not None:
+        head += ["", f"> **⚠ {_name(warning)}**"]
+    if plan.owned_elsewhere:
+        head += ["", _OWNED, *(_owned(o) for o in plan.owned_elsewhere[:MAX_NAMED])]
+        if len(plan.owned_elsewhere) > MAX_NAMED:
+            head.append(f"- … and {len(plan.owned_elsewhere) - MAX_NAMED} more")
     foot = ["", f"Digest: {_digest(plan.digest)}"] if plan.actions else []
 
     parts = ["\n".join(head) + "\n"]
@@ -70,8 +87,17 @@ def render(
     # Sources come first, but notices and unmanaged sources keep a share of the space.
     tail = min(sum(map(len, notices)), TAIL_SHARE) + min(sum(map(len, unmanaged)), TAIL_SHARE)
     names = source_names(plan)
+    observed = [_observed(o) for o in plan.observed]
+    tail += min(sum(map(len, observed)), TAIL_SHARE)
     blocks: list[tuple[str, int, Iterator[str], str, int]] = [
         ("source", len(plan.actions), (_action(names, a) for a in plan.actions), "", tail),
+        (
+            "observed source",
+            len(observed),
+            iter(observed),
+            _OBSERVED,
+            tail - min(sum(map(len, observed)), TAIL_SHARE),
+        ),
         (
             "notice",
             len(notices),
@@ -103,6 +129,11 @@ def _destructive(plan: Plan) -> list[str]:
     ]
 
 
+_OBSERVED = "\n#### Observed sources (mode: observe; never written)\n"
+_OWNED = (
+    "**Owned elsewhere** (their marker names another owner; never written, "
+    "`--take-over` takes over):"
+)
 _UNMANAGED = "\n#### Unmanaged sources (live, matched by no source; never touched)\n\n"
 
 
@@ -171,6 +202,8 @@ def _action(names: dict[str, str], action: Action) -> str:
     lines = ["", f"<details><summary>{summary}</summary>", ""]
     if action.destructive:
         lines += [f"**⚠ {DISABLES}**", ""]
+    for flag in action_flags(action):
+        lines += [f"**⚠ {_name(flag)}**", ""]
     for name in waits_for(names, action):
         lines += [f"Applied after {_name(name)} (it releases a hostname this claims).", ""]
     lines += ["| attribute | before | after |", "|---|---|---|"]
@@ -180,6 +213,23 @@ def _action(names: dict[str, str], action: Action) -> str:
         lines.append(f"| {_code(change.path)} | {before} | {after} |")
     lines += ["", "</details>", ""]
     return "\n".join(lines)
+
+
+def _observed(observed: ObservedSource) -> str:
+    summary = f"<b>= observed</b> {_name(observed.source)}"
+    if observed.id:
+        summary += f" ({_code(observed.id)})"
+    lines = ["", f"<details><summary>{summary}</summary>", ""]
+    lines += ["| attribute | live | file |", "|---|---|---|"]
+    for change in observed.changes:
+        before = "" if observed.action == "create" else _cell(shown(change.before))
+        lines.append(f"| {_code(change.path)} | {before} | {_cell(shown(change.after))} |")
+    lines += ["", "</details>", ""]
+    return "\n".join(lines)
+
+
+def _owned(owned: OwnedElsewhere) -> str:
+    return f"- {_name(owned.source)} ({_code(owned.id)}): owned by {_code(owned.owner)}"
 
 
 def _notice(notice: Notice) -> str:

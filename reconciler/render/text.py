@@ -7,11 +7,21 @@ import io
 from rich.console import Console
 from rich.text import Text
 
-from reconciler.plan import Action, Adoption, Notice, Plan, UnmanagedSource
+from reconciler.plan import (
+    Action,
+    Adoption,
+    Notice,
+    ObservedSource,
+    OwnedElsewhere,
+    Plan,
+    UnmanagedSource,
+)
 from reconciler.render.values import (
     DISABLES,
     View,
+    action_flags,
     adoption_names,
+    blast_radius_warning,
     headline,
     shown,
     source_names,
@@ -39,11 +49,23 @@ def render(
         width=120,
     )
     console.print(Text(headline(plan, view, drifted), style="bold"))
+    warning = blast_radius_warning(plan)
+    if warning is not None:
+        console.print(Text(f"! {warning}", style="bold red"))
     names = source_names(plan)
     for action in plan.actions:
         console.print()
         for line in _action(names, action):
             console.print(line)
+    for observed in plan.observed:
+        console.print()
+        for line in _observed(observed):
+            console.print(line)
+    if plan.owned_elsewhere:
+        console.print()
+        console.print(Text("Owned elsewhere (never written; --take-over takes over):", "bold"))
+        for owned in plan.owned_elsewhere:
+            console.print(_owned(owned))
     if plan.notices or plan.adoption:
         console.print()
         console.print(Text("Notices:", style="bold"))
@@ -71,6 +93,8 @@ def _action(names: dict[str, str], action: Action) -> list[Text]:
     lines = [title]
     if action.destructive:
         lines.append(Text(f"    ! {DISABLES}", style="bold red"))
+    for flag in action_flags(action):
+        lines.append(Text(f"    ! {escaped(flag)}", style="yellow"))
     for name in waits_for(names, action):
         lines.append(Text(f"    after {quoted(name)} (it releases a hostname this claims)", "dim"))
     for change in action.changes:
@@ -83,6 +107,28 @@ def _action(names: dict[str, str], action: Action) -> list[Text]:
             line.append(shown(change.after), style="green")
         lines.append(line)
     return lines
+
+
+def _observed(observed: ObservedSource) -> list[Text]:
+    title = Text(f"= observed {quoted(observed.source)}", style="bold cyan")
+    if observed.id:
+        title.append(f" ({escaped(observed.id)})")
+    title.append(" (mode: observe; never written)", style="dim")
+    lines = [title]
+    for change in observed.changes:
+        line = Text(f"    = {escaped(change.path)}: ")
+        if observed.action == "create":
+            line.append("(missing) -> ", style="red")
+        else:
+            line.append(shown(change.before), style="red")
+            line.append(" -> ")
+        line.append(shown(change.after), style="green")
+        lines.append(line)
+    return lines
+
+
+def _owned(owned: OwnedElsewhere) -> Text:
+    return Text(f"  - {quoted(owned.source)} ({escaped(owned.id)}): owned by {quoted(owned.owner)}")
 
 
 def _notice(notice: Notice) -> Text:

@@ -68,6 +68,13 @@ def headline(plan: Plan, view: View = "plan", drifted: bool | None = None) -> st
     if view == "drift":
         if drifted is None:
             raise ValueError("the drift view needs the drift verdict (drifted=True/False)")
+        if drifted and not plan.actions and s.observed:
+            return (
+                f"Drift: {counted(s.observed, 'observed source')} "
+                f"{'differs' if s.observed == 1 else 'differ'} from the files (never written), "
+                f"{s.unchanged} in sync, "
+                f"{s.unmanaged} unmanaged."
+            )
         if drifted and not plan.actions:
             return (
                 "Drift: changed outside imgix-reconciler (see the notices), "
@@ -83,12 +90,47 @@ def headline(plan: Plan, view: View = "plan", drifted: bool | None = None) -> st
             f"Drift: {s.create} missing from imgix, {s.patch} differing from the files, "
             f"{s.unchanged} in sync, {s.unmanaged} unmanaged."
         )
+    observed = f", {s.observed} observed (never written)" if s.observed else ""
     if not plan.actions:
-        return f"No changes: {s.unchanged} unchanged, {s.unmanaged} unmanaged."
+        return f"No changes: {s.unchanged} unchanged, {s.unmanaged} unmanaged{observed}."
     return (
         f"Plan: {s.create} to create, {s.patch} to patch, {s.unchanged} unchanged, "
-        f"{s.unmanaged} unmanaged."
+        f"{s.unmanaged} unmanaged{observed}."
     )
+
+
+RISK_NAMES = {
+    "disables": "disables it",
+    "moves_origin": "moves its origin",
+    "changes_credentials": "changes its credentials",
+    "releases_hostnames": "releases hostnames",
+}
+
+
+def blast_radius_warning(plan: Plan) -> str | None:
+    """The warning of a plan over the blast-radius threshold, else None."""
+    radius = plan.blast_radius
+    if radius is None or not radius.exceeded:
+        return None
+    return (
+        f"Over the blast radius: {radius.risky} of {radius.managed} managed live sources "
+        f"change in risky ways (threshold: more than {radius.max_risky_share:.0%}, and at "
+        f"least {radius.min_risky_count}); apply needs --allow-large-change."
+    )
+
+
+def action_flags(action: Action) -> list[str]:
+    """What a reviewer must know about one action beyond its changes: risks and rails."""
+    flags = []
+    # A disable has its own warning (DISABLES).
+    risks = [RISK_NAMES[r] for r in action.risks if r != "disables"]
+    if risks:
+        flags.append("risky: " + ", ".join(risks))
+    if action.refused_as_protected:
+        flags.append("mode: protect: apply needs --allow-protected-change")
+    if action.takes_over_from is not None:
+        flags.append(f"owned by {action.takes_over_from}: apply needs --take-over")
+    return flags
 
 
 def source_names(plan: Plan) -> dict[str, str]:
