@@ -35,7 +35,13 @@ from reconciler.live import LiveSource
 from reconciler.loader import LoadedState, LoadError, LocatedError, load
 from reconciler.pacing import Pacing, RetryPolicy
 from reconciler.plan import Plan, compute_digest
-from reconciler.planner import PlanError, PlanOptions, match_sources, plan
+from reconciler.planner import (
+    DEFAULT_UPDATES_PER_HOUR,
+    PlanError,
+    PlanOptions,
+    match_sources,
+    plan,
+)
 from reconciler.untrusted import escaped, quoted
 
 API_KEY_VARIABLE = "IMGIX_API_KEY"
@@ -231,6 +237,8 @@ async def plan_files(
     targets: Sequence[str] = (),
     resend_secrets: bool = False,
     take_over: bool = False,
+    adopt: bool = False,
+    updates_per_hour: int = DEFAULT_UPDATES_PER_HOUR,
     secrets_optional: bool = True,
     environ: Mapping[str, str] | None = None,
 ) -> PlanResult:
@@ -248,6 +256,8 @@ async def plan_files(
         targets=frozenset(targets),
         api_url=connection.api_url,
         take_over=take_over,
+        adopt=adopt,
+        updates_per_hour=updates_per_hour,
     )
     try:
         made = plan(desired.state, live, options)
@@ -344,16 +354,34 @@ def check_saved_plan(
         )
 
 
-def drift_findings(result: Plan, *, require_marker: bool = False) -> list[str]:
-    """Why live state differs from the files; empty when in sync."""
+# Findings named one by one in the drift verdict; the rest are counted.
+MAX_NAMED_FINDINGS = 20
+UNADOPTED = "changed outside git, or not adopted yet"
+
+
+def drift_findings(result: Plan, *, allow_unadopted: bool = False) -> list[str]:
+    """Why live state differs from the files; empty when in sync.
+
+    A managed source without the marker is drift: the tool keeps no state, so a marker a
+    dashboard edit dropped (and a secret changed with it) looks like one never written.
+    `allow_unadopted` tolerates those while an adoption is under way.
+    """
     findings = [f"{action.action} {action.source}" for action in result.actions]
     findings += [f"{o.source} differs (mode: observe, never written)" for o in result.observed]
     for notice in result.notices:
-        if notice.kind == "encrypted_changed" or (
-            require_marker and notice.kind == "deployed_outside"
-        ):
+        if notice.kind == "encrypted_changed":
             findings.append(f"{notice.source}: {notice.detail}")
+    adoption = result.adoption
+    if adoption is not None and not adoption.planned and not allow_unadopted:
+        findings += [f"{source.name} ({source.id}): {UNADOPTED}" for source in adoption.sources]
     return findings
+
+
+def drift_summary(findings: Sequence[str]) -> str:
+    """The drift verdict in one line, naming at most `MAX_NAMED_FINDINGS` findings."""
+    shown = "; ".join(findings[:MAX_NAMED_FINDINGS])
+    hidden = len(findings) - MAX_NAMED_FINDINGS
+    return f"Drift: {shown}" + (f"; and {hidden} more." if hidden > 0 else ".")
 
 
 def check_apply_policy(

@@ -11,6 +11,7 @@ import jsonschema
 from reconciler.loader import load
 from reconciler.plan import (
     Action,
+    Adoption,
     BlastRadius,
     Change,
     ObservedSource,
@@ -106,6 +107,15 @@ def test_the_mac_covers_every_field_of_the_document() -> None:
         "notices": [],
         "observed": [ObservedSource(action="patch", source="Seen", id="f" * 24, changes=[])],
         "owned_elsewhere": [OwnedElsewhere(source="Theirs", id="e" * 24, owner="acme/other")],
+        "adoption": Adoption(
+            count=1,
+            sources=[],
+            planned=False,
+            updates=1,
+            updates_per_hour=60,
+            hours=1,
+            detail="1 source to adopt",
+        ),
         "blast_radius": BlastRadius.measure(9, 10, max_risky_share=0.9, min_risky_count=1),
     }
     assert set(edits) == set(Plan.model_fields) - {"mac"}  # a new field must be covered too
