@@ -20,7 +20,7 @@ from typing import Any
 
 import click
 
-from reconciler import redact
+from reconciler import github, redact
 from reconciler.applier import ActionResult, ApplyRefused, ApplyReport, StalePlan, check_permissions
 from reconciler.atomic import write_atomically
 from reconciler.client import DEFAULT_API_URL, ClientError
@@ -107,6 +107,7 @@ def validate(files: tuple[str, ...], no_resolve: bool) -> None:
     except LoadError as exc:
         for error in exc.errors:
             click.echo(str(error), err=True)
+        github.annotate(exc.errors)
         click.echo(summarize(exc.errors, files), err=True)
         raise SystemExit(1) from None
     for file in dict.fromkeys(files):  # a file given twice was checked once
@@ -204,14 +205,17 @@ def _exit_codes(files: Sequence[Path] = ()) -> Iterator[None]:
     except LoadError as error:
         for located in error.errors:
             click.echo(str(located), err=True)
+        github.annotate(error.errors)
         if files:
             click.echo(summarize(error.errors, [str(file) for file in files]), err=True)
         raise SystemExit(EXIT_ERROR) from None
     except StalePlan as error:
         click.echo(f"error: {error}", err=True)
+        github.annotate_message(str(error))
         raise SystemExit(EXIT_STALE) from None
     except (ConfigurationError, PlanError, ApplyRefused, ClientError, PlanFileError) as error:
         click.echo(f"error: {error}", err=True)
+        github.annotate_message(str(error))
         raise SystemExit(EXIT_ERROR) from None
     except OSError as error:
         click.echo(f"error: {error.strerror or error}: {error.filename or ''}".rstrip(), err=True)
@@ -264,6 +268,7 @@ def plan_command(
             # mistake in a plain attribute is masked (and the plan then fails its digest).
             write_atomically(out, redact.scrub(result.plan.to_json() + "\n"))
         click.echo(render(result.plan, fmt, color=_color()))
+        github.write_step_summary(render(result.plan, "markdown"))
     if detailed_exitcode and result.plan.has_changes:
         raise SystemExit(EXIT_CHANGES)
 
@@ -286,6 +291,9 @@ def drift_command(
         result = asyncio.run(plan_files(files, connection))
         drift = drift_findings(result.plan, require_marker=require_marker)
         click.echo(render(result.plan, fmt, color=_color(), view="drift", drifted=bool(drift)))
+        github.write_step_summary(
+            render(result.plan, "markdown", view="drift", drifted=bool(drift))
+        )
         if drift:
             click.echo(f"Drift: {'; '.join(drift)}.", err=True)
         else:
@@ -338,6 +346,7 @@ def apply_command(
                 )
             ).plan
         click.echo(render(plan, "text", color=_color()))
+        github.write_step_summary(render(plan, "markdown"))
         if expect_digest is not None and plan.digest != expect_digest:
             raise StalePlan(
                 f"the plan's digest is {plan.digest}, not the reviewed {expect_digest}: "

@@ -15,6 +15,8 @@ import sys
 from collections.abc import Iterator
 from typing import TextIO
 
+from reconciler import github
+
 MASK = "***"
 # Shorter values would mask ordinary words and numbers all over the output; a secret that
 # short offers no protection anyway, and the loader's constraints reject most of them.
@@ -26,6 +28,7 @@ _values: set[str] = set()
 def register(value: str) -> None:
     """Never print `value` from now on."""
     if len(value) >= MIN_LENGTH:
+        github.announce_secret(value)  # in GitHub Actions, the runner masks it in the logs too
         _values.add(value)
 
 
