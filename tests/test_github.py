@@ -105,12 +105,18 @@ def test_plan_in_actions_masks_secrets_before_any_output_and_writes_the_summary(
     assert "| 6 | 0 | 0 | 0 |" in written
 
 
-def test_a_plan_error_without_a_place_is_one_annotation(tmp_path: Path) -> None:
+def test_an_error_without_a_place_is_one_annotation_that_keeps_the_key_masked(
+    emulator_url: str, tmp_path: Path
+) -> None:
     sources = write_sources(tmp_path, sources_yaml("Products"))
-    result = run_cli("plan", sources, "--api-url", "http://127.0.0.1:9", env=IN_ACTIONS)
+    env = {**IN_ACTIONS, "IMGIX_API_KEY": "ak_not-a-key"}
+    result = run_cli("plan", sources, "--api-url", emulator_url, env=env)
     assert result.returncode == 1
-    errors = [line for line in result.stderr.splitlines() if line.startswith("::error ")]
+    lines = result.stderr.splitlines()
+    assert lines[0] == "::add-mask::ak_not-a-key"
+    errors = [line for line in lines if line.startswith("::error ")]
     assert len(errors) == 1 and errors[0].startswith("::error title=imgix-reconciler::")
+    assert "401" in errors[0] and "ak_not-a-key" not in "\n".join(lines[1:])
 
 
 # --------------------------------------------------------------------------- many accounts
