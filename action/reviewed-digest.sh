@@ -14,5 +14,5 @@ if [[ -z "$number" ]]; then
 fi
 comments="${RUNNER_TEMP:?}/imgix-reconciler-comments-$number.jsonl"
 gh api --paginate "repos/$GITHUB_REPOSITORY/issues/$number/comments" \
-  --jq '.[] | {user: {login: .user.login}, body: .body}' > "$comments"
+  --jq '.[] | {user: {login: .user.login}, body: .body} | tojson' > "$comments"
 "$venv/bin/python" -m reconciler.github reviewed-digest "$comments" "${ACCOUNT:?}"

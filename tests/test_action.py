@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from console import CANARY_ENV, CANARY_FILES, child_env, sources_yaml, write_sources, writes_since
@@ -25,7 +27,6 @@ from reconciler.render.markdown import MARKER
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).parent.parent
-RUN = ROOT / "action" / "run.sh"
 HELPER = [sys.executable, "-m", "reconciler.github"]
 BOT = "github-actions[bot]"
 
@@ -56,6 +57,12 @@ class FakeRunner:
 
     def step(self, extra_env: Mapping[str, str | None] | None = None, **inputs: str) -> Step:
         """Run action/run.sh with the inputs (`expect_digest=` for `expect-digest`)."""
+        return self.script("run.sh", extra_env, **inputs)
+
+    def script(
+        self, name: str, extra_env: Mapping[str, str | None] | None = None, **inputs: str
+    ) -> Step:
+        """Run one of the action's scripts (`action/NAME`) as a step of this job."""
         self.runs += 1
         output = self.temp / f"output-{self.runs}"
         summary = self.temp / f"summary-{self.runs}"
@@ -63,6 +70,9 @@ class FakeRunner:
         summary.touch()
         env: dict[str, str | None] = {
             "GITHUB_ACTIONS": "true",
+            "GITHUB_REPOSITORY": "acme/images",
+            "GITHUB_SHA": "f" * 40,
+            "GITHUB_RUN_ID": "1234",
             "GITHUB_WORKSPACE": str(self.workspace),
             "GITHUB_EVENT_NAME": "pull_request",
             "GITHUB_EVENT_PATH": str(self.event),
@@ -75,7 +85,7 @@ class FakeRunner:
             **(extra_env or {}),
         }
         done = subprocess.run(
-            ["bash", str(RUN)],
+            ["bash", str(ROOT / "action" / name)],
             cwd=self.workspace,
             env={**child_env(env), "PYTHONPATH": str(ROOT)},
             stdin=subprocess.DEVNULL,
@@ -293,3 +303,141 @@ def test_source_secrets_come_from_one_multi_line_secret(runner: FakeRunner) -> N
     assert "::add-mask::" + CANARY_ENV["E2E_S3_SECRET_KEY"] in step.stderr
     bad = runner.step({"IMGIX_SOURCE_SECRETS": "PATH=/tmp"}, command="plan", files="sources.yaml")
     assert bad.returncode == 1 and "may not set PATH" in bad.stdout
+
+
+# --------------------------------------------------------------------------- talking to GitHub
+
+
+class FakeGitHub:
+    """`gh` on PATH answering from a state file (tests/fake_gh.py): comments and issues."""
+
+    def __init__(self, root: Path) -> None:
+        self.bin = root / "fake-bin"
+        self.bin.mkdir()
+        gh = self.bin / "gh"
+        gh.write_text(
+            f'#!/bin/sh\nexec "{sys.executable}" "{Path(__file__).parent / "fake_gh.py"}" "$@"\n'
+        )
+        gh.chmod(0o755)
+        self.state_path = root / "github-state.json"
+        self.save({"comments": {}, "issues": [], "pulls": [], "calls": [], "next_id": 100})
+
+    @property
+    def state(self) -> dict[str, Any]:
+        loaded: dict[str, Any] = json.loads(self.state_path.read_text("utf-8"))
+        return loaded
+
+    def save(self, state: dict[str, Any]) -> None:
+        self.state_path.write_text(json.dumps(state), encoding="utf-8")
+
+    def env(self, runner: FakeRunner, **extra: str) -> dict[str, str | None]:
+        return {
+            "PATH": f"{self.bin}{os.pathsep}{os.environ['PATH']}",
+            "FAKE_GH_STATE": str(self.state_path),
+            "GH_TOKEN": "fake-token",
+            "RESULTS": str(runner.temp / "imgix-reconciler"),
+            **extra,
+        }
+
+
+@pytest.fixture
+def github(tmp_path: Path) -> FakeGitHub:
+    if shutil.which("jq") is None:
+        message = "jq is not installed (bash .ci/run installs it)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return FakeGitHub(tmp_path)
+
+
+def test_one_comment_per_pull_request_updated_in_place(
+    runner: FakeRunner, github: FakeGitHub
+) -> None:
+    _sources(runner, "Products")
+    runner.step({**CANARY_ENV}, command="plan", files="sources.yaml", account="main")
+    # Someone else's comment that starts with the marker is never the one updated.
+    state = github.state
+    state["comments"]["7"] = [{"id": 1, "user": {"login": "mallory"}, "body": MARKER + "\nfake"}]
+    github.save(state)
+    env = github.env(runner)
+
+    first = runner.script("comment.sh", env)
+    assert first.returncode == 0, first.stderr
+    _sources(runner, "Products", "Blog")
+    runner.step({**CANARY_ENV}, command="plan", files="sources.yaml", account="main")
+    second = runner.script("comment.sh", env)
+    assert second.returncode == 0, second.stderr
+
+    thread = github.state["comments"]["7"]  # the event payload's pull request
+    assert [c["id"] for c in thread] == [1, 101]
+    assert thread[0]["body"] == MARKER + "\nfake"
+    body = thread[1]["body"]
+    assert body.startswith(MARKER + "\n### imgix-reconciler plan: 1 account")
+    assert "| `main` | changes | 2 | 0 | 0 | 0 |" in body
+    assert "https://github.com/acme/images/actions/runs/1234" in body
+    writes = [c["method"] for c in github.state["calls"] if c["method"] != "GET"]
+    assert writes == ["POST", "PATCH"]
+
+
+def test_a_read_only_token_puts_the_comment_in_the_summary(
+    runner: FakeRunner, github: FakeGitHub
+) -> None:
+    (runner.workspace / "sources.yaml").write_text(sources_yaml("Products"))
+    runner.step({"IMGIX_API_KEY": None}, command="plan", files="sources.yaml", account="main")
+    state = github.state
+    state["read_only"] = True
+    github.save(state)
+    step = runner.script("comment.sh", github.env(runner))
+    assert step.returncode == 0, step.stderr
+    assert "::warning title=imgix-reconciler::cannot comment on pull request #7" in step.stdout
+    assert "validated only (no API key)" in step.summary
+    assert "a maintainer runs the plan" not in step.summary  # worded for the reader
+    assert "`pull-request` set to this pull request's number" in step.summary
+
+
+def test_the_reviewed_digest_is_read_from_the_merged_pull_request(
+    runner: FakeRunner, github: FakeGitHub
+) -> None:
+    _sources(runner, "Products")
+    plan = runner.step({**CANARY_ENV}, command="plan", files="sources.yaml", account="main")
+    env = github.env(runner)
+    assert runner.script("comment.sh", env).returncode == 0
+    state = github.state
+    state["pulls"] = [{"number": 7, "merged_at": "2026-11-30T05:00:00Z"}]
+    github.save(state)
+    install = {"IMGIX_RECONCILER_VENV": sys.prefix, "ACCOUNT": "main"}
+    found = runner.script("reviewed-digest.sh", {**env, **install})
+    assert (found.returncode, found.stdout.strip()) == (0, plan.outputs["digest"])
+    state["pulls"] = []
+    github.save(state)
+    unreviewed = runner.script("reviewed-digest.sh", {**env, **install})
+    assert unreviewed.returncode == 1 and "came from no merged pull request" in unreviewed.stdout
+
+
+def test_drift_opens_updates_then_closes_one_issue(
+    runner: FakeRunner, github: FakeGitHub, emulator_url: str
+) -> None:
+    _sources(runner, "Products")
+    env = github.env(runner)
+    runner.step({**CANARY_ENV}, command="drift", files="sources.yaml", account="main")
+    assert runner.script("drift-issue.sh", env).returncode == 0
+    runner.step({**CANARY_ENV}, command="drift", files="sources.yaml", account="main")
+    assert runner.script("drift-issue.sh", env).returncode == 0
+    (issue,) = github.state["issues"]
+    assert issue["state"] == "open" and issue["body"].startswith(
+        "<!-- imgix-reconciler:drift -->\n### imgix-reconciler drift: 1 account"
+    )
+
+    # Back in sync once the missing source is made.
+    subprocess.run(
+        [sys.executable, "-m", "reconciler", "apply", "sources.yaml", "--auto-approve",
+         "--api-url", emulator_url],
+        cwd=runner.workspace, env=child_env(CANARY_ENV), capture_output=True, check=True,
+        timeout=60,
+    )  # fmt: skip
+    runner.step({**CANARY_ENV}, command="drift", files="sources.yaml", account="main")
+    closed = runner.script("drift-issue.sh", env)
+    assert closed.returncode == 0, closed.stderr
+    (issue,) = github.state["issues"]
+    assert issue["state"] == "closed"
+    assert github.state["comments"][str(issue["number"])][0]["body"].startswith("Back in sync")
