@@ -197,9 +197,10 @@ def combined_comment(
     ]
     text = "\n".join(head) + "\n"
     shown = [(result, plan) for result, plan in results if plan is not None]
-    share = max(2_000, (budget - len(text)) // max(1, len(shown)))
+    share = (budget - len(text)) // max(1, len(shown))
+    used = len(text)
     sections = []
-    for result, plan in shown:
+    for count, (result, plan) in enumerate(shown):
         assert plan is not None
         body = markdown.render(
             plan,
@@ -208,8 +209,14 @@ def combined_comment(
             drifted=(result.exit_code == 2) if is_drift else None,
         )
         # The per-account plan's marker and title are the comment's, said once above.
-        body = body.split("\n", 2)[2]
-        sections.append(f"\n#### Account `{result.account}`\n{body}")
+        section = f"\n#### Account `{result.account}`\n" + body.split("\n", 2)[2]
+        if used + len(section) > budget + (COMMENT_LIMIT - COMMENT_BUDGET) // 2:
+            # So many accounts that even their summaries do not fit: the table has them all.
+            left = len(shown) - count
+            sections.append(f"\n… and {_accounts(left)} not shown (see the artifacts).\n")
+            break
+        sections.append(section)
+        used += len(section)
     return text + "".join(sections)
 
 

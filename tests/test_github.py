@@ -165,6 +165,18 @@ def test_five_thousand_sources_in_ten_accounts_make_one_comment_under_the_limit(
     assert comment.count("not shown (see the JSON plan)") == 10
 
 
+def test_a_hundred_accounts_still_make_one_comment_under_the_limit() -> None:
+    results = [
+        (github.AccountResult(account=f"acct-{n}", command="plan", exit_code=2), _plan(50, f"a{n}"))
+        for n in range(100)
+    ]
+    comment = github.combined_comment(results)
+    assert len(comment) < github.COMMENT_LIMIT
+    # Every account keeps its row and its digest, whatever its section had to leave out.
+    assert all(f"| `acct-{n}` | changes | 50 |" in comment for n in range(100))
+    assert comment.count("<!-- imgix-reconciler:digest account=") == 100
+
+
 def test_the_comment_says_how_a_maintainer_plans_a_fork() -> None:
     fork = github.AccountResult(account="eu", command="plan", exit_code=0, planned=False)
     comment = github.combined_comment([(fork, None)])
