@@ -193,7 +193,8 @@ def combined_comment(
     head += [
         f"<!-- imgix-reconciler:digest account={result.account} {plan.digest} -->"
         for result, plan in results
-        if plan is not None and plan.actions and result.exit_code in (0, 2)
+        # An account without changes too: its apply then checks that it still has none.
+        if plan is not None and result.exit_code in (0, 2)
     ]
     text = "\n".join(head) + "\n"
     shown = [(result, plan) for result, plan in results if plan is not None]

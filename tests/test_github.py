@@ -185,6 +185,14 @@ def test_the_comment_says_how_a_maintainer_plans_a_fork() -> None:
     assert "imgix-reconciler:digest" not in comment
 
 
+def test_an_account_without_changes_records_its_digest_too() -> None:
+    quiet = _plan(0, "q")
+    result = github.AccountResult(account="quiet", command="plan", exit_code=0)
+    comment = github.combined_comment([(result, quiet)])
+    assert "| `quiet` | no changes | 0 | 0 | 0 | 0 |" in comment
+    assert f"<!-- imgix-reconciler:digest account=quiet {quiet.digest} -->" in comment
+
+
 def test_account_names_cannot_inject_markdown() -> None:
     bad = github.AccountResult(account="x` -->", command="plan", exit_code=0)
     with pytest.raises(ValueError, match="account names"):
