@@ -13,12 +13,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from reconciler import redact
+from reconciler import redact, references
 from reconciler.live import LiveSource
-from reconciler.loader import UnreadableReference, read_reference
 from reconciler.plan import Action, Plan
+from reconciler.references import UnreadableReference
 from reconciler.secrets import recording_annotation, stamp_fingerprints
-from reconciler.specs import HOSTNAME_FIELDS, secret_value_problem
+from reconciler.specs import HOSTNAME_FIELDS, reference_value_problem, secret_value_problem
 
 
 class ApplyRefused(Exception):
@@ -154,41 +154,53 @@ def _released_hostnames(plan: Plan, by_id: Mapping[str, LiveSource]) -> set[str]
 
 
 class SecretResolver:
-    """Reads the secret placeholders of a plan's writes from the environment or files."""
+    """Reads a plan's placeholders (secrets and other referenced values) at send time."""
 
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
         self._environ = os.environ if environ is None else environ
 
     def value(self, locator: Mapping[str, Any]) -> str:
         """The value behind `{"env": NAME}` or `{"file": PATH}`; registered for redaction."""
-        if len(locator) != 1 or not set(locator) <= {"env", "file"}:
-            raise ApplyRefused(f"unknown secret reference {sorted(locator)}")
-        ((kind, target),) = locator.items()
         try:
-            value = read_reference(kind, str(target), environ=self._environ)
+            return references.read_located(locator, environ=self._environ)
         except UnreadableReference as error:
-            raise ApplyRefused(f"{error} (a secret reference)") from None
-        redact.register(value)
-        return value
+            raise ApplyRefused(f"{error} (a reference of the plan)") from None
 
     def resolve(self, body: Any, field: str | None = None) -> Any:
-        """A copy of `body` with every `{"secret": locator}` placeholder replaced by its value.
+        """A copy of `body` with every placeholder replaced by its value.
 
-        Each value must pass its attribute's checks (a 32-character handshake...) here,
-        before any write, as the loader would have checked it.
+        `{"secret": locator}` stands for a secret, `{"reference": locator}` for another
+        attribute's referenced value (with a `suffix`, the marker after annotation text).
+        Each value must pass its attribute's checks (a 32-character handshake, a URL...)
+        here, before any write, as the loader would have checked it; the error names the
+        reference, never the value.
         """
         if isinstance(body, dict):
-            if set(body) == {"secret"} and isinstance(body["secret"], dict):
-                value = self.value(body["secret"])
-                problem = secret_value_problem(field, value) if field else None
-                if problem:
-                    where = ", ".join(f"{k}: {v}" for k, v in body["secret"].items())
-                    raise ApplyRefused(f"{field} (from {{{where}}}) {problem}")
-                return value
+            kind = next(iter(body), None)
+            if kind in ("secret", "reference") and isinstance(body[kind], dict):
+                return self._placeholder(body, kind, field)
             return {key: self.resolve(value, key) for key, value in body.items()}
         if isinstance(body, list):
             return [self.resolve(item) for item in body]
         return body
+
+    def _placeholder(self, body: Mapping[str, Any], kind: str, field: str | None) -> str:
+        extra = set(body) - {kind, "suffix"} if kind == "reference" else set(body) - {kind}
+        if extra:
+            raise ApplyRefused(f"malformed placeholder in the plan for {field}")
+        locator = body[kind]
+        value = self.value(locator)
+        if field is not None:
+            problem = (
+                secret_value_problem(field, value)
+                if kind == "secret"
+                else reference_value_problem(field, value)
+            )
+            if problem:
+                where = ", ".join(f"{k}: {v}" for k, v in locator.items())
+                raise ApplyRefused(f"{field} (from {{{where}}}) {problem}")
+        suffix = body.get("suffix", "")
+        return value + suffix if isinstance(suffix, str) else value
 
 
 # --------------------------------------------------------------------------- execution

@@ -31,6 +31,7 @@ from reconciler.plan import Plan
 from reconciler.planner import PlanError
 from reconciler.reconcile import (
     ConfigurationError,
+    Connection,
     PlanFileError,
     apply_with_report,
     check_plan_target,
@@ -47,6 +48,7 @@ from reconciler.untrusted import escaped
 # product.md's exit codes.
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_PARTIAL, EXIT_STALE = 0, 1, 2, 3, 4
 log = logging.getLogger("reconciler.cli")
+INSECURE_HTTP = "reconciler.allow_insecure_http"
 
 
 class CommandGroup(click.Group):
@@ -139,7 +141,13 @@ def schema() -> None:
     help="Keep the sources in this JSON file (kept across restarts).",
 )
 @click.option("--seed", is_flag=True, help="Start a new state from the example live state.")
-def emulator(port: int, state_file: Path | None, seed: bool) -> None:
+@click.option(
+    "--omit-unset",
+    is_flag=True,
+    help="Answer like real listings: leave out deployment keys that have no value "
+    "(null, empty list or map).",
+)
+def emulator(port: int, state_file: Path | None, seed: bool, omit_unset: bool) -> None:
     """Serve the built-in imgix API emulator on 127.0.0.1 until Ctrl-C."""
     from reconciler.emulator import EMULATOR_API_KEY, ApiProblem, serve
 
@@ -148,7 +156,7 @@ def emulator(port: int, state_file: Path | None, seed: bool) -> None:
         click.echo(f"API key: IMGIX_API_KEY={EMULATOR_API_KEY} (any ak_<64 hex> works)", err=True)
 
     try:
-        serve(port, state_file, seed=seed, announce=announce)
+        serve(port, state_file, seed=seed, omit_unset=omit_unset, announce=announce)
     except OSError as error:
         if error.filename:
             click.echo(f"error: {error.strerror or error}: {error.filename}", err=True)
@@ -168,7 +176,16 @@ def emulator(port: int, state_file: Path | None, seed: bool) -> None:
 
 
 def connection_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """`--api-url` and `--emulator`, written after the command name."""
+    """`--api-url`, `--emulator` and `--allow-insecure-http`, written after the command name."""
+    # Read back by `_connect`, so the commands' signatures need not carry it.
+    command = click.option(
+        "--allow-insecure-http",
+        is_flag=True,
+        expose_value=False,
+        callback=lambda ctx, param, value: ctx.meta.__setitem__(INSECURE_HTTP, value),
+        help="Allow a plain http:// API URL to a host other than this machine "
+        "(the API key then crosses the network in clear).",
+    )(command)
     command = click.option(
         "--emulator",
         is_flag=True,
@@ -180,6 +197,11 @@ def connection_options(command: Callable[..., Any]) -> Callable[..., Any]:
         metavar="URL",
         help=f"Root of the imgix API (default: $IMGIX_API_URL, else {DEFAULT_API_URL}).",
     )(command)
+
+
+def _connect(api_url: str | None, emulator: bool) -> Connection:
+    allowed = bool(click.get_current_context().meta.get(INSECURE_HTTP))
+    return connect(api_url, emulator=emulator, allow_insecure_http=allowed)
 
 
 def format_option(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -259,14 +281,14 @@ def plan_command(
             )
         if out is not None and any(out.resolve() == file.resolve() for file in files):
             raise ConfigurationError(f"--out {out} is one of the files to plan: choose another")
-        connection = connect(api_url, emulator=emulator)
+        connection = _connect(api_url, emulator)
         result = asyncio.run(
             plan_files(files, connection, targets=targets, resend_secrets=resend_secrets)
         )
         if out is not None:
-            # Files pass the redaction point like the streams: a secret value reused by
-            # mistake in a plain attribute is masked (and the plan then fails its digest).
-            write_atomically(out, redact.scrub(result.plan.to_json() + "\n"))
+            # Written as is: no referenced value enters a plan (placeholders stand for
+            # them), so masking could only corrupt a valid plan.
+            write_atomically(out, result.plan.to_json() + "\n")
         click.echo(render(result.plan, fmt, color=_color()))
         github.write_step_summary(render(result.plan, "markdown"))
     if detailed_exitcode and result.plan.has_changes:
@@ -287,7 +309,7 @@ def drift_command(
 ) -> None:
     """Check that live sources still match the files (exit 2 when they do not)."""
     with _exit_codes(files):
-        connection = connect(api_url, emulator=emulator)
+        connection = _connect(api_url, emulator)
         result = asyncio.run(plan_files(files, connection))
         drift = drift_findings(result.plan, require_marker=require_marker)
         click.echo(render(result.plan, fmt, color=_color(), view="drift", drifted=bool(drift)))
@@ -329,7 +351,7 @@ def apply_command(
 ) -> None:
     """Apply the files (planning first) or a plan saved by `plan --out`."""
     with _exit_codes(inputs):
-        connection = connect(api_url, emulator=emulator)
+        connection = _connect(api_url, emulator)
         saved = len(inputs) == 1 and is_plan_file(inputs[0])
         if saved:
             _refuse_planning_options(targets=targets, resend_secrets=resend_secrets)
@@ -451,7 +473,7 @@ def _print_report(report: ApplyReport) -> None:
 def export_command(out: Path | None, api_url: str | None, emulator: bool) -> None:
     """Write the live sources as a desired-state file."""
     with _exit_codes():
-        connection = connect(api_url, emulator=emulator)
+        connection = _connect(api_url, emulator)
         text = export_yaml(asyncio.run(list_live(connection)))
         if out is None:
             click.echo(text, nl=False)

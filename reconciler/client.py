@@ -13,9 +13,18 @@ Exceptions:
     │   │                       request_id, source_id)
     │   └── AuthError           401 or 403: the API key is rejected or under-privileged
     ├── TransportError          no response came, after every retry
-    └── DeadlineExceeded        retrying would pass the deadline
+    ├── DeadlineExceeded        retrying would pass the deadline
+    └── LimitExceeded           the answer passed a bound of this client (size, pages)
 
 No message, log line or repr holds a request body or the API key: bodies carry secrets.
+
+Everything a server controls is bounded, so a hostile or broken one (or anything between
+us and it) can neither hang nor exhaust the client: each request has a total deadline
+(connect, headers and the whole body: httpx's own timeouts are per read, so a body sent
+a byte at a time would pass them), each body is counted as it is decoded and refused
+past `max_response_bytes`, a listing stops at `max_pages` pages or `max_sources` sources,
+and nothing is allocated or started per page a server announces. Server text reaches
+messages escaped by `reconciler.untrusted`.
 """
 
 from __future__ import annotations
@@ -23,7 +32,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import sys
 import time
+import zlib
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -38,6 +49,7 @@ from reconciler import redact
 from reconciler.live import LiveSource
 from reconciler.pacing import Clock, Pacer, Pacing, RequestKind, RetryPolicy, Sleep, retry_after
 from reconciler.specs import SOURCE_ID_PATTERN, all_secret_fields
+from reconciler.untrusted import escaped
 
 __all__ = [
     "DEFAULT_API_URL",
@@ -47,6 +59,7 @@ __all__ = [
     "ClientError",
     "DeadlineExceeded",
     "ImgixClient",
+    "LimitExceeded",
     "Pacing",
     "RetryPolicy",
     "TransportError",
@@ -62,6 +75,23 @@ UNKNOWN_OUTCOME_STATUSES = frozenset({500, 502, 503, 504})
 NOT_TRANSIENT = (httpx.UnsupportedProtocol, httpx.LocalProtocolError)
 # How many list pages may be in flight at once; the pacer decides when each is sent.
 LIST_CONCURRENCY = 8
+
+# Seconds one request may take in all: connecting, the headers and the whole body.
+REQUEST_TIMEOUT = 30.0
+# A page of 100 sources is about 100 KB of JSON; 16 MiB leaves room for very large
+# `default_params` and still keeps a hostile body (or a gzip bomb) from filling memory.
+MAX_RESPONSE_BYTES = 16 * 1024 * 1024
+# imgix accounts hold about 100 sources by default, more on request. 500 times that is
+# more than any account we know of, and at about 4 KB parsed per source it stays near
+# 200 MB: past it the answer is more likely a broken or hostile server than an account.
+MAX_SOURCES = 50_000
+# The API documents pages of up to 100 sources; a server may answer smaller pages than
+# asked for (20 is the default seen in clients), so MAX_SOURCES takes at most this many
+# pages. At the documented 4 requests/s, about ten minutes.
+MAX_PAGES = MAX_SOURCES // 20
+# Only what the client asks for, and decodes under the size bound itself.
+ACCEPT_ENCODING = "gzip, deflate"
+JSON_MEDIA_TYPES = frozenset({"application/json", JSON_API})
 
 SECRET_ATTRIBUTES = all_secret_fields() | {"secure_url_token"}
 
@@ -99,10 +129,11 @@ class ApiError(ClientError):
         super().__init__(self._sentence())
 
     def _sentence(self) -> str:
-        about = f" for source {self.source_id}" if self.source_id else ""
-        detail = f": {self.detail}" if self.detail else ""
-        request = f" (request id {self.request_id})" if self.request_id else ""
-        return f"imgix API {self.status} {self.title}{about}{detail}{request}"
+        # Title, detail and request id are the server's text: one line, no forged commands.
+        about = f" for source {escaped(self.source_id)}" if self.source_id else ""
+        detail = f": {escaped(self.detail)}" if self.detail else ""
+        request = f" (request id {escaped(self.request_id)})" if self.request_id else ""
+        return f"imgix API {self.status} {escaped(self.title)}{about}{detail}{request}"
 
     def __repr__(self) -> str:
         return (
@@ -131,6 +162,10 @@ class DeadlineExceeded(ClientError):
     def __init__(self, message: str, last_error: ClientError) -> None:
         super().__init__(message)
         self.last_error = last_error
+
+
+class LimitExceeded(ClientError):
+    """The API's answer passed a bound of this client: a body's size, a listing's length."""
 
 
 # --------------------------------------------------------------------------- client
@@ -162,22 +197,72 @@ class _Page:
         """Whether a page follows: the server's word when it gives one, else a full page."""
         if not self.resources:
             return False
+        announced = self.announces_more()
+        if announced is not None:
+            return announced
+        # No meta: a page smaller than the first one is the last (the server may clamp
+        # the size we asked for, so the first page is the measure, not `page[size]`).
+        return len(self.resources) >= size_hint
+
+    def announces_more(self) -> bool | None:
+        """Whether the server says a page follows this one; None when it does not say."""
         has_next = self.pagination.get("hasNextPage")
         if isinstance(has_next, bool):
             return has_next
         total = self.total_pages()
-        if total is not None:
-            return self.number + 1 < total
-        # No meta: a page smaller than the first one is the last (the server may clamp
-        # the size we asked for, so the first page is the measure, not `page[size]`).
-        return len(self.resources) >= size_hint
+        return None if total is None else self.number + 1 < total
+
+
+class _Walk:
+    """The bounds of one listing, whatever the server announces or sends."""
+
+    def __init__(self, max_pages: int, max_sources: int) -> None:
+        self.max_pages = max_pages
+        self.max_sources = max_sources
+        self.received = 0
+
+    def check_announced(self, total_pages: int, first_page_size: int) -> None:
+        """Refuse at once a listing announced longer than the bounds allow."""
+        if total_pages > self.max_pages:
+            raise LimitExceeded(
+                f"The imgix API announces a list of {total_pages} pages, more than the "
+                f"{self.max_pages} this client follows: refusing to list it."
+            )
+        if (total_pages - 1) * first_page_size >= self.max_sources:
+            raise LimitExceeded(
+                f"The imgix API announces {total_pages} pages of {first_page_size} sources, "
+                f"more than the {self.max_sources} sources this client lists: refusing to "
+                "list them."
+            )
+
+    def check_page(self, number: int) -> None:
+        if number >= self.max_pages:
+            raise LimitExceeded(
+                f"The imgix API's list of sources goes on past {self.max_pages} pages: "
+                "refusing to follow it further."
+            )
+
+    def count(self, resources: int) -> None:
+        # Counted as pages arrive, repeats included, so memory is bounded before de-dup.
+        self.received += resources
+        if self.received > self.max_sources:
+            raise LimitExceeded(
+                f"The imgix API lists more than {self.max_sources} sources, more than this "
+                "client lists: refusing to read more."
+            )
 
 
 Recover = Callable[[_Budget], Awaitable[dict[str, Any] | None]]
 
 
 class ImgixClient:
-    """An async client for the imgix Sources API; use it as `async with ImgixClient(...)`."""
+    """An async client for the imgix Sources API; use it as `async with ImgixClient(...)`.
+
+    The bounds on what a server controls are options, defaults in the module constants:
+    `timeout` (REQUEST_TIMEOUT, 30 s) for each request in all, `max_response_bytes`
+    (MAX_RESPONSE_BYTES, 16 MiB) for each decoded body, `max_pages` (MAX_PAGES, 2,500)
+    and `max_sources` (MAX_SOURCES, 50,000) for each listing.
+    """
 
     def __init__(
         self,
@@ -189,7 +274,10 @@ class ImgixClient:
         retry: RetryPolicy | None = None,
         sleep: Sleep = asyncio.sleep,
         clock: Clock = time.monotonic,
-        timeout: float = 30.0,
+        timeout: float = REQUEST_TIMEOUT,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
+        max_pages: int = MAX_PAGES,
+        max_sources: int = MAX_SOURCES,
     ) -> None:
         api_key = api_key.strip()
         if not _HEADER_SAFE.fullmatch(api_key):
@@ -198,8 +286,14 @@ class ImgixClient:
                 "The API key is empty or holds characters an HTTP header cannot carry: "
                 "set IMGIX_API_KEY to a valid key."
             )
+        if not timeout > 0 or min(max_response_bytes, max_pages, max_sources) < 1:
+            raise ValueError("timeout and the response and listing bounds must be positive")
         self._api_key = api_key
         redact.register(api_key)
+        self._timeout = timeout
+        self._max_response_bytes = max_response_bytes
+        self._max_pages = max_pages
+        self._max_sources = max_sources
         self._retry = retry or RetryPolicy()
         self._sleep = sleep
         self._clock = clock
@@ -212,6 +306,7 @@ class ImgixClient:
             headers={
                 "Authorization": f"Bearer {api_key}",
                 "Accept": JSON_API,
+                "Accept-Encoding": ACCEPT_ENCODING,
                 "Content-Type": JSON_API,
                 "User-Agent": "imgix-reconciler",
             },
@@ -283,30 +378,45 @@ class ImgixClient:
     ) -> list[dict[str, Any]]:
         """Walk every page; fetch the rest at once when the first says how many there are."""
         seen: dict[str, dict[str, Any]] = {}
-        first = await self._fetch_page(0, filters, budget)
+        walk = _Walk(self._max_pages, self._max_sources)
+        first = await self._fetch_page(0, filters, budget, walk)
         _collect(seen, first)
         last = first
         total = first.total_pages()
         if total is not None and total > 1:
-            rest = await _gather_or_cancel(
-                self._fetch_page(number, filters, budget) for number in range(1, total)
-            )
+            walk.check_announced(total, len(first.resources))
+            rest = await self._fetch_pages(range(1, total), filters, budget, walk)
             for page in rest:
-                _collect(seen, page)
+                _collect_new(seen, page)
             last = rest[-1]
         size_hint = first.declared_size() or len(first.resources)
         # Sources created while listing push others onto pages past the announced end.
         while last.has_next(size_hint):
-            page = await self._fetch_page(last.number + 1, filters, budget)
-            if not _collect(seen, page) and page.resources:
+            page = await self._fetch_page(last.number + 1, filters, budget, walk)
+            if not _collect_new(seen, page) and page.resources:
                 logger.debug("page %d held only sources already seen: stopping", page.number)
                 break
             last = page
         return list(seen.values())
 
+    async def _fetch_pages(
+        self, numbers: range, filters: Mapping[str, str], budget: _Budget | None, walk: _Walk
+    ) -> list[_Page]:
+        """The pages `numbers` in order, fetched by a few workers (never a task per page)."""
+        pages: dict[int, _Page] = {}
+        pending = iter(numbers)
+
+        async def worker() -> None:
+            for number in pending:  # shared: each number is taken by one worker
+                pages[number] = await self._fetch_page(number, filters, budget, walk)
+
+        await _gather_or_cancel(worker() for _ in range(min(LIST_CONCURRENCY, len(numbers))))
+        return [pages[number] for number in numbers]
+
     async def _fetch_page(
-        self, number: int, filters: Mapping[str, str], budget: _Budget | None
+        self, number: int, filters: Mapping[str, str], budget: _Budget | None, walk: _Walk
     ) -> _Page:
+        walk.check_page(number)
         params = {"page[number]": str(number), "page[size]": str(PAGE_SIZE), **filters}
         async with self._list_slots:
             document = await self._call("GET", "sources", params=params, budget=budget)
@@ -315,6 +425,7 @@ class ImgixClient:
             isinstance(item, dict) and isinstance(item.get("id"), str) for item in data
         ):
             raise _invalid_response("GET", "the list of sources is not a list of resources")
+        walk.count(len(data))
         meta = document.get("meta")
         pagination = meta.get("pagination") if isinstance(meta, dict) else None
         return _Page(number, data, pagination if isinstance(pagination, dict) else {})
@@ -390,12 +501,57 @@ class ImgixClient:
     ) -> httpx.Response | httpx.TransportError:
         try:
             async with self._pacer.slot(kind):
-                response = await self._http.request(method, path, params=params, json=body)
+                response = await self._exchange(method, path, params, body)
         except httpx.TransportError as exc:
             logger.debug("%s %s: %s (attempt %d)", method, path, type(exc).__name__, attempt)
             return exc
         logger.debug("%s %s: %d (attempt %d)", method, path, response.status_code, attempt)
         return response
+
+    async def _exchange(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None,
+        body: dict[str, Any] | None,
+    ) -> httpx.Response:
+        """One request and its whole response, within the total deadline and the size bound."""
+        try:
+            if sys.version_info >= (3, 11):
+                # No extra task per request, unlike wait_for.
+                async with asyncio.timeout(self._timeout):
+                    return await self._send_and_read(method, path, params, body)
+            return await asyncio.wait_for(
+                self._send_and_read(method, path, params, body), self._timeout
+            )
+        except asyncio.TimeoutError:
+            # A slow network is worth a retry, like httpx's own timeouts.
+            raise httpx.TimeoutException(
+                f"no complete response within {self._timeout:g}s"
+            ) from None
+
+    async def _send_and_read(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None,
+        body: dict[str, Any] | None,
+    ) -> httpx.Response:
+        request = self._http.build_request(method, path, params=params, json=body)
+        response = await self._http.send(request, stream=True)
+        try:
+            content = await _read_body(response, self._max_response_bytes, method, path)
+        finally:
+            await response.aclose()
+        # The body is decoded already: a response without the encoding headers holds it.
+        headers = [
+            (name, value)
+            for name, value in response.headers.multi_items()
+            if name.lower() not in ("content-encoding", "content-length", "transfer-encoding")
+        ]
+        return httpx.Response(
+            response.status_code, headers=headers, content=content, request=request
+        )
 
     def _error_of(
         self,
@@ -406,7 +562,7 @@ class ImgixClient:
     ) -> ClientError:
         if isinstance(outcome, httpx.Response):
             return _api_error(outcome, source_id)
-        reason = redact.scrub(str(outcome)) or "no detail"
+        reason = escaped(redact.scrub(str(outcome))) or "no detail"
         return TransportError(
             f"No response from the imgix API at {self._http.base_url.host} for {method} "
             f"/api/v1/{path}: {type(outcome).__name__} ({reason})"
@@ -502,6 +658,20 @@ def _collect(seen: dict[str, dict[str, Any]], page: _Page) -> int:
     return new
 
 
+def _collect_new(seen: dict[str, dict[str, Any]], page: _Page) -> int:
+    """`_collect` for a page after the first: one that only repeats may not promise more."""
+    new = _collect(seen, page)
+    # Under imgix's create limit no listing shifts by a whole page: a server that repeats
+    # one while promising more would be followed forever.
+    if not new and page.resources and page.announces_more():
+        raise _invalid_response(
+            "GET",
+            f"page {page.number} of the list repeats only sources of earlier pages, "
+            "yet the API says more pages follow",
+        )
+    return new
+
+
 async def _gather_or_cancel(coroutines: Iterable[Coroutine[Any, Any, T]]) -> list[T]:
     """Run concurrently; on the first failure cancel the rest and raise it."""
     tasks = [asyncio.ensure_future(coroutine) for coroutine in coroutines]
@@ -525,10 +695,107 @@ def _secret_values(attributes: Mapping[str, Any]) -> set[str]:
     }
 
 
+async def _read_body(response: httpx.Response, limit: int, method: str, path: str) -> bytes:
+    """The decoded body, read as it arrives and refused as soon as it passes `limit` bytes."""
+
+    def too_large() -> LimitExceeded:
+        return LimitExceeded(
+            f"The imgix API's answer to {method} /api/v1/{path} is larger than {limit:,} "
+            "bytes once decoded, the most this client reads: refusing it."
+        )
+
+    try:
+        # A transport that answers in memory (tests, the in-process emulator) hands over a
+        # body httpx has read and decoded already.
+        content = response.content
+    except httpx.ResponseNotRead:
+        pass
+    else:
+        if len(content) > limit:
+            raise too_large()
+        return content
+    declared = response.headers.get("content-length", "")
+    try:
+        decoder = _BoundedDecoder(response.headers.get("content-encoding", ""), limit, too_large)
+        if decoder.identity and declared.isdigit() and int(declared) > limit:
+            raise too_large()
+        async for chunk in response.aiter_raw():
+            decoder.feed(chunk)
+        decoder.finish()
+    except (zlib.error, _Undecodable) as error:
+        raise _invalid_response(
+            method,
+            f"the body cannot be decoded ({escaped(str(error))[:120]})",
+            status=response.status_code,
+        ) from None
+    return decoder.body()
+
+
+class _Undecodable(Exception):
+    """A content encoding this client did not ask for."""
+
+
+class _BoundedDecoder:
+    """A body decoded chunk by chunk: never more than `limit` decoded bytes in memory.
+
+    httpx decodes a whole network chunk at once, and 64 KiB of gzip can hold 64 MiB, so the
+    client inflates itself with zlib's `max_length`, stopping one byte past the bound.
+    """
+
+    def __init__(self, encoding: str, limit: int, too_large: Callable[[], Exception]) -> None:
+        codings = [c.strip().lower() for c in encoding.split(",")]
+        codings = [c for c in codings if c not in ("", "identity")]
+        if codings not in ([], ["gzip"], ["x-gzip"], ["deflate"]):
+            shown = escaped(encoding.strip())[:60]
+            raise _Undecodable(f"content encoding {shown!r} was not asked for")
+        # 32 + MAX_WBITS: zlib reads the gzip or zlib header, whichever comes.
+        self._inflater = zlib.decompressobj(32 + zlib.MAX_WBITS) if codings else None
+        self._limit = limit
+        self._too_large = too_large
+        self._chunks: list[bytes] = []
+        self._size = 0
+
+    @property
+    def identity(self) -> bool:
+        return self._inflater is None
+
+    def feed(self, data: bytes) -> None:
+        if self._inflater is None:
+            self._add(data)
+            return
+        while data:
+            self._add(self._inflater.decompress(data, self._room()))
+            data = self._inflater.unconsumed_tail
+
+    def finish(self) -> None:
+        if self._inflater is not None:
+            self._add(self._inflater.flush(self._room()))
+
+    def body(self) -> bytes:
+        return b"".join(self._chunks)
+
+    def _room(self) -> int:
+        # One byte past the bound is enough to know it was passed (0 would mean no bound).
+        return self._limit - self._size + 1
+
+    def _add(self, data: bytes) -> None:
+        self._size += len(data)
+        if self._size > self._limit:
+            raise self._too_large()
+        if data:
+            self._chunks.append(data)
+
+
 def _document(response: httpx.Response, method: str) -> dict[str, Any]:
+    media_type = response.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media_type not in JSON_MEDIA_TYPES and not media_type.endswith("+json"):
+        shown = escaped(media_type[:60]) if media_type else "no content type"
+        raise _invalid_response(
+            method, f"the body is {shown}, not JSON", status=response.status_code
+        )
     try:
         document = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: arrays nested past the stack
         document = None
     if not isinstance(document, dict):
         raise _invalid_response(
@@ -548,7 +815,7 @@ def _api_error(response: httpx.Response, source_id: str | None) -> ApiError:
     status = response.status_code
     try:
         body = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         body = None
     errors = body.get("errors") if isinstance(body, dict) else None
     first = errors[0] if isinstance(errors, list) and errors and isinstance(errors[0], dict) else {}

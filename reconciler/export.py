@@ -92,8 +92,11 @@ def exported_source(source: LiveSource, taken: set[str]) -> dict[str, Any]:
         if api not in source.deployment:
             continue
         value = source.deployment[api]
-        # Compared as the planner compares: a live 300.0 is not the default 300.
+        # Compared as the planner compares: a live 300.0 is not the default 300. An
+        # attribute with no documented default is written whenever the API has a value.
         if api in defaults and same_json(value, defaults[api]):
+            continue
+        if api not in defaults and value is None:
             continue
         deployment[api] = value
     spec["deployment"] = deployment

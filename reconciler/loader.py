@@ -2,19 +2,20 @@
 
 Every problem found in any file becomes a `LocatedError` (`FILE:LINE:COL: path: message`)
 and all of them are raised together in one `LoadError`, so a user fixes a file in one
-round. Secret values never appear in a message: errors about a secret field, and YAML
-errors that could quote a scalar, are worded without the input.
+round. Secret values, and values read through `{env:}`/`{file:}` references
+(`reconciler.references`), never appear in a message: errors about them name the
+reference, and YAML errors that could quote a scalar are worded without the input.
 """
 
 from __future__ import annotations
 
 import difflib
+import math
 import os
-import stat
-import typing
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -28,18 +29,19 @@ from ruamel.yaml.parser import ParserError
 from ruamel.yaml.reader import ReaderError
 from ruamel.yaml.scanner import ScannerError
 
-from reconciler import redact
+from reconciler import references
+from reconciler.references import MissingReference, UnreadableReference
 from reconciler.specs import (
     DEPLOYMENT_MODELS,
     DEPLOYMENT_TYPES,
     HOSTNAME_FIELDS,
-    REFERENCE_KINDS,
-    DeploymentBase,
     DesiredState,
     SecretRef,
     SourceSpec,
+    fields_by_api_name,
     hostname_count_error,
     ignore_changes_error,
+    reference_fields,
     secret_fields,
 )
 
@@ -51,10 +53,11 @@ Loc = tuple[str | int, ...]
 # the file is refused instead of exhausting memory while it is copied for validation.
 MAX_VALUES = 200_000
 
-# Read limits, so a path such as /dev/zero fails instead of hanging. A desired-state
-# file of thousands of sources is a few MiB; a referenced value is a key or a short text.
+# Read limit, so a path such as /dev/zero fails instead of hanging: a desired-state file
+# of thousands of sources is a few MiB.
 MAX_FILE_BYTES = 16 * 1024 * 1024
-MAX_REFERENCED_BYTES = 64 * 1024
+# Numbers beyond this cannot round-trip through JSON readers (JavaScript's safe integers).
+MAX_SAFE_NUMBER = 2**53 - 1
 
 NO_RESOLVE_HINT = "(validate --no-resolve checks the files without reading references)"
 
@@ -187,24 +190,6 @@ def _distinct(paths: Iterable[str | os.PathLike[str]]) -> list[str | os.PathLike
     return kept
 
 
-def reference_fields(model: type[DeploymentBase]) -> list[str]:
-    """API names of the attributes that may be written as a (non-secret) reference.
-
-    Scalar attributes only: a reference resolves to one string. `type` is excluded
-    because it decides which attributes exist.
-    """
-    secrets = secret_fields(model)
-    names = []
-    for name, info in model.model_fields.items():
-        api = info.alias or name
-        if api in secrets or api == "type":
-            continue
-        if typing.get_origin(info.annotation) in (list, dict):
-            continue
-        names.append(api)
-    return names
-
-
 # --------------------------------------------------------------------------- one file
 
 
@@ -230,39 +215,6 @@ class _Claims:
     next_source: int = 0
 
 
-class UnreadableReference(Exception):
-    """A `{env:}` or `{file:}` reference whose value cannot be read; the message says why."""
-
-
-def read_reference(
-    kind: str, target: str, *, environ: Mapping[str, str], shown_as: str | None = None
-) -> str:
-    """The value behind `{env: target}` or `{file: target}` (an absolute path).
-
-    The one reader of references, used when loading and when applying a saved plan, so
-    both refuse the same things: unset or empty values, files that are too large or not
-    regular files, text that is not UTF-8.
-    """
-    name = shown_as or target
-    if kind == "env":
-        if target not in environ:
-            raise UnreadableReference(f"environment variable {name} is not set")
-        if not environ[target]:
-            raise UnreadableReference(f"environment variable {name} is empty")
-        return environ[target]
-    try:
-        value = _read_limited(target, MAX_REFERENCED_BYTES, regular_only=True).decode("utf-8")
-    except _Unreadable as exc:
-        raise UnreadableReference(f"cannot read {name}: {exc.reason}") from None
-    except UnicodeDecodeError:
-        raise UnreadableReference(f"cannot read {name}: not readable as UTF-8 text") from None
-    # Editors end files with a newline that is not part of the secret.
-    value = value.rstrip("\r\n")
-    if not value:
-        raise UnreadableReference(f"file {name} is empty")
-    return value
-
-
 class _DesiredFile:
     """One file: its YAML tree (for positions), its plain data (for pydantic), its errors."""
 
@@ -283,6 +235,13 @@ class _DesiredFile:
         self.source_locations: list[Location] = []
         self.unresolved: list[Location] = []
         self.root: Any = None
+        # Where `{file:}` paths start, and the folder they must stay in.
+        self.folder = Path(os.path.abspath(file)).parent
+        self.repository = references.repository_root(file)
+        # Per source index, the non-secret attributes read through references.
+        self.referenced: dict[int, dict[str, SecretRef]] = {}
+        # Referenced attributes, whose value must never be echoed, to their reference.
+        self.sensitive: dict[Loc, str] = {}
         # Keys already reported, or removed before validation (unresolved non-secret
         # references): pydantic's complaints about them would repeat or mislead.
         self.silenced: set[Loc] = set()
@@ -296,8 +255,9 @@ class _DesiredFile:
         if not isinstance(self.root, CommentedMap):
             self._error_at(0, 0, "", "the file must be a mapping with 'version: 1' and 'sources:'")
             return
+        expansion = _Expansion(MAX_VALUES)
         try:
-            data = _Expansion(MAX_VALUES).plain(self.root, ())
+            data = expansion.plain(self.root, ())
         except (_Recursive, RecursionError):
             self._error_at(0, 0, "", "recursive or too deeply nested YAML is not supported")
             return
@@ -308,6 +268,9 @@ class _DesiredFile:
             message = f"the file expands to more than {MAX_VALUES} values (YAML aliases?)"
             self._error(entry, message)
             return
+        for loc, problem in expansion.unsafe_numbers:
+            self._error(loc, problem)
+            self.silenced.add(self._locate(loc).parts)
         self._resolve_references(data)
         self._check_claims(data, claims)
         self._check_cross_field(data)
@@ -319,8 +282,8 @@ class _DesiredFile:
     def _read(self) -> str | None:
         try:
             # Not only regular files: `validate <(generate-sources)` reads a pipe.
-            raw = _read_limited(self.file, MAX_FILE_BYTES, regular_only=False)
-        except _Unreadable as exc:
+            raw = references.read_limited(self.file, MAX_FILE_BYTES, regular_only=False)
+        except references.Unreadable as exc:
             self._error_at(0, 0, "", f"cannot read the file: {exc.reason}")
             return None
         try:
@@ -339,7 +302,7 @@ class _DesiredFile:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 node = yaml.compose(text)
-                if node is not None and self._duplicate_keys(node):
+                if node is not None and (self._duplicate_keys(node) or self._huge_integers(node)):
                     return False
                 self.root = YAML(typ="rt").load(text)
         except (ScannerError, ParserError, ComposerError) as exc:
@@ -389,6 +352,17 @@ class _DesiredFile:
                     )
         return found
 
+    def _huge_integers(self, node: Node) -> bool:
+        """Report integers written with so many digits that Python refuses to read them."""
+        found = False
+        for loc, scalar in _scalar_nodes(node):
+            if scalar.tag == _INT_TAG and len(scalar.value) > _MAX_INTEGER_TEXT:
+                found = True
+                line, column = scalar.start_mark.line, scalar.start_mark.column
+                problem = _number_problem(MAX_SAFE_NUMBER + 1) or ""
+                self._error_at(line, column, _display_path(loc), problem)
+        return found
+
     def _resolve_references(self, data: dict[str, Any]) -> None:
         sources = data.get("sources")
         if not isinstance(sources, list):
@@ -405,68 +379,64 @@ class _DesiredFile:
             referable = reference_fields(model)
             for key, value in list(deployment.items()):
                 loc: Loc = ("sources", index, "deployment", key)
+                reference = references.parse(value)
                 if key in secrets:
                     if isinstance(value, dict):
                         deployment[key] = self._secret(loc, value)
-                elif key in referable and _is_reference(value):
-                    resolved = self._reference_value(loc, value) if self.resolve else None
-                    if resolved is not None:
-                        resolved = self._typed(loc, model, key, resolved, value)
-                    if resolved is None:
+                elif reference is None:
+                    continue
+                elif key not in referable and key in fields_by_api_name(model):
+                    self._error(
+                        loc,
+                        f"{key} cannot take a reference: a referenced value is never shown, "
+                        f"and only text of at least {references.MIN_LENGTH} characters can "
+                        "be masked; write the value itself",
+                    )
+                    self.silenced.add(loc)
+                    del deployment[key]
+                else:
+                    self.sensitive[loc] = str(reference)
+                    ref = self._read_reference(loc, reference) if self.resolve else None
+                    if ref is None or not ref.resolved:
                         # Unresolved: validate as if absent rather than with a fake value.
                         del deployment[key]
                         self.silenced.add(loc)
                     else:
-                        deployment[key] = resolved
-
-    def _typed(
-        self, loc: Loc, model: type[DeploymentBase], key: str, text: str, reference: Any
-    ) -> Any:
-        """A resolved reference's text as the attribute's type, read as a YAML scalar.
-
-        The models are strict (a quoted "86400" in the file is a mistake), but a
-        reference always yields text.
-        """
-        wanted = _scalar_type(model, key)
-        if wanted is None:
-            return text
-        value = _yaml_scalar(text)
-        if type(value) is wanted:
-            return value
-        ((kind, name),) = reference.items()
-        article = "an integer" if wanted is int else "a boolean"
-        shown = text.strip()
-        shown = shown if len(shown) <= 60 else shown[:57] + "..."
-        self._error(loc, f"must be {article} (got {shown!r} from {{{kind}: {name}}})")
-        return None
+                        deployment[key] = ref.reveal()
+                        self.referenced.setdefault(index, {})[key] = ref
 
     def _secret(self, loc: Loc, value: dict[Any, Any]) -> Any:
-        if not _is_reference(value):
+        reference = references.parse(value)
+        if reference is None:
             self._error(loc, "must be a reference: {env: NAME} or {file: path}")
             self.silenced.add(loc)
             return None
-        ((kind, name),) = value.items()
-        path = self._file_path(name) if kind == "file" else None
-        secret = None
-        if self.resolve:
-            reported = len(self.errors)
-            secret = self._reference_value(loc, value)
-            if secret is None and self.secrets_optional:
-                del self.errors[reported:]
-        if secret is not None:
-            redact.register(secret)
-        return SecretRef(kind, name, secret, path=path)
+        optional = self.secrets_optional
+        read = self._read_reference(loc, reference, optional=optional) if self.resolve else None
+        # Not read (or refused, and reported): the reference alone, so validation goes on.
+        return read or SecretRef(reference.kind, reference.name)  # type: ignore[arg-type]
 
-    def _reference_value(self, loc: Loc, reference: dict[str, str]) -> str | None:
-        ((kind, name),) = reference.items()
-        path = self._file_path(name) if kind == "file" else name
+    def _read_reference(
+        self, loc: Loc, reference: references.Reference, *, optional: bool = False
+    ) -> SecretRef | None:
+        """The reference with its value (None when refused); a missing value is allowed
+        only when `optional`, and the reference is then returned without one."""
+        kind: Any = reference.kind
         try:
-            return read_reference(kind, path, environ=self.environ, shown_as=name)
-        except UnreadableReference as exc:
+            value, locator = references.read(
+                reference, environ=self.environ, base=self.folder, root=self.repository
+            )
+        except MissingReference as exc:
+            if optional:
+                return SecretRef(kind, reference.name, path=exc.locator.get("file"))
             # No command in the text: plan and apply print it too (validate's summary
             # adds the --no-resolve hint).
             self._unread(loc, str(exc))
             return None
+        except UnreadableReference as exc:
+            self._error(loc, str(exc))
+            return None
+        return SecretRef(kind, reference.name, value, path=locator.get("file"))
 
     def _unread(self, loc: Loc, message: str) -> None:
         spot = self._locate(loc)
@@ -474,9 +444,6 @@ class _DesiredFile:
         self.errors.append(
             LocatedError(self.file, spot.line + 1, spot.column + 1, path, message, True)
         )
-
-    def _file_path(self, name: str) -> str:
-        return os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(self.file)), name))
 
     def _check_claims(self, data: dict[str, Any], claims: _Claims) -> None:
         sources = data.get("sources")
@@ -595,6 +562,8 @@ class _DesiredFile:
                 self._keep_resolved_sources(data)
             return
         self.sources = list(state.sources)
+        for index, spec in enumerate(self.sources):
+            spec.deployment.attach_references(self.referenced.get(index, {}))
         self.source_locations = [self._source_location(i) for i in range(len(self.sources))]
 
     def _keep_resolved_sources(self, data: dict[str, Any]) -> None:
@@ -605,6 +574,7 @@ class _DesiredFile:
             except ValidationError:
                 self.unresolved.append(self._source_location(index))
                 continue
+            spec.deployment.attach_references(self.referenced.get(index, {}))
             self.sources.append(spec)
             self.source_locations.append(self._source_location(index))
 
@@ -626,7 +596,11 @@ class _DesiredFile:
         if (*parts, *rest[:1]) in self.silenced or parts in self.silenced:
             return None
         secret = any(p in _SECRET_NAMES for p in parts if isinstance(p, str))
-        message = self._message(detail, parts, rest, data, secret=secret)
+        reference = self.sensitive.get(parts[:4])
+        message = self._message(detail, parts, rest, data, secret=secret or bool(reference))
+        if reference:
+            # The projects' own messages quote the value: keep the rule, name the reference.
+            message = f"{message.split(' (got ')[0]} (the value of {reference})"
         # A key that should not be there, or a mapping that lacks one: point at the key.
         at_key = kind == "extra_forbidden" or bool(rest)
         line, column = (spot.key_line, spot.key_column) if at_key else (spot.line, spot.column)
@@ -753,46 +727,6 @@ class _TooLarge(Exception):
         self.loc = loc
 
 
-class _Unreadable(Exception):
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-def _read_limited(path: str, limit: int, *, regular_only: bool) -> bytes:
-    """The bytes of `path`, refusing more than `limit` (and non-regular files if asked)."""
-    # O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer.
-    flags = os.O_RDONLY | (os.O_NONBLOCK if regular_only else 0)
-    try:
-        descriptor = os.open(path, flags)
-        try:
-            if regular_only and not stat.S_ISREG(os.fstat(descriptor).st_mode):
-                raise _Unreadable("not a regular file")
-            data = _read_up_to(descriptor, limit + 1)
-        finally:
-            os.close(descriptor)
-    except OSError as exc:
-        raise _Unreadable(exc.strerror or type(exc).__name__) from None
-    if len(data) > limit:
-        raise _Unreadable(f"larger than {_size(limit)}")
-    return data
-
-
-def _read_up_to(descriptor: int, size: int) -> bytes:
-    chunks: list[bytes] = []
-    while size > 0 and (chunk := os.read(descriptor, size)):
-        chunks.append(chunk)
-        size -= len(chunk)
-    return b"".join(chunks)
-
-
-def _size(limit: int) -> str:
-    for unit, factor in (("MiB", 1024 * 1024), ("KiB", 1024)):
-        if limit % factor == 0:
-            return f"{limit // factor} {unit}"
-    return f"{limit} bytes"
-
-
 @dataclass
 class _Spot:
     """Where a loc lands: its value and key positions, the keys found, what was not."""
@@ -812,6 +746,8 @@ class _Expansion:
 
     def __init__(self, budget: int) -> None:
         self.remaining = budget
+        # Where a number outside JSON's safe range was found, and why: reported, not kept.
+        self.unsafe_numbers: list[tuple[Loc, str]] = []
 
     def plain(self, value: Any, stack: tuple[int, ...], loc: Loc = ()) -> Any:
         self.remaining -= 1
@@ -831,8 +767,24 @@ class _Expansion:
             return bool(value)
         for plain in (bool, int, float, str):
             if isinstance(value, plain):
-                return plain(value)
+                value = plain(value)
+                break
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            problem = _number_problem(value)
+            if problem:
+                self.unsafe_numbers.append((loc, problem))
+                return None
         return value
+
+
+def _number_problem(value: float) -> str | None:
+    """Why a YAML number cannot be used (JSON has no infinity, and readers lose precision
+    beyond 2**53), without printing it: it may have thousands of digits."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "must be a finite number (.inf and .nan are not numbers in JSON)"
+    if abs(value) > MAX_SAFE_NUMBER:
+        return f"must be between -{MAX_SAFE_NUMBER} and {MAX_SAFE_NUMBER} (JSON's safe range)"
+    return None
 
 
 # Strict pydantic error types, and the type a YAML scalar must have to be valid there.
@@ -849,19 +801,28 @@ def _yaml_scalar(text: str) -> Any:
         return None
 
 
-def _scalar_type(model: type[DeploymentBase], key: str) -> type | None:
-    """`int` or `bool` when attribute `key` of `model` is one, else None (text stays text)."""
-    for name, info in model.model_fields.items():
-        if (info.alias or name) == key:
-            return int if info.annotation is int else bool if info.annotation is bool else None
-    return None
+_INT_TAG = "tag:yaml.org,2002:int"
+# Far more than any safe integer needs (with `_` separators), far less than Python's limit.
+_MAX_INTEGER_TEXT = 100
 
 
-def _is_reference(value: Any) -> bool:
-    if not isinstance(value, dict) or len(value) != 1:
-        return False
-    ((kind, name),) = value.items()
-    return kind in REFERENCE_KINDS and isinstance(name, str) and bool(name)
+def _scalar_nodes(node: Node) -> Iterator[tuple[Loc, ScalarNode]]:
+    """Every scalar of the composed tree with its path (keys and item positions)."""
+    seen: set[int] = set()
+    pending: list[tuple[Loc, Node]] = [((), node)]
+    while pending:
+        loc, current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, ScalarNode):
+            yield loc, current
+        elif isinstance(current, MappingNode):
+            for key, value in current.value:
+                pending.append((loc, key))
+                pending.append(((*loc, str(getattr(key, "value", "?"))), value))
+        elif isinstance(current, SequenceNode):
+            pending.extend(((*loc, i), item) for i, item in enumerate(current.value))
 
 
 def _mapping_nodes(node: Node) -> Iterator[MappingNode]:

@@ -6,7 +6,8 @@ is exactly the JSON document of product.md (`schemas/plan.schema.json`).
 
 Secret values never enter a plan: changes show markers, and the request bodies in
 `Action.writes` carry `{"secret": {"env": NAME}}` or `{"secret": {"file": PATH}}`
-placeholders that the applier resolves at send time.
+placeholders that the applier resolves at send time. So do the values of other attributes
+written as references: changes show the reference, writes carry `{"reference": {...}}`.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ WILL_BE_SENT = "(write-only, will be sent)"
 CANNOT_COMPARE = "(write-only, cannot compare)"
 # `before` of an attribute the API did not return: unknown, so the plan sets it.
 NOT_RETURNED = "(not returned by the API)"
+# `before` of an attribute the file reads through a reference: the live value is most
+# likely an earlier value of that reference, so it is not shown either.
+HIDDEN = "(hidden: a referenced attribute)"
 
 
 class _Frozen(BaseModel):
@@ -159,4 +163,9 @@ def _normalized_action(action: Action) -> dict[str, object]:
         if isinstance(deployment, dict) and isinstance(deployment.get("annotation"), str):
             annotation = parse_annotation(deployment["annotation"])
             deployment["annotation"] = [annotation.text, annotation.marker is not None]
+        elif isinstance(deployment, dict) and isinstance(deployment.get("annotation"), dict):
+            # Referenced text: a placeholder, the marker in its suffix (see the planner).
+            placeholder = dict(deployment["annotation"])
+            marker = parse_annotation(str(placeholder.pop("suffix", "")).strip()).marker
+            deployment["annotation"] = [placeholder, marker is not None]
     return data

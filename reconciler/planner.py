@@ -19,6 +19,7 @@ from pydantic import JsonValue
 
 from reconciler.live import LiveSource
 from reconciler.plan import (
+    HIDDEN,
     NOT_RETURNED,
     WILL_BE_SENT,
     WRITE_ONLY,
@@ -33,6 +34,7 @@ from reconciler.plan import (
 )
 from reconciler.secrets import (
     UNRESOLVED,
+    Marker,
     SecretDecision,
     compose_annotation,
     credentials_to_resend,
@@ -48,6 +50,8 @@ from reconciler.specs import (
     DesiredState,
     SourceSpec,
     secret_fields,
+    stated_fields,
+    stated_only_fields,
 )
 
 _NOTICE_ORDER = {"deployed_outside": 0, "cannot_compare": 1, "encrypted_changed": 2}
@@ -233,9 +237,15 @@ def _by_name(sources: Iterable[LiveSource]) -> list[LiveSource]:
 
 
 def desired_attributes(deployment: DeploymentBase) -> dict[str, Any]:
-    """Every compared attribute (API names, defaults applied), lists as declared."""
+    """Every managed attribute (API names, defaults applied), lists as declared.
+
+    Attributes without a documented default count only when the file states them;
+    `annotation` and secrets follow their own rules.
+    """
+    model = type(deployment)
     attributes = deployment.model_dump(by_alias=True, mode="json")
-    for name in ("annotation", *secret_fields(type(deployment))):
+    unstated = stated_only_fields(model) - stated_fields(deployment)
+    for name in ("annotation", *secret_fields(model), *unstated):
         attributes.pop(name, None)
     return attributes
 
@@ -251,6 +261,41 @@ def _secret_placeholder(deployment: DeploymentBase, name: str) -> dict[str, Json
     return {"secret": locator}
 
 
+def _hide_referenced(deployment: DeploymentBase, changes: list[Change]) -> list[Change]:
+    """`changes` with each value read through a reference shown as that reference, and
+    the live value it replaces hidden (most likely an earlier value of the reference)."""
+    referenced = deployment.referenced()
+    hidden = []
+    for change in changes:
+        ref = referenced.get(change.path.removeprefix("deployment."))
+        if ref is not None and change.path.startswith("deployment.") and change.after is not None:
+            shown: dict[str, JsonValue] = dict(ref.as_reference())
+            before = change.before if change.before in (None, NOT_RETURNED) else HIDDEN
+            change = change.model_copy(update={"after": shown, "before": before})
+        hidden.append(change)
+    return hidden
+
+
+def _with_placeholders(deployment: DeploymentBase, body: dict[str, JsonValue]) -> None:
+    """Put in `body`, for each referenced value it sends, a placeholder the applier reads."""
+    for name, ref in deployment.referenced().items():
+        if name in body and name != "annotation":
+            locator: dict[str, JsonValue] = dict(ref.locator())
+            body[name] = {"reference": locator}
+
+
+def _annotation_write(
+    deployment: DeploymentBase, text: str | None, marker: Marker, *, own_text: bool
+) -> JsonValue:
+    """The annotation a write sends: the user's text (a placeholder when it is the file's
+    referenced text, `own_text`) in front of the marker."""
+    ref = deployment.referenced().get("annotation")
+    if ref is None or not own_text or text is None:
+        return compose_annotation(text, marker)
+    locator: dict[str, JsonValue] = dict(ref.locator())
+    return {"reference": locator, "suffix": " " + marker.render()}
+
+
 # --------------------------------------------------------------------------- actions
 
 
@@ -259,9 +304,12 @@ def _create(spec: SourceSpec, options: PlanOptions) -> Action:
     secrets = decide_secrets(deployment, key=options.fingerprint_key, creating=True)
     attributes = desired_attributes(deployment)
     body: dict[str, JsonValue] = dict(attributes)
+    _with_placeholders(deployment, body)
     for name in secrets.send:
         body[name] = _secret_placeholder(deployment, name)
-    body["annotation"] = compose_annotation(deployment.annotation, secrets.marker())
+    body["annotation"] = _annotation_write(
+        deployment, deployment.annotation, secrets.marker(), own_text=True
+    )
 
     changes = [Change(path="name", after=spec.name), Change(path="enabled", after=spec.enabled)]
     changes += [
@@ -276,7 +324,7 @@ def _create(spec: SourceSpec, options: PlanOptions) -> Action:
         action="create",
         source=spec.name,
         id=None,
-        changes=_sorted_changes(changes),
+        changes=_sorted_changes(_hide_referenced(deployment, changes)),
         writes=[{"name": spec.name, "enabled": spec.enabled, "deployment": body}],
         record_encrypted=secrets.record_encrypted,
     )
@@ -292,7 +340,7 @@ def _compare(
     changes: list[Change] = []
     if "name" not in ignored and spec.name != live.name:
         changes.append(Change(path="name", before=live.name, after=spec.name))
-    attribute_changes = _attribute_changes(attributes, live, ignored)
+    attribute_changes = _attribute_changes(attributes, stated_fields(deployment), live, ignored)
     changes += attribute_changes
     changed = [c.path.removeprefix("deployment.") for c in attribute_changes]
 
@@ -343,12 +391,14 @@ def _compare(
         or cleared
         or any(c.path == "deployment.annotation" for c in changes)
     ):
-        first["deployment"] = _deployment_write(deployment, live, changed, secrets, text, cleared)
+        first["deployment"] = _deployment_write(
+            deployment, live, changed, secrets, text, cleared, "deployment.annotation" in ignored
+        )
     action = Action(
         action="patch",
         source=spec.name,
         id=live.id,
-        changes=_sorted_changes(changes),
+        changes=_sorted_changes(_hide_referenced(deployment, changes)),
         destructive=live.enabled and not enabled,
         writes=_enabled_writes(first, live_enabled=live.enabled, enabled=enabled),
         live_fingerprint=live.fingerprint(),
@@ -358,16 +408,21 @@ def _compare(
 
 
 def _attribute_changes(
-    attributes: dict[str, Any], live: LiveSource, ignored: frozenset[str]
+    attributes: dict[str, Any], stated: frozenset[str], live: LiveSource, ignored: frozenset[str]
 ) -> list[Change]:
-    """The non-secret deployment attributes whose desired value differs from the live one."""
+    """The non-secret deployment attributes whose desired value differs from the live one.
+
+    An attribute the listing omits is unknown, not a difference: it is written only when
+    the file states it (an unstated default may well be what the API holds).
+    """
     changes = []
     for name, value in attributes.items():
         if f"deployment.{name}" in ignored:
             continue
         want = _normalized(name, value)
         if name not in live.deployment:
-            changes.append(Change(path=f"deployment.{name}", before=NOT_RETURNED, after=want))
+            if name in stated:
+                changes.append(Change(path=f"deployment.{name}", before=NOT_RETURNED, after=want))
             continue
         have = _normalized(name, live.deployment[name])
         if not same_json(have, want):
@@ -404,6 +459,7 @@ def _deployment_write(
     secrets: SecretDecision,
     text: str | None,
     cleared: list[str],
+    annotation_ignored: bool = False,
 ) -> dict[str, JsonValue]:
     """The partial deployment a patch sends: changes, credentials, secrets, the marker."""
     attributes = desired_attributes(deployment)
@@ -413,11 +469,14 @@ def _deployment_write(
     else:
         resend = credentials_to_resend(type(deployment), live.type, changed)
         body = {name: attributes[name] for name in sorted({*changed, *resend})}
+    _with_placeholders(deployment, body)
     for name in secrets.send:
         body[name] = _secret_placeholder(deployment, name)
     for name in cleared:
         body[name] = None
-    body["annotation"] = compose_annotation(text, secrets.marker())
+    body["annotation"] = _annotation_write(
+        deployment, text, secrets.marker(), own_text=not annotation_ignored
+    )
     return body
 
 

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
+import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -24,7 +26,7 @@ from reconciler.applier import (
     apply_plan,
     wait_until_deployed,
 )
-from reconciler.client import DEFAULT_API_URL, ImgixClient
+from reconciler.client import DEFAULT_API_URL, REQUEST_TIMEOUT, ImgixClient
 from reconciler.live import LiveSource
 from reconciler.loader import LoadedState, LoadError, load
 from reconciler.pacing import Pacing, RetryPolicy
@@ -37,6 +39,8 @@ FINGERPRINT_KEY_VARIABLE = "IMGIX_RECONCILER_FINGERPRINT_KEY"
 # Seconds one request may spend retrying (default: RetryPolicy's); a CI job that would
 # rather fail fast than wait out an outage lowers it.
 RETRY_DEADLINE_VARIABLE = "IMGIX_RECONCILER_RETRY_DEADLINE"
+# Seconds one request may take in all (connect, headers, body; default: the client's).
+REQUEST_TIMEOUT_VARIABLE = "IMGIX_RECONCILER_REQUEST_TIMEOUT"
 
 
 class ConfigurationError(Exception):
@@ -52,6 +56,7 @@ class Connection:
     transport: httpx.AsyncBaseTransport | None = None
     pacing: Pacing = field(default_factory=Pacing)
     retry: RetryPolicy | None = None
+    request_timeout: float = REQUEST_TIMEOUT
 
     def client(self) -> ImgixClient:
         """A new client for this connection (use it as an async context manager)."""
@@ -61,13 +66,22 @@ class Connection:
             transport=self.transport,
             pacing=self.pacing,
             retry=self.retry,
+            timeout=self.request_timeout,
         )
 
 
 def connect(
-    api_url: str | None, *, emulator: bool = False, environ: Mapping[str, str] | None = None
+    api_url: str | None,
+    *,
+    emulator: bool = False,
+    allow_insecure_http: bool = False,
+    environ: Mapping[str, str] | None = None,
 ) -> Connection:
-    """The connection a command asked for: the in-process emulator, or a real API URL."""
+    """The connection a command asked for: the in-process emulator, or a real API URL.
+
+    Plain http is refused for any host but loopback unless `allow_insecure_http`: the
+    key would cross the network in clear. The check comes before any client exists.
+    """
     environ = os.environ if environ is None else environ
     if emulator:
         from reconciler.emulator import EMULATOR_API_KEY, create_app, seeded_store
@@ -76,13 +90,17 @@ def connect(
         return Connection("http://emulator", EMULATOR_API_KEY, httpx.ASGITransport(app=app))
     origin = "--api-url" if api_url else API_URL_VARIABLE
     url = _checked_api_url(api_url or environ.get(API_URL_VARIABLE) or DEFAULT_API_URL, origin)
+    if not allow_insecure_http:
+        _refuse_clear_text(url, origin)
     key = environ.get(API_KEY_VARIABLE, "").strip()
     if not key:
         raise ConfigurationError(
             f"{API_KEY_VARIABLE} is not set: export an imgix API key with the Sources "
             "permission (it is read from the environment only, never from an option)"
         )
-    return Connection(url, key, retry=_retry_policy(environ))
+    return Connection(
+        url, key, retry=_retry_policy(environ), request_timeout=_request_timeout(environ)
+    )
 
 
 def _checked_api_url(text: str, origin: str) -> str:
@@ -128,6 +146,23 @@ def _checked_api_url(text: str, origin: str) -> str:
     return text
 
 
+def _refuse_clear_text(url: str, origin: str) -> None:
+    """Refuse plain http to anything but this machine (127.0.0.0/8, ::1, localhost)."""
+    parsed = httpx.URL(url)
+    if parsed.scheme != "http":
+        return
+    host = parsed.host.lower()
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise ConfigurationError(
+            f"{origin} {url!r} is plain http to {host}, which would send the API key in "
+            "clear: use https, or pass --allow-insecure-http if this network is trusted."
+        )
+
+
 def _retry_policy(environ: Mapping[str, str]) -> RetryPolicy | None:
     text = environ.get(RETRY_DEADLINE_VARIABLE, "").strip()
     if not text:
@@ -141,6 +176,21 @@ def _retry_policy(environ: Mapping[str, str]) -> RetryPolicy | None:
             f"{RETRY_DEADLINE_VARIABLE} must be a number of seconds >= 0 (got {text!r})"
         )
     return RetryPolicy(deadline=deadline)
+
+
+def _request_timeout(environ: Mapping[str, str]) -> float:
+    text = environ.get(REQUEST_TIMEOUT_VARIABLE, "").strip()
+    if not text:
+        return REQUEST_TIMEOUT
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds < math.inf:  # also false for NaN
+        raise ConfigurationError(
+            f"{REQUEST_TIMEOUT_VARIABLE} must be a number of seconds > 0 (got {text!r})"
+        )
+    return seconds
 
 
 def fingerprint_key(connection: Connection, environ: Mapping[str, str] | None = None) -> bytes:

@@ -1,42 +1,72 @@
 """The one redaction point: every output stream, log record and error message passes here.
 
-Secret values enter the process in two places only (the loader resolving references, the
-applier resolving a saved plan's placeholders); both register them here. While a command
-runs, stdout, stderr and logging are wrapped so that a registered value cannot be printed,
-not even inside an exception message or a traceback.
+Referenced values enter the process in one place only (`reconciler.references`, for the
+loader and for the applier resolving a saved plan's placeholders), which registers them
+here. While a command runs, stdout, stderr and logging are wrapped so that a registered
+value cannot be printed, not even inside an exception message or a traceback, in any of
+the forms outputs use: raw, JSON-escaped, and as the renderers escape text (the markdown
+renderer adds its own form with `mask_form`). Structured outputs (a saved plan) are never
+scrubbed: no referenced value enters them, so they stay valid whatever the values are.
 """
 
 from __future__ import annotations
 
 import contextlib
+import html
 import io
+import json
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TextIO
 
 from reconciler import github
+from reconciler.untrusted import escaped, json_shown, quoted
 
 MASK = "***"
-# Shorter values would mask ordinary words and numbers all over the output; a secret that
-# short offers no protection anyway, and the loader's constraints reject most of them.
-MIN_LENGTH = 4
+# Shorter values would mask ordinary words and numbers all over the output; a value that
+# short offers no protection anyway. `reconciler.references` refuses them at load.
+MIN_LENGTH = 8
 
 _values: set[str] = set()
+# Every way an output may spell a value, besides the value itself.
+_forms: list[Callable[[str], str]] = [
+    lambda value: json.dumps(value)[1:-1],
+    lambda value: json.dumps(value, ensure_ascii=False)[1:-1],
+    escaped,
+    lambda value: quoted(value)[1:-1],
+    lambda value: json_shown(value)[1:-1],
+    lambda value: html.escape(value, quote=False),
+    lambda value: html.escape(value),
+]
+_masked: list[str] = []
 
 
 def register(value: str) -> None:
-    """Never print `value` from now on."""
-    if len(value) >= MIN_LENGTH:
+    """Never print `value` (in any form an output uses) from now on."""
+    if len(value) >= MIN_LENGTH and value not in _values:
         github.announce_secret(value)  # in GitHub Actions, the runner masks it in the logs too
         _values.add(value)
+        _refresh()
+
+
+def mask_form(form: Callable[[str], str]) -> None:
+    """Also mask each value as `form` spells it (a renderer's own escaping)."""
+    _forms.append(form)
+    _refresh()
+
+
+def _refresh() -> None:
+    spelled = set(_values)
+    spelled |= {form(value) for value in _values for form in _forms}
+    _masked[:] = sorted((s for s in spelled if len(s) >= MIN_LENGTH), key=len, reverse=True)
 
 
 def scrub(text: str) -> str:
-    """`text` with every registered secret value masked."""
-    for value in sorted(_values, key=len, reverse=True):
-        if value in text:
-            text = text.replace(value, MASK)
+    """`text` with every registered value masked, in every form."""
+    for spelled in _masked:
+        if spelled in text:
+            text = text.replace(spelled, MASK)
     return text
 
 

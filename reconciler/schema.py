@@ -9,21 +9,22 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from reconciler.loader import reference_fields
+from reconciler import references
 from reconciler.specs import (
     DEPLOYMENT_MODELS,
     SUBDOMAIN_PATTERN,
     DesiredState,
-    reference_schema,
+    reference_fields,
 )
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 SCHEMA_ID = "urn:imgix-reconciler:schemas:sources:1"
 
-REFERENCE_SCHEMA = reference_schema(
+REFERENCE_SCHEMA = references.schema(
     "Reference",
-    "A value read from an environment variable or a file (relative to the YAML file) when "
-    "the file is loaded.",
+    "A value read from an environment variable or a file (relative to the YAML file, inside "
+    "its repository) when the file is loaded; it is never shown, only the reference is. At "
+    f"least {references.MIN_LENGTH} characters.",
 )
 
 
@@ -45,7 +46,7 @@ def sources_schema() -> dict[str, Any]:
         **schema,
         "title": "imgix-reconciler desired state",
         "description": "imgix Sources kept in git. Secret attributes take a reference "
-        "({env: NAME} or {file: path}), never a value; other scalar deployment attributes "
+        "({env: NAME} or {file: path}), never a value; other text deployment attributes "
         "may take one.",
     }
 

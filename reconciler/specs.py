@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Iterable, Iterator
+import types
+import typing
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal, Union
 from urllib.parse import urlsplit
@@ -27,6 +29,7 @@ from pydantic import (
     Field,
     GetCoreSchemaHandler,
     GetJsonSchemaHandler,
+    PrivateAttr,
     Strict,
     TypeAdapter,
     ValidationError,
@@ -38,6 +41,9 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import InitErrorDetails, PydanticCustomError, PydanticKnownError, core_schema
+
+from reconciler.references import parse as parse_reference
+from reconciler.references import schema as reference_schema
 
 # Documented limits (sources-reference.txt, api-notes.md).
 CACHE_TTL_VALUE_MIN, CACHE_TTL_VALUE_MAX = 1800, 31536000
@@ -134,41 +140,19 @@ class SecretRef:
         return dict(SECRET_REFERENCE_SCHEMA)
 
 
-# `{env: NAME}` reads an environment variable, `{file: path}` a file beside the YAML file.
-REFERENCE_KINDS = ("env", "file")
-
-
-def reference_schema(title: str, description: str) -> dict[str, Any]:
-    """The JSON Schema of a reference: one of `{env: NAME}` or `{file: path}`."""
-    return {
-        "title": title,
-        "description": description,
-        "oneOf": [
-            {
-                "type": "object",
-                "properties": {kind: {"type": "string", "minLength": 1}},
-                "required": [kind],
-                "additionalProperties": False,
-            }
-            for kind in REFERENCE_KINDS
-        ],
-    }
-
-
 SECRET_REFERENCE_SCHEMA = reference_schema(
     "SecretReference",
     "A write-only value, read from an environment variable or a file "
-    "(relative to the YAML file). Literal values are not allowed.",
+    "(relative to the YAML file, inside its repository). Literal values are not allowed.",
 )
 
 
 def _validate_secret_ref(value: Any, info: ValidationInfo) -> SecretRef:
     if isinstance(value, SecretRef):
         return value
-    if isinstance(value, dict) and len(value) == 1:
-        ((kind, name),) = value.items()
-        if kind in REFERENCE_KINDS and isinstance(name, str) and name:
-            return SecretRef(kind, name)
+    reference = parse_reference(value)
+    if reference is not None:
+        return SecretRef(reference.kind, reference.name)  # type: ignore[arg-type]
     if isinstance(value, str) and info.context and info.context.get("wire"):
         return SecretRef("literal", "", value)
     # The message never includes the value: it may be a real secret typed by mistake.
@@ -187,6 +171,15 @@ class Secret:
     """
 
     encrypted_as: str | None = None
+
+
+@dataclass(frozen=True)
+class StatedOnly:
+    """Field marker: an attribute with no documented default, managed only when stated.
+
+    Leaving it out of the file leaves the live value alone (the reconciler cannot know
+    what "the default" would be), and a listing that omits it is no difference.
+    """
 
 
 def _secret_check(check: Callable[[str], str | None]) -> AfterValidator:
@@ -375,8 +368,12 @@ class DeploymentBase(BaseModel):
     LOCATION_FIELDS: ClassVar[frozenset[str]] = frozenset()
     CREDENTIAL_FIELDS: ClassVar[frozenset[str]] = frozenset()
 
+    # Attributes written as `{env:}`/`{file:}` references, with their values: sensitive,
+    # so plans show the reference and send a placeholder (see `referenced`).
+    _references: dict[str, SecretRef] = PrivateAttr(default_factory=dict)
+
     # Not declared means "not managed": the API rewrites it on every deployment.
-    annotation: str | None = None
+    annotation: Annotated[str | None, StatedOnly()] = None
     cache_ttl_behavior: CacheTtlBehavior = "respect_origin"
     cache_ttl_error: Annotated[
         int, Strict(), Field(ge=CACHE_TTL_ERROR_MIN, le=CACHE_TTL_ERROR_MAX)
@@ -397,6 +394,14 @@ class DeploymentBase(BaseModel):
         list[Subdomain], Field(min_length=1), _no_repeats("imgix_subdomains")
     ]
     secure_url_enabled: StrictBool = False
+
+    def referenced(self) -> Mapping[str, SecretRef]:
+        """API name to reference of each non-secret attribute the file wrote as a reference."""
+        return dict(self._references)
+
+    def attach_references(self, references: Mapping[str, SecretRef]) -> None:
+        """Record which attributes came from references (the loader, once, after validation)."""
+        self._references = dict(references)
 
     # Cross-field: runs only once every field is valid, so the loader checks the same
     # rule on the raw data to report it beside the other errors.
@@ -419,7 +424,7 @@ class S3Deployment(DeploymentBase):
     s3_bucket: NonEmpty
     s3_prefix: str | None = None
     s3_secret_key: RequiredSecret
-    robots_txt: RobotsTxt = Field("origin", alias="robots.txt")
+    robots_txt: Annotated[RobotsTxt | None, StatedOnly()] = Field(None, alias="robots.txt")
 
 
 class GcsDeployment(DeploymentBase):
@@ -434,7 +439,7 @@ class GcsDeployment(DeploymentBase):
     gcs_bucket: NonEmpty
     gcs_prefix: str | None = None
     gcs_secret_key: RequiredSecret
-    robots_txt: RobotsTxt = Field("origin", alias="robots.txt")
+    robots_txt: Annotated[RobotsTxt | None, StatedOnly()] = Field(None, alias="robots.txt")
 
 
 class AzureDeployment(DeploymentBase):
@@ -451,7 +456,7 @@ class AzureDeployment(DeploymentBase):
     azure_prefix: str | None = None
     azure_sas_string: RequiredSecret
     azure_service_type: Literal["blob", "file"]
-    robots_txt: RobotsTxt = Field("origin", alias="robots.txt")
+    robots_txt: Annotated[RobotsTxt | None, StatedOnly()] = Field(None, alias="robots.txt")
 
 
 class WebFolderDeployment(DeploymentBase):
@@ -463,7 +468,7 @@ class WebFolderDeployment(DeploymentBase):
     password: BasicAuthPassword = None
     request_handshake: RequestHandshake = None
     request_signing_key: RequestSigningKey = None
-    robots_txt: RobotsTxt = Field("origin", alias="robots.txt")
+    robots_txt: Annotated[RobotsTxt | None, StatedOnly()] = Field(None, alias="robots.txt")
 
 
 class WebProxyDeployment(DeploymentBase):
@@ -475,7 +480,9 @@ class WebProxyDeployment(DeploymentBase):
     password: BasicAuthPassword = None
     request_handshake: RequestHandshake = None
     request_signing_key: RequestSigningKey = None
-    robots_txt: Literal["allow-all", "disallow-all"] = Field("allow-all", alias="robots.txt")
+    robots_txt: Annotated[Literal["allow-all", "disallow-all"] | None, StatedOnly()] = Field(
+        None, alias="robots.txt"
+    )
 
 
 class S3CompatibleDeployment(DeploymentBase):
@@ -491,7 +498,7 @@ class S3CompatibleDeployment(DeploymentBase):
     region: NonEmpty
     secret_key: RequiredSecret
     storage_provider: Literal["DigitalOcean", "Linode", "Wasabi"]
-    robots_txt: RobotsTxt = Field("origin", alias="robots.txt")
+    robots_txt: Annotated[RobotsTxt | None, StatedOnly()] = Field(None, alias="robots.txt")
 
 
 Deployment = Annotated[
@@ -614,6 +621,62 @@ def secret_fields(model: type[DeploymentBase]) -> dict[str, Secret]:
 
 
 @functools.cache
+def reference_fields(model: type[DeploymentBase]) -> tuple[str, ...]:
+    """API names of the non-secret attributes that may be written as a reference.
+
+    Text attributes only: a reference yields text, and it is never shown, so it must be
+    long enough to mask (`reconciler.references.MIN_LENGTH`), which no boolean and no
+    sensible number is. `type` is excluded because it decides which attributes exist.
+    """
+    secrets = secret_fields(model)
+    return tuple(
+        api
+        for api, info in fields_by_api_name(model).items()
+        if api not in secrets and api != "type" and _holds_text(info.annotation)
+    )
+
+
+def _holds_text(annotation: Any) -> bool:
+    if annotation is str:
+        return True
+    origin = typing.get_origin(annotation)
+    if origin is Literal:
+        return all(isinstance(choice, str) for choice in typing.get_args(annotation))
+    if origin in (Annotated, Union, types.UnionType):
+        arguments = typing.get_args(annotation)
+        if origin is Annotated:
+            return _holds_text(arguments[0])
+        return all(_holds_text(a) or a is type(None) for a in arguments) and any(
+            _holds_text(a) for a in arguments
+        )
+    return False
+
+
+@functools.cache
+def _reference_adapter(field: str) -> TypeAdapter[Any] | None:
+    for model in DEPLOYMENT_MODELS.values():
+        info = fields_by_api_name(model).get(field)
+        if info is not None and field in reference_fields(model):
+            return TypeAdapter(info.rebuild_annotation())
+    return None
+
+
+def reference_value_problem(field: str, value: str) -> str | None:
+    """Why `value`, read through a reference, cannot be sent as attribute `field`.
+
+    The message never holds the value. Attributes that take no reference are refused.
+    """
+    adapter = _reference_adapter(field)
+    if adapter is None:
+        return "takes no reference"
+    try:
+        adapter.validate_python(value)
+    except ValidationError as error:
+        return str(error.errors(include_input=False)[0]["msg"]).split(" (got ")[0]
+    return None
+
+
+@functools.cache
 def _secret_adapter(field: str) -> TypeAdapter[Any] | None:
     for model in DEPLOYMENT_MODELS.values():
         if field in secret_fields(model):
@@ -638,11 +701,28 @@ def all_secret_fields() -> frozenset[str]:
     return frozenset(name for model in DEPLOYMENT_MODELS.values() for name in secret_fields(model))
 
 
+@functools.cache
+def stated_only_fields(model: type[DeploymentBase]) -> frozenset[str]:
+    """API names of the attributes with no documented default (`annotation`, `robots.txt`)."""
+    return frozenset(
+        info.alias or name
+        for name, info in model.model_fields.items()
+        if any(isinstance(marker, StatedOnly) for marker in info.metadata)
+    )
+
+
+def stated_fields(deployment: DeploymentBase) -> frozenset[str]:
+    """API names of the attributes the file states (a default filled in is not stated)."""
+    fields = type(deployment).model_fields
+    return frozenset(fields[name].alias or name for name in deployment.model_fields_set)
+
+
 def deployment_defaults(model: type[DeploymentBase]) -> dict[str, Any]:
-    """API name to documented default of each optional attribute (`annotation` excluded)."""
+    """API name to documented default of each optional attribute (stated-only ones excluded)."""
     defaults: dict[str, Any] = {}
+    stated_only = stated_only_fields(model)
     for name, info in model.model_fields.items():
-        if info.is_required() or name == "annotation":
+        if info.is_required() or (info.alias or name) in stated_only:
             continue
         defaults[info.alias or name] = info.get_default(call_default_factory=True)
     return defaults

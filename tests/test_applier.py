@@ -369,3 +369,25 @@ def test_a_secret_read_at_apply_time_must_pass_its_attributes_checks(
     )
     assert short not in str(refused.value)
     assert writes_in(emulator_store) == []
+
+
+def test_reference_placeholders_are_resolved_and_checked_like_the_loader_does() -> None:
+    resolver = SecretResolver({"BASE": "https://origin.example/", "NOTE": "note-from-env"})
+    body = {
+        "webfolder_base_url": {"reference": {"env": "BASE"}},
+        "annotation": {"reference": {"env": "NOTE"}, "suffix": " [imgix-reconciler v1]"},
+    }
+    assert resolver.resolve(body) == {
+        "webfolder_base_url": "https://origin.example/",
+        "annotation": "note-from-env [imgix-reconciler v1]",
+    }
+    bad = SecretResolver({"BASE": "not-a-url-canary"})
+    with pytest.raises(ApplyRefused) as refused:
+        bad.resolve({"webfolder_base_url": {"reference": {"env": "BASE"}}})
+    assert str(refused.value) == (
+        "webfolder_base_url (from {env: BASE}) must be an absolute http(s) URL"
+    )
+    with pytest.raises(ApplyRefused, match="takes no reference"):
+        bad.resolve({"cache_ttl_value": {"reference": {"env": "BASE"}}})
+    with pytest.raises(ApplyRefused, match="malformed placeholder"):
+        bad.resolve({"s3_bucket": {"reference": {"env": "BASE"}, "extra": 1}})

@@ -8,6 +8,7 @@ or wrote is searched for those values and for the secure URL tokens the API hold
 
 from __future__ import annotations
 
+import html
 import json
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
@@ -34,6 +35,32 @@ ROTATED_ENV = {name: value.replace("91f3d", "b6e0a") for name, value in CANARY_E
 ROTATED_FILES = {name: value.replace("91f3d", "b6e0a") for name, value in CANARY_FILES.items()}
 CANARIES = (*CANARY_ENV.values(), *CANARY_FILES.values(), *ROTATED_ENV.values())
 CANARIES += tuple(ROTATED_FILES.values())
+# Values every output format escapes (quotes, backslash, `<&>`, non-ASCII), one of them at
+# the shortest length allowed, and values referenced on non-secret attributes: shown as
+# their reference, never as their value.
+HOSTILE_ENV = {
+    "E2E_HOSTILE_SECRET": 'q"\\<&>é7',
+    "E2E_HOSTILE_URL": "https://canary-91f3d2.e2e.example/",
+    "E2E_HOSTILE_USER": 'user-"<&>-ü-91f3d2',
+}
+HOSTILE_FILES = {"hostile-annotation.txt": 'Note "\\<&>" ö CANARY-91f3d2'}
+HOSTILE_ROTATED_ENV = {
+    **{name: value.replace("91f3d", "b6e0a") for name, value in HOSTILE_ENV.items()},
+    "E2E_HOSTILE_SECRET": 'Q"\\<&>é8',
+}
+HOSTILE_ROTATED_FILES = {n: v.replace("91f3d", "b6e0a") for n, v in HOSTILE_FILES.items()}
+HOSTILE_YAML = """\
+  - name: Hostile
+    deployment:
+      type: webfolder
+      imgix_subdomains: [e2e-hostile]
+      webfolder_base_url: {env: E2E_HOSTILE_URL}
+      annotation: {file: secrets/hostile-annotation.txt}
+      username: {env: E2E_HOSTILE_USER}
+      password: {env: E2E_HOSTILE_SECRET}
+"""
+HOSTILE_CANARIES = (*HOSTILE_ENV.values(), *HOSTILE_FILES.values())
+HOSTILE_CANARIES += (*HOSTILE_ROTATED_ENV.values(), *HOSTILE_ROTATED_FILES.values())
 # A new source whose subdomain another account holds: its create fails with a 400.
 TAKEN_YAML = """\
   - name: Taken
@@ -44,6 +71,17 @@ TAKEN_YAML = """\
       username: imgix
       password: {env: E2E_BLOG_PASSWORD}
 """
+
+
+def spellings(value: str) -> set[str]:
+    """`value` as an output could spell it: raw, JSON-escaped, HTML-escaped."""
+    return {
+        value,
+        json.dumps(value)[1:-1],
+        json.dumps(value, ensure_ascii=False)[1:-1],
+        html.escape(value),
+        html.escape(value, quote=False),
+    }
 
 
 class Transcript:
@@ -81,17 +119,21 @@ def test_no_secret_value_reaches_any_output(
 ) -> None:
     store = emulator_store
     store.deploy_delay = 0
-    sources = write_sources(tmp_path)
+    sources = write_sources(tmp_path, SOURCES_YAML + HOSTILE_YAML)
+    for file_name, value in HOSTILE_FILES.items():
+        (tmp_path / "secrets" / file_name).write_text(value + "\n", encoding="utf-8")
+    canary_env = {**CANARY_ENV, **HOSTILE_ENV}
+    rotated_env = {**ROTATED_ENV, **HOSTILE_ROTATED_ENV}
     transcript = Transcript(emulator_url)
     tokens: set[str] = set()
 
     saved = tmp_path / "plan.json"
     # Read-only commands run side by side: each subprocess spends most of its time starting.
     valid, text, markdown, as_json = transcript.run_together(
-        (["validate", sources], CANARY_ENV, False),
-        (["--debug", "plan", sources, "--out", saved], CANARY_ENV, True),
-        (["plan", sources, "--format", "markdown"], CANARY_ENV, True),
-        (["plan", sources, "--format", "json"], CANARY_ENV, True),
+        (["validate", sources], canary_env, False),
+        (["--debug", "plan", sources, "--out", saved], canary_env, True),
+        (["plan", sources, "--format", "markdown"], canary_env, True),
+        (["plan", sources, "--format", "json"], canary_env, True),
     )
     assert valid.returncode == 0, valid.stderr
     for shown in (text, markdown, as_json):
@@ -100,41 +142,46 @@ def test_no_secret_value_reaches_any_output(
     assert "DEBUG reconciler" in text.stderr
     saved_text = transcript.read(saved)
     assert '"secret": {' in saved_text  # placeholders, resolved at apply time
-    for file_name in CANARY_FILES:
+    assert '"reference": {' in saved_text  # referenced non-secret values too
+    for file_name in [*CANARY_FILES, *HOSTILE_FILES]:
         assert f"secrets/{file_name}" in saved_text
+    for shown in (text, as_json):
+        assert "E2E_HOSTILE_URL" in shown.stdout and "E2E_HOSTILE_USER" in shown.stdout
 
-    applied = transcript.run("--debug", "apply", saved, "--auto-approve", env=CANARY_ENV)
+    applied = transcript.run("--debug", "apply", saved, "--auto-approve", env=canary_env)
     assert applied.returncode == 0, applied.stderr
-    assert "Apply: 6 applied, 0 failed." in applied.stdout
+    assert "Apply: 7 applied, 0 failed." in applied.stdout
     tokens.update(s.secure_url_token for s in store.sources.values() if s.secure_url_token)
     assert len(tokens) == 3  # Products, Blog and Proxy have secure URLs
 
     # Every secret rotates, and a new source fails: the failing apply says so, no value.
-    for file_name, value in ROTATED_FILES.items():
+    for file_name, value in {**ROTATED_FILES, **HOSTILE_ROTATED_FILES}.items():
         (tmp_path / "secrets" / file_name).write_text(value + "\n")
-    sources.write_text(SOURCES_YAML + TAKEN_YAML)
+    sources.write_text(SOURCES_YAML + HOSTILE_YAML + TAKEN_YAML)
     store.foreign_hostnames.add("e2e-taken")
-    failing = transcript.run("--debug", "apply", sources, "--auto-approve", env=ROTATED_ENV)
+    failing = transcript.run("--debug", "apply", sources, "--auto-approve", env=rotated_env)
     assert failing.returncode == 3, failing.stderr
-    assert "Apply: 6 applied, 1 failed." in failing.stdout
+    assert "Apply: 7 applied, 1 failed." in failing.stdout
     assert "failed: create Taken: imgix API 400" in failing.stdout
     tokens.update(s.secure_url_token for s in store.sources.values() if s.secure_url_token)
 
     # A constraint broken by a secret value is reported without the value.
-    broken = {**ROTATED_ENV, "E2E_PROXY_HANDSHAKE": "CANARY-short-handshake-5c1d"}
+    broken = {**rotated_env, "E2E_PROXY_HANDSHAKE": "CANARY-short-handshake-5c1d"}
     broken["E2E_BLOG_PASSWORD"] = "CANARY-pass:with-colon-5c1d"
     canaries = [*CANARIES, broken["E2E_PROXY_HANDSHAKE"], broken["E2E_BLOG_PASSWORD"]]
+    canaries += [env["E2E_HOSTILE_SECRET"] for env in (HOSTILE_ENV, HOSTILE_ROTATED_ENV)]
     exported = tmp_path / "exported.yaml"
     drift, export, stdout_export, error = transcript.run_together(
-        (["drift", sources, "--format", "json"], ROTATED_ENV, True),
-        (["export", "--out", exported], ROTATED_ENV, True),
-        (["export"], ROTATED_ENV, True),
+        (["drift", sources, "--format", "json"], rotated_env, True),
+        (["export", "--out", exported], rotated_env, True),
+        (["export"], rotated_env, True),
         (["plan", sources], broken, True),
     )
     assert drift.returncode == 2, drift.stderr
     assert [a["source"] for a in json.loads(drift.stdout)["actions"]] == ["Taken"]
     assert export.returncode == 0, export.stderr
-    assert "env:" in transcript.read(exported)
+    exported_text = transcript.read(exported)
+    assert "env:" in exported_text
     assert stdout_export.returncode == 0, stdout_export.stderr
     assert error.returncode == 1
     assert "request_handshake" in error.stderr
@@ -145,7 +192,18 @@ def test_no_secret_value_reaches_any_output(
         v for s in store.sources.values() for v in s.deployment.values() if isinstance(v, str)
     }
     assert set(ROTATED_ENV.values()) | set(ROTATED_FILES.values()) <= stored
+    assert set(HOSTILE_ROTATED_ENV.values()) | set(HOSTILE_ROTATED_FILES.values()) <= {
+        value.split(" [imgix-reconciler")[0] for value in stored
+    }
     everything = "\n".join(transcript.texts)
     leaked = [value for value in [*canaries, *tokens] if value in everything]
     assert leaked == []
-    assert Plan.model_validate_json(saved_text).summary.create == len(SOURCE_BLOCKS)
+    # Export writes what the live account holds (the API's answer, not a read through a
+    # reference), so the non-secret values it now holds may show there and only there.
+    exports = {output_of(export), output_of(stdout_export), exported_text}
+    beyond_export = "\n".join(text for text in transcript.texts if text not in exports)
+    shown = [
+        form for value in HOSTILE_CANARIES for form in spellings(value) if form in beyond_export
+    ]
+    assert shown == []
+    assert Plan.model_validate_json(saved_text).summary.create == len(SOURCE_BLOCKS) + 1

@@ -457,9 +457,12 @@ def test_drift_exits_0_in_sync_2_on_drift_and_1_on_error(
 # --------------------------------------------------------------------------- export
 
 
+@pytest.mark.parametrize("omitting", [False, True], ids=["full-listings", "omitting-listings"])
 def test_export_writes_a_file_that_plans_to_no_changes_without_secrets(
-    store: SourceStore, emulator_url: str, tmp_path: Path
+    store: SourceStore, emulator_url: str, tmp_path: Path, omitting: bool
 ) -> None:
+    # Real listings leave out keys without a value (robots.txt unset, no prefix...).
+    store.omit_unset = omitting
     apply_directly(emulator_url, write_sources(tmp_path), CANARY_ENV)  # all six types
     legacy = store.create_source(
         {
@@ -472,6 +475,7 @@ def test_export_writes_a_file_that_plans_to_no_changes_without_secrets(
                 "webfolder_base_url": "https://legacy.e2e.example/",
                 "default_params": {"auto": "format", "q": 60},
                 "cache_ttl_behavior": "override_origin",
+                "robots.txt": "disallow-all",
             },
         }
     )
@@ -481,6 +485,7 @@ def test_export_writes_a_file_that_plans_to_no_changes_without_secrets(
     text = exported.read_text()
     assert legacy["id"] in text
     assert "env:" in text  # secrets are references with generated names
+    assert text.count("robots.txt") == 1  # exported where the API has a value, never invented
 
     # Not one secret variable is set: the plan still has nothing to change.
     plan = run_cli("plan", exported, "--detailed-exitcode", "--api-url", emulator_url)
@@ -737,8 +742,12 @@ def test_a_secret_reused_in_a_plain_attribute_never_reaches_a_saved_plan(
     made = invoke("plan", reused, "--out", saved, "--api-url", emulator_url, env=env)
     assert made.exit_code == 0, made.output
     assert "reused-canary-4471" not in saved.read_text() + made.output + made.stderr
-    refused = invoke("apply", saved, "--auto-approve", "--api-url", emulator_url, env=env)
-    assert refused.exit_code == 1 and "digest" in refused.stderr
+    # The plan holds placeholders, not a masked value: it stays valid and applies.
+    applied = invoke("apply", saved, "--auto-approve", "--api-url", emulator_url, env=env)
+    assert applied.exit_code == 0, applied.stderr
+    assert "reused-canary-4471" not in applied.output + applied.stderr
+    (source,) = store.sources.values()
+    assert source.deployment["username"] == "reused-canary-4471"
 
 
 def test_plan_never_overwrites_a_file_it_plans(sources: Path) -> None:

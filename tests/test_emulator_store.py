@@ -74,6 +74,19 @@ def test_create_fills_documented_defaults_and_deploys(
     assert shown["annotation"] == DEFAULT_ANNOTATION
 
 
+def test_omitting_mode_leaves_out_keys_without_a_value(store: SourceStore) -> None:
+    source_id = create(store, "s3", default_params={"auto": "format"})
+    full = store.get_source(source_id)["attributes"]["deployment"]
+    assert full["robots.txt"] is None and full["custom_domains"] == []
+    store.omit_unset = True
+    shown = store.get_source(source_id)["attributes"]["deployment"]
+    assert not {"robots.txt", "s3_prefix", "custom_domains", "image_error"} & shown.keys()
+    assert shown["default_params"] == {"auto": "format"}
+    assert shown == {k: v for k, v in full.items() if v not in (None, [], {})}
+    (listed,) = store.list_sources({}).resources
+    assert listed["attributes"]["deployment"] == shown
+
+
 @pytest.mark.parametrize("kind", sorted(MINIMAL))
 def test_secret_values_are_never_returned(store: SourceStore, kind: str) -> None:
     source_id = create(store, kind)

@@ -17,7 +17,16 @@ from reconciler.client import ImgixClient
 from reconciler.emulator import EMULATOR_API_KEY, RateLimits, SourceStore, create_app
 from reconciler.live import LiveSource
 from reconciler.pacing import Pacing
-from reconciler.plan import NOT_RETURNED, WILL_BE_SENT, WRITE_ONLY, Action, Change, Plan
+from reconciler.plan import (
+    HIDDEN,
+    NOT_RETURNED,
+    WILL_BE_SENT,
+    WRITE_ONLY,
+    Action,
+    Change,
+    Plan,
+    compute_digest,
+)
 from reconciler.planner import PlanError, PlanOptions, plan
 from reconciler.secrets import Marker, compose_annotation, fingerprint, parse_annotation
 from reconciler.specs import DesiredState, SecretRef
@@ -108,7 +117,8 @@ def test_new_source_is_created_with_every_attribute_and_its_secret() -> None:
     assert isinstance(deployment, dict)
     assert deployment["cache_ttl_value"] == 86400
     assert deployment["cache_ttl_error"] == 300  # the documented default, sent explicitly
-    assert deployment["robots.txt"] == "origin"
+    # No documented default: an unstated robots.txt is left to the API.
+    assert "robots.txt" not in deployment
     assert deployment["s3_secret_key"] == {"secret": {"env": "S3_SECRET_KEY"}}
     recorded = parse_annotation(str(deployment["annotation"])).marker
     assert recorded == Marker({"s3_secret_key": fingerprint(KEY, "s3_secret_key", S3_SECRET)})
@@ -229,14 +239,41 @@ def test_hostnames_compare_as_sets() -> None:
     assert plan(desired(spec), [live], OPTIONS).actions == []
 
 
-def test_missing_live_attribute_is_unknown_and_gets_set() -> None:
+def test_an_attribute_the_listing_omits_is_no_difference_when_the_file_is_silent() -> None:
     live = live_of(s3_spec())
-    deployment = {k: v for k, v in live.deployment.items() if k != "image_error"}
+    deployment = {
+        k: v for k, v in live.deployment.items() if k not in ("image_error", "custom_domains")
+    }
+    omitted = live.model_copy(update={"deployment": deployment})
+    assert plan(desired(s3_spec()), [omitted], OPTIONS).actions == []
+
+
+def test_an_attribute_the_listing_omits_is_written_when_the_file_states_it() -> None:
+    spec = s3_spec(image_error=None, cache_ttl_value=1800)
+    live = live_of(spec)
+    deployment = {
+        k: v for k, v in live.deployment.items() if k not in ("image_error", "cache_ttl_value")
+    }
     action = only(
-        plan(desired(s3_spec()), [live.model_copy(update={"deployment": deployment})], OPTIONS)
+        plan(desired(spec), [live.model_copy(update={"deployment": deployment})], OPTIONS)
     )
-    assert action.changes == [Change(path="deployment.image_error", before=NOT_RETURNED)]
-    assert action.writes[0]["deployment"]["image_error"] is None  # type: ignore[index,call-overload]
+    assert action.changes == [
+        Change(path="deployment.cache_ttl_value", before=NOT_RETURNED, after=1800),
+        Change(path="deployment.image_error", before=NOT_RETURNED),
+    ]
+    write = action.writes[0]["deployment"]
+    assert isinstance(write, dict)
+    assert write["image_error"] is None and write["cache_ttl_value"] == 1800
+
+
+def test_robots_txt_has_no_default_and_is_managed_only_when_stated() -> None:
+    live = live_of(s3_spec(), deployment={"robots.txt": "disallow-all"})
+    assert plan(desired(s3_spec()), [live], OPTIONS).actions == []
+    stated = s3_spec(**{"robots.txt": "origin"})
+    action = only(plan(desired(stated), [live], OPTIONS))
+    assert action.changes == [
+        Change(path="deployment.robots.txt", before="disallow-all", after="origin")
+    ]
 
 
 def test_json_types_are_compared_strictly() -> None:
@@ -558,6 +595,9 @@ def _deployment(kind: str, index: int, draw: Any, environ: dict[str, str]) -> di
         fields["default_params"] = {"auto": draw(st.sampled_from(["format", "compress"]))}
     if draw(st.booleans()):
         fields["annotation"] = draw(st.sampled_from(["Managed in git", "Owned by team A"]))
+    if draw(st.booleans()):
+        robots = ["allow-all", "disallow-all"] + ([] if kind == "webproxy" else ["origin"])
+        fields["robots.txt"] = draw(st.sampled_from(robots))
     return {"type": kind, **fields}
 
 
@@ -660,6 +700,8 @@ def test_applying_a_plan_to_the_emulator_then_planning_again_changes_nothing(
     store = SourceStore(
         limits=RateLimits(per_second=None, creates_per_hour=None, updates_per_hour=None),
         deploy_delay=0,
+        # Real listings leave out keys without a value: unknown, never a difference.
+        omit_unset=data.draw(st.booleans(), label="listings omit unset keys"),
     )
     initial = data.draw(_generation(count, None), label="initial")
     asyncio.run(_plan_and_apply(store, initial))
@@ -680,3 +722,65 @@ def test_applying_a_plan_to_the_emulator_then_planning_again_changes_nothing(
         raise
     assert again.actions == [], again.to_json()
     assert again.summary.unchanged == len(changed.desired.sources)
+
+
+# --------------------------------------------------------------------------- references
+
+
+def referenced(state: DesiredState, **references: SecretRef) -> DesiredState:
+    """`state` whose first source wrote `references` as {env:} references (as the loader does)."""
+    state.sources[0].deployment.attach_references(references)
+    return state
+
+
+def test_referenced_values_are_compared_by_value_and_shown_as_their_reference() -> None:
+    bucket = "bucket-from-a-reference"
+    spec = s3_spec(s3_bucket=bucket, annotation="annotation-from-a-reference")
+    refs = {
+        "s3_bucket": SecretRef("env", "BUCKET", bucket),
+        "annotation": SecretRef("file", "note.txt", "annotation-from-a-reference", path="/r/n"),
+    }
+    created = plan(referenced(desired(spec), **refs), [], OPTIONS)
+    action = only(created)
+    assert Change(path="deployment.s3_bucket", after={"env": "BUCKET"}) in action.changes
+    assert Change(path="deployment.annotation", after={"file": "note.txt"}) in action.changes
+    deployment = action.writes[0]["deployment"]
+    assert isinstance(deployment, dict)
+    assert deployment["s3_bucket"] == {"reference": {"env": "BUCKET"}}
+    annotation = deployment["annotation"]
+    assert isinstance(annotation, dict) and annotation["reference"] == {"file": "/r/n"}
+    assert str(annotation["suffix"]).startswith(" [imgix-reconciler v1 fp.s3_secret_key=")
+    assert bucket not in created.to_json() and "annotation-from" not in created.to_json()
+
+    live = LiveSource(
+        id=ID_A,
+        name="Product images",
+        enabled=True,
+        deployment={
+            **as_live(created).deployment,
+            "s3_bucket": bucket,
+            "annotation": "annotation-from-a-reference " + str(annotation["suffix"]).strip(),
+        },
+    )
+    assert plan(referenced(desired(spec), **refs), [live], OPTIONS).actions == []
+
+    old = LiveSource(**{**live.model_dump(), "deployment": {**live.deployment, "s3_bucket": "old"}})
+    patch = only(plan(referenced(desired(spec), **refs), [old], OPTIONS))
+    # A new bucket also re-sends the credentials, as for a bucket written in the file.
+    assert paths(patch) == ["deployment.s3_bucket", "deployment.s3_secret_key"]
+    assert patch.changes[0] == Change(
+        path="deployment.s3_bucket", before=HIDDEN, after={"env": "BUCKET"}
+    )
+
+
+def test_the_digest_ignores_the_marker_inside_a_referenced_annotation() -> None:
+    spec = s3_spec(annotation="annotation-from-a-reference")
+    note = SecretRef("env", "NOTE", "annotation-from-a-reference")
+    with_secret = plan(referenced(desired(spec), annotation=note), [], OPTIONS)
+    without = plan(
+        referenced(desired(s3_spec(secret=None, annotation=note.reveal())), annotation=note),
+        [],
+        OPTIONS,
+    )
+    assert with_secret.actions[0].writes != without.actions[0].writes  # fingerprints differ
+    assert with_secret.digest == without.digest == compute_digest(with_secret.actions)

@@ -7,7 +7,13 @@ import asyncio
 import httpx
 import pytest
 
-from reconciler.reconcile import API_URL_VARIABLE, ConfigurationError, connect
+from reconciler.client import REQUEST_TIMEOUT
+from reconciler.reconcile import (
+    API_URL_VARIABLE,
+    REQUEST_TIMEOUT_VARIABLE,
+    ConfigurationError,
+    connect,
+)
 
 KEY = "ak_" + "0" * 64
 ENVIRON = {"IMGIX_API_KEY": KEY}
@@ -98,6 +104,55 @@ def test_surrounding_whitespace_of_the_url_is_ignored() -> None:
 def test_the_url_is_checked_before_the_key() -> None:
     with pytest.raises(ConfigurationError, match="port 99999"):
         connect("http://127.0.0.1:99999", environ={})
+
+
+@pytest.mark.parametrize(
+    "api_url",
+    [
+        "http://api.imgix.com",
+        "http://10.0.0.7:8080",
+        "http://[2001:db8::1]/imgix",
+        "http://localhost.example.com",
+        "http://127.0.0.1.example.com",
+        "http://[::ffff:127.0.0.1]:8080",
+    ],
+)
+def test_plain_http_beyond_this_machine_is_refused_without_the_opt_in(api_url: str) -> None:
+    # Refused in connect, before any client exists: no request can carry the key.
+    message = refusal(api_url)
+    assert message.startswith(f"--api-url {api_url!r} is plain http to ")
+    assert message.endswith(
+        "which would send the API key in clear: use https, or pass --allow-insecure-http "
+        "if this network is trusted."
+    )
+    assert connect(api_url, allow_insecure_http=True, environ=ENVIRON).api_url == api_url
+
+
+@pytest.mark.parametrize(
+    "api_url",
+    ["http://127.0.0.1:8787", "http://127.255.0.9", "http://localhost:8080", "http://[::1]:80"],
+)
+def test_plain_http_to_this_machine_needs_no_opt_in(api_url: str) -> None:
+    assert connect(api_url, environ=ENVIRON).api_url == api_url
+
+
+def test_plain_http_from_the_environment_is_refused_naming_the_variable() -> None:
+    environ = {**ENVIRON, API_URL_VARIABLE: "http://api.imgix.com"}
+    assert refusal(None, environ).startswith("IMGIX_API_URL 'http://api.imgix.com' is plain http")
+
+
+def test_the_request_timeout_comes_from_the_environment() -> None:
+    assert connect(None, environ=ENVIRON).request_timeout == REQUEST_TIMEOUT
+    environ = {**ENVIRON, REQUEST_TIMEOUT_VARIABLE: " 2.5 "}
+    assert connect(None, environ=environ).request_timeout == 2.5
+
+
+@pytest.mark.parametrize("text", ["0", "-1", "nan", "inf", "soon"])
+def test_a_request_timeout_that_is_not_a_positive_number_is_refused(text: str) -> None:
+    environ = {**ENVIRON, REQUEST_TIMEOUT_VARIABLE: text}
+    assert refusal(None, environ) == (
+        f"IMGIX_RECONCILER_REQUEST_TIMEOUT must be a number of seconds > 0 (got {text!r})"
+    )
 
 
 def test_an_accepted_path_prefix_reaches_the_api_under_it() -> None:

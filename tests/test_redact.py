@@ -40,3 +40,35 @@ def test_output_streams_and_logs_are_masked_while_a_command_runs(monkeypatch) ->
     assert "log ***" in err.getvalue()
     assert "boom ***" in err.getvalue()
     assert sys.stdout is out  # restored
+
+
+def test_values_are_masked_in_every_escaped_form_outputs_use() -> None:
+    import html
+    import json
+
+    from reconciler.render import markdown
+    from reconciler.untrusted import escaped, json_shown, quoted
+
+    value = 'q"b\\<&>é-canary'
+    redact.register(value)
+    spelled = {
+        value,
+        json.dumps(value)[1:-1],
+        json.dumps(value, ensure_ascii=False)[1:-1],
+        escaped(value),
+        quoted(value)[1:-1],
+        json_shown(value)[1:-1],
+        html.escape(value),
+        markdown._name(value),
+    }
+    assert len(spelled) >= 5  # the forms really differ
+    for form in spelled:
+        assert redact.scrub(f"[{form}]") == f"[{redact.MASK}]", form
+
+
+def test_the_minimum_length_is_the_one_references_enforce() -> None:
+    from reconciler.references import MIN_LENGTH
+
+    assert MIN_LENGTH == redact.MIN_LENGTH == 8
+    redact.register("x" * 7)
+    assert redact.scrub("x" * 7) == "x" * 7

@@ -83,9 +83,17 @@ def test_non_secret_attributes_take_references(
 ) -> None:
     data = example()
     data["sources"][0]["deployment"]["s3_bucket"] = {"env": "BUCKET"}
-    data["sources"][0]["deployment"]["cache_ttl_value"] = {"file": "ttl.txt"}
+    data["sources"][0]["deployment"]["annotation"] = {"file": "annotation.txt"}
     assert list(validator.iter_errors(data)) == []
     data["sources"][0]["deployment"]["type"] = {"env": "TYPE"}
+    assert list(validator.iter_errors(data))
+
+
+def test_numbers_and_booleans_take_no_reference(
+    validator: jsonschema.Draft202012Validator,
+) -> None:
+    data = example()
+    data["sources"][0]["deployment"]["cache_ttl_value"] = {"file": "ttl.txt"}
     assert list(validator.iter_errors(data))
 
 

@@ -24,6 +24,8 @@ from reconciler.specs import (
     hostname_count_error,
     ignore_changes_error,
     secret_fields,
+    stated_fields,
+    stated_only_fields,
 )
 
 
@@ -83,7 +85,7 @@ def test_references_dump_as_written() -> None:
     deployment = S3Deployment.model_validate(s3())
     dumped = deployment.model_dump(by_alias=True)
     assert dumped["s3_secret_key"] == {"env": "S3_SECRET_KEY"}
-    assert dumped["robots.txt"] == "origin"
+    assert dumped["robots.txt"] is None  # no documented default: unset until stated
 
 
 @pytest.mark.parametrize("value", ["short", "é" * 31 + "€", "x" * 33])
@@ -137,11 +139,19 @@ def test_documented_defaults() -> None:
     assert defaults["custom_domains"] == []
     assert defaults["default_params"] == {}
     assert defaults["image_error"] is None
-    assert defaults["robots.txt"] == "origin"
+    # No documented default: managed only when the file states them.
+    assert "robots.txt" not in defaults
     assert "annotation" not in defaults
+    assert stated_only_fields(S3Deployment) == {"annotation", "robots.txt"}
     assert deployment_defaults(GcsDeployment)["cache_ttl_behavior"] == "enforce_minimum"
     assert deployment_defaults(WebProxyDeployment)["secure_url_enabled"] is True
-    assert deployment_defaults(WebProxyDeployment)["robots.txt"] == "allow-all"
+    assert "robots.txt" not in deployment_defaults(WebProxyDeployment)
+
+
+def test_stated_fields_are_those_the_file_wrote() -> None:
+    deployment = S3Deployment.model_validate({**s3(), "robots.txt": "origin"})
+    assert "robots.txt" in stated_fields(deployment)
+    assert "cache_ttl_value" not in stated_fields(deployment)
 
 
 def test_every_type_has_a_model() -> None:

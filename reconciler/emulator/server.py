@@ -54,6 +54,7 @@ def serve(
     state_file: Path | None = None,
     *,
     seed: bool = False,
+    omit_unset: bool = False,
     announce: Callable[[str], None] = print,
 ) -> None:
     """Serve the emulator in the foreground until Ctrl-C, persisting to `state_file`."""
@@ -64,6 +65,7 @@ def serve(
             store.load_json(json.loads(state_file.read_text(encoding="utf-8")))
         store.on_commit = lambda committed: write_state(committed, state_file)
         write_state(store, state_file)
+    store.omit_unset = omit_unset
     sock = _listen(port)
     announce(f"http://{HOST}:{sock.getsockname()[1]}")
     config = uvicorn.Config(

@@ -105,6 +105,7 @@ class SourceStore:
         rng: random.Random | None = None,
         max_page_size: int = 100,
         pagination_meta: bool = True,
+        omit_unset: bool = False,
     ) -> None:
         self.clock = clock
         self.deploy_delay = deploy_delay
@@ -113,6 +114,8 @@ class SourceStore:
         self.rng = rng or random.Random()
         self.max_page_size = max_page_size
         self.pagination_meta = pagination_meta
+        # Answer like real listings do: deployment keys without a value are left out.
+        self.omit_unset = omit_unset
         # Each field's hostnames -> the ids of the sources holding them (more than one only
         # after a dashboard redeploy, which skips the checks): a check costs O(names sent).
         self._holders: dict[str, dict[str, set[str]]] = {name: {} for name in HOSTNAME_LABELS}
@@ -205,6 +208,12 @@ class SourceStore:
             "date_deployed": source.date_deployed,
             "deployment": public_deployment(source.deployment, source.encrypted),
         }
+        if self.omit_unset:
+            attributes["deployment"] = {
+                key: value
+                for key, value in attributes["deployment"].items()
+                if value is not None and value != [] and value != {}
+            }
         if source.secure_url_token is not None:
             attributes["secure_url_token"] = source.secure_url_token
         return {"id": source.id, "type": "sources", "attributes": attributes}

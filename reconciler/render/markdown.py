@@ -11,6 +11,7 @@ import html
 import re
 from collections.abc import Iterator
 
+from reconciler import redact
 from reconciler.plan import Action, Notice, Plan, UnmanagedSource
 from reconciler.render.values import (
     DISABLES,
@@ -148,6 +149,10 @@ def _name(text: str) -> str:
     """Plan text made inert: no line break, no HTML tag, no markdown syntax, no table pipe."""
     safe = html.escape(escaped(text), quote=False)
     return _MARKDOWN_SYNTAX.sub(lambda match: f"&#{ord(match.group())};", safe)
+
+
+# The redaction point masks registered values as this renderer spells them, too.
+redact.mask_form(_name)
 
 
 def _digest(digest: str) -> str:

@@ -10,10 +10,18 @@ from typing import Literal
 
 from pydantic import JsonValue
 
-from reconciler.plan import CANNOT_COMPARE, NOT_RETURNED, WILL_BE_SENT, WRITE_ONLY, Action, Plan
+from reconciler.plan import (
+    CANNOT_COMPARE,
+    HIDDEN,
+    NOT_RETURNED,
+    WILL_BE_SENT,
+    WRITE_ONLY,
+    Action,
+    Plan,
+)
 from reconciler.untrusted import json_shown
 
-MARKERS = frozenset({WRITE_ONLY, WILL_BE_SENT, CANNOT_COMPARE, NOT_RETURNED})
+MARKERS = frozenset({WRITE_ONLY, WILL_BE_SENT, CANNOT_COMPARE, NOT_RETURNED, HIDDEN})
 DISABLES = "disables a live source: apply needs --allow-disable"
 
 

@@ -1,0 +1,192 @@
+"""A small hostile imgix API for the tests: the server a client must survive.
+
+`HostileApi` is an ASGI app answering every request the way its `attack` says, and
+recording each request it receives (before any routing, so even a request sent through it
+as a proxy is seen). Serve it over real HTTP with `serving(...)` (uvicorn on 127.0.0.1),
+or in-process through `httpx.ASGITransport(app=api)`.
+
+Attacks:
+
+    ok              one page of `page_size` valid sources
+    drip            a 200 whose JSON body comes one byte every `drip_interval` seconds
+    endless         pages of new sources forever, each saying another page follows (bare
+                    resources, id and type: the listing never gets to read more)
+    repeat          the same page forever, each saying another page follows
+    huge_total      pages that announce `totalPages: 1000000000`
+    gzip_bomb       a gzip body of `bomb_size` decoded bytes (1 GiB from about 1 MiB)
+    forged_detail   a 400 whose title, detail and id carry CR/LF and workflow commands
+    not_json        a 200 labelled JSON whose body is HTML
+    deep_json       a 200 (or with `status`, an error) of arrays nested 100,000 deep
+    wrong_type      a 200 JSON document labelled text/html
+    wrong_encoding  a 200 encoded with a content coding the client did not ask for
+    compressed      `ok`, encoded as `content_encoding` says (gzip or deflate): not an
+                    attack, what a compressing server sends
+    pages           `announced_pages` pages of valid sources, announced on every page
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import zlib
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from urllib.parse import parse_qs
+
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
+
+from reconciler.emulator.server import running_app
+
+Attack = Literal[
+    "ok",
+    "drip",
+    "endless",
+    "repeat",
+    "huge_total",
+    "gzip_bomb",
+    "forged_detail",
+    "not_json",
+    "deep_json",
+    "wrong_type",
+    "wrong_encoding",
+    "compressed",
+    "pages",
+]
+JSON_API = "application/vnd.api+json"
+FORGED = "\r\n::add-mask::hunter2\n::error file=sources.yaml,line=1::forged by the server\r"
+BILLION = 1_000_000_000
+
+
+@dataclass(frozen=True)
+class ReceivedRequest:
+    """What reached the server: enough to tell whether the client sent anything at all."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+
+
+@dataclass
+class HostileApi:
+    """An ASGI app that misbehaves as `attack` says; `received` lists every request."""
+
+    attack: Attack = "ok"
+    page_size: int = 100
+    drip_interval: float = 5.0
+    bomb_size: int = 1 << 30
+    announced_pages: int = 1
+    content_encoding: Literal["gzip", "deflate"] = "gzip"
+    status: int = 200
+    received: list[ReceivedRequest] = field(default_factory=list)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        query = {
+            name: values[-1]
+            for name, values in parse_qs(scope["query_string"].decode("latin-1")).items()
+        }
+        headers = {
+            name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]
+        }
+        self.received.append(ReceivedRequest(scope["method"], scope["path"], query, headers))
+        page = int(query.get("page[number]", "0") or 0)
+        await self._response(page)(scope, receive, send)
+
+    def _response(self, page: int) -> Response:
+        if self.attack == "drip":
+            return StreamingResponse(self._drip(), media_type=JSON_API)
+        if self.attack == "gzip_bomb":
+            return StreamingResponse(
+                self._bomb(), media_type=JSON_API, headers={"Content-Encoding": "gzip"}
+            )
+        if self.attack == "forged_detail":
+            error = {"id": "req-1" + FORGED, "status": "400", "title": "Bad" + FORGED}
+            error["detail"] = "The request is invalid." + FORGED
+            return JSONResponse({"errors": [error]}, status_code=400, media_type=JSON_API)
+        if self.attack == "not_json":
+            return Response("<html><body>Sign in to the Wi-Fi</body></html>", media_type=JSON_API)
+        if self.attack == "deep_json":
+            nested = "[" * 100_000 + "]" * 100_000
+            return Response(nested, status_code=self.status, media_type=JSON_API)
+        if self.attack == "wrong_type":
+            return Response(json.dumps(self._page(0, more=False)), media_type="text/html")
+        if self.attack == "wrong_encoding":
+            body = json.dumps(self._page(0, more=False)).encode()
+            return Response(body, media_type=JSON_API, headers={"Content-Encoding": "br"})
+        if self.attack == "compressed":
+            body = json.dumps(self._page(0, more=False)).encode()
+            compress = gzip.compress if self.content_encoding == "gzip" else zlib.compress
+            headers = {"Content-Encoding": self.content_encoding}
+            return Response(compress(body), media_type=JSON_API, headers=headers)
+        if self.attack == "pages":
+            page_data = self._page(page, more=False, total=self.announced_pages)
+            return JSONResponse(page_data, media_type=JSON_API)
+        if self.attack == "endless":
+            bare = self._page(page, more=True)
+            bare["data"] = [{"id": source["id"], "type": "sources"} for source in bare["data"]]
+            return JSONResponse(bare, media_type=JSON_API)
+        if self.attack == "repeat":
+            return JSONResponse(self._page(0, more=True), media_type=JSON_API)
+        if self.attack == "huge_total":
+            return JSONResponse(self._page(page, more=True, total=BILLION), media_type=JSON_API)
+        return JSONResponse(self._page(0, more=False), media_type=JSON_API)
+
+    def _page(self, number: int, *, more: bool, total: int | None = None) -> dict[str, Any]:
+        first = number * self.page_size
+        pagination = {
+            "currentPage": number,
+            "pageSize": self.page_size,
+            "totalPages": total if total is not None else number + (2 if more else 1),
+            "hasNextPage": more or (total is not None and number + 1 < total),
+        }
+        sources = [_source(n) for n in range(first, first + self.page_size)]
+        return {"data": sources, "meta": {"pagination": pagination}, "jsonapi": {"version": "1.0"}}
+
+    async def _drip(self) -> AsyncIterator[bytes]:
+        body = json.dumps(self._page(0, more=False)).encode()
+        for byte in body:
+            yield bytes([byte])
+            await asyncio.sleep(self.drip_interval)
+
+    async def _bomb(self) -> AsyncIterator[bytes]:
+        # Compressed as the client reads, so a client that stops early costs the server
+        # little; sent in 64 KiB pieces (about 64 MiB each once inflated), as a file would be.
+        compressor = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+        pending = compressor.compress(b'{"data": [')
+        block = b" " * (1 << 20)
+        for _ in range(self.bomb_size // len(block)):
+            pending += compressor.compress(block)
+            if len(pending) >= 1 << 16:
+                yield pending
+                pending = b""
+            await asyncio.sleep(0)
+        yield pending + compressor.compress(b"]}") + compressor.flush()
+
+
+def _source(n: int) -> dict[str, Any]:
+    return {
+        "id": f"{n:024x}",
+        "type": "sources",
+        "attributes": {
+            "name": f"Hostile {n}",
+            "enabled": True,
+            "deployment": {
+                "type": "webfolder",
+                "imgix_subdomains": [f"hostile-{n}"],
+                "webfolder_base_url": "https://origin.example/",
+            },
+        },
+    }
+
+
+@contextmanager
+def serving(api: HostileApi) -> Iterator[str]:
+    """Serve `api` with uvicorn on 127.0.0.1 (a free port) until the block ends; its URL."""
+    with running_app(api) as url:  # type: ignore[arg-type]  # any ASGI app serves
+        yield url

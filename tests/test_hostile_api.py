@@ -1,0 +1,452 @@
+"""A hostile or broken API (issue 8): every attack ends in one clear line and exit 1.
+
+The server is `tests/hostile_server.py` under uvicorn on 127.0.0.1. Each attack runs the
+CLI as a subprocess (what a CI job would see: exit code, stdout, stderr, the child's peak
+memory), and the client directly where its bounds are worth showing with small values.
+No output line may start with `::`, the start GitHub reads as a workflow command.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import tracemalloc
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import FakeClock
+from console import child_env, output_of, run_cli
+from hostile_server import FORGED, HostileApi, serving
+
+from reconciler.client import (
+    LIST_CONCURRENCY,
+    MAX_PAGES,
+    MAX_RESPONSE_BYTES,
+    MAX_SOURCES,
+    ApiError,
+    ClientError,
+    ImgixClient,
+    LimitExceeded,
+    Pacing,
+    RetryPolicy,
+    TransportError,
+)
+from reconciler.emulator import EMULATOR_API_KEY
+
+FIXTURES = Path(__file__).parent / "fixtures"
+DESIRED = FIXTURES / "valid_minimal.yaml"
+UNPACED = Pacing(per_second=None, creates_per_hour=None, updates_per_hour=None)
+# What a plan may use beyond an ordinary one. The attacks this bounds grew the client
+# to 1 GB (`totalPages: 1000000000`) and 2 GB (a gzip bomb of 1 MiB).
+MEMORY_SLACK = 64 * 1024 * 1024
+# Fail fast where a test provokes a timeout: one attempt of half a second.
+FAST_FAIL = {
+    "IMGIX_RECONCILER_REQUEST_TIMEOUT": "0.5",
+    "IMGIX_RECONCILER_RETRY_DEADLINE": "0",
+}
+
+
+@pytest.fixture(scope="module")
+def _served() -> Iterator[tuple[HostileApi, str]]:
+    # One uvicorn for the module; each test resets the app to its defaults.
+    api = HostileApi()
+    with serving(api) as url:
+        yield api, url
+
+
+@pytest.fixture
+def hostile(_served: tuple[HostileApi, str]) -> tuple[HostileApi, str]:
+    """The hostile server, reset (`attack="ok"`, nothing received), and its URL."""
+    api, url = _served
+    for spec in dataclasses.fields(HostileApi):
+        setattr(api, spec.name, getattr(HostileApi(), spec.name))
+    return api, url
+
+
+def run_measured(
+    *args: str | Path, env: dict[str, str | None] | None = None
+) -> tuple[subprocess.CompletedProcess[str], int]:
+    """`run_cli`, also returning the child's peak resident memory in bytes."""
+    command = [sys.executable, "-m", "reconciler", *map(str, args)]
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        process = subprocess.Popen(
+            command, env=child_env(env), stdin=subprocess.DEVNULL, stdout=out, stderr=err
+        )
+        # wait4 reports this child's own peak memory; a hung child is killed, not waited on.
+        killer = threading.Timer(60, process.kill)
+        killer.start()
+        try:
+            _, status, usage = os.wait4(process.pid, 0)
+        finally:
+            killer.cancel()
+        process.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        result = subprocess.CompletedProcess(
+            command, process.returncode, out.read().decode(), err.read().decode()
+        )
+    # Linux reports kilobytes, macOS bytes.
+    peak = usage.ru_maxrss if sys.platform == "darwin" else usage.ru_maxrss * 1024
+    return result, peak
+
+
+@pytest.fixture(scope="module")
+def ordinary_peak(_served: tuple[HostileApi, str]) -> int:
+    """The peak memory of an ordinary `plan` against one page of sources."""
+    api, url = _served
+    api.attack = "ok"
+    result, peak = run_measured("plan", DESIRED, "--api-url", url)
+    assert result.returncode == 0, result.stderr
+    return peak
+
+
+def assert_one_error_line(result: subprocess.CompletedProcess[str], *parts: str) -> str:
+    """Exit 1, nothing on stdout, one `error:` line on stderr holding `parts`; that line."""
+    assert result.returncode == 1, output_of(result)
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    for part in parts:
+        assert part in lines[0]
+    assert "Traceback" not in result.stderr
+    assert not any(line.lstrip().startswith("::") for line in output_of(result).splitlines())
+    return lines[0]
+
+
+def plan_against(url: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return run_cli("plan", DESIRED, "--api-url", url, env=dict(env))
+
+
+def client_for(url: str, clock: FakeClock, **options: Any) -> ImgixClient:
+    options.setdefault("pacing", UNPACED)
+    return ImgixClient(
+        api_key=EMULATOR_API_KEY, base_url=url, clock=clock, sleep=clock.sleep, **options
+    )
+
+
+def list_with(client: ImgixClient) -> Any:
+    async def listing() -> Any:
+        async with client:
+            return await client.list_sources()
+
+    return asyncio.run(listing())
+
+
+# --------------------------------------------------------------------------- server text
+
+
+def test_an_error_detail_cannot_forge_lines_or_workflow_commands(
+    hostile: tuple[HostileApi, str],
+) -> None:
+    api, url = hostile
+    api.attack = "forged_detail"
+
+    line = assert_one_error_line(plan_against(url), "error: imgix API 400 Bad\\r\\n::add-mask::")
+    # Title, detail and request id each arrive on the one line, escaped.
+    assert line.count("\\r\\n::add-mask::hunter2\\n::error file=sources.yaml,line=1::") == 3
+    assert "The request is invalid." in line
+
+
+def test_the_client_keeps_the_server_text_but_its_message_is_one_line(
+    hostile: tuple[HostileApi, str], fake_clock: FakeClock
+) -> None:
+    api, url = hostile
+    api.attack = "forged_detail"
+
+    with pytest.raises(ApiError) as caught:
+        list_with(client_for(url, fake_clock))
+
+    assert caught.value.detail == "The request is invalid." + FORGED
+    message = str(caught.value)
+    assert "\n" not in message and "\r" not in message
+
+
+# --------------------------------------------------------------------------- time
+
+
+def test_a_body_sent_a_byte_at_a_time_ends_at_the_request_deadline(
+    hostile: tuple[HostileApi, str],
+) -> None:
+    api, url = hostile
+    api.attack = "drip"  # a byte every 5 s: each httpx read would succeed
+
+    assert_one_error_line(
+        plan_against(url, **FAST_FAIL),
+        "GET /api/v1/sources",
+        "no complete response within 0.5s",
+    )
+    assert len(api.received) == 1
+
+
+def test_a_dripping_body_is_retried_like_any_timeout_then_given_up(
+    hostile: tuple[HostileApi, str], fake_clock: FakeClock
+) -> None:
+    api, url = hostile
+    api.attack = "drip"
+    api.drip_interval = 0.05
+    retry = RetryPolicy(attempts=2, base=0.0, deadline=60.0)
+
+    with pytest.raises(TransportError, match=r"no complete response within 0\.3s"):
+        list_with(client_for(url, fake_clock, timeout=0.3, retry=retry))
+
+    assert len(api.received) == 2
+
+
+# --------------------------------------------------------------------------- size
+
+
+def test_a_gzip_bomb_is_refused_past_the_size_bound_in_bounded_memory(
+    hostile: tuple[HostileApi, str], ordinary_peak: int
+) -> None:
+    api, url = hostile
+    api.attack = "gzip_bomb"  # 1 GiB once inflated
+
+    result, peak = run_measured("plan", DESIRED, "--api-url", url)
+
+    assert_one_error_line(
+        result, f"answer to GET /api/v1/sources is larger than {MAX_RESPONSE_BYTES:,} bytes"
+    )
+    assert peak < ordinary_peak + MEMORY_SLACK
+
+
+def test_the_client_inflates_no_more_than_its_bound_at_a_time(
+    hostile: tuple[HostileApi, str], fake_clock: FakeClock
+) -> None:
+    api, url = hostile
+    api.attack = "gzip_bomb"  # sent in 64 KiB pieces of about 64 MiB each
+    bound = 1024 * 1024
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(LimitExceeded, match="larger than 1,048,576 bytes once decoded"):
+            list_with(client_for(url, fake_clock, max_response_bytes=bound))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    # The bound, a copy while joining, and the server thread's own buffers: not 64 MiB.
+    assert peak < 8 * bound
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+def test_a_compressed_answer_within_the_bound_is_read(
+    hostile: tuple[HostileApi, str], fake_clock: FakeClock, encoding: Any
+) -> None:
+    api, url = hostile
+    api.attack = "compressed"
+    api.content_encoding = encoding
+
+    listed = list_with(client_for(url, fake_clock))
+
+    assert len(listed) == api.page_size
+    assert api.received[0].headers["accept-encoding"] == "gzip, deflate"
+
+
+@pytest.mark.parametrize(
+    ("attack", "reason"),
+    [
+        ("not_json", "GET: the body is not a JSON object"),
+        ("deep_json", "GET: the body is not a JSON object"),
+        ("wrong_type", "GET: the body is text/html, not JSON"),
+        ("wrong_encoding", "the body cannot be decoded (content encoding 'br' was not asked for)"),
+    ],
+)
+def test_a_body_that_is_not_a_json_document_is_one_clear_error(
+    hostile: tuple[HostileApi, str], attack: Any, reason: str
+) -> None:
+    api, url = hostile
+    api.attack = attack
+
+    assert_one_error_line(plan_against(url), "imgix API 200 Invalid Response: ", reason)
+
+
+def test_an_error_body_nested_past_the_stack_is_still_a_plain_api_error(
+    hostile: tuple[HostileApi, str], fake_clock: FakeClock
+) -> None:
+    api, url = hostile
+    api.attack = "deep_json"
+    api.status = 404
+
+    with pytest.raises(ApiError, match=r"^imgix API 404 Not Found$"):
+        list_with(client_for(url, fake_clock))
+
+
+# --------------------------------------------------------------------------- pagination
+
+
+def test_a_billion_announced_pages_are_refused_before_any_other_request(
+    hostile: tuple[HostileApi, str], ordinary_peak: int
+) -> None:
+    api, url = hostile
+    api.attack = "huge_total"
+
+    result, peak = run_measured("plan", DESIRED, "--api-url", url)
+
+    assert_one_error_line(
+        result, f"announces a list of 1000000000 pages, more than the {MAX_PAGES} this client"
+    )
+    assert len(api.received) == 1
+    assert peak < ordinary_peak + MEMORY_SLACK
+
+
+def test_a_page_repeated_forever_ends_the_listing_with_an_error(
+    hostile: tuple[HostileApi, str],
+) -> None:
+    api, url = hostile
+    api.attack = "repeat"
+
+    assert_one_error_line(
+        plan_against(url),
+        "page 1 of the list repeats only sources of earlier pages, yet the API says more",
+    )
+    assert len(api.received) == 2
+
+
+def test_endless_pages_of_new_sources_stop_at_the_page_bound(
+    hostile: tuple[HostileApi, str], fake_clock: FakeClock
+) -> None:
+    api, url = hostile
+    api.attack = "endless"
+    api.page_size = 3
+
+    with pytest.raises(LimitExceeded, match="goes on past 5 pages"):
+        list_with(client_for(url, fake_clock, max_pages=5))
+
+    assert [request.query["page[number]"] for request in api.received] == list("01234")
+
+
+def test_endless_pages_of_new_sources_stop_at_the_source_bound(
+    hostile: tuple[HostileApi, str], fake_clock: FakeClock
+) -> None:
+    api, url = hostile
+    api.attack = "endless"
+
+    with pytest.raises(LimitExceeded, match="lists more than 250 sources"):
+        list_with(client_for(url, fake_clock, max_sources=250))
+
+    assert len(api.received) == 3
+
+
+def test_announced_pages_beyond_the_source_bound_are_refused_at_once(
+    hostile: tuple[HostileApi, str], fake_clock: FakeClock
+) -> None:
+    api, url = hostile
+    api.attack = "pages"
+    api.announced_pages = 4
+
+    with pytest.raises(LimitExceeded, match="announces 4 pages of 100 sources, more than the 250"):
+        list_with(client_for(url, fake_clock, max_sources=250))
+
+    assert len(api.received) == 1
+
+
+def test_many_announced_pages_are_fetched_by_a_few_workers(
+    hostile: tuple[HostileApi, str], fake_clock: FakeClock
+) -> None:
+    api, url = hostile
+    api.attack = "pages"
+    api.page_size = 2
+    api.announced_pages = 60
+    most_tasks = 0
+
+    async def listing() -> int:
+        nonlocal most_tasks
+
+        async def watch() -> None:
+            nonlocal most_tasks
+            while True:
+                most_tasks = max(most_tasks, len(asyncio.all_tasks()))
+                await asyncio.sleep(0)
+
+        watcher = asyncio.ensure_future(watch())
+        try:
+            async with client_for(url, fake_clock) as client:
+                return len(await client.list_sources())
+        finally:
+            watcher.cancel()
+
+    assert asyncio.run(listing()) == 120
+    # The main task, the watcher, the workers and each one's connecting task (anyio's):
+    # not a task per announced page.
+    assert most_tasks <= 2 + 2 * LIST_CONCURRENCY < api.announced_pages
+
+
+# --------------------------------------------------------------------------- plain http
+
+
+def through_proxy(url: str) -> dict[str, str | None]:
+    """Child environment sending every http request to `url` as its proxy."""
+    unset = ("http_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy")
+    return {"HTTP_PROXY": url, **dict.fromkeys(unset)}
+
+
+def test_plain_http_to_another_host_is_refused_before_any_request(
+    hostile: tuple[HostileApi, str],
+) -> None:
+    # Were the key sent, it would reach the hostile server, the child's http proxy: the
+    # test never touches any address but loopback, even when the check is broken.
+    api, url = hostile
+
+    result = run_cli(
+        "plan", DESIRED, "--api-url", "http://imgix-api.example.com", env=through_proxy(url)
+    )
+
+    assert_one_error_line(
+        result,
+        "--api-url 'http://imgix-api.example.com' is plain http to imgix-api.example.com",
+        "pass --allow-insecure-http",
+    )
+    assert api.received == []
+
+
+def test_plain_http_to_another_host_is_used_with_the_opt_in(
+    hostile: tuple[HostileApi, str],
+) -> None:
+    api, url = hostile
+
+    result = run_cli(
+        "plan",
+        DESIRED,
+        "--api-url",
+        "http://imgix-api.example.com",
+        "--allow-insecure-http",
+        env=through_proxy(url),
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "Minimal" in result.stdout
+    assert [request.headers["host"] for request in api.received] == ["imgix-api.example.com"]
+
+
+def test_plain_http_from_the_environment_is_refused_too(hostile: tuple[HostileApi, str]) -> None:
+    api, url = hostile
+    env = {**through_proxy(url), "IMGIX_API_URL": "http://imgix-api.example.com"}
+
+    result = run_cli("export", env=env)
+
+    assert_one_error_line(result, "IMGIX_API_URL 'http://imgix-api.example.com' is plain http")
+    assert api.received == []
+
+
+def test_every_bound_is_a_client_error() -> None:
+    assert issubclass(LimitExceeded, ClientError)
+
+
+def test_endless_pages_end_the_command_at_the_source_bound(
+    hostile: tuple[HostileApi, str],
+) -> None:
+    # Pages of 25,000 (a server may send more than asked): the bound in a few requests.
+    api, url = hostile
+    api.attack = "endless"
+    api.page_size = 25_000
+
+    assert_one_error_line(plan_against(url), f"lists more than {MAX_SOURCES} sources")
+    assert len(api.received) == MAX_SOURCES // api.page_size + 1

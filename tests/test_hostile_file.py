@@ -1,0 +1,420 @@
+"""A hostile desired-state file (a pull request's): each attack ends in exit 1 or a masked value.
+
+The author of a pull request chooses its references, so no byte read through one may reach
+stdout, stderr, a saved plan or a rendered comment. Each case runs the command end to end
+(the CLI over real HTTP to the emulator on 127.0.0.1 where a plan is involved) and looks at
+every output stream and every file written.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import pytest
+from click.testing import Result
+from console import deployment_of, invoke, output_of, run_cli, writes_since
+
+from reconciler.emulator import SourceStore
+from reconciler.plan import HIDDEN, Plan
+from reconciler.references import MIN_LENGTH
+
+pytestmark = pytest.mark.e2e
+
+FORMATS = ("text", "markdown", "json")
+
+
+def forms(value: str) -> set[str]:
+    """The ways an output could spell `value`."""
+    return {
+        value,
+        json.dumps(value)[1:-1],
+        json.dumps(value, ensure_ascii=False)[1:-1],
+        html.escape(value),
+        html.escape(value, quote=False),
+    }
+
+
+def assert_nowhere(values: Iterable[str], *texts: str) -> None:
+    everything = "\n".join(texts)
+    leaked = [form for value in values for form in forms(value) if form in everything]
+    assert leaked == []
+
+
+def streams(result: Result) -> str:
+    return f"{result.stdout}\n{result.stderr}"
+
+
+def write(directory: Path, body: str) -> Path:
+    (directory / ".git").mkdir(exist_ok=True)  # the repository the references must stay in
+    path = directory / "sources.yaml"
+    path.write_text("version: 1\nsources:\n" + body)
+    return path
+
+
+# --------------------------------------------------------------------------- references shown
+
+REFERENCED = """\
+  - name: Referenced
+    deployment:
+      type: webfolder
+      imgix_subdomains: [hostile-referenced]
+      webfolder_base_url: {env: HOSTILE_BASE_URL}
+      annotation: {env: S3_SECRET_KEY}
+      username: {env: GITHUB_TOKEN}
+      password: {file: secrets/password.txt}
+  - name: Bucket
+    deployment:
+      type: s3
+      imgix_subdomains: [hostile-bucket]
+      s3_bucket: {file: secrets/bucket.txt}
+      s3_access_key: {env: HOSTILE_ACCESS_KEY}
+      s3_secret_key: {env: S3_SECRET_KEY}
+"""
+REFERENCED_ENV = {
+    "HOSTILE_BASE_URL": "https://canary-base-7d1.example/",
+    "S3_SECRET_KEY": 'aws "secret" \\ <key> & é-7d1',
+    "GITHUB_TOKEN": "ghp_canaryGitHubToken7d1",
+    "HOSTILE_ACCESS_KEY": "AKIACANARY7D1",
+}
+REFERENCED_FILES = {"password.txt": "pass<&>word-7d1", "bucket.txt": "canary-bucket-7d1"}
+
+
+def referenced_sources(directory: Path) -> Path:
+    (directory / "secrets").mkdir(exist_ok=True)
+    for name, value in REFERENCED_FILES.items():
+        (directory / "secrets" / name).write_text(value + "\n")
+    return write(directory, REFERENCED)
+
+
+def test_values_read_through_references_never_reach_a_plan_in_any_format(
+    emulator_store: SourceStore, emulator_url: str, tmp_path: Path
+) -> None:
+    sources = referenced_sources(tmp_path)
+    saved = tmp_path / "plan.json"
+    texts = []
+    for fmt in FORMATS:
+        result = invoke(
+            "plan",
+            sources,
+            "--format",
+            fmt,
+            "--out",
+            saved,
+            "--api-url",
+            emulator_url,
+            env=REFERENCED_ENV,
+        )
+        assert result.exit_code == 0, result.stderr
+        texts += [streams(result), saved.read_text()]
+        assert "GITHUB_TOKEN" in result.stdout and "secrets/bucket.txt" in result.stdout
+    # The pull-request comment, from a fresh process: nothing registered before it started.
+    comment = run_cli(
+        "plan", sources, "--format", "markdown", "--api-url", emulator_url, env=REFERENCED_ENV
+    )
+    assert comment.returncode == 0, comment.stderr
+    assert '| <code>deployment.username</code> |  | <code>{"env": "GITHUB_TOKEN"}</code> |' in (
+        comment.stdout
+    )
+    texts.append(output_of(comment))
+    assert_nowhere([*REFERENCED_ENV.values(), *REFERENCED_FILES.values()], *texts)
+    assert "***" not in "\n".join(texts)  # hidden by design, not by the redaction safety net
+
+    plan = Plan.model_validate_json(saved.read_text())
+    after = {c.path: c.after for a in plan.actions for c in a.changes}
+    assert after["deployment.annotation"] == {"env": "S3_SECRET_KEY"}
+    assert after["deployment.username"] == {"env": "GITHUB_TOKEN"}
+    assert after["deployment.webfolder_base_url"] == {"env": "HOSTILE_BASE_URL"}
+    assert after["deployment.s3_bucket"] == {"file": "secrets/bucket.txt"}
+
+
+def test_a_saved_plan_sends_the_referenced_values_and_prints_none(
+    emulator_store: SourceStore, emulator_url: str, tmp_path: Path
+) -> None:
+    sources = referenced_sources(tmp_path)
+    saved = tmp_path / "plan.json"
+    made = invoke("plan", sources, "--out", saved, "--api-url", emulator_url, env=REFERENCED_ENV)
+    assert made.exit_code == 0, made.stderr
+    mark = len(emulator_store.request_log)
+    applied = invoke(
+        "apply", saved, "--auto-approve", "--api-url", emulator_url, env=REFERENCED_ENV
+    )
+    assert applied.exit_code == 0, applied.stderr
+    sent = [deployment_of(entry.body) for entry in writes_since(emulator_store, mark)]
+    referenced = next(d for d in sent if d.get("type") == "webfolder")
+    assert referenced["username"] == REFERENCED_ENV["GITHUB_TOKEN"]
+    assert referenced["webfolder_base_url"] == REFERENCED_ENV["HOSTILE_BASE_URL"]
+    assert referenced["annotation"].startswith(
+        REFERENCED_ENV["S3_SECRET_KEY"] + " [imgix-reconciler"
+    )
+    bucket = next(d for d in sent if d.get("type") == "s3")
+    assert bucket["s3_bucket"] == REFERENCED_FILES["bucket.txt"]
+    values = [*REFERENCED_ENV.values(), *REFERENCED_FILES.values()]
+    assert_nowhere(values, streams(made), streams(applied), saved.read_text())
+
+    # Compared by value: in sync now; a rotated value is a patch that hides both sides.
+    again = invoke(
+        "plan", sources, "--format", "json", "--api-url", emulator_url, env=REFERENCED_ENV
+    )
+    assert again.exit_code == 0 and json.loads(again.stdout)["actions"] == [], again.stderr
+    rotated = {**REFERENCED_ENV, "GITHUB_TOKEN": "ghp_rotatedCanaryToken7d1"}
+    patch = invoke("plan", sources, "--format", "json", "--api-url", emulator_url, env=rotated)
+    (action,) = json.loads(patch.stdout)["actions"]
+    (change,) = [c for c in action["changes"] if c["path"] == "deployment.username"]
+    assert change == {
+        "path": "deployment.username",
+        "before": HIDDEN,
+        "after": {"env": "GITHUB_TOKEN"},
+    }
+    assert_nowhere([*values, rotated["GITHUB_TOKEN"]], streams(again), streams(patch))
+
+
+# --------------------------------------------------------------------------- confinement
+
+
+@pytest.mark.parametrize(
+    ("reference", "problem"),
+    [
+        ("{file: /proc/self/environ}", "the path must be relative"),
+        ("{file: ../outside/secret.txt}", "the path leads outside the repository"),
+        ("{file: ../../../../../../etc/hostname}", "the path leads outside the repository"),
+        ("{file: link-out.txt}", "the path leads outside the repository"),
+        ("{file: linked-folder/secret.txt}", "the path leads outside the repository"),
+        ("{file: /dev/zero}", "the path must be relative"),
+    ],
+)
+@pytest.mark.parametrize("attribute", ["s3_bucket", "s3_secret_key"])
+def test_file_references_stay_inside_the_repository(
+    emulator_store: SourceStore, emulator_url: str, tmp_path: Path, reference: str, problem: str,
+    attribute: str,
+) -> None:  # fmt: skip
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("outside-canary-value-5e2\n")
+    repository = tmp_path / "repository"
+    repository.mkdir()
+    os.symlink(outside / "secret.txt", repository / "link-out.txt")
+    os.symlink(outside, repository / "linked-folder")
+    body = (
+        "  - name: Escape\n    deployment:\n      type: s3\n"
+        "      imgix_subdomains: [hostile-escape]\n      s3_access_key: AKIAEXAMPLE1\n"
+        "      s3_bucket: a-plain-bucket\n      s3_secret_key: {env: HOSTILE_SECRET}\n"
+    ).replace(f"{attribute}: a-plain-bucket", f"{attribute}: {reference}")
+    body = body.replace(f"{attribute}: {{env: HOSTILE_SECRET}}", f"{attribute}: {reference}")
+    sources = write(repository, body)
+    saved = repository / "plan.json"
+    env = {"HOSTILE_SECRET": "hostile-secret-5e2"}
+    for result in (
+        invoke("validate", sources, env=env),
+        invoke(
+            "plan",
+            sources,
+            "--format",
+            "markdown",
+            "--out",
+            saved,
+            "--api-url",
+            emulator_url,
+            env=env,
+        ),
+    ):
+        assert result.exit_code == 1
+        line = result.stderr.splitlines()[0]
+        assert line.startswith(f"{sources}:") and f"deployment.{attribute}: " in line
+        assert problem in line
+        assert result.stdout == ""
+        assert_nowhere(["outside-canary-value-5e2"], streams(result))
+        assert "Traceback" not in result.stderr
+    assert not saved.exists()
+    host_environ = Path("/proc/self/environ").read_bytes().decode(errors="replace")
+    assert_nowhere([v for v in host_environ.split("\0") if len(v) >= MIN_LENGTH], streams(result))
+
+
+# --------------------------------------------------------------------------- failed checks
+
+
+@pytest.mark.parametrize(
+    ("lines", "expected"),
+    [
+        (
+            "      type: webfolder\n      webfolder_base_url: {env: IMGIX_API_KEY}\n",
+            "deployment.webfolder_base_url: must be an absolute http(s) URL (the value of "
+            "{env: IMGIX_API_KEY})",
+        ),
+        (
+            "      type: azure\n      azure_account: acct-name\n      azure_bucket: bucket-name\n"
+            "      azure_sas_string: {env: HOSTILE_SECRET}\n"
+            "      azure_service_type: {env: IMGIX_API_KEY}\n",
+            "deployment.azure_service_type: must be 'blob' or 'file' (the value of "
+            "{env: IMGIX_API_KEY})",
+        ),
+        (
+            "      type: s3\n      s3_access_key: AKIAEXAMPLE1\n      s3_bucket: a-bucket\n"
+            "      s3_secret_key: {env: HOSTILE_SECRET}\n"
+            "      cache_ttl_value: {env: IMGIX_API_KEY}\n",
+            "deployment.cache_ttl_value: cache_ttl_value cannot take a reference",
+        ),
+        (
+            "      type: webproxy\n      request_handshake: {env: IMGIX_API_KEY}\n",
+            "deployment.request_handshake: must be exactly 32 latin-1 characters",
+        ),
+    ],
+)
+def test_a_referenced_value_failing_a_check_is_never_echoed(
+    emulator_url: str, tmp_path: Path, lines: str, expected: str
+) -> None:
+    api_key = "ak_live_canary_api_key_0123456789abcdef"
+    sources = write(
+        tmp_path,
+        "  - name: Checked\n    deployment:\n      imgix_subdomains: [hostile-checked]\n" + lines,
+    )
+    env = {"IMGIX_API_KEY": api_key, "HOSTILE_SECRET": "hostile-secret-5e2"}
+    validated = invoke("validate", sources, env=env)
+    planned = invoke("plan", sources, "--format", "markdown", "--api-url", emulator_url, env=env)
+    for result in (validated, planned):
+        assert result.exit_code == 1
+        assert expected in result.stderr
+        assert result.stdout == ""
+        assert_nowhere([api_key, api_key[:20], api_key[-20:]], streams(result))
+
+
+# --------------------------------------------------------------------------- hard secrets
+
+
+HARD_SECRETS = {
+    "HARD_S3": 'q"\\<&>é1',  # the shortest allowed, every character outputs escape
+    "HARD_PASSWORD": 'pa"ss\\wörd<&>',  # basic-auth passwords may hold all but ':'
+}
+HARD = """\
+  - name: Hard
+    deployment:
+      type: s3
+      imgix_subdomains: [hostile-hard]
+      s3_access_key: AKIAEXAMPLE1
+      s3_bucket: hard-bucket
+      s3_secret_key: {env: HARD_S3}
+  - name: Hard web
+    deployment:
+      type: webfolder
+      imgix_subdomains: [hostile-hard-web]
+      webfolder_base_url: https://hard.example/
+      username: {env: HARD_PASSWORD}
+      password: {env: HARD_PASSWORD}
+"""
+
+
+def test_secrets_with_quotes_backslashes_and_markup_are_masked_everywhere(
+    emulator_store: SourceStore, emulator_url: str, tmp_path: Path
+) -> None:
+    assert len(HARD_SECRETS["HARD_S3"]) == MIN_LENGTH
+    sources = write(tmp_path, HARD)
+    saved = tmp_path / "plan.json"
+    texts = []
+    for fmt in FORMATS:
+        result = invoke(
+            "plan",
+            sources,
+            "--format",
+            fmt,
+            "--out",
+            saved,
+            "--api-url",
+            emulator_url,
+            env=HARD_SECRETS,
+        )
+        assert result.exit_code == 0, result.stderr
+        texts += [streams(result), saved.read_text()]
+    applied = invoke("apply", saved, "--auto-approve", "--api-url", emulator_url, env=HARD_SECRETS)
+    assert applied.exit_code == 0, applied.stderr
+    stored = {
+        v
+        for s in emulator_store.sources.values()
+        for v in s.deployment.values()
+        if isinstance(v, str)
+    }
+    assert set(HARD_SECRETS.values()) <= stored
+    assert_nowhere(HARD_SECRETS.values(), *texts, streams(applied))
+
+
+# --------------------------------------------------------------------------- short secrets
+
+
+def test_a_secret_too_short_to_mask_is_a_located_error(emulator_url: str, tmp_path: Path) -> None:
+    sources = write(tmp_path, HARD)
+    env = {**HARD_SECRETS, "HARD_S3": "images"}
+    for result in (
+        invoke("validate", sources, env=env),
+        invoke("plan", sources, "--api-url", emulator_url, env=env),
+    ):
+        assert result.exit_code == 1
+        assert result.stderr.splitlines()[0] == (
+            f"{sources}:9:22: deployment.s3_secret_key: {{env: HARD_S3}} holds fewer than "
+            f"{MIN_LENGTH} characters: a value that short cannot be masked in outputs"
+        )
+        assert "images" not in streams(result)
+
+
+def test_a_secret_that_is_an_ordinary_word_leaves_the_saved_plan_valid(
+    emulator_store: SourceStore, emulator_url: str, tmp_path: Path
+) -> None:
+    # Once masked inside `plan --out`, the plan failed its digest: now nothing is masked there.
+    sources = write(tmp_path, HARD)
+    env = {**HARD_SECRETS, "HARD_S3": "respect_origin"}
+    saved = tmp_path / "plan.json"
+    made = invoke("plan", sources, "--out", saved, "--api-url", emulator_url, env=env)
+    assert made.exit_code == 0, made.stderr
+    assert '"respect_origin"' in saved.read_text()  # a default, left as it is
+    applied = invoke("apply", saved, "--auto-approve", "--api-url", emulator_url, env=env)
+    assert applied.exit_code == 0, applied.stderr
+
+
+# --------------------------------------------------------------------------- absurd numbers
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("0x" + "f" * 5000, "must be between -9007199254740991 and 9007199254740991"),
+        ("1" * 5000, "must be between -9007199254740991 and 9007199254740991"),
+        ("9007199254740992", "must be between -9007199254740991 and 9007199254740991"),
+        ("-9007199254740992", "must be between -9007199254740991 and 9007199254740991"),
+        ("1.0e+300", "must be between -9007199254740991 and 9007199254740991"),
+        (".inf", "must be a finite number"),
+        ("-.inf", "must be a finite number"),
+        (".nan", "must be a finite number"),
+    ],
+)
+@pytest.mark.parametrize("where", ["cache_ttl_value", "default_params"])
+def test_numbers_outside_jsons_safe_range_are_located_errors(
+    emulator_url: str, tmp_path: Path, value: str, problem: str, where: str
+) -> None:
+    line = (
+        f"      cache_ttl_value: {value}\n"
+        if where == "cache_ttl_value"
+        else f"      default_params: {{q: {value}}}\n"
+    )
+    sources = write(
+        tmp_path,
+        "  - name: Numbers\n    deployment:\n      type: webfolder\n"
+        "      imgix_subdomains: [hostile-numbers]\n"
+        "      webfolder_base_url: https://numbers.example/\n" + line,
+    )
+    path = (
+        "deployment.cache_ttl_value"
+        if where == "cache_ttl_value"
+        else "deployment.default_params.q"
+    )
+    for result in (
+        invoke("validate", sources),
+        invoke("plan", sources, "--format", "json", "--api-url", emulator_url),
+    ):
+        assert result.exit_code == 1
+        assert "Traceback" not in result.stderr
+        assert result.stdout == ""
+        (first, *_) = result.stderr.splitlines()
+        assert first.startswith(f"{sources}:8:")
+        assert f"{path}: {problem}" in first
+        assert len(result.stderr) < 1000  # the number itself is never printed

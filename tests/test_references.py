@@ -1,0 +1,172 @@
+"""References (reconciler/references.py): parsing, confinement, reading limits, redaction."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from reconciler import redact, references
+from reconciler.references import (
+    MAX_REFERENCED_BYTES,
+    MIN_LENGTH,
+    MissingReference,
+    Reference,
+    UnreadableReference,
+)
+
+
+def read(tmp_path: Path, name: str, environ: dict[str, str] | None = None) -> str:
+    value, _ = references.read(
+        Reference("file", name), environ=environ or {}, base=tmp_path, root=tmp_path
+    )
+    return value
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ({"env": "NAME"}, Reference("env", "NAME")),
+        ({"file": "a/b.txt"}, Reference("file", "a/b.txt")),
+        ({"env": ""}, None),
+        ({"env": 1}, None),
+        ({"environment": "X"}, None),
+        ({"env": "A", "file": "b"}, None),
+        ("text", None),
+    ],
+)
+def test_parse_knows_exactly_the_two_forms(value: object, expected: Reference | None) -> None:
+    assert references.parse(value) == expected
+
+
+def test_a_reference_shows_as_written() -> None:
+    assert str(Reference("env", "S3_KEY")) == "{env: S3_KEY}"
+    assert Reference("file", "k.txt").as_written() == {"file": "k.txt"}
+
+
+def test_repository_root_is_the_nearest_folder_with_git(tmp_path: Path) -> None:
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "config" / "imgix").mkdir(parents=True)
+    desired = tmp_path / "config" / "imgix" / "sources.yaml"
+    assert references.repository_root(desired) == tmp_path.resolve()
+
+
+def test_without_a_repository_the_root_is_the_files_folder(tmp_path: Path) -> None:
+    (tmp_path / "alone").mkdir()
+    root = references.repository_root(tmp_path / "alone" / "sources.yaml")
+    # tmp_path itself may sit in a repository; the folder is the root only when none does.
+    assert root == (tmp_path / "alone").resolve() or (root / ".git").exists()
+
+
+def test_a_file_in_a_sibling_folder_of_the_repository_is_readable(tmp_path: Path) -> None:
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "config").mkdir()
+    (tmp_path / "secrets" / "key.txt").write_text("key-in-the-repository\n")
+    value, locator = references.read(
+        Reference("file", "../secrets/key.txt"),
+        environ={},
+        base=tmp_path / "config",
+        root=tmp_path,
+    )
+    assert value == "key-in-the-repository"
+    assert locator == {"file": str((tmp_path / "secrets" / "key.txt").resolve())}
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("/proc/self/environ", "the path must be relative"),
+        ("/etc/passwd", "the path must be relative"),
+        ("../outside.txt", "the path leads outside the repository"),
+        ("inside/../../outside.txt", "the path leads outside the repository"),
+        ("link-out.txt", "the path leads outside the repository"),
+        ("dir-link/outside.txt", "the path leads outside the repository"),
+    ],
+)
+def test_paths_leaving_the_repository_are_refused(tmp_path: Path, name: str, problem: str) -> None:
+    repository = tmp_path / "repository"
+    (repository / "inside").mkdir(parents=True)
+    (tmp_path / "outside.txt").write_text("outside-canary-value\n")
+    os.symlink(tmp_path / "outside.txt", repository / "link-out.txt")
+    os.symlink(tmp_path, repository / "dir-link")
+    with pytest.raises(UnreadableReference) as caught:
+        read(repository, name)
+    assert problem in str(caught.value)
+    assert not isinstance(caught.value, MissingReference)
+    assert "outside-canary-value" not in str(caught.value)
+
+
+def test_a_symlink_inside_the_repository_is_followed(tmp_path: Path) -> None:
+    (tmp_path / "real.txt").write_text("value-behind-a-link\n")
+    os.symlink("real.txt", tmp_path / "alias.txt")
+    assert read(tmp_path, "alias.txt") == "value-behind-a-link"
+
+
+def test_a_locator_reached_through_a_symlink_is_refused(tmp_path: Path) -> None:
+    # A saved plan's locator is a checked real path: a link put there since is refused.
+    (tmp_path / "real.txt").write_text("value-behind-a-link\n")
+    os.symlink(tmp_path / "real.txt", tmp_path / "swapped.txt")
+    with pytest.raises(UnreadableReference, match="not the one checked"):
+        references.read_located({"file": str(tmp_path / "swapped.txt")}, environ={})
+    with pytest.raises(UnreadableReference, match="not the one checked"):
+        references.read_located({"file": "relative.txt"}, environ={})
+
+
+def test_special_and_oversized_files_are_refused(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "fifo")
+    with pytest.raises(UnreadableReference, match="not a regular file"):
+        read(tmp_path, "fifo")
+    (tmp_path / "huge.txt").write_text("x" * (MAX_REFERENCED_BYTES + 1))
+    with pytest.raises(UnreadableReference, match="larger than 64 KiB"):
+        read(tmp_path, "huge.txt")
+    (tmp_path / "binary.txt").write_bytes(b"\xff\xfe-not-utf-8-text")
+    with pytest.raises(UnreadableReference, match="not readable as UTF-8"):
+        read(tmp_path, "binary.txt")
+
+
+def test_missing_values_are_told_apart_from_refused_ones(tmp_path: Path) -> None:
+    # Only a missing value may be skipped by a plan made without the secrets.
+    (tmp_path / "empty.txt").write_text("\n")
+    for name in ("absent.txt", "empty.txt"):
+        with pytest.raises(MissingReference):
+            read(tmp_path, name)
+    for environ in ({}, {"X": ""}):
+        with pytest.raises(MissingReference):
+            references.read(Reference("env", "X"), environ=environ, base=tmp_path, root=tmp_path)
+
+
+def test_a_value_too_short_to_mask_is_refused_without_being_shown(tmp_path: Path) -> None:
+    short = "k" * (MIN_LENGTH - 1)
+    with pytest.raises(UnreadableReference) as caught:
+        references.read_located({"env": "SHORT"}, environ={"SHORT": short})
+    assert str(caught.value) == (
+        f"{{env: SHORT}} holds fewer than {MIN_LENGTH} characters: a value that short cannot "
+        "be masked in outputs"
+    )
+    assert not isinstance(caught.value, MissingReference)
+    assert redact.scrub(f"a {short} b") == f"a {short} b"  # not registered either
+
+
+def test_a_value_read_is_registered_for_redaction_before_it_is_returned() -> None:
+    value = references.read_located({"env": "V"}, environ={"V": "registered-canary-8c1"})
+    assert redact.scrub(f"echo {value}") == f"echo {redact.MASK}"
+
+
+def test_a_trailing_newline_is_not_part_of_a_file_value(tmp_path: Path) -> None:
+    (tmp_path / "v.txt").write_text("value-with-newline\r\n")
+    assert read(tmp_path, "v.txt") == "value-with-newline"
+
+
+def test_schema_fragment_accepts_exactly_one_kind() -> None:
+    fragment = references.schema("Reference", "A reference.")
+    assert [list(choice["properties"]) for choice in fragment["oneOf"]] == [["env"], ["file"]]
+    assert all(choice["additionalProperties"] is False for choice in fragment["oneOf"])
+
+
+def test_a_nul_character_in_a_path_is_an_error_not_a_crash(tmp_path: Path) -> None:
+    with pytest.raises(UnreadableReference, match="NUL"):
+        read(tmp_path, "a\0b.txt")
+    with pytest.raises(UnreadableReference, match="malformed"):
+        references.read_located({"file": "/tmp/a\0b"}, environ={})
