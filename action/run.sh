@@ -100,7 +100,7 @@ case "$command" in
     code=$?
     ;;
   *)
-    fail "command must be plan, apply, drift or validate, not '$command'"
+    fail "command must be plan, apply, drift or validate"
     ;;
 esac
 
