@@ -43,6 +43,7 @@ from reconciler.specs import (
     ignore_changes_error,
     reference_fields,
     secret_fields,
+    validation_context,
 )
 
 Loc = tuple[str | int, ...]
@@ -570,7 +571,7 @@ class _DesiredFile:
         """Every error was about an unread reference: keep the sources that need none."""
         for index, source in enumerate(data["sources"]):
             try:
-                spec = SourceSpec.model_validate(source)
+                spec = SourceSpec.model_validate(source, context=validation_context(data))
             except ValidationError:
                 self.unresolved.append(self._source_location(index))
                 continue
@@ -602,7 +603,7 @@ class _DesiredFile:
             # The projects' own messages quote the value: keep the rule, name the reference.
             message = f"{message.split(' (got ')[0]} (the value of {reference})"
         # A key that should not be there, or a mapping that lacks one: point at the key.
-        at_key = kind == "extra_forbidden" or bool(rest)
+        at_key = kind in ("extra_forbidden", "unknown_param") or bool(rest)
         line, column = (spot.key_line, spot.key_column) if at_key else (spot.line, spot.column)
         return LocatedError(self.file, line + 1, column + 1, _display_path(parts), message)
 

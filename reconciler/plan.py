@@ -29,6 +29,9 @@ NOT_RETURNED = "(not returned by the API)"
 # `before` of an attribute the file reads through a reference: the live value is most
 # likely an earlier value of that reference, so it is not shown either.
 HIDDEN = "(hidden: a referenced attribute)"
+# A key of a map attribute (`deployment.default_params.<param>`) absent on one side.
+NOT_SET = "(not set)"
+REMOVED = "(removed)"
 
 
 class _Frozen(BaseModel):
@@ -36,7 +39,8 @@ class _Frozen(BaseModel):
 
 
 class Change(_Frozen):
-    """One attribute that differs: `path` is `name`, `enabled` or `deployment.<attr>`."""
+    """One attribute that differs: `path` is `name`, `enabled` or `deployment.<attr>`
+    (`deployment.default_params.<param>` for one parameter of `default_params`)."""
 
     path: str
     before: JsonValue = None

@@ -15,12 +15,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from deepdiff import DeepDiff
 from pydantic import JsonValue
 
 from reconciler.live import LiveSource
 from reconciler.plan import (
     HIDDEN,
     NOT_RETURNED,
+    NOT_SET,
+    REMOVED,
     WILL_BE_SENT,
     WRITE_ONLY,
     Action,
@@ -342,7 +345,7 @@ def _compare(
         changes.append(Change(path="name", before=live.name, after=spec.name))
     attribute_changes = _attribute_changes(attributes, stated_fields(deployment), live, ignored)
     changes += attribute_changes
-    changed = [c.path.removeprefix("deployment.") for c in attribute_changes]
+    changed = _changed_attributes(attributes, attribute_changes)
 
     annotation = parse_annotation(_text_or_none(live.deployment.get("annotation")))
     text, annotation_change = _annotation_text(deployment, annotation.text, ignored)
@@ -426,8 +429,46 @@ def _attribute_changes(
             continue
         have = _normalized(name, live.deployment[name])
         if not same_json(have, want):
-            changes.append(Change(path=f"deployment.{name}", before=have, after=want))
+            changes += _value_changes(name, have, want)
     return changes
+
+
+# Map attributes shown key by key: the API replaces them whole, so writes still send all.
+_KEYED_ATTRIBUTES = frozenset({"default_params"})
+
+
+def _value_changes(name: str, have: Any, want: Any) -> list[Change]:
+    """The change of one differing attribute; a map attribute's, one per differing key."""
+    path = f"deployment.{name}"
+    if name not in _KEYED_ATTRIBUTES or not isinstance(have, dict) or not isinstance(want, dict):
+        return [Change(path=path, before=have, after=want)]
+    keys: set[str] = set()
+    for items in DeepDiff(have, want, view="tree").values():
+        for item in items:
+            steps = item.path(output_format="list")
+            # DeepDiff reports a map compared with an empty one as one change of the root.
+            keys.update([str(steps[0])] if steps else {*have, *want})
+    if not keys:  # differing by something DeepDiff does not report: show the whole map
+        return [Change(path=path, before=have, after=want)]
+    return [
+        Change(
+            path=f"{path}.{key}",
+            before=have.get(key, NOT_SET),
+            after=want.get(key, REMOVED),
+        )
+        for key in sorted(keys)
+    ]
+
+
+def _changed_attributes(attributes: dict[str, Any], changes: list[Change]) -> list[str]:
+    """The attributes `changes` are about (`deployment.default_params.q` is `default_params`)."""
+    paths = {c.path for c in changes}
+    return [
+        name
+        for name in attributes
+        if f"deployment.{name}" in paths
+        or (name in _KEYED_ATTRIBUTES and any(p.startswith(f"deployment.{name}.") for p in paths))
+    ]
 
 
 def _annotation_text(

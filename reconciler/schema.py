@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from reconciler import references
+from reconciler.rendering_params import default_params_schema
 from reconciler.specs import (
     DEPLOYMENT_MODELS,
     SUBDOMAIN_PATTERN,
@@ -33,13 +34,18 @@ def sources_schema() -> dict[str, Any]:
     schema = DesiredState.model_json_schema(by_alias=True)
     definitions = schema["$defs"]
     definitions["Reference"] = REFERENCE_SCHEMA
+    params, params_definitions = default_params_schema()
+    definitions["DefaultParams"] = params
+    definitions.update(params_definitions)
     for model in DEPLOYMENT_MODELS.values():
         properties = definitions[model.__name__]["properties"]
+        properties["default_params"] = {"$ref": "#/$defs/DefaultParams", "default": {}}
         for name in reference_fields(model):
             properties[name] = _or_reference(properties[name])
         # Pydantic does not see the after-validator's pattern; editors should.
         properties["imgix_subdomains"]["items"]["pattern"] = SUBDOMAIN_PATTERN
     schema["$defs"] = definitions
+    schema.update(_known_params_only())
     return {
         "$schema": SCHEMA_DIALECT,
         "$id": SCHEMA_ID,
@@ -65,3 +71,14 @@ def _or_reference(property_schema: dict[str, Any]) -> dict[str, Any]:
     }
     choices = property_schema["anyOf"] if set(property_schema) == {"anyOf"} else [property_schema]
     return {**outer, "anyOf": [*choices, {"$ref": "#/$defs/Reference"}]}
+
+
+def _known_params_only() -> dict[str, Any]:
+    """Unless the file says `allow_unknown_params: true`, only the catalogue's names."""
+    allowed = {"properties": {"allow_unknown_params": {"const": True}}}
+    known = {"propertyNames": {"$ref": "#/$defs/ImgixParamName"}}
+    deployment = {"properties": {"deployment": {"properties": {"default_params": known}}}}
+    return {
+        "if": {**allowed, "required": ["allow_unknown_params"]},
+        "else": {"properties": {"sources": {"items": deployment}}},
+    }

@@ -42,6 +42,7 @@ from pydantic.fields import FieldInfo
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import InitErrorDetails, PydanticCustomError, PydanticKnownError, core_schema
 
+from reconciler import rendering_params
 from reconciler.references import parse as parse_reference
 from reconciler.references import schema as reference_schema
 
@@ -297,6 +298,11 @@ def _repeated(items: list[Any]) -> list[str]:
 
 def _with_error(exc: ValidationError, problem: PydanticCustomError, value: Any) -> ValidationError:
     """`exc` plus one error about the value itself: pydantic merges them like its own."""
+    return _with_errors(exc, [InitErrorDetails(type=problem, loc=(), input=value)])
+
+
+def _with_errors(exc: ValidationError, extra: list[InitErrorDetails]) -> ValidationError:
+    """`exc` plus more errors (located relative to the same value)."""
     details: list[InitErrorDetails] = []
     for error in exc.errors():
         kind: str | PydanticCustomError = error["type"]
@@ -308,8 +314,41 @@ def _with_error(exc: ValidationError, problem: PydanticCustomError, value: Any) 
         if isinstance(kind, str) and "ctx" in error:
             detail["ctx"] = error["ctx"]
         details.append(detail)
-    details.append(InitErrorDetails(type=problem, loc=(), input=value))
-    return ValidationError.from_exception_data(exc.title, details)
+    return ValidationError.from_exception_data(exc.title, [*details, *extra])
+
+
+# Validation context key: the file says `allow_unknown_params: true`.
+ALLOW_UNKNOWN_PARAMS = "allow_unknown_params"
+
+
+def _check_default_params(
+    value: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo
+) -> Any:
+    """Every name and value checked against imgix's catalogue, each error at its key."""
+    allow_unknown = bool(info.context and info.context.get(ALLOW_UNKNOWN_PARAMS))
+    found = (
+        rendering_params.problems(value, allow_unknown=allow_unknown)
+        if isinstance(value, dict)
+        else []
+    )
+    # The message goes in as a variable: a key or value may hold `{`.
+    extra = [
+        InitErrorDetails(
+            type=PydanticCustomError(p.kind, "{message}", {"message": p.message}),
+            loc=(p.key,),
+            input=value[p.key],
+        )
+        for p in found
+    ]
+    try:
+        result = handler(value)
+    except ValidationError as exc:
+        if not extra:
+            raise
+        raise _with_errors(exc, extra) from None
+    if extra:
+        raise ValidationError.from_exception_data("default_params", extra)
+    return result
 
 
 def _must_be_true(value: bool) -> bool:
@@ -337,6 +376,8 @@ AbsoluteUrl = Annotated[str, AfterValidator(_check_absolute_url)]
 NonEmpty = Annotated[str, Field(min_length=1)]
 BasicAuthPart = Annotated[str, AfterValidator(_check_basic_auth_part)]
 ParamValue = Union[str, int, float, bool]  # noqa: UP007 (pydantic reads this at runtime)
+# Names and values checked against `reconciler.rendering_params`; the schema embeds it.
+DefaultParams = Annotated[dict[str, ParamValue], WrapValidator(_check_default_params)]
 
 RequiredSecret = Annotated[SecretRef, Secret()]
 BasicAuthPassword = Annotated[
@@ -385,7 +426,7 @@ class DeploymentBase(BaseModel):
     custom_domains: Annotated[list[Domain], _no_repeats("custom_domains")] = Field(
         default_factory=list
     )
-    default_params: dict[str, ParamValue] = Field(default_factory=dict)
+    default_params: DefaultParams = Field(default_factory=dict)
     image_error: AbsoluteUrl | None = None
     image_error_append_qs: StrictBool = False
     image_missing: AbsoluteUrl | None = None
@@ -550,8 +591,28 @@ class DesiredState(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     version: Annotated[Literal[1], BeforeValidator(_exactly_one)]
+    allow_unknown_params: Annotated[
+        bool,
+        Strict(),
+        Field(
+            description="Accept default_params names that imgix-reconciler's catalogue of "
+            "imgix rendering parameters does not know (parameters newer than it)."
+        ),
+    ] = False
     # Required: a file without `sources:` is more likely a mistake than an empty account.
     sources: list[SourceSpec]
+
+    @classmethod
+    def model_validate(cls, obj: Any, *, context: Any = None, **options: Any) -> DesiredState:
+        """Validate a file; its `allow_unknown_params` reaches every `default_params`."""
+        return super().model_validate(obj, context=validation_context(obj, context), **options)
+
+
+def validation_context(data: Any, context: Any = None) -> Any:
+    """The validation context for a file's data: says when unknown parameters are allowed."""
+    if isinstance(data, dict) and data.get(ALLOW_UNKNOWN_PARAMS) is True:
+        return {**(context or {}), ALLOW_UNKNOWN_PARAMS: True}
+    return context
 
 
 # --------------------------------------------------------------------------- cross-field rules

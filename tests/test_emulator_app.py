@@ -372,6 +372,8 @@ CONSTRAINTS = [
     ("s3", "crossdomain_xml_enabled", "yes", "valid boolean"),
     ("s3", "custom_domains", ["Not A Domain"], "lowercase domain name"),
     ("s3", "default_params", ["auto"], "valid dictionary"),
+    ("s3", "default_params", {"fm": "wepb"}, "fm must be one of gif, jpg"),
+    ("s3", "default_params", {"atuo": "format"}, "unknown imgix rendering parameter 'atuo'"),
     ("s3", "image_error", "/relative.png", "absolute http(s) URL"),
     ("s3", "image_error_append_qs", 1, "valid boolean"),
     ("s3", "image_missing", "ftp://x.example/a.png", "absolute http(s) URL"),
@@ -508,3 +510,13 @@ def test_dashboard_redeploy_is_visible_over_http(
     shown = api.get(f"{SOURCES}/{source_id}").json()["data"]["attributes"]["deployment"]
     assert shown["cache_ttl_value"] == 7200
     assert shown["annotation"] == "New deployment created for source by dashboard"
+
+
+def test_a_patch_with_an_invalid_parameter_changes_nothing(api: httpx.Client) -> None:
+    source_id = create(api, default_params={"auto": "format"})
+    response = patch(api, source_id, {"deployment": {"default_params": {"fm": "wepb"}}})
+    detail = error_of(response, 400)["detail"]
+    assert "deployment.default_params.fm must be one of" in detail
+    assert "did you mean 'webp'?" in detail
+    shown = api.get(f"{SOURCES}/{source_id}").json()["data"]["attributes"]["deployment"]
+    assert shown["default_params"] == {"auto": "format"}

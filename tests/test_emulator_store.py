@@ -155,6 +155,8 @@ CONSTRAINTS = [
     ("s3", "image_error", "/relative.png", "absolute http(s) URL"),
     ("s3", "image_missing", "ftp://x.example/a.png", "absolute http(s) URL"),
     ("s3", "default_params", ["auto"], "valid dictionary"),
+    ("s3", "default_params", {"fm": "wepb"}, "fm must be one of gif, jpg"),
+    ("s3", "default_params", {"atuo": "format"}, "unknown imgix rendering parameter 'atuo'"),
     ("s3", "secure_url_enabled", "yes", "valid boolean"),
     ("s3", "robots.txt", "sometimes", "origin"),
     ("s3", "s3_bucket", "", "at least 1 character"),

@@ -696,3 +696,101 @@ def test_a_file_given_twice_is_loaded_once(tmp_path: Path) -> None:
     assert errors_of(bad, bad) == [
         f"{bad}:10:24: deployment.cache_ttl_value: must be >= 1800 (got 60)"
     ]
+
+
+# --------------------------------------------------------------------------- default_params
+
+
+def test_default_params_of_the_example_validate() -> None:
+    loaded = load([EXAMPLE], resolve=False)
+    params = [source.deployment.default_params for source in loaded.state.sources]
+    assert {"auto": "format,compress", "q": 75} in params
+
+
+def test_default_params_errors_are_located_and_suggest_a_fix(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        S3_SOURCE
+        + """\
+      default_params:
+        fm: wepb
+        atuo: format
+      cache_ttl_value: 60
+""",
+    )
+    assert errors_of(path) == [
+        f"{path}:11:13: deployment.default_params.fm: must be one of gif, jpg, jp2, json, jxr, "
+        "pjpg, mp4, png, png8, png32, webp, webm, blurhash, avif, spritesheet "
+        "(got 'wepb'; did you mean 'webp'?)",
+        f"{path}:12:9: deployment.default_params.atuo: unknown imgix rendering parameter "
+        "'atuo' (did you mean 'auto'?)",
+        f"{path}:13:24: deployment.cache_ttl_value: must be >= 1800 (got 60)",
+    ]
+
+
+def test_default_params_in_a_flow_mapping_are_located(tmp_path: Path) -> None:
+    path = write(tmp_path, S3_SOURCE + "      default_params: {w: 9000, q: 75}\n")
+    assert errors_of(path) == [
+        f"{path}:10:27: deployment.default_params.w: must be an integer from 2 to 8192; "
+        "or a fraction from 0 to 1 (got 9000)"
+    ]
+
+
+def test_unknown_params_are_allowed_per_file(tmp_path: Path) -> None:
+    text = S3_SOURCE.replace("version: 1\n", "version: 1\nallow_unknown_params: true\n")
+    path = write(tmp_path, text + "      default_params: {newer-param: 3, fm: webp}\n")
+    (source,) = load([path], resolve=False).state.sources
+    assert source.deployment.default_params == {"newer-param": 3, "fm": "webp"}
+    # Only in that file: another file given with it still refuses unknown names.
+    other = write(
+        tmp_path,
+        S3_SOURCE.replace("acme-products", "acme-other").replace("Product", "Other")
+        + "      default_params: {newer-param: 3}\n",
+        "other.yaml",
+    )
+    (error,) = errors_of(path, other)
+    assert error.startswith(f"{other}:10:24: deployment.default_params.newer-param: unknown")
+
+
+def test_allowing_unknown_params_still_checks_known_values(tmp_path: Path) -> None:
+    text = S3_SOURCE.replace("version: 1\n", "version: 1\nallow_unknown_params: true\n")
+    path = write(tmp_path, text + "      default_params: {newer-param: 3, fm: wepb}\n")
+    (error,) = errors_of(path)
+    assert "deployment.default_params.fm: must be one of" in error
+
+
+def test_allow_unknown_params_must_be_a_boolean(tmp_path: Path) -> None:
+    text = S3_SOURCE.replace("version: 1\n", 'version: 1\nallow_unknown_params: "yes"\n')
+    path = write(tmp_path, text + "      default_params: {newer-param: 3}\n")
+    errors = errors_of(path)
+    assert errors[0] == f"{path}:2:23: allow_unknown_params: must be a boolean (got 'yes')"
+    assert len(errors) == 2  # and the unknown name, since nothing allowed it
+
+
+def test_sources_kept_beside_unread_references_honour_allow_unknown_params(
+    tmp_path: Path,
+) -> None:
+    path = write(
+        tmp_path,
+        """\
+        version: 1
+        allow_unknown_params: true
+        sources:
+          - name: Unread
+            deployment:
+              type: s3
+              imgix_subdomains: [acme-unread]
+              s3_bucket: {env: BUCKET}
+              s3_access_key: AKIAIOSFODNN7EXAMPLE
+              s3_secret_key: {env: S3_SECRET_KEY}
+          - name: Newer
+            deployment:
+              type: webfolder
+              imgix_subdomains: [acme-newer]
+              webfolder_base_url: https://origin.example/
+              default_params: {newer-param: 1}
+        """,
+    )
+    loaded = load([path], resolve=False)
+    assert [s.name for s in loaded.state.sources] == ["Newer"]
+    assert [location.line for location in loaded.unresolved] == [4]

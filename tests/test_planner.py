@@ -20,12 +20,15 @@ from reconciler.pacing import Pacing
 from reconciler.plan import (
     HIDDEN,
     NOT_RETURNED,
+    NOT_SET,
+    REMOVED,
     WILL_BE_SENT,
     WRITE_ONLY,
     Action,
     Change,
     Plan,
     compute_digest,
+    same_json,
 )
 from reconciler.planner import PlanError, PlanOptions, plan
 from reconciler.secrets import Marker, compose_annotation, fingerprint, parse_annotation
@@ -279,7 +282,60 @@ def test_robots_txt_has_no_default_and_is_managed_only_when_stated() -> None:
 def test_json_types_are_compared_strictly() -> None:
     spec = s3_spec(default_params={"q": 1})
     live = live_of(spec, deployment={"default_params": {"q": True}})
-    assert paths(only(plan(desired(spec), [live], OPTIONS))) == ["deployment.default_params"]
+    assert paths(only(plan(desired(spec), [live], OPTIONS))) == ["deployment.default_params.q"]
+
+
+def test_default_params_changes_are_shown_key_by_key() -> None:
+    spec = s3_spec(default_params={"auto": "format,compress", "q": 75})
+    live = live_of(spec, deployment={"default_params": {"auto": "format", "fm": "webp", "q": 75}})
+    action = only(plan(desired(spec), [live], OPTIONS))
+    assert action.changes == [
+        Change(path="deployment.default_params.auto", before="format", after="format,compress"),
+        Change(path="deployment.default_params.fm", before="webp", after=REMOVED),
+    ]
+    # The API replaces maps whole: the write sends every parameter, not the changed ones.
+    deployment = action.writes[0]["deployment"]
+    assert deployment["default_params"] == {"auto": "format,compress", "q": 75}  # type: ignore[index,call-overload]
+
+
+def test_an_added_parameter_was_not_set_before() -> None:
+    spec = s3_spec(default_params={"q": 75})
+    live = live_of(spec, deployment={"default_params": {}})
+    assert only(plan(desired(spec), [live], OPTIONS)).changes == [
+        Change(path="deployment.default_params.q", before=NOT_SET, after=75)
+    ]
+
+
+def test_a_default_params_that_is_not_a_map_is_shown_whole() -> None:
+    spec = s3_spec(default_params={"q": 75})
+    live = live_of(spec, deployment={"default_params": "q=75"})
+    assert only(plan(desired(spec), [live], OPTIONS)).changes == [
+        Change(path="deployment.default_params", before="q=75", after={"q": 75})
+    ]
+
+
+PARAM_VALUES = st.one_of(
+    st.sampled_from(["format", "webp", "75"]), st.integers(0, 2), st.booleans()
+)
+PARAM_MAPS = st.dictionaries(st.sampled_from(["auto", "fm", "q", "w"]), PARAM_VALUES, max_size=4)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(have=PARAM_MAPS)
+def test_key_by_key_changes_are_exactly_the_keys_that_differ(have: dict[str, Any]) -> None:
+    want = {"auto": "format", "q": 1}
+    spec = s3_spec(default_params=want)
+    live = live_of(spec, deployment={"default_params": have})
+    differing = sorted(
+        key
+        for key in {*have, *want}
+        if key not in have or key not in want or not same_json(have[key], want[key])
+    )
+    actions = plan(desired(spec), [live], OPTIONS).actions
+    changed = [
+        c.path.removeprefix("deployment.default_params.") for a in actions for c in a.changes
+    ]
+    assert changed == differing
 
 
 def test_ignore_changes_excludes_the_paths() -> None:

@@ -192,7 +192,7 @@ def test_a_dashboard_change_of_a_compared_attribute_is_drift(
     document = json.loads(result.stdout)
     (action,) = document["actions"]
     assert action["source"] == "Marketing"
-    assert {"path": "deployment.default_params", "before": {"q": 40}, "after": {}} in action[
+    assert {"path": "deployment.default_params.q", "before": 40, "after": "(removed)"} in action[
         "changes"
     ]
     kinds = {(n["source"], n["kind"]) for n in document["notices"]}

@@ -14,6 +14,8 @@ from reconciler.plan import (
     CANNOT_COMPARE,
     HIDDEN,
     NOT_RETURNED,
+    NOT_SET,
+    REMOVED,
     WILL_BE_SENT,
     WRITE_ONLY,
     Action,
@@ -21,7 +23,9 @@ from reconciler.plan import (
 )
 from reconciler.untrusted import json_shown
 
-MARKERS = frozenset({WRITE_ONLY, WILL_BE_SENT, CANNOT_COMPARE, NOT_RETURNED, HIDDEN})
+MARKERS = frozenset(
+    {WRITE_ONLY, WILL_BE_SENT, CANNOT_COMPARE, NOT_RETURNED, HIDDEN, NOT_SET, REMOVED}
+)
 DISABLES = "disables a live source: apply needs --allow-disable"
 
 

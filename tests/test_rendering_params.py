@@ -1,0 +1,317 @@
+"""The catalogue of imgix rendering parameters: built reproducibly, and every value form
+checked with a valid and an invalid value generated from the catalogue itself."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from reconciler.rendering_params import ValueForm, catalogue, default_params_schema, problems
+from reconciler.schema import sources_schema
+
+REPO = Path(__file__).resolve().parent.parent
+SCRIPT = REPO / "scripts" / "build_rendering_params.py"
+VENDORED = REPO / "scripts" / "imgix-url-params"
+
+
+# --------------------------------------------------------------------------- the script
+
+
+def build(out: Path, *extra: str) -> None:
+    subprocess.run(
+        [sys.executable, str(SCRIPT), "--out", str(out), *extra],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+
+
+def test_the_script_run_twice_gives_the_same_file_as_the_shipped_one(tmp_path: Path) -> None:
+    # On a copy, so the run cannot read anything it wrote before.
+    upstream = tmp_path / "upstream"
+    upstream.mkdir()
+    for name in ("parameters.json", "LICENSE"):
+        (upstream / name).write_bytes((VENDORED / name).read_bytes())
+    first, second = tmp_path / "first", tmp_path / "second"
+    build(first, "--from", str(upstream / "parameters.json"))
+    build(second, "--from", str(upstream))
+    package = resources.files("reconciler")
+    for name in ("rendering_params.json", "rendering_params.LICENSE"):
+        assert (first / name).read_bytes() == (second / name).read_bytes(), name
+        assert (first / name).read_bytes() == package.joinpath(name).read_bytes(), (
+            f"reconciler/{name} is not what scripts/build_rendering_params.py makes: rerun it"
+        )
+
+
+def test_the_catalogue_records_its_source_and_ships_the_licence() -> None:
+    upstream = json.loads((VENDORED / "parameters.json").read_text(encoding="utf-8"))
+    data = json.loads(resources.files("reconciler").joinpath("rendering_params.json").read_text())
+    assert data["source"] == {
+        "package": "imgix-url-params",
+        "version": upstream["version"],
+        "license": "BSD-3-Clause",
+    }
+    assert catalogue().version == upstream["version"]
+    notice = resources.files("reconciler").joinpath("rendering_params.LICENSE").read_text()
+    assert f"imgix-url-params {upstream['version']}" in notice
+    assert "Copyright (c) 2016 Zebrafish Labs" in notice
+    assert "Redistribution and use in source and binary forms" in notice
+    assert len(catalogue().parameters) == len(upstream["parameters"])
+
+
+def test_the_wheel_carries_the_catalogue() -> None:
+    text = (REPO / "pyproject.toml").read_text(encoding="utf-8")
+    assert '"rendering_params.json", "rendering_params.LICENSE"' in text
+
+
+def test_aliases_and_dependencies_come_from_upstream() -> None:
+    table = catalogue()
+    assert table.find("f") is table.parameters["fit"]
+    assert table.find("width") is table.parameters["w"]
+    assert table.parameters["ar"].depends == ("fit=crop",)
+
+
+# --------------------------------------------------------------------------- value forms
+
+
+def valid_value(form: ValueForm) -> Any:
+    """A value of `form`, made from what the catalogue says about it."""
+    low, high = form.minimum, form.maximum
+    kind = form.form
+    if kind == "boolean":
+        return True
+    if kind == "integer":
+        return int(low) if low is not None else int(high) if high is not None else 0
+    if kind in ("number", "unit_scalar"):
+        if low is not None and high is not None:
+            return (low + high) / 2
+        return low if low is not None else 0.5
+    if kind in ("enum", "integer_choice"):
+        return form.values[-1]
+    if kind == "list":
+        return ",".join(map(str, form.values[:2])) if form.values else "en,fr"
+    if kind == "tuple":
+        return ",".join(str(valid_value(alternatives[0])) for alternatives in form.items)
+    return {
+        "string": "text",
+        "hex_color": "1a2b3c",
+        "color_keyword": catalogue().color_keywords[0],
+        "font": "Avenir Next",
+        "url": "https://assets.example.com/logo.png",
+        "path": "/logo.png",
+        "interval": f"{int(low or 1)}-{int(low or 1) + 4}",
+        "ratio": "16:9",
+        "timestamp": 1767225600,
+    }[kind]
+
+
+def invalid_value(form: ValueForm) -> Any:
+    """A value `form` refuses: out of its range, off its list, or of the wrong shape."""
+    kind, high, low = form.form, form.maximum, form.minimum
+    if kind == "integer":
+        return int(high) + 1 if high is not None else int(low) - 1 if low is not None else "1.5"
+    if kind in ("number", "unit_scalar"):
+        return high + 0.5 if high is not None else "half"
+    if kind == "integer_choice":
+        return max(form.values) + 1
+    if kind == "enum":
+        return f"{form.values[0]}x"
+    if kind == "list":
+        return f"{form.values[0]},nope" if form.values else "en,,fr"
+    if kind == "tuple":
+        return ",".join(str(valid_value(alternatives[0])) for alternatives in form.items[1:])
+    return {
+        "boolean": "yes",
+        "string": "",
+        "hex_color": "12345",
+        "color_keyword": "reed",
+        "font": " ",
+        "url": "assets.example.com/logo.png",
+        "path": "logo.png",
+        "interval": "1-b",
+        "ratio": "16x9",
+        "timestamp": -1,
+    }[kind]
+
+
+def distinct_forms() -> list[tuple[str, ValueForm]]:
+    """Each value form of the catalogue once (with a parameter that has it), items included."""
+    seen: dict[ValueForm, str] = {}
+    pending = [(name, form) for name, p in catalogue().parameters.items() for form in p.forms]
+    while pending:
+        name, form = pending.pop(0)
+        seen.setdefault(form, name)
+        pending += [(name, choice) for alternatives in form.items for choice in alternatives]
+    return sorted(((n, f) for f, n in seen.items()), key=lambda pair: repr(pair[1]))
+
+
+FORMS = distinct_forms()
+
+
+def form_id(pair: tuple[str, ValueForm]) -> str:
+    name, form = pair
+    bounds = f"[{form.minimum}..{form.maximum}]" if form.form not in ("enum", "tuple") else ""
+    return f"{form.form}{bounds}-{name}"
+
+
+def test_every_upstream_value_type_is_covered() -> None:
+    kinds = {form.form for _, form in FORMS}
+    assert kinds == {
+        "boolean",
+        "integer",
+        "integer_choice",
+        "number",
+        "unit_scalar",
+        "enum",
+        "list",
+        "tuple",
+        "string",
+        "hex_color",
+        "color_keyword",
+        "font",
+        "url",
+        "path",
+        "interval",
+        "ratio",
+        "timestamp",
+    }
+
+
+@pytest.mark.parametrize("pair", FORMS, ids=[form_id(p) for p in FORMS])
+def test_each_value_form_takes_a_valid_value_and_refuses_an_invalid_one(
+    pair: tuple[str, ValueForm],
+) -> None:
+    _, form = pair
+    good, bad = valid_value(form), invalid_value(form)
+    assert form.accepts(_text(good)), good
+    assert not form.accepts(_text(bad)), bad
+
+
+def _text(value: Any) -> str:
+    return ("true" if value else "false") if isinstance(value, bool) else str(value)
+
+
+SINGLE_FORM = sorted(
+    (name, p.forms[0]) for name, p in catalogue().parameters.items() if len(p.forms) == 1
+)
+
+
+@pytest.fixture(scope="module")
+def schema_validator() -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(sources_schema())
+
+
+def file_with(params: dict[str, Any], **top: Any) -> dict[str, Any]:
+    deployment = {
+        "type": "webproxy",
+        "imgix_subdomains": ["acme-proxy"],
+        "default_params": params,
+    }
+    return {"version": 1, **top, "sources": [{"name": "Proxy", "deployment": deployment}]}
+
+
+def test_every_parameter_with_a_valid_value_passes_validate_and_the_schema(
+    schema_validator: jsonschema.Draft202012Validator,
+) -> None:
+    params = {name: valid_value(p.forms[0]) for name, p in catalogue().parameters.items()}
+    assert problems(params) == []
+    assert list(schema_validator.iter_errors(file_with(params))) == []
+
+
+def _by_form() -> list[tuple[str, ValueForm]]:
+    seen: dict[ValueForm, str] = {}
+    for name, form in SINGLE_FORM:
+        seen.setdefault(form, name)
+    return [(name, form) for form, name in seen.items()]
+
+
+@pytest.mark.parametrize("pair", _by_form(), ids=[form_id(p) for p in _by_form()])
+def test_an_invalid_value_of_each_form_fails_validate_and_the_schema(
+    pair: tuple[str, ValueForm], schema_validator: jsonschema.Draft202012Validator
+) -> None:
+    name, form = pair
+    bad = invalid_value(form)
+    (problem,) = problems({name: bad})
+    assert (problem.key, problem.kind) == (name, "param_value")
+    assert problem.message.startswith("must be ")
+    assert list(schema_validator.iter_errors(file_with({name: bad}))), (name, bad)
+
+
+# --------------------------------------------------------------------------- messages
+
+
+def test_a_mistyped_value_suggests_the_closest_allowed_one() -> None:
+    (problem,) = problems({"fm": "wepb"})
+    assert problem.message.startswith("must be one of gif, jpg,")
+    assert problem.message.endswith("(got 'wepb'; did you mean 'webp'?)")
+
+
+def test_a_mistyped_name_suggests_the_closest_parameter() -> None:
+    (problem,) = problems({"atuo": "format"})
+    assert problem == type(problem)(
+        "atuo", "unknown_param", "unknown imgix rendering parameter 'atuo' (did you mean 'auto'?)"
+    )
+
+
+def test_a_list_value_suggests_the_list_with_the_wrong_item_replaced() -> None:
+    (problem,) = problems({"auto": "fromat,compress"})
+    assert "did you mean 'format,compress'?" in problem.message
+
+
+def test_an_unknown_name_without_a_close_one_points_at_allow_unknown_params() -> None:
+    (problem,) = problems({"zzqqxx": 1})
+    assert "allow_unknown_params: true" in problem.message
+    assert problems({"zzqqxx": 1}, allow_unknown=True) == []
+    # Known names are still checked when unknown ones are allowed.
+    assert [p.key for p in problems({"zzqqxx": 1, "fm": "wepb"}, allow_unknown=True)] == ["fm"]
+
+
+def test_an_alias_is_its_parameter_and_may_not_repeat_it() -> None:
+    assert problems({"f": "crop", "height": 0.5}) == []
+    (problem,) = problems({"fit": "crop", "f": "clip"})
+    assert problem.key == "f"
+    assert "'f' and 'fit' are the same parameter" in problem.message
+
+
+def test_quoted_and_unquoted_numbers_are_the_same_value() -> None:
+    assert problems({"q": 75, "dpr": "2.5", "w": "0.5", "h": 300}) == []
+    assert [p.key for p in problems({"dpr": "6", "q": True})] == ["dpr", "q"]
+
+
+def test_a_hex_colour_that_yaml_read_as_a_number_says_to_quote_it() -> None:
+    (problem,) = problems({"bg": 0})
+    assert "quote a hex colour made of digits" in problem.message
+
+
+def test_the_schema_completes_names_and_aliases() -> None:
+    schema, definitions = default_params_schema()
+    assert schema["properties"]["fm"] == {"$ref": "#/$defs/ImgixParam.fm"}
+    assert schema["properties"]["f"] == {"$ref": "#/$defs/ImgixParam.fit"}
+    assert "webp" in definitions["ImgixParam.fm"]["enum"]
+    assert "Takes effect with fit=crop" in definitions["ImgixParam.ar"]["description"]
+
+
+def test_the_schema_refuses_unknown_names_unless_the_file_allows_them(
+    schema_validator: jsonschema.Draft202012Validator,
+) -> None:
+    assert list(schema_validator.iter_errors(file_with({"atuo": "format"})))
+    allowed = file_with({"newparam": "x"}, allow_unknown_params=True)
+    assert list(schema_validator.iter_errors(allowed)) == []
+
+
+def test_suggestions_are_bounded_for_hostile_files() -> None:
+    # Thousands of bad names would each cost a fuzzy match: past the first ones, none.
+    found = problems({f"atuo{i}": 1 for i in range(500)})
+    assert len(found) == 500
+    assert "did you mean" in found[0].message
+    assert "did you mean" not in found[-1].message
+    (long_value,) = problems({"fm": "wepb" * 1000})
+    assert "did you mean" not in long_value.message
+    assert long_value.message.endswith("...')")
