@@ -21,7 +21,7 @@ from typing import Any
 
 import click
 
-from reconciler import redact
+from reconciler import github, redact
 from reconciler.applier import ActionResult, ApplyRefused, ApplyReport, Permissions, StalePlan
 from reconciler.atomic import write_atomically
 from reconciler.canonical import formatted
@@ -117,6 +117,7 @@ def validate(files: tuple[str, ...], no_resolve: bool) -> None:
     except LoadError as exc:
         for error in exc.errors:
             _stderr_line(str(error))
+        github.annotate(exc.errors)
         _stderr_line(summarize(exc.errors, files))
         raise SystemExit(1) from None
     for file in dict.fromkeys(files):  # a file given twice was checked once
@@ -246,20 +247,25 @@ def _exit_codes(files: Sequence[Path] = ()) -> Iterator[None]:
     except LoadError as error:
         for located in error.errors:
             _stderr_line(str(located))
+        github.annotate(error.errors)
         if files:
             _stderr_line(summarize(error.errors, [str(file) for file in files]))
         raise SystemExit(EXIT_ERROR) from None
     except StalePlan as error:
         _stderr_line(f"error: {error}")
+        github.annotate_message(str(error))
         raise SystemExit(EXIT_STALE) from None
     except ApplyRefused as error:
         # The rails' refusals: each source at its place in the files, then the reason.
         for located in error.located:
             _stderr_line(str(located))
+        github.annotate(error.located)
         _stderr_line(f"error: {error}")
+        github.annotate_message(str(error))
         raise SystemExit(EXIT_ERROR) from None
     except (ConfigurationError, PlanError, ClientError, PlanFileError, ExportError) as error:
         _stderr_line(f"error: {error}")
+        github.annotate_message(str(error))
         raise SystemExit(EXIT_ERROR) from None
     except OSError as error:
         _stderr_line(f"error: {error.strerror or error}: {error.filename or ''}".rstrip())
@@ -327,6 +333,7 @@ def plan_command(
             saved = authenticate_plan(result.plan, connection)
             write_atomically(out, saved.to_json() + "\n")
         click.echo(render(result.plan, fmt, color=_color()))
+        github.write_step_summary(render(result.plan, "markdown"))
         check_ownership(result)
     if detailed_exitcode and result.plan.has_changes:
         raise SystemExit(EXIT_CHANGES)
@@ -360,6 +367,9 @@ def drift_command(
         result = asyncio.run(plan_files(files, connection))
         drift = drift_findings(result.plan, allow_unadopted=allow_unadopted)
         click.echo(render(result.plan, fmt, color=_color(), view="drift", drifted=bool(drift)))
+        github.write_step_summary(
+            render(result.plan, "markdown", view="drift", drifted=bool(drift))
+        )
         check_ownership(result)
         if drift:
             _stderr_line(drift_summary(drift))
@@ -442,6 +452,7 @@ def apply_command(
             )
             plan = made.plan
         click.echo(render(plan, "text", color=_color()))
+        github.write_step_summary(render(plan, "markdown"))
         if expect_digest is not None and plan.digest != expect_digest:
             raise StalePlan(
                 f"the plan's digest is {plan.digest}, not the reviewed {expect_digest}: "

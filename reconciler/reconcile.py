@@ -306,6 +306,20 @@ def is_plan_file(path: Path) -> bool:
     return isinstance(document, dict) and "format_version" in document
 
 
+def read_plan_document(path: Path) -> Plan:
+    """A plan document, for reading only: its digest checked, its MAC not (never apply it)."""
+    try:
+        document = Plan.model_validate_json(path.read_bytes())
+    except (ValueError, RecursionError) as error:
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise PlanFileError(
+            f"{path}: not a plan document written by `plan --out` ({first})"
+        ) from None
+    if compute_digest(document.actions, document.api_url) != document.digest:
+        raise PlanFileError(f"{path}: the actions do not match the plan's digest (edited?)")
+    return document
+
+
 def read_plan_file(
     path: Path, connection: Connection, environ: Mapping[str, str] | None = None
 ) -> Plan:
