@@ -14,7 +14,7 @@ A plan saved for a later `apply` carries a MAC: `authenticate_plan` adds it and
 
 from reconciler.applier import ActionResult, ApplyRefused, ApplyReport, StalePlan
 from reconciler.client import ApiError, ClientError, ImgixClient
-from reconciler.export import export_yaml
+from reconciler.export import Export, ExportError, export_yaml
 from reconciler.live import LiveSource
 from reconciler.loader import LoadedState, LoadError, LocatedError, load
 from reconciler.plan import Action, Change, Notice, Plan
@@ -44,6 +44,8 @@ __all__ = [
     "ConfigurationError",
     "Connection",
     "DesiredState",
+    "Export",
+    "ExportError",
     "ImgixClient",
     "LiveSource",
     "LoadError",

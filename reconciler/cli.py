@@ -14,6 +14,7 @@ import logging
 import os
 import re
 import signal
+import stat
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -22,12 +23,13 @@ from typing import Any
 
 import click
 
-from reconciler import redact
+from reconciler import github, redact
 from reconciler.applier import ApplyRefused, ApplyReport, Permissions, StalePlan
 from reconciler.atomic import write_atomically
+from reconciler.canonical import formatted
 from reconciler.client import DEFAULT_API_URL, ClientError
-from reconciler.export import export_yaml
-from reconciler.loader import LoadError, summarize
+from reconciler.export import ExportError, export_yaml, merged_yaml
+from reconciler.loader import LoadError, load, summarize
 from reconciler.pacing import Stop
 from reconciler.plan import Plan
 from reconciler.planner import PlanError
@@ -42,6 +44,7 @@ from reconciler.reconcile import (
     check_ownership,
     connect,
     drift_findings,
+    drift_summary,
     is_plan_file,
     list_live,
     plan_files,
@@ -117,6 +120,7 @@ def validate(files: tuple[str, ...], no_resolve: bool) -> None:
     except LoadError as exc:
         for error in exc.errors:
             _stderr_line(str(error))
+        github.annotate(exc.errors)
         _stderr_line(summarize(exc.errors, files))
         raise SystemExit(1) from None
     for file in dict.fromkeys(files):  # a file given twice was checked once
@@ -204,6 +208,15 @@ def connection_options(command: Callable[..., Any]) -> Callable[..., Any]:
     )(command)
 
 
+def adopt_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--adopt",
+        is_flag=True,
+        help="Adopt managed sources without the imgix-reconciler marker: send the "
+        "secrets the file holds and write the marker.",
+    )(command)
+
+
 def _connect(api_url: str | None, emulator: bool) -> Connection:
     allowed = bool(click.get_current_context().meta.get(INSECURE_HTTP))
     return connect(api_url, emulator=emulator, allow_insecure_http=allowed)
@@ -237,20 +250,25 @@ def _exit_codes(files: Sequence[Path] = ()) -> Iterator[None]:
     except LoadError as error:
         for located in error.errors:
             _stderr_line(str(located))
+        github.annotate(error.errors)
         if files:
             _stderr_line(summarize(error.errors, [str(file) for file in files]))
         raise SystemExit(EXIT_ERROR) from None
     except StalePlan as error:
         _stderr_line(f"error: {error}")
+        github.annotate_message(str(error))
         raise SystemExit(EXIT_STALE) from None
     except ApplyRefused as error:
         # The rails' refusals: each source at its place in the files, then the reason.
         for located in error.located:
             _stderr_line(str(located))
+        github.annotate(error.located)
         _stderr_line(f"error: {error}")
+        github.annotate_message(str(error))
         raise SystemExit(EXIT_ERROR) from None
-    except (ConfigurationError, PlanError, ClientError, PlanFileError) as error:
+    except (ConfigurationError, PlanError, ClientError, PlanFileError, ExportError) as error:
         _stderr_line(f"error: {error}")
+        github.annotate_message(str(error))
         raise SystemExit(EXIT_ERROR) from None
     except OSError as error:
         _stderr_line(f"error: {error.strerror or error}: {error.filename or ''}".rstrip())
@@ -279,6 +297,7 @@ def _exit_codes(files: Sequence[Path] = ()) -> Iterator[None]:
     is_flag=True,
     help="Plan writes to sources whose marker names another owner (see apply).",
 )
+@adopt_option
 @connection_options
 def plan_command(
     files: tuple[Path, ...],
@@ -288,6 +307,7 @@ def plan_command(
     targets: tuple[str, ...],
     resend_secrets: bool,
     take_over: bool,
+    adopt: bool,
     api_url: str | None,
     emulator: bool,
 ) -> None:
@@ -307,6 +327,7 @@ def plan_command(
                 targets=targets,
                 resend_secrets=resend_secrets,
                 take_over=take_over,
+                adopt=adopt,
             )
         )
         if out is not None:
@@ -315,6 +336,7 @@ def plan_command(
             saved = authenticate_plan(result.plan, connection)
             write_atomically(out, saved.to_json() + "\n")
         click.echo(render(result.plan, fmt, color=_color()))
+        github.write_step_summary(render(result.plan, "markdown"))
         check_ownership(result)
     if detailed_exitcode and result.plan.has_changes:
         raise SystemExit(EXIT_CHANGES)
@@ -324,23 +346,36 @@ def plan_command(
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @format_option
 @click.option(
-    "--require-marker",
+    "--allow-unadopted",
     is_flag=True,
-    help="Count sources last deployed outside imgix-reconciler as drift.",
+    help="Do not count managed sources without the imgix-reconciler marker as drift "
+    "(during an adoption).",
 )
+# The default since sources without a marker are drift; accepted so existing jobs run.
+@click.option("--require-marker", is_flag=True, hidden=True)
 @connection_options
 def drift_command(
-    files: tuple[Path, ...], fmt: str, require_marker: bool, api_url: str | None, emulator: bool
+    files: tuple[Path, ...],
+    fmt: str,
+    allow_unadopted: bool,
+    require_marker: bool,
+    api_url: str | None,
+    emulator: bool,
 ) -> None:
     """Check that live sources still match the files (exit 2 when they do not)."""
     with _exit_codes(files):
+        if require_marker and allow_unadopted:
+            raise ConfigurationError("--require-marker and --allow-unadopted contradict each other")
         connection = _connect(api_url, emulator)
         result = asyncio.run(plan_files(files, connection))
-        drift = drift_findings(result.plan, require_marker=require_marker)
+        drift = drift_findings(result.plan, allow_unadopted=allow_unadopted)
         click.echo(render(result.plan, fmt, color=_color(), view="drift", drifted=bool(drift)))
+        github.write_step_summary(
+            render(result.plan, "markdown", view="drift", drifted=bool(drift))
+        )
         check_ownership(result)
         if drift:
-            _stderr_line(f"Drift: {'; '.join(drift)}.")
+            _stderr_line(drift_summary(drift))
         else:
             click.echo("In sync: live sources match the files.", err=True)
     if drift:
@@ -375,6 +410,7 @@ def drift_command(
     help="Refuse unless the plan has this digest (sha256:<64 hex>).",
 )
 @click.option("--target", "targets", multiple=True, metavar="NAME", help="Apply only this source.")
+@adopt_option
 @click.option(
     "--max-duration",
     metavar="DURATION",
@@ -390,6 +426,7 @@ def apply_command(
     allow_protected_change: bool,
     take_over: bool,
     resend_secrets: bool,
+    adopt: bool,
     wait: bool,
     expect_digest: str | None,
     targets: tuple[str, ...],
@@ -410,7 +447,7 @@ def apply_command(
         saved = len(inputs) == 1 and is_plan_file(inputs[0])
         made = None
         if saved:
-            _refuse_planning_options(targets=targets, resend_secrets=resend_secrets)
+            _refuse_planning_options(targets=targets, resend_secrets=resend_secrets, adopt=adopt)
             plan = read_plan_file(inputs[0], connection)
         else:
             made = asyncio.run(
@@ -420,11 +457,13 @@ def apply_command(
                     targets=targets,
                     resend_secrets=resend_secrets,
                     take_over=take_over,
+                    adopt=adopt,
                     secrets_optional=False,
                 )
             )
             plan = made.plan
         click.echo(render(plan, "text", color=_color()))
+        github.write_step_summary(render(plan, "markdown"))
         if expect_digest is not None and plan.digest != expect_digest:
             raise StalePlan(
                 f"the plan's digest is {plan.digest}, not the reviewed {expect_digest}: "
@@ -443,12 +482,13 @@ def apply_command(
         raise SystemExit(EXIT_PARTIAL)
 
 
-def _refuse_planning_options(*, targets: tuple[str, ...], resend_secrets: bool) -> None:
+def _refuse_planning_options(
+    *, targets: tuple[str, ...], resend_secrets: bool, adopt: bool
+) -> None:
     # A saved plan was planned already: silently ignoring these would apply something
     # other than what the user asked for.
-    given = [
-        name for name, on in (("--target", targets), ("--resend-secrets", resend_secrets)) if on
-    ]
+    options = (("--target", targets), ("--resend-secrets", resend_secrets), ("--adopt", adopt))
+    given = [name for name, on in options if on]
     if given:
         raise ApplyRefused(
             f"{' and '.join(given)} {'changes' if len(given) == 1 else 'change'} what is "
@@ -572,15 +612,92 @@ def _print_report(report: ApplyReport) -> None:
 
 
 @main.command("export")
-@click.option("--out", type=click.Path(path_type=Path), help="Write the file here, not stdout.")
+@click.option("--out", type=click.Path(path_type=Path), help="Write a new file here, not stdout.")
+@click.option(
+    "--merge",
+    type=click.Path(path_type=Path),
+    metavar="FILE",
+    help="Add the live sources FILE lacks to it, keeping everything it holds.",
+)
 @connection_options
-def export_command(out: Path | None, api_url: str | None, emulator: bool) -> None:
-    """Write the live sources as a desired-state file."""
-    with _exit_codes():
+def export_command(
+    out: Path | None, merge: Path | None, api_url: str | None, emulator: bool
+) -> None:
+    """Write the live sources as a desired-state file (never over an existing one)."""
+    with _exit_codes([merge] if merge else []):
+        if out is not None and merge is not None:
+            raise ConfigurationError("--out and --merge exclude each other: choose one")
+        if out is not None and (out.exists() or out.is_symlink()):
+            raise ConfigurationError(
+                f"{out} exists, and export never overwrites a file: use --merge {out} to "
+                "add the live sources it lacks, or choose another --out"
+            )
+        if merge is not None:
+            load([merge], resolve=False)  # only a valid file is merged into
+            text = merge.read_text(encoding="utf-8")
         connection = _connect(api_url, emulator)
-        text = export_yaml(asyncio.run(list_live(connection)))
-        if out is None:
-            click.echo(text, nl=False)
+        live = asyncio.run(list_live(connection))
+        if merge is not None:
+            exported = merged_yaml(text, live)
+            if not exported.added:
+                click.echo(f"Nothing to add: every live source is in {merge}.", err=True)
+                return
+            _rewrite(merge, redact.scrub(exported.text))
+            click.echo(f"Added {_sources(exported.added)} to {merge}.", err=True)
+        elif out is None:
+            exported = export_yaml(live)
+            click.echo(exported.text, nl=False)
         else:
-            write_atomically(out, redact.scrub(text))
-            _stderr_line(f"Wrote {out}.")
+            exported = export_yaml(live)
+            write_atomically(out, redact.scrub(exported.text))
+            click.echo(f"Wrote {_sources(exported.added)} to {out}.", err=True)
+        if exported.variables:
+            click.echo(
+                "Set these environment variables before apply: "
+                + ", ".join(exported.variables)
+                + ".",
+                err=True,
+            )
+
+
+def _rewrite(path: Path, text: str) -> None:
+    """Replace a user's file atomically, keeping its permissions (the temporary is 0600)."""
+    mode = stat.S_IMODE(path.stat().st_mode)
+    write_atomically(path, text)
+    path.chmod(mode)
+
+
+def _sources(count: int) -> str:
+    return f"{count} source{'s' if count != 1 else ''}"
+
+
+@main.command("fmt")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--check", is_flag=True, help="Change nothing; exit 1 if a file would change.")
+def fmt_command(files: tuple[Path, ...], check: bool) -> None:
+    """Rewrite desired-state FILEs in the canonical order and style, keeping comments."""
+    with _exit_codes(files):
+        # Only valid files are rewritten. Each is checked on its own: formatting two files
+        # that describe the same sources (a copy, a branch) is no error.
+        errors = []
+        for file in dict.fromkeys(files):
+            try:
+                load([file], resolve=False)
+            except LoadError as error:
+                errors += error.errors
+        if errors:
+            raise LoadError(errors)
+        changed = []
+        for file in dict.fromkeys(files):
+            text = file.read_text(encoding="utf-8")
+            wanted = formatted(text)
+            if wanted == text:
+                continue
+            changed.append(file)
+            if check:
+                click.echo(f"{file}: would be reformatted", err=True)
+            else:
+                _rewrite(file, wanted)
+                click.echo(f"{file}: reformatted", err=True)
+    if check and changed:
+        raise SystemExit(EXIT_ERROR)

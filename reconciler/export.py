@@ -2,28 +2,44 @@
 
 Attributes equal to the documented default are left out (omitted means default), the
 API-rewritten `annotation` is not managed, and each secret becomes an `{env: NAME}`
-reference with a generated name, since the API never returns the value.
+reference with a generated name, since the API never returns the value; a header lists
+the variables to set. The text is in the canonical layout (`reconciler.canonical`), and
+it is checked the way `validate` checks a file before anyone gets it: a live source the
+format cannot express is an error naming it, never a file that fails validation.
+
+`merged_yaml` adds the live sources a file lacks to it, through ruamel.yaml's round trip:
+the file's comments, key order, formatting and variable names stay as they are.
 """
 
 from __future__ import annotations
 
-import io
 import re
+import tempfile
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from ruamel.yaml import YAML
+from pydantic import ValidationError
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.util import load_yaml_guess_indent
 
+from reconciler import rendering_params
+from reconciler.canonical import canonical_yaml, deployment_order, dumped
 from reconciler.live import LiveSource
+from reconciler.loader import LoadError, load
 from reconciler.plan import same_json
 from reconciler.specs import (
+    ALLOW_UNKNOWN_PARAMS,
     DEPLOYMENT_MODELS,
+    SourceSpec,
     deployment_defaults,
     deployment_fields,
     fields_by_api_name,
     secret_fields,
 )
+from reconciler.untrusted import escaped, quoted
 
 # Relative to the exported file: `imgix-reconciler schema > schemas/sources.schema.json`
 # beside it makes editors complete and check it.
@@ -68,15 +84,36 @@ def _fitted(stem: str, suffix: str) -> str:
     return stem[:room].rstrip("_") + suffix
 
 
+class ExportError(Exception):
+    """Live sources the file format cannot express, or a file export must not write (exit 1)."""
+
+
+@dataclass(frozen=True)
+class Export:
+    """A desired-state text to write, with what it adds."""
+
+    text: str
+    # How many sources the text adds (all of them for a new file).
+    added: int
+    # Environment variables the added sources reference: set them before `apply`.
+    variables: list[str]
+
+
 def exported_source(source: LiveSource, taken: set[str]) -> dict[str, Any]:
-    """One live source as a spec mapping."""
+    """One live source as a spec mapping, keys in canonical order.
+
+    Raises `ExportError` for a source of a type the file format does not have.
+    """
     spec: dict[str, Any] = {"name": source.name, "id": source.id}
     if not source.enabled:
         spec["enabled"] = False
     model = DEPLOYMENT_MODELS.get(source.type or "")
-    if model is None:  # an unknown or missing type: keep what the API said, verbatim
-        spec["deployment"] = dict(source.deployment)
-        return spec
+    if model is None:
+        kind = quoted(source.type) if source.type else "none"
+        raise ExportError(
+            f"{_described(source)} cannot be exported: its type is {kind}, not one of "
+            f"{', '.join(DEPLOYMENT_MODELS)}"
+        )
     defaults = deployment_defaults(model)
     secrets = secret_fields(model)
     deployment: dict[str, Any] = {"type": source.type}
@@ -99,32 +136,180 @@ def exported_source(source: LiveSource, taken: set[str]) -> dict[str, Any]:
         if api not in defaults and value is None:
             continue
         deployment[api] = value
-    spec["deployment"] = deployment
+    order = deployment_order(source.type)
+    spec["deployment"] = {key: deployment[key] for key in order if key in deployment}
     return spec
 
 
+def _described(source: LiveSource) -> str:
+    return f"live source {quoted(source.name)} ({escaped(source.id)})"
+
+
+def needs_unknown_params(live: Sequence[LiveSource]) -> bool:
+    """Whether a live source holds a rendering parameter newer than the catalogue."""
+    return any(
+        len(rendering_params.problems(params))
+        != len(rendering_params.problems(params, allow_unknown=True))
+        for source in live
+        if isinstance(params := source.deployment.get("default_params"), dict)
+    )
+
+
+def _checked(source: LiveSource, spec: dict[str, Any], *, allow_unknown: bool) -> dict[str, Any]:
+    """`spec` if the file format accepts it; else an error naming the source and why."""
+    context = {ALLOW_UNKNOWN_PARAMS: True} if allow_unknown else None
+    try:
+        SourceSpec.model_validate(spec, context=context)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(map(str, detail['loc'])) or 'source'}: {detail['msg']}"
+            for detail in error.errors(include_input=False, include_url=False)
+        )
+        raise ExportError(
+            f"{_described(source)} cannot be exported as a valid file: {escaped(problems)}"
+        ) from None
+    return spec
+
+
+def _exported(
+    live: Sequence[LiveSource], taken: set[str], *, allow_unknown: bool
+) -> list[dict[str, Any]]:
+    """Each live source as a checked spec, ordered by name then id; every problem at once."""
+    specs: list[dict[str, Any]] = []
+    problems: list[str] = []
+    for source in sorted(live, key=lambda s: (s.name, s.id)):
+        try:
+            spec = exported_source(source, taken)
+            specs.append(_checked(source, spec, allow_unknown=allow_unknown))
+        except ExportError as error:
+            problems.append(str(error))
+    if problems:
+        raise ExportError("\n".join(problems))
+    return specs
+
+
 def export_document(live: Sequence[LiveSource]) -> dict[str, Any]:
-    """The desired-state document for `live`, sources ordered by name then id."""
-    taken: set[str] = set()
-    ordered = sorted(live, key=lambda s: (s.name, s.id))
-    return {"version": 1, "sources": [exported_source(s, taken) for s in ordered]}
+    """The desired-state document for `live`, sources ordered by name then id.
+
+    A parameter newer than the catalogue is what the account holds, so the file allows
+    unknown parameters rather than refusing to describe it.
+    """
+    allow_unknown = needs_unknown_params(live)
+    document: dict[str, Any] = {"version": 1}
+    if allow_unknown:
+        document[ALLOW_UNKNOWN_PARAMS] = True
+    document["sources"] = _exported(live, set(), allow_unknown=allow_unknown)
+    return document
 
 
-def _quoted_if_command(representer: Any, text: str) -> Any:
-    style = "'" if text.startswith("::") else None
-    return representer.represent_scalar("tag:yaml.org,2002:str", text, style=style)
+def _variables(value: Any) -> Iterator[str]:
+    """The `{env: NAME}` references in a document, in order."""
+    if isinstance(value, dict):
+        if set(value) == {"env"} and isinstance(value["env"], str):
+            yield value["env"]
+            return
+        for item in value.values():
+            yield from _variables(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _variables(item)
 
 
-def export_yaml(live: Sequence[LiveSource]) -> str:
-    """The desired-state file text for `live`, with the editor schema line on top."""
-    yaml = YAML()
-    yaml.default_flow_style = False
-    yaml.indent(mapping=2, sequence=4, offset=2)
-    # Printed, the file may land in a CI log, where a line starting with `::` is a
-    # workflow command: no long value is folded onto a line of its own, and a key from
-    # the API that starts with `::` is quoted.
-    yaml.width = 2**31 - 1
-    yaml.representer.add_representer(str, _quoted_if_command)
-    buffer = io.StringIO()
-    yaml.dump(export_document(live), buffer)
-    return f"{SCHEMA_LINE}\n{buffer.getvalue()}"
+def header(variables: Sequence[str]) -> str:
+    """The comment lines on top of an exported file: the schema line, the variables to set."""
+    lines = [SCHEMA_LINE, "# Exported by imgix-reconciler from the live sources."]
+    if variables:
+        lines.append(
+            "# The API never returns secrets: set these environment variables before `apply`"
+        )
+        lines.append("# (or replace a reference with {file: path}):")
+        lines += [f"#   {name}" for name in variables]
+    else:
+        lines.append("# No secret to set: no source holds one.")
+    return "\n".join(lines) + "\n"
+
+
+def export_yaml(live: Sequence[LiveSource]) -> Export:
+    """The desired-state file for `live`: header, then the sources in canonical layout."""
+    document = export_document(live)
+    variables = list(_variables(document))
+    text = header(variables) + dumped(_styled(document), canonical_yaml())
+    _check_validates(text)
+    return Export(text, len(document["sources"]), variables)
+
+
+def merged_yaml(text: str, live: Sequence[LiveSource]) -> Export:
+    """`text` (a valid desired-state file) with the live sources it lacks appended.
+
+    A live source is in the file when a source there has its `id` or one of its
+    subdomains, as the planner matches. New variable names avoid those the file uses.
+    """
+    yaml = canonical_yaml()
+    yaml.preserve_quotes = True
+    # Write new sources the way the file indents its list (ruamel guesses it from the text).
+    _, indent, offset = load_yaml_guess_indent(text)
+    if isinstance(indent, int) and isinstance(offset, int) and indent > offset:
+        yaml.indent(mapping=indent - offset, sequence=indent, offset=offset)
+    document = yaml.load(text)
+    sources = document["sources"]
+    ids = {str(s.get("id")) for s in sources if isinstance(s, dict) and s.get("id")}
+    subdomains = {
+        str(name)
+        for s in sources
+        if isinstance(s, dict) and isinstance(s.get("deployment"), dict)
+        for name in s["deployment"].get("imgix_subdomains") or []
+    }
+    missing = [
+        source
+        for source in live
+        if source.id not in ids
+        and not subdomains.intersection(source.deployment.get("imgix_subdomains") or [])
+    ]
+    if not missing:
+        return Export(text, 0, [])
+    allow_unknown = document.get(ALLOW_UNKNOWN_PARAMS) is True
+    if not allow_unknown and needs_unknown_params(missing):
+        document.insert(list(document).index("sources"), ALLOW_UNKNOWN_PARAMS, True)
+        allow_unknown = True
+    added = _exported(missing, set(_variables(document)), allow_unknown=allow_unknown)
+    if isinstance(sources, CommentedSeq) and sources.fa.flow_style():
+        sources.fa.set_block_style()
+    for spec in added:
+        sources.append(_styled(spec))
+    merged = dumped(document, yaml)
+    _check_validates(merged)
+    return Export(merged, len(added), list(_variables(added)))
+
+
+def _styled(value: Any) -> Any:
+    """`value` for ruamel: a map or list of plain values on one line (`{env: NAME}`,
+    `[acme-blog]`), as people write them; larger ones in block style."""
+    if isinstance(value, dict):
+        styled: CommentedMap | CommentedSeq = CommentedMap(
+            (key, _styled(item)) for key, item in value.items()
+        )
+        items = list(value.values())
+    elif isinstance(value, list):
+        styled = CommentedSeq(_styled(item) for item in value)
+        items = value
+    else:
+        return value
+    if all(not isinstance(item, (dict, list)) for item in items):
+        styled.fa.set_flow_style()
+    else:
+        styled.fa.set_block_style()
+    return styled
+
+
+def _check_validates(text: str) -> None:
+    """Refuse to hand out a text `validate --no-resolve` would reject (a backstop)."""
+    with tempfile.TemporaryDirectory(prefix="imgix-reconciler-export-") as directory:
+        path = Path(directory) / "sources.yaml"
+        path.write_text(text, encoding="utf-8")
+        try:
+            load([path], resolve=False)
+        except LoadError as error:
+            lines = [str(e).replace(str(path), "exported file", 1) for e in error.errors]
+            raise ExportError(
+                "the export would not pass validation:\n" + "\n".join(map(escaped, lines))
+            ) from None

@@ -28,6 +28,9 @@ WILL_BE_SENT = "(write-only, will be sent)"
 CANNOT_COMPARE = "(write-only, cannot compare)"
 # `before` of an attribute the API did not return: unknown, so the plan sets it.
 NOT_RETURNED = "(not returned by the API)"
+# `after` of the annotation of an adopting write: the marker, with fingerprints that are
+# bookkeeping (and would tie the plan to the secrets' values).
+MARKER_WRITTEN = "(imgix-reconciler marker)"
 # `before` of an attribute the file reads through a reference: the live value is most
 # likely an earlier value of that reference, so it is not shown either.
 HIDDEN = "(hidden: a referenced attribute)"
@@ -103,7 +106,32 @@ class Notice(_Frozen):
 
     source: str
     id: str | None
-    kind: Literal["deployed_outside", "cannot_compare", "encrypted_changed"]
+    kind: Literal["cannot_compare", "encrypted_changed", "possible_rename"]
+    detail: str
+
+
+class SourceRef(_Frozen):
+    """A live source named in a plan: its id and name."""
+
+    id: str
+    name: str
+
+
+class Adoption(_Frozen):
+    """Managed sources whose annotation carries no marker (or a secret never sent), as one notice.
+
+    The tool keeps no state, so a marker lost to a dashboard edit and one never written look
+    the same. Adopting (`apply --adopt`) sends the file's secrets and writes the marker:
+    `updates` writes, `hours` hours of a budget of `updates_per_hour`.
+    """
+
+    count: int
+    sources: list[SourceRef]
+    # Whether this plan's actions adopt them (planned with --adopt).
+    planned: bool
+    updates: int
+    updates_per_hour: int
+    hours: int
     detail: str
 
 
@@ -242,6 +270,7 @@ class Plan(_Frozen):
     observed: list[ObservedSource] = Field(default_factory=list)
     owned_elsewhere: list[OwnedElsewhere] = Field(default_factory=list)
     blast_radius: BlastRadius | None = None
+    adoption: Adoption | None = None
     # Absent only from plans saved before it was recorded.
     cost: WriteCost | None = None
 

@@ -11,6 +11,7 @@ property tests call it with plain values.
 from __future__ import annotations
 
 import heapq
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
@@ -21,12 +22,14 @@ from pydantic import JsonValue
 from reconciler.live import LiveSource
 from reconciler.plan import (
     HIDDEN,
+    MARKER_WRITTEN,
     NOT_RETURNED,
     NOT_SET,
     REMOVED,
     WILL_BE_SENT,
     WRITE_ONLY,
     Action,
+    Adoption,
     BlastRadius,
     Change,
     Notice,
@@ -34,6 +37,7 @@ from reconciler.plan import (
     OwnedElsewhere,
     Plan,
     Risk,
+    SourceRef,
     Summary,
     UnmanagedSource,
     compute_digest,
@@ -41,6 +45,7 @@ from reconciler.plan import (
     write_cost,
 )
 from reconciler.secrets import (
+    UNRECORDED,
     UNRESOLVED,
     Marker,
     SecretDecision,
@@ -53,6 +58,7 @@ from reconciler.secrets import (
     parse_annotation,
 )
 from reconciler.specs import (
+    DEPLOYMENT_MODELS,
     HOSTNAME_FIELDS,
     DeploymentBase,
     DesiredState,
@@ -62,7 +68,9 @@ from reconciler.specs import (
     stated_only_fields,
 )
 
-_NOTICE_ORDER = {"deployed_outside": 0, "cannot_compare": 1, "encrypted_changed": 2}
+_NOTICE_ORDER = {"possible_rename": 0, "cannot_compare": 1, "encrypted_changed": 2}
+# imgix's documented limit of source updates per hour: what adoption is costed at.
+DEFAULT_UPDATES_PER_HOUR = 60
 
 
 @dataclass(frozen=True)
@@ -74,11 +82,19 @@ class PlanOptions:
     targets: frozenset[str] = frozenset()
     # The API the plan is for: recorded in the plan and covered by its digest.
     api_url: str | None = None
-    # Hourly write budgets the plan's cost is stated at (None: unlimited).
-    creates_per_hour: int | None = 60
-    updates_per_hour: int | None = 60
     # Plan writes to sources whose marker names another owner (they are refused otherwise).
     take_over: bool = False
+    # Adopt managed sources that carry no marker: send their secrets and write the marker.
+    adopt: bool = False
+    # Hourly write budgets the plan's cost (and adoption's) is stated at (None: unlimited).
+    creates_per_hour: int | None = 60
+    updates_per_hour: int | None = DEFAULT_UPDATES_PER_HOUR
+
+    def __post_init__(self) -> None:
+        for name in ("creates_per_hour", "updates_per_hour"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be at least 1 (got {value})")
 
 
 class PlanError(Exception):
@@ -125,11 +141,15 @@ def plan(desired: DesiredState, live: Sequence[LiveSource], options: PlanOptions
         )
     }
 
+    unmanaged_live = [s for s in live if s.id not in matched_ids]
+
     actions: list[tuple[Match, Action]] = []
     observed: list[ObservedSource] = []
     owned_elsewhere: list[OwnedElsewhere] = []
     notices: list[Notice] = []
     unchanged = 0
+    unadopted: list[SourceRef] = []
+    adoption_updates = 0
     for match in selected:
         spec = match.spec
         if match.live is None:
@@ -139,29 +159,35 @@ def plan(desired: DesiredState, live: Sequence[LiveSource], options: PlanOptions
                 continue
             actions.append((match, create))
             notices.extend(_unreadable_for_create(spec))
+            notices.extend(_possible_renames(spec, unmanaged_live))
             continue
         live_owner = owners[match.index]
         if spec.mode == "observe":
             # Never written, so no owner is claimed: the diff is shown as it stands.
-            action, source_notices = _compare(spec, match.live, options, owner=live_owner)
+            compared = _compare(spec, match.live, options, owner=live_owner)
         elif live_owner is not None and live_owner != desired.owner:
             if match.index in held:
                 owned_elsewhere.append(
                     OwnedElsewhere(source=spec.name, id=match.live.id, owner=live_owner)
                 )
                 continue
-            action, source_notices = _compare(
+            compared = _compare(
                 spec, match.live, options, owner=desired.owner, takes_over_from=live_owner
             )
         else:
-            action, source_notices = _compare(spec, match.live, options, owner=desired.owner)
-        notices.extend(source_notices)
+            compared = _compare(spec, match.live, options, owner=desired.owner, adopt=options.adopt)
+        action = compared.action
+        notices.extend(compared.notices)
         if action is None:
             unchanged += 1
         elif spec.mode == "observe":
             observed.append(_observed(action))
         else:
             actions.append((match, action))
+        # An observed source is never written, so it cannot be adopted either.
+        if compared.unadopted and spec.mode != "observe":
+            unadopted.append(SourceRef(id=match.live.id, name=spec.name))
+            adoption_updates += _adoption_updates(spec, match.live)
 
     ordered = _order(_with_dependencies(actions, matches, live, held))
     notices.sort(key=lambda n: (n.source, n.id or "", _NOTICE_ORDER[n.kind]))
@@ -191,6 +217,7 @@ def plan(desired: DesiredState, live: Sequence[LiveSource], options: PlanOptions
         observed=observed,
         owned_elsewhere=owned_elsewhere,
         blast_radius=blast_radius,
+        adoption=_adoption(unadopted, adoption_updates, options),
         cost=write_cost(
             ordered,
             creates_per_hour=options.creates_per_hour,
@@ -412,6 +439,16 @@ def _create(spec: SourceSpec, options: PlanOptions, owner: str | None) -> Action
     )
 
 
+@dataclass(frozen=True)
+class _Comparison:
+    """A spec against its live source: the patch (None when in sync), notices, adoption."""
+
+    action: Action | None
+    notices: list[Notice]
+    # No marker, or a declared secret imgix-reconciler never sent: not adopted (yet).
+    unadopted: bool
+
+
 def _compare(
     spec: SourceSpec,
     live: LiveSource,
@@ -419,11 +456,13 @@ def _compare(
     *,
     owner: str | None,
     takes_over_from: str | None = None,
-) -> tuple[Action | None, list[Notice]]:
+    adopt: bool = False,
+) -> _Comparison:
     """The patch (None when in sync) and the notices for a spec matched to a live source.
 
     A patch records `owner` in the marker; `takes_over_from` (another owner's source,
-    planned with --take-over) makes a patch even when nothing else differs.
+    planned with --take-over) makes a patch even when nothing else differs. `adopt`
+    re-sends the secrets of a source not adopted yet and writes its marker.
     """
     deployment = spec.deployment
     ignored = frozenset(spec.ignore_changes)
@@ -455,6 +494,24 @@ def _compare(
         ignored=ignored,
         changed_outside=outside,
     )
+    unadopted = annotation.marker is None or UNRECORDED in secrets.cannot_compare.values()
+    if adopt and unadopted:
+        secrets = decide_secrets(
+            deployment,
+            key=options.fingerprint_key,
+            live_type=live.type,
+            changed=changed,
+            recorded=annotation.marker,
+            resend=True,
+            ignored=ignored,
+            changed_outside=outside,
+        )
+        if annotation_change is None:
+            raw = _text_or_none(live.deployment.get("annotation"))
+            annotation_change = Change(
+                path="deployment.annotation", before=raw, after=MARKER_WRITTEN
+            )
+            changes.append(annotation_change)
     changes += [
         Change(path=f"deployment.{name}", before=WRITE_ONLY, after=WILL_BE_SENT)
         for name in secrets.send
@@ -468,7 +525,7 @@ def _compare(
     if enabled != live.enabled:
         changes.append(Change(path="enabled", before=live.enabled, after=enabled))
 
-    notices = _notices(spec, live, annotation.marker is None, secrets)
+    notices = _notices(spec, live, secrets)
     notices += _encrypted_notices(spec, live, outside)
     writes_deployment = bool(changed or secrets.send or cleared or annotation_change)
     live_owner = annotation.marker.owner if annotation.marker is not None else None
@@ -482,7 +539,7 @@ def _compare(
         changes.append(Change(path="owner", before=live_owner, after=owner))
         writes_deployment = True
     if not changes:
-        return None, notices
+        return _Comparison(None, notices, unadopted)
 
     first: dict[str, JsonValue] = {}
     if "name" in {c.path for c in changes}:
@@ -526,7 +583,7 @@ def _compare(
         protected=spec.mode == "protect",
         takes_over_from=takes_over_from,
     )
-    return action, notices
+    return _Comparison(action, notices, unadopted)
 
 
 def _kill_safe(
@@ -712,43 +769,106 @@ def _enabled_writes(
     return writes
 
 
-def _notices(
-    spec: SourceSpec, live: LiveSource, outside: bool, secrets: SecretDecision
-) -> list[Notice]:
-    notices: list[Notice] = []
-    if outside:
-        notices.append(
-            Notice(
-                source=spec.name,
-                id=live.id,
-                kind="deployed_outside",
-                detail="deployed outside imgix-reconciler (its annotation carries no "
-                "imgix-reconciler marker, e.g. redeployed from the dashboard)",
-            )
-        )
+def _notices(spec: SourceSpec, live: LiveSource, secrets: SecretDecision) -> list[Notice]:
+    # Secrets never sent (no fingerprint recorded) are the adoption notice's, not one each.
     unresolved = sorted(n for n, why in secrets.cannot_compare.items() if why == UNRESOLVED)
-    unrecorded = sorted(n for n, why in secrets.cannot_compare.items() if why != UNRESOLVED)
-    if unresolved:
-        notices.append(
-            Notice(
-                source=spec.name,
-                id=live.id,
-                kind="cannot_compare",
-                detail=f"cannot compare {', '.join(unresolved)}: the secret is not available "
-                "to this plan (references not resolved)",
-            )
+    if not unresolved:
+        return []
+    return [
+        Notice(
+            source=spec.name,
+            id=live.id,
+            kind="cannot_compare",
+            detail=f"cannot compare {', '.join(unresolved)}: the secret is not available "
+            "to this plan (references not resolved)",
         )
-    if unrecorded:
-        notices.append(
-            Notice(
-                source=spec.name,
-                id=live.id,
-                kind="cannot_compare",
-                detail=f"cannot compare {', '.join(unrecorded)}: imgix-reconciler has no "
-                "fingerprint of what the API holds; apply --resend-secrets sends and records it",
-            )
+    ]
+
+
+def _adoption_updates(spec: SourceSpec, live: LiveSource) -> int:
+    """Updates adopting a source costs, as the applier will make them.
+
+    One write carries the secrets and the marker (enabling a disabled source for it, as
+    `_enabled_writes` does); a source the file wants disabled is disabled again in a
+    second; a web secret's `*_encrypted` value is recorded in one more, after the first
+    write (which leaves the source enabled).
+    """
+    enabled = live.enabled if "enabled" in spec.ignore_changes else spec.enabled
+    sends_web_secret = bool(
+        set(declared_secrets(spec.deployment)) & set(encrypted_fields(type(spec.deployment)))
+    )
+    return 1 + (not enabled) + sends_web_secret
+
+
+def _adoption(refs: list[SourceRef], updates: int, options: PlanOptions) -> Adoption | None:
+    """One notice for every managed source without a marker, with what adopting costs."""
+    if not refs:
+        return None
+    count = len(refs)
+    per_hour = options.updates_per_hour or DEFAULT_UPDATES_PER_HOUR
+    hours = math.ceil(updates / per_hour)
+    cost = (
+        f"{updates} update{'s' if updates != 1 else ''}, {hours} hour{'s' if hours != 1 else ''} "
+        f"of the budget of {per_hour} updates per hour"
+    )
+    sources = f"{count} source{'s' if count != 1 else ''}"
+    if options.adopt:
+        detail = (
+            f"adopting {sources}: this plan sends the secrets the file holds and writes the "
+            f"imgix-reconciler marker ({cost})"
         )
-    return notices
+    else:
+        detail = (
+            f"{sources} without an imgix-reconciler marker (changed outside git, e.g. in the "
+            "dashboard, or not adopted yet): secrets cannot be compared with what imgix "
+            "holds. `apply --adopt` sends the secrets the file holds and writes the marker "
+            f"({cost})"
+        )
+    return Adoption(
+        count=count,
+        sources=refs,
+        planned=options.adopt,
+        updates=updates,
+        updates_per_hour=per_hour,
+        hours=hours,
+        detail=detail,
+    )
+
+
+def _origin(kind: Any, attributes: Mapping[str, Any]) -> tuple[Any, ...] | None:
+    """Where a source's images come from (its type and origin fields), if it says so."""
+    model = DEPLOYMENT_MODELS.get(kind) if isinstance(kind, str) else None
+    if model is None or not model.ORIGIN_FIELDS:
+        return None
+    values = []
+    for name in model.ORIGIN_FIELDS:
+        value = attributes.get(name)
+        values.append(value.rstrip("/") or None if isinstance(value, str) else value)
+    if values[0] is None:
+        return None
+    return (kind, *values)
+
+
+def _possible_renames(spec: SourceSpec, unmanaged: Sequence[LiveSource]) -> list[Notice]:
+    """A create whose origin an unmanaged live source already serves: likely that source."""
+    attributes = desired_attributes(spec.deployment)
+    origin = _origin(attributes.get("type"), attributes)
+    if origin is None:
+        return []
+    model = type(spec.deployment)
+    fields = " and ".join(("type", *(n for n in model.ORIGIN_FIELDS if attributes.get(n))))
+    return [
+        Notice(
+            source=spec.name,
+            id=None,
+            kind="possible_rename",
+            detail=f'has the same {fields} as the unmanaged live source "{live.name}" '
+            f"({live.id}): if it is that source renamed or given new hostnames, pin it with "
+            f"`id: {live.id}`; as planned, a create makes a second source for the same origin",
+        )
+        for live in _by_name(unmanaged)
+        if _origin(live.type, live.deployment) == origin
+    ]
 
 
 def _unreadable_for_create(spec: SourceSpec) -> list[Notice]:

@@ -274,6 +274,7 @@ async def plan_files(
     targets: Sequence[str] = (),
     resend_secrets: bool = False,
     take_over: bool = False,
+    adopt: bool = False,
     secrets_optional: bool = True,
     environ: Mapping[str, str] | None = None,
 ) -> PlanResult:
@@ -291,6 +292,7 @@ async def plan_files(
         targets=frozenset(targets),
         api_url=connection.api_url,
         take_over=take_over,
+        adopt=adopt,
         creates_per_hour=connection.pacing.creates_per_hour,
         updates_per_hour=connection.pacing.updates_per_hour,
     )
@@ -341,6 +343,20 @@ def is_plan_file(path: Path) -> bool:
     return isinstance(document, dict) and "format_version" in document
 
 
+def read_plan_document(path: Path) -> Plan:
+    """A plan document, for reading only: its digest checked, its MAC not (never apply it)."""
+    try:
+        document = Plan.model_validate_json(path.read_bytes())
+    except (ValueError, RecursionError) as error:
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise PlanFileError(
+            f"{path}: not a plan document written by `plan --out` ({first})"
+        ) from None
+    if compute_digest(document.actions, document.api_url) != document.digest:
+        raise PlanFileError(f"{path}: the actions do not match the plan's digest (edited?)")
+    return document
+
+
 def read_plan_file(
     path: Path, connection: Connection, environ: Mapping[str, str] | None = None
 ) -> Plan:
@@ -389,16 +405,34 @@ def check_saved_plan(
         )
 
 
-def drift_findings(result: Plan, *, require_marker: bool = False) -> list[str]:
-    """Why live state differs from the files; empty when in sync."""
+# Findings named one by one in the drift verdict; the rest are counted.
+MAX_NAMED_FINDINGS = 20
+UNADOPTED = "changed outside git, or not adopted yet"
+
+
+def drift_findings(result: Plan, *, allow_unadopted: bool = False) -> list[str]:
+    """Why live state differs from the files; empty when in sync.
+
+    A managed source without the marker is drift: the tool keeps no state, so a marker a
+    dashboard edit dropped (and a secret changed with it) looks like one never written.
+    `allow_unadopted` tolerates those while an adoption is under way.
+    """
     findings = [f"{action.action} {action.source}" for action in result.actions]
     findings += [f"{o.source} differs (mode: observe, never written)" for o in result.observed]
     for notice in result.notices:
-        if notice.kind == "encrypted_changed" or (
-            require_marker and notice.kind == "deployed_outside"
-        ):
+        if notice.kind == "encrypted_changed":
             findings.append(f"{notice.source}: {notice.detail}")
+    adoption = result.adoption
+    if adoption is not None and not adoption.planned and not allow_unadopted:
+        findings += [f"{source.name} ({source.id}): {UNADOPTED}" for source in adoption.sources]
     return findings
+
+
+def drift_summary(findings: Sequence[str]) -> str:
+    """The drift verdict in one line, naming at most `MAX_NAMED_FINDINGS` findings."""
+    shown = "; ".join(findings[:MAX_NAMED_FINDINGS])
+    hidden = len(findings) - MAX_NAMED_FINDINGS
+    return f"Drift: {shown}" + (f"; and {hidden} more." if hidden > 0 else ".")
 
 
 def check_apply_policy(

@@ -409,6 +409,9 @@ class DeploymentBase(BaseModel):
     # credentialed origin changes; empty for origins without them.
     LOCATION_FIELDS: ClassVar[frozenset[str]] = frozenset()
     CREDENTIAL_FIELDS: ClassVar[frozenset[str]] = frozenset()
+    # What says where the images come from (bucket, account, base URL): two sources with
+    # the same type and origin serve the same images. Empty when any origin may be used.
+    ORIGIN_FIELDS: ClassVar[tuple[str, ...]] = ()
 
     # Attributes written as `{env:}`/`{file:}` references, with their values: sensitive,
     # so plans show the reference and send a placeholder (see `referenced`).
@@ -460,6 +463,7 @@ class S3Deployment(DeploymentBase):
 
     LOCATION_FIELDS = frozenset({"s3_bucket", "s3_prefix"})
     CREDENTIAL_FIELDS = frozenset({"s3_access_key", "s3_secret_key"})
+    ORIGIN_FIELDS = ("s3_bucket", "s3_prefix")
 
     type: Literal["s3"]
     s3_access_key: NonEmpty
@@ -474,6 +478,7 @@ class GcsDeployment(DeploymentBase):
 
     LOCATION_FIELDS = frozenset({"gcs_bucket", "gcs_prefix"})
     CREDENTIAL_FIELDS = frozenset({"gcs_access_key", "gcs_secret_key"})
+    ORIGIN_FIELDS = ("gcs_bucket", "gcs_prefix")
 
     type: Literal["gcs"]
     cache_ttl_behavior: CacheTtlBehavior = "enforce_minimum"
@@ -491,6 +496,7 @@ class AzureDeployment(DeploymentBase):
         {"azure_account", "azure_bucket", "azure_prefix", "azure_service_type"}
     )
     CREDENTIAL_FIELDS = frozenset({"azure_sas_string"})
+    ORIGIN_FIELDS = ("azure_account", "azure_bucket", "azure_prefix")
 
     type: Literal["azure"]
     azure_account: NonEmpty
@@ -505,6 +511,7 @@ class WebFolderDeployment(DeploymentBase):
     """Web folder origin: a base URL, with optional origin authentication."""
 
     LOCATION_FIELDS = frozenset({"webfolder_base_url"})
+    ORIGIN_FIELDS = ("webfolder_base_url",)
 
     type: Literal["webfolder"]
     webfolder_base_url: AbsoluteUrl
@@ -534,6 +541,7 @@ class S3CompatibleDeployment(DeploymentBase):
 
     LOCATION_FIELDS = frozenset({"bucket_name", "endpoint_url", "region", "storage_provider"})
     CREDENTIAL_FIELDS = frozenset({"access_key_id", "secret_key"})
+    ORIGIN_FIELDS = ("endpoint_url", "bucket_name")
 
     type: Literal["s3_compatible"]
     access_key_id: NonEmpty

@@ -56,6 +56,9 @@ EXAMPLE_SECRET_ENV = (
     "ARCHIVE_SECRET_KEY",
 )
 
+# What makes the CLI speak GitHub (reconciler.github); tests that want it set it.
+GITHUB_ENV = ("GITHUB_ACTIONS", "GITHUB_STEP_SUMMARY", "GITHUB_OUTPUT", "GITHUB_WORKSPACE")
+
 # One source of each type; every secret attribute appears, from env and from files.
 SOURCE_BLOCKS = {
     "Products": """\
@@ -147,7 +150,8 @@ def write_sources(directory: Path, text: str = SOURCES_YAML, name: str = "source
 
 def child_env(extra: Mapping[str, str | None] | None = None) -> dict[str, str]:
     """A clean copy of os.environ: no IMGIX_* and no secret names, the emulator's key set."""
-    removed = {*CANARY_ENV, *EXAMPLE_SECRET_ENV, "NO_COLOR"}
+    # GitHub's variables too: under GitHub Actions the CLI would add annotations and masks.
+    removed = {*CANARY_ENV, *EXAMPLE_SECRET_ENV, "NO_COLOR", *GITHUB_ENV}
     env = {
         name: value
         for name, value in os.environ.items()
@@ -185,7 +189,7 @@ def invoke(*args: str | Path, env: Mapping[str, str | None] | None = None) -> Re
     cleared: dict[str, str | None] = {
         name: None
         for name in os.environ
-        if name.startswith("IMGIX_") or name in (*CANARY_ENV, *EXAMPLE_SECRET_ENV)
+        if name.startswith("IMGIX_") or name in (*CANARY_ENV, *EXAMPLE_SECRET_ENV, *GITHUB_ENV)
     }
     merged = {**cleared, "IMGIX_API_KEY": EMULATOR_API_KEY, **(env or {})}
     return CliRunner().invoke(main, [str(arg) for arg in args], env=merged, catch_exceptions=False)

@@ -9,7 +9,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
-from reconciler.export import MAX_VARIABLE_LENGTH, export_document, export_yaml
+from reconciler.canonical import formatted
+from reconciler.export import (
+    MAX_VARIABLE_LENGTH,
+    ExportError,
+    export_document,
+    export_yaml,
+    exported_source,
+    merged_yaml,
+)
 from reconciler.live import LiveSource
 from reconciler.specs import DesiredState
 
@@ -61,7 +69,7 @@ def test_secret_variable_names_are_unique_per_source() -> None:
 
 
 def test_exported_file_is_a_valid_desired_state() -> None:
-    text = export_yaml([BLOG, ARCHIVE])
+    text = export_yaml([BLOG, ARCHIVE]).text
     assert text.startswith("# yaml-language-server: $schema=")
     state = DesiredState.model_validate(YAML(typ="safe").load(text))
     assert [s.id for s in state.sources] == ["a" * 24, "b" * 24]
@@ -75,9 +83,14 @@ def blog_named(name: str, source_id: str = "a" * 24) -> LiveSource:
 
 
 def variable_of(source: LiveSource) -> str:
-    (exported,) = export_document([source])["sources"]
-    name: str = exported["deployment"]["password"]["env"]
+    name: str = exported_source(source, set())["deployment"]["password"]["env"]
     return name
+
+
+def variables_of(sources: list[LiveSource]) -> list[str]:
+    """Variable names as generated, before the exported file is checked (names may be empty)."""
+    taken: set[str] = set()
+    return [exported_source(s, taken)["deployment"]["password"]["env"] for s in sources]
 
 
 @pytest.mark.parametrize(
@@ -113,7 +126,7 @@ def test_long_names_that_share_a_prefix_stay_unique() -> None:
     sources = [blog_named(stem + str(n), f"{n:024x}") for n in range(12)]
     sources.append(blog_named("", "0" * 18 + "00000b"))
     sources.append(blog_named("", "1" * 18 + "00000b"))
-    names = [s["deployment"]["password"]["env"] for s in export_document(sources)["sources"]]
+    names = variables_of(sources)
     assert len(set(names)) == len(names) == 14
     for name in names:
         assert VALID_VARIABLE.fullmatch(name) and len(name) <= MAX_VARIABLE_LENGTH, name
@@ -123,7 +136,7 @@ def test_long_names_that_share_a_prefix_stay_unique() -> None:
 @given(st.lists(st.text(max_size=120), min_size=1, max_size=6))
 def test_any_names_give_valid_unique_variables(names: list[str]) -> None:
     sources = [blog_named(name, f"{n:024x}") for n, name in enumerate(names)]
-    variables = [s["deployment"]["password"]["env"] for s in export_document(sources)["sources"]]
+    variables = variables_of(sources)
     assert len(set(variables)) == len(variables)
     for variable in variables:
         assert VALID_VARIABLE.fullmatch(variable), variable
@@ -131,10 +144,146 @@ def test_any_names_give_valid_unique_variables(names: list[str]) -> None:
         assert not variable.startswith("GITHUB_")
 
 
-def test_a_live_value_of_another_json_type_than_the_default_is_kept() -> None:
-    """The planner tells 300.0 from 300: export must keep it, or the file would plan a change."""
+def test_a_live_value_of_another_json_type_than_the_default_is_an_error() -> None:
+    """The planner tells 300.0 from 300, and the file format takes integers only.
+
+    Writing 300 would plan a change, writing 300.0 a file `validate` rejects: neither.
+    """
     odd = BLOG.model_copy(update={"deployment": {**BLOG.deployment, "cache_ttl_error": 300.0}})
-    (source,) = export_document([odd])["sources"]
-    assert source["deployment"]["cache_ttl_error"] == 300.0
+    assert exported_source(odd, set())["deployment"]["cache_ttl_error"] == 300.0
+    with pytest.raises(ExportError, match=r"cache_ttl_error: Input should be a valid integer"):
+        export_document([odd])
     (plain,) = export_document([BLOG])["sources"]
     assert "cache_ttl_error" not in plain["deployment"]
+
+
+# --------------------------------------------------------------------------- header, validity
+
+
+def test_the_header_lists_the_variables_to_set_and_the_text_is_already_formatted() -> None:
+    exported = export_yaml([BLOG, ARCHIVE])
+    assert exported.variables == ["BLOG_PASSWORD", "BLOG_S3_SECRET_KEY"]
+    header = exported.text.split("\nversion: 1\n")[0].splitlines()
+    assert header[-2:] == ["#   BLOG_PASSWORD", "#   BLOG_S3_SECRET_KEY"]
+    assert formatted(exported.text) == exported.text
+    no_secret = ARCHIVE.model_copy(
+        update={"deployment": {**ARCHIVE.deployment, "type": "webproxy"}}
+    )
+    assert "# No secret to set" in export_yaml([no_secret]).text
+
+
+def test_a_source_of_an_unknown_type_is_an_error_naming_it_not_an_invalid_file() -> None:
+    future = BLOG.model_copy(
+        update={"name": "Future\x1b[2J", "deployment": {**BLOG.deployment, "type": "ftp"}}
+    )
+    with pytest.raises(ExportError) as raised:
+        export_yaml([ARCHIVE, future])
+    message = str(raised.value)
+    assert '"Future\\u001b[2J"' in message and "a" * 24 in message and '"ftp"' in message
+    assert "\x1b" not in message
+
+
+def test_a_live_value_the_format_rejects_is_an_error_naming_the_source() -> None:
+    odd = BLOG.model_copy(update={"deployment": {**BLOG.deployment, "cache_ttl_value": 60}})
+    unnamed = ARCHIVE.model_copy(update={"name": ""})
+    with pytest.raises(ExportError) as raised:
+        export_yaml([odd, unnamed])
+    first, second = str(raised.value).splitlines()
+    assert f'"" ({"b" * 24})' in first and "name" in first
+    assert f'"Blog" ({"a" * 24})' in second and "deployment.webfolder.cache_ttl_value" in second
+
+
+def test_a_parameter_newer_than_the_catalogue_is_allowed_in_the_exported_file() -> None:
+    newer = BLOG.model_copy(
+        update={"deployment": {**BLOG.deployment, "default_params": {"fm2031": "x"}}}
+    )
+    exported = export_yaml([newer, ARCHIVE])
+    document = YAML(typ="safe").load(exported.text)
+    assert document["allow_unknown_params"] is True
+    assert "allow_unknown_params" not in export_document([BLOG, ARCHIVE])
+    merged = merged_yaml(export_yaml([ARCHIVE]).text, [newer, ARCHIVE])
+    assert YAML(typ="safe").load(merged.text)["allow_unknown_params"] is True
+
+
+def test_a_known_parameter_with_a_value_it_refuses_is_an_error_naming_the_source() -> None:
+    wrong = BLOG.model_copy(
+        update={"deployment": {**BLOG.deployment, "default_params": {"fm": "wepb"}}}
+    )
+    with pytest.raises(ExportError, match=r'"Blog" \(a{24}\).*webp'):
+        export_yaml([wrong])
+
+
+# --------------------------------------------------------------------------- --merge
+
+COMMENTED = """\
+# Our image sources. Reviewed by the platform team.
+version: 1
+sources:
+  # The blog, served from the CMS.
+  - name: Blog   # keep this name: dashboards use it
+    id: aaaaaaaaaaaaaaaaaaaaaaaa
+    deployment:
+      type: webfolder
+      webfolder_base_url: "https://assets.example.com/"   # quoted on purpose
+      imgix_subdomains: [acme-blog]
+      password: {env: OUR_BLOG_SECRET}
+      cache_ttl_value: 86400
+      default_params: {auto: format}
+
+  # Matched by subdomain, not pinned.
+  - name: Old archive name
+    deployment:
+      type: s3
+      s3_bucket: b
+      s3_access_key: AKIA
+      s3_secret_key: {env: BLOG_PASSWORD}   # a name export would generate
+      imgix_subdomains: [acme-archive]
+# end of file
+"""
+
+
+def test_merge_keeps_the_file_and_adds_only_the_missing_sources() -> None:
+    twin = BLOG.model_copy(
+        update={
+            "id": "c" * 24,
+            "deployment": {**BLOG.deployment, "imgix_subdomains": ["acme-twin"]},
+        }
+    )
+    merged = merged_yaml(COMMENTED, [BLOG, ARCHIVE, twin])
+    assert merged.added == 1
+    lines = merged.text.splitlines()
+    original = COMMENTED.splitlines()
+    # The file's lines come first, unchanged; its closing comment stays at the end.
+    assert lines[: len(original) - 1] == original[:-1]
+    assert lines[-1] == "# end of file"
+    assert [line for line in lines if line.lstrip().startswith("#")] == [
+        line for line in original if line.lstrip().startswith("#")
+    ]
+    # The new source's variable avoids the names the file uses, and is reported.
+    assert merged.variables == ["BLOG_CCCCCC_PASSWORD"]
+    assert "OUR_BLOG_SECRET" in merged.text and "c" * 24 in merged.text
+    state = DesiredState.model_validate(YAML(typ="safe").load(merged.text))
+    assert [s.name for s in state.sources] == ["Blog", "Old archive name", "Blog"]
+
+
+def test_merge_of_a_file_with_nothing_missing_changes_nothing() -> None:
+    merged = merged_yaml(COMMENTED, [BLOG, ARCHIVE])
+    assert (merged.added, merged.text) == (0, COMMENTED)
+
+
+def test_merge_keeps_another_indentation_style() -> None:
+    four = (
+        "version: 1\nsources:\n- name: Blog\n  id: aaaaaaaaaaaaaaaaaaaaaaaa\n  deployment:\n"
+        "    type: webfolder\n    webfolder_base_url: https://assets.example.com/\n"
+        "    imgix_subdomains:\n    - acme-blog\n"
+    )
+    merged = merged_yaml(four, [BLOG, ARCHIVE])
+    assert merged.text.startswith(four)
+    assert "\n- name: Blog\n  id: bbbbbbbbbbbbbbbbbbbbbbbb\n  enabled: false\n" in merged.text
+
+
+def test_merge_into_an_empty_flow_list_writes_block_style() -> None:
+    merged = merged_yaml("version: 1\nsources: []  # none yet\n", [ARCHIVE])
+    state = DesiredState.model_validate(YAML(typ="safe").load(merged.text))
+    assert [s.id for s in state.sources] == ["b" * 24]
+    assert "# none yet" in merged.text

@@ -8,7 +8,7 @@ PUBLIC = {
     "LiveSource",
     # plan and render
     "plan_files", "PlanResult", "PlanError", "PlanFileError", "Plan", "Action", "Change", "Notice",
-    "render", "authenticate_plan", "read_plan_file", "export_yaml",
+    "render", "authenticate_plan", "read_plan_file", "export_yaml", "Export", "ExportError",
     # apply
     "apply_with_report", "ApplyReport", "ActionResult", "ApplyRefused", "StalePlan",
 }  # fmt: skip

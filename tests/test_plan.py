@@ -13,6 +13,7 @@ from test_render import live_sources
 from reconciler.loader import load
 from reconciler.plan import (
     Action,
+    Adoption,
     BlastRadius,
     Change,
     ObservedSource,
@@ -110,6 +111,15 @@ def test_the_mac_covers_every_field_of_the_document() -> None:
         "notices": [],
         "observed": [ObservedSource(action="patch", source="Seen", id="f" * 24, changes=[])],
         "owned_elsewhere": [OwnedElsewhere(source="Theirs", id="e" * 24, owner="acme/other")],
+        "adoption": Adoption(
+            count=1,
+            sources=[],
+            planned=False,
+            updates=1,
+            updates_per_hour=60,
+            hours=1,
+            detail="1 source to adopt",
+        ),
         "blast_radius": BlastRadius.measure(9, 10, max_risky_share=0.9, min_risky_count=1),
         "cost": write_cost(saved.actions, creates_per_hour=1, updates_per_hour=1),
     }

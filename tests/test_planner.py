@@ -20,6 +20,7 @@ from reconciler.live import LiveSource
 from reconciler.pacing import Pacing
 from reconciler.plan import (
     HIDDEN,
+    MARKER_WRITTEN,
     NOT_RETURNED,
     NOT_SET,
     REMOVED,
@@ -416,12 +417,90 @@ def test_unresolved_secrets_give_a_cannot_compare_notice_not_a_failure() -> None
     assert notice.kind == "cannot_compare" and "s3_secret_key" in notice.detail
 
 
-def test_source_without_marker_is_reported_as_deployed_outside() -> None:
+def test_sources_without_marker_are_one_adoption_notice_not_one_each() -> None:
+    unmarked = [
+        live_of(s3_spec(f"S{n}", (f"s{n}",)), f"{n:024x}", deployment={"annotation": "by jane"})
+        for n in range(200)
+    ]
+    specs = desired(*(s3_spec(f"S{n}", (f"s{n}",)) for n in range(200)))
+    result = plan(specs, unmarked, OPTIONS)
+    assert result.actions == [] and result.notices == []
+    adoption = result.adoption
+    assert adoption is not None and not adoption.planned
+    assert (adoption.count, adoption.updates, adoption.hours) == (200, 200, 4)
+    assert [s.name for s in adoption.sources[:2]] == ["S0", "S1"]
+    assert "200 sources without an imgix-reconciler marker" in adoption.detail
+    assert "`apply --adopt`" in adoption.detail and "200 updates, 4 hours" in adoption.detail
+    faster = plan(specs, unmarked, PlanOptions(fingerprint_key=KEY, updates_per_hour=100))
+    assert faster.adoption is not None and faster.adoption.hours == 2
+
+
+def test_adopting_sends_the_secrets_and_writes_the_marker() -> None:
     live = live_of(s3_spec(), deployment={"annotation": "New deployment created by jane"})
+    options = PlanOptions(fingerprint_key=KEY, adopt=True)
+    result = plan(desired(s3_spec()), [live], options)
+    action = only(result)
+    assert action.changes == [
+        Change(
+            path="deployment.annotation",
+            before="New deployment created by jane",
+            after=MARKER_WRITTEN,
+        ),
+        Change(path="deployment.s3_secret_key", before=WRITE_ONLY, after=WILL_BE_SENT),
+    ]
+    deployment = action.writes[0]["deployment"]
+    assert isinstance(deployment, dict)
+    assert deployment["s3_secret_key"] == {"secret": {"env": "S3_SECRET_KEY"}}
+    marker = parse_annotation(str(deployment["annotation"])).marker
+    assert marker == Marker({"s3_secret_key": fingerprint(KEY, "s3_secret_key", S3_SECRET)})
+    assert result.adoption is not None and result.adoption.planned
+    assert "adopting 1 source:" in result.adoption.detail
+    adopted = live.model_copy(
+        update={"deployment": {**live.deployment, "annotation": deployment["annotation"]}}
+    )
+    assert plan(desired(s3_spec()), [adopted], OPTIONS).adoption is None
+
+
+def test_a_secret_never_sent_behind_a_marker_still_needs_adoption() -> None:
+    unknown = compose_annotation(None, Marker({"s3_secret_key": "unknown"}))
+    live = live_of(s3_spec(), deployment={"annotation": unknown})
     result = plan(desired(s3_spec()), [live], OPTIONS)
-    assert result.actions == []
-    assert [n.kind for n in result.notices] == ["deployed_outside", "cannot_compare"]
-    assert "--resend-secrets" in result.notices[1].detail
+    assert result.adoption is not None and result.adoption.count == 1
+
+
+def test_adopting_a_web_folder_costs_the_recording_of_its_encrypted_password() -> None:
+    spec = webfolder_spec(
+        "Blog", ("acme-blog",), password=SecretRef("env", "BLOG_PASSWORD", "hunter22")
+    )
+    live = live_of(spec, deployment={"annotation": None, "password_encrypted": "x"})
+    adoption = plan(desired(spec), [live], OPTIONS).adoption
+    assert adoption is not None and adoption.updates == 2
+    disabled = live.model_copy(update={"enabled": False})
+    spec_disabled = {**spec, "enabled": False}
+    # Enabled to be written (and its password recorded), then disabled again.
+    adoption = plan(desired(spec_disabled), [disabled], OPTIONS).adoption
+    assert adoption is not None and adoption.updates == 3
+
+
+def test_a_create_on_the_origin_of_an_unmanaged_source_suggests_pinning_its_id() -> None:
+    old = live_of(s3_spec("Products (old)", ("acme-old",)), ID_B)
+    other = live_of(s3_spec("Other", ("acme-other",), s3_bucket="elsewhere"), ID_C)
+    result = plan(desired(s3_spec("Products", ("acme-new",))), [old, other], OPTIONS)
+    assert only(result).action == "create"
+    (notice,) = result.notices
+    assert notice.kind == "possible_rename" and notice.source == "Products"
+    assert f'"Products (old)" ({ID_B})' in notice.detail
+    assert f"`id: {ID_B}`" in notice.detail and "type and s3_bucket" in notice.detail
+    # A managed source on the same origin is not a candidate.
+    both = desired(s3_spec("Products", ("acme-new",)), s3_spec("Products (old)", ("acme-old",)))
+    assert plan(both, [old], OPTIONS).notices == []
+
+
+def test_web_proxies_have_no_origin_to_compare() -> None:
+    proxy = {"name": "P", "deployment": {"type": "webproxy", "imgix_subdomains": ["acme-p"]}}
+    live = live_of({**proxy, "name": "Q"}, ID_B)
+    live = live.model_copy(update={"deployment": {**live.deployment, "imgix_subdomains": ["q"]}})
+    assert plan(desired(proxy), [live], OPTIONS).notices == []
 
 
 def test_type_change_sends_the_whole_new_deployment() -> None:

@@ -18,11 +18,13 @@ from reconciler.live import LiveSource
 from reconciler.loader import load
 from reconciler.plan import (
     Action,
+    Adoption,
     Change,
     Notice,
     ObservedSource,
     OwnedElsewhere,
     Plan,
+    SourceRef,
     Summary,
     UnmanagedSource,
 )
@@ -81,10 +83,12 @@ def the_plan() -> Plan:
 
 
 def test_representative_plan_covers_every_kind_of_entry(the_plan: Plan) -> None:
-    assert the_plan.summary == Summary(create=2, patch=3, unchanged=1, unmanaged=1)
+    assert the_plan.summary == Summary(create=3, patch=3, unchanged=1, unmanaged=1)
     assert [a.destructive for a in the_plan.actions].count(True) == 1
     assert any(a.depends_on for a in the_plan.actions)
-    assert {n.kind for n in the_plan.notices} == {"deployed_outside", "cannot_compare"}
+    assert {n.kind for n in the_plan.notices} == {"possible_rename"}
+    assert the_plan.adoption is not None
+    assert [s.name for s in the_plan.adoption.sources] == ["Marketing assets"]
 
 
 @pytest.mark.parametrize(
@@ -145,7 +149,7 @@ def big_plan(sources: int) -> Plan:
     template = next(a for a in base.actions if a.action == "create")
     actions = [template.model_copy(update={"source": f"Source {n:05d}"}) for n in range(sources)]
     notices = [
-        Notice(source=f"Source {n:05d}", id=None, kind="deployed_outside", detail="x")
+        Notice(source=f"Source {n:05d}", id=None, kind="cannot_compare", detail="x")
         for n in range(sources)
     ]
     unmanaged = [UnmanagedSource(id=f"{n:024x}", name=f"Stray {n}") for n in range(sources)]
@@ -246,8 +250,17 @@ def nasty_plan(name: str = NASTY) -> Plan:
         digest=f"sha256:{name}",
         summary=Summary(create=1, patch=1, unchanged=0, unmanaged=1),
         actions=[first, second],
-        notices=[Notice(source=name, id=name, kind="deployed_outside", detail=name)],
+        notices=[Notice(source=name, id=name, kind="cannot_compare", detail=name)],
         unmanaged=[UnmanagedSource(id=name, name=name)],
+        adoption=Adoption(
+            count=1,
+            sources=[SourceRef(id=name, name=name)],
+            planned=False,
+            updates=1,
+            updates_per_hour=60,
+            hours=1,
+            detail=name,
+        ),
     )
 
 

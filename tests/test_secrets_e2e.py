@@ -166,20 +166,25 @@ def test_a_moved_s3_bucket_carries_both_credentials(
 # --------------------------------------------------------------------------- dashboard drift
 
 
-def test_a_dashboard_redeploy_is_a_notice_and_drift_under_require_marker(
+def test_a_dashboard_redeploy_is_drift_unless_an_adoption_is_under_way(
     managed: SourceStore, emulator_url: str, sources: Path
 ) -> None:
     managed.dashboard_redeploy(source_id(managed, "Uploads"), {})
 
     plain = invoke("drift", sources, "--api-url", emulator_url, env=CANARY_ENV)
-    assert plain.exit_code == 0, plain.output
-    assert '"Uploads"' in plain.stdout
-    assert "deployed outside imgix-reconciler" in plain.stdout
+    assert plain.exit_code == 2, plain.output
+    assert "Uploads" in plain.stderr and "changed outside git, or not adopted yet" in plain.stderr
+    assert '"Uploads"' in plain.stdout and "without an imgix-reconciler marker" in plain.stdout
 
+    # The old flag asked for what is now the default: still accepted.
     strict = invoke("drift", sources, "--require-marker", "--api-url", emulator_url, env=CANARY_ENV)
     assert strict.exit_code == 2, strict.output
-    assert "Uploads" in strict.stderr
-    assert "deployed outside imgix-reconciler" in strict.stderr
+
+    during = invoke(
+        "drift", sources, "--allow-unadopted", "--api-url", emulator_url, env=CANARY_ENV
+    )
+    assert during.exit_code == 0, during.output
+    assert "without an imgix-reconciler marker" in during.stdout
 
 
 def test_a_dashboard_change_of_a_compared_attribute_is_drift(
@@ -195,8 +200,7 @@ def test_a_dashboard_change_of_a_compared_attribute_is_drift(
     assert {"path": "deployment.default_params.q", "before": 40, "after": "(removed)"} in action[
         "changes"
     ]
-    kinds = {(n["source"], n["kind"]) for n in document["notices"]}
-    assert ("Marketing", "deployed_outside") in kinds
+    assert [s["name"] for s in document["adoption"]["sources"]] == ["Marketing"]
 
 
 def test_a_web_secret_rewritten_by_another_api_client_is_drift(

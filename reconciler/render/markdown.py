@@ -11,11 +11,20 @@ import re
 from collections.abc import Iterator
 
 from reconciler import redact
-from reconciler.plan import Action, Notice, ObservedSource, OwnedElsewhere, Plan, UnmanagedSource
+from reconciler.plan import (
+    Action,
+    Adoption,
+    Notice,
+    ObservedSource,
+    OwnedElsewhere,
+    Plan,
+    UnmanagedSource,
+)
 from reconciler.render.values import (
     DISABLES,
     View,
     action_flags,
+    adoption_names,
     blast_radius_warning,
     cost_line,
     counted,
@@ -68,7 +77,8 @@ def render(
 
     parts = ["\n".join(head) + "\n"]
     used = len(parts[0]) + len("\n".join(foot)) + 1
-    notices = [_notice(n) for n in plan.notices]
+    notices = [_adoption(plan.adoption)] if plan.adoption else []
+    notices += [_notice(n) for n in plan.notices]
     unmanaged = [_unmanaged(u) for u in plan.unmanaged]
     # Sources come first, but notices and unmanaged sources keep a share of the space.
     tail = min(sum(map(len, notices)), TAIL_SHARE) + min(sum(map(len, unmanaged)), TAIL_SHARE)
@@ -217,6 +227,13 @@ def _owned(owned: OwnedElsewhere) -> str:
 def _notice(notice: Notice) -> str:
     where = f" ({_code(notice.id)})" if notice.id else ""
     return f"- **{markdown_text(notice.source)}**{where}: {markdown_text(notice.detail)}\n"
+
+
+def _adoption(adoption: Adoption) -> str:
+    names, hidden = adoption_names(adoption)
+    listed = ", ".join(f"**{markdown_text(name)}**" for name in names)
+    more = f" and {hidden} more" if hidden else ""
+    return f"- {markdown_text(adoption.detail)}: {listed}{more}\n"
 
 
 def _unmanaged(source: UnmanagedSource) -> str:

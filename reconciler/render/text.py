@@ -7,11 +7,20 @@ import io
 from rich.console import Console
 from rich.text import Text
 
-from reconciler.plan import Action, Notice, ObservedSource, OwnedElsewhere, Plan, UnmanagedSource
+from reconciler.plan import (
+    Action,
+    Adoption,
+    Notice,
+    ObservedSource,
+    OwnedElsewhere,
+    Plan,
+    UnmanagedSource,
+)
 from reconciler.render.values import (
     DISABLES,
     View,
     action_flags,
+    adoption_names,
     blast_radius_warning,
     cost_line,
     headline,
@@ -58,9 +67,11 @@ def render(
         console.print(Text("Owned elsewhere (never written; --take-over takes over):", "bold"))
         for owned in plan.owned_elsewhere:
             console.print(_owned(owned))
-    if plan.notices:
+    if plan.notices or plan.adoption:
         console.print()
         console.print(Text("Notices:", style="bold"))
+        if plan.adoption:
+            console.print(_adoption(plan.adoption))
         for notice in plan.notices:
             console.print(_notice(notice))
     if plan.unmanaged:
@@ -129,6 +140,16 @@ def _notice(notice: Notice) -> Text:
     if notice.id:
         line.append(f" ({escaped(notice.id)})")
     line.append(f": {escaped(notice.detail)}")
+    return line
+
+
+def _adoption(adoption: Adoption) -> Text:
+    names, hidden = adoption_names(adoption)
+    line = Text("  ! ", style="yellow")
+    line.append(f"{escaped(adoption.detail)}: ")
+    line.append(", ".join(quoted(name) for name in names))
+    if hidden:
+        line.append(f" and {hidden} more")
     return line
 
 

@@ -13,21 +13,34 @@ from pydantic import JsonValue
 from reconciler.plan import (
     CANNOT_COMPARE,
     HIDDEN,
+    MARKER_WRITTEN,
     NOT_RETURNED,
     NOT_SET,
     REMOVED,
     WILL_BE_SENT,
     WRITE_ONLY,
     Action,
+    Adoption,
     Plan,
     WriteCost,
 )
 from reconciler.untrusted import json_shown
 
 MARKERS = frozenset(
-    {WRITE_ONLY, WILL_BE_SENT, CANNOT_COMPARE, NOT_RETURNED, HIDDEN, NOT_SET, REMOVED}
+    {
+        WRITE_ONLY,
+        WILL_BE_SENT,
+        CANNOT_COMPARE,
+        NOT_RETURNED,
+        HIDDEN,
+        NOT_SET,
+        REMOVED,
+        MARKER_WRITTEN,
+    }
 )
 DISABLES = "disables a live source: apply needs --allow-disable"
+# Sources the adoption notice names; the JSON plan lists them all.
+MAX_ADOPTION_NAMES = 20
 
 
 def shown(value: JsonValue) -> str:
@@ -152,3 +165,9 @@ def cost_line(cost: WriteCost) -> str:
     )
     at = f" at {budgets}" if budgets else ""
     return f"Cost: {writes}; about {duration(cost.seconds)}{at} (from an unspent hourly budget)."
+
+
+def adoption_names(adoption: Adoption) -> tuple[list[str], int]:
+    """The source names the adoption notice shows, and how many it leaves to the JSON plan."""
+    shown_sources = adoption.sources[:MAX_ADOPTION_NAMES]
+    return [source.name for source in shown_sources], adoption.count - len(shown_sources)

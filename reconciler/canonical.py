@@ -1,0 +1,200 @@
+"""The canonical layout of a desired-state file: key order and YAML style.
+
+`export` writes it and `fmt` rewrites files into it, so an exported file is already
+formatted. Files are read and written with ruamel.yaml's round trip, which keeps comments
+with the keys they follow; reordering moves whole keys, so no comment is lost.
+
+Order: `version` then `sources` at the top; per source `name`, `id`, `enabled`,
+`ignore_changes`, `deployment`; per deployment `type`, the hostnames, the attributes of
+that type in the models' order (origin, credentials...), then the attributes every type
+has. Keys the models do not know keep their relative order after the known ones.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import CommentMark
+from ruamel.yaml.tokens import CommentToken
+
+from reconciler.specs import DEPLOYMENT_MODELS, HOSTNAME_FIELDS, DeploymentBase, api_name
+
+TOP_LEVEL_ORDER = ("version", "owner", "safety", "allow_unknown_params", "sources")
+SOURCE_ORDER = ("name", "id", "enabled", "mode", "ignore_changes", "deployment")
+# Printed, a file may land in a CI log, where a line starting with `::` is a workflow
+# command: no value is ever folded onto a line of its own.
+_WIDTH = 2**31 - 1
+
+
+def _quoted_if_command(representer: Any, text: str) -> Any:
+    # A key or value from the API that starts with `::` would start a line: quote it.
+    style = "'" if text.startswith("::") else None
+    return representer.represent_scalar("tag:yaml.org,2002:str", text, style=style)
+
+
+def canonical_yaml() -> YAML:
+    """A round-trip YAML instance writing the canonical style (2-space maps, `  - ` lists)."""
+    yaml = YAML()
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    yaml.width = _WIDTH
+    yaml.representer.add_representer(str, _quoted_if_command)
+    return yaml
+
+
+def deployment_order(kind: object) -> tuple[str, ...]:
+    """API names of a deployment type's attributes, in canonical order."""
+    model = DEPLOYMENT_MODELS.get(kind) if isinstance(kind, str) else None
+    if model is None:
+        return ("type", *HOSTNAME_FIELDS)
+    common = set(DeploymentBase.model_fields)
+    own = [api_name(model, name) for name in model.model_fields if name not in common]
+    shared = [api_name(model, name) for name in DeploymentBase.model_fields]
+    ordered = ["type", *HOSTNAME_FIELDS, *own, *shared]
+    return tuple(dict.fromkeys(ordered))
+
+
+def reorder(
+    mapping: CommentedMap, order: Sequence[str], parent: tuple[CommentedMap, str] | None = None
+) -> bool:
+    """Put `mapping`'s keys in `order` (unknown ones last, as they were); True if moved.
+
+    ruamel attaches the comment lines above a key to the key before it; they are taken
+    off and put back above the same key after the move, and the lines after the last key
+    (the next list item's comment, often) stay after the last key.
+    """
+    rank = {key: position for position, key in enumerate(order)}
+    keys = list(mapping)
+    wanted = sorted(keys, key=lambda key: (rank.get(key, len(order)), keys.index(key)))
+    if wanted == keys:
+        return False
+    above: dict[Any, str] = {keys[0]: _take_first_lines(mapping, parent)}
+    for key, following in zip(keys, [*keys[1:], None], strict=True):
+        above[following] = _take_lines_after(mapping, key)
+    for key in wanted:
+        mapping.move_to_end(key)
+    _put_first_lines(mapping, parent, wanted[0], above.pop(wanted[0], ""))
+    for key, following in zip(wanted, [*wanted[1:], None], strict=True):
+        _add_lines_after(mapping, key, above.get(following, ""))
+    return True
+
+
+def _take_first_lines(mapping: CommentedMap, parent: tuple[CommentedMap, str] | None) -> str:
+    """Remove and return the comment lines above a mapping's first key.
+
+    ruamel keeps them with the parent's key: after its end-of-line comment, or on their
+    own when it has none. Without a parent (a list item, the document) they stay on top.
+    """
+    if parent is None:
+        return ""
+    container, key = parent
+    entry = container.ca.items.get(key)
+    if not entry:
+        return ""
+    if entry[3]:
+        lines = "".join(" " * t.start_mark.column + t.value for t in entry[3] if t is not None)
+        entry[3] = None
+        if mapping.ca.comment:
+            mapping.ca.comment[1] = None
+        return lines
+    token = entry[2]
+    if token is None:
+        return ""
+    same_line, _, lines = token.value.partition("\n")
+    if same_line.strip():
+        token.value = same_line + "\n"
+    else:
+        entry[2] = None
+        if mapping.ca.comment:
+            mapping.ca.comment[0] = None
+    return str(lines)
+
+
+def _put_first_lines(
+    mapping: CommentedMap, parent: tuple[CommentedMap, str] | None, first: Any, lines: str
+) -> None:
+    """Put comment lines above a mapping's first key (below it when there is no parent)."""
+    if not lines:
+        return
+    if parent is None:
+        _add_lines_after(mapping, first, lines)
+        return
+    container, key = parent
+    entry = container.ca.items.setdefault(key, [None] * 4)
+    if entry[2] is None:
+        entry[2] = CommentToken("\n" + lines, CommentMark(0), None)
+    else:
+        entry[2].value += lines
+
+
+def _comment_holder(container: Any, key: Any) -> tuple[Any, Any, int]:
+    """Where ruamel keeps the comment that follows `container[key]` and its whole value."""
+    value = container[key]
+    while (
+        isinstance(value, (CommentedMap, CommentedSeq)) and len(value) and not value.fa.flow_style()
+    ):
+        container = value
+        key = next(reversed(value)) if isinstance(value, CommentedMap) else len(value) - 1
+        value = container[key]
+    return container, key, 2 if isinstance(container, CommentedMap) else 0
+
+
+def _take_lines_after(container: Any, key: Any) -> str:
+    """Remove and return the comment lines after `key`'s value, keeping its end-of-line one."""
+    holder, slot_key, slot = _comment_holder(container, key)
+    entry = holder.ca.items.get(slot_key)
+    token = entry[slot] if entry else None
+    if token is None:
+        return ""
+    same_line, _, lines = token.value.partition("\n")
+    if same_line.strip():
+        token.value = same_line + "\n"
+    else:
+        entry[slot] = None
+    return str(lines)
+
+
+def _add_lines_after(container: Any, key: Any, lines: str) -> None:
+    if not lines:
+        return
+    holder, slot_key, slot = _comment_holder(container, key)
+    entry = holder.ca.items.setdefault(slot_key, [None] * (4 if slot == 2 else 2))
+    if entry[slot] is None:
+        entry[slot] = CommentToken("\n" + lines, CommentMark(0), None)
+    else:
+        entry[slot].value += lines
+
+
+def canonicalize(document: Any) -> None:
+    """Reorder a round-trip-loaded desired-state document in place."""
+    if not isinstance(document, CommentedMap):
+        return
+    reorder(document, TOP_LEVEL_ORDER)
+    sources = document.get("sources")
+    if not isinstance(sources, CommentedSeq):
+        return
+    for source in sources:
+        if not isinstance(source, CommentedMap):
+            continue
+        reorder(source, SOURCE_ORDER)
+        deployment = source.get("deployment")
+        if isinstance(deployment, CommentedMap):
+            reorder(deployment, deployment_order(deployment.get("type")), (source, "deployment"))
+
+
+def dumped(document: Any, yaml: YAML | None = None) -> str:
+    """`document` as YAML text."""
+    buffer = io.StringIO()
+    (yaml or canonical_yaml()).dump(document, buffer)
+    return buffer.getvalue()
+
+
+def formatted(text: str) -> str:
+    """`text` (a desired-state file already known to be valid) in the canonical layout."""
+    yaml = canonical_yaml()
+    document = yaml.load(text)
+    canonicalize(document)
+    return dumped(document, yaml)

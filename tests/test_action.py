@@ -1,0 +1,442 @@
+"""The composite action's shell steps (`action/*.sh`), run with bash as the runner would.
+
+Each run gets a fake GitHub environment (workspace, event payload, output and summary
+files, RUNNER_TEMP) and talks to the emulator over real HTTP. The pull-request flow is
+followed end to end: plan, the gathered comment, the digest read back from it after the
+merge, and the apply decision for a matching and a stale digest.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from console import CANARY_ENV, CANARY_FILES, child_env, sources_yaml, write_sources, writes_since
+
+from reconciler.emulator import SourceStore
+from reconciler.render.markdown import MARKER
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).parent.parent
+HELPER = [sys.executable, "-m", "reconciler.github"]
+BOT = "github-actions[bot]"
+
+
+@dataclass
+class Step:
+    """One finished run of the action's step: exit status, outputs, summary, printed lines."""
+
+    returncode: int
+    outputs: dict[str, str]
+    summary: str
+    stdout: str
+    stderr: str
+
+
+class FakeRunner:
+    """A GitHub runner's environment for one job, in a temporary directory."""
+
+    def __init__(self, root: Path, emulator_url: str) -> None:
+        self.workspace = root / "workspace"
+        self.temp = root / "runner-temp"
+        self.workspace.mkdir()
+        self.temp.mkdir()
+        self.emulator_url = emulator_url
+        self.event = root / "event.json"
+        self.event.write_text(json.dumps({"pull_request": {"number": 7}}), encoding="utf-8")
+        self.runs = 0
+
+    def step(self, extra_env: Mapping[str, str | None] | None = None, **inputs: str) -> Step:
+        """Run action/run.sh with the inputs (`expect_digest=` for `expect-digest`)."""
+        return self.script("run.sh", extra_env, **inputs)
+
+    def script(
+        self, name: str, extra_env: Mapping[str, str | None] | None = None, **inputs: str
+    ) -> Step:
+        """Run one of the action's scripts (`action/NAME`) as a step of this job."""
+        self.runs += 1
+        output = self.temp / f"output-{self.runs}"
+        summary = self.temp / f"summary-{self.runs}"
+        output.touch()
+        summary.touch()
+        env: dict[str, str | None] = {
+            "GITHUB_ACTIONS": "true",
+            "GITHUB_REPOSITORY": "acme/images",
+            "GITHUB_SHA": "f" * 40,
+            "GITHUB_RUN_ID": "1234",
+            "GITHUB_WORKSPACE": str(self.workspace),
+            "GITHUB_EVENT_NAME": "pull_request",
+            "GITHUB_EVENT_PATH": str(self.event),
+            "GITHUB_OUTPUT": str(output),
+            "GITHUB_STEP_SUMMARY": str(summary),
+            "RUNNER_TEMP": str(self.temp),
+            "IMGIX_RECONCILER_VENV": sys.prefix,
+            "INPUT_API_URL": self.emulator_url,
+            **{f"INPUT_{name.upper()}": value for name, value in inputs.items()},
+            **(extra_env or {}),
+        }
+        done = subprocess.run(
+            ["bash", str(ROOT / "action" / name)],
+            cwd=self.workspace,
+            env={**child_env(env), "PYTHONPATH": str(ROOT)},
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        outputs = dict(
+            line.split("=", 1) for line in output.read_text("utf-8").splitlines() if "=" in line
+        )
+        return Step(done.returncode, outputs, summary.read_text("utf-8"), done.stdout, done.stderr)
+
+
+@pytest.fixture
+def runner(tmp_path: Path, emulator_url: str) -> FakeRunner:
+    return FakeRunner(tmp_path, emulator_url)
+
+
+def _sources(runner: FakeRunner, *names: str) -> None:
+    write_sources(runner.workspace, sources_yaml(*names))
+
+
+def _comment(runner: FakeRunner, *steps: Step) -> str:
+    """The gathering job: one comment from the accounts' result folders."""
+    folders = [step.outputs["result-directory"] for step in steps]
+    done = subprocess.run(
+        [*HELPER, "combine", *folders],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    return done.stdout
+
+
+def _reviewed_digest(tmp: Path, comments: list[dict[str, object]], account: str) -> str:
+    """The apply job's look-up of the merged pull request's comment."""
+    lines = tmp / "comments.jsonl"
+    lines.write_text("".join(json.dumps(c) + "\n" for c in comments), encoding="utf-8")
+    done = subprocess.run(
+        [*HELPER, "reviewed-digest", str(lines), account],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
+def test_plan_comment_then_apply_with_the_reviewed_digest(
+    runner: FakeRunner, emulator_store: SourceStore, tmp_path: Path
+) -> None:
+    _sources(runner, "Products", "Marketing")
+    plan = runner.step({**CANARY_ENV}, command="plan", files="sources.yaml", account="main")
+
+    assert plan.returncode == 0, plan.stderr  # changes are not a failure of the step
+    assert plan.outputs["exit-code"] == "2"
+    assert plan.outputs["has-changes"] == "true"
+    assert plan.outputs["planned"] == "true"
+    digest = plan.outputs["digest"]
+    assert digest.startswith("sha256:")
+    markdown = Path(plan.outputs["markdown-plan"]).read_text("utf-8")
+    assert markdown.startswith(MARKER + "\n")
+    assert json.loads(Path(plan.outputs["json-plan"]).read_text("utf-8"))["digest"] == digest
+    assert plan.summary.startswith(MARKER)  # the job summary shows the plan too
+    printed = plan.stdout + plan.stderr + markdown + plan.summary
+    secrets = [*CANARY_ENV.values(), *CANARY_FILES.values()]
+    masked = printed.replace("".join(f"::add-mask::{v}\n" for v in secrets), "")
+    assert "::add-mask::" + CANARY_ENV["E2E_S3_SECRET_KEY"] in plan.stderr
+    assert not any(value in masked.split("::add-mask::")[0] for value in secrets)
+
+    comment = _comment(runner, plan)
+    assert comment.startswith(MARKER + "\n### imgix-reconciler plan: 1 account")
+    assert "| `main` | changes | 2 | 0 | 0 | 0 |" in comment
+    assert f"<!-- imgix-reconciler:digest account=main {digest} -->" in comment
+
+    # After the merge: a forged comment by someone else does not count.
+    forged = comment.replace(digest, "sha256:" + "0" * 64)
+    comments = [
+        {"user": {"login": BOT}, "body": comment},
+        {"user": {"login": "someone"}, "body": forged},
+    ]
+    reviewed = _reviewed_digest(tmp_path, comments, "main")
+    assert reviewed == digest
+
+    mark = len(emulator_store.request_log)
+    apply = runner.step(
+        {**CANARY_ENV},
+        command="apply",
+        files="sources.yaml",
+        account="main",
+        expect_digest=reviewed,
+    )
+    assert apply.returncode == 0, apply.stdout + apply.stderr
+    assert apply.outputs["exit-code"] == "0"
+    assert len(writes_since(emulator_store, mark)) >= 2
+    assert {s.name for s in emulator_store.sources.values()} >= {"Products", "Marketing"}
+
+
+def test_a_stale_digest_applies_nothing_and_puts_the_new_plan_in_the_summary(
+    runner: FakeRunner, emulator_store: SourceStore
+) -> None:
+    _sources(runner, "Products")
+    plan = runner.step({**CANARY_ENV}, command="plan", files="sources.yaml", account="main")
+    reviewed = plan.outputs["digest"]
+    # Another pull request merged first: the file now holds one more source.
+    _sources(runner, "Products", "Marketing")
+
+    mark = len(emulator_store.request_log)
+    apply = runner.step(
+        {**CANARY_ENV},
+        command="apply",
+        files="sources.yaml",
+        account="main",
+        expect_digest=reviewed,
+    )
+    assert apply.returncode == 4
+    assert apply.outputs["exit-code"] == "4"
+    assert writes_since(emulator_store, mark) == []
+    assert "::error title=imgix-reconciler::the plan's digest is sha256:" in apply.stderr
+    assert apply.summary.startswith(MARKER)
+    assert "Marketing" in apply.summary and "| 2 | 0 | 0 | 0 |" in apply.summary
+
+
+def test_apply_without_a_reviewed_digest_refuses(runner: FakeRunner) -> None:
+    _sources(runner, "Products")
+    apply = runner.step({**CANARY_ENV}, command="apply", files="sources.yaml")
+    assert apply.returncode == 1
+    assert "apply needs expect-digest" in apply.stdout
+
+
+def test_a_follow_up_applies_what_is_left_of_the_reviewed_plan_only(
+    runner: FakeRunner, emulator_store: SourceStore, emulator_url: str
+) -> None:
+    _sources(runner, "Products", "Marketing", "Uploads")
+    first = runner.step({**CANARY_ENV}, command="plan", files="sources.yaml", account="main")
+    reviewed_plan = runner.temp / "reviewed.json"
+    reviewed_plan.write_text(Path(first.outputs["json-plan"]).read_text("utf-8"))
+    # The first apply stopped for time after one source (here: --target does the stopping).
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "reconciler",
+            "apply",
+            "sources.yaml",
+            "--target",
+            "Products",
+            "--auto-approve",
+            "--api-url",
+            emulator_url,
+        ],
+        cwd=runner.workspace,
+        env=child_env(CANARY_ENV),
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
+    follow_up = runner.step(
+        {**CANARY_ENV}, command="apply", files="sources.yaml", reviewed_plan=str(reviewed_plan)
+    )
+    assert follow_up.returncode == 0, follow_up.stdout + follow_up.stderr
+    assert {s.name for s in emulator_store.sources.values()} == {"Products", "Marketing", "Uploads"}
+
+    # Something the reviewer never saw is refused, with nothing written.
+    _sources(runner, "Products", "Marketing", "Uploads", "Archive")
+    mark = len(emulator_store.request_log)
+    refused = runner.step(
+        {**CANARY_ENV}, command="apply", files="sources.yaml", reviewed_plan=str(reviewed_plan)
+    )
+    assert refused.returncode == 4
+    assert "actions the reviewed plan did not" in refused.stderr
+    assert writes_since(emulator_store, mark) == []
+
+
+def test_a_job_without_api_key_validates_with_annotations(runner: FakeRunner) -> None:
+    (runner.workspace / "sources.yaml").write_text(
+        (ROOT / "tests" / "fixtures" / "invalid_cache_ttl.yaml").read_text("utf-8")
+    )
+    step = runner.step({"IMGIX_API_KEY": None}, command="plan", files="sources.yaml", account="eu")
+    assert step.returncode == 1
+    assert step.outputs["planned"] == "false"
+    assert step.outputs["exit-code"] == "1"
+    assert "::error file=sources.yaml,line=10,col=24," in step.stderr
+    result = json.loads(Path(step.outputs["result-directory"], "result.json").read_text())
+    assert result == {"account": "eu", "command": "plan", "exit_code": 1, "planned": False}
+
+
+def test_drift_reports_through_outputs_and_a_markdown_report(
+    runner: FakeRunner, emulator_store: SourceStore
+) -> None:
+    _sources(runner, "Products")
+    step = runner.step({**CANARY_ENV}, command="drift", files="sources.yaml", account="main")
+    assert step.returncode == 0, step.stderr
+    assert (step.outputs["exit-code"], step.outputs["has-changes"]) == ("2", "true")
+    report = Path(step.outputs["markdown-plan"]).read_text("utf-8")
+    assert report.startswith("<!-- imgix-reconciler:drift -->\n")
+    assert "| `main` | drift | 1 | 0 | 0 | 0 |" in report
+
+
+def test_source_secrets_come_from_one_multi_line_secret(runner: FakeRunner) -> None:
+    _sources(runner, "Products")
+    lines = "\n".join(f"{name}={value}" for name, value in CANARY_ENV.items())
+    unreviewed = "sha256:" + "0" * 64
+    step = runner.step(
+        {"IMGIX_SOURCE_SECRETS": lines},
+        command="apply",
+        files="sources.yaml",
+        expect_digest=unreviewed,
+    )
+    # apply needs every secret: it got them, planned, and only the digest refused it.
+    assert step.returncode == 4, step.stderr
+    assert "::add-mask::" + CANARY_ENV["E2E_S3_SECRET_KEY"] in step.stderr
+    bad = runner.step({"IMGIX_SOURCE_SECRETS": "PATH=/tmp"}, command="plan", files="sources.yaml")
+    assert bad.returncode == 1 and "may not set PATH" in bad.stdout
+
+
+# --------------------------------------------------------------------------- talking to GitHub
+
+
+class FakeGitHub:
+    """`gh` on PATH answering from a state file (tests/fake_gh.py): comments and issues."""
+
+    def __init__(self, root: Path) -> None:
+        self.bin = root / "fake-bin"
+        self.bin.mkdir()
+        gh = self.bin / "gh"
+        gh.write_text(
+            f'#!/bin/sh\nexec "{sys.executable}" "{Path(__file__).parent / "fake_gh.py"}" "$@"\n'
+        )
+        gh.chmod(0o755)
+        self.state_path = root / "github-state.json"
+        self.save({"comments": {}, "issues": [], "pulls": [], "calls": [], "next_id": 100})
+
+    @property
+    def state(self) -> dict[str, Any]:
+        loaded: dict[str, Any] = json.loads(self.state_path.read_text("utf-8"))
+        return loaded
+
+    def save(self, state: dict[str, Any]) -> None:
+        self.state_path.write_text(json.dumps(state), encoding="utf-8")
+
+    def env(self, runner: FakeRunner, **extra: str) -> dict[str, str | None]:
+        return {
+            "PATH": f"{self.bin}{os.pathsep}{os.environ['PATH']}",
+            "FAKE_GH_STATE": str(self.state_path),
+            "GH_TOKEN": "fake-token",
+            "RESULTS": str(runner.temp / "imgix-reconciler"),
+            **extra,
+        }
+
+
+@pytest.fixture
+def github(tmp_path: Path) -> FakeGitHub:
+    if shutil.which("jq") is None:
+        message = "jq is not installed (bash .ci/run installs it)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return FakeGitHub(tmp_path)
+
+
+def test_one_comment_per_pull_request_updated_in_place(
+    runner: FakeRunner, github: FakeGitHub
+) -> None:
+    _sources(runner, "Products")
+    runner.step({**CANARY_ENV}, command="plan", files="sources.yaml", account="main")
+    # Someone else's comment that starts with the marker is never the one updated.
+    state = github.state
+    state["comments"]["7"] = [{"id": 1, "user": {"login": "mallory"}, "body": MARKER + "\nfake"}]
+    github.save(state)
+    env = github.env(runner)
+
+    first = runner.script("comment.sh", env)
+    assert first.returncode == 0, first.stderr
+    _sources(runner, "Products", "Marketing")
+    runner.step({**CANARY_ENV}, command="plan", files="sources.yaml", account="main")
+    second = runner.script("comment.sh", env)
+    assert second.returncode == 0, second.stderr
+
+    thread = github.state["comments"]["7"]  # the event payload's pull request
+    assert [c["id"] for c in thread] == [1, 101]
+    assert thread[0]["body"] == MARKER + "\nfake"
+    body = thread[1]["body"]
+    assert body.startswith(MARKER + "\n### imgix-reconciler plan: 1 account")
+    assert "| `main` | changes | 2 | 0 | 0 | 0 |" in body
+    assert "https://github.com/acme/images/actions/runs/1234" in body
+    writes = [c["method"] for c in github.state["calls"] if c["method"] != "GET"]
+    assert writes == ["POST", "PATCH"]
+
+
+def test_a_read_only_token_puts_the_comment_in_the_summary(
+    runner: FakeRunner, github: FakeGitHub
+) -> None:
+    (runner.workspace / "sources.yaml").write_text(sources_yaml("Products"))
+    runner.step({"IMGIX_API_KEY": None}, command="plan", files="sources.yaml", account="main")
+    state = github.state
+    state["read_only"] = True
+    github.save(state)
+    step = runner.script("comment.sh", github.env(runner))
+    assert step.returncode == 0, step.stderr
+    assert "::warning title=imgix-reconciler::cannot comment on pull request #7" in step.stdout
+    assert "validated only (no API key)" in step.summary
+    assert "a maintainer runs the plan" not in step.summary  # worded for the reader
+    assert "`pull-request` set to this pull request's number" in step.summary
+
+
+def test_the_reviewed_digest_is_read_from_the_merged_pull_request(
+    runner: FakeRunner, github: FakeGitHub
+) -> None:
+    _sources(runner, "Products")
+    plan = runner.step({**CANARY_ENV}, command="plan", files="sources.yaml", account="main")
+    env = github.env(runner)
+    assert runner.script("comment.sh", env).returncode == 0
+    state = github.state
+    state["pulls"] = [{"number": 7, "merged_at": "2026-11-30T05:00:00Z"}]
+    github.save(state)
+    install = {"IMGIX_RECONCILER_VENV": sys.prefix, "ACCOUNT": "main"}
+    found = runner.script("reviewed-digest.sh", {**env, **install})
+    assert (found.returncode, found.stdout.strip()) == (0, plan.outputs["digest"])
+    state["pulls"] = []
+    github.save(state)
+    unreviewed = runner.script("reviewed-digest.sh", {**env, **install})
+    assert unreviewed.returncode == 1 and "came from no merged pull request" in unreviewed.stdout
+
+
+def test_drift_opens_updates_then_closes_one_issue(
+    runner: FakeRunner, github: FakeGitHub, emulator_url: str
+) -> None:
+    _sources(runner, "Products")
+    env = github.env(runner)
+    runner.step({**CANARY_ENV}, command="drift", files="sources.yaml", account="main")
+    assert runner.script("drift-issue.sh", env).returncode == 0
+    assert runner.script("drift-issue.sh", env).returncode == 0  # the next day: still drifted
+    (issue,) = github.state["issues"]
+    assert issue["state"] == "open" and issue["body"].startswith(
+        "<!-- imgix-reconciler:drift -->\n### imgix-reconciler drift: 1 account"
+    )
+
+    # Back in sync once the missing source is made.
+    subprocess.run(
+        [sys.executable, "-m", "reconciler", "apply", "sources.yaml", "--auto-approve",
+         "--api-url", emulator_url],
+        cwd=runner.workspace, env=child_env(CANARY_ENV), capture_output=True, check=True,
+        timeout=60,
+    )  # fmt: skip
+    runner.step({**CANARY_ENV}, command="drift", files="sources.yaml", account="main")
+    closed = runner.script("drift-issue.sh", env)
+    assert closed.returncode == 0, closed.stderr
+    (issue,) = github.state["issues"]
+    assert issue["state"] == "closed"
+    assert github.state["comments"][str(issue["number"])][0]["body"].startswith("Back in sync")

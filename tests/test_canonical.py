@@ -1,0 +1,169 @@
+"""The canonical layout (reconciler/canonical.py) and the `fmt` command that applies it."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from pathlib import Path
+
+from console import invoke
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from reconciler.canonical import deployment_order, formatted
+from reconciler.loader import load
+
+MESSY = """\
+# yaml-language-server: $schema=../schemas/sources.schema.json
+# Our sources.
+sources:
+  # first source
+  - deployment:            # the deployment
+      s3_bucket: acme      # bucket
+      type: s3
+      # the keys
+      s3_access_key: AKIA
+      s3_secret_key: {env: S3}
+      imgix_subdomains: [acme-products]
+      cache_ttl_value: 86400   # a day
+    name: Products        # display name
+    # pinned
+    id: 6359b5ba8147da20e8edfdd5
+
+  # second source
+  - name: Blog
+    deployment:
+        type: webfolder
+        webfolder_base_url: "https://blog.example/"
+        imgix_subdomains:
+        - acme-blog
+        password: {env: BLOG_PASSWORD}
+version: 1
+# end
+"""
+
+CANONICAL = """\
+# yaml-language-server: $schema=../schemas/sources.schema.json
+# Our sources.
+version: 1
+sources:
+  # first source
+  - name: Products        # display name
+    # pinned
+    id: 6359b5ba8147da20e8edfdd5
+    deployment:            # the deployment
+      type: s3
+      imgix_subdomains: [acme-products]
+      # the keys
+      s3_access_key: AKIA
+      s3_bucket: acme      # bucket
+      s3_secret_key: {env: S3}
+      cache_ttl_value: 86400   # a day
+
+  # second source
+  - name: Blog
+    deployment:
+      type: webfolder
+      imgix_subdomains:
+        - acme-blog
+      webfolder_base_url: https://blog.example/
+      password: {env: BLOG_PASSWORD}
+# end
+"""
+
+
+def comments(text: str) -> Counter[str]:
+    """Each comment, wherever it sits on its line."""
+    return Counter("#" + line.split("#", 1)[1] for line in text.splitlines() if "#" in line)
+
+
+def test_fmt_orders_keys_keeps_every_comment_above_its_key_and_is_idempotent() -> None:
+    once = formatted(MESSY)
+    assert once == CANONICAL
+    assert comments(once) == comments(MESSY)
+    assert formatted(once) == once
+
+
+def test_deployment_order_puts_type_and_hostnames_first_then_the_type_s_own() -> None:
+    order = deployment_order("s3")
+    assert order[:5] == ("type", "imgix_subdomains", "custom_domains", "s3_access_key", "s3_bucket")
+    assert order.index("s3_secret_key") < order.index("cache_ttl_value")
+    assert deployment_order("future")[:1] == ("type",)
+
+
+SOURCE_KEYS = {
+    "name": "name: N{n}",
+    "id": "id: {n:024x}",
+    "enabled": "enabled: false",
+    "deployment": "deployment:\n{deployment}",
+}
+DEPLOYMENT_KEYS = [
+    "type: webfolder",
+    "imgix_subdomains: [s-{n}]",
+    "webfolder_base_url: https://o{n}.example/",
+    "cache_ttl_value: 86400",
+    "default_params: {{auto: format}}",
+    "password: {{env: P{n}}}",
+]
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(0, 2**32), st.integers(1, 3))
+def test_any_key_order_with_comments_formats_to_the_same_meaning_and_is_stable(
+    seed: int, count: int
+) -> None:
+    """Shuffled keys, a comment above and beside each: the same file, every comment kept."""
+    rng = random.Random(seed)
+    items = []
+    for n in range(count):
+        deployment_lines = [key.format(n=n) for key in DEPLOYMENT_KEYS]
+        rng.shuffle(deployment_lines)
+        deployment = "".join(
+            f"      # above {n}.{i}\n      {line}  # beside {n}.{i}\n"
+            for i, line in enumerate(deployment_lines)
+        )
+        keys = list(SOURCE_KEYS)
+        rng.shuffle(keys)
+        lines = [SOURCE_KEYS[key].format(n=n, deployment=deployment.rstrip("\n")) for key in keys]
+        body = "\n".join(
+            f"    # on {n}.{key}\n    {line}" for key, line in zip(keys, lines, strict=True)
+        )
+        items.append("  -\n" + body + "\n")
+    text = "version: 1\nsources:\n" + "".join(items)
+    once = formatted(text)
+    assert comments(once) == comments(text)
+    assert formatted(once) == once
+    # Each "above" comment still sits right above a line of its own source's deployment.
+    lines = once.splitlines()
+    for index, line in enumerate(lines):
+        if "# above " in line:
+            assert "# beside " + line.split("# above ")[1] in lines[index + 1]
+
+
+def test_fmt_command_rewrites_checks_and_refuses_an_invalid_file(tmp_path: Path) -> None:
+    messy = tmp_path / "messy.yaml"
+    messy.write_text(MESSY)
+    tidy = tmp_path / "tidy.yaml"
+    tidy.write_text(CANONICAL)
+
+    check = invoke("fmt", "--check", messy, tidy)
+    assert check.exit_code == 1
+    assert check.stderr == f"{messy}: would be reformatted\n"
+    assert messy.read_text() == MESSY
+
+    messy.chmod(0o644)
+    done = invoke("fmt", messy, tidy)
+    assert done.exit_code == 0, done.output
+    assert done.stderr == f"{messy}: reformatted\n"
+    assert messy.stat().st_mode & 0o777 == 0o644  # still readable by the team and CI
+    assert messy.read_text() == CANONICAL and tidy.read_text() == CANONICAL
+    assert invoke("fmt", "--check", messy).exit_code == 0
+    environ = {"S3": "s3-secret-value", "BLOG_PASSWORD": "blog-password-value"}
+    assert load([messy], environ=environ).state == load([tidy], environ=environ).state
+
+    invalid = tmp_path / "invalid.yaml"
+    invalid.write_text("version: 1\nsources:\n  - name: X\n    deployment: {type: ftp}\n")
+    refused = invoke("fmt", invalid, messy)
+    assert refused.exit_code == 1
+    assert refused.stderr.startswith(f"{invalid}:4:")
+    assert invalid.read_text().endswith("{type: ftp}\n")

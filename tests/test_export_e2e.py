@@ -1,0 +1,203 @@
+"""`export` end to end: the round trip against real-looking listings, and never losing a file.
+
+The emulator answers like real listings here (`omit_unset`: keys without a value left
+out). Commands run against it over real HTTP on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from console import (
+    CANARY_ENV,
+    SOURCE_BLOCKS,
+    apply_directly,
+    invoke,
+    run_cli,
+    write_sources,
+    writes_since,
+)
+from ruamel.yaml import YAML
+
+from reconciler.emulator import SourceStore
+from reconciler.loader import load
+from reconciler.secrets import declared_secrets
+
+pytestmark = pytest.mark.e2e
+
+# Every optional attribute of every type is set on some source; Uploads is disabled.
+EXTRA = {
+    "Products": """\
+      s3_prefix: images/
+      robots.txt: disallow-all
+      custom_domains: [img.e2e.example]
+      default_params: {auto: format, q: 75}
+      image_error: https://e2e.example/error.png
+      image_error_append_qs: true
+      annotation: Managed in git
+""",
+    "Marketing": """\
+      gcs_prefix: marketing/
+      cache_ttl_behavior: override_origin
+      cache_ttl_error: 600
+      image_missing: https://e2e.example/missing.png
+      image_missing_append_qs: true
+      crossdomain_xml_enabled: true
+""",
+    "Uploads": "      azure_prefix: uploads/\n",
+    "Blog": "      robots.txt: allow-all\n",
+    "Proxy": "      robots.txt: disallow-all\n",
+    "Archive": "      cache_ttl_value: 1800\n",
+}
+
+
+def everything_yaml() -> str:
+    blocks = []
+    for name, block in SOURCE_BLOCKS.items():
+        if name == "Uploads":
+            block = block.replace("  - name: Uploads\n", "  - name: Uploads\n    enabled: false\n")
+        blocks.append(block + EXTRA[name])
+    return "version: 1\nsources:\n" + "".join(blocks)
+
+
+@pytest.fixture
+def store(emulator_store: SourceStore) -> SourceStore:
+    emulator_store.deploy_delay = 0
+    emulator_store.omit_unset = True
+    return emulator_store
+
+
+def header_variables(text: str) -> list[str]:
+    """The variables the exported file's header lists."""
+    return [line[4:] for line in text.splitlines() if line.startswith("#   ")]
+
+
+def test_round_trip_of_every_type_and_attribute_plans_nothing_and_writes_nothing(
+    store: SourceStore, emulator_url: str, tmp_path: Path
+) -> None:
+    original = write_sources(tmp_path, everything_yaml())
+    apply_directly(emulator_url, original, CANARY_ENV)
+    values = {
+        (spec.name, field): reference.reveal()
+        for spec in load([original], environ=CANARY_ENV).state.sources
+        for field, reference in declared_secrets(spec.deployment).items()
+    }
+    mark = len(store.request_log)
+
+    exported = tmp_path / "exported.yaml"
+    result = invoke("export", "--out", exported, "--api-url", emulator_url)
+    assert result.exit_code == 0, result.output
+    text = exported.read_text()
+    document = YAML(typ="safe").load(text)
+    # The header lists every variable the file references, and nothing else.
+    references = {
+        (source["name"], field): value["env"]
+        for source in document["sources"]
+        for field, value in source["deployment"].items()
+        if isinstance(value, dict) and set(value) == {"env"}
+    }
+    assert sorted(header_variables(text)) == sorted(references.values())
+    assert len(references) == len(values) == 10
+    assert (
+        f"Set these environment variables before apply: {', '.join(header_variables(text))}."
+        in result.stderr
+    )
+    assert [s.get("enabled", True) for s in document["sources"]].count(False) == 1
+
+    # The user sets the listed variables to the secrets they hold.
+    env = {variable: values[key] for key, variable in references.items()}
+    valid = invoke("validate", exported, env=env)
+    assert valid.exit_code == 0, valid.output
+    planned = run_cli("plan", exported, "--detailed-exitcode", "--api-url", emulator_url, env=env)
+    assert planned.returncode == 0, planned.stdout + planned.stderr
+    assert planned.stdout.startswith("No changes: 6 unchanged, 0 unmanaged.")
+    assert writes_since(store, mark) == []
+    assert not any(value in planned.stdout + planned.stderr for value in values.values())
+
+
+def test_export_never_overwrites_and_merge_adds_only_what_is_missing(
+    store: SourceStore, emulator_url: str, tmp_path: Path
+) -> None:
+    apply_directly(emulator_url, write_sources(tmp_path), CANARY_ENV)
+    hand_written = tmp_path / "sources.yaml"
+    before = hand_written.read_text()
+
+    refused = invoke("export", "--out", hand_written, "--api-url", emulator_url)
+    assert refused.exit_code == 1
+    assert refused.stderr == (
+        f"error: {hand_written} exists, and export never overwrites a file: use --merge "
+        f"{hand_written} to add the live sources it lacks, or choose another --out\n"
+    )
+    assert hand_written.read_text() == before
+
+    commented = "# Managed by the platform team.\n" + before.replace(
+        "  - name: Blog\n", "  # The blog (comment kept by --merge).\n  - name: Blog\n"
+    )
+    hand_written.write_text(commented)
+    nothing = invoke("export", "--merge", hand_written, "--api-url", emulator_url)
+    assert nothing.exit_code == 0, nothing.output
+    assert "Nothing to add" in nothing.stderr and hand_written.read_text() == commented
+
+    store.create_source(
+        {
+            "name": "Made in the dashboard",
+            "deployment": {
+                "type": "webfolder",
+                "imgix_subdomains": ["e2e-dashboard"],
+                "webfolder_base_url": "https://dashboard.e2e.example/",
+                "password": "dashboard-password",
+            },
+        }
+    )
+    merged = invoke("export", "--merge", hand_written, "--api-url", emulator_url)
+    assert merged.exit_code == 0, merged.output
+    assert merged.stderr == (
+        f"Added 1 source to {hand_written}.\n"
+        "Set these environment variables before apply: MADE_IN_THE_DASHBOARD_PASSWORD.\n"
+    )
+    text = hand_written.read_text()
+    assert text.startswith(commented)
+    assert "name: Made in the dashboard" in text[len(commented) :]
+    valid = invoke(
+        "validate",
+        hand_written,
+        env={**CANARY_ENV, "MADE_IN_THE_DASHBOARD_PASSWORD": "dashboard-password"},
+    )
+    assert valid.exit_code == 0, valid.output
+
+    both = invoke(
+        "export", "--out", tmp_path / "new.yaml", "--merge", hand_written, "--api-url", emulator_url
+    )
+    assert both.exit_code == 1 and "exclude each other" in both.stderr
+
+
+def test_merge_into_an_invalid_file_is_refused_with_its_errors(
+    store: SourceStore, emulator_url: str, tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("version: 1\nsources:\n  - name: X\n    deployment: {type: ftp}\n")
+    result = invoke("export", "--merge", broken, "--api-url", emulator_url)
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"{broken}:4:")
+    assert broken.read_text().endswith("{type: ftp}\n")
+
+
+def test_a_live_source_the_format_cannot_express_fails_the_export_and_writes_nothing(
+    store: SourceStore, emulator_url: str, tmp_path: Path
+) -> None:
+    apply_directly(emulator_url, write_sources(tmp_path), CANARY_ENV)
+    (blog,) = [s for s in store.sources.values() if s.name == "Blog"]
+    # The dashboard skips the API's checks: a TTL below the documented minimum, a name
+    # with a terminal escape in it.
+    store.dashboard_redeploy(blog.id, {"cache_ttl_value": 60})
+    blog.name = "Blog\x1b[2J"
+    out = tmp_path / "exported.yaml"
+    result = run_cli("export", "--out", out, "--api-url", emulator_url)
+    assert result.returncode == 1
+    assert result.stderr == (
+        f'error: live source "Blog\\u001b[2J" ({blog.id}) cannot be exported as a valid '
+        "file: deployment.webfolder.cache_ttl_value: Input should be greater than or equal "
+        "to 1800\n"
+    )
+    assert result.stdout == "" and not out.exists()

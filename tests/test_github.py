@@ -1,0 +1,247 @@
+"""The CLI in GitHub Actions: annotations, step summary, masks; the action's helpers."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from console import CANARY_ENV, CANARY_FILES, run_cli, sources_yaml, write_sources
+
+from reconciler import github
+from reconciler.loader import LocatedError
+from reconciler.plan import Action, Change, Plan, Summary, compute_digest
+from reconciler.render.markdown import MARKER
+
+FIXTURES = Path(__file__).parent / "fixtures"
+IN_ACTIONS = {"GITHUB_ACTIONS": "true"}
+
+
+# --------------------------------------------------------------------------- encoding
+
+
+def test_command_data_encodes_what_the_runner_decodes() -> None:
+    assert github.command_data("50% off\r\nnext") == "50%25 off%0D%0Anext"
+
+
+def test_command_property_also_encodes_colon_and_comma() -> None:
+    assert github.command_property("a:b,c%\n") == "a%3Ab%2Cc%25%0A"
+
+
+def test_error_annotation_points_at_the_place_and_cannot_start_a_second_command() -> None:
+    error = LocatedError("dir,x/s:1.yaml", 14, 7, "name", "bad\n::add-mask::x 100%")
+    line = github.error_annotation(error)
+    assert line.startswith(
+        "::error file=dir%2Cx/s%3A1.yaml,line=14,col=7,title=imgix-reconciler::name: bad"
+    )
+    assert "\n" not in line and "%0A" not in line.split("::", 2)[2].replace("\\n", "")
+    assert line.endswith("100%25")
+
+
+def test_announce_secret_masks_the_value_and_each_of_its_lines(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    out = io.StringIO()
+    github.announce_secret("line-one\nline%two", stream=out)
+    assert out.getvalue().splitlines() == [
+        "::add-mask::line-one%0Aline%25two",
+        "::add-mask::line-one",
+        "::add-mask::line%25two",
+    ]
+
+
+def test_nothing_is_announced_outside_github_actions(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
+    out = io.StringIO()
+    github.announce_secret("a-secret-value", stream=out)
+    assert out.getvalue() == ""
+
+
+# --------------------------------------------------------------------------- the CLI, end to end
+
+
+def test_validate_in_actions_annotates_each_error_on_its_line(tmp_path: Path) -> None:
+    env = {**IN_ACTIONS, "GITHUB_WORKSPACE": str(FIXTURES.parent.parent)}
+    result = run_cli("validate", "--no-resolve", FIXTURES / "invalid_cache_ttl.yaml", env=env)
+    assert result.returncode == 1
+    annotations = [line for line in result.stderr.splitlines() if line.startswith("::error ")]
+    assert len(annotations) == 1
+    assert (
+        "line=10,col=24,title=imgix-reconciler::deployment.cache_ttl_value: must be"
+        in (annotations[0])
+    )
+    # Placed by its path from the repository root, as GitHub needs.
+    assert annotations[0].startswith("::error file=tests/fixtures/invalid_cache_ttl.yaml,")
+    # Outside GitHub Actions the same run prints no workflow command.
+    plain = run_cli("validate", "--no-resolve", FIXTURES / "invalid_cache_ttl.yaml")
+    assert "::" not in plain.stderr
+
+
+def test_plan_in_actions_masks_secrets_before_any_output_and_writes_the_summary(
+    emulator_url: str, tmp_path: Path
+) -> None:
+    sources = write_sources(tmp_path)
+    summary = tmp_path / "summary.md"
+    summary.write_text("earlier step\n", encoding="utf-8")
+    env = {**CANARY_ENV, **IN_ACTIONS, "GITHUB_STEP_SUMMARY": str(summary)}
+    result = run_cli("plan", sources, "--api-url", emulator_url, env=env)
+    assert result.returncode == 0, result.stderr
+    masks = [line for line in result.stderr.splitlines() if line.startswith("::add-mask::")]
+    assert {m.removeprefix("::add-mask::") for m in masks} >= {
+        *CANARY_ENV.values(),
+        *CANARY_FILES.values(),
+    }
+    # The masks come first; nothing else printed holds a secret.
+    lines = result.stderr.splitlines()
+    assert lines[: len(masks)] == masks
+    rest = "\n".join([result.stdout, *lines[len(masks) :], summary.read_text("utf-8")])
+    assert not any(value in rest for value in [*CANARY_ENV.values(), *CANARY_FILES.values()])
+    written = summary.read_text("utf-8")
+    assert written.startswith("earlier step\n" + MARKER + "\n")
+    assert "| 6 | 0 | 0 | 0 |" in written
+
+
+def test_an_error_without_a_place_is_one_annotation_that_keeps_the_key_masked(
+    emulator_url: str, tmp_path: Path
+) -> None:
+    sources = write_sources(tmp_path, sources_yaml("Products"))
+    env = {**IN_ACTIONS, "IMGIX_API_KEY": "ak_not-a-key"}
+    result = run_cli("plan", sources, "--api-url", emulator_url, env=env)
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    assert lines[0] == "::add-mask::ak_not-a-key"
+    errors = [line for line in lines if line.startswith("::error ")]
+    assert len(errors) == 1 and errors[0].startswith("::error title=imgix-reconciler::")
+    assert "401" in errors[0] and "ak_not-a-key" not in "\n".join(lines[1:])
+
+
+# --------------------------------------------------------------------------- many accounts
+
+
+def _plan(creates: int, prefix: str) -> Plan:
+    actions = [
+        Action(
+            action="create",
+            source=f"{prefix} source {index}",
+            id=None,
+            changes=[
+                Change(path="name", after=f"{prefix} source {index}"),
+                Change(path="deployment.type", after="s3"),
+                Change(path="deployment.imgix_subdomains", after=[f"{prefix}-{index}"]),
+                Change(path="deployment.s3_bucket", after=f"{prefix}-bucket-{index}"),
+                Change(path="deployment.s3_secret_key", after="(write-only, will be sent)"),
+            ],
+            writes=[{"name": f"{prefix} source {index}"}],
+        )
+        for index in range(creates)
+    ]
+    return Plan(
+        digest=compute_digest(actions),
+        summary=Summary(create=creates, patch=0, unchanged=0, unmanaged=0),
+        actions=actions,
+    )
+
+
+def test_five_thousand_sources_in_ten_accounts_make_one_comment_under_the_limit() -> None:
+    results = [
+        (
+            github.AccountResult(account=f"account-{n}", command="plan", exit_code=2),
+            _plan(500, f"a{n}"),
+        )
+        for n in range(10)
+    ]
+    comment = github.combined_comment(results, run_url="https://github.com/o/r/actions/runs/1")
+    assert len(comment) < github.COMMENT_LIMIT
+    assert comment.startswith(MARKER + "\n### imgix-reconciler plan: 10 accounts")
+    for n, (_, plan) in enumerate(results):
+        assert f"#### Account `account-{n}`" in comment
+        assert f"| `account-{n}` | changes | 500 | 0 | 0 | 0 |" in comment
+        assert github.reviewed_digest([{"user": {"login": github.BOT_LOGIN}, "body": comment}],
+                                      f"account-{n}") == plan.digest  # fmt: skip
+    assert comment.count("not shown (see the JSON plan)") == 10
+
+
+def test_a_hundred_accounts_still_make_one_comment_under_the_limit() -> None:
+    results = [
+        (github.AccountResult(account=f"acct-{n}", command="plan", exit_code=2), _plan(50, f"a{n}"))
+        for n in range(100)
+    ]
+    comment = github.combined_comment(results)
+    assert len(comment) < github.COMMENT_LIMIT
+    # Every account keeps its row and its digest, whatever its section had to leave out.
+    assert all(f"| `acct-{n}` | changes | 50 |" in comment for n in range(100))
+    assert comment.count("<!-- imgix-reconciler:digest account=") == 100
+
+
+def test_the_comment_says_how_a_maintainer_plans_a_fork() -> None:
+    fork = github.AccountResult(account="eu", command="plan", exit_code=0, planned=False)
+    comment = github.combined_comment([(fork, None)])
+    assert "| `eu` | validated only (no API key) |" in comment
+    assert "`pull-request` set to this pull request's number" in comment
+    assert "imgix-reconciler:digest" not in comment
+
+
+def test_an_account_without_changes_records_its_digest_too() -> None:
+    quiet = _plan(0, "q")
+    result = github.AccountResult(account="quiet", command="plan", exit_code=0)
+    comment = github.combined_comment([(result, quiet)])
+    assert "| `quiet` | no changes | 0 | 0 | 0 | 0 |" in comment
+    assert f"<!-- imgix-reconciler:digest account=quiet {quiet.digest} -->" in comment
+
+
+def test_account_names_cannot_inject_markdown() -> None:
+    bad = github.AccountResult(account="x` -->", command="plan", exit_code=0)
+    with pytest.raises(ValueError, match="account names"):
+        github.combined_comment([(bad, None)])
+
+
+def test_only_the_bots_marked_comment_gives_the_reviewed_digest() -> None:
+    real = "sha256:" + "a" * 64
+    forged = "sha256:" + "b" * 64
+    comment = f"{MARKER}\n<!-- imgix-reconciler:digest account=eu {real} -->\n"
+    forged_comment = f"{MARKER}\n<!-- imgix-reconciler:digest account=eu {forged} -->\n"
+    comments = [
+        {"user": {"login": github.BOT_LOGIN}, "body": comment},
+        {"user": {"login": "mallory"}, "body": forged_comment},
+        {"user": {"login": github.BOT_LOGIN}, "body": "quoted:\n" + forged_comment},
+    ]
+    assert github.reviewed_digest(comments, "eu") == real
+    assert github.reviewed_digest(comments, "us") is None
+
+
+def test_what_is_left_of_a_reviewed_plan_keeps_only_reviewed_actions() -> None:
+    reviewed = _plan(3, "r")
+    left = Plan(
+        digest=compute_digest(reviewed.actions[1:]),
+        summary=Summary(create=2, patch=0, unchanged=0, unmanaged=0),
+        actions=reviewed.actions[1:],
+    )
+    assert github.remaining_digest(reviewed, left) == left.digest
+    other = _plan(1, "new")
+    grown = left.model_copy(update={"actions": [*left.actions, *other.actions]})
+    assert github.remaining_digest(reviewed, grown) is None
+
+
+def test_reviewed_digest_command_reads_comment_json_lines(tmp_path: Path) -> None:
+    digest = "sha256:" + "c" * 64
+    comments = tmp_path / "comments.jsonl"
+    body = f"{MARKER}\n<!-- imgix-reconciler:digest account=main {digest} -->\n"
+    comments.write_text(json.dumps({"user": {"login": github.BOT_LOGIN}, "body": body}) + "\n")
+    found = run_cli_module("reviewed-digest", comments, "main")
+    assert (found.returncode, found.stdout.strip()) == (0, digest)
+    missing = run_cli_module("reviewed-digest", comments, "other")
+    assert missing.returncode == 1 and "not reviewed" in missing.stderr
+
+
+def run_cli_module(*args: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "reconciler.github", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )

