@@ -87,7 +87,7 @@ async def apply(file: Path, connection: Connection, out: io.StringIO) -> tuple[i
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--changes", type=int, default=150, help="sources to change (150)")
-    parser.add_argument("--scale", type=float, default=600.0, help="clock speed-up (600)")
+    parser.add_argument("--scale", type=float, default=200.0, help="clock speed-up (200)")
     parser.add_argument("--quiet", action="store_true", help="do not print progress lines")
     args = parser.parse_args()
 
