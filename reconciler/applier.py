@@ -3,22 +3,32 @@
 The applier never re-plans: it sends exactly the writes the plan holds. Everything that
 can refuse (a destructive action without permission, a stale saved plan, a secret that
 cannot be read) is checked before the first write, so a refusal writes nothing.
+
+A `Stop` (a signal, `--max-duration`) ends the run early: no action starts after it,
+actions under way finish, and the report names every action not attempted. A saved plan
+applied again skips the actions already in effect, so a stopped run can be resumed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
 from reconciler import redact, references
 from reconciler.live import LiveSource
 from reconciler.loader import LocatedError
-from reconciler.plan import Action, BlastRadius, Plan
+from reconciler.pacing import NotStarted, Stop, continuing_action
+from reconciler.plan import Action, BlastRadius, Plan, same_json
 from reconciler.references import UnreadableReference
-from reconciler.secrets import recording_annotation, stamp_fingerprints
+from reconciler.secrets import (
+    parse_annotation,
+    recording_annotation,
+    settled_annotation,
+    stamp_fingerprints,
+)
 from reconciler.specs import HOSTNAME_FIELDS, reference_value_problem, secret_value_problem
 from reconciler.untrusted import escaped, quoted
 
@@ -65,7 +75,10 @@ class SourcesApi(Protocol):
     async def update_source(self, source_id: str, attributes: dict[str, Any]) -> LiveSource: ...
 
 
-Outcome = Literal["applied", "failed", "skipped"]
+# skipped: a dependency did not apply; stopped: not attempted, the run was stopping;
+# in effect: a saved plan's action that an earlier run already applied.
+Outcome = Literal["applied", "failed", "skipped", "stopped", "in effect"]
+DONE: frozenset[Outcome] = frozenset({"applied", "in effect"})
 
 
 @dataclass(frozen=True)
@@ -89,10 +102,13 @@ class ApplyReport:
     # With --wait: ids of touched sources still deploying when the wait gave up.
     still_deploying: list[str] = field(default_factory=list)
 
+    # Why the run stopped early (a signal, --max-duration), if it did.
+    stopped: str | None = None
+
     @property
     def failed(self) -> list[ActionResult]:
-        """Actions that did not fully apply (failed, or skipped because a dependency failed)."""
-        return [r for r in self.results if r.outcome != "applied"]
+        """Actions that did not fully apply (failed, skipped, or not attempted)."""
+        return [r for r in self.results if r.outcome not in DONE]
 
     @property
     def ok(self) -> bool:
@@ -254,13 +270,20 @@ def _blast_radius_refusal(plan: Plan) -> list[Refusal]:
     ]
 
 
-def check_fresh(plan: Plan, live: Sequence[LiveSource]) -> None:
-    """Refuse a saved plan whose touched sources changed, or whose claims were taken, since."""
+def check_fresh(plan: Plan, live: Sequence[LiveSource]) -> set[str]:
+    """Keys of the saved plan's actions already in effect; refuse it if anything else moved.
+
+    A touched source that changed since planning is stale, unless it now is what the
+    action makes it (an earlier run of the same plan got that far).
+    """
     by_id = {source.id: source for source in live}
     owner = {host: source.id for source in live for host in source.hostnames}
+    done = {action.key for action in plan.actions if _in_effect(action, by_id, owner)}
     released = _released_hostnames(plan, by_id)
     stale: list[str] = []
     for action in plan.actions:
+        if action.key in done:
+            continue
         if action.id is not None:
             now = by_id.get(action.id)
             if now is None:
@@ -280,6 +303,58 @@ def check_fresh(plan: Plan, live: Sequence[LiveSource]) -> None:
             + "; ".join(stale)
             + ". Run plan again and review the new plan."
         )
+    return done
+
+
+def _in_effect(action: Action, by_id: Mapping[str, LiveSource], owner: Mapping[str, str]) -> bool:
+    """Whether the live source already is what the action's writes make it."""
+    if action.id is not None:
+        live = by_id.get(action.id)
+    else:
+        claimed = sorted(_claimed_hostnames(action))
+        live = by_id.get(owner.get(claimed[0], "")) if claimed else None
+    if live is None or (action.id is not None and live.fingerprint() == action.live_fingerprint):
+        return False
+    wanted: dict[str, Any] = {}
+    for write in action.writes:
+        deployment = write.get("deployment")
+        wanted.update({k: v for k, v in write.items() if k != "deployment"})
+        if isinstance(deployment, dict):
+            wanted.update({f"deployment.{k}": v for k, v in deployment.items()})
+    for path, value in wanted.items():
+        if isinstance(value, dict) and set(value) == {"secret"}:
+            continue  # write-only: the marker's fingerprints stand for it
+        have = _live_value(live, path)
+        if path == "deployment.annotation":
+            if not _same_annotation(have, value):
+                return False
+        elif not same_json(_comparable(have), _comparable(value)):
+            return False
+    return True
+
+
+def _live_value(live: LiveSource, path: str) -> Any:
+    if path == "name":
+        return live.name
+    if path == "enabled":
+        return live.enabled
+    return live.deployment.get(path.removeprefix("deployment."))
+
+
+def _comparable(value: Any) -> Any:
+    # The API may list hostnames in another order than they were sent.
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return sorted(value)
+    return value
+
+
+def _same_annotation(live: Any, written: Any) -> bool:
+    """Same user text and secret fingerprints (`enc.` and pending records aside)."""
+    have = parse_annotation(live if isinstance(live, str) else None)
+    want = parse_annotation(written if isinstance(written, str) else None)
+    if have.marker is None or want.marker is None:
+        return have == want
+    return have.text == want.text and have.marker.fingerprints == want.marker.fingerprints
 
 
 def _hostname_lists(action: Action) -> dict[str, set[str]]:
@@ -385,19 +460,21 @@ async def apply_plan(
     permissions: Permissions | None = None,
     saved: bool = False,
     on_result: Callable[[ActionResult], None] | None = None,
+    stop: Stop | None = None,
 ) -> ApplyReport:
     """Apply `plan`; refusals raise before any write, per-action failures are reported.
 
     With `fingerprint_key`, each write's marker is re-stamped with the fingerprints of the
-    secret values actually sent (they may differ from the plan's for a saved plan).
+    secret values actually sent (they may differ from the plan's for a saved plan). Once
+    `stop` is requested no further action starts.
     """
+    stop = stop or Stop()
     check_permissions(plan, allow_disable=allow_disable, permissions=permissions)
     bodies = {
         action.key: [_stamped(resolver.resolve(w), fingerprint_key) for w in action.writes]
         for action in plan.actions
     }
-    if saved:
-        check_fresh(plan, await api.list_sources())
+    in_effect = check_fresh(plan, await api.list_sources()) if saved else set()
 
     done: dict[str, asyncio.Event] = {a.key: asyncio.Event() for a in plan.actions}
     results: dict[str, ActionResult] = {}
@@ -408,8 +485,12 @@ async def apply_plan(
         for dependency in action.depends_on:
             if dependency in done:
                 await done[dependency].wait()
-        blocked = [d for d in action.depends_on if d in results and results[d].outcome != "applied"]
-        if blocked:
+        blocked = [d for d in action.depends_on if d in results and results[d].outcome not in DONE]
+        if action.key in in_effect:
+            result = _result(action, "in effect", action.id)
+        elif stop.reason is not None:
+            result = _result(action, "stopped", action.id, f"not attempted: {stop.reason}")
+        elif blocked:
             why = f"not attempted: it waits for {', '.join(blocked)}, which did not apply"
             result = _result(action, "skipped", action.id, why)
         else:
@@ -421,7 +502,11 @@ async def apply_plan(
             on_result(result)
 
     await asyncio.gather(*(run(action) for action in plan.actions))
-    return ApplyReport([results[a.key] for a in plan.actions], writes)
+    ordered = [results[a.key] for a in plan.actions]
+    stopped = stop.reason
+    if stopped is None and any(result.outcome == "stopped" for result in ordered):
+        stopped = "stopped by --max-duration"
+    return ApplyReport(ordered, writes, stopped=stopped)
 
 
 async def _execute(
@@ -429,31 +514,56 @@ async def _execute(
 ) -> tuple[ActionResult, int]:
     """Send one action's writes in order; the result and the number of writes made."""
     source_id, writes = action.id, 0
+    recorded: str | None = None
     try:
         for body in bodies:
+            if recorded is not None:
+                body = _with_annotation(body, settled_annotation(recorded))
             if source_id is None:
                 returned = await api.create_source(body)
                 source_id = returned.id
             else:
                 returned = await api.update_source(source_id, body)
             writes += 1
+            # Later writes finish this action: a stop lets them through.
+            continuing_action.set(True)
             # A disabled source refuses the patch; enabling it only to record a hash
             # would serve traffic the file does not want: recorded once it is enabled.
             if action.record_encrypted and returned.enabled:
-                writes += await _record_encrypted(api, returned)
+                annotation = await _record_encrypted(api, returned)
+                if annotation is not None:
+                    recorded, writes = annotation, writes + 1
+    except NotStarted as stopped:
+        if writes == 0:
+            return _result(action, "stopped", source_id, f"not attempted: {stopped}"), 0
+        message = f"stopped after {writes} of {len(bodies)} writes: {stopped}"
+        return _result(action, "failed", source_id, message), writes
     except Exception as error:  # one failed action must not stop the others
         message = redact.scrub(str(error)) or type(error).__name__
         return _result(action, "failed", source_id, message), writes
+    finally:
+        continuing_action.set(False)
     return _result(action, "applied", source_id), writes
 
 
-async def _record_encrypted(api: SourcesApi, source: LiveSource) -> int:
-    """Record in the marker the `*_encrypted` values `source` came back with; writes made."""
+def _with_annotation(body: dict[str, Any], annotation: str) -> dict[str, Any]:
+    """`body` with the marker the record of `*_encrypted` values wrote, when it sets one.
+
+    The disabling write that ends a temporary enabling must keep what was just recorded.
+    """
+    deployment = body.get("deployment")
+    if not isinstance(deployment, dict) or "annotation" not in deployment:
+        return body
+    return {**body, "deployment": {**deployment, "annotation": annotation}}
+
+
+async def _record_encrypted(api: SourcesApi, source: LiveSource) -> str | None:
+    """Record in the marker the `*_encrypted` values `source` came back with; the annotation."""
     annotation = recording_annotation(source.deployment)
     if annotation is None:
-        return 0
+        return None
     await api.update_source(source.id, {"deployment": {"annotation": annotation}})
-    return 1
+    return annotation
 
 
 def _result(
@@ -475,20 +585,25 @@ async def wait_until_deployed(
     *,
     interval: float = 2.0,
     timeout: float = 600.0,
-    sleep: Callable[[float], Any] = asyncio.sleep,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     on_status: Callable[[LiveSource], None] | None = None,
+    stop: Stop | None = None,
 ) -> list[str]:
-    """Poll while sources are deploying; return the ids still deploying when `timeout` ends."""
+    """Poll while sources are deploying; the ids still deploying at `timeout` or a stop."""
+    stop = stop or Stop()
     pending = list(dict.fromkeys(source_ids))
     waited = 0.0
+    finished = asyncio.Event()
     while pending:
         sources = await asyncio.gather(*(api.get_source(source_id) for source_id in pending))
         for source in sources:
             if on_status is not None:
                 on_status(source)
         pending = [s.id for s in sources if s.deployment_status == "deploying"]
-        if not pending or waited >= timeout:
+        if not pending or waited >= timeout or stop.reason is not None:
             break
-        await sleep(interval)
+        await stop.pause(sleep, interval, finished)
         waited += interval
+        if stop.reason is not None or stop.expired():
+            break
     return pending

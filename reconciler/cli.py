@@ -13,8 +13,10 @@ import contextlib
 import logging
 import os
 import re
+import signal
 import stat
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,15 +24,16 @@ from typing import Any
 import click
 
 from reconciler import github, redact
-from reconciler.applier import ActionResult, ApplyRefused, ApplyReport, Permissions, StalePlan
+from reconciler.applier import ApplyRefused, ApplyReport, Permissions, StalePlan
 from reconciler.atomic import write_atomically
 from reconciler.canonical import formatted
 from reconciler.client import DEFAULT_API_URL, ClientError
 from reconciler.export import ExportError, export_yaml, merged_yaml
-from reconciler.live import LiveSource
 from reconciler.loader import LoadError, load, summarize
+from reconciler.pacing import Stop
 from reconciler.plan import Plan
 from reconciler.planner import PlanError
+from reconciler.progress import ApplyProgress
 from reconciler.reconcile import (
     ConfigurationError,
     Connection,
@@ -408,6 +411,12 @@ def drift_command(
 )
 @click.option("--target", "targets", multiple=True, metavar="NAME", help="Apply only this source.")
 @adopt_option
+@click.option(
+    "--max-duration",
+    metavar="DURATION",
+    callback=lambda ctx, param, value: _duration(value),
+    help="Start no write that cannot finish within DURATION of the start (5h30m, 90m, 45s).",
+)
 @connection_options
 def apply_command(
     inputs: tuple[Path, ...],
@@ -421,10 +430,12 @@ def apply_command(
     wait: bool,
     expect_digest: str | None,
     targets: tuple[str, ...],
+    max_duration: float | None,
     api_url: str | None,
     emulator: bool,
 ) -> None:
     """Apply the files (planning first) or a plan saved by `plan --out`."""
+    started = time.monotonic()
     with _exit_codes(inputs):
         connection = _connect(api_url, emulator)
         permissions = Permissions(
@@ -463,17 +474,9 @@ def apply_command(
             return
         check_apply_policy(plan, permissions, made)
         _confirm(plan, auto_approve)
-        report = asyncio.run(
-            apply_with_report(
-                plan,
-                connection,
-                permissions=permissions,
-                saved=saved,
-                wait=wait,
-                on_result=_progress,
-                on_status=_deploy_status_printer(),
-            )
-        )
+        deadline = None if max_duration is None else started + max_duration
+        stop = Stop(deadline=deadline, clock=connection.clock)
+        report = asyncio.run(_apply_until_stopped(plan, connection, stop, permissions, saved, wait))
         _print_report(report)
     if not report.ok:
         raise SystemExit(EXIT_PARTIAL)
@@ -515,27 +518,78 @@ def _confirm(plan: Plan, auto_approve: bool) -> None:
         raise ApplyRefused("apply cancelled; nothing was written")
 
 
-def _progress(result: ActionResult) -> None:
-    click.echo(f"  {result.outcome}: {result.action} {escaped(result.source)}", err=True)
+def _duration(value: str | None) -> float | None:
+    """Seconds in `5h30m`, `90m`, `45s` (units in that order, each at most once)."""
+    if value is None:
+        return None
+    match = re.fullmatch(r"(?:(\d{1,6})h)?(?:(\d{1,6})m)?(?:(\d{1,6})s)?", value.strip())
+    if not value.strip() or match is None:
+        raise click.BadParameter(f"expected a duration such as 5h30m, 90m or 45s, got {value!r}")
+    hours, minutes, seconds = (int(part or 0) for part in match.groups())
+    total = hours * 3600.0 + minutes * 60.0 + seconds
+    if total <= 0:
+        raise click.BadParameter(f"must be longer than zero, got {value!r}")
+    return total
 
 
-def _deploy_status_printer() -> Callable[[LiveSource], None]:
-    """Progress for --wait: one line per source each time its status changes."""
-    last: dict[str, str | None] = {}
+async def _apply_until_stopped(
+    plan: Plan,
+    connection: Connection,
+    stop: Stop,
+    permissions: Permissions,
+    saved: bool,
+    wait: bool,
+) -> ApplyReport:
+    """Apply with SIGINT and SIGTERM stopping it cleanly: no new write, a full report.
 
-    def show(source: LiveSource) -> None:
-        if last.get(source.id, "") != source.deployment_status:
-            last[source.id] = source.deployment_status
-            status = escaped(str(source.deployment_status))
-            click.echo(f"  {escaped(source.name)}: {status}", err=True)
+    A second signal is not caught: it ends the process at once.
+    """
+    loop = asyncio.get_running_loop()
+    caught: list[int] = []
 
-    return show
+    def on_signal(number: int) -> None:
+        name = signal.Signals(number).name
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            for each in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(each)
+        caught.append(number)
+        progress.note(
+            f"{name} received: starting no more writes, letting those under way finish "
+            "(send it again to stop at once)"
+        )
+        stop.request(f"stopped by {name}")
+
+    with ApplyProgress(
+        len(plan.actions), clock=connection.clock, live=sys.stderr.isatty()
+    ) as progress:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            for each in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(each, on_signal, each)
+        try:
+            return await apply_with_report(
+                plan,
+                connection,
+                permissions=permissions,
+                saved=saved,
+                wait=wait,
+                stop=stop,
+                progress=progress,
+            )
+        finally:
+            if not caught:
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    for each in (signal.SIGINT, signal.SIGTERM):
+                        loop.remove_signal_handler(each)
+
+
+_SHOWN_OUTCOME = {"stopped": "not attempted"}
 
 
 def _print_report(report: ApplyReport) -> None:
     # Names and API messages come from outside: escaped, they cannot forge a log line.
     for result in report.results:
-        line = f"{result.outcome}: {result.action} {escaped(result.source)}"
+        line = f"{_SHOWN_OUTCOME.get(result.outcome, result.outcome)}: {result.action} "
+        line += escaped(result.source)
         if result.source_id:
             line += f" ({escaped(result.source_id)})"
         if result.error:
@@ -545,11 +599,16 @@ def _print_report(report: ApplyReport) -> None:
         ids = ", ".join(map(escaped, report.still_deploying))
         click.echo(f"Still deploying when --wait gave up: {ids}.")
     outcomes = [result.outcome for result in report.results]
-    skipped = outcomes.count("skipped")
-    click.echo(
-        f"Apply: {outcomes.count('applied')} applied, {outcomes.count('failed')} failed."
-        + (f" {skipped} not attempted (waiting for a failed action)." if skipped else "")
-    )
+    summary = f"Apply: {outcomes.count('applied')} applied, {outcomes.count('failed')} failed."
+    if outcomes.count("in effect"):
+        summary += f" {outcomes.count('in effect')} already in effect (skipped)."
+    if outcomes.count("skipped"):
+        summary += f" {outcomes.count('skipped')} not attempted (waiting for a failed action)."
+    if outcomes.count("stopped"):
+        summary += f" {outcomes.count('stopped')} not attempted ({report.stopped or 'stopped'})."
+    if report.stopped:
+        summary += " Run apply again to continue: it plans afresh."
+    click.echo(summary)
 
 
 @main.command("export")

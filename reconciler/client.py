@@ -47,7 +47,17 @@ from pydantic import ValidationError
 
 from reconciler import redact
 from reconciler.live import LiveSource
-from reconciler.pacing import Clock, Pacer, Pacing, RequestKind, RetryPolicy, Sleep, retry_after
+from reconciler.pacing import (
+    Clock,
+    NotStarted,
+    Pacer,
+    Pacing,
+    RequestKind,
+    RetryPolicy,
+    Sleep,
+    continuing_action,
+    retry_after,
+)
 from reconciler.specs import SOURCE_ID_PATTERN, all_secret_fields
 from reconciler.untrusted import escaped
 
@@ -278,6 +288,7 @@ class ImgixClient:
         max_response_bytes: int = MAX_RESPONSE_BYTES,
         max_pages: int = MAX_PAGES,
         max_sources: int = MAX_SOURCES,
+        pacer: Pacer | None = None,
     ) -> None:
         api_key = api_key.strip()
         if not _HEADER_SAFE.fullmatch(api_key):
@@ -297,7 +308,8 @@ class ImgixClient:
         self._retry = retry or RetryPolicy()
         self._sleep = sleep
         self._clock = clock
-        self._pacer = Pacer(pacing, clock=clock, sleep=sleep)
+        # A shared pacer (one per process) keeps the pace across clients.
+        self._pacer = pacer or Pacer(pacing, clock=clock, sleep=sleep)
         self._list_slots = asyncio.Semaphore(LIST_CONCURRENCY)
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/") + "/api/v1/",
@@ -314,6 +326,11 @@ class ImgixClient:
 
     def __repr__(self) -> str:
         return f"ImgixClient(base_url={str(self._http.base_url)!r})"
+
+    @property
+    def pacer(self) -> Pacer:
+        """The pacer every request of this client waits in."""
+        return self._pacer
 
     async def __aenter__(self) -> ImgixClient:
         return self
@@ -470,7 +487,15 @@ class ImgixClient:
         outcome_unknown = False
         while True:
             budget.attempt += 1
-            outcome = await self._attempt(method, path, params, body, kind, budget.attempt)
+            try:
+                outcome = await self._attempt(method, path, params, body, kind, budget.attempt)
+            except NotStarted as stopped:
+                if budget.attempt == 1:
+                    raise
+                raise ClientError(
+                    f"Stopped retrying {method} /api/v1/{path} ({stopped}); whether the "
+                    "earlier attempt was applied is unknown: the next plan will tell"
+                ) from None
             if isinstance(outcome, httpx.Response) and outcome.status_code not in RETRY_STATUSES:
                 if outcome.is_success:
                     return _document(outcome, method)
@@ -499,9 +524,17 @@ class ImgixClient:
         kind: RequestKind,
         attempt: int,
     ) -> httpx.Response | httpx.TransportError:
+        # A retry finishes work already under way; only a first attempt starts new work.
+        starting = attempt == 1 and not continuing_action.get()
         try:
-            async with self._pacer.slot(kind):
-                response = await self._exchange(method, path, params, body)
+            async with self._pacer.slot(kind, starting=starting) as ticket:
+                try:
+                    response = await self._exchange(method, path, params, body)
+                except httpx.TransportError as exc:
+                    ticket.spent = _is_unknown_outcome(exc)
+                    raise
+                # A refused write (429 or another 4xx) did not spend the server's budget.
+                ticket.spent = not 400 <= response.status_code < 500
         except httpx.TransportError as exc:
             logger.debug("%s %s: %s (attempt %d)", method, path, type(exc).__name__, attempt)
             return exc
@@ -581,9 +614,9 @@ class ImgixClient:
             raise error
         asked = retry_after(outcome.headers) if isinstance(outcome, httpx.Response) else None
         wait = asked if asked is not None else self._retry.backoff(budget.attempt)
-        if isinstance(outcome, httpx.Response) and outcome.status_code == 429:
-            self._pacer.hold(wait)
         remaining = budget.deadline_at - self._clock()
+        # Checked before holding the pacer: a Retry-After past the deadline must not stall
+        # every other request for longer than this one would have waited.
         if wait > remaining:
             raise DeadlineExceeded(
                 f"Gave up on {method} /api/v1/{path} after {budget.attempt} attempts: "
@@ -599,7 +632,9 @@ class ImgixClient:
             budget.attempt,
             self._retry.attempts,
         )
-        await self._sleep(wait)
+        if isinstance(outcome, httpx.Response) and outcome.status_code == 429:
+            self._pacer.hold(wait)
+        await self._pacer.pause(wait)
 
     def _live(self, resource: object, method: str, source_id: str | None = None) -> LiveSource:
         if not isinstance(resource, dict) or not isinstance(resource.get("id"), str):

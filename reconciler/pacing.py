@@ -4,6 +4,11 @@ imgix documents 4 requests per second per account, 60 source creations and 60 so
 updates per hour. The client paces itself to those limits instead of learning them from
 429s, and retries what the API lets it retry with exponential backoff and full jitter.
 Time comes from an injected `clock` and `sleep`, so tests drive both with a fake clock.
+
+The hourly budgets count what the server counts: a write it accepted (or may have
+accepted: no answer, a 5xx), never one it refused. Every wait here can be cut short by a
+`Stop` (a signal, or `apply --max-duration`), and a write that could not finish in time
+is not started (`NotStarted`).
 """
 
 from __future__ import annotations
@@ -15,16 +20,27 @@ import random
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
-from typing import Literal
+from typing import Any, Literal
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 RequestKind = Literal["read", "create", "update"]
 
 HOUR = 3600.0
+# After a stop, a write of an action already under way may still wait this long to go out.
+STOP_GRACE = 5.0
+# Budget waits shorter than this are pacing, not worth telling the user about.
+ANNOUNCED_WAIT = 2.0
+# Until a write has been timed, how long one is assumed to take (for --max-duration).
+ASSUMED_WRITE_SECONDS = 1.0
+
+# Set by the applier once an action's first write is out: its later writes finish the
+# action rather than start new work, so a stop lets them through (within STOP_GRACE).
+continuing_action: ContextVar[bool] = ContextVar("continuing_action", default=False)
 
 logger = logging.getLogger("reconciler.client")
 
@@ -134,13 +150,104 @@ class _Window:
         self.in_flight -= 1
         self._finished.append(now)
 
+    def drop(self) -> None:
+        """The request was refused: it does not count."""
+        self.in_flight -= 1
+
+
+class NotStarted(Exception):
+    """A write was not sent: the run is stopping (a signal) or would pass its deadline."""
+
+
+class Stop:
+    """Whether writes may still be started: a signal stops them, and so does a deadline.
+
+    `deadline`, on the pacer's clock, is `apply --max-duration`: a write starts only when
+    its wait for the budget and its expected duration end before it. Writes in flight
+    always finish.
+    """
+
+    def __init__(self, *, deadline: float | None = None, clock: Clock | None = None) -> None:
+        self.deadline = deadline
+        self.reason: str | None = None
+        self._clock = clock
+        self._listeners: list[Callable[[], None]] = []
+
+    def expired(self) -> bool:
+        """Whether the deadline has passed (on the clock it was set with)."""
+        return (
+            self.deadline is not None and self._clock is not None and self._clock() >= self.deadline
+        )
+
+    def request(self, reason: str) -> None:
+        """Stop starting writes; the first reason given is the one reported."""
+        if self.reason is None:
+            self.reason = reason
+        for listener in list(self._listeners):
+            listener()
+
+    def subscribe(self, listener: Callable[[], None]) -> Callable[[], None]:
+        """Call `listener` on every stop request; returns what unsubscribes it."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    async def pause(self, sleep: Sleep, seconds: float | None, wake: asyncio.Event) -> None:
+        """Sleep `seconds` (None: until `wake` is set), returning early on a stop request."""
+        stopped = asyncio.Event()
+        unsubscribe = self.subscribe(stopped.set)
+        waiters: list[asyncio.Future[Any]] = [asyncio.ensure_future(stopped.wait())]
+        waiters.append(asyncio.ensure_future(wake.wait() if seconds is None else sleep(seconds)))
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            unsubscribe()
+            for waiter in waiters:
+                waiter.cancel()
+            await asyncio.gather(*waiters, return_exceptions=True)
+
+
+@dataclass(frozen=True)
+class BudgetWait:
+    """A write waits for its hourly budget: expected, and announced to the user."""
+
+    kind: RequestKind
+    seconds: float
+    limit: int
+
+
+class Ticket:
+    """One request's place in the windows; `spent` says whether the server counted it.
+
+    A write the server refused (429, another 4xx) did not spend the hourly budget; one
+    whose outcome is unknown (no answer, a 5xx) is counted, as it may have been committed.
+    """
+
+    def __init__(self, kind: RequestKind) -> None:
+        self.kind = kind
+        self.spent = True
+
 
 class Pacer:
-    """Shared by every task of one client: each request waits here for its turn."""
+    """Shared by every request of a process: each waits here for its turn.
 
-    def __init__(self, pacing: Pacing, *, clock: Clock, sleep: Sleep) -> None:
+    One pacer serves the listing and the writes of a run (`Connection` holds it), so the
+    per-second pace holds across them. It outlives event loops: its locks are made anew
+    for each loop, its windows are kept.
+    """
+
+    def __init__(
+        self,
+        pacing: Pacing,
+        *,
+        clock: Clock,
+        sleep: Sleep,
+        stop: Stop | None = None,
+    ) -> None:
         self._clock = clock
         self._sleep = sleep
+        self.stop = stop or Stop()
+        # Told when a write waits for its hourly budget (the progress display).
+        self.on_budget_wait: Callable[[BudgetWait], None] | None = None
         self._general = (
             _Window.per_second(pacing.per_second, pacing.headroom) if pacing.per_second else None
         )
@@ -149,55 +256,104 @@ class Pacer:
             self._hourly["create"] = _Window(pacing.creates_per_hour, HOUR + pacing.headroom)
         if pacing.updates_per_hour:
             self._hourly["update"] = _Window(pacing.updates_per_hour, HOUR + pacing.headroom)
+        self._hold_until = -math.inf
+        self._write_seconds = ASSUMED_WRITE_SECONDS
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._general_lock = asyncio.Lock()
+        self._hourly_locks: dict[RequestKind, asyncio.Lock] = {}
+        self._finished = asyncio.Event()
+
+    def _bind(self) -> None:
+        loop = asyncio.get_running_loop()
+        if loop is self._loop:
+            return
+        self._loop = loop
         self._general_lock = asyncio.Lock()
         # A create waiting for its hourly slot must not hold up reads and updates.
-        self._hourly_locks: dict[RequestKind, asyncio.Lock] = {
-            kind: asyncio.Lock() for kind in self._hourly
-        }
+        self._hourly_locks = {kind: asyncio.Lock() for kind in self._hourly}
         self._finished = asyncio.Event()
-        self._hold_until = -math.inf
 
     def hold(self, seconds: float) -> None:
         """Pause every request for `seconds` (the server said 429: all tasks back off)."""
         self._hold_until = max(self._hold_until, self._clock() + seconds)
 
+    async def pause(self, seconds: float) -> None:
+        """Sleep `seconds`, or less if a stop is requested meanwhile."""
+        self._bind()
+        await self.stop.pause(self._sleep, seconds, self._finished)
+
     @asynccontextmanager
-    async def slot(self, kind: RequestKind) -> AsyncIterator[None]:
-        """Wait until a request of this kind may be sent; hold its place while it runs."""
-        windows = await self._acquire(kind)
+    async def slot(self, kind: RequestKind, *, starting: bool = True) -> AsyncIterator[Ticket]:
+        """Wait until a request of this kind may be sent; hold its place while it runs.
+
+        A write `starting` new work is refused (`NotStarted`) once a stop is requested or
+        when it could not finish before the deadline.
+        """
+        self._bind()
+        windows = await self._acquire(kind, starting)
+        ticket = Ticket(kind)
+        sent = self._clock()
         try:
-            yield
+            yield ticket
         finally:
             now = self._clock()
             for window in windows:
-                window.finish(now)
+                if window is self._general or ticket.spent:
+                    window.finish(now)
+                else:
+                    window.drop()
+            if kind != "read":
+                self._write_seconds = max(self._write_seconds, now - sent)
             self._finished.set()
 
-    async def _acquire(self, kind: RequestKind) -> list[_Window]:
+    async def _acquire(self, kind: RequestKind, starting: bool) -> list[_Window]:
+        self._check_stop(kind, 0.0, starting)
         hourly = self._hourly.get(kind)
         if hourly is None:
-            return await self._acquire_general([])
+            return await self._acquire_general([], kind, starting)
         async with self._hourly_locks[kind]:
-            await self._wait_for(hourly, kind)
-            return await self._acquire_general([hourly])
+            await self._wait_for(hourly, kind, starting)
+            return await self._acquire_general([hourly], kind, starting)
 
-    async def _acquire_general(self, windows: list[_Window]) -> list[_Window]:
+    async def _acquire_general(
+        self, windows: list[_Window], kind: RequestKind, starting: bool
+    ) -> list[_Window]:
         async with self._general_lock:
             while (wait := self._hold_until - self._clock()) > 0:
+                self._check_stop(kind, wait, starting)
                 logger.debug("pacing: holding %.3fs after a 429", wait)
-                await self._sleep(wait)
+                await self.pause(wait)
             if self._general is not None:
-                await self._wait_for(self._general, "request")
+                await self._wait_for(self._general, kind, starting)
                 windows = [*windows, self._general]
+            self._check_stop(kind, 0.0, starting)
             for window in windows:
                 window.start()
             return windows
 
-    async def _wait_for(self, window: _Window, what: str) -> None:
+    async def _wait_for(self, window: _Window, kind: RequestKind, starting: bool) -> None:
+        announced = window is self._general
         while (wait := window.wait(self._clock())) > 0:
+            self._check_stop(kind, 0.0 if wait == math.inf else wait, starting)
             if wait == math.inf:
                 self._finished.clear()
-                await self._finished.wait()
-            else:
-                logger.debug("pacing: %s waits %.3fs", what, wait)
-                await self._sleep(wait)
+                await self.stop.pause(self._sleep, None, self._finished)
+                continue
+            logger.debug("pacing: %s waits %.3fs", kind, wait)
+            if not announced and wait >= ANNOUNCED_WAIT and self.on_budget_wait is not None:
+                self.on_budget_wait(BudgetWait(kind, wait, window.limit))
+                announced = True
+            await self.pause(wait)
+
+    def _check_stop(self, kind: RequestKind, wait: float, starting: bool) -> None:
+        """Raise `NotStarted` when a write should not go out after waiting `wait` more."""
+        if kind == "read":
+            return
+        if self.stop.reason is not None and (starting or wait > STOP_GRACE):
+            raise NotStarted(self.stop.reason)
+        deadline = self.stop.deadline
+        if deadline is None:
+            return
+        needed = wait + (self._write_seconds if starting else 0.0)
+        if self._clock() + needed > deadline:
+            raise NotStarted("it could not finish within --max-duration")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
@@ -185,6 +186,61 @@ class BlastRadius(_Frozen):
         )
 
 
+class WriteCost(_Frozen):
+    """What an apply of the plan writes, and the least time it takes at the hourly budgets.
+
+    imgix counts source creates and updates in separate hourly budgets, shared with the
+    dashboard and other tools: `seconds` assumes both are unspent when the apply starts.
+    `updates` counts every patch request, including a disabled source's enabling and
+    disabling writes and the annotation-only patch that records an encrypted secret.
+    """
+
+    creates: int
+    updates: int
+    creates_per_hour: int | None
+    updates_per_hour: int | None
+    seconds: int
+
+
+# imgix's documented per-second limit, which every request shares.
+REQUESTS_PER_SECOND = 4.0
+
+
+def write_cost(
+    actions: list[Action], *, creates_per_hour: int | None, updates_per_hour: int | None
+) -> WriteCost:
+    """The writes `actions` make and how long they take at these budgets (None: unlimited)."""
+    creates = sum(1 for action in actions if action.action == "create")
+    updates = sum(len(action.writes) for action in actions) - creates
+    updates += sum(1 for action in actions if action.record_encrypted and _ever_enabled(action))
+    seconds = max(
+        _budget_seconds(creates, creates_per_hour), _budget_seconds(updates, updates_per_hour)
+    )
+    seconds += (creates + updates) / REQUESTS_PER_SECOND
+    return WriteCost(
+        creates=creates,
+        updates=updates,
+        creates_per_hour=creates_per_hour,
+        updates_per_hour=updates_per_hour,
+        seconds=math.ceil(seconds),
+    )
+
+
+def _ever_enabled(action: Action) -> bool:
+    """Whether a write of the action leaves the source enabled (the applier then records)."""
+    # A patch of a disabled source always enables it first, so no `enabled` means enabled.
+    states = [write.get("enabled", True) for write in action.writes[:1]]
+    states += [write.get("enabled", states[-1]) for write in action.writes[1:]]
+    return any(state is True for state in states)
+
+
+def _budget_seconds(count: int, per_hour: int | None) -> float:
+    # A fresh budget takes `per_hour` writes at once; each further batch waits an hour.
+    if count == 0 or per_hour is None:
+        return 0.0
+    return 3600.0 * (math.ceil(count / per_hour) - 1)
+
+
 class UnmanagedSource(_Frozen):
     """A live source that no spec matches: reported, never touched."""
 
@@ -215,6 +271,8 @@ class Plan(_Frozen):
     owned_elsewhere: list[OwnedElsewhere] = Field(default_factory=list)
     blast_radius: BlastRadius | None = None
     adoption: Adoption | None = None
+    # Absent only from plans saved before it was recorded.
+    cost: WriteCost | None = None
 
     @property
     def has_changes(self) -> bool:

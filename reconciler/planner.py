@@ -13,7 +13,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 from deepdiff import DeepDiff
@@ -42,6 +42,7 @@ from reconciler.plan import (
     UnmanagedSource,
     compute_digest,
     same_json,
+    write_cost,
 )
 from reconciler.secrets import (
     UNRECORDED,
@@ -85,12 +86,15 @@ class PlanOptions:
     take_over: bool = False
     # Adopt managed sources that carry no marker: send their secrets and write the marker.
     adopt: bool = False
-    # The write budget adoption is costed at.
-    updates_per_hour: int = DEFAULT_UPDATES_PER_HOUR
+    # Hourly write budgets the plan's cost (and adoption's) is stated at (None: unlimited).
+    creates_per_hour: int | None = 60
+    updates_per_hour: int | None = DEFAULT_UPDATES_PER_HOUR
 
     def __post_init__(self) -> None:
-        if self.updates_per_hour < 1:
-            raise ValueError(f"updates_per_hour must be at least 1 (got {self.updates_per_hour})")
+        for name in ("creates_per_hour", "updates_per_hour"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be at least 1 (got {value})")
 
 
 class PlanError(Exception):
@@ -214,6 +218,11 @@ def plan(desired: DesiredState, live: Sequence[LiveSource], options: PlanOptions
         owned_elsewhere=owned_elsewhere,
         blast_radius=blast_radius,
         adoption=_adoption(unadopted, adoption_updates, options),
+        cost=write_cost(
+            ordered,
+            creates_per_hour=options.creates_per_hour,
+            updates_per_hour=options.updates_per_hour,
+        ),
     )
 
 
@@ -546,20 +555,53 @@ def _compare(
             "deployment.annotation" in ignored,
             owner=owner,
         )
+    # The tool enabled this source for a change and was cut off before disabling it again:
+    # the disable finishes that change, so it needs no --allow-disable.
+    pending = annotation.marker is not None and annotation.marker.pending_disable
+    writes = _enabled_writes(first, live_enabled=live.enabled, enabled=enabled)
+    if writes and not enabled and (pending or not live.enabled):
+        own_text = "deployment.annotation" not in ignored
+        marker = secrets.marker(owner)
+        writes = _kill_safe(
+            writes,
+            settled=_annotation_write(deployment, text, marker, own_text=own_text),
+            pending=_annotation_write(
+                deployment, text, replace(marker, pending_disable=True), own_text=own_text
+            ),
+        )
     action = Action(
         action="patch",
         source=spec.name,
         id=live.id,
         changes=_sorted_changes(_hide_referenced(deployment, changes)),
-        destructive=live.enabled and not enabled,
-        writes=_enabled_writes(first, live_enabled=live.enabled, enabled=enabled),
+        destructive=live.enabled and not enabled and not pending,
+        writes=writes,
         live_fingerprint=live.fingerprint(),
         record_encrypted=secrets.record_encrypted,
-        risks=_risks(type(deployment), changes),
+        # Finishing the tool's own temporary enabling is no disable of the user's.
+        risks=[r for r in _risks(type(deployment), changes) if not (pending and r == "disables")],
         protected=spec.mode == "protect",
         takes_over_from=takes_over_from,
     )
     return _Comparison(action, notices, unadopted)
+
+
+def _kill_safe(
+    writes: list[dict[str, JsonValue]], *, settled: JsonValue, pending: JsonValue
+) -> list[dict[str, JsonValue]]:
+    """Writes that record a temporary enabling in the marker, and the disable that ends it.
+
+    The enabling write (when there are two) carries the `pending` annotation, so a run
+    killed before the disabling write leaves a record the next plan reads; the disabling
+    write sets the `settled` one, without it.
+    """
+    *leading, closing = writes
+    if leading:
+        (first,) = leading
+        body = first.get("deployment")
+        deployment = dict(body) if isinstance(body, dict) else {}
+        leading = [{**first, "deployment": {**deployment, "annotation": pending}}]
+    return [*leading, {**closing, "deployment": {"annotation": settled}}]
 
 
 def _risks(model: type[DeploymentBase], changes: list[Change]) -> list[Risk]:
@@ -763,10 +805,11 @@ def _adoption(refs: list[SourceRef], updates: int, options: PlanOptions) -> Adop
     if not refs:
         return None
     count = len(refs)
-    hours = math.ceil(updates / options.updates_per_hour)
+    per_hour = options.updates_per_hour or DEFAULT_UPDATES_PER_HOUR
+    hours = math.ceil(updates / per_hour)
     cost = (
         f"{updates} update{'s' if updates != 1 else ''}, {hours} hour{'s' if hours != 1 else ''} "
-        f"of the budget of {options.updates_per_hour} updates per hour"
+        f"of the budget of {per_hour} updates per hour"
     )
     sources = f"{count} source{'s' if count != 1 else ''}"
     if options.adopt:
@@ -786,7 +829,7 @@ def _adoption(refs: list[SourceRef], updates: int, options: PlanOptions) -> Adop
         sources=refs,
         planned=options.adopt,
         updates=updates,
-        updates_per_hour=options.updates_per_hour,
+        updates_per_hour=per_hour,
         hours=hours,
         detail=detail,
     )

@@ -5,15 +5,18 @@ The CLI is a thin shell over these functions, and a library user calls them the 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import ipaddress
 import json
 import math
 import os
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 
@@ -33,15 +36,10 @@ from reconciler.applier import (
 from reconciler.client import DEFAULT_API_URL, REQUEST_TIMEOUT, ImgixClient
 from reconciler.live import LiveSource
 from reconciler.loader import LoadedState, LoadError, LocatedError, load
-from reconciler.pacing import Pacing, RetryPolicy
+from reconciler.pacing import Clock, Pacer, Pacing, RetryPolicy, Sleep, Stop
 from reconciler.plan import Plan, compute_digest
-from reconciler.planner import (
-    DEFAULT_UPDATES_PER_HOUR,
-    PlanError,
-    PlanOptions,
-    match_sources,
-    plan,
-)
+from reconciler.planner import PlanError, PlanOptions, match_sources, plan
+from reconciler.progress import ApplyProgress
 from reconciler.untrusted import escaped, quoted
 
 API_KEY_VARIABLE = "IMGIX_API_KEY"
@@ -50,8 +48,13 @@ FINGERPRINT_KEY_VARIABLE = "IMGIX_RECONCILER_FINGERPRINT_KEY"
 # Seconds one request may spend retrying (default: RetryPolicy's); a CI job that would
 # rather fail fast than wait out an outage lowers it.
 RETRY_DEADLINE_VARIABLE = "IMGIX_RECONCILER_RETRY_DEADLINE"
+# Hourly write budgets, for accounts whose limits imgix raised (default: Pacing's).
+CREATES_PER_HOUR_VARIABLE = "IMGIX_RECONCILER_CREATES_PER_HOUR"
+UPDATES_PER_HOUR_VARIABLE = "IMGIX_RECONCILER_UPDATES_PER_HOUR"
 # Seconds one request may take in all (connect, headers, body; default: the client's).
 REQUEST_TIMEOUT_VARIABLE = "IMGIX_RECONCILER_REQUEST_TIMEOUT"
+
+T = TypeVar("T")
 
 
 class ConfigurationError(Exception):
@@ -68,6 +71,14 @@ class Connection:
     pacing: Pacing = field(default_factory=Pacing)
     retry: RetryPolicy | None = None
     request_timeout: float = REQUEST_TIMEOUT
+    clock: Clock = time.monotonic
+    sleep: Sleep = asyncio.sleep
+    # One pacer for every client of the connection: the listing and the writes of a run
+    # share the per-second pace, and the budgets count across them.
+    pacer: Pacer = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "pacer", Pacer(self.pacing, clock=self.clock, sleep=self.sleep))
 
     def client(self) -> ImgixClient:
         """A new client for this connection (use it as an async context manager)."""
@@ -78,6 +89,9 @@ class Connection:
             pacing=self.pacing,
             retry=self.retry,
             timeout=self.request_timeout,
+            clock=self.clock,
+            sleep=self.sleep,
+            pacer=self.pacer,
         )
 
 
@@ -98,7 +112,8 @@ def connect(
         from reconciler.emulator import EMULATOR_API_KEY, create_app, seeded_store
 
         app = create_app(seeded_store())
-        return Connection("http://emulator", EMULATOR_API_KEY, httpx.ASGITransport(app=app))
+        transport = httpx.ASGITransport(app=app)
+        return Connection("http://emulator", EMULATOR_API_KEY, transport, pacing=_pacing(environ))
     origin = "--api-url" if api_url else API_URL_VARIABLE
     url = _checked_api_url(api_url or environ.get(API_URL_VARIABLE) or DEFAULT_API_URL, origin)
     if not allow_insecure_http:
@@ -110,7 +125,11 @@ def connect(
             "permission (it is read from the environment only, never from an option)"
         )
     return Connection(
-        url, key, retry=_retry_policy(environ), request_timeout=_request_timeout(environ)
+        url,
+        key,
+        pacing=_pacing(environ),
+        retry=_retry_policy(environ),
+        request_timeout=_request_timeout(environ),
     )
 
 
@@ -189,6 +208,24 @@ def _retry_policy(environ: Mapping[str, str]) -> RetryPolicy | None:
     return RetryPolicy(deadline=deadline)
 
 
+def _pacing(environ: Mapping[str, str]) -> Pacing:
+    """imgix's documented limits, with the hourly budgets the environment raises or lowers."""
+    budgets: dict[str, int] = {}
+    for variable, name in (
+        (CREATES_PER_HOUR_VARIABLE, "creates_per_hour"),
+        (UPDATES_PER_HOUR_VARIABLE, "updates_per_hour"),
+    ):
+        text = environ.get(variable, "").strip()
+        if not text:
+            continue
+        if not text.isascii() or not text.isdigit() or int(text) < 1:
+            raise ConfigurationError(
+                f"{variable} must be a whole number of writes per hour >= 1 (got {text[:40]!r})"
+            )
+        budgets[name] = int(text)
+    return Pacing(**budgets)
+
+
 def _request_timeout(environ: Mapping[str, str]) -> float:
     text = environ.get(REQUEST_TIMEOUT_VARIABLE, "").strip()
     if not text:
@@ -238,7 +275,6 @@ async def plan_files(
     resend_secrets: bool = False,
     take_over: bool = False,
     adopt: bool = False,
-    updates_per_hour: int = DEFAULT_UPDATES_PER_HOUR,
     secrets_optional: bool = True,
     environ: Mapping[str, str] | None = None,
 ) -> PlanResult:
@@ -257,7 +293,8 @@ async def plan_files(
         api_url=connection.api_url,
         take_over=take_over,
         adopt=adopt,
-        updates_per_hour=updates_per_hour,
+        creates_per_hour=connection.pacing.creates_per_hour,
+        updates_per_hour=connection.pacing.updates_per_hour,
     )
     try:
         made = plan(desired.state, live, options)
@@ -454,26 +491,63 @@ async def apply_with_report(
     environ: Mapping[str, str] | None = None,
     on_result: Callable[[ActionResult], None] | None = None,
     on_status: Callable[[LiveSource], None] | None = None,
+    stop: Stop | None = None,
+    progress: ApplyProgress | None = None,
 ) -> ApplyReport:
-    """Apply a plan with one paced client; with `wait`, poll until touched sources deploy.
+    """Apply a plan with the connection's pacer; with `wait`, poll until touched sources deploy.
 
     A `saved` plan must carry the MAC of `plan --out` and have been made against this
-    connection's API.
+    connection's API. Once `stop` is requested no write starts and `wait` ends;
+    `progress` hears of every action, budget wait and status, and beats while the run
+    is quiet.
     """
     if saved:
         check_saved_plan(result, connection, environ)
-    async with connection.client() as client:
-        report = await apply_plan(
-            result,
-            client,
-            resolver=SecretResolver(environ),
-            fingerprint_key=fingerprint_key(connection, environ),
-            allow_disable=allow_disable,
-            permissions=permissions,
-            saved=saved,
-            on_result=on_result,
-        )
-        if wait and report.touched_ids:
-            pending = await wait_until_deployed(client, report.touched_ids, on_status=on_status)
-            report = replace(report, still_deploying=pending)
+    stop = stop or Stop()
+    pacer = connection.pacer
+    pacer.stop = stop
+    results = _Listeners([on_result] if on_result else [])
+    statuses = _Listeners([on_status] if on_status else [])
+    heartbeat: asyncio.Task[None] | None = None
+    if progress is not None:
+        results.append(progress.action_done)
+        statuses.append(progress.deploy_status)
+        pacer.on_budget_wait = progress.budget_wait
+        heartbeat = asyncio.create_task(progress.heartbeat(connection.sleep))
+    try:
+        async with connection.client() as client:
+            report = await apply_plan(
+                result,
+                client,
+                resolver=SecretResolver(environ),
+                fingerprint_key=fingerprint_key(connection, environ),
+                allow_disable=allow_disable,
+                permissions=permissions,
+                saved=saved,
+                on_result=results,
+                stop=stop,
+            )
+            if wait and report.touched_ids and stop.reason is None:
+                pending = await wait_until_deployed(
+                    client,
+                    report.touched_ids,
+                    on_status=statuses,
+                    sleep=connection.sleep,
+                    stop=stop,
+                )
+                report = replace(report, still_deploying=pending, stopped=stop.reason)
+    finally:
+        pacer.on_budget_wait = None
+        pacer.stop = Stop()
+        if heartbeat is not None:
+            heartbeat.cancel()
+            await asyncio.gather(heartbeat, return_exceptions=True)
     return report
+
+
+class _Listeners(list[Callable[[T], None]]):
+    """Several callbacks called as one."""
+
+    def __call__(self, event: T) -> None:
+        for listener in self:
+            listener(event)

@@ -46,6 +46,8 @@ MARKER_VERSION = 1
 FINGERPRINT_KIND = "fp"
 ENCRYPTED_KIND = "enc"
 OWNER_KIND = "owner"
+PENDING_KIND = "pending"
+PENDING_DISABLE = f"{PENDING_KIND}.enabled=false"
 _ENCRYPTED_HEX = 16  # the encrypted value is not secret; a short hash only has to differ
 UNKNOWN = "unknown"
 _FINGERPRINT_HEX = 32  # 128 bits: plenty to notice a rotation, short enough for an annotation
@@ -70,6 +72,8 @@ class Marker:
     encrypted: Mapping[str, str] = field(default_factory=dict)
     version: int = MARKER_VERSION
     owner: str | None = None
+    # The reconciler enabled this source only to change it: the file keeps it disabled.
+    pending_disable: bool = False
 
     def render(self) -> str:
         """The marker text, tokens sorted so the same state always gives the same text."""
@@ -77,6 +81,8 @@ class Marker:
         tokens += [f"{ENCRYPTED_KIND}.{k}={v}" for k, v in sorted(self.encrypted.items())]
         if self.owner is not None:
             tokens.append(f"{OWNER_KIND}.name={self.owner}")
+        if self.pending_disable:
+            tokens.append(PENDING_DISABLE)
         return "[" + " ".join([f"{MARKER_NAME} v{self.version}", *tokens]) + "]"
 
 
@@ -98,7 +104,11 @@ def parse_annotation(annotation: str | None) -> Annotation:
     fingerprints: dict[str, str] = {}
     encrypted: dict[str, str] = {}
     owner: str | None = None
+    pending_disable = False
     for token in match["tokens"].split():
+        if token == PENDING_DISABLE:
+            pending_disable = True
+            continue
         parsed = _TOKEN.fullmatch(token)
         if parsed is None:
             continue
@@ -109,7 +119,8 @@ def parse_annotation(annotation: str | None) -> Annotation:
         elif parsed["kind"] == OWNER_KIND and parsed["field"] == "name":
             owner = parsed["value"]
     text = annotation[: match.start()].rstrip() or None
-    return Annotation(text, Marker(fingerprints, encrypted, int(match["version"]), owner))
+    marker = Marker(fingerprints, encrypted, int(match["version"]), owner, pending_disable)
+    return Annotation(text, marker)
 
 
 def compose_annotation(text: str | None, marker: Marker) -> str:
@@ -190,6 +201,14 @@ def recording_annotation(deployment: Mapping[str, Any]) -> str | None:
         return None
     marker = replace(annotation.marker, encrypted=encrypted)
     return compose_annotation(annotation.text, marker)
+
+
+def settled_annotation(annotation: str) -> str:
+    """`annotation` without the pending-disable token (written by the disabling write)."""
+    parsed = parse_annotation(annotation)
+    if parsed.marker is None or not parsed.marker.pending_disable:
+        return annotation
+    return compose_annotation(parsed.text, replace(parsed.marker, pending_disable=False))
 
 
 # --------------------------------------------------------------------------- send rules

@@ -738,3 +738,49 @@ def test_retry_after_without_header_backs_off_with_jitter(fake_clock: FakeClock)
     assert 429 in [entry.status for entry in store.request_log]
     waits = [s for s in fake_clock.sleeps if s > 0]
     assert waits and len(set(waits)) == len(waits)  # jittered, not in lockstep
+
+
+# --------------------------------------------------------------------------- write budget
+
+
+def test_writes_refused_with_429_do_not_spend_the_hourly_budget(fake_clock: FakeClock) -> None:
+    # The server refuses bursts past 1 request/s; the client does not pace per second, so
+    # some creates meet a 429. Only the ones the server accepted count against 60/h.
+    store = make_store(fake_clock, limits=RateLimits(per_second=1, creates_per_hour=6))
+    client = make_client(fake_clock, store, pacing=Pacing(per_second=None, creates_per_hour=6))
+
+    async def create_all(client: ImgixClient) -> None:
+        await asyncio.gather(*(client.create_source(s3_attributes(n)) for n in range(6)))
+
+    run(client, create_all)
+
+    statuses = [entry.status for entry in store.request_log]
+    assert 429 in statuses and statuses.count(201) == 6
+    assert fake_clock.elapsed < 600.0  # no wait for an hour the server never counted
+
+
+def test_a_retry_after_past_the_deadline_fails_fast_and_holds_no_one(
+    fake_clock: FakeClock,
+) -> None:
+    # The account's update budget is spent elsewhere (the dashboard): the server asks for
+    # about an hour, far past the retry deadline.
+    store = make_store(fake_clock, limits=RateLimits(updates_per_hour=1))
+    ids = seed(store, 3)
+    store.update_source(ids[0], {"name": "spent by the dashboard"})
+    client = make_client(fake_clock, store, retry=RetryPolicy(deadline=120.0))
+
+    async def touch(client: ImgixClient) -> list[object]:
+        return list(
+            await asyncio.gather(
+                client.update_source(ids[1], {"name": "renamed"}),
+                *(client.get_source(i) for i in ids),
+                return_exceptions=True,
+            )
+        )
+
+    outcomes = run(client, touch)
+
+    assert isinstance(outcomes[0], DeadlineExceeded)
+    assert "deadline" in str(outcomes[0])
+    assert all(isinstance(outcome, LiveSource) for outcome in outcomes[1:])
+    assert fake_clock.elapsed < 120.0

@@ -11,7 +11,16 @@ from conftest import FakeClock
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler.pacing import Pacer, Pacing, RequestKind, RetryPolicy, retry_after
+from reconciler.pacing import (
+    BudgetWait,
+    NotStarted,
+    Pacer,
+    Pacing,
+    RequestKind,
+    RetryPolicy,
+    Stop,
+    retry_after,
+)
 
 
 def _max_in_window(times: list[float], period: float) -> int:
@@ -188,3 +197,136 @@ def test_retry_after_reads_seconds_and_http_dates(header: str, expected: float) 
 def test_retry_after_absent_or_garbled_is_none() -> None:
     assert retry_after({}) is None
     assert retry_after({"retry-after": "soon"}) is None
+
+
+# --------------------------------------------------------------------------- budgets and stops
+
+
+def test_a_refused_write_does_not_spend_the_hourly_budget(fake_clock: FakeClock) -> None:
+    pacer = Pacer(
+        Pacing(per_second=None, updates_per_hour=2), clock=fake_clock, sleep=fake_clock.sleep
+    )
+
+    async def scenario() -> None:
+        for _ in range(5):  # five 429s: the server counted none of them
+            async with pacer.slot("update") as ticket:
+                ticket.spent = False
+        for _ in range(2):
+            async with pacer.slot("update"):
+                pass
+
+    asyncio.run(scenario())
+
+    assert fake_clock.elapsed == 0.0
+
+
+def test_an_accepted_write_spends_the_budget(fake_clock: FakeClock) -> None:
+    pacer = Pacer(
+        Pacing(per_second=None, updates_per_hour=2), clock=fake_clock, sleep=fake_clock.sleep
+    )
+
+    asyncio.run(_run(pacer, fake_clock, ["update"] * 3))
+
+    assert fake_clock.elapsed >= 3600.0
+
+
+def test_a_budget_wait_is_announced_once_with_its_length(fake_clock: FakeClock) -> None:
+    pacer = Pacer(
+        Pacing(per_second=None, creates_per_hour=1, headroom=0.0),
+        clock=fake_clock,
+        sleep=fake_clock.sleep,
+    )
+    waits: list[BudgetWait] = []
+    pacer.on_budget_wait = waits.append
+
+    asyncio.run(_run(pacer, fake_clock, ["create"] * 2))
+
+    assert waits == [BudgetWait("create", 3600.0, 1)]
+
+
+def test_a_stop_wakes_a_write_waiting_for_the_budget_and_it_is_not_started(
+    fake_clock: FakeClock,
+) -> None:
+    async def forever(seconds: float) -> None:
+        await asyncio.Event().wait()  # only a stop can end this wait
+
+    stop = Stop()
+    pacer = Pacer(
+        Pacing(per_second=None, updates_per_hour=1), clock=fake_clock, sleep=forever, stop=stop
+    )
+    outcomes: list[str] = []
+
+    async def write() -> None:
+        try:
+            async with pacer.slot("update"):
+                outcomes.append("sent")
+        except NotStarted as error:
+            outcomes.append(str(error))
+
+    async def scenario() -> None:
+        await write()
+        waiting = asyncio.ensure_future(write())
+        for _ in range(5):
+            await asyncio.sleep(0)
+        stop.request("stopped by SIGTERM")
+        await waiting
+        await write()  # nothing starts after a stop
+
+    asyncio.run(asyncio.wait_for(scenario(), timeout=10))
+
+    assert outcomes == ["sent", "stopped by SIGTERM", "stopped by SIGTERM"]
+
+
+def test_reads_and_a_started_action_go_on_after_a_stop(fake_clock: FakeClock) -> None:
+    stop = Stop()
+    stop.request("stopped by SIGINT")
+    pacer = Pacer(Pacing(), clock=fake_clock, sleep=fake_clock.sleep, stop=stop)
+
+    async def scenario() -> None:
+        async with pacer.slot("read"):
+            pass
+        async with pacer.slot("update", starting=False):
+            pass
+        with pytest.raises(NotStarted):
+            async with pacer.slot("update"):
+                pass
+
+    asyncio.run(scenario())
+
+
+def test_a_write_that_cannot_finish_before_the_deadline_is_refused_without_waiting(
+    fake_clock: FakeClock,
+) -> None:
+    stop = Stop(deadline=fake_clock.time() + 1800.0, clock=fake_clock)
+    pacer = Pacer(
+        Pacing(per_second=None, updates_per_hour=2),
+        clock=fake_clock,
+        sleep=fake_clock.sleep,
+        stop=stop,
+    )
+    sent: list[float] = []
+
+    async def scenario() -> None:
+        for _ in range(2):
+            async with pacer.slot("update"):
+                sent.append(fake_clock.elapsed)
+        with pytest.raises(NotStarted, match="max-duration"):
+            async with pacer.slot("update"):
+                pass
+
+    asyncio.run(scenario())
+
+    assert sent == [0.0, 0.0]
+    assert fake_clock.elapsed == 0.0  # refused at once, not after sleeping to the deadline
+
+
+def test_one_pacer_keeps_its_budget_across_event_loops(fake_clock: FakeClock) -> None:
+    # The CLI lists in one asyncio.run and writes in another: the pace holds across them.
+    pacer = Pacer(
+        Pacing(per_second=None, updates_per_hour=1), clock=fake_clock, sleep=fake_clock.sleep
+    )
+
+    asyncio.run(_run(pacer, fake_clock, ["update"]))
+    asyncio.run(_run(pacer, fake_clock, ["update"]))
+
+    assert fake_clock.elapsed >= 3600.0

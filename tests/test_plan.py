@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import jsonschema
+from test_render import live_sources
 
 from reconciler.loader import load
 from reconciler.plan import (
@@ -20,12 +22,14 @@ from reconciler.plan import (
     Summary,
     compute_digest,
     plan_json_schema,
+    write_cost,
 )
 from reconciler.planner import PlanOptions, plan
 
 ROOT = Path(__file__).parent.parent
 SCHEMA = ROOT / "schemas" / "plan.schema.json"
 GOLDEN_PLAN = Path(__file__).parent / "golden" / "plan.json"
+FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def create(name: str = "New", subdomain: str = "new-one") -> Action:
@@ -117,6 +121,7 @@ def test_the_mac_covers_every_field_of_the_document() -> None:
             detail="1 source to adopt",
         ),
         "blast_radius": BlastRadius.measure(9, 10, max_risky_share=0.9, min_risky_count=1),
+        "cost": write_cost(saved.actions, creates_per_hour=1, updates_per_hour=1),
     }
     assert set(edits) == set(Plan.model_fields) - {"mac"}  # a new field must be covered too
     for field, value in edits.items():
@@ -190,3 +195,54 @@ def test_a_plan_without_the_secrets_has_the_digest_of_the_same_plan_with_them(
     assert without.digest == with_secret.digest == rotated.digest  # ...but not digested
     changed = with_secret.actions[0].model_copy(update={"source": "Other"})
     assert compute_digest([changed]) != with_secret.digest
+
+
+# --------------------------------------------------------------------------- write cost
+
+
+def patch(writes: list[dict[str, Any]], *, record: bool = False) -> Action:
+    return Action(
+        action="patch",
+        source="Old",
+        id="64f1c2a9e4b0a1d2c3e4f500",
+        changes=[],
+        writes=writes,
+        record_encrypted=record,
+    )
+
+
+def test_write_cost_counts_every_request_an_apply_sends() -> None:
+    disabled_change = patch([{"enabled": True, "name": "x"}, {"enabled": False}], record=True)
+    web_secret = patch([{"deployment": {"password": {"secret": {"env": "P"}}}}], record=True)
+    disabling = patch([{"enabled": False}], record=True)  # never enabled: nothing recorded
+
+    cost = write_cost(
+        [create(), disabled_change, web_secret, disabling],
+        creates_per_hour=60,
+        updates_per_hour=60,
+    )
+
+    assert (cost.creates, cost.updates) == (1, 2 + 1 + 2 + 1)
+
+
+def test_write_cost_time_is_the_hourly_batches_beyond_a_fresh_budget() -> None:
+    updates = [patch([{"name": f"n{i}"}]) for i in range(150)]
+
+    at_60 = write_cost(updates, creates_per_hour=60, updates_per_hour=60)
+    at_200 = write_cost(updates, creates_per_hour=60, updates_per_hour=200)
+    unlimited = write_cost(updates, creates_per_hour=None, updates_per_hour=None)
+
+    # 60 now, 60 an hour later, the last 30 two hours later; 4 requests/s on top.
+    assert at_60.seconds == 2 * 3600 + 38
+    assert at_200.seconds == unlimited.seconds == 38
+    assert (at_60.updates_per_hour, at_200.updates_per_hour) == (60, 200)
+
+
+def test_the_planner_states_the_cost_at_the_configured_budgets() -> None:
+    desired = load([FIXTURES / "plan_desired.yaml"], secrets_optional=True).state
+    made = plan(desired, live_sources(), PlanOptions(fingerprint_key=b"k", creates_per_hour=1))
+
+    assert made.cost is not None
+    assert made.cost.creates == made.summary.create
+    assert made.cost.creates_per_hour == 1
+    assert made.cost.seconds >= 3600 * (made.summary.create - 1) > 0

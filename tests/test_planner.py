@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from dataclasses import dataclass, replace
 from typing import Any
@@ -535,8 +536,51 @@ def test_disabled_source_that_must_change_is_enabled_then_disabled_again() -> No
     action = only(plan(desired(s3_spec(enabled=False, cache_ttl_value=1800)), [live], OPTIONS))
     assert not action.destructive
     assert action.writes[0]["enabled"] is True and "deployment" in action.writes[0]
-    assert action.writes[1:] == [{"enabled": False}]
+    assert [set(w) for w in action.writes[1:]] == [{"enabled", "deployment"}]
+    assert action.writes[1]["enabled"] is False
     assert "enabled" not in paths(action)
+
+
+def _marker_of(write: dict[str, Any]) -> Marker | None:
+    return parse_annotation(write["deployment"]["annotation"]).marker
+
+
+def test_the_enabling_write_records_the_pending_disable_and_the_disabling_write_clears_it() -> None:
+    live = live_of(s3_spec(enabled=False), enabled=False)
+    action = only(plan(desired(s3_spec(enabled=False, cache_ttl_value=1800)), [live], OPTIONS))
+
+    enabling, disabling = (_marker_of(write) for write in action.writes)
+
+    assert enabling is not None and enabling.pending_disable
+    assert disabling is not None and not disabling.pending_disable
+    assert disabling.fingerprints == enabling.fingerprints
+
+
+def test_a_source_left_enabled_by_a_killed_apply_is_disabled_without_allow_disable() -> None:
+    live = live_of(s3_spec(enabled=False), enabled=False)
+    killed = only(plan(desired(s3_spec(enabled=False, cache_ttl_value=1800)), [live], OPTIONS))
+    # What the API holds after the enabling write, the disabling one never sent.
+    enabled_live = live_of(s3_spec(cache_ttl_value=1800), enabled=True)
+    annotation = killed.writes[0]["deployment"]["annotation"]  # type: ignore[call-overload,index]
+    enabled_live = enabled_live.model_copy(
+        update={"deployment": {**enabled_live.deployment, "annotation": annotation}}
+    )
+
+    wanted = s3_spec(enabled=False, cache_ttl_value=1800, mode="protect")
+    action = only(plan(desired(wanted), [enabled_live], OPTIONS))
+
+    assert not action.destructive
+    # Finishing the tool's own enabling is no disable: a protected source allows it too.
+    assert "disables" not in action.risks and not action.refused_as_protected
+    assert action.writes[-1]["enabled"] is False
+    marker = _marker_of(action.writes[-1])
+    assert marker is not None and not marker.pending_disable
+
+
+def test_an_enabled_source_the_file_disables_stays_destructive_without_the_record() -> None:
+    live = live_of(s3_spec(), enabled=True)
+    action = only(plan(desired(s3_spec(enabled=False)), [live], OPTIONS))
+    assert action.destructive
 
 
 def test_enabling_a_disabled_source_carries_the_changes_in_one_write() -> None:
@@ -941,6 +985,19 @@ def _is_encrypted_recording(body: dict[str, Any]) -> bool:
     )
 
 
+def _without_records(body: dict[str, Any]) -> str:
+    """A write as JSON, minus the `enc.` records: a disabling write that follows a
+    recording keeps what was just recorded, which the plan could not know."""
+    deployment = body.get("deployment")
+    if isinstance(deployment, dict) and isinstance(deployment.get("annotation"), str):
+        parsed = parse_annotation(deployment["annotation"])
+        if parsed.marker is not None:
+            marker = dataclasses.replace(parsed.marker, encrypted={})
+            annotation = compose_annotation(parsed.text, marker)
+            body = {**body, "deployment": {**deployment, "annotation": annotation}}
+    return json.dumps(body, sort_keys=True)
+
+
 # Every rail lifted but ownership: the property is about what the planner writes.
 RAILS_LIFTED = Permissions(allow_disable=True, allow_large_change=True, allow_protected_change=True)
 
@@ -974,10 +1031,10 @@ async def _plan_and_apply(store: SourceStore, generation: _Generation) -> tuple[
         # The applier adds one write the plan cannot spell out: recording the
         # `*_encrypted` values the API returned (an annotation-only patch).
         recordings = [b for b in bodies if _is_encrypted_recording(b)]
-        sent = [json.dumps(b, sort_keys=True) for b in bodies if b not in recordings]
+        sent = [_without_records(b) for b in bodies if b not in recordings]
         resolver = SecretResolver(generation.environ)
         planned = [
-            json.dumps(resolver.resolve(write), sort_keys=True)
+            _without_records(resolver.resolve(write))
             for action in first.actions
             for write in action.writes
         ]

@@ -26,6 +26,7 @@ from reconciler.render.values import (
     action_flags,
     adoption_names,
     blast_radius_warning,
+    cost_line,
     counted,
     headline,
     shown,
@@ -62,6 +63,8 @@ def render(
         "",
         *_summary(plan),
     ]
+    if plan.actions and plan.cost is not None:
+        head += ["", cost_line(plan.cost)]
     head += _destructive(plan)
     warning = blast_radius_warning(plan)
     if warning is not None:

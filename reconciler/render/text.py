@@ -22,6 +22,7 @@ from reconciler.render.values import (
     action_flags,
     adoption_names,
     blast_radius_warning,
+    cost_line,
     headline,
     shown,
     source_names,
@@ -80,6 +81,8 @@ def render(
             console.print(_unmanaged(source))
     if plan.actions:
         console.print()
+        if plan.cost is not None:
+            console.print(Text(cost_line(plan.cost)))
         console.print(Text(f"Digest: {escaped(plan.digest)}", style="dim"))
     return buffer.getvalue()
 

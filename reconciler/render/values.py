@@ -22,6 +22,7 @@ from reconciler.plan import (
     Action,
     Adoption,
     Plan,
+    WriteCost,
 )
 from reconciler.untrusted import json_shown
 
@@ -141,6 +142,29 @@ def source_names(plan: Plan) -> dict[str, str]:
 def waits_for(names: dict[str, str], action: Action) -> list[str]:
     """Names of the sources whose actions must apply before `action`."""
     return [names.get(key, key) for key in action.depends_on]
+
+
+def duration(seconds: float) -> str:
+    """`45 s`, `14 min`, `1 h 05 min`: a wait as a person reads it."""
+    whole = max(0, round(seconds))
+    if whole < 60:
+        return f"{whole} s"
+    minutes = round(whole / 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    return f"{minutes // 60} h {minutes % 60:02d} min"
+
+
+def cost_line(cost: WriteCost) -> str:
+    """What an apply writes and how long it takes at the hourly budgets, in one sentence."""
+    writes = f"{counted(cost.creates, 'create')} and {counted(cost.updates, 'update')}"
+    budgets = ", ".join(
+        f"{limit} {kind}/h"
+        for kind, limit in (("creates", cost.creates_per_hour), ("updates", cost.updates_per_hour))
+        if limit is not None
+    )
+    at = f" at {budgets}" if budgets else ""
+    return f"Cost: {writes}; about {duration(cost.seconds)}{at} (from an unspent hourly budget)."
 
 
 def adoption_names(adoption: Adoption) -> tuple[list[str], int]:

@@ -1,0 +1,338 @@
+"""Apply under the write budget, end to end: cut short, stopped, killed, then resumed.
+
+Each stopped run is `python -m reconciler apply` in a subprocess against the emulator on
+127.0.0.1 (over real HTTP); the plain re-runs that must converge run in-process. Hourly
+budgets are made tiny (`IMGIX_RECONCILER_UPDATES_PER_HOUR=2`) so a run meets the budget
+after two writes without any test waiting for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from conftest import FakeClock
+from console import apply_directly, child_env, invoke, run_cli, writes_since
+
+from reconciler.emulator import EMULATOR_API_KEY, RateLimits, SourceStore
+from reconciler.pacing import Pacing
+from reconciler.progress import ApplyProgress
+from reconciler.reconcile import Connection, apply_with_report, plan_files
+
+pytestmark = pytest.mark.e2e
+
+TWO_PER_HOUR = {"IMGIX_RECONCILER_UPDATES_PER_HOUR": "2"}
+
+
+def sites(count: int, *, ttl: int, disabled: frozenset[int] = frozenset(), start: int = 0) -> str:
+    """Web folder sources (no secrets): `Site n` on `e2e-site-n`, with one TTL for all."""
+    blocks = [
+        f"""\
+  - name: Site {n}
+    enabled: {"false" if n in disabled else "true"}
+    deployment:
+      type: webfolder
+      imgix_subdomains: [e2e-site-{n}]
+      webfolder_base_url: https://site{n}.e2e.example/
+      cache_ttl_value: {ttl}
+"""
+        for n in range(start, start + count)
+    ]
+    return "version: 1\nsources:\n" + "".join(blocks)
+
+
+@pytest.fixture
+def store(emulator_store: SourceStore) -> SourceStore:
+    emulator_store.deploy_delay = 0
+    return emulator_store
+
+
+def apply_command(file: Path, url: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "reconciler",
+        "apply",
+        str(file),
+        "--auto-approve",
+        "--api-url",
+        url,
+    ]
+
+
+def managed(tmp_path: Path, url: str, text: str) -> Path:
+    """A file applied to the account (unpaced, through the library)."""
+    file = tmp_path / "sources.yaml"
+    file.write_text(text, encoding="utf-8")
+    apply_directly(url, file, {})
+    return file
+
+
+def converges(file: Path, url: str) -> int:
+    """Plain `apply --auto-approve` runs until the plan is empty; how many it took (<= 2)."""
+    for runs in (1, 2):
+        result = invoke("apply", file, "--auto-approve", "--api-url", url)
+        assert result.exit_code in (0, 3), result.output
+        plan = invoke("plan", file, "--detailed-exitcode", "--api-url", url)
+        if plan.exit_code == 0:
+            return runs
+    raise AssertionError(f"still changes after two plain applies:\n{plan.output}")
+
+
+def test_max_duration_starts_no_write_past_it_and_the_next_apply_continues(
+    store: SourceStore, emulator_url: str, tmp_path: Path
+) -> None:
+    file = managed(tmp_path, emulator_url, sites(4, ttl=3600))
+    file.write_text(sites(4, ttl=7200), encoding="utf-8")
+    mark = len(store.request_log)
+
+    first = run_cli(
+        "apply", file, "--auto-approve", "--max-duration", "10m", "--api-url", emulator_url,
+        env=TWO_PER_HOUR,
+    )  # fmt: skip
+
+    assert first.returncode == 3, first.stderr
+    assert "Cost: 0 creates and 4 updates; about 1 h 00 min at 60 creates/h, 2 updates/h" in (
+        first.stdout
+    )
+    assert first.stdout.count("\napplied: patch Site") == 2
+    assert first.stdout.count("\nnot attempted: patch Site") == 2
+    assert "it could not finish within --max-duration" in first.stdout
+    assert first.stdout.rstrip().endswith(
+        "Apply: 2 applied, 0 failed. 2 not attempted (stopped by --max-duration). "
+        "Run apply again to continue: it plans afresh."
+    )
+    assert "[4/4]" in first.stderr  # a progress line per action
+    assert len(writes_since(store, mark)) == 2
+
+    rerun = run_cli("apply", file, "--auto-approve", "--api-url", emulator_url, env=TWO_PER_HOUR)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "Plan: 0 to create, 2 to patch, 2 unchanged" in rerun.stdout
+    assert invoke("plan", file, "--detailed-exitcode", "--api-url", emulator_url).exit_code == 0
+
+
+@pytest.mark.parametrize("max_duration", ["0s", "1h-5m", "5m30h", "soon", ""])
+def test_a_bad_max_duration_is_a_one_line_error_before_any_request(
+    store: SourceStore, emulator_url: str, tmp_path: Path, max_duration: str
+) -> None:
+    file = tmp_path / "sources.yaml"
+    file.write_text(sites(1, ttl=3600), encoding="utf-8")
+
+    result = invoke(
+        "apply", file, "--auto-approve", "--max-duration", max_duration, "--api-url", emulator_url
+    )
+
+    assert result.exit_code == 1
+    assert "--max-duration" in result.stderr and "Traceback" not in result.stderr
+    assert store.request_log == []
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "sixty", "1.5", "6O"])
+def test_a_bad_budget_variable_is_a_one_line_error(
+    store: SourceStore, emulator_url: str, tmp_path: Path, value: str
+) -> None:
+    file = tmp_path / "sources.yaml"
+    file.write_text(sites(1, ttl=3600), encoding="utf-8")
+
+    result = run_cli(
+        "plan", file, "--api-url", emulator_url, env={"IMGIX_RECONCILER_CREATES_PER_HOUR": value}
+    )
+
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "error: IMGIX_RECONCILER_CREATES_PER_HOUR must be a whole number of writes per hour "
+        f">= 1 (got {value!r})"
+    ]
+
+
+def test_sigterm_mid_apply_stops_starting_writes_reports_all_and_exits_3(
+    store: SourceStore, emulator_url: str, tmp_path: Path
+) -> None:
+    file = managed(tmp_path, emulator_url, sites(4, ttl=3600))
+    file.write_text(sites(4, ttl=7200), encoding="utf-8")
+    process = subprocess.Popen(
+        apply_command(file, emulator_url),
+        env=child_env(TWO_PER_HOUR),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    watchdog = threading.Timer(60, process.kill)
+    watchdog.start()
+    try:
+        assert process.stderr is not None
+        seen = []
+        for line in process.stderr:  # the third write waits an hour for the budget
+            seen.append(line)
+            if line.startswith("waiting "):
+                break
+        # The third write may start waiting before the second's line is out.
+        assert re.match(
+            r"waiting 1 h 00 min for the hourly update budget \(2/h\), [12] of 4 done", seen[-1]
+        )
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=30)
+    finally:
+        watchdog.cancel()
+
+    assert process.returncode == 3, stderr
+    assert "SIGTERM received: starting no more writes" in stderr
+    assert stdout.count("\napplied: patch Site") == 2
+    assert stdout.count("\nnot attempted: patch Site") == 2
+    assert "2 not attempted (stopped by SIGTERM)" in stdout
+    assert "Traceback" not in stderr
+    assert converges(file, emulator_url) == 1
+
+
+def _kill_when(store: SourceStore, process_id: list[int], boundary: str) -> None:
+    """Kill the apply (SIGKILL) right after the emulator commits the chosen write."""
+    committed = 0
+
+    def on_commit(store: SourceStore) -> None:
+        nonlocal committed
+        committed += 1
+        site0 = next(s for s in store.sources.values() if s.name == "Site 0")
+        hit = site0.enabled if boundary == "site 0 enabled" else committed == int(boundary)
+        if hit and process_id:
+            os.kill(process_id.pop(), signal.SIGKILL)
+
+    store.on_commit = on_commit
+
+
+@pytest.mark.parametrize("boundary", ["site 0 enabled", "1", "2", "3"])
+def test_sigkill_at_a_write_boundary_then_plain_applies_converge(
+    store: SourceStore, emulator_url: str, tmp_path: Path, boundary: str
+) -> None:
+    # Site 0 is disabled and stays so, but changes: enabled, changed, disabled again.
+    # Site 1 changes, Site 2 is created: four writes in all.
+    file = managed(tmp_path, emulator_url, sites(2, ttl=3600, disabled=frozenset({0})))
+    file.write_text(sites(3, ttl=7200, disabled=frozenset({0})), encoding="utf-8")
+    process_id: list[int] = []
+    _kill_when(store, process_id, boundary)
+    mark = len(store.request_log)
+    process = subprocess.Popen(
+        apply_command(file, emulator_url),
+        env=child_env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    process_id.append(process.pid)
+    process.wait(timeout=60)
+    store.on_commit = None
+
+    assert process.returncode == -signal.SIGKILL
+    # Requests already on the wire may still land after the kill.
+    assert 1 <= len(writes_since(store, mark)) <= 4
+    # No --allow-disable: the disable the killed run owed is finished without it.
+    assert converges(file, emulator_url) == 1
+    site0 = next(s for s in store.sources.values() if s.name == "Site 0")
+    assert not site0.enabled and site0.deployment["cache_ttl_value"] == 7200
+    assert "pending." not in site0.deployment["annotation"]
+
+
+def test_150_changes_at_the_documented_limits_meet_no_429_and_keep_the_budget_pace(
+    emulator_store: SourceStore, emulator_url: str, fake_clock: FakeClock, tmp_path: Path
+) -> None:
+    # Both sides on one fake clock: two hours of budget pass in a second of real time.
+    emulator_store.limits = RateLimits()
+    emulator_store.deploy_delay = 0
+    connection = Connection(
+        emulator_url, EMULATOR_API_KEY, pacing=Pacing(), clock=fake_clock, sleep=fake_clock.sleep
+    )
+    file = tmp_path / "sources.yaml"
+    file.write_text(sites(150, ttl=3600), encoding="utf-8")
+    unpaced = Connection(emulator_url, EMULATOR_API_KEY, pacing=Pacing(None, None, None))
+    emulator_store.limits = RateLimits(None, None, None)
+    asyncio.run(_apply(file, unpaced))
+    emulator_store.limits = RateLimits()
+    fake_clock.advance(3600.0)  # the set-up's writes leave the server's window
+    file.write_text(sites(150, ttl=7200), encoding="utf-8")
+    mark = len(emulator_store.request_log)
+    out = io.StringIO()
+
+    started = fake_clock.now
+    cost = asyncio.run(_apply(file, connection, out))
+
+    taken = fake_clock.now - started
+    statuses = [entry.status for entry in emulator_store.request_log[mark:]]
+    assert 429 not in statuses
+    assert statuses.count(200) >= 151  # the listing and 150 patches
+    assert cost == 2 * 3600 + 38
+    assert abs(taken - cost) <= 0.1 * cost, (taken, cost)
+    lines = out.getvalue().splitlines()
+    assert sum(line.startswith("[") for line in lines) == 150
+    budget_waits = [line for line in lines if line.startswith("waiting ")]
+    assert len(budget_waits) == 2
+    assert re.fullmatch(
+        r"waiting 1 h 00 min for the hourly update budget \(60/h\), 5\d of 150 done, "
+        r"about 2 h 00 min left",
+        budget_waits[0],
+    )
+
+
+async def _apply(file: Path, connection: Connection, out: io.StringIO | None = None) -> int:
+    made = await plan_files([file], connection, secrets_optional=False, environ={})
+    progress = None
+    if out is not None:
+        # No heartbeat: the fake clock would jump to its wake-ups while requests are in
+        # flight (it cannot see tasks waiting on sockets), inflating the time taken.
+        progress = ApplyProgress(
+            len(made.plan.actions), clock=connection.clock, stream=out, heartbeat=None
+        )
+    report = await apply_with_report(made.plan, connection, environ={}, progress=progress)
+    assert report.ok, report.failed
+    assert made.plan.cost is not None
+    return made.plan.cost.seconds
+
+
+def test_a_saved_plan_cut_short_is_finished_by_applying_it_again(
+    store: SourceStore, emulator_url: str, tmp_path: Path
+) -> None:
+    file = managed(tmp_path, emulator_url, sites(4, ttl=3600))
+    file.write_text(sites(4, ttl=7200), encoding="utf-8")
+    saved = tmp_path / "plan.json"
+    assert run_cli("plan", file, "--out", saved, "--api-url", emulator_url).returncode == 0
+
+    first = invoke(
+        "apply", saved, "--auto-approve", "--max-duration", "10m", "--api-url", emulator_url,
+        env=TWO_PER_HOUR,
+    )  # fmt: skip
+    assert first.exit_code == 3, first.output
+    assert "2 not attempted (stopped by --max-duration)" in first.stdout
+
+    mark = len(store.request_log)
+    again = invoke("apply", saved, "--auto-approve", "--api-url", emulator_url, env=TWO_PER_HOUR)
+
+    assert again.exit_code == 0, again.output
+    assert again.stdout.count("\nin effect: patch Site") == 2
+    assert "Apply: 2 applied, 0 failed. 2 already in effect (skipped)." in again.stdout
+    assert len(writes_since(store, mark)) == 2
+    assert invoke("plan", file, "--detailed-exitcode", "--api-url", emulator_url).exit_code == 0
+
+
+def test_a_saved_plan_whose_source_someone_else_changed_is_still_stale(
+    store: SourceStore, emulator_url: str, tmp_path: Path
+) -> None:
+    file = managed(tmp_path, emulator_url, sites(2, ttl=3600))
+    file.write_text(sites(2, ttl=7200), encoding="utf-8")
+    saved = tmp_path / "plan.json"
+    assert run_cli("plan", file, "--out", saved, "--api-url", emulator_url).returncode == 0
+    site0 = next(s for s in store.sources.values() if s.name == "Site 0")
+    store.dashboard_redeploy(site0.id, {"cache_ttl_value": 7200})  # in effect, but not ours
+    mark = len(store.request_log)
+
+    result = invoke("apply", saved, "--auto-approve", "--api-url", emulator_url)
+
+    assert result.exit_code == 4, result.output
+    assert "Site 0" in result.stderr and "changed" in result.stderr
+    assert writes_since(store, mark) == []

@@ -1,0 +1,103 @@
+"""Apply progress (reconciler/progress.py): lines, budget waits, heartbeat; a fake clock."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+
+from conftest import FakeClock
+
+from reconciler.applier import ActionResult
+from reconciler.live import LiveSource
+from reconciler.pacing import BudgetWait
+from reconciler.progress import ApplyProgress
+
+
+def result(name: str, outcome: str = "applied") -> ActionResult:
+    return ActionResult("patch", name, name, outcome, "64f1c2a9e4b0a1d2c3e4f500")  # type: ignore[arg-type]
+
+
+def test_each_finished_action_is_one_counted_line(fake_clock: FakeClock) -> None:
+    out = io.StringIO()
+    progress = ApplyProgress(2, clock=fake_clock, stream=out)
+
+    progress.action_done(result("Blog"))
+    progress.action_done(result("Shop\n::error::forged", "failed"))
+
+    lines = out.getvalue().splitlines()
+    assert lines == [
+        "[1/2] applied: patch Blog (64f1c2a9e4b0a1d2c3e4f500)",
+        "[2/2] failed: patch Shop\\n::error::forged (64f1c2a9e4b0a1d2c3e4f500)",
+    ]
+
+
+def test_a_budget_wait_says_how_long_how_far_and_how_much_is_left(fake_clock: FakeClock) -> None:
+    out = io.StringIO()
+    progress = ApplyProgress(120, clock=fake_clock, stream=out)
+    for n in range(38):
+        progress.action_done(result(f"s{n}"))
+
+    progress.budget_wait(BudgetWait("update", 14 * 60.0, 60))
+
+    # 82 left: this wait, then one more hourly batch for the last 22.
+    assert out.getvalue().splitlines()[-1] == (
+        "waiting 14 min for the hourly update budget (60/h), 38 of 120 done, about 1 h 14 min left"
+    )
+
+
+def test_the_heartbeat_prints_at_least_once_a_minute_while_quiet(fake_clock: FakeClock) -> None:
+    out = io.StringIO()
+    progress = ApplyProgress(3, clock=fake_clock, stream=out)
+
+    async def scenario() -> None:
+        beating = asyncio.ensure_future(progress.heartbeat(fake_clock.sleep))
+        progress.budget_wait(BudgetWait("create", 3600.0, 60))
+        await fake_clock.sleep(30 * 60.0)
+        beating.cancel()
+        await asyncio.gather(beating, return_exceptions=True)
+
+    asyncio.run(scenario())
+
+    lines = out.getvalue().splitlines()
+    beats = [line for line in lines if line.startswith("still working")]
+    assert len(beats) >= 29
+    assert beats[0] == (
+        "still working: 0 of 3 done, 59 min more for the hourly create budget (1 min elapsed)"
+    )
+    assert "31 min more for the hourly create budget (29 min elapsed)" in beats[-1]
+    assert fake_clock.sleeps and max(fake_clock.sleeps[1:]) <= 60.0
+
+
+def test_no_heartbeat_while_lines_keep_coming(fake_clock: FakeClock) -> None:
+    out = io.StringIO()
+    progress = ApplyProgress(100, clock=fake_clock, stream=out)
+    for n in range(100):
+        fake_clock.advance(30.0)
+        progress.action_done(result(f"s{n}"))
+        progress.beat()
+
+    assert not any(line.startswith("still working") for line in out.getvalue().splitlines())
+
+
+def test_deploy_status_is_printed_when_it_changes(fake_clock: FakeClock) -> None:
+    out = io.StringIO()
+    progress = ApplyProgress(1, clock=fake_clock, stream=out)
+    source = LiveSource(id="64f1c2a9e4b0a1d2c3e4f500", name="Blog", deployment_status="deploying")
+
+    progress.deploy_status(source)
+    progress.deploy_status(source)
+    progress.deploy_status(source.model_copy(update={"deployment_status": "deployed"}))
+
+    assert out.getvalue().splitlines() == ["  Blog: deploying", "  Blog: deployed"]
+
+
+def test_on_a_terminal_a_live_bar_keeps_the_lines(fake_clock: FakeClock) -> None:
+    out = io.StringIO()
+    with ApplyProgress(2, clock=fake_clock, stream=out, live=True) as progress:
+        progress.action_done(result("Blog"))
+        progress.budget_wait(BudgetWait("update", 120.0, 60))
+        progress.action_done(result("Shop"))
+
+    text = out.getvalue()
+    assert "applied: patch Blog" in text and "applied: patch Shop" in text
+    assert "2/2" in text
