@@ -51,8 +51,8 @@ Loc = tuple[str | int, ...]
 
 
 # YAML aliases let a few hundred bytes expand to billions of values ("billion laughs").
-# A large account written out is a few tens of thousands of values; past this budget
-# the file is refused instead of exhausting memory while it is copied for validation.
+# Past this budget of values that aliases add (values written out never count), the file
+# is refused instead of exhausting memory while it is copied for validation.
 MAX_VALUES = 200_000
 
 # Read limit, so a path such as /dev/zero fails instead of hanging: a desired-state file
@@ -228,6 +228,13 @@ class _Claims:
     hostnames: dict[str, _Claim] = field(default_factory=dict)
     next_source: int = 0
 
+    def copy(self) -> _Claims:
+        return _Claims(dict(self.names), dict(self.ids), dict(self.hostnames), self.next_source)
+
+    def restore(self, saved: _Claims) -> None:
+        self.names, self.ids, self.hostnames = saved.names, saved.ids, saved.hostnames
+        self.next_source = saved.next_source
+
 
 class _DesiredFile:
     """One file: its YAML tree (for positions), its plain data (for pydantic), its errors."""
@@ -244,6 +251,13 @@ class _DesiredFile:
         self.resolve = resolve
         self.environ = environ
         self.secrets_optional = secrets_optional
+        # Where `{file:}` paths start, and the folder they must stay in.
+        self.folder = Path(os.path.abspath(file)).parent
+        self.repository = references.repository_root(file)
+        self._start()
+
+    def _start(self) -> None:
+        """The state of a check not yet begun (the fast attempt starts over from it)."""
         self.errors: list[LocatedError] = []
         self.sources: list[SourceSpec] = []
         self.source_locations: list[Location] = []
@@ -251,9 +265,9 @@ class _DesiredFile:
         # The top-level settings the file states (`owner`, `safety`), validated.
         self.settings: dict[str, Any] = {}
         self.root: Any = None
-        # Where `{file:}` paths start, and the folder they must stay in.
-        self.folder = Path(os.path.abspath(file)).parent
-        self.repository = references.repository_root(file)
+        # The composed tree of the fast attempt: positions of a file that has no error.
+        self.nodes: Node | None = None
+        self.attempting = False
         # Per source index, the non-secret attributes read through references.
         self.referenced: dict[int, dict[str, SecretRef]] = {}
         # Referenced attributes, whose value must never be echoed, to their reference.
@@ -266,7 +280,10 @@ class _DesiredFile:
 
     def check(self, claims: _Claims) -> None:
         text = self._read()
-        if text is None or not self._parse(text):
+        if text is None or self._check_fast(text, claims):
+            return
+        self._start()
+        if not self._parse(text):
             return
         if not isinstance(self.root, CommentedMap):
             self._error_at(0, 0, "", "the file must be a mapping with 'version: 1' and 'sources:'")
@@ -295,6 +312,29 @@ class _DesiredFile:
         if self.errors:
             self.sources, self.source_locations, self.unresolved = [], [], []
 
+    def _check_fast(self, text: str, claims: _Claims) -> bool:
+        """Check a file that has no error with the C parser and no round-trip tree; False
+        (claims as they were) when anything needs the precise path, which then runs."""
+        before = claims.copy()
+        try:
+            nodes, data = _fast_parse(text)
+            if not isinstance(data, dict) or not _plain_and_unshared(data):
+                return False
+            self.nodes, self.attempting = nodes, True
+            self._resolve_references(data)
+            self._check_claims(data, claims)
+            self._check_cross_field(data)
+            self._validate(data)
+        except Exception:  # noqa: S110 - anything unusual is found and placed by the precise path
+            pass
+        else:
+            if not self.errors:
+                return True
+        finally:
+            self.attempting = False
+        claims.restore(before)
+        return False
+
     def _read(self) -> str | None:
         try:
             # Not only regular files: `validate <(generate-sources)` reads a pipe.
@@ -320,7 +360,8 @@ class _DesiredFile:
                 node = yaml.compose(text)
                 if node is not None and (self._duplicate_keys(node) or self._huge_integers(node)):
                     return False
-                self.root = YAML(typ="rt").load(text)
+                # Built from the composed tree: the text is parsed once.
+                self.root = None if node is None else yaml.constructor.construct_document(node)
         except (ScannerError, ParserError, ComposerError) as exc:
             mark = exc.problem_mark or exc.context_mark
             problem = ": ".join(p for p in (exc.context, exc.problem) if p) or "syntax error"
@@ -455,6 +496,8 @@ class _DesiredFile:
         return SecretRef(kind, reference.name, value, path=locator.get("file"))
 
     def _unread(self, loc: Loc, message: str) -> None:
+        if self.attempting:
+            raise _Imprecise
         spot = self._locate(loc)
         path = _display_path(spot.parts)
         self.errors.append(
@@ -567,6 +610,8 @@ class _DesiredFile:
         try:
             state = DesiredState.model_validate(data)
         except ValidationError as exc:
+            if self.attempting:
+                raise _Imprecise from None
             reported: set[LocatedError] = set()
             for detail in exc.errors():
                 located = self._pydantic_error(detail, data)
@@ -699,6 +744,8 @@ class _DesiredFile:
 
     def _locate(self, loc: Loc) -> _Spot:
         """0-based position of the deepest node of `loc` present in the YAML tree."""
+        if self.nodes is not None:
+            return _locate_node(self.nodes, loc)
         node: Any = self.root
         spot = _Spot(node.lc.line, node.lc.col, node.lc.line, node.lc.col)
         parts: list[str | int] = []
@@ -738,6 +785,8 @@ class _DesiredFile:
         self._error_at(spot.line, spot.column, _display_path(spot.parts), message)
 
     def _error_at(self, line: int, column: int, path: str, message: str) -> None:
+        if self.attempting:
+            raise _Imprecise  # errors are located and worded by the precise path
         self.errors.append(LocatedError(self.file, line + 1, column + 1, path, message))
 
 
@@ -746,6 +795,71 @@ class _DesiredFile:
 
 class _Recursive(Exception):
     pass
+
+
+class _Imprecise(Exception):
+    """The fast attempt met something only the precise path words and places."""
+
+
+def _fast_parse(text: str) -> tuple[Node | None, Any]:
+    """The composed tree (C parser when ruamel.yaml.clib is installed) and its plain data.
+
+    YAML 1.2 like the round-trip parser; a merge key is left to that parser, which
+    places merged keys its own way.
+    """
+    if "<<" in text:
+        raise _Imprecise
+    yaml = YAML(typ="safe")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        node = yaml.compose(text)
+        return node, None if node is None else yaml.constructor.construct_document(node)
+
+
+_PLAIN_SCALARS = (str, int, float, bool, type(None))
+
+
+def _plain_and_unshared(data: Any) -> bool:
+    """Whether `data` is a tree of plain values with no value shared through an alias
+    (the references step edits it in place) and no number JSON cannot carry."""
+    seen: set[int] = set()
+    pending = [data]
+    while pending:
+        value = pending.pop()
+        kind = type(value)
+        if kind is dict or kind is list:
+            if id(value) in seen:
+                return False
+            seen.add(id(value))
+            pending.extend(value.values() if kind is dict else value)
+            if kind is dict and not all(type(k) is str for k in value):
+                return False
+        elif kind not in _PLAIN_SCALARS:
+            return False
+        elif (kind is int or kind is float) and _number_problem(value):
+            return False
+    return True
+
+
+def _locate_node(root: Node, loc: Loc) -> _Spot:
+    """`_locate` on the composed tree, for the places of a file that has no error."""
+    node = root
+    spot = _Spot(*(2 * (node.start_mark.line, node.start_mark.column)))
+    for comp in loc:
+        if isinstance(node, MappingNode):
+            found = [(k, v) for k, v in node.value if k.value == comp]
+            if len(found) != 1 or not isinstance(comp, str):
+                raise _Imprecise
+            key, node = found[0]
+            spot.key_line, spot.key_column = key.start_mark.line, key.start_mark.column
+        elif isinstance(node, SequenceNode) and isinstance(comp, int):
+            node = node.value[comp]
+            spot.key_line, spot.key_column = node.start_mark.line, node.start_mark.column
+        else:
+            raise _Imprecise
+        spot.line, spot.column = node.start_mark.line, node.start_mark.column
+    spot.parts = loc
+    return spot
 
 
 class _TooLarge(Exception):
@@ -773,23 +887,29 @@ class _Expansion:
 
     def __init__(self, budget: int) -> None:
         self.remaining = budget
+        self.copied: set[int] = set()  # containers copied once: a second copy is an alias's
         # Where a number outside JSON's safe range was found, and why: reported, not kept.
         self.unsafe_numbers: list[tuple[Loc, str]] = []
 
-    def plain(self, value: Any, stack: tuple[int, ...], loc: Loc = ()) -> Any:
-        self.remaining -= 1
-        if self.remaining < 0:
-            raise _TooLarge(loc)
+    def plain(self, value: Any, stack: tuple[int, ...], loc: Loc = (), again: bool = False) -> Any:
+        """A plain copy of `value`; `again` when it is a copy made for an alias, whose
+        values count against the budget (values written out never do)."""
+        if again:
+            self.remaining -= 1
+            if self.remaining < 0:
+                raise _TooLarge(loc)
         if isinstance(value, dict | list):
             if id(value) in stack:
                 raise _Recursive
+            again = again or id(value) in self.copied
+            self.copied.add(id(value))
             inner = (*stack, id(value))
             if isinstance(value, dict):
                 return {
-                    self.plain(k, inner, loc): self.plain(v, inner, (*loc, k))
+                    self.plain(k, inner, loc, again): self.plain(v, inner, (*loc, k), again)
                     for k, v in value.items()
                 }
-            return [self.plain(item, inner, (*loc, i)) for i, item in enumerate(value)]
+            return [self.plain(item, inner, (*loc, i), again) for i, item in enumerate(value)]
         if type(value).__name__ == "ScalarBoolean":
             return bool(value)
         for plain in (bool, int, float, str):

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from reconciler import loader
+
 from reconciler.loader import (
     MAX_VALUES,
     LoadError,
@@ -495,6 +497,54 @@ def test_yaml_alias_bomb_is_refused_quickly(tmp_path: Path) -> None:
     assert errors_of(write(tmp_path, inside)) == [
         f"{tmp_path / 'sources.yaml'}:3:5: sources[0]: the file expands to more than "
         f"{MAX_VALUES} values (YAML aliases?)"
+    ]
+
+
+def test_values_written_out_never_count_against_the_alias_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(loader, "MAX_VALUES", 40)
+    source = (
+        "  - {anchor}name: Source {n}\n"
+        "    deployment:\n"
+        "      type: webfolder\n"
+        "      imgix_subdomains: [acme-{n}]\n"
+        "      webfolder_base_url: https://origin.acme.example/\n"
+        "      cache_ttl_value: {ttl}\n"
+    )
+    written = "version: 1\nsources:\n" + "".join(
+        source.format(anchor="", n=n, ttl=60 if n == 9 else 3600) for n in range(10)
+    )
+    # Ten sources written out hold more than 40 values: only the real mistake is reported,
+    # by the precise path that a file with an error takes.
+    assert errors_of(write(tmp_path, written)) == [
+        f"{tmp_path / 'sources.yaml'}:62:24: deployment.cache_ttl_value: must be >= 1800 (got 60)"
+    ]
+    shared = "version: 1\nsources:\n" + source.format(anchor="&one\n    ", n=0, ttl=3600)
+    shared += "  - *one\n" * 10
+    (message,) = errors_of(write(tmp_path, shared))
+    assert "the file expands to more than 40 values (YAML aliases?)" in message
+
+
+@pytest.mark.parametrize(
+    "path",
+    [EXAMPLE, FIXTURES / "valid_minimal.yaml", FIXTURES / "valid_duplicate_names_pinned.yaml"],
+)
+def test_the_fast_path_loads_what_the_precise_path_loads(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fast = load([path], environ=EXAMPLE_ENV)
+
+    def no_fast_parse(text: str) -> None:
+        raise AssertionError("the precise path only")
+
+    monkeypatch.setattr(loader, "_fast_parse", no_fast_parse)
+    precise = load([path], environ=EXAMPLE_ENV)
+    assert fast.locations == precise.locations
+    assert fast.unresolved == precise.unresolved
+    assert fast.state.model_dump() == precise.state.model_dump()
+    assert [s.deployment.referenced() for s in fast.state.sources] == [
+        s.deployment.referenced() for s in precise.state.sources
     ]
 
 
