@@ -28,7 +28,9 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ruamel.yaml.parser import ParserError
 from ruamel.yaml.reader import ReaderError
+from ruamel.yaml.resolver import VersionedResolver
 from ruamel.yaml.scanner import ScannerError
+from ruamel.yaml.tag import Tag
 
 from reconciler import references
 from reconciler.references import MissingReference, UnreadableReference
@@ -325,7 +327,7 @@ class _DesiredFile:
             self._check_claims(data, claims)
             self._check_cross_field(data)
             self._validate(data)
-        except Exception:  # noqa: S110 - anything unusual is found and placed by the precise path
+        except Exception:  # anything unusual is found, worded and placed by the precise path
             pass
         else:
             if not self.errors:
@@ -807,13 +809,81 @@ def _fast_parse(text: str) -> tuple[Node | None, Any]:
     YAML 1.2 like the round-trip parser; a merge key is left to that parser, which
     places merged keys its own way.
     """
-    if "<<" in text:
+    if "<<" in text or "%YAML" in text:
         raise _Imprecise
     yaml = YAML(typ="safe")
+    yaml.Resolver = _OneVersionResolver
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         node = yaml.compose(text)
-        return node, None if node is None else yaml.constructor.construct_document(node)
+        return node, None if node is None else _Construction(yaml).value(node)
+
+
+class _OneVersionResolver(VersionedResolver):
+    """YAML 1.2's implicit tags as ruamel resolves them, with its rules looked up once
+    per first character instead of once per scalar (a file with a `%YAML` directive
+    takes the precise path)."""
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+        if kind is not ScalarNode or not implicit[0] or self.yaml_path_resolvers:
+            return super().resolve(kind, value, implicit)
+        first = value[:1]
+        rules = self._rules.get(first)
+        if rules is None:
+            table = self.versioned_resolver
+            rules = self._rules[first] = [*table.get(first, []), *table.get(None, [])]
+        for tag, regexp in rules:
+            if regexp.match(value):
+                return self._tags.setdefault(tag, Tag(suffix=tag))
+        return self.DEFAULT_SCALAR_TAG
+
+    @property
+    def _rules(self) -> dict[str, list[tuple[str, Any]]]:
+        rules: dict[str, list[tuple[str, Any]]] = self.__dict__.setdefault("_by_first", {})
+        return rules
+
+    @property
+    def _tags(self) -> dict[str, Tag]:
+        tags: dict[str, Tag] = self.__dict__.setdefault("_tag_of", {})
+        return tags
+
+
+class _Construction:
+    """Plain values from the composed tree: untagged mappings, lists and strings here,
+    anything else by ruamel's safe constructor; a repeated key is left to the precise
+    path, which reports it."""
+
+    def __init__(self, yaml: YAML) -> None:
+        self.constructor = yaml.constructor
+        resolver = yaml.resolver
+        self.map_tag = resolver.DEFAULT_MAPPING_TAG
+        self.seq_tag = resolver.DEFAULT_SEQUENCE_TAG
+        self.str_tag = resolver.DEFAULT_SCALAR_TAG
+        self.built: dict[int, Any] = {}  # an alias gives the object built for its anchor
+
+    def value(self, node: Node) -> Any:
+        tag = node.ctag
+        if tag is self.str_tag:
+            return node.value
+        if id(node) in self.built:
+            return self.built[id(node)]
+        if tag is self.map_tag:
+            mapping: dict[Any, Any] = {}
+            self.built[id(node)] = mapping
+            for key_node, value_node in node.value:
+                key = self.value(key_node)
+                if key in mapping:
+                    raise _Imprecise
+                mapping[key] = self.value(value_node)
+            return mapping
+        if tag is self.seq_tag:
+            items: list[Any] = []
+            self.built[id(node)] = items
+            items.extend(self.value(item) for item in node.value)
+            return items
+        built = self.constructor.construct_object(node, deep=True)
+        self.built[id(node)] = built
+        return built
 
 
 _PLAIN_SCALARS = (str, int, float, bool, type(None))
@@ -834,9 +904,9 @@ def _plain_and_unshared(data: Any) -> bool:
             pending.extend(value.values() if kind is dict else value)
             if kind is dict and not all(type(k) is str for k in value):
                 return False
-        elif kind not in _PLAIN_SCALARS:
-            return False
-        elif (kind is int or kind is float) and _number_problem(value):
+        elif kind not in _PLAIN_SCALARS or (
+            (kind is int or kind is float) and _number_problem(value)
+        ):
             return False
     return True
 

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from reconciler import loader
-
 from reconciler.loader import (
     MAX_VALUES,
     LoadError,
