@@ -46,7 +46,7 @@ import httpx
 from pydantic import ValidationError
 
 from reconciler import redact
-from reconciler.live import LiveSource
+from reconciler.live import DEFAULT_API_URL, LiveSource
 from reconciler.pacing import (
     Clock,
     NotStarted,
@@ -75,7 +75,6 @@ __all__ = [
     "TransportError",
 ]
 
-DEFAULT_API_URL = "https://api.imgix.com"
 PAGE_SIZE = 100
 JSON_API = "application/vnd.api+json"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
