@@ -734,6 +734,7 @@ def deployment_fields(model: type[DeploymentBase]) -> Iterator[tuple[str, str]]:
         yield name, info.alias or name
 
 
+@functools.cache  # asked for per source by the planner and the loader: never changes
 def secret_fields(model: type[DeploymentBase]) -> dict[str, Secret]:
     """API name to `Secret` marker for each write-only attribute of a deployment model."""
     return {
