@@ -8,7 +8,6 @@ resolved can be printed, not even in a traceback.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
@@ -304,6 +303,8 @@ def plan_command(
     emulator: bool,
 ) -> None:
     """Show what apply would change."""
+    import asyncio
+
     from reconciler.atomic import write_atomically
     from reconciler.reconcile import (
         ConfigurationError,
@@ -364,6 +365,8 @@ def drift_command(
     emulator: bool,
 ) -> None:
     """Check that live sources still match the files (exit 2 when they do not)."""
+    import asyncio
+
     from reconciler.reconcile import (
         ConfigurationError,
         check_ownership,
@@ -445,6 +448,8 @@ def apply_command(
     emulator: bool,
 ) -> None:
     """Apply the files (planning first) or a plan saved by `plan --out`."""
+    import asyncio
+
     from reconciler.applier import Permissions, StalePlan
     from reconciler.pacing import Stop
     from reconciler.reconcile import check_apply_policy, is_plan_file, plan_files, read_plan_file
@@ -563,6 +568,8 @@ async def _apply_until_stopped(
 
     A second signal is not caught: it ends the process at once.
     """
+    import asyncio
+
     from reconciler.progress import ApplyProgress
     from reconciler.reconcile import apply_with_report
 
@@ -646,6 +653,8 @@ def export_command(
     out: Path | None, merge: Path | None, api_url: str | None, emulator: bool
 ) -> None:
     """Write the live sources as a desired-state file (never over an existing one)."""
+    import asyncio
+
     from reconciler.atomic import write_atomically
     from reconciler.export import export_yaml, merged_yaml
     from reconciler.loader import load
