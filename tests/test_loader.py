@@ -17,6 +17,7 @@ from reconciler.loader import (
     load,
     summarize,
 )
+from reconciler.loading import yaml_tree
 from reconciler.references import MAX_REFERENCED_BYTES
 from reconciler.specs import (
     S3Deployment,
@@ -537,7 +538,7 @@ def test_the_fast_path_loads_what_the_precise_path_loads(
     def no_fast_parse(text: str) -> None:
         raise AssertionError("the precise path only")
 
-    monkeypatch.setattr(loader, "_fast_parse", no_fast_parse)
+    monkeypatch.setattr(yaml_tree, "fast_parse", no_fast_parse)
     precise = load([path], environ=EXAMPLE_ENV)
     assert fast.locations == precise.locations
     assert fast.unresolved == precise.unresolved
