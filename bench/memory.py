@@ -101,8 +101,10 @@ def main() -> None:
             [sys.executable, __file__, "--child", url, *files],
             capture_output=True,
             text=True,
-            check=True,
+            check=False,
         )
+        if done.returncode != 0:
+            sys.exit(f"the plan failed: {done.stderr[-2000:]}")
         taken = time.perf_counter() - started
     peak, rendered, create, patch, unchanged = map(int, done.stdout.split())
     print(f"sources: {args.sources} in {args.files} files ({size / 2**20:.0f} MiB of YAML)")
