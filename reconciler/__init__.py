@@ -12,17 +12,22 @@ A plan saved for a later `apply` carries a MAC: `authenticate_plan` adds it and
 `read_plan_file` checks it.
 """
 
-from reconciler.applier import ActionResult, ApplyRefused, ApplyReport, StalePlan
+from reconciler.applier import ActionResult, ApplyRefused, ApplyReport
 from reconciler.client import ApiError, ClientError, ImgixClient
-from reconciler.export import Export, ExportError, export_yaml
+from reconciler.errors import (
+    ConfigurationError,
+    ExportError,
+    PlanError,
+    PlanFileError,
+    ReconcilerError,
+    StalePlan,
+)
+from reconciler.export import Export, export_yaml
 from reconciler.live import LiveSource
 from reconciler.loader import LoadedState, LoadError, LocatedError, load
 from reconciler.plan import Action, Change, Notice, Plan
-from reconciler.planner import PlanError
 from reconciler.reconcile import (
-    ConfigurationError,
     Connection,
-    PlanFileError,
     PlanResult,
     apply_with_report,
     authenticate_plan,
@@ -56,6 +61,7 @@ __all__ = [
     "PlanError",
     "PlanFileError",
     "PlanResult",
+    "ReconcilerError",
     "SecretRef",
     "SourceSpec",
     "StalePlan",

@@ -15,11 +15,11 @@ import asyncio
 import os
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from reconciler import redact, references
+from reconciler.errors import ReconcilerError, StalePlan
 from reconciler.live import LiveSource
-from reconciler.loader import LocatedError
 from reconciler.pacing import NotStarted, Stop, continuing_action
 from reconciler.plan import Action, BlastRadius, Plan, same_json
 from reconciler.references import UnreadableReference
@@ -31,6 +31,9 @@ from reconciler.secrets import (
 )
 from reconciler.specs import HOSTNAME_FIELDS, reference_value_problem, secret_value_problem
 from reconciler.untrusted import escaped, quoted
+
+if TYPE_CHECKING:
+    from reconciler.loader import LocatedError
 
 
 @dataclass(frozen=True)
@@ -44,7 +47,7 @@ class Refusal:
     sources: tuple[tuple[str, str, str], ...] = ()
 
 
-class ApplyRefused(Exception):
+class ApplyRefused(ReconcilerError):
     """Nothing was written: the plan may not be applied as it is (exit 1).
 
     `refusals` are the rails that refused it (empty for other reasons); `located` holds
@@ -60,10 +63,6 @@ class ApplyRefused(Exception):
         super().__init__(message)
         self.refusals = tuple(refusals)
         self.located = tuple(located)
-
-
-class StalePlan(Exception):
-    """Nothing was written: live sources changed since the plan was made (exit 4)."""
 
 
 class SourcesApi(Protocol):

@@ -24,20 +24,26 @@ from typing import Any
 import click
 
 from reconciler import github, redact
-from reconciler.applier import ApplyRefused, ApplyReport, Permissions, StalePlan
+from reconciler.applier import ApplyRefused, ApplyReport, Permissions
 from reconciler.atomic import write_atomically
 from reconciler.canonical import formatted
-from reconciler.client import DEFAULT_API_URL, ClientError
-from reconciler.export import ExportError, export_yaml, merged_yaml
+from reconciler.client import DEFAULT_API_URL
+from reconciler.errors import (
+    EXIT_CHANGES,
+    EXIT_ERROR,
+    EXIT_OK,
+    EXIT_PARTIAL,
+    ConfigurationError,
+    ReconcilerError,
+    StalePlan,
+)
+from reconciler.export import export_yaml, merged_yaml
 from reconciler.loader import LoadError, load, summarize
 from reconciler.pacing import Stop
 from reconciler.plan import Plan
-from reconciler.planner import PlanError
 from reconciler.progress import ApplyProgress
 from reconciler.reconcile import (
-    ConfigurationError,
     Connection,
-    PlanFileError,
     apply_with_report,
     authenticate_plan,
     check_apply_policy,
@@ -53,8 +59,6 @@ from reconciler.reconcile import (
 from reconciler.render import FORMATS, render
 from reconciler.untrusted import LogFormatter, escaped, one_line
 
-# product.md's exit codes.
-EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_PARTIAL, EXIT_STALE = 0, 1, 2, 3, 4
 log = logging.getLogger("reconciler.cli")
 INSECURE_HTTP = "reconciler.allow_insecure_http"
 
@@ -113,16 +117,10 @@ def main(ctx: click.Context, debug: bool) -> None:
 )
 def validate(files: tuple[str, ...], no_resolve: bool) -> None:
     """Check desired-state FILEs offline; exit 1 listing every error."""
-    from reconciler.loader import LoadError, load, summarize
+    from reconciler.loader import load
 
-    try:
+    with _exit_codes([Path(file) for file in files]):
         loaded = load(files, resolve=not no_resolve)
-    except LoadError as exc:
-        for error in exc.errors:
-            _stderr_line(str(error))
-        github.annotate(exc.errors)
-        _stderr_line(summarize(exc.errors, files))
-        raise SystemExit(1) from None
     for file in dict.fromkeys(files):  # a file given twice was checked once
         places = [*loaded.locations, *loaded.unresolved]
         count = sum(1 for location in places if location.file == file)
@@ -247,29 +245,18 @@ def _exit_codes(files: Sequence[Path] = ()) -> Iterator[None]:
     """Map every failure to a message on stderr and product.md's exit code: no tracebacks."""
     try:
         yield
-    except LoadError as error:
-        for located in error.errors:
-            _stderr_line(str(located))
-        github.annotate(error.errors)
-        if files:
-            _stderr_line(summarize(error.errors, [str(file) for file in files]))
-        raise SystemExit(EXIT_ERROR) from None
-    except StalePlan as error:
-        _stderr_line(f"error: {error}")
-        github.annotate_message(str(error))
-        raise SystemExit(EXIT_STALE) from None
-    except ApplyRefused as error:
-        # The rails' refusals: each source at its place in the files, then the reason.
+    except ReconcilerError as error:
+        # Each problem at its place in the files first, then one closing line.
         for located in error.located:
             _stderr_line(str(located))
         github.annotate(error.located)
-        _stderr_line(f"error: {error}")
-        github.annotate_message(str(error))
-        raise SystemExit(EXIT_ERROR) from None
-    except (ConfigurationError, PlanError, ClientError, PlanFileError, ExportError) as error:
-        _stderr_line(f"error: {error}")
-        github.annotate_message(str(error))
-        raise SystemExit(EXIT_ERROR) from None
+        if isinstance(error, LoadError):
+            if files:
+                _stderr_line(summarize(error.errors, [str(file) for file in files]))
+        else:
+            _stderr_line(f"error: {error}")
+            github.annotate_message(str(error))
+        raise SystemExit(error.exit_code) from None
     except OSError as error:
         _stderr_line(f"error: {error.strerror or error}: {error.filename or ''}".rstrip())
         raise SystemExit(EXIT_ERROR) from None

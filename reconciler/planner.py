@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 from deepdiff import DeepDiff
 from pydantic import JsonValue
 
+from reconciler.errors import PlanError
 from reconciler.live import LiveSource
 from reconciler.plan import (
     HIDDEN,
@@ -60,6 +61,7 @@ from reconciler.secrets import (
 from reconciler.specs import (
     DEPLOYMENT_MODELS,
     HOSTNAME_FIELDS,
+    HOSTNAMES_ARE_UNIQUE,
     DeploymentBase,
     DesiredState,
     SourceSpec,
@@ -95,18 +97,6 @@ class PlanOptions:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be at least 1 (got {value})")
-
-
-class PlanError(Exception):
-    """The desired and live states cannot be reconciled as they are.
-
-    `spec_indices` are the positions in `DesiredState.sources` of the sources concerned,
-    so the CLI can point at their place in the file.
-    """
-
-    def __init__(self, message: str, *, spec_indices: Iterable[int] = ()) -> None:
-        super().__init__(message)
-        self.spec_indices = tuple(spec_indices)
 
 
 @dataclass(frozen=True)
@@ -259,8 +249,8 @@ def _check_unique_hostnames(desired: DesiredState) -> None:
             if host in owner:
                 first = desired.sources[owner[host]]
                 raise PlanError(
-                    f'sources "{first.name}" and "{spec.name}" both claim {host}: a subdomain '
-                    "or custom domain belongs to one source only",
+                    f'sources "{first.name}" and "{spec.name}" both claim {host} '
+                    f"({HOSTNAMES_ARE_UNIQUE})",
                     spec_indices=(owner[host], index),
                 )
             owner[host] = index

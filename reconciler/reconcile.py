@@ -34,11 +34,12 @@ from reconciler.applier import (
     wait_until_deployed,
 )
 from reconciler.client import DEFAULT_API_URL, REQUEST_TIMEOUT, ImgixClient
+from reconciler.errors import ConfigurationError, PlanError, PlanFileError
 from reconciler.live import LiveSource
 from reconciler.loader import LoadedState, LoadError, LocatedError, load
 from reconciler.pacing import Clock, Pacer, Pacing, RetryPolicy, Sleep, Stop
 from reconciler.plan import Plan, compute_digest
-from reconciler.planner import PlanError, PlanOptions, match_sources, plan
+from reconciler.planner import PlanOptions, match_sources, plan
 from reconciler.progress import ApplyProgress
 from reconciler.untrusted import escaped, quoted
 
@@ -55,10 +56,6 @@ UPDATES_PER_HOUR_VARIABLE = "IMGIX_RECONCILER_UPDATES_PER_HOUR"
 REQUEST_TIMEOUT_VARIABLE = "IMGIX_RECONCILER_REQUEST_TIMEOUT"
 
 T = TypeVar("T")
-
-
-class ConfigurationError(Exception):
-    """The command cannot start: a missing key, a bad URL (exit 1)."""
 
 
 @dataclass(frozen=True)
@@ -310,10 +307,6 @@ async def list_live(connection: Connection) -> list[LiveSource]:
     """Every live source of the account."""
     async with connection.client() as client:
         return await client.list_sources()
-
-
-class PlanFileError(Exception):
-    """A saved plan that cannot be read, or that `plan --out` did not make with our key (exit 1)."""
 
 
 def _saved_plan_key(connection: Connection, environ: Mapping[str, str] | None) -> bytes:
