@@ -338,15 +338,8 @@ def is_plan_file(path: Path) -> bool:
 
 def read_plan_document(path: Path) -> Plan:
     """A plan document, for reading only: its digest checked, its MAC not (never apply it)."""
-    try:
-        document = Plan.model_validate_json(path.read_bytes())
-    except (ValueError, RecursionError) as error:
-        first = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise PlanFileError(
-            f"{path}: not a plan document written by `plan --out` ({first})"
-        ) from None
-    if compute_digest(document.actions, document.api_url) != document.digest:
-        raise PlanFileError(f"{path}: the actions do not match the plan's digest (edited?)")
+    document = _parsed_plan(path)
+    _check_digest(path, document)
     return document
 
 
@@ -358,20 +351,28 @@ def read_plan_file(
     Anything else (edited, forged, made with another key, or for another API) is refused
     before a single request is sent.
     """
+    saved = _parsed_plan(path)
     try:
-        saved = Plan.model_validate_json(path.read_bytes())
+        check_saved_plan(saved, connection, environ)
+    except PlanFileError as error:
+        raise PlanFileError(f"{path}: {error}") from None
+    _check_digest(path, saved)
+    return saved
+
+
+def _parsed_plan(path: Path) -> Plan:
+    try:
+        return Plan.model_validate_json(path.read_bytes())
     except (ValueError, RecursionError) as error:
         first = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise PlanFileError(
             f"{path}: not a plan document written by `plan --out` ({first})"
         ) from None
-    try:
-        check_saved_plan(saved, connection, environ)
-    except PlanFileError as error:
-        raise PlanFileError(f"{path}: {error}") from None
-    if compute_digest(saved.actions, saved.api_url) != saved.digest:
+
+
+def _check_digest(path: Path, document: Plan) -> None:
+    if compute_digest(document.actions, document.api_url) != document.digest:
         raise PlanFileError(f"{path}: the actions do not match the plan's digest (edited?)")
-    return saved
 
 
 def check_saved_plan(
