@@ -10,6 +10,9 @@ the API (or the built-in emulator), plan, render and apply.
 
 A plan saved for a later `apply` carries a MAC: `authenticate_plan` adds it and
 `read_plan_file` checks it.
+
+Every error raised for the user derives from `ReconcilerError`, whose `exit_code` is the
+exit the CLI gives for it (`reconciler.errors` draws the whole tree).
 """
 
 from reconciler.applier import ActionResult, ApplyRefused, ApplyReport
