@@ -10,19 +10,27 @@ the API (or the built-in emulator), plan, render and apply.
 
 A plan saved for a later `apply` carries a MAC: `authenticate_plan` adds it and
 `read_plan_file` checks it.
+
+Every error raised for the user derives from `ReconcilerError`, whose `exit_code` is the
+exit the CLI gives for it (`reconciler.errors` draws the whole tree).
 """
 
-from reconciler.applier import ActionResult, ApplyRefused, ApplyReport, StalePlan
+from reconciler.applier import ActionResult, ApplyRefused, ApplyReport
 from reconciler.client import ApiError, ClientError, ImgixClient
-from reconciler.export import Export, ExportError, export_yaml
+from reconciler.errors import (
+    ConfigurationError,
+    ExportError,
+    PlanError,
+    PlanFileError,
+    ReconcilerError,
+    StalePlan,
+)
+from reconciler.export import Export, export_yaml
 from reconciler.live import LiveSource
 from reconciler.loader import LoadedState, LoadError, LocatedError, load
 from reconciler.plan import Action, Change, Notice, Plan
-from reconciler.planner import PlanError
 from reconciler.reconcile import (
-    ConfigurationError,
     Connection,
-    PlanFileError,
     PlanResult,
     apply_with_report,
     authenticate_plan,
@@ -56,6 +64,7 @@ __all__ = [
     "PlanError",
     "PlanFileError",
     "PlanResult",
+    "ReconcilerError",
     "SecretRef",
     "SourceSpec",
     "StalePlan",

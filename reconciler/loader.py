@@ -31,14 +31,17 @@ from ruamel.yaml.reader import ReaderError
 from ruamel.yaml.scanner import ScannerError
 
 from reconciler import references
+from reconciler.errors import ReconcilerError
 from reconciler.references import MissingReference, UnreadableReference
 from reconciler.specs import (
     DEPLOYMENT_MODELS,
     DEPLOYMENT_TYPES,
     HOSTNAME_FIELDS,
+    HOSTNAMES_ARE_UNIQUE,
     DesiredState,
     SecretRef,
     SourceSpec,
+    all_secret_fields,
     fields_by_api_name,
     hostname_count_error,
     ignore_changes_error,
@@ -65,7 +68,6 @@ NO_RESOLVE_HINT = "(validate --no-resolve checks the files without reading refer
 
 # Every attribute that is secret in some deployment type: an error about one of these
 # never shows the input, whatever the source's type turned out to be.
-_SECRET_NAMES = frozenset(name for m in DEPLOYMENT_MODELS.values() for name in secret_fields(m))
 
 # Cross-field rules of the models run only once every field is valid: the loader checks
 # them on the raw data instead (`_check_cross_field`), so pydantic's copies are dropped.
@@ -136,11 +138,12 @@ class LoadedState:
     unresolved: list[Location] = field(default_factory=list)
 
 
-class LoadError(Exception):
+class LoadError(ReconcilerError):
     """The files are invalid; `.errors` holds every problem found, in file order."""
 
     def __init__(self, errors: Sequence[LocatedError]) -> None:
         self.errors = list(errors)
+        self.located = self.errors
         super().__init__(f"{len(self.errors)} error(s) in the desired state")
 
 
@@ -495,7 +498,7 @@ class _DesiredFile:
                         loc,
                         number,
                         label,
-                        "hostnames are unique across all imgix sources",
+                        HOSTNAMES_ARE_UNIQUE,
                     )
 
     def _claim_name(self, claims: _Claims, source: dict[str, Any], base: Loc, number: int) -> None:
@@ -622,7 +625,7 @@ class _DesiredFile:
         parts, rest = spot.parts, spot.rest
         if (*parts, *rest[:1]) in self.silenced or parts in self.silenced:
             return None
-        secret = any(p in _SECRET_NAMES for p in parts if isinstance(p, str))
+        secret = any(p in all_secret_fields() for p in parts if isinstance(p, str))
         reference = self.sensitive.get(parts[:4])
         message = self._message(detail, parts, rest, data, secret=secret or bool(reference))
         if reference:
