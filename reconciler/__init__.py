@@ -10,6 +10,9 @@ the API (or the built-in emulator), plan, render and apply.
 
 A plan saved for a later `apply` carries a MAC: `authenticate_plan` adds it and
 `read_plan_file` checks it.
+
+Every error raised for the user derives from `ReconcilerError`, whose `exit_code` is the
+exit the CLI gives for it (`reconciler.errors` draws the whole tree).
 """
 
 from __future__ import annotations
@@ -27,12 +30,16 @@ _HOMES = {
     "ActionResult": "applier",
     "ApplyRefused": "applier",
     "ApplyReport": "applier",
-    "StalePlan": "applier",
     "ApiError": "client",
     "ClientError": "client",
     "ImgixClient": "client",
+    "ConfigurationError": "errors",
+    "ExportError": "errors",
+    "PlanError": "errors",
+    "PlanFileError": "errors",
+    "ReconcilerError": "errors",
+    "StalePlan": "errors",
     "Export": "export",
-    "ExportError": "export",
     "export_yaml": "export",
     "LiveSource": "live",
     "LoadedState": "loader",
@@ -43,10 +50,7 @@ _HOMES = {
     "Change": "plan",
     "Notice": "plan",
     "Plan": "plan",
-    "PlanError": "planner",
-    "ConfigurationError": "reconcile",
     "Connection": "reconcile",
-    "PlanFileError": "reconcile",
     "PlanResult": "reconcile",
     "apply_with_report": "reconcile",
     "authenticate_plan": "reconcile",
@@ -81,6 +85,7 @@ __all__ = [
     "PlanError",
     "PlanFileError",
     "PlanResult",
+    "ReconcilerError",
     "SecretRef",
     "SourceSpec",
     "StalePlan",
@@ -109,17 +114,22 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from reconciler.applier import ActionResult, ApplyRefused, ApplyReport, StalePlan
+    from reconciler.applier import ActionResult, ApplyRefused, ApplyReport
     from reconciler.client import ApiError, ClientError, ImgixClient
-    from reconciler.export import Export, ExportError, export_yaml
+    from reconciler.errors import (
+        ConfigurationError,
+        ExportError,
+        PlanError,
+        PlanFileError,
+        ReconcilerError,
+        StalePlan,
+    )
+    from reconciler.export import Export, export_yaml
     from reconciler.live import LiveSource
     from reconciler.loader import LoadedState, LoadError, LocatedError, load
     from reconciler.plan import Action, Change, Notice, Plan
-    from reconciler.planner import PlanError
     from reconciler.reconcile import (
-        ConfigurationError,
         Connection,
-        PlanFileError,
         PlanResult,
         apply_with_report,
         authenticate_plan,

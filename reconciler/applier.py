@@ -15,22 +15,21 @@ import asyncio
 import os
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from reconciler import redact, references
+from reconciler.errors import ReconcilerError, StalePlan
 from reconciler.live import LiveSource
-from reconciler.loader import LocatedError
+from reconciler.marker import Marker, compose_annotation, parse_annotation
 from reconciler.pacing import NotStarted, Stop, continuing_action
 from reconciler.plan import Action, BlastRadius, Plan, same_json
 from reconciler.references import UnreadableReference
-from reconciler.secrets import (
-    parse_annotation,
-    recording_annotation,
-    settled_annotation,
-    stamp_fingerprints,
-)
+from reconciler.secrets import recorded_encrypted, stamped
 from reconciler.specs import HOSTNAME_FIELDS, reference_value_problem, secret_value_problem
 from reconciler.untrusted import escaped, quoted
+
+if TYPE_CHECKING:
+    from reconciler.loader import LocatedError
 
 
 @dataclass(frozen=True)
@@ -44,7 +43,7 @@ class Refusal:
     sources: tuple[tuple[str, str, str], ...] = ()
 
 
-class ApplyRefused(Exception):
+class ApplyRefused(ReconcilerError):
     """Nothing was written: the plan may not be applied as it is (exit 1).
 
     `refusals` are the rails that refused it (empty for other reasons); `located` holds
@@ -60,10 +59,6 @@ class ApplyRefused(Exception):
         super().__init__(message)
         self.refusals = tuple(refusals)
         self.located = tuple(located)
-
-
-class StalePlan(Exception):
-    """Nothing was written: live sources changed since the plan was made (exit 4)."""
 
 
 class SourcesApi(Protocol):
@@ -326,7 +321,7 @@ def _in_effect(action: Action, by_id: Mapping[str, LiveSource], owner: Mapping[s
             continue  # write-only: the marker's fingerprints stand for it
         have = _live_value(live, path)
         if path == "deployment.annotation":
-            if not _same_annotation(have, value):
+            if not _same_annotation(live, value, action.marker):
                 return False
         elif not same_json(_comparable(have), _comparable(value)):
             return False
@@ -348,13 +343,18 @@ def _comparable(value: Any) -> Any:
     return value
 
 
-def _same_annotation(live: Any, written: Any) -> bool:
+def _same_annotation(live: LiveSource, text: Any, marker: Marker | None) -> bool:
     """Same user text and secret fingerprints (`enc.` and pending records aside)."""
-    have = parse_annotation(live if isinstance(live, str) else None)
-    want = parse_annotation(written if isinstance(written, str) else None)
-    if have.marker is None or want.marker is None:
-        return have == want
-    return have.text == want.text and have.marker.fingerprints == want.marker.fingerprints
+    if text is not None and not isinstance(text, str):
+        return False  # referenced text: not known before it is read
+    have = live.annotation
+    if marker is None:
+        return have == parse_annotation(text)
+    return (
+        have.marker is not None
+        and have.text == (text or None)
+        and have.marker.fingerprints == marker.fingerprints
+    )
 
 
 def _hostname_lists(action: Action) -> dict[str, set[str]]:
@@ -407,7 +407,7 @@ class SecretResolver:
         """A copy of `body` with every placeholder replaced by its value.
 
         `{"secret": locator}` stands for a secret, `{"reference": locator}` for another
-        attribute's referenced value (with a `suffix`, the marker after annotation text).
+        attribute's referenced value.
         Each value must pass its attribute's checks (a 32-character handshake, a URL...)
         here, before any write, as the loader would have checked it; the error names the
         reference, never the value.
@@ -422,8 +422,7 @@ class SecretResolver:
         return body
 
     def _placeholder(self, body: Mapping[str, Any], kind: str, field: str | None) -> str:
-        extra = set(body) - {kind, "suffix"} if kind == "reference" else set(body) - {kind}
-        if extra:
+        if set(body) != {kind}:
             raise ApplyRefused(f"malformed placeholder in the plan for {field}")
         locator = body[kind]
         value = self.value(locator)
@@ -436,18 +435,60 @@ class SecretResolver:
             if problem:
                 where = ", ".join(f"{k}: {v}" for k, v in locator.items())
                 raise ApplyRefused(f"{field} (from {{{where}}}) {problem}")
-        suffix = body.get("suffix", "")
-        return value + suffix if isinstance(suffix, str) else value
+        return value
 
 
 # --------------------------------------------------------------------------- execution
 
 
-def _stamped(body: dict[str, Any], key: bytes | None) -> dict[str, Any]:
-    deployment = body.get("deployment")
-    if key is None or not isinstance(deployment, dict):
-        return body
-    return {**body, "deployment": stamp_fingerprints(deployment, key)}
+@dataclass(frozen=True)
+class _Sending:
+    """An action's writes with every placeholder resolved, and the marker they set.
+
+    The marker is rendered after each write's annotation text only here, at send time.
+    """
+
+    writes: list[dict[str, Any]]
+    marker: Marker | None
+
+    @classmethod
+    def of(cls, action: Action, resolver: SecretResolver, key: bytes | None) -> _Sending:
+        """`action`'s writes resolved; the marker fingerprints the secrets actually sent."""
+        writes = [resolver.resolve(write) for write in action.writes]
+        marker = action.marker
+        if marker is not None and key is not None:
+            for write in writes:
+                deployment = write.get("deployment")
+                if isinstance(deployment, dict):
+                    marker = stamped(marker, deployment, key)
+        return cls(writes, marker)
+
+    def body(self, index: int, marker: Marker | None) -> dict[str, Any]:
+        """Write `index` as sent, its annotation text followed by `marker`."""
+        write = self.writes[index]
+        annotation = self.annotation(index, marker)
+        if annotation is None:
+            return write
+        return {**write, "deployment": {**write["deployment"], "annotation": annotation}}
+
+    def annotation(self, index: int, marker: Marker | None) -> str | None:
+        """The annotation write `index` sets with `marker` (None: it sets none)."""
+        deployment = self.writes[index].get("deployment")
+        if marker is None or not isinstance(deployment, dict) or "annotation" not in deployment:
+            return None
+        return compose_annotation(deployment["annotation"] or None, self._shown(index, marker))
+
+    def recording(self, index: int, marker: Marker, returned: LiveSource) -> str:
+        """The annotation that records `marker` after write `index` came back as `returned`:
+        that write's text, or the live text when the write set none."""
+        return self.annotation(index, marker) or compose_annotation(
+            returned.annotation.text, self._shown(index, marker)
+        )
+
+    def _shown(self, index: int, marker: Marker) -> Marker:
+        # A pending disable is recorded on every write but the last, which clears it.
+        pending = marker.pending_disable and index < len(self.writes) - 1
+        return replace(marker, pending_disable=pending)
 
 
 async def apply_plan(
@@ -470,10 +511,7 @@ async def apply_plan(
     """
     stop = stop or Stop()
     check_permissions(plan, allow_disable=allow_disable, permissions=permissions)
-    bodies = {
-        action.key: [_stamped(resolver.resolve(w), fingerprint_key) for w in action.writes]
-        for action in plan.actions
-    }
+    bodies = {action.key: _Sending.of(action, resolver, fingerprint_key) for action in plan.actions}
     in_effect = check_fresh(plan, await api.list_sources()) if saved else set()
 
     done: dict[str, asyncio.Event] = {a.key: asyncio.Event() for a in plan.actions}
@@ -509,16 +547,13 @@ async def apply_plan(
     return ApplyReport(ordered, writes, stopped=stopped)
 
 
-async def _execute(
-    action: Action, bodies: list[dict[str, Any]], api: SourcesApi
-) -> tuple[ActionResult, int]:
+async def _execute(action: Action, sending: _Sending, api: SourcesApi) -> tuple[ActionResult, int]:
     """Send one action's writes in order; the result and the number of writes made."""
     source_id, writes = action.id, 0
-    recorded: str | None = None
+    marker = sending.marker
     try:
-        for body in bodies:
-            if recorded is not None:
-                body = _with_annotation(body, settled_annotation(recorded))
+        for index in range(len(sending.writes)):
+            body = sending.body(index, marker)
             if source_id is None:
                 returned = await api.create_source(body)
                 source_id = returned.id
@@ -529,14 +564,16 @@ async def _execute(
             continuing_action.set(True)
             # A disabled source refuses the patch; enabling it only to record a hash
             # would serve traffic the file does not want: recorded once it is enabled.
-            if action.record_encrypted and returned.enabled:
-                annotation = await _record_encrypted(api, returned)
-                if annotation is not None:
-                    recorded, writes = annotation, writes + 1
+            if action.record_encrypted and returned.enabled and marker is not None:
+                recorded = recorded_encrypted(marker, returned.deployment)
+                if recorded is not None:
+                    annotation = sending.recording(index, recorded, returned)
+                    await api.update_source(returned.id, {"deployment": {"annotation": annotation}})
+                    marker, writes = recorded, writes + 1
     except NotStarted as stopped:
         if writes == 0:
             return _result(action, "stopped", source_id, f"not attempted: {stopped}"), 0
-        message = f"stopped after {writes} of {len(bodies)} writes: {stopped}"
+        message = f"stopped after {writes} of {len(sending.writes)} writes: {stopped}"
         return _result(action, "failed", source_id, message), writes
     except Exception as error:  # one failed action must not stop the others
         message = redact.scrub(str(error)) or type(error).__name__
@@ -544,26 +581,6 @@ async def _execute(
     finally:
         continuing_action.set(False)
     return _result(action, "applied", source_id), writes
-
-
-def _with_annotation(body: dict[str, Any], annotation: str) -> dict[str, Any]:
-    """`body` with the marker the record of `*_encrypted` values wrote, when it sets one.
-
-    The disabling write that ends a temporary enabling must keep what was just recorded.
-    """
-    deployment = body.get("deployment")
-    if not isinstance(deployment, dict) or "annotation" not in deployment:
-        return body
-    return {**body, "deployment": {**deployment, "annotation": annotation}}
-
-
-async def _record_encrypted(api: SourcesApi, source: LiveSource) -> str | None:
-    """Record in the marker the `*_encrypted` values `source` came back with; the annotation."""
-    annotation = recording_annotation(source.deployment)
-    if annotation is None:
-        return None
-    await api.update_source(source.id, {"deployment": {"annotation": annotation}})
-    return annotation
 
 
 def _result(

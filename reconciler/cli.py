@@ -23,9 +23,16 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from reconciler import github, redact
+from reconciler.errors import (
+    EXIT_CHANGES,
+    EXIT_ERROR,
+    EXIT_OK,
+    EXIT_PARTIAL,
+    ReconcilerError,
+)
 from reconciler.live import DEFAULT_API_URL
 from reconciler.render import FORMATS
-from reconciler.untrusted import LogFormatter, escaped, one_line
+from reconciler.untrusted import LogFormatter, one_line
 
 # Each command imports the steps it runs where it runs them: `validate` never loads the
 # HTTP client, rich or the emulator's server stack, and start-up pays only for what is used.
@@ -35,8 +42,6 @@ if TYPE_CHECKING:
     from reconciler.plan import Plan
     from reconciler.reconcile import Connection
 
-# product.md's exit codes.
-EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_PARTIAL, EXIT_STALE = 0, 1, 2, 3, 4
 log = logging.getLogger("reconciler.cli")
 INSECURE_HTTP = "reconciler.allow_insecure_http"
 
@@ -95,16 +100,10 @@ def main(ctx: click.Context, debug: bool) -> None:
 )
 def validate(files: tuple[str, ...], no_resolve: bool) -> None:
     """Check desired-state FILEs offline; exit 1 listing every error."""
-    from reconciler.loader import LoadError, load, summarize
+    from reconciler.loader import load
 
-    try:
+    with _exit_codes([Path(file) for file in files]):
         loaded = load(files, resolve=not no_resolve)
-    except LoadError as exc:
-        for error in exc.errors:
-            _stderr_line(str(error))
-        github.annotate(exc.errors)
-        _stderr_line(summarize(exc.errors, files))
-        raise SystemExit(1) from None
     for file in dict.fromkeys(files):  # a file given twice was checked once
         places = [*loaded.locations, *loaded.unresolved]
         count = sum(1 for location in places if location.file == file)
@@ -229,38 +228,22 @@ def _stderr_line(message: str) -> None:
 @contextlib.contextmanager
 def _exit_codes(files: Sequence[Path] = ()) -> Iterator[None]:
     """Map every failure to a message on stderr and product.md's exit code: no tracebacks."""
-    from reconciler.applier import ApplyRefused, StalePlan
-    from reconciler.client import ClientError
-    from reconciler.export import ExportError
     from reconciler.loader import LoadError, summarize
-    from reconciler.planner import PlanError
-    from reconciler.reconcile import ConfigurationError, PlanFileError
 
     try:
         yield
-    except LoadError as error:
-        for located in error.errors:
-            _stderr_line(str(located))
-        github.annotate(error.errors)
-        if files:
-            _stderr_line(summarize(error.errors, [str(file) for file in files]))
-        raise SystemExit(EXIT_ERROR) from None
-    except StalePlan as error:
-        _stderr_line(f"error: {error}")
-        github.annotate_message(str(error))
-        raise SystemExit(EXIT_STALE) from None
-    except ApplyRefused as error:
-        # The rails' refusals: each source at its place in the files, then the reason.
+    except ReconcilerError as error:
+        # Each problem at its place in the files first, then one closing line.
         for located in error.located:
             _stderr_line(str(located))
         github.annotate(error.located)
-        _stderr_line(f"error: {error}")
-        github.annotate_message(str(error))
-        raise SystemExit(EXIT_ERROR) from None
-    except (ConfigurationError, PlanError, ClientError, PlanFileError, ExportError) as error:
-        _stderr_line(f"error: {error}")
-        github.annotate_message(str(error))
-        raise SystemExit(EXIT_ERROR) from None
+        if isinstance(error, LoadError):
+            if files:
+                _stderr_line(summarize(error.errors, [str(file) for file in files]))
+        else:
+            _stderr_line(f"error: {error}")
+            github.annotate_message(str(error))
+        raise SystemExit(error.exit_code) from None
     except OSError as error:
         _stderr_line(f"error: {error.strerror or error}: {error.filename or ''}".rstrip())
         raise SystemExit(EXIT_ERROR) from None
@@ -306,12 +289,8 @@ def plan_command(
     import asyncio
 
     from reconciler.atomic import write_atomically
-    from reconciler.reconcile import (
-        ConfigurationError,
-        authenticate_plan,
-        check_ownership,
-        plan_files,
-    )
+    from reconciler.errors import ConfigurationError
+    from reconciler.reconcile import authenticate_plan, check_ownership, plan_files
     from reconciler.render import render
 
     with _exit_codes(files):
@@ -367,13 +346,8 @@ def drift_command(
     """Check that live sources still match the files (exit 2 when they do not)."""
     import asyncio
 
-    from reconciler.reconcile import (
-        ConfigurationError,
-        check_ownership,
-        drift_findings,
-        drift_summary,
-        plan_files,
-    )
+    from reconciler.errors import ConfigurationError
+    from reconciler.reconcile import check_ownership, drift_findings, drift_summary, plan_files
     from reconciler.render import render
 
     with _exit_codes(files):
@@ -424,6 +398,7 @@ def drift_command(
 )
 @click.option("--target", "targets", multiple=True, metavar="NAME", help="Apply only this source.")
 @adopt_option
+@format_option
 @click.option(
     "--max-duration",
     metavar="DURATION",
@@ -443,6 +418,7 @@ def apply_command(
     wait: bool,
     expect_digest: str | None,
     targets: tuple[str, ...],
+    fmt: str,
     max_duration: float | None,
     api_url: str | None,
     emulator: bool,
@@ -450,73 +426,48 @@ def apply_command(
     """Apply the files (planning first) or a plan saved by `plan --out`."""
     import asyncio
 
-    from reconciler.applier import Permissions, StalePlan
+    from reconciler.applier import ApplyReport, Permissions
     from reconciler.pacing import Stop
-    from reconciler.reconcile import check_apply_policy, is_plan_file, plan_files, read_plan_file
-    from reconciler.render import render
+    from reconciler.reconcile import ApplyRequest, check_apply_policy, plan_to_apply
+    from reconciler.render import render, render_report
 
     started = time.monotonic()
     with _exit_codes(inputs):
         connection = _connect(api_url, emulator)
-        permissions = Permissions(
-            allow_disable=allow_disable,
-            allow_large_change=allow_large_change,
-            allow_protected_change=allow_protected_change,
-            take_over=take_over,
+        request = ApplyRequest(
+            Permissions(
+                allow_disable=allow_disable,
+                allow_large_change=allow_large_change,
+                allow_protected_change=allow_protected_change,
+                take_over=take_over,
+            ),
+            targets=targets,
+            resend_secrets=resend_secrets,
+            adopt=adopt,
+            expect_digest=expect_digest,
         )
-        saved = len(inputs) == 1 and is_plan_file(inputs[0])
-        made = None
-        if saved:
-            _refuse_planning_options(targets=targets, resend_secrets=resend_secrets, adopt=adopt)
-            plan = read_plan_file(inputs[0], connection)
+        to_apply = asyncio.run(plan_to_apply(inputs, connection, request))
+        plan = to_apply.plan
+        if fmt == "json":
+            # The report is the one document on stdout; the plan is still shown, on stderr.
+            click.echo(render(plan, "text"), err=True)
         else:
-            made = asyncio.run(
-                plan_files(
-                    inputs,
-                    connection,
-                    targets=targets,
-                    resend_secrets=resend_secrets,
-                    take_over=take_over,
-                    adopt=adopt,
-                    secrets_optional=False,
-                )
-            )
-            plan = made.plan
-        click.echo(render(plan, "text", color=_color()))
+            click.echo(render(plan, fmt, color=_color()))
         github.write_step_summary(render(plan, "markdown"))
-        if expect_digest is not None and plan.digest != expect_digest:
-            raise StalePlan(
-                f"the plan's digest is {plan.digest}, not the reviewed {expect_digest}: "
-                "live sources or the files changed since review"
-            )
-        if not plan.has_changes and not plan.owned_elsewhere:
+        if not check_apply_policy(to_apply, request):
             click.echo("Nothing to do.", err=True)
+            if fmt == "json":
+                click.echo(render_report(ApplyReport(), fmt, digest=plan.digest), nl=False)
             return
-        check_apply_policy(plan, permissions, made)
         _confirm(plan, auto_approve)
         deadline = None if max_duration is None else started + max_duration
         stop = Stop(deadline=deadline, clock=connection.clock)
-        report = asyncio.run(_apply_until_stopped(plan, connection, stop, permissions, saved, wait))
-        _print_report(report)
+        report = asyncio.run(
+            _apply_until_stopped(plan, connection, stop, request.permissions, to_apply.saved, wait)
+        )
+        click.echo(render_report(report, fmt, digest=plan.digest), nl=False)
     if not report.ok:
         raise SystemExit(EXIT_PARTIAL)
-
-
-def _refuse_planning_options(
-    *, targets: tuple[str, ...], resend_secrets: bool, adopt: bool
-) -> None:
-    # A saved plan was planned already: silently ignoring these would apply something
-    # other than what the user asked for.
-    from reconciler.applier import ApplyRefused
-
-    options = (("--target", targets), ("--resend-secrets", resend_secrets), ("--adopt", adopt))
-    given = [name for name, on in options if on]
-    if given:
-        raise ApplyRefused(
-            f"{' and '.join(given)} {'changes' if len(given) == 1 else 'change'} what is "
-            "planned, and a saved plan is applied as it was planned: pass "
-            f"{' and '.join(given)} to `plan --out` instead"
-        )
 
 
 def _digest(value: str | None) -> str | None:
@@ -611,35 +562,6 @@ async def _apply_until_stopped(
                         loop.remove_signal_handler(each)
 
 
-_SHOWN_OUTCOME = {"stopped": "not attempted"}
-
-
-def _print_report(report: ApplyReport) -> None:
-    # Names and API messages come from outside: escaped, they cannot forge a log line.
-    for result in report.results:
-        line = f"{_SHOWN_OUTCOME.get(result.outcome, result.outcome)}: {result.action} "
-        line += escaped(result.source)
-        if result.source_id:
-            line += f" ({escaped(result.source_id)})"
-        if result.error:
-            line += f": {one_line(result.error)}"
-        click.echo(line)
-    if report.still_deploying:
-        ids = ", ".join(map(escaped, report.still_deploying))
-        click.echo(f"Still deploying when --wait gave up: {ids}.")
-    outcomes = [result.outcome for result in report.results]
-    summary = f"Apply: {outcomes.count('applied')} applied, {outcomes.count('failed')} failed."
-    if outcomes.count("in effect"):
-        summary += f" {outcomes.count('in effect')} already in effect (skipped)."
-    if outcomes.count("skipped"):
-        summary += f" {outcomes.count('skipped')} not attempted (waiting for a failed action)."
-    if outcomes.count("stopped"):
-        summary += f" {outcomes.count('stopped')} not attempted ({report.stopped or 'stopped'})."
-    if report.stopped:
-        summary += " Run apply again to continue: it plans afresh."
-    click.echo(summary)
-
-
 @main.command("export")
 @click.option("--out", type=click.Path(path_type=Path), help="Write a new file here, not stdout.")
 @click.option(
@@ -656,9 +578,10 @@ def export_command(
     import asyncio
 
     from reconciler.atomic import write_atomically
+    from reconciler.errors import ConfigurationError
     from reconciler.export import export_yaml, merged_yaml
     from reconciler.loader import load
-    from reconciler.reconcile import ConfigurationError, list_live
+    from reconciler.reconcile import list_live
 
     with _exit_codes([merge] if merge else []):
         if out is not None and merge is not None:

@@ -46,6 +46,7 @@ import httpx
 from pydantic import ValidationError
 
 from reconciler import redact
+from reconciler.errors import ReconcilerError
 from reconciler.live import DEFAULT_API_URL, LiveSource
 from reconciler.pacing import (
     Clock,
@@ -115,7 +116,7 @@ _SOURCE_ID = re.compile(SOURCE_ID_PATTERN)
 # --------------------------------------------------------------------------- errors
 
 
-class ClientError(Exception):
+class ClientError(ReconcilerError):
     """Anything the client raises: its message is one sentence for the user."""
 
 

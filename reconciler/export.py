@@ -27,6 +27,7 @@ from ruamel.yaml.util import load_yaml_guess_indent
 
 from reconciler import rendering_params
 from reconciler.canonical import canonical_yaml, deployment_order, dumped
+from reconciler.errors import ExportError
 from reconciler.live import LiveSource
 from reconciler.loader import LoadError, load
 from reconciler.plan import same_json
@@ -82,10 +83,6 @@ def _fitted(stem: str, suffix: str) -> str:
     """`stem` + `suffix`, the stem cut so the name fits (the suffix says which secret)."""
     room = MAX_VARIABLE_LENGTH - len(suffix)
     return stem[:room].rstrip("_") + suffix
-
-
-class ExportError(Exception):
-    """Live sources the file format cannot express, or a file export must not write (exit 1)."""
 
 
 @dataclass(frozen=True)

@@ -310,7 +310,8 @@ def main() -> None:
 @click.option("--run-url", help="Link to the workflow run, shown in the comment.")
 def combine(directories: tuple[Path, ...], view: str, run_url: str | None) -> None:
     """Print one markdown comment from the per-account result directories."""
-    from reconciler.reconcile import PlanFileError, read_plan_document
+    from reconciler.errors import PlanFileError
+    from reconciler.reconcile import read_plan_document
 
     results: list[tuple[AccountResult, Plan | None]] = []
     try:
@@ -360,9 +361,8 @@ def remaining_digest_command(
     Both are saved plans checked like `apply` checks one: made with this job's key for
     this API, so an artifact edited on the way cannot widen what gets applied.
     """
+    from reconciler.errors import ConfigurationError, PlanFileError
     from reconciler.reconcile import (
-        ConfigurationError,
-        PlanFileError,
         connect,
         read_plan_file,
     )

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from functools import lru_cache
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from reconciler.marker import Annotation, parse_annotation
 from reconciler.specs import HOSTNAME_FIELDS
 
 # The API's root, unless IMGIX_API_URL or --api-url says otherwise.
@@ -64,8 +66,19 @@ class LiveSource(BaseModel):
         """Subdomains and custom domains this source claims."""
         return frozenset(host for key in HOSTNAME_FIELDS for host in self.deployment.get(key) or [])
 
+    @property
+    def annotation(self) -> Annotation:
+        """The live annotation as the user's text and the reconciler's marker."""
+        text = self.deployment.get("annotation")
+        return _parsed_annotation(text if isinstance(text, str) else None)
+
     def fingerprint(self) -> str:
         """A stable hash of what a plan depends on: saved plans compare it before applying."""
         state = {"name": self.name, "enabled": self.enabled, "deployment": self.deployment}
         canonical = json.dumps(state, sort_keys=True, separators=(",", ":"))
         return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+# Keyed by the text, not kept on the (copyable) model: a planner asks twice per source
+# (owner, then the marker), and the text is parsed once.
+_parsed_annotation = lru_cache(maxsize=1024)(parse_annotation)

@@ -34,11 +34,11 @@ from ruamel.yaml.reader import ReaderError
 from ruamel.yaml.scanner import ScannerError
 
 from reconciler import references
+from reconciler.errors import ReconcilerError
 from reconciler.loading import yaml_tree
 from reconciler.loading.cross_source import Claims, CrossSourceChecks
 from reconciler.loading.located import (
     CHECKED_ON_RAW_DATA,
-    SECRET_NAMES,
     Imprecise,
     Loc,
     display_path,
@@ -66,6 +66,7 @@ from reconciler.loading.yaml_tree import (
 from reconciler.specs import (
     DesiredState,
     SourceSpec,
+    all_secret_fields,
     validation_context,
 )
 
@@ -97,11 +98,12 @@ class LoadedState:
     unresolved: list[Location] = field(default_factory=list)
 
 
-class LoadError(Exception):
+class LoadError(ReconcilerError):
     """The files are invalid; `.errors` holds every problem found, in file order."""
 
     def __init__(self, errors: Sequence[LocatedError]) -> None:
         self.errors = list(errors)
+        self.located = self.errors
         super().__init__(f"{len(self.errors)} error(s) in the desired state")
 
 
@@ -376,7 +378,7 @@ class _DesiredFile(ReferenceSteps, CrossSourceChecks):
         parts, rest = spot.parts, spot.rest
         if (*parts, *rest[:1]) in self.silenced or parts in self.silenced:
             return None
-        secret = any(p in SECRET_NAMES for p in parts if isinstance(p, str))
+        secret = any(p in all_secret_fields() for p in parts if isinstance(p, str))
         reference = self.sensitive.get(parts[:4])
         message = error_message(detail, parts, rest, data, secret=secret or bool(reference))
         if reference:

@@ -8,6 +8,10 @@ Secret values never enter a plan: changes show markers, and the request bodies i
 `Action.writes` carry `{"secret": {"env": NAME}}` or `{"secret": {"file": PATH}}`
 placeholders that the applier resolves at send time. So do the values of other attributes
 written as references: changes show the reference, writes carry `{"reference": {...}}`.
+
+The annotation marker travels as data (`Action.marker`): a write's `deployment.annotation`
+holds only the user's text (null: none), and the applier renders the marker after it
+when it sends the write.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-from reconciler.secrets import parse_annotation
+from reconciler.marker import Marker
 
 # Markers shown instead of secret values.
 WRITE_ONLY = "(write-only)"
@@ -84,6 +88,10 @@ class Action(_Frozen):
     protected: bool = False
     # The live marker names this other owner: apply writes it only with --take-over.
     takes_over_from: str | None = None
+    # The marker every write with a `deployment.annotation` sets after the user's text.
+    # With `pending_disable`, the enabling write of a disabled source records it and the
+    # last (disabling) write clears it. None: no write carries the annotation.
+    marker: Marker | None = None
 
     @property
     def refused_as_protected(self) -> list[str]:
@@ -251,7 +259,8 @@ class UnmanagedSource(_Frozen):
 class Plan(_Frozen):
     """A whole plan, as printed by `--format json` and saved by `--out`."""
 
-    format_version: Literal[1] = 1
+    # 2: the marker is `Action.marker`, no longer text inside the writes' annotation.
+    format_version: Literal[2] = 2
     # The API the plan was made against: a saved plan applies there and nowhere else.
     api_url: str | None = None
     digest: str
@@ -338,15 +347,11 @@ def compute_digest(actions: list[Action], api_url: str | None = None) -> str:
 
 
 def _normalized_action(action: Action) -> dict[str, object]:
-    data = action.model_dump(mode="json", exclude={"live_fingerprint"})
+    # The annotation as the user's text and whether a marker follows it: the same payload
+    # (and digest) as when the marker was text inside the writes.
+    data = action.model_dump(mode="json", exclude={"live_fingerprint", "marker"})
     for write in data["writes"]:
         deployment = write.get("deployment")
-        if isinstance(deployment, dict) and isinstance(deployment.get("annotation"), str):
-            annotation = parse_annotation(deployment["annotation"])
-            deployment["annotation"] = [annotation.text, annotation.marker is not None]
-        elif isinstance(deployment, dict) and isinstance(deployment.get("annotation"), dict):
-            # Referenced text: a placeholder, the marker in its suffix (see the planner).
-            placeholder = dict(deployment["annotation"])
-            marker = parse_annotation(str(placeholder.pop("suffix", "")).strip()).marker
-            deployment["annotation"] = [placeholder, marker is not None]
+        if isinstance(deployment, dict) and "annotation" in deployment:
+            deployment["annotation"] = [deployment["annotation"], action.marker is not None]
     return data

@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 from deepdiff import DeepDiff
 from pydantic import JsonValue
 
+from reconciler.errors import PlanError
 from reconciler.live import LiveSource
 from reconciler.plan import (
     HIDDEN,
@@ -47,19 +48,17 @@ from reconciler.plan import (
 from reconciler.secrets import (
     UNRECORDED,
     UNRESOLVED,
-    Marker,
     SecretDecision,
-    compose_annotation,
     credentials_to_resend,
     decide_secrets,
     declared_secrets,
     encrypted_changed,
     encrypted_fields,
-    parse_annotation,
 )
 from reconciler.specs import (
     DEPLOYMENT_MODELS,
     HOSTNAME_FIELDS,
+    HOSTNAMES_ARE_UNIQUE,
     DeploymentBase,
     DesiredState,
     SourceSpec,
@@ -95,18 +94,6 @@ class PlanOptions:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be at least 1 (got {value})")
-
-
-class PlanError(Exception):
-    """The desired and live states cannot be reconciled as they are.
-
-    `spec_indices` are the positions in `DesiredState.sources` of the sources concerned,
-    so the CLI can point at their place in the file.
-    """
-
-    def __init__(self, message: str, *, spec_indices: Iterable[int] = ()) -> None:
-        super().__init__(message)
-        self.spec_indices = tuple(spec_indices)
 
 
 @dataclass(frozen=True)
@@ -230,7 +217,7 @@ def recorded_owner(live: LiveSource | None) -> str | None:
     """The owner the live source's marker names (None: no marker, or no owner in it)."""
     if live is None:
         return None
-    marker = parse_annotation(_text_or_none(live.deployment.get("annotation"))).marker
+    marker = live.annotation.marker
     return marker.owner if marker is not None else None
 
 
@@ -259,8 +246,8 @@ def _check_unique_hostnames(desired: DesiredState) -> None:
             if host in owner:
                 first = desired.sources[owner[host]]
                 raise PlanError(
-                    f'sources "{first.name}" and "{spec.name}" both claim {host}: a subdomain '
-                    "or custom domain belongs to one source only",
+                    f'sources "{first.name}" and "{spec.name}" both claim {host} '
+                    f"({HOSTNAMES_ARE_UNIQUE})",
                     spec_indices=(owner[host], index),
                 )
             owner[host] = index
@@ -390,16 +377,21 @@ def _with_placeholders(deployment: DeploymentBase, body: dict[str, JsonValue]) -
             body[name] = {"reference": locator}
 
 
-def _annotation_write(
-    deployment: DeploymentBase, text: str | None, marker: Marker, *, own_text: bool
-) -> JsonValue:
-    """The annotation a write sends: the user's text (a placeholder when it is the file's
-    referenced text, `own_text`) in front of the marker."""
+def _annotation_write(deployment: DeploymentBase, text: str | None, *, own_text: bool) -> JsonValue:
+    """The user's text a write puts in front of the marker (`Action.marker`): a placeholder
+    when it is the file's referenced text (`own_text`)."""
     ref = deployment.referenced().get("annotation")
     if ref is None or not own_text or text is None:
-        return compose_annotation(text, marker)
+        return text
     locator: dict[str, JsonValue] = dict(ref.locator())
-    return {"reference": locator, "suffix": " " + marker.render()}
+    return {"reference": locator}
+
+
+def _carries_annotation(writes: list[dict[str, JsonValue]]) -> bool:
+    return any(
+        isinstance(deployment := write.get("deployment"), dict) and "annotation" in deployment
+        for write in writes
+    )
 
 
 # --------------------------------------------------------------------------- actions
@@ -413,9 +405,7 @@ def _create(spec: SourceSpec, options: PlanOptions, owner: str | None) -> Action
     _with_placeholders(deployment, body)
     for name in secrets.send:
         body[name] = _secret_placeholder(deployment, name)
-    body["annotation"] = _annotation_write(
-        deployment, deployment.annotation, secrets.marker(owner), own_text=True
-    )
+    body["annotation"] = _annotation_write(deployment, deployment.annotation, own_text=True)
 
     changes = [Change(path="name", after=spec.name), Change(path="enabled", after=spec.enabled)]
     if owner is not None:
@@ -436,6 +426,7 @@ def _create(spec: SourceSpec, options: PlanOptions, owner: str | None) -> Action
         writes=[{"name": spec.name, "enabled": spec.enabled, "deployment": body}],
         record_encrypted=secrets.record_encrypted,
         protected=spec.mode == "protect",
+        marker=secrets.marker(owner),
     )
 
 
@@ -474,7 +465,7 @@ def _compare(
     changes += attribute_changes
     changed = _changed_attributes(attributes, attribute_changes)
 
-    annotation = parse_annotation(_text_or_none(live.deployment.get("annotation")))
+    annotation = live.annotation
     text, annotation_change = _annotation_text(deployment, annotation.text, ignored)
     if annotation_change is not None:
         changes.append(annotation_change)
@@ -553,22 +544,17 @@ def _compare(
             text,
             cleared,
             "deployment.annotation" in ignored,
-            owner=owner,
         )
     # The tool enabled this source for a change and was cut off before disabling it again:
     # the disable finishes that change, so it needs no --allow-disable.
     pending = annotation.marker is not None and annotation.marker.pending_disable
     writes = _enabled_writes(first, live_enabled=live.enabled, enabled=enabled)
+    marker = secrets.marker(owner)
     if writes and not enabled and (pending or not live.enabled):
         own_text = "deployment.annotation" not in ignored
-        marker = secrets.marker(owner)
-        writes = _kill_safe(
-            writes,
-            settled=_annotation_write(deployment, text, marker, own_text=own_text),
-            pending=_annotation_write(
-                deployment, text, replace(marker, pending_disable=True), own_text=own_text
-            ),
-        )
+        writes = _kill_safe(writes, _annotation_write(deployment, text, own_text=own_text))
+        # Two writes: the enabling one records the pending disable, the last clears it.
+        marker = replace(marker, pending_disable=len(writes) == 2)
     action = Action(
         action="patch",
         source=spec.name,
@@ -582,26 +568,26 @@ def _compare(
         risks=[r for r in _risks(type(deployment), changes) if not (pending and r == "disables")],
         protected=spec.mode == "protect",
         takes_over_from=takes_over_from,
+        # The applier also needs it to record an `*_encrypted` value after any write.
+        marker=marker if _carries_annotation(writes) or secrets.record_encrypted else None,
     )
     return _Comparison(action, notices, unadopted)
 
 
-def _kill_safe(
-    writes: list[dict[str, JsonValue]], *, settled: JsonValue, pending: JsonValue
-) -> list[dict[str, JsonValue]]:
+def _kill_safe(writes: list[dict[str, JsonValue]], text: JsonValue) -> list[dict[str, JsonValue]]:
     """Writes that record a temporary enabling in the marker, and the disable that ends it.
 
-    The enabling write (when there are two) carries the `pending` annotation, so a run
-    killed before the disabling write leaves a record the next plan reads; the disabling
-    write sets the `settled` one, without it.
+    Every write carries the annotation (`text`, then the marker): the enabling write (when
+    there are two) records the pending disable, so a run killed before the disabling
+    write leaves a record the next plan reads; the disabling write clears it.
     """
     *leading, closing = writes
     if leading:
         (first,) = leading
         body = first.get("deployment")
         deployment = dict(body) if isinstance(body, dict) else {}
-        leading = [{**first, "deployment": {**deployment, "annotation": pending}}]
-    return [*leading, {**closing, "deployment": {"annotation": settled}}]
+        leading = [{**first, "deployment": {**deployment, "annotation": text}}]
+    return [*leading, {**closing, "deployment": {"annotation": text}}]
 
 
 def _risks(model: type[DeploymentBase], changes: list[Change]) -> list[Risk]:
@@ -717,9 +703,8 @@ def _deployment_write(
     text: str | None,
     cleared: list[str],
     annotation_ignored: bool = False,
-    owner: str | None = None,
 ) -> dict[str, JsonValue]:
-    """The partial deployment a patch sends: changes, credentials, secrets, the marker."""
+    """The partial deployment a patch sends: changes, credentials, secrets, the annotation."""
     attributes = desired_attributes(deployment)
     if "type" in changed:
         # A new type needs every one of its attributes, not a merge into the old type's.
@@ -732,9 +717,7 @@ def _deployment_write(
         body[name] = _secret_placeholder(deployment, name)
     for name in cleared:
         body[name] = None
-    body["annotation"] = _annotation_write(
-        deployment, text, secrets.marker(owner), own_text=not annotation_ignored
-    )
+    body["annotation"] = _annotation_write(deployment, text, own_text=not annotation_ignored)
     return body
 
 

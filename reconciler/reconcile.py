@@ -35,11 +35,12 @@ from reconciler.applier import (
     wait_until_deployed,
 )
 from reconciler.client import DEFAULT_API_URL, REQUEST_TIMEOUT, ImgixClient
+from reconciler.errors import ConfigurationError, PlanError, PlanFileError, StalePlan
 from reconciler.live import LiveSource
 from reconciler.loader import LoadedState, LoadError, LocatedError, load
 from reconciler.pacing import Clock, Pacer, Pacing, RetryPolicy, Sleep, Stop
 from reconciler.plan import Plan, compute_digest
-from reconciler.planner import PlanError, PlanOptions, match_sources, plan
+from reconciler.planner import PlanOptions, match_sources, plan
 from reconciler.progress import ApplyProgress
 from reconciler.untrusted import escaped, quoted
 
@@ -56,10 +57,6 @@ UPDATES_PER_HOUR_VARIABLE = "IMGIX_RECONCILER_UPDATES_PER_HOUR"
 REQUEST_TIMEOUT_VARIABLE = "IMGIX_RECONCILER_REQUEST_TIMEOUT"
 
 T = TypeVar("T")
-
-
-class ConfigurationError(Exception):
-    """The command cannot start: a missing key, a bad URL (exit 1)."""
 
 
 @dataclass(frozen=True)
@@ -324,10 +321,6 @@ async def list_live(connection: Connection) -> list[LiveSource]:
         return await client.list_sources()
 
 
-class PlanFileError(Exception):
-    """A saved plan that cannot be read, or that `plan --out` did not make with our key (exit 1)."""
-
-
 def _saved_plan_key(connection: Connection, environ: Mapping[str, str] | None) -> bytes:
     # Derived from the fingerprint key rather than equal to it, so a MAC of one kind can
     # never pass for the other.
@@ -357,15 +350,8 @@ def is_plan_file(path: Path) -> bool:
 
 def read_plan_document(path: Path) -> Plan:
     """A plan document, for reading only: its digest checked, its MAC not (never apply it)."""
-    try:
-        document = Plan.model_validate_json(path.read_bytes())
-    except (ValueError, RecursionError) as error:
-        first = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise PlanFileError(
-            f"{path}: not a plan document written by `plan --out` ({first})"
-        ) from None
-    if compute_digest(document.actions, document.api_url) != document.digest:
-        raise PlanFileError(f"{path}: the actions do not match the plan's digest (edited?)")
+    document = _parsed_plan(path)
+    _check_digest(path, document)
     return document
 
 
@@ -377,20 +363,28 @@ def read_plan_file(
     Anything else (edited, forged, made with another key, or for another API) is refused
     before a single request is sent.
     """
+    saved = _parsed_plan(path)
     try:
-        saved = Plan.model_validate_json(path.read_bytes())
+        check_saved_plan(saved, connection, environ)
+    except PlanFileError as error:
+        raise PlanFileError(f"{path}: {error}") from None
+    _check_digest(path, saved)
+    return saved
+
+
+def _parsed_plan(path: Path) -> Plan:
+    try:
+        return Plan.model_validate_json(path.read_bytes())
     except (ValueError, RecursionError) as error:
         first = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise PlanFileError(
             f"{path}: not a plan document written by `plan --out` ({first})"
         ) from None
-    try:
-        check_saved_plan(saved, connection, environ)
-    except PlanFileError as error:
-        raise PlanFileError(f"{path}: {error}") from None
-    if compute_digest(saved.actions, saved.api_url) != saved.digest:
+
+
+def _check_digest(path: Path, document: Plan) -> None:
+    if compute_digest(document.actions, document.api_url) != document.digest:
         raise PlanFileError(f"{path}: the actions do not match the plan's digest (edited?)")
-    return saved
 
 
 def check_saved_plan(
@@ -447,17 +441,93 @@ def drift_summary(findings: Sequence[str]) -> str:
     return f"Drift: {shown}" + (f"; and {hidden} more." if hidden > 0 else ".")
 
 
-def check_apply_policy(
-    result: Plan, permissions: Permissions, made_from: PlanResult | None = None
-) -> None:
-    """Refuse, before any write, what the rails stop; with the files, each refusal is located."""
+@dataclass(frozen=True)
+class ApplyRequest:
+    """What `apply` was asked beyond the plan: the flags that let it write, the reviewed digest."""
+
+    permissions: Permissions = field(default_factory=Permissions)
+    targets: tuple[str, ...] = ()
+    resend_secrets: bool = False
+    adopt: bool = False
+    expect_digest: str | None = None
+
+
+@dataclass(frozen=True)
+class PlanToApply:
+    """The plan `apply` would apply, and the files it was made from (None: a saved plan)."""
+
+    plan: Plan
+    made: PlanResult | None = None
+
+    @property
+    def saved(self) -> bool:
+        """Whether the plan was saved by `plan --out` (and must carry its MAC)."""
+        return self.made is None
+
+
+async def plan_to_apply(
+    inputs: Sequence[Path],
+    connection: Connection,
+    request: ApplyRequest,
+    environ: Mapping[str, str] | None = None,
+) -> PlanToApply:
+    """The saved plan `inputs` names, or a fresh plan of the files with every secret read."""
+    if len(inputs) == 1 and is_plan_file(inputs[0]):
+        _refuse_planning_options(request)
+        return PlanToApply(read_plan_file(inputs[0], connection, environ))
+    made = await plan_files(
+        inputs,
+        connection,
+        targets=request.targets,
+        resend_secrets=request.resend_secrets,
+        take_over=request.permissions.take_over,
+        adopt=request.adopt,
+        secrets_optional=False,
+        environ=environ,
+    )
+    return PlanToApply(made.plan, made)
+
+
+def _refuse_planning_options(request: ApplyRequest) -> None:
+    # A saved plan was planned already: silently ignoring these would apply something
+    # other than what the user asked for.
+    options = (
+        ("--target", bool(request.targets)),
+        ("--resend-secrets", request.resend_secrets),
+        ("--adopt", request.adopt),
+    )
+    given = [name for name, on in options if on]
+    if given:
+        raise ApplyRefused(
+            f"{' and '.join(given)} {'changes' if len(given) == 1 else 'change'} what is "
+            "planned, and a saved plan is applied as it was planned: pass "
+            f"{' and '.join(given)} to `plan --out` instead"
+        )
+
+
+def check_apply_policy(to_apply: PlanToApply, request: ApplyRequest) -> bool:
+    """Refuse, before any write, what may not be applied; False when there is nothing to do.
+
+    A plan that is not the reviewed one (`expect_digest`) is stale (exit 4); what the
+    rails stop is refused, each refusal located in the files when the plan was made
+    from them.
+    """
+    plan = to_apply.plan
+    if request.expect_digest is not None and plan.digest != request.expect_digest:
+        raise StalePlan(
+            f"the plan's digest is {plan.digest}, not the reviewed {request.expect_digest}: "
+            "live sources or the files changed since review"
+        )
+    if not plan.has_changes and not plan.owned_elsewhere:
+        return False
     try:
-        check_permissions(result, permissions=permissions)
+        check_permissions(plan, permissions=request.permissions)
     except ApplyRefused as error:
-        if made_from is None:
+        if to_apply.made is None:
             raise
-        located = located_refusals(error.refusals, made_from)
+        located = located_refusals(error.refusals, to_apply.made)
         raise ApplyRefused(str(error), error.refusals, located) from None
+    return True
 
 
 def check_ownership(made: PlanResult) -> None:

@@ -5,12 +5,9 @@ value. Instead every deployment it writes carries, in `annotation`, a marker say
 reconciler made it and a keyed fingerprint (HMAC-SHA256 over field name and value) of
 each secret it sent. The next plan fingerprints the secret it would send and compares.
 
-The marker sits at the end of the annotation, after any user-written text:
-
-    Managed in git [imgix-reconciler v1 fp.s3_secret_key=3f0c...e1]
-
-Tokens are `kind.field=value`; a parser ignores kinds it does not know. `fp.` tokens are
-secret fingerprints; `enc.<field>=<short hash>` tokens record the `*_encrypted` value the
+The marker (its text lives in `reconciler.marker`) sits at the end of the annotation,
+after any user-written text. `fp.` tokens are secret fingerprints; `enc.<field>=<short
+hash>` tokens record the `*_encrypted` value the
 API returned for a web folder / web proxy secret right after the reconciler sent it (the
 applier writes them in a follow-up annotation-only patch, as the value exists only once
 the API has encrypted the secret). A fingerprint value of `unknown` records that the
@@ -27,11 +24,11 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from reconciler.marker import Marker
 from reconciler.specs import (
     DEPLOYMENT_MODELS,
     DeploymentBase,
@@ -42,21 +39,9 @@ from reconciler.specs import (
     secret_fields,
 )
 
-MARKER_NAME = "imgix-reconciler"
-MARKER_VERSION = 1
-FINGERPRINT_KIND = "fp"
-ENCRYPTED_KIND = "enc"
-OWNER_KIND = "owner"
-PENDING_KIND = "pending"
-PENDING_DISABLE = f"{PENDING_KIND}.enabled=false"
 _ENCRYPTED_HEX = 16  # the encrypted value is not secret; a short hash only has to differ
 UNKNOWN = "unknown"
 _FINGERPRINT_HEX = 32  # 128 bits: plenty to notice a rotation, short enough for an annotation
-
-_MARKER = re.compile(
-    r"\[" + re.escape(MARKER_NAME) + r" v(?P<version>\d+)(?P<tokens>(?: [^\s\]]+)*)\]\s*\Z"
-)
-_TOKEN = re.compile(r"(?P<kind>[a-z]+)\.(?P<field>[A-Za-z0-9_.-]+)=(?P<value>[^\s\]]+)")
 
 
 def fingerprint(key: bytes, field_name: str, value: str) -> str:
@@ -65,91 +50,18 @@ def fingerprint(key: bytes, field_name: str, value: str) -> str:
     return hmac.new(key, message, hashlib.sha256).hexdigest()[:_FINGERPRINT_HEX]
 
 
-@dataclass(frozen=True)
-class Marker:
-    """What the reconciler recorded about a deployment it wrote."""
-
-    fingerprints: Mapping[str, str] = field(default_factory=dict)
-    encrypted: Mapping[str, str] = field(default_factory=dict)
-    version: int = MARKER_VERSION
-    owner: str | None = None
-    # The reconciler enabled this source only to change it: the file keeps it disabled.
-    pending_disable: bool = False
-
-    def render(self) -> str:
-        """The marker text, tokens sorted so the same state always gives the same text."""
-        tokens = [f"{FINGERPRINT_KIND}.{k}={v}" for k, v in sorted(self.fingerprints.items())]
-        tokens += [f"{ENCRYPTED_KIND}.{k}={v}" for k, v in sorted(self.encrypted.items())]
-        if self.owner is not None:
-            tokens.append(f"{OWNER_KIND}.name={self.owner}")
-        if self.pending_disable:
-            tokens.append(PENDING_DISABLE)
-        return "[" + " ".join([f"{MARKER_NAME} v{self.version}", *tokens]) + "]"
-
-
-@dataclass(frozen=True)
-class Annotation:
-    """A live `annotation` split into the user's text and the reconciler's marker."""
-
-    text: str | None
-    marker: Marker | None
-
-
-def parse_annotation(annotation: str | None) -> Annotation:
-    """Split an annotation; `marker` is None when the reconciler did not write it."""
-    if not annotation:
-        return Annotation(None, None)
-    match = _MARKER.search(annotation)
-    if match is None:
-        return Annotation(annotation, None)
-    fingerprints: dict[str, str] = {}
-    encrypted: dict[str, str] = {}
-    owner: str | None = None
-    pending_disable = False
-    for token in match["tokens"].split():
-        if token == PENDING_DISABLE:
-            pending_disable = True
-            continue
-        parsed = _TOKEN.fullmatch(token)
-        if parsed is None:
-            continue
-        if parsed["kind"] == FINGERPRINT_KIND:
-            fingerprints[parsed["field"]] = parsed["value"]
-        elif parsed["kind"] == ENCRYPTED_KIND:
-            encrypted[parsed["field"]] = parsed["value"]
-        elif parsed["kind"] == OWNER_KIND and parsed["field"] == "name":
-            owner = parsed["value"]
-    text = annotation[: match.start()].rstrip() or None
-    marker = Marker(fingerprints, encrypted, int(match["version"]), owner, pending_disable)
-    return Annotation(text, marker)
-
-
-def compose_annotation(text: str | None, marker: Marker) -> str:
-    """The annotation to write: the user's text, if any, in front of the marker."""
-    rendered = marker.render()
-    return f"{text} {rendered}" if text else rendered
-
-
-def stamp_fingerprints(deployment: Mapping[str, Any], key: bytes) -> dict[str, Any]:
-    """`deployment` (a resolved request body) with its marker fingerprinting what it sends.
+def stamped(marker: Marker, deployment: Mapping[str, Any], key: bytes) -> Marker:
+    """`marker` fingerprinting the secrets `deployment` (a resolved request body) sends.
 
     A saved plan is applied with the secrets as they are at apply time; the marker must
     describe the values actually sent, not the ones seen when planning.
     """
-    body = dict(deployment)
-    annotation = parse_annotation(
-        body.get("annotation") if isinstance(body.get("annotation"), str) else None
-    )
-    if annotation.marker is None:
-        return body
     sent = {
         name: fingerprint(key, name, value)
-        for name, value in body.items()
+        for name, value in deployment.items()
         if name in all_secret_fields() and isinstance(value, str)
     }
-    marker = replace(annotation.marker, fingerprints={**annotation.marker.fingerprints, **sent})
-    body["annotation"] = compose_annotation(annotation.text, marker)
-    return body
+    return replace(marker, fingerprints={**marker.fingerprints, **sent}) if sent else marker
 
 
 # --------------------------------------------------------------------------- *_encrypted
@@ -181,36 +93,23 @@ def encrypted_changed(
     return changed
 
 
-def recording_annotation(deployment: Mapping[str, Any]) -> str | None:
-    """The annotation that records the `*_encrypted` values a write's response returned.
+def recorded_encrypted(marker: Marker, deployment: Mapping[str, Any]) -> Marker | None:
+    """`marker` recording the `*_encrypted` values a write's response (`deployment`) returned.
 
-    None when there is nothing new to record (no marker, or the marker already matches).
+    None when there is nothing new to record (the marker already matches).
     """
     model = DEPLOYMENT_MODELS.get(str(deployment.get("type")))
-    raw = deployment.get("annotation")
-    if model is None or not isinstance(raw, str):
-        return None
-    annotation = parse_annotation(raw)
-    if annotation.marker is None:
+    if model is None:
         return None
     encrypted = {
         name: encrypted_digest(value)
         for name, attribute in encrypted_fields(model).items()
-        if annotation.marker.fingerprints.get(name, UNKNOWN) != UNKNOWN
+        if marker.fingerprints.get(name, UNKNOWN) != UNKNOWN
         and isinstance(value := deployment.get(attribute), str)
     }
-    if encrypted == dict(annotation.marker.encrypted):
+    if encrypted == dict(marker.encrypted):
         return None
-    marker = replace(annotation.marker, encrypted=encrypted)
-    return compose_annotation(annotation.text, marker)
-
-
-def settled_annotation(annotation: str) -> str:
-    """`annotation` without the pending-disable token (written by the disabling write)."""
-    parsed = parse_annotation(annotation)
-    if parsed.marker is None or not parsed.marker.pending_disable:
-        return annotation
-    return compose_annotation(parsed.text, replace(parsed.marker, pending_disable=False))
+    return replace(marker, encrypted=encrypted)
 
 
 # --------------------------------------------------------------------------- send rules

@@ -18,6 +18,7 @@ import types
 import typing
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Annotated, Any, ClassVar, Literal, Union
 from urllib.parse import urlsplit
 
@@ -54,9 +55,8 @@ SUBDOMAIN_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
 SOURCE_ID_PATTERN = r"^[0-9a-f]{24}$"
 # The deployment attributes that hold hostnames: unique across all of imgix, compared as sets.
 HOSTNAME_FIELDS = ("imgix_subdomains", "custom_domains")
-
-DeploymentType = Literal["s3", "gcs", "azure", "webfolder", "webproxy", "s3_compatible"]
-DEPLOYMENT_TYPES: tuple[str, ...] = DeploymentType.__args__  # type: ignore[attr-defined]
+# Why two sources may not share a hostname, in every message that says so.
+HOSTNAMES_ARE_UNIQUE = "hostnames are unique across all imgix sources"
 
 
 # --------------------------------------------------------------------------- secrets
@@ -563,14 +563,12 @@ Deployment = Annotated[
     Field(discriminator="type"),
 ]
 
+# Each type is spelled once, in its model's `type` literal; the union above lists the models.
 DEPLOYMENT_MODELS: dict[str, type[DeploymentBase]] = {
-    "s3": S3Deployment,
-    "gcs": GcsDeployment,
-    "azure": AzureDeployment,
-    "webfolder": WebFolderDeployment,
-    "webproxy": WebProxyDeployment,
-    "s3_compatible": S3CompatibleDeployment,
+    typing.get_args(model.model_fields["type"].annotation)[0]: model
+    for model in typing.get_args(typing.get_args(Deployment)[0])
 }
+DEPLOYMENT_TYPES: tuple[str, ...] = tuple(DEPLOYMENT_MODELS)
 
 
 # --------------------------------------------------------------------------- sources
@@ -734,15 +732,18 @@ def deployment_fields(model: type[DeploymentBase]) -> Iterator[tuple[str, str]]:
         yield name, info.alias or name
 
 
-@functools.cache  # asked for per source by the planner and the loader: never changes
-def secret_fields(model: type[DeploymentBase]) -> dict[str, Secret]:
+@functools.cache
+def secret_fields(model: type[DeploymentBase]) -> Mapping[str, Secret]:
     """API name to `Secret` marker for each write-only attribute of a deployment model."""
-    return {
-        info.alias or name: marker
-        for name, info in model.model_fields.items()
-        for marker in info.metadata
-        if isinstance(marker, Secret)
-    }
+    # Read-only: one cached mapping serves every caller (a POST body asks per attribute).
+    return MappingProxyType(
+        {
+            info.alias or name: marker
+            for name, info in model.model_fields.items()
+            for marker in info.metadata
+            if isinstance(marker, Secret)
+        }
+    )
 
 
 @functools.cache
@@ -821,6 +822,7 @@ def secret_value_problem(field: str, value: str) -> str | None:
     return None
 
 
+@functools.cache
 def all_secret_fields() -> frozenset[str]:
     """API names of the write-only attributes of every deployment type."""
     return frozenset(name for model in DEPLOYMENT_MODELS.values() for name in secret_fields(model))

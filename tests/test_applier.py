@@ -443,12 +443,15 @@ def test_reference_placeholders_are_resolved_and_checked_like_the_loader_does() 
     resolver = SecretResolver({"BASE": "https://origin.example/", "NOTE": "note-from-env"})
     body = {
         "webfolder_base_url": {"reference": {"env": "BASE"}},
-        "annotation": {"reference": {"env": "NOTE"}, "suffix": " [imgix-reconciler v1]"},
+        "annotation": {"reference": {"env": "NOTE"}},
     }
     assert resolver.resolve(body) == {
         "webfolder_base_url": "https://origin.example/",
-        "annotation": "note-from-env [imgix-reconciler v1]",
+        "annotation": "note-from-env",
     }
+    # The marker is the action's, rendered by the applier: a plan carries no text of it.
+    with pytest.raises(ApplyRefused, match="malformed placeholder"):
+        resolver.resolve({"annotation": {"reference": {"env": "NOTE"}, "suffix": " [x]"}})
     bad = SecretResolver({"BASE": "not-a-url-canary"})
     with pytest.raises(ApplyRefused) as refused:
         bad.resolve({"webfolder_base_url": {"reference": {"env": "BASE"}}})

@@ -15,7 +15,7 @@ import pytest
 from console import invoke, run_cli, write_sources, writes_since
 
 from reconciler.emulator import SourceStore
-from reconciler.secrets import parse_annotation
+from reconciler.marker import parse_annotation
 
 pytestmark = pytest.mark.e2e
 

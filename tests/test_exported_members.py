@@ -1,6 +1,8 @@
 import reconciler
 
 PUBLIC = {
+    # errors: every one the package raises for the user derives from this root
+    "ReconcilerError",
     # load
     "load", "LoadedState", "LoadError", "LocatedError", "DesiredState", "SourceSpec", "SecretRef",
     # connect and fetch

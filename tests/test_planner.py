@@ -17,6 +17,7 @@ from reconciler.applier import ApplyRefused, Permissions, SecretResolver, apply_
 from reconciler.client import ImgixClient
 from reconciler.emulator import EMULATOR_API_KEY, RateLimits, SourceStore, create_app
 from reconciler.live import LiveSource
+from reconciler.marker import Marker, compose_annotation, parse_annotation
 from reconciler.pacing import Pacing
 from reconciler.plan import (
     HIDDEN,
@@ -33,7 +34,7 @@ from reconciler.plan import (
     same_json,
 )
 from reconciler.planner import PlanError, PlanOptions, plan
-from reconciler.secrets import Marker, compose_annotation, fingerprint, parse_annotation
+from reconciler.secrets import fingerprint
 from reconciler.specs import DesiredState, SecretRef
 
 KEY = b"planner-test-key"
@@ -81,10 +82,27 @@ def desired(*sources: dict[str, Any]) -> DesiredState:
     return DesiredState.model_validate({"version": 1, "sources": list(sources)})
 
 
+def as_sent(action: Action, index: int = 0, write: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write `index` of `action` (or `write`, resolved) with its annotation as the applier
+    sends it: the write's text, then the action's marker (pending on all but the last)."""
+    index %= len(action.writes)
+    body = dict(action.writes[index] if write is None else write)
+    deployment = body.get("deployment")
+    if action.marker is None or not isinstance(deployment, dict) or "annotation" not in deployment:
+        return body
+    text = deployment["annotation"]
+    if isinstance(text, dict):
+        return body  # referenced text: read at send time
+    pending = action.marker.pending_disable and index < len(action.writes) - 1
+    marker = dataclasses.replace(action.marker, pending_disable=pending)
+    annotation = compose_annotation(text or None, marker)
+    return {**body, "deployment": {**deployment, "annotation": annotation}}
+
+
 def as_live(plan_: Plan, source_id: str = ID_A, **overrides: Any) -> LiveSource:
     """What the API returns after the plan's single create: secrets left out, defaults kept."""
     (action,) = plan_.actions
-    body = action.writes[0]
+    body = as_sent(action)
     deployment = {
         k: v
         for k, v in dict(body["deployment"]).items()  # type: ignore[arg-type]
@@ -125,7 +143,7 @@ def test_new_source_is_created_with_every_attribute_and_its_secret() -> None:
     # No documented default: an unstated robots.txt is left to the API.
     assert "robots.txt" not in deployment
     assert deployment["s3_secret_key"] == {"secret": {"env": "S3_SECRET_KEY"}}
-    recorded = parse_annotation(str(deployment["annotation"])).marker
+    recorded = parse_annotation(str(as_sent(action)["deployment"]["annotation"])).marker
     assert recorded == Marker({"s3_secret_key": fingerprint(KEY, "s3_secret_key", S3_SECRET)})
     assert Change(path="deployment.s3_secret_key", after=WILL_BE_SENT) in action.changes
     assert result.summary.create == 1
@@ -134,7 +152,7 @@ def test_new_source_is_created_with_every_attribute_and_its_secret() -> None:
 def test_create_shows_declared_annotation_and_keeps_it_before_the_marker() -> None:
     action = only(plan(desired(s3_spec(annotation="Managed in git")), [], OPTIONS))
     assert Change(path="deployment.annotation", after="Managed in git") in action.changes
-    annotation = action.writes[0]["deployment"]["annotation"]  # type: ignore[index,call-overload]
+    annotation = as_sent(action, 0)["deployment"]["annotation"]  # type: ignore[index,call-overload]
     assert str(annotation).startswith("Managed in git [imgix-reconciler v1 fp.s3_secret_key=")
 
 
@@ -220,7 +238,7 @@ def test_omitted_attribute_means_the_documented_default() -> None:
     assert action.changes == [
         Change(path="deployment.cache_ttl_value", before=86400, after=31536000)
     ]
-    deployment = action.writes[0]["deployment"]
+    deployment = as_sent(action, 0)["deployment"]
     assert isinstance(deployment, dict)
     # Only the change and the marker: no secret, no unchanged attribute.
     assert set(deployment) == {"cache_ttl_value", "annotation"}
@@ -266,7 +284,7 @@ def test_an_attribute_the_listing_omits_is_written_when_the_file_states_it() -> 
         Change(path="deployment.cache_ttl_value", before=NOT_RETURNED, after=1800),
         Change(path="deployment.image_error", before=NOT_RETURNED),
     ]
-    write = action.writes[0]["deployment"]
+    write = as_sent(action, 0)["deployment"]
     assert isinstance(write, dict)
     assert write["image_error"] is None and write["cache_ttl_value"] == 1800
 
@@ -296,7 +314,7 @@ def test_default_params_changes_are_shown_key_by_key() -> None:
         Change(path="deployment.default_params.fm", before="webp", after=REMOVED),
     ]
     # The API replaces maps whole: the write sends every parameter, not the changed ones.
-    deployment = action.writes[0]["deployment"]
+    deployment = as_sent(action, 0)["deployment"]
     assert deployment["default_params"] == {"auto": "format,compress", "q": 75}  # type: ignore[index,call-overload]
 
 
@@ -360,7 +378,7 @@ def test_declared_annotation_is_compared_by_its_text() -> None:
     assert action.changes == [
         Change(path="deployment.annotation", before="old words", after="new words")
     ]
-    written = action.writes[0]["deployment"]["annotation"]  # type: ignore[index,call-overload]
+    written = as_sent(action, 0)["deployment"]["annotation"]  # type: ignore[index,call-overload]
     assert parse_annotation(str(written)).text == "new words"
     assert (
         parse_annotation(str(written)).marker
@@ -374,7 +392,7 @@ def test_declared_annotation_is_compared_by_its_text() -> None:
 def test_location_change_resends_the_whole_credential_set() -> None:
     live = live_of(s3_spec())
     action = only(plan(desired(s3_spec(s3_bucket="new-bucket")), [live], OPTIONS))
-    deployment = action.writes[0]["deployment"]
+    deployment = as_sent(action, 0)["deployment"]
     assert isinstance(deployment, dict)
     assert deployment["s3_bucket"] == "new-bucket"
     assert deployment["s3_access_key"] == "AKIAEXAMPLE"
@@ -391,7 +409,7 @@ def test_rotated_secret_becomes_a_patch_that_resends_it() -> None:
     assert action.changes == [
         Change(path="deployment.s3_secret_key", before=WRITE_ONLY, after=WILL_BE_SENT)
     ]
-    deployment = action.writes[0]["deployment"]
+    deployment = as_sent(action, 0)["deployment"]
     assert isinstance(deployment, dict)
     marker = parse_annotation(str(deployment["annotation"])).marker
     assert marker == Marker({"s3_secret_key": fingerprint(KEY, "s3_secret_key", "after-rotation")})
@@ -448,7 +466,7 @@ def test_adopting_sends_the_secrets_and_writes_the_marker() -> None:
         ),
         Change(path="deployment.s3_secret_key", before=WRITE_ONLY, after=WILL_BE_SENT),
     ]
-    deployment = action.writes[0]["deployment"]
+    deployment = as_sent(action, 0)["deployment"]
     assert isinstance(deployment, dict)
     assert deployment["s3_secret_key"] == {"secret": {"env": "S3_SECRET_KEY"}}
     marker = parse_annotation(str(deployment["annotation"])).marker
@@ -508,7 +526,7 @@ def test_type_change_sends_the_whole_new_deployment() -> None:
     spec = s3_spec("Blog", ("acme-blog",))
     action = only(plan(desired(spec), [live], OPTIONS))
     assert action.changes[0] == Change(path="deployment.type", before="webfolder", after="s3")
-    deployment = action.writes[0]["deployment"]
+    deployment = as_sent(action, 0)["deployment"]
     assert isinstance(deployment, dict)
     for required in ("type", "s3_access_key", "s3_bucket", "s3_secret_key", "cache_ttl_value"):
         assert required in deployment
@@ -549,7 +567,7 @@ def test_the_enabling_write_records_the_pending_disable_and_the_disabling_write_
     live = live_of(s3_spec(enabled=False), enabled=False)
     action = only(plan(desired(s3_spec(enabled=False, cache_ttl_value=1800)), [live], OPTIONS))
 
-    enabling, disabling = (_marker_of(write) for write in action.writes)
+    enabling, disabling = (_marker_of(as_sent(action, index)) for index in range(2))
 
     assert enabling is not None and enabling.pending_disable
     assert disabling is not None and not disabling.pending_disable
@@ -561,7 +579,7 @@ def test_a_source_left_enabled_by_a_killed_apply_is_disabled_without_allow_disab
     killed = only(plan(desired(s3_spec(enabled=False, cache_ttl_value=1800)), [live], OPTIONS))
     # What the API holds after the enabling write, the disabling one never sent.
     enabled_live = live_of(s3_spec(cache_ttl_value=1800), enabled=True)
-    annotation = killed.writes[0]["deployment"]["annotation"]  # type: ignore[call-overload,index]
+    annotation = as_sent(killed, 0)["deployment"]["annotation"]  # type: ignore[call-overload,index]
     enabled_live = enabled_live.model_copy(
         update={"deployment": {**enabled_live.deployment, "annotation": annotation}}
     )
@@ -573,7 +591,7 @@ def test_a_source_left_enabled_by_a_killed_apply_is_disabled_without_allow_disab
     # Finishing the tool's own enabling is no disable: a protected source allows it too.
     assert "disables" not in action.risks and not action.refused_as_protected
     assert action.writes[-1]["enabled"] is False
-    marker = _marker_of(action.writes[-1])
+    marker = _marker_of(as_sent(action, -1))
     assert marker is not None and not marker.pending_disable
 
 
@@ -723,7 +741,7 @@ def test_marker_keeps_fingerprints_of_secrets_not_sent() -> None:
     live = live_of(s3_spec())
     annotation = str(live.deployment["annotation"])
     action = only(plan(desired(s3_spec(cache_ttl_value=1800)), [live], OPTIONS))
-    written = action.writes[0]["deployment"]["annotation"]  # type: ignore[index,call-overload]
+    written = as_sent(action, 0)["deployment"]["annotation"]  # type: ignore[index,call-overload]
     assert written == annotation
     assert compose_annotation(None, Marker()) != annotation
 
@@ -833,7 +851,7 @@ def test_blast_radius_counts_risky_sources_against_the_managed_ones() -> None:
 
 def test_every_write_records_the_files_owner() -> None:
     created = only(plan(state(s3_spec(), owner="acme/infra"), [], OPTIONS))
-    annotation = created.writes[0]["deployment"]["annotation"]  # type: ignore[call-overload,index]
+    annotation = as_sent(created, 0)["deployment"]["annotation"]  # type: ignore[call-overload,index]
     assert parse_annotation(annotation).marker.owner == "acme/infra"  # type: ignore[union-attr]
     assert Change(path="owner", after="acme/infra") in created.changes
 
@@ -841,7 +859,7 @@ def test_every_write_records_the_files_owner() -> None:
     assert plan(state(s3_spec(), owner="acme/infra"), [unowned], OPTIONS).actions == []
     patch = only(plan(state(s3_spec(name="New"), owner="acme/infra"), [unowned], OPTIONS))
     assert Change(path="owner", before=None, after="acme/infra") in patch.changes
-    deployment = patch.writes[0]["deployment"]
+    deployment = as_sent(patch, 0)["deployment"]
     assert isinstance(deployment, dict)
     assert parse_annotation(str(deployment["annotation"])).marker.owner == "acme/infra"  # type: ignore[union-attr]
 
@@ -862,7 +880,7 @@ def test_source_owned_elsewhere_is_never_planned_unless_taken_over() -> None:
     action = only(plan(state(s3_spec(), owner="acme/infra"), [live], take_over))
     assert action.takes_over_from == "other/repo"
     assert action.changes == [Change(path="owner", before="other/repo", after="acme/infra")]
-    deployment = action.writes[0]["deployment"]
+    deployment = as_sent(action, 0)["deployment"]
     assert isinstance(deployment, dict)
     assert parse_annotation(str(deployment["annotation"])).marker.owner == "acme/infra"  # type: ignore[union-attr]
 
@@ -1034,9 +1052,9 @@ async def _plan_and_apply(store: SourceStore, generation: _Generation) -> tuple[
         sent = [_without_records(b) for b in bodies if b not in recordings]
         resolver = SecretResolver(generation.environ)
         planned = [
-            _without_records(resolver.resolve(write))
+            _without_records(as_sent(action, index, resolver.resolve(write)))
             for action in first.actions
-            for write in action.writes
+            for index, write in enumerate(action.writes)
         ]
         assert sorted(sent) == sorted(planned)
         assert len(recordings) <= sum(a.record_encrypted for a in first.actions)
@@ -1105,12 +1123,13 @@ def test_referenced_values_are_compared_by_value_and_shown_as_their_reference() 
     action = only(created)
     assert Change(path="deployment.s3_bucket", after={"env": "BUCKET"}) in action.changes
     assert Change(path="deployment.annotation", after={"file": "note.txt"}) in action.changes
-    deployment = action.writes[0]["deployment"]
+    deployment = as_sent(action, 0)["deployment"]
     assert isinstance(deployment, dict)
     assert deployment["s3_bucket"] == {"reference": {"env": "BUCKET"}}
     annotation = deployment["annotation"]
     assert isinstance(annotation, dict) and annotation["reference"] == {"file": "/r/n"}
-    assert str(annotation["suffix"]).startswith(" [imgix-reconciler v1 fp.s3_secret_key=")
+    assert action.marker is not None
+    assert action.marker.render().startswith("[imgix-reconciler v1 fp.s3_secret_key=")
     assert bucket not in created.to_json() and "annotation-from" not in created.to_json()
 
     live = LiveSource(
@@ -1120,7 +1139,7 @@ def test_referenced_values_are_compared_by_value_and_shown_as_their_reference() 
         deployment={
             **as_live(created).deployment,
             "s3_bucket": bucket,
-            "annotation": "annotation-from-a-reference " + str(annotation["suffix"]).strip(),
+            "annotation": "annotation-from-a-reference " + action.marker.render(),
         },
     )
     assert plan(referenced(desired(spec), **refs), [live], OPTIONS).actions == []
@@ -1143,5 +1162,5 @@ def test_the_digest_ignores_the_marker_inside_a_referenced_annotation() -> None:
         [],
         OPTIONS,
     )
-    assert with_secret.actions[0].writes != without.actions[0].writes  # fingerprints differ
+    assert with_secret.actions[0].marker != without.actions[0].marker  # fingerprints differ
     assert with_secret.digest == without.digest == compute_digest(with_secret.actions)

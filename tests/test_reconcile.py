@@ -1,4 +1,4 @@
-"""connect() in reconciler/reconcile.py: which `--api-url` values a command may start with."""
+"""reconciler/reconcile.py: which `--api-url` values a command may start with; apply's policy."""
 
 from __future__ import annotations
 
@@ -13,15 +13,22 @@ import pytest
 from conftest import FakeClock
 
 from reconciler import reconcile
+from reconciler.applier import ApplyRefused
 from reconciler.client import REQUEST_TIMEOUT
 from reconciler.emulator import EMULATOR_API_KEY, SourceStore
 from reconciler.emulator.listing import Page
+from reconciler.errors import StalePlan
 from reconciler.loader import LoadedState, LoadError
 from reconciler.reconcile import (
     API_URL_VARIABLE,
     REQUEST_TIMEOUT_VARIABLE,
+    ApplyRequest,
     ConfigurationError,
+    PlanToApply,
+    authenticate_plan,
+    check_apply_policy,
     connect,
+    plan_to_apply,
 )
 
 KEY = "ak_" + "0" * 64
@@ -242,3 +249,54 @@ def test_the_listing_starts_while_the_files_load_and_an_invalid_file_stops_it(
     with pytest.raises(LoadError):
         asyncio.run(reconcile.plan_files([INVALID], connection, environ={}))
     assert len(emulator_store.request_log) <= 1  # no page after the first is asked for
+
+
+# --------------------------------------------------------------------------- apply policy
+
+ONE_SITE = """\
+version: 1
+sources:
+  - name: Policy Site
+    deployment:
+      type: webfolder
+      imgix_subdomains: [policy-site]
+      webfolder_base_url: https://policy.example/
+"""
+
+
+def _to_apply(tmp_path: Path, request: ApplyRequest, text: str = ONE_SITE) -> PlanToApply:
+    file = tmp_path / "sources.yaml"
+    file.write_text(text, encoding="utf-8")
+    connection = connect(None, emulator=True, environ=ENVIRON)
+    return asyncio.run(plan_to_apply([file], connection, request, environ=ENVIRON))
+
+
+def test_a_plan_that_is_not_the_reviewed_one_is_stale_before_any_other_check(
+    tmp_path: Path,
+) -> None:
+    request = ApplyRequest(expect_digest="sha256:" + "0" * 64)
+    to_apply = _to_apply(tmp_path, request)
+    assert to_apply.plan.has_changes and not to_apply.saved
+    with pytest.raises(StalePlan, match="not the reviewed sha256:0000") as caught:
+        check_apply_policy(to_apply, request)
+    assert caught.value.exit_code == 4
+
+
+def test_the_reviewed_plan_passes_and_an_empty_one_has_nothing_to_do(tmp_path: Path) -> None:
+    to_apply = _to_apply(tmp_path, ApplyRequest())
+    reviewed = ApplyRequest(expect_digest=to_apply.plan.digest)
+    assert check_apply_policy(to_apply, reviewed) is True
+    empty = _to_apply(tmp_path, ApplyRequest(), "version: 1\nsources: []\n")
+    assert check_apply_policy(empty, ApplyRequest()) is False
+
+
+def test_a_saved_plan_refuses_options_that_change_what_is_planned(tmp_path: Path) -> None:
+    connection = connect(None, emulator=True, environ=ENVIRON)
+    made = _to_apply(tmp_path, ApplyRequest())
+    saved = tmp_path / "plan.json"
+    saved.write_text(authenticate_plan(made.plan, connection, ENVIRON).to_json(), "utf-8")
+    request = ApplyRequest(targets=("Policy Site",), adopt=True)
+    with pytest.raises(ApplyRefused, match=r"^--target and --adopt change what is planned"):
+        asyncio.run(plan_to_apply([saved], connection, request, environ=ENVIRON))
+    again = asyncio.run(plan_to_apply([saved], connection, ApplyRequest(), environ=ENVIRON))
+    assert again.saved and again.plan.digest == made.plan.digest

@@ -6,14 +6,17 @@ Regenerate the golden files after an intended change with
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 from ruamel.yaml import YAML
 
+from reconciler.applier import ActionResult, ApplyReport
 from reconciler.live import LiveSource
 from reconciler.loader import load
 from reconciler.plan import (
@@ -29,7 +32,8 @@ from reconciler.plan import (
     UnmanagedSource,
 )
 from reconciler.planner import PlanOptions, plan
-from reconciler.render import markdown, render
+from reconciler.render import markdown, render, render_report
+from reconciler.render.json import report_json_schema
 from reconciler.render.markdown import GITHUB_LIMIT, MARKER
 from reconciler.specs import DEPLOYMENT_MODELS, deployment_defaults
 
@@ -408,3 +412,82 @@ def test_observed_and_owned_elsewhere_sources_are_shown_in_text_and_markdown() -
     assert "Shared (<code>bbbbbbbbbbbbbbbbbbbbbbbb</code>): owned by <code>team-a</code>" in comment
     drift = render(held, "text", view="drift", drifted=True)
     assert drift.startswith("Drift: 1 observed source differs from the files (never written)")
+
+
+# --------------------------------------------------------------------------- apply report
+
+REPORT_SCHEMA = Path(__file__).parent.parent / "schemas" / "apply-report.schema.json"
+HOSTILE = "Evil\n::error::forged @someone"
+
+
+def _report() -> ApplyReport:
+    return ApplyReport(
+        results=[
+            ActionResult("patch", "Blog", "id:1", "applied", source_id="6359b5ba"),
+            ActionResult("patch", HOSTILE, "id:2", "failed", source_id="2", error="HTTP 500\nx"),
+            ActionResult("create", "New", "new:new", "skipped"),
+            ActionResult("patch", "Late", "id:3", "stopped", source_id="3"),
+        ],
+        writes=2,
+        still_deploying=["6359b5ba"],
+        stopped="stopped by SIGTERM",
+    )
+
+
+def test_the_apply_report_schema_file_is_in_sync_with_the_model() -> None:
+    generated = json.dumps(report_json_schema(), indent=2, sort_keys=True) + "\n"
+    if os.environ.get("UPDATE_GOLDEN") == "1":
+        REPORT_SCHEMA.write_text(generated, encoding="utf-8")
+    assert REPORT_SCHEMA.read_text(encoding="utf-8") == generated, (
+        "schemas/apply-report.schema.json is out of date: "
+        "run UPDATE_GOLDEN=1 pytest tests/test_render.py"
+    )
+
+
+def test_the_json_report_validates_and_counts_every_outcome() -> None:
+    document = json.loads(render_report(_report(), "json", digest="sha256:" + "0" * 64))
+    jsonschema.validate(document, json.loads(REPORT_SCHEMA.read_text(encoding="utf-8")))
+    assert document["ok"] is False
+    assert document["digest"] == "sha256:" + "0" * 64
+    assert document["counts"] == {"applied": 1, "failed": 1, "skipped": 1, "stopped": 1}
+    assert [r["outcome"] for r in document["results"]] == [
+        "applied",
+        "failed",
+        "skipped",
+        "stopped",
+    ]
+    assert document["results"][1]["source"] == HOSTILE  # the data itself, escaped only as JSON
+    assert document["still_deploying"] == ["6359b5ba"]
+    assert document["stopped"] == "stopped by SIGTERM"
+
+
+def test_the_json_report_schema_rejects_an_unknown_outcome() -> None:
+    document = json.loads(render_report(_report(), "json"))
+    document["results"][0]["outcome"] = "deleted"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(document, json.loads(REPORT_SCHEMA.read_text(encoding="utf-8")))
+
+
+def test_the_text_report_keeps_outside_text_on_its_line() -> None:
+    lines = render_report(_report(), "text").splitlines()
+    assert lines[0] == "applied: patch Blog (6359b5ba)"
+    assert lines[1] == "failed: patch Evil\\n::error::forged @someone (2): HTTP 500\\nx"
+    assert lines[3] == "not attempted: patch Late (3)"
+    assert lines[-2] == "Still deploying when --wait gave up: 6359b5ba."
+    assert lines[-1] == (
+        "Apply: 1 applied, 1 failed. 1 not attempted (waiting for a failed action). "
+        "1 not attempted (stopped by SIGTERM). Run apply again to continue: it plans afresh."
+    )
+
+
+def test_the_markdown_report_is_a_table_with_inert_names() -> None:
+    shown = render_report(_report(), "markdown")
+    assert shown.startswith("<!-- imgix-reconciler:apply -->\n")
+    assert "| applied | patch | <code>Blog</code> | <code>6359b5ba</code> |  |" in shown
+    assert "@someone" not in shown and "\n::error::" not in shown
+    assert "Apply: 1 applied, 1 failed." in shown
+
+
+def test_an_unknown_report_format_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown report format"):
+        render_report(_report(), "yaml")

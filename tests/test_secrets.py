@@ -13,6 +13,7 @@ from reconciler.applier import SecretResolver, apply_plan
 from reconciler.client import ImgixClient
 from reconciler.emulator import EMULATOR_API_KEY, RateLimits, SourceStore, create_app
 from reconciler.loader import load
+from reconciler.marker import Marker, compose_annotation, parse_annotation
 from reconciler.pacing import Pacing
 from reconciler.plan import Plan
 from reconciler.planner import PlanOptions, plan
@@ -21,16 +22,13 @@ from reconciler.secrets import (
     UNKNOWN,
     UNRECORDED,
     UNRESOLVED,
-    Marker,
-    compose_annotation,
     credentials_to_resend,
     decide_secrets,
     encrypted_changed,
     encrypted_digest,
     fingerprint,
-    parse_annotation,
-    recording_annotation,
-    stamp_fingerprints,
+    recorded_encrypted,
+    stamped,
 )
 from reconciler.specs import (
     DeploymentBase,
@@ -249,21 +247,22 @@ def _webfolder_live(annotation: str, encrypted: str) -> dict[str, Any]:
     }
 
 
-def test_recording_annotation_adds_hashes_of_the_returned_encrypted_values() -> None:
-    sent = compose_annotation("Managed in git", Marker({"password": "ab" * 16}))
-    recorded = recording_annotation(_webfolder_live(sent, "ciphertext-1"))
+def test_recording_adds_hashes_of_the_returned_encrypted_values_to_the_marker() -> None:
+    sent = Marker({"password": "ab" * 16}, owner="acme/web")
+    recorded = recorded_encrypted(sent, _webfolder_live("Managed in git", "ciphertext-1"))
     assert recorded is not None
-    parsed = parse_annotation(recorded)
-    assert parsed.text == "Managed in git"
-    assert parsed.marker is not None
-    assert parsed.marker.fingerprints == {"password": "ab" * 16}
-    assert parsed.marker.encrypted == {"password": encrypted_digest("ciphertext-1")}
+    assert recorded.fingerprints == {"password": "ab" * 16}
+    assert recorded.encrypted == {"password": encrypted_digest("ciphertext-1")}
+    assert recorded.owner == "acme/web"
     # Already recorded: nothing more to write.
-    assert recording_annotation(_webfolder_live(recorded, "ciphertext-1")) is None
+    assert recorded_encrypted(recorded, _webfolder_live("", "ciphertext-1")) is None
 
 
-def test_no_recording_for_a_deployment_the_reconciler_did_not_write() -> None:
-    assert recording_annotation(_webfolder_live("by dashboard", "ciphertext-1")) is None
+def test_no_recording_for_a_secret_the_reconciler_did_not_send() -> None:
+    never_sent = Marker({"password": UNKNOWN})
+    assert recorded_encrypted(never_sent, _webfolder_live("", "ciphertext-1")) is None
+    unknown_type = {**_webfolder_live("", "ciphertext-1"), "type": "ftp"}
+    assert recorded_encrypted(Marker({"password": "ab" * 16}), unknown_type) is None
 
 
 def test_encrypted_change_is_detected_against_the_recorded_hash() -> None:
@@ -341,21 +340,16 @@ def test_a_secret_changed_through_the_api_behind_the_marker_is_drift(tmp_path: P
 
 
 def test_stamping_fingerprints_the_values_a_resolved_body_sends() -> None:
-    planned = compose_annotation("Owned by web", Marker({"s3_secret_key": "stale", "other": "x"}))
-    body = {"s3_secret_key": "sent-value", "annotation": planned, "cache_ttl_value": 3600}
-    stamped = stamp_fingerprints(body, KEY)
-    marker = parse_annotation(stamped["annotation"]).marker
-    assert marker is not None
+    planned = Marker({"s3_secret_key": "stale", "other": "x"}, owner="acme/web")
+    body = {"s3_secret_key": "sent-value", "annotation": "Owned by web", "cache_ttl_value": 3600}
+    marker = stamped(planned, body, KEY)
     assert marker.fingerprints == {
         "s3_secret_key": fingerprint(KEY, "s3_secret_key", "sent-value"),
         "other": "x",
     }
-    assert parse_annotation(stamped["annotation"]).text == "Owned by web"
-    # A deployment without a marker is not ours to stamp.
-    assert (
-        stamp_fingerprints({"s3_secret_key": "v", "annotation": "by hand"}, KEY)["annotation"]
-        == "by hand"
-    )
+    assert marker.owner == "acme/web"
+    # A write that sends no secret keeps the marker as planned.
+    assert stamped(planned, {"annotation": "by hand", "cache_ttl_value": 60}, KEY) == planned
 
 
 def test_a_web_source_created_disabled_gets_its_encrypted_record_once_enabled(
@@ -430,7 +424,7 @@ def test_owner_token_round_trips_and_survives_restamping() -> None:
     annotation = compose_annotation("Managed in git", marker)
     assert annotation.endswith(" owner.name=acme/images-infra]")
     assert parse_annotation(annotation).marker == marker
-    body = {"s3_secret_key": "new value", "annotation": annotation}
-    restamped = parse_annotation(stamp_fingerprints(body, KEY)["annotation"]).marker
-    assert restamped is not None and restamped.owner == "acme/images-infra"
+    restamped = stamped(marker, {"s3_secret_key": "new value", "annotation": "Managed"}, KEY)
+    assert restamped.owner == "acme/images-infra"
+    assert parse_annotation(compose_annotation("Managed", restamped)).marker == restamped
     assert parse_annotation("[imgix-reconciler v1 owner.other=x]").marker == Marker()

@@ -8,6 +8,7 @@ from it by `public_deployment`, which is where write-only values are left out.
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import ValidationError
@@ -23,11 +24,6 @@ from reconciler.specs import (
     deployment_fields,
     secret_fields,
 )
-
-# The write-only attributes of each type, read once: listing asks for them per source.
-_SECRETS: dict[type[DeploymentBase], dict[str, Secret]] = {
-    model: secret_fields(model) for model in DEPLOYMENT_MODELS.values()
-}
 
 DEFAULT_ANNOTATION = "New deployment created for source by imgix-emulator"
 DASHBOARD_ANNOTATION = "New deployment created for source by dashboard"
@@ -190,7 +186,7 @@ def shown_value(deployment: dict[str, Any], encrypted: dict[str, str], name: str
     if name == "allows_upload" and deployment["type"] in UPLOAD_TYPES:
         return False
     # Checked last-written first, so a clash resolves the way `public_deployment` does.
-    for secret, marker in reversed(secrets.items()):
+    for secret, marker in reversed(list(secrets.items())):
         if name == f"{secret}_set" and marker.encrypted_as:
             return deployment.get(secret) is not None
         if name == marker.encrypted_as:
@@ -198,5 +194,5 @@ def shown_value(deployment: dict[str, Any], encrypted: dict[str, str], name: str
     return None if name in secrets else deployment.get(name)
 
 
-def _secrets_of(deployment_type: object) -> dict[str, Secret]:
-    return _SECRETS[model_for(deployment_type)]
+def _secrets_of(deployment_type: object) -> Mapping[str, Secret]:
+    return secret_fields(model_for(deployment_type))

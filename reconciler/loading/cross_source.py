@@ -10,6 +10,7 @@ from reconciler.loading.located import FileState, Loc
 from reconciler.specs import (
     DEPLOYMENT_MODELS,
     HOSTNAME_FIELDS,
+    HOSTNAMES_ARE_UNIQUE,
     hostname_count_error,
     ignore_changes_error,
 )
@@ -81,7 +82,7 @@ class CrossSourceChecks(FileState):
                         loc,
                         number,
                         label,
-                        "hostnames are unique across all imgix sources",
+                        HOSTNAMES_ARE_UNIQUE,
                     )
 
     def _claim_name(self, claims: Claims, source: dict[str, Any], base: Loc, number: int) -> None:

@@ -29,14 +29,9 @@ from reconciler.specs import (
     DesiredState,
     SecretRef,
     SourceSpec,
-    secret_fields,
 )
 
 Loc = tuple[str | int, ...]
-
-# Every attribute that is secret in some deployment type: an error about one of these
-# never shows the input, whatever the source's type turned out to be.
-SECRET_NAMES = frozenset(name for m in DEPLOYMENT_MODELS.values() for name in secret_fields(m))
 
 # Cross-field rules of the models run only once every field is valid: the loader checks
 # them on the raw data instead (`_check_cross_field`), so pydantic's copies are dropped.

@@ -1,10 +1,11 @@
-"""Views of a plan: each renderer only formats what the `Plan` already holds."""
+"""Views of a plan and of an apply report: each renderer only formats what it is given."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from reconciler.applier import ApplyReport
     from reconciler.plan import Plan
     from reconciler.render.values import View
 
@@ -38,3 +39,20 @@ def render(
 
         return json.render(plan)
     raise ValueError(f"unknown plan format {fmt!r} (use one of {', '.join(FORMATS)})")
+
+
+def render_report(report: ApplyReport, fmt: str, *, digest: str | None = None) -> str:
+    """The apply report in `fmt`; the json document records the applied plan's `digest`."""
+    if fmt == "text":
+        from reconciler.render import text
+
+        return text.render_report(report)
+    if fmt == "markdown":
+        from reconciler.render import markdown
+
+        return markdown.render_report(report)
+    if fmt == "json":
+        from reconciler.render import json
+
+        return json.render_report(report, digest)
+    raise ValueError(f"unknown report format {fmt!r} (use one of {', '.join(FORMATS)})")

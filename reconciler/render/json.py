@@ -1,11 +1,63 @@
-"""The plan document itself (`--format json`), as `schemas/plan.schema.json` describes it."""
+"""The plan document and the apply report as JSON (`--format json`), each with its schema.
+
+`schemas/plan.schema.json` describes the plan, `schemas/apply-report.schema.json` the
+report; tests keep both files equal to what the models generate.
+"""
 
 from __future__ import annotations
 
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, JsonValue
+
+from reconciler.applier import ActionResult, ApplyReport, Outcome
 from reconciler.plan import Plan
 from reconciler.untrusted import json_document
+
+SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 
 def render(plan: Plan) -> str:
     """The plan document, ending with a newline; printed, so made inert (same JSON)."""
     return json_document(plan.to_json()) + "\n"
+
+
+class ApplyReportDocument(BaseModel):
+    """What `apply --format json` prints: every action's outcome, and whether all applied."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    format_version: Literal[1] = 1
+    # The digest of the plan applied: the one reviewed, when `--expect-digest` was given.
+    digest: str | None
+    ok: bool
+    counts: dict[Outcome, int]
+    results: list[ActionResult]
+    writes: int
+    still_deploying: list[str]
+    stopped: str | None
+
+    @classmethod
+    def of(cls, report: ApplyReport, digest: str | None = None) -> ApplyReportDocument:
+        """The document of `report`, for the plan with `digest`."""
+        outcomes = [result.outcome for result in report.results]
+        return cls(
+            digest=digest,
+            ok=report.ok,
+            counts={outcome: outcomes.count(outcome) for outcome in dict.fromkeys(outcomes)},
+            results=report.results,
+            writes=report.writes,
+            still_deploying=report.still_deploying,
+            stopped=report.stopped,
+        )
+
+
+def render_report(report: ApplyReport, digest: str | None = None) -> str:
+    """The apply report document, ending with a newline, made inert like the plan."""
+    document = ApplyReportDocument.of(report, digest)
+    return json_document(document.model_dump_json(indent=2)) + "\n"
+
+
+def report_json_schema() -> dict[str, JsonValue]:
+    """The JSON Schema of the apply report (`schemas/apply-report.schema.json`)."""
+    return {"$schema": SCHEMA_DIALECT, **ApplyReportDocument.model_json_schema()}

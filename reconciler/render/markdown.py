@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterator
 
 from reconciler import redact
+from reconciler.applier import ApplyReport
 from reconciler.plan import (
     Action,
     Adoption,
@@ -29,7 +30,9 @@ from reconciler.render.values import (
     cost_line,
     counted,
     headline,
+    report_summary,
     shown,
+    shown_outcome,
     source_names,
     waits_for,
 )
@@ -38,6 +41,7 @@ from reconciler.untrusted import json_shown, markdown_text
 MARKER = "<!-- imgix-reconciler:plan -->"
 # A scheduled drift check may post to an issue: its own marker, so it updates its own.
 DRIFT_MARKER = "<!-- imgix-reconciler:drift -->"
+REPORT_MARKER = "<!-- imgix-reconciler:apply -->"
 GITHUB_LIMIT = 65_536
 # Room under GitHub's limit for the notes and closing lines added after the budget is hit.
 BUDGET = 60_000
@@ -238,3 +242,28 @@ def _adoption(adoption: Adoption) -> str:
 
 def _unmanaged(source: UnmanagedSource) -> str:
     return f"- {markdown_text(source.name)} ({_code(source.id)})\n"
+
+
+def render_report(report: ApplyReport) -> str:
+    """The apply report as markdown: a table of every action's outcome, then the summary."""
+    lines = [
+        REPORT_MARKER,
+        "### imgix-reconciler apply",
+        "",
+        report_summary(report),
+    ]
+    if report.results:
+        lines += ["", "| outcome | action | source | id | error |", "|---|---|---|---|---|"]
+        for result in report.results:
+            cells = (
+                shown_outcome(result.outcome),
+                result.action,
+                _cell(result.source),
+                _cell(result.source_id) if result.source_id else "",
+                _cell(result.error) if result.error else "",
+            )
+            lines.append("| " + " | ".join(cells) + " |")
+    if report.still_deploying:
+        ids = ", ".join(_code(source_id) for source_id in report.still_deploying)
+        lines += ["", f"Still deploying when --wait gave up: {ids}."]
+    return "\n".join(lines) + "\n"

@@ -7,6 +7,7 @@ import io
 from rich.console import Console
 from rich.text import Text
 
+from reconciler.applier import ApplyReport
 from reconciler.plan import (
     Action,
     Adoption,
@@ -24,11 +25,13 @@ from reconciler.render.values import (
     blast_radius_warning,
     cost_line,
     headline,
+    report_summary,
     shown,
+    shown_outcome,
     source_names,
     waits_for,
 )
-from reconciler.untrusted import escaped, quoted
+from reconciler.untrusted import escaped, one_line, quoted
 
 _SIGN = {"create": ("+", "green"), "patch": ("~", "yellow")}
 
@@ -155,3 +158,21 @@ def _adoption(adoption: Adoption) -> Text:
 
 def _unmanaged(source: UnmanagedSource) -> Text:
     return Text(f"  - {quoted(source.name)} ({escaped(source.id)})")
+
+
+def render_report(report: ApplyReport) -> str:
+    """The apply report as terminal text: one line per action, then the summary."""
+    # Names and API messages come from outside: escaped, they cannot forge a log line.
+    lines = []
+    for result in report.results:
+        line = f"{shown_outcome(result.outcome)}: {result.action} {escaped(result.source)}"
+        if result.source_id:
+            line += f" ({escaped(result.source_id)})"
+        if result.error:
+            line += f": {one_line(result.error)}"
+        lines.append(line)
+    if report.still_deploying:
+        ids = ", ".join(map(escaped, report.still_deploying))
+        lines.append(f"Still deploying when --wait gave up: {ids}.")
+    lines.append(report_summary(report))
+    return "\n".join(lines) + "\n"

@@ -10,6 +10,7 @@ from typing import Literal
 
 from pydantic import JsonValue
 
+from reconciler.applier import ApplyReport, Outcome
 from reconciler.plan import (
     CANNOT_COMPARE,
     HIDDEN,
@@ -171,3 +172,27 @@ def adoption_names(adoption: Adoption) -> tuple[list[str], int]:
     """The source names the adoption notice shows, and how many it leaves to the JSON plan."""
     shown_sources = adoption.sources[:MAX_ADOPTION_NAMES]
     return [source.name for source in shown_sources], adoption.count - len(shown_sources)
+
+
+# The report's words for an outcome where the plan's differ.
+_SHOWN_OUTCOME: dict[Outcome, str] = {"stopped": "not attempted"}
+
+
+def shown_outcome(outcome: Outcome) -> str:
+    """An action's outcome as the apply report words it."""
+    return _SHOWN_OUTCOME.get(outcome, outcome)
+
+
+def report_summary(report: ApplyReport) -> str:
+    """The apply report's closing sentence: how many actions ended each way, and why."""
+    outcomes = [result.outcome for result in report.results]
+    summary = f"Apply: {outcomes.count('applied')} applied, {outcomes.count('failed')} failed."
+    if outcomes.count("in effect"):
+        summary += f" {outcomes.count('in effect')} already in effect (skipped)."
+    if outcomes.count("skipped"):
+        summary += f" {outcomes.count('skipped')} not attempted (waiting for a failed action)."
+    if outcomes.count("stopped"):
+        summary += f" {outcomes.count('stopped')} not attempted ({report.stopped or 'stopped'})."
+    if report.stopped:
+        summary += " Run apply again to continue: it plans afresh."
+    return summary
