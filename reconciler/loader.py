@@ -35,11 +35,11 @@ from ruamel.yaml.scanner import ScannerError
 
 from reconciler import references
 from reconciler.errors import ReconcilerError
+from reconciler.loading import located as positions
 from reconciler.loading import yaml_tree
 from reconciler.loading.cross_source import Claims, CrossSourceChecks
 from reconciler.loading.located import (
     CHECKED_ON_RAW_DATA,
-    Imprecise,
     Loc,
     display_path,
     error_message,
@@ -56,8 +56,6 @@ from reconciler.loading.yaml_tree import (
     MAX_INTEGER_TEXT,
     MAX_SAFE_NUMBER,
     Expansion,
-    Recursive,
-    TooLarge,
     mapping_nodes,
     number_problem,
     plain_and_unshared,
@@ -188,10 +186,10 @@ class _DesiredFile(ReferenceSteps, CrossSourceChecks):
         expansion = Expansion(MAX_VALUES)
         try:
             data = expansion.plain(self.root, ())
-        except (Recursive, RecursionError):
+        except (yaml_tree.Recursive, RecursionError):
             self._error_at(0, 0, "", "recursive or too deeply nested YAML is not supported")
             return
-        except TooLarge as exc:
+        except yaml_tree.TooLarge as exc:
             # Where the count ran out is somewhere inside shared (aliased) nodes: point at
             # the entry being copied then (a top-level key, or a source) instead.
             entry = exc.loc[:2] if exc.loc[:1] == ("sources",) else exc.loc[:1]
@@ -322,7 +320,7 @@ class _DesiredFile(ReferenceSteps, CrossSourceChecks):
             state = DesiredState.model_validate(data)
         except ValidationError as exc:
             if self.attempting:
-                raise Imprecise from None
+                raise positions.Imprecise from None
             reported: set[LocatedError] = set()
             for detail in exc.errors():
                 located = self._pydantic_error(detail, data)
