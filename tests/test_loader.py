@@ -548,6 +548,48 @@ def test_the_fast_path_loads_what_the_precise_path_loads(
     ]
 
 
+UNUSUAL_BUT_VALID = """\
+%TAG !e! tag:example.com,2000:
+---
+# Flow and block styles, quoted and explicit keys, a block scalar, comments.
+version: 1
+sources:
+  - {name: "Flow One", deployment: {type: webfolder, imgix_subdomains: [flow-one],
+      webfolder_base_url: 'https://origin.acme.example/one/', cache_ttl_value: 3_600}}
+  - "name": Block Two  # a comment after a value
+    ? deployment
+    : type: webfolder
+      imgix_subdomains:
+        - block-two
+      webfolder_base_url: https://origin.acme.example/two/
+      annotation: |
+        Kept by the team.
+        Two lines.
+      default_params: {auto: format, q: 75, fit: "crop"}
+    enabled: false
+"""
+
+
+def test_an_unusual_valid_file_takes_the_fast_path_and_loads_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(tmp_path, UNUSUAL_BUT_VALID)
+
+    def forbidden(*args: object) -> None:
+        raise AssertionError("this path must not run")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(loader._DesiredFile, "_parse", forbidden)
+        fast = load([path], environ={})
+    with monkeypatch.context() as patched:
+        patched.setattr(yaml_tree, "fast_parse", forbidden)
+        precise = load([path], environ={})
+    assert [str(place) for place in fast.locations] == [f"{path}:6:5", f"{path}:8:5"]
+    assert fast.locations == precise.locations
+    assert fast.state.model_dump() == precise.state.model_dump()
+    assert fast.state.sources[0].deployment.cache_ttl_value == 3600
+
+
 def test_aliases_within_the_budget_load(tmp_path: Path) -> None:
     text = """\
     version: 1
