@@ -145,9 +145,15 @@ class FileState:
 
     def _locate(self, loc: Loc) -> Spot:
         """0-based position of the deepest node of `loc` present in the file."""
-        if self.nodes is not None:
+        if self.nodes is None:
+            return locate(self.root, loc)
+        try:
             return locate_node(self.nodes, loc)
-        return locate(self.root, loc)
+        except Imprecise:
+            if self.attempting:
+                raise
+            # After a fast check (a later check across files): the file's start, not a crash.
+            return Spot(0, 0, 0, 0)
 
     def _error(self, loc: Loc, message: str) -> None:
         spot = self._locate(loc)
