@@ -15,31 +15,52 @@ Every error raised for the user derives from `ReconcilerError`, whose `exit_code
 exit the CLI gives for it (`reconciler.errors` draws the whole tree).
 """
 
-from reconciler.applier import ActionResult, ApplyRefused, ApplyReport
-from reconciler.client import ApiError, ClientError, ImgixClient
-from reconciler.errors import (
-    ConfigurationError,
-    ExportError,
-    PlanError,
-    PlanFileError,
-    ReconcilerError,
-    StalePlan,
-)
-from reconciler.export import Export, export_yaml
-from reconciler.live import LiveSource
-from reconciler.loader import LoadedState, LoadError, LocatedError, load
-from reconciler.plan import Action, Change, Notice, Plan
-from reconciler.reconcile import (
-    Connection,
-    PlanResult,
-    apply_with_report,
-    authenticate_plan,
-    connect,
-    plan_files,
-    read_plan_file,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# Bound now: the submodule of the same name would otherwise shadow the function once
+# anything imports it (rendering a plan imports only its format's module).
 from reconciler.render import render
-from reconciler.specs import DesiredState, SecretRef, SourceSpec
+
+# Each public name and the module that defines it: imported on first use (PEP 562), so
+# `import reconciler` (and the CLI's start-up) does not load every step.
+_HOMES = {
+    "ActionResult": "applier",
+    "ApplyRefused": "applier",
+    "ApplyReport": "applier",
+    "ApiError": "client",
+    "ClientError": "client",
+    "ImgixClient": "client",
+    "ConfigurationError": "errors",
+    "ExportError": "errors",
+    "PlanError": "errors",
+    "PlanFileError": "errors",
+    "ReconcilerError": "errors",
+    "StalePlan": "errors",
+    "Export": "export",
+    "export_yaml": "export",
+    "LiveSource": "live",
+    "LoadedState": "loader",
+    "LoadError": "loader",
+    "LocatedError": "loader",
+    "load": "loader",
+    "Action": "plan",
+    "Change": "plan",
+    "Notice": "plan",
+    "Plan": "plan",
+    "Connection": "reconcile",
+    "PlanResult": "reconcile",
+    "apply_with_report": "reconcile",
+    "authenticate_plan": "reconcile",
+    "connect": "reconcile",
+    "plan_files": "reconcile",
+    "read_plan_file": "reconcile",
+    "DesiredState": "specs",
+    "SecretRef": "specs",
+    "SourceSpec": "specs",
+}
 
 __all__ = [
     "Action",
@@ -77,3 +98,43 @@ __all__ = [
     "read_plan_file",
     "render",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'reconciler' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"reconciler.{home}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_HOMES})
+
+
+if TYPE_CHECKING:
+    from reconciler.applier import ActionResult, ApplyRefused, ApplyReport
+    from reconciler.client import ApiError, ClientError, ImgixClient
+    from reconciler.errors import (
+        ConfigurationError,
+        ExportError,
+        PlanError,
+        PlanFileError,
+        ReconcilerError,
+        StalePlan,
+    )
+    from reconciler.export import Export, export_yaml
+    from reconciler.live import LiveSource
+    from reconciler.loader import LoadedState, LoadError, LocatedError, load
+    from reconciler.plan import Action, Change, Notice, Plan
+    from reconciler.reconcile import (
+        Connection,
+        PlanResult,
+        apply_with_report,
+        authenticate_plan,
+        connect,
+        plan_files,
+        read_plan_file,
+    )
+    from reconciler.specs import DesiredState, SecretRef, SourceSpec

@@ -8,7 +8,6 @@ resolved can be printed, not even in a traceback.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
@@ -19,44 +18,29 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from reconciler import github, redact
-from reconciler.applier import ApplyRefused, ApplyReport, Permissions
-from reconciler.atomic import write_atomically
-from reconciler.canonical import formatted
-from reconciler.client import DEFAULT_API_URL
 from reconciler.errors import (
     EXIT_CHANGES,
     EXIT_ERROR,
     EXIT_OK,
     EXIT_PARTIAL,
-    ConfigurationError,
     ReconcilerError,
 )
-from reconciler.export import export_yaml, merged_yaml
-from reconciler.loader import LoadError, load, summarize
-from reconciler.pacing import Stop
-from reconciler.plan import Plan
-from reconciler.progress import ApplyProgress
-from reconciler.reconcile import (
-    ApplyRequest,
-    Connection,
-    apply_with_report,
-    authenticate_plan,
-    check_apply_policy,
-    check_ownership,
-    connect,
-    drift_findings,
-    drift_summary,
-    list_live,
-    plan_files,
-    plan_to_apply,
-)
-from reconciler.render import FORMATS, render, render_report
+from reconciler.live import DEFAULT_API_URL
+from reconciler.render import FORMATS
 from reconciler.untrusted import LogFormatter, one_line
+
+# Each command imports the steps it runs where it runs them: `validate` never loads the
+# HTTP client, rich or the emulator's server stack, and start-up pays only for what is used.
+if TYPE_CHECKING:
+    from reconciler.applier import ApplyReport, Permissions
+    from reconciler.pacing import Stop
+    from reconciler.plan import Plan
+    from reconciler.reconcile import Connection
 
 log = logging.getLogger("reconciler.cli")
 INSECURE_HTTP = "reconciler.allow_insecure_http"
@@ -215,6 +199,8 @@ def adopt_option(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _connect(api_url: str | None, emulator: bool) -> Connection:
+    from reconciler.reconcile import connect
+
     allowed = bool(click.get_current_context().meta.get(INSECURE_HTTP))
     return connect(api_url, emulator=emulator, allow_insecure_http=allowed)
 
@@ -242,6 +228,8 @@ def _stderr_line(message: str) -> None:
 @contextlib.contextmanager
 def _exit_codes(files: Sequence[Path] = ()) -> Iterator[None]:
     """Map every failure to a message on stderr and product.md's exit code: no tracebacks."""
+    from reconciler.loader import LoadError, summarize
+
     try:
         yield
     except ReconcilerError as error:
@@ -298,6 +286,13 @@ def plan_command(
     emulator: bool,
 ) -> None:
     """Show what apply would change."""
+    import asyncio
+
+    from reconciler.atomic import write_atomically
+    from reconciler.errors import ConfigurationError
+    from reconciler.reconcile import authenticate_plan, check_ownership, plan_files
+    from reconciler.render import render
+
     with _exit_codes(files):
         if out is not None and str(out) == "-":
             raise ConfigurationError(
@@ -349,6 +344,12 @@ def drift_command(
     emulator: bool,
 ) -> None:
     """Check that live sources still match the files (exit 2 when they do not)."""
+    import asyncio
+
+    from reconciler.errors import ConfigurationError
+    from reconciler.reconcile import check_ownership, drift_findings, drift_summary, plan_files
+    from reconciler.render import render
+
     with _exit_codes(files):
         if require_marker and allow_unadopted:
             raise ConfigurationError("--require-marker and --allow-unadopted contradict each other")
@@ -423,6 +424,13 @@ def apply_command(
     emulator: bool,
 ) -> None:
     """Apply the files (planning first) or a plan saved by `plan --out`."""
+    import asyncio
+
+    from reconciler.applier import ApplyReport, Permissions
+    from reconciler.pacing import Stop
+    from reconciler.reconcile import ApplyRequest, check_apply_policy, plan_to_apply
+    from reconciler.render import render, render_report
+
     started = time.monotonic()
     with _exit_codes(inputs):
         connection = _connect(api_url, emulator)
@@ -471,6 +479,8 @@ def _digest(value: str | None) -> str | None:
 
 
 def _confirm(plan: Plan, auto_approve: bool) -> None:
+    from reconciler.applier import ApplyRefused
+
     if auto_approve:
         return
     if not sys.stdin.isatty():
@@ -509,6 +519,11 @@ async def _apply_until_stopped(
 
     A second signal is not caught: it ends the process at once.
     """
+    import asyncio
+
+    from reconciler.progress import ApplyProgress
+    from reconciler.reconcile import apply_with_report
+
     loop = asyncio.get_running_loop()
     caught: list[int] = []
 
@@ -560,6 +575,14 @@ def export_command(
     out: Path | None, merge: Path | None, api_url: str | None, emulator: bool
 ) -> None:
     """Write the live sources as a desired-state file (never over an existing one)."""
+    import asyncio
+
+    from reconciler.atomic import write_atomically
+    from reconciler.errors import ConfigurationError
+    from reconciler.export import export_yaml, merged_yaml
+    from reconciler.loader import load
+    from reconciler.reconcile import list_live
+
     with _exit_codes([merge] if merge else []):
         if out is not None and merge is not None:
             raise ConfigurationError("--out and --merge exclude each other: choose one")
@@ -598,6 +621,8 @@ def export_command(
 
 def _rewrite(path: Path, text: str) -> None:
     """Replace a user's file atomically, keeping its permissions (the temporary is 0600)."""
+    from reconciler.atomic import write_atomically
+
     mode = stat.S_IMODE(path.stat().st_mode)
     write_atomically(path, text)
     path.chmod(mode)
@@ -612,6 +637,9 @@ def _sources(count: int) -> str:
 @click.option("--check", is_flag=True, help="Change nothing; exit 1 if a file would change.")
 def fmt_command(files: tuple[Path, ...], check: bool) -> None:
     """Rewrite desired-state FILEs in the canonical order and style, keeping comments."""
+    from reconciler.canonical import formatted
+    from reconciler.loader import LoadError, load
+
     with _exit_codes(files):
         # Only valid files are rewritten. Each is checked on its own: formatting two files
         # that describe the same sources (a copy, a branch) is no error.

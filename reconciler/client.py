@@ -47,7 +47,7 @@ from pydantic import ValidationError
 
 from reconciler import redact
 from reconciler.errors import ReconcilerError
-from reconciler.live import LiveSource
+from reconciler.live import DEFAULT_API_URL, LiveSource
 from reconciler.pacing import (
     Clock,
     NotStarted,
@@ -76,7 +76,6 @@ __all__ = [
     "TransportError",
 ]
 
-DEFAULT_API_URL = "https://api.imgix.com"
 PAGE_SIZE = 100
 JSON_API = "application/vnd.api+json"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -92,13 +91,13 @@ REQUEST_TIMEOUT = 30.0
 # A page of 100 sources is about 100 KB of JSON; 16 MiB leaves room for very large
 # `default_params` and still keeps a hostile body (or a gzip bomb) from filling memory.
 MAX_RESPONSE_BYTES = 16 * 1024 * 1024
-# imgix accounts hold about 100 sources by default, more on request. 500 times that is
-# more than any account we know of, and at about 4 KB parsed per source it stays near
-# 200 MB: past it the answer is more likely a broken or hostile server than an account.
-MAX_SOURCES = 50_000
+# imgix accounts hold about 100 sources by default, more on request. 1,000 times that is
+# more than any account we know of, and a plan of that many stays under 1 GiB
+# (bench/memory.py): past it the answer is more likely a broken or hostile server.
+MAX_SOURCES = 100_000
 # The API documents pages of up to 100 sources; a server may answer smaller pages than
 # asked for (20 is the default seen in clients), so MAX_SOURCES takes at most this many
-# pages. At the documented 4 requests/s, about ten minutes.
+# pages. At the documented 4 requests/s, about twenty minutes.
 MAX_PAGES = MAX_SOURCES // 20
 # Only what the client asks for, and decodes under the size bound itself.
 ACCEPT_ENCODING = "gzip, deflate"
@@ -227,10 +226,16 @@ class _Page:
 class _Walk:
     """The bounds of one listing, whatever the server announces or sends."""
 
-    def __init__(self, max_pages: int, max_sources: int) -> None:
+    def __init__(
+        self,
+        max_pages: int,
+        max_sources: int,
+        on_resource: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
         self.max_pages = max_pages
         self.max_sources = max_sources
         self.received = 0
+        self.on_resource = on_resource
 
     def check_announced(self, total_pages: int, first_page_size: int) -> None:
         """Refuse at once a listing announced longer than the bounds allow."""
@@ -271,8 +276,8 @@ class ImgixClient:
 
     The bounds on what a server controls are options, defaults in the module constants:
     `timeout` (REQUEST_TIMEOUT, 30 s) for each request in all, `max_response_bytes`
-    (MAX_RESPONSE_BYTES, 16 MiB) for each decoded body, `max_pages` (MAX_PAGES, 2,500)
-    and `max_sources` (MAX_SOURCES, 50,000) for each listing.
+    (MAX_RESPONSE_BYTES, 16 MiB) for each decoded body, `max_pages` (MAX_PAGES, 5,000)
+    and `max_sources` (MAX_SOURCES, 100,000) for each listing.
     """
 
     def __init__(
@@ -352,9 +357,27 @@ class ImgixClient:
 
     async def list_sources(self) -> list[LiveSource]:
         """Every source of the account, each once, in the order the API lists them."""
+        # Each page is decoded as it arrives, while later ones are awaited, and its raw
+        # resources shrink to their ids: a large account is not held twice in memory.
+        decoded: dict[int, tuple[dict[str, Any], LiveSource]] = {}
+
+        def decode(resource: dict[str, Any]) -> None:
+            try:
+                live = LiveSource.from_resource(resource)
+            except ValidationError:
+                return  # decoded again below, in order, to raise the error it has
+            # The raw dict stays referenced, so its id() is never reused by another.
+            decoded[id(resource)] = (resource, live)
+            identifier = resource["id"]
+            resource.clear()
+            resource["id"] = identifier
+
         # Each page has the whole retry deadline: a long listing is not a slow one.
-        resources = await self._list_resources({}, None)
-        return [self._live(resource, "GET") for resource in resources]
+        resources = await self._list_resources({}, None, decode)
+        return [
+            decoded[id(resource)][1] if id(resource) in decoded else self._live(resource, "GET")
+            for resource in resources
+        ]
 
     async def get_source(self, source_id: str) -> LiveSource:
         """One source by id."""
@@ -392,11 +415,17 @@ class ImgixClient:
     # ----------------------------------------------------------------------- listing
 
     async def _list_resources(
-        self, filters: Mapping[str, str], budget: _Budget | None
+        self,
+        filters: Mapping[str, str],
+        budget: _Budget | None,
+        on_resource: Callable[[dict[str, Any]], None] | None = None,
     ) -> list[dict[str, Any]]:
-        """Walk every page; fetch the rest at once when the first says how many there are."""
+        """Walk every page; fetch the rest at once when the first says how many there are.
+
+        `on_resource` sees each resource of a page as the page arrives.
+        """
         seen: dict[str, dict[str, Any]] = {}
-        walk = _Walk(self._max_pages, self._max_sources)
+        walk = _Walk(self._max_pages, self._max_sources, on_resource)
         first = await self._fetch_page(0, filters, budget, walk)
         _collect(seen, first)
         last = first
@@ -444,6 +473,9 @@ class ImgixClient:
         ):
             raise _invalid_response("GET", "the list of sources is not a list of resources")
         walk.count(len(data))
+        if walk.on_resource is not None:
+            for resource in data:
+                walk.on_resource(resource)
         meta = document.get("meta")
         pagination = meta.get("pagination") if isinstance(meta, dict) else None
         return _Page(number, data, pagination if isinstance(pagination, dict) else {})

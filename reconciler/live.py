@@ -20,6 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from reconciler.marker import Annotation, parse_annotation
 from reconciler.specs import HOSTNAME_FIELDS
 
+# The API's root, unless IMGIX_API_URL or --api-url says otherwise.
+DEFAULT_API_URL = "https://api.imgix.com"
+
 
 class LiveSource(BaseModel):
     """One source as the API returned it."""

@@ -5,123 +5,81 @@ and all of them are raised together in one `LoadError`, so a user fixes a file i
 round. Secret values, and values read through `{env:}`/`{file:}` references
 (`reconciler.references`), never appear in a message: errors about them name the
 reference, and YAML errors that could quote a scalar are worded without the input.
+
+A valid file is parsed once, by the C parser, and placed from its composed tree; a file
+with an error is checked again on the round-trip tree, which words and places every
+error. The steps live in `reconciler.loading`: the YAML (`yaml_tree`), positions and
+messages (`located`), references (`referenced`) and the checks across sources and
+files (`cross_source`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import difflib
-import math
 import os
 import warnings
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.composer import ComposerError
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
-from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from ruamel.yaml.nodes import Node, ScalarNode
 from ruamel.yaml.parser import ParserError
 from ruamel.yaml.reader import ReaderError
 from ruamel.yaml.scanner import ScannerError
 
 from reconciler import references
 from reconciler.errors import ReconcilerError
-from reconciler.references import MissingReference, UnreadableReference
+from reconciler.loading import located as positions
+from reconciler.loading import yaml_tree
+from reconciler.loading.cross_source import Claims, CrossSourceChecks
+from reconciler.loading.located import (
+    CHECKED_ON_RAW_DATA,
+    Loc,
+    display_path,
+    error_message,
+)
+from reconciler.loading.located import (
+    LocatedError as LocatedError,  # re-exported: the loader's results
+)
+from reconciler.loading.located import (
+    Location as Location,
+)
+from reconciler.loading.referenced import ReferenceSteps
+from reconciler.loading.yaml_tree import (
+    INT_TAG,
+    MAX_INTEGER_TEXT,
+    MAX_SAFE_NUMBER,
+    Expansion,
+    mapping_nodes,
+    number_problem,
+    plain_and_unshared,
+    scalar_nodes,
+)
 from reconciler.specs import (
-    DEPLOYMENT_MODELS,
-    DEPLOYMENT_TYPES,
-    HOSTNAME_FIELDS,
-    HOSTNAMES_ARE_UNIQUE,
     DesiredState,
-    SecretRef,
     SourceSpec,
     all_secret_fields,
-    fields_by_api_name,
-    hostname_count_error,
-    ignore_changes_error,
-    reference_fields,
-    secret_fields,
     validation_context,
 )
 
-Loc = tuple[str | int, ...]
-
-
 # YAML aliases let a few hundred bytes expand to billions of values ("billion laughs").
-# A large account written out is a few tens of thousands of values; past this budget
-# the file is refused instead of exhausting memory while it is copied for validation.
+# Past this budget of values that aliases add (values written out never count), the file
+# is refused instead of exhausting memory while it is copied for validation.
 MAX_VALUES = 200_000
 
 # Read limit, so a path such as /dev/zero fails instead of hanging: a desired-state file
 # of thousands of sources is a few MiB.
 MAX_FILE_BYTES = 16 * 1024 * 1024
-# Numbers beyond this cannot round-trip through JSON readers (JavaScript's safe integers).
-MAX_SAFE_NUMBER = 2**53 - 1
 
 NO_RESOLVE_HINT = "(validate --no-resolve checks the files without reading references)"
 
-# Every attribute that is secret in some deployment type: an error about one of these
-# never shows the input, whatever the source's type turned out to be.
-
-# Cross-field rules of the models run only once every field is valid: the loader checks
-# them on the raw data instead (`_check_cross_field`), so pydantic's copies are dropped.
-_CHECKED_ON_RAW_DATA = frozenset({"too_many_hostnames", "ignore_changes"})
-
-_TYPE_NAMES = {
-    str: "a string",
-    bool: "a boolean",
-    int: "an integer",
-    float: "a number",
-    type(None): "null",
-    dict: "a mapping",
-    list: "a list",
-}
-
-
 # --------------------------------------------------------------------------- results
-
-
-@dataclass(frozen=True)
-class LocatedError:
-    """One problem in a desired-state file, with its place (1-based line and column).
-
-    `unread_reference` marks an `{env:}`/`{file:}` reference that could not be read, which
-    `validate --no-resolve` would not have tried.
-    """
-
-    file: str
-    line: int
-    column: int
-    path: str
-    message: str
-    unread_reference: bool = field(default=False, compare=False)
-
-    def __str__(self) -> str:
-        where = f"{self.file}:{self.line}:{self.column}:"
-        message = _printable(self.message)
-        return f"{where} {_printable(self.path)}: {message}" if self.path else f"{where} {message}"
-
-
-@dataclass(frozen=True)
-class Location:
-    """Where a source is written (1-based line and column of its list item)."""
-
-    file: str
-    line: int
-    column: int
-
-    def error(self, path: str, message: str) -> LocatedError:
-        """A located error about this source (for checks made after loading)."""
-        return LocatedError(self.file, self.line, self.column, path, message)
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.column}"
 
 
 @dataclass(frozen=True)
@@ -168,7 +126,7 @@ def load(
     sources: list[SourceSpec] = []
     locations: list[Location] = []
     unresolved: list[Location] = []
-    claims = _Claims()
+    claims = Claims()
     # Top-level settings (`owner`, `safety`): files planned together state the same ones.
     settings: dict[str, tuple[Any, str]] = {}
     for path in _distinct(paths):
@@ -210,77 +168,28 @@ def _distinct(paths: Iterable[str | os.PathLike[str]]) -> list[str | os.PathLike
 # --------------------------------------------------------------------------- one file
 
 
-@dataclass
-class _Claim:
-    file: str
-    line: int
-    column: int
-    source: int  # global index, to tell one source's own repeats from another's
-    pinned: bool = False  # the source has an `id`
-
-    def place(self) -> str:
-        return f"{self.file}:{self.line}:{self.column}"
-
-
-@dataclass
-class _Claims:
-    """Names, ids and hostnames seen so far across all files, to find the second use."""
-
-    names: dict[str, _Claim] = field(default_factory=dict)
-    ids: dict[str, _Claim] = field(default_factory=dict)
-    hostnames: dict[str, _Claim] = field(default_factory=dict)
-    next_source: int = 0
-
-
-class _DesiredFile:
+class _DesiredFile(ReferenceSteps, CrossSourceChecks):
     """One file: its YAML tree (for positions), its plain data (for pydantic), its errors."""
-
-    def __init__(
-        self,
-        file: str,
-        *,
-        resolve: bool,
-        environ: Mapping[str, str],
-        secrets_optional: bool = False,
-    ) -> None:
-        self.file = file
-        self.resolve = resolve
-        self.environ = environ
-        self.secrets_optional = secrets_optional
-        self.errors: list[LocatedError] = []
-        self.sources: list[SourceSpec] = []
-        self.source_locations: list[Location] = []
-        self.unresolved: list[Location] = []
-        # The top-level settings the file states (`owner`, `safety`), validated.
-        self.settings: dict[str, Any] = {}
-        self.root: Any = None
-        # Where `{file:}` paths start, and the folder they must stay in.
-        self.folder = Path(os.path.abspath(file)).parent
-        self.repository = references.repository_root(file)
-        # Per source index, the non-secret attributes read through references.
-        self.referenced: dict[int, dict[str, SecretRef]] = {}
-        # Referenced attributes, whose value must never be echoed, to their reference.
-        self.sensitive: dict[Loc, str] = {}
-        # Keys already reported, or removed before validation (unresolved non-secret
-        # references): pydantic's complaints about them would repeat or mislead.
-        self.silenced: set[Loc] = set()
 
     # -- steps
 
-    def check(self, claims: _Claims) -> None:
+    def check(self, claims: Claims) -> None:
         text = self._read()
-        if text is None or not self._parse(text):
+        if text is None or self._check_fast(text, claims):
+            return
+        self._start()
+        if not self._parse(text):
             return
         if not isinstance(self.root, CommentedMap):
             self._error_at(0, 0, "", "the file must be a mapping with 'version: 1' and 'sources:'")
             return
-        expansion = _Expansion(MAX_VALUES)
+        expansion = Expansion(MAX_VALUES)
         try:
             data = expansion.plain(self.root, ())
-        except (_Recursive, RecursionError):
+        except (yaml_tree.Recursive, RecursionError):
             self._error_at(0, 0, "", "recursive or too deeply nested YAML is not supported")
             return
-        except _TooLarge as exc:
+        except yaml_tree.TooLarge as exc:
             # Where the count ran out is somewhere inside shared (aliased) nodes: point at
             # the entry being copied then (a top-level key, or a source) instead.
             entry = exc.loc[:2] if exc.loc[:1] == ("sources",) else exc.loc[:1]
@@ -297,6 +206,29 @@ class _DesiredFile:
         self._validate(data)
         if self.errors:
             self.sources, self.source_locations, self.unresolved = [], [], []
+
+    def _check_fast(self, text: str, claims: Claims) -> bool:
+        """Check a file that has no error with the C parser and no round-trip tree; False
+        (claims as they were) when anything needs the precise path, which then runs."""
+        before = claims.copy()
+        try:
+            nodes, data = yaml_tree.fast_parse(text)
+            if not isinstance(data, dict) or not plain_and_unshared(data):
+                return False
+            self.nodes, self.attempting = nodes, True
+            self._resolve_references(data)
+            self._check_claims(data, claims)
+            self._check_cross_field(data)
+            self._validate(data)
+        except Exception:  # anything unusual is found, worded and placed by the precise path
+            pass
+        else:
+            if not self.errors:
+                return True
+        finally:
+            self.attempting = False
+        claims.restore(before)
+        return False
 
     def _read(self) -> str | None:
         try:
@@ -323,7 +255,8 @@ class _DesiredFile:
                 node = yaml.compose(text)
                 if node is not None and (self._duplicate_keys(node) or self._huge_integers(node)):
                     return False
-                self.root = YAML(typ="rt").load(text)
+                # Built from the composed tree: the text is parsed once.
+                self.root = None if node is None else yaml.constructor.construct_document(node)
         except (ScannerError, ParserError, ComposerError) as exc:
             mark = exc.problem_mark or exc.context_mark
             problem = ": ".join(p for p in (exc.context, exc.problem) if p) or "syntax error"
@@ -354,7 +287,7 @@ class _DesiredFile:
 
     def _duplicate_keys(self, node: Node) -> bool:
         found = False
-        for mapping in _mapping_nodes(node):
+        for mapping in mapping_nodes(node):
             seen: dict[tuple[str, str], ScalarNode] = {}
             for key, _ in mapping.value:
                 if not isinstance(key, ScalarNode):
@@ -374,202 +307,20 @@ class _DesiredFile:
     def _huge_integers(self, node: Node) -> bool:
         """Report integers written with so many digits that Python refuses to read them."""
         found = False
-        for loc, scalar in _scalar_nodes(node):
-            if scalar.tag == _INT_TAG and len(scalar.value) > _MAX_INTEGER_TEXT:
+        for loc, scalar in scalar_nodes(node):
+            if scalar.tag == INT_TAG and len(scalar.value) > MAX_INTEGER_TEXT:
                 found = True
                 line, column = scalar.start_mark.line, scalar.start_mark.column
-                problem = _number_problem(MAX_SAFE_NUMBER + 1) or ""
-                self._error_at(line, column, _display_path(loc), problem)
+                problem = number_problem(MAX_SAFE_NUMBER + 1) or ""
+                self._error_at(line, column, display_path(loc), problem)
         return found
-
-    def _resolve_references(self, data: dict[str, Any]) -> None:
-        sources = data.get("sources")
-        if not isinstance(sources, list):
-            return
-        for index, source in enumerate(sources):
-            deployment = source.get("deployment") if isinstance(source, dict) else None
-            if not isinstance(deployment, dict):
-                continue
-            kind = deployment.get("type")
-            model = DEPLOYMENT_MODELS.get(kind) if isinstance(kind, str) else None
-            if model is None:
-                continue  # pydantic reports the type; secret fields are unknown until then
-            secrets = secret_fields(model)
-            referable = reference_fields(model)
-            for key, value in list(deployment.items()):
-                loc: Loc = ("sources", index, "deployment", key)
-                reference = references.parse(value)
-                if key in secrets:
-                    if isinstance(value, dict):
-                        deployment[key] = self._secret(loc, value)
-                elif reference is None:
-                    continue
-                elif key not in referable and key in fields_by_api_name(model):
-                    self._error(
-                        loc,
-                        f"{key} cannot take a reference: a referenced value is never shown, "
-                        f"and only text of at least {references.MIN_LENGTH} characters can "
-                        "be masked; write the value itself",
-                    )
-                    self.silenced.add(loc)
-                    del deployment[key]
-                else:
-                    self.sensitive[loc] = str(reference)
-                    ref = self._read_reference(loc, reference) if self.resolve else None
-                    if ref is None or not ref.resolved:
-                        # Unresolved: validate as if absent rather than with a fake value.
-                        del deployment[key]
-                        self.silenced.add(loc)
-                    else:
-                        deployment[key] = ref.reveal()
-                        self.referenced.setdefault(index, {})[key] = ref
-
-    def _secret(self, loc: Loc, value: dict[Any, Any]) -> Any:
-        reference = references.parse(value)
-        if reference is None:
-            self._error(loc, "must be a reference: {env: NAME} or {file: path}")
-            self.silenced.add(loc)
-            return None
-        optional = self.secrets_optional
-        read = self._read_reference(loc, reference, optional=optional) if self.resolve else None
-        # Not read (or refused, and reported): the reference alone, so validation goes on.
-        return read or SecretRef(reference.kind, reference.name)  # type: ignore[arg-type]
-
-    def _read_reference(
-        self, loc: Loc, reference: references.Reference, *, optional: bool = False
-    ) -> SecretRef | None:
-        """The reference with its value (None when refused); a missing value is allowed
-        only when `optional`, and the reference is then returned without one."""
-        kind: Any = reference.kind
-        try:
-            value, locator = references.read(
-                reference, environ=self.environ, base=self.folder, root=self.repository
-            )
-        except MissingReference as exc:
-            if optional:
-                return SecretRef(kind, reference.name, path=exc.locator.get("file"))
-            # No command in the text: plan and apply print it too (validate's summary
-            # adds the --no-resolve hint).
-            self._unread(loc, str(exc))
-            return None
-        except UnreadableReference as exc:
-            self._error(loc, str(exc))
-            return None
-        return SecretRef(kind, reference.name, value, path=locator.get("file"))
-
-    def _unread(self, loc: Loc, message: str) -> None:
-        spot = self._locate(loc)
-        path = _display_path(spot.parts)
-        self.errors.append(
-            LocatedError(self.file, spot.line + 1, spot.column + 1, path, message, True)
-        )
-
-    def _check_claims(self, data: dict[str, Any], claims: _Claims) -> None:
-        sources = data.get("sources")
-        if not isinstance(sources, list):
-            return
-        for index, source in enumerate(sources):
-            number = claims.next_source
-            claims.next_source += 1
-            if not isinstance(source, dict):
-                continue
-            base: Loc = ("sources", index)
-            self._claim_name(claims, source, base, number)
-            self._claim(
-                claims.ids,
-                source.get("id"),
-                (*base, "id"),
-                number,
-                "id",
-                "two specs cannot manage one live source",
-            )
-            deployment = source.get("deployment")
-            if not isinstance(deployment, dict):
-                continue
-            for key, label in (("imgix_subdomains", "subdomain"), ("custom_domains", "domain")):
-                hosts = deployment.get(key)
-                if not isinstance(hosts, list):
-                    continue
-                for position, host in enumerate(hosts):
-                    loc = (*base, "deployment", key, position)
-                    self._claim(
-                        claims.hostnames,
-                        host,
-                        loc,
-                        number,
-                        label,
-                        HOSTNAMES_ARE_UNIQUE,
-                    )
-
-    def _claim_name(self, claims: _Claims, source: dict[str, Any], base: Loc, number: int) -> None:
-        # imgix allows one name twice (and export writes it so); ids tell such sources apart.
-        self._claim(
-            claims.names,
-            source.get("name"),
-            (*base, "name"),
-            number,
-            "name",
-            "plans and --target identify sources by name: add an id to both to tell them apart",
-            pinned=isinstance(source.get("id"), str) and bool(source["id"]),
-        )
-
-    def _claim(
-        self,
-        seen: dict[str, _Claim],
-        value: Any,
-        loc: Loc,
-        source: int,
-        what: str,
-        why: str,
-        *,
-        pinned: bool = False,
-    ) -> None:
-        """Record a use of `value`; report a second one unless both sources are `pinned`."""
-        if not isinstance(value, str):
-            return
-        spot = self._locate(loc)
-        first = seen.setdefault(
-            value, _Claim(self.file, spot.line + 1, spot.column + 1, source, pinned)
-        )
-        if first.source != source and not (pinned and first.pinned):
-            self._error(
-                loc, f"{what} {value!r} is also used by the source at {first.place()} ({why})"
-            )
-
-    def _check_cross_field(self, data: dict[str, Any]) -> None:
-        """The models' cross-field rules, on the raw data: pydantic checks them only once
-        every field of a source is valid, and all errors are reported in one run."""
-        sources = data.get("sources")
-        if not isinstance(sources, list):
-            return
-        for index, source in enumerate(sources):
-            if not isinstance(source, dict):
-                continue
-            deployment = source.get("deployment")
-            deployment = deployment if isinstance(deployment, dict) else {}
-            self._check_hostname_count(("sources", index, "deployment"), deployment)
-            paths = source.get("ignore_changes")
-            model = DEPLOYMENT_MODELS.get(str(deployment.get("type")))
-            if isinstance(paths, list) and model is not None:
-                named = [path for path in paths if isinstance(path, str)]
-                problem = ignore_changes_error(model, named)
-                if problem is not None:
-                    self._error(("sources", index, "ignore_changes"), problem.message())
-
-    def _check_hostname_count(self, base: Loc, deployment: dict[str, Any]) -> None:
-        lists = {
-            key: value for key in HOSTNAME_FIELDS if isinstance(value := deployment.get(key), list)
-        }
-        problem = hostname_count_error(
-            len(lists.get("imgix_subdomains", [])), len(lists.get("custom_domains", []))
-        )
-        if problem is not None:
-            self._error((*base, next(iter(lists))), problem.message())
 
     def _validate(self, data: dict[str, Any]) -> None:
         try:
             state = DesiredState.model_validate(data)
         except ValidationError as exc:
+            if self.attempting:
+                raise positions.Imprecise from None
             reported: set[LocatedError] = set()
             for detail in exc.errors():
                 located = self._pydantic_error(detail, data)
@@ -616,7 +367,7 @@ class _DesiredFile:
 
     def _pydantic_error(self, detail: ErrorDetails, data: dict[str, Any]) -> LocatedError | None:
         kind = detail["type"]
-        if kind in _CHECKED_ON_RAW_DATA:
+        if kind in CHECKED_ON_RAW_DATA:
             return None
         loc: Loc = tuple(detail["loc"])
         if kind in ("union_tag_invalid", "union_tag_not_found"):
@@ -627,313 +378,16 @@ class _DesiredFile:
             return None
         secret = any(p in all_secret_fields() for p in parts if isinstance(p, str))
         reference = self.sensitive.get(parts[:4])
-        message = self._message(detail, parts, rest, data, secret=secret or bool(reference))
+        message = error_message(detail, parts, rest, data, secret=secret or bool(reference))
         if reference:
             # The projects' own messages quote the value: keep the rule, name the reference.
             message = f"{message.split(' (got ')[0]} (the value of {reference})"
         # A key that should not be there, or a mapping that lacks one: point at the key.
         at_key = kind in ("extra_forbidden", "unknown_param") or bool(rest)
         line, column = (spot.key_line, spot.key_column) if at_key else (spot.line, spot.column)
-        return LocatedError(self.file, line + 1, column + 1, _display_path(parts), message)
-
-    def _message(
-        self, detail: ErrorDetails, parts: Loc, rest: Loc, data: Any, *, secret: bool
-    ) -> str:
-        kind = detail["type"]
-        ctx = detail.get("ctx") or {}
-        value = detail["input"]
-        types = ", ".join(DEPLOYMENT_TYPES)
-        if kind == "missing":
-            return f"missing required key {rest[0]!r}" if rest else "missing required value"
-        if kind == "extra_forbidden":
-            return _unknown_key(parts, data)
-        if kind == "union_tag_not_found":
-            if rest:
-                return f"missing required key 'type' (one of {types})"
-            tag = value.get("type") if isinstance(value, dict) else None
-            return f"must be one of {types}" + _got_type(tag)
-        if kind == "union_tag_invalid":
-            return f"unknown deployment type {ctx.get('tag')!r} (use one of {types})"
-        if kind == "literal_secret":
-            name = str(parts[-1]) if parts else "this attribute"
-            return (
-                f"{name} is write-only and must not be written in the file: use a "
-                f"reference such as {{env: {name.upper().replace('.', '_')}}} or "
-                "{file: path}"
-            )
-        if rest:
-            # An alternative of a union (default_params values) failed in every member.
-            return "must be a string, a number or a boolean" + _got_type(value)
-        if kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
-            op = {
-                "greater_than_equal": ">=",
-                "less_than_equal": "<=",
-                "greater_than": ">",
-                "less_than": "<",
-            }[kind]
-            bound = next(iter(ctx.values()))
-            return f"must be {op} {bound}" + ("" if secret else _got(value))
-        if kind == "string_too_short" and ctx.get("min_length") == 1:
-            return "must not be empty"
-        if kind == "too_short":
-            return f"must have at least {ctx.get('min_length')} item(s)"
-        if kind == "string_pattern_mismatch":
-            return f"must match {ctx.get('pattern')}" + ("" if secret else _got(value))
-        if kind == "model_attributes_type" or kind == "model_type":
-            return "must be a mapping" + _got_type(value)
-        message = detail["msg"]
-        if not message.startswith(("Input should", "String should", "List should")):
-            return message  # written by specs.py in the project's own words
-        message = message.replace("Input should", "must", 1)
-        message = message.replace("String should", "must", 1)
-        message = message.replace("List should", "must", 1)
-        message = message.replace("must be a valid dictionary", "must be a mapping")
-        message = message.replace("must be a valid integer", "must be an integer")
-        message = message.replace("must be a valid ", "must be a ")
-        message = message.split(", unable to")[0]
-        if secret or isinstance(value, SecretRef):
-            return message
-        quoted = isinstance(value, str) and type(_yaml_scalar(value)) is _STRICT_TYPES.get(kind)
-        if quoted:
-            return message + f" (got the string {value!r}: write it without quotes)"
-        return message + _got(value)
+        return LocatedError(self.file, line + 1, column + 1, display_path(parts), message)
 
     # -- positions
-
-    def _locate(self, loc: Loc) -> _Spot:
-        """0-based position of the deepest node of `loc` present in the YAML tree."""
-        node: Any = self.root
-        spot = _Spot(node.lc.line, node.lc.col, node.lc.line, node.lc.col)
-        parts: list[str | int] = []
-        previous: str | int | None = None
-        for step, comp in enumerate(loc):
-            if isinstance(node, CommentedMap):
-                if previous == "deployment" and comp not in node and node.get("type") == comp:
-                    continue  # pydantic's discriminated-union tag: not written in the file
-                if comp not in node:
-                    spot.rest = loc[step:]
-                    break
-                try:
-                    spot.key_line, spot.key_column = node.lc.key(comp)
-                    spot.line, spot.column = node.lc.value(comp)
-                except (KeyError, TypeError):
-                    pass  # a key merged in by `<<:` has no position of its own
-            elif isinstance(node, CommentedSeq):
-                if not isinstance(comp, int) or not 0 <= comp < len(node):
-                    spot.rest = loc[step:]
-                    break
-                try:
-                    spot.line, spot.column = node.lc.item(comp)
-                    spot.key_line, spot.key_column = spot.line, spot.column
-                except (KeyError, TypeError):
-                    pass
-            else:
-                spot.rest = loc[step:]
-                break
-            node = node[comp]
-            parts.append(comp)
-            previous = comp
-        spot.parts = tuple(parts)
-        return spot
-
-    def _error(self, loc: Loc, message: str) -> None:
-        spot = self._locate(loc)
-        self._error_at(spot.line, spot.column, _display_path(spot.parts), message)
-
-    def _error_at(self, line: int, column: int, path: str, message: str) -> None:
-        self.errors.append(LocatedError(self.file, line + 1, column + 1, path, message))
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-class _Recursive(Exception):
-    pass
-
-
-class _TooLarge(Exception):
-    def __init__(self, loc: Loc) -> None:
-        super().__init__(f"more than {MAX_VALUES} values")
-        self.loc = loc
-
-
-@dataclass
-class _Spot:
-    """Where a loc lands: its value and key positions, the keys found, what was not."""
-
-    line: int
-    column: int
-    key_line: int
-    key_column: int
-    parts: Loc = ()
-    rest: Loc = ()
-
-
-class _Expansion:
-    """Copies the YAML tree into plain Python values for pydantic (ruamel's scalar
-    subclasses and anchored booleans, which are ints, would otherwise validate oddly),
-    counting values so aliases cannot expand without bound."""
-
-    def __init__(self, budget: int) -> None:
-        self.remaining = budget
-        # Where a number outside JSON's safe range was found, and why: reported, not kept.
-        self.unsafe_numbers: list[tuple[Loc, str]] = []
-
-    def plain(self, value: Any, stack: tuple[int, ...], loc: Loc = ()) -> Any:
-        self.remaining -= 1
-        if self.remaining < 0:
-            raise _TooLarge(loc)
-        if isinstance(value, dict | list):
-            if id(value) in stack:
-                raise _Recursive
-            inner = (*stack, id(value))
-            if isinstance(value, dict):
-                return {
-                    self.plain(k, inner, loc): self.plain(v, inner, (*loc, k))
-                    for k, v in value.items()
-                }
-            return [self.plain(item, inner, (*loc, i)) for i, item in enumerate(value)]
-        if type(value).__name__ == "ScalarBoolean":
-            return bool(value)
-        for plain in (bool, int, float, str):
-            if isinstance(value, plain):
-                value = plain(value)
-                break
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            problem = _number_problem(value)
-            if problem:
-                self.unsafe_numbers.append((loc, problem))
-                return None
-        return value
-
-
-def _number_problem(value: float) -> str | None:
-    """Why a YAML number cannot be used (JSON has no infinity, and readers lose precision
-    beyond 2**53), without printing it: it may have thousands of digits."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return "must be a finite number (.inf and .nan are not numbers in JSON)"
-    if abs(value) > MAX_SAFE_NUMBER:
-        return f"must be between -{MAX_SAFE_NUMBER} and {MAX_SAFE_NUMBER} (JSON's safe range)"
-    return None
-
-
-# Strict pydantic error types, and the type a YAML scalar must have to be valid there.
-_STRICT_TYPES: dict[str, type] = {"int_type": int, "bool_type": bool}
-
-
-def _yaml_scalar(text: str) -> Any:
-    """`text` read by YAML's scalar rules ("86400" an integer, "true" a boolean), or None."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return YAML(typ="safe", pure=True).load(text)
-    except (YAMLError, ValueError, KeyError, TypeError, RecursionError):
-        return None
-
-
-_INT_TAG = "tag:yaml.org,2002:int"
-# Far more than any safe integer needs (with `_` separators), far less than Python's limit.
-_MAX_INTEGER_TEXT = 100
-
-
-def _scalar_nodes(node: Node) -> Iterator[tuple[Loc, ScalarNode]]:
-    """Every scalar of the composed tree with its path (keys and item positions)."""
-    seen: set[int] = set()
-    pending: list[tuple[Loc, Node]] = [((), node)]
-    while pending:
-        loc, current = pending.pop()
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        if isinstance(current, ScalarNode):
-            yield loc, current
-        elif isinstance(current, MappingNode):
-            for key, value in current.value:
-                pending.append((loc, key))
-                pending.append(((*loc, str(getattr(key, "value", "?"))), value))
-        elif isinstance(current, SequenceNode):
-            pending.extend(((*loc, i), item) for i, item in enumerate(current.value))
-
-
-def _mapping_nodes(node: Node) -> Iterator[MappingNode]:
-    seen: set[int] = set()
-    pending = [node]
-    while pending:
-        current = pending.pop()
-        if id(current) in seen:
-            continue  # aliases share nodes
-        seen.add(id(current))
-        if isinstance(current, MappingNode):
-            yield current
-            for key, value in current.value:
-                pending.extend((key, value))
-        elif isinstance(current, SequenceNode):
-            pending.extend(current.value)
-
-
-def _display_path(parts: Loc) -> str:
-    """`deployment.cache_ttl_value` inside a source (its line says which), else from the root."""
-    if len(parts) >= 2 and parts[0] == "sources" and isinstance(parts[1], int):
-        inner = parts[2:]
-        if not inner:
-            return f"sources[{parts[1]}]"
-        parts = inner
-    text = ""
-    for part in parts:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
-    return text
-
-
-def _known_keys(parts: Loc, data: Any) -> list[str]:
-    inner = parts[:-1]
-    if len(inner) == 0:
-        return list(DesiredState.model_fields)
-    if len(inner) == 2 and inner[0] == "sources":
-        return list(SourceSpec.model_fields)
-    if len(inner) == 3 and inner[2] == "deployment":
-        try:
-            kind = data["sources"][inner[1]]["deployment"].get("type")
-        except (KeyError, IndexError, TypeError, AttributeError):
-            kind = None
-        known = isinstance(kind, str) and kind in DEPLOYMENT_MODELS
-        models: list[type[BaseModel]] = (
-            [DEPLOYMENT_MODELS[kind]] if known else list(DEPLOYMENT_MODELS.values())
-        )
-        return sorted({f.alias or n for m in models for n, f in m.model_fields.items()})
-    return []
-
-
-def _unknown_key(parts: Loc, data: Any) -> str:
-    key = str(parts[-1]) if parts else ""
-    message = f"unknown key {key!r}"
-    close = difflib.get_close_matches(key, _known_keys(parts, data), n=1, cutoff=0.6)
-    return f"{message} (did you mean {close[0]!r}?)" if close else message
-
-
-def _printable(text: str) -> str:
-    """Escape control characters a key may hold, so one error stays one line."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
-
-
-def _got(value: Any) -> str:
-    if isinstance(value, bool) or value is None:
-        # As YAML spells them, since that is what the user wrote.
-        return {True: " (got true)", False: " (got false)", None: " (got null)"}[value]
-    if isinstance(value, int | float):
-        return f" (got {value!r})"
-    if isinstance(value, str):
-        shown = value if len(value) <= 60 else value[:57] + "..."
-        return f" (got {shown!r})"
-    return _got_type(value)
-
-
-def _got_type(value: Any) -> str:
-    for kind, name in _TYPE_NAMES.items():
-        if type(value) is kind:
-            return f" (got {name})"
-    return ""
 
 
 def summarize(errors: Sequence[LocatedError], files: Sequence[str]) -> str:

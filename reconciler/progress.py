@@ -12,16 +12,16 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Awaitable, Callable
-from typing import IO
-
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from typing import IO, TYPE_CHECKING
 
 from reconciler.applier import ActionResult
 from reconciler.live import LiveSource
 from reconciler.pacing import HOUR, BudgetWait, Clock
 from reconciler.render.values import duration
 from reconciler.untrusted import escaped
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 HEARTBEAT = 60.0
 _BUDGET_NAME = {"create": "hourly create budget", "update": "hourly update budget"}
@@ -52,6 +52,10 @@ class ApplyProgress:
         self._bar: Progress | None = None
         self._task = None
         if live:
+            # rich only for the bar on a terminal.
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
             console = Console(file=self._stream, highlight=False, markup=False, emoji=False)
             self._bar = Progress(
                 TextColumn("{task.description}"),

@@ -6,6 +6,7 @@ The CLI is a thin shell over these functions, and a library user calls them the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import ipaddress
@@ -275,14 +276,25 @@ async def plan_files(
     secrets_optional: bool = True,
     environ: Mapping[str, str] | None = None,
 ) -> PlanResult:
-    """Load the files, list the live sources and plan.
+    """Load the files while the live sources are listed, then plan.
 
     Secrets are optional by default: a plan without access to them still shows every
     other change and says "cannot compare" for them. `apply` asks for them all.
     """
-    desired = load(files, environ=environ, secrets_optional=secrets_optional)
     async with connection.client() as client:
-        live = await client.list_sources()
+        # The listing waits on the API's pace, the loading on the CPU: overlapped, a plan
+        # takes about the longer of the two. A file with errors stops the listing.
+        listing = asyncio.create_task(client.list_sources())
+        try:
+            desired = await asyncio.to_thread(
+                load, files, environ=environ, secrets_optional=secrets_optional
+            )
+        except BaseException:
+            listing.cancel()
+            with contextlib.suppress(BaseException):
+                await listing
+            raise
+        live = await listing
     options = PlanOptions(
         fingerprint_key=fingerprint_key(connection, environ),
         resend_secrets=resend_secrets,

@@ -21,6 +21,7 @@ its fingerprint differs from the recorded one, or when `--resend-secrets` asks.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 from collections.abc import Iterable, Mapping
@@ -66,6 +67,7 @@ def stamped(marker: Marker, deployment: Mapping[str, Any], key: bytes) -> Marker
 # --------------------------------------------------------------------------- *_encrypted
 
 
+@functools.cache  # asked for per source by the planner
 def encrypted_fields(model: type[DeploymentBase]) -> dict[str, str]:
     """Secret API name to the `*_encrypted` attribute the API returns in its place."""
     return {name: s.encrypted_as for name, s in secret_fields(model).items() if s.encrypted_as}
@@ -115,15 +117,23 @@ def recorded_encrypted(marker: Marker, deployment: Mapping[str, Any]) -> Marker 
 
 def declared_secrets(deployment: DeploymentBase) -> dict[str, SecretRef]:
     """API name to reference of each secret the spec declares (unset optional ones left out)."""
-    model = type(deployment)
-    names = secret_fields(model)
     declared: dict[str, SecretRef] = {}
-    for python_name in model.model_fields:
-        api = api_name(model, python_name)
+    for api, python_name in _secret_attributes(type(deployment)):
         value = getattr(deployment, python_name)
-        if api in names and isinstance(value, SecretRef):
+        if isinstance(value, SecretRef):
             declared[api] = value
     return declared
+
+
+@functools.cache
+def _secret_attributes(model: type[DeploymentBase]) -> tuple[tuple[str, str], ...]:
+    """(API name, python name) of each secret of a deployment model, in field order."""
+    names = secret_fields(model)
+    return tuple(
+        (api, python_name)
+        for python_name in model.model_fields
+        if (api := api_name(model, python_name)) in names
+    )
 
 
 def origin_moved(

@@ -594,7 +594,8 @@ def test_an_unexpected_error_is_one_line_and_exit_1_never_a_traceback(
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("planner bug")
 
-    monkeypatch.setattr(cli, "connect", broken)
+    # The command imports the step where it runs it.
+    monkeypatch.setattr("reconciler.reconcile.connect", broken)
     result = CliRunner().invoke(cli.main, ["plan", "examples/sources.yaml", "--emulator"])
     assert result.exit_code == 1
     assert "internal error: RuntimeError: planner bug" in result.stderr

@@ -6,6 +6,8 @@ import copy
 import json
 import re
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from io import StringIO
 from pathlib import Path
@@ -306,3 +308,37 @@ def test_any_input_ends_in_success_or_located_errors(
     for value in CANARIES.values():
         assert value not in result.output
     assert "Traceback" not in result.output
+
+
+# What a command that never talks to the API or draws a terminal must not import: the
+# HTTP client, the emulator's server stack, rich (and the planner's deepdiff).
+NOT_FOR_OFFLINE = ("httpx", "starlette", "uvicorn", "rich", "deepdiff")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["validate", "--no-resolve", str(EXAMPLE)],
+        ["validate", str(REPO / "tests" / "fixtures" / "invalid_five_mistakes.yaml")],
+        ["schema"],
+        ["--help"],
+    ],
+)
+def test_offline_commands_import_neither_the_client_nor_the_server_nor_rich(
+    args: list[str],
+) -> None:
+    probe = (
+        "import sys\n"
+        "from reconciler.cli import main\n"
+        "try:\n"
+        f"    main({args!r}, prog_name='imgix-reconciler')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(' '.join(sorted({name.split('.')[0] for name in sys.modules})), file=sys.stderr)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, cwd=REPO
+    )
+    loaded = set(done.stderr.splitlines()[-1].split())
+    assert "reconciler" in loaded
+    assert loaded.isdisjoint(NOT_FOR_OFFLINE), sorted(loaded & set(NOT_FOR_OFFLINE))

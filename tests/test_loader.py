@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from reconciler import loader
 from reconciler.loader import (
     MAX_VALUES,
     LoadError,
@@ -16,6 +17,7 @@ from reconciler.loader import (
     load,
     summarize,
 )
+from reconciler.loading import yaml_tree
 from reconciler.references import MAX_REFERENCED_BYTES
 from reconciler.specs import (
     S3Deployment,
@@ -496,6 +498,96 @@ def test_yaml_alias_bomb_is_refused_quickly(tmp_path: Path) -> None:
         f"{tmp_path / 'sources.yaml'}:3:5: sources[0]: the file expands to more than "
         f"{MAX_VALUES} values (YAML aliases?)"
     ]
+
+
+def test_values_written_out_never_count_against_the_alias_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(loader, "MAX_VALUES", 40)
+    source = (
+        "  - {anchor}name: Source {n}\n"
+        "    deployment:\n"
+        "      type: webfolder\n"
+        "      imgix_subdomains: [acme-{n}]\n"
+        "      webfolder_base_url: https://origin.acme.example/\n"
+        "      cache_ttl_value: {ttl}\n"
+    )
+    written = "version: 1\nsources:\n" + "".join(
+        source.format(anchor="", n=n, ttl=60 if n == 9 else 3600) for n in range(10)
+    )
+    # Ten sources written out hold more than 40 values: only the real mistake is reported,
+    # by the precise path that a file with an error takes.
+    assert errors_of(write(tmp_path, written)) == [
+        f"{tmp_path / 'sources.yaml'}:62:24: deployment.cache_ttl_value: must be >= 1800 (got 60)"
+    ]
+    shared = "version: 1\nsources:\n" + source.format(anchor="&one\n    ", n=0, ttl=3600)
+    shared += "  - *one\n" * 10
+    (message,) = errors_of(write(tmp_path, shared))
+    assert "the file expands to more than 40 values (YAML aliases?)" in message
+
+
+@pytest.mark.parametrize(
+    "path",
+    [EXAMPLE, FIXTURES / "valid_minimal.yaml", FIXTURES / "valid_duplicate_names_pinned.yaml"],
+)
+def test_the_fast_path_loads_what_the_precise_path_loads(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fast = load([path], environ=EXAMPLE_ENV)
+
+    def no_fast_parse(text: str) -> None:
+        raise AssertionError("the precise path only")
+
+    monkeypatch.setattr(yaml_tree, "fast_parse", no_fast_parse)
+    precise = load([path], environ=EXAMPLE_ENV)
+    assert fast.locations == precise.locations
+    assert fast.unresolved == precise.unresolved
+    assert fast.state.model_dump() == precise.state.model_dump()
+    assert [s.deployment.referenced() for s in fast.state.sources] == [
+        s.deployment.referenced() for s in precise.state.sources
+    ]
+
+
+UNUSUAL_BUT_VALID = """\
+%TAG !e! tag:example.com,2000:
+---
+# Flow and block styles, quoted and explicit keys, a block scalar, comments.
+version: 1
+sources:
+  - {name: "Flow One", deployment: {type: webfolder, imgix_subdomains: [flow-one],
+      webfolder_base_url: 'https://origin.acme.example/one/', cache_ttl_value: 3_600}}
+  - "name": Block Two  # a comment after a value
+    ? deployment
+    : type: webfolder
+      imgix_subdomains:
+        - block-two
+      webfolder_base_url: https://origin.acme.example/two/
+      annotation: |
+        Kept by the team.
+        Two lines.
+      default_params: {auto: format, q: 75, fit: "crop"}
+    enabled: false
+"""
+
+
+def test_an_unusual_valid_file_takes_the_fast_path_and_loads_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(tmp_path, UNUSUAL_BUT_VALID)
+
+    def forbidden(*args: object) -> None:
+        raise AssertionError("this path must not run")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(loader._DesiredFile, "_parse", forbidden)
+        fast = load([path], environ={})
+    with monkeypatch.context() as patched:
+        patched.setattr(yaml_tree, "fast_parse", forbidden)
+        precise = load([path], environ={})
+    assert [str(place) for place in fast.locations] == [f"{path}:6:5", f"{path}:8:5"]
+    assert fast.locations == precise.locations
+    assert fast.state.model_dump() == precise.state.model_dump()
+    assert fast.state.sources[0].deployment.cache_ttl_value == 3600
 
 
 def test_aliases_within_the_budget_load(tmp_path: Path) -> None:

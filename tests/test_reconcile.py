@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from conftest import FakeClock
 
+from reconciler import reconcile
 from reconciler.applier import ApplyRefused
 from reconciler.client import REQUEST_TIMEOUT
+from reconciler.emulator import EMULATOR_API_KEY, SourceStore
+from reconciler.emulator.listing import Page
 from reconciler.errors import StalePlan
+from reconciler.loader import LoadedState, LoadError
 from reconciler.reconcile import (
     API_URL_VARIABLE,
     REQUEST_TIMEOUT_VARIABLE,
@@ -24,6 +32,9 @@ from reconciler.reconcile import (
 )
 
 KEY = "ak_" + "0" * 64
+REPO = Path(__file__).resolve().parent.parent
+DESIRED = REPO / "tests" / "fixtures" / "valid_minimal.yaml"
+INVALID = REPO / "tests" / "fixtures" / "invalid_five_mistakes.yaml"
 ENVIRON = {"IMGIX_API_KEY": KEY}
 
 
@@ -181,6 +192,63 @@ def test_an_accepted_path_prefix_reaches_the_api_under_it() -> None:
 
     asyncio.run(listing())
     assert seen[0].startswith("https://proxy.example/imgix/api/v1/sources?")
+
+
+# --------------------------------------------------------------------------- plan_files
+
+
+def test_the_listing_starts_while_the_files_load_and_an_invalid_file_stops_it(
+    emulator_url: str,
+    emulator_store: SourceStore,
+    fake_clock: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for n in range(250):  # three pages of 100
+        emulator_store.create_source(
+            {
+                "name": f"Live {n}",
+                "deployment": {
+                    "type": "webfolder",
+                    "imgix_subdomains": [f"live-{n}"],
+                    "webfolder_base_url": "https://origin.example/",
+                },
+            }
+        )
+    listed, load_failed = threading.Event(), threading.Event()
+    real_load, real_list = reconcile.load, emulator_store.list_sources
+
+    def load_after_the_first_request(*args: Any, **kwargs: Any) -> LoadedState:
+        # Loading cannot finish before the API has been asked: the two overlap.
+        assert listed.wait(timeout=30), "the listing waited for the files"
+        try:
+            return real_load(*args, **kwargs)
+        except LoadError:
+            load_failed.set()
+            raise
+
+    def list_sources(params: Mapping[str, str]) -> Page:
+        listed.set()
+        if failing:
+            load_failed.wait(timeout=30)  # the first page answers only once loading failed
+        return real_list(params)
+
+    failing = False
+    monkeypatch.setattr(reconcile, "load", load_after_the_first_request)
+    monkeypatch.setattr(emulator_store, "list_sources", list_sources)
+    connection = reconcile.Connection(
+        emulator_url, EMULATOR_API_KEY, clock=fake_clock.time, sleep=fake_clock.sleep
+    )
+    made = asyncio.run(reconcile.plan_files([DESIRED], connection, environ={}))
+    assert len(made.live) == 250
+    gets = [entry for entry in emulator_store.request_log if entry.method == "GET"]
+    assert len(gets) == 3  # the first page says how many; nothing else is requested
+
+    failing = True
+    listed.clear()
+    emulator_store.request_log.clear()
+    with pytest.raises(LoadError):
+        asyncio.run(reconcile.plan_files([INVALID], connection, environ={}))
+    assert len(emulator_store.request_log) <= 1  # no page after the first is asked for
 
 
 # --------------------------------------------------------------------------- apply policy

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from reconciler.applier import ApplyReport
-from reconciler.plan import Plan
-from reconciler.render import json, markdown, text
-from reconciler.render.values import View
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from reconciler.applier import ApplyReport
+    from reconciler.plan import Plan
+    from reconciler.render.values import View
 
 FORMATS: tuple[str, ...] = ("text", "markdown", "json")
 
@@ -23,11 +25,18 @@ def render(
     `view="drift"` words text and markdown for a scheduled check, whose verdict is
     `drifted`; json is the same document.
     """
+    # Each format is imported when asked for: rich only for text.
     if fmt == "text":
+        from reconciler.render import text
+
         return text.render(plan, color=color, view=view, drifted=drifted)
     if fmt == "markdown":
+        from reconciler.render import markdown
+
         return markdown.render(plan, view=view, drifted=drifted)
     if fmt == "json":
+        from reconciler.render import json
+
         return json.render(plan)
     raise ValueError(f"unknown plan format {fmt!r} (use one of {', '.join(FORMATS)})")
 
@@ -35,9 +44,15 @@ def render(
 def render_report(report: ApplyReport, fmt: str, *, digest: str | None = None) -> str:
     """The apply report in `fmt`; the json document records the applied plan's `digest`."""
     if fmt == "text":
+        from reconciler.render import text
+
         return text.render_report(report)
     if fmt == "markdown":
+        from reconciler.render import markdown
+
         return markdown.render_report(report)
     if fmt == "json":
+        from reconciler.render import json
+
         return json.render_report(report, digest)
     raise ValueError(f"unknown report format {fmt!r} (use one of {', '.join(FORMATS)})")

@@ -1,0 +1,1 @@
+"""The parts of `reconciler.loader`, each readable on its own."""
