@@ -461,9 +461,14 @@ def _compare(
     changes: list[Change] = []
     if "name" not in ignored and spec.name != live.name:
         changes.append(Change(path="name", before=live.name, after=spec.name))
-    attribute_changes = _attribute_changes(attributes, stated_fields(deployment), live, ignored)
+    # Most matched sources are in sync: the detailed diff is built only for those that differ.
+    attribute_changes = (
+        []
+        if _attributes_in_sync(attributes, deployment, live, ignored)
+        else _attribute_changes(attributes, stated_fields(deployment), live, ignored)
+    )
     changes += attribute_changes
-    changed = _changed_attributes(attributes, attribute_changes)
+    changed = _changed_attributes(attributes, attribute_changes) if attribute_changes else []
 
     annotation = live.annotation
     text, annotation_change = _annotation_text(deployment, annotation.text, ignored)
@@ -610,6 +615,47 @@ def _risks(model: type[DeploymentBase], changes: list[Change]) -> list[Risk]:
             risks.append("releases_hostnames")
             break
     return risks
+
+
+def _attributes_in_sync(
+    attributes: dict[str, Any],
+    deployment: DeploymentBase,
+    live: LiveSource,
+    ignored: frozenset[str],
+) -> bool:
+    """Whether `_attribute_changes` would find nothing, without building any change."""
+    have_all = live.deployment
+    stated: frozenset[str] | None = None
+    for name, value in attributes.items():
+        have = have_all.get(name, _MISSING)
+        if have is _MISSING:
+            if ignored and f"deployment.{name}" in ignored:
+                continue
+            if stated is None:
+                stated = stated_fields(deployment)
+            if name in stated:
+                return False
+            continue
+        if _plainly_equal(have, value):
+            continue
+        if ignored and f"deployment.{name}" in ignored:
+            continue
+        if not same_json(_normalized(name, have), _normalized(name, value)):
+            return False
+    return True
+
+
+def _plainly_equal(have: Any, want: Any) -> bool:
+    """Equal as JSON values by a quick test: same-typed scalars, or equal lists of text
+    (in the same order, so equal once hostnames are sorted too). False: not known."""
+    kind = type(want)
+    if kind is not type(have) or have != want:
+        return False
+    return kind in _SCALARS or (kind is list and all(type(item) is str for item in want))
+
+
+_MISSING: Any = object()
+_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 def _attribute_changes(
@@ -973,6 +1019,11 @@ def _order(nodes: list[_Node]) -> list[Action]:
     """Topological order, and among ready actions: creates, patches, then name and key."""
     by_key = {node.action.key: node for node in nodes}
     waiting = {node.action.key: set(node.waits_for) for node in nodes}
+    # Who waits for whom, so that each write done wakes only its own waiters (linear).
+    waiters: dict[str, list[str]] = {}
+    for key, blockers in waiting.items():
+        for blocker in blockers:
+            waiters.setdefault(blocker, []).append(key)
     ready = [(node.sort_key(), node.action.key) for node in nodes if not node.waits_for]
     heapq.heapify(ready)
     ordered: list[Action] = []
@@ -980,11 +1031,11 @@ def _order(nodes: list[_Node]) -> list[Action]:
         _, key = heapq.heappop(ready)
         node = by_key[key]
         ordered.append(node.action.model_copy(update={"depends_on": sorted(node.waits_for)}))
-        for other, blockers in waiting.items():
-            if key in blockers:
-                blockers.discard(key)
-                if not blockers:
-                    heapq.heappush(ready, (by_key[other].sort_key(), other))
+        for other in waiters.get(key, ()):
+            blockers = waiting[other]
+            blockers.discard(key)
+            if not blockers:
+                heapq.heappush(ready, (by_key[other].sort_key(), other))
     if len(ordered) < len(nodes):
         raise _cycle_error(by_key, {k for k, b in waiting.items() if b})
     return ordered
