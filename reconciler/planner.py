@@ -96,7 +96,7 @@ class PlanOptions:
                 raise ValueError(f"{name} must be at least 1 (got {value})")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Match:
     """A spec and the live source it describes (None: it must be created)."""
 
@@ -173,7 +173,7 @@ def plan(desired: DesiredState, live: Sequence[LiveSource], options: PlanOptions
             actions.append((match, action))
         # An observed source is never written, so it cannot be adopted either.
         if compared.unadopted and spec.mode != "observe":
-            unadopted.append(SourceRef(id=match.live.id, name=spec.name))
+            unadopted.append(_source_ref(match.live.id, spec.name))
             adoption_updates += _adoption_updates(spec, match.live)
 
     ordered = _order(_with_dependencies(actions, matches, live, held))
@@ -219,6 +219,16 @@ def recorded_owner(live: LiveSource | None) -> str | None:
         return None
     marker = live.annotation.marker
     return marker.owner if marker is not None else None
+
+
+# One set of given fields for every reference a plan lists (one per unadopted source, all
+# of them on a first plan): sharing it saves a set per source. Never mutated: frozen model.
+_SOURCE_REF_FIELDS = {"id", "name"}
+
+
+def _source_ref(id: str, name: str) -> SourceRef:
+    """A reference to a live source; both values come validated from the models."""
+    return SourceRef.model_construct(_SOURCE_REF_FIELDS, id=id, name=name)
 
 
 def _observed(action: Action) -> ObservedSource:
@@ -1030,7 +1040,11 @@ def _order(nodes: list[_Node]) -> list[Action]:
     while ready:
         _, key = heapq.heappop(ready)
         node = by_key[key]
-        ordered.append(node.action.model_copy(update={"depends_on": sorted(node.waits_for)}))
+        # Most actions wait for none: kept as built rather than copied (a copy each at 100,000).
+        action = node.action
+        if node.waits_for:
+            action = action.model_copy(update={"depends_on": sorted(node.waits_for)})
+        ordered.append(action)
         for other in waiters.get(key, ()):
             blockers = waiting[other]
             blockers.discard(key)
