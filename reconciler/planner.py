@@ -10,9 +10,11 @@ property tests call it with plain values.
 
 from __future__ import annotations
 
+import gc
 import heapq
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
@@ -107,6 +109,29 @@ class Match:
 
 def plan(desired: DesiredState, live: Sequence[LiveSource], options: PlanOptions) -> Plan:
     """Compare the desired state with the live one and say what to write."""
+    with _cycle_collection_paused():
+        return _plan(desired, live, options)
+
+
+@contextmanager
+def _cycle_collection_paused() -> Iterator[None]:
+    """Pause Python's cycle collector while planning; it is as it was afterwards.
+
+    Planning makes no reference cycles, but allocates enough to set off full collections,
+    each of which walks every object the caller holds (all the live sources and specs):
+    at 10,000 sources they took about a third of the planner's CPU.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+def _plan(desired: DesiredState, live: Sequence[LiveSource], options: PlanOptions) -> Plan:
     _check_targets(desired, options.targets)
     _check_unique_hostnames(desired)
     matches = match_sources(desired.sources, live)
