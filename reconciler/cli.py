@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from reconciler import github, redact
+from reconciler import redact
+from reconciler.endpoint import DEFAULT_API_URL
 from reconciler.errors import (
     EXIT_CHANGES,
     EXIT_ERROR,
@@ -30,7 +31,6 @@ from reconciler.errors import (
     EXIT_PARTIAL,
     ReconcilerError,
 )
-from reconciler.live import DEFAULT_API_URL
 from reconciler.render import FORMATS
 from reconciler.untrusted import LogFormatter, one_line
 
@@ -225,6 +225,14 @@ def _stderr_line(message: str) -> None:
     click.echo(one_line(message), err=True)
 
 
+def _write_step_summary(markdown: Callable[[], str]) -> None:
+    # Rendered (and reconciler.github imported) only in GitHub Actions.
+    from reconciler import github
+
+    if github.active():
+        github.write_step_summary(markdown())
+
+
 @contextlib.contextmanager
 def _exit_codes(files: Sequence[Path] = ()) -> Iterator[None]:
     """Map every failure to a message on stderr and product.md's exit code: no tracebacks."""
@@ -236,6 +244,8 @@ def _exit_codes(files: Sequence[Path] = ()) -> Iterator[None]:
         # Each problem at its place in the files first, then one closing line.
         for located in error.located:
             _stderr_line(str(located))
+        from reconciler import github
+
         github.annotate(error.located)
         if isinstance(error, LoadError):
             if files:
@@ -317,7 +327,7 @@ def plan_command(
             saved = authenticate_plan(result.plan, connection)
             write_atomically(out, saved.to_json() + "\n")
         click.echo(render(result.plan, fmt, color=_color()))
-        github.write_step_summary(render(result.plan, "markdown"))
+        _write_step_summary(lambda: render(result.plan, "markdown"))
         check_ownership(result)
     if detailed_exitcode and result.plan.has_changes:
         raise SystemExit(EXIT_CHANGES)
@@ -357,8 +367,8 @@ def drift_command(
         result = asyncio.run(plan_files(files, connection))
         drift = drift_findings(result.plan, allow_unadopted=allow_unadopted)
         click.echo(render(result.plan, fmt, color=_color(), view="drift", drifted=bool(drift)))
-        github.write_step_summary(
-            render(result.plan, "markdown", view="drift", drifted=bool(drift))
+        _write_step_summary(
+            lambda: render(result.plan, "markdown", view="drift", drifted=bool(drift))
         )
         check_ownership(result)
         if drift:
@@ -453,7 +463,7 @@ def apply_command(
             click.echo(render(plan, "text"), err=True)
         else:
             click.echo(render(plan, fmt, color=_color()))
-        github.write_step_summary(render(plan, "markdown"))
+        _write_step_summary(lambda: render(plan, "markdown"))
         if not check_apply_policy(to_apply, request):
             click.echo("Nothing to do.", err=True)
             if fmt == "json":
