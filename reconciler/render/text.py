@@ -1,11 +1,13 @@
-"""The plan for a terminal: one block per action, colour only when asked."""
+"""The plan for a terminal: one block per action, colour only when asked.
+
+Lines are built as spans of text with rich styles; rich draws them only for a colour
+terminal, so plain text (a pipe, a file, a CI log) never imports it.
+"""
 
 from __future__ import annotations
 
 import io
-
-from rich.console import Console
-from rich.text import Text
+from typing import TYPE_CHECKING
 
 from reconciler.applier import ApplyReport
 from reconciler.plan import (
@@ -33,6 +35,9 @@ from reconciler.render.values import (
 )
 from reconciler.untrusted import escaped, one_line, quoted
 
+if TYPE_CHECKING:
+    import rich.text
+
 _SIGN = {"create": ("+", "green"), "patch": ("~", "yellow")}
 
 
@@ -40,54 +45,79 @@ def render(
     plan: Plan, *, color: bool = False, view: View = "plan", drifted: bool | None = None
 ) -> str:
     """The plan as terminal text; ANSI styles only when `color` is true."""
+    lines = _lines(plan, view, drifted)
+    if not color:
+        return "".join(line.plain + "\n" for line in lines)
+    from rich.console import Console
+
     buffer = io.StringIO()
     console = Console(
         file=buffer,
-        force_terminal=color,
-        no_color=not color,
-        color_system="standard" if color else None,
+        force_terminal=True,
+        color_system="standard",
         highlight=False,
         markup=False,
         emoji=False,
         soft_wrap=True,
         width=120,
     )
-    console.print(Text(headline(plan, view, drifted), style="bold"))
+    for line in lines:
+        console.print(line.styled())
+    return buffer.getvalue()
+
+
+class Text:
+    """One line: spans of text, each with a rich style, under the line's own style."""
+
+    __slots__ = ("spans", "style")
+
+    def __init__(self, text: str = "", style: str = "") -> None:
+        self.style = style
+        self.spans: list[tuple[str, str]] = [(text, "")] if text else []
+
+    def append(self, text: str, style: str = "") -> None:
+        self.spans.append((text, style))
+
+    @property
+    def plain(self) -> str:
+        return "".join(text for text, _ in self.spans)
+
+    def styled(self) -> rich.text.Text:
+        from rich.text import Text as RichText
+
+        line = RichText(style=self.style)
+        for text, style in self.spans:
+            line.append(text, style=style or None)
+        return line
+
+
+def _lines(plan: Plan, view: View, drifted: bool | None) -> list[Text]:
+    lines = [Text(headline(plan, view, drifted), style="bold")]
     warning = blast_radius_warning(plan)
     if warning is not None:
-        console.print(Text(f"! {warning}", style="bold red"))
+        lines.append(Text(f"! {warning}", style="bold red"))
     names = source_names(plan)
     for action in plan.actions:
-        console.print()
-        for line in _action(names, action):
-            console.print(line)
+        lines += [Text(), *_action(names, action)]
     for observed in plan.observed:
-        console.print()
-        for line in _observed(observed):
-            console.print(line)
+        lines += [Text(), *_observed(observed)]
     if plan.owned_elsewhere:
-        console.print()
-        console.print(Text("Owned elsewhere (never written; --take-over takes over):", "bold"))
-        for owned in plan.owned_elsewhere:
-            console.print(_owned(owned))
+        lines += [Text(), Text("Owned elsewhere (never written; --take-over takes over):", "bold")]
+        lines += [_owned(owned) for owned in plan.owned_elsewhere]
     if plan.notices or plan.adoption:
-        console.print()
-        console.print(Text("Notices:", style="bold"))
+        lines += [Text(), Text("Notices:", style="bold")]
         if plan.adoption:
-            console.print(_adoption(plan.adoption))
-        for notice in plan.notices:
-            console.print(_notice(notice))
+            lines.append(_adoption(plan.adoption))
+        lines += [_notice(notice) for notice in plan.notices]
     if plan.unmanaged:
-        console.print()
-        console.print(Text("Unmanaged (live, matched by no source; never touched):", style="bold"))
-        for source in plan.unmanaged:
-            console.print(_unmanaged(source))
+        lines += [Text(), Text("Unmanaged (live, matched by no source; never touched):", "bold")]
+        lines += [_unmanaged(source) for source in plan.unmanaged]
     if plan.actions:
-        console.print()
+        lines.append(Text())
         if plan.cost is not None:
-            console.print(Text(cost_line(plan.cost)))
-        console.print(Text(f"Digest: {escaped(plan.digest)}", style="dim"))
-    return buffer.getvalue()
+            lines.append(Text(cost_line(plan.cost)))
+        lines.append(Text(f"Digest: {escaped(plan.digest)}", style="dim"))
+    return lines
 
 
 def _action(names: dict[str, str], action: Action) -> list[Text]:
