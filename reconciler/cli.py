@@ -42,6 +42,10 @@ if TYPE_CHECKING:
     from reconciler.plan import Plan
     from reconciler.reconcile import Connection
 
+# httpx imports its own command line, and with it rich and pygments, whenever rich is
+# installed; this program never runs it, and rich is for a terminal only.
+sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+
 log = logging.getLogger("reconciler.cli")
 INSECURE_HTTP = "reconciler.allow_insecure_http"
 
