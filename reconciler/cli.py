@@ -9,7 +9,6 @@ resolved can be printed, not even in a traceback.
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import re
 import signal
@@ -22,7 +21,6 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from reconciler import redact
 from reconciler.endpoint import DEFAULT_API_URL
 from reconciler.errors import (
     EXIT_CHANGES,
@@ -32,10 +30,10 @@ from reconciler.errors import (
     ReconcilerError,
 )
 from reconciler.render import FORMATS
-from reconciler.untrusted import LogFormatter, one_line
 
 # Each command imports the steps it runs where it runs them: `validate` never loads the
-# HTTP client, rich or the emulator's server stack, and start-up pays only for what is used.
+# HTTP client, rich or the emulator's server stack, and start-up pays only for what is used;
+# `--help` and usage errors load neither the models nor logging nor the redaction point.
 if TYPE_CHECKING:
     from reconciler.applier import ApplyReport, Permissions
     from reconciler.pacing import Stop
@@ -46,7 +44,6 @@ if TYPE_CHECKING:
 # installed; this program never runs it, and rich is for a terminal only.
 sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
-log = logging.getLogger("reconciler.cli")
 INSECURE_HTTP = "reconciler.allow_insecure_http"
 
 
@@ -65,6 +62,8 @@ class CommandGroup(click.Group):
         except click.ClickException as error:
             # Its message may quote an argument, and arguments may come from a pull request
             # (file names); click declares the attribute Final but reads it when showing.
+            from reconciler.untrusted import one_line
+
             error.message = one_line(error.message)  # type: ignore[misc]
             error.show()
             sys.exit(EXIT_ERROR if isinstance(error, click.UsageError) else error.exit_code)
@@ -84,6 +83,11 @@ class CommandGroup(click.Group):
 @click.pass_context
 def main(ctx: click.Context, debug: bool) -> None:
     """Keep imgix Sources in git: validate, plan, apply and detect drift."""
+    import logging
+
+    from reconciler import redact
+    from reconciler.untrusted import LogFormatter
+
     if debug:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(LogFormatter("%(levelname)s %(name)s: %(message)s"))
@@ -226,6 +230,8 @@ def _color() -> bool:
 
 def _stderr_line(message: str) -> None:
     # Errors quote file names, file contents and API answers: each stays one inert line.
+    from reconciler.untrusted import one_line
+
     click.echo(one_line(message), err=True)
 
 
@@ -263,7 +269,9 @@ def _exit_codes(files: Sequence[Path] = ()) -> Iterator[None]:
         raise SystemExit(EXIT_ERROR) from None
     except Exception as error:
         # A bug, not bad input: one line for CI logs, the traceback only with --debug.
-        log.debug("unexpected error", exc_info=True)
+        import logging
+
+        logging.getLogger(__name__).debug("unexpected error", exc_info=True)
         _stderr_line(
             f"internal error: {type(error).__name__}: {error} "
             "(re-run with --debug for details, and please report it)"
@@ -596,6 +604,7 @@ def export_command(
     from reconciler.export import export_yaml, merged_yaml
     from reconciler.loader import load
     from reconciler.reconcile import list_live
+    from reconciler.redact import scrub
 
     with _exit_codes([merge] if merge else []):
         if out is not None and merge is not None:
@@ -615,14 +624,14 @@ def export_command(
             if not exported.added:
                 click.echo(f"Nothing to add: every live source is in {merge}.", err=True)
                 return
-            _rewrite(merge, redact.scrub(exported.text))
+            _rewrite(merge, scrub(exported.text))
             click.echo(f"Added {_sources(exported.added)} to {merge}.", err=True)
         elif out is None:
             exported = export_yaml(live)
             click.echo(exported.text, nl=False)
         else:
             exported = export_yaml(live)
-            write_atomically(out, redact.scrub(exported.text))
+            write_atomically(out, scrub(exported.text))
             click.echo(f"Wrote {_sources(exported.added)} to {out}.", err=True)
         if exported.variables:
             click.echo(
