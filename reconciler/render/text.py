@@ -66,7 +66,7 @@ def render(
     return buffer.getvalue()
 
 
-class Text:
+class Line:
     """One line: spans of text, each with a rich style, under the line's own style."""
 
     __slots__ = ("spans", "style")
@@ -76,13 +76,16 @@ class Text:
         self.spans: list[tuple[str, str]] = [(text, "")] if text else []
 
     def append(self, text: str, style: str = "") -> None:
+        """Add `text` at the end, in `style` on top of the line's."""
         self.spans.append((text, style))
 
     @property
     def plain(self) -> str:
+        """The line without styles, as plain output shows it."""
         return "".join(text for text, _ in self.spans)
 
     def styled(self) -> rich.text.Text:
+        """The line for rich to draw in colour (rich is imported here, and only here)."""
         from rich.text import Text as RichText
 
         line = RichText(style=self.style)
@@ -91,50 +94,50 @@ class Text:
         return line
 
 
-def _lines(plan: Plan, view: View, drifted: bool | None) -> list[Text]:
-    lines = [Text(headline(plan, view, drifted), style="bold")]
+def _lines(plan: Plan, view: View, drifted: bool | None) -> list[Line]:
+    lines = [Line(headline(plan, view, drifted), style="bold")]
     warning = blast_radius_warning(plan)
     if warning is not None:
-        lines.append(Text(f"! {warning}", style="bold red"))
+        lines.append(Line(f"! {warning}", style="bold red"))
     names = source_names(plan)
     for action in plan.actions:
-        lines += [Text(), *_action(names, action)]
+        lines += [Line(), *_action(names, action)]
     for observed in plan.observed:
-        lines += [Text(), *_observed(observed)]
+        lines += [Line(), *_observed(observed)]
     if plan.owned_elsewhere:
-        lines += [Text(), Text("Owned elsewhere (never written; --take-over takes over):", "bold")]
+        lines += [Line(), Line("Owned elsewhere (never written; --take-over takes over):", "bold")]
         lines += [_owned(owned) for owned in plan.owned_elsewhere]
     if plan.notices or plan.adoption:
-        lines += [Text(), Text("Notices:", style="bold")]
+        lines += [Line(), Line("Notices:", style="bold")]
         if plan.adoption:
             lines.append(_adoption(plan.adoption))
         lines += [_notice(notice) for notice in plan.notices]
     if plan.unmanaged:
-        lines += [Text(), Text("Unmanaged (live, matched by no source; never touched):", "bold")]
+        lines += [Line(), Line("Unmanaged (live, matched by no source; never touched):", "bold")]
         lines += [_unmanaged(source) for source in plan.unmanaged]
     if plan.actions:
-        lines.append(Text())
+        lines.append(Line())
         if plan.cost is not None:
-            lines.append(Text(cost_line(plan.cost)))
-        lines.append(Text(f"Digest: {escaped(plan.digest)}", style="dim"))
+            lines.append(Line(cost_line(plan.cost)))
+        lines.append(Line(f"Digest: {escaped(plan.digest)}", style="dim"))
     return lines
 
 
-def _action(names: dict[str, str], action: Action) -> list[Text]:
+def _action(names: dict[str, str], action: Action) -> list[Line]:
     sign, style = _SIGN[action.action]
-    title = Text(f"{sign} {action.action} ", style=f"bold {style}")
+    title = Line(f"{sign} {action.action} ", style=f"bold {style}")
     title.append(quoted(action.source), style="bold")
     if action.id:
         title.append(f" ({escaped(action.id)})")
     lines = [title]
     if action.destructive:
-        lines.append(Text(f"    ! {DISABLES}", style="bold red"))
+        lines.append(Line(f"    ! {DISABLES}", style="bold red"))
     for flag in action_flags(action):
-        lines.append(Text(f"    ! {escaped(flag)}", style="yellow"))
+        lines.append(Line(f"    ! {escaped(flag)}", style="yellow"))
     for name in waits_for(names, action):
-        lines.append(Text(f"    after {quoted(name)} (it releases a hostname this claims)", "dim"))
+        lines.append(Line(f"    after {quoted(name)} (it releases a hostname this claims)", "dim"))
     for change in action.changes:
-        line = Text(f"    {sign} {escaped(change.path)}: ")
+        line = Line(f"    {sign} {escaped(change.path)}: ")
         if action.action == "create":
             line.append(shown(change.after), style=style)
         else:
@@ -145,14 +148,14 @@ def _action(names: dict[str, str], action: Action) -> list[Text]:
     return lines
 
 
-def _observed(observed: ObservedSource) -> list[Text]:
-    title = Text(f"= observed {quoted(observed.source)}", style="bold cyan")
+def _observed(observed: ObservedSource) -> list[Line]:
+    title = Line(f"= observed {quoted(observed.source)}", style="bold cyan")
     if observed.id:
         title.append(f" ({escaped(observed.id)})")
     title.append(" (mode: observe; never written)", style="dim")
     lines = [title]
     for change in observed.changes:
-        line = Text(f"    = {escaped(change.path)}: ")
+        line = Line(f"    = {escaped(change.path)}: ")
         if observed.action == "create":
             line.append("(missing) -> ", style="red")
         else:
@@ -163,12 +166,12 @@ def _observed(observed: ObservedSource) -> list[Text]:
     return lines
 
 
-def _owned(owned: OwnedElsewhere) -> Text:
-    return Text(f"  - {quoted(owned.source)} ({escaped(owned.id)}): owned by {quoted(owned.owner)}")
+def _owned(owned: OwnedElsewhere) -> Line:
+    return Line(f"  - {quoted(owned.source)} ({escaped(owned.id)}): owned by {quoted(owned.owner)}")
 
 
-def _notice(notice: Notice) -> Text:
-    line = Text("  ! ", style="yellow")
+def _notice(notice: Notice) -> Line:
+    line = Line("  ! ", style="yellow")
     line.append(quoted(notice.source))
     if notice.id:
         line.append(f" ({escaped(notice.id)})")
@@ -176,9 +179,9 @@ def _notice(notice: Notice) -> Text:
     return line
 
 
-def _adoption(adoption: Adoption) -> Text:
+def _adoption(adoption: Adoption) -> Line:
     names, hidden = adoption_names(adoption)
-    line = Text("  ! ", style="yellow")
+    line = Line("  ! ", style="yellow")
     line.append(f"{escaped(adoption.detail)}: ")
     line.append(", ".join(quoted(name) for name in names))
     if hidden:
@@ -186,8 +189,8 @@ def _adoption(adoption: Adoption) -> Text:
     return line
 
 
-def _unmanaged(source: UnmanagedSource) -> Text:
-    return Text(f"  - {quoted(source.name)} ({escaped(source.id)})")
+def _unmanaged(source: UnmanagedSource) -> Line:
+    return Line(f"  - {quoted(source.name)} ({escaped(source.id)})")
 
 
 def render_report(report: ApplyReport) -> str:
