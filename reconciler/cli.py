@@ -9,7 +9,6 @@ resolved can be printed, not even in a traceback.
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import re
 import signal
@@ -22,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from reconciler import github, redact
+from reconciler.endpoint import DEFAULT_API_URL
 from reconciler.errors import (
     EXIT_CHANGES,
     EXIT_ERROR,
@@ -30,19 +29,21 @@ from reconciler.errors import (
     EXIT_PARTIAL,
     ReconcilerError,
 )
-from reconciler.live import DEFAULT_API_URL
 from reconciler.render import FORMATS
-from reconciler.untrusted import LogFormatter, one_line
 
 # Each command imports the steps it runs where it runs them: `validate` never loads the
-# HTTP client, rich or the emulator's server stack, and start-up pays only for what is used.
+# HTTP client, rich or the emulator's server stack, and start-up pays only for what is used;
+# `--help` and usage errors load neither the models nor logging nor the redaction point.
 if TYPE_CHECKING:
     from reconciler.applier import ApplyReport, Permissions
     from reconciler.pacing import Stop
     from reconciler.plan import Plan
     from reconciler.reconcile import Connection
 
-log = logging.getLogger("reconciler.cli")
+# httpx imports its own command line, and with it rich and pygments, whenever rich is
+# installed; this program never runs it, and rich is for a terminal only.
+sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+
 INSECURE_HTTP = "reconciler.allow_insecure_http"
 
 
@@ -61,6 +62,8 @@ class CommandGroup(click.Group):
         except click.ClickException as error:
             # Its message may quote an argument, and arguments may come from a pull request
             # (file names); click declares the attribute Final but reads it when showing.
+            from reconciler.untrusted import one_line
+
             error.message = one_line(error.message)  # type: ignore[misc]
             error.show()
             sys.exit(EXIT_ERROR if isinstance(error, click.UsageError) else error.exit_code)
@@ -80,6 +83,11 @@ class CommandGroup(click.Group):
 @click.pass_context
 def main(ctx: click.Context, debug: bool) -> None:
     """Keep imgix Sources in git: validate, plan, apply and detect drift."""
+    import logging
+
+    from reconciler import redact
+    from reconciler.untrusted import LogFormatter
+
     if debug:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(LogFormatter("%(levelname)s %(name)s: %(message)s"))
@@ -222,7 +230,17 @@ def _color() -> bool:
 
 def _stderr_line(message: str) -> None:
     # Errors quote file names, file contents and API answers: each stays one inert line.
+    from reconciler.untrusted import one_line
+
     click.echo(one_line(message), err=True)
+
+
+def _write_step_summary(markdown: Callable[[], str]) -> None:
+    # Rendered (and reconciler.github imported) only in GitHub Actions.
+    from reconciler import github
+
+    if github.active():
+        github.write_step_summary(markdown())
 
 
 @contextlib.contextmanager
@@ -236,6 +254,8 @@ def _exit_codes(files: Sequence[Path] = ()) -> Iterator[None]:
         # Each problem at its place in the files first, then one closing line.
         for located in error.located:
             _stderr_line(str(located))
+        from reconciler import github
+
         github.annotate(error.located)
         if isinstance(error, LoadError):
             if files:
@@ -249,7 +269,9 @@ def _exit_codes(files: Sequence[Path] = ()) -> Iterator[None]:
         raise SystemExit(EXIT_ERROR) from None
     except Exception as error:
         # A bug, not bad input: one line for CI logs, the traceback only with --debug.
-        log.debug("unexpected error", exc_info=True)
+        import logging
+
+        logging.getLogger(__name__).debug("unexpected error", exc_info=True)
         _stderr_line(
             f"internal error: {type(error).__name__}: {error} "
             "(re-run with --debug for details, and please report it)"
@@ -317,7 +339,7 @@ def plan_command(
             saved = authenticate_plan(result.plan, connection)
             write_atomically(out, saved.to_json() + "\n")
         click.echo(render(result.plan, fmt, color=_color()))
-        github.write_step_summary(render(result.plan, "markdown"))
+        _write_step_summary(lambda: render(result.plan, "markdown"))
         check_ownership(result)
     if detailed_exitcode and result.plan.has_changes:
         raise SystemExit(EXIT_CHANGES)
@@ -357,8 +379,8 @@ def drift_command(
         result = asyncio.run(plan_files(files, connection))
         drift = drift_findings(result.plan, allow_unadopted=allow_unadopted)
         click.echo(render(result.plan, fmt, color=_color(), view="drift", drifted=bool(drift)))
-        github.write_step_summary(
-            render(result.plan, "markdown", view="drift", drifted=bool(drift))
+        _write_step_summary(
+            lambda: render(result.plan, "markdown", view="drift", drifted=bool(drift))
         )
         check_ownership(result)
         if drift:
@@ -453,7 +475,7 @@ def apply_command(
             click.echo(render(plan, "text"), err=True)
         else:
             click.echo(render(plan, fmt, color=_color()))
-        github.write_step_summary(render(plan, "markdown"))
+        _write_step_summary(lambda: render(plan, "markdown"))
         if not check_apply_policy(to_apply, request):
             click.echo("Nothing to do.", err=True)
             if fmt == "json":
@@ -582,6 +604,7 @@ def export_command(
     from reconciler.export import export_yaml, merged_yaml
     from reconciler.loader import load
     from reconciler.reconcile import list_live
+    from reconciler.redact import scrub
 
     with _exit_codes([merge] if merge else []):
         if out is not None and merge is not None:
@@ -601,14 +624,14 @@ def export_command(
             if not exported.added:
                 click.echo(f"Nothing to add: every live source is in {merge}.", err=True)
                 return
-            _rewrite(merge, redact.scrub(exported.text))
+            _rewrite(merge, scrub(exported.text))
             click.echo(f"Added {_sources(exported.added)} to {merge}.", err=True)
         elif out is None:
             exported = export_yaml(live)
             click.echo(exported.text, nl=False)
         else:
             exported = export_yaml(live)
-            write_atomically(out, redact.scrub(exported.text))
+            write_atomically(out, scrub(exported.text))
             click.echo(f"Wrote {_sources(exported.added)} to {out}.", err=True)
         if exported.variables:
             click.echo(

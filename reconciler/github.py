@@ -145,7 +145,8 @@ def write_step_summary(markdown: str, environ: Mapping[str, str] | None = None) 
 class AccountResult(BaseModel):
     """What one account's job of the plan or drift workflow left for the gathering job."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Built when first used: only the action's `combine` helper reads one.
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     account: str
     command: str

@@ -17,11 +17,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from reconciler.endpoint import DEFAULT_API_URL as DEFAULT_API_URL
 from reconciler.marker import Annotation, parse_annotation
 from reconciler.specs import HOSTNAME_FIELDS
-
-# The API's root, unless IMGIX_API_URL or --api-url says otherwise.
-DEFAULT_API_URL = "https://api.imgix.com"
 
 
 class LiveSource(BaseModel):

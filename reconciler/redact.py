@@ -20,7 +20,6 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import TextIO
 
-from reconciler import github
 from reconciler.untrusted import escaped, json_shown, quoted
 
 MASK = "***"
@@ -45,6 +44,8 @@ _masked: list[str] = []
 def register(value: str) -> None:
     """Never print `value` (in any form an output uses) from now on."""
     if len(value) >= MIN_LENGTH and value not in _values:
+        from reconciler import github  # only a command that read a secret needs it
+
         github.announce_secret(value)  # in GitHub Actions, the runner masks it in the logs too
         _values.add(value)
         _refresh()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -315,6 +316,30 @@ def test_any_input_ends_in_success_or_located_errors(
 NOT_FOR_OFFLINE = ("httpx", "starlette", "uvicorn", "rich", "deepdiff")
 
 
+def imported_by(args: list[str]) -> set[str]:
+    """Top-level packages a fresh process holds after running the CLI with `args`.
+
+    Its stdout and stderr are pipes, as in CI: not a terminal.
+    """
+    probe = (
+        "import sys\n"
+        "from reconciler.cli import main\n"
+        "try:\n"
+        f"    main({args!r}, prog_name='imgix-reconciler')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "names = {name.split('.')[0] for name, module in sys.modules.items() if module}\n"
+        "print(' '.join(sorted(names)), file=sys.stderr)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("GITHUB_ACTIONS", "NO_COLOR")}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, cwd=REPO, env=env
+    )
+    loaded = set(done.stderr.splitlines()[-1].split())
+    assert "reconciler" in loaded
+    return loaded
+
+
 @pytest.mark.parametrize(
     "args",
     [
@@ -327,18 +352,17 @@ NOT_FOR_OFFLINE = ("httpx", "starlette", "uvicorn", "rich", "deepdiff")
 def test_offline_commands_import_neither_the_client_nor_the_server_nor_rich(
     args: list[str],
 ) -> None:
-    probe = (
-        "import sys\n"
-        "from reconciler.cli import main\n"
-        "try:\n"
-        f"    main({args!r}, prog_name='imgix-reconciler')\n"
-        "except SystemExit:\n"
-        "    pass\n"
-        "print(' '.join(sorted({name.split('.')[0] for name in sys.modules})), file=sys.stderr)\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, cwd=REPO
-    )
-    loaded = set(done.stderr.splitlines()[-1].split())
-    assert "reconciler" in loaded
+    loaded = imported_by(args)
     assert loaded.isdisjoint(NOT_FOR_OFFLINE), sorted(loaded & set(NOT_FOR_OFFLINE))
+
+
+@pytest.mark.parametrize("args", [["--help"], ["plan", "--help"], ["plna"], ["plan"]])
+def test_help_and_usage_errors_import_no_pydantic(args: list[str]) -> None:
+    loaded = imported_by(args)
+    assert loaded.isdisjoint({"pydantic", "pydantic_core", "ruamel", *NOT_FOR_OFFLINE})
+
+
+def test_plan_as_text_to_a_pipe_imports_no_rich() -> None:
+    loaded = imported_by(["plan", str(EXAMPLE), "--emulator", "--format", "text"])
+    assert "httpx" in loaded  # it did plan
+    assert "rich" not in loaded

@@ -6,6 +6,7 @@ Regenerate the golden files after an intended change with
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -14,6 +15,8 @@ from typing import Any
 
 import jsonschema
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
 from reconciler.applier import ActionResult, ApplyReport
@@ -491,3 +494,26 @@ def test_the_markdown_report_is_a_table_with_inert_names() -> None:
 def test_an_unknown_report_format_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown report format"):
         render_report(_report(), "yaml")
+
+
+def _rich_without_colour(plan: Plan) -> str:
+    # How the text was drawn before plain text stopped going through rich.
+    from rich.console import Console
+
+    from reconciler.render.text import _lines
+
+    buffer = io.StringIO()
+    console = Console(
+        file=buffer, no_color=True, color_system=None, highlight=False, markup=False,
+        emoji=False, soft_wrap=True, width=120,
+    )  # fmt: skip
+    for line in _lines(plan, "plan", None):
+        console.print(line.styled())
+    return buffer.getvalue()
+
+
+@settings(max_examples=40, deadline=None)
+@given(name=st.text(min_size=1, max_size=40))
+def test_plain_text_is_what_rich_draws_without_colour(name: str) -> None:
+    plan = nasty_plan(name)
+    assert render(plan, "text", color=False) == _rich_without_colour(plan)

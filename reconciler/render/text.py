@@ -1,11 +1,13 @@
-"""The plan for a terminal: one block per action, colour only when asked."""
+"""The plan for a terminal: one block per action, colour only when asked.
+
+Lines are built as spans of text with rich styles; rich draws them only for a colour
+terminal, so plain text (a pipe, a file, a CI log) never imports it.
+"""
 
 from __future__ import annotations
 
 import io
-
-from rich.console import Console
-from rich.text import Text
+from typing import TYPE_CHECKING
 
 from reconciler.applier import ApplyReport
 from reconciler.plan import (
@@ -33,6 +35,9 @@ from reconciler.render.values import (
 )
 from reconciler.untrusted import escaped, one_line, quoted
 
+if TYPE_CHECKING:
+    import rich.text
+
 _SIGN = {"create": ("+", "green"), "patch": ("~", "yellow")}
 
 
@@ -40,71 +45,99 @@ def render(
     plan: Plan, *, color: bool = False, view: View = "plan", drifted: bool | None = None
 ) -> str:
     """The plan as terminal text; ANSI styles only when `color` is true."""
+    lines = _lines(plan, view, drifted)
+    if not color:
+        return "".join(line.plain + "\n" for line in lines)
+    from rich.console import Console
+
     buffer = io.StringIO()
     console = Console(
         file=buffer,
-        force_terminal=color,
-        no_color=not color,
-        color_system="standard" if color else None,
+        force_terminal=True,
+        color_system="standard",
         highlight=False,
         markup=False,
         emoji=False,
         soft_wrap=True,
         width=120,
     )
-    console.print(Text(headline(plan, view, drifted), style="bold"))
-    warning = blast_radius_warning(plan)
-    if warning is not None:
-        console.print(Text(f"! {warning}", style="bold red"))
-    names = source_names(plan)
-    for action in plan.actions:
-        console.print()
-        for line in _action(names, action):
-            console.print(line)
-    for observed in plan.observed:
-        console.print()
-        for line in _observed(observed):
-            console.print(line)
-    if plan.owned_elsewhere:
-        console.print()
-        console.print(Text("Owned elsewhere (never written; --take-over takes over):", "bold"))
-        for owned in plan.owned_elsewhere:
-            console.print(_owned(owned))
-    if plan.notices or plan.adoption:
-        console.print()
-        console.print(Text("Notices:", style="bold"))
-        if plan.adoption:
-            console.print(_adoption(plan.adoption))
-        for notice in plan.notices:
-            console.print(_notice(notice))
-    if plan.unmanaged:
-        console.print()
-        console.print(Text("Unmanaged (live, matched by no source; never touched):", style="bold"))
-        for source in plan.unmanaged:
-            console.print(_unmanaged(source))
-    if plan.actions:
-        console.print()
-        if plan.cost is not None:
-            console.print(Text(cost_line(plan.cost)))
-        console.print(Text(f"Digest: {escaped(plan.digest)}", style="dim"))
+    for line in lines:
+        console.print(line.styled())
     return buffer.getvalue()
 
 
-def _action(names: dict[str, str], action: Action) -> list[Text]:
+class Line:
+    """One line: spans of text, each with a rich style, under the line's own style."""
+
+    __slots__ = ("spans", "style")
+
+    def __init__(self, text: str = "", style: str = "") -> None:
+        self.style = style
+        self.spans: list[tuple[str, str]] = [(text, "")] if text else []
+
+    def append(self, text: str, style: str = "") -> None:
+        """Add `text` at the end, in `style` on top of the line's."""
+        self.spans.append((text, style))
+
+    @property
+    def plain(self) -> str:
+        """The line without styles, as plain output shows it."""
+        return "".join(text for text, _ in self.spans)
+
+    def styled(self) -> rich.text.Text:
+        """The line for rich to draw in colour (rich is imported here, and only here)."""
+        from rich.text import Text as RichText
+
+        line = RichText(style=self.style)
+        for text, style in self.spans:
+            line.append(text, style=style or None)
+        return line
+
+
+def _lines(plan: Plan, view: View, drifted: bool | None) -> list[Line]:
+    lines = [Line(headline(plan, view, drifted), style="bold")]
+    warning = blast_radius_warning(plan)
+    if warning is not None:
+        lines.append(Line(f"! {warning}", style="bold red"))
+    names = source_names(plan)
+    for action in plan.actions:
+        lines += [Line(), *_action(names, action)]
+    for observed in plan.observed:
+        lines += [Line(), *_observed(observed)]
+    if plan.owned_elsewhere:
+        lines += [Line(), Line("Owned elsewhere (never written; --take-over takes over):", "bold")]
+        lines += [_owned(owned) for owned in plan.owned_elsewhere]
+    if plan.notices or plan.adoption:
+        lines += [Line(), Line("Notices:", style="bold")]
+        if plan.adoption:
+            lines.append(_adoption(plan.adoption))
+        lines += [_notice(notice) for notice in plan.notices]
+    if plan.unmanaged:
+        lines += [Line(), Line("Unmanaged (live, matched by no source; never touched):", "bold")]
+        lines += [_unmanaged(source) for source in plan.unmanaged]
+    if plan.actions:
+        lines.append(Line())
+        if plan.cost is not None:
+            lines.append(Line(cost_line(plan.cost)))
+        lines.append(Line(f"Digest: {escaped(plan.digest)}", style="dim"))
+    return lines
+
+
+def _action(names: dict[str, str], action: Action) -> list[Line]:
     sign, style = _SIGN[action.action]
-    title = Text(f"{sign} {action.action} ", style=f"bold {style}")
+    title = Line(f"{sign} {action.action} ", style=f"bold {style}")
     title.append(quoted(action.source), style="bold")
     if action.id:
         title.append(f" ({escaped(action.id)})")
     lines = [title]
     if action.destructive:
-        lines.append(Text(f"    ! {DISABLES}", style="bold red"))
+        lines.append(Line(f"    ! {DISABLES}", style="bold red"))
     for flag in action_flags(action):
-        lines.append(Text(f"    ! {escaped(flag)}", style="yellow"))
+        lines.append(Line(f"    ! {escaped(flag)}", style="yellow"))
     for name in waits_for(names, action):
-        lines.append(Text(f"    after {quoted(name)} (it releases a hostname this claims)", "dim"))
+        lines.append(Line(f"    after {quoted(name)} (it releases a hostname this claims)", "dim"))
     for change in action.changes:
-        line = Text(f"    {sign} {escaped(change.path)}: ")
+        line = Line(f"    {sign} {escaped(change.path)}: ")
         if action.action == "create":
             line.append(shown(change.after), style=style)
         else:
@@ -115,14 +148,14 @@ def _action(names: dict[str, str], action: Action) -> list[Text]:
     return lines
 
 
-def _observed(observed: ObservedSource) -> list[Text]:
-    title = Text(f"= observed {quoted(observed.source)}", style="bold cyan")
+def _observed(observed: ObservedSource) -> list[Line]:
+    title = Line(f"= observed {quoted(observed.source)}", style="bold cyan")
     if observed.id:
         title.append(f" ({escaped(observed.id)})")
     title.append(" (mode: observe; never written)", style="dim")
     lines = [title]
     for change in observed.changes:
-        line = Text(f"    = {escaped(change.path)}: ")
+        line = Line(f"    = {escaped(change.path)}: ")
         if observed.action == "create":
             line.append("(missing) -> ", style="red")
         else:
@@ -133,12 +166,12 @@ def _observed(observed: ObservedSource) -> list[Text]:
     return lines
 
 
-def _owned(owned: OwnedElsewhere) -> Text:
-    return Text(f"  - {quoted(owned.source)} ({escaped(owned.id)}): owned by {quoted(owned.owner)}")
+def _owned(owned: OwnedElsewhere) -> Line:
+    return Line(f"  - {quoted(owned.source)} ({escaped(owned.id)}): owned by {quoted(owned.owner)}")
 
 
-def _notice(notice: Notice) -> Text:
-    line = Text("  ! ", style="yellow")
+def _notice(notice: Notice) -> Line:
+    line = Line("  ! ", style="yellow")
     line.append(quoted(notice.source))
     if notice.id:
         line.append(f" ({escaped(notice.id)})")
@@ -146,9 +179,9 @@ def _notice(notice: Notice) -> Text:
     return line
 
 
-def _adoption(adoption: Adoption) -> Text:
+def _adoption(adoption: Adoption) -> Line:
     names, hidden = adoption_names(adoption)
-    line = Text("  ! ", style="yellow")
+    line = Line("  ! ", style="yellow")
     line.append(f"{escaped(adoption.detail)}: ")
     line.append(", ".join(quoted(name) for name in names))
     if hidden:
@@ -156,8 +189,8 @@ def _adoption(adoption: Adoption) -> Text:
     return line
 
 
-def _unmanaged(source: UnmanagedSource) -> Text:
-    return Text(f"  - {quoted(source.name)} ({escaped(source.id)})")
+def _unmanaged(source: UnmanagedSource) -> Line:
+    return Line(f"  - {quoted(source.name)} ({escaped(source.id)})")
 
 
 def render_report(report: ApplyReport) -> str:
