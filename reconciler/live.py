@@ -41,6 +41,16 @@ class LiveSource(BaseModel):
             return cls.model_fields[info.field_name or ""].get_default(call_default_factory=True)
         return value
 
+    @field_validator("deployment", mode="after")
+    @classmethod
+    def _shared_text(cls, value: dict[str, Any]) -> dict[str, Any]:
+        # Most text attributes repeat across an account's sources (the type, behaviours,
+        # the annotation): one string each instead of one per source and attribute.
+        for key, item in value.items():
+            if type(item) is str:
+                value[key] = _shared(item)
+        return value
+
     @field_validator("date_deployed", mode="before")
     @classmethod
     def _whole_seconds(cls, value: Any) -> Any:
@@ -80,3 +90,8 @@ class LiveSource(BaseModel):
 # Keyed by the text, not kept on the (copyable) model: a planner asks twice per source
 # (owner, then the marker), and the text is parsed once.
 _parsed_annotation = lru_cache(maxsize=1024)(parse_annotation)
+
+
+# The first of equal strings seen lately, for the others to use: a bounded memo, so text
+# that does not repeat (URLs, hostnames) passes through it without being kept.
+_shared = lru_cache(maxsize=4096)(lambda text: text)

@@ -339,11 +339,20 @@ def compute_digest(actions: list[Action], api_url: str | None = None) -> str:
     pull request) must have the digest of the same plan made with them at apply time. A
     changed secret still changes the digest, through the change that sends it.
     """
-    payload: object = [_normalized_action(action) for action in actions]
+    # Hashed action by action: the bytes of one canonical JSON document (keys sorted, so
+    # "actions" before "api_url"), without holding it, or every action's dump, at once.
+    digest = hashlib.sha256(b'{"actions":[' if api_url is not None else b"[")
+    for index, action in enumerate(actions):
+        digest.update(b"," if index else b"")
+        digest.update(_canonical_json(_normalized_action(action)).encode())
+    digest.update(b"]")
     if api_url is not None:
-        payload = {"api_url": api_url.rstrip("/"), "actions": payload}
-    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
-    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+        digest.update(b',"api_url":' + _canonical_json(api_url.rstrip("/")).encode() + b"}")
+    return "sha256:" + digest.hexdigest()
+
+
+def _canonical_json(value: object) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
 def _normalized_action(action: Action) -> dict[str, object]:

@@ -154,6 +154,11 @@ def credentials_to_resend(
     return frozenset(model.CREDENTIAL_FIELDS - set(secret_fields(model)))
 
 
+def _fingerprint(key: bytes, name: str, ref: SecretRef) -> str | None:
+    # Computed only by the rules that need it: an unrecorded or kept secret costs no HMAC.
+    return fingerprint(key, name, ref.reveal()) if ref.resolved else None
+
+
 # Why a secret cannot be compared with what the API holds.
 UNRESOLVED = "unresolved"  # this run has no access to the value (e.g. a fork's pull request)
 UNRECORDED = "unrecorded"  # the reconciler never sent it, so no fingerprint was recorded
@@ -205,7 +210,6 @@ def decide_secrets(
     cannot_compare: dict[str, str] = {}
     fingerprints: dict[str, str] = {}
     for name, ref in sorted(declared_secrets(deployment).items()):
-        current = fingerprint(key, name, ref.reveal()) if ref.resolved else None
         recorded_fp = previous.get(name)
         if creating or type_changed or resend or (moved and name in model.CREDENTIAL_FIELDS):
             verdict = "send"
@@ -219,16 +223,17 @@ def decide_secrets(
         elif name in outside:
             # Its `*_encrypted` value changed since our write: the recorded fingerprint no
             # longer describes what imgix holds, so the file's value goes again.
-            verdict = "send" if current is not None else UNRESOLVED
-        elif current is None:
+            verdict = "send" if ref.resolved else UNRESOLVED
+        elif not ref.resolved:
             verdict = UNRESOLVED
         else:
-            verdict = "send" if recorded_fp != current else "keep"
+            verdict = "send" if recorded_fp != _fingerprint(key, name, ref) else "keep"
 
         if verdict == "send":
             send.append(name)
             # Without the value the fingerprint stays unrecorded, so the next plan that
             # can read the secret sends it once more and records it.
+            current = _fingerprint(key, name, ref)
             if current is not None:
                 fingerprints[name] = current
             continue

@@ -119,3 +119,14 @@ def test_live_sources_are_frozen() -> None:
 
     with pytest.raises(ValidationError):
         live.name = "other"  # type: ignore[misc]
+
+
+def test_equal_text_of_many_sources_is_held_once_and_read_unchanged() -> None:
+    import json
+
+    # Decoded separately, as pages are: each page's JSON makes its own strings.
+    first, second = (LiveSource.from_resource(json.loads(json.dumps(RESOURCE))) for _ in range(2))
+    assert first.deployment == RESOURCE["attributes"]["deployment"]
+    assert first.deployment["type"] is second.deployment["type"]
+    assert first.deployment["webfolder_base_url"] is second.deployment["webfolder_base_url"]
+    assert first.fingerprint() == second.fingerprint()

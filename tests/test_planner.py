@@ -1164,3 +1164,84 @@ def test_the_digest_ignores_the_marker_inside_a_referenced_annotation() -> None:
     )
     assert with_secret.actions[0].marker != without.actions[0].marker  # fingerprints differ
     assert with_secret.digest == without.digest == compute_digest(with_secret.actions)
+
+
+# --------------------------------------------------------------------------- cheap comparison
+
+LIVE_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(0, 2),
+    st.sampled_from([1.0, 300, 31536000, 31536000.0, "", "acme-products", "prefix/"]),
+    st.lists(st.sampled_from(["acme-products", "acme-cdn", "img.acme.example"]), max_size=3),
+    st.lists(st.one_of(st.just("acme-products"), st.integers(0, 1)), max_size=2),
+    PARAM_MAPS,
+)
+COMPARED = ["cache_ttl_value", "imgix_subdomains", "custom_domains", "secure_url_enabled"]
+COMPARED += ["default_params", "s3_prefix", "robots.txt", "s3_bucket"]
+
+
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(
+    live_values=st.dictionaries(st.sampled_from(COMPARED), LIVE_VALUES, max_size=5),
+    omitted=st.sets(st.sampled_from(COMPARED), max_size=3),
+    ignored=st.sets(st.sampled_from(COMPARED), max_size=2),
+)
+def test_the_cheap_comparison_agrees_with_the_detailed_diff(
+    live_values: dict[str, Any], omitted: set[str], ignored: set[str]
+) -> None:
+    # The planner builds the detailed diff only when the cheap check says a source differs:
+    # the two must agree on every value a listing can hold (types strictly, hostnames as sets).
+    from reconciler.planner import _attribute_changes, _attributes_in_sync, desired_attributes
+    from reconciler.specs import HOSTNAME_FIELDS, stated_fields
+
+    # Both sort hostnames, so both need them as text (what the listing returns).
+    hostnames = [live_values.get(name, []) for name in HOSTNAME_FIELDS]
+    assume(
+        all(
+            v is None or (isinstance(v, list) and all(isinstance(h, str) for h in v))
+            for v in hostnames
+        )
+    )
+    paths = [f"deployment.{name}" for name in sorted(ignored)]
+    spec = s3_spec(
+        subdomains=("acme-products", "acme-cdn"),
+        default_params={"auto": "format", "q": 1},
+        cache_ttl_value=31536000,
+        ignore_changes=paths,
+    )
+    deployment = desired(spec).sources[0].deployment
+    live = live_of(spec)
+    values = {k: v for k, v in {**live.deployment, **live_values}.items() if k not in omitted}
+    live = live.model_copy(update={"deployment": values})
+    attributes = desired_attributes(deployment)
+    detailed = _attribute_changes(attributes, stated_fields(deployment), live, frozenset(paths))
+    assert _attributes_in_sync(attributes, deployment, live, frozenset(paths)) == (not detailed)
+
+
+def test_hostnames_in_another_order_are_in_sync_and_a_bool_is_not_a_number() -> None:
+    spec = s3_spec(subdomains=("acme-products", "acme-cdn"), secure_url_enabled=True)
+    live = live_of(spec, deployment={"imgix_subdomains": ["acme-cdn", "acme-products"]})
+    assert plan(desired(spec), [live], OPTIONS).summary.unchanged == 1
+    live = live_of(spec, deployment={"secure_url_enabled": 1})
+    assert paths(only(plan(desired(spec), [live], OPTIONS))) == ["deployment.secure_url_enabled"]
+
+
+# --------------------------------------------------------------------------- cycle collector
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_planning_leaves_the_cycle_collector_as_it_found_it(enabled: bool) -> None:
+    import gc
+
+    was = gc.isenabled()
+    try:
+        gc.enable() if enabled else gc.disable()
+        spec = s3_spec()
+        plan(desired(spec), [live_of(spec)], OPTIONS)
+        assert gc.isenabled() is enabled
+        with pytest.raises(PlanError):
+            plan(desired(s3_spec(id=ID_B)), [live_of(spec)], OPTIONS)
+        assert gc.isenabled() is enabled
+    finally:
+        gc.enable() if was else gc.disable()

@@ -300,3 +300,38 @@ def test_a_saved_plan_refuses_options_that_change_what_is_planned(tmp_path: Path
         asyncio.run(plan_to_apply([saved], connection, request, environ=ENVIRON))
     again = asyncio.run(plan_to_apply([saved], connection, ApplyRequest(), environ=ENVIRON))
     assert again.saved and again.plan.digest == made.plan.digest
+
+
+def test_a_plan_result_has_a_short_repr_whatever_its_size() -> None:
+    # asyncio.run (Python 3.11) formats its result's repr when it restores the SIGINT
+    # handler: a full repr of 100,000 sources cost seconds and hundreds of MB there.
+    from reconciler.live import LiveSource
+    from reconciler.planner import PlanOptions, plan
+    from reconciler.reconcile import PlanResult, PlanToApply
+    from reconciler.specs import DesiredState
+
+    count = 500
+    specs = [
+        {
+            "name": f"Source {n}",
+            "deployment": {
+                "type": "webfolder",
+                "imgix_subdomains": [f"acme-{n}"],
+                "webfolder_base_url": f"https://origin.example/{n}/",
+            },
+        }
+        for n in range(count)
+    ]
+    state = DesiredState.model_validate({"version": 1, "sources": specs})
+    live = [
+        LiveSource(id=f"{n:024x}", name=f"Source {n}", deployment=dict(specs[n]["deployment"]))
+        for n in range(0, count, 2)
+    ]
+    made = plan(state, live, PlanOptions(fingerprint_key=b"k"))
+    result = PlanResult(made, LoadedState(state, []), live)
+    assert (
+        repr(result)
+        == f"PlanResult({count // 2} actions, {count} specs, {count // 2} live sources)"
+    )
+    assert repr(PlanToApply(made, result)) == f"PlanToApply({count // 2} actions, {result!r})"
+    assert repr(PlanToApply(made)) == f"PlanToApply({count // 2} actions, None)"
