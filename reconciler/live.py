@@ -43,6 +43,19 @@ class LiveSource(BaseModel):
 
     @field_validator("deployment", mode="after")
     @classmethod
+    def _hostname_lists(cls, value: dict[str, Any]) -> dict[str, Any]:
+        # Hostnames are matched, sorted and compared as text: anything else is a broken
+        # answer, refused here rather than crashing the planner.
+        for key in HOSTNAME_FIELDS:
+            hosts = value.get(key)
+            if hosts is not None and not (
+                isinstance(hosts, list) and all(type(host) is str for host in hosts)
+            ):
+                raise ValueError(f"deployment.{key} must be a list of text")
+        return value
+
+    @field_validator("deployment", mode="after")
+    @classmethod
     def _shared_text(cls, value: dict[str, Any]) -> dict[str, Any]:
         # Most text attributes repeat across an account's sources (the type, behaviours,
         # the annotation): one string each instead of one per source and attribute.

@@ -22,6 +22,7 @@ Attacks:
     compressed      `ok`, encoded as `content_encoding` says (gzip or deflate): not an
                     attack, what a compressing server sends
     pages           `announced_pages` pages of valid sources, announced on every page
+    bad_hostnames   one page whose sources list hostnames that are not text
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ Attack = Literal[
     "wrong_encoding",
     "compressed",
     "pages",
+    "bad_hostnames",
 ]
 JSON_API = "application/vnd.api+json"
 FORGED = "\r\n::add-mask::hunter2\n::error file=sources.yaml,line=1::forged by the server\r"
@@ -133,6 +135,10 @@ class HostileApi:
             return JSONResponse(bare, media_type=JSON_API)
         if self.attack == "repeat":
             return JSONResponse(self._page(0, more=True), media_type=JSON_API)
+        if self.attack == "bad_hostnames":
+            broken = self._page(0, more=False)
+            broken["data"][0]["attributes"]["deployment"]["imgix_subdomains"] = [1, ["x"]]
+            return JSONResponse(broken, media_type=JSON_API)
         if self.attack == "huge_total":
             return JSONResponse(self._page(page, more=True, total=BILLION), media_type=JSON_API)
         return JSONResponse(self._page(0, more=False), media_type=JSON_API)

@@ -257,6 +257,7 @@ def test_a_compressed_answer_within_the_bound_is_read(
         ("deep_json", "GET: the body is not a JSON object"),
         ("wrong_type", "GET: the body is text/html, not JSON"),
         ("wrong_encoding", "the body cannot be decoded (content encoding 'br' was not asked for)"),
+        ("bad_hostnames", "deployment.imgix_subdomains must be a list of text"),
     ],
 )
 def test_a_body_that_is_not_a_json_document_is_one_clear_error(

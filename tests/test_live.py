@@ -130,3 +130,11 @@ def test_equal_text_of_many_sources_is_held_once_and_read_unchanged() -> None:
     assert first.deployment["type"] is second.deployment["type"]
     assert first.deployment["webfolder_base_url"] is second.deployment["webfolder_base_url"]
     assert first.fingerprint() == second.fingerprint()
+
+
+@pytest.mark.parametrize("hosts", [[1, "a"], ["a", None], "acme", {"a": 1}, [["a"]]], ids=repr)
+@pytest.mark.parametrize("field", ["imgix_subdomains", "custom_domains"])
+def test_hostname_lists_that_are_not_lists_of_text_are_refused(field: str, hosts: Any) -> None:
+    # The planner sorts and matches hostnames: a broken answer is refused, never a crash.
+    with pytest.raises(ValidationError, match=f"deployment.{field} must be a list of text"):
+        LiveSource.from_resource({"id": "a" * 24, "attributes": {"deployment": {field: hosts}}})
