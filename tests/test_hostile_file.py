@@ -48,6 +48,18 @@ def streams(result: Result) -> str:
     return f"{result.stdout}\n{result.stderr}"
 
 
+def plan_in_every_format(
+    sources: Path, saved: Path, url: str, env: dict[str, str]
+) -> list[tuple[Result, str]]:
+    """`plan --out` in each format: each run's result and the plan file it saved."""
+    runs = []
+    for fmt in FORMATS:
+        result = invoke("plan", sources, "--format", fmt, "--out", saved, "--api-url", url, env=env)
+        assert result.exit_code == 0, result.stderr
+        runs.append((result, saved.read_text()))
+    return runs
+
+
 def write(directory: Path, body: str) -> Path:
     (directory / ".git").mkdir(exist_ok=True)  # the repository the references must stay in
     path = directory / "sources.yaml"
@@ -96,20 +108,8 @@ def test_values_read_through_references_never_reach_a_plan_in_any_format(
     sources = referenced_sources(tmp_path)
     saved = tmp_path / "plan.json"
     texts = []
-    for fmt in FORMATS:
-        result = invoke(
-            "plan",
-            sources,
-            "--format",
-            fmt,
-            "--out",
-            saved,
-            "--api-url",
-            emulator_url,
-            env=REFERENCED_ENV,
-        )
-        assert result.exit_code == 0, result.stderr
-        texts += [streams(result), saved.read_text()]
+    for result, plan_file in plan_in_every_format(sources, saved, emulator_url, REFERENCED_ENV):
+        texts += [streams(result), plan_file]
         assert "GITHUB_TOKEN" in result.stdout and "secrets/bucket.txt" in result.stdout
     # The pull-request comment, from a fresh process: nothing registered before it started.
     comment = run_cli(
@@ -312,21 +312,11 @@ def test_secrets_with_quotes_backslashes_and_markup_are_masked_everywhere(
     assert len(HARD_SECRETS["HARD_S3"]) == MIN_LENGTH
     sources = write(tmp_path, HARD)
     saved = tmp_path / "plan.json"
-    texts = []
-    for fmt in FORMATS:
-        result = invoke(
-            "plan",
-            sources,
-            "--format",
-            fmt,
-            "--out",
-            saved,
-            "--api-url",
-            emulator_url,
-            env=HARD_SECRETS,
-        )
-        assert result.exit_code == 0, result.stderr
-        texts += [streams(result), saved.read_text()]
+    texts = [
+        text
+        for result, plan_file in plan_in_every_format(sources, saved, emulator_url, HARD_SECRETS)
+        for text in (streams(result), plan_file)
+    ]
     applied = invoke("apply", saved, "--auto-approve", "--api-url", emulator_url, env=HARD_SECRETS)
     assert applied.exit_code == 0, applied.stderr
     stored = {
