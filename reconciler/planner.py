@@ -56,6 +56,7 @@ from reconciler.secrets import (
     declared_secrets,
     encrypted_changed,
     encrypted_fields,
+    unchanged_secrets,
 )
 from reconciler.specs import (
     DEPLOYMENT_MODELS,
@@ -63,10 +64,10 @@ from reconciler.specs import (
     HOSTNAMES_ARE_UNIQUE,
     DeploymentBase,
     DesiredState,
+    Managed,
+    SecretRef,
     SourceSpec,
     secret_fields,
-    stated_fields,
-    stated_only_fields,
 )
 
 _NOTICE_ORDER = {"possible_rename": 0, "cannot_compare": 1, "encrypted_changed": 2}
@@ -98,7 +99,8 @@ class PlanOptions:
                 raise ValueError(f"{name} must be at least 1 (got {value})")
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a frozen dataclass's construction costs a microsecond, one per spec per plan.
+@dataclass(slots=True)
 class Match:
     """A spec and the live source it describes (None: it must be created)."""
 
@@ -162,6 +164,7 @@ def _plan(desired: DesiredState, live: Sequence[LiveSource], options: PlanOption
     unchanged = 0
     unadopted: list[SourceRef] = []
     adoption_updates = 0
+    fingerprints: dict[tuple[str, SecretRef], str] = {}
     for match in selected:
         spec = match.spec
         if match.live is None:
@@ -174,6 +177,16 @@ def _plan(desired: DesiredState, live: Sequence[LiveSource], options: PlanOption
             notices.extend(_possible_renames(spec, unmanaged_live))
             continue
         live_owner = owners[match.index]
+        if spec.mode == "observe" or live_owner in (None, desired.owner):
+            # Most sources are in sync: settled without building a comparison.
+            adopt = options.adopt and spec.mode != "observe"
+            quiet = _quiet(spec, match.live, options, adopt, fingerprints)
+            if quiet is not None:
+                unchanged += 1
+                if quiet and spec.mode != "observe":
+                    unadopted.append(_source_ref(match.live.id, spec.name))
+                    adoption_updates += _adoption_updates(spec, match.live)
+                continue
         if spec.mode == "observe":
             # Never written, so no owner is claimed: the diff is shown as it stands.
             compared = _compare(spec, match.live, options, owner=live_owner)
@@ -300,8 +313,12 @@ def match_sources(specs: Sequence[SourceSpec], live: Sequence[LiveSource]) -> li
     by_id = {source.id: source for source in live}
     by_subdomain: dict[str, list[LiveSource]] = {}
     for source in live:
-        for subdomain in source.deployment.get("imgix_subdomains") or []:
-            by_subdomain.setdefault(subdomain, []).append(source)
+        for subdomain in source.deployment.get("imgix_subdomains") or ():
+            holders = by_subdomain.get(subdomain)
+            if holders is None:
+                by_subdomain[subdomain] = [source]
+            else:
+                holders.append(source)
 
     pinned: dict[str, int] = {}
     for index, spec in enumerate(specs):
@@ -327,12 +344,11 @@ def match_sources(specs: Sequence[SourceSpec], live: Sequence[LiveSource]) -> li
         if spec.id is not None:
             found.append(by_id[spec.id])
             continue
-        candidates = {
-            source.id: source
-            for subdomain in spec.deployment.imgix_subdomains
-            for source in by_subdomain.get(subdomain, [])
-            if source.id not in pinned
-        }
+        candidates: dict[str, LiveSource] = {}
+        for subdomain in spec.deployment.imgix_subdomains:
+            for source in by_subdomain.get(subdomain, ()):
+                if source.id not in pinned:
+                    candidates[source.id] = source
         if len(candidates) > 1:
             listed = ", ".join(f'"{s.name}" ({s.id})' for s in _by_name(candidates.values()))
             raise PlanError(
@@ -352,9 +368,7 @@ def match_sources(specs: Sequence[SourceSpec], live: Sequence[LiveSource]) -> li
                 )
             claimed[match.id] = index
         found.append(match)
-    return [
-        Match(i, spec, source) for i, (spec, source) in enumerate(zip(specs, found, strict=True))
-    ]
+    return list(map(Match, range(len(specs)), specs, found))
 
 
 def _by_name(sources: Iterable[LiveSource]) -> list[LiveSource]:
@@ -370,12 +384,7 @@ def desired_attributes(deployment: DeploymentBase) -> dict[str, Any]:
     Attributes without a documented default count only when the file states them;
     `annotation` and secrets follow their own rules.
     """
-    model = type(deployment)
-    attributes = deployment.model_dump(by_alias=True, mode="json")
-    unstated = stated_only_fields(model) - stated_fields(deployment)
-    for name in ("annotation", *secret_fields(model), *unstated):
-        attributes.pop(name, None)
-    return attributes
+    return dict(deployment.managed().attributes)
 
 
 def _normalized(name: str, value: Any) -> Any:
@@ -465,6 +474,54 @@ def _create(spec: SourceSpec, options: PlanOptions, owner: str | None) -> Action
     )
 
 
+def _quiet(
+    spec: SourceSpec,
+    live: LiveSource,
+    options: PlanOptions,
+    adopt: bool,
+    fingerprints: dict[tuple[str, SecretRef], str],
+) -> bool | None:
+    """Whether the source is unadopted, when `_compare` would plan nothing and say nothing
+    (None: it might, and must decide). What most matched sources are: no change built.
+
+    `fingerprints` remembers the secret HMACs computed so far.
+    """
+    if options.resend_secrets:
+        return None
+    ignored = spec.ignore_changes
+    if spec.name != live.name and "name" not in ignored:
+        return None
+    if spec.enabled != live.enabled and "enabled" not in ignored:
+        return None
+    deployment = spec.deployment
+    managed = deployment.managed()
+    if not _attributes_in_sync(managed, live, frozenset(ignored)):
+        return None
+    annotation = live.annotation
+    wanted = deployment.annotation
+    if wanted is not None and annotation.text != wanted and "deployment.annotation" not in ignored:
+        return None
+    marker = annotation.marker
+    model = type(deployment)
+    if encrypted_fields(model) and (
+        (marker is not None and encrypted_changed(model, marker, live.deployment))
+        or _cleared_secrets(deployment, live, frozenset(ignored))
+    ):
+        return None
+    secrets = unchanged_secrets(
+        deployment,
+        key=options.fingerprint_key,
+        recorded=marker,
+        ignored=ignored,
+        fingerprints=fingerprints,
+    )
+    if secrets is None:
+        return None
+    unadopted = marker is None or secrets == UNRECORDED
+    # Adopting writes the marker (and sends the secrets): a patch.
+    return None if unadopted and adopt else unadopted
+
+
 @dataclass(frozen=True)
 class _Comparison:
     """A spec against its live source: the patch (None when in sync), notices, adoption."""
@@ -492,15 +549,16 @@ def _compare(
     """
     deployment = spec.deployment
     ignored = frozenset(spec.ignore_changes)
-    attributes = desired_attributes(deployment)
+    managed = deployment.managed()
+    attributes = managed.attributes
     changes: list[Change] = []
     if "name" not in ignored and spec.name != live.name:
         changes.append(Change(path="name", before=live.name, after=spec.name))
     # Most matched sources are in sync: the detailed diff is built only for those that differ.
     attribute_changes = (
         []
-        if _attributes_in_sync(attributes, deployment, live, ignored)
-        else _attribute_changes(attributes, stated_fields(deployment), live, ignored)
+        if _attributes_in_sync(managed, live, ignored)
+        else _attribute_changes(attributes, managed.stated, live, ignored)
     )
     changes += attribute_changes
     changed = _changed_attributes(attributes, attribute_changes) if attribute_changes else []
@@ -652,23 +710,27 @@ def _risks(model: type[DeploymentBase], changes: list[Change]) -> list[Risk]:
     return risks
 
 
-def _attributes_in_sync(
-    attributes: dict[str, Any],
-    deployment: DeploymentBase,
-    live: LiveSource,
-    ignored: frozenset[str],
-) -> bool:
+def _attributes_in_sync(managed: Managed, live: LiveSource, ignored: frozenset[str]) -> bool:
     """Whether `_attribute_changes` would find nothing, without building any change."""
     have_all = live.deployment
-    stated: frozenset[str] | None = None
-    for name, value in attributes.items():
+    # The common case, in C: the listing holds every managed attribute, equal and same-typed.
+    try:
+        haves = managed.getter(have_all)
+    except KeyError:
+        pass
+    else:
+        if (
+            haves == managed.values
+            and tuple(map(type, haves)) == managed.types
+            and all(same_json(have_all[name], managed.attributes[name]) for name in managed.nested)
+        ):
+            return True
+    for name, value in managed.attributes.items():
         have = have_all.get(name, _MISSING)
         if have is _MISSING:
             if ignored and f"deployment.{name}" in ignored:
                 continue
-            if stated is None:
-                stated = stated_fields(deployment)
-            if name in stated:
+            if name in managed.stated:
                 return False
             continue
         if _plainly_equal(have, value):
@@ -694,7 +756,7 @@ _SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 def _attribute_changes(
-    attributes: dict[str, Any], stated: frozenset[str], live: LiveSource, ignored: frozenset[str]
+    attributes: Mapping[str, Any], stated: frozenset[str], live: LiveSource, ignored: frozenset[str]
 ) -> list[Change]:
     """The non-secret deployment attributes whose desired value differs from the live one.
 
@@ -743,7 +805,7 @@ def _value_changes(name: str, have: Any, want: Any) -> list[Change]:
     ]
 
 
-def _changed_attributes(attributes: dict[str, Any], changes: list[Change]) -> list[str]:
+def _changed_attributes(attributes: Mapping[str, Any], changes: list[Change]) -> list[str]:
     """The attributes `changes` are about (`deployment.default_params.q` is `default_params`)."""
     paths = {c.path for c in changes}
     return [
@@ -1008,18 +1070,28 @@ def _with_dependencies(
     held: set[int],
 ) -> list[_Node]:
     """Make each claim of a hostname wait for the patch that releases it."""
+    claims = [
+        sorted(_hostnames_after(match) - (match.live.hostnames if match.live else frozenset()))
+        for match, _ in actions
+    ]
+    # Who holds what is looked up only for claims, which most plans do not have.
     holder: dict[str, LiveSource] = {}
-    for source in live:
-        for host in source.hostnames:
-            holder.setdefault(host, source)
-    match_of_live = {m.live.id: m for m in matches if m.live is not None}
-    planned = {match.index: action for match, action in actions}
+    match_of_live: dict[str, Match] = {}
+    planned: dict[int, Action] = {}
+    if any(claims):
+        for source in live:
+            hostnames = source.deployment
+            for name in HOSTNAME_FIELDS:
+                for host in hostnames.get(name) or ():
+                    if host not in holder:
+                        holder[host] = source
+        match_of_live = {m.live.id: m for m in matches if m.live is not None}
+        planned = {match.index: action for match, action in actions}
 
     nodes: list[_Node] = []
-    for match, action in actions:
+    for (match, action), claimed in zip(actions, claims, strict=True):
         node = _Node(match, action)
-        own = match.live.hostnames if match.live is not None else frozenset()
-        for host in sorted(_hostnames_after(match) - own):
+        for host in claimed:
             owner = holder.get(host)
             if owner is None:
                 continue

@@ -18,6 +18,7 @@ import types
 import typing
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from operator import itemgetter
 from types import MappingProxyType
 from typing import Annotated, Any, ClassVar, Literal, Union
 from urllib.parse import urlsplit
@@ -416,6 +417,9 @@ class DeploymentBase(BaseModel):
     # Attributes written as `{env:}`/`{file:}` references, with their values: sensitive,
     # so plans show the reference and send a placeholder (see `referenced`).
     _references: dict[str, SecretRef] = PrivateAttr(default_factory=dict)
+    # What the file asks of the API, computed when the model is validated: every plan
+    # compares each source with it, so it is not dumped again per plan (the model is frozen).
+    _managed: Managed | None = PrivateAttr(default=None)
 
     # Not declared means "not managed": the API rewrites it on every deployment.
     annotation: Annotated[str | None, StatedOnly()] = None
@@ -447,6 +451,39 @@ class DeploymentBase(BaseModel):
     def attach_references(self, references: Mapping[str, SecretRef]) -> None:
         """Record which attributes came from references (the loader, once, after validation)."""
         self._references = dict(references)
+
+    def managed(self) -> Managed:
+        """Every managed attribute (API names, JSON values, defaults applied), computed once.
+
+        Attributes without a documented default count only when the file states them;
+        `annotation` and secrets follow their own rules.
+        """
+        # Read from pydantic's slot: a private attribute's own lookup costs microseconds.
+        managed: Managed | None = (self.__pydantic_private__ or {}).get("_managed")
+        if managed is None:  # built without validation (`model_construct`)
+            managed = self._managed = self._normalize()
+        return managed
+
+    @model_validator(mode="after")
+    def _normalized(self) -> DeploymentBase:
+        self._managed = self._normalize()
+        return self
+
+    def _normalize(self) -> Managed:
+        model = type(self)
+        stated = stated_fields(self)
+        attributes = self.model_dump(by_alias=True, mode="json")
+        for name in ("annotation", *secret_fields(model), *(stated_only_fields(model) - stated)):
+            attributes.pop(name, None)
+        values = tuple(attributes.values())
+        return Managed(
+            MappingProxyType(attributes),
+            stated,
+            itemgetter(*attributes),
+            values,
+            tuple(map(type, values)),
+            tuple(name for name, value in attributes.items() if type(value) is dict and value),
+        )
 
     # Cross-field: runs only once every field is valid, so the loader checks the same
     # rule on the raw data to report it beside the other errors.
@@ -551,6 +588,20 @@ class S3CompatibleDeployment(DeploymentBase):
     secret_key: RequiredSecret
     storage_provider: Literal["DigitalOcean", "Linode", "Wasabi"]
     robots_txt: Annotated[RobotsTxt | None, StatedOnly()] = Field(None, alias="robots.txt")
+
+
+@dataclass(frozen=True, slots=True)
+class Managed:
+    """What a deployment asks of the API: its managed attributes, in a form an API
+    deployment is compared with at C speed (`getter(api)` gives `values`, of `types`,
+    when the API holds the same; nested maps, `nested`, compare as JSON besides)."""
+
+    attributes: Mapping[str, Any]  # read-only; lists as declared
+    stated: frozenset[str]  # `stated_fields`
+    getter: Callable[[Mapping[str, Any]], Any]
+    values: tuple[Any, ...]
+    types: tuple[type, ...]
+    nested: tuple[str, ...]
 
 
 Deployment = Annotated[

@@ -34,7 +34,7 @@ from reconciler.plan import (
     same_json,
 )
 from reconciler.planner import PlanError, PlanOptions, plan
-from reconciler.secrets import fingerprint
+from reconciler.secrets import encrypted_digest, fingerprint
 from reconciler.specs import DesiredState, SecretRef
 
 KEY = b"planner-test-key"
@@ -1192,8 +1192,8 @@ def test_the_cheap_comparison_agrees_with_the_detailed_diff(
 ) -> None:
     # The planner builds the detailed diff only when the cheap check says a source differs:
     # the two must agree on every value a listing can hold (types strictly, hostnames as sets).
-    from reconciler.planner import _attribute_changes, _attributes_in_sync, desired_attributes
-    from reconciler.specs import HOSTNAME_FIELDS, stated_fields
+    from reconciler.planner import _attribute_changes, _attributes_in_sync
+    from reconciler.specs import HOSTNAME_FIELDS
 
     # Both sort hostnames, so both need them as text (what the listing returns).
     hostnames = [live_values.get(name, []) for name in HOSTNAME_FIELDS]
@@ -1214,9 +1214,9 @@ def test_the_cheap_comparison_agrees_with_the_detailed_diff(
     live = live_of(spec)
     values = {k: v for k, v in {**live.deployment, **live_values}.items() if k not in omitted}
     live = live.model_copy(update={"deployment": values})
-    attributes = desired_attributes(deployment)
-    detailed = _attribute_changes(attributes, stated_fields(deployment), live, frozenset(paths))
-    assert _attributes_in_sync(attributes, deployment, live, frozenset(paths)) == (not detailed)
+    managed = deployment.managed()
+    detailed = _attribute_changes(managed.attributes, managed.stated, live, frozenset(paths))
+    assert _attributes_in_sync(managed, live, frozenset(paths)) == (not detailed)
 
 
 def test_hostnames_in_another_order_are_in_sync_and_a_bool_is_not_a_number() -> None:
@@ -1245,3 +1245,163 @@ def test_planning_leaves_the_cycle_collector_as_it_found_it(enabled: bool) -> No
         assert gc.isenabled() is enabled
     finally:
         gc.enable() if was else gc.disable()
+
+
+# --------------------------------------------------------------------------- settled sources
+
+BLOG_PASSWORD = SecretRef("env", "BLOG_PASSWORD", "hunter22")
+IGNORABLE = ["name", "enabled", "deployment.annotation", "deployment.cache_ttl_value"]
+RARELY = st.sampled_from([False, False, False, True])
+
+
+@st.composite
+def _settled_or_not(draw: Any) -> tuple[DesiredState, LiveSource, PlanOptions]:
+    """A spec, the source an apply of it (or of a variant) leaves, then changed a little."""
+    kind = draw(st.sampled_from(["s3", "webfolder"]))
+    fields: dict[str, Any] = {}
+    if draw(st.booleans()):
+        fields["annotation"] = "Managed in git"
+    if draw(st.booleans()):
+        fields["default_params"] = {"auto": "format", "q": 75}
+    if draw(st.booleans()):
+        fields["cache_ttl_value"] = 86400
+    ignored = draw(st.lists(st.sampled_from(IGNORABLE), unique=True, max_size=2))
+    top = {"enabled": draw(st.booleans()), "mode": draw(st.sampled_from(["manage", "observe"]))}
+    if kind == "s3":
+        spec = s3_spec(**top, **fields)
+        secret = "deployment.s3_secret_key"
+    else:
+        password = draw(st.sampled_from([None, BLOG_PASSWORD, BLOG_PASSWORD]))
+        spec = webfolder_spec("Blog", ("acme-blog",), **top, **fields)
+        if password is not None:
+            spec["deployment"]["password"] = password
+        secret = "deployment.password"
+    if draw(st.booleans()):
+        ignored.append(secret)
+    spec["ignore_changes"] = ignored
+    owner = draw(st.sampled_from([None, "team-a"]))
+    live = as_live(plan(state({**spec, "mode": "manage"}, owner=owner), [], OPTIONS))
+    deployment = dict(live.deployment)
+    top_changes: dict[str, Any] = {}
+    if draw(st.sampled_from([False, False, True])):  # not adopted: the user's text alone
+        deployment["annotation"] = fields.get("annotation")
+    count = draw(st.sampled_from([0, 1, 1, 2, 3]))
+    # The changes a quick check can miss (types in maps, `*_encrypted` values) weigh more.
+    changes = st.sampled_from([*range(12), 4, 9, 10, 10])
+    for change in draw(st.sets(changes, min_size=count, max_size=count)):
+        if change == 0:
+            top_changes["name"] = "Renamed in the dashboard"
+        elif change == 1:
+            top_changes["enabled"] = not live.enabled
+        elif change == 2:
+            deployment["cache_ttl_value"] = draw(st.sampled_from([1800, 86400.0, 31536000.0]))
+        elif change == 3:
+            deployment["secure_url_enabled"] = draw(st.sampled_from([0, True, None]))
+        elif change == 4:
+            deployment["default_params"] = draw(
+                st.sampled_from([{}, {"auto": "format", "q": 75.0}])
+            )
+        elif change == 5:
+            deployment.pop(draw(st.sampled_from(sorted(deployment))))
+        elif change == 6:
+            deployment["imgix_subdomains"] = ["acme-other", *deployment["imgix_subdomains"]]
+        elif change == 7:
+            deployment["annotation"] = draw(st.sampled_from([None, "by jane", "Managed in git"]))
+        elif change == 8:  # another marker: unknown, rotated, another owner, a pending disable
+            marker = draw(
+                st.sampled_from(
+                    [
+                        Marker({"s3_secret_key": "unknown", "password": "unknown"}),
+                        Marker({"s3_secret_key": "0" * 32, "password": "0" * 32}),
+                        Marker(owner="team-b"),
+                        Marker(pending_disable=True),
+                    ]
+                )
+            )
+            deployment["annotation"] = compose_annotation(fields.get("annotation"), marker)
+        elif change == 9:
+            deployment["password_encrypted"] = "encrypted-by-imgix"
+        elif change == 10:  # a recorded `*_encrypted` value, the same or changed since
+            parsed = parse_annotation(deployment.get("annotation"))
+            if parsed.marker is not None:
+                recorded = {"password": encrypted_digest("encrypted-by-imgix")}
+                marker = replace(parsed.marker, encrypted=recorded)
+                deployment["annotation"] = compose_annotation(parsed.text, marker)
+                deployment["password_encrypted"] = draw(
+                    st.sampled_from(["encrypted-by-imgix", "changed in the dashboard"])
+                )
+        else:
+            deployment["extra_read_only"] = "ignored"
+    live = live.model_copy(update={"deployment": deployment, **top_changes})
+    if draw(st.booleans()):  # planned without the secret's value, or with another one
+        name = "s3_secret_key" if kind == "s3" else "password"
+        value = draw(st.sampled_from([None, "rotated-secret-value"]))
+        spec["deployment"][name] = SecretRef("env", "ROTATED", value)
+    options = PlanOptions(
+        fingerprint_key=KEY,
+        resend_secrets=draw(RARELY),
+        adopt=draw(RARELY),
+        take_over=draw(RARELY),
+    )
+    return state(spec, owner=draw(st.sampled_from([owner, "team-b"]))), live, options
+
+
+@settings(max_examples=250, deadline=None, derandomize=True)
+@given(case=_settled_or_not())
+def test_a_source_settled_without_a_comparison_plans_as_the_full_comparison_would(
+    case: tuple[DesiredState, LiveSource, PlanOptions],
+) -> None:
+    # Most matched sources are settled by a quick check (`_quiet`); the plan must be the
+    # very plan the full comparison gives, notices and adoption included.
+    from unittest import mock
+
+    from reconciler import planner
+
+    wanted, live, options = case
+    quick = plan(wanted, [live], options)
+    with mock.patch.object(planner, "_quiet", return_value=None):
+        full = plan(wanted, [live], options)
+    assert quick.to_json() == full.to_json()
+
+
+@pytest.mark.parametrize(
+    ("spec", "live_deployment", "path"),
+    [
+        (webfolder_spec("Blog", ("acme-blog",)), {"password_encrypted": "x"}, "password"),
+        (s3_spec(annotation="Managed in git"), {"annotation": "by jane"}, "annotation"),
+        (s3_spec(default_params={"q": 75}), {"default_params": {"q": 75.0}}, "default_params.q"),
+        (s3_spec(default_params={"q": 75}), {"default_params": {"q": "75"}}, "default_params.q"),
+    ],
+    ids=["a-secret-to-clear", "the-annotation-text", "a-float-in-a-map", "text-in-a-map"],
+)
+def test_the_quick_check_leaves_to_the_full_comparison(
+    spec: dict[str, Any], live_deployment: dict[str, Any], path: str
+) -> None:
+    from reconciler.planner import _quiet
+
+    live = live_of(spec)
+    live = live.model_copy(update={"deployment": {**live.deployment, **live_deployment}})
+    assert _quiet(desired(spec).sources[0], live, OPTIONS, False, {}) is None
+    assert f"deployment.{path}" in paths(only(plan(desired(spec), [live], OPTIONS)))
+
+
+def test_a_source_in_sync_is_settled_by_the_quick_check() -> None:
+    # Without this, the agreement above would hold for a quick check that never settles.
+    from reconciler.planner import _quiet
+
+    spec = s3_spec(annotation="Managed in git", default_params={"auto": "format"})
+    wanted = desired(spec).sources[0]
+    live = live_of(spec)
+    assert _quiet(wanted, live, OPTIONS, False, {}) is False
+    unmarked = live_of(spec, deployment={"annotation": "Managed in git"})
+    assert _quiet(wanted, unmarked, OPTIONS, False, {}) is True
+    assert _quiet(wanted, unmarked, OPTIONS, True, {}) is None  # adopting it is a patch
+    reordered = live_of(
+        webfolder_spec("Blog", ("b", "a")), deployment={"imgix_subdomains": ["a", "b"]}
+    )
+    assert (
+        _quiet(
+            desired(webfolder_spec("Blog", ("b", "a"))).sources[0], reordered, OPTIONS, False, {}
+        )
+        is False
+    )

@@ -154,6 +154,28 @@ def test_stated_fields_are_those_the_file_wrote() -> None:
     assert "cache_ttl_value" not in stated_fields(deployment)
 
 
+def test_managed_attributes_are_the_api_form_of_what_the_file_manages() -> None:
+    deployment = S3Deployment.model_validate(
+        {**s3(), "robots.txt": "origin", "default_params": {"q": 75}, "annotation": "note"}
+    )
+    managed = deployment.managed()
+    attributes = deployment.model_dump(by_alias=True, mode="json")
+    # The annotation and the secret follow their own rules; robots.txt is stated here.
+    del attributes["annotation"], attributes["s3_secret_key"]
+    assert dict(managed.attributes) == attributes
+    assert managed.stated == stated_fields(deployment)
+    assert managed.getter(attributes) == managed.values
+    assert managed.types == tuple(type(v) for v in attributes.values())
+    assert managed.nested == ("default_params",)  # the one map with keys to compare as JSON
+    unstated = S3Deployment.model_validate(s3()).managed().attributes
+    assert "robots.txt" not in unstated and "cache_ttl_value" in unstated
+    with pytest.raises(TypeError):
+        managed.attributes["s3_bucket"] = "elsewhere"  # type: ignore[index]
+    # A model built without validation computes them when first asked.
+    built = S3Deployment.model_construct(**deployment.__dict__)
+    assert built.managed().attributes == managed.attributes
+
+
 def test_every_type_has_a_model() -> None:
     assert set(DEPLOYMENT_MODELS) == set(DEPLOYMENT_TYPES)
     for kind, model in DEPLOYMENT_MODELS.items():
