@@ -136,7 +136,8 @@ def _cycle_collection_paused() -> Iterator[None]:
 def _plan(desired: DesiredState, live: Sequence[LiveSource], options: PlanOptions) -> Plan:
     _check_targets(desired, options.targets)
     _check_unique_hostnames(desired)
-    matches = match_sources(desired.sources, live)
+    matching = _matching(desired.sources, live)
+    matches = matching.matches
     matched_ids = {m.live.id for m in matches if m.live is not None}
     unmanaged = sorted(
         (UnmanagedSource(id=s.id, name=s.name) for s in live if s.id not in matched_ids),
@@ -214,7 +215,7 @@ def _plan(desired: DesiredState, live: Sequence[LiveSource], options: PlanOption
             unadopted.append(_source_ref(match.live.id, spec.name))
             adoption_updates += _adoption_updates(spec, match.live)
 
-    ordered = _order(_with_dependencies(actions, matches, live, held))
+    ordered = _order(_with_dependencies(actions, matching, held))
     notices.sort(key=lambda n: (n.source, n.id or "", _NOTICE_ORDER[n.kind]))
     observed.sort(key=lambda o: (o.source, o.id or ""))
     owned_elsewhere.sort(key=lambda o: (o.source, o.id))
@@ -279,6 +280,8 @@ def _observed(action: Action) -> ObservedSource:
 
 
 def _check_targets(desired: DesiredState, targets: frozenset[str]) -> None:
+    if not targets:
+        return
     names = {spec.name for spec in desired.sources}
     unknown = sorted(targets - names)
     if unknown:
@@ -290,19 +293,17 @@ def _check_targets(desired: DesiredState, targets: frozenset[str]) -> None:
 def _check_unique_hostnames(desired: DesiredState) -> None:
     owner: dict[str, int] = {}
     for index, spec in enumerate(desired.sources):
-        for host in _hostnames(spec.deployment):
-            if host in owner:
-                first = desired.sources[owner[host]]
-                raise PlanError(
-                    f'sources "{first.name}" and "{spec.name}" both claim {host} '
-                    f"({HOSTNAMES_ARE_UNIQUE})",
-                    spec_indices=(owner[host], index),
-                )
-            owner[host] = index
-
-
-def _hostnames(deployment: DeploymentBase) -> list[str]:
-    return [*deployment.imgix_subdomains, *deployment.custom_domains]
+        deployment = spec.deployment
+        for hosts in (deployment.imgix_subdomains, deployment.custom_domains):
+            for host in hosts:
+                # A spec never holds a hostname twice (the model refuses it).
+                first = owner.setdefault(host, index)
+                if first != index:
+                    raise PlanError(
+                        f'sources "{desired.sources[first].name}" and "{spec.name}" both '
+                        f"claim {host} ({HOSTNAMES_ARE_UNIQUE})",
+                        spec_indices=(first, index),
+                    )
 
 
 # --------------------------------------------------------------------------- matching
@@ -310,15 +311,47 @@ def _hostnames(deployment: DeploymentBase) -> list[str]:
 
 def match_sources(specs: Sequence[SourceSpec], live: Sequence[LiveSource]) -> list[Match]:
     """Pair each spec with its live source: by `id`, else by subdomains, never by name."""
+    return _matching(specs, live).matches
+
+
+@dataclass(frozen=True)
+class _Matching:
+    """The matches, and what matching learnt that ordering needs again."""
+
+    matches: list[Match]
+    live: Sequence[LiveSource]
+    # Live sources holding each hostname, in listing order, by the field that lists it.
+    by_subdomain: Mapping[str, list[LiveSource]]
+    by_domain: Mapping[str, list[LiveSource]]
+    # Live id to the index of the spec it matched.
+    claimed: Mapping[str, int]
+
+    def holder(self, host: str) -> LiveSource | None:
+        """The first listed live source holding `host`."""
+        subdomain = self.by_subdomain.get(host)
+        domain = self.by_domain.get(host)
+        if subdomain is None or domain is None:
+            holders = subdomain or domain
+            return holders[0] if holders else None
+        # Listed as a subdomain by one and as a domain by another: the first listed holds it.
+        held = {id(source) for source in (subdomain[0], domain[0])}
+        return next(source for source in self.live if id(source) in held)
+
+
+def _matching(specs: Sequence[SourceSpec], live: Sequence[LiveSource]) -> _Matching:
     by_id = {source.id: source for source in live}
     by_subdomain: dict[str, list[LiveSource]] = {}
+    by_domain: dict[str, list[LiveSource]] = {}
     for source in live:
-        for subdomain in source.deployment.get("imgix_subdomains") or ():
+        deployment = source.deployment
+        for subdomain in deployment.get("imgix_subdomains") or ():
             holders = by_subdomain.get(subdomain)
             if holders is None:
                 by_subdomain[subdomain] = [source]
             else:
                 holders.append(source)
+        for domain in deployment.get("custom_domains") or ():
+            by_domain.setdefault(domain, []).append(source)
 
     pinned: dict[str, int] = {}
     for index, spec in enumerate(specs):
@@ -344,11 +377,17 @@ def match_sources(specs: Sequence[SourceSpec], live: Sequence[LiveSource]) -> li
         if spec.id is not None:
             found.append(by_id[spec.id])
             continue
+        match: LiveSource | None = None
         candidates: dict[str, LiveSource] = {}
         for subdomain in spec.deployment.imgix_subdomains:
             for source in by_subdomain.get(subdomain, ()):
-                if source.id not in pinned:
-                    candidates[source.id] = source
+                if source.id in pinned or source is match:
+                    continue
+                if match is None:  # the common case: one source, no map of candidates
+                    match = source
+                    continue
+                candidates[match.id] = match
+                candidates[source.id] = source
         if len(candidates) > 1:
             listed = ", ".join(f'"{s.name}" ({s.id})' for s in _by_name(candidates.values()))
             raise PlanError(
@@ -356,7 +395,6 @@ def match_sources(specs: Sequence[SourceSpec], live: Sequence[LiveSource]) -> li
                 f"sources ({listed}); add `id:` to say which one it describes",
                 spec_indices=(index,),
             )
-        match = next(iter(candidates.values()), None)
         if match is not None:
             if match.id in claimed:
                 other = specs[claimed[match.id]].name
@@ -368,7 +406,8 @@ def match_sources(specs: Sequence[SourceSpec], live: Sequence[LiveSource]) -> li
                 )
             claimed[match.id] = index
         found.append(match)
-    return list(map(Match, range(len(specs)), specs, found))
+    matches = list(map(Match, range(len(specs)), specs, found))
+    return _Matching(matches, live, by_subdomain, by_domain, claimed)
 
 
 def _by_name(sources: Iterable[LiveSource]) -> list[LiveSource]:
@@ -488,14 +527,13 @@ def _quiet(
     """
     if options.resend_secrets:
         return None
-    ignored = spec.ignore_changes
+    ignored = frozenset(spec.ignore_changes) if spec.ignore_changes else _NOTHING
     if spec.name != live.name and "name" not in ignored:
         return None
     if spec.enabled != live.enabled and "enabled" not in ignored:
         return None
     deployment = spec.deployment
-    managed = deployment.managed()
-    if not _attributes_in_sync(managed, live, frozenset(ignored)):
+    if not _attributes_in_sync(deployment.managed(), live, ignored):
         return None
     annotation = live.annotation
     wanted = deployment.annotation
@@ -505,7 +543,7 @@ def _quiet(
     model = type(deployment)
     if encrypted_fields(model) and (
         (marker is not None and encrypted_changed(model, marker, live.deployment))
-        or _cleared_secrets(deployment, live, frozenset(ignored))
+        or _cleared_secrets(deployment, live, ignored)
     ):
         return None
     secrets = unchanged_secrets(
@@ -722,7 +760,10 @@ def _attributes_in_sync(managed: Managed, live: LiveSource, ignored: frozenset[s
         if (
             haves == managed.values
             and tuple(map(type, haves)) == managed.types
-            and all(same_json(have_all[name], managed.attributes[name]) for name in managed.nested)
+            and (
+                not managed.nested
+                or all(same_json(have_all[n], managed.attributes[n]) for n in managed.nested)
+            )
         ):
             return True
     for name, value in managed.attributes.items():
@@ -752,6 +793,7 @@ def _plainly_equal(have: Any, want: Any) -> bool:
 
 
 _MISSING: Any = object()
+_NOTHING: frozenset[str] = frozenset()
 _SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
@@ -764,15 +806,19 @@ def _attribute_changes(
     the file states it (an unstated default may well be what the API holds).
     """
     changes = []
+    have_all = live.deployment
     for name, value in attributes.items():
-        if f"deployment.{name}" in ignored:
+        if ignored and f"deployment.{name}" in ignored:
             continue
-        want = _normalized(name, value)
-        if name not in live.deployment:
+        if name not in have_all:
             if name in stated:
+                want = _normalized(name, value)
                 changes.append(Change(path=f"deployment.{name}", before=NOT_RETURNED, after=want))
             continue
-        have = _normalized(name, live.deployment[name])
+        if _plainly_equal(have_all[name], value):
+            continue
+        want = _normalized(name, value)
+        have = _normalized(name, have_all[name])
         if not same_json(have, want):
             changes += _value_changes(name, have, want)
     return changes
@@ -920,8 +966,9 @@ def _adoption_updates(spec: SourceSpec, live: LiveSource) -> int:
     write (which leaves the source enabled).
     """
     enabled = live.enabled if "enabled" in spec.ignore_changes else spec.enabled
-    sends_web_secret = bool(
-        set(declared_secrets(spec.deployment)) & set(encrypted_fields(type(spec.deployment)))
+    web_secrets = encrypted_fields(type(spec.deployment))
+    sends_web_secret = bool(web_secrets) and not web_secrets.keys().isdisjoint(
+        declared_secrets(spec.deployment)
     )
     return 1 + (not enabled) + sends_web_secret
 
@@ -1064,45 +1111,27 @@ def _hostnames_after(match: Match, held: bool = False) -> set[str]:
 
 
 def _with_dependencies(
-    actions: list[tuple[Match, Action]],
-    matches: list[Match],
-    live: Sequence[LiveSource],
-    held: set[int],
+    actions: list[tuple[Match, Action]], matching: _Matching, held: set[int]
 ) -> list[_Node]:
     """Make each claim of a hostname wait for the patch that releases it."""
-    claims = [
-        sorted(_hostnames_after(match) - (match.live.hostnames if match.live else frozenset()))
-        for match, _ in actions
-    ]
-    # Who holds what is looked up only for claims, which most plans do not have.
-    holder: dict[str, LiveSource] = {}
-    match_of_live: dict[str, Match] = {}
-    planned: dict[int, Action] = {}
-    if any(claims):
-        for source in live:
-            hostnames = source.deployment
-            for name in HOSTNAME_FIELDS:
-                for host in hostnames.get(name) or ():
-                    if host not in holder:
-                        holder[host] = source
-        match_of_live = {m.live.id: m for m in matches if m.live is not None}
-        planned = {match.index: action for match, action in actions}
-
+    planned: dict[int, Action] | None = None
     nodes: list[_Node] = []
-    for (match, action), claimed in zip(actions, claims, strict=True):
+    for match, action in actions:
         node = _Node(match, action)
-        for host in claimed:
-            owner = holder.get(host)
+        own = match.live.hostnames if match.live is not None else frozenset()
+        for host in sorted(_hostnames_after(match) - own):
+            owner = matching.holder(host)
             if owner is None:
                 continue
-            releaser = match_of_live.get(owner.id)
-            if releaser is None:
+            releaser_index = matching.claimed.get(owner.id)
+            if releaser_index is None:
                 raise PlanError(
                     f'source "{match.spec.name}" claims {host}, which belongs to live source '
                     f'"{owner.name}" ({owner.id}) that no source of the file manages; '
                     "release it there first",
                     spec_indices=(match.index,),
                 )
+            releaser = matching.matches[releaser_index]
             if host in _hostnames_after(releaser, releaser.index in held):
                 why = " (it is observed or owned elsewhere: never written)"
                 raise PlanError(
@@ -1110,6 +1139,8 @@ def _with_dependencies(
                     + (why if releaser.index in held else ""),
                     spec_indices=(match.index, releaser.index),
                 )
+            if planned is None:  # only for claims, which most plans do not have
+                planned = {match.index: action for match, action in actions}
             release = planned.get(releaser.index)
             if release is None:
                 raise PlanError(

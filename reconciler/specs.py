@@ -446,7 +446,8 @@ class DeploymentBase(BaseModel):
 
     def referenced(self) -> Mapping[str, SecretRef]:
         """API name to reference of each non-secret attribute the file wrote as a reference."""
-        return dict(self._references)
+        # From pydantic's slot, as in `managed`: asked for several times per planned write.
+        return dict((self.__pydantic_private__ or {}).get("_references") or {})
 
     def attach_references(self, references: Mapping[str, SecretRef]) -> None:
         """Record which attributes came from references (the loader, once, after validation)."""
