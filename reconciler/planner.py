@@ -64,10 +64,10 @@ from reconciler.specs import (
     HOSTNAMES_ARE_UNIQUE,
     DeploymentBase,
     DesiredState,
-    Managed,
     SecretRef,
     SourceSpec,
     secret_fields,
+    stated_fields,
 )
 
 _NOTICE_ORDER = {"possible_rename": 0, "cannot_compare": 1, "encrypted_changed": 2}
@@ -533,7 +533,7 @@ def _quiet(
     if spec.enabled != live.enabled and "enabled" not in ignored:
         return None
     deployment = spec.deployment
-    if not _attributes_in_sync(deployment.managed(), live, ignored):
+    if not _attributes_in_sync(deployment, live, ignored):
         return None
     annotation = live.annotation
     wanted = deployment.annotation
@@ -595,8 +595,8 @@ def _compare(
     # Most matched sources are in sync: the detailed diff is built only for those that differ.
     attribute_changes = (
         []
-        if _attributes_in_sync(managed, live, ignored)
-        else _attribute_changes(attributes, managed.stated, live, ignored)
+        if _attributes_in_sync(deployment, live, ignored)
+        else _attribute_changes(attributes, stated_fields(deployment), live, ignored)
     )
     changes += attribute_changes
     changed = _changed_attributes(attributes, attribute_changes) if attribute_changes else []
@@ -748,9 +748,13 @@ def _risks(model: type[DeploymentBase], changes: list[Change]) -> list[Risk]:
     return risks
 
 
-def _attributes_in_sync(managed: Managed, live: LiveSource, ignored: frozenset[str]) -> bool:
+def _attributes_in_sync(
+    deployment: DeploymentBase, live: LiveSource, ignored: frozenset[str]
+) -> bool:
     """Whether `_attribute_changes` would find nothing, without building any change."""
+    managed = deployment.managed()
     have_all = live.deployment
+    stated: frozenset[str] | None = None
     # The common case, in C: the listing holds every managed attribute, equal and same-typed.
     try:
         haves = managed.getter(have_all)
@@ -771,7 +775,9 @@ def _attributes_in_sync(managed: Managed, live: LiveSource, ignored: frozenset[s
         if have is _MISSING:
             if ignored and f"deployment.{name}" in ignored:
                 continue
-            if name in managed.stated:
+            if stated is None:
+                stated = stated_fields(deployment)
+            if name in stated:
                 return False
             continue
         if _plainly_equal(have, value):

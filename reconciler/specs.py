@@ -12,6 +12,7 @@ by passing `context={"wire": True}`.
 
 from __future__ import annotations
 
+import copy
 import functools
 import re
 import types
@@ -20,7 +21,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from operator import itemgetter
 from types import MappingProxyType
-from typing import Annotated, Any, ClassVar, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal, NamedTuple, Union
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -417,8 +418,7 @@ class DeploymentBase(BaseModel):
     # Attributes written as `{env:}`/`{file:}` references, with their values: sensitive,
     # so plans show the reference and send a placeholder (see `referenced`).
     _references: dict[str, SecretRef] = PrivateAttr(default_factory=dict)
-    # What the file asks of the API, computed when the model is validated: every plan
-    # compares each source with it, so it is not dumped again per plan (the model is frozen).
+    # What the file asks of the API, computed when a plan first asks (see `managed`).
     _managed: Managed | None = PrivateAttr(default=None)
 
     # Not declared means "not managed": the API rewrites it on every deployment.
@@ -457,33 +457,33 @@ class DeploymentBase(BaseModel):
         """Every managed attribute (API names, JSON values, defaults applied), computed once.
 
         Attributes without a documented default count only when the file states them;
-        `annotation` and secrets follow their own rules.
+        `annotation` and secrets follow their own rules. Computed when first asked for
+        (by a plan), not at validation: `validate` and the emulator never need it.
         """
         # Read from pydantic's slot: a private attribute's own lookup costs microseconds.
         managed: Managed | None = (self.__pydantic_private__ or {}).get("_managed")
-        if managed is None:  # built without validation (`model_construct`)
-            managed = self._managed = self._normalize()
+        if managed is None:
+            managed = self._managed = self._normalized()
         return managed
 
-    @model_validator(mode="after")
-    def _normalized(self) -> DeploymentBase:
-        self._managed = self._normalize()
-        return self
-
-    def _normalize(self) -> Managed:
-        model = type(self)
-        stated = stated_fields(self)
-        attributes = self.model_dump(by_alias=True, mode="json")
-        for name in ("annotation", *secret_fields(model), *(stated_only_fields(model) - stated)):
-            attributes.pop(name, None)
-        values = tuple(attributes.values())
+    def _normalized(self) -> Managed:
+        # What `model_dump(by_alias=True, mode="json")` gives, read from the fields (a dump
+        # costs more than all the rest): the values are JSON already. Containers are
+        # copied, as a dump would: what a plan sends must not share the model's.
+        compared = _compared_fields(type(self))
+        stated = self.__pydantic_fields_set__
+        values = self.__dict__
+        unstated = compared.stated_only - stated
+        attributes = {api: values[name] for name, api in compared.fields if name not in unstated}
+        for name, api in compared.containers:
+            attributes[api] = copy.copy(values[name])
+        ordered = tuple(attributes.values())
         return Managed(
             MappingProxyType(attributes),
-            stated,
             itemgetter(*attributes),
-            values,
-            tuple(map(type, values)),
-            tuple(name for name, value in attributes.items() if type(value) is dict and value),
+            ordered,
+            tuple(map(type, ordered)),
+            tuple(api for api in compared.maps if attributes[api]),
         )
 
     # Cross-field: runs only once every field is valid, so the loader checks the same
@@ -591,14 +591,12 @@ class S3CompatibleDeployment(DeploymentBase):
     robots_txt: Annotated[RobotsTxt | None, StatedOnly()] = Field(None, alias="robots.txt")
 
 
-@dataclass(frozen=True, slots=True)
-class Managed:
+class Managed(NamedTuple):
     """What a deployment asks of the API: its managed attributes, in a form an API
     deployment is compared with at C speed (`getter(api)` gives `values`, of `types`,
     when the API holds the same; nested maps, `nested`, compare as JSON besides)."""
 
     attributes: Mapping[str, Any]  # read-only; lists as declared
-    stated: frozenset[str]  # `stated_fields`
     getter: Callable[[Mapping[str, Any]], Any]
     values: tuple[Any, ...]
     types: tuple[type, ...]
@@ -887,6 +885,32 @@ def stated_only_fields(model: type[DeploymentBase]) -> frozenset[str]:
         info.alias or name
         for name, info in model.model_fields.items()
         if any(isinstance(marker, StatedOnly) for marker in info.metadata)
+    )
+
+
+class _ComparedFields(NamedTuple):
+    fields: tuple[tuple[str, str], ...]  # (python name, API name), in field order
+    stated_only: frozenset[str]  # python names of those managed only when stated
+    containers: tuple[tuple[str, str], ...]  # those holding a list or a map
+    maps: tuple[str, ...]  # API names of those holding a map
+
+
+@functools.cache
+def _compared_fields(model: type[DeploymentBase]) -> _ComparedFields:
+    """The attributes a plan compares: secrets and the annotation follow their own rules."""
+    secrets = secret_fields(model)
+    fields = tuple(
+        (name, api)
+        for name, api in deployment_fields(model)
+        if api != "annotation" and api not in secrets
+    )
+    kinds = {name: typing.get_origin(model.model_fields[name].annotation) for name, _ in fields}
+    stated_only = stated_only_fields(model)
+    return _ComparedFields(
+        fields,
+        frozenset(name for name, api in fields if api in stated_only),
+        tuple((name, api) for name, api in fields if kinds[name] in (list, dict)),
+        tuple(api for name, api in fields if kinds[name] is dict),
     )
 
 

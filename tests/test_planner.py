@@ -1193,7 +1193,7 @@ def test_the_cheap_comparison_agrees_with_the_detailed_diff(
     # The planner builds the detailed diff only when the cheap check says a source differs:
     # the two must agree on every value a listing can hold (types strictly, hostnames as sets).
     from reconciler.planner import _attribute_changes, _attributes_in_sync
-    from reconciler.specs import HOSTNAME_FIELDS
+    from reconciler.specs import HOSTNAME_FIELDS, stated_fields
 
     # Both sort hostnames, so both need them as text (what the listing returns).
     hostnames = [live_values.get(name, []) for name in HOSTNAME_FIELDS]
@@ -1214,9 +1214,9 @@ def test_the_cheap_comparison_agrees_with_the_detailed_diff(
     live = live_of(spec)
     values = {k: v for k, v in {**live.deployment, **live_values}.items() if k not in omitted}
     live = live.model_copy(update={"deployment": values})
-    managed = deployment.managed()
-    detailed = _attribute_changes(managed.attributes, managed.stated, live, frozenset(paths))
-    assert _attributes_in_sync(managed, live, frozenset(paths)) == (not detailed)
+    stated = stated_fields(deployment)
+    detailed = _attribute_changes(deployment.managed().attributes, stated, live, frozenset(paths))
+    assert _attributes_in_sync(deployment, live, frozenset(paths)) == (not detailed)
 
 
 def test_hostnames_in_another_order_are_in_sync_and_a_bool_is_not_a_number() -> None:

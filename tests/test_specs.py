@@ -163,7 +163,7 @@ def test_managed_attributes_are_the_api_form_of_what_the_file_manages() -> None:
     # The annotation and the secret follow their own rules; robots.txt is stated here.
     del attributes["annotation"], attributes["s3_secret_key"]
     assert dict(managed.attributes) == attributes
-    assert managed.stated == stated_fields(deployment)
+    assert list(managed.attributes) == list(attributes)  # in field order, as dumped
     assert managed.getter(attributes) == managed.values
     assert managed.types == tuple(type(v) for v in attributes.values())
     assert managed.nested == ("default_params",)  # the one map with keys to compare as JSON
@@ -174,6 +174,32 @@ def test_managed_attributes_are_the_api_form_of_what_the_file_manages() -> None:
     # A model built without validation computes them when first asked.
     built = S3Deployment.model_construct(**deployment.__dict__)
     assert built.managed().attributes == managed.attributes
+
+
+def test_managed_attributes_are_what_a_dump_gives_for_every_source_of_the_example() -> None:
+    from pathlib import Path
+
+    from reconciler.loader import load
+
+    example = Path(__file__).parent.parent / "examples" / "sources.yaml"
+    loaded = load([example], resolve=False)
+    kinds = set()
+    for spec in loaded.state.sources:
+        deployment = spec.deployment
+        model = type(deployment)
+        kinds.add(model)
+        dumped = deployment.model_dump(by_alias=True, mode="json")
+        unstated = stated_only_fields(model) - stated_fields(deployment)
+        expected = {
+            name: value
+            for name, value in dumped.items()
+            if name != "annotation" and name not in secret_fields(model) and name not in unstated
+        }
+        managed = deployment.managed()
+        assert list(managed.attributes.items()) == list(expected.items())
+        assert managed.getter(dumped) == managed.values
+        assert managed.nested == tuple(k for k, v in expected.items() if isinstance(v, dict) and v)
+    assert len(kinds) >= 5  # the example shows all types but s3_compatible
 
 
 def test_every_type_has_a_model() -> None:
