@@ -66,6 +66,7 @@ from reconciler.specs import (
     DesiredState,
     SecretRef,
     SourceSpec,
+    managed_view,
     secret_fields,
     stated_fields,
 )
@@ -423,7 +424,7 @@ def desired_attributes(deployment: DeploymentBase) -> dict[str, Any]:
     Attributes without a documented default count only when the file states them;
     `annotation` and secrets follow their own rules.
     """
-    return dict(deployment.managed().attributes)
+    return dict(deployment.managed())
 
 
 def _normalized(name: str, value: Any) -> Any:
@@ -587,8 +588,7 @@ def _compare(
     """
     deployment = spec.deployment
     ignored = frozenset(spec.ignore_changes)
-    managed = deployment.managed()
-    attributes = managed.attributes
+    attributes = deployment.managed()
     changes: list[Change] = []
     if "name" not in ignored and spec.name != live.name:
         changes.append(Change(path="name", before=live.name, after=spec.name))
@@ -752,25 +752,27 @@ def _attributes_in_sync(
     deployment: DeploymentBase, live: LiveSource, ignored: frozenset[str]
 ) -> bool:
     """Whether `_attribute_changes` would find nothing, without building any change."""
-    managed = deployment.managed()
     have_all = live.deployment
-    stated: frozenset[str] | None = None
     # The common case, in C: the listing holds every managed attribute, equal and same-typed.
+    view = managed_view(deployment)
     try:
-        haves = managed.getter(have_all)
+        haves = view.from_api(have_all)
     except KeyError:
         pass
     else:
+        wants = view.from_spec(deployment)
         if (
-            haves == managed.values
-            and tuple(map(type, haves)) == managed.types
-            and (
-                not managed.nested
-                or all(same_json(have_all[n], managed.attributes[n]) for n in managed.nested)
+            haves == wants
+            and tuple(map(type, haves)) == tuple(map(type, wants))
+            and all(
+                same_json(have_all[api], want)
+                for name, api in view.maps
+                if (want := getattr(deployment, name))
             )
         ):
             return True
-    for name, value in managed.attributes.items():
+    stated: frozenset[str] | None = None
+    for name, value in deployment.managed().items():
         have = have_all.get(name, _MISSING)
         if have is _MISSING:
             if ignored and f"deployment.{name}" in ignored:

@@ -19,7 +19,7 @@ import types
 import typing
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from types import MappingProxyType
 from typing import Annotated, Any, ClassVar, Literal, NamedTuple, Union
 from urllib.parse import urlsplit
@@ -419,7 +419,7 @@ class DeploymentBase(BaseModel):
     # so plans show the reference and send a placeholder (see `referenced`).
     _references: dict[str, SecretRef] = PrivateAttr(default_factory=dict)
     # What the file asks of the API, computed when a plan first asks (see `managed`).
-    _managed: Managed | None = PrivateAttr(default=None)
+    _managed: Mapping[str, Any] | None = PrivateAttr(default=None)
 
     # Not declared means "not managed": the API rewrites it on every deployment.
     annotation: Annotated[str | None, StatedOnly()] = None
@@ -453,38 +453,29 @@ class DeploymentBase(BaseModel):
         """Record which attributes came from references (the loader, once, after validation)."""
         self._references = dict(references)
 
-    def managed(self) -> Managed:
-        """Every managed attribute (API names, JSON values, defaults applied), computed once.
+    def managed(self) -> Mapping[str, Any]:
+        """Every managed attribute (API names, JSON values, defaults applied), read-only.
 
         Attributes without a documented default count only when the file states them;
         `annotation` and secrets follow their own rules. Computed when first asked for
-        (by a plan), not at validation: `validate` and the emulator never need it.
+        (a plan asks for those it writes), then kept: the model is frozen.
         """
         # Read from pydantic's slot: a private attribute's own lookup costs microseconds.
-        managed: Managed | None = (self.__pydantic_private__ or {}).get("_managed")
+        managed: Mapping[str, Any] | None = (self.__pydantic_private__ or {}).get("_managed")
         if managed is None:
-            managed = self._managed = self._normalized()
+            managed = self._managed = MappingProxyType(self._managed_attributes())
         return managed
 
-    def _normalized(self) -> Managed:
+    def _managed_attributes(self) -> dict[str, Any]:
         # What `model_dump(by_alias=True, mode="json")` gives, read from the fields (a dump
         # costs more than all the rest): the values are JSON already. Containers are
         # copied, as a dump would: what a plan sends must not share the model's.
-        compared = _compared_fields(type(self))
-        stated = self.__pydantic_fields_set__
+        view = managed_view(self)
         values = self.__dict__
-        unstated = compared.stated_only - stated
-        attributes = {api: values[name] for name, api in compared.fields if name not in unstated}
-        for name, api in compared.containers:
+        attributes = {api: values[name] for name, api in view.fields}
+        for name, api in view.containers:
             attributes[api] = copy.copy(values[name])
-        ordered = tuple(attributes.values())
-        return Managed(
-            MappingProxyType(attributes),
-            itemgetter(*attributes),
-            ordered,
-            tuple(map(type, ordered)),
-            tuple(api for api in compared.maps if attributes[api]),
-        )
+        return attributes
 
     # Cross-field: runs only once every field is valid, so the loader checks the same
     # rule on the raw data to report it beside the other errors.
@@ -589,18 +580,6 @@ class S3CompatibleDeployment(DeploymentBase):
     secret_key: RequiredSecret
     storage_provider: Literal["DigitalOcean", "Linode", "Wasabi"]
     robots_txt: Annotated[RobotsTxt | None, StatedOnly()] = Field(None, alias="robots.txt")
-
-
-class Managed(NamedTuple):
-    """What a deployment asks of the API: its managed attributes, in a form an API
-    deployment is compared with at C speed (`getter(api)` gives `values`, of `types`,
-    when the API holds the same; nested maps, `nested`, compare as JSON besides)."""
-
-    attributes: Mapping[str, Any]  # read-only; lists as declared
-    getter: Callable[[Mapping[str, Any]], Any]
-    values: tuple[Any, ...]
-    types: tuple[type, ...]
-    nested: tuple[str, ...]
 
 
 Deployment = Annotated[
@@ -888,29 +867,49 @@ def stated_only_fields(model: type[DeploymentBase]) -> frozenset[str]:
     )
 
 
-class _ComparedFields(NamedTuple):
+class ManagedView(NamedTuple):
+    """How to read a deployment's managed attributes (`DeploymentBase.managed`) from the
+    spec and from an API deployment, each in one call, in the same order: a quick
+    comparison that builds nothing."""
+
     fields: tuple[tuple[str, str], ...]  # (python name, API name), in field order
-    stated_only: frozenset[str]  # python names of those managed only when stated
     containers: tuple[tuple[str, str], ...]  # those holding a list or a map
-    maps: tuple[str, ...]  # API names of those holding a map
+    maps: tuple[tuple[str, str], ...]  # those holding a map (compared as JSON, key by key)
+    from_spec: Callable[[DeploymentBase], tuple[Any, ...]]
+    from_api: Callable[[Mapping[str, Any]], tuple[Any, ...]]
+
+
+def managed_view(deployment: DeploymentBase) -> ManagedView:
+    """The `ManagedView` of a deployment: which attributes it manages depends on its type
+    and on which stated-only attributes (`robots.txt`) the file states."""
+    model = type(deployment)
+    stated_only = _stated_only_python(model)
+    return _managed_view(model, stated_only & deployment.__pydantic_fields_set__ or frozenset())
 
 
 @functools.cache
-def _compared_fields(model: type[DeploymentBase]) -> _ComparedFields:
-    """The attributes a plan compares: secrets and the annotation follow their own rules."""
+def _stated_only_python(model: type[DeploymentBase]) -> frozenset[str]:
+    stated_only = stated_only_fields(model)
+    return frozenset(name for name, api in deployment_fields(model) if api in stated_only)
+
+
+@functools.cache
+def _managed_view(model: type[DeploymentBase], stated: frozenset[str]) -> ManagedView:
     secrets = secret_fields(model)
+    unstated = _stated_only_python(model) - stated
     fields = tuple(
         (name, api)
         for name, api in deployment_fields(model)
-        if api != "annotation" and api not in secrets
+        if api != "annotation" and api not in secrets and name not in unstated
     )
     kinds = {name: typing.get_origin(model.model_fields[name].annotation) for name, _ in fields}
-    stated_only = stated_only_fields(model)
-    return _ComparedFields(
+    # Two names at least (the type and the subdomains), so both getters give tuples.
+    return ManagedView(
         fields,
-        frozenset(name for name, api in fields if api in stated_only),
         tuple((name, api) for name, api in fields if kinds[name] in (list, dict)),
-        tuple(api for name, api in fields if kinds[name] is dict),
+        tuple((name, api) for name, api in fields if kinds[name] is dict),
+        attrgetter(*(name for name, _ in fields)),
+        itemgetter(*(api for _, api in fields)),
     )
 
 

@@ -1215,7 +1215,7 @@ def test_the_cheap_comparison_agrees_with_the_detailed_diff(
     values = {k: v for k, v in {**live.deployment, **live_values}.items() if k not in omitted}
     live = live.model_copy(update={"deployment": values})
     stated = stated_fields(deployment)
-    detailed = _attribute_changes(deployment.managed().attributes, stated, live, frozenset(paths))
+    detailed = _attribute_changes(deployment.managed(), stated, live, frozenset(paths))
     assert _attributes_in_sync(deployment, live, frozenset(paths)) == (not detailed)
 
 

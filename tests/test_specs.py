@@ -23,6 +23,7 @@ from reconciler.specs import (
     deployment_defaults,
     hostname_count_error,
     ignore_changes_error,
+    managed_view,
     secret_fields,
     stated_fields,
     stated_only_fields,
@@ -162,18 +163,20 @@ def test_managed_attributes_are_the_api_form_of_what_the_file_manages() -> None:
     attributes = deployment.model_dump(by_alias=True, mode="json")
     # The annotation and the secret follow their own rules; robots.txt is stated here.
     del attributes["annotation"], attributes["s3_secret_key"]
-    assert dict(managed.attributes) == attributes
-    assert list(managed.attributes) == list(attributes)  # in field order, as dumped
-    assert managed.getter(attributes) == managed.values
-    assert managed.types == tuple(type(v) for v in attributes.values())
-    assert managed.nested == ("default_params",)  # the one map with keys to compare as JSON
-    unstated = S3Deployment.model_validate(s3()).managed().attributes
-    assert "robots.txt" not in unstated and "cache_ttl_value" in unstated
+    assert list(managed.items()) == list(attributes.items())  # in field order, as dumped
+    view = managed_view(deployment)
+    assert view.from_api(attributes) == view.from_spec(deployment) == tuple(attributes.values())
+    assert view.maps == (("default_params", "default_params"),)
+    unstated = S3Deployment.model_validate(s3())
+    assert "robots.txt" not in unstated.managed() and "cache_ttl_value" in unstated.managed()
+    assert "robots.txt" not in dict(managed_view(unstated).fields).values()
     with pytest.raises(TypeError):
-        managed.attributes["s3_bucket"] = "elsewhere"  # type: ignore[index]
-    # A model built without validation computes them when first asked.
-    built = S3Deployment.model_construct(**deployment.__dict__)
-    assert built.managed().attributes == managed.attributes
+        managed["s3_bucket"] = "elsewhere"  # type: ignore[index]
+    # Copies, as a dump gives: what a plan sends never shares the model's lists.
+    assert managed["imgix_subdomains"] == deployment.imgix_subdomains
+    assert managed["imgix_subdomains"] is not deployment.imgix_subdomains
+    # Computed once, then kept.
+    assert deployment.managed() is managed
 
 
 def test_managed_attributes_are_what_a_dump_gives_for_every_source_of_the_example() -> None:
@@ -195,10 +198,9 @@ def test_managed_attributes_are_what_a_dump_gives_for_every_source_of_the_exampl
             for name, value in dumped.items()
             if name != "annotation" and name not in secret_fields(model) and name not in unstated
         }
-        managed = deployment.managed()
-        assert list(managed.attributes.items()) == list(expected.items())
-        assert managed.getter(dumped) == managed.values
-        assert managed.nested == tuple(k for k, v in expected.items() if isinstance(v, dict) and v)
+        assert list(deployment.managed().items()) == list(expected.items())
+        view = managed_view(deployment)
+        assert view.from_api(dumped) == view.from_spec(deployment)
     assert len(kinds) >= 5  # the example shows all types but s3_compatible
 
 
