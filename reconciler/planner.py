@@ -542,10 +542,16 @@ def _quiet(
         return None
     marker = annotation.marker
     model = type(deployment)
-    if encrypted_fields(model) and (
-        (marker is not None and encrypted_changed(model, marker, live.deployment))
-        or _cleared_secrets(deployment, live, ignored)
+    # Web secrets: one whose `*_encrypted` value changed outside is sent again, and one
+    # the file no longer declares is cleared (each checked only when there can be one).
+    if (
+        marker is not None
+        and marker.encrypted
+        and encrypted_changed(model, marker, live.deployment)
     ):
+        return None
+    web_secrets = encrypted_fields(model).values()
+    if any(map(live.deployment.get, web_secrets)) and _cleared_secrets(deployment, live, ignored):
         return None
     secrets = unchanged_secrets(
         deployment,
