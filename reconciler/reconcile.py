@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import httpx
 
@@ -37,12 +37,15 @@ from reconciler.applier import (
 from reconciler.client import DEFAULT_API_URL, REQUEST_TIMEOUT, ImgixClient
 from reconciler.errors import ConfigurationError, PlanError, PlanFileError, StalePlan
 from reconciler.live import LiveSource
-from reconciler.loader import LoadedState, LoadError, LocatedError, load
 from reconciler.pacing import Clock, Pacer, Pacing, RetryPolicy, Sleep, Stop
 from reconciler.plan import Plan, compute_digest
-from reconciler.planner import PlanOptions, match_sources, plan
 from reconciler.progress import ApplyProgress
 from reconciler.untrusted import escaped, quoted
+
+# The loader and the planner are imported by the loading thread, once the listing has
+# asked for its first page (`plan_files`): that request does not wait for their import.
+if TYPE_CHECKING:
+    from reconciler.loader import LoadedState, LocatedError
 
 API_KEY_VARIABLE = "IMGIX_API_KEY"
 API_URL_VARIABLE = "IMGIX_API_URL"
@@ -295,7 +298,7 @@ async def plan_files(
         listing = asyncio.create_task(client.list_sources())
         try:
             desired = await asyncio.to_thread(
-                load, files, environ=environ, secrets_optional=secrets_optional
+                _load_to_plan, files, environ=environ, secrets_optional=secrets_optional
             )
         except BaseException:
             listing.cancel()
@@ -303,6 +306,9 @@ async def plan_files(
                 await listing
             raise
         live = await listing
+    from reconciler.loader import LoadError
+    from reconciler.planner import PlanOptions, plan
+
     options = PlanOptions(
         fingerprint_key=fingerprint_key(connection, environ),
         resend_secrets=resend_secrets,
@@ -321,6 +327,14 @@ async def plan_files(
         places = [desired.locations[index] for index in error.spec_indices]
         raise LoadError([place.error("", str(error)) for place in places]) from None
     return PlanResult(made, desired, live)
+
+
+def _load_to_plan(
+    files: Sequence[Path], *, environ: Mapping[str, str] | None, secrets_optional: bool
+) -> LoadedState:
+    from reconciler import loader, planner  # noqa: F401 (the planner: imported meanwhile)
+
+    return loader.load(files, environ=environ, secrets_optional=secrets_optional)
 
 
 async def list_live(connection: Connection) -> list[LiveSource]:
@@ -557,6 +571,8 @@ def check_ownership(made: PlanResult) -> None:
 
 def located_refusals(refusals: Sequence[Refusal], made: PlanResult) -> list[LocatedError]:
     """Each refused source as an error at its place in the files, in file order."""
+    from reconciler.planner import match_sources
+
     places = {}
     for match in match_sources(made.desired.state.sources, made.live):
         key = (

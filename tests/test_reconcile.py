@@ -12,7 +12,7 @@ import httpx
 import pytest
 from conftest import FakeClock
 
-from reconciler import reconcile
+from reconciler import loader, reconcile
 from reconciler.applier import ApplyRefused
 from reconciler.client import REQUEST_TIMEOUT
 from reconciler.emulator import EMULATOR_API_KEY, SourceStore
@@ -215,7 +215,7 @@ def test_the_listing_starts_while_the_files_load_and_an_invalid_file_stops_it(
             }
         )
     listed, load_failed = threading.Event(), threading.Event()
-    real_load, real_list = reconcile.load, emulator_store.list_sources
+    real_load, real_list = loader.load, emulator_store.list_sources
 
     def load_after_the_first_request(*args: Any, **kwargs: Any) -> LoadedState:
         # Loading cannot finish before the API has been asked: the two overlap.
@@ -233,7 +233,7 @@ def test_the_listing_starts_while_the_files_load_and_an_invalid_file_stops_it(
         return real_list(params)
 
     failing = False
-    monkeypatch.setattr(reconcile, "load", load_after_the_first_request)
+    monkeypatch.setattr(loader, "load", load_after_the_first_request)
     monkeypatch.setattr(emulator_store, "list_sources", list_sources)
     connection = reconcile.Connection(
         emulator_url, EMULATOR_API_KEY, clock=fake_clock.time, sleep=fake_clock.sleep
