@@ -13,10 +13,10 @@ from __future__ import annotations
 import gc
 import heapq
 import math
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeAlias
 
 from pydantic import JsonValue
 
@@ -111,8 +111,87 @@ class Match:
 
 def plan(desired: DesiredState, live: Sequence[LiveSource], options: PlanOptions) -> Plan:
     """Compare the desired state with the live one and say what to write."""
-    with _cycle_collection_paused():
-        return _plan(desired, live, options)
+    return Planner(desired, options).plan(live)
+
+
+# What a spec matched to a live source gives: settled in sync (True: not adopted yet), a
+# comparison, or None when another owner's marker holds it.
+_Outcome: TypeAlias = "bool | _Comparison | None"
+
+
+class Planner:
+    """`plan` in two steps, for a listing that arrives page by page: each live source is
+    compared as it is listed (`settle`), and the plan, once all are, reuses those
+    comparisons. The plan is the same as without them: matching, which needs every
+    source, decides which comparisons count."""
+
+    def __init__(self, desired: DesiredState, options: PlanOptions) -> None:
+        self.desired = desired
+        self.options = options
+        # Specs a listed source may match (the plan checks that it does): by id when
+        # pinned, else by a subdomain.
+        self._by_id: dict[str, int] = {}
+        self._by_subdomain: dict[str, int] = {}
+        for index, spec in enumerate(desired.sources):
+            if spec.id is not None:
+                self._by_id[spec.id] = index
+                continue
+            for subdomain in spec.deployment.imgix_subdomains:
+                self._by_subdomain.setdefault(subdomain, index)
+        # (spec index, id of the live source) to that source and its outcome.
+        self._settled: dict[tuple[int, int], tuple[LiveSource, _Outcome]] = {}
+        self._fingerprints: dict[tuple[str, SecretRef], str] = {}
+
+    def settle(self, live: LiveSource) -> None:
+        """Compare a listed source with the spec it likely matches, for `plan` to reuse."""
+        candidates = {self._by_id.get(live.id)}
+        for subdomain in live.deployment.get("imgix_subdomains") or ():
+            candidates.add(self._by_subdomain.get(subdomain))
+        candidates.discard(None)
+        specs = self.desired.sources
+        targets = self.options.targets
+        for index in candidates:
+            assert index is not None
+            spec = specs[index]
+            if targets and spec.name not in targets:
+                continue
+            try:
+                outcome = self._outcome(spec, live)
+            except Exception:
+                # Only a head start: the plan compares this source again, and reports
+                # what went wrong where it belongs.
+                continue
+            self._settled[index, id(live)] = (live, outcome)
+
+    def plan(self, live: Sequence[LiveSource]) -> Plan:
+        """The plan for the live sources listed (settled or not)."""
+        with _cycle_collection_paused():
+            return _plan(self.desired, live, self.options, self._outcome_of)
+
+    def _outcome_of(self, match: Match) -> _Outcome:
+        assert match.live is not None
+        settled = self._settled.get((match.index, id(match.live)))
+        if settled is not None and settled[0] is match.live:
+            return settled[1]
+        return self._outcome(match.spec, match.live)
+
+    def _outcome(self, spec: SourceSpec, live: LiveSource) -> _Outcome:
+        options, owner = self.options, self.desired.owner
+        live_owner = recorded_owner(live)
+        if spec.mode == "observe" or live_owner in (None, owner):
+            # Most sources are in sync: settled without building a comparison.
+            adopt = options.adopt and spec.mode != "observe"
+            quiet = _quiet(spec, live, options, adopt, self._fingerprints)
+            if quiet is not None:
+                return quiet
+        if spec.mode == "observe":
+            # Never written, so no owner is claimed: the diff is shown as it stands.
+            return _compare(spec, live, options, owner=live_owner)
+        if live_owner is not None and live_owner != owner:
+            if not options.take_over:
+                return None
+            return _compare(spec, live, options, owner=owner, takes_over_from=live_owner)
+        return _compare(spec, live, options, owner=owner, adopt=options.adopt)
 
 
 @contextmanager
@@ -133,7 +212,12 @@ def _cycle_collection_paused() -> Iterator[None]:
         gc.enable()
 
 
-def _plan(desired: DesiredState, live: Sequence[LiveSource], options: PlanOptions) -> Plan:
+def _plan(
+    desired: DesiredState,
+    live: Sequence[LiveSource],
+    options: PlanOptions,
+    outcome_of: Callable[[Match], _Outcome],
+) -> Plan:
     _check_targets(desired, options.targets)
     _check_unique_hostnames(desired)
     matching = _matching(desired.sources, live)
@@ -165,7 +249,6 @@ def _plan(desired: DesiredState, live: Sequence[LiveSource], options: PlanOption
     unchanged = 0
     unadopted: list[SourceRef] = []
     adoption_updates = 0
-    fingerprints: dict[tuple[str, SecretRef], str] = {}
     for match in selected:
         spec = match.spec
         if match.live is None:
@@ -177,31 +260,20 @@ def _plan(desired: DesiredState, live: Sequence[LiveSource], options: PlanOption
             notices.extend(_unreadable_for_create(spec))
             notices.extend(_possible_renames(spec, unmanaged_live))
             continue
-        live_owner = owners[match.index]
-        if spec.mode == "observe" or live_owner in (None, desired.owner):
-            # Most sources are in sync: settled without building a comparison.
-            adopt = options.adopt and spec.mode != "observe"
-            quiet = _quiet(spec, match.live, options, adopt, fingerprints)
-            if quiet is not None:
-                unchanged += 1
-                if quiet and spec.mode != "observe":
-                    unadopted.append(_source_ref(match.live.id, spec.name))
-                    adoption_updates += _adoption_updates(spec, match.live)
-                continue
-        if spec.mode == "observe":
-            # Never written, so no owner is claimed: the diff is shown as it stands.
-            compared = _compare(spec, match.live, options, owner=live_owner)
-        elif live_owner is not None and live_owner != desired.owner:
-            if match.index in held:
-                owned_elsewhere.append(
-                    OwnedElsewhere(source=spec.name, id=match.live.id, owner=live_owner)
-                )
-                continue
-            compared = _compare(
-                spec, match.live, options, owner=desired.owner, takes_over_from=live_owner
-            )
-        else:
-            compared = _compare(spec, match.live, options, owner=desired.owner, adopt=options.adopt)
+        outcome = outcome_of(match)
+        if outcome is None:
+            owner = owners[match.index]
+            assert owner is not None
+            owned_elsewhere.append(OwnedElsewhere(source=spec.name, id=match.live.id, owner=owner))
+            continue
+        if isinstance(outcome, bool):
+            unchanged += 1
+            # An observed source is never written, so it cannot be adopted either.
+            if outcome and spec.mode != "observe":
+                unadopted.append(_source_ref(match.live.id, spec.name))
+                adoption_updates += _adoption_updates(spec, match.live)
+            continue
+        compared = outcome
         action = compared.action
         notices.extend(compared.notices)
         if action is None:

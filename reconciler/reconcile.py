@@ -46,6 +46,7 @@ from reconciler.untrusted import escaped, quoted
 # asked for its first page (`plan_files`): that request does not wait for their import.
 if TYPE_CHECKING:
     from reconciler.loader import LoadedState, LocatedError
+    from reconciler.planner import Planner
 
 API_KEY_VARIABLE = "IMGIX_API_KEY"
 API_URL_VARIABLE = "IMGIX_API_URL"
@@ -292,14 +293,30 @@ async def plan_files(
     Secrets are optional by default: a plan without access to them still shows every
     other change and says "cannot compare" for them. `apply` asks for them all.
     """
+    settling = _Settling()
     async with connection.client() as client:
         # The listing waits on the API's pace, the loading on the CPU: overlapped, a plan
         # takes about the longer of the two. A file with errors stops the listing.
-        listing = asyncio.create_task(client.list_sources())
+        listing = asyncio.create_task(client.list_sources(settling.add))
         try:
             desired = await asyncio.to_thread(
                 _load_to_plan, files, environ=environ, secrets_optional=secrets_optional
             )
+            from reconciler.planner import Planner, PlanOptions
+
+            options = PlanOptions(
+                fingerprint_key=fingerprint_key(connection, environ),
+                resend_secrets=resend_secrets,
+                targets=frozenset(targets),
+                api_url=connection.api_url,
+                take_over=take_over,
+                adopt=adopt,
+                creates_per_hour=connection.pacing.creates_per_hour,
+                updates_per_hour=connection.pacing.updates_per_hour,
+            )
+            # Sources listed from now on are compared as they arrive, while the next pages
+            # are awaited: once the last one is in, the plan is mostly assembled.
+            planner = settling.start(Planner(desired.state, options))
         except BaseException:
             listing.cancel()
             with contextlib.suppress(BaseException):
@@ -307,26 +324,35 @@ async def plan_files(
             raise
         live = await listing
     from reconciler.loader import LoadError
-    from reconciler.planner import PlanOptions, plan
 
-    options = PlanOptions(
-        fingerprint_key=fingerprint_key(connection, environ),
-        resend_secrets=resend_secrets,
-        targets=frozenset(targets),
-        api_url=connection.api_url,
-        take_over=take_over,
-        adopt=adopt,
-        creates_per_hour=connection.pacing.creates_per_hour,
-        updates_per_hour=connection.pacing.updates_per_hour,
-    )
     try:
-        made = plan(desired.state, live, options)
+        made = planner.plan(live)
     except PlanError as error:
         if not error.spec_indices:
             raise
         places = [desired.locations[index] for index in error.spec_indices]
         raise LoadError([place.error("", str(error)) for place in places]) from None
     return PlanResult(made, desired, live)
+
+
+class _Settling:
+    """Listed sources handed to the planner as they arrive, once the files are loaded."""
+
+    def __init__(self) -> None:
+        self._planner: Planner | None = None
+        self._listed: list[LiveSource] = []
+
+    def add(self, live: LiveSource) -> None:
+        if self._planner is None:
+            self._listed.append(live)
+        else:
+            self._planner.settle(live)
+
+    def start(self, planner: Planner) -> Planner:
+        for live in self._listed:
+            planner.settle(live)
+        self._planner, self._listed = planner, []
+        return planner
 
 
 def _load_to_plan(

@@ -1405,3 +1405,55 @@ def test_a_source_in_sync_is_settled_by_the_quick_check() -> None:
         )
         is False
     )
+
+
+@settings(max_examples=100, deadline=None, derandomize=True)
+@given(case=_settled_or_not())
+def test_sources_settled_as_listed_plan_as_the_plan_from_scratch(
+    case: tuple[DesiredState, LiveSource, PlanOptions],
+) -> None:
+    from reconciler.planner import Planner
+
+    wanted, live, options = case
+    planner = Planner(wanted, options)
+    planner.settle(live)
+    assert planner.plan([live]).to_json() == plan(wanted, [live], options).to_json()
+
+
+def test_a_settled_source_is_not_compared_again_and_an_unsettled_one_is() -> None:
+    from unittest import mock
+
+    from reconciler import planner as planner_module
+    from reconciler.planner import Planner
+
+    specs = desired(s3_spec(), webfolder_spec("Blog", ("acme-blog",)))
+    settled = live_of(s3_spec())
+    changed = live_of(webfolder_spec("Blog", ("acme-blog",), cache_ttl_value=86400), ID_B)
+    unsettled = live_of(webfolder_spec("Blog", ("acme-blog",)), ID_C)
+    planner = Planner(specs, OPTIONS)
+    planner.settle(settled)
+    planner.settle(changed)
+    with (
+        mock.patch.object(planner_module, "_quiet", side_effect=AssertionError),
+        mock.patch.object(planner_module, "_compare", side_effect=AssertionError),
+    ):
+        result = planner.plan([settled, changed])
+    assert result.summary.unchanged == 1 and paths(only(result)) == ["deployment.cache_ttl_value"]
+    # Another source with the blog's subdomain was listed instead: compared now.
+    assert Planner(specs, OPTIONS).plan([settled, unsettled]).summary.unchanged == 2
+    planner.settle(unsettled)
+    assert planner.plan([settled, unsettled]).summary.unchanged == 2
+
+
+def test_a_comparison_that_fails_while_listing_is_made_again_by_the_plan() -> None:
+    from unittest import mock
+
+    from reconciler import planner as planner_module
+    from reconciler.planner import Planner
+
+    spec = s3_spec()
+    live = live_of(spec, deployment={"cache_ttl_value": 86400})
+    planner = Planner(desired(spec), OPTIONS)
+    with mock.patch.object(planner_module, "_quiet", side_effect=RuntimeError("while listing")):
+        planner.settle(live)  # a head start only: never the listing's failure
+    assert paths(only(planner.plan([live]))) == ["deployment.cache_ttl_value"]
