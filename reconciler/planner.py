@@ -16,7 +16,7 @@ import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar, TypeAlias
+from typing import Any, ClassVar
 
 from pydantic import JsonValue
 
@@ -114,9 +114,18 @@ def plan(desired: DesiredState, live: Sequence[LiveSource], options: PlanOptions
     return Planner(desired, options).plan(live)
 
 
-# What a spec matched to a live source gives: settled in sync (True: not adopted yet), a
-# comparison, or None when another owner's marker holds it.
-_Outcome: TypeAlias = "bool | _Comparison | None"
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    """What a spec matched to a live source adds to the plan (None: another owner holds it)."""
+
+    action: Action | None = None
+    notices: Sequence[Notice] = ()
+    # Not adopted yet: the reference the adoption notice lists, and what adopting costs.
+    unadopted: SourceRef | None = None
+    adoption_updates: int = 0
+
+
+_IN_SYNC = _Outcome()
 
 
 class Planner:
@@ -139,7 +148,7 @@ class Planner:
             for subdomain in spec.deployment.imgix_subdomains:
                 self._by_subdomain.setdefault(subdomain, index)
         # (spec index, id of the live source) to that source and its outcome.
-        self._settled: dict[tuple[int, int], tuple[LiveSource, _Outcome]] = {}
+        self._settled: dict[tuple[int, int], tuple[LiveSource, _Outcome | None]] = {}
         self._fingerprints: dict[tuple[str, SecretRef], str] = {}
 
     def settle(self, live: LiveSource) -> None:
@@ -168,14 +177,14 @@ class Planner:
         with _cycle_collection_paused():
             return _plan(self.desired, live, self.options, self._outcome_of)
 
-    def _outcome_of(self, match: Match) -> _Outcome:
+    def _outcome_of(self, match: Match) -> _Outcome | None:
         assert match.live is not None
         settled = self._settled.get((match.index, id(match.live)))
         if settled is not None and settled[0] is match.live:
             return settled[1]
         return self._outcome(match.spec, match.live)
 
-    def _outcome(self, spec: SourceSpec, live: LiveSource) -> _Outcome:
+    def _outcome(self, spec: SourceSpec, live: LiveSource) -> _Outcome | None:
         options, owner = self.options, self.desired.owner
         live_owner = recorded_owner(live)
         if spec.mode == "observe" or live_owner in (None, owner):
@@ -183,15 +192,28 @@ class Planner:
             adopt = options.adopt and spec.mode != "observe"
             quiet = _quiet(spec, live, options, adopt, self._fingerprints)
             if quiet is not None:
-                return quiet
+                return _unadopted(spec, live) if quiet else _IN_SYNC
         if spec.mode == "observe":
             # Never written, so no owner is claimed: the diff is shown as it stands.
-            return _compare(spec, live, options, owner=live_owner)
-        if live_owner is not None and live_owner != owner:
+            compared = _compare(spec, live, options, owner=live_owner)
+        elif live_owner is not None and live_owner != owner:
             if not options.take_over:
                 return None
-            return _compare(spec, live, options, owner=owner, takes_over_from=live_owner)
-        return _compare(spec, live, options, owner=owner, adopt=options.adopt)
+            compared = _compare(spec, live, options, owner=owner, takes_over_from=live_owner)
+        else:
+            compared = _compare(spec, live, options, owner=owner, adopt=options.adopt)
+        if compared.unadopted:
+            return replace(_unadopted(spec, live), action=compared.action, notices=compared.notices)
+        return _Outcome(compared.action, compared.notices)
+
+
+def _unadopted(spec: SourceSpec, live: LiveSource) -> _Outcome:
+    # An observed source is never written, so it cannot be adopted either.
+    if spec.mode == "observe":
+        return _IN_SYNC
+    return _Outcome(
+        unadopted=_source_ref(live.id, spec.name), adoption_updates=_adoption_updates(spec, live)
+    )
 
 
 @contextmanager
@@ -216,7 +238,7 @@ def _plan(
     desired: DesiredState,
     live: Sequence[LiveSource],
     options: PlanOptions,
-    outcome_of: Callable[[Match], _Outcome],
+    outcome_of: Callable[[Match], _Outcome | None],
 ) -> Plan:
     _check_targets(desired, options.targets)
     _check_unique_hostnames(desired)
@@ -266,26 +288,16 @@ def _plan(
             assert owner is not None
             owned_elsewhere.append(OwnedElsewhere(source=spec.name, id=match.live.id, owner=owner))
             continue
-        if isinstance(outcome, bool):
-            unchanged += 1
-            # An observed source is never written, so it cannot be adopted either.
-            if outcome and spec.mode != "observe":
-                unadopted.append(_source_ref(match.live.id, spec.name))
-                adoption_updates += _adoption_updates(spec, match.live)
-            continue
-        compared = outcome
-        action = compared.action
-        notices.extend(compared.notices)
-        if action is None:
+        notices.extend(outcome.notices)
+        if outcome.action is None:
             unchanged += 1
         elif spec.mode == "observe":
-            observed.append(_observed(action))
+            observed.append(_observed(outcome.action))
         else:
-            actions.append((match, action))
-        # An observed source is never written, so it cannot be adopted either.
-        if compared.unadopted and spec.mode != "observe":
-            unadopted.append(_source_ref(match.live.id, spec.name))
-            adoption_updates += _adoption_updates(spec, match.live)
+            actions.append((match, outcome.action))
+        if outcome.unadopted is not None:
+            unadopted.append(outcome.unadopted)
+            adoption_updates += outcome.adoption_updates
 
     ordered = _order(_with_dependencies(actions, matching, held))
     notices.sort(key=lambda n: (n.source, n.id or "", _NOTICE_ORDER[n.kind]))

@@ -781,6 +781,16 @@ def test_observed_source_in_sync_counts_as_unchanged() -> None:
     assert result.observed == [] and result.summary.unchanged == 1
 
 
+def test_an_observed_source_without_a_marker_is_never_to_adopt() -> None:
+    spec = s3_spec(mode="observe")
+    unmarked = live_of(s3_spec(), deployment={"annotation": "by jane"})
+    result = plan(desired(spec), [unmarked], OPTIONS)
+    assert result.summary.unchanged == 1 and result.adoption is None
+    drifted = unmarked.model_copy(update={"name": "Renamed"})
+    result = plan(desired(spec), [drifted], OPTIONS)
+    assert len(result.observed) == 1 and result.adoption is None
+
+
 def test_claiming_a_hostname_an_observed_source_holds_is_an_error() -> None:
     held = live_of(s3_spec("Held", ("shared", "held")), ID_A)
     files = desired(
