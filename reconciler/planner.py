@@ -138,29 +138,30 @@ class Planner:
         self.desired = desired
         self.options = options
         # Specs a listed source may match (the plan checks that it does): by id when
-        # pinned, else by a subdomain.
-        self._by_id: dict[str, int] = {}
+        # pinned, else by a subdomain; made when a first source is settled.
+        self._by_id: dict[str, int] | None = None
         self._by_subdomain: dict[str, int] = {}
-        for index, spec in enumerate(desired.sources):
-            if spec.id is not None:
-                self._by_id[spec.id] = index
-                continue
-            for subdomain in spec.deployment.imgix_subdomains:
-                self._by_subdomain.setdefault(subdomain, index)
         # (spec index, id of the live source) to that source and its outcome.
         self._settled: dict[tuple[int, int], tuple[LiveSource, _Outcome | None]] = {}
         self._fingerprints: dict[tuple[str, SecretRef], str] = {}
 
     def settle(self, live: LiveSource) -> None:
         """Compare a listed source with the spec it likely matches, for `plan` to reuse."""
-        candidates = {self._by_id.get(live.id)}
-        for subdomain in live.deployment.get("imgix_subdomains") or ():
-            candidates.add(self._by_subdomain.get(subdomain))
-        candidates.discard(None)
         specs = self.desired.sources
+        if self._by_id is None:
+            self._by_id = {}
+            for position, spec in enumerate(specs):
+                if spec.id is not None:
+                    self._by_id[spec.id] = position
+                    continue
+                for subdomain in spec.deployment.imgix_subdomains:
+                    self._by_subdomain.setdefault(subdomain, position)
+        subdomains = live.deployment.get("imgix_subdomains") or ()
+        candidates = {self._by_id.get(live.id), *map(self._by_subdomain.get, subdomains)}
         targets = self.options.targets
         for index in candidates:
-            assert index is not None
+            if index is None:
+                continue
             spec = specs[index]
             if targets and spec.name not in targets:
                 continue
