@@ -121,9 +121,9 @@ def validate(files: tuple[str, ...], no_resolve: bool) -> None:
 @main.command()
 def schema() -> None:
     """Print the JSON Schema of the desired-state file format."""
-    from reconciler.schema import render_sources_schema
+    from reconciler.schema import shipped_sources_schema
 
-    click.echo(render_sources_schema(), nl=False)
+    click.echo(shipped_sources_schema(), nl=False)
 
 
 @main.command()

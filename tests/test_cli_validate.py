@@ -362,6 +362,12 @@ def test_help_and_usage_errors_import_no_pydantic(args: list[str]) -> None:
     assert loaded.isdisjoint({"pydantic", "pydantic_core", "ruamel", *NOT_FOR_OFFLINE})
 
 
+def test_schema_imports_no_pydantic_nor_yaml() -> None:
+    # It prints the schema generated at build time (tests/test_schema.py keeps it in sync).
+    loaded = imported_by(["schema"])
+    assert loaded.isdisjoint({"pydantic", "pydantic_core", "ruamel", *NOT_FOR_OFFLINE})
+
+
 def test_plan_as_text_to_a_pipe_imports_no_rich() -> None:
     loaded = imported_by(["plan", str(EXAMPLE), "--emulator", "--format", "text"])
     assert "httpx" in loaded  # it did plan
