@@ -215,20 +215,29 @@ def locate_node(root: Node, loc: Loc) -> Spot:
     """`_locate` on the composed tree, for the places of a file that has no error."""
     node = root
     spot = Spot(*(2 * (node.start_mark.line, node.start_mark.column)))
+    parts: list[str | int] = []
+    previous: str | int | None = None
     for comp in loc:
         if isinstance(node, MappingNode):
             found = [(k, v) for k, v in node.value if k.value == comp]
+            if not found and previous == "deployment":
+                written = [v.value for k, v in node.value if k.value == "type"]
+                if written == [comp]:
+                    continue  # pydantic's discriminated-union tag: not written in the file
+            previous = comp
             if len(found) != 1 or not isinstance(comp, str):
                 raise Imprecise
             key, node = found[0]
             spot.key_line, spot.key_column = key.start_mark.line, key.start_mark.column
         elif isinstance(node, SequenceNode) and isinstance(comp, int):
+            previous = comp
             node = node.value[comp]
             spot.key_line, spot.key_column = node.start_mark.line, node.start_mark.column
         else:
             raise Imprecise
         spot.line, spot.column = node.start_mark.line, node.start_mark.column
-    spot.parts = loc
+        parts.append(comp)
+    spot.parts = tuple(parts)
     return spot
 
 
