@@ -10,7 +10,9 @@ the value is attached by the loader after resolution and can only be read with
 by passing `context={"wire": True}`.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: pydantic would then compile every field's
+# annotation from its text when the models are built, at every start (about 2 ms here);
+# the few forward references are written as text instead.
 
 import functools
 import re
@@ -95,7 +97,7 @@ class SecretRef:
             raise LookupError(f"secret reference {self} was not resolved")
         return self._value
 
-    def with_value(self, value: str | None) -> SecretRef:
+    def with_value(self, value: str | None) -> "SecretRef":
         """Return the same reference carrying `value`."""
         return SecretRef(self.kind, self.name, value, path=self.path)
 
@@ -148,7 +150,7 @@ SECRET_REFERENCE_SCHEMA = reference_schema(
 )
 
 
-def _validate_secret_ref(value: Any, info: ValidationInfo) -> SecretRef:
+def _validate_secret_ref(value: Any, info: ValidationInfo) -> "SecretRef":
     if isinstance(value, SecretRef):
         return value
     reference = parse_reference(value)
@@ -402,7 +404,9 @@ RobotsTxt = Literal["origin", "allow-all", "disallow-all"]
 class DeploymentBase(BaseModel):
     """Attributes every deployment type has, with the API's documented defaults."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Never validated itself: only the deployment types are built (`defer_build=False`
+    # on each), which spares building this one at every start.
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     # Where the origin lives (changing one moves it: a protected source refuses that), and
     # the credentials the API wants re-sent when a location field (or the type) of a
@@ -427,8 +431,10 @@ class DeploymentBase(BaseModel):
         int, Strict(), Field(ge=CACHE_TTL_VALUE_MIN, le=CACHE_TTL_VALUE_MAX)
     ] = 31536000
     crossdomain_xml_enabled: StrictBool = False
+    # A factory of ours, not `list`: pydantic reads the factory's signature, and a builtin's
+    # is parsed from text by the tokenizer (about 2 ms at start-up for the first one).
     custom_domains: Annotated[list[Domain], _no_repeats("custom_domains")] = Field(
-        default_factory=list
+        default_factory=lambda: []
     )
     default_params: DefaultParams = Field(default_factory=dict)
     image_error: AbsoluteUrl | None = None
@@ -451,14 +457,14 @@ class DeploymentBase(BaseModel):
     # Cross-field: runs only once every field is valid, so the loader checks the same
     # rule on the raw data to report it beside the other errors.
     @model_validator(mode="after")
-    def _hostnames(self) -> DeploymentBase:
+    def _hostnames(self) -> "DeploymentBase":
         problem = hostname_count_error(len(self.imgix_subdomains), len(self.custom_domains))
         if problem is not None:
             raise problem
         return self
 
 
-class S3Deployment(DeploymentBase):
+class S3Deployment(DeploymentBase, defer_build=False):
     """Amazon S3 origin."""
 
     LOCATION_FIELDS = frozenset({"s3_bucket", "s3_prefix"})
@@ -473,7 +479,7 @@ class S3Deployment(DeploymentBase):
     robots_txt: Annotated[RobotsTxt | None, StatedOnly()] = Field(None, alias="robots.txt")
 
 
-class GcsDeployment(DeploymentBase):
+class GcsDeployment(DeploymentBase, defer_build=False):
     """Google Cloud Storage origin."""
 
     LOCATION_FIELDS = frozenset({"gcs_bucket", "gcs_prefix"})
@@ -489,7 +495,7 @@ class GcsDeployment(DeploymentBase):
     robots_txt: Annotated[RobotsTxt | None, StatedOnly()] = Field(None, alias="robots.txt")
 
 
-class AzureDeployment(DeploymentBase):
+class AzureDeployment(DeploymentBase, defer_build=False):
     """Microsoft Azure storage origin."""
 
     LOCATION_FIELDS = frozenset(
@@ -507,7 +513,7 @@ class AzureDeployment(DeploymentBase):
     robots_txt: Annotated[RobotsTxt | None, StatedOnly()] = Field(None, alias="robots.txt")
 
 
-class WebFolderDeployment(DeploymentBase):
+class WebFolderDeployment(DeploymentBase, defer_build=False):
     """Web folder origin: a base URL, with optional origin authentication."""
 
     LOCATION_FIELDS = frozenset({"webfolder_base_url"})
@@ -522,7 +528,7 @@ class WebFolderDeployment(DeploymentBase):
     robots_txt: Annotated[RobotsTxt | None, StatedOnly()] = Field(None, alias="robots.txt")
 
 
-class WebProxyDeployment(DeploymentBase):
+class WebProxyDeployment(DeploymentBase, defer_build=False):
     """Web proxy origin: full URLs are signed, so secure URLs are mandatory."""
 
     type: Literal["webproxy"]
@@ -536,7 +542,7 @@ class WebProxyDeployment(DeploymentBase):
     )
 
 
-class S3CompatibleDeployment(DeploymentBase):
+class S3CompatibleDeployment(DeploymentBase, defer_build=False):
     """S3-compatible storage (DigitalOcean, Linode, Wasabi)."""
 
     LOCATION_FIELDS = frozenset({"bucket_name", "endpoint_url", "region", "storage_provider"})
@@ -608,12 +614,12 @@ class SourceSpec(BaseModel):
         "never written (not even with --auto-approve). protect: written, but apply refuses "
         "to disable it or move it to another origin or type without --allow-protected-change.",
     )
-    ignore_changes: list[str] = Field(default_factory=list)
+    ignore_changes: list[str] = Field(default_factory=lambda: [])
     deployment: Deployment
 
     # Cross-field, like `_hostnames`: the loader checks it on the raw data as well.
     @model_validator(mode="after")
-    def _known_ignore_paths(self) -> SourceSpec:
+    def _known_ignore_paths(self) -> "SourceSpec":
         problem = ignore_changes_error(type(self.deployment), self.ignore_changes)
         if problem is not None:
             raise problem
@@ -664,7 +670,7 @@ class DesiredState(BaseModel):
     sources: list[SourceSpec]
 
     @classmethod
-    def model_validate(cls, obj: Any, *, context: Any = None, **options: Any) -> DesiredState:
+    def model_validate(cls, obj: Any, *, context: Any = None, **options: Any) -> "DesiredState":
         """Validate a file; its `allow_unknown_params` reaches every `default_params`."""
         return super().model_validate(obj, context=validation_context(obj, context), **options)
 

@@ -44,6 +44,11 @@ def test_shipped_schema_is_the_generated_one(copy: Path) -> None:
     )
 
 
+def test_the_wheel_carries_the_packaged_copy() -> None:
+    text = (REPO / "pyproject.toml").read_text(encoding="utf-8")
+    assert '"rendering_params.LICENSE", "sources.schema.json"]' in text
+
+
 def test_schema_command_prints_the_packaged_copy() -> None:
     assert shipped_sources_schema() == PACKAGED.read_text(encoding="utf-8")
 
