@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import signal
 import stat
 import sys
 import time
@@ -43,6 +42,10 @@ if TYPE_CHECKING:
 # httpx imports its own command line, and with it rich and pygments, whenever rich is
 # installed; this program never runs it, and rich is for a terminal only.
 sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+# Pydantic plugins would be handed every value validated, referenced values included, and
+# finding them scans every installed distribution's entry points when the first model is
+# built: the CLI runs without them, unless PYDANTIC_DISABLE_PLUGINS is set otherwise.
+os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
 INSECURE_HTTP = "reconciler.allow_insecure_http"
 
@@ -542,6 +545,7 @@ async def _apply_until_stopped(
     A second signal is not caught: it ends the process at once.
     """
     import asyncio
+    import signal
 
     from reconciler.progress import ApplyProgress
     from reconciler.reconcile import apply_with_report

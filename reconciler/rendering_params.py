@@ -15,7 +15,6 @@ A value is checked by its text, the way it ends up in an image URL: `q: 75` and
 
 from __future__ import annotations
 
-import difflib
 import functools
 import json
 import math
@@ -114,6 +113,8 @@ class Catalogue:
 
     def closest_name(self, name: str) -> str | None:
         """The known name or alias closest to a mistyped one (`atuo` -> `auto`)."""
+        import difflib  # for a mistake only: a valid file never loads it
+
         names = [*self.parameters, *self.by_alias]
         close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
         return close[0] if close else None
@@ -244,6 +245,8 @@ def _suggestion(parameter: Parameter, text: str) -> str | None:
 
 
 def _closest(text: str, words: tuple[str, ...]) -> str | None:
+    import difflib  # for a mistake only: a valid file never loads it
+
     close = difflib.get_close_matches(text, words, n=1, cutoff=0.6)
     return close[0] if close else None
 

@@ -368,6 +368,32 @@ def test_schema_imports_no_pydantic_nor_yaml() -> None:
     assert loaded.isdisjoint({"pydantic", "pydantic_core", "ruamel", *NOT_FOR_OFFLINE})
 
 
+def plugins_looked_up(env: dict[str, str]) -> bool:
+    """Whether `validate` of the example made pydantic look for plugins."""
+    probe = (
+        "import sys\n"
+        "from reconciler.cli import main\n"
+        "try:\n"
+        f"    main(['validate', '--no-resolve', {str(EXAMPLE)!r}], prog_name='imgix-reconciler')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "from pydantic.plugin import _loader\n"
+        "print(_loader._plugins is not None, file=sys.stderr)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, cwd=REPO, env=env
+    )
+    assert "1 source" in done.stderr or "sources valid" in done.stderr, done.stderr
+    return done.stderr.splitlines()[-1] == "True"
+
+
+def test_no_pydantic_plugin_sees_the_values_unless_asked() -> None:
+    # A plugin is handed every value validated, referenced ones included.
+    env = {k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"}
+    assert not plugins_looked_up(env)
+    assert plugins_looked_up({**env, "PYDANTIC_DISABLE_PLUGINS": "none-in-particular"})
+
+
 def test_plan_as_text_to_a_pipe_imports_no_rich() -> None:
     loaded = imported_by(["plan", str(EXAMPLE), "--emulator", "--format", "text"])
     assert "httpx" in loaded  # it did plan

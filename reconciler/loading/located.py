@@ -7,7 +7,6 @@ was read through references, and the errors found so far, each at its place.
 
 from __future__ import annotations
 
-import difflib
 import os
 import warnings
 from collections.abc import Mapping
@@ -351,6 +350,8 @@ def known_keys(parts: Loc, data: Any) -> list[str]:
 def unknown_key(parts: Loc, data: Any) -> str:
     key = str(parts[-1]) if parts else ""
     message = f"unknown key {key!r}"
+    import difflib  # for a mistake only: a valid file never loads it
+
     close = difflib.get_close_matches(key, known_keys(parts, data), n=1, cutoff=0.6)
     return f"{message} (did you mean {close[0]!r}?)" if close else message
 
