@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import gc
 import json
 import os
 import re
@@ -20,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
+from reconciler import loader
 from reconciler.cli import main
 from reconciler.schema import render_sources_schema
 
@@ -366,6 +368,23 @@ def test_schema_imports_no_pydantic_nor_yaml() -> None:
     # It prints the schema generated at build time (tests/test_schema.py keeps it in sync).
     loaded = imported_by(["schema"])
     assert loaded.isdisjoint({"pydantic", "pydantic_core", "ruamel", *NOT_FOR_OFFLINE})
+
+
+def test_start_up_is_frozen_while_a_command_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The cycle collector's passes during the command skip what start-up made.
+    frozen_while_loading: list[int] = []
+    real_load = loader.load
+
+    def recording_load(*args: Any, **kwargs: Any) -> Any:
+        frozen_while_loading.append(gc.get_freeze_count())
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(loader, "load", recording_load)
+    before = gc.get_freeze_count()
+    result = run("validate", "--no-resolve", str(EXAMPLE))
+    assert result.exit_code == 0, result.output
+    assert frozen_while_loading and frozen_while_loading[0] > before
+    assert gc.get_freeze_count() == before  # as it was once the command is done
 
 
 def plugins_looked_up(env: dict[str, str]) -> bool:
