@@ -103,6 +103,16 @@ def main(ctx: click.Context, debug: bool) -> None:
     ctx.with_resource(redact.redacted_output())
 
 
+def run(prog_name: str | None = None) -> None:
+    """The console script and `python -m reconciler`: the command group, then a quick exit."""
+    try:
+        main(prog_name=prog_name)
+    finally:
+        # All that is left lives until the process ends: frozen, it is not walked once more
+        # by the interpreter's last collection (about 20 ms of `validate`, more of `plan`).
+        gc.freeze()
+
+
 @main.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=True))
 @click.option(
