@@ -18,7 +18,7 @@ PYTHONDONTWRITEBYTECODE (our modules would then be compiled from source at every
 site-packages never are), so the bench lets Python write the bytecode to a temporary
 PYTHONPYCACHEPREFIX and runs each command once before timing it. Each figure is the
 best of `--runs` fresh processes, in CPU time (user + system of the child) and wall
-time. Goal: at most 1.3x.
+time, the CLI and its baseline taking turns. Goal: at most 1.3x.
 """
 
 from __future__ import annotations
@@ -112,21 +112,32 @@ def baseline_code(imported: list[str], kept_out: list[str]) -> str:
     )
 
 
-def best_of(runs: int, command: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """Best CPU time and best wall time of `runs` fresh processes, after one untimed run."""
-    first = subprocess.run(command, capture_output=True, text=True, check=False, cwd=REPO, env=env)
-    if first.returncode != 0:
-        raise SystemExit(f"{command[:3]} exited {first.returncode}: {first.stderr[-500:]}")
-    best_cpu = best_wall = float("inf")
+def timed(command: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """CPU time (user + system of the child) and wall time of one fresh process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, check=False, cwd=REPO, env=env)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        raise SystemExit(f"{command[:3]} exited {done.returncode}: {done.stderr[-500:]}")
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), wall
+
+
+def best_of(runs: int, commands: list[list[str]], env: dict[str, str]) -> list[tuple[float, float]]:
+    """Best CPU and best wall time of each command over `runs` rounds, after an untimed one.
+
+    The commands take turns within a round, so a load that comes and goes on a shared
+    machine weighs on each of them alike.
+    """
+    for command in commands:
+        timed(command, env)
+    best = [(float("inf"), float("inf"))] * len(commands)
     for _ in range(runs):
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        started = time.perf_counter()
-        subprocess.run(command, capture_output=True, check=False, cwd=REPO, env=env)
-        wall = time.perf_counter() - started
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-        best_cpu, best_wall = min(best_cpu, cpu), min(best_wall, wall)
-    return best_cpu, best_wall
+        for index, command in enumerate(commands):
+            cpu, wall = timed(command, env)
+            best[index] = (min(best[index][0], cpu), min(best[index][1], wall))
+    return best
 
 
 def main() -> None:
@@ -139,7 +150,7 @@ def main() -> None:
         env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
         env["PYTHONPYCACHEPREFIX"] = cache
         env.pop("GITHUB_ACTIONS", None)
-        bare_cpu, bare_wall = best_of(args.runs, [python, "-c", "pass"], env)
+        ((bare_cpu, bare_wall),) = best_of(args.runs, [[python, "-c", "pass"]], env)
         print(
             f"bare interpreter: {bare_cpu * 1000:.0f} ms CPU, {bare_wall * 1000:.0f} ms wall "
             f"(best of {args.runs})"
@@ -150,8 +161,14 @@ def main() -> None:
         )
         for command in COMMANDS:
             imported, kept_out = imports_of(env, command)
-            floor = best_of(args.runs, [python, "-c", baseline_code(imported, kept_out)], env)
-            taken = best_of(args.runs, [python, "-m", "reconciler", *command], env)
+            floor, taken = best_of(
+                args.runs,
+                [
+                    [python, "-c", baseline_code(imported, kept_out)],
+                    [python, "-m", "reconciler", *command],
+                ],
+                env,
+            )
             label = " ".join(command[:1] + [part for part in command[1:] if part.startswith("-")])
             print(
                 f"{label:28}{taken[0] * 1000:6.0f} ms{floor[0] * 1000:7.0f} ms"

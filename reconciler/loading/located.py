@@ -12,7 +12,7 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel
 from pydantic_core import ErrorDetails
@@ -68,8 +68,8 @@ class LocatedError:
         return f"{where} {printable(self.path)}: {message}" if self.path else f"{where} {message}"
 
 
-@dataclass(frozen=True)
-class Location:
+# A NamedTuple, not a frozen dataclass: defining one costs a sixth of the time, at every start.
+class Location(NamedTuple):
     """Where a source is written (1-based line and column of its list item)."""
 
     file: str
