@@ -250,7 +250,7 @@ def _stderr_line(message: str) -> None:
 
 
 def _write_step_summary(markdown: Callable[[], str]) -> None:
-    # Rendered (and reconciler.github imported) only in GitHub Actions.
+    # Rendered only in GitHub Actions (reconciler.github is imported to tell).
     from reconciler import github
 
     if github.active():
