@@ -1,13 +1,11 @@
 #!/usr/bin/env bash
 # Post the plan of every account as one pull-request comment, or update the one posted
-# before (the workflow's own comment, found by the marker on its first line).
+# before (upsert-comment.sh).
 #
 # Needs: RESULTS (folder of the accounts' result folders), IMGIX_RECONCILER_VENV, GH_TOKEN,
 # GITHUB_REPOSITORY, and the pull request: PULL_REQUEST, else the event payload's.
 set -euo pipefail
 
-marker="<!-- imgix-reconciler:plan -->"
-bot="github-actions[bot]"
 venv="${IMGIX_RECONCILER_VENV:?}"
 number="${PULL_REQUEST:-}"
 if [[ -z "$number" ]]; then
@@ -23,15 +21,7 @@ run_url="${GITHUB_SERVER_URL:-https://github.com}/$GITHUB_REPOSITORY/actions/run
 "$venv/bin/python" -m reconciler.github combine --run-url "$run_url" "${folders[@]}" > "$body"
 echo "comment-file=$body" >> "${GITHUB_OUTPUT:-/dev/null}"
 
-existing="$(gh api --paginate "repos/$GITHUB_REPOSITORY/issues/$number/comments" \
-  --jq ".[] | select(.user.login == \"$bot\" and (.body | startswith(\"$marker\"))) | .id" \
-  | tail -n 1)"
-if [[ -n "$existing" ]]; then
-  posted=(gh api --method PATCH "repos/$GITHUB_REPOSITORY/issues/comments/$existing" -F "body=@$body")
-else
-  posted=(gh api --method POST "repos/$GITHUB_REPOSITORY/issues/$number/comments" -F "body=@$body")
-fi
-if ! "${posted[@]}" > /dev/null; then
+if ! bash "$(dirname "${BASH_SOURCE[0]}")/upsert-comment.sh" "$number" "$body"; then
   # A fork's pull request gets a read-only token: the plan is in the job summary instead.
   cat "$body" >> "${GITHUB_STEP_SUMMARY:-/dev/null}"
   echo "::warning title=imgix-reconciler::cannot comment on pull request #$number with this token (a fork's pull request?): the plan is in the job summary"

@@ -244,16 +244,51 @@ def _row(result: AccountResult, plan: Plan | None, is_drift: bool) -> str:
     )
 
 
-def _maintainer_note(accounts: Sequence[str]) -> list[str]:
-    names = ", ".join(f"`{name}`" for name in accounts)
+def _maintainer_note(
+    accounts: Sequence[str] | None = None, workflow: str = "this workflow"
+) -> list[str]:
+    whose = "this pull request's jobs"
+    if accounts is not None:
+        whose = "this job for " + ", ".join(f"`{name}`" for name in accounts)
     return [
-        f"No API key was available to this job for {names} (a pull request from a fork gets "
+        f"No API key was available to {whose} (a pull request from a fork gets "
         "no secrets), so the files were validated but not planned. A maintainer who has read "
-        "the change runs the plan from the Actions tab: run this workflow with "
+        f"the change runs the plan from the Actions tab: run {workflow} with "
         "`pull-request` set to this pull request's number. It plans the pull request's "
         "files with the default branch's workflow and action, so none of the fork's code "
         "runs with the secrets.",
     ]
+
+
+# What a finished run's conclusion says about the files, in the fork notice.
+RUN_VERDICTS = {
+    "success": "passed",
+    "failure": "failed (the run's annotations show where)",
+    "cancelled": "cancelled",
+    "timed_out": "timed out",
+}
+
+
+def fork_notice(conclusion: str, run_url: str, workflow: str) -> str:
+    """The plan comment of a fork's pull request: how its files were checked, how to plan it.
+
+    Posted by a workflow that holds a write token, so it is built from the run's conclusion
+    and link only: no text of the fork's run reaches it.
+    """
+    from reconciler.render.markdown import MARKER
+
+    verdict = RUN_VERDICTS.get(conclusion, "unknown")
+    return "\n".join(
+        [
+            MARKER,
+            "### imgix-reconciler plan: not run (a pull request from a fork)",
+            "",
+            f"Validation of the desired-state files: **{verdict}** ([the run]({run_url})).",
+            "",
+            *_maintainer_note(workflow=f"the `{workflow}` workflow"),
+            "",
+        ]
+    )
 
 
 def reviewed_digest(comments: Iterable[Mapping[str, object]], account: str) -> str | None:
@@ -326,6 +361,21 @@ def combine(directories: tuple[Path, ...], view: str, run_url: str | None) -> No
     except (OSError, ValueError, ValidationError, PlanFileError) as error:
         click.echo(f"error: cannot gather the account results: {escaped(str(error))}", err=True)
         raise SystemExit(1) from None
+
+
+@main.command("fork-notice")
+@click.option("--conclusion", required=True, help="The fork's run conclusion (success, ...).")
+@click.option("--run-url", required=True, help="Link to the fork's run.")
+@click.option("--workflow", required=True, help="The workflow a maintainer runs to plan.")
+def fork_notice_command(conclusion: str, run_url: str, workflow: str) -> None:
+    """Print the plan comment for a pull request from a fork."""
+    if not re.fullmatch(r"https://[A-Za-z0-9.-]+/[\w.-]+/[\w.-]+/actions/runs/\d+", run_url):
+        click.echo("error: --run-url is not the link of a workflow run", err=True)
+        raise SystemExit(1)
+    if not re.fullmatch(r"[\w .-]{1,100}", workflow):
+        click.echo("error: --workflow is not a workflow name", err=True)
+        raise SystemExit(1)
+    click.echo(fork_notice(conclusion, run_url, workflow), nl=False)
 
 
 @main.command("reviewed-digest")

@@ -319,11 +319,13 @@ class _DesiredFile(ReferenceSteps, CrossSourceChecks):
         try:
             state = DesiredState.model_validate(data)
         except ValidationError as exc:
-            if self.attempting:
-                raise positions.Imprecise from None
             reported: set[LocatedError] = set()
             for detail in exc.errors():
                 located = self._pydantic_error(detail, data)
+                # The fast attempt stops at a real error; errors that say only that a
+                # reference was left unread (`--no-resolve`) are as silent there as here.
+                if located is not None and self.attempting:
+                    raise positions.Imprecise from None
                 # Union members fail one by one with the same message: report it once.
                 if located is not None and located not in reported:
                     reported.add(located)

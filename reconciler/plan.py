@@ -44,6 +44,8 @@ REMOVED = "(removed)"
 
 
 class _Frozen(BaseModel):
+    # Lists default to a factory of ours, not `list`: pydantic reads a factory's signature,
+    # and a builtin's is parsed from text by the tokenizer (about 2 ms at start-up).
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
@@ -76,14 +78,14 @@ class Action(_Frozen):
     writes: list[dict[str, JsonValue]]
     # Keys (`Action.key`) of actions that must succeed first: the release of a
     # subdomain or custom domain comes before its claim.
-    depends_on: list[str] = Field(default_factory=list)
+    depends_on: list[str] = Field(default_factory=lambda: [])
     # What the live source looked like when planned; a saved plan is stale if it changed.
     live_fingerprint: str | None = None
     # The writes send a web folder / web proxy secret: once the API returns its new
     # `*_encrypted` value, the applier records it in the marker (an annotation-only patch).
     record_encrypted: bool = False
     # What makes this patch risky, for the blast radius (empty for creates).
-    risks: list[Risk] = Field(default_factory=list)
+    risks: list[Risk] = Field(default_factory=lambda: [])
     # The source has `mode: protect`: apply refuses its PROTECTED_RISKS.
     protected: bool = False
     # The live marker names this other owner: apply writes it only with --take-over.
@@ -274,10 +276,10 @@ class Plan(_Frozen):
     )
     summary: Summary
     actions: list[Action]
-    unmanaged: list[UnmanagedSource] = Field(default_factory=list)
-    notices: list[Notice] = Field(default_factory=list)
-    observed: list[ObservedSource] = Field(default_factory=list)
-    owned_elsewhere: list[OwnedElsewhere] = Field(default_factory=list)
+    unmanaged: list[UnmanagedSource] = Field(default_factory=lambda: [])
+    notices: list[Notice] = Field(default_factory=lambda: [])
+    observed: list[ObservedSource] = Field(default_factory=lambda: [])
+    owned_elsewhere: list[OwnedElsewhere] = Field(default_factory=lambda: [])
     blast_radius: BlastRadius | None = None
     adoption: Adoption | None = None
     # Absent only from plans saved before it was recorded.

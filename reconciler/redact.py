@@ -12,7 +12,6 @@ scrubbed: no referenced value enters them, so they stay valid whatever the value
 from __future__ import annotations
 
 import contextlib
-import html
 import io
 import json
 import logging
@@ -35,10 +34,16 @@ _forms: list[Callable[[str], str]] = [
     escaped,
     lambda value: quoted(value)[1:-1],
     lambda value: json_shown(value)[1:-1],
-    lambda value: html.escape(value, quote=False),
-    lambda value: html.escape(value),
+    lambda value: _html_escaped(value, quote=False),
+    lambda value: _html_escaped(value, quote=True),
 ]
 _masked: list[str] = []
+
+
+def _html_escaped(value: str, *, quote: bool) -> str:
+    import html  # needed once a value is registered: start-up does without it
+
+    return html.escape(value, quote=quote)
 
 
 def register(value: str) -> None:

@@ -16,9 +16,8 @@ import errno
 import os
 import stat
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from reconciler import redact
 
@@ -43,8 +42,8 @@ class MissingReference(UnreadableReference):
         self.locator = dict(locator or {})
 
 
-@dataclass(frozen=True)
-class Reference:
+# A NamedTuple, not a frozen dataclass: defining one costs a sixth of the time, at every start.
+class Reference(NamedTuple):
     """A reference as written in the file: `kind` is `env` or `file`, `name` what follows."""
 
     kind: str

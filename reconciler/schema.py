@@ -1,39 +1,47 @@
 """The JSON Schema of the desired-state file, generated from the specs models.
 
-`schemas/sources.schema.json` is this function's output (a test keeps them equal), so
-editors check files against exactly what `validate` accepts, references included.
+`schemas/sources.schema.json` and the package's copy that `imgix-reconciler schema` prints
+are this module's output (a test keeps all three equal), so editors check files against
+exactly what `validate` accepts, references included. Printing the shipped copy spares
+`schema` building the models: it imports no pydantic. Regenerate both copies with
+`python -m reconciler.schema`.
 """
 
 from __future__ import annotations
 
 import json
+import pkgutil
+from pathlib import Path
 from typing import Any
-
-from reconciler import references
-from reconciler.rendering_params import default_params_schema
-from reconciler.specs import (
-    DEPLOYMENT_MODELS,
-    SUBDOMAIN_PATTERN,
-    DesiredState,
-    reference_fields,
-)
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 SCHEMA_ID = "urn:imgix-reconciler:schemas:sources:1"
 
-REFERENCE_SCHEMA = references.schema(
-    "Reference",
-    "A value read from an environment variable or a file (relative to the YAML file, inside "
-    "its repository) when the file is loaded; it is never shown, only the reference is. At "
-    f"least {references.MIN_LENGTH} characters.",
-)
+# The generated schema as shipped in the package, and the repository's copy for editors.
+SHIPPED_NAME = "sources.schema.json"
+REPOSITORY_COPY = Path("schemas") / SHIPPED_NAME
 
 
 def sources_schema() -> dict[str, Any]:
-    """The JSON Schema of a desired-state file (`imgix-reconciler schema` prints it)."""
+    """The JSON Schema of a desired-state file, generated from the models."""
+    # Imported here: printing the shipped copy needs none of them.
+    from reconciler import references
+    from reconciler.rendering_params import default_params_schema
+    from reconciler.specs import (
+        DEPLOYMENT_MODELS,
+        SUBDOMAIN_PATTERN,
+        DesiredState,
+        reference_fields,
+    )
+
     schema = DesiredState.model_json_schema(by_alias=True)
     definitions = schema["$defs"]
-    definitions["Reference"] = REFERENCE_SCHEMA
+    definitions["Reference"] = references.schema(
+        "Reference",
+        "A value read from an environment variable or a file (relative to the YAML file, "
+        "inside its repository) when the file is loaded; it is never shown, only the "
+        f"reference is. At least {references.MIN_LENGTH} characters.",
+    )
     params, params_definitions = default_params_schema()
     definitions["DefaultParams"] = params
     definitions.update(params_definitions)
@@ -58,8 +66,28 @@ def sources_schema() -> dict[str, Any]:
 
 
 def render_sources_schema() -> str:
-    """The schema as written to `schemas/sources.schema.json`."""
+    """The generated schema as written to `schemas/sources.schema.json` and shipped."""
     return json.dumps(sources_schema(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def shipped_sources_schema() -> str:
+    """The schema shipped in the package (what `imgix-reconciler schema` prints)."""
+    try:
+        data = pkgutil.get_data(__package__ or "reconciler", SHIPPED_NAME)
+    except FileNotFoundError:
+        data = None
+    if data is None:  # installed without its data: the models still know the schema
+        return render_sources_schema()
+    return data.decode("utf-8")
+
+
+def write_sources_schemas(repository: Path) -> list[Path]:
+    """Regenerate the package's copy and the repository's `schemas/` copy; return both."""
+    text = render_sources_schema()
+    written = [Path(__file__).with_name(SHIPPED_NAME), repository / REPOSITORY_COPY]
+    for path in written:
+        path.write_text(text, encoding="utf-8")
+    return written
 
 
 def _or_reference(property_schema: dict[str, Any]) -> dict[str, Any]:
@@ -82,3 +110,9 @@ def _known_params_only() -> dict[str, Any]:
         "if": {**allowed, "required": ["allow_unknown_params"]},
         "else": {"properties": {"sources": {"items": deployment}}},
     }
+
+
+if __name__ == "__main__":
+    # From a checkout: `python -m reconciler.schema` after changing a model.
+    for path in write_sources_schemas(Path(__file__).resolve().parent.parent):
+        print(f"wrote {path}")

@@ -18,7 +18,6 @@ pull-request comments. Each such text passes here first:
 
 from __future__ import annotations
 
-import html
 import json
 import logging
 import re
@@ -91,6 +90,8 @@ _MARKDOWN_UNSAFE = re.compile(
 def _markdown_inert(match: re.Match[str]) -> str:
     text = match.group()
     if match.lastgroup == "html":
+        import html  # markdown only: other outputs start without it
+
         return html.escape(text, quote=False)
     if match.lastgroup == "syntax":
         return f"&#{ord(text)};"

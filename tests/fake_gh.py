@@ -1,8 +1,9 @@
 """A stand-in for the `gh` command line, enough for the action's scripts (`gh api` only).
 
 State lives in the JSON file named by FAKE_GH_STATE: comments by issue number, issues,
-the pull requests of a commit, and a log of every call. GET answers are filtered through
-the real `jq` as `gh api --jq` does; writes change the state as GitHub would.
+the pull requests of a commit, open pull requests by head, and a log of every call.
+GET answers are filtered through the real `jq` as `gh api --jq` does; writes change the
+state as GitHub would.
 """
 
 from __future__ import annotations
@@ -85,6 +86,9 @@ def _answer(state: dict[str, Any], method: str, path: str, fields: dict[str, str
                 return issue
     if re.fullmatch(r"repos/[^/]+/[^/]+/commits/\w+/pulls", path):
         return state["pulls"]
+    if re.fullmatch(r"repos/[^/]+/[^/]+/pulls", path) and method == "GET":
+        # Open pull requests, filtered by `head=OWNER:BRANCH` as GitHub does.
+        return [p for p in state.get("open_pulls", []) if p["head"]["label"] == fields["head"]]
     print(f"fake gh: no such endpoint {method} {path}", file=sys.stderr)
     raise SystemExit(1)
 

@@ -395,6 +395,84 @@ def test_a_read_only_token_puts_the_comment_in_the_summary(
     assert "`pull-request` set to this pull request's number" in step.summary
 
 
+FORK_SHA = "ab" * 20
+
+
+def _fork_run(github: FakeGitHub, runner: FakeRunner, **event: str) -> dict[str, str | None]:
+    """The fork notice job's environment: the finished run of a fork's pull request."""
+    run = {
+        "RUN_ID": "555",
+        "CONCLUSION": "failure",
+        "HEAD_OWNER": "mallory",
+        "HEAD_BRANCH": "patch-1",
+        "HEAD_SHA": FORK_SHA,
+        "PLAN_WORKFLOW": "imgix",
+        **{name.upper(): value for name, value in event.items()},
+    }
+    return {**github.env(runner), **run, "IMGIX_RECONCILER_VENV": sys.prefix}
+
+
+def test_a_forks_pull_request_gets_the_notice_then_the_maintainers_plan_in_one_comment(
+    runner: FakeRunner, github: FakeGitHub
+) -> None:
+    state = github.state
+    state["open_pulls"] = [{"number": 9, "head": {"label": "mallory:patch-1", "sha": FORK_SHA}}]
+    github.save(state)
+
+    notice = runner.script("fork-notice.sh", _fork_run(github, runner))
+    assert notice.returncode == 0, notice.stderr
+    [posted] = github.state["comments"]["9"]
+    assert posted["body"].startswith(MARKER + "\n### imgix-reconciler plan: not run")
+    assert "**failed (the run's annotations show where)**" in posted["body"]
+    assert "(https://github.com/acme/images/actions/runs/555)" in posted["body"]
+    assert "run the `imgix` workflow with `pull-request` set to" in posted["body"]
+    [lookup] = [c for c in github.state["calls"] if c["path"].endswith("/pulls")]
+    assert lookup["fields"] == {"state": "open", "head": "mallory:patch-1"}
+
+    # The maintainer's run (`pull-request: 9`) replaces the notice with the plan.
+    _sources(runner, "Products")
+    runner.step({**CANARY_ENV}, command="plan", files="sources.yaml", account="main")
+    planned = runner.script("comment.sh", {**github.env(runner), "PULL_REQUEST": "9"})
+    assert planned.returncode == 0, planned.stderr
+    [updated] = github.state["comments"]["9"]
+    assert updated["id"] == posted["id"]
+    assert "| `main` | changes | 1 | 0 | 0 | 0 |" in updated["body"]
+
+
+def test_the_fork_notice_takes_nothing_from_the_fork_but_checked_values(
+    runner: FakeRunner, github: FakeGitHub, tmp_path: Path
+) -> None:
+    hostile = 'x";touch "$PWNED";echo "$(touch $PWNED)`touch $PWNED`'
+    state = github.state
+    state["open_pulls"] = [{"number": 9, "head": {"label": f"mallory:{hostile}", "sha": FORK_SHA}}]
+    github.save(state)
+    pwned = tmp_path / "pwned"
+
+    branch = runner.script(
+        "fork-notice.sh", {**_fork_run(github, runner, head_branch=hostile), "PWNED": str(pwned)}
+    )
+    assert branch.returncode == 0, branch.stderr
+    assert not pwned.exists()
+    [posted] = github.state["comments"]["9"]
+    assert hostile not in posted["body"] and "mallory" not in posted["body"]
+
+    # A conclusion GitHub never sends is "unknown"; malformed ids and commits stop the job.
+    odd_conclusion = {"head_branch": hostile, "conclusion": "**pwned** [x](y)"}
+    odd = runner.script("fork-notice.sh", _fork_run(github, runner, **odd_conclusion))
+    assert odd.returncode == 0 and "**unknown**" in github.state["comments"]["9"][0]["body"]
+    for field, value in [("run_id", "1 2"), ("head_sha", "HEAD"), ("head_owner", "a/b")]:
+        malformed = {"head_branch": hostile, field: value}
+        refused = runner.script("fork-notice.sh", _fork_run(github, runner, **malformed))
+        assert refused.returncode == 1 and "::error title=imgix-reconciler::" in refused.stdout
+
+    # Pushed again since the run: no open pull request has that commit, nothing is posted.
+    writes = len([c for c in github.state["calls"] if c["method"] != "GET"])
+    pushed_again = {"head_branch": hostile, "head_sha": "cd" * 20}
+    stale = runner.script("fork-notice.sh", _fork_run(github, runner, **pushed_again))
+    assert stale.returncode == 0 and "nothing to post" in stale.stdout
+    assert len([c for c in github.state["calls"] if c["method"] != "GET"]) == writes
+
+
 def test_the_reviewed_digest_is_read_from_the_merged_pull_request(
     runner: FakeRunner, github: FakeGitHub
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import gc
 import json
 import os
 import re
@@ -20,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
+from reconciler import loader
 from reconciler.cli import main
 from reconciler.schema import render_sources_schema
 
@@ -360,6 +362,55 @@ def test_offline_commands_import_neither_the_client_nor_the_server_nor_rich(
 def test_help_and_usage_errors_import_no_pydantic(args: list[str]) -> None:
     loaded = imported_by(args)
     assert loaded.isdisjoint({"pydantic", "pydantic_core", "ruamel", *NOT_FOR_OFFLINE})
+
+
+def test_schema_imports_no_pydantic_nor_yaml() -> None:
+    # It prints the schema generated at build time (tests/test_schema.py keeps it in sync).
+    loaded = imported_by(["schema"])
+    assert loaded.isdisjoint({"pydantic", "pydantic_core", "ruamel", *NOT_FOR_OFFLINE})
+
+
+def test_start_up_is_frozen_while_a_command_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The cycle collector's passes during the command skip what start-up made.
+    frozen_while_loading: list[int] = []
+    real_load = loader.load
+
+    def recording_load(*args: Any, **kwargs: Any) -> Any:
+        frozen_while_loading.append(gc.get_freeze_count())
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(loader, "load", recording_load)
+    before = gc.get_freeze_count()
+    result = run("validate", "--no-resolve", str(EXAMPLE))
+    assert result.exit_code == 0, result.output
+    assert frozen_while_loading and frozen_while_loading[0] > before
+    assert gc.get_freeze_count() == before  # as it was once the command is done
+
+
+def plugins_looked_up(env: dict[str, str]) -> bool:
+    """Whether `validate` of the example made pydantic look for plugins."""
+    probe = (
+        "import sys\n"
+        "from reconciler.cli import main\n"
+        "try:\n"
+        f"    main(['validate', '--no-resolve', {str(EXAMPLE)!r}], prog_name='imgix-reconciler')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "from pydantic.plugin import _loader\n"
+        "print(_loader._plugins is not None, file=sys.stderr)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, cwd=REPO, env=env
+    )
+    assert "1 source" in done.stderr or "sources valid" in done.stderr, done.stderr
+    return done.stderr.splitlines()[-1] == "True"
+
+
+def test_no_pydantic_plugin_sees_the_values_unless_asked() -> None:
+    # A plugin is handed every value validated, referenced ones included.
+    env = {k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"}
+    assert not plugins_looked_up(env)
+    assert plugins_looked_up({**env, "PYDANTIC_DISABLE_PLUGINS": "none-in-particular"})
 
 
 def test_plan_as_text_to_a_pipe_imports_no_rich() -> None:

@@ -245,3 +245,19 @@ def run_cli_module(*args: object) -> subprocess.CompletedProcess[str]:
         timeout=60,
         check=False,
     )
+
+
+def test_the_fork_notice_links_only_to_a_workflow_run() -> None:
+    def notice(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "reconciler.github", "fork-notice", *args]
+        return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+
+    run = "https://github.com/acme/images/actions/runs/55"
+    done = notice("--conclusion", "success", "--run-url", run, "--workflow", "imgix")
+    assert done.returncode == 0 and done.stdout.startswith(MARKER + "\n")
+    assert f"**passed** ([the run]({run}))" in done.stdout
+    for url in ["javascript:alert(1)//actions/runs/1", run + ") [click](https://evil"]:
+        refused = notice("--conclusion", "success", "--run-url", url, "--workflow", "imgix")
+        assert refused.returncode == 1 and "not the link of a workflow run" in refused.stderr
+    odd = notice("--conclusion", "success", "--run-url", run, "--workflow", "im`gix")
+    assert odd.returncode == 1 and "not a workflow name" in odd.stderr

@@ -548,6 +548,29 @@ def test_the_fast_path_loads_what_the_precise_path_loads(
     ]
 
 
+@pytest.mark.parametrize("options", [{"resolve": False}, {"secrets_optional": True}])
+def test_unread_references_keep_the_fast_path(
+    options: dict[str, bool], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The example holds references, a required attribute among them: left unread (or a
+    # secret missing in a plan from a fork), they are no error, so the file needs
+    # neither the round-trip parse nor a second pass.
+    def forbidden(*args: object) -> None:
+        raise AssertionError("this path must not run")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(loader._DesiredFile, "_parse", forbidden)
+        fast = load([EXAMPLE], environ={}, **options)
+    with monkeypatch.context() as patched:
+        patched.setattr(yaml_tree, "fast_parse", forbidden)
+        precise = load([EXAMPLE], environ={}, **options)
+    # --no-resolve leaves out the source whose required access key is a reference.
+    assert len(fast.unresolved) == (0 if options.get("secrets_optional") else 1)
+    assert fast.locations == precise.locations
+    assert fast.unresolved == precise.unresolved
+    assert fast.state.model_dump() == precise.state.model_dump()
+
+
 UNUSUAL_BUT_VALID = """\
 %TAG !e! tag:example.com,2000:
 ---

@@ -11,10 +11,17 @@ import jsonschema
 import pytest
 from ruamel.yaml import YAML
 
-from reconciler.schema import SCHEMA_DIALECT, render_sources_schema, sources_schema
+from reconciler import schema as schema_module
+from reconciler.schema import (
+    SCHEMA_DIALECT,
+    render_sources_schema,
+    shipped_sources_schema,
+    sources_schema,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED = REPO / "schemas" / "sources.schema.json"
+PACKAGED = REPO / "reconciler" / "sources.schema.json"
 EXAMPLE = REPO / "examples" / "sources.yaml"
 
 
@@ -29,11 +36,41 @@ def example() -> Any:
     return YAML(typ="safe").load(EXAMPLE.read_text())
 
 
-def test_shipped_schema_is_the_generated_one() -> None:
-    assert SHIPPED.read_text() == render_sources_schema(), (
-        "schemas/sources.schema.json is out of date: regenerate it with "
-        "`imgix-reconciler schema > schemas/sources.schema.json`"
+@pytest.mark.parametrize("copy", [SHIPPED, PACKAGED], ids=["schemas/", "package"])
+def test_shipped_schema_is_the_generated_one(copy: Path) -> None:
+    assert copy.read_text(encoding="utf-8") == render_sources_schema(), (
+        f"{copy.relative_to(REPO)} is out of date: regenerate both copies with "
+        "`.venv/bin/python -m reconciler.schema`"
     )
+
+
+def test_the_wheel_carries_the_packaged_copy() -> None:
+    text = (REPO / "pyproject.toml").read_text(encoding="utf-8")
+    assert '"rendering_params.LICENSE", "sources.schema.json"]' in text
+
+
+def test_schema_command_prints_the_packaged_copy() -> None:
+    assert shipped_sources_schema() == PACKAGED.read_text(encoding="utf-8")
+
+
+def test_without_its_packaged_copy_the_schema_is_generated(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def missing(package: str, resource: str) -> bytes:
+        raise FileNotFoundError(resource)
+
+    monkeypatch.setattr(schema_module.pkgutil, "get_data", missing)
+    assert shipped_sources_schema() == render_sources_schema()
+
+
+def test_regeneration_writes_both_copies(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    packaged = tmp_path / "package" / "sources.schema.json"
+    packaged.parent.mkdir()
+    (tmp_path / "schemas").mkdir()
+    monkeypatch.setattr(schema_module, "__file__", str(packaged.with_name("schema.py")))
+    written = schema_module.write_sources_schemas(tmp_path)
+    assert written == [packaged, tmp_path / "schemas" / "sources.schema.json"]
+    assert all(path.read_text(encoding="utf-8") == render_sources_schema() for path in written)
 
 
 def test_schema_declares_its_dialect_and_identity() -> None:

@@ -25,7 +25,8 @@ def render(plan: Plan) -> str:
 class ApplyReportDocument(BaseModel):
     """What `apply --format json` prints: every action's outcome, and whether all applied."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Built at its first use: `plan --format json` imports this module too.
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     format_version: Literal[1] = 1
     # The digest of the plan applied: the one reviewed, when `--expect-digest` was given.
