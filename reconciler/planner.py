@@ -141,8 +141,9 @@ class Planner:
         # pinned, else by a subdomain; made when a first source is settled.
         self._by_id: dict[str, int] | None = None
         self._by_subdomain: dict[str, int] = {}
-        # (spec index, id of the live source) to that source and its outcome.
-        self._settled: dict[tuple[int, int], tuple[LiveSource, _Outcome | None]] = {}
+        # id() of a listed source to the spec it was compared with, itself (so that its
+        # id() is never another's) and the outcome.
+        self._settled: dict[int, tuple[int, LiveSource, _Outcome | None]] = {}
         self._fingerprints: dict[tuple[str, SecretRef], str] = {}
 
     def settle(self, live: LiveSource) -> None:
@@ -171,7 +172,7 @@ class Planner:
                 # Only a head start: the plan compares this source again, and reports
                 # what went wrong where it belongs.
                 continue
-            self._settled[index, id(live)] = (live, outcome)
+            self._settled[id(live)] = (index, live, outcome)
 
     def plan(self, live: Sequence[LiveSource]) -> Plan:
         """The plan for the live sources listed (settled or not)."""
@@ -180,9 +181,10 @@ class Planner:
 
     def _outcome_of(self, match: Match) -> _Outcome | None:
         assert match.live is not None
-        settled = self._settled.get((match.index, id(match.live)))
-        if settled is not None and settled[0] is match.live:
-            return settled[1]
+        # Taken out as used: the plan holds what it keeps, and the rest goes with the planner.
+        settled = self._settled.pop(id(match.live), None)
+        if settled is not None and settled[0] == match.index and settled[1] is match.live:
+            return settled[2]
         return self._outcome(match.spec, match.live)
 
     def _outcome(self, spec: SourceSpec, live: LiveSource) -> _Outcome | None:
@@ -508,7 +510,7 @@ def desired_attributes(deployment: DeploymentBase) -> dict[str, Any]:
     Attributes without a documented default count only when the file states them;
     `annotation` and secrets follow their own rules.
     """
-    return dict(deployment.managed())
+    return deployment.managed()
 
 
 def _normalized(name: str, value: Any) -> Any:
@@ -678,7 +680,7 @@ def _compare(
     """
     deployment = spec.deployment
     ignored = frozenset(spec.ignore_changes)
-    attributes = deployment.managed()
+    attributes = desired_attributes(deployment)
     changes: list[Change] = []
     if "name" not in ignored and spec.name != live.name:
         changes.append(Change(path="name", before=live.name, after=spec.name))

@@ -420,8 +420,6 @@ class DeploymentBase(BaseModel):
     # Attributes written as `{env:}`/`{file:}` references, with their values: sensitive,
     # so plans show the reference and send a placeholder (see `referenced`).
     _references: dict[str, SecretRef] = PrivateAttr(default_factory=dict)
-    # What the file asks of the API, computed when a plan first asks (see `managed`).
-    _managed: Mapping[str, Any] | None = PrivateAttr(default=None)
 
     # Not declared means "not managed": the API rewrites it on every deployment.
     annotation: Annotated[str | None, StatedOnly()] = None
@@ -450,27 +448,20 @@ class DeploymentBase(BaseModel):
 
     def referenced(self) -> Mapping[str, SecretRef]:
         """API name to reference of each non-secret attribute the file wrote as a reference."""
-        # From pydantic's slot, as in `managed`: asked for several times per planned write.
+        # From pydantic's slot: a private attribute's own lookup costs microseconds, and
+        # a planned write asks several times.
         return dict((self.__pydantic_private__ or {}).get("_references") or {})
 
     def attach_references(self, references: Mapping[str, SecretRef]) -> None:
         """Record which attributes came from references (the loader, once, after validation)."""
         self._references = dict(references)
 
-    def managed(self) -> Mapping[str, Any]:
-        """Every managed attribute (API names, JSON values, defaults applied), read-only.
+    def managed(self) -> dict[str, Any]:
+        """Every managed attribute (API names, JSON values, defaults applied), a new dict.
 
         Attributes without a documented default count only when the file states them;
-        `annotation` and secrets follow their own rules. Computed when first asked for
-        (a plan asks for those it writes), then kept: the model is frozen.
+        `annotation` and secrets follow their own rules.
         """
-        # Read from pydantic's slot: a private attribute's own lookup costs microseconds.
-        managed: Mapping[str, Any] | None = (self.__pydantic_private__ or {}).get("_managed")
-        if managed is None:
-            managed = self._managed = MappingProxyType(self._managed_attributes())
-        return managed
-
-    def _managed_attributes(self) -> dict[str, Any]:
         # What `model_dump(by_alias=True, mode="json")` gives, read from the fields (a dump
         # costs more than all the rest): the values are JSON already. Containers are
         # copied, as a dump would: what a plan sends must not share the model's.

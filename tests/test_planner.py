@@ -1467,3 +1467,15 @@ def test_a_comparison_that_fails_while_listing_is_made_again_by_the_plan() -> No
     with mock.patch.object(planner_module, "_quiet", side_effect=RuntimeError("while listing")):
         planner.settle(live)  # a head start only: never the listing's failure
     assert paths(only(planner.plan([live]))) == ["deployment.cache_ttl_value"]
+
+
+def test_a_source_settled_with_one_spec_but_matched_to_another_is_compared_again() -> None:
+    from reconciler.planner import Planner
+
+    live = live_of(s3_spec(subdomains=("acme-a",)))
+    # Pinned by id, the source moves to another subdomain; its old one goes to a new source.
+    specs = desired(s3_spec("Pinned", ("acme-b",), id=ID_A), s3_spec(subdomains=("acme-a",)))
+    planner = Planner(specs, OPTIONS)
+    planner.settle(live)  # compared with both: the second spec's subdomain is its own
+    assert planner.plan([live]).to_json() == plan(specs, [live], OPTIONS).to_json()
+    assert [a.action for a in plan(specs, [live], OPTIONS).actions] == ["patch", "create"]
