@@ -355,8 +355,14 @@ class ImgixClient:
 
     # ----------------------------------------------------------------------- operations
 
-    async def list_sources(self) -> list[LiveSource]:
-        """Every source of the account, each once, in the order the API lists them."""
+    async def list_sources(
+        self, on_source: Callable[[LiveSource], None] | None = None
+    ) -> list[LiveSource]:
+        """Every source of the account, each once, in the order the API lists them.
+
+        `on_source` sees each source as its page arrives (a source listed on two pages,
+        twice; the list keeps the first).
+        """
         # Each page is decoded as it arrives, while later ones are awaited, and its raw
         # resources shrink to their ids: a large account is not held twice in memory.
         decoded: dict[int, tuple[dict[str, Any], LiveSource]] = {}
@@ -371,6 +377,8 @@ class ImgixClient:
             identifier = resource["id"]
             resource.clear()
             resource["id"] = identifier
+            if on_source is not None:
+                on_source(live)
 
         # Each page has the whole retry deadline: a long listing is not a slow one.
         resources = await self._list_resources({}, None, decode)

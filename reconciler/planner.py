@@ -13,12 +13,11 @@ from __future__ import annotations
 import gc
 import heapq
 import math
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
-from deepdiff import DeepDiff
 from pydantic import JsonValue
 
 from reconciler.errors import PlanError
@@ -56,6 +55,7 @@ from reconciler.secrets import (
     declared_secrets,
     encrypted_changed,
     encrypted_fields,
+    unchanged_secrets,
 )
 from reconciler.specs import (
     DEPLOYMENT_MODELS,
@@ -63,10 +63,11 @@ from reconciler.specs import (
     HOSTNAMES_ARE_UNIQUE,
     DeploymentBase,
     DesiredState,
+    SecretRef,
     SourceSpec,
+    managed_view,
     secret_fields,
     stated_fields,
-    stated_only_fields,
 )
 
 _NOTICE_ORDER = {"possible_rename": 0, "cannot_compare": 1, "encrypted_changed": 2}
@@ -98,7 +99,8 @@ class PlanOptions:
                 raise ValueError(f"{name} must be at least 1 (got {value})")
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a frozen dataclass's construction costs a microsecond, one per spec per plan.
+@dataclass(slots=True)
 class Match:
     """A spec and the live source it describes (None: it must be created)."""
 
@@ -109,8 +111,112 @@ class Match:
 
 def plan(desired: DesiredState, live: Sequence[LiveSource], options: PlanOptions) -> Plan:
     """Compare the desired state with the live one and say what to write."""
-    with _cycle_collection_paused():
-        return _plan(desired, live, options)
+    return Planner(desired, options).plan(live)
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    """What a spec matched to a live source adds to the plan (None: another owner holds it)."""
+
+    action: Action | None = None
+    notices: Sequence[Notice] = ()
+    # Not adopted yet: the reference the adoption notice lists, and what adopting costs.
+    unadopted: SourceRef | None = None
+    adoption_updates: int = 0
+
+
+_IN_SYNC = _Outcome()
+
+
+class Planner:
+    """`plan` in two steps, for a listing that arrives page by page: each live source is
+    compared as it is listed (`settle`), and the plan, once all are, reuses those
+    comparisons. The plan is the same as without them: matching, which needs every
+    source, decides which comparisons count."""
+
+    def __init__(self, desired: DesiredState, options: PlanOptions) -> None:
+        self.desired = desired
+        self.options = options
+        # Specs a listed source may match (the plan checks that it does): by id when
+        # pinned, else by a subdomain; made when a first source is settled.
+        self._by_id: dict[str, int] | None = None
+        self._by_subdomain: dict[str, int] = {}
+        # id() of a listed source to the spec it was compared with, itself (so that its
+        # id() is never another's) and the outcome.
+        self._settled: dict[int, tuple[int, LiveSource, _Outcome | None]] = {}
+        self._fingerprints: dict[tuple[str, SecretRef], str] = {}
+
+    def settle(self, live: LiveSource) -> None:
+        """Compare a listed source with the spec it likely matches, for `plan` to reuse."""
+        specs = self.desired.sources
+        if self._by_id is None:
+            self._by_id = {}
+            for position, spec in enumerate(specs):
+                if spec.id is not None:
+                    self._by_id[spec.id] = position
+                    continue
+                for subdomain in spec.deployment.imgix_subdomains:
+                    self._by_subdomain.setdefault(subdomain, position)
+        subdomains = live.deployment.get("imgix_subdomains") or ()
+        candidates = {self._by_id.get(live.id), *map(self._by_subdomain.get, subdomains)}
+        targets = self.options.targets
+        for index in candidates:
+            if index is None:
+                continue
+            spec = specs[index]
+            if targets and spec.name not in targets:
+                continue
+            try:
+                outcome = self._outcome(spec, live)
+            except Exception:
+                # Only a head start: the plan compares this source again, and reports
+                # what went wrong where it belongs.
+                continue
+            self._settled[id(live)] = (index, live, outcome)
+
+    def plan(self, live: Sequence[LiveSource]) -> Plan:
+        """The plan for the live sources listed (settled or not)."""
+        with _cycle_collection_paused():
+            return _plan(self.desired, live, self.options, self._outcome_of)
+
+    def _outcome_of(self, match: Match) -> _Outcome | None:
+        assert match.live is not None
+        # Taken out as used: the plan holds what it keeps, and the rest goes with the planner.
+        settled = self._settled.pop(id(match.live), None)
+        if settled is not None and settled[0] == match.index and settled[1] is match.live:
+            return settled[2]
+        return self._outcome(match.spec, match.live)
+
+    def _outcome(self, spec: SourceSpec, live: LiveSource) -> _Outcome | None:
+        options, owner = self.options, self.desired.owner
+        live_owner = recorded_owner(live)
+        if spec.mode == "observe" or live_owner in (None, owner):
+            # Most sources are in sync: settled without building a comparison.
+            adopt = options.adopt and spec.mode != "observe"
+            quiet = _quiet(spec, live, options, adopt, self._fingerprints)
+            if quiet is not None:
+                return _unadopted(spec, live) if quiet else _IN_SYNC
+        if spec.mode == "observe":
+            # Never written, so no owner is claimed: the diff is shown as it stands.
+            compared = _compare(spec, live, options, owner=live_owner)
+        elif live_owner is not None and live_owner != owner:
+            if not options.take_over:
+                return None
+            compared = _compare(spec, live, options, owner=owner, takes_over_from=live_owner)
+        else:
+            compared = _compare(spec, live, options, owner=owner, adopt=options.adopt)
+        if compared.unadopted:
+            return replace(_unadopted(spec, live), action=compared.action, notices=compared.notices)
+        return _Outcome(compared.action, compared.notices)
+
+
+def _unadopted(spec: SourceSpec, live: LiveSource) -> _Outcome:
+    # An observed source is never written, so it cannot be adopted either.
+    if spec.mode == "observe":
+        return _IN_SYNC
+    return _Outcome(
+        unadopted=_source_ref(live.id, spec.name), adoption_updates=_adoption_updates(spec, live)
+    )
 
 
 @contextmanager
@@ -131,10 +237,16 @@ def _cycle_collection_paused() -> Iterator[None]:
         gc.enable()
 
 
-def _plan(desired: DesiredState, live: Sequence[LiveSource], options: PlanOptions) -> Plan:
+def _plan(
+    desired: DesiredState,
+    live: Sequence[LiveSource],
+    options: PlanOptions,
+    outcome_of: Callable[[Match], _Outcome | None],
+) -> Plan:
     _check_targets(desired, options.targets)
     _check_unique_hostnames(desired)
-    matches = match_sources(desired.sources, live)
+    matching = _matching(desired.sources, live)
+    matches = matching.matches
     matched_ids = {m.live.id for m in matches if m.live is not None}
     unmanaged = sorted(
         (UnmanagedSource(id=s.id, name=s.name) for s in live if s.id not in matched_ids),
@@ -173,35 +285,24 @@ def _plan(desired: DesiredState, live: Sequence[LiveSource], options: PlanOption
             notices.extend(_unreadable_for_create(spec))
             notices.extend(_possible_renames(spec, unmanaged_live))
             continue
-        live_owner = owners[match.index]
-        if spec.mode == "observe":
-            # Never written, so no owner is claimed: the diff is shown as it stands.
-            compared = _compare(spec, match.live, options, owner=live_owner)
-        elif live_owner is not None and live_owner != desired.owner:
-            if match.index in held:
-                owned_elsewhere.append(
-                    OwnedElsewhere(source=spec.name, id=match.live.id, owner=live_owner)
-                )
-                continue
-            compared = _compare(
-                spec, match.live, options, owner=desired.owner, takes_over_from=live_owner
-            )
-        else:
-            compared = _compare(spec, match.live, options, owner=desired.owner, adopt=options.adopt)
-        action = compared.action
-        notices.extend(compared.notices)
-        if action is None:
+        outcome = outcome_of(match)
+        if outcome is None:
+            owner = owners[match.index]
+            assert owner is not None
+            owned_elsewhere.append(OwnedElsewhere(source=spec.name, id=match.live.id, owner=owner))
+            continue
+        notices.extend(outcome.notices)
+        if outcome.action is None:
             unchanged += 1
         elif spec.mode == "observe":
-            observed.append(_observed(action))
+            observed.append(_observed(outcome.action))
         else:
-            actions.append((match, action))
-        # An observed source is never written, so it cannot be adopted either.
-        if compared.unadopted and spec.mode != "observe":
-            unadopted.append(_source_ref(match.live.id, spec.name))
-            adoption_updates += _adoption_updates(spec, match.live)
+            actions.append((match, outcome.action))
+        if outcome.unadopted is not None:
+            unadopted.append(outcome.unadopted)
+            adoption_updates += outcome.adoption_updates
 
-    ordered = _order(_with_dependencies(actions, matches, live, held))
+    ordered = _order(_with_dependencies(actions, matching, held))
     notices.sort(key=lambda n: (n.source, n.id or "", _NOTICE_ORDER[n.kind]))
     observed.sort(key=lambda o: (o.source, o.id or ""))
     owned_elsewhere.sort(key=lambda o: (o.source, o.id))
@@ -266,6 +367,8 @@ def _observed(action: Action) -> ObservedSource:
 
 
 def _check_targets(desired: DesiredState, targets: frozenset[str]) -> None:
+    if not targets:
+        return
     names = {spec.name for spec in desired.sources}
     unknown = sorted(targets - names)
     if unknown:
@@ -277,19 +380,17 @@ def _check_targets(desired: DesiredState, targets: frozenset[str]) -> None:
 def _check_unique_hostnames(desired: DesiredState) -> None:
     owner: dict[str, int] = {}
     for index, spec in enumerate(desired.sources):
-        for host in _hostnames(spec.deployment):
-            if host in owner:
-                first = desired.sources[owner[host]]
-                raise PlanError(
-                    f'sources "{first.name}" and "{spec.name}" both claim {host} '
-                    f"({HOSTNAMES_ARE_UNIQUE})",
-                    spec_indices=(owner[host], index),
-                )
-            owner[host] = index
-
-
-def _hostnames(deployment: DeploymentBase) -> list[str]:
-    return [*deployment.imgix_subdomains, *deployment.custom_domains]
+        deployment = spec.deployment
+        for hosts in (deployment.imgix_subdomains, deployment.custom_domains):
+            for host in hosts:
+                # A spec never holds a hostname twice (the model refuses it).
+                first = owner.setdefault(host, index)
+                if first != index:
+                    raise PlanError(
+                        f'sources "{desired.sources[first].name}" and "{spec.name}" both '
+                        f"claim {host} ({HOSTNAMES_ARE_UNIQUE})",
+                        spec_indices=(first, index),
+                    )
 
 
 # --------------------------------------------------------------------------- matching
@@ -297,11 +398,47 @@ def _hostnames(deployment: DeploymentBase) -> list[str]:
 
 def match_sources(specs: Sequence[SourceSpec], live: Sequence[LiveSource]) -> list[Match]:
     """Pair each spec with its live source: by `id`, else by subdomains, never by name."""
+    return _matching(specs, live).matches
+
+
+@dataclass(frozen=True)
+class _Matching:
+    """The matches, and what matching learnt that ordering needs again."""
+
+    matches: list[Match]
+    live: Sequence[LiveSource]
+    # Live sources holding each hostname, in listing order, by the field that lists it.
+    by_subdomain: Mapping[str, list[LiveSource]]
+    by_domain: Mapping[str, list[LiveSource]]
+    # Live id to the index of the spec it matched.
+    claimed: Mapping[str, int]
+
+    def holder(self, host: str) -> LiveSource | None:
+        """The first listed live source holding `host`."""
+        subdomain = self.by_subdomain.get(host)
+        domain = self.by_domain.get(host)
+        if subdomain is None or domain is None:
+            holders = subdomain or domain
+            return holders[0] if holders else None
+        # Listed as a subdomain by one and as a domain by another: the first listed holds it.
+        held = {id(source) for source in (subdomain[0], domain[0])}
+        return next(source for source in self.live if id(source) in held)
+
+
+def _matching(specs: Sequence[SourceSpec], live: Sequence[LiveSource]) -> _Matching:
     by_id = {source.id: source for source in live}
     by_subdomain: dict[str, list[LiveSource]] = {}
+    by_domain: dict[str, list[LiveSource]] = {}
     for source in live:
-        for subdomain in source.deployment.get("imgix_subdomains") or []:
-            by_subdomain.setdefault(subdomain, []).append(source)
+        deployment = source.deployment
+        for subdomain in deployment.get("imgix_subdomains") or ():
+            holders = by_subdomain.get(subdomain)
+            if holders is None:
+                by_subdomain[subdomain] = [source]
+            else:
+                holders.append(source)
+        for domain in deployment.get("custom_domains") or ():
+            by_domain.setdefault(domain, []).append(source)
 
     pinned: dict[str, int] = {}
     for index, spec in enumerate(specs):
@@ -327,12 +464,17 @@ def match_sources(specs: Sequence[SourceSpec], live: Sequence[LiveSource]) -> li
         if spec.id is not None:
             found.append(by_id[spec.id])
             continue
-        candidates = {
-            source.id: source
-            for subdomain in spec.deployment.imgix_subdomains
-            for source in by_subdomain.get(subdomain, [])
-            if source.id not in pinned
-        }
+        match: LiveSource | None = None
+        candidates: dict[str, LiveSource] = {}
+        for subdomain in spec.deployment.imgix_subdomains:
+            for source in by_subdomain.get(subdomain, ()):
+                if source.id in pinned or source is match:
+                    continue
+                if match is None:  # the common case: one source, no map of candidates
+                    match = source
+                    continue
+                candidates[match.id] = match
+                candidates[source.id] = source
         if len(candidates) > 1:
             listed = ", ".join(f'"{s.name}" ({s.id})' for s in _by_name(candidates.values()))
             raise PlanError(
@@ -340,7 +482,6 @@ def match_sources(specs: Sequence[SourceSpec], live: Sequence[LiveSource]) -> li
                 f"sources ({listed}); add `id:` to say which one it describes",
                 spec_indices=(index,),
             )
-        match = next(iter(candidates.values()), None)
         if match is not None:
             if match.id in claimed:
                 other = specs[claimed[match.id]].name
@@ -352,9 +493,8 @@ def match_sources(specs: Sequence[SourceSpec], live: Sequence[LiveSource]) -> li
                 )
             claimed[match.id] = index
         found.append(match)
-    return [
-        Match(i, spec, source) for i, (spec, source) in enumerate(zip(specs, found, strict=True))
-    ]
+    matches = list(map(Match, range(len(specs)), specs, found))
+    return _Matching(matches, live, by_subdomain, by_domain, claimed)
 
 
 def _by_name(sources: Iterable[LiveSource]) -> list[LiveSource]:
@@ -370,12 +510,7 @@ def desired_attributes(deployment: DeploymentBase) -> dict[str, Any]:
     Attributes without a documented default count only when the file states them;
     `annotation` and secrets follow their own rules.
     """
-    model = type(deployment)
-    attributes = deployment.model_dump(by_alias=True, mode="json")
-    unstated = stated_only_fields(model) - stated_fields(deployment)
-    for name in ("annotation", *secret_fields(model), *unstated):
-        attributes.pop(name, None)
-    return attributes
+    return deployment.managed()
 
 
 def _normalized(name: str, value: Any) -> Any:
@@ -465,6 +600,59 @@ def _create(spec: SourceSpec, options: PlanOptions, owner: str | None) -> Action
     )
 
 
+def _quiet(
+    spec: SourceSpec,
+    live: LiveSource,
+    options: PlanOptions,
+    adopt: bool,
+    fingerprints: dict[tuple[str, SecretRef], str],
+) -> bool | None:
+    """Whether the source is unadopted, when `_compare` would plan nothing and say nothing
+    (None: it might, and must decide). What most matched sources are: no change built.
+
+    `fingerprints` remembers the secret HMACs computed so far.
+    """
+    if options.resend_secrets:
+        return None
+    ignored = frozenset(spec.ignore_changes) if spec.ignore_changes else _NOTHING
+    if spec.name != live.name and "name" not in ignored:
+        return None
+    if spec.enabled != live.enabled and "enabled" not in ignored:
+        return None
+    deployment = spec.deployment
+    if not _attributes_in_sync(deployment, live, ignored):
+        return None
+    annotation = live.annotation
+    wanted = deployment.annotation
+    if wanted is not None and annotation.text != wanted and "deployment.annotation" not in ignored:
+        return None
+    marker = annotation.marker
+    model = type(deployment)
+    # Web secrets: one whose `*_encrypted` value changed outside is sent again, and one
+    # the file no longer declares is cleared (each checked only when there can be one).
+    if (
+        marker is not None
+        and marker.encrypted
+        and encrypted_changed(model, marker, live.deployment)
+    ):
+        return None
+    web_secrets = encrypted_fields(model).values()
+    if any(map(live.deployment.get, web_secrets)) and _cleared_secrets(deployment, live, ignored):
+        return None
+    secrets = unchanged_secrets(
+        deployment,
+        key=options.fingerprint_key,
+        recorded=marker,
+        ignored=ignored,
+        fingerprints=fingerprints,
+    )
+    if secrets is None:
+        return None
+    unadopted = marker is None or secrets == UNRECORDED
+    # Adopting writes the marker (and sends the secrets): a patch.
+    return None if unadopted and adopt else unadopted
+
+
 @dataclass(frozen=True)
 class _Comparison:
     """A spec against its live source: the patch (None when in sync), notices, adoption."""
@@ -499,7 +687,7 @@ def _compare(
     # Most matched sources are in sync: the detailed diff is built only for those that differ.
     attribute_changes = (
         []
-        if _attributes_in_sync(attributes, deployment, live, ignored)
+        if _attributes_in_sync(deployment, live, ignored)
         else _attribute_changes(attributes, stated_fields(deployment), live, ignored)
     )
     changes += attribute_changes
@@ -653,15 +841,30 @@ def _risks(model: type[DeploymentBase], changes: list[Change]) -> list[Risk]:
 
 
 def _attributes_in_sync(
-    attributes: dict[str, Any],
-    deployment: DeploymentBase,
-    live: LiveSource,
-    ignored: frozenset[str],
+    deployment: DeploymentBase, live: LiveSource, ignored: frozenset[str]
 ) -> bool:
     """Whether `_attribute_changes` would find nothing, without building any change."""
     have_all = live.deployment
+    # The common case, in C: the listing holds every managed attribute, equal and same-typed.
+    view = managed_view(deployment)
+    try:
+        haves = view.from_api(have_all)
+    except KeyError:
+        pass
+    else:
+        wants = view.from_spec(deployment)
+        if (
+            haves == wants
+            and tuple(map(type, haves)) == tuple(map(type, wants))
+            and all(
+                same_json(have_all[api], want)
+                for name, api in view.maps
+                if (want := getattr(deployment, name))
+            )
+        ):
+            return True
     stated: frozenset[str] | None = None
-    for name, value in attributes.items():
+    for name, value in deployment.managed().items():
         have = have_all.get(name, _MISSING)
         if have is _MISSING:
             if ignored and f"deployment.{name}" in ignored:
@@ -690,11 +893,12 @@ def _plainly_equal(have: Any, want: Any) -> bool:
 
 
 _MISSING: Any = object()
+_NOTHING: frozenset[str] = frozenset()
 _SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 def _attribute_changes(
-    attributes: dict[str, Any], stated: frozenset[str], live: LiveSource, ignored: frozenset[str]
+    attributes: Mapping[str, Any], stated: frozenset[str], live: LiveSource, ignored: frozenset[str]
 ) -> list[Change]:
     """The non-secret deployment attributes whose desired value differs from the live one.
 
@@ -702,15 +906,19 @@ def _attribute_changes(
     the file states it (an unstated default may well be what the API holds).
     """
     changes = []
+    have_all = live.deployment
     for name, value in attributes.items():
-        if f"deployment.{name}" in ignored:
+        if ignored and f"deployment.{name}" in ignored:
             continue
-        want = _normalized(name, value)
-        if name not in live.deployment:
+        if name not in have_all:
             if name in stated:
+                want = _normalized(name, value)
                 changes.append(Change(path=f"deployment.{name}", before=NOT_RETURNED, after=want))
             continue
-        have = _normalized(name, live.deployment[name])
+        if _plainly_equal(have_all[name], value):
+            continue
+        want = _normalized(name, value)
+        have = _normalized(name, have_all[name])
         if not same_json(have, want):
             changes += _value_changes(name, have, want)
     return changes
@@ -725,6 +933,10 @@ def _value_changes(name: str, have: Any, want: Any) -> list[Change]:
     path = f"deployment.{name}"
     if name not in _KEYED_ATTRIBUTES or not isinstance(have, dict) or not isinstance(want, dict):
         return [Change(path=path, before=have, after=want)]
+    # Imported here: a map attribute that differs is rare, and deepdiff costs every plan
+    # 30 ms to import, before its first request.
+    from deepdiff import DeepDiff
+
     keys: set[str] = set()
     for items in DeepDiff(have, want, view="tree").values():
         for item in items:
@@ -743,7 +955,7 @@ def _value_changes(name: str, have: Any, want: Any) -> list[Change]:
     ]
 
 
-def _changed_attributes(attributes: dict[str, Any], changes: list[Change]) -> list[str]:
+def _changed_attributes(attributes: Mapping[str, Any], changes: list[Change]) -> list[str]:
     """The attributes `changes` are about (`deployment.default_params.q` is `default_params`)."""
     paths = {c.path for c in changes}
     return [
@@ -858,8 +1070,9 @@ def _adoption_updates(spec: SourceSpec, live: LiveSource) -> int:
     write (which leaves the source enabled).
     """
     enabled = live.enabled if "enabled" in spec.ignore_changes else spec.enabled
-    sends_web_secret = bool(
-        set(declared_secrets(spec.deployment)) & set(encrypted_fields(type(spec.deployment)))
+    web_secrets = encrypted_fields(type(spec.deployment))
+    sends_web_secret = bool(web_secrets) and not web_secrets.keys().isdisjoint(
+        declared_secrets(spec.deployment)
     )
     return 1 + (not enabled) + sends_web_secret
 
@@ -1002,35 +1215,27 @@ def _hostnames_after(match: Match, held: bool = False) -> set[str]:
 
 
 def _with_dependencies(
-    actions: list[tuple[Match, Action]],
-    matches: list[Match],
-    live: Sequence[LiveSource],
-    held: set[int],
+    actions: list[tuple[Match, Action]], matching: _Matching, held: set[int]
 ) -> list[_Node]:
     """Make each claim of a hostname wait for the patch that releases it."""
-    holder: dict[str, LiveSource] = {}
-    for source in live:
-        for host in source.hostnames:
-            holder.setdefault(host, source)
-    match_of_live = {m.live.id: m for m in matches if m.live is not None}
-    planned = {match.index: action for match, action in actions}
-
+    planned: dict[int, Action] | None = None
     nodes: list[_Node] = []
     for match, action in actions:
         node = _Node(match, action)
         own = match.live.hostnames if match.live is not None else frozenset()
         for host in sorted(_hostnames_after(match) - own):
-            owner = holder.get(host)
+            owner = matching.holder(host)
             if owner is None:
                 continue
-            releaser = match_of_live.get(owner.id)
-            if releaser is None:
+            releaser_index = matching.claimed.get(owner.id)
+            if releaser_index is None:
                 raise PlanError(
                     f'source "{match.spec.name}" claims {host}, which belongs to live source '
                     f'"{owner.name}" ({owner.id}) that no source of the file manages; '
                     "release it there first",
                     spec_indices=(match.index,),
                 )
+            releaser = matching.matches[releaser_index]
             if host in _hostnames_after(releaser, releaser.index in held):
                 why = " (it is observed or owned elsewhere: never written)"
                 raise PlanError(
@@ -1038,6 +1243,8 @@ def _with_dependencies(
                     + (why if releaser.index in held else ""),
                     spec_indices=(match.index, releaser.index),
                 )
+            if planned is None:  # only for claims, which most plans do not have
+                planned = {match.index: action for match, action in actions}
             release = planned.get(releaser.index)
             if release is None:
                 raise PlanError(

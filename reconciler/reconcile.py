@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import httpx
 
@@ -37,12 +37,16 @@ from reconciler.applier import (
 from reconciler.client import DEFAULT_API_URL, REQUEST_TIMEOUT, ImgixClient
 from reconciler.errors import ConfigurationError, PlanError, PlanFileError, StalePlan
 from reconciler.live import LiveSource
-from reconciler.loader import LoadedState, LoadError, LocatedError, load
 from reconciler.pacing import Clock, Pacer, Pacing, RetryPolicy, Sleep, Stop
 from reconciler.plan import Plan, compute_digest
-from reconciler.planner import PlanOptions, match_sources, plan
 from reconciler.progress import ApplyProgress
 from reconciler.untrusted import escaped, quoted
+
+# The loader and the planner are imported by the loading thread, once the listing has
+# asked for its first page (`plan_files`): that request does not wait for their import.
+if TYPE_CHECKING:
+    from reconciler.loader import LoadedState, LocatedError
+    from reconciler.planner import Planner
 
 API_KEY_VARIABLE = "IMGIX_API_KEY"
 API_URL_VARIABLE = "IMGIX_API_URL"
@@ -289,38 +293,74 @@ async def plan_files(
     Secrets are optional by default: a plan without access to them still shows every
     other change and says "cannot compare" for them. `apply` asks for them all.
     """
+    settling = _Settling()
     async with connection.client() as client:
         # The listing waits on the API's pace, the loading on the CPU: overlapped, a plan
         # takes about the longer of the two. A file with errors stops the listing.
-        listing = asyncio.create_task(client.list_sources())
+        listing = asyncio.create_task(client.list_sources(settling.add))
         try:
             desired = await asyncio.to_thread(
-                load, files, environ=environ, secrets_optional=secrets_optional
+                _load_to_plan, files, environ=environ, secrets_optional=secrets_optional
             )
+            from reconciler.planner import Planner, PlanOptions
+
+            options = PlanOptions(
+                fingerprint_key=fingerprint_key(connection, environ),
+                resend_secrets=resend_secrets,
+                targets=frozenset(targets),
+                api_url=connection.api_url,
+                take_over=take_over,
+                adopt=adopt,
+                creates_per_hour=connection.pacing.creates_per_hour,
+                updates_per_hour=connection.pacing.updates_per_hour,
+            )
+            # Sources listed from now on are compared as they arrive, while the next pages
+            # are awaited: once the last one is in, the plan is mostly assembled.
+            planner = settling.start(Planner(desired.state, options))
         except BaseException:
             listing.cancel()
             with contextlib.suppress(BaseException):
                 await listing
             raise
         live = await listing
-    options = PlanOptions(
-        fingerprint_key=fingerprint_key(connection, environ),
-        resend_secrets=resend_secrets,
-        targets=frozenset(targets),
-        api_url=connection.api_url,
-        take_over=take_over,
-        adopt=adopt,
-        creates_per_hour=connection.pacing.creates_per_hour,
-        updates_per_hour=connection.pacing.updates_per_hour,
-    )
+    from reconciler.loader import LoadError
+
     try:
-        made = plan(desired.state, live, options)
+        made = planner.plan(live)
     except PlanError as error:
         if not error.spec_indices:
             raise
         places = [desired.locations[index] for index in error.spec_indices]
         raise LoadError([place.error("", str(error)) for place in places]) from None
     return PlanResult(made, desired, live)
+
+
+class _Settling:
+    """Listed sources handed to the planner as they arrive, once the files are loaded."""
+
+    def __init__(self) -> None:
+        self._planner: Planner | None = None
+        self._listed: list[LiveSource] = []
+
+    def add(self, live: LiveSource) -> None:
+        if self._planner is None:
+            self._listed.append(live)
+        else:
+            self._planner.settle(live)
+
+    def start(self, planner: Planner) -> Planner:
+        for live in self._listed:
+            planner.settle(live)
+        self._planner, self._listed = planner, []
+        return planner
+
+
+def _load_to_plan(
+    files: Sequence[Path], *, environ: Mapping[str, str] | None, secrets_optional: bool
+) -> LoadedState:
+    from reconciler import loader, planner  # noqa: F401 (the planner: imported meanwhile)
+
+    return loader.load(files, environ=environ, secrets_optional=secrets_optional)
 
 
 async def list_live(connection: Connection) -> list[LiveSource]:
@@ -557,6 +597,8 @@ def check_ownership(made: PlanResult) -> None:
 
 def located_refusals(refusals: Sequence[Refusal], made: PlanResult) -> list[LocatedError]:
     """Each refused source as an error at its place in the files, in file order."""
+    from reconciler.planner import match_sources
+
     places = {}
     for match in match_sources(made.desired.state.sources, made.live):
         key = (

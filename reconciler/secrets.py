@@ -24,7 +24,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -249,3 +249,36 @@ def decide_secrets(
     }
     record = bool((set(send) | unrecorded) & set(encrypted_fields(model)))
     return SecretDecision(tuple(send), cannot_compare, fingerprints, encrypted, record)
+
+
+def unchanged_secrets(
+    deployment: DeploymentBase,
+    *,
+    key: bytes,
+    recorded: Marker | None,
+    ignored: Container[str],
+    fingerprints: dict[tuple[str, SecretRef], str],
+) -> str | None:
+    """What `decide_secrets` says of a patch that changes nothing else, when it sends no
+    secret and none is unresolved: "keep", or UNRECORDED when one was never recorded.
+
+    None when the full rules must decide (a secret to send or to report). The caller has
+    checked the rest: no type or location change, no re-send, no `*_encrypted` value
+    changed outside. `fingerprints` remembers the HMACs computed so far (a plan's).
+    """
+    verdict = "keep"
+    for name, ref in declared_secrets(deployment).items():
+        if f"deployment.{name}" in ignored:
+            continue
+        recorded_fp = recorded.fingerprints.get(name) if recorded is not None else UNKNOWN
+        if recorded_fp == UNKNOWN:
+            verdict = UNRECORDED
+            continue
+        if recorded_fp is None or not ref.resolved:
+            return None
+        current = fingerprints.get((name, ref))
+        if current is None:
+            current = fingerprints[name, ref] = fingerprint(key, name, ref.reveal())
+        if current != recorded_fp:
+            return None
+    return verdict

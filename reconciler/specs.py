@@ -12,14 +12,16 @@ by passing `context={"wire": True}`.
 
 from __future__ import annotations
 
+import copy
 import functools
 import re
 import types
 import typing
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from operator import attrgetter, itemgetter
 from types import MappingProxyType
-from typing import Annotated, Any, ClassVar, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal, NamedTuple, Union
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -446,11 +448,29 @@ class DeploymentBase(BaseModel):
 
     def referenced(self) -> Mapping[str, SecretRef]:
         """API name to reference of each non-secret attribute the file wrote as a reference."""
-        return dict(self._references)
+        # From pydantic's slot: a private attribute's own lookup costs microseconds, and
+        # a planned write asks several times.
+        return dict((self.__pydantic_private__ or {}).get("_references") or {})
 
     def attach_references(self, references: Mapping[str, SecretRef]) -> None:
         """Record which attributes came from references (the loader, once, after validation)."""
         self._references = dict(references)
+
+    def managed(self) -> dict[str, Any]:
+        """Every managed attribute (API names, JSON values, defaults applied), a new dict.
+
+        Attributes without a documented default count only when the file states them;
+        `annotation` and secrets follow their own rules.
+        """
+        # What `model_dump(by_alias=True, mode="json")` gives, read from the fields (a dump
+        # costs more than all the rest): the values are JSON already. Containers are
+        # copied, as a dump would: what a plan sends must not share the model's.
+        view = managed_view(self)
+        values = self.__dict__
+        attributes = {api: values[name] for name, api in view.fields}
+        for name, api in view.containers:
+            attributes[api] = copy.copy(values[name])
+        return attributes
 
     # Cross-field: runs only once every field is valid, so the loader checks the same
     # rule on the raw data to report it beside the other errors.
@@ -839,6 +859,52 @@ def stated_only_fields(model: type[DeploymentBase]) -> frozenset[str]:
         info.alias or name
         for name, info in model.model_fields.items()
         if any(isinstance(marker, StatedOnly) for marker in info.metadata)
+    )
+
+
+class ManagedView(NamedTuple):
+    """How to read a deployment's managed attributes (`DeploymentBase.managed`) from the
+    spec and from an API deployment, each in one call, in the same order: a quick
+    comparison that builds nothing."""
+
+    fields: tuple[tuple[str, str], ...]  # (python name, API name), in field order
+    containers: tuple[tuple[str, str], ...]  # those holding a list or a map
+    maps: tuple[tuple[str, str], ...]  # those holding a map (compared as JSON, key by key)
+    from_spec: Callable[[DeploymentBase], tuple[Any, ...]]
+    from_api: Callable[[Mapping[str, Any]], tuple[Any, ...]]
+
+
+def managed_view(deployment: DeploymentBase) -> ManagedView:
+    """The `ManagedView` of a deployment: which attributes it manages depends on its type
+    and on which stated-only attributes (`robots.txt`) the file states."""
+    model = type(deployment)
+    stated_only = _stated_only_python(model)
+    return _managed_view(model, stated_only & deployment.__pydantic_fields_set__ or frozenset())
+
+
+@functools.cache
+def _stated_only_python(model: type[DeploymentBase]) -> frozenset[str]:
+    stated_only = stated_only_fields(model)
+    return frozenset(name for name, api in deployment_fields(model) if api in stated_only)
+
+
+@functools.cache
+def _managed_view(model: type[DeploymentBase], stated: frozenset[str]) -> ManagedView:
+    secrets = secret_fields(model)
+    unstated = _stated_only_python(model) - stated
+    fields = tuple(
+        (name, api)
+        for name, api in deployment_fields(model)
+        if api != "annotation" and api not in secrets and name not in unstated
+    )
+    kinds = {name: typing.get_origin(model.model_fields[name].annotation) for name, _ in fields}
+    # Two names at least (the type and the subdomains), so both getters give tuples.
+    return ManagedView(
+        fields,
+        tuple((name, api) for name, api in fields if kinds[name] in (list, dict)),
+        tuple((name, api) for name, api in fields if kinds[name] is dict),
+        attrgetter(*(name for name, _ in fields)),
+        itemgetter(*(api for _, api in fields)),
     )
 
 

@@ -34,7 +34,7 @@ from reconciler.plan import (
     same_json,
 )
 from reconciler.planner import PlanError, PlanOptions, plan
-from reconciler.secrets import fingerprint
+from reconciler.secrets import encrypted_digest, fingerprint
 from reconciler.specs import DesiredState, SecretRef
 
 KEY = b"planner-test-key"
@@ -781,6 +781,16 @@ def test_observed_source_in_sync_counts_as_unchanged() -> None:
     assert result.observed == [] and result.summary.unchanged == 1
 
 
+def test_an_observed_source_without_a_marker_is_never_to_adopt() -> None:
+    spec = s3_spec(mode="observe")
+    unmarked = live_of(s3_spec(), deployment={"annotation": "by jane"})
+    result = plan(desired(spec), [unmarked], OPTIONS)
+    assert result.summary.unchanged == 1 and result.adoption is None
+    drifted = unmarked.model_copy(update={"name": "Renamed"})
+    result = plan(desired(spec), [drifted], OPTIONS)
+    assert len(result.observed) == 1 and result.adoption is None
+
+
 def test_claiming_a_hostname_an_observed_source_holds_is_an_error() -> None:
     held = live_of(s3_spec("Held", ("shared", "held")), ID_A)
     files = desired(
@@ -1192,7 +1202,7 @@ def test_the_cheap_comparison_agrees_with_the_detailed_diff(
 ) -> None:
     # The planner builds the detailed diff only when the cheap check says a source differs:
     # the two must agree on every value a listing can hold (types strictly, hostnames as sets).
-    from reconciler.planner import _attribute_changes, _attributes_in_sync, desired_attributes
+    from reconciler.planner import _attribute_changes, _attributes_in_sync
     from reconciler.specs import HOSTNAME_FIELDS, stated_fields
 
     # Both sort hostnames, so both need them as text (what the listing returns).
@@ -1214,9 +1224,9 @@ def test_the_cheap_comparison_agrees_with_the_detailed_diff(
     live = live_of(spec)
     values = {k: v for k, v in {**live.deployment, **live_values}.items() if k not in omitted}
     live = live.model_copy(update={"deployment": values})
-    attributes = desired_attributes(deployment)
-    detailed = _attribute_changes(attributes, stated_fields(deployment), live, frozenset(paths))
-    assert _attributes_in_sync(attributes, deployment, live, frozenset(paths)) == (not detailed)
+    stated = stated_fields(deployment)
+    detailed = _attribute_changes(deployment.managed(), stated, live, frozenset(paths))
+    assert _attributes_in_sync(deployment, live, frozenset(paths)) == (not detailed)
 
 
 def test_hostnames_in_another_order_are_in_sync_and_a_bool_is_not_a_number() -> None:
@@ -1245,3 +1255,227 @@ def test_planning_leaves_the_cycle_collector_as_it_found_it(enabled: bool) -> No
         assert gc.isenabled() is enabled
     finally:
         gc.enable() if was else gc.disable()
+
+
+# --------------------------------------------------------------------------- settled sources
+
+BLOG_PASSWORD = SecretRef("env", "BLOG_PASSWORD", "hunter22")
+IGNORABLE = ["name", "enabled", "deployment.annotation", "deployment.cache_ttl_value"]
+RARELY = st.sampled_from([False, False, False, True])
+
+
+@st.composite
+def _settled_or_not(draw: Any) -> tuple[DesiredState, LiveSource, PlanOptions]:
+    """A spec, the source an apply of it (or of a variant) leaves, then changed a little."""
+    kind = draw(st.sampled_from(["s3", "webfolder"]))
+    fields: dict[str, Any] = {}
+    if draw(st.booleans()):
+        fields["annotation"] = "Managed in git"
+    if draw(st.booleans()):
+        fields["default_params"] = {"auto": "format", "q": 75}
+    if draw(st.booleans()):
+        fields["cache_ttl_value"] = 86400
+    ignored = draw(st.lists(st.sampled_from(IGNORABLE), unique=True, max_size=2))
+    top = {"enabled": draw(st.booleans()), "mode": draw(st.sampled_from(["manage", "observe"]))}
+    if kind == "s3":
+        spec = s3_spec(**top, **fields)
+        secret = "deployment.s3_secret_key"
+    else:
+        password = draw(st.sampled_from([None, BLOG_PASSWORD, BLOG_PASSWORD]))
+        spec = webfolder_spec("Blog", ("acme-blog",), **top, **fields)
+        if password is not None:
+            spec["deployment"]["password"] = password
+        secret = "deployment.password"
+    if draw(st.booleans()):
+        ignored.append(secret)
+    spec["ignore_changes"] = ignored
+    owner = draw(st.sampled_from([None, "team-a"]))
+    live = as_live(plan(state({**spec, "mode": "manage"}, owner=owner), [], OPTIONS))
+    deployment = dict(live.deployment)
+    top_changes: dict[str, Any] = {}
+    if draw(st.sampled_from([False, False, True])):  # not adopted: the user's text alone
+        deployment["annotation"] = fields.get("annotation")
+    count = draw(st.sampled_from([0, 1, 1, 2, 3]))
+    # The changes a quick check can miss (types in maps, `*_encrypted` values) weigh more.
+    changes = st.sampled_from([*range(12), 4, 9, 10, 10])
+    for change in draw(st.sets(changes, min_size=count, max_size=count)):
+        if change == 0:
+            top_changes["name"] = "Renamed in the dashboard"
+        elif change == 1:
+            top_changes["enabled"] = not live.enabled
+        elif change == 2:
+            deployment["cache_ttl_value"] = draw(st.sampled_from([1800, 86400.0, 31536000.0]))
+        elif change == 3:
+            deployment["secure_url_enabled"] = draw(st.sampled_from([0, True, None]))
+        elif change == 4:
+            deployment["default_params"] = draw(
+                st.sampled_from([{}, {"auto": "format", "q": 75.0}])
+            )
+        elif change == 5:
+            deployment.pop(draw(st.sampled_from(sorted(deployment))))
+        elif change == 6:
+            deployment["imgix_subdomains"] = ["acme-other", *deployment["imgix_subdomains"]]
+        elif change == 7:
+            deployment["annotation"] = draw(st.sampled_from([None, "by jane", "Managed in git"]))
+        elif change == 8:  # another marker: unknown, rotated, another owner, a pending disable
+            marker = draw(
+                st.sampled_from(
+                    [
+                        Marker({"s3_secret_key": "unknown", "password": "unknown"}),
+                        Marker({"s3_secret_key": "0" * 32, "password": "0" * 32}),
+                        Marker(owner="team-b"),
+                        Marker(pending_disable=True),
+                    ]
+                )
+            )
+            deployment["annotation"] = compose_annotation(fields.get("annotation"), marker)
+        elif change == 9:
+            deployment["password_encrypted"] = "encrypted-by-imgix"
+        elif change == 10:  # a recorded `*_encrypted` value, the same or changed since
+            parsed = parse_annotation(deployment.get("annotation"))
+            if parsed.marker is not None:
+                recorded = {"password": encrypted_digest("encrypted-by-imgix")}
+                marker = replace(parsed.marker, encrypted=recorded)
+                deployment["annotation"] = compose_annotation(parsed.text, marker)
+                deployment["password_encrypted"] = draw(
+                    st.sampled_from(["encrypted-by-imgix", "changed in the dashboard"])
+                )
+        else:
+            deployment["extra_read_only"] = "ignored"
+    live = live.model_copy(update={"deployment": deployment, **top_changes})
+    if draw(st.booleans()):  # planned without the secret's value, or with another one
+        name = "s3_secret_key" if kind == "s3" else "password"
+        value = draw(st.sampled_from([None, "rotated-secret-value"]))
+        spec["deployment"][name] = SecretRef("env", "ROTATED", value)
+    options = PlanOptions(
+        fingerprint_key=KEY,
+        resend_secrets=draw(RARELY),
+        adopt=draw(RARELY),
+        take_over=draw(RARELY),
+    )
+    return state(spec, owner=draw(st.sampled_from([owner, "team-b"]))), live, options
+
+
+@settings(max_examples=250, deadline=None, derandomize=True)
+@given(case=_settled_or_not())
+def test_a_source_settled_without_a_comparison_plans_as_the_full_comparison_would(
+    case: tuple[DesiredState, LiveSource, PlanOptions],
+) -> None:
+    # Most matched sources are settled by a quick check (`_quiet`); the plan must be the
+    # very plan the full comparison gives, notices and adoption included.
+    from unittest import mock
+
+    from reconciler import planner
+
+    wanted, live, options = case
+    quick = plan(wanted, [live], options)
+    with mock.patch.object(planner, "_quiet", return_value=None):
+        full = plan(wanted, [live], options)
+    assert quick.to_json() == full.to_json()
+
+
+@pytest.mark.parametrize(
+    ("spec", "live_deployment", "path"),
+    [
+        (webfolder_spec("Blog", ("acme-blog",)), {"password_encrypted": "x"}, "password"),
+        (s3_spec(annotation="Managed in git"), {"annotation": "by jane"}, "annotation"),
+        (s3_spec(default_params={"q": 75}), {"default_params": {"q": 75.0}}, "default_params.q"),
+        (s3_spec(default_params={"q": 75}), {"default_params": {"q": "75"}}, "default_params.q"),
+    ],
+    ids=["a-secret-to-clear", "the-annotation-text", "a-float-in-a-map", "text-in-a-map"],
+)
+def test_the_quick_check_leaves_to_the_full_comparison(
+    spec: dict[str, Any], live_deployment: dict[str, Any], path: str
+) -> None:
+    from reconciler.planner import _quiet
+
+    live = live_of(spec)
+    live = live.model_copy(update={"deployment": {**live.deployment, **live_deployment}})
+    assert _quiet(desired(spec).sources[0], live, OPTIONS, False, {}) is None
+    assert f"deployment.{path}" in paths(only(plan(desired(spec), [live], OPTIONS)))
+
+
+def test_a_source_in_sync_is_settled_by_the_quick_check() -> None:
+    # Without this, the agreement above would hold for a quick check that never settles.
+    from reconciler.planner import _quiet
+
+    spec = s3_spec(annotation="Managed in git", default_params={"auto": "format"})
+    wanted = desired(spec).sources[0]
+    live = live_of(spec)
+    assert _quiet(wanted, live, OPTIONS, False, {}) is False
+    unmarked = live_of(spec, deployment={"annotation": "Managed in git"})
+    assert _quiet(wanted, unmarked, OPTIONS, False, {}) is True
+    assert _quiet(wanted, unmarked, OPTIONS, True, {}) is None  # adopting it is a patch
+    reordered = live_of(
+        webfolder_spec("Blog", ("b", "a")), deployment={"imgix_subdomains": ["a", "b"]}
+    )
+    assert (
+        _quiet(
+            desired(webfolder_spec("Blog", ("b", "a"))).sources[0], reordered, OPTIONS, False, {}
+        )
+        is False
+    )
+
+
+@settings(max_examples=100, deadline=None, derandomize=True)
+@given(case=_settled_or_not())
+def test_sources_settled_as_listed_plan_as_the_plan_from_scratch(
+    case: tuple[DesiredState, LiveSource, PlanOptions],
+) -> None:
+    from reconciler.planner import Planner
+
+    wanted, live, options = case
+    planner = Planner(wanted, options)
+    planner.settle(live)
+    assert planner.plan([live]).to_json() == plan(wanted, [live], options).to_json()
+
+
+def test_a_settled_source_is_not_compared_again_and_an_unsettled_one_is() -> None:
+    from unittest import mock
+
+    from reconciler import planner as planner_module
+    from reconciler.planner import Planner
+
+    specs = desired(s3_spec(), webfolder_spec("Blog", ("acme-blog",)))
+    settled = live_of(s3_spec())
+    changed = live_of(webfolder_spec("Blog", ("acme-blog",), cache_ttl_value=86400), ID_B)
+    unsettled = live_of(webfolder_spec("Blog", ("acme-blog",)), ID_C)
+    planner = Planner(specs, OPTIONS)
+    planner.settle(settled)
+    planner.settle(changed)
+    with (
+        mock.patch.object(planner_module, "_quiet", side_effect=AssertionError),
+        mock.patch.object(planner_module, "_compare", side_effect=AssertionError),
+    ):
+        result = planner.plan([settled, changed])
+    assert result.summary.unchanged == 1 and paths(only(result)) == ["deployment.cache_ttl_value"]
+    # Another source with the blog's subdomain was listed instead: compared now.
+    assert Planner(specs, OPTIONS).plan([settled, unsettled]).summary.unchanged == 2
+    planner.settle(unsettled)
+    assert planner.plan([settled, unsettled]).summary.unchanged == 2
+
+
+def test_a_comparison_that_fails_while_listing_is_made_again_by_the_plan() -> None:
+    from unittest import mock
+
+    from reconciler import planner as planner_module
+    from reconciler.planner import Planner
+
+    spec = s3_spec()
+    live = live_of(spec, deployment={"cache_ttl_value": 86400})
+    planner = Planner(desired(spec), OPTIONS)
+    with mock.patch.object(planner_module, "_quiet", side_effect=RuntimeError("while listing")):
+        planner.settle(live)  # a head start only: never the listing's failure
+    assert paths(only(planner.plan([live]))) == ["deployment.cache_ttl_value"]
+
+
+def test_a_source_settled_with_one_spec_but_matched_to_another_is_compared_again() -> None:
+    from reconciler.planner import Planner
+
+    live = live_of(s3_spec(subdomains=("acme-a",)))
+    # Pinned by id, the source moves to another subdomain; its old one goes to a new source.
+    specs = desired(s3_spec("Pinned", ("acme-b",), id=ID_A), s3_spec(subdomains=("acme-a",)))
+    planner = Planner(specs, OPTIONS)
+    planner.settle(live)  # compared with both: the second spec's subdomain is its own
+    assert planner.plan([live]).to_json() == plan(specs, [live], OPTIONS).to_json()
+    assert [a.action for a in plan(specs, [live], OPTIONS).actions] == ["patch", "create"]

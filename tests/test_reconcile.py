@@ -12,12 +12,13 @@ import httpx
 import pytest
 from conftest import FakeClock
 
-from reconciler import reconcile
+from reconciler import loader, reconcile
 from reconciler.applier import ApplyRefused
 from reconciler.client import REQUEST_TIMEOUT
 from reconciler.emulator import EMULATOR_API_KEY, SourceStore
 from reconciler.emulator.listing import Page
 from reconciler.errors import StalePlan
+from reconciler.live import LiveSource
 from reconciler.loader import LoadedState, LoadError
 from reconciler.reconcile import (
     API_URL_VARIABLE,
@@ -215,7 +216,7 @@ def test_the_listing_starts_while_the_files_load_and_an_invalid_file_stops_it(
             }
         )
     listed, load_failed = threading.Event(), threading.Event()
-    real_load, real_list = reconcile.load, emulator_store.list_sources
+    real_load, real_list = loader.load, emulator_store.list_sources
 
     def load_after_the_first_request(*args: Any, **kwargs: Any) -> LoadedState:
         # Loading cannot finish before the API has been asked: the two overlap.
@@ -233,7 +234,7 @@ def test_the_listing_starts_while_the_files_load_and_an_invalid_file_stops_it(
         return real_list(params)
 
     failing = False
-    monkeypatch.setattr(reconcile, "load", load_after_the_first_request)
+    monkeypatch.setattr(loader, "load", load_after_the_first_request)
     monkeypatch.setattr(emulator_store, "list_sources", list_sources)
     connection = reconcile.Connection(
         emulator_url, EMULATOR_API_KEY, clock=fake_clock.time, sleep=fake_clock.sleep
@@ -249,6 +250,70 @@ def test_the_listing_starts_while_the_files_load_and_an_invalid_file_stops_it(
     with pytest.raises(LoadError):
         asyncio.run(reconcile.plan_files([INVALID], connection, environ={}))
     assert len(emulator_store.request_log) <= 1  # no page after the first is asked for
+
+
+def test_each_listed_source_is_compared_once_while_listing_and_the_plan_is_unchanged(
+    emulator_url: str,
+    emulator_store: SourceStore,
+    fake_clock: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    from reconciler import planner
+
+    blocks = []
+    for n in range(250):  # three pages of 100; every tenth source differs from the file
+        deployment = {
+            "type": "webfolder",
+            "imgix_subdomains": [f"live-{n}"],
+            "webfolder_base_url": "https://origin.example/",
+        }
+        emulator_store.create_source({"name": f"Live {n}", "deployment": deployment})
+        ttl = 86400 if n % 10 == 0 else 31536000
+        blocks.append(
+            f"  - name: Live {n}\n    deployment:\n      type: webfolder\n"
+            f"      imgix_subdomains: [live-{n}]\n"
+            f"      webfolder_base_url: https://origin.example/\n      cache_ttl_value: {ttl}\n"
+        )
+    file = tmp_path / "sources.yaml"
+    file.write_text("version: 1\nsources:\n" + "".join(blocks), encoding="utf-8")
+
+    loaded = threading.Event()
+    real_load, real_list = loader.load, emulator_store.list_sources
+    real_settle = planner.Planner.settle
+    settled: list[str] = []
+
+    def load_then_tell(*args: Any, **kwargs: Any) -> LoadedState:
+        try:
+            return real_load(*args, **kwargs)
+        finally:
+            loaded.set()
+
+    def list_sources(params: Mapping[str, str]) -> Page:
+        if params.get("page[number]") != "0":
+            # The first page may come before the files are loaded (kept for the planner),
+            # the others come after (compared as they arrive).
+            assert loaded.wait(timeout=30)
+        return real_list(params)
+
+    def settle(self: planner.Planner, live: LiveSource) -> None:
+        settled.append(live.name)
+        real_settle(self, live)
+
+    monkeypatch.setattr(loader, "load", load_then_tell)
+    monkeypatch.setattr(emulator_store, "list_sources", list_sources)
+    monkeypatch.setattr(planner.Planner, "settle", settle)
+    connection = reconcile.Connection(
+        emulator_url, EMULATOR_API_KEY, clock=fake_clock.time, sleep=fake_clock.sleep
+    )
+    made = asyncio.run(reconcile.plan_files([file], connection, environ={}))
+    assert sorted(settled) == sorted(s.name for s in made.live)  # each one, once
+    assert made.plan.summary.patch == 25 and made.plan.summary.unchanged == 225
+    options = planner.PlanOptions(
+        fingerprint_key=reconcile.fingerprint_key(connection, {}), api_url=connection.api_url
+    )
+    from_scratch = planner.plan(made.desired.state, made.live, options)
+    assert made.plan.to_json() == from_scratch.to_json()
 
 
 # --------------------------------------------------------------------------- apply policy

@@ -23,6 +23,7 @@ from reconciler.specs import (
     deployment_defaults,
     hostname_count_error,
     ignore_changes_error,
+    managed_view,
     secret_fields,
     stated_fields,
     stated_only_fields,
@@ -152,6 +153,52 @@ def test_stated_fields_are_those_the_file_wrote() -> None:
     deployment = S3Deployment.model_validate({**s3(), "robots.txt": "origin"})
     assert "robots.txt" in stated_fields(deployment)
     assert "cache_ttl_value" not in stated_fields(deployment)
+
+
+def test_managed_attributes_are_the_api_form_of_what_the_file_manages() -> None:
+    deployment = S3Deployment.model_validate(
+        {**s3(), "robots.txt": "origin", "default_params": {"q": 75}, "annotation": "note"}
+    )
+    managed = deployment.managed()
+    attributes = deployment.model_dump(by_alias=True, mode="json")
+    # The annotation and the secret follow their own rules; robots.txt is stated here.
+    del attributes["annotation"], attributes["s3_secret_key"]
+    assert list(managed.items()) == list(attributes.items())  # in field order, as dumped
+    view = managed_view(deployment)
+    assert view.from_api(attributes) == view.from_spec(deployment) == tuple(attributes.values())
+    assert view.maps == (("default_params", "default_params"),)
+    unstated = S3Deployment.model_validate(s3())
+    assert "robots.txt" not in unstated.managed() and "cache_ttl_value" in unstated.managed()
+    assert "robots.txt" not in dict(managed_view(unstated).fields).values()
+    # Copies, as a dump gives: what a plan sends never shares the model's lists.
+    assert managed["imgix_subdomains"] == deployment.imgix_subdomains
+    assert managed["imgix_subdomains"] is not deployment.imgix_subdomains
+    assert managed["default_params"] is not deployment.default_params
+
+
+def test_managed_attributes_are_what_a_dump_gives_for_every_source_of_the_example() -> None:
+    from pathlib import Path
+
+    from reconciler.loader import load
+
+    example = Path(__file__).parent.parent / "examples" / "sources.yaml"
+    loaded = load([example], resolve=False)
+    kinds = set()
+    for spec in loaded.state.sources:
+        deployment = spec.deployment
+        model = type(deployment)
+        kinds.add(model)
+        dumped = deployment.model_dump(by_alias=True, mode="json")
+        unstated = stated_only_fields(model) - stated_fields(deployment)
+        expected = {
+            name: value
+            for name, value in dumped.items()
+            if name != "annotation" and name not in secret_fields(model) and name not in unstated
+        }
+        assert list(deployment.managed().items()) == list(expected.items())
+        view = managed_view(deployment)
+        assert view.from_api(dumped) == view.from_spec(deployment)
+    assert len(kinds) >= 5  # the example shows all types but s3_compatible
 
 
 def test_every_type_has_a_model() -> None:
