@@ -35,7 +35,7 @@ from reconciler.plan import (
     UnmanagedSource,
 )
 from reconciler.planner import PlanOptions, plan
-from reconciler.render import markdown, render, render_report
+from reconciler.render import _render, markdown, render, render_report
 from reconciler.render.json import report_json_schema
 from reconciler.render.markdown import GITHUB_LIMIT, MARKER
 from reconciler.specs import DEPLOYMENT_MODELS, deployment_defaults
@@ -185,6 +185,32 @@ def test_markdown_truncation_counts_what_it_left_out() -> None:
     output = render(big_plan(5000), "markdown")
     shown = output.count("<details>")
     assert f"… and {5000 - shown} more sources not shown" in output
+
+
+def test_drawing_text_sets_off_no_cycle_collection() -> None:
+    """A large plan's text grew faster than the plan while full collections walked it."""
+    import gc
+
+    large = big_plan(300)
+    started: list[int] = []
+
+    def record(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started.append(info["generation"])
+
+    threshold = gc.get_threshold()
+    gc.set_threshold(10)
+    gc.callbacks.append(record)
+    try:
+        _render(large, "text", color=False, view="plan", drifted=None)  # the collector on
+        unpaused = len(started)
+        started.clear()
+        render(large, "text")
+        # Only entering the pause allocates with the collector on.
+        assert len(started) <= 2 < unpaused
+    finally:
+        gc.callbacks.remove(record)
+        gc.set_threshold(*threshold)
 
 
 def test_unknown_format_is_refused(the_plan: Plan) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from reconciler import collector
+
 if TYPE_CHECKING:
     from reconciler.applier import ApplyReport
     from reconciler.plan import Plan
@@ -25,6 +27,11 @@ def render(
     `view="drift"` words text and markdown for a scheduled check, whose verdict is
     `drifted`; json is the same document.
     """
+    with collector.paused():
+        return _render(plan, fmt, color=color, view=view, drifted=drifted)
+
+
+def _render(plan: Plan, fmt: str, *, color: bool, view: View, drifted: bool | None) -> str:
     # Each format is imported when asked for: rich only for text.
     if fmt == "text":
         from reconciler.render import text
