@@ -22,31 +22,29 @@ from typing import TYPE_CHECKING, TypeVar
 import httpx
 
 from reconciler import redact
-from reconciler.applier import (
-    ActionResult,
-    ApplyRefused,
-    ApplyReport,
-    Permissions,
-    Refusal,
-    SecretResolver,
-    apply_plan,
-    check_permissions,
-    ownership_refusals,
-    wait_until_deployed,
-)
 from reconciler.client import DEFAULT_API_URL, REQUEST_TIMEOUT, ImgixClient
-from reconciler.errors import ConfigurationError, PlanError, PlanFileError, StalePlan
+from reconciler.errors import (
+    ApplyRefused,
+    ConfigurationError,
+    PlanError,
+    PlanFileError,
+    StalePlan,
+)
 from reconciler.live import LiveSource
 from reconciler.pacing import Clock, Pacer, Pacing, RetryPolicy, Sleep, Stop
 from reconciler.plan import Plan, compute_digest
-from reconciler.progress import ApplyProgress
+from reconciler.rails import Permissions, Refusal, check_permissions, ownership_refusals
 from reconciler.untrusted import escaped, quoted
 
 # The loader and the planner are imported by the loading thread, once the listing has
 # asked for its first page (`plan_files`): that request does not wait for their import.
+# The applier and the apply progress are imported by `apply_with_report` alone: `plan`
+# and `drift` never apply.
 if TYPE_CHECKING:
     from reconciler.loader import LoadedState, LocatedError
     from reconciler.planner import Planner
+    from reconciler.progress import ApplyProgress
+    from reconciler.report import ActionResult, ApplyReport
 
 API_KEY_VARIABLE = "IMGIX_API_KEY"
 API_URL_VARIABLE = "IMGIX_API_URL"
@@ -637,6 +635,8 @@ async def apply_with_report(
     `progress` hears of every action, budget wait and status, and beats while the run
     is quiet.
     """
+    from reconciler.applier import SecretResolver, apply_plan, wait_until_deployed
+
     if saved:
         check_saved_plan(result, connection, environ)
     stop = stop or Stop()

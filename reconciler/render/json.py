@@ -10,8 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, JsonValue
 
-from reconciler.applier import ActionResult, ApplyReport, Outcome
 from reconciler.plan import Plan
+from reconciler.report import ActionResult, ApplyReport, Outcome
 from reconciler.untrusted import json_document
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"

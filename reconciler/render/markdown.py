@@ -11,7 +11,6 @@ import re
 from collections.abc import Iterator
 
 from reconciler import redact
-from reconciler.applier import ApplyReport
 from reconciler.plan import (
     Action,
     Adoption,
@@ -36,6 +35,7 @@ from reconciler.render.values import (
     source_names,
     waits_for,
 )
+from reconciler.report import ApplyReport
 from reconciler.untrusted import json_shown, markdown_text
 
 MARKER = "<!-- imgix-reconciler:plan -->"

@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 from typing import TYPE_CHECKING
 
-from reconciler.applier import ApplyReport
 from reconciler.plan import (
     Action,
     Adoption,
@@ -33,6 +32,7 @@ from reconciler.render.values import (
     source_names,
     waits_for,
 )
+from reconciler.report import ApplyReport
 from reconciler.untrusted import escaped, one_line, quoted
 
 if TYPE_CHECKING:

@@ -10,7 +10,6 @@ from typing import Literal
 
 from pydantic import JsonValue
 
-from reconciler.applier import ApplyReport, Outcome
 from reconciler.plan import (
     CANNOT_COMPARE,
     HIDDEN,
@@ -25,6 +24,7 @@ from reconciler.plan import (
     Plan,
     WriteCost,
 )
+from reconciler.report import ApplyReport, Outcome
 from reconciler.untrusted import json_shown
 
 MARKERS = frozenset(
