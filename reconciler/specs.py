@@ -10,8 +10,8 @@ the value is attached by the loader after resolution and can only be read with
 by passing `context={"wire": True}`.
 """
 
-from __future__ import annotations
-
+# Not `from __future__ import annotations`: pydantic would evaluate the text of every
+# annotation, the base deployment's once per type, at each start (about 2 ms).
 import copy
 import functools
 import re
@@ -97,7 +97,7 @@ class SecretRef:
             raise LookupError(f"secret reference {self} was not resolved")
         return self._value
 
-    def with_value(self, value: str | None) -> SecretRef:
+    def with_value(self, value: str | None) -> "SecretRef":
         """Return the same reference carrying `value`."""
         return SecretRef(self.kind, self.name, value, path=self.path)
 
@@ -475,7 +475,7 @@ class DeploymentBase(BaseModel):
     # Cross-field: runs only once every field is valid, so the loader checks the same
     # rule on the raw data to report it beside the other errors.
     @model_validator(mode="after")
-    def _hostnames(self) -> DeploymentBase:
+    def _hostnames(self) -> "DeploymentBase":
         problem = hostname_count_error(len(self.imgix_subdomains), len(self.custom_domains))
         if problem is not None:
             raise problem
@@ -637,7 +637,7 @@ class SourceSpec(BaseModel):
 
     # Cross-field, like `_hostnames`: the loader checks it on the raw data as well.
     @model_validator(mode="after")
-    def _known_ignore_paths(self) -> SourceSpec:
+    def _known_ignore_paths(self) -> "SourceSpec":
         problem = ignore_changes_error(type(self.deployment), self.ignore_changes)
         if problem is not None:
             raise problem
@@ -688,7 +688,7 @@ class DesiredState(BaseModel):
     sources: list[SourceSpec]
 
     @classmethod
-    def model_validate(cls, obj: Any, *, context: Any = None, **options: Any) -> DesiredState:
+    def model_validate(cls, obj: Any, *, context: Any = None, **options: Any) -> "DesiredState":
         """Validate a file; its `allow_unknown_params` reaches every `default_params`."""
         return super().model_validate(obj, context=validation_context(obj, context), **options)
 
