@@ -432,13 +432,13 @@ def test_plan_as_text_to_a_pipe_imports_no_rich() -> None:
         ["drift", str(EXAMPLE), "--emulator"],
     ],
 )
-def test_plan_and_drift_import_neither_the_applier_nor_the_apply_progress(
+def test_plan_and_drift_import_neither_the_applier_nor_the_apply_progress_nor_report(
     args: list[str],
 ) -> None:
-    # They check the ownership rail (reconciler.rails) but never apply.
+    # They check the ownership rail (reconciler.rails) but never apply nor report.
     loaded = modules_imported_by(args)
     assert {"reconciler.planner", "reconciler.rails"} <= loaded  # it did plan
-    assert loaded.isdisjoint({"reconciler.applier", "reconciler.progress"})
+    assert loaded.isdisjoint({"reconciler.applier", "reconciler.progress", "reconciler.report"})
 
 
 def test_validate_imports_neither_the_planner_nor_the_applier() -> None:

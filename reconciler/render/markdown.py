@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from reconciler import redact
 from reconciler.plan import (
@@ -35,8 +36,10 @@ from reconciler.render.values import (
     source_names,
     waits_for,
 )
-from reconciler.report import ApplyReport
 from reconciler.untrusted import json_shown, markdown_text
+
+if TYPE_CHECKING:
+    from reconciler.report import ApplyReport
 
 MARKER = "<!-- imgix-reconciler:plan -->"
 # A scheduled drift check may post to an issue: its own marker, so it updates its own.

@@ -32,11 +32,12 @@ from reconciler.render.values import (
     source_names,
     waits_for,
 )
-from reconciler.report import ApplyReport
 from reconciler.untrusted import escaped, one_line, quoted
 
 if TYPE_CHECKING:
     import rich.text
+
+    from reconciler.report import ApplyReport
 
 _SIGN = {"create": ("+", "green"), "patch": ("~", "yellow")}
 

@@ -6,7 +6,7 @@ Names, ids and values come from the live API and the files, so they may hold any
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import JsonValue
 
@@ -24,8 +24,10 @@ from reconciler.plan import (
     Plan,
     WriteCost,
 )
-from reconciler.report import ApplyReport, Outcome
 from reconciler.untrusted import json_shown
+
+if TYPE_CHECKING:
+    from reconciler.report import ApplyReport, Outcome
 
 MARKERS = frozenset(
     {
