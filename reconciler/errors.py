@@ -15,7 +15,7 @@
         ├── DeadlineExceeded             retrying would pass the retry deadline
         └── LimitExceeded                an answer passed one of the client's bounds
 
-The classes that carry data of their module's (located errors, refusals, HTTP status)
+The classes that carry data of their module's (located errors, HTTP status)
 live there; the rest live here. The CLI maps the whole tree to exit codes in one place.
 Every message is one sentence that may be printed: it names references, never values.
 """
