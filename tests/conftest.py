@@ -10,8 +10,25 @@ from collections.abc import Iterator
 import pytest
 from starlette.applications import Starlette
 
+from reconciler import redact
 from reconciler.emulator import EMULATOR_API_KEY, RateLimits, SourceStore, create_app
 from reconciler.emulator.server import running_app
+
+
+@pytest.fixture(autouse=True)
+def _redaction_as_before() -> Iterator[None]:
+    """Each test ends with the redaction registry as it began.
+
+    A CLI process masks every value it read for its whole life; the suite runs many in one
+    process, and a short secret one test registered (`respect_origin`) would otherwise be
+    masked in the output of every later test.
+    """
+    registered = set(redact._values)
+    yield
+    if redact._values != registered:
+        redact._values.clear()
+        redact._values.update(registered)
+        redact._refresh()
 
 
 class FakeClock:
