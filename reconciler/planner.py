@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from itertools import chain, repeat
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
@@ -21,6 +22,7 @@ from pydantic import JsonValue
 from reconciler import collector
 from reconciler.errors import PlanError
 from reconciler.live import LiveSource
+from reconciler.marker import Annotation
 from reconciler.plan import (
     HIDDEN,
     MARKER_WRITTEN,
@@ -52,6 +54,7 @@ from reconciler.secrets import (
     credentials_to_resend,
     decide_secrets,
     declared_secrets,
+    encrypted_attributes,
     encrypted_changed,
     encrypted_fields,
     unchanged_secrets,
@@ -143,7 +146,7 @@ class Planner:
         # id() of a listed source to the spec it was compared with, itself (so that its
         # id() is never another's) and the outcome.
         self._settled: dict[int, tuple[int, LiveSource, _Outcome | None]] = {}
-        self._fingerprints: dict[tuple[str, SecretRef], str] = {}
+        self._fingerprints: dict[tuple[str, str], str] = {}
 
     def settle(self, live: LiveSource) -> None:
         """Compare a listed source with the spec it likely matches, for `plan` to reuse."""
@@ -178,21 +181,28 @@ class Planner:
         with collector.paused():
             return _plan(self.desired, live, self.options, self._outcome_of)
 
-    def _outcome_of(self, match: Match) -> _Outcome | None:
-        assert match.live is not None
+    def _outcome_of(self, match: Match, annotation: Annotation) -> _Outcome | None:
+        live = match.live
+        assert live is not None
         # Taken out as used: the plan holds what it keeps, and the rest goes with the planner.
-        settled = self._settled.pop(id(match.live), None)
-        if settled is not None and settled[0] == match.index and settled[1] is match.live:
+        settled = self._settled.pop(id(live), None)
+        if settled is not None and settled[0] == match.index and settled[1] is live:
             return settled[2]
-        return self._outcome(match.spec, match.live)
+        return self._outcome(match.spec, live, annotation)
 
-    def _outcome(self, spec: SourceSpec, live: LiveSource) -> _Outcome | None:
+    def _outcome(
+        self, spec: SourceSpec, live: LiveSource, annotation: Annotation | None = None
+    ) -> _Outcome | None:
         options, owner = self.options, self.desired.owner
-        live_owner = recorded_owner(live)
-        if spec.mode == "observe" or live_owner in (None, owner):
+        if annotation is None:
+            annotation = live.annotation
+        marker = annotation.marker
+        live_owner = marker.owner if marker is not None else None
+        observed = spec.mode == "observe"
+        if observed or live_owner is None or live_owner == owner:
             # Most sources are in sync: settled without building a comparison.
-            adopt = options.adopt and spec.mode != "observe"
-            quiet = _quiet(spec, live, options, adopt, self._fingerprints)
+            adopt = options.adopt and not observed
+            quiet = _quiet(spec, live, options, adopt, self._fingerprints, annotation)
             if quiet is not None:
                 return _unadopted(spec, live) if quiet else _IN_SYNC
         if spec.mode == "observe":
@@ -222,31 +232,20 @@ def _plan(
     desired: DesiredState,
     live: Sequence[LiveSource],
     options: PlanOptions,
-    outcome_of: Callable[[Match], _Outcome | None],
+    outcome_of: Callable[[Match, Annotation], _Outcome | None],
 ) -> Plan:
-    _check_targets(desired, options.targets)
+    targets, file_owner, take_over = options.targets, desired.owner, options.take_over
+    _check_targets(desired, targets)
     _check_unique_hostnames(desired)
     matching = _matching(desired.sources, live)
     matches = matching.matches
-    matched_ids = {m.live.id for m in matches if m.live is not None}
+    # Matching claimed exactly the live sources some spec matches.
+    claimed = matching.claimed
+    unmanaged_live = [s for s in live if s.id not in claimed] if len(claimed) < len(live) else []
     unmanaged = sorted(
-        (UnmanagedSource(id=s.id, name=s.name) for s in live if s.id not in matched_ids),
+        (UnmanagedSource(id=s.id, name=s.name) for s in unmanaged_live),
         key=lambda u: (u.name, u.id),
     )
-    selected = [m for m in matches if not options.targets or m.spec.name in options.targets]
-    owners = {m.index: recorded_owner(m.live) for m in matches if m.live is not None}
-    # Matched live sources this plan never writes: observed, or owned by another file.
-    held = {
-        m.index
-        for m in matches
-        if m.live is not None
-        and (
-            m.spec.mode == "observe"
-            or (owners[m.index] not in (None, desired.owner) and not options.take_over)
-        )
-    }
-
-    unmanaged_live = [s for s in live if s.id not in matched_ids]
 
     actions: list[tuple[Match, Action]] = []
     observed: list[ObservedSource] = []
@@ -255,8 +254,20 @@ def _plan(
     unchanged = 0
     unadopted: list[SourceRef] = []
     adoption_updates = 0
-    for match in selected:
+    # Matched live sources this plan never writes: observed, or owned by another file.
+    held: set[int] = set()
+    for match in matches:
         spec = match.spec
+        if match.live is not None:
+            annotation = match.live.annotation
+            marker = annotation.marker
+            owner = marker.owner if marker is not None else None
+            if spec.mode == "observe" or (
+                owner is not None and owner != file_owner and not take_over
+            ):
+                held.add(match.index)
+        if targets and spec.name not in targets:
+            continue
         if match.live is None:
             create = _create(spec, options, desired.owner)
             if spec.mode == "observe":
@@ -266,9 +277,8 @@ def _plan(
             notices.extend(_unreadable_for_create(spec))
             notices.extend(_possible_renames(spec, unmanaged_live))
             continue
-        outcome = outcome_of(match)
+        outcome = outcome_of(match, annotation)
         if outcome is None:
-            owner = owners[match.index]
             assert owner is not None
             owned_elsewhere.append(OwnedElsewhere(source=spec.name, id=match.live.id, owner=owner))
             continue
@@ -294,7 +304,7 @@ def _plan(
         unmanaged=len(unmanaged),
         observed=len(observed),
     )
-    managed = sum(1 for m in matches if m.live is not None and m.index not in held)
+    managed = len(claimed) - len(held)
     blast_radius = BlastRadius.measure(
         sum(1 for a in ordered if a.risks),
         managed,
@@ -388,9 +398,9 @@ class _Matching:
 
     matches: list[Match]
     live: Sequence[LiveSource]
-    # Live sources holding each hostname, in listing order, by the field that lists it.
-    by_subdomain: Mapping[str, list[LiveSource]]
-    by_domain: Mapping[str, list[LiveSource]]
+    # The first listed live source holding each hostname, by the field that lists it.
+    by_subdomain: Mapping[str, LiveSource]
+    by_domain: Mapping[str, LiveSource]
     # Live id to the index of the spec it matched.
     claimed: Mapping[str, int]
 
@@ -399,27 +409,34 @@ class _Matching:
         subdomain = self.by_subdomain.get(host)
         domain = self.by_domain.get(host)
         if subdomain is None or domain is None:
-            holders = subdomain or domain
-            return holders[0] if holders else None
+            return subdomain or domain
         # Listed as a subdomain by one and as a domain by another: the first listed holds it.
-        held = {id(source) for source in (subdomain[0], domain[0])}
+        held = {id(subdomain), id(domain)}
         return next(source for source in self.live if id(source) in held)
+
+
+def _first_holders(
+    live: Sequence[LiveSource], name: str
+) -> tuple[dict[str, LiveSource], dict[str, list[LiveSource]]]:
+    """Each hostname the live sources list in field `name`: its first holder, and every
+    holder in listing order of those listed more than once (rare: imgix refuses it)."""
+    lists = [source.deployment.get(name) or () for source in live]
+    hosts = list(chain.from_iterable(lists))
+    holders = list(chain.from_iterable(map(repeat, live, map(len, lists))))
+    # Built in C; reversed, so that the first holder is the one a key keeps.
+    first = dict(zip(reversed(hosts), reversed(holders)))
+    shared: dict[str, list[LiveSource]] = {}
+    if len(first) < len(hosts):
+        for host, holder in zip(hosts, holders):
+            shared.setdefault(host, []).append(holder)
+        shared = {host: group for host, group in shared.items() if len(group) > 1}
+    return first, shared
 
 
 def _matching(specs: Sequence[SourceSpec], live: Sequence[LiveSource]) -> _Matching:
     by_id = {source.id: source for source in live}
-    by_subdomain: dict[str, list[LiveSource]] = {}
-    by_domain: dict[str, list[LiveSource]] = {}
-    for source in live:
-        deployment = source.deployment
-        for subdomain in deployment.get("imgix_subdomains") or ():
-            holders = by_subdomain.get(subdomain)
-            if holders is None:
-                by_subdomain[subdomain] = [source]
-            else:
-                holders.append(source)
-        for domain in deployment.get("custom_domains") or ():
-            by_domain.setdefault(domain, []).append(source)
+    by_subdomain, shared = _first_holders(live, "imgix_subdomains")
+    by_domain, _ = _first_holders(live, "custom_domains")
 
     pinned: dict[str, int] = {}
     for index, spec in enumerate(specs):
@@ -441,28 +458,30 @@ def _matching(specs: Sequence[SourceSpec], live: Sequence[LiveSource]) -> _Match
 
     claimed: dict[str, int] = dict(pinned)
     found: list[LiveSource | None] = []
+    # Without pins or a subdomain listed twice, a subdomain names one candidate at most.
+    simple = not pinned and not shared
     for index, spec in enumerate(specs):
         if spec.id is not None:
             found.append(by_id[spec.id])
             continue
         match: LiveSource | None = None
-        candidates: dict[str, LiveSource] = {}
         for subdomain in spec.deployment.imgix_subdomains:
-            for source in by_subdomain.get(subdomain, ()):
-                if source.id in pinned or source is match:
-                    continue
-                if match is None:  # the common case: one source, no map of candidates
-                    match = source
-                    continue
-                candidates[match.id] = match
-                candidates[source.id] = source
-        if len(candidates) > 1:
-            listed = ", ".join(f'"{s.name}" ({s.id})' for s in _by_name(candidates.values()))
-            raise PlanError(
-                f'source "{spec.name}": its subdomains belong to {len(candidates)} live '
-                f"sources ({listed}); add `id:` to say which one it describes",
-                spec_indices=(index,),
-            )
+            source = by_subdomain.get(subdomain)
+            if source is None or source is match:
+                continue
+            if match is None and simple:  # the common case: one source, no candidates built
+                match = source
+                continue
+            candidates = _candidates(spec, by_subdomain, shared, pinned)
+            if len(candidates) > 1:
+                listed = ", ".join(f'"{s.name}" ({s.id})' for s in _by_name(candidates))
+                raise PlanError(
+                    f'source "{spec.name}": its subdomains belong to {len(candidates)} live '
+                    f"sources ({listed}); add `id:` to say which one it describes",
+                    spec_indices=(index,),
+                )
+            match = candidates[0] if candidates else None
+            break
         if match is not None:
             if match.id in claimed:
                 other = specs[claimed[match.id]].name
@@ -476,6 +495,24 @@ def _matching(specs: Sequence[SourceSpec], live: Sequence[LiveSource]) -> _Match
         found.append(match)
     matches = list(map(Match, range(len(specs)), specs, found))
     return _Matching(matches, live, by_subdomain, by_domain, claimed)
+
+
+def _candidates(
+    spec: SourceSpec,
+    by_subdomain: Mapping[str, LiveSource],
+    shared: Mapping[str, list[LiveSource]],
+    pinned: Mapping[str, int],
+) -> list[LiveSource]:
+    """The unpinned live sources holding a subdomain of `spec`, each once, in order found."""
+    candidates: dict[str, LiveSource] = {}
+    for subdomain in spec.deployment.imgix_subdomains:
+        first = by_subdomain.get(subdomain)
+        if first is None:
+            continue
+        for source in shared.get(subdomain) or (first,):
+            if source.id not in pinned:
+                candidates.setdefault(source.id, source)
+    return list(candidates.values())
 
 
 def _by_name(sources: Iterable[LiveSource]) -> list[LiveSource]:
@@ -586,12 +623,14 @@ def _quiet(
     live: LiveSource,
     options: PlanOptions,
     adopt: bool,
-    fingerprints: dict[tuple[str, SecretRef], str],
+    fingerprints: dict[tuple[str, str], str],
+    annotation: Annotation | None = None,
 ) -> bool | None:
     """Whether the source is unadopted, when `_compare` would plan nothing and say nothing
     (None: it might, and must decide). What most matched sources are: no change built.
 
-    `fingerprints` remembers the secret HMACs computed so far.
+    `fingerprints` remembers the secret HMACs computed so far; `annotation` is the live
+    source's, when the caller has it.
     """
     if options.resend_secrets:
         return None
@@ -603,7 +642,8 @@ def _quiet(
     deployment = spec.deployment
     if not _attributes_in_sync(deployment, live, ignored):
         return None
-    annotation = live.annotation
+    if annotation is None:
+        annotation = live.annotation
     wanted = deployment.annotation
     if wanted is not None and annotation.text != wanted and "deployment.annotation" not in ignored:
         return None
@@ -617,8 +657,12 @@ def _quiet(
         and encrypted_changed(model, marker, live.deployment)
     ):
         return None
-    web_secrets = encrypted_fields(model).values()
-    if any(map(live.deployment.get, web_secrets)) and _cleared_secrets(deployment, live, ignored):
+    web_secrets = encrypted_attributes(model)
+    if (
+        web_secrets
+        and any(map(live.deployment.get, web_secrets))
+        and _cleared_secrets(deployment, live, ignored)
+    ):
         return None
     secrets = unchanged_secrets(
         deployment,
@@ -834,16 +878,16 @@ def _attributes_in_sync(
         pass
     else:
         wants = view.from_spec(deployment)
-        if (
-            haves == wants
-            and tuple(map(type, haves)) == tuple(map(type, wants))
-            and all(
-                same_json(have_all[api], want)
-                for name, api in view.maps
-                if (want := getattr(deployment, name))
-            )
+        typed = view.typed
+        if haves == wants and (
+            typed is None or tuple(map(type, typed(haves))) == tuple(map(type, typed(wants)))
         ):
-            return True
+            for name, api in view.maps:
+                want = getattr(deployment, name)
+                if want and not same_json(have_all[api], want):
+                    break
+            else:
+                return True
     stated: frozenset[str] | None = None
     for name, value in deployment.managed().items():
         have = have_all.get(name, _MISSING)

@@ -73,6 +73,12 @@ def encrypted_fields(model: type[DeploymentBase]) -> dict[str, str]:
     return {name: s.encrypted_as for name, s in secret_fields(model).items() if s.encrypted_as}
 
 
+@functools.cache
+def encrypted_attributes(model: type[DeploymentBase]) -> tuple[str, ...]:
+    """The `*_encrypted` attributes the API returns for the web secrets of a type."""
+    return tuple(encrypted_fields(model).values())
+
+
 def encrypted_digest(value: str) -> str:
     """Short hash of an `*_encrypted` value, for the marker."""
     return hashlib.sha256(value.encode()).hexdigest()[:_ENCRYPTED_HEX]
@@ -257,28 +263,32 @@ def unchanged_secrets(
     key: bytes,
     recorded: Marker | None,
     ignored: Container[str],
-    fingerprints: dict[tuple[str, SecretRef], str],
+    fingerprints: dict[tuple[str, str], str],
 ) -> str | None:
     """What `decide_secrets` says of a patch that changes nothing else, when it sends no
     secret and none is unresolved: "keep", or UNRECORDED when one was never recorded.
 
     None when the full rules must decide (a secret to send or to report). The caller has
     checked the rest: no type or location change, no re-send, no `*_encrypted` value
-    changed outside. `fingerprints` remembers the HMACs computed so far (a plan's).
+    changed outside. `fingerprints` remembers the HMACs computed so far (a plan's), by
+    attribute and value.
     """
     verdict = "keep"
-    for name, ref in declared_secrets(deployment).items():
-        if f"deployment.{name}" in ignored:
+    previous = recorded.fingerprints if recorded is not None else None
+    for name, python_name in _secret_attributes(type(deployment)):
+        ref = getattr(deployment, python_name)
+        if type(ref) is not SecretRef or (ignored and f"deployment.{name}" in ignored):
             continue
-        recorded_fp = recorded.fingerprints.get(name) if recorded is not None else UNKNOWN
+        recorded_fp = previous.get(name) if previous is not None else UNKNOWN
         if recorded_fp == UNKNOWN:
             verdict = UNRECORDED
             continue
         if recorded_fp is None or not ref.resolved:
             return None
-        current = fingerprints.get((name, ref))
+        value = ref.reveal()
+        current = fingerprints.get((name, value))
         if current is None:
-            current = fingerprints[name, ref] = fingerprint(key, name, ref.reveal())
+            current = fingerprints[name, value] = fingerprint(key, name, value)
         if current != recorded_fp:
             return None
     return verdict

@@ -872,6 +872,9 @@ class ManagedView(NamedTuple):
     maps: tuple[tuple[str, str], ...]  # those holding a map (compared as JSON, key by key)
     from_spec: Callable[[DeploymentBase], tuple[Any, ...]]
     from_api: Callable[[Mapping[str, Any]], tuple[Any, ...]]
+    # From a tuple of either getter, the values an equal value of another JSON type could
+    # match (`true == 1`, `1 == 1.0`): only their types need comparing. None: no such field.
+    typed: Callable[[tuple[Any, ...]], tuple[Any, ...]] | None
 
 
 def managed_view(deployment: DeploymentBase) -> ManagedView:
@@ -898,6 +901,13 @@ def _managed_view(model: type[DeploymentBase], stated: frozenset[str]) -> Manage
         if api != "annotation" and api not in secrets and name not in unstated
     )
     kinds = {name: typing.get_origin(model.model_fields[name].annotation) for name, _ in fields}
+    typed = [
+        position
+        for position, (name, _) in enumerate(fields)
+        if _equals_other_types(model.model_fields[name].annotation)
+    ]
+    if len(typed) == 1:
+        typed *= 2  # one position twice: the getter still gives a tuple
     # Two names at least (the type and the subdomains), so both getters give tuples.
     return ManagedView(
         fields,
@@ -905,7 +915,26 @@ def _managed_view(model: type[DeploymentBase], stated: frozenset[str]) -> Manage
         tuple((name, api) for name, api in fields if kinds[name] is dict),
         attrgetter(*(name for name, _ in fields)),
         itemgetter(*(api for _, api in fields)),
+        itemgetter(*typed) if typed else None,
     )
+
+
+def _equals_other_types(annotation: Any) -> bool:
+    """Whether a value of this annotation may equal a JSON value of another type.
+
+    Text and None equal only their own type; lists and maps are compared apart. Anything
+    else (numbers, booleans, what this does not know) counts.
+    """
+    origin = typing.get_origin(annotation)
+    if origin in (list, dict):
+        return False
+    if origin is Literal:
+        return not all(isinstance(value, str) for value in typing.get_args(annotation))
+    if origin is Annotated:
+        return _equals_other_types(typing.get_args(annotation)[0])
+    if origin in (Union, types.UnionType):
+        return any(map(_equals_other_types, typing.get_args(annotation)))
+    return annotation not in (str, type(None))
 
 
 def stated_fields(deployment: DeploymentBase) -> frozenset[str]:
