@@ -13,6 +13,7 @@ from __future__ import annotations
 import heapq
 import math
 from itertools import chain, repeat
+from operator import attrgetter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
@@ -369,6 +370,13 @@ def _check_targets(desired: DesiredState, targets: frozenset[str]) -> None:
 
 
 def _check_unique_hostnames(desired: DesiredState) -> None:
+    deployments = [spec.deployment for spec in desired.sources]
+    hosts = [
+        *chain.from_iterable(map(_SUBDOMAINS, deployments)),
+        *chain.from_iterable(map(_DOMAINS, deployments)),
+    ]
+    if len(set(hosts)) == len(hosts):  # the common case, in C: nothing claimed twice
+        return
     owner: dict[str, int] = {}
     for index, spec in enumerate(desired.sources):
         deployment = spec.deployment
@@ -382,6 +390,10 @@ def _check_unique_hostnames(desired: DesiredState) -> None:
                         f"claim {host} ({HOSTNAMES_ARE_UNIQUE})",
                         spec_indices=(first, index),
                     )
+
+
+_SUBDOMAINS = attrgetter("imgix_subdomains")
+_DOMAINS = attrgetter("custom_domains")
 
 
 # --------------------------------------------------------------------------- matching
