@@ -194,7 +194,7 @@ class Planner:
     def _outcome(
         self, spec: SourceSpec, live: LiveSource, annotation: Annotation | None = None
     ) -> _Outcome | None:
-        options, owner = self.options, self.desired.owner
+        options, owner, memo = self.options, self.desired.owner, self._fingerprints
         if annotation is None:
             annotation = live.annotation
         marker = annotation.marker
@@ -203,18 +203,20 @@ class Planner:
         if observed or live_owner is None or live_owner == owner:
             # Most sources are in sync: settled without building a comparison.
             adopt = options.adopt and not observed
-            quiet = _quiet(spec, live, options, adopt, self._fingerprints, annotation)
+            quiet = _quiet(spec, live, options, adopt, memo, annotation)
             if quiet is not None:
                 return _unadopted(spec, live) if quiet else _IN_SYNC
         if spec.mode == "observe":
             # Never written, so no owner is claimed: the diff is shown as it stands.
-            compared = _compare(spec, live, options, owner=live_owner)
+            compared = _compare(spec, live, options, memo, owner=live_owner)
         elif live_owner is not None and live_owner != owner:
             if not options.take_over:
                 return None
-            compared = _compare(spec, live, options, owner=owner, takes_over_from=live_owner)
+            compared = _compare(
+                spec, live, options, memo, owner=owner, takes_over_from=live_owner
+            )
         else:
-            compared = _compare(spec, live, options, owner=owner, adopt=options.adopt)
+            compared = _compare(spec, live, options, memo, owner=owner, adopt=options.adopt)
         if compared.unadopted:
             return replace(_unadopted(spec, live), action=compared.action, notices=compared.notices)
         return _Outcome(compared.action, compared.notices)
@@ -704,6 +706,7 @@ def _compare(
     spec: SourceSpec,
     live: LiveSource,
     options: PlanOptions,
+    memo: dict[tuple[str, str], str] | None = None,
     *,
     owner: str | None,
     takes_over_from: str | None = None,
@@ -713,7 +716,8 @@ def _compare(
 
     A patch records `owner` in the marker; `takes_over_from` (another owner's source,
     planned with --take-over) makes a patch even when nothing else differs. `adopt`
-    re-sends the secrets of a source not adopted yet and writes its marker.
+    re-sends the secrets of a source not adopted yet and writes its marker. `memo` keeps
+    the secret fingerprints computed so far.
     """
     deployment = spec.deployment
     ignored = frozenset(spec.ignore_changes)
@@ -724,7 +728,7 @@ def _compare(
     # Most matched sources are in sync: the detailed diff is built only for those that differ.
     attribute_changes = (
         []
-        if _attributes_in_sync(deployment, live, ignored)
+        if _plainly_in_sync(deployment, live)
         else _attribute_changes(attributes, stated_fields(deployment), live, ignored)
     )
     changes += attribute_changes
@@ -749,6 +753,7 @@ def _compare(
         resend=options.resend_secrets,
         ignored=ignored,
         changed_outside=outside,
+        memo=memo,
     )
     unadopted = annotation.marker is None or UNRECORDED in secrets.cannot_compare.values()
     if adopt and unadopted:
@@ -761,6 +766,7 @@ def _compare(
             resend=True,
             ignored=ignored,
             changed_outside=outside,
+            memo=memo,
         )
         if annotation_change is None:
             raw = _text_or_none(live.deployment.get("annotation"))
@@ -803,6 +809,7 @@ def _compare(
     if writes_deployment:
         first["deployment"] = _deployment_write(
             deployment,
+            attributes,
             live,
             changed,
             secrets,
@@ -881,27 +888,13 @@ def _attributes_in_sync(
     deployment: DeploymentBase, live: LiveSource, ignored: frozenset[str]
 ) -> bool:
     """Whether `_attribute_changes` would find nothing, without building any change."""
+    if _plainly_in_sync(deployment, live):
+        return True
     have_all = live.deployment
-    # The common case, in C: the listing holds every managed attribute, equal and same-typed.
     view = managed_view(deployment)
-    try:
-        haves = view.from_api(have_all)
-    except KeyError:
-        pass
-    else:
-        wants = view.from_spec(deployment)
-        typed = view.typed
-        if haves == wants and (
-            typed is None or tuple(map(type, typed(haves))) == tuple(map(type, typed(wants)))
-        ):
-            for name, api in view.maps:
-                want = getattr(deployment, name)
-                if want and not same_json(have_all[api], want):
-                    break
-            else:
-                return True
     stated: frozenset[str] | None = None
-    for name, value in deployment.managed().items():
+    # What `deployment.managed()` holds, read without copying its containers.
+    for (_, name), value in zip(view.fields, view.from_spec(deployment)):
         have = have_all.get(name, _MISSING)
         if have is _MISSING:
             if ignored and f"deployment.{name}" in ignored:
@@ -916,6 +909,28 @@ def _attributes_in_sync(
         if ignored and f"deployment.{name}" in ignored:
             continue
         if not same_json(_normalized(name, have), _normalized(name, value)):
+            return False
+    return True
+
+
+def _plainly_in_sync(deployment: DeploymentBase, live: LiveSource) -> bool:
+    """The common case of `_attributes_in_sync`, in C: the listing holds every managed
+    attribute, equal and same-typed (False: not known)."""
+    have_all = live.deployment
+    view = managed_view(deployment)
+    try:
+        haves = view.from_api(have_all)
+    except KeyError:
+        return False
+    wants = view.from_spec(deployment)
+    typed = view.typed
+    if haves != wants or (
+        typed is not None and tuple(map(type, typed(haves))) != tuple(map(type, typed(wants)))
+    ):
+        return False
+    for name, api in view.maps:
+        want = getattr(deployment, name)
+        if want and not same_json(have_all[api], want):
             return False
     return True
 
@@ -1027,6 +1042,7 @@ def _text_or_none(value: Any) -> str | None:
 
 def _deployment_write(
     deployment: DeploymentBase,
+    attributes: Mapping[str, Any],
     live: LiveSource,
     changed: list[str],
     secrets: SecretDecision,
@@ -1034,8 +1050,10 @@ def _deployment_write(
     cleared: list[str],
     annotation_ignored: bool = False,
 ) -> dict[str, JsonValue]:
-    """The partial deployment a patch sends: changes, credentials, secrets, the annotation."""
-    attributes = desired_attributes(deployment)
+    """The partial deployment a patch sends: changes, credentials, secrets, the annotation.
+
+    `attributes` are the deployment's `desired_attributes`, not shared with the model.
+    """
     if "type" in changed:
         # A new type needs every one of its attributes, not a merge into the old type's.
         body: dict[str, JsonValue] = dict(attributes)

@@ -160,9 +160,19 @@ def credentials_to_resend(
     return frozenset(model.CREDENTIAL_FIELDS - set(secret_fields(model)))
 
 
-def _fingerprint(key: bytes, name: str, ref: SecretRef) -> str | None:
+def _fingerprint(
+    key: bytes, name: str, ref: SecretRef, memo: dict[tuple[str, str], str] | None = None
+) -> str | None:
     # Computed only by the rules that need it: an unrecorded or kept secret costs no HMAC.
-    return fingerprint(key, name, ref.reveal()) if ref.resolved else None
+    if not ref.resolved:
+        return None
+    value = ref.reveal()
+    if memo is None:
+        return fingerprint(key, name, value)
+    current = memo.get((name, value))
+    if current is None:
+        current = memo[name, value] = fingerprint(key, name, value)
+    return current
 
 
 # Why a secret cannot be compared with what the API holds.
@@ -198,12 +208,14 @@ def decide_secrets(
     resend: bool = False,
     ignored: Iterable[str] = (),
     changed_outside: Iterable[str] = (),
+    memo: dict[tuple[str, str], str] | None = None,
 ) -> SecretDecision:
     """Apply the send rules to every secret `deployment` declares.
 
     `changed` are the API names of non-secret attributes the patch changes; `recorded` is
     the live marker (None when the source was deployed outside the reconciler); `ignored`
-    holds `deployment.<name>` paths from `ignore_changes`.
+    holds `deployment.<name>` paths from `ignore_changes`; `memo` keeps the fingerprints
+    computed so far (a plan's), by attribute and value.
     """
     model = type(deployment)
     moved = not creating and origin_moved(model, live_type, changed)
@@ -233,13 +245,13 @@ def decide_secrets(
         elif not ref.resolved:
             verdict = UNRESOLVED
         else:
-            verdict = "send" if recorded_fp != _fingerprint(key, name, ref) else "keep"
+            verdict = "send" if recorded_fp != _fingerprint(key, name, ref, memo) else "keep"
 
         if verdict == "send":
             send.append(name)
             # Without the value the fingerprint stays unrecorded, so the next plan that
             # can read the secret sends it once more and records it.
-            current = _fingerprint(key, name, ref)
+            current = _fingerprint(key, name, ref, memo)
             if current is not None:
                 fingerprints[name] = current
             continue
@@ -285,10 +297,6 @@ def unchanged_secrets(
             continue
         if recorded_fp is None or not ref.resolved:
             return None
-        value = ref.reveal()
-        current = fingerprints.get((name, value))
-        if current is None:
-            current = fingerprints[name, value] = fingerprint(key, name, value)
-        if current != recorded_fp:
+        if _fingerprint(key, name, ref, fingerprints) != recorded_fp:
             return None
     return verdict
