@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import heapq
 import math
-from itertools import chain, repeat
-from operator import attrgetter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from itertools import chain, repeat
+from operator import attrgetter
 from typing import Any, ClassVar
 
 from pydantic import JsonValue
@@ -66,7 +66,6 @@ from reconciler.specs import (
     HOSTNAMES_ARE_UNIQUE,
     DeploymentBase,
     DesiredState,
-    SecretRef,
     SourceSpec,
     managed_view,
     secret_fields,
@@ -212,9 +211,7 @@ class Planner:
         elif live_owner is not None and live_owner != owner:
             if not options.take_over:
                 return None
-            compared = _compare(
-                spec, live, options, memo, owner=owner, takes_over_from=live_owner
-            )
+            compared = _compare(spec, live, options, memo, owner=owner, takes_over_from=live_owner)
         else:
             compared = _compare(spec, live, options, memo, owner=owner, adopt=options.adopt)
         if compared.unadopted:
@@ -438,10 +435,10 @@ def _first_holders(
     hosts = list(chain.from_iterable(lists))
     holders = list(chain.from_iterable(map(repeat, live, map(len, lists))))
     # Built in C; reversed, so that the first holder is the one a key keeps.
-    first = dict(zip(reversed(hosts), reversed(holders)))
+    first = dict(zip(reversed(hosts), reversed(holders), strict=True))
     shared: dict[str, list[LiveSource]] = {}
     if len(first) < len(hosts):
-        for host, holder in zip(hosts, holders):
+        for host, holder in zip(hosts, holders, strict=True):
             shared.setdefault(host, []).append(holder)
         shared = {host: group for host, group in shared.items() if len(group) > 1}
     return first, shared
@@ -894,7 +891,7 @@ def _attributes_in_sync(
     view = managed_view(deployment)
     stated: frozenset[str] | None = None
     # What `deployment.managed()` holds, read without copying its containers.
-    for (_, name), value in zip(view.fields, view.from_spec(deployment)):
+    for (_, name), value in zip(view.fields, view.from_spec(deployment), strict=True):
         have = have_all.get(name, _MISSING)
         if have is _MISSING:
             if ignored and f"deployment.{name}" in ignored:
