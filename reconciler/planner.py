@@ -1122,10 +1122,10 @@ def _adoption_updates(spec: SourceSpec, live: LiveSource) -> int:
     write (which leaves the source enabled).
     """
     enabled = live.enabled if "enabled" in spec.ignore_changes else spec.enabled
-    web_secrets = encrypted_fields(type(spec.deployment))
-    sends_web_secret = bool(web_secrets) and not web_secrets.keys().isdisjoint(
-        declared_secrets(spec.deployment)
-    )
+    web_secrets = encrypted_attributes(type(spec.deployment))
+    sends_web_secret = bool(web_secrets) and not encrypted_fields(
+        type(spec.deployment)
+    ).keys().isdisjoint(declared_secrets(spec.deployment))
     return 1 + (not enabled) + sends_web_secret
 
 

@@ -881,8 +881,23 @@ def managed_view(deployment: DeploymentBase) -> ManagedView:
     """The `ManagedView` of a deployment: which attributes it manages depends on its type
     and on which stated-only attributes (`robots.txt`) the file states."""
     model = type(deployment)
-    stated_only = _stated_only_python(model)
-    return _managed_view(model, stated_only & deployment.__pydantic_fields_set__ or frozenset())
+    plain = _PLAIN_VIEWS.get(model)
+    if plain is None:
+        # The annotation is stated-only too, but never in a view.
+        viewed = _stated_only_python(model) - {
+            name for name, api in deployment_fields(model) if api == "annotation"
+        }
+        plain = _PLAIN_VIEWS[model] = (viewed, _managed_view(model, frozenset()))
+    viewed, view = plain
+    fields_set = deployment.__pydantic_fields_set__
+    if fields_set.isdisjoint(viewed):
+        # The common case, without building a set: no stated-only attribute the view holds.
+        return view
+    return _managed_view(model, _stated_only_python(model) & fields_set)
+
+
+# Per type: the stated-only attributes a view holds when stated, and the view without them.
+_PLAIN_VIEWS: dict[type[DeploymentBase], tuple[frozenset[str], ManagedView]] = {}
 
 
 @functools.cache
