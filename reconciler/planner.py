@@ -10,6 +10,7 @@ property tests call it with plain values.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -557,6 +558,8 @@ def _hide_referenced(deployment: DeploymentBase, changes: list[Change]) -> list[
     """`changes` with each value read through a reference shown as that reference, and
     the live value it replaces hidden (most likely an earlier value of the reference)."""
     referenced = deployment.referenced()
+    if not referenced:
+        return changes
     hidden = []
     for change in changes:
         ref = referenced.get(change.path.removeprefix("deployment."))
@@ -738,7 +741,7 @@ def _compare(
 
     outside = (
         encrypted_changed(type(deployment), annotation.marker, live.deployment)
-        if annotation.marker is not None
+        if annotation.marker is not None and annotation.marker.encrypted
         else []
     )
     secrets = decide_secrets(
@@ -866,10 +869,10 @@ def _risks(model: type[DeploymentBase], changes: list[Change]) -> list[Risk]:
     enabled = by_path.get("enabled")
     if enabled is not None and enabled.before is True and enabled.after is False:
         risks.append("disables")
-    if any(f"deployment.{name}" in by_path for name in ("type", *model.LOCATION_FIELDS)):
+    moves_origin, credentials = _risky_paths(model)
+    if not moves_origin.isdisjoint(by_path):
         risks.append("moves_origin")
-    credentials = model.CREDENTIAL_FIELDS | set(secret_fields(model))
-    if any(f"deployment.{name}" in by_path for name in credentials):
+    if not credentials.isdisjoint(by_path):
         risks.append("changes_credentials")
     for name in HOSTNAME_FIELDS:
         change = by_path.get(f"deployment.{name}")
@@ -879,6 +882,17 @@ def _risks(model: type[DeploymentBase], changes: list[Change]) -> list[Risk]:
             risks.append("releases_hostnames")
             break
     return risks
+
+
+@functools.cache
+def _risky_paths(model: type[DeploymentBase]) -> tuple[frozenset[str], frozenset[str]]:
+    """The paths whose change moves the origin, and those that change credentials."""
+    return (
+        frozenset(f"deployment.{name}" for name in ("type", *model.LOCATION_FIELDS)),
+        frozenset(
+            f"deployment.{name}" for name in model.CREDENTIAL_FIELDS | set(secret_fields(model))
+        ),
+    )
 
 
 def _attributes_in_sync(
@@ -1231,9 +1245,13 @@ def _encrypted_notices(spec: SourceSpec, live: LiveSource, changed: list[str]) -
     ]
 
 
+_LEADING_CHANGES = {"name": 0, "enabled": 1, "deployment.type": 2}
+
+
 def _sorted_changes(changes: list[Change]) -> list[Change]:
-    leading = {"name": 0, "enabled": 1, "deployment.type": 2}
-    return sorted(changes, key=lambda c: (leading.get(c.path, 3), c.path))
+    if len(changes) < 2:
+        return changes
+    return sorted(changes, key=lambda c: (_LEADING_CHANGES.get(c.path, 3), c.path))
 
 
 # --------------------------------------------------------------------------- ordering
@@ -1274,6 +1292,9 @@ def _with_dependencies(
     nodes: list[_Node] = []
     for match, action in actions:
         node = _Node(match, action)
+        nodes.append(node)
+        if match.live is not None and _keeps_hostnames(match.spec, match.live):
+            continue  # claims none: the common patch
         own = match.live.hostnames if match.live is not None else frozenset()
         for host in sorted(_hostnames_after(match) - own):
             owner = matching.holder(host)
@@ -1305,8 +1326,15 @@ def _with_dependencies(
                     spec_indices=(match.index, releaser.index),
                 )
             node.waits_for.setdefault(release.key, host)
-        nodes.append(node)
     return nodes
+
+
+def _keeps_hostnames(spec: SourceSpec, live: LiveSource) -> bool:
+    """Whether a patch's hostnames are the live ones, in the same order (it claims none)."""
+    deployment, have = spec.deployment, live.deployment
+    return deployment.imgix_subdomains == have.get("imgix_subdomains") and (
+        deployment.custom_domains == (have.get("custom_domains") or [])
+    )
 
 
 def _order(nodes: list[_Node]) -> list[Action]:
