@@ -276,9 +276,13 @@ def _plan(
                 continue
             actions.append((match, create))
             notices.extend(_unreadable_for_create(spec))
-            notices.extend(_possible_renames(spec, unmanaged_live))
+            if unmanaged_live:
+                notices.extend(_possible_renames(spec, unmanaged_live))
             continue
         outcome = outcome_of(match, annotation)
+        if outcome is _IN_SYNC:  # most sources: nothing to add
+            unchanged += 1
+            continue
         if outcome is None:
             assert owner is not None
             owned_elsewhere.append(OwnedElsewhere(source=spec.name, id=match.live.id, owner=owner))
@@ -654,7 +658,7 @@ def _quiet(
     if spec.enabled != live.enabled and "enabled" not in ignored:
         return None
     deployment = spec.deployment
-    if not _attributes_in_sync(deployment, live, ignored):
+    if not (_plainly_in_sync(deployment, live) or _attributes_in_sync(deployment, live, ignored)):
         return None
     if annotation is None:
         annotation = live.annotation
