@@ -199,6 +199,27 @@ def test_subdomains_on_two_live_sources_ask_for_an_id() -> None:
     assert info.value.spec_indices == (0,)
 
 
+def test_a_subdomain_two_live_sources_list_asks_for_an_id() -> None:
+    # imgix refuses it, but the listing is untrusted: matching does not pick one.
+    spec = s3_spec(subdomains=("one",))
+    with pytest.raises(PlanError, match=r"belong to 2 live sources"):
+        plan(desired(spec), [live_of(spec, ID_A), live_of(spec, ID_B)], OPTIONS)
+
+
+def test_a_live_source_listing_a_subdomain_twice_is_matched_once() -> None:
+    spec = s3_spec(subdomains=("one",))
+    twice = live_of(spec, deployment={"imgix_subdomains": ["one", "one"]})
+    assert only(plan(desired(spec), [twice], OPTIONS)).id == ID_A
+
+
+def test_a_pin_leaves_the_other_specs_matched_by_subdomain() -> None:
+    pinned = s3_spec("Pinned", ("p",), id=ID_B)
+    spec = s3_spec("By subdomain", ("one", "two"))
+    listed = [live_of(spec, ID_A), live_of(s3_spec("Pinned", ("p",)), ID_B)]
+    result = plan(desired(pinned, spec), listed, OPTIONS)
+    assert result.actions == [] and result.summary.unchanged == 2
+
+
 def test_unknown_id_is_an_error_naming_the_source() -> None:
     with pytest.raises(PlanError, match=rf'"Product images": no live source has id {ID_C}'):
         plan(desired(s3_spec(id=ID_C)), [], OPTIONS)
@@ -1381,8 +1402,17 @@ def test_a_source_settled_without_a_comparison_plans_as_the_full_comparison_woul
         (s3_spec(annotation="Managed in git"), {"annotation": "by jane"}, "annotation"),
         (s3_spec(default_params={"q": 75}), {"default_params": {"q": 75.0}}, "default_params.q"),
         (s3_spec(default_params={"q": 75}), {"default_params": {"q": "75"}}, "default_params.q"),
+        (s3_spec(), {"secure_url_enabled": 0}, "secure_url_enabled"),
+        (s3_spec(), {"cache_ttl_value": 31536000.0}, "cache_ttl_value"),
     ],
-    ids=["a-secret-to-clear", "the-annotation-text", "a-float-in-a-map", "text-in-a-map"],
+    ids=[
+        "a-secret-to-clear",
+        "the-annotation-text",
+        "a-float-in-a-map",
+        "text-in-a-map",
+        "a-number-for-a-flag",
+        "a-float-for-a-whole-number",
+    ],
 )
 def test_the_quick_check_leaves_to_the_full_comparison(
     spec: dict[str, Any], live_deployment: dict[str, Any], path: str
@@ -1393,6 +1423,15 @@ def test_the_quick_check_leaves_to_the_full_comparison(
     live = live.model_copy(update={"deployment": {**live.deployment, **live_deployment}})
     assert _quiet(desired(spec).sources[0], live, OPTIONS, False, {}) is None
     assert f"deployment.{path}" in paths(only(plan(desired(spec), [live], OPTIONS)))
+
+
+def test_secrets_of_one_name_are_compared_by_value() -> None:
+    # A plan remembers each secret's fingerprint by attribute and value, not by name alone.
+    first = s3_spec("A", ("a",), secret="first")
+    second = s3_spec("B", ("b",), secret="second")
+    stale = live_of(s3_spec("B", ("b",), secret="first"), ID_B)
+    action = only(plan(desired(first, second), [live_of(first, ID_A), stale], OPTIONS))
+    assert action.id == ID_B and "deployment.s3_secret_key" in paths(action)
 
 
 def test_a_source_in_sync_is_settled_by_the_quick_check() -> None:
