@@ -977,15 +977,20 @@ def _attribute_changes(
     for name, value in attributes.items():
         if ignored and f"deployment.{name}" in ignored:
             continue
-        if name not in have_all:
+        have = have_all.get(name, _MISSING)
+        if have is _MISSING:
             if name in stated:
                 want = _normalized(name, value)
                 changes.append(Change(path=f"deployment.{name}", before=NOT_RETURNED, after=want))
             continue
-        if _plainly_equal(have_all[name], value):
+        kind = type(value)
+        # `_plainly_equal`, its common case inline: most attributes of a patch are equal.
+        if kind is type(have) and (
+            (kind in _SCALARS and have == value) or _plainly_equal(have, value)
+        ):
             continue
         want = _normalized(name, value)
-        have = _normalized(name, have_all[name])
+        have = _normalized(name, have)
         if not same_json(have, want):
             changes += _value_changes(name, have, want)
     return changes
