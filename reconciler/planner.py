@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import chain, repeat
 from operator import attrgetter
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 from pydantic import JsonValue
 
@@ -117,8 +117,8 @@ def plan(desired: DesiredState, live: Sequence[LiveSource], options: PlanOptions
     return Planner(desired, options).plan(live)
 
 
-@dataclass(frozen=True, slots=True)
-class _Outcome:
+# A NamedTuple: built for every unadopted source, in half the time of a frozen dataclass.
+class _Outcome(NamedTuple):
     """What a spec matched to a live source adds to the plan (None: another owner holds it)."""
 
     action: Action | None = None
@@ -216,7 +216,7 @@ class Planner:
         else:
             compared = _compare(spec, live, options, memo, owner=owner, adopt=options.adopt)
         if compared.unadopted:
-            return replace(_unadopted(spec, live), action=compared.action, notices=compared.notices)
+            return _unadopted(spec, live)._replace(action=compared.action, notices=compared.notices)
         return _Outcome(compared.action, compared.notices)
 
 
