@@ -16,7 +16,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import chain, repeat
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Any, ClassVar, NamedTuple
 
 from pydantic import JsonValue
@@ -397,6 +397,9 @@ def _check_unique_hostnames(desired: DesiredState) -> None:
 
 
 _SUBDOMAINS = attrgetter("imgix_subdomains")
+_DEPLOYMENT = attrgetter("deployment")
+_ID = attrgetter("id")
+_FIRST = itemgetter(0)
 _DOMAINS = attrgetter("custom_domains")
 
 
@@ -438,6 +441,8 @@ def _first_holders(
     holder in listing order of those listed more than once (rare: imgix refuses it)."""
     lists = [source.deployment.get(name) or () for source in live]
     hosts = list(chain.from_iterable(lists))
+    if not hosts:
+        return {}, {}
     holders = list(chain.from_iterable(map(repeat, live, map(len, lists))))
     # Built in C; reversed, so that the first holder is the one a key keeps.
     first = dict(zip(reversed(hosts), reversed(holders), strict=True))
@@ -453,6 +458,13 @@ def _matching(specs: Sequence[SourceSpec], live: Sequence[LiveSource]) -> _Match
     by_id = {source.id: source for source in live}
     by_subdomain, shared = _first_holders(live, "imgix_subdomains")
     by_domain, _ = _first_holders(live, "custom_domains")
+    found = _plain_matches(specs, by_subdomain) if not shared else None
+    if found is not None:
+        claimed = {source.id: index for index, source in enumerate(found) if source is not None}
+        if len(claimed) == len(found) - found.count(None):  # no live source matched twice
+            matches = list(map(Match, range(len(specs)), specs, found))
+            return _Matching(matches, live, by_subdomain, by_domain, claimed)
+    # Pins, a subdomain listed twice, or an error to report: the rules spec by spec.
 
     pinned: dict[str, int] = {}
     for index, spec in enumerate(specs):
@@ -472,8 +484,8 @@ def _matching(specs: Sequence[SourceSpec], live: Sequence[LiveSource]) -> _Match
             )
         pinned[spec.id] = index
 
-    claimed: dict[str, int] = dict(pinned)
-    found: list[LiveSource | None] = []
+    claimed = dict(pinned)
+    found = []
     # Without pins or a subdomain listed twice, a subdomain names one candidate at most.
     simple = not pinned and not shared
     for index, spec in enumerate(specs):
@@ -511,6 +523,34 @@ def _matching(specs: Sequence[SourceSpec], live: Sequence[LiveSource]) -> _Match
         found.append(match)
     matches = list(map(Match, range(len(specs)), specs, found))
     return _Matching(matches, live, by_subdomain, by_domain, claimed)
+
+
+def _plain_matches(
+    specs: Sequence[SourceSpec], by_subdomain: Mapping[str, LiveSource]
+) -> list[LiveSource | None] | None:
+    """The live source each spec matches, in the common case, mostly in C: no spec pinned,
+    and no subdomain of a spec held by two live sources. None: another case (the rules
+    spec by spec decide it, or say what is wrong)."""
+    if any(map(_ID, specs)):
+        return None
+    subdomains = list(map(_SUBDOMAINS, map(_DEPLOYMENT, specs)))
+    if not all(subdomains):
+        return None
+    found: list[LiveSource | None] = list(map(by_subdomain.get, map(_FIRST, subdomains)))
+    if max(map(len, subdomains), default=1) == 1:
+        return found
+    for index, hosts in enumerate(subdomains):
+        if len(hosts) == 1:
+            continue
+        match = None
+        for source in map(by_subdomain.get, hosts):
+            if source is None or source is match:
+                continue
+            if match is not None:
+                return None  # two candidates
+            match = source
+        found[index] = match
+    return found
 
 
 def _candidates(

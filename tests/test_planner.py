@@ -220,6 +220,14 @@ def test_a_pin_leaves_the_other_specs_matched_by_subdomain() -> None:
     assert result.actions == [] and result.summary.unchanged == 2
 
 
+def test_a_spec_is_matched_by_any_of_its_subdomains() -> None:
+    both = s3_spec("Both", ("b-one", "b-two"))
+    second = s3_spec("Second", ("new", "kept"))
+    listed = [live_of(both, ID_A), live_of(s3_spec("Second", ("kept",)), ID_B)]
+    result = plan(desired(both, second), listed, OPTIONS)
+    assert only(result).id == ID_B and result.summary.unchanged == 1
+
+
 def test_unknown_id_is_an_error_naming_the_source() -> None:
     with pytest.raises(PlanError, match=rf'"Product images": no live source has id {ID_C}'):
         plan(desired(s3_spec(id=ID_C)), [], OPTIONS)
