@@ -1069,13 +1069,17 @@ def _value_changes(name: str, have: Any, want: Any) -> list[Change]:
 
 def _changed_attributes(attributes: Mapping[str, Any], changes: list[Change]) -> list[str]:
     """The attributes `changes` are about (`deployment.default_params.q` is `default_params`)."""
-    paths = {c.path for c in changes}
-    return [
-        name
-        for name in attributes
-        if f"deployment.{name}" in paths
-        or (name in _KEYED_ATTRIBUTES and any(p.startswith(f"deployment.{name}.") for p in paths))
-    ]
+    names = set()
+    for change in changes:
+        if not change.path.startswith("deployment."):
+            continue
+        name = change.path.removeprefix("deployment.")
+        if name not in attributes:  # a key of a map attribute, or not an attribute
+            name = name.partition(".")[0]
+            if name not in _KEYED_ATTRIBUTES:
+                continue
+        names.add(name)
+    return [name for name in attributes if name in names]
 
 
 def _annotation_text(
