@@ -698,7 +698,7 @@ def _quiet(
     if spec.enabled != live.enabled and "enabled" not in ignored:
         return None
     deployment = spec.deployment
-    if not (_plainly_in_sync(deployment, live) or _attributes_in_sync(deployment, live, ignored)):
+    if not _attributes_in_sync(deployment, live, ignored):
         return None
     if annotation is None:
         annotation = live.annotation
@@ -943,8 +943,11 @@ def _attributes_in_sync(
     deployment: DeploymentBase, live: LiveSource, ignored: frozenset[str]
 ) -> bool:
     """Whether `_attribute_changes` would find nothing, without building any change."""
-    if _plainly_in_sync(deployment, live):
-        return True
+    return _plainly_in_sync(deployment, live) or _in_sync_slowly(deployment, live, ignored)
+
+
+def _in_sync_slowly(deployment: DeploymentBase, live: LiveSource, ignored: frozenset[str]) -> bool:
+    """`_attributes_in_sync` attribute by attribute: what the quick check cannot tell."""
     have_all = live.deployment
     view = managed_view(deployment)
     stated: frozenset[str] | None = None
