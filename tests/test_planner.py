@@ -228,6 +228,56 @@ def test_a_spec_is_matched_by_any_of_its_subdomains() -> None:
     assert only(result).id == ID_B and result.summary.unchanged == 1
 
 
+_HOSTS = ("h0", "h1", "h2", "h3", "h4", "h5")
+_IDS = (ID_A, ID_B, ID_C)
+
+
+@st.composite
+def _matching_case(draw: Any) -> tuple[DesiredState, list[LiveSource]]:
+    """Specs with their own subdomains (now and then pinned), and live sources holding
+    some (now and then one held twice)."""
+    owners = draw(st.lists(st.integers(-1, 3), min_size=len(_HOSTS), max_size=len(_HOSTS)))
+    specs = []
+    for n in range(4):
+        hosts = tuple(h for h, owner in zip(_HOSTS, owners, strict=True) if owner == n)
+        if hosts:
+            pin = draw(st.sampled_from((None,) * 9 + _IDS))
+            specs.append(s3_spec(f"S{n}", hosts, **({"id": pin} if pin else {})))
+    holders = draw(st.lists(st.integers(-1, 2), min_size=len(_HOSTS), max_size=len(_HOSTS)))
+    listed = []
+    for n, source_id in enumerate(_IDS):
+        hosts = [h for h, holder in zip(_HOSTS, holders, strict=True) if holder == n]
+        if draw(st.integers(0, 4)) == 0:
+            hosts.append(draw(st.sampled_from(_HOSTS)))  # perhaps another's, or its own again
+        if hosts:
+            deployment = {"type": "s3", "imgix_subdomains": hosts}
+            listed.append(LiveSource(id=source_id, name=f"L{n}", deployment=deployment))
+    return desired(*specs), listed
+
+
+def _matched(specs: Any, listed: list[LiveSource]) -> object:
+    from reconciler.planner import match_sources
+
+    try:
+        return [(m.index, m.live.id if m.live else None) for m in match_sources(specs, listed)]
+    except PlanError as error:
+        return (str(error), error.spec_indices)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(case=_matching_case())
+def test_matching_in_c_agrees_with_the_rules_spec_by_spec(
+    case: tuple[DesiredState, list[LiveSource]],
+) -> None:
+    from reconciler import planner
+
+    wanted, listed = case
+    quick = _matched(wanted.sources, listed)
+    with pytest.MonkeyPatch.context() as patched:  # the rules spec by spec, for every case
+        patched.setattr(planner, "_plain_matches", lambda *_: None)
+        assert _matched(wanted.sources, listed) == quick
+
+
 def test_unknown_id_is_an_error_naming_the_source() -> None:
     with pytest.raises(PlanError, match=rf'"Product images": no live source has id {ID_C}'):
         plan(desired(s3_spec(id=ID_C)), [], OPTIONS)
