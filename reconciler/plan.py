@@ -354,7 +354,12 @@ def compute_digest(actions: list[Action], api_url: str | None = None) -> str:
 
 
 def _canonical_json(value: object) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return _CANONICAL.encode(value)
+
+
+# `json.dumps(..., sort_keys=True, separators=(",", ":"))`, made once: what is hashed holds
+# no cycles (plain JSON values built by the planner), so none is looked for.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), check_circular=False)
 
 
 # What the digest covers of an action: every field but the two bookkeeping ones.
