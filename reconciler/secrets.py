@@ -142,11 +142,15 @@ def _secret_attributes(model: type[DeploymentBase]) -> tuple[tuple[str, str], ..
     )
 
 
+# `specs.deployment_type` scans the types; asked for up to three times a patch.
+_type_of = functools.cache(deployment_type)
+
+
 def origin_moved(
     model: type[DeploymentBase], live_type: str | None, changed: Iterable[str]
 ) -> bool:
     """Whether a patch changes the type, or where a credentialed origin lives."""
-    if live_type != deployment_type(model):
+    if live_type != _type_of(model):
         return True
     return bool(model.CREDENTIAL_FIELDS) and bool(model.LOCATION_FIELDS.intersection(changed))
 
@@ -219,7 +223,7 @@ def decide_secrets(
     """
     model = type(deployment)
     moved = not creating and origin_moved(model, live_type, changed)
-    type_changed = moved and live_type != deployment_type(model)
+    type_changed = moved and live_type != _type_of(model)
     ignored = set(ignored)
     outside = set(changed_outside)
     previous = recorded.fingerprints if recorded is not None else {}
