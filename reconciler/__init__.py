@@ -27,9 +27,9 @@ from reconciler.render import render
 # Each public name and the module that defines it: imported on first use (PEP 562), so
 # `import reconciler` (and the CLI's start-up) does not load every step.
 _HOMES = {
-    "ActionResult": "applier",
-    "ApplyRefused": "applier",
-    "ApplyReport": "applier",
+    "ActionResult": "report",
+    "ApplyRefused": "errors",
+    "ApplyReport": "report",
     "ApiError": "client",
     "ClientError": "client",
     "ImgixClient": "client",
@@ -114,9 +114,9 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from reconciler.applier import ActionResult, ApplyRefused, ApplyReport
     from reconciler.client import ApiError, ClientError, ImgixClient
     from reconciler.errors import (
+        ApplyRefused,
         ConfigurationError,
         ExportError,
         PlanError,
@@ -137,4 +137,5 @@ if TYPE_CHECKING:
         plan_files,
         read_plan_file,
     )
+    from reconciler.report import ActionResult, ApplyReport
     from reconciler.specs import DesiredState, SecretRef, SourceSpec

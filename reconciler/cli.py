@@ -35,10 +35,11 @@ from reconciler.render import FORMATS
 # HTTP client, rich or the emulator's server stack, and start-up pays only for what is used;
 # `--help` and usage errors load neither the models nor logging nor the redaction point.
 if TYPE_CHECKING:
-    from reconciler.applier import ApplyReport, Permissions
     from reconciler.pacing import Stop
     from reconciler.plan import Plan
+    from reconciler.rails import Permissions
     from reconciler.reconcile import Connection
+    from reconciler.report import ApplyReport
 
 # httpx imports its own command line, and with it rich and pygments, whenever rich is
 # installed; this program never runs it, and rich is for a terminal only.
@@ -471,10 +472,11 @@ def apply_command(
     """Apply the files (planning first) or a plan saved by `plan --out`."""
     import asyncio
 
-    from reconciler.applier import ApplyReport, Permissions
     from reconciler.pacing import Stop
+    from reconciler.rails import Permissions
     from reconciler.reconcile import ApplyRequest, check_apply_policy, plan_to_apply
     from reconciler.render import render, render_report
+    from reconciler.report import ApplyReport
 
     started = time.monotonic()
     with _exit_codes(inputs):
@@ -524,7 +526,7 @@ def _digest(value: str | None) -> str | None:
 
 
 def _confirm(plan: Plan, auto_approve: bool) -> None:
-    from reconciler.applier import ApplyRefused
+    from reconciler.errors import ApplyRefused
 
     if auto_approve:
         return

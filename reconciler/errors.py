@@ -6,7 +6,7 @@
     ├── PlanError                        desired and live states cannot be reconciled
     ├── PlanFileError                    a saved plan unreadable, edited or not ours
     ├── ExportError                      live sources the file format cannot express
-    ├── ApplyRefused (applier)           nothing written: the rails or the user refused
+    ├── ApplyRefused                     nothing written: the rails or the user refused
     ├── StalePlan                        exit 4: live sources changed since the plan
     └── ClientError (client)             the API could not be used
         ├── ApiError                     the API answered with an error
@@ -15,7 +15,7 @@
         ├── DeadlineExceeded             retrying would pass the retry deadline
         └── LimitExceeded                an answer passed one of the client's bounds
 
-The classes that carry data of their module's (located errors, refusals, HTTP status)
+The classes that carry data of their module's (located errors, HTTP status)
 live there; the rest live here. The CLI maps the whole tree to exit codes in one place.
 Every message is one sentence that may be printed: it names references, never values.
 """
@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
     from reconciler.loader import LocatedError
+    from reconciler.rails import Refusal
 
 # product.md's exit codes.
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_PARTIAL, EXIT_STALE = 0, 1, 2, 3, 4
@@ -64,6 +65,24 @@ class PlanFileError(ReconcilerError):
 
 class ExportError(ReconcilerError):
     """Live sources the file format cannot express, or a file export must not write (exit 1)."""
+
+
+class ApplyRefused(ReconcilerError):
+    """Nothing was written: the plan may not be applied as it is (exit 1).
+
+    `refusals` are the rails that refused it (empty for other reasons); `located` holds
+    them as errors at the sources' places in the files, when the plan was made from files.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        refusals: Sequence[Refusal] = (),
+        located: Sequence[LocatedError] = (),
+    ) -> None:
+        super().__init__(message)
+        self.refusals = tuple(refusals)
+        self.located = tuple(located)
 
 
 class StalePlan(ReconcilerError):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 MARKER_NAME = "imgix-reconciler"
 MARKER_VERSION = 1
@@ -55,8 +56,8 @@ class Marker:
         return "[" + " ".join([f"{MARKER_NAME} v{self.version}", *tokens]) + "]"
 
 
-@dataclass(frozen=True)
-class Annotation:
+# A NamedTuple, not a frozen dataclass: about 0.05 ms to define at start-up, not 0.4.
+class Annotation(NamedTuple):
     """A live `annotation` split into the user's text and the reconciler's marker."""
 
     text: str | None

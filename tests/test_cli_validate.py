@@ -319,7 +319,12 @@ NOT_FOR_OFFLINE = ("httpx", "starlette", "uvicorn", "rich", "deepdiff")
 
 
 def imported_by(args: list[str]) -> set[str]:
-    """Top-level packages a fresh process holds after running the CLI with `args`.
+    """Top-level packages a fresh process holds after running the CLI with `args`."""
+    return {name.split(".")[0] for name in modules_imported_by(args)}
+
+
+def modules_imported_by(args: list[str]) -> set[str]:
+    """Modules a fresh process holds after running the CLI with `args`.
 
     Its stdout and stderr are pipes, as in CI: not a terminal.
     """
@@ -330,7 +335,7 @@ def imported_by(args: list[str]) -> set[str]:
         f"    main({args!r}, prog_name='imgix-reconciler')\n"
         "except SystemExit:\n"
         "    pass\n"
-        "names = {name.split('.')[0] for name, module in sys.modules.items() if module}\n"
+        "names = {name for name, module in sys.modules.items() if module}\n"
         "print(' '.join(sorted(names)), file=sys.stderr)\n"
     )
     env = {k: v for k, v in os.environ.items() if k not in ("GITHUB_ACTIONS", "NO_COLOR")}
@@ -338,7 +343,7 @@ def imported_by(args: list[str]) -> set[str]:
         [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, cwd=REPO, env=env
     )
     loaded = set(done.stderr.splitlines()[-1].split())
-    assert "reconciler" in loaded
+    assert "reconciler.cli" in loaded
     return loaded
 
 
@@ -417,3 +422,26 @@ def test_plan_as_text_to_a_pipe_imports_no_rich() -> None:
     loaded = imported_by(["plan", str(EXAMPLE), "--emulator", "--format", "text"])
     assert "httpx" in loaded  # it did plan
     assert "rich" not in loaded
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["plan", str(EXAMPLE), "--emulator", "--format", "json"],
+        ["plan", str(EXAMPLE), "--emulator", "--format", "markdown"],
+        ["drift", str(EXAMPLE), "--emulator"],
+    ],
+)
+def test_plan_and_drift_import_neither_the_applier_nor_the_apply_progress_nor_report(
+    args: list[str],
+) -> None:
+    # They check the ownership rail (reconciler.rails) but never apply nor report.
+    loaded = modules_imported_by(args)
+    assert {"reconciler.planner", "reconciler.rails"} <= loaded  # it did plan
+    assert loaded.isdisjoint({"reconciler.applier", "reconciler.progress", "reconciler.report"})
+
+
+def test_validate_imports_neither_the_planner_nor_the_applier() -> None:
+    loaded = modules_imported_by(["validate", "--no-resolve", str(EXAMPLE)])
+    assert "reconciler.loader" in loaded
+    assert loaded.isdisjoint({"reconciler.planner", "reconciler.applier", "reconciler.rails"})

@@ -13,11 +13,10 @@ import pytest
 from conftest import FakeClock
 
 from reconciler import loader, reconcile
-from reconciler.applier import ApplyRefused
 from reconciler.client import REQUEST_TIMEOUT
 from reconciler.emulator import EMULATOR_API_KEY, SourceStore
 from reconciler.emulator.listing import Page
-from reconciler.errors import StalePlan
+from reconciler.errors import ApplyRefused, StalePlan
 from reconciler.live import LiveSource
 from reconciler.loader import LoadedState, LoadError
 from reconciler.reconcile import (

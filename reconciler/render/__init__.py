@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING
 from reconciler import collector
 
 if TYPE_CHECKING:
-    from reconciler.applier import ApplyReport
     from reconciler.plan import Plan
     from reconciler.render.values import View
+    from reconciler.report import ApplyReport
 
 FORMATS: tuple[str, ...] = ("text", "markdown", "json")
 

@@ -6,13 +6,16 @@ report; tests keep both files equal to what the models generate.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, JsonValue
 
-from reconciler.applier import ActionResult, ApplyReport, Outcome
 from reconciler.plan import Plan
 from reconciler.untrusted import json_document
+
+# The report's types are imported with the first report (`_built`): `plan` renders none.
+if TYPE_CHECKING:
+    from reconciler.report import ActionResult, ApplyReport, Outcome
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
@@ -25,7 +28,7 @@ def render(plan: Plan) -> str:
 class ApplyReportDocument(BaseModel):
     """What `apply --format json` prints: every action's outcome, and whether all applied."""
 
-    # Built at its first use: `plan --format json` imports this module too.
+    # Built at its first use (`_built`): `plan --format json` imports this module too.
     model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     format_version: Literal[1] = 1
@@ -42,7 +45,7 @@ class ApplyReportDocument(BaseModel):
     def of(cls, report: ApplyReport, digest: str | None = None) -> ApplyReportDocument:
         """The document of `report`, for the plan with `digest`."""
         outcomes = [result.outcome for result in report.results]
-        return cls(
+        return _built()(
             digest=digest,
             ok=report.ok,
             counts={outcome: outcomes.count(outcome) for outcome in dict.fromkeys(outcomes)},
@@ -61,4 +64,14 @@ def render_report(report: ApplyReport, digest: str | None = None) -> str:
 
 def report_json_schema() -> dict[str, JsonValue]:
     """The JSON Schema of the apply report (`schemas/apply-report.schema.json`)."""
-    return {"$schema": SCHEMA_DIALECT, **ApplyReportDocument.model_json_schema()}
+    return {"$schema": SCHEMA_DIALECT, **_built().model_json_schema()}
+
+
+def _built() -> type[ApplyReportDocument]:
+    """The report document's model, built with the report's types on first use."""
+    from reconciler.report import ActionResult, Outcome
+
+    ApplyReportDocument.model_rebuild(
+        _types_namespace={"ActionResult": ActionResult, "Outcome": Outcome}
+    )
+    return ApplyReportDocument

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from reconciler import redact
-from reconciler.applier import ApplyReport
 from reconciler.plan import (
     Action,
     Adoption,
@@ -37,6 +37,9 @@ from reconciler.render.values import (
     waits_for,
 )
 from reconciler.untrusted import json_shown, markdown_text
+
+if TYPE_CHECKING:
+    from reconciler.report import ApplyReport
 
 MARKER = "<!-- imgix-reconciler:plan -->"
 # A scheduled drift check may post to an issue: its own marker, so it updates its own.

@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 from typing import TYPE_CHECKING
 
-from reconciler.applier import ApplyReport
 from reconciler.plan import (
     Action,
     Adoption,
@@ -37,6 +36,8 @@ from reconciler.untrusted import escaped, one_line, quoted
 
 if TYPE_CHECKING:
     import rich.text
+
+    from reconciler.report import ApplyReport
 
 _SIGN = {"create": ("+", "green"), "patch": ("~", "yellow")}
 

@@ -6,11 +6,10 @@ Names, ids and values come from the live API and the files, so they may hold any
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import JsonValue
 
-from reconciler.applier import ApplyReport, Outcome
 from reconciler.plan import (
     CANNOT_COMPARE,
     HIDDEN,
@@ -26,6 +25,9 @@ from reconciler.plan import (
     WriteCost,
 )
 from reconciler.untrusted import json_shown
+
+if TYPE_CHECKING:
+    from reconciler.report import ApplyReport, Outcome
 
 MARKERS = frozenset(
     {

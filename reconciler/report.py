@@ -1,0 +1,51 @@
+"""The apply report: each action's outcome, as the applier returns it and renderers show it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+# skipped: a dependency did not apply; stopped: not attempted, the run was stopping;
+# in effect: a saved plan's action that an earlier run already applied.
+Outcome = Literal["applied", "failed", "skipped", "stopped", "in effect"]
+DONE: frozenset[Outcome] = frozenset({"applied", "in effect"})
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    """What happened to one action."""
+
+    action: str
+    source: str
+    key: str
+    outcome: Outcome
+    source_id: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class ApplyReport:
+    """Every action's outcome, in plan order."""
+
+    results: list[ActionResult] = field(default_factory=list)
+    writes: int = 0
+    # With --wait: ids of touched sources still deploying when the wait gave up.
+    still_deploying: list[str] = field(default_factory=list)
+
+    # Why the run stopped early (a signal, --max-duration), if it did.
+    stopped: str | None = None
+
+    @property
+    def failed(self) -> list[ActionResult]:
+        """Actions that did not fully apply (failed, skipped, or not attempted)."""
+        return [r for r in self.results if r.outcome not in DONE]
+
+    @property
+    def ok(self) -> bool:
+        """Whether every action applied (and, when waited for, deployed)."""
+        return not self.failed and not self.still_deploying
+
+    @property
+    def touched_ids(self) -> list[str]:
+        """Ids of the sources that were written."""
+        return [r.source_id for r in self.results if r.source_id and r.outcome == "applied"]
