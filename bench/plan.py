@@ -1,6 +1,6 @@
 """Plan 10,000 sources against the emulator and print where the time goes.
 
-    .venv/bin/python bench/plan.py [--sources N] [--runs R]
+    .venv/bin/python bench/plan.py [--sources N] [--runs R] [--steps]
 
 The emulator runs in-process with no rate limit. Two accounts are planned: an adopted
 one (every live source carries the marker an apply writes: what a plan on a pull request
@@ -9,6 +9,8 @@ side by side, in total and per desired source: the CPU time spent fetching and d
 the list (client and in-process emulator, with the emulator's own listing share beside
 it) and the planner's own CPU time, with its ratio to the decoding (goal: under 0.1x).
 The best of `--runs` is kept for each figure. Figures only; nothing is asserted.
+`--steps` also times each step of the adopted account's plan alone (the planner's own
+functions, so it follows them), and prints what is left of the whole plan besides.
 """
 
 from __future__ import annotations
@@ -17,10 +19,11 @@ import argparse
 import asyncio
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import httpx
 
+from reconciler import collector
 from reconciler.client import ImgixClient
 from reconciler.emulator import EMULATOR_API_KEY, RateLimits, SourceStore, create_app
 from reconciler.emulator.listing import Page
@@ -133,10 +136,78 @@ def measure(count: int, *, adopted: bool, runs: int) -> list[float]:
     return best
 
 
+def steps(count: int, runs: int) -> None:
+    """The adopted account's plan, step by step: best CPU milliseconds of each, alone."""
+    from reconciler import planner
+    from reconciler.plan import compute_digest
+
+    off = RateLimits(per_second=None, creates_per_hour=None, updates_per_hour=None)
+    store = SourceStore(limits=off, deploy_delay=0)
+    seed(store, count, adopted=True)
+    live = asyncio.run(fetch(store))
+    options = PlanOptions(fingerprint_key=KEY)
+    desired = desired_state(count)
+    matching = planner._matching(desired.sources, live)
+    matched = [m for m in matching.matches if m.live is not None]
+    first = planner.Planner(desired, options)
+    outcomes = [first._outcome(m.spec, m.live) for m in matched]  # type: ignore[arg-type]
+    in_sync = [m for m, o in zip(matched, outcomes, strict=True) if o and o.action is None]
+    differing = [m for m, o in zip(matched, outcomes, strict=True) if o and o.action]
+    new = [m for m in matching.matches if m.live is None]
+    actions = [(m, o.action) for m, o in zip(matched, outcomes, strict=True) if o and o.action]
+    actions += [(m, planner._create(m.spec, options, None)) for m in new]
+    result = plan(desired, live, options)
+
+    def best(step: Callable[[], object]) -> float:
+        times = []
+        for _ in range(runs):
+            with collector.paused():  # as the planner runs
+                cpu = time.process_time()
+                step()
+                times.append(time.process_time() - cpu)
+        return min(times) * 1000
+
+    def outcomes_of(matches: list[planner.Match]) -> Callable[[], object]:
+        def run() -> object:
+            fresh = planner.Planner(desired, options)  # no fingerprint remembered
+            return [fresh._outcome(m.spec, m.live) for m in matches]  # type: ignore[arg-type]
+
+        return run
+
+    def fresh_plan() -> float:
+        wanted = desired_state(count)
+        cpu = time.process_time()
+        plan(wanted, live, options)
+        return (time.process_time() - cpu) * 1000
+
+    def order() -> object:
+        return planner._order(planner._with_dependencies(actions, matching, set()))
+
+    total = min(fresh_plan() for _ in range(runs))
+    # Each step: its CPU milliseconds, and how many things it handles.
+    parts = {
+        "sources in sync": (best(outcomes_of(in_sync)), len(in_sync)),
+        "patches": (best(outcomes_of(differing)), len(differing)),
+        "creates": (best(lambda: [planner._create(m.spec, options, None) for m in new]), len(new)),
+        "matching": (best(lambda: planner._matching(desired.sources, live)), count),
+        "digest (actions)": (best(lambda: compute_digest(result.actions)), len(result.actions)),
+        "ordering (actions)": (best(order), len(actions)),
+        "hostnames unique": (best(lambda: planner._check_unique_hostnames(desired)), count),
+    }
+    print(f"adopted plan, step by step (CPU, best of {runs}; each step alone):")
+    for name, (figure, number) in parts.items():
+        each = figure * 1000 / max(number, 1)
+        print(f"  {name:20}{figure:8.1f} ms{number:7} x{each:6.2f} µs")
+    rest = total - sum(figure for figure, _ in parts.values())
+    print(f"  {'the rest':20}{rest:8.1f} ms  (the loop over matches, summary, plan model)")
+    print(f"  {'whole plan':20}{total:8.1f} ms")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sources", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=3, help="the best of this many")
+    parser.add_argument("--steps", action="store_true", help="also time each step")
     args = parser.parse_args()
     count = args.sources
 
@@ -154,6 +225,8 @@ def main() -> None:
             f"{scenario:12}{fetch_cpu:14.3f} s{listing_cpu:10.3f} s{plan_cpu:8.3f} s"
             f"{plan_cpu * 1e6 / count:9.1f} µs{plan_cpu / fetch_cpu:7.2f}x"
         )
+    if args.steps:
+        steps(count, args.runs)
 
 
 if __name__ == "__main__":

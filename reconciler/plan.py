@@ -354,15 +354,37 @@ def compute_digest(actions: list[Action], api_url: str | None = None) -> str:
 
 
 def _canonical_json(value: object) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return _CANONICAL.encode(value)
+
+
+# `json.dumps(..., sort_keys=True, separators=(",", ":"))`, made once: what is hashed holds
+# no cycles (plain JSON values built by the planner), so none is looked for.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), check_circular=False)
+
+
+# What the digest covers of an action: every field but the two bookkeeping ones.
+_DIGEST_EXCLUDES = frozenset({"live_fingerprint", "marker"})
+_DIGEST_FIELDS = tuple(name for name in Action.model_fields if name not in _DIGEST_EXCLUDES)
 
 
 def _normalized_action(action: Action) -> dict[str, object]:
-    # The annotation as the user's text and whether a marker follows it: the same payload
-    # (and digest) as when the marker was text inside the writes.
-    data = action.model_dump(mode="json", exclude={"live_fingerprint", "marker"})
-    for write in data["writes"]:
-        deployment = write.get("deployment")
-        if isinstance(deployment, dict) and "annotation" in deployment:
-            deployment["annotation"] = [deployment["annotation"], action.marker is not None]
+    """`action.model_dump(mode="json", exclude=_DIGEST_EXCLUDES)`, with the annotation of
+    each write as the user's text and whether a marker follows it: the same payload (and
+    digest) as when the marker was text inside the writes.
+
+    Read from the fields, not dumped (a dump costs more than the hashing): every value
+    but the changes is JSON already, and a `Change`'s fields are JSON values.
+    """
+    data: dict[str, object] = {name: getattr(action, name) for name in _DIGEST_FIELDS}
+    data["changes"] = [vars(change) for change in action.changes]
+    marked = action.marker is not None
+    data["writes"] = [_normalized_write(write, marked) for write in action.writes]
     return data
+
+
+def _normalized_write(write: dict[str, JsonValue], marked: bool) -> dict[str, JsonValue]:
+    deployment = write.get("deployment")
+    if not isinstance(deployment, dict) or "annotation" not in deployment:
+        return write
+    annotation: JsonValue = [deployment["annotation"], marked]
+    return {**write, "deployment": {**deployment, "annotation": annotation}}

@@ -73,6 +73,12 @@ def encrypted_fields(model: type[DeploymentBase]) -> dict[str, str]:
     return {name: s.encrypted_as for name, s in secret_fields(model).items() if s.encrypted_as}
 
 
+@functools.cache
+def encrypted_attributes(model: type[DeploymentBase]) -> tuple[str, ...]:
+    """The `*_encrypted` attributes the API returns for the web secrets of a type."""
+    return tuple(encrypted_fields(model).values())
+
+
 def encrypted_digest(value: str) -> str:
     """Short hash of an `*_encrypted` value, for the marker."""
     return hashlib.sha256(value.encode()).hexdigest()[:_ENCRYPTED_HEX]
@@ -136,11 +142,15 @@ def _secret_attributes(model: type[DeploymentBase]) -> tuple[tuple[str, str], ..
     )
 
 
+# `specs.deployment_type` scans the types; asked for up to three times a patch.
+_type_of = functools.cache(deployment_type)
+
+
 def origin_moved(
     model: type[DeploymentBase], live_type: str | None, changed: Iterable[str]
 ) -> bool:
     """Whether a patch changes the type, or where a credentialed origin lives."""
-    if live_type != deployment_type(model):
+    if live_type != _type_of(model):
         return True
     return bool(model.CREDENTIAL_FIELDS) and bool(model.LOCATION_FIELDS.intersection(changed))
 
@@ -154,9 +164,19 @@ def credentials_to_resend(
     return frozenset(model.CREDENTIAL_FIELDS - set(secret_fields(model)))
 
 
-def _fingerprint(key: bytes, name: str, ref: SecretRef) -> str | None:
+def _fingerprint(
+    key: bytes, name: str, ref: SecretRef, memo: dict[tuple[str, str], str] | None = None
+) -> str | None:
     # Computed only by the rules that need it: an unrecorded or kept secret costs no HMAC.
-    return fingerprint(key, name, ref.reveal()) if ref.resolved else None
+    if not ref.resolved:
+        return None
+    value = ref.reveal()
+    if memo is None:
+        return fingerprint(key, name, value)
+    current = memo.get((name, value))
+    if current is None:
+        current = memo[name, value] = fingerprint(key, name, value)
+    return current
 
 
 # Why a secret cannot be compared with what the API holds.
@@ -192,16 +212,18 @@ def decide_secrets(
     resend: bool = False,
     ignored: Iterable[str] = (),
     changed_outside: Iterable[str] = (),
+    memo: dict[tuple[str, str], str] | None = None,
 ) -> SecretDecision:
     """Apply the send rules to every secret `deployment` declares.
 
     `changed` are the API names of non-secret attributes the patch changes; `recorded` is
     the live marker (None when the source was deployed outside the reconciler); `ignored`
-    holds `deployment.<name>` paths from `ignore_changes`.
+    holds `deployment.<name>` paths from `ignore_changes`; `memo` keeps the fingerprints
+    computed so far (a plan's), by attribute and value.
     """
     model = type(deployment)
     moved = not creating and origin_moved(model, live_type, changed)
-    type_changed = moved and live_type != deployment_type(model)
+    type_changed = moved and live_type != _type_of(model)
     ignored = set(ignored)
     outside = set(changed_outside)
     previous = recorded.fingerprints if recorded is not None else {}
@@ -227,13 +249,13 @@ def decide_secrets(
         elif not ref.resolved:
             verdict = UNRESOLVED
         else:
-            verdict = "send" if recorded_fp != _fingerprint(key, name, ref) else "keep"
+            verdict = "send" if recorded_fp != _fingerprint(key, name, ref, memo) else "keep"
 
         if verdict == "send":
             send.append(name)
             # Without the value the fingerprint stays unrecorded, so the next plan that
             # can read the secret sends it once more and records it.
-            current = _fingerprint(key, name, ref)
+            current = _fingerprint(key, name, ref, memo)
             if current is not None:
                 fingerprints[name] = current
             continue
@@ -257,28 +279,28 @@ def unchanged_secrets(
     key: bytes,
     recorded: Marker | None,
     ignored: Container[str],
-    fingerprints: dict[tuple[str, SecretRef], str],
+    fingerprints: dict[tuple[str, str], str],
 ) -> str | None:
     """What `decide_secrets` says of a patch that changes nothing else, when it sends no
     secret and none is unresolved: "keep", or UNRECORDED when one was never recorded.
 
     None when the full rules must decide (a secret to send or to report). The caller has
     checked the rest: no type or location change, no re-send, no `*_encrypted` value
-    changed outside. `fingerprints` remembers the HMACs computed so far (a plan's).
+    changed outside. `fingerprints` remembers the HMACs computed so far (a plan's), by
+    attribute and value.
     """
     verdict = "keep"
-    for name, ref in declared_secrets(deployment).items():
-        if f"deployment.{name}" in ignored:
+    previous = recorded.fingerprints if recorded is not None else None
+    for name, python_name in _secret_attributes(type(deployment)):
+        ref = getattr(deployment, python_name)
+        if type(ref) is not SecretRef or (ignored and f"deployment.{name}" in ignored):
             continue
-        recorded_fp = recorded.fingerprints.get(name) if recorded is not None else UNKNOWN
+        recorded_fp = previous.get(name) if previous is not None else UNKNOWN
         if recorded_fp == UNKNOWN:
             verdict = UNRECORDED
             continue
         if recorded_fp is None or not ref.resolved:
             return None
-        current = fingerprints.get((name, ref))
-        if current is None:
-            current = fingerprints[name, ref] = fingerprint(key, name, ref.reveal())
-        if current != recorded_fp:
+        if _fingerprint(key, name, ref, fingerprints) != recorded_fp:
             return None
     return verdict

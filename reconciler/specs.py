@@ -901,14 +901,32 @@ class ManagedView(NamedTuple):
     maps: tuple[tuple[str, str], ...]  # those holding a map (compared as JSON, key by key)
     from_spec: Callable[[DeploymentBase], tuple[Any, ...]]
     from_api: Callable[[Mapping[str, Any]], tuple[Any, ...]]
+    # From a tuple of either getter, the values an equal value of another JSON type could
+    # match (`true == 1`, `1 == 1.0`): only their types need comparing. None: no such field.
+    typed: Callable[[tuple[Any, ...]], tuple[Any, ...]] | None
 
 
 def managed_view(deployment: DeploymentBase) -> ManagedView:
     """The `ManagedView` of a deployment: which attributes it manages depends on its type
     and on which stated-only attributes (`robots.txt`) the file states."""
     model = type(deployment)
-    stated_only = _stated_only_python(model)
-    return _managed_view(model, stated_only & deployment.__pydantic_fields_set__ or frozenset())
+    plain = _PLAIN_VIEWS.get(model)
+    if plain is None:
+        # The annotation is stated-only too, but never in a view.
+        viewed = _stated_only_python(model) - {
+            name for name, api in deployment_fields(model) if api == "annotation"
+        }
+        plain = _PLAIN_VIEWS[model] = (viewed, _managed_view(model, frozenset()))
+    viewed, view = plain
+    fields_set = deployment.__pydantic_fields_set__
+    if fields_set.isdisjoint(viewed):
+        # The common case, without building a set: no stated-only attribute the view holds.
+        return view
+    return _managed_view(model, _stated_only_python(model) & fields_set)
+
+
+# Per type: the stated-only attributes a view holds when stated, and the view without them.
+_PLAIN_VIEWS: dict[type[DeploymentBase], tuple[frozenset[str], ManagedView]] = {}
 
 
 @functools.cache
@@ -927,6 +945,13 @@ def _managed_view(model: type[DeploymentBase], stated: frozenset[str]) -> Manage
         if api != "annotation" and api not in secrets and name not in unstated
     )
     kinds = {name: typing.get_origin(model.model_fields[name].annotation) for name, _ in fields}
+    typed = [
+        position
+        for position, (name, _) in enumerate(fields)
+        if _equals_other_types(model.model_fields[name].annotation)
+    ]
+    if len(typed) == 1:
+        typed *= 2  # one position twice: the getter still gives a tuple
     # Two names at least (the type and the subdomains), so both getters give tuples.
     return ManagedView(
         fields,
@@ -934,7 +959,26 @@ def _managed_view(model: type[DeploymentBase], stated: frozenset[str]) -> Manage
         tuple((name, api) for name, api in fields if kinds[name] is dict),
         attrgetter(*(name for name, _ in fields)),
         itemgetter(*(api for _, api in fields)),
+        itemgetter(*typed) if typed else None,
     )
+
+
+def _equals_other_types(annotation: Any) -> bool:
+    """Whether a value of this annotation may equal a JSON value of another type.
+
+    Text and None equal only their own type; lists and maps are compared apart. Anything
+    else (numbers, booleans, what this does not know) counts.
+    """
+    origin = typing.get_origin(annotation)
+    if origin in (list, dict):
+        return False
+    if origin is Literal:
+        return not all(isinstance(value, str) for value in typing.get_args(annotation))
+    if origin is Annotated:
+        return _equals_other_types(typing.get_args(annotation)[0])
+    if origin in (Union, types.UnionType):
+        return any(map(_equals_other_types, typing.get_args(annotation)))
+    return annotation not in (str, type(None))
 
 
 def stated_fields(deployment: DeploymentBase) -> frozenset[str]:

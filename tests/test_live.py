@@ -114,6 +114,19 @@ def test_fingerprint_ignores_key_order_and_sees_every_change() -> None:
     assert len(fingerprints) == 4
 
 
+def test_fingerprint_is_the_hash_of_the_canonical_json_saved_plans_hold() -> None:
+    import hashlib
+    import json
+
+    # Saved plans made by earlier versions compare this value: it must not drift.
+    resource = {**RESOURCE, "attributes": {**RESOURCE["attributes"], "name": "Blög ✓"}}
+    live = LiveSource.from_resource(resource)
+    state = {"name": live.name, "enabled": live.enabled, "deployment": live.deployment}
+    canonical = json.dumps(state, sort_keys=True, separators=(",", ":"))
+    assert live.fingerprint() == "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+    assert '"name":"Bl\\u00f6g \\u2713"' in canonical  # ASCII-escaped, as always
+
+
 def test_live_sources_are_frozen() -> None:
     live = LiveSource.from_resource(RESOURCE)
 

@@ -94,6 +94,41 @@ def test_digest_does_not_depend_on_dict_order() -> None:
     assert compute_digest([one]) == compute_digest([two])
 
 
+def _dumped_payload(action: Action) -> dict[str, Any]:
+    """What the digest hashed of an action as first written: from the model's JSON dump."""
+    data = action.model_dump(mode="json", exclude={"live_fingerprint", "marker"})
+    for write in data["writes"]:
+        deployment = write.get("deployment")
+        if isinstance(deployment, dict) and "annotation" in deployment:
+            deployment["annotation"] = [deployment["annotation"], action.marker is not None]
+    return data
+
+
+def test_the_digest_reads_each_action_as_its_dump_gives_it() -> None:
+    from reconciler.marker import Marker
+    from reconciler.plan import _normalized_action
+
+    golden = Plan.model_validate_json(GOLDEN_PLAN.read_text(encoding="utf-8"))
+    unmarked = golden.actions[-1].model_copy(
+        update={"marker": None, "takes_over_from": "other/repo", "live_fingerprint": "sha256:x"}
+    )
+    marked = create().model_copy(
+        update={
+            "writes": [{"name": "New", "deployment": {"annotation": "note", "q": [1, 2.5]}}],
+            "marker": Marker({"s3_secret_key": "ab"}),
+        }
+    )
+    actions = [*golden.actions, unmarked, marked]
+    assert any(a.depends_on for a in actions) and any(a.risks for a in actions)
+    for action in actions:
+        writes = json.dumps(action.writes, sort_keys=True)
+        assert _normalized_action(action) == _dumped_payload(action)
+        assert json.dumps(action.writes, sort_keys=True) == writes  # the action is not changed
+    assert _normalized_action(marked)["writes"] == [
+        {"name": "New", "deployment": {"annotation": ["note", True], "q": [1, 2.5]}}
+    ]
+
+
 MAC_KEY = b"saved-plan-key"
 
 

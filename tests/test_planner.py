@@ -199,6 +199,85 @@ def test_subdomains_on_two_live_sources_ask_for_an_id() -> None:
     assert info.value.spec_indices == (0,)
 
 
+def test_a_subdomain_two_live_sources_list_asks_for_an_id() -> None:
+    # imgix refuses it, but the listing is untrusted: matching does not pick one.
+    spec = s3_spec(subdomains=("one",))
+    with pytest.raises(PlanError, match=r"belong to 2 live sources"):
+        plan(desired(spec), [live_of(spec, ID_A), live_of(spec, ID_B)], OPTIONS)
+
+
+def test_a_live_source_listing_a_subdomain_twice_is_matched_once() -> None:
+    spec = s3_spec(subdomains=("one",))
+    twice = live_of(spec, deployment={"imgix_subdomains": ["one", "one"]})
+    assert only(plan(desired(spec), [twice], OPTIONS)).id == ID_A
+
+
+def test_a_pin_leaves_the_other_specs_matched_by_subdomain() -> None:
+    pinned = s3_spec("Pinned", ("p",), id=ID_B)
+    spec = s3_spec("By subdomain", ("one", "two"))
+    listed = [live_of(spec, ID_A), live_of(s3_spec("Pinned", ("p",)), ID_B)]
+    result = plan(desired(pinned, spec), listed, OPTIONS)
+    assert result.actions == [] and result.summary.unchanged == 2
+
+
+def test_a_spec_is_matched_by_any_of_its_subdomains() -> None:
+    both = s3_spec("Both", ("b-one", "b-two"))
+    second = s3_spec("Second", ("new", "kept"))
+    listed = [live_of(both, ID_A), live_of(s3_spec("Second", ("kept",)), ID_B)]
+    result = plan(desired(both, second), listed, OPTIONS)
+    assert only(result).id == ID_B and result.summary.unchanged == 1
+
+
+_HOSTS = ("h0", "h1", "h2", "h3", "h4", "h5")
+_IDS = (ID_A, ID_B, ID_C)
+
+
+@st.composite
+def _matching_case(draw: Any) -> tuple[DesiredState, list[LiveSource]]:
+    """Specs with their own subdomains (now and then pinned), and live sources holding
+    some (now and then one held twice)."""
+    owners = draw(st.lists(st.integers(-1, 3), min_size=len(_HOSTS), max_size=len(_HOSTS)))
+    specs = []
+    for n in range(4):
+        hosts = tuple(h for h, owner in zip(_HOSTS, owners, strict=True) if owner == n)
+        if hosts:
+            pin = draw(st.sampled_from((None,) * 9 + _IDS))
+            specs.append(s3_spec(f"S{n}", hosts, **({"id": pin} if pin else {})))
+    holders = draw(st.lists(st.integers(-1, 2), min_size=len(_HOSTS), max_size=len(_HOSTS)))
+    listed = []
+    for n, source_id in enumerate(_IDS):
+        hosts = [h for h, holder in zip(_HOSTS, holders, strict=True) if holder == n]
+        if draw(st.integers(0, 4)) == 0:
+            hosts.append(draw(st.sampled_from(_HOSTS)))  # perhaps another's, or its own again
+        if hosts:
+            deployment = {"type": "s3", "imgix_subdomains": hosts}
+            listed.append(LiveSource(id=source_id, name=f"L{n}", deployment=deployment))
+    return desired(*specs), listed
+
+
+def _matched(specs: Any, listed: list[LiveSource]) -> object:
+    from reconciler.planner import match_sources
+
+    try:
+        return [(m.index, m.live.id if m.live else None) for m in match_sources(specs, listed)]
+    except PlanError as error:
+        return (str(error), error.spec_indices)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(case=_matching_case())
+def test_matching_in_c_agrees_with_the_rules_spec_by_spec(
+    case: tuple[DesiredState, list[LiveSource]],
+) -> None:
+    from reconciler import planner
+
+    wanted, listed = case
+    quick = _matched(wanted.sources, listed)
+    with pytest.MonkeyPatch.context() as patched:  # the rules spec by spec, for every case
+        patched.setattr(planner, "_plain_matches", lambda *_: None)
+        assert _matched(wanted.sources, listed) == quick
+
+
 def test_unknown_id_is_an_error_naming_the_source() -> None:
     with pytest.raises(PlanError, match=rf'"Product images": no live source has id {ID_C}'):
         plan(desired(s3_spec(id=ID_C)), [], OPTIONS)
@@ -1381,8 +1460,17 @@ def test_a_source_settled_without_a_comparison_plans_as_the_full_comparison_woul
         (s3_spec(annotation="Managed in git"), {"annotation": "by jane"}, "annotation"),
         (s3_spec(default_params={"q": 75}), {"default_params": {"q": 75.0}}, "default_params.q"),
         (s3_spec(default_params={"q": 75}), {"default_params": {"q": "75"}}, "default_params.q"),
+        (s3_spec(), {"secure_url_enabled": 0}, "secure_url_enabled"),
+        (s3_spec(), {"cache_ttl_value": 31536000.0}, "cache_ttl_value"),
     ],
-    ids=["a-secret-to-clear", "the-annotation-text", "a-float-in-a-map", "text-in-a-map"],
+    ids=[
+        "a-secret-to-clear",
+        "the-annotation-text",
+        "a-float-in-a-map",
+        "text-in-a-map",
+        "a-number-for-a-flag",
+        "a-float-for-a-whole-number",
+    ],
 )
 def test_the_quick_check_leaves_to_the_full_comparison(
     spec: dict[str, Any], live_deployment: dict[str, Any], path: str
@@ -1393,6 +1481,15 @@ def test_the_quick_check_leaves_to_the_full_comparison(
     live = live.model_copy(update={"deployment": {**live.deployment, **live_deployment}})
     assert _quiet(desired(spec).sources[0], live, OPTIONS, False, {}) is None
     assert f"deployment.{path}" in paths(only(plan(desired(spec), [live], OPTIONS)))
+
+
+def test_secrets_of_one_name_are_compared_by_value() -> None:
+    # A plan remembers each secret's fingerprint by attribute and value, not by name alone.
+    first = s3_spec("A", ("a",), secret="first")
+    second = s3_spec("B", ("b",), secret="second")
+    stale = live_of(s3_spec("B", ("b",), secret="first"), ID_B)
+    action = only(plan(desired(first, second), [live_of(first, ID_A), stale], OPTIONS))
+    assert action.id == ID_B and "deployment.s3_secret_key" in paths(action)
 
 
 def test_a_source_in_sync_is_settled_by_the_quick_check() -> None:
