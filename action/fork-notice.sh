@@ -7,14 +7,15 @@
 # checks the shape of. The comment is built from the run's conclusion and link alone.
 #
 # Needs: IMGIX_RECONCILER_VENV, GH_TOKEN, GITHUB_REPOSITORY, PLAN_WORKFLOW (the caller's
-# name, from the default branch) and, from the event's workflow_run: RUN_ID, CONCLUSION,
-# HEAD_OWNER, HEAD_BRANCH, HEAD_SHA.
+# name, from the default branch) and, from the event's workflow_run: RUN_ID, RUN_STARTED,
+# CONCLUSION, HEAD_OWNER, HEAD_BRANCH, HEAD_SHA.
 set -euo pipefail
 
 venv="${IMGIX_RECONCILER_VENV:?}"
 [[ "${RUN_ID:?}" =~ ^[0-9]+$ ]] || { echo "::error title=imgix-reconciler::not a run id"; exit 1; }
 [[ "${HEAD_SHA:?}" =~ ^[0-9a-f]{40}$ ]] || { echo "::error title=imgix-reconciler::not a commit"; exit 1; }
 [[ "${HEAD_OWNER:?}" =~ ^[A-Za-z0-9-]{1,39}$ ]] || { echo "::error title=imgix-reconciler::not an owner"; exit 1; }
+[[ "${RUN_STARTED:?}" =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$ ]] || { echo "::error title=imgix-reconciler::not a time"; exit 1; }
 [[ "${CONCLUSION:-}" =~ ^[a-z_]{0,20}$ ]] || CONCLUSION=unknown
 
 # The pull request whose head is this branch of the fork at exactly this commit. The branch
@@ -24,6 +25,17 @@ number="$(gh api --method GET "repos/${GITHUB_REPOSITORY:?}/pulls" \
   --jq ".[] | select(.head.sha == \"$HEAD_SHA\") | .number" | head -n 1)"
 if [[ ! "$number" =~ ^[0-9]+$ ]]; then
   echo "::notice title=imgix-reconciler::no open pull request has this run's commit (pushed again since?): nothing to post"
+  exit 0
+fi
+
+# A maintainer's plan made after this run started is of this commit or a later one: it is
+# what a merge applies (its digest), so the notice never replaces it. (ISO 8601 times in
+# UTC compare as text.)
+planned="$(gh api --paginate "repos/$GITHUB_REPOSITORY/issues/$number/comments" \
+  --jq ".[] | select(.user.login == \"github-actions[bot]\" and (.body | startswith(\"<!-- imgix-reconciler:plan -->\")) and (.body | contains(\"<!-- imgix-reconciler:digest \"))) | .updated_at" \
+  | tail -n 1)"
+if [[ -n "$planned" && "$planned" > "$RUN_STARTED" ]]; then
+  echo "::notice title=imgix-reconciler::pull request #$number has a maintainer's plan newer than this run: kept"
   exit 0
 fi
 

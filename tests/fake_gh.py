@@ -1,9 +1,9 @@
 """A stand-in for the `gh` command line, enough for the action's scripts (`gh api` only).
 
-State lives in the JSON file named by FAKE_GH_STATE: comments by issue number, issues,
-the pull requests of a commit, open pull requests by head, and a log of every call.
-GET answers are filtered through the real `jq` as `gh api --jq` does; writes change the
-state as GitHub would.
+State lives in the JSON file named by FAKE_GH_STATE: comments by issue number (stamped
+with the state's `now`), issues, the pull requests of a commit, open pull requests by
+head, and a log of every call. GET answers are filtered through the real `jq` as
+`gh api --jq` does; writes change the state as GitHub would.
 """
 
 from __future__ import annotations
@@ -66,11 +66,13 @@ def _answer(state: dict[str, Any], method: str, path: str, fields: dict[str, str
             return thread
         state["next_id"] += 1
         thread.append({"id": state["next_id"], "user": BOT, "body": fields["body"]})
+        thread[-1]["updated_at"] = state.get("now", "2026-11-30T00:00:00Z")
         return thread[-1]
     if match := re.fullmatch(r"repos/[^/]+/[^/]+/issues/comments/(\d+)", path):
         for comment in (c for thread in comments.values() for c in thread):
             if comment["id"] == int(match[1]):
                 comment["body"] = fields["body"]
+                comment["updated_at"] = state.get("now", "2026-11-30T00:00:00Z")
                 return comment
     if re.fullmatch(r"repos/[^/]+/[^/]+/issues", path):
         if method == "GET":

@@ -402,6 +402,7 @@ def _fork_run(github: FakeGitHub, runner: FakeRunner, **event: str) -> dict[str,
     """The fork notice job's environment: the finished run of a fork's pull request."""
     run = {
         "RUN_ID": "555",
+        "RUN_STARTED": "2026-11-30T01:00:00Z",
         "CONCLUSION": "failure",
         "HEAD_OWNER": "mallory",
         "HEAD_BRANCH": "patch-1",
@@ -437,6 +438,33 @@ def test_a_forks_pull_request_gets_the_notice_then_the_maintainers_plan_in_one_c
     [updated] = github.state["comments"]["9"]
     assert updated["id"] == posted["id"]
     assert "| `main` | changes | 1 | 0 | 0 | 0 |" in updated["body"]
+
+
+def test_the_fork_notice_never_replaces_a_maintainers_plan_made_after_the_run_started(
+    runner: FakeRunner, github: FakeGitHub
+) -> None:
+    state = github.state
+    state["open_pulls"] = [{"number": 9, "head": {"label": "mallory:patch-1", "sha": FORK_SHA}}]
+    state["now"] = "2026-11-30T01:05:00Z"  # the maintainer planned while the fork's run ran
+    github.save(state)
+    _sources(runner, "Products")
+    runner.step({**CANARY_ENV}, command="plan", files="sources.yaml", account="main")
+    assert runner.script("comment.sh", {**github.env(runner), "PULL_REQUEST": "9"}).returncode == 0
+    [planned] = github.state["comments"]["9"]
+
+    kept = runner.script("fork-notice.sh", _fork_run(github, runner))  # run started 01:00
+    assert kept.returncode == 0 and "newer than this run: kept" in kept.stdout
+    assert github.state["comments"]["9"] == [planned]
+
+    # A run of a later push (started after the plan): the plan is of an older commit.
+    later = runner.script(
+        "fork-notice.sh", _fork_run(github, runner, run_started="2026-11-30T02:00:00Z")
+    )
+    assert later.returncode == 0, later.stderr
+    [replaced] = github.state["comments"]["9"]
+    assert replaced["id"] == planned["id"] and "plan: not run" in replaced["body"]
+    bad_time = runner.script("fork-notice.sh", _fork_run(github, runner, run_started="soon"))
+    assert bad_time.returncode == 1 and "not a time" in bad_time.stdout
 
 
 def test_the_fork_notice_takes_nothing_from_the_fork_but_checked_values(
