@@ -1053,10 +1053,11 @@ def _value_changes(name: str, have: Any, want: Any) -> list[Change]:
     from deepdiff import DeepDiff
 
     keys: set[str] = set()
-    for items in DeepDiff(have, want, view="tree").values():
+    # threshold_to_diff_deeper=0: by default DeepDiff reports two maps sharing few keys as
+    # one change of the root, which showed every key, equal ones too, as changed.
+    for items in DeepDiff(have, want, view="tree", threshold_to_diff_deeper=0).values():
         for item in items:
             steps = item.path(output_format="list")
-            # DeepDiff reports a map compared with an empty one as one change of the root.
             keys.update([str(steps[0])] if steps else {*have, *want})
     if not keys:  # differing by something DeepDiff does not report: show the whole map
         return [Change(path=path, before=have, after=want)]

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from reconciler.applier import ApplyRefused, Permissions, SecretResolver, apply_plan
@@ -421,6 +421,8 @@ PARAM_MAPS = st.dictionaries(st.sampled_from(["auto", "fm", "q", "w"]), PARAM_VA
 
 @settings(max_examples=60, deadline=None, derandomize=True)
 @given(have=PARAM_MAPS)
+# Found by Python 3.10's draw: maps sharing few keys were one change of the whole map.
+@example(have={"fm": "format", "q": 1, "w": "format"})
 def test_key_by_key_changes_are_exactly_the_keys_that_differ(have: dict[str, Any]) -> None:
     want = {"auto": "format", "q": 1}
     spec = s3_spec(default_params=want)
