@@ -104,8 +104,16 @@ def main(ctx: click.Context, debug: bool) -> None:
     ctx.with_resource(redact.redacted_output())
 
 
+# Set by `run`: this process is the CLI's own, so what start-up made may be frozen out of
+# the cycle collector's passes for good. A caller of `main` in its own process (a test, a
+# library user) keeps its collector as it was: `gc.unfreeze` cannot undo only our part.
+_own_process = False
+
+
 def run(prog_name: str | None = None) -> None:
     """The console script and `python -m reconciler`: the command group, then a quick exit."""
+    global _own_process
+    _own_process = True
     try:
         main(prog_name=prog_name)
     finally:
@@ -267,8 +275,8 @@ def _exit_codes(files: Sequence[Path] = ()) -> Iterator[None]:
     # frozen, it is left out of the cycle collector's passes during the command, each of
     # which walked all of it (about 15 ms of `plan`'s start-up, set off by the first large
     # allocation such as parsing the rendering-parameter catalogue).
-    frozen_already = gc.get_freeze_count() > 0
-    gc.freeze()
+    if _own_process:
+        gc.freeze()
     try:
         yield
     except ReconcilerError as error:
@@ -298,9 +306,6 @@ def _exit_codes(files: Sequence[Path] = ()) -> Iterator[None]:
             "(re-run with --debug for details, and please report it)"
         )
         raise SystemExit(EXIT_ERROR) from None
-    finally:
-        if not frozen_already:  # as before, for a command run in-process (tests)
-            gc.unfreeze()
 
 
 @main.command("plan")

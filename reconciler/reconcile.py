@@ -183,9 +183,13 @@ def _refuse_clear_text(url: str, origin: str) -> None:
         return
     host = parsed.host.lower()
     try:
-        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+        address = ipaddress.ip_address(host)
+        # Python 3.13 counts an IPv4-mapped IPv6 address (`::ffff:127.0.0.1`) as loopback
+        # and earlier versions do not: refused on every version, the plain forms suffice.
+        mapped = isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None
+        loopback = address.is_loopback and not mapped
     except ValueError:
-        loopback = False
+        loopback = host == "localhost"
     if not loopback:
         raise ConfigurationError(
             f"{origin} {url!r} is plain http to {host}, which would send the API key in "
