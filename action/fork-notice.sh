@@ -28,20 +28,12 @@ if [[ ! "$number" =~ ^[0-9]+$ ]]; then
   exit 0
 fi
 
-# A maintainer's plan made after this run started is of this commit or a later one: it is
-# what a merge applies (its digest), so the notice never replaces it. (ISO 8601 times in
-# UTC compare as text.)
-planned="$(gh api --paginate "repos/$GITHUB_REPOSITORY/issues/$number/comments" \
-  --jq ".[] | select(.user.login == \"github-actions[bot]\" and (.body | startswith(\"<!-- imgix-reconciler:plan -->\")) and (.body | contains(\"<!-- imgix-reconciler:digest \"))) | .updated_at" \
-  | tail -n 1)"
-if [[ -n "$planned" && "$planned" > "$RUN_STARTED" ]]; then
-  echo "::notice title=imgix-reconciler::pull request #$number has a maintainer's plan newer than this run: kept"
-  exit 0
-fi
-
 body="${RUNNER_TEMP:?}/imgix-reconciler-fork-notice.md"
 run_url="${GITHUB_SERVER_URL:-https://github.com}/$GITHUB_REPOSITORY/actions/runs/$RUN_ID"
 "$venv/bin/python" -m reconciler.github fork-notice \
   --conclusion "$CONCLUSION" --run-url "$run_url" --workflow "${PLAN_WORKFLOW:?}" > "$body"
 echo "comment-file=$body" >> "${GITHUB_OUTPUT:-/dev/null}"
-bash "$(dirname "${BASH_SOURCE[0]}")/upsert-comment.sh" "$number" "$body"
+# A maintainer's plan made after this run started is of this commit or a later one: its
+# digest is what a merge applies, so the notice never replaces it.
+KEEP_PLAN_NEWER_THAN="$RUN_STARTED" \
+  bash "$(dirname "${BASH_SOURCE[0]}")/upsert-comment.sh" "$number" "$body"
