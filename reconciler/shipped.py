@@ -1,0 +1,18 @@
+"""Files shipped in the package beside its modules: the parameter catalogue, the schema.
+
+Read the way `pkgutil.get_data` reads them, through the package's loader (so a zipped
+install works too), without importing pkgutil: about 0.4 ms of every start.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+def read(name: str) -> bytes | None:
+    """The bytes of the package's file `name`; None when its loader cannot read files."""
+    get_data = getattr(__spec__.loader, "get_data", None)
+    if get_data is None:
+        return None
+    data: bytes = get_data(os.path.join(os.path.dirname(__file__), name))
+    return data
