@@ -481,11 +481,12 @@ def test_plan_outside_github_actions_imports_no_github_module() -> None:
         ["plan", str(EXAMPLE), "--emulator", "--format", "json"],
     ],
 )
-def test_shipped_files_are_read_without_pkgutil(args: list[str]) -> None:
-    # The schema and the parameter catalogue are read through the package's loader.
+def test_shipped_files_are_read_without_pkgutil_nor_resource_readers(args: list[str]) -> None:
+    # The schema, the parameter catalogue and the demo account are read through the
+    # package's loader (reconciler.shipped).
     loaded = modules_imported_by(args)
     assert "reconciler.shipped" in loaded
-    assert "pkgutil" not in loaded
+    assert loaded.isdisjoint({"pkgutil", "importlib.readers", "importlib.resources.readers"})
 
 
 def test_validate_imports_neither_the_planner_nor_the_applier() -> None:

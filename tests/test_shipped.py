@@ -11,7 +11,9 @@ from reconciler import shipped
 PACKAGE = Path(__file__).resolve().parent.parent / "reconciler"
 
 
-@pytest.mark.parametrize("name", ["rendering_params.json", "sources.schema.json"])
+@pytest.mark.parametrize(
+    "name", ["rendering_params.json", "sources.schema.json", "emulator/live-state.json"]
+)
 def test_a_shipped_file_reads_as_its_bytes(name: str) -> None:
     assert shipped.read(name) == (PACKAGE / name).read_bytes()
 
