@@ -4,7 +4,8 @@ Both are measured with the store's clock and drawn with the store's random gener
 so tests set a `ManualClock` and a seeded `random.Random` and never sleep.
 """
 
-from __future__ import annotations
+# Not `from __future__ import annotations`: typing.NamedTuple would compile each field's
+# annotation text at every start.
 
 import math
 import random

@@ -4,7 +4,8 @@ No HTTP here: methods take parsed values, return JSON:API resource objects (as t
 response will show them) and raise `ApiProblem`s. `app.py` is the HTTP face of it.
 """
 
-from __future__ import annotations
+# Not `from __future__ import annotations`: typing.NamedTuple would compile each field's
+# annotation text at every start.
 
 import functools
 import random
