@@ -14,6 +14,8 @@ holds only the user's text (null: none), and the applier renders the marker afte
 when it sends the write.
 """
 
+# Not `from __future__ import annotations`: pydantic would evaluate the text of every
+# field's annotation at each start (about 0.6 ms for these models).
 import hashlib
 import hmac
 import json
