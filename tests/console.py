@@ -200,6 +200,16 @@ def writes_since(store: SourceStore, mark: int) -> list[LoggedRequest]:
     return [entry for entry in store.request_log[mark:] if entry.method in ("POST", "PATCH")]
 
 
+def stopped_at_loading(store: SourceStore) -> bool:
+    """Whether a plan stopped by its files asked for at most the first page and wrote nothing.
+
+    `plan` lists while the files load, so a file with errors may have cost the first
+    page's request by the time its errors are known; the listing stops there.
+    """
+    log = store.request_log
+    return len(log) <= 1 and all(entry.method == "GET" for entry in log)
+
+
 def deployment_of(body: Any) -> dict[str, Any]:
     """The `deployment` object of a logged JSON:API request body."""
     deployment = body["data"]["attributes"].get("deployment", {})

@@ -26,6 +26,7 @@ from console import (
     invoke,
     run_cli,
     sources_yaml,
+    stopped_at_loading,
     write_sources,
     writes_since,
 )
@@ -202,7 +203,7 @@ def test_saved_plan_is_applied_then_the_next_plan_is_empty(
     assert writes_since(store, mark) == []
 
 
-def test_plan_of_an_invalid_file_exits_1_with_located_errors_before_any_request(
+def test_plan_of_an_invalid_file_exits_1_with_located_errors_before_a_write_or_second_page(
     store: SourceStore, emulator_url: str, tmp_path: Path
 ) -> None:
     invalid = tmp_path / "invalid.yaml"
@@ -213,7 +214,7 @@ def test_plan_of_an_invalid_file_exits_1_with_located_errors_before_any_request(
     assert "must be >= 1800" in result.stderr
     assert "Traceback" not in result.stderr
     assert result.stdout == ""
-    assert store.request_log == []
+    assert stopped_at_loading(store)
 
 
 def test_plan_with_a_rejected_api_key_exits_1_with_one_sentence(

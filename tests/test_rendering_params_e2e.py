@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from console import deployment_of, invoke, run_cli, writes_since
+from console import deployment_of, invoke, run_cli, stopped_at_loading, writes_since
 
 from reconciler.emulator import SourceStore
 
@@ -39,7 +39,7 @@ def store(emulator_store: SourceStore) -> SourceStore:
     return emulator_store
 
 
-def test_a_mistyped_parameter_stops_plan_before_any_request(
+def test_a_mistyped_parameter_stops_plan_before_a_write_or_second_page(
     store: SourceStore, emulator_url: str, tmp_path: Path
 ) -> None:
     path = write(tmp_path, "{fm: wepb, atuo: format}")
@@ -53,7 +53,7 @@ def test_a_mistyped_parameter_stops_plan_before_any_request(
     )
     assert "Traceback" not in result.stderr
     assert result.stdout == ""
-    assert store.request_log == []
+    assert stopped_at_loading(store)
 
 
 def test_a_changed_parameter_is_planned_key_by_key_and_applied_whole(
