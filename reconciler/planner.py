@@ -16,7 +16,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import chain, repeat
-from operator import attrgetter, itemgetter
+from operator import and_, attrgetter, eq, is_, itemgetter, not_
 from typing import Any, ClassVar, NamedTuple
 
 from pydantic import JsonValue
@@ -59,6 +59,7 @@ from reconciler.secrets import (
     encrypted_attributes,
     encrypted_changed,
     encrypted_fields,
+    secret_values,
     unchanged_secrets,
 )
 from reconciler.specs import (
@@ -67,8 +68,10 @@ from reconciler.specs import (
     HOSTNAMES_ARE_UNIQUE,
     DeploymentBase,
     DesiredState,
+    ManagedView,
     SourceSpec,
     managed_view,
+    managed_views,
     secret_fields,
     stated_fields,
 )
@@ -129,13 +132,17 @@ class _Outcome(NamedTuple):
 
 
 _IN_SYNC = _Outcome()
+# What the bulk pass leaves to the per-source path.
+_UNSETTLED: Any = object()
+# The API's page of sources: `Planner.settle` compares a page's worth at a time.
+_PAGE = 100
 
 
 class Planner:
-    """`plan` in two steps, for a listing that arrives page by page: each live source is
-    compared as it is listed (`settle`), and the plan, once all are, reuses those
-    comparisons. The plan is the same as without them: matching, which needs every
-    source, decides which comparisons count."""
+    """`plan` in two steps, for a listing that arrives page by page: the live sources are
+    compared a page at a time as they are listed (`settle`), and the plan, once all are,
+    reuses those comparisons. The plan is the same as without them: matching, which needs
+    every source, decides which comparisons count."""
 
     def __init__(self, desired: DesiredState, options: PlanOptions) -> None:
         self.desired = desired
@@ -144,13 +151,25 @@ class Planner:
         # pinned, else by a subdomain; made when a first source is settled.
         self._by_id: dict[str, int] | None = None
         self._by_subdomain: dict[str, int] = {}
+        # Listed and not compared yet: compared a page at a time, in bulk.
+        self._listed: list[LiveSource] = []
         # id() of a listed source to the spec it was compared with, itself (so that its
         # id() is never another's) and the outcome.
         self._settled: dict[int, tuple[int, LiveSource, _Outcome | None]] = {}
         self._fingerprints: dict[tuple[str, str], str] = {}
+        # The bulk pass's verdicts on the annotation and secrets (`_quiet_in_bulk`).
+        self._verdicts: dict[tuple[Any, ...], bool | None] = {}
 
     def settle(self, live: LiveSource) -> None:
-        """Compare a listed source with the spec it likely matches, for `plan` to reuse."""
+        """Compare a listed source with the spec it likely matches, for `plan` to reuse
+        (a page's worth at a time: see `settle_listed`)."""
+        self._listed.append(live)
+        if len(self._listed) >= _PAGE:
+            self.settle_listed()
+
+    def settle_listed(self) -> None:
+        """Compare the sources listed since the last comparison, in one bulk pass."""
+        listed, self._listed = self._listed, []
         specs = self.desired.sources
         if self._by_id is None:
             self._by_id = {}
@@ -160,27 +179,74 @@ class Planner:
                     continue
                 for subdomain in spec.deployment.imgix_subdomains:
                     self._by_subdomain.setdefault(subdomain, position)
-        subdomains = live.deployment.get("imgix_subdomains") or ()
-        candidates = {self._by_id.get(live.id), *map(self._by_subdomain.get, subdomains)}
         targets = self.options.targets
-        for index in candidates:
-            if index is None:
-                continue
-            spec = specs[index]
-            if targets and spec.name not in targets:
-                continue
-            try:
-                outcome = self._outcome(spec, live)
-            except Exception:
-                # Only a head start: the plan compares this source again, and reports
-                # what went wrong where it belongs.
-                continue
-            self._settled[id(live)] = (index, live, outcome)
+        pairs: list[Match] = []
+        for live in listed:
+            subdomains = live.deployment.get("imgix_subdomains") or ()
+            candidates = {self._by_id.get(live.id), *map(self._by_subdomain.get, subdomains)}
+            for index in candidates:
+                if index is None:
+                    continue
+                spec = specs[index]
+                if targets and spec.name not in targets:
+                    continue
+                pairs.append(Match(index, spec, live))
+        try:
+            quiet = self._quiet_in_bulk([m for m in pairs if m.spec.mode != "observe"])
+        except Exception:
+            quiet = {}  # only a head start: each is compared one by one below
+        for match in pairs:
+            verdict = quiet.get(id(match))
+            if verdict is not None:
+                outcome: _Outcome | None = (
+                    _unadopted(match.spec, match.live) if verdict else _IN_SYNC  # type: ignore[arg-type]
+                )
+            else:
+                try:
+                    outcome = self._outcome(match.spec, match.live)  # type: ignore[arg-type]
+                except Exception:
+                    # Only a head start: the plan compares this source again, and reports
+                    # what went wrong where it belongs.
+                    continue
+            self._settled[id(match.live)] = (match.index, match.live, outcome)  # type: ignore[assignment]
 
     def plan(self, live: Sequence[LiveSource]) -> Plan:
         """The plan for the live sources listed (settled or not)."""
         with collector.paused():
-            return _plan(self.desired, live, self.options, self._outcome_of)
+            return _plan(self.desired, live, self.options, self._outcomes_in_bulk, self._outcome_of)
+
+    def _quiet_in_bulk(self, pairs: Sequence[Match]) -> dict[int, bool | None]:
+        """`_quiet_in_bulk` of these pairs, by id() of each pair."""
+        verdicts = _quiet_in_bulk(
+            pairs, self.options, self.desired.owner, self._verdicts, self._fingerprints
+        )
+        return dict(zip(map(id, pairs), verdicts, strict=True))
+
+    def _outcomes_in_bulk(self, pairs: list[Match]) -> list[Any]:
+        """The outcome of each matched pair settled while listing or by the bulk pass
+        (`_UNSETTLED`: the per-source path decides)."""
+        outcomes: list[Any] = [_UNSETTLED] * len(pairs)
+        open_pairs = pairs
+        if self._settled:
+            # Taken out as used: the plan holds what it keeps, and the rest goes with the planner.
+            hits = list(map(self._settled.pop, map(id, map(_LIVE, pairs)), repeat(None)))
+            outcomes = [
+                hit[2] if hit is not None and hit[0] == m.index and hit[1] is m.live else _UNSETTLED
+                for hit, m in zip(hits, pairs, strict=True)
+            ]
+            if _UNSETTLED not in outcomes:
+                return outcomes
+            positions = [p for p, outcome in enumerate(outcomes) if outcome is _UNSETTLED]
+            open_pairs = [pairs[p] for p in positions]
+        else:
+            positions = list(range(len(pairs)))
+        quiet = _quiet_in_bulk(
+            open_pairs, self.options, self.desired.owner, self._verdicts, self._fingerprints
+        )
+        for position, match, verdict in zip(positions, open_pairs, quiet, strict=True):
+            if verdict is not None:
+                outcomes[position] = _unadopted(match.spec, match.live) if verdict else _IN_SYNC  # type: ignore[arg-type]
+        return outcomes
 
     def _outcome_of(self, match: Match, annotation: Annotation) -> _Outcome | None:
         live = match.live
@@ -233,6 +299,7 @@ def _plan(
     desired: DesiredState,
     live: Sequence[LiveSource],
     options: PlanOptions,
+    outcomes_in_bulk: Callable[[list[Match]], list[Any]],
     outcome_of: Callable[[Match, Annotation], _Outcome | None],
 ) -> Plan:
     targets, file_owner, take_over = options.targets, desired.owner, options.take_over
@@ -248,16 +315,34 @@ def _plan(
         key=lambda u: (u.name, u.id),
     )
 
+    # Most matched sources are settled all at once (in sync: nothing to add); the loop
+    # below visits the others. An observed one is held, so it always takes the loop.
+    pairs = [
+        m
+        for m in matches
+        if m.live is not None
+        and m.spec.mode != "observe"
+        and (not targets or m.spec.name in targets)
+    ]
+    outcomes = outcomes_in_bulk(pairs)
+    in_sync = {m.index for m, outcome in zip(pairs, outcomes, strict=True) if outcome is _IN_SYNC}
+    settled = {
+        m.index: outcome
+        for m, outcome in zip(pairs, outcomes, strict=True)
+        if outcome is not _IN_SYNC and outcome is not _UNSETTLED
+    }
+    rest = [m for m in matches if m.index not in in_sync] if in_sync else matches
+
     actions: list[tuple[Match, Action]] = []
     observed: list[ObservedSource] = []
     owned_elsewhere: list[OwnedElsewhere] = []
     notices: list[Notice] = []
-    unchanged = 0
+    unchanged = len(in_sync)
     unadopted: list[SourceRef] = []
     adoption_updates = 0
     # Matched live sources this plan never writes: observed, or owned by another file.
     held: set[int] = set()
-    for match in matches:
+    for match in rest:
         spec = match.spec
         if match.live is not None:
             annotation = match.live.annotation
@@ -279,8 +364,10 @@ def _plan(
             if unmanaged_live:
                 notices.extend(_possible_renames(spec, unmanaged_live))
             continue
-        outcome = outcome_of(match, annotation)
-        if outcome is _IN_SYNC:  # most sources: nothing to add
+        outcome = settled.get(match.index, _UNSETTLED)
+        if outcome is _UNSETTLED:
+            outcome = outcome_of(match, annotation)
+        if outcome is _IN_SYNC:
             unchanged += 1
             continue
         if outcome is None:
@@ -734,6 +821,189 @@ def _quiet(
     unadopted = marker is None or secrets == UNRECORDED
     # Adopting writes the marker (and sends the secrets): a patch.
     return None if unadopted and adopt else unadopted
+
+
+def _quiet_in_bulk(
+    pairs: Sequence[Match],
+    options: PlanOptions,
+    owner: str | None,
+    verdicts: dict[tuple[Any, ...], bool | None],
+    fingerprints: dict[tuple[str, str], str],
+) -> list[bool | None]:
+    """What `_quiet` says of each matched pair, for all at once and mostly in C.
+
+    Per managed view: the managed attributes, the types of those a value of another type
+    could equal, the maps as JSON, the names and `enabled` are compared with `map`; what
+    the annotation and the secrets say is decided once per distinct (live annotation,
+    spec's annotation, secret values) and remembered in `verdicts`. None for a pair the
+    bulk check cannot settle (observed, `ignore_changes`, `--resend-secrets`, a listing
+    without a managed attribute, a web secret's `*_encrypted` value, another owner, ...):
+    the per-source path decides it.
+    """
+    if options.resend_secrets or not pairs:
+        return [None] * len(pairs)
+    specs: list[SourceSpec] = list(map(_SPEC, pairs))
+    lives: list[LiveSource] = list(map(_LIVE, pairs))
+    deployments = list(map(_DEPLOYMENT, specs))
+    groups = managed_views(deployments)
+    if len(groups) == 1:  # the common case: one view, every pair in listing order
+        view, _ = groups[0]
+        return _quiet_group(view, specs, lives, deployments, options, owner, verdicts, fingerprints)
+    quiet: list[bool | None] = [None] * len(pairs)
+    for view, positions in groups:
+        group = _quiet_group(
+            view,
+            [specs[p] for p in positions],
+            [lives[p] for p in positions],
+            [deployments[p] for p in positions],
+            options,
+            owner,
+            verdicts,
+            fingerprints,
+        )
+        for position, verdict in zip(positions, group, strict=True):
+            quiet[position] = verdict
+    return quiet
+
+
+def _quiet_group(
+    view: ManagedView,
+    specs: list[SourceSpec],
+    lives: list[LiveSource],
+    deployments: list[DeploymentBase],
+    options: PlanOptions,
+    owner: str | None,
+    verdicts: dict[tuple[Any, ...], bool | None],
+    fingerprints: dict[tuple[str, str], str],
+) -> list[bool | None]:
+    """`_quiet_in_bulk` of pairs whose specs share one managed view (so one type)."""
+    if not specs:
+        return []
+    listed: list[dict[str, Any]] = list(map(_LIVE_DEPLOYMENT, lives))
+    try:
+        haves = list(map(view.from_api, listed))
+    except KeyError:
+        # A listing without a managed attribute: that pair goes one by one, the rest in bulk.
+        complete = [p for p, have in enumerate(listed) if _holds_all(view, have)]
+        quiet: list[bool | None] = [None] * len(specs)
+        group = _quiet_group(
+            view,
+            [specs[p] for p in complete],
+            [lives[p] for p in complete],
+            [deployments[p] for p in complete],
+            options,
+            owner,
+            verdicts,
+            fingerprints,
+        )
+        for position, verdict in zip(complete, group, strict=True):
+            quiet[position] = verdict
+        return quiet
+    wants = list(map(view.from_spec, deployments))
+    same = list(map(eq, haves, wants))
+    # Column by column: most columns hold one type on both sides, told by two sets.
+    for position in view.typed_positions:
+        column = itemgetter(position)
+        have_column = list(map(column, haves))
+        want_column = list(map(column, wants))
+        have_types = set(map(type, have_column))
+        if len(have_types) > 1 or have_types != set(map(type, want_column)):
+            alike = map(is_, map(type, have_column), map(type, want_column))
+            same = list(map(and_, same, alike))
+    for name, api in view.maps:
+        want_maps = list(map(attrgetter(name), deployments))
+        if any(want_maps):
+            same = [
+                alike and (not want or same_json(have[api], want))
+                for alike, want, have in zip(same, want_maps, listed, strict=True)
+            ]
+    same = list(map(and_, same, map(eq, map(_TOP, specs), map(_TOP, lives))))
+    model = type(deployments[0])
+    # A web secret the listing holds may have changed outside or be cleared: one by one.
+    for attribute in encrypted_attributes(model):
+        same = list(map(and_, same, map(not_, map(dict.get, listed, repeat(attribute)))))
+    # Nothing ignored and never observed: the per-source path handles those.
+    if any(map(_IGNORED, specs)) or "observe" in map(_MODE, specs):
+        same = [
+            alike and not ignored and mode != "observe"
+            for alike, ignored, mode in zip(
+                same, map(_IGNORED, specs), map(_MODE, specs), strict=True
+            )
+        ]
+    # The annotation as `LiveSource.annotation` reads it: text, else none.
+    texts = list(map(dict.get, listed, repeat("annotation")))
+    if not _TEXT_TYPES.issuperset(map(type, texts)):
+        texts = [text if isinstance(text, str) else None for text in texts]
+    keys = list(
+        zip(
+            repeat(model),
+            texts,
+            map(_ANNOTATION, deployments),
+            *secret_values(model, deployments),
+        )
+    )
+    found = list(map(verdicts.get, keys, repeat(_UNSETTLED)))
+    if _UNSETTLED in found:
+        for position, (alike, verdict) in enumerate(zip(same, found, strict=True)):
+            if alike and verdict is _UNSETTLED:
+                key = keys[position]
+                verdict = verdicts.get(key, _UNSETTLED)
+                if verdict is _UNSETTLED:
+                    verdict = verdicts[key] = _annotation_verdict(
+                        specs[position], lives[position], options, owner, fingerprints
+                    )
+                found[position] = verdict
+    return [verdict if alike else None for alike, verdict in zip(same, found, strict=True)]
+
+
+def _annotation_verdict(
+    spec: SourceSpec,
+    live: LiveSource,
+    options: PlanOptions,
+    owner: str | None,
+    fingerprints: dict[tuple[str, str], str],
+) -> bool | None:
+    """What `_quiet` says of a pair whose attributes, name and `enabled` agree: decided by
+    the live annotation, the spec's annotation and secrets alone (the bulk pass's key)."""
+    annotation = live.annotation
+    marker = annotation.marker
+    if marker is not None and (
+        marker.encrypted or (marker.owner is not None and marker.owner != owner)
+    ):
+        return None
+    wanted = spec.deployment.annotation
+    if wanted is not None and annotation.text != wanted:
+        return None
+    secrets = unchanged_secrets(
+        spec.deployment,
+        key=options.fingerprint_key,
+        recorded=marker,
+        ignored=_NOTHING,
+        fingerprints=fingerprints,
+    )
+    if secrets is None:
+        return None
+    unadopted = marker is None or secrets == UNRECORDED
+    return None if unadopted and options.adopt else unadopted
+
+
+def _holds_all(view: ManagedView, listed: Mapping[str, Any]) -> bool:
+    try:
+        view.from_api(listed)
+    except KeyError:
+        return False
+    return True
+
+
+_SPEC = attrgetter("spec")
+_LIVE = attrgetter("live")
+_LIVE_DEPLOYMENT = attrgetter("deployment")
+# What a spec and a listed source both have at the top: compared as one tuple.
+_TOP = attrgetter("name", "enabled")
+_IGNORED = attrgetter("ignore_changes")
+_MODE = attrgetter("mode")
+_ANNOTATION = attrgetter("annotation")
+_TEXT_TYPES = frozenset({str, type(None)})
 
 
 @dataclass(frozen=True)

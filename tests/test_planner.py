@@ -1526,6 +1526,7 @@ def test_sources_settled_as_listed_plan_as_the_plan_from_scratch(
     wanted, live, options = case
     planner = Planner(wanted, options)
     planner.settle(live)
+    planner.settle_listed()
     assert planner.plan([live]).to_json() == plan(wanted, [live], options).to_json()
 
 
@@ -1542,6 +1543,7 @@ def test_a_settled_source_is_not_compared_again_and_an_unsettled_one_is() -> Non
     planner = Planner(specs, OPTIONS)
     planner.settle(settled)
     planner.settle(changed)
+    planner.settle_listed()  # a page's worth is compared at once; the last page here
     with (
         mock.patch.object(planner_module, "_quiet", side_effect=AssertionError),
         mock.patch.object(planner_module, "_compare", side_effect=AssertionError),
@@ -1551,6 +1553,7 @@ def test_a_settled_source_is_not_compared_again_and_an_unsettled_one_is() -> Non
     # Another source with the blog's subdomain was listed instead: compared now.
     assert Planner(specs, OPTIONS).plan([settled, unsettled]).summary.unchanged == 2
     planner.settle(unsettled)
+    planner.settle_listed()
     assert planner.plan([settled, unsettled]).summary.unchanged == 2
 
 
@@ -1564,7 +1567,8 @@ def test_a_comparison_that_fails_while_listing_is_made_again_by_the_plan() -> No
     live = live_of(spec, deployment={"cache_ttl_value": 86400})
     planner = Planner(desired(spec), OPTIONS)
     with mock.patch.object(planner_module, "_quiet", side_effect=RuntimeError("while listing")):
-        planner.settle(live)  # a head start only: never the listing's failure
+        planner.settle(live)
+        planner.settle_listed()  # a head start only: never the listing's failure
     assert paths(only(planner.plan([live]))) == ["deployment.cache_ttl_value"]
 
 
@@ -1575,6 +1579,7 @@ def test_a_source_settled_with_one_spec_but_matched_to_another_is_compared_again
     # Pinned by id, the source moves to another subdomain; its old one goes to a new source.
     specs = desired(s3_spec("Pinned", ("acme-b",), id=ID_A), s3_spec(subdomains=("acme-a",)))
     planner = Planner(specs, OPTIONS)
-    planner.settle(live)  # compared with both: the second spec's subdomain is its own
+    planner.settle(live)
+    planner.settle_listed()  # compared with both: the second spec's subdomain is its own
     assert planner.plan([live]).to_json() == plan(specs, [live], OPTIONS).to_json()
     assert [a.action for a in plan(specs, [live], OPTIONS).actions] == ["patch", "create"]
