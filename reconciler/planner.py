@@ -548,7 +548,8 @@ def _matching(specs: Sequence[SourceSpec], live: Sequence[LiveSource]) -> _Match
     found = _plain_matches(specs, by_subdomain) if not shared else None
     if found is not None:
         claimed = {source.id: index for index, source in enumerate(found) if source is not None}
-        if len(claimed) == len(found) - found.count(None):  # no live source matched twice
+        # No live source matched twice (`count(None)` would call each model's `__eq__`).
+        if len(claimed) == len(found) - sum(map(is_, found, repeat(None))):
             matches = list(map(Match, range(len(specs)), specs, found))
             return _Matching(matches, live, by_subdomain, by_domain, claimed)
     # Pins, a subdomain listed twice, or an error to report: the rules spec by spec.
