@@ -15,8 +15,8 @@ import heapq
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from itertools import chain, repeat
-from operator import and_, attrgetter, eq, is_, itemgetter, not_
+from itertools import chain, compress, repeat
+from operator import and_, attrgetter, eq, is_, is_not, itemgetter, not_
 from typing import Any, ClassVar, NamedTuple
 
 from pydantic import JsonValue
@@ -522,14 +522,17 @@ class _Matching:
 
 
 def _first_holders(
-    live: Sequence[LiveSource], name: str
+    live: Sequence[LiveSource], listed: Sequence[dict[str, Any]], name: str
 ) -> tuple[dict[str, LiveSource], dict[str, list[LiveSource]]]:
     """Each hostname the live sources list in field `name`: its first holder, and every
-    holder in listing order of those listed more than once (rare: imgix refuses it)."""
-    lists = [source.deployment.get(name) or () for source in live]
-    hosts = list(chain.from_iterable(lists))
-    if not hosts:
+    holder in listing order of those listed more than once (rare: imgix refuses it).
+
+    `listed` holds each live source's deployment, in the same order."""
+    lists: list[Any] = list(map(dict.get, listed, repeat(name)))
+    if not any(lists):  # custom domains, on most accounts
         return {}, {}
+    lists = [hosts or () for hosts in lists]
+    hosts = list(chain.from_iterable(lists))
     holders = list(chain.from_iterable(map(repeat, live, map(len, lists))))
     # Built in C; reversed, so that the first holder is the one a key keeps.
     first = dict(zip(reversed(hosts), reversed(holders), strict=True))
@@ -542,16 +545,19 @@ def _first_holders(
 
 
 def _matching(specs: Sequence[SourceSpec], live: Sequence[LiveSource]) -> _Matching:
-    by_id = {source.id: source for source in live}
-    by_subdomain, shared = _first_holders(live, "imgix_subdomains")
-    by_domain, _ = _first_holders(live, "custom_domains")
+    deployments: list[dict[str, Any]] = list(map(_LIVE_DEPLOYMENT, live))
+    by_subdomain, shared = _first_holders(live, deployments, "imgix_subdomains")
+    by_domain, _ = _first_holders(live, deployments, "custom_domains")
     found = _plain_matches(specs, by_subdomain) if not shared else None
     if found is not None:
-        claimed = {source.id: index for index, source in enumerate(found) if source is not None}
-        # No live source matched twice (`count(None)` would call each model's `__eq__`).
-        if len(claimed) == len(found) - sum(map(is_, found, repeat(None))):
+        # All in C: the matched live sources, their specs' indices, and the claims.
+        present = list(map(is_not, found, repeat(None)))
+        matched = list(compress(found, present))
+        claimed = dict(zip(map(_ID, matched), compress(range(len(found)), present), strict=True))
+        if len(claimed) == len(matched):  # no live source matched twice
             matches = list(map(Match, range(len(specs)), specs, found))
             return _Matching(matches, live, by_subdomain, by_domain, claimed)
+    by_id = {source.id: source for source in live}
     # Pins, a subdomain listed twice, or an error to report: the rules spec by spec.
 
     pinned: dict[str, int] = {}
