@@ -16,7 +16,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import chain, compress, repeat
-from operator import and_, attrgetter, eq, is_, is_not, itemgetter, not_
+from operator import and_, attrgetter, eq, is_, is_not, itemgetter, not_, or_
 from typing import Any, ClassVar, NamedTuple
 
 from pydantic import JsonValue
@@ -134,6 +134,8 @@ class _Outcome(NamedTuple):
 _IN_SYNC = _Outcome()
 # What the bulk pass leaves to the per-source path.
 _UNSETTLED: Any = object()
+# Left to the per-source path too, known to differ: its managed attributes plainly do.
+_DIFFERS: Any = object()
 # The API's page of sources: `Planner.settle` compares a page's worth at a time.
 _PAGE = 100
 
@@ -197,13 +199,13 @@ class Planner:
             quiet = {}  # only a head start: each is compared one by one below
         for match in pairs:
             verdict = quiet.get(id(match))
-            if verdict is not None:
+            if verdict is True or verdict is False:
                 outcome: _Outcome | None = (
                     _unadopted(match.spec, match.live) if verdict else _IN_SYNC  # type: ignore[arg-type]
                 )
             else:
                 try:
-                    outcome = self._outcome(match.spec, match.live)  # type: ignore[arg-type]
+                    outcome = self._outcome(match.spec, match.live, None, verdict is _DIFFERS)  # type: ignore[arg-type]
                 except Exception:
                     # Only a head start: the plan compares this source again, and reports
                     # what went wrong where it belongs.
@@ -244,29 +246,41 @@ class Planner:
             open_pairs, self.options, self.desired.owner, self._verdicts, self._fingerprints
         )
         for position, match, verdict in zip(positions, open_pairs, quiet, strict=True):
-            if verdict is not None:
-                outcomes[position] = _unadopted(match.spec, match.live) if verdict else _IN_SYNC  # type: ignore[arg-type]
+            if verdict is False:
+                outcomes[position] = _IN_SYNC
+            elif verdict is True:
+                outcomes[position] = _unadopted(match.spec, match.live)  # type: ignore[arg-type]
+            elif verdict is _DIFFERS:
+                outcomes[position] = _DIFFERS
         return outcomes
 
-    def _outcome_of(self, match: Match, annotation: Annotation) -> _Outcome | None:
+    def _outcome_of(
+        self, match: Match, annotation: Annotation, differs: bool = False
+    ) -> _Outcome | None:
         live = match.live
         assert live is not None
         # Taken out as used: the plan holds what it keeps, and the rest goes with the planner.
         settled = self._settled.pop(id(live), None)
         if settled is not None and settled[0] == match.index and settled[1] is live:
             return settled[2]
-        return self._outcome(match.spec, live, annotation)
+        return self._outcome(match.spec, live, annotation, differs)
 
     def _outcome(
-        self, spec: SourceSpec, live: LiveSource, annotation: Annotation | None = None
+        self,
+        spec: SourceSpec,
+        live: LiveSource,
+        annotation: Annotation | None = None,
+        differs: bool = False,
     ) -> _Outcome | None:
+        """What the pair adds to the plan. `differs`: its managed attributes are known to
+        differ plainly (the bulk pass compared them), so no quick check is tried first."""
         options, owner, memo = self.options, self.desired.owner, self._fingerprints
         if annotation is None:
             annotation = live.annotation
         marker = annotation.marker
         live_owner = marker.owner if marker is not None else None
         observed = spec.mode == "observe"
-        if observed or live_owner is None or live_owner == owner:
+        if not differs and (observed or live_owner is None or live_owner == owner):
             # Most sources are in sync: settled without building a comparison.
             adopt = options.adopt and not observed
             quiet = _quiet(spec, live, options, adopt, memo, annotation)
@@ -274,13 +288,17 @@ class Planner:
                 return _unadopted(spec, live) if quiet else _IN_SYNC
         if spec.mode == "observe":
             # Never written, so no owner is claimed: the diff is shown as it stands.
-            compared = _compare(spec, live, options, memo, owner=live_owner)
+            compared = _compare(spec, live, options, memo, owner=live_owner, differs=differs)
         elif live_owner is not None and live_owner != owner:
             if not options.take_over:
                 return None
-            compared = _compare(spec, live, options, memo, owner=owner, takes_over_from=live_owner)
+            compared = _compare(
+                spec, live, options, memo, owner=owner, takes_over_from=live_owner, differs=differs
+            )
         else:
-            compared = _compare(spec, live, options, memo, owner=owner, adopt=options.adopt)
+            compared = _compare(
+                spec, live, options, memo, owner=owner, adopt=options.adopt, differs=differs
+            )
         if compared.unadopted:
             return _unadopted(spec, live)._replace(action=compared.action, notices=compared.notices)
         return _Outcome(compared.action, compared.notices)
@@ -300,7 +318,7 @@ def _plan(
     live: Sequence[LiveSource],
     options: PlanOptions,
     outcomes_in_bulk: Callable[[list[Match]], list[Any]],
-    outcome_of: Callable[[Match, Annotation], _Outcome | None],
+    outcome_of: Callable[[Match, Annotation, bool], _Outcome | None],
 ) -> Plan:
     targets, file_owner, take_over = options.targets, desired.owner, options.take_over
     _check_targets(desired, targets)
@@ -365,8 +383,8 @@ def _plan(
                 notices.extend(_possible_renames(spec, unmanaged_live))
             continue
         outcome = settled.get(match.index, _UNSETTLED)
-        if outcome is _UNSETTLED:
-            outcome = outcome_of(match, annotation)
+        if outcome is _UNSETTLED or outcome is _DIFFERS:
+            outcome = outcome_of(match, annotation, outcome is _DIFFERS)
         if outcome is _IN_SYNC:
             unchanged += 1
             continue
@@ -845,7 +863,8 @@ def _quiet_in_bulk(
     spec's annotation, secret values) and remembered in `verdicts`. None for a pair the
     bulk check cannot settle (observed, `ignore_changes`, `--resend-secrets`, a listing
     without a managed attribute, a web secret's `*_encrypted` value, another owner, ...):
-    the per-source path decides it.
+    the per-source path decides it; `_DIFFERS` for such a pair whose managed attributes
+    plainly differ (no quick check can settle it).
     """
     if options.resend_secrets or not pairs:
         return [None] * len(pairs)
@@ -924,6 +943,9 @@ def _quiet_group(
                 alike and (not want or same_json(have[api], want))
                 for alike, want, have in zip(same, want_maps, listed, strict=True)
             ]
+    # Differing attributes (what most unsettled pairs have) spare the per-source path
+    # its quick check.
+    attributes_alike = same
     same = list(map(and_, same, map(eq, map(_TOP, specs), map(_TOP, lives))))
     model = type(deployments[0])
     # A web secret the listing holds may have changed outside or be cleared: one by one.
@@ -931,12 +953,13 @@ def _quiet_group(
         same = list(map(and_, same, map(not_, map(dict.get, listed, repeat(attribute)))))
     # Nothing ignored and never observed: the per-source path handles those.
     if any(map(_IGNORED, specs)) or "observe" in map(_MODE, specs):
-        same = [
-            alike and not ignored and mode != "observe"
-            for alike, ignored, mode in zip(
-                same, map(_IGNORED, specs), map(_MODE, specs), strict=True
-            )
+        eligible = [
+            not ignored and mode != "observe"
+            for ignored, mode in zip(map(_IGNORED, specs), map(_MODE, specs), strict=True)
         ]
+        same = list(map(and_, same, eligible))
+        # What they ignore may be all that differs: the quick check is theirs to try.
+        attributes_alike = list(map(or_, attributes_alike, map(not_, eligible)))
     # The annotation as `LiveSource.annotation` reads it: text, else none.
     texts = list(map(dict.get, listed, repeat("annotation")))
     if not _TEXT_TYPES.issuperset(map(type, texts)):
@@ -960,7 +983,10 @@ def _quiet_group(
                         specs[position], lives[position], options, owner, fingerprints
                     )
                 found[position] = verdict
-    return [verdict if alike else None for alike, verdict in zip(same, found, strict=True)]
+    return [
+        verdict if alike else None if attributes else _DIFFERS
+        for alike, attributes, verdict in zip(same, attributes_alike, found, strict=True)
+    ]
 
 
 def _annotation_verdict(
@@ -1032,13 +1058,15 @@ def _compare(
     owner: str | None,
     takes_over_from: str | None = None,
     adopt: bool = False,
+    differs: bool = False,
 ) -> _Comparison:
     """The patch (None when in sync) and the notices for a spec matched to a live source.
 
     A patch records `owner` in the marker; `takes_over_from` (another owner's source,
     planned with --take-over) makes a patch even when nothing else differs. `adopt`
     re-sends the secrets of a source not adopted yet and writes its marker. `memo` keeps
-    the secret fingerprints computed so far.
+    the secret fingerprints computed so far; `differs`: the managed attributes are known
+    to differ plainly.
     """
     deployment = spec.deployment
     ignored = frozenset(spec.ignore_changes)
@@ -1049,7 +1077,7 @@ def _compare(
     # Most matched sources are in sync: the detailed diff is built only for those that differ.
     attribute_changes = (
         []
-        if _plainly_in_sync(deployment, live)
+        if not differs and _plainly_in_sync(deployment, live)
         else _attribute_changes(attributes, stated_fields(deployment), live, ignored)
     )
     changes += attribute_changes

@@ -1600,10 +1600,13 @@ def _per_source_only() -> Any:
 
 
 def _bulk_verdicts(wanted: DesiredState, live: list[LiveSource], options: PlanOptions) -> list[Any]:
-    from reconciler.planner import _matching, _quiet_in_bulk
+    """The bulk pass's verdict on each matched pair ("differs": left to the per-source
+    path, its managed attributes plainly differing)."""
+    from reconciler.planner import _DIFFERS, _matching, _quiet_in_bulk
 
     pairs = [m for m in _matching(wanted.sources, live).matches if m.live is not None]
-    return _quiet_in_bulk(pairs, options, wanted.owner, {}, {})
+    verdicts = _quiet_in_bulk(pairs, options, wanted.owner, {}, {})
+    return ["differs" if verdict is _DIFFERS else verdict for verdict in verdicts]
 
 
 @settings(max_examples=250, deadline=None, derandomize=True)
@@ -1616,7 +1619,7 @@ def test_the_bulk_pass_and_the_per_source_path_agree(
     wanted, live, options = case
     spec = wanted.sources[0]
     (verdict,) = _quiet_in_bulk([Match(0, spec, live)], options, wanted.owner, {}, {})
-    if verdict is not None:  # settled in bulk: what the quick check one by one says
+    if verdict is True or verdict is False:  # settled: what the quick check one by one says
         assert _quiet(spec, live, options, options.adopt, {}) is verdict
     bulk = plan(wanted, [live], options)
     with _per_source_only():
@@ -1671,16 +1674,19 @@ def _fallback_case(name: str) -> tuple[DesiredState, list[LiveSource], PlanOptio
         live_b = live_b.model_copy(
             update={"deployment": {**live_b.deployment, "secure_url_enabled": 0}}
         )
+        expected = [False, "differs"]
     elif name == "float-in-a-map":
         second["deployment"]["default_params"] = {"q": 75}
         live_b = live_of(second, ID_B)
         live_b = live_b.model_copy(
             update={"deployment": {**live_b.deployment, "default_params": {"q": 75.0}}}
         )
+        expected = [False, "differs"]
     elif name == "float-for-int":
         live_b = live_b.model_copy(
             update={"deployment": {**live_b.deployment, "cache_ttl_value": 3600.0}}
         )
+        expected = [False, "differs"]
     elif name == "observed":
         second["mode"] = "observe"
     elif name == "web-secret-held":
@@ -1755,3 +1761,20 @@ def test_a_page_of_listed_sources_is_settled_at_once() -> None:
     # The first page was settled while listing; the plan compares the last source alone.
     assert [len(call.args[0]) for call in bulk.call_args_list] == [1]
     assert result.summary.unchanged == _PAGE + 1
+
+
+def test_a_pair_whose_attributes_plainly_differ_skips_the_quick_check() -> None:
+    from unittest import mock
+
+    from reconciler import planner as planner_module
+
+    spec = s3_spec(cache_ttl_value=3600)
+    live = live_of(spec, deployment={"cache_ttl_value": 7200})
+    with mock.patch.object(planner_module, "_quiet", side_effect=AssertionError):
+        action = only(plan(desired(spec), [live], OPTIONS))
+    assert paths(action) == ["deployment.cache_ttl_value"]
+    # Ignored, the difference is the quick check's to settle.
+    quiet = desired({**spec, "ignore_changes": ["deployment.cache_ttl_value"]})
+    with mock.patch.object(planner_module, "_quiet", wraps=planner_module._quiet) as check:
+        assert plan(quiet, [live], OPTIONS).summary.unchanged == 1
+    assert check.call_count == 1
