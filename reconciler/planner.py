@@ -304,6 +304,15 @@ class Planner:
         return _Outcome(compared.action, compared.notices)
 
 
+def _is_outcome(outcome: Any) -> bool:
+    return type(outcome) is _Outcome
+
+
+def _quietly(outcome: _Outcome) -> bool:
+    """Whether an outcome only counts the source as unchanged (and perhaps unadopted)."""
+    return outcome.action is None and not outcome.notices
+
+
 def _unadopted(spec: SourceSpec, live: LiveSource) -> _Outcome:
     # An observed source is never written, so it cannot be adopted either.
     if spec.mode == "observe":
@@ -343,21 +352,32 @@ def _plan(
         and (not targets or m.spec.name in targets)
     ]
     outcomes = outcomes_in_bulk(pairs)
-    in_sync = {m.index for m, outcome in zip(pairs, outcomes, strict=True) if outcome is _IN_SYNC}
+    # In sync, perhaps not adopted yet, and nothing to say: what the loop would only count.
+    quiet = {
+        m.index: outcome
+        for m, outcome in zip(pairs, outcomes, strict=True)
+        if outcome is _IN_SYNC or (_is_outcome(outcome) and _quietly(outcome))
+    }
     settled = {
         m.index: outcome
         for m, outcome in zip(pairs, outcomes, strict=True)
-        if outcome is not _IN_SYNC and outcome is not _UNSETTLED
+        if outcome is not _UNSETTLED and m.index not in quiet
     }
-    rest = [m for m in matches if m.index not in in_sync] if in_sync else matches
+    rest = [m for m in matches if m.index not in quiet] if quiet else matches
 
     actions: list[tuple[Match, Action]] = []
     observed: list[ObservedSource] = []
     owned_elsewhere: list[OwnedElsewhere] = []
     notices: list[Notice] = []
-    unchanged = len(in_sync)
-    unadopted: list[SourceRef] = []
+    unchanged = len(quiet)
+    # By the spec's index: the adoption notice lists them in the file's order.
+    unadopted: list[tuple[int, SourceRef]] = []
     adoption_updates = 0
+    for index, outcome in quiet.items():
+        if outcome.unadopted is not None:
+            unadopted.append((index, outcome.unadopted))
+            adoption_updates += outcome.adoption_updates
+    some_quiet = len(unadopted)
     # Matched live sources this plan never writes: observed, or owned by another file.
     held: set[int] = set()
     for match in rest:
@@ -400,7 +420,7 @@ def _plan(
         else:
             actions.append((match, outcome.action))
         if outcome.unadopted is not None:
-            unadopted.append(outcome.unadopted)
+            unadopted.append((match.index, outcome.unadopted))
             adoption_updates += outcome.adoption_updates
 
     ordered = _order(_with_dependencies(actions, matching, held))
@@ -431,7 +451,11 @@ def _plan(
         observed=observed,
         owned_elsewhere=owned_elsewhere,
         blast_radius=blast_radius,
-        adoption=_adoption(unadopted, adoption_updates, options),
+        adoption=_adoption(
+            [ref for _, ref in (sorted(unadopted, key=_FIRST) if some_quiet else unadopted)],
+            adoption_updates,
+            options,
+        ),
         cost=write_cost(
             ordered,
             creates_per_hour=options.creates_per_hour,
@@ -454,8 +478,12 @@ _SOURCE_REF_FIELDS = {"id", "name"}
 
 
 def _source_ref(id: str, name: str) -> SourceRef:
-    """A reference to a live source; both values come validated from the models."""
-    return SourceRef.model_construct(_SOURCE_REF_FIELDS, id=id, name=name)
+    """A reference to a live source."""
+    # Validated (1 µs) rather than `model_construct` (2.7 µs on pydantic 2.14, one per
+    # unadopted source), then given the shared set of fields.
+    ref = SourceRef(id=id, name=name)
+    object.__setattr__(ref, "__pydantic_fields_set__", _SOURCE_REF_FIELDS)
+    return ref
 
 
 def _observed(action: Action) -> ObservedSource:

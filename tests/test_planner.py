@@ -1778,3 +1778,16 @@ def test_a_pair_whose_attributes_plainly_differ_skips_the_quick_check() -> None:
     with mock.patch.object(planner_module, "_quiet", wraps=planner_module._quiet) as check:
         assert plan(quiet, [live], OPTIONS).summary.unchanged == 1
     assert check.call_count == 1
+
+
+def test_the_adoption_notice_lists_sources_in_the_files_order_however_each_was_settled() -> None:
+    specs = [s3_spec(f"S{n}", (f"acme-s{n}",)) for n in range(3)]
+    live = [
+        live_of(spec, f"{n:024x}", deployment={"annotation": None}) for n, spec in enumerate(specs)
+    ]
+    # The first differs, so the per-source path settles it; the others the bulk pass.
+    live[0] = live[0].model_copy(update={"name": "Renamed"})
+    result = plan(desired(*specs), live, OPTIONS)
+    assert result.adoption is not None
+    assert [ref.name for ref in result.adoption.sources] == ["S0", "S1", "S2"]
+    assert result.adoption.updates == 3
