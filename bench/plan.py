@@ -179,10 +179,18 @@ def steps(count: int, runs: int) -> None:
                 times.append(time.process_time() - cpu)
         return min(times) * 1000
 
+    def in_bulk(matches: list[planner.Match]) -> Callable[[], object]:
+        def run() -> object:
+            # No verdict nor fingerprint remembered, as in a new plan.
+            return planner._quiet_in_bulk(matches, options, None, {}, {})
+
+        return run
+
     def outcomes_of(matches: list[planner.Match]) -> Callable[[], object]:
         def run() -> object:
             fresh = planner.Planner(desired, options)  # no fingerprint remembered
-            return [fresh._outcome(m.spec, m.live) for m in matches]  # type: ignore[arg-type]
+            # As the plan does: the bulk pass found their attributes differing.
+            return [fresh._outcome(m.spec, m.live, None, True) for m in matches]  # type: ignore[arg-type]
 
         return run
 
@@ -198,7 +206,8 @@ def steps(count: int, runs: int) -> None:
     total = min(fresh_plan() for _ in range(runs))
     # Each step: its CPU milliseconds, and how many things it handles.
     parts = {
-        "sources in sync": (best(outcomes_of(in_sync)), len(in_sync)),
+        "in sync (bulk)": (best(in_bulk(in_sync)), len(in_sync)),
+        "differing (bulk)": (best(in_bulk(differing)), len(differing)),
         "patches": (best(outcomes_of(differing)), len(differing)),
         "creates": (best(lambda: [planner._create(m.spec, options, None) for m in new]), len(new)),
         "matching": (best(lambda: planner._matching(desired.sources, live)), count),

@@ -577,9 +577,16 @@ def _first_holders(
     lists: list[Any] = list(map(dict.get, listed, repeat(name)))
     if not any(lists):  # custom domains, on most accounts
         return {}, {}
-    lists = [hosts or () for hosts in lists]
+    if None in lists:
+        lists = [hosts or () for hosts in lists]
+    lengths = list(map(len, lists))
     hosts = list(chain.from_iterable(lists))
-    holders = list(chain.from_iterable(map(repeat, live, map(len, lists))))
+    # One hostname each, the common case: the holders are the live sources themselves.
+    holders = (
+        live
+        if len(hosts) == len(live) and min(lengths) == 1
+        else list(chain.from_iterable(map(repeat, live, lengths)))
+    )
     # Built in C; reversed, so that the first holder is the one a key keeps.
     first = dict(zip(reversed(hosts), reversed(holders), strict=True))
     shared: dict[str, list[LiveSource]] = {}
