@@ -19,47 +19,17 @@ import time
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
+from webfolder_account import seed, sources_yaml
+
 from reconciler.emulator import EMULATOR_API_KEY, RateLimits, SourceStore, running_emulator
-from reconciler.emulator.store import STATE_VERSION
 
 GIB = 1024**3
 
 
-def deployment(n: int) -> dict[str, object]:
-    return {
-        "type": "webfolder",
-        "imgix_subdomains": [f"bench-{n}"],
-        "webfolder_base_url": f"https://origin.example/{n}/",
-        "cache_ttl_value": 31536000 if n % 10 else 86400,
-    }
-
-
 def seeded(count: int) -> SourceStore:
-    store = SourceStore(
-        limits=RateLimits(per_second=None, creates_per_hour=None, updates_per_hour=None)
-    )
-    sources = [
-        {"id": f"{n:024x}", "name": f"Bench {n:06d}", "deployment": deployment(n)}
-        for n in range(count)
-        if n % 100 != 99  # left for the plan to create
-    ]
-    store.load_json({"version": STATE_VERSION, "sources": sources})
-    return store
-
-
-def sources_yaml(numbers: range) -> str:
-    blocks = [
-        f"""\
-  - name: Bench {n:06d}
-    deployment:
-      type: webfolder
-      imgix_subdomains: [bench-{n}]
-      webfolder_base_url: https://origin.example/{n}/
-      cache_ttl_value: 31536000
-"""
-        for n in numbers
-    ]
-    return "version: 1\nsources:\n" + "".join(blocks)
+    unlimited = RateLimits(per_second=None, creates_per_hour=None, updates_per_hour=None)
+    # Every hundredth is left for the plan to create.
+    return seed(SourceStore(limits=unlimited), (n for n in range(count) if n % 100 != 99))
 
 
 def child(url: str, files: list[str]) -> None:

@@ -23,9 +23,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
+from webfolder_account import seed, sources_yaml
+
 from reconciler.emulator import EMULATOR_API_KEY, Faults, RateLimits, SourceStore, running_emulator
 from reconciler.emulator.listing import Page
-from reconciler.emulator.store import STATE_VERSION
 
 PER_SECOND = 4
 PAGE_SIZE = 100
@@ -46,42 +47,12 @@ class TimedStore(SourceStore):
             self.listed.append((arrived, time.monotonic()))
 
 
-def deployment(n: int) -> dict[str, object]:
-    return {
-        "type": "webfolder",
-        "imgix_subdomains": [f"bench-{n}"],
-        "webfolder_base_url": f"https://origin.example/{n}/",
-        "cache_ttl_value": 31536000 if n % 10 else 86400,
-    }
-
-
 def seeded(count: int, latency: float) -> TimedStore:
     store = TimedStore(
         limits=RateLimits(per_second=PER_SECOND, creates_per_hour=None, updates_per_hour=None),
         faults=Faults(latency=latency),
     )
-    sources = [
-        {"id": f"{n:024x}", "name": f"Bench {n:05d}", "deployment": deployment(n)}
-        for n in range(count)
-    ]
-    store.load_json({"version": STATE_VERSION, "sources": sources})
-    return store
-
-
-def sources_yaml(count: int) -> str:
-    """The same sources, every tenth with another cache TTL (a plan with changes)."""
-    blocks = [
-        f"""\
-  - name: Bench {n:05d}
-    deployment:
-      type: webfolder
-      imgix_subdomains: [bench-{n}]
-      webfolder_base_url: https://origin.example/{n}/
-      cache_ttl_value: 31536000
-"""
-        for n in range(count)
-    ]
-    return "version: 1\nsources:\n" + "".join(blocks)
+    return seed(store, range(count))
 
 
 def run(count: int, latency: float) -> None:
@@ -89,7 +60,7 @@ def run(count: int, latency: float) -> None:
     floor = math.ceil(count / PAGE_SIZE) / PER_SECOND
     with TemporaryDirectory() as directory, running_emulator(store) as url:
         file = Path(directory) / "sources.yaml"
-        file.write_text(sources_yaml(count), encoding="utf-8")
+        file.write_text(sources_yaml(range(count)), encoding="utf-8")
         environ = {**os.environ, "IMGIX_API_KEY": EMULATOR_API_KEY}
         command = [sys.executable, "-m", "reconciler", "plan", str(file), "--api-url", url]
         started = time.monotonic()
