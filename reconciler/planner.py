@@ -960,7 +960,7 @@ def _quiet_group(
         for position, verdict in zip(complete, group, strict=True):
             quiet[position] = verdict
         return quiet
-    wants = list(map(view.from_spec, deployments))
+    wants = list(map(view.from_fields, map(vars, deployments)))
     same = list(map(eq, haves, wants))
     # Column by column: most columns hold one type on both sides, told by two sets.
     for position in view.typed_positions:

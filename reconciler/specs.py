@@ -906,6 +906,9 @@ class ManagedView(NamedTuple):
     typed: Callable[[tuple[Any, ...]], tuple[Any, ...]] | None
     # The positions `typed` reads, each once (compared column by column in bulk).
     typed_positions: tuple[int, ...]
+    # `from_spec` from the model's `__dict__` (where pydantic keeps field values): the same
+    # tuple, read as one lookup per field instead of one attribute access (half the time).
+    from_fields: Callable[[Mapping[str, Any]], tuple[Any, ...]]
 
 
 def managed_view(deployment: DeploymentBase) -> ManagedView:
@@ -992,6 +995,7 @@ def _managed_view(model: type[DeploymentBase], stated: frozenset[str]) -> Manage
         itemgetter(*(api for _, api in fields)),
         itemgetter(*typed) if typed else None,
         tuple(dict.fromkeys(typed)),
+        itemgetter(*(name for name, _ in fields)),
     )
 
 

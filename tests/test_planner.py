@@ -1791,3 +1791,23 @@ def test_the_adoption_notice_lists_sources_in_the_files_order_however_each_was_s
     assert result.adoption is not None
     assert [ref.name for ref in result.adoption.sources] == ["S0", "S1", "S2"]
     assert result.adoption.updates == 3
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        s3_spec(default_params={"auto": "format"}, cache_ttl_value=86400),
+        webfolder_spec("Blog", ("b", "a"), **{"robots.txt": "disallow-all"}),
+        webfolder_spec("Blog", ("b",), password=SecretRef("env", "P", "p"), annotation="x"),
+    ],
+    ids=["s3", "webfolder-robots", "webfolder-password"],
+)
+def test_a_view_reads_the_same_values_from_the_fields_as_from_the_model(
+    spec: dict[str, Any],
+) -> None:
+    from reconciler.specs import managed_view
+
+    deployment = desired(spec).sources[0].deployment
+    view = managed_view(deployment)
+    assert view.from_fields(vars(deployment)) == view.from_spec(deployment)
+    assert len(view.from_spec(deployment)) == len(view.fields)
