@@ -353,16 +353,23 @@ def _plan(
     ]
     outcomes = outcomes_in_bulk(pairs)
     # In sync, perhaps not adopted yet, and nothing to say: what the loop would only count.
-    quiet = {
-        m.index: outcome
-        for m, outcome in zip(pairs, outcomes, strict=True)
-        if outcome is _IN_SYNC or (_is_outcome(outcome) and _quietly(outcome))
-    }
-    settled = {
-        m.index: outcome
-        for m, outcome in zip(pairs, outcomes, strict=True)
-        if outcome is not _UNSETTLED and m.index not in quiet
-    }
+    in_sync = list(map(is_, outcomes, repeat(_IN_SYNC)))
+    quiet = set(compress(map(_INDEX, pairs), in_sync))
+    # By the spec's index: the adoption notice lists them in the file's order.
+    unadopted: list[tuple[int, SourceRef]] = []
+    adoption_updates = 0
+    settled: dict[int, Any] = {}
+    if len(quiet) < len(pairs):
+        for match, outcome in zip(pairs, outcomes, strict=True):
+            if outcome is _IN_SYNC or outcome is _UNSETTLED:
+                continue
+            if _is_outcome(outcome) and _quietly(outcome):
+                quiet.add(match.index)
+                if outcome.unadopted is not None:
+                    unadopted.append((match.index, outcome.unadopted))
+                    adoption_updates += outcome.adoption_updates
+            else:
+                settled[match.index] = outcome
     rest = [m for m in matches if m.index not in quiet] if quiet else matches
 
     actions: list[tuple[Match, Action]] = []
@@ -370,13 +377,6 @@ def _plan(
     owned_elsewhere: list[OwnedElsewhere] = []
     notices: list[Notice] = []
     unchanged = len(quiet)
-    # By the spec's index: the adoption notice lists them in the file's order.
-    unadopted: list[tuple[int, SourceRef]] = []
-    adoption_updates = 0
-    for index, outcome in quiet.items():
-        if outcome.unadopted is not None:
-            unadopted.append((index, outcome.unadopted))
-            adoption_updates += outcome.adoption_updates
     some_quiet = len(unadopted)
     # Matched live sources this plan never writes: observed, or owned by another file.
     held: set[int] = set()
@@ -530,6 +530,7 @@ def _check_unique_hostnames(desired: DesiredState) -> None:
 
 
 _SUBDOMAINS = attrgetter("imgix_subdomains")
+_INDEX = attrgetter("index")
 _DEPLOYMENT = attrgetter("deployment")
 _ID = attrgetter("id")
 _FIRST = itemgetter(0)
