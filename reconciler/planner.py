@@ -138,6 +138,8 @@ _UNSETTLED: Any = object()
 _DIFFERS: Any = object()
 # The API's page of sources: `Planner.settle` compares a page's worth at a time.
 _PAGE = 100
+# Pairs the bulk pass compares at once (`_quiet_in_bulk`).
+_BLOCK = 256
 
 
 class Planner:
@@ -904,6 +906,16 @@ def _quiet_in_bulk(
     """
     if options.resend_secrets or not pairs:
         return [None] * len(pairs)
+    if len(pairs) > _BLOCK:
+        # A block at a time: its objects stay in the CPU's caches from one pass to the next.
+        return list(
+            chain.from_iterable(
+                _quiet_in_bulk(
+                    pairs[start : start + _BLOCK], options, owner, verdicts, fingerprints
+                )
+                for start in range(0, len(pairs), _BLOCK)
+            )
+        )
     specs: list[SourceSpec] = list(map(_SPEC, pairs))
     lives: list[LiveSource] = list(map(_LIVE, pairs))
     deployments = list(map(_DEPLOYMENT, specs))

@@ -1811,3 +1811,18 @@ def test_a_view_reads_the_same_values_from_the_fields_as_from_the_model(
     view = managed_view(deployment)
     assert view.from_fields(vars(deployment)) == view.from_spec(deployment)
     assert len(view.from_spec(deployment)) == len(view.fields)
+
+
+def test_the_bulk_pass_gives_the_same_verdicts_block_by_block() -> None:
+    from unittest import mock
+
+    from reconciler import planner as planner_module
+
+    specs = [s3_spec(f"S{n}", (f"acme-s{n}",), secret=f"secret-{n % 2}") for n in range(7)]
+    live = [live_of(spec, f"{n:024x}") for n, spec in enumerate(specs)]
+    live[3] = live[3].model_copy(update={"name": "Renamed"})
+    live[5] = live[5].model_copy(update={"deployment": {**live[5].deployment, "annotation": None}})
+    whole = _bulk_verdicts(desired(*specs), live, OPTIONS)
+    assert whole == [False, False, False, None, False, True, False]
+    with mock.patch.object(planner_module, "_BLOCK", 3):
+        assert _bulk_verdicts(desired(*specs), live, OPTIONS) == whole
