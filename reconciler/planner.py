@@ -333,8 +333,8 @@ def _plan(
 ) -> Plan:
     targets, file_owner, take_over = options.targets, desired.owner, options.take_over
     _check_targets(desired, targets)
-    _check_unique_hostnames(desired)
-    matching = _matching(desired.sources, live)
+    subdomains = _check_unique_hostnames(desired)
+    matching = _matching(desired.sources, live, subdomains)
     matches = matching.matches
     # Matching claimed exactly the live sources some spec matches.
     claimed = matching.claimed
@@ -508,14 +508,13 @@ def _check_targets(desired: DesiredState, targets: frozenset[str]) -> None:
         )
 
 
-def _check_unique_hostnames(desired: DesiredState) -> None:
-    deployments = [spec.deployment for spec in desired.sources]
-    hosts = [
-        *chain.from_iterable(map(_SUBDOMAINS, deployments)),
-        *chain.from_iterable(map(_DOMAINS, deployments)),
-    ]
+def _check_unique_hostnames(desired: DesiredState) -> list[list[str]]:
+    """Refuse a hostname two specs claim; the subdomains of each spec, for matching."""
+    deployments = list(map(_DEPLOYMENT, desired.sources))
+    subdomains = list(map(_SUBDOMAINS, deployments))
+    hosts = [*chain.from_iterable(subdomains), *chain.from_iterable(map(_DOMAINS, deployments))]
     if len(set(hosts)) == len(hosts):  # the common case, in C: nothing claimed twice
-        return
+        return subdomains
     owner: dict[str, int] = {}
     for index, spec in enumerate(desired.sources):
         deployment = spec.deployment
@@ -529,6 +528,7 @@ def _check_unique_hostnames(desired: DesiredState) -> None:
                         f"claim {host} ({HOSTNAMES_ARE_UNIQUE})",
                         spec_indices=(first, index),
                     )
+    return subdomains
 
 
 _SUBDOMAINS = attrgetter("imgix_subdomains")
@@ -600,11 +600,16 @@ def _first_holders(
     return first, shared
 
 
-def _matching(specs: Sequence[SourceSpec], live: Sequence[LiveSource]) -> _Matching:
+def _matching(
+    specs: Sequence[SourceSpec],
+    live: Sequence[LiveSource],
+    subdomains: list[list[str]] | None = None,
+) -> _Matching:
+    """`subdomains`: each spec's, when the caller has read them."""
     deployments: list[dict[str, Any]] = list(map(_LIVE_DEPLOYMENT, live))
     by_subdomain, shared = _first_holders(live, deployments, "imgix_subdomains")
     by_domain, _ = _first_holders(live, deployments, "custom_domains")
-    found = _plain_matches(specs, by_subdomain) if not shared else None
+    found = _plain_matches(specs, by_subdomain, subdomains) if not shared else None
     if found is not None:
         # All in C: the matched live sources, their specs' indices, and the claims.
         present = list(map(is_not, found, repeat(None)))
@@ -676,14 +681,17 @@ def _matching(specs: Sequence[SourceSpec], live: Sequence[LiveSource]) -> _Match
 
 
 def _plain_matches(
-    specs: Sequence[SourceSpec], by_subdomain: Mapping[str, LiveSource]
+    specs: Sequence[SourceSpec],
+    by_subdomain: Mapping[str, LiveSource],
+    subdomains: list[list[str]] | None = None,
 ) -> list[LiveSource | None] | None:
     """The live source each spec matches, in the common case, mostly in C: no spec pinned,
     and no subdomain of a spec held by two live sources. None: another case (the rules
     spec by spec decide it, or say what is wrong)."""
     if any(map(_ID, specs)):
         return None
-    subdomains = list(map(_SUBDOMAINS, map(_DEPLOYMENT, specs)))
+    if subdomains is None:
+        subdomains = list(map(_SUBDOMAINS, map(_DEPLOYMENT, specs)))
     if not all(subdomains):
         return None
     found: list[LiveSource | None] = list(map(by_subdomain.get, map(_FIRST, subdomains)))
