@@ -200,26 +200,26 @@ class Planner:
         except Exception:
             quiet = {}  # only a head start: each is compared one by one below
         for match in pairs:
+            source = match.live
+            assert source is not None
             verdict = quiet.get(id(match))
             if verdict is True or verdict is False:
-                outcome: _Outcome | None = (
-                    _unadopted(match.spec, match.live) if verdict else _IN_SYNC  # type: ignore[arg-type]
-                )
+                outcome: _Outcome | None = _unadopted(match.spec, source) if verdict else _IN_SYNC
             else:
                 try:
-                    outcome = self._outcome(match.spec, match.live, None, verdict is _DIFFERS)  # type: ignore[arg-type]
+                    outcome = self._outcome(match.spec, source, None, verdict is _DIFFERS)
                 except Exception:
                     # Only a head start: the plan compares this source again, and reports
                     # what went wrong where it belongs.
                     continue
-            self._settled[id(match.live)] = (match.index, match.live, outcome)  # type: ignore[assignment]
+            self._settled[id(source)] = (match.index, source, outcome)
 
     def plan(self, live: Sequence[LiveSource]) -> Plan:
         """The plan for the live sources listed (settled or not)."""
         with collector.paused():
             return _plan(self.desired, live, self.options, self._outcomes_in_bulk, self._outcome_of)
 
-    def _quiet_in_bulk(self, pairs: Sequence[Match]) -> dict[int, bool | None]:
+    def _quiet_in_bulk(self, pairs: Sequence[Match]) -> dict[int, Any]:
         """`_quiet_in_bulk` of these pairs, by id() of each pair."""
         verdicts = _quiet_in_bulk(
             pairs, self.options, self.desired.owner, self._verdicts, self._fingerprints
@@ -900,7 +900,7 @@ def _quiet_in_bulk(
     owner: str | None,
     verdicts: dict[tuple[Any, ...], bool | None],
     fingerprints: dict[tuple[str, str], str],
-) -> list[bool | None]:
+) -> list[Any]:
     """What `_quiet` says of each matched pair, for all at once and mostly in C.
 
     Per managed view: the managed attributes, the types of those a value of another type
@@ -931,7 +931,7 @@ def _quiet_in_bulk(
     if len(groups) == 1:  # the common case: one view, every pair in listing order
         view, _ = groups[0]
         return _quiet_group(view, specs, lives, deployments, options, owner, verdicts, fingerprints)
-    quiet: list[bool | None] = [None] * len(pairs)
+    quiet: list[Any] = [None] * len(pairs)
     for view, positions in groups:
         group = _quiet_group(
             view,
@@ -957,7 +957,7 @@ def _quiet_group(
     owner: str | None,
     verdicts: dict[tuple[Any, ...], bool | None],
     fingerprints: dict[tuple[str, str], str],
-) -> list[bool | None]:
+) -> list[Any]:
     """`_quiet_in_bulk` of pairs whose specs share one managed view (so one type)."""
     if not specs:
         return []
@@ -967,7 +967,7 @@ def _quiet_group(
     except KeyError:
         # A listing without a managed attribute: that pair goes one by one, the rest in bulk.
         complete = [p for p, have in enumerate(listed) if _holds_all(view, have)]
-        quiet: list[bool | None] = [None] * len(specs)
+        quiet: list[Any] = [None] * len(specs)
         group = _quiet_group(
             view,
             [specs[p] for p in complete],

@@ -935,8 +935,9 @@ def managed_views(deployments: Sequence[DeploymentBase]) -> list[tuple[ManagedVi
 
     Built by type, in C for the common case (no stated-only attribute the view holds)."""
     kinds = list(map(type, deployments))
-    models = set(kinds)
-    groups: dict[ManagedView, list[int]] = {}
+    models = dict.fromkeys(kinds)  # in order of first appearance
+    # By id(): hashing a view hashes all its names.
+    groups: dict[int, tuple[ManagedView, list[int]]] = {}
     for model in models:
         positions = (
             list(range(len(kinds)))
@@ -948,12 +949,12 @@ def managed_views(deployments: Sequence[DeploymentBase]) -> list[tuple[ManagedVi
         fields_sets = map(_FIELDS_SET, map(deployments.__getitem__, positions))
         plain = list(map(viewed.isdisjoint, fields_sets))
         if all(plain):
-            groups.setdefault(view, []).extend(positions)
+            groups.setdefault(id(view), (view, []))[1].extend(positions)
             continue
         for position, alone in zip(positions, plain, strict=True):
             own = view if alone else managed_view(deployments[position])
-            groups.setdefault(own, []).append(position)
-    return list(groups.items())
+            groups.setdefault(id(own), (own, []))[1].append(position)
+    return list(groups.values())
 
 
 _FIELDS_SET = attrgetter("__pydantic_fields_set__")
