@@ -454,7 +454,13 @@ def _plan(
         owned_elsewhere=owned_elsewhere,
         blast_radius=blast_radius,
         adoption=_adoption(
-            [ref for _, ref in (sorted(unadopted, key=_FIRST) if some_quiet else unadopted)],
+            # Each part is in the file's order already: merged only when both have some.
+            [
+                ref
+                for _, ref in (
+                    sorted(unadopted, key=_FIRST) if 0 < some_quiet < len(unadopted) else unadopted
+                )
+            ],
             adoption_updates,
             options,
         ),
