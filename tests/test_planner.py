@@ -1826,3 +1826,77 @@ def test_the_bulk_pass_gives_the_same_verdicts_block_by_block() -> None:
     assert whole == [False, False, False, None, False, True, False]
     with mock.patch.object(planner_module, "_BLOCK", 3):
         assert _bulk_verdicts(desired(*specs), live, OPTIONS) == whole
+
+
+@st.composite
+def _markers_and_secrets(draw: Any) -> tuple[DesiredState, list[LiveSource], PlanOptions]:
+    """Sources in sync but for what only the annotation and secrets tell: the markers and
+    secret values the bulk pass's remembered verdicts are keyed by, mixed in one plan."""
+    specs, live = [], []
+    for k in range(draw(st.integers(min_value=2, max_value=6))):
+        text = draw(st.sampled_from([None, "Managed in git"]))
+        secret = draw(st.sampled_from(["first", "second", None]))  # None: not resolved
+        spec = s3_spec(f"S{k}", (f"acme-s{k}",), secret=secret)
+        if text is not None:
+            spec["deployment"]["annotation"] = text
+        recorded = draw(st.sampled_from(["first", "second"]))
+        source = live_of(s3_spec(f"S{k}", (f"acme-s{k}",), secret=recorded), f"{k:024x}")
+        marker = parse_annotation(source.deployment.get("annotation")).marker
+        assert marker is not None
+        marker = draw(
+            st.sampled_from(
+                [
+                    marker,
+                    None,
+                    Marker({"s3_secret_key": "unknown"}),
+                    replace(marker, owner="team-b"),
+                    replace(marker, encrypted={"s3_secret_key": "0" * 16}),
+                ]
+            )
+        )
+        live_text = draw(st.sampled_from([text, None, "by jane"]))
+        annotation = compose_annotation(live_text, marker) if marker is not None else live_text
+        specs.append(spec)
+        live.append(
+            source.model_copy(
+                update={"deployment": {**source.deployment, "annotation": annotation}}
+            )
+        )
+    options = PlanOptions(fingerprint_key=KEY, adopt=draw(RARELY), take_over=draw(RARELY))
+    return desired(*specs), live, options
+
+
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(case=_markers_and_secrets())
+def test_the_bulk_pass_and_the_per_source_path_agree_on_a_plan_of_several(
+    case: tuple[DesiredState, list[LiveSource], PlanOptions],
+) -> None:
+    # A verdict remembered for one pair's marker and secrets must hold for the others.
+    wanted, live, options = case
+    bulk = plan(wanted, live, options)
+    with _per_source_only():
+        assert plan(wanted, live, options).to_json() == bulk.to_json()
+
+
+def test_a_verdict_remembered_for_one_type_is_not_taken_for_another() -> None:
+    # The same live annotation and secret value, but the gcs source's marker records no
+    # fingerprint of its key: never sent, so it is sent now.
+    s3 = s3_spec("A", ("acme-a",), secret="first")
+    gcs = {
+        "name": "B",
+        "deployment": {
+            "type": "gcs",
+            "gcs_access_key": "GOOGEXAMPLE",
+            "gcs_bucket": "acme-b",
+            "gcs_secret_key": SecretRef("env", "GCS_SECRET_KEY", "first"),
+            "imgix_subdomains": ["acme-b"],
+        },
+    }
+    live_a, live_b = live_of(s3, ID_A), live_of(gcs, ID_B)
+    s3_marker = live_a.deployment["annotation"]
+    live_b = live_b.model_copy(
+        update={"deployment": {**live_b.deployment, "annotation": s3_marker}}
+    )
+    assert _bulk_verdicts(desired(s3, gcs), [live_a, live_b], OPTIONS) == [False, None]
+    action = only(plan(desired(s3, gcs), [live_a, live_b], OPTIONS))
+    assert action.id == ID_B and "deployment.gcs_secret_key" in paths(action)
