@@ -10,9 +10,10 @@ exactly what `validate` accepts, references included. Printing the shipped copy 
 from __future__ import annotations
 
 import json
-import pkgutil
 from pathlib import Path
 from typing import Any
+
+from reconciler import shipped
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 SCHEMA_ID = "urn:imgix-reconciler:schemas:sources:1"
@@ -73,7 +74,7 @@ def render_sources_schema() -> str:
 def shipped_sources_schema() -> str:
     """The schema shipped in the package (what `imgix-reconciler schema` prints)."""
     try:
-        data = pkgutil.get_data(__package__ or "reconciler", SHIPPED_NAME)
+        data = shipped.read(SHIPPED_NAME)
     except FileNotFoundError:
         data = None
     if data is None:  # installed without its data: the models still know the schema

@@ -465,6 +465,30 @@ def test_plan_and_drift_import_neither_the_applier_nor_the_apply_progress_nor_re
     assert loaded.isdisjoint({"reconciler.applier", "reconciler.progress", "reconciler.report"})
 
 
+def test_plan_outside_github_actions_imports_no_github_module() -> None:
+    # `github.active()` is false without GITHUB_ACTIONS: neither the step summary nor the
+    # masking of the API key needs the module then (tests/test_action.py runs it inside).
+    loaded = modules_imported_by(["plan", str(EXAMPLE), "--emulator", "--format", "json"])
+    assert "reconciler.planner" in loaded  # it did plan
+    assert "reconciler.github" not in loaded
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["schema"],
+        ["validate", "--no-resolve", str(EXAMPLE)],
+        ["plan", str(EXAMPLE), "--emulator", "--format", "json"],
+    ],
+)
+def test_shipped_files_are_read_without_pkgutil_nor_resource_readers(args: list[str]) -> None:
+    # The schema, the parameter catalogue and the demo account are read through the
+    # package's loader (reconciler.shipped).
+    loaded = modules_imported_by(args)
+    assert "reconciler.shipped" in loaded
+    assert loaded.isdisjoint({"pkgutil", "importlib.readers", "importlib.resources.readers"})
+
+
 def test_validate_imports_neither_the_planner_nor_the_applier() -> None:
     loaded = modules_imported_by(["validate", "--no-resolve", str(EXAMPLE)])
     assert "reconciler.loader" in loaded

@@ -56,10 +56,10 @@ def test_schema_command_prints_the_packaged_copy() -> None:
 def test_without_its_packaged_copy_the_schema_is_generated(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    def missing(package: str, resource: str) -> bytes:
-        raise FileNotFoundError(resource)
+    def missing(name: str) -> bytes:
+        raise FileNotFoundError(name)
 
-    monkeypatch.setattr(schema_module.pkgutil, "get_data", missing)
+    monkeypatch.setattr(schema_module.shipped, "read", missing)
     assert shipped_sources_schema() == render_sources_schema()
 
 

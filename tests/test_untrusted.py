@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+import re
+import subprocess
 import sys
 
 import pytest
 
+from reconciler import untrusted
 from reconciler.untrusted import LogFormatter, escaped, json_shown, one_line, quoted
 
 
@@ -54,3 +57,17 @@ def test_log_records_cannot_forge_lines_from_their_message_or_traceback() -> Non
     assert lines[0] == "DEBUG: id x\\r\\n::add-mask::k"
     assert lines[-2:] == ["ValueError: bad", "\\u003a:error::forged"]
     assert not any(line.lstrip().startswith("::") for line in lines)
+
+
+def test_patterns_are_compiled_at_first_use_and_then_replace_the_placeholder() -> None:
+    # A fresh process: this one's patterns were compiled by the tests above.
+    probe = (
+        "import re\n"
+        "from reconciler import untrusted\n"
+        "print(isinstance(untrusted._UNSAFE, re.Pattern))\n"
+        "print(untrusted.escaped('a\\x1b'), isinstance(untrusted._UNSAFE, re.Pattern))\n"
+        "print(isinstance(untrusted._MARKDOWN_UNSAFE, re.Pattern))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.splitlines() == ["False", "a\\u001b True", "False"]
+    assert isinstance(untrusted._UNSAFE, re.Pattern)

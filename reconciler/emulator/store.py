@@ -4,8 +4,10 @@ No HTTP here: methods take parsed values, return JSON:API resource objects (as t
 response will show them) and raise `ApiProblem`s. `app.py` is the HTTP face of it.
 """
 
-from __future__ import annotations
+# Not `from __future__ import annotations`: typing.NamedTuple would compile each field's
+# annotation text at every start.
 
+import functools
 import random
 import re
 import threading
@@ -58,7 +60,13 @@ READ_ONLY = frozenset({"date_deployed", "deployment_status", "secure_url_token"}
 # How the API's messages name each kind of hostname.
 HOSTNAME_LABELS = dict(zip(HOSTNAME_FIELDS, ("imgix subdomain", "custom domain"), strict=True))
 
-_NAME = TypeAdapter(NonEmpty)
+
+@functools.cache
+def _name_adapter() -> TypeAdapter[str]:
+    # Built at the first write that names a source: `--emulator` lists and never needs it.
+    return TypeAdapter(NonEmpty)
+
+
 # Every attribute of any type that a filter may name (secrets never: they are not shown).
 FILTERABLE = {
     api
@@ -370,7 +378,7 @@ class SourceStore:
             raise BadRequest(f"{key} is not an attribute of sources.")
         if "name" in attributes:
             try:
-                _NAME.validate_python(attributes["name"], strict=True)
+                _name_adapter().validate_python(attributes["name"], strict=True)
             except ValidationError:
                 raise BadRequest("name must be a non-empty string.") from None
         if "enabled" in attributes and not isinstance(attributes["enabled"], bool):
