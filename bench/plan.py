@@ -1,6 +1,6 @@
 """Plan 10,000 sources against the emulator and print where the time goes.
 
-    .venv/bin/python bench/plan.py [--sources N] [--runs R] [--steps]
+    .venv/bin/python bench/plan.py [--sources N] [--runs R] [--differ PERCENT] [--steps]
 
 The emulator runs in-process with no rate limit. Two accounts are planned: an adopted
 one (every live source carries the marker an apply writes: what a plan on a pull request
@@ -9,6 +9,9 @@ side by side, in total and per desired source: the CPU time spent fetching and d
 the list (client and in-process emulator, with the emulator's own listing share beside
 it) and the planner's own CPU time, with its ratio to the decoding (goal: under 0.1x).
 The best of `--runs` is kept for each figure. Figures only; nothing is asserted.
+`--differ` is the share of sources that differ from the live state (default 10; one in
+a hundred more is new); both accounts are also planned with nothing differing and
+nothing new, the steady state of a scheduled `drift`.
 `--steps` also times each step of the adopted account's plan alone (the planner's own
 functions, so it follows them), and prints what is left of the whole plan besides.
 """
@@ -38,8 +41,15 @@ KEY = b"bench"
 SECRET = "bench-secret"
 
 
-def desired_state(count: int) -> DesiredState:
-    """`count` s3 sources; every tenth differs from the live state, every hundredth is new."""
+def _every(percent: float) -> int:
+    """One source in this many differs (0: none)."""
+    return round(100 / percent) if percent else 0
+
+
+def desired_state(count: int, differ: float = 10) -> DesiredState:
+    """`count` s3 sources; `differ` percent differ from the live state (every tenth by
+    default); every hundredth is new unless `differ` is 0."""
+    every = _every(differ)
     sources = []
     for n in range(count):
         sources.append(
@@ -51,7 +61,7 @@ def desired_state(count: int) -> DesiredState:
                     "s3_bucket": f"bucket-{n}",
                     "s3_secret_key": SecretRef("env", "S3_SECRET_KEY", SECRET),
                     "imgix_subdomains": [f"bench-{n}"],
-                    "cache_ttl_value": 86400 if n % 10 == 0 else 31536000,
+                    "cache_ttl_value": 86400 if every and n % every == 0 else 31536000,
                 },
             }
         )
@@ -71,15 +81,16 @@ class TimedStore(SourceStore):
             self.listing_cpu += time.process_time() - started
 
 
-def seed(store: SourceStore, count: int, *, adopted: bool) -> None:
-    """Every source but each hundredth, created through the store's API (as a POST would).
+def seed(store: SourceStore, count: int, *, adopted: bool, new: bool = True) -> None:
+    """Every source but each hundredth (`new`: left to create), created through the
+    store's API (as a POST would).
 
     `adopted`: each carries the marker an apply of the file writes (the secret's
     fingerprint under the bench's key), as on an account the tool manages.
     """
     marker = Marker({"s3_secret_key": fingerprint(KEY, "s3_secret_key", SECRET)}).render()
     for n in range(count):
-        if n % 100 == 99:
+        if new and n % 100 == 99:
             continue  # left for the plan to create
         deployment = {
             "type": "s3",
@@ -108,11 +119,11 @@ async def fetch(store: SourceStore) -> list[LiveSource]:
         return await client.list_sources()
 
 
-def measure(count: int, *, adopted: bool, runs: int) -> list[float]:
+def measure(count: int, *, adopted: bool, runs: int, differ: float) -> list[float]:
     """Best CPU seconds of: fetch + decode, the emulator's listing share, the planner."""
     off = RateLimits(per_second=None, creates_per_hour=None, updates_per_hour=None)
     store = TimedStore(limits=off, deploy_delay=0)
-    seed(store, count, adopted=adopted)
+    seed(store, count, adopted=adopted, new=differ > 0)
     best = [math.inf] * 3
     for _ in range(runs):
         store.listing_cpu = 0.0
@@ -121,7 +132,7 @@ def measure(count: int, *, adopted: bool, runs: int) -> list[float]:
         fetch_cpu = time.process_time() - cpu
 
         # A new file each run: what a plan computes once per spec and keeps is counted.
-        desired = desired_state(count)
+        desired = desired_state(count, differ)
         cpu = time.process_time()
         result = plan(desired, live, PlanOptions(fingerprint_key=KEY))
         plan_cpu = time.process_time() - cpu
@@ -130,7 +141,8 @@ def measure(count: int, *, adopted: bool, runs: int) -> list[float]:
     summary = ", ".join(f"{k} {v}" for k, v in result.summary.model_dump().items())
     adoption = result.adoption.count if result.adoption is not None else 0
     print(
-        f"{'adopted' if adopted else 'unadopted'}: {len(live)} live; plan: {summary}; "
+        f"{'adopted' if adopted else 'unadopted'}, {differ:g}% differ: {len(live)} live; "
+        f"plan: {summary}; "
         f"{adoption} to adopt"
     )
     return best
@@ -167,10 +179,18 @@ def steps(count: int, runs: int) -> None:
                 times.append(time.process_time() - cpu)
         return min(times) * 1000
 
+    def in_bulk(matches: list[planner.Match]) -> Callable[[], object]:
+        def run() -> object:
+            # No verdict nor fingerprint remembered, as in a new plan.
+            return planner._quiet_in_bulk(matches, options, None, {}, {})
+
+        return run
+
     def outcomes_of(matches: list[planner.Match]) -> Callable[[], object]:
         def run() -> object:
             fresh = planner.Planner(desired, options)  # no fingerprint remembered
-            return [fresh._outcome(m.spec, m.live) for m in matches]  # type: ignore[arg-type]
+            # As the plan does: the bulk pass found their attributes differing.
+            return [fresh._outcome(m.spec, m.live, None, True) for m in matches]  # type: ignore[arg-type]
 
         return run
 
@@ -186,7 +206,8 @@ def steps(count: int, runs: int) -> None:
     total = min(fresh_plan() for _ in range(runs))
     # Each step: its CPU milliseconds, and how many things it handles.
     parts = {
-        "sources in sync": (best(outcomes_of(in_sync)), len(in_sync)),
+        "in sync (bulk)": (best(in_bulk(in_sync)), len(in_sync)),
+        "differing (bulk)": (best(in_bulk(differing)), len(differing)),
         "patches": (best(outcomes_of(differing)), len(differing)),
         "creates": (best(lambda: [planner._create(m.spec, options, None) for m in new]), len(new)),
         "matching": (best(lambda: planner._matching(desired.sources, live)), count),
@@ -208,21 +229,27 @@ def main() -> None:
     parser.add_argument("--sources", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=3, help="the best of this many")
     parser.add_argument("--steps", action="store_true", help="also time each step")
+    parser.add_argument(
+        "--differ", type=float, default=10, help="percent of sources that differ (default 10)"
+    )
     args = parser.parse_args()
     count = args.sources
 
     figures = {
-        scenario: measure(count, adopted=scenario == "adopted", runs=args.runs)
+        f"{scenario}, {differ:g}%": measure(
+            count, adopted=scenario == "adopted", runs=args.runs, differ=differ
+        )
+        for differ in dict.fromkeys((args.differ, 0))
         for scenario in ("adopted", "unadopted")
     }
     print(f"sources: {count} desired; CPU seconds, best of {args.runs}")
     print(
-        f"{'':12}{'fetch + decode':>16}{'(emulator)':>12}{'planner':>10}{'per source':>12}"
+        f"{'':16}{'fetch + decode':>16}{'(emulator)':>12}{'planner':>10}{'per source':>12}"
         f"{'ratio':>8}  (goal < 0.1x)"
     )
     for scenario, (fetch_cpu, listing_cpu, plan_cpu) in figures.items():
         print(
-            f"{scenario:12}{fetch_cpu:14.3f} s{listing_cpu:10.3f} s{plan_cpu:8.3f} s"
+            f"{scenario:16}{fetch_cpu:14.3f} s{listing_cpu:10.3f} s{plan_cpu:8.3f} s"
             f"{plan_cpu * 1e6 / count:9.1f} µs{plan_cpu / fetch_cpu:7.2f}x"
         )
     if args.steps:

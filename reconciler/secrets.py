@@ -24,8 +24,10 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
-from collections.abc import Container, Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from itertools import repeat
+from operator import attrgetter
 from typing import Any
 
 from reconciler.marker import Marker
@@ -271,6 +273,33 @@ def decide_secrets(
     }
     record = bool((set(send) | unrecorded) & set(encrypted_fields(model)))
     return SecretDecision(tuple(send), cannot_compare, fingerprints, encrypted, record)
+
+
+# A secret attribute the deployment does not declare, in `secret_values`.
+UNDECLARED: Any = object()
+
+
+def secret_values(
+    model: type[DeploymentBase], deployments: Sequence[DeploymentBase]
+) -> list[list[Any]]:
+    """Per secret attribute of `model` (`_secret_attributes` order), each deployment's
+    value, read in C: the text, None when not resolved, UNDECLARED when not declared.
+
+    What `unchanged_secrets` depends on besides the marker, so that a planner can decide
+    it once per distinct marker and values. Values only ever key a plan's own memo.
+    """
+    return [
+        # `reveal()` in bulk: a declared value is a `SecretRef`, whose value is `_value`.
+        list(
+            map(
+                getattr,
+                map(attrgetter(python_name), deployments),
+                repeat("_value"),
+                repeat(UNDECLARED),
+            )
+        )
+        for _, python_name in _secret_attributes(model)
+    ]
 
 
 def unchanged_secrets(
