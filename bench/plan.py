@@ -1,6 +1,7 @@
 """Plan 10,000 sources against the emulator and print where the time goes.
 
-    .venv/bin/python bench/plan.py [--sources N] [--runs R] [--differ PERCENT] [--steps]
+    .venv/bin/python bench/plan.py [--sources N] [--runs R] [--differ PERCENT]
+                                   [--distinct-secrets] [--steps]
 
 The emulator runs in-process with no rate limit. Two accounts are planned: an adopted
 one (every live source carries the marker an apply writes: what a plan on a pull request
@@ -11,7 +12,9 @@ it) and the planner's own CPU time, with its ratio to the decoding (goal: under 
 The best of `--runs` is kept for each figure. Figures only; nothing is asserted.
 `--differ` is the share of sources that differ from the live state (default 10; one in
 a hundred more is new); both accounts are also planned with nothing differing and
-nothing new, the steady state of a scheduled `drift`.
+nothing new, the steady state of a scheduled `drift`. Every source shares one secret
+value unless `--distinct-secrets` gives each its own (each bucket with its own key): then
+no two markers are alike, and each secret's fingerprint is computed once per source.
 `--steps` also times each step of the adopted account's plan alone (the planner's own
 functions, so it follows them), and prints what is left of the whole plan besides.
 """
@@ -46,7 +49,12 @@ def _every(percent: float) -> int:
     return round(100 / percent) if percent else 0
 
 
-def desired_state(count: int, differ: float = 10) -> DesiredState:
+def secret(n: int, distinct: bool) -> str:
+    """The secret value of source `n`."""
+    return f"{SECRET}-{n}" if distinct else SECRET
+
+
+def desired_state(count: int, differ: float = 10, distinct: bool = False) -> DesiredState:
     """`count` s3 sources; `differ` percent differ from the live state (every tenth by
     default); every hundredth is new unless `differ` is 0."""
     every = _every(differ)
@@ -59,7 +67,7 @@ def desired_state(count: int, differ: float = 10) -> DesiredState:
                     "type": "s3",
                     "s3_access_key": "AKIABENCH",
                     "s3_bucket": f"bucket-{n}",
-                    "s3_secret_key": SecretRef("env", "S3_SECRET_KEY", SECRET),
+                    "s3_secret_key": SecretRef("env", "S3_SECRET_KEY", secret(n, distinct)),
                     "imgix_subdomains": [f"bench-{n}"],
                     "cache_ttl_value": 86400 if every and n % every == 0 else 31536000,
                 },
@@ -81,14 +89,15 @@ class TimedStore(SourceStore):
             self.listing_cpu += time.process_time() - started
 
 
-def seed(store: SourceStore, count: int, *, adopted: bool, new: bool = True) -> None:
+def seed(
+    store: SourceStore, count: int, *, adopted: bool, new: bool = True, distinct: bool = False
+) -> None:
     """Every source but each hundredth (`new`: left to create), created through the
     store's API (as a POST would).
 
     `adopted`: each carries the marker an apply of the file writes (the secret's
     fingerprint under the bench's key), as on an account the tool manages.
     """
-    marker = Marker({"s3_secret_key": fingerprint(KEY, "s3_secret_key", SECRET)}).render()
     for n in range(count):
         if new and n % 100 == 99:
             continue  # left for the plan to create
@@ -96,11 +105,13 @@ def seed(store: SourceStore, count: int, *, adopted: bool, new: bool = True) -> 
             "type": "s3",
             "s3_access_key": "AKIABENCH",
             "s3_bucket": f"bucket-{n}",
-            "s3_secret_key": SECRET,
+            "s3_secret_key": secret(n, distinct),
             "imgix_subdomains": [f"bench-{n}"],
         }
         if adopted:
-            deployment["annotation"] = marker
+            value = secret(n, distinct)
+            marker = Marker({"s3_secret_key": fingerprint(KEY, "s3_secret_key", value)})
+            deployment["annotation"] = marker.render()
         store.create_source({"name": f"Source {n:05d}", "deployment": deployment})
 
 
@@ -119,11 +130,13 @@ async def fetch(store: SourceStore) -> list[LiveSource]:
         return await client.list_sources()
 
 
-def measure(count: int, *, adopted: bool, runs: int, differ: float) -> list[float]:
+def measure(
+    count: int, *, adopted: bool, runs: int, differ: float, distinct: bool = False
+) -> list[float]:
     """Best CPU seconds of: fetch + decode, the emulator's listing share, the planner."""
     off = RateLimits(per_second=None, creates_per_hour=None, updates_per_hour=None)
     store = TimedStore(limits=off, deploy_delay=0)
-    seed(store, count, adopted=adopted, new=differ > 0)
+    seed(store, count, adopted=adopted, new=differ > 0, distinct=distinct)
     best = [math.inf] * 3
     for _ in range(runs):
         store.listing_cpu = 0.0
@@ -132,7 +145,7 @@ def measure(count: int, *, adopted: bool, runs: int, differ: float) -> list[floa
         fetch_cpu = time.process_time() - cpu
 
         # A new file each run: what a plan computes once per spec and keeps is counted.
-        desired = desired_state(count, differ)
+        desired = desired_state(count, differ, distinct)
         cpu = time.process_time()
         result = plan(desired, live, PlanOptions(fingerprint_key=KEY))
         plan_cpu = time.process_time() - cpu
@@ -232,12 +245,19 @@ def main() -> None:
     parser.add_argument(
         "--differ", type=float, default=10, help="percent of sources that differ (default 10)"
     )
+    parser.add_argument(
+        "--distinct-secrets", action="store_true", help="a secret value of its own per source"
+    )
     args = parser.parse_args()
     count = args.sources
 
     figures = {
         f"{scenario}, {differ:g}%": measure(
-            count, adopted=scenario == "adopted", runs=args.runs, differ=differ
+            count,
+            adopted=scenario == "adopted",
+            runs=args.runs,
+            differ=differ,
+            distinct=args.distinct_secrets,
         )
         for differ in dict.fromkeys((args.differ, 0))
         for scenario in ("adopted", "unadopted")

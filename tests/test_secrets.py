@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +69,16 @@ def test_fingerprint_is_keyed_and_bound_to_the_field_name() -> None:
     assert base != fingerprint(KEY, "secret_key", "value")
     assert base != fingerprint(KEY, "s3_secret_key", "value2")
     assert "value" not in base and len(base) == 32
+
+
+def test_fingerprint_is_the_hmac_sha256_every_written_marker_holds() -> None:
+    # Markers already on live accounts hold these bytes: a different hash would make every
+    # plan re-send every secret. The keyed HMAC is reused, so each call must start afresh.
+    for value in ("value", "value2", "value"):
+        message = b"s3_secret_key\x00" + value.encode()
+        expected = hmac.new(KEY, message, hashlib.sha256).hexdigest()[:32]
+        assert fingerprint(KEY, "s3_secret_key", value) == expected
+    assert fingerprint(b"imgix", "s3_secret_key", "rotate-me") == "fa7870d854621cb6af04932b343a4f17"
 
 
 def test_marker_round_trips_with_user_text_in_front() -> None:
