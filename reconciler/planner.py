@@ -14,7 +14,7 @@ import functools
 import heapq
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from itertools import chain, compress, repeat
 from operator import and_, attrgetter, eq, is_, is_not, itemgetter, not_, or_
 from typing import Any, ClassVar, NamedTuple
@@ -553,8 +553,9 @@ def match_sources(specs: Sequence[SourceSpec], live: Sequence[LiveSource]) -> li
     return _matching(specs, live).matches
 
 
-@dataclass(frozen=True)
-class _Matching:
+# NamedTuples and a slotted class: about 0.05 ms each to define at start-up, against
+# 0.5 to 0.8 for a dataclass.
+class _Matching(NamedTuple):
     """The matches, and what matching learnt that ordering needs again."""
 
     matches: list[Match]
@@ -1101,8 +1102,7 @@ _ANNOTATION = attrgetter("annotation")
 _TEXT_TYPES = frozenset({str, type(None)})
 
 
-@dataclass(frozen=True)
-class _Comparison:
+class _Comparison(NamedTuple):
     """A spec against its live source: the patch (None when in sync), notices, adoption."""
 
     action: Action | None
@@ -1681,14 +1681,16 @@ def _sorted_changes(changes: list[Change]) -> list[Change]:
 # --------------------------------------------------------------------------- ordering
 
 
-@dataclass
 class _Node:
-    match: Match
-    action: Action
-    # Key of the action that must release a hostname first, with that hostname.
-    waits_for: dict[str, str] = field(default_factory=dict)
+    __slots__ = ("action", "match", "waits_for")
 
     ORDER: ClassVar[Mapping[str, int]] = {"create": 0, "patch": 1}
+
+    def __init__(self, match: Match, action: Action) -> None:
+        self.match = match
+        self.action = action
+        # Key of the action that must release a hostname first, with that hostname.
+        self.waits_for: dict[str, str] = {}
 
     def sort_key(self) -> tuple[int, str, str]:
         return (self.ORDER[self.action.action], self.action.source, self.action.key)
