@@ -201,10 +201,11 @@ def writes_since(store: SourceStore, mark: int) -> list[LoggedRequest]:
 
 
 def stopped_at_loading(store: SourceStore) -> bool:
-    """Whether a plan stopped by its files asked for at most the first page and wrote nothing.
+    """Whether a plan stopped by its files read at most one page and wrote nothing.
 
-    `plan` lists while the files load, so a file with errors may have cost the first
-    page's request by the time its errors are known; the listing stops there.
+    `plan` lists while the files load, so a file with errors may have cost a read by the
+    time its errors are known, and the listing stops there; the tests' accounts fit in
+    one page.
     """
     log = store.request_log
     return len(log) <= 1 and all(entry.method == "GET" for entry in log)
