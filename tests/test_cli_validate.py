@@ -373,6 +373,8 @@ def test_schema_imports_no_pydantic_nor_yaml() -> None:
     # It prints the schema generated at build time (tests/test_schema.py keeps it in sync).
     loaded = imported_by(["schema"])
     assert loaded.isdisjoint({"pydantic", "pydantic_core", "ruamel", *NOT_FOR_OFFLINE})
+    # It reads nothing from outside: no redaction point, no logging.
+    assert loaded.isdisjoint({"reconciler.redact", "reconciler.untrusted", "logging"})
 
 
 def test_start_up_is_frozen_while_the_clis_own_process_runs_a_command() -> None:
