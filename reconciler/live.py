@@ -11,8 +11,6 @@ takes its default instead of failing the whole listing.
 from __future__ import annotations
 
 import hashlib
-import json
-from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
@@ -20,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from reconciler.endpoint import DEFAULT_API_URL as DEFAULT_API_URL
 from reconciler.marker import Annotation, parse_annotation
+from reconciler.plan import canonical_json
 from reconciler.specs import HOSTNAME_FIELDS
 
 
@@ -97,38 +96,8 @@ class LiveSource(BaseModel):
     def fingerprint(self) -> str:
         """A stable hash of what a plan depends on: saved plans compare it before applying."""
         state = {"name": self.name, "enabled": self.enabled, "deployment": self.deployment}
-        canonical = _canonical(state)
+        canonical = canonical_json(state)
         return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
-
-
-# `json.dumps(..., sort_keys=True, separators=(",", ":"))`, made once; decoded JSON holds no
-# cycles, so none is looked for (15% of a fingerprint).
-_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), check_circular=False)
-
-
-def _canonical(value: object) -> str:
-    """`_CANONICAL.encode(value)`: with the C encoder made once rather than per call."""
-    if _C_CANONICAL is None or isinstance(value, str):
-        return _CANONICAL.encode(value)
-    return "".join(_C_CANONICAL(value, 0))
-
-
-# What `JSONEncoder.encode` makes at each call: the same encoder, the same bytes.
-_C_CANONICAL: Callable[[object, int], list[str]] | None = (
-    _make(
-        None,
-        _CANONICAL.default,
-        json.encoder.encode_basestring_ascii,
-        None,
-        ":",
-        ",",
-        True,
-        False,
-        True,
-    )
-    if (_make := getattr(json.encoder, "c_make_encoder", None)) is not None
-    else None
-)
 
 
 # Keyed by the text, not kept on the (copyable) model: a planner asks twice per source
