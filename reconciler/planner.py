@@ -940,18 +940,8 @@ def _quiet_in_bulk(
         return _quiet_group(view, specs, lives, deployments, options, owner, verdicts, fingerprints)
     quiet: list[Any] = [None] * len(pairs)
     for view, positions in groups:
-        group = _quiet_group(
-            view,
-            [specs[p] for p in positions],
-            [lives[p] for p in positions],
-            [deployments[p] for p in positions],
-            options,
-            owner,
-            verdicts,
-            fingerprints,
-        )
-        for position, verdict in zip(positions, group, strict=True):
-            quiet[position] = verdict
+        args = (options, owner, verdicts, fingerprints)
+        _quiet_part(quiet, positions, view, specs, lives, deployments, *args)
     return quiet
 
 
@@ -975,18 +965,8 @@ def _quiet_group(
         # A listing without a managed attribute: that pair goes one by one, the rest in bulk.
         complete = [p for p, have in enumerate(listed) if _holds_all(view, have)]
         quiet: list[Any] = [None] * len(specs)
-        group = _quiet_group(
-            view,
-            [specs[p] for p in complete],
-            [lives[p] for p in complete],
-            [deployments[p] for p in complete],
-            options,
-            owner,
-            verdicts,
-            fingerprints,
-        )
-        for position, verdict in zip(complete, group, strict=True):
-            quiet[position] = verdict
+        args = (options, owner, verdicts, fingerprints)
+        _quiet_part(quiet, complete, view, specs, lives, deployments, *args)
         return quiet
     wants = list(map(view.from_fields, map(vars, deployments)))
     same = list(map(eq, haves, wants))
@@ -1050,6 +1030,33 @@ def _quiet_group(
         verdict if alike else None if attributes else _DIFFERS
         for alike, attributes, verdict in zip(same, attributes_alike, found, strict=True)
     ]
+
+
+def _quiet_part(
+    quiet: list[Any],
+    positions: Sequence[int],
+    view: ManagedView,
+    specs: list[SourceSpec],
+    lives: list[LiveSource],
+    deployments: list[DeploymentBase],
+    options: PlanOptions,
+    owner: str | None,
+    verdicts: dict[tuple[Any, ...], bool | None],
+    fingerprints: dict[tuple[str, str], str],
+) -> None:
+    """`_quiet_group` of the pairs at `positions`, written into `quiet` at theirs."""
+    group = _quiet_group(
+        view,
+        [specs[p] for p in positions],
+        [lives[p] for p in positions],
+        [deployments[p] for p in positions],
+        options,
+        owner,
+        verdicts,
+        fingerprints,
+    )
+    for position, verdict in zip(positions, group, strict=True):
+        quiet[position] = verdict
 
 
 def _annotation_verdict(
