@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import heapq
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from itertools import chain, compress, repeat
 from operator import and_, attrgetter, eq, is_, is_not, itemgetter, not_, or_
@@ -24,7 +24,7 @@ from pydantic import JsonValue
 from reconciler import collector
 from reconciler.errors import PlanError
 from reconciler.live import LiveSource
-from reconciler.marker import Annotation
+from reconciler.marker import Annotation, Marker
 from reconciler.plan import (
     HIDDEN,
     MARKER_WRITTEN,
@@ -887,6 +887,20 @@ def _quiet(
         and _cleared_secrets(deployment, live, ignored)
     ):
         return None
+    return _secrets_verdict(deployment, marker, ignored, options, fingerprints, adopt=adopt)
+
+
+def _secrets_verdict(
+    deployment: DeploymentBase,
+    marker: Marker | None,
+    ignored: Container[str],
+    options: PlanOptions,
+    fingerprints: dict[tuple[str, str], str],
+    *,
+    adopt: bool,
+) -> bool | None:
+    """The end of `_quiet`, once all but the secrets agree: whether the source is
+    unadopted (None: a secret to send or report, or adopting it is a patch)."""
     secrets = unchanged_secrets(
         deployment,
         key=options.fingerprint_key,
@@ -1077,17 +1091,9 @@ def _annotation_verdict(
     wanted = spec.deployment.annotation
     if wanted is not None and annotation.text != wanted:
         return None
-    secrets = unchanged_secrets(
-        spec.deployment,
-        key=options.fingerprint_key,
-        recorded=marker,
-        ignored=_NOTHING,
-        fingerprints=fingerprints,
+    return _secrets_verdict(
+        spec.deployment, marker, _NOTHING, options, fingerprints, adopt=options.adopt
     )
-    if secrets is None:
-        return None
-    unadopted = marker is None or secrets == UNRECORDED
-    return None if unadopted and options.adopt else unadopted
 
 
 def _holds_all(view: ManagedView, listed: Mapping[str, Any]) -> bool:
