@@ -20,6 +20,7 @@ import os
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -165,6 +166,23 @@ def _distinct(paths: Iterable[str | os.PathLike[str]]) -> list[str | os.PathLike
     return kept
 
 
+def _linked_out_of(file: str) -> str | None:
+    """The repository `file` is named in, when a symlink leads the file out of it.
+
+    The repository is the nearest folder above the path as given that holds `.git`, as
+    a checkout has. A path in no repository (`/dev/stdin`, `validate <(generate)`) is
+    the user's own choice, read wherever it leads.
+    """
+    folder = Path(os.path.abspath(file)).parent
+    root = next((c for c in (folder, *folder.parents) if (c / ".git").exists()), None)
+    if root is None:
+        return None
+    real_root = os.path.realpath(root)
+    if os.path.commonpath([os.path.realpath(file), real_root]) == real_root:
+        return None
+    return str(root)
+
+
 # --------------------------------------------------------------------------- one file
 
 
@@ -231,6 +249,18 @@ class _DesiredFile(ReferenceSteps, CrossSourceChecks):
         return False
 
     def _read(self) -> str | None:
+        escaped_from = _linked_out_of(self.file)
+        if escaped_from is not None:
+            # A pull request may replace the file by a symlink to anything the runner can
+            # read, and errors and plans quote what they read: refused before reading.
+            self._error_at(
+                0,
+                0,
+                "",
+                f"cannot read the file: it is a symlink that leads outside the repository "
+                f"({escaped_from})",
+            )
+            return None
         try:
             # Not only regular files: `validate <(generate-sources)` reads a pipe.
             raw = references.read_limited(self.file, MAX_FILE_BYTES, regular_only=False)

@@ -233,6 +233,55 @@ def test_file_references_stay_inside_the_repository(
     assert_nowhere([v for v in host_environ.split("\0") if len(v) >= MIN_LENGTH], streams(result))
 
 
+@pytest.mark.parametrize(
+    "outside_text",
+    [
+        # Invalid: errors quote values and keys.
+        "version: outside-canary-5e2\nsources: []\noutside-canary-key-5e2: 1\n",
+        # Valid: a plan shows every name and value.
+        "version: 1\nsources:\n  - name: outside-canary-5e2\n    deployment:\n"
+        "      type: webfolder\n      imgix_subdomains: [outside-canary-key-5e2]\n"
+        "      webfolder_base_url: https://outside.example/\n",
+    ],
+)
+def test_a_desired_file_linked_out_of_the_repository_is_refused_unread(
+    emulator_url: str, tmp_path: Path, outside_text: str
+) -> None:
+    # A pull request can replace the desired-state file by a symlink to whatever the
+    # runner may read (a credentials file, another job's output).
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "creds.yaml").write_text(outside_text)
+    repository = tmp_path / "repository"
+    (repository / ".git").mkdir(parents=True)
+    (repository / "imgix").mkdir()
+    sources = repository / "imgix" / "sources.yaml"
+    os.symlink(outside / "creds.yaml", sources)
+    for result in (
+        invoke("validate", "--no-resolve", sources),
+        invoke("plan", sources, "--format", "markdown", "--api-url", emulator_url),
+    ):
+        assert result.exit_code == 1
+        assert result.stdout == ""
+        assert result.stderr.splitlines()[0] == (
+            f"{sources}:1:1: cannot read the file: it is a symlink that leads outside the "
+            f"repository ({repository})"
+        )
+        assert "outside-canary" not in streams(result)
+    # A link inside the repository, and a path in no repository (a pipe), still read.
+    os.remove(sources)
+    (repository / "real.yaml").write_text(outside_text)
+    os.symlink(repository / "real.yaml", sources)
+    loose = tmp_path / "loose.yaml"
+    os.symlink(outside / "creds.yaml", loose)
+    valid = outside_text.startswith("version: 1")
+    for path in (sources, loose):
+        result = invoke("validate", "--no-resolve", path)
+        assert result.exit_code == (0 if valid else 1)
+        assert "symlink" not in result.stderr
+        assert valid or "outside-canary" in result.stderr
+
+
 # --------------------------------------------------------------------------- failed checks
 
 
