@@ -113,6 +113,18 @@ _HEADER_SAFE = re.compile(r"[\x21-\x7e]+")
 _SOURCE_ID = re.compile(SOURCE_ID_PATTERN)
 
 
+# The most of an error detail from the API a message shows: the API's own are a sentence
+# or two, and a message is repeated per failed action in reports and comments.
+MAX_SHOWN_DETAIL = 500
+
+
+def _shown(text: str, limit: int) -> str:
+    """The server's `text` for a message: escaped onto one line, clipped past `limit`."""
+    if len(text) <= limit:
+        return escaped(text)
+    return f"{escaped(text[:limit])}… ({len(text) - limit:,} more characters)"
+
+
 # --------------------------------------------------------------------------- errors
 
 
@@ -139,11 +151,12 @@ class ApiError(ClientError):
         super().__init__(self._sentence())
 
     def _sentence(self) -> str:
-        # Title, detail and request id are the server's text: one line, no forged commands.
-        about = f" for source {escaped(self.source_id)}" if self.source_id else ""
-        detail = f": {escaped(self.detail)}" if self.detail else ""
-        request = f" (request id {escaped(self.request_id)})" if self.request_id else ""
-        return f"imgix API {self.status} {escaped(self.title)}{about}{detail}{request}"
+        # Title, detail and request id are the server's text: one line, no forged commands,
+        # and clipped, so a server cannot fill a log, a report or a comment with them.
+        about = f" for source {_shown(self.source_id, 40)}" if self.source_id else ""
+        detail = f": {_shown(self.detail, MAX_SHOWN_DETAIL)}" if self.detail else ""
+        request = f" (request id {_shown(self.request_id, 80)})" if self.request_id else ""
+        return f"imgix API {self.status} {_shown(self.title, 120)}{about}{detail}{request}"
 
     def __repr__(self) -> str:
         return (

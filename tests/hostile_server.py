@@ -15,6 +15,7 @@ Attacks:
     huge_total      pages that announce `totalPages: 1000000000`
     gzip_bomb       a gzip body of `bomb_size` decoded bytes (1 GiB from about 1 MiB)
     forged_detail   a 400 whose title, detail and id carry CR/LF and workflow commands
+    huge_error      a 400 whose title, detail and id are a mebibyte of text each
     not_json        a 200 labelled JSON whose body is HTML
     deep_json       a 200 (or with `status`, an error) of arrays nested 100,000 deep
     wrong_type      a 200 JSON document labelled text/html
@@ -50,6 +51,7 @@ Attack = Literal[
     "huge_total",
     "gzip_bomb",
     "forged_detail",
+    "huge_error",
     "not_json",
     "deep_json",
     "wrong_type",
@@ -110,6 +112,10 @@ class HostileApi:
         if self.attack == "forged_detail":
             error = {"id": "req-1" + FORGED, "status": "400", "title": "Bad" + FORGED}
             error["detail"] = "The request is invalid." + FORGED
+            return JSONResponse({"errors": [error]}, status_code=400, media_type=JSON_API)
+        if self.attack == "huge_error":
+            text = "x" * (1 << 20)
+            error = {"id": text, "status": "400", "title": text, "detail": text}
             return JSONResponse({"errors": [error]}, status_code=400, media_type=JSON_API)
         if self.attack == "not_json":
             return Response("<html><body>Sign in to the Wi-Fi</body></html>", media_type=JSON_API)

@@ -29,6 +29,7 @@ from reconciler.client import (
     LIST_CONCURRENCY,
     MAX_PAGES,
     MAX_RESPONSE_BYTES,
+    MAX_SHOWN_DETAIL,
     MAX_SOURCES,
     ApiError,
     ClientError,
@@ -167,6 +168,19 @@ def test_the_client_keeps_the_server_text_but_its_message_is_one_line(
     assert caught.value.detail == "The request is invalid." + FORGED
     message = str(caught.value)
     assert "\n" not in message and "\r" not in message
+
+
+def test_a_mebibyte_of_error_text_is_clipped_to_a_readable_line(
+    hostile: tuple[HostileApi, str],
+) -> None:
+    api, url = hostile
+    api.attack = "huge_error"
+
+    line = assert_one_error_line(plan_against(url), "error: imgix API 400 ")
+    # Once for the title, the detail and the request id.
+    assert line.count(" more characters)") == 3
+    assert f"{(1 << 20) - MAX_SHOWN_DETAIL:,} more characters" in line
+    assert len(line) < 2 * MAX_SHOWN_DETAIL
 
 
 # --------------------------------------------------------------------------- time
