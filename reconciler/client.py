@@ -383,7 +383,7 @@ class ImgixClient:
         def decode(resource: dict[str, Any]) -> None:
             try:
                 live = LiveSource.from_resource(resource)
-            except ValidationError:
+            except (ValidationError, TypeError, ArithmeticError):
                 return  # decoded again below, in order, to raise the error it has
             # The raw dict stays referenced, so its id() is never reused by another.
             decoded[id(resource)] = (resource, live)
@@ -506,10 +506,13 @@ class ImgixClient:
         filters = {"filter[deployment.imgix_subdomains]": subdomain}
         lookup_budget = _Budget(budget.deadline_at)
         for resource in await self._list_resources(filters, lookup_budget):
-            attributes = resource.get("attributes") or {}
-            deployment = attributes.get("deployment") or {}
+            attributes = resource.get("attributes")
+            deployment = attributes.get("deployment") if isinstance(attributes, dict) else None
+            subdomains = (
+                deployment.get("imgix_subdomains") if isinstance(deployment, dict) else None
+            )
             # Check by hand as well, in case the server ignores the filter.
-            if subdomain in (deployment.get("imgix_subdomains") or []):
+            if isinstance(subdomains, list) and subdomain in subdomains:
                 logger.debug("found the source a lost create made: %s", resource["id"])
                 return {"data": resource}
         return None
@@ -691,8 +694,14 @@ class ImgixClient:
     def _live(self, resource: object, method: str, source_id: str | None = None) -> LiveSource:
         if not isinstance(resource, dict) or not isinstance(resource.get("id"), str):
             raise _invalid_response(method, "no source resource in the response", source_id)
+        if not isinstance(resource.get("attributes") or {}, dict):
+            raise _invalid_response(
+                method, "the attributes of a source are not an object", source_id
+            )
         try:
             return LiveSource.from_resource(resource)
+        except ArithmeticError:  # a number too large for its field (`date_deployed: 1e400`)
+            raise _invalid_response(method, "a number is out of range", source_id) from None
         except ValidationError as exc:
             # Locations and messages only: pydantic's default text echoes input values.
             problems = "; ".join(

@@ -24,6 +24,8 @@ Attacks:
                     attack, what a compressing server sends
     pages           `announced_pages` pages of valid sources, announced on every page
     bad_hostnames   one page whose sources list hostnames that are not text
+    broken_resource one page whose first source's attributes are the JSON text
+                    `broken_attributes`; a create gets a 500, as if its answer was lost
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ Attack = Literal[
     "compressed",
     "pages",
     "bad_hostnames",
+    "broken_resource",
 ]
 JSON_API = "application/vnd.api+json"
 FORGED = "\r\n::add-mask::hunter2\n::error file=sources.yaml,line=1::forged by the server\r"
@@ -86,6 +89,7 @@ class HostileApi:
     announced_pages: int = 1
     content_encoding: Literal["gzip", "deflate"] = "gzip"
     status: int = 200
+    broken_attributes: str = "null"
     received: list[ReceivedRequest] = field(default_factory=list)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -100,6 +104,9 @@ class HostileApi:
         }
         self.received.append(ReceivedRequest(scope["method"], scope["path"], query, headers))
         page = int(query.get("page[number]", "0") or 0)
+        if self.attack == "broken_resource" and scope["method"] == "POST":
+            await Response(status_code=500)(scope, receive, send)
+            return
         await self._response(page)(scope, receive, send)
 
     def _response(self, page: int) -> Response:
@@ -145,6 +152,12 @@ class HostileApi:
             broken = self._page(0, more=False)
             broken["data"][0]["attributes"]["deployment"]["imgix_subdomains"] = [1, ["x"]]
             return JSONResponse(broken, media_type=JSON_API)
+        if self.attack == "broken_resource":
+            text = json.dumps(self._page(0, more=False))
+            # Spliced as text: JSON numbers such as 1e400 have no Python value to dump.
+            marker = json.dumps(_source(0)["attributes"])
+            text = text.replace(marker, self.broken_attributes, 1)
+            return Response(text, media_type=JSON_API)
         if self.attack == "huge_total":
             return JSONResponse(self._page(page, more=True, total=BILLION), media_type=JSON_API)
         return JSONResponse(self._page(0, more=False), media_type=JSON_API)

@@ -183,6 +183,41 @@ def test_a_mebibyte_of_error_text_is_clipped_to_a_readable_line(
     assert len(line) < 2 * MAX_SHOWN_DETAIL
 
 
+BROKEN_ATTRIBUTES = [
+    ('"not an object"', "the attributes of a source are not an object"),
+    ("[1, 2]", "the attributes of a source are not an object"),
+    ('{"name": "x", "date_deployed": 1e400}', "a number is out of range"),
+]
+
+
+@pytest.mark.parametrize(("attributes", "problem"), BROKEN_ATTRIBUTES)
+def test_a_source_whose_attributes_are_broken_is_one_clear_error(
+    hostile: tuple[HostileApi, str], attributes: str, problem: str
+) -> None:
+    api, url = hostile
+    api.attack = "broken_resource"
+    api.broken_attributes = attributes
+
+    assert_one_error_line(plan_against(url), "error: imgix API 200 Invalid Response", problem)
+
+
+@pytest.mark.parametrize("attributes", [a for a, _ in BROKEN_ATTRIBUTES] + ['{"deployment": 7}'])
+def test_a_broken_answer_to_the_lookup_after_a_lost_create_is_a_client_error(
+    hostile: tuple[HostileApi, str], fake_clock: FakeClock, attributes: str
+) -> None:
+    api, url = hostile
+    api.attack = "broken_resource"
+    api.broken_attributes = attributes
+
+    async def create() -> Any:
+        async with client_for(url, fake_clock, retry=RetryPolicy(attempts=2)) as client:
+            return await client.create_source({"deployment": {"imgix_subdomains": ["hostile-0"]}})
+
+    with pytest.raises(ClientError):
+        asyncio.run(create())
+    assert [r.method for r in api.received] == ["POST", "GET", "POST"]
+
+
 # --------------------------------------------------------------------------- time
 
 
