@@ -49,6 +49,7 @@ from reconciler import redact
 from reconciler.errors import ReconcilerError
 from reconciler.live import DEFAULT_API_URL, LiveSource
 from reconciler.pacing import (
+    STOP_GRACE,
     Clock,
     NotStarted,
     Pacer,
@@ -542,17 +543,22 @@ class ImgixClient:
         for value in _secret_values(secrets or {}):
             redact.register(value)
         outcome_unknown = False
+        refused = False  # the last attempt was refused (429): it did nothing
         while True:
             budget.attempt += 1
+            stop = self._pacer.stop.reason
+            if budget.attempt > 1 and kind != "read" and stop is not None:
+                # A retry after a signal is a write started after it, and CI kills a job
+                # a few seconds after its first signal: the report must be out by then.
+                if refused:
+                    raise NotStarted(stop)
+                raise _stopped_retrying(method, path, stop)
             try:
                 outcome = await self._attempt(method, path, params, body, kind, budget.attempt)
             except NotStarted as stopped:
                 if budget.attempt == 1:
                     raise
-                raise ClientError(
-                    f"Stopped retrying {method} /api/v1/{path} ({stopped}); whether the "
-                    "earlier attempt was applied is unknown: the next plan will tell"
-                ) from None
+                raise _stopped_retrying(method, path, str(stopped)) from None
             if isinstance(outcome, httpx.Response) and outcome.status_code not in RETRY_STATUSES:
                 if outcome.is_success:
                     return _document(outcome, method)
@@ -562,6 +568,7 @@ class ImgixClient:
                     if found is not None:
                         return found
                 raise _api_error(outcome, source_id)
+            refused = isinstance(outcome, httpx.Response) and outcome.status_code == 429
             error = self._error_of(outcome, method, path, source_id)
             if isinstance(outcome, NOT_TRANSIENT):
                 raise error from outcome
@@ -606,17 +613,33 @@ class ImgixClient:
         body: dict[str, Any] | None,
     ) -> httpx.Response:
         """One request and its whole response, within the total deadline and the size bound."""
+        stop = self._pacer.stop
+        cut: list[str] = []
         try:
             # A cancel scope in this task: `asyncio.wait_for` on Python 3.10 ran the request
             # in a task of its own, and that extra hop let more requests past the pacer
             # before a 429's pause took hold (a storm that fed itself).
-            with anyio.fail_after(self._timeout):
-                return await self._send_and_read(method, path, params, body)
+            with anyio.fail_after(self._timeout) as scope:
+
+                def shorten() -> None:
+                    # After a signal, a request under way has a grace period, not the
+                    # whole timeout: the job is killed soon after its first signal.
+                    grace_end = anyio.current_time() + STOP_GRACE
+                    if grace_end < scope.deadline:
+                        scope.deadline = grace_end
+                        cut.append(stop.reason or "a stop")
+
+                if stop.reason is not None:
+                    shorten()
+                unsubscribe = stop.subscribe(shorten)
+                try:
+                    return await self._send_and_read(method, path, params, body)
+                finally:
+                    unsubscribe()
         except TimeoutError:
             # A slow network is worth a retry, like httpx's own timeouts.
-            raise httpx.TimeoutException(
-                f"no complete response within {self._timeout:g}s"
-            ) from None
+            within = f"{STOP_GRACE:g}s of being {cut[0]}" if cut else f"{self._timeout:g}s"
+            raise httpx.TimeoutException(f"no complete response within {within}") from None
 
     async def _send_and_read(
         self,
@@ -712,6 +735,13 @@ class ImgixClient:
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _stopped_retrying(method: str, path: str, why: str) -> ClientError:
+    return ClientError(
+        f"Stopped retrying {method} /api/v1/{path} ({why}); whether the earlier attempt "
+        "was applied is unknown: the next plan will tell"
+    )
 
 
 def _source_path(source_id: str) -> str:

@@ -24,6 +24,7 @@ Attacks:
                     attack, what a compressing server sends
     pages           `announced_pages` pages of valid sources, announced on every page
     bad_hostnames   one page whose sources list hostnames that are not text
+    stall_writes    one page of valid sources; a write gets no answer while the attack lasts
     broken_resource one page whose first source's attributes are the JSON text
                     `broken_attributes`; a create gets a 500, as if its answer was lost
 """
@@ -62,6 +63,7 @@ Attack = Literal[
     "pages",
     "bad_hostnames",
     "broken_resource",
+    "stall_writes",
 ]
 JSON_API = "application/vnd.api+json"
 FORGED = "\r\n::add-mask::hunter2\n::error file=sources.yaml,line=1::forged by the server\r"
@@ -104,6 +106,10 @@ class HostileApi:
         }
         self.received.append(ReceivedRequest(scope["method"], scope["path"], query, headers))
         page = int(query.get("page[number]", "0") or 0)
+        if self.attack == "stall_writes" and scope["method"] in ("POST", "PATCH"):
+            while self.attack == "stall_writes":  # until the test moves on
+                await asyncio.sleep(0.05)
+            return
         if self.attack == "broken_resource" and scope["method"] == "POST":
             await Response(status_code=500)(scope, receive, send)
             return
