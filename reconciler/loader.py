@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.composer import ComposerError
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.events import CollectionEndEvent, CollectionStartEvent
 from ruamel.yaml.nodes import Node, ScalarNode
 from ruamel.yaml.parser import ParserError
 from ruamel.yaml.reader import ReaderError
@@ -79,6 +81,18 @@ MAX_VALUES = 200_000
 MAX_FILE_BYTES = 16 * 1024 * 1024
 
 NO_RESOLVE_HINT = "(validate --no-resolve checks the files without reading references)"
+
+_LINE_BREAKS = re.compile(r"[\r\n]")
+_FLOW_OPENER = re.compile(r"[\[{]")
+_FLOW_BRACKET = re.compile(r"[\[\]{}]")
+
+# ruamel's C composer recurses in C: collections nested about 30,000 deep overflow an
+# 8 MiB stack and kill the process without a word (a few hundred KB of `[`). Deeper
+# than this (a margin for smaller stacks: threads, containers) is refused before it
+# composes; up to it, Python's recursion limit (about 1,000, deeper than any desired
+# state) stops the rest.
+MAX_C_NESTING = 10_000
+TOO_DEEP = "recursive or too deeply nested YAML is not supported"
 
 # --------------------------------------------------------------------------- results
 
@@ -166,6 +180,69 @@ def _distinct(paths: Iterable[str | os.PathLike[str]]) -> list[str | os.PathLike
     return kept
 
 
+def nesting_bound(text: str) -> int:
+    """How deep collections may nest in `text` at most, found without parsing it (linear).
+
+    Each block level starts at least one column right of its parent's, but for a sequence
+    in a mapping, so block levels are at most twice the longest line. Each flow level
+    needs a `[` or `{`: every one counts, except on a line without quote or `#` whose
+    brackets balance from its first (`[a, b]`, `{q: 75}`), which cannot end deeper than
+    it starts. Any other `]`, `}` may sit in a string, a comment or a block scalar, so
+    nothing is taken off for it.
+    """
+    lines = _LINE_BREAKS.split(text) if "\r" in text else text.split("\n")
+    block = 2 * (max(map(len, lines), default=0) + 1)
+    every_opener = text.count("[") + text.count("{") + block
+    if every_opener <= MAX_C_NESTING:
+        return every_opener  # the common file: no need to look closer
+    flow = widest = 0
+    end = 0
+    for opener in _FLOW_OPENER.finditer(text):
+        if opener.start() < end:
+            continue  # on a line already counted
+        at = opener.start()
+        start = text.rfind("\n", 0, at) + 1
+        start = text.rfind("\r", start, at) + 1 or start
+        following = _LINE_BREAKS.search(text, at)
+        end = following.start() if following else len(text)
+        line = text[start:end]
+        openers = line.count("[") + line.count("{")
+        widest = max(widest, openers)
+        if not _balanced_and_plain(line):
+            flow += openers
+    return block + flow + widest
+
+
+def _too_deep(text: str) -> tuple[int, int] | None:
+    """Where collections nest deeper than MAX_C_NESTING (line, column from 0), if they do.
+
+    The C parser's events come without recursion: only its composer recurses.
+    """
+    depth = 0
+    try:
+        for event in YAML(typ="safe").parse(text):
+            if isinstance(event, CollectionStartEvent):
+                depth += 1
+                if depth > MAX_C_NESTING:
+                    return event.start_mark.line, event.start_mark.column
+            elif isinstance(event, CollectionEndEvent):
+                depth -= 1
+    except (YAMLError, ValueError):
+        pass  # invalid before it got too deep: the parsers that follow say where
+    return None
+
+
+def _balanced_and_plain(line: str) -> bool:
+    if '"' in line or "'" in line or "#" in line:
+        return False
+    depth = 0
+    for bracket in _FLOW_BRACKET.findall(line):
+        depth += 1 if bracket in "[{" else -1
+        if depth < 0:
+            return False
+    return depth == 0
+
+
 def _linked_out_of(file: str) -> str | None:
     """The repository `file` is named in, when a symlink leads the file out of it.
 
@@ -193,7 +270,13 @@ class _DesiredFile(ReferenceSteps, CrossSourceChecks):
 
     def check(self, claims: Claims) -> None:
         text = self._read()
-        if text is None or self._check_fast(text, claims):
+        if text is None:
+            return
+        deep = _too_deep(text) if nesting_bound(text) > MAX_C_NESTING else None
+        if deep is not None:
+            self._error_at(*deep, "", TOO_DEEP)
+            return
+        if self._check_fast(text, claims):
             return
         self._start()
         if not self._parse(text):
@@ -205,7 +288,7 @@ class _DesiredFile(ReferenceSteps, CrossSourceChecks):
         try:
             data = expansion.plain(self.root, ())
         except (yaml_tree.Recursive, RecursionError):
-            self._error_at(0, 0, "", "recursive or too deeply nested YAML is not supported")
+            self._error_at(0, 0, "", TOO_DEEP)
             return
         except yaml_tree.TooLarge as exc:
             # Where the count ran out is somewhere inside shared (aliased) nodes: point at
@@ -309,7 +392,10 @@ class _DesiredFile(ReferenceSteps, CrossSourceChecks):
             line, column = (mark.line, mark.column) if mark else (0, 0)
             self._error_at(line, column, "", "invalid YAML: a value does not match its tag")
             return False
-        except (YAMLError, ValueError, KeyError, TypeError, RecursionError):
+        except RecursionError:
+            self._error_at(0, 0, "", TOO_DEEP)
+            return False
+        except (YAMLError, ValueError, KeyError, TypeError):
             # Tagged scalars that do not parse (`!!int x`) fail without a position.
             self._error_at(0, 0, "", "invalid YAML: a value does not match its tag")
             return False

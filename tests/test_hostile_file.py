@@ -282,6 +282,41 @@ def test_a_desired_file_linked_out_of_the_repository_is_refused_unread(
         assert valid or "outside-canary" in result.stderr
 
 
+# --------------------------------------------------------------------------- deep nesting
+
+DEEP = 40_000  # past what ruamel's C composer survives on an 8 MiB stack (about 30,000)
+NESTED = {
+    "flow sequences": "[" * DEEP + "]" * DEEP,
+    "flow mappings": "{a: " * DEEP + "1" + "}" * DEEP,
+    "compact block sequences": "\n" + "- " * DEEP + "1",
+    # Each `]` sits in a string: counting brackets must not take it off.
+    "closers hidden in strings": '[ "s\n  ]]\n  ", ' * DEEP + "1" + "]" * DEEP,
+}
+
+
+@pytest.mark.parametrize("nested", NESTED.values(), ids=NESTED.keys())
+def test_collections_nested_past_the_c_stack_are_a_located_error_not_a_crash(
+    tmp_path: Path, nested: str
+) -> None:
+    sources = tmp_path / "sources.yaml"
+    sources.write_text("version: 1\nsources: " + nested + "\n")
+    result = run_cli("validate", "--no-resolve", sources)
+    assert result.returncode == 1, result.returncode  # was -11: a segfault, not a word
+    assert result.stderr.startswith(f"{sources}:")  # where it passed the bound
+    assert "recursive or too deeply nested YAML is not supported" in result.stderr
+
+
+def test_a_plan_of_a_file_nested_past_the_c_stack_is_a_located_error(
+    emulator_url: str, tmp_path: Path
+) -> None:
+    # `plan` loads its files in a thread while the listing runs.
+    sources = tmp_path / "sources.yaml"
+    sources.write_text("version: 1\nsources: " + NESTED["flow sequences"] + "\n")
+    result = run_cli("plan", sources, "--api-url", emulator_url)
+    assert result.returncode == 1, result.returncode
+    assert "recursive or too deeply nested YAML is not supported" in result.stderr
+
+
 # --------------------------------------------------------------------------- failed checks
 
 
