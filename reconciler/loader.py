@@ -19,7 +19,7 @@ import contextlib
 import os
 import re
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -243,6 +243,27 @@ def _balanced_and_plain(line: str) -> bool:
     return depth == 0
 
 
+@contextlib.contextmanager
+def _referents_by_identity() -> Iterator[None]:
+    """ruamel's maps merged by `<<` with identity checks while the loader builds its tree.
+
+    ruamel records each map that merges an anchor on the anchor, skipping one already
+    recorded by comparing contents: every merge compared its map with all before it,
+    so 2,000 sources merging one anchor of 1,000 keys took hours. The loader never edits
+    its tree, and a map is recorded once per merge anyway.
+    """
+    original = CommentedMap.add_referent
+
+    def add_referent(anchor: CommentedMap, referent: CommentedMap) -> None:
+        anchor._ref.append(referent)
+
+    CommentedMap.add_referent = add_referent  # type: ignore[method-assign,assignment]
+    try:
+        yield
+    finally:
+        CommentedMap.add_referent = original  # type: ignore[method-assign]
+
+
 def _linked_out_of(file: str) -> str | None:
     """The repository `file` is named in, when a symlink leads the file out of it.
 
@@ -369,7 +390,8 @@ class _DesiredFile(ReferenceSteps, CrossSourceChecks):
                 if node is not None and (self._duplicate_keys(node) or self._huge_integers(node)):
                     return False
                 # Built from the composed tree: the text is parsed once.
-                self.root = None if node is None else yaml.constructor.construct_document(node)
+                with _referents_by_identity():
+                    self.root = None if node is None else yaml.constructor.construct_document(node)
         except (ScannerError, ParserError, ComposerError) as exc:
             mark = exc.problem_mark or exc.context_mark
             problem = ": ".join(p for p in (exc.context, exc.problem) if p) or "syntax error"

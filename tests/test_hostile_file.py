@@ -317,6 +317,25 @@ def test_a_plan_of_a_file_nested_past_the_c_stack_is_a_located_error(
     assert "recursive or too deeply nested YAML is not supported" in result.stderr
 
 
+def test_merge_keys_count_against_the_expansion_budget_and_end_quickly(tmp_path: Path) -> None:
+    # 2,000 sources merging one anchor of 200 keys: 400,000 values from 40 KB. ruamel
+    # compared every merging map with all before it (hours), and merged values were
+    # not counted (400,000 "unknown key" errors).
+    anchor = "{" + ", ".join(f"k{n}: {n}" for n in range(200)) + "}"
+    sources = tmp_path / "sources.yaml"
+    sources.write_text(
+        f"version: 1\nsources:\n  - &merged {anchor}\n"
+        + "".join(f"  - <<: *merged\n    name: n{n}\n" for n in range(2000))
+    )
+    result = run_cli("validate", "--no-resolve", sources)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"{sources}:1004:5: sources[501]: the file expands to more than 200000 values "
+        "(YAML aliases?)",
+        "1 error in 1 of 1 file",
+    ]
+
+
 # --------------------------------------------------------------------------- failed checks
 
 
