@@ -282,6 +282,28 @@ def test_a_desired_file_linked_out_of_the_repository_is_refused_unread(
         assert valid or "outside-canary" in result.stderr
 
 
+def test_a_desired_file_in_a_folder_linked_into_another_checkout_is_refused_unread(
+    tmp_path: Path,
+) -> None:
+    # The folder, not the file, is the link, and it leads to the root of another checkout
+    # on the runner: that checkout's `.git` must not make it look like the repository.
+    other = tmp_path / "other-checkout"
+    (other / ".git").mkdir(parents=True)
+    # Invalid: the errors would quote its values and keys.
+    (other / "creds.yaml").write_text("version: outside-canary-5e2\noutside-canary-key-5e2: 1\n")
+    repository = tmp_path / "repository"
+    (repository / ".git").mkdir(parents=True)
+    os.symlink(other, repository / "imgix")
+    sources = repository / "imgix" / "creds.yaml"
+    result = invoke("validate", "--no-resolve", sources)
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[0] == (
+        f"{sources}:1:1: cannot read the file: it is a symlink that leads outside the "
+        f"repository ({repository})"
+    )
+    assert "outside-canary" not in streams(result)
+
+
 # --------------------------------------------------------------------------- deep nesting
 
 DEEP = 40_000  # past what ruamel's C composer survives on an 8 MiB stack (about 30,000)
