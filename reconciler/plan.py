@@ -16,12 +16,13 @@ when it sends the write.
 
 # Not `from __future__ import annotations`: pydantic would evaluate the text of every
 # field's annotation at each start (about 0.6 ms for these models).
+import functools
 import hashlib
 import hmac
 import json
 import math
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
@@ -48,6 +49,32 @@ class _Frozen(BaseModel):
     # Lists default to a factory of ours, not `list`: pydantic reads a factory's signature,
     # and a builtin's is parsed from text by the tokenizer (about 2 ms at start-up).
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @classmethod
+    def trusted(cls, **values: Any) -> Self:
+        """The model of `values` its maker knows valid (JSON values; every field given, in
+        the model's order), not validated again: what the planner builds for each patch.
+
+        Validating costs more than the rest of making an action (4.3 against 2.0 µs here),
+        and `model_construct` more than validating (it fills defaults in Python). The model
+        is the one validation would give, with every field set.
+        """
+        if tuple(values) != _field_names(cls):
+            raise TypeError(f"{cls.__name__} takes its fields in order, not {list(values)}")
+        model = cls.__new__(cls)
+        _set(model, "__dict__", values)
+        _set(model, "__pydantic_fields_set__", set(values))
+        _set(model, "__pydantic_extra__", None)
+        _set(model, "__pydantic_private__", None)
+        return model
+
+
+@functools.cache
+def _field_names(model: type[BaseModel]) -> tuple[str, ...]:
+    return tuple(model.__pydantic_fields__)
+
+
+_set = object.__setattr__
 
 
 class Change(_Frozen):

@@ -1284,7 +1284,7 @@ def test_the_cheap_comparison_agrees_with_the_detailed_diff(
     # The planner builds the detailed diff only when the cheap check says a source differs:
     # the two must agree on every value a listing can hold (types strictly, hostnames as sets).
     from reconciler.planner import _attribute_changes, _attributes_in_sync
-    from reconciler.specs import HOSTNAME_FIELDS, stated_fields
+    from reconciler.specs import HOSTNAME_FIELDS
 
     # Both sort hostnames, so both need them as text (what the listing returns).
     hostnames = [live_values.get(name, []) for name in HOSTNAME_FIELDS]
@@ -1305,8 +1305,7 @@ def test_the_cheap_comparison_agrees_with_the_detailed_diff(
     live = live_of(spec)
     values = {k: v for k, v in {**live.deployment, **live_values}.items() if k not in omitted}
     live = live.model_copy(update={"deployment": values})
-    stated = stated_fields(deployment)
-    detailed = _attribute_changes(deployment.managed(), stated, live, frozenset(paths))
+    detailed = _attribute_changes(deployment.managed(), deployment, live, frozenset(paths))
     assert _attributes_in_sync(deployment, live, frozenset(paths)) == (not detailed)
 
 
