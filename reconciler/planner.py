@@ -1400,14 +1400,15 @@ def _attribute_changes(
     the file states it (an unstated default may well be what the API holds).
     """
     have_all = live.deployment
-    # Most attributes of a patch are equal scalars of the same type, settled here at once;
-    # only the rest (unequal, missing, another type, lists and maps) are looked at below.
+    # Most attributes of a patch are equal, of the same type, and scalars or empty: settled
+    # here at once; only the rest (unequal, missing, another type, lists and maps holding
+    # something, compared item by item) are looked at below.
     unsettled = [
         (name, value, have)
         for name, value in attributes.items()
         if (have := have_all.get(name, _MISSING)) != value
         or type(have) is not type(value)
-        or type(value) in _CONTAINERS
+        or (value and type(value) in _CONTAINERS)
     ]
     changes: list[Change] = []
     stated: frozenset[str] | None = None
