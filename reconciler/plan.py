@@ -412,8 +412,7 @@ _C_CANONICAL: Callable[[object, int], list[str]] | None = (
 
 
 # What the digest covers of an action: every field but the two bookkeeping ones.
-_DIGEST_EXCLUDES = frozenset({"live_fingerprint", "marker"})
-_DIGEST_FIELDS = tuple(name for name in Action.model_fields if name not in _DIGEST_EXCLUDES)
+_DIGEST_EXCLUDES = ("live_fingerprint", "marker")
 
 
 def _normalized_action(action: Action) -> dict[str, object]:
@@ -424,7 +423,9 @@ def _normalized_action(action: Action) -> dict[str, object]:
     Read from the fields, not dumped (a dump costs more than the hashing): every value
     but the changes is JSON already, and a `Change`'s fields are JSON values.
     """
-    data: dict[str, object] = {name: getattr(action, name) for name in _DIGEST_FIELDS}
+    data: dict[str, object] = dict(vars(action))
+    for name in _DIGEST_EXCLUDES:
+        del data[name]
     data["changes"] = [vars(change) for change in action.changes]
     marked = action.marker is not None
     data["writes"] = [_normalized_write(write, marked) for write in action.writes]

@@ -1540,10 +1540,13 @@ def _cleared_secrets(
     Omitted means the documented default (none); the API shows a held web secret by its
     `*_encrypted` value.
     """
+    web_secrets = encrypted_fields(type(deployment))
+    if not web_secrets:  # most types have none
+        return []
     declared = declared_secrets(deployment)
     return sorted(
         name
-        for name, attribute in encrypted_fields(type(deployment)).items()
+        for name, attribute in web_secrets.items()
         if name not in declared
         and live.deployment.get(attribute)
         and f"deployment.{name}" not in ignored
@@ -1565,6 +1568,8 @@ def _enabled_writes(
 
 def _notices(spec: SourceSpec, live: LiveSource, secrets: SecretDecision) -> list[Notice]:
     # Secrets never sent (no fingerprint recorded) are the adoption notice's, not one each.
+    if not secrets.cannot_compare:
+        return []
     unresolved = sorted(n for n, why in secrets.cannot_compare.items() if why == UNRESOLVED)
     if not unresolved:
         return []
