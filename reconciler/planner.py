@@ -1147,7 +1147,8 @@ def _compare(
     ignored = frozenset(spec.ignore_changes)
     attributes = _managed_values(deployment)
     changes: list[Change] = []
-    if "name" not in ignored and spec.name != live.name:
+    renames = "name" not in ignored and spec.name != live.name
+    if renames:
         changes.append(Change(path="name", before=live.name, after=spec.name))
     # Most matched sources are in sync: the detailed diff is built only for those that differ.
     changed: list[str] = []
@@ -1194,21 +1195,24 @@ def _compare(
                 path="deployment.annotation", before=raw, after=MARKER_WRITTEN
             )
             changes.append(annotation_change)
-    changes += [
-        Change(path=f"deployment.{name}", before=WRITE_ONLY, after=WILL_BE_SENT)
-        for name in secrets.send
-    ]
+    if secrets.send:
+        changes += [
+            Change(path=f"deployment.{name}", before=WRITE_ONLY, after=WILL_BE_SENT)
+            for name in secrets.send
+        ]
     cleared = [] if "type" in changed else _cleared_secrets(deployment, live, ignored)
-    changes += [
-        Change(path=f"deployment.{name}", before=WRITE_ONLY, after=None) for name in cleared
-    ]
+    if cleared:
+        changes += [
+            Change(path=f"deployment.{name}", before=WRITE_ONLY, after=None) for name in cleared
+        ]
 
     enabled = live.enabled if "enabled" in ignored else spec.enabled
     if enabled != live.enabled:
         changes.append(Change(path="enabled", before=live.enabled, after=enabled))
 
     notices = _notices(spec, live, secrets)
-    notices += _encrypted_notices(spec, live, outside)
+    if outside:
+        notices += _encrypted_notices(spec, live, outside)
     writes_deployment = bool(changed or secrets.send or cleared or annotation_change)
     live_owner = annotation.marker.owner if annotation.marker is not None else None
     # The owner is recorded by any write that can carry the marker; taking a source over
@@ -1224,7 +1228,7 @@ def _compare(
         return _Comparison(None, notices, unadopted)
 
     first: dict[str, JsonValue] = {}
-    if "name" in {c.path for c in changes}:
+    if renames:
         first["name"] = spec.name
     if writes_deployment:
         first["deployment"] = _deployment_write(
@@ -1259,7 +1263,7 @@ def _compare(
         live_fingerprint=live.fingerprint(),
         record_encrypted=secrets.record_encrypted,
         # Finishing the tool's own temporary enabling is no disable of the user's.
-        risks=[r for r in _risks(type(deployment), changes) if not (pending and r == "disables")],
+        risks=_risks(type(deployment), changes, pending_disable=pending),
         protected=spec.mode == "protect",
         takes_over_from=takes_over_from,
         # The applier also needs it to record an `*_encrypted` value after any write.
@@ -1284,12 +1288,22 @@ def _kill_safe(writes: list[dict[str, JsonValue]], text: JsonValue) -> list[dict
     return [*leading, {**closing, "deployment": {"annotation": text}}]
 
 
-def _risks(model: type[DeploymentBase], changes: list[Change]) -> list[Risk]:
-    """What makes a patch risky: the blast radius counts it, a protected source refuses some."""
+def _risks(
+    model: type[DeploymentBase], changes: list[Change], *, pending_disable: bool = False
+) -> list[Risk]:
+    """What makes a patch risky: the blast radius counts it, a protected source refuses some.
+
+    `pending_disable`: the disable finishes the tool's own temporary enabling, no disable of
+    the user's."""
     by_path = {change.path: change for change in changes}
     risks: list[Risk] = []
     enabled = by_path.get("enabled")
-    if enabled is not None and enabled.before is True and enabled.after is False:
+    if (
+        enabled is not None
+        and enabled.before is True
+        and enabled.after is False
+        and not pending_disable
+    ):
         risks.append("disables")
     moves_origin, credentials = _risky_paths(model)
     if not moves_origin.isdisjoint(by_path):
