@@ -59,19 +59,22 @@ class _Frozen(BaseModel):
         and `model_construct` more than validating (it fills defaults in Python). The model
         is the one validation would give, with every field set.
         """
-        if tuple(values) != _field_names(cls):
+        names, every = _fields(cls)
+        if tuple(values) != names:
             raise TypeError(f"{cls.__name__} takes its fields in order, not {list(values)}")
         model = cls.__new__(cls)
         _set(model, "__dict__", values)
-        _set(model, "__pydantic_fields_set__", set(values))
+        # Shared, as no frozen model adds to it (a copy copies it).
+        _set(model, "__pydantic_fields_set__", every)
         _set(model, "__pydantic_extra__", None)
         _set(model, "__pydantic_private__", None)
         return model
 
 
 @functools.cache
-def _field_names(model: type[BaseModel]) -> tuple[str, ...]:
-    return tuple(model.__pydantic_fields__)
+def _fields(model: type[BaseModel]) -> tuple[tuple[str, ...], set[str]]:
+    """A model's field names in order, and as the set of every field."""
+    return tuple(model.__pydantic_fields__), set(model.__pydantic_fields__)
 
 
 _set = object.__setattr__
