@@ -22,7 +22,7 @@ import hmac
 import json
 import math
 from collections.abc import Callable
-from typing import Any, Literal, Self
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
@@ -45,13 +45,16 @@ NOT_SET = "(not set)"
 REMOVED = "(removed)"
 
 
+_Model = TypeVar("_Model", bound="_Frozen")
+
+
 class _Frozen(BaseModel):
     # Lists default to a factory of ours, not `list`: pydantic reads a factory's signature,
     # and a builtin's is parsed from text by the tokenizer (about 2 ms at start-up).
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     @classmethod
-    def trusted(cls, **values: Any) -> Self:
+    def trusted(cls: type[_Model], **values: Any) -> _Model:
         """The model of `values` its maker knows valid (JSON values; every field given, in
         the model's order), not validated again: what the planner builds for each patch.
 
