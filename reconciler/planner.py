@@ -1465,7 +1465,8 @@ def _value_changes(name: str, have: Any, want: Any) -> list[Change]:
     """The change of one differing attribute; a map attribute's, one per differing key."""
     path = f"deployment.{name}"
     if name not in _KEYED_ATTRIBUTES or not isinstance(have, dict) or not isinstance(want, dict):
-        return [Change(path=path, before=have, after=want)]
+        # JSON values both (listed and validated): not validated again.
+        return [Change.trusted(path=path, before=have, after=want)]
     # Imported here: a map attribute that differs is rare, and deepdiff costs every plan
     # 30 ms to import, before its first request.
     from deepdiff import DeepDiff

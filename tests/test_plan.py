@@ -307,6 +307,10 @@ def test_a_trusted_action_is_the_model_validation_gives() -> None:
         assert list(vars(validated)) == list(vars(action))
         assert validated.model_dump_json() == action.model_dump_json()
         assert compute_digest([validated]) == compute_digest([action])
+        for change in action.changes:  # taken as they are by the action's validation
+            validated_change = Change.model_validate(dict(vars(change)))
+            assert validated_change == change
+            assert list(vars(validated_change)) == list(vars(change))
 
 
 def test_a_trusted_model_takes_every_field_in_order() -> None:

@@ -1548,14 +1548,16 @@ def test_a_source_settled_without_a_comparison_plans_as_the_full_comparison_woul
 def test_a_planned_patch_is_the_model_validation_gives(
     case: tuple[DesiredState, LiveSource, PlanOptions],
 ) -> None:
-    # Patches are built with `Action.trusted` (not validated again): each must be the very
-    # model validating its fields gives, dump and digest included.
+    # Patches and their changes are built with `trusted` (not validated again): each must be
+    # the very model validating its fields gives, dump and digest included.
     wanted, live, options = case
     made = plan(wanted, [live], options)
     for action in made.actions:
         validated = Action.model_validate(dict(vars(action)))
         assert validated == action
         assert validated.model_dump_json() == action.model_dump_json()
+        for change in action.changes:  # taken as they are by the action's validation
+            assert Change.model_validate(dict(vars(change))) == change
     assert compute_digest([Action.model_validate(dict(vars(a))) for a in made.actions]) == (
         made.digest
     )
