@@ -16,7 +16,8 @@ nothing new, the steady state of a scheduled `drift`. Every source shares one se
 value unless `--distinct-secrets` gives each its own (each bucket with its own key): then
 no two markers are alike, and each secret's fingerprint is computed once per source.
 `--steps` also times each step of the adopted account's plan alone (the planner's own
-functions, so it follows them), and prints what is left of the whole plan besides.
+functions, so it follows them), prints what one differing source costs in all (its patch,
+and its action's share of the digest and the ordering) and what is left of the whole plan.
 """
 
 from __future__ import annotations
