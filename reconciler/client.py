@@ -49,6 +49,7 @@ from reconciler import redact
 from reconciler.errors import ReconcilerError
 from reconciler.live import DEFAULT_API_URL, LiveSource
 from reconciler.pacing import (
+    STOP_GRACE,
     Clock,
     NotStarted,
     Pacer,
@@ -113,6 +114,18 @@ _HEADER_SAFE = re.compile(r"[\x21-\x7e]+")
 _SOURCE_ID = re.compile(SOURCE_ID_PATTERN)
 
 
+# The most of an error detail from the API a message shows: the API's own are a sentence
+# or two, and a message is repeated per failed action in reports and comments.
+MAX_SHOWN_DETAIL = 500
+
+
+def _shown(text: str, limit: int) -> str:
+    """The server's `text` for a message: escaped onto one line, clipped past `limit`."""
+    if len(text) <= limit:
+        return escaped(text)
+    return f"{escaped(text[:limit])}… ({len(text) - limit:,} more characters)"
+
+
 # --------------------------------------------------------------------------- errors
 
 
@@ -139,11 +152,12 @@ class ApiError(ClientError):
         super().__init__(self._sentence())
 
     def _sentence(self) -> str:
-        # Title, detail and request id are the server's text: one line, no forged commands.
-        about = f" for source {escaped(self.source_id)}" if self.source_id else ""
-        detail = f": {escaped(self.detail)}" if self.detail else ""
-        request = f" (request id {escaped(self.request_id)})" if self.request_id else ""
-        return f"imgix API {self.status} {escaped(self.title)}{about}{detail}{request}"
+        # Title, detail and request id are the server's text: one line, no forged commands,
+        # and clipped, so a server cannot fill a log, a report or a comment with them.
+        about = f" for source {_shown(self.source_id, 40)}" if self.source_id else ""
+        detail = f": {_shown(self.detail, MAX_SHOWN_DETAIL)}" if self.detail else ""
+        request = f" (request id {_shown(self.request_id, 80)})" if self.request_id else ""
+        return f"imgix API {self.status} {_shown(self.title, 120)}{about}{detail}{request}"
 
     def __repr__(self) -> str:
         return (
@@ -370,7 +384,7 @@ class ImgixClient:
         def decode(resource: dict[str, Any]) -> None:
             try:
                 live = LiveSource.from_resource(resource)
-            except ValidationError:
+            except (ValidationError, TypeError, ArithmeticError):
                 return  # decoded again below, in order, to raise the error it has
             # The raw dict stays referenced, so its id() is never reused by another.
             decoded[id(resource)] = (resource, live)
@@ -493,10 +507,13 @@ class ImgixClient:
         filters = {"filter[deployment.imgix_subdomains]": subdomain}
         lookup_budget = _Budget(budget.deadline_at)
         for resource in await self._list_resources(filters, lookup_budget):
-            attributes = resource.get("attributes") or {}
-            deployment = attributes.get("deployment") or {}
+            attributes = resource.get("attributes")
+            deployment = attributes.get("deployment") if isinstance(attributes, dict) else None
+            subdomains = (
+                deployment.get("imgix_subdomains") if isinstance(deployment, dict) else None
+            )
             # Check by hand as well, in case the server ignores the filter.
-            if subdomain in (deployment.get("imgix_subdomains") or []):
+            if isinstance(subdomains, list) and subdomain in subdomains:
                 logger.debug("found the source a lost create made: %s", resource["id"])
                 return {"data": resource}
         return None
@@ -526,17 +543,22 @@ class ImgixClient:
         for value in _secret_values(secrets or {}):
             redact.register(value)
         outcome_unknown = False
+        refused = False  # the last attempt was refused (429): it did nothing
         while True:
             budget.attempt += 1
+            stop = self._pacer.stop.reason
+            if budget.attempt > 1 and kind != "read" and stop is not None:
+                # A retry after a signal is a write started after it, and CI kills a job
+                # a few seconds after its first signal: the report must be out by then.
+                if refused:
+                    raise NotStarted(stop)
+                raise _stopped_retrying(method, path, stop)
             try:
                 outcome = await self._attempt(method, path, params, body, kind, budget.attempt)
             except NotStarted as stopped:
                 if budget.attempt == 1:
                     raise
-                raise ClientError(
-                    f"Stopped retrying {method} /api/v1/{path} ({stopped}); whether the "
-                    "earlier attempt was applied is unknown: the next plan will tell"
-                ) from None
+                raise _stopped_retrying(method, path, str(stopped)) from None
             if isinstance(outcome, httpx.Response) and outcome.status_code not in RETRY_STATUSES:
                 if outcome.is_success:
                     return _document(outcome, method)
@@ -546,6 +568,7 @@ class ImgixClient:
                     if found is not None:
                         return found
                 raise _api_error(outcome, source_id)
+            refused = isinstance(outcome, httpx.Response) and outcome.status_code == 429
             error = self._error_of(outcome, method, path, source_id)
             if isinstance(outcome, NOT_TRANSIENT):
                 raise error from outcome
@@ -590,17 +613,33 @@ class ImgixClient:
         body: dict[str, Any] | None,
     ) -> httpx.Response:
         """One request and its whole response, within the total deadline and the size bound."""
+        stop = self._pacer.stop
+        cut: list[str] = []
         try:
             # A cancel scope in this task: `asyncio.wait_for` on Python 3.10 ran the request
             # in a task of its own, and that extra hop let more requests past the pacer
             # before a 429's pause took hold (a storm that fed itself).
-            with anyio.fail_after(self._timeout):
-                return await self._send_and_read(method, path, params, body)
+            with anyio.fail_after(self._timeout) as scope:
+
+                def shorten() -> None:
+                    # After a signal, a request under way has a grace period, not the
+                    # whole timeout: the job is killed soon after its first signal.
+                    grace_end = anyio.current_time() + STOP_GRACE
+                    if grace_end < scope.deadline:
+                        scope.deadline = grace_end
+                        cut.append(stop.reason or "a stop")
+
+                if stop.reason is not None:
+                    shorten()
+                unsubscribe = stop.subscribe(shorten)
+                try:
+                    return await self._send_and_read(method, path, params, body)
+                finally:
+                    unsubscribe()
         except TimeoutError:
             # A slow network is worth a retry, like httpx's own timeouts.
-            raise httpx.TimeoutException(
-                f"no complete response within {self._timeout:g}s"
-            ) from None
+            within = f"{STOP_GRACE:g}s of being {cut[0]}" if cut else f"{self._timeout:g}s"
+            raise httpx.TimeoutException(f"no complete response within {within}") from None
 
     async def _send_and_read(
         self,
@@ -678,8 +717,14 @@ class ImgixClient:
     def _live(self, resource: object, method: str, source_id: str | None = None) -> LiveSource:
         if not isinstance(resource, dict) or not isinstance(resource.get("id"), str):
             raise _invalid_response(method, "no source resource in the response", source_id)
+        if not isinstance(resource.get("attributes") or {}, dict):
+            raise _invalid_response(
+                method, "the attributes of a source are not an object", source_id
+            )
         try:
             return LiveSource.from_resource(resource)
+        except ArithmeticError:  # a number too large for its field (`date_deployed: 1e400`)
+            raise _invalid_response(method, "a number is out of range", source_id) from None
         except ValidationError as exc:
             # Locations and messages only: pydantic's default text echoes input values.
             problems = "; ".join(
@@ -690,6 +735,13 @@ class ImgixClient:
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _stopped_retrying(method: str, path: str, why: str) -> ClientError:
+    return ClientError(
+        f"Stopped retrying {method} /api/v1/{path} ({why}); whether the earlier attempt "
+        "was applied is unknown: the next plan will tell"
+    )
 
 
 def _source_path(source_id: str) -> str:

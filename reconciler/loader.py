@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -28,6 +30,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.composer import ComposerError
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.events import CollectionEndEvent, CollectionStartEvent
 from ruamel.yaml.nodes import Node, ScalarNode
 from ruamel.yaml.parser import ParserError
 from ruamel.yaml.reader import ReaderError
@@ -78,6 +81,18 @@ MAX_VALUES = 200_000
 MAX_FILE_BYTES = 16 * 1024 * 1024
 
 NO_RESOLVE_HINT = "(validate --no-resolve checks the files without reading references)"
+
+_LINE_BREAKS = re.compile(r"[\r\n]")
+_FLOW_OPENER = re.compile(r"[\[{]")
+_FLOW_BRACKET = re.compile(r"[\[\]{}]")
+
+# ruamel's C composer recurses in C: collections nested about 30,000 deep overflow an
+# 8 MiB stack and kill the process without a word (a few hundred KB of `[`). Deeper
+# than this (a margin for smaller stacks: threads, containers) is refused before it
+# composes; up to it, Python's recursion limit (about 1,000, deeper than any desired
+# state) stops the rest.
+MAX_C_NESTING = 10_000
+TOO_DEEP = "recursive or too deeply nested YAML is not supported"
 
 # --------------------------------------------------------------------------- results
 
@@ -165,6 +180,107 @@ def _distinct(paths: Iterable[str | os.PathLike[str]]) -> list[str | os.PathLike
     return kept
 
 
+def nesting_bound(text: str) -> int:
+    """How deep collections may nest in `text` at most, found without parsing it (linear).
+
+    Each block level starts at least one column right of its parent's, but for a sequence
+    in a mapping, so block levels are at most twice the longest line. Each flow level
+    needs a `[` or `{`: every one counts, except on a line without quote or `#` whose
+    brackets balance from its first (`[a, b]`, `{q: 75}`), which cannot end deeper than
+    it starts. Any other `]`, `}` may sit in a string, a comment or a block scalar, so
+    nothing is taken off for it.
+    """
+    lines = _LINE_BREAKS.split(text) if "\r" in text else text.split("\n")
+    block = 2 * (max(map(len, lines), default=0) + 1)
+    every_opener = text.count("[") + text.count("{") + block
+    if every_opener <= MAX_C_NESTING:
+        return every_opener  # the common file: no need to look closer
+    flow = widest = 0
+    end = 0
+    for opener in _FLOW_OPENER.finditer(text):
+        if opener.start() < end:
+            continue  # on a line already counted
+        at = opener.start()
+        start = text.rfind("\n", 0, at) + 1
+        start = text.rfind("\r", start, at) + 1 or start
+        following = _LINE_BREAKS.search(text, at)
+        end = following.start() if following else len(text)
+        line = text[start:end]
+        openers = line.count("[") + line.count("{")
+        widest = max(widest, openers)
+        if not _balanced_and_plain(line):
+            flow += openers
+    return block + flow + widest
+
+
+def _too_deep(text: str) -> tuple[int, int] | None:
+    """Where collections nest deeper than MAX_C_NESTING (line, column from 0), if they do.
+
+    The C parser's events come without recursion: only its composer recurses.
+    """
+    depth = 0
+    try:
+        for event in YAML(typ="safe").parse(text):
+            if isinstance(event, CollectionStartEvent):
+                depth += 1
+                if depth > MAX_C_NESTING:
+                    return event.start_mark.line, event.start_mark.column
+            elif isinstance(event, CollectionEndEvent):
+                depth -= 1
+    except (YAMLError, ValueError):
+        pass  # invalid before it got too deep: the parsers that follow say where
+    return None
+
+
+def _balanced_and_plain(line: str) -> bool:
+    if '"' in line or "'" in line or "#" in line:
+        return False
+    depth = 0
+    for bracket in _FLOW_BRACKET.findall(line):
+        depth += 1 if bracket in "[{" else -1
+        if depth < 0:
+            return False
+    return depth == 0
+
+
+@contextlib.contextmanager
+def _referents_by_identity() -> Iterator[None]:
+    """ruamel's maps merged by `<<` with identity checks while the loader builds its tree.
+
+    ruamel records each map that merges an anchor on the anchor, skipping one already
+    recorded by comparing contents: every merge compared its map with all before it,
+    so 2,000 sources merging one anchor of 1,000 keys took hours. The loader never edits
+    its tree, and a map is recorded once per merge anyway.
+    """
+    original = CommentedMap.add_referent
+
+    def add_referent(anchor: CommentedMap, referent: CommentedMap) -> None:
+        anchor._ref.append(referent)
+
+    CommentedMap.add_referent = add_referent  # type: ignore[method-assign,assignment]
+    try:
+        yield
+    finally:
+        CommentedMap.add_referent = original  # type: ignore[method-assign]
+
+
+def _linked_out_of(file: str) -> str | None:
+    """The repository `file` is named in, when a symlink leads the file out of it.
+
+    The repository is the nearest folder above the path as given that holds `.git`, as
+    a checkout has. A path in no repository (`/dev/stdin`, `validate <(generate)`) is
+    the user's own choice, read wherever it leads.
+    """
+    folder = Path(os.path.abspath(file)).parent
+    root = next((c for c in (folder, *folder.parents) if (c / ".git").exists()), None)
+    if root is None:
+        return None
+    real_root = os.path.realpath(root)
+    if os.path.commonpath([os.path.realpath(file), real_root]) == real_root:
+        return None
+    return str(root)
+
+
 # --------------------------------------------------------------------------- one file
 
 
@@ -175,7 +291,13 @@ class _DesiredFile(ReferenceSteps, CrossSourceChecks):
 
     def check(self, claims: Claims) -> None:
         text = self._read()
-        if text is None or self._check_fast(text, claims):
+        if text is None:
+            return
+        deep = _too_deep(text) if nesting_bound(text) > MAX_C_NESTING else None
+        if deep is not None:
+            self._error_at(*deep, "", TOO_DEEP)
+            return
+        if self._check_fast(text, claims):
             return
         self._start()
         if not self._parse(text):
@@ -187,7 +309,7 @@ class _DesiredFile(ReferenceSteps, CrossSourceChecks):
         try:
             data = expansion.plain(self.root, ())
         except (yaml_tree.Recursive, RecursionError):
-            self._error_at(0, 0, "", "recursive or too deeply nested YAML is not supported")
+            self._error_at(0, 0, "", TOO_DEEP)
             return
         except yaml_tree.TooLarge as exc:
             # Where the count ran out is somewhere inside shared (aliased) nodes: point at
@@ -231,6 +353,18 @@ class _DesiredFile(ReferenceSteps, CrossSourceChecks):
         return False
 
     def _read(self) -> str | None:
+        escaped_from = _linked_out_of(self.file)
+        if escaped_from is not None:
+            # A pull request may replace the file by a symlink to anything the runner can
+            # read, and errors and plans quote what they read: refused before reading.
+            self._error_at(
+                0,
+                0,
+                "",
+                f"cannot read the file: it is a symlink that leads outside the repository "
+                f"({escaped_from})",
+            )
+            return None
         try:
             # Not only regular files: `validate <(generate-sources)` reads a pipe.
             raw = references.read_limited(self.file, MAX_FILE_BYTES, regular_only=False)
@@ -256,7 +390,8 @@ class _DesiredFile(ReferenceSteps, CrossSourceChecks):
                 if node is not None and (self._duplicate_keys(node) or self._huge_integers(node)):
                     return False
                 # Built from the composed tree: the text is parsed once.
-                self.root = None if node is None else yaml.constructor.construct_document(node)
+                with _referents_by_identity():
+                    self.root = None if node is None else yaml.constructor.construct_document(node)
         except (ScannerError, ParserError, ComposerError) as exc:
             mark = exc.problem_mark or exc.context_mark
             problem = ": ".join(p for p in (exc.context, exc.problem) if p) or "syntax error"
@@ -279,7 +414,10 @@ class _DesiredFile(ReferenceSteps, CrossSourceChecks):
             line, column = (mark.line, mark.column) if mark else (0, 0)
             self._error_at(line, column, "", "invalid YAML: a value does not match its tag")
             return False
-        except (YAMLError, ValueError, KeyError, TypeError, RecursionError):
+        except RecursionError:
+            self._error_at(0, 0, "", TOO_DEEP)
+            return False
+        except (YAMLError, ValueError, KeyError, TypeError):
             # Tagged scalars that do not parse (`!!int x`) fail without a position.
             self._error_at(0, 0, "", "invalid YAML: a value does not match its tag")
             return False

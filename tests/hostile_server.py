@@ -15,6 +15,7 @@ Attacks:
     huge_total      pages that announce `totalPages: 1000000000`
     gzip_bomb       a gzip body of `bomb_size` decoded bytes (1 GiB from about 1 MiB)
     forged_detail   a 400 whose title, detail and id carry CR/LF and workflow commands
+    huge_error      a 400 whose title, detail and id are a mebibyte of text each
     not_json        a 200 labelled JSON whose body is HTML
     deep_json       a 200 (or with `status`, an error) of arrays nested 100,000 deep
     wrong_type      a 200 JSON document labelled text/html
@@ -23,6 +24,9 @@ Attacks:
                     attack, what a compressing server sends
     pages           `announced_pages` pages of valid sources, announced on every page
     bad_hostnames   one page whose sources list hostnames that are not text
+    stall_writes    one page of valid sources; a write gets no answer while the attack lasts
+    broken_resource one page whose first source's attributes are the JSON text
+                    `broken_attributes`; a create gets a 500, as if its answer was lost
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ Attack = Literal[
     "huge_total",
     "gzip_bomb",
     "forged_detail",
+    "huge_error",
     "not_json",
     "deep_json",
     "wrong_type",
@@ -57,6 +62,8 @@ Attack = Literal[
     "compressed",
     "pages",
     "bad_hostnames",
+    "broken_resource",
+    "stall_writes",
 ]
 JSON_API = "application/vnd.api+json"
 FORGED = "\r\n::add-mask::hunter2\n::error file=sources.yaml,line=1::forged by the server\r"
@@ -84,6 +91,7 @@ class HostileApi:
     announced_pages: int = 1
     content_encoding: Literal["gzip", "deflate"] = "gzip"
     status: int = 200
+    broken_attributes: str = "null"
     received: list[ReceivedRequest] = field(default_factory=list)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -98,6 +106,13 @@ class HostileApi:
         }
         self.received.append(ReceivedRequest(scope["method"], scope["path"], query, headers))
         page = int(query.get("page[number]", "0") or 0)
+        if self.attack == "stall_writes" and scope["method"] in ("POST", "PATCH"):
+            while self.attack == "stall_writes":  # until the test moves on
+                await asyncio.sleep(0.05)
+            return
+        if self.attack == "broken_resource" and scope["method"] == "POST":
+            await Response(status_code=500)(scope, receive, send)
+            return
         await self._response(page)(scope, receive, send)
 
     def _response(self, page: int) -> Response:
@@ -110,6 +125,10 @@ class HostileApi:
         if self.attack == "forged_detail":
             error = {"id": "req-1" + FORGED, "status": "400", "title": "Bad" + FORGED}
             error["detail"] = "The request is invalid." + FORGED
+            return JSONResponse({"errors": [error]}, status_code=400, media_type=JSON_API)
+        if self.attack == "huge_error":
+            text = "x" * (1 << 20)
+            error = {"id": text, "status": "400", "title": text, "detail": text}
             return JSONResponse({"errors": [error]}, status_code=400, media_type=JSON_API)
         if self.attack == "not_json":
             return Response("<html><body>Sign in to the Wi-Fi</body></html>", media_type=JSON_API)
@@ -139,6 +158,12 @@ class HostileApi:
             broken = self._page(0, more=False)
             broken["data"][0]["attributes"]["deployment"]["imgix_subdomains"] = [1, ["x"]]
             return JSONResponse(broken, media_type=JSON_API)
+        if self.attack == "broken_resource":
+            text = json.dumps(self._page(0, more=False))
+            # Spliced as text: JSON numbers such as 1e400 have no Python value to dump.
+            marker = json.dumps(_source(0)["attributes"])
+            text = text.replace(marker, self.broken_attributes, 1)
+            return Response(text, media_type=JSON_API)
         if self.attack == "huge_total":
             return JSONResponse(self._page(page, more=True, total=BILLION), media_type=JSON_API)
         return JSONResponse(self._page(0, more=False), media_type=JSON_API)

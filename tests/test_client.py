@@ -42,6 +42,7 @@ from reconciler.emulator import (
     running_emulator,
 )
 from reconciler.live import LiveSource
+from reconciler.pacing import NotStarted, Stop
 
 T = TypeVar("T")
 
@@ -784,3 +785,36 @@ def test_a_retry_after_past_the_deadline_fails_fast_and_holds_no_one(
     assert "deadline" in str(outcomes[0])
     assert all(isinstance(outcome, LiveSource) for outcome in outcomes[1:])
     assert fake_clock.elapsed < 120.0
+
+
+class _StopOn429(httpx.AsyncBaseTransport):
+    """The emulator, with a signal arriving as a 429 comes back (the run is stopping)."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, stop: Stop) -> None:
+        self.inner = inner
+        self.stop = stop
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        if response.status_code == 429:
+            self.stop.request("stopped by SIGINT")
+        return response
+
+
+def test_a_write_refused_with_429_is_not_sent_again_after_a_stop(fake_clock: FakeClock) -> None:
+    # The budget is spent elsewhere; the server asks for an hour, within the deadline.
+    store = make_store(fake_clock, limits=RateLimits(updates_per_hour=1))
+    ids = seed(store, 2)
+    store.update_source(ids[0], {"name": "spent by the dashboard"})
+    stop = Stop()
+    transport = _StopOn429(httpx.ASGITransport(app=create_app(store)), stop)
+    client = make_client(fake_clock, transport=transport, retry=RetryPolicy(deadline=7200.0))
+    client.pacer.stop = stop
+    mark = len(store.request_log)
+
+    with pytest.raises(NotStarted, match="stopped by SIGINT"):
+        run(client, lambda c: c.update_source(ids[1], {"name": "renamed"}))
+
+    # Refused, so it did nothing: the report says "not attempted", not "unknown".
+    assert [entry.status for entry in store.request_log[mark:]] == [429]
+    assert store.sources[ids[1]].name == "Source 1"

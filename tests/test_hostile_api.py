@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -29,6 +30,7 @@ from reconciler.client import (
     LIST_CONCURRENCY,
     MAX_PAGES,
     MAX_RESPONSE_BYTES,
+    MAX_SHOWN_DETAIL,
     MAX_SOURCES,
     ApiError,
     ClientError,
@@ -169,6 +171,54 @@ def test_the_client_keeps_the_server_text_but_its_message_is_one_line(
     assert "\n" not in message and "\r" not in message
 
 
+def test_a_mebibyte_of_error_text_is_clipped_to_a_readable_line(
+    hostile: tuple[HostileApi, str],
+) -> None:
+    api, url = hostile
+    api.attack = "huge_error"
+
+    line = assert_one_error_line(plan_against(url), "error: imgix API 400 ")
+    # Once for the title, the detail and the request id.
+    assert line.count(" more characters)") == 3
+    assert f"{(1 << 20) - MAX_SHOWN_DETAIL:,} more characters" in line
+    assert len(line) < 2 * MAX_SHOWN_DETAIL
+
+
+BROKEN_ATTRIBUTES = [
+    ('"not an object"', "the attributes of a source are not an object"),
+    ("[1, 2]", "the attributes of a source are not an object"),
+    ('{"name": "x", "date_deployed": 1e400}', "a number is out of range"),
+]
+
+
+@pytest.mark.parametrize(("attributes", "problem"), BROKEN_ATTRIBUTES)
+def test_a_source_whose_attributes_are_broken_is_one_clear_error(
+    hostile: tuple[HostileApi, str], attributes: str, problem: str
+) -> None:
+    api, url = hostile
+    api.attack = "broken_resource"
+    api.broken_attributes = attributes
+
+    assert_one_error_line(plan_against(url), "error: imgix API 200 Invalid Response", problem)
+
+
+@pytest.mark.parametrize("attributes", [a for a, _ in BROKEN_ATTRIBUTES] + ['{"deployment": 7}'])
+def test_a_broken_answer_to_the_lookup_after_a_lost_create_is_a_client_error(
+    hostile: tuple[HostileApi, str], fake_clock: FakeClock, attributes: str
+) -> None:
+    api, url = hostile
+    api.attack = "broken_resource"
+    api.broken_attributes = attributes
+
+    async def create() -> Any:
+        async with client_for(url, fake_clock, retry=RetryPolicy(attempts=2)) as client:
+            return await client.create_source({"deployment": {"imgix_subdomains": ["hostile-0"]}})
+
+    with pytest.raises(ClientError):
+        asyncio.run(create())
+    assert [r.method for r in api.received] == ["POST", "GET", "POST"]
+
+
 # --------------------------------------------------------------------------- time
 
 
@@ -201,6 +251,52 @@ def test_a_dripping_body_is_retried_like_any_timeout_then_given_up(
 
 
 # --------------------------------------------------------------------------- size
+
+
+def test_writes_the_server_stalls_end_soon_after_a_signal_and_are_reported(
+    hostile: tuple[HostileApi, str], tmp_path: Path
+) -> None:
+    # GitHub cancels a job with SIGINT, then SIGTERM 7.5 s later, which ends the process
+    # at once: the report must be out before. A stalled write used to get its 30 s
+    # timeout, then retries, for up to two minutes after the signal.
+    api, url = hostile
+    api.attack, api.page_size = "stall_writes", 3
+    desired = tmp_path / "sources.yaml"
+    desired.write_text(
+        "version: 1\nsources:\n"
+        + "".join(
+            f"  - name: Hostile {n}\n    deployment:\n      type: webfolder\n"
+            f"      imgix_subdomains: [hostile-{n}]\n"
+            "      webfolder_base_url: https://origin.example/\n      cache_ttl_value: 7200\n"
+            for n in range(3)
+        )
+    )
+    command = [sys.executable, "-m", "reconciler", "apply", str(desired), "--auto-approve"]
+    process = subprocess.Popen(
+        [*command, "--api-url", url],
+        env=child_env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        patches = 0
+        while patches < 3 and process.poll() is None:  # every write is under way
+            patches = sum(request.method == "PATCH" for request in api.received)
+            threading.Event().wait(0.02)
+        process.send_signal(signal.SIGINT)
+        # Longer than the grace a write under way gets, shorter than its own timeout.
+        stdout, stderr = process.communicate(timeout=20)
+    finally:
+        api.attack = "ok"  # the server's stalled answers end
+        process.kill()
+    assert process.returncode == 3, stderr
+    assert "SIGINT received: starting no more writes" in stderr
+    assert stdout.count("failed: patch Hostile") == 3
+    assert stdout.count("Stopped retrying PATCH") == 3  # no write was sent again
+    assert sum(request.method == "PATCH" for request in api.received) == 3
+    assert "Traceback" not in stderr
 
 
 def test_a_gzip_bomb_is_refused_past_the_size_bound_in_bounded_memory(

@@ -233,6 +233,109 @@ def test_file_references_stay_inside_the_repository(
     assert_nowhere([v for v in host_environ.split("\0") if len(v) >= MIN_LENGTH], streams(result))
 
 
+@pytest.mark.parametrize(
+    "outside_text",
+    [
+        # Invalid: errors quote values and keys.
+        "version: outside-canary-5e2\nsources: []\noutside-canary-key-5e2: 1\n",
+        # Valid: a plan shows every name and value.
+        "version: 1\nsources:\n  - name: outside-canary-5e2\n    deployment:\n"
+        "      type: webfolder\n      imgix_subdomains: [outside-canary-key-5e2]\n"
+        "      webfolder_base_url: https://outside.example/\n",
+    ],
+)
+def test_a_desired_file_linked_out_of_the_repository_is_refused_unread(
+    emulator_url: str, tmp_path: Path, outside_text: str
+) -> None:
+    # A pull request can replace the desired-state file by a symlink to whatever the
+    # runner may read (a credentials file, another job's output).
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "creds.yaml").write_text(outside_text)
+    repository = tmp_path / "repository"
+    (repository / ".git").mkdir(parents=True)
+    (repository / "imgix").mkdir()
+    sources = repository / "imgix" / "sources.yaml"
+    os.symlink(outside / "creds.yaml", sources)
+    for result in (
+        invoke("validate", "--no-resolve", sources),
+        invoke("plan", sources, "--format", "markdown", "--api-url", emulator_url),
+    ):
+        assert result.exit_code == 1
+        assert result.stdout == ""
+        assert result.stderr.splitlines()[0] == (
+            f"{sources}:1:1: cannot read the file: it is a symlink that leads outside the "
+            f"repository ({repository})"
+        )
+        assert "outside-canary" not in streams(result)
+    # A link inside the repository, and a path in no repository (a pipe), still read.
+    os.remove(sources)
+    (repository / "real.yaml").write_text(outside_text)
+    os.symlink(repository / "real.yaml", sources)
+    loose = tmp_path / "loose.yaml"
+    os.symlink(outside / "creds.yaml", loose)
+    valid = outside_text.startswith("version: 1")
+    for path in (sources, loose):
+        result = invoke("validate", "--no-resolve", path)
+        assert result.exit_code == (0 if valid else 1)
+        assert "symlink" not in result.stderr
+        assert valid or "outside-canary" in result.stderr
+
+
+# --------------------------------------------------------------------------- deep nesting
+
+DEEP = 40_000  # past what ruamel's C composer survives on an 8 MiB stack (about 30,000)
+NESTED = {
+    "flow sequences": "[" * DEEP + "]" * DEEP,
+    "flow mappings": "{a: " * DEEP + "1" + "}" * DEEP,
+    "compact block sequences": "\n" + "- " * DEEP + "1",
+    # Each `]` sits in a string: counting brackets must not take it off.
+    "closers hidden in strings": '[ "s\n  ]]\n  ", ' * DEEP + "1" + "]" * DEEP,
+}
+
+
+@pytest.mark.parametrize("nested", NESTED.values(), ids=NESTED.keys())
+def test_collections_nested_past_the_c_stack_are_a_located_error_not_a_crash(
+    tmp_path: Path, nested: str
+) -> None:
+    sources = tmp_path / "sources.yaml"
+    sources.write_text("version: 1\nsources: " + nested + "\n")
+    result = run_cli("validate", "--no-resolve", sources)
+    assert result.returncode == 1, result.returncode  # was -11: a segfault, not a word
+    assert result.stderr.startswith(f"{sources}:")  # where it passed the bound
+    assert "recursive or too deeply nested YAML is not supported" in result.stderr
+
+
+def test_a_plan_of_a_file_nested_past_the_c_stack_is_a_located_error(
+    emulator_url: str, tmp_path: Path
+) -> None:
+    # `plan` loads its files in a thread while the listing runs.
+    sources = tmp_path / "sources.yaml"
+    sources.write_text("version: 1\nsources: " + NESTED["flow sequences"] + "\n")
+    result = run_cli("plan", sources, "--api-url", emulator_url)
+    assert result.returncode == 1, result.returncode
+    assert "recursive or too deeply nested YAML is not supported" in result.stderr
+
+
+def test_merge_keys_count_against_the_expansion_budget_and_end_quickly(tmp_path: Path) -> None:
+    # 2,000 sources merging one anchor of 200 keys: 400,000 values from 40 KB. ruamel
+    # compared every merging map with all before it (hours), and merged values were
+    # not counted (400,000 "unknown key" errors).
+    anchor = "{" + ", ".join(f"k{n}: {n}" for n in range(200)) + "}"
+    sources = tmp_path / "sources.yaml"
+    sources.write_text(
+        f"version: 1\nsources:\n  - &merged {anchor}\n"
+        + "".join(f"  - <<: *merged\n    name: n{n}\n" for n in range(2000))
+    )
+    result = run_cli("validate", "--no-resolve", sources)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"{sources}:1004:5: sources[501]: the file expands to more than 200000 values "
+        "(YAML aliases?)",
+        "1 error in 1 of 1 file",
+    ]
+
+
 # --------------------------------------------------------------------------- failed checks
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import textwrap
 from pathlib import Path
@@ -10,11 +11,13 @@ import pytest
 
 from reconciler import loader
 from reconciler.loader import (
+    MAX_C_NESTING,
     MAX_VALUES,
     LoadError,
     LocatedError,
     Location,
     load,
+    nesting_bound,
     summarize,
 )
 from reconciler.loading import yaml_tree
@@ -951,3 +954,39 @@ def test_sources_kept_beside_unread_references_honour_allow_unknown_params(
     loaded = load([path], resolve=False)
     assert [s.name for s in loaded.state.sources] == ["Newer"]
     assert [location.line for location in loaded.unresolved] == [4]
+
+
+def _real_depth(text: str) -> int:
+    from ruamel.yaml import YAML
+    from ruamel.yaml.events import CollectionEndEvent, CollectionStartEvent
+
+    depth = deepest = 0
+    for event in YAML(typ="safe").parse(text):
+        if isinstance(event, CollectionStartEvent):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif isinstance(event, CollectionEndEvent):
+            depth -= 1
+    return deepest
+
+
+NESTINGS = {
+    # Brackets a line balances are the usual shape, and cost nothing.
+    "balanced lines": ("- [a, {q: 75}]\n" * 6000, 40),
+    # A `]` in a comment, a string, a block scalar or a plain key closes nothing.
+    "closers in comments": ("[ # ]]\n" * 6000 + "1" + "]" * 6000, 6000),
+    "closers in strings": ('[ "s\n  ]]\n  ", ' * 6000 + "1" + "]" * 6000, 6000),
+    "closers in block scalars": ("- - |\n    ]]\n  - [\n" * 6000, 2),
+    "closers in plain keys": ("- x]] : [[[[\n" * 6000, 5),
+    "carriage returns": ("a: [b]\r  c: [[[\r" * 3000, 4),
+}
+
+
+@pytest.mark.parametrize(("text", "depth"), NESTINGS.values(), ids=NESTINGS.keys())
+def test_the_nesting_bound_is_never_below_the_real_depth(text: str, depth: int) -> None:
+    with contextlib.suppress(Exception):  # an invalid text nests as far as it was read
+        depth = _real_depth(text)
+    assert nesting_bound(text) >= depth
+    # Files of thousands of one-line lists stay well under the bound that matters.
+    if text.startswith("- [a"):
+        assert nesting_bound(text) < MAX_C_NESTING

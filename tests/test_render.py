@@ -10,6 +10,7 @@ import io
 import json
 import os
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -506,6 +507,22 @@ def test_the_text_report_keeps_outside_text_on_its_line() -> None:
     assert lines[-1] == (
         "Apply: 1 applied, 1 failed. 1 not attempted (waiting for a failed action). "
         "1 not attempted (stopped by SIGTERM). Run apply again to continue: it plans afresh."
+    )
+
+
+def test_a_stop_during_the_last_write_asks_for_no_second_run() -> None:
+    # The signal came while the last write was under way, and that write succeeded.
+    report = ApplyReport(
+        results=[ActionResult("patch", "Blog", "id:1", "applied", source_id="6359b5ba")],
+        writes=1,
+        stopped="stopped by SIGTERM",
+    )
+    assert render_report(report, "text").splitlines()[-1] == "Apply: 1 applied, 0 failed."
+    cut = replace(report, results=[replace(report.results[0], outcome="failed")])
+    assert (
+        render_report(cut, "text")
+        .splitlines()[-1]
+        .endswith("Run apply again to continue: it plans afresh.")
     )
 
 

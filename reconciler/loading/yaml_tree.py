@@ -163,10 +163,16 @@ class Expansion:
             self.copied.add(id(value))
             inner = (*stack, id(value))
             if isinstance(value, dict):
-                return {
-                    self.plain(k, inner, loc, again): self.plain(v, inner, (*loc, k), again)
-                    for k, v in value.items()
-                }
+                # A merge key (`<<: *defaults`) adds the keys a mapping does not own
+                # (ruamel's `_ok`): copies, counted like an alias's.
+                own = getattr(value, "_ok", None)
+                copied = {}
+                for k, v in value.items():
+                    merged = again or (own is not None and k not in own)
+                    copied[self.plain(k, inner, loc, merged)] = self.plain(
+                        v, inner, (*loc, k), merged
+                    )
+                return copied
             return [self.plain(item, inner, (*loc, i), again) for i, item in enumerate(value)]
         if type(value).__name__ == "ScalarBoolean":
             return bool(value)

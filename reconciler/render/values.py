@@ -195,6 +195,7 @@ def report_summary(report: ApplyReport) -> str:
         summary += f" {outcomes.count('skipped')} not attempted (waiting for a failed action)."
     if outcomes.count("stopped"):
         summary += f" {outcomes.count('stopped')} not attempted ({report.stopped or 'stopped'})."
-    if report.stopped:
+    # A stop that came during the last write leaves nothing to continue.
+    if report.stopped and (outcomes.count("stopped") or outcomes.count("failed")):
         summary += " Run apply again to continue: it plans afresh."
     return summary
