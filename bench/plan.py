@@ -16,7 +16,8 @@ nothing new, the steady state of a scheduled `drift`. Every source shares one se
 value unless `--distinct-secrets` gives each its own (each bucket with its own key): then
 no two markers are alike, and each secret's fingerprint is computed once per source.
 `--steps` also times each step of the adopted account's plan alone (the planner's own
-functions, so it follows them), and prints what is left of the whole plan besides.
+functions, so it follows them), prints what one differing source costs in all (its patch,
+and its action's share of the digest and the ordering) and what is left of the whole plan.
 """
 
 from __future__ import annotations
@@ -232,6 +233,11 @@ def steps(count: int, runs: int) -> None:
     for name, (figure, number) in parts.items():
         each = figure * 1000 / max(number, 1)
         print(f"  {name:20}{figure:8.1f} ms{number:7} x{each:6.2f} µs")
+    # What one differing source costs in all: its patch, and its action's share of the
+    # digest and of the ordering (both averaged over every action, creates included).
+    each = {name: figure * 1000 / max(number, 1) for name, (figure, number) in parts.items()}
+    differing_source = each["patches"] + each["digest (actions)"] + each["ordering (actions)"]
+    print(f"  {'a differing source':20}{differing_source:8.2f} µs (patch + digest + ordering)")
     rest = total - sum(figure for figure, _ in parts.values())
     print(f"  {'the rest':20}{rest:8.1f} ms  (the loop over matches, summary, plan model)")
     print(f"  {'whole plan':20}{total:8.1f} ms")

@@ -16,12 +16,13 @@ when it sends the write.
 
 # Not `from __future__ import annotations`: pydantic would evaluate the text of every
 # field's annotation at each start (about 0.6 ms for these models).
+import functools
 import hashlib
 import hmac
 import json
 import math
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
@@ -44,10 +45,42 @@ NOT_SET = "(not set)"
 REMOVED = "(removed)"
 
 
+_Model = TypeVar("_Model", bound="_Frozen")
+
+
 class _Frozen(BaseModel):
     # Lists default to a factory of ours, not `list`: pydantic reads a factory's signature,
     # and a builtin's is parsed from text by the tokenizer (about 2 ms at start-up).
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @classmethod
+    def trusted(cls: type[_Model], **values: Any) -> _Model:
+        """The model of `values` its maker knows valid (JSON values; every field given, in
+        the model's order), not validated again: what the planner builds for each patch.
+
+        Validating an action cost 4.3 µs here, this 1.7 (and `model_construct` more than
+        validating: it fills defaults in Python). The model is the one validation would
+        give, with every field set.
+        """
+        names, every = _fields(cls)
+        if tuple(values) != names:
+            raise TypeError(f"{cls.__name__} takes its fields in order, not {list(values)}")
+        model = cls.__new__(cls)
+        _set(model, "__dict__", values)
+        # Shared, as no frozen model adds to it (a copy copies it).
+        _set(model, "__pydantic_fields_set__", every)
+        _set(model, "__pydantic_extra__", None)
+        _set(model, "__pydantic_private__", None)
+        return model
+
+
+@functools.cache
+def _fields(model: type[BaseModel]) -> tuple[tuple[str, ...], set[str]]:
+    """A model's field names in order, and as the set of every field."""
+    return tuple(model.__pydantic_fields__), set(model.__pydantic_fields__)
+
+
+_set = object.__setattr__
 
 
 class Change(_Frozen):
@@ -342,12 +375,14 @@ def compute_digest(actions: list[Action], api_url: str | None = None) -> str:
     pull request) must have the digest of the same plan made with them at apply time. A
     changed secret still changes the digest, through the change that sends it.
     """
-    # Hashed action by action: the bytes of one canonical JSON document (keys sorted, so
-    # "actions" before "api_url"), without holding it, or every action's dump, at once.
+    # Hashed a block of actions at a time: the bytes of one canonical JSON document (keys
+    # sorted, so "actions" before "api_url"), without holding it, or every action's dump,
+    # at once. One encoding a block, not one an action: 1 µs less an action.
     digest = hashlib.sha256(b'{"actions":[' if api_url is not None else b"[")
-    for index, action in enumerate(actions):
-        digest.update(b"," if index else b"")
-        digest.update(canonical_json(_normalized_action(action)).encode())
+    for start in range(0, len(actions), _DIGEST_BLOCK):
+        block = [_normalized_action(action) for action in actions[start : start + _DIGEST_BLOCK]]
+        digest.update(b"," if start else b"")
+        digest.update(canonical_json(block)[1:-1].encode())  # the items, without the brackets
     digest.update(b"]")
     if api_url is not None:
         digest.update(b',"api_url":' + canonical_json(api_url.rstrip("/")).encode() + b"}")
@@ -385,8 +420,9 @@ _C_CANONICAL: Callable[[object, int], list[str]] | None = (
 
 
 # What the digest covers of an action: every field but the two bookkeeping ones.
-_DIGEST_EXCLUDES = frozenset({"live_fingerprint", "marker"})
-_DIGEST_FIELDS = tuple(name for name in Action.model_fields if name not in _DIGEST_EXCLUDES)
+_DIGEST_EXCLUDES = ("live_fingerprint", "marker")
+# Actions encoded at once by the digest.
+_DIGEST_BLOCK = 256
 
 
 def _normalized_action(action: Action) -> dict[str, object]:
@@ -397,7 +433,9 @@ def _normalized_action(action: Action) -> dict[str, object]:
     Read from the fields, not dumped (a dump costs more than the hashing): every value
     but the changes is JSON already, and a `Change`'s fields are JSON values.
     """
-    data: dict[str, object] = {name: getattr(action, name) for name in _DIGEST_FIELDS}
+    data: dict[str, object] = dict(vars(action))
+    for name in _DIGEST_EXCLUDES:
+        del data[name]
     data["changes"] = [vars(change) for change in action.changes]
     marked = action.marker is not None
     data["writes"] = [_normalized_write(write, marked) for write in action.writes]

@@ -1145,18 +1145,15 @@ def _compare(
     """
     deployment = spec.deployment
     ignored = frozenset(spec.ignore_changes)
-    attributes = desired_attributes(deployment)
+    attributes = _managed_values(deployment)
     changes: list[Change] = []
-    if "name" not in ignored and spec.name != live.name:
+    renames = "name" not in ignored and spec.name != live.name
+    if renames:
         changes.append(Change(path="name", before=live.name, after=spec.name))
     # Most matched sources are in sync: the detailed diff is built only for those that differ.
-    attribute_changes = (
-        []
-        if not differs and _plainly_in_sync(deployment, live)
-        else _attribute_changes(attributes, stated_fields(deployment), live, ignored)
-    )
-    changes += attribute_changes
-    changed = _changed_attributes(attributes, attribute_changes) if attribute_changes else []
+    changed: list[str] = []
+    if differs or not _plainly_in_sync(deployment, live):
+        changes += _attribute_changes(attributes, deployment, live, ignored, changed)
 
     annotation = live.annotation
     text, annotation_change = _annotation_text(deployment, annotation.text, ignored)
@@ -1198,21 +1195,24 @@ def _compare(
                 path="deployment.annotation", before=raw, after=MARKER_WRITTEN
             )
             changes.append(annotation_change)
-    changes += [
-        Change(path=f"deployment.{name}", before=WRITE_ONLY, after=WILL_BE_SENT)
-        for name in secrets.send
-    ]
+    if secrets.send:
+        changes += [
+            Change(path=f"deployment.{name}", before=WRITE_ONLY, after=WILL_BE_SENT)
+            for name in secrets.send
+        ]
     cleared = [] if "type" in changed else _cleared_secrets(deployment, live, ignored)
-    changes += [
-        Change(path=f"deployment.{name}", before=WRITE_ONLY, after=None) for name in cleared
-    ]
+    if cleared:
+        changes += [
+            Change(path=f"deployment.{name}", before=WRITE_ONLY, after=None) for name in cleared
+        ]
 
     enabled = live.enabled if "enabled" in ignored else spec.enabled
     if enabled != live.enabled:
         changes.append(Change(path="enabled", before=live.enabled, after=enabled))
 
     notices = _notices(spec, live, secrets)
-    notices += _encrypted_notices(spec, live, outside)
+    if outside:
+        notices += _encrypted_notices(spec, live, outside)
     writes_deployment = bool(changed or secrets.send or cleared or annotation_change)
     live_owner = annotation.marker.owner if annotation.marker is not None else None
     # The owner is recorded by any write that can carry the marker; taking a source over
@@ -1228,7 +1228,7 @@ def _compare(
         return _Comparison(None, notices, unadopted)
 
     first: dict[str, JsonValue] = {}
-    if "name" in {c.path for c in changes}:
+    if renames:
         first["name"] = spec.name
     if writes_deployment:
         first["deployment"] = _deployment_write(
@@ -1251,17 +1251,20 @@ def _compare(
         writes = _kill_safe(writes, _annotation_write(deployment, text, own_text=own_text))
         # Two writes: the enabling one records the pending disable, the last clears it.
         marker = replace(marker, pending_disable=len(writes) == 2)
-    action = Action(
+    # Built of values known valid, not validated again (4.3 µs an action; tests compare it
+    # with the validated model).
+    action = Action.trusted(
         action="patch",
         source=spec.name,
         id=live.id,
         changes=_sorted_changes(_hide_referenced(deployment, changes)),
         destructive=live.enabled and not enabled and not pending,
         writes=writes,
+        depends_on=[],
         live_fingerprint=live.fingerprint(),
         record_encrypted=secrets.record_encrypted,
         # Finishing the tool's own temporary enabling is no disable of the user's.
-        risks=[r for r in _risks(type(deployment), changes) if not (pending and r == "disables")],
+        risks=_risks(type(deployment), changes, pending_disable=pending),
         protected=spec.mode == "protect",
         takes_over_from=takes_over_from,
         # The applier also needs it to record an `*_encrypted` value after any write.
@@ -1286,12 +1289,22 @@ def _kill_safe(writes: list[dict[str, JsonValue]], text: JsonValue) -> list[dict
     return [*leading, {**closing, "deployment": {"annotation": text}}]
 
 
-def _risks(model: type[DeploymentBase], changes: list[Change]) -> list[Risk]:
-    """What makes a patch risky: the blast radius counts it, a protected source refuses some."""
+def _risks(
+    model: type[DeploymentBase], changes: list[Change], *, pending_disable: bool = False
+) -> list[Risk]:
+    """What makes a patch risky: the blast radius counts it, a protected source refuses some.
+
+    `pending_disable`: the disable finishes the tool's own temporary enabling, no disable of
+    the user's."""
     by_path = {change.path: change for change in changes}
     risks: list[Risk] = []
     enabled = by_path.get("enabled")
-    if enabled is not None and enabled.before is True and enabled.after is False:
+    if (
+        enabled is not None
+        and enabled.before is True
+        and enabled.after is False
+        and not pending_disable
+    ):
         risks.append("disables")
     moves_origin, credentials = _risky_paths(model)
     if not moves_origin.isdisjoint(by_path):
@@ -1385,38 +1398,63 @@ def _plainly_equal(have: Any, want: Any) -> bool:
 _MISSING: Any = object()
 _NOTHING: frozenset[str] = frozenset()
 _SCALARS = frozenset({str, int, float, bool, type(None)})
+_CONTAINERS = frozenset({list, dict})
 
 
 def _attribute_changes(
-    attributes: Mapping[str, Any], stated: frozenset[str], live: LiveSource, ignored: frozenset[str]
+    attributes: Mapping[str, Any],
+    deployment: DeploymentBase,
+    live: LiveSource,
+    ignored: frozenset[str],
+    changed: list[str] | None = None,
 ) -> list[Change]:
-    """The non-secret deployment attributes whose desired value differs from the live one.
+    """The non-secret deployment attributes whose desired value differs from the live one
+    (`attributes`: the deployment's managed ones), each name also added to `changed`.
 
     An attribute the listing omits is unknown, not a difference: it is written only when
     the file states it (an unstated default may well be what the API holds).
     """
-    changes = []
     have_all = live.deployment
-    for name, value in attributes.items():
+    # Most attributes of a patch are equal, of the same type, and scalars or empty: settled
+    # here at once; only the rest (unequal, missing, another type, lists and maps holding
+    # something, compared item by item) are looked at below.
+    unsettled = [
+        (name, value, have)
+        for name, value in attributes.items()
+        if (have := have_all.get(name, _MISSING)) != value
+        or type(have) is not type(value)
+        or (value and type(value) in _CONTAINERS)
+    ]
+    changes: list[Change] = []
+    stated: frozenset[str] | None = None
+    for name, value, have in unsettled:
         if ignored and f"deployment.{name}" in ignored:
             continue
-        have = have_all.get(name, _MISSING)
         if have is _MISSING:
+            if stated is None:
+                stated = stated_fields(deployment)
             if name in stated:
                 want = _normalized(name, value)
                 changes.append(Change(path=f"deployment.{name}", before=NOT_RETURNED, after=want))
+                if changed is not None:
+                    changed.append(name)
             continue
-        kind = type(value)
-        # `_plainly_equal`, its common case inline: most attributes of a patch are equal.
-        if kind is type(have) and (
-            (kind in _SCALARS and have == value) or _plainly_equal(have, value)
-        ):
+        if _plainly_equal(have, value):
             continue
         want = _normalized(name, value)
         have = _normalized(name, have)
         if not same_json(have, want):
             changes += _value_changes(name, have, want)
+            if changed is not None:
+                changed.append(name)
     return changes
+
+
+def _managed_values(deployment: DeploymentBase) -> dict[str, Any]:
+    """`deployment.managed()` without copying its lists and maps: read, not sent as is
+    (`_deployment_write` copies what it sends)."""
+    values = deployment.__dict__
+    return {api: values[name] for name, api in managed_view(deployment).fields}
 
 
 # Map attributes shown key by key: the API replaces them whole, so writes still send all.
@@ -1427,7 +1465,8 @@ def _value_changes(name: str, have: Any, want: Any) -> list[Change]:
     """The change of one differing attribute; a map attribute's, one per differing key."""
     path = f"deployment.{name}"
     if name not in _KEYED_ATTRIBUTES or not isinstance(have, dict) or not isinstance(want, dict):
-        return [Change(path=path, before=have, after=want)]
+        # JSON values both (listed and validated): not validated again.
+        return [Change.trusted(path=path, before=have, after=want)]
     # Imported here: a map attribute that differs is rare, and deepdiff costs every plan
     # 30 ms to import, before its first request.
     from deepdiff import DeepDiff
@@ -1449,21 +1488,6 @@ def _value_changes(name: str, have: Any, want: Any) -> list[Change]:
         )
         for key in sorted(keys)
     ]
-
-
-def _changed_attributes(attributes: Mapping[str, Any], changes: list[Change]) -> list[str]:
-    """The attributes `changes` are about (`deployment.default_params.q` is `default_params`)."""
-    names = set()
-    for change in changes:
-        if not change.path.startswith("deployment."):
-            continue
-        name = change.path.removeprefix("deployment.")
-        if name not in attributes:  # a key of a map attribute, or not an attribute
-            name = name.partition(".")[0]
-            if name not in _KEYED_ATTRIBUTES:
-                continue
-        names.add(name)
-    return [name for name in attributes if name in names]
 
 
 def _annotation_text(
@@ -1500,14 +1524,16 @@ def _deployment_write(
 ) -> dict[str, JsonValue]:
     """The partial deployment a patch sends: changes, credentials, secrets, the annotation.
 
-    `attributes` are the deployment's `desired_attributes`, not shared with the model.
+    `attributes` are the deployment's managed ones, shared with the model: what is sent
+    is copied.
     """
     if "type" in changed:
         # A new type needs every one of its attributes, not a merge into the old type's.
-        body: dict[str, JsonValue] = dict(attributes)
+        names: Iterable[str] = attributes
     else:
         resend = credentials_to_resend(type(deployment), live.type, changed)
-        body = {name: attributes[name] for name in sorted({*changed, *resend})}
+        names = sorted({*changed, *resend})
+    body: dict[str, JsonValue] = {name: _copied(attributes[name]) for name in names}
     _with_placeholders(deployment, body)
     for name in secrets.send:
         body[name] = _secret_placeholder(deployment, name)
@@ -1515,6 +1541,11 @@ def _deployment_write(
         body[name] = None
     body["annotation"] = _annotation_write(deployment, text, own_text=not annotation_ignored)
     return body
+
+
+def _copied(value: Any) -> Any:
+    """A list or map copied (one level, as `DeploymentBase.managed` does); else the value."""
+    return value.copy() if type(value) is list or type(value) is dict else value
 
 
 def _cleared_secrets(
@@ -1525,10 +1556,13 @@ def _cleared_secrets(
     Omitted means the documented default (none); the API shows a held web secret by its
     `*_encrypted` value.
     """
+    web_secrets = encrypted_fields(type(deployment))
+    if not web_secrets:  # most types have none
+        return []
     declared = declared_secrets(deployment)
     return sorted(
         name
-        for name, attribute in encrypted_fields(type(deployment)).items()
+        for name, attribute in web_secrets.items()
         if name not in declared
         and live.deployment.get(attribute)
         and f"deployment.{name}" not in ignored
@@ -1550,6 +1584,8 @@ def _enabled_writes(
 
 def _notices(spec: SourceSpec, live: LiveSource, secrets: SecretDecision) -> list[Notice]:
     # Secrets never sent (no fingerprint recorded) are the adoption notice's, not one each.
+    if not secrets.cannot_compare:
+        return []
     unresolved = sorted(n for n, why in secrets.cannot_compare.items() if why == UNRESOLVED)
     if not unresolved:
         return []
@@ -1705,7 +1741,8 @@ class _Node:
         # Key of the action that must release a hostname first, with that hostname.
         self.waits_for: dict[str, str] = {}
 
-    def sort_key(self) -> tuple[int, str, str]:
+    def ready_key(self) -> tuple[int, str, str]:
+        """Among ready actions: creates, patches, then name and key (unique in a plan)."""
         return (self.ORDER[self.action.action], self.action.source, self.action.key)
 
 
@@ -1778,6 +1815,10 @@ def _keeps_hostnames(spec: SourceSpec, live: LiveSource) -> bool:
 
 def _order(nodes: list[_Node]) -> list[Action]:
     """Topological order, and among ready actions: creates, patches, then name and key."""
+    if not any(node.waits_for for node in nodes):
+        # The common plan claims no hostname another releases: the order is the sort's
+        # (keys are unique, so the heap below would pop them in this order too).
+        return [node.action for node in sorted(nodes, key=_Node.ready_key)]
     by_key = {node.action.key: node for node in nodes}
     waiting = {node.action.key: set(node.waits_for) for node in nodes}
     # Who waits for whom, so that each write done wakes only its own waiters (linear).
@@ -1785,11 +1826,11 @@ def _order(nodes: list[_Node]) -> list[Action]:
     for key, blockers in waiting.items():
         for blocker in blockers:
             waiters.setdefault(blocker, []).append(key)
-    ready = [(node.sort_key(), node.action.key) for node in nodes if not node.waits_for]
+    ready = [node.ready_key() for node in nodes if not node.waits_for]
     heapq.heapify(ready)
     ordered: list[Action] = []
     while ready:
-        _, key = heapq.heappop(ready)
+        *_, key = heapq.heappop(ready)
         node = by_key[key]
         # Most actions wait for none: kept as built rather than copied (a copy each at 100,000).
         action = node.action
@@ -1800,7 +1841,7 @@ def _order(nodes: list[_Node]) -> list[Action]:
             blockers = waiting[other]
             blockers.discard(key)
             if not blockers:
-                heapq.heappush(ready, (by_key[other].sort_key(), other))
+                heapq.heappush(ready, by_key[other].ready_key())
     if len(ordered) < len(nodes):
         raise _cycle_error(by_key, {k for k, b in waiting.items() if b})
     return ordered

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 from pathlib import Path
 from typing import Any
 
 import jsonschema
+import pytest
 from test_render import live_sources
 
 from reconciler.loader import load
@@ -287,3 +289,54 @@ def test_the_planner_states_the_cost_at_the_configured_budgets() -> None:
     assert made.cost.creates == made.summary.create
     assert made.cost.creates_per_hour == 1
     assert made.cost.seconds >= 3600 * (made.summary.create - 1) > 0
+
+
+# --------------------------------------------------------------------------- trusted models
+
+
+def test_a_trusted_action_is_the_model_validation_gives() -> None:
+    # The planner builds its patches with `Action.trusted`: the same model, dump and digest
+    # as validating the same fields.
+    desired = load([FIXTURES / "plan_desired.yaml"], secrets_optional=True).state
+    made = plan(desired, live_sources(), PlanOptions(fingerprint_key=b"k"))
+    patches = [action for action in made.actions if action.action == "patch"]
+    assert patches
+    for action in patches:
+        validated = Action.model_validate(dict(vars(action)))
+        assert validated == action
+        assert list(vars(validated)) == list(vars(action))
+        assert validated.model_dump_json() == action.model_dump_json()
+        assert compute_digest([validated]) == compute_digest([action])
+        for change in action.changes:  # taken as they are by the action's validation
+            validated_change = Change.model_validate(dict(vars(change)))
+            assert validated_change == change
+            assert list(vars(validated_change)) == list(vars(change))
+
+
+def test_a_trusted_model_takes_every_field_in_order() -> None:
+    fields = {"path": "name", "before": "A", "after": "B"}
+    assert Change.trusted(**fields) == Change(**fields)
+    for wrong in (
+        {"path": "name", "after": "B"},  # one missing
+        {"after": "B", "path": "name", "before": "A"},  # out of order
+        {**fields, "other": 1},  # one unknown
+    ):
+        with pytest.raises(TypeError, match="takes its fields in order"):
+            Change.trusted(**wrong)
+
+
+def test_the_digest_of_many_actions_is_the_hash_of_their_payloads_in_one_document() -> None:
+    # Encoded a block of actions at a time: the bytes are still one canonical document.
+    actions = [create(f"New {n:04d}", f"new-{n}") for n in range(600)]
+    for api_url in (None, "https://api.imgix.com/"):
+        payload: object = [_dumped_payload(action) for action in actions]
+        if api_url is not None:
+            payload = {"actions": payload, "api_url": api_url.rstrip("/")}
+        text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+        expected = "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+        assert compute_digest(actions, api_url) == expected
+        for count in (0, 1, 255, 256, 257, 512, 513):
+            some = actions[:count]
+            payload = [_dumped_payload(action) for action in some]
+            text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+            assert compute_digest(some) == "sha256:" + hashlib.sha256(text.encode()).hexdigest()

@@ -1284,7 +1284,7 @@ def test_the_cheap_comparison_agrees_with_the_detailed_diff(
     # The planner builds the detailed diff only when the cheap check says a source differs:
     # the two must agree on every value a listing can hold (types strictly, hostnames as sets).
     from reconciler.planner import _attribute_changes, _attributes_in_sync
-    from reconciler.specs import HOSTNAME_FIELDS, stated_fields
+    from reconciler.specs import HOSTNAME_FIELDS
 
     # Both sort hostnames, so both need them as text (what the listing returns).
     hostnames = [live_values.get(name, []) for name in HOSTNAME_FIELDS]
@@ -1305,9 +1305,97 @@ def test_the_cheap_comparison_agrees_with_the_detailed_diff(
     live = live_of(spec)
     values = {k: v for k, v in {**live.deployment, **live_values}.items() if k not in omitted}
     live = live.model_copy(update={"deployment": values})
-    stated = stated_fields(deployment)
-    detailed = _attribute_changes(deployment.managed(), stated, live, frozenset(paths))
+    detailed = _attribute_changes(deployment.managed(), deployment, live, frozenset(paths))
     assert _attributes_in_sync(deployment, live, frozenset(paths)) == (not detailed)
+
+
+def _attribute_changes_one_by_one(
+    deployment: Any, live: LiveSource, ignored: frozenset[str]
+) -> tuple[list[Change], list[str]]:
+    """The detailed diff as the rule says it, attribute by attribute: what the planner's
+    `_attribute_changes` (equal scalars settled at once) must give, changes and names."""
+    from reconciler.planner import _normalized, _value_changes
+    from reconciler.specs import stated_fields
+
+    changes: list[Change] = []
+    names: list[str] = []
+    for name, value in deployment.managed().items():
+        if f"deployment.{name}" in ignored:
+            continue
+        if name not in live.deployment:
+            if name in stated_fields(deployment):
+                path, want = f"deployment.{name}", _normalized(name, value)
+                changes.append(Change(path=path, before=NOT_RETURNED, after=want))
+                names.append(name)
+            continue
+        have, want = _normalized(name, live.deployment[name]), _normalized(name, value)
+        if not same_json(have, want):
+            changes += _value_changes(name, have, want)
+            names.append(name)
+    return changes, names
+
+
+# Values equal in Python to the spec's (or to each other) that JSON tells apart, and lists
+# in another order: what settling equal attributes at once could get wrong.
+NEAR_VALUES = st.sampled_from(
+    [
+        *(False, 0, True, 1, 1.0, 31536000, 31536000.0, None, "", "prefix/", []),
+        *(["acme-products", "acme-cdn"], ["acme-cdn", "acme-products"], ["img.acme.example"]),
+        *({}, {"auto": "format", "q": 1}, {"auto": "format", "q": 1.0}),
+        {"q": True, "auto": "format"},
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(
+    live_values=st.dictionaries(
+        st.sampled_from(COMPARED), st.one_of(NEAR_VALUES, LIVE_VALUES), max_size=6
+    ),
+    omitted=st.sets(st.sampled_from(COMPARED), max_size=3),
+    ignored=st.sets(st.sampled_from(COMPARED), max_size=2),
+    stated=st.fixed_dictionaries(
+        {},
+        optional={
+            "robots.txt": st.just("allow-all"),
+            "custom_domains": st.sampled_from([[], ["img.acme.example"]]),
+            "default_params": st.sampled_from([{}, {"auto": "format", "q": 1}]),
+            "s3_prefix": st.just("prefix/"),
+        },
+    ),
+)
+# Equal in Python, not as JSON: a number for a flag, and inside a map.
+@example({"secure_url_enabled": 0}, set(), set(), {})
+@example(
+    {"default_params": {"q": True, "auto": "format"}},
+    set(),
+    set(),
+    {"default_params": {"auto": "format", "q": 1}},
+)
+def test_the_detailed_diff_is_the_diff_attribute_by_attribute(
+    live_values: dict[str, Any], omitted: set[str], ignored: set[str], stated: dict[str, Any]
+) -> None:
+    from reconciler.planner import _attribute_changes, _managed_values
+
+    hostnames = [live_values.get(name, []) for name in ("imgix_subdomains", "custom_domains")]
+    # Hostname lists are text once listed (`LiveSource` refuses others): both sort them.
+    assume(
+        all(
+            v is None or (isinstance(v, list) and all(isinstance(h, str) for h in v))
+            for v in hostnames
+        )
+    )
+    paths = frozenset(f"deployment.{name}" for name in ignored)
+    spec = s3_spec(subdomains=("acme-products", "acme-cdn"), **stated)
+    deployment = desired(spec).sources[0].deployment
+    live = live_of(spec)
+    values = {k: v for k, v in {**live.deployment, **live_values}.items() if k not in omitted}
+    live = live.model_copy(update={"deployment": values})
+    changed: list[str] = []
+    attributes = _managed_values(deployment)
+    changes = _attribute_changes(attributes, deployment, live, paths, changed)
+    assert (changes, changed) == _attribute_changes_one_by_one(deployment, live, paths)
+    assert attributes == deployment.managed()  # the same values, read without copies
 
 
 def test_hostnames_in_another_order_are_in_sync_and_a_bool_is_not_a_number() -> None:
@@ -1453,6 +1541,52 @@ def test_a_source_settled_without_a_comparison_plans_as_the_full_comparison_woul
     with mock.patch.object(planner, "_quiet", return_value=None), _per_source_only():
         full = plan(wanted, [live], options)
     assert quick.to_json() == full.to_json()
+
+
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(case=_settled_or_not())
+def test_a_planned_patch_is_the_model_validation_gives(
+    case: tuple[DesiredState, LiveSource, PlanOptions],
+) -> None:
+    # Patches and their changes are built with `trusted` (not validated again): each must be
+    # the very model validating its fields gives, dump and digest included.
+    wanted, live, options = case
+    made = plan(wanted, [live], options)
+    for action in made.actions:
+        validated = Action.model_validate(dict(vars(action)))
+        assert validated == action
+        assert validated.model_dump_json() == action.model_dump_json()
+        for change in action.changes:  # taken as they are by the action's validation
+            assert Change.model_validate(dict(vars(change))) == change
+    assert compute_digest([Action.model_validate(dict(vars(a))) for a in made.actions]) == (
+        made.digest
+    )
+
+
+def test_actions_waiting_for_none_are_ordered_as_the_heap_orders_them() -> None:
+    # Without a claim to wait for, the order is one sort: creates, patches, then the
+    # source's name and the action's key (two live sources may share a name).
+    from reconciler.planner import _matching, _Node, _order
+
+    lives = [
+        live_of(s3_spec("Same", ("s1",)), ID_B),
+        live_of(s3_spec("Same", ("s2",)), ID_A),
+        live_of(s3_spec("Abe", ("a",)), ID_C),
+    ]
+    specs = desired(
+        s3_spec("Same", ("s1",), cache_ttl_value=1800, id=ID_B),
+        s3_spec("New", ("n2",)),
+        s3_spec("Same", ("s2",), cache_ttl_value=1800, id=ID_A),
+        s3_spec("Abe", ("a",), cache_ttl_value=1800),
+        s3_spec("New", ("n1",)),
+    )
+    result = plan(specs, lives, OPTIONS)
+    expected = [("create", "new:n1"), ("create", "new:n2"), ("patch", ID_C)]
+    expected += sorted([("patch", ID_A), ("patch", ID_B)])
+    assert [(a.action, a.key) for a in result.actions] == expected
+    matches = _matching(specs.sources, lives).matches
+    nodes = [_Node(m, a) for m, a in zip(matches, reversed(result.actions), strict=True)]
+    assert _order(nodes) == result.actions
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reconciler.applier import SecretResolver, apply_plan
 from reconciler.client import ImgixClient
@@ -28,6 +30,7 @@ from reconciler.secrets import (
     decide_secrets,
     encrypted_changed,
     encrypted_digest,
+    encrypted_fields,
     fingerprint,
     recorded_encrypted,
     stamped,
@@ -440,3 +443,76 @@ def test_owner_token_round_trips_and_survives_restamping() -> None:
     assert restamped.owner == "acme/images-infra"
     assert parse_annotation(compose_annotation("Managed", restamped)).marker == restamped
     assert parse_annotation("[imgix-reconciler v1 owner.other=x]").marker == Marker()
+
+
+# --------------------------------------------------------------------------- the decision's record
+
+
+def _web_folder(secrets: dict[str, str | None]) -> WebFolderDeployment:
+    return WebFolderDeployment.model_validate(
+        {
+            "type": "webfolder",
+            "webfolder_base_url": "https://origin.example/",
+            "imgix_subdomains": ["acme-blog"],
+            **{name: SecretRef("env", name.upper(), value) for name, value in secrets.items()},
+        }
+    )
+
+
+WEB_SECRETS = ["password", "request_signing_key"]
+RECORDED = st.one_of(st.none(), st.just(UNKNOWN), st.sampled_from(["p" * 32, "o" * 32]))
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(
+    declared=st.dictionaries(st.sampled_from(WEB_SECRETS), st.sampled_from([None, "p" * 32])),
+    recorded=st.one_of(
+        st.none(),
+        st.builds(
+            dict,
+            fingerprints=st.dictionaries(st.sampled_from(WEB_SECRETS), RECORDED),
+            encrypted=st.dictionaries(st.sampled_from(WEB_SECRETS), st.just("e" * 16)),
+        ),
+    ),
+    live_type=st.sampled_from(["webfolder", "s3"]),
+    changed=st.sampled_from([[], ["webfolder_base_url"]]),
+    resend=st.booleans(),
+    s3_record=st.booleans(),
+)
+def test_the_decision_records_encrypted_values_as_its_rule_says(
+    declared: dict[str, str | None],
+    recorded: dict[str, dict[str, str | None]] | None,
+    live_type: str,
+    changed: list[str],
+    resend: bool,
+    s3_record: bool,
+) -> None:
+    # `record_encrypted` and `encrypted` are worked out only for types with web secrets:
+    # against the rule as written, for a web folder and for S3 (which has none).
+    marker = None
+    if recorded is not None:
+        fingerprints = {
+            name: value if value in (None, UNKNOWN) else fingerprint(KEY, name, value)
+            for name, value in recorded["fingerprints"].items()
+        }
+        marker = Marker(
+            {n: v for n, v in fingerprints.items() if v is not None},
+            {**recorded["encrypted"], **({"s3_secret_key": "e" * 16} if s3_record else {})},
+        )
+    cases = [(_web_folder(declared), live_type), (s3(), "s3")]
+    for deployment, kind in cases:
+        decision = decide_secrets(
+            deployment, key=KEY, live_type=kind, changed=changed, recorded=marker, resend=resend
+        )
+        previous = marker.encrypted if marker is not None else {}
+        encrypted = {
+            n: v
+            for n, v in previous.items()
+            if n in decision.fingerprints and n not in decision.send
+        }
+        unrecorded = {
+            n for n, fp in decision.fingerprints.items() if fp != UNKNOWN and n not in encrypted
+        }
+        web = set(encrypted_fields(type(deployment)))
+        assert decision.encrypted == encrypted
+        assert decision.record_encrypted == bool((set(decision.send) | unrecorded) & web)
