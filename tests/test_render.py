@@ -560,3 +560,38 @@ def _rich_without_colour(plan: Plan) -> str:
 def test_plain_text_is_what_rich_draws_without_colour(name: str) -> None:
     plan = nasty_plan(name)
     assert render(plan, "text", color=False) == _rich_without_colour(plan)
+
+
+def test_lists_of_long_names_above_the_sources_still_fit_a_github_comment() -> None:
+    # A pull request's names (or an owner read from a live marker) of any length, made of
+    # what escaping lengthens most: the summary lists name up to 20 of each.
+    name = "@_" * 3000
+    template = next(a for a in representative_plan().actions if a.action == "patch")
+    disables = [
+        template.model_copy(update={"source": f"{name}{n}", "destructive": True}) for n in range(25)
+    ]
+    owned = [OwnedElsewhere(source=f"{name}{n}", id="b" * 24, owner=name) for n in range(25)]
+    adoption = Adoption(
+        count=25,
+        sources=[SourceRef(id=f"{n:024x}", name=f"{name}{n}") for n in range(25)],
+        planned=False,
+        updates=25,
+        updates_per_hour=60,
+        hours=1,
+        detail="25 sources without an imgix-reconciler marker",
+    )
+    document = Plan(
+        digest="sha256:" + "0" * 64,
+        summary=Summary(create=0, patch=25, unchanged=0, unmanaged=0),
+        actions=disables,
+        owned_elsewhere=owned,
+        adoption=adoption,
+    )
+
+    output = render(document, "markdown")
+
+    assert len(output) < GITHUB_LIMIT
+    assert output.rstrip().endswith(f"Digest: `sha256:{'0' * 64}`")
+    assert "- … and 5 more" in output  # owned elsewhere, past the 20 named
+    assert "@&#8203;&#95;@&#8203;" in output and "…" in output
+    assert "**@&#8203;&#95;" in output  # the adoption notice kept its place, names cut

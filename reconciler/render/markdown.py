@@ -50,6 +50,10 @@ GITHUB_LIMIT = 65_536
 BUDGET = 60_000
 MAX_CELL = 300
 MAX_NAMED = 20
+# Characters of markdown one name takes in a list of names (the destructive sources, the
+# sources owned elsewhere, the adoption notice): 20 of them stay a few thousand, whatever
+# the names hold (escaping can make one character eight).
+MAX_LISTED_NAME = 200
 # Space kept for each of the notices and unmanaged lists when sources alone would fill it.
 TAIL_SHARE = 5_000
 
@@ -121,7 +125,7 @@ def _destructive(plan: Plan) -> list[str]:
     names = [a.source for a in plan.actions if a.destructive]
     if not names:
         return []
-    listed = ", ".join(markdown_text(_short(n)) for n in names[:MAX_NAMED])
+    listed = ", ".join(_listed(n) for n in names[:MAX_NAMED])
     if len(names) > MAX_NAMED:
         listed += f" and {len(names) - MAX_NAMED} more"
     verb = "disables" if len(names) == 1 else "disable"
@@ -171,6 +175,17 @@ def _summary(plan: Plan) -> list[str]:
 
 def _short(value: str) -> str:
     return value if len(value) <= MAX_CELL else value[: MAX_CELL - 1] + "…"
+
+
+def _listed(name: str, limit: int = MAX_LISTED_NAME) -> str:
+    """`name` as inert markdown of at most `limit` characters, cut with "…" when longer."""
+    shown = markdown_text(name)
+    kept = len(name)
+    while len(shown) > limit:
+        # Escaping lengthens some characters: keep the share of the text that fits.
+        kept = min(kept - 1, kept * (limit - 1) // len(shown))
+        shown = markdown_text(name[:kept]) + "…"
+    return shown
 
 
 def _cell(value: str) -> str:
@@ -228,7 +243,8 @@ def _observed(observed: ObservedSource) -> str:
 
 
 def _owned(owned: OwnedElsewhere) -> str:
-    return f"- {markdown_text(owned.source)} ({_code(owned.id)}): owned by {_code(owned.owner)}"
+    source, where, owner = _listed(owned.source), _listed(owned.id), _listed(owned.owner)
+    return f"- {source} (<code>{where}</code>): owned by <code>{owner}</code>"
 
 
 def _notice(notice: Notice) -> str:
@@ -238,7 +254,7 @@ def _notice(notice: Notice) -> str:
 
 def _adoption(adoption: Adoption) -> str:
     names, hidden = adoption_names(adoption)
-    listed = ", ".join(f"**{markdown_text(name)}**" for name in names)
+    listed = ", ".join(f"**{_listed(name)}**" for name in names)
     more = f" and {hidden} more" if hidden else ""
     return f"- {markdown_text(adoption.detail)}: {listed}{more}\n"
 
