@@ -696,12 +696,17 @@ def export_command(
 
 
 def _rewrite(path: Path, text: str) -> None:
-    """Replace a user's file atomically, keeping its permissions (the temporary is 0600)."""
+    """Replace a user's file atomically, keeping its permissions (the temporary is 0600).
+
+    A link is kept and its target rewritten (the loader has checked that it stays in the
+    repository): replacing the link would leave a copy in its place and the target as it was.
+    """
     from reconciler.atomic import write_atomically
 
-    mode = stat.S_IMODE(path.stat().st_mode)
-    write_atomically(path, text)
-    path.chmod(mode)
+    target = path.resolve(strict=True)
+    mode = stat.S_IMODE(target.stat().st_mode)
+    write_atomically(target, text)
+    target.chmod(mode)
 
 
 def _sources(count: int) -> str:
