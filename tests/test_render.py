@@ -595,3 +595,34 @@ def test_lists_of_long_names_above_the_sources_still_fit_a_github_comment() -> N
     assert "- … and 5 more" in output  # owned elsewhere, past the 20 named
     assert "@&#8203;&#95;@&#8203;" in output and "…" in output
     assert "**@&#8203;&#95;" in output  # the adoption notice kept its place, names cut
+
+
+def test_one_source_with_hundreds_of_long_values_hides_none_of_the_sources_after_it() -> None:
+    # A pull request puts first a source with 500 long default_params values (or a long
+    # name): the sources after it, the ones a reviewer must see, still show.
+    template = next(a for a in representative_plan().actions if a.action == "patch")
+    value = "@" * 400
+    bulky = template.model_copy(
+        update={
+            "source": "Bulky" + "@" * 50_000,
+            "changes": [
+                Change(path=f"deployment.default_params.p{n}", before=value, after=value + "!")
+                for n in range(500)
+            ],
+        }
+    )
+    quiet = template.model_copy(update={"source": "Quiet", "id": "c" * 24, "destructive": True})
+    document = Plan(
+        digest="sha256:" + "0" * 64,
+        summary=Summary(create=0, patch=2, unchanged=0, unmanaged=0),
+        actions=[bulky, quiet],
+    )
+
+    output = render(document, "markdown")
+
+    assert len(output) < GITHUB_LIMIT
+    assert "<details><summary><b>~ patch</b> Quiet" in output
+    assert "more sources not shown" not in output
+    shown_rows = output.count("| <code>deployment.default_params.p")
+    assert 0 < shown_rows < 500
+    assert f"| … and {500 - shown_rows} more changes (see the JSON plan) | | |" in output

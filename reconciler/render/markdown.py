@@ -54,6 +54,9 @@ MAX_NAMED = 20
 # sources owned elsewhere, the adoption notice): 20 of them stay a few thousand, whatever
 # the names hold (escaping can make one character eight).
 MAX_LISTED_NAME = 200
+# Characters of attribute rows one source's section shows: a source with hundreds of long
+# values (its `default_params`) must not take the whole comment and hide the sources after it.
+MAX_SECTION_ROWS = 8_000
 # Space kept for each of the notices and unmanaged lists when sources alone would fill it.
 TAIL_SHARE = 5_000
 
@@ -208,7 +211,7 @@ def _digest(digest: str) -> str:
 
 
 def _action(names: dict[str, str], action: Action) -> str:
-    summary = f"<b>{_SIGN[action.action]} {action.action}</b> {markdown_text(action.source)}"
+    summary = f"<b>{_SIGN[action.action]} {action.action}</b> {_listed(action.source)}"
     if action.id:
         summary += f" ({_code(action.id)})"
     if action.destructive:
@@ -217,14 +220,22 @@ def _action(names: dict[str, str], action: Action) -> str:
     if action.destructive:
         lines += [f"**⚠ {DISABLES}**", ""]
     for flag in action_flags(action):
-        lines += [f"**⚠ {markdown_text(flag)}**", ""]
+        lines += [f"**⚠ {_listed(flag, 2 * MAX_LISTED_NAME)}**", ""]
     for name in waits_for(names, action):
-        lines += [f"Applied after {markdown_text(name)} (it releases a hostname this claims).", ""]
+        lines += [f"Applied after {_listed(name)} (it releases a hostname this claims).", ""]
     lines += ["| attribute | before | after |", "|---|---|---|"]
-    for change in action.changes:
+    rows = 0
+    for count, change in enumerate(action.changes):
+        if rows > MAX_SECTION_ROWS:
+            left = len(action.changes) - count
+            lines.append(
+                f"| … and {left} more change{'s' if left != 1 else ''} (see the JSON plan) | | |"
+            )
+            break
         before = "" if action.action == "create" else _cell(shown(change.before))
         after = _cell(shown(change.after))
         lines.append(f"| {_code(change.path)} | {before} | {after} |")
+        rows += len(lines[-1])
     lines += ["", "</details>", ""]
     return "\n".join(lines)
 
