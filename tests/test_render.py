@@ -614,15 +614,19 @@ def test_one_source_with_hundreds_of_long_values_hides_none_of_the_sources_after
     quiet = template.model_copy(update={"source": "Quiet", "id": "c" * 24, "destructive": True})
     document = Plan(
         digest="sha256:" + "0" * 64,
-        summary=Summary(create=0, patch=2, unchanged=0, unmanaged=0),
+        summary=Summary(create=0, patch=2, unchanged=0, unmanaged=0, observed=1),
         actions=[bulky, quiet],
+        observed=[
+            ObservedSource(action="patch", source="Watched", id="d" * 24, changes=bulky.changes)
+        ],
     )
 
     output = render(document, "markdown")
 
     assert len(output) < GITHUB_LIMIT
     assert "<details><summary><b>~ patch</b> Quiet" in output
-    assert "more sources not shown" not in output
+    assert "<details><summary><b>= observed</b> Watched" in output
+    assert "not shown" not in output
     shown_rows = output.count("| <code>deployment.default_params.p")
-    assert 0 < shown_rows < 500
-    assert f"| … and {500 - shown_rows} more changes (see the JSON plan) | | |" in output
+    assert 0 < shown_rows < 500 * 2
+    assert output.count(" more changes (see the JSON plan) | | |") == 2

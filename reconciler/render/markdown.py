@@ -15,6 +15,7 @@ from reconciler import redact
 from reconciler.plan import (
     Action,
     Adoption,
+    Change,
     Notice,
     ObservedSource,
     OwnedElsewhere,
@@ -224,31 +225,34 @@ def _action(names: dict[str, str], action: Action) -> str:
     for name in waits_for(names, action):
         lines += [f"Applied after {_listed(name)} (it releases a hostname this claims).", ""]
     lines += ["| attribute | before | after |", "|---|---|---|"]
-    rows = 0
-    for count, change in enumerate(action.changes):
-        if rows > MAX_SECTION_ROWS:
-            left = len(action.changes) - count
-            lines.append(
-                f"| … and {left} more change{'s' if left != 1 else ''} (see the JSON plan) | | |"
-            )
-            break
-        before = "" if action.action == "create" else _cell(shown(change.before))
-        after = _cell(shown(change.after))
-        lines.append(f"| {_code(change.path)} | {before} | {after} |")
-        rows += len(lines[-1])
+    lines += _rows(action.changes, creates=action.action == "create")
     lines += ["", "</details>", ""]
     return "\n".join(lines)
 
 
+def _rows(changes: list[Change], *, creates: bool) -> list[str]:
+    """A table row per change, until about `MAX_SECTION_ROWS` characters; then how many more."""
+    rows: list[str] = []
+    size = 0
+    for count, change in enumerate(changes):
+        if size > MAX_SECTION_ROWS:
+            left = len(changes) - count
+            more = f"{left} more change{'s' if left != 1 else ''}"
+            rows.append(f"| … and {more} (see the JSON plan) | | |")
+            break
+        before = "" if creates else _cell(shown(change.before))
+        rows.append(f"| {_code(change.path)} | {before} | {_cell(shown(change.after))} |")
+        size += len(rows[-1])
+    return rows
+
+
 def _observed(observed: ObservedSource) -> str:
-    summary = f"<b>= observed</b> {markdown_text(observed.source)}"
+    summary = f"<b>= observed</b> {_listed(observed.source)}"
     if observed.id:
         summary += f" ({_code(observed.id)})"
     lines = ["", f"<details><summary>{summary}</summary>", ""]
     lines += ["| attribute | live | file |", "|---|---|---|"]
-    for change in observed.changes:
-        before = "" if observed.action == "create" else _cell(shown(change.before))
-        lines.append(f"| {_code(change.path)} | {before} | {_cell(shown(change.after))} |")
+    lines += _rows(observed.changes, creates=observed.action == "create")
     lines += ["", "</details>", ""]
     return "\n".join(lines)
 
