@@ -205,7 +205,9 @@ sources:
 """
     lines = formatted(text).splitlines()
     position = lines.index("    ignore_changes: [deployment.default_params]")
-    assert lines[position - 1] == "    # written at the deployment's indentation, about the key below"
+    assert (
+        lines[position - 1] == "    # written at the deployment's indentation, about the key below"
+    )
     assert lines[position + 1] == "    deployment:"
     assert formatted(formatted(text)) == formatted(text)
 
