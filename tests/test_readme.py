@@ -10,6 +10,7 @@ import click
 import pytest
 from console import invoke
 
+from reconciler.canonical import SOURCE_ORDER, TOP_LEVEL_ORDER
 from reconciler.cli import main
 from reconciler.plan import Action, write_cost
 from reconciler.render.values import cost_line
@@ -75,3 +76,9 @@ def test_every_variable_the_tool_reads_is_in_the_readme() -> None:
         read |= set(re.findall(r'"([A-Z0-9_]+)" (?:not )?in os\.environ', text))
     assert {"IMGIX_API_KEY", "NO_COLOR", "GITHUB_WORKSPACE"} <= read
     assert sorted(name for name in read if f"`{name}" not in README) == []
+
+
+def test_the_format_section_lists_the_canonical_order_of_fmt() -> None:
+    paragraph = " ".join(README.split("Rewrites files in the canonical order")[1].split()[:40])
+    named = re.findall(r"`([a-z_]+)`", paragraph.split("in a deployment")[0])
+    assert named == [*TOP_LEVEL_ORDER, *SOURCE_ORDER]
