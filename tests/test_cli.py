@@ -826,3 +826,15 @@ def test_a_file_never_writes_a_credential_of_the_tool_or_the_runner_into_a_sourc
         )
         assert value not in result.output + result.stderr
     assert writes_since(store, mark) == []
+
+
+def test_apply_without_its_secrets_says_to_provide_them_not_to_skip_them(
+    store: SourceStore, emulator_url: str, sources: Path
+) -> None:
+    result = invoke("apply", sources, "--auto-approve", "--api-url", emulator_url)
+    assert result.exit_code == 1
+    lines = result.stderr.splitlines()
+    assert any(line.endswith("environment variable E2E_S3_SECRET_KEY is not set") for line in lines)
+    assert lines[-1].endswith("(set each variable and create each file these references name)")
+    assert "--no-resolve" not in result.stderr  # validate's way round them is no fix for apply
+    assert writes_since(store, 0) == []
