@@ -838,3 +838,29 @@ def test_apply_without_its_secrets_says_to_provide_them_not_to_skip_them(
     assert lines[-1].endswith("(set each variable and create each file these references name)")
     assert "--no-resolve" not in result.stderr  # validate's way round them is no fix for apply
     assert writes_since(store, 0) == []
+
+
+def test_a_spec_whose_subdomains_belong_to_two_live_sources_asks_for_an_id(
+    store: SourceStore, emulator_url: str, tmp_path: Path
+) -> None:
+    # product.md: such a spec is an error that asks for an `id`, at its place in the file.
+    store.load_json(
+        {
+            "version": 1,
+            "sources": [
+                {"id": f"64f1c2a9e4b0a1d2c3e4f5{n}0", "name": f"Live {n}", "enabled": True,
+                 "deployment": {"type": "webproxy", "imgix_subdomains": [f"acme-{n}"]}}
+                for n in (1, 2)
+            ],
+        }
+    )  # fmt: skip
+    sources = tmp_path / "sources.yaml"
+    sources.write_text(
+        "version: 1\nsources:\n  - name: Both\n"
+        "    deployment: {type: webproxy, imgix_subdomains: [acme-1, acme-2]}\n"
+    )
+    result = invoke("plan", sources, "--api-url", emulator_url)
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"{sources}:3:")
+    assert "belong to 2 live sources" in result.stderr and "add `id:`" in result.stderr
+    assert "Traceback" not in result.stderr
