@@ -864,3 +864,25 @@ def test_a_spec_whose_subdomains_belong_to_two_live_sources_asks_for_an_id(
     assert result.stderr.startswith(f"{sources}:3:")
     assert "belong to 2 live sources" in result.stderr and "add `id:`" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_saved_plan_with_another_digest_than_the_reviewed_one_exits_4(
+    store: SourceStore, emulator_url: str, sources: Path, tmp_path: Path
+) -> None:
+    saved = tmp_path / "plan.json"
+    planned = invoke("plan", sources, "--out", saved, "--api-url", emulator_url, env=CANARY_ENV)
+    assert planned.exit_code == 0, planned.output
+    other = "sha256:" + "0" * 64
+    refused = invoke(
+        "apply", saved, "--auto-approve", "--expect-digest", other, "--api-url", emulator_url,
+        env=CANARY_ENV,
+    )  # fmt: skip
+    assert refused.exit_code == 4
+    assert other in refused.stderr
+    assert writes_since(store, 0) == []
+    digest = json.loads(saved.read_text())["digest"]
+    accepted = invoke(
+        "apply", saved, "--auto-approve", "--expect-digest", digest, "--api-url", emulator_url,
+        env=CANARY_ENV,
+    )  # fmt: skip
+    assert accepted.exit_code == 0, accepted.output
