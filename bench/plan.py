@@ -17,9 +17,10 @@ value unless `--distinct-secrets` gives each its own (each bucket with its own k
 no two markers are alike, and each secret's fingerprint is computed once per source.
 `--steps` also times each step of the adopted account's plan alone (the planner's own
 functions, so it follows them), prints what one differing source costs in all (its patch,
-and its action's share of the digest and the ordering) and what is left of the whole plan; then the same for the adopted account with nothing
-differing (the steady state): its hostname check, matching, the bulk in-sync pass (the
-planner's, with the outcomes it gives the plan) and the rest.
+and its action's share of the digest and the ordering) and what is left of the whole plan;
+then the same for the adopted account with nothing differing (the steady state): its
+hostname check, matching, the bulk in-sync pass (with the outcomes it gives the plan) and
+the rest.
 """
 
 from __future__ import annotations
