@@ -351,7 +351,7 @@ def _plan(
     # Most matched sources are settled all at once (in sync: nothing to add); the loop
     # below visits the others. An observed one is held, so it always takes the loop.
     # Each spec claimed a live source (one each), none is observed: all of them, in C.
-    every_match = len(claimed) == len(matches) and "observe" not in map(_MODE, map(_SPEC, matches))
+    every_match = len(claimed) == len(matches) and "observe" not in map(_MODE, desired.sources)
     pairs = (
         matches
         if every_match and not targets
