@@ -18,7 +18,7 @@ folders=("${RESULTS:?}"/*/)
 ((${#folders[@]})) || { echo "::error title=imgix-reconciler::no account produced a result"; exit 1; }
 body="${RUNNER_TEMP:?}/imgix-reconciler-comment.md"
 run_url="${GITHUB_SERVER_URL:-https://github.com}/$GITHUB_REPOSITORY/actions/runs/${GITHUB_RUN_ID:-0}"
-"$venv/bin/python" -m reconciler.github combine --run-url "$run_url" "${folders[@]}" > "$body"
+"$venv/bin/python" -I -m reconciler.github combine --run-url "$run_url" "${folders[@]}" > "$body"
 echo "comment-file=$body" >> "${GITHUB_OUTPUT:-/dev/null}"
 
 if ! bash "$(dirname "${BASH_SOURCE[0]}")/upsert-comment.sh" "$number" "$body"; then

@@ -18,7 +18,7 @@ folders=("${RESULTS:?}"/*/)
 codes="$(cat "${folders[@]/%/result.json}" | jq -s '[.[].exit_code] | unique | join(" ")' -r)"
 body="${RUNNER_TEMP:?}/imgix-reconciler-drift.md"
 run_url="${GITHUB_SERVER_URL:-https://github.com}/$GITHUB_REPOSITORY/actions/runs/${GITHUB_RUN_ID:-0}"
-"$venv/bin/python" -m reconciler.github combine --view drift --run-url "$run_url" \
+"$venv/bin/python" -I -m reconciler.github combine --view drift --run-url "$run_url" \
   "${folders[@]}" > "$body"
 cat "$body" >> "${GITHUB_STEP_SUMMARY:-/dev/null}"
 

@@ -30,7 +30,7 @@ fi
 
 body="${RUNNER_TEMP:?}/imgix-reconciler-fork-notice.md"
 run_url="${GITHUB_SERVER_URL:-https://github.com}/$GITHUB_REPOSITORY/actions/runs/$RUN_ID"
-"$venv/bin/python" -m reconciler.github fork-notice \
+"$venv/bin/python" -I -m reconciler.github fork-notice \
   --conclusion "$CONCLUSION" --run-url "$run_url" --workflow "${PLAN_WORKFLOW:?}" > "$body"
 echo "comment-file=$body" >> "${GITHUB_OUTPUT:-/dev/null}"
 # A maintainer's plan made after this run started is of this commit or a later one: its

@@ -6,7 +6,7 @@ set -euo pipefail
 
 venv="${RUNNER_TEMP:?}/imgix-reconciler-venv"
 if [[ ! -x "$venv/bin/imgix-reconciler" ]]; then
-  python3 -m venv "$venv"
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${GITHUB_ACTION_PATH:?}"
+  python3 -I -m venv "$venv"
+  "$venv/bin/python" -I -m pip install --quiet --disable-pip-version-check "${GITHUB_ACTION_PATH:?}"
 fi
 echo "venv=$venv" >> "${GITHUB_OUTPUT:?}"

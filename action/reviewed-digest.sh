@@ -15,4 +15,4 @@ fi
 comments="${RUNNER_TEMP:?}/imgix-reconciler-comments-$number.jsonl"
 gh api --paginate "repos/$GITHUB_REPOSITORY/issues/$number/comments" \
   --jq '.[] | {user: {login: .user.login}, body: .body} | tojson' > "$comments"
-"$venv/bin/python" -m reconciler.github reviewed-digest "$comments" "${ACCOUNT:?}"
+"$venv/bin/python" -I -m reconciler.github reviewed-digest "$comments" "${ACCOUNT:?}"

@@ -13,8 +13,8 @@ fail() {
 }
 
 venv="${IMGIX_RECONCILER_VENV:?}"
-cli=("$venv/bin/python" -m reconciler)
-helper=("$venv/bin/python" -m reconciler.github)
+cli=("$venv/bin/python" -I -m reconciler)
+helper=("$venv/bin/python" -I -m reconciler.github)
 command="${INPUT_COMMAND:-}"
 account="${INPUT_ACCOUNT:-default}"
 [[ "$account" =~ ^[A-Za-z0-9._-]{1,64}$ ]] || fail "account must be letters, digits, '.', '_' or '-'"
@@ -111,7 +111,7 @@ if [[ "$command" == plan || "$command" == drift ]] && ((code == 2)); then
 fi
 digest_of_plan=""
 if [[ -s "$json" ]]; then
-  digest_of_plan="$("$venv/bin/python" -c 'import json, sys; print(json.load(open(sys.argv[1]))["digest"])' "$json" 2> /dev/null)" || digest_of_plan=""
+  digest_of_plan="$("$venv/bin/python" -I -c 'import json, sys; print(json.load(open(sys.argv[1]))["digest"])' "$json" 2> /dev/null)" || digest_of_plan=""
 fi
 printf '{"account": "%s", "command": "%s", "exit_code": %d, "planned": %s}\n' \
   "$account" "$command" "$code" "$planned" > "$out/result.json"

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -14,6 +16,38 @@ def write_atomically(path: Path, text: str) -> None:
     The temporary file sits beside `path` (same file system, so the rename is atomic) and
     is created with mode 0600: saved plans and emulator states are not for other users.
     """
+    _through_temporary(path, text, lambda temporary: os.replace(temporary, path))
+
+
+def write_new(path: Path, text: str) -> None:
+    """Write `text` to `path` only if nothing is there: `FileExistsError` otherwise.
+
+    Decided when the file appears, not before: a file (or a link) created at `path` while
+    the caller worked is never replaced. The complete file appears at once (a hard link to
+    the temporary file), or, where links are not supported, is created exclusively.
+    """
+
+    def link(temporary: str) -> None:
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            raise
+        except OSError:
+            # No hard links here (some network and FUSE file systems): exclusive creation.
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+            created = os.open(path, flags, 0o600)
+            try:
+                with os.fdopen(created, "w", encoding="utf-8") as handle:
+                    handle.write(text)
+            except BaseException:
+                os.unlink(path)  # ours, and incomplete
+                raise
+        os.unlink(temporary)
+
+    _through_temporary(path, text, link)
+
+
+def _through_temporary(path: Path, text: str, publish: Callable[[str], None]) -> None:
     try:
         fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as error:
@@ -23,7 +57,11 @@ def write_atomically(path: Path, text: str) -> None:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(temporary, path)
+        publish(temporary)
+    except FileExistsError:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(path)) from None
     except OSError as error:
         with contextlib.suppress(OSError):
             os.unlink(temporary)

@@ -641,7 +641,7 @@ def export_command(
     """Write the live sources as a desired-state file (never over an existing one)."""
     import asyncio
 
-    from reconciler.atomic import write_atomically
+    from reconciler.atomic import write_new
     from reconciler.errors import ConfigurationError
     from reconciler.export import export_yaml, merged_yaml
     from reconciler.loader import load
@@ -651,11 +651,12 @@ def export_command(
     with _exit_codes([merge] if merge else []):
         if out is not None and merge is not None:
             raise ConfigurationError("--out and --merge exclude each other: choose one")
+        exists = ConfigurationError(
+            f"{out} exists, and export never overwrites a file: use --merge {out} to "
+            "add the live sources it lacks, or choose another --out"
+        )
         if out is not None and (out.exists() or out.is_symlink()):
-            raise ConfigurationError(
-                f"{out} exists, and export never overwrites a file: use --merge {out} to "
-                "add the live sources it lacks, or choose another --out"
-            )
+            raise exists
         if merge is not None:
             load([merge], resolve=False)  # only a valid file is merged into
             text = merge.read_text(encoding="utf-8")
@@ -666,6 +667,12 @@ def export_command(
             if not exported.added:
                 click.echo(f"Nothing to add: every live source is in {merge}.", err=True)
                 return
+            if merge.read_text(encoding="utf-8") != text:
+                # Edited while the sources were listed: writing would lose that edit.
+                raise ConfigurationError(
+                    f"{merge} changed while export listed the live sources, and --merge "
+                    "never loses an edit: nothing was written; run export --merge again"
+                )
             _rewrite(merge, scrub(exported.text))
             click.echo(f"Added {_sources(exported.added)} to {merge}.", err=True)
         elif out is None:
@@ -673,7 +680,11 @@ def export_command(
             click.echo(exported.text, nl=False)
         else:
             exported = export_yaml(live)
-            write_atomically(out, scrub(exported.text))
+            try:
+                # Checked again as the file appears: one made while listing is kept.
+                write_new(out, scrub(exported.text))
+            except FileExistsError:
+                raise exists from None
             click.echo(f"Wrote {_sources(exported.added)} to {out}.", err=True)
         if exported.variables:
             click.echo(
@@ -685,12 +696,17 @@ def export_command(
 
 
 def _rewrite(path: Path, text: str) -> None:
-    """Replace a user's file atomically, keeping its permissions (the temporary is 0600)."""
+    """Replace a user's file atomically, keeping its permissions (the temporary is 0600).
+
+    A link is kept and its target rewritten (the loader has checked that it stays in the
+    repository): replacing the link would leave a copy in its place and the target as it was.
+    """
     from reconciler.atomic import write_atomically
 
-    mode = stat.S_IMODE(path.stat().st_mode)
-    write_atomically(path, text)
-    path.chmod(mode)
+    target = path.resolve(strict=True)
+    mode = stat.S_IMODE(target.stat().st_mode)
+    write_atomically(target, text)
+    target.chmod(mode)
 
 
 def _sources(count: int) -> str:

@@ -414,7 +414,11 @@ class ImgixClient:
         if subdomain is not None:
 
             async def recover(budget: _Budget) -> dict[str, Any] | None:
-                return await self._find_by_subdomain(subdomain, budget)
+                found = await self._find_by_subdomain(subdomain, budget)
+                if found is None or not _made_by(found["data"], attributes):
+                    # Another run, or the dashboard, made it meanwhile: not this create's.
+                    return None
+                return found
 
         document = await self._call(
             "POST", "sources", body=body, kind="create", recover=recover, secrets=attributes
@@ -764,6 +768,25 @@ def _first_subdomain(attributes: Mapping[str, Any]) -> str | None:
     if isinstance(subdomains, list) and subdomains and isinstance(subdomains[0], str):
         return subdomains[0]
     return None
+
+
+def _made_by(resource: Mapping[str, Any], attributes: Mapping[str, Any]) -> bool:
+    """Whether a listed source can be the one a create of `attributes` made.
+
+    Its name, type and annotation (which carries the marker: owner and fingerprints) are
+    those sent, where the listing shows them; the other values the API may normalise.
+    """
+    listed = resource.get("attributes")
+    if not isinstance(listed, Mapping):
+        return False
+    if "name" in attributes and listed.get("name") != attributes["name"]:
+        return False
+    sent, have = attributes.get("deployment"), listed.get("deployment")
+    if not isinstance(sent, Mapping) or not isinstance(have, Mapping):
+        return True
+    return all(
+        have[key] == sent[key] for key in ("type", "annotation") if key in sent and key in have
+    )
 
 
 def _is_unknown_outcome(outcome: httpx.Response | httpx.TransportError) -> bool:

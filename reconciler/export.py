@@ -31,6 +31,7 @@ from reconciler.errors import ExportError
 from reconciler.live import LiveSource
 from reconciler.loader import LoadError, load
 from reconciler.plan import same_json
+from reconciler.references import reserved_variable
 from reconciler.specs import (
     ALLOW_UNKNOWN_PARAMS,
     DEPLOYMENT_MODELS,
@@ -53,12 +54,17 @@ def secret_variable(source: LiveSource, field: str, taken: set[str]) -> str:
     """A readable, unique environment variable name for one secret of one source.
 
     Valid in a shell and as a GitHub secret name: `[A-Z_][A-Z0-9_]*`, no `GITHUB_`
-    prefix, at most `MAX_VARIABLE_LENGTH` characters.
+    prefix, none a file may not reference, at most `MAX_VARIABLE_LENGTH` characters.
     """
     suffix = "_" + _variable_part(field)
     tag = _variable_part(source.id)[-6:]
     slug = _variable_part(source.name) or _variable_part(f"SOURCE_{tag}")
-    if slug[0].isdigit() or slug.startswith("GITHUB_") or slug == "GITHUB":
+    if (
+        slug[0].isdigit()
+        or slug.startswith("GITHUB_")
+        or slug == "GITHUB"
+        or reserved_variable(slug + suffix)
+    ):
         slug = f"SOURCE_{slug}"
     candidates = [slug, f"{slug}_{tag}" if tag else slug]
     for candidate in candidates:

@@ -374,9 +374,14 @@ async def list_live(connection: Connection) -> list[LiveSource]:
 
 def _saved_plan_key(connection: Connection, environ: Mapping[str, str] | None) -> bytes:
     # Derived from the fingerprint key rather than equal to it, so a MAC of one kind can
-    # never pass for the other.
+    # never pass for the other; and from the API key, which stands for the account (the
+    # API names none): a fingerprint key shared by several accounts must not let a plan
+    # made for one apply to another.
+    account = hashlib.sha256(connection.api_key.encode()).digest()
     return hmac.new(
-        fingerprint_key(connection, environ), b"imgix-reconciler saved plan", hashlib.sha256
+        fingerprint_key(connection, environ),
+        b"imgix-reconciler saved plan\0" + account,
+        hashlib.sha256,
     ).digest()
 
 
@@ -451,7 +456,8 @@ def check_saved_plan(
         raise PlanFileError(
             "the plan's MAC does not match its content: it was edited or forged after "
             f"`plan --out`, or saved with another key ({FINGERPRINT_KEY_VARIABLE}, or "
-            f"{API_KEY_VARIABLE} when that is unset); nothing was written"
+            f"{API_KEY_VARIABLE} when that is unset) or for another API key (another "
+            "account); nothing was written"
         )
     if saved.api_url is None:
         raise PlanFileError("the plan records no API (`api_url`): plan again with `plan --out`")

@@ -136,7 +136,27 @@ def read_located(
     return value
 
 
+# Variables holding the tool's own credentials and settings (the API key, the fingerprint
+# key, the action's bundle of source secrets) and the runner's tokens: a file that
+# referenced one would have it written into a source, where the dashboard or any other
+# API key of the account reads it back (an `annotation`, a `default_params` value).
+RESERVED_VARIABLES = frozenset(
+    {"IMGIX_API_KEY", "IMGIX_SOURCE_SECRETS", "GITHUB_TOKEN", "GH_TOKEN"}
+)
+RESERVED_PREFIXES = ("IMGIX_RECONCILER_", "ACTIONS_")
+
+
+def reserved_variable(name: str) -> bool:
+    """Whether `{env: name}` would read a credential of the tool or of the CI runner."""
+    return name in RESERVED_VARIABLES or name.startswith(RESERVED_PREFIXES)
+
+
 def _environment(name: str, environ: Mapping[str, str]) -> str:
+    if reserved_variable(name):
+        raise UnreadableReference(
+            f"environment variable {name} holds a credential of imgix-reconciler or of the "
+            "CI runner, which a desired-state file may not reference: use a variable of its own"
+        )
     if name not in environ:
         raise MissingReference(f"environment variable {name} is not set")
     if not environ[name]:

@@ -546,3 +546,43 @@ def test_drift_opens_updates_then_closes_one_issue(
     (issue,) = github.state["issues"]
     assert issue["state"] == "closed"
     assert github.state["comments"][str(issue["number"])][0]["body"].startswith("Back in sync")
+
+
+# What a pull request from a fork can hold at the root of its files: modules named like the
+# tool's and the standard library's. A maintainer's plan of it runs the action in that
+# checkout, with the account's secrets in the environment.
+PLANTED = {
+    "reconciler/__init__.py": "",
+    "reconciler/__main__.py": "import os\nopen('pwned', 'w').write(os.environ['IMGIX_API_KEY'])\n",
+    "reconciler/github.py": "import os\nopen('pwned', 'w').write(os.environ['IMGIX_API_KEY'])\n",
+    "json.py": "import os\nopen('pwned', 'w').write(os.environ['IMGIX_API_KEY'])\n",
+}
+
+
+def test_modules_in_the_planned_checkout_never_run_in_place_of_the_tool(
+    runner: FakeRunner,
+) -> None:
+    _sources(runner, "Products")
+    for name, text in PLANTED.items():
+        (runner.workspace / name).parent.mkdir(exist_ok=True)
+        (runner.workspace / name).write_text(text, encoding="utf-8")
+
+    plan = runner.step({**CANARY_ENV}, command="plan", files="sources.yaml", account="main")
+
+    assert not (runner.workspace / "pwned").exists()
+    assert plan.returncode == 0, plan.stderr
+    assert plan.outputs["exit-code"] == "2"
+    assert plan.outputs["digest"].startswith("sha256:")
+
+
+def test_every_python_the_action_starts_is_isolated_from_the_working_directory() -> None:
+    # `python -m` and `python -c` put the working directory (the checked-out files) first
+    # on the module path; `-I` leaves it out.
+    for script in sorted((ROOT / "action").glob("*.sh")):
+        for number, line in enumerate(script.read_text("utf-8").splitlines(), 1):
+            code = line.split("#", 1)[0]
+            for start in ("python3 -", 'python" -', "python -"):
+                at = code.find(start)
+                if at >= 0:
+                    flags = code[at + len(start) - 1 :].split()
+                    assert flags[0] == "-I", f"{script.name}:{number}: {line.strip()}"

@@ -18,13 +18,16 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
 from conftest import FakeClock
-from console import apply_directly, child_env, invoke, run_cli, writes_since
+from console import UNPACED, apply_directly, child_env, invoke, run_cli, writes_since
+from starlette.responses import Response
 
-from reconciler.emulator import EMULATOR_API_KEY, RateLimits, SourceStore
+from reconciler.emulator import EMULATOR_API_KEY, RateLimits, SourceStore, create_app
+from reconciler.emulator.server import running_app
 from reconciler.pacing import Pacing
 from reconciler.progress import ApplyProgress
 from reconciler.reconcile import Connection, apply_with_report, plan_files
@@ -380,3 +383,50 @@ def test_apply_format_json_prints_one_report_document_that_its_schema_accepts(
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["results"] == []
     assert "Nothing to do." in done.stderr
+
+
+class LosesFirstCreate:
+    """A gateway in front of the API that answers the first create 502 without passing it on."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.lost = False
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and not self.lost:
+            self.lost = True
+            await Response("<html>502 Bad Gateway</html>", status_code=502)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def test_a_create_whose_answer_was_lost_never_claims_a_source_another_run_made(
+    store: SourceStore, tmp_path: Path, fake_clock: FakeClock
+) -> None:
+    # Two runs at once (two merges, a retry, someone in the dashboard) create a source
+    # for the same subdomain: this run's create never arrives, the other's does.
+    file = tmp_path / "sources.yaml"
+    file.write_text(sites(1, ttl=86400))
+    gateway = LosesFirstCreate(create_app(store))
+    with running_app(gateway) as url:
+        connection = Connection(
+            url, EMULATOR_API_KEY, pacing=UNPACED, clock=fake_clock, sleep=fake_clock.sleep
+        )
+        made = asyncio.run(plan_files([file], connection, environ={}))
+        store.create_source(
+            {
+                "name": "Site 0",
+                "deployment": {
+                    "type": "webfolder",
+                    "imgix_subdomains": ["e2e-site-0"],
+                    "webfolder_base_url": "https://elsewhere.example/",
+                },
+            }
+        )
+        report = asyncio.run(apply_with_report(made.plan, connection, environ={}))
+
+    (result,) = report.results
+    assert (result.outcome, result.source_id) == ("failed", None)
+    assert result.error is not None and "e2e-site-0" in result.error
+    (only,) = store.sources.values()
+    assert only.deployment["webfolder_base_url"] == "https://elsewhere.example/"

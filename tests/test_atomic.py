@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.atomic import write_atomically
+from reconciler.atomic import write_atomically, write_new
 
 
 def test_writes_the_text_privately_and_leaves_no_temporary_file(tmp_path: Path) -> None:
@@ -25,3 +25,28 @@ def test_an_error_names_the_path_asked_for_and_cleans_up(tmp_path: Path, where: 
         write_atomically(target, "text")
     assert caught.value.filename == str(target)
     assert sorted(os.listdir(tmp_path)) == (["out"] if where == "a directory" else [])
+
+
+@pytest.mark.parametrize("links", ["hard links", "no hard links"])
+def test_a_new_file_never_replaces_what_is_there(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, links: str
+) -> None:
+    if links == "no hard links":
+
+        def unsupported(*args: object, **kwargs: object) -> None:
+            raise PermissionError(1, "Operation not permitted")
+
+        monkeypatch.setattr(os, "link", unsupported)
+    target = tmp_path / "sources.yaml"
+    write_new(target, "new")
+    assert target.read_text() == "new"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+
+    dangling = tmp_path / "dangling.yaml"
+    dangling.symlink_to(tmp_path / "nowhere")
+    for there in (target, dangling):
+        with pytest.raises(FileExistsError) as caught:
+            write_new(there, "other")
+        assert caught.value.filename == str(there)
+    assert target.read_text() == "new" and not (tmp_path / "nowhere").exists()
+    assert sorted(os.listdir(tmp_path)) == ["dangling.yaml", "sources.yaml"]

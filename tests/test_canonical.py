@@ -167,3 +167,23 @@ def test_fmt_command_rewrites_checks_and_refuses_an_invalid_file(tmp_path: Path)
     assert refused.exit_code == 1
     assert refused.stderr.startswith(f"{invalid}:4:")
     assert invalid.read_text().endswith("{type: ftp}\n")
+
+
+def test_fmt_of_a_linked_file_formats_its_target_and_keeps_the_link(tmp_path: Path) -> None:
+    # One account's file linked under the name CI plans: the link is the repository's.
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "accounts").mkdir()
+    target = tmp_path / "accounts" / "main.yaml"
+    target.write_text(MESSY)
+    target.chmod(0o644)
+    link = tmp_path / "sources.yaml"
+    link.symlink_to(Path("accounts") / "main.yaml")
+
+    done = invoke("fmt", link)
+
+    assert done.exit_code == 0, done.output
+    assert done.stderr == f"{link}: reformatted\n"
+    assert link.is_symlink() and link.readlink() == Path("accounts") / "main.yaml"
+    assert target.read_text() == CANONICAL
+    assert target.stat().st_mode & 0o777 == 0o644
+    assert sorted(p.name for p in (tmp_path / "accounts").iterdir()) == ["main.yaml"]

@@ -791,3 +791,38 @@ def test_plan_of_an_invalid_file_closes_with_a_summary_line(tmp_path: Path) -> N
     result = invoke("plan", bad, "--emulator")
     assert result.exit_code == 1
     assert result.stderr.splitlines()[-1] == "4 errors in 1 of 1 file"
+
+
+@pytest.mark.parametrize(
+    ("attribute", "variable"),
+    [
+        ("annotation", "IMGIX_API_KEY"),
+        ("annotation", "IMGIX_RECONCILER_FINGERPRINT_KEY"),
+        ("password", "IMGIX_SOURCE_SECRETS"),
+        ("password", "ACTIONS_ID_TOKEN_REQUEST_TOKEN"),
+    ],
+)
+def test_a_file_never_writes_a_credential_of_the_tool_or_the_runner_into_a_source(
+    store: SourceStore, emulator_url: str, tmp_path: Path, attribute: str, variable: str
+) -> None:
+    # A pull request's file: merged, its apply would put the value where the dashboard,
+    # or any other key of the account, reads it back.
+    file = tmp_path / "sources.yaml"
+    file.write_text(
+        "version: 1\nsources:\n  - name: Leak\n    deployment:\n      type: webfolder\n"
+        "      imgix_subdomains: [e2e-leak]\n      webfolder_base_url: https://leak.example/\n"
+        f"      {attribute}: {{env: {variable}}}\n"
+    )
+    value = "credential-value-0f3e9a7c51"
+    env = {variable: value, "IMGIX_SOURCE_SECRETS": f"X={value}"}
+    mark = len(store.request_log)
+
+    for command, *options in (("plan",), ("apply", "--auto-approve")):
+        result = invoke(command, file, *options, "--api-url", emulator_url, env=env)
+        assert result.exit_code == 1, result.output
+        assert result.stderr.startswith(
+            f"{file}:8:{len(attribute) + 9}: deployment.{attribute}: environment variable "
+            f"{variable} holds a credential of imgix-reconciler or of the CI runner"
+        )
+        assert value not in result.output + result.stderr
+    assert writes_since(store, mark) == []

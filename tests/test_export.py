@@ -19,6 +19,7 @@ from reconciler.export import (
     merged_yaml,
 )
 from reconciler.live import LiveSource
+from reconciler.references import reserved_variable
 from reconciler.specs import DesiredState
 
 BLOG = LiveSource(
@@ -107,6 +108,9 @@ def variables_of(sources: list[LiveSource]) -> list[str]:
         ("!!!", "SOURCE_ABC123_PASSWORD"),
         ("GitHub assets", "SOURCE_GITHUB_ASSETS_PASSWORD"),
         ("a\r\nb; rm -rf /", "A_B_RM_RF_PASSWORD"),
+        ("imgix reconciler", "SOURCE_IMGIX_RECONCILER_PASSWORD"),
+        ("Actions", "SOURCE_ACTIONS_PASSWORD"),
+        ("imgix assets", "IMGIX_ASSETS_PASSWORD"),
     ],
 )
 def test_variable_names_are_valid_shell_and_github_secret_names(name: str, variable: str) -> None:
@@ -142,6 +146,7 @@ def test_any_names_give_valid_unique_variables(names: list[str]) -> None:
         assert VALID_VARIABLE.fullmatch(variable), variable
         assert len(variable) <= MAX_VARIABLE_LENGTH
         assert not variable.startswith("GITHUB_")
+        assert not reserved_variable(variable)
 
 
 def test_a_live_value_of_another_json_type_than_the_default_is_an_error() -> None:

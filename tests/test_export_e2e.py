@@ -6,6 +6,7 @@ out). Commands run against it over real HTTP on 127.0.0.1.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from console import (
 from ruamel.yaml import YAML
 
 from reconciler.emulator import SourceStore
+from reconciler.live import LiveSource
 from reconciler.loader import load
 from reconciler.secrets import declared_secrets
 
@@ -201,3 +203,76 @@ def test_a_live_source_the_format_cannot_express_fails_the_export_and_writes_not
         "to 1800\n"
     )
     assert result.stdout == "" and not out.exists()
+
+
+def _listing_then(monkeypatch: pytest.MonkeyPatch, meanwhile: Callable[[], None]) -> None:
+    """Run `meanwhile` once the live sources are listed, before export writes."""
+    from reconciler import reconcile
+
+    listed = reconcile.list_live
+
+    async def list_then_act(connection: reconcile.Connection) -> list[LiveSource]:
+        live = await listed(connection)
+        meanwhile()
+        return live
+
+    monkeypatch.setattr(reconcile, "list_live", list_then_act)
+
+
+@pytest.mark.parametrize("made", ["a file", "a link"])
+def test_a_file_made_at_the_out_path_while_listing_is_never_replaced(
+    store: SourceStore,
+    emulator_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    made: str,
+) -> None:
+    apply_directly(emulator_url, write_sources(tmp_path), CANARY_ENV)
+    out = tmp_path / "exported.yaml"
+    elsewhere = tmp_path / "elsewhere.txt"
+    elsewhere.write_text("someone's file\n")
+
+    def make() -> None:
+        if made == "a file":
+            out.write_text("written meanwhile\n")
+        else:
+            out.symlink_to(elsewhere)
+
+    _listing_then(monkeypatch, make)
+    result = invoke("export", "--out", out, "--api-url", emulator_url)
+
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"error: {out} exists, and export never overwrites a file")
+    if made == "a file":
+        assert out.read_text() == "written meanwhile\n"
+    else:
+        assert out.is_symlink() and elsewhere.read_text() == "someone's file\n"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_an_edit_made_to_the_merged_file_while_listing_is_never_lost(
+    store: SourceStore, emulator_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    apply_directly(emulator_url, write_sources(tmp_path), CANARY_ENV)
+    hand_written = tmp_path / "sources.yaml"
+    store.create_source(
+        {
+            "name": "Made in the dashboard",
+            "deployment": {
+                "type": "webfolder",
+                "imgix_subdomains": ["e2e-dashboard"],
+                "webfolder_base_url": "https://dashboard.e2e.example/",
+            },
+        }
+    )
+    edited = "# An edit saved while export listed.\n" + hand_written.read_text()
+    _listing_then(monkeypatch, lambda: hand_written.write_text(edited))
+
+    result = invoke("export", "--merge", hand_written, "--api-url", emulator_url)
+
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"error: {hand_written} changed while export listed the live sources, and --merge "
+        "never loses an edit: nothing was written; run export --merge again\n"
+    )
+    assert hand_written.read_text() == edited

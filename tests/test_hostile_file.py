@@ -76,7 +76,7 @@ REFERENCED = """\
       imgix_subdomains: [hostile-referenced]
       webfolder_base_url: {env: HOSTILE_BASE_URL}
       annotation: {env: S3_SECRET_KEY}
-      username: {env: GITHUB_TOKEN}
+      username: {env: HOSTILE_TOKEN}
       password: {file: secrets/password.txt}
   - name: Bucket
     deployment:
@@ -89,7 +89,7 @@ REFERENCED = """\
 REFERENCED_ENV = {
     "HOSTILE_BASE_URL": "https://canary-base-7d1.example/",
     "S3_SECRET_KEY": 'aws "secret" \\ <key> & é-7d1',
-    "GITHUB_TOKEN": "ghp_canaryGitHubToken7d1",
+    "HOSTILE_TOKEN": "ghp_canaryGitHubToken7d1",
     "HOSTILE_ACCESS_KEY": "AKIACANARY7D1",
 }
 REFERENCED_FILES = {"password.txt": "pass<&>word-7d1", "bucket.txt": "canary-bucket-7d1"}
@@ -110,13 +110,13 @@ def test_values_read_through_references_never_reach_a_plan_in_any_format(
     texts = []
     for result, plan_file in plan_in_every_format(sources, saved, emulator_url, REFERENCED_ENV):
         texts += [streams(result), plan_file]
-        assert "GITHUB_TOKEN" in result.stdout and "secrets/bucket.txt" in result.stdout
+        assert "HOSTILE_TOKEN" in result.stdout and "secrets/bucket.txt" in result.stdout
     # The pull-request comment, from a fresh process: nothing registered before it started.
     comment = run_cli(
         "plan", sources, "--format", "markdown", "--api-url", emulator_url, env=REFERENCED_ENV
     )
     assert comment.returncode == 0, comment.stderr
-    assert '| <code>deployment.username</code> |  | <code>{"env": "GITHUB_TOKEN"}</code> |' in (
+    assert '| <code>deployment.username</code> |  | <code>{"env": "HOSTILE_TOKEN"}</code> |' in (
         comment.stdout
     )
     texts.append(output_of(comment))
@@ -126,7 +126,7 @@ def test_values_read_through_references_never_reach_a_plan_in_any_format(
     plan = Plan.model_validate_json(saved.read_text())
     after = {c.path: c.after for a in plan.actions for c in a.changes}
     assert after["deployment.annotation"] == {"env": "S3_SECRET_KEY"}
-    assert after["deployment.username"] == {"env": "GITHUB_TOKEN"}
+    assert after["deployment.username"] == {"env": "HOSTILE_TOKEN"}
     assert after["deployment.webfolder_base_url"] == {"env": "HOSTILE_BASE_URL"}
     assert after["deployment.s3_bucket"] == {"file": "secrets/bucket.txt"}
 
@@ -145,7 +145,7 @@ def test_a_saved_plan_sends_the_referenced_values_and_prints_none(
     assert applied.exit_code == 0, applied.stderr
     sent = [deployment_of(entry.body) for entry in writes_since(emulator_store, mark)]
     referenced = next(d for d in sent if d.get("type") == "webfolder")
-    assert referenced["username"] == REFERENCED_ENV["GITHUB_TOKEN"]
+    assert referenced["username"] == REFERENCED_ENV["HOSTILE_TOKEN"]
     assert referenced["webfolder_base_url"] == REFERENCED_ENV["HOSTILE_BASE_URL"]
     assert referenced["annotation"].startswith(
         REFERENCED_ENV["S3_SECRET_KEY"] + " [imgix-reconciler"
@@ -160,16 +160,16 @@ def test_a_saved_plan_sends_the_referenced_values_and_prints_none(
         "plan", sources, "--format", "json", "--api-url", emulator_url, env=REFERENCED_ENV
     )
     assert again.exit_code == 0 and json.loads(again.stdout)["actions"] == [], again.stderr
-    rotated = {**REFERENCED_ENV, "GITHUB_TOKEN": "ghp_rotatedCanaryToken7d1"}
+    rotated = {**REFERENCED_ENV, "HOSTILE_TOKEN": "ghp_rotatedCanaryToken7d1"}
     patch = invoke("plan", sources, "--format", "json", "--api-url", emulator_url, env=rotated)
     (action,) = json.loads(patch.stdout)["actions"]
     (change,) = [c for c in action["changes"] if c["path"] == "deployment.username"]
     assert change == {
         "path": "deployment.username",
         "before": HIDDEN,
-        "after": {"env": "GITHUB_TOKEN"},
+        "after": {"env": "HOSTILE_TOKEN"},
     }
-    assert_nowhere([*values, rotated["GITHUB_TOKEN"]], streams(again), streams(patch))
+    assert_nowhere([*values, rotated["HOSTILE_TOKEN"]], streams(again), streams(patch))
 
 
 # --------------------------------------------------------------------------- confinement
@@ -365,25 +365,25 @@ def test_merge_keys_count_against_the_expansion_budget_and_end_quickly(tmp_path:
     ("lines", "expected"),
     [
         (
-            "      type: webfolder\n      webfolder_base_url: {env: IMGIX_API_KEY}\n",
+            "      type: webfolder\n      webfolder_base_url: {env: HOSTILE_KEY}\n",
             "deployment.webfolder_base_url: must be an absolute http(s) URL (the value of "
-            "{env: IMGIX_API_KEY})",
+            "{env: HOSTILE_KEY})",
         ),
         (
             "      type: azure\n      azure_account: acct-name\n      azure_bucket: bucket-name\n"
             "      azure_sas_string: {env: HOSTILE_SECRET}\n"
-            "      azure_service_type: {env: IMGIX_API_KEY}\n",
+            "      azure_service_type: {env: HOSTILE_KEY}\n",
             "deployment.azure_service_type: must be 'blob' or 'file' (the value of "
-            "{env: IMGIX_API_KEY})",
+            "{env: HOSTILE_KEY})",
         ),
         (
             "      type: s3\n      s3_access_key: AKIAEXAMPLE1\n      s3_bucket: a-bucket\n"
             "      s3_secret_key: {env: HOSTILE_SECRET}\n"
-            "      cache_ttl_value: {env: IMGIX_API_KEY}\n",
+            "      cache_ttl_value: {env: HOSTILE_KEY}\n",
             "deployment.cache_ttl_value: cache_ttl_value cannot take a reference",
         ),
         (
-            "      type: webproxy\n      request_handshake: {env: IMGIX_API_KEY}\n",
+            "      type: webproxy\n      request_handshake: {env: HOSTILE_KEY}\n",
             "deployment.request_handshake: must be exactly 32 latin-1 characters",
         ),
     ],
@@ -396,7 +396,8 @@ def test_a_referenced_value_failing_a_check_is_never_echoed(
         tmp_path,
         "  - name: Checked\n    deployment:\n      imgix_subdomains: [hostile-checked]\n" + lines,
     )
-    env = {"IMGIX_API_KEY": api_key, "HOSTILE_SECRET": "hostile-secret-5e2"}
+    # HOSTILE_KEY holds the API key too: IMGIX_API_KEY itself no file may reference.
+    env = {"IMGIX_API_KEY": api_key, "HOSTILE_KEY": api_key, "HOSTILE_SECRET": "hostile-secret-5e2"}
     validated = invoke("validate", sources, env=env)
     planned = invoke("plan", sources, "--format", "markdown", "--api-url", emulator_url, env=env)
     for result in (validated, planned):

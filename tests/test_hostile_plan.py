@@ -159,7 +159,7 @@ def assert_refused_before_any_request(
 MAC_MISMATCH = (
     "the plan's MAC does not match its content: it was edited or forged after `plan --out`, "
     "or saved with another key (IMGIX_RECONCILER_FINGERPRINT_KEY, or IMGIX_API_KEY when that "
-    "is unset); nothing was written"
+    "is unset) or for another API key (another account); nothing was written"
 )
 NO_MAC = (
     "the plan carries no MAC: only a plan saved by `plan --out` can be applied "
@@ -263,6 +263,24 @@ def test_the_fallback_key_follows_the_api_key(
     same = invoke("apply", plan_file, "--auto-approve", "--api-url", emulator_url, env=fallback)
     assert same.exit_code == 0, same.output + same.stderr
     assert len(writes_since(store, mark)) == 2
+
+
+def test_a_plan_saved_for_another_api_key_is_refused_though_the_fingerprint_key_is_shared(
+    store: SourceStore, emulator_url: str, sources: Path, tmp_path: Path
+) -> None:
+    # One fingerprint key for every account of an organisation: a plan made for one
+    # account (its creates above all) must not apply to another one at the same API.
+    plan_file = tmp_path / "plan.json"
+    saved_plan(sources, emulator_url, plan_file)
+    mark = len(store.request_log)
+
+    other = invoke(
+        "apply", plan_file, "--auto-approve", "--api-url", emulator_url,
+        env={**CI_ENV, "IMGIX_API_KEY": OTHER_API_KEY},
+    )  # fmt: skip
+
+    assert_refused_before_any_request(store, mark, other, plan_file, MAC_MISMATCH)
+    assert OTHER_API_KEY not in other.stderr
 
 
 def test_the_library_applies_a_saved_plan_only_when_authentic(

@@ -560,3 +560,73 @@ def _rich_without_colour(plan: Plan) -> str:
 def test_plain_text_is_what_rich_draws_without_colour(name: str) -> None:
     plan = nasty_plan(name)
     assert render(plan, "text", color=False) == _rich_without_colour(plan)
+
+
+def test_lists_of_long_names_above_the_sources_still_fit_a_github_comment() -> None:
+    # A pull request's names (or an owner read from a live marker) of any length, made of
+    # what escaping lengthens most: the summary lists name up to 20 of each.
+    name = "@_" * 3000
+    template = next(a for a in representative_plan().actions if a.action == "patch")
+    disables = [
+        template.model_copy(update={"source": f"{name}{n}", "destructive": True}) for n in range(25)
+    ]
+    owned = [OwnedElsewhere(source=f"{name}{n}", id="b" * 24, owner=name) for n in range(25)]
+    adoption = Adoption(
+        count=25,
+        sources=[SourceRef(id=f"{n:024x}", name=f"{name}{n}") for n in range(25)],
+        planned=False,
+        updates=25,
+        updates_per_hour=60,
+        hours=1,
+        detail="25 sources without an imgix-reconciler marker",
+    )
+    document = Plan(
+        digest="sha256:" + "0" * 64,
+        summary=Summary(create=0, patch=25, unchanged=0, unmanaged=0),
+        actions=disables,
+        owned_elsewhere=owned,
+        adoption=adoption,
+    )
+
+    output = render(document, "markdown")
+
+    assert len(output) < GITHUB_LIMIT
+    assert output.rstrip().endswith(f"Digest: `sha256:{'0' * 64}`")
+    assert "- … and 5 more" in output  # owned elsewhere, past the 20 named
+    assert "@&#8203;&#95;@&#8203;" in output and "…" in output
+    assert "**@&#8203;&#95;" in output  # the adoption notice kept its place, names cut
+
+
+def test_one_source_with_hundreds_of_long_values_hides_none_of_the_sources_after_it() -> None:
+    # A pull request puts first a source with 500 long default_params values (or a long
+    # name): the sources after it, the ones a reviewer must see, still show.
+    template = next(a for a in representative_plan().actions if a.action == "patch")
+    value = "@" * 400
+    bulky = template.model_copy(
+        update={
+            "source": "Bulky" + "@" * 50_000,
+            "changes": [
+                Change(path=f"deployment.default_params.p{n}", before=value, after=value + "!")
+                for n in range(500)
+            ],
+        }
+    )
+    quiet = template.model_copy(update={"source": "Quiet", "id": "c" * 24, "destructive": True})
+    document = Plan(
+        digest="sha256:" + "0" * 64,
+        summary=Summary(create=0, patch=2, unchanged=0, unmanaged=0, observed=1),
+        actions=[bulky, quiet],
+        observed=[
+            ObservedSource(action="patch", source="Watched", id="d" * 24, changes=bulky.changes)
+        ],
+    )
+
+    output = render(document, "markdown")
+
+    assert len(output) < GITHUB_LIMIT
+    assert "<details><summary><b>~ patch</b> Quiet" in output
+    assert "<details><summary><b>= observed</b> Watched" in output
+    assert "not shown" not in output
+    shown_rows = output.count("| <code>deployment.default_params.p")
+    assert 0 < shown_rows < 500 * 2
+    assert output.count(" more changes (see the JSON plan) | | |") == 2

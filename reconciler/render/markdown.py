@@ -15,6 +15,7 @@ from reconciler import redact
 from reconciler.plan import (
     Action,
     Adoption,
+    Change,
     Notice,
     ObservedSource,
     OwnedElsewhere,
@@ -50,6 +51,13 @@ GITHUB_LIMIT = 65_536
 BUDGET = 60_000
 MAX_CELL = 300
 MAX_NAMED = 20
+# Characters of markdown one name takes in a list of names (the destructive sources, the
+# sources owned elsewhere, the adoption notice): 20 of them stay a few thousand, whatever
+# the names hold (escaping can make one character eight).
+MAX_LISTED_NAME = 200
+# Characters of attribute rows one source's section shows: a source with hundreds of long
+# values (its `default_params`) must not take the whole comment and hide the sources after it.
+MAX_SECTION_ROWS = 8_000
 # Space kept for each of the notices and unmanaged lists when sources alone would fill it.
 TAIL_SHARE = 5_000
 
@@ -121,7 +129,7 @@ def _destructive(plan: Plan) -> list[str]:
     names = [a.source for a in plan.actions if a.destructive]
     if not names:
         return []
-    listed = ", ".join(markdown_text(_short(n)) for n in names[:MAX_NAMED])
+    listed = ", ".join(_listed(n) for n in names[:MAX_NAMED])
     if len(names) > MAX_NAMED:
         listed += f" and {len(names) - MAX_NAMED} more"
     verb = "disables" if len(names) == 1 else "disable"
@@ -173,6 +181,17 @@ def _short(value: str) -> str:
     return value if len(value) <= MAX_CELL else value[: MAX_CELL - 1] + "…"
 
 
+def _listed(name: str, limit: int = MAX_LISTED_NAME) -> str:
+    """`name` as inert markdown of at most `limit` characters, cut with "…" when longer."""
+    shown = markdown_text(name)
+    kept = len(name)
+    while len(shown) > limit:
+        # Escaping lengthens some characters: keep the share of the text that fits.
+        kept = min(kept - 1, kept * (limit - 1) // len(shown))
+        shown = markdown_text(name[:kept]) + "…"
+    return shown
+
+
 def _cell(value: str) -> str:
     return _code(_short(value))
 
@@ -193,7 +212,7 @@ def _digest(digest: str) -> str:
 
 
 def _action(names: dict[str, str], action: Action) -> str:
-    summary = f"<b>{_SIGN[action.action]} {action.action}</b> {markdown_text(action.source)}"
+    summary = f"<b>{_SIGN[action.action]} {action.action}</b> {_listed(action.source)}"
     if action.id:
         summary += f" ({_code(action.id)})"
     if action.destructive:
@@ -202,33 +221,45 @@ def _action(names: dict[str, str], action: Action) -> str:
     if action.destructive:
         lines += [f"**⚠ {DISABLES}**", ""]
     for flag in action_flags(action):
-        lines += [f"**⚠ {markdown_text(flag)}**", ""]
+        lines += [f"**⚠ {_listed(flag, 2 * MAX_LISTED_NAME)}**", ""]
     for name in waits_for(names, action):
-        lines += [f"Applied after {markdown_text(name)} (it releases a hostname this claims).", ""]
+        lines += [f"Applied after {_listed(name)} (it releases a hostname this claims).", ""]
     lines += ["| attribute | before | after |", "|---|---|---|"]
-    for change in action.changes:
-        before = "" if action.action == "create" else _cell(shown(change.before))
-        after = _cell(shown(change.after))
-        lines.append(f"| {_code(change.path)} | {before} | {after} |")
+    lines += _rows(action.changes, creates=action.action == "create")
     lines += ["", "</details>", ""]
     return "\n".join(lines)
 
 
+def _rows(changes: list[Change], *, creates: bool) -> list[str]:
+    """A table row per change, until about `MAX_SECTION_ROWS` characters; then how many more."""
+    rows: list[str] = []
+    size = 0
+    for count, change in enumerate(changes):
+        if size > MAX_SECTION_ROWS:
+            left = len(changes) - count
+            more = f"{left} more change{'s' if left != 1 else ''}"
+            rows.append(f"| … and {more} (see the JSON plan) | | |")
+            break
+        before = "" if creates else _cell(shown(change.before))
+        rows.append(f"| {_code(change.path)} | {before} | {_cell(shown(change.after))} |")
+        size += len(rows[-1])
+    return rows
+
+
 def _observed(observed: ObservedSource) -> str:
-    summary = f"<b>= observed</b> {markdown_text(observed.source)}"
+    summary = f"<b>= observed</b> {_listed(observed.source)}"
     if observed.id:
         summary += f" ({_code(observed.id)})"
     lines = ["", f"<details><summary>{summary}</summary>", ""]
     lines += ["| attribute | live | file |", "|---|---|---|"]
-    for change in observed.changes:
-        before = "" if observed.action == "create" else _cell(shown(change.before))
-        lines.append(f"| {_code(change.path)} | {before} | {_cell(shown(change.after))} |")
+    lines += _rows(observed.changes, creates=observed.action == "create")
     lines += ["", "</details>", ""]
     return "\n".join(lines)
 
 
 def _owned(owned: OwnedElsewhere) -> str:
-    return f"- {markdown_text(owned.source)} ({_code(owned.id)}): owned by {_code(owned.owner)}"
+    source, where, owner = _listed(owned.source), _listed(owned.id), _listed(owned.owner)
+    return f"- {source} (<code>{where}</code>): owned by <code>{owner}</code>"
 
 
 def _notice(notice: Notice) -> str:
@@ -238,7 +269,7 @@ def _notice(notice: Notice) -> str:
 
 def _adoption(adoption: Adoption) -> str:
     names, hidden = adoption_names(adoption)
-    listed = ", ".join(f"**{markdown_text(name)}**" for name in names)
+    listed = ", ".join(f"**{_listed(name)}**" for name in names)
     more = f" and {hidden} more" if hidden else ""
     return f"- {markdown_text(adoption.detail)}: {listed}{more}\n"
 
