@@ -386,11 +386,10 @@ def _plan(
                     adoption_updates += outcome.adoption_updates
             else:
                 settled[match.index] = outcome
-    rest = (
-        ([] if len(quiet) == len(matches) else [m for m in matches if m.index not in quiet])
-        if quiet
-        else matches
-    )
+    if len(quiet) == len(matches):
+        rest: list[Match] = []
+    else:
+        rest = [m for m in matches if m.index not in quiet] if quiet else matches
 
     actions: list[tuple[Match, Action]] = []
     observed: list[ObservedSource] = []
