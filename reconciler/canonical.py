@@ -76,6 +76,14 @@ def reorder(
         above[following] = _take_lines_after(mapping, key)
     for key in wanted:
         mapping.move_to_end(key)
+    # ruamel keeps comment lines between a nested value's end and the next key with that
+    # key, at the nested value's indentation: moved with the key, they take its indentation.
+    column = mapping.lc.col
+    for key in keys:
+        entry = mapping.ca.items.get(key)
+        for token in (entry[1] or []) if entry and column is not None else []:
+            if token is not None:
+                token.start_mark = CommentMark(column)
     _put_first_lines(mapping, parent, wanted[0], above.pop(wanted[0], ""))
     for key, following in zip(wanted, [*wanted[1:], None], strict=True):
         _add_lines_after(mapping, key, above.get(following, ""))

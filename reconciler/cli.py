@@ -299,7 +299,9 @@ def _exit_codes(files: Sequence[Path] = ()) -> Iterator[None]:
         github.annotate(error.located)
         if isinstance(error, LoadError):
             if files:
-                _stderr_line(summarize(error.errors, [str(file) for file in files]))
+                context = click.get_current_context(silent=True)
+                command = context.info_name if context and context.info_name else "validate"
+                _stderr_line(summarize(error.errors, [str(f) for f in files], command=command))
         else:
             _stderr_line(f"error: {error}")
             github.annotate_message(str(error))

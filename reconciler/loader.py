@@ -81,6 +81,7 @@ MAX_VALUES = 200_000
 MAX_FILE_BYTES = 16 * 1024 * 1024
 
 NO_RESOLVE_HINT = "(validate --no-resolve checks the files without reading references)"
+PROVIDE_REFERENCES_HINT = "(set each variable and create each file these references name)"
 
 _LINE_BREAKS = re.compile(r"[\r\n]")
 _FLOW_OPENER = re.compile(r"[\[{]")
@@ -534,15 +535,18 @@ class _DesiredFile(ReferenceSteps, CrossSourceChecks):
     # -- positions
 
 
-def summarize(errors: Sequence[LocatedError], files: Sequence[str]) -> str:
+def summarize(
+    errors: Sequence[LocatedError], files: Sequence[str], *, command: str = "validate"
+) -> str:
     """One closing line for a failed validation, e.g. `3 errors in 1 of 2 files`.
 
-    When a reference could not be read, it says how to check the rest without them.
+    When a reference could not be read, it says how: `validate` can check the rest without
+    them; `plan` and `apply` must read them, so the fix is to provide them.
     """
     bad = len({error.file for error in errors})
     given = len({os.path.realpath(file) for file in files})  # a file given twice is read once
     plural = "s" if len(errors) != 1 else ""
     line = f"{len(errors)} error{plural} in {bad} of {given} file{'s' if given != 1 else ''}"
     if any(error.unread_reference for error in errors):
-        line += f" {NO_RESOLVE_HINT}"
+        line += f" {NO_RESOLVE_HINT if command == 'validate' else PROVIDE_REFERENCES_HINT}"
     return line

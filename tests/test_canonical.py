@@ -187,3 +187,33 @@ def test_fmt_of_a_linked_file_formats_its_target_and_keeps_the_link(tmp_path: Pa
     assert target.read_text() == CANONICAL
     assert target.stat().st_mode & 0o777 == 0o644
     assert sorted(p.name for p in (tmp_path / "accounts").iterdir()) == ["main.yaml"]
+
+
+def test_a_comment_after_a_nested_mapping_moves_with_its_key_at_its_indentation() -> None:
+    text = """\
+version: 1
+sources:
+  - name: Marketing
+    deployment:
+      type: gcs
+      imgix_subdomains: [acme-marketing]
+      gcs_bucket: acme-marketing
+      gcs_access_key: GOOG1EXAMPLE
+      gcs_secret_key: {env: GCS_SECRET_KEY}
+      # written at the deployment's indentation, about the key below
+    ignore_changes: [deployment.default_params]
+"""
+    lines = formatted(text).splitlines()
+    position = lines.index("    ignore_changes: [deployment.default_params]")
+    assert (
+        lines[position - 1] == "    # written at the deployment's indentation, about the key below"
+    )
+    assert lines[position + 1] == "    deployment:"
+    assert formatted(formatted(text)) == formatted(text)
+
+
+def test_the_shipped_example_is_in_the_canonical_layout() -> None:
+    # README and the example's header send users to `fmt --check`; the example must pass it.
+    example = Path(__file__).parents[1] / "examples" / "sources.yaml"
+    result = invoke("fmt", "--check", example)
+    assert result.exit_code == 0, result.stderr

@@ -826,3 +826,63 @@ def test_a_file_never_writes_a_credential_of_the_tool_or_the_runner_into_a_sourc
         )
         assert value not in result.output + result.stderr
     assert writes_since(store, mark) == []
+
+
+def test_apply_without_its_secrets_says_to_provide_them_not_to_skip_them(
+    store: SourceStore, emulator_url: str, sources: Path
+) -> None:
+    result = invoke("apply", sources, "--auto-approve", "--api-url", emulator_url)
+    assert result.exit_code == 1
+    lines = result.stderr.splitlines()
+    assert any(line.endswith("environment variable E2E_S3_SECRET_KEY is not set") for line in lines)
+    assert lines[-1].endswith("(set each variable and create each file these references name)")
+    assert "--no-resolve" not in result.stderr  # validate's way round them is no fix for apply
+    assert writes_since(store, 0) == []
+
+
+def test_a_spec_whose_subdomains_belong_to_two_live_sources_asks_for_an_id(
+    store: SourceStore, emulator_url: str, tmp_path: Path
+) -> None:
+    # product.md: such a spec is an error that asks for an `id`, at its place in the file.
+    store.load_json(
+        {
+            "version": 1,
+            "sources": [
+                {"id": f"64f1c2a9e4b0a1d2c3e4f5{n}0", "name": f"Live {n}", "enabled": True,
+                 "deployment": {"type": "webproxy", "imgix_subdomains": [f"acme-{n}"]}}
+                for n in (1, 2)
+            ],
+        }
+    )  # fmt: skip
+    sources = tmp_path / "sources.yaml"
+    sources.write_text(
+        "version: 1\nsources:\n  - name: Both\n"
+        "    deployment: {type: webproxy, imgix_subdomains: [acme-1, acme-2]}\n"
+    )
+    result = invoke("plan", sources, "--api-url", emulator_url)
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"{sources}:3:")
+    assert "belong to 2 live sources" in result.stderr and "add `id:`" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_saved_plan_with_another_digest_than_the_reviewed_one_exits_4(
+    store: SourceStore, emulator_url: str, sources: Path, tmp_path: Path
+) -> None:
+    saved = tmp_path / "plan.json"
+    planned = invoke("plan", sources, "--out", saved, "--api-url", emulator_url, env=CANARY_ENV)
+    assert planned.exit_code == 0, planned.output
+    other = "sha256:" + "0" * 64
+    refused = invoke(
+        "apply", saved, "--auto-approve", "--expect-digest", other, "--api-url", emulator_url,
+        env=CANARY_ENV,
+    )  # fmt: skip
+    assert refused.exit_code == 4
+    assert other in refused.stderr
+    assert writes_since(store, 0) == []
+    digest = json.loads(saved.read_text())["digest"]
+    accepted = invoke(
+        "apply", saved, "--auto-approve", "--expect-digest", digest, "--api-url", emulator_url,
+        env=CANARY_ENV,
+    )  # fmt: skip
+    assert accepted.exit_code == 0, accepted.output

@@ -676,7 +676,11 @@ def test_desired_state_file_is_read_with_a_limit(tmp_path: Path) -> None:
     [
         (
             "    enabled: 'yes'\n",
-            "10:14: enabled: must be a boolean (got 'yes')",
+            "10:14: enabled: must be a boolean (got 'yes': write true or false)",
+        ),
+        (
+            "    enabled: off\n",
+            "10:14: enabled: must be a boolean (got 'off': write true or false)",
         ),
         (
             "    enabled: '0'\n",
@@ -923,7 +927,9 @@ def test_allow_unknown_params_must_be_a_boolean(tmp_path: Path) -> None:
     text = S3_SOURCE.replace("version: 1\n", 'version: 1\nallow_unknown_params: "yes"\n')
     path = write(tmp_path, text + "      default_params: {newer-param: 3}\n")
     errors = errors_of(path)
-    assert errors[0] == f"{path}:2:23: allow_unknown_params: must be a boolean (got 'yes')"
+    assert errors[0] == (
+        f"{path}:2:23: allow_unknown_params: must be a boolean (got 'yes': write true or false)"
+    )
     assert len(errors) == 2  # and the unknown name, since nothing allowed it
 
 

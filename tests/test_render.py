@@ -16,11 +16,13 @@ from typing import Any
 
 import jsonschema
 import pytest
+from console import invoke
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
 from reconciler.applier import ActionResult, ApplyReport
+from reconciler.emulator import SourceStore
 from reconciler.live import LiveSource
 from reconciler.loader import load
 from reconciler.plan import (
@@ -41,6 +43,7 @@ from reconciler.render.json import report_json_schema
 from reconciler.render.markdown import GITHUB_LIMIT, MARKER
 from reconciler.specs import DEPLOYMENT_MODELS, deployment_defaults
 
+ROOT = Path(__file__).parents[1]
 FIXTURES = Path(__file__).parent / "fixtures"
 GOLDEN = Path(__file__).parent / "golden"
 KEY = b"golden-fingerprint-key"
@@ -630,3 +633,116 @@ def test_one_source_with_hundreds_of_long_values_hides_none_of_the_sources_after
     shown_rows = output.count("| <code>deployment.default_params.p")
     assert 0 < shown_rows < 500 * 2
     assert output.count(" more changes (see the JSON plan) | | |") == 2
+
+
+# --------------------------------------------------------------------------- plan document e2e
+
+ADVERSARIAL_YAML = """\
+version: 1
+owner: acme/images-infra
+safety: {max_risky_share: 0.1, min_risky_count: 1}
+sources:
+  - name: Product images
+    deployment:
+      type: s3
+      imgix_subdomains: [acme-products]
+      s3_bucket: acme-product-images
+      s3_access_key: AKIAIOSFODNN7EXAMPLE
+      s3_secret_key: {env: DOC_S3_SECRET_KEY}
+  - name: Legacy again
+    deployment:
+      type: webfolder
+      imgix_subdomains: [acme-legacy-new]
+      webfolder_base_url: https://legacy.acme.example/
+  - name: Blog
+    id: 6359b5ba8147da20e8edfdd5
+    enabled: false
+    deployment:
+      type: webfolder
+      imgix_subdomains: [acme-blog]
+      custom_domains: [images.blog.acme.example]
+      webfolder_base_url: https://blog.acme.example/wp-content/uploads/
+      cache_ttl_value: 86400
+      default_params: {auto: format}
+      crossdomain_xml_enabled: true
+  - name: Marketing assets
+    mode: observe
+    deployment:
+      type: gcs
+      imgix_subdomains: [acme-marketing, acme-campaigns]
+      gcs_bucket: acme-marketing-assets
+      gcs_access_key: GOOG1EXAMPLEACCESSKEYACMEMARKETING
+      gcs_secret_key: {env: DOC_GCS_SECRET_KEY}
+  - name: Archive
+    mode: protect
+    deployment:
+      type: s3_compatible
+      storage_provider: Wasabi
+      imgix_subdomains: [acme-archive]
+      bucket_name: acme-archive-moved
+      endpoint_url: https://s3.eu-central-1.wasabisys.com
+      region: eu-central-1
+      access_key_id: WASABIEXAMPLEKEYID01
+      secret_key: {env: DOC_ARCHIVE_SECRET_KEY}
+      cache_ttl_behavior: enforce_minimum
+      cache_ttl_value: 2592000
+  - name: Shared
+    deployment:
+      type: webproxy
+      imgix_subdomains: [acme-shared]
+"""
+
+SHARED_LIVE = {
+    "id": "64f1c2a9e4b0a1d2c3e4f5aa",
+    "name": "Shared",
+    "enabled": True,
+    "deployment": {
+        "type": "webproxy",
+        "imgix_subdomains": ["acme-shared"],
+        "annotation": "[imgix-reconciler v1 owner.name=other/repo]",
+    },
+}
+
+
+@pytest.mark.e2e
+def test_plan_json_of_every_kind_of_entry_validates_against_the_shipped_schema(
+    emulator_store: SourceStore, emulator_url: str, tmp_path: Path
+) -> None:
+    state = json.loads((ROOT / "reconciler" / "emulator" / "live-state.json").read_text())
+    emulator_store.load_json({**state, "sources": [*state["sources"], SHARED_LIVE]})
+    sources = tmp_path / "sources.yaml"
+    sources.write_text(ADVERSARIAL_YAML)
+    schema = json.loads((ROOT / "schemas" / "plan.schema.json").read_text())
+    validator = jsonschema.Draft202012Validator(
+        schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
+
+    owned = invoke("plan", sources, "--format", "json", "--api-url", emulator_url)
+    taken = invoke("plan", sources, "--format", "json", "--take-over", "--api-url", emulator_url)
+
+    assert owned.exit_code == 1, owned.output  # a source another owner manages
+    assert taken.exit_code == 0, taken.output
+    for result in (owned, taken):
+        document = json.loads(result.stdout)
+        assert list(validator.iter_errors(document)) == []
+        # What product.md names, at least.
+        assert {"format_version", "digest", "summary", "actions", "unmanaged"} <= set(document)
+        assert document["digest"].startswith("sha256:")
+        assert {"create", "patch", "unchanged", "unmanaged"} <= set(document["summary"])
+        for action in document["actions"]:
+            assert {"action", "source", "id", "changes"} <= set(action)
+            for change in action["changes"]:
+                assert set(change) >= {"path", "before", "after"}
+        assert document["unmanaged"] == [{"id": "64f1c2a9e4b0a1d2c3e4f504", "name": "Legacy CDN"}]
+    owned_document = json.loads(owned.stdout)
+    assert [o["source"] for o in owned_document["owned_elsewhere"]] == ["Shared"]
+    document = json.loads(taken.stdout)
+    by_source = {action["source"]: action for action in document["actions"]}
+    assert by_source["Product images"]["action"] == "create"
+    assert by_source["Blog"]["destructive"] is True
+    assert by_source["Archive"]["protected"] is True and by_source["Archive"]["risks"]
+    assert by_source["Shared"]["takes_over_from"] == "other/repo"
+    assert [o["source"] for o in document["observed"]] == ["Marketing assets"]
+    assert document["blast_radius"]["exceeded"] is True
+    assert document["adoption"]["count"] >= 1
+    assert {"possible_rename", "cannot_compare"} <= {n["kind"] for n in document["notices"]}

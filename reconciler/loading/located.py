@@ -298,7 +298,13 @@ def error_message(detail: ErrorDetails, parts: Loc, rest: Loc, data: Any, *, sec
     quoted = isinstance(value, str) and type(yaml_scalar(value)) is STRICT_TYPES.get(kind)
     if quoted:
         return message + f" (got the string {value!r}: write it without quotes)"
+    if kind == "bool_type" and isinstance(value, str) and value.lower() in YAML_11_BOOLEANS:
+        # Booleans in YAML 1.1 (Ansible, Compose), text in the YAML 1.2 this file is read as.
+        return message + f" (got {value!r}: write true or false)"
     return message + got(value)
+
+
+YAML_11_BOOLEANS = frozenset({"yes", "no", "on", "off", "y", "n"})
 
 
 # Strict pydantic error types, and the type a YAML scalar must have to be valid there.
