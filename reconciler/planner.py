@@ -526,9 +526,13 @@ def _check_targets(desired: DesiredState, targets: frozenset[str]) -> None:
     names = {spec.name for spec in desired.sources}
     unknown = sorted(targets - names)
     if unknown:
-        raise PlanError(
-            "--target names no source of the file: " + ", ".join(f'"{n}"' for n in unknown)
-        )
+        import difflib  # for a mistake only: a plan with known targets never loads it
+
+        def named(target: str) -> str:
+            close = difflib.get_close_matches(target, names, n=1, cutoff=0.6)
+            return f'"{target}" (did you mean "{close[0]}"?)' if close else f'"{target}"'
+
+        raise PlanError("--target names no source of the file: " + ", ".join(map(named, unknown)))
 
 
 def _check_unique_hostnames(desired: DesiredState) -> list[list[str]]:

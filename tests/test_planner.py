@@ -787,8 +787,18 @@ def test_targets_limit_the_plan_but_unmanaged_stays_complete() -> None:
 
 def test_unknown_target_is_an_error() -> None:
     options = PlanOptions(fingerprint_key=KEY, targets=frozenset({"Nope"}))
-    with pytest.raises(PlanError, match='"Nope"'):
+    with pytest.raises(PlanError, match='"Nope"') as info:
         plan(desired(s3_spec()), [], options)
+    assert "did you mean" not in str(info.value)  # nothing close to suggest
+
+
+def test_a_mistyped_target_suggests_the_closest_source_name() -> None:
+    options = PlanOptions(fingerprint_key=KEY, targets=frozenset({"Blgo", "Nope"}))
+    with pytest.raises(PlanError) as info:
+        plan(desired(s3_spec("Blog", ("b",)), s3_spec("Shop", ("s",))), [], options)
+    assert str(info.value) == (
+        '--target names no source of the file: "Blgo" (did you mean "Blog"?), "Nope"'
+    )
 
 
 def test_same_inputs_give_the_same_digest_whatever_the_dict_order() -> None:
