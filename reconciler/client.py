@@ -82,6 +82,9 @@ JSON_API = "application/vnd.api+json"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 # A create answered with one of these may have been committed before the server failed.
 UNKNOWN_OUTCOME_STATUSES = frozenset({500, 502, 503, 504})
+# How the API may refuse a hostname another source holds: 400 is what the emulator says,
+# the real status is unconfirmed (api-notes.md), and 409 and 422 are the usual others.
+HOSTNAME_TAKEN_STATUSES = frozenset({400, 409, 422})
 # Mistakes of ours (a URL that is not http(s), an unsendable header): retrying cannot help.
 NOT_TRANSIENT = (httpx.UnsupportedProtocol, httpx.LocalProtocolError)
 # How many list pages may be in flight at once; the pacer decides when each is sent.
@@ -566,8 +569,12 @@ class ImgixClient:
             if isinstance(outcome, httpx.Response) and outcome.status_code not in RETRY_STATUSES:
                 if outcome.is_success:
                     return _document(outcome, method)
-                # A 400 for a taken subdomain after a lost create: that create did land.
-                if outcome_unknown and recover is not None and outcome.status_code == 400:
+                # A taken subdomain after a lost create: that create did land.
+                if (
+                    outcome_unknown
+                    and recover is not None
+                    and outcome.status_code in HOSTNAME_TAKEN_STATUSES
+                ):
                     found = await recover(budget)
                     if found is not None:
                         return found
