@@ -2,7 +2,8 @@
 
 Every call is paced to the documented rate limits (`Pacing`) and retried on 429, 5xx and
 lost connections with exponential backoff and full jitter within a deadline
-(`RetryPolicy`); a `Retry-After` header wins over the computed backoff. Creating a
+(`RetryPolicy`); a `Retry-After` header (or a 429's `X-RateLimit-Reset`) wins over the
+computed backoff. Creating a
 source has no idempotency key, so a create whose outcome is unknown is looked up by its
 first subdomain before it is sent again: one spec, at most one source.
 
@@ -58,6 +59,7 @@ from reconciler.pacing import (
     RetryPolicy,
     Sleep,
     continuing_action,
+    rate_limit_reset,
     retry_after,
 )
 from reconciler.specs import SOURCE_ID_PATTERN, all_secret_fields
@@ -701,7 +703,7 @@ class ImgixClient:
         """Sleep before the next attempt, or raise when attempts or time have run out."""
         if budget.attempt >= self._retry.attempts:
             raise error
-        asked = retry_after(outcome.headers) if isinstance(outcome, httpx.Response) else None
+        asked = _asked_wait(outcome)
         wait = asked if asked is not None else self._retry.backoff(budget.attempt)
         remaining = budget.deadline_at - self._clock()
         # Checked before holding the pacer: a Retry-After past the deadline must not stall
@@ -794,6 +796,19 @@ def _made_by(resource: Mapping[str, Any], attributes: Mapping[str, Any]) -> bool
     return all(
         have[key] == sent[key] for key in ("type", "annotation") if key in sent and key in have
     )
+
+
+def _asked_wait(outcome: httpx.Response | httpx.TransportError) -> float | None:
+    """The wait a refusal asks for: `Retry-After`, else a 429's `X-RateLimit-Reset`.
+
+    Both are unconfirmed on the real API (api-notes.md): honoured when present.
+    """
+    if not isinstance(outcome, httpx.Response):
+        return None
+    asked = retry_after(outcome.headers)
+    if asked is None and outcome.status_code == 429:
+        asked = rate_limit_reset(outcome.headers)
+    return asked
 
 
 def _is_unknown_outcome(outcome: httpx.Response | httpx.TransportError) -> bool:

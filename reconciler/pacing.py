@@ -109,6 +109,35 @@ def retry_after(headers: Mapping[str, str], *, now: datetime | None = None) -> f
     return max(0.0, (when - reference).total_seconds())
 
 
+# An `X-RateLimit-Reset` at least this large is a Unix time, not seconds to wait: no window
+# lasts 30 years, and no clock reads earlier than 2001.
+UNIX_TIME_RESET = 1e9
+
+
+def rate_limit_reset(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
+    """Seconds until an exhausted window resets, from `X-RateLimit-Reset`, if any.
+
+    Servers write it as seconds to wait or as a Unix time; `now` is the Unix time to
+    measure the latter from. None when the header is absent or unreadable, or when
+    `X-RateLimit-Remaining` says requests are left (the window is not what refused).
+    """
+    remaining = headers.get("x-ratelimit-remaining")
+    if remaining is not None and remaining.strip() not in ("0", "0.0"):
+        return None
+    value = headers.get("x-ratelimit-reset")
+    if value is None:
+        return None
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        return None
+    if not math.isfinite(seconds):
+        return None
+    if seconds >= UNIX_TIME_RESET:
+        seconds -= now if now is not None else datetime.now(timezone.utc).timestamp()
+    return max(0.0, seconds)
+
+
 class _Window:
     """At most `limit` requests in flight or finished within the last `period` seconds.
 

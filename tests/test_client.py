@@ -749,6 +749,43 @@ def test_retry_after_without_header_backs_off_with_jitter(fake_clock: FakeClock)
     assert waits and len(set(waits)) == len(waits)  # jittered, not in lockstep
 
 
+HEADERS_NOT_RETRY_AFTER = RateLimits(per_second=1, retry_after=False, rate_limit_headers=True)
+
+
+def test_x_ratelimit_reset_is_honoured_when_retry_after_is_absent(fake_clock: FakeClock) -> None:
+    # api-notes.md: whether a 429 carries Retry-After or X-RateLimit-* is unconfirmed,
+    # "honour one when present": the reset is waited for whole, not guessed at with jitter.
+    store = make_store(fake_clock, limits=HEADERS_NOT_RETRY_AFTER)
+    ids = seed(store, 6)
+
+    async def fetch_all(client: ImgixClient) -> list[LiveSource]:
+        return list(await asyncio.gather(*(client.get_source(i) for i in ids)))
+
+    with served(store, "http") as (url, _):
+        fetched = run(make_client(fake_clock, base_url=url), fetch_all)
+
+    assert len(fetched) == 6
+    assert 429 in [entry.status for entry in store.request_log]
+    assert {s for s in fake_clock.sleeps if s > 0} == {1.0}  # the reset, not a jittered guess
+
+
+def test_an_x_ratelimit_reset_past_the_deadline_fails_fast(fake_clock: FakeClock) -> None:
+    limits = HEADERS_NOT_RETRY_AFTER._replace(per_second=None, updates_per_hour=1)
+    store = make_store(fake_clock, limits=limits)
+    (source_id,) = seed(store, 1)
+
+    async def update_twice(client: ImgixClient) -> None:
+        await client.update_source(source_id, {"name": "first"})
+        await client.update_source(source_id, {"name": "second"})
+
+    with served(store, "http") as (url, _), pytest.raises(DeadlineExceeded) as stopped:
+        run(make_client(fake_clock, base_url=url), update_twice)
+
+    assert "waiting 3600.0s more" in str(stopped.value)
+    assert [e.status for e in requests_of(store, "PATCH")] == [200, 429]  # not retried
+    assert fake_clock.elapsed < 1.0
+
+
 # --------------------------------------------------------------------------- write budget
 
 

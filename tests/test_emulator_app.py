@@ -447,6 +447,24 @@ def test_per_second_limit_is_429(
     assert api.get(SOURCES).status_code == 200
 
 
+def test_a_429_carries_rate_limit_headers_when_asked(
+    api: httpx.Client, emulator_store: SourceStore, fake_clock: FakeClock
+) -> None:
+    emulator_store.limits = RateLimits(
+        per_second=None, updates_per_hour=2, retry_after=False, rate_limit_headers=True
+    )
+    source_id = create(api)
+    assert "x-ratelimit-reset" not in patch(api, source_id, {"name": "a"}).headers
+    fake_clock.advance(600)
+    assert patch(api, source_id, {"name": "b"}).status_code == 200
+    refused = patch(api, source_id, {"name": "c"})
+    error_of(refused, 429)
+    assert "retry-after" not in refused.headers
+    assert refused.headers["x-ratelimit-limit"] == "2"
+    assert refused.headers["x-ratelimit-remaining"] == "0"
+    assert refused.headers["x-ratelimit-reset"] == "3000"  # the first update leaves the hour
+
+
 def test_hourly_create_and_update_limits(
     api: httpx.Client, emulator_store: SourceStore, fake_clock: FakeClock
 ) -> None:
