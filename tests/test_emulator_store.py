@@ -644,6 +644,20 @@ def test_state_round_trips_with_secrets(store: SourceStore, clock: ManualClock) 
     assert restored.to_json() == store.to_json()
 
 
+@pytest.mark.parametrize("source_id", ["A" * 24, "a" * 23, "../" + "a" * 21, 7])
+def test_a_state_source_id_the_api_would_never_serve_is_refused(
+    store: SourceStore, source_id: Any
+) -> None:
+    # api-notes.md "Transport": ids are 24 lowercase hex characters.
+    state = {
+        "version": 1,
+        "sources": [{"id": source_id, "name": "n", "deployment": deployment("s3")}],
+    }
+    with pytest.raises(ValueError, match=r"sources\[0\]\.id must be 24 lowercase hex"):
+        store.load_json(state)
+    assert store.sources == {}
+
+
 def test_on_commit_sees_every_write(store: SourceStore) -> None:
     commits: list[int] = []
     store.on_commit = lambda committed: commits.append(len(committed.sources))

@@ -44,6 +44,7 @@ from reconciler.emulator.numbers import SAFE_RANGE, unsafe_number
 from reconciler.specs import (
     DEPLOYMENT_MODELS,
     HOSTNAME_FIELDS,
+    SOURCE_ID_PATTERN,
     NonEmpty,
     deployment_defaults,
     deployment_fields,
@@ -52,6 +53,7 @@ from reconciler.specs import (
 
 EMULATOR_API_KEY = "ak_" + "0123456789abcdef" * 4
 API_KEY_PATTERN = re.compile(r"ak_[0-9a-f]{64}")
+SOURCE_ID = re.compile(SOURCE_ID_PATTERN)
 AUTH_DETAIL = "A valid API key is required and could not be determined."
 STATE_VERSION = 1
 
@@ -334,7 +336,13 @@ class SourceStore:
             where = unsafe_number(dict(state))
             if where is not None:
                 raise ValueError(f"{where}: numbers must be {SAFE_RANGE}")
-            for entry in state.get("sources", []):
+            for index, entry in enumerate(state.get("sources", [])):
+                source_id = entry.get("id")
+                # The API's ids are 24 lowercase hex: clients refuse any other (api-notes.md).
+                if source_id is not None and not (
+                    isinstance(source_id, str) and SOURCE_ID.fullmatch(source_id)
+                ):
+                    raise ValueError(f"sources[{index}].id must be 24 lowercase hex characters")
                 self._restore(entry)
 
     def _restore(self, entry: Mapping[str, Any]) -> None:
