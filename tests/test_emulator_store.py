@@ -21,6 +21,7 @@ from reconciler.emulator.errors import (
     Unauthorized,
 )
 from reconciler.emulator.limits import ManualClock
+from reconciler.pacing import Pacing
 from reconciler.specs import DEPLOYMENT_MODELS, deployment_defaults, secret_fields
 
 HANDSHAKE = "h" * 32
@@ -620,6 +621,29 @@ def test_hourly_write_limits(store: SourceStore, clock: ManualClock, kind: str) 
     assert limited.value.retry_after == 3000
     clock.advance(3000)
     write(4)
+
+
+def test_the_default_limits_are_the_documented_ones(clock: ManualClock) -> None:
+    # api-notes.md "Rate limits": 4 requests/s, 60 creates/h, 60 updates/h; the client
+    # paces itself to the same figures by default.
+    store = SourceStore(clock=clock, rng=random.Random(3))
+    assert Pacing() == Pacing(per_second=4, creates_per_hour=60, updates_per_hour=60)
+    for index in range(60):
+        clock.advance(1.0)
+        create(store, subdomain=f"s{index}")
+    source_id = next(iter(store.sources))
+    for index in range(60):
+        clock.advance(1.0)
+        store.update_source(source_id, {"name": f"n{index}"})
+    clock.advance(1.0)
+    with pytest.raises(RateLimited, match="at most 60 source creates per hour"):
+        create(store, subdomain="s60")
+    with pytest.raises(RateLimited, match="at most 60 source updates per hour"):
+        store.update_source(source_id, {"name": "late"})
+    for _ in range(4):
+        store.admit()
+    with pytest.raises(RateLimited, match="at most 4 requests per second"):
+        store.admit()
 
 
 def test_injected_errors(store: SourceStore) -> None:
