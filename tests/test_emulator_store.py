@@ -190,7 +190,7 @@ def test_every_attribute_constraint_is_enforced(
     store: SourceStore, kind: str, attribute: str, value: Any, words: str
 ) -> None:
     with pytest.raises(BadRequest) as refused:
-        store.create_source({"name": "n", "deployment": deployment(kind, **{attribute: "x"})})
+        store.create_source({"name": "n", "deployment": deployment(kind, **{attribute: value})})
     assert words in refused.value.detail
     assert "deployment" in refused.value.detail
     if attribute in secret_fields(DEPLOYMENT_MODELS[kind]):
