@@ -241,6 +241,38 @@ def test_validation_error_is_not_retried_and_never_echoes_secrets(
     assert "POST sources: 400 (attempt 1)" in caplog.text
 
 
+@pytest.mark.parametrize("status", [400, 405, 409, 422])
+@pytest.mark.parametrize("id_in", ["body", "header"])
+def test_a_refusal_is_not_retried_and_names_its_request_id(
+    fake_clock: FakeClock, status: int, id_in: str
+) -> None:
+    # api-notes.md "Transport": errors are JSON:API bodies whose `id` support asks for;
+    # 409 and 422 are not documented, but a refusal of any 4xx is final.
+    sent: list[httpx.Request] = []
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        error = {"status": str(status), "title": "Refused", "detail": "hostname taken"}
+        if id_in == "body":
+            error["id"] = "req-1"
+        headers = {"X-Request-Id": "req-1"} if id_in == "header" else {}
+        return httpx.Response(
+            status,
+            json={"errors": [error]},
+            headers={**headers, "Content-Type": "application/vnd.api+json"},
+        )
+
+    client = make_client(fake_clock, transport=httpx.MockTransport(refuse))
+    with pytest.raises(ApiError) as caught:
+        run(client, lambda c: c.update_source("a" * 24, {"name": "x"}))
+
+    assert len(sent) == 1
+    assert (caught.value.status, caught.value.request_id) == (status, "req-1")
+    assert str(caught.value) == (
+        f"imgix API {status} Refused for source {'a' * 24}: hostname taken (request id req-1)"
+    )
+
+
 def test_an_echoed_secret_is_redacted(fake_clock: FakeClock) -> None:
     # A server that quotes the request back must not make the client print a secret.
     def echo(request: httpx.Request) -> httpx.Response:
