@@ -17,7 +17,10 @@ value unless `--distinct-secrets` gives each its own (each bucket with its own k
 no two markers are alike, and each secret's fingerprint is computed once per source.
 `--steps` also times each step of the adopted account's plan alone (the planner's own
 functions, so it follows them), prints what one differing source costs in all (its patch,
-and its action's share of the digest and the ordering) and what is left of the whole plan.
+and its action's share of the digest and the ordering) and what is left of the whole plan;
+then the same for the adopted account with nothing differing (the steady state): its
+hostname check, matching, the bulk in-sync pass (with the outcomes it gives the plan) and
+the rest.
 """
 
 from __future__ import annotations
@@ -241,6 +244,44 @@ def steps(count: int, runs: int) -> None:
     rest = total - sum(figure for figure, _ in parts.values())
     print(f"  {'the rest':20}{rest:8.1f} ms  (the loop over matches, summary, plan model)")
     print(f"  {'whole plan':20}{total:8.1f} ms")
+    steady(count, runs, best)
+
+
+def steady(count: int, runs: int, best: Callable[[Callable[[], object]], float]) -> None:
+    """The adopted account with nothing differing (a scheduled `drift`), step by step."""
+    from reconciler import planner
+
+    off = RateLimits(per_second=None, creates_per_hour=None, updates_per_hour=None)
+    store = SourceStore(limits=off, deploy_delay=0)
+    seed(store, count, adopted=True, new=False)
+    live = asyncio.run(fetch(store))
+    options = PlanOptions(fingerprint_key=KEY)
+    desired = desired_state(count, differ=0)
+    matches = planner._matching(desired.sources, live).matches
+
+    def in_bulk() -> object:
+        # A new planner: no verdict nor fingerprint remembered, as in a new plan.
+        return planner.Planner(desired, options)._outcomes_in_bulk(matches)
+
+    def fresh_plan() -> float:
+        wanted = desired_state(count, differ=0)  # a new file: nothing computed per spec kept
+        with collector.paused():
+            cpu = time.process_time()
+            plan(wanted, live, options)
+            return (time.process_time() - cpu) * 1000
+
+    total = min(fresh_plan() for _ in range(runs))
+    parts = {
+        "hostnames unique": best(lambda: planner._check_unique_hostnames(desired)),
+        "matching": best(lambda: planner._matching(desired.sources, live)),
+        "in sync (bulk)": best(in_bulk),
+    }
+    print(f"steady state, adopted, nothing differing (CPU, best of {runs}; each step alone):")
+    for name, figure in parts.items():
+        print(f"  {name:20}{figure:8.1f} ms{count:7} x{figure * 1000 / count:6.2f} µs")
+    rest = total - sum(parts.values())
+    print(f"  {'the rest':20}{rest:8.1f} ms  (the loop over matches, summary, plan model)")
+    print(f"  {'whole plan':20}{total:8.1f} ms{count:7} x{total * 1000 / count:6.2f} µs")
 
 
 def main() -> None:

@@ -136,6 +136,8 @@ _IN_SYNC = _Outcome()
 _UNSETTLED: Any = object()
 # Left to the per-source path too, known to differ: its managed attributes plainly do.
 _DIFFERS: Any = object()
+# The outcome of each verdict of the bulk pass but "not adopted" (True), its own.
+_BY_VERDICT: dict[Any, Any] = {False: _IN_SYNC, None: _UNSETTLED, _DIFFERS: _DIFFERS}
 # The API's page of sources: `Planner.settle` compares a page's worth at a time.
 _PAGE = 100
 # Pairs the bulk pass compares at once (`_quiet_in_bulk`).
@@ -243,17 +245,19 @@ class Planner:
             positions = [p for p, outcome in enumerate(outcomes) if outcome is _UNSETTLED]
             open_pairs = [pairs[p] for p in positions]
         else:
-            positions = list(range(len(pairs)))
+            positions = None
         quiet = _quiet_in_bulk(
             open_pairs, self.options, self.desired.owner, self._verdicts, self._fingerprints
         )
-        for position, match, verdict in zip(positions, open_pairs, quiet, strict=True):
-            if verdict is False:
-                outcomes[position] = _IN_SYNC
-            elif verdict is True:
-                outcomes[position] = _unadopted(match.spec, match.live)  # type: ignore[arg-type]
-            elif verdict is _DIFFERS:
-                outcomes[position] = _DIFFERS
+        found = list(map(_BY_VERDICT.get, quiet, repeat(_UNSETTLED)))
+        if True in quiet:  # not adopted yet: an outcome of its own
+            for position in compress(range(len(quiet)), map(is_, quiet, repeat(True))):
+                match = open_pairs[position]
+                found[position] = _unadopted(match.spec, match.live)  # type: ignore[arg-type]
+        if positions is None:
+            return found
+        for position, outcome in zip(positions, found, strict=True):
+            outcomes[position] = outcome
         return outcomes
 
     def _outcome_of(
@@ -346,17 +350,27 @@ def _plan(
 
     # Most matched sources are settled all at once (in sync: nothing to add); the loop
     # below visits the others. An observed one is held, so it always takes the loop.
-    pairs = [
-        m
-        for m in matches
-        if m.live is not None
-        and m.spec.mode != "observe"
-        and (not targets or m.spec.name in targets)
-    ]
+    # Each spec claimed a live source (one each), none is observed: all of them, in C.
+    every_match = len(claimed) == len(matches) and "observe" not in map(_MODE, desired.sources)
+    pairs = (
+        matches
+        if every_match and not targets
+        else [
+            m
+            for m in matches
+            if m.live is not None
+            and m.spec.mode != "observe"
+            and (not targets or m.spec.name in targets)
+        ]
+    )
     outcomes = outcomes_in_bulk(pairs)
     # In sync, perhaps not adopted yet, and nothing to say: what the loop would only count.
     in_sync = list(map(is_, outcomes, repeat(_IN_SYNC)))
-    quiet = set(compress(map(_INDEX, pairs), in_sync))
+    quiet = (
+        set(range(len(matches)))  # the steady state: the indices of all
+        if pairs is matches and all(in_sync)
+        else set(compress(map(_INDEX, pairs), in_sync))
+    )
     # By the spec's index: the adoption notice lists them in the file's order.
     unadopted: list[tuple[int, SourceRef]] = []
     adoption_updates = 0
@@ -372,7 +386,10 @@ def _plan(
                     adoption_updates += outcome.adoption_updates
             else:
                 settled[match.index] = outcome
-    rest = [m for m in matches if m.index not in quiet] if quiet else matches
+    if len(quiet) == len(matches):
+        rest: list[Match] = []
+    else:
+        rest = [m for m in matches if m.index not in quiet] if quiet else matches
 
     actions: list[tuple[Match, Action]] = []
     observed: list[ObservedSource] = []
@@ -984,14 +1001,14 @@ def _quiet_group(
         return quiet
     wants = list(map(view.from_fields, map(vars, deployments)))
     same = list(map(eq, haves, wants))
-    # Column by column: most columns hold one type on both sides, told by two sets.
-    for position in view.typed_positions:
+    # Column by column: most columns hold one type on both sides, told by two sets. A
+    # strict field fixes the desired side's type, so only the listing's is read.
+    for position, fixed in zip(view.typed_positions, view.typed_types, strict=True):
         column = itemgetter(position)
-        have_column = list(map(column, haves))
-        want_column = list(map(column, wants))
-        have_types = set(map(type, have_column))
-        if len(have_types) > 1 or have_types != set(map(type, want_column)):
-            alike = map(is_, map(type, have_column), map(type, want_column))
+        have_types = set(map(type, map(column, haves)))
+        want_types = {fixed} if fixed is not None else set(map(type, map(column, wants)))
+        if len(have_types) > 1 or have_types != want_types:
+            alike = map(is_, map(type, map(column, haves)), map(type, map(column, wants)))
             same = list(map(and_, same, alike))
     for name, api in view.maps:
         want_maps = list(map(attrgetter(name), deployments))
@@ -1003,7 +1020,11 @@ def _quiet_group(
     # Differing attributes (what most unsettled pairs have) spare the per-source path
     # its quick check.
     attributes_alike = same
-    same = list(map(and_, same, map(eq, map(_TOP, specs), map(_TOP, lives))))
+    # Whole columns first: names and `enabled` all agree in the common case.
+    if list(map(_NAME, specs)) != list(map(_NAME, lives)) or list(map(_ENABLED, specs)) != list(
+        map(_ENABLED, lives)
+    ):
+        same = list(map(and_, same, map(eq, map(_TOP, specs), map(_TOP, lives))))
     model = type(deployments[0])
     # A web secret the listing holds may have changed outside or be cleared: one by one.
     for attribute in encrypted_attributes(model):
@@ -1109,6 +1130,8 @@ _LIVE = attrgetter("live")
 _LIVE_DEPLOYMENT = attrgetter("deployment")
 # What a spec and a listed source both have at the top: compared as one tuple.
 _TOP = attrgetter("name", "enabled")
+_NAME = attrgetter("name")
+_ENABLED = attrgetter("enabled")
 _IGNORED = attrgetter("ignore_changes")
 _MODE = attrgetter("mode")
 _ANNOTATION = attrgetter("annotation")

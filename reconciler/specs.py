@@ -906,6 +906,9 @@ class ManagedView(NamedTuple):
     typed: Callable[[tuple[Any, ...]], tuple[Any, ...]] | None
     # The positions `typed` reads, each once (compared column by column in bulk).
     typed_positions: tuple[int, ...]
+    # At each of those: the one type a validated spec's value has (a strict `int` or
+    # `bool` field), else None (read the spec's values to know).
+    typed_types: tuple[type | None, ...]
     # `from_spec` from the model's `__dict__` (where pydantic keeps field values): the same
     # tuple, read as one lookup per field instead of one attribute access (half the time).
     from_fields: Callable[[Mapping[str, Any]], tuple[Any, ...]]
@@ -996,8 +999,20 @@ def _managed_view(model: type[DeploymentBase], stated: frozenset[str]) -> Manage
         itemgetter(*(api for _, api in fields)),
         itemgetter(*typed) if typed else None,
         tuple(dict.fromkeys(typed)),
+        tuple(_fixed_type(model.model_fields[fields[p][0]]) for p in dict.fromkeys(typed)),
         itemgetter(*(name for name, _ in fields)),
     )
+
+
+def _fixed_type(info: FieldInfo) -> type | None:
+    """The one type a strict `int` or `bool` field's validated value has (pydantic gives
+    an `int` subclass's value as `int`), else None."""
+    if any(isinstance(meta, Strict) and meta.strict for meta in info.metadata):
+        if info.annotation is int:
+            return int
+        if info.annotation is bool:
+            return bool
+    return None
 
 
 def _equals_other_types(annotation: Any) -> bool:

@@ -1962,6 +1962,75 @@ def test_the_bulk_pass_gives_the_same_verdicts_block_by_block() -> None:
         assert _bulk_verdicts(desired(*specs), live, OPTIONS) == whole
 
 
+def test_a_strict_fields_value_has_the_type_its_view_reads_it_as() -> None:
+    # The bulk pass reads only the listing's types where the view fixes the spec's: a
+    # validated value of a strict `int` field is an `int`, even given an `int` subclass.
+    import enum
+
+    from reconciler.specs import DEPLOYMENT_MODELS, managed_view
+
+    class Seconds(enum.IntEnum):
+        HOUR = 3600
+
+    spec = s3_spec(cache_ttl_value=Seconds.HOUR, secure_url_enabled=True)
+    deployment = desired(spec).sources[0].deployment
+    view = managed_view(deployment)
+    values = view.from_fields(vars(deployment))
+    fixed = dict(zip(view.typed_positions, view.typed_types, strict=True))
+    assert set(fixed.values()) == {int, bool}  # all of the s3 type's, none left to read
+    for position, kind in fixed.items():
+        assert type(values[position]) is kind, view.fields[position]
+    for model in DEPLOYMENT_MODELS.values():
+        typed = managed_view(model.model_construct()).typed_types
+        assert all(kind in (int, bool) for kind in typed), model
+
+
+@pytest.mark.parametrize("differing", ["name", "enabled", "both"])
+def test_names_and_enabled_agreeing_as_columns_or_not_settle_each_pair(differing: str) -> None:
+    specs = [s3_spec(f"S{n}", (f"acme-s{n}",)) for n in range(4)]
+    live = [live_of(spec, f"{n:024x}") for n, spec in enumerate(specs)]
+    assert _bulk_verdicts(desired(*specs), live, OPTIONS) == [False] * 4  # the columns agree
+    if differing in ("name", "both"):
+        live[1] = live[1].model_copy(update={"name": "Renamed"})
+    if differing in ("enabled", "both"):
+        live[2] = live[2].model_copy(update={"enabled": False})
+    expected = [False, None, False, False] if differing == "name" else [False, False, None, False]
+    if differing == "both":
+        expected = [False, None, None, False]
+    assert _bulk_verdicts(desired(*specs), live, OPTIONS) == expected
+    assert plan(desired(*specs), live, OPTIONS).summary.patch == expected.count(None)
+
+
+def test_the_steady_state_counts_every_source_and_the_rest_still_take_the_loop() -> None:
+    from unittest import mock
+
+    from reconciler import planner as planner_module
+
+    specs = [s3_spec(f"S{n}", (f"acme-s{n}",)) for n in range(5)]
+    live = [live_of(spec, f"{n:024x}") for n, spec in enumerate(specs)]
+    # Every spec matched and in sync: counted, and nothing is compared one by one.
+    with mock.patch.object(planner_module, "_compare", side_effect=AssertionError):
+        result = plan(desired(*specs), live, OPTIONS)
+    assert (result.summary.unchanged, result.actions, result.adoption) == (5, [], None)
+    # One not adopted yet: settled in bulk too, and listed for adoption.
+    live[1] = live[1].model_copy(update={"deployment": {**live[1].deployment, "annotation": None}})
+    with (
+        mock.patch.object(planner_module, "_quiet", side_effect=AssertionError),
+        mock.patch.object(planner_module, "_compare", side_effect=AssertionError),
+    ):
+        result = plan(desired(*specs), live, OPTIONS)
+    assert result.summary.unchanged == 5 and result.actions == []
+    assert result.adoption is not None and [r.name for r in result.adoption.sources] == ["S1"]
+    # And one observed, one with no live source: not the steady state.
+    specs[2]["mode"] = "observe"
+    result = plan(desired(*specs), live[:4], OPTIONS)
+    assert [a.action for a in result.actions] == ["create"]
+    assert (result.summary.unchanged, result.summary.observed) == (4, 0)
+    assert result.adoption is not None and [r.name for r in result.adoption.sources] == ["S1"]
+    with _per_source_only():
+        assert plan(desired(*specs), live[:4], OPTIONS).to_json() == result.to_json()
+
+
 @st.composite
 def _markers_and_secrets(draw: Any) -> tuple[DesiredState, list[LiveSource], PlanOptions]:
     """Sources in sync but for what only the annotation and secrets tell: the markers and
