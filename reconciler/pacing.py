@@ -121,21 +121,23 @@ def rate_limit_reset(headers: Mapping[str, str], *, now: float | None = None) ->
     measure the latter from. None when the header is absent or unreadable, or when
     `X-RateLimit-Remaining` says requests are left (the window is not what refused).
     """
-    remaining = headers.get("x-ratelimit-remaining")
-    if remaining is not None and remaining.strip() not in ("0", "0.0"):
+    if (_number(headers.get("x-ratelimit-remaining")) or 0.0) > 0:
         return None
-    value = headers.get("x-ratelimit-reset")
-    if value is None:
-        return None
-    try:
-        seconds = float(value.strip())
-    except ValueError:
-        return None
-    if not math.isfinite(seconds):
+    seconds = _number(headers.get("x-ratelimit-reset"))
+    if seconds is None:
         return None
     if seconds >= UNIX_TIME_RESET:
         seconds -= now if now is not None else datetime.now(timezone.utc).timestamp()
     return max(0.0, seconds)
+
+
+def _number(value: str | None) -> float | None:
+    """A header's finite number, or None when it is absent or not one."""
+    try:
+        number = float(value) if value is not None else None
+    except ValueError:
+        return None
+    return number if number is not None and math.isfinite(number) else None
 
 
 class _Window:

@@ -209,6 +209,7 @@ def test_retry_after_absent_or_garbled_is_none() -> None:
         ({"x-ratelimit-reset": "1699999990"}, 0.0),  # already past
         ({"x-ratelimit-reset": "-3"}, 0.0),
         ({"x-ratelimit-reset": "7", "x-ratelimit-remaining": "3"}, None),  # not this window
+        ({"x-ratelimit-reset": "7", "x-ratelimit-remaining": "none"}, 7.0),
         ({"x-ratelimit-reset": "soon"}, None),
         ({"x-ratelimit-reset": "nan"}, None),
         ({"x-ratelimit-reset": "inf"}, None),
