@@ -160,6 +160,49 @@ def test_create_get_update_list_round_trip(fake_clock: FakeClock, how: str) -> N
     }
 
 
+def _with_unknown_keys(document: dict[str, Any]) -> dict[str, Any]:
+    """`document` with a key nobody knows added at every level the API may grow."""
+    grown = {**document, "links": {"self": "/x"}, "future": [1]}
+    grown["meta"] = {**document.get("meta", {}), "future": {"x": 1}}
+    if "pagination" in grown["meta"]:
+        grown["meta"]["pagination"] = {**grown["meta"]["pagination"], "cursor": "abc"}
+    data = document["data"]
+    resources = data if isinstance(data, list) else [data]
+    for resource in resources:
+        resource["relationships"] = {"account": {"data": None}}
+        resource["attributes"]["future_attribute"] = {"nested": True}
+        resource["attributes"]["deployment"]["future_setting"] = "on"
+    return grown
+
+
+def test_unknown_keys_at_every_level_are_ignored(fake_clock: FakeClock) -> None:
+    # api-notes.md "Transport": the API adds fields over time; clients ignore them.
+    store = make_store(fake_clock, max_page_size=2)
+    inner = httpx.ASGITransport(app=create_app(store))
+
+    class Growing(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            response = await inner.handle_async_request(request)
+            await response.aread()
+            if not response.is_success:
+                return response
+            grown = _with_unknown_keys(response.json())
+            return httpx.Response(response.status_code, json=grown)
+
+    async def scenario(client: ImgixClient) -> tuple[LiveSource, ...]:
+        created = [await client.create_source(s3_attributes(n)) for n in range(3)]
+        updated = await client.update_source(created[0].id, {"name": "Renamed"})
+        fetched = await client.get_source(created[0].id)
+        return updated, fetched, *await client.list_sources()
+
+    updated, fetched, *listed = run(make_client(fake_clock, transport=Growing()), scenario)
+
+    assert updated == fetched and fetched.name == "Renamed"
+    assert [source.name for source in listed] == ["Renamed", "Source 1", "Source 2"]
+    assert listed[0].deployment["future_setting"] == "on"  # kept, never compared
+    assert len(requests_of(store, "GET")) == 1 + 2  # the get, then both pages
+
+
 @pytest.mark.parametrize("suffix", ["", "/"])
 def test_base_url_is_the_root_with_or_without_trailing_slash(
     fake_clock: FakeClock, suffix: str
