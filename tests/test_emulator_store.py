@@ -121,6 +121,8 @@ def test_create_requires_name_and_deployment(store: SourceStore, missing: str) -
         ({"name": "", "deployment": deployment("s3")}, "name must be a non-empty string"),
         ({"name": 3, "deployment": deployment("s3")}, "name must be a non-empty string"),
         ({"name": "n", "enabled": "yes", "deployment": deployment("s3")}, "enabled must be"),
+        ({"name": "n", "enabled": 1, "deployment": deployment("s3")}, "enabled must be"),
+        ({"name": "n", "enabled": None, "deployment": deployment("s3")}, "enabled must be"),
         ({"name": "n", "tags": [], "deployment": deployment("s3")}, "tags is not an attribute"),
         (
             {"name": "n", "deployment_status": "deployed", "deployment": deployment("s3")},

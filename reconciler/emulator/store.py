@@ -45,7 +45,7 @@ from reconciler.specs import (
     DEPLOYMENT_MODELS,
     HOSTNAME_FIELDS,
     SOURCE_ID_PATTERN,
-    NonEmpty,
+    SourceSpec,
     deployment_defaults,
     deployment_fields,
     secret_fields,
@@ -58,15 +58,23 @@ AUTH_DETAIL = "A valid API key is required and could not be determined."
 STATE_VERSION = 1
 
 WRITABLE = frozenset({"name", "enabled", "deployment"})
+ATTRIBUTE_WORDING = {
+    "name": "name must be a non-empty string.",
+    "enabled": "enabled must be a boolean.",
+}
 READ_ONLY = frozenset({"date_deployed", "deployment_status", "secure_url_token"})
 # How the API's messages name each kind of hostname.
 HOSTNAME_LABELS = dict(zip(HOSTNAME_FIELDS, ("imgix subdomain", "custom domain"), strict=True))
 
 
 @functools.cache
-def _name_adapter() -> TypeAdapter[str]:
-    # Built at the first write that names a source: `--emulator` lists and never needs it.
-    return TypeAdapter(NonEmpty)
+def _attribute_adapters() -> dict[str, TypeAdapter[Any]]:
+    # The source attributes' types from the spec model, built at the first write that
+    # names one: `--emulator` lists and never needs them.
+    return {
+        name: TypeAdapter(SourceSpec.model_fields[name].rebuild_annotation())
+        for name in ("name", "enabled")
+    }
 
 
 # Every attribute of any type that a filter may name (secrets never: they are not shown).
@@ -384,13 +392,13 @@ class SourceStore:
             if key in READ_ONLY:
                 raise BadRequest(f"{key} is read-only.")
             raise BadRequest(f"{key} is not an attribute of sources.")
-        if "name" in attributes:
+        for name, adapter in _attribute_adapters().items():
+            if name not in attributes:
+                continue
             try:
-                _name_adapter().validate_python(attributes["name"], strict=True)
+                adapter.validate_python(attributes[name], strict=True)
             except ValidationError:
-                raise BadRequest("name must be a non-empty string.") from None
-        if "enabled" in attributes and not isinstance(attributes["enabled"], bool):
-            raise BadRequest("enabled must be a boolean.")
+                raise BadRequest(ATTRIBUTE_WORDING[name]) from None
         return dict(attributes)
 
     @staticmethod
