@@ -2,7 +2,8 @@
 
 Every call is paced to the documented rate limits (`Pacing`) and retried on 429, 5xx and
 lost connections with exponential backoff and full jitter within a deadline
-(`RetryPolicy`); a `Retry-After` header wins over the computed backoff. Creating a
+(`RetryPolicy`); a `Retry-After` header (or a 429's `X-RateLimit-Reset`) wins over the
+computed backoff. Creating a
 source has no idempotency key, so a create whose outcome is unknown is looked up by its
 first subdomain before it is sent again: one spec, at most one source.
 
@@ -58,6 +59,7 @@ from reconciler.pacing import (
     RetryPolicy,
     Sleep,
     continuing_action,
+    rate_limit_reset,
     retry_after,
 )
 from reconciler.specs import SOURCE_ID_PATTERN, all_secret_fields
@@ -82,6 +84,9 @@ JSON_API = "application/vnd.api+json"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 # A create answered with one of these may have been committed before the server failed.
 UNKNOWN_OUTCOME_STATUSES = frozenset({500, 502, 503, 504})
+# How the API may refuse a hostname another source holds: 400 is what the emulator says,
+# the real status is unconfirmed (api-notes.md), and 409 and 422 are the usual others.
+HOSTNAME_TAKEN_STATUSES = frozenset({400, 409, 422})
 # Mistakes of ours (a URL that is not http(s), an unsendable header): retrying cannot help.
 NOT_TRANSIENT = (httpx.UnsupportedProtocol, httpx.LocalProtocolError)
 # How many list pages may be in flight at once; the pacer decides when each is sent.
@@ -566,8 +571,12 @@ class ImgixClient:
             if isinstance(outcome, httpx.Response) and outcome.status_code not in RETRY_STATUSES:
                 if outcome.is_success:
                     return _document(outcome, method)
-                # A 400 for a taken subdomain after a lost create: that create did land.
-                if outcome_unknown and recover is not None and outcome.status_code == 400:
+                # A taken subdomain after a lost create: that create did land.
+                if (
+                    outcome_unknown
+                    and recover is not None
+                    and outcome.status_code in HOSTNAME_TAKEN_STATUSES
+                ):
                     found = await recover(budget)
                     if found is not None:
                         return found
@@ -694,7 +703,7 @@ class ImgixClient:
         """Sleep before the next attempt, or raise when attempts or time have run out."""
         if budget.attempt >= self._retry.attempts:
             raise error
-        asked = retry_after(outcome.headers) if isinstance(outcome, httpx.Response) else None
+        asked = _asked_wait(outcome)
         wait = asked if asked is not None else self._retry.backoff(budget.attempt)
         remaining = budget.deadline_at - self._clock()
         # Checked before holding the pacer: a Retry-After past the deadline must not stall
@@ -787,6 +796,19 @@ def _made_by(resource: Mapping[str, Any], attributes: Mapping[str, Any]) -> bool
     return all(
         have[key] == sent[key] for key in ("type", "annotation") if key in sent and key in have
     )
+
+
+def _asked_wait(outcome: httpx.Response | httpx.TransportError) -> float | None:
+    """The wait a refusal asks for: `Retry-After`, else a 429's `X-RateLimit-Reset`.
+
+    Both are unconfirmed on the real API (api-notes.md): honoured when present.
+    """
+    if not isinstance(outcome, httpx.Response):
+        return None
+    asked = retry_after(outcome.headers)
+    if asked is None and outcome.status_code == 429:
+        asked = rate_limit_reset(outcome.headers)
+    return asked
 
 
 def _is_unknown_outcome(outcome: httpx.Response | httpx.TransportError) -> bool:

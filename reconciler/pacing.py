@@ -109,6 +109,37 @@ def retry_after(headers: Mapping[str, str], *, now: datetime | None = None) -> f
     return max(0.0, (when - reference).total_seconds())
 
 
+# An `X-RateLimit-Reset` at least this large is a Unix time, not seconds to wait: no window
+# lasts 30 years, and no clock reads earlier than 2001.
+UNIX_TIME_RESET = 1e9
+
+
+def rate_limit_reset(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
+    """Seconds until an exhausted window resets, from `X-RateLimit-Reset`, if any.
+
+    Servers write it as seconds to wait or as a Unix time; `now` is the Unix time to
+    measure the latter from. None when the header is absent or unreadable, or when
+    `X-RateLimit-Remaining` says requests are left (the window is not what refused).
+    """
+    if (_number(headers.get("x-ratelimit-remaining")) or 0.0) > 0:
+        return None
+    seconds = _number(headers.get("x-ratelimit-reset"))
+    if seconds is None:
+        return None
+    if seconds >= UNIX_TIME_RESET:
+        seconds -= now if now is not None else datetime.now(timezone.utc).timestamp()
+    return max(0.0, seconds)
+
+
+def _number(value: str | None) -> float | None:
+    """A header's finite number, or None when it is absent or not one."""
+    try:
+        number = float(value) if value is not None else None
+    except ValueError:
+        return None
+    return number if number is not None and math.isfinite(number) else None
+
+
 class _Window:
     """At most `limit` requests in flight or finished within the last `period` seconds.
 

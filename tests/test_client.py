@@ -160,6 +160,49 @@ def test_create_get_update_list_round_trip(fake_clock: FakeClock, how: str) -> N
     }
 
 
+def _with_unknown_keys(document: dict[str, Any]) -> dict[str, Any]:
+    """`document` with a key nobody knows added at every level the API may grow."""
+    grown = {**document, "links": {"self": "/x"}, "future": [1]}
+    grown["meta"] = {**document.get("meta", {}), "future": {"x": 1}}
+    if "pagination" in grown["meta"]:
+        grown["meta"]["pagination"] = {**grown["meta"]["pagination"], "cursor": "abc"}
+    data = document["data"]
+    resources = data if isinstance(data, list) else [data]
+    for resource in resources:
+        resource["relationships"] = {"account": {"data": None}}
+        resource["attributes"]["future_attribute"] = {"nested": True}
+        resource["attributes"]["deployment"]["future_setting"] = "on"
+    return grown
+
+
+def test_unknown_keys_at_every_level_are_ignored(fake_clock: FakeClock) -> None:
+    # api-notes.md "Transport": the API adds fields over time; clients ignore them.
+    store = make_store(fake_clock, max_page_size=2)
+    inner = httpx.ASGITransport(app=create_app(store))
+
+    class Growing(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            response = await inner.handle_async_request(request)
+            await response.aread()
+            if not response.is_success:
+                return response
+            grown = _with_unknown_keys(response.json())
+            return httpx.Response(response.status_code, json=grown)
+
+    async def scenario(client: ImgixClient) -> tuple[LiveSource, ...]:
+        created = [await client.create_source(s3_attributes(n)) for n in range(3)]
+        updated = await client.update_source(created[0].id, {"name": "Renamed"})
+        fetched = await client.get_source(created[0].id)
+        return updated, fetched, *await client.list_sources()
+
+    updated, fetched, *listed = run(make_client(fake_clock, transport=Growing()), scenario)
+
+    assert updated == fetched and fetched.name == "Renamed"
+    assert [source.name for source in listed] == ["Renamed", "Source 1", "Source 2"]
+    assert listed[0].deployment["future_setting"] == "on"  # kept, never compared
+    assert len(requests_of(store, "GET")) == 1 + 2  # the get, then both pages
+
+
 @pytest.mark.parametrize("suffix", ["", "/"])
 def test_base_url_is_the_root_with_or_without_trailing_slash(
     fake_clock: FakeClock, suffix: str
@@ -239,6 +282,38 @@ def test_validation_error_is_not_retried_and_never_echoes_secrets(
         assert SECRET not in text
         assert EMULATOR_API_KEY not in text
     assert "POST sources: 400 (attempt 1)" in caplog.text
+
+
+@pytest.mark.parametrize("status", [400, 405, 409, 422])
+@pytest.mark.parametrize("id_in", ["body", "header"])
+def test_a_refusal_is_not_retried_and_names_its_request_id(
+    fake_clock: FakeClock, status: int, id_in: str
+) -> None:
+    # api-notes.md "Transport": errors are JSON:API bodies whose `id` support asks for;
+    # 409 and 422 are not documented, but a refusal of any 4xx is final.
+    sent: list[httpx.Request] = []
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        error = {"status": str(status), "title": "Refused", "detail": "hostname taken"}
+        if id_in == "body":
+            error["id"] = "req-1"
+        headers = {"X-Request-Id": "req-1"} if id_in == "header" else {}
+        return httpx.Response(
+            status,
+            json={"errors": [error]},
+            headers={**headers, "Content-Type": "application/vnd.api+json"},
+        )
+
+    client = make_client(fake_clock, transport=httpx.MockTransport(refuse))
+    with pytest.raises(ApiError) as caught:
+        run(client, lambda c: c.update_source("a" * 24, {"name": "x"}))
+
+    assert len(sent) == 1
+    assert (caught.value.status, caught.value.request_id) == (status, "req-1")
+    assert str(caught.value) == (
+        f"imgix API {status} Refused for source {'a' * 24}: hostname taken (request id req-1)"
+    )
 
 
 def test_an_echoed_secret_is_redacted(fake_clock: FakeClock) -> None:
@@ -610,8 +685,11 @@ def test_errors_and_lost_responses_still_give_one_source_per_create(
     assert 500 in statuses and 504 in statuses  # the faults did happen
 
 
+# api-notes.md: a taken subdomain "fails (status unconfirmed; emulate 400)": the client
+# must find its lost create whichever refusal the real API uses.
+@pytest.mark.parametrize("taken_status", [400, 409, 422])
 def test_a_create_refused_after_a_lost_response_is_found_not_failed(
-    fake_clock: FakeClock,
+    fake_clock: FakeClock, taken_status: int
 ) -> None:
     # The lost create did land, but the first lookup misses it (a lagging replica): the
     # retry is refused for the taken subdomain, and a second lookup finds the source.
@@ -629,6 +707,11 @@ def test_a_create_refused_after_a_lost_response_is_found_not_failed(
                 lookups += 1
                 if lookups == 1:
                     return httpx.Response(200, json={"data": [], "meta": {}})
+            if request.method == "POST" and response.status_code == 400:
+                await response.aread()
+                return httpx.Response(
+                    taken_status, headers=response.headers, content=response.content
+                )
             return response
 
     created = run(
@@ -739,6 +822,43 @@ def test_retry_after_without_header_backs_off_with_jitter(fake_clock: FakeClock)
     assert 429 in [entry.status for entry in store.request_log]
     waits = [s for s in fake_clock.sleeps if s > 0]
     assert waits and len(set(waits)) == len(waits)  # jittered, not in lockstep
+
+
+HEADERS_NOT_RETRY_AFTER = RateLimits(per_second=1, retry_after=False, rate_limit_headers=True)
+
+
+def test_x_ratelimit_reset_is_honoured_when_retry_after_is_absent(fake_clock: FakeClock) -> None:
+    # api-notes.md: whether a 429 carries Retry-After or X-RateLimit-* is unconfirmed,
+    # "honour one when present": the reset is waited for whole, not guessed at with jitter.
+    store = make_store(fake_clock, limits=HEADERS_NOT_RETRY_AFTER)
+    ids = seed(store, 6)
+
+    async def fetch_all(client: ImgixClient) -> list[LiveSource]:
+        return list(await asyncio.gather(*(client.get_source(i) for i in ids)))
+
+    with served(store, "http") as (url, _):
+        fetched = run(make_client(fake_clock, base_url=url), fetch_all)
+
+    assert len(fetched) == 6
+    assert 429 in [entry.status for entry in store.request_log]
+    assert {s for s in fake_clock.sleeps if s > 0} == {1.0}  # the reset, not a jittered guess
+
+
+def test_an_x_ratelimit_reset_past_the_deadline_fails_fast(fake_clock: FakeClock) -> None:
+    limits = HEADERS_NOT_RETRY_AFTER._replace(per_second=None, updates_per_hour=1)
+    store = make_store(fake_clock, limits=limits)
+    (source_id,) = seed(store, 1)
+
+    async def update_twice(client: ImgixClient) -> None:
+        await client.update_source(source_id, {"name": "first"})
+        await client.update_source(source_id, {"name": "second"})
+
+    with served(store, "http") as (url, _), pytest.raises(DeadlineExceeded) as stopped:
+        run(make_client(fake_clock, base_url=url), update_twice)
+
+    assert "waiting 3600.0s more" in str(stopped.value)
+    assert [e.status for e in requests_of(store, "PATCH")] == [200, 429]  # not retried
+    assert fake_clock.elapsed < 1.0
 
 
 # --------------------------------------------------------------------------- write budget

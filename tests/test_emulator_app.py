@@ -189,6 +189,14 @@ def test_pagination_meta_can_be_turned_off(api: httpx.Client, emulator_store: So
         ({"sort": "name"}, ["Archive", "Blog", "Products"]),
         ({"sort": "-date_deployed"}, ["Archive", "Blog", "Products"]),
         ({"sort": "-enabled,name"}, ["Blog", "Products", "Archive"]),
+        ({"sort": "date_deployed"}, ["Products", "Blog", "Archive"]),
+        ({"sort": "-name"}, ["Products", "Blog", "Archive"]),
+        # sources-reference.txt "Source Filters": deployment.webfolder_base_url.
+        ({"filter[deployment.webfolder_base_url]": "https://origin.example/"}, ["Blog"]),
+        (
+            {"filter[deployment.type]": "webfolder,s3", "filter[enabled]": "true"},
+            ["Products", "Blog"],
+        ),
     ],
 )
 def test_filters_and_sorts(
@@ -205,6 +213,14 @@ def test_filters_and_sorts(
     assert patch(api, archive, {"enabled": False}).status_code == 200
     listed = api.get(SOURCES, params=params).json()["data"]
     assert [s["attributes"]["name"] for s in listed] == names
+
+
+def test_sparse_fields_keep_only_what_is_asked(api: httpx.Client) -> None:
+    create(api, name="Products")
+    listed = api.get(SOURCES, params={"fields[sources]": "name,deployment.type"}).json()
+    (resource,) = listed["data"]
+    assert resource["attributes"] == {"name": "Products", "deployment": {"type": "s3"}}
+    assert listed["meta"]["pagination"]["totalRecords"] == 1
 
 
 def test_unknown_filter_is_400(api: httpx.Client) -> None:
@@ -245,6 +261,56 @@ def test_patch_is_partial_and_lists_replace_whole(api: httpx.Client) -> None:
     assert shown["default_params"] == {"fm": "webp"}
     assert shown["s3_bucket"] == "b"
     assert patch(api, source_id, {"enabled": False}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("field", "before", "after"),
+    [
+        ("imgix_subdomains", ["img", "img-2"], ["img-3"]),
+        ("custom_domains", ["a.example.com", "b.example.com"], ["c.example.com"]),
+        ("default_params", {"auto": "format", "q": 75}, {}),
+    ],
+)
+def test_a_patch_replaces_lists_and_maps_whole(
+    api: httpx.Client, field: str, before: Any, after: Any
+) -> None:
+    # api-notes.md "Create and update": list and map values replace the old value whole.
+    source_id = create(api, **{field: before})
+    shown = patch(api, source_id, {"deployment": {field: after}}).json()["data"]["attributes"]
+    assert shown["deployment"][field] == after
+    assert (
+        api.get(f"{SOURCES}/{source_id}").json()["data"]["attributes"]["deployment"][field] == after
+    )
+
+
+def test_a_patch_with_null_clears_an_optional_attribute(api: httpx.Client) -> None:
+    # Defaults to null (sources-reference.txt, image_error and image_missing): null is a value.
+    source_id = create(api, image_error="https://example.com/e.png", cache_ttl_error=60)
+    patched = patch(api, source_id, {"deployment": {"image_error": None}})
+    shown = patched.json()["data"]["attributes"]["deployment"]
+    assert shown["image_error"] is None
+    assert shown["cache_ttl_error"] == 60  # omitted: kept
+
+
+@pytest.mark.parametrize(
+    ("attributes", "words"),
+    [
+        ({"name": None}, "name must be a non-empty string"),
+        ({"enabled": None}, "enabled must be a boolean"),
+        ({"deployment": None}, "deployment must be an object"),
+        ({"deployment": {"cache_ttl_value": None}}, "deployment.cache_ttl_value"),
+        ({"deployment": {"default_params": None}}, "deployment.default_params"),
+        ({"deployment": {"imgix_subdomains": None}}, "deployment.imgix_subdomains"),
+        ({"deployment": {"s3_secret_key": None}}, "deployment.s3_secret_key"),
+    ],
+)
+def test_a_patch_with_null_for_a_required_value_is_400_and_changes_nothing(
+    api: httpx.Client, attributes: dict[str, Any], words: str
+) -> None:
+    source_id = create(api)
+    before = api.get(f"{SOURCES}/{source_id}").json()["data"]
+    assert words in error_of(patch(api, source_id, attributes), 400)["detail"]
+    assert api.get(f"{SOURCES}/{source_id}").json()["data"] == before
 
 
 def test_patch_must_name_the_source(api: httpx.Client) -> None:
@@ -340,6 +406,19 @@ def test_web_origins_return_encrypted_values(api: httpx.Client, kind: str) -> No
     patch(api, source_id, {"deployment": {"request_signing_key": "k" * 32}})
     after = api.get(f"{SOURCES}/{source_id}").json()["data"]["attributes"]["deployment"]
     assert after["request_signing_key_encrypted"] != before["request_signing_key_encrypted"]
+
+
+@pytest.mark.parametrize("kind", sorted(MINIMAL))
+def test_allows_upload_is_shown_only_for_bucket_origins(api: httpx.Client, kind: str) -> None:
+    # sources-reference.txt: allows_upload is "applicable only for azure, gcs, or s3".
+    source_id = create(api, kind)
+    shown = api.get(f"{SOURCES}/{source_id}").json()["data"]["attributes"]["deployment"]
+    if kind in ("azure", "gcs", "s3"):
+        assert shown["allows_upload"] is False
+    else:
+        assert "allows_upload" not in shown
+    refused = patch(api, source_id, {"deployment": {"allows_upload": True}})
+    assert "deployment.allows_upload is read-only" in error_of(refused, 400)["detail"]
 
 
 def test_secure_url_token_appears_when_enabled(api: httpx.Client) -> None:
@@ -445,6 +524,24 @@ def test_per_second_limit_is_429(
     assert ("retry-after" in limited.headers) is retry_after
     fake_clock.advance(1)
     assert api.get(SOURCES).status_code == 200
+
+
+def test_a_429_carries_rate_limit_headers_when_asked(
+    api: httpx.Client, emulator_store: SourceStore, fake_clock: FakeClock
+) -> None:
+    emulator_store.limits = RateLimits(
+        per_second=None, updates_per_hour=2, retry_after=False, rate_limit_headers=True
+    )
+    source_id = create(api)
+    assert "x-ratelimit-reset" not in patch(api, source_id, {"name": "a"}).headers
+    fake_clock.advance(600)
+    assert patch(api, source_id, {"name": "b"}).status_code == 200
+    refused = patch(api, source_id, {"name": "c"})
+    error_of(refused, 429)
+    assert "retry-after" not in refused.headers
+    assert refused.headers["x-ratelimit-limit"] == "2"
+    assert refused.headers["x-ratelimit-remaining"] == "0"
+    assert refused.headers["x-ratelimit-reset"] == "3000"  # the first update leaves the hour
 
 
 def test_hourly_create_and_update_limits(

@@ -11,7 +11,11 @@ from typing import Any
 import pytest
 
 from reconciler.emulator import Faults, RateLimits, SourceStore, seeded_store
-from reconciler.emulator.deployments import DASHBOARD_ANNOTATION, DEFAULT_ANNOTATION
+from reconciler.emulator.deployments import (
+    DASHBOARD_ANNOTATION,
+    DEFAULT_ANNOTATION,
+    READ_ONLY_FIELDS,
+)
 from reconciler.emulator.errors import (
     BadRequest,
     Forbidden,
@@ -21,7 +25,13 @@ from reconciler.emulator.errors import (
     Unauthorized,
 )
 from reconciler.emulator.limits import ManualClock
-from reconciler.specs import DEPLOYMENT_MODELS, deployment_defaults, secret_fields
+from reconciler.pacing import Pacing
+from reconciler.specs import (
+    DEPLOYMENT_MODELS,
+    deployment_defaults,
+    deployment_fields,
+    secret_fields,
+)
 
 HANDSHAKE = "h" * 32
 SIGNING_KEY = "k" * 32
@@ -111,6 +121,8 @@ def test_create_requires_name_and_deployment(store: SourceStore, missing: str) -
         ({"name": "", "deployment": deployment("s3")}, "name must be a non-empty string"),
         ({"name": 3, "deployment": deployment("s3")}, "name must be a non-empty string"),
         ({"name": "n", "enabled": "yes", "deployment": deployment("s3")}, "enabled must be"),
+        ({"name": "n", "enabled": 1, "deployment": deployment("s3")}, "enabled must be"),
+        ({"name": "n", "enabled": None, "deployment": deployment("s3")}, "enabled must be"),
         ({"name": "n", "tags": [], "deployment": deployment("s3")}, "tags is not an attribute"),
         (
             {"name": "n", "deployment_status": "deployed", "deployment": deployment("s3")},
@@ -185,6 +197,26 @@ def test_every_attribute_constraint_is_enforced(
     assert "deployment" in refused.value.detail
     if attribute in secret_fields(DEPLOYMENT_MODELS[kind]):
         assert str(value) not in refused.value.detail
+
+
+@pytest.mark.parametrize("kind", sorted(MINIMAL))
+def test_a_type_accepts_only_its_own_attributes(store: SourceStore, kind: str) -> None:
+    # sources-reference.txt: one table of attributes per source type; read from the models.
+    own = {api for _, api in deployment_fields(DEPLOYMENT_MODELS[kind])}
+    others = {
+        api for model in DEPLOYMENT_MODELS.values() for _, api in deployment_fields(model)
+    } - own
+    assert others
+    for attribute in sorted(others):
+        with pytest.raises(BadRequest) as refused:
+            store.create_source({"name": "n", "deployment": deployment(kind, **{attribute: "x"})})
+        assert (
+            refused.value.detail == f"deployment.{attribute} is not an attribute of {kind} sources."
+        )
+    for attribute in sorted(READ_ONLY_FIELDS):
+        with pytest.raises(BadRequest, match=f"deployment.{attribute} is read-only"):
+            store.create_source({"name": "n", "deployment": deployment(kind, **{attribute: "x"})})
+    assert store.sources == {}
 
 
 def test_at_most_100_hostnames(store: SourceStore) -> None:
@@ -622,6 +654,29 @@ def test_hourly_write_limits(store: SourceStore, clock: ManualClock, kind: str) 
     write(4)
 
 
+def test_the_default_limits_are_the_documented_ones(clock: ManualClock) -> None:
+    # api-notes.md "Rate limits": 4 requests/s, 60 creates/h, 60 updates/h; the client
+    # paces itself to the same figures by default.
+    store = SourceStore(clock=clock, rng=random.Random(3))
+    assert Pacing() == Pacing(per_second=4, creates_per_hour=60, updates_per_hour=60)
+    for index in range(60):
+        clock.advance(1.0)
+        create(store, subdomain=f"s{index}")
+    source_id = next(iter(store.sources))
+    for index in range(60):
+        clock.advance(1.0)
+        store.update_source(source_id, {"name": f"n{index}"})
+    clock.advance(1.0)
+    with pytest.raises(RateLimited, match="at most 60 source creates per hour"):
+        create(store, subdomain="s60")
+    with pytest.raises(RateLimited, match="at most 60 source updates per hour"):
+        store.update_source(source_id, {"name": "late"})
+    for _ in range(4):
+        store.admit()
+    with pytest.raises(RateLimited, match="at most 4 requests per second"):
+        store.admit()
+
+
 def test_injected_errors(store: SourceStore) -> None:
     store.faults = Faults(error_rate=1.0)
     with pytest.raises(InjectedFailure):
@@ -642,6 +697,20 @@ def test_state_round_trips_with_secrets(store: SourceStore, clock: ManualClock) 
     restored.load_json(json.loads(json.dumps(store.to_json())))
     assert restored.list_sources({}).resources == store.list_sources({}).resources
     assert restored.to_json() == store.to_json()
+
+
+@pytest.mark.parametrize("source_id", ["A" * 24, "a" * 23, "../" + "a" * 21, 7])
+def test_a_state_source_id_the_api_would_never_serve_is_refused(
+    store: SourceStore, source_id: Any
+) -> None:
+    # api-notes.md "Transport": ids are 24 lowercase hex characters.
+    state = {
+        "version": 1,
+        "sources": [{"id": source_id, "name": "n", "deployment": deployment("s3")}],
+    }
+    with pytest.raises(ValueError, match=r"sources\[0\]\.id must be 24 lowercase hex"):
+        store.load_json(state)
+    assert store.sources == {}
 
 
 def test_on_commit_sees_every_write(store: SourceStore) -> None:

@@ -19,6 +19,7 @@ from reconciler.pacing import (
     RequestKind,
     RetryPolicy,
     Stop,
+    rate_limit_reset,
     retry_after,
 )
 
@@ -197,6 +198,31 @@ def test_retry_after_reads_seconds_and_http_dates(header: str, expected: float) 
 def test_retry_after_absent_or_garbled_is_none() -> None:
     assert retry_after({}) is None
     assert retry_after({"retry-after": "soon"}) is None
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"x-ratelimit-reset": "7"}, 7.0),
+        ({"x-ratelimit-reset": " 2.5 ", "x-ratelimit-remaining": "0"}, 2.5),
+        ({"x-ratelimit-reset": "1700000030"}, 30.0),  # a Unix time
+        ({"x-ratelimit-reset": "1699999990"}, 0.0),  # already past
+        ({"x-ratelimit-reset": "-3"}, 0.0),
+        ({"x-ratelimit-reset": "7", "x-ratelimit-remaining": "3"}, None),  # not this window
+        ({"x-ratelimit-reset": "7", "x-ratelimit-remaining": "none"}, 7.0),
+        ({"x-ratelimit-reset": "soon"}, None),
+        ({"x-ratelimit-reset": "nan"}, None),
+        ({"x-ratelimit-reset": "inf"}, None),
+        ({"x-ratelimit-remaining": "0"}, None),
+        ({}, None),
+    ],
+)
+def test_rate_limit_reset_reads_seconds_or_a_unix_time(
+    headers: dict[str, str], expected: float | None
+) -> None:
+    assert rate_limit_reset(headers, now=1_700_000_000.0) == (
+        pytest.approx(expected) if expected is not None else None
+    )
 
 
 # --------------------------------------------------------------------------- budgets and stops

@@ -117,6 +117,10 @@ def error_response(problem: ApiProblem, request_id: str, store: SourceStore) -> 
     headers: dict[str, str] = {}
     if isinstance(problem, RateLimited) and store.limits.retry_after:
         headers["Retry-After"] = str(problem.retry_after)
+    if isinstance(problem, RateLimited) and store.limits.rate_limit_headers:
+        headers["X-RateLimit-Limit"] = str(problem.limit)
+        headers["X-RateLimit-Remaining"] = "0"
+        headers["X-RateLimit-Reset"] = str(problem.retry_after)
     if isinstance(problem, MethodNotAllowed):
         headers["Allow"] = ", ".join(problem.allowed)
     document = {"errors": [error], "jsonapi": {"version": "1.0"}}

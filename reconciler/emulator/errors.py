@@ -59,9 +59,10 @@ class RateLimited(ApiProblem):
     status = 429
     title = "Too Many Requests"
 
-    def __init__(self, detail: str, *, retry_after: int) -> None:
+    def __init__(self, detail: str, *, retry_after: int, limit: int = 0) -> None:
         super().__init__(detail)
         self.retry_after = retry_after
+        self.limit = limit  # of the window that refused
 
 
 class InjectedFailure(ApiProblem):

@@ -30,6 +30,9 @@ class RateLimits(NamedTuple):
     updates_per_hour: int | None = 60
     # Whether a 429 carries `Retry-After` (unconfirmed on the real API: clients must cope).
     retry_after: bool = True
+    # Whether a 429 carries `X-RateLimit-Limit`, `-Remaining` (0) and `-Reset` (seconds to
+    # wait), as many APIs do (unconfirmed on imgix's: off unless asked for).
+    rate_limit_headers: bool = False
 
 
 class Faults(NamedTuple):
@@ -118,4 +121,5 @@ class RateLimiter:
             raise RateLimited(
                 f"Rate limit exceeded: at most {limit} {what}. Try again later.",
                 retry_after=max(1, math.ceil(wait)),
+                limit=limit or 0,
             )

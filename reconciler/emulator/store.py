@@ -44,7 +44,8 @@ from reconciler.emulator.numbers import SAFE_RANGE, unsafe_number
 from reconciler.specs import (
     DEPLOYMENT_MODELS,
     HOSTNAME_FIELDS,
-    NonEmpty,
+    SOURCE_ID_PATTERN,
+    SourceSpec,
     deployment_defaults,
     deployment_fields,
     secret_fields,
@@ -52,19 +53,28 @@ from reconciler.specs import (
 
 EMULATOR_API_KEY = "ak_" + "0123456789abcdef" * 4
 API_KEY_PATTERN = re.compile(r"ak_[0-9a-f]{64}")
+SOURCE_ID = re.compile(SOURCE_ID_PATTERN)
 AUTH_DETAIL = "A valid API key is required and could not be determined."
 STATE_VERSION = 1
 
 WRITABLE = frozenset({"name", "enabled", "deployment"})
+ATTRIBUTE_WORDING = {
+    "name": "name must be a non-empty string.",
+    "enabled": "enabled must be a boolean.",
+}
 READ_ONLY = frozenset({"date_deployed", "deployment_status", "secure_url_token"})
 # How the API's messages name each kind of hostname.
 HOSTNAME_LABELS = dict(zip(HOSTNAME_FIELDS, ("imgix subdomain", "custom domain"), strict=True))
 
 
 @functools.cache
-def _name_adapter() -> TypeAdapter[str]:
-    # Built at the first write that names a source: `--emulator` lists and never needs it.
-    return TypeAdapter(NonEmpty)
+def _attribute_adapters() -> dict[str, TypeAdapter[Any]]:
+    # The source attributes' types from the spec model, built at the first write that
+    # names one: `--emulator` lists and never needs them.
+    return {
+        name: TypeAdapter(SourceSpec.model_fields[name].rebuild_annotation())
+        for name in ("name", "enabled")
+    }
 
 
 # Every attribute of any type that a filter may name (secrets never: they are not shown).
@@ -334,7 +344,13 @@ class SourceStore:
             where = unsafe_number(dict(state))
             if where is not None:
                 raise ValueError(f"{where}: numbers must be {SAFE_RANGE}")
-            for entry in state.get("sources", []):
+            for index, entry in enumerate(state.get("sources", [])):
+                source_id = entry.get("id")
+                # The API's ids are 24 lowercase hex: clients refuse any other (api-notes.md).
+                if source_id is not None and not (
+                    isinstance(source_id, str) and SOURCE_ID.fullmatch(source_id)
+                ):
+                    raise ValueError(f"sources[{index}].id must be 24 lowercase hex characters")
                 self._restore(entry)
 
     def _restore(self, entry: Mapping[str, Any]) -> None:
@@ -376,13 +392,13 @@ class SourceStore:
             if key in READ_ONLY:
                 raise BadRequest(f"{key} is read-only.")
             raise BadRequest(f"{key} is not an attribute of sources.")
-        if "name" in attributes:
+        for name, adapter in _attribute_adapters().items():
+            if name not in attributes:
+                continue
             try:
-                _name_adapter().validate_python(attributes["name"], strict=True)
+                adapter.validate_python(attributes[name], strict=True)
             except ValidationError:
-                raise BadRequest("name must be a non-empty string.") from None
-        if "enabled" in attributes and not isinstance(attributes["enabled"], bool):
-            raise BadRequest("enabled must be a boolean.")
+                raise BadRequest(ATTRIBUTE_WORDING[name]) from None
         return dict(attributes)
 
     @staticmethod
