@@ -1377,6 +1377,8 @@ def _in_sync_slowly(deployment: DeploymentBase, live: LiveSource, ignored: froze
         if have is _MISSING:
             if ignored and f"deployment.{name}" in ignored:
                 continue
+            if _unset(value):
+                continue
             if stated is None:
                 stated = stated_fields(deployment)
             if name in stated:
@@ -1422,6 +1424,12 @@ def _plainly_equal(have: Any, want: Any) -> bool:
     return kind in _SCALARS or (kind is list and all(type(item) is str for item in want))
 
 
+def _unset(value: Any) -> bool:
+    """Whether `value` is one a listing leaves out (null, `[]`, `{}`): stated or not, an
+    omitted key may be it, and writing it again would never show in the next listing."""
+    return value is None or (type(value) in _CONTAINERS and not value)
+
+
 _MISSING: Any = object()
 _NOTHING: frozenset[str] = frozenset()
 _SCALARS = frozenset({str, int, float, bool, type(None)})
@@ -1439,7 +1447,8 @@ def _attribute_changes(
     (`attributes`: the deployment's managed ones), each name also added to `changed`.
 
     An attribute the listing omits is unknown, not a difference: it is written only when
-    the file states it (an unstated default may well be what the API holds).
+    the file states it (an unstated default may well be what the API holds), and states a
+    value a listing would show (an omitted key may be an unset one).
     """
     have_all = live.deployment
     # Most attributes of a patch are equal, of the same type, and scalars or empty: settled
@@ -1458,6 +1467,8 @@ def _attribute_changes(
         if ignored and f"deployment.{name}" in ignored:
             continue
         if have is _MISSING:
+            if _unset(value):
+                continue
             if stated is None:
                 stated = stated_fields(deployment)
             if name in stated:

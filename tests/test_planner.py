@@ -351,7 +351,7 @@ def test_an_attribute_the_listing_omits_is_no_difference_when_the_file_is_silent
 
 
 def test_an_attribute_the_listing_omits_is_written_when_the_file_states_it() -> None:
-    spec = s3_spec(image_error=None, cache_ttl_value=1800)
+    spec = s3_spec(image_error="https://example.com/error.png", cache_ttl_value=1800)
     live = live_of(spec)
     deployment = {
         k: v for k, v in live.deployment.items() if k not in ("image_error", "cache_ttl_value")
@@ -361,11 +361,36 @@ def test_an_attribute_the_listing_omits_is_written_when_the_file_states_it() -> 
     )
     assert action.changes == [
         Change(path="deployment.cache_ttl_value", before=NOT_RETURNED, after=1800),
-        Change(path="deployment.image_error", before=NOT_RETURNED),
+        Change(
+            path="deployment.image_error",
+            before=NOT_RETURNED,
+            after="https://example.com/error.png",
+        ),
     ]
     write = as_sent(action, 0)["deployment"]
     assert isinstance(write, dict)
-    assert write["image_error"] is None and write["cache_ttl_value"] == 1800
+    assert write["image_error"] == "https://example.com/error.png"
+    assert write["cache_ttl_value"] == 1800
+
+
+@pytest.mark.parametrize(
+    "stated", [{"image_error": None}, {"custom_domains": []}, {"default_params": {}}]
+)
+def test_a_stated_empty_value_the_listing_omits_is_no_difference(stated: dict[str, Any]) -> None:
+    # Real listings leave out keys without a value: writing null, [] or {} again would
+    # never show in the next listing, and every plan would patch it again.
+    spec = s3_spec(**stated)
+    live = live_of(spec)
+    (name,) = stated
+    deployment = {k: v for k, v in live.deployment.items() if k != name}
+    omitted = live.model_copy(update={"deployment": deployment})
+    assert plan(desired(spec), [omitted], OPTIONS).actions == []
+    # Still compared when listed: a value set in the dashboard is cleared.
+    shown = {"image_error": "https://x.example/e.png", "custom_domains": ["a.example.com"]}
+    changed = live.model_copy(
+        update={"deployment": {**deployment, name: shown.get(name, {"auto": "format"})}}
+    )
+    assert paths(only(plan(desired(spec), [changed], OPTIONS)))[0].startswith(f"deployment.{name}")
 
 
 def test_robots_txt_has_no_default_and_is_managed_only_when_stated() -> None:
