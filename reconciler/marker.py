@@ -88,7 +88,10 @@ def parse_annotation(annotation: str | None) -> Annotation:
             encrypted[parsed["field"]] = parsed["value"]
         elif parsed["kind"] == OWNER_KIND and parsed["field"] == "name":
             owner = parsed["value"]
-    text = annotation[: match.start()].rstrip() or None
+    # The exact inverse of `compose_annotation`: one separating space dropped, no more, so
+    # text ending in blanks or a newline (a YAML block scalar) reads back as written.
+    text = annotation[: match.start()]
+    text = (text[:-1] if text.endswith(" ") else text) or None
     marker = Marker(fingerprints, encrypted, int(match["version"]), owner, pending_disable)
     return Annotation(text, marker)
 

@@ -889,7 +889,11 @@ def _quiet(
     if annotation is None:
         annotation = live.annotation
     wanted = deployment.annotation
-    if wanted is not None and annotation.text != wanted and "deployment.annotation" not in ignored:
+    if (
+        wanted is not None
+        and annotation.text != (wanted or None)
+        and "deployment.annotation" not in ignored
+    ):
         return None
     marker = annotation.marker
     model = type(deployment)
@@ -1114,7 +1118,7 @@ def _annotation_verdict(
     ):
         return None
     wanted = spec.deployment.annotation
-    if wanted is not None and annotation.text != wanted:
+    if wanted is not None and annotation.text != (wanted or None):
         return None
     return _secrets_verdict(
         spec.deployment, marker, _NOTHING, options, fingerprints, adopt=options.adopt
@@ -1541,7 +1545,8 @@ def _annotation_text(
     if deployment.annotation is None:
         return None, None
     change = None
-    if live_text != deployment.annotation:
+    # An empty text is no text: the marker alone is written, and read back as no text.
+    if live_text != (deployment.annotation or None):
         change = Change(path="deployment.annotation", before=live_text, after=deployment.annotation)
     return deployment.annotation, change
 

@@ -471,6 +471,18 @@ def test_ignore_changes_excludes_the_paths() -> None:
     assert plan(desired(spec), [live], OPTIONS).actions == []
 
 
+@pytest.mark.parametrize("text", ["Managed in git\n", "note ", "   ", ""])
+def test_a_declared_annotation_in_any_spacing_is_in_sync_once_written(text: str) -> None:
+    # A YAML block scalar ends in a newline; the marker's space must not eat it, and an
+    # empty text is the marker alone: otherwise every plan rewrites the annotation.
+    spec = s3_spec(annotation=text)
+    assert plan(desired(spec), [live_of(spec)], OPTIONS).actions == []
+    live = live_of(spec, deployment={"annotation": "New deployment created by jane"})
+    assert only(plan(desired(spec), [live], OPTIONS)).changes == [
+        Change(path="deployment.annotation", before="New deployment created by jane", after=text)
+    ]
+
+
 def test_undeclared_annotation_is_not_compared() -> None:
     live = live_of(s3_spec())
     annotation = str(live.deployment["annotation"]).replace("[", "Edited by hand [", 1)
@@ -1358,7 +1370,8 @@ def _attribute_changes_one_by_one(
         if f"deployment.{name}" in ignored:
             continue
         if name not in live.deployment:
-            if name in stated_fields(deployment):
+            # Stated, and not what an omitted key may be (null, [] or {}).
+            if name in stated_fields(deployment) and value not in (None, [], {}):
                 path, want = f"deployment.{name}", _normalized(name, value)
                 changes.append(Change(path=path, before=NOT_RETURNED, after=want))
                 names.append(name)
