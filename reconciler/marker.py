@@ -90,8 +90,8 @@ def parse_annotation(annotation: str | None) -> Annotation:
             owner = parsed["value"]
     # The exact inverse of `compose_annotation`: one separating space dropped, no more, so
     # text ending in blanks or a newline (a YAML block scalar) reads back as written.
-    text = annotation[: match.start()]
-    text = (text[:-1] if text.endswith(" ") else text) or None
+    before = annotation[: match.start()]
+    text = (before[:-1] if before.endswith(" ") else before) or None
     marker = Marker(fingerprints, encrypted, int(match["version"]), owner, pending_disable)
     return Annotation(text, marker)
 
