@@ -28,8 +28,10 @@ OWNER_KIND = "owner"
 PENDING_KIND = "pending"
 PENDING_DISABLE = f"{PENDING_KIND}.enabled=false"
 
+# A token holds no bracket (none is rendered with one): text of the file ending in an
+# unclosed "[imgix-reconciler v1 ..." is text, not the start of the marker after it.
 _MARKER = re.compile(
-    r"\[" + re.escape(MARKER_NAME) + r" v(?P<version>\d+)(?P<tokens>(?: [^\s\]]+)*)\]\s*\Z"
+    r"\[" + re.escape(MARKER_NAME) + r" v(?P<version>\d+)(?P<tokens>(?: [^\s\[\]]+)*)\]\s*\Z"
 )
 _TOKEN = re.compile(r"(?P<kind>[a-z]+)\.(?P<field>[A-Za-z0-9_.-]+)=(?P<value>[^\s\]]+)")
 

@@ -721,6 +721,19 @@ def test_an_enabled_source_the_file_disables_stays_destructive_without_the_recor
     assert action.destructive
 
 
+def test_a_marker_spelled_in_the_files_annotation_records_nothing() -> None:
+    # The annotation of a pull request's file is untrusted: an unclosed marker in its text
+    # must not be read as the reconciler's record of a pending disable (or an owner).
+    text = "Managed [imgix-reconciler v1 pending.enabled=false owner.name=mallory"
+    live = live_of(s3_spec(annotation=text), enabled=True)
+    assert live.annotation.text == text
+    assert plan(desired(s3_spec(annotation=text)), [live], OPTIONS).actions == []
+    disabling = plan(desired(s3_spec(enabled=False, annotation=text)), [live], OPTIONS)
+    assert not disabling.owned_elsewhere  # was: owned by "mallory", never written
+    assert only(disabling).destructive  # was: not, so no --allow-disable asked for
+    assert "disables" in only(disabling).risks
+
+
 def test_enabling_a_disabled_source_carries_the_changes_in_one_write() -> None:
     live = live_of(s3_spec(), enabled=False)
     action = only(plan(desired(s3_spec(name="Renamed")), [live], OPTIONS))
