@@ -2,8 +2,12 @@
 # Post the plan of every account as one pull-request comment, or update the one posted
 # before (upsert-comment.sh).
 #
-# Needs: RESULTS (folder of the accounts' result folders), IMGIX_RECONCILER_VENV, GH_TOKEN,
-# GITHUB_REPOSITORY, and the pull request: PULL_REQUEST, else the event payload's.
+# A run whose pull request has moved to another commit since (a push while it ran) leaves
+# the comment to the run of that commit: an older run finishing last never replaces it.
+#
+# Needs: RESULTS (folder of the accounts' result folders), ACCOUNTS (the workflow's JSON
+# list of accounts), IMGIX_RECONCILER_VENV, GH_TOKEN, GITHUB_REPOSITORY, and the pull
+# request: PULL_REQUEST, else the event payload's.
 set -euo pipefail
 
 venv="${IMGIX_RECONCILER_VENV:?}"
@@ -18,8 +22,19 @@ folders=("${RESULTS:?}"/*/)
 ((${#folders[@]})) || { echo "::error title=imgix-reconciler::no account produced a result"; exit 1; }
 body="${RUNNER_TEMP:?}/imgix-reconciler-comment.md"
 run_url="${GITHUB_SERVER_URL:-https://github.com}/$GITHUB_REPOSITORY/actions/runs/${GITHUB_RUN_ID:-0}"
-"$venv/bin/python" -I -m reconciler.github combine --run-url "$run_url" "${folders[@]}" > "$body"
+"$venv/bin/python" -I -m reconciler.github combine --run-url "$run_url" \
+  --accounts "${ACCOUNTS:?}" "${folders[@]}" > "$body"
 echo "comment-file=$body" >> "${GITHUB_OUTPUT:-/dev/null}"
+
+if [[ -z "${PULL_REQUEST:-}" ]]; then
+  planned="$(jq -r '.pull_request.head.sha // empty' "$GITHUB_EVENT_PATH")"
+  # A failed look-up is no reason to withhold the plan: the comment is posted.
+  head="$(gh api "repos/$GITHUB_REPOSITORY/pulls/$number" --jq '.head.sha' 2> /dev/null)" || head=""
+  if [[ "$planned" =~ ^[0-9a-f]{40}$ && "$head" =~ ^[0-9a-f]{40}$ && "$planned" != "$head" ]]; then
+    echo "::notice title=imgix-reconciler::pull request #$number is at $head now, this run planned $planned: the run of $head comments"
+    exit 0
+  fi
+fi
 
 if ! bash "$(dirname "${BASH_SOURCE[0]}")/upsert-comment.sh" "$number" "$body"; then
   # A fork's pull request gets a read-only token: the plan is in the job summary instead.

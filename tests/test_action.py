@@ -336,6 +336,7 @@ class FakeGitHub:
             "FAKE_GH_STATE": str(self.state_path),
             "GH_TOKEN": "fake-token",
             "RESULTS": str(runner.temp / "imgix-reconciler"),
+            "ACCOUNTS": '[{"name": "main", "files": "sources.yaml"}]',
             **extra,
         }
 
@@ -586,3 +587,71 @@ def test_every_python_the_action_starts_is_isolated_from_the_working_directory()
                 if at >= 0:
                     flags = code[at + len(start) - 1 :].split()
                     assert flags[0] == "-I", f"{script.name}:{number}: {line.strip()}"
+
+
+def test_an_account_whose_job_left_no_result_never_counts_as_in_sync(
+    runner: FakeRunner, github: FakeGitHub, emulator_url: str
+) -> None:
+    # The schedule's `eu` job timed out (or was cancelled, or its environment refused it)
+    # before writing a result; `main` is back in sync. The drift issue stays open.
+    _sources(runner, "Products")
+    both = '[{"name": "main", "files": "sources.yaml"}, {"name": "eu", "files": "eu.yaml"}]'
+    env = github.env(runner, ACCOUNTS=both)
+    runner.step({**CANARY_ENV}, command="drift", files="sources.yaml", account="main")
+    assert runner.script("drift-issue.sh", env).returncode == 1  # eu: no result
+    state = github.state
+    issue = {"number": 5, "user": {"login": BOT}, "state": "open"}
+    state["issues"] = [{**issue, "body": "<!-- imgix-reconciler:drift -->\nold"}]
+    github.save(state)
+    subprocess.run(
+        [sys.executable, "-m", "reconciler", "apply", "sources.yaml", "--auto-approve",
+         "--api-url", emulator_url],
+        cwd=runner.workspace, env=child_env(CANARY_ENV), capture_output=True, check=True,
+        timeout=60,
+    )  # fmt: skip
+    runner.step({**CANARY_ENV}, command="drift", files="sources.yaml", account="main")
+    done = runner.script("drift-issue.sh", env)
+    assert done.returncode == 1
+    assert "::error title=imgix-reconciler::no result from account eu" in done.stdout
+    assert "| `eu` | no result (its job failed or was cancelled) |" in done.summary
+    (issue,) = github.state["issues"]
+    assert issue["state"] == "open" and "5" not in github.state["comments"]
+
+
+def test_the_plan_comment_names_an_account_whose_job_left_no_result(
+    runner: FakeRunner, github: FakeGitHub
+) -> None:
+    _sources(runner, "Products")
+    runner.step({**CANARY_ENV}, command="plan", files="sources.yaml", account="main")
+    both = '[{"name": "main", "files": "sources.yaml"}, {"name": "eu", "files": "eu.yaml"}]'
+    done = runner.script("comment.sh", github.env(runner, ACCOUNTS=both))
+    assert done.returncode == 0, done.stderr
+    (comment,) = github.state["comments"]["7"]
+    assert "### imgix-reconciler plan: 2 accounts" in comment["body"]
+    assert "| `eu` | no result (its job failed or was cancelled) |" in comment["body"]
+    assert "account=eu" not in comment["body"]  # no digest: its apply refuses
+
+
+def test_a_plan_of_a_commit_the_pull_request_moved_past_never_replaces_the_comment(
+    runner: FakeRunner, github: FakeGitHub
+) -> None:
+    # Two pushes in a row: the run of the first finishes last. Its plan is of a commit
+    # the pull request no longer has, so it leaves the newer run's comment alone.
+    old, new = "a" * 40, "b" * 40
+    event = {"pull_request": {"number": 7, "head": {"sha": old}}}
+    runner.event.write_text(json.dumps(event), encoding="utf-8")
+    state = github.state
+    state["pull_heads"] = {"7": new}
+    github.save(state)
+    _sources(runner, "Products")
+    runner.step({**CANARY_ENV}, command="plan", files="sources.yaml", account="main")
+    stale = runner.script("comment.sh", github.env(runner))
+    assert stale.returncode == 0, stale.stderr
+    assert f"pull request #7 is at {new} now, this run planned {old}" in stale.stdout
+    assert [c["method"] for c in github.state["calls"] if c["method"] != "GET"] == []
+    state = github.state
+    state["pull_heads"] = {"7": old}
+    github.save(state)
+    current = runner.script("comment.sh", github.env(runner))
+    assert current.returncode == 0, current.stderr
+    assert len(github.state["comments"]["7"]) == 1

@@ -191,3 +191,14 @@ def test_applies_of_one_account_queue_and_stop_before_the_job_limit() -> None:
     default = apply["on"]["workflow_call"]["inputs"]["max-duration"]["default"]
     minutes = re.fullmatch(r"(\d+)m", default)
     assert minutes is not None and int(minutes[1]) < job["timeout-minutes"]
+
+
+def test_the_gathering_jobs_know_every_account_the_matrix_ran() -> None:
+    # comment.sh and drift-issue.sh tell an account whose job left no result from one
+    # that is in sync only by the workflow's own list.
+    gathering = {"plan.yml": "comment.sh", "drift.yml": "drift-issue.sh"}
+    for name, script in gathering.items():
+        jobs = _yaml(ROOT / ".github" / "workflows" / name)["jobs"].values()
+        steps = [s for job in jobs for s in job["steps"] if script in s.get("run", "")]
+        assert len(steps) == 1, name
+        assert steps[0]["env"]["ACCOUNTS"] == "${{ inputs.accounts }}", name
