@@ -385,6 +385,8 @@ def test_a_read_only_token_puts_the_comment_in_the_summary(
 ) -> None:
     (runner.workspace / "sources.yaml").write_text(sources_yaml("Products"))
     runner.step({"IMGIX_API_KEY": None}, command="plan", files="sources.yaml", account="main")
+    fork = {"head": {"repo": {"full_name": "mallory/images"}}, "base": {"repo": BASE_REPO}}
+    runner.event.write_text(json.dumps({"pull_request": {"number": 7, **fork}}), "utf-8")
     state = github.state
     state["read_only"] = True
     github.save(state)
@@ -396,6 +398,30 @@ def test_a_read_only_token_puts_the_comment_in_the_summary(
     assert "`pull-request` set to this pull request's number" in step.summary
 
 
+def test_a_comment_that_cannot_be_posted_on_a_pull_request_of_the_repository_fails_saying_why(
+    runner: FakeRunner, github: FakeGitHub
+) -> None:
+    # Not a fork: the caller's job lacks `pull-requests: write`, or GitHub refused the
+    # write. Without the comment no digest is recorded and the merge would apply nothing.
+    _sources(runner, "Products")
+    runner.step({**CANARY_ENV}, command="plan", files="sources.yaml", account="main")
+    same = {"head": {"repo": BASE_REPO}, "base": {"repo": BASE_REPO}}
+    runner.event.write_text(json.dumps({"pull_request": {"number": 7, **same}}), "utf-8")
+    state = github.state
+    state["read_only"] = True
+    github.save(state)
+    step = runner.script("comment.sh", github.env(runner))
+    assert step.returncode == 1
+    assert "HTTP 403: Resource not accessible by integration" in step.stderr  # gh's reason
+    assert "::error title=imgix-reconciler::cannot post the plan comment on pull request #7" in (
+        step.stdout
+    )
+    assert "pull-requests: write" in step.stdout and "fork" not in step.stdout
+    assert "| `main` | changes |" in step.summary  # the plan is still there to read
+    assert "fake-token" not in step.stdout + step.stderr + step.summary
+
+
+BASE_REPO = {"full_name": "acme/images"}
 FORK_SHA = "ab" * 20
 
 
