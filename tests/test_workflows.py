@@ -202,3 +202,12 @@ def test_the_gathering_jobs_know_every_account_the_matrix_ran() -> None:
         steps = [s for job in jobs for s in job["steps"] if script in s.get("run", "")]
         assert len(steps) == 1, name
         assert steps[0]["env"]["ACCOUNTS"] == "${{ inputs.accounts }}", name
+
+
+def test_comment_jobs_of_one_pull_request_never_run_at_once() -> None:
+    # Two runs of one pull request (a push and a maintainer's plan, or two quick pushes)
+    # would both find no comment and both post one.
+    job = _yaml(ROOT / ".github" / "workflows" / "plan.yml")["jobs"]["comment"]
+    assert job["concurrency"]["cancel-in-progress"] is False
+    group = job["concurrency"]["group"]
+    assert "inputs.pull-request" in group and "github.event.pull_request.number" in group
