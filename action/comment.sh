@@ -7,7 +7,8 @@
 #
 # Needs: RESULTS (folder of the accounts' result folders), ACCOUNTS (the workflow's JSON
 # list of accounts), IMGIX_RECONCILER_VENV, GH_TOKEN, GITHUB_REPOSITORY, and the pull
-# request: PULL_REQUEST, else the event payload's.
+# request: PULL_REQUEST, else the event payload's. PLANNED_HEAD: the pull request's head
+# commit the run planned (default: the event payload's).
 set -euo pipefail
 
 venv="${IMGIX_RECONCILER_VENV:?}"
@@ -26,11 +27,12 @@ run_url="${GITHUB_SERVER_URL:-https://github.com}/$GITHUB_REPOSITORY/actions/run
   --accounts "${ACCOUNTS:?}" "${folders[@]}" > "$body"
 echo "comment-file=$body" >> "${GITHUB_OUTPUT:-/dev/null}"
 
-if [[ -z "${PULL_REQUEST:-}" ]]; then
-  planned="$(jq -r '.pull_request.head.sha // empty' "$GITHUB_EVENT_PATH")"
+planned="${PLANNED_HEAD:-}"
+[[ -n "$planned" ]] || planned="$(jq -r '.pull_request.head.sha // empty' "$GITHUB_EVENT_PATH")"
+if [[ "$planned" =~ ^[0-9a-f]{40}$ ]]; then
   # A failed look-up is no reason to withhold the plan: the comment is posted.
   head="$(gh api "repos/$GITHUB_REPOSITORY/pulls/$number" --jq '.head.sha' 2> /dev/null)" || head=""
-  if [[ "$planned" =~ ^[0-9a-f]{40}$ && "$head" =~ ^[0-9a-f]{40}$ && "$planned" != "$head" ]]; then
+  if [[ "$head" =~ ^[0-9a-f]{40}$ && "$planned" != "$head" ]]; then
     echo "::notice title=imgix-reconciler::pull request #$number is at $head now, this run planned $planned: the run of $head comments"
     exit 0
   fi

@@ -681,3 +681,24 @@ def test_a_plan_of_a_commit_the_pull_request_moved_past_never_replaces_the_comme
     current = runner.script("comment.sh", github.env(runner))
     assert current.returncode == 0, current.stderr
     assert len(github.state["comments"]["7"]) == 1
+
+
+def test_a_maintainers_plan_of_a_commit_the_fork_moved_past_never_replaces_the_comment(
+    runner: FakeRunner, github: FakeGitHub
+) -> None:
+    # The maintainer's run planned the head its first job resolved; the fork pushed since.
+    old, new = "c" * 40, "d" * 40
+    runner.event.write_text(json.dumps({"inputs": {"pull-request": "7"}}), encoding="utf-8")
+    state = github.state
+    state["pull_heads"] = {"7": new}
+    github.save(state)
+    _sources(runner, "Products")
+    runner.step({**CANARY_ENV}, command="plan", files="sources.yaml", account="main")
+    dispatch = github.env(runner, PULL_REQUEST="7", PLANNED_HEAD=old)
+    stale = runner.script("comment.sh", dispatch)
+    assert stale.returncode == 0, stale.stderr
+    assert f"pull request #7 is at {new} now, this run planned {old}" in stale.stdout
+    assert "7" not in github.state["comments"]
+    current = runner.script("comment.sh", {**dispatch, "PLANNED_HEAD": new})
+    assert current.returncode == 0, current.stderr
+    assert len(github.state["comments"]["7"]) == 1

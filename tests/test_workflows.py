@@ -211,3 +211,15 @@ def test_comment_jobs_of_one_pull_request_never_run_at_once() -> None:
     assert job["concurrency"]["cancel-in-progress"] is False
     group = job["concurrency"]["group"]
     assert "inputs.pull-request" in group and "github.event.pull_request.number" in group
+
+
+def test_a_maintainers_plan_is_of_one_resolved_commit_the_comment_job_checks() -> None:
+    jobs = _yaml(ROOT / ".github" / "workflows" / "plan.yml")["jobs"]
+    assert jobs["head"]["if"] == "inputs.pull-request != ''"
+    assert jobs["head"]["permissions"] == {"pull-requests": "read"}
+    (files,) = [s for s in jobs["plan"]["steps"] if s["name"] == "Check out the files to plan"]
+    assert files["with"]["ref"] == "${{ needs.head.outputs.sha }}"
+    assert "failure()" in jobs["plan"]["if"]  # runs when `head` is skipped, not when it failed
+    (post,) = [s for s in jobs["comment"]["steps"] if "comment.sh" in s.get("run", "")]
+    assert "needs.head.outputs.sha" in post["env"]["PLANNED_HEAD"]
+    assert "github.event.pull_request.head.sha" in post["env"]["PLANNED_HEAD"]
