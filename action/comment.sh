@@ -41,13 +41,15 @@ fi
 if ! bash "$(dirname "${BASH_SOURCE[0]}")/upsert-comment.sh" "$number" "$body"; then
   cat "$body" >> "${GITHUB_STEP_SUMMARY:-/dev/null}"
   # A fork's pull request gets a read-only token (GitHub's doing, not an error); a null
-  # head repository is a deleted fork. Any other run needs the comment: it records the
-  # digest the merge applies, so not posting it fails the job, with gh's reason above.
+  # head repository is a deleted fork; Dependabot's runs are treated as a fork's. Any other
+  # run needs the comment: it records the digest the merge applies, so not posting it
+  # fails the job, with gh's reason above.
   fork="$(jq -r 'if .pull_request == null then false
     else .pull_request.head.repo.full_name != .pull_request.base.repo.full_name end' \
     "$GITHUB_EVENT_PATH")"
+  [[ "${GITHUB_ACTOR:-}" == "dependabot[bot]" ]] && fork=true
   if [[ -z "${PULL_REQUEST:-}" && "$fork" == true ]]; then
-    echo "::warning title=imgix-reconciler::cannot comment on pull request #$number from a fork with its read-only token: the plan is in the job summary"
+    echo "::warning title=imgix-reconciler::cannot comment on pull request #$number (a fork's or Dependabot's) with its read-only token: the plan is in the job summary"
   else
     echo "::error title=imgix-reconciler::cannot post the plan comment on pull request #$number (gh's error above; does the caller's job grant pull-requests: write?): the plan is in the job summary, and without the comment the merge applies nothing"
     exit 1

@@ -419,6 +419,12 @@ def test_a_comment_that_cannot_be_posted_on_a_pull_request_of_the_repository_fai
     assert "pull-requests: write" in step.stdout and "fork" not in step.stdout
     assert "| `main` | changes |" in step.summary  # the plan is still there to read
     assert "fake-token" not in step.stdout + step.stderr + step.summary
+    # Dependabot's pull requests run like a fork's: a read-only token, GitHub's doing.
+    dependabot = runner.script("comment.sh", github.env(runner, GITHUB_ACTOR="dependabot[bot]"))
+    assert dependabot.returncode == 0, dependabot.stdout
+    assert "::warning title=imgix-reconciler::cannot comment on pull request #7" in (
+        dependabot.stdout
+    )
 
 
 BASE_REPO = {"full_name": "acme/images"}
