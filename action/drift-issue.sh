@@ -25,9 +25,11 @@ run_url="${GITHUB_SERVER_URL:-https://github.com}/$GITHUB_REPOSITORY/actions/run
   --accounts "$ACCOUNTS" "${folders[@]}" > "$body"
 cat "$body" >> "${GITHUB_STEP_SUMMARY:-/dev/null}"
 
+# `sed -n 1p`, not `head -n 1`: it reads all, so gh never writes into a closed pipe (a
+# SIGPIPE that pipefail would turn into a failed job when two issues match).
 open="$(gh api --paginate "repos/$GITHUB_REPOSITORY/issues?state=open" \
   --jq ".[] | select(.user.login == \"$bot\" and (.body // \"\" | startswith(\"$marker\"))) | .number" \
-  | head -n 1)"
+  | sed -n 1p)"
 
 if [[ -n "$missing" ]]; then
   # Its sources were not checked: neither drift nor "back in sync" can be said.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -579,6 +580,20 @@ def test_drift_opens_updates_then_closes_one_issue(
     (issue,) = github.state["issues"]
     assert issue["state"] == "closed"
     assert github.state["comments"][str(issue["number"])][0]["body"].startswith("Back in sync")
+
+
+def test_no_action_script_pipes_into_a_reader_that_stops_early() -> None:
+    # Under pipefail, `gh api --paginate ... | head -n 1` fails the job when head closes
+    # the pipe before gh is done (gh, a Go program, dies of the SIGPIPE): with two drift
+    # issues open, or a long page. Our fake gh (Python) cannot show it, so the scripts
+    # are read: a reader that consumes all (`sed -n 1p`) is used instead.
+    for script in sorted((ROOT / "action").glob("*.sh")):
+        text = script.read_text("utf-8")
+        assert "pipefail" in text, script.name
+        for number, line in enumerate(text.splitlines(), 1):
+            code = line.split("#", 1)[0]
+            stops_early = re.search(r"(?<!\|)\|\s*(head|grep -m|grep -q)\s", code)
+            assert not stops_early, f"{script.name}:{number}"
 
 
 # What a pull request from a fork can hold at the root of its files: modules named like the
