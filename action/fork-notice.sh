@@ -22,7 +22,7 @@ venv="${IMGIX_RECONCILER_VENV:?}"
 # name is the fork's text: it only ever travels as a query parameter.
 number="$(gh api --method GET "repos/${GITHUB_REPOSITORY:?}/pulls" \
   -f state=open -f "head=$HEAD_OWNER:${HEAD_BRANCH:?}" \
-  --jq ".[] | select(.head.sha == \"$HEAD_SHA\") | .number" | head -n 1)"
+  --jq ".[] | select(.head.sha == \"$HEAD_SHA\") | .number" | sed -n 1p)"
 if [[ ! "$number" =~ ^[0-9]+$ ]]; then
   echo "::notice title=imgix-reconciler::no open pull request has this run's commit (pushed again since?): nothing to post"
   exit 0

@@ -153,6 +153,9 @@ class AccountResult(BaseModel):
     exit_code: int
     # False when the job had no API key (a fork's pull request): only validated.
     planned: bool = True
+    # False for an account of the workflow's list whose job left no result (it timed out,
+    # was cancelled, or its environment refused it): never taken for "in sync".
+    reported: bool = True
 
 
 def combined_comment(
@@ -227,7 +230,9 @@ def _accounts(count: int) -> str:
 
 
 def _row(result: AccountResult, plan: Plan | None, is_drift: bool) -> str:
-    if not result.planned:
+    if not result.reported:
+        verdict = "no result (its job failed or was cancelled)"
+    elif not result.planned:
         verdict = "validated only (no API key)" if result.exit_code == 0 else "invalid files"
     elif result.exit_code == 1 or plan is None:
         verdict = "error (see the logs)"
@@ -332,6 +337,17 @@ def remaining_digest(reviewed: Plan, fresh: Plan) -> str | None:
     return None
 
 
+def missing_accounts(accounts_json: str, reported: Iterable[str]) -> list[str]:
+    """The names of the workflow's accounts list (JSON) that left no result, in its order."""
+    accounts = json.loads(accounts_json)
+    if not isinstance(accounts, list) or not all(
+        isinstance(account, dict) and isinstance(account.get("name"), str) for account in accounts
+    ):
+        raise ValueError('--accounts is not a JSON list of {"name": ...} objects')
+    seen = set(reported)
+    return [account["name"] for account in accounts if account["name"] not in seen]
+
+
 # --------------------------------------------------------------------------- action helpers
 
 
@@ -344,7 +360,14 @@ def main() -> None:
 @click.argument("directories", nargs=-1, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--view", type=click.Choice(["plan", "drift"]), default="plan")
 @click.option("--run-url", help="Link to the workflow run, shown in the comment.")
-def combine(directories: tuple[Path, ...], view: str, run_url: str | None) -> None:
+@click.option(
+    "--accounts",
+    "expected",
+    help="The workflow's accounts (its JSON list): each one without a result gets a row.",
+)
+def combine(
+    directories: tuple[Path, ...], view: str, run_url: str | None, expected: str | None
+) -> None:
     """Print one markdown comment from the per-account result directories."""
     from reconciler.errors import PlanFileError
     from reconciler.reconcile import read_plan_document
@@ -357,6 +380,10 @@ def combine(directories: tuple[Path, ...], view: str, run_url: str | None) -> No
             # Shown, never applied: the comment job holds no key to check a MAC with.
             plan = read_plan_document(plan_path) if plan_path.is_file() else None
             results.append((result, plan))
+        reported = {result.account for result, _ in results}
+        for name in missing_accounts(expected, reported) if expected is not None else []:
+            missing = AccountResult(account=name, command=view, exit_code=1, reported=False)
+            results.append((missing, None))
         click.echo(combined_comment(results, view=view, run_url=run_url), nl=False)
     except (OSError, ValueError, ValidationError, PlanFileError) as error:
         click.echo(f"error: cannot gather the account results: {escaped(str(error))}", err=True)

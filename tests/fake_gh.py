@@ -2,8 +2,9 @@
 
 State lives in the JSON file named by FAKE_GH_STATE: comments by issue number (stamped
 with the state's `now`), issues, the pull requests of a commit, open pull requests by
-head, and a log of every call. GET answers are filtered through the real `jq` as
-`gh api --jq` does; writes change the state as GitHub would.
+head, the head commit of a pull request (`pull_heads`), and a log of every call. GET
+answers are filtered through the real `jq` as `gh api --jq` does; writes change the
+state as GitHub would.
 """
 
 from __future__ import annotations
@@ -86,6 +87,9 @@ def _answer(state: dict[str, Any], method: str, path: str, fields: dict[str, str
             if issue["number"] == int(match[1]):
                 issue.update(fields)
                 return issue
+    match = re.fullmatch(r"repos/[^/]+/[^/]+/pulls/(\d+)", path)
+    if match and method == "GET" and match[1] in state.get("pull_heads", {}):
+        return {"number": int(match[1]), "head": {"sha": state["pull_heads"][match[1]]}}
     if re.fullmatch(r"repos/[^/]+/[^/]+/commits/\w+/pulls", path):
         return state["pulls"]
     if re.fullmatch(r"repos/[^/]+/[^/]+/pulls", path) and method == "GET":

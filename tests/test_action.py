@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -336,6 +337,7 @@ class FakeGitHub:
             "FAKE_GH_STATE": str(self.state_path),
             "GH_TOKEN": "fake-token",
             "RESULTS": str(runner.temp / "imgix-reconciler"),
+            "ACCOUNTS": '[{"name": "main", "files": "sources.yaml"}]',
             **extra,
         }
 
@@ -384,6 +386,8 @@ def test_a_read_only_token_puts_the_comment_in_the_summary(
 ) -> None:
     (runner.workspace / "sources.yaml").write_text(sources_yaml("Products"))
     runner.step({"IMGIX_API_KEY": None}, command="plan", files="sources.yaml", account="main")
+    fork = {"head": {"repo": {"full_name": "mallory/images"}}, "base": {"repo": BASE_REPO}}
+    runner.event.write_text(json.dumps({"pull_request": {"number": 7, **fork}}), "utf-8")
     state = github.state
     state["read_only"] = True
     github.save(state)
@@ -395,6 +399,36 @@ def test_a_read_only_token_puts_the_comment_in_the_summary(
     assert "`pull-request` set to this pull request's number" in step.summary
 
 
+def test_a_comment_that_cannot_be_posted_on_a_pull_request_of_the_repository_fails_saying_why(
+    runner: FakeRunner, github: FakeGitHub
+) -> None:
+    # Not a fork: the caller's job lacks `pull-requests: write`, or GitHub refused the
+    # write. Without the comment no digest is recorded and the merge would apply nothing.
+    _sources(runner, "Products")
+    runner.step({**CANARY_ENV}, command="plan", files="sources.yaml", account="main")
+    same = {"head": {"repo": BASE_REPO}, "base": {"repo": BASE_REPO}}
+    runner.event.write_text(json.dumps({"pull_request": {"number": 7, **same}}), "utf-8")
+    state = github.state
+    state["read_only"] = True
+    github.save(state)
+    step = runner.script("comment.sh", github.env(runner))
+    assert step.returncode == 1
+    assert "HTTP 403: Resource not accessible by integration" in step.stderr  # gh's reason
+    assert "::error title=imgix-reconciler::cannot post the plan comment on pull request #7" in (
+        step.stdout
+    )
+    assert "pull-requests: write" in step.stdout and "fork" not in step.stdout
+    assert "| `main` | changes |" in step.summary  # the plan is still there to read
+    assert "fake-token" not in step.stdout + step.stderr + step.summary
+    # Dependabot's pull requests run like a fork's: a read-only token, GitHub's doing.
+    dependabot = runner.script("comment.sh", github.env(runner, GITHUB_ACTOR="dependabot[bot]"))
+    assert dependabot.returncode == 0, dependabot.stdout
+    assert "::warning title=imgix-reconciler::cannot comment on pull request #7" in (
+        dependabot.stdout
+    )
+
+
+BASE_REPO = {"full_name": "acme/images"}
 FORK_SHA = "ab" * 20
 
 
@@ -548,6 +582,20 @@ def test_drift_opens_updates_then_closes_one_issue(
     assert github.state["comments"][str(issue["number"])][0]["body"].startswith("Back in sync")
 
 
+def test_no_action_script_pipes_into_a_reader_that_stops_early() -> None:
+    # Under pipefail, `gh api --paginate ... | head -n 1` fails the job when head closes
+    # the pipe before gh is done (gh, a Go program, dies of the SIGPIPE): with two drift
+    # issues open, or a long page. Our fake gh (Python) cannot show it, so the scripts
+    # are read: a reader that consumes all (`sed -n 1p`) is used instead.
+    for script in sorted((ROOT / "action").glob("*.sh")):
+        text = script.read_text("utf-8")
+        assert "pipefail" in text, script.name
+        for number, line in enumerate(text.splitlines(), 1):
+            code = line.split("#", 1)[0]
+            stops_early = re.search(r"(?<!\|)\|\s*(head|grep -m|grep -q)\s", code)
+            assert not stops_early, f"{script.name}:{number}"
+
+
 # What a pull request from a fork can hold at the root of its files: modules named like the
 # tool's and the standard library's. A maintainer's plan of it runs the action in that
 # checkout, with the account's secrets in the environment.
@@ -586,3 +634,92 @@ def test_every_python_the_action_starts_is_isolated_from_the_working_directory()
                 if at >= 0:
                     flags = code[at + len(start) - 1 :].split()
                     assert flags[0] == "-I", f"{script.name}:{number}: {line.strip()}"
+
+
+def test_an_account_whose_job_left_no_result_never_counts_as_in_sync(
+    runner: FakeRunner, github: FakeGitHub, emulator_url: str
+) -> None:
+    # The schedule's `eu` job timed out (or was cancelled, or its environment refused it)
+    # before writing a result; `main` is back in sync. The drift issue stays open.
+    _sources(runner, "Products")
+    both = '[{"name": "main", "files": "sources.yaml"}, {"name": "eu", "files": "eu.yaml"}]'
+    env = github.env(runner, ACCOUNTS=both)
+    runner.step({**CANARY_ENV}, command="drift", files="sources.yaml", account="main")
+    assert runner.script("drift-issue.sh", env).returncode == 1  # eu: no result
+    state = github.state
+    issue = {"number": 5, "user": {"login": BOT}, "state": "open"}
+    state["issues"] = [{**issue, "body": "<!-- imgix-reconciler:drift -->\nold"}]
+    github.save(state)
+    subprocess.run(
+        [sys.executable, "-m", "reconciler", "apply", "sources.yaml", "--auto-approve",
+         "--api-url", emulator_url],
+        cwd=runner.workspace, env=child_env(CANARY_ENV), capture_output=True, check=True,
+        timeout=60,
+    )  # fmt: skip
+    runner.step({**CANARY_ENV}, command="drift", files="sources.yaml", account="main")
+    done = runner.script("drift-issue.sh", env)
+    assert done.returncode == 1
+    assert "::error title=imgix-reconciler::no result from account eu" in done.stdout
+    assert "| `eu` | no result (its job failed or was cancelled) |" in done.summary
+    (issue,) = github.state["issues"]
+    assert issue["state"] == "open" and "5" not in github.state["comments"]
+
+
+def test_the_plan_comment_names_an_account_whose_job_left_no_result(
+    runner: FakeRunner, github: FakeGitHub
+) -> None:
+    _sources(runner, "Products")
+    runner.step({**CANARY_ENV}, command="plan", files="sources.yaml", account="main")
+    both = '[{"name": "main", "files": "sources.yaml"}, {"name": "eu", "files": "eu.yaml"}]'
+    done = runner.script("comment.sh", github.env(runner, ACCOUNTS=both))
+    assert done.returncode == 0, done.stderr
+    (comment,) = github.state["comments"]["7"]
+    assert "### imgix-reconciler plan: 2 accounts" in comment["body"]
+    assert "| `eu` | no result (its job failed or was cancelled) |" in comment["body"]
+    assert "account=eu" not in comment["body"]  # no digest: its apply refuses
+
+
+def test_a_plan_of_a_commit_the_pull_request_moved_past_never_replaces_the_comment(
+    runner: FakeRunner, github: FakeGitHub
+) -> None:
+    # Two pushes in a row: the run of the first finishes last. Its plan is of a commit
+    # the pull request no longer has, so it leaves the newer run's comment alone.
+    old, new = "a" * 40, "b" * 40
+    event = {"pull_request": {"number": 7, "head": {"sha": old}}}
+    runner.event.write_text(json.dumps(event), encoding="utf-8")
+    state = github.state
+    state["pull_heads"] = {"7": new}
+    github.save(state)
+    _sources(runner, "Products")
+    runner.step({**CANARY_ENV}, command="plan", files="sources.yaml", account="main")
+    stale = runner.script("comment.sh", github.env(runner))
+    assert stale.returncode == 0, stale.stderr
+    assert f"pull request #7 is at {new} now, this run planned {old}" in stale.stdout
+    assert [c["method"] for c in github.state["calls"] if c["method"] != "GET"] == []
+    state = github.state
+    state["pull_heads"] = {"7": old}
+    github.save(state)
+    current = runner.script("comment.sh", github.env(runner))
+    assert current.returncode == 0, current.stderr
+    assert len(github.state["comments"]["7"]) == 1
+
+
+def test_a_maintainers_plan_of_a_commit_the_fork_moved_past_never_replaces_the_comment(
+    runner: FakeRunner, github: FakeGitHub
+) -> None:
+    # The maintainer's run planned the head its first job resolved; the fork pushed since.
+    old, new = "c" * 40, "d" * 40
+    runner.event.write_text(json.dumps({"inputs": {"pull-request": "7"}}), encoding="utf-8")
+    state = github.state
+    state["pull_heads"] = {"7": new}
+    github.save(state)
+    _sources(runner, "Products")
+    runner.step({**CANARY_ENV}, command="plan", files="sources.yaml", account="main")
+    dispatch = github.env(runner, PULL_REQUEST="7", PLANNED_HEAD=old)
+    stale = runner.script("comment.sh", dispatch)
+    assert stale.returncode == 0, stale.stderr
+    assert f"pull request #7 is at {new} now, this run planned {old}" in stale.stdout
+    assert "7" not in github.state["comments"]
+    current = runner.script("comment.sh", {**dispatch, "PLANNED_HEAD": new})
+    assert current.returncode == 0, current.stderr
+    assert len(github.state["comments"]["7"]) == 1

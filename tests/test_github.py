@@ -261,3 +261,18 @@ def test_the_fork_notice_links_only_to_a_workflow_run() -> None:
         assert refused.returncode == 1 and "not the link of a workflow run" in refused.stderr
     odd = notice("--conclusion", "success", "--run-url", run, "--workflow", "im`gix")
     assert odd.returncode == 1 and "not a workflow name" in odd.stderr
+
+
+def test_missing_accounts_are_the_listed_ones_without_a_result() -> None:
+    listed = '[{"name": "eu", "files": "a.yaml"}, {"name": "us", "files": "b.yaml"}]'
+    assert github.missing_accounts(listed, ["us"]) == ["eu"]
+    assert github.missing_accounts(listed, ["eu", "us"]) == []
+    with pytest.raises(ValueError, match="JSON list"):
+        github.missing_accounts('{"name": "eu"}', [])
+
+
+def test_combine_refuses_an_accounts_list_it_cannot_read(tmp_path: Path) -> None:
+    for bad in ("[{", '[{"files": "a.yaml"}]', '[{"name": "x` -->"}]'):
+        done = run_cli_module("combine", "--accounts", bad)
+        assert done.returncode == 1 and "Traceback" not in done.stderr, bad
+        assert done.stderr.startswith("error: cannot gather the account results"), bad

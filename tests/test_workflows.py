@@ -191,3 +191,35 @@ def test_applies_of_one_account_queue_and_stop_before_the_job_limit() -> None:
     default = apply["on"]["workflow_call"]["inputs"]["max-duration"]["default"]
     minutes = re.fullmatch(r"(\d+)m", default)
     assert minutes is not None and int(minutes[1]) < job["timeout-minutes"]
+
+
+def test_the_gathering_jobs_know_every_account_the_matrix_ran() -> None:
+    # comment.sh and drift-issue.sh tell an account whose job left no result from one
+    # that is in sync only by the workflow's own list.
+    gathering = {"plan.yml": "comment.sh", "drift.yml": "drift-issue.sh"}
+    for name, script in gathering.items():
+        jobs = _yaml(ROOT / ".github" / "workflows" / name)["jobs"].values()
+        steps = [s for job in jobs for s in job["steps"] if script in s.get("run", "")]
+        assert len(steps) == 1, name
+        assert steps[0]["env"]["ACCOUNTS"] == "${{ inputs.accounts }}", name
+
+
+def test_comment_jobs_of_one_pull_request_never_run_at_once() -> None:
+    # Two runs of one pull request (a push and a maintainer's plan, or two quick pushes)
+    # would both find no comment and both post one.
+    job = _yaml(ROOT / ".github" / "workflows" / "plan.yml")["jobs"]["comment"]
+    assert job["concurrency"]["cancel-in-progress"] is False
+    group = job["concurrency"]["group"]
+    assert "inputs.pull-request" in group and "github.event.pull_request.number" in group
+
+
+def test_a_maintainers_plan_is_of_one_resolved_commit_the_comment_job_checks() -> None:
+    jobs = _yaml(ROOT / ".github" / "workflows" / "plan.yml")["jobs"]
+    assert jobs["head"]["if"] == "inputs.pull-request != ''"
+    assert jobs["head"]["permissions"] == {"pull-requests": "read"}
+    (files,) = [s for s in jobs["plan"]["steps"] if s["name"] == "Check out the files to plan"]
+    assert files["with"]["ref"] == "${{ needs.head.outputs.sha }}"
+    assert "failure()" in jobs["plan"]["if"]  # runs when `head` is skipped, not when it failed
+    (post,) = [s for s in jobs["comment"]["steps"] if "comment.sh" in s.get("run", "")]
+    assert "needs.head.outputs.sha" in post["env"]["PLANNED_HEAD"]
+    assert "github.event.pull_request.head.sha" in post["env"]["PLANNED_HEAD"]
