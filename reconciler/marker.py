@@ -28,8 +28,10 @@ OWNER_KIND = "owner"
 PENDING_KIND = "pending"
 PENDING_DISABLE = f"{PENDING_KIND}.enabled=false"
 
+# A token holds no bracket (none is rendered with one): text of the file ending in an
+# unclosed "[imgix-reconciler v1 ..." is text, not the start of the marker after it.
 _MARKER = re.compile(
-    r"\[" + re.escape(MARKER_NAME) + r" v(?P<version>\d+)(?P<tokens>(?: [^\s\]]+)*)\]\s*\Z"
+    r"\[" + re.escape(MARKER_NAME) + r" v(?P<version>\d+)(?P<tokens>(?: [^\s\[\]]+)*)\]\s*\Z"
 )
 _TOKEN = re.compile(r"(?P<kind>[a-z]+)\.(?P<field>[A-Za-z0-9_.-]+)=(?P<value>[^\s\]]+)")
 
@@ -88,7 +90,10 @@ def parse_annotation(annotation: str | None) -> Annotation:
             encrypted[parsed["field"]] = parsed["value"]
         elif parsed["kind"] == OWNER_KIND and parsed["field"] == "name":
             owner = parsed["value"]
-    text = annotation[: match.start()].rstrip() or None
+    # The exact inverse of `compose_annotation`: one separating space dropped, no more, so
+    # text ending in blanks or a newline (a YAML block scalar) reads back as written.
+    before = annotation[: match.start()]
+    text = (before[:-1] if before.endswith(" ") else before) or None
     marker = Marker(fingerprints, encrypted, int(match["version"]), owner, pending_disable)
     return Annotation(text, marker)
 

@@ -889,7 +889,11 @@ def _quiet(
     if annotation is None:
         annotation = live.annotation
     wanted = deployment.annotation
-    if wanted is not None and annotation.text != wanted and "deployment.annotation" not in ignored:
+    if (
+        wanted is not None
+        and annotation.text != (wanted or None)
+        and "deployment.annotation" not in ignored
+    ):
         return None
     marker = annotation.marker
     model = type(deployment)
@@ -1114,7 +1118,7 @@ def _annotation_verdict(
     ):
         return None
     wanted = spec.deployment.annotation
-    if wanted is not None and annotation.text != wanted:
+    if wanted is not None and annotation.text != (wanted or None):
         return None
     return _secrets_verdict(
         spec.deployment, marker, _NOTHING, options, fingerprints, adopt=options.adopt
@@ -1377,6 +1381,8 @@ def _in_sync_slowly(deployment: DeploymentBase, live: LiveSource, ignored: froze
         if have is _MISSING:
             if ignored and f"deployment.{name}" in ignored:
                 continue
+            if _unset(value):
+                continue
             if stated is None:
                 stated = stated_fields(deployment)
             if name in stated:
@@ -1422,6 +1428,12 @@ def _plainly_equal(have: Any, want: Any) -> bool:
     return kind in _SCALARS or (kind is list and all(type(item) is str for item in want))
 
 
+def _unset(value: Any) -> bool:
+    """Whether `value` is one a listing leaves out (null, `[]`, `{}`): stated or not, an
+    omitted key may be it, and writing it again would never show in the next listing."""
+    return value is None or (type(value) in _CONTAINERS and not value)
+
+
 _MISSING: Any = object()
 _NOTHING: frozenset[str] = frozenset()
 _SCALARS = frozenset({str, int, float, bool, type(None)})
@@ -1439,7 +1451,8 @@ def _attribute_changes(
     (`attributes`: the deployment's managed ones), each name also added to `changed`.
 
     An attribute the listing omits is unknown, not a difference: it is written only when
-    the file states it (an unstated default may well be what the API holds).
+    the file states it (an unstated default may well be what the API holds), and states a
+    value a listing would show (an omitted key may be an unset one).
     """
     have_all = live.deployment
     # Most attributes of a patch are equal, of the same type, and scalars or empty: settled
@@ -1458,6 +1471,8 @@ def _attribute_changes(
         if ignored and f"deployment.{name}" in ignored:
             continue
         if have is _MISSING:
+            if _unset(value):
+                continue
             if stated is None:
                 stated = stated_fields(deployment)
             if name in stated:
@@ -1530,7 +1545,8 @@ def _annotation_text(
     if deployment.annotation is None:
         return None, None
     change = None
-    if live_text != deployment.annotation:
+    # An empty text is no text: the marker alone is written, and read back as no text.
+    if live_text != (deployment.annotation or None):
         change = Change(path="deployment.annotation", before=live_text, after=deployment.annotation)
     return deployment.annotation, change
 

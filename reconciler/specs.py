@@ -748,6 +748,15 @@ def ignore_changes_error(
     model: type[DeploymentBase], paths: Iterable[str]
 ) -> PydanticCustomError | None:
     """The error when `ignore_changes` names a path a source of `model` does not have."""
+    paths = list(paths)
+    if "deployment.type" in paths:
+        # The type decides which attributes exist: with it ignored, a live source of another
+        # type would be sent this type's attributes, which the API refuses on every apply.
+        return PydanticCustomError(
+            "ignore_changes",
+            "ignore_changes cannot name deployment.type: the type decides which attributes "
+            "a source has (use `mode: protect` to never move a source to another type)",
+        )
     known = set(comparable_paths(model))
     unknown = [path for path in paths if path not in known]
     if not unknown:

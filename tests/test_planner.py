@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import os
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -16,6 +17,7 @@ from hypothesis import strategies as st
 from reconciler.applier import ApplyRefused, Permissions, SecretResolver, apply_plan
 from reconciler.client import ImgixClient
 from reconciler.emulator import EMULATOR_API_KEY, RateLimits, SourceStore, create_app
+from reconciler.emulator.errors import BadRequest
 from reconciler.live import LiveSource
 from reconciler.marker import Marker, compose_annotation, parse_annotation
 from reconciler.pacing import Pacing
@@ -351,7 +353,7 @@ def test_an_attribute_the_listing_omits_is_no_difference_when_the_file_is_silent
 
 
 def test_an_attribute_the_listing_omits_is_written_when_the_file_states_it() -> None:
-    spec = s3_spec(image_error=None, cache_ttl_value=1800)
+    spec = s3_spec(image_error="https://example.com/error.png", cache_ttl_value=1800)
     live = live_of(spec)
     deployment = {
         k: v for k, v in live.deployment.items() if k not in ("image_error", "cache_ttl_value")
@@ -361,11 +363,36 @@ def test_an_attribute_the_listing_omits_is_written_when_the_file_states_it() -> 
     )
     assert action.changes == [
         Change(path="deployment.cache_ttl_value", before=NOT_RETURNED, after=1800),
-        Change(path="deployment.image_error", before=NOT_RETURNED),
+        Change(
+            path="deployment.image_error",
+            before=NOT_RETURNED,
+            after="https://example.com/error.png",
+        ),
     ]
     write = as_sent(action, 0)["deployment"]
     assert isinstance(write, dict)
-    assert write["image_error"] is None and write["cache_ttl_value"] == 1800
+    assert write["image_error"] == "https://example.com/error.png"
+    assert write["cache_ttl_value"] == 1800
+
+
+@pytest.mark.parametrize(
+    "stated", [{"image_error": None}, {"custom_domains": []}, {"default_params": {}}]
+)
+def test_a_stated_empty_value_the_listing_omits_is_no_difference(stated: dict[str, Any]) -> None:
+    # Real listings leave out keys without a value: writing null, [] or {} again would
+    # never show in the next listing, and every plan would patch it again.
+    spec = s3_spec(**stated)
+    live = live_of(spec)
+    (name,) = stated
+    deployment = {k: v for k, v in live.deployment.items() if k != name}
+    omitted = live.model_copy(update={"deployment": deployment})
+    assert plan(desired(spec), [omitted], OPTIONS).actions == []
+    # Still compared when listed: a value set in the dashboard is cleared.
+    shown = {"image_error": "https://x.example/e.png", "custom_domains": ["a.example.com"]}
+    changed = live.model_copy(
+        update={"deployment": {**deployment, name: shown.get(name, {"auto": "format"})}}
+    )
+    assert paths(only(plan(desired(spec), [changed], OPTIONS)))[0].startswith(f"deployment.{name}")
 
 
 def test_robots_txt_has_no_default_and_is_managed_only_when_stated() -> None:
@@ -444,6 +471,18 @@ def test_ignore_changes_excludes_the_paths() -> None:
     live = live_of(spec).model_copy(update={"name": "Dashboard name"})
     live = live.model_copy(update={"deployment": {**live.deployment, "default_params": {"w": 9}}})
     assert plan(desired(spec), [live], OPTIONS).actions == []
+
+
+@pytest.mark.parametrize("text", ["Managed in git\n", "note ", "   ", ""])
+def test_a_declared_annotation_in_any_spacing_is_in_sync_once_written(text: str) -> None:
+    # A YAML block scalar ends in a newline; the marker's space must not eat it, and an
+    # empty text is the marker alone: otherwise every plan rewrites the annotation.
+    spec = s3_spec(annotation=text)
+    assert plan(desired(spec), [live_of(spec)], OPTIONS).actions == []
+    live = live_of(spec, deployment={"annotation": "New deployment created by jane"})
+    assert only(plan(desired(spec), [live], OPTIONS)).changes == [
+        Change(path="deployment.annotation", before="New deployment created by jane", after=text)
+    ]
 
 
 def test_undeclared_annotation_is_not_compared() -> None:
@@ -680,6 +719,19 @@ def test_an_enabled_source_the_file_disables_stays_destructive_without_the_recor
     live = live_of(s3_spec(), enabled=True)
     action = only(plan(desired(s3_spec(enabled=False)), [live], OPTIONS))
     assert action.destructive
+
+
+def test_a_marker_spelled_in_the_files_annotation_records_nothing() -> None:
+    # The annotation of a pull request's file is untrusted: an unclosed marker in its text
+    # must not be read as the reconciler's record of a pending disable (or an owner).
+    text = "Managed [imgix-reconciler v1 pending.enabled=false owner.name=mallory"
+    live = live_of(s3_spec(annotation=text), enabled=True)
+    assert live.annotation.text == text
+    assert plan(desired(s3_spec(annotation=text)), [live], OPTIONS).actions == []
+    disabling = plan(desired(s3_spec(enabled=False, annotation=text)), [live], OPTIONS)
+    assert not disabling.owned_elsewhere  # was: owned by "mallory", never written
+    assert only(disabling).destructive  # was: not, so no --allow-disable asked for
+    assert "disables" in only(disabling).risks
 
 
 def test_enabling_a_disabled_source_carries_the_changes_in_one_write() -> None:
@@ -1333,7 +1385,8 @@ def _attribute_changes_one_by_one(
         if f"deployment.{name}" in ignored:
             continue
         if name not in live.deployment:
-            if name in stated_fields(deployment):
+            # Stated, and not what an omitted key may be (null, [] or {}).
+            if name in stated_fields(deployment) and value not in (None, [], {}):
                 path, want = f"deployment.{name}", _normalized(name, value)
                 changes.append(Change(path=path, before=NOT_RETURNED, after=want))
                 names.append(name)
@@ -2113,3 +2166,294 @@ def test_a_verdict_remembered_for_one_type_is_not_taken_for_another() -> None:
     assert _bulk_verdicts(desired(s3, gcs), [live_a, live_b], OPTIONS) == [False, None]
     action = only(plan(desired(s3, gcs), [live_a, live_b], OPTIONS))
     assert action.id == ID_B and "deployment.gcs_secret_key" in paths(action)
+
+
+# --------------------------------------------------------------------------- any account
+
+# Examples per run: a short fixed-seed run in the suite; a campaign by hand with, e.g.,
+# IMGIX_RECONCILER_CAMPAIGN=5000 pytest tests/test_planner.py -k any_account
+CAMPAIGN = int(os.environ.get("IMGIX_RECONCILER_CAMPAIGN", "0"))
+PARAM_SETS = [{}, {"auto": "format"}, {"q": 75, "dpr": 2}, {"fit": "crop", "lossless": True}]
+SECRET_FIELDS = {
+    "s3": "s3_secret_key",
+    "gcs": "gcs_secret_key",
+    "azure": "azure_sas_string",
+    "s3_compatible": "secret_key",
+}
+
+
+def _any_deployment(
+    draw: Any, kind: str, index: int, hosts: list[str], environ: dict[str, str]
+) -> dict[str, Any]:
+    """A deployment of `kind` with every optional attribute stated or left out at random
+    (an explicit default included); its secrets as {env:} references into `environ`."""
+
+    def secret(field: str) -> SecretRef:
+        name = f"SECRET_{index}_{field.upper()}"
+        environ[name] = draw(st.sampled_from(SECRET_VALUES))
+        return SecretRef("env", name, environ[name])
+
+    def maybe(name: str, values: list[Any]) -> None:
+        if draw(st.booleans()):
+            fields[name] = draw(st.sampled_from(values))
+
+    bucket = draw(st.sampled_from(["bucket-one", "bucket-two"]))
+    fields: dict[str, Any] = {"type": kind, "imgix_subdomains": hosts}
+    if kind == "s3":
+        fields |= {"s3_access_key": "AK", "s3_bucket": bucket, "s3_secret_key": secret("s3")}
+        maybe("s3_prefix", ["images/", "", None])
+    elif kind == "gcs":
+        fields |= {"gcs_access_key": "GK", "gcs_bucket": bucket, "gcs_secret_key": secret("gcs")}
+        maybe("gcs_prefix", ["images/", None])
+    elif kind == "azure":
+        fields |= {
+            "azure_account": "acct",
+            "azure_bucket": bucket,
+            "azure_sas_string": secret("sas"),
+        }
+        fields["azure_service_type"] = draw(st.sampled_from(["blob", "file"]))
+        maybe("azure_prefix", ["images/", None])
+    elif kind == "webfolder":
+        fields["webfolder_base_url"] = f"https://{bucket}.example/"
+    elif kind == "s3_compatible":
+        fields |= {
+            "access_key_id": "KI",
+            "bucket_name": bucket,
+            "endpoint_url": "https://s3.example.com",
+            "region": draw(st.sampled_from(["eu", "us"])),
+            "secret_key": secret("s3c"),
+            "storage_provider": draw(st.sampled_from(["Wasabi", "Linode"])),
+        }
+    if kind in ("webfolder", "webproxy"):
+        if draw(st.booleans()):
+            fields |= {"username": "user", "password": secret("pw")}
+        for name in ("request_signing_key", "request_handshake"):
+            if draw(st.booleans()):
+                fields[name] = secret(name)
+    maybe("cache_ttl_value", [1800, 86400, 31536000])
+    maybe("cache_ttl_error", [1, 300])
+    maybe("cache_ttl_behavior", ["respect_origin", "override_origin", "enforce_minimum"])
+    maybe("default_params", PARAM_SETS)
+    maybe("custom_domains", [[], [f"img{index}.example.com", f"cdn{index}.example.org"]])
+    maybe("image_error", [None, "https://errors.example/e.png"])
+    maybe("image_missing", [None, "https://errors.example/m.png"])
+    for flag in ("image_error_append_qs", "image_missing_append_qs", "crossdomain_xml_enabled"):
+        maybe(flag, [False, True])
+    if kind != "webproxy":
+        maybe("secure_url_enabled", [False, True])
+    maybe("annotation", ["Managed in git", "Managed in git\n", ""])
+    maybe("robots.txt", ["allow-all", "disallow-all"] + ([] if kind == "webproxy" else ["origin"]))
+    return fields
+
+
+@dataclass
+class _Account:
+    """An account made outside the tool, a file, edits made in the dashboard after the
+    file's first apply, and the file as it is changed next."""
+
+    live: list[dict[str, Any]]
+    first: list[dict[str, Any]]
+    owner: str | None
+    environ: dict[str, str]
+    omit_unset: bool
+    edits: list[tuple[int, dict[str, Any], dict[str, Any]]]
+    second: list[dict[str, Any]]
+    second_owner: str | None
+    second_environ: dict[str, str]
+    resend_secrets: bool
+
+
+@st.composite
+def _accounts(draw: Any) -> _Account:
+    count = draw(st.integers(1, 3))
+    environ: dict[str, str] = {}
+    hosts = [
+        [f"host-{2 * i}", *draw(st.sampled_from([[], [f"host-{2 * i + 1}"]]))] for i in range(count)
+    ]
+    first = [
+        {
+            "name": f"Source {i}",
+            "enabled": draw(st.booleans()),
+            "deployment": _any_deployment(draw, draw(st.sampled_from(TYPES)), i, hosts[i], environ),
+        }
+        for i in range(count)
+    ]
+    live = []
+    for i in range(count):
+        if draw(st.booleans()):  # made in the dashboard, of any type: matched, or unmanaged
+            held = draw(st.sampled_from([[f"host-{2 * i}"], [f"host-{2 * i}"], [f"other-{i}"]]))
+            fields = _any_deployment(draw, draw(st.sampled_from(TYPES)), i, held, {})
+            fields.pop("annotation", None)
+            plain = {k: v.reveal() if isinstance(v, SecretRef) else v for k, v in fields.items()}
+            live.append({"name": f"Old {i}", "enabled": draw(st.booleans()), "deployment": plain})
+    edits = []
+    for i in range(count):
+        if not draw(st.booleans()):
+            continue
+        top: dict[str, Any] = {}
+        changes: dict[str, Any] = {}
+        for what in draw(st.sets(st.integers(0, 9), min_size=1, max_size=3)):
+            if what == 0:
+                top["name"] = "Renamed in the dashboard"
+            elif what == 1:
+                top["enabled"] = "toggled"
+            elif what == 2:
+                changes["cache_ttl_value"] = draw(st.sampled_from([3600, 86400]))
+            elif what == 3:  # equal numbers of another JSON type, keys in another order
+                changes["default_params"] = draw(
+                    st.sampled_from([{"dpr": 2.0, "q": 75}, {"dpr": 2, "q": 75}, {}])
+                )
+            elif what == 4:
+                changes["image_error"] = draw(st.sampled_from([None, "https://d.example/e.png"]))
+            elif what == 5:
+                changes["custom_domains"] = draw(
+                    st.sampled_from([[], [f"cdn{i}.example.org", f"img{i}.example.com"]])
+                )
+            elif what == 6:
+                changes["secure_url_enabled"] = draw(st.booleans())
+            elif what == 7:
+                changes["robots.txt"] = draw(st.sampled_from(["allow-all", "disallow-all"]))
+            elif what == 8:
+                changes["annotation"] = "Edited by jane"
+            else:
+                changes["secret"] = draw(st.sampled_from(["x" * 32, "y" * 32]))
+        edits.append((i, top, changes))
+    second_environ = dict(environ)
+    for name in draw(st.lists(st.sampled_from(sorted(environ)), unique=True)) if environ else []:
+        second_environ[name] = "r" * 32  # rotated
+    second = []
+    for i, spec in enumerate(first):
+        spec = {**spec, "mode": draw(st.sampled_from(["manage", "manage", "observe", "protect"]))}
+        if draw(st.booleans()):
+            spec["name"] = f"Renamed {i}"
+        if draw(st.booleans()):
+            spec["id"] = "pinned"
+        spec["ignore_changes"] = draw(
+            st.lists(
+                st.sampled_from([*IGNORABLE, "deployment.default_params"]), unique=True, max_size=2
+            )
+        )
+        if draw(st.sampled_from([False, False, True])):  # another origin, maybe another type
+            kind = draw(st.sampled_from(TYPES))
+            spec["deployment"] = _any_deployment(draw, kind, i + 10, hosts[i], second_environ)
+            spec["moved"] = True
+        second.append(spec)
+    owner = draw(st.sampled_from([None, "team-a"]))
+    return _Account(
+        live=live,
+        first=first,
+        owner=owner,
+        environ=environ,
+        omit_unset=draw(st.booleans()),
+        edits=edits,
+        second=second,
+        second_owner=draw(st.sampled_from([owner, owner, None, "team-b"])),
+        second_environ=second_environ,
+        resend_secrets=draw(st.booleans()),
+    )
+
+
+def _both_ways(wanted: DesiredState, live: list[LiveSource], options: PlanOptions) -> Plan:
+    """The plan, checked to be the one the per-source path makes without the bulk pass."""
+    result = plan(wanted, live, options)
+    with _per_source_only():
+        assert plan(wanted, live, options).to_json() == result.to_json()
+    return result
+
+
+async def _converges(account: _Account) -> None:
+    store = SourceStore(
+        limits=RateLimits(per_second=None, creates_per_hour=None, updates_per_hour=None),
+        deploy_delay=0,
+        omit_unset=account.omit_unset,
+    )
+    try:
+        store.load_json({"version": 1, "sources": account.live})
+    except BadRequest:
+        assume(False)  # two dashboard sources on one hostname: not an account imgix allows
+    first = state(*account.first, owner=account.owner)
+    async with _client(store) as client:
+        try:
+            planned = _both_ways(first, await client.list_sources(), ADOPTING)
+        except PlanError as error:  # a hostname an unmanaged source holds, or two matches
+            assume("manages" not in str(error) and "both match" not in str(error))
+            raise
+        report = await apply_plan(
+            planned, client, resolver=SecretResolver(account.environ), permissions=RAILS_LIFTED
+        )
+        assert report.ok, report.failed
+        again = _both_ways(first, await client.list_sources(), OPTIONS)
+        assert (again.actions, again.notices, again.adoption) == ([], [], None), again.to_json()
+
+        # Changes made outside, then the file changed: the plan fixes exactly those.
+        ids = {
+            i: source.id
+            for source in store.sources.values()
+            for i, spec in enumerate(account.first)
+            if spec["deployment"]["imgix_subdomains"][0] in source.deployment["imgix_subdomains"]
+        }
+        edited: dict[str, set[str]] = {}
+        for i, top, changes in account.edits:
+            source = store.sources[ids[i]]
+            changes = dict(changes)
+            if "secret" in changes:  # a secret set anew in the dashboard
+                value = changes.pop("secret")
+                field = SECRET_FIELDS.get(source.deployment["type"], "password")
+                if source.deployment.get(field) is not None:
+                    changes[field] = value
+            store.dashboard_redeploy(source.id, changes)
+            source.name = top.get("name", source.name)
+            source.enabled ^= "enabled" in top
+            edited[source.id] = set(top) | {f"deployment.{name}" for name in changes}
+        specs, moved = [], set()
+        for i, spec in enumerate(account.second):
+            spec = dict(spec)
+            if spec.pop("moved", False):
+                moved.add(ids[i])
+            if "id" in spec:
+                spec["id"] = ids[i]
+            specs.append(spec)
+        second = state(*specs, owner=account.second_owner)
+        take_over = account.second_owner != account.owner
+        options = replace(ADOPTING, take_over=take_over, resend_secrets=account.resend_secrets)
+        planned = _both_ways(second, await client.list_sources(), options)
+        for action in planned.actions:
+            if action.id in moved or action.takes_over_from is not None:
+                continue
+            renamed = {"name"} if action.source.startswith("Renamed ") else set()
+            allowed = edited.get(action.id, set()) | renamed | {"deployment.annotation", "owner"}
+            unexpected = [
+                c.path
+                for c in action.changes
+                if c.path not in allowed
+                and not any(c.path.startswith(f"{path}.") for path in allowed)
+                # Secrets: sent on adoption and resending, cleared when the file has none.
+                and c.before != WRITE_ONLY
+                and c.after != WILL_BE_SENT
+            ]
+            assert not unexpected, (action, account.edits)
+        report = await apply_plan(
+            planned,
+            client,
+            resolver=SecretResolver(account.second_environ),
+            permissions=replace(RAILS_LIFTED, take_over=take_over),
+        )
+        assert report.ok, report.failed
+        again = _both_ways(second, await client.list_sources(), OPTIONS)
+        assert (again.actions, again.notices, again.adoption) == ([], [], None), again.to_json()
+
+
+ADOPTING = PlanOptions(fingerprint_key=KEY, adopt=True)
+
+
+@settings(
+    max_examples=CAMPAIGN or 150,
+    derandomize=not CAMPAIGN,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(account=_accounts())
+def test_any_account_converges_after_one_apply_and_again_after_dashboard_edits(
+    account: _Account,
+) -> None:
+    asyncio.run(_converges(account))

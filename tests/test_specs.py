@@ -282,6 +282,16 @@ def test_source_spec_checks_id_and_ignore_changes() -> None:
     assert spec.ignore_changes == ["deployment.default_params", "deployment.robots.txt"]
 
 
+def test_ignore_changes_cannot_name_the_type() -> None:
+    # Ignored, a live source of another type was sent this type's attributes without the
+    # type: the API refuses them (400) on every apply, and the plan never converges.
+    base = {"name": "Product images", "deployment": s3()}
+    (error,) = errors(SourceSpec, {**base, "ignore_changes": ["name", "deployment.type"]})
+    assert error["type"] == "ignore_changes"
+    assert error["msg"].startswith("ignore_changes cannot name deployment.type")
+    assert "mode: protect" in error["msg"]
+
+
 # --------------------------------------------------------------------------- all errors at once
 
 
