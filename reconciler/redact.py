@@ -6,7 +6,9 @@ here. While a command runs, stdout, stderr and logging are wrapped so that a reg
 value cannot be printed, not even inside an exception message or a traceback, in any of
 the forms outputs use: raw, JSON-escaped, and as the renderers escape text (the markdown
 renderer adds its own form with `mask_form`). Structured outputs (a saved plan) are never
-scrubbed: no referenced value enters them, so they stay valid whatever the values are.
+scrubbed: no referenced value enters them (a live value that holds one, e.g. a password
+pasted into an annotation, is hidden by the planner, see `holds`), so they stay valid
+whatever the values are.
 """
 
 from __future__ import annotations
@@ -70,6 +72,11 @@ def _refresh() -> None:
     spelled = set(_values)
     spelled |= {form(value) for value in _values for form in _forms}
     _masked[:] = sorted((s for s in spelled if len(s) >= MIN_LENGTH), key=len, reverse=True)
+
+
+def holds(text: str) -> bool:
+    """Whether `text` holds a registered value, in any form."""
+    return any(spelled in text for spelled in _masked)
 
 
 def scrub(text: str) -> str:

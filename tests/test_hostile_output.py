@@ -25,6 +25,7 @@ from starlette.routing import Route
 
 from reconciler.emulator import SourceStore
 from reconciler.emulator.server import running_app
+from reconciler.plan import HIDDEN
 from reconciler.untrusted import markdown_text
 
 pytestmark = pytest.mark.e2e
@@ -334,9 +335,19 @@ def test_a_live_value_cut_inside_a_secret_shows_no_part_of_it(
     planned = invoke("plan", path, "--format", "markdown", "--api-url", emulator_url, env=env)
     drifted = invoke("drift", path, "--format", "markdown", "--api-url", emulator_url, env=env)
 
+    saved = tmp_path / "plan.json"
+    as_json = invoke(
+        "plan", path, "--format", "json", "--out", saved, "--api-url", emulator_url, env=env
+    )
+
     assert planned.exit_code == 0, planned.output + planned.stderr
     assert drifted.exit_code == 2, drifted.output + drifted.stderr
-    for result in (planned, drifted):
+    assert as_json.exit_code == 0, as_json.output + as_json.stderr
+    for result in (planned, drifted, as_json):
         assert "deployment.annotation" in result.stdout
         shown = html.unescape(result.stdout + result.stderr)
         assert CUT_SECRET[:8] not in shown, shown
+    # The saved plan is written unmasked: the live value holding the secret is hidden there.
+    assert CUT_SECRET not in saved.read_text()
+    changes = json.loads(saved.read_text())["actions"][0]["changes"]
+    assert {c["path"]: c["before"] for c in changes}["deployment.annotation"] == HIDDEN
