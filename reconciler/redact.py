@@ -4,11 +4,11 @@ Referenced values enter the process in one place only (`reconciler.references`, 
 loader and for the applier resolving a saved plan's placeholders), which registers them
 here. While a command runs, stdout, stderr and logging are wrapped so that a registered
 value cannot be printed, not even inside an exception message or a traceback, in any of
-the forms outputs use: raw, JSON-escaped, and as the renderers escape text (the markdown
-renderer adds its own form with `mask_form`). Structured outputs (a saved plan) are never
-scrubbed: no referenced value enters them (a live value that holds one, e.g. a password
-pasted into an annotation, is hidden by the planner, see `holds`), so they stay valid
-whatever the values are.
+the forms outputs use: raw, JSON-escaped, quoted by `repr`, and as the renderers escape
+text (the markdown renderer adds its own form with `mask_form`). Structured outputs (a
+saved plan) are never scrubbed: no referenced value enters them (a live value that holds
+one, e.g. a password pasted into an annotation, is hidden by the planner, see `holds`),
+so they stay valid whatever the values are.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import TextIO
 
-from reconciler.untrusted import escaped, json_shown, quoted
+from reconciler.untrusted import escaped, json_shown, one_line, quoted
 
 MASK = "***"
 # Shorter values would mask ordinary words and numbers all over the output; a value that
@@ -39,6 +39,12 @@ _forms: list[Callable[[str], str]] = [
     lambda value: json_shown(value)[1:-1],
     lambda value: _html_escaped(value, quote=False),
     lambda value: _html_escaped(value, quote=True),
+    # How messages quote a value (`{value!r}`, a KeyError, `ascii()`), and how the CLI
+    # prints a message (`one_line`, which keeps backslashes): an error quoting a value
+    # unexpectedly must not slip past the mask either.
+    lambda value: repr(value)[1:-1],
+    lambda value: ascii(value)[1:-1],
+    one_line,
 ]
 _masked: list[str] = []
 

@@ -2,6 +2,8 @@ import io
 import logging
 import sys
 
+import pytest
+
 from reconciler import redact
 
 
@@ -73,3 +75,27 @@ def test_the_minimum_length_is_the_one_references_enforce() -> None:
     assert MIN_LENGTH == redact.MIN_LENGTH == 8
     redact.register("x" * 7)
     assert redact.scrub("x" * 7) == "x" * 7
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        'back\\slash"ESC\x1b-quote',  # one_line keeps the backslash, repr the double quote
+        "both'quotes\"and-BEL\x07",  # repr escapes the single quote, \x07 not \u0007
+        "C1-\x9b-and-é-tab\t",  # repr: \x9b, and é kept; ascii(): \xe9
+    ],
+)
+def test_an_error_quoting_a_value_is_masked_as_the_cli_prints_it(value: str) -> None:
+    # The CLI prints an unexpected error as `internal error: KeyError: 'value'` through
+    # `one_line`: repr() and one_line spell a value unlike JSON or `escaped`.
+    from reconciler.untrusted import one_line
+
+    redact.register(value)
+    for error, quoted in (
+        (KeyError(value), "'***'"),
+        (ValueError(f"bad {value!r} here"), "bad '***' here"),
+        (ValueError(f"bad {value!a} here"), "bad '***' here"),
+        (ValueError(value), "***"),
+    ):
+        shown = redact.scrub(one_line(f"internal error: {type(error).__name__}: {error}"))
+        assert shown == f"internal error: {type(error).__name__}: {quoted}", shown
