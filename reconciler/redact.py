@@ -19,7 +19,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TextIO
 
 from reconciler.untrusted import escaped, json_shown, one_line, quoted
@@ -46,7 +46,13 @@ _forms: list[Callable[[str], str]] = [
     lambda value: ascii(value)[1:-1],
     one_line,
 ]
-_masked: list[str] = []
+# Every spelling of every value, and the same by its first MIN_LENGTH characters (what
+# `holds` looks up). Kept as values come: recomputing every value's forms at each one made
+# registering 10,000 values take minutes.
+_spelled: set[str] = set()
+_by_start: dict[str, list[str]] = {}
+_masked: list[str] = []  # `_spelled`, longest first: sorted again only when it grew
+_stale = False
 
 
 def _html_escaped(value: str, *, quote: bool) -> str:
@@ -65,29 +71,65 @@ def register(value: str) -> None:
 
             github.announce_secret(value)
         _values.add(value)
-        _refresh()
+        _spell(value, _forms)
 
 
 def mask_form(form: Callable[[str], str]) -> None:
     """Also mask each value as `form` spells it (a renderer's own escaping)."""
     _forms.append(form)
-    _refresh()
+    for value in _values:
+        _spell(value, [form])
+
+
+def _spell(value: str, forms: Iterable[Callable[[str], str]]) -> None:
+    global _stale
+    for spelled in {value, *(form(value) for form in forms)}:
+        if len(spelled) >= MIN_LENGTH and spelled not in _spelled:
+            _spelled.add(spelled)
+            _by_start.setdefault(spelled[:MIN_LENGTH], []).append(spelled)
+            _stale = True
 
 
 def _refresh() -> None:
-    spelled = set(_values)
-    spelled |= {form(value) for value in _values for form in _forms}
-    _masked[:] = sorted((s for s in spelled if len(s) >= MIN_LENGTH), key=len, reverse=True)
+    """Spell every registered value again (after `_values` was edited in place)."""
+    global _stale
+    _spelled.clear()
+    _by_start.clear()
+    for value in _values:
+        _spell(value, _forms)
+    _masked.clear()
+    _stale = True
+
+
+def _masks() -> list[str]:
+    global _stale
+    if _stale:
+        _masked[:] = sorted(_spelled, key=len, reverse=True)
+        _stale = False
+    return _masked
 
 
 def holds(text: str) -> bool:
     """Whether `text` holds a registered value, in any form."""
-    return any(spelled in text for spelled in _masked)
+    if len(_spelled) <= _FEW:
+        return any(spelled in text for spelled in _spelled)
+    # Many values: each place of `text` is looked up once, not each value searched for.
+    starts = _by_start
+    return any(
+        text.startswith(spelled, i)
+        for i in range(len(text) - MIN_LENGTH + 1)
+        if text[i : i + MIN_LENGTH] in starts
+        for spelled in starts[text[i : i + MIN_LENGTH]]
+    )
+
+
+# Up to this many spellings, searching for each is faster than looking up each place.
+_FEW = 64
 
 
 def scrub(text: str) -> str:
     """`text` with every registered value masked, in every form."""
-    for spelled in _masked:
+    for spelled in _masks():
         if spelled in text:
             text = text.replace(spelled, MASK)
     return text

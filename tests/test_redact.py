@@ -99,3 +99,16 @@ def test_an_error_quoting_a_value_is_masked_as_the_cli_prints_it(value: str) -> 
     ):
         shown = redact.scrub(one_line(f"internal error: {type(error).__name__}: {error}"))
         assert shown == f"internal error: {type(error).__name__}: {quoted}", shown
+
+
+def test_holds_finds_a_value_in_any_form_among_many() -> None:
+    # Past a few dozen spellings, `holds` looks each place of the text up instead.
+    many = [f"many-values-{n:05d}-\x1b" for n in range(200)]
+    for value in many:
+        redact.register(value)
+    from reconciler.untrusted import escaped
+
+    assert redact.holds(f"a note with {escaped(many[137])} inside")
+    assert redact.holds(many[199])
+    assert not redact.holds("many-values-00200-\\u001b and many-values-0013")
+    assert redact.scrub(f"[{escaped(many[0])}]") == f"[{redact.MASK}]"
