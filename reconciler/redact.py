@@ -113,13 +113,18 @@ def holds(text: str) -> bool:
     """Whether `text` holds a registered value, in any form."""
     if len(_spelled) <= _FEW:
         return any(spelled in text for spelled in _spelled)
+    return any(_found(text))
+
+
+def _found(text: str) -> Iterator[str]:
     # Many values: each place of `text` is looked up once, not each value searched for.
     starts = _by_start
-    return any(
-        text.startswith(spelled, i)
+    return (
+        spelled
         for i in range(len(text) - MIN_LENGTH + 1)
         if text[i : i + MIN_LENGTH] in starts
         for spelled in starts[text[i : i + MIN_LENGTH]]
+        if text.startswith(spelled, i)
     )
 
 
@@ -129,7 +134,10 @@ _FEW = 64
 
 def scrub(text: str) -> str:
     """`text` with every registered value masked, in every form."""
-    for spelled in _masks():
+    masks = _masks()
+    if len(masks) > _FEW:
+        masks = sorted(set(_found(text)), key=len, reverse=True)
+    for spelled in masks:
         if spelled in text:
             text = text.replace(spelled, MASK)
     return text

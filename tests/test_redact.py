@@ -112,3 +112,6 @@ def test_holds_finds_a_value_in_any_form_among_many() -> None:
     assert redact.holds(many[199])
     assert not redact.holds("many-values-00200-\\u001b and many-values-0013")
     assert redact.scrub(f"[{escaped(many[0])}]") == f"[{redact.MASK}]"
+    # Longest first among many too: a value inside a longer one leaves no part behind.
+    redact.register("many-values-00042-\x1b-and-more")
+    assert redact.scrub("many-values-00042-\x1b-and-more!") == f"{redact.MASK}!"
