@@ -553,6 +553,8 @@ class ImgixClient:
             redact.register(value)
         outcome_unknown = False
         refused = False  # the last attempt was refused (429): it did nothing
+        untouched = True  # every attempt so far was refused: a retry starts the write anew
+        renew = False  # the next attempt follows a wait for the hourly budget, not a retry
         while True:
             budget.attempt += 1
             stop = self._pacer.stop.reason
@@ -563,11 +565,16 @@ class ImgixClient:
                     raise NotStarted(stop)
                 raise _stopped_retrying(method, path, stop)
             try:
-                outcome = await self._attempt(method, path, params, body, kind, budget.attempt)
+                outcome = await self._attempt(
+                    method, path, params, body, kind, budget.attempt, starting=untouched
+                )
             except NotStarted as stopped:
-                if budget.attempt == 1:
+                if untouched:
                     raise
                 raise _stopped_retrying(method, path, str(stopped)) from None
+            if renew:
+                budget.deadline_at = max(budget.deadline_at, self._clock() + self._retry.deadline)
+                renew = False
             if isinstance(outcome, httpx.Response) and outcome.status_code not in RETRY_STATUSES:
                 if outcome.is_success:
                     return _document(outcome, method)
@@ -582,9 +589,21 @@ class ImgixClient:
                         return found
                 raise _api_error(outcome, source_id)
             refused = isinstance(outcome, httpx.Response) and outcome.status_code == 429
+            untouched = untouched and refused
             error = self._error_of(outcome, method, path, source_id)
             if isinstance(outcome, NOT_TRANSIENT):
                 raise error from outcome
+            asked = _asked_wait(outcome) if refused and kind != "read" else None
+            if (
+                asked is not None
+                and asked > budget.deadline_at - self._clock()
+                and budget.attempt < self._retry.attempts
+                and self._pacer.spent_elsewhere(kind, asked)
+            ):
+                # The hourly budget is spent (maybe by another run): the write waits for
+                # it in the pacer, announced and within --max-duration, like its own pace.
+                renew = True
+                continue
             await self._back_off(outcome, error, method, path, budget)
             if _is_unknown_outcome(outcome) and recover is not None:
                 outcome_unknown = True
@@ -600,9 +619,12 @@ class ImgixClient:
         body: dict[str, Any] | None,
         kind: RequestKind,
         attempt: int,
+        *,
+        starting: bool,
     ) -> httpx.Response | httpx.TransportError:
-        # A retry finishes work already under way; only a first attempt starts new work.
-        starting = attempt == 1 and not continuing_action.get()
+        # A retry finishes work already under way; only an attempt after nothing but
+        # refusals starts new work.
+        starting = starting and not continuing_action.get()
         try:
             async with self._pacer.slot(kind, starting=starting) as ticket:
                 try:

@@ -430,3 +430,65 @@ def test_a_create_whose_answer_was_lost_never_claims_a_source_another_run_made(
     assert result.error is not None and "e2e-site-0" in result.error
     (only,) = store.sources.values()
     assert only.deployment["webfolder_base_url"] == "https://elsewhere.example/"
+
+
+def test_a_budget_another_run_spent_stops_at_max_duration_after_one_429_not_failing_all(
+    store: SourceStore, emulator_url: str, tmp_path: Path
+) -> None:
+    file = managed(tmp_path, emulator_url, sites(12, ttl=3600))
+    # Another run (a merge before ours) spends the account's hourly updates on Sites 0-1.
+    store.limits = RateLimits(per_second=None, creates_per_hour=None, updates_per_hour=2)
+    other = tmp_path / "other.yaml"
+    other.write_text(
+        sites(2, ttl=7200) + sites(10, ttl=3600, start=2).split("sources:\n", 1)[1],
+        encoding="utf-8",
+    )
+    assert apply_directly(emulator_url, other, {}).ok
+    file.write_text(sites(12, ttl=7200), encoding="utf-8")
+    mark = len(store.request_log)
+
+    ours = run_cli(
+        "apply", file, "--auto-approve", "--max-duration", "10m", "--api-url", emulator_url,
+    )  # fmt: skip
+
+    assert ours.returncode == 3, ours.stderr
+    refused = [entry for entry in store.request_log[mark:] if entry.status == 429]
+    # The first 429 teaches the pacer: only the patches already on their way meet one.
+    assert 1 <= len(refused) <= 4, ours.stdout
+    assert "\nfailed:" not in ours.stdout
+    assert ours.stdout.count("\nnot attempted: patch Site") == 10
+    assert "hourly update budget" in ours.stdout
+    assert ours.stdout.rstrip().endswith(
+        "Apply: 0 applied, 0 failed. 10 not attempted (stopped by --max-duration). "
+        "Run apply again to continue: it plans afresh."
+    )
+
+
+def test_a_budget_another_run_spent_is_waited_for_announced_and_the_apply_finishes(
+    emulator_store: SourceStore, emulator_url: str, fake_clock: FakeClock, tmp_path: Path
+) -> None:
+    # Both sides on one fake clock: the hour waited passes at once.
+    emulator_store.deploy_delay = 0
+    file = managed(tmp_path, emulator_url, sites(6, ttl=3600))
+    emulator_store.limits = RateLimits(per_second=None, creates_per_hour=None, updates_per_hour=4)
+    other = tmp_path / "other.yaml"
+    other.write_text(
+        sites(4, ttl=7200) + sites(2, ttl=3600, start=4).split("sources:\n", 1)[1],
+        encoding="utf-8",
+    )
+    assert apply_directly(emulator_url, other, {}).ok  # another run spends the hour
+    file.write_text(sites(6, ttl=7200), encoding="utf-8")
+    connection = Connection(
+        emulator_url, EMULATOR_API_KEY, pacing=Pacing(), clock=fake_clock, sleep=fake_clock.sleep
+    )
+    mark = len(emulator_store.request_log)
+    out = io.StringIO()
+
+    started = fake_clock.now
+    asyncio.run(_apply(file, connection, out))  # asserts that every action applied
+
+    statuses = [entry.status for entry in emulator_store.request_log[mark:]]
+    assert 1 <= statuses.count(429) <= 2  # the patches under way when the first came back
+    assert fake_clock.now - started >= 3590  # it waited for the other run's writes to age out
+    waits = [line for line in out.getvalue().splitlines() if line.startswith("waiting ")]
+    assert waits and "for the hourly update budget" in waits[0], out.getvalue()
