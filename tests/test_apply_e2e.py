@@ -27,6 +27,7 @@ from console import UNPACED, apply_directly, child_env, invoke, run_cli, writes_
 from starlette.responses import Response
 
 from reconciler.emulator import EMULATOR_API_KEY, RateLimits, SourceStore, create_app
+from reconciler.emulator.limits import Faults
 from reconciler.emulator.server import running_app
 from reconciler.pacing import Pacing
 from reconciler.progress import ApplyProgress
@@ -492,3 +493,39 @@ def test_a_budget_another_run_spent_is_waited_for_announced_and_the_apply_finish
     assert fake_clock.now - started >= 3590  # it waited for the other run's writes to age out
     waits = [line for line in out.getvalue().splitlines() if line.startswith("waiting ")]
     assert waits and "for the hourly update budget" in waits[0], out.getvalue()
+
+
+def test_a_wait_whose_polls_fail_still_reports_the_writes_made_and_exits_partial(
+    emulator_store: SourceStore, emulator_url: str, fake_clock: FakeClock, tmp_path: Path
+) -> None:
+    # The API goes down once the writes are made, while --wait polls: the run must still
+    # print its report (exit 3), not end as an error before any write (exit 1).
+    emulator_store.deploy_delay = 10_000  # never deployed within the run
+    file = tmp_path / "sources.yaml"
+    file.write_text(sites(2, ttl=3600), encoding="utf-8")
+    connection = Connection(
+        emulator_url, EMULATOR_API_KEY, pacing=UNPACED, clock=fake_clock, sleep=fake_clock.sleep
+    )
+    made = asyncio.run(plan_files([file], connection, secrets_optional=False, environ={}))
+    out = io.StringIO()
+    progress = ApplyProgress(2, clock=fake_clock, stream=out, heartbeat=None)
+
+    finished: list[object] = []
+
+    def api_goes_down(result: object) -> None:
+        finished.append(result)
+        if len(finished) == 2:
+            emulator_store.faults = Faults(error_rate=1.0)
+
+    report = asyncio.run(
+        apply_with_report(
+            made.plan, connection, environ={}, wait=True, on_result=api_goes_down,
+            progress=progress,
+        )
+    )  # fmt: skip
+
+    assert [result.outcome for result in report.results] == ["applied", "applied"]
+    assert not report.ok  # exit 3
+    assert sorted(report.still_deploying) == sorted(report.touched_ids)
+    gave_up = [line for line in out.getvalue().splitlines() if line.startswith("--wait gave up")]
+    assert len(gave_up) == 1 and "500" in gave_up[0], out.getvalue()
