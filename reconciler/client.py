@@ -82,6 +82,8 @@ __all__ = [
 PAGE_SIZE = 100
 JSON_API = "application/vnd.api+json"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+# How many times one write waits for an hourly budget other clients keep spending.
+BUDGET_WAITS = 3
 # A create answered with one of these may have been committed before the server failed.
 UNKNOWN_OUTCOME_STATUSES = frozenset({500, 502, 503, 504})
 # How the API may refuse a hostname another source holds: 400 is what the emulator says,
@@ -555,6 +557,7 @@ class ImgixClient:
         refused = False  # the last attempt was refused (429): it did nothing
         untouched = True  # every attempt so far was refused: a retry starts the write anew
         renew = False  # the next attempt follows a wait for the hourly budget, not a retry
+        budget_waits = 0
         while True:
             budget.attempt += 1
             stop = self._pacer.stop.reason
@@ -593,18 +596,21 @@ class ImgixClient:
             error = self._error_of(outcome, method, path, source_id)
             if isinstance(outcome, NOT_TRANSIENT):
                 raise error from outcome
-            asked = _asked_wait(outcome) if refused and kind != "read" else None
-            if (
-                asked is not None
-                and asked > budget.deadline_at - self._clock()
-                and budget.attempt < self._retry.attempts
-                and self._pacer.spent_elsewhere(kind, asked)
-            ):
-                # The hourly budget is spent (maybe by another run): the write waits for
-                # it in the pacer, announced and within --max-duration, like its own pace.
+            try:
+                await self._back_off(outcome, error, method, path, budget)
+            except ClientError:
+                # Refused until the retries ran out, or asked to wait past them: the hourly
+                # budget is spent, maybe by another run. The write waits for it in the
+                # pacer (announced, within --max-duration) as for its own pace, for as long
+                # as the 429 asked, or a whole window when it did not say.
+                if not (untouched and kind != "read" and budget_waits < BUDGET_WAITS):
+                    raise
+                if not self._pacer.spent_elsewhere(kind, _asked_wait(outcome)):
+                    raise
+                budget_waits += 1
+                budget.attempt = 0
                 renew = True
                 continue
-            await self._back_off(outcome, error, method, path, budget)
             if _is_unknown_outcome(outcome) and recover is not None:
                 outcome_unknown = True
                 found = await recover(budget)
@@ -634,6 +640,9 @@ class ImgixClient:
                     raise
                 # A refused write (429 or another 4xx) did not spend the server's budget.
                 ticket.spent = not 400 <= response.status_code < 500
+                if response.status_code == 429:
+                    said = _asked_wait(response) is not None
+                    self._pacer.refused(kind, said_how_long=said)
         except httpx.TransportError as exc:
             logger.debug("%s %s: %s (attempt %d)", method, path, type(exc).__name__, attempt)
             return exc

@@ -40,6 +40,9 @@ ASSUMED_WRITE_SECONDS = 1.0
 # A 429 asking a write to wait longer than an hourly window (and its slack) is not the
 # hourly budget: such an answer is not obeyed as one.
 LONGEST_BUDGET_WAIT = HOUR * 1.1
+# Writes of a kind refused in a row (429s that did not say for how long) that tell its
+# hourly budget is spent: the per-second pace is kept, so more than a few are not chance.
+REFUSALS_OF_A_SPENT_BUDGET = 8
 
 # Set by the applier once an action's first write is out: its later writes finish the
 # action rather than start new work, so a stop lets them through (within STOP_GRACE).
@@ -161,6 +164,7 @@ class _Window:
         self._finished: deque[float] = deque()
         # Until when the server said the window is full (writes of another client count).
         self.full_until = -math.inf
+        self.refused_in_a_row = 0
 
     @classmethod
     def per_second(cls, rate: float, headroom: float) -> _Window:
@@ -308,18 +312,32 @@ class Pacer:
         self._hourly_locks = {kind: asyncio.Lock() for kind in self._hourly}
         self._finished = asyncio.Event()
 
-    def spent_elsewhere(self, kind: RequestKind, seconds: float) -> bool:
-        """The server refused a write for `seconds` (429): its hourly budget is spent,
-        by this run or another one. Whether writes of `kind` now wait for it.
+    def spent_elsewhere(self, kind: RequestKind, seconds: float | None) -> bool:
+        """The server refused a write for `seconds` (429; None: it did not say, so a whole
+        window): its hourly budget is spent, by this run or another one. Whether writes of
+        `kind` now wait for it.
 
         The client's own count cannot see another run's writes in the same hour; the
         429 is the only sign of them, and waiting for it beats meeting it again.
         """
         window = self._hourly.get(kind)
-        if window is None or not 0 < seconds <= LONGEST_BUDGET_WAIT:
+        if window is None:
+            return False
+        seconds = window.period if seconds is None else seconds
+        if not 0 < seconds <= LONGEST_BUDGET_WAIT:
             return False
         window.full_until = max(window.full_until, self._clock() + seconds)
         return True
+
+    def refused(self, kind: RequestKind, *, said_how_long: bool) -> None:
+        """A write of `kind` was refused with a 429: enough of them in a row, none of them
+        saying how long to wait, and the hourly budget is taken as spent for a window."""
+        window = self._hourly.get(kind)
+        if window is None or said_how_long:
+            return
+        window.refused_in_a_row += 1
+        if window.refused_in_a_row >= REFUSALS_OF_A_SPENT_BUDGET:
+            self.spent_elsewhere(kind, None)
 
     def hold(self, seconds: float) -> None:
         """Pause every request for `seconds` (the server said 429: all tasks back off)."""
@@ -350,6 +368,8 @@ class Pacer:
                     window.finish(now)
                 else:
                     window.drop()
+                if window is not self._general and ticket.spent:
+                    window.refused_in_a_row = 0
             if kind != "read":
                 self._write_seconds = max(self._write_seconds, now - sent)
             self._finished.set()

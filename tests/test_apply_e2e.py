@@ -29,7 +29,7 @@ from starlette.responses import Response
 from reconciler.emulator import EMULATOR_API_KEY, RateLimits, SourceStore, create_app
 from reconciler.emulator.limits import Faults
 from reconciler.emulator.server import running_app
-from reconciler.pacing import Pacing
+from reconciler.pacing import Pacing, Stop
 from reconciler.progress import ApplyProgress
 from reconciler.reconcile import Connection, apply_with_report, plan_files
 
@@ -529,3 +529,44 @@ def test_a_wait_whose_polls_fail_still_reports_the_writes_made_and_exits_partial
     assert sorted(report.still_deploying) == sorted(report.touched_ids)
     gave_up = [line for line in out.getvalue().splitlines() if line.startswith("--wait gave up")]
     assert len(gave_up) == 1 and "500" in gave_up[0], out.getvalue()
+
+
+@pytest.mark.parametrize("max_duration", [600.0, None])
+def test_a_spent_budget_whose_429s_say_not_how_long_is_learned_not_hammered(
+    emulator_store: SourceStore,
+    emulator_url: str,
+    fake_clock: FakeClock,
+    tmp_path: Path,
+    max_duration: float | None,
+) -> None:
+    # imgix may send no Retry-After: refused writes in a row tell the budget is spent.
+    emulator_store.deploy_delay = 0
+    file = managed(tmp_path, emulator_url, sites(8, ttl=3600))
+    emulator_store.limits = RateLimits(
+        per_second=None, creates_per_hour=None, updates_per_hour=2, retry_after=False
+    )
+    other = tmp_path / "other.yaml"
+    other.write_text(
+        sites(2, ttl=7200) + sites(6, ttl=3600, start=2).split("sources:\n", 1)[1],
+        encoding="utf-8",
+    )
+    assert apply_directly(emulator_url, other, {}).ok  # another run spends the hour
+    file.write_text(sites(8, ttl=7200), encoding="utf-8")
+    connection = Connection(
+        emulator_url, EMULATOR_API_KEY, pacing=Pacing(), clock=fake_clock, sleep=fake_clock.sleep
+    )
+    made = asyncio.run(plan_files([file], connection, secrets_optional=False, environ={}))
+    stop = None if max_duration is None else Stop(deadline=fake_clock.now + 600, clock=fake_clock)
+    mark = len(emulator_store.request_log)
+
+    report = asyncio.run(apply_with_report(made.plan, connection, environ={}, stop=stop))
+
+    refused = [e for e in emulator_store.request_log[mark:] if e.status == 429]
+    if max_duration is not None:
+        assert [r.outcome for r in report.results] == ["stopped"] * 6
+        assert report.stopped == "stopped by --max-duration"
+        assert all("hourly update budget" in (r.error or "") for r in report.results)
+        assert len(refused) <= 12  # 8 in a row, and the retries already under way
+    else:
+        assert report.ok, report.failed  # three hours later, at 2 updates an hour
+        assert len(refused) <= 3 * 12

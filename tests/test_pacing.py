@@ -385,3 +385,34 @@ def test_a_budget_spent_elsewhere_holds_that_kind_only_and_a_deadline_names_it(
 
     assert waits == [BudgetWait("update", 1200.0, 60)]
     assert fake_clock.elapsed == 1200.0
+
+
+def test_refusals_in_a_row_that_say_not_how_long_mark_the_budget_spent_for_a_window(
+    fake_clock: FakeClock,
+) -> None:
+    pacer = Pacer(Pacing(per_second=None), clock=fake_clock, sleep=fake_clock.sleep)
+
+    async def accepted() -> None:
+        async with pacer.slot("update"):
+            pass
+
+    async def scenario() -> None:
+        for _ in range(7):
+            pacer.refused("update", said_how_long=False)
+        pacer.refused("update", said_how_long=True)  # that one said: it counts elsewhere
+        await accepted()  # an accepted write starts the count again
+        for _ in range(7):
+            pacer.refused("update", said_how_long=False)
+        await accepted()
+        assert fake_clock.elapsed == 0.0
+        for _ in range(8):
+            pacer.refused("update", said_how_long=False)
+        pacer.refused("create", said_how_long=False)
+        async with pacer.slot("create"):
+            pass
+        assert fake_clock.elapsed == 0.0  # another kind's budget is its own
+        await accepted()
+
+    asyncio.run(scenario())
+
+    assert fake_clock.elapsed == pytest.approx(3600.01)
