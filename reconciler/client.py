@@ -597,7 +597,11 @@ class ImgixClient:
             if isinstance(outcome, NOT_TRANSIENT):
                 raise error from outcome
             try:
-                await self._back_off(outcome, error, method, path, budget)
+                await self._back_off(outcome, error, method, path, budget, kind, untouched)
+            except NotStarted as stopped:
+                if untouched:
+                    raise
+                raise _stopped_retrying(method, path, str(stopped)) from None
             except ClientError:
                 # Refused until the retries ran out, or asked to wait past them: the hourly
                 # budget is spent, maybe by another run. The write waits for it in the
@@ -730,8 +734,14 @@ class ImgixClient:
         method: str,
         path: str,
         budget: _Budget,
+        kind: RequestKind,
+        starting: bool,
     ) -> None:
-        """Sleep before the next attempt, or raise when attempts or time have run out."""
+        """Sleep before the next attempt, or raise when attempts or time have run out.
+
+        A write whose retry could not go out before `--max-duration` (or after a stop) is
+        refused before the sleep (`NotStarted`), not after it.
+        """
         if budget.attempt >= self._retry.attempts:
             raise error
         asked = _asked_wait(outcome)
@@ -754,6 +764,7 @@ class ImgixClient:
             budget.attempt,
             self._retry.attempts,
         )
+        self._pacer.check_retry(kind, wait, starting=starting and not continuing_action.get())
         if isinstance(outcome, httpx.Response) and outcome.status_code == 429:
             self._pacer.hold(wait)
         await self._pacer.pause(wait)

@@ -416,6 +416,10 @@ class Pacer:
                 announced = True
             await self.pause(wait)
 
+    def check_retry(self, kind: RequestKind, wait: float, *, starting: bool) -> None:
+        """Raise `NotStarted` when a write retried after `wait` could not go out then."""
+        self._check_stop(kind, wait, starting)
+
     def _check_stop(self, kind: RequestKind, wait: float, starting: bool, why: str = "") -> None:
         """Raise `NotStarted` when a write should not go out after waiting `wait` more."""
         if kind == "read":

@@ -570,3 +570,30 @@ def test_a_spent_budget_whose_429s_say_not_how_long_is_learned_not_hammered(
     else:
         assert report.ok, report.failed  # three hours later, at 2 updates an hour
         assert len(refused) <= 3 * 12
+
+
+def test_a_429_asking_to_wait_past_max_duration_is_not_slept_through(
+    emulator_store: SourceStore, emulator_url: str, fake_clock: FakeClock, tmp_path: Path
+) -> None:
+    emulator_store.deploy_delay = 0
+    file = managed(tmp_path, emulator_url, sites(3, ttl=3600))
+    emulator_store.limits = RateLimits(per_second=None, creates_per_hour=None, updates_per_hour=1)
+    other = tmp_path / "other.yaml"
+    other.write_text(
+        sites(1, ttl=7200) + sites(2, ttl=3600, start=1).split("sources:\n", 1)[1],
+        encoding="utf-8",
+    )
+    assert apply_directly(emulator_url, other, {}).ok  # another run's update...
+    fake_clock.advance(3600 - 60)  # ...frees the hour's only one in a minute
+    file.write_text(sites(3, ttl=7200), encoding="utf-8")
+    connection = Connection(
+        emulator_url, EMULATOR_API_KEY, pacing=Pacing(), clock=fake_clock, sleep=fake_clock.sleep
+    )
+    made = asyncio.run(plan_files([file], connection, secrets_optional=False, environ={}))
+    started = fake_clock.now
+    stop = Stop(deadline=started + 30, clock=fake_clock)  # --max-duration 30s
+
+    report = asyncio.run(apply_with_report(made.plan, connection, environ={}, stop=stop))
+
+    assert [r.outcome for r in report.results] == ["stopped", "stopped"]
+    assert fake_clock.now - started < 30  # the 429's 60 s were not waited out first
