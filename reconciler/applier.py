@@ -385,15 +385,26 @@ async def wait_until_deployed(
     timeout: float = 600.0,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     on_status: Callable[[LiveSource], None] | None = None,
+    on_gave_up: Callable[[str], None] | None = None,
     stop: Stop | None = None,
 ) -> list[str]:
-    """Poll while sources are deploying; the ids still deploying at `timeout` or a stop."""
+    """Poll while sources are deploying; the ids still deploying at `timeout` or a stop.
+
+    A poll that fails (the API down, a source gone) ends the wait, not the run: the writes
+    are made and their report must come out. `on_gave_up` hears why; the ids not yet seen
+    deployed are returned.
+    """
     stop = stop or Stop()
     pending = list(dict.fromkeys(source_ids))
     waited = 0.0
     finished = asyncio.Event()
     while pending:
-        sources = await asyncio.gather(*(api.get_source(source_id) for source_id in pending))
+        try:
+            sources = await asyncio.gather(*(api.get_source(source_id) for source_id in pending))
+        except Exception as error:  # after the writes, nothing may swallow their report
+            if on_gave_up is not None:
+                on_gave_up(redact.scrub(str(error)) or type(error).__name__)
+            break
         for source in sources:
             if on_status is not None:
                 on_status(source)

@@ -82,6 +82,8 @@ __all__ = [
 PAGE_SIZE = 100
 JSON_API = "application/vnd.api+json"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+# How many times one write waits for an hourly budget other clients keep spending.
+BUDGET_WAITS = 3
 # A create answered with one of these may have been committed before the server failed.
 UNKNOWN_OUTCOME_STATUSES = frozenset({500, 502, 503, 504})
 # How the API may refuse a hostname another source holds: 400 is what the emulator says,
@@ -556,6 +558,9 @@ class ImgixClient:
             redact.register(value)
         outcome_unknown = False
         refused = False  # the last attempt was refused (429): it did nothing
+        untouched = True  # every attempt so far was refused: a retry starts the write anew
+        renew = False  # the next attempt follows a wait for the hourly budget, not a retry
+        budget_waits = 0
         while True:
             budget.attempt += 1
             stop = self._pacer.stop.reason
@@ -566,11 +571,16 @@ class ImgixClient:
                     raise NotStarted(stop)
                 raise _stopped_retrying(method, path, stop)
             try:
-                outcome = await self._attempt(method, path, params, body, kind, budget.attempt)
+                outcome = await self._attempt(
+                    method, path, params, body, kind, budget.attempt, starting=untouched
+                )
             except NotStarted as stopped:
-                if budget.attempt == 1:
+                if untouched:
                     raise
                 raise _stopped_retrying(method, path, str(stopped)) from None
+            if renew:
+                budget.deadline_at = max(budget.deadline_at, self._clock() + self._retry.deadline)
+                renew = False
             if isinstance(outcome, httpx.Response) and outcome.status_code not in RETRY_STATUSES:
                 if outcome.is_success:
                     return _document(outcome, method)
@@ -585,10 +595,29 @@ class ImgixClient:
                         return found
                 raise _api_error(outcome, source_id)
             refused = isinstance(outcome, httpx.Response) and outcome.status_code == 429
+            untouched = untouched and refused
             error = self._error_of(outcome, method, path, source_id)
             if isinstance(outcome, NOT_TRANSIENT):
                 raise error from outcome
-            await self._back_off(outcome, error, method, path, budget)
+            try:
+                await self._back_off(outcome, error, method, path, budget, kind, untouched)
+            except NotStarted as stopped:
+                if untouched:
+                    raise
+                raise _stopped_retrying(method, path, str(stopped)) from None
+            except ClientError:
+                # Refused until the retries ran out, or asked to wait past them: the hourly
+                # budget is spent, maybe by another run. The write waits for it in the
+                # pacer (announced, within --max-duration) as for its own pace, for as long
+                # as the 429 asked, or a whole window when it did not say.
+                if not (untouched and kind != "read" and budget_waits < BUDGET_WAITS):
+                    raise
+                if not self._pacer.spent_elsewhere(kind, _asked_wait(outcome)):
+                    raise
+                budget_waits += 1
+                budget.attempt = 0
+                renew = True
+                continue
             if _is_unknown_outcome(outcome) and recover is not None:
                 outcome_unknown = True
                 found = await recover(budget)
@@ -603,9 +632,12 @@ class ImgixClient:
         body: dict[str, Any] | None,
         kind: RequestKind,
         attempt: int,
+        *,
+        starting: bool,
     ) -> httpx.Response | httpx.TransportError:
-        # A retry finishes work already under way; only a first attempt starts new work.
-        starting = attempt == 1 and not continuing_action.get()
+        # A retry finishes work already under way; only an attempt after nothing but
+        # refusals starts new work.
+        starting = starting and not continuing_action.get()
         try:
             async with self._pacer.slot(kind, starting=starting) as ticket:
                 try:
@@ -615,6 +647,9 @@ class ImgixClient:
                     raise
                 # A refused write (429 or another 4xx) did not spend the server's budget.
                 ticket.spent = not 400 <= response.status_code < 500
+                if response.status_code == 429:
+                    said = _asked_wait(response) is not None
+                    self._pacer.refused(kind, said_how_long=said)
         except httpx.TransportError as exc:
             logger.debug("%s %s: %s (attempt %d)", method, path, type(exc).__name__, attempt)
             return exc
@@ -702,8 +737,14 @@ class ImgixClient:
         method: str,
         path: str,
         budget: _Budget,
+        kind: RequestKind,
+        starting: bool,
     ) -> None:
-        """Sleep before the next attempt, or raise when attempts or time have run out."""
+        """Sleep before the next attempt, or raise when attempts or time have run out.
+
+        A write whose retry could not go out before `--max-duration` (or after a stop) is
+        refused before the sleep (`NotStarted`), not after it.
+        """
         if budget.attempt >= self._retry.attempts:
             raise error
         asked = _asked_wait(outcome)
@@ -726,6 +767,7 @@ class ImgixClient:
             budget.attempt,
             self._retry.attempts,
         )
+        self._pacer.check_retry(kind, wait, starting=starting and not continuing_action.get())
         if isinstance(outcome, httpx.Response) and outcome.status_code == 429:
             self._pacer.hold(wait)
         await self._pacer.pause(wait)

@@ -37,6 +37,12 @@ STOP_GRACE = 5.0
 ANNOUNCED_WAIT = 2.0
 # Until a write has been timed, how long one is assumed to take (for --max-duration).
 ASSUMED_WRITE_SECONDS = 1.0
+# A 429 asking a write to wait longer than an hourly window (and its slack) is not the
+# hourly budget: such an answer is not obeyed as one.
+LONGEST_BUDGET_WAIT = HOUR * 1.1
+# Writes of a kind refused in a row (429s that did not say for how long) that tell its
+# hourly budget is spent: the per-second pace is kept, so more than a few are not chance.
+REFUSALS_OF_A_SPENT_BUDGET = 8
 
 # Set by the applier once an action's first write is out: its later writes finish the
 # action rather than start new work, so a stop lets them through (within STOP_GRACE).
@@ -156,6 +162,9 @@ class _Window:
         self.period = period
         self.in_flight = 0
         self._finished: deque[float] = deque()
+        # Until when the server said the window is full (writes of another client count).
+        self.full_until = -math.inf
+        self.refused_in_a_row = 0
 
     @classmethod
     def per_second(cls, rate: float, headroom: float) -> _Window:
@@ -168,11 +177,10 @@ class _Window:
         while self._finished and self._finished[0] <= now - self.period:
             self._finished.popleft()
         free = self.limit - self.in_flight
-        if free > len(self._finished):
-            return 0.0
         if free <= 0:
             return math.inf
-        return self._finished[-free] + self.period - now
+        own = 0.0 if free > len(self._finished) else self._finished[-free] + self.period - now
+        return max(own, self.full_until - now, 0.0)
 
     def start(self) -> None:
         self.in_flight += 1
@@ -304,6 +312,33 @@ class Pacer:
         self._hourly_locks = {kind: asyncio.Lock() for kind in self._hourly}
         self._finished = asyncio.Event()
 
+    def spent_elsewhere(self, kind: RequestKind, seconds: float | None) -> bool:
+        """The server refused a write for `seconds` (429; None: it did not say, so a whole
+        window): its hourly budget is spent, by this run or another one. Whether writes of
+        `kind` now wait for it.
+
+        The client's own count cannot see another run's writes in the same hour; the
+        429 is the only sign of them, and waiting for it beats meeting it again.
+        """
+        window = self._hourly.get(kind)
+        if window is None:
+            return False
+        seconds = window.period if seconds is None else seconds
+        if not 0 < seconds <= LONGEST_BUDGET_WAIT:
+            return False
+        window.full_until = max(window.full_until, self._clock() + seconds)
+        return True
+
+    def refused(self, kind: RequestKind, *, said_how_long: bool) -> None:
+        """A write of `kind` was refused with a 429: enough of them in a row, none of them
+        saying how long to wait, and the hourly budget is taken as spent for a window."""
+        window = self._hourly.get(kind)
+        if window is None or said_how_long:
+            return
+        window.refused_in_a_row += 1
+        if window.refused_in_a_row >= REFUSALS_OF_A_SPENT_BUDGET:
+            self.spent_elsewhere(kind, None)
+
     def hold(self, seconds: float) -> None:
         """Pause every request for `seconds` (the server said 429: all tasks back off)."""
         self._hold_until = max(self._hold_until, self._clock() + seconds)
@@ -333,6 +368,8 @@ class Pacer:
                     window.finish(now)
                 else:
                     window.drop()
+                if window is not self._general and ticket.spent:
+                    window.refused_in_a_row = 0
             if kind != "read":
                 self._write_seconds = max(self._write_seconds, now - sent)
             self._finished.set()
@@ -365,7 +402,10 @@ class Pacer:
     async def _wait_for(self, window: _Window, kind: RequestKind, starting: bool) -> None:
         announced = window is self._general
         while (wait := window.wait(self._clock())) > 0:
-            self._check_stop(kind, 0.0 if wait == math.inf else wait, starting)
+            budget = ""
+            if not announced and wait != math.inf:
+                budget = f" (the hourly {kind} budget frees up in {math.ceil(wait / 60)} min)"
+            self._check_stop(kind, 0.0 if wait == math.inf else wait, starting, budget)
             if wait == math.inf:
                 self._finished.clear()
                 await self.stop.pause(self._sleep, None, self._finished)
@@ -376,7 +416,11 @@ class Pacer:
                 announced = True
             await self.pause(wait)
 
-    def _check_stop(self, kind: RequestKind, wait: float, starting: bool) -> None:
+    def check_retry(self, kind: RequestKind, wait: float, *, starting: bool) -> None:
+        """Raise `NotStarted` when a write retried after `wait` could not go out then."""
+        self._check_stop(kind, wait, starting)
+
+    def _check_stop(self, kind: RequestKind, wait: float, starting: bool, why: str = "") -> None:
         """Raise `NotStarted` when a write should not go out after waiting `wait` more."""
         if kind == "read":
             return
@@ -387,4 +431,4 @@ class Pacer:
             return
         needed = wait + (self._write_seconds if starting else 0.0)
         if self._clock() + needed > deadline:
-            raise NotStarted("it could not finish within --max-duration")
+            raise NotStarted(f"it could not finish within --max-duration{why}")

@@ -34,7 +34,7 @@ from reconciler.live import LiveSource
 from reconciler.pacing import Clock, Pacer, Pacing, RetryPolicy, Sleep, Stop
 from reconciler.plan import Plan, compute_digest
 from reconciler.rails import Permissions, Refusal, check_permissions, ownership_refusals
-from reconciler.untrusted import escaped, quoted
+from reconciler.untrusted import escaped, one_line, quoted
 
 # The loader and the planner are imported by the loading thread, once the listing has
 # asked for its first page (`plan_files`): that request does not wait for their import.
@@ -677,6 +677,7 @@ async def apply_with_report(
                     client,
                     report.touched_ids,
                     on_status=statuses,
+                    on_gave_up=_gave_up(progress),
                     sleep=connection.sleep,
                     stop=stop,
                 )
@@ -688,6 +689,13 @@ async def apply_with_report(
             heartbeat.cancel()
             await asyncio.gather(heartbeat, return_exceptions=True)
     return report
+
+
+def _gave_up(progress: ApplyProgress | None) -> Callable[[str], None] | None:
+    """Tell the user why `--wait` stopped polling (the report lists what is not deployed)."""
+    if progress is None:
+        return None
+    return lambda why: progress.note(f"--wait gave up: {one_line(why)}")
 
 
 class _Listeners(list[Callable[[T], None]]):

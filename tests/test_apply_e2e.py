@@ -27,8 +27,9 @@ from console import UNPACED, apply_directly, child_env, invoke, run_cli, writes_
 from starlette.responses import Response
 
 from reconciler.emulator import EMULATOR_API_KEY, RateLimits, SourceStore, create_app
+from reconciler.emulator.limits import Faults
 from reconciler.emulator.server import running_app
-from reconciler.pacing import Pacing
+from reconciler.pacing import Pacing, Stop
 from reconciler.progress import ApplyProgress
 from reconciler.reconcile import Connection, apply_with_report, plan_files
 
@@ -430,3 +431,169 @@ def test_a_create_whose_answer_was_lost_never_claims_a_source_another_run_made(
     assert result.error is not None and "e2e-site-0" in result.error
     (only,) = store.sources.values()
     assert only.deployment["webfolder_base_url"] == "https://elsewhere.example/"
+
+
+def test_a_budget_another_run_spent_stops_at_max_duration_after_one_429_not_failing_all(
+    store: SourceStore, emulator_url: str, tmp_path: Path
+) -> None:
+    file = managed(tmp_path, emulator_url, sites(12, ttl=3600))
+    # Another run (a merge before ours) spends the account's hourly updates on Sites 0-1.
+    store.limits = RateLimits(per_second=None, creates_per_hour=None, updates_per_hour=2)
+    other = tmp_path / "other.yaml"
+    other.write_text(
+        sites(2, ttl=7200) + sites(10, ttl=3600, start=2).split("sources:\n", 1)[1],
+        encoding="utf-8",
+    )
+    assert apply_directly(emulator_url, other, {}).ok
+    file.write_text(sites(12, ttl=7200), encoding="utf-8")
+    mark = len(store.request_log)
+
+    ours = run_cli(
+        "apply", file, "--auto-approve", "--max-duration", "10m", "--api-url", emulator_url,
+    )  # fmt: skip
+
+    assert ours.returncode == 3, ours.stderr
+    refused = [entry for entry in store.request_log[mark:] if entry.status == 429]
+    # The first 429 teaches the pacer: only the patches already on their way meet one.
+    assert 1 <= len(refused) <= 4, ours.stdout
+    assert "\nfailed:" not in ours.stdout
+    assert ours.stdout.count("\nnot attempted: patch Site") == 10
+    assert "hourly update budget" in ours.stdout
+    assert ours.stdout.rstrip().endswith(
+        "Apply: 0 applied, 0 failed. 10 not attempted (stopped by --max-duration). "
+        "Run apply again to continue: it plans afresh."
+    )
+
+
+def test_a_budget_another_run_spent_is_waited_for_announced_and_the_apply_finishes(
+    emulator_store: SourceStore, emulator_url: str, fake_clock: FakeClock, tmp_path: Path
+) -> None:
+    # Both sides on one fake clock: the hour waited passes at once.
+    emulator_store.deploy_delay = 0
+    file = managed(tmp_path, emulator_url, sites(6, ttl=3600))
+    emulator_store.limits = RateLimits(per_second=None, creates_per_hour=None, updates_per_hour=4)
+    other = tmp_path / "other.yaml"
+    other.write_text(
+        sites(4, ttl=7200) + sites(2, ttl=3600, start=4).split("sources:\n", 1)[1],
+        encoding="utf-8",
+    )
+    assert apply_directly(emulator_url, other, {}).ok  # another run spends the hour
+    file.write_text(sites(6, ttl=7200), encoding="utf-8")
+    connection = Connection(
+        emulator_url, EMULATOR_API_KEY, pacing=Pacing(), clock=fake_clock, sleep=fake_clock.sleep
+    )
+    mark = len(emulator_store.request_log)
+    out = io.StringIO()
+
+    started = fake_clock.now
+    asyncio.run(_apply(file, connection, out))  # asserts that every action applied
+
+    statuses = [entry.status for entry in emulator_store.request_log[mark:]]
+    assert 1 <= statuses.count(429) <= 2  # the patches under way when the first came back
+    assert fake_clock.now - started >= 3590  # it waited for the other run's writes to age out
+    waits = [line for line in out.getvalue().splitlines() if line.startswith("waiting ")]
+    assert waits and "for the hourly update budget" in waits[0], out.getvalue()
+
+
+def test_a_wait_whose_polls_fail_still_reports_the_writes_made_and_exits_partial(
+    emulator_store: SourceStore, emulator_url: str, fake_clock: FakeClock, tmp_path: Path
+) -> None:
+    # The API goes down once the writes are made, while --wait polls: the run must still
+    # print its report (exit 3), not end as an error before any write (exit 1).
+    emulator_store.deploy_delay = 10_000  # never deployed within the run
+    file = tmp_path / "sources.yaml"
+    file.write_text(sites(2, ttl=3600), encoding="utf-8")
+    connection = Connection(
+        emulator_url, EMULATOR_API_KEY, pacing=UNPACED, clock=fake_clock, sleep=fake_clock.sleep
+    )
+    made = asyncio.run(plan_files([file], connection, secrets_optional=False, environ={}))
+    out = io.StringIO()
+    progress = ApplyProgress(2, clock=fake_clock, stream=out, heartbeat=None)
+
+    finished: list[object] = []
+
+    def api_goes_down(result: object) -> None:
+        finished.append(result)
+        if len(finished) == 2:
+            emulator_store.faults = Faults(error_rate=1.0)
+
+    report = asyncio.run(
+        apply_with_report(
+            made.plan, connection, environ={}, wait=True, on_result=api_goes_down,
+            progress=progress,
+        )
+    )  # fmt: skip
+
+    assert [result.outcome for result in report.results] == ["applied", "applied"]
+    assert not report.ok  # exit 3
+    assert sorted(report.still_deploying) == sorted(report.touched_ids)
+    gave_up = [line for line in out.getvalue().splitlines() if line.startswith("--wait gave up")]
+    assert len(gave_up) == 1 and "500" in gave_up[0], out.getvalue()
+
+
+@pytest.mark.parametrize("max_duration", [600.0, None])
+def test_a_spent_budget_whose_429s_say_not_how_long_is_learned_not_hammered(
+    emulator_store: SourceStore,
+    emulator_url: str,
+    fake_clock: FakeClock,
+    tmp_path: Path,
+    max_duration: float | None,
+) -> None:
+    # imgix may send no Retry-After: refused writes in a row tell the budget is spent.
+    emulator_store.deploy_delay = 0
+    file = managed(tmp_path, emulator_url, sites(8, ttl=3600))
+    emulator_store.limits = RateLimits(
+        per_second=None, creates_per_hour=None, updates_per_hour=2, retry_after=False
+    )
+    other = tmp_path / "other.yaml"
+    other.write_text(
+        sites(2, ttl=7200) + sites(6, ttl=3600, start=2).split("sources:\n", 1)[1],
+        encoding="utf-8",
+    )
+    assert apply_directly(emulator_url, other, {}).ok  # another run spends the hour
+    file.write_text(sites(8, ttl=7200), encoding="utf-8")
+    connection = Connection(
+        emulator_url, EMULATOR_API_KEY, pacing=Pacing(), clock=fake_clock, sleep=fake_clock.sleep
+    )
+    made = asyncio.run(plan_files([file], connection, secrets_optional=False, environ={}))
+    stop = None if max_duration is None else Stop(deadline=fake_clock.now + 600, clock=fake_clock)
+    mark = len(emulator_store.request_log)
+
+    report = asyncio.run(apply_with_report(made.plan, connection, environ={}, stop=stop))
+
+    refused = [e for e in emulator_store.request_log[mark:] if e.status == 429]
+    if max_duration is not None:
+        assert [r.outcome for r in report.results] == ["stopped"] * 6
+        assert report.stopped == "stopped by --max-duration"
+        assert all("hourly update budget" in (r.error or "") for r in report.results)
+        assert len(refused) <= 12  # 8 in a row, and the retries already under way
+    else:
+        assert report.ok, report.failed  # three hours later, at 2 updates an hour
+        assert len(refused) <= 3 * 12
+
+
+def test_a_429_asking_to_wait_past_max_duration_is_not_slept_through(
+    emulator_store: SourceStore, emulator_url: str, fake_clock: FakeClock, tmp_path: Path
+) -> None:
+    emulator_store.deploy_delay = 0
+    file = managed(tmp_path, emulator_url, sites(3, ttl=3600))
+    emulator_store.limits = RateLimits(per_second=None, creates_per_hour=None, updates_per_hour=1)
+    other = tmp_path / "other.yaml"
+    other.write_text(
+        sites(1, ttl=7200) + sites(2, ttl=3600, start=1).split("sources:\n", 1)[1],
+        encoding="utf-8",
+    )
+    assert apply_directly(emulator_url, other, {}).ok  # another run's update...
+    fake_clock.advance(3600 - 60)  # ...frees the hour's only one in a minute
+    file.write_text(sites(3, ttl=7200), encoding="utf-8")
+    connection = Connection(
+        emulator_url, EMULATOR_API_KEY, pacing=Pacing(), clock=fake_clock, sleep=fake_clock.sleep
+    )
+    made = asyncio.run(plan_files([file], connection, secrets_optional=False, environ={}))
+    started = fake_clock.now
+    stop = Stop(deadline=started + 30, clock=fake_clock)  # --max-duration 30s
+
+    report = asyncio.run(apply_with_report(made.plan, connection, environ={}, stop=stop))
+
+    assert [r.outcome for r in report.results] == ["stopped", "stopped"]
+    assert fake_clock.now - started < 30  # the 429's 60 s were not waited out first

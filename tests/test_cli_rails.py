@@ -214,3 +214,36 @@ def test_a_saved_take_over_needs_the_flag_at_apply_too(
     taken = invoke("apply", saved, "--auto-approve", "--take-over", "--api-url", emulator_url)
     assert taken.exit_code == 0, taken.output
     assert owner_of(store, live_id) == "team-b"
+
+
+def test_a_large_change_cut_short_needs_the_flag_again_while_the_rest_is_over_the_radius(
+    store: SourceStore, emulator_url: str, tmp_path: Path
+) -> None:
+    names = [f"Site{n}" for n in range(10)]
+    for name in names:
+        store.create_source(folder_wire(name))
+    moved = "https://new-origin.e2e.example/"
+    file = desired(tmp_path, *(folder(n, moved) for n in names[:6]), *map(folder, names[6:]))
+    two_an_hour = {"IMGIX_RECONCILER_UPDATES_PER_HOUR": "2"}
+    cut_short = ("--auto-approve", "--max-duration", "10m", "--api-url", emulator_url)
+
+    first = run_cli("apply", file, "--allow-large-change", *cut_short, env=two_an_hour)
+    assert first.returncode == 3, first.stderr
+    assert "2 applied, 0 failed. 4 not attempted (stopped by --max-duration)" in first.stdout
+
+    # The next run plans the 4 left: still over the radius (40% of 10), so still refused.
+    mark = len(store.request_log)
+    resumed = run_cli("apply", file, *cut_short, env=two_an_hour)
+    assert resumed.returncode == 1
+    assert "changes 4 of 10 managed live sources in risky ways" in resumed.stderr
+    assert "--allow-large-change" in resumed.stderr.splitlines()[-1]
+    assert writes_since(store, mark) == []
+
+    again = run_cli("apply", file, "--allow-large-change", *cut_short, env=two_an_hour)
+    assert again.returncode == 3, again.stderr
+    # The 2 left are under the radius: an ordinary apply finishes the change.
+    last = run_cli("apply", file, *cut_short, env=two_an_hour)
+    assert last.returncode == 0, last.stderr
+    assert [store.sources[i].deployment["webfolder_base_url"] for i in store.sources].count(
+        moved
+    ) == 6

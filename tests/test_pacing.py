@@ -356,3 +356,63 @@ def test_one_pacer_keeps_its_budget_across_event_loops(fake_clock: FakeClock) ->
     asyncio.run(_run(pacer, fake_clock, ["update"]))
 
     assert fake_clock.elapsed >= 3600.0
+
+
+def test_a_budget_spent_elsewhere_holds_that_kind_only_and_a_deadline_names_it(
+    fake_clock: FakeClock,
+) -> None:
+    stop = Stop(deadline=fake_clock.time() + 600.0, clock=fake_clock)
+    pacer = Pacer(Pacing(per_second=None), clock=fake_clock, sleep=fake_clock.sleep, stop=stop)
+    waits: list[BudgetWait] = []
+    pacer.on_budget_wait = waits.append
+
+    # No hourly window for reads, and no budget lasts longer than an hour and a bit.
+    assert not pacer.spent_elsewhere("read", 30.0)
+    assert not pacer.spent_elsewhere("update", 2 * 3600.0)
+    assert pacer.spent_elsewhere("update", 1200.0)
+
+    async def scenario() -> None:
+        async with pacer.slot("create"):
+            pass
+        with pytest.raises(NotStarted, match=r"max-duration \(the hourly update budget .* 20 min"):
+            async with pacer.slot("update"):
+                pass
+        stop.deadline = None
+        async with pacer.slot("update"):
+            pass
+
+    asyncio.run(scenario())
+
+    assert waits == [BudgetWait("update", 1200.0, 60)]
+    assert fake_clock.elapsed == 1200.0
+
+
+def test_refusals_in_a_row_that_say_not_how_long_mark_the_budget_spent_for_a_window(
+    fake_clock: FakeClock,
+) -> None:
+    pacer = Pacer(Pacing(per_second=None), clock=fake_clock, sleep=fake_clock.sleep)
+
+    async def accepted() -> None:
+        async with pacer.slot("update"):
+            pass
+
+    async def scenario() -> None:
+        for _ in range(7):
+            pacer.refused("update", said_how_long=False)
+        pacer.refused("update", said_how_long=True)  # that one said: it counts elsewhere
+        await accepted()  # an accepted write starts the count again
+        for _ in range(7):
+            pacer.refused("update", said_how_long=False)
+        await accepted()
+        assert fake_clock.elapsed == 0.0
+        for _ in range(8):
+            pacer.refused("update", said_how_long=False)
+        pacer.refused("create", said_how_long=False)
+        async with pacer.slot("create"):
+            pass
+        assert fake_clock.elapsed == 0.0  # another kind's budget is its own
+        await accepted()
+
+    asyncio.run(scenario())
+
+    assert fake_clock.elapsed == pytest.approx(3600.01)
