@@ -128,6 +128,9 @@ MAX_SHOWN_DETAIL = 500
 
 def _shown(text: str, limit: int) -> str:
     """The server's `text` for a message: escaped onto one line, clipped past `limit`."""
+    # Masked before it is clipped: a clip can end inside a secret, whose first part no
+    # longer matches it.
+    text = redact.scrub(text)
     if len(text) <= limit:
         return escaped(text)
     return f"{escaped(text[:limit])}… ({len(text) - limit:,} more characters)"
@@ -803,6 +806,7 @@ def _source_path(source_id: str) -> str:
     # Ids come from the listing: one from a hostile or broken server (`..`, `../x`) must
     # not reach another path, and percent-quoting alone would still let `..` through.
     if not _SOURCE_ID.fullmatch(source_id):
+        source_id = redact.scrub(source_id)  # before `ascii` and the clip respell a secret
         shown = ascii(source_id[:40] + ("…" if len(source_id) > 40 else ""))
         raise ClientError(
             f"Refusing to send a request for the source id {shown}: "
@@ -959,7 +963,7 @@ class _BoundedDecoder:
         codings = [c.strip().lower() for c in encoding.split(",")]
         codings = [c for c in codings if c not in ("", "identity")]
         if codings not in ([], ["gzip"], ["x-gzip"], ["deflate"]):
-            shown = escaped(encoding.strip())[:60]
+            shown = escaped(redact.scrub(encoding.strip()))[:60]
             raise _Undecodable(f"content encoding {shown!r} was not asked for")
         # 32 + MAX_WBITS: zlib reads the gzip or zlib header, whichever comes.
         self._inflater = zlib.decompressobj(32 + zlib.MAX_WBITS) if codings else None
@@ -1000,9 +1004,10 @@ class _BoundedDecoder:
 
 
 def _document(response: httpx.Response, method: str) -> dict[str, Any]:
-    media_type = response.headers.get("content-type", "").partition(";")[0].strip().lower()
-    if media_type not in JSON_MEDIA_TYPES and not media_type.endswith("+json"):
-        shown = escaped(media_type[:60]) if media_type else "no content type"
+    media_type = response.headers.get("content-type", "").partition(";")[0].strip()
+    if media_type.lower() not in JSON_MEDIA_TYPES and not media_type.lower().endswith("+json"):
+        # Masked before it is lowered and clipped: either changes how a secret is spelled.
+        shown = escaped(redact.scrub(media_type)[:60].lower()) if media_type else "no content type"
         raise _invalid_response(
             method, f"the body is {shown}, not JSON", status=response.status_code
         )
@@ -1036,6 +1041,7 @@ def _api_error(response: httpx.Response, source_id: str | None) -> ApiError:
     detail = first.get("detail") if isinstance(first.get("detail"), str) else None
     request_id = first.get("id") if isinstance(first.get("id"), str) else None
     request_id = request_id or response.headers.get("x-request-id")
+    request_id = redact.scrub(request_id) if request_id else None
     title = title or _reason(status)
     error_class = AuthError if status in (401, 403) else ApiError
     return error_class(

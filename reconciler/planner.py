@@ -21,7 +21,7 @@ from typing import Any, ClassVar, NamedTuple
 
 from pydantic import JsonValue
 
-from reconciler import collector
+from reconciler import collector, redact
 from reconciler.errors import PlanError
 from reconciler.live import LiveSource
 from reconciler.marker import Annotation, Marker
@@ -45,6 +45,7 @@ from reconciler.plan import (
     SourceRef,
     Summary,
     UnmanagedSource,
+    canonical_json,
     compute_digest,
     same_json,
     write_cost,
@@ -786,10 +787,10 @@ def _secret_placeholder(deployment: DeploymentBase, name: str) -> dict[str, Json
 
 def _hide_referenced(deployment: DeploymentBase, changes: list[Change]) -> list[Change]:
     """`changes` with each value read through a reference shown as that reference, and
-    the live value it replaces hidden (most likely an earlier value of the reference)."""
+    the live value it replaces hidden (most likely an earlier value of the reference), as
+    is any live value that holds a referenced value (a password pasted into an annotation):
+    a saved plan is written unmasked."""
     referenced = deployment.referenced()
-    if not referenced:
-        return changes
     hidden = []
     for change in changes:
         ref = referenced.get(change.path.removeprefix("deployment."))
@@ -797,8 +798,14 @@ def _hide_referenced(deployment: DeploymentBase, changes: list[Change]) -> list[
             shown: dict[str, JsonValue] = dict(ref.as_reference())
             before = change.before if change.before in (None, NOT_RETURNED) else HIDDEN
             change = change.model_copy(update={"after": shown, "before": before})
+        elif _holds_secret(change.before):
+            change = change.model_copy(update={"before": HIDDEN})
         hidden.append(change)
     return hidden
+
+
+def _holds_secret(value: JsonValue) -> bool:
+    return redact.holds(value if isinstance(value, str) else canonical_json(value))
 
 
 def _with_placeholders(deployment: DeploymentBase, body: dict[str, JsonValue]) -> None:

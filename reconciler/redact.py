@@ -4,9 +4,11 @@ Referenced values enter the process in one place only (`reconciler.references`, 
 loader and for the applier resolving a saved plan's placeholders), which registers them
 here. While a command runs, stdout, stderr and logging are wrapped so that a registered
 value cannot be printed, not even inside an exception message or a traceback, in any of
-the forms outputs use: raw, JSON-escaped, and as the renderers escape text (the markdown
-renderer adds its own form with `mask_form`). Structured outputs (a saved plan) are never
-scrubbed: no referenced value enters them, so they stay valid whatever the values are.
+the forms outputs use: raw, JSON-escaped, quoted by `repr`, and as the renderers escape
+text (the markdown renderer adds its own form with `mask_form`). Structured outputs (a
+saved plan) are never scrubbed: no referenced value enters them (a live value that holds
+one, e.g. a password pasted into an annotation, is hidden by the planner, see `holds`),
+so they stay valid whatever the values are.
 """
 
 from __future__ import annotations
@@ -17,10 +19,10 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TextIO
 
-from reconciler.untrusted import escaped, json_shown, quoted
+from reconciler.untrusted import escaped, json_shown, one_line, quoted
 
 MASK = "***"
 # Shorter values would mask ordinary words and numbers all over the output; a value that
@@ -37,8 +39,20 @@ _forms: list[Callable[[str], str]] = [
     lambda value: json_shown(value)[1:-1],
     lambda value: _html_escaped(value, quote=False),
     lambda value: _html_escaped(value, quote=True),
+    # How messages quote a value (`{value!r}`, a KeyError, `ascii()`), and how the CLI
+    # prints a message (`one_line`, which keeps backslashes): an error quoting a value
+    # unexpectedly must not slip past the mask either.
+    lambda value: repr(value)[1:-1],
+    lambda value: ascii(value)[1:-1],
+    one_line,
 ]
-_masked: list[str] = []
+# Every spelling of every value, and the same by its first MIN_LENGTH characters (what
+# `holds` looks up). Kept as values come: recomputing every value's forms at each one made
+# registering 10,000 values take minutes.
+_spelled: set[str] = set()
+_by_start: dict[str, list[str]] = {}
+_masked: list[str] = []  # `_spelled`, longest first: sorted again only when it grew
+_stale = False
 
 
 def _html_escaped(value: str, *, quote: bool) -> str:
@@ -57,24 +71,73 @@ def register(value: str) -> None:
 
             github.announce_secret(value)
         _values.add(value)
-        _refresh()
+        _spell(value, _forms)
 
 
 def mask_form(form: Callable[[str], str]) -> None:
     """Also mask each value as `form` spells it (a renderer's own escaping)."""
     _forms.append(form)
-    _refresh()
+    for value in _values:
+        _spell(value, [form])
+
+
+def _spell(value: str, forms: Iterable[Callable[[str], str]]) -> None:
+    global _stale
+    for spelled in {value, *(form(value) for form in forms)}:
+        if len(spelled) >= MIN_LENGTH and spelled not in _spelled:
+            _spelled.add(spelled)
+            _by_start.setdefault(spelled[:MIN_LENGTH], []).append(spelled)
+            _stale = True
 
 
 def _refresh() -> None:
-    spelled = set(_values)
-    spelled |= {form(value) for value in _values for form in _forms}
-    _masked[:] = sorted((s for s in spelled if len(s) >= MIN_LENGTH), key=len, reverse=True)
+    """Spell every registered value again (after `_values` was edited in place)."""
+    global _stale
+    _spelled.clear()
+    _by_start.clear()
+    for value in _values:
+        _spell(value, _forms)
+    _masked.clear()
+    _stale = True
+
+
+def _masks() -> list[str]:
+    global _stale
+    if _stale:
+        _masked[:] = sorted(_spelled, key=len, reverse=True)
+        _stale = False
+    return _masked
+
+
+def holds(text: str) -> bool:
+    """Whether `text` holds a registered value, in any form."""
+    if len(_spelled) <= _FEW:
+        return any(spelled in text for spelled in _spelled)
+    return any(_found(text))
+
+
+def _found(text: str) -> Iterator[str]:
+    # Many values: each place of `text` is looked up once, not each value searched for.
+    starts = _by_start
+    return (
+        spelled
+        for i in range(len(text) - MIN_LENGTH + 1)
+        if text[i : i + MIN_LENGTH] in starts
+        for spelled in starts[text[i : i + MIN_LENGTH]]
+        if text.startswith(spelled, i)
+    )
+
+
+# Up to this many spellings, searching for each is faster than looking up each place.
+_FEW = 64
 
 
 def scrub(text: str) -> str:
     """`text` with every registered value masked, in every form."""
-    for spelled in _masked:
+    masks = _masks()
+    if len(masks) > _FEW:
+        masks = sorted(set(_found(text)), key=len, reverse=True)
+    for spelled in masks:
         if spelled in text:
             text = text.replace(spelled, MASK)
     return text

@@ -938,3 +938,95 @@ def test_a_write_refused_with_429_is_not_sent_again_after_a_stop(fake_clock: Fak
     # Refused, so it did nothing: the report says "not attempted", not "unknown".
     assert [entry.status for entry in store.request_log[mark:]] == [429]
     assert store.sources[ids[1]].name == "Source 1"
+
+
+# --------------------------------------------------------------------------- echoed secrets
+
+
+def _echoing(build: Callable[[str], httpx.Response]) -> httpx.MockTransport:
+    """A server that answers a create with `build(the s3_secret_key it was sent)`."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        import json
+
+        sent = json.loads(request.content)["data"]["attributes"]["deployment"]["s3_secret_key"]
+        return build(sent)
+
+    return httpx.MockTransport(answer)
+
+
+def _message_of(fake_clock: FakeClock, transport: httpx.MockTransport) -> str:
+    client = make_client(fake_clock, transport=transport, retry=RetryPolicy(attempts=1))
+    with pytest.raises(ClientError) as caught:
+        run(client, lambda c: c.create_source(s3_attributes(1, secret=MIXED_SECRET)))
+    return f"{caught.value}\n{caught.value!r}"
+
+
+# Mixed case and a backslash: a form changed by lower(), repr() or a second escaping.
+MIXED_SECRET = "Wj4lrX\\UtnFEMI/K7MDENG+bPxRfiCY"
+
+
+def _leaked_part(text: str) -> str | None:
+    """The longest run of 6+ characters of MIXED_SECRET, in any case, found in `text`."""
+    lowered = text.lower()
+    secret = MIXED_SECRET.lower()
+    for size in range(len(secret), 5, -1):
+        for start in range(len(secret) - size + 1):
+            if secret[start : start + size] in lowered:
+                return secret[start : start + size]
+    return None
+
+
+def test_a_request_id_echoing_a_secret_shows_no_part_of_it(fake_clock: FakeClock) -> None:
+    # The id is clipped at 80 characters: clipped before redaction, the first part stayed.
+    def build(sent: str) -> httpx.Response:
+        errors = [{"id": "r" * 70 + sent, "status": "400", "title": "Bad", "detail": "no"}]
+        return httpx.Response(400, json={"errors": errors})
+
+    message = _message_of(fake_clock, _echoing(build))
+    assert "request id" in message
+    assert _leaked_part(message) is None, message
+
+
+def test_a_request_id_header_echoing_a_secret_shows_no_part_of_it(fake_clock: FakeClock) -> None:
+    def build(sent: str) -> httpx.Response:
+        return httpx.Response(400, json={"errors": []}, headers={"X-Request-Id": "r" * 70 + sent})
+
+    message = _message_of(fake_clock, _echoing(build))
+    assert "request id" in message
+    assert _leaked_part(message) is None, message
+
+
+def test_a_content_type_echoing_a_secret_shows_no_part_of_it(fake_clock: FakeClock) -> None:
+    # The media type is lowered and clipped before it is shown: no longer the secret's form.
+    def build(sent: str) -> httpx.Response:
+        return httpx.Response(201, content=b"{}", headers={"Content-Type": "text/" + sent})
+
+    message = _message_of(fake_clock, _echoing(build))
+    assert "not JSON" in message
+    assert _leaked_part(message) is None, message
+
+
+def test_a_content_encoding_echoing_a_secret_shows_no_part_of_it(fake_clock: FakeClock) -> None:
+    # Escaped, clipped, quoted with repr() and escaped again: a form of its own.
+    def build(sent: str) -> httpx.Response:
+        async def body() -> Any:
+            yield b"{}"
+
+        headers = {"Content-Type": "application/json", "Content-Encoding": "x-" + sent}
+        return httpx.Response(201, content=body(), headers=headers)
+
+    message = _message_of(fake_clock, _echoing(build))
+    assert "content encoding" in message
+    assert _leaked_part(message) is None, message
+
+
+def test_a_source_id_holding_a_secret_is_refused_without_any_part_of_it(
+    fake_clock: FakeClock,
+) -> None:
+    # An id comes from the listing; `ascii()` and the clip at 40 would respell a secret.
+    redact.register(MIXED_SECRET)
+    client = make_client(fake_clock, transport=httpx.MockTransport(lambda r: httpx.Response(500)))
+    with pytest.raises(ClientError, match="Refusing") as caught:
+        run(client, lambda c: c.update_source("id-" + MIXED_SECRET + "é", {"name": "x"}))
+    assert _leaked_part(str(caught.value)) is None, str(caught.value)

@@ -25,6 +25,7 @@ from starlette.routing import Route
 
 from reconciler.emulator import SourceStore
 from reconciler.emulator.server import running_app
+from reconciler.plan import HIDDEN
 from reconciler.untrusted import markdown_text
 
 pytestmark = pytest.mark.e2e
@@ -293,3 +294,60 @@ def test_markdown_text_leaves_ordinary_text_alone() -> None:
 def test_markdown_text_breaks_each_github_reference(raw: str, inert: str) -> None:
     assert markdown_text(raw) == inert
     assert links_in(markdown_text(raw)) == []
+
+
+# --------------------------------------------------------------------------- cut secrets
+
+CUT_SECRET = "Cut-Secret-5e9a-Value"
+# A cell is cut at 300 characters: this live annotation is cut inside the secret it ends in.
+CUT_ANNOTATION = "n" * 290 + CUT_SECRET
+
+
+def test_a_live_value_cut_inside_a_secret_shows_no_part_of_it(
+    emulator_store: SourceStore, emulator_url: str, tmp_path: Path
+) -> None:
+    # Someone pasted the password into the dashboard's annotation (or a server echoed it).
+    emulator_store.load_json(
+        {
+            "version": 1,
+            "sources": [
+                {
+                    "name": CUT_SECRET + "-" + "m" * 200,
+                    "deployment": {
+                        "type": "webfolder",
+                        "imgix_subdomains": ["cut"],
+                        "webfolder_base_url": "https://site.example/",
+                        "annotation": CUT_ANNOTATION,
+                    },
+                }
+            ],
+        }
+    )
+    path = tmp_path / "sources.yaml"
+    path.write_text(
+        "version: 1\nsources:\n"
+        + webfolder("Cut", "cut")
+        + "      annotation: our note\n      username: someone\n"
+        + "      password: {env: CUT_PASSWORD}\n"
+    )
+    env = {"CUT_PASSWORD": CUT_SECRET}
+
+    planned = invoke("plan", path, "--format", "markdown", "--api-url", emulator_url, env=env)
+    drifted = invoke("drift", path, "--format", "markdown", "--api-url", emulator_url, env=env)
+
+    saved = tmp_path / "plan.json"
+    as_json = invoke(
+        "plan", path, "--format", "json", "--out", saved, "--api-url", emulator_url, env=env
+    )
+
+    assert planned.exit_code == 0, planned.output + planned.stderr
+    assert drifted.exit_code == 2, drifted.output + drifted.stderr
+    assert as_json.exit_code == 0, as_json.output + as_json.stderr
+    for result in (planned, drifted, as_json):
+        assert "deployment.annotation" in result.stdout
+        shown = html.unescape(result.stdout + result.stderr)
+        assert CUT_SECRET[:8] not in shown, shown
+    # The saved plan is written unmasked: the live value holding the secret is hidden there.
+    assert CUT_SECRET not in saved.read_text()
+    changes = json.loads(saved.read_text())["actions"][0]["changes"]
+    assert {c["path"]: c["before"] for c in changes}["deployment.annotation"] == HIDDEN

@@ -2,6 +2,8 @@ import io
 import logging
 import sys
 
+import pytest
+
 from reconciler import redact
 
 
@@ -73,3 +75,43 @@ def test_the_minimum_length_is_the_one_references_enforce() -> None:
     assert MIN_LENGTH == redact.MIN_LENGTH == 8
     redact.register("x" * 7)
     assert redact.scrub("x" * 7) == "x" * 7
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        'back\\slash"ESC\x1b-quote',  # one_line keeps the backslash, repr the double quote
+        "both'quotes\"and-BEL\x07",  # repr escapes the single quote, \x07 not \u0007
+        "C1-\x9b-and-é-tab\t",  # repr: \x9b, and é kept; ascii(): \xe9
+    ],
+)
+def test_an_error_quoting_a_value_is_masked_as_the_cli_prints_it(value: str) -> None:
+    # The CLI prints an unexpected error as `internal error: KeyError: 'value'` through
+    # `one_line`: repr() and one_line spell a value unlike JSON or `escaped`.
+    from reconciler.untrusted import one_line
+
+    redact.register(value)
+    for error, quoted in (
+        (KeyError(value), "'***'"),
+        (ValueError(f"bad {value!r} here"), "bad '***' here"),
+        (ValueError(f"bad {value!a} here"), "bad '***' here"),
+        (ValueError(value), "***"),
+    ):
+        shown = redact.scrub(one_line(f"internal error: {type(error).__name__}: {error}"))
+        assert shown == f"internal error: {type(error).__name__}: {quoted}", shown
+
+
+def test_holds_finds_a_value_in_any_form_among_many() -> None:
+    # Past a few dozen spellings, `holds` looks each place of the text up instead.
+    many = [f"many-values-{n:05d}-\x1b" for n in range(200)]
+    for value in many:
+        redact.register(value)
+    from reconciler.untrusted import escaped
+
+    assert redact.holds(f"a note with {escaped(many[137])} inside")
+    assert redact.holds(many[199])
+    assert not redact.holds("many-values-00200-\\u001b and many-values-0013")
+    assert redact.scrub(f"[{escaped(many[0])}]") == f"[{redact.MASK}]"
+    # Longest first among many too: a value inside a longer one leaves no part behind.
+    redact.register("many-values-00042-\x1b-and-more")
+    assert redact.scrub("many-values-00042-\x1b-and-more!") == f"{redact.MASK}!"

@@ -178,11 +178,14 @@ def _summary(plan: Plan) -> list[str]:
 
 
 def _short(value: str) -> str:
+    # Masked before the cut: a cut ending inside a secret leaves a part no mask matches.
+    value = redact.scrub(value)
     return value if len(value) <= MAX_CELL else value[: MAX_CELL - 1] + "…"
 
 
 def _listed(name: str, limit: int = MAX_LISTED_NAME) -> str:
     """`name` as inert markdown of at most `limit` characters, cut with "…" when longer."""
+    name = redact.scrub(name)  # before the cut, as in `_short`
     shown = markdown_text(name)
     kept = len(name)
     while len(shown) > limit:
