@@ -49,6 +49,7 @@ if TYPE_CHECKING:
 API_KEY_VARIABLE = "IMGIX_API_KEY"
 API_URL_VARIABLE = "IMGIX_API_URL"
 FINGERPRINT_KEY_VARIABLE = "IMGIX_RECONCILER_FINGERPRINT_KEY"
+MIN_FINGERPRINT_KEY_LENGTH = 16
 # Seconds one request may spend retrying (default: RetryPolicy's); a CI job that would
 # rather fail fast than wait out an outage lowers it.
 RETRY_DEADLINE_VARIABLE = "IMGIX_RECONCILER_RETRY_DEADLINE"
@@ -255,6 +256,15 @@ def fingerprint_key(connection: Connection, environ: Mapping[str, str] | None = 
     environ = os.environ if environ is None else environ
     explicit = environ.get(FINGERPRINT_KEY_VARIABLE)
     if explicit:
+        if len(explicit) < MIN_FINGERPRINT_KEY_LENGTH:
+            # Markers are public to every key of the account: a short key lets anyone
+            # guess it, then test guesses of each secret against its fingerprint offline.
+            # (Too short to be masked in outputs, too.)
+            raise ConfigurationError(
+                f"{FINGERPRINT_KEY_VARIABLE} holds fewer than {MIN_FINGERPRINT_KEY_LENGTH} "
+                "characters: set it to a long random string, e.g. from "
+                "`python3 -c 'import secrets; print(secrets.token_urlsafe(48))'`"
+            )
         redact.register(explicit)
         return explicit.encode()
     return hmac.new(

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from conftest import FakeClock
+from console import invoke
 
 from reconciler import loader, reconcile
 from reconciler.client import REQUEST_TIMEOUT
@@ -313,6 +314,35 @@ def test_each_listed_source_is_compared_once_while_listing_and_the_plan_is_uncha
     )
     from_scratch = planner.plan(made.desired.state, made.live, options)
     assert made.plan.to_json() == from_scratch.to_json()
+
+
+def test_a_short_fingerprint_key_is_refused_without_echoing_it(
+    emulator_url: str, tmp_path: Path
+) -> None:
+    # Markers are public to every key of the account: a short key can be guessed, and a
+    # value under 8 characters would not be masked in outputs either.
+    connection = reconcile.Connection(emulator_url, EMULATOR_API_KEY)
+    with pytest.raises(ConfigurationError) as refused:
+        reconcile.fingerprint_key(
+            connection, {"IMGIX_RECONCILER_FINGERPRINT_KEY": "k3y-15-chars-ok"}
+        )
+    assert "k3y-15" not in str(refused.value)
+    assert "fewer than 16 characters" in str(refused.value)
+    assert (
+        reconcile.fingerprint_key(
+            connection, {"IMGIX_RECONCILER_FINGERPRINT_KEY": "k3y-16-chars-ok!"}
+        )
+        == b"k3y-16-chars-ok!"
+    )
+    sources = tmp_path / "sources.yaml"
+    sources.write_text("version: 1\nsources: []\n", encoding="utf-8")
+    result = invoke(
+        "plan", sources, "--api-url", emulator_url,
+        env={"IMGIX_RECONCILER_FINGERPRINT_KEY": "k3y-15-chars-ok"},
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert "fewer than 16 characters" in result.stderr
+    assert "Traceback" not in result.stderr and "k3y-15" not in result.stdout + result.stderr
 
 
 # --------------------------------------------------------------------------- apply policy
