@@ -35,6 +35,7 @@ connection=()
 # runner or the tool relies on are refused.
 if [[ -n "${IMGIX_SOURCE_SECRETS:-}" ]]; then
   while IFS= read -r line; do
+    line="${line%$'\r'}"  # a secret saved with Windows line ends: the CR is no part of it
     [[ -z "${line//[[:space:]]/}" || "$line" == \#* ]] && continue
     if [[ "$line" =~ ^([A-Z_][A-Z0-9_]*)=(.*)$ ]]; then
       name="${BASH_REMATCH[1]}"

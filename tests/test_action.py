@@ -302,6 +302,17 @@ def test_source_secrets_come_from_one_multi_line_secret(runner: FakeRunner) -> N
     # apply needs every secret: it got them, planned, and only the digest refused it.
     assert step.returncode == 4, step.stderr
     assert "::add-mask::" + CANARY_ENV["E2E_S3_SECRET_KEY"] in step.stderr
+    # Saved from a Windows editor: each line ends in CR LF, and the CR is no part of a value.
+    windows = "\r\n".join(f"{name}={value}" for name, value in CANARY_ENV.items()) + "\r\n"
+    step = runner.step(
+        {"IMGIX_SOURCE_SECRETS": windows},
+        command="apply",
+        files="sources.yaml",
+        expect_digest=unreviewed,
+    )
+    assert step.returncode == 4, step.stderr
+    assert "::add-mask::" + CANARY_ENV["E2E_S3_SECRET_KEY"] + "\n" in step.stderr
+    assert "%0D" not in step.stderr  # no value was read with the CR (masked as `value%0D`)
     bad = runner.step({"IMGIX_SOURCE_SECRETS": "PATH=/tmp"}, command="plan", files="sources.yaml")
     assert bad.returncode == 1 and "may not set PATH" in bad.stdout
 
