@@ -345,7 +345,7 @@ def _plan(
     claimed = matching.claimed
     unmanaged_live = [s for s in live if s.id not in claimed] if len(claimed) < len(live) else []
     unmanaged = sorted(
-        (UnmanagedSource(id=s.id, name=s.name) for s in unmanaged_live),
+        (UnmanagedSource(id=s.id, name=_masked(s.name)) for s in unmanaged_live),
         key=lambda u: (u.name, u.id),
     )
 
@@ -806,6 +806,12 @@ def _hide_referenced(deployment: DeploymentBase, changes: list[Change]) -> list[
 
 def _holds_secret(value: JsonValue) -> bool:
     return redact.holds(value if isinstance(value, str) else canonical_json(value))
+
+
+def _masked(text: str) -> str:
+    """A live source's name as a plan holds it: a saved plan is written unmasked, and a
+    name may hold a referenced value (pasted in the dashboard, or a server's echo)."""
+    return redact.scrub(text) if redact.holds(text) else text
 
 
 def _with_placeholders(deployment: DeploymentBase, body: dict[str, JsonValue]) -> None:
@@ -1728,7 +1734,7 @@ def _possible_renames(spec: SourceSpec, unmanaged: Sequence[LiveSource]) -> list
             source=spec.name,
             id=None,
             kind="possible_rename",
-            detail=f'has the same {fields} as the unmanaged live source "{live.name}" '
+            detail=f'has the same {fields} as the unmanaged live source "{_masked(live.name)}" '
             f"({live.id}): if it is that source renamed or given new hostnames, pin it with "
             f"`id: {live.id}`; as planned, a create makes a second source for the same origin",
         )

@@ -351,3 +351,42 @@ def test_a_live_value_cut_inside_a_secret_shows_no_part_of_it(
     assert CUT_SECRET not in saved.read_text()
     changes = json.loads(saved.read_text())["actions"][0]["changes"]
     assert {c["path"]: c["before"] for c in changes}["deployment.annotation"] == HIDDEN
+
+
+def test_an_unmanaged_source_named_with_a_secret_is_masked_in_the_saved_plan(
+    emulator_store: SourceStore, emulator_url: str, tmp_path: Path
+) -> None:
+    # The saved plan is the one output written unmasked: it lists unmanaged sources by name,
+    # and names a possible rename's unmanaged source in a notice.
+    emulator_store.load_json(
+        {
+            "version": 1,
+            "sources": [
+                {
+                    "name": "old " + CUT_SECRET,
+                    "deployment": {
+                        "type": "webfolder",
+                        "imgix_subdomains": ["old-site"],
+                        "webfolder_base_url": "https://site.example/",
+                    },
+                }
+            ],
+        }
+    )
+    path = tmp_path / "sources.yaml"
+    path.write_text(
+        "version: 1\nsources:\n"
+        + webfolder("New", "new-site")
+        + "      username: someone\n      password: {env: CUT_PASSWORD}\n"
+    )
+    saved = tmp_path / "plan.json"
+    env = {"CUT_PASSWORD": CUT_SECRET}
+    result = invoke(
+        "plan", path, "--format", "json", "--out", saved, "--api-url", emulator_url, env=env
+    )
+    assert result.exit_code == 0, result.output + result.stderr
+    document = json.loads(saved.read_text())
+    assert [u["name"] for u in document["unmanaged"]] == ["old ***"]
+    (notice,) = [n for n in document["notices"] if n["kind"] == "possible_rename"]
+    assert '"old ***"' in notice["detail"]
+    assert CUT_SECRET not in saved.read_text() + result.stdout + result.stderr
