@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import hashlib
 import hmac
 import ipaddress
 import json
 import math
 import os
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -311,10 +313,18 @@ async def plan_files(
         # The listing waits on the API's pace, the loading on the CPU: overlapped, a plan
         # takes about the longer of the two. A file with errors stops the listing.
         listing = asyncio.create_task(client.list_sources(settling.add))
-        try:
-            desired = await asyncio.to_thread(
+        loading = asyncio.ensure_future(
+            _in_daemon_thread(
                 _load_to_plan, files, environ=environ, secrets_optional=secrets_optional
             )
+        )
+        try:
+            # A listing that fails (401, a 5xx storm, an invalid answer) is reported at
+            # once, not after a large file has loaded.
+            await asyncio.wait((listing, loading), return_when=asyncio.FIRST_EXCEPTION)
+            if not loading.done():
+                listing.result()
+            desired = await loading
             from reconciler.planner import Planner, PlanOptions
 
             options = PlanOptions(
@@ -331,6 +341,7 @@ async def plan_files(
             # are awaited: once the last one is in, the plan is mostly assembled.
             planner = settling.start(Planner(desired.state, options))
         except BaseException:
+            loading.cancel()
             listing.cancel()
             with contextlib.suppress(BaseException):
                 await listing
@@ -346,6 +357,40 @@ async def plan_files(
         places = [desired.locations[index] for index in error.spec_indices]
         raise LoadError([place.error("", str(error)) for place in places]) from None
     return PlanResult(made, desired, live)
+
+
+async def _in_daemon_thread(function: Callable[..., T], /, *args: object, **kwargs: object) -> T:
+    """Run function in a daemon thread of its own, its result awaited.
+
+    Not `asyncio.to_thread`: `asyncio.run` and the interpreter's exit join the default
+    executor's threads, so a signal or a listing error while a large file loads ended the
+    process only once the file was loaded, seconds later (CI's SIGKILL may come first).
+    Cancelled, the thread runs on unawaited and its result or error is dropped.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+    context = contextvars.copy_context()
+
+    def settle(result: T | None, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)  # type: ignore[arg-type]
+
+    def run() -> None:
+        try:
+            result = context.run(function, *args, **kwargs)
+        except BaseException as error:  # handed to the awaiting task, raised there
+            outcome: tuple[T | None, BaseException | None] = (None, error)
+        else:
+            outcome = (result, None)
+        with contextlib.suppress(RuntimeError):  # the loop closed: nobody awaits it
+            loop.call_soon_threadsafe(settle, *outcome)
+
+    threading.Thread(target=run, name="load", daemon=True).start()
+    return await future
 
 
 class _Settling:
