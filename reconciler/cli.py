@@ -123,6 +123,12 @@ def run(prog_name: str | None = None) -> None:
     """The console script and `python -m reconciler`: the command group, then a quick exit."""
     global _own_process
     _own_process = True
+    import signal
+
+    # CI cancels a job with SIGINT, then SIGTERM: both end a command the same way ("Aborted.",
+    # exit 1, a --out file complete or absent), not SIGTERM's silent death that left a
+    # temporary file beside --out. Apply and --wait catch both to stop cleanly.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         main(prog_name=prog_name)
     finally:
