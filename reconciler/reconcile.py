@@ -292,6 +292,10 @@ class PlanResult(NamedTuple):
         )
 
 
+# Seconds: well within the 7.5 s CI leaves between its SIGINT and SIGTERM.
+LOADING_GRACE_AFTER_LISTING_FAILED = 1.0
+
+
 async def plan_files(
     files: Sequence[Path],
     connection: Connection,
@@ -319,11 +323,14 @@ async def plan_files(
             )
         )
         try:
-            # A listing that fails (401, a 5xx storm, an invalid answer) is reported at
-            # once, not after a large file has loaded.
             await asyncio.wait((listing, loading), return_when=asyncio.FIRST_EXCEPTION)
-            if not loading.done():
-                listing.result()
+            if listing.done() and listing.exception() is not None and not loading.done():
+                # A listing that fails (401, a 5xx storm, an invalid answer) is reported
+                # without waiting for a large file to load; the file's own errors, which
+                # may explain it (a credential in the file), first if they come soon.
+                await asyncio.wait((loading,), timeout=LOADING_GRACE_AFTER_LISTING_FAILED)
+                if not loading.done() or loading.exception() is None:
+                    listing.result()
             desired = await loading
             from reconciler.planner import Planner, PlanOptions
 
