@@ -8,10 +8,8 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from io import StringIO
 from pathlib import Path
@@ -19,7 +17,6 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from console import child_env
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
@@ -498,35 +495,3 @@ def test_validate_imports_neither_the_planner_nor_the_applier() -> None:
     loaded = modules_imported_by(["validate", "--no-resolve", str(EXAMPLE)])
     assert "reconciler.loader" in loaded
     assert loaded.isdisjoint({"reconciler.planner", "reconciler.applier", "reconciler.rails"})
-
-
-@pytest.mark.parametrize("command", ["validate", "fmt"])
-def test_sigterm_while_a_file_is_read_ends_it_like_sigint(tmp_path: Path, command: str) -> None:
-    # CI's SIGTERM (7.5 s after its SIGINT) killed these silently, exit -15.
-    fifo = tmp_path / "sources.yaml"
-    os.mkfifo(fifo)  # nobody writes: the read waits until the signal
-    process = subprocess.Popen(
-        [sys.executable, "-m", "reconciler", command, str(fifo)],
-        env=child_env(),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    writer = None
-    try:
-        while writer is None and process.poll() is None:
-            # Opening the write end succeeds once the command holds the read end open.
-            try:
-                writer = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
-            except OSError:
-                threading.Event().wait(0.02)
-        process.send_signal(signal.SIGTERM)  # while it waits for the first byte
-        stdout, stderr = process.communicate(timeout=20)
-    finally:
-        process.kill()
-        if writer is not None:
-            os.close(writer)
-    assert process.returncode == 1, stderr
-    assert stdout == ""
-    assert stderr.strip() == "Aborted."
