@@ -9,6 +9,7 @@ resolved can be printed, not even in a traceback.
 from __future__ import annotations
 
 import contextlib
+import errno
 import gc
 import os
 import re
@@ -122,6 +123,12 @@ def run(prog_name: str | None = None) -> None:
     """The console script and `python -m reconciler`: the command group, then a quick exit."""
     global _own_process
     _own_process = True
+    import signal
+
+    # CI cancels a job with SIGINT, then SIGTERM: both end a command the same way ("Aborted.",
+    # exit 1, a --out file complete or absent), not SIGTERM's silent death that left a
+    # temporary file beside --out. Apply and --wait catch both to stop cleanly.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         main(prog_name=prog_name)
     finally:
@@ -277,6 +284,9 @@ def _write_step_summary(markdown: Callable[[], str]) -> None:
         github.write_step_summary(markdown())
 
 
+_OUTPUT_ERRNOS = frozenset({errno.EPIPE, errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO})
+
+
 @contextlib.contextmanager
 def _exit_codes(files: Sequence[Path] = ()) -> Iterator[None]:
     """Map every failure to a message on stderr and product.md's exit code: no tracebacks."""
@@ -307,7 +317,11 @@ def _exit_codes(files: Sequence[Path] = ()) -> Iterator[None]:
             github.annotate_message(str(error))
         raise SystemExit(error.exit_code) from None
     except OSError as error:
-        _stderr_line(f"error: {error.strerror or error}: {error.filename or ''}".rstrip())
+        if error.filename is None and error.errno in _OUTPUT_ERRNOS:
+            # Stdout: a full disk, or a reader that went away (`plan ... | head -n 1`).
+            _stderr_line(f"error: cannot write the output: {error.strerror or error}")
+        else:
+            _stderr_line(f"error: {error.strerror or error}: {error.filename or ''}".rstrip(": "))
         raise SystemExit(EXIT_ERROR) from None
     except Exception as error:
         # A bug, not bad input: one line for CI logs, the traceback only with --debug.

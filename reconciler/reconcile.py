@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import hashlib
 import hmac
 import ipaddress
 import json
 import math
 import os
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -290,6 +292,10 @@ class PlanResult(NamedTuple):
         )
 
 
+# Seconds: well within the 7.5 s CI leaves between its SIGINT and SIGTERM.
+LOADING_GRACE_AFTER_LISTING_FAILED = 1.0
+
+
 async def plan_files(
     files: Sequence[Path],
     connection: Connection,
@@ -311,10 +317,21 @@ async def plan_files(
         # The listing waits on the API's pace, the loading on the CPU: overlapped, a plan
         # takes about the longer of the two. A file with errors stops the listing.
         listing = asyncio.create_task(client.list_sources(settling.add))
-        try:
-            desired = await asyncio.to_thread(
+        loading = asyncio.ensure_future(
+            _in_daemon_thread(
                 _load_to_plan, files, environ=environ, secrets_optional=secrets_optional
             )
+        )
+        try:
+            await asyncio.wait((listing, loading), return_when=asyncio.FIRST_EXCEPTION)
+            if listing.done() and listing.exception() is not None and not loading.done():
+                # A listing that fails (401, a 5xx storm, an invalid answer) is reported
+                # without waiting for a large file to load; the file's own errors, which
+                # may explain it (a credential in the file), first if they come soon.
+                await asyncio.wait((loading,), timeout=LOADING_GRACE_AFTER_LISTING_FAILED)
+                if not loading.done() or loading.exception() is None:
+                    listing.result()
+            desired = await loading
             from reconciler.planner import Planner, PlanOptions
 
             options = PlanOptions(
@@ -331,6 +348,7 @@ async def plan_files(
             # are awaited: once the last one is in, the plan is mostly assembled.
             planner = settling.start(Planner(desired.state, options))
         except BaseException:
+            loading.cancel()
             listing.cancel()
             with contextlib.suppress(BaseException):
                 await listing
@@ -346,6 +364,40 @@ async def plan_files(
         places = [desired.locations[index] for index in error.spec_indices]
         raise LoadError([place.error("", str(error)) for place in places]) from None
     return PlanResult(made, desired, live)
+
+
+async def _in_daemon_thread(function: Callable[..., T], /, *args: object, **kwargs: object) -> T:
+    """Run function in a daemon thread of its own, its result awaited.
+
+    Not `asyncio.to_thread`: `asyncio.run` and the interpreter's exit join the default
+    executor's threads, so a signal or a listing error while a large file loads ended the
+    process only once the file was loaded, seconds later (CI's SIGKILL may come first).
+    Cancelled, the thread runs on unawaited and its result or error is dropped.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+    context = contextvars.copy_context()
+
+    def settle(result: T | None, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)  # type: ignore[arg-type]
+
+    def run() -> None:
+        try:
+            result = context.run(function, *args, **kwargs)
+        except BaseException as error:  # handed to the awaiting task, raised there
+            outcome: tuple[T | None, BaseException | None] = (None, error)
+        else:
+            outcome = (result, None)
+        with contextlib.suppress(RuntimeError):  # the loop closed: nobody awaits it
+            loop.call_soon_threadsafe(settle, *outcome)
+
+    threading.Thread(target=run, name="load", daemon=True).start()
+    return await future
 
 
 class _Settling:

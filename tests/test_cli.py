@@ -886,3 +886,37 @@ def test_a_saved_plan_with_another_digest_than_the_reviewed_one_exits_4(
         env=CANARY_ENV,
     )  # fmt: skip
     assert accepted.exit_code == 0, accepted.output
+
+
+@pytest.mark.parametrize(
+    "command", [["plan", "sources.yaml"], ["drift", "sources.yaml"], ["export"]]
+)
+@pytest.mark.parametrize("stdout", ["/dev/full", "a closed pipe"])
+def test_a_report_that_cannot_be_written_says_so_in_one_line_and_exits_1(
+    tmp_path: Path, command: list[str], stdout: str
+) -> None:
+    # These said "error: Broken pipe:" or "error: No space left on device:", naming
+    # nothing; drift's exit 1 (not 2) tells a CI job the check did not complete.
+    (tmp_path / "sources.yaml").write_text(
+        (Path(__file__).parent / "fixtures" / "valid_minimal.yaml").read_text()
+    )
+    if stdout == "/dev/full":
+        output = os.open("/dev/full", os.O_WRONLY)
+    else:
+        reader, output = os.pipe()
+        os.close(reader)  # `... | head -n 1` after head is gone
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "reconciler", *command, "--emulator"],
+            stdout=output,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=child_env(),
+            cwd=tmp_path,
+            timeout=60,
+        )
+    finally:
+        os.close(output)
+    assert done.returncode == 1, done.stderr
+    reason = "No space left on device" if stdout == "/dev/full" else "Broken pipe"
+    assert done.stderr.strip() == f"error: cannot write the output: {reason}"

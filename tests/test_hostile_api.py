@@ -547,3 +547,68 @@ def test_endless_pages_end_the_command_at_the_source_bound(
 
     assert_one_error_line(plan_against(url), f"lists more than {MAX_SOURCES} sources")
     assert len(api.received) == MAX_SOURCES // api.page_size + 1
+
+
+# --------------------------------------------------------------------------- the two halves of plan
+
+
+def _plan_of_a_stalled_file(url: str, tmp_path: Path) -> subprocess.Popen[str]:
+    # A named pipe nobody writes to: the loading thread waits in open() for good, as on
+    # `plan <(a-generator-that-hangs)`. (It stands for any long load, a large file's too.)
+    fifo = tmp_path / "sources.yaml"
+    os.mkfifo(fifo)
+    command = [sys.executable, "-m", "reconciler", "plan", str(fifo), "--api-url", url]
+    return subprocess.Popen(
+        [*command, "--out", str(tmp_path / "saved.json")],
+        env=child_env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_a_listing_that_fails_is_reported_without_waiting_for_the_files_to_load(
+    hostile: tuple[HostileApi, str], tmp_path: Path
+) -> None:
+    # The loading thread was awaited before the listing: its error waited for the whole
+    # load (5.5 s of a 40,000-source file), and forever for a pipe with no writer.
+    api, url = hostile
+    api.attack = "not_json"
+    process = _plan_of_a_stalled_file(url, tmp_path)
+    try:
+        stdout, stderr = process.communicate(timeout=20)
+    finally:
+        process.kill()
+    assert process.returncode == 1, stderr
+    assert stdout == ""
+    assert stderr.count("error:") == 1 and "JSON" in stderr, stderr
+    assert "Traceback" not in stderr and "Exception in thread" not in stderr
+    assert not (tmp_path / "saved.json").exists()
+
+
+@pytest.mark.parametrize("attack", ["drip", "ok"])
+@pytest.mark.parametrize("number", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_while_the_files_load_ends_plan_at_once(
+    hostile: tuple[HostileApi, str], tmp_path: Path, attack: str, number: signal.Signals
+) -> None:
+    # asyncio.run joined the loading thread on the way out: Ctrl-C (or CI's SIGINT) ended
+    # plan only once the file was loaded, after CI's SIGTERM for a large one. SIGTERM
+    # killed it silently (exit -15), leaving any temporary file beside --out.
+    api, url = hostile
+    api.attack = attack  # the listing still waiting, or done
+    process = _plan_of_a_stalled_file(url, tmp_path)
+    try:
+        while not api.received and process.poll() is None:  # the listing has started
+            threading.Event().wait(0.02)
+        if attack == "ok":
+            threading.Event().wait(0.3)  # its one page answered
+        process.send_signal(number)
+        stdout, stderr = process.communicate(timeout=20)
+    finally:
+        api.attack = "ok"
+        process.kill()
+    assert process.returncode == 1, stderr
+    assert stdout == ""
+    assert stderr.strip() == "Aborted."
+    assert [path.name for path in tmp_path.iterdir()] == ["sources.yaml"]  # no --out file
