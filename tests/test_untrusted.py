@@ -71,3 +71,8 @@ def test_patterns_are_compiled_at_first_use_and_then_replace_the_placeholder() -
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.splitlines() == ["False", "a\\u001b True", "False"]
     assert isinstance(untrusted._UNSAFE, re.Pattern)
+
+
+def test_json_shown_keeps_letters_of_any_script_readable() -> None:
+    # Only what a terminal acts on is escaped: a Japanese or accented name reads as written.
+    assert json_shown({"name": "Café 東京"}) == '{"name": "Café 東京"}'
