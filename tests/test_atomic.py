@@ -1,5 +1,6 @@
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -50,3 +51,17 @@ def test_a_new_file_never_replaces_what_is_there(
         assert caught.value.filename == str(there)
     assert target.read_text() == "new" and not (tmp_path / "nowhere").exists()
     assert sorted(os.listdir(tmp_path)) == ["dangling.yaml", "sources.yaml"]
+
+
+@pytest.mark.parametrize("write", [write_atomically, write_new])
+def test_the_whole_text_is_on_disk_when_it_is_synced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, write: Callable[[Path, str], None]
+) -> None:
+    # Durable before it is published: a crash after the rename never leaves a short file.
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(
+        os, "fsync", lambda fd: (synced.append(os.fstat(fd).st_size), real_fsync(fd))[1]
+    )
+    write(tmp_path / "plan.json", "x" * 1000)
+    assert synced == [1000]
