@@ -40,3 +40,9 @@ def test_a_composed_annotation_parses_back_to_its_text_and_marker(
 def test_text_without_a_marker_is_the_whole_annotation() -> None:
     assert parse_annotation("Managed in git ") == ("Managed in git ", None)
     assert parse_annotation("") == (None, None)
+
+
+def test_tokens_of_unknown_kinds_are_ignored() -> None:
+    # A later version may add kinds; `future.name` must not be read as the owner.
+    parsed = parse_annotation("[imgix-reconciler v1 future.name=x owner.team=y fp.a=1]")
+    assert parsed == (None, Marker(fingerprints={"a": "1"}))
