@@ -166,8 +166,9 @@ def test_schema_fragment_accepts_exactly_one_kind() -> None:
 
 
 def test_a_nul_character_in_a_path_is_an_error_not_a_crash(tmp_path: Path) -> None:
-    with pytest.raises(UnreadableReference, match="NUL"):
+    with pytest.raises(UnreadableReference) as refused:
         read(tmp_path, "a\0b.txt")
+    assert str(refused.value) == "{file: ...}: the path holds a NUL character"
     with pytest.raises(UnreadableReference, match="malformed"):
         references.read_located({"file": "/tmp/a\0b"}, environ={})
 
@@ -229,3 +230,25 @@ def test_a_limit_that_is_not_a_whole_kibibyte_is_told_in_bytes(tmp_path: Path) -
     with pytest.raises(references.Unreadable, match=r"^larger than 100 bytes$"):
         references.read_limited(str(tmp_path / "f"), 100, regular_only=True)
     assert references.read_limited(str(tmp_path / "f"), 101, regular_only=False) == b"x" * 101
+
+
+def test_a_missing_value_still_says_where_to_read_it_at_apply_time(tmp_path: Path) -> None:
+    # A plan made without the secrets keeps the locator, for apply to read the value later.
+    for reference, locator in (
+        (Reference("env", "LATER"), {"env": "LATER"}),
+        (Reference("file", "later.txt"), {"file": str(tmp_path.resolve() / "later.txt")}),
+    ):
+        with pytest.raises(MissingReference) as missing:
+            references.read(reference, environ={}, base=tmp_path, root=tmp_path)
+        assert missing.value.locator == locator
+
+
+def test_reading_leaves_no_file_descriptor_open(tmp_path: Path) -> None:
+    (tmp_path / "v.txt").write_text("a-value-long-enough")
+    os.mkfifo(tmp_path / "fifo")
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(20):
+        assert read(tmp_path, "v.txt") == "a-value-long-enough"
+        with pytest.raises(UnreadableReference):
+            read(tmp_path, "fifo")
+    assert len(os.listdir("/proc/self/fd")) == before
