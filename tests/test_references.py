@@ -252,3 +252,13 @@ def test_reading_leaves_no_file_descriptor_open(tmp_path: Path) -> None:
         with pytest.raises(UnreadableReference):
             read(tmp_path, "fifo")
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_a_file_refused_for_what_it_is_is_not_taken_for_a_missing_one(tmp_path: Path) -> None:
+    # A plan made without the secrets skips missing values: never a refused one.
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "huge.txt").write_text("x" * (MAX_REFERENCED_BYTES + 1))
+    for name in ("fifo", "huge.txt"):
+        with pytest.raises(UnreadableReference) as refused:
+            read(tmp_path, name)
+        assert not isinstance(refused.value, MissingReference), name
