@@ -8,7 +8,7 @@ import pytest
 
 from reconciler.errors import ApplyRefused
 from reconciler.live import LiveSource
-from reconciler.plan import Plan
+from reconciler.plan import OwnedElsewhere, Plan
 from reconciler.planner import PlanOptions, plan
 from reconciler.rails import Permissions, check_permissions, refusals
 from reconciler.specs import DesiredState
@@ -93,3 +93,25 @@ def test_a_saved_plan_that_says_its_radius_is_exceeded_is_refused() -> None:
     )
     with pytest.raises(ApplyRefused, match="--allow-large-change"):
         check_permissions(stricter)
+
+
+def test_disabled_sources_are_named_in_one_refusal() -> None:
+    made = _moved_plan(2, enabled=False)
+    refused = refusals(made, Permissions(allow_large_change=True))
+    assert [r.message for r in refused] == [
+        "the plan disables live sources (s00, s01); re-run with --allow-disable to let it, "
+        "or set enabled: true in the file"
+    ]
+
+
+def test_a_source_another_owner_manages_is_refused_naming_the_owner() -> None:
+    owned = _moved_plan(1).model_copy(
+        update={"owned_elsewhere": [OwnedElsewhere(source="s09", id="9" * 24, owner="team-b")]}
+    )
+    everything = Permissions(True, True, True, take_over=True)
+    (refusal,) = refusals(owned, everything)
+    assert refusal.message == (
+        f'source "s09" ({"9" * 24}) is owned by "team-b" (its marker says so) and is never '
+        "written: plan and apply with --take-over to take it over, or remove it from this file"
+    )
+    assert refusal.sources == (("9" * 24, "s09", 'owned by "team-b"; --take-over overrides'),)
