@@ -115,3 +115,17 @@ def test_a_source_another_owner_manages_is_refused_naming_the_owner() -> None:
         "written: plan and apply with --take-over to take it over, or remove it from this file"
     )
     assert refusal.sources == (("9" * 24, "s09", 'owned by "team-b"; --take-over overrides'),)
+
+
+def test_taking_a_source_over_needs_the_flag() -> None:
+    made = _moved_plan(1)
+    taking = made.model_copy(
+        update={"actions": [made.actions[0].model_copy(update={"takes_over_from": "team-b"})]}
+    )
+    with pytest.raises(ApplyRefused) as refused:
+        check_permissions(taking)
+    assert str(refused.value) == (
+        'source "s00" is owned by "team-b": the plan takes it over; re-run with --take-over '
+        "to let it"
+    )
+    check_permissions(taking, permissions=Permissions(take_over=True))
