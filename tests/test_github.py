@@ -276,3 +276,62 @@ def test_combine_refuses_an_accounts_list_it_cannot_read(tmp_path: Path) -> None
         done = run_cli_module("combine", "--accounts", bad)
         assert done.returncode == 1 and "Traceback" not in done.stderr, bad
         assert done.stderr.startswith("error: cannot gather the account results"), bad
+
+
+# --------------------------------------------------------------------------- in-process helpers
+
+
+class _Flushed(io.StringIO):
+    flushes = 0
+
+    def flush(self) -> None:
+        self.flushes += 1
+
+
+def test_a_mask_goes_to_the_real_stderr_at_once(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # Before any later output can print the value: the runner reads stderr as it comes.
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    github.announce_secret("mask-me-please")
+    assert capfd.readouterr().err == "::add-mask::mask-me-please\n"
+    flushed = _Flushed()
+    github.announce_secret("mask-me-please", stream=flushed)
+    assert flushed.flushes == 1
+
+
+@pytest.mark.parametrize("actions", [True, False])
+def test_annotations_are_printed_only_in_github_actions(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], actions: bool
+) -> None:
+    monkeypatch.setenv("GITHUB_ACTIONS", "true" if actions else "false")
+    github.annotate([LocatedError("s.yaml", 3, 5, "name", "bad")])
+    github.annotate_message("no key\n::error::forged")
+    expected = [
+        "::error file=s.yaml,line=3,col=5,title=imgix-reconciler::name: bad",
+        "::error title=imgix-reconciler::no key\\n::error::forged",
+    ]
+    assert capsys.readouterr().err.splitlines() == (expected if actions else [])
+
+
+def test_the_step_summary_is_appended_only_in_github_actions(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    summary = tmp_path / "summary.md"
+    summary.write_text("earlier step\n")
+    github.write_step_summary("## plan\n\n\n", {**IN_ACTIONS, "GITHUB_STEP_SUMMARY": str(summary)})
+    github.write_step_summary("## ignored", {"GITHUB_STEP_SUMMARY": str(summary)})
+    github.write_step_summary("## ignored", IN_ACTIONS)
+    assert summary.read_text() == "earlier step\n## plan\n\n"
+    missing = tmp_path / "missing" / "summary.md"
+    github.write_step_summary("## plan", {**IN_ACTIONS, "GITHUB_STEP_SUMMARY": str(missing)})
+    assert capsys.readouterr().err.startswith("warning: cannot write the step summary: ")
+
+
+def test_the_comment_links_the_run_when_given_one() -> None:
+    result = github.AccountResult(account="main", command="plan", exit_code=0)
+    url = "https://github.com/o/r/actions/runs/7"
+    assert f"[Logs and JSON plans]({url})" in github.combined_comment(
+        [(result, _plan(0, "q"))], run_url=url
+    )
+    assert "Logs and JSON plans" not in github.combined_comment([(result, _plan(0, "q"))])
