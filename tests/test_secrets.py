@@ -638,3 +638,26 @@ def test_secret_values_reads_each_deployments_value_per_secret_attribute() -> No
         [UNDECLARED, UNDECLARED],
         [_FOLDER_VALUES["request_signing_key"], None],
     ]
+
+
+def test_the_recorded_texts_are_the_ones_live_markers_already_hold() -> None:
+    # Markers written by earlier runs stay on live sources: a different hash length or
+    # placeholder would read as a change of every secret.
+    assert encrypted_digest("enc-value") == hashlib.sha256(b"enc-value").hexdigest()[:16]
+    decision = decide_secrets(
+        _folder(resolved=True),
+        key=KEY,
+        live_type="webfolder",
+        recorded=Marker({"password": "unknown", "request_signing_key": "unknown"}),
+    )
+    assert decision.cannot_compare == {
+        "password": "unrecorded",
+        "request_signing_key": "unrecorded",
+    }
+    assert decision.marker().render() == (
+        "[imgix-reconciler v1 fp.password=unknown fp.request_signing_key=unknown]"
+    )
+    unresolved = decide_secrets(
+        _folder(resolved=False), key=KEY, live_type="webfolder", recorded=_RECORDS["same"]
+    )
+    assert set(unresolved.cannot_compare.values()) == {"unresolved"}
