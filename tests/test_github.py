@@ -335,3 +335,57 @@ def test_the_comment_links_the_run_when_given_one() -> None:
         [(result, _plan(0, "q"))], run_url=url
     )
     assert "Logs and JSON plans" not in github.combined_comment([(result, _plan(0, "q"))])
+
+
+def test_the_action_helpers_answer_in_process(tmp_path: Path) -> None:
+    # The same commands as the subprocess tests above, where a mutation audit can see them.
+    from click.testing import CliRunner
+
+    runner = CliRunner()
+    run = "https://github.com/acme/images/actions/runs/55"
+    notice = ["fork-notice", "--conclusion", "failure", "--run-url", run, "--workflow", "imgix"]
+    done = runner.invoke(github.main, notice)
+    assert (done.exit_code, done.output) == (0, github.fork_notice("failure", run, "imgix"))
+    assert "**failed (the run's annotations show where)**" in done.output
+    assert runner.invoke(github.main, [*notice[:4], "http://x", *notice[5:]]).exit_code == 1
+    assert runner.invoke(github.main, [*notice[:6], "a`b"]).exit_code == 1
+    assert "**unknown**" in github.fork_notice("neutral", run, "imgix")
+
+    digest = "sha256:" + "d" * 64
+    comments = tmp_path / "comments.jsonl"
+    body = f"{MARKER}\n<!-- imgix-reconciler:digest account=main {digest} -->\n"
+    comments.write_text(json.dumps({"user": {"login": github.BOT_LOGIN}, "body": body}) + "\n")
+    found = runner.invoke(github.main, ["reviewed-digest", str(comments), "main"])
+    assert (found.exit_code, found.output) == (0, digest + "\n")
+    missing = runner.invoke(github.main, ["reviewed-digest", str(comments), "other"])
+    assert missing.exit_code == 1 and "records a digest for account other" in missing.output
+
+
+def test_a_mask_announced_while_output_is_redacted_still_names_the_value(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # Through the redacting stderr the runner would read `::add-mask::***`, masking nothing.
+    from reconciler import redact
+
+    redact.register("already-registered-value")
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    with redact.redacted_output():
+        github.announce_secret("already-registered-value")
+    assert capfd.readouterr().err == "::add-mask::already-registered-value\n"
+
+
+def test_an_annotation_names_the_file_from_the_workspace_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "infra").mkdir()
+    monkeypatch.setenv("GITHUB_WORKSPACE", str(tmp_path))
+    error = LocatedError(str(tmp_path / "infra" / "s.yaml"), 1, 2, "name", "bad")
+    assert github.error_annotation(error).startswith("::error file=infra/s.yaml,line=1,col=2,")
+    outside = LocatedError("/elsewhere/s.yaml", 1, 2, "name", "bad")
+    assert github.error_annotation(outside).startswith("::error file=/elsewhere/s.yaml,")
+
+
+def test_a_drift_comment_has_no_note_about_planning_a_fork() -> None:
+    fork = github.AccountResult(account="eu", command="drift", exit_code=0, planned=False)
+    assert "No API key was available" not in github.combined_comment([(fork, None)], view="drift")
+    assert "No API key was available" in github.combined_comment([(fork, None)], view="plan")
