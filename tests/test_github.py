@@ -389,3 +389,46 @@ def test_a_drift_comment_has_no_note_about_planning_a_fork() -> None:
     fork = github.AccountResult(account="eu", command="drift", exit_code=0, planned=False)
     assert "No API key was available" not in github.combined_comment([(fork, None)], view="drift")
     assert "No API key was available" in github.combined_comment([(fork, None)], view="plan")
+
+
+def test_the_fork_note_names_the_accounts_without_a_key() -> None:
+    forks = [
+        (github.AccountResult(account=name, command="plan", exit_code=0, planned=False), None)
+        for name in ("eu", "us")
+    ]
+    assert "No API key was available to this job for `eu`, `us` (a pull request" in (
+        github.combined_comment(forks)
+    )
+
+
+@pytest.mark.parametrize("listed", ['[{"files": "a.yaml"}]', "[1]", '[{"name": 5}]'])
+def test_an_accounts_list_of_the_wrong_shape_is_refused(listed: str) -> None:
+    with pytest.raises(ValueError, match="JSON list"):
+        github.missing_accounts(listed, [])
+
+
+def test_combine_gives_every_listed_account_a_row(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    folder = tmp_path / "eu"
+    folder.mkdir()
+    result = github.AccountResult(account="eu", command="plan", exit_code=0, planned=False)
+    (folder / "result.json").write_text(result.model_dump_json())
+    listed = '[{"name": "eu"}, {"name": "us"}]'
+    done = CliRunner().invoke(github.main, ["combine", str(folder), "--accounts", listed])
+    assert done.exit_code == 0
+    assert "| `eu` | validated only (no API key) |" in done.output
+    assert "| `us` | no result (its job failed or was cancelled) |" in done.output
+
+
+def test_when_even_the_summaries_do_not_fit_the_table_still_has_every_account() -> None:
+    results = [
+        (github.AccountResult(account=f"a{n}", command="plan", exit_code=2), _plan(1, f"p{n}"))
+        for n in range(150)
+    ]
+    comment = github.combined_comment(results)
+    assert len(comment) < github.COMMENT_LIMIT
+    assert all(f"| `a{n}` | changes | 1 |" in comment for n in range(150))
+    shown = comment.count("\n#### Account `")
+    assert 0 < shown < 150
+    assert comment.endswith(f"\n… and {150 - shown} accounts not shown (see the artifacts).\n")
