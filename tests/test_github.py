@@ -359,6 +359,10 @@ def test_the_action_helpers_answer_in_process(tmp_path: Path) -> None:
     assert (found.exit_code, found.output) == (0, digest + "\n")
     missing = runner.invoke(github.main, ["reviewed-digest", str(comments), "other"])
     assert missing.exit_code == 1 and "records a digest for account other" in missing.output
+    comments.write_text("{not json\n")
+    garbled = runner.invoke(github.main, ["reviewed-digest", str(comments), "main"])
+    assert garbled.exit_code == 1 and "the comments are not JSON lines" in garbled.output
+    assert "Traceback" not in garbled.output
 
 
 def test_a_mask_announced_while_output_is_redacted_still_names_the_value(
@@ -417,6 +421,8 @@ def test_combine_gives_every_listed_account_a_row(tmp_path: Path) -> None:
     listed = '[{"name": "eu"}, {"name": "us"}]'
     done = CliRunner().invoke(github.main, ["combine", str(folder), "--accounts", listed])
     assert done.exit_code == 0
+    table = "| account | result | create | patch | unchanged | unmanaged |\n|---|---|---:|"
+    assert table in done.output
     assert "| `eu` | validated only (no API key) |" in done.output
     assert "| `us` | no result (its job failed or was cancelled) |" in done.output
 
@@ -432,3 +438,14 @@ def test_when_even_the_summaries_do_not_fit_the_table_still_has_every_account() 
     shown = comment.count("\n#### Account `")
     assert 0 < shown < 150
     assert comment.endswith(f"\n… and {150 - shown} accounts not shown (see the artifacts).\n")
+
+
+def test_a_bot_comment_without_a_body_is_skipped() -> None:
+    digest = "sha256:" + "e" * 64
+    body = f"{MARKER}\n<!-- imgix-reconciler:digest account=eu {digest} -->\n"
+    comments = [
+        {"user": {"login": github.BOT_LOGIN}, "body": body},
+        {"user": {"login": github.BOT_LOGIN}, "body": None},
+        {"user": "not a mapping", "body": body},
+    ]
+    assert github.reviewed_digest(comments, "eu") == digest
