@@ -347,9 +347,18 @@ def test_the_action_helpers_answer_in_process(tmp_path: Path) -> None:
     done = runner.invoke(github.main, notice)
     assert (done.exit_code, done.output) == (0, github.fork_notice("failure", run, "imgix"))
     assert "**failed (the run's annotations show where)**" in done.output
-    assert runner.invoke(github.main, [*notice[:4], "http://x", *notice[5:]]).exit_code == 1
-    assert runner.invoke(github.main, [*notice[:6], "a`b"]).exit_code == 1
+    bad_url = runner.invoke(github.main, [*notice[:4], "http://x", *notice[5:]])
+    assert (bad_url.exit_code, bad_url.output) == (
+        1,
+        "error: --run-url is not the link of a workflow run\n",
+    )
+    bad_name = runner.invoke(github.main, [*notice[:6], "a`b"])
+    assert (bad_name.exit_code, bad_name.output) == (
+        1,
+        "error: --workflow is not a workflow name\n",
+    )
     assert "**unknown**" in github.fork_notice("neutral", run, "imgix")
+    assert "No API key was available to this pull request's jobs" in done.output
 
     digest = "sha256:" + "d" * 64
     comments = tmp_path / "comments.jsonl"
@@ -362,7 +371,7 @@ def test_the_action_helpers_answer_in_process(tmp_path: Path) -> None:
     comments.write_text("{not json\n")
     garbled = runner.invoke(github.main, ["reviewed-digest", str(comments), "main"])
     assert garbled.exit_code == 1 and "the comments are not JSON lines" in garbled.output
-    assert "Traceback" not in garbled.output
+    assert isinstance(garbled.exception, SystemExit)  # said, not a crash
 
 
 def test_a_mask_announced_while_output_is_redacted_still_names_the_value(
@@ -393,6 +402,8 @@ def test_a_drift_comment_has_no_note_about_planning_a_fork() -> None:
     fork = github.AccountResult(account="eu", command="drift", exit_code=0, planned=False)
     assert "No API key was available" not in github.combined_comment([(fork, None)], view="drift")
     assert "No API key was available" in github.combined_comment([(fork, None)], view="plan")
+    planned = github.AccountResult(account="eu", command="plan", exit_code=0)
+    assert "No API key" not in github.combined_comment([(planned, _plan(0, "q"))])
 
 
 def test_the_fork_note_names_the_accounts_without_a_key() -> None:
@@ -422,7 +433,11 @@ def test_combine_gives_every_listed_account_a_row(tmp_path: Path) -> None:
     done = CliRunner().invoke(github.main, ["combine", str(folder), "--accounts", listed])
     assert done.exit_code == 0
     table = "| account | result | create | patch | unchanged | unmanaged |\n|---|---|---:|"
-    assert table in done.output
+    assert f"### imgix-reconciler plan: 2 accounts\n\n{table}" in done.output
+    (folder / "result.json").write_text("{}")
+    broken = CliRunner().invoke(github.main, ["combine", str(folder)])
+    assert broken.exit_code == 1 and isinstance(broken.exception, SystemExit)
+    assert broken.output.startswith("error: cannot gather the account results: ")
     assert "| `eu` | validated only (no API key) |" in done.output
     assert "| `us` | no result (its job failed or was cancelled) |" in done.output
 
