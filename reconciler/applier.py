@@ -397,18 +397,18 @@ class _Reread:
     ) -> None:
         self._action = action
         self._api = api
-        self._expected = action.live_fingerprint or (listed.fingerprint() if listed else None)
-        # The listed source names what changed, when it is the one the plan was made from.
-        self._listed = listed if listed and listed.fingerprint() == self._expected else None
+        self._listed = listed
         self._read_at = listed_at
         self._clock = clock
         self._after = after
 
     async def __call__(self) -> None:
-        source_id = self._action.id
-        if source_id is None or self._expected is None:
+        source_id, listed = self._action.id, self._listed
+        if source_id is None or self._clock() - self._read_at < self._after:
             return
-        if self._clock() - self._read_at < self._after:
+        # Hashed only now: most writes go out at once, and a plan may patch thousands.
+        expected = self._action.live_fingerprint or (listed.fingerprint() if listed else None)
+        if expected is None:
             return
         try:
             now = await self._api.get_source(source_id)
@@ -421,13 +421,14 @@ class _Reread:
         except Exception as error:  # the write waits no longer: the action is reported
             raise _NotWritten("failed", _unread(error)) from None
         self._read_at = self._clock()
-        if now.fingerprint() == self._expected:
+        if now.fingerprint() == expected:
             return
         if _in_effect(self._action, {now.id: now}, {}):
             raise _NotWritten("in effect")
         what = "it changed since the plan"
-        if self._listed is not None:
-            what += f" ({_named_paths(_changed_paths(self._listed, now))})"
+        # The listed source names what changed, when it is the one the plan was made from.
+        if listed is not None and listed.fingerprint() == expected:
+            what += f" ({_named_paths(_changed_paths(listed, now))})"
         raise _NotWritten("stale", f"not applied: {what}; run plan again")
 
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
+import jsonschema
 import pytest
 from conftest import FakeClock
 
@@ -28,10 +30,12 @@ from reconciler.pacing import Pacing
 from reconciler.plan import Action, OwnedElsewhere, Plan, Summary, compute_digest
 from reconciler.planner import PlanOptions, plan
 from reconciler.rails import Permissions, check_permissions
+from reconciler.render import render_report
 from reconciler.report import ApplyReport
 from reconciler.specs import DesiredState
 
 SECRET = "applier-canary-secret-0123456789"
+REPORT_SCHEMA = Path(__file__).parent.parent / "schemas" / "apply-report.schema.json"
 
 
 def s3_deployment(subdomains: list[str], **extra: Any) -> dict[str, Any]:
@@ -568,6 +572,10 @@ def test_a_patch_that_waited_for_the_budget_does_not_overwrite_a_dashboard_edit(
         "deployment.annotation, deployment.***, deployment.cache_ttl_value); run plan again"
     )
     assert SECRET not in error and "\x1b" not in error
+    document = json.loads(render_report(report, "json"))
+    jsonschema.validate(document, json.loads(REPORT_SCHEMA.read_text(encoding="utf-8")))
+    assert document["counts"] == {"applied": 1, "stale": 1}
+    assert "1 not applied (the source changed since the plan)" in render_report(report, "text")
 
 
 def test_a_patch_whose_source_is_unchanged_after_the_wait_is_written_after_one_read(
@@ -663,3 +671,22 @@ def test_the_later_writes_of_one_action_are_not_read_again(
     assert report.ok and report.writes == 2
     assert fake_clock.elapsed >= 3600  # its second write waited for the budget
     assert reads_of(emulator_store, source_id) == ["PATCH", "PATCH"]
+
+
+def test_a_stale_action_names_five_changed_paths_at_most_and_none_it_cannot_know(
+    emulator_store: SourceStore, fake_clock: FakeClock
+) -> None:
+    _, second, plan = two_patches(emulator_store)
+    many = {f"added_{n}_" + "x" * 100: n for n in range(8)}
+    on_first_write(emulator_store, lambda: emulator_store.dashboard_redeploy(second, many))
+    report = apply_budgeted(emulator_store, fake_clock, plan, saved=True)
+    error = report.results[1].error or ""
+    assert error.startswith("not applied: it changed since the plan (deployment.added_0_xxx")
+    assert error.endswith("xx…, deployment.added_4_" + "x" * 60 + "… and 4 more); run plan again")
+
+    # Without the listing the plan was made from, the change is known, not what it was.
+    emulator_store.sources = {}
+    _, second, plan = two_patches(emulator_store)
+    on_first_write(emulator_store, lambda: emulator_store.dashboard_redeploy(second, many))
+    report = apply_budgeted(emulator_store, fake_clock, plan)
+    assert report.results[1].error == "not applied: it changed since the plan; run plan again"
