@@ -526,8 +526,8 @@ def apply_command(
             adopt=adopt,
             expect_digest=expect_digest,
         )
-        # A patch starting long after this listing (a slow answer, the hourly budget)
-        # reads its source again first.
+        # A patch starting long after this listing (a slow answer at the prompt, the hourly
+        # budget) reads its source again first.
         listed_at = connection.clock()
         to_apply = asyncio.run(plan_to_apply(inputs, connection, request))
         plan = to_apply.plan

@@ -575,7 +575,7 @@ def test_a_patch_that_waited_for_the_budget_does_not_overwrite_a_dashboard_edit(
     document = json.loads(render_report(report, "json"))
     jsonschema.validate(document, json.loads(REPORT_SCHEMA.read_text(encoding="utf-8")))
     assert document["counts"] == {"applied": 1, "stale": 1}
-    assert "1 not applied (the source changed since the plan)" in render_report(report, "text")
+    assert "1 not applied (changed since the plan)" in render_report(report, "text")
 
 
 def test_a_patch_whose_source_is_unchanged_after_the_wait_is_written_after_one_read(

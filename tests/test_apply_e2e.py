@@ -643,7 +643,7 @@ def test_a_dashboard_edit_made_while_a_patch_waits_for_the_budget_survives_and_e
     )
     assert "(deployment.annotation, deployment.cache_ttl_value); run plan again" in result.stdout
     assert result.stdout.rstrip().endswith(
-        "Apply: 1 applied, 0 failed. 1 not applied (the source changed since the plan): "
+        "Apply: 1 applied, 0 failed. 1 not applied (changed since the plan): "
         "run plan again and review it."
     )
     assert fake_clock.elapsed >= 3600

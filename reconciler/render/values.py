@@ -193,7 +193,7 @@ def report_summary(report: ApplyReport) -> str:
         summary += f" {outcomes.count('in effect')} already in effect (skipped)."
     if outcomes.count("stale"):
         summary += (
-            f" {outcomes.count('stale')} not applied (the source changed since the plan):"
+            f" {outcomes.count('stale')} not applied (changed since the plan):"
             " run plan again and review it."
         )
     if outcomes.count("skipped"):
