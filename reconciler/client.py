@@ -24,7 +24,9 @@ us and it) can neither hang nor exhaust the client: each request has a total dea
 (connect, headers and the whole body: httpx's own timeouts are per read, so a body sent
 a byte at a time would pass them), each body is counted as it is decoded and refused
 past `max_response_bytes`, a listing stops at `max_pages` pages or `max_sources` sources,
-and nothing is allocated or started per page a server announces. Server text reaches
+and nothing is allocated or started per page a server announces. A list that moved while
+it was read (its pages disagree on its length, repeat a source, or list another number
+of sources than they announce) is read again, a bounded number of times. Server text reaches
 messages escaped by `reconciler.untrusted`.
 """
 
