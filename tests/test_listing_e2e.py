@@ -157,3 +157,22 @@ def test_a_listing_that_keeps_moving_is_an_error_and_no_verdict(
         "made from a list known to be incomplete: try again when the account is quiet"
     ]
     assert list_reads(emulator_store) == ["0", "1", "2"] * 3
+
+
+def test_apply_checks_a_saved_plan_against_a_list_read_again(
+    emulator_store: SourceStore, emulator_url: str, account: list[str], tmp_path: Path
+) -> None:
+    file = desired_file(tmp_path, [n for n in range(ACCOUNT) if n != REMOVED])
+    moved = "https://origin.example/moved/"
+    file.write_text(file.read_text().replace("https://origin.example/100/", moved))
+    saved = tmp_path / "plan.json"
+    made = run_cli("plan", file, "--api-url", emulator_url, "--out", saved)
+    assert made.returncode == 0, made.stderr
+    emulator_store.on_page_listed = remove_after_page_0(emulator_store, [account[REMOVED]], 1)
+
+    result = run_cli("apply", saved, "--api-url", emulator_url, "--auto-approve")
+
+    # The freshness check finds S100 as planned, not gone (which would be exit 4).
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stderr.count(NOTICE) == 1
+    assert emulator_store.sources[account[100]].deployment["webfolder_base_url"] == moved
