@@ -473,3 +473,28 @@ def test_a_pacer_serves_one_event_loop_after_another(fake_clock: FakeClock) -> N
     asyncio.run(use())
     asyncio.run(use())
     assert fake_clock.now >= fake_clock.start + 4.0
+
+
+def test_a_write_starts_only_with_time_left_for_it_and_reads_do_not_set_that_time(
+    fake_clock: FakeClock,
+) -> None:
+    # --max-duration: a write needs the longest write seen so far (1 s until one is seen).
+    stop = Stop(deadline=fake_clock.now + 1.0, clock=fake_clock)
+    pacer = Pacer(Pacing(per_second=None), clock=fake_clock, sleep=fake_clock.sleep, stop=stop)
+
+    async def scenario() -> None:
+        async with pacer.slot("read"):
+            fake_clock.advance(3.0)  # a slow read: says nothing about writes
+        stop.deadline = fake_clock.now + 1.0
+        async with pacer.slot("update"):  # exactly enough time left
+            fake_clock.advance(0.25)
+        stop.deadline = fake_clock.now + 0.99
+        with pytest.raises(NotStarted, match="--max-duration"):
+            async with pacer.slot("update"):
+                pass
+
+    asyncio.run(scenario())
+
+
+def test_a_deadline_without_a_clock_never_expires() -> None:
+    assert not Stop(deadline=10.0).expired()
