@@ -239,12 +239,13 @@ def test_a_log_handler_added_during_a_command_is_masked_and_filters_are_removed_
 ) -> None:
     err = io.StringIO()
     root = logging.getLogger()
-    # As in the CLI: no handler yet when the command starts (pytest's would filter for us).
-    monkeypatch.setattr(root, "handlers", [])
+    # One handler when the command starts; the one added later is called first, so no other
+    # handler's filter masks the record for it.
+    monkeypatch.setattr(root, "handlers", [logging.NullHandler()])
     before = list(root.filters), [list(h.filters) for h in root.handlers]
     with redact.redacted_output():
         handler = logging.StreamHandler(err)
-        root.addHandler(handler)
+        root.handlers.insert(0, handler)
         try:
             redact.register("late-handler-secret")
             root.warning("root says late-handler-secret")
