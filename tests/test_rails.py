@@ -129,3 +129,15 @@ def test_taking_a_source_over_needs_the_flag() -> None:
         "to let it"
     )
     check_permissions(taking, permissions=Permissions(take_over=True))
+
+
+def test_every_risk_has_its_words_where_the_blast_radius_names_a_source() -> None:
+    made = _moved_plan(3)
+    risks = ["disables", "moves_origin", "changes_credentials", "releases_hostnames"]
+    every = made.model_copy(
+        update={"actions": [made.actions[0].model_copy(update={"risks": risks}), *made.actions[1:]]}
+    )
+    (refusal,) = refusals(every, Permissions(allow_disable=True))
+    assert refusal.sources[0][2].startswith(
+        "it disables it and moves its origin and changes its credentials and releases hostnames;"
+    )
