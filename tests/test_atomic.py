@@ -65,3 +65,47 @@ def test_the_whole_text_is_on_disk_when_it_is_synced(
     )
     write(tmp_path / "plan.json", "x" * 1000)
     assert synced == [1000]
+
+
+def test_an_interrupted_write_leaves_nothing_behind_and_is_not_swallowed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Ctrl-C while publishing: the temporary goes, the interrupt goes on.
+    temporaries: list[str] = []
+
+    def interrupted(temporary: str, path: object) -> None:
+        temporaries.append(temporary)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_atomically(tmp_path / "plan.json", "text")
+    assert os.listdir(tmp_path) == []
+    # Hidden beside the target while it is written, and recognisably temporary.
+    (name,) = (os.path.basename(t) for t in temporaries)
+    assert name.startswith(".plan.json.") and name.endswith(".tmp")
+
+
+def test_without_hard_links_a_failed_write_removes_the_incomplete_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unsupported(*args: object, **kwargs: object) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", unsupported)
+    real_fdopen = os.fdopen
+    opened: list[int] = []
+
+    def failing_second_fdopen(fd: int, *args: object, **kwargs: object) -> object:
+        opened.append(fd)
+        if len(opened) == 2:  # the exclusive file at the target, after the temporary
+            os.close(fd)
+            raise OSError(28, "No space left on device")
+        return real_fdopen(fd, *args, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(os, "fdopen", failing_second_fdopen)
+    target = tmp_path / "sources.yaml"
+    with pytest.raises(OSError) as caught:
+        write_new(target, "text")
+    assert (caught.value.errno, caught.value.filename) == (28, str(target))
+    assert os.listdir(tmp_path) == []
