@@ -57,6 +57,10 @@ def test_a_blast_radius_refusal_lists_twenty_sources_then_counts_the_rest(count:
     more = f" and {count - 20} more" if count > 20 else ""
     assert f"in risky ways ({names}{more})," in refusal.message
     assert f"the plan changes {count} of {count} managed live sources" in refusal.message
+    assert refusal.message.endswith(
+        "over the blast-radius threshold (more than 30%, and at least 3): review it and "
+        "re-run with --allow-large-change"
+    )
     assert len(refusal.sources) == count  # every source is named where it is shown
     assert refusal.sources[0][2] == (
         "it moves its origin; the plan is over the blast radius (--allow-large-change overrides)"
@@ -129,6 +133,23 @@ def test_taking_a_source_over_needs_the_flag() -> None:
         "to let it"
     )
     check_permissions(taking, permissions=Permissions(take_over=True))
+    assert refusals(taking, Permissions())[0].sources == (
+        (taking.actions[0].key, "s00", 'owned by "team-b"; --take-over overrides'),
+    )
+
+
+def test_several_refusals_are_listed_one_a_line() -> None:
+    made = _moved_plan(1, enabled=False)
+    both = made.model_copy(
+        update={"actions": [made.actions[0].model_copy(update={"takes_over_from": "team-b"})]}
+    )
+    with pytest.raises(ApplyRefused) as refused:
+        check_permissions(both)
+    first, second = (r.message for r in refused.value.refusals)
+    assert str(refused.value) == (f"nothing was written, for 2 reasons:\n  - {first}\n  - {second}")
+    assert refused.value.refusals[0].sources[0][2] == (
+        "the plan disables it; apply needs --allow-disable"
+    )
 
 
 def test_every_risk_has_its_words_where_the_blast_radius_names_a_source() -> None:
