@@ -262,3 +262,31 @@ def test_a_file_refused_for_what_it_is_is_not_taken_for_a_missing_one(tmp_path: 
         with pytest.raises(UnreadableReference) as refused:
             read(tmp_path, name)
         assert not isinstance(refused.value, MissingReference), name
+
+
+def test_each_refusal_names_the_reference_in_full(tmp_path: Path) -> None:
+    # The messages users read: the reference and the reason, never the value.
+    (tmp_path / "repository").mkdir()
+    (tmp_path / "empty.txt").write_text("\n")
+    (tmp_path / "real.txt").write_text("value-behind-a-link\n")
+    os.symlink(tmp_path / "real.txt", tmp_path / "swapped.txt")
+    root = (tmp_path / "repository").resolve()
+    cases = [
+        (
+            lambda: read(tmp_path / "repository", "../real.txt"),
+            f"{{file: ../real.txt}}: the path leads outside the repository ({root})",
+        ),
+        (
+            lambda: references.read_located({"env": "E"}, environ={"E": ""}),
+            "environment variable E is empty",
+        ),
+        (
+            lambda: references.read_located({"file": str(tmp_path / "swapped.txt")}, environ={}),
+            f"cannot read {tmp_path / 'swapped.txt'}: the path is not the one checked",
+        ),
+        (lambda: read(tmp_path, "empty.txt"), "file empty.txt is empty"),
+    ]
+    for call, message in cases:
+        with pytest.raises(UnreadableReference) as refused:
+            call()
+        assert str(refused.value) == message
