@@ -268,6 +268,7 @@ def test_each_refusal_names_the_reference_in_full(tmp_path: Path) -> None:
     # The messages users read: the reference and the reason, never the value.
     (tmp_path / "repository").mkdir()
     (tmp_path / "empty.txt").write_text("\n")
+    (tmp_path / "binary.txt").write_bytes(b"\xff\xfe-not-utf-8-text")
     (tmp_path / "real.txt").write_text("value-behind-a-link\n")
     os.symlink(tmp_path / "real.txt", tmp_path / "swapped.txt")
     root = (tmp_path / "repository").resolve()
@@ -285,6 +286,10 @@ def test_each_refusal_names_the_reference_in_full(tmp_path: Path) -> None:
             f"cannot read {tmp_path / 'swapped.txt'}: the path is not the one checked",
         ),
         (lambda: read(tmp_path, "empty.txt"), "file empty.txt is empty"),
+        (
+            lambda: read(tmp_path, "binary.txt"),
+            "cannot read binary.txt: not readable as UTF-8 text",
+        ),
     ]
     for call, message in cases:
         with pytest.raises(UnreadableReference) as refused:
