@@ -464,3 +464,20 @@ def test_a_bot_comment_without_a_body_is_skipped() -> None:
         {"user": "not a mapping", "body": body},
     ]
     assert github.reviewed_digest(comments, "eu") == digest
+
+
+def test_a_drift_comment_says_which_accounts_drifted() -> None:
+    results = [
+        (github.AccountResult(account="eu", command="drift", exit_code=2), _plan(1, "d")),
+        (github.AccountResult(account="us", command="drift", exit_code=0), _plan(0, "s")),
+        (github.AccountResult(account="ap", command="drift", exit_code=1), None),
+    ]
+    comment = github.combined_comment(results, view="drift")
+    assert comment.startswith(
+        "<!-- imgix-reconciler:drift -->\n### imgix-reconciler drift: 3 accounts\n"
+    )
+    assert "| `eu` | drift | 1 | 0 | 0 | 0 |" in comment
+    assert "| `us` | in sync | 0 | 0 | 0 | 0 |" in comment
+    assert "| `ap` | error (see the logs) | | | | |" in comment
+    invalid = github.AccountResult(account="v", command="plan", exit_code=1, planned=False)
+    assert "| `v` | invalid files |" in github.combined_comment([(invalid, None)])
