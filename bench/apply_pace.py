@@ -4,7 +4,9 @@ Both sides (the client's pacer and the emulator's rate limits) run on one clock 
 goes `--scale` times faster than real time, so hours of write budget pass in seconds.
 Prints the 429s met (floor 0), and the time the apply took on the scaled clock against
 the plan's stated cost (the budget's floor; within 10% is the goal), and the progress
-lines. Run: `.venv/bin/python bench/apply_pace.py --changes 150`.
+lines. Run: `.venv/bin/python bench/apply_pace.py --changes 150`. `--reread-every` makes
+every patch read its source again before it is sent (the applier does so only for a patch
+starting over a minute after the listing), to see what that read costs.
 """
 
 from __future__ import annotations
@@ -89,7 +91,13 @@ def main() -> None:
     parser.add_argument("--changes", type=int, default=150, help="sources to change (150)")
     parser.add_argument("--scale", type=float, default=200.0, help="clock speed-up (200)")
     parser.add_argument("--quiet", action="store_true", help="do not print progress lines")
+    parser.add_argument("--reread-every", action="store_true", help="re-read before every patch")
     args = parser.parse_args()
+    if args.reread_every:
+        from reconciler import applier
+
+        assert applier.apply_plan.__kwdefaults__ is not None
+        applier.apply_plan.__kwdefaults__["reread_after"] = 0.0
 
     clock = ScaledClock(args.scale)
     store = seeded(args.changes, clock)

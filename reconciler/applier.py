@@ -7,22 +7,29 @@ cannot be read) is checked before the first write, so a refusal writes nothing.
 A `Stop` (a signal, `--max-duration`) ends the run early: no action starts after it,
 actions under way finish, and the report names every action not attempted. A saved plan
 applied again skips the actions already in effect, so a stopped run can be resumed.
+
+A patch whose first write goes out long after the listing the plan was checked against
+(it waited for the hourly budget, or for a confirmation) reads its source again first:
+the API has no conditional update, and a dashboard edit made meanwhile would be
+overwritten without a word. A source that changed is left as it is and reported `stale`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from reconciler import redact, references
+from reconciler.client import ApiError
 from reconciler.errors import ApplyRefused as ApplyRefused
 from reconciler.errors import StalePlan
 from reconciler.live import LiveSource
 from reconciler.marker import Marker, compose_annotation, parse_annotation
-from reconciler.pacing import NotStarted, Stop, continuing_action
+from reconciler.pacing import NotStarted, Stop, before_write, continuing_action
 from reconciler.plan import Action, Plan, same_json
 from reconciler.rails import Permissions as Permissions
 from reconciler.rails import check_permissions
@@ -32,6 +39,7 @@ from reconciler.report import ActionResult as ActionResult
 from reconciler.report import ApplyReport as ApplyReport
 from reconciler.secrets import recorded_encrypted, stamped
 from reconciler.specs import HOSTNAME_FIELDS, reference_value_problem, secret_value_problem
+from reconciler.untrusted import escaped
 
 
 class SourcesApi(Protocol):
@@ -41,6 +49,23 @@ class SourcesApi(Protocol):
     async def get_source(self, source_id: str) -> LiveSource: ...
     async def create_source(self, attributes: dict[str, Any]) -> LiveSource: ...
     async def update_source(self, source_id: str, attributes: dict[str, Any]) -> LiveSource: ...
+
+
+# A patch whose first write starts this many seconds after the listing its plan was
+# checked against reads its source again before it is sent. A read costs a quarter of a
+# second of the 4/s pace, a write that waited for the hourly budget waited about a minute
+# or more: re-reading those costs nothing that shows. Writes that go out at once (every
+# one within the budget: 60 updates take 15 s at 4/s) are not slowed by a read each.
+REREAD_AFTER = 60.0
+# Changed attributes a stale action names; the rest are counted.
+SHOWN_CHANGED_PATHS = 5
+
+
+class Listing(NamedTuple):
+    """Live sources as a listing returned them, and when it began (on the applier's clock)."""
+
+    sources: Sequence[LiveSource]
+    at: float
 
 
 # --------------------------------------------------------------------------- preflight
@@ -283,17 +308,29 @@ async def apply_plan(
     saved: bool = False,
     on_result: Callable[[ActionResult], None] | None = None,
     stop: Stop | None = None,
+    listing: Listing | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    reread_after: float = REREAD_AFTER,
 ) -> ApplyReport:
     """Apply `plan`; refusals raise before any write, per-action failures are reported.
 
     With `fingerprint_key`, each write's marker is re-stamped with the fingerprints of the
     secret values actually sent (they may differ from the plan's for a saved plan). Once
-    `stop` is requested no further action starts.
+    `stop` is requested no further action starts. A patch starting `reread_after` seconds
+    after `listing` (the one a fresh plan was made from; a saved plan's freshness check
+    lists anew; none: the start of the apply) re-reads its source before its first write.
     """
     stop = stop or Stop()
     check_permissions(plan, allow_disable=allow_disable, permissions=permissions)
     bodies = {action.key: _Sending.of(action, resolver, fingerprint_key) for action in plan.actions}
-    in_effect = check_fresh(plan, await api.list_sources()) if saved else set()
+    in_effect: set[str] = set()
+    if saved:
+        started = clock()
+        listing = Listing(await api.list_sources(), started)
+        in_effect = check_fresh(plan, listing.sources)
+    elif listing is None:
+        listing = Listing((), clock())
+    seen = {source.id: source for source in listing.sources}
 
     done: dict[str, asyncio.Event] = {a.key: asyncio.Event() for a in plan.actions}
     results: dict[str, ActionResult] = {}
@@ -313,7 +350,10 @@ async def apply_plan(
             why = f"not attempted: it waits for {', '.join(blocked)}, which did not apply"
             result = _result(action, "skipped", action.id, why)
         else:
-            result, made = await _execute(action, bodies[action.key], api)
+            reread = None
+            if action.id is not None:
+                reread = _Reread(action, api, seen.get(action.id), listing.at, clock, reread_after)
+            result, made = await _execute(action, bodies[action.key], api, reread)
             writes += made
         results[action.key] = result
         done[action.key].set()
@@ -328,10 +368,104 @@ async def apply_plan(
     return ApplyReport(ordered, writes, stopped=stopped)
 
 
-async def _execute(action: Action, sending: _Sending, api: SourcesApi) -> tuple[ActionResult, int]:
+class _NotWritten(Exception):
+    """The re-read before a patch's first write found it should not go out."""
+
+    def __init__(self, outcome: Outcome, why: str | None = None) -> None:
+        super().__init__(why or outcome)
+        self.outcome: Outcome = outcome
+        self.why = why
+
+
+class _Reread:
+    """Before a patch's first write, once it starts late: its source read again.
+
+    Awaited by the pacer when the write has its hourly budget (`before_write`). The source
+    is compared with the one the plan was checked against: unchanged, the write goes out;
+    already what the action makes it, the action is in effect; otherwise, or gone, or not
+    readable, nothing is written and the action is reported.
+    """
+
+    def __init__(
+        self,
+        action: Action,
+        api: SourcesApi,
+        listed: LiveSource | None,
+        listed_at: float,
+        clock: Callable[[], float],
+        after: float,
+    ) -> None:
+        self._action = action
+        self._api = api
+        self._listed = listed
+        self._read_at = listed_at
+        self._clock = clock
+        self._after = after
+
+    async def __call__(self) -> None:
+        source_id, listed = self._action.id, self._listed
+        if source_id is None or self._clock() - self._read_at < self._after:
+            return
+        # Hashed only now: most writes go out at once, and a plan may patch thousands.
+        expected = self._action.live_fingerprint or (listed.fingerprint() if listed else None)
+        if expected is None:
+            return
+        try:
+            now = await self._api.get_source(source_id)
+        except ApiError as error:
+            if error.status == 404:
+                raise _NotWritten(
+                    "stale", "not applied: it no longer exists; run plan again"
+                ) from None
+            raise _NotWritten("failed", _unread(error)) from None
+        except Exception as error:  # the write waits no longer: the action is reported
+            raise _NotWritten("failed", _unread(error)) from None
+        self._read_at = self._clock()
+        if now.fingerprint() == expected:
+            return
+        if _in_effect(self._action, {now.id: now}, {}):
+            raise _NotWritten("in effect")
+        what = "it changed since the plan"
+        # The listed source names what changed, when it is the one the plan was made from.
+        if listed is not None and listed.fingerprint() == expected:
+            what += f" ({_named_paths(_changed_paths(listed, now))})"
+        raise _NotWritten("stale", f"not applied: {what}; run plan again")
+
+
+def _unread(error: Exception) -> str:
+    detail = redact.scrub(str(error)) or type(error).__name__
+    return f"not written: reading the source again before its write failed: {detail}"
+
+
+def _changed_paths(before: LiveSource, after: LiveSource) -> list[str]:
+    """The attribute paths whose values differ (a key one side lacks counts)."""
+    paths = [path for path in ("name", "enabled") if getattr(before, path) != getattr(after, path)]
+    missing = object()
+    keys = sorted(set(before.deployment) | set(after.deployment))
+    for key in keys:
+        was, now = before.deployment.get(key, missing), after.deployment.get(key, missing)
+        if was is missing or now is missing or not same_json(was, now):
+            paths.append(f"deployment.{key}")
+    return paths
+
+
+def _named_paths(paths: Sequence[str]) -> str:
+    """Paths for a message: the API's keys are outside text, clipped and made inert."""
+    clipped = (redact.scrub(path) for path in paths)
+    shown = [escaped(path if len(path) <= 80 else path[:79] + "…") for path in clipped]
+    if len(shown) > SHOWN_CHANGED_PATHS:
+        rest = len(shown) - SHOWN_CHANGED_PATHS
+        return ", ".join(shown[:SHOWN_CHANGED_PATHS]) + f" and {rest} more"
+    return ", ".join(shown) or "attributes not named"
+
+
+async def _execute(
+    action: Action, sending: _Sending, api: SourcesApi, reread: _Reread | None = None
+) -> tuple[ActionResult, int]:
     """Send one action's writes in order; the result and the number of writes made."""
     source_id, writes = action.id, 0
     marker = sending.marker
+    checking = before_write.set(reread)
     try:
         for index in range(len(sending.writes)):
             body = sending.body(index, marker)
@@ -351,6 +485,8 @@ async def _execute(action: Action, sending: _Sending, api: SourcesApi) -> tuple[
                     annotation = sending.recording(index, recorded, returned)
                     await api.update_source(returned.id, {"deployment": {"annotation": annotation}})
                     marker, writes = recorded, writes + 1
+    except _NotWritten as refused:
+        return _result(action, refused.outcome, source_id, refused.why), writes
     except NotStarted as stopped:
         if writes == 0:
             return _result(action, "stopped", source_id, f"not attempted: {stopped}"), 0
@@ -361,6 +497,7 @@ async def _execute(action: Action, sending: _Sending, api: SourcesApi) -> tuple[
         return _result(action, "failed", source_id, message), writes
     finally:
         continuing_action.set(False)
+        before_write.reset(checking)
     return _result(action, "applied", source_id), writes
 
 

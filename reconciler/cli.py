@@ -36,6 +36,7 @@ from reconciler.render import FORMATS
 # HTTP client, rich or the emulator's server stack, and start-up pays only for what is used;
 # `--help` and usage errors load neither the models nor logging nor the redaction point.
 if TYPE_CHECKING:
+    from reconciler.live import LiveSource
     from reconciler.pacing import Stop
     from reconciler.plan import Plan
     from reconciler.rails import Permissions
@@ -525,6 +526,9 @@ def apply_command(
             adopt=adopt,
             expect_digest=expect_digest,
         )
+        # A patch starting long after this listing (a slow answer at the prompt, the hourly
+        # budget) reads its source again first.
+        listed_at = connection.clock()
         to_apply = asyncio.run(plan_to_apply(inputs, connection, request))
         plan = to_apply.plan
         if fmt == "json":
@@ -541,8 +545,11 @@ def apply_command(
         _confirm(plan, auto_approve)
         deadline = None if max_duration is None else started + max_duration
         stop = Stop(deadline=deadline, clock=connection.clock)
+        listing = (to_apply.made.live, listed_at) if to_apply.made is not None else None
         report = asyncio.run(
-            _apply_until_stopped(plan, connection, stop, request.permissions, to_apply.saved, wait)
+            _apply_until_stopped(
+                plan, connection, stop, request.permissions, to_apply.saved, wait, listing
+            )
         )
         click.echo(render_report(report, fmt, digest=plan.digest), nl=False)
     if not report.ok:
@@ -593,6 +600,7 @@ async def _apply_until_stopped(
     permissions: Permissions,
     saved: bool,
     wait: bool,
+    listing: tuple[Sequence[LiveSource], float] | None = None,
 ) -> ApplyReport:
     """Apply with SIGINT and SIGTERM stopping it cleanly: no new write, a full report.
 
@@ -634,6 +642,8 @@ async def _apply_until_stopped(
                 wait=wait,
                 stop=stop,
                 progress=progress,
+                listed=listing[0] if listing else (),
+                listed_at=listing[1] if listing else None,
             )
         finally:
             if not caught:

@@ -24,7 +24,9 @@ us and it) can neither hang nor exhaust the client: each request has a total dea
 (connect, headers and the whole body: httpx's own timeouts are per read, so a body sent
 a byte at a time would pass them), each body is counted as it is decoded and refused
 past `max_response_bytes`, a listing stops at `max_pages` pages or `max_sources` sources,
-and nothing is allocated or started per page a server announces. Server text reaches
+and nothing is allocated or started per page a server announces. A list that moved while
+it was read (its pages disagree on its length, repeat a source, or list another number
+of sources than they announce) is read again, a bounded number of times. Server text reaches
 messages escaped by `reconciler.untrusted`.
 """
 
@@ -33,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import sys
 import time
 import zlib
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
@@ -93,6 +96,9 @@ HOSTNAME_TAKEN_STATUSES = frozenset({400, 409, 422})
 NOT_TRANSIENT = (httpx.UnsupportedProtocol, httpx.LocalProtocolError)
 # How many list pages may be in flight at once; the pacer decides when each is sent.
 LIST_CONCURRENCY = 8
+# How many times a listing that moved while it was read is read again before the client
+# gives up: a source removed between two page reads hides another from that listing.
+LISTING_REREADS = 2
 
 # Seconds one request may take in all: connecting, the headers and the whole body.
 REQUEST_TIMEOUT = 30.0
@@ -227,6 +233,13 @@ class _Page(NamedTuple):
         total = self.pagination.get("totalPages")
         return total if isinstance(total, int) and total >= 0 else None
 
+    def announced(self) -> tuple[int | None, int | None]:
+        """The length of the whole list this page announces: (totalRecords, totalPages)."""
+        records = self.pagination.get("totalRecords")
+        if not isinstance(records, int) or isinstance(records, bool) or records < 0:
+            records = None
+        return records, self.total_pages()
+
     def has_next(self, size_hint: int) -> bool:
         """Whether a page follows: the server's word when it gives one, else a full page."""
         if not self.resources:
@@ -292,6 +305,48 @@ class _Walk:
             )
 
 
+class _Listing(NamedTuple):
+    """One read of a list: its sources, each once, and what its pages said of its length."""
+
+    resources: list[dict[str, Any]]
+    # The totalRecords and the totalPages the pages announced, each value once, in order.
+    records: tuple[int, ...]
+    pages: tuple[int, ...]
+    # Sources a page listed again after an earlier page of the same read had.
+    repeated: int
+
+    def moved(self) -> str | None:
+        """How the list was seen to change while it was read (None: it was not).
+
+        Pages of one unchanged list agree on its length, list each source once, and list
+        as many as they announce. A list read without `meta.pagination` shows only repeats.
+        """
+        read = len(self.resources)
+        if not (self.disagree() or self.miscounted() or self.repeated):
+            return None
+        told = " then ".join(map(str, self.records))
+        told = f"{told} announced, " if told else ""
+        twice = f", {self.repeated} listed twice" if self.repeated else ""
+        return f"{told}{read} read{twice}"
+
+    def disagree(self) -> bool:
+        return len(self.records) > 1 or len(self.pages) > 1
+
+    def miscounted(self) -> bool:
+        return len(self.records) == 1 and self.records[0] != len(self.resources)
+
+    def alike(self, other: _Listing) -> bool:
+        """The same sources, in the same order, under the same announced length."""
+        return (self.records, self.pages) == (other.records, other.pages) and [
+            resource["id"] for resource in self.resources
+        ] == [resource["id"] for resource in other.resources]
+
+
+def _tell_stderr(message: str) -> None:
+    # Looked up at each call: the CLI wraps sys.stderr in its redacting stream.
+    print(message, file=sys.stderr, flush=True)
+
+
 Recover = Callable[[_Budget], Awaitable[dict[str, Any] | None]]
 
 
@@ -301,7 +356,8 @@ class ImgixClient:
     The bounds on what a server controls are options, defaults in the module constants:
     `timeout` (REQUEST_TIMEOUT, 30 s) for each request in all, `max_response_bytes`
     (MAX_RESPONSE_BYTES, 16 MiB) for each decoded body, `max_pages` (MAX_PAGES, 5,000)
-    and `max_sources` (MAX_SOURCES, 100,000) for each listing.
+    and `max_sources` (MAX_SOURCES, 100,000) for each listing. `on_notice` is told, in one
+    line, what the user should know while a call goes on (stderr by default).
     """
 
     def __init__(
@@ -319,6 +375,7 @@ class ImgixClient:
         max_pages: int = MAX_PAGES,
         max_sources: int = MAX_SOURCES,
         pacer: Pacer | None = None,
+        on_notice: Callable[[str], None] = _tell_stderr,
     ) -> None:
         api_key = api_key.strip()
         if not _HEADER_SAFE.fullmatch(api_key):
@@ -335,6 +392,8 @@ class ImgixClient:
         self._max_response_bytes = max_response_bytes
         self._max_pages = max_pages
         self._max_sources = max_sources
+        # What the user is told while a call goes on (a listing read again): one line each.
+        self._notice = on_notice
         self._retry = retry or RetryPolicy()
         self._sleep = sleep
         self._clock = clock
@@ -384,9 +443,50 @@ class ImgixClient:
     ) -> list[LiveSource]:
         """Every source of the account, each once, in the order the API lists them.
 
+        A list that moved while it was read (a source created or removed between two page
+        reads: `_Listing.moved`) is read again, up to LISTING_REREADS times, then refused
+        as an invalid response: a source it hid would be planned as missing.
         `on_source` sees each source as its page arrives (a source listed on two pages,
-        twice; the list keeps the first).
+        or read again, more than once; the list keeps the last read's first).
         """
+        previous: _Listing | None = None
+        for read in range(LISTING_REREADS + 1):
+            listing, decoded = await self._read_sources(on_source)
+            moved = listing.moved()
+            if moved is None:
+                break
+            if (
+                previous is not None
+                and not listing.disagree()
+                and not listing.repeated
+                and listing.alike(previous)
+            ):
+                # Two reads alike are no moving list: the API counts a source it does not list.
+                self._notice(
+                    f"the imgix API announces {listing.records[0]} sources but lists "
+                    f"{len(listing.resources)}, on two reads alike; going by what it lists"
+                )
+                break
+            if read == LISTING_REREADS:
+                raise _invalid_response(
+                    "GET",
+                    f"the list of sources kept changing while it was read ({moved}), "
+                    f"{read + 1} times in a row; no plan is made from a list known to be "
+                    "incomplete: try again when the account is quiet",
+                )
+            self._notice(
+                f"the list of sources changed while it was read ({moved}); reading it again"
+            )
+            previous = listing
+        return [
+            decoded[id(resource)][1] if id(resource) in decoded else self._live(resource, "GET")
+            for resource in listing.resources
+        ]
+
+    async def _read_sources(
+        self, on_source: Callable[[LiveSource], None] | None
+    ) -> tuple[_Listing, dict[int, tuple[dict[str, Any], LiveSource]]]:
+        """One read of the account's list, each source decoded as its page arrives."""
         # Each page is decoded as it arrives, while later ones are awaited, and its raw
         # resources shrink to their ids: a large account is not held twice in memory.
         decoded: dict[int, tuple[dict[str, Any], LiveSource]] = {}
@@ -405,11 +505,7 @@ class ImgixClient:
                 on_source(live)
 
         # Each page has the whole retry deadline: a long listing is not a slow one.
-        resources = await self._list_resources({}, None, decode)
-        return [
-            decoded[id(resource)][1] if id(resource) in decoded else self._live(resource, "GET")
-            for resource in resources
-        ]
+        return await self._list_resources({}, None, decode), decoded
 
     async def get_source(self, source_id: str) -> LiveSource:
         """One source by id."""
@@ -455,32 +551,47 @@ class ImgixClient:
         filters: Mapping[str, str],
         budget: _Budget | None,
         on_resource: Callable[[dict[str, Any]], None] | None = None,
-    ) -> list[dict[str, Any]]:
+    ) -> _Listing:
         """Walk every page; fetch the rest at once when the first says how many there are.
 
         `on_resource` sees each resource of a page as the page arrives.
         """
         seen: dict[str, dict[str, Any]] = {}
+        records: dict[int, None] = {}
+        pages: dict[int, None] = {}
+        repeated = 0
+
+        def note(page: _Page, new: int) -> None:
+            nonlocal repeated
+            repeated += len(page.resources) - new
+            announced_records, announced_pages = page.announced()
+            if announced_records is not None:
+                records[announced_records] = None
+            if announced_pages is not None:
+                pages[announced_pages] = None
+
         walk = _Walk(self._max_pages, self._max_sources, on_resource)
         first = await self._fetch_page(0, filters, budget, walk)
-        _collect(seen, first)
+        note(first, _collect(seen, first))
         last = first
         total = first.total_pages()
         if total is not None and total > 1:
             walk.check_announced(total, len(first.resources))
             rest = await self._fetch_pages(range(1, total), filters, budget, walk)
             for page in rest:
-                _collect_new(seen, page)
+                note(page, _collect_new(seen, page))
             last = rest[-1]
         size_hint = first.declared_size() or len(first.resources)
         # Sources created while listing push others onto pages past the announced end.
         while last.has_next(size_hint):
             page = await self._fetch_page(last.number + 1, filters, budget, walk)
-            if not _collect_new(seen, page) and page.resources:
+            new = _collect_new(seen, page)
+            note(page, new)
+            if not new and page.resources:
                 logger.debug("page %d held only sources already seen: stopping", page.number)
                 break
             last = page
-        return list(seen.values())
+        return _Listing(list(seen.values()), tuple(records), tuple(pages), repeated)
 
     async def _fetch_pages(
         self, numbers: range, filters: Mapping[str, str], budget: _Budget | None, walk: _Walk
@@ -520,7 +631,7 @@ class ImgixClient:
         """The source claiming `subdomain`, looked up after a create's outcome was lost."""
         filters = {"filter[deployment.imgix_subdomains]": subdomain}
         lookup_budget = _Budget(budget.deadline_at)
-        for resource in await self._list_resources(filters, lookup_budget):
+        for resource in (await self._list_resources(filters, lookup_budget)).resources:
             attributes = resource.get("attributes")
             deployment = attributes.get("deployment") if isinstance(attributes, dict) else None
             subdomains = (

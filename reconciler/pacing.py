@@ -47,6 +47,12 @@ REFUSALS_OF_A_SPENT_BUDGET = 8
 # Set by the applier once an action's first write is out: its later writes finish the
 # action rather than start new work, so a stop lets them through (within STOP_GRACE).
 continuing_action: ContextVar[bool] = ContextVar("continuing_action", default=False)
+# Set by the applier around an action's writes: awaited when a write starting new work has
+# its hourly budget, just before it takes its turn, so the source can be read again after
+# a long wait (raising refuses the write; it spends nothing).
+before_write: ContextVar[Callable[[], Awaitable[None]] | None] = ContextVar(
+    "before_write", default=None
+)
 
 logger = logging.getLogger("reconciler.client")
 
@@ -378,10 +384,19 @@ class Pacer:
         self._check_stop(kind, 0.0, starting)
         hourly = self._hourly.get(kind)
         if hourly is None:
+            await self._before_write(kind, starting)
             return await self._acquire_general([], kind, starting)
         async with self._hourly_locks[kind]:
             await self._wait_for(hourly, kind, starting)
+            # The budget's place is held while the source is read: no other write takes it.
+            await self._before_write(kind, starting)
             return await self._acquire_general([hourly], kind, starting)
+
+    async def _before_write(self, kind: RequestKind, starting: bool) -> None:
+        check = before_write.get()
+        if kind != "read" and starting and check is not None:
+            self._check_stop(kind, 0.0, starting)
+            await check()
 
     async def _acquire_general(
         self, windows: list[_Window], kind: RequestKind, starting: bool

@@ -6,8 +6,9 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 # skipped: a dependency did not apply; stopped: not attempted, the run was stopping;
-# in effect: a saved plan's action that an earlier run already applied.
-Outcome = Literal["applied", "failed", "skipped", "stopped", "in effect"]
+# in effect: an action that an earlier run (or someone) already applied; stale: not
+# applied, its source changed (or went) since the plan, which must be made again.
+Outcome = Literal["applied", "failed", "skipped", "stopped", "in effect", "stale"]
 DONE: frozenset[Outcome] = frozenset({"applied", "in effect"})
 
 
@@ -37,7 +38,7 @@ class ApplyReport:
 
     @property
     def failed(self) -> list[ActionResult]:
-        """Actions that did not fully apply (failed, skipped, or not attempted)."""
+        """Actions that did not fully apply (failed, stale, skipped, or not attempted)."""
         return [r for r in self.results if r.outcome not in DONE]
 
     @property

@@ -27,6 +27,12 @@ Attacks:
     stall_writes    one page of valid sources; a write gets no answer while the attack lasts
     broken_resource one page whose first source's attributes are the JSON text
                     `broken_attributes`; a create gets a 500, as if its answer was lost
+    moving          a list of `records` sources served by offset, that moves after its
+                    page 0 is served, for the first `moves` reads: `move` "remove" takes
+                    its first source away, "insert" puts a new one first; pages announce
+                    `totalRecords` `records_off` more than they hold, and with `disagree`
+                    each page a different one (plus its number); `meta` False: no
+                    `meta.pagination` at all
 """
 
 from __future__ import annotations
@@ -64,6 +70,7 @@ Attack = Literal[
     "bad_hostnames",
     "broken_resource",
     "stall_writes",
+    "moving",
 ]
 JSON_API = "application/vnd.api+json"
 FORGED = "\r\n::add-mask::hunter2\n::error file=sources.yaml,line=1::forged by the server\r"
@@ -92,7 +99,18 @@ class HostileApi:
     content_encoding: Literal["gzip", "deflate"] = "gzip"
     status: int = 200
     broken_attributes: str = "null"
+    records: int = 250
+    moves: int = 1
+    move: Literal["remove", "insert"] = "remove"
+    records_off: int = 0
+    disagree: bool = False
+    meta: bool = True
     received: list[ReceivedRequest] = field(default_factory=list)
+    # The numbers of the sources the `moving` list holds now, in listing order.
+    listed: list[int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.listed = list(range(self.records))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -164,6 +182,8 @@ class HostileApi:
             marker = json.dumps(_source(0)["attributes"])
             text = text.replace(marker, self.broken_attributes, 1)
             return Response(text, media_type=JSON_API)
+        if self.attack == "moving":
+            return JSONResponse(self._moving_page(page), media_type=JSON_API)
         if self.attack == "huge_total":
             return JSONResponse(self._page(page, more=True, total=BILLION), media_type=JSON_API)
         return JSONResponse(self._page(0, more=False), media_type=JSON_API)
@@ -178,6 +198,26 @@ class HostileApi:
         }
         sources = [_source(n) for n in range(first, first + self.page_size)]
         return {"data": sources, "meta": {"pagination": pagination}, "jsonapi": {"version": "1.0"}}
+
+    def _moving_page(self, number: int) -> dict[str, Any]:
+        first = number * self.page_size
+        held = [_source(n) for n in self.listed[first : first + self.page_size]]
+        pages = -(-len(self.listed) // self.page_size)
+        pagination = {
+            "currentPage": number,
+            "pageSize": self.page_size,
+            "totalPages": pages,
+            "totalRecords": len(self.listed) + self.records_off + (number if self.disagree else 0),
+            "hasNextPage": number + 1 < pages,
+        }
+        if number == 0 and self.moves > 0:
+            self.moves -= 1
+            if self.move == "remove":
+                del self.listed[0]
+            else:
+                self.listed.insert(0, 1_000_000 + self.moves)
+        meta = {"pagination": pagination} if self.meta else {}
+        return {"data": held, "meta": meta, "jsonapi": {"version": "1.0"}}
 
     async def _drip(self) -> AsyncIterator[bytes]:
         body = json.dumps(self._page(0, more=False)).encode()

@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
+import jsonschema
 import pytest
 from conftest import FakeClock
 
-from reconciler.applier import SecretResolver, apply_plan, wait_until_deployed
+from reconciler.applier import (
+    REREAD_AFTER,
+    Listing,
+    SecretResolver,
+    apply_plan,
+    wait_until_deployed,
+)
 from reconciler.client import ImgixClient
 from reconciler.emulator import EMULATOR_API_KEY, SourceStore, create_app
+from reconciler.emulator.limits import Faults
 from reconciler.errors import ApplyRefused, StalePlan
 from reconciler.live import LiveSource
 from reconciler.loader import load
@@ -20,10 +30,12 @@ from reconciler.pacing import Pacing
 from reconciler.plan import Action, OwnedElsewhere, Plan, Summary, compute_digest
 from reconciler.planner import PlanOptions, plan
 from reconciler.rails import Permissions, check_permissions
+from reconciler.render import render_report
 from reconciler.report import ApplyReport
 from reconciler.specs import DesiredState
 
 SECRET = "applier-canary-secret-0123456789"
+REPORT_SCHEMA = Path(__file__).parent.parent / "schemas" / "apply-report.schema.json"
 
 
 def s3_deployment(subdomains: list[str], **extra: Any) -> dict[str, Any]:
@@ -471,3 +483,210 @@ def test_refusals_show_outside_text_neutralised() -> None:
     message = str(refused.value)
     assert "\x1b" not in message and "\n" not in message
     assert '"\\u001b[31mevil"' in message and "--take-over" in message
+
+
+# --------------------------------------------------------------------------- re-read
+
+
+def budgeted(store: SourceStore, clock: FakeClock) -> ImgixClient:
+    """A client allowed one update an hour: a plan's second patch waits an hour for it."""
+    return ImgixClient(
+        api_key=EMULATOR_API_KEY,
+        base_url="http://emulator",
+        transport=httpx.ASGITransport(app=create_app(store)),
+        pacing=Pacing(per_second=None, creates_per_hour=None, updates_per_hour=1),
+        clock=clock.time,
+        sleep=clock.sleep,
+    )
+
+
+def apply_budgeted(store: SourceStore, clock: FakeClock, plan: Plan, **options: Any) -> ApplyReport:
+    async def go() -> ApplyReport:
+        async with budgeted(store, clock) as client:
+            return await apply_plan(
+                plan,
+                client,
+                resolver=SecretResolver({"APPLIER_SECRET": SECRET}),
+                clock=clock.time,
+                **options,
+            )
+
+    return asyncio.run(go())
+
+
+def on_first_write(store: SourceStore, meanwhile: Callable[[], None]) -> None:
+    """Run `meanwhile` once the first write is committed (the next one waits an hour)."""
+
+    def commit(store: SourceStore) -> None:
+        store.on_commit = None
+        meanwhile()
+
+    store.on_commit = commit
+
+
+TTL = {"deployment": {"cache_ttl_value": 86400}}
+# The second patch also sends a secret: read (and masked) before the first write.
+TTL_AND_SECRET = {
+    "deployment": {"cache_ttl_value": 86400, "s3_secret_key": {"secret": {"env": "APPLIER_SECRET"}}}
+}
+
+
+def two_patches(store: SourceStore) -> tuple[str, str, Plan]:
+    first = seed(store, "First", ["acme-first"])
+    second = seed(store, "Second", ["acme-second"])
+    plan = make_plan(patch(store, first, TTL), patch(store, second, TTL_AND_SECRET))
+    return first, second, plan
+
+
+def reads_of(store: SourceStore, source_id: str) -> list[str]:
+    """The requests for one source, in order (`GET`, `PATCH`)."""
+    path = f"/api/v1/sources/{source_id}"
+    return [entry.method for entry in store.request_log if entry.path == path]
+
+
+@pytest.mark.parametrize("saved", [True, False])
+def test_a_patch_that_waited_for_the_budget_does_not_overwrite_a_dashboard_edit(
+    emulator_store: SourceStore, fake_clock: FakeClock, saved: bool
+) -> None:
+    first, second, plan = two_patches(emulator_store)
+    hostile = "\x1b[31m::error::forged"
+    edit = {"cache_ttl_value": 7200, SECRET: 1, hostile: 2}
+    on_first_write(emulator_store, lambda: emulator_store.dashboard_redeploy(second, edit))
+    listed = [LiveSource.from_resource(emulator_store.get_source(i)) for i in (first, second)]
+    listing = None if saved else Listing(listed, fake_clock.now)
+
+    report = apply_budgeted(emulator_store, fake_clock, plan, saved=saved, listing=listing)
+
+    assert [(r.source, r.outcome) for r in report.results] == [
+        ("First", "applied"),
+        ("Second", "stale"),
+    ]
+    assert not report.ok and report.writes == 1
+    assert fake_clock.elapsed >= 3600  # the second patch waited for the budget, then read
+    assert reads_of(emulator_store, second) == ["GET"]
+    deployment = emulator_store.get_source(second)["attributes"]["deployment"]
+    assert deployment["cache_ttl_value"] == 7200  # the edit survives
+    error = report.results[1].error or ""
+    assert error == (
+        "not applied: it changed since the plan (deployment.\\u001b[31m::error::forged, "
+        "deployment.annotation, deployment.***, deployment.cache_ttl_value); run plan again"
+    )
+    assert SECRET not in error and "\x1b" not in error
+    document = json.loads(render_report(report, "json"))
+    jsonschema.validate(document, json.loads(REPORT_SCHEMA.read_text(encoding="utf-8")))
+    assert document["counts"] == {"applied": 1, "stale": 1}
+    assert "1 not applied (changed since the plan)" in render_report(report, "text")
+
+
+def test_a_patch_whose_source_is_unchanged_after_the_wait_is_written_after_one_read(
+    emulator_store: SourceStore, fake_clock: FakeClock
+) -> None:
+    first, second, plan = two_patches(emulator_store)
+
+    report = apply_budgeted(emulator_store, fake_clock, plan, saved=True)
+
+    assert report.ok and report.writes == 2
+    # The first patch went out at once: no read; the second, an hour later: read, written.
+    assert reads_of(emulator_store, first) == ["PATCH"]
+    assert reads_of(emulator_store, second) == ["GET", "PATCH"]
+
+
+def test_a_patch_another_run_already_made_during_the_wait_is_in_effect(
+    emulator_store: SourceStore, fake_clock: FakeClock
+) -> None:
+    first = seed(emulator_store, "First", ["acme-first"])
+    second = seed(emulator_store, "Second", ["acme-second"])
+    plan = make_plan(patch(emulator_store, first, TTL), patch(emulator_store, second, TTL))
+    change = {"cache_ttl_value": 86400}
+    on_first_write(emulator_store, lambda: emulator_store.dashboard_redeploy(second, change))
+
+    report = apply_budgeted(emulator_store, fake_clock, plan)
+
+    assert [r.outcome for r in report.results] == ["applied", "in effect"]
+    assert report.ok and report.writes == 1
+    assert reads_of(emulator_store, second) == ["GET"]
+
+
+def test_a_source_gone_during_the_wait_is_stale_and_a_failed_read_writes_nothing(
+    emulator_store: SourceStore, fake_clock: FakeClock
+) -> None:
+    _, second, plan = two_patches(emulator_store)
+
+    def gone() -> None:
+        emulator_store.sources = {
+            key: value for key, value in emulator_store.sources.items() if key != second
+        }
+
+    on_first_write(emulator_store, gone)
+    report = apply_budgeted(emulator_store, fake_clock, plan)
+    assert [r.outcome for r in report.results] == ["applied", "stale"]
+    assert report.results[1].error == "not applied: it no longer exists; run plan again"
+
+    emulator_store.sources = {}
+    _, second, plan = two_patches(emulator_store)
+    emulator_store.request_log.clear()
+    on_first_write(emulator_store, lambda: setattr(emulator_store, "faults", Faults(1.0)))
+    report = apply_budgeted(emulator_store, fake_clock, plan)
+    assert [r.outcome for r in report.results] == ["applied", "failed"]
+    assert (report.results[1].error or "").startswith(
+        "not written: reading the source again before its write failed: "
+    )
+    assert "PATCH" not in reads_of(emulator_store, second)
+
+
+def test_a_listing_older_than_the_threshold_makes_every_patch_read_first(
+    emulator_store: SourceStore, fake_clock: FakeClock
+) -> None:
+    """`apply FILE` answered at the prompt two minutes after its listing."""
+    first, second, plan = two_patches(emulator_store)
+    unpaced = client_for(emulator_store, fake_clock)
+    listing = Listing([], fake_clock.now - REREAD_AFTER - 1)
+
+    async def go() -> ApplyReport:
+        async with unpaced as client:
+            return await apply_plan(
+                plan,
+                client,
+                resolver=SecretResolver({"APPLIER_SECRET": SECRET}),
+                listing=listing,
+                clock=fake_clock.time,
+            )
+
+    assert asyncio.run(go()).ok
+    assert reads_of(emulator_store, first) == ["GET", "PATCH"]
+    assert reads_of(emulator_store, second) == ["GET", "PATCH"]
+
+
+def test_the_later_writes_of_one_action_are_not_read_again(
+    emulator_store: SourceStore, fake_clock: FakeClock
+) -> None:
+    """An action's own first write changed the source: the second is not a stale plan."""
+    source_id = seed(emulator_store, "Blog", ["acme-blog"])
+    plan = make_plan(
+        patch(emulator_store, source_id, TTL, {"deployment": {"cache_ttl_value": 3600}})
+    )
+
+    report = apply_budgeted(emulator_store, fake_clock, plan, saved=True)
+
+    assert report.ok and report.writes == 2
+    assert fake_clock.elapsed >= 3600  # its second write waited for the budget
+    assert reads_of(emulator_store, source_id) == ["PATCH", "PATCH"]
+
+
+def test_a_stale_action_names_five_changed_paths_at_most_and_none_it_cannot_know(
+    emulator_store: SourceStore, fake_clock: FakeClock
+) -> None:
+    _, second, plan = two_patches(emulator_store)
+    many = {f"added_{n}_" + "x" * 100: n for n in range(8)}
+    on_first_write(emulator_store, lambda: emulator_store.dashboard_redeploy(second, many))
+    report = apply_budgeted(emulator_store, fake_clock, plan, saved=True)
+    error = report.results[1].error or ""
+    assert error.startswith("not applied: it changed since the plan (deployment.added_0_xxx")
+    assert error.endswith("xx…, deployment.added_4_" + "x" * 60 + "… and 4 more); run plan again")
+
+    # Without the listing the plan was made from, the change is known, not what it was.
+    emulator_store.sources = {}
+    _, second, plan = two_patches(emulator_store)
+    on_first_write(emulator_store, lambda: emulator_store.dashboard_redeploy(second, many))
+    report = apply_budgeted(emulator_store, fake_clock, plan)
+    assert report.results[1].error == "not applied: it changed since the plan; run plan again"

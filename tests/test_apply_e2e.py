@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from conftest import FakeClock
 from console import UNPACED, apply_directly, child_env, invoke, run_cli, writes_since
 from starlette.responses import Response
 
+from reconciler import reconcile
 from reconciler.emulator import EMULATOR_API_KEY, RateLimits, SourceStore, create_app
 from reconciler.emulator.limits import Faults
 from reconciler.emulator.server import running_app
@@ -597,3 +599,56 @@ def test_a_429_asking_to_wait_past_max_duration_is_not_slept_through(
 
     assert [r.outcome for r in report.results] == ["stopped", "stopped"]
     assert fake_clock.now - started < 30  # the 429's 60 s were not waited out first
+
+
+def test_a_dashboard_edit_made_while_a_patch_waits_for_the_budget_survives_and_exits_3(
+    emulator_store: SourceStore,
+    emulator_url: str,
+    fake_clock: FakeClock,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # `apply` itself (in-process, over real HTTP): one update an hour on both sides, and the
+    # hour the second patch waits passes at once on the shared fake clock.
+    emulator_store.deploy_delay = 0
+    canary = "CANARY-reread-annotation-5c1e"
+    noted = sites(2, ttl=3600).replace(
+        "      cache_ttl_value", "      annotation: {env: REREAD_NOTE}\n      cache_ttl_value"
+    )
+    file = tmp_path / "sources.yaml"
+    file.write_text(noted, encoding="utf-8")
+    apply_directly(emulator_url, file, {"REREAD_NOTE": canary})
+    file.write_text(noted.replace("3600", "7200"), encoding="utf-8")
+    emulator_store.limits = RateLimits(per_second=None, creates_per_hour=None, updates_per_hour=1)
+    site1 = next(s.id for s in emulator_store.sources.values() if s.name == "Site 1")
+
+    def dashboard_edit(store: SourceStore) -> None:  # after the first patch, while 1 waits
+        store.on_commit = None
+        store.dashboard_redeploy(site1, {"cache_ttl_value": 86400})
+
+    emulator_store.on_commit = dashboard_edit
+    real_connect = reconcile.connect
+
+    def on_the_fake_clock(*args: Any, **kwargs: Any) -> Connection:
+        return replace(real_connect(*args, **kwargs), clock=fake_clock, sleep=fake_clock.sleep)
+
+    monkeypatch.setattr("reconciler.reconcile.connect", on_the_fake_clock)
+    env = {"IMGIX_RECONCILER_UPDATES_PER_HOUR": "1", "REREAD_NOTE": canary}
+
+    result = invoke("apply", file, "--auto-approve", "--api-url", emulator_url, env=env)
+
+    assert result.exit_code == 3, result.output
+    assert f"\nstale: patch Site 1 ({site1}): not applied: it changed since the plan " in (
+        result.stdout
+    )
+    assert "(deployment.annotation, deployment.cache_ttl_value); run plan again" in result.stdout
+    assert result.stdout.rstrip().endswith(
+        "Apply: 1 applied, 0 failed. 1 not applied (changed since the plan): "
+        "run plan again and review it."
+    )
+    assert fake_clock.elapsed >= 3600
+    edited = emulator_store.sources[site1].deployment
+    assert edited["cache_ttl_value"] == 86400  # the edit survives
+    site0 = next(s for s in emulator_store.sources.values() if s.name == "Site 0")
+    assert site0.deployment["cache_ttl_value"] == 7200
+    assert canary not in result.stdout + result.stderr

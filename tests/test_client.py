@@ -19,6 +19,7 @@ from urllib.parse import parse_qs
 import httpx
 import pytest
 from conftest import FakeClock
+from hostile_server import HostileApi, serving
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -86,9 +87,11 @@ def make_client(
     pacing: Pacing = NO_PACING,
     retry: RetryPolicy | None = None,
     api_key: str = EMULATOR_API_KEY,
+    on_notice: Callable[[str], None] | None = None,
 ) -> ImgixClient:
     if transport is None and store is not None:
         transport = httpx.ASGITransport(app=create_app(store))
+    told = {} if on_notice is None else {"on_notice": on_notice}
     return ImgixClient(
         api_key=api_key,
         base_url=base_url,
@@ -97,6 +100,7 @@ def make_client(
         retry=retry or RetryPolicy(jitter=random.Random(99)),
         sleep=clock.sleep,
         clock=clock.time,
+        **told,
     )
 
 
@@ -570,13 +574,14 @@ def test_an_empty_account_lists_nothing(fake_clock: FakeClock, meta: bool) -> No
     assert len(store.request_log) == 1
 
 
-def test_a_source_created_mid_listing_shifts_pages_but_each_is_seen_once(
+def test_a_source_created_mid_listing_shifts_pages_and_the_list_is_read_again(
     fake_clock: FakeClock,
 ) -> None:
     store = make_store(fake_clock, max_page_size=10)
     ids = seed(store, 30)
     inner = httpx.ASGITransport(app=create_app(store))
     created: list[str] = []
+    notices: list[str] = []
 
     class NewSourceAfterFirstPage(httpx.AsyncBaseTransport):
         async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -589,15 +594,209 @@ def test_a_source_created_mid_listing_shifts_pages_but_each_is_seen_once(
                 store.sources = {new["id"]: store.sources.pop(new["id"]), **store.sources}
             return response
 
-    listed = run(
-        make_client(fake_clock, transport=NewSourceAfterFirstPage()), lambda c: c.list_sources()
+    client = make_client(fake_clock, transport=NewSourceAfterFirstPage(), on_notice=notices.append)
+    listed = run(client, lambda c: c.list_sources())
+
+    # The first read missed the newcomer and listed the last source of page 0 again on
+    # page 1; the second, on a quiet account, lists every source once, the newcomer first.
+    assert [source.id for source in listed] == created + ids
+    assert notices == [
+        "the list of sources changed while it was read (30 then 31 announced, 30 read, "
+        "1 listed twice); reading it again"
+    ]
+    # 3 announced pages and one past their end, then the 4 pages of 31 sources.
+    assert len(requests_of(store, "GET")) == 4 + 4
+
+
+# ------------------------------------------------------------- a list that moved
+
+
+def hostile_ids(numbers: Iterator[int] | range | list[int]) -> list[str]:
+    """The ids the hostile server gives the sources of these numbers."""
+    return [f"{n:024x}" for n in numbers]
+
+
+def list_hostile(
+    clock: FakeClock, api: HostileApi, url: str | None = None
+) -> tuple[list[LiveSource] | ApiError, list[str]]:
+    """List the hostile server's sources (in-process, or at `url`): the list or the
+    error, and the notices the client gave."""
+    transport = None if url else httpx.ASGITransport(app=api)
+    notices: list[str] = []
+    client = make_client(
+        clock,
+        transport=transport,
+        base_url=url or "http://hostile.test",
+        on_notice=notices.append,
+    )
+    try:
+        return run(client, lambda c: c.list_sources()), notices
+    except ApiError as error:
+        return error, notices
+
+
+def test_a_source_removed_after_page_0_hides_none_over_real_http(fake_clock: FakeClock) -> None:
+    api = HostileApi(attack="moving", move="remove", records=250)
+    with serving(api) as url:
+        listed, notices = list_hostile(fake_clock, api, url)
+
+    # The first read missed source 100 (it slid onto page 0, read already); the second
+    # lists every source left.
+    assert isinstance(listed, list)
+    assert [source.id for source in listed] == hostile_ids(range(1, 250))
+    assert notices == [
+        "the list of sources changed while it was read (250 then 249 announced, 249 read); "
+        "reading it again"
+    ]
+    assert [request.query["page[number]"] for request in api.received] == ["0", "1", "2"] * 2
+
+
+def test_a_source_inserted_after_page_0_is_listed_on_the_second_read(
+    fake_clock: FakeClock,
+) -> None:
+    api = HostileApi(attack="moving", move="insert", records=250)
+
+    listed, notices = list_hostile(fake_clock, api)
+
+    assert isinstance(listed, list)
+    assert [source.id for source in listed] == hostile_ids([1_000_000, *range(250)])
+    assert notices == [
+        "the list of sources changed while it was read (250 then 251 announced, 250 read, "
+        "1 listed twice); reading it again"
+    ]
+    assert len(api.received) == 3 + 3
+
+
+def test_without_meta_an_insertion_shows_by_its_repeat(fake_clock: FakeClock) -> None:
+    api = HostileApi(attack="moving", move="insert", records=250, meta=False)
+
+    listed, notices = list_hostile(fake_clock, api)
+
+    assert isinstance(listed, list)
+    assert [source.id for source in listed] == hostile_ids([1_000_000, *range(250)])
+    assert notices == [
+        "the list of sources changed while it was read (250 read, 1 listed twice); reading it again"
+    ]
+
+
+def test_without_meta_a_removal_cannot_be_seen(fake_clock: FakeClock) -> None:
+    # The documented limit: pages that announce nothing cannot show a source they hid.
+    api = HostileApi(attack="moving", move="remove", records=250, meta=False)
+
+    listed, notices = list_hostile(fake_clock, api)
+
+    assert isinstance(listed, list)
+    assert [source.id for source in listed] == hostile_ids([*range(100), *range(101, 250)])
+    assert notices == []
+    assert len(api.received) == 3
+
+
+def test_a_list_that_keeps_moving_is_an_invalid_response_after_three_reads(
+    fake_clock: FakeClock,
+) -> None:
+    api = HostileApi(attack="moving", move="remove", records=250, moves=3)
+
+    error, notices = list_hostile(fake_clock, api)
+
+    assert isinstance(error, ApiError) and error.title == "Invalid Response"
+    assert str(error) == (
+        "imgix API 200 Invalid Response: GET: the list of sources kept changing while it "
+        "was read (248 then 247 announced, 247 read), 3 times in a row; no plan is made "
+        "from a list known to be incomplete: try again when the account is quiet"
+    )
+    assert len(notices) == 2
+    assert len(api.received) == 3 * 3
+
+
+def test_a_list_that_settles_on_the_third_read_is_listed(fake_clock: FakeClock) -> None:
+    api = HostileApi(attack="moving", move="remove", records=250, moves=2)
+
+    listed, notices = list_hostile(fake_clock, api)
+
+    assert isinstance(listed, list)
+    assert [source.id for source in listed] == hostile_ids(range(2, 250))
+    assert len(notices) == 2 and len(api.received) == 3 * 3
+
+
+def test_pages_that_disagree_on_the_total_are_refused(fake_clock: FakeClock) -> None:
+    # A list that stays put, on pages that never agree on its length: nothing to trust.
+    api = HostileApi(attack="moving", records=250, moves=0, disagree=True)
+
+    error, notices = list_hostile(fake_clock, api)
+
+    assert isinstance(error, ApiError)
+    assert "kept changing while it was read (250 then 251 then 252 announced, 250 read)" in (
+        str(error)
+    )
+    assert len(notices) == 2 and len(api.received) == 3 * 3
+
+
+def test_a_total_that_is_off_on_two_reads_alike_is_taken_as_the_apis_count(
+    fake_clock: FakeClock,
+) -> None:
+    api = HostileApi(attack="moving", records=250, moves=0, records_off=1)
+
+    listed, notices = list_hostile(fake_clock, api)
+
+    assert isinstance(listed, list)
+    assert [source.id for source in listed] == hostile_ids(range(250))
+    assert notices == [
+        "the list of sources changed while it was read (251 announced, 250 read); reading it again",
+        "the imgix API announces 251 sources but lists 250, on two reads alike; going by "
+        "what it lists",
+    ]
+    assert len(api.received) == 3 + 3
+
+
+def test_a_quiet_list_is_read_once_and_says_nothing(
+    fake_clock: FakeClock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    api = HostileApi(attack="moving", records=250, moves=0)
+    client = make_client(
+        fake_clock, transport=httpx.ASGITransport(app=api), base_url="http://hostile.test"
     )
 
-    listed_ids = [source.id for source in listed]
-    assert sorted(listed_ids) == sorted(ids)  # the newcomer came too late for any page
-    assert len(listed_ids) == len(set(listed_ids))
-    # One repeat per later page, and the last source pushed onto a page past the end.
-    assert len(requests_of(store, "GET")) == 4
+    listed = run(client, lambda c: c.list_sources())
+
+    assert [source.id for source in listed] == hostile_ids(range(250))
+    assert len(api.received) == 3
+    assert capsys.readouterr() == ("", "")
+
+
+def test_a_list_read_again_is_said_on_stderr_by_default(
+    fake_clock: FakeClock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    api = HostileApi(attack="moving", move="remove", records=250)
+    client = make_client(
+        fake_clock, transport=httpx.ASGITransport(app=api), base_url="http://hostile.test"
+    )
+
+    run(client, lambda c: c.list_sources())
+
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == (
+        "the list of sources changed while it was read (250 then 249 announced, 249 read); "
+        "reading it again\n"
+    )
+
+
+def test_each_read_is_seen_source_by_source(fake_clock: FakeClock) -> None:
+    # A planner fed as pages arrive is fed again by a second read: the list is the last's.
+    api = HostileApi(attack="moving", move="remove", records=250)
+    client = make_client(
+        fake_clock,
+        transport=httpx.ASGITransport(app=api),
+        base_url="http://hostile.test",
+        on_notice=lambda message: None,
+    )
+    seen: list[str] = []
+
+    listed = run(client, lambda c: c.list_sources(lambda live: seen.append(live.id)))
+
+    first = hostile_ids([*range(100), *range(101, 250)])
+    assert seen == first + hostile_ids(range(1, 250))
+    assert [source.id for source in listed] == hostile_ids(range(1, 250))
 
 
 def test_pages_after_the_first_are_fetched_concurrently(fake_clock: FakeClock) -> None:

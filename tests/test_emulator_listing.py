@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reconciler.emulator import RateLimits, SourceStore
+from reconciler.emulator import ApiProblem, RateLimits, SourceStore
 from reconciler.emulator.deployments import public_deployment, shown_value
 from reconciler.emulator.limits import ManualClock
 from reconciler.emulator.listing import Resource, parse_query, select, shown_in
@@ -150,3 +150,46 @@ def test_shown_value_is_what_public_deployment_shows() -> None:
         names = FILTERABLE | shown.keys() | source.deployment.keys() | {"not_an_attribute"}
         for name in sorted(names):
             assert shown_value(source.deployment, source.encrypted, name) == shown.get(name), name
+
+
+def test_the_page_hook_sees_each_page_once_cut_and_may_change_the_account() -> None:
+    store = filled([{"kind": "s3", "name": "a", "after": 0, "enabled": True} | _plain()] * 25)
+    ids = list(store.sources)
+    served: list[int] = []
+
+    def remove_first_after_page_0(number: int) -> None:
+        served.append(number)
+        if number == 0:
+            store.remove_source(ids[0])
+
+    store.on_page_listed = remove_first_after_page_0
+    first = store.list_sources({"page[size]": "10", "page[number]": "0"})
+    second = store.list_sources({"page[size]": "10", "page[number]": "1"})
+
+    assert served == [0, 1]
+    # Page 0 was cut before the removal; page 1 after it, shifted by one.
+    assert [r["id"] for r in first.resources] == ids[:10]
+    assert first.pagination["totalRecords"] == 25
+    assert [r["id"] for r in second.resources] == ids[11:21]
+    assert second.pagination["totalRecords"] == 24
+
+
+def test_a_removed_source_is_gone_and_frees_its_hostnames() -> None:
+    store = filled([{"kind": "s3", "name": "a", "after": 0, "enabled": True} | _plain()] * 3)
+    removed, *kept = store.sources
+    committed: list[int] = []
+    store.on_commit = lambda committed_store: committed.append(len(committed_store.sources))
+
+    store.remove_source(removed)
+
+    assert list(store.sources) == kept
+    assert committed == [2]
+    assert [r["id"] for r in store.list_sources({}).resources] == kept
+    deployment = {"type": "s3", "imgix_subdomains": ["sub0"]} | MINIMAL["s3"]
+    assert store.create_source({"name": "again", "deployment": deployment})["id"] not in kept
+    with pytest.raises(ApiProblem):
+        store.remove_source(removed)
+
+
+def test_no_page_hook_by_default() -> None:
+    assert SourceStore().on_page_listed is None

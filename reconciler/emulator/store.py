@@ -145,6 +145,9 @@ class SourceStore:
         self.foreign_hostnames: set[str] = set()
         # Called after every committed write (the server persists the state there).
         self.on_commit: Callable[[SourceStore], None] | None = None
+        # Tests only: called with a page's number once the page is cut, before it is sent,
+        # to change the account between two page reads of one listing (None: never).
+        self.on_page_listed: Callable[[int], None] | None = None
         self._limiter = RateLimiter(clock)
         self._lock = threading.RLock()
 
@@ -200,12 +203,15 @@ class SourceStore:
             query = parse_query(params, self.max_page_size, FILTERABLE)
             # One reading of the clock, so a page shows the statuses it was filtered on.
             now = self.clock()
-            return select(
+            page = select(
                 self._sources.values(),
                 query,
                 shown=lambda source, path: self._shown(source, path, now),
                 build=lambda source: self._resource(source, now),
             )
+            if self.on_page_listed is not None:
+                self.on_page_listed(query.number)
+            return page
 
     def get_source(self, source_id: str) -> Resource:
         with self._lock:
@@ -323,6 +329,14 @@ class SourceStore:
                 {**source.deployment, **deployment_changes, "annotation": DASHBOARD_ANNOTATION},
             )
             self._deploy(source, written_secrets(source.deployment, dict(deployment_changes)))
+            self._commit()
+
+    def remove_source(self, source_id: str) -> None:
+        """Remove a source the way imgix support does on request: the API has no DELETE."""
+        with self._lock:
+            source = self._find(source_id)
+            self._unindex(source)
+            self._sources = {key: kept for key, kept in self._sources.items() if key != source_id}
             self._commit()
 
     # ------------------------------------------------------------------ state

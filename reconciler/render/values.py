@@ -191,6 +191,11 @@ def report_summary(report: ApplyReport) -> str:
     summary = f"Apply: {outcomes.count('applied')} applied, {outcomes.count('failed')} failed."
     if outcomes.count("in effect"):
         summary += f" {outcomes.count('in effect')} already in effect (skipped)."
+    if outcomes.count("stale"):
+        summary += (
+            f" {outcomes.count('stale')} not applied (changed since the plan):"
+            " run plan again and review it."
+        )
     if outcomes.count("skipped"):
         summary += f" {outcomes.count('skipped')} not attempted (waiting for a failed action)."
     if outcomes.count("stopped"):
