@@ -1,6 +1,6 @@
 """CLI start-up of each command against the bare import of the dependencies it needs.
 
-    .venv/bin/python bench/startup.py [--runs 7]
+    .venv/bin/python bench/startup.py [--runs 7] [--instructions]
 
 The baseline of a command is derived, not chosen: the command first runs once in a
 probe process that records every third-party module (one from site-packages, not ours)
@@ -20,6 +20,11 @@ PYTHONPYCACHEPREFIX and runs each command once before timing it. Each figure is 
 best of `--runs` fresh processes, in CPU time (user + system of the child) and wall
 time, the CLI and its baseline taking turns. Goal: at most 1.3x (the CPU ratio).
 
+`--instructions` counts instead the instructions each side executes (valgrind's
+callgrind, one run each, `PYTHONHASHSEED=0`): the same count at every run whatever else
+the machine does, so a change of half a millisecond shows (about 5 million instructions
+a millisecond here), where the CPU times' noise on a shared machine is ±5%.
+
 `paired` is a cross-check for a shared machine: the median, over the rounds, of the CLI's
 CPU time over its baseline's in the same round (run back to back, so a load that comes
 and goes between rounds cancels out, where each best-of figure may come from a
@@ -31,6 +36,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import resource
 import statistics
 import subprocess
@@ -130,6 +136,40 @@ def timed(command: list[str], env: dict[str, str]) -> tuple[float, float]:
     return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), wall
 
 
+def instructions(command: list[str], env: dict[str, str]) -> int:
+    """Instructions one run of `command` executes (callgrind's `Collected`, all threads)."""
+    with tempfile.NamedTemporaryFile(suffix=".callgrind") as out:
+        done = subprocess.run(
+            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out.name}", *command],
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=REPO,
+            env={**env, "PYTHONHASHSEED": "0"},
+        )
+    found = re.search(r"Collected : (\d+)", done.stderr)
+    if done.returncode != 0 or found is None:
+        raise SystemExit(f"{command[:3]} under valgrind: {done.stderr[-500:]}")
+    return int(found.group(1))
+
+
+def count_instructions(env: dict[str, str]) -> None:
+    """Each command's instructions beside its baseline's, after an untimed run of each."""
+    python = sys.executable
+    print(f"{'command':28}{'CLI Minstr':>12}{'deps Minstr':>13}{'ratio':>7}  (goal: <= 1.3x)")
+    for command in COMMANDS:
+        imported, kept_out = imports_of(env, command)
+        sides = [
+            [python, "-c", baseline_code(imported, kept_out)],
+            [python, "-m", "reconciler", *command],
+        ]
+        for side in sides:
+            timed(side, env)
+        floor, taken = (instructions(side, env) for side in sides)
+        label = " ".join(command[:1] + [part for part in command[1:] if part.startswith("-")])
+        print(f"{label:28}{taken / 1e6:12.1f}{floor / 1e6:13.1f}{taken / floor:6.3f}x")
+
+
 def best_of(
     runs: int,
     commands: list[list[str]],
@@ -160,12 +200,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--show-baselines", action="store_true", help="List each baseline.")
+    parser.add_argument(
+        "--instructions", action="store_true", help="Count instructions (valgrind) instead."
+    )
     args = parser.parse_args()
     python = sys.executable
     with tempfile.TemporaryDirectory(prefix="startup-pycache-") as cache:
         env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
         env["PYTHONPYCACHEPREFIX"] = cache
         env.pop("GITHUB_ACTIONS", None)
+        if args.instructions:
+            count_instructions(env)
+            return
         ((bare_cpu, bare_wall),) = best_of(args.runs, [[python, "-c", "pass"]], env)
         print(
             f"bare interpreter: {bare_cpu * 1000:.0f} ms CPU, {bare_wall * 1000:.0f} ms wall "

@@ -92,12 +92,13 @@ def main(ctx: click.Context, debug: bool) -> None:
     """Keep imgix Sources in git: validate, plan, apply and detect drift."""
     if ctx.invoked_subcommand in _READS_NOTHING:
         return
-    import logging
-
     from reconciler import redact
-    from reconciler.untrusted import LogFormatter
 
     if debug:
+        import logging
+
+        from reconciler.untrusted import LogFormatter
+
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(LogFormatter("%(levelname)s %(name)s: %(message)s"))
         handler.addFilter(redact.RedactingFilter())

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import sys
 import time
 import zlib
@@ -49,7 +48,7 @@ import anyio
 import httpx
 from pydantic import ValidationError
 
-from reconciler import redact
+from reconciler import deferred, redact
 from reconciler.errors import ReconcilerError
 from reconciler.live import DEFAULT_API_URL, LiveSource
 from reconciler.pacing import (
@@ -123,8 +122,8 @@ logger = logging.getLogger("reconciler.client")
 
 T = TypeVar("T")
 
-_HEADER_SAFE = re.compile(r"[\x21-\x7e]+")
-_SOURCE_ID = re.compile(SOURCE_ID_PATTERN)
+_HEADER_SAFE = deferred.pattern(__name__, "_HEADER_SAFE", r"[\x21-\x7e]+")
+_SOURCE_ID = deferred.pattern(__name__, "_SOURCE_ID", SOURCE_ID_PATTERN)
 
 
 # The most of an error detail from the API a message shows: the API's own are a sentence

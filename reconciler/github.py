@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, TextIO
 import click
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from reconciler import deferred
 from reconciler.untrusted import escaped
 
 if TYPE_CHECKING:
@@ -39,11 +40,13 @@ if TYPE_CHECKING:
 
 TITLE = "imgix-reconciler"
 # Hidden line of the multi-account comment that `apply` reads back after the merge.
-DIGEST_LINE = re.compile(
+DIGEST_LINE = deferred.pattern(
+    __name__,
+    "DIGEST_LINE",
     r"^<!-- imgix-reconciler:digest account=([A-Za-z0-9._-]+) (sha256:[0-9a-f]{64}) -->$",
     re.MULTILINE,
 )
-ACCOUNT_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
+ACCOUNT_NAME = deferred.pattern(__name__, "ACCOUNT_NAME", r"[A-Za-z0-9._-]{1,64}")
 # GitHub refuses comments and issue bodies over 65,536 characters; the per-account plans
 # share what is left once the header and table are written, less room for their notes.
 COMMENT_LIMIT = 65_536

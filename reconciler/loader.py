@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,7 +35,7 @@ from ruamel.yaml.parser import ParserError
 from ruamel.yaml.reader import ReaderError
 from ruamel.yaml.scanner import ScannerError
 
-from reconciler import references
+from reconciler import deferred, references
 from reconciler.errors import ReconcilerError
 from reconciler.loading import located as positions
 from reconciler.loading import yaml_tree
@@ -83,9 +82,9 @@ MAX_FILE_BYTES = 16 * 1024 * 1024
 NO_RESOLVE_HINT = "(validate --no-resolve checks the files without reading references)"
 PROVIDE_REFERENCES_HINT = "(set each variable and create each file these references name)"
 
-_LINE_BREAKS = re.compile(r"[\r\n]")
-_FLOW_OPENER = re.compile(r"[\[{]")
-_FLOW_BRACKET = re.compile(r"[\[\]{}]")
+_LINE_BREAKS = deferred.pattern(__name__, "_LINE_BREAKS", r"[\r\n]")
+_FLOW_OPENER = deferred.pattern(__name__, "_FLOW_OPENER", r"[\[{]")
+_FLOW_BRACKET = deferred.pattern(__name__, "_FLOW_BRACKET", r"[\[\]{}]")
 
 # ruamel's C composer recurses in C: collections nested about 30,000 deep overflow an
 # 8 MiB stack and kill the process without a word (a few hundred KB of `[`). Deeper

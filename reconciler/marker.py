@@ -20,6 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from reconciler import deferred
+
 MARKER_NAME = "imgix-reconciler"
 MARKER_VERSION = 1
 FINGERPRINT_KIND = "fp"
@@ -30,10 +32,14 @@ PENDING_DISABLE = f"{PENDING_KIND}.enabled=false"
 
 # A token holds no bracket (none is rendered with one): text of the file ending in an
 # unclosed "[imgix-reconciler v1 ..." is text, not the start of the marker after it.
-_MARKER = re.compile(
-    r"\[" + re.escape(MARKER_NAME) + r" v(?P<version>\d+)(?P<tokens>(?: [^\s\[\]]+)*)\]\s*\Z"
+_MARKER = deferred.pattern(
+    __name__,
+    "_MARKER",
+    r"\[" + re.escape(MARKER_NAME) + r" v(?P<version>\d+)(?P<tokens>(?: [^\s\[\]]+)*)\]\s*\Z",
 )
-_TOKEN = re.compile(r"(?P<kind>[a-z]+)\.(?P<field>[A-Za-z0-9_.-]+)=(?P<value>[^\s\]]+)")
+_TOKEN = deferred.pattern(
+    __name__, "_TOKEN", r"(?P<kind>[a-z]+)\.(?P<field>[A-Za-z0-9_.-]+)=(?P<value>[^\s\]]+)"
+)
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
-from reconciler import shipped
+from reconciler import deferred, shipped
 
 # An enum longer than this is described, not listed, in an error message.
 _LISTED_VALUES = 20
@@ -32,11 +32,15 @@ _LISTED_VALUES = 20
 _SUGGESTIONS = 100
 _SUGGESTED_LENGTH = 200
 
-_INTEGER = re.compile(r"^[+-]?[0-9]+$")
-_NUMBER = re.compile(r"^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$")
-_HEX_COLOR = re.compile(r"^(?:[0-9a-fA-F]{3,4}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8})$")
-_INTERVAL = re.compile(r"^([0-9]+)?-([0-9]+)?$")
-_RATIO = re.compile(r"^([0-9]+(?:\.[0-9]+)?):([0-9]+(?:\.[0-9]+)?)$")
+_INTEGER = deferred.pattern(__name__, "_INTEGER", r"^[+-]?[0-9]+$")
+_NUMBER = deferred.pattern(
+    __name__, "_NUMBER", r"^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$"
+)
+_HEX_COLOR = deferred.pattern(
+    __name__, "_HEX_COLOR", r"^(?:[0-9a-fA-F]{3,4}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8})$"
+)
+_INTERVAL = deferred.pattern(__name__, "_INTERVAL", r"^([0-9]+)?-([0-9]+)?$")
+_RATIO = deferred.pattern(__name__, "_RATIO", r"^([0-9]+(?:\.[0-9]+)?):([0-9]+(?:\.[0-9]+)?)$")
 
 
 # A NamedTuple, not a frozen dataclass: defining each costs a sixth of the time, at every start.

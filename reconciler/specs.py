@@ -44,7 +44,7 @@ from pydantic.fields import FieldInfo
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import InitErrorDetails, PydanticCustomError, PydanticKnownError, core_schema
 
-from reconciler import rendering_params
+from reconciler import deferred, rendering_params
 from reconciler.references import parse as parse_reference
 from reconciler.references import schema as reference_schema
 
@@ -207,7 +207,7 @@ def _latin1_32(value: str) -> str | None:
     return None
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL = deferred.pattern(__name__, "_CONTROL", r"[\x00-\x1f\x7f]")
 
 
 def _basic_auth_part(value: str) -> str | None:
@@ -237,7 +237,11 @@ def _check_subdomain(value: str) -> str:
     return value
 
 
-_DOMAIN = re.compile(r"^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+_DOMAIN = deferred.pattern(
+    __name__,
+    "_DOMAIN",
+    r"^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$",
+)
 
 
 def _check_domain(value: str) -> str:

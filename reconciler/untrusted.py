@@ -19,29 +19,19 @@ pull-request comments. Each such text passes here first:
 from __future__ import annotations
 
 import json
-import logging
 import re
-from typing import Any
+from typing import TYPE_CHECKING
 
+from reconciler import deferred
 
-class _Deferred:
-    """A pattern compiled at its first use, which then takes its name in this module.
-
-    Compiling these character classes takes about 0.2 ms each, at every start: a command
-    that shows no outside text (`schema`) compiles none, and the others only what they use.
-    """
-
-    def __init__(self, name: str, source: str) -> None:
-        self._name = name
-        self._source = source
-
-    def __getattr__(self, attribute: str) -> Any:
-        pattern = globals()[self._name] = re.compile(self._source)
-        return getattr(pattern, attribute)
+if TYPE_CHECKING:
+    import logging
 
 
 def _deferred(name: str, source: str) -> re.Pattern[str]:
-    return _Deferred(name, source)  # type: ignore[return-value]
+    # About 0.2 ms each to compile: a command that shows no outside text (`schema`)
+    # compiles none, and the others only what they use.
+    return deferred.pattern(__name__, name, source)
 
 
 # What JSON leaves raw but a terminal or a log reader acts on: DEL, C1 controls (NEL
@@ -126,12 +116,22 @@ def markdown_text(text: str) -> str:
     return _MARKDOWN_UNSAFE.sub(_markdown_inert, escaped(text))
 
 
-class LogFormatter(logging.Formatter):
-    """Log records as `one_line`s: the message on one line, a traceback line by line."""
+def __getattr__(name: str) -> type[logging.Formatter]:
+    # `LogFormatter` subclasses logging's formatter: defined at its first use (--debug),
+    # so that commands that log nothing start without logging.
+    if name != "LogFormatter":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import logging
 
-    def formatMessage(self, record: logging.LogRecord) -> str:
-        return one_line(super().formatMessage(record))
+    class LogFormatter(logging.Formatter):
+        """Log records as `one_line`s: the message on one line, a traceback line by line."""
 
-    def format(self, record: logging.LogRecord) -> str:
-        first, *rest = super().format(record).split("\n")
-        return "\n".join([first, *map(one_line, rest)])
+        def formatMessage(self, record: logging.LogRecord) -> str:
+            return one_line(super().formatMessage(record))
+
+        def format(self, record: logging.LogRecord) -> str:
+            first, *rest = super().format(record).split("\n")
+            return "\n".join([first, *map(one_line, rest)])
+
+    globals()[name] = LogFormatter
+    return LogFormatter

@@ -495,3 +495,31 @@ def test_validate_imports_neither_the_planner_nor_the_applier() -> None:
     loaded = modules_imported_by(["validate", "--no-resolve", str(EXAMPLE)])
     assert "reconciler.loader" in loaded
     assert loaded.isdisjoint({"reconciler.planner", "reconciler.applier", "reconciler.rails"})
+
+
+def test_validate_imports_no_logging() -> None:
+    # Nothing of it logs: the redaction point wraps logging once something imported it
+    # (tests/test_redact.py shows a later record masked all the same).
+    loaded = modules_imported_by(["validate", "--no-resolve", str(EXAMPLE)])
+    assert "reconciler.redact" in loaded  # the redaction point is in place
+    assert "logging" not in loaded
+
+
+def test_plan_as_json_defines_no_apply_report_document() -> None:
+    # `--format json` imports the module that holds both documents; only apply's report
+    # needs the report's model, defined at the first report.
+    probe = (
+        "import sys\n"
+        "from reconciler.cli import main\n"
+        "try:\n"
+        f"    main(['plan', {str(EXAMPLE)!r}, '--emulator', '--format', 'json'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "from reconciler.render import json\n"
+        "print(json._document_model.cache_info().currsize, file=sys.stderr)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, cwd=REPO
+    )
+    assert '"digest"' in done.stdout  # it did plan
+    assert done.stderr.splitlines()[-1] == "0"

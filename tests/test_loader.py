@@ -8,6 +8,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reconciler import loader
 from reconciler.loader import (
@@ -996,3 +998,29 @@ def test_the_nesting_bound_is_never_below_the_real_depth(text: str, depth: int) 
     # Files of thousands of one-line lists stay well under the bound that matters.
     if text.startswith("- [a"):
         assert nesting_bound(text) < MAX_C_NESTING
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.one_of(
+        st.text(alphabet="0123456789-+._:eExXbBoOTtZz ~nNulFfaAsSrRyY\t", max_size=30),
+        st.from_regex(
+            r"\A[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}([Tt ][0-9]{1,2}:[0-9]{2}:[0-9]{2}(\.[0-9]*)?)?\Z"
+        ),
+        st.from_regex(
+            r"\A[-+]?(0b[01_]+|0o[0-7_]+|[0-9_]+|0x[0-9a-fA-F_]+|[0-9]*\.[0-9]*([eE][-+]?[0-9]+)?)\Z"
+        ),
+        st.text(alphabet="0123456789\u0663\u00b2", min_size=1, max_size=5),  # non-ASCII digits
+        st.text(max_size=12),
+    )
+)
+def test_the_fast_resolver_gives_ruamels_yaml_1_2_tag_for_every_plain_scalar(value: str) -> None:
+    # Its shortcuts (ASCII digits alone, no timestamp without a `-` fifth) spare compiling
+    # patterns; the tags must stay exactly ruamel's.
+    from ruamel.yaml.nodes import ScalarNode
+    from ruamel.yaml.resolver import VersionedResolver
+
+    fast = yaml_tree.OneVersionResolver(version=(1, 2))
+    ruamel = VersionedResolver(version=(1, 2))
+    got = fast.resolve(ScalarNode, value, (True, False))
+    assert str(got) == str(ruamel.resolve(ScalarNode, value, (True, False)))

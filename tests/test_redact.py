@@ -115,3 +115,30 @@ def test_holds_finds_a_value_in_any_form_among_many() -> None:
     # Longest first among many too: a value inside a longer one leaves no part behind.
     redact.register("many-values-00042-\x1b-and-more")
     assert redact.scrub("many-values-00042-\x1b-and-more!") == f"{redact.MASK}!"
+
+
+def test_a_command_that_logs_nothing_starts_without_logging_and_still_masks_later_records() -> None:
+    # Without logging imported there is no handler to wrap (validate runs so); a record
+    # made once something imports it goes to logging's last resort, the wrapped stderr.
+    import subprocess
+
+    probe = (
+        "import sys\n"
+        "from reconciler import redact\n"
+        "with redact.redacted_output():\n"
+        "    print('logging' in sys.modules)\n"
+        "    redact.register('planted-canary-1234')\n"
+        "    import logging\n"
+        "    logging.warning('root %s', 'planted-canary-1234')\n"
+        "    try:\n"
+        "        raise ValueError('boom planted-canary-1234')\n"
+        "    except ValueError:\n"
+        "        logging.getLogger('reconciler.test').exception('failed')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout == "False\n"
+    assert "planted-canary-1234" not in done.stderr
+    assert "root ***" in done.stderr
+    assert "boom ***" in done.stderr

@@ -9,7 +9,6 @@ response will show them) and raise `ApiProblem`s. `app.py` is the HTTP face of i
 
 import functools
 import random
-import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -18,6 +17,7 @@ from typing import Any, NamedTuple
 
 from pydantic import TypeAdapter, ValidationError
 
+from reconciler import deferred
 from reconciler.emulator.deployments import (
     DASHBOARD_ANNOTATION,
     encrypt,
@@ -52,8 +52,8 @@ from reconciler.specs import (
 )
 
 EMULATOR_API_KEY = "ak_" + "0123456789abcdef" * 4
-API_KEY_PATTERN = re.compile(r"ak_[0-9a-f]{64}")
-SOURCE_ID = re.compile(SOURCE_ID_PATTERN)
+API_KEY_PATTERN = deferred.pattern(__name__, "API_KEY_PATTERN", r"ak_[0-9a-f]{64}")
+SOURCE_ID = deferred.pattern(__name__, "SOURCE_ID", SOURCE_ID_PATTERN)
 AUTH_DETAIL = "A valid API key is required and could not be determined."
 STATE_VERSION = 1
 

