@@ -1,5 +1,6 @@
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -50,3 +51,61 @@ def test_a_new_file_never_replaces_what_is_there(
         assert caught.value.filename == str(there)
     assert target.read_text() == "new" and not (tmp_path / "nowhere").exists()
     assert sorted(os.listdir(tmp_path)) == ["dangling.yaml", "sources.yaml"]
+
+
+@pytest.mark.parametrize("write", [write_atomically, write_new])
+def test_the_whole_text_is_on_disk_when_it_is_synced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, write: Callable[[Path, str], None]
+) -> None:
+    # Durable before it is published: a crash after the rename never leaves a short file.
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(
+        os, "fsync", lambda fd: (synced.append(os.fstat(fd).st_size), real_fsync(fd))[1]
+    )
+    write(tmp_path / "plan.json", "x" * 1000)
+    assert synced == [1000]
+
+
+def test_an_interrupted_write_leaves_nothing_behind_and_is_not_swallowed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Ctrl-C while publishing: the temporary goes, the interrupt goes on.
+    temporaries: list[str] = []
+
+    def interrupted(temporary: str, path: object) -> None:
+        temporaries.append(temporary)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_atomically(tmp_path / "plan.json", "text")
+    assert os.listdir(tmp_path) == []
+    # Hidden beside the target while it is written, and recognisably temporary.
+    (name,) = (os.path.basename(t) for t in temporaries)
+    assert name.startswith(".plan.json.") and name.endswith(".tmp")
+
+
+def test_without_hard_links_a_failed_write_removes_the_incomplete_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unsupported(*args: object, **kwargs: object) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", unsupported)
+    real_fdopen = os.fdopen
+    opened: list[int] = []
+
+    def failing_second_fdopen(fd: int, *args: object, **kwargs: object) -> object:
+        opened.append(fd)
+        if len(opened) == 2:  # the exclusive file at the target, after the temporary
+            os.close(fd)
+            raise OSError(28, "No space left on device")
+        return real_fdopen(fd, *args, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(os, "fdopen", failing_second_fdopen)
+    target = tmp_path / "sources.yaml"
+    with pytest.raises(OSError) as caught:
+        write_new(target, "text")
+    assert (caught.value.errno, caught.value.filename) == (28, str(target))
+    assert os.listdir(tmp_path) == []

@@ -217,3 +217,18 @@ def test_the_shipped_example_is_in_the_canonical_layout() -> None:
     example = Path(__file__).parents[1] / "examples" / "sources.yaml"
     result = invoke("fmt", "--check", example)
     assert result.exit_code == 0, result.stderr
+
+
+def test_no_formatted_line_can_start_a_workflow_command() -> None:
+    # Printed (export, fmt --diff), a file may land in a CI log: no value starts a line
+    # with `::`, neither where it begins nor where a long value would be folded.
+    text = (
+        "version: 1\nsources:\n  - name: '::error::named'\n    deployment:\n"
+        "      type: webfolder\n      imgix_subdomains: [acme]\n"
+        "      webfolder_base_url: https://o.example/\n"
+        f"      annotation: {'word ' * 30}::error::folded\n"
+    )
+    shown = formatted(text)
+    assert not any(line.lstrip().startswith("::") for line in shown.splitlines())
+    assert "name: '::error::named'" in shown
+    assert f"annotation: {'word ' * 30}::error::folded\n" in shown

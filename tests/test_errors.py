@@ -59,3 +59,19 @@ def test_the_root_is_public_and_documents_the_whole_tree() -> None:
     for error in _raised_for_the_user():
         if issubclass(error, ReconcilerError) and error is not ReconcilerError:
             assert error.__name__ in (errors.__doc__ or ""), error
+
+
+def test_the_exit_codes_are_the_ones_product_md_promises() -> None:
+    # Scripts and CI branch on these numbers: they never change.
+    assert (errors.EXIT_OK, EXIT_ERROR, errors.EXIT_CHANGES, errors.EXIT_PARTIAL) == (0, 1, 2, 3)
+    assert EXIT_STALE == 4 == reconciler.StalePlan("changed").exit_code
+
+
+def test_errors_keep_what_the_cli_needs_to_point_at_the_files() -> None:
+    # The CLI turns spec indices and located errors into file:line:column lines.
+    assert reconciler.PlanError("twice", spec_indices=iter([3, 1])).spec_indices == (3, 1)
+    assert reconciler.PlanError("once").spec_indices == ()
+    located = [loader.LocatedError("f.yaml", 2, 3, "name", "bad")]
+    refused = reconciler.ApplyRefused("no", located=located)
+    assert refused.located == tuple(located) and refused.refusals == ()
+    assert str(refused) == "no"

@@ -107,6 +107,7 @@ def variables_of(sources: list[LiveSource]) -> list[str]:
         ("", "SOURCE_ABC123_PASSWORD"),
         ("!!!", "SOURCE_ABC123_PASSWORD"),
         ("GitHub assets", "SOURCE_GITHUB_ASSETS_PASSWORD"),
+        ("GitHub", "SOURCE_GITHUB_PASSWORD"),
         ("a\r\nb; rm -rf /", "A_B_RM_RF_PASSWORD"),
         ("imgix reconciler", "SOURCE_IMGIX_RECONCILER_PASSWORD"),
         ("Actions", "SOURCE_ACTIONS_PASSWORD"),
@@ -134,6 +135,15 @@ def test_long_names_that_share_a_prefix_stay_unique() -> None:
     assert len(set(names)) == len(names) == 14
     for name in names:
         assert VALID_VARIABLE.fullmatch(name) and len(name) <= MAX_VARIABLE_LENGTH, name
+
+
+def test_a_third_source_of_the_same_name_and_id_tail_is_numbered_from_two() -> None:
+    sources = [blog_named("Blog", f"{n}" * 18 + "abc123") for n in range(3)]
+    assert variables_of(sources) == [
+        "BLOG_PASSWORD",
+        "BLOG_ABC123_PASSWORD",
+        "BLOG_ABC123_2_PASSWORD",
+    ]
 
 
 @settings(max_examples=200, deadline=None)

@@ -276,3 +276,208 @@ def test_combine_refuses_an_accounts_list_it_cannot_read(tmp_path: Path) -> None
         done = run_cli_module("combine", "--accounts", bad)
         assert done.returncode == 1 and "Traceback" not in done.stderr, bad
         assert done.stderr.startswith("error: cannot gather the account results"), bad
+
+
+# --------------------------------------------------------------------------- in-process helpers
+
+
+class _Flushed(io.StringIO):
+    flushes = 0
+
+    def flush(self) -> None:
+        self.flushes += 1
+
+
+def test_a_mask_goes_to_the_real_stderr_at_once(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # Before any later output can print the value: the runner reads stderr as it comes.
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    github.announce_secret("mask-me-please")
+    assert capfd.readouterr().err == "::add-mask::mask-me-please\n"
+    flushed = _Flushed()
+    github.announce_secret("mask-me-please", stream=flushed)
+    assert flushed.flushes == 1
+
+
+@pytest.mark.parametrize("actions", [True, False])
+def test_annotations_are_printed_only_in_github_actions(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], actions: bool
+) -> None:
+    monkeypatch.setenv("GITHUB_ACTIONS", "true" if actions else "false")
+    github.annotate([LocatedError("s.yaml", 3, 5, "name", "bad")])
+    github.annotate_message("no key\n::error::forged")
+    expected = [
+        "::error file=s.yaml,line=3,col=5,title=imgix-reconciler::name: bad",
+        "::error title=imgix-reconciler::no key\\n::error::forged",
+    ]
+    assert capsys.readouterr().err.splitlines() == (expected if actions else [])
+
+
+def test_the_step_summary_is_appended_only_in_github_actions(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    summary = tmp_path / "summary.md"
+    summary.write_text("earlier step\n")
+    github.write_step_summary("## plan\n\n\n", {**IN_ACTIONS, "GITHUB_STEP_SUMMARY": str(summary)})
+    github.write_step_summary("## ignored", {"GITHUB_STEP_SUMMARY": str(summary)})
+    github.write_step_summary("## ignored", IN_ACTIONS)
+    assert summary.read_text() == "earlier step\n## plan\n\n"
+    missing = tmp_path / "missing" / "summary.md"
+    github.write_step_summary("## plan", {**IN_ACTIONS, "GITHUB_STEP_SUMMARY": str(missing)})
+    assert capsys.readouterr().err.startswith("warning: cannot write the step summary: ")
+
+
+def test_the_comment_links_the_run_when_given_one() -> None:
+    result = github.AccountResult(account="main", command="plan", exit_code=0)
+    url = "https://github.com/o/r/actions/runs/7"
+    assert f"[Logs and JSON plans]({url})" in github.combined_comment(
+        [(result, _plan(0, "q"))], run_url=url
+    )
+    assert "Logs and JSON plans" not in github.combined_comment([(result, _plan(0, "q"))])
+
+
+def test_the_action_helpers_answer_in_process(tmp_path: Path) -> None:
+    # The same commands as the subprocess tests above, where a mutation audit can see them.
+    from click.testing import CliRunner
+
+    runner = CliRunner()
+    run = "https://github.com/acme/images/actions/runs/55"
+    notice = ["fork-notice", "--conclusion", "failure", "--run-url", run, "--workflow", "imgix"]
+    done = runner.invoke(github.main, notice)
+    assert (done.exit_code, done.output) == (0, github.fork_notice("failure", run, "imgix"))
+    assert "**failed (the run's annotations show where)**" in done.output
+    bad_url = runner.invoke(github.main, [*notice[:4], "http://x", *notice[5:]])
+    assert (bad_url.exit_code, bad_url.output) == (
+        1,
+        "error: --run-url is not the link of a workflow run\n",
+    )
+    bad_name = runner.invoke(github.main, [*notice[:6], "a`b"])
+    assert (bad_name.exit_code, bad_name.output) == (
+        1,
+        "error: --workflow is not a workflow name\n",
+    )
+    assert "**unknown**" in github.fork_notice("neutral", run, "imgix")
+    assert "No API key was available to this pull request's jobs" in done.output
+
+    digest = "sha256:" + "d" * 64
+    comments = tmp_path / "comments.jsonl"
+    body = f"{MARKER}\n<!-- imgix-reconciler:digest account=main {digest} -->\n"
+    comments.write_text(json.dumps({"user": {"login": github.BOT_LOGIN}, "body": body}) + "\n")
+    found = runner.invoke(github.main, ["reviewed-digest", str(comments), "main"])
+    assert (found.exit_code, found.output) == (0, digest + "\n")
+    missing = runner.invoke(github.main, ["reviewed-digest", str(comments), "other"])
+    assert missing.exit_code == 1 and "records a digest for account other" in missing.output
+    comments.write_text("{not json\n")
+    garbled = runner.invoke(github.main, ["reviewed-digest", str(comments), "main"])
+    assert garbled.exit_code == 1 and "the comments are not JSON lines" in garbled.output
+    assert isinstance(garbled.exception, SystemExit)  # said, not a crash
+
+
+def test_a_mask_announced_while_output_is_redacted_still_names_the_value(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # Through the redacting stderr the runner would read `::add-mask::***`, masking nothing.
+    from reconciler import redact
+
+    redact.register("already-registered-value")
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    with redact.redacted_output():
+        github.announce_secret("already-registered-value")
+    assert capfd.readouterr().err == "::add-mask::already-registered-value\n"
+
+
+def test_an_annotation_names_the_file_from_the_workspace_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "infra").mkdir()
+    monkeypatch.setenv("GITHUB_WORKSPACE", str(tmp_path))
+    error = LocatedError(str(tmp_path / "infra" / "s.yaml"), 1, 2, "name", "bad")
+    assert github.error_annotation(error).startswith("::error file=infra/s.yaml,line=1,col=2,")
+    outside = LocatedError("/elsewhere/s.yaml", 1, 2, "name", "bad")
+    assert github.error_annotation(outside).startswith("::error file=/elsewhere/s.yaml,")
+
+
+def test_a_drift_comment_has_no_note_about_planning_a_fork() -> None:
+    fork = github.AccountResult(account="eu", command="drift", exit_code=0, planned=False)
+    assert "No API key was available" not in github.combined_comment([(fork, None)], view="drift")
+    assert "No API key was available" in github.combined_comment([(fork, None)], view="plan")
+    planned = github.AccountResult(account="eu", command="plan", exit_code=0)
+    assert "No API key" not in github.combined_comment([(planned, _plan(0, "q"))])
+
+
+def test_the_fork_note_names_the_accounts_without_a_key() -> None:
+    forks = [
+        (github.AccountResult(account=name, command="plan", exit_code=0, planned=False), None)
+        for name in ("eu", "us")
+    ]
+    assert "No API key was available to this job for `eu`, `us` (a pull request" in (
+        github.combined_comment(forks)
+    )
+
+
+@pytest.mark.parametrize("listed", ['[{"files": "a.yaml"}]', "[1]", '[{"name": 5}]'])
+def test_an_accounts_list_of_the_wrong_shape_is_refused(listed: str) -> None:
+    with pytest.raises(ValueError, match="JSON list"):
+        github.missing_accounts(listed, [])
+
+
+def test_combine_gives_every_listed_account_a_row(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    folder = tmp_path / "eu"
+    folder.mkdir()
+    result = github.AccountResult(account="eu", command="plan", exit_code=0, planned=False)
+    (folder / "result.json").write_text(result.model_dump_json())
+    listed = '[{"name": "eu"}, {"name": "us"}]'
+    done = CliRunner().invoke(github.main, ["combine", str(folder), "--accounts", listed])
+    assert done.exit_code == 0
+    table = "| account | result | create | patch | unchanged | unmanaged |\n|---|---|---:|"
+    assert f"### imgix-reconciler plan: 2 accounts\n\n{table}" in done.output
+    (folder / "result.json").write_text("{}")
+    broken = CliRunner().invoke(github.main, ["combine", str(folder)])
+    assert broken.exit_code == 1 and isinstance(broken.exception, SystemExit)
+    assert broken.output.startswith("error: cannot gather the account results: ")
+    assert "| `eu` | validated only (no API key) |" in done.output
+    assert "| `us` | no result (its job failed or was cancelled) |" in done.output
+
+
+def test_when_even_the_summaries_do_not_fit_the_table_still_has_every_account() -> None:
+    results = [
+        (github.AccountResult(account=f"a{n}", command="plan", exit_code=2), _plan(1, f"p{n}"))
+        for n in range(150)
+    ]
+    comment = github.combined_comment(results)
+    assert len(comment) < github.COMMENT_LIMIT
+    assert all(f"| `a{n}` | changes | 1 |" in comment for n in range(150))
+    shown = comment.count("\n#### Account `")
+    assert 0 < shown < 150
+    assert comment.endswith(f"\n… and {150 - shown} accounts not shown (see the artifacts).\n")
+
+
+def test_a_bot_comment_without_a_body_is_skipped() -> None:
+    digest = "sha256:" + "e" * 64
+    body = f"{MARKER}\n<!-- imgix-reconciler:digest account=eu {digest} -->\n"
+    comments = [
+        {"user": {"login": github.BOT_LOGIN}, "body": body},
+        {"user": {"login": github.BOT_LOGIN}, "body": None},
+        {"user": "not a mapping", "body": body},
+    ]
+    assert github.reviewed_digest(comments, "eu") == digest
+
+
+def test_a_drift_comment_says_which_accounts_drifted() -> None:
+    results = [
+        (github.AccountResult(account="eu", command="drift", exit_code=2), _plan(1, "d")),
+        (github.AccountResult(account="us", command="drift", exit_code=0), _plan(0, "s")),
+        (github.AccountResult(account="ap", command="drift", exit_code=1), None),
+    ]
+    comment = github.combined_comment(results, view="drift")
+    assert comment.startswith(
+        "<!-- imgix-reconciler:drift -->\n### imgix-reconciler drift: 3 accounts\n"
+    )
+    assert "| `eu` | drift | 1 | 0 | 0 | 0 |" in comment
+    assert "| `us` | in sync | 0 | 0 | 0 | 0 |" in comment
+    assert "| `ap` | error (see the logs) | | | | |" in comment
+    invalid = github.AccountResult(account="v", command="plan", exit_code=1, planned=False)
+    assert "| `v` | invalid files |" in github.combined_comment([(invalid, None)])

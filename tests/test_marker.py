@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -40,3 +43,32 @@ def test_a_composed_annotation_parses_back_to_its_text_and_marker(
 def test_text_without_a_marker_is_the_whole_annotation() -> None:
     assert parse_annotation("Managed in git ") == ("Managed in git ", None)
     assert parse_annotation("") == (None, None)
+
+
+def test_tokens_of_unknown_kinds_are_ignored() -> None:
+    # A later version may add kinds; `future.name` must not be read as the owner.
+    parsed = parse_annotation("[imgix-reconciler v1 future.name=x owner.team=y fp.a=1]")
+    assert parsed == (None, Marker(fingerprints={"a": "1"}))
+
+
+def test_the_marker_text_is_the_format_earlier_writes_left_on_live_sources() -> None:
+    # Live annotations keep what earlier versions wrote: the text itself is the contract.
+    written = (
+        "Managed in git [imgix-reconciler v1 fp.password=0a fp.s3_secret_key=3f "
+        "enc.password=9b owner.name=acme/infra pending.enabled=false]"
+    )
+    marker = Marker(
+        fingerprints={"s3_secret_key": "3f", "password": "0a"},
+        encrypted={"password": "9b"},
+        owner="acme/infra",
+        pending_disable=True,
+    )
+    assert compose_annotation("Managed in git", marker) == written
+    assert parse_annotation(written) == ("Managed in git", marker)
+
+
+def test_a_marker_cannot_be_changed_once_made() -> None:
+    # Plans share one parsed marker between actions: none may edit it for the others.
+    marker = Marker(owner="a")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        marker.owner = "b"  # type: ignore[misc]

@@ -416,3 +416,85 @@ def test_refusals_in_a_row_that_say_not_how_long_mark_the_budget_spent_for_a_win
     asyncio.run(scenario())
 
     assert fake_clock.elapsed == pytest.approx(3600.01)
+
+
+# --------------------------------------------------------------------------- edge cases
+
+
+def test_retry_after_reads_a_date_without_a_zone_as_utc() -> None:
+    # RFC 5322's "-0000" zone parses to a naive datetime: it must not crash the comparison.
+    now = datetime(2015, 10, 21, 7, 28, 0, tzinfo=timezone.utc)
+    assert retry_after({"retry-after": "Wed, 21 Oct 2015 07:28:10 -0000"}, now=now) == 10.0
+
+
+def test_retry_after_a_date_already_past_is_no_wait() -> None:
+    assert retry_after({"retry-after": "Wed, 21 Oct 2015 07:28:10 GMT"}) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"x-ratelimit-reset": "7", "x-ratelimit-remaining": "1"}, None),
+        ({"x-ratelimit-reset": "1000000000"}, 0.0),  # the smallest Unix time: long past
+    ],
+)
+def test_rate_limit_reset_at_its_boundaries(headers: dict[str, str], expected: float) -> None:
+    assert rate_limit_reset(headers, now=1_700_000_000.0) == expected
+
+
+def test_a_retry_policy_of_one_attempt_is_allowed_and_each_negative_refused() -> None:
+    assert RetryPolicy(attempts=1).attempts == 1
+    for field in ("base", "cap", "deadline"):
+        with pytest.raises(ValueError, match="must not be negative"):
+            RetryPolicy(**{field: -0.5})  # type: ignore[arg-type]
+
+
+def test_a_stop_with_a_deadline_expires_on_its_clock(fake_clock: FakeClock) -> None:
+    stop = Stop(deadline=fake_clock.now + 10, clock=fake_clock)
+    assert not stop.expired()
+    fake_clock.now += 10
+    assert stop.expired()
+    assert not Stop(deadline=None, clock=fake_clock).expired()
+
+
+def test_a_pacer_serves_one_event_loop_after_another(fake_clock: FakeClock) -> None:
+    # The CLI runs the listing and the apply in separate `asyncio.run` calls.
+    pacer = Pacer(Pacing(per_second=2.0), clock=fake_clock, sleep=fake_clock.sleep)
+
+    async def request(kind: RequestKind) -> None:
+        async with pacer.slot(kind):
+            await fake_clock.sleep(0.1)
+
+    async def use() -> None:
+        await pacer.pause(1.0)
+        kinds: list[RequestKind] = ["read", "update", "read", "update"]
+        await asyncio.gather(*map(request, kinds))  # they queue on the locks
+
+    asyncio.run(use())
+    asyncio.run(use())
+    assert fake_clock.now >= fake_clock.start + 4.0
+
+
+def test_a_write_starts_only_with_time_left_for_it_and_reads_do_not_set_that_time(
+    fake_clock: FakeClock,
+) -> None:
+    # --max-duration: a write needs the longest write seen so far (1 s until one is seen).
+    stop = Stop(deadline=fake_clock.now + 1.0, clock=fake_clock)
+    pacer = Pacer(Pacing(per_second=None), clock=fake_clock, sleep=fake_clock.sleep, stop=stop)
+
+    async def scenario() -> None:
+        async with pacer.slot("read"):
+            fake_clock.advance(3.0)  # a slow read: says nothing about writes
+        stop.deadline = fake_clock.now + 1.0
+        async with pacer.slot("update"):  # exactly enough time left
+            fake_clock.advance(0.25)
+        stop.deadline = fake_clock.now + 0.99
+        with pytest.raises(NotStarted, match="--max-duration"):
+            async with pacer.slot("update"):
+                pass
+
+    asyncio.run(scenario())
+
+
+def test_a_deadline_without_a_clock_never_expires() -> None:
+    assert not Stop(deadline=10.0).expired()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 
+import pytest
 from conftest import FakeClock
 
 from reconciler.applier import ActionResult
@@ -66,6 +67,7 @@ def test_the_heartbeat_prints_at_least_once_a_minute_while_quiet(fake_clock: Fak
     )
     assert "31 min more for the hourly create budget (29 min elapsed)" in beats[-1]
     assert fake_clock.sleeps and max(fake_clock.sleeps[1:]) <= 60.0
+    assert len(fake_clock.sleeps) < 40  # it sleeps until a line is due, not in small steps
 
 
 def test_no_heartbeat_while_lines_keep_coming(fake_clock: FakeClock) -> None:
@@ -101,3 +103,91 @@ def test_on_a_terminal_a_live_bar_keeps_the_lines(fake_clock: FakeClock) -> None
     text = out.getvalue()
     assert "applied: patch Blog" in text and "applied: patch Shop" in text
     assert "2/2" in text
+
+
+def test_on_a_terminal_the_bar_counts_the_actions_and_names_the_wait(fake_clock: FakeClock) -> None:
+    # The bar's last frame stays on the terminal: it must say where the run stopped.
+    out = io.StringIO()
+    with ApplyProgress(3, clock=fake_clock, stream=out, live=True) as progress:
+        progress.action_done(result("Blog"))
+        progress.budget_wait(BudgetWait("update", 120.0, 60))
+    waiting = out.getvalue().splitlines()[-1]
+    assert waiting.startswith("waiting for the hourly update budget ━") and waiting.endswith(" 1/3")
+
+    out = io.StringIO()
+    with ApplyProgress(3, clock=fake_clock, stream=out, live=True) as progress:
+        progress.budget_wait(BudgetWait("create", 120.0, 60))
+        progress.action_done(result("Blog"))
+        progress.action_done(result("Shop"))
+    applying = out.getvalue().splitlines()[-1]
+    assert applying.startswith("applying ━") and applying.endswith(" 2/3")
+
+
+def test_a_heartbeat_before_any_line_counts_from_the_start(fake_clock: FakeClock) -> None:
+    out = io.StringIO()
+    progress = ApplyProgress(3, clock=fake_clock, stream=out)
+    fake_clock.advance(59.0)
+    progress.beat()
+    fake_clock.advance(1.0)
+    progress.beat()  # a minute without a line: due now
+    assert out.getvalue() == "still working: 0 of 3 done (1 min elapsed)\n"
+
+
+def test_a_finished_budget_wait_is_no_longer_mentioned(fake_clock: FakeClock) -> None:
+    out = io.StringIO()
+    progress = ApplyProgress(3, clock=fake_clock, stream=out)
+    progress.budget_wait(BudgetWait("create", 120.0, 60))
+    fake_clock.advance(180.0)
+    progress.beat()
+    assert out.getvalue().splitlines()[-1] == "still working: 0 of 3 done (3 min elapsed)"
+
+
+def test_without_a_heartbeat_nothing_beats(fake_clock: FakeClock) -> None:
+    out = io.StringIO()
+    progress = ApplyProgress(3, clock=fake_clock, stream=out, heartbeat=None)
+    fake_clock.advance(3600.0)
+    progress.beat()
+    asyncio.run(progress.heartbeat(fake_clock.sleep))  # returns at once
+    assert out.getvalue() == ""
+
+
+def test_notes_and_lines_go_to_stderr_by_default(
+    fake_clock: FakeClock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    progress = ApplyProgress(1, clock=fake_clock)
+    progress.note("stopping after the writes in flight")
+    progress.action_done(result("Blog"))
+    assert capsys.readouterr().err.splitlines() == [
+        "stopping after the writes in flight",
+        "[1/1] applied: patch Blog (64f1c2a9e4b0a1d2c3e4f500)",
+    ]
+
+
+def test_the_last_budget_wait_leaves_only_itself(fake_clock: FakeClock) -> None:
+    out = io.StringIO()
+    progress = ApplyProgress(3, clock=fake_clock, stream=out)
+    progress.budget_wait(BudgetWait("update", 120.0, 60))
+    assert out.getvalue().endswith("0 of 3 done, about 2 min left\n")
+
+
+def test_the_bar_prints_outside_text_as_it_is(fake_clock: FakeClock) -> None:
+    # No rich markup, emoji codes or highlighting from a source's name.
+    out = io.StringIO()
+    with ApplyProgress(1, clock=fake_clock, stream=out, live=True) as progress:
+        progress.action_done(result("[bold]Blog[/bold] :smile:"))
+    assert "applied: patch [bold]Blog[/bold] :smile: (" in out.getvalue()
+
+
+class _Flushed(io.StringIO):
+    flushes = 0
+
+    def flush(self) -> None:
+        self.flushes += 1
+
+
+def test_each_line_is_flushed_so_a_ci_log_shows_it_at_once(fake_clock: FakeClock) -> None:
+    out = _Flushed()
+    progress = ApplyProgress(2, clock=fake_clock, stream=out)
+    progress.action_done(result("Blog"))
+    progress.note("a note")
+    assert out.flushes == 2

@@ -117,6 +117,144 @@ def test_holds_finds_a_value_in_any_form_among_many() -> None:
     assert redact.scrub("many-values-00042-\x1b-and-more!") == f"{redact.MASK}!"
 
 
+def test_a_value_of_exactly_the_minimum_length_is_masked_anywhere_in_a_text() -> None:
+    redact.register("8-chars!")
+    assert redact.scrub("at the end: 8-chars!") == f"at the end: {redact.MASK}"
+    assert redact.holds("at the end: 8-chars!")
+    assert not redact.holds("8-chars")
+
+
+def test_quotes_around_a_value_stay_visible() -> None:
+    # Each form is the value as a renderer spells it *inside* quotes: a mask that took the
+    # quotes too would garble the JSON or message around it.
+    redact.register("plain-value-42")
+    shown = redact.scrub("""["plain-value-42", 'plain-value-42', "x"]""")
+    assert shown == """["***", '***', "x"]"""
+
+
+@pytest.mark.parametrize("odd", ["\x85", "\u2028", "\x7f", "é"])
+def test_every_json_and_html_spelling_of_a_value_is_masked(odd: str) -> None:
+    # C1 controls and U+2028 are left raw by json.dumps(ensure_ascii=False) but escaped by
+    # the other forms; `&quot;` exists only when quotes are escaped.
+    import html
+    import json
+
+    value = f'odd{odd}"<value>'
+    redact.register(value)
+    for form in (
+        json.dumps(value)[1:-1],
+        json.dumps(value, ensure_ascii=False)[1:-1],
+        html.escape(value, quote=False),
+        html.escape(value, quote=True),
+    ):
+        assert redact.scrub(f"<{form}>") == f"<{redact.MASK}>", form
+
+
+def test_a_form_added_later_masks_values_registered_before() -> None:
+    redact.register("registered-before-the-form")
+    redact.mask_form(lambda value: value.upper().replace("-", "_"))
+    try:
+        assert redact.scrub("REGISTERED_BEFORE_THE_FORM") == redact.MASK
+        redact.register("registered-after-the-form")
+        assert redact.scrub("REGISTERED_AFTER_THE_FORM") == redact.MASK
+    finally:
+        redact._forms.pop()
+
+
+def test_holds_with_few_values() -> None:
+    redact.register("one-few-value")
+    assert redact.holds("see one-few-value here")
+    assert not redact.holds("see one-few-valu here")
+
+
+def test_many_values_are_found_at_the_very_end_of_a_text() -> None:
+    for n in range(100):
+        redact.register(f"end-value-{n:03d}")
+    redact.register("8-chars?")
+    for value in ("end-value-099", "8-chars?"):
+        assert redact.holds(f"ends with {value}")
+        assert redact.scrub(f"ends with {value}") == f"ends with {redact.MASK}"
+
+
+@pytest.mark.parametrize("others", [0, 100])
+def test_forgetting_values_edited_in_place_unmasks_them(others: int) -> None:
+    # How tests forget what they registered (tests/conftest.py), with few values or many.
+    for n in range(others):
+        redact.register(f"other-value-{n:03d}")
+    redact.register("kept-value-123")
+    redact.register("forgotten-value-123")
+    redact._values.discard("forgotten-value-123")
+    redact._refresh()
+    assert redact.scrub("kept-value-123 forgotten-value-123") == "*** forgotten-value-123"
+    assert not redact.holds("forgotten-value-123")
+
+
+def test_in_github_actions_each_value_is_announced_once_and_short_ones_never(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    redact.register("announced-value")
+    redact.register("announced-value")
+    redact.register("short")
+    assert capfd.readouterr().err.splitlines() == ["::add-mask::announced-value"]
+
+
+def test_nothing_is_announced_outside_github_actions(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
+    redact.register("not-announced-value")
+    assert capfd.readouterr().err == ""
+
+
+class _Terminal(io.StringIO):
+    encoding = "cp1252"  # type: ignore[assignment]
+    flushed = 0
+
+    def isatty(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return 7
+
+    def flush(self) -> None:
+        self.flushed += 1
+
+
+def test_a_redacting_stream_behaves_as_the_terminal_it_wraps() -> None:
+    # rich and click ask the stream whether it is a terminal and which encoding it takes.
+    terminal = _Terminal()
+    stream = redact.RedactingStream(terminal)
+    redact.register("stream-secret-1")
+    assert stream.write("a stream-secret-1 b") == len("a stream-secret-1 b")
+    stream.flush()
+    assert terminal.getvalue() == "a *** b"
+    assert terminal.flushed == 1
+    assert stream.isatty() and stream.fileno() == 7 and stream.encoding == "cp1252"
+    assert redact.RedactingStream(io.BytesIO()).encoding == "utf-8"  # type: ignore[arg-type]
+
+
+def test_a_log_handler_added_during_a_command_is_masked_and_filters_are_removed_after(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    err = io.StringIO()
+    root = logging.getLogger()
+    # One handler when the command starts; the one added later is called first, so no other
+    # handler's filter masks the record for it.
+    monkeypatch.setattr(root, "handlers", [logging.NullHandler()])
+    before = list(root.filters), [list(h.filters) for h in root.handlers]
+    with redact.redacted_output():
+        handler = logging.StreamHandler(err)
+        root.handlers.insert(0, handler)
+        try:
+            redact.register("late-handler-secret")
+            root.warning("root says late-handler-secret")
+        finally:
+            root.removeHandler(handler)
+    assert err.getvalue() == "root says ***\n"
+    assert (list(root.filters), [list(h.filters) for h in root.handlers]) == before
+
+
 def test_a_command_that_logs_nothing_starts_without_logging_and_still_masks_later_records() -> None:
     # Without logging imported there is no handler to wrap (validate runs so); a record
     # made once something imports it goes to logging's last resort, the wrapped stderr.

@@ -166,7 +166,132 @@ def test_schema_fragment_accepts_exactly_one_kind() -> None:
 
 
 def test_a_nul_character_in_a_path_is_an_error_not_a_crash(tmp_path: Path) -> None:
-    with pytest.raises(UnreadableReference, match="NUL"):
+    with pytest.raises(UnreadableReference) as refused:
         read(tmp_path, "a\0b.txt")
+    assert str(refused.value) == "{file: ...}: the path holds a NUL character"
     with pytest.raises(UnreadableReference, match="malformed"):
         references.read_located({"file": "/tmp/a\0b"}, environ={})
+
+
+@pytest.mark.parametrize(
+    "locator",
+    [{"env": "A", "file": "/b"}, {"http": "https://x.example/"}, {}],
+)
+def test_a_locator_of_an_unknown_shape_is_refused_by_name(locator: dict[str, str]) -> None:
+    # A saved plan carries locators: its text may have been edited.
+    with pytest.raises(UnreadableReference, match=r"^unknown reference"):
+        references.read_located(locator, environ={"A": "a-value-long-enough"})
+
+
+@pytest.mark.parametrize("locator", [{"env": ""}, {"env": 5}, {"file": "/a\0b"}])
+def test_a_malformed_locator_is_refused(locator: dict[str, object]) -> None:
+    with pytest.raises(UnreadableReference, match=r"^malformed reference$"):
+        references.read_located(locator, environ={"": "a-value-long-enough"})
+
+
+def test_a_value_of_exactly_the_minimum_length_is_read() -> None:
+    value = "k" * MIN_LENGTH
+    assert references.read_located({"env": "V"}, environ={"V": value}) == value
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["IMGIX_API_KEY", "IMGIX_SOURCE_SECRETS", "GITHUB_TOKEN", "GH_TOKEN",
+     "IMGIX_RECONCILER_FINGERPRINT_KEY", "ACTIONS_RUNTIME_TOKEN"],
+)  # fmt: skip
+def test_a_credential_of_the_tool_or_the_runner_is_never_read(name: str) -> None:
+    with pytest.raises(UnreadableReference) as refused:
+        references.read_located({"env": name}, environ={name: "credential-value-123"})
+    assert str(refused.value).startswith(f"environment variable {name} holds a credential")
+    assert not isinstance(refused.value, MissingReference)
+    assert redact.scrub("credential-value-123") == "credential-value-123"  # never read
+
+
+@pytest.mark.parametrize("name", ["MY_GITHUB_TOKEN", "IMGIX_API_KEY_2", "SOURCE_ACTIONS_KEY"])
+def test_variables_that_only_look_like_credentials_are_read(name: str) -> None:
+    assert references.read_located({"env": name}, environ={name: "own-value-123"}) == (
+        "own-value-123"
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "value"),
+    [("ends-in-X\r\n", "ends-in-X"), ("ends-in-blanks \t\n", "ends-in-blanks \t")],
+)
+def test_only_the_line_ending_is_dropped_from_a_file_value(
+    tmp_path: Path, content: str, value: str
+) -> None:
+    (tmp_path / "v.txt").write_bytes(content.encode())
+    assert read(tmp_path, "v.txt") == value
+
+
+def test_a_limit_that_is_not_a_whole_kibibyte_is_told_in_bytes(tmp_path: Path) -> None:
+    (tmp_path / "f").write_bytes(b"x" * 101)
+    with pytest.raises(references.Unreadable, match=r"^larger than 100 bytes$"):
+        references.read_limited(str(tmp_path / "f"), 100, regular_only=True)
+    assert references.read_limited(str(tmp_path / "f"), 101, regular_only=False) == b"x" * 101
+
+
+def test_a_missing_value_still_says_where_to_read_it_at_apply_time(tmp_path: Path) -> None:
+    # A plan made without the secrets keeps the locator, for apply to read the value later.
+    for reference, locator in (
+        (Reference("env", "LATER"), {"env": "LATER"}),
+        (Reference("file", "later.txt"), {"file": str(tmp_path.resolve() / "later.txt")}),
+    ):
+        with pytest.raises(MissingReference) as missing:
+            references.read(reference, environ={}, base=tmp_path, root=tmp_path)
+        assert missing.value.locator == locator
+
+
+def test_reading_leaves_no_file_descriptor_open(tmp_path: Path) -> None:
+    (tmp_path / "v.txt").write_text("a-value-long-enough")
+    os.mkfifo(tmp_path / "fifo")
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(20):
+        assert read(tmp_path, "v.txt") == "a-value-long-enough"
+        with pytest.raises(UnreadableReference):
+            read(tmp_path, "fifo")
+    assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_a_file_refused_for_what_it_is_is_not_taken_for_a_missing_one(tmp_path: Path) -> None:
+    # A plan made without the secrets skips missing values: never a refused one.
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "huge.txt").write_text("x" * (MAX_REFERENCED_BYTES + 1))
+    for name in ("fifo", "huge.txt"):
+        with pytest.raises(UnreadableReference) as refused:
+            read(tmp_path, name)
+        assert not isinstance(refused.value, MissingReference), name
+
+
+def test_each_refusal_names_the_reference_in_full(tmp_path: Path) -> None:
+    # The messages users read: the reference and the reason, never the value.
+    (tmp_path / "repository").mkdir()
+    (tmp_path / "empty.txt").write_text("\n")
+    (tmp_path / "binary.txt").write_bytes(b"\xff\xfe-not-utf-8-text")
+    (tmp_path / "real.txt").write_text("value-behind-a-link\n")
+    os.symlink(tmp_path / "real.txt", tmp_path / "swapped.txt")
+    root = (tmp_path / "repository").resolve()
+    cases = [
+        (
+            lambda: read(tmp_path / "repository", "../real.txt"),
+            f"{{file: ../real.txt}}: the path leads outside the repository ({root})",
+        ),
+        (
+            lambda: references.read_located({"env": "E"}, environ={"E": ""}),
+            "environment variable E is empty",
+        ),
+        (
+            lambda: references.read_located({"file": str(tmp_path / "swapped.txt")}, environ={}),
+            f"cannot read {tmp_path / 'swapped.txt'}: the path is not the one checked",
+        ),
+        (lambda: read(tmp_path, "empty.txt"), "file empty.txt is empty"),
+        (
+            lambda: read(tmp_path, "binary.txt"),
+            "cannot read binary.txt: not readable as UTF-8 text",
+        ),
+    ]
+    for call, message in cases:
+        with pytest.raises(UnreadableReference) as refused:
+            call()
+        assert str(refused.value) == message

@@ -746,3 +746,15 @@ def test_plan_json_of_every_kind_of_entry_validates_against_the_shipped_schema(
     assert document["blast_radius"]["exceeded"] is True
     assert document["adoption"]["count"] >= 1
     assert {"possible_rename", "cannot_compare"} <= {n["kind"] for n in document["notices"]}
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [(-3, "0 s"), (59.4, "59 s"), (60, "1 min"), (3540, "59 min"), (3599, "1 h 00 min"),
+     (3600, "1 h 00 min"), (3900, "1 h 05 min"), (7080, "1 h 58 min"),
+     (14 * 3600 + 60, "14 h 01 min")],
+)  # fmt: skip
+def test_a_duration_reads_as_a_person_says_it(seconds: float, shown: str) -> None:
+    from reconciler.render.values import duration
+
+    assert duration(seconds) == shown

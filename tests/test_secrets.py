@@ -23,6 +23,7 @@ from reconciler.plan import Plan
 from reconciler.planner import PlanOptions, plan
 from reconciler.reconcile import drift_findings
 from reconciler.secrets import (
+    UNDECLARED,
     UNKNOWN,
     UNRECORDED,
     UNRESOLVED,
@@ -32,8 +33,11 @@ from reconciler.secrets import (
     encrypted_digest,
     encrypted_fields,
     fingerprint,
+    origin_moved,
     recorded_encrypted,
+    secret_values,
     stamped,
+    unchanged_secrets,
 )
 from reconciler.specs import (
     DeploymentBase,
@@ -516,3 +520,144 @@ def test_the_decision_records_encrypted_values_as_its_rule_says(
         web = set(encrypted_fields(type(deployment)))
         assert decision.encrypted == encrypted
         assert decision.record_encrypted == bool((set(decision.send) | unrecorded) & web)
+
+
+# --------------------------------------------------------------------------- the planner's shortcut
+
+_FOLDER_VALUES = {
+    "password": "folder-password-1",
+    "request_signing_key": "folder-signing-key-0123456789abc",
+}
+
+
+def _folder(resolved: bool) -> WebFolderDeployment:
+    return WebFolderDeployment.model_validate(
+        {
+            "type": "webfolder",
+            "webfolder_base_url": "https://o.example/",
+            "imgix_subdomains": ["acme-folder"],
+            **{
+                name: SecretRef("env", name.upper(), value if resolved else None)
+                for name, value in _FOLDER_VALUES.items()
+            },
+        }
+    )
+
+
+_RECORDS: dict[str, Marker | None] = {
+    "none": None,
+    "same": Marker({n: fingerprint(KEY, n, v) for n, v in _FOLDER_VALUES.items()}),
+    "rotated": Marker(
+        {"password": fingerprint(KEY, "password", "old-password"), "request_signing_key": "0"}
+    ),
+    "one unknown": Marker(
+        {
+            "password": UNKNOWN,
+            "request_signing_key": fingerprint(
+                KEY, "request_signing_key", _FOLDER_VALUES["request_signing_key"]
+            ),
+        }
+    ),
+    "one unrecorded": Marker({"password": fingerprint(KEY, "password", "folder-password-1")}),
+}
+
+
+@pytest.mark.parametrize("resolved", [True, False])
+@pytest.mark.parametrize("record", list(_RECORDS))
+@pytest.mark.parametrize(
+    "ignored", [frozenset(), frozenset({"deployment.password"}), frozenset({"deployment.x"})]
+)
+def test_the_planners_shortcut_says_what_the_full_rules_say(
+    resolved: bool, record: str, ignored: frozenset[str]
+) -> None:
+    # `unchanged_secrets` answers for a patch that changes nothing else, or defers (None).
+    deployment, recorded = _folder(resolved), _RECORDS[record]
+    shortcut = unchanged_secrets(
+        deployment, key=KEY, recorded=recorded, ignored=ignored, fingerprints={}
+    )
+    decision = decide_secrets(
+        deployment, key=KEY, live_type="webfolder", recorded=recorded, ignored=ignored
+    )
+    must_decide = bool(decision.send) or UNRESOLVED in decision.cannot_compare.values()
+    if must_decide:
+        assert shortcut is None
+    else:
+        unrecorded = UNRECORDED in decision.cannot_compare.values()
+        assert shortcut == (UNRECORDED if unrecorded else "keep")
+
+
+def test_a_type_change_sends_every_secret_even_one_recorded_unchanged() -> None:
+    deployment = _folder(resolved=True)
+    decision = decide_secrets(
+        deployment, key=KEY, live_type="s3", recorded=_RECORDS["same"], changed={"type"}
+    )
+    assert decision.send == ("password", "request_signing_key")
+    assert origin_moved(WebFolderDeployment, "s3", ())
+    assert credentials_to_resend(S3Deployment, "gcs", ()) == {"s3_access_key"}
+
+
+def test_only_a_credentialed_origin_moves() -> None:
+    # A web folder has no credentials to send again when its base URL changes.
+    assert not origin_moved(WebFolderDeployment, "webfolder", {"webfolder_base_url"})
+    assert origin_moved(S3Deployment, "s3", {"s3_bucket"})
+    assert not origin_moved(S3Deployment, "s3", {"cache_ttl_value"})
+
+
+def test_an_ignored_secret_is_neither_sent_nor_reported() -> None:
+    decision = decide_secrets(
+        _folder(resolved=True),
+        key=KEY,
+        live_type="webfolder",
+        recorded=_RECORDS["rotated"],
+        ignored=["deployment.password", "deployment.request_signing_key"],
+    )
+    assert decision.send == () and decision.cannot_compare == {}
+    assert decision.fingerprints == _RECORDS["rotated"].fingerprints  # type: ignore[union-attr]
+
+
+def test_a_secret_the_body_clears_gets_no_fingerprint() -> None:
+    body = {"type": "webfolder", "password": None, "request_signing_key": "signing-value-1"}
+    marker = stamped(Marker({"password": "old"}), body, KEY)
+    assert marker.fingerprints == {
+        "password": "old",
+        "request_signing_key": fingerprint(KEY, "request_signing_key", "signing-value-1"),
+    }
+
+
+def test_an_encrypted_value_gone_from_the_live_source_is_a_change() -> None:
+    marker = Marker({"password": "fp"}, {"password": encrypted_digest("enc-value")})
+    for live in ({}, {"password_encrypted": None}, {"password_encrypted": "other"}):
+        assert encrypted_changed(WebFolderDeployment, marker, live) == ["password"]
+    assert encrypted_changed(WebFolderDeployment, marker, {"password_encrypted": "enc-value"}) == []
+
+
+def test_secret_values_reads_each_deployments_value_per_secret_attribute() -> None:
+    values = secret_values(WebFolderDeployment, [_folder(True), _folder(False)])
+    assert values == [
+        ["folder-password-1", None],
+        [UNDECLARED, UNDECLARED],
+        [_FOLDER_VALUES["request_signing_key"], None],
+    ]
+
+
+def test_the_recorded_texts_are_the_ones_live_markers_already_hold() -> None:
+    # Markers written by earlier runs stay on live sources: a different hash length or
+    # placeholder would read as a change of every secret.
+    assert encrypted_digest("enc-value") == hashlib.sha256(b"enc-value").hexdigest()[:16]
+    decision = decide_secrets(
+        _folder(resolved=True),
+        key=KEY,
+        live_type="webfolder",
+        recorded=Marker({"password": "unknown", "request_signing_key": "unknown"}),
+    )
+    assert decision.cannot_compare == {
+        "password": "unrecorded",
+        "request_signing_key": "unrecorded",
+    }
+    assert decision.marker().render() == (
+        "[imgix-reconciler v1 fp.password=unknown fp.request_signing_key=unknown]"
+    )
+    unresolved = decide_secrets(
+        _folder(resolved=False), key=KEY, live_type="webfolder", recorded=_RECORDS["same"]
+    )
+    assert set(unresolved.cannot_compare.values()) == {"unresolved"}

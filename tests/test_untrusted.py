@@ -20,6 +20,7 @@ from reconciler.untrusted import LogFormatter, escaped, json_shown, one_line, qu
         ("a\nb\r\n", "a\\nb\\r\\n"),
         ("\x1b[31mred", "\\u001b[31mred"),
         ("back\\slash", "back\\\\slash"),
+        ("tab\tbs\bff\f", "tab\\tbs\\bff\\f"),
         ("\u202eevil", "\\u202eevil"),
         ("::add-mask::x", "\\u003a:add-mask::x"),
         ("  ::error::x", "  \\u003a:error::x"),
@@ -67,7 +68,20 @@ def test_patterns_are_compiled_at_first_use_and_then_replace_the_placeholder() -
         "print(isinstance(untrusted._UNSAFE, re.Pattern))\n"
         "print(untrusted.escaped('a\\x1b'), isinstance(untrusted._UNSAFE, re.Pattern))\n"
         "print(isinstance(untrusted._MARKDOWN_UNSAFE, re.Pattern))\n"
+        "untrusted.one_line('a'), untrusted.markdown_text('a'), untrusted.json_shown('a')\n"
+        "print([isinstance(getattr(untrusted, name), re.Pattern) for name in (\n"
+        "    '_RAW_AFTER_JSON', '_CONTROL', '_COMMAND_START', '_MARKDOWN_UNSAFE')])\n"
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
-    assert done.stdout.splitlines() == ["False", "a\\u001b True", "False"]
+    assert done.stdout.splitlines() == [
+        "False",
+        "a\\u001b True",
+        "False",
+        "[True, True, True, True]",
+    ]
     assert isinstance(untrusted._UNSAFE, re.Pattern)
+
+
+def test_json_shown_keeps_letters_of_any_script_readable() -> None:
+    # Only what a terminal acts on is escaped: a Japanese or accented name reads as written.
+    assert json_shown({"name": "Café 東京"}) == '{"name": "Café 東京"}'
