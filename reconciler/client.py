@@ -323,7 +323,10 @@ class _Listing(NamedTuple):
         read = len(self.resources)
         if not (self.disagree() or self.miscounted() or self.repeated):
             return None
-        told = " then ".join(map(str, self.records))
+        shown = list(map(str, self.records))
+        if len(shown) > 4:  # a server may announce another length on every page
+            shown[2:-1] = [f"… ({len(shown) - 3} more)"]
+        told = " then ".join(shown)
         told = f"{told} announced, " if told else ""
         twice = f", {self.repeated} listed twice" if self.repeated else ""
         return f"{told}{read} read{twice}"

@@ -731,6 +731,18 @@ def test_pages_that_disagree_on_the_total_are_refused(fake_clock: FakeClock) -> 
     assert len(notices) == 2 and len(api.received) == 3 * 3
 
 
+def test_a_length_announced_anew_on_every_page_is_not_quoted_whole(
+    fake_clock: FakeClock,
+) -> None:
+    # A hostile server can announce another length on each of thousands of pages.
+    api = HostileApi(attack="moving", records=1200, moves=0, disagree=True)
+
+    error, _ = list_hostile(fake_clock, api)
+
+    assert isinstance(error, ApiError)
+    assert "(1200 then 1201 then … (9 more) then 1211 announced, 1200 read)" in str(error)
+
+
 def test_a_total_that_is_off_on_two_reads_alike_is_taken_as_the_apis_count(
     fake_clock: FakeClock,
 ) -> None:
