@@ -466,7 +466,13 @@ class _DesiredFile(ReferenceSteps, CrossSourceChecks):
             state = DesiredState.model_validate(data)
         except ValidationError as exc:
             reported: set[LocatedError] = set()
-            for detail in exc.errors(include_url=False):
+            # Each detail dropped once worded: the details and the errors made of them
+            # are not all held at once (about 1 KB each for 300,000 errors).
+            details = exc.errors(include_url=False)
+            del exc
+            details.reverse()
+            while details:
+                detail = details.pop()
                 # On the fast attempt, placed on its composed tree (`locate_node`): a
                 # file of 300,000 mistakes is not parsed again by the pure-Python parser.
                 located = self._pydantic_error(detail, data)
