@@ -1086,3 +1086,14 @@ def test_many_errors_on_one_mapping_are_placed_in_one_pass_over_it(
     assert len(errors) == 2_000
     assert errors[-1].startswith(f"{path}:2002:1: k01999: unknown key 'k01999'")
     assert len(indexed) == 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="abcdefgilnorstuvy_0189", max_size=24))
+def test_the_suggestion_shortcut_never_changes_difflibs_answer(key: str) -> None:
+    import difflib
+
+    known = positions.known_keys(("sources", 0, key), {})
+    close = difflib.get_close_matches(key, known, n=1, cutoff=positions.SUGGESTION_CUTOFF)
+    expected = f"unknown key {key!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+    assert positions.unknown_key(("sources", 0, key), {}) == expected

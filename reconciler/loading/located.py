@@ -381,13 +381,29 @@ def known_keys(parts: Loc, data: Any) -> list[str]:
     return []
 
 
+SUGGESTION_CUTOFF = 0.6
+
+
 def unknown_key(parts: Loc, data: Any) -> str:
     key = str(parts[-1]) if parts else ""
     message = f"unknown key {key!r}"
+    known = known_keys(parts, data)
+    if not any(_shares_enough(key, name) for name in known):
+        return message  # difflib would find no match: spared for a file of 300,000 keys
     import difflib  # for a mistake only: a valid file never loads it
 
-    close = difflib.get_close_matches(key, known_keys(parts, data), n=1, cutoff=0.6)
+    close = difflib.get_close_matches(key, known, n=1, cutoff=SUGGESTION_CUTOFF)
     return f"{message} (did you mean {close[0]!r}?)" if close else message
+
+
+def _shares_enough(key: str, name: str) -> bool:
+    """difflib's `quick_ratio` (shared characters), an upper bound of its `ratio`, at least
+    the cutoff: a name that fails it is never suggested."""
+    shared = set(key).intersection(name)
+    if not shared:
+        return False
+    common = sum(min(key.count(c), name.count(c)) for c in shared)
+    return 2.0 * common >= SUGGESTION_CUTOFF * (len(key) + len(name))
 
 
 def printable(text: str) -> str:
