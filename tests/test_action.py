@@ -25,6 +25,9 @@ from console import CANARY_ENV, CANARY_FILES, child_env, sources_yaml, write_sou
 from reconciler.emulator import SourceStore
 from reconciler.render.markdown import MARKER
 
+# The comment of the caller workflow `.github/workflows/imgix.yml` (FakeGitHub.env's).
+KEYED = "<!-- imgix-reconciler:plan key=imgix -->"
+
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).parent.parent
@@ -349,6 +352,7 @@ class FakeGitHub:
             "GH_TOKEN": "fake-token",
             "RESULTS": str(runner.temp / "imgix-reconciler"),
             "ACCOUNTS": '[{"name": "main", "files": "sources.yaml"}]',
+            "GITHUB_WORKFLOW_REF": "acme/images/.github/workflows/imgix.yml@refs/pull/7/merge",
             **extra,
         }
 
@@ -385,7 +389,7 @@ def test_one_comment_per_pull_request_updated_in_place(
     assert [c["id"] for c in thread] == [1, 101]
     assert thread[0]["body"] == MARKER + "\nfake"
     body = thread[1]["body"]
-    assert body.startswith(MARKER + "\n### imgix-reconciler plan: 1 account")
+    assert body.startswith(KEYED + "\n### imgix-reconciler plan: 1 account")
     assert "| `main` | changes | 2 | 0 | 0 | 0 |" in body
     assert "https://github.com/acme/images/actions/runs/1234" in body
     writes = [c["method"] for c in github.state["calls"] if c["method"] != "GET"]
@@ -453,6 +457,7 @@ def _fork_run(github: FakeGitHub, runner: FakeRunner, **event: str) -> dict[str,
         "HEAD_BRANCH": "patch-1",
         "HEAD_SHA": FORK_SHA,
         "PLAN_WORKFLOW": "imgix",
+        "PLAN_WORKFLOW_PATH": ".github/workflows/imgix.yml",
         **{name.upper(): value for name, value in event.items()},
     }
     return {**github.env(runner), **run, "IMGIX_RECONCILER_VENV": sys.prefix}
@@ -468,7 +473,7 @@ def test_a_forks_pull_request_gets_the_notice_then_the_maintainers_plan_in_one_c
     notice = runner.script("fork-notice.sh", _fork_run(github, runner))
     assert notice.returncode == 0, notice.stderr
     [posted] = github.state["comments"]["9"]
-    assert posted["body"].startswith(MARKER + "\n### imgix-reconciler plan: not run")
+    assert posted["body"].startswith(KEYED + "\n### imgix-reconciler plan: not run")
     assert "**failed (the run's annotations show where)**" in posted["body"]
     assert "(https://github.com/acme/images/actions/runs/555)" in posted["body"]
     assert "run the `imgix` workflow with `pull-request` set to" in posted["body"]
@@ -575,7 +580,7 @@ def test_drift_opens_updates_then_closes_one_issue(
     assert runner.script("drift-issue.sh", env).returncode == 0  # the next day: still drifted
     (issue,) = github.state["issues"]
     assert issue["state"] == "open" and issue["body"].startswith(
-        "<!-- imgix-reconciler:drift -->\n### imgix-reconciler drift: 1 account"
+        "<!-- imgix-reconciler:drift key=imgix -->\n### imgix-reconciler drift: 1 account"
     )
 
     # Back in sync once the missing source is made.
