@@ -8,7 +8,8 @@
 # Needs: RESULTS (folder of the accounts' result folders), ACCOUNTS (the workflow's JSON
 # list of accounts), IMGIX_RECONCILER_VENV, GH_TOKEN, GITHUB_REPOSITORY, and the pull
 # request: PULL_REQUEST, else the event payload's. PLANNED_HEAD: the pull request's head
-# commit the run planned (default: the event payload's).
+# commit the run planned (default: the event payload's). GITHUB_WORKFLOW_REF (the caller
+# workflow's, which GitHub sets) keys the comment: each caller workflow keeps its own.
 set -euo pipefail
 
 venv="${IMGIX_RECONCILER_VENV:?}"
@@ -23,7 +24,8 @@ folders=("${RESULTS:?}"/*/)
 ((${#folders[@]})) || { echo "::error title=imgix-reconciler::no account produced a result"; exit 1; }
 body="${RUNNER_TEMP:?}/imgix-reconciler-comment.md"
 run_url="${GITHUB_SERVER_URL:-https://github.com}/$GITHUB_REPOSITORY/actions/runs/${GITHUB_RUN_ID:-0}"
-"$venv/bin/python" -I -m reconciler.github combine --run-url "$run_url" \
+key="$("$venv/bin/python" -I -m reconciler.github comment-key "${GITHUB_WORKFLOW_REF:?}")"
+"$venv/bin/python" -I -m reconciler.github combine --run-url "$run_url" --key "$key" \
   --accounts "${ACCOUNTS:?}" "${folders[@]}" > "$body"
 echo "comment-file=$body" >> "${GITHUB_OUTPUT:-/dev/null}"
 

@@ -5,13 +5,18 @@
 # issue as it is and fails the job.
 #
 # Needs: RESULTS (folder of the accounts' result folders), ACCOUNTS (the workflow's JSON
-# list of accounts), IMGIX_RECONCILER_VENV, GH_TOKEN, GITHUB_REPOSITORY.
+# list of accounts), IMGIX_RECONCILER_VENV, GH_TOKEN, GITHUB_REPOSITORY, and
+# GITHUB_WORKFLOW_REF (the caller workflow's, which GitHub sets): each caller workflow keeps
+# its own issue (its key in the marker), so one caller in sync never closes another's
+# drift. With no open issue of its key, an unkeyed one (an older version's) is taken over.
 set -euo pipefail
 
-marker="<!-- imgix-reconciler:drift -->"
+legacy="<!-- imgix-reconciler:drift -->"
 bot="github-actions[bot]"
-title="imgix drift: live sources differ from the files"
 venv="${IMGIX_RECONCILER_VENV:?}"
+key="$("$venv/bin/python" -I -m reconciler.github comment-key "${GITHUB_WORKFLOW_REF:?}")"
+marker="<!-- imgix-reconciler:drift key=$key -->"
+title="imgix drift: live sources differ from the files ($key)"
 
 shopt -s nullglob
 folders=("${RESULTS:?}"/*/)
@@ -21,15 +26,18 @@ reported="$(jq -r .account "${folders[@]/%/result.json}")"
 missing="$(jq -r '.[].name' <<< "${ACCOUNTS:?}" | grep -vxF -f <(printf '%s\n' "$reported") || true)"
 body="${RUNNER_TEMP:?}/imgix-reconciler-drift.md"
 run_url="${GITHUB_SERVER_URL:-https://github.com}/$GITHUB_REPOSITORY/actions/runs/${GITHUB_RUN_ID:-0}"
-"$venv/bin/python" -I -m reconciler.github combine --view drift --run-url "$run_url" \
+"$venv/bin/python" -I -m reconciler.github combine --view drift --key "$key" --run-url "$run_url" \
   --accounts "$ACCOUNTS" "${folders[@]}" > "$body"
 cat "$body" >> "${GITHUB_STEP_SUMMARY:-/dev/null}"
 
 # `sed -n 1p`, not `head -n 1`: it reads all, so gh never writes into a closed pipe (a
 # SIGPIPE that pipefail would turn into a failed job when two issues match).
-open="$(gh api --paginate "repos/$GITHUB_REPOSITORY/issues?state=open" \
-  --jq ".[] | select(.user.login == \"$bot\" and (.body // \"\" | startswith(\"$marker\"))) | .number" \
-  | sed -n 1p)"
+# The key is a checked name (comment-key): safe inside the jq program.
+found="$(gh api --paginate "repos/$GITHUB_REPOSITORY/issues?state=open" \
+  --jq ".[] | select(.user.login == \"$bot\") | (.body // \"\") as \$body
+    | if (\$body | startswith(\"$marker\n\")) then \"own \(.number)\"
+      elif (\$body | startswith(\"$legacy\n\")) then \"old \(.number)\" else empty end")"
+open="$({ grep '^own ' <<< "$found" || grep '^old ' <<< "$found" || true; } | sed -n '1s/^[a-z]* //p')"
 
 if [[ -n "$missing" ]]; then
   # Its sources were not checked: neither drift nor "back in sync" can be said.

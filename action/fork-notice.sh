@@ -8,7 +8,8 @@
 #
 # Needs: IMGIX_RECONCILER_VENV, GH_TOKEN, GITHUB_REPOSITORY, PLAN_WORKFLOW (the caller's
 # name, from the default branch) and, from the event's workflow_run: RUN_ID, RUN_STARTED,
-# CONCLUSION, HEAD_OWNER, HEAD_BRANCH, HEAD_SHA.
+# CONCLUSION, HEAD_OWNER, HEAD_BRANCH, HEAD_SHA, and PLAN_WORKFLOW_PATH (its path, which
+# keys the notice as the plan run keys its comment: it replaces that caller's comment only).
 set -euo pipefail
 
 venv="${IMGIX_RECONCILER_VENV:?}"
@@ -30,7 +31,8 @@ fi
 
 body="${RUNNER_TEMP:?}/imgix-reconciler-fork-notice.md"
 run_url="${GITHUB_SERVER_URL:-https://github.com}/$GITHUB_REPOSITORY/actions/runs/$RUN_ID"
-"$venv/bin/python" -I -m reconciler.github fork-notice \
+key="$("$venv/bin/python" -I -m reconciler.github comment-key "${PLAN_WORKFLOW_PATH:?}")"
+"$venv/bin/python" -I -m reconciler.github fork-notice --key "$key" \
   --conclusion "$CONCLUSION" --run-url "$run_url" --workflow "${PLAN_WORKFLOW:?}" > "$body"
 echo "comment-file=$body" >> "${GITHUB_OUTPUT:-/dev/null}"
 # A maintainer's plan made after this run started is of this commit or a later one: its

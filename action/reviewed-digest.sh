@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Print the digest of the plan reviewed on the pull request that brought GITHUB_SHA into
-# the branch, for the account ACCOUNT: the workflow's own plan comment recorded it.
+# the branch, for the account ACCOUNT: the newest of the plan comments (one per caller
+# workflow) that records it.
 #
 # Needs: ACCOUNT, IMGIX_RECONCILER_VENV, GH_TOKEN, GITHUB_REPOSITORY, GITHUB_SHA.
 set -euo pipefail
@@ -14,5 +15,5 @@ if [[ -z "$number" ]]; then
 fi
 comments="${RUNNER_TEMP:?}/imgix-reconciler-comments-$number.jsonl"
 gh api --paginate "repos/$GITHUB_REPOSITORY/issues/$number/comments" \
-  --jq '.[] | {user: {login: .user.login}, body: .body} | tojson' > "$comments"
+  --jq '.[] | {user: {login: .user.login}, body: .body, updated_at: .updated_at} | tojson' > "$comments"
 "$venv/bin/python" -I -m reconciler.github reviewed-digest "$comments" "${ACCOUNT:?}"

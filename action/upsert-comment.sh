@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Post BODY_FILE as the workflow's plan comment on pull request NUMBER, or update the one
-# posted before: the workflow's own comment (its bot's), found by the marker on its first
-# line. Fails when the token may not write (a fork's pull request gets a read-only one).
+# posted before: the comment of the same caller workflow (its bot's), found by the marker
+# on the body's first line, which names the caller's key. With no comment of that key, an
+# unkeyed one (posted by an older version) is taken over, so an upgrade adds no comment.
+# Fails when the token may not write (a fork's pull request gets a read-only one).
 #
 # Usage: upsert-comment.sh NUMBER BODY_FILE. Needs GH_TOKEN and GITHUB_REPOSITORY. With
 # KEEP_PLAN_NEWER_THAN (an ISO 8601 time in UTC), a comment holding a plan (its digest
@@ -10,17 +12,27 @@ set -euo pipefail
 
 number="$1"
 body="$2"
-marker="<!-- imgix-reconciler:plan -->"
+legacy="<!-- imgix-reconciler:plan -->"
 bot="github-actions[bot]"
 [[ "$number" =~ ^[0-9]+$ ]] || { echo "::error title=imgix-reconciler::no pull request number"; exit 1; }
+marker="$(sed -n 1p "$body")"
+# The key goes into a jq program below: only a strictly checked one.
+if [[ ! "$marker" =~ ^"<!-- imgix-reconciler:plan key="[A-Za-z0-9._-]{1,64}" -->"$ && "$marker" != "$legacy" ]]; then
+  echo "::error title=imgix-reconciler::the comment does not start with a plan marker"
+  exit 1
+fi
 
-# The last of the bot's marked comments: id, last update, whether it holds a plan. A failed
+# The bot's marked comments of this key, then the unkeyed ones: id, last update, whether it
+# holds a plan. The last of this key's, else the last unkeyed one, is updated. A failed
 # listing fails the script (never a second comment).
-latest="$(gh api --paginate "repos/${GITHUB_REPOSITORY:?}/issues/$number/comments" \
-  --jq ".[] | select(.user.login == \"$bot\" and (.body | startswith(\"$marker\")))
-    | [.id, .updated_at, (.body | contains(\"<!-- imgix-reconciler:digest \"))] | @tsv" \
-  | tail -n 1)"
-IFS=$'\t' read -r existing updated planned <<< "$latest"
+found="$(gh api --paginate "repos/${GITHUB_REPOSITORY:?}/issues/$number/comments" \
+  --jq ".[] | select(.user.login == \"$bot\")
+    | (if (.body | startswith(\"$marker\n\")) then \"own\"
+       elif (.body | startswith(\"$legacy\n\")) then \"old\" else empty end) as \$kind
+    | [\$kind, .id, .updated_at, (.body | contains(\"<!-- imgix-reconciler:digest \"))] | @tsv")"
+latest="$(grep '^own' <<< "$found" | tail -n 1 || true)"
+[[ -n "$latest" ]] || latest="$(grep '^old' <<< "$found" | tail -n 1 || true)"
+IFS=$'\t' read -r _ existing updated planned <<< "$latest"
 keep="${KEEP_PLAN_NEWER_THAN:-}"
 # ISO 8601 times in UTC compare as text.
 if [[ -n "$keep" && "${planned:-}" == true && "${updated:-}" > "$keep" ]]; then

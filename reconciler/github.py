@@ -20,6 +20,7 @@ digest a merged pull request's comment recorded, and what is left of a reviewed 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -47,6 +48,13 @@ DIGEST_LINE = deferred.pattern(
     re.MULTILINE,
 )
 ACCOUNT_NAME = deferred.pattern(__name__, "ACCOUNT_NAME", r"[A-Za-z0-9._-]{1,64}")
+# The caller workflow a plan comment or drift issue belongs to, named in its marker line:
+# two caller workflows planning one pull request keep a comment each. Never text that could
+# close the HTML comment (no `>`, no space).
+COMMENT_KEY = deferred.pattern(__name__, "COMMENT_KEY", r"[A-Za-z0-9._-]{1,64}")
+KEYED_PLAN_MARKER = deferred.pattern(
+    __name__, "KEYED_PLAN_MARKER", r"<!-- imgix-reconciler:plan key=[A-Za-z0-9._-]{1,64} -->"
+)
 # GitHub refuses comments and issue bodies over 65,536 characters; the per-account plans
 # share what is left once the header and table are written, less room for their notes.
 COMMENT_LIMIT = 65_536
@@ -142,6 +150,31 @@ def write_step_summary(markdown: str, environ: Mapping[str, str] | None = None) 
         click.echo(f"warning: cannot write the step summary: {error.strerror or error}", err=True)
 
 
+def comment_key(workflow: str) -> str:
+    """The key of a caller workflow, from its ref (`GITHUB_WORKFLOW_REF`) or its path.
+
+    Its file name without `.yml` when that is a plain name, else a hash of the file name:
+    the same for `o/r/.github/workflows/x.yml@refs/pull/1/merge` and `.github/workflows/x.yml`.
+    """
+    path, found, _ = workflow.partition("@refs/")
+    if not found:
+        path = workflow.rpartition("@")[0] or workflow
+    name = path.rpartition("/")[2]
+    stem = re.sub(r"\.ya?ml\Z", "", name)
+    if COMMENT_KEY.fullmatch(stem):
+        return stem
+    return "sha256-" + hashlib.sha256(name.encode("utf-8", "replace")).hexdigest()[:16]
+
+
+def keyed_marker(marker: str, key: str | None) -> str:
+    """`marker` naming the caller workflow `key`; unkeyed (an older version's) for None."""
+    if key is None:
+        return marker
+    if not COMMENT_KEY.fullmatch(key):
+        raise ValueError(f"a comment key is letters, digits, '.', '_' or '-': {key!r}")
+    return marker.removesuffix(" -->") + f" key={key} -->"
+
+
 # --------------------------------------------------------------------------- many accounts
 
 
@@ -167,6 +200,7 @@ def combined_comment(
     view: str = "plan",
     budget: int = COMMENT_BUDGET,
     run_url: str | None = None,
+    key: str | None = None,
 ) -> str:
     """One comment for every account: a table, hidden digest lines, then each plan.
 
@@ -176,7 +210,7 @@ def combined_comment(
     from reconciler.render import markdown
 
     is_drift = view == "drift"
-    marker = markdown.DRIFT_MARKER if is_drift else markdown.MARKER
+    marker = keyed_marker(markdown.DRIFT_MARKER if is_drift else markdown.MARKER, key)
     accounts = [result for result, _ in results]
     for result in accounts:
         if not ACCOUNT_NAME.fullmatch(result.account):
@@ -277,7 +311,7 @@ RUN_VERDICTS = {
 }
 
 
-def fork_notice(conclusion: str, run_url: str, workflow: str) -> str:
+def fork_notice(conclusion: str, run_url: str, workflow: str, key: str | None = None) -> str:
     """The plan comment of a fork's pull request: how its files were checked, how to plan it.
 
     Posted by a workflow that holds a write token, so it is built from the run's conclusion
@@ -288,7 +322,7 @@ def fork_notice(conclusion: str, run_url: str, workflow: str) -> str:
     verdict = RUN_VERDICTS.get(conclusion, "unknown")
     return "\n".join(
         [
-            MARKER,
+            keyed_marker(MARKER, key),
             "### imgix-reconciler plan: not run (a pull request from a fork)",
             "",
             f"Validation of the desired-state files: **{verdict}** ([the run]({run_url})).",
@@ -302,24 +336,29 @@ def fork_notice(conclusion: str, run_url: str, workflow: str) -> str:
 def reviewed_digest(comments: Iterable[Mapping[str, object]], account: str) -> str | None:
     """The digest a merged pull request's plan comment recorded for `account`, if any.
 
-    Only the workflow's own comment counts (author `github-actions[bot]`, first line the
-    marker); the last such comment wins, as the workflow updates one in place.
+    Only the workflows' own comments count (author `github-actions[bot]`, first line a plan
+    marker, keyed or not). Each caller workflow keeps one comment, so the account's digest
+    is in whichever records it: the most recently updated such comment wins.
     """
     from reconciler.render.markdown import MARKER
 
     found: str | None = None
+    newest = ""
     for comment in comments:
         user = comment.get("user")
         login = user.get("login") if isinstance(user, Mapping) else None
         body = comment.get("body")
         if login != BOT_LOGIN or not isinstance(body, str):
             continue
-        if not body.startswith(MARKER + "\n"):
+        first = body.partition("\n")[0]
+        if first != MARKER and not KEYED_PLAN_MARKER.fullmatch(first):
             continue
-        found = None
+        updated = comment.get("updated_at")
+        stamp = updated if isinstance(updated, str) else ""
         for name, digest in DIGEST_LINE.findall(body):
-            if name == account:
-                found = digest
+            # ISO 8601 times in UTC compare as text; a tie goes to the later comment.
+            if name == account and stamp >= newest:
+                found, newest = digest, stamp
     return found
 
 
@@ -368,8 +407,13 @@ def main() -> None:
     "expected",
     help="The workflow's accounts (its JSON list): each one without a result gets a row.",
 )
+@click.option("--key", help="The caller workflow's key (see `comment-key`), named in the marker.")
 def combine(
-    directories: tuple[Path, ...], view: str, run_url: str | None, expected: str | None
+    directories: tuple[Path, ...],
+    view: str,
+    run_url: str | None,
+    expected: str | None,
+    key: str | None,
 ) -> None:
     """Print one markdown comment from the per-account result directories."""
     from reconciler.errors import PlanFileError
@@ -387,7 +431,7 @@ def combine(
         for name in missing_accounts(expected, reported) if expected is not None else []:
             missing = AccountResult(account=name, command=view, exit_code=1, reported=False)
             results.append((missing, None))
-        click.echo(combined_comment(results, view=view, run_url=run_url), nl=False)
+        click.echo(combined_comment(results, view=view, run_url=run_url, key=key), nl=False)
     except (OSError, ValueError, ValidationError, PlanFileError) as error:
         click.echo(f"error: cannot gather the account results: {escaped(str(error))}", err=True)
         raise SystemExit(1) from None
@@ -397,7 +441,8 @@ def combine(
 @click.option("--conclusion", required=True, help="The fork's run conclusion (success, ...).")
 @click.option("--run-url", required=True, help="Link to the fork's run.")
 @click.option("--workflow", required=True, help="The workflow a maintainer runs to plan.")
-def fork_notice_command(conclusion: str, run_url: str, workflow: str) -> None:
+@click.option("--key", help="The plan caller workflow's key (see `comment-key`).")
+def fork_notice_command(conclusion: str, run_url: str, workflow: str, key: str | None) -> None:
     """Print the plan comment for a pull request from a fork."""
     if not re.fullmatch(r"https://[A-Za-z0-9.-]+/[\w.-]+/[\w.-]+/actions/runs/\d+", run_url):
         click.echo("error: --run-url is not the link of a workflow run", err=True)
@@ -405,7 +450,17 @@ def fork_notice_command(conclusion: str, run_url: str, workflow: str) -> None:
     if not re.fullmatch(r"[\w .-]{1,100}", workflow):
         click.echo("error: --workflow is not a workflow name", err=True)
         raise SystemExit(1)
-    click.echo(fork_notice(conclusion, run_url, workflow), nl=False)
+    if key is not None and not COMMENT_KEY.fullmatch(key):
+        click.echo("error: --key is not a comment key", err=True)
+        raise SystemExit(1)
+    click.echo(fork_notice(conclusion, run_url, workflow, key), nl=False)
+
+
+@main.command("comment-key")
+@click.argument("workflow")
+def comment_key_command(workflow: str) -> None:
+    """Print the key of the caller WORKFLOW (its ref or path) for its comment's marker."""
+    click.echo(comment_key(workflow))
 
 
 @main.command("reviewed-digest")

@@ -25,6 +25,9 @@ from console import CANARY_ENV, CANARY_FILES, child_env, sources_yaml, write_sou
 from reconciler.emulator import SourceStore
 from reconciler.render.markdown import MARKER
 
+# The comment of the caller workflow `.github/workflows/imgix.yml` (FakeGitHub.env's).
+KEYED = "<!-- imgix-reconciler:plan key=imgix -->"
+
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).parent.parent
@@ -349,6 +352,7 @@ class FakeGitHub:
             "GH_TOKEN": "fake-token",
             "RESULTS": str(runner.temp / "imgix-reconciler"),
             "ACCOUNTS": '[{"name": "main", "files": "sources.yaml"}]',
+            "GITHUB_WORKFLOW_REF": "acme/images/.github/workflows/imgix.yml@refs/pull/7/merge",
             **extra,
         }
 
@@ -385,7 +389,7 @@ def test_one_comment_per_pull_request_updated_in_place(
     assert [c["id"] for c in thread] == [1, 101]
     assert thread[0]["body"] == MARKER + "\nfake"
     body = thread[1]["body"]
-    assert body.startswith(MARKER + "\n### imgix-reconciler plan: 1 account")
+    assert body.startswith(KEYED + "\n### imgix-reconciler plan: 1 account")
     assert "| `main` | changes | 2 | 0 | 0 | 0 |" in body
     assert "https://github.com/acme/images/actions/runs/1234" in body
     writes = [c["method"] for c in github.state["calls"] if c["method"] != "GET"]
@@ -453,6 +457,7 @@ def _fork_run(github: FakeGitHub, runner: FakeRunner, **event: str) -> dict[str,
         "HEAD_BRANCH": "patch-1",
         "HEAD_SHA": FORK_SHA,
         "PLAN_WORKFLOW": "imgix",
+        "PLAN_WORKFLOW_PATH": ".github/workflows/imgix.yml",
         **{name.upper(): value for name, value in event.items()},
     }
     return {**github.env(runner), **run, "IMGIX_RECONCILER_VENV": sys.prefix}
@@ -468,7 +473,7 @@ def test_a_forks_pull_request_gets_the_notice_then_the_maintainers_plan_in_one_c
     notice = runner.script("fork-notice.sh", _fork_run(github, runner))
     assert notice.returncode == 0, notice.stderr
     [posted] = github.state["comments"]["9"]
-    assert posted["body"].startswith(MARKER + "\n### imgix-reconciler plan: not run")
+    assert posted["body"].startswith(KEYED + "\n### imgix-reconciler plan: not run")
     assert "**failed (the run's annotations show where)**" in posted["body"]
     assert "(https://github.com/acme/images/actions/runs/555)" in posted["body"]
     assert "run the `imgix` workflow with `pull-request` set to" in posted["body"]
@@ -575,7 +580,7 @@ def test_drift_opens_updates_then_closes_one_issue(
     assert runner.script("drift-issue.sh", env).returncode == 0  # the next day: still drifted
     (issue,) = github.state["issues"]
     assert issue["state"] == "open" and issue["body"].startswith(
-        "<!-- imgix-reconciler:drift -->\n### imgix-reconciler drift: 1 account"
+        "<!-- imgix-reconciler:drift key=imgix -->\n### imgix-reconciler drift: 1 account"
     )
 
     # Back in sync once the missing source is made.
@@ -734,3 +739,186 @@ def test_a_maintainers_plan_of_a_commit_the_fork_moved_past_never_replaces_the_c
     current = runner.script("comment.sh", {**dispatch, "PLANNED_HEAD": new})
     assert current.returncode == 0, current.stderr
     assert len(github.state["comments"]["7"]) == 1
+
+
+# --------------------------------------------------------------------------- two caller workflows
+
+PROD_REF = "acme/images/.github/workflows/imgix-prod.yml@refs/pull/7/merge"
+STAGING_REF = "acme/images/.github/workflows/imgix-staging.yml@refs/pull/7/merge"
+
+
+def _caller_plan(
+    runner: FakeRunner, github: FakeGitHub, workflow_ref: str, account: str, *names: str
+) -> tuple[Step, dict[str, str | None]]:
+    """One caller workflow's plan of pull request 7: its account's job, then its comment env."""
+    _sources(runner, *names)
+    plan = runner.step({**CANARY_ENV}, command="plan", files="sources.yaml", account=account)
+    assert plan.returncode == 0, plan.stderr
+    # Each caller's comment job downloads only its own accounts' results.
+    results = runner.temp / f"results-{account}"
+    shutil.rmtree(results, ignore_errors=True)
+    shutil.copytree(plan.outputs["result-directory"], results / account)
+    env = github.env(
+        runner,
+        RESULTS=str(results),
+        ACCOUNTS=json.dumps([{"name": account, "files": "sources.yaml"}]),
+        GITHUB_WORKFLOW_REF=workflow_ref,
+    )
+    return plan, env
+
+
+def _at(github: FakeGitHub, now: str) -> None:
+    state = github.state
+    state["now"] = now
+    github.save(state)
+
+
+def test_two_caller_workflows_keep_a_comment_each_and_each_apply_finds_its_digest(
+    runner: FakeRunner, github: FakeGitHub
+) -> None:
+    _at(github, "2026-11-30T01:00:00Z")
+    prod, prod_env = _caller_plan(runner, github, PROD_REF, "prod", "Products")
+    assert runner.script("comment.sh", prod_env).returncode == 0
+    _at(github, "2026-11-30T01:01:00Z")
+    staging, staging_env = _caller_plan(
+        runner, github, STAGING_REF, "staging", "Products", "Marketing"
+    )
+    assert runner.script("comment.sh", staging_env).returncode == 0
+
+    # A push: each caller plans again and updates its own comment, never the other's.
+    _at(github, "2026-11-30T02:00:00Z")
+    prod, prod_env = _caller_plan(runner, github, PROD_REF, "prod", "Products", "Blog")
+    assert runner.script("comment.sh", prod_env).returncode == 0
+    _at(github, "2026-11-30T02:01:00Z")
+    staging, staging_env = _caller_plan(runner, github, STAGING_REF, "staging", "Products")
+    assert runner.script("comment.sh", staging_env).returncode == 0
+
+    first, second = github.state["comments"]["7"]
+    assert (first["id"], second["id"]) == (101, 102)
+    assert first["body"].startswith("<!-- imgix-reconciler:plan key=imgix-prod -->\n")
+    assert second["body"].startswith("<!-- imgix-reconciler:plan key=imgix-staging -->\n")
+    assert "| `prod` | changes | 2 | 0 | 0 | 0 |" in first["body"]
+    assert "| `staging` | changes | 1 | 0 | 0 | 0 |" in second["body"]
+    writes = [c["method"] for c in github.state["calls"] if c["method"] != "GET"]
+    assert writes == ["POST", "POST", "PATCH", "PATCH"]
+
+    # After the merge, each apply finds its account's digest, though it is not in the
+    # last comment (prod's) or the last-updated one (staging's).
+    state = github.state
+    state["pulls"] = [{"number": 7, "merged_at": "2026-11-30T05:00:00Z"}]
+    github.save(state)
+    for account, plan in [("prod", prod), ("staging", staging)]:
+        apply_env = {**github.env(runner), "IMGIX_RECONCILER_VENV": sys.prefix, "ACCOUNT": account}
+        found = runner.script("reviewed-digest.sh", apply_env)
+        assert (found.returncode, found.stdout.strip()) == (0, plan.outputs["digest"])
+    assert prod.outputs["digest"] != staging.outputs["digest"]
+
+
+def test_an_unkeyed_comment_of_an_older_version_is_updated_not_doubled(
+    runner: FakeRunner, github: FakeGitHub
+) -> None:
+    state = github.state
+    older = {"id": 50, "user": {"login": BOT}, "body": MARKER + "\nthe plan of an older version"}
+    state["comments"]["7"] = [older]
+    github.save(state)
+    _, prod_env = _caller_plan(runner, github, PROD_REF, "prod", "Products")
+    assert runner.script("comment.sh", prod_env).returncode == 0
+    [updated] = github.state["comments"]["7"]
+    assert updated["id"] == 50
+    assert updated["body"].startswith("<!-- imgix-reconciler:plan key=imgix-prod -->\n")
+
+    # A second caller added later posts a comment of its own: the first keeps its one.
+    _, staging_env = _caller_plan(runner, github, STAGING_REF, "staging", "Products")
+    assert runner.script("comment.sh", staging_env).returncode == 0
+    ids = [c["id"] for c in github.state["comments"]["7"]]
+    assert ids == [50, 101]
+    assert "key=imgix-prod" in github.state["comments"]["7"][0]["body"]
+
+
+def test_a_forged_key_cannot_break_out_of_the_html_comment(
+    runner: FakeRunner, github: FakeGitHub
+) -> None:
+    hostile = 'acme/images/.github/workflows/x --><img src=x onerror="y">.yml@refs/heads/main'
+    _, env = _caller_plan(runner, github, hostile, "prod", "Products")
+    assert runner.script("comment.sh", env).returncode == 0
+    [posted] = github.state["comments"]["7"]
+    first_line = posted["body"].split("\n", 1)[0]
+    assert re.fullmatch(r"<!-- imgix-reconciler:plan key=sha256-[0-9a-f]{16} -->", first_line)
+    assert "onerror" not in posted["body"] and "<img" not in posted["body"]
+
+    # A body whose first line is no checked marker is never posted (its key would reach jq).
+    forged = runner.temp / "forged.md"
+    forged.write_text('<!-- imgix-reconciler:plan key=a") | halt --> -->\nx\n', "utf-8")
+    refused = _upsert(runner, github, forged)
+    assert refused.returncode == 1 and "does not start with a plan marker" in refused.stdout
+    assert len(github.state["comments"]["7"]) == 1
+
+
+def _upsert(runner: FakeRunner, github: FakeGitHub, body: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", str(ROOT / "action" / "upsert-comment.sh"), "7", str(body)],
+        env=child_env({**github.env(runner), "GITHUB_REPOSITORY": "acme/images"}),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_the_fork_notice_replaces_only_its_own_callers_comment(
+    runner: FakeRunner, github: FakeGitHub
+) -> None:
+    state = github.state
+    state["open_pulls"] = [{"number": 7, "head": {"label": "mallory:patch-1", "sha": FORK_SHA}}]
+    github.save(state)
+    _, prod_env = _caller_plan(runner, github, PROD_REF, "prod", "Products")
+    assert runner.script("comment.sh", {**prod_env, "PULL_REQUEST": "7"}).returncode == 0
+    run = _fork_run(
+        github, runner, plan_workflow_path=".github/workflows/imgix-staging.yml",
+        run_started="2026-11-30T02:00:00Z",
+    )  # fmt: skip
+    notice = runner.script("fork-notice.sh", run)
+    assert notice.returncode == 0, notice.stderr
+    plan, staging_notice = github.state["comments"]["7"]
+    assert plan["body"].startswith("<!-- imgix-reconciler:plan key=imgix-prod -->\n")
+    assert "account=prod" in plan["body"]
+    assert staging_notice["body"].startswith(
+        "<!-- imgix-reconciler:plan key=imgix-staging -->\n### imgix-reconciler plan: not run"
+    )
+
+
+def test_two_drift_callers_keep_an_issue_each(
+    runner: FakeRunner, github: FakeGitHub, emulator_url: str
+) -> None:
+    # Staging drifted; prod is in sync: prod's check never closes staging's issue.
+    _sources(runner, "Products")
+    runner.step({**CANARY_ENV}, command="drift", files="sources.yaml", account="main")
+    staging = github.env(runner, GITHUB_WORKFLOW_REF=STAGING_REF)
+    assert runner.script("drift-issue.sh", staging).returncode == 0
+    (issue,) = github.state["issues"]
+    assert issue["body"].startswith("<!-- imgix-reconciler:drift key=imgix-staging -->\n")
+    assert issue["title"].endswith("(imgix-staging)")
+
+    subprocess.run(
+        [sys.executable, "-m", "reconciler", "apply", "sources.yaml", "--auto-approve",
+         "--api-url", emulator_url],
+        cwd=runner.workspace, env=child_env(CANARY_ENV), capture_output=True, check=True,
+        timeout=60,
+    )  # fmt: skip
+    runner.step({**CANARY_ENV}, command="drift", files="sources.yaml", account="main")
+    prod = github.env(runner, GITHUB_WORKFLOW_REF=PROD_REF)
+    assert runner.script("drift-issue.sh", prod).returncode == 0
+    (issue,) = github.state["issues"]
+    assert issue["state"] == "open" and str(issue["number"]) not in github.state["comments"]
+
+    # An unkeyed issue of an older version is taken over by the next check that drifts.
+    state = github.state
+    state["issues"] = [{"number": 5, "user": {"login": BOT}, "state": "open",
+                        "body": "<!-- imgix-reconciler:drift -->\nold"}]  # fmt: skip
+    github.save(state)
+    _sources(runner, "Products", "Marketing")
+    runner.step({**CANARY_ENV}, command="drift", files="sources.yaml", account="main")
+    assert runner.script("drift-issue.sh", prod).returncode == 0
+    (issue,) = github.state["issues"]
+    assert issue["number"] == 5
+    assert issue["body"].startswith("<!-- imgix-reconciler:drift key=imgix-prod -->\n")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -211,6 +212,51 @@ def test_only_the_bots_marked_comment_gives_the_reviewed_digest() -> None:
     ]
     assert github.reviewed_digest(comments, "eu") == real
     assert github.reviewed_digest(comments, "us") is None
+
+
+def test_the_reviewed_digest_is_the_newest_of_the_caller_workflows_comments() -> None:
+    old, new, other = ("sha256:" + c * 64 for c in "abc")
+
+    def comment(first_line: str, account: str, digest: str, updated: str) -> dict[str, object]:
+        body = f"{first_line}\n<!-- imgix-reconciler:digest account={account} {digest} -->\n"
+        return {"user": {"login": github.BOT_LOGIN}, "body": body, "updated_at": updated}
+
+    prod = github.keyed_marker(MARKER, "imgix-prod")
+    staging = github.keyed_marker(MARKER, "imgix-staging")
+    comments = [
+        comment(MARKER, "eu", old, "2026-11-30T01:00:00Z"),  # an older version's, unkeyed
+        comment(prod, "eu", new, "2026-11-30T03:00:00Z"),
+        comment(staging, "us", other, "2026-11-30T02:00:00Z"),  # the last, not eu's
+        # A first line that is no checked marker is no plan comment, however new.
+        comment(prod + "<b>x</b>", "eu", other, "2026-11-30T09:00:00Z"),
+        comment(MARKER.replace("plan", "plan key=a b"), "eu", other, "2026-11-30T09:00:00Z"),
+    ]
+    assert github.reviewed_digest(comments, "eu") == new
+    assert github.reviewed_digest(comments, "us") == other
+    assert github.reviewed_digest(comments[:1], "eu") == old
+
+
+@pytest.mark.parametrize(
+    ("workflow", "key"),
+    [
+        ("acme/images/.github/workflows/imgix-prod.yml@refs/pull/7/merge", "imgix-prod"),
+        ("acme/images/.github/workflows/imgix-prod.yml@refs/heads/main", "imgix-prod"),
+        (".github/workflows/imgix-prod.yml", "imgix-prod"),  # a workflow_run's path
+        ("acme/images/.github/workflows/a.b_c.yaml@refs/heads/x@y", "a.b_c"),
+    ],
+)
+def test_a_caller_workflow_is_keyed_by_its_file_name(workflow: str, key: str) -> None:
+    assert github.comment_key(workflow) == key
+
+
+def test_a_caller_whose_file_name_is_no_plain_name_is_keyed_by_a_hash() -> None:
+    hostile = "o/r/.github/workflows/x --><b>y</b>.yml@refs/heads/main"
+    key = github.comment_key(hostile)
+    assert re.fullmatch(r"sha256-[0-9a-f]{16}", key)
+    assert key == github.comment_key(".github/workflows/x --><b>y</b>.yml")
+    assert github.keyed_marker(MARKER, key) == f"<!-- imgix-reconciler:plan key={key} -->"
+    with pytest.raises(ValueError, match="comment key"):
+        github.keyed_marker(MARKER, "x --><b>")
 
 
 def test_what_is_left_of_a_reviewed_plan_keeps_only_reviewed_actions() -> None:
