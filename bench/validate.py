@@ -1,15 +1,21 @@
 """`validate` of an N-source file against a plain C-accelerated safe parse of the same file.
 
     .venv/bin/python bench/validate.py [--sources 10000] [--runs 3]
+    .venv/bin/python bench/validate.py --errors 300000 [--runs 1]
 
 Both run as fresh processes, best of `--runs`: the CLI's `validate FILE` and the same
 interpreter doing only `yaml.load(text, Loader=CSafeLoader)` (PyYAML's libyaml binding,
 `pip install -e '.[bench]'`; ruamel's C safe loader when PyYAML is absent). Goal: at most 2x.
+
+With `--errors N`: `validate` of a file of N unknown top-level keys (N errors, 3 MB at
+300,000) beside `validate` of a valid file of the same size, wall time and peak memory
+(the child's maximum resident set) of each. Goal: at most 5x the valid file's time.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import time
@@ -48,6 +54,40 @@ def sources_yaml(count: int) -> str:
     return "version: 1\nsources:\n" + "".join(blocks)
 
 
+def mistakes_yaml(count: int) -> str:
+    """A file of `count` unknown top-level keys: `count` errors."""
+    return "version: 1\nsources: []\n" + "".join(f"k{n:07d}: 1\n" for n in range(count))
+
+
+def timed_child(command: list[str]) -> tuple[float, float]:
+    """Wall seconds and peak resident MiB of one run of `command` (exit status ignored)."""
+    started = time.perf_counter()
+    with subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as child:
+        _, _, usage = os.wait4(child.pid, 0)
+        child.returncode = 0  # reaped here
+    return time.perf_counter() - started, usage.ru_maxrss / 1024
+
+
+def errors_bench(count: int, runs: int) -> None:
+    with TemporaryDirectory() as directory:
+        bad = Path(directory) / "mistakes.yaml"
+        bad.write_text(mistakes_yaml(count), encoding="utf-8")
+        good = Path(directory) / "sources.yaml"
+        size = bad.stat().st_size
+        good.write_text(sources_yaml(max(1, size // 230)), encoding="utf-8")
+        rows = {}
+        for name, file in (("valid file", good), (f"{count} errors", bad)):
+            cli = [sys.executable, "-m", "reconciler", "validate", str(file)]
+            rows[name] = min(timed_child(cli) for _ in range(runs))
+    print(f"validate, files of {size / 1e6:.1f} MB, best of {runs} runs (wall, shared machine)")
+    (floor, floor_mem), (taken, mem) = rows.values()
+    print(f"{'valid file':28}{floor:8.2f} s {floor_mem:8.0f} MiB  (baseline)")
+    print(
+        f"{f'{count} errors':28}{taken:8.2f} s {mem:8.0f} MiB  "
+        f"{taken / floor:.2f}x the valid file's time (goal: <= 5x)"
+    )
+
+
 def best_of(runs: int, command: list[str]) -> float:
     """The shortest wall time of `runs` runs of `command`, which must succeed."""
     best = float("inf")
@@ -73,7 +113,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sources", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--errors", type=int, help="a file of this many errors instead")
     args = parser.parse_args()
+    if args.errors:
+        errors_bench(args.errors, args.runs)
+        return
     name, code = baseline()
     with TemporaryDirectory() as directory:
         file = Path(directory) / "sources.yaml"

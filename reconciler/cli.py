@@ -288,6 +288,10 @@ def _write_step_summary(markdown: Callable[[], str]) -> None:
 
 _OUTPUT_ERRNOS = frozenset({errno.EPIPE, errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO})
 
+# GitHub shows 10 error annotations per step: a file of 300,000 errors annotates these
+# and says how many more the log lists, instead of writing 300,000 `::error` lines.
+MAX_ANNOTATIONS = 10
+
 
 @contextlib.contextmanager
 def _exit_codes(files: Sequence[Path] = ()) -> Iterator[None]:
@@ -308,7 +312,10 @@ def _exit_codes(files: Sequence[Path] = ()) -> Iterator[None]:
             _stderr_line(str(located))
         from reconciler import github
 
-        github.annotate(error.located)
+        github.annotate(error.located[:MAX_ANNOTATIONS])
+        if len(error.located) > MAX_ANNOTATIONS:
+            more = len(error.located) - MAX_ANNOTATIONS
+            github.annotate_message(f"{more} more error(s) not annotated: the log lists them all")
         if isinstance(error, LoadError):
             if files:
                 context = click.get_current_context(silent=True)

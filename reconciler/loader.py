@@ -37,7 +37,6 @@ from ruamel.yaml.scanner import ScannerError
 
 from reconciler import deferred, references
 from reconciler.errors import ReconcilerError
-from reconciler.loading import located as positions
 from reconciler.loading import yaml_tree
 from reconciler.loading.cross_source import Claims, CrossSourceChecks
 from reconciler.loading.located import (
@@ -334,8 +333,12 @@ class _DesiredFile(ReferenceSteps, CrossSourceChecks):
             self.sources, self.source_locations, self.unresolved = [], [], []
 
     def _check_fast(self, text: str, claims: Claims) -> bool:
-        """Check a file that has no error with the C parser and no round-trip tree; False
-        (claims as they were) when anything needs the precise path, which then runs."""
+        """Check a file with the C parser and no round-trip tree; False (claims as they
+        were) when anything needs the precise path, which then runs.
+
+        Pydantic's errors are placed on the composed tree here; any other error (YAML,
+        references, checks across sources) is worded and placed by the precise path.
+        """
         before = claims.copy()
         try:
             nodes, data = yaml_tree.fast_parse(text)
@@ -349,8 +352,9 @@ class _DesiredFile(ReferenceSteps, CrossSourceChecks):
         except Exception:  # anything unusual is found, worded and placed by the precise path
             pass
         else:
-            if not self.errors:
-                return True
+            if self.errors:
+                self.sources, self.source_locations, self.unresolved = [], [], []
+            return True
         finally:
             self.attempting = False
         claims.restore(before)
@@ -462,12 +466,16 @@ class _DesiredFile(ReferenceSteps, CrossSourceChecks):
             state = DesiredState.model_validate(data)
         except ValidationError as exc:
             reported: set[LocatedError] = set()
-            for detail in exc.errors():
+            # Each detail dropped once worded: the details and the errors made of them
+            # are not all held at once (about 1 KB each for 300,000 errors).
+            details = exc.errors(include_url=False)
+            del exc
+            details.reverse()
+            while details:
+                detail = details.pop()
+                # On the fast attempt, placed on its composed tree (`locate_node`): a
+                # file of 300,000 mistakes is not parsed again by the pure-Python parser.
                 located = self._pydantic_error(detail, data)
-                # The fast attempt stops at a real error; errors that say only that a
-                # reference was left unread (`--no-resolve`) are as silent there as here.
-                if located is not None and self.attempting:
-                    raise positions.Imprecise from None
                 # Union members fail one by one with the same message: report it once.
                 if located is not None and located not in reported:
                     reported.add(located)

@@ -112,6 +112,23 @@ def test_five_mistakes_are_all_reported() -> None:
         )
 
 
+def test_every_error_is_listed_but_annotations_stay_few(tmp_path: Path) -> None:
+    # GitHub shows 10 error annotations per step: 300 unknown keys list 300 lines in the
+    # log, exit 1 with the exact count, and write 10 annotations and one that says so.
+    path = tmp_path / "mistakes.yaml"
+    path.write_text("version: 1\nsources: []\n" + "".join(f"k{n:03d}: 1\n" for n in range(300)))
+    result = run("validate", str(path), env={"GITHUB_ACTIONS": "true"})
+    assert result.exit_code == 1
+    lines = result.stderr.splitlines()
+    listed = [line for line in lines if ERROR_LINE.match(line)]
+    annotations = [line for line in lines if line.startswith("::error")]
+    assert len(listed) == 300
+    assert listed[-1] == f"{path}:302:1: k299: unknown key 'k299'"
+    assert lines[-1] == "300 errors in 1 of 1 file"
+    assert len(annotations) == 11
+    assert "290 more error(s) not annotated" in annotations[-1]
+
+
 def test_literal_secret_is_rejected_and_never_printed() -> None:
     path = FIXTURES / "invalid_literal_secret.yaml"
     result = run("validate", str(path))

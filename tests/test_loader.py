@@ -6,6 +6,7 @@ import contextlib
 import os
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -22,6 +23,7 @@ from reconciler.loader import (
     nesting_bound,
     summarize,
 )
+from reconciler.loading import located as positions
 from reconciler.loading import yaml_tree
 from reconciler.references import MAX_REFERENCED_BYTES
 from reconciler.specs import (
@@ -1024,3 +1026,74 @@ def test_the_fast_resolver_gives_ruamels_yaml_1_2_tag_for_every_plain_scalar(val
     ruamel = VersionedResolver(version=(1, 2))
     got = fast.resolve(ScalarNode, value, (True, False))
     assert str(got) == str(ruamel.resolve(ScalarNode, value, (True, False)))
+
+
+def _many_mistakes(count: int) -> dict[str, str]:
+    source = (
+        "  - name: s{n}\n    deployment:\n      type: webfolder\n"
+        "      imgix_subdomains: [b{n}]\n      webfolder_base_url: https://o.example/{n}/\n"
+    )
+    return {
+        "unknown top-level keys": "version: 1\nsources: []\n"
+        + "".join(f"k{n:05d}: 1\n" for n in range(count)),
+        "a wrong type in every source": "version: 1\nsources:\n"
+        + "".join(source.format(n=n) + "      cache_ttl_value: abc\n" for n in range(count)),
+        "unknown keys in one source": "version: 1\nsources:\n"
+        + source.format(n=0)
+        + "".join(f"    x{n:05d}: 1\n" for n in range(count)),
+        "missing keys and lists too short": "version: 1\nsources:\n"
+        + "".join(f"  - name: s{n}\n    deployment: {{type: webfolder}}\n" for n in range(count))
+        + "  - name: x\n    deployment:\n      type: webfolder\n      imgix_subdomains: []\n",
+    }
+
+
+@pytest.mark.parametrize("kind", list(_many_mistakes(1)))
+def test_a_file_of_many_mistakes_is_parsed_once_and_placed_as_the_precise_path_would(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The pure-Python round-trip parse took 42 s and 645 MB for 300,000 unknown keys:
+    # pydantic's errors are placed on the C parser's tree, with the same words and places.
+    path = write(tmp_path, _many_mistakes(300)[kind])
+
+    def forbidden(*args: object) -> None:
+        raise AssertionError("this path must not run")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(loader._DesiredFile, "_parse", forbidden)
+        fast = errors_of(path)
+    with monkeypatch.context() as patched:
+        patched.setattr(yaml_tree, "fast_parse", forbidden)
+        precise = errors_of(path)
+    assert len(fast) >= 300
+    assert fast == precise
+
+
+def test_many_errors_on_one_mapping_are_placed_in_one_pass_over_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each error once looked its key up by walking the whole mapping: quadratic.
+    path = write(tmp_path, _many_mistakes(2_000)["unknown top-level keys"])
+    indexed = []
+    entries = positions._entries
+
+    def counted(node: Any, index: Any) -> Any:
+        if id(node) not in index:
+            indexed.append(node)
+        return entries(node, index)
+
+    monkeypatch.setattr(positions, "_entries", counted)
+    errors = errors_of(path)
+    assert len(errors) == 2_000
+    assert errors[-1].startswith(f"{path}:2002:1: k01999: unknown key 'k01999'")
+    assert len(indexed) == 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="abcdefgilnorstuvy_0189", max_size=24))
+def test_the_suggestion_shortcut_never_changes_difflibs_answer(key: str) -> None:
+    import difflib
+
+    known = positions.known_keys(("sources", 0, key), {})
+    close = difflib.get_close_matches(key, known, n=1, cutoff=positions.SUGGESTION_CUTOFF)
+    expected = f"unknown key {key!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+    assert positions.unknown_key(("sources", 0, key), {}) == expected

@@ -19,7 +19,7 @@ from pydantic_core import ErrorDetails
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
-from ruamel.yaml.nodes import MappingNode, Node, SequenceNode
+from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from reconciler import references
 from reconciler.specs import (
@@ -47,7 +47,7 @@ TYPE_NAMES = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a file may hold 300,000 errors
 class LocatedError:
     """One problem in a desired-state file, with its place (1-based line and column).
 
@@ -134,6 +134,7 @@ class FileState:
         self.root: Any = None
         # The composed tree of the fast attempt: positions of a file that has no error.
         self.nodes: Node | None = None
+        self.key_index: KeyIndex = {}
         self.attempting = False
         # Per source index, the non-secret attributes read through references.
         self.referenced: dict[int, dict[str, SecretRef]] = {}
@@ -150,7 +151,7 @@ class FileState:
         if self.nodes is None:
             return locate(self.root, loc)
         try:
-            return locate_node(self.nodes, loc)
+            return locate_node(self.nodes, loc, self.key_index)
         except Imprecise:
             if self.attempting:
                 raise
@@ -213,30 +214,54 @@ def locate(root: Any, loc: Loc) -> Spot:
     return spot
 
 
-def locate_node(root: Node, loc: Loc) -> Spot:
-    """`_locate` on the composed tree, for the places of a file that has no error."""
+# Per mapping node (by id), its entries by key text: a file of 300,000 unknown keys is
+# placed in one pass over each mapping, not one pass per error.
+KeyIndex = dict[int, dict[Any, list[tuple[Node, Node]]]]
+
+
+def _entries(node: MappingNode, index: KeyIndex) -> dict[Any, list[tuple[Node, Node]]]:
+    entries = index.get(id(node))
+    if entries is None:
+        entries = index[id(node)] = {}
+        for key, value in node.value:
+            if isinstance(key, ScalarNode):
+                entries.setdefault(key.value, []).append((key, value))
+    return entries
+
+
+def locate_node(root: Node, loc: Loc, index: KeyIndex | None = None) -> Spot:
+    """`locate` on the composed tree of the fast parse (a file with no merge key and no
+    repeated key), which places pydantic's errors without a second, round-trip parse."""
     node = root
     spot = Spot(*(2 * (node.start_mark.line, node.start_mark.column)))
     parts: list[str | int] = []
     previous: str | int | None = None
-    for comp in loc:
+    for step, comp in enumerate(loc):
         if isinstance(node, MappingNode):
-            found = [(k, v) for k, v in node.value if k.value == comp]
+            entries = _entries(node, {} if index is None else index)
+            found = entries.get(comp, []) if isinstance(comp, str) else []
             if not found and previous == "deployment":
-                written = [v.value for k, v in node.value if k.value == "type"]
+                written = [v.value for k, v in entries.get("type", [])]
                 if written == [comp]:
                     continue  # pydantic's discriminated-union tag: not written in the file
             previous = comp
-            if len(found) != 1 or not isinstance(comp, str):
+            if len(found) > 1:
                 raise Imprecise
+            if not found or not isinstance(comp, str):
+                spot.rest = loc[step:]  # a missing key: placed at its mapping, as `locate` does
+                break
             key, node = found[0]
             spot.key_line, spot.key_column = key.start_mark.line, key.start_mark.column
-        elif isinstance(node, SequenceNode) and isinstance(comp, int):
+        elif isinstance(node, SequenceNode):
+            if not isinstance(comp, int) or not 0 <= comp < len(node.value):
+                spot.rest = loc[step:]
+                break
             previous = comp
             node = node.value[comp]
             spot.key_line, spot.key_column = node.start_mark.line, node.start_mark.column
         else:
-            raise Imprecise
+            spot.rest = loc[step:]
+            break
         spot.line, spot.column = node.start_mark.line, node.start_mark.column
         parts.append(comp)
     spot.parts = tuple(parts)
@@ -356,13 +381,29 @@ def known_keys(parts: Loc, data: Any) -> list[str]:
     return []
 
 
+SUGGESTION_CUTOFF = 0.6
+
+
 def unknown_key(parts: Loc, data: Any) -> str:
     key = str(parts[-1]) if parts else ""
     message = f"unknown key {key!r}"
+    known = known_keys(parts, data)
+    if not any(_shares_enough(key, name) for name in known):
+        return message  # difflib would find no match: spared for a file of 300,000 keys
     import difflib  # for a mistake only: a valid file never loads it
 
-    close = difflib.get_close_matches(key, known_keys(parts, data), n=1, cutoff=0.6)
+    close = difflib.get_close_matches(key, known, n=1, cutoff=SUGGESTION_CUTOFF)
     return f"{message} (did you mean {close[0]!r}?)" if close else message
+
+
+def _shares_enough(key: str, name: str) -> bool:
+    """difflib's `quick_ratio` (shared characters), an upper bound of its `ratio`, at least
+    the cutoff: a name that fails it is never suggested."""
+    shared = set(key).intersection(name)
+    if not shared:
+        return False
+    common = sum(min(key.count(c), name.count(c)) for c in shared)
+    return 2.0 * common >= SUGGESTION_CUTOFF * (len(key) + len(name))
 
 
 def printable(text: str) -> str:
