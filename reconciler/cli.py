@@ -36,7 +36,7 @@ from reconciler.render import FORMATS
 # HTTP client, rich or the emulator's server stack, and start-up pays only for what is used;
 # `--help` and usage errors load neither the models nor logging nor the redaction point.
 if TYPE_CHECKING:
-    from reconciler.live import LiveSource
+    from reconciler.applier import Listing
     from reconciler.pacing import Stop
     from reconciler.plan import Plan
     from reconciler.rails import Permissions
@@ -553,7 +553,11 @@ def apply_command(
         _confirm(plan, auto_approve)
         deadline = None if max_duration is None else started + max_duration
         stop = Stop(deadline=deadline, clock=connection.clock)
-        listing = (to_apply.made.live, listed_at) if to_apply.made is not None else None
+        listing = None
+        if to_apply.made is not None:
+            from reconciler.applier import Listing
+
+            listing = Listing(to_apply.made.live, listed_at)
         report = asyncio.run(
             _apply_until_stopped(
                 plan, connection, stop, request.permissions, to_apply.saved, wait, listing
@@ -608,7 +612,7 @@ async def _apply_until_stopped(
     permissions: Permissions,
     saved: bool,
     wait: bool,
-    listing: tuple[Sequence[LiveSource], float] | None = None,
+    listing: Listing | None = None,
 ) -> ApplyReport:
     """Apply with SIGINT and SIGTERM stopping it cleanly: no new write, a full report.
 
@@ -650,8 +654,7 @@ async def _apply_until_stopped(
                 wait=wait,
                 stop=stop,
                 progress=progress,
-                listed=listing[0] if listing else (),
-                listed_at=listing[1] if listing else None,
+                listing=listing,
             )
         finally:
             if not caught:

@@ -47,13 +47,15 @@ DIGEST_LINE = deferred.pattern(
     r"^<!-- imgix-reconciler:digest account=([A-Za-z0-9._-]+) (sha256:[0-9a-f]{64}) -->$",
     re.MULTILINE,
 )
-ACCOUNT_NAME = deferred.pattern(__name__, "ACCOUNT_NAME", r"[A-Za-z0-9._-]{1,64}")
+# An account's name, and a caller workflow's key: never text that could close the HTML
+# comment they are written in (no `>`, no space).
+_NAME = r"[A-Za-z0-9._-]{1,64}"
+ACCOUNT_NAME = deferred.pattern(__name__, "ACCOUNT_NAME", _NAME)
 # The caller workflow a plan comment or drift issue belongs to, named in its marker line:
-# two caller workflows planning one pull request keep a comment each. Never text that could
-# close the HTML comment (no `>`, no space).
-COMMENT_KEY = deferred.pattern(__name__, "COMMENT_KEY", r"[A-Za-z0-9._-]{1,64}")
+# two caller workflows planning one pull request keep a comment each.
+COMMENT_KEY = deferred.pattern(__name__, "COMMENT_KEY", _NAME)
 KEYED_PLAN_MARKER = deferred.pattern(
-    __name__, "KEYED_PLAN_MARKER", r"<!-- imgix-reconciler:plan key=[A-Za-z0-9._-]{1,64} -->"
+    __name__, "KEYED_PLAN_MARKER", f"<!-- imgix-reconciler:plan key={_NAME} -->"
 )
 # GitHub refuses comments and issue bodies over 65,536 characters; the per-account plans
 # share what is left once the header and table are written, less room for their notes.

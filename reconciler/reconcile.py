@@ -43,6 +43,7 @@ from reconciler.untrusted import escaped, one_line, quoted
 # The applier and the apply progress are imported by `apply_with_report` alone: `plan`
 # and `drift` never apply.
 if TYPE_CHECKING:
+    from reconciler.applier import Listing
     from reconciler.loader import LoadedState, LocatedError
     from reconciler.planner import Planner
     from reconciler.progress import ApplyProgress
@@ -698,18 +699,17 @@ async def apply_with_report(
     on_status: Callable[[LiveSource], None] | None = None,
     stop: Stop | None = None,
     progress: ApplyProgress | None = None,
-    listed: Sequence[LiveSource] = (),
-    listed_at: float | None = None,
+    listing: Listing | None = None,
 ) -> ApplyReport:
     """Apply a plan with the connection's pacer; with `wait`, poll until touched sources deploy.
 
     A `saved` plan must carry the MAC of `plan --out` and have been made against this
     connection's API. Once `stop` is requested no write starts and `wait` ends;
     `progress` hears of every action, budget wait and status, and beats while the run
-    is quiet. A fresh plan's `listed` sources, listed at `listed_at` on the connection's
-    clock (default: now), are what a patch starting late compares its source with.
+    is quiet. A fresh plan's `listing` (its sources, and when they were listed on the
+    connection's clock) is what a patch starting late compares its source with.
     """
-    from reconciler.applier import Listing, SecretResolver, apply_plan, wait_until_deployed
+    from reconciler.applier import SecretResolver, apply_plan, wait_until_deployed
 
     if saved:
         check_saved_plan(result, connection, environ)
@@ -736,7 +736,7 @@ async def apply_with_report(
                 saved=saved,
                 on_result=results,
                 stop=stop,
-                listing=None if listed_at is None else Listing(listed, listed_at),
+                listing=listing,
                 clock=connection.clock,
             )
             if wait and report.touched_ids and stop.reason is None:

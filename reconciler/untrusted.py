@@ -28,21 +28,17 @@ if TYPE_CHECKING:
     import logging
 
 
-def _deferred(name: str, source: str) -> re.Pattern[str]:
-    # About 0.2 ms each to compile: a command that shows no outside text (`schema`)
-    # compiles none, and the others only what they use.
-    return deferred.pattern(__name__, name, source)
-
-
 # What JSON leaves raw but a terminal or a log reader acts on: DEL, C1 controls (NEL
-# among them), the Unicode line and paragraph separators, and the bidi controls.
+# among them), the Unicode line and paragraph separators, and the bidi controls. The
+# patterns are compiled at first use (about 0.2 ms each): a command that shows no outside
+# text (`schema`) compiles none, and the others only what they use.
 _BEYOND_JSON = "\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069"
-_RAW_AFTER_JSON = _deferred("_RAW_AFTER_JSON", f"[{_BEYOND_JSON}]")
-_UNSAFE = _deferred("_UNSAFE", f"[\\\\\x00-\x1f{_BEYOND_JSON}]")
-_CONTROL = _deferred("_CONTROL", f"[\x00-\x1f{_BEYOND_JSON}]")
+_RAW_AFTER_JSON = deferred.pattern(__name__, "_RAW_AFTER_JSON", f"[{_BEYOND_JSON}]")
+_UNSAFE = deferred.pattern(__name__, "_UNSAFE", f"[\\\\\x00-\x1f{_BEYOND_JSON}]")
+_CONTROL = deferred.pattern(__name__, "_CONTROL", f"[\x00-\x1f{_BEYOND_JSON}]")
 _SHORT_ESCAPES = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f"}
 # GitHub reads a workflow command at the start of a line, leading blanks allowed.
-_COMMAND_START = _deferred("_COMMAND_START", r"^(\s*):(?=:)")
+_COMMAND_START = deferred.pattern(__name__, "_COMMAND_START", r"^(\s*):(?=:)")
 
 
 def _escape(match: re.Match[str]) -> str:
@@ -94,7 +90,8 @@ _MARKDOWN_SYNTAX = r"[\\`*|~]|\](?=\()|(?<![^\W_])_|_(?![^\W_])"
 # pattern while the text reads the same; it goes in as an entity, which GitHub decodes
 # before it looks for them.
 _REFERENCE = r"[@#]|(?i:(?<![^\W_])gh-)(?=\d)|:(?=//)|(?i:(?<![^\W_])www)(?=\.)"
-_MARKDOWN_UNSAFE = _deferred(
+_MARKDOWN_UNSAFE = deferred.pattern(
+    __name__,
     "_MARKDOWN_UNSAFE",
     f"(?P<html>[&<>])|(?P<syntax>{_MARKDOWN_SYNTAX})|(?P<reference>{_REFERENCE})",
 )
