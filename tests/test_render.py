@@ -6,6 +6,7 @@ Regenerate the golden files after an intended change with
 
 from __future__ import annotations
 
+import html
 import io
 import json
 import os
@@ -758,3 +759,118 @@ def test_a_duration_reads_as_a_person_says_it(seconds: float, shown: str) -> Non
     from reconciler.render.values import duration
 
     assert duration(seconds) == shown
+
+
+# --------------------------------------------------------------------------- the comment's parts
+
+
+def patches(count: int, *, destructive: bool = False) -> Plan:
+    actions = [one_patch(destructive=destructive, source=f"S{n:02d}") for n in range(count)]
+    return Plan(
+        digest="sha256:" + "0" * 64,
+        summary=Summary(create=0, patch=count, unchanged=0, unmanaged=0),
+        actions=actions,
+    )
+
+
+def test_a_plan_that_disables_nothing_carries_no_destructive_warning() -> None:
+    for fmt in ("markdown", "text"):
+        assert "Destructive" not in render(patches(2), fmt)
+        assert "--allow-disable" not in render(patches(2), fmt)
+    assert "apply needs `--allow-disable`" in render(patches(1, destructive=True), "markdown")
+
+
+def test_the_destructive_warning_names_twenty_sources_and_counts_the_rest() -> None:
+    output = render(patches(23, destructive=True), "markdown")
+    named = ", ".join(f"S{n:02d}" for n in range(20))
+    assert f"Destructive: 23 of these actions disable a live source ({named} and 3 more);" in (
+        output
+    )
+    exactly = render(patches(20, destructive=True), "markdown")
+    assert "S19);" in exactly and " more);" not in exactly
+
+
+def test_a_notice_about_a_live_source_shows_its_id() -> None:
+    notice = Notice(source="Blog", id="b" * 24, kind="encrypted_changed", detail="changed")
+    document = patches(1).model_copy(update={"notices": [notice]})
+    assert f"- **Blog** (<code>{'b' * 24}</code>): changed\n" in render(document, "markdown")
+    assert f'  ! "Blog" ({"b" * 24}): changed\n' in render(document, "text")
+    unplaced = notice.model_copy(update={"id": None})
+    document = document.model_copy(update={"notices": [unplaced]})
+    assert "- **Blog**: changed\n" in render(document, "markdown")
+    assert '  ! "Blog": changed\n' in render(document, "text")
+
+
+def test_the_markdown_report_says_what_is_still_deploying_only_when_something_is() -> None:
+    shown = render_report(_report(), "markdown")
+    assert shown.endswith("\n\nStill deploying when --wait gave up: <code>6359b5ba</code>.\n")
+    done = replace(_report(), still_deploying=[])
+    assert "Still deploying" not in render_report(done, "markdown")
+    assert "Still deploying" not in render_report(done, "text")
+
+
+def test_a_value_cut_inside_a_secret_shows_no_part_of_it() -> None:
+    # A live value the planner did not hide (a secret that is not the source's own, say):
+    # the cell is masked before it is cut, so no prefix of the secret survives the cut.
+    from reconciler import redact
+
+    secret = "Cut-Secret-5e9a-Value"
+    redact.register(secret)
+    value = "n" * 290 + secret
+    change = Change(path="deployment.annotation", before=value, after="our note")
+    action = Action(
+        action="patch",
+        source="m" * 180 + secret,
+        id="a" * 24,
+        changes=[change],
+        writes=[{}],
+        destructive=True,
+    )
+    document = patches(1).model_copy(update={"actions": [action]})
+    shown = html.unescape(render(document, "markdown"))
+    assert '"' + "n" * 290 + '***"' in shown  # masked, then short enough to keep whole
+    assert "m" * 180 + "***" in shown
+    assert secret[:8] not in shown
+
+
+def test_the_comment_stays_within_its_budget_but_for_the_notes_of_what_it_left_out() -> None:
+    """Every title and section counts against the budget; only the "N more" notes exceed it."""
+    document = patches(3).model_copy(
+        update={
+            "observed": [
+                ObservedSource(
+                    action="patch",
+                    source=f"Watched {n}",
+                    id=f"{n:024x}",
+                    changes=[Change(path="enabled", before=True, after=False)],
+                )
+                for n in range(3)
+            ],
+            "notices": [
+                Notice(source=f"N{n}", id=None, kind="cannot_compare", detail="x" * 40)
+                for n in range(3)
+            ],
+            "unmanaged": [UnmanagedSource(id=f"{n:024x}", name=f"Stray {n}") for n in range(3)],
+        }
+    )
+    full = len(markdown.render(document, budget=10**6))
+    note = re.compile(r"\n… and \d+ more [a-z ]+ not shown \(see the JSON plan\)\.\n")
+    cut_somewhere = 0
+    for budget in range(full - 1500, full + 1):
+        output = markdown.render(document, budget=budget)
+        assert len(note.sub("", output)) <= budget, budget
+        cut_somewhere += bool(note.search(output))
+    assert cut_somewhere
+
+
+def test_observed_sources_keep_their_share_of_a_comment_that_sources_fill() -> None:
+    crowded = big_plan(5000)
+    watched = ObservedSource(
+        action="patch",
+        source="Watched",
+        id="d" * 24,
+        changes=[Change(path="enabled", before=True, after=False)],
+    )
+    output = render(crowded.model_copy(update={"observed": [watched]}), "markdown")
+    assert len(output) < GITHUB_LIMIT
+    assert "<details><summary><b>= observed</b> Watched" in output
