@@ -874,3 +874,67 @@ def test_observed_sources_keep_their_share_of_a_comment_that_sources_fill() -> N
     output = render(crowded.model_copy(update={"observed": [watched]}), "markdown")
     assert len(output) < GITHUB_LIMIT
     assert "<details><summary><b>= observed</b> Watched" in output
+
+
+def test_an_observed_source_is_a_whole_section_with_its_id_and_live_and_file_columns() -> None:
+    observed = ObservedSource(
+        action="patch",
+        source="Watched",
+        id="d" * 24,
+        changes=[Change(path="deployment.cache_ttl_value", before=86400, after=1800)],
+    )
+    summary = Summary(create=0, patch=0, unchanged=0, unmanaged=0, observed=1)
+    document = Plan(digest="sha256:x", summary=summary, actions=[], observed=[observed])
+    assert render(document, "markdown").endswith(
+        "#### Observed sources (mode: observe; never written)\n\n"
+        f"<details><summary><b>= observed</b> Watched (<code>{'d' * 24}</code>)</summary>\n\n"
+        "| attribute | live | file |\n|---|---|---|\n"
+        "| <code>deployment.cache_ttl_value</code> | <code>86400</code> | <code>1800</code> |\n\n"
+        "</details>\n\n"
+    )
+    missing = observed.model_copy(update={"action": "create", "id": None})
+    text = render(document.model_copy(update={"observed": [missing]}), "text")
+    assert '= observed "Watched" (mode: observe; never written)\n' in text
+    assert "    = deployment.cache_ttl_value: (missing) -> 1800\n" in text
+
+
+def test_the_markdown_report_table_has_its_header_and_a_row_per_action() -> None:
+    lines = render_report(_report(), "markdown").splitlines()
+    header = lines.index("| outcome | action | source | id | error |")
+    assert lines[header + 1] == "|---|---|---|---|---|"
+    assert len([line for line in lines[header + 2 :] if line.startswith("| ")]) == 4
+    assert "| not attempted | patch | <code>Late</code> | <code>3</code> |  |" in lines
+
+
+def test_twenty_owned_elsewhere_are_all_named_and_more_are_counted() -> None:
+    def owned(count: int) -> str:
+        entries = [OwnedElsewhere(source=f"O{n}", id="b" * 24, owner="x") for n in range(count)]
+        return render(patches(1).model_copy(update={"owned_elsewhere": entries}), "markdown")
+
+    assert "O19 (" in owned(20) and "more" not in owned(20)
+    assert "O19 (" in owned(21) and "O20 (" not in owned(21) and "- … and 1 more" in owned(21)
+
+
+def test_a_name_is_cut_only_past_its_limit() -> None:
+    def summary_of(name: str) -> str:
+        output = render(
+            patches(1).model_copy(update={"actions": [one_patch(destructive=False, source=name)]}),
+            "markdown",
+        )
+        return next(line for line in output.splitlines() if line.startswith("<details>"))
+
+    assert f"</b> {'n' * 200} (<code>" in summary_of("n" * 200)
+    assert f"</b> {'n' * 199}… (<code>" in summary_of("n" * 201)
+
+
+def test_a_section_shows_about_eight_thousand_characters_of_rows_whatever_the_first_row() -> None:
+    short = Change(path="enabled", before=True, after=False)
+    long = [
+        Change(path=f"deployment.default_params.p{n}", before="@" * 200, after="!")
+        for n in range(200)
+    ]
+    action = one_patch(destructive=False).model_copy(update={"changes": [short, *long]})
+    output = render(patches(1).model_copy(update={"actions": [action]}), "markdown")
+    rows = [line for line in output.splitlines() if line.startswith("| <code>")]
+    assert 8_000 < sum(map(len, rows)) < 8_000 + max(map(len, rows))
+    assert f"| … and {201 - len(rows)} more changes (see the JSON plan) | | |" in output
