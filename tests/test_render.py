@@ -938,3 +938,34 @@ def test_a_section_shows_about_eight_thousand_characters_of_rows_whatever_the_fi
     rows = [line for line in output.splitlines() if line.startswith("| <code>")]
     assert 8_000 < sum(map(len, rows)) < 8_000 + max(map(len, rows))
     assert f"| … and {201 - len(rows)} more changes (see the JSON plan) | | |" in output
+
+
+def test_a_long_value_is_cut_to_three_hundred_characters_with_an_ellipsis() -> None:
+    change = Change(path="deployment.webfolder_base_url", before="x" * 400, after="short")
+    action = one_patch(destructive=False).model_copy(update={"changes": [change]})
+    output = render(patches(1).model_copy(update={"actions": [action]}), "markdown")
+    # JSON's quote counts: 300 characters in all, the last of them the ellipsis.
+    assert f'| <code>"{"x" * 298}…</code> |' in output
+    assert f'| <code>"{"x" * 299}' not in output
+
+
+def test_an_owner_of_any_length_takes_at_most_four_hundred_characters_in_its_flag() -> None:
+    taken = one_patch(destructive=False).model_copy(update={"takes_over_from": "o" * 5_000})
+    output = render(patches(1).model_copy(update={"actions": [taken]}), "markdown")
+    (flag,) = [line for line in output.splitlines() if line.startswith("**⚠ owned by")]
+    assert len(flag) == len("**⚠ **") + 400 and flag.endswith("…**")
+
+
+def test_the_rows_cut_counts_the_changes_left_in_agreement() -> None:
+    def section(changes: int) -> str:
+        rows = [
+            Change(path=f"deployment.default_params.p{n}", before="@" * 200, after="!")
+            for n in range(changes)
+        ]
+        action = one_patch(destructive=False).model_copy(update={"changes": rows})
+        return render(patches(1).model_copy(update={"actions": [action]}), "markdown")
+
+    shown = section(100).count("| <code>deployment.default_params.p")
+    assert "| … and 1 more change (see the JSON plan) | | |" in section(shown + 1)
+    assert "| … and 2 more changes (see the JSON plan) | | |" in section(shown + 2)
+    assert "more change" not in section(shown)
