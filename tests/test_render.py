@@ -24,6 +24,7 @@ from ruamel.yaml import YAML
 
 from reconciler.applier import ActionResult, ApplyReport
 from reconciler.emulator import SourceStore
+from reconciler.github import COMMENT_LIMIT
 from reconciler.live import LiveSource
 from reconciler.loader import load
 from reconciler.plan import (
@@ -41,7 +42,7 @@ from reconciler.plan import (
 from reconciler.planner import PlanOptions, plan
 from reconciler.render import _render, markdown, render, render_report
 from reconciler.render.json import report_json_schema
-from reconciler.render.markdown import GITHUB_LIMIT, MARKER
+from reconciler.render.markdown import MARKER
 from reconciler.specs import DEPLOYMENT_MODELS, deployment_defaults
 
 ROOT = Path(__file__).parents[1]
@@ -176,7 +177,7 @@ def big_plan(sources: int) -> Plan:
 
 def test_markdown_of_5000_sources_fits_a_github_comment() -> None:
     output = render(big_plan(5000), "markdown")
-    assert len(output) < GITHUB_LIMIT
+    assert len(output) < COMMENT_LIMIT
     assert "more sources not shown (see the JSON plan)" in output
     # Sources come first, but notices and unmanaged sources keep a share of the space.
     assert re.search(r"\n- \*\*Source 00000\*\*: x\n", output)
@@ -594,7 +595,7 @@ def test_lists_of_long_names_above_the_sources_still_fit_a_github_comment() -> N
 
     output = render(document, "markdown")
 
-    assert len(output) < GITHUB_LIMIT
+    assert len(output) < COMMENT_LIMIT
     assert output.rstrip().endswith(f"Digest: `sha256:{'0' * 64}`")
     assert "- … and 5 more" in output  # owned elsewhere, past the 20 named
     assert "@&#8203;&#95;@&#8203;" in output and "…" in output
@@ -627,7 +628,7 @@ def test_one_source_with_hundreds_of_long_values_hides_none_of_the_sources_after
 
     output = render(document, "markdown")
 
-    assert len(output) < GITHUB_LIMIT
+    assert len(output) < COMMENT_LIMIT
     assert "<details><summary><b>~ patch</b> Quiet" in output
     assert "<details><summary><b>= observed</b> Watched" in output
     assert "not shown" not in output
@@ -872,7 +873,7 @@ def test_observed_sources_keep_their_share_of_a_comment_that_sources_fill() -> N
         changes=[Change(path="enabled", before=True, after=False)],
     )
     output = render(crowded.model_copy(update={"observed": [watched]}), "markdown")
-    assert len(output) < GITHUB_LIMIT
+    assert len(output) < COMMENT_LIMIT
     assert "<details><summary><b>= observed</b> Watched" in output
 
 

@@ -45,8 +45,8 @@ MARKER = "<!-- imgix-reconciler:plan -->"
 # A scheduled drift check may post to an issue: its own marker, so it updates its own.
 DRIFT_MARKER = "<!-- imgix-reconciler:drift -->"
 REPORT_MARKER = "<!-- imgix-reconciler:apply -->"
-GITHUB_LIMIT = 65_536
-# Room under GitHub's limit for the notes and closing lines added after the budget is hit.
+# Room under GitHub's limit (`github.COMMENT_LIMIT`) for the notes and closing lines added
+# after the budget is hit.
 BUDGET = 60_000
 MAX_CELL = 300
 MAX_NAMED = 20
