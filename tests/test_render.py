@@ -970,3 +970,39 @@ def test_the_rows_cut_counts_the_changes_left_in_agreement() -> None:
     assert "| … and 1 more change (see the JSON plan) | | |" in section(shown + 1)
     assert "| … and 2 more changes (see the JSON plan) | | |" in section(shown + 2)
     assert "more change" not in section(shown)
+
+
+def test_the_adoption_notice_names_twenty_sources_and_counts_the_rest() -> None:
+    def adoption(count: int) -> Adoption:
+        return Adoption(
+            count=count,
+            sources=[SourceRef(id=f"{n:024x}", name=f"U{n}") for n in range(count)],
+            planned=False,
+            updates=count,
+            updates_per_hour=60,
+            hours=1,
+            detail=f"{count} sources without a marker",
+        )
+
+    crowded = patches(1).model_copy(update={"adoption": adoption(25)})
+    named = ", ".join(f'"U{n}"' for n in range(20))
+    assert f"  ! 25 sources without a marker: {named} and 5 more\n" in render(crowded, "text")
+    bold = ", ".join(f"**U{n}**" for n in range(20))
+    assert f"- 25 sources without a marker: {bold} and 5 more\n" in render(crowded, "markdown")
+    exactly = patches(1).model_copy(update={"adoption": adoption(20)})
+    for fmt in ("text", "markdown"):
+        assert "U19" in render(exactly, fmt) and " more" not in render(exactly, fmt)
+
+
+def test_the_text_of_an_observed_source_shows_its_id() -> None:
+    observed = ObservedSource(
+        action="patch",
+        source="Watched",
+        id="d" * 24,
+        changes=[Change(path="enabled", before=True, after=False)],
+    )
+    summary = Summary(create=0, patch=0, unchanged=0, unmanaged=0, observed=1)
+    document = Plan(digest="sha256:x", summary=summary, actions=[], observed=[observed])
+    assert f'= observed "Watched" ({"d" * 24}) (mode: observe; never written)\n' in render(
+        document, "text"
+    )
