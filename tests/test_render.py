@@ -1006,3 +1006,18 @@ def test_the_text_of_an_observed_source_shows_its_id() -> None:
     assert f'= observed "Watched" ({"d" * 24}) (mode: observe; never written)\n' in render(
         document, "text"
     )
+
+
+def test_coloured_text_draws_what_goes_red_and_what_goes_green() -> None:
+    output = render(patches(1), "text", color=True)
+    assert "    ~ enabled: \x1b[31mtrue\x1b[0m -> \x1b[32mfalse\x1b[0m\n" in output
+    assert output.startswith("\x1b[1mPlan: 0 to create, 1 to patch,")
+
+
+def test_the_text_lists_sources_owned_elsewhere_under_their_own_heading() -> None:
+    owned = OwnedElsewhere(source="Shared", id="b" * 24, owner="team-a")
+    text = render(patches(1).model_copy(update={"owned_elsewhere": [owned]}), "text")
+    assert (
+        "\n\nOwned elsewhere (never written; --take-over takes over):\n"
+        f'  - "Shared" ({"b" * 24}): owned by "team-a"\n'
+    ) in text
