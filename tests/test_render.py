@@ -855,6 +855,7 @@ def test_the_comment_stays_within_its_budget_but_for_the_notes_of_what_it_left_o
         }
     )
     full = len(markdown.render(document, budget=10**6))
+    assert markdown.render(document, budget=full) == markdown.render(document, budget=10**6)
     note = re.compile(r"\n… and \d+ more [a-z ]+ not shown \(see the JSON plan\)\.\n")
     cut_somewhere = 0
     for budget in range(full - 1500, full + 1):
@@ -894,6 +895,8 @@ def test_an_observed_source_is_a_whole_section_with_its_id_and_live_and_file_col
         "</details>\n\n"
     )
     missing = observed.model_copy(update={"action": "create", "id": None})
+    comment = render(document.model_copy(update={"observed": [missing]}), "markdown")
+    assert "| <code>deployment.cache_ttl_value</code> |  | <code>1800</code> |\n" in comment
     text = render(document.model_copy(update={"observed": [missing]}), "text")
     assert '= observed "Watched" (mode: observe; never written)\n' in text
     assert "    = deployment.cache_ttl_value: (missing) -> 1800\n" in text
@@ -948,6 +951,10 @@ def test_a_long_value_is_cut_to_three_hundred_characters_with_an_ellipsis() -> N
     # JSON's quote counts: 300 characters in all, the last of them the ellipsis.
     assert f'| <code>"{"x" * 298}…</code> |' in output
     assert f'| <code>"{"x" * 299}' not in output
+    whole = change.model_copy(update={"before": "x" * 298})  # 300 characters with its quotes
+    action = one_patch(destructive=False).model_copy(update={"changes": [whole]})
+    output = render(patches(1).model_copy(update={"actions": [action]}), "markdown")
+    assert f'| <code>"{"x" * 298}"</code> |' in output
 
 
 def test_an_owner_of_any_length_takes_at_most_four_hundred_characters_in_its_flag() -> None:
