@@ -302,3 +302,4 @@ def test_merge_into_an_empty_flow_list_writes_block_style() -> None:
     state = DesiredState.model_validate(YAML(typ="safe").load(merged.text))
     assert [s.id for s in state.sources] == ["b" * 24]
     assert "# none yet" in merged.text
+    assert "\n  - name: Blog\n    id: bbbbbbbbbbbbbbbbbbbbbbbb\n" in merged.text
