@@ -303,3 +303,27 @@ def test_merge_into_an_empty_flow_list_writes_block_style() -> None:
     assert [s.id for s in state.sources] == ["b" * 24]
     assert "# none yet" in merged.text
     assert "\n  - name: Blog\n    id: bbbbbbbbbbbbbbbbbbbbbbbb\n" in merged.text
+
+
+def test_small_maps_and_lists_are_written_on_one_line_as_people_write_them() -> None:
+    text = export_yaml([BLOG]).text
+    assert "\n      imgix_subdomains: [acme-blog]\n" in text
+    assert "\n      password: {env: BLOG_PASSWORD}\n" in text
+    assert "\n  - name: Blog\n    id: aaaaaaaaaaaaaaaaaaaaaaaa\n    deployment:\n" in text
+
+
+def test_a_merge_the_file_would_not_validate_with_is_refused() -> None:
+    # The live source is missing from the file (another id and subdomain) but claims a
+    # custom domain a source in the file has: the merged file would fail `validate`.
+    claimed = ARCHIVE.model_copy(
+        update={"deployment": {**ARCHIVE.deployment, "custom_domains": ["images.example.com"]}}
+    )
+    text = COMMENTED.replace(
+        "      imgix_subdomains: [acme-blog]\n",
+        "      imgix_subdomains: [acme-blog]\n      custom_domains: [images.example.com]\n",
+    ).replace("acme-archive", "acme-old")
+    with pytest.raises(ExportError, match="the export would not pass validation"):
+        merged_yaml(text, [claimed])
+    twins = [claimed, claimed.model_copy(update={"id": "c" * 24, "name": "Twin"})]
+    with pytest.raises(ExportError, match="the export would not pass validation"):
+        export_yaml(twins)
