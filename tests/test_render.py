@@ -1028,3 +1028,18 @@ def test_the_text_lists_sources_owned_elsewhere_under_their_own_heading() -> Non
         "\n\nOwned elsewhere (never written; --take-over takes over):\n"
         f'  - "Shared" ({"b" * 24}): owned by "team-a"\n'
     ) in text
+
+
+def test_the_report_summary_says_what_was_already_in_effect_and_what_went_stale() -> None:
+    report = ApplyReport(
+        results=[
+            ActionResult("patch", "Blog", "id:1", "in effect", source_id="1"),
+            ActionResult("patch", "Shop", "id:2", "stale", source_id="2"),
+            ActionResult("patch", "Docs", "id:3", "stale", source_id="3"),
+        ],
+        writes=0,
+    )
+    assert render_report(report, "text").splitlines()[-1] == (
+        "Apply: 0 applied, 0 failed. 1 already in effect (skipped). 2 not applied (changed "
+        "since the plan): run plan again and review it."
+    )
