@@ -12,6 +12,7 @@ from ruamel.yaml import YAML
 from reconciler.canonical import formatted
 from reconciler.export import (
     MAX_VARIABLE_LENGTH,
+    Export,
     ExportError,
     export_document,
     export_yaml,
@@ -327,3 +328,13 @@ def test_a_merge_the_file_would_not_validate_with_is_refused() -> None:
     twins = [claimed, claimed.model_copy(update={"id": "c" * 24, "name": "Twin"})]
     with pytest.raises(ExportError, match="the export would not pass validation"):
         export_yaml(twins)
+
+
+def test_a_merge_that_adds_nothing_leaves_the_file_byte_for_byte() -> None:
+    # A round trip through ruamel would respace these: with nothing to add, nothing is.
+    text = (
+        "version:   1\nsources:\n  - {name: Blog, id: aaaaaaaaaaaaaaaaaaaaaaaa, "
+        "deployment: {type: webproxy, imgix_subdomains: [ acme-blog ]}}\n"
+    )
+    proxy = BLOG.model_copy(update={"deployment": {"type": "webproxy"}})
+    assert merged_yaml(text, [proxy]) == Export(text, 0, [])
