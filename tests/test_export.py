@@ -338,3 +338,22 @@ def test_a_merge_that_adds_nothing_leaves_the_file_byte_for_byte() -> None:
     )
     proxy = BLOG.model_copy(update={"deployment": {"type": "webproxy"}})
     assert merged_yaml(text, [proxy]) == Export(text, 0, [])
+
+
+def test_an_attribute_without_a_default_is_written_only_when_the_api_has_a_value() -> None:
+    unset = BLOG.model_copy(update={"deployment": {**BLOG.deployment, "robots.txt": None}})
+    assert "robots.txt" not in exported_source(unset, set())["deployment"]
+    rules = "User-agent: *\nDisallow: /private/\n"
+    set_ = BLOG.model_copy(update={"deployment": {**BLOG.deployment, "robots.txt": rules}})
+    assert exported_source(set_, set())["deployment"]["robots.txt"] == rules
+
+
+def test_the_header_says_why_the_variables_are_needed_and_how_else_to_give_them() -> None:
+    header = export_yaml([BLOG]).text.split("\nversion: 1\n")[0].splitlines()
+    assert header == [
+        "# yaml-language-server: $schema=schemas/sources.schema.json",
+        "# Exported by imgix-reconciler from the live sources.",
+        "# The API never returns secrets: set these environment variables before `apply`",
+        "# (or replace a reference with {file: path}):",
+        "#   BLOG_PASSWORD",
+    ]

@@ -496,6 +496,11 @@ def test_the_json_report_validates_and_counts_every_outcome() -> None:
     assert document["stopped"] == "stopped by SIGTERM"
 
 
+def test_the_json_report_is_indented_like_the_plan_document(the_plan: Plan) -> None:
+    for printed in (render_report(_report(), "json"), render(the_plan, "json")):
+        assert printed == json.dumps(json.loads(printed), indent=2) + "\n"
+
+
 def test_the_json_report_schema_rejects_an_unknown_outcome() -> None:
     document = json.loads(render_report(_report(), "json"))
     document["results"][0]["outcome"] = "deleted"
