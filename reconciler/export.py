@@ -250,7 +250,10 @@ def merged_yaml(text: str, live: Sequence[LiveSource]) -> Export:
     yaml = canonical_yaml()
     yaml.preserve_quotes = True
     # Write new sources the way the file indents its list (ruamel guesses it from the text).
-    _, indent, offset = load_yaml_guess_indent(text)
+    try:
+        _, indent, offset = load_yaml_guess_indent(text)
+    except IndexError:  # ruamel's guess fails on a list item's dash alone on its line
+        indent = offset = None
     if isinstance(indent, int) and isinstance(offset, int) and indent > offset:
         yaml.indent(mapping=indent - offset, sequence=indent, offset=offset)
     document = yaml.load(text)

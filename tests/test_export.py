@@ -357,3 +357,17 @@ def test_the_header_says_why_the_variables_are_needed_and_how_else_to_give_them(
         "# (or replace a reference with {file: path}):",
         "#   BLOG_PASSWORD",
     ]
+
+
+def test_merge_into_a_file_that_puts_a_list_item_s_dash_on_its_own_line() -> None:
+    # Valid YAML that ruamel's indentation guess fails on (IndexError): the merge still
+    # adds the missing source, in the canonical indentation (the dash joins its item).
+    text = (
+        "version: 1\nsources:\n  -\n    name: Blog\n    id: aaaaaaaaaaaaaaaaaaaaaaaa\n"
+        "    deployment: {type: webproxy, imgix_subdomains: [acme-blog]}\n"
+    )
+    merged = merged_yaml(text, [ARCHIVE])
+    assert merged.added == 1
+    assert merged.text.startswith("version: 1\nsources:\n  - name: Blog\n    id: aaaa")
+    state = DesiredState.model_validate(YAML(typ="safe").load(merged.text))
+    assert [s.id for s in state.sources] == ["a" * 24, "b" * 24]
