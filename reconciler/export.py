@@ -315,7 +315,8 @@ def _check_validates(text: str) -> None:
         try:
             load([path], resolve=False)
         except LoadError as error:
-            lines = [str(e).replace(str(path), "exported file", 1) for e in error.errors]
+            # A message may name the file twice (a hostname's other source): both times.
+            lines = [str(e).replace(str(path), "exported file") for e in error.errors]
             raise ExportError(
                 "the export would not pass validation:\n" + "\n".join(map(escaped, lines))
             ) from None

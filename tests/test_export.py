@@ -139,11 +139,12 @@ def test_long_names_that_share_a_prefix_stay_unique() -> None:
 
 
 def test_a_third_source_of_the_same_name_and_id_tail_is_numbered_from_two() -> None:
-    sources = [blog_named("Blog", f"{n}" * 18 + "abc123") for n in range(3)]
+    sources = [blog_named("Blog", f"{n}" * 18 + "abc123") for n in range(4)]
     assert variables_of(sources) == [
         "BLOG_PASSWORD",
         "BLOG_ABC123_PASSWORD",
         "BLOG_ABC123_2_PASSWORD",
+        "BLOG_ABC123_3_PASSWORD",
     ]
 
 
@@ -326,8 +327,14 @@ def test_a_merge_the_file_would_not_validate_with_is_refused() -> None:
     with pytest.raises(ExportError, match="the export would not pass validation"):
         merged_yaml(text, [claimed])
     twins = [claimed, claimed.model_copy(update={"id": "c" * 24, "name": "Twin"})]
-    with pytest.raises(ExportError, match="the export would not pass validation"):
+    with pytest.raises(ExportError, match="the export would not pass validation") as raised:
         export_yaml(twins)
+    # Located in the text it would have written, never in a temporary file.
+    assert "imgix-reconciler-export-" not in str(raised.value)
+    assert (
+        "exported file:25:24: deployment.custom_domains[0]: domain 'images.example.com' is "
+        "also used by the source at exported file:15:24"
+    ) in str(raised.value)
 
 
 def test_a_merge_that_adds_nothing_leaves_the_file_byte_for_byte() -> None:
@@ -371,3 +378,14 @@ def test_merge_into_a_file_that_puts_a_list_item_s_dash_on_its_own_line() -> Non
     assert merged.text.startswith("version: 1\nsources:\n  - name: Blog\n    id: aaaa")
     state = DesiredState.model_validate(YAML(typ="safe").load(merged.text))
     assert [s.id for s in state.sources] == ["a" * 24, "b" * 24]
+
+
+def test_a_secret_the_api_returns_is_never_written_to_the_file() -> None:
+    # The API never returns secrets; an answer that does is untrusted text, not a value
+    # to put in a file that goes to git.
+    leaky = BLOG.model_copy(
+        update={"deployment": {**BLOG.deployment, "password": "leaked-password-value"}}
+    )
+    exported = export_yaml([leaky])
+    assert "leaked-password-value" not in exported.text
+    assert exported.variables == ["BLOG_PASSWORD"]
