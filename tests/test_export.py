@@ -305,6 +305,12 @@ def test_merge_into_an_empty_flow_list_writes_block_style() -> None:
     assert [s.id for s in state.sources] == ["b" * 24]
     assert "# none yet" in merged.text
     assert "\n  - name: Blog\n    id: bbbbbbbbbbbbbbbbbbbbbbbb\n" in merged.text
+    # A flow list with sources in it: each stays on its line, the new one in block style.
+    one = "version: 1\nsources: [{name: X, deployment: {type: webproxy, imgix_subdomains: [x]}}]\n"
+    assert merged_yaml(one, [ARCHIVE]).text.startswith(
+        "version: 1\nsources:\n  - {name: X, deployment: {type: webproxy, imgix_subdomains: [x]}}\n"
+        "  - name: Blog\n    id: bbbbbbbbbbbbbbbbbbbbbbbb\n"
+    )
 
 
 def test_small_maps_and_lists_are_written_on_one_line_as_people_write_them() -> None:
