@@ -252,3 +252,18 @@ def test_a_comment_above_a_deployment_s_first_key_moves_with_that_key() -> None:
     assert formatted(messy.replace("    deployment:   # the deployment\n", plain)) == (
         tidy.replace("    deployment:   # the deployment\n", plain)
     )
+
+
+def test_a_comment_above_the_key_that_becomes_first_goes_under_the_deployment_line() -> None:
+    messy = (
+        "version: 1\nsources:\n  - name: Products\n    deployment:   # the deployment\n"
+        "      s3_bucket: acme\n      # the type, first once formatted\n      type: s3\n"
+        "      imgix_subdomains: [acme-products]\n      s3_access_key: AKIA\n"
+        "      s3_secret_key: {env: S3}\n"
+    )
+    assert formatted(messy) == (
+        "version: 1\nsources:\n  - name: Products\n    deployment:   # the deployment\n"
+        "      # the type, first once formatted\n      type: s3\n"
+        "      imgix_subdomains: [acme-products]\n      s3_access_key: AKIA\n"
+        "      s3_bucket: acme\n      s3_secret_key: {env: S3}\n"
+    )
