@@ -267,3 +267,19 @@ def test_a_comment_above_the_key_that_becomes_first_goes_under_the_deployment_li
         "      imgix_subdomains: [acme-products]\n      s3_access_key: AKIA\n"
         "      s3_bucket: acme\n      s3_secret_key: {env: S3}\n"
     )
+
+
+def test_a_comment_after_a_block_list_moves_with_the_key_below_it() -> None:
+    # ruamel keeps it with the list's last item: it must still land above `password`.
+    messy = (
+        "version: 1\nsources:\n  - name: Blog\n    deployment:\n      type: webfolder\n"
+        "      webfolder_base_url: https://blog.example/\n      imgix_subdomains:\n"
+        "        - acme-blog\n      # the password, from CI\n"
+        "      password: {env: BLOG_PASSWORD}\n      cache_ttl_value: 60\n"
+    )
+    assert formatted(messy) == (
+        "version: 1\nsources:\n  - name: Blog\n    deployment:\n      type: webfolder\n"
+        "      imgix_subdomains:\n        - acme-blog\n"
+        "      webfolder_base_url: https://blog.example/\n      # the password, from CI\n"
+        "      password: {env: BLOG_PASSWORD}\n      cache_ttl_value: 60\n"
+    )
