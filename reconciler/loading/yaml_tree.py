@@ -32,20 +32,27 @@ class TooLarge(Exception):
         self.loc = loc
 
 
-def fast_parse(text: str) -> tuple[Node | None, Any]:
-    """The composed tree (C parser when ruamel.yaml.clib is installed) and its plain data.
-
-    YAML 1.2 like the round-trip parser; a merge key is left to that parser, which
-    places merged keys its own way.
-    """
-    if "<<" in text or "%YAML" in text:
+def fast_compose(text: str) -> Node | None:
+    """The composed tree by the C parser (when ruamel.yaml.clib is installed), its tags
+    resolved by YAML 1.2 as the round-trip parser resolves them; a `%YAML` directive is
+    left to that parser."""
+    if "%YAML" in text:
         raise Imprecise
     yaml = YAML(typ="safe")
     yaml.Resolver = OneVersionResolver
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        node = yaml.compose(text)
-        return node, None if node is None else Construction(yaml).value(node)
+        node: Node | None = yaml.compose(text)
+        return node
+
+
+def plain_data(node: Node) -> Any:
+    """The plain values of a tree `fast_compose` gave (a file without merge keys)."""
+    yaml = YAML(typ="safe")
+    yaml.Resolver = OneVersionResolver
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return Construction(yaml).value(node)
 
 
 class OneVersionResolver(VersionedResolver):
