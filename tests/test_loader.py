@@ -1182,8 +1182,9 @@ def _mixed(count: int) -> dict[str, tuple[str, str]]:
         listed = f"sources:\n{sources}" if sources else "sources: []\n"
         keys = "".join(f"k{n:05d}: 1\n" for n in range(count))
         files[kind] = (f"version: 1\n{listed}{keys}{top}", expected)
-    crlf = files["a hostname twice"]
-    files["CRLF line breaks"] = (crlf[0].replace("\n", "\r\n"), crlf[1])
+    twice = files["a hostname twice"][0]
+    files["CRLF line breaks"] = (twice.replace("\n", "\r\n"), "11:26: deployment.imgix")
+    files["a %YAML 1.2 directive"] = (f"%YAML 1.2\n---\n{twice}", "13:26: deployment.imgix")
     return files
 
 
@@ -1208,3 +1209,22 @@ def test_one_error_of_another_kind_among_many_needs_no_pure_python_parse(
         precise = errors_of(path, resolve=True)
     assert fast == precise
     assert any(expected in error for error in fast), fast
+
+
+def test_a_yaml_1_1_directive_is_read_by_the_pure_python_parser(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # YAML 1.1 reads `yes` as true: only the round-trip parser follows the directive.
+    text = "%YAML 1.1\n---\n" + textwrap.dedent(S3_SOURCE) + "    enabled: yes\n"
+    path = write(tmp_path, text)
+    composed = []
+    compose = loader._DesiredFile._compose_precisely
+
+    def counted(text: str) -> Any:
+        composed.append(text)
+        return compose(text)
+
+    monkeypatch.setattr(loader._DesiredFile, "_compose_precisely", staticmethod(counted))
+    loaded = load([path], environ={"S3_SECRET_KEY": "s3-secret"})
+    assert loaded.state.sources[0].enabled is True
+    assert len(composed) == 1

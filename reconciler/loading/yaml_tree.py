@@ -14,9 +14,13 @@ from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ruamel.yaml.resolver import VersionedResolver
 from ruamel.yaml.tag import Tag
 
+from reconciler import deferred
 from reconciler.loading.located import Imprecise, Loc
 
 _TIMESTAMP = "tag:yaml.org,2002:timestamp"
+# What a `%YAML` directive names (only YAML 1.2, the version the file is read as anyway,
+# keeps the C parser): any line starting so, whether it is a directive or not.
+_VERSION_DIRECTIVE = deferred.pattern(__name__, "_VERSION_DIRECTIVE", r"(?m)^%YAML[ \t]*(\S*)")
 
 # Numbers beyond this cannot round-trip through JSON readers (JavaScript's safe integers).
 MAX_SAFE_NUMBER = 2**53 - 1
@@ -34,9 +38,9 @@ class TooLarge(Exception):
 
 def fast_compose(text: str) -> Node | None:
     """The composed tree by the C parser (when ruamel.yaml.clib is installed), its tags
-    resolved by YAML 1.2 as the round-trip parser resolves them; a `%YAML` directive is
-    left to that parser."""
-    if "%YAML" in text:
+    resolved by YAML 1.2 as the round-trip parser resolves them; a `%YAML` directive of
+    another version is left to that parser."""
+    if "%YAML" in text and any(v != "1.2" for v in _VERSION_DIRECTIVE.findall(text)):
         raise Imprecise
     yaml = YAML(typ="safe")
     yaml.Resolver = OneVersionResolver
