@@ -989,6 +989,8 @@ NESTINGS = {
     "closers in block scalars": ("- - |\n    ]]\n  - [\n" * 6000, 2),
     "closers in plain keys": ("- x]] : [[[[\n" * 6000, 5),
     "carriage returns": ("a: [b]\r  c: [[[\r" * 3000, 4),
+    # Past the quick count: each line's own opener counts, the first line's too.
+    "one opener a line": ("[\n" * 10_001, 10_001),
 }
 
 
