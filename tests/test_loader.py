@@ -1230,3 +1230,12 @@ def test_a_yaml_1_1_directive_is_read_by_the_pure_python_parser(
     loaded = load([path], environ={"S3_SECRET_KEY": "s3-secret"})
     assert loaded.state.sources[0].enabled is True
     assert len(composed) == 1
+
+
+def test_a_key_with_control_characters_is_printed_escaped_on_one_line(tmp_path: Path) -> None:
+    # Keys come from an untrusted file: an escape sequence or a line break printed raw
+    # would rewrite the terminal or forge a second error line in a public CI log.
+    path = write(tmp_path, 'version: 1\nsources: []\n"k\\e[2J\\nx": 1\n')
+    (error,) = errors_of(path)
+    assert error == rf"{path}:3:1: k\x1b[2J\nx: unknown key 'k\x1b[2J\nx'"
+    assert error.isprintable()
