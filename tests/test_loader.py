@@ -1239,3 +1239,13 @@ def test_a_key_with_control_characters_is_printed_escaped_on_one_line(tmp_path: 
     (error,) = errors_of(path)
     assert error == rf"{path}:3:1: k\x1b[2J\nx: unknown key 'k\x1b[2J\nx'"
     assert error.isprintable()
+
+
+def test_a_long_wrong_value_is_quoted_shortened(tmp_path: Path) -> None:
+    text = (
+        "version: 1\nsources:\n  - name: Long\n    deployment:\n      type: webfolder\n"
+        "      imgix_subdomains: [long]\n      webfolder_base_url: https://o.example/\n"
+        f"      cache_ttl_value: {'a' * 59}bcdef\n"
+    )
+    (error,) = errors_of(write(tmp_path, text))
+    assert error.endswith(f"cache_ttl_value: must be an integer (got '{'a' * 57}...')")
