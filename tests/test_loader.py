@@ -1241,11 +1241,16 @@ def test_a_key_with_control_characters_is_printed_escaped_on_one_line(tmp_path: 
     assert error.isprintable()
 
 
-def test_a_long_wrong_value_is_quoted_shortened(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("value", "shown"), [("a" * 60, "a" * 60), ("a" * 56 + "bcdef", "a" * 56 + "b...")]
+)
+def test_a_long_wrong_value_is_quoted_shortened_past_60_characters(
+    tmp_path: Path, value: str, shown: str
+) -> None:
     text = (
         "version: 1\nsources:\n  - name: Long\n    deployment:\n      type: webfolder\n"
         "      imgix_subdomains: [long]\n      webfolder_base_url: https://o.example/\n"
-        f"      cache_ttl_value: {'a' * 59}bcdef\n"
+        f"      cache_ttl_value: {value}\n"
     )
     (error,) = errors_of(write(tmp_path, text))
-    assert error.endswith(f"cache_ttl_value: must be an integer (got '{'a' * 57}...')")
+    assert error.endswith(f"cache_ttl_value: must be an integer (got '{shown}')")
