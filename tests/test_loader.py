@@ -991,6 +991,9 @@ NESTINGS = {
     "carriage returns": ("a: [b]\r  c: [[[\r" * 3000, 4),
     # Past the quick count: each line's own opener counts, the first line's too.
     "one opener a line": ("[\n" * 10_001, 10_001),
+    # A line that seems to balance, but for a comment or a string.
+    "a closer in a comment on its line": ("[ # ]\n" * 10_001, 10_001),
+    "a closer in a string on its line": ('[ "]",\n' * 10_001, 10_001),
 }
 
 
