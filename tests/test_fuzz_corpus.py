@@ -1,0 +1,90 @@
+"""The fuzzers' findings and chosen seeds, replayed without atheris: the suite's short mode.
+
+`scripts/fuzz.py` holds the targets (imported here by path); each file under
+`tests/fixtures/fuzz/TARGET/` is an input a campaign found a bug with (fixed since) or a
+seed worth keeping, and must now meet its target's contract: success, or only the
+parser's documented error.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+REPOSITORY = Path(__file__).resolve().parent.parent
+CORPUS = Path(__file__).resolve().parent / "fixtures" / "fuzz"
+
+
+def _load_fuzz() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("fuzz_targets", REPOSITORY / "scripts/fuzz.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+fuzz = _load_fuzz()
+
+
+def _saved() -> Iterator[tuple[str, Path]]:
+    for folder in sorted(CORPUS.iterdir()):
+        for path in sorted(folder.iterdir()):
+            yield folder.name, path
+
+
+@pytest.fixture(autouse=True)
+def _scratch(tmp_path: Path) -> None:
+    fuzz.scratch(tmp_path)
+
+
+@pytest.mark.parametrize(("target", "path"), list(_saved()), ids=lambda v: getattr(v, "name", v))
+def test_saved_input_meets_its_target_contract(target: str, path: Path) -> None:
+    fuzz.TARGETS[target](path.read_bytes())
+
+
+def test_every_saved_input_belongs_to_a_target() -> None:
+    assert {folder.name for folder in CORPUS.iterdir()} <= set(fuzz.TARGETS)
+
+
+@pytest.mark.parametrize("target", sorted(fuzz.TARGETS))
+def test_every_target_has_seeds_that_meet_its_contract(target: str) -> None:
+    planted = list(fuzz.seeds(target))
+    assert planted
+    for seed in planted:
+        fuzz.TARGETS[target](seed)
+
+
+def test_the_marker_version_of_thousands_of_digits_is_text() -> None:
+    # Found by probing the annotation target: int() refused it (ValueError) before the fix.
+    from reconciler.marker import parse_annotation
+
+    annotation = "note [imgix-reconciler v" + "1" * 5000 + "]"
+    assert parse_annotation(annotation) == (annotation, None)
+
+
+@pytest.mark.parametrize(
+    ("target", "planted"),
+    [
+        ("desired_state", b"version: 1\nsources: [{name: {env: FUZZ_SECRET}}]\n"),
+        ("annotation", b"\x00[imgix-reconciler v1 fp.a=b]"),
+        ("neutraliser", b"\x00::x"),
+    ],
+)
+def test_a_target_catches_a_broken_contract(
+    target: str, planted: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The replay is only as good as its assertions: each fails when its parser breaks.
+    if target == "desired_state":
+        monkeypatch.setattr(fuzz, "ENV_CANARY", "error(s)")
+    elif target == "annotation":
+        monkeypatch.setattr(fuzz, "compose_annotation", lambda text, marker: "x")
+    else:
+        monkeypatch.setattr(fuzz.untrusted, "escaped", lambda text: text)
+    with pytest.raises(AssertionError):
+        fuzz.TARGETS[target](planted)
