@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 import json
 import os
 import re
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -128,7 +129,20 @@ def desired_state(data: bytes) -> None:
                 assert canary not in shown, f"a referenced value in an error: {shown!r}"
 
 
-def _status_and_type(data: bytes) -> tuple[int, str, bytes]:
+class _Streamed(httpx.AsyncByteStream):
+    """A body that arrives as over the network: in two chunks, read by the client itself."""
+
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        half = len(self._body) // 2
+        yield self._body[:half]
+        yield self._body[half:]
+
+
+def _answer_of(data: bytes) -> tuple[int, dict[str, str], bytes]:
+    """The status and headers the first two bytes pick, and the body the rest is."""
     statuses = (200, 200, 200, 201, 400, 401, 403, 404, 409, 422, 418, 499, 500)
     types = (
         "application/vnd.api+json",
@@ -138,21 +152,28 @@ def _status_and_type(data: bytes) -> tuple[int, str, bytes]:
         "",
     )
     if len(data) < 2:
-        return 200, types[0], data
-    return statuses[data[0] % len(statuses)], types[data[1] % len(types)], data[2:]
+        return 200, {"content-type": types[0]}, data
+    status, choice, body = statuses[data[0] % len(statuses)], data[1], data[2:]
+    headers = {"content-type": types[choice % len(types)]} if choice % len(types) < 4 else {}
+    encoding = ("", "gzip", "deflate", "br")[choice // 5 % 4]
+    if encoding:
+        headers["content-encoding"] = encoding
+    if choice // 20 % 2:
+        headers["content-length"] = str(len(body))
+    return status, headers, body
 
 
 def api_response(data: bytes) -> None:
-    """A page of the list and a source's answer, as the client decodes them.
+    """A page of the list and a source's answer, as the client reads and decodes them.
 
-    The first two bytes pick the status and content type, the rest is the body of every
-    answer: `LiveSource`s, or a `ClientError` whose message is one escaped line.
+    The first two bytes pick the status, content type, encoding and length header, the
+    rest is the body of every answer: `LiveSource`s, or a `ClientError` whose message is
+    one escaped line.
     """
-    status, content_type, body = _status_and_type(data)
+    status, headers, body = _answer_of(data)
 
     def answer(request: httpx.Request) -> httpx.Response:
-        headers = {"content-type": content_type} if content_type else {}
-        return httpx.Response(status, content=body, headers=headers)
+        return httpx.Response(status, headers=headers, stream=_Streamed(body))
 
     async def run() -> None:
         async with ImgixClient(
@@ -248,7 +269,7 @@ def plan_file(data: bytes) -> None:
     )
     saved = authenticate_plan(digested, connection, PLAN_ENVIRON)
     files.plan.write_text(saved.to_json())
-    assert read_plan_file(files.plan, connection, PLAN_ENVIRON) == saved
+    assert read_plan_file(files.plan, connection, PLAN_ENVIRON).to_json() == saved.to_json()
 
 
 def neutraliser(data: bytes) -> None:
@@ -310,6 +331,7 @@ def seeds(target: str) -> Iterator[bytes]:
         }
         if target == "api_response":
             yield b"\x00\x00" + json.dumps(page).encode()
+            yield b"\x00\x05" + gzip.compress(json.dumps(page).encode())  # gzip, streamed
             yield b"\x00\x00" + json.dumps({"data": resources[0]}).encode()
             error = {"errors": [{"title": "Bad", "detail": "no\n::error::x", "id": "r1"}]}
             yield b"\x04\x00" + json.dumps(error).encode()
@@ -327,6 +349,151 @@ def seeds(target: str) -> Iterator[bytes]:
     elif target == "neutraliser":
         yield "\x00::add-mask::x\n\x1b[31m@user #12 https://e.x <b>\u202e".encode()
         yield b"\x01" + "  ::error::\u2028x".encode("utf-16-le")
+
+
+# Words each target's input is made of, for libFuzzer's `-dict`: byte mutations alone
+# seldom spell a key of the format.
+WORDS: dict[str, list[str]] = {
+    "desired_state": [
+        "version: 1\n",
+        "sources:\n",
+        "  - name: ",
+        "    deployment:\n",
+        "      type: ",
+        "s3",
+        "gcs",
+        "azure",
+        "webfolder",
+        "webproxy",
+        "imgix_subdomains",
+        "custom_domains",
+        "s3_bucket",
+        "s3_access_key",
+        "s3_secret_key",
+        "password",
+        "default_params",
+        "cache_ttl_value",
+        "annotation",
+        "enabled",
+        "owner: ",
+        "safety:",
+        "id: ",
+        "{env: FUZZ_SECRET}",
+        "{file: secret.txt}",
+        "{file: ../x}",
+        "{env: ",
+        "{file: ",
+        "&a ",
+        "*a",
+        "<<: ",
+        "!!str ",
+        "!!binary ",
+        "? ",
+        "---\n",
+        "...\n",
+        "[",
+        "]",
+        "{",
+        "}",
+        "|\n",
+        ">-\n",
+        "'",
+        '"',
+        "\\u0000",
+        "\t",
+        "1e400",
+        "0x",
+        "~",
+        ".inf",
+    ],
+    "annotation": [
+        "[imgix-reconciler v1",
+        "]",
+        " fp.",
+        " enc.",
+        " owner.name=",
+        " pending.enabled=false",
+        "=",
+        "\n",
+        " ",
+    ],
+    "live_source": [
+        '"id"',
+        '"attributes"',
+        '"deployment"',
+        '"name"',
+        '"enabled"',
+        '"date_deployed"',
+        '"deployment_status"',
+        '"imgix_subdomains"',
+        '"custom_domains"',
+        '"annotation"',
+        '"type"',
+        "null",
+        "true",
+        "1e400",
+        "NaN",
+        "-Infinity",
+        "[",
+        "]",
+        "{",
+        "}",
+        ":",
+        ",",
+    ],
+    "plan_file": [
+        '"format_version"',
+        '"digest"',
+        '"mac"',
+        '"summary"',
+        '"actions"',
+        '"api_url"',
+        '"changes"',
+        '"writes"',
+        '"marker"',
+        '"kind"',
+        '"source_id"',
+        '"path"',
+        '"before"',
+        '"after"',
+        '"live_fingerprint"',
+        '"deployment"',
+        '"annotation"',
+        "null",
+        "1e400",
+        "[",
+        "]",
+        "{",
+        "}",
+    ],
+}
+WORDS["api_response"] = [
+    *WORDS["live_source"],
+    '"data"',
+    '"meta"',
+    '"pagination"',
+    '"totalRecords"',
+    '"totalPages"',
+    '"hasNextPage"',
+    '"pageSize"',
+    '"errors"',
+    '"title"',
+    '"detail"',
+]
+
+
+def _dictionary(target: str) -> str:
+    """A libFuzzer dictionary file of `target`'s words."""
+    path = Path(tempfile.mkstemp(prefix=f"fuzz-{target}-", suffix=".dict")[1])
+
+    def spelled(word: str) -> str:  # libFuzzer's escapes: \\, \" and \xNN only
+        return "".join(
+            chr(byte) if 0x20 <= byte < 0x7F and byte not in b'"\\' else f"\\x{byte:02x}"
+            for byte in word.encode()
+        )
+
+    path.write_text("".join(f'"{spelled(word)}"\n' for word in WORDS[target]))
+    return str(path)
 
 
 # --------------------------------------------------------------------------- main
@@ -352,6 +519,8 @@ def main(argv: list[str]) -> int:
     flags = [arg for arg in argv[1:] if arg.startswith("-")]
     if not any(flag.startswith("-timeout=") for flag in flags):
         flags.append("-timeout=10")
+    if argv[0] in WORDS and not any(flag.startswith("-dict=") for flag in flags):
+        flags.append(f"-dict={_dictionary(argv[0])}")
     atheris.Setup([sys.argv[0], *flags, *(a for a in argv[1:] if not a.startswith("-"))], target)
     atheris.Fuzz()
     return 0
