@@ -68,12 +68,19 @@ def test_the_marker_version_of_thousands_of_digits_is_text() -> None:
     assert parse_annotation(annotation) == (annotation, None)
 
 
+def _leaking_load(*args: object, **kwargs: object) -> None:
+    from reconciler.loader import LoadError, LocatedError
+
+    raise LoadError([LocatedError("f.yaml", 1, 1, "name", f"bad value {fuzz.ENV_CANARY}")])
+
+
 @pytest.mark.parametrize(
     ("target", "planted"),
     [
-        ("desired_state", b"version: 1\nsources: [{name: {env: FUZZ_SECRET}}]\n"),
+        ("desired_state", b"version: 1\nsources: []\n"),
         ("annotation", b"\x00[imgix-reconciler v1 fp.a=b]"),
         ("neutraliser", b"\x00::x"),
+        ("api_response", b'\x04\x00{"errors": [{"title": "t", "detail": "a\\nb"}]}'),
     ],
 )
 def test_a_target_catches_a_broken_contract(
@@ -81,10 +88,12 @@ def test_a_target_catches_a_broken_contract(
 ) -> None:
     # The replay is only as good as its assertions: each fails when its parser breaks.
     if target == "desired_state":
-        monkeypatch.setattr(fuzz, "ENV_CANARY", "error(s)")
+        monkeypatch.setattr(fuzz, "load", _leaking_load)
     elif target == "annotation":
         monkeypatch.setattr(fuzz, "compose_annotation", lambda text, marker: "x")
-    else:
+    elif target == "neutraliser":
         monkeypatch.setattr(fuzz.untrusted, "escaped", lambda text: text)
+    else:
+        monkeypatch.setattr("reconciler.client.escaped", lambda text: text)
     with pytest.raises(AssertionError):
         fuzz.TARGETS[target](planted)
