@@ -400,6 +400,8 @@ WORDS: dict[str, list[str]] = {
         "'",
         '"',
         "\\u0000",
+        '"\\UFFFFFFFF"',
+        "\\x",
         "\t",
         "1e400",
         "0x",
