@@ -97,3 +97,22 @@ def test_a_target_catches_a_broken_contract(
         monkeypatch.setattr("reconciler.client.escaped", lambda text: text)
     with pytest.raises(AssertionError):
         fuzz.TARGETS[target](planted)
+
+
+def test_a_plan_file_past_the_bound_is_refused_not_read_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Found reading the plan_file target's entry points: `apply /dev/zero` (or a symlink to
+    # it) read without end before `is_plan_file` and `read_plan_file` were bounded.
+    from reconciler import reconcile
+
+    monkeypatch.setattr(reconcile, "MAX_PLAN_BYTES", 1000)
+    plan = tmp_path / "plan.json"
+    plan.write_bytes((REPOSITORY / "tests/golden/plan.saved.json").read_bytes())
+    assert plan.stat().st_size > 1000
+    assert not reconcile.is_plan_file(plan)
+    connection = reconcile.Connection(fuzz.API_URL, fuzz.API_KEY)
+    with pytest.raises(reconcile.PlanFileError, match="cannot read the plan: larger than 1000"):
+        reconcile.read_plan_file(plan, connection, fuzz.PLAN_ENVIRON)
+    monkeypatch.setattr(reconcile, "MAX_PLAN_BYTES", plan.stat().st_size)
+    assert reconcile.is_plan_file(plan)
