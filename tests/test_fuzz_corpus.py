@@ -17,7 +17,6 @@ from types import ModuleType
 import pytest
 
 REPOSITORY = Path(__file__).resolve().parent.parent
-CORPUS = Path(__file__).resolve().parent / "fixtures" / "fuzz"
 
 
 def _load_fuzz() -> ModuleType:
@@ -30,6 +29,7 @@ def _load_fuzz() -> ModuleType:
 
 
 fuzz = _load_fuzz()
+CORPUS: Path = fuzz.FINDINGS
 
 
 def _saved() -> Iterator[tuple[str, Path]]:
