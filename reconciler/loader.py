@@ -228,7 +228,7 @@ def _too_deep(text: str) -> tuple[int, int] | None:
                     return event.start_mark.line, event.start_mark.column
             elif isinstance(event, CollectionEndEvent):
                 depth -= 1
-    except (YAMLError, ValueError):
+    except (YAMLError, ValueError, OverflowError):
         pass  # invalid before it got too deep: the parsers that follow say where
     return None
 
@@ -441,8 +441,9 @@ class _DesiredFile(ReferenceSteps, CrossSourceChecks):
         except RecursionError:
             self._error_at(0, 0, "", TOO_DEEP)
             return False
-        except (YAMLError, ValueError, KeyError, TypeError):
-            # Tagged scalars that do not parse (`!!int x`) fail without a position.
+        except (YAMLError, ValueError, OverflowError, KeyError, TypeError):
+            # Tagged scalars that do not parse (`!!int x`) fail without a position, and
+            # so does an escape past Unicode (`"\UFFFFFFFF"`: OverflowError in `chr`).
             self._error_at(0, 0, "", "invalid YAML: a value does not match its tag")
             return False
         return True
