@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/validate.py [--sources 10000] [--runs 3]
     .venv/bin/python bench/validate.py --errors 300000 [--runs 1]
+    .venv/bin/python bench/validate.py --errors 300000 --plus duplicate-key [--plus ...]
 
 Both run as fresh processes, best of `--runs`: the CLI's `validate FILE` and the same
 interpreter doing only `yaml.load(text, Loader=CSafeLoader)` (PyYAML's libyaml binding,
@@ -10,6 +11,11 @@ interpreter doing only `yaml.load(text, Loader=CSafeLoader)` (PyYAML's libyaml b
 With `--errors N`: `validate` of a file of N unknown top-level keys (N errors, 3 MB at
 300,000) beside `validate` of a valid file of the same size, wall time and peak memory
 (the child's maximum resident set) of each. Goal: at most 5x the valid file's time.
+
+With `--plus KIND` (repeatable, or `--plus all`): the same file with one error of another
+kind among the N (`MIXED`: a repeated key, a hostname claimed twice, a bad tag...), beside
+the file of N unknown keys alone: CPU time (the child's), wall time (on a shared machine)
+and peak memory. Goal: at most 1.5x its CPU time.
 """
 
 from __future__ import annotations
@@ -59,13 +65,54 @@ def mistakes_yaml(count: int) -> str:
     return "version: 1\nsources: []\n" + "".join(f"k{n:07d}: 1\n" for n in range(count))
 
 
-def timed_child(command: list[str]) -> tuple[float, float]:
-    """Wall seconds and peak resident MiB of one run of `command` (exit status ignored)."""
+SOURCE = """\
+  - name: s{n}
+    deployment:
+      type: webfolder
+      imgix_subdomains: [{host}]
+      webfolder_base_url: https://origin.example/{n}/
+"""
+
+# One error (or one shape only the round-trip constructor reads) of a kind other than
+# pydantic's: (sources, top-level lines) added to the file of unknown keys.
+MIXED: dict[str, tuple[str, str]] = {
+    "duplicate-key": ("", "k0000000: 2\n"),
+    "hostname-twice": (SOURCE.format(n=1, host="one") + SOURCE.format(n=2, host="one"), ""),
+    "name-twice": (SOURCE.format(n=1, host="one") + SOURCE.format(n=1, host="two"), ""),
+    "too-many-hostnames": (SOURCE.format(n=1, host=", ".join(f"h{i}" for i in range(101))), ""),
+    "ignore-changes": (SOURCE.format(n=1, host="one") + "    ignore_changes: [nonsense]\n", ""),
+    "unread-reference": (
+        SOURCE.format(n=1, host="one").replace(
+            "type: webfolder", "type: webproxy\n      password: {env: BENCH_UNSET_VARIABLE}"
+        ),
+        "",
+    ),
+    "huge-integer": ("", "huge: " + "9" * 200 + "\n"),
+    "unsafe-number": ("", "big: 9007199254740993\n"),
+    "bad-tag": ("", "tagged: !!int abc\n"),
+    "unknown-tag": ("", "tagged: !custom abc\n"),
+    "merge-key": ("", "base: &base {a: 1}\nmerged: {<<: *base}\n"),
+    "alias": ("", "shared: &shared {a: 1}\nagain: *shared\n"),
+    "syntax-error": ("", "broken: [\n"),
+}
+
+
+def mixed_yaml(count: int, kind: str) -> str:
+    """`mistakes_yaml(count)` with one error of `kind` (`MIXED`) besides."""
+    sources, top = MIXED[kind]
+    listed = f"sources:\n{sources}" if sources else "sources: []\n"
+    return f"version: 1\n{listed}" + "".join(f"k{n:07d}: 1\n" for n in range(count)) + top
+
+
+def timed_child(command: list[str]) -> tuple[float, float, float]:
+    """Wall seconds, CPU seconds and peak resident MiB of one run of `command` (exit
+    status ignored)."""
     started = time.perf_counter()
     with subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as child:
         _, _, usage = os.wait4(child.pid, 0)
         child.returncode = 0  # reaped here
-    return time.perf_counter() - started, usage.ru_maxrss / 1024
+    cpu = usage.ru_utime + usage.ru_stime
+    return time.perf_counter() - started, cpu, usage.ru_maxrss / 1024
 
 
 def errors_bench(count: int, runs: int) -> None:
@@ -80,12 +127,33 @@ def errors_bench(count: int, runs: int) -> None:
             cli = [sys.executable, "-m", "reconciler", "validate", str(file)]
             rows[name] = min(timed_child(cli) for _ in range(runs))
     print(f"validate, files of {size / 1e6:.1f} MB, best of {runs} runs (wall, shared machine)")
-    (floor, floor_mem), (taken, mem) = rows.values()
+    (floor, _, floor_mem), (taken, _, mem) = rows.values()
     print(f"{'valid file':28}{floor:8.2f} s {floor_mem:8.0f} MiB  (baseline)")
     print(
         f"{f'{count} errors':28}{taken:8.2f} s {mem:8.0f} MiB  "
         f"{taken / floor:.2f}x the valid file's time (goal: <= 5x)"
     )
+
+
+def mixed_bench(count: int, kinds: list[str], runs: int) -> None:
+    """Each mixed file's wall time beside the file of `count` unknown keys alone."""
+    with TemporaryDirectory() as directory:
+        alone = Path(directory) / "mistakes.yaml"
+        alone.write_text(mistakes_yaml(count), encoding="utf-8")
+        files = {f"{count} unknown keys": alone}
+        for kind in kinds:
+            files[f"+ {kind}"] = Path(directory) / f"{kind}.yaml"
+            files[f"+ {kind}"].write_text(mixed_yaml(count, kind), encoding="utf-8")
+        rows = {}
+        for name, file in files.items():
+            cli = [sys.executable, "-m", "reconciler", "validate", str(file)]
+            rows[name] = min((timed_child(cli) for _ in range(runs)), key=lambda row: row[1])
+    print(f"validate, {count} errors plus one of another kind, best of {runs} runs")
+    print(f"{'':28}{'CPU':>8}   {'wall':>8}   {'peak RSS':>12}")
+    floor = rows[f"{count} unknown keys"][1]
+    for name, (wall, cpu, mem) in rows.items():
+        ratio = "(baseline)" if cpu == floor else f"{cpu / floor:.2f}x CPU (goal: <= 1.5x)"
+        print(f"{name:28}{cpu:8.2f} s {wall:8.2f} s {mem:8.0f} MiB  {ratio}")
 
 
 def best_of(runs: int, command: list[str]) -> float:
@@ -114,7 +182,14 @@ def main() -> None:
     parser.add_argument("--sources", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--errors", type=int, help="a file of this many errors instead")
+    parser.add_argument(
+        "--plus", action="append", choices=[*MIXED, "all"], help="with --errors: mixed files"
+    )
     args = parser.parse_args()
+    if args.errors and args.plus:
+        kinds = list(MIXED) if "all" in args.plus else args.plus
+        mixed_bench(args.errors, kinds, args.runs)
+        return
     if args.errors:
         errors_bench(args.errors, args.runs)
         return

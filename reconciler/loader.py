@@ -6,11 +6,13 @@ round. Secret values, and values read through `{env:}`/`{file:}` references
 (`reconciler.references`), never appear in a message: errors about them name the
 reference, and YAML errors that could quote a scalar are worded without the input.
 
-A valid file is parsed once, by the C parser, and placed from its composed tree; a file
-with an error is checked again on the round-trip tree, which words and places every
-error. The steps live in `reconciler.loading`: the YAML (`yaml_tree`), positions and
-messages (`located`), references (`referenced`) and the checks across sources and
-files (`cross_source`).
+A file is parsed once, by the C parser, and checked and placed on its composed tree; a
+file with a YAML-level problem (a repeated key, a tag, an alias) is checked again on the
+round-trip tree built from that composed tree, which words and places every error. Only
+text the C parser refuses, or a `%YAML` directive, is parsed again by the pure-Python
+parser, for its error messages and version rules. The steps live in
+`reconciler.loading`: the YAML (`yaml_tree`), positions and messages (`located`),
+references (`referenced`) and the checks across sources and files (`cross_source`).
 """
 
 from __future__ import annotations
@@ -226,7 +228,7 @@ def _too_deep(text: str) -> tuple[int, int] | None:
                     return event.start_mark.line, event.start_mark.column
             elif isinstance(event, CollectionEndEvent):
                 depth -= 1
-    except (YAMLError, ValueError):
+    except (YAMLError, ValueError, OverflowError):
         pass  # invalid before it got too deep: the parsers that follow say where
     return None
 
@@ -300,10 +302,11 @@ class _DesiredFile(ReferenceSteps, CrossSourceChecks):
         if deep is not None:
             self._error_at(*deep, "", TOO_DEEP)
             return
-        if self._check_fast(text, claims):
+        composed = self._compose_fast(text)
+        if composed is not None and self._check_fast(text, composed[0], claims):
             return
         self._start()
-        if not self._parse(text):
+        if not self._parse(text, composed):
             return
         if not isinstance(self.root, CommentedMap):
             self._error_at(0, 0, "", "the file must be a mapping with 'version: 1' and 'sources:'")
@@ -332,16 +335,27 @@ class _DesiredFile(ReferenceSteps, CrossSourceChecks):
         if self.errors:
             self.sources, self.source_locations, self.unresolved = [], [], []
 
-    def _check_fast(self, text: str, claims: Claims) -> bool:
-        """Check a file with the C parser and no round-trip tree; False (claims as they
-        were) when anything needs the precise path, which then runs.
+    def _compose_fast(self, text: str) -> tuple[Node | None] | None:
+        """The C parser's composed tree (in a tuple: an empty file composes to None), or
+        None when only the round-trip parser words and places what the text holds."""
+        try:
+            return (yaml_tree.fast_compose(text),)
+        except Exception:  # a YAML error, or a `%YAML` directive: the precise path says
+            return None
 
-        Pydantic's errors are placed on the composed tree here; any other error (YAML,
-        references, checks across sources) is worded and placed by the precise path.
+    def _check_fast(self, text: str, nodes: Node | None, claims: Claims) -> bool:
+        """Check a file on the C parser's tree and no round-trip tree; False (claims as
+        they were) when anything needs the precise path, which then runs.
+
+        Errors about keys and values (pydantic's, references', checks across sources) are
+        placed on the composed tree here; what YAML alone says (a repeated key, a tag, a
+        number out of range) and merge keys and aliases are left to the precise path.
         """
         before = claims.copy()
         try:
-            nodes, data = yaml_tree.fast_parse(text)
+            if nodes is None or "<<" in text:
+                return False  # merged keys are placed by the round-trip constructor
+            data = yaml_tree.plain_data(nodes)
             if not isinstance(data, dict) or not plain_and_unshared(data):
                 return False
             self.nodes, self.attempting = nodes, True
@@ -388,13 +402,15 @@ class _DesiredFile(ReferenceSteps, CrossSourceChecks):
             self._error_at(line, column, "", "the file is not valid UTF-8")
             return None
 
-    def _parse(self, text: str) -> bool:
+    def _parse(self, text: str, composed: tuple[Node | None] | None) -> bool:
+        """Build the round-trip tree, from the C parser's composed tree when there is one:
+        its marks are the pure-Python parser's, which costs four times as much."""
         yaml = YAML(typ="rt")
         try:
             # ruamel warns (e.g. a reused anchor) on input that is still well defined.
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                node = yaml.compose(text)
+                node = composed[0] if composed is not None else self._compose_precisely(text)
                 if node is not None and (self._duplicate_keys(node) or self._huge_integers(node)):
                     return False
                 # Built from the composed tree: the text is parsed once.
@@ -425,11 +441,18 @@ class _DesiredFile(ReferenceSteps, CrossSourceChecks):
         except RecursionError:
             self._error_at(0, 0, "", TOO_DEEP)
             return False
-        except (YAMLError, ValueError, KeyError, TypeError):
-            # Tagged scalars that do not parse (`!!int x`) fail without a position.
+        except (YAMLError, ValueError, OverflowError, KeyError, TypeError):
+            # Tagged scalars that do not parse (`!!int x`) fail without a position, and
+            # so does an escape past Unicode (`"\UFFFFFFFF"`: OverflowError in `chr`).
             self._error_at(0, 0, "", "invalid YAML: a value does not match its tag")
             return False
         return True
+
+    @staticmethod
+    def _compose_precisely(text: str) -> Node | None:
+        """The pure-Python parser's tree: its errors are the ones the messages word."""
+        node: Node | None = YAML(typ="rt").compose(text)
+        return node
 
     def _duplicate_keys(self, node: Node) -> bool:
         found = False

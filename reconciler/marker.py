@@ -31,11 +31,15 @@ PENDING_KIND = "pending"
 PENDING_DISABLE = f"{PENDING_KIND}.enabled=false"
 
 # A token holds no bracket (none is rendered with one): text of the file ending in an
-# unclosed "[imgix-reconciler v1 ..." is text, not the start of the marker after it.
+# unclosed "[imgix-reconciler v1 ..." is text, not the start of the marker after it. The
+# version is a few ASCII digits: `int()` refuses thousands of digits (a ValueError in the
+# planner), and reads other scripts' digits, which `render` would respell.
 _MARKER = deferred.pattern(
     __name__,
     "_MARKER",
-    r"\[" + re.escape(MARKER_NAME) + r" v(?P<version>\d+)(?P<tokens>(?: [^\s\[\]]+)*)\]\s*\Z",
+    r"\["
+    + re.escape(MARKER_NAME)
+    + r" v(?P<version>[0-9]{1,9})(?P<tokens>(?: [^\s\[\]]+)*)\]\s*\Z",
 )
 _TOKEN = deferred.pattern(
     __name__, "_TOKEN", r"(?P<kind>[a-z]+)\.(?P<field>[A-Za-z0-9_.-]+)=(?P<value>[^\s\]]+)"

@@ -391,15 +391,35 @@ def compute_digest(actions: list[Action], api_url: str | None = None) -> str:
 
 def canonical_json(value: object) -> str:
     """`json.dumps(value, sort_keys=True, separators=(",", ":"))`: the bytes the plan's
-    digest and a live source's fingerprint hash, made by one encoder built once."""
-    if _C_CANONICAL is None or isinstance(value, str):
-        return _CANONICAL.encode(value)
-    return "".join(_C_CANONICAL(value, 0))
+    digest and a live source's fingerprint hash, made by one encoder built once.
+
+    A non-finite number (NaN, ±Infinity: only a broken API answer holds one) is hashed as
+    null, which is what a saved plan holds in its place: a plan's MAC and digest are the
+    same before it is saved and once it is read back.
+    """
+    try:
+        if _C_CANONICAL is None or isinstance(value, str):
+            return _CANONICAL.encode(value)
+        return "".join(_C_CANONICAL(value, 0))
+    except ValueError:  # allow_nan=False
+        return _CANONICAL.encode(_finite(value))
+
+
+def _finite(value: object) -> object:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
 
 
 # What is hashed holds no cycles (decoded or plain JSON values), so none is looked for
 # (15% of a fingerprint).
-_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), check_circular=False)
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), check_circular=False, allow_nan=False
+)
 # What `JSONEncoder.encode` makes at each call, made once (0.7 µs an encoding): the same
 # encoder, the same bytes (tests/test_plan.py and tests/test_live.py compare them).
 _C_CANONICAL: Callable[[object, int], list[str]] | None = (
@@ -412,7 +432,7 @@ _C_CANONICAL: Callable[[object, int], list[str]] | None = (
         ",",
         True,
         False,
-        True,
+        False,
     )
     if (_make := getattr(json.encoder, "c_make_encoder", None)) is not None
     else None

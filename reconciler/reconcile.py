@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, NamedTuple, TypeVar
 
 import httpx
 
-from reconciler import redact
+from reconciler import redact, references
 from reconciler.client import DEFAULT_API_URL, REQUEST_TIMEOUT, ImgixClient
 from reconciler.errors import (
     ApplyRefused,
@@ -461,10 +461,19 @@ def is_plan_file(path: Path) -> bool:
     Decided by content, not by a leading `{`: YAML written in JSON style is still YAML.
     """
     try:
-        document = json.loads(path.read_bytes())
-    except (OSError, ValueError, RecursionError):
+        document = json.loads(_plan_bytes(path))
+    except (references.Unreadable, ValueError, RecursionError):
         return False
     return isinstance(document, dict) and "format_version" in document
+
+
+# A saved plan of 100,000 sources is a few hundred MiB: past this bound a file is no plan,
+# and a path such as /dev/zero is refused instead of filling memory.
+MAX_PLAN_BYTES = 1024 * 1024 * 1024
+
+
+def _plan_bytes(path: Path) -> bytes:
+    return references.read_limited(str(path), MAX_PLAN_BYTES, regular_only=False)
 
 
 def read_plan_document(path: Path) -> Plan:
@@ -493,7 +502,11 @@ def read_plan_file(
 
 def _parsed_plan(path: Path) -> Plan:
     try:
-        return Plan.model_validate_json(path.read_bytes())
+        document = _plan_bytes(path)
+    except references.Unreadable as error:
+        raise PlanFileError(f"{path}: cannot read the plan: {error.reason}") from None
+    try:
+        return Plan.model_validate_json(document)
     except (ValueError, RecursionError) as error:
         first = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise PlanFileError(

@@ -545,7 +545,7 @@ def test_the_fast_path_loads_what_the_precise_path_loads(
     def no_fast_parse(text: str) -> None:
         raise AssertionError("the precise path only")
 
-    monkeypatch.setattr(yaml_tree, "fast_parse", no_fast_parse)
+    monkeypatch.setattr(yaml_tree, "fast_compose", no_fast_parse)
     precise = load([path], environ=EXAMPLE_ENV)
     assert fast.locations == precise.locations
     assert fast.unresolved == precise.unresolved
@@ -569,7 +569,7 @@ def test_unread_references_keep_the_fast_path(
         patched.setattr(loader._DesiredFile, "_parse", forbidden)
         fast = load([EXAMPLE], environ={}, **options)
     with monkeypatch.context() as patched:
-        patched.setattr(yaml_tree, "fast_parse", forbidden)
+        patched.setattr(yaml_tree, "fast_compose", forbidden)
         precise = load([EXAMPLE], environ={}, **options)
     # --no-resolve leaves out the source whose required access key is a reference.
     assert len(fast.unresolved) == (0 if options.get("secrets_optional") else 1)
@@ -612,7 +612,7 @@ def test_an_unusual_valid_file_takes_the_fast_path_and_loads_the_same(
         patched.setattr(loader._DesiredFile, "_parse", forbidden)
         fast = load([path], environ={})
     with monkeypatch.context() as patched:
-        patched.setattr(yaml_tree, "fast_parse", forbidden)
+        patched.setattr(yaml_tree, "fast_compose", forbidden)
         precise = load([path], environ={})
     assert [str(place) for place in fast.locations] == [f"{path}:6:5", f"{path}:8:5"]
     assert fast.locations == precise.locations
@@ -989,6 +989,11 @@ NESTINGS = {
     "closers in block scalars": ("- - |\n    ]]\n  - [\n" * 6000, 2),
     "closers in plain keys": ("- x]] : [[[[\n" * 6000, 5),
     "carriage returns": ("a: [b]\r  c: [[[\r" * 3000, 4),
+    # Past the quick count: each line's own opener counts, the first line's too.
+    "one opener a line": ("[\n" * 10_001, 10_001),
+    # A line that seems to balance, but for a comment or a string.
+    "a closer in a comment on its line": ("[ # ]\n" * 10_001, 10_001),
+    "a closer in a string on its line": ('[ "]",\n' * 10_001, 10_001),
 }
 
 
@@ -1062,7 +1067,7 @@ def test_a_file_of_many_mistakes_is_parsed_once_and_placed_as_the_precise_path_w
         patched.setattr(loader._DesiredFile, "_parse", forbidden)
         fast = errors_of(path)
     with monkeypatch.context() as patched:
-        patched.setattr(yaml_tree, "fast_parse", forbidden)
+        patched.setattr(yaml_tree, "fast_compose", forbidden)
         precise = errors_of(path)
     assert len(fast) >= 300
     assert fast == precise
@@ -1097,3 +1102,158 @@ def test_the_suggestion_shortcut_never_changes_difflibs_answer(key: str) -> None
     close = difflib.get_close_matches(key, known, n=1, cutoff=positions.SUGGESTION_CUTOFF)
     expected = f"unknown key {key!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
     assert positions.unknown_key(("sources", 0, key), {}) == expected
+
+
+MIXED_SOURCE = (
+    "  - name: s{n}\n    deployment:\n      type: webfolder\n"
+    "      imgix_subdomains: [{host}]\n      webfolder_base_url: https://o.example/{n}/\n"
+)
+
+
+def _mixed(count: int) -> dict[str, tuple[str, str]]:
+    """Files of `count` unknown keys plus one error of another kind (or a merge or alias),
+    each with a piece of the message that error gets."""
+    one, two = MIXED_SOURCE.format(n=1, host="one"), MIXED_SOURCE.format(n=2, host="two")
+    ided = "  - id: 0123456789abcdef01234567\n    name"
+    shapes = {
+        "a repeated key": ("", "k00000: 2\n", ":33:1: duplicate key 'k00000' (first at line 3,"),
+        "a repeated key in a source": (one + "    name: again\n", "", "8:5: duplicate key"),
+        "a hostname twice": (
+            one + MIXED_SOURCE.format(n=2, host="one"),
+            "",
+            "11:26: deployment.imgix_subdomains[0]: subdomain 'one' is also used",
+        ),
+        "a name twice": (one + two.replace("s2", "s1"), "", "8:11: name: name 's1' is also"),
+        "an id twice": (
+            one.replace("  - name", ided) + two.replace("  - name", ided),
+            "",
+            "9:9: id: id '0123456789abcdef01234567' is also used",
+        ),
+        "too many hostnames": (
+            MIXED_SOURCE.format(n=1, host=", ".join(f"h{i}" for i in range(101))),
+            "",
+            "6:25: deployment.imgix_subdomains: imgix_subdomains and custom_domains may",
+        ),
+        "bad ignore_changes": (
+            one + "    ignore_changes: [nonsense]\n",
+            "",
+            "8:21: ignore_changes: ignore_changes names nonsense",
+        ),
+        "an unread reference": (
+            one.replace("type: webfolder", "type: webproxy\n      password: {env: UNSET}"),
+            "",
+            "6:17: deployment.password: environment variable UNSET",
+        ),
+        "a reference where none is allowed": (
+            one.replace("type: webfolder", "type: webfolder\n      cache_ttl_value: {env: T}"),
+            "",
+            "6:24: deployment.cache_ttl_value: cache_ttl_value cannot take a reference",
+        ),
+        "a malformed secret reference": (
+            one.replace("type: webfolder", "type: webproxy\n      password: {envy: X}"),
+            "",
+            "6:17: deployment.password: must be a reference",
+        ),
+        "a huge integer": ("", "huge: " + "9" * 200 + "\n", ":7: huge: must be between"),
+        "an unsafe number": (
+            one.replace("  - name", "  - x: .inf\n    name"),
+            "big: 9007199254740993\n",
+            "3:8: x: must be a finite number",
+        ),
+        "a bad tag": ("", "tagged: !!int abc\n", "1:1: invalid YAML: a value does not match"),
+        "an unknown tag": (
+            one.replace("[one]", "!custom [one]"),
+            "tagged: !custom abc\n",
+            "tagged: unknown key 'tagged'",
+        ),
+        "a merge key": (
+            one + "    <<: {enabled: 3}\n",
+            "base: &base {a: 1}\nmerged: {<<: *base}\n",
+            "3:5: enabled: must be a boolean (got 3)",
+        ),
+        "an alias": (
+            one.replace("  - name", "  - x: &x {a: 1}\n    name"),
+            "again: *x\n",
+            "3:5: x: unknown key 'x'",
+        ),
+        "not ASCII": (
+            one.replace("s1", "é€😀 s1") + '  - {x: é€😀, name: "é€😀 s1"}\n',
+            "é€😀: 1\n",
+            "8:20: name: name 'é€😀 s1' is also used",
+        ),
+    }
+    files = {}
+    for kind, (sources, top, expected) in shapes.items():
+        listed = f"sources:\n{sources}" if sources else "sources: []\n"
+        keys = "".join(f"k{n:05d}: 1\n" for n in range(count))
+        files[kind] = (f"version: 1\n{listed}{keys}{top}", expected)
+    twice = files["a hostname twice"][0]
+    files["CRLF line breaks"] = (twice.replace("\n", "\r\n"), "11:26: deployment.imgix")
+    files["a %YAML 1.2 directive"] = (f"%YAML 1.2\n---\n{twice}", "13:26: deployment.imgix")
+    return files
+
+
+@pytest.mark.parametrize("kind", list(_mixed(1)))
+def test_one_error_of_another_kind_among_many_needs_no_pure_python_parse(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One repeated key or hostname among 300,000 unknown keys sent the whole file through
+    # the pure-Python parser (42 s): the C parser's tree serves, with the same words and
+    # places as that parser's.
+    text, expected = _mixed(30)[kind]
+    path = write(tmp_path, text)
+
+    def forbidden(*args: object) -> None:
+        raise AssertionError("this path must not run")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(loader._DesiredFile, "_compose_precisely", forbidden)
+        fast = errors_of(path, resolve=True)
+    with monkeypatch.context() as patched:
+        patched.setattr(yaml_tree, "fast_compose", forbidden)
+        precise = errors_of(path, resolve=True)
+    assert fast == precise
+    assert any(expected in error for error in fast), fast
+
+
+def test_a_yaml_1_1_directive_is_read_by_the_pure_python_parser(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # YAML 1.1 reads `yes` as true: only the round-trip parser follows the directive.
+    text = "%YAML 1.1\n---\n" + textwrap.dedent(S3_SOURCE) + "    enabled: yes\n"
+    path = write(tmp_path, text)
+    composed = []
+    compose = loader._DesiredFile._compose_precisely
+
+    def counted(text: str) -> Any:
+        composed.append(text)
+        return compose(text)
+
+    monkeypatch.setattr(loader._DesiredFile, "_compose_precisely", staticmethod(counted))
+    loaded = load([path], environ={"S3_SECRET_KEY": "s3-secret"})
+    assert loaded.state.sources[0].enabled is True
+    assert len(composed) == 1
+
+
+def test_a_key_with_control_characters_is_printed_escaped_on_one_line(tmp_path: Path) -> None:
+    # Keys come from an untrusted file: an escape sequence or a line break printed raw
+    # would rewrite the terminal or forge a second error line in a public CI log.
+    path = write(tmp_path, 'version: 1\nsources: []\n"k\\e[2J\\nx": 1\n')
+    (error,) = errors_of(path)
+    assert error == rf"{path}:3:1: k\x1b[2J\nx: unknown key 'k\x1b[2J\nx'"
+    assert error.isprintable()
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"), [("a" * 60, "a" * 60), ("a" * 56 + "bcdef", "a" * 56 + "b...")]
+)
+def test_a_long_wrong_value_is_quoted_shortened_past_60_characters(
+    tmp_path: Path, value: str, shown: str
+) -> None:
+    text = (
+        "version: 1\nsources:\n  - name: Long\n    deployment:\n      type: webfolder\n"
+        "      imgix_subdomains: [long]\n      webfolder_base_url: https://o.example/\n"
+        f"      cache_ttl_value: {value}\n"
+    )
+    (error,) = errors_of(write(tmp_path, text))
+    assert error.endswith(f"cache_ttl_value: must be an integer (got '{shown}')")

@@ -163,13 +163,9 @@ class FileState:
         self._error_at(spot.line, spot.column, display_path(spot.parts), message)
 
     def _error_at(self, line: int, column: int, path: str, message: str) -> None:
-        if self.attempting:
-            raise Imprecise  # errors are located and worded by the precise path
         self.errors.append(LocatedError(self.file, line + 1, column + 1, path, message))
 
     def _unread(self, loc: Loc, message: str) -> None:
-        if self.attempting:
-            raise Imprecise
         spot = self._locate(loc)
         path = display_path(spot.parts)
         self.errors.append(

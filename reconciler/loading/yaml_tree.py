@@ -14,9 +14,13 @@ from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ruamel.yaml.resolver import VersionedResolver
 from ruamel.yaml.tag import Tag
 
+from reconciler import deferred
 from reconciler.loading.located import Imprecise, Loc
 
 _TIMESTAMP = "tag:yaml.org,2002:timestamp"
+# What a `%YAML` directive names (only YAML 1.2, the version the file is read as anyway,
+# keeps the C parser): any line starting so, whether it is a directive or not.
+_VERSION_DIRECTIVE = deferred.pattern(__name__, "_VERSION_DIRECTIVE", r"(?m)^%YAML[ \t]*(\S*)")
 
 # Numbers beyond this cannot round-trip through JSON readers (JavaScript's safe integers).
 MAX_SAFE_NUMBER = 2**53 - 1
@@ -32,20 +36,27 @@ class TooLarge(Exception):
         self.loc = loc
 
 
-def fast_parse(text: str) -> tuple[Node | None, Any]:
-    """The composed tree (C parser when ruamel.yaml.clib is installed) and its plain data.
-
-    YAML 1.2 like the round-trip parser; a merge key is left to that parser, which
-    places merged keys its own way.
-    """
-    if "<<" in text or "%YAML" in text:
+def fast_compose(text: str) -> Node | None:
+    """The composed tree by the C parser (when ruamel.yaml.clib is installed), its tags
+    resolved by YAML 1.2 as the round-trip parser resolves them; a `%YAML` directive of
+    another version is left to that parser."""
+    if "%YAML" in text and any(v != "1.2" for v in _VERSION_DIRECTIVE.findall(text)):
         raise Imprecise
     yaml = YAML(typ="safe")
     yaml.Resolver = OneVersionResolver
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        node = yaml.compose(text)
-        return node, None if node is None else Construction(yaml).value(node)
+        node: Node | None = yaml.compose(text)
+        return node
+
+
+def plain_data(node: Node) -> Any:
+    """The plain values of a tree `fast_compose` gave (a file without merge keys)."""
+    yaml = YAML(typ="safe")
+    yaml.Resolver = OneVersionResolver
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return Construction(yaml).value(node)
 
 
 class OneVersionResolver(VersionedResolver):

@@ -1,0 +1,534 @@
+#!/usr/bin/env python3
+"""Coverage-guided fuzzing (atheris) of every parser of untrusted input.
+
+    scripts/fuzz.py TARGET [-max_total_time=N] [libFuzzer flags] [CORPUS_DIR ...]
+    scripts/fuzz.py seed TARGET DIR      # write TARGET's seed corpus into DIR
+    scripts/fuzz.py list                 # the targets
+
+Each target feeds bytes to one parser and asserts its contract: it succeeds, or raises
+only its documented error type; anything else (another exception, a failed assertion,
+a hang past `-timeout`) is a finding. Findings are minimised with libFuzzer's
+`-minimize_crash=1` and saved under `tests/fixtures/fuzz/TARGET/`, which
+`tests/test_fuzz_corpus.py` replays through these same functions without atheris.
+
+This file is the one home of the targets: the test imports it by path, so atheris is
+imported only when a campaign runs (`pip install -e '.[fuzz]'`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gzip
+import json
+import os
+import re
+import sys
+import tempfile
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import httpx
+
+REPOSITORY = Path(__file__).resolve().parent.parent
+if str(REPOSITORY) not in sys.path:
+    sys.path.insert(0, str(REPOSITORY))
+
+
+def _instrumented() -> contextlib.AbstractContextManager[object]:
+    """A campaign's coverage: of the package's own code, instrumented as it is imported."""
+    if __name__ != "__main__" or sys.argv[1:2] in ([], ["seed"], ["list"]):
+        return contextlib.nullcontext()
+    import atheris  # the `fuzz` extra: only a campaign needs it
+
+    instrumentation: contextlib.AbstractContextManager[object]
+    instrumentation = atheris.instrument_imports(include=["reconciler"])
+    return instrumentation
+
+
+with _instrumented():
+    from reconciler import untrusted
+    from reconciler.client import ClientError, ImgixClient, Pacing, RetryPolicy
+    from reconciler.errors import ApplyRefused, PlanFileError
+    from reconciler.live import LiveSource
+    from reconciler.loader import LoadError, load
+    from reconciler.marker import compose_annotation, parse_annotation
+    from reconciler.plan import Plan, compute_digest
+    from reconciler.reconcile import (
+        Connection,
+        authenticate_plan,
+        read_plan_document,
+        read_plan_file,
+    )
+
+FIXTURES = REPOSITORY / "tests" / "fixtures"
+# Inputs a campaign found a bug with, and seeds worth keeping: tests/test_fuzz_corpus.py.
+FINDINGS = FIXTURES / "fuzz"
+
+# Values no error may show: one read through `{env:}`, one through `{file:}`.
+ENV_CANARY = "fuzz-env-canary-7f3a9c"
+FILE_CANARY = "fuzz-file-canary-2b81e4"
+ENVIRON = {"FUZZ_SECRET": ENV_CANARY, "FUZZ_SECRET_2": ENV_CANARY + "-two"}
+API_URL = "https://api.imgix.com"
+API_KEY = "ak_" + "0123456789abcdef" * 4
+PLAN_ENVIRON = {"IMGIX_RECONCILER_FINGERPRINT_KEY": "fuzz-fingerprint-key-4c1d9e7a20b35f68"}
+# What `reconciler.untrusted` promises never to leave in its output.
+UNSAFE_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+COMMAND_START = re.compile(r"^\s*::")
+
+
+class _Scratch:
+    """A folder made once per process: the desired-state file, a secret file beside it."""
+
+    def __init__(self, folder: Path | None = None) -> None:
+        self.folder = folder or Path(tempfile.mkdtemp(prefix="imgix-reconciler-fuzz-"))
+        (self.folder / "secret.txt").write_text(FILE_CANARY)
+        self.desired = self.folder / "sources.yaml"
+        self.plan = self.folder / "plan.json"
+
+
+_scratch: _Scratch | None = None
+
+
+def scratch(folder: Path | None = None) -> _Scratch:
+    """The scratch folder; `folder` replaces it (a test's temporary directory)."""
+    global _scratch
+    if _scratch is None or folder is not None:
+        _scratch = _Scratch(folder)
+    return _scratch
+
+
+def text_of(data: bytes) -> str:
+    """Bytes as any text, lone surrogates included: the first byte picks the decoding."""
+    if not data:
+        return ""
+    if data[0] & 1:
+        body = data[1:]
+        return body[: len(body) // 2 * 2].decode("utf-16-le", "surrogatepass")
+    return data[1:].decode("utf-8", "replace")
+
+
+# --------------------------------------------------------------------------- targets
+
+
+def desired_state(data: bytes) -> None:
+    """The desired-state file as `load` reads it: loaded, or `LoadError` naming no secret."""
+    files = scratch()
+    files.desired.write_bytes(data)
+    for resolve in (True, False):
+        try:
+            load([files.desired], resolve=resolve, environ=ENVIRON)
+        except LoadError as error:
+            assert error.errors, "a LoadError without errors"
+            shown = "\n".join([str(error), *(str(located) for located in error.errors)])
+            for located in error.errors:
+                assert located.line >= 1 and located.column >= 1, located
+        else:
+            shown = ""
+        for canary in (ENV_CANARY, FILE_CANARY):
+            if canary.encode() not in data:
+                assert canary not in shown, f"a referenced value in an error: {shown!r}"
+
+
+class _Streamed(httpx.AsyncByteStream):
+    """A body that arrives as over the network: in two chunks, read by the client itself."""
+
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        half = len(self._body) // 2
+        yield self._body[:half]
+        yield self._body[half:]
+
+
+def _answer_of(data: bytes) -> tuple[int, dict[str, str], bytes]:
+    """The status and headers the first two bytes pick, and the body the rest is."""
+    statuses = (200, 200, 200, 201, 400, 401, 403, 404, 409, 422, 418, 499, 500)
+    types = (
+        "application/vnd.api+json",
+        "application/json",
+        "application/problem+json; charset=utf-8",
+        "text/html",
+        "",
+    )
+    if len(data) < 2:
+        return 200, {"content-type": types[0]}, data
+    status, choice, body = statuses[data[0] % len(statuses)], data[1], data[2:]
+    headers = {"content-type": types[choice % len(types)]} if choice % len(types) < 4 else {}
+    encoding = ("", "gzip", "deflate", "br")[choice // 5 % 4]
+    if encoding:
+        headers["content-encoding"] = encoding
+    if choice // 20 % 2:
+        headers["content-length"] = str(len(body))
+    return status, headers, body
+
+
+def api_response(data: bytes) -> None:
+    """A page of the list and a source's answer, as the client reads and decodes them.
+
+    The first two bytes pick the status, content type, encoding and length header, the
+    rest is the body of every answer: `LiveSource`s, or a `ClientError` whose message is
+    one escaped line.
+    """
+    status, headers, body = _answer_of(data)
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(status, headers=headers, stream=_Streamed(body))
+
+    async def run() -> None:
+        async with ImgixClient(
+            api_key=API_KEY,
+            transport=httpx.MockTransport(answer),
+            pacing=Pacing(per_second=None, creates_per_hour=None, updates_per_hour=None),
+            retry=RetryPolicy(attempts=1),
+            max_pages=4,
+            max_sources=1000,
+            on_notice=lambda message: None,
+        ) as client:
+            for call in (client.list_sources, lambda: client.get_source("0" * 24)):
+                try:
+                    result = await call()
+                except ClientError as error:
+                    message = str(error)
+                    assert not UNSAFE_CHARS.search(message), f"unescaped: {message!r}"
+                    assert not COMMAND_START.match(message), message
+                    assert API_KEY not in message and API_KEY not in repr(error)
+                else:
+                    for live in result if isinstance(result, list) else [result]:
+                        _read_live(live)
+
+    asyncio.run(run())
+
+
+def _read_live(live: LiveSource) -> None:
+    """What the planner reads of a live source: none of it may raise."""
+    assert isinstance(live.id, str)
+    _ = live.type, live.hostnames, live.annotation
+    assert live.fingerprint().startswith("sha256:")
+
+
+def live_source(data: bytes) -> None:
+    """One listed source as `LiveSource` reads it: built and read, or pydantic's refusal.
+
+    The client turns ValidationError, TypeError and ArithmeticError into an invalid
+    response (`ImgixClient._live`, `_read_sources`); nothing else may escape.
+    """
+    try:
+        resource = json.loads(data)
+    except (ValueError, RecursionError):
+        return
+    if not isinstance(resource, dict) or not isinstance(resource.get("id"), str):
+        return
+    if not isinstance(resource.get("attributes") or {}, dict):
+        return
+    from pydantic import ValidationError
+
+    try:
+        live = LiveSource.from_resource(resource)
+    except (ValidationError, ArithmeticError):
+        return
+    _read_live(live)
+
+
+def annotation(data: bytes) -> None:
+    """A live annotation split into text and marker: never raises, and round-trips."""
+    text = text_of(data)
+    parsed = parse_annotation(text)
+    if parsed.marker is None:
+        assert parsed.text == (text or None)
+        return
+    rendered = parsed.marker.render()
+    assert parse_annotation(rendered) == (None, parsed.marker), rendered
+    again = parse_annotation(compose_annotation(parsed.text, parsed.marker))
+    assert again == parsed, (again, parsed)
+
+
+def plan_file(data: bytes) -> None:
+    """A saved plan as `apply PLANFILE` reads it: a Plan, or `PlanFileError` and no traceback.
+
+    A document that parses is then authenticated with the run's key, as `plan --out` would,
+    and must read back as the same plan.
+    """
+    files = scratch()
+    files.plan.write_bytes(data)
+    connection = Connection(API_URL, API_KEY)
+    for read in (
+        lambda: read_plan_document(files.plan),
+        lambda: read_plan_file(files.plan, connection, PLAN_ENVIRON),
+    ):
+        try:
+            read()
+        except (PlanFileError, ApplyRefused) as error:
+            assert not UNSAFE_CHARS.search(str(error)), str(error)
+    try:
+        parsed = Plan.model_validate_json(data)
+    except (ValueError, RecursionError):
+        return
+    digested = parsed.model_copy(
+        update={"digest": compute_digest(parsed.actions, API_URL), "api_url": API_URL}
+    )
+    saved = authenticate_plan(digested, connection, PLAN_ENVIRON)
+    files.plan.write_text(saved.to_json())
+    assert read_plan_file(files.plan, connection, PLAN_ENVIRON).to_json() == saved.to_json()
+
+
+def neutraliser(data: bytes) -> None:
+    """`reconciler.untrusted`: no control character, no workflow command, no ping survives."""
+    text = text_of(data)
+    for shown in (
+        untrusted.escaped(text),
+        untrusted.one_line(text),
+        untrusted.quoted(text),
+        untrusted.markdown_text(text),
+        untrusted.json_shown(text),
+        untrusted.json_shown({text: [text]}),
+    ):
+        assert not UNSAFE_CHARS.search(shown), shown
+        assert not COMMAND_START.match(shown), shown
+    assert json.loads(untrusted.quoted(text)) == text
+    assert json.loads(untrusted.json_shown({text: [text]})) == {text: [text]}
+    markdown = untrusted.markdown_text(text)
+    assert not re.search(r"[<>]", markdown), markdown
+    unlinked = re.sub(r"[@#]&#8203;|&#\d+;|&(?:amp|lt|gt);", "", markdown)
+    assert not re.search("[@#]", unlinked), markdown
+
+
+TARGETS: dict[str, Callable[[bytes], None]] = {
+    "desired_state": desired_state,
+    "api_response": api_response,
+    "live_source": live_source,
+    "annotation": annotation,
+    "plan_file": plan_file,
+    "neutraliser": neutraliser,
+}
+
+
+# --------------------------------------------------------------------------- seeds
+
+
+def seeds(target: str) -> Iterator[bytes]:
+    """The starting corpus of `target`: the suite's fixtures and the emulator's outputs."""
+    live = json.loads((REPOSITORY / "reconciler/emulator/live-state.json").read_text())
+    resources = [
+        {"id": s["id"], "type": "sources", "attributes": {k: v for k, v in s.items() if k != "id"}}
+        for s in live["sources"]
+    ]
+    if target == "desired_state":
+        # Not the billion laughs: its 200,000 alias values take seconds once instrumented.
+        files = [*FIXTURES.glob("*.yaml"), REPOSITORY / "examples/sources.yaml"]
+        for path in sorted(files):
+            if "laughs" not in path.name:
+                yield path.read_bytes()
+        yield (
+            b"version: 1\nsources:\n  - name: Ref\n    deployment:\n      type: s3\n"
+            b"      s3_bucket: b\n      s3_access_key: {env: FUZZ_SECRET}\n"
+            b"      s3_secret_key: {file: secret.txt}\n      imgix_subdomains: [fuzz-ref]\n"
+        )
+    elif target in ("api_response", "live_source"):
+        page = {
+            "data": resources,
+            "meta": {"pagination": {"totalRecords": len(resources), "totalPages": 1}},
+        }
+        if target == "api_response":
+            yield b"\x00\x00" + json.dumps(page).encode()
+            yield b"\x00\x05" + gzip.compress(json.dumps(page).encode())  # gzip, streamed
+            yield b"\x00\x00" + json.dumps({"data": resources[0]}).encode()
+            error = {"errors": [{"title": "Bad", "detail": "no\n::error::x", "id": "r1"}]}
+            yield b"\x04\x00" + json.dumps(error).encode()
+            yield b"\x05\x01" + json.dumps(error).encode()
+        else:
+            for resource in resources:
+                yield json.dumps(resource).encode()
+    elif target == "annotation":
+        yield b"\x00Managed in git [imgix-reconciler v1 fp.s3_secret_key=3f0c owner.name=a/b]"
+        yield b"\x00[imgix-reconciler v1 enc.password=9a pending.enabled=false]\n"
+        yield b"\x00text [imgix-reconciler v1"
+    elif target == "plan_file":
+        for name in ("plan.json", "plan.saved.json"):
+            yield (REPOSITORY / "tests/golden" / name).read_bytes()
+    elif target == "neutraliser":
+        yield "\x00::add-mask::x\n\x1b[31m@user #12 https://e.x <b>\u202e".encode()
+        yield b"\x01" + "  ::error::\u2028x".encode("utf-16-le")
+
+
+# Words each target's input is made of, for libFuzzer's `-dict`: byte mutations alone
+# seldom spell a key of the format.
+WORDS: dict[str, list[str]] = {
+    "desired_state": [
+        "version: 1\n",
+        "sources:\n",
+        "  - name: ",
+        "    deployment:\n",
+        "      type: ",
+        "s3",
+        "gcs",
+        "azure",
+        "webfolder",
+        "webproxy",
+        "imgix_subdomains",
+        "custom_domains",
+        "s3_bucket",
+        "s3_access_key",
+        "s3_secret_key",
+        "password",
+        "default_params",
+        "cache_ttl_value",
+        "annotation",
+        "enabled",
+        "owner: ",
+        "safety:",
+        "id: ",
+        "{env: FUZZ_SECRET}",
+        "{file: secret.txt}",
+        "{file: ../x}",
+        "{env: ",
+        "{file: ",
+        "&a ",
+        "*a",
+        "<<: ",
+        "!!str ",
+        "!!binary ",
+        "? ",
+        "---\n",
+        "...\n",
+        "[",
+        "]",
+        "{",
+        "}",
+        "|\n",
+        ">-\n",
+        "'",
+        '"',
+        "\\u0000",
+        '"\\UFFFFFFFF"',
+        "\\x",
+        "\t",
+        "1e400",
+        "0x",
+        "~",
+        ".inf",
+    ],
+    "annotation": [
+        "[imgix-reconciler v1",
+        "]",
+        " fp.",
+        " enc.",
+        " owner.name=",
+        " pending.enabled=false",
+        "=",
+        "\n",
+        " ",
+    ],
+    "live_source": [
+        '"id"',
+        '"attributes"',
+        '"deployment"',
+        '"name"',
+        '"enabled"',
+        '"date_deployed"',
+        '"deployment_status"',
+        '"imgix_subdomains"',
+        '"custom_domains"',
+        '"annotation"',
+        '"type"',
+        "null",
+        "true",
+        "1e400",
+        "NaN",
+        "-Infinity",
+        "[",
+        "]",
+        "{",
+        "}",
+        ":",
+        ",",
+    ],
+    "plan_file": [
+        '"format_version"',
+        '"digest"',
+        '"mac"',
+        '"summary"',
+        '"actions"',
+        '"api_url"',
+        '"changes"',
+        '"writes"',
+        '"marker"',
+        '"kind"',
+        '"source_id"',
+        '"path"',
+        '"before"',
+        '"after"',
+        '"live_fingerprint"',
+        '"deployment"',
+        '"annotation"',
+        "null",
+        "1e400",
+        "[",
+        "]",
+        "{",
+        "}",
+    ],
+}
+WORDS["api_response"] = [
+    *WORDS["live_source"],
+    '"data"',
+    '"meta"',
+    '"pagination"',
+    '"totalRecords"',
+    '"totalPages"',
+    '"hasNextPage"',
+    '"pageSize"',
+    '"errors"',
+    '"title"',
+    '"detail"',
+]
+
+
+def _dictionary(target: str) -> str:
+    """A libFuzzer dictionary file of `target`'s words."""
+    path = Path(tempfile.mkstemp(prefix=f"fuzz-{target}-", suffix=".dict")[1])
+
+    def spelled(word: str) -> str:  # libFuzzer's escapes: \\, \" and \xNN only
+        return "".join(
+            chr(byte) if 0x20 <= byte < 0x7F and byte not in b'"\\' else f"\\x{byte:02x}"
+            for byte in word.encode()
+        )
+
+    path.write_text("".join(f'"{spelled(word)}"\n' for word in WORDS[target]))
+    return str(path)
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in (*TARGETS, "seed", "list"):
+        print(__doc__.strip(), "\ntargets:", ", ".join(TARGETS), file=sys.stderr)
+        return 2
+    if argv[0] == "list":
+        print("\n".join(TARGETS))
+        return 0
+    if argv[0] == "seed":
+        target, folder = argv[1], Path(argv[2])
+        folder.mkdir(parents=True, exist_ok=True)
+        for number, seed in enumerate(seeds(target)):
+            (folder / f"seed-{number:03d}").write_bytes(seed)
+        return 0
+    import atheris
+
+    target = TARGETS[argv[0]]
+    # A hang is a finding too: libFuzzer's default timeout is 20 minutes.
+    flags = [arg for arg in argv[1:] if arg.startswith("-")]
+    if not any(flag.startswith("-timeout=") for flag in flags):
+        flags.append("-timeout=10")
+    if argv[0] in WORDS and not any(flag.startswith("-dict=") for flag in flags):
+        flags.append(f"-dict={_dictionary(argv[0])}")
+    atheris.Setup([sys.argv[0], *flags, *(a for a in argv[1:] if not a.startswith("-"))], target)
+    atheris.Fuzz()
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("NO_COLOR", "1")
+    sys.exit(main(sys.argv[1:]))
