@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from console import CANARY_ENV, CANARY_FILES, run_cli, sources_yaml, write_sources
+from console import CANARY_ENV, CANARY_FILES, invoke, run_cli, sources_yaml, write_sources
 
 from reconciler import github
 from reconciler.loader import LocatedError
@@ -176,6 +176,15 @@ def test_a_hundred_accounts_still_make_one_comment_under_the_limit() -> None:
     # Every account keeps its row and its digest, whatever its section had to leave out.
     assert all(f"| `acct-{n}` | changes | 50 |" in comment for n in range(100))
     assert comment.count("<!-- imgix-reconciler:digest account=") == 100
+    # The budget left after the table is shared, so every account still has its section.
+    assert comment.count("\n#### Account `") == 100
+    assert "not shown (see the artifacts)" not in comment
+
+
+def test_one_account_has_the_whole_budget_to_itself() -> None:
+    result = github.AccountResult(account="only", command="plan", exit_code=2)
+    comment = github.combined_comment([(result, _plan(500, "o"))])
+    assert github.COMMENT_BUDGET * 0.9 < len(comment) < github.COMMENT_LIMIT
 
 
 def test_the_comment_says_how_a_maintainer_plans_a_fork() -> None:
@@ -243,6 +252,7 @@ def test_the_reviewed_digest_is_the_newest_of_the_caller_workflows_comments() ->
         ("acme/images/.github/workflows/imgix-prod.yml@refs/heads/main", "imgix-prod"),
         (".github/workflows/imgix-prod.yml", "imgix-prod"),  # a workflow_run's path
         ("acme/images/.github/workflows/a.b_c.yaml@refs/heads/x@y", "a.b_c"),
+        ("acme/images/.github/workflows/imgix-prod.yml@0123abc", "imgix-prod"),  # at a commit
     ],
 )
 def test_a_caller_workflow_is_keyed_by_its_file_name(workflow: str, key: str) -> None:
@@ -462,9 +472,13 @@ def test_the_fork_note_names_the_accounts_without_a_key() -> None:
     )
 
 
-@pytest.mark.parametrize("listed", ['[{"files": "a.yaml"}]', "[1]", '[{"name": 5}]'])
+@pytest.mark.parametrize(
+    "listed", ['[{"files": "a.yaml"}]', "[1]", '[{"name": 5}]', "{}", "5", '""']
+)
 def test_an_accounts_list_of_the_wrong_shape_is_refused(listed: str) -> None:
-    with pytest.raises(ValueError, match="JSON list"):
+    with pytest.raises(
+        ValueError, match=r'^--accounts is not a JSON list of \{"name": \.\.\.\} objects$'
+    ):
         github.missing_accounts(listed, [])
 
 
@@ -498,6 +512,8 @@ def test_when_even_the_summaries_do_not_fit_the_table_still_has_every_account() 
     assert all(f"| `a{n}` | changes | 1 |" in comment for n in range(150))
     shown = comment.count("\n#### Account `")
     assert 0 < shown < 150
+    # Sections are cut only past the budget, into the room kept below GitHub's limit.
+    assert len(comment) > github.COMMENT_BUDGET
     assert comment.endswith(f"\n… and {150 - shown} accounts not shown (see the artifacts).\n")
 
 
@@ -527,3 +543,104 @@ def test_a_drift_comment_says_which_accounts_drifted() -> None:
     assert "| `ap` | error (see the logs) | | | | |" in comment
     invalid = github.AccountResult(account="v", command="plan", exit_code=1, planned=False)
     assert "| `v` | invalid files |" in github.combined_comment([(invalid, None)])
+
+
+def test_the_remaining_digest_command_prints_what_is_left_or_refuses_more(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    def plan(name: str, *sources: str) -> Path:
+        saved = tmp_path / f"{name}.json"
+        file = write_sources(tmp_path, sources_yaml(*sources), name=f"{name}.yaml")
+        made = invoke("plan", file, "--out", saved, "--emulator", env=CANARY_ENV)
+        assert saved.is_file(), made.output
+        return saved
+
+    reviewed = plan("reviewed", "Products", "Marketing")
+    left = plan("left", "Products")
+    grown = plan("grown", "Products", "Marketing", "Blog")
+    runner = CliRunner()
+
+    done = runner.invoke(github.main, ["remaining-digest", str(reviewed), str(left), "--emulator"])
+    assert (done.exit_code, done.output) == (0, json.loads(left.read_text())["digest"] + "\n")
+    refused = runner.invoke(
+        github.main, ["remaining-digest", str(reviewed), str(grown), "--emulator"]
+    )
+    assert refused.exit_code == 4
+    assert refused.output == (
+        "error: the plan now holds actions the reviewed plan did not: review a new pull request\n"
+    )
+    # Made against the emulator, not the API it is asked about: refused, not compared.
+    elsewhere = runner.invoke(
+        github.main,
+        ["remaining-digest", str(reviewed), str(left), "--api-url", "https://api.example.test"],
+        env={"IMGIX_API_KEY": "some-key"},
+    )
+    assert elsewhere.exit_code == 1 and elsewhere.output.startswith("error: ")
+
+
+def test_the_comment_key_and_fork_notice_commands_print_the_keyed_marker() -> None:
+    from click.testing import CliRunner
+
+    runner = CliRunner()
+    keyed = runner.invoke(github.main, ["comment-key", "o/r/.github/workflows/imgix.yml@refs/x"])
+    assert (keyed.exit_code, keyed.output) == (0, "imgix\n")
+    run = "https://github.com/acme/images/actions/runs/55"
+    notice = ["fork-notice", "--conclusion", "success", "--run-url", run, "--workflow", "imgix"]
+    done = runner.invoke(github.main, [*notice, "--key", "imgix"])
+    assert done.exit_code == 0
+    assert done.output.startswith("<!-- imgix-reconciler:plan key=imgix -->\n")
+    hostile = runner.invoke(github.main, [*notice, "--key", "x --><b>"])
+    assert (hostile.exit_code, hostile.output) == (1, "error: --key is not a comment key\n")
+
+
+def test_the_notes_under_the_table_are_paragraphs_of_their_own() -> None:
+    # A line right under a markdown table is read as one more row of it.
+    fork = github.AccountResult(account="eu", command="plan", exit_code=0, planned=False)
+    url = "https://github.com/o/r/actions/runs/7"
+    comment = github.combined_comment([(fork, None)], run_url=url)
+    assert "| |\n\nNo API key was available to this job for `eu`" in comment
+    assert f"runs with the secrets.\n\n[Logs and JSON plans]({url})\n" in comment
+
+
+def test_an_account_whose_job_failed_is_an_error_whatever_it_left() -> None:
+    # Never "in sync", never a reviewed digest: a failed job's plan was not the whole story.
+    failed = github.AccountResult(account="eu", command="drift", exit_code=1)
+    no_plan = github.AccountResult(account="us", command="drift", exit_code=0)
+    plan = _plan(1, "f")
+    drift = github.combined_comment([(failed, plan), (no_plan, None)], view="drift")
+    assert "| `eu` | error (see the logs) | 1 | 0 | 0 | 0 |" in drift
+    assert "| `us` | error (see the logs) | | | | |" in drift
+    failed_plan = github.AccountResult(account="eu", command="plan", exit_code=1)
+    comment = github.combined_comment([(failed_plan, plan)])
+    assert "| `eu` | error (see the logs) |" in comment
+    assert "imgix-reconciler:digest" not in comment
+
+
+def test_the_fork_notice_says_exactly_how_the_files_were_checked() -> None:
+    run = "https://github.com/acme/images/actions/runs/55"
+    assert github.fork_notice("timed_out", run, "imgix plan") == (
+        "<!-- imgix-reconciler:plan -->\n"
+        "### imgix-reconciler plan: not run (a pull request from a fork)\n"
+        "\n"
+        f"Validation of the desired-state files: **timed out** ([the run]({run})).\n"
+        "\n"
+        "No API key was available to this pull request's jobs (a pull request from a fork gets "
+        "no secrets), so the files were validated but not planned. A maintainer who has read "
+        "the change runs the plan from the Actions tab: run the `imgix plan` workflow with "
+        "`pull-request` set to this pull request's number. It plans the pull request's "
+        "files with the default branch's workflow and action, so none of the fork's code "
+        "runs with the secrets.\n"
+    )
+
+
+def test_the_newest_comment_wins_in_whatever_order_they_are_listed() -> None:
+    old, new = ("sha256:" + c * 64 for c in "ab")
+
+    def comment(digest: str, updated: str | None) -> dict[str, object]:
+        body = f"{MARKER}\n<!-- imgix-reconciler:digest account=eu {digest} -->\n"
+        return {"user": {"login": github.BOT_LOGIN}, "body": body, "updated_at": updated}
+
+    newest = comment(new, "2026-11-30T03:00:00Z")
+    assert github.reviewed_digest([newest, comment(old, "2026-11-30T01:00:00Z")], "eu") == new
+    # A comment without a time is the oldest, not the newest.
+    assert github.reviewed_digest([newest, comment(old, None)], "eu") == new

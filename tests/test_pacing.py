@@ -240,10 +240,13 @@ def test_a_refused_write_does_not_spend_the_hourly_budget(fake_clock: FakeClock)
         for _ in range(2):
             async with pacer.slot("update"):
                 pass
+        assert fake_clock.elapsed == 0.0
+        async with pacer.slot("update"):  # the budget of two is spent: an hour's wait
+            pass
 
     asyncio.run(scenario())
 
-    assert fake_clock.elapsed == 0.0
+    assert fake_clock.elapsed == pytest.approx(3600.01)
 
 
 def test_an_accepted_write_spends_the_budget(fake_clock: FakeClock) -> None:
@@ -498,3 +501,32 @@ def test_a_write_starts_only_with_time_left_for_it_and_reads_do_not_set_that_tim
 
 def test_a_deadline_without_a_clock_never_expires() -> None:
     assert not Stop(deadline=10.0).expired()
+
+
+def test_a_write_after_a_stop_is_refused_at_once_not_after_queuing_behind_reads(
+    fake_clock: FakeClock,
+) -> None:
+    stop = Stop()
+    pacer = Pacer(Pacing(per_second=1.0), clock=fake_clock, sleep=fake_clock.sleep, stop=stop)
+    refused_at: list[float] = []
+
+    async def read() -> None:
+        async with pacer.slot("read"):
+            pass
+
+    async def write() -> None:
+        try:
+            async with pacer.slot("update"):
+                pass
+        except NotStarted:
+            refused_at.append(fake_clock.elapsed)
+
+    async def scenario() -> None:
+        await read()
+        stop.request("stopped by SIGTERM")
+        await asyncio.gather(read(), write())  # the read waits a second for its turn
+
+    asyncio.run(scenario())
+
+    assert refused_at == [0.0]
+    assert fake_clock.elapsed == pytest.approx(1.01)
