@@ -47,9 +47,10 @@ def test_announce_secret_masks_the_value_and_each_of_its_lines(
 ) -> None:
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
     out = io.StringIO()
-    github.announce_secret("line-one\nline%two", stream=out)
+    github.announce_secret("line-one\n  \nline%two", stream=out)
+    # A blank line is no mask: the runner would hide every run of spaces in the log.
     assert out.getvalue().splitlines() == [
-        "::add-mask::line-one%0Aline%25two",
+        "::add-mask::line-one%0A  %0Aline%25two",
         "::add-mask::line-one",
         "::add-mask::line%25two",
     ]
@@ -190,6 +191,7 @@ def test_one_account_has_the_whole_budget_to_itself() -> None:
 def test_the_comment_says_how_a_maintainer_plans_a_fork() -> None:
     fork = github.AccountResult(account="eu", command="plan", exit_code=0, planned=False)
     comment = github.combined_comment([(fork, None)])
+    assert "\n### imgix-reconciler plan: 1 account\n" in comment
     assert "| `eu` | validated only (no API key) |" in comment
     assert "`pull-request` set to this pull request's number" in comment
     assert "imgix-reconciler:digest" not in comment
@@ -265,7 +267,7 @@ def test_a_caller_whose_file_name_is_no_plain_name_is_keyed_by_a_hash() -> None:
     assert re.fullmatch(r"sha256-[0-9a-f]{16}", key)
     assert key == github.comment_key(".github/workflows/x --><b>y</b>.yml")
     assert github.keyed_marker(MARKER, key) == f"<!-- imgix-reconciler:plan key={key} -->"
-    with pytest.raises(ValueError, match="comment key"):
+    with pytest.raises(ValueError, match=r"^a comment key is letters, digits, '\.', '_' or '-': "):
         github.keyed_marker(MARKER, "x --><b>")
 
 
@@ -541,6 +543,8 @@ def test_a_drift_comment_says_which_accounts_drifted() -> None:
     assert "| `eu` | drift | 1 | 0 | 0 | 0 |" in comment
     assert "| `us` | in sync | 0 | 0 | 0 | 0 |" in comment
     assert "| `ap` | error (see the logs) | | | | |" in comment
+    # Each account's section follows the one before as a block of its own.
+    assert "\n\n#### Account `us`\n" in comment
     invalid = github.AccountResult(account="v", command="plan", exit_code=1, planned=False)
     assert "| `v` | invalid files |" in github.combined_comment([(invalid, None)])
 
@@ -565,8 +569,8 @@ def test_the_remaining_digest_command_prints_what_is_left_or_refuses_more(tmp_pa
     refused = runner.invoke(
         github.main, ["remaining-digest", str(reviewed), str(grown), "--emulator"]
     )
-    assert refused.exit_code == 4
-    assert refused.output == (
+    assert (refused.exit_code, refused.stdout) == (4, "")
+    assert refused.stderr == (
         "error: the plan now holds actions the reviewed plan did not: review a new pull request\n"
     )
     # Made against the emulator, not the API it is asked about: refused, not compared.
@@ -644,3 +648,38 @@ def test_the_newest_comment_wins_in_whatever_order_they_are_listed() -> None:
     assert github.reviewed_digest([newest, comment(old, "2026-11-30T01:00:00Z")], "eu") == new
     # A comment without a time is the oldest, not the newest.
     assert github.reviewed_digest([newest, comment(old, None)], "eu") == new
+
+
+def test_the_action_helpers_print_errors_to_stderr_and_results_to_stdout(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from reconciler.reconcile import read_plan_document
+
+    runner = CliRunner()
+    run = "https://github.com/acme/images/actions/runs/55"
+    notice = ["fork-notice", "--conclusion", "success", "--run-url", run, "--workflow", "imgix"]
+    for args in (
+        [*notice[:4], "http://x", *notice[5:]],
+        [*notice[:6], "a`b"],
+        [*notice, "--key", "a b"],
+        ["reviewed-digest", "-", "eu"],
+    ):
+        refused = runner.invoke(github.main, args, input="")
+        assert refused.exit_code == 1
+        assert refused.stdout == "" and refused.stderr.startswith("error: ")
+
+    folder = tmp_path / "eu"
+    folder.mkdir()
+    result = github.AccountResult(account="eu", command="plan", exit_code=2)
+    (folder / "result.json").write_text(result.model_dump_json())
+    sources = write_sources(tmp_path, sources_yaml("Products"))
+    made = invoke("plan", sources, "--out", folder / "plan.json", "--emulator", env=CANARY_ENV)
+    assert (folder / "plan.json").is_file(), made.output
+    done = runner.invoke(github.main, ["combine", str(folder)])
+    assert done.exit_code == 0 and done.stderr == ""
+    # The account's saved plan is read: its counts and its section are in the comment.
+    assert "| `eu` | changes | 1 | 0 |" in done.stdout
+    assert "\n#### Account `eu`\n" in done.stdout
+    # Printed as written, for the action to post: no newline added after its last line.
+    saved = read_plan_document(folder / "plan.json")
+    assert done.stdout == github.combined_comment([(result, saved)])

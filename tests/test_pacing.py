@@ -530,3 +530,53 @@ def test_a_write_after_a_stop_is_refused_at_once_not_after_queuing_behind_reads(
 
     assert refused_at == [0.0]
     assert fake_clock.elapsed == pytest.approx(1.01)
+
+
+def test_a_write_queued_behind_reads_when_the_stop_comes_is_not_sent(
+    fake_clock: FakeClock,
+) -> None:
+    stop = Stop()
+    pacer = Pacer(
+        Pacing(per_second=2.0, headroom=0.0), clock=fake_clock, sleep=fake_clock.sleep, stop=stop
+    )
+    outcomes: list[str] = []
+
+    async def request(kind: RequestKind) -> None:
+        try:
+            async with pacer.slot(kind):
+                outcomes.append(f"{kind} sent at {fake_clock.elapsed}")
+        except NotStarted as error:
+            outcomes.append(f"{kind} {error} at {fake_clock.elapsed}")
+
+    async def stop_later() -> None:
+        await fake_clock.sleep(0.5)
+        stop.request("stopped by SIGTERM")
+
+    async def scenario() -> None:
+        # The third read waits a second for its turn; the update queues behind it.
+        await asyncio.gather(*map(request, ["read", "read", "read", "update"]), stop_later())
+
+    asyncio.run(scenario())
+
+    assert outcomes == [
+        "read sent at 0.0",
+        "read sent at 0.0",
+        "read sent at 1.0",
+        "update stopped by SIGTERM at 1.0",
+    ]
+
+
+def test_429s_for_a_kind_without_an_hourly_budget_change_nothing(fake_clock: FakeClock) -> None:
+    pacer = Pacer(
+        Pacing(per_second=None, creates_per_hour=None), clock=fake_clock, sleep=fake_clock.sleep
+    )
+
+    async def scenario() -> None:
+        for _ in range(10):
+            pacer.refused("create", said_how_long=False)
+        async with pacer.slot("create"):
+            pass
+
+    asyncio.run(scenario())
+
+    assert fake_clock.elapsed == 0.0
