@@ -207,7 +207,7 @@ def test_an_account_without_changes_records_its_digest_too() -> None:
 
 def test_account_names_cannot_inject_markdown() -> None:
     bad = github.AccountResult(account="x` -->", command="plan", exit_code=0)
-    with pytest.raises(ValueError, match="account names"):
+    with pytest.raises(ValueError, match=r"^account names are letters, digits, '\.', '_' or '-': "):
         github.combined_comment([(bad, None)])
 
 
@@ -265,6 +265,8 @@ def test_a_caller_whose_file_name_is_no_plain_name_is_keyed_by_a_hash() -> None:
     hostile = "o/r/.github/workflows/x --><b>y</b>.yml@refs/heads/main"
     key = github.comment_key(hostile)
     assert re.fullmatch(r"sha256-[0-9a-f]{16}", key)
+    # A name that is no valid UTF-8 (bytes of the environment): still a key, never a crash.
+    assert re.fullmatch(r"sha256-[0-9a-f]{16}", github.comment_key("x\udcff.yml@refs/heads/m"))
     assert key == github.comment_key(".github/workflows/x --><b>y</b>.yml")
     assert github.keyed_marker(MARKER, key) == f"<!-- imgix-reconciler:plan key={key} -->"
     with pytest.raises(ValueError, match=r"^a comment key is letters, digits, '\.', '_' or '-': "):
@@ -377,13 +379,17 @@ def test_the_step_summary_is_appended_only_in_github_actions(
 ) -> None:
     summary = tmp_path / "summary.md"
     summary.write_text("earlier step\n")
-    github.write_step_summary("## plan\n\n\n", {**IN_ACTIONS, "GITHUB_STEP_SUMMARY": str(summary)})
+    github.write_step_summary(
+        "## plan X\n\n\n", {**IN_ACTIONS, "GITHUB_STEP_SUMMARY": str(summary)}
+    )
     github.write_step_summary("## ignored", {"GITHUB_STEP_SUMMARY": str(summary)})
     github.write_step_summary("## ignored", IN_ACTIONS)
-    assert summary.read_text() == "earlier step\n## plan\n\n"
+    assert summary.read_text() == "earlier step\n## plan X\n\n"
     missing = tmp_path / "missing" / "summary.md"
     github.write_step_summary("## plan", {**IN_ACTIONS, "GITHUB_STEP_SUMMARY": str(missing)})
-    assert capsys.readouterr().err.startswith("warning: cannot write the step summary: ")
+    assert capsys.readouterr().err == (
+        "warning: cannot write the step summary: No such file or directory\n"
+    )
 
 
 def test_the_comment_links_the_run_when_given_one() -> None:
@@ -428,7 +434,8 @@ def test_the_action_helpers_answer_in_process(tmp_path: Path) -> None:
     assert missing.exit_code == 1 and "records a digest for account other" in missing.output
     comments.write_text("{not json\n")
     garbled = runner.invoke(github.main, ["reviewed-digest", str(comments), "main"])
-    assert garbled.exit_code == 1 and "the comments are not JSON lines" in garbled.output
+    assert garbled.exit_code == 1 and garbled.stdout == ""
+    assert garbled.stderr.startswith("error: the comments are not JSON lines: ")
     assert isinstance(garbled.exception, SystemExit)  # said, not a crash
 
 
@@ -499,7 +506,8 @@ def test_combine_gives_every_listed_account_a_row(tmp_path: Path) -> None:
     (folder / "result.json").write_text("{}")
     broken = CliRunner().invoke(github.main, ["combine", str(folder)])
     assert broken.exit_code == 1 and isinstance(broken.exception, SystemExit)
-    assert broken.output.startswith("error: cannot gather the account results: ")
+    assert broken.stdout == ""
+    assert broken.stderr.startswith("error: cannot gather the account results: ")
     assert "| `eu` | validated only (no API key) |" in done.output
     assert "| `us` | no result (its job failed or was cancelled) |" in done.output
 
@@ -543,8 +551,12 @@ def test_a_drift_comment_says_which_accounts_drifted() -> None:
     assert "| `eu` | drift | 1 | 0 | 0 | 0 |" in comment
     assert "| `us` | in sync | 0 | 0 | 0 | 0 |" in comment
     assert "| `ap` | error (see the logs) | | | | |" in comment
-    # Each account's section follows the one before as a block of its own.
+    # Each account's section follows the one before as a block of its own, and says the
+    # drift verdict of its job.
     assert "\n\n#### Account `us`\n" in comment
+    eu, us = comment.split("\n#### Account `")[1:]
+    assert "Drift: 1 missing from imgix, 0 differing from the files" in eu
+    assert "In sync: 0 sources match the files" in us
     invalid = github.AccountResult(account="v", command="plan", exit_code=1, planned=False)
     assert "| `v` | invalid files |" in github.combined_comment([(invalid, None)])
 
@@ -573,13 +585,14 @@ def test_the_remaining_digest_command_prints_what_is_left_or_refuses_more(tmp_pa
     assert refused.stderr == (
         "error: the plan now holds actions the reviewed plan did not: review a new pull request\n"
     )
-    # Made against the emulator, not the API it is asked about: refused, not compared.
+    # Checked with another key than the one it was made with: refused, not compared.
     elsewhere = runner.invoke(
         github.main,
         ["remaining-digest", str(reviewed), str(left), "--api-url", "https://api.example.test"],
         env={"IMGIX_API_KEY": "some-key"},
     )
-    assert elsewhere.exit_code == 1 and elsewhere.output.startswith("error: ")
+    assert (elsewhere.exit_code, elsewhere.stdout) == (1, "")
+    assert elsewhere.stderr.startswith(f"error: {reviewed}: the plan's MAC does not match")
 
 
 def test_the_comment_key_and_fork_notice_commands_print_the_keyed_marker() -> None:
