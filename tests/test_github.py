@@ -431,7 +431,11 @@ def test_the_action_helpers_answer_in_process(tmp_path: Path) -> None:
     found = runner.invoke(github.main, ["reviewed-digest", str(comments), "main"])
     assert (found.exit_code, found.output) == (0, digest + "\n")
     missing = runner.invoke(github.main, ["reviewed-digest", str(comments), "other"])
-    assert missing.exit_code == 1 and "records a digest for account other" in missing.output
+    assert (missing.exit_code, missing.stdout) == (1, "")
+    assert missing.stderr == (
+        f"error: no plan comment of {github.BOT_LOGIN} records a digest for account other: "
+        "the change was not reviewed through a pull request with a plan comment\n"
+    )
     comments.write_text("{not json\n")
     garbled = runner.invoke(github.main, ["reviewed-digest", str(comments), "main"])
     assert garbled.exit_code == 1 and garbled.stdout == ""
@@ -522,8 +526,9 @@ def test_when_even_the_summaries_do_not_fit_the_table_still_has_every_account() 
     assert all(f"| `a{n}` | changes | 1 |" in comment for n in range(150))
     shown = comment.count("\n#### Account `")
     assert 0 < shown < 150
-    # Sections are cut only past the budget, into the room kept below GitHub's limit.
-    assert len(comment) > github.COMMENT_BUDGET
+    # Sections fill the budget and half the room kept below GitHub's limit, no more.
+    soft_limit = (github.COMMENT_BUDGET + github.COMMENT_LIMIT) // 2
+    assert soft_limit - 1000 < len(comment) - len(comment.rpartition("\n…")[2]) <= soft_limit
     assert comment.endswith(f"\n… and {150 - shown} accounts not shown (see the artifacts).\n")
 
 
@@ -592,6 +597,7 @@ def test_the_remaining_digest_command_prints_what_is_left_or_refuses_more(tmp_pa
         env={"IMGIX_API_KEY": "some-key"},
     )
     assert (elsewhere.exit_code, elsewhere.stdout) == (1, "")
+    assert isinstance(elsewhere.exception, SystemExit)
     assert elsewhere.stderr.startswith(f"error: {reviewed}: the plan's MAC does not match")
 
 
@@ -608,6 +614,7 @@ def test_the_comment_key_and_fork_notice_commands_print_the_keyed_marker() -> No
     assert done.output.startswith("<!-- imgix-reconciler:plan key=imgix -->\n")
     hostile = runner.invoke(github.main, [*notice, "--key", "x --><b>"])
     assert (hostile.exit_code, hostile.output) == (1, "error: --key is not a comment key\n")
+    assert isinstance(hostile.exception, SystemExit)  # said, not a crash
 
 
 def test_the_notes_under_the_table_are_paragraphs_of_their_own() -> None:

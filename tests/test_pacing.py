@@ -447,6 +447,8 @@ def test_rate_limit_reset_at_its_boundaries(headers: dict[str, str], expected: f
 
 def test_a_retry_policy_of_one_attempt_is_allowed_and_each_negative_refused() -> None:
     assert RetryPolicy(attempts=1).attempts == 1
+    # Zero is no wait (retries at once, no time for them), not a negative one.
+    assert RetryPolicy(base=0.0, cap=0.0, deadline=0.0).backoff(3) == 0.0
     for field in ("base", "cap", "deadline"):
         with pytest.raises(ValueError, match="must not be negative"):
             RetryPolicy(**{field: -0.5})  # type: ignore[arg-type]
