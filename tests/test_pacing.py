@@ -19,6 +19,7 @@ from reconciler.pacing import (
     RequestKind,
     RetryPolicy,
     Stop,
+    before_write,
     rate_limit_reset,
     retry_after,
 )
@@ -582,3 +583,79 @@ def test_429s_for_a_kind_without_an_hourly_budget_change_nothing(fake_clock: Fak
     asyncio.run(scenario())
 
     assert fake_clock.elapsed == 0.0
+
+
+@pytest.mark.parametrize("updates_per_hour", [60, None])
+def test_only_a_write_starting_new_work_checks_its_source_first(
+    fake_clock: FakeClock, updates_per_hour: int | None
+) -> None:
+    # The applier reads the source again there; a read doing so would never end.
+    pacer = Pacer(
+        Pacing(per_second=None, updates_per_hour=updates_per_hour),
+        clock=fake_clock,
+        sleep=fake_clock.sleep,
+    )
+    checks = 0
+    checked_by: list[int] = []
+
+    async def check() -> None:
+        nonlocal checks
+        checks += 1
+
+    async def scenario() -> None:
+        before_write.set(check)
+        kinds: list[tuple[RequestKind, bool]] = [
+            ("read", True),
+            ("update", False),
+            ("update", True),
+        ]
+        for kind, starting in kinds:
+            async with pacer.slot(kind, starting=starting):
+                checked_by.append(checks)
+
+    asyncio.run(scenario())
+
+    # A read, then a write continuing an action: unchecked; a write starting one: checked.
+    assert checked_by == [0, 0, 1]
+
+
+def test_a_write_behind_one_checking_its_source_when_the_stop_comes_reads_nothing(
+    fake_clock: FakeClock,
+) -> None:
+    stop = Stop()
+    pacer = Pacer(Pacing(per_second=None), clock=fake_clock, sleep=fake_clock.sleep, stop=stop)
+    checked: list[str] = []
+
+    async def write(name: str) -> str:
+        async def check() -> None:
+            checked.append(name)
+            await fake_clock.sleep(0.5)  # the source is read again meanwhile
+            stop.request("stopped by SIGTERM")
+
+        before_write.set(check)
+        try:
+            async with pacer.slot("update"):
+                return "sent"
+        except NotStarted as error:
+            return str(error)
+
+    async def scenario() -> list[str]:
+        return await asyncio.gather(write("first"), write("second"))
+
+    assert asyncio.run(scenario()) == ["stopped by SIGTERM"] * 2
+    assert checked == ["first"]
+
+
+def test_a_retry_after_a_stop_goes_out_only_to_finish_an_action_soon(
+    fake_clock: FakeClock,
+) -> None:
+    stop = Stop()
+    pacer = Pacer(Pacing(), clock=fake_clock, sleep=fake_clock.sleep, stop=stop)
+    pacer.check_retry("update", 60.0, starting=True)  # no stop yet: anything goes
+    stop.request("stopped by SIGINT")
+    pacer.check_retry("read", 60.0, starting=True)
+    pacer.check_retry("update", 1.0, starting=False)
+    with pytest.raises(NotStarted, match="SIGINT"):
+        pacer.check_retry("update", 1.0, starting=True)
+    with pytest.raises(NotStarted, match="SIGINT"):
+        pacer.check_retry("update", 60.0, starting=False)
