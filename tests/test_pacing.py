@@ -659,3 +659,234 @@ def test_a_retry_after_a_stop_goes_out_only_to_finish_an_action_soon(
         pacer.check_retry("update", 1.0, starting=True)
     with pytest.raises(NotStarted, match="SIGINT"):
         pacer.check_retry("update", 60.0, starting=False)
+
+
+def test_a_429_that_asks_for_a_short_or_very_long_wait_is_no_spent_budget(
+    fake_clock: FakeClock,
+) -> None:
+    pacer = Pacer(Pacing(per_second=None), clock=fake_clock, sleep=fake_clock.sleep)
+    assert not pacer.spent_elsewhere("update", 0.0)
+    assert pacer.spent_elsewhere("update", 0.5)
+    assert pacer.spent_elsewhere("update", 3600 * 1.1)  # a window and its slack, at most
+    assert not pacer.spent_elsewhere("update", 3600 * 1.1 + 1)
+
+
+def test_429s_in_a_row_counted_while_each_holds_its_slot_mark_the_budget_spent(
+    fake_clock: FakeClock,
+) -> None:
+    # The client says `refused` inside the slot, then the slot closes unspent.
+    pacer = Pacer(Pacing(per_second=None), clock=fake_clock, sleep=fake_clock.sleep)
+
+    async def scenario() -> None:
+        for _ in range(8):
+            async with pacer.slot("update") as ticket:
+                ticket.spent = False
+                pacer.refused("update", said_how_long=False)
+        async with pacer.slot("update"):
+            pass
+
+    asyncio.run(scenario())
+
+    assert fake_clock.elapsed == pytest.approx(3600.01)
+
+
+def test_a_refused_request_still_takes_its_turn_in_the_per_second_pace(
+    fake_clock: FakeClock,
+) -> None:
+    # The server counted the 429'd request against its rate, if not against the budget.
+    pacer = Pacer(Pacing(per_second=1.0, headroom=0.0), clock=fake_clock, sleep=fake_clock.sleep)
+
+    async def scenario() -> None:
+        async with pacer.slot("update") as ticket:
+            ticket.spent = False
+        async with pacer.slot("update"):
+            pass
+
+    asyncio.run(scenario())
+
+    assert fake_clock.elapsed == 1.0
+
+
+def test_the_longest_write_seen_is_the_time_a_write_needs_before_the_deadline(
+    fake_clock: FakeClock,
+) -> None:
+    stop = Stop(clock=fake_clock)
+    pacer = Pacer(Pacing(per_second=None), clock=fake_clock, sleep=fake_clock.sleep, stop=stop)
+
+    async def scenario() -> None:
+        async with pacer.slot("update"):
+            fake_clock.advance(5.0)  # a slow write
+        stop.deadline = fake_clock.now + 3.0
+        with pytest.raises(NotStarted, match="--max-duration"):
+            async with pacer.slot("update"):
+                pass
+        # A write finishing an action needs no time of its own, only its wait.
+        stop.deadline = fake_clock.now + 0.5
+        async with pacer.slot("update", starting=False):
+            pass
+
+    asyncio.run(scenario())
+
+
+def test_a_write_held_by_a_429_past_the_deadline_is_refused_without_waiting(
+    fake_clock: FakeClock,
+) -> None:
+    stop = Stop(deadline=fake_clock.now + 10.0, clock=fake_clock)
+    pacer = Pacer(Pacing(per_second=None), clock=fake_clock, sleep=fake_clock.sleep, stop=stop)
+    pacer.hold(30.0)
+
+    async def scenario() -> None:
+        with pytest.raises(NotStarted, match="--max-duration"):
+            async with pacer.slot("update"):
+                pass
+
+    asyncio.run(scenario())
+
+    assert fake_clock.elapsed == 0.0
+
+
+def test_a_short_hold_holds_too(fake_clock: FakeClock) -> None:
+    pacer = Pacer(Pacing(per_second=None), clock=fake_clock, sleep=fake_clock.sleep)
+    pacer.hold(0.5)
+
+    asyncio.run(_run(pacer, fake_clock, ["read"]))
+
+    assert fake_clock.elapsed == 0.5
+
+
+def test_only_waits_for_the_hourly_budget_of_two_seconds_or_more_are_announced(
+    fake_clock: FakeClock,
+) -> None:
+    pacer = Pacer(Pacing(per_second=0.25), clock=fake_clock, sleep=fake_clock.sleep)
+    waits: list[BudgetWait] = []
+    pacer.on_budget_wait = waits.append
+
+    async def scenario() -> None:
+        for _ in range(2):  # the per-second pace: 4 s between these, never announced
+            async with pacer.slot("update"):
+                pass
+        pacer.spent_elsewhere("create", 1.5)
+        async with pacer.slot("create"):
+            pass
+        pacer.spent_elsewhere("create", 2.0)
+        async with pacer.slot("create"):
+            pass
+
+    asyncio.run(scenario())
+
+    assert waits == [BudgetWait("create", 2.0, 60)]
+
+
+def test_a_budget_wait_lengthened_meanwhile_is_announced_once(fake_clock: FakeClock) -> None:
+    pacer = Pacer(Pacing(per_second=None), clock=fake_clock, sleep=fake_clock.sleep)
+    waits: list[BudgetWait] = []
+    pacer.on_budget_wait = waits.append
+
+    async def another_429() -> None:
+        await fake_clock.sleep(600.0)
+        pacer.spent_elsewhere("update", 1200.0)  # now until 1800 s
+
+    async def write() -> None:
+        async with pacer.slot("update"):
+            pass
+
+    async def scenario() -> None:
+        pacer.spent_elsewhere("update", 1200.0)
+        await asyncio.gather(write(), another_429())
+
+    asyncio.run(scenario())
+
+    assert waits == [BudgetWait("update", 1200.0, 60)]
+    assert fake_clock.elapsed == 1800.0
+
+
+def test_a_budget_wait_past_the_deadline_names_its_minutes_rounded_up(
+    fake_clock: FakeClock,
+) -> None:
+    stop = Stop(deadline=fake_clock.now + 30.0, clock=fake_clock)
+    pacer = Pacer(Pacing(per_second=None), clock=fake_clock, sleep=fake_clock.sleep, stop=stop)
+    pacer.spent_elsewhere("update", 61.0)
+
+    async def scenario() -> None:
+        with pytest.raises(NotStarted, match=r"frees up in 2 min\)$"):
+            async with pacer.slot("update"):
+                pass
+
+    asyncio.run(scenario())
+
+
+def test_a_deadline_refusal_while_waiting_for_the_pace_names_no_budget(
+    fake_clock: FakeClock,
+) -> None:
+    stop = Stop(clock=fake_clock)
+    pacer = Pacer(Pacing(per_second=0.25), clock=fake_clock, sleep=fake_clock.sleep, stop=stop)
+
+    async def scenario() -> None:
+        async with pacer.slot("update"):
+            pass
+        stop.deadline = fake_clock.now + 2.0
+        with pytest.raises(NotStarted) as refused:
+            async with pacer.slot("update"):
+                pass
+        assert str(refused.value) == "it could not finish within --max-duration"
+
+    asyncio.run(scenario())
+
+
+def test_a_write_waiting_for_one_in_flight_is_checked_against_its_real_wait(
+    fake_clock: FakeClock,
+) -> None:
+    # 1.5/s: one request per 2/3 s. The second write cannot know its wait while the first
+    # is in flight; it is judged once that one is answered, not refused beforehand.
+    stop = Stop(deadline=fake_clock.now + 1.8, clock=fake_clock)
+    pacer = Pacer(
+        Pacing(per_second=1.5, headroom=0.0), clock=fake_clock, sleep=fake_clock.sleep, stop=stop
+    )
+    sent: list[float] = []
+
+    async def write(duration: float) -> None:
+        async with pacer.slot("update"):
+            sent.append(fake_clock.elapsed)
+            await fake_clock.sleep(duration)
+
+    async def scenario() -> None:
+        await asyncio.gather(write(0.1), write(0.0))
+
+    asyncio.run(scenario())
+
+    assert sent == [0.0, pytest.approx(0.1 + 2 / 3)]
+
+
+def test_a_write_waiting_for_one_in_flight_sleeps_rather_than_spins(
+    fake_clock: FakeClock,
+) -> None:
+    reads = 0
+
+    def clock() -> float:
+        nonlocal reads
+        reads += 1
+        return fake_clock.now
+
+    pacer = Pacer(Pacing(per_second=1.0), clock=clock, sleep=fake_clock.sleep)
+
+    async def first(answered: asyncio.Event) -> None:
+        async with pacer.slot("update"):
+            await answered.wait()
+
+    async def scenario() -> None:
+        await _run(pacer, fake_clock, ["read"])  # one answered already
+        answered = asyncio.Event()
+        in_flight = asyncio.ensure_future(first(answered))
+        for _ in range(20):  # its turn in the pace
+            await asyncio.sleep(0)
+        second = asyncio.ensure_future(_run(pacer, fake_clock, ["update"]))
+        for _ in range(200):  # the first write's answer is slow to come
+            await asyncio.sleep(0)
+        answered.set()
+        await asyncio.gather(in_flight, second)
+
+    # Twice, in two event loops, as the CLI lists in one and writes in another.
+    for _ in range(2):
+        reads = 0
+        asyncio.run(scenario())
+        assert reads < 20
