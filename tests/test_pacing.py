@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 from datetime import datetime, timezone
 
@@ -890,3 +891,21 @@ def test_a_write_waiting_for_one_in_flight_sleeps_rather_than_spins(
         reads = 0
         asyncio.run(scenario())
         assert reads < 20
+
+
+def test_debug_logs_say_how_long_each_wait_is(
+    fake_clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    # What `--debug` shows of pacing: every wait, and why.
+    pacer = Pacer(Pacing(per_second=None), clock=fake_clock, sleep=fake_clock.sleep)
+
+    with caplog.at_level(logging.DEBUG, logger="reconciler.client"):
+        pacer.hold(5.0)
+        asyncio.run(_run(pacer, fake_clock, ["update"]))
+        pacer.spent_elsewhere("update", 1200.0)
+        asyncio.run(_run(pacer, fake_clock, ["update"]))
+
+    assert caplog.messages == [
+        "pacing: holding 5.000s after a 429",
+        "pacing: update waits 1200.000s",
+    ]
