@@ -193,7 +193,7 @@ def test_the_comment_says_how_a_maintainer_plans_a_fork() -> None:
     comment = github.combined_comment([(fork, None)])
     assert "\n### imgix-reconciler plan: 1 account\n" in comment
     assert "| `eu` | validated only (no API key) |" in comment
-    assert "`pull-request` set to this pull request's number" in comment
+    assert "the Actions tab: run this workflow with `pull-request` set to this" in comment
     assert "imgix-reconciler:digest" not in comment
 
 
@@ -217,7 +217,8 @@ def test_only_the_bots_marked_comment_gives_the_reviewed_digest() -> None:
     comment = f"{MARKER}\n<!-- imgix-reconciler:digest account=eu {real} -->\n"
     forged_comment = f"{MARKER}\n<!-- imgix-reconciler:digest account=eu {forged} -->\n"
     comments = [
-        {"user": {"login": github.BOT_LOGIN}, "body": comment},
+        # The login the workflows' GITHUB_TOKEN posts as.
+        {"user": {"login": "github-actions[bot]"}, "body": comment},
         {"user": {"login": "mallory"}, "body": forged_comment},
         {"user": {"login": github.BOT_LOGIN}, "body": "quoted:\n" + forged_comment},
     ]
@@ -421,7 +422,13 @@ def test_the_action_helpers_answer_in_process(tmp_path: Path) -> None:
         1,
         "error: --workflow is not a workflow name\n",
     )
-    assert "**unknown**" in github.fork_notice("neutral", run, "imgix")
+    for conclusion, verdict in [
+        ("success", "passed"),
+        ("cancelled", "cancelled"),
+        ("timed_out", "timed out"),
+        ("neutral", "unknown"),
+    ]:
+        assert f"files: **{verdict}** ([the run]" in github.fork_notice(conclusion, run, "imgix")
     assert "No API key was available to this pull request's jobs" in done.output
 
     digest = "sha256:" + "d" * 64
@@ -507,7 +514,8 @@ def test_combine_gives_every_listed_account_a_row(tmp_path: Path) -> None:
     assert done.exit_code == 0
     table = "| account | result | create | patch | unchanged | unmanaged |\n|---|---|---:|"
     assert f"### imgix-reconciler plan: 2 accounts\n\n{table}" in done.output
-    (folder / "result.json").write_text("{}")
+    # A result that is not what the plan job writes (here a field of its own) is refused.
+    (folder / "result.json").write_text(result.model_dump_json()[:-1] + ', "verdict": "ok"}')
     broken = CliRunner().invoke(github.main, ["combine", str(folder)])
     assert broken.exit_code == 1 and isinstance(broken.exception, SystemExit)
     assert broken.stdout == ""
@@ -703,3 +711,18 @@ def test_the_action_helpers_print_errors_to_stderr_and_results_to_stdout(tmp_pat
     # Printed as written, for the action to post: no newline added after its last line.
     saved = read_plan_document(folder / "plan.json")
     assert done.stdout == github.combined_comment([(result, saved)])
+
+
+def test_each_pattern_is_compiled_once_and_kept_under_its_name() -> None:
+    # Through `reconciler.deferred`: compiled at first use, then in the module's place.
+    digest = "sha256:" + "f" * 64
+    body = f"{MARKER}\n<!-- imgix-reconciler:digest account=eu {digest} -->\n"
+    github.reviewed_digest([{"user": {"login": github.BOT_LOGIN}, "body": body}], "eu")
+    github.reviewed_digest([{"user": {"login": github.BOT_LOGIN}, "body": "x"}], "eu")
+    result = github.AccountResult(account="eu", command="plan", exit_code=0)
+    github.combined_comment([(result, None)], key="imgix")
+    github.reviewed_digest(
+        [{"user": {"login": github.BOT_LOGIN}, "body": github.keyed_marker(MARKER, "k")}], "eu"
+    )
+    for name in ("DIGEST_LINE", "ACCOUNT_NAME", "COMMENT_KEY", "KEYED_PLAN_MARKER"):
+        assert isinstance(getattr(github, name), re.Pattern), name
