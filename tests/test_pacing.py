@@ -170,6 +170,8 @@ def test_backoff_is_full_jitter_under_the_cap(attempt: int, seed: int) -> None:
     wait = policy.backoff(attempt)
 
     assert 0.0 <= wait <= min(30.0, 0.5 * 2 ** (attempt - 1))
+    # Drawn uniformly from the whole of that range: the same draw of the same generator.
+    assert wait == random.Random(seed).uniform(0.0, min(30.0, 0.5 * 2 ** (attempt - 1)))
 
 
 def test_backoff_grows_exponentially_on_average() -> None:
@@ -656,6 +658,7 @@ def test_a_retry_after_a_stop_goes_out_only_to_finish_an_action_soon(
     stop.request("stopped by SIGINT")
     pacer.check_retry("read", 60.0, starting=True)
     pacer.check_retry("update", 1.0, starting=False)
+    pacer.check_retry("update", 5.0, starting=False)  # the grace a started action has
     with pytest.raises(NotStarted, match="SIGINT"):
         pacer.check_retry("update", 1.0, starting=True)
     with pytest.raises(NotStarted, match="SIGINT"):
@@ -909,3 +912,49 @@ def test_debug_logs_say_how_long_each_wait_is(
         "pacing: holding 5.000s after a 429",
         "pacing: update waits 1200.000s",
     ]
+
+
+def test_a_write_checking_its_source_needs_only_its_own_time_before_the_deadline(
+    fake_clock: FakeClock,
+) -> None:
+    stop = Stop(deadline=fake_clock.now + 1.0, clock=fake_clock)
+    pacer = Pacer(Pacing(per_second=None), clock=fake_clock, sleep=fake_clock.sleep, stop=stop)
+    checks: list[float] = []
+
+    async def check() -> None:
+        checks.append(fake_clock.elapsed)
+
+    async def scenario() -> None:
+        before_write.set(check)
+        async with pacer.slot("update"):  # one second left: a write's assumed second
+            pass
+
+    asyncio.run(scenario())
+
+    assert checks == [0.0]
+
+
+def test_a_write_waits_for_the_hourly_budget_held_by_one_in_flight(
+    fake_clock: FakeClock,
+) -> None:
+    # Its wait is unknown until the first is answered: no minutes to name yet.
+    stop = Stop(deadline=fake_clock.now + 7200.0, clock=fake_clock)
+    pacer = Pacer(
+        Pacing(per_second=None, updates_per_hour=1, headroom=0.0),
+        clock=fake_clock,
+        sleep=fake_clock.sleep,
+        stop=stop,
+    )
+    sent: list[float] = []
+
+    async def write() -> None:
+        async with pacer.slot("update"):
+            sent.append(fake_clock.elapsed)
+            await fake_clock.sleep(1.0)
+
+    async def scenario() -> None:
+        await asyncio.gather(write(), write())
+
+    asyncio.run(scenario())
+
+    assert sent == [0.0, 3601.0]
