@@ -729,3 +729,18 @@ def test_each_pattern_is_compiled_once_and_kept_under_its_name() -> None:
     )
     for name in ("DIGEST_LINE", "ACCOUNT_NAME", "COMMENT_KEY", "KEYED_PLAN_MARKER"):
         assert isinstance(getattr(github, name), re.Pattern), name
+
+
+@pytest.mark.parametrize("option", ["--conclusion", "--run-url", "--workflow"])
+def test_the_fork_notice_needs_each_of_its_options(option: str) -> None:
+    from click.testing import CliRunner
+
+    given = {
+        "--conclusion": "success",
+        "--run-url": "https://github.com/acme/images/actions/runs/55",
+        "--workflow": "imgix",
+    }
+    args = [part for name, value in given.items() if name != option for part in (name, value)]
+    done = CliRunner().invoke(github.main, ["fork-notice", *args])
+    assert (done.exit_code, done.stdout) == (2, "")
+    assert f"Missing option '{option}'" in done.stderr
