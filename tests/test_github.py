@@ -744,3 +744,11 @@ def test_the_fork_notice_needs_each_of_its_options(option: str) -> None:
     done = CliRunner().invoke(github.main, ["fork-notice", *args])
     assert (done.exit_code, done.stdout) == (2, "")
     assert f"Missing option '{option}'" in done.stderr
+
+
+def test_the_emulator_flag_of_remaining_digest_is_for_tests_only() -> None:
+    from click.testing import CliRunner
+
+    shown = CliRunner().invoke(github.main, ["remaining-digest", "--help"])
+    assert shown.exit_code == 0 and "--api-url" in shown.stdout
+    assert "--emulator" not in shown.stdout
