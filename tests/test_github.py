@@ -714,6 +714,12 @@ def test_the_action_helpers_print_errors_to_stderr_and_results_to_stdout(tmp_pat
     # Printed as written, for the action to post: no newline added after its last line.
     saved = read_plan_document(folder / "plan.json")
     assert done.stdout == github.combined_comment([(result, saved)])
+    drift = runner.invoke(github.main, ["combine", str(folder), "--view", "drift"])
+    assert drift.stdout == github.combined_comment([(result, saved)], view="drift")
+    # Only directories hold results: a file is a usage error, said before anything is read.
+    not_a_folder = runner.invoke(github.main, ["combine", str(folder / "plan.json")])
+    assert (not_a_folder.exit_code, not_a_folder.stdout) == (2, "")
+    assert "is a file" in not_a_folder.stderr
 
 
 def test_each_pattern_is_compiled_once_and_kept_under_its_name() -> None:
