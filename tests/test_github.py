@@ -609,6 +609,10 @@ def test_the_remaining_digest_command_prints_what_is_left_or_refuses_more(tmp_pa
     )
     assert (elsewhere.exit_code, elsewhere.stdout) == (1, "")
     assert isinstance(elsewhere.exception, SystemExit)
+    for folder in ([str(tmp_path), str(left)], [str(reviewed), str(tmp_path)]):
+        usage = runner.invoke(github.main, ["remaining-digest", *folder, "--emulator"])
+        assert (usage.exit_code, usage.stdout) == (2, "")
+        assert "is a directory" in usage.stderr
     assert elsewhere.stderr.startswith(f"error: {reviewed}: the plan's MAC does not match")
 
 
