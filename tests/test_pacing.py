@@ -958,3 +958,10 @@ def test_a_write_waits_for_the_hourly_budget_held_by_one_in_flight(
     asyncio.run(scenario())
 
     assert sent == [0.0, 3601.0]
+
+
+def test_the_defaults_are_the_documented_limits() -> None:
+    # README: 4 requests/s, 60 creates/h, 60 updates/h; a request stops retrying after 120 s.
+    pacing = Pacing()
+    assert (pacing.per_second, pacing.creates_per_hour, pacing.updates_per_hour) == (4.0, 60, 60)
+    assert RetryPolicy().deadline == 120.0
