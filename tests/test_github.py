@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from console import CANARY_ENV, CANARY_FILES, run_cli, sources_yaml, write_sources
+from console import CANARY_ENV, CANARY_FILES, invoke, run_cli, sources_yaml, write_sources
 
 from reconciler import github
 from reconciler.loader import LocatedError
@@ -47,9 +47,10 @@ def test_announce_secret_masks_the_value_and_each_of_its_lines(
 ) -> None:
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
     out = io.StringIO()
-    github.announce_secret("line-one\nline%two", stream=out)
+    github.announce_secret("line-one\n  \nline%two", stream=out)
+    # A blank line is no mask: the runner would hide every run of spaces in the log.
     assert out.getvalue().splitlines() == [
-        "::add-mask::line-one%0Aline%25two",
+        "::add-mask::line-one%0A  %0Aline%25two",
         "::add-mask::line-one",
         "::add-mask::line%25two",
     ]
@@ -176,13 +177,23 @@ def test_a_hundred_accounts_still_make_one_comment_under_the_limit() -> None:
     # Every account keeps its row and its digest, whatever its section had to leave out.
     assert all(f"| `acct-{n}` | changes | 50 |" in comment for n in range(100))
     assert comment.count("<!-- imgix-reconciler:digest account=") == 100
+    # The budget left after the table is shared, so every account still has its section.
+    assert comment.count("\n#### Account `") == 100
+    assert "not shown (see the artifacts)" not in comment
+
+
+def test_one_account_has_the_whole_budget_to_itself() -> None:
+    result = github.AccountResult(account="only", command="plan", exit_code=2)
+    comment = github.combined_comment([(result, _plan(500, "o"))])
+    assert github.COMMENT_BUDGET * 0.9 < len(comment) < github.COMMENT_LIMIT
 
 
 def test_the_comment_says_how_a_maintainer_plans_a_fork() -> None:
     fork = github.AccountResult(account="eu", command="plan", exit_code=0, planned=False)
     comment = github.combined_comment([(fork, None)])
+    assert "\n### imgix-reconciler plan: 1 account\n" in comment
     assert "| `eu` | validated only (no API key) |" in comment
-    assert "`pull-request` set to this pull request's number" in comment
+    assert "the Actions tab: run this workflow with `pull-request` set to this" in comment
     assert "imgix-reconciler:digest" not in comment
 
 
@@ -196,7 +207,7 @@ def test_an_account_without_changes_records_its_digest_too() -> None:
 
 def test_account_names_cannot_inject_markdown() -> None:
     bad = github.AccountResult(account="x` -->", command="plan", exit_code=0)
-    with pytest.raises(ValueError, match="account names"):
+    with pytest.raises(ValueError, match=r"^account names are letters, digits, '\.', '_' or '-': "):
         github.combined_comment([(bad, None)])
 
 
@@ -206,7 +217,8 @@ def test_only_the_bots_marked_comment_gives_the_reviewed_digest() -> None:
     comment = f"{MARKER}\n<!-- imgix-reconciler:digest account=eu {real} -->\n"
     forged_comment = f"{MARKER}\n<!-- imgix-reconciler:digest account=eu {forged} -->\n"
     comments = [
-        {"user": {"login": github.BOT_LOGIN}, "body": comment},
+        # The login the workflows' GITHUB_TOKEN posts as.
+        {"user": {"login": "github-actions[bot]"}, "body": comment},
         {"user": {"login": "mallory"}, "body": forged_comment},
         {"user": {"login": github.BOT_LOGIN}, "body": "quoted:\n" + forged_comment},
     ]
@@ -243,6 +255,7 @@ def test_the_reviewed_digest_is_the_newest_of_the_caller_workflows_comments() ->
         ("acme/images/.github/workflows/imgix-prod.yml@refs/heads/main", "imgix-prod"),
         (".github/workflows/imgix-prod.yml", "imgix-prod"),  # a workflow_run's path
         ("acme/images/.github/workflows/a.b_c.yaml@refs/heads/x@y", "a.b_c"),
+        ("acme/images/.github/workflows/imgix-prod.yml@0123abc", "imgix-prod"),  # at a commit
     ],
 )
 def test_a_caller_workflow_is_keyed_by_its_file_name(workflow: str, key: str) -> None:
@@ -253,9 +266,11 @@ def test_a_caller_whose_file_name_is_no_plain_name_is_keyed_by_a_hash() -> None:
     hostile = "o/r/.github/workflows/x --><b>y</b>.yml@refs/heads/main"
     key = github.comment_key(hostile)
     assert re.fullmatch(r"sha256-[0-9a-f]{16}", key)
+    # A name that is no valid UTF-8 (bytes of the environment): still a key, never a crash.
+    assert re.fullmatch(r"sha256-[0-9a-f]{16}", github.comment_key("x\udcff.yml@refs/heads/m"))
     assert key == github.comment_key(".github/workflows/x --><b>y</b>.yml")
     assert github.keyed_marker(MARKER, key) == f"<!-- imgix-reconciler:plan key={key} -->"
-    with pytest.raises(ValueError, match="comment key"):
+    with pytest.raises(ValueError, match=r"^a comment key is letters, digits, '\.', '_' or '-': "):
         github.keyed_marker(MARKER, "x --><b>")
 
 
@@ -365,13 +380,17 @@ def test_the_step_summary_is_appended_only_in_github_actions(
 ) -> None:
     summary = tmp_path / "summary.md"
     summary.write_text("earlier step\n")
-    github.write_step_summary("## plan\n\n\n", {**IN_ACTIONS, "GITHUB_STEP_SUMMARY": str(summary)})
+    github.write_step_summary(
+        "## plan X\n\n\n", {**IN_ACTIONS, "GITHUB_STEP_SUMMARY": str(summary)}
+    )
     github.write_step_summary("## ignored", {"GITHUB_STEP_SUMMARY": str(summary)})
     github.write_step_summary("## ignored", IN_ACTIONS)
-    assert summary.read_text() == "earlier step\n## plan\n\n"
+    assert summary.read_text() == "earlier step\n## plan X\n\n"
     missing = tmp_path / "missing" / "summary.md"
     github.write_step_summary("## plan", {**IN_ACTIONS, "GITHUB_STEP_SUMMARY": str(missing)})
-    assert capsys.readouterr().err.startswith("warning: cannot write the step summary: ")
+    assert capsys.readouterr().err == (
+        "warning: cannot write the step summary: No such file or directory\n"
+    )
 
 
 def test_the_comment_links_the_run_when_given_one() -> None:
@@ -403,7 +422,13 @@ def test_the_action_helpers_answer_in_process(tmp_path: Path) -> None:
         1,
         "error: --workflow is not a workflow name\n",
     )
-    assert "**unknown**" in github.fork_notice("neutral", run, "imgix")
+    for conclusion, verdict in [
+        ("success", "passed"),
+        ("cancelled", "cancelled"),
+        ("timed_out", "timed out"),
+        ("neutral", "unknown"),
+    ]:
+        assert f"files: **{verdict}** ([the run]" in github.fork_notice(conclusion, run, "imgix")
     assert "No API key was available to this pull request's jobs" in done.output
 
     digest = "sha256:" + "d" * 64
@@ -413,10 +438,15 @@ def test_the_action_helpers_answer_in_process(tmp_path: Path) -> None:
     found = runner.invoke(github.main, ["reviewed-digest", str(comments), "main"])
     assert (found.exit_code, found.output) == (0, digest + "\n")
     missing = runner.invoke(github.main, ["reviewed-digest", str(comments), "other"])
-    assert missing.exit_code == 1 and "records a digest for account other" in missing.output
+    assert (missing.exit_code, missing.stdout) == (1, "")
+    assert missing.stderr == (
+        f"error: no plan comment of {github.BOT_LOGIN} records a digest for account other: "
+        "the change was not reviewed through a pull request with a plan comment\n"
+    )
     comments.write_text("{not json\n")
     garbled = runner.invoke(github.main, ["reviewed-digest", str(comments), "main"])
-    assert garbled.exit_code == 1 and "the comments are not JSON lines" in garbled.output
+    assert garbled.exit_code == 1 and garbled.stdout == ""
+    assert garbled.stderr.startswith("error: the comments are not JSON lines: ")
     assert isinstance(garbled.exception, SystemExit)  # said, not a crash
 
 
@@ -462,9 +492,13 @@ def test_the_fork_note_names_the_accounts_without_a_key() -> None:
     )
 
 
-@pytest.mark.parametrize("listed", ['[{"files": "a.yaml"}]', "[1]", '[{"name": 5}]'])
+@pytest.mark.parametrize(
+    "listed", ['[{"files": "a.yaml"}]', "[1]", '[{"name": 5}]', "{}", "5", '""']
+)
 def test_an_accounts_list_of_the_wrong_shape_is_refused(listed: str) -> None:
-    with pytest.raises(ValueError, match="JSON list"):
+    with pytest.raises(
+        ValueError, match=r'^--accounts is not a JSON list of \{"name": \.\.\.\} objects$'
+    ):
         github.missing_accounts(listed, [])
 
 
@@ -480,10 +514,12 @@ def test_combine_gives_every_listed_account_a_row(tmp_path: Path) -> None:
     assert done.exit_code == 0
     table = "| account | result | create | patch | unchanged | unmanaged |\n|---|---|---:|"
     assert f"### imgix-reconciler plan: 2 accounts\n\n{table}" in done.output
-    (folder / "result.json").write_text("{}")
+    # A result that is not what the plan job writes (here a field of its own) is refused.
+    (folder / "result.json").write_text(result.model_dump_json()[:-1] + ', "verdict": "ok"}')
     broken = CliRunner().invoke(github.main, ["combine", str(folder)])
     assert broken.exit_code == 1 and isinstance(broken.exception, SystemExit)
-    assert broken.output.startswith("error: cannot gather the account results: ")
+    assert broken.stdout == ""
+    assert broken.stderr.startswith("error: cannot gather the account results: ")
     assert "| `eu` | validated only (no API key) |" in done.output
     assert "| `us` | no result (its job failed or was cancelled) |" in done.output
 
@@ -498,6 +534,12 @@ def test_when_even_the_summaries_do_not_fit_the_table_still_has_every_account() 
     assert all(f"| `a{n}` | changes | 1 |" in comment for n in range(150))
     shown = comment.count("\n#### Account `")
     assert 0 < shown < 150
+    # Sections fill the budget and half the room kept below GitHub's limit, no more.
+    soft_limit = (github.COMMENT_BUDGET + github.COMMENT_LIMIT) // 2
+    sections, _, _ = comment.rpartition("\n… and ")
+    last_section = len(sections) - sections.rindex("\n#### Account `")
+    # The next section, as long as the last one shown (give or take a digit), did not fit.
+    assert soft_limit - last_section - 5 < len(sections) <= soft_limit
     assert comment.endswith(f"\n… and {150 - shown} accounts not shown (see the artifacts).\n")
 
 
@@ -525,5 +567,198 @@ def test_a_drift_comment_says_which_accounts_drifted() -> None:
     assert "| `eu` | drift | 1 | 0 | 0 | 0 |" in comment
     assert "| `us` | in sync | 0 | 0 | 0 | 0 |" in comment
     assert "| `ap` | error (see the logs) | | | | |" in comment
+    # Each account's section follows the one before as a block of its own, and says the
+    # drift verdict of its job.
+    assert "\n\n#### Account `us`\n" in comment
+    eu, us = comment.split("\n#### Account `")[1:]
+    assert "Drift: 1 missing from imgix, 0 differing from the files" in eu
+    assert "In sync: 0 sources match the files" in us
     invalid = github.AccountResult(account="v", command="plan", exit_code=1, planned=False)
     assert "| `v` | invalid files |" in github.combined_comment([(invalid, None)])
+
+
+def test_the_remaining_digest_command_prints_what_is_left_or_refuses_more(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    def plan(name: str, *sources: str) -> Path:
+        saved = tmp_path / f"{name}.json"
+        file = write_sources(tmp_path, sources_yaml(*sources), name=f"{name}.yaml")
+        made = invoke("plan", file, "--out", saved, "--emulator", env=CANARY_ENV)
+        assert saved.is_file(), made.output
+        return saved
+
+    reviewed = plan("reviewed", "Products", "Marketing")
+    left = plan("left", "Products")
+    grown = plan("grown", "Products", "Marketing", "Blog")
+    runner = CliRunner()
+
+    done = runner.invoke(github.main, ["remaining-digest", str(reviewed), str(left), "--emulator"])
+    assert (done.exit_code, done.output) == (0, json.loads(left.read_text())["digest"] + "\n")
+    refused = runner.invoke(
+        github.main, ["remaining-digest", str(reviewed), str(grown), "--emulator"]
+    )
+    assert (refused.exit_code, refused.stdout) == (4, "")
+    assert refused.stderr == (
+        "error: the plan now holds actions the reviewed plan did not: review a new pull request\n"
+    )
+    # Checked with another key than the one it was made with: refused, not compared.
+    elsewhere = runner.invoke(
+        github.main,
+        ["remaining-digest", str(reviewed), str(left), "--api-url", "https://api.example.test"],
+        env={"IMGIX_API_KEY": "some-key"},
+    )
+    assert (elsewhere.exit_code, elsewhere.stdout) == (1, "")
+    assert isinstance(elsewhere.exception, SystemExit)
+    for folder in ([str(tmp_path), str(left)], [str(reviewed), str(tmp_path)]):
+        usage = runner.invoke(github.main, ["remaining-digest", *folder, "--emulator"])
+        assert (usage.exit_code, usage.stdout) == (2, "")
+        assert "is a directory" in usage.stderr
+    assert elsewhere.stderr.startswith(f"error: {reviewed}: the plan's MAC does not match")
+
+
+def test_the_comment_key_and_fork_notice_commands_print_the_keyed_marker() -> None:
+    from click.testing import CliRunner
+
+    runner = CliRunner()
+    keyed = runner.invoke(github.main, ["comment-key", "o/r/.github/workflows/imgix.yml@refs/x"])
+    assert (keyed.exit_code, keyed.output) == (0, "imgix\n")
+    run = "https://github.com/acme/images/actions/runs/55"
+    notice = ["fork-notice", "--conclusion", "success", "--run-url", run, "--workflow", "imgix"]
+    done = runner.invoke(github.main, [*notice, "--key", "imgix"])
+    assert done.exit_code == 0
+    assert done.output.startswith("<!-- imgix-reconciler:plan key=imgix -->\n")
+    hostile = runner.invoke(github.main, [*notice, "--key", "x --><b>"])
+    assert (hostile.exit_code, hostile.output) == (1, "error: --key is not a comment key\n")
+    assert isinstance(hostile.exception, SystemExit)  # said, not a crash
+
+
+def test_the_notes_under_the_table_are_paragraphs_of_their_own() -> None:
+    # A line right under a markdown table is read as one more row of it.
+    fork = github.AccountResult(account="eu", command="plan", exit_code=0, planned=False)
+    url = "https://github.com/o/r/actions/runs/7"
+    comment = github.combined_comment([(fork, None)], run_url=url)
+    assert "| |\n\nNo API key was available to this job for `eu`" in comment
+    assert f"runs with the secrets.\n\n[Logs and JSON plans]({url})\n" in comment
+
+
+def test_an_account_whose_job_failed_is_an_error_whatever_it_left() -> None:
+    # Never "in sync", never a reviewed digest: a failed job's plan was not the whole story.
+    failed = github.AccountResult(account="eu", command="drift", exit_code=1)
+    no_plan = github.AccountResult(account="us", command="drift", exit_code=0)
+    plan = _plan(1, "f")
+    drift = github.combined_comment([(failed, plan), (no_plan, None)], view="drift")
+    assert "| `eu` | error (see the logs) | 1 | 0 | 0 | 0 |" in drift
+    assert "| `us` | error (see the logs) | | | | |" in drift
+    failed_plan = github.AccountResult(account="eu", command="plan", exit_code=1)
+    comment = github.combined_comment([(failed_plan, plan)])
+    assert "| `eu` | error (see the logs) |" in comment
+    assert "imgix-reconciler:digest" not in comment
+
+
+def test_the_fork_notice_says_exactly_how_the_files_were_checked() -> None:
+    run = "https://github.com/acme/images/actions/runs/55"
+    assert github.fork_notice("timed_out", run, "imgix plan") == (
+        "<!-- imgix-reconciler:plan -->\n"
+        "### imgix-reconciler plan: not run (a pull request from a fork)\n"
+        "\n"
+        f"Validation of the desired-state files: **timed out** ([the run]({run})).\n"
+        "\n"
+        "No API key was available to this pull request's jobs (a pull request from a fork gets "
+        "no secrets), so the files were validated but not planned. A maintainer who has read "
+        "the change runs the plan from the Actions tab: run the `imgix plan` workflow with "
+        "`pull-request` set to this pull request's number. It plans the pull request's "
+        "files with the default branch's workflow and action, so none of the fork's code "
+        "runs with the secrets.\n"
+    )
+
+
+def test_the_newest_comment_wins_in_whatever_order_they_are_listed() -> None:
+    old, new = ("sha256:" + c * 64 for c in "ab")
+
+    def comment(digest: str, updated: str | None) -> dict[str, object]:
+        body = f"{MARKER}\n<!-- imgix-reconciler:digest account=eu {digest} -->\n"
+        return {"user": {"login": github.BOT_LOGIN}, "body": body, "updated_at": updated}
+
+    newest = comment(new, "2026-11-30T03:00:00Z")
+    assert github.reviewed_digest([newest, comment(old, "2026-11-30T01:00:00Z")], "eu") == new
+    # A comment without a time is the oldest, not the newest.
+    assert github.reviewed_digest([newest, comment(old, None)], "eu") == new
+
+
+def test_the_action_helpers_print_errors_to_stderr_and_results_to_stdout(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from reconciler.reconcile import read_plan_document
+
+    runner = CliRunner()
+    run = "https://github.com/acme/images/actions/runs/55"
+    notice = ["fork-notice", "--conclusion", "success", "--run-url", run, "--workflow", "imgix"]
+    for args in (
+        [*notice[:4], "http://x", *notice[5:]],
+        [*notice[:6], "a`b"],
+        [*notice, "--key", "a b"],
+        ["reviewed-digest", "-", "eu"],
+    ):
+        refused = runner.invoke(github.main, args, input="")
+        assert refused.exit_code == 1
+        assert refused.stdout == "" and refused.stderr.startswith("error: ")
+
+    folder = tmp_path / "eu"
+    folder.mkdir()
+    result = github.AccountResult(account="eu", command="plan", exit_code=2)
+    (folder / "result.json").write_text(result.model_dump_json())
+    sources = write_sources(tmp_path, sources_yaml("Products"))
+    made = invoke("plan", sources, "--out", folder / "plan.json", "--emulator", env=CANARY_ENV)
+    assert (folder / "plan.json").is_file(), made.output
+    done = runner.invoke(github.main, ["combine", str(folder)])
+    assert done.exit_code == 0 and done.stderr == ""
+    # The account's saved plan is read: its counts and its section are in the comment.
+    assert "| `eu` | changes | 1 | 0 |" in done.stdout
+    assert "\n#### Account `eu`\n" in done.stdout
+    # Printed as written, for the action to post: no newline added after its last line.
+    saved = read_plan_document(folder / "plan.json")
+    assert done.stdout == github.combined_comment([(result, saved)])
+    drift = runner.invoke(github.main, ["combine", str(folder), "--view", "drift"])
+    assert drift.stdout == github.combined_comment([(result, saved)], view="drift")
+    # Only directories hold results: a file is a usage error, said before anything is read.
+    not_a_folder = runner.invoke(github.main, ["combine", str(folder / "plan.json")])
+    assert (not_a_folder.exit_code, not_a_folder.stdout) == (2, "")
+    assert "is a file" in not_a_folder.stderr
+
+
+def test_each_pattern_is_compiled_once_and_kept_under_its_name() -> None:
+    # Through `reconciler.deferred`: compiled at first use, then in the module's place.
+    digest = "sha256:" + "f" * 64
+    body = f"{MARKER}\n<!-- imgix-reconciler:digest account=eu {digest} -->\n"
+    github.reviewed_digest([{"user": {"login": github.BOT_LOGIN}, "body": body}], "eu")
+    github.reviewed_digest([{"user": {"login": github.BOT_LOGIN}, "body": "x"}], "eu")
+    result = github.AccountResult(account="eu", command="plan", exit_code=0)
+    github.combined_comment([(result, None)], key="imgix")
+    github.reviewed_digest(
+        [{"user": {"login": github.BOT_LOGIN}, "body": github.keyed_marker(MARKER, "k")}], "eu"
+    )
+    for name in ("DIGEST_LINE", "ACCOUNT_NAME", "COMMENT_KEY", "KEYED_PLAN_MARKER"):
+        assert isinstance(getattr(github, name), re.Pattern), name
+
+
+@pytest.mark.parametrize("option", ["--conclusion", "--run-url", "--workflow"])
+def test_the_fork_notice_needs_each_of_its_options(option: str) -> None:
+    from click.testing import CliRunner
+
+    given = {
+        "--conclusion": "success",
+        "--run-url": "https://github.com/acme/images/actions/runs/55",
+        "--workflow": "imgix",
+    }
+    args = [part for name, value in given.items() if name != option for part in (name, value)]
+    done = CliRunner().invoke(github.main, ["fork-notice", *args])
+    assert (done.exit_code, done.stdout) == (2, "")
+    assert f"Missing option '{option}'" in done.stderr
+
+
+def test_the_emulator_flag_of_remaining_digest_is_for_tests_only() -> None:
+    from click.testing import CliRunner
+
+    shown = CliRunner().invoke(github.main, ["remaining-digest", "--help"])
+    assert shown.exit_code == 0 and "--api-url" in shown.stdout
+    assert "--emulator" not in shown.stdout

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 from datetime import datetime, timezone
 
@@ -19,6 +20,7 @@ from reconciler.pacing import (
     RequestKind,
     RetryPolicy,
     Stop,
+    before_write,
     rate_limit_reset,
     retry_after,
 )
@@ -168,6 +170,8 @@ def test_backoff_is_full_jitter_under_the_cap(attempt: int, seed: int) -> None:
     wait = policy.backoff(attempt)
 
     assert 0.0 <= wait <= min(30.0, 0.5 * 2 ** (attempt - 1))
+    # Drawn uniformly from the whole of that range: the same draw of the same generator.
+    assert wait == random.Random(seed).uniform(0.0, min(30.0, 0.5 * 2 ** (attempt - 1)))
 
 
 def test_backoff_grows_exponentially_on_average() -> None:
@@ -240,10 +244,13 @@ def test_a_refused_write_does_not_spend_the_hourly_budget(fake_clock: FakeClock)
         for _ in range(2):
             async with pacer.slot("update"):
                 pass
+        assert fake_clock.elapsed == 0.0
+        async with pacer.slot("update"):  # the budget of two is spent: an hour's wait
+            pass
 
     asyncio.run(scenario())
 
-    assert fake_clock.elapsed == 0.0
+    assert fake_clock.elapsed == pytest.approx(3600.01)
 
 
 def test_an_accepted_write_spends_the_budget(fake_clock: FakeClock) -> None:
@@ -444,6 +451,8 @@ def test_rate_limit_reset_at_its_boundaries(headers: dict[str, str], expected: f
 
 def test_a_retry_policy_of_one_attempt_is_allowed_and_each_negative_refused() -> None:
     assert RetryPolicy(attempts=1).attempts == 1
+    # Zero is no wait (retries at once, no time for them), not a negative one.
+    assert RetryPolicy(base=0.0, cap=0.0, deadline=0.0).backoff(3) == 0.0
     for field in ("base", "cap", "deadline"):
         with pytest.raises(ValueError, match="must not be negative"):
             RetryPolicy(**{field: -0.5})  # type: ignore[arg-type]
@@ -498,3 +507,461 @@ def test_a_write_starts_only_with_time_left_for_it_and_reads_do_not_set_that_tim
 
 def test_a_deadline_without_a_clock_never_expires() -> None:
     assert not Stop(deadline=10.0).expired()
+
+
+def test_a_write_after_a_stop_is_refused_at_once_not_after_queuing_behind_reads(
+    fake_clock: FakeClock,
+) -> None:
+    stop = Stop()
+    pacer = Pacer(Pacing(per_second=1.0), clock=fake_clock, sleep=fake_clock.sleep, stop=stop)
+    refused_at: list[float] = []
+
+    async def read() -> None:
+        async with pacer.slot("read"):
+            pass
+
+    async def write() -> None:
+        try:
+            async with pacer.slot("update"):
+                pass
+        except NotStarted:
+            refused_at.append(fake_clock.elapsed)
+
+    async def scenario() -> None:
+        await read()
+        stop.request("stopped by SIGTERM")
+        await asyncio.gather(read(), write())  # the read waits a second for its turn
+
+    asyncio.run(scenario())
+
+    assert refused_at == [0.0]
+    assert fake_clock.elapsed == pytest.approx(1.01)
+
+
+def test_a_write_queued_behind_reads_when_the_stop_comes_is_not_sent(
+    fake_clock: FakeClock,
+) -> None:
+    stop = Stop()
+    pacer = Pacer(
+        Pacing(per_second=2.0, headroom=0.0), clock=fake_clock, sleep=fake_clock.sleep, stop=stop
+    )
+    outcomes: list[str] = []
+
+    async def request(kind: RequestKind) -> None:
+        try:
+            async with pacer.slot(kind):
+                outcomes.append(f"{kind} sent at {fake_clock.elapsed}")
+        except NotStarted as error:
+            outcomes.append(f"{kind} {error} at {fake_clock.elapsed}")
+
+    async def stop_later() -> None:
+        await fake_clock.sleep(0.5)
+        stop.request("stopped by SIGTERM")
+
+    async def scenario() -> None:
+        # The third read waits a second for its turn; the update queues behind it.
+        await asyncio.gather(*map(request, ["read", "read", "read", "update"]), stop_later())
+
+    asyncio.run(scenario())
+
+    assert outcomes == [
+        "read sent at 0.0",
+        "read sent at 0.0",
+        "read sent at 1.0",
+        "update stopped by SIGTERM at 1.0",
+    ]
+
+
+def test_429s_for_a_kind_without_an_hourly_budget_change_nothing(fake_clock: FakeClock) -> None:
+    pacer = Pacer(
+        Pacing(per_second=None, creates_per_hour=None), clock=fake_clock, sleep=fake_clock.sleep
+    )
+
+    async def scenario() -> None:
+        for _ in range(10):
+            pacer.refused("create", said_how_long=False)
+        async with pacer.slot("create"):
+            pass
+
+    asyncio.run(scenario())
+
+    assert fake_clock.elapsed == 0.0
+
+
+@pytest.mark.parametrize("updates_per_hour", [60, None])
+def test_only_a_write_starting_new_work_checks_its_source_first(
+    fake_clock: FakeClock, updates_per_hour: int | None
+) -> None:
+    # The applier reads the source again there; a read doing so would never end.
+    pacer = Pacer(
+        Pacing(per_second=None, updates_per_hour=updates_per_hour),
+        clock=fake_clock,
+        sleep=fake_clock.sleep,
+    )
+    checks = 0
+    checked_by: list[int] = []
+
+    async def check() -> None:
+        nonlocal checks
+        checks += 1
+
+    async def scenario() -> None:
+        before_write.set(check)
+        kinds: list[tuple[RequestKind, bool]] = [
+            ("read", True),
+            ("update", False),
+            ("update", True),
+        ]
+        for kind, starting in kinds:
+            async with pacer.slot(kind, starting=starting):
+                checked_by.append(checks)
+
+    asyncio.run(scenario())
+
+    # A read, then a write continuing an action: unchecked; a write starting one: checked.
+    assert checked_by == [0, 0, 1]
+
+
+def test_a_write_behind_one_checking_its_source_when_the_stop_comes_reads_nothing(
+    fake_clock: FakeClock,
+) -> None:
+    stop = Stop()
+    pacer = Pacer(Pacing(per_second=None), clock=fake_clock, sleep=fake_clock.sleep, stop=stop)
+    checked: list[str] = []
+
+    async def write(name: str) -> str:
+        async def check() -> None:
+            checked.append(name)
+            await fake_clock.sleep(0.5)  # the source is read again meanwhile
+            stop.request("stopped by SIGTERM")
+
+        before_write.set(check)
+        try:
+            async with pacer.slot("update"):
+                return "sent"
+        except NotStarted as error:
+            return str(error)
+
+    async def scenario() -> list[str]:
+        return await asyncio.gather(write("first"), write("second"))
+
+    assert asyncio.run(scenario()) == ["stopped by SIGTERM"] * 2
+    assert checked == ["first"]
+
+
+def test_a_retry_after_a_stop_goes_out_only_to_finish_an_action_soon(
+    fake_clock: FakeClock,
+) -> None:
+    stop = Stop()
+    pacer = Pacer(Pacing(), clock=fake_clock, sleep=fake_clock.sleep, stop=stop)
+    pacer.check_retry("update", 60.0, starting=True)  # no stop yet: anything goes
+    stop.request("stopped by SIGINT")
+    pacer.check_retry("read", 60.0, starting=True)
+    pacer.check_retry("update", 1.0, starting=False)
+    pacer.check_retry("update", 5.0, starting=False)  # the grace a started action has
+    with pytest.raises(NotStarted, match="SIGINT"):
+        pacer.check_retry("update", 1.0, starting=True)
+    with pytest.raises(NotStarted, match="SIGINT"):
+        pacer.check_retry("update", 6.0, starting=False)
+
+
+def test_a_429_that_asks_for_a_short_or_very_long_wait_is_no_spent_budget(
+    fake_clock: FakeClock,
+) -> None:
+    pacer = Pacer(Pacing(per_second=None), clock=fake_clock, sleep=fake_clock.sleep)
+    assert not pacer.spent_elsewhere("update", 0.0)
+    assert pacer.spent_elsewhere("update", 0.5)
+    assert pacer.spent_elsewhere("update", 3600 * 1.1)  # a window and its slack, at most
+    assert not pacer.spent_elsewhere("update", 3600 * 1.1 + 1)
+
+
+def test_429s_in_a_row_counted_while_each_holds_its_slot_mark_the_budget_spent(
+    fake_clock: FakeClock,
+) -> None:
+    # The client says `refused` inside the slot, then the slot closes unspent.
+    pacer = Pacer(Pacing(per_second=None), clock=fake_clock, sleep=fake_clock.sleep)
+
+    async def scenario() -> None:
+        for _ in range(8):
+            async with pacer.slot("update") as ticket:
+                ticket.spent = False
+                pacer.refused("update", said_how_long=False)
+        async with pacer.slot("update"):
+            pass
+
+    asyncio.run(scenario())
+
+    assert fake_clock.elapsed == pytest.approx(3600.01)
+
+
+def test_a_refused_request_still_takes_its_turn_in_the_per_second_pace(
+    fake_clock: FakeClock,
+) -> None:
+    # The server counted the 429'd request against its rate, if not against the budget.
+    pacer = Pacer(Pacing(per_second=1.0, headroom=0.0), clock=fake_clock, sleep=fake_clock.sleep)
+
+    async def scenario() -> None:
+        async with pacer.slot("update") as ticket:
+            ticket.spent = False
+        async with pacer.slot("update"):
+            pass
+
+    asyncio.run(scenario())
+
+    assert fake_clock.elapsed == 1.0
+
+
+def test_the_longest_write_seen_is_the_time_a_write_needs_before_the_deadline(
+    fake_clock: FakeClock,
+) -> None:
+    stop = Stop(clock=fake_clock)
+    pacer = Pacer(Pacing(per_second=None), clock=fake_clock, sleep=fake_clock.sleep, stop=stop)
+
+    async def scenario() -> None:
+        async with pacer.slot("update"):
+            fake_clock.advance(5.0)  # a slow write
+        stop.deadline = fake_clock.now + 3.0
+        with pytest.raises(NotStarted, match="--max-duration"):
+            async with pacer.slot("update"):
+                pass
+        # A write finishing an action needs no time of its own, only its wait.
+        stop.deadline = fake_clock.now + 0.5
+        async with pacer.slot("update", starting=False):
+            pass
+
+    asyncio.run(scenario())
+
+
+def test_a_write_held_by_a_429_past_the_deadline_is_refused_without_waiting(
+    fake_clock: FakeClock,
+) -> None:
+    stop = Stop(deadline=fake_clock.now + 10.0, clock=fake_clock)
+    pacer = Pacer(Pacing(per_second=None), clock=fake_clock, sleep=fake_clock.sleep, stop=stop)
+    pacer.hold(30.0)
+
+    async def scenario() -> None:
+        with pytest.raises(NotStarted, match="--max-duration"):
+            async with pacer.slot("update"):
+                pass
+
+    asyncio.run(scenario())
+
+    assert fake_clock.elapsed == 0.0
+
+
+def test_a_short_hold_holds_too(fake_clock: FakeClock) -> None:
+    pacer = Pacer(Pacing(per_second=None), clock=fake_clock, sleep=fake_clock.sleep)
+    pacer.hold(0.5)
+
+    asyncio.run(_run(pacer, fake_clock, ["read"]))
+
+    assert fake_clock.elapsed == 0.5
+
+
+def test_only_waits_for_the_hourly_budget_of_two_seconds_or_more_are_announced(
+    fake_clock: FakeClock,
+) -> None:
+    pacer = Pacer(Pacing(per_second=0.25), clock=fake_clock, sleep=fake_clock.sleep)
+    waits: list[BudgetWait] = []
+    pacer.on_budget_wait = waits.append
+
+    async def scenario() -> None:
+        for _ in range(2):  # the per-second pace: 4 s between these, never announced
+            async with pacer.slot("update"):
+                pass
+        pacer.spent_elsewhere("create", 1.5)
+        async with pacer.slot("create"):
+            pass
+        pacer.spent_elsewhere("create", 2.0)
+        async with pacer.slot("create"):
+            pass
+
+    asyncio.run(scenario())
+
+    assert waits == [BudgetWait("create", 2.0, 60)]
+
+
+def test_a_budget_wait_lengthened_meanwhile_is_announced_once(fake_clock: FakeClock) -> None:
+    pacer = Pacer(Pacing(per_second=None), clock=fake_clock, sleep=fake_clock.sleep)
+    waits: list[BudgetWait] = []
+    pacer.on_budget_wait = waits.append
+
+    async def another_429() -> None:
+        await fake_clock.sleep(600.0)
+        pacer.spent_elsewhere("update", 1200.0)  # now until 1800 s
+
+    async def write() -> None:
+        async with pacer.slot("update"):
+            pass
+
+    async def scenario() -> None:
+        pacer.spent_elsewhere("update", 1200.0)
+        await asyncio.gather(write(), another_429())
+
+    asyncio.run(scenario())
+
+    assert waits == [BudgetWait("update", 1200.0, 60)]
+    assert fake_clock.elapsed == 1800.0
+
+
+def test_a_budget_wait_past_the_deadline_names_its_minutes_rounded_up(
+    fake_clock: FakeClock,
+) -> None:
+    stop = Stop(deadline=fake_clock.now + 30.0, clock=fake_clock)
+    pacer = Pacer(Pacing(per_second=None), clock=fake_clock, sleep=fake_clock.sleep, stop=stop)
+    pacer.spent_elsewhere("update", 61.0)
+
+    async def scenario() -> None:
+        with pytest.raises(NotStarted, match=r"frees up in 2 min\)$"):
+            async with pacer.slot("update"):
+                pass
+
+    asyncio.run(scenario())
+
+
+def test_a_deadline_refusal_while_waiting_for_the_pace_names_no_budget(
+    fake_clock: FakeClock,
+) -> None:
+    stop = Stop(clock=fake_clock)
+    pacer = Pacer(Pacing(per_second=0.25), clock=fake_clock, sleep=fake_clock.sleep, stop=stop)
+
+    async def scenario() -> None:
+        async with pacer.slot("update"):
+            pass
+        stop.deadline = fake_clock.now + 2.0
+        with pytest.raises(NotStarted) as refused:
+            async with pacer.slot("update"):
+                pass
+        assert str(refused.value) == "it could not finish within --max-duration"
+
+    asyncio.run(scenario())
+
+
+def test_a_write_waiting_for_one_in_flight_is_checked_against_its_real_wait(
+    fake_clock: FakeClock,
+) -> None:
+    # 1.5/s: one request per 2/3 s. The second write cannot know its wait while the first
+    # is in flight; it is judged once that one is answered, not refused beforehand.
+    stop = Stop(deadline=fake_clock.now + 1.8, clock=fake_clock)
+    pacer = Pacer(
+        Pacing(per_second=1.5, headroom=0.0), clock=fake_clock, sleep=fake_clock.sleep, stop=stop
+    )
+    sent: list[float] = []
+
+    async def write(duration: float) -> None:
+        async with pacer.slot("update"):
+            sent.append(fake_clock.elapsed)
+            await fake_clock.sleep(duration)
+
+    async def scenario() -> None:
+        await asyncio.gather(write(0.1), write(0.0))
+
+    asyncio.run(scenario())
+
+    assert sent == [0.0, pytest.approx(0.1 + 2 / 3)]
+
+
+def test_a_write_waiting_for_one_in_flight_sleeps_rather_than_spins(
+    fake_clock: FakeClock,
+) -> None:
+    reads = 0
+
+    def clock() -> float:
+        nonlocal reads
+        reads += 1
+        return fake_clock.now
+
+    pacer = Pacer(Pacing(per_second=1.0), clock=clock, sleep=fake_clock.sleep)
+
+    async def first(answered: asyncio.Event) -> None:
+        async with pacer.slot("update"):
+            await answered.wait()
+
+    async def scenario() -> None:
+        await _run(pacer, fake_clock, ["read"])  # one answered already
+        answered = asyncio.Event()
+        in_flight = asyncio.ensure_future(first(answered))
+        for _ in range(20):  # its turn in the pace
+            await asyncio.sleep(0)
+        second = asyncio.ensure_future(_run(pacer, fake_clock, ["update"]))
+        for _ in range(200):  # the first write's answer is slow to come
+            await asyncio.sleep(0)
+        answered.set()
+        await asyncio.gather(in_flight, second)
+
+    # Twice, in two event loops, as the CLI lists in one and writes in another.
+    for _ in range(2):
+        reads = 0
+        asyncio.run(scenario())
+        assert reads < 20
+
+
+def test_debug_logs_say_how_long_each_wait_is(
+    fake_clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    # What `--debug` shows of pacing: every wait, and why.
+    pacer = Pacer(Pacing(per_second=None), clock=fake_clock, sleep=fake_clock.sleep)
+
+    with caplog.at_level(logging.DEBUG, logger="reconciler.client"):
+        pacer.hold(5.0)
+        asyncio.run(_run(pacer, fake_clock, ["update"]))
+        pacer.spent_elsewhere("update", 1200.0)
+        asyncio.run(_run(pacer, fake_clock, ["update"]))
+
+    assert caplog.messages == [
+        "pacing: holding 5.000s after a 429",
+        "pacing: update waits 1200.000s",
+    ]
+
+
+def test_a_write_checking_its_source_needs_only_its_own_time_before_the_deadline(
+    fake_clock: FakeClock,
+) -> None:
+    stop = Stop(deadline=fake_clock.now + 1.0, clock=fake_clock)
+    pacer = Pacer(Pacing(per_second=None), clock=fake_clock, sleep=fake_clock.sleep, stop=stop)
+    checks: list[float] = []
+
+    async def check() -> None:
+        checks.append(fake_clock.elapsed)
+
+    async def scenario() -> None:
+        before_write.set(check)
+        async with pacer.slot("update"):  # one second left: a write's assumed second
+            pass
+
+    asyncio.run(scenario())
+
+    assert checks == [0.0]
+
+
+def test_a_write_waits_for_the_hourly_budget_held_by_one_in_flight(
+    fake_clock: FakeClock,
+) -> None:
+    # Its wait is unknown until the first is answered: no minutes to name yet.
+    stop = Stop(deadline=fake_clock.now + 7200.0, clock=fake_clock)
+    pacer = Pacer(
+        Pacing(per_second=None, updates_per_hour=1, headroom=0.0),
+        clock=fake_clock,
+        sleep=fake_clock.sleep,
+        stop=stop,
+    )
+    sent: list[float] = []
+
+    async def write() -> None:
+        async with pacer.slot("update"):
+            sent.append(fake_clock.elapsed)
+            await fake_clock.sleep(1.0)
+
+    async def scenario() -> None:
+        await asyncio.gather(write(), write())
+
+    asyncio.run(scenario())
+
+    assert sent == [0.0, 3601.0]
+
+
+def test_the_defaults_are_the_documented_limits() -> None:
+    # README: 4 requests/s, 60 creates/h, 60 updates/h; a request stops retrying after 120 s.
+    pacing = Pacing()
+    assert (pacing.per_second, pacing.creates_per_hour, pacing.updates_per_hour) == (4.0, 60, 60)
+    assert RetryPolicy().deadline == 120.0
