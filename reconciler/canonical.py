@@ -108,17 +108,12 @@ def _take_first_lines(mapping: CommentedMap, parent: tuple[CommentedMap, str] | 
         if mapping.ca.comment:
             mapping.ca.comment[1] = None
         return lines
-    token = entry[2]
-    if token is None:
+    if entry[2] is None:
         return ""
-    same_line, _, lines = token.value.partition("\n")
-    if same_line.strip():
-        token.value = same_line + "\n"
-    else:
-        entry[2] = None
-        if mapping.ca.comment:
-            mapping.ca.comment[0] = None
-    return str(lines)
+    lines, emptied = _split_off_lines(entry, 2)
+    if emptied and mapping.ca.comment:
+        mapping.ca.comment[0] = None
+    return lines
 
 
 def _put_first_lines(
@@ -154,15 +149,20 @@ def _take_lines_after(container: Any, key: Any) -> str:
     """Remove and return the comment lines after `key`'s value, keeping its end-of-line one."""
     holder, slot_key, slot = _comment_holder(container, key)
     entry = holder.ca.items.get(slot_key)
-    token = entry[slot] if entry else None
-    if token is None:
+    if not entry or entry[slot] is None:
         return ""
-    same_line, _, lines = token.value.partition("\n")
+    return _split_off_lines(entry, slot)[0]
+
+
+def _split_off_lines(entry: list[Any], slot: int) -> tuple[str, bool]:
+    """The lines taken off the comment in `entry[slot]` (its end-of-line part stays), and
+    whether the slot was left empty."""
+    same_line, _, lines = entry[slot].value.partition("\n")
     if same_line.strip():
-        token.value = same_line + "\n"
-    else:
-        entry[slot] = None
-    return str(lines)
+        entry[slot].value = same_line + "\n"
+        return str(lines), False
+    entry[slot] = None
+    return str(lines), True
 
 
 def _add_lines_after(container: Any, key: Any, lines: str) -> None:

@@ -250,7 +250,10 @@ def merged_yaml(text: str, live: Sequence[LiveSource]) -> Export:
     yaml = canonical_yaml()
     yaml.preserve_quotes = True
     # Write new sources the way the file indents its list (ruamel guesses it from the text).
-    _, indent, offset = load_yaml_guess_indent(text)
+    try:
+        _, indent, offset = load_yaml_guess_indent(text)
+    except IndexError:  # ruamel's guess fails on a list item's dash alone on its line
+        indent = offset = None
     if isinstance(indent, int) and isinstance(offset, int) and indent > offset:
         yaml.indent(mapping=indent - offset, sequence=indent, offset=offset)
     document = yaml.load(text)
@@ -312,7 +315,8 @@ def _check_validates(text: str) -> None:
         try:
             load([path], resolve=False)
         except LoadError as error:
-            lines = [str(e).replace(str(path), "exported file", 1) for e in error.errors]
+            # A message may name the file twice (a hostname's other source): both times.
+            lines = [str(e).replace(str(path), "exported file") for e in error.errors]
             raise ExportError(
                 "the export would not pass validation:\n" + "\n".join(map(escaped, lines))
             ) from None

@@ -232,3 +232,54 @@ def test_no_formatted_line_can_start_a_workflow_command() -> None:
     assert not any(line.lstrip().startswith("::") for line in shown.splitlines())
     assert "name: '::error::named'" in shown
     assert f"annotation: {'word ' * 30}::error::folded\n" in shown
+
+
+def test_a_comment_above_a_deployment_s_first_key_moves_with_that_key() -> None:
+    # ruamel keeps it with `deployment:`, after that key's end-of-line comment if it has one.
+    messy = (
+        "version: 1\nsources:\n  - name: Products\n    deployment:   # the deployment\n"
+        "      # the bucket, first\n      s3_bucket: acme\n      type: s3\n"
+        "      imgix_subdomains: [acme-products]\n      s3_access_key: AKIA\n"
+        "      s3_secret_key: {env: S3}\n"
+    )
+    tidy = (
+        "version: 1\nsources:\n  - name: Products\n    deployment:   # the deployment\n"
+        "      type: s3\n      imgix_subdomains: [acme-products]\n      s3_access_key: AKIA\n"
+        "      # the bucket, first\n      s3_bucket: acme\n      s3_secret_key: {env: S3}\n"
+    )
+    assert formatted(messy) == tidy
+    plain = "    deployment:\n"
+    assert formatted(messy.replace("    deployment:   # the deployment\n", plain)) == (
+        tidy.replace("    deployment:   # the deployment\n", plain)
+    )
+
+
+def test_a_comment_above_the_key_that_becomes_first_goes_under_the_deployment_line() -> None:
+    messy = (
+        "version: 1\nsources:\n  - name: Products\n    deployment:   # the deployment\n"
+        "      s3_bucket: acme\n      # the type, first once formatted\n      type: s3\n"
+        "      imgix_subdomains: [acme-products]\n      s3_access_key: AKIA\n"
+        "      s3_secret_key: {env: S3}\n"
+    )
+    assert formatted(messy) == (
+        "version: 1\nsources:\n  - name: Products\n    deployment:   # the deployment\n"
+        "      # the type, first once formatted\n      type: s3\n"
+        "      imgix_subdomains: [acme-products]\n      s3_access_key: AKIA\n"
+        "      s3_bucket: acme\n      s3_secret_key: {env: S3}\n"
+    )
+
+
+def test_a_comment_after_a_block_list_moves_with_the_key_below_it() -> None:
+    # ruamel keeps it with the list's last item: it must still land above `password`.
+    messy = (
+        "version: 1\nsources:\n  - name: Blog\n    deployment:\n      type: webfolder\n"
+        "      webfolder_base_url: https://blog.example/\n      imgix_subdomains:\n"
+        "        - acme-blog\n      # the password, from CI\n"
+        "      password: {env: BLOG_PASSWORD}\n      cache_ttl_value: 60\n"
+    )
+    assert formatted(messy) == (
+        "version: 1\nsources:\n  - name: Blog\n    deployment:\n      type: webfolder\n"
+        "      imgix_subdomains:\n        - acme-blog\n"
+        "      webfolder_base_url: https://blog.example/\n      # the password, from CI\n"
+        "      password: {env: BLOG_PASSWORD}\n      cache_ttl_value: 60\n"
+    )

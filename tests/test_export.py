@@ -12,6 +12,7 @@ from ruamel.yaml import YAML
 from reconciler.canonical import formatted
 from reconciler.export import (
     MAX_VARIABLE_LENGTH,
+    Export,
     ExportError,
     export_document,
     export_yaml,
@@ -138,11 +139,12 @@ def test_long_names_that_share_a_prefix_stay_unique() -> None:
 
 
 def test_a_third_source_of_the_same_name_and_id_tail_is_numbered_from_two() -> None:
-    sources = [blog_named("Blog", f"{n}" * 18 + "abc123") for n in range(3)]
+    sources = [blog_named("Blog", f"{n}" * 18 + "abc123") for n in range(4)]
     assert variables_of(sources) == [
         "BLOG_PASSWORD",
         "BLOG_ABC123_PASSWORD",
         "BLOG_ABC123_2_PASSWORD",
+        "BLOG_ABC123_3_PASSWORD",
     ]
 
 
@@ -302,3 +304,94 @@ def test_merge_into_an_empty_flow_list_writes_block_style() -> None:
     state = DesiredState.model_validate(YAML(typ="safe").load(merged.text))
     assert [s.id for s in state.sources] == ["b" * 24]
     assert "# none yet" in merged.text
+    assert "\n  - name: Blog\n    id: bbbbbbbbbbbbbbbbbbbbbbbb\n" in merged.text
+    # A flow list with sources in it: each stays on its line, the new one in block style.
+    one = "version: 1\nsources: [{name: X, deployment: {type: webproxy, imgix_subdomains: [x]}}]\n"
+    assert merged_yaml(one, [ARCHIVE]).text.startswith(
+        "version: 1\nsources:\n  - {name: X, deployment: {type: webproxy, imgix_subdomains: [x]}}\n"
+        "  - name: Blog\n    id: bbbbbbbbbbbbbbbbbbbbbbbb\n"
+    )
+
+
+def test_small_maps_and_lists_are_written_on_one_line_as_people_write_them() -> None:
+    text = export_yaml([BLOG]).text
+    assert "\n      imgix_subdomains: [acme-blog]\n" in text
+    assert "\n      password: {env: BLOG_PASSWORD}\n" in text
+    assert "\n  - name: Blog\n    id: aaaaaaaaaaaaaaaaaaaaaaaa\n    deployment:\n" in text
+
+
+def test_a_merge_the_file_would_not_validate_with_is_refused() -> None:
+    # The live source is missing from the file (another id and subdomain) but claims a
+    # custom domain a source in the file has: the merged file would fail `validate`.
+    claimed = ARCHIVE.model_copy(
+        update={"deployment": {**ARCHIVE.deployment, "custom_domains": ["images.example.com"]}}
+    )
+    text = COMMENTED.replace(
+        "      imgix_subdomains: [acme-blog]\n",
+        "      imgix_subdomains: [acme-blog]\n      custom_domains: [images.example.com]\n",
+    ).replace("acme-archive", "acme-old")
+    with pytest.raises(ExportError, match="the export would not pass validation"):
+        merged_yaml(text, [claimed])
+    twins = [claimed, claimed.model_copy(update={"id": "c" * 24, "name": "Twin"})]
+    with pytest.raises(ExportError, match="the export would not pass validation") as raised:
+        export_yaml(twins)
+    # Located in the text it would have written, never in a temporary file.
+    assert "imgix-reconciler-export-" not in str(raised.value)
+    assert (
+        "exported file:25:24: deployment.custom_domains[0]: domain 'images.example.com' is "
+        "also used by the source at exported file:15:24"
+    ) in str(raised.value)
+
+
+def test_a_merge_that_adds_nothing_leaves_the_file_byte_for_byte() -> None:
+    # A round trip through ruamel would respace these: with nothing to add, nothing is.
+    text = (
+        "version:   1\nsources:\n  - {name: Blog, id: aaaaaaaaaaaaaaaaaaaaaaaa, "
+        "deployment: {type: webproxy, imgix_subdomains: [ acme-blog ]}}\n"
+    )
+    proxy = BLOG.model_copy(update={"deployment": {"type": "webproxy"}})
+    assert merged_yaml(text, [proxy]) == Export(text, 0, [])
+
+
+def test_an_attribute_without_a_default_is_written_only_when_the_api_has_a_value() -> None:
+    unset = BLOG.model_copy(update={"deployment": {**BLOG.deployment, "robots.txt": None}})
+    assert "robots.txt" not in exported_source(unset, set())["deployment"]
+    rules = "User-agent: *\nDisallow: /private/\n"
+    set_ = BLOG.model_copy(update={"deployment": {**BLOG.deployment, "robots.txt": rules}})
+    assert exported_source(set_, set())["deployment"]["robots.txt"] == rules
+
+
+def test_the_header_says_why_the_variables_are_needed_and_how_else_to_give_them() -> None:
+    header = export_yaml([BLOG]).text.split("\nversion: 1\n")[0].splitlines()
+    assert header == [
+        "# yaml-language-server: $schema=schemas/sources.schema.json",
+        "# Exported by imgix-reconciler from the live sources.",
+        "# The API never returns secrets: set these environment variables before `apply`",
+        "# (or replace a reference with {file: path}):",
+        "#   BLOG_PASSWORD",
+    ]
+
+
+def test_merge_into_a_file_that_puts_a_list_item_s_dash_on_its_own_line() -> None:
+    # Valid YAML that ruamel's indentation guess fails on (IndexError): the merge still
+    # adds the missing source, in the canonical indentation (the dash joins its item).
+    text = (
+        "version: 1\nsources:\n  -\n    name: Blog\n    id: aaaaaaaaaaaaaaaaaaaaaaaa\n"
+        "    deployment: {type: webproxy, imgix_subdomains: [acme-blog]}\n"
+    )
+    merged = merged_yaml(text, [ARCHIVE])
+    assert merged.added == 1
+    assert merged.text.startswith("version: 1\nsources:\n  - name: Blog\n    id: aaaa")
+    state = DesiredState.model_validate(YAML(typ="safe").load(merged.text))
+    assert [s.id for s in state.sources] == ["a" * 24, "b" * 24]
+
+
+def test_a_secret_the_api_returns_is_never_written_to_the_file() -> None:
+    # The API never returns secrets; an answer that does is untrusted text, not a value
+    # to put in a file that goes to git.
+    leaky = BLOG.model_copy(
+        update={"deployment": {**BLOG.deployment, "password": "leaked-password-value"}}
+    )
+    exported = export_yaml([leaky])
+    assert "leaked-password-value" not in exported.text
+    assert exported.variables == ["BLOG_PASSWORD"]

@@ -174,6 +174,23 @@ def test_export_never_overwrites_and_merge_adds_only_what_is_missing(
     assert both.exit_code == 1 and "exclude each other" in both.stderr
 
 
+def test_merge_into_a_file_with_a_dash_alone_on_its_line_adds_the_missing_source(
+    store: SourceStore, emulator_url: str, tmp_path: Path
+) -> None:
+    store.create_source(
+        {"name": "Proxy", "deployment": {"type": "webproxy", "imgix_subdomains": ["e2e-proxy"]}}
+    )
+    path = tmp_path / "sources.yaml"
+    path.write_text(
+        "version: 1\nsources:\n  -\n    name: Blog\n"
+        "    deployment: {type: webproxy, imgix_subdomains: [e2e-blog]}\n"
+    )
+    result = invoke("export", "--merge", path, "--api-url", emulator_url)
+    assert result.exit_code == 0, result.output + result.stderr
+    assert result.stderr == f"Added 1 source to {path}.\n"
+    assert "\n  - name: Proxy\n" in path.read_text()
+
+
 def test_merge_into_an_invalid_file_is_refused_with_its_errors(
     store: SourceStore, emulator_url: str, tmp_path: Path
 ) -> None:

@@ -6,6 +6,7 @@ Regenerate the golden files after an intended change with
 
 from __future__ import annotations
 
+import html
 import io
 import json
 import os
@@ -23,6 +24,7 @@ from ruamel.yaml import YAML
 
 from reconciler.applier import ActionResult, ApplyReport
 from reconciler.emulator import SourceStore
+from reconciler.github import COMMENT_LIMIT
 from reconciler.live import LiveSource
 from reconciler.loader import load
 from reconciler.plan import (
@@ -40,7 +42,7 @@ from reconciler.plan import (
 from reconciler.planner import PlanOptions, plan
 from reconciler.render import _render, markdown, render, render_report
 from reconciler.render.json import report_json_schema
-from reconciler.render.markdown import GITHUB_LIMIT, MARKER
+from reconciler.render.markdown import MARKER
 from reconciler.specs import DEPLOYMENT_MODELS, deployment_defaults
 
 ROOT = Path(__file__).parents[1]
@@ -175,7 +177,7 @@ def big_plan(sources: int) -> Plan:
 
 def test_markdown_of_5000_sources_fits_a_github_comment() -> None:
     output = render(big_plan(5000), "markdown")
-    assert len(output) < GITHUB_LIMIT
+    assert len(output) < COMMENT_LIMIT
     assert "more sources not shown (see the JSON plan)" in output
     # Sources come first, but notices and unmanaged sources keep a share of the space.
     assert re.search(r"\n- \*\*Source 00000\*\*: x\n", output)
@@ -494,6 +496,11 @@ def test_the_json_report_validates_and_counts_every_outcome() -> None:
     assert document["stopped"] == "stopped by SIGTERM"
 
 
+def test_the_json_report_is_indented_like_the_plan_document(the_plan: Plan) -> None:
+    for printed in (render_report(_report(), "json"), render(the_plan, "json")):
+        assert printed == json.dumps(json.loads(printed), indent=2) + "\n"
+
+
 def test_the_json_report_schema_rejects_an_unknown_outcome() -> None:
     document = json.loads(render_report(_report(), "json"))
     document["results"][0]["outcome"] = "deleted"
@@ -593,7 +600,7 @@ def test_lists_of_long_names_above_the_sources_still_fit_a_github_comment() -> N
 
     output = render(document, "markdown")
 
-    assert len(output) < GITHUB_LIMIT
+    assert len(output) < COMMENT_LIMIT
     assert output.rstrip().endswith(f"Digest: `sha256:{'0' * 64}`")
     assert "- … and 5 more" in output  # owned elsewhere, past the 20 named
     assert "@&#8203;&#95;@&#8203;" in output and "…" in output
@@ -626,7 +633,7 @@ def test_one_source_with_hundreds_of_long_values_hides_none_of_the_sources_after
 
     output = render(document, "markdown")
 
-    assert len(output) < GITHUB_LIMIT
+    assert len(output) < COMMENT_LIMIT
     assert "<details><summary><b>~ patch</b> Quiet" in output
     assert "<details><summary><b>= observed</b> Watched" in output
     assert "not shown" not in output
@@ -758,3 +765,286 @@ def test_a_duration_reads_as_a_person_says_it(seconds: float, shown: str) -> Non
     from reconciler.render.values import duration
 
     assert duration(seconds) == shown
+
+
+# --------------------------------------------------------------------------- the comment's parts
+
+
+def patches(count: int, *, destructive: bool = False) -> Plan:
+    actions = [one_patch(destructive=destructive, source=f"S{n:02d}") for n in range(count)]
+    return Plan(
+        digest="sha256:" + "0" * 64,
+        summary=Summary(create=0, patch=count, unchanged=0, unmanaged=0),
+        actions=actions,
+    )
+
+
+def test_a_plan_that_disables_nothing_carries_no_destructive_warning() -> None:
+    for fmt in ("markdown", "text"):
+        assert "Destructive" not in render(patches(2), fmt)
+        assert "--allow-disable" not in render(patches(2), fmt)
+    assert "apply needs `--allow-disable`" in render(patches(1, destructive=True), "markdown")
+
+
+def test_the_destructive_warning_names_twenty_sources_and_counts_the_rest() -> None:
+    output = render(patches(23, destructive=True), "markdown")
+    named = ", ".join(f"S{n:02d}" for n in range(20))
+    assert f"Destructive: 23 of these actions disable a live source ({named} and 3 more);" in (
+        output
+    )
+    exactly = render(patches(20, destructive=True), "markdown")
+    assert "S19);" in exactly and " more);" not in exactly
+
+
+def test_a_notice_about_a_live_source_shows_its_id() -> None:
+    notice = Notice(source="Blog", id="b" * 24, kind="encrypted_changed", detail="changed")
+    document = patches(1).model_copy(update={"notices": [notice]})
+    assert f"- **Blog** (<code>{'b' * 24}</code>): changed\n" in render(document, "markdown")
+    assert f'  ! "Blog" ({"b" * 24}): changed\n' in render(document, "text")
+    unplaced = notice.model_copy(update={"id": None})
+    document = document.model_copy(update={"notices": [unplaced]})
+    assert "- **Blog**: changed\n" in render(document, "markdown")
+    assert '  ! "Blog": changed\n' in render(document, "text")
+
+
+def test_the_markdown_report_says_what_is_still_deploying_only_when_something_is() -> None:
+    shown = render_report(_report(), "markdown")
+    assert shown.endswith("\n\nStill deploying when --wait gave up: <code>6359b5ba</code>.\n")
+    done = replace(_report(), still_deploying=[])
+    assert "Still deploying" not in render_report(done, "markdown")
+    assert "Still deploying" not in render_report(done, "text")
+
+
+def test_a_value_cut_inside_a_secret_shows_no_part_of_it() -> None:
+    # A live value the planner did not hide (a secret that is not the source's own, say):
+    # the cell is masked before it is cut, so no prefix of the secret survives the cut.
+    from reconciler import redact
+
+    secret = "Cut-Secret-5e9a-Value"
+    redact.register(secret)
+    value = "n" * 290 + secret
+    change = Change(path="deployment.annotation", before=value, after="our note")
+    action = Action(
+        action="patch",
+        source="m" * 180 + secret,
+        id="a" * 24,
+        changes=[change],
+        writes=[{}],
+        destructive=True,
+    )
+    document = patches(1).model_copy(update={"actions": [action]})
+    shown = html.unescape(render(document, "markdown"))
+    assert '"' + "n" * 290 + '***"' in shown  # masked, then short enough to keep whole
+    assert "m" * 180 + "***" in shown
+    assert secret[:8] not in shown
+
+
+def test_the_comment_stays_within_its_budget_but_for_the_notes_of_what_it_left_out() -> None:
+    """Every title and section counts against the budget; only the "N more" notes exceed it."""
+    document = patches(3).model_copy(
+        update={
+            "observed": [
+                ObservedSource(
+                    action="patch",
+                    source=f"Watched {n}",
+                    id=f"{n:024x}",
+                    changes=[Change(path="enabled", before=True, after=False)],
+                )
+                for n in range(3)
+            ],
+            "notices": [
+                Notice(source=f"N{n}", id=None, kind="cannot_compare", detail="x" * 40)
+                for n in range(3)
+            ],
+            "unmanaged": [UnmanagedSource(id=f"{n:024x}", name=f"Stray {n}") for n in range(3)],
+        }
+    )
+    full = len(markdown.render(document, budget=10**6))
+    assert markdown.render(document, budget=full) == markdown.render(document, budget=10**6)
+    note = re.compile(r"\n… and \d+ more [a-z ]+ not shown \(see the JSON plan\)\.\n")
+    cut_somewhere = 0
+    for budget in range(full - 1500, full + 1):
+        output = markdown.render(document, budget=budget)
+        assert len(note.sub("", output)) <= budget, budget
+        cut_somewhere += bool(note.search(output))
+    assert cut_somewhere
+
+
+def test_observed_sources_keep_their_share_of_a_comment_that_sources_fill() -> None:
+    crowded = big_plan(5000)
+    watched = ObservedSource(
+        action="patch",
+        source="Watched",
+        id="d" * 24,
+        changes=[Change(path="enabled", before=True, after=False)],
+    )
+    output = render(crowded.model_copy(update={"observed": [watched]}), "markdown")
+    assert len(output) < COMMENT_LIMIT
+    assert "<details><summary><b>= observed</b> Watched" in output
+
+
+def test_an_observed_source_is_a_whole_section_with_its_id_and_live_and_file_columns() -> None:
+    observed = ObservedSource(
+        action="patch",
+        source="Watched",
+        id="d" * 24,
+        changes=[Change(path="deployment.cache_ttl_value", before=86400, after=1800)],
+    )
+    summary = Summary(create=0, patch=0, unchanged=0, unmanaged=0, observed=1)
+    document = Plan(digest="sha256:x", summary=summary, actions=[], observed=[observed])
+    assert render(document, "markdown").endswith(
+        "#### Observed sources (mode: observe; never written)\n\n"
+        f"<details><summary><b>= observed</b> Watched (<code>{'d' * 24}</code>)</summary>\n\n"
+        "| attribute | live | file |\n|---|---|---|\n"
+        "| <code>deployment.cache_ttl_value</code> | <code>86400</code> | <code>1800</code> |\n\n"
+        "</details>\n\n"
+    )
+    missing = observed.model_copy(update={"action": "create", "id": None})
+    comment = render(document.model_copy(update={"observed": [missing]}), "markdown")
+    assert "| <code>deployment.cache_ttl_value</code> |  | <code>1800</code> |\n" in comment
+    text = render(document.model_copy(update={"observed": [missing]}), "text")
+    assert '= observed "Watched" (mode: observe; never written)\n' in text
+    assert "    = deployment.cache_ttl_value: (missing) -> 1800\n" in text
+
+
+def test_the_markdown_report_table_has_its_header_and_a_row_per_action() -> None:
+    lines = render_report(_report(), "markdown").splitlines()
+    header = lines.index("| outcome | action | source | id | error |")
+    assert lines[header + 1] == "|---|---|---|---|---|"
+    assert len([line for line in lines[header + 2 :] if line.startswith("| ")]) == 4
+    assert "| not attempted | patch | <code>Late</code> | <code>3</code> |  |" in lines
+
+
+def test_twenty_owned_elsewhere_are_all_named_and_more_are_counted() -> None:
+    def owned(count: int) -> str:
+        entries = [OwnedElsewhere(source=f"O{n}", id="b" * 24, owner="x") for n in range(count)]
+        return render(patches(1).model_copy(update={"owned_elsewhere": entries}), "markdown")
+
+    assert "O19 (" in owned(20) and "more" not in owned(20)
+    assert "O19 (" in owned(21) and "O20 (" not in owned(21) and "- … and 1 more" in owned(21)
+
+
+def test_a_name_is_cut_only_past_its_limit() -> None:
+    def summary_of(name: str) -> str:
+        output = render(
+            patches(1).model_copy(update={"actions": [one_patch(destructive=False, source=name)]}),
+            "markdown",
+        )
+        return next(line for line in output.splitlines() if line.startswith("<details>"))
+
+    assert f"</b> {'n' * 200} (<code>" in summary_of("n" * 200)
+    assert f"</b> {'n' * 199}… (<code>" in summary_of("n" * 201)
+
+
+def test_a_section_shows_about_eight_thousand_characters_of_rows_whatever_the_first_row() -> None:
+    short = Change(path="enabled", before=True, after=False)
+    long = [
+        Change(path=f"deployment.default_params.p{n}", before="@" * 200, after="!")
+        for n in range(200)
+    ]
+    action = one_patch(destructive=False).model_copy(update={"changes": [short, *long]})
+    output = render(patches(1).model_copy(update={"actions": [action]}), "markdown")
+    rows = [line for line in output.splitlines() if line.startswith("| <code>")]
+    assert 8_000 < sum(map(len, rows)) < 8_000 + max(map(len, rows))
+    assert f"| … and {201 - len(rows)} more changes (see the JSON plan) | | |" in output
+
+
+def test_a_long_value_is_cut_to_three_hundred_characters_with_an_ellipsis() -> None:
+    change = Change(path="deployment.webfolder_base_url", before="x" * 400, after="short")
+    action = one_patch(destructive=False).model_copy(update={"changes": [change]})
+    output = render(patches(1).model_copy(update={"actions": [action]}), "markdown")
+    # JSON's quote counts: 300 characters in all, the last of them the ellipsis.
+    assert f'| <code>"{"x" * 298}…</code> |' in output
+    assert f'| <code>"{"x" * 299}' not in output
+    whole = change.model_copy(update={"before": "x" * 298})  # 300 characters with its quotes
+    action = one_patch(destructive=False).model_copy(update={"changes": [whole]})
+    output = render(patches(1).model_copy(update={"actions": [action]}), "markdown")
+    assert f'| <code>"{"x" * 298}"</code> |' in output
+
+
+def test_an_owner_of_any_length_takes_at_most_four_hundred_characters_in_its_flag() -> None:
+    taken = one_patch(destructive=False).model_copy(update={"takes_over_from": "o" * 5_000})
+    output = render(patches(1).model_copy(update={"actions": [taken]}), "markdown")
+    (flag,) = [line for line in output.splitlines() if line.startswith("**⚠ owned by")]
+    assert len(flag) == len("**⚠ **") + 400 and flag.endswith("…**")
+
+
+def test_the_rows_cut_counts_the_changes_left_in_agreement() -> None:
+    def section(changes: int) -> str:
+        rows = [
+            Change(path=f"deployment.default_params.p{n}", before="@" * 200, after="!")
+            for n in range(changes)
+        ]
+        action = one_patch(destructive=False).model_copy(update={"changes": rows})
+        return render(patches(1).model_copy(update={"actions": [action]}), "markdown")
+
+    shown = section(100).count("| <code>deployment.default_params.p")
+    assert "| … and 1 more change (see the JSON plan) | | |" in section(shown + 1)
+    assert "| … and 2 more changes (see the JSON plan) | | |" in section(shown + 2)
+    assert "more change" not in section(shown)
+
+
+def test_the_adoption_notice_names_twenty_sources_and_counts_the_rest() -> None:
+    def adoption(count: int) -> Adoption:
+        return Adoption(
+            count=count,
+            sources=[SourceRef(id=f"{n:024x}", name=f"U{n}") for n in range(count)],
+            planned=False,
+            updates=count,
+            updates_per_hour=60,
+            hours=1,
+            detail=f"{count} sources without a marker",
+        )
+
+    crowded = patches(1).model_copy(update={"adoption": adoption(25)})
+    named = ", ".join(f'"U{n}"' for n in range(20))
+    assert f"  ! 25 sources without a marker: {named} and 5 more\n" in render(crowded, "text")
+    bold = ", ".join(f"**U{n}**" for n in range(20))
+    assert f"- 25 sources without a marker: {bold} and 5 more\n" in render(crowded, "markdown")
+    exactly = patches(1).model_copy(update={"adoption": adoption(20)})
+    for fmt in ("text", "markdown"):
+        assert "U19" in render(exactly, fmt) and " more" not in render(exactly, fmt)
+
+
+def test_the_text_of_an_observed_source_shows_its_id() -> None:
+    observed = ObservedSource(
+        action="patch",
+        source="Watched",
+        id="d" * 24,
+        changes=[Change(path="enabled", before=True, after=False)],
+    )
+    summary = Summary(create=0, patch=0, unchanged=0, unmanaged=0, observed=1)
+    document = Plan(digest="sha256:x", summary=summary, actions=[], observed=[observed])
+    assert f'= observed "Watched" ({"d" * 24}) (mode: observe; never written)\n' in render(
+        document, "text"
+    )
+
+
+def test_coloured_text_draws_what_goes_red_and_what_goes_green() -> None:
+    output = render(patches(1), "text", color=True)
+    assert "    ~ enabled: \x1b[31mtrue\x1b[0m -> \x1b[32mfalse\x1b[0m\n" in output
+    assert output.startswith("\x1b[1mPlan: 0 to create, 1 to patch,")
+
+
+def test_the_text_lists_sources_owned_elsewhere_under_their_own_heading() -> None:
+    owned = OwnedElsewhere(source="Shared", id="b" * 24, owner="team-a")
+    text = render(patches(1).model_copy(update={"owned_elsewhere": [owned]}), "text")
+    assert (
+        "\n\nOwned elsewhere (never written; --take-over takes over):\n"
+        f'  - "Shared" ({"b" * 24}): owned by "team-a"\n'
+    ) in text
+
+
+def test_the_report_summary_says_what_was_already_in_effect_and_what_went_stale() -> None:
+    report = ApplyReport(
+        results=[
+            ActionResult("patch", "Blog", "id:1", "in effect", source_id="1"),
+            ActionResult("patch", "Shop", "id:2", "stale", source_id="2"),
+            ActionResult("patch", "Docs", "id:3", "stale", source_id="3"),
+        ],
+        writes=0,
+    )
+    assert render_report(report, "text").splitlines()[-1] == (
+        "Apply: 0 applied, 0 failed. 1 already in effect (skipped). 2 not applied (changed "
+        "since the plan): run plan again and review it."
+    )

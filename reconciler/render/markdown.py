@@ -45,8 +45,8 @@ MARKER = "<!-- imgix-reconciler:plan -->"
 # A scheduled drift check may post to an issue: its own marker, so it updates its own.
 DRIFT_MARKER = "<!-- imgix-reconciler:drift -->"
 REPORT_MARKER = "<!-- imgix-reconciler:apply -->"
-GITHUB_LIMIT = 65_536
-# Room under GitHub's limit for the notes and closing lines added after the budget is hit.
+# Room under GitHub's limit (`github.COMMENT_LIMIT`) for the notes and closing lines added
+# after the budget is hit.
 BUDGET = 60_000
 MAX_CELL = 300
 MAX_NAMED = 20
@@ -57,7 +57,8 @@ MAX_LISTED_NAME = 200
 # Characters of attribute rows one source's section shows: a source with hundreds of long
 # values (its `default_params`) must not take the whole comment and hide the sources after it.
 MAX_SECTION_ROWS = 8_000
-# Space kept for each of the notices and unmanaged lists when sources alone would fill it.
+# Space kept for each list after the sources (observed sources, notices, unmanaged sources)
+# when the sources alone would fill the comment.
 TAIL_SHARE = 5_000
 
 _SIGN = {"create": "+", "patch": "~"}
@@ -93,33 +94,26 @@ def render(
     used = len(parts[0]) + len("\n".join(foot)) + 1
     notices = [_adoption(plan.adoption)] if plan.adoption else []
     notices += [_notice(n) for n in plan.notices]
-    unmanaged = [_unmanaged(u) for u in plan.unmanaged]
-    # Sources come first, but notices and unmanaged sources keep a share of the space.
-    tail = min(sum(map(len, notices)), TAIL_SHARE) + min(sum(map(len, unmanaged)), TAIL_SHARE)
-    names = source_names(plan)
-    observed = [_observed(o) for o in plan.observed]
-    tail += min(sum(map(len, observed)), TAIL_SHARE)
-    blocks: list[tuple[str, int, Iterator[str], str, int]] = [
-        ("source", len(plan.actions), (_action(names, a) for a in plan.actions), "", tail),
-        (
-            "observed source",
-            len(observed),
-            iter(observed),
-            _OBSERVED,
-            tail - min(sum(map(len, observed)), TAIL_SHARE),
-        ),
-        (
-            "notice",
-            len(notices),
-            iter(notices),
-            "\n#### Notices\n\n",
-            min(sum(map(len, unmanaged)), TAIL_SHARE),
-        ),
-        ("unmanaged source", len(unmanaged), iter(unmanaged), _UNMANAGED, 0),
+    lists = [
+        ("observed source", [_observed(o) for o in plan.observed], _OBSERVED),
+        ("notice", notices, "\n#### Notices\n\n"),
+        ("unmanaged source", [_unmanaged(u) for u in plan.unmanaged], _UNMANAGED),
     ]
-    for what, count, sections, title, reserve in blocks:
-        if count:
-            text, used = _fit(sections, count, title, what, used, budget - reserve)
+    # Sources come first, but each list after them keeps a share of the space: its title
+    # and sections, up to TAIL_SHARE.
+    shares = [
+        min(len(title) + sum(map(len, sections)), TAIL_SHARE) if sections else 0
+        for _, sections, title in lists
+    ]
+    names = source_names(plan)
+    if plan.actions:
+        sources = (_action(names, a) for a in plan.actions)
+        text, used = _fit(sources, len(plan.actions), "", "source", used, budget - sum(shares))
+        parts.append(text)
+    for position, (what, sections, title) in enumerate(lists):
+        if sections:
+            reserve = sum(shares[position + 1 :])
+            text, used = _fit(iter(sections), len(sections), title, what, used, budget - reserve)
             parts.append(text)
     return "".join(parts) + "\n".join(foot) + "\n"
 
@@ -150,18 +144,19 @@ _UNMANAGED = "\n#### Unmanaged sources (live, matched by no source; never touche
 def _fit(
     sections: Iterator[str], count: int, title: str, what: str, used: int, budget: int
 ) -> tuple[str, int]:
-    """As many sections as the budget allows, then an "N more" note.
+    """As many sections as the budget allows, then an "N more" note, and the budget used.
 
-    Sections are made lazily: a 10,000-source plan renders only what fits.
+    Sections are made lazily: a 10,000-source plan renders only what fits. The note is
+    one of the short notes allowed past the budget: it takes no room from the lists after.
     """
     out = [title]
     used += len(title)
     for shown_count, section in enumerate(sections):
         if used + len(section) > budget:
             hidden = count - shown_count
-            note = f"\n… and {counted(hidden, 'more ' + what)} not shown (see the JSON plan).\n"
-            out.append(note)
-            return "".join(out), used + len(note)
+            more = counted(hidden, "more " + what)
+            out.append(f"\n… and {more} not shown (see the JSON plan).\n")
+            return "".join(out), used
         out.append(section)
         used += len(section)
     return "".join(out), used
