@@ -121,16 +121,29 @@ _READS_NOTHING = frozenset({"schema"})
 _own_process = False
 
 
+def terminate_as_interrupt() -> None:
+    """Handle SIGTERM as SIGINT: the command ends as after Ctrl-C."""
+    import signal
+
+    def interrupt(number: int, frame: object) -> None:
+        # Raised again as SIGINT, whose handler inside `asyncio.run` cancels the main task;
+        # a KeyboardInterrupt raised in whatever task was running instead left a traceback
+        # ("unhandled exception during asyncio.run() shutdown") or a misnested cancel scope.
+        if signal.getsignal(signal.SIGINT) in (signal.SIG_IGN, signal.SIG_DFL, None):
+            raise KeyboardInterrupt  # SIGINT ignored (a background job): ends all the same
+        signal.raise_signal(signal.SIGINT)
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def run(prog_name: str | None = None) -> None:
     """The console script and `python -m reconciler`: the command group, then a quick exit."""
     global _own_process
     _own_process = True
-    import signal
-
     # CI cancels a job with SIGINT, then SIGTERM: both end a command the same way ("Aborted.",
     # exit 1, a --out file complete or absent), not SIGTERM's silent death that left a
     # temporary file beside --out. Apply and --wait catch both to stop cleanly.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    terminate_as_interrupt()
     try:
         main(prog_name=prog_name)
     finally:

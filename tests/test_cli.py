@@ -920,3 +920,54 @@ def test_a_report_that_cannot_be_written_says_so_in_one_line_and_exits_1(
     assert done.returncode == 1, done.stderr
     reason = "No space left on device" if stdout == "/dev/full" else "Broken pipe"
     assert done.stderr.strip() == f"error: cannot write the output: {reason}"
+
+
+# A SIGTERM landing while a task of an anyio task group runs (as httpx's do during a
+# listing): the command must end as after Ctrl-C, with nothing else on stderr.
+_TERMINATED_IN_A_TASK = """
+import asyncio, signal, sys
+import anyio
+from reconciler.cli import terminate_as_interrupt
+
+if sys.argv[1] == "ignored":
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+terminate_as_interrupt()
+
+async def listing():
+    with anyio.CancelScope():
+        await anyio.sleep(0)
+        signal.raise_signal(signal.SIGTERM)
+        await anyio.sleep(30)
+
+async def main():
+    async with anyio.create_task_group() as group:
+        group.start_soon(listing)
+        await anyio.sleep(30)
+
+try:
+    asyncio.run(main())
+except KeyboardInterrupt:
+    print("Aborted.")
+"""
+
+
+def test_sigterm_inside_a_task_ends_the_run_as_ctrl_c_does() -> None:
+    # Handled as a KeyboardInterrupt raised in the running task, it printed "unhandled
+    # exception during asyncio.run() shutdown" and a traceback (or a cancel scope error).
+    result = _terminated_in_a_task("handled")
+    assert (result.stdout, result.stderr) == ("Aborted.\n", "")
+
+
+def test_sigterm_ends_the_run_when_sigint_is_ignored() -> None:
+    # A job started in the background ignores SIGINT: SIGTERM must not be lost with it.
+    assert _terminated_in_a_task("ignored").stdout == "Aborted.\n"
+
+
+def _terminated_in_a_task(sigint: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", _TERMINATED_IN_A_TASK, sigint],
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
