@@ -16,9 +16,9 @@ import re
 import stat
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -52,6 +52,7 @@ sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
 INSECURE_HTTP = "reconciler.allow_insecure_http"
+T = TypeVar("T")
 
 
 class CommandGroup(click.Group):
@@ -134,6 +135,50 @@ def terminate_as_interrupt() -> None:
         signal.raise_signal(signal.SIGINT)
 
     signal.signal(signal.SIGTERM, interrupt)
+
+
+# Python 3.11's `asyncio.run` cancels the main task on SIGINT itself.
+OWN_SIGINT = sys.version_info < (3, 11)
+
+
+def run_async(main: Coroutine[Any, Any, T], *, own_sigint: bool = OWN_SIGINT) -> T:
+    """`asyncio.run`, where Ctrl-C cancels the main task (Python 3.10 too)."""
+    import asyncio
+    import signal
+    import threading
+
+    if (
+        not own_sigint
+        or threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        return asyncio.run(main)
+    # Python 3.11's `asyncio.run`, backported: the first SIGINT cancels the main task, and
+    # so every task it awaits, instead of raising KeyboardInterrupt in whichever runs.
+    interrupted: list[int] = []
+
+    async def cancellable() -> T:
+        task, loop = asyncio.current_task(), asyncio.get_running_loop()
+        assert task is not None
+
+        def on_sigint(number: int, frame: object) -> None:
+            if interrupted:
+                raise KeyboardInterrupt  # a second Ctrl-C: at once
+            interrupted.append(number)
+            loop.call_soon_threadsafe(task.cancel)
+
+        signal.signal(signal.SIGINT, on_sigint)
+        try:
+            return await main
+        finally:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    try:
+        return asyncio.run(cancellable())
+    except asyncio.CancelledError:
+        if interrupted:
+            raise KeyboardInterrupt from None
+        raise
 
 
 def run(prog_name: str | None = None) -> None:
@@ -386,7 +431,6 @@ def plan_command(
     emulator: bool,
 ) -> None:
     """Show what apply would change."""
-    import asyncio
 
     from reconciler.atomic import write_atomically
     from reconciler.errors import ConfigurationError
@@ -401,7 +445,7 @@ def plan_command(
         if out is not None and any(out.resolve() == file.resolve() for file in files):
             raise ConfigurationError(f"--out {out} is one of the files to plan: choose another")
         connection = _connect(api_url, emulator)
-        result = asyncio.run(
+        result = run_async(
             plan_files(
                 files,
                 connection,
@@ -444,7 +488,6 @@ def drift_command(
     emulator: bool,
 ) -> None:
     """Check that live sources still match the files (exit 2 when they do not)."""
-    import asyncio
 
     from reconciler.errors import ConfigurationError
     from reconciler.reconcile import check_ownership, drift_findings, drift_summary, plan_files
@@ -454,7 +497,7 @@ def drift_command(
         if require_marker and allow_unadopted:
             raise ConfigurationError("--require-marker and --allow-unadopted contradict each other")
         connection = _connect(api_url, emulator)
-        result = asyncio.run(plan_files(files, connection))
+        result = run_async(plan_files(files, connection))
         drift = drift_findings(result.plan, allow_unadopted=allow_unadopted)
         click.echo(render(result.plan, fmt, color=_color(), view="drift", drifted=bool(drift)))
         _write_step_summary(
@@ -524,7 +567,6 @@ def apply_command(
     emulator: bool,
 ) -> None:
     """Apply the files (planning first) or a plan saved by `plan --out`."""
-    import asyncio
 
     from reconciler.pacing import Stop
     from reconciler.rails import Permissions
@@ -550,7 +592,7 @@ def apply_command(
         # A patch starting long after this listing (a slow answer at the prompt, the hourly
         # budget) reads its source again first.
         listed_at = connection.clock()
-        to_apply = asyncio.run(plan_to_apply(inputs, connection, request))
+        to_apply = run_async(plan_to_apply(inputs, connection, request))
         plan = to_apply.plan
         if fmt == "json":
             # The report is the one document on stdout; the plan is still shown, on stderr.
@@ -571,7 +613,7 @@ def apply_command(
             from reconciler.applier import Listing
 
             listing = Listing(to_apply.made.live, listed_at)
-        report = asyncio.run(
+        report = run_async(
             _apply_until_stopped(
                 plan, connection, stop, request.permissions, to_apply.saved, wait, listing
             )
@@ -689,7 +731,6 @@ def export_command(
     out: Path | None, merge: Path | None, api_url: str | None, emulator: bool
 ) -> None:
     """Write the live sources as a desired-state file (never over an existing one)."""
-    import asyncio
 
     from reconciler.atomic import write_new
     from reconciler.errors import ConfigurationError
@@ -711,7 +752,7 @@ def export_command(
             load([merge], resolve=False)  # only a valid file is merged into
             text = merge.read_text(encoding="utf-8")
         connection = _connect(api_url, emulator)
-        live = asyncio.run(list_live(connection))
+        live = run_async(list_live(connection))
         if merge is not None:
             exported = merged_yaml(text, live)
             if not exported.added:
