@@ -458,11 +458,16 @@ def authenticate_plan(
 def is_plan_file(path: Path) -> bool:
     """Whether `path` holds a saved plan document rather than a desired-state file.
 
-    Decided by content, not by a leading `{`: YAML written in JSON style is still YAML.
+    Decided by content, not by a leading `{` alone: YAML written in JSON style is still YAML.
     """
     try:
+        # A plan is a JSON object: anything else (a desired-state file in block style,
+        # `/dev/zero`) is told by its first bytes, not read up to the bound first.
+        with open(path, "rb", buffering=0) as file:
+            if not file.read(4096).lstrip().startswith(b"{"):
+                return False
         document = json.loads(_plan_bytes(path))
-    except (references.Unreadable, ValueError, RecursionError):
+    except (OSError, references.Unreadable, ValueError, RecursionError):
         return False
     return isinstance(document, dict) and "format_version" in document
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import tracemalloc
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -429,3 +430,14 @@ def test_a_plan_result_has_a_short_repr_whatever_its_size() -> None:
     )
     assert repr(PlanToApply(made, result)) == f"PlanToApply({count // 2} actions, {result!r})"
     assert repr(PlanToApply(made)) == f"PlanToApply({count // 2} actions, None)"
+
+
+def test_a_path_that_is_no_plan_is_told_by_its_first_bytes() -> None:
+    # `apply /dev/zero` read the whole bound (1 GiB) before handing the path to the loader.
+    tracemalloc.start()
+    try:
+        assert not reconcile.is_plan_file(Path("/dev/zero"))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1024 * 1024
