@@ -1257,3 +1257,20 @@ def test_a_long_wrong_value_is_quoted_shortened_past_60_characters(
     )
     (error,) = errors_of(write(tmp_path, text))
     assert error.endswith(f"cache_ttl_value: must be an integer (got '{shown}')")
+
+
+@pytest.mark.parametrize("key", ["s3_bucket", "s3_access_key"])
+def test_an_unread_reference_on_a_required_field_is_one_error(tmp_path: Path, key: str) -> None:
+    # Validated as if absent, it must not also be reported missing at the same place.
+    line = next(line for line in S3_SOURCE.splitlines() if line.strip().startswith(key))
+    path = write(tmp_path, S3_SOURCE.replace(line, f"      {key}: {{env: UNSET_VALUE}}"))
+    (message,) = errors_of(path, resolve=True, environ={"S3_SECRET_KEY": "s3-secret-value"})
+    assert message.endswith(f"deployment.{key}: environment variable UNSET_VALUE is not set")
+
+
+def test_an_optional_file_secret_not_there_yet_keeps_where_to_read_it(tmp_path: Path) -> None:
+    # A saved plan is applied from another working directory, once the file exists.
+    text = S3_SOURCE.replace("{env: S3_SECRET_KEY}", "{file: keys/s3.txt}")
+    state = load([write(tmp_path, text)], environ={}, secrets_optional=True).state
+    secret = state.sources[0].deployment.s3_secret_key
+    assert secret.locator() == {"file": str(tmp_path / "keys" / "s3.txt")}
