@@ -24,7 +24,9 @@ from reconciler.specs import (
     hostname_count_error,
     ignore_changes_error,
     managed_view,
+    reference_value_problem,
     secret_fields,
+    secret_value_problem,
     stated_fields,
     stated_only_fields,
 )
@@ -67,6 +69,28 @@ def test_unresolved_secret_cannot_be_revealed() -> None:
     assert ref.with_value("x").reveal() == "x"
     assert ref.locator() == {"file": "/abs/keys/s3.txt"}
     assert ref.as_reference() == {"file": "keys/s3.txt"}
+
+
+def test_an_env_reference_is_read_again_from_the_same_variable() -> None:
+    assert SecretRef("env", "S3_SECRET_KEY", "v").locator() == {"env": "S3_SECRET_KEY"}
+    assert SecretRef("file", "keys/s3.txt").locator() == {"file": "keys/s3.txt"}
+
+
+def test_a_value_read_through_a_reference_is_checked_as_its_field() -> None:
+    # The message never holds the value (it came through a reference).
+    assert reference_value_problem("imgix_subdomains", "acme") == "takes no reference"
+    assert reference_value_problem("cache_ttl_behavior", "respect_origin") is None
+    problem = reference_value_problem("cache_ttl_behavior", "sometimes")
+    assert problem is not None
+    assert "sometimes" not in problem
+    assert secret_value_problem("request_handshake", "short") == (
+        "must be exactly 32 latin-1 characters (the value has 5)"
+    )
+    assert secret_value_problem("request_handshake", "k" * 32) is None
+    assert secret_value_problem("password", "user:pass") == (
+        "must not contain ':' or control characters"
+    )
+    assert secret_value_problem("s3_bucket", "user:pass") is None  # no secret
 
 
 def test_literal_secret_is_rejected_without_echo() -> None:
@@ -147,6 +171,55 @@ def test_documented_defaults() -> None:
     assert deployment_defaults(GcsDeployment)["cache_ttl_behavior"] == "enforce_minimum"
     assert deployment_defaults(WebProxyDeployment)["secure_url_enabled"] is True
     assert "robots.txt" not in deployment_defaults(WebProxyDeployment)
+
+
+def test_credentialed_origins_name_their_credentials_and_location() -> None:
+    # api-notes: moving such an origin re-sends its credentials, the secret included.
+    expected = {
+        "s3": ({"s3_access_key", "s3_secret_key"}, {"s3_bucket", "s3_prefix"}),
+        "gcs": ({"gcs_access_key", "gcs_secret_key"}, {"gcs_bucket", "gcs_prefix"}),
+        "s3_compatible": (
+            {"access_key_id", "secret_key"},
+            {"bucket_name", "endpoint_url", "region", "storage_provider"},
+        ),
+    }
+    for kind, (credentials, location) in expected.items():
+        model = DEPLOYMENT_MODELS[kind]
+        assert set(model.CREDENTIAL_FIELDS) == credentials
+        assert set(model.LOCATION_FIELDS) == location
+    azure = DEPLOYMENT_MODELS["azure"]
+    assert set(azure.CREDENTIAL_FIELDS) == {"azure_sas_string"}
+    assert azure.LOCATION_FIELDS
+    # Their secrets are basic-auth and signing keys, not credentials of a bucket.
+    assert not DEPLOYMENT_MODELS["webfolder"].CREDENTIAL_FIELDS
+    assert not DEPLOYMENT_MODELS["webproxy"].CREDENTIAL_FIELDS
+
+
+def test_a_web_proxy_keeps_secure_urls_enabled() -> None:
+    data = {"type": "webproxy", "imgix_subdomains": ["acme-proxy"], "secure_url_enabled": True}
+    assert WebProxyDeployment.model_validate(data).secure_url_enabled is True
+
+
+def test_specs_cannot_be_changed_once_read() -> None:
+    spec = SourceSpec.model_validate({"name": "Product images", "deployment": s3()})
+    with pytest.raises(ValidationError):
+        spec.name = "other"  # type: ignore[misc]
+    state = DesiredState.model_validate({"version": 1, "sources": []})
+    with pytest.raises(ValidationError):
+        state.sources = []  # type: ignore[misc]
+
+
+def test_unknown_default_params_are_refused_unless_the_file_allows_them() -> None:
+    params = {"default_params": {"not-a-param": "1"}}
+    (error,) = errors(S3Deployment, s3(**params))
+    assert (error["type"], error["loc"]) == ("unknown_param", ("default_params", "not-a-param"))
+    source = {"name": "Product images", "deployment": s3(**params)}
+    (error,) = errors(DesiredState, {"version": 1, "sources": [source]})
+    assert error["type"] == "unknown_param"
+    allowed = DesiredState.model_validate(
+        {"version": 1, "allow_unknown_params": True, "sources": [source]}
+    )
+    assert allowed.sources[0].deployment.default_params == {"not-a-param": "1"}
 
 
 def test_stated_fields_are_those_the_file_wrote() -> None:
