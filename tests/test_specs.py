@@ -24,6 +24,7 @@ from reconciler.specs import (
     hostname_count_error,
     ignore_changes_error,
     managed_view,
+    managed_views,
     reference_value_problem,
     secret_fields,
     secret_value_problem,
@@ -190,6 +191,7 @@ def test_credentialed_origins_name_their_credentials_and_location() -> None:
     azure = DEPLOYMENT_MODELS["azure"]
     assert set(azure.CREDENTIAL_FIELDS) == {"azure_sas_string"}
     assert azure.LOCATION_FIELDS
+    assert set(DEPLOYMENT_MODELS["webfolder"].LOCATION_FIELDS) == {"webfolder_base_url"}
     # Their secrets are basic-auth and signing keys, not credentials of a bucket.
     assert not DEPLOYMENT_MODELS["webfolder"].CREDENTIAL_FIELDS
     assert not DEPLOYMENT_MODELS["webproxy"].CREDENTIAL_FIELDS
@@ -272,6 +274,47 @@ def test_managed_attributes_are_what_a_dump_gives_for_every_source_of_the_exampl
         view = managed_view(deployment)
         assert view.from_api(dumped) == view.from_spec(deployment)
     assert len(kinds) >= 5  # the example shows all types but s3_compatible
+
+
+def test_only_numbers_and_booleans_are_compared_by_type_too() -> None:
+    # `true == 1` in Python: a live `true` for cache_ttl_value must not read as unchanged.
+    view = managed_view(S3Deployment.model_validate(s3()))
+    typed = {
+        view.fields[p][1]: kind
+        for p, kind in zip(view.typed_positions, view.typed_types, strict=True)
+    }
+    assert typed == {
+        "cache_ttl_error": int,
+        "cache_ttl_value": int,
+        "crossdomain_xml_enabled": bool,
+        "image_error_append_qs": bool,
+        "image_missing_append_qs": bool,
+        "secure_url_enabled": bool,
+    }
+    assert view.typed is not None
+    values = view.from_spec(S3Deployment.model_validate(s3()))
+    assert view.typed(values) == tuple(values[p] for p in view.typed_positions)
+
+
+def test_views_of_many_deployments_are_grouped_by_view() -> None:
+    gcs = {
+        "type": "gcs",
+        "imgix_subdomains": ["acme-gcs"],
+        "gcs_access_key": "GOOG1EXAMPLE",
+        "gcs_bucket": "acme-gcs",
+        "gcs_secret_key": {"env": "GCS_SECRET_KEY"},
+    }
+    deployments = [
+        S3Deployment.model_validate(s3()),
+        GcsDeployment.model_validate(gcs),
+        S3Deployment.model_validate(s3(imgix_subdomains=["acme-other"])),
+        S3Deployment.model_validate({**s3(), "robots.txt": "origin"}),
+    ]
+    groups = managed_views(deployments)
+    assert sorted(positions for _, positions in groups) == [[0, 2], [1], [3]]
+    for view, positions in groups:
+        for position in positions:
+            assert view == managed_view(deployments[position])
 
 
 def test_every_type_has_a_model() -> None:
