@@ -30,6 +30,7 @@ from reconciler.specs import (
     secret_value_problem,
     stated_fields,
     stated_only_fields,
+    validation_context,
 )
 
 
@@ -206,6 +207,8 @@ def test_specs_cannot_be_changed_once_read() -> None:
     spec = SourceSpec.model_validate({"name": "Product images", "deployment": s3()})
     with pytest.raises(ValidationError):
         spec.name = "other"  # type: ignore[misc]
+    with pytest.raises(ValidationError):
+        spec.deployment.s3_bucket = "other"  # type: ignore[misc]
     state = DesiredState.model_validate({"version": 1, "sources": []})
     with pytest.raises(ValidationError):
         state.sources = []  # type: ignore[misc]
@@ -218,6 +221,12 @@ def test_unknown_default_params_are_refused_unless_the_file_allows_them() -> Non
     source = {"name": "Product images", "deployment": s3(**params)}
     (error,) = errors(DesiredState, {"version": 1, "sources": [source]})
     assert error["type"] == "unknown_param"
+    # A caller's own context reaches the validators either way.
+    assert validation_context({"version": 1}, {"wire": True}) == {"wire": True}
+    assert validation_context({"allow_unknown_params": True}, {"wire": True}) == {
+        "wire": True,
+        "allow_unknown_params": True,
+    }
     allowed = DesiredState.model_validate(
         {"version": 1, "allow_unknown_params": True, "sources": [source]}
     )
