@@ -212,6 +212,8 @@ def test_specs_cannot_be_changed_once_read() -> None:
     state = DesiredState.model_validate({"version": 1, "sources": []})
     with pytest.raises(ValidationError):
         state.sources = []  # type: ignore[misc]
+    with pytest.raises(ValidationError):
+        state.safety.max_risky_share = 1.0  # type: ignore[misc]
 
 
 def test_unknown_default_params_are_refused_unless_the_file_allows_them() -> None:
@@ -374,6 +376,10 @@ def test_documented_constraints(overrides: dict[str, Any], kind: str) -> None:
 def test_value_errors_quote_the_value() -> None:
     (error,) = errors(S3Deployment, s3(imgix_subdomains=["Bad_Sub"]))
     assert error["msg"].endswith("(got 'Bad_Sub')")
+    (error,) = errors(S3Deployment, s3(custom_domains=["Images.Example.com"]))
+    assert error["msg"].endswith("(got 'Images.Example.com')")
+    (error,) = errors(DesiredState, {"version": 1, "owner": "two words", "sources": []})
+    assert error["msg"].endswith("(got 'two words')")
 
 
 def test_limits_are_inclusive() -> None:
