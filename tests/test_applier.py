@@ -776,6 +776,9 @@ def test_hostnames_the_api_lists_in_another_order_are_still_in_effect(
     again = run(emulator_store, fake_clock, plan, saved=True)
 
     assert [r.outcome for r in again.results] == ["in effect"]
+    emulator_store.dashboard_redeploy(existing, {"imgix_subdomains": ["acme-a"]})
+    with pytest.raises(StalePlan, match=r"Blog \(.*\) changed"):
+        run(emulator_store, fake_clock, plan, saved=True)
 
 
 def test_placeholders_are_resolved_wherever_the_body_holds_them() -> None:

@@ -27,11 +27,13 @@ from reconciler.reconcile import (
     REQUEST_TIMEOUT_VARIABLE,
     ApplyRequest,
     ConfigurationError,
+    PlanFileError,
     PlanToApply,
     authenticate_plan,
     check_apply_policy,
     connect,
     plan_to_apply,
+    read_plan_document,
 )
 
 KEY = "ak_" + "0" * 64
@@ -396,6 +398,34 @@ def test_a_saved_plan_refuses_options_that_change_what_is_planned(tmp_path: Path
         asyncio.run(plan_to_apply([saved], connection, request, environ=ENVIRON))
     again = asyncio.run(plan_to_apply([saved], connection, ApplyRequest(), environ=ENVIRON))
     assert again.saved and again.plan.digest == made.plan.digest
+
+
+def test_a_plan_document_read_for_showing_is_checked_against_its_digest(tmp_path: Path) -> None:
+    # What a pull-request comment shows of `plan --out`: the actions its digest covers.
+    made = _to_apply(tmp_path, ApplyRequest()).plan
+    document = tmp_path / "plan.json"
+    document.write_text(made.to_json(), "utf-8")
+    assert read_plan_document(document) == made
+    edited = made.model_copy(update={"actions": made.actions[1:]})
+    document.write_text(edited.to_json(), "utf-8")
+    with pytest.raises(PlanFileError, match="do not match the plan's digest"):
+        read_plan_document(document)
+    document.write_text("version: 1\nsources: []\n", "utf-8")
+    with pytest.raises(PlanFileError, match="not a plan document"):
+        read_plan_document(document)
+
+
+def test_an_authentic_saved_plan_whose_digest_is_not_its_actions_is_refused(
+    tmp_path: Path,
+) -> None:
+    # The reviewer approves a digest (`--expect-digest`): it must be the actions applied.
+    connection = connect(None, emulator=True, environ=ENVIRON)
+    made = _to_apply(tmp_path, ApplyRequest()).plan
+    misdigested = made.model_copy(update={"digest": "sha256:" + "0" * 64})
+    saved = tmp_path / "plan.json"
+    saved.write_text(authenticate_plan(misdigested, connection, ENVIRON).to_json(), "utf-8")
+    with pytest.raises(PlanFileError, match="do not match the plan's digest"):
+        asyncio.run(plan_to_apply([saved], connection, ApplyRequest(), environ=ENVIRON))
 
 
 def test_a_plan_result_has_a_short_repr_whatever_its_size() -> None:
