@@ -15,13 +15,15 @@ import pytest
 from conftest import FakeClock
 from console import invoke
 
-from reconciler import loader, reconcile
+from reconciler import loader, reconcile, redact
 from reconciler.client import REQUEST_TIMEOUT
 from reconciler.emulator import EMULATOR_API_KEY, SourceStore
 from reconciler.emulator.listing import Page
 from reconciler.errors import ApplyRefused, StalePlan
 from reconciler.live import LiveSource
 from reconciler.loader import LoadedState, LoadError
+from reconciler.plan import compute_digest
+from reconciler.rails import Permissions
 from reconciler.reconcile import (
     API_URL_VARIABLE,
     REQUEST_TIMEOUT_VARIABLE,
@@ -338,6 +340,8 @@ def test_a_short_fingerprint_key_is_refused_without_echoing_it(
         )
         == b"k3y-16-chars-ok!"
     )
+    # Accepted, it is a secret: masked in every output from then on.
+    assert "k3y-16" not in redact.scrub("the key k3y-16-chars-ok! leaked")
     sources = tmp_path / "sources.yaml"
     sources.write_text("version: 1\nsources: []\n", encoding="utf-8")
     result = invoke(
@@ -426,6 +430,30 @@ def test_an_authentic_saved_plan_whose_digest_is_not_its_actions_is_refused(
     saved.write_text(authenticate_plan(misdigested, connection, ENVIRON).to_json(), "utf-8")
     with pytest.raises(PlanFileError, match="do not match the plan's digest"):
         asyncio.run(plan_to_apply([saved], connection, ApplyRequest(), environ=ENVIRON))
+
+
+def test_a_saved_plan_made_against_another_api_is_refused(tmp_path: Path) -> None:
+    # Same keys, another API (a staging proxy, say): the MAC passes, the plan is refused.
+    connection = connect(None, emulator=True, environ=ENVIRON)
+    made = _to_apply(tmp_path, ApplyRequest()).plan
+    elsewhere = "https://staging.example/imgix"
+    moved = made.model_copy(
+        update={"api_url": elsewhere, "digest": compute_digest(made.actions, elsewhere)}
+    )
+    saved = tmp_path / "plan.json"
+    saved.write_text(authenticate_plan(moved, connection, ENVIRON).to_json(), "utf-8")
+    with pytest.raises(ApplyRefused, match=r"made against https://staging\.example/imgix, not "):
+        asyncio.run(plan_to_apply([saved], connection, ApplyRequest(), environ=ENVIRON))
+
+
+def test_the_apply_policy_refuses_what_the_rails_stop(tmp_path: Path) -> None:
+    made = _to_apply(tmp_path, ApplyRequest()).plan
+    disabling = [action.model_copy(update={"destructive": True}) for action in made.actions]
+    to_apply = PlanToApply(made.model_copy(update={"actions": disabling}))
+    with pytest.raises(ApplyRefused, match="--allow-disable"):
+        check_apply_policy(to_apply, ApplyRequest())
+    allowed = ApplyRequest(permissions=Permissions(allow_disable=True))
+    assert check_apply_policy(to_apply, allowed) is True
 
 
 def test_a_plan_result_has_a_short_repr_whatever_its_size() -> None:
