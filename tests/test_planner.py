@@ -214,6 +214,15 @@ def test_a_live_source_listing_a_subdomain_twice_is_matched_once() -> None:
     assert only(plan(desired(spec), [twice], OPTIONS)).id == ID_A
 
 
+def test_a_live_source_without_subdomains_holds_none_of_the_next_ones() -> None:
+    # As many hostnames as live sources, but not one each: the second holds both.
+    spec = s3_spec(subdomains=("one", "two"))
+    bare = LiveSource(id=ID_A, name="Bare", deployment={"type": "s3", "imgix_subdomains": []})
+    result = plan(desired(spec), [bare, live_of(spec, ID_B)], OPTIONS)
+    assert result.actions == [] and result.summary.unchanged == 1
+    assert [u.id for u in result.unmanaged] == [ID_A]
+
+
 def test_a_pin_leaves_the_other_specs_matched_by_subdomain() -> None:
     pinned = s3_spec("Pinned", ("p",), id=ID_B)
     spec = s3_spec("By subdomain", ("one", "two"))
@@ -290,6 +299,14 @@ def test_two_specs_on_one_live_source_is_an_error() -> None:
     specs = desired(s3_spec("A", ("one",)), s3_spec("B", ("two",)))
     with pytest.raises(PlanError, match=r'"A" and "B" both match live source'):
         plan(specs, [live], OPTIONS)
+
+
+def test_two_specs_pinning_one_id_is_an_error_naming_both() -> None:
+    live = live_of(s3_spec(subdomains=("one",)), ID_B)
+    specs = desired(s3_spec("A", ("one",), id=ID_B), s3_spec("B", ("two",), id=ID_B))
+    with pytest.raises(PlanError, match=rf'"A" and "B" both have id {ID_B}') as info:
+        plan(specs, [live], OPTIONS)
+    assert info.value.spec_indices == (0, 1)
 
 
 def test_hostname_claimed_by_two_specs_is_an_error() -> None:
