@@ -610,6 +610,7 @@ def test_adopting_sends_the_secrets_and_writes_the_marker() -> None:
     assert marker == Marker({"s3_secret_key": fingerprint(KEY, "s3_secret_key", S3_SECRET)})
     assert result.adoption is not None and result.adoption.planned
     assert "adopting 1 source:" in result.adoption.detail
+    assert "(1 update, 1 hour of the budget of 60 updates per hour)" in result.adoption.detail
     adopted = live.model_copy(
         update={"deployment": {**live.deployment, "annotation": deployment["annotation"]}}
     )
@@ -1955,6 +1956,23 @@ def test_the_bulk_pass_settles_sources_of_several_views_and_markers() -> None:
     rotated = desired(*specs)
     assert _bulk_verdicts(rotated, live, OPTIONS) == [False] * 4 + [None] + [False] * 4
     assert only(plan(rotated, live, OPTIONS)).source == "S1"
+
+
+def test_a_listing_with_an_annotation_that_is_no_text_tells_the_others_apart() -> None:
+    # The bulk pass remembers a verdict per live annotation: a marked source and an
+    # unmarked one must not share it because a third annotation is a number.
+    specs = [s3_spec("A", ("acme-a",)), s3_spec("B", ("acme-b",)), s3_spec("C", ("acme-c",))]
+    live = [
+        live_of(specs[0], ID_A),
+        live_of(specs[1], ID_B, deployment={"annotation": 42}),
+        live_of(specs[2], ID_C, deployment={"annotation": None}),
+    ]
+    wanted = desired(*specs)
+    assert _bulk_verdicts(wanted, live, OPTIONS) == [False, True, True]
+    bulk = plan(wanted, live, OPTIONS)
+    assert bulk.adoption is not None and [s.name for s in bulk.adoption.sources] == ["B", "C"]
+    with _per_source_only():
+        assert plan(wanted, live, OPTIONS).to_json() == bulk.to_json()
 
 
 def test_a_page_of_listed_sources_is_settled_at_once() -> None:
