@@ -638,6 +638,23 @@ def test_adopting_a_web_folder_costs_the_recording_of_its_encrypted_password() -
     assert adoption is not None and adoption.updates == 3
 
 
+def test_a_web_password_changed_outside_is_sent_again_with_a_notice() -> None:
+    spec = webfolder_spec("Blog", ("acme-blog",), password=BLOG_PASSWORD)
+    live = live_of(spec)
+    recorded = parse_annotation(str(live.deployment["annotation"])).marker
+    assert recorded is not None
+    marker = replace(recorded, encrypted={"password": encrypted_digest("ciphertext-1")})
+    annotation = compose_annotation(None, marker)
+    as_recorded = {"annotation": annotation, "password_encrypted": "ciphertext-1"}
+    assert plan(desired(spec), [live_of(spec, deployment=as_recorded)], OPTIONS).actions == []
+    changed = live_of(spec, deployment={**as_recorded, "password_encrypted": "ciphertext-2"})
+    result = plan(desired(spec), [changed], OPTIONS)
+    assert paths(only(result)) == ["deployment.password"]
+    (notice,) = result.notices
+    assert (notice.kind, notice.source, notice.id) == ("encrypted_changed", "Blog", ID_A)
+    assert notice.detail.startswith("password changed outside imgix-reconciler")
+
+
 def test_a_create_on_the_origin_of_an_unmanaged_source_suggests_pinning_its_id() -> None:
     old = live_of(s3_spec("Products (old)", ("acme-old",)), ID_B)
     other = live_of(s3_spec("Other", ("acme-other",), s3_bucket="elsewhere"), ID_C)
