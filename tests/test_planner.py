@@ -824,6 +824,90 @@ def test_swapping_subdomains_is_a_cycle_that_explains_itself() -> None:
     assert info.value.spec_indices == (0, 1)
 
 
+def test_a_cycle_names_only_its_own_moves_not_those_waiting_on_it() -> None:
+    # "Tail" waits for "First", which is in the cycle but is not in it itself.
+    listed = [
+        live_of(s3_spec("Tail", ("t",)), ID_A),
+        live_of(s3_spec("First", ("x", "z")), ID_B),
+        live_of(s3_spec("Second", ("y",)), ID_C),
+    ]
+    specs = desired(
+        s3_spec("Tail", ("t", "z"), id=ID_A),
+        s3_spec("First", ("y",), id=ID_B),
+        s3_spec("Second", ("x",), id=ID_C),
+    )
+    with pytest.raises(PlanError, match="cycle") as info:
+        plan(specs, listed, OPTIONS)
+    message = str(info.value)
+    assert message.startswith(
+        'hostname moves form a cycle: "First" claims y from "Second"; '
+        '"Second" claims x from "First". '
+    )
+    assert "Tail" not in message and info.value.spec_indices == (1, 2)
+
+
+def test_a_chain_of_moves_is_ordered_release_by_release() -> None:
+    # Each claims what the next releases: the writes run backwards along the chain.
+    listed = [
+        live_of(s3_spec("A", ("a",)), ID_A),
+        live_of(s3_spec("B", ("b",)), ID_B),
+        live_of(s3_spec("C", ("c",)), ID_C),
+    ]
+    specs = desired(
+        s3_spec("A", ("b",), id=ID_A), s3_spec("B", ("c",), id=ID_B), s3_spec("C", ("d",), id=ID_C)
+    )
+    result = plan(specs, listed, OPTIONS)
+    assert [(a.source, a.depends_on) for a in result.actions] == [
+        ("C", []),
+        ("B", [ID_C]),
+        ("A", [ID_B]),
+    ]
+
+
+def test_a_claim_of_two_released_hostnames_waits_for_both_releases() -> None:
+    # Listed before its releasers and first by name: only both releases make it ready.
+    listed = [
+        live_of(s3_spec("Claimer", ("c",)), ID_A),
+        live_of(s3_spec("P release", ("p", "p-kept")), ID_B),
+        live_of(s3_spec("Q release", ("q", "q-kept")), ID_C),
+    ]
+    specs = desired(
+        s3_spec("Claimer", ("c", "p", "q"), id=ID_A),
+        s3_spec("P release", ("p-kept",), id=ID_B),
+        s3_spec("Q release", ("q-kept",), id=ID_C),
+    )
+    result = plan(specs, listed, OPTIONS)
+    assert [(a.source, a.depends_on) for a in result.actions] == [
+        ("P release", []),
+        ("Q release", []),
+        ("Claimer", [ID_B, ID_C]),
+    ]
+
+
+def test_ready_actions_of_a_plan_with_claims_run_creates_first_then_by_name() -> None:
+    # Listed out of order: the ready ones are taken in order all the same, at each step.
+    listed = [
+        live_of(s3_spec("Zed", ("z",)), ID_A),
+        live_of(s3_spec("Old", ("shared", "keep")), ID_B),
+        live_of(s3_spec("Abe", ("a",)), ID_C),
+    ]
+    specs = desired(
+        s3_spec("Zed", ("z",), id=ID_A, cache_ttl_value=3600),
+        s3_spec("Old", ("keep",), id=ID_B),
+        s3_spec("Abe", ("a",), id=ID_C, cache_ttl_value=3600),
+        s3_spec("New", ("shared",)),
+        s3_spec("Fresh", ("fresh",)),
+    )
+    result = plan(specs, listed, OPTIONS)
+    assert [(a.action, a.source) for a in result.actions] == [
+        ("create", "Fresh"),
+        ("patch", "Abe"),
+        ("patch", "Old"),
+        ("create", "New"),  # ready once "Old" released: a create, so before "Zed"
+        ("patch", "Zed"),
+    ]
+
+
 def test_claiming_a_hostname_of_an_unmanaged_source_is_an_error() -> None:
     holder = live_of(s3_spec("Someone else", ("taken",)), ID_B)
     mine = live_of(s3_spec("Mine", ("mine",)), ID_A)
