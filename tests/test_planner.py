@@ -2059,13 +2059,17 @@ def test_the_bulk_pass_settles_sources_of_several_views_and_markers() -> None:
     assert only(plan(rotated, live, OPTIONS)).source == "S1"
 
 
-def test_a_listing_with_an_annotation_that_is_no_text_tells_the_others_apart() -> None:
+@pytest.mark.parametrize("no_text", [42, {"text": "a map"}])
+def test_a_listing_with_an_annotation_that_is_no_text_tells_the_others_apart(
+    no_text: object,
+) -> None:
     # The bulk pass remembers a verdict per live annotation: a marked source and an
-    # unmarked one must not share it because a third annotation is a number.
+    # unmarked one must not share it because a third annotation is no text (nor may a
+    # map, which no verdict can be remembered by, stop the plan).
     specs = [s3_spec("A", ("acme-a",)), s3_spec("B", ("acme-b",)), s3_spec("C", ("acme-c",))]
     live = [
         live_of(specs[0], ID_A),
-        live_of(specs[1], ID_B, deployment={"annotation": 42}),
+        live_of(specs[1], ID_B, deployment={"annotation": no_text}),
         live_of(specs[2], ID_C, deployment={"annotation": None}),
     ]
     wanted = desired(*specs)
