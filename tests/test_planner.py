@@ -908,6 +908,16 @@ def test_ready_actions_of_a_plan_with_claims_run_creates_first_then_by_name() ->
     ]
 
 
+def test_a_hostname_field_ignored_keeps_the_live_hostnames_from_any_claim() -> None:
+    kept = live_of(s3_spec("Kept", ("k",)), ID_A, deployment={"custom_domains": ["img.example"]})
+    specs = desired(
+        s3_spec("Kept", ("k",), id=ID_A, ignore_changes=["deployment.custom_domains"]),
+        s3_spec("Claimer", ("c",), custom_domains=["img.example"]),
+    )
+    with pytest.raises(PlanError, match=r'"Claimer" claims img.example, which "Kept" keeps$'):
+        plan(specs, [kept], OPTIONS)
+
+
 def test_claiming_a_hostname_of_an_unmanaged_source_is_an_error() -> None:
     holder = live_of(s3_spec("Someone else", ("taken",)), ID_B)
     mine = live_of(s3_spec("Mine", ("mine",)), ID_A)
