@@ -655,6 +655,17 @@ def test_a_web_password_changed_outside_is_sent_again_with_a_notice() -> None:
     assert notice.detail.startswith("password changed outside imgix-reconciler")
 
 
+def test_a_web_password_the_file_no_longer_declares_is_cleared() -> None:
+    spec = webfolder_spec("Blog", ("acme-blog",))
+    live = live_of(spec, deployment={"password_encrypted": "ciphertext-1"})
+    action = only(plan(desired(spec), [live], OPTIONS))
+    assert action.changes == [Change(path="deployment.password", before=WRITE_ONLY, after=None)]
+    deployment = action.writes[0]["deployment"]
+    assert isinstance(deployment, dict) and deployment["password"] is None
+    ignored = webfolder_spec("Blog", ("acme-blog",), ignore_changes=["deployment.password"])
+    assert plan(desired(ignored), [live], OPTIONS).actions == []
+
+
 def test_a_create_on_the_origin_of_an_unmanaged_source_suggests_pinning_its_id() -> None:
     old = live_of(s3_spec("Products (old)", ("acme-old",)), ID_B)
     other = live_of(s3_spec("Other", ("acme-other",), s3_bucket="elsewhere"), ID_C)
