@@ -940,6 +940,28 @@ def test_claiming_a_hostname_of_an_unmanaged_source_is_an_error() -> None:
         plan(specs, [mine, holder], OPTIONS)
 
 
+def test_a_hostname_listed_as_subdomain_and_as_domain_belongs_to_the_first_listed() -> None:
+    # The listing is untrusted: two live sources may list one name in different fields.
+    mine = live_of(s3_spec("Mine", ("mine",)), ID_A)
+    as_subdomain = LiveSource(
+        id=ID_B,
+        name="Listed first",
+        deployment={"type": "s3", "imgix_subdomains": ["img.x.example"]},
+    )
+    as_domain = LiveSource(
+        id=ID_C,
+        name="Listed second",
+        deployment={"type": "s3", "imgix_subdomains": ["c"], "custom_domains": ["img.x.example"]},
+    )
+    specs = desired(s3_spec("Mine", ("mine",), id=ID_A, custom_domains=["img.x.example"]))
+    for listed, holder in (
+        ([as_subdomain, as_domain], "first"),
+        ([as_domain, as_subdomain], "second"),
+    ):
+        with pytest.raises(PlanError, match=rf'belongs to live source "Listed {holder}"'):
+            plan(specs, [mine, *listed], OPTIONS)
+
+
 def test_claim_waiting_for_an_untargeted_release_asks_to_target_it() -> None:
     old = live_of(s3_spec("Old", ("shared", "keep")), ID_A)
     specs = desired(s3_spec("Old", ("keep",), id=ID_A), s3_spec("New", ("shared",)))
