@@ -490,14 +490,6 @@ def _plan(
     )
 
 
-def recorded_owner(live: LiveSource | None) -> str | None:
-    """The owner the live source's marker names (None: no marker, or no owner in it)."""
-    if live is None:
-        return None
-    marker = live.annotation.marker
-    return marker.owner if marker is not None else None
-
-
 # One set of given fields for every reference a plan lists (one per unadopted source, all
 # of them on a first plan): sharing it saves a set per source. Never mutated: frozen model.
 _SOURCE_REF_FIELDS = {"id", "name"}
