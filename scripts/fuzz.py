@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import gzip
 import json
+import math
 import os
 import random
 import re
@@ -218,12 +219,15 @@ class _Clock:
     def __init__(self) -> None:
         self.now = 1_700_000_000.0
         self.slept = 0.0
+        self.longest = 0.0
 
     def __call__(self) -> float:
         return self.now
 
     async def sleep(self, seconds: float) -> None:
-        assert 0 <= seconds <= LONGEST_BUDGET_WAIT, f"asked to sleep {seconds!r}"
+        # Recorded, not asserted here: the pacer sleeps in a task of its own, whose
+        # exception nobody reads.
+        self.longest = max(self.longest, seconds) if seconds == seconds else math.inf
         self.now += seconds
         self.slept += seconds
         await asyncio.sleep(0)
@@ -343,18 +347,16 @@ def headers(data: bytes) -> None:
     policy = RetryPolicy(attempts=4, deadline=120.0, jitter=random.Random(0))
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # One answer a connection, then the close: a body shorter than its stated length
+        # ends there, instead of holding the client to its timeout (real seconds).
         # Cancelled when the campaign's server closes: not an error of the client's.
         with contextlib.suppress(OSError, asyncio.IncompleteReadError, asyncio.CancelledError):
-            while True:
-                request = await reader.readuntil(b"\r\n\r\n")
-                sent = re.search(rb"(?i)content-length: *(\d+)", request)
-                if sent:
-                    await reader.readexactly(int(sent.group(1)))
-                writer.write(answer)
-                await writer.drain()
-                # A stated length is kept alive; otherwise the close ends the body.
-                if b"Content-Length" not in answer.partition(b"\r\n\r\n")[0]:
-                    break
+            request = await reader.readuntil(b"\r\n\r\n")
+            sent = re.search(rb"(?i)content-length: *(\d+)", request)
+            if sent:
+                await reader.readexactly(int(sent.group(1)))
+            writer.write(answer)
+            await writer.drain()
         writer.close()
 
     async def run() -> None:
@@ -397,9 +399,10 @@ def headers(data: bytes) -> None:
                         assert not UNSAFE_CHARS.search(message), f"unescaped: {message!r}"
                         assert not COMMAND_START.match(message), message
                         assert API_KEY not in message and API_KEY not in repr(error)
-                assert clock.slept <= bound, (
-                    f"{call} waited {clock.slept:.0f}s (bound {bound:.0f}s)"
-                )
+                longest = clock.longest
+                assert 0 <= longest <= LONGEST_BUDGET_WAIT, f"asked to sleep {longest!r}"
+                waited = f"{call} waited {clock.slept:.0f}s (bound {bound:.0f}s)"
+                assert clock.slept <= bound, waited
         finally:
             server.close()
             await server.wait_closed()
