@@ -69,10 +69,11 @@ class CommandGroup(click.Group):
             result = super().main(*args, **kwargs)
         except click.ClickException as error:
             # Its message may quote an argument, and arguments may come from a pull request
-            # (file names); click declares the attribute Final but reads it when showing.
+            # (file names); recent click declares the attribute Final (8.2.0 does not) but
+            # reads it when showing.
             from reconciler.untrusted import one_line
 
-            error.message = one_line(error.message)  # type: ignore[misc]
+            error.message = one_line(error.message)  # type: ignore[misc, unused-ignore]
             error.show()
             sys.exit(EXIT_ERROR if isinstance(error, click.UsageError) else error.exit_code)
         except click.Abort:

@@ -60,6 +60,8 @@ KEYED_PLAN_MARKER = deferred.pattern(
 # GitHub refuses comments and issue bodies over 65,536 characters; the per-account plans
 # share what is left once the header and table are written, less room for their notes.
 COMMENT_LIMIT = 65_536
+# What a comment's content may take: the rest is room for the notes and closing lines
+# added once the budget is hit.
 COMMENT_BUDGET = 60_000
 # The one login whose comments are trusted to hold a reviewed digest: anyone can post a
 # comment that starts with the marker, only the workflow's token posts as this user.

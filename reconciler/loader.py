@@ -130,12 +130,14 @@ def load(
     resolve: bool = True,
     environ: Mapping[str, str] | None = None,
     secrets_optional: bool = False,
+    read_already: Mapping[str, bytes] | None = None,
 ) -> LoadedState:
     """Load, resolve and validate desired-state files; raise `LoadError` with all errors.
 
     With `secrets_optional`, a secret whose variable or file is missing stays unresolved
     instead of being an error: a plan made without access to the secrets (a pull request
     from a fork) still shows everything else, and says "cannot compare" for those.
+    `read_already` holds the bytes of paths read before (a pipe cannot be read twice).
     """
     env = os.environ if environ is None else environ
     errors: list[LocatedError] = []
@@ -149,7 +151,7 @@ def load(
         doc = _DesiredFile(
             str(path), resolve=resolve, environ=env, secrets_optional=secrets_optional
         )
-        doc.check(claims)
+        doc.check(claims, (read_already or {}).get(str(path)))
         for key, value in doc.settings.items():
             if key in settings and settings[key][0] != value:
                 doc._error(
@@ -294,8 +296,8 @@ class _DesiredFile(ReferenceSteps, CrossSourceChecks):
 
     # -- steps
 
-    def check(self, claims: Claims) -> None:
-        text = self._read()
+    def check(self, claims: Claims, read_already: bytes | None = None) -> None:
+        text = self._read(read_already)
         if text is None:
             return
         deep = _too_deep(text) if nesting_bound(text) > MAX_C_NESTING else None
@@ -374,7 +376,7 @@ class _DesiredFile(ReferenceSteps, CrossSourceChecks):
         claims.restore(before)
         return False
 
-    def _read(self) -> str | None:
+    def _read(self, read_already: bytes | None) -> str | None:
         escaped_from = _linked_out_of(self.file)
         if escaped_from is not None:
             # A pull request may replace the file by a symlink to anything the runner can
@@ -388,8 +390,11 @@ class _DesiredFile(ReferenceSteps, CrossSourceChecks):
             )
             return None
         try:
-            # Not only regular files: `validate <(generate-sources)` reads a pipe.
-            raw = references.read_limited(self.file, MAX_FILE_BYTES, regular_only=False)
+            if read_already is None:
+                # Not only regular files: `validate <(generate-sources)` reads a pipe.
+                raw = references.read_limited(self.file, MAX_FILE_BYTES, regular_only=False)
+            else:
+                raw = references.within_limit(read_already, MAX_FILE_BYTES)
         except references.Unreadable as exc:
             self._error_at(0, 0, "", f"cannot read the file: {exc.reason}")
             return None

@@ -14,6 +14,7 @@ import ipaddress
 import json
 import math
 import os
+import stat
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -307,11 +308,13 @@ async def plan_files(
     adopt: bool = False,
     secrets_optional: bool = True,
     environ: Mapping[str, str] | None = None,
+    read_already: Mapping[str, bytes] | None = None,
 ) -> PlanResult:
     """Load the files while the live sources are listed, then plan.
 
     Secrets are optional by default: a plan without access to them still shows every
     other change and says "cannot compare" for them. `apply` asks for them all.
+    `read_already` holds the bytes of files read before (a pipe cannot be read twice).
     """
     settling = _Settling()
     async with connection.client() as client:
@@ -320,7 +323,11 @@ async def plan_files(
         listing = asyncio.create_task(client.list_sources(settling.add))
         loading = asyncio.ensure_future(
             _in_daemon_thread(
-                _load_to_plan, files, environ=environ, secrets_optional=secrets_optional
+                _load_to_plan,
+                files,
+                environ=environ,
+                secrets_optional=secrets_optional,
+                read_already=read_already,
             )
         )
         try:
@@ -422,11 +429,17 @@ class _Settling:
 
 
 def _load_to_plan(
-    files: Sequence[Path], *, environ: Mapping[str, str] | None, secrets_optional: bool
+    files: Sequence[Path],
+    *,
+    environ: Mapping[str, str] | None,
+    secrets_optional: bool,
+    read_already: Mapping[str, bytes] | None,
 ) -> LoadedState:
     from reconciler import loader, planner  # noqa: F401 (the planner: imported meanwhile)
 
-    return loader.load(files, environ=environ, secrets_optional=secrets_optional)
+    return loader.load(
+        files, environ=environ, secrets_optional=secrets_optional, read_already=read_already
+    )
 
 
 async def list_live(connection: Connection) -> list[LiveSource]:
@@ -455,21 +468,16 @@ def authenticate_plan(
     return made.authenticated(_saved_plan_key(connection, environ))
 
 
-def is_plan_file(path: Path) -> bool:
-    """Whether `path` holds a saved plan document rather than a desired-state file.
+@dataclass(frozen=True)
+class SingleInput:
+    """What `apply`'s one input holds, read once: a pipe (`apply <(cat plan.json)`)
+    cannot be read twice."""
 
-    Decided by content, not by a leading `{` alone: YAML written in JSON style is still YAML.
-    """
-    try:
-        # A plan is a JSON object: anything else (a desired-state file in block style,
-        # `/dev/zero`) is told by its first bytes, not read up to the bound first.
-        with open(path, "rb", buffering=0) as file:
-            if not file.read(4096).lstrip().startswith(b"{"):
-                return False
-        document = json.loads(_plan_bytes(path))
-    except (OSError, references.Unreadable, ValueError, RecursionError):
-        return False
-    return isinstance(document, dict) and "format_version" in document
+    # A saved plan document's bytes.
+    plan: bytes | None = None
+    # A desired-state file's bytes when it was read already (not a regular file); None
+    # when the loader reads it itself.
+    desired: bytes | None = None
 
 
 # A saved plan of 100,000 sources is a few hundred MiB: past this bound a file is no plan,
@@ -477,8 +485,48 @@ def is_plan_file(path: Path) -> bool:
 MAX_PLAN_BYTES = 1024 * 1024 * 1024
 
 
-def _plan_bytes(path: Path) -> bytes:
-    return references.read_limited(str(path), MAX_PLAN_BYTES, regular_only=False)
+def read_single_input(path: Path) -> SingleInput:
+    """Whether `path` holds a saved plan document or a desired-state file, read once.
+
+    Decided by content, not by a leading `{` alone: YAML written in JSON style is still YAML.
+    """
+    try:
+        descriptor = os.open(path, os.O_RDONLY)
+    except OSError:
+        return SingleInput()  # the loader says why, located
+    try:
+        regular = stat.S_ISREG(os.fstat(descriptor).st_mode)
+        head = references.read_up_to(descriptor, 4096)
+        # A plan is a JSON object: anything else (a desired-state file in block style,
+        # `/dev/zero`) is told by its first bytes, not read up to the plan's bound.
+        maybe_plan = head.lstrip().startswith(b"{")
+        if regular and not maybe_plan:
+            return SingleInput()
+        if maybe_plan:
+            limit = MAX_PLAN_BYTES
+        else:
+            from reconciler.loader import MAX_FILE_BYTES as limit
+        data = head + references.read_up_to(descriptor, limit + 1 - len(head))
+    except OSError:
+        return SingleInput()
+    finally:
+        os.close(descriptor)
+    if maybe_plan and len(data) <= MAX_PLAN_BYTES and _is_plan_document(data):
+        return SingleInput(plan=data)
+    return SingleInput(desired=None if regular else data)
+
+
+def is_plan_file(path: Path) -> bool:
+    """Whether `path` holds a saved plan document rather than a desired-state file."""
+    return read_single_input(path).plan is not None
+
+
+def _is_plan_document(data: bytes) -> bool:
+    try:
+        document = json.loads(data)
+    except (ValueError, RecursionError):
+        return False
+    return isinstance(document, dict) and "format_version" in document
 
 
 def read_plan_document(path: Path) -> Plan:
@@ -489,14 +537,18 @@ def read_plan_document(path: Path) -> Plan:
 
 
 def read_plan_file(
-    path: Path, connection: Connection, environ: Mapping[str, str] | None = None
+    path: Path,
+    connection: Connection,
+    environ: Mapping[str, str] | None = None,
+    *,
+    read_already: bytes | None = None,
 ) -> Plan:
     """A saved plan that `plan --out` made with this key for this connection's API.
 
     Anything else (edited, forged, made with another key, or for another API) is refused
-    before a single request is sent.
+    before a single request is sent. `read_already`: the file's bytes, read before.
     """
-    saved = _parsed_plan(path)
+    saved = _parsed_plan(path, read_already)
     try:
         check_saved_plan(saved, connection, environ)
     except PlanFileError as error:
@@ -505,9 +557,13 @@ def read_plan_file(
     return saved
 
 
-def _parsed_plan(path: Path) -> Plan:
+def _parsed_plan(path: Path, read_already: bytes | None = None) -> Plan:
     try:
-        document = _plan_bytes(path)
+        document = (
+            references.read_limited(str(path), MAX_PLAN_BYTES, regular_only=False)
+            if read_already is None
+            else read_already
+        )
     except references.Unreadable as error:
         raise PlanFileError(f"{path}: cannot read the plan: {error.reason}") from None
     try:
@@ -612,9 +668,10 @@ async def plan_to_apply(
     environ: Mapping[str, str] | None = None,
 ) -> PlanToApply:
     """The saved plan `inputs` names, or a fresh plan of the files with every secret read."""
-    if len(inputs) == 1 and is_plan_file(inputs[0]):
+    given = read_single_input(inputs[0]) if len(inputs) == 1 else SingleInput()
+    if given.plan is not None:
         _refuse_planning_options(request)
-        return PlanToApply(read_plan_file(inputs[0], connection, environ))
+        return PlanToApply(read_plan_file(inputs[0], connection, environ, read_already=given.plan))
     made = await plan_files(
         inputs,
         connection,
@@ -624,6 +681,7 @@ async def plan_to_apply(
         adopt=request.adopt,
         secrets_optional=False,
         environ=environ,
+        read_already={} if given.desired is None else {str(inputs[0]): given.desired},
     )
     return PlanToApply(made.plan, made)
 

@@ -203,18 +203,24 @@ def read_limited(path: str, limit: int, *, regular_only: bool) -> bytes:
         try:
             if regular_only and not stat.S_ISREG(os.fstat(descriptor).st_mode):
                 raise Unreadable("not a regular file")
-            data = _read_up_to(descriptor, limit + 1)
+            data = read_up_to(descriptor, limit + 1)
         finally:
             os.close(descriptor)
     except OSError as exc:
         missing = exc.errno == errno.ENOENT
         raise Unreadable(exc.strerror or type(exc).__name__, missing=missing) from None
+    return within_limit(data, limit)
+
+
+def within_limit(data: bytes, limit: int) -> bytes:
+    """`data`, read with one byte to spare, unless it is more than `limit`."""
     if len(data) > limit:
         raise Unreadable(f"larger than {_size(limit)}")
     return data
 
 
-def _read_up_to(descriptor: int, size: int) -> bytes:
+def read_up_to(descriptor: int, size: int) -> bytes:
+    """At most `size` bytes from `descriptor`, fewer only at its end (a pipe reads in parts)."""
     chunks: list[bytes] = []
     while size > 0 and (chunk := os.read(descriptor, size)):
         chunks.append(chunk)

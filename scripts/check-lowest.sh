@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Install the project with every direct dependency at the lowest version pyproject.toml
 # admits, in a throwaway virtual environment outside the repository, print what was
-# installed, and run the test suite there: a range whose lower bound no longer works
-# fails here, not on a user's machine.
+# installed, and run the type checker, the linters and the test suite there: a range
+# whose lower bound no longer works fails here, not on a user's machine.
 #
 #   scripts/check-lowest.sh                      # python3, the whole suite
 #   PYTHON=python3.10 scripts/check-lowest.sh    # another interpreter
@@ -30,5 +30,8 @@ rm -rf "$venv"
 echo "Installed at the lowest admitted versions (Python $version, $venv):"
 "$venv/bin/uv" pip freeze --python "$venv/bin/python" --exclude-editable | sed 's/^/  /'
 
+"$venv/bin/ruff" check --no-cache .
+"$venv/bin/ruff" format --check --no-cache .
+"$venv/bin/mypy" --strict --no-incremental reconciler
 # No cache directory: the repository's .pytest_cache belongs to its own .venv's runs.
 "$venv/bin/python" -m pytest -p no:cacheprovider "$@"

@@ -203,6 +203,41 @@ def test_saved_plan_is_applied_then_the_next_plan_is_empty(
     assert writes_since(store, mark) == []
 
 
+def test_apply_reads_a_saved_plan_or_a_file_through_a_pipe(
+    store: SourceStore, emulator_url: str, tmp_path: Path
+) -> None:
+    # `apply <(cat plan.json)`: the input was read twice, the pipe's first bytes lost, and
+    # the plan refused as "the file must be a mapping with 'version: 1'".
+    sources = write_sources(tmp_path, sources_yaml("Products", "Uploads"))
+    saved = tmp_path / "plan.json"
+    assert run_cli("plan", sources, "--out", saved, "--api-url", emulator_url).returncode == 0
+    applied = _through_bash_pipe(saved, emulator_url)
+    assert applied.returncode == 0, applied.stderr
+    assert "Apply: 2 applied, 0 failed." in applied.stdout
+    assert sorted(s.name for s in store.sources.values()) == ["Products", "Uploads"]
+
+    # A desired-state file through a pipe, as `validate <(generate-sources)` reads one.
+    sources.write_text(sources_yaml("Products", "Uploads").replace("604800", "86400"))
+    mark = len(store.request_log)
+    again = _through_bash_pipe(sources, emulator_url)
+    assert again.returncode == 0, again.stderr
+    assert "Apply: 1 applied, 0 failed." in again.stdout
+    assert len(writes_since(store, mark)) == 1
+
+
+def _through_bash_pipe(path: Path, api_url: str) -> subprocess.CompletedProcess[str]:
+    command = 'exec "$0" -m reconciler apply --auto-approve --api-url "$2" <(cat "$1")'
+    return subprocess.run(
+        ["bash", "-c", command, sys.executable, str(path), api_url],
+        env=child_env(CANARY_ENV),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 def test_plan_of_an_invalid_file_exits_1_with_located_errors_before_a_write_or_second_page(
     store: SourceStore, emulator_url: str, tmp_path: Path
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import tracemalloc
 from collections.abc import Mapping
@@ -432,12 +433,54 @@ def test_a_plan_result_has_a_short_repr_whatever_its_size() -> None:
     assert repr(PlanToApply(made)) == f"PlanToApply({count // 2} actions, None)"
 
 
-def test_a_path_that_is_no_plan_is_told_by_its_first_bytes() -> None:
+def test_a_path_that_is_no_plan_is_told_by_its_first_bytes(tmp_path: Path) -> None:
     # `apply /dev/zero` read the whole bound (1 GiB) before handing the path to the loader.
+    # A regular file is not read past its first bytes; a device or pipe is read once, up
+    # to the loader's bound, and handed over (it cannot be read again).
+    from reconciler.loader import MAX_FILE_BYTES
+
+    regular = tmp_path / "sources.yaml"
+    regular.write_text("version: 1\nsources: []\n" + "# padding\n" * 100_000)
     tracemalloc.start()
     try:
-        assert not reconcile.is_plan_file(Path("/dev/zero"))
+        assert reconcile.read_single_input(regular) == reconcile.SingleInput()
+        _, peak = tracemalloc.get_traced_memory()
+        assert peak < 64 * 1024
+        tracemalloc.reset_peak()
+        device = reconcile.read_single_input(Path("/dev/zero"))
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert peak < 1024 * 1024
+    assert device.plan is None
+    assert device.desired is not None and len(device.desired) == MAX_FILE_BYTES + 1
+    assert peak < 3 * MAX_FILE_BYTES
+    assert not reconcile.is_plan_file(Path("/dev/zero"))
+
+
+def _through_a_fifo(tmp_path: Path, content: bytes) -> Path:
+    """A named pipe that gives `content` once, to the first reader."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+
+    def write() -> None:
+        with open(fifo, "wb") as end:
+            end.write(content)
+
+    threading.Thread(target=write, daemon=True).start()
+    return fifo
+
+
+@pytest.mark.parametrize("size", [10, 5000, 200_000])
+def test_a_plan_or_a_file_through_a_pipe_is_read_once(tmp_path: Path, size: int) -> None:
+    # `apply <(cat plan.json)`: the plan check took the pipe's first 4 KiB, then read the
+    # rest as the plan (invalid), then the loader read nothing ("must be a mapping").
+    plan = b'{"format_version": 1, "padding": "' + b"x" * size + b'"}'
+    assert reconcile.read_single_input(_through_a_fifo(tmp_path, plan)).plan == plan
+    (tmp_path / "pipe").unlink()
+    desired = b"version: 1\nsources: []\n" + b"# padding\n" * size
+    given = reconcile.read_single_input(_through_a_fifo(tmp_path, desired))
+    assert given == reconcile.SingleInput(desired=desired)
+    (tmp_path / "pipe").unlink()
+    # YAML in JSON style is not a plan, and is handed over whole.
+    flow = b'{"version": 1, "sources": [], "padding": "' + b"x" * size + b'"}'
+    assert reconcile.read_single_input(_through_a_fifo(tmp_path, flow)).desired == flow

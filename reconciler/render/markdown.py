@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from reconciler import deferred, redact
+from reconciler.github import COMMENT_BUDGET
 from reconciler.plan import (
     Action,
     Adoption,
@@ -45,9 +46,8 @@ MARKER = "<!-- imgix-reconciler:plan -->"
 # A scheduled drift check may post to an issue: its own marker, so it updates its own.
 DRIFT_MARKER = "<!-- imgix-reconciler:drift -->"
 REPORT_MARKER = "<!-- imgix-reconciler:apply -->"
-# Room under GitHub's limit (`github.COMMENT_LIMIT`) for the notes and closing lines added
-# after the budget is hit.
-BUDGET = 60_000
+# A plan is a pull request's comment: the room GitHub leaves it (`github.COMMENT_BUDGET`).
+BUDGET = COMMENT_BUDGET
 MAX_CELL = 300
 MAX_NAMED = 20
 # Characters of markdown one name takes in a list of names (the destructive sources, the
