@@ -31,7 +31,7 @@ from reconciler.plan import Action, OwnedElsewhere, Plan, Summary, compute_diges
 from reconciler.planner import PlanOptions, plan
 from reconciler.rails import Permissions, check_permissions
 from reconciler.render import render_report
-from reconciler.report import ApplyReport
+from reconciler.report import ActionResult, ApplyReport
 from reconciler.specs import DesiredState
 
 SECRET = "applier-canary-secret-0123456789"
@@ -690,3 +690,134 @@ def test_a_stale_action_names_five_changed_paths_at_most_and_none_it_cannot_know
     on_first_write(emulator_store, lambda: emulator_store.dashboard_redeploy(second, many))
     report = apply_budgeted(emulator_store, fake_clock, plan)
     assert report.results[1].error == "not applied: it changed since the plan; run plan again"
+
+
+# --------------------------------------------------------------------------- resuming
+
+
+def test_a_saved_plan_applied_again_is_in_effect_and_writes_nothing(
+    emulator_store: SourceStore, fake_clock: FakeClock
+) -> None:
+    """A stopped run resumed: what the first run made is recognised, not called stale."""
+    existing = seed(emulator_store, "Blog", ["acme-blog"])
+    renamed = {
+        "name": "Journal",
+        "enabled": False,
+        "deployment": {"cache_ttl_value": 86400, "annotation": "kept in git"},
+    }
+    plan = make_plan(
+        create("Products", ["acme-products"]),
+        patch(emulator_store, existing, renamed, destructive=True),
+    )
+    first = run(emulator_store, fake_clock, plan, saved=True, allow_disable=True)
+    assert first.ok and first.writes == 2
+    emulator_store.request_log.clear()
+
+    again = run(emulator_store, fake_clock, plan, saved=True, allow_disable=True)
+
+    assert [r.outcome for r in again.results] == ["in effect", "in effect"]
+    assert again.ok and again.writes == 0 and again.touched_ids == []
+    assert writes_in(emulator_store) == []
+
+    # One attribute put back by hand since: that patch is no longer in effect but stale.
+    emulator_store.dashboard_redeploy(existing, {"annotation": "edited by hand"})
+    with pytest.raises(StalePlan, match=r"Blog \(.*\) changed"):
+        run(emulator_store, fake_clock, plan, saved=True, allow_disable=True)
+    assert writes_in(emulator_store) == []
+
+
+def test_a_saved_plan_that_sets_a_referenced_annotation_is_stale_once_applied(
+    emulator_store: SourceStore, fake_clock: FakeClock
+) -> None:
+    # The text behind a reference is not in the plan: whether it is in effect cannot be known.
+    existing = seed(emulator_store, "Blog", ["acme-blog"])
+    noted = {"deployment": {"annotation": {"reference": {"env": "APPLIER_SECRET"}}}}
+    plan = make_plan(patch(emulator_store, existing, noted))
+    assert run(emulator_store, fake_clock, plan, saved=True).ok
+    with pytest.raises(StalePlan, match=r"Blog \(.*\) changed"):
+        run(emulator_store, fake_clock, plan, saved=True)
+
+
+def test_a_saved_create_with_its_marker_applied_again_is_in_effect(
+    emulator_store: SourceStore, fake_clock: FakeClock, tmp_path: Path
+) -> None:
+    (tmp_path / "sources.yaml").write_text(STAMP_YAML)
+    environ = {"APPLIER_SECRET": SECRET}
+    desired = load([tmp_path / "sources.yaml"], environ=environ).state
+    saved = plan(desired, [], PlanOptions(fingerprint_key=b"key"))
+    assert saved.actions[0].marker is not None
+
+    def apply() -> ApplyReport:
+        return run(emulator_store, fake_clock, saved, saved=True, fingerprint_key=b"key")
+
+    assert apply().ok
+    emulator_store.request_log.clear()
+    again = apply()
+    assert [r.outcome for r in again.results] == ["in effect"]
+    assert writes_in(emulator_store) == []
+
+    # An edit in the dashboard drops the marker: the create is no longer known to be in
+    # effect, and its hostname is now another source's.
+    (source_id,) = emulator_store.sources
+    emulator_store.dashboard_redeploy(source_id, {})
+    with pytest.raises(StalePlan, match="acme-products now taken"):
+        apply()
+
+
+def test_hostnames_the_api_lists_in_another_order_are_still_in_effect(
+    emulator_store: SourceStore, fake_clock: FakeClock
+) -> None:
+    existing = seed(emulator_store, "Blog", ["acme-a"])
+    grow = {"deployment": {"imgix_subdomains": ["acme-a", "acme-b"], "cache_ttl_value": 86400}}
+    plan = make_plan(patch(emulator_store, existing, grow))
+    assert run(emulator_store, fake_clock, plan, saved=True).ok
+    emulator_store.dashboard_redeploy(existing, {"imgix_subdomains": ["acme-b", "acme-a"]})
+
+    again = run(emulator_store, fake_clock, plan, saved=True)
+
+    assert [r.outcome for r in again.results] == ["in effect"]
+    emulator_store.dashboard_redeploy(existing, {"imgix_subdomains": ["acme-a"]})
+    with pytest.raises(StalePlan, match=r"Blog \(.*\) changed"):
+        run(emulator_store, fake_clock, plan, saved=True)
+
+
+def test_placeholders_are_resolved_wherever_the_body_holds_them() -> None:
+    resolver = SecretResolver({"APPLIER_SECRET": SECRET})
+    body = {"deployment": {"list": [{"secret": {"env": "APPLIER_SECRET"}}, "plain", 3]}}
+    assert resolver.resolve(body) == {"deployment": {"list": [SECRET, "plain", 3]}}
+    assert body["deployment"]["list"][0] == {"secret": {"env": "APPLIER_SECRET"}}
+
+
+WEB_YAML = """\
+version: 1
+sources:
+  - name: Site
+    deployment:
+      type: webfolder
+      imgix_subdomains: [acme-site]
+      webfolder_base_url: https://site.example/
+      username: reader
+      password: {env: APPLIER_SECRET}
+"""
+
+
+def test_a_web_secrets_encrypted_value_is_recorded_and_the_next_plan_is_empty(
+    emulator_store: SourceStore, fake_clock: FakeClock, tmp_path: Path
+) -> None:
+    (tmp_path / "sources.yaml").write_text(WEB_YAML)
+    environ = {"APPLIER_SECRET": SECRET}
+    desired = load([tmp_path / "sources.yaml"], environ=environ).state
+    options = PlanOptions(fingerprint_key=b"key")
+    made = plan(desired, [], options)
+    assert made.actions[0].record_encrypted
+    heard: list[ActionResult] = []
+
+    report = run(emulator_store, fake_clock, made, fingerprint_key=b"key", on_result=heard.append)
+
+    assert report.ok and report.writes == 2  # the create, then the annotation that records
+    assert heard == report.results
+    (source_id,) = emulator_store.sources
+    live = LiveSource.from_resource(emulator_store.get_source(source_id))
+    assert live.annotation.marker is not None and live.annotation.marker.encrypted
+    again = plan(desired, [live], options)
+    assert again.actions == [] and again.notices == []

@@ -71,6 +71,37 @@ def test_a_missing_or_null_attribute_takes_its_default(missing: str) -> None:
     )
 
 
+def test_a_listing_that_omits_name_and_enabled_reads_an_enabled_unnamed_source() -> None:
+    # The API's documented defaults: a source it lists without `enabled` serves images.
+    live = LiveSource.from_resource({"id": "f" * 24, "attributes": {"deployment": {}}})
+
+    assert live.enabled is True
+    assert live.name == ""
+    assert live.deployment == {}
+
+
+def test_the_annotation_is_split_into_the_users_text_and_the_marker() -> None:
+    from reconciler.marker import Marker
+
+    text = "Owned by the blog team " + Marker(owner="ci").render()
+    live = LiveSource.from_resource(
+        {"id": "f" * 24, "attributes": {"deployment": {"annotation": text}}}
+    )
+
+    assert live.annotation.text == "Owned by the blog team"
+    assert live.annotation.marker is not None
+    assert live.annotation.marker.owner == "ci"
+
+
+@pytest.mark.parametrize("annotation", [None, 7, ["x"]], ids=repr)
+def test_an_annotation_that_is_not_text_is_no_annotation(annotation: Any) -> None:
+    live = LiveSource.from_resource(
+        {"id": "f" * 24, "attributes": {"deployment": {"annotation": annotation}}}
+    )
+
+    assert live.annotation == (None, None)
+
+
 def test_a_partial_deployment_has_no_type_and_no_hostnames() -> None:
     live = LiveSource.from_resource({"id": "b" * 24, "attributes": {"deployment": {}}})
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import json
 import os
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +25,10 @@ from reconciler.plan import (
     OwnedElsewhere,
     Plan,
     Summary,
+    canonical_json,
     compute_digest,
     plan_json_schema,
+    same_json,
     write_cost,
 )
 from reconciler.planner import PlanOptions, plan
@@ -258,14 +262,15 @@ def test_write_cost_counts_every_request_an_apply_sends() -> None:
     disabled_change = patch([{"enabled": True, "name": "x"}, {"enabled": False}], record=True)
     web_secret = patch([{"deployment": {"password": {"secret": {"env": "P"}}}}], record=True)
     disabling = patch([{"enabled": False}], record=True)  # never enabled: nothing recorded
+    enabled_later = patch([{"enabled": False}, {"enabled": True}], record=True)
 
     cost = write_cost(
-        [create(), disabled_change, web_secret, disabling],
+        [create(), disabled_change, web_secret, disabling, enabled_later],
         creates_per_hour=60,
         updates_per_hour=60,
     )
 
-    assert (cost.creates, cost.updates) == (1, 2 + 1 + 2 + 1)
+    assert (cost.creates, cost.updates) == (1, 2 + 1 + 2 + 1 + 2 + 1)
 
 
 def test_write_cost_time_is_the_hourly_batches_beyond_a_fresh_budget() -> None:
@@ -315,7 +320,12 @@ def test_a_trusted_action_is_the_model_validation_gives() -> None:
 
 def test_a_trusted_model_takes_every_field_in_order() -> None:
     fields = {"path": "name", "before": "A", "after": "B"}
-    assert Change.trusted(**fields) == Change(**fields)
+    trusted = Change.trusted(**fields)
+    assert trusted == Change(**fields)
+    # Every field set, as validation leaves it; copied and pickled like a validated model.
+    assert trusted.model_fields_set == set(fields)
+    assert trusted.model_dump(exclude_unset=True) == fields
+    assert copy.deepcopy(trusted) == pickle.loads(pickle.dumps(trusted)) == trusted
     for wrong in (
         {"path": "name", "after": "B"},  # one missing
         {"after": "B", "path": "name", "before": "A"},  # out of order
@@ -340,3 +350,67 @@ def test_the_digest_of_many_actions_is_the_hash_of_their_payloads_in_one_documen
             payload = [_dumped_payload(action) for action in some]
             text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
             assert compute_digest(some) == "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+# --------------------------------------------------------------------------- values
+
+
+def test_same_json_tells_apart_what_json_tells_apart() -> None:
+    assert same_json({"a": [1, "x", None], "b": {"c": 1.5}}, {"b": {"c": 1.5}, "a": [1, "x", None]})
+    for a, b in (
+        (True, 1),
+        (1, 1.0),
+        (0, False),
+        ({"a": 1}, {"a": 1, "b": 1}),
+        ({"a": 1}, {"b": 1}),
+        ({"a": {"b": True}}, {"a": {"b": 1}}),
+        ([1, 2], [1, 2, 3]),
+        ([1, 2, 3], [1, 2]),
+        ([1, [True]], [1, [1]]),
+        ("1", 1),
+    ):
+        assert not same_json(a, b) and not same_json(b, a), (a, b)
+
+
+def test_a_plan_holding_a_non_finite_number_keeps_its_mac_and_digest_once_read_back() -> None:
+    # Only a broken API answer holds NaN or Infinity; the saved plan holds null instead.
+    nan, inf = float("nan"), float("inf")
+    assert canonical_json({"a": [nan, 1.5, -inf], "b": {"c": inf}, "d": (nan,)}) == (
+        '{"a":[null,1.5,null],"b":{"c":null},"d":[null]}'
+    )
+    action = create().model_copy(
+        update={"changes": [Change(path="deployment.q", before={"a": [nan, 2.5]}, after=inf)]}
+    )
+    made = Plan(
+        digest=compute_digest([action]),
+        summary=Summary(create=1, patch=0, unchanged=0, unmanaged=0),
+        actions=[action],
+    ).authenticated(MAC_KEY)
+    read_back = Plan.model_validate_json(made.to_json())
+    assert read_back.actions[0].changes[0].before == {"a": [None, 2.5]}
+    assert read_back.is_authentic(MAC_KEY)
+    assert compute_digest(read_back.actions) == made.digest
+
+
+def test_a_protected_source_refuses_only_the_protected_risks() -> None:
+    risky = create().model_copy(
+        update={"risks": ["disables", "changes_credentials", "moves_origin"]}
+    )
+    assert risky.model_copy(update={"protected": True}).refused_as_protected == [
+        "disables",
+        "moves_origin",
+    ]
+    assert risky.refused_as_protected == []
+
+
+def test_the_blast_radius_is_exceeded_past_both_the_share_and_the_count() -> None:
+    def exceeded(risky: int, managed: int, share: float, count: int) -> bool:
+        measured = BlastRadius.measure(risky, managed, max_risky_share=share, min_risky_count=count)
+        assert (measured.risky, measured.managed) == (risky, managed)
+        assert (measured.max_risky_share, measured.min_risky_count) == (share, count)
+        return measured.exceeded
+
+    assert exceeded(4, 10, 0.3, 1)
+    assert not exceeded(3, 10, 0.3, 1)  # at the share, not past it
+    assert not exceeded(4, 10, 0.3, 5)  # past the share, under the count
+    assert exceeded(5, 10, 0.3, 5)  # at the count

@@ -214,6 +214,15 @@ def test_a_live_source_listing_a_subdomain_twice_is_matched_once() -> None:
     assert only(plan(desired(spec), [twice], OPTIONS)).id == ID_A
 
 
+def test_a_live_source_without_subdomains_holds_none_of_the_next_ones() -> None:
+    # As many hostnames as live sources, but not one each: the second holds both.
+    spec = s3_spec(subdomains=("one", "two"))
+    bare = LiveSource(id=ID_A, name="Bare", deployment={"type": "s3", "imgix_subdomains": []})
+    result = plan(desired(spec), [bare, live_of(spec, ID_B)], OPTIONS)
+    assert result.actions == [] and result.summary.unchanged == 1
+    assert [u.id for u in result.unmanaged] == [ID_A]
+
+
 def test_a_pin_leaves_the_other_specs_matched_by_subdomain() -> None:
     pinned = s3_spec("Pinned", ("p",), id=ID_B)
     spec = s3_spec("By subdomain", ("one", "two"))
@@ -290,6 +299,14 @@ def test_two_specs_on_one_live_source_is_an_error() -> None:
     specs = desired(s3_spec("A", ("one",)), s3_spec("B", ("two",)))
     with pytest.raises(PlanError, match=r'"A" and "B" both match live source'):
         plan(specs, [live], OPTIONS)
+
+
+def test_two_specs_pinning_one_id_is_an_error_naming_both() -> None:
+    live = live_of(s3_spec(subdomains=("one",)), ID_B)
+    specs = desired(s3_spec("A", ("one",), id=ID_B), s3_spec("B", ("two",), id=ID_B))
+    with pytest.raises(PlanError, match=rf'"A" and "B" both have id {ID_B}') as info:
+        plan(specs, [live], OPTIONS)
+    assert info.value.spec_indices == (0, 1)
 
 
 def test_hostname_claimed_by_two_specs_is_an_error() -> None:
@@ -593,6 +610,7 @@ def test_adopting_sends_the_secrets_and_writes_the_marker() -> None:
     assert marker == Marker({"s3_secret_key": fingerprint(KEY, "s3_secret_key", S3_SECRET)})
     assert result.adoption is not None and result.adoption.planned
     assert "adopting 1 source:" in result.adoption.detail
+    assert "(1 update, 1 hour of the budget of 60 updates per hour)" in result.adoption.detail
     adopted = live.model_copy(
         update={"deployment": {**live.deployment, "annotation": deployment["annotation"]}}
     )
@@ -618,6 +636,34 @@ def test_adopting_a_web_folder_costs_the_recording_of_its_encrypted_password() -
     # Enabled to be written (and its password recorded), then disabled again.
     adoption = plan(desired(spec_disabled), [disabled], OPTIONS).adoption
     assert adoption is not None and adoption.updates == 3
+
+
+def test_a_web_password_changed_outside_is_sent_again_with_a_notice() -> None:
+    spec = webfolder_spec("Blog", ("acme-blog",), password=BLOG_PASSWORD)
+    live = live_of(spec)
+    recorded = parse_annotation(str(live.deployment["annotation"])).marker
+    assert recorded is not None
+    marker = replace(recorded, encrypted={"password": encrypted_digest("ciphertext-1")})
+    annotation = compose_annotation(None, marker)
+    as_recorded = {"annotation": annotation, "password_encrypted": "ciphertext-1"}
+    assert plan(desired(spec), [live_of(spec, deployment=as_recorded)], OPTIONS).actions == []
+    changed = live_of(spec, deployment={**as_recorded, "password_encrypted": "ciphertext-2"})
+    result = plan(desired(spec), [changed], OPTIONS)
+    assert paths(only(result)) == ["deployment.password"]
+    (notice,) = result.notices
+    assert (notice.kind, notice.source, notice.id) == ("encrypted_changed", "Blog", ID_A)
+    assert notice.detail.startswith("password changed outside imgix-reconciler")
+
+
+def test_a_web_password_the_file_no_longer_declares_is_cleared() -> None:
+    spec = webfolder_spec("Blog", ("acme-blog",))
+    live = live_of(spec, deployment={"password_encrypted": "ciphertext-1"})
+    action = only(plan(desired(spec), [live], OPTIONS))
+    assert action.changes == [Change(path="deployment.password", before=WRITE_ONLY, after=None)]
+    deployment = action.writes[0]["deployment"]
+    assert isinstance(deployment, dict) and deployment["password"] is None
+    ignored = webfolder_spec("Blog", ("acme-blog",), ignore_changes=["deployment.password"])
+    assert plan(desired(ignored), [live], OPTIONS).actions == []
 
 
 def test_a_create_on_the_origin_of_an_unmanaged_source_suggests_pinning_its_id() -> None:
@@ -789,6 +835,100 @@ def test_swapping_subdomains_is_a_cycle_that_explains_itself() -> None:
     assert info.value.spec_indices == (0, 1)
 
 
+def test_a_cycle_names_only_its_own_moves_not_those_waiting_on_it() -> None:
+    # "Tail" waits for "First", which is in the cycle but is not in it itself.
+    listed = [
+        live_of(s3_spec("Tail", ("t",)), ID_A),
+        live_of(s3_spec("First", ("x", "z")), ID_B),
+        live_of(s3_spec("Second", ("y",)), ID_C),
+    ]
+    specs = desired(
+        s3_spec("Tail", ("t", "z"), id=ID_A),
+        s3_spec("First", ("y",), id=ID_B),
+        s3_spec("Second", ("x",), id=ID_C),
+    )
+    with pytest.raises(PlanError, match="cycle") as info:
+        plan(specs, listed, OPTIONS)
+    message = str(info.value)
+    assert message.startswith(
+        'hostname moves form a cycle: "First" claims y from "Second"; '
+        '"Second" claims x from "First". '
+    )
+    assert "Tail" not in message and info.value.spec_indices == (1, 2)
+
+
+def test_a_chain_of_moves_is_ordered_release_by_release() -> None:
+    # Each claims what the next releases: the writes run backwards along the chain.
+    listed = [
+        live_of(s3_spec("A", ("a",)), ID_A),
+        live_of(s3_spec("B", ("b",)), ID_B),
+        live_of(s3_spec("C", ("c",)), ID_C),
+    ]
+    specs = desired(
+        s3_spec("A", ("b",), id=ID_A), s3_spec("B", ("c",), id=ID_B), s3_spec("C", ("d",), id=ID_C)
+    )
+    result = plan(specs, listed, OPTIONS)
+    assert [(a.source, a.depends_on) for a in result.actions] == [
+        ("C", []),
+        ("B", [ID_C]),
+        ("A", [ID_B]),
+    ]
+
+
+def test_a_claim_of_two_released_hostnames_waits_for_both_releases() -> None:
+    # Listed before its releasers and first by name: only both releases make it ready.
+    listed = [
+        live_of(s3_spec("Claimer", ("c",)), ID_A),
+        live_of(s3_spec("P release", ("p", "p-kept")), ID_B),
+        live_of(s3_spec("Q release", ("q", "q-kept")), ID_C),
+    ]
+    specs = desired(
+        s3_spec("Claimer", ("c", "p", "q"), id=ID_A),
+        s3_spec("P release", ("p-kept",), id=ID_B),
+        s3_spec("Q release", ("q-kept",), id=ID_C),
+    )
+    result = plan(specs, listed, OPTIONS)
+    assert [(a.source, a.depends_on) for a in result.actions] == [
+        ("P release", []),
+        ("Q release", []),
+        ("Claimer", [ID_B, ID_C]),
+    ]
+
+
+def test_ready_actions_of_a_plan_with_claims_run_creates_first_then_by_name() -> None:
+    # Listed out of order: the ready ones are taken in order all the same, at each step.
+    listed = [
+        live_of(s3_spec("Zed", ("z",)), ID_A),
+        live_of(s3_spec("Old", ("shared", "keep")), ID_B),
+        live_of(s3_spec("Abe", ("a",)), ID_C),
+    ]
+    specs = desired(
+        s3_spec("Zed", ("z",), id=ID_A, cache_ttl_value=3600),
+        s3_spec("Old", ("keep",), id=ID_B),
+        s3_spec("Abe", ("a",), id=ID_C, cache_ttl_value=3600),
+        s3_spec("New", ("shared",)),
+        s3_spec("Fresh", ("fresh",)),
+    )
+    result = plan(specs, listed, OPTIONS)
+    assert [(a.action, a.source) for a in result.actions] == [
+        ("create", "Fresh"),
+        ("patch", "Abe"),
+        ("patch", "Old"),
+        ("create", "New"),  # ready once "Old" released: a create, so before "Zed"
+        ("patch", "Zed"),
+    ]
+
+
+def test_a_hostname_field_ignored_keeps_the_live_hostnames_from_any_claim() -> None:
+    kept = live_of(s3_spec("Kept", ("k",)), ID_A, deployment={"custom_domains": ["img.example"]})
+    specs = desired(
+        s3_spec("Kept", ("k",), id=ID_A, ignore_changes=["deployment.custom_domains"]),
+        s3_spec("Claimer", ("c",), custom_domains=["img.example"]),
+    )
+    with pytest.raises(PlanError, match=r'"Claimer" claims img.example, which "Kept" keeps$'):
+        plan(specs, [kept], OPTIONS)
+
+
 def test_claiming_a_hostname_of_an_unmanaged_source_is_an_error() -> None:
     holder = live_of(s3_spec("Someone else", ("taken",)), ID_B)
     mine = live_of(s3_spec("Mine", ("mine",)), ID_A)
@@ -798,6 +938,28 @@ def test_claiming_a_hostname_of_an_unmanaged_source_is_an_error() -> None:
     )
     with pytest.raises(PlanError, match=r'"Mine" claims img.taken.example.*"Someone else"'):
         plan(specs, [mine, holder], OPTIONS)
+
+
+def test_a_hostname_listed_as_subdomain_and_as_domain_belongs_to_the_first_listed() -> None:
+    # The listing is untrusted: two live sources may list one name in different fields.
+    mine = live_of(s3_spec("Mine", ("mine",)), ID_A)
+    as_subdomain = LiveSource(
+        id=ID_B,
+        name="Listed first",
+        deployment={"type": "s3", "imgix_subdomains": ["img.x.example"]},
+    )
+    as_domain = LiveSource(
+        id=ID_C,
+        name="Listed second",
+        deployment={"type": "s3", "imgix_subdomains": ["c"], "custom_domains": ["img.x.example"]},
+    )
+    specs = desired(s3_spec("Mine", ("mine",), id=ID_A, custom_domains=["img.x.example"]))
+    for listed, holder in (
+        ([as_subdomain, as_domain], "first"),
+        ([as_domain, as_subdomain], "second"),
+    ):
+        with pytest.raises(PlanError, match=rf'belongs to live source "Listed {holder}"'):
+            plan(specs, [mine, *listed], OPTIONS)
 
 
 def test_claim_waiting_for_an_untargeted_release_asks_to_target_it() -> None:
@@ -1938,6 +2100,27 @@ def test_the_bulk_pass_settles_sources_of_several_views_and_markers() -> None:
     rotated = desired(*specs)
     assert _bulk_verdicts(rotated, live, OPTIONS) == [False] * 4 + [None] + [False] * 4
     assert only(plan(rotated, live, OPTIONS)).source == "S1"
+
+
+@pytest.mark.parametrize("no_text", [42, {"text": "a map"}])
+def test_a_listing_with_an_annotation_that_is_no_text_tells_the_others_apart(
+    no_text: object,
+) -> None:
+    # The bulk pass remembers a verdict per live annotation: a marked source and an
+    # unmarked one must not share it because a third annotation is no text (nor may a
+    # map, which no verdict can be remembered by, stop the plan).
+    specs = [s3_spec("A", ("acme-a",)), s3_spec("B", ("acme-b",)), s3_spec("C", ("acme-c",))]
+    live = [
+        live_of(specs[0], ID_A),
+        live_of(specs[1], ID_B, deployment={"annotation": no_text}),
+        live_of(specs[2], ID_C, deployment={"annotation": None}),
+    ]
+    wanted = desired(*specs)
+    assert _bulk_verdicts(wanted, live, OPTIONS) == [False, True, True]
+    bulk = plan(wanted, live, OPTIONS)
+    assert bulk.adoption is not None and [s.name for s in bulk.adoption.sources] == ["B", "C"]
+    with _per_source_only():
+        assert plan(wanted, live, OPTIONS).to_json() == bulk.to_json()
 
 
 def test_a_page_of_listed_sources_is_settled_at_once() -> None:

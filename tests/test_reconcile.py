@@ -15,23 +15,27 @@ import pytest
 from conftest import FakeClock
 from console import invoke
 
-from reconciler import loader, reconcile
+from reconciler import loader, reconcile, redact
 from reconciler.client import REQUEST_TIMEOUT
 from reconciler.emulator import EMULATOR_API_KEY, SourceStore
 from reconciler.emulator.listing import Page
 from reconciler.errors import ApplyRefused, StalePlan
 from reconciler.live import LiveSource
 from reconciler.loader import LoadedState, LoadError
+from reconciler.plan import compute_digest
+from reconciler.rails import Permissions
 from reconciler.reconcile import (
     API_URL_VARIABLE,
     REQUEST_TIMEOUT_VARIABLE,
     ApplyRequest,
     ConfigurationError,
+    PlanFileError,
     PlanToApply,
     authenticate_plan,
     check_apply_policy,
     connect,
     plan_to_apply,
+    read_plan_document,
 )
 
 KEY = "ak_" + "0" * 64
@@ -336,6 +340,8 @@ def test_a_short_fingerprint_key_is_refused_without_echoing_it(
         )
         == b"k3y-16-chars-ok!"
     )
+    # Accepted, it is a secret: masked in every output from then on.
+    assert "k3y-16" not in redact.scrub("the key k3y-16-chars-ok! leaked")
     sources = tmp_path / "sources.yaml"
     sources.write_text("version: 1\nsources: []\n", encoding="utf-8")
     result = invoke(
@@ -396,6 +402,58 @@ def test_a_saved_plan_refuses_options_that_change_what_is_planned(tmp_path: Path
         asyncio.run(plan_to_apply([saved], connection, request, environ=ENVIRON))
     again = asyncio.run(plan_to_apply([saved], connection, ApplyRequest(), environ=ENVIRON))
     assert again.saved and again.plan.digest == made.plan.digest
+
+
+def test_a_plan_document_read_for_showing_is_checked_against_its_digest(tmp_path: Path) -> None:
+    # What a pull-request comment shows of `plan --out`: the actions its digest covers.
+    made = _to_apply(tmp_path, ApplyRequest()).plan
+    document = tmp_path / "plan.json"
+    document.write_text(made.to_json(), "utf-8")
+    assert read_plan_document(document) == made
+    edited = made.model_copy(update={"actions": made.actions[1:]})
+    document.write_text(edited.to_json(), "utf-8")
+    with pytest.raises(PlanFileError, match="do not match the plan's digest"):
+        read_plan_document(document)
+    document.write_text("version: 1\nsources: []\n", "utf-8")
+    with pytest.raises(PlanFileError, match="not a plan document"):
+        read_plan_document(document)
+
+
+def test_an_authentic_saved_plan_whose_digest_is_not_its_actions_is_refused(
+    tmp_path: Path,
+) -> None:
+    # The reviewer approves a digest (`--expect-digest`): it must be the actions applied.
+    connection = connect(None, emulator=True, environ=ENVIRON)
+    made = _to_apply(tmp_path, ApplyRequest()).plan
+    misdigested = made.model_copy(update={"digest": "sha256:" + "0" * 64})
+    saved = tmp_path / "plan.json"
+    saved.write_text(authenticate_plan(misdigested, connection, ENVIRON).to_json(), "utf-8")
+    with pytest.raises(PlanFileError, match="do not match the plan's digest"):
+        asyncio.run(plan_to_apply([saved], connection, ApplyRequest(), environ=ENVIRON))
+
+
+def test_a_saved_plan_made_against_another_api_is_refused(tmp_path: Path) -> None:
+    # Same keys, another API (a staging proxy, say): the MAC passes, the plan is refused.
+    connection = connect(None, emulator=True, environ=ENVIRON)
+    made = _to_apply(tmp_path, ApplyRequest()).plan
+    elsewhere = "https://staging.example/imgix"
+    moved = made.model_copy(
+        update={"api_url": elsewhere, "digest": compute_digest(made.actions, elsewhere)}
+    )
+    saved = tmp_path / "plan.json"
+    saved.write_text(authenticate_plan(moved, connection, ENVIRON).to_json(), "utf-8")
+    with pytest.raises(ApplyRefused, match=r"made against https://staging\.example/imgix, not "):
+        asyncio.run(plan_to_apply([saved], connection, ApplyRequest(), environ=ENVIRON))
+
+
+def test_the_apply_policy_refuses_what_the_rails_stop(tmp_path: Path) -> None:
+    made = _to_apply(tmp_path, ApplyRequest()).plan
+    disabling = [action.model_copy(update={"destructive": True}) for action in made.actions]
+    to_apply = PlanToApply(made.model_copy(update={"actions": disabling}))
+    with pytest.raises(ApplyRefused, match="--allow-disable"):
+        check_apply_policy(to_apply, ApplyRequest())
+    allowed = ApplyRequest(permissions=Permissions(allow_disable=True))
+    assert check_apply_policy(to_apply, allowed) is True
 
 
 def test_a_plan_result_has_a_short_repr_whatever_its_size() -> None:

@@ -24,9 +24,13 @@ from reconciler.specs import (
     hostname_count_error,
     ignore_changes_error,
     managed_view,
+    managed_views,
+    reference_value_problem,
     secret_fields,
+    secret_value_problem,
     stated_fields,
     stated_only_fields,
+    validation_context,
 )
 
 
@@ -67,6 +71,28 @@ def test_unresolved_secret_cannot_be_revealed() -> None:
     assert ref.with_value("x").reveal() == "x"
     assert ref.locator() == {"file": "/abs/keys/s3.txt"}
     assert ref.as_reference() == {"file": "keys/s3.txt"}
+
+
+def test_an_env_reference_is_read_again_from_the_same_variable() -> None:
+    assert SecretRef("env", "S3_SECRET_KEY", "v").locator() == {"env": "S3_SECRET_KEY"}
+    assert SecretRef("file", "keys/s3.txt").locator() == {"file": "keys/s3.txt"}
+
+
+def test_a_value_read_through_a_reference_is_checked_as_its_field() -> None:
+    # The message never holds the value (it came through a reference).
+    assert reference_value_problem("imgix_subdomains", "acme") == "takes no reference"
+    assert reference_value_problem("cache_ttl_behavior", "respect_origin") is None
+    problem = reference_value_problem("cache_ttl_behavior", "sometimes")
+    assert problem is not None
+    assert "sometimes" not in problem
+    assert secret_value_problem("request_handshake", "short") == (
+        "must be exactly 32 latin-1 characters (the value has 5)"
+    )
+    assert secret_value_problem("request_handshake", "k" * 32) is None
+    assert secret_value_problem("password", "user:pass") == (
+        "must not contain ':' or control characters"
+    )
+    assert secret_value_problem("s3_bucket", "user:pass") is None  # no secret
 
 
 def test_literal_secret_is_rejected_without_echo() -> None:
@@ -149,6 +175,66 @@ def test_documented_defaults() -> None:
     assert "robots.txt" not in deployment_defaults(WebProxyDeployment)
 
 
+def test_credentialed_origins_name_their_credentials_and_location() -> None:
+    # api-notes: moving such an origin re-sends its credentials, the secret included.
+    expected = {
+        "s3": ({"s3_access_key", "s3_secret_key"}, {"s3_bucket", "s3_prefix"}),
+        "gcs": ({"gcs_access_key", "gcs_secret_key"}, {"gcs_bucket", "gcs_prefix"}),
+        "s3_compatible": (
+            {"access_key_id", "secret_key"},
+            {"bucket_name", "endpoint_url", "region", "storage_provider"},
+        ),
+    }
+    for kind, (credentials, location) in expected.items():
+        model = DEPLOYMENT_MODELS[kind]
+        assert set(model.CREDENTIAL_FIELDS) == credentials
+        assert set(model.LOCATION_FIELDS) == location
+    azure = DEPLOYMENT_MODELS["azure"]
+    assert set(azure.CREDENTIAL_FIELDS) == {"azure_sas_string"}
+    assert azure.LOCATION_FIELDS
+    assert set(DEPLOYMENT_MODELS["webfolder"].LOCATION_FIELDS) == {"webfolder_base_url"}
+    # Their secrets are basic-auth and signing keys, not credentials of a bucket.
+    assert not DEPLOYMENT_MODELS["webfolder"].CREDENTIAL_FIELDS
+    assert not DEPLOYMENT_MODELS["webproxy"].CREDENTIAL_FIELDS
+
+
+def test_a_web_proxy_keeps_secure_urls_enabled() -> None:
+    data = {"type": "webproxy", "imgix_subdomains": ["acme-proxy"], "secure_url_enabled": True}
+    assert WebProxyDeployment.model_validate(data).secure_url_enabled is True
+
+
+def test_specs_cannot_be_changed_once_read() -> None:
+    spec = SourceSpec.model_validate({"name": "Product images", "deployment": s3()})
+    with pytest.raises(ValidationError):
+        spec.name = "other"  # type: ignore[misc]
+    with pytest.raises(ValidationError):
+        spec.deployment.s3_bucket = "other"  # type: ignore[misc]
+    state = DesiredState.model_validate({"version": 1, "sources": []})
+    with pytest.raises(ValidationError):
+        state.sources = []  # type: ignore[misc]
+    with pytest.raises(ValidationError):
+        state.safety.max_risky_share = 1.0  # type: ignore[misc]
+
+
+def test_unknown_default_params_are_refused_unless_the_file_allows_them() -> None:
+    params = {"default_params": {"not-a-param": "1"}}
+    (error,) = errors(S3Deployment, s3(**params))
+    assert (error["type"], error["loc"]) == ("unknown_param", ("default_params", "not-a-param"))
+    source = {"name": "Product images", "deployment": s3(**params)}
+    (error,) = errors(DesiredState, {"version": 1, "sources": [source]})
+    assert error["type"] == "unknown_param"
+    # A caller's own context reaches the validators either way.
+    assert validation_context({"version": 1}, {"wire": True}) == {"wire": True}
+    assert validation_context({"allow_unknown_params": True}, {"wire": True}) == {
+        "wire": True,
+        "allow_unknown_params": True,
+    }
+    allowed = DesiredState.model_validate(
+        {"version": 1, "allow_unknown_params": True, "sources": [source]}
+    )
+    assert allowed.sources[0].deployment.default_params == {"not-a-param": "1"}
+
+
 def test_stated_fields_are_those_the_file_wrote() -> None:
     deployment = S3Deployment.model_validate({**s3(), "robots.txt": "origin"})
     assert "robots.txt" in stated_fields(deployment)
@@ -201,6 +287,47 @@ def test_managed_attributes_are_what_a_dump_gives_for_every_source_of_the_exampl
     assert len(kinds) >= 5  # the example shows all types but s3_compatible
 
 
+def test_only_numbers_and_booleans_are_compared_by_type_too() -> None:
+    # `true == 1` in Python: a live `true` for cache_ttl_value must not read as unchanged.
+    view = managed_view(S3Deployment.model_validate(s3()))
+    typed = {
+        view.fields[p][1]: kind
+        for p, kind in zip(view.typed_positions, view.typed_types, strict=True)
+    }
+    assert typed == {
+        "cache_ttl_error": int,
+        "cache_ttl_value": int,
+        "crossdomain_xml_enabled": bool,
+        "image_error_append_qs": bool,
+        "image_missing_append_qs": bool,
+        "secure_url_enabled": bool,
+    }
+    assert view.typed is not None
+    values = view.from_spec(S3Deployment.model_validate(s3()))
+    assert view.typed(values) == tuple(values[p] for p in view.typed_positions)
+
+
+def test_views_of_many_deployments_are_grouped_by_view() -> None:
+    gcs = {
+        "type": "gcs",
+        "imgix_subdomains": ["acme-gcs"],
+        "gcs_access_key": "GOOG1EXAMPLE",
+        "gcs_bucket": "acme-gcs",
+        "gcs_secret_key": {"env": "GCS_SECRET_KEY"},
+    }
+    deployments = [
+        S3Deployment.model_validate(s3()),
+        GcsDeployment.model_validate(gcs),
+        S3Deployment.model_validate(s3(imgix_subdomains=["acme-other"])),
+        S3Deployment.model_validate({**s3(), "robots.txt": "origin"}),
+    ]
+    groups = managed_views(deployments)
+    assert sorted(positions for _, positions in groups) == [[0, 2], [1], [3]]
+    for view, positions in groups:
+        for position in positions:
+            assert view == managed_view(deployments[position])
+
+
 def test_every_type_has_a_model() -> None:
     assert set(DEPLOYMENT_MODELS) == set(DEPLOYMENT_TYPES)
     for kind, model in DEPLOYMENT_MODELS.items():
@@ -249,6 +376,10 @@ def test_documented_constraints(overrides: dict[str, Any], kind: str) -> None:
 def test_value_errors_quote_the_value() -> None:
     (error,) = errors(S3Deployment, s3(imgix_subdomains=["Bad_Sub"]))
     assert error["msg"].endswith("(got 'Bad_Sub')")
+    (error,) = errors(S3Deployment, s3(custom_domains=["Images.Example.com"]))
+    assert error["msg"].endswith("(got 'Images.Example.com')")
+    (error,) = errors(DesiredState, {"version": 1, "owner": "two words", "sources": []})
+    assert error["msg"].endswith("(got 'two words')")
 
 
 def test_limits_are_inclusive() -> None:
