@@ -819,10 +819,12 @@ class ImgixClient:
         finally:
             await response.aclose()
         # The body is decoded already: a response without the encoding headers holds it.
+        # Raw bytes: decoded text would be encoded again as ASCII, and a server's non-ASCII
+        # header value (`Retry-After: \u0661`) raised UnicodeEncodeError (found by fuzzing).
         headers = [
             (name, value)
-            for name, value in response.headers.multi_items()
-            if name.lower() not in ("content-encoding", "content-length", "transfer-encoding")
+            for name, value in response.headers.raw
+            if name.lower() not in (b"content-encoding", b"content-length", b"transfer-encoding")
         ]
         return httpx.Response(
             response.status_code, headers=headers, content=content, request=request

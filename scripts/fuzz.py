@@ -21,10 +21,13 @@ import asyncio
 import contextlib
 import gzip
 import json
+import math
 import os
+import random
 import re
 import sys
 import tempfile
+import zlib
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
@@ -48,11 +51,19 @@ def _instrumented() -> contextlib.AbstractContextManager[object]:
 
 with _instrumented():
     from reconciler import untrusted
-    from reconciler.client import ClientError, ImgixClient, Pacing, RetryPolicy
+    from reconciler.client import (
+        BUDGET_WAITS,
+        LISTING_REREADS,
+        ClientError,
+        ImgixClient,
+        Pacing,
+        RetryPolicy,
+    )
     from reconciler.errors import ApplyRefused, PlanFileError
     from reconciler.live import LiveSource
     from reconciler.loader import LoadError, load
     from reconciler.marker import compose_annotation, parse_annotation
+    from reconciler.pacing import LONGEST_BUDGET_WAIT
     from reconciler.plan import Plan, compute_digest
     from reconciler.reconcile import (
         Connection,
@@ -71,6 +82,7 @@ FILE_CANARY = "fuzz-file-canary-2b81e4"
 ENVIRON = {"FUZZ_SECRET": ENV_CANARY, "FUZZ_SECRET_2": ENV_CANARY + "-two"}
 API_URL = "https://api.imgix.com"
 API_KEY = "ak_" + "0123456789abcdef" * 4
+UNPACED = Pacing(per_second=None, creates_per_hour=None, updates_per_hour=None)
 PLAN_ENVIRON = {"IMGIX_RECONCILER_FINGERPRINT_KEY": "fuzz-fingerprint-key-4c1d9e7a20b35f68"}
 # What `reconciler.untrusted` promises never to leave in its output.
 UNSAFE_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
@@ -201,6 +213,203 @@ def api_response(data: bytes) -> None:
     asyncio.run(run())
 
 
+class _Clock:
+    """Time that moves only when the client sleeps: a campaign never waits, and counts."""
+
+    def __init__(self) -> None:
+        self.now = 1_700_000_000.0
+        self.slept = 0.0
+        self.longest = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        # Recorded, not asserted here: the pacer sleeps in a task of its own, whose
+        # exception nobody reads.
+        self.longest = max(self.longest, seconds) if seconds == seconds else math.inf
+        self.now += seconds
+        self.slept += seconds
+        await asyncio.sleep(0)
+
+
+# `headers`: the status lines and header values the first bytes choose among.
+STATUS_LINES = (
+    b"HTTP/1.1 200 OK",
+    b"HTTP/1.1 429 Too Many Requests",
+    b"HTTP/1.1 503 Service Unavailable",
+    b"HTTP/1.1 500 ",
+    b"HTTP/1.1 200 \xff\x1b[31m::error::",
+    b"HTTP/1.1 204 No Content",
+    b"HTTP/1.1 304 Not Modified",
+    b"HTTP/1.1 301 Moved",
+    b"HTTP/1.1 401 Unauthorized",
+    b"HTTP/1.1 999 Nine",
+    b"HTTP/1.0 200 OK",
+    b"HTTP/1.1 103 Early Hints\r\n\r\nHTTP/1.1 200 OK",
+)
+RETRY_AFTERS = (
+    None,
+    b"0",
+    b"1",
+    b"31536000",  # a year
+    b"-5",
+    b"1e400",
+    b"nan",
+    b"inf",
+    b"  7  ",
+    b"Fri, 31 Dec 9999 23:59:59 GMT",
+    b"Mon, 01 Jan 1990 00:00:00 GMT",
+    b"Sun, 06 Nov 1994 08:49:37",
+    b"1, 2",
+    b"\xd9\xa1\xd9\xa2",  # Arabic-Indic digits, which float() reads
+)
+CONTENT_TYPES = (
+    b"application/vnd.api+json",
+    b"application/json; charset=utf-16",
+    b"text/html",
+    None,
+    b"application/vnd.api+json, text/html",
+    b"\xff/json",
+)
+CONTENT_ENCODINGS = (
+    None,
+    b"gzip",
+    b"deflate",
+    b"br",
+    b"gzip, gzip",
+    b"identity",
+    b"zstd",
+    b"x-gzip",
+)
+# Pagination that lies: more pages than it holds, fewer records than listed, none at all.
+PAGINATIONS: tuple[object, ...] = (
+    {"totalRecords": 1, "totalPages": 1},
+    {"totalRecords": 10**30, "totalPages": 10**30, "hasNextPage": True},
+    {"totalRecords": 0, "totalPages": 0, "hasNextPage": False},
+    {"totalRecords": -1, "totalPages": "x", "hasNextPage": "yes"},
+    {"totalRecords": 1e400, "totalPages": 2, "pageSize": 0},
+    None,
+)
+
+
+def _header_answer(data: bytes) -> bytes:
+    """An HTTP/1.1 answer as bytes on the wire: the first six bytes choose its parts."""
+    picks, rest = (data + bytes(6))[:6], data[6:]
+    status = STATUS_LINES[picks[0] % len(STATUS_LINES)]
+    headers: list[tuple[bytes, bytes]] = []
+    retry = RETRY_AFTERS[picks[1] % len(RETRY_AFTERS)]
+    if picks[1] // 16 % 2 and rest:  # a value of the input's own, whatever it holds
+        retry = rest[: picks[1] // 32 + 1]
+    if retry is not None:
+        headers.append((b"Retry-After", retry))
+    if picks[1] // 64 % 2:
+        headers.append((b"Retry-After", b"3"))  # stacked
+    content_type = CONTENT_TYPES[picks[2] % len(CONTENT_TYPES)]
+    if content_type is not None:
+        headers.append((b"Content-Type", content_type))
+    pagination = PAGINATIONS[picks[4] % len(PAGINATIONS)]
+    resource = {"id": "0" * 24, "type": "sources", "attributes": {"name": "x"}}
+    document: dict[str, object] = {"data": [resource] if picks[4] // 8 % 2 else []}
+    if pagination is not None:
+        document["meta"] = {"pagination": pagination}
+    body = json.dumps(document).encode() if picks[5] % 2 == 0 else rest
+    encoding = CONTENT_ENCODINGS[picks[3] % len(CONTENT_ENCODINGS)]
+    if encoding is not None:
+        headers.append((b"Content-Encoding", encoding))
+        if picks[3] // 8 % 2 == 0:  # encoded as said, else a lie
+            for coding in encoding.split(b","):
+                if coding.strip() in (b"gzip", b"x-gzip"):
+                    body = gzip.compress(body, mtime=0)
+                elif coding.strip() == b"deflate":
+                    body = zlib.compress(body)
+    lengths = (len(body), len(body) + 10, max(0, len(body) - 3), None, -1, 10**20, "abc")
+    length = lengths[picks[5] // 2 % len(lengths)]
+    if length is not None:
+        headers.append((b"Content-Length", str(length).encode()))
+    if picks[5] // 16 % 2 and length is not None:
+        headers.append((b"Content-Length", b"0"))  # contradicting itself
+    head = b"".join(b"\r\n" + name + b": " + value for name, value in headers)
+    return status + head + b"\r\n\r\n" + body
+
+
+def headers(data: bytes) -> None:
+    """A hostile server's status line and headers on a real socket, through the client.
+
+    `Retry-After` in every form, absurd or contradictory `Content-Length`, unknown or
+    stacked `Content-Encoding`, a wrong `Content-Type`, pagination that lies: a listing,
+    a read and a write end in `LiveSource`s or a `ClientError` on one escaped line, and
+    the waits the client asks of its (injected) clock stay within what it promises: each
+    call's retries within `RetryPolicy.deadline`, a write's waits for an hourly budget
+    at most BUDGET_WAITS of LONGEST_BUDGET_WAIT.
+    """
+    answer = _header_answer(data)
+    policy = RetryPolicy(attempts=4, deadline=120.0, jitter=random.Random(0))
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # One answer a connection, then the close: a body shorter than its stated length
+        # ends there, instead of holding the client to its timeout (real seconds).
+        # Cancelled when the campaign's server closes: not an error of the client's.
+        with contextlib.suppress(OSError, asyncio.IncompleteReadError, asyncio.CancelledError):
+            request = await reader.readuntil(b"\r\n\r\n")
+            sent = re.search(rb"(?i)content-length: *(\d+)", request)
+            if sent:
+                await reader.readexactly(int(sent.group(1)))
+            writer.write(answer)
+            await writer.drain()
+        writer.close()
+
+    async def run() -> None:
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        calls: list[tuple[str, float]] = [
+            ("list", policy.deadline * (LISTING_REREADS + 1)),
+            ("get", policy.deadline),
+            # A write may also wait for hourly budgets (README: 429s with no wait said, or
+            # asked up to about an hour): each of BUDGET_WAITS waits, and the run's own
+            # count of refusals, a window apiece. Never a year's.
+            ("update", 2 * (BUDGET_WAITS + 1) * (LONGEST_BUDGET_WAIT + policy.deadline)),
+        ]
+        try:
+            for call, bound in calls:
+                clock = _Clock()
+                async with ImgixClient(
+                    api_key=API_KEY,
+                    base_url=f"http://127.0.0.1:{port}",
+                    pacing=Pacing() if call == "update" else UNPACED,
+                    retry=policy,
+                    clock=clock,
+                    sleep=clock.sleep,
+                    timeout=5.0,
+                    max_response_bytes=64 * 1024,
+                    max_pages=8,
+                    max_sources=100,
+                    on_notice=lambda message: None,
+                ) as client:
+                    try:
+                        if call == "list":
+                            for live in await client.list_sources():
+                                _read_live(live)
+                        elif call == "get":
+                            _read_live(await client.get_source("0" * 24))
+                        else:
+                            _read_live(await client.update_source("0" * 24, {"name": "y"}))
+                    except ClientError as error:
+                        message = str(error)
+                        assert not UNSAFE_CHARS.search(message), f"unescaped: {message!r}"
+                        assert not COMMAND_START.match(message), message
+                        assert API_KEY not in message and API_KEY not in repr(error)
+                longest = clock.longest
+                assert 0 <= longest <= LONGEST_BUDGET_WAIT, f"asked to sleep {longest!r}"
+                waited = f"{call} waited {clock.slept:.0f}s (bound {bound:.0f}s)"
+                assert clock.slept <= bound, waited
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    asyncio.run(run())
+
+
 def _read_live(live: LiveSource) -> None:
     """What the planner reads of a live source: none of it may raise."""
     assert isinstance(live.id, str)
@@ -301,6 +510,7 @@ TARGETS: dict[str, Callable[[bytes], None]] = {
     "annotation": annotation,
     "plan_file": plan_file,
     "neutraliser": neutraliser,
+    "headers": headers,
 }
 
 
@@ -347,6 +557,23 @@ def seeds(target: str) -> Iterator[bytes]:
     elif target == "plan_file":
         for name in ("plan.json", "plan.saved.json"):
             yield (REPOSITORY / "tests/golden" / name).read_bytes()
+    elif target == "headers":
+        # Status, Retry-After, Content-Type, Content-Encoding, pagination, body and length.
+        for picks in (
+            b"\x00\x00\x00\x00\x08\x00",  # a page of one source, as it should be
+            b"\x01\x03\x00\x00\x00\x00",  # 429, Retry-After: a year
+            b"\x02\x09\x00\x01\x00\x00",  # 503, a date in 9999, deflate
+            b"\x01\x05\x00\x00\x00\x00",  # 429, Retry-After: 1e400
+            b"\x02\x0a\x00\x00\x00\x00",  # 503, a date in the past
+            b"\x00\x00\x00\x0b\x09\x02",  # gzip said but not done, too long a length
+            b"\x00\x00\x00\x04\x01\x00",  # gzip twice; pagination of 10**30 pages
+            b"\x00\x00\x02\x06\x03\x00",  # text/html, zstd, nonsense pagination
+            b"\x00\x00\x00\x00\x04\x08",  # a length of -1; 1e400 records
+            b"\x04\x00\x00\x00\x00\x10",  # a reason phrase of escapes; two lengths
+            b"\x0b\x0d\x00\x00\x00\x00",  # 103 then 200; Arabic-Indic digits
+            b"\x01\x50\x00\x00\x00\x01",  # 429 with a Retry-After of the body's bytes
+        ):
+            yield picks + b"1e9\r\nX-Injected: 1 \x00\xff"
     elif target == "neutraliser":
         yield "\x00::add-mask::x\n\x1b[31m@user #12 https://e.x <b>\u202e".encode()
         yield b"\x01" + "  ::error::\u2028x".encode("utf-16-le")

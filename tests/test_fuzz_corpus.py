@@ -8,7 +8,9 @@ parser's documented error.
 
 from __future__ import annotations
 
+import gzip
 import importlib.util
+import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -116,3 +118,38 @@ def test_a_plan_file_past_the_bound_is_refused_not_read_whole(
         reconcile.read_plan_file(plan, connection, fuzz.PLAN_ENVIRON)
     monkeypatch.setattr(reconcile, "MAX_PLAN_BYTES", plan.stat().st_size)
     assert reconcile.is_plan_file(plan)
+
+
+def test_the_headers_target_catches_a_wait_of_a_year(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A client that slept whatever Retry-After asks: the injected clock must catch it.
+    from reconciler import client
+
+    async def obliging(
+        self: client.ImgixClient, outcome: object, error: Exception, *args: object
+    ) -> None:
+        budget = args[2]
+        if budget.attempt >= self._retry.attempts:  # type: ignore[attr-defined]
+            raise error
+        asked = client._asked_wait(outcome)  # type: ignore[arg-type]
+        await self._pacer.pause(asked if asked is not None else 0.0)
+
+    monkeypatch.setattr(client.ImgixClient, "_back_off", obliging)
+    with pytest.raises(AssertionError, match="asked to sleep 31536000"):
+        fuzz.headers(b"\x01\x03\x00\x00\x00\x00")  # 429 with Retry-After: 31536000
+
+
+def test_the_headers_target_speaks_http_on_a_socket() -> None:
+    # The status line and headers are the input's own bytes, parsed by httpx's h11.
+    answer = fuzz._header_answer(b"\x01\x03\x00\x01\x00\x00")
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.split(b"\r\n") == [
+        b"HTTP/1.1 429 Too Many Requests",
+        b"Retry-After: 31536000",
+        b"Content-Type: application/vnd.api+json",
+        b"Content-Encoding: gzip",
+        f"Content-Length: {len(body)}".encode(),
+    ]
+    assert json.loads(gzip.decompress(body)) == {
+        "data": [],
+        "meta": {"pagination": {"totalRecords": 1, "totalPages": 1}},
+    }
