@@ -333,6 +333,9 @@ class Pacer:
         if not 0 < seconds <= LONGEST_BUDGET_WAIT:
             return False
         window.full_until = max(window.full_until, self._clock() + seconds)
+        # Refusals before it are answered by this wait: a write refused through it and
+        # its retries must not add a second window for the same refusals.
+        window.refused_in_a_row = 0
         return True
 
     def refused(self, kind: RequestKind, *, said_how_long: bool) -> None:

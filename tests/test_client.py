@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 
 from reconciler import redact
 from reconciler.client import (
+    BUDGET_WAITS,
     ApiError,
     AuthError,
     ClientError,
@@ -1116,6 +1117,33 @@ def test_a_retry_after_past_the_deadline_fails_fast_and_holds_no_one(
     assert "deadline" in str(outcomes[0])
     assert all(isinstance(outcome, LiveSource) for outcome in outcomes[1:])
     assert fake_clock.elapsed < 120.0
+
+
+def test_a_write_refused_without_end_waits_three_hourly_windows_then_fails(
+    fake_clock: FakeClock,
+) -> None:
+    # A server that answers every update 429 and never says how long (found by fuzzing):
+    # the pacer's count of refusals in a row and the write's own budget waits each added
+    # a window for the same refusals, five hours in all, then a misleading deadline error.
+    requests: list[str] = []
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        requests.append(request.method)
+        return httpx.Response(429, json={"errors": [{"detail": "rate limited"}]})
+
+    client = make_client(
+        fake_clock,
+        transport=httpx.MockTransport(refuse),
+        pacing=Pacing(),  # the documented 60 updates an hour
+        retry=RetryPolicy(attempts=4, jitter=random.Random(0)),
+    )
+    with pytest.raises(ClientError, match=r"^imgix API 429"):
+        run(client, lambda c: c.update_source("0" * 24, {"name": "renamed"}))
+
+    assert BUDGET_WAITS == 3
+    # Four tries per round, a round before each of the three waits and one after them.
+    assert requests == ["PATCH"] * 4 * (BUDGET_WAITS + 1)
+    assert 3 * 3600 <= fake_clock.elapsed < 4 * 3600
 
 
 class _StopOn429(httpx.AsyncBaseTransport):
