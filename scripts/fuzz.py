@@ -366,9 +366,12 @@ def headers(data: bytes) -> None:
             ("list", policy.deadline * (LISTING_REREADS + 1)),
             ("get", policy.deadline),
             # A write may also wait for hourly budgets (README: 429s with no wait said, or
-            # asked up to about an hour): each of BUDGET_WAITS waits, and the run's own
-            # count of refusals, a window apiece. Never a year's.
-            ("update", 2 * (BUDGET_WAITS + 1) * (LONGEST_BUDGET_WAIT + policy.deadline)),
+            # asked up to about an hour): BUDGET_WAITS windows at most, each round of
+            # retries around them within the deadline. Never a year's.
+            (
+                "update",
+                BUDGET_WAITS * LONGEST_BUDGET_WAIT + (BUDGET_WAITS + 1) * policy.deadline,
+            ),
         ]
         try:
             for call, bound in calls:
