@@ -169,7 +169,11 @@ def _hostnames(draw: st.DrawFn, kind: str, taken: set[str]) -> list[str]:
         if name not in taken:
             taken.add(name)
             names.append(name)
-    return names or [f"fz-{len(taken)}" + (".example" if kind == "custom_domains" else "")]
+    if not names:
+        # Every draw was taken: a name no draw makes (they end in "-fz"), never given twice.
+        names.append(f"fz-{len(taken)}" + (".example" if kind == "custom_domains" else ""))
+        taken.add(names[0])
+    return names
 
 
 def _reference(draw: st.DrawFn) -> Node:
