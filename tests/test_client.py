@@ -19,7 +19,7 @@ from urllib.parse import parse_qs
 import httpx
 import pytest
 from conftest import FakeClock
-from hostile_server import HostileApi, serving
+from hostile_server import HostileApi, _source, serving
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -742,6 +742,84 @@ def test_a_length_announced_anew_on_every_page_is_not_quoted_whole(
 
     assert isinstance(error, ApiError)
     assert "(1200 then 1201 then … (9 more) then 1211 announced, 1200 read)" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("records", "quoted"),
+    [
+        (350, "(350 then 351 then 352 then 353 announced, 350 read)"),
+        (450, "(450 then 451 then … (2 more) then 454 announced, 450 read)"),
+    ],
+)
+def test_four_announced_lengths_are_quoted_whole_and_five_are_not(
+    fake_clock: FakeClock, records: int, quoted: str
+) -> None:
+    api = HostileApi(attack="moving", records=records, moves=0, disagree=True)
+
+    error, _ = list_hostile(fake_clock, api)
+
+    assert isinstance(error, ApiError)
+    assert quoted in str(error)
+
+
+def _scripted_listing(
+    page: Callable[[int, int], dict[str, Any]],
+) -> tuple[httpx.MockTransport, list[int]]:
+    """A server answering a list's page `n` of its read `r` (from 0) with `page(r, n)`;
+    the page numbers it was asked for, in order."""
+    asked: list[int] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        number = int(request.url.params["page[number]"])
+        asked.append(number)
+        return httpx.Response(200, json=page(asked.count(0) - 1, number))
+
+    return httpx.MockTransport(answer), asked
+
+
+def test_two_reads_that_announce_alike_but_list_other_sources_are_not_alike(
+    fake_clock: FakeClock,
+) -> None:
+    # Each read announces 3 and lists 2, but another second source each time: the
+    # list moves (a source created as another is removed), no count the API keeps.
+    def page(read: int, number: int) -> dict[str, Any]:
+        pagination = {"totalRecords": 3, "totalPages": 1, "hasNextPage": False}
+        return {"data": [_source(0), _source(10 + read)], "meta": {"pagination": pagination}}
+
+    transport, asked = _scripted_listing(page)
+    client = make_client(fake_clock, transport=transport, on_notice=lambda _: None)
+
+    with pytest.raises(ApiError) as caught:
+        run(client, lambda c: c.list_sources())
+
+    assert "kept changing while it was read (3 announced, 2 read), 3 times in a row" in str(
+        caught.value
+    )
+    assert asked == [0, 0, 0]
+
+
+def test_a_removal_announced_only_by_total_pages_is_read_again(fake_clock: FakeClock) -> None:
+    # No totalRecords: a page count that shrinks mid-read is all that shows source 2 was
+    # hidden (it slid onto page 0, read already, when source 0 was removed).
+    listed = list(range(5))
+
+    def page(read: int, number: int) -> dict[str, Any]:
+        held = listed[2 * number : 2 * number + 2]
+        pages = -(-len(listed) // 2)
+        if read == 0 and number == 0:
+            del listed[0]
+        pagination = {"pageSize": 2, "totalPages": pages, "hasNextPage": number + 1 < pages}
+        return {"data": [_source(n) for n in held], "meta": {"pagination": pagination}}
+
+    transport, asked = _scripted_listing(page)
+    notices: list[str] = []
+    client = make_client(fake_clock, transport=transport, on_notice=notices.append)
+
+    sources = run(client, lambda c: c.list_sources())
+
+    assert [source.id for source in sources] == hostile_ids([1, 2, 3, 4])
+    assert notices == ["the list of sources changed while it was read (4 read); reading it again"]
+    assert asked == [0, 1, 2, 0, 1]
 
 
 def test_a_total_that_is_off_on_two_reads_alike_is_taken_as_the_apis_count(
