@@ -1257,6 +1257,29 @@ def test_a_write_refused_with_429_is_not_sent_again_after_a_stop(fake_clock: Fak
     assert store.sources[ids[1]].name == "Source 1"
 
 
+def test_a_write_retry_past_max_duration_is_refused_before_its_wait(
+    fake_clock: FakeClock,
+) -> None:
+    # A 503 asks for 30s; --max-duration ends in 10s: the run stops now, not after 30s.
+    sent: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(request.method)
+        return httpx.Response(503, headers={"Retry-After": "30"})
+
+    client = make_client(
+        fake_clock, transport=httpx.MockTransport(answer), retry=RetryPolicy(deadline=120.0)
+    )
+    client.pacer.stop = Stop(deadline=fake_clock.time() + 10.0, clock=fake_clock.time)
+
+    with pytest.raises(ClientError, match="could not finish within --max-duration") as caught:
+        run(client, lambda c: c.update_source("a" * 24, {"name": "renamed"}))
+
+    assert "whether the earlier attempt was applied is unknown" in str(caught.value)
+    assert sent == ["PATCH"]
+    assert fake_clock.elapsed < 1.0
+
+
 # --------------------------------------------------------------------------- echoed secrets
 
 
