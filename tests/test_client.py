@@ -1280,6 +1280,28 @@ def test_a_write_retry_past_max_duration_is_refused_before_its_wait(
     assert fake_clock.elapsed < 1.0
 
 
+def test_a_write_retry_that_ends_within_max_duration_is_sent(fake_clock: FakeClock) -> None:
+    # The retry finishes work already under way: it needs only its wait (2s) before
+    # --max-duration (2.5s), not the time a new write would take on top of it.
+    sent: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(request.method)
+        if len(sent) == 1:
+            return httpx.Response(503, headers={"Retry-After": "2"})
+        return httpx.Response(200, json={"data": _source(0)})
+
+    client = make_client(
+        fake_clock, transport=httpx.MockTransport(answer), retry=RetryPolicy(deadline=120.0)
+    )
+    client.pacer.stop = Stop(deadline=fake_clock.time() + 2.5, clock=fake_clock.time)
+
+    updated = run(client, lambda c: c.update_source(f"{0:024x}", {"name": "renamed"}))
+
+    assert updated.id == f"{0:024x}"
+    assert sent == ["PATCH", "PATCH"]
+
+
 # --------------------------------------------------------------------------- echoed secrets
 
 
