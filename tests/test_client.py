@@ -1302,6 +1302,34 @@ def test_a_write_retry_that_ends_within_max_duration_is_sent(fake_clock: FakeClo
     assert sent == ["PATCH", "PATCH"]
 
 
+def test_each_page_of_a_lost_creates_lookup_has_its_own_retries(fake_clock: FakeClock) -> None:
+    # The create's answer is lost; the lookup's server ignores the filter and lists
+    # three pages, each failing once: two attempts per page suffice, not two in all.
+    failed: set[int] = set()
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            return httpx.Response(504, text="<html>504 Gateway Time-out</html>")
+        number = int(request.url.params["page[number]"])
+        if number not in failed:
+            failed.add(number)
+            return httpx.Response(503)
+        pagination = {"pageSize": 2, "totalPages": 3, "hasNextPage": number < 2}
+        held = [_source(n) for n in range(2 * number, 2 * number + 2)]
+        return httpx.Response(200, json={"data": held, "meta": {"pagination": pagination}})
+
+    client = make_client(
+        fake_clock,
+        transport=httpx.MockTransport(answer),
+        retry=RetryPolicy(attempts=2, deadline=120.0, jitter=random.Random(1)),
+    )
+
+    created = run(client, lambda c: c.create_source(_source(5)["attributes"]))
+
+    assert created.id == f"{5:024x}"
+    assert failed == {0, 1, 2}
+
+
 # --------------------------------------------------------------------------- echoed secrets
 
 
