@@ -1330,6 +1330,83 @@ def test_each_page_of_a_lost_creates_lookup_has_its_own_retries(fake_clock: Fake
     assert failed == {0, 1, 2}
 
 
+def test_a_write_is_not_retried_after_a_signal(fake_clock: FakeClock) -> None:
+    # A signal arrives as a 503 comes back: its retry, even a short one, would be a write
+    # started after the signal, and CI kills the job soon after it.
+    stop = Stop()
+    sent: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(request.method)
+        stop.request("stopped by SIGTERM")
+        return httpx.Response(503, headers={"Retry-After": "1"})
+
+    client = make_client(fake_clock, transport=httpx.MockTransport(answer))
+    client.pacer.stop = stop
+
+    with pytest.raises(ClientError, match=r"Stopped retrying PATCH .*\(stopped by SIGTERM\)"):
+        run(client, lambda c: c.update_source(f"{0:024x}", {"name": "renamed"}))
+
+    assert sent == ["PATCH"]
+
+
+class _SignalWhileWaiting:
+    """The fake clock, with a signal arriving during the first wait."""
+
+    def __init__(self, clock: FakeClock, stop: Stop) -> None:
+        self.clock, self.stop = clock, stop
+        self.time = clock.time
+
+    async def sleep(self, seconds: float) -> None:
+        self.stop.request("stopped by SIGTERM")
+        await self.clock.sleep(seconds)
+
+
+def test_a_write_refused_then_stopped_while_waiting_is_reported_not_started(
+    fake_clock: FakeClock,
+) -> None:
+    # A 429 did nothing; the signal comes during its wait: not sent again, and reported
+    # as not attempted (NotStarted), not as an outcome unknown.
+    stop = Stop()
+    sent: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(request.method)
+        return httpx.Response(429, headers={"Retry-After": "1"})
+
+    client = make_client(
+        _SignalWhileWaiting(fake_clock, stop),  # type: ignore[arg-type]
+        transport=httpx.MockTransport(answer),
+    )
+    client.pacer.stop = stop
+
+    with pytest.raises(NotStarted, match="stopped by SIGTERM"):
+        run(client, lambda c: c.update_source(f"{0:024x}", {"name": "renamed"}))
+
+    assert sent == ["PATCH"]
+
+
+def test_the_retry_deadline_counts_from_the_first_attempt_not_its_answer(
+    fake_clock: FakeClock,
+) -> None:
+    # The first answer takes 50s of the 60s deadline: a 20s Retry-After passes it.
+    sent: list[str] = []
+
+    async def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(request.method)
+        await fake_clock.sleep(50.0)
+        return httpx.Response(503, headers={"Retry-After": "20"})
+
+    client = make_client(
+        fake_clock, transport=httpx.MockTransport(answer), retry=RetryPolicy(deadline=60.0)
+    )
+
+    with pytest.raises(DeadlineExceeded):
+        run(client, lambda c: c.get_source(f"{0:024x}"))
+
+    assert sent == ["GET"]
+
+
 # --------------------------------------------------------------------------- echoed secrets
 
 
