@@ -1224,6 +1224,31 @@ def test_a_write_refused_without_end_waits_three_hourly_windows_then_fails(
     assert 3 * 3600 <= fake_clock.elapsed < 4 * 3600
 
 
+def test_after_a_budget_wait_the_retry_deadline_is_renewed_once(fake_clock: FakeClock) -> None:
+    # The hourly budget is spent elsewhere (429s that never say how long): the write
+    # waits a window, then meets 503s asking 50s each. The wait gives it a new 60s
+    # deadline, once: its second 503 gives up, it does not renew at every attempt.
+    requests: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        requests.append(request.method)
+        if len(requests) <= 4:
+            return httpx.Response(429, json={"errors": [{"detail": "rate limited"}]})
+        return httpx.Response(503, headers={"Retry-After": "50"})
+
+    client = make_client(
+        fake_clock,
+        transport=httpx.MockTransport(answer),
+        pacing=Pacing(),  # the documented 60 updates an hour
+        retry=RetryPolicy(attempts=4, deadline=60.0, jitter=random.Random(0)),
+    )
+    with pytest.raises(DeadlineExceeded):
+        run(client, lambda c: c.update_source("0" * 24, {"name": "renamed"}))
+
+    assert requests == ["PATCH"] * (4 + 2)
+    assert 3600 <= fake_clock.elapsed < 3600 + 120
+
+
 class _StopOn429(httpx.AsyncBaseTransport):
     """The emulator, with a signal arriving as a 429 comes back (the run is stopping)."""
 
