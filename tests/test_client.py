@@ -1411,6 +1411,55 @@ def test_a_write_refused_then_stopped_while_waiting_is_reported_not_started(
     assert sent == ["PATCH"]
 
 
+def test_a_write_after_a_signal_is_not_started(fake_clock: FakeClock) -> None:
+    sent: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(request.method)
+        return httpx.Response(200, json={"data": _source(0)})
+
+    client = make_client(fake_clock, transport=httpx.MockTransport(answer))
+    client.pacer.stop.request("stopped by SIGTERM")
+
+    with pytest.raises(NotStarted, match="stopped by SIGTERM"):
+        run(client, lambda c: c.update_source(f"{0:024x}", {"name": "renamed"}))
+
+    assert sent == []
+
+
+class _Oversleeping:
+    """The fake clock on a loaded machine: every sleep lasts 10s longer than asked."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+        self.time = clock.time
+
+    async def sleep(self, seconds: float) -> None:
+        await self.clock.sleep(seconds + 10.0 if seconds > 0 else seconds)
+
+
+def test_a_write_retry_that_woke_past_max_duration_is_not_sent(fake_clock: FakeClock) -> None:
+    # The 503's 1s wait fit before --max-duration (5s), but the sleep lasted 11s: the
+    # retry is not sent, and the outcome of the first attempt is unknown.
+    sent: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(request.method)
+        return httpx.Response(503, headers={"Retry-After": "1"})
+
+    client = make_client(
+        _Oversleeping(fake_clock),  # type: ignore[arg-type]
+        transport=httpx.MockTransport(answer),
+        retry=RetryPolicy(attempts=2, deadline=120.0),
+    )
+    client.pacer.stop = Stop(deadline=fake_clock.time() + 5.0, clock=fake_clock.time)
+
+    with pytest.raises(ClientError, match=r"^Stopped retrying PATCH .*--max-duration"):
+        run(client, lambda c: c.update_source(f"{0:024x}", {"name": "renamed"}))
+
+    assert sent == ["PATCH"]
+
+
 def test_the_retry_deadline_counts_from_the_first_attempt_not_its_answer(
     fake_clock: FakeClock,
 ) -> None:
