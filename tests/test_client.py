@@ -44,7 +44,7 @@ from reconciler.emulator import (
     running_emulator,
 )
 from reconciler.live import LiveSource
-from reconciler.pacing import NotStarted, Stop
+from reconciler.pacing import NotStarted, Stop, continuing_action
 
 T = TypeVar("T")
 
@@ -1425,6 +1425,28 @@ def test_a_write_after_a_signal_is_not_started(fake_clock: FakeClock) -> None:
         run(client, lambda c: c.update_source(f"{0:024x}", {"name": "renamed"}))
 
     assert sent == []
+
+
+def test_a_later_write_of_an_action_under_way_goes_out_after_a_signal(
+    fake_clock: FakeClock,
+) -> None:
+    # The applier marks writes that finish an action already begun: a stop lets them
+    # through, or the source is left half written.
+    sent: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(request.method)
+        return httpx.Response(200, json={"data": _source(0)})
+
+    client = make_client(fake_clock, transport=httpx.MockTransport(answer))
+    client.pacer.stop.request("stopped by SIGTERM")
+    token = continuing_action.set(True)
+    try:
+        run(client, lambda c: c.update_source(f"{0:024x}", {"name": "renamed"}))
+    finally:
+        continuing_action.reset(token)
+
+    assert sent == ["PATCH"]
 
 
 class _Oversleeping:
