@@ -1249,6 +1249,40 @@ def test_after_a_budget_wait_the_retry_deadline_is_renewed_once(fake_clock: Fake
     assert 3600 <= fake_clock.elapsed < 3600 + 120
 
 
+def test_refusals_without_end_after_a_failed_attempt_hold_later_writes_a_window(
+    fake_clock: FakeClock,
+) -> None:
+    # A write's first attempt fails (503), so it waits for no budget itself; its eight
+    # 429s that never say how long still tell the pacer the hourly budget is spent: the
+    # next write waits a window rather than meeting the same refusals.
+    sent_at: list[float] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent_at.append(fake_clock.elapsed)
+        if len(sent_at) == 1:
+            return httpx.Response(503)
+        if len(sent_at) <= 9:
+            return httpx.Response(429, json={"errors": [{"detail": "rate limited"}]})
+        return httpx.Response(200, json={"data": _source(0)})
+
+    client = make_client(
+        fake_clock,
+        transport=httpx.MockTransport(answer),
+        pacing=Pacing(),  # the documented 60 updates an hour
+        retry=RetryPolicy(attempts=9, deadline=600.0, jitter=random.Random(0)),
+    )
+
+    async def two_updates(c: ImgixClient) -> LiveSource:
+        with pytest.raises(ApiError, match=r"^imgix API 429"):
+            await c.update_source(f"{0:024x}", {"name": "first"})
+        return await c.update_source(f"{0:024x}", {"name": "second"})
+
+    run(client, two_updates)
+
+    assert len(sent_at) == 10
+    assert sent_at[9] - sent_at[8] >= 3000
+
+
 class _StopOn429(httpx.AsyncBaseTransport):
     """The emulator, with a signal arriving as a 429 comes back (the run is stopping)."""
 
