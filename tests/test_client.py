@@ -19,7 +19,7 @@ from urllib.parse import parse_qs
 import httpx
 import pytest
 from conftest import FakeClock
-from hostile_server import HostileApi, serving
+from hostile_server import HostileApi, _source, serving
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -44,7 +44,7 @@ from reconciler.emulator import (
     running_emulator,
 )
 from reconciler.live import LiveSource
-from reconciler.pacing import NotStarted, Stop
+from reconciler.pacing import NotStarted, Stop, continuing_action
 
 T = TypeVar("T")
 
@@ -744,6 +744,84 @@ def test_a_length_announced_anew_on_every_page_is_not_quoted_whole(
     assert "(1200 then 1201 then … (9 more) then 1211 announced, 1200 read)" in str(error)
 
 
+@pytest.mark.parametrize(
+    ("records", "quoted"),
+    [
+        (350, "(350 then 351 then 352 then 353 announced, 350 read)"),
+        (450, "(450 then 451 then … (2 more) then 454 announced, 450 read)"),
+    ],
+)
+def test_four_announced_lengths_are_quoted_whole_and_five_are_not(
+    fake_clock: FakeClock, records: int, quoted: str
+) -> None:
+    api = HostileApi(attack="moving", records=records, moves=0, disagree=True)
+
+    error, _ = list_hostile(fake_clock, api)
+
+    assert isinstance(error, ApiError)
+    assert quoted in str(error)
+
+
+def _scripted_listing(
+    page: Callable[[int, int], dict[str, Any]],
+) -> tuple[httpx.MockTransport, list[int]]:
+    """A server answering a list's page `n` of its read `r` (from 0) with `page(r, n)`;
+    the page numbers it was asked for, in order."""
+    asked: list[int] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        number = int(request.url.params["page[number]"])
+        asked.append(number)
+        return httpx.Response(200, json=page(asked.count(0) - 1, number))
+
+    return httpx.MockTransport(answer), asked
+
+
+def test_two_reads_that_announce_alike_but_list_other_sources_are_not_alike(
+    fake_clock: FakeClock,
+) -> None:
+    # Each read announces 3 and lists 2, but another second source each time: the
+    # list moves (a source created as another is removed), no count the API keeps.
+    def page(read: int, number: int) -> dict[str, Any]:
+        pagination = {"totalRecords": 3, "totalPages": 1, "hasNextPage": False}
+        return {"data": [_source(0), _source(10 + read)], "meta": {"pagination": pagination}}
+
+    transport, asked = _scripted_listing(page)
+    client = make_client(fake_clock, transport=transport, on_notice=lambda _: None)
+
+    with pytest.raises(ApiError) as caught:
+        run(client, lambda c: c.list_sources())
+
+    assert "kept changing while it was read (3 announced, 2 read), 3 times in a row" in str(
+        caught.value
+    )
+    assert asked == [0, 0, 0]
+
+
+def test_a_removal_announced_only_by_total_pages_is_read_again(fake_clock: FakeClock) -> None:
+    # No totalRecords: a page count that shrinks mid-read is all that shows source 2 was
+    # hidden (it slid onto page 0, read already, when source 0 was removed).
+    listed = list(range(5))
+
+    def page(read: int, number: int) -> dict[str, Any]:
+        held = listed[2 * number : 2 * number + 2]
+        pages = -(-len(listed) // 2)
+        if read == 0 and number == 0:
+            del listed[0]
+        pagination = {"pageSize": 2, "totalPages": pages, "hasNextPage": number + 1 < pages}
+        return {"data": [_source(n) for n in held], "meta": {"pagination": pagination}}
+
+    transport, asked = _scripted_listing(page)
+    notices: list[str] = []
+    client = make_client(fake_clock, transport=transport, on_notice=notices.append)
+
+    sources = run(client, lambda c: c.list_sources())
+
+    assert [source.id for source in sources] == hostile_ids([1, 2, 3, 4])
+    assert notices == ["the list of sources changed while it was read (4 read); reading it again"]
+    assert asked == [0, 1, 2, 0, 1]
+
+
 def test_a_total_that_is_off_on_two_reads_alike_is_taken_as_the_apis_count(
     fake_clock: FakeClock,
 ) -> None:
@@ -1146,6 +1224,65 @@ def test_a_write_refused_without_end_waits_three_hourly_windows_then_fails(
     assert 3 * 3600 <= fake_clock.elapsed < 4 * 3600
 
 
+def test_after_a_budget_wait_the_retry_deadline_is_renewed_once(fake_clock: FakeClock) -> None:
+    # The hourly budget is spent elsewhere (429s that never say how long): the write
+    # waits a window, then meets 503s asking 50s each. The wait gives it a new 60s
+    # deadline, once: its second 503 gives up, it does not renew at every attempt.
+    requests: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        requests.append(request.method)
+        if len(requests) <= 4:
+            return httpx.Response(429, json={"errors": [{"detail": "rate limited"}]})
+        return httpx.Response(503, headers={"Retry-After": "50"})
+
+    client = make_client(
+        fake_clock,
+        transport=httpx.MockTransport(answer),
+        pacing=Pacing(),  # the documented 60 updates an hour
+        retry=RetryPolicy(attempts=4, deadline=60.0, jitter=random.Random(0)),
+    )
+    with pytest.raises(DeadlineExceeded):
+        run(client, lambda c: c.update_source("0" * 24, {"name": "renamed"}))
+
+    assert requests == ["PATCH"] * (4 + 2)
+    assert 3600 <= fake_clock.elapsed < 3600 + 120
+
+
+def test_refusals_without_end_after_a_failed_attempt_hold_later_writes_a_window(
+    fake_clock: FakeClock,
+) -> None:
+    # A write's first attempt fails (503), so it waits for no budget itself; its eight
+    # 429s that never say how long still tell the pacer the hourly budget is spent: the
+    # next write waits a window rather than meeting the same refusals.
+    sent_at: list[float] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent_at.append(fake_clock.elapsed)
+        if len(sent_at) == 1:
+            return httpx.Response(503)
+        if len(sent_at) <= 9:
+            return httpx.Response(429, json={"errors": [{"detail": "rate limited"}]})
+        return httpx.Response(200, json={"data": _source(0)})
+
+    client = make_client(
+        fake_clock,
+        transport=httpx.MockTransport(answer),
+        pacing=Pacing(),  # the documented 60 updates an hour
+        retry=RetryPolicy(attempts=9, deadline=600.0, jitter=random.Random(0)),
+    )
+
+    async def two_updates(c: ImgixClient) -> LiveSource:
+        with pytest.raises(ApiError, match=r"^imgix API 429"):
+            await c.update_source(f"{0:024x}", {"name": "first"})
+        return await c.update_source(f"{0:024x}", {"name": "second"})
+
+    run(client, two_updates)
+
+    assert len(sent_at) == 10
+    assert sent_at[9] - sent_at[8] >= 3000
+
+
 class _StopOn429(httpx.AsyncBaseTransport):
     """The emulator, with a signal arriving as a 429 comes back (the run is stopping)."""
 
@@ -1177,6 +1314,227 @@ def test_a_write_refused_with_429_is_not_sent_again_after_a_stop(fake_clock: Fak
     # Refused, so it did nothing: the report says "not attempted", not "unknown".
     assert [entry.status for entry in store.request_log[mark:]] == [429]
     assert store.sources[ids[1]].name == "Source 1"
+
+
+def test_a_write_retry_past_max_duration_is_refused_before_its_wait(
+    fake_clock: FakeClock,
+) -> None:
+    # A 503 asks for 30s; --max-duration ends in 10s: the run stops now, not after 30s.
+    sent: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(request.method)
+        return httpx.Response(503, headers={"Retry-After": "30"})
+
+    client = make_client(
+        fake_clock, transport=httpx.MockTransport(answer), retry=RetryPolicy(deadline=120.0)
+    )
+    client.pacer.stop = Stop(deadline=fake_clock.time() + 10.0, clock=fake_clock.time)
+
+    with pytest.raises(ClientError, match="could not finish within --max-duration") as caught:
+        run(client, lambda c: c.update_source("a" * 24, {"name": "renamed"}))
+
+    assert "whether the earlier attempt was applied is unknown" in str(caught.value)
+    assert sent == ["PATCH"]
+    assert fake_clock.elapsed < 1.0
+
+
+def test_a_write_retry_that_ends_within_max_duration_is_sent(fake_clock: FakeClock) -> None:
+    # The retry finishes work already under way: it needs only its wait (2s) before
+    # --max-duration (2.5s), not the time a new write would take on top of it.
+    sent: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(request.method)
+        if len(sent) == 1:
+            return httpx.Response(503, headers={"Retry-After": "2"})
+        return httpx.Response(200, json={"data": _source(0)})
+
+    client = make_client(
+        fake_clock, transport=httpx.MockTransport(answer), retry=RetryPolicy(deadline=120.0)
+    )
+    client.pacer.stop = Stop(deadline=fake_clock.time() + 2.5, clock=fake_clock.time)
+
+    updated = run(client, lambda c: c.update_source(f"{0:024x}", {"name": "renamed"}))
+
+    assert updated.id == f"{0:024x}"
+    assert sent == ["PATCH", "PATCH"]
+
+
+def test_each_page_of_a_lost_creates_lookup_has_its_own_retries(fake_clock: FakeClock) -> None:
+    # The create's answer is lost; the lookup's server ignores the filter and lists
+    # three pages, each failing once: two attempts per page suffice, not two in all.
+    failed: set[int] = set()
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            return httpx.Response(504, text="<html>504 Gateway Time-out</html>")
+        number = int(request.url.params["page[number]"])
+        if number not in failed:
+            failed.add(number)
+            return httpx.Response(503)
+        pagination = {"pageSize": 2, "totalPages": 3, "hasNextPage": number < 2}
+        held = [_source(n) for n in range(2 * number, 2 * number + 2)]
+        return httpx.Response(200, json={"data": held, "meta": {"pagination": pagination}})
+
+    client = make_client(
+        fake_clock,
+        transport=httpx.MockTransport(answer),
+        retry=RetryPolicy(attempts=2, deadline=120.0, jitter=random.Random(1)),
+    )
+
+    created = run(client, lambda c: c.create_source(_source(5)["attributes"]))
+
+    assert created.id == f"{5:024x}"
+    assert failed == {0, 1, 2}
+
+
+def test_a_write_is_not_retried_after_a_signal(fake_clock: FakeClock) -> None:
+    # A signal arrives as a 503 comes back: its retry, even a short one, would be a write
+    # started after the signal, and CI kills the job soon after it.
+    stop = Stop()
+    sent: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(request.method)
+        stop.request("stopped by SIGTERM")
+        return httpx.Response(503, headers={"Retry-After": "1"})
+
+    client = make_client(fake_clock, transport=httpx.MockTransport(answer))
+    client.pacer.stop = stop
+
+    with pytest.raises(ClientError, match=r"Stopped retrying PATCH .*\(stopped by SIGTERM\)"):
+        run(client, lambda c: c.update_source(f"{0:024x}", {"name": "renamed"}))
+
+    assert sent == ["PATCH"]
+
+
+class _SignalWhileWaiting:
+    """The fake clock, with a signal arriving during the first wait."""
+
+    def __init__(self, clock: FakeClock, stop: Stop) -> None:
+        self.clock, self.stop = clock, stop
+        self.time = clock.time
+
+    async def sleep(self, seconds: float) -> None:
+        self.stop.request("stopped by SIGTERM")
+        await self.clock.sleep(seconds)
+
+
+def test_a_write_refused_then_stopped_while_waiting_is_reported_not_started(
+    fake_clock: FakeClock,
+) -> None:
+    # A 429 did nothing; the signal comes during its wait: not sent again, and reported
+    # as not attempted (NotStarted), not as an outcome unknown.
+    stop = Stop()
+    sent: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(request.method)
+        return httpx.Response(429, headers={"Retry-After": "1"})
+
+    client = make_client(
+        _SignalWhileWaiting(fake_clock, stop),  # type: ignore[arg-type]
+        transport=httpx.MockTransport(answer),
+    )
+    client.pacer.stop = stop
+
+    with pytest.raises(NotStarted, match="stopped by SIGTERM"):
+        run(client, lambda c: c.update_source(f"{0:024x}", {"name": "renamed"}))
+
+    assert sent == ["PATCH"]
+
+
+def test_a_write_after_a_signal_is_not_started(fake_clock: FakeClock) -> None:
+    sent: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(request.method)
+        return httpx.Response(200, json={"data": _source(0)})
+
+    client = make_client(fake_clock, transport=httpx.MockTransport(answer))
+    client.pacer.stop.request("stopped by SIGTERM")
+
+    with pytest.raises(NotStarted, match="stopped by SIGTERM"):
+        run(client, lambda c: c.update_source(f"{0:024x}", {"name": "renamed"}))
+
+    assert sent == []
+
+
+def test_a_later_write_of_an_action_under_way_goes_out_after_a_signal(
+    fake_clock: FakeClock,
+) -> None:
+    # The applier marks writes that finish an action already begun: a stop lets them
+    # through, or the source is left half written.
+    sent: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(request.method)
+        return httpx.Response(200, json={"data": _source(0)})
+
+    client = make_client(fake_clock, transport=httpx.MockTransport(answer))
+    client.pacer.stop.request("stopped by SIGTERM")
+    token = continuing_action.set(True)
+    try:
+        run(client, lambda c: c.update_source(f"{0:024x}", {"name": "renamed"}))
+    finally:
+        continuing_action.reset(token)
+
+    assert sent == ["PATCH"]
+
+
+class _Oversleeping:
+    """The fake clock on a loaded machine: every sleep lasts 10s longer than asked."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+        self.time = clock.time
+
+    async def sleep(self, seconds: float) -> None:
+        await self.clock.sleep(seconds + 10.0 if seconds > 0 else seconds)
+
+
+def test_a_write_retry_that_woke_past_max_duration_is_not_sent(fake_clock: FakeClock) -> None:
+    # The 503's 1s wait fit before --max-duration (5s), but the sleep lasted 11s: the
+    # retry is not sent, and the outcome of the first attempt is unknown.
+    sent: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(request.method)
+        return httpx.Response(503, headers={"Retry-After": "1"})
+
+    client = make_client(
+        _Oversleeping(fake_clock),  # type: ignore[arg-type]
+        transport=httpx.MockTransport(answer),
+        retry=RetryPolicy(attempts=2, deadline=120.0),
+    )
+    client.pacer.stop = Stop(deadline=fake_clock.time() + 5.0, clock=fake_clock.time)
+
+    with pytest.raises(ClientError, match=r"^Stopped retrying PATCH .*--max-duration"):
+        run(client, lambda c: c.update_source(f"{0:024x}", {"name": "renamed"}))
+
+    assert sent == ["PATCH"]
+
+
+def test_the_retry_deadline_counts_from_the_first_attempt_not_its_answer(
+    fake_clock: FakeClock,
+) -> None:
+    # The first answer takes 50s of the 60s deadline: a 20s Retry-After passes it.
+    sent: list[str] = []
+
+    async def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(request.method)
+        await fake_clock.sleep(50.0)
+        return httpx.Response(503, headers={"Retry-After": "20"})
+
+    client = make_client(
+        fake_clock, transport=httpx.MockTransport(answer), retry=RetryPolicy(deadline=60.0)
+    )
+
+    with pytest.raises(DeadlineExceeded):
+        run(client, lambda c: c.get_source(f"{0:024x}"))
+
+    assert sent == ["GET"]
 
 
 # --------------------------------------------------------------------------- echoed secrets
