@@ -657,6 +657,52 @@ def test_a_listing_older_than_the_threshold_makes_every_patch_read_first(
     assert reads_of(emulator_store, second) == ["GET", "PATCH"]
 
 
+class _FirstPatchRefused(httpx.AsyncBaseTransport):
+    """The emulator, but the first PATCH is refused with a 429 asking for one second."""
+
+    def __init__(self, store: SourceStore) -> None:
+        self.inner = httpx.ASGITransport(app=create_app(store))
+        self.refused = False
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "PATCH" and not self.refused:
+            self.refused = True
+            return httpx.Response(429, headers={"Retry-After": "1"}, json={"errors": []})
+        return await self.inner.handle_async_request(request)
+
+
+def test_a_patch_read_before_its_write_is_not_read_again_for_its_retry(
+    emulator_store: SourceStore, fake_clock: FakeClock
+) -> None:
+    """A refused write's retry comes a second after the re-read: that read is still fresh."""
+    source_id = seed(emulator_store, "Blog", ["acme-blog"])
+    plan = make_plan(patch(emulator_store, source_id, TTL))
+    transport = _FirstPatchRefused(emulator_store)
+    client = ImgixClient(
+        api_key=EMULATOR_API_KEY,
+        base_url="http://emulator",
+        transport=transport,
+        pacing=Pacing(per_second=None, creates_per_hour=None, updates_per_hour=None),
+        clock=fake_clock.time,
+        sleep=fake_clock.sleep,
+    )
+
+    async def go() -> ApplyReport:
+        async with client:
+            return await apply_plan(
+                plan,
+                client,
+                resolver=SecretResolver({}),
+                listing=Listing([], fake_clock.now - REREAD_AFTER - 1),
+                clock=fake_clock.time,
+            )
+
+    assert asyncio.run(go()).ok
+    assert transport.refused
+    # The emulator saw the re-read and the retried write; the refused one never reached it.
+    assert reads_of(emulator_store, source_id) == ["GET", "PATCH"]
+
+
 def test_the_later_writes_of_one_action_are_not_read_again(
     emulator_store: SourceStore, fake_clock: FakeClock
 ) -> None:
