@@ -475,8 +475,8 @@ class SingleInput:
 
     # A saved plan document's bytes.
     plan: bytes | None = None
-    # A desired-state file's bytes when it was read already (not a regular file); None
-    # when the loader reads it itself.
+    # A desired-state file's bytes when they were read already (a pipe, or a file that
+    # starts like a plan); None when the loader reads it itself.
     desired: bytes | None = None
 
 
@@ -513,7 +513,8 @@ def read_single_input(path: Path) -> SingleInput:
         os.close(descriptor)
     if maybe_plan and len(data) <= MAX_PLAN_BYTES and _is_plan_document(data):
         return SingleInput(plan=data)
-    return SingleInput(desired=None if regular else data)
+    # Handed on, not read again: YAML in JSON style starts like a plan.
+    return SingleInput(desired=data)
 
 
 def is_plan_file(path: Path) -> bool:

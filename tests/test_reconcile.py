@@ -542,3 +542,7 @@ def test_a_plan_or_a_file_through_a_pipe_is_read_once(tmp_path: Path, size: int)
     # YAML in JSON style is not a plan, and is handed over whole.
     flow = b'{"version": 1, "sources": [], "padding": "' + b"x" * size + b'"}'
     assert reconcile.read_single_input(_through_a_fifo(tmp_path, flow)).desired == flow
+    # From a regular file too: read once to tell it from a plan, it is not read again.
+    regular = tmp_path / "flow.yaml"
+    regular.write_bytes(flow)
+    assert reconcile.read_single_input(regular) == reconcile.SingleInput(desired=flow)
