@@ -1170,6 +1170,66 @@ def test_writes_refused_with_429_do_not_spend_the_hourly_budget(fake_clock: Fake
     assert fake_clock.elapsed < 600.0  # no wait for an hour the server never counted
 
 
+def test_a_write_that_never_connected_does_not_spend_the_hourly_budget(
+    fake_clock: FakeClock,
+) -> None:
+    # The first attempt finds no server: it was never sent, so the server counted one
+    # update of two this hour, and the second update goes out at once.
+    statuses: list[int | str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if not statuses:
+            statuses.append("refused")
+            raise httpx.ConnectError("connection refused")
+        statuses.append(200)
+        return httpx.Response(200, json={"data": _source(len(statuses))})
+
+    client = make_client(
+        fake_clock,
+        transport=httpx.MockTransport(answer),
+        pacing=Pacing(per_second=None, updates_per_hour=2),
+    )
+
+    async def two_updates(client: ImgixClient) -> None:
+        for n in range(2):
+            await client.update_source(f"{n:024x}", {"name": "renamed"})
+
+    run(client, two_updates)
+
+    assert statuses == ["refused", 200, 200]
+    assert fake_clock.elapsed < 600.0  # no wait for an hour the server never counted
+
+
+@pytest.mark.parametrize("status", [404, 499])
+def test_a_write_refused_with_a_4xx_does_not_spend_the_hourly_budget(
+    fake_clock: FakeClock, status: int
+) -> None:
+    # The refusal did nothing: the one update this hour is still free for the next write.
+    statuses: list[int] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        statuses.append(status if not statuses else 200)
+        if statuses[-1] == status:
+            return httpx.Response(status, json={"errors": [{"detail": "refused"}]})
+        return httpx.Response(200, json={"data": _source(1)})
+
+    client = make_client(
+        fake_clock,
+        transport=httpx.MockTransport(answer),
+        pacing=Pacing(per_second=None, updates_per_hour=1),
+    )
+
+    async def refused_then_sent(client: ImgixClient) -> None:
+        with pytest.raises(ApiError):
+            await client.update_source(f"{0:024x}", {"name": "renamed"})
+        await client.update_source(f"{1:024x}", {"name": "renamed"})
+
+    run(client, refused_then_sent)
+
+    assert statuses == [status, 200]
+    assert fake_clock.elapsed < 600.0
+
+
 def test_a_retry_after_past_the_deadline_fails_fast_and_holds_no_one(
     fake_clock: FakeClock,
 ) -> None:
@@ -1481,6 +1541,32 @@ def test_a_later_write_of_an_action_under_way_goes_out_after_a_signal(
         continuing_action.reset(token)
 
     assert sent == ["PATCH"]
+
+
+def test_a_request_that_starts_after_a_signal_has_the_grace_period_not_its_timeout(
+    fake_clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # CI kills the job soon after its first signal: a read that starts then and stalls is
+    # cut after the grace period (made short here), not after its whole timeout.
+    monkeypatch.setattr("reconciler.client.STOP_GRACE", 0.05)
+
+    async def stall(request: httpx.Request) -> httpx.Response:
+        await asyncio.Event().wait()
+        raise AssertionError("never answered")
+
+    client = ImgixClient(
+        api_key=EMULATOR_API_KEY,
+        transport=httpx.MockTransport(stall),
+        pacing=NO_PACING,
+        retry=RetryPolicy(attempts=1),
+        sleep=fake_clock.sleep,
+        clock=fake_clock.time,
+        timeout=10.0,
+    )
+    client.pacer.stop.request("stopped by SIGTERM")
+
+    with pytest.raises(TransportError, match=r"within 0\.05s of being stopped by SIGTERM"):
+        run(client, lambda c: c.get_source(f"{0:024x}"))
 
 
 class _Oversleeping:
