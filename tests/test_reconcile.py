@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import threading
 import tracemalloc
@@ -546,3 +547,92 @@ def test_a_plan_or_a_file_through_a_pipe_is_read_once(tmp_path: Path, size: int)
     regular = tmp_path / "flow.yaml"
     regular.write_bytes(flow)
     assert reconcile.read_single_input(regular) == reconcile.SingleInput(desired=flow)
+
+
+# --------------------------------------------------------------------------- reading inputs
+
+
+def test_a_missing_path_or_a_directory_is_left_to_the_loader_to_explain(tmp_path: Path) -> None:
+    assert reconcile.read_single_input(tmp_path / "missing.yaml") == reconcile.SingleInput()
+    assert reconcile.read_single_input(tmp_path) == reconcile.SingleInput()  # EISDIR on read
+
+
+def test_telling_a_plan_from_a_file_leaves_no_descriptor_open(tmp_path: Path) -> None:
+    regular = tmp_path / "sources.yaml"
+    regular.write_text("version: 1\nsources: []\n")
+    plan = tmp_path / "plan.json"
+    plan.write_text('{"format_version": 1}')
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(5):
+        reconcile.read_single_input(regular)
+        reconcile.read_single_input(plan)
+        reconcile.read_single_input(tmp_path)
+    assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_yaml_in_flow_style_that_is_not_json_is_a_desired_state_file(tmp_path: Path) -> None:
+    flow = tmp_path / "flow.yaml"
+    flow.write_bytes(b"{version: 1, sources: []}\n")
+    assert reconcile.read_single_input(flow) == reconcile.SingleInput(
+        desired=b"{version: 1, sources: []}\n"
+    )
+    assert not reconcile.is_plan_file(flow)
+    plan = tmp_path / "plan.json"
+    plan.write_bytes(b'  {"format_version": 1}')
+    assert reconcile.is_plan_file(plan)
+
+
+def test_a_plan_document_is_read_through_a_symlink_and_its_faults_are_told(
+    tmp_path: Path,
+) -> None:
+    made = _to_apply(tmp_path, ApplyRequest()).plan
+    document = tmp_path / "plan.json"
+    document.write_text(made.to_json(), "utf-8")
+    linked = tmp_path / "latest-plan.json"
+    linked.symlink_to(document)
+    assert read_plan_document(linked) == made
+    with pytest.raises(PlanFileError, match=r"missing\.json: cannot read the plan: No such file"):
+        read_plan_document(tmp_path / "missing.json")
+    document.write_text('{"format_version": 1', "utf-8")
+    with pytest.raises(
+        PlanFileError, match=r"not a plan document written by `plan --out` \(1 validation error"
+    ):
+        read_plan_document(document)
+
+
+def test_a_saved_plan_without_a_mac_or_an_api_is_refused_naming_what_it_lacks(
+    tmp_path: Path,
+) -> None:
+    connection = connect(None, emulator=True, environ=ENVIRON)
+    made = _to_apply(tmp_path, ApplyRequest()).plan
+    saved = tmp_path / "plan.json"
+    saved.write_text(made.to_json(), "utf-8")  # `plan --format json`: no MAC
+    with pytest.raises(PlanFileError, match=r"plan\.json: the plan carries no MAC"):
+        asyncio.run(plan_to_apply([saved], connection, ApplyRequest(), environ=ENVIRON))
+    nowhere = made.model_copy(update={"api_url": None, "digest": compute_digest(made.actions)})
+    saved.write_text(authenticate_plan(nowhere, connection, ENVIRON).to_json(), "utf-8")
+    with pytest.raises(PlanFileError, match=r"plan\.json: the plan records no API"):
+        asyncio.run(plan_to_apply([saved], connection, ApplyRequest(), environ=ENVIRON))
+
+
+def test_a_saved_plan_forged_or_saved_for_another_key_or_account_is_refused(
+    tmp_path: Path,
+) -> None:
+    connection = connect(None, emulator=True, environ=ENVIRON)
+    made = _to_apply(tmp_path, ApplyRequest()).plan
+    saved = tmp_path / "plan.json"
+    # A fingerprint key shared by two accounts: a plan made for one is no plan for the other.
+    shared = {**ENVIRON, "IMGIX_RECONCILER_FINGERPRINT_KEY": "a-key-two-accounts-share"}
+    other_account = dataclasses.replace(connection, api_key="ak_" + "1" * 64)
+    forged = made.model_copy(update={"mac": "hmac-sha256:" + "0" * 64})
+    for plan, environ in (
+        (authenticate_plan(made, connection, shared), ENVIRON),
+        (authenticate_plan(made, other_account, shared), shared),
+        (forged, ENVIRON),
+    ):
+        saved.write_text(plan.to_json(), "utf-8")
+        with pytest.raises(PlanFileError, match=r"plan\.json: the plan's MAC does not match"):
+            asyncio.run(plan_to_apply([saved], connection, ApplyRequest(), environ=environ))
+    saved.write_text(authenticate_plan(made, connection, shared).to_json(), "utf-8")
+    again = asyncio.run(plan_to_apply([saved], connection, ApplyRequest(), environ=shared))
+    assert again.saved and again.plan.digest == made.digest
