@@ -709,6 +709,27 @@ def test_a_list_that_keeps_moving_is_an_invalid_response_after_three_reads(
     assert len(api.received) == 3 * 3
 
 
+def test_a_server_answering_past_its_last_page_with_that_page_is_not_followed(
+    fake_clock: FakeClock,
+) -> None:
+    # No meta, and every page number past the last gets the last (full) page again: a
+    # page of sources seen already ends the read, which does not walk to the page bound.
+    asked: list[int] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        number = min(int(request.url.params["page[number]"]), 1)
+        asked.append(int(request.url.params["page[number]"]))
+        held = [_source(n) for n in range(2 * number, 2 * number + 2)]
+        return httpx.Response(200, json={"data": held})
+
+    client = make_client(fake_clock, transport=httpx.MockTransport(answer))
+
+    with pytest.raises(ApiError, match="kept changing while it was read"):
+        run(client, lambda c: c.list_sources())
+
+    assert asked == [0, 1, 2] * 3
+
+
 def test_a_list_that_settles_on_the_third_read_is_listed(fake_clock: FakeClock) -> None:
     api = HostileApi(attack="moving", move="remove", records=250, moves=2)
 
