@@ -403,6 +403,9 @@ def test_a_saved_plan_refuses_options_that_change_what_is_planned(tmp_path: Path
         asyncio.run(plan_to_apply([saved], connection, request, environ=ENVIRON))
     again = asyncio.run(plan_to_apply([saved], connection, ApplyRequest(), environ=ENVIRON))
     assert again.saved and again.plan.digest == made.plan.digest
+    with pytest.raises(ApplyRefused, match=r"^--resend-secrets changes what is planned"):
+        request = ApplyRequest(resend_secrets=True)
+        asyncio.run(plan_to_apply([saved], connection, request, environ=ENVIRON))
 
 
 def test_a_plan_document_read_for_showing_is_checked_against_its_digest(tmp_path: Path) -> None:
@@ -636,3 +639,31 @@ def test_a_saved_plan_forged_or_saved_for_another_key_or_account_is_refused(
     saved.write_text(authenticate_plan(made, connection, shared).to_json(), "utf-8")
     again = asyncio.run(plan_to_apply([saved], connection, ApplyRequest(), environ=shared))
     assert again.saved and again.plan.digest == made.digest
+
+
+def test_apply_plans_from_a_pipe_read_once_and_needs_every_secret(tmp_path: Path) -> None:
+    # `apply <(cat sources.yaml)`: the pipe is read once, to tell it from a plan, and that
+    # read is what is planned. A write needs every secret, where `plan` shows none missing.
+    connection = connect(None, emulator=True, environ=ENVIRON)
+    piped = tmp_path / "pipe"
+    os.mkfifo(piped)
+
+    def write_once() -> None:
+        with open(piped, "w") as end:
+            end.write(ONE_SITE)
+        piped.unlink()  # the reader holds it open: a second read finds nothing to read
+
+    threading.Thread(target=write_once, daemon=True).start()
+    made = asyncio.run(plan_to_apply([piped], connection, ApplyRequest(), environ=ENVIRON))
+    assert [action.source for action in made.plan.actions] == ["Policy Site"]
+    secret = ONE_SITE.replace(
+        "      type: webfolder\n",
+        "      type: s3\n      s3_access_key: AKIA\n      s3_bucket: b\n"
+        "      s3_secret_key: {env: POLICY_S3_SECRET}\n",
+    ).replace("      webfolder_base_url: https://policy.example/\n", "")
+    file = tmp_path / "secret.yaml"
+    file.write_text(secret, encoding="utf-8")
+    with pytest.raises(LoadError) as caught:
+        asyncio.run(plan_to_apply([file], connection, ApplyRequest(), environ=ENVIRON))
+    [error] = caught.value.errors
+    assert (error.line, error.message) == (8, "environment variable POLICY_S3_SECRET is not set")
