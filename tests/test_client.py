@@ -730,6 +730,27 @@ def test_a_server_answering_past_its_last_page_with_that_page_is_not_followed(
     assert asked == [0, 1, 2] * 3
 
 
+@pytest.mark.parametrize(
+    "data",
+    [{"id": f"{0:024x}", "type": "sources"}, [{"id": 7, "type": "sources"}], ["sources"]],
+    ids=["an-object", "a-numeric-id", "a-string"],
+)
+def test_a_page_that_is_not_a_list_of_resources_is_an_invalid_response(
+    fake_clock: FakeClock, data: Any
+) -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"data": data})
+
+    client = make_client(fake_clock, transport=httpx.MockTransport(answer))
+
+    with pytest.raises(ApiError) as caught:
+        run(client, lambda c: c.list_sources())
+
+    assert str(caught.value) == (
+        "imgix API 200 Invalid Response: GET: the list of sources is not a list of resources"
+    )
+
+
 def test_a_list_that_settles_on_the_third_read_is_listed(fake_clock: FakeClock) -> None:
     api = HostileApi(attack="moving", move="remove", records=250, moves=2)
 
@@ -1709,6 +1730,20 @@ def test_a_content_type_echoing_a_secret_shows_no_part_of_it(fake_clock: FakeClo
     message = _message_of(fake_clock, _echoing(build))
     assert "not JSON" in message
     assert _leaked_part(message) is None, message
+
+
+def test_a_long_content_type_is_shown_clipped_to_sixty_characters(fake_clock: FakeClock) -> None:
+    media_type = "text/" + "abcdefghij" * 10
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=b"{}", headers={"Content-Type": media_type})
+
+    client = make_client(fake_clock, transport=httpx.MockTransport(answer))
+
+    with pytest.raises(ApiError) as caught:
+        run(client, lambda c: c.get_source(f"{0:024x}"))
+
+    assert str(caught.value).endswith(f"GET: the body is {media_type[:60]}, not JSON")
 
 
 def test_a_content_encoding_echoing_a_secret_shows_no_part_of_it(fake_clock: FakeClock) -> None:
