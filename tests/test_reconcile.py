@@ -23,6 +23,7 @@ from reconciler.emulator.listing import Page
 from reconciler.errors import ApplyRefused, StalePlan
 from reconciler.live import LiveSource
 from reconciler.loader import LoadedState, LoadError
+from reconciler.pacing import Stop
 from reconciler.plan import compute_digest
 from reconciler.rails import Permissions
 from reconciler.reconcile import (
@@ -667,3 +668,85 @@ def test_apply_plans_from_a_pipe_read_once_and_needs_every_secret(tmp_path: Path
         asyncio.run(plan_to_apply([file], connection, ApplyRequest(), environ=ENVIRON))
     [error] = caught.value.errors
     assert (error.line, error.message) == (8, "environment variable POLICY_S3_SECRET is not set")
+
+
+# --------------------------------------------------------------------------- apply and report
+
+
+def _emulated(clock: FakeClock) -> tuple[SourceStore, reconcile.Connection]:
+    from reconciler.emulator import RateLimits, create_app
+
+    store = SourceStore(clock=clock, limits=RateLimits(per_second=None), deploy_delay=30.0)
+    transport = httpx.ASGITransport(app=create_app(store))
+    connection = reconcile.Connection(
+        "http://emulator.test", EMULATOR_API_KEY, transport, clock=clock, sleep=clock.sleep
+    )
+    return store, connection
+
+
+def _made(tmp_path: Path, connection: reconcile.Connection) -> reconcile.PlanResult:
+    file = tmp_path / "sources.yaml"
+    file.write_text(ONE_SITE, encoding="utf-8")
+    return asyncio.run(reconcile.plan_files([file], connection, environ=ENVIRON))
+
+
+def test_apply_with_report_tells_each_outcome_and_with_wait_each_status_until_deployed(
+    tmp_path: Path, fake_clock: FakeClock
+) -> None:
+    store, connection = _emulated(fake_clock)
+    made = _made(tmp_path, connection)
+    results: list[Any] = []
+    statuses: list[str] = []
+
+    report = asyncio.run(
+        reconcile.apply_with_report(
+            made.plan,
+            connection,
+            wait=True,
+            environ=ENVIRON,
+            on_result=results.append,
+            on_status=lambda live: statuses.append(live.deployment_status or ""),
+        )
+    )
+
+    assert [(r.source, r.outcome) for r in results] == [("Policy Site", "applied")]
+    assert report.results == results and report.ok and report.stopped is None
+    assert statuses[0] == "deploying" and statuses[-1] == "deployed"
+    assert fake_clock.elapsed >= 30.0
+    assert [source.name for source in store.sources.values()] == ["Policy Site"]
+
+
+def test_a_stopped_apply_writes_nothing_waits_for_nothing_and_leaves_the_pacer_as_it_was(
+    tmp_path: Path, fake_clock: FakeClock
+) -> None:
+    store, connection = _emulated(fake_clock)
+    made = _made(tmp_path, connection)
+    stop = Stop()
+    stop.request("stopped by SIGTERM")
+
+    report = asyncio.run(
+        reconcile.apply_with_report(made.plan, connection, wait=True, environ=ENVIRON, stop=stop)
+    )
+
+    assert [r.outcome for r in report.results] == ["stopped"]
+    assert report.stopped == "stopped by SIGTERM" and not store.sources
+    # The connection's next use (another command of the process) is not stopped.
+    assert connection.pacer.stop is not stop and connection.pacer.stop.reason is None
+    assert connection.pacer.on_budget_wait is None
+    again = asyncio.run(reconcile.apply_with_report(made.plan, connection, environ=ENVIRON))
+    assert [r.outcome for r in again.results] == ["applied"]
+
+
+def test_a_saved_plan_without_its_mac_is_refused_before_any_write(
+    tmp_path: Path, fake_clock: FakeClock
+) -> None:
+    store, connection = _emulated(fake_clock)
+    made = _made(tmp_path, connection)
+    with pytest.raises(PlanFileError, match="carries no MAC"):
+        asyncio.run(reconcile.apply_with_report(made.plan, connection, saved=True))
+    assert not store.sources
+    signed = authenticate_plan(made.plan, connection, ENVIRON)
+    report = asyncio.run(
+        reconcile.apply_with_report(signed, connection, saved=True, environ=ENVIRON)
+    )
+    assert report.ok and len(store.sources) == 1
