@@ -750,3 +750,25 @@ def test_a_saved_plan_without_its_mac_is_refused_before_any_write(
         reconcile.apply_with_report(signed, connection, saved=True, environ=ENVIRON)
     )
     assert report.ok and len(store.sources) == 1
+
+
+def test_a_refusal_of_a_plan_made_from_files_is_located_at_the_source_it_concerns(
+    tmp_path: Path, fake_clock: FakeClock
+) -> None:
+    _, connection = _emulated(fake_clock)
+    asyncio.run(reconcile.apply_with_report(_made(tmp_path, connection).plan, connection))
+    file = tmp_path / "sources.yaml"
+    file.write_text(ONE_SITE + "    enabled: false\n", encoding="utf-8")
+    made = asyncio.run(reconcile.plan_files([file], connection, environ=ENVIRON))
+    to_apply = PlanToApply(made.plan, made)
+
+    with pytest.raises(ApplyRefused, match="--allow-disable") as caught:
+        check_apply_policy(to_apply, ApplyRequest())
+
+    [located] = caught.value.located
+    assert (located.file, located.line) == (str(file), 3)
+    assert (
+        located.message == 'source "Policy Site": the plan disables it; apply needs --allow-disable'
+    )
+    allowed = ApplyRequest(permissions=Permissions(allow_disable=True))
+    assert check_apply_policy(to_apply, allowed) is True
