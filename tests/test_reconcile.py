@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import io
 import os
 import threading
 import tracemalloc
@@ -750,6 +751,7 @@ def test_a_saved_plan_without_its_mac_is_refused_before_any_write(
         reconcile.apply_with_report(signed, connection, saved=True, environ=ENVIRON)
     )
     assert report.ok and len(store.sources) == 1
+    assert fake_clock.elapsed < 30.0  # not waited for its deploy unless asked
 
 
 def test_a_refusal_of_a_plan_made_from_files_is_located_at_the_source_it_concerns(
@@ -772,3 +774,31 @@ def test_a_refusal_of_a_plan_made_from_files_is_located_at_the_source_it_concern
     )
     allowed = ApplyRequest(permissions=Permissions(allow_disable=True))
     assert check_apply_policy(to_apply, allowed) is True
+
+
+def test_apply_progress_hears_each_action_and_status_and_falls_silent_after_the_report(
+    tmp_path: Path, fake_clock: FakeClock
+) -> None:
+    from reconciler.progress import ApplyProgress
+
+    _, connection = _emulated(fake_clock)
+    made = _made(tmp_path, connection)
+    stream = io.StringIO()
+    progress = ApplyProgress(1, clock=fake_clock.time, stream=stream, heartbeat=10.0)
+
+    async def apply_then_idle() -> str:
+        await reconcile.apply_with_report(
+            made.plan, connection, wait=True, environ=ENVIRON, progress=progress
+        )
+        told = stream.getvalue()
+        await fake_clock.sleep(100.0)  # the rest of the command: no heartbeat any more
+        return told
+
+    told = asyncio.run(apply_then_idle())
+
+    lines = told.splitlines()
+    assert lines[0].startswith("[1/1] applied: create Policy Site (")
+    assert "  Policy Site: deploying" in lines and lines[-1] == "  Policy Site: deployed"
+    assert "still working: 1 of 1 done (10 s elapsed)" in lines
+    assert stream.getvalue() == told
+    assert connection.pacer.on_budget_wait is None
