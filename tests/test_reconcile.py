@@ -802,3 +802,69 @@ def test_apply_progress_hears_each_action_and_status_and_falls_silent_after_the_
     assert "still working: 1 of 1 done (10 s elapsed)" in lines
     assert stream.getvalue() == told
     assert connection.pacer.on_budget_wait is None
+
+
+def test_a_signal_during_wait_ends_it_and_the_report_lists_what_still_deploys(
+    tmp_path: Path, fake_clock: FakeClock
+) -> None:
+    _, connection = _emulated(fake_clock)
+    made = _made(tmp_path, connection)
+    stop = Stop()
+
+    report = asyncio.run(
+        reconcile.apply_with_report(
+            made.plan,
+            connection,
+            wait=True,
+            environ=ENVIRON,
+            stop=stop,
+            on_status=lambda live: stop.request("stopped by SIGINT"),
+        )
+    )
+
+    assert report.still_deploying == [report.results[0].source_id]
+    assert report.stopped == "stopped by SIGINT" and not report.ok
+
+
+def test_a_wait_whose_poll_fails_is_given_up_and_progress_says_why(
+    tmp_path: Path, fake_clock: FakeClock
+) -> None:
+    from reconciler.progress import ApplyProgress
+
+    store, connection = _emulated(fake_clock)
+    made = _made(tmp_path, connection)
+    stream = io.StringIO()
+    progress = ApplyProgress(1, clock=fake_clock.time, stream=stream, heartbeat=None)
+
+    report = asyncio.run(
+        reconcile.apply_with_report(
+            made.plan,
+            connection,
+            wait=True,
+            environ=ENVIRON,
+            progress=progress,
+            on_status=lambda live: store.sources.clear(),  # removed from the dashboard
+        )
+    )
+
+    assert report.still_deploying == [report.results[0].source_id]
+    assert "--wait gave up: imgix API 404" in stream.getvalue()
+
+
+def test_a_wait_whose_poll_fails_without_progress_still_reports(
+    tmp_path: Path, fake_clock: FakeClock
+) -> None:
+    store, connection = _emulated(fake_clock)
+    made = _made(tmp_path, connection)
+
+    report = asyncio.run(
+        reconcile.apply_with_report(
+            made.plan,
+            connection,
+            wait=True,
+            environ=ENVIRON,
+            on_status=lambda live: store.sources.clear(),
+        )
+    )
+
+    assert report.still_deploying == [report.results[0].source_id]
