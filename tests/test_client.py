@@ -709,6 +709,48 @@ def test_a_list_that_keeps_moving_is_an_invalid_response_after_three_reads(
     assert len(api.received) == 3 * 3
 
 
+def test_a_server_answering_past_its_last_page_with_that_page_is_not_followed(
+    fake_clock: FakeClock,
+) -> None:
+    # No meta, and every page number past the last gets the last (full) page again: a
+    # page of sources seen already ends the read, which does not walk to the page bound.
+    asked: list[int] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        number = min(int(request.url.params["page[number]"]), 1)
+        asked.append(int(request.url.params["page[number]"]))
+        held = [_source(n) for n in range(2 * number, 2 * number + 2)]
+        return httpx.Response(200, json={"data": held})
+
+    client = make_client(fake_clock, transport=httpx.MockTransport(answer))
+
+    with pytest.raises(ApiError, match="kept changing while it was read"):
+        run(client, lambda c: c.list_sources())
+
+    assert asked == [0, 1, 2] * 3
+
+
+@pytest.mark.parametrize(
+    "data",
+    [{"id": f"{0:024x}", "type": "sources"}, [{"id": 7, "type": "sources"}], ["sources"]],
+    ids=["an-object", "a-numeric-id", "a-string"],
+)
+def test_a_page_that_is_not_a_list_of_resources_is_an_invalid_response(
+    fake_clock: FakeClock, data: Any
+) -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"data": data})
+
+    client = make_client(fake_clock, transport=httpx.MockTransport(answer))
+
+    with pytest.raises(ApiError) as caught:
+        run(client, lambda c: c.list_sources())
+
+    assert str(caught.value) == (
+        "imgix API 200 Invalid Response: GET: the list of sources is not a list of resources"
+    )
+
+
 def test_a_list_that_settles_on_the_third_read_is_listed(fake_clock: FakeClock) -> None:
     api = HostileApi(attack="moving", move="remove", records=250, moves=2)
 
@@ -1170,6 +1212,66 @@ def test_writes_refused_with_429_do_not_spend_the_hourly_budget(fake_clock: Fake
     assert fake_clock.elapsed < 600.0  # no wait for an hour the server never counted
 
 
+def test_a_write_that_never_connected_does_not_spend_the_hourly_budget(
+    fake_clock: FakeClock,
+) -> None:
+    # The first attempt finds no server: it was never sent, so the server counted one
+    # update of two this hour, and the second update goes out at once.
+    statuses: list[int | str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if not statuses:
+            statuses.append("refused")
+            raise httpx.ConnectError("connection refused")
+        statuses.append(200)
+        return httpx.Response(200, json={"data": _source(len(statuses))})
+
+    client = make_client(
+        fake_clock,
+        transport=httpx.MockTransport(answer),
+        pacing=Pacing(per_second=None, updates_per_hour=2),
+    )
+
+    async def two_updates(client: ImgixClient) -> None:
+        for n in range(2):
+            await client.update_source(f"{n:024x}", {"name": "renamed"})
+
+    run(client, two_updates)
+
+    assert statuses == ["refused", 200, 200]
+    assert fake_clock.elapsed < 600.0  # no wait for an hour the server never counted
+
+
+@pytest.mark.parametrize("status", [404, 499])
+def test_a_write_refused_with_a_4xx_does_not_spend_the_hourly_budget(
+    fake_clock: FakeClock, status: int
+) -> None:
+    # The refusal did nothing: the one update this hour is still free for the next write.
+    statuses: list[int] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        statuses.append(status if not statuses else 200)
+        if statuses[-1] == status:
+            return httpx.Response(status, json={"errors": [{"detail": "refused"}]})
+        return httpx.Response(200, json={"data": _source(1)})
+
+    client = make_client(
+        fake_clock,
+        transport=httpx.MockTransport(answer),
+        pacing=Pacing(per_second=None, updates_per_hour=1),
+    )
+
+    async def refused_then_sent(client: ImgixClient) -> None:
+        with pytest.raises(ApiError):
+            await client.update_source(f"{0:024x}", {"name": "renamed"})
+        await client.update_source(f"{1:024x}", {"name": "renamed"})
+
+    run(client, refused_then_sent)
+
+    assert statuses == [status, 200]
+    assert fake_clock.elapsed < 600.0
+
+
 def test_a_retry_after_past_the_deadline_fails_fast_and_holds_no_one(
     fake_clock: FakeClock,
 ) -> None:
@@ -1483,6 +1585,32 @@ def test_a_later_write_of_an_action_under_way_goes_out_after_a_signal(
     assert sent == ["PATCH"]
 
 
+def test_a_request_that_starts_after_a_signal_has_the_grace_period_not_its_timeout(
+    fake_clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # CI kills the job soon after its first signal: a read that starts then and stalls is
+    # cut after the grace period (made short here), not after its whole timeout.
+    monkeypatch.setattr("reconciler.client.STOP_GRACE", 0.05)
+
+    async def stall(request: httpx.Request) -> httpx.Response:
+        await asyncio.Event().wait()
+        raise AssertionError("never answered")
+
+    client = ImgixClient(
+        api_key=EMULATOR_API_KEY,
+        transport=httpx.MockTransport(stall),
+        pacing=NO_PACING,
+        retry=RetryPolicy(attempts=1),
+        sleep=fake_clock.sleep,
+        clock=fake_clock.time,
+        timeout=10.0,
+    )
+    client.pacer.stop.request("stopped by SIGTERM")
+
+    with pytest.raises(TransportError, match=r"within 0\.05s of being stopped by SIGTERM"):
+        run(client, lambda c: c.get_source(f"{0:024x}"))
+
+
 class _Oversleeping:
     """The fake clock on a loaded machine: every sleep lasts 10s longer than asked."""
 
@@ -1602,6 +1730,20 @@ def test_a_content_type_echoing_a_secret_shows_no_part_of_it(fake_clock: FakeClo
     message = _message_of(fake_clock, _echoing(build))
     assert "not JSON" in message
     assert _leaked_part(message) is None, message
+
+
+def test_a_long_content_type_is_shown_clipped_to_sixty_characters(fake_clock: FakeClock) -> None:
+    media_type = "text/" + "abcdefghij" * 10
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=b"{}", headers={"Content-Type": media_type})
+
+    client = make_client(fake_clock, transport=httpx.MockTransport(answer))
+
+    with pytest.raises(ApiError) as caught:
+        run(client, lambda c: c.get_source(f"{0:024x}"))
+
+    assert str(caught.value).endswith(f"GET: the body is {media_type[:60]}, not JSON")
 
 
 def test_a_content_encoding_echoing_a_secret_shows_no_part_of_it(fake_clock: FakeClock) -> None:

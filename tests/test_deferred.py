@@ -24,6 +24,20 @@ def test_a_deferred_pattern_compiles_at_first_use_and_takes_its_name() -> None:
         del sys.modules[module.__name__]
 
 
+def test_a_pattern_without_flags_is_compiled_as_re_would_and_shown_before_its_use() -> None:
+    module = types.ModuleType("reconciler_test_deferred_plain")
+    sys.modules[module.__name__] = module
+    try:
+        module.PLAIN = deferred.pattern(module.__name__, "PLAIN", r"a.b")
+        # Shown (in a log or a debugger) by its source, and showing it is no use of it.
+        assert repr(module.PLAIN) == "deferred('a.b')"
+        assert not isinstance(module.PLAIN, re.Pattern)
+        assert module.PLAIN.fullmatch("A-B") is None  # case matters, as for re.compile
+        assert module.PLAIN.flags == re.compile(r"a.b").flags
+    finally:
+        del sys.modules[module.__name__]
+
+
 def test_importing_the_modules_compiles_none_of_their_patterns() -> None:
     # What each start would pay for checks a run may never make (a parameter form, a
     # custom domain, a marker): `reconciler.deferred` compiles each at its first use.

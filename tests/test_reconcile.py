@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import io
 import os
 import threading
 import tracemalloc
@@ -22,6 +24,7 @@ from reconciler.emulator.listing import Page
 from reconciler.errors import ApplyRefused, StalePlan
 from reconciler.live import LiveSource
 from reconciler.loader import LoadedState, LoadError
+from reconciler.pacing import Stop
 from reconciler.plan import compute_digest
 from reconciler.rails import Permissions
 from reconciler.reconcile import (
@@ -402,6 +405,9 @@ def test_a_saved_plan_refuses_options_that_change_what_is_planned(tmp_path: Path
         asyncio.run(plan_to_apply([saved], connection, request, environ=ENVIRON))
     again = asyncio.run(plan_to_apply([saved], connection, ApplyRequest(), environ=ENVIRON))
     assert again.saved and again.plan.digest == made.plan.digest
+    with pytest.raises(ApplyRefused, match=r"^--resend-secrets changes what is planned"):
+        request = ApplyRequest(resend_secrets=True)
+        asyncio.run(plan_to_apply([saved], connection, request, environ=ENVIRON))
 
 
 def test_a_plan_document_read_for_showing_is_checked_against_its_digest(tmp_path: Path) -> None:
@@ -546,3 +552,319 @@ def test_a_plan_or_a_file_through_a_pipe_is_read_once(tmp_path: Path, size: int)
     regular = tmp_path / "flow.yaml"
     regular.write_bytes(flow)
     assert reconcile.read_single_input(regular) == reconcile.SingleInput(desired=flow)
+
+
+# --------------------------------------------------------------------------- reading inputs
+
+
+def test_a_missing_path_or_a_directory_is_left_to_the_loader_to_explain(tmp_path: Path) -> None:
+    assert reconcile.read_single_input(tmp_path / "missing.yaml") == reconcile.SingleInput()
+    assert reconcile.read_single_input(tmp_path) == reconcile.SingleInput()  # EISDIR on read
+
+
+def test_telling_a_plan_from_a_file_leaves_no_descriptor_open(tmp_path: Path) -> None:
+    regular = tmp_path / "sources.yaml"
+    regular.write_text("version: 1\nsources: []\n")
+    plan = tmp_path / "plan.json"
+    plan.write_text('{"format_version": 1}')
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(5):
+        reconcile.read_single_input(regular)
+        reconcile.read_single_input(plan)
+        reconcile.read_single_input(tmp_path)
+    assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_yaml_in_flow_style_that_is_not_json_is_a_desired_state_file(tmp_path: Path) -> None:
+    flow = tmp_path / "flow.yaml"
+    flow.write_bytes(b"{version: 1, sources: []}\n")
+    assert reconcile.read_single_input(flow) == reconcile.SingleInput(
+        desired=b"{version: 1, sources: []}\n"
+    )
+    assert not reconcile.is_plan_file(flow)
+    plan = tmp_path / "plan.json"
+    plan.write_bytes(b'  {"format_version": 1}')
+    assert reconcile.is_plan_file(plan)
+
+
+def test_a_plan_document_is_read_through_a_symlink_and_its_faults_are_told(
+    tmp_path: Path,
+) -> None:
+    made = _to_apply(tmp_path, ApplyRequest()).plan
+    document = tmp_path / "plan.json"
+    document.write_text(made.to_json(), "utf-8")
+    linked = tmp_path / "latest-plan.json"
+    linked.symlink_to(document)
+    assert read_plan_document(linked) == made
+    with pytest.raises(PlanFileError, match=r"missing\.json: cannot read the plan: No such file"):
+        read_plan_document(tmp_path / "missing.json")
+    document.write_text('{"format_version": 1', "utf-8")
+    with pytest.raises(
+        PlanFileError, match=r"not a plan document written by `plan --out` \(1 validation error"
+    ):
+        read_plan_document(document)
+
+
+def test_a_saved_plan_without_a_mac_or_an_api_is_refused_naming_what_it_lacks(
+    tmp_path: Path,
+) -> None:
+    connection = connect(None, emulator=True, environ=ENVIRON)
+    made = _to_apply(tmp_path, ApplyRequest()).plan
+    saved = tmp_path / "plan.json"
+    saved.write_text(made.to_json(), "utf-8")  # `plan --format json`: no MAC
+    with pytest.raises(PlanFileError, match=r"plan\.json: the plan carries no MAC"):
+        asyncio.run(plan_to_apply([saved], connection, ApplyRequest(), environ=ENVIRON))
+    nowhere = made.model_copy(update={"api_url": None, "digest": compute_digest(made.actions)})
+    saved.write_text(authenticate_plan(nowhere, connection, ENVIRON).to_json(), "utf-8")
+    with pytest.raises(PlanFileError, match=r"plan\.json: the plan records no API"):
+        asyncio.run(plan_to_apply([saved], connection, ApplyRequest(), environ=ENVIRON))
+
+
+def test_a_saved_plan_forged_or_saved_for_another_key_or_account_is_refused(
+    tmp_path: Path,
+) -> None:
+    connection = connect(None, emulator=True, environ=ENVIRON)
+    made = _to_apply(tmp_path, ApplyRequest()).plan
+    saved = tmp_path / "plan.json"
+    # A fingerprint key shared by two accounts: a plan made for one is no plan for the other.
+    shared = {**ENVIRON, "IMGIX_RECONCILER_FINGERPRINT_KEY": "a-key-two-accounts-share"}
+    other_account = dataclasses.replace(connection, api_key="ak_" + "1" * 64)
+    forged = made.model_copy(update={"mac": "hmac-sha256:" + "0" * 64})
+    for plan, environ in (
+        (authenticate_plan(made, connection, shared), ENVIRON),
+        (authenticate_plan(made, other_account, shared), shared),
+        (forged, ENVIRON),
+    ):
+        saved.write_text(plan.to_json(), "utf-8")
+        with pytest.raises(PlanFileError, match=r"plan\.json: the plan's MAC does not match"):
+            asyncio.run(plan_to_apply([saved], connection, ApplyRequest(), environ=environ))
+    saved.write_text(authenticate_plan(made, connection, shared).to_json(), "utf-8")
+    again = asyncio.run(plan_to_apply([saved], connection, ApplyRequest(), environ=shared))
+    assert again.saved and again.plan.digest == made.digest
+
+
+def test_apply_plans_from_a_pipe_read_once_and_needs_every_secret(tmp_path: Path) -> None:
+    # `apply <(cat sources.yaml)`: the pipe is read once, to tell it from a plan, and that
+    # read is what is planned. A write needs every secret, where `plan` shows none missing.
+    connection = connect(None, emulator=True, environ=ENVIRON)
+    piped = tmp_path / "pipe"
+    os.mkfifo(piped)
+
+    def write_once() -> None:
+        with open(piped, "w") as end:
+            end.write(ONE_SITE)
+        piped.unlink()  # the reader holds it open: a second read finds nothing to read
+
+    threading.Thread(target=write_once, daemon=True).start()
+    made = asyncio.run(plan_to_apply([piped], connection, ApplyRequest(), environ=ENVIRON))
+    assert [action.source for action in made.plan.actions] == ["Policy Site"]
+    secret = ONE_SITE.replace(
+        "      type: webfolder\n",
+        "      type: s3\n      s3_access_key: AKIA\n      s3_bucket: b\n"
+        "      s3_secret_key: {env: POLICY_S3_SECRET}\n",
+    ).replace("      webfolder_base_url: https://policy.example/\n", "")
+    file = tmp_path / "secret.yaml"
+    file.write_text(secret, encoding="utf-8")
+    with pytest.raises(LoadError) as caught:
+        asyncio.run(plan_to_apply([file], connection, ApplyRequest(), environ=ENVIRON))
+    [error] = caught.value.errors
+    assert (error.line, error.message) == (8, "environment variable POLICY_S3_SECRET is not set")
+
+
+# --------------------------------------------------------------------------- apply and report
+
+
+def _emulated(clock: FakeClock) -> tuple[SourceStore, reconcile.Connection]:
+    from reconciler.emulator import RateLimits, create_app
+
+    store = SourceStore(clock=clock, limits=RateLimits(per_second=None), deploy_delay=30.0)
+    transport = httpx.ASGITransport(app=create_app(store))
+    connection = reconcile.Connection(
+        "http://emulator.test", EMULATOR_API_KEY, transport, clock=clock, sleep=clock.sleep
+    )
+    return store, connection
+
+
+def _made(tmp_path: Path, connection: reconcile.Connection) -> reconcile.PlanResult:
+    file = tmp_path / "sources.yaml"
+    file.write_text(ONE_SITE, encoding="utf-8")
+    return asyncio.run(reconcile.plan_files([file], connection, environ=ENVIRON))
+
+
+def test_apply_with_report_tells_each_outcome_and_with_wait_each_status_until_deployed(
+    tmp_path: Path, fake_clock: FakeClock
+) -> None:
+    store, connection = _emulated(fake_clock)
+    made = _made(tmp_path, connection)
+    results: list[Any] = []
+    statuses: list[str] = []
+
+    report = asyncio.run(
+        reconcile.apply_with_report(
+            made.plan,
+            connection,
+            wait=True,
+            environ=ENVIRON,
+            on_result=results.append,
+            on_status=lambda live: statuses.append(live.deployment_status or ""),
+        )
+    )
+
+    assert [(r.source, r.outcome) for r in results] == [("Policy Site", "applied")]
+    assert report.results == results and report.ok and report.stopped is None
+    assert statuses[0] == "deploying" and statuses[-1] == "deployed"
+    assert fake_clock.elapsed >= 30.0
+    assert [source.name for source in store.sources.values()] == ["Policy Site"]
+
+
+def test_a_stopped_apply_writes_nothing_waits_for_nothing_and_leaves_the_pacer_as_it_was(
+    tmp_path: Path, fake_clock: FakeClock
+) -> None:
+    store, connection = _emulated(fake_clock)
+    made = _made(tmp_path, connection)
+    stop = Stop()
+    stop.request("stopped by SIGTERM")
+
+    report = asyncio.run(
+        reconcile.apply_with_report(made.plan, connection, wait=True, environ=ENVIRON, stop=stop)
+    )
+
+    assert [r.outcome for r in report.results] == ["stopped"]
+    assert report.stopped == "stopped by SIGTERM" and not store.sources
+    # The connection's next use (another command of the process) is not stopped.
+    assert connection.pacer.stop is not stop and connection.pacer.stop.reason is None
+    assert connection.pacer.on_budget_wait is None
+    again = asyncio.run(reconcile.apply_with_report(made.plan, connection, environ=ENVIRON))
+    assert [r.outcome for r in again.results] == ["applied"]
+
+
+def test_a_saved_plan_without_its_mac_is_refused_before_any_write(
+    tmp_path: Path, fake_clock: FakeClock
+) -> None:
+    store, connection = _emulated(fake_clock)
+    made = _made(tmp_path, connection)
+    with pytest.raises(PlanFileError, match="carries no MAC"):
+        asyncio.run(reconcile.apply_with_report(made.plan, connection, saved=True))
+    assert not store.sources
+    signed = authenticate_plan(made.plan, connection, ENVIRON)
+    report = asyncio.run(
+        reconcile.apply_with_report(signed, connection, saved=True, environ=ENVIRON)
+    )
+    assert report.ok and len(store.sources) == 1
+    assert fake_clock.elapsed < 30.0  # not waited for its deploy unless asked
+
+
+def test_a_refusal_of_a_plan_made_from_files_is_located_at_the_source_it_concerns(
+    tmp_path: Path, fake_clock: FakeClock
+) -> None:
+    _, connection = _emulated(fake_clock)
+    asyncio.run(reconcile.apply_with_report(_made(tmp_path, connection).plan, connection))
+    file = tmp_path / "sources.yaml"
+    file.write_text(ONE_SITE + "    enabled: false\n", encoding="utf-8")
+    made = asyncio.run(reconcile.plan_files([file], connection, environ=ENVIRON))
+    to_apply = PlanToApply(made.plan, made)
+
+    with pytest.raises(ApplyRefused, match="--allow-disable") as caught:
+        check_apply_policy(to_apply, ApplyRequest())
+
+    [located] = caught.value.located
+    assert (located.file, located.line) == (str(file), 3)
+    assert (
+        located.message == 'source "Policy Site": the plan disables it; apply needs --allow-disable'
+    )
+    allowed = ApplyRequest(permissions=Permissions(allow_disable=True))
+    assert check_apply_policy(to_apply, allowed) is True
+
+
+def test_apply_progress_hears_each_action_and_status_and_falls_silent_after_the_report(
+    tmp_path: Path, fake_clock: FakeClock
+) -> None:
+    from reconciler.progress import ApplyProgress
+
+    _, connection = _emulated(fake_clock)
+    made = _made(tmp_path, connection)
+    stream = io.StringIO()
+    progress = ApplyProgress(1, clock=fake_clock.time, stream=stream, heartbeat=10.0)
+
+    async def apply_then_idle() -> str:
+        await reconcile.apply_with_report(
+            made.plan, connection, wait=True, environ=ENVIRON, progress=progress
+        )
+        told = stream.getvalue()
+        await fake_clock.sleep(100.0)  # the rest of the command: no heartbeat any more
+        return told
+
+    told = asyncio.run(apply_then_idle())
+
+    lines = told.splitlines()
+    assert lines[0].startswith("[1/1] applied: create Policy Site (")
+    assert "  Policy Site: deploying" in lines and lines[-1] == "  Policy Site: deployed"
+    assert "still working: 1 of 1 done (10 s elapsed)" in lines
+    assert stream.getvalue() == told
+    assert connection.pacer.on_budget_wait is None
+
+
+def test_a_signal_during_wait_ends_it_and_the_report_lists_what_still_deploys(
+    tmp_path: Path, fake_clock: FakeClock
+) -> None:
+    _, connection = _emulated(fake_clock)
+    made = _made(tmp_path, connection)
+    stop = Stop()
+
+    report = asyncio.run(
+        reconcile.apply_with_report(
+            made.plan,
+            connection,
+            wait=True,
+            environ=ENVIRON,
+            stop=stop,
+            on_status=lambda live: stop.request("stopped by SIGINT"),
+        )
+    )
+
+    assert report.still_deploying == [report.results[0].source_id]
+    assert report.stopped == "stopped by SIGINT" and not report.ok
+
+
+def test_a_wait_whose_poll_fails_is_given_up_and_progress_says_why(
+    tmp_path: Path, fake_clock: FakeClock
+) -> None:
+    from reconciler.progress import ApplyProgress
+
+    store, connection = _emulated(fake_clock)
+    made = _made(tmp_path, connection)
+    stream = io.StringIO()
+    progress = ApplyProgress(1, clock=fake_clock.time, stream=stream, heartbeat=None)
+
+    report = asyncio.run(
+        reconcile.apply_with_report(
+            made.plan,
+            connection,
+            wait=True,
+            environ=ENVIRON,
+            progress=progress,
+            on_status=lambda live: store.sources.clear(),  # removed from the dashboard
+        )
+    )
+
+    assert report.still_deploying == [report.results[0].source_id]
+    assert "--wait gave up: imgix API 404" in stream.getvalue()
+
+
+def test_a_wait_whose_poll_fails_without_progress_still_reports(
+    tmp_path: Path, fake_clock: FakeClock
+) -> None:
+    store, connection = _emulated(fake_clock)
+    made = _made(tmp_path, connection)
+
+    report = asyncio.run(
+        reconcile.apply_with_report(
+            made.plan,
+            connection,
+            wait=True,
+            environ=ENVIRON,
+            on_status=lambda live: store.sources.clear(),
+        )
+    )
+
+    assert report.still_deploying == [report.results[0].source_id]
