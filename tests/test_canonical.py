@@ -283,3 +283,18 @@ def test_a_comment_after_a_block_list_moves_with_the_key_below_it() -> None:
         "      webfolder_base_url: https://blog.example/\n      # the password, from CI\n"
         "      password: {env: BLOG_PASSWORD}\n      cache_ttl_value: 60\n"
     )
+
+
+def test_a_deployment_in_flow_style_is_reordered_on_its_own_line() -> None:
+    # Its keys hold no comment lines to move: none may be added, or the map breaks apart.
+    messy = (
+        "version: 1\nsources:\n  - name: Blog\n"
+        "    deployment: {webfolder_base_url: 'https://blog.example/', type: webfolder,"
+        " imgix_subdomains: [acme-blog]}\n"
+        "    id: 6359b5ba8147da20e8edfdd5\n"
+    )
+    assert formatted(messy) == (
+        "version: 1\nsources:\n  - name: Blog\n    id: 6359b5ba8147da20e8edfdd5\n"
+        "    deployment: {type: webfolder, imgix_subdomains: [acme-blog],"
+        " webfolder_base_url: https://blog.example/}\n"
+    )
