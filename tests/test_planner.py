@@ -740,7 +740,7 @@ def test_the_enabling_write_records_the_pending_disable_and_the_disabling_write_
     assert disabling.fingerprints == enabling.fingerprints
 
 
-def test_writes_around_a_temporary_enabling_send_a_referenced_annotation_as_its_reference() -> None:
+def test_every_write_of_a_patch_sends_a_referenced_annotation_as_its_reference() -> None:
     # The text read through the reference must reach neither write (nor the plan file); an
     # ignored annotation keeps the live text in both instead of the file's reference.
     text = "annotation-from-a-reference"
@@ -758,6 +758,17 @@ def test_writes_around_a_temporary_enabling_send_a_referenced_annotation_as_its_
     ignoring = {**wanted, "ignore_changes": ["deployment.annotation"]}
     kept = only(plan(referenced(desired(ignoring), annotation=note), [live], OPTIONS))
     assert [w["deployment"]["annotation"] for w in kept.writes] == ["old note"] * 2  # type: ignore[call-overload,index]
+
+    # The same for the single write of an enabled source.
+    live = live_of(s3_spec(annotation="old note"))
+    wanted = s3_spec(cache_ttl_value=1800, annotation=text)
+    result = plan(referenced(desired(wanted), annotation=note), [live], OPTIONS)
+    (write,) = only(result).writes
+    assert write["deployment"]["annotation"] == {"reference": {"env": "NOTE"}}  # type: ignore[call-overload,index]
+    assert text not in result.to_json()
+    ignoring = {**wanted, "ignore_changes": ["deployment.annotation"]}
+    (write,) = only(plan(referenced(desired(ignoring), annotation=note), [live], OPTIONS)).writes
+    assert write["deployment"]["annotation"] == "old note"  # type: ignore[call-overload,index]
 
 
 def test_a_source_left_enabled_by_a_killed_apply_is_disabled_without_allow_disable() -> None:
