@@ -1491,7 +1491,12 @@ def test_referenced_values_are_compared_by_value_and_shown_as_their_reference() 
     assert plan(referenced(desired(spec), **refs), [live], OPTIONS).actions == []
 
     old = LiveSource(**{**live.model_dump(), "deployment": {**live.deployment, "s3_bucket": "old"}})
-    patch = only(plan(referenced(desired(spec), **refs), [old], OPTIONS))
+    patched = plan(referenced(desired(spec), **refs), [old], OPTIONS)
+    patch = only(patched)
+    # The patch sends the new bucket as its reference too: the applier reads it at send time.
+    (write,) = patch.writes
+    assert write["deployment"]["s3_bucket"] == {"reference": {"env": "BUCKET"}}  # type: ignore[call-overload,index]
+    assert bucket not in patched.to_json()
     # A new bucket also re-sends the credentials, as for a bucket written in the file.
     assert paths(patch) == ["deployment.s3_bucket", "deployment.s3_secret_key"]
     assert patch.changes[0] == Change(
