@@ -267,6 +267,34 @@ def test_a_comment_above_the_key_that_becomes_first_goes_under_the_deployment_li
         "      imgix_subdomains: [acme-products]\n      s3_access_key: AKIA\n"
         "      s3_bucket: acme\n      s3_secret_key: {env: S3}\n"
     )
+    plain = "    deployment:\n"
+    assert formatted(messy.replace("    deployment:   # the deployment\n", plain)) == (
+        formatted(messy).replace("    deployment:   # the deployment\n", plain)
+    )
+
+
+def test_a_comment_moves_under_a_key_that_had_none() -> None:
+    messy = (
+        "version: 1\nsources:\n  - name: Products\n    deployment:\n      type: s3\n"
+        "      s3_bucket: acme\n      # the key\n      s3_access_key: AKIA\n"
+        "      imgix_subdomains: [acme-products]\n      s3_secret_key: {env: S3}\n"
+    )
+    assert formatted(messy) == (
+        "version: 1\nsources:\n  - name: Products\n    deployment:\n      type: s3\n"
+        "      imgix_subdomains: [acme-products]\n      # the key\n      s3_access_key: AKIA\n"
+        "      s3_bucket: acme\n      s3_secret_key: {env: S3}\n"
+    )
+    # The key that had none ends in a block list: the comment goes after its last item.
+    messy = (
+        "version: 1\nsources:\n  - name: Blog\n    deployment:\n      type: webfolder\n"
+        "      # the origin\n      webfolder_base_url: https://blog.example/\n"
+        "      imgix_subdomains:\n        - acme-blog\n"
+    )
+    assert formatted(messy) == (
+        "version: 1\nsources:\n  - name: Blog\n    deployment:\n      type: webfolder\n"
+        "      imgix_subdomains:\n        - acme-blog\n"
+        "      # the origin\n      webfolder_base_url: https://blog.example/\n"
+    )
 
 
 def test_a_comment_after_a_block_list_moves_with_the_key_below_it() -> None:
