@@ -555,3 +555,10 @@ def test_default_params_report_type_errors_and_unknown_names_together() -> None:
     assert locations == {("default_params", "w"), ("default_params", "nonsense")}
     (unknown,) = (e for e in found if e["loc"] == ("default_params", "nonsense"))
     assert unknown["type"] == "unknown_param" and "'nonsense'" in unknown["msg"]
+
+
+def test_an_owner_is_kept_and_a_risky_count_below_one_is_refused() -> None:
+    state = {"version": 1, "owner": "team-images", "sources": []}
+    assert DesiredState.model_validate(state).owner == "team-images"
+    (error,) = errors(DesiredState, {**state, "safety": {"min_risky_count": 0}})
+    assert error["loc"] == ("safety", "min_risky_count")
