@@ -267,6 +267,34 @@ def test_a_comment_above_the_key_that_becomes_first_goes_under_the_deployment_li
         "      imgix_subdomains: [acme-products]\n      s3_access_key: AKIA\n"
         "      s3_bucket: acme\n      s3_secret_key: {env: S3}\n"
     )
+    plain = "    deployment:\n"
+    assert formatted(messy.replace("    deployment:   # the deployment\n", plain)) == (
+        formatted(messy).replace("    deployment:   # the deployment\n", plain)
+    )
+
+
+def test_a_comment_moves_under_a_key_that_had_none() -> None:
+    messy = (
+        "version: 1\nsources:\n  - name: Products\n    deployment:\n      type: s3\n"
+        "      s3_bucket: acme\n      # the key\n      s3_access_key: AKIA\n"
+        "      imgix_subdomains: [acme-products]\n      s3_secret_key: {env: S3}\n"
+    )
+    assert formatted(messy) == (
+        "version: 1\nsources:\n  - name: Products\n    deployment:\n      type: s3\n"
+        "      imgix_subdomains: [acme-products]\n      # the key\n      s3_access_key: AKIA\n"
+        "      s3_bucket: acme\n      s3_secret_key: {env: S3}\n"
+    )
+    # The key that had none ends in a block list: the comment goes after its last item.
+    messy = (
+        "version: 1\nsources:\n  - name: Blog\n    deployment:\n      type: webfolder\n"
+        "      # the origin\n      webfolder_base_url: https://blog.example/\n"
+        "      imgix_subdomains:\n        - acme-blog\n"
+    )
+    assert formatted(messy) == (
+        "version: 1\nsources:\n  - name: Blog\n    deployment:\n      type: webfolder\n"
+        "      imgix_subdomains:\n        - acme-blog\n"
+        "      # the origin\n      webfolder_base_url: https://blog.example/\n"
+    )
 
 
 def test_a_comment_after_a_block_list_moves_with_the_key_below_it() -> None:
@@ -282,4 +310,19 @@ def test_a_comment_after_a_block_list_moves_with_the_key_below_it() -> None:
         "      imgix_subdomains:\n        - acme-blog\n"
         "      webfolder_base_url: https://blog.example/\n      # the password, from CI\n"
         "      password: {env: BLOG_PASSWORD}\n      cache_ttl_value: 60\n"
+    )
+
+
+def test_a_deployment_in_flow_style_is_reordered_on_its_own_line() -> None:
+    # Its keys hold no comment lines to move: none may be added, or the map breaks apart.
+    messy = (
+        "version: 1\nsources:\n  - name: Blog\n"
+        "    deployment: {webfolder_base_url: 'https://blog.example/', type: webfolder,"
+        " imgix_subdomains: [acme-blog]}\n"
+        "    id: 6359b5ba8147da20e8edfdd5\n"
+    )
+    assert formatted(messy) == (
+        "version: 1\nsources:\n  - name: Blog\n    id: 6359b5ba8147da20e8edfdd5\n"
+        "    deployment: {type: webfolder, imgix_subdomains: [acme-blog],"
+        " webfolder_base_url: https://blog.example/}\n"
     )

@@ -740,6 +740,37 @@ def test_the_enabling_write_records_the_pending_disable_and_the_disabling_write_
     assert disabling.fingerprints == enabling.fingerprints
 
 
+def test_every_write_of_a_patch_sends_a_referenced_annotation_as_its_reference() -> None:
+    # The text read through the reference must reach neither write (nor the plan file); an
+    # ignored annotation keeps the live text in both instead of the file's reference.
+    text = "annotation-from-a-reference"
+    note = SecretRef("env", "NOTE", text)
+    live = live_of(s3_spec(enabled=False, annotation="old note"), enabled=False)
+    wanted = s3_spec(enabled=False, cache_ttl_value=1800, annotation=text)
+
+    result = plan(referenced(desired(wanted), annotation=note), [live], OPTIONS)
+    action = only(result)
+
+    assert len(action.writes) == 2 and text not in result.to_json()
+    for write in action.writes:
+        assert write["deployment"]["annotation"] == {"reference": {"env": "NOTE"}}  # type: ignore[call-overload,index]
+
+    ignoring = {**wanted, "ignore_changes": ["deployment.annotation"]}
+    kept = only(plan(referenced(desired(ignoring), annotation=note), [live], OPTIONS))
+    assert [w["deployment"]["annotation"] for w in kept.writes] == ["old note"] * 2  # type: ignore[call-overload,index]
+
+    # The same for the single write of an enabled source.
+    live = live_of(s3_spec(annotation="old note"))
+    wanted = s3_spec(cache_ttl_value=1800, annotation=text)
+    result = plan(referenced(desired(wanted), annotation=note), [live], OPTIONS)
+    (write,) = only(result).writes
+    assert write["deployment"]["annotation"] == {"reference": {"env": "NOTE"}}  # type: ignore[call-overload,index]
+    assert text not in result.to_json()
+    ignoring = {**wanted, "ignore_changes": ["deployment.annotation"]}
+    (write,) = only(plan(referenced(desired(ignoring), annotation=note), [live], OPTIONS)).writes
+    assert write["deployment"]["annotation"] == "old note"  # type: ignore[call-overload,index]
+
+
 def test_a_source_left_enabled_by_a_killed_apply_is_disabled_without_allow_disable() -> None:
     live = live_of(s3_spec(enabled=False), enabled=False)
     killed = only(plan(desired(s3_spec(enabled=False, cache_ttl_value=1800)), [live], OPTIONS))
@@ -1460,7 +1491,12 @@ def test_referenced_values_are_compared_by_value_and_shown_as_their_reference() 
     assert plan(referenced(desired(spec), **refs), [live], OPTIONS).actions == []
 
     old = LiveSource(**{**live.model_dump(), "deployment": {**live.deployment, "s3_bucket": "old"}})
-    patch = only(plan(referenced(desired(spec), **refs), [old], OPTIONS))
+    patched = plan(referenced(desired(spec), **refs), [old], OPTIONS)
+    patch = only(patched)
+    # The patch sends the new bucket as its reference too: the applier reads it at send time.
+    (write,) = patch.writes
+    assert write["deployment"]["s3_bucket"] == {"reference": {"env": "BUCKET"}}  # type: ignore[call-overload,index]
+    assert bucket not in patched.to_json()
     # A new bucket also re-sends the credentials, as for a bucket written in the file.
     assert paths(patch) == ["deployment.s3_bucket", "deployment.s3_secret_key"]
     assert patch.changes[0] == Change(

@@ -512,3 +512,53 @@ def test_sources_key_is_required() -> None:
     (error,) = errors(DesiredState, {"version": 1})
     assert (error["type"], error["loc"]) == ("missing", ("sources",))
     assert DesiredState.model_validate({"version": 1, "sources": []}).sources == []
+
+
+# --------------------------------------------------------------------------- checked values
+
+
+def test_values_that_pass_their_checks_are_kept_as_written() -> None:
+    webfolder = WebFolderDeployment.model_validate(
+        {
+            "type": "webfolder",
+            "imgix_subdomains": ["acme-blog"],
+            "custom_domains": ["images.acme.example"],
+            "webfolder_base_url": "https://blog.example/",
+            "image_error": "https://blog.example/error.png",
+            "username": "reader",
+        }
+    )
+    assert webfolder.imgix_subdomains == ["acme-blog"]
+    assert webfolder.custom_domains == ["images.acme.example"]
+    assert webfolder.webfolder_base_url == "https://blog.example/"
+    assert webfolder.image_error == "https://blog.example/error.png"
+    assert webfolder.username == "reader"
+
+
+def test_a_url_error_quotes_the_url() -> None:
+    webfolder = {"type": "webfolder", "imgix_subdomains": ["acme-blog"]}
+    (error,) = errors(WebFolderDeployment, {**webfolder, "webfolder_base_url": "ftp://o.example/"})
+    assert error["msg"] == "must be an absolute http(s) URL (got 'ftp://o.example/')"
+
+
+def test_default_params_report_type_errors_and_unknown_names_together() -> None:
+    found = errors(
+        WebFolderDeployment,
+        {
+            "type": "webfolder",
+            "imgix_subdomains": ["acme-blog"],
+            "webfolder_base_url": "https://blog.example/",
+            "default_params": {"w": [1], "nonsense": 1},
+        },
+    )
+    locations = {error["loc"][:2] for error in found}
+    assert locations == {("default_params", "w"), ("default_params", "nonsense")}
+    (unknown,) = (e for e in found if e["loc"] == ("default_params", "nonsense"))
+    assert unknown["type"] == "unknown_param" and "'nonsense'" in unknown["msg"]
+
+
+def test_an_owner_is_kept_and_a_risky_count_below_one_is_refused() -> None:
+    state = {"version": 1, "owner": "team-images", "sources": []}
+    assert DesiredState.model_validate(state).owner == "team-images"
+    (error,) = errors(DesiredState, {**state, "safety": {"min_risky_count": 0}})
+    assert error["loc"] == ("safety", "min_risky_count")
