@@ -3,7 +3,8 @@
 Each run builds a managed account on the emulator (uvicorn on 127.0.0.1, in a thread of
 this process), draws a desired state that changes it (attribute patches, renames, hostnames
 moving to a new source, rotated and new secrets, new sources, disabled sources that must
-change), starts `python -m reconciler apply` as a subprocess and cuts it off:
+change), starts `python -m reconciler apply` as a subprocess (on the file, or on a plan
+saved by `plan --out`) and cuts it off:
 
 - a signal (SIGINT or SIGTERM) sent from the emulator's side when a chosen request
   arrives or has been answered: the listing (before any write), the k-th write on
@@ -15,11 +16,13 @@ change), starts `python -m reconciler apply` as a subprocess and cuts it off:
 
 Properties, for every run: the exit code is the documented one (1 before any write, 3
 once writing was stopped, 0 when the signal came too late to stop anything; killed by
-the second signal or SIGKILL); no traceback; no secret canary in stdout or stderr; a
-report that was printed lists every action, and one reported "not attempted" never
-reached the server, while every write that did reach it is reported applied or failed;
-no write arrives after the process announced its stop but those already under way; and
-then at most two plain applies leave an empty plan and no hostname on two sources.
+the second signal or SIGKILL); no traceback; no secret canary in stdout, stderr or the
+saved plan; a report that was printed lists every action (and stderr's progress lines
+each of them too), and one reported "not attempted" never reached the server; a write
+that arrives after the process announced its stop was already under way: reported
+applied or failed, and never a second attempt; under `--max-duration` no write arrives
+past the deadline; then at most two plain applies leave an empty plan and no hostname
+on two sources.
 
 The suite runs a few runs with a fixed seed. By hand, longer:
 
@@ -48,7 +51,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from console import UNPACED, child_env
+from console import UNPACED, child_env, invoke
 from test_fault_campaign import NO_LIMITS, Source, state_yaml
 
 from reconciler.emulator import EMULATOR_API_KEY, Faults, SourceStore, create_app
@@ -63,6 +66,16 @@ SEED = int(os.environ.get("IMGIX_RECONCILER_SIGNAL_SEED", "20261130"))
 # Hostname moves and secret changes are risky: several exceed the blast radius, which is
 # not what this campaign is about (no --allow-disable, though: see test_fault_campaign).
 LARGE = Permissions(allow_large_change=True)
+# How runs are cut off, in turn: when the first signal comes (or the deadline), and
+# whether another signal (or SIGKILL) follows it.
+CUTS = (
+    ("arrival", False),
+    ("answered", False),
+    ("deadline", False),
+    ("listing", False),
+    ("arrival", True),
+    ("answered", True),
+)
 STOP_LINE = "received: starting no more writes"
 WRITES = ("POST", "PATCH")
 Scope = MutableMapping[str, Any]
@@ -170,6 +183,8 @@ class Run:
     environ: dict[str, str]
     cut: Cut
     fmt: str
+    # Apply a plan saved by `plan --out` (else plan and apply the file).
+    saved: bool = False
     planned_writes: int = 0
     exit_code: int | None = None
     writes_before: int = 0
@@ -216,16 +231,19 @@ def draw(rng: random.Random, number: int) -> Run:
         desired.append(new)
     rng.shuffle(desired)
 
-    when = rng.choice(["listing", "arrival", "arrival", "answered", "answered", "deadline"])
+    # Each kind of cut in turn, so that even the suite's few runs have each.
+    when, follow_up = CUTS[number % len(CUTS)]
     cut = Cut(when, first=rng.choice([signal.SIGINT, signal.SIGTERM]))
     if when == "deadline":
         cut.max_duration = rng.choice([1, 2, 3])
         cut.latency = rng.choice([0.2, 0.4])
     else:
         cut.write = rng.randint(0, 4)
-        if when != "listing":
-            cut.then = rng.choice([None, None, signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
-    return Run(number, initial, desired, environ, cut, fmt=rng.choice(["text", "json"]))
+        if follow_up:
+            cut.then = rng.choice([signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
+    run = Run(number, initial, desired, environ, cut, fmt=rng.choice(["text", "json"]))
+    run.saved = rng.random() < 0.3
+    return run
 
 
 def connection(url: str) -> Connection:
@@ -432,6 +450,9 @@ def check_run(
         assert f"{first.name} {STOP_LINE}" in stderr, context
         if code == 3:
             assert f"stopped by {first.name}" in stdout, context
+        # stderr too says what became of each action, as it happened.
+        progress = re.findall(rf"^\[\d+/{run.planned_writes}\] (\w[\w ]*?): ", stderr, re.M)
+        assert len(progress) == run.planned_writes, context
     else:
         # Caught outside the apply's writing (while planning, or once all was done).
         assert code in (0, 1), context
@@ -489,7 +510,14 @@ def campaign_run(run: Run, tmp_path: Path, app: Hooked, url: str, seed: int) -> 
     file.write_text(state_yaml(run.desired), encoding="utf-8")
     run.planned_writes = asyncio.run(planned_writes(file, url, run.environ))
 
-    command = [sys.executable, "-m", "reconciler", "apply", str(file), "--auto-approve"]
+    applied = file
+    if run.saved:
+        applied = tmp_path / f"run{run.number}.plan.json"
+        planned = invoke("plan", file, "--out", applied, "--api-url", url, env=run.environ)
+        assert planned.exit_code == 0, planned.output + planned.stderr
+        for value in run.environ.values():
+            assert value not in applied.read_text("utf-8")
+    command = [sys.executable, "-m", "reconciler", "apply", str(applied), "--auto-approve"]
     command += ["--api-url", url, "--format", run.fmt, "--allow-large-change"]
     if run.cut.max_duration is not None:
         command += ["--max-duration", f"{run.cut.max_duration}s"]
@@ -536,7 +564,8 @@ def test_signal_campaign_reports_truthfully_and_converges(
         codes[run.exit_code or 0] += 1
         totals.update(run.outcomes)
         lines.append(
-            f"run {number}: {run.planned_writes} actions, {run.cut}, {run.fmt}: "
+            f"run {number}: {run.planned_writes} actions{' (saved plan)' if run.saved else ''}, "
+            f"{run.cut}, {run.fmt}: "
             f"exit {run.exit_code}, writes {run.writes_before}+{run.writes_after}, "
             f"outcomes {dict(run.outcomes)}, "
             f"{run.applies_needed} plain applies to converge"
