@@ -51,9 +51,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import FakeClock
 from console import UNPACED, child_env, invoke
 from test_fault_campaign import NO_LIMITS, Source, state_yaml
 
+from reconciler.applier import ApplyReport
 from reconciler.emulator import EMULATOR_API_KEY, Faults, SourceStore, create_app
 from reconciler.emulator.server import running_app
 from reconciler.rails import Permissions
@@ -604,3 +606,43 @@ def test_a_signal_once_the_command_is_done_ends_it_without_a_traceback(
     assert done.stderr == ""
     assert json.loads(done.stdout)["title"]  # the output was out whole before the signal
     assert done.returncode == -number
+
+
+# Found by the campaign (seed 7, run 199): a web folder's password sent, the deadline then
+# passed, and the write that records the API's encrypted value (the action's last) was
+# refused. The action was reported failed, but the summary said neither why the run
+# stopped nor that the next apply continues ("Apply: 2 applied, 1 failed.").
+def test_an_action_cut_short_by_max_duration_says_the_run_was_stopped(
+    emulator_store: SourceStore, emulator_url: str, fake_clock: FakeClock, tmp_path: Path
+) -> None:
+    from reconciler.pacing import Pacing, Stop
+    from reconciler.render.values import report_summary
+
+    emulator_store.deploy_delay = 0
+    file = tmp_path / "sources.yaml"
+    site = Source("Locked", ["locked"], password_env="LOCKED_PASSWORD")
+    file.write_text(state_yaml([site]), encoding="utf-8")
+    link = Connection(
+        emulator_url,
+        EMULATOR_API_KEY,
+        pacing=Pacing(per_second=None, creates_per_hour=None, updates_per_hour=None),
+        clock=fake_clock,
+        sleep=fake_clock.sleep,
+    )
+
+    async def apply(environ: dict[str, str], stop: Stop | None = None) -> ApplyReport:
+        made = await plan_files([file], link, secrets_optional=False, environ=environ)
+        return await apply_with_report(made.plan, link, environ=environ, stop=stop)
+
+    assert asyncio.run(apply({"LOCKED_PASSWORD": "first-password"})).ok
+    # The password changes; the deadline passes once its write is committed.
+    stop = Stop(deadline=fake_clock.now + 60, clock=fake_clock)
+    emulator_store.on_commit = lambda store: fake_clock.advance(120)
+    report = asyncio.run(apply({"LOCKED_PASSWORD": "second-password"}, stop))
+    emulator_store.on_commit = None
+
+    (result,) = report.results
+    assert result.outcome == "failed"
+    assert result.error is not None and "within --max-duration" in result.error
+    assert report.stopped == "stopped by --max-duration"
+    assert "Run apply again to continue" in report_summary(report)
