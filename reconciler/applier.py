@@ -363,7 +363,13 @@ async def apply_plan(
     await asyncio.gather(*(run(action) for action in plan.actions))
     ordered = [results[a.key] for a in plan.actions]
     stopped = stop.reason
-    if stopped is None and any(result.outcome == "stopped" for result in ordered):
+    # An action cut between its writes failed, and the run was stopped all the same.
+    cut = any(
+        result.outcome == "stopped"
+        or (result.outcome == "failed" and (result.error or "").startswith(_CUT_SHORT))
+        for result in ordered
+    )
+    if stopped is None and cut:
         stopped = "stopped by --max-duration"
     return ApplyReport(ordered, writes, stopped=stopped)
 
@@ -490,7 +496,7 @@ async def _execute(
     except NotStarted as stopped:
         if writes == 0:
             return _result(action, "stopped", source_id, f"not attempted: {stopped}"), 0
-        message = f"stopped after {writes} of {len(sending.writes)} writes: {stopped}"
+        message = f"{_CUT_SHORT} {writes} of {len(sending.writes)} writes: {stopped}"
         return _result(action, "failed", source_id, message), writes
     except Exception as error:  # one failed action must not stop the others
         message = redact.scrub(str(error)) or type(error).__name__
@@ -499,6 +505,10 @@ async def _execute(
         continuing_action.set(False)
         before_write.reset(checking)
     return _result(action, "applied", source_id), writes
+
+
+# How the error of an action stopped between its writes begins.
+_CUT_SHORT = "stopped after"
 
 
 def _result(

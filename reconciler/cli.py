@@ -193,6 +193,12 @@ def run(prog_name: str | None = None) -> None:
     try:
         main(prog_name=prog_name)
     finally:
+        # Done, its output out: a signal now (CI's second one) ends the process at once,
+        # not as a KeyboardInterrupt traceback printed from the interpreter's shutdown.
+        import signal
+
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
         # All that is left lives until the process ends: frozen, it is not walked once more
         # by the interpreter's last collection (about 20 ms of `validate`, more of `plan`).
         gc.freeze()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import subprocess
 import sys
@@ -11,14 +12,20 @@ from pathlib import Path
 
 import pytest
 from console import CANARY_ENV, CANARY_FILES, invoke, run_cli, sources_yaml, write_sources
+from hypothesis import HealthCheck, Phase, assume, given, settings
+from hypothesis import strategies as st
+from starlette.applications import Starlette
 
-from reconciler import github
+from reconciler import github, redact
+from reconciler.emulator import RateLimits, SourceStore
 from reconciler.loader import LocatedError
 from reconciler.plan import Action, Change, Plan, Summary, compute_digest
+from reconciler.reconcile import read_plan_document
 from reconciler.render.markdown import MARKER
 
 FIXTURES = Path(__file__).parent / "fixtures"
 IN_ACTIONS = {"GITHUB_ACTIONS": "true"}
+NO_LIMITS = RateLimits(per_second=None, creates_per_hour=None, updates_per_hour=None)
 
 
 # --------------------------------------------------------------------------- encoding
@@ -762,3 +769,287 @@ def test_the_emulator_flag_of_remaining_digest_is_for_tests_only() -> None:
     shown = CliRunner().invoke(github.main, ["remaining-digest", "--help"])
     assert shown.exit_code == 0 and "--api-url" in shown.stdout
     assert "--emulator" not in shown.stdout
+
+
+# --------------------------------------------------------------------------- hostile text
+#
+# Names and values come from a pull request's file and from the API's listing; both reach
+# the comment, the job summary and the workflow commands. Whatever they hold, each output
+# keeps its shape and nothing in them acts.
+
+# Pieces that mean something to GitHub, to markdown, to HTML or to the runner.
+HOSTILE_PIECES = [
+    "@octocat",
+    "@acme/security",
+    "#12",
+    "acme/infra#3",
+    "GH-7",
+    "https://evil.example/x",
+    "www.evil.example",
+    "admin@evil.example",
+    "<details>",
+    "</details>",
+    "<summary>",
+    "</summary>",
+    "</code>",
+    "<img src=x onerror=alert(1)>",
+    "<!--",
+    "-->",
+    "<!-- imgix-reconciler:plan -->",
+    f"<!-- imgix-reconciler:digest account=prod sha256:{'0' * 64} -->",
+    "```",
+    "`",
+    "~~~",
+    "|",
+    "[x](https://evil.example)",
+    "![i](http://evil.example/i.png)",
+    "*",
+    "_",
+    "\\",
+    "&#64;",
+    "&lt;",
+    "%0A",
+    "::error::forged",
+    "::add-mask::hunter2",
+    "::warning file=a,line=1::w",
+    "::set-output name=x::y",
+    "\n",
+    "\r\n",
+    "\n::error::x",
+    "\u2028",
+    "\u202e",
+    "\u2066",
+    "\x1b[2J",
+    "\x85",
+    "\t",
+    " ",
+    "é",
+    "名",
+]
+hostile_text = (
+    st.lists(
+        st.one_of(st.sampled_from(HOSTILE_PIECES), st.text(max_size=8)), min_size=1, max_size=12
+    )
+    .map("".join)
+    .filter(str.strip)
+)
+# Shrinking a failure takes minutes here (each example plans over HTTP): a quick look at
+# what fails may skip it (IMGIX_RECONCILER_HOSTILE_SHRINK=0).
+PHASES = [
+    phase
+    for phase in Phase
+    if phase is not Phase.shrink or os.environ.get("IMGIX_RECONCILER_HOSTILE_SHRINK") != "0"
+]
+# Huge text is made inside the tests (a piece repeated): Hypothesis would print it whole.
+HUGE_REPEATS = 4_000
+
+# The HTML our markdown writes; anything else is text that got through as markup.
+OUR_TAGS = {"details", "summary", "b", "code", "br"}
+TAG = re.compile(r"<(/?)([A-Za-z][\w-]*)")
+COMMAND = re.compile(r"^\s*::", re.MULTILINE)
+OUR_COMMAND = re.compile(
+    r"::add-mask::[^\r\n]*"
+    r"|::error file=[^:,\r\n]*,line=\d+,col=\d+,title=imgix-reconciler::[^\r\n]*"
+    r"|::error title=imgix-reconciler::[^\r\n]*"
+)
+CANARY = "CANARY-gh-hostile-5e1f"
+
+
+def assert_one_of_ours(line: str) -> None:
+    """`line` is a whole workflow command we write, whose message the runner shows on one line."""
+    assert OUR_COMMAND.fullmatch(line), line
+    data = line.split("::", 2)[2]
+    # How the runner decodes a command's data.
+    shown = data.replace("%0D", "\r").replace("%0A", "\n").replace("%25", "%")
+    assert "\r" not in shown and "\n" not in shown, line
+
+
+def assert_well_formed_comment(markdown: str, digests: list[tuple[str, str]] | None) -> None:
+    """The comment's shape, whatever its text: markers, HTML, fences, tables, no ping."""
+    from test_hostile_output import assert_inert, links_in
+
+    assert len(markdown) <= github.COMMENT_LIMIT
+    assert links_in(markdown) == []
+    assert_inert(markdown)
+    lines = markdown.split("\n")
+    assert lines[0] in (MARKER, github.keyed_marker(MARKER, "prod"))
+    comments = [line for line in lines if "<!--" in line or "-->" in line]
+    assert comments == [
+        lines[0],
+        *(line for line in comments[1:] if github.DIGEST_LINE.match(line)),
+    ]
+    if digests is not None:
+        assert github.DIGEST_LINE.findall(markdown) == digests
+    depth: dict[str, int] = {}
+    for closing, tag in TAG.findall(markdown):
+        assert tag in OUR_TAGS, tag
+        depth[tag] = depth.get(tag, 0) + (-1 if closing else 1)
+        assert depth[tag] >= 0, f"</{tag}> closes nothing"
+    assert all(count == 0 for count in depth.values()), depth
+    assert sum(line.startswith(("```", "~~~")) for line in lines) % 2 == 0
+    # Each table keeps its columns: hostile pipes are entities.
+    table: list[int] = []
+    for line in [*lines, ""]:
+        if line.startswith("|"):
+            table.append(line.count("|"))
+        elif table:
+            assert len(set(table)) == 1, table
+            table = []
+    assert CANARY not in markdown
+
+
+def hostile_account(store: SourceStore, live_name: str, live_note: str, unmanaged: str) -> str:
+    """A managed source whose live name and annotation are hostile, and a hostile stranger."""
+    site = {"type": "webfolder", "webfolder_base_url": "https://site.example/"}
+    managed = store.create_source(
+        {"name": live_name, "deployment": {**site, "imgix_subdomains": ["gh-managed"]}}
+    )
+    store.dashboard_redeploy(managed["id"], {"annotation": live_note})
+    store.create_source({"name": unmanaged, "deployment": {**site, "imgix_subdomains": ["gh-x"]}})
+    return str(managed["id"])
+
+
+def yaml_scalar(text: str) -> str:
+    """`text` as a YAML double-quoted scalar (JSON's, with YAML's escape past the BMP)."""
+    return "".join(
+        f"\\U{ord(char):08x}" if ord(char) > 0xFFFF else json.dumps(char)[1:-1] for char in text
+    ).join('""')
+
+
+def hostile_file(path: Path, managed_id: str, name: str, note: str, new_name: str) -> None:
+    path.write_text(
+        "version: 1\nsources:\n"
+        f"  - name: {yaml_scalar(name)}\n    id: {managed_id}\n    deployment:\n"
+        "      type: webfolder\n      imgix_subdomains: [gh-managed]\n"
+        "      webfolder_base_url: https://site.example/\n"
+        f"      annotation: {yaml_scalar(note)}\n"
+        f"  - name: {yaml_scalar(new_name)}\n    deployment:\n      type: webfolder\n"
+        "      imgix_subdomains: [gh-new]\n      webfolder_base_url: https://site.example/\n"
+        "      username: imgix\n      password: {env: GH_HOSTILE_PASSWORD}\n",
+        encoding="utf-8",
+    )
+
+
+@settings(
+    max_examples=int(os.environ.get("IMGIX_RECONCILER_HOSTILE_EXAMPLES", "15")),
+    deadline=None,
+    phases=PHASES,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    name=hostile_text,
+    note=hostile_text,
+    new_name=hostile_text,
+    live_name=hostile_text,
+    live_note=hostile_text,
+    unmanaged=hostile_text,
+    huge=st.sampled_from([None, None, None, "name", "note", "live_name", "unmanaged"]),
+)
+def test_hostile_names_and_values_keep_the_comment_summary_and_commands_in_shape(
+    _emulator_server: tuple[Starlette, str],
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+    name: str,
+    note: str,
+    new_name: str,
+    live_name: str,
+    live_note: str,
+    unmanaged: str,
+    huge: str | None,
+) -> None:
+    texts = {"name": name, "note": note, "live_name": live_name, "unmanaged": unmanaged}
+    if huge is not None:
+        texts[huge] *= HUGE_REPEATS
+    name, note, live_name, unmanaged = texts.values()
+    assume(name != new_name)
+    # A fresh process each time, as in CI: the secret is announced when first read.
+    redact._values.discard(CANARY)
+    app, url = _emulator_server
+    store = SourceStore(deploy_delay=0, limits=NO_LIMITS)
+    app.state.store = store
+    managed_id = hostile_account(store, live_name, live_note, unmanaged)
+    file = tmp_path / "sources.yaml"
+    hostile_file(file, managed_id, name, note, new_name)
+    summary = tmp_path / "summary.md"
+    summary.write_text("", encoding="utf-8")
+    saved = tmp_path / "plan.json"
+    saved.unlink(missing_ok=True)
+    env = {
+        **IN_ACTIONS,
+        "GITHUB_STEP_SUMMARY": str(summary),
+        "GH_HOSTILE_PASSWORD": CANARY,
+        "IMGIX_RECONCILER_FINGERPRINT_KEY": "a-fingerprint-key-for-the-tests",
+    }
+    capfd.readouterr()
+
+    result = invoke("plan", file, "--format", "markdown", "--out", saved, "--api-url", url, env=env)
+    commands = capfd.readouterr().err  # the masks go to the real stderr
+
+    assert result.exit_code == 0, result.output + result.stderr
+    assert_well_formed_comment(result.stdout, None)
+    assert_well_formed_comment(summary.read_text("utf-8").rstrip("\n") + "\n", None)
+    # The comment of the action's gathering job, from the saved plan as it reads it.
+    plan = read_plan_document(saved)
+    account = github.AccountResult(account="prod", command="plan", exit_code=2)
+    comment = github.combined_comment([(account, plan)], key="prod")
+    assert_well_formed_comment(comment, [("prod", plan.digest)])
+    # Every workflow command is one of ours, whole on its line; the secret is only masked.
+    for output in (commands, result.stderr):
+        for line in output.splitlines():
+            if COMMAND.match(line):
+                assert_one_of_ours(line)
+            if CANARY in line:
+                assert line == f"::add-mask::{CANARY}", line
+    assert f"::add-mask::{CANARY}" in commands.splitlines()
+    assert CANARY not in saved.read_text("utf-8")
+
+
+@settings(
+    max_examples=int(os.environ.get("IMGIX_RECONCILER_HOSTILE_EXAMPLES", "25")),
+    deadline=None,
+    phases=PHASES,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    key=hostile_text,
+    name=hostile_text,
+    file_name=st.text(
+        st.characters(blacklist_characters="/\x00", blacklist_categories=("Cs",)),
+        min_size=1,
+        max_size=60,
+    ),
+)
+def test_hostile_file_text_in_errors_makes_only_whole_error_annotations(
+    tmp_path: Path, key: str, name: str, file_name: str
+) -> None:
+    directory = tmp_path / "hostile"
+    directory.mkdir(exist_ok=True)
+    try:
+        file = directory / (file_name + ".yaml")
+        file.write_text("", encoding="utf-8")
+    except (OSError, UnicodeEncodeError):
+        return  # a name this file system refuses
+    try:
+        # An unknown key and the same name twice: two errors that quote the file's text.
+        file.write_text(
+            "version: 1\nsources:\n"
+            + "".join(
+                f"  - name: {yaml_scalar(name)}\n    deployment:\n      type: webfolder\n"
+                f"      imgix_subdomains: [gh-{n}]\n"
+                "      webfolder_base_url: https://site.example/\n"
+                f"      {yaml_scalar(key)}: 1\n"
+                for n in range(2)
+            ),
+            encoding="utf-8",
+        )
+        result = invoke("validate", file, env={**IN_ACTIONS, "GITHUB_WORKSPACE": str(tmp_path)})
+    finally:
+        file.unlink(missing_ok=True)
+
+    assert result.exit_code == 1, result.output
+    annotations = [line for line in result.stderr.splitlines() if COMMAND.match(line)]
+    assert annotations, result.stderr
+    for line in annotations:
+        assert_one_of_ours(line)
+        assert line.startswith("::error file=hostile/"), line
+    assert "Traceback" not in result.stderr
