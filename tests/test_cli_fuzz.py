@@ -38,7 +38,7 @@ import httpx
 import pytest
 from click.testing import CliRunner
 from console import UNPACED, child_env
-from hypothesis import HealthCheck, assume, example, given, seed, settings
+from hypothesis import HealthCheck, Phase, assume, event, example, given, seed, settings
 from hypothesis import strategies as st
 from pydantic.fields import FieldInfo
 
@@ -98,6 +98,9 @@ def _profile(short: int) -> Any:
         derandomize=True,
         database=None,
         suppress_health_check=list(HealthCheck),
+        # A failure in the suite is shown as found: shrinking runs the CLI hundreds of
+        # times (minutes); the long campaign shrinks.
+        phases=[Phase.explicit, Phase.reuse, Phase.generate],
     )
 
 
@@ -764,6 +767,7 @@ def test_export_of_a_hostile_account_round_trips(
         assert code == 0, stdout + stderr
         assert stdout.startswith(f"No changes: {len(store.sources)} unchanged"), stdout
         assert all(entry.method == "GET" for entry in store.request_log[mark:])
+        event(f"export: {len(store.sources)} sources")
 
 
 def _adopt(store: SourceStore, workspace: Workspace, variables: dict[str, str]) -> None:
@@ -905,11 +909,18 @@ def test_drift_reports_exactly_the_outside_edits(
             for model in DEPLOYMENT_MODELS.values()
             for api in secret_fields(model)
         }
-        assert {key: paths - secrets for key, paths in reported.items()} == changed, reported
+        # `default_params` changes parameter by parameter.
+        reported = {
+            key: {re.sub(r"^(deployment\.default_params)\..*", r"\1", path) for path in paths}
+            - secrets
+            for key, paths in reported.items()
+        }
+        assert reported == changed, reported
         adoption = document["adoption"]
         if adopt:
             assert {s["id"] for s in (adoption or {"sources": []})["sources"]} == unadopted
         assert code == (2 if changed or unadopted else 0), stderr
+        event(f"drift: {'adopted' if adopt else 'not adopted'}, exit {code}")
         view = data.draw(st.sampled_from(["text", "markdown"]), label="format")
         again = invoke(
             workspace,
@@ -1008,6 +1019,10 @@ def test_fmt_keeps_meaning_comments_and_invalid_files(
         code, stdout, stderr = invoke(workspace, "fmt", *names)
         check_output(workspace, code, stdout, stderr)
         after = {path: path.read_bytes() for path in workspace.files}
+        event(
+            "fmt: "
+            + ("invalid" if not valid else "lost comment" if LOST_COMMENT in stderr else "valid")
+        )
         if not valid or LOST_COMMENT in stderr:
             # Invalid, or holding a comment the layout would lose: an error at its place.
             assert code == checked == 1, stderr
@@ -1054,3 +1069,183 @@ def test_fmt_refuses_a_file_whose_comment_it_would_lose(tmp_path: Path) -> None:
     code, _, stderr = invoke(workspace, "fmt", workspace.files[0].name)
     assert code == 0, stderr
     assert {"# c8b", "# c9a", "# c9b"} <= set(COMMENT.findall(workspace.files[0].read_text()))
+
+
+# --------------------------------------------------------------------------- flags
+
+ODD_TARGETS = [
+    "nope",
+    "",
+    "-",
+    "--x",
+    "Fuzz 0 ",
+    "fuzz 0",
+    "\x1b[31mFuzz 0",
+    "::error::target",
+    "Fuzz\n0",
+    "\u202e0 zzuF",
+    "*",
+    '"Fuzz 0"',
+    "{env: FUZZ_SECRET}",
+]
+FLAG_VALUES = {
+    "--format": ["text", "markdown", "json", "yaml", "", "JSON"],
+    "--out": ["plan.json", "-", "sources-0.yaml", "missing/plan.json", "", "."],
+    "--expect-digest": ["sha256:" + "0" * 64, "", "sha256:xyz", "sha256:" + "A" * 64, "md5:0"],
+    "--max-duration": ["90m", "0s", "-1", "1h2m3s", "h", " 45s ", "9999999h", "1.5h"],
+}
+FLAGS = {
+    "plan": ["--detailed-exitcode", "--resend-secrets", "--take-over", "--adopt"],
+    "apply": [
+        "--auto-approve",
+        "--allow-disable",
+        "--allow-large-change",
+        "--allow-protected-change",
+        "--take-over",
+        "--resend-secrets",
+        "--adopt",
+    ],
+    "drift": ["--allow-unadopted", "--require-marker"],
+}
+VALUED = {
+    "plan": ["--format", "--out"],
+    "apply": ["--format", "--expect-digest", "--max-duration"],
+    "drift": ["--format"],
+}
+
+
+@st.composite
+def command_lines(draw: st.DrawFn, names: list[str]) -> list[str]:
+    """`plan`, `apply` or `drift` with flags drawn at random, targets known and odd."""
+    command = draw(st.sampled_from(sorted(FLAGS)))
+    options: list[list[str]] = []
+    if draw(st.integers(0, 5)):
+        options.append(["--emulator"])
+    options += [[flag] for flag in draw(st.lists(st.sampled_from(FLAGS[command]), max_size=4))]
+    for name in draw(st.lists(st.sampled_from(VALUED[command]), max_size=3)):
+        options.append([name, draw(st.sampled_from(FLAG_VALUES[name]))])
+    if command != "drift":
+        targets = st.sampled_from(names + ODD_TARGETS) if names else st.sampled_from(ODD_TARGETS)
+        options += [["--target", name] for name in draw(st.lists(targets, max_size=3))]
+    if not draw(st.integers(0, 9)):
+        options.append(["--bogus"])
+    return [command, *(arg for option in draw(st.permutations(options)) for arg in option)]
+
+
+def _resolvable(document: Node) -> str:
+    """The document's text with every reference one that reads."""
+    return (
+        render(document)
+        .replace('"FUZZ_NOT_SET"', '"FUZZ_SECRET"')
+        .replace("../outside.txt", "secret.txt")
+    )
+
+
+@given(documents().flatmap(lambda d: st.tuples(st.just(d), command_lines(_names(d)))))
+@example(
+    (Node([("version", 1), ("sources", [])]), ["plan", "--emulator", "--target", "\x1b[2J::x"])
+)
+@_profile(short=15)
+def test_flags_keep_the_documented_exit_codes(case: tuple[Node, list[str]]) -> None:
+    document, args = case
+    with tempfile.TemporaryDirectory() as root:
+        workspace = _write(Node(document.pairs), False, Path(root))
+        workspace.files[0].write_text(_resolvable(document), encoding="utf-8")
+        code, stdout, stderr = invoke(workspace, *args, workspace.files[0].name)
+        saved = workspace.folder / "plan.json"
+        usage = code == 1 and re.search(r"^Error: ", stderr, re.MULTILINE) is not None
+        check_output(workspace, 0 if usage else code, stdout, stderr)
+        check_inert(stderr)
+        command = args[0]
+        codes = {"plan": {0, 1}, "apply": {0, 1, 3}, "drift": {0, 1, 2}}[command]
+        if command == "plan" and "--detailed-exitcode" in args:
+            codes.add(2)
+        if command == "apply" and "--expect-digest" in args:
+            codes.add(4)
+        assert code in codes, (code, stderr)
+        if usage or "--emulator" not in args:
+            assert code == 1, stderr
+        if code == 1 and saved.exists():
+            raise AssertionError(f"a failed {command} left a plan file")
+        targets = {args[i + 1] for i, arg in enumerate(args[:-1]) if arg == "--target"}
+        if not usage and targets - set(_names(document)):
+            assert code == 1, stderr
+            if "--emulator" in args and "--out" not in args:  # else that error comes first
+                assert "--target names no source" in stderr, stderr
+
+
+def _names(document: Node) -> list[str]:
+    sources = dict(document.pairs).get("sources") or []
+    return [dict(source.pairs)["name"] for source in sources if isinstance(source, Node)]
+
+
+# --------------------------------------------------------------------------- over HTTP
+
+
+def _subprocess(workspace: Workspace, *args: str, environ: dict[str, str]) -> tuple[int, str, str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "reconciler", *args],
+        env=child_env({**ENVIRON, **environ}),
+        cwd=workspace.folder,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    return result.returncode, result.stdout, result.stderr
+
+
+@pytest.mark.parametrize("number", [1, 2])
+def test_export_then_drift_over_http_keep_the_contract(
+    number: int, _emulator_server: tuple[Any, str], tmp_path: Path
+) -> None:
+    """A few generated hostile accounts served by uvicorn on 127.0.0.1, through real processes."""
+    made: list[tuple[list[dict[str, Any]], bool]] = []
+
+    @given(live_accounts(), st.booleans())
+    @seed(number)
+    @settings(max_examples=1, database=None, deadline=None, suppress_health_check=list(HealthCheck))
+    def pick(requests: list[dict[str, Any]], omit_unset: bool) -> None:
+        made.append((requests, omit_unset))
+
+    pick()
+    requests, omit_unset = made[-1]
+    store = account(requests, omit_unset=omit_unset)
+    assert store.sources
+    app, url = _emulator_server
+    app.state.store = store
+    try:
+        workspace = _empty_workspace(tmp_path)
+        code, stdout, stderr = _subprocess(workspace, "export", "--api-url", url, environ={})
+        check_output(workspace, code, stdout, stderr)
+        check_inert(stdout, stderr)
+        assert code == 0, stderr
+        (workspace.folder / "exported.yaml").write_text(stdout, encoding="utf-8")
+        variables = header_variables(stdout)
+        for command, expected in (("plan", "--detailed-exitcode"), ("drift", "--allow-unadopted")):
+            code, stdout, stderr = _subprocess(
+                workspace, command, "--api-url", url, expected, "exported.yaml", environ=variables
+            )
+            check_output(workspace, code, stdout, stderr)
+            check_inert(stdout, stderr)
+            assert code == 0, stdout + stderr
+        first = next(iter(store.sources))
+        store.update_source(first, {"name": "\u202e::error::renamed\x1b[2J", "enabled": True})
+        code, stdout, stderr = _subprocess(
+            workspace,
+            "drift",
+            "--api-url",
+            url,
+            "--allow-unadopted",
+            "--format",
+            "markdown",
+            "exported.yaml",
+            environ=variables,
+        )
+        check_output(workspace, code, stdout, stderr)
+        check_inert(stdout, stderr)
+        assert code == 2, stdout + stderr
+        assert first in stdout
+    finally:
+        app.state.store = SourceStore()
