@@ -1249,3 +1249,68 @@ def test_export_then_drift_over_http_keep_the_contract(
         assert first in stdout
     finally:
         app.state.store = SourceStore()
+
+
+# Any JSON a listing may carry: what a dashboard edit (no API checks) can leave behind.
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-MAX_SAFE_INTEGER, MAX_SAFE_INTEGER)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | hostile_text,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(hostile_text, inner, max_size=3),
+    max_leaves=6,
+)
+
+
+@given(live_accounts(), st.data())
+@_profile(short=8)
+def test_a_listing_the_format_cannot_hold_is_a_clear_verdict(
+    requests: list[dict[str, Any]], data: st.DataObject
+) -> None:
+    # Values no API check let through (a dashboard edit, a newer API): `drift` reports them
+    # (2) or refuses with one clear error (1), `export` writes a file that round-trips or
+    # names the source it cannot express; no traceback, nothing raw, --debug's log included.
+    store = account(requests, omit_unset=data.draw(st.booleans(), label="omit unset"))
+    assume(store.sources)
+    with tempfile.TemporaryDirectory() as root, serving(store):
+        workspace = _empty_workspace(Path(root))
+        variables = exported(workspace)
+        for _ in range(data.draw(st.integers(1, 3), label="edits")):
+            source_id = data.draw(st.sampled_from(sorted(store.sources)), label="source")
+            model = DEPLOYMENT_MODELS[store.sources[source_id].deployment["type"]]
+            names = sorted([*fields_by_api_name(model), "some_future_attribute"])
+            api = data.draw(st.sampled_from(names) | hostile_text, label="attribute")
+            with contextlib.suppress(ApiProblem):
+                store.dashboard_redeploy(source_id, {api: data.draw(json_values, label="value")})
+        debug = ["--debug"] if data.draw(st.booleans(), label="debug") else []
+        code, stdout, stderr = invoke(
+            workspace,
+            *debug,
+            "drift",
+            "--emulator",
+            "--allow-unadopted",
+            "exported.yaml",
+            environ=variables,
+        )
+        check_output(workspace, code, stdout, stderr)
+        check_inert(stdout, stderr)
+        assert code in (0, 1, 2), stderr
+        event(f"drift of a raw listing: exit {code}")
+        code, stdout, stderr = invoke(workspace, *debug, "export", "--emulator")
+        check_output(workspace, code, stdout, stderr)
+        check_inert(stdout, stderr)
+        assert code in (0, 1), stderr
+        event(f"export of a raw listing: exit {code}")
+        if code == 1:
+            # The source named ("cannot be exported"), or a listing the client refuses.
+            assert stdout == "", stdout
+            return
+        again = workspace.folder / "again.yaml"
+        again.write_text(stdout, encoding="utf-8")
+        variables = header_variables(stdout)
+        code, stdout, stderr = invoke(
+            workspace, "plan", "--emulator", "--detailed-exitcode", again.name, environ=variables
+        )
+        check_output(workspace, code, stdout, stderr)
+        assert code == 0, stdout + stderr
