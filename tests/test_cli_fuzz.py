@@ -743,7 +743,7 @@ def exported(workspace: Workspace) -> dict[str, str]:
     ],
     True,
 )
-@_profile(short=8)
+@_profile(short=15)
 def test_export_of_a_hostile_account_round_trips(
     requests: list[dict[str, Any]], omit_unset: bool
 ) -> None:
@@ -867,7 +867,7 @@ def outside_edits(data: st.DataObject, store: SourceStore) -> tuple[dict[str, se
 
 
 @given(live_accounts(), st.booleans(), st.booleans(), st.data())
-@_profile(short=8)
+@_profile(short=15)
 def test_drift_reports_exactly_the_outside_edits(
     requests: list[dict[str, Any]], omit_unset: bool, adopt: bool, data: st.DataObject
 ) -> None:
@@ -992,7 +992,7 @@ def _loaded(path: Path) -> tuple[Any, int] | None:
     st.booleans(),
     st.data(),
 )
-@_profile(short=15)
+@_profile(short=25)
 def test_fmt_keeps_meaning_comments_and_invalid_files(
     document: Node, split: bool, data: st.DataObject
 ) -> None:
@@ -1145,7 +1145,7 @@ def _resolvable(document: Node) -> str:
 @example(
     (Node([("version", 1), ("sources", [])]), ["plan", "--emulator", "--target", "\x1b[2J::x"])
 )
-@_profile(short=15)
+@_profile(short=30)
 def test_flags_keep_the_documented_exit_codes(case: tuple[Node, list[str]]) -> None:
     document, args = case
     with tempfile.TemporaryDirectory() as root:
@@ -1264,7 +1264,7 @@ json_values = st.recursive(
 
 
 @given(live_accounts(), st.data())
-@_profile(short=8)
+@_profile(short=12)
 def test_a_listing_the_format_cannot_hold_is_a_clear_verdict(
     requests: list[dict[str, Any]], data: st.DataObject
 ) -> None:
