@@ -727,7 +727,13 @@ def exported(workspace: Workspace) -> dict[str, str]:
     return variables
 
 
-@given(live_accounts(), st.booleans())
+# The late source's hostnames come from a set of their own: one the account holds is
+# refused by the API, as it would be.
+@given(
+    live_accounts(),
+    st.booleans(),
+    st.builds(set).flatmap(lambda taken: deployments(taken, hostile_text)),
+)
 @example(
     [
         {
@@ -742,10 +748,11 @@ def exported(workspace: Workspace) -> dict[str, str]:
         }
     ],
     True,
+    Node([("type", "webfolder"), ("imgix_subdomains", ["late-fz"])]),
 )
 @_profile(short=15)
 def test_export_of_a_hostile_account_round_trips(
-    requests: list[dict[str, Any]], omit_unset: bool
+    requests: list[dict[str, Any]], omit_unset: bool, late_deployment: Node
 ) -> None:
     # The exported file validates and plans to no change against the account it came from,
     # and nothing the account holds reaches stdout or stderr raw.
@@ -768,6 +775,31 @@ def test_export_of_a_hostile_account_round_trips(
         assert stdout.startswith(f"No changes: {len(store.sources)} unchanged"), stdout
         assert all(entry.method == "GET" for entry in store.request_log[mark:])
         event(f"export: {len(store.sources)} sources")
+        # The same text through --out, and --merge into it adds nothing and writes nothing.
+        text = (workspace.folder / "exported.yaml").read_bytes()
+        code, stdout, stderr = invoke(workspace, "export", "--emulator", "--out", "out.yaml")
+        check_inert(stdout, stderr)
+        assert code == 0 and (workspace.folder / "out.yaml").read_bytes() == text, stderr
+        code, stdout, stderr = invoke(workspace, "export", "--emulator", "--merge", "out.yaml")
+        check_inert(stdout, stderr)
+        assert code == 0 and "Nothing to add" in stderr, stderr
+        assert (workspace.folder / "out.yaml").read_bytes() == text
+        # A source made since is merged in, and the file still plans to no change.
+        with contextlib.suppress(ApiProblem):
+            store.create_source(
+                {"name": "\u202e::error::new\n", "deployment": plain(late_deployment)}
+            )
+        code, stdout, stderr = invoke(workspace, "export", "--emulator", "--merge", "out.yaml")
+        check_output(workspace, code, stdout, stderr)
+        check_inert(stdout, stderr)
+        assert code == 0, stderr
+        listed = re.search(r"^Set these environment variables before apply: (.*)\.$", stderr, re.M)
+        variables.update(dict.fromkeys(listed[1].split(", ") if listed else [], LIVE_SECRET))
+        code, stdout, stderr = invoke(
+            workspace, "plan", "--emulator", "--detailed-exitcode", "out.yaml", environ=variables
+        )
+        check_output(workspace, code, stdout, stderr)
+        assert code == 0, stdout + stderr
 
 
 def _adopt(store: SourceStore, workspace: Workspace, variables: dict[str, str]) -> None:
