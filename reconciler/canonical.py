@@ -13,15 +13,18 @@ has. Keys the models do not know keep their relative order after the known ones.
 from __future__ import annotations
 
 import io
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.emitter import RoundTripEmitter
 from ruamel.yaml.error import CommentMark
 from ruamel.yaml.tokens import CommentToken
 
 from reconciler.specs import DEPLOYMENT_MODELS, HOSTNAME_FIELDS, DeploymentBase, api_name
+from reconciler.untrusted import json_document
 
 TOP_LEVEL_ORDER = ("version", "owner", "safety", "allow_unknown_params", "sources")
 SOURCE_ORDER = ("name", "id", "enabled", "mode", "ignore_changes", "deployment")
@@ -31,14 +34,46 @@ _WIDTH = 2**31 - 1
 
 
 def _quoted_if_command(representer: Any, text: str) -> Any:
-    # A key or value from the API that starts with `::` would start a line: quote it.
+    # A key or value from the API that starts with `::` would start a line: quote it. One
+    # holding a bidi control or a line separator, which YAML deems printable and writes
+    # raw, is double-quoted, where `_InertEmitter` escapes them.
     style = "'" if text.startswith("::") else None
+    if json_document(text) != text:
+        style = '"'
     return representer.represent_scalar("tag:yaml.org,2002:str", text, style=style)
+
+
+class _Escaping:
+    """A text stream that writes what a terminal would act on as `\\uXXXX` escapes."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+
+    def write(self, data: Any) -> None:
+        self.stream.write(json_document(data) if isinstance(data, str) else data)
+
+
+class _InertEmitter(RoundTripEmitter):
+    """The round-trip emitter, with double-quoted scalars inert on a terminal.
+
+    YAML writes the bidi controls and the line separators raw even in double quotes, so a
+    printed file (`export` to stdout) would reorder what a reviewer reads; there `\\uXXXX`
+    means the same character (`reconciler.untrusted.json_document` escapes them).
+    """
+
+    def write_double_quoted(self, text: Any, split: Any = True) -> None:
+        stream = self.stream
+        self.stream = _Escaping(stream)
+        try:
+            super().write_double_quoted(text, split)
+        finally:
+            self.stream = stream
 
 
 def canonical_yaml() -> YAML:
     """A round-trip YAML instance writing the canonical style (2-space maps, `  - ` lists)."""
     yaml = YAML()
+    yaml.Emitter = _InertEmitter
     yaml.indent(mapping=2, sequence=4, offset=2)
     yaml.width = _WIDTH
     yaml.representer.add_representer(str, _quoted_if_command)
@@ -200,9 +235,55 @@ def dumped(document: Any, yaml: YAML | None = None) -> str:
     return buffer.getvalue()
 
 
-def formatted(text: str) -> str:
-    """`text` (a desired-state file already known to be valid) in the canonical layout."""
+LOST_COMMENT = (
+    "fmt cannot keep this comment where it is (between a key and its value, or inside a "
+    "`{...}` or `[...]` value): move it onto a line of its own above the key, then run fmt "
+    "again; the file was left as it is"
+)
+
+
+def formatted(text: str, file: str = "<text>") -> str:
+    """`text` (a desired-state file already known to be valid) in the canonical layout.
+
+    Raises `LoadError` at a comment the layout would lose: ruamel's round trip drops some
+    (one between a key and its `{...}` value on the next line), and `fmt` keeps them all.
+    """
     yaml = canonical_yaml()
     document = yaml.load(text)
     canonicalize(document)
-    return dumped(document, yaml)
+    result = dumped(document, yaml)
+    if "#" not in text:
+        return result  # no comment to lose: the check's scans cost a third of the rewrite
+    places = _comment_places(text)
+    lost = Counter(line for line, _, _ in places)
+    lost.subtract(line for line, _, _ in _comment_places(result))
+    if any(count > 0 for count in lost.values()):
+        from reconciler.loader import LoadError, LocatedError
+
+        errors = []
+        for line, number, column in places:
+            if lost[line] > 0:
+                lost[line] -= 1
+                errors.append(LocatedError(file, number, column, "", LOST_COMMENT))
+        raise LoadError(errors)
+    return result
+
+
+def _comment_places(text: str) -> list[tuple[str, int, int]]:
+    """Each comment line of a YAML text as ruamel's scanner reads it, with its 1-based place."""
+    found: list[tuple[str, int, int]] = []
+
+    def collect(item: Any) -> None:
+        if isinstance(item, CommentToken):
+            line, column = item.start_mark.line, item.start_mark.column
+            for offset, piece in enumerate(item.value.split("\n")):
+                if piece.strip():
+                    start = column if offset == 0 else len(piece) - len(piece.lstrip())
+                    found.append((piece.strip(), line + offset + 1, start + 1))
+        elif isinstance(item, list):
+            for each in item:
+                collect(each)
+
+    for token in YAML().scan(text):
+        collect(token.comment)
+    return found

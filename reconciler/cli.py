@@ -833,7 +833,7 @@ def fmt_command(files: tuple[Path, ...], check: bool) -> None:
         changed = []
         for file in dict.fromkeys(files):
             text = file.read_text(encoding="utf-8")
-            wanted = formatted(text)
+            wanted = formatted(text, str(file))
             if wanted == text:
                 continue
             changed.append(file)

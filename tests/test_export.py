@@ -395,3 +395,26 @@ def test_a_secret_the_api_returns_is_never_written_to_the_file() -> None:
     exported = export_yaml([leaky])
     assert "leaked-password-value" not in exported.text
     assert exported.variables == ["BLOG_PASSWORD"]
+
+
+def test_text_a_terminal_would_act_on_is_escaped_and_reads_back_the_same() -> None:
+    # Found by test_cli_fuzz's export property: YAML writes the bidi controls (and the
+    # line separators' neighbours YAML deems printable) raw, even double-quoted, so
+    # `export` printed a name holding U+202E as is, and a terminal showed it reordered.
+    name = "\u202eevil\u202c \u2066x\u2069\u200f ::error::x"
+    hostile = BLOG.model_copy(
+        update={
+            "name": name,
+            "deployment": {
+                **BLOG.deployment,
+                "default_params": {"txt": "caption \u202e", "mark-align": "top"},
+            },
+        }
+    )
+    text = export_yaml([hostile]).text
+    assert not re.search("[\u200e\u200f\u202a-\u202e\u2066-\u2069\x7f-\x9f]", text), text
+    assert "\\u202e" in text
+    source = YAML(typ="safe").load(text)["sources"][0]
+    assert source["name"] == name
+    assert source["deployment"]["default_params"]["txt"] == "caption \u202e"
+    assert formatted(text) == text
