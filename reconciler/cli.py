@@ -678,7 +678,8 @@ async def _apply_until_stopped(
 ) -> ApplyReport:
     """Apply with SIGINT and SIGTERM stopping it cleanly: no new write, a full report.
 
-    A second signal is not caught: it ends the process at once.
+    A second signal ends the process at once, exit 3: writes may have been made, so it is
+    not the 1 of an error before any write.
     """
     import asyncio
     import signal
@@ -691,9 +692,16 @@ async def _apply_until_stopped(
 
     def on_signal(number: int) -> None:
         name = signal.Signals(number).name
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            for each in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(each)
+        if caught:
+            progress.note(
+                f"{name} received again: stopping at once, without a report; a write under "
+                "way may or may not have been applied (the next plan tells)"
+            )
+            with contextlib.suppress(OSError, ValueError):
+                progress.__exit__(None, None, None)  # a terminal's bar, its cursor restored
+                sys.stdout.flush()
+                sys.stderr.flush()
+            os._exit(EXIT_PARTIAL)
         caught.append(number)
         progress.note(
             f"{name} received: starting no more writes, letting those under way finish "
@@ -719,10 +727,9 @@ async def _apply_until_stopped(
                 listing=listing,
             )
         finally:
-            if not caught:
-                with contextlib.suppress(NotImplementedError, RuntimeError):
-                    for each in (signal.SIGINT, signal.SIGTERM):
-                        loop.remove_signal_handler(each)
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                for each in (signal.SIGINT, signal.SIGTERM):
+                    loop.remove_signal_handler(each)
 
 
 @main.command("export")
