@@ -620,12 +620,13 @@ def apply_command(
             from reconciler.applier import Listing
 
             listing = Listing(to_apply.made.live, listed_at)
-        report = run_async(
-            _apply_until_stopped(
-                plan, connection, stop, request.permissions, to_apply.saved, wait, listing
+        with _signals_restored():
+            report = run_async(
+                _apply_until_stopped(
+                    plan, connection, stop, request.permissions, to_apply.saved, wait, listing
+                )
             )
-        )
-        click.echo(render_report(report, fmt, digest=plan.digest), nl=False)
+            click.echo(render_report(report, fmt, digest=plan.digest), nl=False)
     if not report.ok:
         raise SystemExit(EXIT_PARTIAL)
 
@@ -665,6 +666,20 @@ def _duration(value: str | None) -> float | None:
     if total <= 0:
         raise click.BadParameter(f"must be longer than zero, got {value!r}")
     return total
+
+
+@contextlib.contextmanager
+def _signals_restored() -> Iterator[None]:
+    """SIGINT's and SIGTERM's handlers as they were before the block, whatever it set."""
+    import signal
+
+    before = {each: signal.getsignal(each) for each in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ValueError, TypeError):
+            for each, handler in before.items():
+                signal.signal(each, handler)
 
 
 async def _apply_until_stopped(
@@ -730,6 +745,11 @@ async def _apply_until_stopped(
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 for each in (signal.SIGINT, signal.SIGTERM):
                     loop.remove_signal_handler(each)
+            # The writes are over: a signal now stops nothing, and must not cut the report
+            # short (removing the loop's handler restored SIGTERM's silent default action).
+            with contextlib.suppress(ValueError):  # not the main thread: none was installed
+                for each in (signal.SIGINT, signal.SIGTERM):
+                    signal.signal(each, signal.SIG_IGN)
 
 
 @main.command("export")

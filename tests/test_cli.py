@@ -301,6 +301,46 @@ def test_plan_target_plans_only_the_named_source(
 # --------------------------------------------------------------------------- apply
 
 
+# The CLI, with a signal raised as the report is about to be drawn: the writes are over.
+_SIGNALLED_AT_THE_REPORT = """
+import importlib, signal, sys
+from reconciler.cli import run
+
+render = importlib.import_module("reconciler.render")
+drawn, number = render.render_report, int(sys.argv[1])
+
+def signalled(*args, **kwargs):
+    signal.raise_signal(number)
+    return drawn(*args, **kwargs)
+
+render.render_report = signalled
+sys.argv[1:] = sys.argv[2:]
+run(prog_name="imgix-reconciler")
+"""
+
+
+@pytest.mark.parametrize("number", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_after_the_writes_does_not_cut_the_report_short(
+    number: signal.Signals, store: SourceStore, emulator_url: str, sources: Path
+) -> None:
+    # Removing apply's handlers restored SIGTERM's default action: a CI cancel landing
+    # between the last write and the report ended the process silently (-15), its writes
+    # made and reported nowhere.
+    done = subprocess.run(
+        [sys.executable, "-c", _SIGNALLED_AT_THE_REPORT, str(int(number)), "apply", sources,
+         "--auto-approve", "--api-url", emulator_url],
+        env=child_env(CANARY_ENV),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "Apply: 2 applied, 0 failed." in done.stdout
+    assert "Traceback" not in done.stderr
+    assert sorted(s.name for s in store.sources.values()) == sorted(TWO)
+
+
 def test_apply_without_a_terminal_or_auto_approve_exits_1_and_writes_nothing(
     store: SourceStore, emulator_url: str, sources: Path
 ) -> None:
