@@ -172,7 +172,9 @@ def run_async(main: Coroutine[Any, Any, T], *, own_sigint: bool = OWN_SIGINT) ->
         try:
             return await main
         finally:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
+            # Unless `main` set its own since (apply's, once its writes are over), as 3.11 does.
+            if signal.getsignal(signal.SIGINT) is on_sigint:
+                signal.signal(signal.SIGINT, signal.default_int_handler)
 
     try:
         return asyncio.run(cancellable())
