@@ -335,9 +335,11 @@ async def apply_plan(
     done: dict[str, asyncio.Event] = {a.key: asyncio.Event() for a in plan.actions}
     results: dict[str, ActionResult] = {}
     writes = 0
+    # An action a stop cut between its writes: failed, and the run stopped all the same.
+    cut_short = False
 
     async def run(action: Action) -> None:
-        nonlocal writes
+        nonlocal writes, cut_short
         for dependency in action.depends_on:
             if dependency in done:
                 await done[dependency].wait()
@@ -353,8 +355,9 @@ async def apply_plan(
             reread = None
             if action.id is not None:
                 reread = _Reread(action, api, seen.get(action.id), listing.at, clock, reread_after)
-            result, made = await _execute(action, bodies[action.key], api, reread)
+            result, made, cut = await _execute(action, bodies[action.key], api, reread)
             writes += made
+            cut_short = cut_short or cut
         results[action.key] = result
         done[action.key].set()
         if on_result is not None:
@@ -363,13 +366,7 @@ async def apply_plan(
     await asyncio.gather(*(run(action) for action in plan.actions))
     ordered = [results[a.key] for a in plan.actions]
     stopped = stop.reason
-    # An action cut between its writes failed, and the run was stopped all the same.
-    cut = any(
-        result.outcome == "stopped"
-        or (result.outcome == "failed" and (result.error or "").startswith(_CUT_SHORT))
-        for result in ordered
-    )
-    if stopped is None and cut:
+    if stopped is None and (cut_short or any(r.outcome == "stopped" for r in ordered)):
         stopped = "stopped by --max-duration"
     return ApplyReport(ordered, writes, stopped=stopped)
 
@@ -467,8 +464,9 @@ def _named_paths(paths: Sequence[str]) -> str:
 
 async def _execute(
     action: Action, sending: _Sending, api: SourcesApi, reread: _Reread | None = None
-) -> tuple[ActionResult, int]:
-    """Send one action's writes in order; the result and the number of writes made."""
+) -> tuple[ActionResult, int, bool]:
+    """Send one action's writes in order: the result, the number of writes made, and whether
+    a stop cut it between them."""
     source_id, writes = action.id, 0
     marker = sending.marker
     checking = before_write.set(reread)
@@ -492,23 +490,19 @@ async def _execute(
                     await api.update_source(returned.id, {"deployment": {"annotation": annotation}})
                     marker, writes = recorded, writes + 1
     except _NotWritten as refused:
-        return _result(action, refused.outcome, source_id, refused.why), writes
+        return _result(action, refused.outcome, source_id, refused.why), writes, False
     except NotStarted as stopped:
         if writes == 0:
-            return _result(action, "stopped", source_id, f"not attempted: {stopped}"), 0
-        message = f"{_CUT_SHORT} {writes} of {len(sending.writes)} writes: {stopped}"
-        return _result(action, "failed", source_id, message), writes
+            return _result(action, "stopped", source_id, f"not attempted: {stopped}"), 0, False
+        message = f"stopped after {writes} of {len(sending.writes)} writes: {stopped}"
+        return _result(action, "failed", source_id, message), writes, True
     except Exception as error:  # one failed action must not stop the others
         message = redact.scrub(str(error)) or type(error).__name__
-        return _result(action, "failed", source_id, message), writes
+        return _result(action, "failed", source_id, message), writes, False
     finally:
         continuing_action.set(False)
         before_write.reset(checking)
-    return _result(action, "applied", source_id), writes
-
-
-# How the error of an action stopped between its writes begins.
-_CUT_SHORT = "stopped after"
+    return _result(action, "applied", source_id), writes, False
 
 
 def _result(
