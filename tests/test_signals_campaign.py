@@ -51,23 +51,30 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from campaign import (
+    LARGE,
+    NO_LIMITS,
+    Account,
+    Drawing,
+    Source,
+    applies_to_converge,
+    draw_account,
+    hostnames_on_two,
+    set_up,
+    state_yaml,
+)
 from conftest import FakeClock
 from console import UNPACED, child_env, invoke
-from test_fault_campaign import NO_LIMITS, Source, state_yaml
 
 from reconciler.applier import ApplyReport
 from reconciler.emulator import EMULATOR_API_KEY, Faults, SourceStore, create_app
 from reconciler.emulator.server import running_app
-from reconciler.rails import Permissions
 from reconciler.reconcile import Connection, apply_with_report, plan_files
 
 pytestmark = pytest.mark.e2e
 
 RUNS = int(os.environ.get("IMGIX_RECONCILER_SIGNAL_RUNS", "7"))
 SEED = int(os.environ.get("IMGIX_RECONCILER_SIGNAL_SEED", "20261130"))
-# Hostname moves and secret changes are risky: several exceed the blast radius, which is
-# not what this campaign is about (no --allow-disable, though: see test_fault_campaign).
-LARGE = Permissions(allow_large_change=True)
 # How runs are cut off, in turn: when the first signal comes (or the deadline), and
 # whether another signal (or SIGKILL) follows it.
 CUTS = (
@@ -77,6 +84,23 @@ CUTS = (
     ("listing", False),
     ("arrival", True),
     ("answered", True),
+)
+DRAWING = Drawing(
+    label="Sig",
+    site="site",
+    host="g",
+    variables="SIG_",
+    secrets=("CANARY-sig-", "CANARY-rot-", "CANARY-new-"),
+    secret_bits=48,
+    most_sources=6,
+    enabled=0.8,
+    password=0.5,
+    ttl_change=0.6,
+    rename=0.2,
+    renamed=" renamed",
+    rotate=0.4,
+    move=0.3,
+    new_password=0.5,
 )
 STOP_LINE = "received: starting no more writes"
 WRITES = ("POST", "PATCH")
@@ -180,9 +204,7 @@ class Run:
     """What one run drew and what happened."""
 
     number: int
-    initial: list[Source]
-    desired: list[Source]
-    environ: dict[str, str]
+    account: Account
     cut: Cut
     fmt: str
     # Apply a plan saved by `plan --out` (else plan and apply the file).
@@ -197,42 +219,7 @@ class Run:
 
 def draw(rng: random.Random, number: int) -> Run:
     """A managed account, the change to make to it, and how its apply is cut off."""
-    environ: dict[str, str] = {}
-    initial: list[Source] = []
-    for n in range(rng.randint(3, 6)):
-        source = Source(
-            name=f"Sig{number} site {n}",
-            subdomains=[f"g{number}-s{n}-a", f"g{number}-s{n}-b"],
-            enabled=rng.random() < 0.8,
-            ttl=rng.choice([3600, 86400]),
-        )
-        if rng.random() < 0.5:
-            source.password_env = f"SIG_PASSWORD_{number}_{n}"
-            environ[source.password_env] = f"CANARY-sig-{rng.getrandbits(48):012x}"
-        initial.append(source)
-
-    desired: list[Source] = []
-    for was in initial:
-        source = Source(was.name, list(was.subdomains), was.enabled, was.ttl, was.password_env)
-        source.pinned_as = was.name
-        if rng.random() < 0.6:
-            source.ttl = rng.choice([1800, 7200, 604800])
-        if rng.random() < 0.2:
-            source.name += " renamed"
-        if source.password_env and rng.random() < 0.4:
-            environ[source.password_env] = f"CANARY-rot-{rng.getrandbits(48):012x}"
-        if rng.random() < 0.3:
-            moved = source.subdomains.pop()
-            desired.append(Source(f"Sig{number} takes {moved}", [moved, f"{moved}-x"]))
-        desired.append(source)
-    for n in range(rng.randint(0, 3)):
-        new = Source(f"Sig{number} new {n}", [f"g{number}-new-{n}"])
-        if rng.random() < 0.5:
-            new.password_env = f"SIG_NEW_PASSWORD_{number}_{n}"
-            environ[new.password_env] = f"CANARY-new-{rng.getrandbits(48):012x}"
-        desired.append(new)
-    rng.shuffle(desired)
-
+    account = draw_account(rng, number, DRAWING)
     # Each kind of cut in turn, so that even the suite's few runs have each.
     when, follow_up = CUTS[number % len(CUTS)]
     cut = Cut(when, first=rng.choice([signal.SIGINT, signal.SIGTERM]))
@@ -243,7 +230,7 @@ def draw(rng: random.Random, number: int) -> Run:
         cut.write = rng.randint(0, 4)
         if follow_up:
             cut.then = rng.choice([signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
-    run = Run(number, initial, desired, environ, cut, fmt=rng.choice(["text", "json"]))
+    run = Run(number, account, cut, fmt=rng.choice(["text", "json"]))
     run.saved = rng.random() < 0.3
     return run
 
@@ -428,7 +415,7 @@ def check_run(
     code, stdout, stderr = run.exit_code, watched.stdout, watched.stderr
     context = f"run {run.number} ({run.cut}, {run.fmt}): exit {code}\n{stdout}\n{stderr}"
     assert "Traceback" not in stderr, context
-    for value in run.environ.values():
+    for value in run.account.environ.values():
         assert value not in stdout and value not in stderr, context
     writes = [entry for entry in store.request_log[mark:] if entry.method in WRITES]
     first, then = run.cut.first, run.cut.then
@@ -496,8 +483,13 @@ def check_run(
     # A write that arrives after the process announced its stop was under way (past
     # the pacer) when the signal was handled: the report counts it, and none is a
     # second attempt of a write the server already had.
-    # (A disabled source that changes takes two writes: the disabling one may follow.)
-    two_writes = {f"id:{source.id}" for source in run.desired if not source.enabled}
+    # (A disabled source that changes takes two writes: the disabling one may follow; so
+    # does a rotated password: the write recording its encrypted value follows.)
+    two_writes = {
+        f"id:{source.id}"
+        for source in run.account.desired
+        if not source.enabled or run.account.rotated(source)
+    }
     assert not (set(after) & set(before)) - two_writes, context
     if report is not None:
         # A create is a POST, then a PATCH of the source it made (its marker).
@@ -514,20 +506,15 @@ def campaign_run(run: Run, tmp_path: Path, app: Hooked, url: str, seed: int) -> 
     store = SourceStore(deploy_delay=0, limits=NO_LIMITS, rng=random.Random(seed))
     app.reset(store)
     file = tmp_path / f"run{run.number}.yaml"
-    file.write_text(state_yaml(run.initial), encoding="utf-8")
-    assert asyncio.run(apply_file(file, url, dict(run.environ)))  # the account as it was
-    ids = {source.name: source.id for source in store.sources.values()}
-    for source in run.desired:
-        source.id = ids.get(source.pinned_as or "")
-    file.write_text(state_yaml(run.desired), encoding="utf-8")
-    run.planned_writes = asyncio.run(planned_writes(file, url, run.environ))
+    set_up(run.account, file, store, lambda first: asyncio.run(apply_file(file, url, first)))
+    run.planned_writes = asyncio.run(planned_writes(file, url, run.account.environ))
 
     applied = file
     if run.saved:
         applied = tmp_path / f"run{run.number}.plan.json"
-        planned = invoke("plan", file, "--out", applied, "--api-url", url, env=run.environ)
+        planned = invoke("plan", file, "--out", applied, "--api-url", url, env=run.account.environ)
         assert planned.exit_code == 0, planned.output + planned.stderr
-        for value in run.environ.values():
+        for value in run.account.environ.values():
             assert value not in applied.read_text("utf-8")
     command = [sys.executable, "-m", "reconciler", "apply", str(applied), "--auto-approve"]
     command += ["--api-url", url, "--format", run.fmt, "--allow-large-change"]
@@ -539,7 +526,7 @@ def campaign_run(run: Run, tmp_path: Path, app: Hooked, url: str, seed: int) -> 
     mark = len(store.request_log)
     watched_by: list[Watched] = []
     cut_off(run, app, watched_by)
-    watched = Watched(command, run.environ)
+    watched = Watched(command, run.account.environ)
     watched_by.append(watched)
     app.stopped = watched.stopping.is_set
     run.exit_code = watched.wait()
@@ -547,19 +534,15 @@ def campaign_run(run: Run, tmp_path: Path, app: Hooked, url: str, seed: int) -> 
     store.faults = Faults()
     check_run(run, watched, store, mark, app.arrivals, app.arrived_at, app.read_at)
 
-    for applies in (1, 2):
-        if (
-            asyncio.run(apply_file(file, url, run.environ))
-            and asyncio.run(planned_writes(file, url, run.environ)) == 0
-        ):
-            run.applies_needed = applies
-            break
-    else:
-        pytest.fail(f"run {run.number} did not converge in two plain applies: {run}")
-    holders: Counter[str] = Counter(
-        host for source in store.sources.values() for host in source.deployment["imgix_subdomains"]
+    environ = run.account.environ
+    applies = applies_to_converge(
+        lambda: asyncio.run(apply_file(file, url, environ)),
+        lambda: asyncio.run(planned_writes(file, url, environ)) == 0,
     )
-    assert [host for host, count in holders.items() if count > 1] == [], "a subdomain on two"
+    if applies is None:
+        pytest.fail(f"run {run.number} did not converge in two plain applies: {run}")
+    run.applies_needed = applies
+    assert hostnames_on_two(store) == [], "a subdomain on two"
 
 
 def test_signal_campaign_reports_truthfully_and_converges(
