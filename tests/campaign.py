@@ -58,36 +58,51 @@ def state_yaml(sources: list[Source]) -> str:
 
 
 @dataclass(frozen=True)
+class Names:
+    """What a campaign calls its sources, hostnames and password variables."""
+
+    # Run 3's first source is "{label}3 {site} 0", its hostnames "{host}3-s0-a" and "-b",
+    # its password variable "{variables}PASSWORD_3_0" (a new one's "...NEW_PASSWORD_3_0").
+    label: str
+    site: str
+    host: str
+    variables: str
+    renamed: str
+
+
+@dataclass(frozen=True)
+class Secrets:
+    """How often sources have a password, and how the values are drawn."""
+
+    # Each value is one of these prefixes (first, rotated, new) and `bits` random bits.
+    prefixes: tuple[str, str, str]
+    bits: int
+    first: float
+    rotate: float
+    # None: new sources never have one (and nothing is drawn for it).
+    new: float | None = None
+
+    def value(self, rng: random.Random, kind: int) -> str:
+        return f"{self.prefixes[kind]}{rng.getrandbits(self.bits):0{self.bits // 4}x}"
+
+
+@dataclass(frozen=True)
 class Drawing:
-    """How a campaign draws its accounts: names, sizes, and how often each change comes.
+    """How a campaign draws its accounts: names, secrets, and how often each change comes.
 
     A rate of None draws nothing for that change, so the generator's sequence is the one
     the campaign had before it shared this drawing.
     """
 
-    # Run 3's first source is "{label}3 {site} 0", its hostnames "{host}3-s0-a" and "-b".
-    label: str
-    site: str
-    host: str
-    # Password variables are "{variables}PASSWORD_3_0" and "{variables}NEW_PASSWORD_3_0".
-    variables: str
-    # A secret is one of these prefixes (first, rotated, new) and `secret_bits` random bits.
-    secrets: tuple[str, str, str]
-    secret_bits: int
+    names: Names
+    secrets: Secrets
     most_sources: int
     enabled: float
-    password: float
     ttl_change: float
     rename: float
-    renamed: str
-    rotate: float
     move: float
     enable: float | None = None
     most_unmanaged: int | None = None
-    new_password: float | None = None
-
-    def secret(self, rng: random.Random, kind: int) -> str:
-        return f"{self.secrets[kind]}{rng.getrandbits(self.secret_bits):0{self.secret_bits // 4}x}"
 
 
 @dataclass
@@ -109,19 +124,19 @@ class Account:
 
 def draw_account(rng: random.Random, number: int, drawing: Drawing) -> Account:
     """A managed account and the change to make to it, drawn as `drawing` says."""
-    d = drawing
+    d, names, secrets = drawing, drawing.names, drawing.secrets
     environ: dict[str, str] = {}
     initial: list[Source] = []
     for n in range(rng.randint(3, d.most_sources)):
         source = Source(
-            name=f"{d.label}{number} {d.site} {n}",
-            subdomains=[f"{d.host}{number}-s{n}-a", f"{d.host}{number}-s{n}-b"],
+            name=f"{names.label}{number} {names.site} {n}",
+            subdomains=[f"{names.host}{number}-s{n}-a", f"{names.host}{number}-s{n}-b"],
             enabled=rng.random() < d.enabled,
             ttl=rng.choice([3600, 86400]),
         )
-        if rng.random() < d.password:
-            source.password_env = f"{d.variables}PASSWORD_{number}_{n}"
-            environ[source.password_env] = d.secret(rng, 0)
+        if rng.random() < secrets.first:
+            source.password_env = f"{names.variables}PASSWORD_{number}_{n}"
+            environ[source.password_env] = secrets.value(rng, 0)
         initial.append(source)
     initial_environ = dict(environ)
 
@@ -137,22 +152,23 @@ def draw_account(rng: random.Random, number: int, drawing: Drawing) -> Account:
         if rng.random() < d.ttl_change:
             source.ttl = rng.choice([1800, 7200, 604800])
         if rng.random() < d.rename:
-            source.name += d.renamed
+            source.name += names.renamed
         # Enabled sources stay enabled: the plain re-runs have no --allow-disable.
         if d.enable is not None and not was.enabled and rng.random() < d.enable:
             source.enabled = True
-        if source.password_env and rng.random() < d.rotate:
-            environ[source.password_env] = d.secret(rng, 1)
+        if source.password_env and rng.random() < secrets.rotate:
+            environ[source.password_env] = secrets.value(rng, 1)
         if rng.random() < d.move:
             # Its second subdomain moves to a new source: released before it is claimed.
             moved = source.subdomains.pop()
-            desired.append(Source(f"{d.label}{number} takes {moved}", [moved, f"{moved}-x"]))
+            taker = f"{names.label}{number} takes {moved}"
+            desired.append(Source(taker, [moved, f"{moved}-x"]))
         desired.append(source)
     for n in range(rng.randint(0, 3)):
-        new = Source(f"{d.label}{number} new {n}", [f"{d.host}{number}-new-{n}"])
-        if d.new_password is not None and rng.random() < d.new_password:
-            new.password_env = f"{d.variables}NEW_PASSWORD_{number}_{n}"
-            environ[new.password_env] = d.secret(rng, 2)
+        new = Source(f"{names.label}{number} new {n}", [f"{names.host}{number}-new-{n}"])
+        if secrets.new is not None and rng.random() < secrets.new:
+            new.password_env = f"{names.variables}NEW_PASSWORD_{number}_{n}"
+            environ[new.password_env] = secrets.value(rng, 2)
         desired.append(new)
     rng.shuffle(desired)
     return Account(initial, desired, environ, initial_environ)

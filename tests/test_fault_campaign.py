@@ -34,6 +34,8 @@ from campaign import (
     NO_LIMITS,
     Account,
     Drawing,
+    Names,
+    Secrets,
     applies_to_converge,
     draw_account,
     hostnames_on_two,
@@ -50,20 +52,14 @@ pytestmark = pytest.mark.e2e
 RUNS = int(os.environ.get("IMGIX_RECONCILER_CAMPAIGN_RUNS", "6"))
 SEED = int(os.environ.get("IMGIX_RECONCILER_CAMPAIGN_SEED", "20261130"))
 DRAWING = Drawing(
-    label="Run",
-    site="source",
-    host="r",
-    variables="",
-    secrets=("secret-", "rotated-", "new-"),
-    secret_bits=32,
+    Names(label="Run", site="source", host="r", variables="", renamed=" (renamed)"),
+    Secrets(("secret-", "rotated-", "new-"), bits=32, first=0.4, rotate=0.3),
     most_sources=7,
     enabled=0.7,
-    password=0.4,
     ttl_change=0.5,
     rename=0.2,
-    renamed=" (renamed)",
-    rotate=0.3,
     move=0.2,
+    # Disabled sources that must change, and sources the file leaves unmanaged.
     enable=0.3,
     most_unmanaged=2,
 )

@@ -56,6 +56,8 @@ from campaign import (
     NO_LIMITS,
     Account,
     Drawing,
+    Names,
+    Secrets,
     Source,
     applies_to_converge,
     draw_account,
@@ -85,22 +87,17 @@ CUTS = (
     ("arrival", True),
     ("answered", True),
 )
+# No source left unmanaged, none enabled: new sources may have a password.
 DRAWING = Drawing(
-    label="Sig",
-    site="site",
-    host="g",
-    variables="SIG_",
-    secrets=("CANARY-sig-", "CANARY-rot-", "CANARY-new-"),
-    secret_bits=48,
     most_sources=6,
     enabled=0.8,
-    password=0.5,
     ttl_change=0.6,
     rename=0.2,
-    renamed=" renamed",
-    rotate=0.4,
     move=0.3,
-    new_password=0.5,
+    names=Names(label="Sig", site="site", host="g", variables="SIG_", renamed=" renamed"),
+    secrets=Secrets(
+        ("CANARY-sig-", "CANARY-rot-", "CANARY-new-"), bits=48, first=0.5, rotate=0.4, new=0.5
+    ),
 )
 STOP_LINE = "received: starting no more writes"
 WRITES = ("POST", "PATCH")
