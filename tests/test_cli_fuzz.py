@@ -27,6 +27,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
 import typing
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ import annotated_types
 import httpx
 import pytest
 from click.testing import CliRunner
+from conftest import FakeClock
 from console import UNPACED, child_env
 from hypothesis import HealthCheck, Phase, assume, event, example, given, seed, settings
 from hypothesis import strategies as st
@@ -53,6 +55,7 @@ from reconciler.emulator import (
 )
 from reconciler.loader import LoadError, load
 from reconciler.plan import same_json
+from reconciler.progress import ApplyProgress
 from reconciler.rails import Permissions
 from reconciler.reconcile import Connection, apply_with_report, plan_files
 from reconciler.specs import (
@@ -1353,3 +1356,203 @@ def test_a_listing_the_format_cannot_hold_is_a_clear_verdict(
         )
         check_output(workspace, code, stdout, stderr)
         assert code == 0, stdout + stderr
+
+
+# --------------------------------------------------------------------------- apply --wait
+#
+# `apply --wait` polls the touched sources until they are deployed. The emulator deploys in
+# `deploy_delay` seconds of its clock; here that clock is a FakeClock the command's
+# connection sleeps on too (started at the real monotonic time, which `--max-duration`
+# counts from), so ten minutes of polling take no real time. At the wait's first poll,
+# something may befall one touched source: it is deleted (a status, or gone: 404),
+# disabled from the dashboard, or reports a status the API never documented.
+
+# The applier's defaults: a poll every 2 s, for 10 minutes at the most (README "Apply").
+WAIT_INTERVAL = 2.0
+WAIT_TIMEOUT = 600.0
+# Documented by the API: deploying, deployed, disabled, deleted.
+UNDOCUMENTED_STATUSES = ["failed", "queued", ""]
+TROUBLES = [None, None, "deleted", "gone", "disabled", *UNDOCUMENTED_STATUSES]
+REPORTED = re.compile(
+    r"^(applied|failed|not attempted|skipped|in effect|stale): (create|patch) (Fuzz \d+)"
+    r"(?: \(([0-9a-f]+)\))?(?:: .*)?$",
+    re.MULTILINE,
+)
+STILL_DEPLOYING = re.compile(r"^Still deploying when --wait gave up: (.*)\.$", re.MULTILINE)
+PLANNED = re.compile(r"^Plan: (\d+) to create, (\d+) to patch", re.MULTILINE)
+
+
+class Troubled(SourceStore):
+    """An emulated account where, at the first read of one source, trouble befalls it."""
+
+    def __init__(self, trouble: str | None, **options: Any) -> None:
+        super().__init__(**options)
+        self.trouble = trouble
+        self.victim: str | None = None
+        self.odd: dict[str, str] = {}
+        # Each source's status as the last read of it showed it.
+        self.seen: dict[str, str] = {}
+
+    def get_source(self, source_id: str) -> dict[str, Any]:
+        if self.trouble is not None and self.victim is None:
+            self.victim = source_id
+            if self.trouble == "gone":
+                self.remove_source(source_id)
+            elif self.trouble == "disabled":
+                self.update_source(source_id, {"enabled": False})
+            else:
+                self.odd[source_id] = self.trouble
+        resource = super().get_source(source_id)
+        self.seen[source_id] = resource["attributes"]["deployment_status"]
+        return resource
+
+    def _status(self, source: Any, now: float) -> str:
+        if source.id in self.odd:
+            return self.odd[source.id]
+        return super()._status(source, now)
+
+
+@contextlib.contextmanager
+def waiting_on(store: SourceStore, clock: FakeClock) -> Iterator[None]:
+    """`--emulator` serves `store`, its connection on `clock` (no real sleep)."""
+    transport = httpx.ASGITransport(app=create_app(store))
+
+    def connect(*args: Any, **kwargs: Any) -> Connection:
+        return Connection(
+            "http://emulator",
+            EMULATOR_API_KEY,
+            transport,
+            pacing=UNPACED,
+            clock=clock,
+            sleep=clock.sleep,
+        )
+
+    async def no_heartbeat(self: ApplyProgress, sleep: Any) -> None:
+        # On a FakeClock a lone sleeper moves time on while requests are under way: the
+        # heartbeat's minute would pass between two writes, and deadlines with it.
+        await asyncio.Event().wait()
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("reconciler.reconcile.connect", connect)
+        patch.setattr(ApplyProgress, "heartbeat", no_heartbeat)
+        yield
+
+
+@dataclass
+class WaitReport:
+    """What an `apply --wait` printed: each action's outcome and source, what still deploys."""
+
+    outcomes: list[tuple[str, str, str | None]]
+    still_deploying: list[str]
+    stopped: str | None = None
+
+
+def wait_report(fmt: str, stdout: str) -> WaitReport:
+    if fmt == "json":
+        document = json.loads(stdout)
+        outcomes = [(r["outcome"], r["source"], r["source_id"]) for r in document["results"]]
+        return WaitReport(outcomes, document["still_deploying"], document["stopped"])
+    outcomes = [(m[1], m[3], m[4]) for m in REPORTED.finditer(stdout)]
+    still = STILL_DEPLOYING.search(stdout)
+    return WaitReport(outcomes, still[1].split(", ") if still else [])
+
+
+@st.composite
+def waits(draw: st.DrawFn) -> tuple[Node, float, str | None, int | None, str]:
+    """A document to create, how long a deployment takes, the trouble, the deadline, format."""
+    document = draw(documents().filter(_names))
+    delay = draw(st.sampled_from([0.0, 1.0, 7.0, 45.0, 599.0, 10.0**6]))
+    trouble = draw(st.sampled_from(TROUBLES))
+    max_duration = draw(st.sampled_from([None, None, 1, 30, 300, 3600]))
+    return document, delay, trouble, max_duration, draw(st.sampled_from(["text", "json"]))
+
+
+def _one_web_folder(name: str = "Fuzz 0") -> Node:
+    deployment = Node(
+        [
+            ("type", "webfolder"),
+            ("imgix_subdomains", ["wait-fz"]),
+            ("webfolder_base_url", "https://origin.fuzz.example/"),
+        ]
+    )
+    return Node([("version", 1), ("sources", [Node([("name", name), ("deployment", deployment)])])])
+
+
+# Found by this test: a touched source the API says is deleted, or in a status it never
+# documented, ended the wait as if deployed (exit 0, `ok`).
+@given(waits())
+@example((Node([("version", 1), ("sources", [])]), 0.0, None, None, "text"))
+@example((_one_web_folder(), 0.0, "deleted", None, "json"))
+@example((_one_web_folder(), 0.0, "failed", None, "text"))
+@example((_one_web_folder(), 10.0**6, None, 30, "json"))
+@_profile(short=16)
+def test_apply_wait_ends_bounded_with_every_action_and_what_still_deploys(
+    case: tuple[Node, float, str | None, int | None, str],
+) -> None:
+    document, delay, trouble, max_duration, fmt = case
+    clock = FakeClock(start=time.monotonic())
+    unlimited = RateLimits(per_second=None, creates_per_hour=None, updates_per_hour=None)
+    store = Troubled(
+        trouble, clock=clock, deploy_delay=delay, rng=random.Random(0), limits=unlimited
+    )
+    with tempfile.TemporaryDirectory() as root, waiting_on(store, clock):
+        workspace = _write(Node(document.pairs), False, Path(root))
+        workspace.files[0].write_text(_resolvable(document), encoding="utf-8")
+        args = ["apply", "--emulator", "--auto-approve", "--wait", "--format", fmt]
+        if max_duration is not None:
+            args += ["--max-duration", f"{max_duration}s"]
+        started = clock.now
+        code, stdout, stderr = invoke(workspace, *args, workspace.files[0].name)
+        waited = clock.now - started
+        check_output(workspace, code, stdout, stderr)
+        check_inert(stdout, stderr)
+        context = f"exit {code}, waited {waited}\n{stdout}\n{stderr}"
+        planned = PLANNED.search(stdout + stderr)
+        if planned is None:  # nothing to do (every source observed), or refused
+            assert code in (0, 1), context
+            return
+        # Nothing fails on this account: every action applies, whatever the wait found.
+        assert code in (0, 3), context
+        report = wait_report(fmt, stdout)
+        assert len(report.outcomes) == int(planned[1]) + int(planned[2]), context
+        assert {outcome for outcome, _, _ in report.outcomes} == {"applied"}, context
+        touched = {source_id: name for _, name, source_id in report.outcomes if source_id}
+        still = set(report.still_deploying)
+        assert still <= set(touched), context
+        assert (code == 0) == (not still), context
+
+        # Bounded: by 10 minutes of polling, by --max-duration, and by the last deployment.
+        assert waited <= WAIT_TIMEOUT + WAIT_INTERVAL, context
+        if max_duration is not None:
+            assert waited <= max_duration + WAIT_INTERVAL, context
+        if code == 0:
+            assert waited <= delay + WAIT_INTERVAL, context
+        if report.stopped is None and fmt == "json" and max_duration is not None:
+            # Ended by the deadline, the wait says so, as the writes do when it ends them.
+            assert not (still and waited >= max_duration), context
+
+        # What the report says of each touched source is what its last poll showed.
+        for source_id in touched:
+            seen = store.seen.get(source_id)
+            if source_id in still:
+                assert seen not in ("deployed", "disabled"), (source_id, seen, context)
+            else:
+                assert seen in ("deployed", "disabled"), (source_id, seen, context)
+                assert store.status(store.sources[source_id]) == seen, context
+        if store.victim is not None and trouble not in (None, "disabled"):
+            # Deleted, gone, or a status no one can say is deployed: never `ok`.
+            assert store.victim in still, context
+        if trouble in ("deleted", "gone"):
+            assert "--wait gave up" in stderr, context
+
+        # The wait's progress: each touched source's status as it changed, on stderr.
+        if "--wait gave up" not in stderr:
+            for name in touched.values():
+                shown = re.findall(rf"^  {re.escape(name)}: (.*)$", stderr, re.MULTILINE)
+                assert shown, (name, context)
+        event(f"apply --wait: exit {code}, {trouble or 'no'} trouble, waited {waited:.0f} s")
+        if code == 0 and trouble != "disabled":
+            planned_again = invoke(
+                workspace, "plan", "--emulator", "--detailed-exitcode", workspace.files[0].name
+            )
+            assert planned_again[0] == 0, planned_again
