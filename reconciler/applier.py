@@ -365,10 +365,10 @@ async def apply_plan(
 
     await asyncio.gather(*(run(action) for action in plan.actions))
     ordered = [results[a.key] for a in plan.actions]
-    stopped = stop.reason
-    if stopped is None and (cut_short or any(r.outcome == "stopped" for r in ordered)):
-        stopped = "stopped by --max-duration"
-    return ApplyReport(ordered, writes, stopped=stopped)
+    if stop.reason is None and (cut_short or any(r.outcome == "stopped" for r in ordered)):
+        # A request, not only the report's word: what follows the writes (--wait) ends too.
+        stop.request("stopped by --max-duration")
+    return ApplyReport(ordered, writes, stopped=stop.reason)
 
 
 class _NotWritten(Exception):
@@ -553,18 +553,19 @@ async def wait_until_deployed(
             *(api.get_source(source_id) for source_id in pending), return_exceptions=True
         )
         sources: list[LiveSource] = []
-        failed: list[str] = []
+        failed: dict[str, Exception] = {}
         for source_id, answer in zip(pending, polled, strict=True):
             if not isinstance(answer, BaseException):
                 sources.append(answer)
-                continue
-            if not isinstance(answer, Exception):
+            elif not isinstance(answer, Exception):
                 raise answer  # a cancellation, an exit: not the poll's to swallow
-            # After the writes, nothing may swallow their report.
-            if on_gave_up is not None:
-                on_gave_up(redact.scrub(str(answer)) or type(answer).__name__)
-            gone = isinstance(answer, ApiError) and answer.status == 404
-            (given_up if gone else failed).append(source_id)
+            elif isinstance(answer, ApiError) and answer.status == 404:
+                given_up.append(source_id)
+                _tell(on_gave_up, answer)
+            else:  # after the writes, nothing may swallow their report
+                failed[source_id] = answer
+        if failed:
+            _tell(on_gave_up, next(iter(failed.values())))  # the API down: once is enough
         for source in sources:
             if on_status is not None:
                 on_status(source)
@@ -584,3 +585,8 @@ async def wait_until_deployed(
             break
     left = {*given_up, *pending}
     return [source_id for source_id in dict.fromkeys(source_ids) if source_id in left]
+
+
+def _tell(on_gave_up: Callable[[str], None] | None, error: Exception) -> None:
+    if on_gave_up is not None:
+        on_gave_up(redact.scrub(str(error)) or type(error).__name__)

@@ -1390,10 +1390,13 @@ class Troubled(SourceStore):
         self.trouble = trouble
         self.victim: str | None = None
         self.odd: dict[str, str] = {}
-        # Each source's status as the last read of it showed it.
+        # Each source's status as the last read of it showed it, and when the first came.
         self.seen: dict[str, str] = {}
+        self.first_poll_at: float | None = None
 
     def get_source(self, source_id: str) -> dict[str, Any]:
+        if self.first_poll_at is None:
+            self.first_poll_at = self.clock()
         if self.trouble is not None and self.victim is None:
             self.victim = source_id
             if self.trouble == "gone":
@@ -1457,44 +1460,82 @@ def wait_report(fmt: str, stdout: str) -> WaitReport:
     return WaitReport(outcomes, still[1].split(", ") if still else [])
 
 
+@dataclass
+class Wait:
+    """A document to create, how long a deployment and a write take, the trouble, the
+    deadline (`--max-duration`, seconds) and the format."""
+
+    document: Node
+    delay: float
+    trouble: str | None = None
+    max_duration: int | None = None
+    fmt: str = "text"
+    write_time: float = 0.0
+
+
 @st.composite
-def waits(draw: st.DrawFn) -> tuple[Node, float, str | None, int | None, str]:
-    """A document to create, how long a deployment takes, the trouble, the deadline, format."""
-    document = draw(documents().filter(_names))
-    delay = draw(st.sampled_from([0.0, 1.0, 7.0, 45.0, 599.0, 10.0**6]))
-    trouble = draw(st.sampled_from(TROUBLES))
-    max_duration = draw(st.sampled_from([None, None, 1, 30, 300, 3600]))
-    return document, delay, trouble, max_duration, draw(st.sampled_from(["text", "json"]))
-
-
-def _one_web_folder(name: str = "Fuzz 0") -> Node:
-    deployment = Node(
-        [
-            ("type", "webfolder"),
-            ("imgix_subdomains", ["wait-fz"]),
-            ("webfolder_base_url", "https://origin.fuzz.example/"),
-        ]
+def waits(draw: st.DrawFn) -> Wait:
+    return Wait(
+        draw(documents().filter(_names)),
+        delay=draw(st.sampled_from([0.0, 1.0, 7.0, 45.0, 599.0, 10.0**6])),
+        trouble=draw(st.sampled_from(TROUBLES)),
+        max_duration=draw(st.sampled_from([None, None, 1, 30, 300, 3600])),
+        fmt=draw(st.sampled_from(["text", "json"])),
+        write_time=draw(st.sampled_from([0.0, 0.0, 0.0, 20.0])),
     )
-    return Node([("version", 1), ("sources", [Node([("name", name), ("deployment", deployment)])])])
+
+
+def _web_folders(count: int = 1) -> Node:
+    sources = [
+        Node(
+            [
+                ("name", f"Fuzz {number}"),
+                (
+                    "deployment",
+                    Node(
+                        [
+                            ("type", "webfolder"),
+                            ("imgix_subdomains", [f"wait{number}-fz"]),
+                            ("webfolder_base_url", "https://origin.fuzz.example/"),
+                        ]
+                    ),
+                ),
+            ]
+        )
+        for number in range(count)
+    ]
+    return Node([("version", 1), ("sources", sources)])
 
 
 # Found by this test: a touched source the API says is deleted, or in a status it never
-# documented, ended the wait as if deployed (exit 0, `ok`).
+# documented, ended the wait as if deployed (exit 0, `ok`); one gone (404) had every
+# other reported still deploying, deployed or not; a wait --max-duration ended said
+# nothing of it (`stopped: null`).
 @given(waits())
-@example((Node([("version", 1), ("sources", [])]), 0.0, None, None, "text"))
-@example((_one_web_folder(), 0.0, "deleted", None, "json"))
-@example((_one_web_folder(), 0.0, "failed", None, "text"))
-@example((_one_web_folder(), 10.0**6, None, 30, "json"))
+@example(Wait(Node([("version", 1), ("sources", [])]), 0.0))
+@example(Wait(_web_folders(), 0.0, "deleted", fmt="json"))
+@example(Wait(_web_folders(), 0.0, "failed"))
+@example(Wait(_web_folders(), 0.0, "failed", max_duration=300))
+@example(Wait(_web_folders(), 0.0, ""))
+@example(Wait(_web_folders(2), 0.0, "gone", fmt="json"))
+@example(Wait(_web_folders(), 10.0**6, max_duration=30, fmt="json"))
+@example(Wait(_web_folders(3), 0.0, max_duration=30, fmt="json", write_time=20.0))
 @_profile(short=16)
-def test_apply_wait_ends_bounded_with_every_action_and_what_still_deploys(
-    case: tuple[Node, float, str | None, int | None, str],
-) -> None:
-    document, delay, trouble, max_duration, fmt = case
+def test_apply_wait_ends_bounded_with_every_action_and_what_still_deploys(case: Wait) -> None:
+    document, delay, trouble, max_duration, fmt = (
+        case.document,
+        case.delay,
+        case.trouble,
+        case.max_duration,
+        case.fmt,
+    )
     clock = FakeClock(start=time.monotonic())
     unlimited = RateLimits(per_second=None, creates_per_hour=None, updates_per_hour=None)
     store = Troubled(
         trouble, clock=clock, deploy_delay=delay, rng=random.Random(0), limits=unlimited
     )
+    if case.write_time:
+        store.on_commit = lambda store: clock.advance(case.write_time)
     with tempfile.TemporaryDirectory() as root, waiting_on(store, clock):
         workspace = _write(Node(document.pairs), False, Path(root))
         workspace.files[0].write_text(_resolvable(document), encoding="utf-8")
@@ -1511,28 +1552,44 @@ def test_apply_wait_ends_bounded_with_every_action_and_what_still_deploys(
         if planned is None:  # nothing to do (every source observed), or refused
             assert code in (0, 1), context
             return
-        # Nothing fails on this account: every action applies, whatever the wait found.
         assert code in (0, 3), context
         report = wait_report(fmt, stdout)
         assert len(report.outcomes) == int(planned[1]) + int(planned[2]), context
-        assert {outcome for outcome, _, _ in report.outcomes} == {"applied"}, context
-        touched = {source_id: name for _, name, source_id in report.outcomes if source_id}
+        # Nothing fails on this account: every action applies, but for --max-duration.
+        outcomes = {outcome for outcome, _, _ in report.outcomes}
+        if outcomes != {"applied"}:
+            assert max_duration is not None and case.write_time, context
+            assert outcomes <= {"applied", "failed", "stopped", "not attempted"}, context
+            assert code == 3 and "--max-duration" in stdout, context
+            # The deadline passed: no wait, and the report says why the run stopped.
+            assert store.first_poll_at is None, context
+            if fmt == "json":
+                assert report.stopped == "stopped by --max-duration", context
+        touched = {
+            source_id: name
+            for outcome, name, source_id in report.outcomes
+            if source_id and outcome == "applied"
+        }
         still = set(report.still_deploying)
         assert still <= set(touched), context
-        assert (code == 0) == (not still), context
+        assert (code == 0) == (not still and outcomes == {"applied"}), context
 
-        # Bounded: by 10 minutes of polling, by --max-duration, and by the last deployment.
-        assert waited <= WAIT_TIMEOUT + WAIT_INTERVAL, context
+        # Bounded: by 10 minutes of polling, by --max-duration (checked after each pause
+        # between polls, or before a write), and by the last deployment.
+        polled = 0.0 if store.first_poll_at is None else clock.now - store.first_poll_at
+        assert polled <= WAIT_TIMEOUT + 1e-6, context
         if max_duration is not None:
-            assert waited <= max_duration + WAIT_INTERVAL, context
+            assert waited <= max_duration + max(WAIT_INTERVAL, case.write_time), context
         if code == 0:
-            assert waited <= delay + WAIT_INTERVAL, context
-        if report.stopped is None and fmt == "json" and max_duration is not None:
-            # Ended by the deadline, the wait says so, as the writes do when it ends them.
-            assert not (still and waited >= max_duration), context
+            assert polled <= delay + WAIT_INTERVAL, context
+        # Ended by the deadline (not by 10 minutes, nor by giving up on a source), the wait
+        # says so, as the writes do when it ends them.
+        past_deadline = max_duration is not None and waited >= max_duration
+        if fmt == "json" and past_deadline and still - {store.victim} and polled < WAIT_TIMEOUT:
+            assert report.stopped == "stopped by --max-duration", context
 
         # What the report says of each touched source is what its last poll showed.
-        for source_id in touched:
+        for source_id in touched if store.first_poll_at is not None else ():
             seen = store.seen.get(source_id)
             if source_id in still:
                 assert seen not in ("deployed", "disabled"), (source_id, seen, context)
@@ -1546,7 +1603,7 @@ def test_apply_wait_ends_bounded_with_every_action_and_what_still_deploys(
             assert "--wait gave up" in stderr, context
 
         # The wait's progress: each touched source's status as it changed, on stderr.
-        if "--wait gave up" not in stderr:
+        if store.first_poll_at is not None and "--wait gave up" not in stderr:
             for name in touched.values():
                 shown = re.findall(rf"^  {re.escape(name)}: (.*)$", stderr, re.MULTILINE)
                 assert shown, (name, context)
