@@ -12,7 +12,9 @@ saved by `plan --out`) and cuts it off:
   signal lands) or the k-th write once answered (between writes);
 - sometimes followed, once the process said it stopped, by a second signal (documented
   to end it at once) or by SIGKILL (CI's end of the grace period);
-- or `--max-duration` against an emulator slowed by latency.
+- or `--max-duration` against an emulator slowed by latency;
+- or, every seventh run, `apply --wait` on sources that take two minutes to deploy, and the
+  signal (maybe followed as above) when the wait's first poll arrives.
 
 Properties, for every run: the exit code is the documented one (1 before any write, 3
 once writing was stopped, 0 when the signal came too late to stop anything; killed by
@@ -21,8 +23,9 @@ saved plan; a report that was printed lists every action (and stderr's progress 
 each of them too), and one reported "not attempted" never reached the server; a write
 that arrives after the process announced its stop was already under way: reported
 applied or failed, and never a second attempt; under `--max-duration` no write arrives
-past the deadline; then at most two plain applies leave an empty plan and no hostname
-on two sources.
+past the deadline; a signal during --wait ends it with exit 3, every action applied
+and each touched source reported still deploying; then at most two plain applies leave
+an empty plan and no hostname on two sources.
 
 The suite runs a few runs with a fixed seed. By hand, longer:
 
@@ -99,6 +102,12 @@ DRAWING = Drawing(
         ("CANARY-sig-", "CANARY-rot-", "CANARY-new-"), bits=48, first=0.5, rotate=0.4, new=0.5
     ),
 )
+# Every seventh run waits (--wait) and is cut off while waiting, the first signal's
+# follow-up as drawn: over seven runs in turn, each kind of CUTS.
+WAITING_EVERY = 7
+# Long enough that no touched source of a --wait run deploys within the run (seconds).
+DEPLOYING_FOR = 120.0
+SINGLE_SOURCE = re.compile(r"/api/v1/sources/[0-9a-f]+")
 STOP_LINE = "received: starting no more writes"
 WRITES = ("POST", "PATCH")
 Scope = MutableMapping[str, Any]
@@ -124,6 +133,7 @@ class Hooked:
         self.arrivals: list[tuple[str, bool]] = []
         self.arrived_at: list[float] = []
         self.read_at: list[float] = []
+        self.read_paths: list[str] = []
 
     @property
     def store(self) -> SourceStore:
@@ -161,6 +171,7 @@ class Hooked:
         else:
             number, self.reads = self.reads, self.reads + 1
             self.read_at.append(time.monotonic())
+            self.read_paths.append(scope["path"])
         if self.arrived is not None:
             await self.arrived(kind, number)
         await self.app(scope, receive, send)
@@ -179,7 +190,8 @@ def hooked() -> Iterator[tuple[Hooked, str]]:
 class Cut:
     """How a run's apply is cut off."""
 
-    # "listing", "arrival" (a write under way), "answered" (between writes), "deadline"
+    # "listing", "arrival" (a write under way), "answered" (between writes), "deadline",
+    # "waiting" (apply --wait's first poll under way)
     when: str
     write: int = 0
     first: signal.Signals = signal.SIGINT
@@ -191,7 +203,9 @@ class Cut:
     def __str__(self) -> str:
         if self.when == "deadline":
             return f"--max-duration {self.max_duration}s, latency {self.latency}s"
-        at = "the listing" if self.when == "listing" else f"write {self.write} {self.when}"
+        at = f"write {self.write} {self.when}"
+        if self.when in ("listing", "waiting"):
+            at = "the listing" if self.when == "listing" else "--wait's first poll"
         then = f", then {self.then.name}" if self.then else ""
         return f"{self.first.name} at {at}{then}"
 
@@ -227,6 +241,9 @@ def draw(rng: random.Random, number: int) -> Run:
         cut.write = rng.randint(0, 4)
         if follow_up:
             cut.then = rng.choice([signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
+    if number % WAITING_EVERY == WAITING_EVERY - 1:
+        # In place of the cut drawn (drawn all the same: later runs draw as they did).
+        cut = Cut("waiting", first=cut.first, then=cut.then)
     run = Run(number, account, cut, fmt=rng.choice(["text", "json"]))
     run.saved = rng.random() < 0.3
     return run
@@ -329,11 +346,14 @@ def cut_off(run: Run, app: Hooked, watched_by: list[Watched]) -> None:
     async def arrived(kind: str, number: int) -> None:
         if fired.is_set():
             return
+        polling = kind == "read" and app.writes > 0 and SINGLE_SOURCE.fullmatch(app.read_paths[-1])
         if cut.when == "listing" and kind == "read":
             fire()
-        elif cut.when == "arrival" and kind == "write" and number == cut.write:
+        elif (cut.when == "arrival" and kind == "write" and number == cut.write) or (
+            cut.when == "waiting" and polling
+        ):
             fire()
-            # The write is held, under way, until the process has caught the signal.
+            # The request is held, under way, until the process has caught the signal.
             deadline = time.monotonic() + 10
             while not watched_by[0].stopping.is_set() and time.monotonic() < deadline:
                 if watched_by[0].process.poll() is not None:
@@ -344,7 +364,7 @@ def cut_off(run: Run, app: Hooked, watched_by: list[Watched]) -> None:
         if not fired.is_set() and kind == "write" and number == cut.write:
             fire()
 
-    if cut.when in ("listing", "arrival"):
+    if cut.when in ("listing", "arrival", "waiting"):
         app.arrived = arrived
     elif cut.when == "answered":
         app.answered = answered
@@ -387,6 +407,14 @@ def report_of(run: Run, stdout: str) -> list[Outcome] | None:
         if match:
             found.append(Outcome(match[1], match[2], match[3], match[4]))
     return found
+
+
+def still_deploying(run: Run, stdout: str) -> list[str]:
+    """The ids the report says were still deploying when --wait ended."""
+    if run.fmt == "json":
+        return list(json.loads(stdout)["still_deploying"])
+    found = re.search(r"^Still deploying when --wait gave up: (.*)\.$", stdout, re.M)
+    return found[1].split(", ") if found else []
 
 
 def written_to(method: str, path: str, body: Any) -> str:
@@ -435,6 +463,25 @@ def check_run(
         assert code in (-then, 3, 1, -signal.SIGINT, -first), context
         if "received again" in stderr:
             assert code == 3, context
+    elif run.cut.when == "waiting" and sent:
+        # Caught while --wait polled: every write was made, and the report lists each
+        # action applied and each source it touched still deploying (exit 3, as README's
+        # "SIGINT and SIGTERM ... during apply or --wait" says).
+        assert code == 3, context
+        assert f"{first.name} {STOP_LINE}" in stderr, context
+        report = report_of(run, stdout)
+        assert report is not None, context
+        assert [line.outcome for line in report] == ["applied"] * run.planned_writes, context
+        assert sorted(still_deploying(run, stdout)) == sorted(
+            str(line.source_id) for line in report
+        ), context
+        if run.fmt == "json":
+            assert json.loads(stdout)["stopped"] == f"stopped by {first.name}", context
+        progress = re.findall(rf"^\[\d+/{run.planned_writes}\] applied: ", stderr, re.M)
+        assert len(progress) == run.planned_writes, context
+        # The poll under way when the signal came was answered, and its statuses shown.
+        for line in report:
+            assert re.search(rf"^  {re.escape(line.source)}: deploying$", stderr, re.M), context
     elif not sent:
         assert code == 0, context
     elif STOP_LINE in stderr:
@@ -517,9 +564,12 @@ def campaign_run(run: Run, tmp_path: Path, app: Hooked, url: str, seed: int) -> 
     command += ["--api-url", url, "--format", run.fmt, "--allow-large-change"]
     if run.cut.max_duration is not None:
         command += ["--max-duration", f"{run.cut.max_duration}s"]
+    if run.cut.when == "waiting":
+        command.append("--wait")
+        store.deploy_delay = DEPLOYING_FOR
     store.faults = Faults(latency=run.cut.latency)
     app.writes = app.reads = 0
-    app.arrivals, app.arrived_at, app.read_at = [], [], []
+    app.arrivals, app.arrived_at, app.read_at, app.read_paths = [], [], [], []
     mark = len(store.request_log)
     watched_by: list[Watched] = []
     cut_off(run, app, watched_by)
@@ -528,7 +578,7 @@ def campaign_run(run: Run, tmp_path: Path, app: Hooked, url: str, seed: int) -> 
     app.stopped = watched.stopping.is_set
     run.exit_code = watched.wait()
     app.arrived = app.answered = None
-    store.faults = Faults()
+    store.faults, store.deploy_delay = Faults(), 0
     check_run(run, watched, store, mark, app.arrivals, app.arrived_at, app.read_at)
 
     environ = run.account.environ
