@@ -472,8 +472,10 @@ def check_run(
         report = report_of(run, stdout)
         assert report is not None, context
         assert [line.outcome for line in report] == ["applied"] * run.planned_writes, context
+        # A disabled source has nothing to deploy: the wait does not count it.
+        enabled = {source.name: source.enabled for source in run.account.desired}
         assert sorted(still_deploying(run, stdout)) == sorted(
-            str(line.source_id) for line in report
+            str(line.source_id) for line in report if enabled[line.source]
         ), context
         if run.fmt == "json":
             assert json.loads(stdout)["stopped"] == f"stopped by {first.name}", context
@@ -481,7 +483,8 @@ def check_run(
         assert len(progress) == run.planned_writes, context
         # The poll under way when the signal came was answered, and its statuses shown.
         for line in report:
-            assert re.search(rf"^  {re.escape(line.source)}: deploying$", stderr, re.M), context
+            status = "deploying" if enabled[line.source] else "disabled"
+            assert re.search(rf"^  {re.escape(line.source)}: {status}$", stderr, re.M), context
     elif not sent:
         assert code == 0, context
     elif STOP_LINE in stderr:
