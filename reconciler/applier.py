@@ -365,10 +365,10 @@ async def apply_plan(
 
     await asyncio.gather(*(run(action) for action in plan.actions))
     ordered = [results[a.key] for a in plan.actions]
-    stopped = stop.reason
-    if stopped is None and (cut_short or any(r.outcome == "stopped" for r in ordered)):
-        stopped = "stopped by --max-duration"
-    return ApplyReport(ordered, writes, stopped=stopped)
+    if stop.reason is None and (cut_short or any(r.outcome == "stopped" for r in ordered)):
+        # A request, not only the report's word: what follows the writes (--wait) ends too.
+        stop.request("stopped by --max-duration")
+    return ApplyReport(ordered, writes, stopped=stop.reason)
 
 
 class _NotWritten(Exception):
@@ -518,6 +518,12 @@ def _result(
     )
 
 
+# Of the statuses the API documents (deploying, deployed, disabled, deleted), those the
+# wait ends on: a disabled source has nothing to deploy, a deleted one never will. Any
+# other (none the API documents) is not taken for deployed: the source is polled on.
+SETTLED_STATUSES = frozenset({"deployed", "disabled", "deleted"})
+
+
 async def wait_until_deployed(
     api: SourcesApi,
     source_ids: Sequence[str],
@@ -529,31 +535,58 @@ async def wait_until_deployed(
     on_gave_up: Callable[[str], None] | None = None,
     stop: Stop | None = None,
 ) -> list[str]:
-    """Poll while sources are deploying; the ids still deploying at `timeout` or a stop.
+    """Poll while sources are deploying; the ids not deployed at `timeout` or a stop.
 
-    A poll that fails (the API down, a source gone) ends the wait, not the run: the writes
-    are made and their report must come out. `on_gave_up` hears why; the ids not yet seen
-    deployed are returned.
+    A poll that fails (the API down) ends the wait, not the run: the writes are made and
+    their report must come out. A source gone (404) or deleted will never deploy: it is
+    given up on, the others polled on. `on_gave_up` hears why; the ids not seen deployed
+    (or disabled) are returned. Past the `stop`'s deadline the wait ends as a stop
+    request would: `stop.reason` then says so.
     """
     stop = stop or Stop()
     pending = list(dict.fromkeys(source_ids))
+    given_up: list[str] = []
     waited = 0.0
     finished = asyncio.Event()
     while pending:
-        try:
-            sources = await asyncio.gather(*(api.get_source(source_id) for source_id in pending))
-        except Exception as error:  # after the writes, nothing may swallow their report
-            if on_gave_up is not None:
-                on_gave_up(redact.scrub(str(error)) or type(error).__name__)
-            break
+        polled = await asyncio.gather(
+            *(api.get_source(source_id) for source_id in pending), return_exceptions=True
+        )
+        sources: list[LiveSource] = []
+        failed: dict[str, Exception] = {}
+        for source_id, answer in zip(pending, polled, strict=True):
+            if not isinstance(answer, BaseException):
+                sources.append(answer)
+            elif not isinstance(answer, Exception):
+                raise answer  # a cancellation, an exit: not the poll's to swallow
+            elif isinstance(answer, ApiError) and answer.status == 404:
+                given_up.append(source_id)
+                _tell(on_gave_up, answer)
+            else:  # after the writes, nothing may swallow their report
+                failed[source_id] = answer
+        if failed:
+            _tell(on_gave_up, next(iter(failed.values())))  # the API down: once is enough
         for source in sources:
             if on_status is not None:
                 on_status(source)
-        pending = [s.id for s in sources if s.deployment_status == "deploying"]
-        if not pending or waited >= timeout or stop.reason is not None:
+        deleted = [s.id for s in sources if s.deployment_status == "deleted"]
+        if deleted and on_gave_up is not None:
+            on_gave_up(f"deleted while deploying: {', '.join(deleted)}")
+        given_up += deleted
+        pending = [s.id for s in sources if s.deployment_status not in SETTLED_STATUSES]
+        pending += failed
+        if failed or not pending or waited >= timeout or stop.reason is not None:
             break
         await stop.pause(sleep, interval, finished)
         waited += interval
-        if stop.reason is not None or stop.expired():
+        if stop.expired():
+            stop.request("stopped by --max-duration")
+        if stop.reason is not None:
             break
-    return pending
+    left = {*given_up, *pending}
+    return [source_id for source_id in dict.fromkeys(source_ids) if source_id in left]
+
+
+def _tell(on_gave_up: Callable[[str], None] | None, error: Exception) -> None:
+    if on_gave_up is not None:
+        on_gave_up(redact.scrub(str(error)) or type(error).__name__)

@@ -104,7 +104,8 @@ class ApplyProgress:
 
     def deploy_status(self, source: LiveSource) -> None:
         """A touched source's deployment status, printed when it changes (`--wait`)."""
-        if self._statuses.get(source.id, "") == source.deployment_status:
+        # Its first status is printed whatever it is (an empty one too).
+        if source.id in self._statuses and self._statuses[source.id] == source.deployment_status:
             return
         self._statuses[source.id] = source.deployment_status
         status = escaped(str(source.deployment_status))

@@ -27,6 +27,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
 import typing
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ import annotated_types
 import httpx
 import pytest
 from click.testing import CliRunner
+from conftest import FakeClock
 from console import UNPACED, child_env
 from hypothesis import HealthCheck, Phase, assume, event, example, given, seed, settings
 from hypothesis import strategies as st
@@ -53,6 +55,7 @@ from reconciler.emulator import (
 )
 from reconciler.loader import LoadError, load
 from reconciler.plan import same_json
+from reconciler.progress import ApplyProgress
 from reconciler.rails import Permissions
 from reconciler.reconcile import Connection, apply_with_report, plan_files
 from reconciler.specs import (
@@ -1353,3 +1356,260 @@ def test_a_listing_the_format_cannot_hold_is_a_clear_verdict(
         )
         check_output(workspace, code, stdout, stderr)
         assert code == 0, stdout + stderr
+
+
+# --------------------------------------------------------------------------- apply --wait
+#
+# `apply --wait` polls the touched sources until they are deployed. The emulator deploys in
+# `deploy_delay` seconds of its clock; here that clock is a FakeClock the command's
+# connection sleeps on too (started at the real monotonic time, which `--max-duration`
+# counts from), so ten minutes of polling take no real time. At the wait's first poll,
+# something may befall one touched source: it is deleted (a status, or gone: 404),
+# disabled from the dashboard, or reports a status the API never documented.
+
+# The applier's defaults: a poll every 2 s, for 10 minutes at the most (README "Apply").
+WAIT_INTERVAL = 2.0
+WAIT_TIMEOUT = 600.0
+# Documented by the API: deploying, deployed, disabled, deleted.
+UNDOCUMENTED_STATUSES = ["failed", "queued", ""]
+TROUBLES = [None, None, "deleted", "gone", "disabled", *UNDOCUMENTED_STATUSES]
+REPORTED = re.compile(
+    r"^(applied|failed|not attempted|skipped|in effect|stale): (create|patch) (Fuzz \d+)"
+    r"(?: \(([0-9a-f]+)\))?(?:: .*)?$",
+    re.MULTILINE,
+)
+STILL_DEPLOYING = re.compile(r"^Still deploying when --wait gave up: (.*)\.$", re.MULTILINE)
+PLANNED = re.compile(r"^Plan: (\d+) to create, (\d+) to patch", re.MULTILINE)
+
+
+class Troubled(SourceStore):
+    """An emulated account where, at the first read of one source, trouble befalls it."""
+
+    def __init__(self, trouble: str | None, **options: Any) -> None:
+        super().__init__(**options)
+        self.trouble = trouble
+        self.victim: str | None = None
+        self.odd: dict[str, str] = {}
+        # Each source's status as the last read of it showed it, and when the first came.
+        self.seen: dict[str, str] = {}
+        self.first_poll_at: float | None = None
+
+    def get_source(self, source_id: str) -> dict[str, Any]:
+        if self.first_poll_at is None:
+            self.first_poll_at = self.clock()
+        if self.trouble is not None and self.victim is None:
+            self.victim = source_id
+            if self.trouble == "gone":
+                self.remove_source(source_id)
+            elif self.trouble == "disabled":
+                self.update_source(source_id, {"enabled": False})
+            else:
+                self.odd[source_id] = self.trouble
+        resource = super().get_source(source_id)
+        self.seen[source_id] = resource["attributes"]["deployment_status"]
+        return resource
+
+    def _status(self, source: Any, now: float) -> str:
+        if source.id in self.odd:
+            return self.odd[source.id]
+        return super()._status(source, now)
+
+
+@contextlib.contextmanager
+def waiting_on(store: SourceStore, clock: FakeClock) -> Iterator[None]:
+    """`--emulator` serves `store`, its connection on `clock` (no real sleep)."""
+    transport = httpx.ASGITransport(app=create_app(store))
+
+    def connect(*args: Any, **kwargs: Any) -> Connection:
+        return Connection(
+            "http://emulator",
+            EMULATOR_API_KEY,
+            transport,
+            pacing=UNPACED,
+            clock=clock,
+            sleep=clock.sleep,
+        )
+
+    async def no_heartbeat(self: ApplyProgress, sleep: Any) -> None:
+        # On a FakeClock a lone sleeper moves time on while requests are under way: the
+        # heartbeat's minute would pass between two writes, and deadlines with it.
+        await asyncio.Event().wait()
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("reconciler.reconcile.connect", connect)
+        patch.setattr(ApplyProgress, "heartbeat", no_heartbeat)
+        yield
+
+
+@dataclass
+class WaitReport:
+    """What an `apply --wait` printed: each action's outcome and source, what still deploys."""
+
+    outcomes: list[tuple[str, str, str | None]]
+    still_deploying: list[str]
+    stopped: str | None = None
+
+
+def wait_report(fmt: str, stdout: str) -> WaitReport:
+    if fmt == "json":
+        document = json.loads(stdout)
+        outcomes = [(r["outcome"], r["source"], r["source_id"]) for r in document["results"]]
+        return WaitReport(outcomes, document["still_deploying"], document["stopped"])
+    outcomes = [(m[1], m[3], m[4]) for m in REPORTED.finditer(stdout)]
+    still = STILL_DEPLOYING.search(stdout)
+    return WaitReport(outcomes, still[1].split(", ") if still else [])
+
+
+@dataclass
+class Wait:
+    """A document to create, how long a deployment and a write take, the trouble, the
+    deadline (`--max-duration`, seconds) and the format."""
+
+    document: Node
+    delay: float
+    trouble: str | None = None
+    max_duration: int | None = None
+    fmt: str = "text"
+    write_time: float = 0.0
+
+
+@st.composite
+def waits(draw: st.DrawFn) -> Wait:
+    return Wait(
+        draw(documents().filter(_names)),
+        delay=draw(st.sampled_from([0.0, 1.0, 7.0, 45.0, 599.0, 10.0**6])),
+        trouble=draw(st.sampled_from(TROUBLES)),
+        max_duration=draw(st.sampled_from([None, None, 1, 30, 300, 3600])),
+        fmt=draw(st.sampled_from(["text", "json"])),
+        write_time=draw(st.sampled_from([0.0, 0.0, 0.0, 20.0])),
+    )
+
+
+def _web_folders(count: int = 1) -> Node:
+    sources = [
+        Node(
+            [
+                ("name", f"Fuzz {number}"),
+                (
+                    "deployment",
+                    Node(
+                        [
+                            ("type", "webfolder"),
+                            ("imgix_subdomains", [f"wait{number}-fz"]),
+                            ("webfolder_base_url", "https://origin.fuzz.example/"),
+                        ]
+                    ),
+                ),
+            ]
+        )
+        for number in range(count)
+    ]
+    return Node([("version", 1), ("sources", sources)])
+
+
+# Found by this test: a touched source the API says is deleted, or in a status it never
+# documented, ended the wait as if deployed (exit 0, `ok`); one gone (404) had every
+# other reported still deploying, deployed or not; a wait --max-duration ended said
+# nothing of it (`stopped: null`).
+@given(waits())
+@example(Wait(Node([("version", 1), ("sources", [])]), 0.0))
+@example(Wait(_web_folders(), 0.0, "deleted", fmt="json"))
+@example(Wait(_web_folders(), 0.0, "failed"))
+@example(Wait(_web_folders(), 0.0, "failed", max_duration=300))
+@example(Wait(_web_folders(), 0.0, ""))
+@example(Wait(_web_folders(2), 0.0, "gone", fmt="json"))
+@example(Wait(_web_folders(), 10.0**6, max_duration=30, fmt="json"))
+@example(Wait(_web_folders(3), 0.0, max_duration=30, fmt="json", write_time=20.0))
+@_profile(short=16)
+def test_apply_wait_ends_bounded_with_every_action_and_what_still_deploys(case: Wait) -> None:
+    document, delay, trouble, max_duration, fmt = (
+        case.document,
+        case.delay,
+        case.trouble,
+        case.max_duration,
+        case.fmt,
+    )
+    clock = FakeClock(start=time.monotonic())
+    unlimited = RateLimits(per_second=None, creates_per_hour=None, updates_per_hour=None)
+    store = Troubled(
+        trouble, clock=clock, deploy_delay=delay, rng=random.Random(0), limits=unlimited
+    )
+    if case.write_time:
+        store.on_commit = lambda store: clock.advance(case.write_time)
+    with tempfile.TemporaryDirectory() as root, waiting_on(store, clock):
+        workspace = _write(Node(document.pairs), False, Path(root))
+        workspace.files[0].write_text(_resolvable(document), encoding="utf-8")
+        args = ["apply", "--emulator", "--auto-approve", "--wait", "--format", fmt]
+        if max_duration is not None:
+            args += ["--max-duration", f"{max_duration}s"]
+        started = clock.now
+        code, stdout, stderr = invoke(workspace, *args, workspace.files[0].name)
+        waited = clock.now - started
+        check_output(workspace, code, stdout, stderr)
+        check_inert(stdout, stderr)
+        context = f"exit {code}, waited {waited}\n{stdout}\n{stderr}"
+        planned = PLANNED.search(stdout + stderr)
+        if planned is None:  # nothing to do (every source observed), or refused
+            assert code in (0, 1), context
+            return
+        assert code in (0, 3), context
+        report = wait_report(fmt, stdout)
+        assert len(report.outcomes) == int(planned[1]) + int(planned[2]), context
+        # Nothing fails on this account: every action applies, but for --max-duration.
+        outcomes = {outcome for outcome, _, _ in report.outcomes}
+        if outcomes != {"applied"}:
+            assert max_duration is not None and case.write_time, context
+            assert outcomes <= {"applied", "failed", "stopped", "not attempted"}, context
+            assert code == 3 and "--max-duration" in stdout, context
+            # The deadline passed: no wait, and the report says why the run stopped.
+            assert store.first_poll_at is None, context
+            if fmt == "json":
+                assert report.stopped == "stopped by --max-duration", context
+        touched = {
+            source_id: name
+            for outcome, name, source_id in report.outcomes
+            if source_id and outcome == "applied"
+        }
+        still = set(report.still_deploying)
+        assert still <= set(touched), context
+        assert (code == 0) == (not still and outcomes == {"applied"}), context
+
+        # Bounded: by 10 minutes of polling, by --max-duration (checked after each pause
+        # between polls, or before a write), and by the last deployment.
+        polled = 0.0 if store.first_poll_at is None else clock.now - store.first_poll_at
+        assert polled <= WAIT_TIMEOUT + 1e-6, context
+        if max_duration is not None:
+            assert waited <= max_duration + max(WAIT_INTERVAL, case.write_time), context
+        if code == 0:
+            assert polled <= delay + WAIT_INTERVAL, context
+        # Ended by the deadline (not by 10 minutes, nor by giving up on a source), the wait
+        # says so, as the writes do when it ends them.
+        past_deadline = max_duration is not None and waited >= max_duration
+        if fmt == "json" and past_deadline and still - {store.victim} and polled < WAIT_TIMEOUT:
+            assert report.stopped == "stopped by --max-duration", context
+
+        # What the report says of each touched source is what its last poll showed.
+        for source_id in touched if store.first_poll_at is not None else ():
+            seen = store.seen.get(source_id)
+            if source_id in still:
+                assert seen not in ("deployed", "disabled"), (source_id, seen, context)
+            else:
+                assert seen in ("deployed", "disabled"), (source_id, seen, context)
+                assert store.status(store.sources[source_id]) == seen, context
+        if store.victim is not None and trouble not in (None, "disabled"):
+            # Deleted, gone, or a status no one can say is deployed: never `ok`.
+            assert store.victim in still, context
+        if trouble in ("deleted", "gone"):
+            assert "--wait gave up" in stderr, context
+
+        # The wait's progress: each touched source's status as it changed, on stderr.
+        if store.first_poll_at is not None and "--wait gave up" not in stderr:
+            for name in touched.values():
+                shown = re.findall(rf"^  {re.escape(name)}: (.*)$", stderr, re.MULTILINE)
+                assert shown, (name, context)
+        event(f"apply --wait: exit {code}, {trouble or 'no'} trouble, waited {waited:.0f} s")
+        if code == 0 and trouble != "disabled":
+            planned_again = invoke(
+                workspace, "plan", "--emulator", "--detailed-exitcode", workspace.files[0].name
+            )
+            assert planned_again[0] == 0, planned_again

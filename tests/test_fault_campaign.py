@@ -29,6 +29,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from campaign import (
+    LARGE,
+    NO_LIMITS,
+    Account,
+    Drawing,
+    Names,
+    Secrets,
+    applies_to_converge,
+    draw_account,
+    hostnames_on_two,
+    set_up,
+)
 from conftest import FakeClock
 
 from reconciler.emulator import EMULATOR_API_KEY, Faults, RateLimits, SourceStore
@@ -39,40 +51,18 @@ pytestmark = pytest.mark.e2e
 
 RUNS = int(os.environ.get("IMGIX_RECONCILER_CAMPAIGN_RUNS", "6"))
 SEED = int(os.environ.get("IMGIX_RECONCILER_CAMPAIGN_SEED", "20261130"))
-NO_LIMITS = RateLimits(per_second=None, creates_per_hour=None, updates_per_hour=None)
-
-
-@dataclass
-class Source:
-    """One source of a desired state, as the campaign draws it."""
-
-    name: str
-    subdomains: list[str]
-    enabled: bool = True
-    ttl: int = 3600
-    password_env: str | None = None
-    # Pins the match (set once the account exists): a hostname may then move away.
-    pinned_as: str | None = None
-    id: str | None = None
-
-    def yaml(self) -> str:
-        pin = f"\n    id: {self.id}" if self.id else ""
-        text = f"""\
-  - name: {self.name}{pin}
-    enabled: {str(self.enabled).lower()}
-    deployment:
-      type: webfolder
-      imgix_subdomains: [{", ".join(self.subdomains)}]
-      webfolder_base_url: https://{self.subdomains[0]}.campaign.example/
-      cache_ttl_value: {self.ttl}
-"""
-        if self.password_env:
-            text += f"      username: imgix\n      password: {{env: {self.password_env}}}\n"
-        return text
-
-
-def state_yaml(sources: list[Source]) -> str:
-    return "version: 1\nsources:\n" + "".join(source.yaml() for source in sources)
+DRAWING = Drawing(
+    Names(label="Run", site="source", host="r", variables="", renamed=" (renamed)"),
+    Secrets(("secret-", "rotated-", "new-"), bits=32, first=0.4, rotate=0.3),
+    most_sources=7,
+    enabled=0.7,
+    ttl_change=0.5,
+    rename=0.2,
+    move=0.2,
+    # Disabled sources that must change, and sources the file leaves unmanaged.
+    enable=0.3,
+    most_unmanaged=2,
+)
 
 
 @dataclass
@@ -80,9 +70,7 @@ class Run:
     """What one run drew and what happened."""
 
     number: int
-    initial: list[Source]
-    desired: list[Source]
-    environ: dict[str, str]
+    account: Account
     faults: Faults
     limits: RateLimits
     cut_after: int | None
@@ -93,45 +81,7 @@ class Run:
 
 def draw(rng: random.Random, number: int) -> Run:
     """A managed account, the change to make to it and the faults to make it under."""
-    environ: dict[str, str] = {}
-    initial: list[Source] = []
-    for n in range(rng.randint(3, 7)):
-        source = Source(
-            name=f"Run{number} source {n}",
-            subdomains=[f"r{number}-s{n}-a", f"r{number}-s{n}-b"],
-            enabled=rng.random() < 0.7,
-            ttl=rng.choice([3600, 86400]),
-        )
-        if rng.random() < 0.4:
-            source.password_env = f"PASSWORD_{number}_{n}"
-            environ[source.password_env] = f"secret-{rng.getrandbits(32):08x}"
-        initial.append(source)
-
-    desired: list[Source] = []
-    unmanaged = set(rng.sample(range(len(initial)), k=rng.randint(0, 2)))
-    for n, was in enumerate(initial):
-        if n in unmanaged:
-            continue
-        source = Source(was.name, list(was.subdomains), was.enabled, was.ttl, was.password_env)
-        source.pinned_as = was.name
-        if rng.random() < 0.5:
-            source.ttl = rng.choice([1800, 7200, 604800])
-        if rng.random() < 0.2:
-            source.name += " (renamed)"
-        # Enabled sources stay enabled: the plain re-runs have no --allow-disable.
-        if not was.enabled and rng.random() < 0.3:
-            source.enabled = True
-        if source.password_env and rng.random() < 0.3:
-            environ[source.password_env] = f"rotated-{rng.getrandbits(32):08x}"
-        if rng.random() < 0.2:
-            # Its second subdomain moves to a new source: released before it is claimed.
-            moved = source.subdomains.pop()
-            desired.append(Source(f"Run{number} takes {moved}", [moved, f"{moved}-x"]))
-        desired.append(source)
-    for n in range(rng.randint(0, 3)):
-        desired.append(Source(f"Run{number} new {n}", [f"r{number}-new-{n}"]))
-    rng.shuffle(desired)
-
+    account = draw_account(rng, number, DRAWING)
     faults = Faults(
         error_rate=rng.choice([0.0, 0.1, 0.25]),
         lost_response_rate=rng.choice([0.0, 0.1, 0.3]),
@@ -145,8 +95,8 @@ def draw(rng: random.Random, number: int) -> Run:
             updates_per_hour=None,
             retry_after=rng.random() < 0.5,
         )
-    cut_after = rng.choice([None, *range(1, len(desired) + 2)])
-    return Run(number, initial, desired, environ, faults, limits, cut_after)
+    cut_after = rng.choice([None, *range(1, len(account.desired) + 2)])
+    return Run(number, account, faults, limits, cut_after)
 
 
 def connection(url: str, clock: FakeClock, rng: random.Random) -> Connection:
@@ -169,7 +119,7 @@ async def apply_file(
     made = await plan_files([file], link, secrets_optional=False, environ=environ)
     if not made.plan.has_changes:
         return True
-    report = await apply_with_report(made.plan, link, environ=environ)
+    report = await apply_with_report(made.plan, link, permissions=LARGE, environ=environ)
     return report.ok
 
 
@@ -178,10 +128,11 @@ async def apply_cut_off(
 ) -> None:
     """Apply under the run's faults; cancel the apply after `cut_after` committed writes."""
     link = connection(url, clock, rng)
-    made = await plan_files([file], link, secrets_optional=False, environ=run.environ)
+    environ = run.account.environ
+    made = await plan_files([file], link, secrets_optional=False, environ=environ)
     loop = asyncio.get_running_loop()
     task = asyncio.ensure_future(
-        apply_with_report(made.plan, link, environ=run.environ, allow_disable=True)
+        apply_with_report(made.plan, link, environ=environ, permissions=LARGE, allow_disable=True)
     )
     committed = 0
 
@@ -200,11 +151,8 @@ async def apply_cut_off(
 
 
 def check_invariants(run: Run, store: SourceStore, mark: int) -> None:
-    holders: Counter[str] = Counter(
-        host for source in store.sources.values() for host in source.deployment["imgix_subdomains"]
-    )
-    assert [host for host, count in holders.items() if count > 1] == [], "a subdomain on two"
-    desired_hosts = {host for source in run.desired for host in source.subdomains}
+    assert hostnames_on_two(store) == [], "a subdomain on two"
+    desired_hosts = {host for source in run.account.desired for host in source.subdomains}
     unmanaged = {
         source.id
         for source in store.sources.values()
@@ -222,28 +170,29 @@ def campaign_run(
     run: Run, tmp_path: Path, url: str, store: SourceStore, clock: FakeClock, rng: random.Random
 ) -> None:
     file = tmp_path / f"run{run.number}.yaml"
-    file.write_text(state_yaml(run.initial), encoding="utf-8")
-    environ = dict(run.environ)
-    assert asyncio.run(apply_file(file, url, clock, rng, environ))  # the account as it was
+    environ = run.account.environ
+    set_up(
+        run.account,
+        file,
+        store,
+        lambda first: asyncio.run(apply_file(file, url, clock, rng, first)),
+    )
     clock.advance(3600.0)
-    ids = {source.name: source.id for source in store.sources.values()}
-    for source in run.desired:
-        source.id = ids.get(source.pinned_as or "")
-    file.write_text(state_yaml(run.desired), encoding="utf-8")
     mark = len(store.request_log)
 
     asyncio.run(apply_cut_off(run, file, url, store, clock, rng))
     run.statuses = Counter(entry.status for entry in store.request_log[mark:])
 
-    for applies in (1, 2):
-        if asyncio.run(apply_file(file, url, clock, rng, run.environ)):
-            link = connection(url, clock, rng)
-            made = asyncio.run(plan_files([file], link, environ=run.environ))
-            if not made.plan.has_changes:
-                run.applies_needed = applies
-                break
-    else:
+    def settled() -> bool:
+        made = asyncio.run(plan_files([file], connection(url, clock, rng), environ=environ))
+        return not made.plan.has_changes
+
+    applies = applies_to_converge(
+        lambda: asyncio.run(apply_file(file, url, clock, rng, environ)), settled
+    )
+    if applies is None:
         pytest.fail(f"run {run.number} did not converge in two plain applies: {run}")
+    run.applies_needed = applies
     check_invariants(run, store, mark)
 
 
@@ -273,7 +222,7 @@ def test_fault_campaign_converges_in_two_plain_applies(
         )
         most = max(most, run.applies_needed)
         lines.append(
-            f"run {number}: {len(run.desired)} sources, faults 500x{run.statuses[500]} "
+            f"run {number}: {len(run.account.desired)} sources, faults 500x{run.statuses[500]} "
             f"504x{run.statuses[504]} 429x{run.statuses[429]}, "
             f"cut after {run.cut_after} writes ({run.writes_before_cut} made), "
             f"{run.applies_needed} plain applies to converge"

@@ -12,7 +12,9 @@ saved by `plan --out`) and cuts it off:
   signal lands) or the k-th write once answered (between writes);
 - sometimes followed, once the process said it stopped, by a second signal (documented
   to end it at once) or by SIGKILL (CI's end of the grace period);
-- or `--max-duration` against an emulator slowed by latency.
+- or `--max-duration` against an emulator slowed by latency;
+- or, every seventh run, `apply --wait` on sources that take two minutes to deploy, and the
+  signal (maybe followed as above) when the wait's first poll arrives.
 
 Properties, for every run: the exit code is the documented one (1 before any write, 3
 once writing was stopped, 0 when the signal came too late to stop anything; killed by
@@ -21,8 +23,9 @@ saved plan; a report that was printed lists every action (and stderr's progress 
 each of them too), and one reported "not attempted" never reached the server; a write
 that arrives after the process announced its stop was already under way: reported
 applied or failed, and never a second attempt; under `--max-duration` no write arrives
-past the deadline; then at most two plain applies leave an empty plan and no hostname
-on two sources.
+past the deadline; a signal during --wait ends it with exit 3, every action applied
+and each touched source reported still deploying; then at most two plain applies leave
+an empty plan and no hostname on two sources.
 
 The suite runs a few runs with a fixed seed. By hand, longer:
 
@@ -51,23 +54,32 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from campaign import (
+    LARGE,
+    NO_LIMITS,
+    Account,
+    Drawing,
+    Names,
+    Secrets,
+    Source,
+    applies_to_converge,
+    draw_account,
+    hostnames_on_two,
+    set_up,
+    state_yaml,
+)
 from conftest import FakeClock
 from console import UNPACED, child_env, invoke
-from test_fault_campaign import NO_LIMITS, Source, state_yaml
 
 from reconciler.applier import ApplyReport
 from reconciler.emulator import EMULATOR_API_KEY, Faults, SourceStore, create_app
 from reconciler.emulator.server import running_app
-from reconciler.rails import Permissions
 from reconciler.reconcile import Connection, apply_with_report, plan_files
 
 pytestmark = pytest.mark.e2e
 
 RUNS = int(os.environ.get("IMGIX_RECONCILER_SIGNAL_RUNS", "7"))
 SEED = int(os.environ.get("IMGIX_RECONCILER_SIGNAL_SEED", "20261130"))
-# Hostname moves and secret changes are risky: several exceed the blast radius, which is
-# not what this campaign is about (no --allow-disable, though: see test_fault_campaign).
-LARGE = Permissions(allow_large_change=True)
 # How runs are cut off, in turn: when the first signal comes (or the deadline), and
 # whether another signal (or SIGKILL) follows it.
 CUTS = (
@@ -78,6 +90,24 @@ CUTS = (
     ("arrival", True),
     ("answered", True),
 )
+# No source left unmanaged, none enabled: new sources may have a password.
+DRAWING = Drawing(
+    most_sources=6,
+    enabled=0.8,
+    ttl_change=0.6,
+    rename=0.2,
+    move=0.3,
+    names=Names(label="Sig", site="site", host="g", variables="SIG_", renamed=" renamed"),
+    secrets=Secrets(
+        ("CANARY-sig-", "CANARY-rot-", "CANARY-new-"), bits=48, first=0.5, rotate=0.4, new=0.5
+    ),
+)
+# Every seventh run waits (--wait) and is cut off while waiting, the first signal's
+# follow-up as drawn: over seven runs in turn, each kind of CUTS.
+WAITING_EVERY = 7
+# Long enough that no touched source of a --wait run deploys within the run (seconds).
+DEPLOYING_FOR = 120.0
+SINGLE_SOURCE = re.compile(r"/api/v1/sources/[0-9a-f]+")
 STOP_LINE = "received: starting no more writes"
 WRITES = ("POST", "PATCH")
 Scope = MutableMapping[str, Any]
@@ -103,6 +133,7 @@ class Hooked:
         self.arrivals: list[tuple[str, bool]] = []
         self.arrived_at: list[float] = []
         self.read_at: list[float] = []
+        self.read_paths: list[str] = []
 
     @property
     def store(self) -> SourceStore:
@@ -140,6 +171,7 @@ class Hooked:
         else:
             number, self.reads = self.reads, self.reads + 1
             self.read_at.append(time.monotonic())
+            self.read_paths.append(scope["path"])
         if self.arrived is not None:
             await self.arrived(kind, number)
         await self.app(scope, receive, send)
@@ -158,7 +190,8 @@ def hooked() -> Iterator[tuple[Hooked, str]]:
 class Cut:
     """How a run's apply is cut off."""
 
-    # "listing", "arrival" (a write under way), "answered" (between writes), "deadline"
+    # "listing", "arrival" (a write under way), "answered" (between writes), "deadline",
+    # "waiting" (apply --wait's first poll under way)
     when: str
     write: int = 0
     first: signal.Signals = signal.SIGINT
@@ -170,7 +203,9 @@ class Cut:
     def __str__(self) -> str:
         if self.when == "deadline":
             return f"--max-duration {self.max_duration}s, latency {self.latency}s"
-        at = "the listing" if self.when == "listing" else f"write {self.write} {self.when}"
+        at = f"write {self.write} {self.when}"
+        if self.when in ("listing", "waiting"):
+            at = "the listing" if self.when == "listing" else "--wait's first poll"
         then = f", then {self.then.name}" if self.then else ""
         return f"{self.first.name} at {at}{then}"
 
@@ -180,9 +215,7 @@ class Run:
     """What one run drew and what happened."""
 
     number: int
-    initial: list[Source]
-    desired: list[Source]
-    environ: dict[str, str]
+    account: Account
     cut: Cut
     fmt: str
     # Apply a plan saved by `plan --out` (else plan and apply the file).
@@ -197,42 +230,7 @@ class Run:
 
 def draw(rng: random.Random, number: int) -> Run:
     """A managed account, the change to make to it, and how its apply is cut off."""
-    environ: dict[str, str] = {}
-    initial: list[Source] = []
-    for n in range(rng.randint(3, 6)):
-        source = Source(
-            name=f"Sig{number} site {n}",
-            subdomains=[f"g{number}-s{n}-a", f"g{number}-s{n}-b"],
-            enabled=rng.random() < 0.8,
-            ttl=rng.choice([3600, 86400]),
-        )
-        if rng.random() < 0.5:
-            source.password_env = f"SIG_PASSWORD_{number}_{n}"
-            environ[source.password_env] = f"CANARY-sig-{rng.getrandbits(48):012x}"
-        initial.append(source)
-
-    desired: list[Source] = []
-    for was in initial:
-        source = Source(was.name, list(was.subdomains), was.enabled, was.ttl, was.password_env)
-        source.pinned_as = was.name
-        if rng.random() < 0.6:
-            source.ttl = rng.choice([1800, 7200, 604800])
-        if rng.random() < 0.2:
-            source.name += " renamed"
-        if source.password_env and rng.random() < 0.4:
-            environ[source.password_env] = f"CANARY-rot-{rng.getrandbits(48):012x}"
-        if rng.random() < 0.3:
-            moved = source.subdomains.pop()
-            desired.append(Source(f"Sig{number} takes {moved}", [moved, f"{moved}-x"]))
-        desired.append(source)
-    for n in range(rng.randint(0, 3)):
-        new = Source(f"Sig{number} new {n}", [f"g{number}-new-{n}"])
-        if rng.random() < 0.5:
-            new.password_env = f"SIG_NEW_PASSWORD_{number}_{n}"
-            environ[new.password_env] = f"CANARY-new-{rng.getrandbits(48):012x}"
-        desired.append(new)
-    rng.shuffle(desired)
-
+    account = draw_account(rng, number, DRAWING)
     # Each kind of cut in turn, so that even the suite's few runs have each.
     when, follow_up = CUTS[number % len(CUTS)]
     cut = Cut(when, first=rng.choice([signal.SIGINT, signal.SIGTERM]))
@@ -243,7 +241,10 @@ def draw(rng: random.Random, number: int) -> Run:
         cut.write = rng.randint(0, 4)
         if follow_up:
             cut.then = rng.choice([signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
-    run = Run(number, initial, desired, environ, cut, fmt=rng.choice(["text", "json"]))
+    if number % WAITING_EVERY == WAITING_EVERY - 1:
+        # In place of the cut drawn (drawn all the same: later runs draw as they did).
+        cut = Cut("waiting", first=cut.first, then=cut.then)
+    run = Run(number, account, cut, fmt=rng.choice(["text", "json"]))
     run.saved = rng.random() < 0.3
     return run
 
@@ -345,11 +346,14 @@ def cut_off(run: Run, app: Hooked, watched_by: list[Watched]) -> None:
     async def arrived(kind: str, number: int) -> None:
         if fired.is_set():
             return
+        polling = kind == "read" and app.writes > 0 and SINGLE_SOURCE.fullmatch(app.read_paths[-1])
         if cut.when == "listing" and kind == "read":
             fire()
-        elif cut.when == "arrival" and kind == "write" and number == cut.write:
+        elif (cut.when == "arrival" and kind == "write" and number == cut.write) or (
+            cut.when == "waiting" and polling
+        ):
             fire()
-            # The write is held, under way, until the process has caught the signal.
+            # The request is held, under way, until the process has caught the signal.
             deadline = time.monotonic() + 10
             while not watched_by[0].stopping.is_set() and time.monotonic() < deadline:
                 if watched_by[0].process.poll() is not None:
@@ -360,7 +364,7 @@ def cut_off(run: Run, app: Hooked, watched_by: list[Watched]) -> None:
         if not fired.is_set() and kind == "write" and number == cut.write:
             fire()
 
-    if cut.when in ("listing", "arrival"):
+    if cut.when in ("listing", "arrival", "waiting"):
         app.arrived = arrived
     elif cut.when == "answered":
         app.answered = answered
@@ -405,6 +409,14 @@ def report_of(run: Run, stdout: str) -> list[Outcome] | None:
     return found
 
 
+def still_deploying(run: Run, stdout: str) -> list[str]:
+    """The ids the report says were still deploying when --wait ended."""
+    if run.fmt == "json":
+        return list(json.loads(stdout)["still_deploying"])
+    found = re.search(r"^Still deploying when --wait gave up: (.*)\.$", stdout, re.M)
+    return found[1].split(", ") if found else []
+
+
 def written_to(method: str, path: str, body: Any) -> str:
     """What a write went to: `id:<source id>` for a patch, `name:<name>` for a create."""
     if method == "PATCH":
@@ -428,7 +440,7 @@ def check_run(
     code, stdout, stderr = run.exit_code, watched.stdout, watched.stderr
     context = f"run {run.number} ({run.cut}, {run.fmt}): exit {code}\n{stdout}\n{stderr}"
     assert "Traceback" not in stderr, context
-    for value in run.environ.values():
+    for value in run.account.environ.values():
         assert value not in stdout and value not in stderr, context
     writes = [entry for entry in store.request_log[mark:] if entry.method in WRITES]
     first, then = run.cut.first, run.cut.then
@@ -451,6 +463,28 @@ def check_run(
         assert code in (-then, 3, 1, -signal.SIGINT, -first), context
         if "received again" in stderr:
             assert code == 3, context
+    elif run.cut.when == "waiting" and sent:
+        # Caught while --wait polled: every write was made, and the report lists each
+        # action applied and each source it touched still deploying (exit 3, as README's
+        # "SIGINT and SIGTERM ... during apply or --wait" says).
+        assert code == 3, context
+        assert f"{first.name} {STOP_LINE}" in stderr, context
+        report = report_of(run, stdout)
+        assert report is not None, context
+        assert [line.outcome for line in report] == ["applied"] * run.planned_writes, context
+        # A disabled source has nothing to deploy: the wait does not count it.
+        enabled = {source.name: source.enabled for source in run.account.desired}
+        assert sorted(still_deploying(run, stdout)) == sorted(
+            str(line.source_id) for line in report if enabled[line.source]
+        ), context
+        if run.fmt == "json":
+            assert json.loads(stdout)["stopped"] == f"stopped by {first.name}", context
+        progress = re.findall(rf"^\[\d+/{run.planned_writes}\] applied: ", stderr, re.M)
+        assert len(progress) == run.planned_writes, context
+        # The poll under way when the signal came was answered, and its statuses shown.
+        for line in report:
+            status = "deploying" if enabled[line.source] else "disabled"
+            assert re.search(rf"^  {re.escape(line.source)}: {status}$", stderr, re.M), context
     elif not sent:
         assert code == 0, context
     elif STOP_LINE in stderr:
@@ -496,8 +530,13 @@ def check_run(
     # A write that arrives after the process announced its stop was under way (past
     # the pacer) when the signal was handled: the report counts it, and none is a
     # second attempt of a write the server already had.
-    # (A disabled source that changes takes two writes: the disabling one may follow.)
-    two_writes = {f"id:{source.id}" for source in run.desired if not source.enabled}
+    # (A disabled source that changes takes two writes: the disabling one may follow; so
+    # does a rotated password: the write recording its encrypted value follows.)
+    two_writes = {
+        f"id:{source.id}"
+        for source in run.account.desired
+        if not source.enabled or run.account.rotated(source)
+    }
     assert not (set(after) & set(before)) - two_writes, context
     if report is not None:
         # A create is a POST, then a PATCH of the source it made (its marker).
@@ -514,52 +553,46 @@ def campaign_run(run: Run, tmp_path: Path, app: Hooked, url: str, seed: int) -> 
     store = SourceStore(deploy_delay=0, limits=NO_LIMITS, rng=random.Random(seed))
     app.reset(store)
     file = tmp_path / f"run{run.number}.yaml"
-    file.write_text(state_yaml(run.initial), encoding="utf-8")
-    assert asyncio.run(apply_file(file, url, dict(run.environ)))  # the account as it was
-    ids = {source.name: source.id for source in store.sources.values()}
-    for source in run.desired:
-        source.id = ids.get(source.pinned_as or "")
-    file.write_text(state_yaml(run.desired), encoding="utf-8")
-    run.planned_writes = asyncio.run(planned_writes(file, url, run.environ))
+    set_up(run.account, file, store, lambda first: asyncio.run(apply_file(file, url, first)))
+    run.planned_writes = asyncio.run(planned_writes(file, url, run.account.environ))
 
     applied = file
     if run.saved:
         applied = tmp_path / f"run{run.number}.plan.json"
-        planned = invoke("plan", file, "--out", applied, "--api-url", url, env=run.environ)
+        planned = invoke("plan", file, "--out", applied, "--api-url", url, env=run.account.environ)
         assert planned.exit_code == 0, planned.output + planned.stderr
-        for value in run.environ.values():
+        for value in run.account.environ.values():
             assert value not in applied.read_text("utf-8")
     command = [sys.executable, "-m", "reconciler", "apply", str(applied), "--auto-approve"]
     command += ["--api-url", url, "--format", run.fmt, "--allow-large-change"]
     if run.cut.max_duration is not None:
         command += ["--max-duration", f"{run.cut.max_duration}s"]
+    if run.cut.when == "waiting":
+        command.append("--wait")
+        store.deploy_delay = DEPLOYING_FOR
     store.faults = Faults(latency=run.cut.latency)
     app.writes = app.reads = 0
-    app.arrivals, app.arrived_at, app.read_at = [], [], []
+    app.arrivals, app.arrived_at, app.read_at, app.read_paths = [], [], [], []
     mark = len(store.request_log)
     watched_by: list[Watched] = []
     cut_off(run, app, watched_by)
-    watched = Watched(command, run.environ)
+    watched = Watched(command, run.account.environ)
     watched_by.append(watched)
     app.stopped = watched.stopping.is_set
     run.exit_code = watched.wait()
     app.arrived = app.answered = None
-    store.faults = Faults()
+    store.faults, store.deploy_delay = Faults(), 0
     check_run(run, watched, store, mark, app.arrivals, app.arrived_at, app.read_at)
 
-    for applies in (1, 2):
-        if (
-            asyncio.run(apply_file(file, url, run.environ))
-            and asyncio.run(planned_writes(file, url, run.environ)) == 0
-        ):
-            run.applies_needed = applies
-            break
-    else:
-        pytest.fail(f"run {run.number} did not converge in two plain applies: {run}")
-    holders: Counter[str] = Counter(
-        host for source in store.sources.values() for host in source.deployment["imgix_subdomains"]
+    environ = run.account.environ
+    applies = applies_to_converge(
+        lambda: asyncio.run(apply_file(file, url, environ)),
+        lambda: asyncio.run(planned_writes(file, url, environ)) == 0,
     )
-    assert [host for host, count in holders.items() if count > 1] == [], "a subdomain on two"
+    if applies is None:
+        pytest.fail(f"run {run.number} did not converge in two plain applies: {run}")
+    run.applies_needed = applies
+    assert hostnames_on_two(store) == [], "a subdomain on two"
 
 
 def test_signal_campaign_reports_truthfully_and_converges(
