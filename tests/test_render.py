@@ -1035,6 +1035,21 @@ def test_the_text_lists_sources_owned_elsewhere_under_their_own_heading() -> Non
     ) in text
 
 
+@pytest.mark.parametrize("fmt", ["text", "markdown"])
+def test_a_wait_cut_by_a_stop_says_why_when_every_write_was_made(fmt: str) -> None:
+    applied = [ActionResult("patch", "Blog", "id:1", "applied", source_id="1")]
+    report = ApplyReport(applied, writes=1, still_deploying=["1"], stopped="stopped by SIGTERM")
+    assert "Apply: 1 applied, 0 failed. --wait stopped by SIGTERM: 1 not seen deployed." in (
+        render_report(report, fmt)
+    )
+    # Given up on its own (10 minutes, a failed poll): stderr said why, nothing was stopped.
+    quiet = render_report(replace(report, stopped=None), fmt)
+    assert "stopped" not in quiet.replace("Still deploying", "")
+    # A stop that cut the writes says so, and how to continue, instead.
+    cut = replace(report, results=[*applied, ActionResult("patch", "Shop", "id:2", "stopped")])
+    assert "--wait stopped" not in render_report(cut, fmt)
+
+
 def test_the_report_summary_says_what_was_already_in_effect_and_what_went_stale() -> None:
     report = ApplyReport(
         results=[

@@ -203,4 +203,7 @@ def report_summary(report: ApplyReport) -> str:
     # A stop that came during the last write leaves nothing to continue.
     if report.stopped and (outcomes.count("stopped") or outcomes.count("failed")):
         summary += " Run apply again to continue: it plans afresh."
+    elif report.stopped and report.still_deploying:
+        # Every write made: only the wait was cut, and the log's reader needs to know why.
+        summary += f" --wait {report.stopped}: {len(report.still_deploying)} not seen deployed."
     return summary
