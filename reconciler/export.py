@@ -13,6 +13,8 @@ the file's comments, key order, formatting and variable names stay as they are.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import tempfile
 import unicodedata
@@ -27,7 +29,7 @@ from ruamel.yaml.util import load_yaml_guess_indent
 
 from reconciler import rendering_params
 from reconciler.canonical import canonical_yaml, deployment_order, dumped
-from reconciler.errors import ExportError
+from reconciler.errors import ConfigurationError, ExportError
 from reconciler.live import LiveSource
 from reconciler.loader import LoadError, load
 from reconciler.plan import same_json
@@ -305,6 +307,41 @@ def _styled(value: Any) -> Any:
     else:
         styled.fa.set_block_style()
     return styled
+
+
+def out_exists(out: Path) -> ConfigurationError:
+    """The refusal of an `--out` path that holds a file, a folder's entry or a link."""
+    return ConfigurationError(
+        f"{out} exists, and export never overwrites a file: use --merge {out} to "
+        "add the live sources it lacks, or choose another --out"
+    )
+
+
+def check_new_file(out: Path) -> None:
+    """Refuse an `--out` path that cannot become a new file, before anything is listed.
+
+    Listing a large account takes minutes: a path that can only fail is refused first.
+    Writing checks again (`atomic.write_new`), as the folder may change meanwhile.
+    """
+    folder = out.parent
+    if not folder.exists():
+        raise ConfigurationError(f"--out {out}: the folder {folder} does not exist")
+    if not folder.is_dir():
+        raise ConfigurationError(f"--out {out}: {folder} is not a folder")
+    with contextlib.suppress(OSError, ValueError):  # not told: writing fails if too long
+        longest = os.pathconf(folder, "PC_NAME_MAX")
+        length = len(os.fsencode(out.name))
+        if length > longest:
+            raise ConfigurationError(
+                f"--out {out}: the file name is {length} bytes long, more than the "
+                f"{longest} this file system allows"
+            )
+    if out.is_dir() and not out.is_symlink():
+        raise ConfigurationError(f"--out {out} is a folder: name a new file in it")
+    if out.exists() or out.is_symlink():
+        raise out_exists(out)
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigurationError(f"--out {out}: cannot write in {folder}")
 
 
 def _check_validates(text: str) -> None:
