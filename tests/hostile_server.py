@@ -81,8 +81,7 @@ FORGED = "\r\n::add-mask::hunter2\n::error file=sources.yaml,line=1::forged by t
 BILLION = 1_000_000_000
 # Text a source may hold that a log, a terminal or a rendered comment would act on.
 HOSTILE_TEXT = (
-    FORGED
-    + "\u202eevil\u202c \x1b[2J\x07 \u2028::warning::x @octocat #1 <details> `code` | "
+    FORGED + "\u202eevil\u202c \x1b[2J\x07 \u2028::warning::x @octocat #1 <details> `code` | "
 )
 
 
