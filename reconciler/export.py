@@ -220,15 +220,20 @@ def _variables(value: Any) -> Iterator[str]:
             yield from _variables(item)
 
 
+def _to_set(variables: Sequence[str]) -> list[str]:
+    """Comment lines (without `# `) asking for `variables` before `apply`."""
+    return [
+        "The API never returns secrets: set these environment variables before `apply`",
+        "(or replace a reference with {file: path}):",
+        *(f"  {name}" for name in variables),
+    ]
+
+
 def header(variables: Sequence[str]) -> str:
     """The comment lines on top of an exported file: the schema line, the variables to set."""
     lines = [SCHEMA_LINE, "# Exported by imgix-reconciler from the live sources."]
     if variables:
-        lines.append(
-            "# The API never returns secrets: set these environment variables before `apply`"
-        )
-        lines.append("# (or replace a reference with {file: path}):")
-        lines += [f"#   {name}" for name in variables]
+        lines += [f"# {line}" for line in _to_set(variables)]
     else:
         lines.append("# No secret to set: no source holds one.")
     return "\n".join(lines) + "\n"
@@ -256,8 +261,10 @@ def merged_yaml(text: str, live: Sequence[LiveSource]) -> Export:
         _, indent, offset = load_yaml_guess_indent(text)
     except IndexError:  # ruamel's guess fails on a list item's dash alone on its line
         indent = offset = None
+    dash_column = 2  # the canonical layout's
     if isinstance(indent, int) and isinstance(offset, int) and indent > offset:
         yaml.indent(mapping=indent - offset, sequence=indent, offset=offset)
+        dash_column = offset
     document = yaml.load(text)
     sources = document["sources"]
     ids = {str(s.get("id")) for s in sources if isinstance(s, dict) and s.get("id")}
@@ -282,11 +289,18 @@ def merged_yaml(text: str, live: Sequence[LiveSource]) -> Export:
     added = _exported(missing, set(_variables(document)), allow_unknown=allow_unknown)
     if isinstance(sources, CommentedSeq) and sources.fa.flow_style():
         sources.fa.set_block_style()
+    first = len(sources)
     for spec in added:
         sources.append(_styled(spec))
+    variables = list(_variables(added))
+    if variables:
+        # Where the pull request's reviewer reads the new sources, as a new file's header
+        # lists them; the file's own header is the user's and stays as written.
+        note = ["Added by imgix-reconciler export --merge.", *_to_set(variables)]
+        sources.yaml_set_comment_before_after_key(first, before="\n".join(note), indent=dash_column)
     merged = dumped(document, yaml)
     _check_validates(merged)
-    return Export(merged, len(added), list(_variables(added)))
+    return Export(merged, len(added), variables)
 
 
 def _styled(value: Any) -> Any:
