@@ -1119,17 +1119,23 @@ def test_a_hostile_workflow_name_keys_the_drift_issue_with_a_plain_name(workflow
 
 
 def test_an_apply_report_of_thousands_of_actions_fits_a_comment_and_shows_failures_first() -> None:
-    # Every row used to be written: 5,000 sources made a report of about 300,000 characters.
+    # Every row used to be written: this report took 415,471 characters.
     applied = ActionResult("patch", "Site", "k", "applied", "a" * 24)
     failed = ActionResult("patch", "Broken", "k", "failed", "b" * 24, "imgix API 400 " + "x" * 300)
-    report = ApplyReport(results=[applied] * 4_999 + [failed], writes=5_000)
+    waiting = ["c" * 24] * 50 + ["d" * 1_000]
+    report = ApplyReport(
+        results=[applied] * 4_999 + [failed], writes=5_000, still_deploying=waiting
+    )
 
     markdown = render_report(report)
 
     assert len(markdown) <= github.COMMENT_BUDGET
     rows = [line for line in markdown.splitlines() if line.startswith("| ")][1:]
     assert rows[0].startswith("| failed | patch | <code>Broken</code> |")
-    assert markdown.endswith(
-        f"\n\n… and {5_000 - len(rows)} more outcomes: `--format text` lists them all.\n"
+    assert (
+        f"\n\n… and {5_000 - len(rows)} more outcomes: `--format text` lists them all.\n\n"
+        in markdown
     )
+    assert markdown.count("<code>cccccccccccccccccccccccc</code>") == 20
+    assert "<code>cccccccccccccccccccccccc</code> and 31 more." in markdown
     assert render_report(ApplyReport(results=[applied, failed])).count("\n| ") == 3  # all fit
