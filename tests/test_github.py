@@ -1066,7 +1066,7 @@ OUTCOMES = ["applied", "failed", "skipped", "stopped", "in effect", "stale"]
 
 
 @settings(
-    max_examples=int(os.environ.get("IMGIX_RECONCILER_HOSTILE_EXAMPLES", "40")),
+    max_examples=int(os.environ.get("IMGIX_RECONCILER_HOSTILE_EXAMPLES", "25")),
     deadline=None,
     phases=PHASES,
 )

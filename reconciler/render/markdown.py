@@ -7,7 +7,7 @@ the plan, so the same plan always gives the same comment.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from reconciler import deferred, redact
@@ -305,24 +305,32 @@ _LEFT_OUT_LINE = 100
 
 
 def _outcome_rows(results: list[ActionResult], room: int) -> list[str]:
-    """A table row per result, or as many as `room` holds and a line for the others."""
+    """A table row per result, or as many as `room` holds and a line for the others.
+
+    Rows are made only until the room is full: 100,000 actions cost a comment's worth.
+    """
     from reconciler.report import DONE
 
-    rows = [_outcome_row(result) for result in results]
-    if sum(len(row) + 1 for row in rows) <= room:
+    rows = _rows_within(results, range(len(results)), room)
+    if len(rows) == len(results):
         return rows
     # Cut: what did not apply is what a reader must see.
     undone = [n for n, result in enumerate(results) if result.outcome not in DONE]
     done = [n for n, result in enumerate(results) if result.outcome in DONE]
-    room -= _LEFT_OUT_LINE
-    kept: list[str] = []
-    for n in undone + done:
-        room -= len(rows[n]) + 1
+    kept = _rows_within(results, undone + done, room - _LEFT_OUT_LINE)
+    left = len(results) - len(kept)
+    return [*kept, "", f"… and {left} more outcomes: `--format text` lists them all."]
+
+
+def _rows_within(results: list[ActionResult], order: Iterable[int], room: int) -> list[str]:
+    rows = []
+    for n in order:
+        row = _outcome_row(results[n])
+        room -= len(row) + 1
         if room < 0:
             break
-        kept.append(rows[n])
-    left = len(rows) - len(kept)
-    return [*kept, "", f"… and {left} more outcomes: `--format text` lists them all."]
+        rows.append(row)
+    return rows
 
 
 def _outcome_row(result: ActionResult) -> str:
