@@ -449,3 +449,33 @@ def test_merge_messages_show_the_file_name_escaped(
     shown = one_line(str(merged))
     assert added.stderr == f"Added 1 source to {shown}.\n"
     assert again.stderr == f"Nothing to add: every live source is in {shown}.\n"
+
+
+def test_each_source_export_cannot_express_is_an_error_line_of_its_own(
+    store: SourceStore, emulator_url: str, tmp_path: Path
+) -> None:
+    # They were one line, joined by a literal `\n`.
+    for name, subdomain in (("Site", "e2e-site"), ("Blog\n::error::forged", "e2e-blog")):
+        created = store.create_source(
+            {
+                "name": name,
+                "deployment": {
+                    "type": "webfolder",
+                    "imgix_subdomains": [subdomain],
+                    "webfolder_base_url": "https://site.e2e.example/",
+                },
+            }
+        )
+        store.dashboard_redeploy(created["id"], {"cache_ttl_value": 60})
+    out = tmp_path / "exported.yaml"
+
+    result = invoke("export", "--out", out, "--api-url", emulator_url)
+
+    assert result.exit_code == 1
+    lines = result.stderr.splitlines()
+    assert len(lines) == 2, result.stderr
+    assert lines[0].startswith('error: live source "Blog\\n::error::forged" (')
+    assert lines[1].startswith('error: live source "Site" (')
+    minimum = "cache_ttl_value: Input should be greater than or equal to 1800"
+    assert all(line.endswith(minimum) for line in lines), lines
+    assert not out.exists()
