@@ -47,9 +47,16 @@ def write_new(path: Path, text: str) -> None:
     _through_temporary(path, text, link)
 
 
+# The temporary's name holds this much of the file's: any name the file system takes
+# leaves room for the dot, the random part and the suffix (14 bytes).
+_NAME_KEPT = 128
+
+
 def _through_temporary(path: Path, text: str, publish: Callable[[str], None]) -> None:
+    # Cut as bytes, the file system's measure; a character cut in two stays as its bytes.
+    kept = os.fsdecode(os.fsencode(path.name)[:_NAME_KEPT])
     try:
-        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{kept}.", suffix=".tmp")
     except OSError as error:
         raise OSError(error.errno, error.strerror, str(path)) from None
     try:

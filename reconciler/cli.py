@@ -28,6 +28,7 @@ from reconciler.errors import (
     EXIT_ERROR,
     EXIT_OK,
     EXIT_PARTIAL,
+    ExportError,
     ReconcilerError,
 )
 from reconciler.render import FORMATS
@@ -389,7 +390,11 @@ def _exit_codes(files: Sequence[Path] = ()) -> Iterator[None]:
                 command = context.info_name if context and context.info_name else "validate"
                 _stderr_line(summarize(error.errors, [str(f) for f in files], command=command))
         else:
-            _stderr_line(f"error: {error}")
+            # Export's problems, one per source, each get a line: it escapes the outside
+            # text they quote, so a line break there is its own.
+            lines = str(error).split("\n") if isinstance(error, ExportError) else [str(error)]
+            for line in lines:
+                _stderr_line(f"error: {line}")
             github.annotate_message(str(error))
         raise SystemExit(error.exit_code) from None
     except OSError as error:
@@ -770,20 +775,18 @@ def export_command(
 
     from reconciler.atomic import write_new
     from reconciler.errors import ConfigurationError
-    from reconciler.export import export_yaml, merged_yaml
+    from reconciler.export import check_new_file, export_yaml, merged_yaml, out_exists
     from reconciler.loader import load
     from reconciler.reconcile import list_live
     from reconciler.redact import scrub
 
+    if out is not None and str(out) == "-":
+        out = None  # stdout, as `-` means to most tools (`./-` names a file)
     with _exit_codes([merge] if merge else []):
         if out is not None and merge is not None:
             raise ConfigurationError("--out and --merge exclude each other: choose one")
-        exists = ConfigurationError(
-            f"{out} exists, and export never overwrites a file: use --merge {out} to "
-            "add the live sources it lacks, or choose another --out"
-        )
-        if out is not None and (out.exists() or out.is_symlink()):
-            raise exists
+        if out is not None:
+            check_new_file(out)
         if merge is not None:
             load([merge], resolve=False)  # only a valid file is merged into
             text = merge.read_text(encoding="utf-8")
@@ -792,7 +795,7 @@ def export_command(
         if merge is not None:
             exported = merged_yaml(text, live)
             if not exported.added:
-                click.echo(f"Nothing to add: every live source is in {merge}.", err=True)
+                _stderr_line(f"Nothing to add: every live source is in {merge}.")
                 return
             if merge.read_text(encoding="utf-8") != text:
                 # Edited while the sources were listed: writing would lose that edit.
@@ -801,7 +804,7 @@ def export_command(
                     "never loses an edit: nothing was written; run export --merge again"
                 )
             _rewrite(merge, scrub(exported.text))
-            click.echo(f"Added {_sources(exported.added)} to {merge}.", err=True)
+            _stderr_line(f"Added {_sources(exported.added)} to {merge}.")
         elif out is None:
             exported = export_yaml(live)
             click.echo(exported.text, nl=False)
@@ -811,8 +814,8 @@ def export_command(
                 # Checked again as the file appears: one made while listing is kept.
                 write_new(out, scrub(exported.text))
             except FileExistsError:
-                raise exists from None
-            click.echo(f"Wrote {_sources(exported.added)} to {out}.", err=True)
+                raise out_exists(out) from None
+            _stderr_line(f"Wrote {_sources(exported.added)} to {out}.")
         if exported.variables:
             click.echo(
                 "Set these environment variables before apply: "

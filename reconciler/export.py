@@ -13,6 +13,8 @@ the file's comments, key order, formatting and variable names stay as they are.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import tempfile
 import unicodedata
@@ -27,7 +29,7 @@ from ruamel.yaml.util import load_yaml_guess_indent
 
 from reconciler import rendering_params
 from reconciler.canonical import canonical_yaml, deployment_order, dumped
-from reconciler.errors import ExportError
+from reconciler.errors import ConfigurationError, ExportError
 from reconciler.live import LiveSource
 from reconciler.loader import LoadError, load
 from reconciler.plan import same_json
@@ -218,15 +220,20 @@ def _variables(value: Any) -> Iterator[str]:
             yield from _variables(item)
 
 
+def _to_set(variables: Sequence[str]) -> list[str]:
+    """Comment lines (without `# `) asking for `variables` before `apply`."""
+    return [
+        "The API never returns secrets: set these environment variables before `apply`",
+        "(or replace a reference with {file: path}):",
+        *(f"  {name}" for name in variables),
+    ]
+
+
 def header(variables: Sequence[str]) -> str:
     """The comment lines on top of an exported file: the schema line, the variables to set."""
     lines = [SCHEMA_LINE, "# Exported by imgix-reconciler from the live sources."]
     if variables:
-        lines.append(
-            "# The API never returns secrets: set these environment variables before `apply`"
-        )
-        lines.append("# (or replace a reference with {file: path}):")
-        lines += [f"#   {name}" for name in variables]
+        lines += [f"# {line}" for line in _to_set(variables)]
     else:
         lines.append("# No secret to set: no source holds one.")
     return "\n".join(lines) + "\n"
@@ -254,8 +261,10 @@ def merged_yaml(text: str, live: Sequence[LiveSource]) -> Export:
         _, indent, offset = load_yaml_guess_indent(text)
     except IndexError:  # ruamel's guess fails on a list item's dash alone on its line
         indent = offset = None
+    dash_column = 2  # the canonical layout's
     if isinstance(indent, int) and isinstance(offset, int) and indent > offset:
         yaml.indent(mapping=indent - offset, sequence=indent, offset=offset)
+        dash_column = offset
     document = yaml.load(text)
     sources = document["sources"]
     ids = {str(s.get("id")) for s in sources if isinstance(s, dict) and s.get("id")}
@@ -280,11 +289,18 @@ def merged_yaml(text: str, live: Sequence[LiveSource]) -> Export:
     added = _exported(missing, set(_variables(document)), allow_unknown=allow_unknown)
     if isinstance(sources, CommentedSeq) and sources.fa.flow_style():
         sources.fa.set_block_style()
+    first = len(sources)
     for spec in added:
         sources.append(_styled(spec))
+    variables = list(_variables(added))
+    if variables:
+        # Where the pull request's reviewer reads the new sources, as a new file's header
+        # lists them; the file's own header is the user's and stays as written.
+        note = ["Added by imgix-reconciler export --merge.", *_to_set(variables)]
+        sources.yaml_set_comment_before_after_key(first, before="\n".join(note), indent=dash_column)
     merged = dumped(document, yaml)
     _check_validates(merged)
-    return Export(merged, len(added), list(_variables(added)))
+    return Export(merged, len(added), variables)
 
 
 def _styled(value: Any) -> Any:
@@ -305,6 +321,41 @@ def _styled(value: Any) -> Any:
     else:
         styled.fa.set_block_style()
     return styled
+
+
+def out_exists(out: Path) -> ConfigurationError:
+    """The refusal of an `--out` path that holds a file, a folder's entry or a link."""
+    return ConfigurationError(
+        f"{out} exists, and export never overwrites a file: use --merge {out} to "
+        "add the live sources it lacks, or choose another --out"
+    )
+
+
+def check_new_file(out: Path) -> None:
+    """Refuse an `--out` path that cannot become a new file, before anything is listed.
+
+    Listing a large account takes minutes: a path that can only fail is refused first.
+    Writing checks again (`atomic.write_new`), as the folder may change meanwhile.
+    """
+    folder = out.parent
+    if not folder.exists():
+        raise ConfigurationError(f"--out {out}: the folder {folder} does not exist")
+    if not folder.is_dir():
+        raise ConfigurationError(f"--out {out}: {folder} is not a folder")
+    with contextlib.suppress(OSError, ValueError):  # not told: writing fails if too long
+        longest = os.pathconf(folder, "PC_NAME_MAX")
+        length = len(os.fsencode(out.name))
+        if length > longest:
+            raise ConfigurationError(
+                f"--out {out}: the file name is {length} bytes long, more than the "
+                f"{longest} this file system allows"
+            )
+    if out.is_dir() and not out.is_symlink():
+        raise ConfigurationError(f"--out {out} is a folder: name a new file in it")
+    if out.exists() or out.is_symlink():
+        raise out_exists(out)
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigurationError(f"--out {out}: cannot write in {folder}")
 
 
 def _check_validates(text: str) -> None:

@@ -27,6 +27,9 @@ Attacks:
     stall_writes    one page of valid sources; a write gets no answer while the attack lasts
     broken_resource one page whose first source's attributes are the JSON text
                     `broken_attributes`; a create gets a 500, as if its answer was lost
+    hostile_text    one page of valid sources whose names and annotations carry
+                    `HOSTILE_TEXT` (CR/LF, workflow commands, bidi and terminal controls,
+                    mentions, markdown and HTML)
     moving          a list of `records` sources served by offset, that moves after its
                     page 0 is served, for the first `moves` reads: `move` "remove" takes
                     its first source away, "insert" puts a new one first; pages announce
@@ -71,10 +74,15 @@ Attack = Literal[
     "broken_resource",
     "stall_writes",
     "moving",
+    "hostile_text",
 ]
 JSON_API = "application/vnd.api+json"
 FORGED = "\r\n::add-mask::hunter2\n::error file=sources.yaml,line=1::forged by the server\r"
 BILLION = 1_000_000_000
+# Text a source may hold that a log, a terminal or a rendered comment would act on.
+HOSTILE_TEXT = (
+    FORGED + "\u202eevil\u202c \x1b[2J\x07 \u2028::warning::x @octocat #1 <details> `code` | "
+)
 
 
 @dataclass(frozen=True)
@@ -184,6 +192,13 @@ class HostileApi:
             return Response(text, media_type=JSON_API)
         if self.attack == "moving":
             return JSONResponse(self._moving_page(page), media_type=JSON_API)
+        if self.attack == "hostile_text":
+            page_data = self._page(0, more=False)
+            for source in page_data["data"]:
+                attributes = source["attributes"]
+                attributes["name"] += HOSTILE_TEXT
+                attributes["deployment"]["annotation"] = HOSTILE_TEXT
+            return JSONResponse(page_data, media_type=JSON_API)
         if self.attack == "huge_total":
             return JSONResponse(self._page(page, more=True, total=BILLION), media_type=JSON_API)
         return JSONResponse(self._page(0, more=False), media_type=JSON_API)

@@ -109,3 +109,15 @@ def test_without_hard_links_a_failed_write_removes_the_incomplete_file(
         write_new(target, "text")
     assert (caught.value.errno, caught.value.filename) == (28, str(target))
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("name", ["p" * 255, "é" * 127 + "p"])  # 255 bytes, cut mid-character
+@pytest.mark.parametrize("write", [write_atomically, write_new])
+def test_a_name_of_the_longest_length_is_written(
+    tmp_path: Path, name: str, write: Callable[[Path, str], None]
+) -> None:
+    # The temporary took the whole name plus 14 bytes: past what the file system takes.
+    target = tmp_path / name
+    write(target, "text")
+    assert target.read_text() == "text"
+    assert os.listdir(tmp_path) == [name]

@@ -588,8 +588,11 @@ def test_export_exits_1_when_the_key_is_rejected_or_the_file_cannot_be_written(
     unwritable = tmp_path / "missing" / "exported.yaml"
     unwritten = invoke("export", "--out", unwritable, "--api-url", emulator_url)
     assert unwritten.exit_code == 1
-    # The path the user gave, not the temporary file written beside it.
-    assert unwritten.stderr == f"error: No such file or directory: {unwritable}\n"
+    # The path the user gave, refused before the listing (tests/test_export_e2e.py has
+    # the other paths that can only fail; test_atomic.py, the error once writing).
+    assert unwritten.stderr == (
+        f"error: --out {unwritable}: the folder {unwritable.parent} does not exist\n"
+    )
 
 
 # --------------------------------------------------------------------------- emulator

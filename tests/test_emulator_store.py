@@ -524,6 +524,34 @@ def test_dashboard_redeploy_rewrites_the_annotation(store: SourceStore, clock: M
     assert attributes["deployment_status"] == "deploying"
 
 
+@pytest.mark.parametrize(
+    ("hostnames", "problem"),
+    [
+        ("img-b", "deployment.{field} must be a valid list."),
+        (7, "deployment.{field} must be a valid list."),
+        (None, "deployment.{field} must be a valid list."),
+        (["img-b", 1], "deployment.{field}[1] must be a valid string."),
+        ([["img-b"]], "deployment.{field}[0] must be a valid string."),
+    ],
+)
+@pytest.mark.parametrize("field", ["imgix_subdomains", "custom_domains"])
+def test_a_dashboard_edit_of_hostnames_that_are_not_text_is_refused_as_the_api_refuses_it(
+    store: SourceStore, field: str, hostnames: object, problem: str
+) -> None:
+    # The dashboard offers hostnames as lists of text only. Such an edit was a TypeError
+    # halfway through, leaving the source holding the value unindexed: every later write
+    # to it was a TypeError too.
+    source_id = create(store, "gcs", subdomain="img-a")
+    before = store.get_source(source_id)
+
+    with pytest.raises(BadRequest, match=re.escape(problem.format(field=field))):
+        store.dashboard_redeploy(source_id, {field: hostnames, "cache_ttl_value": 7200})
+
+    assert store.get_source(source_id) == before
+    store.update_source(source_id, {"deployment": {"imgix_subdomains": ["img-c"]}})
+    assert [_taken(store, name) for name in ("img-a", "img-c")] == [False, True]
+
+
 # --------------------------------------------------------------------------- listing
 
 

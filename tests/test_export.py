@@ -273,14 +273,61 @@ def test_merge_keeps_the_file_and_adds_only_the_missing_sources() -> None:
     # The file's lines come first, unchanged; its closing comment stays at the end.
     assert lines[: len(original) - 1] == original[:-1]
     assert lines[-1] == "# end of file"
-    assert [line for line in lines if line.lstrip().startswith("#")] == [
-        line for line in original if line.lstrip().startswith("#")
+    # Only the note on the added source's variables joins the file's comments.
+    note = [
+        "  # Added by imgix-reconciler export --merge.",
+        "  # The API never returns secrets: set these environment variables before `apply`",
+        "  # (or replace a reference with {file: path}):",
+        "  #   BLOG_CCCCCC_PASSWORD",
     ]
+    kept = [line for line in original if line.lstrip().startswith("#")]
+    assert [line for line in lines if line.lstrip().startswith("#")] == [
+        *kept[:-1],
+        *note,
+        kept[-1],
+    ]
+    assert lines[len(original) - 1 : len(original) + 4] == [*note, "  - name: Blog"]
     # The new source's variable avoids the names the file uses, and is reported.
     assert merged.variables == ["BLOG_CCCCCC_PASSWORD"]
     assert "OUR_BLOG_SECRET" in merged.text and "c" * 24 in merged.text
     state = DesiredState.model_validate(YAML(typ="safe").load(merged.text))
     assert [s.name for s in state.sources] == ["Blog", "Old archive name", "Blog"]
+
+
+def test_merge_lists_the_new_variables_above_the_added_sources_in_the_file_s_indentation() -> None:
+    # A reviewer of the pull request reads them in the diff, where a new file has them in
+    # its header; without a secret, no note.
+    four = (
+        "version: 1\nsources:\n- name: Blog\n  id: aaaaaaaaaaaaaaaaaaaaaaaa\n  deployment:\n"
+        "    type: webfolder\n    webfolder_base_url: https://assets.example.com/\n"
+        "    imgix_subdomains:\n    - acme-blog\n"
+    )
+    merged = merged_yaml(four, [BLOG, ARCHIVE])
+    assert (
+        merged.text
+        == four
+        + (
+            "# Added by imgix-reconciler export --merge.\n"
+            "# The API never returns secrets: set these environment variables before `apply`\n"
+            "# (or replace a reference with {file: path}):\n"
+            "#   BLOG_S3_SECRET_KEY\n"
+            "- name: Blog\n  id: bbbbbbbbbbbbbbbbbbbbbbbb\n"
+        )
+        + merged.text.split("id: bbbbbbbbbbbbbbbbbbbbbbbb\n", 1)[1]
+    )
+    assert merged.variables == ["BLOG_S3_SECRET_KEY"]
+    site = BLOG.model_copy(
+        update={
+            "id": "d" * 24,
+            "deployment": {
+                "type": "webfolder",
+                "imgix_subdomains": ["acme-site"],
+                "webfolder_base_url": "https://site.example/",
+            },
+        }
+    )
+    plain = merged_yaml(four, [BLOG, site])
+    assert plain.variables == [] and "#" not in plain.text
 
 
 def test_merge_of_a_file_with_nothing_missing_changes_nothing() -> None:
@@ -309,7 +356,10 @@ def test_merge_into_an_empty_flow_list_writes_block_style() -> None:
     one = "version: 1\nsources: [{name: X, deployment: {type: webproxy, imgix_subdomains: [x]}}]\n"
     assert merged_yaml(one, [ARCHIVE]).text.startswith(
         "version: 1\nsources:\n  - {name: X, deployment: {type: webproxy, imgix_subdomains: [x]}}\n"
-        "  - name: Blog\n    id: bbbbbbbbbbbbbbbbbbbbbbbb\n"
+        "  # Added by imgix-reconciler export --merge.\n"
+    )
+    assert (
+        "\n  - name: Blog\n    id: bbbbbbbbbbbbbbbbbbbbbbbb\n" in merged_yaml(one, [ARCHIVE]).text
     )
 
 

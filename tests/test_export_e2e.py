@@ -6,6 +6,7 @@ out). Commands run against it over real HTTP on 127.0.0.1.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from reconciler.emulator import SourceStore
 from reconciler.live import LiveSource
 from reconciler.loader import load
 from reconciler.secrets import declared_secrets
+from reconciler.untrusted import one_line
 
 pytestmark = pytest.mark.e2e
 
@@ -293,3 +295,187 @@ def test_an_edit_made_to_the_merged_file_while_listing_is_never_lost(
         "never loses an edit: nothing was written; run export --merge again\n"
     )
     assert hand_written.read_text() == edited
+
+
+# --------------------------------------------------------------------------- odd --out paths
+
+
+def _one_source(store: SourceStore) -> None:
+    store.create_source(
+        {
+            "name": "Site",
+            "deployment": {
+                "type": "webfolder",
+                "imgix_subdomains": ["e2e-site"],
+                "webfolder_base_url": "https://site.e2e.example/",
+            },
+        }
+    )
+
+
+def _entries(root: Path) -> list[str]:
+    return sorted(str(path.relative_to(root)) for path in root.rglob("*"))
+
+
+ODD_OUT = {
+    # The path given, in a folder holding `folder/` and `file.yaml`; the rest of the one
+    # error line after `error: --out PATH`.
+    "a folder": ("folder", " is a folder: name a new file in it"),
+    "a missing folder": ("missing/sources.yaml", ": the folder missing does not exist"),
+    "a file as its folder": ("file.yaml/sources.yaml", ": file.yaml is not a folder"),
+    "an empty name": ("", " is a folder: name a new file in it"),
+    "a name past the file system's": (
+        "s" * 300 + ".yaml",
+        ": the file name is 305 bytes long, more than the 255 this file system allows",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", ODD_OUT, ids=list(ODD_OUT))
+def test_an_out_path_that_cannot_be_a_new_file_is_one_error_before_any_request(
+    store: SourceStore,
+    emulator_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    case: str,
+) -> None:
+    # kubectl and terraform fail such a path only once they wrote: export checks before
+    # it lists (an account of 100,000 sources takes minutes), and again when it writes.
+    _one_source(store)
+    given, problem = ODD_OUT[case]
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "file.yaml").write_text("kept\n")
+    before = _entries(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    logged = len(store.request_log)
+
+    result = invoke("export", "--out", given, "--api-url", emulator_url)
+
+    assert result.exit_code == 1, result.output
+    assert result.stdout == ""
+    shown = given or "."
+    assert result.stderr == f"error: --out {shown}{problem}\n"
+    assert len(store.request_log) == logged
+    assert _entries(tmp_path) == before
+    assert (tmp_path / "file.yaml").read_text() == "kept\n"
+
+
+def test_an_out_path_in_a_read_only_folder_is_one_error_before_any_request(
+    store: SourceStore, emulator_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _one_source(store)
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    if os.geteuid() == 0:  # root may write anywhere: the check is asked as others would be
+        access = os.access
+        monkeypatch.setattr(
+            os, "access", lambda path, mode: access(path, mode) and Path(path) != locked
+        )
+    logged = len(store.request_log)
+    try:
+        result = invoke("export", "--out", locked / "sources.yaml", "--api-url", emulator_url)
+    finally:
+        locked.chmod(0o755)
+    assert result.exit_code == 1
+    assert result.stderr == f"error: --out {locked}/sources.yaml: cannot write in {locked}\n"
+    assert len(store.request_log) == logged and list(locked.iterdir()) == []
+
+
+def test_an_out_link_to_elsewhere_is_never_followed(
+    store: SourceStore, emulator_url: str, tmp_path: Path
+) -> None:
+    _one_source(store)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    dangling, to_a_file = tmp_path / "dangling.yaml", tmp_path / "to-a-file.yaml"
+    dangling.symlink_to(elsewhere / "absent.yaml")
+    (elsewhere / "present.yaml").write_text("someone's file\n")
+    to_a_file.symlink_to(elsewhere / "present.yaml")
+
+    for link in (dangling, to_a_file):
+        result = invoke("export", "--out", link, "--api-url", emulator_url)
+        assert result.exit_code == 1
+        assert result.stderr.startswith(f"error: {link} exists, and export never overwrites")
+    assert _entries(elsewhere) == ["present.yaml"]
+    assert (elsewhere / "present.yaml").read_text() == "someone's file\n"
+
+
+def test_out_dash_is_stdout_as_for_most_tools(
+    store: SourceStore, emulator_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _one_source(store)
+    monkeypatch.chdir(tmp_path)
+
+    result = invoke("export", "--out", "-", "--api-url", emulator_url)
+
+    assert result.exit_code == 0, result.output
+    assert "  - name: Site\n" in result.stdout
+    assert result.stderr == ""
+    assert _entries(tmp_path) == []  # no file named `-`
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["new\nline.yaml", "::error::forged\r.yaml", "\x1b[2Jbell\x07.yaml", "e" * 250 + ".yaml"],
+)
+def test_an_out_name_with_control_characters_or_of_the_longest_length_is_written(
+    store: SourceStore, emulator_url: str, tmp_path: Path, name: str
+) -> None:
+    # Any name the file system takes is the user's to choose; messages show it escaped.
+    # A 255-byte name failed: the temporary beside it needs 14 more.
+    _one_source(store)
+    out = tmp_path / name
+
+    result = invoke("export", "--out", out, "--api-url", emulator_url)
+
+    assert result.exit_code == 0, result.output
+    assert "name: Site" in out.read_text()
+    assert _entries(tmp_path) == [name]
+    assert result.stderr == f"Wrote 1 source to {one_line(str(out))}.\n"
+
+
+def test_merge_messages_show_the_file_name_escaped(
+    store: SourceStore, emulator_url: str, tmp_path: Path
+) -> None:
+    _one_source(store)
+    merged = tmp_path / "::warning::a\nb.yaml"
+    merged.write_text("version: 1\nsources: []\n")
+
+    added = invoke("export", "--merge", merged, "--api-url", emulator_url)
+    again = invoke("export", "--merge", merged, "--api-url", emulator_url)
+
+    assert added.exit_code == again.exit_code == 0, added.output + again.output
+    shown = one_line(str(merged))
+    assert added.stderr == f"Added 1 source to {shown}.\n"
+    assert again.stderr == f"Nothing to add: every live source is in {shown}.\n"
+
+
+def test_each_source_export_cannot_express_is_an_error_line_of_its_own(
+    store: SourceStore, emulator_url: str, tmp_path: Path
+) -> None:
+    # They were one line, joined by a literal `\n`.
+    for name, subdomain in (("Site", "e2e-site"), ("Blog\n::error::forged", "e2e-blog")):
+        created = store.create_source(
+            {
+                "name": name,
+                "deployment": {
+                    "type": "webfolder",
+                    "imgix_subdomains": [subdomain],
+                    "webfolder_base_url": "https://site.e2e.example/",
+                },
+            }
+        )
+        store.dashboard_redeploy(created["id"], {"cache_ttl_value": 60})
+    out = tmp_path / "exported.yaml"
+
+    result = invoke("export", "--out", out, "--api-url", emulator_url)
+
+    assert result.exit_code == 1
+    lines = result.stderr.splitlines()
+    assert len(lines) == 2, result.stderr
+    assert lines[0].startswith('error: live source "Blog\\n::error::forged" (')
+    assert lines[1].startswith('error: live source "Site" (')
+    minimum = "cache_ttl_value: Input should be greater than or equal to 1800"
+    assert all(line.endswith(minimum) for line in lines), lines
+    assert not out.exists()

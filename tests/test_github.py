@@ -21,7 +21,8 @@ from reconciler.emulator import RateLimits, SourceStore
 from reconciler.loader import LocatedError
 from reconciler.plan import Action, Change, Plan, Summary, compute_digest
 from reconciler.reconcile import read_plan_document
-from reconciler.render.markdown import MARKER
+from reconciler.render.markdown import DRIFT_MARKER, MARKER, REPORT_MARKER, render_report
+from reconciler.report import ActionResult, ApplyReport
 
 FIXTURES = Path(__file__).parent / "fixtures"
 IN_ACTIONS = {"GITHUB_ACTIONS": "true"}
@@ -864,7 +865,9 @@ def assert_one_of_ours(line: str) -> None:
     assert "\r" not in shown and "\n" not in shown, line
 
 
-def assert_well_formed_comment(markdown: str, digests: list[tuple[str, str]] | None) -> None:
+def assert_well_formed_comment(
+    markdown: str, digests: list[tuple[str, str]] | None, marker: str = MARKER
+) -> None:
     """The comment's shape, whatever its text: markers, HTML, fences, tables, no ping."""
     from test_hostile_output import assert_inert, links_in
 
@@ -872,7 +875,7 @@ def assert_well_formed_comment(markdown: str, digests: list[tuple[str, str]] | N
     assert links_in(markdown) == []
     assert_inert(markdown)
     lines = markdown.split("\n")
-    assert lines[0] in (MARKER, github.keyed_marker(MARKER, "prod"))
+    assert lines[0] in (marker, github.keyed_marker(marker, "prod"))
     comments = [line for line in lines if "<!--" in line or "-->" in line]
     assert comments == [
         lines[0],
@@ -993,6 +996,10 @@ def test_hostile_names_and_values_keep_the_comment_summary_and_commands_in_shape
     account = github.AccountResult(account="prod", command="plan", exit_code=2)
     comment = github.combined_comment([(account, plan)], key="prod")
     assert_well_formed_comment(comment, [("prod", plan.digest)])
+    # The drift issue's body, from the same document (drift saves the plan it checked).
+    drifted = github.AccountResult(account="prod", command="drift", exit_code=2)
+    issue = github.combined_comment([(drifted, plan)], view="drift", key="prod")
+    assert_well_formed_comment(issue, [("prod", plan.digest)], DRIFT_MARKER)
     # Every workflow command is one of ours, whole on its line; the secret is only masked.
     for output in (commands, result.stderr):
         for line in output.splitlines():
@@ -1053,3 +1060,82 @@ def test_hostile_file_text_in_errors_makes_only_whole_error_annotations(
         assert_one_of_ours(line)
         assert line.startswith("::error file=hostile/"), line
     assert "Traceback" not in result.stderr
+
+
+OUTCOMES = ["applied", "failed", "skipped", "stopped", "in effect", "stale"]
+
+
+@settings(
+    max_examples=int(os.environ.get("IMGIX_RECONCILER_HOSTILE_EXAMPLES", "25")),
+    deadline=None,
+    phases=PHASES,
+)
+@given(
+    results=st.lists(
+        st.tuples(
+            st.sampled_from(["create", "patch"]),
+            hostile_text,
+            st.sampled_from(OUTCOMES),
+            st.none() | hostile_text,
+            st.none() | hostile_text,
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+    still_deploying=st.lists(hostile_text, max_size=3),
+    huge=st.sampled_from([None, None, "source", "error", "id"]),
+    copies=st.sampled_from([1, 1, 1, 2_000]),
+)
+def test_hostile_names_and_api_errors_keep_the_apply_report_in_shape(
+    results: list[tuple[str, str, str, str | None, str | None]],
+    still_deploying: list[str],
+    huge: str | None,
+    copies: int,
+) -> None:
+    # Names come from the file and the listing, errors from the API (its details are
+    # clipped, but a hostile server picks every character), ids from the API too; an
+    # apply of thousands of sources makes as many rows.
+    redact.register(CANARY)
+    rows = []
+    for action, source, outcome, source_id, error in results:
+        texts = {"source": source, "id": source_id, "error": error}
+        if huge is not None and texts[huge] is not None:
+            texts[huge] = str(texts[huge]) * HUGE_REPEATS
+        error = texts["error"] and texts["error"] + " " + CANARY  # a secret echoed back
+        rows.append(ActionResult(action, texts["source"] or "", "k", outcome, texts["id"], error))  # type: ignore[arg-type]
+    report = ApplyReport(results=rows * copies, writes=len(rows), still_deploying=still_deploying)
+
+    assert_well_formed_comment(render_report(report), None, REPORT_MARKER)
+
+
+@given(workflow=hostile_text)
+def test_a_hostile_workflow_name_keys_the_drift_issue_with_a_plain_name(workflow: str) -> None:
+    # The drift issue's title and marker hold the key (action/drift-issue.sh): whatever
+    # the caller's file is called, the key is a plain name that ends no comment.
+    for ref in (workflow, f"o/r/.github/workflows/{workflow}.yml@refs/heads/main"):
+        key = github.comment_key(ref)
+        assert github.COMMENT_KEY.fullmatch(key), key
+        assert github.keyed_marker(DRIFT_MARKER, key).count("-->") == 1
+
+
+def test_an_apply_report_of_thousands_of_actions_fits_a_comment_and_shows_failures_first() -> None:
+    # Every row used to be written: this report took 415,471 characters.
+    applied = ActionResult("patch", "Site", "k", "applied", "a" * 24)
+    failed = ActionResult("patch", "Broken", "k", "failed", "b" * 24, "imgix API 400 " + "x" * 300)
+    waiting = ["c" * 24] * 50 + ["d" * 1_000]
+    report = ApplyReport(
+        results=[applied] * 4_999 + [failed], writes=5_000, still_deploying=waiting
+    )
+
+    markdown = render_report(report)
+
+    assert len(markdown) <= github.COMMENT_BUDGET
+    rows = [line for line in markdown.splitlines() if line.startswith("| ")][1:]
+    assert rows[0].startswith("| failed | patch | <code>Broken</code> |")
+    assert (
+        f"\n\n… and {5_000 - len(rows)} more outcomes: `--format text` lists them all.\n\n"
+        in markdown
+    )
+    assert markdown.count("<code>cccccccccccccccccccccccc</code>") == 20
+    assert "<code>cccccccccccccccccccccccc</code> and 31 more." in markdown
+    assert render_report(ApplyReport(results=[applied, failed])).count("\n| ") == 3  # all fit

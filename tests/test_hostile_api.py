@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,8 +26,9 @@ from typing import Any
 
 import pytest
 from conftest import FakeClock
-from console import child_env, output_of, run_cli
-from hostile_server import FORGED, HostileApi, serving
+from console import child_env, invoke, output_of, run_cli
+from hostile_server import FORGED, HOSTILE_TEXT, HostileApi, serving
+from ruamel.yaml import YAML
 
 from reconciler.client import (
     LIST_CONCURRENCY,
@@ -219,6 +223,128 @@ def test_a_broken_answer_to_the_lookup_after_a_lost_create_is_a_client_error(
     assert [r.method for r in api.received] == ["POST", "GET", "POST"]
 
 
+# --------------------------------------------------------------------------- export and drift
+
+# Each attack that fails a listing: the server's settings, and what the error line says.
+LISTING_FAILURES: dict[str, tuple[dict[str, Any], str]] = {
+    "forged_detail": ({}, "imgix API 400 Bad\\r\\n::add-mask::hunter2"),
+    "huge_error": ({}, f"{(1 << 20) - MAX_SHOWN_DETAIL:,} more characters"),
+    "not_json": ({}, "GET: the body is not a JSON object"),
+    "deep_json": ({}, "GET: the body is not a JSON object"),
+    "wrong_type": ({}, "GET: the body is text/html, not JSON"),
+    "wrong_encoding": ({}, "content encoding 'br' was not asked for"),
+    "bad_hostnames": ({}, "deployment.imgix_subdomains must be a list of text"),
+    "broken_resource": ({"broken_attributes": "[1, 2]"}, "the attributes of a source are not"),
+    "repeat": ({}, "page 1 of the list repeats only sources of earlier pages"),
+    "huge_total": ({}, "announces a list of 1000000000 pages"),
+    "endless": ({}, "lists more than 250 sources"),  # the bound lowered, as a test may
+    "gzip_bomb": ({}, f"larger than {MAX_RESPONSE_BYTES:,} bytes once decoded"),
+    "drip": ({}, "no complete response within 0.5s"),
+    "moving": ({"moves": 3, "records": 5, "page_size": 2}, "kept changing while it was read"),
+}
+# A notice a listing may print before its error (a list that moved, read again).
+LISTING_NOTICE = "the list of sources changed while it was read"
+# What a terminal or a GitHub log reader acts on, raw: no server text may bring it.
+RAW_CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+# Each command, once with --debug and once without (its log must stay as clean).
+@pytest.mark.parametrize(
+    ("command", "debug"),
+    [
+        ("export", False),
+        ("export --out", True),
+        ("export --merge", False),
+        ("drift", False),
+        ("drift", True),
+    ],
+)
+@pytest.mark.parametrize("attack", LISTING_FAILURES)
+def test_export_and_drift_end_a_failed_listing_with_one_clear_error_and_write_nothing(
+    hostile: tuple[HostileApi, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    attack: Any,
+    command: str,
+    debug: bool,
+) -> None:
+    # drift's 2 means drift and 0 in sync: a listing that failed is neither, and prints no
+    # verdict. A file export was asked for is never left half-written.
+    api, url = hostile
+    settings, problem = LISTING_FAILURES[attack]
+    api.attack = attack
+    for name, value in settings.items():
+        setattr(api, name, value)
+    api.__post_init__()  # the moving list, of its new size
+    # 100,000 sources take seconds to serve and parse in one process: the same bound.
+    monkeypatch.setitem(ImgixClient.__init__.__kwdefaults__, "max_sources", 250)
+    out, merged = tmp_path / "exported.yaml", tmp_path / "merged.yaml"
+    merged.write_bytes(DESIRED.read_bytes())
+    arguments = {
+        "export": ["export"],
+        "export --out": ["export", "--out", out],
+        "export --merge": ["export", "--merge", merged],
+        "drift": ["drift", DESIRED],
+    }[command]
+
+    started = time.monotonic()
+    # One attempt: a request the server keeps waiting ends at its own timeout, not 120s on.
+    env = FAST_FAIL if attack == "drip" else {"IMGIX_RECONCILER_RETRY_DEADLINE": "0"}
+    result = invoke(*(["--debug"] if debug else []), *arguments, "--api-url", url, env=env)
+
+    assert time.monotonic() - started < 20
+    assert result.exit_code == 1, result.output
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert lines[-1].startswith("error: ") and problem in lines[-1], result.stderr
+    others = lines[:-1]
+    if debug:
+        others = [line for line in others if not line.startswith("DEBUG reconciler.")]
+    assert all(LISTING_NOTICE in line for line in others), result.stderr
+    assert "Traceback" not in result.stderr
+    assert not RAW_CONTROL.search(result.stderr)
+    assert not any(line.lstrip().startswith("::") for line in lines)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["merged.yaml"]
+    assert merged.read_bytes() == DESIRED.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("arguments", "code"),
+    [
+        (["export"], 0),
+        (["--debug", "export", "--out", "{out}"], 0),
+        (["drift", DESIRED], 2),
+        (["--debug", "drift", DESIRED, "--format", "markdown"], 2),
+        (["drift", DESIRED, "--format", "json"], 2),
+    ],
+    ids=["export", "export --out", "drift", "drift markdown", "drift json"],
+)
+def test_server_text_in_a_listing_reaches_no_output_raw(
+    hostile: tuple[HostileApi, str], tmp_path: Path, arguments: list[Any], code: int
+) -> None:
+    # Names and annotations the API holds (the dashboard takes any text) reach stdout,
+    # stderr, --debug's log and the exported file inert, and read back the same.
+    api, url = hostile
+    api.attack, api.page_size = "hostile_text", 2
+    out = tmp_path / "exported.yaml"
+    arguments = [str(out) if part == "{out}" else part for part in arguments]
+
+    result = invoke(*arguments, "--api-url", url)
+
+    assert result.exit_code == code, result.output
+    printed = f"{result.stdout}\n{result.stderr}"
+    assert not RAW_CONTROL.search(printed)
+    assert not any(line.lstrip().startswith("::") for line in printed.splitlines())
+    assert "Traceback" not in printed
+    names = [f"Hostile {n}{HOSTILE_TEXT}" for n in range(2)]
+    if "export" in arguments:
+        text = out.read_text(encoding="utf-8") if "--out" in arguments else result.stdout
+        assert not RAW_CONTROL.search(text)
+        assert [source["name"] for source in YAML(typ="safe").load(text)["sources"]] == names
+    elif "json" in arguments:
+        assert [source["name"] for source in json.loads(result.stdout)["unmanaged"]] == names
+
+
 # --------------------------------------------------------------------------- time
 
 
@@ -407,42 +533,42 @@ def test_a_page_repeated_forever_ends_the_listing_with_an_error(
     assert len(api.received) == 2
 
 
-def test_endless_pages_of_new_sources_stop_at_the_page_bound(
-    hostile: tuple[HostileApi, str], fake_clock: FakeClock
+@pytest.mark.parametrize(
+    ("attack", "served", "bound", "problem", "requests"),
+    [
+        ("endless", {"page_size": 3}, {"max_pages": 5}, "goes on past 5 pages", 5),
+        ("endless", {}, {"max_sources": 250}, "lists more than 250 sources", 3),
+        # Refused at once: more announced than the bound allows.
+        (
+            "pages",
+            {"announced_pages": 4},
+            {"max_sources": 250},
+            "announces 4 pages of 100 sources, more than the 250",
+            1,
+        ),
+    ],
+    ids=["endless pages at the page bound", "endless pages at the source bound", "announced"],
+)
+def test_a_listing_stops_at_its_bounds(
+    hostile: tuple[HostileApi, str],
+    fake_clock: FakeClock,
+    attack: Any,
+    served: dict[str, int],
+    bound: dict[str, int],
+    problem: str,
+    requests: int,
 ) -> None:
     api, url = hostile
-    api.attack = "endless"
-    api.page_size = 3
+    api.attack = attack
+    for name, value in served.items():
+        setattr(api, name, value)
 
-    with pytest.raises(LimitExceeded, match="goes on past 5 pages"):
-        list_with(client_for(url, fake_clock, max_pages=5))
+    with pytest.raises(LimitExceeded, match=problem):
+        list_with(client_for(url, fake_clock, **bound))
 
-    assert [request.query["page[number]"] for request in api.received] == list("01234")
-
-
-def test_endless_pages_of_new_sources_stop_at_the_source_bound(
-    hostile: tuple[HostileApi, str], fake_clock: FakeClock
-) -> None:
-    api, url = hostile
-    api.attack = "endless"
-
-    with pytest.raises(LimitExceeded, match="lists more than 250 sources"):
-        list_with(client_for(url, fake_clock, max_sources=250))
-
-    assert len(api.received) == 3
-
-
-def test_announced_pages_beyond_the_source_bound_are_refused_at_once(
-    hostile: tuple[HostileApi, str], fake_clock: FakeClock
-) -> None:
-    api, url = hostile
-    api.attack = "pages"
-    api.announced_pages = 4
-
-    with pytest.raises(LimitExceeded, match="announces 4 pages of 100 sources, more than the 250"):
-        list_with(client_for(url, fake_clock, max_sources=250))
-
-    assert len(api.received) == 1
+    assert [request.query["page[number]"] for request in api.received] == [
+        str(number) for number in range(requests)
+    ]
 
 
 def test_many_announced_pages_are_fetched_by_a_few_workers(

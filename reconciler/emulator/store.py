@@ -322,6 +322,7 @@ class SourceStore:
         where = unsafe_number(dict(deployment_changes), "deployment")
         if where is not None:
             raise BadRequest(f"{where}: numbers must be {SAFE_RANGE}.")
+        _check_hostname_lists(deployment_changes)
         with self._lock:
             source = self._find(source_id)
             self._redeployment(
@@ -489,6 +490,23 @@ class SourceStore:
 
     def _hex(self, length: int) -> str:
         return f"{self.rng.getrandbits(4 * length):0{length}x}"
+
+
+def _check_hostname_lists(deployment_changes: Mapping[str, Any]) -> None:
+    """Refuse hostnames that are not a list of text, in the API's words.
+
+    The dashboard offers nothing else, and the hostname index holds only text: anything
+    else failed halfway through an edit, leaving a source no later write could change.
+    """
+    for field_name in HOSTNAME_FIELDS:
+        if field_name not in deployment_changes:
+            continue
+        hostnames = deployment_changes[field_name]
+        if not isinstance(hostnames, list):
+            raise BadRequest(f"deployment.{field_name} must be a valid list.")
+        for index, hostname in enumerate(hostnames):
+            if not isinstance(hostname, str):
+                raise BadRequest(f"deployment.{field_name}[{index}] must be a valid string.")
 
 
 def _same(left: dict[str, Any], right: dict[str, Any]) -> bool:

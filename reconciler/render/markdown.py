@@ -7,7 +7,7 @@ the plan, so the same plan always gives the same comment.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from reconciler import deferred, redact
@@ -40,7 +40,7 @@ from reconciler.render.values import (
 from reconciler.untrusted import json_shown, markdown_text
 
 if TYPE_CHECKING:
-    from reconciler.report import ApplyReport
+    from reconciler.report import ActionResult, ApplyReport
 
 MARKER = "<!-- imgix-reconciler:plan -->"
 # A scheduled drift check may post to an issue: its own marker, so it updates its own.
@@ -275,26 +275,70 @@ def _unmanaged(source: UnmanagedSource) -> str:
     return f"- {markdown_text(source.name)} ({_code(source.id)})\n"
 
 
-def render_report(report: ApplyReport) -> str:
-    """The apply report as markdown: a table of every action's outcome, then the summary."""
-    lines = [
-        REPORT_MARKER,
-        "### imgix-reconciler apply",
-        "",
-        report_summary(report),
-    ]
-    if report.results:
-        lines += ["", "| outcome | action | source | id | error |", "|---|---|---|---|---|"]
-        for result in report.results:
-            cells = (
-                shown_outcome(result.outcome),
-                result.action,
-                _cell(result.source),
-                _cell(result.source_id) if result.source_id else "",
-                _cell(result.error) if result.error else "",
-            )
-            lines.append("| " + " | ".join(cells) + " |")
+def render_report(report: ApplyReport, budget: int = BUDGET) -> str:
+    """The apply report as markdown: a table of every action's outcome, then the summary.
+
+    Like a plan, it fits a comment: past the budget, the rows of actions that did not
+    apply come first, and a line says how many rows were left out.
+    """
+    head = [REPORT_MARKER, "### imgix-reconciler apply", "", report_summary(report)]
+    tail = []
     if report.still_deploying:
-        ids = ", ".join(_code(source_id) for source_id in report.still_deploying)
-        lines += ["", f"Still deploying when --wait gave up: {ids}."]
-    return "\n".join(lines) + "\n"
+        ids = ", ".join(_cell(source_id) for source_id in report.still_deploying[:MAX_NAMED])
+        if len(report.still_deploying) > MAX_NAMED:
+            ids += f" and {len(report.still_deploying) - MAX_NAMED} more"
+        tail = ["", f"Still deploying when --wait gave up: {ids}."]
+    table = []
+    if report.results:
+        room = budget - sum(len(line) + 1 for line in [*head, *tail])
+        table = [
+            "",
+            "| outcome | action | source | id | error |",
+            "|---|---|---|---|---|",
+            *_outcome_rows(report.results, room),
+        ]
+    return "\n".join([*head, *table, *tail]) + "\n"
+
+
+# Room kept for the line that says how many rows were left out.
+_LEFT_OUT_LINE = 100
+
+
+def _outcome_rows(results: list[ActionResult], room: int) -> list[str]:
+    """A table row per result, or as many as `room` holds and a line for the others.
+
+    Rows are made only until the room is full: 100,000 actions cost a comment's worth.
+    """
+    from reconciler.report import DONE
+
+    rows = _rows_within(results, range(len(results)), room)
+    if len(rows) == len(results):
+        return rows
+    # Cut: what did not apply is what a reader must see.
+    undone = [n for n, result in enumerate(results) if result.outcome not in DONE]
+    done = [n for n, result in enumerate(results) if result.outcome in DONE]
+    kept = _rows_within(results, undone + done, room - _LEFT_OUT_LINE)
+    left = len(results) - len(kept)
+    return [*kept, "", f"… and {left} more outcomes: `--format text` lists them all."]
+
+
+def _rows_within(results: list[ActionResult], order: Iterable[int], room: int) -> list[str]:
+    rows = []
+    for n in order:
+        row = _outcome_row(results[n])
+        room -= len(row) + 1
+        if room < 0:
+            break
+        rows.append(row)
+    return rows
+
+
+def _outcome_row(result: ActionResult) -> str:
+    cells = (
+        shown_outcome(result.outcome),
+        result.action,
+        _cell(result.source),
+        _cell(result.source_id) if result.source_id else "",
+        _cell(result.error) if result.error else "",
+    )
+    return "| " + " | ".join(cells) + " |"
