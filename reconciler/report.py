@@ -30,7 +30,8 @@ class ApplyReport:
 
     results: list[ActionResult] = field(default_factory=list)
     writes: int = 0
-    # With --wait: ids of touched sources still deploying when the wait gave up.
+    # With --wait: ids of touched sources not seen deployed (or disabled) when the wait
+    # ended: still deploying, deleted meanwhile, or unknown after a failed poll.
     still_deploying: list[str] = field(default_factory=list)
 
     # Why the run stopped early (a signal, --max-duration), if it did.

@@ -1378,7 +1378,7 @@ REPORTED = re.compile(
     r"(?: \(([0-9a-f]+)\))?(?:: .*)?$",
     re.MULTILINE,
 )
-STILL_DEPLOYING = re.compile(r"^Still deploying when --wait gave up: (.*)\.$", re.MULTILINE)
+STILL_DEPLOYING = re.compile(r"^Not seen deployed when --wait ended: (.*)\.$", re.MULTILINE)
 PLANNED = re.compile(r"^Plan: (\d+) to create, (\d+) to patch", re.MULTILINE)
 
 

@@ -513,7 +513,7 @@ def test_the_text_report_keeps_outside_text_on_its_line() -> None:
     assert lines[0] == "applied: patch Blog (6359b5ba)"
     assert lines[1] == "failed: patch Evil\\n::error::forged @someone (2): HTTP 500\\nx"
     assert lines[3] == "not attempted: patch Late (3)"
-    assert lines[-2] == "Still deploying when --wait gave up: 6359b5ba."
+    assert lines[-2] == "Not seen deployed when --wait ended: 6359b5ba."
     assert lines[-1] == (
         "Apply: 1 applied, 1 failed. 1 not attempted (waiting for a failed action). "
         "1 not attempted (stopped by SIGTERM). Run apply again to continue: it plans afresh."
@@ -809,10 +809,10 @@ def test_a_notice_about_a_live_source_shows_its_id() -> None:
 
 def test_the_markdown_report_says_what_is_still_deploying_only_when_something_is() -> None:
     shown = render_report(_report(), "markdown")
-    assert shown.endswith("\n\nStill deploying when --wait gave up: <code>6359b5ba</code>.\n")
+    assert shown.endswith("\n\nNot seen deployed when --wait ended: <code>6359b5ba</code>.\n")
     done = replace(_report(), still_deploying=[])
-    assert "Still deploying" not in render_report(done, "markdown")
-    assert "Still deploying" not in render_report(done, "text")
+    assert "Not seen deployed" not in render_report(done, "markdown")
+    assert "Not seen deployed" not in render_report(done, "text")
 
 
 def test_a_value_cut_inside_a_secret_shows_no_part_of_it() -> None:
@@ -1044,7 +1044,7 @@ def test_a_wait_cut_by_a_stop_says_why_when_every_write_was_made(fmt: str) -> No
     )
     # Given up on its own (10 minutes, a failed poll): stderr said why, nothing was stopped.
     quiet = render_report(replace(report, stopped=None), fmt)
-    assert "stopped" not in quiet.replace("Still deploying", "")
+    assert "stopped" not in quiet.replace("Not seen deployed", "")
     # A stop that cut the writes says so, and how to continue, instead.
     cut = replace(report, results=[*applied, ActionResult("patch", "Shop", "id:2", "stopped")])
     assert "--wait stopped" not in render_report(cut, fmt)

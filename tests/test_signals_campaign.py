@@ -413,7 +413,7 @@ def still_deploying(run: Run, stdout: str) -> list[str]:
     """The ids the report says were still deploying when --wait ended."""
     if run.fmt == "json":
         return list(json.loads(stdout)["still_deploying"])
-    found = re.search(r"^Still deploying when --wait gave up: (.*)\.$", stdout, re.M)
+    found = re.search(r"^Not seen deployed when --wait ended: (.*)\.$", stdout, re.M)
     return found[1].split(", ") if found else []
 
 

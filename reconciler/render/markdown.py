@@ -24,6 +24,7 @@ from reconciler.plan import (
 )
 from reconciler.render.values import (
     DISABLES,
+    WAIT_LEFT,
     View,
     action_flags,
     adoption_names,
@@ -287,7 +288,7 @@ def render_report(report: ApplyReport, budget: int = BUDGET) -> str:
         ids = ", ".join(_cell(source_id) for source_id in report.still_deploying[:MAX_NAMED])
         if len(report.still_deploying) > MAX_NAMED:
             ids += f" and {len(report.still_deploying) - MAX_NAMED} more"
-        tail = ["", f"Still deploying when --wait gave up: {ids}."]
+        tail = ["", f"{WAIT_LEFT}: {ids}."]
     table = []
     if report.results:
         room = budget - sum(len(line) + 1 for line in [*head, *tail])

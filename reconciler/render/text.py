@@ -20,6 +20,7 @@ from reconciler.plan import (
 )
 from reconciler.render.values import (
     DISABLES,
+    WAIT_LEFT,
     View,
     action_flags,
     adoption_names,
@@ -207,6 +208,6 @@ def render_report(report: ApplyReport) -> str:
         lines.append(line)
     if report.still_deploying:
         ids = ", ".join(map(escaped, report.still_deploying))
-        lines.append(f"Still deploying when --wait gave up: {ids}.")
+        lines.append(f"{WAIT_LEFT}: {ids}.")
     lines.append(report_summary(report))
     return "\n".join(lines) + "\n"

@@ -177,6 +177,9 @@ def adoption_names(adoption: Adoption) -> tuple[list[str], int]:
 
 
 # The report's words for an outcome where the plan's differ.
+# What the report lists of the sources --wait left: still deploying, or deleted meanwhile.
+WAIT_LEFT = "Not seen deployed when --wait ended"
+
 _SHOWN_OUTCOME: dict[Outcome, str] = {"stopped": "not attempted"}
 
 
