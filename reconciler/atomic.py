@@ -24,7 +24,9 @@ def write_new(path: Path, text: str) -> None:
 
     Decided when the file appears, not before: a file (or a link) created at `path` while
     the caller worked is never replaced. The complete file appears at once (a hard link to
-    the temporary file), or, where links are not supported, is created exclusively.
+    the temporary file), or, where links are not supported, is created exclusively. It gets
+    the mode any new file of the user's gets (0666 less the umask): an exported file holds
+    references, never a secret, and is the user's to commit and share.
     """
 
     def link(temporary: str) -> None:
@@ -35,7 +37,7 @@ def write_new(path: Path, text: str) -> None:
         except OSError:
             # No hard links here (some network and FUSE file systems): exclusive creation.
             flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-            created = os.open(path, flags, 0o600)
+            created = os.open(path, flags, 0o666)  # less the umask, as any new file
             try:
                 with os.fdopen(created, "w", encoding="utf-8") as handle:
                     handle.write(text)
@@ -44,7 +46,9 @@ def write_new(path: Path, text: str) -> None:
                 raise
         os.unlink(temporary)
 
-    _through_temporary(path, text, link)
+    umask = os.umask(0o077)  # read, then put back at once: there is no other way to read it
+    os.umask(umask)
+    _through_temporary(path, text, link, mode=0o666 & ~umask)
 
 
 # The temporary's name holds this much of the file's: any name the file system takes
@@ -52,7 +56,10 @@ def write_new(path: Path, text: str) -> None:
 _NAME_KEPT = 128
 
 
-def _through_temporary(path: Path, text: str, publish: Callable[[str], None]) -> None:
+def _through_temporary(
+    path: Path, text: str, publish: Callable[[str], None], mode: int | None = None
+) -> None:
+    """Write `text` to a temporary file beside `path` (mode 0600, else `mode`), publish it."""
     # Cut as bytes, the file system's measure; a character cut in two stays as its bytes.
     kept = os.fsdecode(os.fsencode(path.name)[:_NAME_KEPT])
     try:
@@ -60,6 +67,8 @@ def _through_temporary(path: Path, text: str, publish: Callable[[str], None]) ->
     except OSError as error:
         raise OSError(error.errno, error.strerror, str(path)) from None
     try:
+        if mode is not None:
+            os.fchmod(fd, mode)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()

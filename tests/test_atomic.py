@@ -39,9 +39,14 @@ def test_a_new_file_never_replaces_what_is_there(
 
         monkeypatch.setattr(os, "link", unsupported)
     target = tmp_path / "sources.yaml"
-    write_new(target, "new")
+    umask = os.umask(0o027)
+    try:
+        write_new(target, "new")
+    finally:
+        os.umask(umask)
     assert target.read_text() == "new"
-    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    # What any new file of the user's gets (an export is theirs to commit), not 0600.
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640
 
     dangling = tmp_path / "dangling.yaml"
     dangling.symlink_to(tmp_path / "nowhere")
