@@ -868,3 +868,64 @@ def test_a_wait_whose_poll_fails_without_progress_still_reports(
     )
 
     assert report.still_deploying == [report.results[0].source_id]
+
+
+TWO_SITES = ONE_SITE + ONE_SITE.split("sources:\n", 1)[1].replace("olicy", "ace").replace(
+    "policy", "pace"
+)
+
+
+def test_apply_progress_says_when_a_write_waits_for_the_hourly_budget(
+    tmp_path: Path, fake_clock: FakeClock
+) -> None:
+    # The line CI logs show while apply sits silent for up to an hour.
+    from reconciler.emulator import RateLimits, create_app
+    from reconciler.pacing import Pacing
+    from reconciler.progress import ApplyProgress
+
+    store = SourceStore(clock=fake_clock, limits=RateLimits(per_second=None))
+    connection = reconcile.Connection(
+        "http://emulator.test",
+        EMULATOR_API_KEY,
+        httpx.ASGITransport(app=create_app(store)),
+        pacing=Pacing(creates_per_hour=1),
+        clock=fake_clock,
+        sleep=fake_clock.sleep,
+    )
+    file = tmp_path / "sources.yaml"
+    file.write_text(TWO_SITES, encoding="utf-8")
+    made = asyncio.run(reconcile.plan_files([file], connection, environ=ENVIRON))
+    stream = io.StringIO()
+    progress = ApplyProgress(2, clock=fake_clock.time, stream=stream, heartbeat=None)
+
+    report = asyncio.run(
+        reconcile.apply_with_report(made.plan, connection, environ=ENVIRON, progress=progress)
+    )
+
+    assert report.ok and len(store.sources) == 2
+    waits = [line for line in stream.getvalue().splitlines() if line.startswith("waiting ")]
+    assert waits == [
+        "waiting 1 h 00 min for the hourly create budget (1/h), 1 of 2 done, about 1 h 00 min left"
+    ]
+    assert connection.pacer.on_budget_wait is None
+
+
+def test_apply_with_report_disables_a_source_only_when_allowed(
+    tmp_path: Path, fake_clock: FakeClock
+) -> None:
+    # The library's default is the CLI's: no --allow-disable, no disabling write.
+    store, connection = _emulated(fake_clock)
+    asyncio.run(reconcile.apply_with_report(_made(tmp_path, connection).plan, connection))
+    file = tmp_path / "sources.yaml"
+    file.write_text(ONE_SITE + "    enabled: false\n", encoding="utf-8")
+    made = asyncio.run(reconcile.plan_files([file], connection, environ=ENVIRON))
+
+    with pytest.raises(ApplyRefused, match="--allow-disable"):
+        asyncio.run(reconcile.apply_with_report(made.plan, connection, environ=ENVIRON))
+    [source] = store.sources.values()
+    assert source.enabled
+
+    report = asyncio.run(
+        reconcile.apply_with_report(made.plan, connection, allow_disable=True, environ=ENVIRON)
+    )
+    assert report.ok and not source.enabled
