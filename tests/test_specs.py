@@ -73,6 +73,21 @@ def test_unresolved_secret_cannot_be_revealed() -> None:
     assert ref.as_reference() == {"file": "keys/s3.txt"}
 
 
+def test_secret_refs_are_values_equal_by_reference_and_value() -> None:
+    # Public and hashable: a set of them holds each reference with its value once.
+    same = {SecretRef("env", "S3_SECRET_KEY", "v"), SecretRef("env", "S3_SECRET_KEY", "v")}
+    assert same == {SecretRef("env", "S3_SECRET_KEY", "v")}
+    others = [
+        SecretRef("env", "S3_SECRET_KEY", "w"),
+        SecretRef("file", "S3_SECRET_KEY", "v"),
+        SecretRef("env", "OTHER", "v"),
+        SecretRef("env", "S3_SECRET_KEY"),
+    ]
+    assert len(same | set(others)) == 5
+    assert {SecretRef("env", "S3_SECRET_KEY", "v"): 1}[SecretRef("env", "S3_SECRET_KEY", "v")]
+    assert SecretRef("env", "S3_SECRET_KEY") != {"env": "S3_SECRET_KEY"}
+
+
 def test_an_env_reference_is_read_again_from_the_same_variable() -> None:
     assert SecretRef("env", "S3_SECRET_KEY", "v").locator() == {"env": "S3_SECRET_KEY"}
     assert SecretRef("file", "keys/s3.txt").locator() == {"file": "keys/s3.txt"}
