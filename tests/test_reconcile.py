@@ -24,12 +24,15 @@ from reconciler.emulator.listing import Page
 from reconciler.errors import ApplyRefused, StalePlan
 from reconciler.live import LiveSource
 from reconciler.loader import LoadedState, LoadError
-from reconciler.pacing import Stop
+from reconciler.pacing import Pacing, RetryPolicy, Stop
 from reconciler.plan import compute_digest
 from reconciler.rails import Permissions
 from reconciler.reconcile import (
     API_URL_VARIABLE,
+    CREATES_PER_HOUR_VARIABLE,
     REQUEST_TIMEOUT_VARIABLE,
+    RETRY_DEADLINE_VARIABLE,
+    UPDATES_PER_HOUR_VARIABLE,
     ApplyRequest,
     ConfigurationError,
     PlanFileError,
@@ -181,6 +184,45 @@ def test_a_request_timeout_that_is_not_a_positive_number_is_refused(text: str) -
     environ = {**ENVIRON, REQUEST_TIMEOUT_VARIABLE: text}
     assert refusal(None, environ) == (
         f"IMGIX_RECONCILER_REQUEST_TIMEOUT must be a number of seconds > 0 (got {text!r})"
+    )
+
+
+def test_the_retry_deadline_comes_from_the_environment() -> None:
+    assert connect(None, environ=ENVIRON).retry is None  # the client's own default
+    for text, deadline in ((" 30 ", 30.0), ("0", 0.0), ("2.5", 2.5)):
+        environ = {**ENVIRON, RETRY_DEADLINE_VARIABLE: text}
+        assert connect(None, environ=environ).retry == RetryPolicy(deadline=deadline)
+
+
+@pytest.mark.parametrize("text", ["-1", "nan", "soon", "-inf"])
+def test_a_retry_deadline_that_is_not_a_number_of_seconds_is_refused(text: str) -> None:
+    environ = {**ENVIRON, RETRY_DEADLINE_VARIABLE: text}
+    assert refusal(None, environ) == (
+        f"IMGIX_RECONCILER_RETRY_DEADLINE must be a number of seconds >= 0 (got {text!r})"
+    )
+
+
+def test_the_hourly_write_budgets_come_from_the_environment() -> None:
+    assert connect(None, environ=ENVIRON).pacing == Pacing()
+    environ = {**ENVIRON, CREATES_PER_HOUR_VARIABLE: " 5 ", UPDATES_PER_HOUR_VARIABLE: "1"}
+    for connection in (
+        connect(None, environ=environ),
+        connect(None, emulator=True, environ=environ),
+    ):
+        assert (connection.pacing.creates_per_hour, connection.pacing.updates_per_hour) == (5, 1)
+        assert connection.pacing.per_second == Pacing().per_second
+    only_updates = {**ENVIRON, UPDATES_PER_HOUR_VARIABLE: "7"}
+    assert connect(None, environ=only_updates).pacing == Pacing(updates_per_hour=7)
+
+
+@pytest.mark.parametrize("text", ["0", "-1", "1.5", "\u0663", "many"])
+@pytest.mark.parametrize("variable", ["CREATES", "UPDATES"])
+def test_an_hourly_budget_that_is_not_a_whole_number_above_zero_is_refused(
+    variable: str, text: str
+) -> None:
+    name = f"IMGIX_RECONCILER_{variable}_PER_HOUR"
+    assert refusal(None, {**ENVIRON, name: text}) == (
+        f"{name} must be a whole number of writes per hour >= 1 (got {text!r})"
     )
 
 
