@@ -25,7 +25,17 @@ from reconciler.errors import ApplyRefused, StalePlan
 from reconciler.live import LiveSource
 from reconciler.loader import LoadedState, LoadError
 from reconciler.pacing import Pacing, RetryPolicy, Stop
-from reconciler.plan import compute_digest
+from reconciler.plan import (
+    Action,
+    Adoption,
+    Change,
+    Notice,
+    ObservedSource,
+    Plan,
+    SourceRef,
+    Summary,
+    compute_digest,
+)
 from reconciler.rails import Permissions
 from reconciler.reconcile import (
     API_URL_VARIABLE,
@@ -971,3 +981,59 @@ def test_apply_with_report_disables_a_source_only_when_allowed(
         reconcile.apply_with_report(made.plan, connection, allow_disable=True, environ=ENVIRON)
     )
     assert report.ok and not source.enabled
+
+
+# --------------------------------------------------------------------------- drift
+
+
+def _drifted(**parts: Any) -> Plan:
+    return Plan(digest="d", summary=Summary(create=0, patch=0, unchanged=0, unmanaged=0), **parts)
+
+
+def test_drift_names_each_difference_and_only_the_notices_that_are_drift() -> None:
+    changed = [Change(path="enabled", before=True, after=False)]
+    plan = _drifted(
+        actions=[
+            Action(action="create", source="New", id=None, changes=changed, writes=[]),
+            Action(action="patch", source="Old", id="s1", changes=changed, writes=[]),
+        ],
+        observed=[ObservedSource(action="patch", source="Watched", id="s2", changes=changed)],
+        notices=[
+            Notice(source="Web", id="s3", kind="encrypted_changed", detail="password changed"),
+            Notice(source="Key", id="s4", kind="cannot_compare", detail="secret not read"),
+            Notice(source="Ren", id="s5", kind="possible_rename", detail="maybe renamed"),
+        ],
+    )
+    assert reconcile.drift_findings(plan) == [
+        "create New",
+        "patch Old",
+        "Watched differs (mode: observe, never written)",
+        "Web: password changed",
+    ]
+    assert reconcile.drift_findings(_drifted(actions=[])) == []
+
+
+def test_sources_not_adopted_are_drift_unless_allowed_or_adopted_by_the_plan() -> None:
+    def adoption(planned: bool) -> Adoption:
+        sources = [SourceRef(id="s1", name="One"), SourceRef(id="s2", name="Two")]
+        return Adoption(
+            count=2, sources=sources, planned=planned, updates=2, updates_per_hour=60, hours=1,
+            detail="",
+        )  # fmt: skip
+
+    unadopted = _drifted(actions=[], adoption=adoption(planned=False))
+    assert reconcile.drift_findings(unadopted) == [
+        f"One (s1): {reconcile.UNADOPTED}",
+        f"Two (s2): {reconcile.UNADOPTED}",
+    ]
+    assert reconcile.drift_findings(unadopted, allow_unadopted=True) == []
+    assert reconcile.drift_findings(_drifted(actions=[], adoption=adoption(planned=True))) == []
+
+
+def test_the_drift_verdict_names_twenty_findings_and_counts_the_rest() -> None:
+    findings = [f"patch S{n}" for n in range(1, 23)]
+    assert reconcile.drift_summary(findings[:1]) == "Drift: patch S1."
+    twenty = reconcile.drift_summary(findings[:20])
+    assert twenty == "Drift: " + "; ".join(findings[:20]) + "."
+    assert reconcile.drift_summary(findings[:21]) == twenty[:-1] + "; and 1 more."
+    assert reconcile.drift_summary(findings).endswith("; patch S20; and 2 more.")
