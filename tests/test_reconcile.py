@@ -313,6 +313,45 @@ def test_the_listing_starts_while_the_files_load_and_an_invalid_file_stops_it(
     assert len(emulator_store.request_log) <= 1  # no page after the first is asked for
 
 
+def test_a_listing_that_fails_is_told_without_waiting_for_the_files_unless_they_fail_soon(
+    fake_clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reconciler.client import AuthError
+    from reconciler.emulator import create_app
+
+    monkeypatch.setattr(reconcile, "LOADING_GRACE_AFTER_LISTING_FAILED", 0.05)
+    rejected = reconcile.Connection(
+        "http://emulator.test",
+        "ak_not-hex",  # a malformed key: the first page is a 401
+        httpx.ASGITransport(app=create_app(SourceStore(clock=fake_clock))),
+        clock=fake_clock,
+        sleep=fake_clock.sleep,
+    )
+    released, loaded = threading.Event(), threading.Event()
+    real_load = loader.load
+
+    def slow_load(*args: Any, **kwargs: Any) -> LoadedState:
+        released.wait(timeout=5)  # a large file, still loading when the 401 comes
+        try:
+            return real_load(*args, **kwargs)
+        finally:
+            loaded.set()
+
+    monkeypatch.setattr(loader, "load", slow_load)
+    try:
+        with pytest.raises(AuthError, match="401"):
+            asyncio.run(reconcile.plan_files([DESIRED], rejected, environ={}))
+        assert not loaded.is_set()
+    finally:
+        released.set()
+    assert loaded.wait(timeout=5)
+
+    # A file whose own errors come within the grace is told instead: they may explain it.
+    monkeypatch.setattr(loader, "load", real_load)
+    with pytest.raises(LoadError):
+        asyncio.run(reconcile.plan_files([INVALID], rejected, environ={}))
+
+
 def test_each_listed_source_is_compared_once_while_listing_and_the_plan_is_unchanged(
     emulator_url: str,
     emulator_store: SourceStore,
