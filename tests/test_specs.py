@@ -62,6 +62,16 @@ def test_secret_ref_never_shows_its_value() -> None:
     assert str(ref) == "{env: S3_SECRET_KEY}"
 
 
+def test_a_secret_given_as_a_value_shows_as_literal_and_serializes_as_write_only() -> None:
+    # A deployment validated from the wire (a request body) holds the value itself.
+    deployment = S3Deployment.model_validate(s3(s3_secret_key="hunter2"), context={"wire": True})
+    ref = deployment.s3_secret_key
+    assert ref.reveal() == "hunter2"
+    assert (str(ref), repr(ref)) == ("{literal}", "SecretRef({literal})")
+    assert deployment.model_dump()["s3_secret_key"] == "(write-only)"
+    assert "hunter2" not in repr(deployment) + str(deployment.model_dump_json())
+
+
 def test_unresolved_secret_cannot_be_revealed() -> None:
     ref = SecretRef("file", "keys/s3.txt", path="/abs/keys/s3.txt")
     assert not ref.resolved
