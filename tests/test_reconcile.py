@@ -1076,3 +1076,31 @@ def test_the_drift_verdict_names_twenty_findings_and_counts_the_rest() -> None:
     assert twenty == "Drift: " + "; ".join(findings[:20]) + "."
     assert reconcile.drift_summary(findings[:21]) == twenty[:-1] + "; and 1 more."
     assert reconcile.drift_summary(findings).endswith("; patch S20; and 2 more.")
+
+
+def test_refusals_are_located_in_file_order_beside_a_source_still_to_create(
+    tmp_path: Path, fake_clock: FakeClock
+) -> None:
+    _, connection = _emulated(fake_clock)
+    zed = ONE_SITE.replace("Policy Site", "Zed").replace("policy-site", "zed")
+    abe = ONE_SITE.split("sources:\n", 1)[1].replace("Policy Site", "Abe")
+    file = tmp_path / "sources.yaml"
+    file.write_text(zed + abe.replace("policy-site", "abe"), encoding="utf-8")
+    made = asyncio.run(reconcile.plan_files([file], connection, environ=ENVIRON))
+    asyncio.run(reconcile.apply_with_report(made.plan, connection, environ=ENVIRON))
+    new = abe.replace("Abe", "New").replace("policy-site", "new")
+    disabled = (
+        zed + "    enabled: false\n",
+        abe.replace("policy-site", "abe") + "    enabled: false\n",
+    )
+    file.write_text("".join(disabled) + new, encoding="utf-8")
+    made = asyncio.run(reconcile.plan_files([file], connection, environ=ENVIRON))
+    assert sorted(a.action for a in made.plan.actions) == ["create", "patch", "patch"]
+
+    with pytest.raises(ApplyRefused) as caught:
+        check_apply_policy(PlanToApply(made.plan, made), ApplyRequest())
+
+    assert [(e.line, e.message) for e in caught.value.located] == [
+        (3, 'source "Zed": the plan disables it; apply needs --allow-disable'),
+        (9, 'source "Abe": the plan disables it; apply needs --allow-disable'),
+    ]
