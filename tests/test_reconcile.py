@@ -352,6 +352,54 @@ def test_a_listing_that_fails_is_told_without_waiting_for_the_files_unless_they_
         asyncio.run(reconcile.plan_files([INVALID], rejected, environ={}))
 
 
+def test_a_load_that_fails_after_the_listing_failed_is_dropped_without_a_word(
+    fake_clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Left pending, the load's task would end in an error nobody retrieves: asyncio logs
+    # "Task exception was never retrieved" on stderr of a command that has its answer.
+    import gc
+
+    from reconciler.client import AuthError
+    from reconciler.emulator import create_app
+
+    monkeypatch.setattr(reconcile, "LOADING_GRACE_AFTER_LISTING_FAILED", 0.01)
+    rejected = reconcile.Connection(
+        "http://emulator.test",
+        "ak_not-hex",
+        httpx.ASGITransport(app=create_app(SourceStore(clock=fake_clock))),
+        clock=fake_clock,
+        sleep=fake_clock.sleep,
+    )
+    released, failed = threading.Event(), threading.Event()
+    real_load = loader.load
+
+    def late_failing_load(*args: Any, **kwargs: Any) -> LoadedState:
+        released.wait(timeout=5)
+        try:
+            return real_load(*args, **kwargs)
+        finally:
+            failed.set()
+
+    monkeypatch.setattr(loader, "load", late_failing_load)
+    unhandled: list[dict[str, Any]] = []
+
+    async def plan_then_go_on() -> str:
+        asyncio.get_running_loop().set_exception_handler(lambda _, c: unhandled.append(c))
+        try:
+            await reconcile.plan_files([INVALID], rejected, environ={})
+        except AuthError as error:
+            told = str(error)
+        released.set()
+        assert await asyncio.to_thread(failed.wait, 5)
+        for _ in range(10):  # the load's outcome reaches the loop
+            await asyncio.sleep(0)
+        gc.collect()
+        return told
+
+    assert "401" in asyncio.run(plan_then_go_on())
+    assert unhandled == []
+
+
 def test_each_listed_source_is_compared_once_while_listing_and_the_plan_is_unchanged(
     emulator_url: str,
     emulator_store: SourceStore,
