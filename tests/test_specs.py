@@ -125,6 +125,11 @@ def test_literal_secret_is_rejected_without_echo() -> None:
     assert error["type"] == "literal_secret"
     assert error["loc"] == ("s3_secret_key",)
     assert "hunter2" not in error["msg"]
+    # What to write instead, for the error the user sees at the value's line.
+    assert error["msg"] == (
+        "is write-only and must not be written in the file: use a reference such as "
+        "{env: NAME} or {file: path}"
+    )
 
 
 def test_wire_bodies_accept_plain_secrets() -> None:
@@ -345,9 +350,12 @@ def test_views_of_many_deployments_are_grouped_by_view() -> None:
         GcsDeployment.model_validate(gcs),
         S3Deployment.model_validate(s3(imgix_subdomains=["acme-other"])),
         S3Deployment.model_validate({**s3(), "robots.txt": "origin"}),
+        # Stated-only too, but never in a view: it reads like the plain ones, in bulk.
+        S3Deployment.model_validate(s3(annotation="hello")),
     ]
     groups = managed_views(deployments)
-    assert sorted(positions for _, positions in groups) == [[0, 2], [1], [3]]
+    assert sorted(positions for _, positions in groups) == [[0, 2, 4], [1], [3]]
+    assert managed_view(deployments[4]) is managed_view(deployments[0])
     for view, positions in groups:
         for position in positions:
             assert view == managed_view(deployments[position])
