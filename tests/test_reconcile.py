@@ -1152,3 +1152,35 @@ def test_refusals_are_located_in_file_order_beside_a_source_still_to_create(
         (3, 'source "Zed": the plan disables it; apply needs --allow-disable'),
         (9, 'source "Abe": the plan disables it; apply needs --allow-disable'),
     ]
+
+
+def test_a_plan_error_about_sources_of_the_files_is_located_at_them(
+    tmp_path: Path, fake_clock: FakeClock
+) -> None:
+    _, connection = _emulated(fake_clock)
+    file = tmp_path / "sources.yaml"
+    file.write_text(ONE_SITE + f"    id: {'a1' * 12}\n", encoding="utf-8")
+    with pytest.raises(LoadError) as caught:
+        asyncio.run(reconcile.plan_files([file], connection, environ=ENVIRON))
+    [error] = caught.value.errors
+    assert (error.file, error.line) == (str(file), 3)
+    assert error.message.startswith(f'source "Policy Site": no live source has id {"a1" * 12}')
+
+
+def test_a_file_that_fails_to_load_leaves_no_listing_running(tmp_path: Path) -> None:
+    answered = asyncio.Event()  # never set: the first page never comes
+
+    async def never_answer(request: httpx.Request) -> httpx.Response:
+        await answered.wait()
+        raise AssertionError("unreachable")
+
+    connection = reconcile.Connection(
+        "http://emulator.test", EMULATOR_API_KEY, httpx.MockTransport(never_answer)
+    )
+
+    async def plan_invalid() -> set[asyncio.Task[Any]]:
+        with pytest.raises(LoadError):
+            await reconcile.plan_files([INVALID], connection, environ={})
+        return asyncio.all_tasks() - {asyncio.current_task()}
+
+    assert asyncio.run(plan_invalid()) == set()
