@@ -21,7 +21,7 @@ from reconciler import loader, reconcile, redact
 from reconciler.client import REQUEST_TIMEOUT
 from reconciler.emulator import EMULATOR_API_KEY, SourceStore
 from reconciler.emulator.listing import Page
-from reconciler.errors import ApplyRefused, StalePlan
+from reconciler.errors import ApplyRefused, PlanError, StalePlan
 from reconciler.live import LiveSource
 from reconciler.loader import LoadedState, LoadError
 from reconciler.pacing import Pacing, RetryPolicy, Stop
@@ -1165,6 +1165,10 @@ def test_a_plan_error_about_sources_of_the_files_is_located_at_them(
     [error] = caught.value.errors
     assert (error.file, error.line) == (str(file), 3)
     assert error.message.startswith(f'source "Policy Site": no live source has id {"a1" * 12}')
+    # One about no source in particular is told as it is.
+    file.write_text(ONE_SITE, encoding="utf-8")
+    with pytest.raises(PlanError, match='--target names no source of the file: "Nope"'):
+        asyncio.run(reconcile.plan_files([file], connection, targets=["Nope"], environ=ENVIRON))
 
 
 def test_a_file_that_fails_to_load_leaves_no_listing_running(tmp_path: Path) -> None:
