@@ -347,6 +347,8 @@ def test_a_listing_that_fails_is_told_without_waiting_for_the_files_unless_they_
     assert loaded.wait(timeout=5)
 
     # A file whose own errors come within the grace is told instead: they may explain it.
+    # (A grace that a slow machine cannot outlast: the wait ends as the file fails.)
+    monkeypatch.setattr(reconcile, "LOADING_GRACE_AFTER_LISTING_FAILED", 30.0)
     monkeypatch.setattr(loader, "load", real_load)
     with pytest.raises(LoadError):
         asyncio.run(reconcile.plan_files([INVALID], rejected, environ={}))
