@@ -110,6 +110,11 @@ def test_a_value_read_through_a_reference_is_checked_as_its_field() -> None:
     problem = reference_value_problem("cache_ttl_behavior", "sometimes")
     assert problem is not None
     assert "sometimes" not in problem
+    # A check that quotes the value in the file's errors does not quote it here.
+    canary = "ftp://canary.example/"
+    assert reference_value_problem("webfolder_base_url", canary) == (
+        "must be an absolute http(s) URL"
+    )
     assert secret_value_problem("request_handshake", "short") == (
         "must be exactly 32 latin-1 characters (the value has 5)"
     )
