@@ -377,6 +377,9 @@ def test_robots_txt_uses_the_api_name() -> None:
     assert "deployment.robots.txt" in comparable_paths(S3Deployment)
     assert comparable_paths(S3Deployment)[:2] == ["name", "enabled"]
     assert comparable_paths(S3Deployment)[-1] == "deployment.type"
+    for model in DEPLOYMENT_MODELS.values():
+        paths = comparable_paths(model)
+        assert len(set(paths)) == len(paths), model  # each path once
 
 
 # --------------------------------------------------------------------------- constraints
