@@ -21,15 +21,28 @@ from reconciler import loader, reconcile, redact
 from reconciler.client import REQUEST_TIMEOUT
 from reconciler.emulator import EMULATOR_API_KEY, SourceStore
 from reconciler.emulator.listing import Page
-from reconciler.errors import ApplyRefused, StalePlan
+from reconciler.errors import ApplyRefused, PlanError, StalePlan
 from reconciler.live import LiveSource
 from reconciler.loader import LoadedState, LoadError
-from reconciler.pacing import Stop
-from reconciler.plan import compute_digest
+from reconciler.pacing import Pacing, RetryPolicy, Stop
+from reconciler.plan import (
+    Action,
+    Adoption,
+    Change,
+    Notice,
+    ObservedSource,
+    Plan,
+    SourceRef,
+    Summary,
+    compute_digest,
+)
 from reconciler.rails import Permissions
 from reconciler.reconcile import (
     API_URL_VARIABLE,
+    CREATES_PER_HOUR_VARIABLE,
     REQUEST_TIMEOUT_VARIABLE,
+    RETRY_DEADLINE_VARIABLE,
+    UPDATES_PER_HOUR_VARIABLE,
     ApplyRequest,
     ConfigurationError,
     PlanFileError,
@@ -184,6 +197,45 @@ def test_a_request_timeout_that_is_not_a_positive_number_is_refused(text: str) -
     )
 
 
+def test_the_retry_deadline_comes_from_the_environment() -> None:
+    assert connect(None, environ=ENVIRON).retry is None  # the client's own default
+    for text, deadline in ((" 30 ", 30.0), ("0", 0.0), ("2.5", 2.5)):
+        environ = {**ENVIRON, RETRY_DEADLINE_VARIABLE: text}
+        assert connect(None, environ=environ).retry == RetryPolicy(deadline=deadline)
+
+
+@pytest.mark.parametrize("text", ["-1", "nan", "soon", "-inf"])
+def test_a_retry_deadline_that_is_not_a_number_of_seconds_is_refused(text: str) -> None:
+    environ = {**ENVIRON, RETRY_DEADLINE_VARIABLE: text}
+    assert refusal(None, environ) == (
+        f"IMGIX_RECONCILER_RETRY_DEADLINE must be a number of seconds >= 0 (got {text!r})"
+    )
+
+
+def test_the_hourly_write_budgets_come_from_the_environment() -> None:
+    assert connect(None, environ=ENVIRON).pacing == Pacing()
+    environ = {**ENVIRON, CREATES_PER_HOUR_VARIABLE: " 5 ", UPDATES_PER_HOUR_VARIABLE: "1"}
+    for connection in (
+        connect(None, environ=environ),
+        connect(None, emulator=True, environ=environ),
+    ):
+        assert (connection.pacing.creates_per_hour, connection.pacing.updates_per_hour) == (5, 1)
+        assert connection.pacing.per_second == Pacing().per_second
+    only_updates = {**ENVIRON, UPDATES_PER_HOUR_VARIABLE: "7"}
+    assert connect(None, environ=only_updates).pacing == Pacing(updates_per_hour=7)
+
+
+@pytest.mark.parametrize("text", ["0", "-1", "1.5", "\u0663", "many"])
+@pytest.mark.parametrize("variable", ["CREATES", "UPDATES"])
+def test_an_hourly_budget_that_is_not_a_whole_number_above_zero_is_refused(
+    variable: str, text: str
+) -> None:
+    name = f"IMGIX_RECONCILER_{variable}_PER_HOUR"
+    assert refusal(None, {**ENVIRON, name: text}) == (
+        f"{name} must be a whole number of writes per hour >= 1 (got {text!r})"
+    )
+
+
 def test_an_accepted_path_prefix_reaches_the_api_under_it() -> None:
     seen: list[str] = []
 
@@ -259,6 +311,95 @@ def test_the_listing_starts_while_the_files_load_and_an_invalid_file_stops_it(
     with pytest.raises(LoadError):
         asyncio.run(reconcile.plan_files([INVALID], connection, environ={}))
     assert len(emulator_store.request_log) <= 1  # no page after the first is asked for
+
+
+def test_a_listing_that_fails_is_told_without_waiting_for_the_files_unless_they_fail_soon(
+    fake_clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reconciler.client import AuthError
+    from reconciler.emulator import create_app
+
+    monkeypatch.setattr(reconcile, "LOADING_GRACE_AFTER_LISTING_FAILED", 0.05)
+    rejected = reconcile.Connection(
+        "http://emulator.test",
+        "ak_not-hex",  # a malformed key: the first page is a 401
+        httpx.ASGITransport(app=create_app(SourceStore(clock=fake_clock))),
+        clock=fake_clock,
+        sleep=fake_clock.sleep,
+    )
+    released, loaded = threading.Event(), threading.Event()
+    real_load = loader.load
+
+    def slow_load(*args: Any, **kwargs: Any) -> LoadedState:
+        released.wait(timeout=5)  # a large file, still loading when the 401 comes
+        try:
+            return real_load(*args, **kwargs)
+        finally:
+            loaded.set()
+
+    monkeypatch.setattr(loader, "load", slow_load)
+    try:
+        with pytest.raises(AuthError, match="401"):
+            asyncio.run(reconcile.plan_files([DESIRED], rejected, environ={}))
+        assert not loaded.is_set()
+    finally:
+        released.set()
+    assert loaded.wait(timeout=5)
+
+    # A file whose own errors come within the grace is told instead: they may explain it.
+    # (A grace that a slow machine cannot outlast: the wait ends as the file fails.)
+    monkeypatch.setattr(reconcile, "LOADING_GRACE_AFTER_LISTING_FAILED", 30.0)
+    monkeypatch.setattr(loader, "load", real_load)
+    with pytest.raises(LoadError):
+        asyncio.run(reconcile.plan_files([INVALID], rejected, environ={}))
+
+
+def test_a_load_that_fails_after_the_listing_failed_is_dropped_without_a_word(
+    fake_clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Left pending, the load's task would end in an error nobody retrieves: asyncio logs
+    # "Task exception was never retrieved" on stderr of a command that has its answer.
+    import gc
+
+    from reconciler.client import AuthError
+    from reconciler.emulator import create_app
+
+    monkeypatch.setattr(reconcile, "LOADING_GRACE_AFTER_LISTING_FAILED", 0.01)
+    rejected = reconcile.Connection(
+        "http://emulator.test",
+        "ak_not-hex",
+        httpx.ASGITransport(app=create_app(SourceStore(clock=fake_clock))),
+        clock=fake_clock,
+        sleep=fake_clock.sleep,
+    )
+    released, failed = threading.Event(), threading.Event()
+    real_load = loader.load
+
+    def late_failing_load(*args: Any, **kwargs: Any) -> LoadedState:
+        released.wait(timeout=5)
+        try:
+            return real_load(*args, **kwargs)
+        finally:
+            failed.set()
+
+    monkeypatch.setattr(loader, "load", late_failing_load)
+    unhandled: list[dict[str, Any]] = []
+
+    async def plan_then_go_on() -> str:
+        asyncio.get_running_loop().set_exception_handler(lambda _, c: unhandled.append(c))
+        try:
+            await reconcile.plan_files([INVALID], rejected, environ={})
+        except AuthError as error:
+            told = str(error)
+        released.set()
+        assert await asyncio.to_thread(failed.wait, 5)
+        for _ in range(10):  # the load's outcome reaches the loop
+            await asyncio.sleep(0)
+        gc.collect()
+        return told
+
+    assert "401" in asyncio.run(plan_then_go_on())
+    assert unhandled == []
 
 
 def test_each_listed_source_is_compared_once_while_listing_and_the_plan_is_unchanged(
@@ -868,3 +1009,184 @@ def test_a_wait_whose_poll_fails_without_progress_still_reports(
     )
 
     assert report.still_deploying == [report.results[0].source_id]
+
+
+TWO_SITES = ONE_SITE + ONE_SITE.split("sources:\n", 1)[1].replace("olicy", "ace").replace(
+    "policy", "pace"
+)
+
+
+def test_apply_progress_says_when_a_write_waits_for_the_hourly_budget(
+    tmp_path: Path, fake_clock: FakeClock
+) -> None:
+    # The line CI logs show while apply sits silent for up to an hour.
+    from reconciler.emulator import RateLimits, create_app
+    from reconciler.pacing import Pacing
+    from reconciler.progress import ApplyProgress
+
+    store = SourceStore(clock=fake_clock, limits=RateLimits(per_second=None))
+    connection = reconcile.Connection(
+        "http://emulator.test",
+        EMULATOR_API_KEY,
+        httpx.ASGITransport(app=create_app(store)),
+        pacing=Pacing(creates_per_hour=1),
+        clock=fake_clock,
+        sleep=fake_clock.sleep,
+    )
+    file = tmp_path / "sources.yaml"
+    file.write_text(TWO_SITES, encoding="utf-8")
+    made = asyncio.run(reconcile.plan_files([file], connection, environ=ENVIRON))
+    stream = io.StringIO()
+    progress = ApplyProgress(2, clock=fake_clock.time, stream=stream, heartbeat=None)
+
+    report = asyncio.run(
+        reconcile.apply_with_report(made.plan, connection, environ=ENVIRON, progress=progress)
+    )
+
+    assert report.ok and len(store.sources) == 2
+    waits = [line for line in stream.getvalue().splitlines() if line.startswith("waiting ")]
+    assert waits == [
+        "waiting 1 h 00 min for the hourly create budget (1/h), 1 of 2 done, about 1 h 00 min left"
+    ]
+    assert connection.pacer.on_budget_wait is None
+
+
+def test_apply_with_report_disables_a_source_only_when_allowed(
+    tmp_path: Path, fake_clock: FakeClock
+) -> None:
+    # The library's default is the CLI's: no --allow-disable, no disabling write.
+    store, connection = _emulated(fake_clock)
+    asyncio.run(reconcile.apply_with_report(_made(tmp_path, connection).plan, connection))
+    file = tmp_path / "sources.yaml"
+    file.write_text(ONE_SITE + "    enabled: false\n", encoding="utf-8")
+    made = asyncio.run(reconcile.plan_files([file], connection, environ=ENVIRON))
+
+    with pytest.raises(ApplyRefused, match="--allow-disable"):
+        asyncio.run(reconcile.apply_with_report(made.plan, connection, environ=ENVIRON))
+    [source] = store.sources.values()
+    assert source.enabled
+
+    report = asyncio.run(
+        reconcile.apply_with_report(made.plan, connection, allow_disable=True, environ=ENVIRON)
+    )
+    assert report.ok and not source.enabled
+
+
+# --------------------------------------------------------------------------- drift
+
+
+def _drifted(**parts: Any) -> Plan:
+    return Plan(digest="d", summary=Summary(create=0, patch=0, unchanged=0, unmanaged=0), **parts)
+
+
+def test_drift_names_each_difference_and_only_the_notices_that_are_drift() -> None:
+    changed = [Change(path="enabled", before=True, after=False)]
+    plan = _drifted(
+        actions=[
+            Action(action="create", source="New", id=None, changes=changed, writes=[]),
+            Action(action="patch", source="Old", id="s1", changes=changed, writes=[]),
+        ],
+        observed=[ObservedSource(action="patch", source="Watched", id="s2", changes=changed)],
+        notices=[
+            Notice(source="Web", id="s3", kind="encrypted_changed", detail="password changed"),
+            Notice(source="Key", id="s4", kind="cannot_compare", detail="secret not read"),
+            Notice(source="Ren", id="s5", kind="possible_rename", detail="maybe renamed"),
+        ],
+    )
+    assert reconcile.drift_findings(plan) == [
+        "create New",
+        "patch Old",
+        "Watched differs (mode: observe, never written)",
+        "Web: password changed",
+    ]
+    assert reconcile.drift_findings(_drifted(actions=[])) == []
+
+
+def test_sources_not_adopted_are_drift_unless_allowed_or_adopted_by_the_plan() -> None:
+    def adoption(planned: bool) -> Adoption:
+        sources = [SourceRef(id="s1", name="One"), SourceRef(id="s2", name="Two")]
+        return Adoption(
+            count=2, sources=sources, planned=planned, updates=2, updates_per_hour=60, hours=1,
+            detail="",
+        )  # fmt: skip
+
+    unadopted = _drifted(actions=[], adoption=adoption(planned=False))
+    assert reconcile.drift_findings(unadopted) == [
+        f"One (s1): {reconcile.UNADOPTED}",
+        f"Two (s2): {reconcile.UNADOPTED}",
+    ]
+    assert reconcile.drift_findings(unadopted, allow_unadopted=True) == []
+    assert reconcile.drift_findings(_drifted(actions=[], adoption=adoption(planned=True))) == []
+
+
+def test_the_drift_verdict_names_twenty_findings_and_counts_the_rest() -> None:
+    findings = [f"patch S{n}" for n in range(1, 23)]
+    assert reconcile.drift_summary(findings[:1]) == "Drift: patch S1."
+    twenty = reconcile.drift_summary(findings[:20])
+    assert twenty == "Drift: " + "; ".join(findings[:20]) + "."
+    assert reconcile.drift_summary(findings[:21]) == twenty[:-1] + "; and 1 more."
+    assert reconcile.drift_summary(findings).endswith("; patch S20; and 2 more.")
+
+
+def test_refusals_are_located_in_file_order_beside_a_source_still_to_create(
+    tmp_path: Path, fake_clock: FakeClock
+) -> None:
+    _, connection = _emulated(fake_clock)
+    zed = ONE_SITE.replace("Policy Site", "Zed").replace("policy-site", "zed")
+    abe = ONE_SITE.split("sources:\n", 1)[1].replace("Policy Site", "Abe")
+    file = tmp_path / "sources.yaml"
+    file.write_text(zed + abe.replace("policy-site", "abe"), encoding="utf-8")
+    made = asyncio.run(reconcile.plan_files([file], connection, environ=ENVIRON))
+    asyncio.run(reconcile.apply_with_report(made.plan, connection, environ=ENVIRON))
+    new = abe.replace("Abe", "New").replace("policy-site", "new")
+    disabled = (
+        zed + "    enabled: false\n",
+        abe.replace("policy-site", "abe") + "    enabled: false\n",
+    )
+    file.write_text("".join(disabled) + new, encoding="utf-8")
+    made = asyncio.run(reconcile.plan_files([file], connection, environ=ENVIRON))
+    assert sorted(a.action for a in made.plan.actions) == ["create", "patch", "patch"]
+
+    with pytest.raises(ApplyRefused) as caught:
+        check_apply_policy(PlanToApply(made.plan, made), ApplyRequest())
+
+    assert [(e.line, e.message) for e in caught.value.located] == [
+        (3, 'source "Zed": the plan disables it; apply needs --allow-disable'),
+        (9, 'source "Abe": the plan disables it; apply needs --allow-disable'),
+    ]
+
+
+def test_a_plan_error_about_sources_of_the_files_is_located_at_them(
+    tmp_path: Path, fake_clock: FakeClock
+) -> None:
+    _, connection = _emulated(fake_clock)
+    file = tmp_path / "sources.yaml"
+    file.write_text(ONE_SITE + f"    id: {'a1' * 12}\n", encoding="utf-8")
+    with pytest.raises(LoadError) as caught:
+        asyncio.run(reconcile.plan_files([file], connection, environ=ENVIRON))
+    [error] = caught.value.errors
+    assert (error.file, error.line) == (str(file), 3)
+    assert error.message.startswith(f'source "Policy Site": no live source has id {"a1" * 12}')
+    # One about no source in particular is told as it is.
+    file.write_text(ONE_SITE, encoding="utf-8")
+    with pytest.raises(PlanError, match='--target names no source of the file: "Nope"'):
+        asyncio.run(reconcile.plan_files([file], connection, targets=["Nope"], environ=ENVIRON))
+
+
+def test_a_file_that_fails_to_load_leaves_no_listing_running(tmp_path: Path) -> None:
+    answered = asyncio.Event()  # never set: the first page never comes
+
+    async def never_answer(request: httpx.Request) -> httpx.Response:
+        await answered.wait()
+        raise AssertionError("unreachable")
+
+    connection = reconcile.Connection(
+        "http://emulator.test", EMULATOR_API_KEY, httpx.MockTransport(never_answer)
+    )
+
+    async def plan_invalid() -> set[asyncio.Task[Any]]:
+        with pytest.raises(LoadError):
+            await reconcile.plan_files([INVALID], connection, environ={})
+        return asyncio.all_tasks() - {asyncio.current_task()}
+
+    assert asyncio.run(plan_invalid()) == set()

@@ -62,6 +62,16 @@ def test_secret_ref_never_shows_its_value() -> None:
     assert str(ref) == "{env: S3_SECRET_KEY}"
 
 
+def test_a_secret_given_as_a_value_shows_as_literal_and_serializes_as_write_only() -> None:
+    # A deployment validated from the wire (a request body) holds the value itself.
+    deployment = S3Deployment.model_validate(s3(s3_secret_key="hunter2"), context={"wire": True})
+    ref = deployment.s3_secret_key
+    assert ref.reveal() == "hunter2"
+    assert (str(ref), repr(ref)) == ("{literal}", "SecretRef({literal})")
+    assert deployment.model_dump()["s3_secret_key"] == "(write-only)"
+    assert "hunter2" not in repr(deployment) + str(deployment.model_dump_json())
+
+
 def test_unresolved_secret_cannot_be_revealed() -> None:
     ref = SecretRef("file", "keys/s3.txt", path="/abs/keys/s3.txt")
     assert not ref.resolved
@@ -71,6 +81,21 @@ def test_unresolved_secret_cannot_be_revealed() -> None:
     assert ref.with_value("x").reveal() == "x"
     assert ref.locator() == {"file": "/abs/keys/s3.txt"}
     assert ref.as_reference() == {"file": "keys/s3.txt"}
+
+
+def test_secret_refs_are_values_equal_by_reference_and_value() -> None:
+    # Public and hashable: a set of them holds each reference with its value once.
+    same = {SecretRef("env", "S3_SECRET_KEY", "v"), SecretRef("env", "S3_SECRET_KEY", "v")}
+    assert same == {SecretRef("env", "S3_SECRET_KEY", "v")}
+    others = [
+        SecretRef("env", "S3_SECRET_KEY", "w"),
+        SecretRef("file", "S3_SECRET_KEY", "v"),
+        SecretRef("env", "OTHER", "v"),
+        SecretRef("env", "S3_SECRET_KEY"),
+    ]
+    assert len(same | set(others)) == 5
+    assert {SecretRef("env", "S3_SECRET_KEY", "v"): 1}[SecretRef("env", "S3_SECRET_KEY", "v")]
+    assert SecretRef("env", "S3_SECRET_KEY") != {"env": "S3_SECRET_KEY"}
 
 
 def test_an_env_reference_is_read_again_from_the_same_variable() -> None:
@@ -85,6 +110,11 @@ def test_a_value_read_through_a_reference_is_checked_as_its_field() -> None:
     problem = reference_value_problem("cache_ttl_behavior", "sometimes")
     assert problem is not None
     assert "sometimes" not in problem
+    # A check that quotes the value in the file's errors does not quote it here.
+    canary = "ftp://canary.example/"
+    assert reference_value_problem("webfolder_base_url", canary) == (
+        "must be an absolute http(s) URL"
+    )
     assert secret_value_problem("request_handshake", "short") == (
         "must be exactly 32 latin-1 characters (the value has 5)"
     )
@@ -100,6 +130,11 @@ def test_literal_secret_is_rejected_without_echo() -> None:
     assert error["type"] == "literal_secret"
     assert error["loc"] == ("s3_secret_key",)
     assert "hunter2" not in error["msg"]
+    # What to write instead, for the error the user sees at the value's line.
+    assert error["msg"] == (
+        "is write-only and must not be written in the file: use a reference such as "
+        "{env: NAME} or {file: path}"
+    )
 
 
 def test_wire_bodies_accept_plain_secrets() -> None:
@@ -320,9 +355,12 @@ def test_views_of_many_deployments_are_grouped_by_view() -> None:
         GcsDeployment.model_validate(gcs),
         S3Deployment.model_validate(s3(imgix_subdomains=["acme-other"])),
         S3Deployment.model_validate({**s3(), "robots.txt": "origin"}),
+        # Stated-only too, but never in a view: it reads like the plain ones, in bulk.
+        S3Deployment.model_validate(s3(annotation="hello")),
     ]
     groups = managed_views(deployments)
-    assert sorted(positions for _, positions in groups) == [[0, 2], [1], [3]]
+    assert sorted(positions for _, positions in groups) == [[0, 2, 4], [1], [3]]
+    assert managed_view(deployments[4]) is managed_view(deployments[0])
     for view, positions in groups:
         for position in positions:
             assert view == managed_view(deployments[position])
@@ -339,6 +377,9 @@ def test_robots_txt_uses_the_api_name() -> None:
     assert "deployment.robots.txt" in comparable_paths(S3Deployment)
     assert comparable_paths(S3Deployment)[:2] == ["name", "enabled"]
     assert comparable_paths(S3Deployment)[-1] == "deployment.type"
+    for model in DEPLOYMENT_MODELS.values():
+        paths = comparable_paths(model)
+        assert len(set(paths)) == len(paths), model  # each path once
 
 
 # --------------------------------------------------------------------------- constraints
