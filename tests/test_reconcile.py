@@ -313,20 +313,26 @@ def test_the_listing_starts_while_the_files_load_and_an_invalid_file_stops_it(
     assert len(emulator_store.request_log) <= 1  # no page after the first is asked for
 
 
+def _rejected(clock: FakeClock) -> reconcile.Connection:
+    """A connection to the emulator with a malformed key: the first page is a 401."""
+    from reconciler.emulator import create_app
+
+    return reconcile.Connection(
+        "http://emulator.test",
+        "ak_not-hex",
+        httpx.ASGITransport(app=create_app(SourceStore(clock=clock))),
+        clock=clock,
+        sleep=clock.sleep,
+    )
+
+
 def test_a_listing_that_fails_is_told_without_waiting_for_the_files_unless_they_fail_soon(
     fake_clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from reconciler.client import AuthError
-    from reconciler.emulator import create_app
 
     monkeypatch.setattr(reconcile, "LOADING_GRACE_AFTER_LISTING_FAILED", 0.05)
-    rejected = reconcile.Connection(
-        "http://emulator.test",
-        "ak_not-hex",  # a malformed key: the first page is a 401
-        httpx.ASGITransport(app=create_app(SourceStore(clock=fake_clock))),
-        clock=fake_clock,
-        sleep=fake_clock.sleep,
-    )
+    rejected = _rejected(fake_clock)
     released, loaded = threading.Event(), threading.Event()
     real_load = loader.load
 
@@ -362,16 +368,9 @@ def test_a_load_that_fails_after_the_listing_failed_is_dropped_without_a_word(
     import gc
 
     from reconciler.client import AuthError
-    from reconciler.emulator import create_app
 
     monkeypatch.setattr(reconcile, "LOADING_GRACE_AFTER_LISTING_FAILED", 0.01)
-    rejected = reconcile.Connection(
-        "http://emulator.test",
-        "ak_not-hex",
-        httpx.ASGITransport(app=create_app(SourceStore(clock=fake_clock))),
-        clock=fake_clock,
-        sleep=fake_clock.sleep,
-    )
+    rejected = _rejected(fake_clock)
     released, failed = threading.Event(), threading.Event()
     real_load = loader.load
 
