@@ -2676,3 +2676,62 @@ def test_any_account_converges_after_one_apply_and_again_after_dashboard_edits(
     account: _Account,
 ) -> None:
     asyncio.run(_converges(account))
+
+
+# ------------------------------------------------------------- mutation audit (stop 24)
+
+
+def test_secrets_the_plan_cannot_read_are_named_together_in_one_notice() -> None:
+    handshake = SecretRef("env", "BLOG_HANDSHAKE", "h" * 32)
+    spec = webfolder_spec(
+        "Blog", ("acme-blog",), password=BLOG_PASSWORD, request_handshake=handshake
+    )
+    live = live_of(spec)
+    unread = webfolder_spec(
+        "Blog",
+        ("acme-blog",),
+        password=BLOG_PASSWORD.with_value(None),
+        request_handshake=handshake.with_value(None),
+    )
+    result = plan(desired(unread), [live], OPTIONS)
+    assert result.actions == [] and result.adoption is None
+    (notice,) = result.notices
+    assert (notice.kind, notice.source, notice.id) == ("cannot_compare", "Blog", ID_A)
+    assert notice.detail.startswith("cannot compare password, request_handshake: ")
+
+
+def test_a_possible_rename_names_only_the_origin_fields_the_file_states() -> None:
+    old = live_of(s3_spec("Products (old)", ("acme-old",)), ID_B)
+    result = plan(desired(s3_spec("Products", ("acme-new",))), [old], OPTIONS)
+    (notice,) = result.notices
+    # A create has no id yet: the notice is the spec's, not the unmanaged source's.
+    assert notice.id is None
+    assert notice.detail.startswith("has the same type and s3_bucket as the unmanaged live source")
+    prefixed = live_of(s3_spec("Products (old)", ("acme-old",), s3_prefix="images/"), ID_B)
+    wanted = desired(s3_spec("Products", ("acme-new",), s3_prefix="images/"))
+    (notice,) = plan(wanted, [prefixed], OPTIONS).notices
+    assert notice.detail.startswith("has the same type and s3_bucket and s3_prefix as the")
+
+
+def test_web_secrets_changed_outside_are_named_together_in_one_notice() -> None:
+    handshake = SecretRef("env", "BLOG_HANDSHAKE", "h" * 32)
+    spec = webfolder_spec(
+        "Blog", ("acme-blog",), password=BLOG_PASSWORD, request_handshake=handshake
+    )
+    recorded = parse_annotation(str(live_of(spec).deployment["annotation"])).marker
+    assert recorded is not None
+    encrypted = {
+        "password": encrypted_digest("password-1"),
+        "request_handshake": encrypted_digest("handshake-1"),
+    }
+    annotation = compose_annotation(None, replace(recorded, encrypted=encrypted))
+    changed = {
+        "annotation": annotation,
+        "password_encrypted": "password-2",
+        "request_handshake_encrypted": "handshake-2",
+    }
+    result = plan(desired(spec), [live_of(spec, deployment=changed)], OPTIONS)
+    assert paths(only(result)) == ["deployment.password", "deployment.request_handshake"]
+    (notice,) = result.notices
+    assert notice.kind == "encrypted_changed"
+    assert notice.detail.startswith("password, request_handshake changed outside imgix-reconciler")
