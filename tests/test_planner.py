@@ -2735,3 +2735,12 @@ def test_web_secrets_changed_outside_are_named_together_in_one_notice() -> None:
     (notice,) = result.notices
     assert notice.kind == "encrypted_changed"
     assert notice.detail.startswith("password, request_handshake changed outside imgix-reconciler")
+
+
+def test_a_create_shows_only_what_it_sets() -> None:
+    action = only(plan(desired(s3_spec()), [], OPTIONS))
+    # Unset attributes (no prefix, no error image), no annotation, no owner: not shown.
+    assert all(change.after is not None for change in action.changes), action.changes
+    assert not {"owner", "deployment.annotation", "deployment.s3_prefix"} & set(paths(action))
+    owned = only(plan(state(s3_spec(), owner="team-a"), [], OPTIONS))
+    assert Change(path="owner", after="team-a") in owned.changes
