@@ -2742,5 +2742,12 @@ def test_a_create_shows_only_what_it_sets() -> None:
     # Unset attributes (no prefix, no error image), no annotation, no owner: not shown.
     assert all(change.after is not None for change in action.changes), action.changes
     assert not {"owner", "deployment.annotation", "deployment.s3_prefix"} & set(paths(action))
+    assert action.changes[:2] == [
+        Change(path="name", after="Product images"),
+        Change(path="enabled", after=True),
+    ]
+    assert not action.protected
     owned = only(plan(state(s3_spec(), owner="team-a"), [], OPTIONS))
     assert Change(path="owner", after="team-a") in owned.changes
+    # The plan file tells a protected source's create from another's.
+    assert only(plan(desired(s3_spec(mode="protect")), [], OPTIONS)).protected
