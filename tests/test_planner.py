@@ -2751,3 +2751,28 @@ def test_a_create_shows_only_what_it_sets() -> None:
     assert Change(path="owner", after="team-a") in owned.changes
     # The plan file tells a protected source's create from another's.
     assert only(plan(desired(s3_spec(mode="protect")), [], OPTIONS)).protected
+
+
+def test_notices_observed_and_owned_elsewhere_are_listed_by_name_not_in_the_files_order() -> None:
+    # Unreadable in "Zeta", and in "Alpha" (a create) with a possible rename too.
+    zeta = live_of(s3_spec("Zeta", ("z",)), ID_A)
+    old = live_of(s3_spec("Old", ("o",)), ID_B)
+    wanted = desired(s3_spec("Zeta", ("z",), secret=None), s3_spec("Alpha", ("a",), secret=None))
+    notices = plan(wanted, [zeta, old], OPTIONS).notices
+    assert [(n.source, n.kind) for n in notices] == [
+        ("Alpha", "possible_rename"),
+        ("Alpha", "cannot_compare"),
+        ("Zeta", "cannot_compare"),
+    ]
+    lives = [live_of(s3_spec("Zeta", ("z",)), ID_A), live_of(s3_spec("Alpha", ("a",)), ID_B)]
+    observing = desired(
+        s3_spec("Zeta", ("z",), mode="observe", cache_ttl_value=1800),
+        s3_spec("Alpha", ("a",), mode="observe", cache_ttl_value=1800),
+    )
+    result = plan(observing, lives, OPTIONS)
+    assert [o.source for o in result.observed] == ["Alpha", "Zeta"]
+    elsewhere = [owned_live(s3_spec("Zeta", ("z",)), "other/repo", ID_A)]
+    elsewhere.append(owned_live(s3_spec("Alpha", ("a",)), "other/repo", ID_B))
+    wanted = state(s3_spec("Zeta", ("z",)), s3_spec("Alpha", ("a",)), owner="acme/infra")
+    result = plan(wanted, elsewhere, OPTIONS)
+    assert [o.source for o in result.owned_elsewhere] == ["Alpha", "Zeta"]
