@@ -2776,3 +2776,25 @@ def test_notices_observed_and_owned_elsewhere_are_listed_by_name_not_in_the_file
     wanted = state(s3_spec("Zeta", ("z",)), s3_spec("Alpha", ("a",)), owner="acme/infra")
     result = plan(wanted, elsewhere, OPTIONS)
     assert [o.source for o in result.owned_elsewhere] == ["Alpha", "Zeta"]
+
+
+def test_adoption_costs_the_writes_the_source_will_take() -> None:
+    unmarked = {"annotation": "by jane"}
+
+    def updates(spec: dict[str, Any], live: LiveSource) -> int:
+        adoption = plan(desired(spec), [live], OPTIONS).adoption
+        assert adoption is not None
+        return adoption.updates
+
+    live = live_of(s3_spec(), deployment=unmarked)
+    assert updates(s3_spec(), live) == 1
+    # Disabled by the file: the adopting write, then the disable.
+    assert updates(s3_spec(enabled=False), live) == 2
+    # `enabled` ignored: the live source's state is kept, so a disabled one is enabled
+    # for the adopting write and disabled again.
+    disabled = live.model_copy(update={"enabled": False})
+    assert updates(s3_spec(ignore_changes=["enabled"]), disabled) == 2
+    assert updates(s3_spec(ignore_changes=["enabled"]), live) == 1
+    # A web folder that declares no web secret records no `*_encrypted` value.
+    folder = webfolder_spec("Blog", ("acme-blog",))
+    assert updates(folder, live_of(folder, deployment=unmarked)) == 1
