@@ -2798,3 +2798,18 @@ def test_adoption_costs_the_writes_the_source_will_take() -> None:
     # A web folder that declares no web secret records no `*_encrypted` value.
     folder = webfolder_spec("Blog", ("acme-blog",))
     assert updates(folder, live_of(folder, deployment=unmarked)) == 1
+
+
+def test_a_targeted_plan_counts_and_adopts_only_the_targets() -> None:
+    unmarked = {"annotation": "by jane"}
+    lives = [
+        live_of(s3_spec("A", ("a",)), ID_A),
+        live_of(s3_spec("B", ("b",)), ID_B, deployment=unmarked),
+        live_of(s3_spec("C", ("c",)), ID_C, deployment=unmarked),
+    ]
+    specs = desired(s3_spec("A", ("a",)), s3_spec("B", ("b",)), s3_spec("C", ("c",)))
+    options = PlanOptions(fingerprint_key=KEY, targets=frozenset({"A", "C"}))
+    result = plan(specs, lives, options)
+    assert result.actions == [] and result.summary.unchanged == 2
+    assert result.adoption is not None
+    assert [s.name for s in result.adoption.sources] == ["C"]
