@@ -2813,3 +2813,18 @@ def test_a_targeted_plan_counts_and_adopts_only_the_targets() -> None:
     assert result.actions == [] and result.summary.unchanged == 2
     assert result.adoption is not None
     assert [s.name for s in result.adoption.sources] == ["C"]
+
+
+def test_the_blast_radius_counts_only_risky_actions() -> None:
+    specs, live = _fleet(6)
+    # Two disabled (risky), two with a longer cache (no risk), one created (no risk).
+    changed = [{**spec, "enabled": False} for spec in specs[:2]]
+    changed += [
+        {**spec, "deployment": {**spec["deployment"], "cache_ttl_value": 1800}}
+        for spec in specs[2:4]
+    ]
+    wanted = state(*changed, *specs[4:], s3_spec("New", ("host-new",)))
+    result = plan(wanted, live, OPTIONS)
+    assert result.summary.patch == 4 and result.summary.create == 1
+    radius = result.blast_radius
+    assert radius is not None and (radius.risky, radius.managed) == (2, 6)
