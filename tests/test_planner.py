@@ -2828,3 +2828,17 @@ def test_the_blast_radius_counts_only_risky_actions() -> None:
     assert result.summary.patch == 4 and result.summary.create == 1
     radius = result.blast_radius
     assert radius is not None and (radius.risky, radius.managed) == (2, 6)
+
+
+def test_sources_of_one_name_are_listed_new_one_first_then_by_id() -> None:
+    # The file may name two sources alike: a new one (no id yet) sorts before a live one.
+    live = live_of(s3_spec("Twin", ("a",)), ID_A)
+    wanted = desired(s3_spec("Twin", ("a",), secret=None), s3_spec("Twin", ("b",), secret=None))
+    notices = plan(wanted, [live], OPTIONS).notices
+    assert [(n.source, n.id) for n in notices] == [("Twin", None), ("Twin", ID_A)]
+    observing = desired(
+        s3_spec("Twin", ("a",), mode="observe", cache_ttl_value=1800),
+        s3_spec("Twin", ("b",), mode="observe"),
+    )
+    observed = plan(observing, [live], OPTIONS).observed
+    assert [(o.action, o.id) for o in observed] == [("create", None), ("patch", ID_A)]
