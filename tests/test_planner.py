@@ -2676,3 +2676,169 @@ def test_any_account_converges_after_one_apply_and_again_after_dashboard_edits(
     account: _Account,
 ) -> None:
     asyncio.run(_converges(account))
+
+
+# ------------------------------------------------------------- mutation audit (stop 24)
+
+
+def test_secrets_the_plan_cannot_read_are_named_together_in_one_notice() -> None:
+    handshake = SecretRef("env", "BLOG_HANDSHAKE", "h" * 32)
+    spec = webfolder_spec(
+        "Blog", ("acme-blog",), password=BLOG_PASSWORD, request_handshake=handshake
+    )
+    live = live_of(spec)
+    unread = webfolder_spec(
+        "Blog",
+        ("acme-blog",),
+        password=BLOG_PASSWORD.with_value(None),
+        request_handshake=handshake.with_value(None),
+    )
+    result = plan(desired(unread), [live], OPTIONS)
+    assert result.actions == [] and result.adoption is None
+    (notice,) = result.notices
+    assert (notice.kind, notice.source, notice.id) == ("cannot_compare", "Blog", ID_A)
+    assert notice.detail.startswith("cannot compare password, request_handshake: ")
+
+
+def test_a_possible_rename_names_only_the_origin_fields_the_file_states() -> None:
+    old = live_of(s3_spec("Products (old)", ("acme-old",)), ID_B)
+    result = plan(desired(s3_spec("Products", ("acme-new",))), [old], OPTIONS)
+    (notice,) = result.notices
+    # A create has no id yet: the notice is the spec's, not the unmanaged source's.
+    assert notice.id is None
+    assert notice.detail.startswith("has the same type and s3_bucket as the unmanaged live source")
+    prefixed = live_of(s3_spec("Products (old)", ("acme-old",), s3_prefix="images/"), ID_B)
+    wanted = desired(s3_spec("Products", ("acme-new",), s3_prefix="images/"))
+    (notice,) = plan(wanted, [prefixed], OPTIONS).notices
+    assert notice.detail.startswith("has the same type and s3_bucket and s3_prefix as the")
+
+
+def test_web_secrets_changed_outside_are_named_together_in_one_notice() -> None:
+    handshake = SecretRef("env", "BLOG_HANDSHAKE", "h" * 32)
+    spec = webfolder_spec(
+        "Blog", ("acme-blog",), password=BLOG_PASSWORD, request_handshake=handshake
+    )
+    recorded = parse_annotation(str(live_of(spec).deployment["annotation"])).marker
+    assert recorded is not None
+    encrypted = {
+        "password": encrypted_digest("password-1"),
+        "request_handshake": encrypted_digest("handshake-1"),
+    }
+    annotation = compose_annotation(None, replace(recorded, encrypted=encrypted))
+    changed = {
+        "annotation": annotation,
+        "password_encrypted": "password-2",
+        "request_handshake_encrypted": "handshake-2",
+    }
+    result = plan(desired(spec), [live_of(spec, deployment=changed)], OPTIONS)
+    assert paths(only(result)) == ["deployment.password", "deployment.request_handshake"]
+    (notice,) = result.notices
+    assert notice.kind == "encrypted_changed"
+    assert notice.detail.startswith("password, request_handshake changed outside imgix-reconciler")
+
+
+def test_a_create_shows_only_what_it_sets() -> None:
+    action = only(plan(desired(s3_spec()), [], OPTIONS))
+    # Unset attributes (no prefix, no error image), no annotation, no owner: not shown.
+    assert all(change.after is not None for change in action.changes), action.changes
+    assert not {"owner", "deployment.annotation", "deployment.s3_prefix"} & set(paths(action))
+    assert action.changes[:2] == [
+        Change(path="name", after="Product images"),
+        Change(path="enabled", after=True),
+    ]
+    assert not action.protected
+    owned = only(plan(state(s3_spec(), owner="team-a"), [], OPTIONS))
+    assert Change(path="owner", after="team-a") in owned.changes
+    # The plan file tells a protected source's create from another's.
+    assert only(plan(desired(s3_spec(mode="protect")), [], OPTIONS)).protected
+
+
+def test_notices_observed_and_owned_elsewhere_are_listed_by_name_not_in_the_files_order() -> None:
+    # Unreadable in "Zeta", and in "Alpha" (a create) with a possible rename too.
+    zeta = live_of(s3_spec("Zeta", ("z",)), ID_A)
+    old = live_of(s3_spec("Old", ("o",)), ID_B)
+    wanted = desired(s3_spec("Zeta", ("z",), secret=None), s3_spec("Alpha", ("a",), secret=None))
+    notices = plan(wanted, [zeta, old], OPTIONS).notices
+    assert [(n.source, n.kind) for n in notices] == [
+        ("Alpha", "possible_rename"),
+        ("Alpha", "cannot_compare"),
+        ("Zeta", "cannot_compare"),
+    ]
+    lives = [live_of(s3_spec("Zeta", ("z",)), ID_A), live_of(s3_spec("Alpha", ("a",)), ID_B)]
+    observing = desired(
+        s3_spec("Zeta", ("z",), mode="observe", cache_ttl_value=1800),
+        s3_spec("Alpha", ("a",), mode="observe", cache_ttl_value=1800),
+    )
+    result = plan(observing, lives, OPTIONS)
+    assert [o.source for o in result.observed] == ["Alpha", "Zeta"]
+    elsewhere = [owned_live(s3_spec("Zeta", ("z",)), "other/repo", ID_A)]
+    elsewhere.append(owned_live(s3_spec("Alpha", ("a",)), "other/repo", ID_B))
+    wanted = state(s3_spec("Zeta", ("z",)), s3_spec("Alpha", ("a",)), owner="acme/infra")
+    result = plan(wanted, elsewhere, OPTIONS)
+    assert [o.source for o in result.owned_elsewhere] == ["Alpha", "Zeta"]
+
+
+def test_adoption_costs_the_writes_the_source_will_take() -> None:
+    unmarked = {"annotation": "by jane"}
+
+    def updates(spec: dict[str, Any], live: LiveSource) -> int:
+        adoption = plan(desired(spec), [live], OPTIONS).adoption
+        assert adoption is not None
+        return adoption.updates
+
+    live = live_of(s3_spec(), deployment=unmarked)
+    assert updates(s3_spec(), live) == 1
+    # Disabled by the file: the adopting write, then the disable.
+    assert updates(s3_spec(enabled=False), live) == 2
+    # `enabled` ignored: the live source's state is kept, so a disabled one is enabled
+    # for the adopting write and disabled again.
+    disabled = live.model_copy(update={"enabled": False})
+    assert updates(s3_spec(ignore_changes=["enabled"]), disabled) == 2
+    assert updates(s3_spec(ignore_changes=["enabled"]), live) == 1
+    # A web folder that declares no web secret records no `*_encrypted` value.
+    folder = webfolder_spec("Blog", ("acme-blog",))
+    assert updates(folder, live_of(folder, deployment=unmarked)) == 1
+
+
+def test_a_targeted_plan_counts_and_adopts_only_the_targets() -> None:
+    unmarked = {"annotation": "by jane"}
+    lives = [
+        live_of(s3_spec("A", ("a",)), ID_A),
+        live_of(s3_spec("B", ("b",)), ID_B, deployment=unmarked),
+        live_of(s3_spec("C", ("c",)), ID_C, deployment=unmarked),
+    ]
+    specs = desired(s3_spec("A", ("a",)), s3_spec("B", ("b",)), s3_spec("C", ("c",)))
+    options = PlanOptions(fingerprint_key=KEY, targets=frozenset({"A", "C"}))
+    result = plan(specs, lives, options)
+    assert result.actions == [] and result.summary.unchanged == 2
+    assert result.adoption is not None
+    assert [s.name for s in result.adoption.sources] == ["C"]
+
+
+def test_the_blast_radius_counts_only_risky_actions() -> None:
+    specs, live = _fleet(6)
+    # Two disabled (risky), two with a longer cache (no risk), one created (no risk).
+    changed = [{**spec, "enabled": False} for spec in specs[:2]]
+    changed += [
+        {**spec, "deployment": {**spec["deployment"], "cache_ttl_value": 1800}}
+        for spec in specs[2:4]
+    ]
+    wanted = state(*changed, *specs[4:], s3_spec("New", ("host-new",)))
+    result = plan(wanted, live, OPTIONS)
+    assert result.summary.patch == 4 and result.summary.create == 1
+    radius = result.blast_radius
+    assert radius is not None and (radius.risky, radius.managed) == (2, 6)
+
+
+def test_sources_of_one_name_are_listed_new_one_first_then_by_id() -> None:
+    # The file may name two sources alike: a new one (no id yet) sorts before a live one.
+    live = live_of(s3_spec("Twin", ("a",)), ID_A)
+    wanted = desired(s3_spec("Twin", ("a",), secret=None), s3_spec("Twin", ("b",), secret=None))
+    notices = plan(wanted, [live], OPTIONS).notices
+    assert [(n.source, n.id) for n in notices] == [("Twin", None), ("Twin", ID_A)]
+    observing = desired(
+        s3_spec("Twin", ("a",), mode="observe", cache_ttl_value=1800),
+        s3_spec("Twin", ("b",), mode="observe"),
+    )
+    observed = plan(observing, [live], OPTIONS).observed
+    assert [(o.action, o.id) for o in observed] == [("create", None), ("patch", ID_A)]
