@@ -544,7 +544,17 @@ class ImgixClient:
             source_id=source_id,
             secrets=attributes,
         )
-        return self._live(document.get("data"), "PATCH", source_id)
+        updated = self._live(document.get("data"), "PATCH", source_id)
+        if updated.id != source_id:
+            # The caller acts on what comes back (a follow-up write goes to its id): an
+            # answer about another source says nothing of whether this write landed.
+            raise _invalid_response(
+                "PATCH",
+                f"the answer is about source {redact.scrub(updated.id)}, not the one written; "
+                "whether the change was applied is unknown: the next plan will tell",
+                source_id,
+            )
+        return updated
 
     # ----------------------------------------------------------------------- listing
 
