@@ -889,3 +889,28 @@ def test_apply_reports_every_write_a_hostile_server_answers_and_prints_nothing_r
     assert not any(line.lstrip().startswith("::") for line in printed.splitlines())
     assert "Traceback" not in printed
     assert len(printed) < 64 * 1024  # a mebibyte of error text is clipped
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "posts"),
+    [("-5", 8), ("nan", 8), ("1e999", 1), ("99999999", 1)],
+    ids=["negative", "nan", "infinite", "three years"],
+)
+def test_a_refused_create_asking_an_absurd_wait_gives_up_in_bounded_requests_and_time(
+    hostile: tuple[HostileApi, str], fake_clock: FakeClock, retry_after: str, posts: int
+) -> None:
+    # A 429 did nothing, so sending again is safe; but a wait past the retry deadline is
+    # not waited (nor slept, on any clock), and one asking for none is not a busy loop.
+    api, url = hostile
+    api.write_attack, api.retry_after = "retry_after", retry_after
+
+    async def create() -> Any:
+        async with client_for(url, fake_clock, pacing=Pacing(per_second=None)) as client:
+            return await client.create_source({"deployment": {"imgix_subdomains": ["fresh"]}})
+
+    with pytest.raises(ClientError, match="imgix API 429 Too Many Requests") as caught:
+        asyncio.run(create())
+
+    assert [request.method for request in api.received] == ["POST"] * posts
+    assert fake_clock.elapsed < 3 * 3600
+    assert "unknown" not in str(caught.value)  # refused: it did not land
