@@ -532,7 +532,26 @@ class ImgixClient:
         document = await self._call(
             "POST", "sources", body=body, kind="create", recover=recover, secrets=attributes
         )
-        return self._live(document.get("data"), "POST")
+        return self._written(document, "POST")
+
+    def _written(
+        self, document: dict[str, Any], method: str, source_id: str | None = None
+    ) -> LiveSource:
+        """The source a write's success answer holds; one it cannot show leaves it unknown."""
+        try:
+            written = self._live(document.get("data"), method, source_id)
+            if source_id is not None and written.id != source_id:
+                # The caller acts on what comes back (a follow-up write goes to its id): an
+                # answer about another source says nothing of whether this write landed.
+                raise _invalid_response(
+                    method,
+                    f"the answer is about source {redact.scrub(written.id)}, not the one written",
+                    source_id,
+                )
+        except ClientError as error:
+            error.args = (f"{error}{MAYBE_APPLIED}",)
+            raise
+        return written
 
     async def update_source(self, source_id: str, attributes: dict[str, Any]) -> LiveSource:
         """Change a source: `attributes` may be partial (a partial deployment is merged)."""
@@ -545,17 +564,7 @@ class ImgixClient:
             source_id=source_id,
             secrets=attributes,
         )
-        updated = self._live(document.get("data"), "PATCH", source_id)
-        if updated.id != source_id:
-            # The caller acts on what comes back (a follow-up write goes to its id): an
-            # answer about another source says nothing of whether this write landed.
-            raise _invalid_response(
-                "PATCH",
-                f"the answer is about source {redact.scrub(updated.id)}, not the one written; "
-                "whether the change was applied is unknown: the next plan will tell",
-                source_id,
-            )
-        return updated
+        return self._written(document, "PATCH", source_id)
 
     # ----------------------------------------------------------------------- listing
 
@@ -706,7 +715,8 @@ class ImgixClient:
                     if untouched:
                         raise
                     raise _stopped_retrying(method, path, str(stopped)) from None
-                maybe_applied = maybe_applied or (kind != "read" and _is_unknown_outcome(outcome))
+                if kind != "read" and _may_have_acted(outcome):
+                    maybe_applied = True
                 if renew:
                     budget.deadline_at = max(
                         budget.deadline_at, self._clock() + self._retry.deadline
@@ -995,6 +1005,13 @@ def _asked_wait(outcome: httpx.Response | httpx.TransportError) -> float | None:
     if asked is None and outcome.status_code == 429:
         asked = rate_limit_reset(outcome.headers)
     return asked
+
+
+def _may_have_acted(outcome: httpx.Response | httpx.TransportError) -> bool:
+    """Whether a write's attempt may have been applied: said done, or no clear answer."""
+    if isinstance(outcome, httpx.Response) and outcome.is_success:
+        return True
+    return _is_unknown_outcome(outcome)
 
 
 def _is_unknown_outcome(outcome: httpx.Response | httpx.TransportError) -> bool:
