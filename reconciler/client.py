@@ -92,6 +92,7 @@ UNKNOWN_OUTCOME_STATUSES = frozenset({500, 502, 503, 504})
 # the real status is unconfirmed (api-notes.md), and 409 and 422 are the usual others.
 HOSTNAME_TAKEN_STATUSES = frozenset({400, 409, 422})
 # Mistakes of ours (a URL that is not http(s), an unsendable header): retrying cannot help.
+MAYBE_APPLIED = "; whether it was applied is unknown: the next plan will tell"
 NOT_TRANSIENT = (httpx.UnsupportedProtocol, httpx.LocalProtocolError)
 # How many list pages may be in flight at once; the pacer decides when each is sent.
 LIST_CONCURRENCY = 8
@@ -531,7 +532,26 @@ class ImgixClient:
         document = await self._call(
             "POST", "sources", body=body, kind="create", recover=recover, secrets=attributes
         )
-        return self._live(document.get("data"), "POST")
+        return self._written(document, "POST")
+
+    def _written(
+        self, document: dict[str, Any], method: str, source_id: str | None = None
+    ) -> LiveSource:
+        """The source a write's success answer holds; one it cannot show leaves it unknown."""
+        try:
+            written = self._live(document.get("data"), method, source_id)
+            if source_id is not None and written.id != source_id:
+                # The caller acts on what comes back (a follow-up write goes to its id): an
+                # answer about another source says nothing of whether this write landed.
+                raise _invalid_response(
+                    method,
+                    f"the answer is about source {redact.scrub(written.id)}, not the one written",
+                    source_id,
+                )
+        except ClientError as error:
+            error.args = (f"{error}{MAYBE_APPLIED}",)
+            raise
+        return written
 
     async def update_source(self, source_id: str, attributes: dict[str, Any]) -> LiveSource:
         """Change a source: `attributes` may be partial (a partial deployment is merged)."""
@@ -544,7 +564,7 @@ class ImgixClient:
             source_id=source_id,
             secrets=attributes,
         )
-        return self._live(document.get("data"), "PATCH", source_id)
+        return self._written(document, "PATCH", source_id)
 
     # ----------------------------------------------------------------------- listing
 
@@ -674,68 +694,83 @@ class ImgixClient:
         untouched = True  # every attempt so far was refused: a retry starts the write anew
         renew = False  # the next attempt follows a wait for the hourly budget, not a retry
         budget_waits = 0
-        while True:
-            budget.attempt += 1
-            stop = self._pacer.stop.reason
-            if budget.attempt > 1 and kind != "read" and stop is not None:
-                # A retry after a signal is a write started after it, and CI kills a job
-                # a few seconds after its first signal: the report must be out by then.
-                if refused:
-                    raise NotStarted(stop)
-                raise _stopped_retrying(method, path, stop)
-            try:
-                outcome = await self._attempt(
-                    method, path, params, body, kind, budget.attempt, starting=untouched
-                )
-            except NotStarted as stopped:
-                if untouched:
-                    raise
-                raise _stopped_retrying(method, path, str(stopped)) from None
-            if renew:
-                budget.deadline_at = max(budget.deadline_at, self._clock() + self._retry.deadline)
-                renew = False
-            if isinstance(outcome, httpx.Response) and outcome.status_code not in RETRY_STATUSES:
-                if outcome.is_success:
-                    return _document(outcome, method)
-                # A taken subdomain after a lost create: that create did land.
+        # A write the server may have acted on (a 5xx, an answer cut off) says so when it
+        # fails for good: the report must not read as if nothing was written.
+        maybe_applied = False
+        try:
+            while True:
+                budget.attempt += 1
+                stop = self._pacer.stop.reason
+                if budget.attempt > 1 and kind != "read" and stop is not None:
+                    # A retry after a signal is a write started after it, and CI kills a job
+                    # a few seconds after its first signal: the report must be out by then.
+                    if refused:
+                        raise NotStarted(stop)
+                    raise _stopped_retrying(method, path, stop)
+                try:
+                    outcome = await self._attempt(
+                        method, path, params, body, kind, budget.attempt, starting=untouched
+                    )
+                except NotStarted as stopped:
+                    if untouched:
+                        raise
+                    raise _stopped_retrying(method, path, str(stopped)) from None
+                if kind != "read" and _may_have_acted(outcome):
+                    maybe_applied = True
+                if renew:
+                    budget.deadline_at = max(
+                        budget.deadline_at, self._clock() + self._retry.deadline
+                    )
+                    renew = False
                 if (
-                    outcome_unknown
-                    and recover is not None
-                    and outcome.status_code in HOSTNAME_TAKEN_STATUSES
+                    isinstance(outcome, httpx.Response)
+                    and outcome.status_code not in RETRY_STATUSES
                 ):
+                    if outcome.is_success:
+                        return _document(outcome, method)
+                    # A taken subdomain after a lost create: that create did land.
+                    if (
+                        outcome_unknown
+                        and recover is not None
+                        and outcome.status_code in HOSTNAME_TAKEN_STATUSES
+                    ):
+                        found = await recover(budget)
+                        if found is not None:
+                            return found
+                    raise _api_error(outcome, source_id)
+                refused = isinstance(outcome, httpx.Response) and outcome.status_code == 429
+                untouched = untouched and refused
+                error = self._error_of(outcome, method, path, source_id)
+                if isinstance(outcome, NOT_TRANSIENT):
+                    raise error from outcome
+                try:
+                    await self._back_off(outcome, error, method, path, budget, kind, untouched)
+                except NotStarted as stopped:
+                    if untouched:
+                        raise
+                    raise _stopped_retrying(method, path, str(stopped)) from None
+                except ClientError:
+                    # Refused until the retries ran out, or asked to wait past them: the hourly
+                    # budget is spent, maybe by another run. The write waits for it in the
+                    # pacer (announced, within --max-duration) as for its own pace, for as long
+                    # as the 429 asked, or a whole window when it did not say.
+                    if not (untouched and kind != "read" and budget_waits < BUDGET_WAITS):
+                        raise
+                    if not self._pacer.spent_elsewhere(kind, _asked_wait(outcome)):
+                        raise
+                    budget_waits += 1
+                    budget.attempt = 0
+                    renew = True
+                    continue
+                if _is_unknown_outcome(outcome) and recover is not None:
+                    outcome_unknown = True
                     found = await recover(budget)
                     if found is not None:
                         return found
-                raise _api_error(outcome, source_id)
-            refused = isinstance(outcome, httpx.Response) and outcome.status_code == 429
-            untouched = untouched and refused
-            error = self._error_of(outcome, method, path, source_id)
-            if isinstance(outcome, NOT_TRANSIENT):
-                raise error from outcome
-            try:
-                await self._back_off(outcome, error, method, path, budget, kind, untouched)
-            except NotStarted as stopped:
-                if untouched:
-                    raise
-                raise _stopped_retrying(method, path, str(stopped)) from None
-            except ClientError:
-                # Refused until the retries ran out, or asked to wait past them: the hourly
-                # budget is spent, maybe by another run. The write waits for it in the
-                # pacer (announced, within --max-duration) as for its own pace, for as long
-                # as the 429 asked, or a whole window when it did not say.
-                if not (untouched and kind != "read" and budget_waits < BUDGET_WAITS):
-                    raise
-                if not self._pacer.spent_elsewhere(kind, _asked_wait(outcome)):
-                    raise
-                budget_waits += 1
-                budget.attempt = 0
-                renew = True
-                continue
-            if _is_unknown_outcome(outcome) and recover is not None:
-                outcome_unknown = True
-                found = await recover(budget)
-                if found is not None:
-                    return found
+        except ClientError as error:
+            if maybe_applied and "is unknown" not in str(error):
+                error.args = (f"{error}{MAYBE_APPLIED}",)
+            raise
 
     async def _attempt(
         self,
@@ -970,6 +1005,13 @@ def _asked_wait(outcome: httpx.Response | httpx.TransportError) -> float | None:
     if asked is None and outcome.status_code == 429:
         asked = rate_limit_reset(outcome.headers)
     return asked
+
+
+def _may_have_acted(outcome: httpx.Response | httpx.TransportError) -> bool:
+    """Whether a write's attempt may have been applied: said done, or no clear answer."""
+    if isinstance(outcome, httpx.Response) and outcome.is_success:
+        return True
+    return _is_unknown_outcome(outcome)
 
 
 def _is_unknown_outcome(outcome: httpx.Response | httpx.TransportError) -> bool:

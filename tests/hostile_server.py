@@ -36,6 +36,17 @@ Attacks:
                     `totalRecords` `records_off` more than they hold, and with `disagree`
                     each page a different one (plus its number); `meta` False: no
                     `meta.pagination` at all
+
+Write attacks (`write_attack`, with the listing as `attack` says): each POST and PATCH gets
+
+    error           a `write_status` error whose title, detail and id are `write_text`
+    not_json        a 200 labelled JSON whose body is HTML
+    other_source    a 200 holding a valid source with another id than the one written
+    no_id           a 200 whose source has no `id`
+    echo            a 200 holding the source written, its attributes as sent (secrets too)
+                    and `write_text` in its name
+    drip            a 201 whose body comes one byte every `drip_interval` seconds
+    retry_after     a 429 whose `Retry-After` is `retry_after`
 """
 
 from __future__ import annotations
@@ -76,6 +87,9 @@ Attack = Literal[
     "moving",
     "hostile_text",
 ]
+WriteAttack = Literal[
+    "none", "error", "not_json", "other_source", "no_id", "echo", "drip", "retry_after"
+]
 JSON_API = "application/vnd.api+json"
 FORGED = "\r\n::add-mask::hunter2\n::error file=sources.yaml,line=1::forged by the server\r"
 BILLION = 1_000_000_000
@@ -113,6 +127,10 @@ class HostileApi:
     records_off: int = 0
     disagree: bool = False
     meta: bool = True
+    write_attack: WriteAttack = "none"
+    write_status: int = 400
+    write_text: str = FORGED
+    retry_after: str = "0"
     received: list[ReceivedRequest] = field(default_factory=list)
     # The numbers of the sources the `moving` list holds now, in listing order.
     listed: list[int] = field(init=False)
@@ -132,6 +150,10 @@ class HostileApi:
         }
         self.received.append(ReceivedRequest(scope["method"], scope["path"], query, headers))
         page = int(query.get("page[number]", "0") or 0)
+        if self.write_attack != "none" and scope["method"] in ("POST", "PATCH"):
+            sent = await _json_body(receive)
+            await self._write_response(scope["path"], sent)(scope, receive, send)
+            return
         if self.attack == "stall_writes" and scope["method"] in ("POST", "PATCH"):
             while self.attack == "stall_writes":  # until the test moves on
                 await asyncio.sleep(0.05)
@@ -203,6 +225,42 @@ class HostileApi:
             return JSONResponse(self._page(page, more=True, total=BILLION), media_type=JSON_API)
         return JSONResponse(self._page(0, more=False), media_type=JSON_API)
 
+    def _write_response(self, path: str, sent: dict[str, Any]) -> Response:
+        data = sent.get("data") if isinstance(sent.get("data"), dict) else {}
+        written = path.rsplit("/", 1)[-1] if path.rstrip("/") != "/api/v1/sources" else None
+        source_id = written or f"{999_999:024x}"
+        if self.write_attack == "error":
+            text = self.write_text
+            error = {"id": text, "status": str(self.write_status), "title": text, "detail": text}
+            body = {"errors": [error]}
+            return JSONResponse(body, status_code=self.write_status, media_type=JSON_API)
+        if self.write_attack == "not_json":
+            return Response("<html><body>Sign in to the Wi-Fi</body></html>", media_type=JSON_API)
+        if self.write_attack == "retry_after":
+            headers = {"Retry-After": self.retry_after}
+            return Response(status_code=429, headers=headers, media_type=JSON_API)
+        if self.write_attack == "drip":
+            return StreamingResponse(self._drip(), status_code=201, media_type=JSON_API)
+        resource = _source(0)
+        if self.write_attack == "other_source":
+            resource["id"] = f"{888_888:024x}"
+        elif self.write_attack == "no_id":
+            del resource["id"]
+        elif self.write_attack == "echo":
+            attributes = data.get("attributes") if isinstance(data.get("attributes"), dict) else {}
+            deployment = {
+                **resource["attributes"]["deployment"],
+                **attributes.get("deployment", {}),
+            }
+            resource = {
+                "id": source_id,
+                "type": "sources",
+                "attributes": {**resource["attributes"], **attributes, "deployment": deployment},
+            }
+            resource["attributes"]["name"] = f"{resource['attributes']['name']}{self.write_text}"
+        status = 201 if written is None else 200
+        return JSONResponse({"data": resource}, status_code=status, media_type=JSON_API)
+
     def _page(self, number: int, *, more: bool, total: int | None = None) -> dict[str, Any]:
         first = number * self.page_size
         pagination = {
@@ -253,6 +311,20 @@ class HostileApi:
                 pending = b""
             await asyncio.sleep(0)
         yield pending + compressor.compress(b"]}") + compressor.flush()
+
+
+async def _json_body(receive: Receive) -> dict[str, Any]:
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            break
+    try:
+        document = json.loads(b"".join(chunks) or b"{}")
+    except ValueError:
+        return {}
+    return document if isinstance(document, dict) else {}
 
 
 def _source(n: int) -> dict[str, Any]:

@@ -1224,7 +1224,8 @@ def test_a_write_that_never_connected_does_not_spend_the_hourly_budget(
             statuses.append("refused")
             raise httpx.ConnectError("connection refused")
         statuses.append(200)
-        return httpx.Response(200, json={"data": _source(len(statuses))})
+        # The source written: an answer about another one fails the update.
+        return httpx.Response(200, json={"data": _source(int(request.url.path[-24:], 16))})
 
     client = make_client(
         fake_clock,

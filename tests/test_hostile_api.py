@@ -738,3 +738,190 @@ def test_a_signal_while_the_files_load_ends_plan_at_once(
     assert stdout == ""
     assert stderr.strip() == "Aborted."
     assert [path.name for path in tmp_path.iterdir()] == ["sources.yaml"]  # no --out file
+
+
+# --------------------------------------------------------------------------- hostile writes
+
+# The secret a created source references; a server that echoes it must not get it printed.
+WRITE_SECRET = "CANARY-write-s3-secret-7c41e0"
+WRITE_DESIRED = """\
+version: 1
+sources:
+  - name: Hostile 0
+    deployment:
+      type: webfolder
+      imgix_subdomains: [hostile-0]
+      webfolder_base_url: https://origin.example/
+      cache_ttl_value: 7200
+  - name: Fresh
+    deployment:
+      type: s3
+      s3_access_key: AKIAEXAMPLEFRESH
+      s3_bucket: fresh
+      s3_secret_key: {env: WRITE_S3_SECRET}
+      imgix_subdomains: [fresh-images]
+"""
+
+
+def apply_against(url: str, tmp_path: Path, *extra: str, env: dict[str, str] | None = None) -> Any:
+    desired = tmp_path / "sources.yaml"
+    desired.write_text(WRITE_DESIRED, encoding="utf-8")
+    env = {"WRITE_S3_SECRET": WRITE_SECRET, **(env or {})}
+    return invoke("apply", desired, "--auto-approve", "--api-url", url, *extra, env=env)
+
+
+OUTCOMES = "applied|in effect|failed|stale|skipped|stopped"
+REPORTED = {
+    "text": re.compile(rf"^({OUTCOMES}): (create|patch) (Fresh|Hostile 0)\b", re.M),
+    "markdown": re.compile(
+        rf"^\| ({OUTCOMES}) \| (create|patch) \| <code>(Fresh|Hostile 0)<", re.M
+    ),
+}
+
+
+def reported(result: Any, report_format: str) -> list[tuple[str, str, str]]:
+    """Each action's (outcome, action, source) in the report on stdout, sorted."""
+    if report_format == "json":
+        results = json.loads(result.stdout)["results"]
+        return sorted((r["outcome"], r["action"], r["source"]) for r in results)
+    return sorted(REPORTED[report_format].findall(result.stdout))
+
+
+# Each attack on the writes: the server's settings, the client's environment, how each
+# action ends and the text its error holds. One attempt each (no retry deadline), so a
+# transient answer is given up at once rather than after two minutes of real backoff.
+FORGED_WITH_SECRET = FORGED + "\u202eevil\u202c " + WRITE_SECRET
+ONE_ATTEMPT = {"IMGIX_RECONCILER_RETRY_DEADLINE": "0"}
+# A write the server may have acted on (a 5xx, an answer cut off) says so when it fails.
+MAY_HAVE_LANDED = "; whether it was applied is unknown: the next plan will tell"
+WRITE_ATTACKS: dict[str, tuple[dict[str, Any], dict[str, str], str | tuple[str, str], str]] = {
+    "400 forged text": (
+        {"write_attack": "error", "write_text": FORGED_WITH_SECRET},
+        ONE_ATTEMPT,
+        "failed",
+        "imgix API 400 \\r\\n::add-mask::hunter2",
+    ),
+    "500 forged text": (
+        {"write_attack": "error", "write_status": 500, "write_text": FORGED_WITH_SECRET},
+        ONE_ATTEMPT,
+        "failed",
+        MAY_HAVE_LANDED,
+    ),
+    "400 mebibyte": (
+        {"write_attack": "error", "write_text": "x" * (1 << 20)},
+        ONE_ATTEMPT,
+        "failed",
+        f"{(1 << 20) - MAX_SHOWN_DETAIL:,} more characters",
+    ),
+    # The server said it did the write: its answer being unreadable does not undo it.
+    "200 not json": (
+        {"write_attack": "not_json"},
+        ONE_ATTEMPT,
+        "failed",
+        f"not a JSON object{MAY_HAVE_LANDED}",
+    ),
+    "200 no id": (
+        {"write_attack": "no_id"},
+        ONE_ATTEMPT,
+        "failed",
+        f"no source resource in the response{MAY_HAVE_LANDED}",
+    ),
+    "201 drip": (
+        {"write_attack": "drip", "drip_interval": 0.2},
+        FAST_FAIL,
+        "failed",
+        f"no complete response within 0.5s){MAY_HAVE_LANDED}",
+    ),
+    "429 huge Retry-After": (
+        {"write_attack": "retry_after", "retry_after": "1e999"},
+        ONE_ATTEMPT,
+        "failed",
+        "imgix API 429 Too Many Requests",
+    ),
+    "429 negative Retry-After": (
+        {"write_attack": "retry_after", "retry_after": "-5"},
+        ONE_ATTEMPT,
+        "failed",
+        "imgix API 429 Too Many Requests",
+    ),
+    # Any id is new to a create; a patch answered with another source may not have landed.
+    "200 another source": (
+        {"write_attack": "other_source"},
+        ONE_ATTEMPT,
+        ("applied", "failed"),
+        "the answer is about source 0000000000000000000d9038, not the one written; whether",
+    ),
+    "200 echoing the secret": (
+        {"write_attack": "echo", "write_text": FORGED_WITH_SECRET},
+        {},
+        "applied",
+        "",
+    ),
+}
+
+
+@pytest.mark.parametrize("report_format", ["text", "json", "markdown"])
+@pytest.mark.parametrize("attack", WRITE_ATTACKS)
+def test_apply_reports_every_write_a_hostile_server_answers_and_prints_nothing_raw(
+    hostile: tuple[HostileApi, str], tmp_path: Path, attack: str, report_format: str
+) -> None:
+    # After a listing that went well, a create and a patch get the attack's answer: each
+    # is reported (exit 3 when one failed, the writes being under way), each sent once,
+    # and neither the server's text nor the secret the create sent reaches any output raw.
+    api, url = hostile
+    settings, env, outcomes, problem = WRITE_ATTACKS[attack]
+    created, patched = (outcomes, outcomes) if isinstance(outcomes, str) else outcomes
+    api.page_size = 2
+    for name, value in settings.items():
+        setattr(api, name, value)
+
+    started = time.monotonic()
+    result = apply_against(url, tmp_path, "--format", report_format, env=env)
+
+    assert time.monotonic() - started < 5
+    assert result.exit_code == (0 if created == patched == "applied" else 3), result.output
+    assert reported(result, report_format) == sorted(
+        [(created, "create", "Fresh"), (patched, "patch", "Hostile 0")]
+    ), result.stdout
+    assert [(r.method, r.path) for r in api.received if r.method != "GET"] == [
+        ("POST", "/api/v1/sources"),
+        ("PATCH", "/api/v1/sources/000000000000000000000000"),
+    ]
+    printed = output_of(result)
+    if report_format == "json":
+        results = json.loads(result.stdout)["results"]
+        errors = [r["error"] or "" for r in results if r["outcome"] == "failed"]
+        assert all(problem in error for error in errors), errors
+    elif report_format == "text":  # markdown escapes it again for a comment
+        failed = [created, patched].count("failed")
+        assert result.stdout.count(problem) >= failed, result.stdout
+    assert WRITE_SECRET not in printed
+    assert not RAW_CONTROL.search(printed)
+    assert not any(line.lstrip().startswith("::") for line in printed.splitlines())
+    assert "Traceback" not in printed
+    assert len(printed) < 64 * 1024  # a mebibyte of error text is clipped
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "posts"),
+    [("-5", 8), ("nan", 8), ("1e999", 1), ("99999999", 1)],
+    ids=["negative", "nan", "infinite", "three years"],
+)
+def test_a_refused_create_asking_an_absurd_wait_gives_up_in_bounded_requests_and_time(
+    hostile: tuple[HostileApi, str], fake_clock: FakeClock, retry_after: str, posts: int
+) -> None:
+    # A 429 did nothing, so sending again is safe; but a wait past the retry deadline is
+    # not waited (nor slept, on any clock), and one asking for none is not a busy loop.
+    api, url = hostile
+    api.write_attack, api.retry_after = "retry_after", retry_after
+
+    async def create() -> Any:
+        async with client_for(url, fake_clock, pacing=Pacing(per_second=None)) as client:
+            return await client.create_source({"deployment": {"imgix_subdomains": ["fresh"]}})
+
+    with pytest.raises(ClientError, match="imgix API 429 Too Many Requests") as caught:
+        asyncio.run(create())
+
+    assert [request.method for request in api.received] == ["POST"] * posts
+    assert fake_clock.elapsed < 3 * 3600
+    assert "unknown" not in str(caught.value)  # refused: it did not land
