@@ -91,8 +91,11 @@ UNKNOWN_OUTCOME_STATUSES = frozenset({500, 502, 503, 504})
 # How the API may refuse a hostname another source holds: 400 is what the emulator says,
 # the real status is unconfirmed (api-notes.md), and 409 and 422 are the usual others.
 HOSTNAME_TAKEN_STATUSES = frozenset({400, 409, 422})
+# What a failed write that the server may have acted on adds to its error: the report
+# must not read as if nothing was written.
+UNKNOWN_OUTCOME = "applied is unknown: the next plan will tell"
+MAYBE_APPLIED = f"; whether it was {UNKNOWN_OUTCOME}"
 # Mistakes of ours (a URL that is not http(s), an unsendable header): retrying cannot help.
-MAYBE_APPLIED = "; whether it was applied is unknown: the next plan will tell"
 NOT_TRANSIENT = (httpx.UnsupportedProtocol, httpx.LocalProtocolError)
 # How many list pages may be in flight at once; the pacer decides when each is sent.
 LIST_CONCURRENCY = 8
@@ -768,7 +771,7 @@ class ImgixClient:
                     if found is not None:
                         return found
         except ClientError as error:
-            if maybe_applied and "is unknown" not in str(error):
+            if maybe_applied and UNKNOWN_OUTCOME not in str(error):
                 error.args = (f"{error}{MAYBE_APPLIED}",)
             raise
 
@@ -948,7 +951,7 @@ class ImgixClient:
 def _stopped_retrying(method: str, path: str, why: str) -> ClientError:
     return ClientError(
         f"Stopped retrying {method} /api/v1/{path} ({why}); whether the earlier attempt "
-        "was applied is unknown: the next plan will tell"
+        f"was {UNKNOWN_OUTCOME}"
     )
 
 
