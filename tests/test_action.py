@@ -963,8 +963,7 @@ def test_a_drift_issue_of_a_hostile_source_name_holds_it_as_text(
     write_sources(runner.workspace, _hostile_yaml(name))
     drift = runner.step({**CANARY_ENV}, command="drift", files="sources.yaml", account="main")
     _no_forged_command(drift)
-    if drift.outputs.get("exit-code") != "2":
-        pytest.skip(f"the name is refused before any issue: {drift.stdout[-200:]}")
+    assert drift.outputs["exit-code"] == "2", drift.stdout  # any text is a source's name
     done = runner.script("drift-issue.sh", github.env(runner))
     assert done.returncode == 0, done.stderr
     _no_forged_command(done)
@@ -1076,3 +1075,77 @@ def test_the_reviewed_digest_of_a_flag_like_account_is_none(
     done = runner.script("reviewed-digest.sh", github.env(runner, ACCOUNT=account))
     assert "Usage:" not in done.stdout and not (runner.workspace / "pwned").exists()
     assert done.stdout.strip() == "" or done.returncode != 0
+
+
+@pytest.mark.parametrize("name", HOSTILE[:4] + HOSTILE[7:9], ids=range(6))
+def test_a_plan_comment_of_a_hostile_source_name_holds_it_as_text(
+    runner: FakeRunner, github: FakeGitHub, name: str
+) -> None:
+    write_sources(runner.workspace, _hostile_yaml(name))
+    plan = runner.step({**CANARY_ENV}, command="plan", files="sources.yaml", account="main")
+    assert plan.outputs["exit-code"] == "2", plan.stdout
+    for _ in range(2):  # posted, then found and updated in place
+        done = runner.script("comment.sh", github.env(runner))
+        assert done.returncode == 0, done.stderr
+        _no_forged_command(done)
+    assert not (runner.workspace / "pwned").exists() and not (runner.temp / "pwned").exists()
+    (comment,) = github.state["comments"]["7"]
+    assert comment["body"] == (runner.temp / "imgix-reconciler-comment.md").read_text("utf-8")
+    assert comment["body"].startswith(KEYED + "\n")
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"head_branch": "--help"},
+        {"head_branch": "-F body=@/etc/passwd"},
+        {"head_branch": "a\n::error::forged"},
+        {"head_branch": "* [x]"},
+        {"plan_workflow_path": "--help"},
+        {"plan_workflow_path": ".github/workflows/$(touch pwned).yml"},
+        {"plan_workflow": "--help"},
+    ],
+    ids=range(7),
+)
+def test_the_fork_notice_of_odd_event_values_posts_once_with_a_checked_key(
+    runner: FakeRunner, github: FakeGitHub, event: dict[str, str]
+) -> None:
+    label = "mallory:" + event.get("head_branch", "patch-1")
+    state = github.state
+    state["open_pulls"] = [{"number": 9, "head": {"label": label, "sha": FORK_SHA}}]
+    github.save(state)
+    done = runner.script("fork-notice.sh", _fork_run(github, runner, **event))
+    assert done.returncode == 0, done.stderr
+    _no_forged_command(done)
+    assert not (runner.workspace / "pwned").exists()
+    [lookup] = [c for c in github.state["calls"] if c["path"].endswith("/pulls")]
+    assert lookup["fields"] == {"state": "open", "head": label}
+    [posted] = github.state["comments"]["9"]
+    first = posted["body"].split("\n", 1)[0]
+    assert re.fullmatch(r"<!-- imgix-reconciler:plan key=[A-Za-z0-9._-]{1,64} -->", first)
+    assert "Usage:" not in posted["body"]
+
+
+def test_a_workflow_name_no_workflow_has_stops_the_fork_notice_unposted(
+    runner: FakeRunner, github: FakeGitHub
+) -> None:
+    state = github.state
+    state["open_pulls"] = [{"number": 9, "head": {"label": "mallory:patch-1", "sha": FORK_SHA}}]
+    github.save(state)
+    odd = {"plan_workflow": "a\r::error::forged `touch pwned`"}
+    done = runner.script("fork-notice.sh", _fork_run(github, runner, **odd))
+    assert done.returncode == 1 and "--workflow is not a workflow name" in done.stderr
+    _no_forged_command(done)
+    assert "9" not in github.state["comments"] and not (runner.workspace / "pwned").exists()
+
+
+@pytest.mark.parametrize("ref", ["--help", "-x"])
+def test_a_flag_like_workflow_ref_keys_the_plan_comment_as_a_name(
+    runner: FakeRunner, github: FakeGitHub, ref: str
+) -> None:
+    _sources(runner, "Products")
+    runner.step({**CANARY_ENV}, command="plan", files="sources.yaml", account="main")
+    done = runner.script("comment.sh", github.env(runner, GITHUB_WORKFLOW_REF=ref))
+    assert done.returncode == 0, done.stderr
+    (comment,) = github.state["comments"]["7"]
+    assert comment["body"].startswith(f"<!-- imgix-reconciler:plan key={ref} -->\n")
