@@ -1008,7 +1008,9 @@ def test_a_hostile_workflow_ref_keys_one_issue_with_a_checked_name(
         _no_forged_command(done)
     assert not (runner.workspace / "pwned").exists()
     (issue,) = github.state["issues"]
-    key = re.fullmatch(r"imgix drift: live sources differ from the files \(([^()]*)\)", issue["title"])
+    key = re.fullmatch(
+        r"imgix drift: live sources differ from the files \(([^()]*)\)", issue["title"]
+    )
     assert key and re.fullmatch(r"[A-Za-z0-9._-]{1,64}", key[1]), issue["title"]
     assert issue["body"].startswith(f"<!-- imgix-reconciler:drift key={key[1]} -->\n")
 
@@ -1047,7 +1049,9 @@ def test_the_drift_issue_found_is_the_one_its_marker_opens_not_one_that_quotes_i
     assert len(after) == len(bodies)  # updated, not opened anew
 
 
-@pytest.mark.parametrize("name", ["a\r::error::forged", "b%0D::error::forged", "c\n::warning::forged"])
+@pytest.mark.parametrize(
+    "name", ["a\r::error::forged", "b%0D::error::forged", "c\n::warning::forged"]
+)
 def test_a_missing_account_with_a_hostile_name_is_refused_not_echoed(
     runner: FakeRunner, github: FakeGitHub, name: str
 ) -> None:
