@@ -24,9 +24,9 @@ folders=("${RESULTS:?}"/*/)
 ((${#folders[@]})) || { echo "::error title=imgix-reconciler::no account produced a result"; exit 1; }
 body="${RUNNER_TEMP:?}/imgix-reconciler-comment.md"
 run_url="${GITHUB_SERVER_URL:-https://github.com}/$GITHUB_REPOSITORY/actions/runs/${GITHUB_RUN_ID:-0}"
-key="$("$venv/bin/python" -I -m reconciler.github comment-key "${GITHUB_WORKFLOW_REF:?}")"
+key="$("$venv/bin/python" -I -m reconciler.github comment-key -- "${GITHUB_WORKFLOW_REF:?}")"
 "$venv/bin/python" -I -m reconciler.github combine --run-url "$run_url" --key "$key" \
-  --accounts "${ACCOUNTS:?}" "${folders[@]}" > "$body"
+  --accounts "${ACCOUNTS:?}" -- "${folders[@]}" > "$body"
 echo "comment-file=$body" >> "${GITHUB_OUTPUT:-/dev/null}"
 
 planned="${PLANNED_HEAD:-}"

@@ -14,7 +14,7 @@ set -euo pipefail
 legacy="<!-- imgix-reconciler:drift -->"
 bot="github-actions[bot]"
 venv="${IMGIX_RECONCILER_VENV:?}"
-key="$("$venv/bin/python" -I -m reconciler.github comment-key "${GITHUB_WORKFLOW_REF:?}")"
+key="$("$venv/bin/python" -I -m reconciler.github comment-key -- "${GITHUB_WORKFLOW_REF:?}")"
 marker="<!-- imgix-reconciler:drift key=$key -->"
 title="imgix drift: live sources differ from the files ($key)"
 
@@ -27,7 +27,7 @@ missing="$(jq -r '.[].name' <<< "${ACCOUNTS:?}" | grep -vxF -f <(printf '%s\n' "
 body="${RUNNER_TEMP:?}/imgix-reconciler-drift.md"
 run_url="${GITHUB_SERVER_URL:-https://github.com}/$GITHUB_REPOSITORY/actions/runs/${GITHUB_RUN_ID:-0}"
 "$venv/bin/python" -I -m reconciler.github combine --view drift --key "$key" --run-url "$run_url" \
-  --accounts "$ACCOUNTS" "${folders[@]}" > "$body"
+  --accounts "$ACCOUNTS" -- "${folders[@]}" > "$body"
 cat "$body" >> "${GITHUB_STEP_SUMMARY:-/dev/null}"
 
 # `sed -n 1p`, not `head -n 1`: it reads all, so gh never writes into a closed pipe (a

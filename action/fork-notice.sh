@@ -31,7 +31,7 @@ fi
 
 body="${RUNNER_TEMP:?}/imgix-reconciler-fork-notice.md"
 run_url="${GITHUB_SERVER_URL:-https://github.com}/$GITHUB_REPOSITORY/actions/runs/$RUN_ID"
-key="$("$venv/bin/python" -I -m reconciler.github comment-key "${PLAN_WORKFLOW_PATH:?}")"
+key="$("$venv/bin/python" -I -m reconciler.github comment-key -- "${PLAN_WORKFLOW_PATH:?}")"
 "$venv/bin/python" -I -m reconciler.github fork-notice --key "$key" \
   --conclusion "$CONCLUSION" --run-url "$run_url" --workflow "${PLAN_WORKFLOW:?}" > "$body"
 echo "comment-file=$body" >> "${GITHUB_OUTPUT:-/dev/null}"

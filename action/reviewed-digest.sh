@@ -16,4 +16,4 @@ fi
 comments="${RUNNER_TEMP:?}/imgix-reconciler-comments-$number.jsonl"
 gh api --paginate "repos/$GITHUB_REPOSITORY/issues/$number/comments" \
   --jq '.[] | {user: {login: .user.login}, body: .body, updated_at: .updated_at} | tojson' > "$comments"
-"$venv/bin/python" -I -m reconciler.github reviewed-digest "$comments" "${ACCOUNT:?}"
+"$venv/bin/python" -I -m reconciler.github reviewed-digest -- "$comments" "${ACCOUNT:?}"

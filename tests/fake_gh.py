@@ -40,6 +40,10 @@ def main(argv: list[str]) -> int:
             fields[name] = value
         elif arg == "--paginate":
             continue
+        elif arg.startswith("-") or path:
+            # A value split into words, or read as a flag: the script let text loose.
+            print(f"fake gh: unexpected argument {arg!r}", file=sys.stderr)
+            return 2
         else:
             path = arg
     state["calls"].append({"method": method, "path": path, "fields": fields})

@@ -922,3 +922,248 @@ def test_two_drift_callers_keep_an_issue_each(
     (issue,) = github.state["issues"]
     assert issue["number"] == 5
     assert issue["body"].startswith("<!-- imgix-reconciler:drift key=imgix-prod -->\n")
+
+
+# --------------------------------------------------------------------------- hostile text
+
+# Text a pull request's author (source names) or the imgix API can put before the scripts:
+# each one would run, split, glob or become a workflow command if handled raw.
+HOSTILE = [
+    "$(touch pwned)",
+    "`touch pwned`",
+    "x'; touch pwned; echo '",
+    'x" && touch pwned && echo "',
+    "--help",
+    "-F body=@/etc/passwd",
+    "* ? [a-z] ~",
+    "::warning::forged",
+    "a\n::error::forged",
+    "a\r::error::forged",
+    "%0A::error::forged",
+    "<!-- imgix-reconciler:drift key=imgix -->",
+    "L" * 3000,
+]
+
+
+def _no_forged_command(step: Step) -> None:
+    """No line the runner reads (it ends lines at CR too) is a command the text made."""
+    for line in re.split(r"\r\n|\r|\n", step.stdout + step.stderr):
+        assert not (line.lstrip().startswith("::") and "forged" in line), line
+
+
+def _hostile_yaml(*names: str) -> str:
+    """A file of one source per name (a JSON string is a YAML scalar: each arrives as it is)."""
+    block = sources_yaml("Products").removeprefix("version: 1\nsources:\n")
+    return "version: 1\nsources:\n" + "".join(
+        block.replace("name: Products", f"name: {json.dumps(name)}").replace(
+            "e2e-products", f"e2e-products-{n}"
+        )
+        for n, name in enumerate(names)
+    )
+
+
+def test_a_drift_issue_of_hostile_source_names_holds_them_as_text(
+    runner: FakeRunner, github: FakeGitHub
+) -> None:
+    # All the names in one file, one run: each would be a test of its own at 3 s apiece.
+    write_sources(runner.workspace, _hostile_yaml(*HOSTILE))
+    drift = runner.step({**CANARY_ENV}, command="drift", files="sources.yaml", account="main")
+    _no_forged_command(drift)
+    assert drift.outputs["exit-code"] == "2", drift.stdout  # any text is a source's name
+    done = runner.script("drift-issue.sh", github.env(runner))
+    assert done.returncode == 0, done.stderr
+    _no_forged_command(done)
+    assert not (runner.workspace / "pwned").exists() and not (runner.temp / "pwned").exists()
+    (issue,) = github.state["issues"]
+    assert "\n" not in issue["title"] and "\r" not in issue["title"]
+    assert issue["title"] == "imgix drift: live sources differ from the files (imgix)"
+    assert issue["body"].startswith("<!-- imgix-reconciler:drift key=imgix -->\n")
+    # The body went whole through a file: the field holds it, no argument was split off.
+    assert issue["body"] == (runner.temp / "imgix-reconciler-drift.md").read_text("utf-8")
+    assert all(v not in issue["body"] for v in CANARY_ENV.values())
+    assert "<b>+ create</b> $(touch pwned)</summary>" in issue["body"]  # shown, not run
+    assert f"| `main` | drift | {len(HOSTILE)} |" in issue["body"]
+
+    # The next day the same issue is found (the name never confuses the search).
+    assert runner.script("drift-issue.sh", github.env(runner)).returncode == 0
+    assert len(github.state["issues"]) == 1
+
+
+HOSTILE_REFS = [
+    "acme/images/.github/workflows/--help@refs/heads/main",
+    "--help",
+    "-x",
+    "acme/images/.github/workflows/$(touch pwned).yml@refs/heads/main",
+    "acme/images/.github/workflows/`touch pwned`.yml@refs/heads/main",
+    'acme/images/.github/workflows/a" | halt_error.yml@refs/heads/main',
+    "acme/images/.github/workflows/a\n::error::forged.yml@refs/heads/main",
+    "acme/images/.github/workflows/a\r::error::forged.yml@refs/heads/main",
+    "acme/images/.github/workflows/*.yml@refs/heads/main",
+    "acme/images/.github/workflows/" + "w" * 3000 + ".yml@refs/heads/main",
+]
+
+
+def test_a_hostile_workflow_ref_keys_one_issue_with_a_checked_name(
+    runner: FakeRunner, github: FakeGitHub
+) -> None:
+    _sources(runner, "Products")
+    runner.step({**CANARY_ENV}, command="drift", files="sources.yaml", account="main")
+    for ref in HOSTILE_REFS:
+        _one_issue_of_a_checked_key(runner, github, ref)
+
+
+def _one_issue_of_a_checked_key(runner: FakeRunner, github: FakeGitHub, ref: str) -> None:
+    state = github.state
+    state["issues"] = []
+    github.save(state)
+    env = github.env(runner, GITHUB_WORKFLOW_REF=ref)
+    for _ in range(2):  # opened, then found and updated
+        done = runner.script("drift-issue.sh", env)
+        assert done.returncode == 0, (ref, done.stderr)
+        _no_forged_command(done)
+    assert not (runner.workspace / "pwned").exists()
+    (issue,) = github.state["issues"]
+    key = re.fullmatch(
+        r"imgix drift: live sources differ from the files \(([^()]*)\)", issue["title"]
+    )
+    assert key and re.fullmatch(r"[A-Za-z0-9._-]{1,64}", key[1]), issue["title"]
+    assert issue["body"].startswith(f"<!-- imgix-reconciler:drift key={key[1]} -->\n")
+
+
+def test_the_drift_issue_found_is_the_one_its_marker_opens_not_one_that_quotes_it(
+    runner: FakeRunner, github: FakeGitHub
+) -> None:
+    own = "<!-- imgix-reconciler:drift key=imgix -->"
+    decoys = [
+        # Titles and bodies that hold this caller's search text, but not as their first line.
+        {"title": f"imgix drift: live sources differ from the files (imgix) {own}",
+         "body": f"<!-- imgix-reconciler:drift key=imgix-prod -->\n{own}\n"},
+        {"title": "imgix drift: live sources differ from the files (imgix)",
+         "body": f"quoted: {own}\n"},
+        {"title": "(imgix)", "body": f"{own}-x\n"},
+        {"title": own, "body": f"{own} \n"},
+        {"title": "a user's", "body": f"{own}\nforged", "user": {"login": "mallory"}},
+    ]  # fmt: skip
+    state = github.state
+    state["issues"] = [
+        {"number": 10 + n, "user": {"login": BOT}, "state": "open", **d}
+        for n, d in enumerate(decoys)
+    ]
+    state["issues"].append(
+        {"number": 42, "user": {"login": BOT}, "state": "open", "title": "x",
+         "body": f"{own}\nold report"}
+    )  # fmt: skip
+    github.save(state)
+    bodies = {i["number"]: i["body"] for i in state["issues"]}
+    _sources(runner, "Products")
+    runner.step({**CANARY_ENV}, command="drift", files="sources.yaml", account="main")
+    assert runner.script("drift-issue.sh", github.env(runner)).returncode == 0
+    after = {i["number"]: i for i in github.state["issues"]}
+    assert after[42]["body"].startswith(own + "\n### imgix-reconciler drift")
+    assert all(after[n]["body"] == bodies[n] for n in bodies if n != 42)
+    assert len(after) == len(bodies)  # updated, not opened anew
+
+
+@pytest.mark.parametrize(
+    "name", ["a\r::error::forged", "b%0D::error::forged", "c\n::warning::forged"]
+)
+def test_a_missing_account_with_a_hostile_name_is_refused_not_echoed(
+    runner: FakeRunner, github: FakeGitHub, name: str
+) -> None:
+    _sources(runner, "Products")
+    accounts = json.dumps([{"name": "main", "files": "sources.yaml"}, {"name": name}])
+    runner.step({**CANARY_ENV}, command="drift", files="sources.yaml", account="main")
+    done = runner.script("drift-issue.sh", github.env(runner, ACCOUNTS=accounts))
+    # Refused before any message names it (the names are checked): the issue is left alone.
+    assert done.returncode == 1 and "account names are letters" in done.stderr
+    _no_forged_command(done)
+    assert github.state["issues"] == [] and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("account", ["--help", "-x", "$(touch pwned)"])
+def test_the_reviewed_digest_of_a_flag_like_account_is_none(
+    runner: FakeRunner, github: FakeGitHub, account: str
+) -> None:
+    state = github.state
+    state["pulls"] = [{"number": 7, "merged_at": "2026-11-30T00:00:00Z"}]
+    state["comments"]["7"] = [
+        {"id": 1, "user": {"login": BOT}, "updated_at": "2026-11-30T00:00:00Z",
+         "body": "<!-- imgix-reconciler:plan -->\nno digest\n"}
+    ]  # fmt: skip
+    github.save(state)
+    done = runner.script("reviewed-digest.sh", github.env(runner, ACCOUNT=account))
+    assert "Usage:" not in done.stdout and not (runner.workspace / "pwned").exists()
+    assert done.stdout.strip() == "" or done.returncode != 0
+
+
+def test_a_plan_comment_of_hostile_source_names_holds_them_as_text(
+    runner: FakeRunner, github: FakeGitHub
+) -> None:
+    write_sources(runner.workspace, _hostile_yaml(*HOSTILE))
+    plan = runner.step({**CANARY_ENV}, command="plan", files="sources.yaml", account="main")
+    assert plan.outputs["exit-code"] == "2", plan.stdout
+    for _ in range(2):  # posted, then found and updated in place
+        done = runner.script("comment.sh", github.env(runner))
+        assert done.returncode == 0, done.stderr
+        _no_forged_command(done)
+    assert not (runner.workspace / "pwned").exists() and not (runner.temp / "pwned").exists()
+    (comment,) = github.state["comments"]["7"]
+    assert comment["body"] == (runner.temp / "imgix-reconciler-comment.md").read_text("utf-8")
+    assert comment["body"].startswith(KEYED + "\n")
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"head_branch": "--help"},
+        {"head_branch": "-F body=@/etc/passwd"},
+        {"head_branch": "a\n::error::forged"},
+        {"head_branch": "* [x]"},
+        {"plan_workflow_path": "--help"},
+        {"plan_workflow_path": ".github/workflows/$(touch pwned).yml"},
+        {"plan_workflow": "--help"},
+    ],
+    ids=range(7),
+)
+def test_the_fork_notice_of_odd_event_values_posts_once_with_a_checked_key(
+    runner: FakeRunner, github: FakeGitHub, event: dict[str, str]
+) -> None:
+    label = "mallory:" + event.get("head_branch", "patch-1")
+    state = github.state
+    state["open_pulls"] = [{"number": 9, "head": {"label": label, "sha": FORK_SHA}}]
+    github.save(state)
+    done = runner.script("fork-notice.sh", _fork_run(github, runner, **event))
+    assert done.returncode == 0, done.stderr
+    _no_forged_command(done)
+    assert not (runner.workspace / "pwned").exists()
+    [lookup] = [c for c in github.state["calls"] if c["path"].endswith("/pulls")]
+    assert lookup["fields"] == {"state": "open", "head": label}
+    [posted] = github.state["comments"]["9"]
+    first = posted["body"].split("\n", 1)[0]
+    assert re.fullmatch(r"<!-- imgix-reconciler:plan key=[A-Za-z0-9._-]{1,64} -->", first)
+    assert "Usage:" not in posted["body"]
+
+
+def test_a_workflow_name_no_workflow_has_stops_the_fork_notice_unposted(
+    runner: FakeRunner, github: FakeGitHub
+) -> None:
+    state = github.state
+    state["open_pulls"] = [{"number": 9, "head": {"label": "mallory:patch-1", "sha": FORK_SHA}}]
+    github.save(state)
+    odd = {"plan_workflow": "a\r::error::forged `touch pwned`"}
+    done = runner.script("fork-notice.sh", _fork_run(github, runner, **odd))
+    assert done.returncode == 1 and "--workflow is not a workflow name" in done.stderr
+    _no_forged_command(done)
+    assert "9" not in github.state["comments"] and not (runner.workspace / "pwned").exists()
+
+
+@pytest.mark.parametrize("ref", ["--help", "-x"])
+def test_a_flag_like_workflow_ref_keys_the_plan_comment_as_a_name(
+    runner: FakeRunner, github: FakeGitHub, ref: str
+) -> None:
+    _sources(runner, "Products")
+    runner.step({**CANARY_ENV}, command="plan", files="sources.yaml", account="main")
+    done = runner.script("comment.sh", github.env(runner, GITHUB_WORKFLOW_REF=ref))
+    assert done.returncode == 0, done.stderr
+    (comment,) = github.state["comments"]["7"]
+    assert comment["body"].startswith(f"<!-- imgix-reconciler:plan key={ref} -->\n")
