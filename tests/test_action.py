@@ -463,12 +463,17 @@ def _fork_run(github: FakeGitHub, runner: FakeRunner, **event: str) -> dict[str,
     return {**github.env(runner), **run, "IMGIX_RECONCILER_VENV": sys.prefix}
 
 
+def _fork_pull_open(github: FakeGitHub, label: str = "mallory:patch-1", number: int = 9) -> None:
+    """A pull request from a fork is open, its head at FORK_SHA."""
+    state = github.state
+    state["open_pulls"] = [{"number": number, "head": {"label": label, "sha": FORK_SHA}}]
+    github.save(state)
+
+
 def test_a_forks_pull_request_gets_the_notice_then_the_maintainers_plan_in_one_comment(
     runner: FakeRunner, github: FakeGitHub
 ) -> None:
-    state = github.state
-    state["open_pulls"] = [{"number": 9, "head": {"label": "mallory:patch-1", "sha": FORK_SHA}}]
-    github.save(state)
+    _fork_pull_open(github)
 
     notice = runner.script("fork-notice.sh", _fork_run(github, runner))
     assert notice.returncode == 0, notice.stderr
@@ -521,9 +526,7 @@ def test_the_fork_notice_takes_nothing_from_the_fork_but_checked_values(
     runner: FakeRunner, github: FakeGitHub, tmp_path: Path
 ) -> None:
     hostile = 'x";touch "$PWNED";echo "$(touch $PWNED)`touch $PWNED`'
-    state = github.state
-    state["open_pulls"] = [{"number": 9, "head": {"label": f"mallory:{hostile}", "sha": FORK_SHA}}]
-    github.save(state)
+    _fork_pull_open(github, f"mallory:{hostile}")
     pwned = tmp_path / "pwned"
 
     branch = runner.script(
@@ -868,9 +871,7 @@ def _upsert(runner: FakeRunner, github: FakeGitHub, body: Path) -> subprocess.Co
 def test_the_fork_notice_replaces_only_its_own_callers_comment(
     runner: FakeRunner, github: FakeGitHub
 ) -> None:
-    state = github.state
-    state["open_pulls"] = [{"number": 7, "head": {"label": "mallory:patch-1", "sha": FORK_SHA}}]
-    github.save(state)
+    _fork_pull_open(github, number=7)
     _, prod_env = _caller_plan(runner, github, PROD_REF, "prod", "Products")
     assert runner.script("comment.sh", {**prod_env, "PULL_REQUEST": "7"}).returncode == 0
     run = _fork_run(
@@ -1129,9 +1130,7 @@ def test_the_fork_notice_of_odd_event_values_posts_once_with_a_checked_key(
     runner: FakeRunner, github: FakeGitHub, event: dict[str, str]
 ) -> None:
     label = "mallory:" + event.get("head_branch", "patch-1")
-    state = github.state
-    state["open_pulls"] = [{"number": 9, "head": {"label": label, "sha": FORK_SHA}}]
-    github.save(state)
+    _fork_pull_open(github, label)
     done = runner.script("fork-notice.sh", _fork_run(github, runner, **event))
     assert done.returncode == 0, done.stderr
     _no_forged_command(done)
@@ -1147,9 +1146,7 @@ def test_the_fork_notice_of_odd_event_values_posts_once_with_a_checked_key(
 def test_a_workflow_name_no_workflow_has_stops_the_fork_notice_unposted(
     runner: FakeRunner, github: FakeGitHub
 ) -> None:
-    state = github.state
-    state["open_pulls"] = [{"number": 9, "head": {"label": "mallory:patch-1", "sha": FORK_SHA}}]
-    github.save(state)
+    _fork_pull_open(github)
     odd = {"plan_workflow": "a\r::error::forged `touch pwned`"}
     done = runner.script("fork-notice.sh", _fork_run(github, runner, **odd))
     assert done.returncode == 1 and "--workflow is not a workflow name" in done.stderr

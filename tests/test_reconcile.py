@@ -326,6 +326,22 @@ def _rejected(clock: FakeClock) -> reconcile.Connection:
     )
 
 
+def _held_load(monkeypatch: pytest.MonkeyPatch) -> tuple[threading.Event, threading.Event]:
+    """Loading waits until the first event is set (at most 5 s); the second says it ended."""
+    released, ended = threading.Event(), threading.Event()
+    real_load = loader.load
+
+    def held(*args: Any, **kwargs: Any) -> LoadedState:
+        released.wait(timeout=5)
+        try:
+            return real_load(*args, **kwargs)
+        finally:
+            ended.set()
+
+    monkeypatch.setattr(loader, "load", held)
+    return released, ended
+
+
 def test_a_listing_that_fails_is_told_without_waiting_for_the_files_unless_they_fail_soon(
     fake_clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -333,17 +349,8 @@ def test_a_listing_that_fails_is_told_without_waiting_for_the_files_unless_they_
 
     monkeypatch.setattr(reconcile, "LOADING_GRACE_AFTER_LISTING_FAILED", 0.05)
     rejected = _rejected(fake_clock)
-    released, loaded = threading.Event(), threading.Event()
     real_load = loader.load
-
-    def slow_load(*args: Any, **kwargs: Any) -> LoadedState:
-        released.wait(timeout=5)  # a large file, still loading when the 401 comes
-        try:
-            return real_load(*args, **kwargs)
-        finally:
-            loaded.set()
-
-    monkeypatch.setattr(loader, "load", slow_load)
+    released, loaded = _held_load(monkeypatch)  # a large file, still loading at the 401
     try:
         with pytest.raises(AuthError, match="401"):
             asyncio.run(reconcile.plan_files([DESIRED], rejected, environ={}))
@@ -371,17 +378,7 @@ def test_a_load_that_fails_after_the_listing_failed_is_dropped_without_a_word(
 
     monkeypatch.setattr(reconcile, "LOADING_GRACE_AFTER_LISTING_FAILED", 0.01)
     rejected = _rejected(fake_clock)
-    released, failed = threading.Event(), threading.Event()
-    real_load = loader.load
-
-    def late_failing_load(*args: Any, **kwargs: Any) -> LoadedState:
-        released.wait(timeout=5)
-        try:
-            return real_load(*args, **kwargs)
-        finally:
-            failed.set()
-
-    monkeypatch.setattr(loader, "load", late_failing_load)
+    released, failed = _held_load(monkeypatch)
     unhandled: list[dict[str, Any]] = []
 
     async def plan_then_go_on() -> str:
@@ -894,21 +891,26 @@ def test_a_saved_plan_without_its_mac_is_refused_before_any_write(
     assert fake_clock.elapsed < 30.0  # not waited for its deploy unless asked
 
 
+def _disabling(tmp_path: Path, connection: reconcile.Connection) -> reconcile.PlanResult:
+    """The site applied, then a plan of its file disabling it."""
+    asyncio.run(reconcile.apply_with_report(_made(tmp_path, connection).plan, connection))
+    file = tmp_path / "sources.yaml"
+    file.write_text(ONE_SITE + "    enabled: false\n", encoding="utf-8")
+    return asyncio.run(reconcile.plan_files([file], connection, environ=ENVIRON))
+
+
 def test_a_refusal_of_a_plan_made_from_files_is_located_at_the_source_it_concerns(
     tmp_path: Path, fake_clock: FakeClock
 ) -> None:
     _, connection = _emulated(fake_clock)
-    asyncio.run(reconcile.apply_with_report(_made(tmp_path, connection).plan, connection))
-    file = tmp_path / "sources.yaml"
-    file.write_text(ONE_SITE + "    enabled: false\n", encoding="utf-8")
-    made = asyncio.run(reconcile.plan_files([file], connection, environ=ENVIRON))
+    made = _disabling(tmp_path, connection)
     to_apply = PlanToApply(made.plan, made)
 
     with pytest.raises(ApplyRefused, match="--allow-disable") as caught:
         check_apply_policy(to_apply, ApplyRequest())
 
     [located] = caught.value.located
-    assert (located.file, located.line) == (str(file), 3)
+    assert (located.file, located.line) == (str(tmp_path / "sources.yaml"), 3)
     assert (
         located.message == 'source "Policy Site": the plan disables it; apply needs --allow-disable'
     )
@@ -1055,10 +1057,7 @@ def test_apply_with_report_disables_a_source_only_when_allowed(
 ) -> None:
     # The library's default is the CLI's: no --allow-disable, no disabling write.
     store, connection = _emulated(fake_clock)
-    asyncio.run(reconcile.apply_with_report(_made(tmp_path, connection).plan, connection))
-    file = tmp_path / "sources.yaml"
-    file.write_text(ONE_SITE + "    enabled: false\n", encoding="utf-8")
-    made = asyncio.run(reconcile.plan_files([file], connection, environ=ENVIRON))
+    made = _disabling(tmp_path, connection)
 
     with pytest.raises(ApplyRefused, match="--allow-disable"):
         asyncio.run(reconcile.apply_with_report(made.plan, connection, environ=ENVIRON))
