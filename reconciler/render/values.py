@@ -176,10 +176,10 @@ def adoption_names(adoption: Adoption) -> tuple[list[str], int]:
     return [source.name for source in shown_sources], adoption.count - len(shown_sources)
 
 
-# The report's words for an outcome where the plan's differ.
 # What the report lists of the sources --wait left: still deploying, or deleted meanwhile.
 WAIT_LEFT = "Not seen deployed when --wait ended"
 
+# The report's words for an outcome where the plan's differ.
 _SHOWN_OUTCOME: dict[Outcome, str] = {"stopped": "not attempted"}
 
 
