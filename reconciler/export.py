@@ -110,7 +110,8 @@ def exported_source(source: LiveSource, taken: set[str]) -> dict[str, Any]:
     Raises `ExportError` for a source of a type the file format does not have.
     """
     spec: dict[str, Any] = {"name": source.name, "id": source.id}
-    if not source.enabled:
+    # Unknown (not listed) is left unstated: a plan then leaves it as it is.
+    if source.enabled is False:
         spec["enabled"] = False
     model = DEPLOYMENT_MODELS.get(source.type or "")
     if model is None:

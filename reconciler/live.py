@@ -5,7 +5,8 @@ keeps only what the reconciler reads, and `deployment` is kept as returned, beca
 planner compares only the attributes the spec models know. `secure_url_token` is a
 secret the reconciler never needs, so it is not kept at all. A listed source may lack
 parts of what the reference promises (seen in the wild): a missing or null attribute
-takes its default instead of failing the whole listing.
+takes its default instead of failing the whole listing, except `enabled`: omitted or null,
+it is unknown (None), never read as a default the source may not have.
 """
 
 from __future__ import annotations
@@ -29,12 +30,12 @@ class LiveSource(BaseModel):
 
     id: str
     name: str = ""
-    enabled: bool = True
+    enabled: bool | None = None
     deployment_status: str | None = None
     date_deployed: int | None = None
     deployment: dict[str, Any] = Field(default_factory=dict)
 
-    @field_validator("name", "enabled", "deployment", mode="before")
+    @field_validator("name", "deployment", mode="before")
     @classmethod
     def _null_is_default(cls, value: Any, info: ValidationInfo) -> Any:
         if value is None:

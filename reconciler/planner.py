@@ -1242,14 +1242,23 @@ def _compare(
             Change(path=f"deployment.{name}", before=WRITE_ONLY, after=None) for name in cleared
         ]
 
+    # None: the listing did not say, and the file ignores it (left as it is).
     enabled = live.enabled if "enabled" in ignored else spec.enabled
-    if enabled != live.enabled:
+    writes_deployment = bool(changed or secrets.send or cleared or annotation_change)
+    if live.enabled is not None and enabled != live.enabled:
         changes.append(Change(path="enabled", before=live.enabled, after=enabled))
+    elif (
+        live.enabled is None
+        and enabled is not None
+        and ("enabled" in spec.model_fields_set or renames or writes_deployment)
+    ):
+        # Unknown: written when the file states it, or with another write (a disabled
+        # source refuses one unless it also says `enabled: true`).
+        changes.append(Change(path="enabled", before=NOT_RETURNED, after=enabled))
 
     notices = _notices(spec, live, secrets)
     if outside:
         notices += _encrypted_notices(spec, live, outside)
-    writes_deployment = bool(changed or secrets.send or cleared or annotation_change)
     live_owner = annotation.marker.owner if annotation.marker is not None else None
     # The owner is recorded by any write that can carry the marker; taking a source over
     # is a write of its own.
@@ -1282,7 +1291,8 @@ def _compare(
     pending = annotation.marker is not None and annotation.marker.pending_disable
     writes = _enabled_writes(first, live_enabled=live.enabled, enabled=enabled)
     marker = secrets.marker(owner)
-    if writes and not enabled and (pending or not live.enabled):
+    # Enabled for the change, then disabled again (or finishing such a change).
+    if writes and enabled is False and (pending or writes[0].get("enabled") is True):
         own_text = "deployment.annotation" not in ignored
         writes = _kill_safe(writes, _annotation_write(deployment, text, own_text=own_text))
         # Two writes: the enabling one records the pending disable, the last clears it.
@@ -1294,7 +1304,8 @@ def _compare(
         source=spec.name,
         id=live.id,
         changes=_sorted_changes(_hide_referenced(deployment, changes)),
-        destructive=live.enabled and not enabled and not pending,
+        # Unknown counts as enabled: the disable may stop a source that serves images.
+        destructive=live.enabled is not False and enabled is False and not pending,
         writes=writes,
         depends_on=[],
         live_fingerprint=live.fingerprint(),
@@ -1337,7 +1348,7 @@ def _risks(
     enabled = by_path.get("enabled")
     if (
         enabled is not None
-        and enabled.before is True
+        and enabled.before is not False  # unknown (not returned) counts
         and enabled.after is False
         and not pending_disable
     ):
@@ -1618,14 +1629,19 @@ def _cleared_secrets(
 
 
 def _enabled_writes(
-    first: dict[str, JsonValue], *, live_enabled: bool, enabled: bool
+    first: dict[str, JsonValue], *, live_enabled: bool | None, enabled: bool | None
 ) -> list[dict[str, JsonValue]]:
-    """Order the writes around `enabled`: a disabled source accepts changes only when enabled."""
+    """Order the writes around `enabled`: a disabled source accepts changes only when enabled.
+
+    None is unknown: for `live_enabled`, maybe disabled (so enabled first) and maybe
+    enabled (so disabled after); for `enabled`, left as it is (ignored and not listed)."""
+    if enabled is None:
+        return [first] if first else []
     other = bool(first)
-    if not live_enabled and (other or enabled):
+    if live_enabled is not True and (other or enabled):
         first = {"enabled": True, **first}
     writes = [first] if first else []
-    if not enabled and (other or live_enabled):
+    if not enabled and (other or live_enabled is not False):
         writes.append({"enabled": False})
     return writes
 
@@ -1661,7 +1677,7 @@ def _adoption_updates(spec: SourceSpec, live: LiveSource) -> int:
     sends_web_secret = bool(web_secrets) and not encrypted_fields(
         type(spec.deployment)
     ).keys().isdisjoint(declared_secrets(spec.deployment))
-    return 1 + (not enabled) + sends_web_secret
+    return 1 + (enabled is False) + sends_web_secret
 
 
 def _adoption(refs: list[SourceRef], updates: int, options: PlanOptions) -> Adoption | None:

@@ -64,6 +64,14 @@ def test_export_omits_defaults_annotation_and_unknown_attributes() -> None:
     assert archive["enabled"] is False
 
 
+def test_export_states_enabled_only_when_the_listing_says_false() -> None:
+    # BLOG's listing does not say (unknown): stating `false` would disable it on the next
+    # apply, and stating `true` would write it on every plan while listings stay silent.
+    for listed in (BLOG, BLOG.model_copy(update={"enabled": True})):
+        (spec,) = export_document([listed])["sources"]
+        assert "enabled" not in spec
+
+
 def test_secret_variable_names_are_unique_per_source() -> None:
     twin = BLOG.model_copy(update={"id": "c" * 24})
     names = [s["deployment"]["password"]["env"] for s in export_document([BLOG, twin])["sources"]]

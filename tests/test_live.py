@@ -71,11 +71,14 @@ def test_a_missing_or_null_attribute_takes_its_default(missing: str) -> None:
     )
 
 
-def test_a_listing_that_omits_name_and_enabled_reads_an_enabled_unnamed_source() -> None:
-    # The API's documented defaults: a source it lists without `enabled` serves images.
-    live = LiveSource.from_resource({"id": "f" * 24, "attributes": {"deployment": {}}})
+@pytest.mark.parametrize("enabled", [{}, {"enabled": None}], ids=["omitted", "null"])
+def test_a_listing_that_omits_enabled_reads_it_unknown_never_a_default(
+    enabled: dict[str, Any],
+) -> None:
+    # A key a listing omits is unknown (product.md): the source may well be disabled.
+    live = LiveSource.from_resource({"id": "f" * 24, "attributes": {"deployment": {}, **enabled}})
 
-    assert live.enabled is True
+    assert live.enabled is None
     assert live.name == ""
     assert live.deployment == {}
 

@@ -823,6 +823,99 @@ def test_unchanged_disabled_source_is_left_alone() -> None:
     assert plan(desired(spec), [live_of(spec, enabled=False)], OPTIONS).actions == []
 
 
+# A listing that does not say whether a source is enabled (omitted or null): unknown.
+def _enabled_unknown(live: LiveSource) -> LiveSource:
+    return live.model_copy(update={"enabled": None})
+
+
+def test_enabled_a_listing_omits_is_no_difference_when_the_file_is_silent() -> None:
+    live = _enabled_unknown(live_of(s3_spec()))
+    assert plan(desired(s3_spec()), [live], OPTIONS).actions == []
+    ignoring = s3_spec(enabled=False, ignore_changes=["enabled"])
+    assert plan(desired(ignoring), [live], OPTIONS).actions == []
+
+
+def test_enabled_a_listing_omits_is_written_when_the_file_states_it() -> None:
+    live = _enabled_unknown(live_of(s3_spec()))
+    action = only(plan(desired(s3_spec(enabled=True)), [live], OPTIONS))
+    assert action.changes == [Change(path="enabled", before=NOT_RETURNED, after=True)]
+    assert action.writes == [{"enabled": True}]
+    assert not action.destructive and not action.risks
+
+
+def test_disabling_a_source_whose_enabled_is_unknown_is_a_disable() -> None:
+    # It may be serving images: --allow-disable and the blast radius count it.
+    live = _enabled_unknown(live_of(s3_spec()))
+    action = only(plan(desired(s3_spec(enabled=False)), [live], OPTIONS))
+    assert action.changes == [Change(path="enabled", before=NOT_RETURNED, after=False)]
+    assert action.writes == [{"enabled": False}]
+    assert action.destructive and "disables" in action.risks
+
+
+def test_a_change_to_a_source_whose_enabled_is_unknown_says_enabled_true() -> None:
+    # A disabled source refuses a change unless the write also enables it; the file
+    # (silent: enabled) wants it enabled, and the plan shows it.
+    live = _enabled_unknown(live_of(s3_spec()))
+    action = only(plan(desired(s3_spec(cache_ttl_value=1800)), [live], OPTIONS))
+    assert Change(path="enabled", before=NOT_RETURNED, after=True) in action.changes
+    (write,) = action.writes
+    assert write["enabled"] is True and "deployment" in write
+    # Ignored: never written, whatever it is.
+    ignoring = s3_spec(cache_ttl_value=1800, ignore_changes=["enabled"])
+    kept = only(plan(desired(ignoring), [live], OPTIONS))
+    (write,) = kept.writes
+    assert "enabled" not in write and "enabled" not in paths(kept)
+
+
+def test_a_change_to_a_source_the_file_disables_and_whose_enabled_is_unknown() -> None:
+    # Enabled for the change (recording the pending disable), then disabled: right
+    # whether it was enabled or disabled, and counted as a disable.
+    live = _enabled_unknown(live_of(s3_spec()))
+    action = only(plan(desired(s3_spec(enabled=False, cache_ttl_value=1800)), [live], OPTIONS))
+    assert [w["enabled"] for w in action.writes] == [True, False]
+    enabling, disabling = (_marker_of(as_sent(action, index)) for index in range(2))
+    assert enabling is not None and enabling.pending_disable
+    assert disabling is not None and not disabling.pending_disable
+    assert action.destructive and "disables" in action.risks
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_apply_converges_on_sources_whose_listing_omits_enabled(enabled: bool) -> None:
+    # Was: read as enabled, so a change to a disabled source was sent without
+    # `enabled: true` and refused (400), and a disabled one the file leaves silent stayed so.
+    store = SourceStore(
+        limits=RateLimits(per_second=None, creates_per_hour=None, updates_per_hour=None),
+        deploy_delay=0,
+        omitted=frozenset({"enabled"}),
+    )
+    spec = s3_spec(enabled=enabled)
+    deployment = {k: v for k, v in spec["deployment"].items() if k != "s3_secret_key"}
+    created = store.create_source(
+        {
+            "name": spec["name"],
+            "enabled": False,
+            "deployment": {**deployment, "s3_secret_key": S3_SECRET},
+        }
+    )
+    wanted = desired({**spec, "deployment": {**spec["deployment"], "cache_ttl_value": 1800}})
+    environ = {"S3_SECRET_KEY": S3_SECRET}
+
+    async def run() -> tuple[Plan, Any]:
+        async with _client(store) as client:
+            first = plan(wanted, await client.list_sources(), OPTIONS)
+            report = await apply_plan(
+                first, client, resolver=SecretResolver(environ), permissions=RAILS_LIFTED
+            )
+            return first, report
+
+    first, report = asyncio.run(run())
+    assert report.ok, report.failed
+    stored = store.sources[created["id"]]
+    assert stored.enabled is enabled
+    assert stored.deployment["cache_ttl_value"] == 1800
+    assert only(first).destructive is not enabled
+
+
 def test_patch_records_the_live_fingerprint() -> None:
     live = live_of(s3_spec(), deployment={"cache_ttl_value": 86400})
     assert only(plan(desired(s3_spec()), [live], OPTIONS)).live_fingerprint == live.fingerprint()
@@ -1311,15 +1404,19 @@ def _generation(draw: Any, count: int, ids: list[str] | None) -> _Generation:
         kind = draw(st.sampled_from(TYPES))
         source: dict[str, Any] = {
             "name": draw(st.sampled_from([f"Source {index}", f"Renamed {index}"])),
-            "enabled": draw(st.booleans()),
+            "enabled": draw(st.sampled_from([True, False, None])),  # None: not stated
             "mode": draw(st.sampled_from(["manage", "manage", "observe", "protect"])),
             "deployment": _deployment(kind, index, draw, environ)
             | {"imgix_subdomains": list(groups[index])},
         }
+        if source["enabled"] is None:
+            del source["enabled"]
         if ids is not None and index < len(ids):
             source["id"] = ids[index]
             source["ignore_changes"] = draw(
-                st.lists(st.sampled_from(["name", "deployment.default_params"]), unique=True)
+                st.lists(
+                    st.sampled_from(["name", "enabled", "deployment.default_params"]), unique=True
+                )
             )
         sources.append(source)
     owner = draw(st.sampled_from([None, "team-a", "team-b"]))
@@ -1437,6 +1534,15 @@ def test_applying_a_plan_to_the_emulator_then_planning_again_changes_nothing(
         store.dashboard_redeploy(source_id, {})
     extra = data.draw(st.integers(0, min(2, 7 - count)), label="new sources")
     changed = data.draw(_generation(count + extra, ids), label="changed")
+    # Listings that never say whether a source is enabled: unknown. Left out where the file
+    # states it (written on every plan then, as any key a listing omits) or ignores it (a
+    # change to it is sent without `enabled: true`, refused if it is disabled: it may be
+    # disabled on purpose, and the plan cannot know whether to disable it again).
+    said = [
+        s for s in changed.desired.sources if {"enabled"} & {*s.model_fields_set, *s.ignore_changes}
+    ]
+    if not said and data.draw(st.booleans(), label="listings omit enabled"):
+        store.omitted = frozenset({"enabled"})
     try:
         _, again = asyncio.run(_plan_and_apply(store, changed))
     except PlanError as error:

@@ -125,6 +125,7 @@ class SourceStore:
         max_page_size: int = 100,
         pagination_meta: bool = True,
         omit_unset: bool = False,
+        omitted: frozenset[str] = frozenset(),
     ) -> None:
         self.clock = clock
         self.deploy_delay = deploy_delay
@@ -135,6 +136,8 @@ class SourceStore:
         self.pagination_meta = pagination_meta
         # Answer like real listings do: deployment keys without a value are left out.
         self.omit_unset = omit_unset
+        # Top-level attributes the answers leave out (tests: a listing that does not say).
+        self.omitted = omitted
         # Each field's hostnames -> the ids of the sources holding them (more than one only
         # after a dashboard redeploy, which skips the checks): a check costs O(names sent).
         self._holders: dict[str, dict[str, set[str]]] = {name: {} for name in HOSTNAME_LABELS}
@@ -239,6 +242,8 @@ class SourceStore:
                 for key, value in attributes["deployment"].items()
                 if value is not None and value != [] and value != {}
             }
+        for key in self.omitted:
+            attributes.pop(key, None)
         if source.secure_url_token is not None:
             attributes["secure_url_token"] = source.secure_url_token
         return {"id": source.id, "type": "sources", "attributes": attributes}
