@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import sys
 import time
 import zlib
@@ -86,6 +87,8 @@ JSON_API = "application/vnd.api+json"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 # How many times one write waits for an hourly budget other clients keep spending.
 BUDGET_WAITS = 3
+# A wait asked past a day is shown as such: an hourly window is a real figure, years are not.
+LONGEST_SHOWN_WAIT = 86400.0
 # A create answered with one of these may have been committed before the server failed.
 UNKNOWN_OUTCOME_STATUSES = frozenset({500, 502, 503, 504})
 # How the API may refuse a hostname another source holds: 400 is what the emulator says,
@@ -905,11 +908,10 @@ class ImgixClient:
         remaining = budget.deadline_at - self._clock()
         # Checked before holding the pacer: a Retry-After past the deadline must not stall
         # every other request for longer than this one would have waited.
-        if wait > remaining:
+        if wait > remaining or not math.isfinite(wait):
             raise DeadlineExceeded(
                 f"Gave up on {method} /api/v1/{path} after {budget.attempt} attempts: "
-                f"waiting {wait:.1f}s more would pass the {self._retry.deadline:g}s "
-                f"deadline. Last error: {error}",
+                f"{self._too_long(wait, asked)}. Last error: {error}",
                 error,
             ) from error
         logger.debug(
@@ -924,6 +926,15 @@ class ImgixClient:
         if isinstance(outcome, httpx.Response) and outcome.status_code == 429:
             self._pacer.hold(wait)
         await self._pacer.pause(wait)
+
+    def _too_long(self, wait: float, asked: float | None) -> str:
+        """Why `wait` is not waited; a server's absurd figure is not echoed back."""
+        deadline = self._retry.deadline
+        if not math.isfinite(wait):
+            return "the server asked to wait without end"
+        if asked is not None and wait > LONGEST_SHOWN_WAIT:
+            return f"the server asked to wait more than a day, past the {deadline:g}s deadline"
+        return f"waiting {wait:.1f}s more would pass the {deadline:g}s deadline"
 
     def _live(self, resource: object, method: str, source_id: str | None = None) -> LiveSource:
         if not isinstance(resource, dict) or not isinstance(resource.get("id"), str):

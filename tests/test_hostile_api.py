@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import math
 import os
 import re
 import signal
@@ -38,6 +39,7 @@ from reconciler.client import (
     MAX_SOURCES,
     ApiError,
     ClientError,
+    DeadlineExceeded,
     ImgixClient,
     LimitExceeded,
     Pacing,
@@ -924,4 +926,34 @@ def test_a_refused_create_asking_an_absurd_wait_gives_up_in_bounded_requests_and
 
     assert [request.method for request in api.received] == ["POST"] * posts
     assert fake_clock.elapsed < 3 * 3600
-    assert "unknown" not in str(caught.value)  # refused: it did not land
+    message = str(caught.value)
+    assert "unknown" not in message  # refused: it did not land
+    # The asked wait is not echoed as `infs`, `nans` or three years in seconds.
+    assert not re.search(r"\b(inf|nan)|99999999|-5", message, re.IGNORECASE), message
+    if posts == 1:
+        assert isinstance(caught.value, DeadlineExceeded)
+        asked = (
+            "without end" if retry_after == "1e999" else "more than a day, past the 120s deadline"
+        )
+        assert message.startswith(
+            f"Gave up on POST /api/v1/sources after 1 attempts: the server asked to wait {asked}. "
+            "Last error: imgix API 429 Too Many Requests"
+        ), message
+
+
+def test_an_endless_retry_after_is_not_waited_even_without_a_retry_deadline(
+    hostile: tuple[HostileApi, str], fake_clock: FakeClock
+) -> None:
+    # IMGIX_RETRY_DEADLINE=inf is accepted; a wait that never ends still is not a hang.
+    api, url = hostile
+    api.write_attack, api.retry_after = "retry_after", "1e999"
+
+    async def create() -> Any:
+        retry = RetryPolicy(deadline=math.inf)
+        async with client_for(url, fake_clock, retry=retry) as client:
+            return await client.create_source({"deployment": {"imgix_subdomains": ["fresh"]}})
+
+    with pytest.raises(DeadlineExceeded, match="the server asked to wait without end"):
+        asyncio.run(create())
+    assert [request.method for request in api.received] == ["POST"]
+    assert fake_clock.elapsed < 1.0
