@@ -65,7 +65,8 @@ from reconciler.pacing import (
     rate_limit_reset,
     retry_after,
 )
-from reconciler.specs import SOURCE_ID_PATTERN, all_secret_fields
+from reconciler.plan import same_json
+from reconciler.specs import HOSTNAME_FIELDS, SOURCE_ID_PATTERN, all_secret_fields
 from reconciler.untrusted import escaped
 
 __all__ = [
@@ -659,6 +660,7 @@ class ImgixClient:
         """The source claiming `subdomain`, looked up after a create's outcome was lost."""
         filters = {"filter[deployment.imgix_subdomains]": subdomain}
         lookup_budget = _Budget(budget.deadline_at)
+        claiming = []
         for resource in (await self._list_resources(filters, lookup_budget)).resources:
             attributes = resource.get("attributes")
             deployment = attributes.get("deployment") if isinstance(attributes, dict) else None
@@ -667,9 +669,13 @@ class ImgixClient:
             )
             # Check by hand as well, in case the server ignores the filter.
             if isinstance(subdomains, list) and subdomain in subdomains:
-                logger.debug("found the source a lost create made: %s", resource["id"])
-                return {"data": resource}
-        return None
+                claiming.append(resource)
+        if len(claiming) != 1:
+            # A subdomain is one source's: a listing showing it on several cannot say which
+            # one the create made, and a guess would report (and write to) another source.
+            return None
+        logger.debug("found the source a lost create made: %s", claiming[0]["id"])
+        return {"data": claiming[0]}
 
     # ----------------------------------------------------------------------- requests
 
@@ -992,8 +998,9 @@ def _first_subdomain(attributes: Mapping[str, Any]) -> str | None:
 def _made_by(resource: Mapping[str, Any], attributes: Mapping[str, Any]) -> bool:
     """Whether a listed source can be the one a create of `attributes` made.
 
-    Its name, type and annotation (which carries the marker: owner and fingerprints) are
-    those sent, where the listing shows them; the other values the API may normalise.
+    Its name is the one sent, and so is every value sent that the listing shows (the
+    origin, the annotation with its marker: owner and fingerprints), hostnames in any
+    order; secrets are never shown. A value the API normalised leaves it unknown.
     """
     listed = resource.get("attributes")
     if not isinstance(listed, Mapping):
@@ -1004,8 +1011,16 @@ def _made_by(resource: Mapping[str, Any], attributes: Mapping[str, Any]) -> bool
     if not isinstance(sent, Mapping) or not isinstance(have, Mapping):
         return True
     return all(
-        have[key] == sent[key] for key in ("type", "annotation") if key in sent and key in have
+        _same_value(key, sent[key], have[key])
+        for key in sent
+        if key in have and key not in SECRET_ATTRIBUTES
     )
+
+
+def _same_value(key: str, sent: Any, have: Any) -> bool:
+    if key in HOSTNAME_FIELDS and isinstance(sent, list) and isinstance(have, list):
+        return sorted(map(str, sent)) == sorted(map(str, have))
+    return same_json(sent, have)
 
 
 def _asked_wait(outcome: httpx.Response | httpx.TransportError) -> float | None:

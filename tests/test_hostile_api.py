@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 from conftest import FakeClock
 from console import child_env, invoke, output_of, run_cli
-from hostile_server import FORGED, HOSTILE_TEXT, HostileApi, serving
+from hostile_server import FORGED, HOSTILE_TEXT, LOOKUP_IDS, HostileApi, Lookup, serving
 from ruamel.yaml import YAML
 
 from reconciler.client import (
@@ -957,3 +957,43 @@ def test_an_endless_retry_after_is_not_waited_even_without_a_retry_deadline(
         asyncio.run(create())
     assert [request.method for request in api.received] == ["POST"]
     assert fake_clock.elapsed < 1.0
+
+
+# --------------------------------------------------------------------------- lost creates
+
+FRESH_ONLY = WRITE_DESIRED[WRITE_DESIRED.index("  - name: Fresh") :]
+
+
+@pytest.mark.parametrize("lookup", ["honest", "other_origin", "other_owner", "twice", "omitted"])
+def test_a_lost_create_found_in_a_lying_listing_is_unknown_never_another_source(
+    hostile: tuple[HostileApi, str], fake_clock: FakeClock, tmp_path: Path, lookup: Lookup
+) -> None:
+    # The create landed but its answer was lost; a retry is refused for the taken subdomain.
+    # Only a listing that shows that source once, as sent, proves it applied: any other
+    # answer leaves it unknown, and no write goes to a source the listing made up.
+    from reconciler.reconcile import Connection, apply_with_report, plan_files
+
+    api, url = hostile
+    api.page_size, api.write_attack, api.lookup = 2, "lost_create", lookup
+    desired = tmp_path / "sources.yaml"
+    desired.write_text("version: 1\nsources:\n" + FRESH_ONLY, encoding="utf-8")
+    environ = {"WRITE_S3_SECRET": WRITE_SECRET}
+    connection = Connection(
+        url, EMULATOR_API_KEY, pacing=UNPACED, clock=fake_clock, sleep=fake_clock.sleep
+    )
+
+    async def apply() -> Any:
+        made = await plan_files([desired], connection, secrets_optional=False, environ=environ)
+        return await apply_with_report(made.plan, connection, environ=environ)
+
+    (result,) = asyncio.run(apply()).results
+
+    writes = [(r.method, r.path) for r in api.received if r.method != "GET"]
+    if lookup == "honest":
+        assert (result.outcome, result.source_id, result.error) == ("applied", LOOKUP_IDS[0], None)
+        assert writes == [("POST", "/api/v1/sources")]
+        return
+    assert result.outcome == "failed" and result.source_id is None, result
+    assert result.error is not None and result.error.endswith(MAY_HAVE_LANDED), result.error
+    assert writes == [("POST", "/api/v1/sources")] * 2  # the lost one, the refused retry
+    assert WRITE_SECRET not in result.error
