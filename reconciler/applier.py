@@ -34,7 +34,7 @@ from reconciler.plan import Action, Plan, same_json
 from reconciler.rails import Permissions as Permissions
 from reconciler.rails import check_permissions
 from reconciler.references import UnreadableReference
-from reconciler.report import DONE, Outcome
+from reconciler.report import DONE, NotDeployed, Outcome
 from reconciler.report import ActionResult as ActionResult
 from reconciler.report import ApplyReport as ApplyReport
 from reconciler.secrets import recorded_encrypted, stamped
@@ -524,6 +524,13 @@ def _result(
 SETTLED_STATUSES = frozenset({"deployed", "disabled", "deleted"})
 
 
+class WaitEnd(NamedTuple):
+    """The sources `--wait` did not see deployed, and why it gave up on those it did."""
+
+    still_deploying: list[str]
+    given_up: dict[str, NotDeployed]
+
+
 async def wait_until_deployed(
     api: SourcesApi,
     source_ids: Sequence[str],
@@ -534,18 +541,18 @@ async def wait_until_deployed(
     on_status: Callable[[LiveSource], None] | None = None,
     on_gave_up: Callable[[str], None] | None = None,
     stop: Stop | None = None,
-) -> list[str]:
+) -> WaitEnd:
     """Poll while sources are deploying; the ids not deployed at `timeout` or a stop.
 
     A poll that fails (the API down) ends the wait, not the run: the writes are made and
     their report must come out. A source gone (404) or deleted will never deploy: it is
     given up on, the others polled on. `on_gave_up` hears why; the ids not seen deployed
-    (or disabled) are returned. Past the `stop`'s deadline the wait ends as a stop
-    request would: `stop.reason` then says so.
+    (or disabled) are returned, with why for those given up on. Past the `stop`'s
+    deadline the wait ends as a stop request would: `stop.reason` then says so.
     """
     stop = stop or Stop()
     pending = list(dict.fromkeys(source_ids))
-    given_up: list[str] = []
+    given_up: dict[str, NotDeployed] = {}
     waited = 0.0
     finished = asyncio.Event()
     while pending:
@@ -560,7 +567,7 @@ async def wait_until_deployed(
             elif not isinstance(answer, Exception):
                 raise answer  # a cancellation, an exit: not the poll's to swallow
             elif isinstance(answer, ApiError) and answer.status == 404:
-                given_up.append(source_id)
+                given_up[source_id] = "gone"
                 _tell(on_gave_up, answer)
             else:  # after the writes, nothing may swallow their report
                 failed[source_id] = answer
@@ -572,7 +579,8 @@ async def wait_until_deployed(
         deleted = [s.id for s in sources if s.deployment_status == "deleted"]
         if deleted and on_gave_up is not None:
             on_gave_up(f"deleted while deploying: {', '.join(deleted)}")
-        given_up += deleted
+        given_up.update(dict.fromkeys(deleted, "deleted"))
+        given_up.update(dict.fromkeys(failed, "unknown"))
         pending = [s.id for s in sources if s.deployment_status not in SETTLED_STATUSES]
         pending += failed
         if failed or not pending or waited >= timeout or stop.reason is not None:
@@ -584,7 +592,8 @@ async def wait_until_deployed(
         if stop.reason is not None:
             break
     left = {*given_up, *pending}
-    return [source_id for source_id in dict.fromkeys(source_ids) if source_id in left]
+    ordered = [source_id for source_id in dict.fromkeys(source_ids) if source_id in left]
+    return WaitEnd(ordered, {i: given_up[i] for i in ordered if i in given_up})
 
 
 def _tell(on_gave_up: Callable[[str], None] | None, error: Exception) -> None:

@@ -28,7 +28,6 @@ from reconciler.errors import (
     EXIT_ERROR,
     EXIT_OK,
     EXIT_PARTIAL,
-    ExportError,
     ReconcilerError,
 )
 from reconciler.render import FORMATS
@@ -390,11 +389,8 @@ def _exit_codes(files: Sequence[Path] = ()) -> Iterator[None]:
                 command = context.info_name if context and context.info_name else "validate"
                 _stderr_line(summarize(error.errors, [str(f) for f in files], command=command))
         else:
-            # Export's problems, one per source, each get a line: it escapes the outside
-            # text they quote, so a line break there is its own.
-            lines = str(error).split("\n") if isinstance(error, ExportError) else [str(error)]
-            for line in lines:
-                _stderr_line(f"error: {line}")
+            for problem in error.problems:
+                _stderr_line(f"error: {problem}")
             github.annotate_message(str(error))
         raise SystemExit(error.exit_code) from None
     except OSError as error:

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import sys
 import time
 import zlib
@@ -64,7 +65,8 @@ from reconciler.pacing import (
     rate_limit_reset,
     retry_after,
 )
-from reconciler.specs import SOURCE_ID_PATTERN, all_secret_fields
+from reconciler.plan import same_json
+from reconciler.specs import HOSTNAME_FIELDS, SOURCE_ID_PATTERN, all_secret_fields
 from reconciler.untrusted import escaped
 
 __all__ = [
@@ -86,6 +88,8 @@ JSON_API = "application/vnd.api+json"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 # How many times one write waits for an hourly budget other clients keep spending.
 BUDGET_WAITS = 3
+# A wait asked past a day is shown as such: an hourly window is a real figure, years are not.
+LONGEST_SHOWN_WAIT = 86400.0
 # A create answered with one of these may have been committed before the server failed.
 UNKNOWN_OUTCOME_STATUSES = frozenset({500, 502, 503, 504})
 # How the API may refuse a hostname another source holds: 400 is what the emulator says,
@@ -656,6 +660,7 @@ class ImgixClient:
         """The source claiming `subdomain`, looked up after a create's outcome was lost."""
         filters = {"filter[deployment.imgix_subdomains]": subdomain}
         lookup_budget = _Budget(budget.deadline_at)
+        claiming = []
         for resource in (await self._list_resources(filters, lookup_budget)).resources:
             attributes = resource.get("attributes")
             deployment = attributes.get("deployment") if isinstance(attributes, dict) else None
@@ -664,9 +669,13 @@ class ImgixClient:
             )
             # Check by hand as well, in case the server ignores the filter.
             if isinstance(subdomains, list) and subdomain in subdomains:
-                logger.debug("found the source a lost create made: %s", resource["id"])
-                return {"data": resource}
-        return None
+                claiming.append(resource)
+        if len(claiming) != 1:
+            # A subdomain is one source's: a listing showing it on several cannot say which
+            # one the create made, and a guess would report (and write to) another source.
+            return None
+        logger.debug("found the source a lost create made: %s", claiming[0]["id"])
+        return {"data": claiming[0]}
 
     # ----------------------------------------------------------------------- requests
 
@@ -905,11 +914,10 @@ class ImgixClient:
         remaining = budget.deadline_at - self._clock()
         # Checked before holding the pacer: a Retry-After past the deadline must not stall
         # every other request for longer than this one would have waited.
-        if wait > remaining:
+        if wait > remaining or not math.isfinite(wait):
             raise DeadlineExceeded(
                 f"Gave up on {method} /api/v1/{path} after {budget.attempt} attempts: "
-                f"waiting {wait:.1f}s more would pass the {self._retry.deadline:g}s "
-                f"deadline. Last error: {error}",
+                f"{self._too_long(wait, asked)}. Last error: {error}",
                 error,
             ) from error
         logger.debug(
@@ -924,6 +932,15 @@ class ImgixClient:
         if isinstance(outcome, httpx.Response) and outcome.status_code == 429:
             self._pacer.hold(wait)
         await self._pacer.pause(wait)
+
+    def _too_long(self, wait: float, asked: float | None) -> str:
+        """Why `wait` is not waited; a server's absurd figure is not echoed back."""
+        deadline = self._retry.deadline
+        if not math.isfinite(wait):
+            return "the server asked to wait without end"
+        if asked is not None and wait > LONGEST_SHOWN_WAIT:
+            return f"the server asked to wait more than a day, past the {deadline:g}s deadline"
+        return f"waiting {wait:.1f}s more would pass the {deadline:g}s deadline"
 
     def _live(self, resource: object, method: str, source_id: str | None = None) -> LiveSource:
         if not isinstance(resource, dict) or not isinstance(resource.get("id"), str):
@@ -981,8 +998,9 @@ def _first_subdomain(attributes: Mapping[str, Any]) -> str | None:
 def _made_by(resource: Mapping[str, Any], attributes: Mapping[str, Any]) -> bool:
     """Whether a listed source can be the one a create of `attributes` made.
 
-    Its name, type and annotation (which carries the marker: owner and fingerprints) are
-    those sent, where the listing shows them; the other values the API may normalise.
+    Its name is the one sent, and so is every value sent that the listing shows (the
+    origin, the annotation with its marker: owner and fingerprints), hostnames in any
+    order; secrets are never shown. A value the API normalised leaves it unknown.
     """
     listed = resource.get("attributes")
     if not isinstance(listed, Mapping):
@@ -993,8 +1011,16 @@ def _made_by(resource: Mapping[str, Any], attributes: Mapping[str, Any]) -> bool
     if not isinstance(sent, Mapping) or not isinstance(have, Mapping):
         return True
     return all(
-        have[key] == sent[key] for key in ("type", "annotation") if key in sent and key in have
+        _same_value(key, sent[key], have[key])
+        for key in sent
+        if key in have and key not in SECRET_ATTRIBUTES
     )
+
+
+def _same_value(key: str, sent: Any, have: Any) -> bool:
+    if key in HOSTNAME_FIELDS and isinstance(sent, list) and isinstance(have, list):
+        return sorted(map(str, sent)) == sorted(map(str, have))
+    return same_json(sent, have)
 
 
 def _asked_wait(outcome: httpx.Response | httpx.TransportError) -> float | None:

@@ -42,6 +42,11 @@ class ReconcilerError(Exception):
     exit_code: ClassVar[int] = EXIT_ERROR
     located: Sequence[LocatedError] = ()
 
+    @property
+    def problems(self) -> Sequence[str]:
+        """The problems to print, one `error:` line each: the message, unless it holds several."""
+        return (str(self),)
+
 
 class ConfigurationError(ReconcilerError):
     """The command cannot start: a missing key, a bad URL (exit 1)."""
@@ -64,7 +69,18 @@ class PlanFileError(ReconcilerError):
 
 
 class ExportError(ReconcilerError):
-    """Live sources the file format cannot express, or a file export must not write (exit 1)."""
+    """Live sources the file format cannot express, or a file export must not write (exit 1).
+
+    Export reports every source's problem at once, each a sentence of its own.
+    """
+
+    def __init__(self, *problems: str) -> None:
+        super().__init__("\n".join(problems))
+        self._problems = problems
+
+    @property
+    def problems(self) -> Sequence[str]:
+        return self._problems
 
 
 class ApplyRefused(ReconcilerError):

@@ -188,9 +188,9 @@ def _exported(
             spec = exported_source(source, taken)
             specs.append(_checked(source, spec, allow_unknown=allow_unknown))
         except ExportError as error:
-            problems.append(str(error))
+            problems.extend(error.problems)
     if problems:
-        raise ExportError("\n".join(problems))
+        raise ExportError(*problems)
     return specs
 
 
@@ -370,5 +370,5 @@ def _check_validates(text: str) -> None:
             # A message may name the file twice (a hostname's other source): both times.
             lines = [str(e).replace(str(path), "exported file") for e in error.errors]
             raise ExportError(
-                "the export would not pass validation:\n" + "\n".join(map(escaped, lines))
+                "the export would not pass validation:", *map(escaped, lines)
             ) from None

@@ -817,7 +817,7 @@ async def apply_with_report(
                 clock=connection.clock,
             )
             if wait and report.touched_ids and stop.reason is None:
-                pending = await wait_until_deployed(
+                left, given_up = await wait_until_deployed(
                     client,
                     report.touched_ids,
                     on_status=statuses,
@@ -825,7 +825,9 @@ async def apply_with_report(
                     sleep=connection.sleep,
                     stop=stop,
                 )
-                report = replace(report, still_deploying=pending, stopped=stop.reason)
+                report = replace(
+                    report, still_deploying=left, given_up=given_up, stopped=stop.reason
+                )
     finally:
         pacer.on_budget_wait = None
         pacer.stop = Stop()

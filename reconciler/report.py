@@ -10,6 +10,9 @@ from typing import Literal
 # applied, its source changed (or went) since the plan, which must be made again.
 Outcome = Literal["applied", "failed", "skipped", "stopped", "in effect", "stale"]
 DONE: frozenset[Outcome] = frozenset({"applied", "in effect"})
+# Why --wait did not see a source deployed: still deploying when the wait ended, its
+# status deleted, gone (the API answered 404), or unknown (its poll failed).
+NotDeployed = Literal["deploying", "deleted", "gone", "unknown"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,9 @@ class ApplyReport:
     # With --wait: ids of touched sources not seen deployed (or disabled) when the wait
     # ended: still deploying, deleted meanwhile, or unknown after a failed poll.
     still_deploying: list[str] = field(default_factory=list)
+    # Of those, the ones the wait gave up on before it ended, and why; the rest were still
+    # deploying. Kept apart so that a report made with `still_deploying` alone reads right.
+    given_up: dict[str, NotDeployed] = field(default_factory=dict)
 
     # Why the run stopped early (a signal, --max-duration), if it did.
     stopped: str | None = None
@@ -46,6 +52,15 @@ class ApplyReport:
     def ok(self) -> bool:
         """Whether every action applied (and, when waited for, deployed)."""
         return not self.failed and not self.still_deploying
+
+    def why_not_deployed(self, source_id: str) -> NotDeployed:
+        """Why `--wait` did not see a source of `still_deploying` deployed."""
+        return self.given_up.get(source_id, "deploying")
+
+    @property
+    def not_deployed(self) -> dict[str, NotDeployed]:
+        """Each source `--wait` did not see deployed, in report order, and why."""
+        return {i: self.why_not_deployed(i) for i in self.still_deploying}
 
     @property
     def touched_ids(self) -> list[str]:

@@ -47,6 +47,18 @@ Write attacks (`write_attack`, with the listing as `attack` says): each POST and
                     and `write_text` in its name
     drip            a 201 whose body comes one byte every `drip_interval` seconds
     retry_after     a 429 whose `Retry-After` is `retry_after`
+    lost_create     a create's first answer is lost (a 500 after it landed), each later
+                    one refuses the taken subdomain (409); the lookup listing that follows
+                    (filtered by subdomain) answers as `lookup` says. A patch is answered
+                    with source 0.
+
+Lies of the lookup after a lost create (`lookup`), each about the source the create sent:
+
+    honest          it, once: not a lie (the control)
+    other_origin    it, with another origin (`s3_bucket` or `webfolder_base_url`)
+    other_owner     it, with another owner in its marker
+    twice           it, under two ids
+    omitted         nothing
 """
 
 from __future__ import annotations
@@ -88,8 +100,19 @@ Attack = Literal[
     "hostile_text",
 ]
 WriteAttack = Literal[
-    "none", "error", "not_json", "other_source", "no_id", "echo", "drip", "retry_after"
+    "none",
+    "error",
+    "not_json",
+    "other_source",
+    "no_id",
+    "echo",
+    "drip",
+    "retry_after",
+    "lost_create",
 ]
+Lookup = Literal["honest", "other_origin", "other_owner", "twice", "omitted"]
+# The ids the lookup listing shows the created source under (twice: both).
+LOOKUP_IDS = (f"{777_777:024x}", f"{666_666:024x}")
 JSON_API = "application/vnd.api+json"
 FORGED = "\r\n::add-mask::hunter2\n::error file=sources.yaml,line=1::forged by the server\r"
 BILLION = 1_000_000_000
@@ -131,6 +154,9 @@ class HostileApi:
     write_status: int = 400
     write_text: str = FORGED
     retry_after: str = "0"
+    lookup: Lookup = "honest"
+    # The attributes of the first create the `lost_create` attack received.
+    created: dict[str, Any] | None = None
     received: list[ReceivedRequest] = field(default_factory=list)
     # The numbers of the sources the `moving` list holds now, in listing order.
     listed: list[int] = field(init=False)
@@ -150,6 +176,9 @@ class HostileApi:
         }
         self.received.append(ReceivedRequest(scope["method"], scope["path"], query, headers))
         page = int(query.get("page[number]", "0") or 0)
+        if self.write_attack == "lost_create" and "filter[deployment.imgix_subdomains]" in query:
+            await JSONResponse(self._lookup(), media_type=JSON_API)(scope, receive, send)
+            return
         if self.write_attack != "none" and scope["method"] in ("POST", "PATCH"):
             sent = await _json_body(receive)
             await self._write_response(scope["path"], sent)(scope, receive, send)
@@ -241,6 +270,12 @@ class HostileApi:
             return Response(status_code=429, headers=headers, media_type=JSON_API)
         if self.write_attack == "drip":
             return StreamingResponse(self._drip(), status_code=201, media_type=JSON_API)
+        if self.write_attack == "lost_create" and written is None:
+            if self.created is None:
+                self.created = data.get("attributes") or {}
+                return Response(status_code=500)  # it landed; the answer did not come
+            taken = {"status": "409", "title": "Conflict", "detail": "subdomain already taken"}
+            return JSONResponse({"errors": [taken]}, status_code=409, media_type=JSON_API)
         resource = _source(0)
         if self.write_attack == "other_source":
             resource["id"] = f"{888_888:024x}"
@@ -260,6 +295,23 @@ class HostileApi:
             resource["attributes"]["name"] = f"{resource['attributes']['name']}{self.write_text}"
         status = 201 if written is None else 200
         return JSONResponse({"data": resource}, status_code=status, media_type=JSON_API)
+
+    def _lookup(self) -> dict[str, Any]:
+        """The listing a lookup after a lost create gets: the created source, or a lie."""
+        attributes = json.loads(json.dumps(self.created or {}))
+        deployment = attributes.setdefault("deployment", {})
+        deployment = {k: v for k, v in deployment.items() if "secret" not in k}  # never echoed
+        attributes["deployment"] = deployment
+        if self.lookup == "other_origin":
+            for key in ("s3_bucket", "webfolder_base_url"):
+                if key in deployment:
+                    deployment[key] = "https://elsewhere.example/" if "url" in key else "elsewhere"
+        elif self.lookup == "other_owner":
+            deployment["annotation"] = "Managed in git [imgix-reconciler v1 owner.name=other/repo]"
+        ids = {"omitted": (), "twice": LOOKUP_IDS}.get(self.lookup, LOOKUP_IDS[:1])
+        sources = [{"id": i, "type": "sources", "attributes": attributes} for i in ids]
+        pagination = {"currentPage": 0, "pageSize": 100, "totalPages": 1, "hasNextPage": False}
+        return {"data": sources, "meta": {"pagination": pagination}, "jsonapi": {"version": "1.0"}}
 
     def _page(self, number: int, *, more: bool, total: int | None = None) -> dict[str, Any]:
         first = number * self.page_size

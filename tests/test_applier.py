@@ -17,10 +17,11 @@ from reconciler.applier import (
     REREAD_AFTER,
     Listing,
     SecretResolver,
+    WaitEnd,
     apply_plan,
     wait_until_deployed,
 )
-from reconciler.client import ImgixClient
+from reconciler.client import ApiError, ImgixClient, TransportError
 from reconciler.emulator import EMULATOR_API_KEY, SourceStore, create_app
 from reconciler.emulator.limits import Faults
 from reconciler.errors import ApplyRefused, StalePlan
@@ -229,7 +230,7 @@ def test_wait_polls_until_deployed_on_the_injected_clock(
     source_id = seed(emulator_store, "Blog", ["acme-blog"])
     seen: list[str | None] = []
 
-    async def go() -> list[str]:
+    async def go() -> WaitEnd:
         async with client_for(emulator_store, fake_clock) as client:
             return await wait_until_deployed(
                 client,
@@ -239,7 +240,7 @@ def test_wait_polls_until_deployed_on_the_injected_clock(
                 on_status=lambda s: seen.append(s.deployment_status),
             )
 
-    assert asyncio.run(go()) == []
+    assert asyncio.run(go()) == WaitEnd([], {})
     assert seen[0] == "deploying" and seen[-1] == "deployed"
     assert fake_clock.elapsed >= emulator_store.deploy_delay
 
@@ -333,14 +334,48 @@ def test_a_wait_that_gives_up_names_what_is_still_deploying(
     emulator_store.deploy_delay = 10_000
     source_id = seed(emulator_store, "Slow", ["acme-slow"])
 
-    async def go() -> list[str]:
+    async def go() -> WaitEnd:
         async with client_for(emulator_store, fake_clock) as client:
             return await wait_until_deployed(
                 client, [source_id], interval=2.0, timeout=6.0, sleep=fake_clock.sleep
             )
 
-    assert asyncio.run(go()) == [source_id]
+    assert asyncio.run(go()) == WaitEnd([source_id], {})
     assert not ApplyReport(still_deploying=[source_id]).ok
+
+
+class _Polled:
+    """An API whose sources answer a poll with a status, a 404 or a failure, by id."""
+
+    def __init__(self, answers: dict[str, str | Exception]) -> None:
+        self.answers = answers
+
+    async def get_source(self, source_id: str) -> LiveSource:
+        answer = self.answers[source_id]
+        if isinstance(answer, Exception):
+            raise answer
+        return LiveSource(id=source_id, deployment_status=answer)
+
+
+def test_a_wait_tells_why_each_source_was_not_seen_deployed(fake_clock: FakeClock) -> None:
+    # Only the report tells deleted sources from those still deploying at the end.
+    gone = ApiError(404, "Not Found", None, None)
+    api = _Polled({"a": "deploying", "b": "deleted", "c": gone, "d": "deployed"})
+
+    async def go(ids: list[str]) -> WaitEnd:
+        return await wait_until_deployed(
+            api,  # type: ignore[arg-type]
+            ids,
+            interval=2.0,
+            timeout=6.0,
+            sleep=fake_clock.sleep,
+        )
+
+    assert asyncio.run(go(["a", "b", "c", "d"])) == WaitEnd(
+        ["a", "b", "c"], {"b": "deleted", "c": "gone"}
+    )
+    api.answers["c"] = TransportError("no response")  # the API down: c's state is unknown
+    assert asyncio.run(go(["c", "a", "d"])) == WaitEnd(["c", "a"], {"c": "unknown"})
 
 
 def test_a_secret_read_at_apply_time_must_pass_its_attributes_checks(

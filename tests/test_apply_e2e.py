@@ -652,3 +652,58 @@ def test_a_dashboard_edit_made_while_a_patch_waits_for_the_budget_survives_and_e
     site0 = next(s for s in emulator_store.sources.values() if s.name == "Site 0")
     assert site0.deployment["cache_ttl_value"] == 7200
     assert canary not in result.stdout + result.stderr
+
+
+def test_the_wait_report_tells_deleted_and_gone_sources_from_those_still_deploying(
+    emulator_store: SourceStore,
+    emulator_url: str,
+    fake_clock: FakeClock,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Stderr said why --wait gave up on a source; the report listed all alike.
+    from reconciler.render import render_report
+
+    emulator_store.deploy_delay = 10_000  # never deployed within the 10 minutes of waiting
+    file = tmp_path / "sources.yaml"
+    file.write_text(sites(3, ttl=3600), encoding="utf-8")
+    connection = Connection(
+        emulator_url, EMULATOR_API_KEY, pacing=UNPACED, clock=fake_clock, sleep=fake_clock.sleep
+    )
+    made = asyncio.run(plan_files([file], connection, secrets_optional=False, environ={}))
+    ids: dict[str, str] = {}
+    polled = emulator_store.get_source
+
+    def get_source(source_id: str) -> dict[str, Any]:
+        resource = polled(source_id)
+        if source_id == ids["Site 1"]:  # deleted in the dashboard as it deployed
+            resource["attributes"]["deployment_status"] = "deleted"
+        return resource
+
+    def written(result: Any) -> None:
+        ids[result.source] = result.source_id
+        if len(ids) == 3:
+            del emulator_store.sources[ids["Site 2"]]  # gone: the API answers 404
+            monkeypatch.setattr(emulator_store, "get_source", get_source)
+
+    report = asyncio.run(
+        apply_with_report(made.plan, connection, environ={}, wait=True, on_result=written)
+    )
+
+    assert report.not_deployed == {
+        ids["Site 0"]: "deploying",
+        ids["Site 1"]: "deleted",
+        ids["Site 2"]: "gone",
+    }
+    in_plan_order = [ids[f"Site {n}"] for n in range(3)]
+    assert report.still_deploying == in_plan_order
+    lines = render_report(report, "text").splitlines()
+    assert lines[3:7] == [
+        f"Not seen deployed when --wait ended: {', '.join(in_plan_order)}.",
+        f'  - "Site 0" ({ids["Site 0"]}): still deploying when the wait ended',
+        f'  - "Site 1" ({ids["Site 1"]}): deleted while deploying',
+        f'  - "Site 2" ({ids["Site 2"]}): gone (the API answers 404)',
+    ]
+    document = json.loads(render_report(report, "json"))
+    assert document["still_deploying"] == in_plan_order
+    assert document["not_deployed"] == report.not_deployed

@@ -476,3 +476,14 @@ def test_text_a_terminal_would_act_on_is_escaped_and_reads_back_the_same() -> No
     assert source["name"] == name
     assert source["deployment"]["default_params"]["txt"] == "caption \u202e"
     assert formatted(text) == text
+
+
+def test_each_source_s_problem_is_its_own_item_of_the_error() -> None:
+    odd = BLOG.model_copy(update={"deployment": {**BLOG.deployment, "cache_ttl_value": 60}})
+    future = ARCHIVE.model_copy(update={"deployment": {**ARCHIVE.deployment, "type": "ftp"}})
+    with pytest.raises(ExportError) as raised:
+        export_yaml([odd, future])
+    first, second = raised.value.problems
+    assert f'"Blog" ({"a" * 24}) cannot be exported as a valid file' in first
+    assert f'"Blog" ({"b" * 24}) cannot be exported: its type is "ftp"' in second
+    assert str(raised.value) == f"{first}\n{second}"

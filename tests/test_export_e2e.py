@@ -479,3 +479,20 @@ def test_each_source_export_cannot_express_is_an_error_line_of_its_own(
     minimum = "cache_ttl_value: Input should be greater than or equal to 1800"
     assert all(line.endswith(minimum) for line in lines), lines
     assert not out.exists()
+
+
+def test_a_problem_with_a_line_break_in_it_is_still_one_escaped_error_line(
+    monkeypatch: pytest.MonkeyPatch, emulator_url: str
+) -> None:
+    # Export escapes what it quotes; a line break left in a problem by a later change
+    # must still not split it, nor start a workflow command.
+    from reconciler import export
+    from reconciler.errors import ExportError
+
+    def refused(live: object) -> export.Export:
+        raise ExportError("first\n::error::forged", "second")
+
+    monkeypatch.setattr(export, "export_yaml", refused)
+    result = invoke("export", "--api-url", emulator_url)
+    assert result.exit_code == 1
+    assert result.stderr == "error: first\\n::error::forged\nerror: second\n"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import math
 import os
 import re
 import signal
@@ -27,7 +28,7 @@ from typing import Any
 import pytest
 from conftest import FakeClock
 from console import child_env, invoke, output_of, run_cli
-from hostile_server import FORGED, HOSTILE_TEXT, HostileApi, serving
+from hostile_server import FORGED, HOSTILE_TEXT, LOOKUP_IDS, HostileApi, Lookup, serving
 from ruamel.yaml import YAML
 
 from reconciler.client import (
@@ -38,6 +39,7 @@ from reconciler.client import (
     MAX_SOURCES,
     ApiError,
     ClientError,
+    DeadlineExceeded,
     ImgixClient,
     LimitExceeded,
     Pacing,
@@ -924,4 +926,74 @@ def test_a_refused_create_asking_an_absurd_wait_gives_up_in_bounded_requests_and
 
     assert [request.method for request in api.received] == ["POST"] * posts
     assert fake_clock.elapsed < 3 * 3600
-    assert "unknown" not in str(caught.value)  # refused: it did not land
+    message = str(caught.value)
+    assert "unknown" not in message  # refused: it did not land
+    # The asked wait is not echoed as `infs`, `nans` or three years in seconds.
+    assert not re.search(r"\b(inf|nan)|99999999|-5", message, re.IGNORECASE), message
+    if posts == 1:
+        assert isinstance(caught.value, DeadlineExceeded)
+        asked = (
+            "without end" if retry_after == "1e999" else "more than a day, past the 120s deadline"
+        )
+        assert message.startswith(
+            f"Gave up on POST /api/v1/sources after 1 attempts: the server asked to wait {asked}. "
+            "Last error: imgix API 429 Too Many Requests"
+        ), message
+
+
+def test_an_endless_retry_after_is_not_waited_even_without_a_retry_deadline(
+    hostile: tuple[HostileApi, str], fake_clock: FakeClock
+) -> None:
+    # IMGIX_RETRY_DEADLINE=inf is accepted; a wait that never ends still is not a hang.
+    api, url = hostile
+    api.write_attack, api.retry_after = "retry_after", "1e999"
+
+    async def create() -> Any:
+        retry = RetryPolicy(deadline=math.inf)
+        async with client_for(url, fake_clock, retry=retry) as client:
+            return await client.create_source({"deployment": {"imgix_subdomains": ["fresh"]}})
+
+    with pytest.raises(DeadlineExceeded, match="the server asked to wait without end"):
+        asyncio.run(create())
+    assert [request.method for request in api.received] == ["POST"]
+    assert fake_clock.elapsed < 1.0
+
+
+# --------------------------------------------------------------------------- lost creates
+
+FRESH_ONLY = WRITE_DESIRED[WRITE_DESIRED.index("  - name: Fresh") :]
+
+
+@pytest.mark.parametrize("lookup", ["honest", "other_origin", "other_owner", "twice", "omitted"])
+def test_a_lost_create_found_in_a_lying_listing_is_unknown_never_another_source(
+    hostile: tuple[HostileApi, str], fake_clock: FakeClock, tmp_path: Path, lookup: Lookup
+) -> None:
+    # The create landed but its answer was lost; a retry is refused for the taken subdomain.
+    # Only a listing that shows that source once, as sent, proves it applied: any other
+    # answer leaves it unknown, and no write goes to a source the listing made up.
+    from reconciler.reconcile import Connection, apply_with_report, plan_files
+
+    api, url = hostile
+    api.page_size, api.write_attack, api.lookup = 2, "lost_create", lookup
+    desired = tmp_path / "sources.yaml"
+    desired.write_text("version: 1\nsources:\n" + FRESH_ONLY, encoding="utf-8")
+    environ = {"WRITE_S3_SECRET": WRITE_SECRET}
+    connection = Connection(
+        url, EMULATOR_API_KEY, pacing=UNPACED, clock=fake_clock, sleep=fake_clock.sleep
+    )
+
+    async def apply() -> Any:
+        made = await plan_files([desired], connection, secrets_optional=False, environ=environ)
+        return await apply_with_report(made.plan, connection, environ=environ)
+
+    (result,) = asyncio.run(apply()).results
+
+    writes = [(r.method, r.path) for r in api.received if r.method != "GET"]
+    if lookup == "honest":
+        assert (result.outcome, result.source_id, result.error) == ("applied", LOOKUP_IDS[0], None)
+        assert writes == [("POST", "/api/v1/sources")]
+        return
+    assert result.outcome == "failed" and result.source_id is None, result
+    assert result.error is not None and result.error.endswith(MAY_HAVE_LANDED), result.error
+    assert writes == [("POST", "/api/v1/sources")] * 2  # the lost one, the refused retry
+    assert WRITE_SECRET not in result.error

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 from datetime import datetime, timezone
 
@@ -191,7 +192,14 @@ def test_retry_policy_rejects_nonsense() -> None:
 
 @pytest.mark.parametrize(
     ("header", "expected"),
-    [("3", 3.0), (" 1.5 ", 1.5), ("-4", 0.0), ("Wed, 21 Oct 2015 07:28:10 GMT", 10.0)],
+    [
+        ("3", 3.0),
+        (" 1.5 ", 1.5),
+        ("-4", 0.0),
+        ("nan", 0.0),  # no wait asked, as for a negative one: the attempts still end
+        ("1e999", math.inf),  # asked as written: the client refuses a wait past its deadline
+        ("Wed, 21 Oct 2015 07:28:10 GMT", 10.0),
+    ],
 )
 def test_retry_after_reads_seconds_and_http_dates(header: str, expected: float) -> None:
     now = datetime(2015, 10, 21, 7, 28, 0, tzinfo=timezone.utc)

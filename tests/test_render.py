@@ -513,7 +513,10 @@ def test_the_text_report_keeps_outside_text_on_its_line() -> None:
     assert lines[0] == "applied: patch Blog (6359b5ba)"
     assert lines[1] == "failed: patch Evil\\n::error::forged @someone (2): HTTP 500\\nx"
     assert lines[3] == "not attempted: patch Late (3)"
-    assert lines[-2] == "Not seen deployed when --wait ended: 6359b5ba."
+    assert lines[-3:-1] == [
+        "Not seen deployed when --wait ended: 6359b5ba.",
+        '  - "Blog" (6359b5ba): still deploying when the wait ended',
+    ]
     assert lines[-1] == (
         "Apply: 1 applied, 1 failed. 1 not attempted (waiting for a failed action). "
         "1 not attempted (stopped by SIGTERM). Run apply again to continue: it plans afresh."
@@ -809,10 +812,65 @@ def test_a_notice_about_a_live_source_shows_its_id() -> None:
 
 def test_the_markdown_report_says_what_is_still_deploying_only_when_something_is() -> None:
     shown = render_report(_report(), "markdown")
-    assert shown.endswith("\n\nNot seen deployed when --wait ended: <code>6359b5ba</code>.\n")
+    assert shown.endswith(
+        "\n\nNot seen deployed when --wait ended:\n\n"
+        "- still deploying when the wait ended: <code>6359b5ba</code>.\n"
+    )
     done = replace(_report(), still_deploying=[])
     assert "Not seen deployed" not in render_report(done, "markdown")
     assert "Not seen deployed" not in render_report(done, "text")
+
+
+def _waited() -> ApplyReport:
+    """A report whose --wait saw none deployed, each for another reason."""
+    names = {"a": "Blog", "b": HOSTILE, "c": "Gone", "d": "Down"}
+    return ApplyReport(
+        results=[
+            ActionResult("patch", name, f"id:{i}", "applied", source_id=i)
+            for i, name in names.items()
+        ],
+        writes=4,
+        still_deploying=["a", "b", "c", "d"],
+        given_up={"b": "deleted", "c": "gone", "d": "unknown"},
+    )
+
+
+def test_the_text_report_says_why_each_source_was_not_seen_deployed() -> None:
+    # The ids' line stays as it was (scripts read it); a line per source says why.
+    lines = render_report(_waited(), "text").splitlines()
+    start = lines.index("Not seen deployed when --wait ended: a, b, c, d.")
+    assert lines[start + 1 : start + 5] == [
+        '  - "Blog" (a): still deploying when the wait ended',
+        '  - "Evil\\n::error::forged @someone" (b): deleted while deploying',
+        '  - "Gone" (c): gone (the API answers 404)',
+        '  - "Down" (d): unknown (its poll failed: see --wait gave up on stderr)',
+    ]
+    assert lines[start + 5].startswith("Apply: 4 applied, 0 failed.")
+
+
+def test_the_markdown_report_says_why_each_source_was_not_seen_deployed() -> None:
+    shown = render_report(_waited(), "markdown")
+    assert shown.endswith(
+        "\n\nNot seen deployed when --wait ended:\n\n"
+        "- still deploying when the wait ended: <code>a</code>.\n"
+        "- deleted while deploying: <code>b</code>.\n"
+        "- gone (the API answers 404): <code>c</code>.\n"
+        "- unknown (its poll failed: see --wait gave up on stderr): <code>d</code>.\n"
+    )
+
+
+def test_the_json_report_says_why_each_source_was_not_seen_deployed() -> None:
+    document = json.loads(render_report(_waited(), "json"))
+    jsonschema.validate(document, json.loads(REPORT_SCHEMA.read_text(encoding="utf-8")))
+    assert document["still_deploying"] == ["a", "b", "c", "d"]  # the contract, unchanged
+    assert document["not_deployed"] == {
+        "a": "deploying",
+        "b": "deleted",
+        "c": "gone",
+        "d": "unknown",
+    }
+    plain = json.loads(render_report(_report(), "json"))
+    assert plain["not_deployed"] == {"6359b5ba": "deploying"}
 
 
 def test_a_value_cut_inside_a_secret_shows_no_part_of_it() -> None:

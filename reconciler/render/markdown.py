@@ -24,6 +24,7 @@ from reconciler.plan import (
 )
 from reconciler.render.values import (
     DISABLES,
+    NOT_DEPLOYED_WHY,
     WAIT_LEFT,
     View,
     action_flags,
@@ -285,10 +286,7 @@ def render_report(report: ApplyReport, budget: int = BUDGET) -> str:
     head = [REPORT_MARKER, "### imgix-reconciler apply", "", report_summary(report)]
     tail = []
     if report.still_deploying:
-        ids = ", ".join(_cell(source_id) for source_id in report.still_deploying[:MAX_NAMED])
-        if len(report.still_deploying) > MAX_NAMED:
-            ids += f" and {len(report.still_deploying) - MAX_NAMED} more"
-        tail = ["", f"{WAIT_LEFT}: {ids}."]
+        tail = ["", f"{WAIT_LEFT}:", "", *_not_deployed(report)]
     table = []
     if report.results:
         room = budget - sum(len(line) + 1 for line in [*head, *tail])
@@ -303,6 +301,23 @@ def render_report(report: ApplyReport, budget: int = BUDGET) -> str:
 
 # Room kept for the line that says how many rows were left out.
 _LEFT_OUT_LINE = 100
+
+
+def _not_deployed(report: ApplyReport) -> list[str]:
+    """A line per reason --wait did not see sources deployed, naming at most `MAX_NAMED`."""
+    by_why: dict[str, list[str]] = {}
+    for source_id in report.still_deploying:
+        by_why.setdefault(report.why_not_deployed(source_id), []).append(source_id)
+    lines = []
+    for why, words in NOT_DEPLOYED_WHY.items():
+        source_ids = by_why.get(why, [])
+        if not source_ids:
+            continue
+        ids = ", ".join(_cell(source_id) for source_id in source_ids[:MAX_NAMED])
+        if len(source_ids) > MAX_NAMED:
+            ids += f" and {len(source_ids) - MAX_NAMED} more"
+        lines.append(f"- {words}: {ids}.")
+    return lines
 
 
 def _outcome_rows(results: list[ActionResult], room: int) -> list[str]:

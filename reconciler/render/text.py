@@ -20,6 +20,7 @@ from reconciler.plan import (
 )
 from reconciler.render.values import (
     DISABLES,
+    NOT_DEPLOYED_WHY,
     WAIT_LEFT,
     View,
     action_flags,
@@ -207,7 +208,13 @@ def render_report(report: ApplyReport) -> str:
             line += f": {one_line(result.error)}"
         lines.append(line)
     if report.still_deploying:
+        # The ids' line is read by scripts as it always was; the lines under it say why.
         ids = ", ".join(map(escaped, report.still_deploying))
         lines.append(f"{WAIT_LEFT}: {ids}.")
+        names = {r.source_id: r.source for r in report.results if r.source_id}
+        for source_id in report.still_deploying:
+            name = f"{quoted(names[source_id])} " if source_id in names else ""
+            why = NOT_DEPLOYED_WHY[report.why_not_deployed(source_id)]
+            lines.append(f"  - {name}({escaped(source_id)}): {why}")
     lines.append(report_summary(report))
     return "\n".join(lines) + "\n"

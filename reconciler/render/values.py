@@ -27,7 +27,7 @@ from reconciler.plan import (
 from reconciler.untrusted import json_shown
 
 if TYPE_CHECKING:
-    from reconciler.report import ApplyReport, Outcome
+    from reconciler.report import ApplyReport, NotDeployed, Outcome
 
 MARKERS = frozenset(
     {
@@ -178,6 +178,13 @@ def adoption_names(adoption: Adoption) -> tuple[list[str], int]:
 
 # What the report lists of the sources --wait left: still deploying, or deleted meanwhile.
 WAIT_LEFT = "Not seen deployed when --wait ended"
+# Why, per source: the stderr line `--wait gave up: ...` says what a failed poll met.
+NOT_DEPLOYED_WHY: dict[NotDeployed, str] = {
+    "deploying": "still deploying when the wait ended",
+    "deleted": "deleted while deploying",
+    "gone": "gone (the API answers 404)",
+    "unknown": "unknown (its poll failed: see --wait gave up on stderr)",
+}
 
 # The report's words for an outcome where the plan's differ.
 _SHOWN_OUTCOME: dict[Outcome, str] = {"stopped": "not attempted"}
