@@ -1244,6 +1244,9 @@ def test_every_command_takes_a_flag_like_file_and_plan_as_files(
     write_sources(runner.workspace, sources_yaml("Products"), name="--help")
     valid = runner.step({**CANARY_ENV}, command="validate", files="--help")
     assert valid.returncode == 0 and "Usage:" not in valid.stdout, valid.stdout + valid.stderr
+    unplanned = runner.step({"IMGIX_API_KEY": None}, command="plan", files="--help")
+    assert (unplanned.returncode, unplanned.outputs["planned"]) == (0, "false")
+    assert "--help: 1 source valid" in unplanned.stderr
     plan = runner.step({**CANARY_ENV}, command="plan", files="--help", account="main")
     assert (plan.returncode, plan.outputs["exit-code"]) == (0, "2"), plan.stderr
     assert "Usage:" not in Path(plan.outputs["markdown-plan"]).read_text("utf-8")
@@ -1303,6 +1306,11 @@ def test_run_passes_hostile_option_values_as_values(
         # Refused as a value (click shows its usage line then), never taken as an option.
         assert "Show this message and exit" not in printed and "Traceback" not in printed
         assert _made_by_the_text(printed) == []
+    # A plan that fails stops the apply before it starts.
+    unread = runner.step({**CANARY_ENV}, command="apply", files="missing.yaml",
+                         expect_digest="sha256:" + "0" * 64)  # fmt: skip
+    assert unread.returncode == 1 and "cannot read the file" in unread.stderr
+    assert not (Path(unread.outputs["result-directory"]) / "apply.txt").exists()
     assert writes_since(emulator_store, mark) == []
     _unrun(runner.workspace, runner.temp)
 
@@ -1528,6 +1536,15 @@ def test_drift_issue_without_results_or_with_a_failed_check_leaves_the_issue(
     assert "::error title=imgix-reconciler::the drift check failed for an account" in (
         failed.stdout
     )
+
+    # A folder with no result in it (a job that stopped before writing one), or a list of
+    # accounts that is no JSON: stopped, saying which, before anything is written.
+    (runner.temp / "imgix-reconciler" / "eu" / "result.json").unlink()
+    empty = runner.script("drift-issue.sh", {**env, "ACCOUNTS": both})
+    assert empty.returncode != 0 and "eu/result.json" in empty.stderr
+    _drift_results(runner, main=2)
+    unlisted = runner.script("drift-issue.sh", {**env, "ACCOUNTS": "[main"})
+    assert unlisted.returncode != 0 and "Traceback" not in unlisted.stderr
     assert _writes(github) == [] and github.state["issues"][0]["body"] == f"{OWN_DRIFT}\nold\n"
 
 
@@ -1544,12 +1561,17 @@ def test_drift_in_sync_with_no_issue_open_writes_nothing(
 # --------------------------------------------------------------------------- the other paths
 
 # What each script needs from the job; the step's outputs and summary file are optional.
+_GITHUB = ["GITHUB_REPOSITORY", "GH_TOKEN"]
 NEEDS = {
     "comment.sh": ["IMGIX_RECONCILER_VENV", "RESULTS", "ACCOUNTS", "RUNNER_TEMP",
-                   "GITHUB_WORKFLOW_REF", "GITHUB_EVENT_PATH"],
+                   "GITHUB_WORKFLOW_REF", "GITHUB_EVENT_PATH", *_GITHUB],
     "drift-issue.sh": ["IMGIX_RECONCILER_VENV", "RESULTS", "ACCOUNTS", "RUNNER_TEMP",
-                       "GITHUB_WORKFLOW_REF"],
-    "reviewed-digest.sh": ["IMGIX_RECONCILER_VENV", "GITHUB_SHA", "RUNNER_TEMP", "ACCOUNT"],
+                       "GITHUB_WORKFLOW_REF", *_GITHUB],
+    "fork-notice.sh": ["IMGIX_RECONCILER_VENV", "RUN_ID", "RUN_STARTED", "HEAD_OWNER",
+                       "HEAD_BRANCH", "HEAD_SHA", "PLAN_WORKFLOW", "PLAN_WORKFLOW_PATH",
+                       "RUNNER_TEMP", *_GITHUB],
+    "reviewed-digest.sh": ["IMGIX_RECONCILER_VENV", "GITHUB_SHA", "RUNNER_TEMP", "ACCOUNT",
+                           *_GITHUB],
     "install.sh": ["RUNNER_TEMP", "GITHUB_OUTPUT"],
 }  # fmt: skip
 
@@ -1562,10 +1584,11 @@ def test_a_script_missing_a_value_it_needs_names_it_and_writes_nothing(
     venv = runner.temp / "imgix-reconciler-venv" / "bin"
     venv.mkdir(parents=True)
     (venv / "imgix-reconciler").touch(mode=0o755)  # install.sh: installed by an earlier step
+    _fork_pull_open(github)
     state = github.state
     state["pulls"] = [{"number": 7, "merged_at": "2026-11-30T00:00:00Z"}]
     github.save(state)
-    full = {**github.env(runner), "ACCOUNT": "main", "GITHUB_ACTION_PATH": str(ROOT)}
+    full = {**_fork_run(github, runner), "ACCOUNT": "main", "GITHUB_ACTION_PATH": str(ROOT)}
     assert runner.script(script, full).returncode in (0, 1)  # it runs with all of them
     writes = len(_writes(github))
     for name in NEEDS[script]:
