@@ -1263,6 +1263,7 @@ def test_every_command_takes_a_flag_like_file_and_plan_as_files(
 
     drift = runner.step({**CANARY_ENV}, command="drift", files="--help", account="main")
     assert (drift.returncode, drift.outputs["exit-code"]) == (0, "0"), drift.stderr
+    assert re.fullmatch(r"sha256:[0-9a-f]{64}", drift.outputs["digest"])  # a digest kept
 
 
 def test_a_reviewed_plan_never_writes_a_step_output_of_its_own(runner: FakeRunner) -> None:
