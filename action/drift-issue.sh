@@ -32,9 +32,12 @@ cat "$body" >> "${GITHUB_STEP_SUMMARY:-/dev/null}"
 
 # `sed -n 1p`, not `head -n 1`: it reads all, so gh never writes into a closed pipe (a
 # SIGPIPE that pipefail would turn into a failed job when two issues match).
-# The key is a checked name (comment-key): safe inside the jq program.
+# The key is a checked name (comment-key): safe inside the jq program. The listing holds
+# pull requests too (a `pull_request` key): one whose body quotes the marker is never
+# updated or closed as the issue.
 found="$(gh api --paginate "repos/$GITHUB_REPOSITORY/issues?state=open" \
-  --jq ".[] | select(.user.login == \"$bot\") | (.body // \"\") as \$body
+  --jq ".[] | select(.user.login == \"$bot\" and .pull_request == null)
+    | (.body // \"\") as \$body
     | if (\$body | startswith(\"$marker\n\")) then \"own \(.number)\"
       elif (\$body | startswith(\"$legacy\n\")) then \"old \(.number)\" else empty end")"
 open="$({ grep '^own ' <<< "$found" || grep '^old ' <<< "$found" || true; } | sed -n '1s/^[a-z]* //p')"

@@ -12,16 +12,26 @@ fail() {
   exit 1
 }
 
-venv="${IMGIX_RECONCILER_VENV:?}"
+# Checked before anything runs: without a place for the outputs, an apply would write to
+# imgix and only then fail the step.
+for name in IMGIX_RECONCILER_VENV RUNNER_TEMP GITHUB_OUTPUT; do
+  [[ -n "${!name:-}" ]] || fail "$name is not set (the runner or the action's install step sets it)"
+done
+venv="$IMGIX_RECONCILER_VENV"
 cli=("$venv/bin/python" -I -m reconciler)
 helper=("$venv/bin/python" -I -m reconciler.github)
 command="${INPUT_COMMAND:-}"
 account="${INPUT_ACCOUNT:-default}"
-[[ "$account" =~ ^[A-Za-z0-9._-]{1,64}$ ]] || fail "account must be letters, digits, '.', '_' or '-'"
+# The account names a folder: `.` and `..` would be another one.
+if [[ ! "$account" =~ ^[A-Za-z0-9._-]{1,64}$ || "$account" == . || "$account" == .. ]]; then
+  fail "account must be letters, digits, '.', '_' or '-' (not . or ..)"
+fi
+# Split on blanks, never globbed. The files come after `--` on every command line below,
+# so a name like `--help` is a file, not an option.
 read -r -d '' -a files <<< "${INPUT_FILES:-}"
 ((${#files[@]})) || fail "no files given (input: files)"
 
-out="${RUNNER_TEMP:?}/imgix-reconciler/$account"
+out="$RUNNER_TEMP/imgix-reconciler/$account"
 rm -rf "$out"
 mkdir -p "$out"
 markdown="$out/plan.md"
@@ -57,48 +67,48 @@ case "$command" in
       # No secrets in this job (a fork's pull request): validate with annotations, plan later.
       planned=false
       echo "::notice title=imgix-reconciler::No IMGIX_API_KEY in this job: validating $account only; a maintainer runs the plan."
-      "${cli[@]}" validate --no-resolve "${files[@]}"
+      "${cli[@]}" validate --no-resolve -- "${files[@]}"
       code=$?
     else
-      "${cli[@]}" plan "${files[@]}" "${connection[@]}" --format markdown --out "$json" \
-        --detailed-exitcode > "$markdown"
+      "${cli[@]}" plan "${connection[@]}" --format markdown --out "$json" \
+        --detailed-exitcode -- "${files[@]}" > "$markdown"
       code=$?
     fi
     ;;
   drift)
-    "${cli[@]}" drift "${files[@]}" "${connection[@]}" --format json > "$json"
+    "${cli[@]}" drift "${connection[@]}" --format json -- "${files[@]}" > "$json"
     code=$?
     ;;
   apply)
     if [[ -n "${INPUT_REVIEWED_PLAN:-}" ]]; then
       # A follow-up of an apply that stopped for time: only what is left of the reviewed plan.
-      GITHUB_STEP_SUMMARY="" "${cli[@]}" plan "${files[@]}" "${connection[@]}" \
-        --format json --out "$out/fresh.json" > /dev/null
+      GITHUB_STEP_SUMMARY="" "${cli[@]}" plan "${connection[@]}" \
+        --format json --out "$out/fresh.json" -- "${files[@]}" > /dev/null
       code=$?
       if ((code == 0)); then
-        digest="$("${helper[@]}" remaining-digest "$INPUT_REVIEWED_PLAN" "$out/fresh.json" \
-          "${connection[@]}")"
+        digest="$("${helper[@]}" remaining-digest "${connection[@]}" -- \
+          "$INPUT_REVIEWED_PLAN" "$out/fresh.json")"
         code=$?
       fi
-      cp "$INPUT_REVIEWED_PLAN" "$json"
+      cp -- "$INPUT_REVIEWED_PLAN" "$json"
     else
       digest="${INPUT_EXPECT_DIGEST:-}"
       [[ -n "$digest" ]] || fail "apply needs expect-digest (the digest of the reviewed plan)"
       # Kept for a follow-up run when the reviewed plan is the one planned now.
-      GITHUB_STEP_SUMMARY="" "${cli[@]}" plan "${files[@]}" "${connection[@]}" \
-        --format json --out "$json" > /dev/null
+      GITHUB_STEP_SUMMARY="" "${cli[@]}" plan "${connection[@]}" \
+        --format json --out "$json" -- "${files[@]}" > /dev/null
       code=$?
     fi
     if ((code == 0)); then
       options=(--auto-approve --expect-digest "$digest")
       [[ -n "${INPUT_MAX_DURATION:-}" ]] && options+=(--max-duration "$INPUT_MAX_DURATION")
       [[ "${INPUT_WAIT:-false}" == true ]] && options+=(--wait)
-      "${cli[@]}" apply "${files[@]}" "${connection[@]}" "${options[@]}" | tee "$out/apply.txt"
+      "${cli[@]}" apply "${connection[@]}" "${options[@]}" -- "${files[@]}" | tee "$out/apply.txt"
       code=${PIPESTATUS[0]}
     fi
     ;;
   validate)
-    "${cli[@]}" validate "${files[@]}"
+    "${cli[@]}" validate -- "${files[@]}"
     code=$?
     ;;
   *)
@@ -114,6 +124,8 @@ digest_of_plan=""
 if [[ -s "$json" ]]; then
   digest_of_plan="$("$venv/bin/python" -I -c 'import json, sys; print(json.load(open(sys.argv[1]))["digest"])' "$json" 2> /dev/null)" || digest_of_plan=""
 fi
+# A reviewed plan is a file from elsewhere: a line break in its digest would add outputs.
+[[ "$digest_of_plan" =~ ^sha256:[0-9a-f]{64}$ ]] || digest_of_plan=""
 printf '{"account": "%s", "command": "%s", "exit_code": %d, "planned": %s}\n' \
   "$account" "$command" "$code" "$planned" > "$out/result.json"
 if [[ "$command" == drift && -s "$json" ]]; then
@@ -131,7 +143,7 @@ fi
   echo "markdown-plan=$([[ -f "$markdown" ]] && echo "$markdown")"
   echo "json-plan=$([[ -f "$json" ]] && echo "$json")"
   echo "result-directory=$out"
-} >> "${GITHUB_OUTPUT:?}"
+} >> "$GITHUB_OUTPUT"
 
 case "$command:$code" in
   plan:0 | plan:2 | drift:0 | drift:2) exit 0 ;;

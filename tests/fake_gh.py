@@ -5,6 +5,12 @@ with the state's `now`), issues, the pull requests of a commit, open pull reques
 head, the head commit of a pull request (`pull_heads`), and a log of every call. GET
 answers are filtered through the real `jq` as `gh api --jq` does; writes change the
 state as GitHub would.
+
+As GitHub's issues API does, the issue listing holds pull requests too: an item of
+`issues` with a `pull_request` key is one, and the issue endpoints change it as they
+would an issue. Like gh, `-F` reads `@FILE` byte for byte and turns `true`, `false`,
+`null` and integers into JSON values (text a script must pass with `-f`); without
+GH_TOKEN every call fails, and `down` in the state fails every call as a server error.
 """
 
 from __future__ import annotations
@@ -26,7 +32,11 @@ def main(argv: list[str]) -> int:
     if argv[:1] != ["api"]:
         print(f"fake gh: unsupported {argv[:1]}", file=sys.stderr)
         return 2
-    method, path, jq, fields = "GET", "", None, {}
+    if not os.environ.get("GH_TOKEN"):
+        print("gh: set the GH_TOKEN environment variable", file=sys.stderr)
+        return 4
+    method, path, jq = "GET", "", None
+    fields: dict[str, Any] = {}
     args = iter(argv[1:])
     for arg in args:
         if arg == "--method":
@@ -35,9 +45,7 @@ def main(argv: list[str]) -> int:
             jq = next(args)
         elif arg in ("-F", "-f"):
             name, _, value = next(args).partition("=")
-            if arg == "-F" and value.startswith("@"):
-                value = Path(value[1:]).read_text("utf-8")
-            fields[name] = value
+            fields[name] = _typed(value) if arg == "-F" else value
         elif arg == "--paginate":
             continue
         elif arg.startswith("-") or path:
@@ -48,6 +56,9 @@ def main(argv: list[str]) -> int:
             path = arg
     state["calls"].append({"method": method, "path": path, "fields": fields})
     try:
+        if state.get("down"):
+            print("HTTP 502: Bad Gateway", file=sys.stderr)
+            return 1
         if method != "GET" and state.get("read_only"):
             print("HTTP 403: Resource not accessible by integration", file=sys.stderr)
             return 1
@@ -63,7 +74,17 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def _answer(state: dict[str, Any], method: str, path: str, fields: dict[str, str]) -> Any:
+def _typed(value: str) -> Any:
+    """A `-F` value as gh sends it: a file's bytes, or a literal turned into its JSON type."""
+    if value.startswith("@"):
+        # Bytes, not text mode: a CR LF in a body must arrive as it is in the file.
+        return Path(value[1:]).read_bytes().decode("utf-8")
+    if re.fullmatch(r"-?\d+", value):
+        return int(value)
+    return {"true": True, "false": False, "null": None}.get(value, value)
+
+
+def _answer(state: dict[str, Any], method: str, path: str, fields: dict[str, Any]) -> Any:
     comments = state.setdefault("comments", {})
     if match := re.fullmatch(r"repos/[^/]+/[^/]+/issues/(\d+)/comments", path):
         thread = comments.setdefault(match[1], [])

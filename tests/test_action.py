@@ -1164,3 +1164,495 @@ def test_a_flag_like_workflow_ref_keys_the_plan_comment_as_a_name(
     assert done.returncode == 0, done.stderr
     (comment,) = github.state["comments"]["7"]
     assert comment["body"].startswith(f"<!-- imgix-reconciler:plan key={ref} -->\n")
+
+
+# --------------------------------------------------------------------------- run.sh and
+# upsert-comment.sh taken on their own, and the scripts' other paths
+
+
+def _made_by_the_text(text: str) -> list[str]:
+    """Lines the runner would read as a command the hostile text began (it ends lines at CR).
+
+    An annotation of our own may name the text in its data or escaped properties; only a
+    line that starts with the text's own command is a forged one.
+    """
+    lines = re.split(r"\r\n|\r|\n", text)
+    return [line for line in lines if re.match(r"\s*::(error|warning|notice)::forged", line)]
+
+
+def _unrun(*folders: Path) -> None:
+    """No hostile text ran as code: `touch pwned` left nothing in any folder."""
+    assert not any((folder / "pwned").exists() for folder in folders)
+
+
+@pytest.mark.parametrize("name", ["IMGIX_RECONCILER_VENV", "RUNNER_TEMP", "GITHUB_OUTPUT"])
+@pytest.mark.parametrize("value", [None, ""], ids=["unset", "empty"])
+def test_run_without_a_value_the_runner_sets_stops_before_running_anything(
+    runner: FakeRunner, name: str, value: str | None
+) -> None:
+    _sources(runner, "Products")
+    step = runner.step({**CANARY_ENV, name: value}, command="validate", files="sources.yaml")
+    assert step.returncode == 1
+    assert f"::error title=imgix-reconciler::{name} is not set" in step.stdout
+    assert "sources.yaml" not in step.stdout + step.stderr  # the tool never ran
+    assert list(runner.temp.rglob("result.json")) == []
+
+
+@pytest.mark.parametrize(
+    ("field", "refusal"),
+    [("command", "command must be plan"), ("account", "account must be letters")],
+)
+def test_run_refuses_a_hostile_command_or_account_before_running_anything(
+    runner: FakeRunner, field: str, refusal: str
+) -> None:
+    _sources(runner, "Products")
+    # `.` and `..` are letters of the pattern, but as a folder name they are another folder
+    # (`--help` is a name: a folder, and a value after `--` to the gathering helper).
+    odd = [v for v in HOSTILE if not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", v)]
+    for value in [*odd, ".", "..", "a" * 65, "main\n", " main"]:
+        step = runner.step(
+            {**CANARY_ENV}, **{"command": "validate", "files": "sources.yaml", field: value}
+        )
+        assert step.returncode == 1, (value, step.stdout)
+        assert step.stdout.startswith(f"::error title=imgix-reconciler::{refusal}"), value
+        assert _made_by_the_text(step.stdout + step.stderr) == []
+        assert "sources.yaml" not in step.stdout + step.stderr  # the tool never ran
+        _unrun(runner.workspace, runner.temp)
+        assert list(runner.temp.rglob("result.json")) == [], value
+
+
+def test_run_reads_hostile_file_names_as_names(runner: FakeRunner) -> None:
+    _sources(runner, "Products")
+    for value in [*HOSTILE, "-h", "--version sources.yaml", "sources.yaml --no-resolve"]:
+        step = runner.step(command="validate", files=value)
+        printed = step.stdout + step.stderr
+        assert step.returncode == 1, (value, printed)
+        assert "cannot read the file" in printed, value
+        assert "Usage:" not in printed and "Traceback" not in printed, value
+        assert _made_by_the_text(printed) == [], value
+        _unrun(runner.workspace, runner.temp)
+    empty = runner.step(command="validate", files=" \n\t")
+    assert empty.returncode == 1
+    assert "::error title=imgix-reconciler::no files given" in empty.stdout
+
+
+def test_every_command_takes_a_flag_like_file_and_plan_as_files(
+    runner: FakeRunner, emulator_store: SourceStore
+) -> None:
+    # A file named like an option is a file to each of the tool's commands, and to the
+    # follow-up's look-up and copy of the reviewed plan.
+    write_sources(runner.workspace, sources_yaml("Products"), name="--help")
+    valid = runner.step({**CANARY_ENV}, command="validate", files="--help")
+    assert valid.returncode == 0 and "Usage:" not in valid.stdout, valid.stdout + valid.stderr
+    unplanned = runner.step({"IMGIX_API_KEY": None}, command="plan", files="--help")
+    assert (unplanned.returncode, unplanned.outputs["planned"]) == (0, "false")
+    assert "--help: 1 source valid" in unplanned.stderr
+    plan = runner.step({**CANARY_ENV}, command="plan", files="--help", account="main")
+    assert (plan.returncode, plan.outputs["exit-code"]) == (0, "2"), plan.stderr
+    assert "Usage:" not in Path(plan.outputs["markdown-plan"]).read_text("utf-8")
+    reviewed = runner.workspace / "-r"
+    reviewed.write_text(Path(plan.outputs["json-plan"]).read_text("utf-8"), encoding="utf-8")
+
+    mark = len(emulator_store.request_log)
+    apply = runner.step({**CANARY_ENV}, command="apply", files="--help", reviewed_plan="-r")
+    assert apply.returncode == 0, apply.stdout + apply.stderr
+    assert "Usage:" not in apply.stdout + apply.stderr
+    assert len(writes_since(emulator_store, mark)) >= 1
+    assert {s.name for s in emulator_store.sources.values()} >= {"Products"}
+    assert apply.outputs["digest"] == plan.outputs["digest"]  # the reviewed plan, copied
+
+    drift = runner.step({**CANARY_ENV}, command="drift", files="--help", account="main")
+    assert (drift.returncode, drift.outputs["exit-code"]) == (0, "0"), drift.stderr
+    assert re.fullmatch(r"sha256:[0-9a-f]{64}", drift.outputs["digest"])  # a digest kept
+
+
+def test_a_reviewed_plan_never_writes_a_step_output_of_its_own(runner: FakeRunner) -> None:
+    # The plan document's digest goes into $GITHUB_OUTPUT: a line break in it would add
+    # outputs (a later `exit-code=0` overrides the step's own).
+    _sources(runner, "Products")
+    forged = runner.workspace / "reviewed.json"
+    digest = "sha256:" + "0" * 64 + "\nexit-code=0\nhas-changes=false"
+    forged.write_text(json.dumps({"digest": digest, "actions": []}), encoding="utf-8")
+    step = runner.step({**CANARY_ENV}, command="apply", files="sources.yaml",
+                       reviewed_plan="reviewed.json")  # fmt: skip
+    assert step.returncode == 1  # the follow-up refuses a document it did not make
+    written = Path(runner.temp / f"output-{runner.runs}").read_text("utf-8").splitlines()
+    assert [line.split("=", 1)[0] for line in written] == [
+        "exit-code", "has-changes", "digest", "planned", "markdown-plan", "json-plan",
+        "result-directory",
+    ]  # fmt: skip
+    assert step.outputs["exit-code"] == "1" and step.outputs["digest"] == ""
+
+
+def test_run_passes_hostile_option_values_as_values(
+    runner: FakeRunner, emulator_store: SourceStore
+) -> None:
+    _sources(runner, "Products")
+    for value in [v for v in HOSTILE if "touch" in v or "forged" in v or v[0] in "-L"]:
+        step = runner.step({**CANARY_ENV}, command="drift", files="sources.yaml", api_url=value)
+        printed = step.stdout + step.stderr
+        assert step.returncode == 1 and "--api-url" in printed, (value, printed)
+        assert "Show this message and exit" not in printed and "Traceback" not in printed
+        assert _made_by_the_text(printed) == []
+    mark = len(emulator_store.request_log)
+    for inputs in [
+        {"expect_digest": "--help"},
+        {"expect_digest": "a\n::error::forged"},
+        {"expect_digest": "sha256:" + "0" * 64, "max_duration": "--help"},
+        {"expect_digest": "$(touch pwned)", "max_duration": "`touch pwned`", "wait": "true;x"},
+    ]:
+        step = runner.step({**CANARY_ENV}, command="apply", files="sources.yaml", **inputs)
+        printed = step.stdout + step.stderr
+        assert step.returncode in (1, 4), (inputs, printed)
+        # Refused as a value (click shows its usage line then), never taken as an option.
+        assert "Show this message and exit" not in printed and "Traceback" not in printed
+        assert _made_by_the_text(printed) == []
+    # A plan that fails stops the apply before it starts.
+    unread = runner.step({**CANARY_ENV}, command="apply", files="missing.yaml",
+                         expect_digest="sha256:" + "0" * 64)  # fmt: skip
+    assert unread.returncode == 1 and "cannot read the file" in unread.stderr
+    assert not (Path(unread.outputs["result-directory"]) / "apply.txt").exists()
+    assert writes_since(emulator_store, mark) == []
+    _unrun(runner.workspace, runner.temp)
+
+
+def test_hostile_source_secrets_lines_are_refused_or_kept_as_text(runner: FakeRunner) -> None:
+    _sources(runner, "Products")
+    for line in ["$(touch pwned)", "-x=1", "a\r::error::forged", "BASH_ENV=pwned", "=x"]:
+        step = runner.step(
+            {**CANARY_ENV, "IMGIX_SOURCE_SECRETS": line}, command="validate", files="sources.yaml"
+        )
+        assert step.returncode == 1, (line, step.stdout)
+        assert step.stdout.startswith("::error title=imgix-reconciler::IMGIX_SOURCE_SECRETS")
+        assert _made_by_the_text(step.stdout + step.stderr) == []
+    # A value is text: exported as it is (the file's reference reads it), never run; blank
+    # and # lines are skipped.
+    value = "$(touch pwned)`touch pwned`"
+    kept = f"# a comment\n\n  \nE2E_S3_SECRET_KEY={value}\n"
+    others = {name: v for name, v in CANARY_ENV.items() if name != "E2E_S3_SECRET_KEY"}
+    step = runner.step(
+        {**others, "IMGIX_SOURCE_SECRETS": kept}, command="validate", files="sources.yaml"
+    )
+    assert step.returncode == 0, step.stdout + step.stderr
+    assert "sources.yaml: 1 source valid" in step.stderr
+    _unrun(runner.workspace, runner.temp)
+
+
+def _upsert_in(
+    runner: FakeRunner, github: FakeGitHub, *args: str, **env: str | None
+) -> subprocess.CompletedProcess[str]:
+    """Run upsert-comment.sh ARGS from the workspace (relative body paths are there)."""
+    return subprocess.run(
+        ["bash", str(ROOT / "action" / "upsert-comment.sh"), *args],
+        cwd=runner.workspace,
+        env=child_env({**github.env(runner), "GITHUB_REPOSITORY": "acme/images", **env}),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def _writes(github: FakeGitHub) -> list[dict[str, Any]]:
+    return [c for c in github.state["calls"] if c["method"] != "GET"]
+
+
+# Every byte a comment body can hold that a shell, gh or the runner could read as more than
+# text: it must arrive exactly as the file holds it.
+HOSTILE_BODY = (
+    KEYED + "\n" + "\n".join(HOSTILE) + "\r\nCR LF\r\n@/etc/passwd\ntrue\n{owner}/{repo}\n"
+    "body=@x\n\\n\\t%0D%25\n\n\n"
+)
+
+
+def test_upsert_posts_then_updates_a_hostile_body_byte_for_byte(
+    runner: FakeRunner, github: FakeGitHub
+) -> None:
+    # Named like options, substitutions, globs and lines: each path is a file to read.
+    for n, name in enumerate(["--help", "-n", "$(touch pwned)", "* ?", "a\n::error::forged"]):
+        body = runner.workspace / name
+        body.write_bytes((HOSTILE_BODY + f"run {n}\n").encode("utf-8"))
+        done = _upsert_in(runner, github, "7", name)
+        assert done.returncode == 0, (name, done.stdout + done.stderr)
+        assert _made_by_the_text(done.stdout + done.stderr) == []
+        (comment,) = github.state["comments"]["7"]  # posted once, then updated in place
+        assert comment["body"] == body.read_bytes().decode("utf-8"), name
+    assert [c["method"] for c in _writes(github)] == ["POST"] + ["PATCH"] * 4
+    _unrun(runner.workspace, runner.temp)
+
+
+def test_upsert_without_its_values_says_which_and_posts_nothing(
+    runner: FakeRunner, github: FakeGitHub
+) -> None:
+    body = runner.workspace / "body.md"
+    body.write_text(KEYED + "\nplan\n", encoding="utf-8")
+    cases: list[tuple[tuple[str, ...], dict[str, str | None], str]] = [
+        ((), {}, "Usage: upsert-comment.sh NUMBER BODY_FILE"),
+        (("7",), {}, "Usage: upsert-comment.sh NUMBER BODY_FILE"),
+        (("7", "missing.md"), {}, "no body file 'missing.md'"),
+        (("7", "body.md"), {"GITHUB_REPOSITORY": None}, "GITHUB_REPOSITORY is not set"),
+        (("7", "body.md"), {"GH_TOKEN": None}, "GH_TOKEN"),
+    ]
+    for value in [*HOSTILE, "", "7 8", "-7", "0x7", "\uff17"]:
+        cases.append(((value, "body.md"), {}, "no pull request number"))
+    for args, env, says in cases:
+        done = _upsert_in(runner, github, *args, **env)
+        assert done.returncode != 0, (args, env)
+        assert says in done.stdout + done.stderr, (args, env, done.stdout + done.stderr)
+        assert _made_by_the_text(done.stdout + done.stderr) == []
+        assert "unbound variable" not in done.stderr
+    assert _writes(github) == [] and github.state["comments"] == {}
+    _unrun(runner.workspace, runner.temp)
+
+
+def test_upsert_refuses_a_body_without_a_marker_line(
+    runner: FakeRunner, github: FakeGitHub
+) -> None:
+    for text in ["", "\n" + KEYED + "\n", KEYED + "\r\nplan\n", " " + KEYED + "\n", KEYED]:
+        body = runner.workspace / "body.md"
+        body.write_bytes(text.encode("utf-8"))
+        done = _upsert_in(runner, github, "7", "body.md")
+        assert done.returncode == 1, repr(text)
+        assert "does not start with a plan marker" in done.stdout, repr(text)
+    assert _writes(github) == []
+
+
+def test_upsert_keeps_a_newer_plan_only_and_checks_the_time_it_is_given(
+    runner: FakeRunner, github: FakeGitHub
+) -> None:
+    body = runner.workspace / "notice.md"
+    body.write_text(KEYED + "\nnot run\n", encoding="utf-8")
+    newer = {"id": 60, "user": {"login": BOT}, "updated_at": "2026-11-30T03:00:00Z"}
+    state = github.state
+    state["comments"]["7"] = [{**newer, "body": KEYED + "\na notice, no digest\n"}]
+    github.save(state)
+    keep = {"KEEP_PLAN_NEWER_THAN": "2026-11-30T02:00:00Z"}
+    # A newer comment that holds no plan (an earlier notice) is replaced.
+    replaced = _upsert_in(runner, github, "7", "notice.md", **keep)
+    assert replaced.returncode == 0, replaced.stderr
+    assert [c["body"] for c in github.state["comments"]["7"]] == [KEYED + "\nnot run\n"]
+
+    plan = KEYED + "\n<!-- imgix-reconciler:digest account=main sha256:" + "1" * 64 + " -->\n"
+    state = github.state
+    state["comments"]["7"] = [{**newer, "body": plan}]
+    github.save(state)
+    kept = _upsert_in(runner, github, "7", "notice.md", **keep)
+    assert kept.returncode == 0 and "newer than this run: kept" in kept.stdout
+    assert [c["body"] for c in github.state["comments"]["7"]] == [plan]
+
+    # A time that is no time is refused before anything is compared or printed with it.
+    for odd in ["\n::error::forged", "2026-11-30T02:00:00Z\r::error::forged", "later", "-1"]:
+        done = _upsert_in(runner, github, "7", "notice.md", KEEP_PLAN_NEWER_THAN=odd)
+        assert done.returncode == 1, repr(odd)
+        assert "KEEP_PLAN_NEWER_THAN is not a time" in done.stdout
+        assert _made_by_the_text(done.stdout + done.stderr) == []
+    assert [c["body"] for c in github.state["comments"]["7"]] == [plan]
+
+
+def test_upsert_that_cannot_list_the_comments_posts_none(
+    runner: FakeRunner, github: FakeGitHub
+) -> None:
+    body = runner.workspace / "body.md"
+    body.write_text(KEYED + "\nplan\n", encoding="utf-8")
+    state = github.state
+    state["down"] = True
+    github.save(state)
+    done = _upsert_in(runner, github, "7", "body.md")
+    assert done.returncode != 0 and "HTTP 502" in done.stderr
+    assert _writes(github) == []  # never a second comment for want of finding the first
+
+
+# --------------------------------------------------------------------------- drift issue paths
+
+
+def _drift_results(runner: FakeRunner, **codes: int) -> None:
+    """The accounts' result folders as run.sh leaves them (no report: shown as a row)."""
+    results = runner.temp / "imgix-reconciler"
+    shutil.rmtree(results, ignore_errors=True)
+    for account, code in codes.items():
+        (results / account).mkdir(parents=True)
+        result = {"account": account, "command": "drift", "exit_code": code, "planned": True}
+        (results / account / "result.json").write_text(json.dumps(result), encoding="utf-8")
+
+
+OWN_DRIFT = "<!-- imgix-reconciler:drift key=imgix -->"
+
+
+def test_a_pull_request_with_the_drift_marker_is_never_taken_for_the_issue(
+    runner: FakeRunner, github: FakeGitHub
+) -> None:
+    # GitHub's issue listing holds pull requests too: one the bot opened (another workflow
+    # with the default token) whose body starts with the marker, newest first.
+    pull = {"user": {"login": BOT}, "state": "open", "title": "chore: sync",
+            "pull_request": {"url": "https://api.github.com/repos/acme/images/pulls"}}  # fmt: skip
+    decoys = [
+        {**pull, "number": 30, "body": f"{OWN_DRIFT}\nquoted report\n"},
+        {**pull, "number": 31, "body": "<!-- imgix-reconciler:drift -->\nold report\n"},
+    ]
+    state = github.state
+    state["issues"] = [*decoys, {"number": 12, "user": {"login": BOT}, "state": "open",
+                                 "title": "t", "body": f"{OWN_DRIFT}\nold\n"}]  # fmt: skip
+    github.save(state)
+    env = github.env(runner)
+
+    _drift_results(runner, main=2)
+    assert runner.script("drift-issue.sh", env).returncode == 0
+    issues = {i["number"]: i for i in github.state["issues"]}
+    assert issues[12]["body"].startswith(OWN_DRIFT + "\n### imgix-reconciler drift")
+
+    # The issue closed by hand: a new one is opened, never a pull request updated.
+    state = github.state
+    state["issues"] = decoys
+    github.save(state)
+    assert runner.script("drift-issue.sh", env).returncode == 0
+    opened = github.state["issues"][-1]
+    assert "pull_request" not in opened and opened["body"].startswith(OWN_DRIFT + "\n")
+
+    # Back in sync: that issue is closed; neither pull request is closed or commented on.
+    _drift_results(runner, main=0)
+    assert runner.script("drift-issue.sh", env).returncode == 0
+    assert github.state["issues"][:2] == decoys
+    assert github.state["issues"][2]["state"] == "closed"
+    assert set(github.state["comments"]) == {str(opened["number"])}
+    touched = {c["path"].rsplit("/issues/", 1)[-1].split("/")[0] for c in _writes(github)}
+    assert not touched & {"30", "31"}
+
+
+def test_drift_issue_without_results_or_with_a_failed_check_leaves_the_issue(
+    runner: FakeRunner, github: FakeGitHub
+) -> None:
+    state = github.state
+    state["issues"] = [{"number": 12, "user": {"login": BOT}, "state": "open", "title": "t",
+                        "body": f"{OWN_DRIFT}\nold\n"}]  # fmt: skip
+    github.save(state)
+    env = github.env(runner)
+    nothing = runner.script("drift-issue.sh", env)
+    assert nothing.returncode == 1 and "no account produced a result" in nothing.stdout
+
+    both = json.dumps([{"name": "main"}, {"name": "eu"}])
+    _drift_results(runner, main=2, eu=1)
+    failed = runner.script("drift-issue.sh", {**env, "ACCOUNTS": both})
+    assert failed.returncode == 1
+    assert "::error title=imgix-reconciler::the drift check failed for an account" in (
+        failed.stdout
+    )
+
+    # A folder with no result in it (a job that stopped before writing one), or a list of
+    # accounts that is no JSON: stopped, saying which, before anything is written.
+    (runner.temp / "imgix-reconciler" / "eu" / "result.json").unlink()
+    empty = runner.script("drift-issue.sh", {**env, "ACCOUNTS": both})
+    assert empty.returncode != 0 and "eu/result.json" in empty.stderr
+    _drift_results(runner, main=2)
+    unlisted = runner.script("drift-issue.sh", {**env, "ACCOUNTS": "[main"})
+    assert unlisted.returncode != 0 and "Traceback" not in unlisted.stderr
+    assert _writes(github) == [] and github.state["issues"][0]["body"] == f"{OWN_DRIFT}\nold\n"
+
+
+def test_drift_in_sync_with_no_issue_open_writes_nothing(
+    runner: FakeRunner, github: FakeGitHub
+) -> None:
+    _drift_results(runner, main=0)
+    done = runner.script("drift-issue.sh", github.env(runner))
+    assert done.returncode == 0, done.stderr
+    assert _writes(github) == [] and github.state["issues"] == []
+    assert "### imgix-reconciler drift" in done.summary
+
+
+# --------------------------------------------------------------------------- the other paths
+
+# What each script needs from the job; the step's outputs and summary file are optional.
+_GITHUB = ["GITHUB_REPOSITORY", "GH_TOKEN"]
+NEEDS = {
+    "comment.sh": ["IMGIX_RECONCILER_VENV", "RESULTS", "ACCOUNTS", "RUNNER_TEMP",
+                   "GITHUB_WORKFLOW_REF", "GITHUB_EVENT_PATH", *_GITHUB],
+    "drift-issue.sh": ["IMGIX_RECONCILER_VENV", "RESULTS", "ACCOUNTS", "RUNNER_TEMP",
+                       "GITHUB_WORKFLOW_REF", *_GITHUB],
+    "fork-notice.sh": ["IMGIX_RECONCILER_VENV", "RUN_ID", "RUN_STARTED", "HEAD_OWNER",
+                       "HEAD_BRANCH", "HEAD_SHA", "PLAN_WORKFLOW", "PLAN_WORKFLOW_PATH",
+                       "RUNNER_TEMP", *_GITHUB],
+    "reviewed-digest.sh": ["IMGIX_RECONCILER_VENV", "GITHUB_SHA", "RUNNER_TEMP", "ACCOUNT",
+                           *_GITHUB],
+    "install.sh": ["RUNNER_TEMP", "GITHUB_OUTPUT"],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("script", sorted(NEEDS))
+def test_a_script_missing_a_value_it_needs_names_it_and_writes_nothing(
+    runner: FakeRunner, github: FakeGitHub, script: str
+) -> None:
+    _drift_results(runner, main=2)
+    venv = runner.temp / "imgix-reconciler-venv" / "bin"
+    venv.mkdir(parents=True)
+    (venv / "imgix-reconciler").touch(mode=0o755)  # install.sh: installed by an earlier step
+    _fork_pull_open(github)
+    state = github.state
+    state["pulls"] = [{"number": 7, "merged_at": "2026-11-30T00:00:00Z"}]
+    github.save(state)
+    full = {**_fork_run(github, runner), "ACCOUNT": "main", "GITHUB_ACTION_PATH": str(ROOT)}
+    assert runner.script(script, full).returncode in (0, 1)  # it runs with all of them
+    writes = len(_writes(github))
+    for name in NEEDS[script]:
+        done = runner.script(script, {**full, name: None})
+        assert done.returncode != 0, (script, name)
+        assert name in done.stdout + done.stderr, (script, name)
+        assert len(_writes(github)) == writes, (script, name)
+
+
+def test_install_reuses_the_environment_an_earlier_step_made(runner: FakeRunner) -> None:
+    venv = runner.temp / "imgix-reconciler-venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "imgix-reconciler").touch(mode=0o755)
+    # No GITHUB_ACTION_PATH: nothing is installed again, so it is never read.
+    done = runner.script("install.sh", {"GITHUB_ACTION_PATH": None})
+    assert done.returncode == 0, done.stderr
+    assert done.outputs == {"venv": str(venv)}
+
+
+@pytest.mark.parametrize("number", ["--help", "7 8", "$(touch pwned)", "a\n::error::forged"])
+def test_comment_refuses_a_pull_request_number_that_is_no_number(
+    runner: FakeRunner, github: FakeGitHub, number: str
+) -> None:
+    _drift_results(runner, main=2)
+    done = runner.script("comment.sh", github.env(runner, PULL_REQUEST=number))
+    assert done.returncode == 1 and "no pull request number" in done.stdout
+    assert _made_by_the_text(done.stdout + done.stderr) == []
+    assert github.state["calls"] == []
+    _unrun(runner.workspace, runner.temp)
+
+
+def test_comment_paths_without_a_number_results_or_a_head(
+    runner: FakeRunner, github: FakeGitHub
+) -> None:
+    env = github.env(runner)
+    runner.event.write_text(json.dumps({"schedule": "0 6 * * *"}), encoding="utf-8")
+    no_number = runner.script("comment.sh", env)
+    assert no_number.returncode == 1 and "no pull request number" in no_number.stdout
+    runner.event.write_text(json.dumps({"pull_request": {"number": 7}}), encoding="utf-8")
+    no_results = runner.script("comment.sh", env)
+    assert no_results.returncode == 1 and "no account produced a result" in no_results.stdout
+    assert github.state["calls"] == []
+
+    # The head look-up fails (GitHub has no such pull request answer): posted all the same.
+    _drift_results(runner, main=0)
+    event = {"pull_request": {"number": 7, "head": {"sha": "a" * 40}}}
+    runner.event.write_text(json.dumps(event), encoding="utf-8")
+    posted = runner.script("comment.sh", env)
+    assert posted.returncode == 0, posted.stderr
+    (comment,) = github.state["comments"]["7"]
+    assert comment["body"].startswith(KEYED + "\n")
+    # A planned head that is no commit is no reason to withhold it either.
+    again = runner.script("comment.sh", {**env, "PLANNED_HEAD": "--help $(touch pwned)"})
+    assert again.returncode == 0, again.stderr
+    assert len(github.state["comments"]["7"]) == 1
+    _unrun(runner.workspace, runner.temp)
+
+
+def test_reviewed_digest_fails_when_github_does_not_answer(
+    runner: FakeRunner, github: FakeGitHub
+) -> None:
+    state = github.state
+    state["down"] = True
+    github.save(state)
+    done = runner.script("reviewed-digest.sh", github.env(runner, ACCOUNT="main"))
+    assert done.returncode != 0 and done.stdout == "" and "HTTP 502" in done.stderr
