@@ -448,20 +448,16 @@ class ImgixClient:
 
     # ----------------------------------------------------------------------- operations
 
-    async def list_sources(
-        self, on_source: Callable[[LiveSource], None] | None = None
-    ) -> list[LiveSource]:
+    async def list_sources(self) -> list[LiveSource]:
         """Every source of the account, each once, in the order the API lists them.
 
         A list that moved while it was read (a source created or removed between two page
         reads: `_Listing.moved`) is read again, up to LISTING_REREADS times, then refused
         as an invalid response: a source it hid would be planned as missing.
-        `on_source` sees each source as its page arrives (a source listed on two pages,
-        or read again, more than once; the list keeps the last read's first).
         """
         previous: _Listing | None = None
         for read in range(LISTING_REREADS + 1):
-            listing, decoded = await self._read_sources(on_source)
+            listing, decoded = await self._read_sources()
             moved = listing.moved()
             if moved is None:
                 break
@@ -493,9 +489,7 @@ class ImgixClient:
             for resource in listing.resources
         ]
 
-    async def _read_sources(
-        self, on_source: Callable[[LiveSource], None] | None
-    ) -> tuple[_Listing, dict[int, tuple[dict[str, Any], LiveSource]]]:
+    async def _read_sources(self) -> tuple[_Listing, dict[int, tuple[dict[str, Any], LiveSource]]]:
         """One read of the account's list, each source decoded as its page arrives."""
         # Each page is decoded as it arrives, while later ones are awaited, and its raw
         # resources shrink to their ids: a large account is not held twice in memory.
@@ -511,8 +505,6 @@ class ImgixClient:
             identifier = resource["id"]
             resource.clear()
             resource["id"] = identifier
-            if on_source is not None:
-                on_source(live)
 
         # Each page has the whole retry deadline: a long listing is not a slow one.
         return await self._list_resources({}, None, decode), decoded

@@ -139,138 +139,44 @@ _UNSETTLED: Any = object()
 _DIFFERS: Any = object()
 # The outcome of each verdict of the bulk pass but "not adopted" (True), its own.
 _BY_VERDICT: dict[Any, Any] = {False: _IN_SYNC, None: _UNSETTLED, _DIFFERS: _DIFFERS}
-# The API's page of sources: `Planner.settle` compares a page's worth at a time.
-_PAGE = 100
 # Pairs the bulk pass compares at once (`_quiet_in_bulk`).
 _BLOCK = 256
 
 
 class Planner:
-    """`plan` in two steps, for a listing that arrives page by page: the live sources are
-    compared a page at a time as they are listed (`settle`), and the plan, once all are,
-    reuses those comparisons. The plan is the same as without them: matching, which needs
-    every source, decides which comparisons count."""
+    """`plan`, with what one plan remembers: the secret fingerprints computed so far and
+    the bulk pass's verdicts on annotations and secrets."""
 
     def __init__(self, desired: DesiredState, options: PlanOptions) -> None:
         self.desired = desired
         self.options = options
-        # Specs a listed source may match (the plan checks that it does): by id when
-        # pinned, else by a subdomain; made when a first source is settled.
-        self._by_id: dict[str, int] | None = None
-        self._by_subdomain: dict[str, int] = {}
-        # Listed and not compared yet: compared a page at a time, in bulk.
-        self._listed: list[LiveSource] = []
-        # id() of a listed source to the spec it was compared with, itself (so that its
-        # id() is never another's) and the outcome.
-        self._settled: dict[int, tuple[int, LiveSource, _Outcome | None]] = {}
         self._fingerprints: dict[tuple[str, str], str] = {}
         # The bulk pass's verdicts on the annotation and secrets (`_quiet_in_bulk`).
         self._verdicts: dict[tuple[Any, ...], bool | None] = {}
 
-    def settle(self, live: LiveSource) -> None:
-        """Compare a listed source with the spec it likely matches, for `plan` to reuse
-        (a page's worth at a time: see `settle_listed`)."""
-        self._listed.append(live)
-        if len(self._listed) >= _PAGE:
-            self.settle_listed()
-
-    def settle_listed(self) -> None:
-        """Compare the sources listed since the last comparison, in one bulk pass."""
-        listed, self._listed = self._listed, []
-        specs = self.desired.sources
-        if self._by_id is None:
-            self._by_id = {}
-            for position, spec in enumerate(specs):
-                if spec.id is not None:
-                    self._by_id[spec.id] = position
-                    continue
-                for subdomain in spec.deployment.imgix_subdomains:
-                    self._by_subdomain.setdefault(subdomain, position)
-        targets = self.options.targets
-        pairs: list[Match] = []
-        for live in listed:
-            subdomains = live.deployment.get("imgix_subdomains") or ()
-            candidates = {self._by_id.get(live.id), *map(self._by_subdomain.get, subdomains)}
-            for index in candidates:
-                if index is None:
-                    continue
-                spec = specs[index]
-                if targets and spec.name not in targets:
-                    continue
-                pairs.append(Match(index, spec, live))
-        try:
-            quiet = self._quiet_in_bulk([m for m in pairs if m.spec.mode != "observe"])
-        except Exception:
-            quiet = {}  # only a head start: each is compared one by one below
-        for match in pairs:
-            source = match.live
-            assert source is not None
-            verdict = quiet.get(id(match))
-            if verdict is True or verdict is False:
-                outcome: _Outcome | None = _unadopted(match.spec, source) if verdict else _IN_SYNC
-            else:
-                try:
-                    outcome = self._outcome(match.spec, source, None, verdict is _DIFFERS)
-                except Exception:
-                    # Only a head start: the plan compares this source again, and reports
-                    # what went wrong where it belongs.
-                    continue
-            self._settled[id(source)] = (match.index, source, outcome)
-
     def plan(self, live: Sequence[LiveSource]) -> Plan:
-        """The plan for the live sources listed (settled or not)."""
+        """The plan for the live sources listed."""
         with collector.paused():
             return _plan(self.desired, live, self.options, self._outcomes_in_bulk, self._outcome_of)
 
-    def _quiet_in_bulk(self, pairs: Sequence[Match]) -> dict[int, Any]:
-        """`_quiet_in_bulk` of these pairs, by id() of each pair."""
-        verdicts = _quiet_in_bulk(
-            pairs, self.options, self.desired.owner, self._verdicts, self._fingerprints
-        )
-        return dict(zip(map(id, pairs), verdicts, strict=True))
-
     def _outcomes_in_bulk(self, pairs: list[Match]) -> list[Any]:
-        """The outcome of each matched pair settled while listing or by the bulk pass
-        (`_UNSETTLED`: the per-source path decides)."""
-        outcomes: list[Any] = [_UNSETTLED] * len(pairs)
-        open_pairs = pairs
-        if self._settled:
-            # Taken out as used: the plan holds what it keeps, and the rest goes with the planner.
-            hits = list(map(self._settled.pop, map(id, map(_LIVE, pairs)), repeat(None)))
-            outcomes = [
-                hit[2] if hit is not None and hit[0] == m.index and hit[1] is m.live else _UNSETTLED
-                for hit, m in zip(hits, pairs, strict=True)
-            ]
-            if _UNSETTLED not in outcomes:
-                return outcomes
-            positions = [p for p, outcome in enumerate(outcomes) if outcome is _UNSETTLED]
-            open_pairs = [pairs[p] for p in positions]
-        else:
-            positions = None
+        """The outcome of each matched pair the bulk pass settles (`_UNSETTLED`: the
+        per-source path decides)."""
         quiet = _quiet_in_bulk(
-            open_pairs, self.options, self.desired.owner, self._verdicts, self._fingerprints
+            pairs, self.options, self.desired.owner, self._verdicts, self._fingerprints
         )
         found = list(map(_BY_VERDICT.get, quiet, repeat(_UNSETTLED)))
         if True in quiet:  # not adopted yet: an outcome of its own
             for position in compress(range(len(quiet)), map(is_, quiet, repeat(True))):
-                match = open_pairs[position]
+                match = pairs[position]
                 found[position] = _unadopted(match.spec, match.live)  # type: ignore[arg-type]
-        if positions is None:
-            return found
-        for position, outcome in zip(positions, found, strict=True):
-            outcomes[position] = outcome
-        return outcomes
+        return found
 
     def _outcome_of(
         self, match: Match, annotation: Annotation, differs: bool = False
     ) -> _Outcome | None:
-        live = match.live
-        assert live is not None
-        # Taken out as used: the plan holds what it keeps, and the rest goes with the planner.
-        settled = self._settled.pop(id(live), None)
-        if settled is not None and settled[0] == match.index and settled[1] is live:
-            return settled[2]
-        return self._outcome(match.spec, live, annotation, differs)
+        assert match.live is not None
+        return self._outcome(match.spec, match.live, annotation, differs)
 
     def _outcome(
         self,

@@ -46,7 +46,6 @@ from reconciler.untrusted import escaped, one_line, quoted
 if TYPE_CHECKING:
     from reconciler.applier import Listing
     from reconciler.loader import LoadedState, LocatedError
-    from reconciler.planner import Planner
     from reconciler.progress import ApplyProgress
     from reconciler.report import ActionResult, ApplyReport
 
@@ -316,11 +315,12 @@ async def plan_files(
     other change and says "cannot compare" for them. `apply` asks for them all.
     `read_already` holds the bytes of files read before (a pipe cannot be read twice).
     """
-    settling = _Settling()
     async with connection.client() as client:
         # The listing waits on the API's pace, the loading on the CPU: overlapped, a plan
-        # takes about the longer of the two. A file with errors stops the listing.
-        listing = asyncio.create_task(client.list_sources(settling.add))
+        # takes about the longer of the two. A file with errors stops the listing. The plan
+        # is computed once both are done (comparing each page as it came cost more CPU in
+        # all than it saved after the last page: bench/plan.py).
+        listing = asyncio.create_task(client.list_sources())
         loading = asyncio.ensure_future(
             _in_daemon_thread(
                 _load_to_plan,
@@ -340,7 +340,7 @@ async def plan_files(
                 if not loading.done() or loading.exception() is None:
                     listing.result()
             desired = await loading
-            from reconciler.planner import Planner, PlanOptions
+            from reconciler.planner import PlanOptions, plan
 
             options = PlanOptions(
                 fingerprint_key=fingerprint_key(connection, environ),
@@ -352,9 +352,6 @@ async def plan_files(
                 creates_per_hour=connection.pacing.creates_per_hour,
                 updates_per_hour=connection.pacing.updates_per_hour,
             )
-            # Sources listed from now on are compared as they arrive, while the next pages
-            # are awaited: once the last one is in, the plan is mostly assembled.
-            planner = settling.start(Planner(desired.state, options))
         except BaseException:
             loading.cancel()
             listing.cancel()
@@ -365,7 +362,7 @@ async def plan_files(
     from reconciler.loader import LoadError
 
     try:
-        made = planner.plan(live)
+        made = plan(desired.state, live, options)
     except PlanError as error:
         if not error.spec_indices:
             raise
@@ -406,26 +403,6 @@ async def _in_daemon_thread(function: Callable[..., T], /, *args: object, **kwar
 
     threading.Thread(target=run, name="load", daemon=True).start()
     return await future
-
-
-class _Settling:
-    """Listed sources handed to the planner as they arrive, once the files are loaded."""
-
-    def __init__(self) -> None:
-        self._planner: Planner | None = None
-        self._listed: list[LiveSource] = []
-
-    def add(self, live: LiveSource) -> None:
-        if self._planner is None:
-            self._listed.append(live)
-        else:
-            self._planner.settle(live)
-
-    def start(self, planner: Planner) -> Planner:
-        for live in self._listed:
-            planner.settle(live)
-        self._planner, self._listed = planner, []
-        return planner
 
 
 def _load_to_plan(

@@ -2017,75 +2017,6 @@ def test_a_source_in_sync_is_settled_by_the_quick_check() -> None:
     )
 
 
-@settings(max_examples=100, deadline=None, derandomize=True)
-@given(case=_settled_or_not())
-def test_sources_settled_as_listed_plan_as_the_plan_from_scratch(
-    case: tuple[DesiredState, LiveSource, PlanOptions],
-) -> None:
-    from reconciler.planner import Planner
-
-    wanted, live, options = case
-    planner = Planner(wanted, options)
-    planner.settle(live)
-    planner.settle_listed()
-    assert planner.plan([live]).to_json() == plan(wanted, [live], options).to_json()
-
-
-def test_a_settled_source_is_not_compared_again_and_an_unsettled_one_is() -> None:
-    from unittest import mock
-
-    from reconciler import planner as planner_module
-    from reconciler.planner import Planner
-
-    specs = desired(s3_spec(), webfolder_spec("Blog", ("acme-blog",)))
-    settled = live_of(s3_spec())
-    changed = live_of(webfolder_spec("Blog", ("acme-blog",), cache_ttl_value=86400), ID_B)
-    unsettled = live_of(webfolder_spec("Blog", ("acme-blog",)), ID_C)
-    planner = Planner(specs, OPTIONS)
-    planner.settle(settled)
-    planner.settle(changed)
-    planner.settle_listed()  # a page's worth is compared at once; the last page here
-    with (
-        mock.patch.object(planner_module, "_quiet", side_effect=AssertionError),
-        mock.patch.object(planner_module, "_compare", side_effect=AssertionError),
-    ):
-        result = planner.plan([settled, changed])
-    assert result.summary.unchanged == 1 and paths(only(result)) == ["deployment.cache_ttl_value"]
-    # Another source with the blog's subdomain was listed instead: compared now.
-    assert Planner(specs, OPTIONS).plan([settled, unsettled]).summary.unchanged == 2
-    planner.settle(unsettled)
-    planner.settle_listed()
-    assert planner.plan([settled, unsettled]).summary.unchanged == 2
-
-
-def test_a_comparison_that_fails_while_listing_is_made_again_by_the_plan() -> None:
-    from unittest import mock
-
-    from reconciler import planner as planner_module
-    from reconciler.planner import Planner
-
-    spec = s3_spec()
-    live = live_of(spec, deployment={"cache_ttl_value": 86400})
-    planner = Planner(desired(spec), OPTIONS)
-    with mock.patch.object(planner_module, "_quiet", side_effect=RuntimeError("while listing")):
-        planner.settle(live)
-        planner.settle_listed()  # a head start only: never the listing's failure
-    assert paths(only(planner.plan([live]))) == ["deployment.cache_ttl_value"]
-
-
-def test_a_source_settled_with_one_spec_but_matched_to_another_is_compared_again() -> None:
-    from reconciler.planner import Planner
-
-    live = live_of(s3_spec(subdomains=("acme-a",)))
-    # Pinned by id, the source moves to another subdomain; its old one goes to a new source.
-    specs = desired(s3_spec("Pinned", ("acme-b",), id=ID_A), s3_spec(subdomains=("acme-a",)))
-    planner = Planner(specs, OPTIONS)
-    planner.settle(live)
-    planner.settle_listed()  # compared with both: the second spec's subdomain is its own
-    assert planner.plan([live]).to_json() == plan(specs, [live], OPTIONS).to_json()
-    assert [a.action for a in plan(specs, [live], OPTIONS).actions] == ["patch", "create"]
-
-
 # --------------------------------------------------------------------------- bulk pass
 
 
@@ -2263,26 +2194,6 @@ def test_a_listing_with_an_annotation_that_is_no_text_tells_the_others_apart(
     assert bulk.adoption is not None and [s.name for s in bulk.adoption.sources] == ["B", "C"]
     with _per_source_only():
         assert plan(wanted, live, OPTIONS).to_json() == bulk.to_json()
-
-
-def test_a_page_of_listed_sources_is_settled_at_once() -> None:
-    from unittest import mock
-
-    from reconciler import planner as planner_module
-    from reconciler.planner import _PAGE, Planner
-
-    specs = [s3_spec(f"S{n}", (f"acme-s{n}",)) for n in range(_PAGE + 1)]
-    live = [live_of(spec, f"{n:024x}") for n, spec in enumerate(specs)]
-    planner = Planner(desired(*specs), OPTIONS)
-    for source in live:
-        planner.settle(source)
-    with mock.patch.object(
-        planner_module, "_quiet_in_bulk", wraps=planner_module._quiet_in_bulk
-    ) as bulk:
-        result = planner.plan(live)
-    # The first page was settled while listing; the plan compares the last source alone.
-    assert [len(call.args[0]) for call in bulk.call_args_list] == [1]
-    assert result.summary.unchanged == _PAGE + 1
 
 
 def test_a_pair_whose_attributes_plainly_differ_skips_the_quick_check() -> None:
