@@ -576,6 +576,19 @@ def test_values_that_pass_their_checks_are_kept_as_written() -> None:
     assert webfolder.username == "reader"
 
 
+def test_plain_http_urls_are_accepted_as_well_as_https() -> None:
+    webfolder = WebFolderDeployment.model_validate(
+        {
+            "type": "webfolder",
+            "imgix_subdomains": ["acme-blog"],
+            "webfolder_base_url": "http://blog.example/",
+            "image_missing": "http://blog.example/missing.png",
+        }
+    )
+    assert webfolder.webfolder_base_url == "http://blog.example/"
+    assert webfolder.image_missing == "http://blog.example/missing.png"
+
+
 def test_a_url_error_quotes_the_url() -> None:
     webfolder = {"type": "webfolder", "imgix_subdomains": ["acme-blog"]}
     (error,) = errors(WebFolderDeployment, {**webfolder, "webfolder_base_url": "ftp://o.example/"})
