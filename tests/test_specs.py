@@ -501,6 +501,12 @@ def test_repeated_hostname_is_reported_beside_an_invalid_one() -> None:
     }
 
 
+def test_a_hostname_written_as_text_instead_of_a_list_is_one_error() -> None:
+    # The letters of "images.acme.example" repeat: they are not hostnames named twice.
+    found = errors(S3Deployment, s3(custom_domains="images.acme.example"))
+    assert [(e["type"], e["loc"]) for e in found] == [("list_type", ("custom_domains",))]
+
+
 def test_cross_field_checks_are_available_without_a_model() -> None:
     error = hostname_count_error(60, 41)
     assert error is not None
