@@ -507,6 +507,19 @@ def test_a_hostname_written_as_text_instead_of_a_list_is_one_error() -> None:
     assert [(e["type"], e["loc"]) for e in found] == [("list_type", ("custom_domains",))]
 
 
+def test_every_repeated_hostname_is_named_once_in_one_message() -> None:
+    names = ["acme-b", "acme-a", "acme-b", "acme-c", "acme-a", "acme-b"]
+    (error,) = errors(S3Deployment, s3(imgix_subdomains=names))
+    assert error["msg"] == "imgix_subdomains lists acme-a, acme-b more than once"
+
+
+def test_hostnames_that_are_not_text_are_type_errors_even_when_repeated() -> None:
+    found = errors(S3Deployment, s3(imgix_subdomains=[7, 7, {"host": "a"}, {"host": "a"}]))
+    assert [(e["type"], e["loc"]) for e in found] == [
+        ("string_type", ("imgix_subdomains", index)) for index in range(4)
+    ]
+
+
 def test_cross_field_checks_are_available_without_a_model() -> None:
     error = hostname_count_error(60, 41)
     assert error is not None
