@@ -531,6 +531,9 @@ def test_cross_field_checks_are_available_without_a_model() -> None:
     assert error is not None
     assert error.message().startswith("ignore_changes names deployment.gcs_bucket, which is not")
     assert ignore_changes_error(S3Deployment, ["deployment.s3_bucket", "name"]) is None
+    # Any iterable, read once: the paths are all checked after the look for `type`.
+    error = ignore_changes_error(S3Deployment, iter(["name", "deployment.gcs_bucket"]))
+    assert error is not None and "deployment.gcs_bucket" in error.message()
 
 
 # --------------------------------------------------------------------------- strict scalars
