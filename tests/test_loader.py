@@ -483,6 +483,16 @@ def test_ignore_changes_are_checked_with_other_mistakes(tmp_path: Path) -> None:
     ]
 
 
+def test_every_unknown_ignore_changes_path_is_named_in_one_error(tmp_path: Path) -> None:
+    text = S3_SOURCE + "    ignore_changes: [deployment.nope, name, deployment.gcs_bucket]\n"
+    path = write(tmp_path, text)
+    assert errors_of(path) == [
+        f"{path}:10:21: ignore_changes: ignore_changes names deployment.nope, "
+        "deployment.gcs_bucket, which is not an attribute of a s3 source "
+        "(use name, enabled or deployment.<attribute>)",
+    ]
+
+
 def test_ignore_changes_of_an_unknown_type_wait_for_the_type(tmp_path: Path) -> None:
     text = S3_SOURCE.replace("type: s3", "type: ftp") + "    ignore_changes: [deployment.nope]\n"
     path = write(tmp_path, text)
