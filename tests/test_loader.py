@@ -854,6 +854,14 @@ def test_files_planned_together_must_name_one_owner(tmp_path: Path) -> None:
     ]
 
 
+def test_files_planned_together_may_state_the_same_owner_and_safety(tmp_path: Path) -> None:
+    settings = "version: 1\nowner: team-a\nsafety: {min_risky_count: 5}\nsources: []\n"
+    first = write(tmp_path, settings, "a.yaml")
+    second = write(tmp_path, settings, "b.yaml")
+    state = load([first, second], resolve=False).state
+    assert (state.owner, state.safety.min_risky_count) == ("team-a", 5)
+
+
 @pytest.mark.parametrize(
     ("line", "expected"),
     [
