@@ -294,6 +294,32 @@ def test_file_level_errors_are_located(tmp_path: Path, text: str, expected: str)
     assert not any("hunter2" in message for message in messages)
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "version: 1\nsources: [a\n",
+            "3:1: invalid YAML: while parsing a flow sequence: expected ',' or ']', "
+            "but got '<stream end>'",
+        ),
+        (
+            'version: 1\nsources: "\x01"\n',
+            "2:11: invalid YAML: the file contains a character that YAML does not allow",
+        ),
+        (
+            '\nversion: 1\nsources: "\x01"\n',
+            "3:11: invalid YAML: the file contains a character that YAML does not allow",
+        ),
+        ("version: 1\nsources: !!int hunter2\n", "1:1: invalid YAML: a value does not match its tag"),
+    ],
+)
+def test_a_file_that_does_not_parse_is_one_error(tmp_path: Path, text: str, expected: str) -> None:
+    # Nothing about the shape of a file that has none: no "must be a mapping" beside it.
+    path = tmp_path / "sources.yaml"
+    path.write_text(text)
+    assert errors_of(path) == [f"{path}:{expected}"]
+
+
 def test_deployment_keys_are_suggested_from_the_type(tmp_path: Path) -> None:
     path = write(tmp_path, S3_SOURCE + "      robots_txt: origin\n")
     assert errors_of(path) == [
