@@ -311,6 +311,7 @@ def test_file_level_errors_are_located(tmp_path: Path, text: str, expected: str)
             "3:11: invalid YAML: the file contains a character that YAML does not allow",
         ),
         ("version: 1\nsources: !!int hunter2\n", "1:1: invalid YAML: a value does not match its tag"),
+        ("version: !!timestamp hunter2\n", "1:10: invalid YAML: a value does not match its tag"),
     ],
 )
 def test_a_file_that_does_not_parse_is_one_error(tmp_path: Path, text: str, expected: str) -> None:
@@ -705,6 +706,19 @@ def test_referenced_file_must_be_a_regular_file(tmp_path: Path, target: str, pro
 def test_desired_state_file_is_read_with_a_limit(tmp_path: Path) -> None:
     assert errors_of(Path("/dev/zero")) == [
         "/dev/zero:1:1: cannot read the file: larger than 16 MiB"
+    ]
+
+
+def test_bytes_read_before_are_loaded_instead_of_reading_the_path_again(tmp_path: Path) -> None:
+    # A pipe (`validate <(generate)`) cannot be read twice: its bytes are handed over.
+    pipe = tmp_path / "read-once.yaml"  # gone by now, as a pipe's content is
+    loaded = load([pipe], resolve=False, read_already={str(pipe): S3_SOURCE.encode()})
+    assert [spec.name for spec in loaded.state.sources] == ["Product images"]
+    too_big = {str(pipe): b"#" * (16 * 1024 * 1024 + 1)}
+    with pytest.raises(LoadError) as caught:
+        load([pipe], resolve=False, read_already=too_big)
+    assert [str(e) for e in caught.value.errors] == [
+        f"{pipe}:1:1: cannot read the file: larger than 16 MiB"
     ]
 
 
