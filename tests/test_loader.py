@@ -310,7 +310,10 @@ def test_file_level_errors_are_located(tmp_path: Path, text: str, expected: str)
             '\nversion: 1\nsources: "\x01"\n',
             "3:11: invalid YAML: the file contains a character that YAML does not allow",
         ),
-        ("version: 1\nsources: !!int hunter2\n", "1:1: invalid YAML: a value does not match its tag"),
+        (
+            "version: 1\nsources: !!int hunter2\n",
+            "1:1: invalid YAML: a value does not match its tag",
+        ),
         ("version: !!timestamp hunter2\n", "1:10: invalid YAML: a value does not match its tag"),
     ],
 )
