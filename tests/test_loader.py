@@ -315,6 +315,10 @@ def test_file_level_errors_are_located(tmp_path: Path, text: str, expected: str)
             "1:1: invalid YAML: a value does not match its tag",
         ),
         ("version: !!timestamp hunter2\n", "1:10: invalid YAML: a value does not match its tag"),
+        (  # deeper than Python's recursion, within the C parser's bound
+            "version: 1\nsources: " + "[" * 3000 + "]" * 3000 + "\n",
+            "1:1: recursive or too deeply nested YAML is not supported",
+        ),
     ],
 )
 def test_a_file_that_does_not_parse_is_one_error(tmp_path: Path, text: str, expected: str) -> None:
