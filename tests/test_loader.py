@@ -294,6 +294,40 @@ def test_file_level_errors_are_located(tmp_path: Path, text: str, expected: str)
     assert not any("hunter2" in message for message in messages)
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "version: 1\nsources: [a\n",
+            "3:1: invalid YAML: while parsing a flow sequence: expected ',' or ']', "
+            "but got '<stream end>'",
+        ),
+        (
+            'version: 1\nsources: "\x01"\n',
+            "2:11: invalid YAML: the file contains a character that YAML does not allow",
+        ),
+        (
+            '\nversion: 1\nsources: "\x01"\n',
+            "3:11: invalid YAML: the file contains a character that YAML does not allow",
+        ),
+        (
+            "version: 1\nsources: !!int hunter2\n",
+            "1:1: invalid YAML: a value does not match its tag",
+        ),
+        ("version: !!timestamp hunter2\n", "1:10: invalid YAML: a value does not match its tag"),
+        (  # deeper than Python's recursion, within the C parser's bound
+            "version: 1\nsources: " + "[" * 3000 + "]" * 3000 + "\n",
+            "1:1: recursive or too deeply nested YAML is not supported",
+        ),
+    ],
+)
+def test_a_file_that_does_not_parse_is_one_error(tmp_path: Path, text: str, expected: str) -> None:
+    # Nothing about the shape of a file that has none: no "must be a mapping" beside it.
+    path = tmp_path / "sources.yaml"
+    path.write_text(text)
+    assert errors_of(path) == [f"{path}:{expected}"]
+
+
 def test_deployment_keys_are_suggested_from_the_type(tmp_path: Path) -> None:
     path = write(tmp_path, S3_SOURCE + "      robots_txt: origin\n")
     assert errors_of(path) == [
@@ -480,6 +514,16 @@ def test_ignore_changes_are_checked_with_other_mistakes(tmp_path: Path) -> None:
         f"{path}:10:24: deployment.cache_ttl_value: must be >= 1800 (got 60)",
         f"{path}:11:21: ignore_changes: ignore_changes names deployment.nope, which is not an "
         "attribute of a s3 source (use name, enabled or deployment.<attribute>)",
+    ]
+
+
+def test_every_unknown_ignore_changes_path_is_named_in_one_error(tmp_path: Path) -> None:
+    text = S3_SOURCE + "    ignore_changes: [deployment.nope, name, deployment.gcs_bucket]\n"
+    path = write(tmp_path, text)
+    assert errors_of(path) == [
+        f"{path}:10:21: ignore_changes: ignore_changes names deployment.nope, "
+        "deployment.gcs_bucket, which is not an attribute of a s3 source "
+        "(use name, enabled or deployment.<attribute>)",
     ]
 
 
@@ -672,6 +716,19 @@ def test_desired_state_file_is_read_with_a_limit(tmp_path: Path) -> None:
     ]
 
 
+def test_bytes_read_before_are_loaded_instead_of_reading_the_path_again(tmp_path: Path) -> None:
+    # A pipe (`validate <(generate)`) cannot be read twice: its bytes are handed over.
+    pipe = tmp_path / "read-once.yaml"  # gone by now, as a pipe's content is
+    loaded = load([pipe], resolve=False, read_already={str(pipe): S3_SOURCE.encode()})
+    assert [spec.name for spec in loaded.state.sources] == ["Product images"]
+    too_big = {str(pipe): b"#" * (16 * 1024 * 1024 + 1)}
+    with pytest.raises(LoadError) as caught:
+        load([pipe], resolve=False, read_already=too_big)
+    assert [str(e) for e in caught.value.errors] == [
+        f"{pipe}:1:1: cannot read the file: larger than 16 MiB"
+    ]
+
+
 # --------------------------------------------------------------------------- scalar types
 
 
@@ -842,6 +899,14 @@ def test_files_planned_together_must_name_one_owner(tmp_path: Path) -> None:
         f"{second}:2:8: owner: differs from owner in {first}: files planned together "
         "share one owner"
     ]
+
+
+def test_files_planned_together_may_state_the_same_owner_and_safety(tmp_path: Path) -> None:
+    settings = "version: 1\nowner: team-a\nsafety: {min_risky_count: 5}\nsources: []\n"
+    first = write(tmp_path, settings, "a.yaml")
+    second = write(tmp_path, settings, "b.yaml")
+    state = load([first, second], resolve=False).state
+    assert (state.owner, state.safety.min_risky_count) == ("team-a", 5)
 
 
 @pytest.mark.parametrize(

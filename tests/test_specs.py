@@ -501,6 +501,25 @@ def test_repeated_hostname_is_reported_beside_an_invalid_one() -> None:
     }
 
 
+def test_a_hostname_written_as_text_instead_of_a_list_is_one_error() -> None:
+    # The letters of "images.acme.example" repeat: they are not hostnames named twice.
+    found = errors(S3Deployment, s3(custom_domains="images.acme.example"))
+    assert [(e["type"], e["loc"]) for e in found] == [("list_type", ("custom_domains",))]
+
+
+def test_every_repeated_hostname_is_named_once_in_one_message() -> None:
+    names = ["acme-b", "acme-a", "acme-b", "acme-c", "acme-a", "acme-b"]
+    (error,) = errors(S3Deployment, s3(imgix_subdomains=names))
+    assert error["msg"] == "imgix_subdomains lists acme-a, acme-b more than once"
+
+
+def test_hostnames_that_are_not_text_are_type_errors_even_when_repeated() -> None:
+    found = errors(S3Deployment, s3(imgix_subdomains=[7, 7, {"host": "a"}, {"host": "a"}]))
+    assert [(e["type"], e["loc"]) for e in found] == [
+        ("string_type", ("imgix_subdomains", index)) for index in range(4)
+    ]
+
+
 def test_cross_field_checks_are_available_without_a_model() -> None:
     error = hostname_count_error(60, 41)
     assert error is not None
@@ -512,6 +531,9 @@ def test_cross_field_checks_are_available_without_a_model() -> None:
     assert error is not None
     assert error.message().startswith("ignore_changes names deployment.gcs_bucket, which is not")
     assert ignore_changes_error(S3Deployment, ["deployment.s3_bucket", "name"]) is None
+    # Any iterable, read once: the paths are all checked after the look for `type`.
+    error = ignore_changes_error(S3Deployment, iter(["name", "deployment.gcs_bucket"]))
+    assert error is not None and "deployment.gcs_bucket" in error.message()
 
 
 # --------------------------------------------------------------------------- strict scalars
@@ -574,6 +596,19 @@ def test_values_that_pass_their_checks_are_kept_as_written() -> None:
     assert webfolder.webfolder_base_url == "https://blog.example/"
     assert webfolder.image_error == "https://blog.example/error.png"
     assert webfolder.username == "reader"
+
+
+def test_plain_http_urls_are_accepted_as_well_as_https() -> None:
+    webfolder = WebFolderDeployment.model_validate(
+        {
+            "type": "webfolder",
+            "imgix_subdomains": ["acme-blog"],
+            "webfolder_base_url": "http://blog.example/",
+            "image_missing": "http://blog.example/missing.png",
+        }
+    )
+    assert webfolder.webfolder_base_url == "http://blog.example/"
+    assert webfolder.image_missing == "http://blog.example/missing.png"
 
 
 def test_a_url_error_quotes_the_url() -> None:
