@@ -131,6 +131,13 @@ def test_a_user_name_is_refused_with_the_reason() -> None:
     )
 
 
+def test_a_url_invalid_only_in_its_password_is_refused_without_the_parser_s_words() -> None:
+    # httpx names the bad character and its position: a clue to the password.
+    assert refusal("http://user:hun\x7fter2@127.0.0.1:8080") == (
+        "--api-url 'http://…@127.0.0.1:8080' cannot be used: it is not a valid URL."
+    )
+
+
 def test_a_bad_url_from_the_environment_names_the_variable() -> None:
     environ = {**ENVIRON, API_URL_VARIABLE: "http://127.0.0.1:99999"}
     assert refusal(None, environ) == (
