@@ -596,6 +596,24 @@ def test_a_saved_plan_made_against_another_api_is_refused(tmp_path: Path) -> Non
         asyncio.run(plan_to_apply([saved], connection, ApplyRequest(), environ=ENVIRON))
 
 
+def test_a_saved_plan_is_applied_whether_or_not_either_api_url_ends_in_a_slash(
+    tmp_path: Path,
+) -> None:
+    # `plan --out --api-url https://proxy/imgix/` then `apply --api-url https://proxy/imgix`.
+    bare = connect(None, emulator=True, environ=ENVIRON)
+    slashed = dataclasses.replace(bare, api_url=bare.api_url + "/")
+    made = _to_apply(tmp_path, ApplyRequest()).plan
+    saved = tmp_path / "plan.json"
+    for planned, applied in ((slashed, bare), (bare, slashed)):
+        url = planned.api_url
+        document = made.model_copy(
+            update={"api_url": url, "digest": compute_digest(made.actions, url)}
+        )
+        saved.write_text(authenticate_plan(document, planned, ENVIRON).to_json(), "utf-8")
+        to_apply = asyncio.run(plan_to_apply([saved], applied, ApplyRequest(), environ=ENVIRON))
+        assert to_apply.saved and to_apply.plan.api_url == url
+
+
 def test_the_apply_policy_refuses_what_the_rails_stop(tmp_path: Path) -> None:
     made = _to_apply(tmp_path, ApplyRequest()).plan
     disabling = [action.model_copy(update={"destructive": True}) for action in made.actions]
@@ -663,6 +681,20 @@ def test_a_path_that_is_no_plan_is_told_by_its_first_bytes(tmp_path: Path) -> No
     assert device.desired is not None and len(device.desired) == MAX_FILE_BYTES + 1
     assert peak < 3 * MAX_FILE_BYTES
     assert not reconcile.is_plan_file(Path("/dev/zero"))
+
+
+def test_a_plan_document_of_the_bound_is_a_plan_and_one_byte_more_is_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(reconcile, "MAX_PLAN_BYTES", 5000)
+    opening = b'{"format_version": 1, "padding": "'
+    at_the_bound = opening + b"x" * (5000 - len(opening) - 2) + b'"}'
+    document = tmp_path / "plan.json"
+    document.write_bytes(at_the_bound)
+    assert reconcile.read_single_input(document) == reconcile.SingleInput(plan=at_the_bound)
+    past_it = at_the_bound[:-2] + b'x"}'
+    document.write_bytes(past_it)
+    assert reconcile.read_single_input(document) == reconcile.SingleInput(desired=past_it)
 
 
 def _through_a_fifo(tmp_path: Path, content: bytes) -> Path:
