@@ -76,6 +76,7 @@ def refusal(api_url: str | None, environ: dict[str, str] = ENVIRON) -> str:
         "https://proxy.example/imgix",
         "https://proxy.example/imgix/",
         "http://[::1]:65535",
+        "http://127.0.0.1:1",
         "HTTPS://API.IMGIX.COM",
     ],
 )
@@ -94,6 +95,7 @@ def test_the_url_comes_from_the_environment_when_no_option_is_given() -> None:
     [
         ("http://127.0.0.1:99999", "port 99999 is out of range (1-65535)"),
         ("http://127.0.0.1:0", "port 0 is out of range (1-65535)"),
+        ("http://127.0.0.1:65536", "port 65536 is out of range (1-65535)"),
         ("http://[::1", "it is not a valid URL (Invalid port: ':1')"),
         ("http://", "it names no host"),
         ("http:///api", "it names no host"),
