@@ -616,6 +616,21 @@ def test_a_saved_plan_is_applied_whether_or_not_either_api_url_ends_in_a_slash(
         assert to_apply.saved and to_apply.plan.api_url == url
 
 
+def test_the_library_takes_the_fingerprint_key_from_the_process_environment_by_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("IMGIX_RECONCILER_FINGERPRINT_KEY", raising=False)
+    connection = connect(None, emulator=True, environ=ENVIRON)
+    made = _to_apply(tmp_path, ApplyRequest()).plan
+    saved = tmp_path / "plan.json"
+    saved.write_text(authenticate_plan(made, connection).to_json(), "utf-8")
+    assert reconcile.read_plan_file(saved, connection) == authenticate_plan(made, connection)
+    monkeypatch.setenv("IMGIX_RECONCILER_FINGERPRINT_KEY", "library-default-fingerprint-key")
+    assert reconcile.fingerprint_key(connection) == b"library-default-fingerprint-key"
+    with pytest.raises(PlanFileError, match="MAC does not match"):
+        reconcile.read_plan_file(saved, connection)
+
+
 def test_the_apply_policy_refuses_what_the_rails_stop(tmp_path: Path) -> None:
     made = _to_apply(tmp_path, ApplyRequest()).plan
     disabling = [action.model_copy(update={"destructive": True}) for action in made.actions]
@@ -685,9 +700,11 @@ def test_a_path_that_is_no_plan_is_told_by_its_first_bytes(tmp_path: Path) -> No
     assert not reconcile.is_plan_file(Path("/dev/zero"))
 
 
-def test_a_plan_document_of_the_bound_is_a_plan_and_one_byte_more_is_not(
+def test_a_plan_document_of_the_plan_bound_is_a_plan_and_one_byte_more_is_not(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Past the bound for a desired-state file, which is smaller than a plan's.
+    monkeypatch.setattr(loader, "MAX_FILE_BYTES", 1000)
     monkeypatch.setattr(reconcile, "MAX_PLAN_BYTES", 5000)
     opening = b'{"format_version": 1, "padding": "'
     at_the_bound = opening + b"x" * (5000 - len(opening) - 2) + b'"}'
