@@ -31,6 +31,7 @@ from reconciler.plan import (
     Change,
     Notice,
     ObservedSource,
+    OwnedElsewhere,
     Plan,
     SourceRef,
     Summary,
@@ -196,6 +197,8 @@ def test_the_request_timeout_comes_from_the_environment() -> None:
     assert connect(None, environ=ENVIRON).request_timeout == REQUEST_TIMEOUT
     environ = {**ENVIRON, REQUEST_TIMEOUT_VARIABLE: " 2.5 "}
     assert connect(None, environ=environ).request_timeout == 2.5
+    environ = {**ENVIRON, REQUEST_TIMEOUT_VARIABLE: "0.5"}
+    assert connect(None, environ=environ).request_timeout == 0.5
 
 
 @pytest.mark.parametrize("text", ["0", "-1", "nan", "inf", "soon"])
@@ -629,6 +632,20 @@ def test_the_library_takes_the_fingerprint_key_from_the_process_environment_by_d
     assert reconcile.fingerprint_key(connection) == b"library-default-fingerprint-key"
     with pytest.raises(PlanFileError, match="MAC does not match"):
         reconcile.read_plan_file(saved, connection)
+
+
+def test_an_ownership_refusal_names_each_source_another_owner_manages_in_order(
+    tmp_path: Path,
+) -> None:
+    made = _to_apply(tmp_path, ApplyRequest()).made
+    assert made is not None
+    owned = [
+        OwnedElsewhere(source="Zeta", id="e" * 24, owner="acme/other"),
+        OwnedElsewhere(source="Alpha", id="f" * 24, owner="acme/other"),
+    ]
+    claimed = made._replace(plan=made.plan.model_copy(update={"owned_elsewhere": owned}))
+    with pytest.raises(ApplyRefused, match=r"another owner manages \(Alpha, Zeta\): they are"):
+        reconcile.check_ownership(claimed)
 
 
 def test_the_apply_policy_refuses_what_the_rails_stop(tmp_path: Path) -> None:
