@@ -1059,3 +1059,14 @@ def _signalled_in_a_task(
         text=True,
         timeout=60,
     )
+
+
+@pytest.mark.parametrize("key", [None, "", " \t "])
+def test_plan_without_an_api_key_exits_1_before_any_request(
+    store: SourceStore, emulator_url: str, sources: Path, key: str | None
+) -> None:
+    result = invoke("plan", sources, "--api-url", emulator_url, env={"IMGIX_API_KEY": key})
+    assert result.exit_code == 1
+    assert_one_clear_error(result.stderr, "IMGIX_API_KEY is not set")
+    assert result.stdout == ""
+    assert store.request_log == []

@@ -30,6 +30,7 @@ from reconciler.plan import (
     Change,
     Notice,
     ObservedSource,
+    OwnedElsewhere,
     Plan,
     SourceRef,
     Summary,
@@ -75,6 +76,7 @@ def refusal(api_url: str | None, environ: dict[str, str] = ENVIRON) -> str:
         "https://proxy.example/imgix",
         "https://proxy.example/imgix/",
         "http://[::1]:65535",
+        "http://127.0.0.1:1",
         "HTTPS://API.IMGIX.COM",
     ],
 )
@@ -93,6 +95,7 @@ def test_the_url_comes_from_the_environment_when_no_option_is_given() -> None:
     [
         ("http://127.0.0.1:99999", "port 99999 is out of range (1-65535)"),
         ("http://127.0.0.1:0", "port 0 is out of range (1-65535)"),
+        ("http://127.0.0.1:65536", "port 65536 is out of range (1-65535)"),
         ("http://[::1", "it is not a valid URL (Invalid port: ':1')"),
         ("http://", "it names no host"),
         ("http:///api", "it names no host"),
@@ -127,6 +130,13 @@ def test_a_user_name_is_refused_with_the_reason() -> None:
     assert refusal("http://user:pw@127.0.0.1:8080") == (
         "--api-url 'http://…@127.0.0.1:8080' cannot be used: it must not carry a user "
         "name or password (the API key is read from IMGIX_API_KEY only)."
+    )
+
+
+def test_a_url_invalid_only_in_its_password_is_refused_without_the_parser_s_words() -> None:
+    # httpx names the bad character and its position: a clue to the password.
+    assert refusal("http://user:hun\x7fter2@127.0.0.1:8080") == (
+        "--api-url 'http://…@127.0.0.1:8080' cannot be used: it is not a valid URL."
     )
 
 
@@ -186,6 +196,8 @@ def test_the_request_timeout_comes_from_the_environment() -> None:
     assert connect(None, environ=ENVIRON).request_timeout == REQUEST_TIMEOUT
     environ = {**ENVIRON, REQUEST_TIMEOUT_VARIABLE: " 2.5 "}
     assert connect(None, environ=environ).request_timeout == 2.5
+    environ = {**ENVIRON, REQUEST_TIMEOUT_VARIABLE: "0.5"}
+    assert connect(None, environ=environ).request_timeout == 0.5
 
 
 @pytest.mark.parametrize("text", ["0", "-1", "nan", "inf", "soon"])
@@ -562,6 +574,53 @@ def test_a_saved_plan_made_against_another_api_is_refused(tmp_path: Path) -> Non
         asyncio.run(plan_to_apply([saved], connection, ApplyRequest(), environ=ENVIRON))
 
 
+def test_a_saved_plan_is_applied_whether_or_not_either_api_url_ends_in_a_slash(
+    tmp_path: Path,
+) -> None:
+    # `plan --out --api-url https://proxy/imgix/` then `apply --api-url https://proxy/imgix`.
+    bare = connect(None, emulator=True, environ=ENVIRON)
+    slashed = dataclasses.replace(bare, api_url=bare.api_url + "/")
+    made = _to_apply(tmp_path, ApplyRequest()).plan
+    saved = tmp_path / "plan.json"
+    for planned, applied in ((slashed, bare), (bare, slashed)):
+        url = planned.api_url
+        document = made.model_copy(
+            update={"api_url": url, "digest": compute_digest(made.actions, url)}
+        )
+        saved.write_text(authenticate_plan(document, planned, ENVIRON).to_json(), "utf-8")
+        to_apply = asyncio.run(plan_to_apply([saved], applied, ApplyRequest(), environ=ENVIRON))
+        assert to_apply.saved and to_apply.plan.api_url == url
+
+
+def test_the_library_takes_the_fingerprint_key_from_the_process_environment_by_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("IMGIX_RECONCILER_FINGERPRINT_KEY", raising=False)
+    connection = connect(None, emulator=True, environ=ENVIRON)
+    made = _to_apply(tmp_path, ApplyRequest()).plan
+    saved = tmp_path / "plan.json"
+    saved.write_text(authenticate_plan(made, connection).to_json(), "utf-8")
+    assert reconcile.read_plan_file(saved, connection) == authenticate_plan(made, connection)
+    monkeypatch.setenv("IMGIX_RECONCILER_FINGERPRINT_KEY", "library-default-fingerprint-key")
+    assert reconcile.fingerprint_key(connection) == b"library-default-fingerprint-key"
+    with pytest.raises(PlanFileError, match="MAC does not match"):
+        reconcile.read_plan_file(saved, connection)
+
+
+def test_an_ownership_refusal_names_each_source_another_owner_manages_in_order(
+    tmp_path: Path,
+) -> None:
+    made = _to_apply(tmp_path, ApplyRequest()).made
+    assert made is not None
+    owned = [
+        OwnedElsewhere(source="Zeta", id="e" * 24, owner="acme/other"),
+        OwnedElsewhere(source="Alpha", id="f" * 24, owner="acme/other"),
+    ]
+    claimed = made._replace(plan=made.plan.model_copy(update={"owned_elsewhere": owned}))
+    with pytest.raises(ApplyRefused, match=r"another owner manages \(Alpha, Zeta\): they are"):
+        reconcile.check_ownership(claimed)
+
+
 def test_the_apply_policy_refuses_what_the_rails_stop(tmp_path: Path) -> None:
     made = _to_apply(tmp_path, ApplyRequest()).plan
     disabling = [action.model_copy(update={"destructive": True}) for action in made.actions]
@@ -629,6 +688,22 @@ def test_a_path_that_is_no_plan_is_told_by_its_first_bytes(tmp_path: Path) -> No
     assert device.desired is not None and len(device.desired) == MAX_FILE_BYTES + 1
     assert peak < 3 * MAX_FILE_BYTES
     assert not reconcile.is_plan_file(Path("/dev/zero"))
+
+
+def test_a_plan_document_of_the_plan_bound_is_a_plan_and_one_byte_more_is_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Past the bound for a desired-state file, which is smaller than a plan's.
+    monkeypatch.setattr(loader, "MAX_FILE_BYTES", 1000)
+    monkeypatch.setattr(reconcile, "MAX_PLAN_BYTES", 5000)
+    opening = b'{"format_version": 1, "padding": "'
+    at_the_bound = opening + b"x" * (5000 - len(opening) - 2) + b'"}'
+    document = tmp_path / "plan.json"
+    document.write_bytes(at_the_bound)
+    assert reconcile.read_single_input(document) == reconcile.SingleInput(plan=at_the_bound)
+    past_it = at_the_bound[:-2] + b'x"}'
+    document.write_bytes(past_it)
+    assert reconcile.read_single_input(document) == reconcile.SingleInput(desired=past_it)
 
 
 def _through_a_fifo(tmp_path: Path, content: bytes) -> Path:
