@@ -281,3 +281,26 @@ def test_a_wrong_value_merged_in_is_placed_at_its_merge_key(tmp_path: Path) -> N
         "f.yaml:3:5: enabled: must be a boolean (got 'maybe')",
         "f.yaml:6:7: deployment.cache_ttl_value: must be >= 1800 (got -1)",
     ]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            WEBFOLDER + "      default_params: {1: a}\n",
+            "8:24: deployment.default_params[1]: keys must be strings (got 1)",
+        ),
+        (
+            WEBFOLDER.replace("  - name: Blog\n", "  - name: Blog\n    1: x\n"),
+            "4:8: [1]: keys must be strings (got 1)",
+        ),
+        ("version: 1\nsources: []\nnull: x\n", "1:1: keys must be strings (got null)"),
+    ],
+    ids=["parameter", "source", "file"],
+)
+def test_a_key_that_is_not_a_string_is_named_as_a_key(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    # Not the wording of a wrong value ("must be a string, a number or a boolean (got an
+    # integer)" about `a`), nor pydantic's own.
+    assert errors_of(tmp_path, text) == [f"f.yaml:{expected}"]
