@@ -243,13 +243,18 @@ sources:
             "10:7: deployment.webfolder_base_ur: unknown key 'webfolder_base_ur'",
         ),
         ("version: 1\nsources: []\nzzz: 1\n", "3:1: zzz: unknown key 'zzz'"),
+        # Three letters of ten in common: difflib's ratio is the cutoff itself, 0.6.
+        (
+            "version: 1\nsources: []\nownzz: a\n",
+            "3:1: ownzz: unknown key 'ownzz' (did you mean 'owner'?)",
+        ),
         # Deeper mappings have no list of names to guess from.
         (
             "version: 1\nsources: []\nsafety: {max_risky_shar: 1}\n",
             "3:10: safety.max_risky_shar: unknown key 'max_risky_shar'",
         ),
     ],
-    ids=["file", "source", "deployment", "other type", "nothing close", "deeper"],
+    ids=["file", "source", "deployment", "other type", "nothing close", "at the cutoff", "deeper"],
 )
 def test_an_unknown_key_is_placed_at_the_key_with_the_closest_known_name(
     tmp_path: Path, text: str, expected: str
@@ -304,3 +309,12 @@ def test_a_key_that_is_not_a_string_is_named_as_a_key(
     # Not the wording of a wrong value ("must be a string, a number or a boolean (got an
     # integer)" about `a`), nor pydantic's own.
     assert errors_of(tmp_path, text) == [f"f.yaml:{expected}"]
+
+
+@BOTH_PATHS
+def test_a_key_spelled_like_the_deployment_type_is_an_unknown_key_at_its_place(
+    tmp_path: Path, tail: str
+) -> None:
+    # pydantic's path names the type (`s3`) where the file has none: the key is not it.
+    text = S3 + "      s3: x\n" + tail
+    assert errors_of(tmp_path, text) == ["f.yaml:10:7: deployment.s3: unknown key 's3'"]
