@@ -140,6 +140,9 @@ def test_an_empty_name_must_not_be_empty(tmp_path: Path) -> None:
         ("yes", "must be a boolean (got 'yes': write true or false)"),
         ("Off", "must be a boolean (got 'Off': write true or false)"),
         ("Y", "must be a boolean (got 'Y': write true or false)"),
+        ("no", "must be a boolean (got 'no': write true or false)"),
+        ("On", "must be a boolean (got 'On': write true or false)"),
+        ("n", "must be a boolean (got 'n': write true or false)"),
         ("sometimes", "must be a boolean (got 'sometimes')"),
         ("'5'", "must be a boolean (got '5')"),
     ],
@@ -193,6 +196,14 @@ def test_a_long_value_is_cut_to_one_readable_line(tmp_path: Path, length: int, s
             WEBFOLDER.replace("[acme-blog]", "acme-blog"),
             "6:25: deployment.imgix_subdomains: must be a list (got 'acme-blog')",
         ),
+        (
+            "version: 1\nsources:\n  - name: Blog\n    deployment: true\n",
+            "4:17: deployment: must be a mapping (got a boolean)",
+        ),
+        (
+            "version: 1\nsources:\n  - name: Blog\n    deployment: 1.5\n",
+            "4:17: deployment: must be a mapping (got a number)",
+        ),
         ("version: 1\nsources: {}\n", "2:10: sources: must be a list (got a mapping)"),
         (WEBFOLDER.replace("name: Blog", "name: 5"), "3:11: name: must be a string (got 5)"),
         (
@@ -200,7 +211,18 @@ def test_a_long_value_is_cut_to_one_readable_line(tmp_path: Path, length: int, s
             "2:27: safety.max_risky_share: must be a number (got '0.5')",
         ),
     ],
-    ids=["model", "source", "deployment", "dict", "list", "list of", "string", "number"],
+    ids=[
+        "model",
+        "source",
+        "deployment",
+        "dict",
+        "list",
+        "boolean",
+        "float",
+        "list of",
+        "string",
+        "number",
+    ],
 )
 def test_a_wrong_type_is_named_in_the_projects_words(
     tmp_path: Path, text: str, expected: str
@@ -318,3 +340,14 @@ def test_a_key_spelled_like_the_deployment_type_is_an_unknown_key_at_its_place(
     # pydantic's path names the type (`s3`) where the file has none: the key is not it.
     text = S3 + "      s3: x\n" + tail
     assert errors_of(tmp_path, text) == ["f.yaml:10:7: deployment.s3: unknown key 's3'"]
+
+
+def test_the_hostname_limit_alone_is_reported_once(tmp_path: Path) -> None:
+    # The loader checks the limit on the raw data; the model's own copy of the rule, which
+    # runs only when every field is valid, is dropped.
+    names = ", ".join(f"acme-{i}" for i in range(101))
+    text = WEBFOLDER.replace("[acme-blog]", f"[{names}]")
+    assert errors_of(tmp_path, text) == [
+        "f.yaml:6:25: deployment.imgix_subdomains: imgix_subdomains and custom_domains may "
+        "hold at most 100 names together (got 101)"
+    ]
