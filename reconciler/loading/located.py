@@ -287,6 +287,9 @@ def error_message(detail: ErrorDetails, parts: Loc, rest: Loc, data: Any, *, sec
             f"reference such as {{env: {name.upper().replace('.', '_')}}} or "
             "{file: path}"
         )
+    if kind == "invalid_key" or rest[-1:] == ("[key]",):
+        # A key YAML read as a number, a boolean or null: not a value of the wrong type.
+        return "keys must be strings" + got(value)
     if rest:
         # An alternative of a union (default_params values) failed in every member.
         return "must be a string, a number or a boolean" + got_type(value)
