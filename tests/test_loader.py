@@ -772,7 +772,10 @@ def test_scalars_are_not_coerced_from_strings(tmp_path: Path, line: str, expecte
     [
         ("version: true\nsources: []\n", "1:10: version: must be 1 (got true)"),
         ("version: 1.0\nsources: []\n", "1:10: version: must be 1 (got 1.0)"),
-        ("version: '1'\nsources: []\n", "1:10: version: must be 1 (got '1')"),
+        (
+            "version: '1'\nsources: []\n",
+            "1:10: version: must be 1 (got the string '1': write it without quotes)",
+        ),
         ("version: 1\n", "1:1: missing required key 'sources'"),
     ],
 )

@@ -207,8 +207,8 @@ def test_a_long_value_is_cut_to_one_readable_line(tmp_path: Path, length: int, s
         ("version: 1\nsources: {}\n", "2:10: sources: must be a list (got a mapping)"),
         (WEBFOLDER.replace("name: Blog", "name: 5"), "3:11: name: must be a string (got 5)"),
         (
-            "version: 1\nsafety: {max_risky_share: '0.5'}\nsources: []\n",
-            "2:27: safety.max_risky_share: must be a number (got '0.5')",
+            "version: 1\nsafety: {max_risky_share: half}\nsources: []\n",
+            "2:27: safety.max_risky_share: must be a number (got 'half')",
         ),
     ],
     ids=[
@@ -270,13 +270,13 @@ sources:
             "version: 1\nsources: []\nownzz: a\n",
             "3:1: ownzz: unknown key 'ownzz' (did you mean 'owner'?)",
         ),
-        # Deeper mappings have no list of names to guess from.
         (
             "version: 1\nsources: []\nsafety: {max_risky_shar: 1}\n",
-            "3:10: safety.max_risky_shar: unknown key 'max_risky_shar'",
+            "3:10: safety.max_risky_shar: unknown key 'max_risky_shar' "
+            "(did you mean 'max_risky_share'?)",
         ),
     ],
-    ids=["file", "source", "deployment", "other type", "nothing close", "at the cutoff", "deeper"],
+    ids=["file", "source", "deployment", "other type", "nothing close", "at the cutoff", "safety"],
 )
 def test_an_unknown_key_is_placed_at_the_key_with_the_closest_known_name(
     tmp_path: Path, text: str, expected: str
@@ -350,4 +350,32 @@ def test_the_hostname_limit_alone_is_reported_once(tmp_path: Path) -> None:
     assert errors_of(tmp_path, text) == [
         "f.yaml:6:25: deployment.imgix_subdomains: imgix_subdomains and custom_domains may "
         "hold at most 100 names together (got 101)"
+    ]
+
+
+@pytest.mark.parametrize("merge", ["", "<<: {}, "], ids=["fast", "precise"])
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [
+        ("version: '1'\nsafety: {", "1:10: version: must be 1 (got the string '1'"),
+        ("version: 1\nsafety: {max_risky_share: '0.5', ", "2:27: safety.max_risky_share: "),
+        ("version: 1\nsafety: {max_risky_share: '1', ", "2:27: safety.max_risky_share: "),
+    ],
+    ids=["version", "number", "integer as number"],
+)
+def test_a_quoted_setting_valid_without_quotes_says_to_drop_them(
+    tmp_path: Path, settings: str, expected: str, merge: str
+) -> None:
+    errors = errors_of(tmp_path, f"{settings}{merge}min_risky_count: 3}}\nsources: []\n")
+    assert len(errors) == 1
+    assert errors[0].startswith(f"f.yaml:{expected}")
+    assert errors[0].endswith(": write it without quotes)")
+
+
+@pytest.mark.parametrize("value", ["'2'", "'1.0'", "'true'"])
+def test_a_quoted_version_that_is_not_1_without_quotes_gets_no_hint(
+    tmp_path: Path, value: str
+) -> None:
+    assert errors_of(tmp_path, f"version: {value}\nsources: []\n") == [
+        f"f.yaml:1:10: version: must be 1 (got {value})"
     ]

@@ -26,6 +26,7 @@ from reconciler.specs import (
     DEPLOYMENT_MODELS,
     DEPLOYMENT_TYPES,
     DesiredState,
+    SafetySettings,
     SecretRef,
     SourceSpec,
 )
@@ -322,8 +323,7 @@ def error_message(detail: ErrorDetails, parts: Loc, rest: Loc, data: Any, *, sec
     message = message.split(", unable to")[0]
     if secret or isinstance(value, SecretRef):
         return message
-    quoted = isinstance(value, str) and type(yaml_scalar(value)) is STRICT_TYPES.get(kind)
-    if quoted:
+    if _quoted(kind, value, ctx):
         return message + f" (got the string {value!r}: write it without quotes)"
     if kind == "bool_type" and isinstance(value, str) and value.lower() in YAML_11_BOOLEANS:
         # Booleans in YAML 1.1 (Ansible, Compose), text in the YAML 1.2 this file is read as.
@@ -334,8 +334,22 @@ def error_message(detail: ErrorDetails, parts: Loc, rest: Loc, data: Any, *, sec
 YAML_11_BOOLEANS = frozenset({"yes", "no", "on", "off", "y", "n"})
 
 
-# Strict pydantic error types, and the type a YAML scalar must have to be valid there.
-STRICT_TYPES: dict[str, type] = {"int_type": int, "bool_type": bool}
+# Strict pydantic error types, and the types a YAML scalar may have to be valid there.
+STRICT_TYPES: dict[str, tuple[type, ...]] = {
+    "int_type": (int,),
+    "bool_type": (bool,),
+    "float_type": (int, float),
+}
+
+
+def _quoted(kind: str, value: Any, ctx: Mapping[str, Any]) -> bool:
+    """Whether `value` is text that would be valid here written without quotes."""
+    if not isinstance(value, str):
+        return False
+    scalar = yaml_scalar(value)
+    if kind == "literal_error":  # `version: '1'`
+        return type(scalar) is int and str(scalar) == ctx.get("expected")
+    return type(scalar) in STRICT_TYPES.get(kind, ())
 
 
 def yaml_scalar(text: str) -> Any:
@@ -365,6 +379,8 @@ def known_keys(parts: Loc, data: Any) -> list[str]:
     inner = parts[:-1]
     if len(inner) == 0:
         return list(DesiredState.model_fields)
+    if inner == ("safety",):
+        return list(SafetySettings.model_fields)
     if len(inner) == 2 and inner[0] == "sources":
         return list(SourceSpec.model_fields)
     if len(inner) == 3 and inner[2] == "deployment":
