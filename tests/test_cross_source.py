@@ -174,3 +174,17 @@ def test_a_source_with_no_claims_claims_nothing(tmp_path: Path) -> None:
     entry = "  - name: 5\n    id: 6\n    deployment: {type: webfolder, imgix_subdomains: [7]}\n"
     path = write(tmp_path, entry, entry)
     assert not any("also used" in line for line in errors_of(path))
+
+
+def test_a_file_the_fast_check_gives_up_on_still_clashes_with_the_files_before(
+    tmp_path: Path,
+) -> None:
+    # A local tag sends the second file to the precise path after a fast attempt: the
+    # sources it numbers must not take the numbers of the first file's sources again.
+    a = write(tmp_path, blog("Blog", "acme-blog"), name="a.yaml")
+    b = write(tmp_path, blog("Blog mirror", "acme-blog", "annotation: !note x"), name="b.yaml")
+    assert errors_of(a, b) == [
+        f"{b}:6:26: deployment.imgix_subdomains[0]: subdomain 'acme-blog' is also used by "
+        f"the source at {a}:6:26 {UNIQUE}",
+        f"{b}:8:19: deployment.annotation: must be a string",
+    ]
