@@ -10,21 +10,28 @@ from pydantic import ValidationError
 from reconciler.specs import (
     DEPLOYMENT_MODELS,
     DEPLOYMENT_TYPES,
+    AzureDeployment,
     DesiredState,
     GcsDeployment,
+    S3CompatibleDeployment,
     S3Deployment,
     Secret,
     SecretRef,
     SourceSpec,
     WebFolderDeployment,
     WebProxyDeployment,
+    all_secret_fields,
     api_name,
     comparable_paths,
     deployment_defaults,
+    deployment_fields,
+    deployment_type,
+    fields_by_api_name,
     hostname_count_error,
     ignore_changes_error,
     managed_view,
     managed_views,
+    reference_fields,
     reference_value_problem,
     secret_fields,
     secret_value_problem,
@@ -638,3 +645,170 @@ def test_an_owner_is_kept_and_a_risky_count_below_one_is_refused() -> None:
     assert DesiredState.model_validate(state).owner == "team-images"
     (error,) = errors(DesiredState, {**state, "safety": {"min_risky_count": 0}})
     assert error["loc"] == ("safety", "min_risky_count")
+
+
+# --------------------------------------------------------------------------- introspection
+
+
+def webfolder(**overrides: Any) -> dict[str, Any]:
+    return {
+        "type": "webfolder",
+        "imgix_subdomains": ["acme-blog"],
+        "webfolder_base_url": "https://blog.acme.example/",
+        **overrides,
+    }
+
+
+def test_each_type_names_its_write_only_attributes_and_what_the_api_returns_instead() -> None:
+    assert dict(secret_fields(S3Deployment)) == {"s3_secret_key": Secret()}
+    assert dict(secret_fields(AzureDeployment)) == {"azure_sas_string": Secret()}
+    assert dict(secret_fields(S3CompatibleDeployment)) == {"secret_key": Secret()}
+    for model in (WebFolderDeployment, WebProxyDeployment):
+        assert dict(secret_fields(model)) == {
+            "password": Secret("password_encrypted"),
+            "request_handshake": Secret("request_handshake_encrypted"),
+            "request_signing_key": Secret("request_signing_key_encrypted"),
+        }
+    assert all_secret_fields() == {
+        "s3_secret_key",
+        "gcs_secret_key",
+        "azure_sas_string",
+        "secret_key",
+        "password",
+        "request_handshake",
+        "request_signing_key",
+    }
+    # One mapping serves every caller: none of them may change it for the others.
+    with pytest.raises(TypeError):
+        secret_fields(S3Deployment)["s3_bucket"] = Secret()  # type: ignore[index]
+
+
+def test_attributes_written_as_references_are_the_text_ones_but_the_type_and_secrets() -> None:
+    # Literals of text, optional text and checked text are text; numbers, booleans,
+    # lists and maps are not.
+    assert reference_fields(AzureDeployment) == (
+        "annotation",
+        "cache_ttl_behavior",
+        "image_error",
+        "image_missing",
+        "azure_account",
+        "azure_bucket",
+        "azure_prefix",
+        "azure_service_type",
+        "robots.txt",
+    )
+    assert reference_fields(WebProxyDeployment) == (
+        "annotation",
+        "cache_ttl_behavior",
+        "image_error",
+        "image_missing",
+        "username",
+        "robots.txt",
+    )
+
+
+def test_a_value_through_a_reference_is_refused_for_attributes_that_take_none() -> None:
+    for field in ("type", "s3_secret_key", "secure_url_enabled", "cache_ttl_value", "nonsense"):
+        assert reference_value_problem(field, "anything-long-enough") == "takes no reference"
+    assert reference_value_problem("azure_service_type", "blob") is None
+    assert reference_value_problem("username", "reader") is None
+    assert reference_value_problem("image_error", "mailto:canary") == (
+        "must be an absolute http(s) URL"
+    )
+
+
+def test_a_secret_read_at_apply_time_passes_the_models_checks_without_its_value_shown() -> None:
+    # A literal value is what the reference gave: no "write it as a reference" error.
+    assert secret_value_problem("s3_secret_key", "literal-from-the-environment") is None
+    assert secret_value_problem("request_signing_key", "é" * 32) is None
+    assert secret_value_problem("request_signing_key", "k" * 33) == (
+        "must be exactly 32 latin-1 characters (the value has 33)"
+    )
+    assert secret_value_problem("password", "tab\tinside") == (
+        "must not contain ':' or control characters"
+    )
+
+
+def test_every_type_manages_annotation_and_robots_txt_only_when_stated() -> None:
+    for model in DEPLOYMENT_MODELS.values():
+        assert stated_only_fields(model) == {"annotation", "robots.txt"}, model
+
+
+def test_stated_attributes_are_api_names_of_what_the_file_wrote_even_a_default() -> None:
+    deployment = WebFolderDeployment.model_validate(
+        webfolder(**{"robots.txt": "origin", "cache_ttl_value": 31536000})
+    )
+    assert stated_fields(deployment) == {
+        "type",
+        "imgix_subdomains",
+        "webfolder_base_url",
+        "robots.txt",
+        "cache_ttl_value",
+    }
+
+
+def test_defaults_are_every_optional_attribute_but_those_managed_only_when_stated() -> None:
+    defaults = deployment_defaults(WebFolderDeployment)
+    assert defaults == {
+        "cache_ttl_behavior": "respect_origin",
+        "cache_ttl_error": 300,
+        "cache_ttl_value": 31536000,
+        "crossdomain_xml_enabled": False,
+        "custom_domains": [],
+        "default_params": {},
+        "image_error": None,
+        "image_error_append_qs": False,
+        "image_missing": None,
+        "image_missing_append_qs": False,
+        "secure_url_enabled": False,
+        "username": None,
+        "password": None,
+        "request_handshake": None,
+        "request_signing_key": None,
+    }
+    # Each call gives its own lists and maps: a caller filling one changes no other's.
+    defaults["custom_domains"].append("images.acme.example")
+    defaults["default_params"]["q"] = 75
+    again = deployment_defaults(WebFolderDeployment)
+    assert again["custom_domains"] == [] and again["default_params"] == {}
+
+
+def test_a_plan_can_change_every_attribute_with_the_type_last() -> None:
+    assert comparable_paths(WebFolderDeployment) == [
+        "name",
+        "enabled",
+        "deployment.annotation",
+        "deployment.cache_ttl_behavior",
+        "deployment.cache_ttl_error",
+        "deployment.cache_ttl_value",
+        "deployment.crossdomain_xml_enabled",
+        "deployment.custom_domains",
+        "deployment.default_params",
+        "deployment.image_error",
+        "deployment.image_error_append_qs",
+        "deployment.image_missing",
+        "deployment.image_missing_append_qs",
+        "deployment.imgix_subdomains",
+        "deployment.secure_url_enabled",
+        "deployment.webfolder_base_url",
+        "deployment.username",
+        "deployment.password",
+        "deployment.request_handshake",
+        "deployment.request_signing_key",
+        "deployment.robots.txt",
+        "deployment.type",
+    ]
+
+
+def test_attributes_are_known_by_their_api_names() -> None:
+    assert api_name(S3Deployment, "s3_bucket") == "s3_bucket"
+    assert api_name(SourceSpec, "name") == "name"
+    by_api = fields_by_api_name(WebProxyDeployment)
+    assert "robots.txt" in by_api and "robots_txt" not in by_api
+    assert by_api["robots.txt"] is WebProxyDeployment.model_fields["robots_txt"]
+    assert set(by_api) == {api for _, api in deployment_fields(WebProxyDeployment)}
+    assert ("robots_txt", "robots.txt") in deployment_fields(WebProxyDeployment)
+    assert ("type", "type") in deployment_fields(WebProxyDeployment)
+    assert [deployment_type(model) for model in DEPLOYMENT_MODELS.values()] == list(
+        DEPLOYMENT_TYPES
+    )
