@@ -537,6 +537,19 @@ def test_drift_exits_0_in_sync_2_on_drift_and_1_on_error(
     assert LOCATED.search(error.stderr), error.stderr
 
 
+def test_drift_with_require_marker_and_allow_unadopted_exits_1_before_any_request(
+    store: SourceStore, emulator_url: str, sources: Path
+) -> None:
+    # A scheduled job must not read the contradiction as "in sync" (0) or "drift" (2).
+    result = invoke(
+        "drift", sources, "--require-marker", "--allow-unadopted", "--api-url", emulator_url
+    )
+    assert result.exit_code == 1, result.output
+    assert_one_clear_error(result.stderr, "--require-marker", "--allow-unadopted")
+    assert result.stdout == ""
+    assert store.request_log == []
+
+
 # --------------------------------------------------------------------------- export
 
 
