@@ -7,6 +7,7 @@ details where a subprocess would add nothing.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import pty
@@ -725,6 +726,32 @@ def test_output_that_cannot_be_written_is_one_line_and_exit_1() -> None:
         )
     assert done.returncode == 1
     assert done.stderr.strip() == "error: cannot write the output: No space left on device"
+
+
+@pytest.mark.parametrize(
+    ("failure", "expected"),
+    [
+        # A file that cannot be made is named: it is no broken stdout.
+        (
+            OSError(errno.ENOSPC, "No space left on device", "plan.json"),
+            "error: No space left on device: plan.json",
+        ),
+        # Neither a file nor a full output: the reason alone.
+        (OSError(errno.EACCES, "Permission denied"), "error: Permission denied"),
+    ],
+    ids=["a-file", "no-file"],
+)
+def test_a_file_that_cannot_be_written_is_named_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, sources: Path, failure: OSError, expected: str
+) -> None:
+    def failing(path: Path, text: str) -> None:
+        raise failure
+
+    # The command imports its steps where it runs them.
+    monkeypatch.setattr("reconciler.atomic.write_atomically", failing)
+    result = invoke("plan", sources, "--out", "plan.json", "--emulator")
+    assert result.exit_code == 1, result.output
+    assert result.stderr.strip() == expected
 
 
 def test_apply_takes_a_desired_state_file_written_in_json_style(
