@@ -549,6 +549,10 @@ def test_drift_with_require_marker_and_allow_unadopted_exits_1_before_any_reques
     assert_one_clear_error(result.stderr, "--require-marker", "--allow-unadopted")
     assert result.stdout == ""
     assert store.request_log == []
+    # Each flag alone is accepted (the old one is the default now): jobs keep running.
+    for flag in ("--require-marker", "--allow-unadopted"):
+        alone = invoke("drift", sources, flag, "--api-url", emulator_url, env=CANARY_ENV)
+        assert alone.exit_code == 2, alone.output  # the sources are not created yet
 
 
 # --------------------------------------------------------------------------- export
@@ -693,6 +697,29 @@ def test_an_unexpected_error_is_one_line_and_exit_1_never_a_traceback(
     assert result.exit_code == 1
     assert "internal error: RuntimeError: planner bug" in result.stderr
     assert "Traceback" not in result.output + result.stderr
+
+
+def test_debug_logs_the_traceback_of_an_unexpected_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The one-line error sends the user to --debug for details: they must be there.
+    from click.testing import CliRunner
+
+    from reconciler import cli
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("planner bug")
+
+    monkeypatch.setattr("reconciler.reconcile.connect", broken)
+    result = CliRunner().invoke(
+        cli.main, ["--debug", "plan", "examples/sources.yaml", "--emulator"]
+    )
+    assert result.exit_code == 1
+    assert "DEBUG reconciler.cli: unexpected error" in result.stderr
+    assert "Traceback" in result.stderr
+    assert 'raise RuntimeError("planner bug")' in result.stderr
+    assert result.stderr.rstrip().endswith(
+        "internal error: RuntimeError: planner bug "
+        "(re-run with --debug for details, and please report it)"
+    )
 
 
 @pytest.mark.parametrize(
