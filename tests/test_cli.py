@@ -509,6 +509,33 @@ def test_apply_of_a_saved_plan_refuses_planning_options(
         assert writes_since(store, 0) == []
 
 
+@pytest.mark.parametrize(
+    ("duration", "seconds"),
+    [("5h30m", 19800), ("90m", 5400), ("45s", 45), ("1h1m1s", 3661), (" 2h ", 7200), ("1s", 1)],
+)
+def test_max_duration_counts_hours_minutes_and_seconds(duration: str, seconds: int) -> None:
+    # What --max-duration hands the applier as its budget (checked before any request:
+    # the end-to-end runs show the budget stopping writes).
+    from reconciler.cli import _duration
+
+    assert _duration(duration) == seconds
+    assert _duration(None) is None
+
+
+@pytest.mark.parametrize(
+    ("duration", "reason"),
+    [
+        ("soon", "expected a duration such as 5h30m, 90m or 45s, got 'soon'"),
+        ("  ", "expected a duration such as 5h30m, 90m or 45s, got '  '"),
+        ("0h0m0s", "must be longer than zero, got '0h0m0s'"),
+    ],
+)
+def test_a_bad_max_duration_says_what_it_expected(duration: str, reason: str) -> None:
+    result = invoke("apply", "sources.yaml", "--max-duration", duration)
+    assert result.exit_code == 1, result.output
+    assert reason in result.stderr
+
+
 # --------------------------------------------------------------------------- drift
 
 
