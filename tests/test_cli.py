@@ -299,6 +299,25 @@ def test_plan_target_plans_only_the_named_source(
     assert '"Nope"' in unknown.stderr
 
 
+def test_plan_adopt_plans_the_writes_that_adopt_a_source_made_in_the_dashboard(
+    store: SourceStore, emulator_url: str, tmp_path: Path
+) -> None:
+    store.create_source(PRODUCTS_WIRE)  # no imgix-reconciler marker
+    file = products_file(tmp_path)
+    file.write_text(file.read_text().replace("      cache_ttl_value: 31536000\n", ""))
+
+    plain = invoke("plan", file, "--format", "json", "--api-url", emulator_url, env=CANARY_ENV)
+    assert plain.exit_code == 0, plain.output
+    assert json.loads(plain.stdout)["actions"] == []
+
+    adopting = invoke(
+        "plan", file, "--adopt", "--format", "json", "--api-url", emulator_url, env=CANARY_ENV
+    )
+    assert adopting.exit_code == 0, adopting.output
+    (action,) = json.loads(adopting.stdout)["actions"]
+    assert (action["action"], action["source"]) == ("patch", "Products")
+
+
 # --------------------------------------------------------------------------- apply
 
 
