@@ -163,6 +163,7 @@ def test_saved_plan_is_applied_then_the_next_plan_is_empty(
     assert planned.returncode == 0, planned.stderr  # changes, but no --detailed-exitcode
     assert planned.stdout.startswith("Plan: 2 to create, 0 to patch")
     document = Plan.model_validate_json(saved.read_text())
+    assert saved.read_text().endswith("}\n")  # a text file, whole: diffs and cat show it so
     assert [a.source for a in document.actions] == sorted(TWO)
     assert f"Digest: {document.digest}" in planned.stdout
 
@@ -359,6 +360,27 @@ def test_a_signal_after_the_writes_does_not_cut_the_report_short(
     assert "Apply: 2 applied, 0 failed." in done.stdout
     assert "Traceback" not in done.stderr
     assert sorted(s.name for s in store.sources.values()) == sorted(TWO)
+
+
+def test_apply_leaves_the_signal_handlers_of_its_caller_as_they_were(
+    store: SourceStore, emulator_url: str, sources: Path
+) -> None:
+    # Apply ignores signals once its writes are over; a program (or test) that runs the
+    # command in its own process must get its Ctrl-C back afterwards.
+    def callers(number: int, frame: object) -> None:
+        raise AssertionError("no signal is sent")
+
+    previous = signal.signal(signal.SIGINT, callers), signal.signal(signal.SIGTERM, callers)
+    try:
+        result = invoke(
+            "apply", sources, "--auto-approve", "--api-url", emulator_url, env=CANARY_ENV
+        )
+        handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    finally:
+        signal.signal(signal.SIGINT, previous[0])
+        signal.signal(signal.SIGTERM, previous[1])
+    assert result.exit_code == 0, result.output
+    assert handlers == (callers, callers)
 
 
 def test_apply_without_a_terminal_or_auto_approve_exits_1_and_writes_nothing(
