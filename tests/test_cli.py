@@ -7,6 +7,7 @@ details where a subprocess would add nothing.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -902,6 +903,46 @@ def test_colour_only_on_a_terminal_and_no_color_honoured_when_non_empty(
     else:
         monkeypatch.setenv("NO_COLOR", value)
     assert cli._color() is coloured
+
+
+def _stdout_on_a_terminal(*args: str | Path, env: dict[str, str]) -> tuple[int, str]:
+    """Run the program with stdout on a pseudo-terminal; its exit code and what it showed."""
+    controller, terminal = pty.openpty()
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "reconciler", *map(str, args)],
+            env=child_env(env),
+            stdin=subprocess.DEVNULL,
+            stdout=terminal,
+            stderr=subprocess.DEVNULL,
+        )
+        os.close(terminal)
+        shown = b""
+        with contextlib.suppress(OSError):  # EIO once the program has closed the terminal
+            while chunk := os.read(controller, 65536):
+                shown += chunk
+        returncode = process.wait(timeout=60)
+    finally:
+        os.close(controller)
+    return returncode, shown.decode()
+
+
+@pytest.mark.parametrize(
+    ("command", "code"),
+    [(("plan",), 0), (("drift",), 2), (("apply",), 1)],
+    ids=["plan", "drift", "apply"],
+)
+def test_plans_are_coloured_on_a_terminal_unless_no_color_is_set(
+    store: SourceStore, emulator_url: str, sources: Path, command: tuple[str, ...], code: int
+) -> None:
+    env = {**CANARY_ENV, "TERM": "xterm-256color"}
+    args: tuple[str | Path, ...] = (*command, sources, "--api-url", emulator_url)
+    returncode, shown = _stdout_on_a_terminal(*args, env=env)
+    assert returncode == code
+    assert "create" in shown and "\x1b[" in shown
+    returncode, shown = _stdout_on_a_terminal(*args, env={**env, "NO_COLOR": "1"})
+    assert returncode == code
+    assert "create" in shown and "\x1b[" not in shown
 
 
 def test_a_bad_api_url_from_the_environment_is_blamed_on_the_variable(sources: Path) -> None:
