@@ -17,10 +17,12 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import Result
 from console import (
     CANARY_ENV,
     apply_directly,
@@ -382,6 +384,26 @@ def test_apply_leaves_the_signal_handlers_of_its_caller_as_they_were(
         signal.signal(signal.SIGTERM, previous[1])
     assert result.exit_code == 0, result.output
     assert handlers == (callers, callers)
+
+
+def test_apply_runs_in_a_thread_other_than_the_main_one(
+    store: SourceStore, emulator_url: str, sources: Path
+) -> None:
+    # A program may run the command in a worker thread, where no signal handler can be set
+    # nor restored: the apply still runs and reports.
+    results: list[Result] = []
+
+    def apply() -> None:
+        args = ("apply", sources, "--auto-approve", "--api-url", emulator_url)
+        results.append(invoke(*args, env=CANARY_ENV))
+
+    worker = threading.Thread(target=apply)
+    worker.start()
+    worker.join(timeout=120)
+    (result,) = results
+    assert result.exit_code == 0, result.output
+    assert "Apply: 2 applied, 0 failed." in result.stdout
+    assert sorted(s.name for s in store.sources.values()) == sorted(TWO)
 
 
 def test_apply_without_a_terminal_or_auto_approve_exits_1_and_writes_nothing(
