@@ -833,6 +833,25 @@ def test_a_mistyped_command_exits_1_never_2_which_means_changes_or_drift(
     assert "Traceback" not in result.output
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["validate"],
+        ["fmt"],
+        ["plan", "--emulator"],
+        ["drift", "--emulator"],
+        ["apply", "--emulator"],
+    ],
+    ids=["validate", "fmt", "plan", "drift", "apply"],
+)
+def test_a_command_given_no_file_exits_1_naming_the_missing_argument(args: list[str]) -> None:
+    # Not "in sync" with nothing: a scheduled job whose file list came out empty must fail.
+    result = invoke(*args)
+    assert result.exit_code == 1, result.output
+    assert "Missing argument" in result.stderr
+    assert result.stdout == ""
+
+
 def test_output_that_cannot_be_written_is_one_line_and_exit_1() -> None:
     with open("/dev/full", "w") as full:
         done = subprocess.run(
