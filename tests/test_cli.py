@@ -833,6 +833,15 @@ def test_a_mistyped_command_exits_1_never_2_which_means_changes_or_drift(
     assert "Traceback" not in result.output
 
 
+@pytest.mark.parametrize("command", ["plan", "drift", "apply"])
+def test_an_unknown_format_is_refused_naming_the_formats(command: str) -> None:
+    example = Path(__file__).parents[1] / "examples" / "sources.yaml"
+    result = invoke(command, example, "--emulator", "--format", "html")
+    assert result.exit_code == 1, result.output
+    assert "'html' is not one of 'text', 'markdown', 'json'" in result.stderr
+    assert result.stdout == ""
+
+
 @pytest.mark.parametrize(
     "args",
     [
