@@ -7,6 +7,8 @@ details where a subprocess would add nothing.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import pty
@@ -15,10 +17,12 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import Result
 from console import (
     CANARY_ENV,
     apply_directly,
@@ -162,6 +166,7 @@ def test_saved_plan_is_applied_then_the_next_plan_is_empty(
     assert planned.returncode == 0, planned.stderr  # changes, but no --detailed-exitcode
     assert planned.stdout.startswith("Plan: 2 to create, 0 to patch")
     document = Plan.model_validate_json(saved.read_text())
+    assert saved.read_text().endswith("}\n")  # a text file, whole: diffs and cat show it so
     assert [a.source for a in document.actions] == sorted(TWO)
     assert f"Digest: {document.digest}" in planned.stdout
 
@@ -298,6 +303,25 @@ def test_plan_target_plans_only_the_named_source(
     assert '"Nope"' in unknown.stderr
 
 
+def test_plan_adopt_plans_the_writes_that_adopt_a_source_made_in_the_dashboard(
+    store: SourceStore, emulator_url: str, tmp_path: Path
+) -> None:
+    store.create_source(PRODUCTS_WIRE)  # no imgix-reconciler marker
+    file = products_file(tmp_path)
+    file.write_text(file.read_text().replace("      cache_ttl_value: 31536000\n", ""))
+
+    plain = invoke("plan", file, "--format", "json", "--api-url", emulator_url, env=CANARY_ENV)
+    assert plain.exit_code == 0, plain.output
+    assert json.loads(plain.stdout)["actions"] == []
+
+    adopting = invoke(
+        "plan", file, "--adopt", "--format", "json", "--api-url", emulator_url, env=CANARY_ENV
+    )
+    assert adopting.exit_code == 0, adopting.output
+    (action,) = json.loads(adopting.stdout)["actions"]
+    assert (action["action"], action["source"]) == ("patch", "Products")
+
+
 # --------------------------------------------------------------------------- apply
 
 
@@ -338,6 +362,47 @@ def test_a_signal_after_the_writes_does_not_cut_the_report_short(
     assert done.returncode == 0, done.stderr
     assert "Apply: 2 applied, 0 failed." in done.stdout
     assert "Traceback" not in done.stderr
+    assert sorted(s.name for s in store.sources.values()) == sorted(TWO)
+
+
+def test_apply_leaves_the_signal_handlers_of_its_caller_as_they_were(
+    store: SourceStore, emulator_url: str, sources: Path
+) -> None:
+    # Apply ignores signals once its writes are over; a program (or test) that runs the
+    # command in its own process must get its Ctrl-C back afterwards.
+    def callers(number: int, frame: object) -> None:
+        raise AssertionError("no signal is sent")
+
+    previous = signal.signal(signal.SIGINT, callers), signal.signal(signal.SIGTERM, callers)
+    try:
+        result = invoke(
+            "apply", sources, "--auto-approve", "--api-url", emulator_url, env=CANARY_ENV
+        )
+        handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    finally:
+        signal.signal(signal.SIGINT, previous[0])
+        signal.signal(signal.SIGTERM, previous[1])
+    assert result.exit_code == 0, result.output
+    assert handlers == (callers, callers)
+
+
+def test_apply_runs_in_a_thread_other_than_the_main_one(
+    store: SourceStore, emulator_url: str, sources: Path
+) -> None:
+    # A program may run the command in a worker thread, where no signal handler can be set
+    # nor restored: the apply still runs and reports.
+    results: list[Result] = []
+
+    def apply() -> None:
+        args = ("apply", sources, "--auto-approve", "--api-url", emulator_url)
+        results.append(invoke(*args, env=CANARY_ENV))
+
+    worker = threading.Thread(target=apply)
+    worker.start()
+    worker.join(timeout=120)
+    (result,) = results
+    assert result.exit_code == 0, result.output
+    assert "Apply: 2 applied, 0 failed." in result.stdout
     assert sorted(s.name for s in store.sources.values()) == sorted(TWO)
 
 
@@ -508,6 +573,33 @@ def test_apply_of_a_saved_plan_refuses_planning_options(
         assert writes_since(store, 0) == []
 
 
+@pytest.mark.parametrize(
+    ("duration", "seconds"),
+    [("5h30m", 19800), ("90m", 5400), ("45s", 45), ("1h1m1s", 3661), (" 2h ", 7200), ("1s", 1)],
+)
+def test_max_duration_counts_hours_minutes_and_seconds(duration: str, seconds: int) -> None:
+    # What --max-duration hands the applier as its budget (checked before any request:
+    # the end-to-end runs show the budget stopping writes).
+    from reconciler.cli import _duration
+
+    assert _duration(duration) == seconds
+    assert _duration(None) is None
+
+
+@pytest.mark.parametrize(
+    ("duration", "reason"),
+    [
+        ("soon", "expected a duration such as 5h30m, 90m or 45s, got 'soon'"),
+        ("  ", "expected a duration such as 5h30m, 90m or 45s, got '  '"),
+        ("0h0m0s", "must be longer than zero, got '0h0m0s'"),
+    ],
+)
+def test_a_bad_max_duration_says_what_it_expected(duration: str, reason: str) -> None:
+    result = invoke("apply", "sources.yaml", "--max-duration", duration)
+    assert result.exit_code == 1, result.output
+    assert reason in result.stderr
+
+
 # --------------------------------------------------------------------------- drift
 
 
@@ -535,6 +627,23 @@ def test_drift_exits_0_in_sync_2_on_drift_and_1_on_error(
     error = run_cli("drift", invalid, "--api-url", emulator_url, env=CANARY_ENV)
     assert error.returncode == 1
     assert LOCATED.search(error.stderr), error.stderr
+
+
+def test_drift_with_require_marker_and_allow_unadopted_exits_1_before_any_request(
+    store: SourceStore, emulator_url: str, sources: Path
+) -> None:
+    # A scheduled job must not read the contradiction as "in sync" (0) or "drift" (2).
+    result = invoke(
+        "drift", sources, "--require-marker", "--allow-unadopted", "--api-url", emulator_url
+    )
+    assert result.exit_code == 1, result.output
+    assert_one_clear_error(result.stderr, "--require-marker", "--allow-unadopted")
+    assert result.stdout == ""
+    assert store.request_log == []
+    # Each flag alone is accepted (the old one is the default now): jobs keep running.
+    for flag in ("--require-marker", "--allow-unadopted"):
+        alone = invoke("drift", sources, flag, "--api-url", emulator_url, env=CANARY_ENV)
+        assert alone.exit_code == 2, alone.output  # the sources are not created yet
 
 
 # --------------------------------------------------------------------------- export
@@ -681,6 +790,29 @@ def test_an_unexpected_error_is_one_line_and_exit_1_never_a_traceback(
     assert "Traceback" not in result.output + result.stderr
 
 
+def test_debug_logs_the_traceback_of_an_unexpected_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The one-line error sends the user to --debug for details: they must be there.
+    from click.testing import CliRunner
+
+    from reconciler import cli
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("planner bug")
+
+    monkeypatch.setattr("reconciler.reconcile.connect", broken)
+    result = CliRunner().invoke(
+        cli.main, ["--debug", "plan", "examples/sources.yaml", "--emulator"]
+    )
+    assert result.exit_code == 1
+    assert "DEBUG reconciler.cli: unexpected error" in result.stderr
+    assert "Traceback" in result.stderr
+    assert 'raise RuntimeError("planner bug")' in result.stderr
+    assert result.stderr.rstrip().endswith(
+        "internal error: RuntimeError: planner bug "
+        "(re-run with --debug for details, and please report it)"
+    )
+
+
 @pytest.mark.parametrize(
     "args",
     [
@@ -701,6 +833,34 @@ def test_a_mistyped_command_exits_1_never_2_which_means_changes_or_drift(
     assert "Traceback" not in result.output
 
 
+@pytest.mark.parametrize("command", ["plan", "drift", "apply"])
+def test_an_unknown_format_is_refused_naming_the_formats(command: str) -> None:
+    example = Path(__file__).parents[1] / "examples" / "sources.yaml"
+    result = invoke(command, example, "--emulator", "--format", "html")
+    assert result.exit_code == 1, result.output
+    assert "'html' is not one of 'text', 'markdown', 'json'" in result.stderr
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["validate"],
+        ["fmt"],
+        ["plan", "--emulator"],
+        ["drift", "--emulator"],
+        ["apply", "--emulator"],
+    ],
+    ids=["validate", "fmt", "plan", "drift", "apply"],
+)
+def test_a_command_given_no_file_exits_1_naming_the_missing_argument(args: list[str]) -> None:
+    # Not "in sync" with nothing: a scheduled job whose file list came out empty must fail.
+    result = invoke(*args)
+    assert result.exit_code == 1, result.output
+    assert "Missing argument" in result.stderr
+    assert result.stdout == ""
+
+
 def test_output_that_cannot_be_written_is_one_line_and_exit_1() -> None:
     with open("/dev/full", "w") as full:
         done = subprocess.run(
@@ -712,6 +872,32 @@ def test_output_that_cannot_be_written_is_one_line_and_exit_1() -> None:
         )
     assert done.returncode == 1
     assert done.stderr.strip() == "error: cannot write the output: No space left on device"
+
+
+@pytest.mark.parametrize(
+    ("failure", "expected"),
+    [
+        # A file that cannot be made is named: it is no broken stdout.
+        (
+            OSError(errno.ENOSPC, "No space left on device", "plan.json"),
+            "error: No space left on device: plan.json",
+        ),
+        # Neither a file nor a full output: the reason alone.
+        (OSError(errno.EACCES, "Permission denied"), "error: Permission denied"),
+    ],
+    ids=["a-file", "no-file"],
+)
+def test_a_file_that_cannot_be_written_is_named_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, sources: Path, failure: OSError, expected: str
+) -> None:
+    def failing(path: Path, text: str) -> None:
+        raise failure
+
+    # The command imports its steps where it runs them.
+    monkeypatch.setattr("reconciler.atomic.write_atomically", failing)
+    result = invoke("plan", sources, "--out", "plan.json", "--emulator")
+    assert result.exit_code == 1, result.output
+    assert result.stderr.strip() == expected
 
 
 def test_apply_takes_a_desired_state_file_written_in_json_style(
@@ -767,6 +953,46 @@ def test_colour_only_on_a_terminal_and_no_color_honoured_when_non_empty(
     else:
         monkeypatch.setenv("NO_COLOR", value)
     assert cli._color() is coloured
+
+
+def _stdout_on_a_terminal(*args: str | Path, env: dict[str, str]) -> tuple[int, str]:
+    """Run the program with stdout on a pseudo-terminal; its exit code and what it showed."""
+    controller, terminal = pty.openpty()
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "reconciler", *map(str, args)],
+            env=child_env(env),
+            stdin=subprocess.DEVNULL,
+            stdout=terminal,
+            stderr=subprocess.DEVNULL,
+        )
+        os.close(terminal)
+        shown = b""
+        with contextlib.suppress(OSError):  # EIO once the program has closed the terminal
+            while chunk := os.read(controller, 65536):
+                shown += chunk
+        returncode = process.wait(timeout=60)
+    finally:
+        os.close(controller)
+    return returncode, shown.decode()
+
+
+@pytest.mark.parametrize(
+    ("command", "code"),
+    [(("plan",), 0), (("drift",), 2), (("apply",), 1)],
+    ids=["plan", "drift", "apply"],
+)
+def test_plans_are_coloured_on_a_terminal_unless_no_color_is_set(
+    store: SourceStore, emulator_url: str, sources: Path, command: tuple[str, ...], code: int
+) -> None:
+    env = {**CANARY_ENV, "TERM": "xterm-256color"}
+    args: tuple[str | Path, ...] = (*command, sources, "--api-url", emulator_url)
+    returncode, shown = _stdout_on_a_terminal(*args, env=env)
+    assert returncode == code
+    assert "create" in shown and "\x1b[" in shown
+    returncode, shown = _stdout_on_a_terminal(*args, env={**env, "NO_COLOR": "1"})
+    assert returncode == code
+    assert "create" in shown and "\x1b[" not in shown
 
 
 def test_a_bad_api_url_from_the_environment_is_blamed_on_the_variable(sources: Path) -> None:

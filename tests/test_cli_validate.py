@@ -129,6 +129,17 @@ def test_every_error_is_listed_but_annotations_stay_few(tmp_path: Path) -> None:
     assert "290 more error(s) not annotated" in annotations[-1]
 
 
+def test_exactly_as_many_errors_as_annotations_adds_no_note_of_more(tmp_path: Path) -> None:
+    # GitHub's ten annotations hold ten errors whole: no "0 more error(s)" annotation.
+    path = tmp_path / "mistakes.yaml"
+    path.write_text("version: 1\nsources: []\n" + "".join(f"k{n:03d}: 1\n" for n in range(10)))
+    result = run("validate", str(path), env={"GITHUB_ACTIONS": "true"})
+    assert result.exit_code == 1
+    annotations = [line for line in result.stderr.splitlines() if line.startswith("::error")]
+    assert len(annotations) == 10
+    assert not any("more error(s)" in line for line in annotations)
+
+
 def test_literal_secret_is_rejected_and_never_printed() -> None:
     path = FIXTURES / "invalid_literal_secret.yaml"
     result = run("validate", str(path))
