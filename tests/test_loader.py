@@ -909,6 +909,33 @@ def test_files_planned_together_may_state_the_same_owner_and_safety(tmp_path: Pa
     assert (state.owner, state.safety.min_risky_count) == ("team-a", 5)
 
 
+def test_owner_and_safety_hold_when_a_source_waits_for_an_unread_reference(
+    tmp_path: Path,
+) -> None:
+    # --no-resolve leaves the source out (its bucket is unread), not the file's settings:
+    # they still reach the state and are still compared with the other files'.
+    text = S3_SOURCE.replace("s3_bucket: acme-product-images", "s3_bucket: {env: BUCKET}")
+    settings = "owner: team-a\nsafety: {min_risky_count: 5}\nsources:"
+    path = write(tmp_path, text.replace("sources:", settings))
+    loaded = load([path], resolve=False)
+    assert (loaded.state.owner, loaded.state.safety.min_risky_count) == ("team-a", 5)
+    assert (loaded.state.sources, loaded.unresolved) == ([], [Location(str(path), 5, 5)])
+    other = write(tmp_path, "version: 1\nowner: team-b\nsources: []\n", "b.yaml")
+    assert errors_of(path, other) == [
+        f"{other}:2:8: owner: differs from owner in {path}: files planned together "
+        "share one owner"
+    ]
+
+
+@pytest.mark.parametrize("version", [".inf", "9007199254740993"])
+def test_a_version_out_of_jsons_range_beside_settings_is_one_error(
+    tmp_path: Path, version: str
+) -> None:
+    path = write(tmp_path, f"version: {version}\nowner: team-a\nsources: []\n")
+    (message,) = errors_of(path)
+    assert message.startswith(f"{path}:1:10: version: must be "), message
+
+
 @pytest.mark.parametrize(
     ("line", "expected"),
     [
