@@ -922,8 +922,7 @@ def test_owner_and_safety_hold_when_a_source_waits_for_an_unread_reference(
     assert (loaded.state.sources, loaded.unresolved) == ([], [Location(str(path), 5, 5)])
     other = write(tmp_path, "version: 1\nowner: team-b\nsources: []\n", "b.yaml")
     assert errors_of(path, other) == [
-        f"{other}:2:8: owner: differs from owner in {path}: files planned together "
-        "share one owner"
+        f"{other}:2:8: owner: differs from owner in {path}: files planned together share one owner"
     ]
 
 
@@ -993,6 +992,17 @@ def test_default_params_in_a_flow_mapping_are_located(tmp_path: Path) -> None:
     assert errors_of(path) == [
         f"{path}:10:27: deployment.default_params.w: must be an integer from 2 to 8192; "
         "or a fraction from 0 to 1 (got 9000)"
+    ]
+
+
+def test_a_param_value_of_no_allowed_type_is_one_error(tmp_path: Path) -> None:
+    # The value fails as a string, an integer, a number and a boolean alike: one message.
+    path = write(tmp_path, S3_SOURCE + "      default_params: {q: [75], w: {a: 1}}\n")
+    assert errors_of(path) == [
+        f"{path}:10:24: deployment.default_params.q: must be a string, a number or a "
+        "boolean (got a list)",
+        f"{path}:10:33: deployment.default_params.w: must be a string, a number or a "
+        "boolean (got a mapping)",
     ]
 
 
