@@ -256,6 +256,15 @@ def test_missing_key_points_at_the_mapping_that_lacks_it(tmp_path: Path) -> None
     assert errors_of(path) == [f"{path}:4:5: deployment: missing required key 's3_bucket'"]
 
 
+def test_a_repeated_key_is_the_files_only_error(tmp_path: Path) -> None:
+    # Which of the two values was meant is unknown: nothing is validated against either.
+    text = S3_SOURCE + "      cache_ttl_value: 60\n      cache_ttl_value: 3600\n"
+    path = write(tmp_path, text.replace("Product images", ""))
+    assert errors_of(path) == [
+        f"{path}:11:7: duplicate key 'cache_ttl_value' (first at line 10, column 7)"
+    ]
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
