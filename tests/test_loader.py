@@ -265,6 +265,18 @@ def test_a_repeated_key_is_the_files_only_error(tmp_path: Path) -> None:
     ]
 
 
+def test_a_key_repeated_after_a_collection_key_is_found(tmp_path: Path) -> None:
+    path = write(tmp_path, "version: 1\nsources: []\n[a, b]: 1\nversion: 1\n")
+    assert errors_of(path) == [f"{path}:4:1: duplicate key 'version' (first at line 1, column 1)"]
+
+
+def test_an_integer_key_and_a_string_key_of_the_same_text_are_two_keys(tmp_path: Path) -> None:
+    path = write(tmp_path, "version: 1\nsources: []\n1: a\n!!str 1: b\n")
+    messages = errors_of(path)
+    assert f"{path}:4:1: 1: unknown key '1'" in messages
+    assert not any("duplicate key" in message for message in messages), messages
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
