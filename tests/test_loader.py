@@ -265,6 +265,20 @@ def test_a_repeated_key_is_the_files_only_error(tmp_path: Path) -> None:
     ]
 
 
+def test_an_integer_of_a_hundred_digits_is_out_of_range_beside_the_other_mistakes(
+    tmp_path: Path,
+) -> None:
+    # Python reads it (unlike thousands of digits): the file is validated as usual.
+    digits = "9" * yaml_tree.MAX_INTEGER_TEXT
+    text = S3_SOURCE.replace("Product images", '""') + f"      cache_ttl_value: {digits}\n"
+    path = write(tmp_path, text)
+    assert errors_of(path) == [
+        f"{path}:3:11: name: must not be empty",
+        f"{path}:10:24: deployment.cache_ttl_value: must be between -9007199254740991 and "
+        "9007199254740991 (JSON's safe range)",
+    ]
+
+
 def test_a_key_repeated_after_a_collection_key_is_found(tmp_path: Path) -> None:
     path = write(tmp_path, "version: 1\nsources: []\n[a, b]: 1\nversion: 1\n")
     assert errors_of(path) == [f"{path}:4:1: duplicate key 'version' (first at line 1, column 1)"]
