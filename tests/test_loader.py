@@ -900,6 +900,10 @@ def test_summary_suggests_no_resolve_only_for_unread_references() -> None:
         "2 errors in 1 of 2 files (validate --no-resolve checks the files without reading "
         "references)"
     )
+    # plan and apply must read them: the way out is to provide them.
+    assert summarize([unread], ["s.yaml"], command="plan") == (
+        "1 error in 1 of 1 file (set each variable and create each file these references name)"
+    )
 
 
 # --------------------------------------------------------------------------- names and files
