@@ -1183,6 +1183,16 @@ NESTINGS = {
 }
 
 
+def test_nesting_past_the_bound_points_at_the_first_collection_past_it(tmp_path: Path) -> None:
+    # The file's mapping is one level: the bound is passed at the MAX_C_NESTING-th `[`.
+    brackets = MAX_C_NESTING + 2
+    path = write(tmp_path, "version: 1\nsources: " + "[" * brackets + "]" * brackets + "\n")
+    assert errors_of(path) == [
+        f"{path}:2:{len('sources: ') + MAX_C_NESTING}: recursive or too deeply nested YAML "
+        "is not supported"
+    ]
+
+
 @pytest.mark.parametrize(("text", "depth"), NESTINGS.values(), ids=NESTINGS.keys())
 def test_the_nesting_bound_is_never_below_the_real_depth(text: str, depth: int) -> None:
     with contextlib.suppress(Exception):  # an invalid text nests as far as it was read
