@@ -363,6 +363,12 @@ def test_a_file_that_does_not_parse_is_one_error(tmp_path: Path, text: str, expe
     assert errors_of(path) == [f"{path}:{expected}"]
 
 
+def test_a_file_whose_mapping_holds_itself_is_one_error(tmp_path: Path) -> None:
+    # Valid but for the recursion: it must not load as a desired state of no sources.
+    path = write(tmp_path, "&root {version: 1, sources: [], loop: *root}\n")
+    assert errors_of(path) == [f"{path}:1:1: recursive or too deeply nested YAML is not supported"]
+
+
 def test_deployment_keys_are_suggested_from_the_type(tmp_path: Path) -> None:
     path = write(tmp_path, S3_SOURCE + "      robots_txt: origin\n")
     assert errors_of(path) == [
