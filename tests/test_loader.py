@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import textwrap
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -354,6 +355,14 @@ def test_file_level_errors_are_located(tmp_path: Path, text: str, expected: str)
             "version: 1\nsources: " + "[" * 3000 + "]" * 3000 + "\n",
             "1:1: recursive or too deeply nested YAML is not supported",
         ),
+        (  # the same, read by the pure-Python parser (a directive, or an unclosed `[`)
+            "%YAML 1.2\n---\nversion: 1\nsources: " + "[" * 3000 + "]" * 3000 + "\n",
+            "1:1: recursive or too deeply nested YAML is not supported",
+        ),
+        (
+            "version: 1\nsources: " + "[" * 3000 + "]" * 2999 + "\n",
+            "1:1: recursive or too deeply nested YAML is not supported",
+        ),
     ],
 )
 def test_a_file_that_does_not_parse_is_one_error(tmp_path: Path, text: str, expected: str) -> None:
@@ -367,6 +376,32 @@ def test_a_file_whose_mapping_holds_itself_is_one_error(tmp_path: Path) -> None:
     # Valid but for the recursion: it must not load as a desired state of no sources.
     path = write(tmp_path, "&root {version: 1, sources: [], loop: *root}\n")
     assert errors_of(path) == [f"{path}:1:1: recursive or too deeply nested YAML is not supported"]
+
+
+def test_a_reused_anchor_name_loads_without_a_warning(tmp_path: Path) -> None:
+    # Well defined (the later anchor wins): nothing for a user to see on stderr.
+    text = """\
+    version: 1
+    x-hosts: &hosts [acme-a]
+    x-other: &hosts [acme-b]
+    sources:
+      - name: A
+        deployment: &base
+          type: webfolder
+          imgix_subdomains: *hosts
+          webfolder_base_url: https://origin.example/
+      - name: B
+        deployment:
+          <<: *base
+          imgix_subdomains: [acme-c]
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        messages = errors_of(write(tmp_path, text))
+    assert [message.split(": ", 1)[1] for message in messages] == [
+        "x-hosts: unknown key 'x-hosts'",
+        "x-other: unknown key 'x-other'",
+    ]
 
 
 def test_deployment_keys_are_suggested_from_the_type(tmp_path: Path) -> None:
