@@ -437,6 +437,19 @@ def test_non_utf8_file_points_at_the_bad_byte(tmp_path: Path) -> None:
     assert errors_of(path) == [f"{path}:3:6: the file is not valid UTF-8"]
 
 
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [(b"version: 1\nsources: \xff\n", "2:10"), (b"version: 1\n\xff\n", "2:1"), (b"\xff", "1:1")],
+)
+def test_non_utf8_file_after_a_byte_order_mark_points_at_the_bad_byte(
+    tmp_path: Path, text: bytes, where: str
+) -> None:
+    # The mark (which editors on Windows write) is not a column of the first line.
+    path = tmp_path / "sources.yaml"
+    path.write_bytes(b"\xef\xbb\xbf" + text)
+    assert errors_of(path) == [f"{path}:{where}: the file is not valid UTF-8"]
+
+
 # --------------------------------------------------------------------------- across sources
 
 
