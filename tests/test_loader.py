@@ -317,6 +317,7 @@ def test_an_integer_key_and_a_string_key_of_the_same_text_are_two_keys(tmp_path:
         ("version: 1\nsources: [\n", "3:1: invalid YAML: while parsing a flow node: expected "),
         ("version: 1\nversion: 1\n", "2:1: duplicate key 'version' (first at line 1, column 1)"),
         ('version: 1\nx: "\x00"\n', "2:5: invalid YAML: the file contains a character"),
+        ("\nversion: \x00\n", "2:10: invalid YAML: the file contains a character"),
         ("version: !!int hunter2\n", "1:1: invalid YAML: a value does not match its tag"),
         ("version: !!timestamp hunter2\n", "1:10: invalid YAML: a value does not match its tag"),
         ("version: 1\nsources: &x [*x]\n", "2:10: sources[0]: must be a mapping"),
