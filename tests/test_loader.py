@@ -1238,6 +1238,14 @@ NESTINGS = {
 }
 
 
+def test_more_collections_than_the_nesting_bound_side_by_side_are_not_deep(
+    tmp_path: Path,
+) -> None:
+    side_by_side = "[" + "[], " * (MAX_C_NESTING + 1) + "]"
+    path = write(tmp_path, f"version: 1\nsources: []\nx: {side_by_side}\n")
+    assert errors_of(path) == [f"{path}:3:1: x: unknown key 'x'"]
+
+
 def test_nesting_past_the_bound_points_at_the_first_collection_past_it(tmp_path: Path) -> None:
     # The file's mapping is one level: the bound is passed at the MAX_C_NESTING-th `[`.
     brackets = MAX_C_NESTING + 2
