@@ -1247,11 +1247,13 @@ def test_more_collections_than_the_nesting_bound_side_by_side_are_not_deep(
 
 
 def test_nesting_past_the_bound_points_at_the_first_collection_past_it(tmp_path: Path) -> None:
-    # The file's mapping is one level: the bound is passed at the MAX_C_NESTING-th `[`.
+    # The file's mapping is one level: the bound is passed at the MAX_C_NESTING-th `[`;
+    # collections closed before it count for nothing.
     brackets = MAX_C_NESTING + 2
-    path = write(tmp_path, "version: 1\nsources: " + "[" * brackets + "]" * brackets + "\n")
+    deep = "[" * brackets + "]" * brackets
+    path = write(tmp_path, f"version: 1\nx: [[], {{}}]\nsources: {deep}\n")
     assert errors_of(path) == [
-        f"{path}:2:{len('sources: ') + MAX_C_NESTING}: recursive or too deeply nested YAML "
+        f"{path}:3:{len('sources: ') + MAX_C_NESTING}: recursive or too deeply nested YAML "
         "is not supported"
     ]
 
