@@ -17,6 +17,7 @@ references (`referenced`) and the checks across sources and files (`cross_source
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import os
 import warnings
@@ -401,7 +402,8 @@ class _DesiredFile(ReferenceSteps, CrossSourceChecks):
         try:
             return raw.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
-            before = raw[: exc.start]
+            # utf-8-sig counts from after a byte order mark, which is no column of the text.
+            before = raw.removeprefix(codecs.BOM_UTF8)[: exc.start]
             line = before.count(b"\n")
             column = len(before) - (before.rfind(b"\n") + 1)
             self._error_at(line, column, "", "the file is not valid UTF-8")

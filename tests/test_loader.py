@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import textwrap
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -256,6 +257,41 @@ def test_missing_key_points_at_the_mapping_that_lacks_it(tmp_path: Path) -> None
     assert errors_of(path) == [f"{path}:4:5: deployment: missing required key 's3_bucket'"]
 
 
+def test_a_repeated_key_is_the_files_only_error(tmp_path: Path) -> None:
+    # Which of the two values was meant is unknown: nothing is validated against either.
+    text = S3_SOURCE + "      cache_ttl_value: 60\n      cache_ttl_value: 3600\n"
+    path = write(tmp_path, text.replace("Product images", ""))
+    assert errors_of(path) == [
+        f"{path}:11:7: duplicate key 'cache_ttl_value' (first at line 10, column 7)"
+    ]
+
+
+def test_an_integer_of_a_hundred_digits_is_out_of_range_beside_the_other_mistakes(
+    tmp_path: Path,
+) -> None:
+    # Python reads it (unlike thousands of digits): the file is validated as usual.
+    digits = "9" * yaml_tree.MAX_INTEGER_TEXT
+    text = S3_SOURCE.replace("Product images", '""') + f"      cache_ttl_value: {digits}\n"
+    path = write(tmp_path, text)
+    assert errors_of(path) == [
+        f"{path}:3:11: name: must not be empty",
+        f"{path}:10:24: deployment.cache_ttl_value: must be between -9007199254740991 and "
+        "9007199254740991 (JSON's safe range)",
+    ]
+
+
+def test_a_key_repeated_after_a_collection_key_is_found(tmp_path: Path) -> None:
+    path = write(tmp_path, "version: 1\nsources: []\n[a, b]: 1\nversion: 1\n")
+    assert errors_of(path) == [f"{path}:4:1: duplicate key 'version' (first at line 1, column 1)"]
+
+
+def test_an_integer_key_and_a_string_key_of_the_same_text_are_two_keys(tmp_path: Path) -> None:
+    path = write(tmp_path, "version: 1\nsources: []\n1: a\n!!str 1: b\n")
+    messages = errors_of(path)
+    assert f"{path}:4:1: 1: unknown key '1'" in messages
+    assert not any("duplicate key" in message for message in messages), messages
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
@@ -281,6 +317,7 @@ def test_missing_key_points_at_the_mapping_that_lacks_it(tmp_path: Path) -> None
         ("version: 1\nsources: [\n", "3:1: invalid YAML: while parsing a flow node: expected "),
         ("version: 1\nversion: 1\n", "2:1: duplicate key 'version' (first at line 1, column 1)"),
         ('version: 1\nx: "\x00"\n', "2:5: invalid YAML: the file contains a character"),
+        ("\nversion: \x00\n", "2:10: invalid YAML: the file contains a character"),
         ("version: !!int hunter2\n", "1:1: invalid YAML: a value does not match its tag"),
         ("version: !!timestamp hunter2\n", "1:10: invalid YAML: a value does not match its tag"),
         ("version: 1\nsources: &x [*x]\n", "2:10: sources[0]: must be a mapping"),
@@ -319,6 +356,14 @@ def test_file_level_errors_are_located(tmp_path: Path, text: str, expected: str)
             "version: 1\nsources: " + "[" * 3000 + "]" * 3000 + "\n",
             "1:1: recursive or too deeply nested YAML is not supported",
         ),
+        (  # the same, read by the pure-Python parser (a directive, or an unclosed `[`)
+            "%YAML 1.2\n---\nversion: 1\nsources: " + "[" * 3000 + "]" * 3000 + "\n",
+            "1:1: recursive or too deeply nested YAML is not supported",
+        ),
+        (
+            "version: 1\nsources: " + "[" * 3000 + "]" * 2999 + "\n",
+            "1:1: recursive or too deeply nested YAML is not supported",
+        ),
     ],
 )
 def test_a_file_that_does_not_parse_is_one_error(tmp_path: Path, text: str, expected: str) -> None:
@@ -326,6 +371,38 @@ def test_a_file_that_does_not_parse_is_one_error(tmp_path: Path, text: str, expe
     path = tmp_path / "sources.yaml"
     path.write_text(text)
     assert errors_of(path) == [f"{path}:{expected}"]
+
+
+def test_a_file_whose_mapping_holds_itself_is_one_error(tmp_path: Path) -> None:
+    # Valid but for the recursion: it must not load as a desired state of no sources.
+    path = write(tmp_path, "&root {version: 1, sources: [], loop: *root}\n")
+    assert errors_of(path) == [f"{path}:1:1: recursive or too deeply nested YAML is not supported"]
+
+
+def test_a_reused_anchor_name_loads_without_a_warning(tmp_path: Path) -> None:
+    # Well defined (the later anchor wins): nothing for a user to see on stderr.
+    text = """\
+    version: 1
+    x-hosts: &hosts [acme-a]
+    x-other: &hosts [acme-b]
+    sources:
+      - name: A
+        deployment: &base
+          type: webfolder
+          imgix_subdomains: *hosts
+          webfolder_base_url: https://origin.example/
+      - name: B
+        deployment:
+          <<: *base
+          imgix_subdomains: [acme-c]
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        messages = errors_of(write(tmp_path, text))
+    assert [message.split(": ", 1)[1] for message in messages] == [
+        "x-hosts: unknown key 'x-hosts'",
+        "x-other: unknown key 'x-other'",
+    ]
 
 
 def test_deployment_keys_are_suggested_from_the_type(tmp_path: Path) -> None:
@@ -359,6 +436,19 @@ def test_non_utf8_file_points_at_the_bad_byte(tmp_path: Path) -> None:
     path = tmp_path / "sources.yaml"
     path.write_bytes(b"version: 1\nsources: []\n# caf\xe9\n")
     assert errors_of(path) == [f"{path}:3:6: the file is not valid UTF-8"]
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [(b"version: 1\nsources: \xff\n", "2:10"), (b"version: 1\n\xff\n", "2:1"), (b"\xff", "1:1")],
+)
+def test_non_utf8_file_after_a_byte_order_mark_points_at_the_bad_byte(
+    tmp_path: Path, text: bytes, where: str
+) -> None:
+    # The mark (which editors on Windows write) is not a column of the first line.
+    path = tmp_path / "sources.yaml"
+    path.write_bytes(b"\xef\xbb\xbf" + text)
+    assert errors_of(path) == [f"{path}:{where}: the file is not valid UTF-8"]
 
 
 # --------------------------------------------------------------------------- across sources
@@ -444,6 +534,51 @@ def test_yaml_merge_keys_and_anchors_load(tmp_path: Path) -> None:
     path = write(tmp_path, text)
     (message,) = errors_of(path)
     assert message.startswith(f"{path}:12:24: deployment.cache_ttl_value: must be >= 1800")
+
+
+def test_sources_merging_one_anchor_are_built_without_comparing_mappings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # ruamel compares each mapping merging an anchor with every one merged before (hours
+    # for 2,000 sources merging 1,000 keys); the loader does not, and leaves ruamel as it
+    # found it for other round trips in the process.
+    from ruamel.yaml.comments import CommentedMap
+
+    compared: list[object] = []
+
+    def counted(self: CommentedMap, other: object) -> Any:
+        compared.append(other)
+        return dict.__eq__(self, other)
+
+    monkeypatch.setattr(CommentedMap, "__eq__", counted)
+    before = CommentedMap.add_referent
+    merging = "".join(
+        f"  - name: s{n}\n    deployment:\n      <<: *base\n      imgix_subdomains: [acme-{n}]\n"
+        for n in range(3)
+    )
+    base = (
+        "version: 1\nx-base: &base\n  type: webfolder\n"
+        "  webfolder_base_url: https://origin.example/\nsources:\n"
+    )
+    path = write(tmp_path, base + merging)
+    errors = errors_of(path)
+    assert all("x-base: unknown key" in error for error in errors), errors
+    assert compared == []
+    assert CommentedMap.add_referent is before
+
+
+def test_load_error_says_how_many_errors_it_holds(tmp_path: Path) -> None:
+    path = write(tmp_path, "version: 2\nsources: {}\n")
+    with pytest.raises(LoadError) as caught:
+        load([path])
+    assert str(caught.value) == "2 error(s) in the desired state"
+    assert caught.value.located == caught.value.errors
+
+
+def test_a_loaded_state_cannot_be_changed() -> None:
+    loaded = load([FIXTURES / "valid_minimal.yaml"], resolve=False)
+    with pytest.raises(AttributeError):
+        loaded.unresolved = []  # type: ignore[misc]
 
 
 # --------------------------------------------------------------------------- all errors at once
@@ -823,6 +958,10 @@ def test_summary_suggests_no_resolve_only_for_unread_references() -> None:
         "2 errors in 1 of 2 files (validate --no-resolve checks the files without reading "
         "references)"
     )
+    # plan and apply must read them: the way out is to provide them.
+    assert summarize([unread], ["s.yaml"], command="plan") == (
+        "1 error in 1 of 1 file (set each variable and create each file these references name)"
+    )
 
 
 # --------------------------------------------------------------------------- names and files
@@ -912,6 +1051,32 @@ def test_files_planned_together_may_state_the_same_owner_and_safety(tmp_path: Pa
     assert (state.owner, state.safety.min_risky_count) == ("team-a", 5)
 
 
+def test_owner_and_safety_hold_when_a_source_waits_for_an_unread_reference(
+    tmp_path: Path,
+) -> None:
+    # --no-resolve leaves the source out (its bucket is unread), not the file's settings:
+    # they still reach the state and are still compared with the other files'.
+    text = S3_SOURCE.replace("s3_bucket: acme-product-images", "s3_bucket: {env: BUCKET}")
+    settings = "owner: team-a\nsafety: {min_risky_count: 5}\nsources:"
+    path = write(tmp_path, text.replace("sources:", settings))
+    loaded = load([path], resolve=False)
+    assert (loaded.state.owner, loaded.state.safety.min_risky_count) == ("team-a", 5)
+    assert (loaded.state.sources, loaded.unresolved) == ([], [Location(str(path), 5, 5)])
+    other = write(tmp_path, "version: 1\nowner: team-b\nsources: []\n", "b.yaml")
+    assert errors_of(path, other) == [
+        f"{other}:2:8: owner: differs from owner in {path}: files planned together share one owner"
+    ]
+
+
+@pytest.mark.parametrize("version", [".inf", "9007199254740993"])
+def test_a_version_out_of_jsons_range_beside_settings_is_one_error(
+    tmp_path: Path, version: str
+) -> None:
+    path = write(tmp_path, f"version: {version}\nowner: team-a\nsources: []\n")
+    (message,) = errors_of(path)
+    assert message.startswith(f"{path}:1:10: version: must be "), message
+
+
 @pytest.mark.parametrize(
     ("line", "expected"),
     [
@@ -969,6 +1134,17 @@ def test_default_params_in_a_flow_mapping_are_located(tmp_path: Path) -> None:
     assert errors_of(path) == [
         f"{path}:10:27: deployment.default_params.w: must be an integer from 2 to 8192; "
         "or a fraction from 0 to 1 (got 9000)"
+    ]
+
+
+def test_a_param_value_of_no_allowed_type_is_one_error(tmp_path: Path) -> None:
+    # The value fails as a string, an integer, a number and a boolean alike: one message.
+    path = write(tmp_path, S3_SOURCE + "      default_params: {q: [75], w: {a: 1}}\n")
+    assert errors_of(path) == [
+        f"{path}:10:24: deployment.default_params.q: must be a string, a number or a "
+        "boolean (got a list)",
+        f"{path}:10:33: deployment.default_params.w: must be a string, a number or a "
+        "boolean (got a mapping)",
     ]
 
 
@@ -1063,6 +1239,26 @@ NESTINGS = {
     "a closer in a comment on its line": ("[ # ]\n" * 10_001, 10_001),
     "a closer in a string on its line": ('[ "]",\n' * 10_001, 10_001),
 }
+
+
+def test_more_collections_than_the_nesting_bound_side_by_side_are_not_deep(
+    tmp_path: Path,
+) -> None:
+    side_by_side = "[" + "[], " * (MAX_C_NESTING + 1) + "]"
+    path = write(tmp_path, f"version: 1\nsources: []\nx: {side_by_side}\n")
+    assert errors_of(path) == [f"{path}:3:1: x: unknown key 'x'"]
+
+
+def test_nesting_past_the_bound_points_at_the_first_collection_past_it(tmp_path: Path) -> None:
+    # The file's mapping is one level: the bound is passed at the MAX_C_NESTING-th `[`;
+    # collections closed before it count for nothing.
+    brackets = MAX_C_NESTING + 2
+    deep = "[" * brackets + "]" * brackets
+    path = write(tmp_path, f"version: 1\nx: [[], {{}}]\nsources: {deep}\n")
+    assert errors_of(path) == [
+        f"{path}:3:{len('sources: ') + MAX_C_NESTING}: recursive or too deeply nested YAML "
+        "is not supported"
+    ]
 
 
 @pytest.mark.parametrize(("text", "depth"), NESTINGS.values(), ids=NESTINGS.keys())
