@@ -315,21 +315,25 @@ def test_a_wrong_value_merged_in_is_placed_at_its_merge_key(tmp_path: Path) -> N
     [
         (
             WEBFOLDER + "      default_params: {1: a}\n",
-            "8:24: deployment.default_params[1]: keys must be strings (got 1)",
+            "8:24: deployment.default_params.1: keys must be strings (got 1)",
         ),
         (
             WEBFOLDER.replace("  - name: Blog\n", "  - name: Blog\n    1: x\n"),
-            "4:8: [1]: keys must be strings (got 1)",
+            "4:5: 1: keys must be strings (got 1)",
         ),
+        ("version: 1\nsources: []\n2: x\n", "3:1: 2: keys must be strings (got 2)"),
+        # Placed at the file's start: pydantic names the key 'None', which the file spells
+        # `null` (or leaves empty).
         ("version: 1\nsources: []\nnull: x\n", "1:1: keys must be strings (got null)"),
     ],
-    ids=["parameter", "source", "file"],
+    ids=["parameter", "source", "file", "null"],
 )
 def test_a_key_that_is_not_a_string_is_named_as_a_key(
     tmp_path: Path, text: str, expected: str
 ) -> None:
-    # Not the wording of a wrong value ("must be a string, a number or a boolean (got an
-    # integer)" about `a`), nor pydantic's own.
+    # Placed at the key and named as one (`1`, not the index `[1]`). Not the wording of a
+    # wrong value ("must be a string, a number or a boolean (got an integer)" about `a`),
+    # nor pydantic's own.
     assert errors_of(tmp_path, text) == [f"f.yaml:{expected}"]
 
 
