@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import textwrap
 import warnings
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from reconciler import loader
@@ -1538,3 +1539,140 @@ def test_an_optional_file_secret_not_there_yet_keeps_where_to_read_it(tmp_path: 
     state = load([write(tmp_path, text)], environ={}, secrets_optional=True).state
     secret = state.sources[0].deployment.s3_secret_key
     assert secret.locator() == {"file": str(tmp_path / "keys" / "s3.txt")}
+
+
+def _depth_reached(text: str) -> int:
+    """How deep the C parser's collections nest before it ends or stops at an error."""
+    with contextlib.suppress(Exception):  # an invalid text nests as far as it was read
+        return _real_depth(text)
+    from ruamel.yaml import YAML
+    from ruamel.yaml.events import CollectionEndEvent, CollectionStartEvent
+
+    depth = deepest = 0
+    with contextlib.suppress(Exception):
+        for event in YAML(typ="safe").parse(text):
+            if isinstance(event, CollectionStartEvent):
+                depth += 1
+                deepest = max(deepest, depth)
+            elif isinstance(event, CollectionEndEvent):
+                depth -= 1
+    return deepest
+
+
+# Scalars that hold what the bound must not read as closing anything.
+_SCALARS = ["a", '"]}"', "'[{'", '"a # ]]"', "'x'' ]'", "a]]", "-1"]
+
+_Tree = Any  # a scalar's text, or ("seq" | "map", children)
+
+
+def _flow(tree: _Tree, rnd: Any, indent: int) -> str:
+    """`tree` in flow style; lines may break after an opener or a comma (with a comment)."""
+    if isinstance(tree, str):
+        if tree.startswith('"') and rnd.random() < 0.2:  # a quoted string over lines
+            return tree[:-1] + "\n" + " " * indent + "]] }" + '"'
+        return tree
+    kind, children = tree
+    items = [
+        _flow(child, rnd, indent) if kind == "seq" else f"k{n}: {_flow(child, rnd, indent)}"
+        for n, child in enumerate(children)
+    ]
+    pieces = []
+    for n, item in enumerate(items):
+        end = "," if n < len(items) - 1 else ""
+        if rnd.random() < 0.3:
+            comment = " # ]] }" if rnd.random() < 0.5 else ""
+            item = f"{comment}\n{' ' * indent}{item}" if n else item
+        pieces.append(item + end)
+    opener, closer = ("[", "]") if kind == "seq" else ("{", "}")
+    return opener + " ".join(pieces) + closer
+
+
+def _block(tree: _Tree, rnd: Any, indent: int, step: int, style: tuple[float, ...]) -> list[str]:
+    """`tree` as block lines at `indent`; `style` holds how often a collection is in flow
+    style, a sequence entry compact (`- - a`), a mapping's sequence at its own column."""
+    flows, compact, same = style
+    pad = " " * indent
+    if isinstance(tree, str):
+        if rnd.random() < 0.2:  # a block scalar holding brackets
+            return [pad + "|", pad + " " * step + "]] }", pad + " " * step + "[ {"]
+        return [pad + tree]
+    if rnd.random() < flows:
+        return [pad + _flow(tree, rnd, indent + 1)]
+    kind, children = tree
+    lines = []
+    for n, child in enumerate(children):
+        comment = " # ]]" if rnd.random() < 0.2 else ""
+        if kind == "seq":
+            if isinstance(child, str) or rnd.random() < compact:  # compact: `- - a`, `- k0: a`
+                inner = _block(child, rnd, indent + 2, step, style)
+                lines += [pad + "- " + inner[0][indent + 2 :], *inner[1:]]
+            else:
+                lines += [pad + "-" + comment, *_block(child, rnd, indent + step, step, style)]
+        elif isinstance(child, str):
+            inner = _block(child, rnd, indent + step, step, style)
+            lines += [f"{pad}k{n}: {inner[0].lstrip()}", *inner[1:]]
+        else:
+            # A sequence in a mapping may start at the mapping's own column.
+            own_column = child[0] == "seq" and rnd.random() < same
+            inner = _block(child, rnd, indent if own_column else indent + step, step, style)
+            if inner[0].lstrip()[:1] in "[{":
+                lines += [f"{pad}k{n}: {inner[0].lstrip()}", *inner[1:]]
+            else:
+                lines += [f"{pad}k{n}:{comment}", *inner]
+    return lines
+
+
+def _chain(kinds: list[str], leaf: str) -> _Tree:
+    tree: _Tree = leaf
+    for kind in reversed(kinds):
+        tree = (kind, [tree])
+    return tree
+
+
+_KINDS = st.sampled_from(["seq", "map"])
+_TREES = st.one_of(
+    # Chains nest as deep as their lines allow: a sequence and a mapping a column.
+    st.builds(
+        _chain,
+        st.lists(_KINDS, max_size=40) | st.integers(0, 20).map(lambda n: ["map", "seq"] * n),
+        st.sampled_from(_SCALARS),
+    ),
+    st.recursive(
+        st.sampled_from(_SCALARS),
+        lambda children: st.tuples(_KINDS, st.lists(children, min_size=1, max_size=3)),
+        max_leaves=25,
+    ),
+)
+
+
+@settings(max_examples=200, deadline=None)
+# The densest block nesting: a mapping, its sequence at its own column, a mapping one
+# column right in each entry: two levels a column, so the bound doubles the longest line.
+@example(
+    tree=_chain(["map", "seq"] * 20, "a"),
+    rnd=random.Random(0),
+    step=1,
+    style=(0.0, 0.0, 1.0),
+    line_break="\n",
+)
+@given(
+    tree=_TREES,
+    rnd=st.randoms(use_true_random=False),
+    step=st.integers(1, 3),
+    style=st.tuples(
+        st.sampled_from([0.0, 0.25]), st.sampled_from([0.0, 0.5]), st.sampled_from([0.5, 1.0])
+    ),
+    line_break=st.sampled_from(["\n", "\r\n", "\r"]),
+)
+def test_the_nesting_bound_is_never_below_the_depth_the_parser_reaches(
+    tree: _Tree, rnd: Any, step: int, style: tuple[float, ...], line_break: str
+) -> None:
+    # Block, flow and mixed nesting, with brackets in comments, quoted strings and block
+    # scalars: a bound below the real depth lets a deep file reach the C composer.
+    text = ("\n".join(_block(tree, rnd, 0, step, style)) + "\n").replace("\n", line_break)
+    depth = _depth_reached(text)
+    assert nesting_bound(text) >= depth
+    # A file of more openers than MAX_C_NESTING gets the closer reading: it must hold too.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(loader, "MAX_C_NESTING", 0)
+        assert nesting_bound(text) >= depth
