@@ -1676,3 +1676,22 @@ def test_the_nesting_bound_is_never_below_the_depth_the_parser_reaches(
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(loader, "MAX_C_NESTING", 0)
         assert nesting_bound(text) >= depth
+
+
+def test_block_nesting_two_levels_a_column_counts_toward_the_nesting_bound(
+    tmp_path: Path,
+) -> None:
+    # A mapping, its sequence at its own column, the next mapping one column right: 200
+    # levels from lines of 101 columns, then fewer brackets than MAX_C_NESTING. Reading
+    # the block levels as one a column would let this file reach the C composer unchecked.
+    columns, brackets = 100, MAX_C_NESTING - 150
+    block = "".join(f"{' ' * column}k:\n{' ' * column}-\n" for column in range(columns))
+    flow = f"{' ' * columns}[\n" * brackets + f"{' ' * columns}]\n" * brackets
+    path = tmp_path / "sources.yaml"
+    path.write_text(block + flow)
+    # Collection MAX_C_NESTING + 1 is bracket MAX_C_NESTING + 1 - 2 * columns, on the
+    # line after the block's 2 * columns.
+    assert errors_of(path) == [
+        f"{path}:{MAX_C_NESTING + 1}:{columns + 1}: recursive or too deeply nested YAML "
+        "is not supported"
+    ]
