@@ -1678,6 +1678,57 @@ def test_the_nesting_bound_is_never_below_the_depth_the_parser_reaches(
         assert nesting_bound(text) >= depth
 
 
+# Steps of a flow text on narrow lines, so that brackets can nest deeper than twice its
+# widest line: openers come more often than closers, so that it grows.
+_FLOW_STEPS = ["[", "[", "[", "{", "{", "a", '"]"', "'[{'", '"]\n ]"', "close", "break", "# ]}"]
+
+
+def _narrow_flow(steps: list[str]) -> str:
+    """The valid flow text the steps write, every collection closed at the end."""
+    text, open_kinds, filled = "[", ["["], [False]
+    for step in [*steps, *["close", "break"] * len(steps)]:
+        if step in ("close", "break", "# ]}"):
+            if step == "close" and open_kinds:
+                text += "]" if open_kinds.pop() == "[" else "}"
+                filled.pop()
+            elif step != "close":
+                text += (" # ]}" if step == "# ]}" else "") + "\n "
+            continue
+        if not open_kinds:
+            break
+        if filled[-1]:
+            text += ", " if open_kinds[-1] == "[" else ", k: "
+        filled[-1] = True
+        if step in "[{":
+            text += "[" if step == "[" else "{k: "
+            open_kinds.append(step)
+            filled.append(False)
+        else:
+            text += step
+        if len(text) - text.rfind("\n") > 4:  # narrow lines
+            text += "\n "
+    return text + "\n"
+
+
+@settings(max_examples=150, deadline=None)
+@example(steps=["[", "[", "break"] * 30, line_break="\n")
+@given(
+    steps=st.lists(st.sampled_from(_FLOW_STEPS), min_size=60, max_size=150),
+    line_break=st.sampled_from(["\n", "\r\n", "\r"]),
+)
+def test_the_nesting_bound_is_never_below_the_depth_of_narrow_flow_lines(
+    steps: list[str], line_break: str
+) -> None:
+    # A `]` in a string or a comment closes nothing, and a line that seems to balance
+    # only goes uncounted if it really does.
+    text = _narrow_flow(steps).replace("\n", line_break)
+    depth = _depth_reached(text)
+    assert nesting_bound(text) >= depth
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(loader, "MAX_C_NESTING", 0)
+        assert nesting_bound(text) >= depth
+
+
 def test_block_nesting_two_levels_a_column_counts_toward_the_nesting_bound(
     tmp_path: Path,
 ) -> None:
