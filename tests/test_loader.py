@@ -1559,6 +1559,30 @@ def _depth_reached(text: str) -> int:
     return deepest
 
 
+_BLOCK_CHAIN = "".join(f"{' ' * column}k:\n{' ' * column}-\n" for column in range(20))
+CLOSE_READINGS = {
+    # libyaml reads a flow's lines at any column: a balanced line at column 0 may sit
+    # under more block levels than twice its width, its own brackets on top of them.
+    "a balanced line under block nesting": (
+        _BLOCK_CHAIN + " " * 20 + "- [\n" + "[" * 11 + "]" * 11 + "\n" + " " * 20 + "]\n",
+        53,
+    ),
+    "braces alone": ("{k:\n" * 30 + "a\n" + "}\n" * 30, 30),
+    "no line break at the end": ("[" * 40, 40),
+}
+
+
+@pytest.mark.parametrize(("text", "depth"), CLOSE_READINGS.values(), ids=CLOSE_READINGS.keys())
+def test_the_close_reading_of_the_nesting_bound_is_never_below_the_real_depth(
+    text: str, depth: int
+) -> None:
+    # The reading a file of more than MAX_C_NESTING openers gets, on small files.
+    assert _depth_reached(text) == depth
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(loader, "MAX_C_NESTING", 0)
+        assert nesting_bound(text) >= depth
+
+
 # Scalars that hold what the bound must not read as closing anything.
 _SCALARS = ["a", '"]}"', "'[{'", '"a # ]]"', "'x'' ]'", "a]]", "-1"]
 
@@ -1712,6 +1736,7 @@ def _narrow_flow(steps: list[str]) -> str:
 
 @settings(max_examples=150, deadline=None)
 @example(steps=["[", "[", "break"] * 30, line_break="\n")
+@example(steps=["{", "{", "break"] * 30, line_break="\r")
 @given(
     steps=st.lists(st.sampled_from(_FLOW_STEPS), min_size=60, max_size=150),
     line_break=st.sampled_from(["\n", "\r\n", "\r"]),
