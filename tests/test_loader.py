@@ -1239,6 +1239,7 @@ NESTINGS = {
     # A line that seems to balance, but for a comment or a string.
     "a closer in a comment on its line": ("[ # ]\n" * 10_001, 10_001),
     "a closer in a string on its line": ('[ "]",\n' * 10_001, 10_001),
+    "a closer in a single-quoted string on its line": ("[ ']',\n" * 10_001, 10_001),
 }
 
 
