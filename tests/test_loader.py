@@ -1240,6 +1240,10 @@ NESTINGS = {
     "a closer in a comment on its line": ("[ # ]\n" * 10_001, 10_001),
     "a closer in a string on its line": ('[ "]",\n' * 10_001, 10_001),
     "a closer in a single-quoted string on its line": ("[ ']',\n" * 10_001, 10_001),
+    # A line that closes before it opens may still end deeper than it starts.
+    "a closer before the openers on its line": ("[[\n" + "], [[\n" * 6000 + "]\n" * 6002, 6002),
+    # The least a block level takes: one line, one column.
+    "an empty entry": ("-", 1),
 }
 
 
