@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import textwrap
 import warnings
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from reconciler import loader
@@ -1238,6 +1239,11 @@ NESTINGS = {
     # A line that seems to balance, but for a comment or a string.
     "a closer in a comment on its line": ("[ # ]\n" * 10_001, 10_001),
     "a closer in a string on its line": ('[ "]",\n' * 10_001, 10_001),
+    "a closer in a single-quoted string on its line": ("[ ']',\n" * 10_001, 10_001),
+    # A line that closes before it opens may still end deeper than it starts.
+    "a closer before the openers on its line": ("[[\n" + "], [[\n" * 6000 + "]\n" * 6002, 6002),
+    # The least a block level takes: one line, one column.
+    "an empty entry": ("-", 1),
 }
 
 
@@ -1538,3 +1544,235 @@ def test_an_optional_file_secret_not_there_yet_keeps_where_to_read_it(tmp_path: 
     state = load([write(tmp_path, text)], environ={}, secrets_optional=True).state
     secret = state.sources[0].deployment.s3_secret_key
     assert secret.locator() == {"file": str(tmp_path / "keys" / "s3.txt")}
+
+
+def _depth_reached(text: str) -> int:
+    """How deep the C parser's collections nest before it ends or stops at an error."""
+    with contextlib.suppress(Exception):  # an invalid text nests as far as it was read
+        return _real_depth(text)
+    from ruamel.yaml import YAML
+    from ruamel.yaml.events import CollectionEndEvent, CollectionStartEvent
+
+    depth = deepest = 0
+    with contextlib.suppress(Exception):
+        for event in YAML(typ="safe").parse(text):
+            if isinstance(event, CollectionStartEvent):
+                depth += 1
+                deepest = max(deepest, depth)
+            elif isinstance(event, CollectionEndEvent):
+                depth -= 1
+    return deepest
+
+
+_BLOCK_CHAIN = "".join(f"{' ' * column}k:\n{' ' * column}-\n" for column in range(20))
+CLOSE_READINGS = {
+    # libyaml reads a flow's lines at any column: a balanced line at column 0 may sit
+    # under more block levels than twice its width, its own brackets on top of them.
+    "a balanced line under block nesting": (
+        _BLOCK_CHAIN + " " * 20 + "- [\n" + "[" * 11 + "]" * 11 + "\n" + " " * 20 + "]\n",
+        53,
+    ),
+    "braces alone": ("{k:\n" * 30 + "a\n" + "}\n" * 30, 30),
+    "no line break at the end": ("[" * 40, 40),
+}
+
+
+@pytest.mark.parametrize(("text", "depth"), CLOSE_READINGS.values(), ids=CLOSE_READINGS.keys())
+def test_the_close_reading_of_the_nesting_bound_is_never_below_the_real_depth(
+    text: str, depth: int
+) -> None:
+    # The reading a file of more than MAX_C_NESTING openers gets, on small files.
+    assert _depth_reached(text) == depth
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(loader, "MAX_C_NESTING", 0)
+        assert nesting_bound(text) >= depth
+
+
+# Scalars that hold what the bound must not read as closing anything.
+_SCALARS = ["a", '"]}"', "'[{'", '"a # ]]"', "'x'' ]'", "a]]", "-1"]
+
+_Tree = Any  # a scalar's text, or ("seq" | "map", children)
+
+
+def _flow(tree: _Tree, rnd: Any, indent: int) -> str:
+    """`tree` in flow style; lines may break after an opener or a comma (with a comment)."""
+    if isinstance(tree, str):
+        if tree.startswith('"') and rnd.random() < 0.2:  # a quoted string over lines
+            return tree[:-1] + "\n" + " " * indent + "]] }" + '"'
+        return tree
+    kind, children = tree
+    items = [
+        _flow(child, rnd, indent) if kind == "seq" else f"k{n}: {_flow(child, rnd, indent)}"
+        for n, child in enumerate(children)
+    ]
+    pieces = []
+    for n, item in enumerate(items):
+        end = "," if n < len(items) - 1 else ""
+        if rnd.random() < 0.3:
+            comment = " # ]] }" if rnd.random() < 0.5 else ""
+            item = f"{comment}\n{' ' * indent}{item}" if n else item
+        pieces.append(item + end)
+    opener, closer = ("[", "]") if kind == "seq" else ("{", "}")
+    return opener + " ".join(pieces) + closer
+
+
+def _block(tree: _Tree, rnd: Any, indent: int, step: int, style: tuple[float, ...]) -> list[str]:
+    """`tree` as block lines at `indent`; `style` holds how often a collection is in flow
+    style, a sequence entry compact (`- - a`), a mapping's sequence at its own column."""
+    flows, compact, same = style
+    pad = " " * indent
+    if isinstance(tree, str):
+        if rnd.random() < 0.2:  # a block scalar holding brackets
+            return [pad + "|", pad + " " * step + "]] }", pad + " " * step + "[ {"]
+        return [pad + tree]
+    if rnd.random() < flows:
+        return [pad + _flow(tree, rnd, indent + 1)]
+    kind, children = tree
+    lines = []
+    for n, child in enumerate(children):
+        comment = " # ]]" if rnd.random() < 0.2 else ""
+        if kind == "seq":
+            if isinstance(child, str) or rnd.random() < compact:  # compact: `- - a`, `- k0: a`
+                inner = _block(child, rnd, indent + 2, step, style)
+                lines += [pad + "- " + inner[0][indent + 2 :], *inner[1:]]
+            else:
+                lines += [pad + "-" + comment, *_block(child, rnd, indent + step, step, style)]
+        elif isinstance(child, str):
+            inner = _block(child, rnd, indent + step, step, style)
+            lines += [f"{pad}k{n}: {inner[0].lstrip()}", *inner[1:]]
+        else:
+            # A sequence in a mapping may start at the mapping's own column.
+            own_column = child[0] == "seq" and rnd.random() < same
+            inner = _block(child, rnd, indent if own_column else indent + step, step, style)
+            if inner[0].lstrip()[:1] in "[{":
+                lines += [f"{pad}k{n}: {inner[0].lstrip()}", *inner[1:]]
+            else:
+                lines += [f"{pad}k{n}:{comment}", *inner]
+    return lines
+
+
+def _chain(kinds: list[str], leaf: str) -> _Tree:
+    tree: _Tree = leaf
+    for kind in reversed(kinds):
+        tree = (kind, [tree])
+    return tree
+
+
+_KINDS = st.sampled_from(["seq", "map"])
+_TREES = st.one_of(
+    # Chains nest as deep as their lines allow: a sequence and a mapping a column.
+    st.builds(
+        _chain,
+        st.lists(_KINDS, max_size=40) | st.integers(0, 20).map(lambda n: ["map", "seq"] * n),
+        st.sampled_from(_SCALARS),
+    ),
+    st.recursive(
+        st.sampled_from(_SCALARS),
+        lambda children: st.tuples(_KINDS, st.lists(children, min_size=1, max_size=3)),
+        max_leaves=25,
+    ),
+)
+
+
+@settings(max_examples=200, deadline=None)
+# The densest block nesting: a mapping, its sequence at its own column, a mapping one
+# column right in each entry: two levels a column, so the bound doubles the longest line.
+@example(
+    tree=_chain(["map", "seq"] * 20, "a"),
+    rnd=random.Random(0),
+    step=1,
+    style=(0.0, 0.0, 1.0),
+    line_break="\n",
+)
+@given(
+    tree=_TREES,
+    rnd=st.randoms(use_true_random=False),
+    step=st.integers(1, 3),
+    style=st.tuples(
+        st.sampled_from([0.0, 0.25]), st.sampled_from([0.0, 0.5]), st.sampled_from([0.5, 1.0])
+    ),
+    line_break=st.sampled_from(["\n", "\r\n", "\r"]),
+)
+def test_the_nesting_bound_is_never_below_the_depth_the_parser_reaches(
+    tree: _Tree, rnd: Any, step: int, style: tuple[float, ...], line_break: str
+) -> None:
+    # Block, flow and mixed nesting, with brackets in comments, quoted strings and block
+    # scalars: a bound below the real depth lets a deep file reach the C composer.
+    text = ("\n".join(_block(tree, rnd, 0, step, style)) + "\n").replace("\n", line_break)
+    depth = _depth_reached(text)
+    assert nesting_bound(text) >= depth
+    # A file of more openers than MAX_C_NESTING gets the closer reading: it must hold too.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(loader, "MAX_C_NESTING", 0)
+        assert nesting_bound(text) >= depth
+
+
+# Steps of a flow text on narrow lines, so that brackets can nest deeper than twice its
+# widest line: openers come more often than closers, so that it grows.
+_FLOW_STEPS = ["[", "[", "[", "{", "{", "a", '"]"', "'[{'", '"]\n ]"', "close", "break", "# ]}"]
+
+
+def _narrow_flow(steps: list[str]) -> str:
+    """The valid flow text the steps write, every collection closed at the end."""
+    text, open_kinds, filled = "[", ["["], [False]
+    for step in [*steps, *["close", "break"] * len(steps)]:
+        if step in ("close", "break", "# ]}"):
+            if step == "close" and open_kinds:
+                text += "]" if open_kinds.pop() == "[" else "}"
+                filled.pop()
+            elif step != "close":
+                text += (" # ]}" if step == "# ]}" else "") + "\n "
+            continue
+        if not open_kinds:
+            break
+        if filled[-1]:
+            text += ", " if open_kinds[-1] == "[" else ", k: "
+        filled[-1] = True
+        if step in "[{":
+            text += "[" if step == "[" else "{k: "
+            open_kinds.append(step)
+            filled.append(False)
+        else:
+            text += step
+        if len(text) - text.rfind("\n") > 4:  # narrow lines
+            text += "\n "
+    return text + "\n"
+
+
+@settings(max_examples=150, deadline=None)
+@example(steps=["[", "[", "break"] * 30, line_break="\n")
+@example(steps=["{", "{", "break"] * 30, line_break="\r")
+@given(
+    steps=st.lists(st.sampled_from(_FLOW_STEPS), min_size=60, max_size=150),
+    line_break=st.sampled_from(["\n", "\r\n", "\r"]),
+)
+def test_the_nesting_bound_is_never_below_the_depth_of_narrow_flow_lines(
+    steps: list[str], line_break: str
+) -> None:
+    # A `]` in a string or a comment closes nothing, and a line that seems to balance
+    # only goes uncounted if it really does.
+    text = _narrow_flow(steps).replace("\n", line_break)
+    depth = _depth_reached(text)
+    assert nesting_bound(text) >= depth
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(loader, "MAX_C_NESTING", 0)
+        assert nesting_bound(text) >= depth
+
+
+def test_block_nesting_two_levels_a_column_counts_toward_the_nesting_bound(
+    tmp_path: Path,
+) -> None:
+    # A mapping, its sequence at its own column, the next mapping one column right: 200
+    # levels from lines of 101 columns, then fewer brackets than MAX_C_NESTING. Reading
+    # the block levels as one a column would let this file reach the C composer unchecked.
+    columns, brackets = 100, MAX_C_NESTING - 150
+    block = "".join(f"{' ' * column}k:\n{' ' * column}-\n" for column in range(columns))
+    flow = f"{' ' * columns}[\n" * brackets + f"{' ' * columns}]\n" * brackets
+    path = tmp_path / "sources.yaml"
+    path.write_text(block + flow)
+    # Collection MAX_C_NESTING + 1 is bracket MAX_C_NESTING + 1 - 2 * columns, on the
+    # line after the block's 2 * columns.
+    assert errors_of(path) == [
+        f"{path}:{MAX_C_NESTING + 1}:{columns + 1}: recursive or too deeply nested YAML "
+        "is not supported"
+    ]
