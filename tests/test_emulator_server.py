@@ -203,3 +203,14 @@ def test_a_state_file_in_a_missing_folder_is_one_error_naming_it(tmp_path: Path)
     lines = refused.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: No such file or directory: ")
     assert str(tmp_path / "missing") in lines[0]
+
+
+def test_a_port_in_use_is_one_error_line_with_the_system_s_reason() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        refused = _emulator("--port", str(port))
+    assert refused.returncode == 1
+    # The reason as the system words it, without Python's `[Errno 98]` prefix.
+    assert refused.stderr == f"error: cannot serve on 127.0.0.1:{port}: Address already in use\n"
