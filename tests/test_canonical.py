@@ -169,6 +169,28 @@ def test_fmt_command_rewrites_checks_and_refuses_an_invalid_file(tmp_path: Path)
     assert invalid.read_text().endswith("{type: ftp}\n")
 
 
+def test_fmt_goes_on_past_a_file_already_in_the_canonical_layout(tmp_path: Path) -> None:
+    tidy = tmp_path / "tidy.yaml"
+    tidy.write_text(CANONICAL)
+    messy = tmp_path / "messy.yaml"
+    messy.write_text(MESSY)
+
+    check = invoke("fmt", "--check", tidy, messy)
+    assert check.exit_code == 1
+    assert check.stderr == f"{messy}: would be reformatted\n"
+
+    done = invoke("fmt", tidy, messy)
+    assert done.exit_code == 0, done.output
+    assert done.stderr == f"{messy}: reformatted\n"
+    assert messy.read_text() == CANONICAL and tidy.read_text() == CANONICAL
+
+
+def test_fmt_without_a_file_is_a_usage_error() -> None:
+    refused = invoke("fmt", "--check")
+    assert refused.exit_code == 1
+    assert "Missing argument 'FILES...'" in refused.stderr
+
+
 def test_fmt_of_a_linked_file_formats_its_target_and_keeps_the_link(tmp_path: Path) -> None:
     # One account's file linked under the name CI plans: the link is the repository's.
     (tmp_path / ".git").mkdir()

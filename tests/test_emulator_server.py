@@ -58,8 +58,18 @@ def test_state_file_is_written_whole(tmp_path: Path) -> None:
     }
 
 
-def _start(state: Path) -> tuple[subprocess.Popen[str], str]:
-    command = [sys.executable, "-m", "reconciler", "emulator", "--port", "0", "--state", str(state)]
+def _start(state: Path, *options: str) -> tuple[subprocess.Popen[str], str]:
+    command = [
+        sys.executable,
+        "-m",
+        "reconciler",
+        "emulator",
+        "--port",
+        "0",
+        "--state",
+        str(state),
+        *options,
+    ]
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True
     )
@@ -103,3 +113,104 @@ def test_a_port_in_use_raises_and_leaks_no_socket() -> None:
         with pytest.raises(OSError):
             _listen(taken.getsockname()[1])
         gc.collect()
+
+
+def test_seed_starts_a_new_state_from_the_example_and_an_existing_state_wins(
+    tmp_path: Path,
+) -> None:
+    state = tmp_path / "state.json"
+    process, url = _start(state, "--seed")
+    try:
+        listed = httpx.get(url + "/api/v1/sources", headers=AUTH).json()["data"]
+        assert len(listed) == 4
+        assert httpx.post(url + "/api/v1/sources", headers=AUTH, json=NEW_SOURCE).status_code == 201
+    finally:
+        _stop(process)
+    # The state kept is the one served, with the source added; the seed does not replace it.
+    process, url = _start(state, "--seed")
+    try:
+        listed = httpx.get(url + "/api/v1/sources", headers=AUTH).json()["data"]
+        assert len(listed) == 5
+        assert "Kept" in [s["attributes"]["name"] for s in listed]
+    finally:
+        _stop(process)
+
+
+def test_omit_unset_leaves_out_deployment_keys_without_a_value(tmp_path: Path) -> None:
+    def deployment(url: str) -> dict[str, object]:
+        listed = httpx.get(url + "/api/v1/sources", headers=AUTH).json()["data"]
+        attributes: dict[str, dict[str, object]] = listed[0]["attributes"]
+        return attributes["deployment"]
+
+    state = tmp_path / "state.json"
+    process, url = _start(state)
+    try:
+        assert httpx.post(url + "/api/v1/sources", headers=AUTH, json=NEW_SOURCE).status_code == 201
+        full = deployment(url)
+    finally:
+        _stop(process)
+    process, url = _start(state, "--omit-unset")
+    try:
+        omitting = deployment(url)
+    finally:
+        _stop(process)
+    unset = {key for key, value in full.items() if value in (None, [], {})}
+    assert unset, "the full listing names keys without a value"
+    assert not unset & omitting.keys()
+    assert omitting == {key: value for key, value in full.items() if key not in unset}
+
+
+def _emulator(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "reconciler", "emulator", *map(str, args)],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_help_shows_the_documented_default_port() -> None:
+    shown = _emulator("--help")
+    assert shown.returncode == 0
+    assert re.search(r"--port\b.*\[default: 8787", " ".join(shown.stdout.split()))
+
+
+@pytest.mark.parametrize("port", ["65536", "-1"])
+def test_a_port_out_of_range_is_a_usage_error_not_a_traceback(port: str) -> None:
+    refused = _emulator("--port", port)
+    assert refused.returncode == 1
+    assert "Traceback" not in refused.stderr
+    assert f"Invalid value for '--port': {port} is not in the range 0<=x<=65535" in refused.stderr
+
+
+def test_a_state_file_lacking_a_key_names_what_is_missing(tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    state.write_text('{"version": 1, "sources": [{"name": "No deployment"}]}')
+    refused = _emulator("--port", "0", "--state", state)
+    assert refused.returncode == 1
+    assert refused.stderr == (
+        f"error: {state}: not an emulator state file (missing 'deployment')\n"
+    ), refused.stderr
+
+
+def test_a_state_file_in_a_missing_folder_is_one_error_naming_it(tmp_path: Path) -> None:
+    state = tmp_path / "missing" / "state.json"
+    refused = _emulator("--port", "0", "--state", state)
+    assert refused.returncode == 1
+    assert "Traceback" not in refused.stderr
+    lines = refused.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: No such file or directory: ")
+    assert str(tmp_path / "missing") in lines[0]
+
+
+def test_a_port_in_use_is_one_error_line_with_the_system_s_reason() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        refused = _emulator("--port", str(port))
+    assert refused.returncode == 1
+    # The reason as the system words it, without Python's `[Errno 98]` prefix.
+    assert refused.stderr == f"error: cannot serve on 127.0.0.1:{port}: Address already in use\n"

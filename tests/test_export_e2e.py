@@ -414,6 +414,11 @@ def test_out_dash_is_stdout_as_for_most_tools(
     assert result.stderr == ""
     assert _entries(tmp_path) == []  # no file named `-`
 
+    # Redirected, stdout is the very file --out writes: no byte more or less.
+    written = invoke("export", "--out", "sources.yaml", "--api-url", emulator_url)
+    assert written.exit_code == 0, written.output
+    assert result.stdout == (tmp_path / "sources.yaml").read_text()
+
 
 @pytest.mark.parametrize(
     "name",
