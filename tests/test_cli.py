@@ -7,6 +7,7 @@ details where a subprocess would add nothing.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import json
@@ -21,10 +22,13 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from click.testing import Result
+from conftest import FakeClock
 from console import (
     CANARY_ENV,
+    UNPACED,
     apply_directly,
     child_env,
     invoke,
@@ -35,8 +39,10 @@ from console import (
     writes_since,
 )
 
-from reconciler.emulator import SourceStore
+from reconciler.emulator import EMULATOR_API_KEY, SourceStore, create_app
 from reconciler.plan import Plan
+from reconciler.progress import ApplyProgress
+from reconciler.reconcile import Connection
 from reconciler.schema import render_sources_schema
 
 pytestmark = pytest.mark.e2e
@@ -557,6 +563,58 @@ def test_apply_expect_digest_refuses_another_plan_and_applies_the_reviewed_one(
     (created,) = store.sources
     assert f"GET /api/v1/sources/{created}" in [f"{e.method} {e.path}" for e in store.request_log]
     assert "  Products: deployed" in accepted.stderr
+
+
+@pytest.fixture
+def on_fake_clock(
+    emulator_store: SourceStore, fake_clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> SourceStore:
+    """`--emulator` serves `emulator_store`, the command's connection sleeping on `fake_clock`."""
+    transport = httpx.ASGITransport(app=create_app(emulator_store))
+
+    def connect(*args: Any, **kwargs: Any) -> Connection:
+        return Connection(
+            "http://emulator",
+            EMULATOR_API_KEY,
+            transport,
+            pacing=UNPACED,
+            clock=fake_clock,
+            sleep=fake_clock.sleep,
+        )
+
+    async def no_heartbeat(self: ApplyProgress, sleep: Any) -> None:
+        # A lone sleeper on a FakeClock moves time on: the heartbeat's minute would pass
+        # while the writes are under way.
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr("reconciler.reconcile.connect", connect)
+    monkeypatch.setattr(ApplyProgress, "heartbeat", no_heartbeat)
+    return emulator_store
+
+
+@pytest.mark.parametrize("wait", [True, False])
+def test_apply_wait_returns_only_once_the_created_source_is_deployed(
+    on_fake_clock: SourceStore, fake_clock: FakeClock, tmp_path: Path, wait: bool
+) -> None:
+    on_fake_clock.deploy_delay = 45
+    options = ["--wait"] if wait else []
+    result = invoke(
+        "apply", products_file(tmp_path), "--emulator", "--auto-approve", *options,
+        env=CANARY_ENV,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "Apply: 1 applied, 0 failed." in result.stdout
+    (created,) = on_fake_clock.sources
+    status = on_fake_clock.get_source(created)["attributes"]["deployment_status"]
+    if wait:
+        # It polled through the 45 s of deploying, on the clock it was given.
+        assert status == "deployed"
+        assert fake_clock.elapsed >= 45
+        assert "  Products: deployed" in result.stderr
+    else:
+        assert status == "deploying"
+        assert fake_clock.elapsed < 45
+        assert "deployed" not in result.stderr
 
 
 def test_apply_of_a_saved_plan_refuses_planning_options(
