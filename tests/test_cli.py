@@ -328,6 +328,28 @@ def test_plan_adopt_plans_the_writes_that_adopt_a_source_made_in_the_dashboard(
     assert (action["action"], action["source"]) == ("patch", "Products")
 
 
+def test_apply_adopt_writes_the_adopting_patch_and_plain_apply_writes_nothing(
+    store: SourceStore, emulator_url: str, tmp_path: Path
+) -> None:
+    made_in_the_dashboard = store.create_source(PRODUCTS_WIRE)["id"]  # no marker
+    file = products_file(tmp_path)
+    file.write_text(file.read_text().replace("      cache_ttl_value: 31536000\n", ""))
+    mark = len(store.request_log)
+
+    plain = invoke("apply", file, "--auto-approve", "--api-url", emulator_url, env=CANARY_ENV)
+    assert plain.exit_code == 0, plain.output
+    assert "Nothing to do." in plain.stderr
+    assert writes_since(store, mark) == []
+
+    adopting = invoke(
+        "apply", file, "--adopt", "--auto-approve", "--api-url", emulator_url, env=CANARY_ENV
+    )
+    assert adopting.exit_code == 0, adopting.output
+    assert "Apply: 1 applied, 0 failed." in adopting.stdout
+    written = [(e.method, e.path) for e in writes_since(store, mark)]
+    assert written == [("PATCH", f"/api/v1/sources/{made_in_the_dashboard}")]
+
+
 # --------------------------------------------------------------------------- apply
 
 
