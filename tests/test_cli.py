@@ -350,6 +350,43 @@ def test_apply_adopt_writes_the_adopting_patch_and_plain_apply_writes_nothing(
     assert written == [("PATCH", f"/api/v1/sources/{made_in_the_dashboard}")]
 
 
+# The CLI, then a signal once it has returned (CI's second one, or a late Ctrl-C).
+_SIGNALLED_AFTER_THE_COMMAND = """
+import os, sys
+from reconciler.cli import run
+
+number = int(sys.argv[1])
+sys.argv[1:] = sys.argv[2:]
+try:
+    run(prog_name="imgix-reconciler")
+finally:
+    os.kill(os.getpid(), number)
+    print("still running after the signal", file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize("number", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_after_the_command_ends_the_process_at_once_without_a_traceback(
+    number: signal.Signals, tmp_path: Path
+) -> None:
+    file = products_file(tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-c", _SIGNALLED_AFTER_THE_COMMAND, str(int(number)), "validate",
+         "--no-resolve", file],
+        env=child_env(),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )  # fmt: skip
+    assert "1 source valid" in done.stderr
+    assert done.returncode == -number, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "KeyboardInterrupt" not in done.stderr
+    assert "still running" not in done.stderr
+
+
 # --------------------------------------------------------------------------- apply
 
 
