@@ -676,6 +676,21 @@ def test_apply_wait_returns_only_once_the_created_source_is_deployed(
         assert "deployed" not in result.stderr
 
 
+@pytest.mark.parametrize("garbled", ["", "SHA256:ABC", "sha256:" + "0" * 63, "sha256:" + "A" * 64])
+def test_a_garbled_expect_digest_is_a_mistake_in_the_command_not_a_changed_plan(
+    store: SourceStore, emulator_url: str, tmp_path: Path, garbled: str
+) -> None:
+    # An unset CI variable must not read as exit 4, "the plan changed since review".
+    result = invoke(
+        "apply", products_file(tmp_path), "--auto-approve", "--expect-digest", garbled,
+        "--api-url", emulator_url, env=CANARY_ENV,
+    )  # fmt: skip
+    assert result.exit_code == 1, result.output
+    assert "--expect-digest" in result.stderr
+    assert f"expected sha256:<64 lowercase hex>, got {garbled!r}" in result.stderr
+    assert writes_since(store, 0) == []
+
+
 def test_apply_of_a_saved_plan_refuses_planning_options(
     store: SourceStore, emulator_url: str, sources: Path, tmp_path: Path
 ) -> None:
