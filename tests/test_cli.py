@@ -387,6 +387,44 @@ def test_a_signal_after_the_command_ends_the_process_at_once_without_a_traceback
     assert "still running" not in done.stderr
 
 
+# The CLI, SIGTERM arriving while it loads the files (CI cancelling the job).
+_TERMINATED_WHILE_LOADING = """
+import signal, sys
+import reconciler.loader
+from reconciler.cli import run
+
+loaded = reconciler.loader.load
+
+def terminated(*args, **kwargs):
+    signal.raise_signal(signal.SIGTERM)
+    return loaded(*args, **kwargs)
+
+reconciler.loader.load = terminated
+run(prog_name="imgix-reconciler")
+"""
+
+
+def test_sigterm_ends_a_command_as_ctrl_c_does(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _TERMINATED_WHILE_LOADING, "validate", "--no-resolve",
+         products_file(tmp_path)],
+        env=child_env(),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )  # fmt: skip
+    # Not SIGTERM's silent death (-15): CI reads one line and exit 1.
+    assert (done.returncode, done.stderr.strip()) == (1, "Aborted.")
+
+
+def test_usage_names_the_program_as_installed_not_as_run() -> None:
+    done = run_cli("validate")
+    assert done.returncode == 1
+    assert done.stderr.startswith("Usage: imgix-reconciler validate "), done.stderr
+
+
 # --------------------------------------------------------------------------- apply
 
 
