@@ -425,6 +425,21 @@ def test_usage_names_the_program_as_installed_not_as_run() -> None:
     assert done.stderr.startswith("Usage: imgix-reconciler validate "), done.stderr
 
 
+def test_drift_in_actions_writes_its_report_as_the_step_summary(
+    applied: SourceStore, emulator_url: str, sources: Path, tmp_path: Path
+) -> None:
+    sources.write_text(
+        sources.read_text().replace("cache_ttl_value: 604800", "cache_ttl_value: 86400")
+    )
+    summary = tmp_path / "summary.md"
+    env = {**CANARY_ENV, "GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(summary)}
+    result = invoke("drift", sources, "--format", "markdown", "--api-url", emulator_url, env=env)
+    assert result.exit_code == 2, result.output
+    # The summary is the drift report itself, not a plan of the same changes.
+    assert summary.read_text("utf-8").strip() == result.stdout.strip()
+    assert result.stdout.startswith("<!-- imgix-reconciler:drift -->")
+
+
 # --------------------------------------------------------------------------- apply
 
 
