@@ -440,6 +440,33 @@ def test_drift_in_actions_writes_its_report_as_the_step_summary(
     assert result.stdout.startswith("<!-- imgix-reconciler:drift -->")
 
 
+def test_apply_in_actions_writes_the_plan_it_applies_as_the_step_summary(
+    store: SourceStore, emulator_url: str, sources: Path, tmp_path: Path
+) -> None:
+    planned = invoke("plan", sources, "--format", "markdown", "--api-url", emulator_url,
+                     env=CANARY_ENV)  # fmt: skip
+    summary = tmp_path / "summary.md"
+    env = {**CANARY_ENV, "GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(summary)}
+    result = invoke("apply", sources, "--auto-approve", "--api-url", emulator_url, env=env)
+    assert result.exit_code == 0, result.output
+    assert summary.read_text("utf-8").strip() == planned.stdout.strip()
+
+
+def test_apply_with_nothing_to_do_reports_the_plans_digest_in_json(
+    applied: SourceStore, emulator_url: str, sources: Path
+) -> None:
+    planned = invoke("plan", sources, "--format", "json", "--api-url", emulator_url,
+                     env=CANARY_ENV)  # fmt: skip
+    result = invoke(
+        "apply", sources, "--auto-approve", "--format", "json", "--api-url", emulator_url,
+        env=CANARY_ENV,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "Nothing to do." in result.stderr
+    assert json.loads(result.stdout)["digest"] == json.loads(planned.stdout)["digest"]
+    assert not result.stdout.endswith("\n\n")
+
+
 # --------------------------------------------------------------------------- apply
 
 
