@@ -7,6 +7,7 @@ details where a subprocess would add nothing.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import json
@@ -21,10 +22,13 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from click.testing import Result
+from conftest import FakeClock
 from console import (
     CANARY_ENV,
+    UNPACED,
     apply_directly,
     child_env,
     invoke,
@@ -35,8 +39,10 @@ from console import (
     writes_since,
 )
 
-from reconciler.emulator import SourceStore
+from reconciler.emulator import EMULATOR_API_KEY, SourceStore, create_app
 from reconciler.plan import Plan
+from reconciler.progress import ApplyProgress
+from reconciler.reconcile import Connection
 from reconciler.schema import render_sources_schema
 
 pytestmark = pytest.mark.e2e
@@ -322,6 +328,145 @@ def test_plan_adopt_plans_the_writes_that_adopt_a_source_made_in_the_dashboard(
     assert (action["action"], action["source"]) == ("patch", "Products")
 
 
+def test_apply_adopt_writes_the_adopting_patch_and_plain_apply_writes_nothing(
+    store: SourceStore, emulator_url: str, tmp_path: Path
+) -> None:
+    made_in_the_dashboard = store.create_source(PRODUCTS_WIRE)["id"]  # no marker
+    file = products_file(tmp_path)
+    file.write_text(file.read_text().replace("      cache_ttl_value: 31536000\n", ""))
+    mark = len(store.request_log)
+
+    plain = invoke("apply", file, "--auto-approve", "--api-url", emulator_url, env=CANARY_ENV)
+    assert plain.exit_code == 0, plain.output
+    assert "Nothing to do." in plain.stderr
+    assert writes_since(store, mark) == []
+
+    adopting = invoke(
+        "apply", file, "--adopt", "--auto-approve", "--api-url", emulator_url, env=CANARY_ENV
+    )
+    assert adopting.exit_code == 0, adopting.output
+    assert "Apply: 1 applied, 0 failed." in adopting.stdout
+    written = [(e.method, e.path) for e in writes_since(store, mark)]
+    assert written == [("PATCH", f"/api/v1/sources/{made_in_the_dashboard}")]
+
+
+# The CLI, then a signal once it has returned (CI's second one, or a late Ctrl-C).
+_SIGNALLED_AFTER_THE_COMMAND = """
+import os, sys
+from reconciler.cli import run
+
+number = int(sys.argv[1])
+sys.argv[1:] = sys.argv[2:]
+try:
+    run(prog_name="imgix-reconciler")
+finally:
+    os.kill(os.getpid(), number)
+    print("still running after the signal", file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize("number", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_after_the_command_ends_the_process_at_once_without_a_traceback(
+    number: signal.Signals, tmp_path: Path
+) -> None:
+    file = products_file(tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-c", _SIGNALLED_AFTER_THE_COMMAND, str(int(number)), "validate",
+         "--no-resolve", file],
+        env=child_env(),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )  # fmt: skip
+    assert "1 source valid" in done.stderr
+    assert done.returncode == -number, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "KeyboardInterrupt" not in done.stderr
+    assert "still running" not in done.stderr
+
+
+# The CLI, SIGTERM arriving while it loads the files (CI cancelling the job).
+_TERMINATED_WHILE_LOADING = """
+import signal, sys
+import reconciler.loader
+from reconciler.cli import run
+
+loaded = reconciler.loader.load
+
+def terminated(*args, **kwargs):
+    signal.raise_signal(signal.SIGTERM)
+    return loaded(*args, **kwargs)
+
+reconciler.loader.load = terminated
+run(prog_name="imgix-reconciler")
+"""
+
+
+def test_sigterm_ends_a_command_as_ctrl_c_does(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _TERMINATED_WHILE_LOADING, "validate", "--no-resolve",
+         products_file(tmp_path)],
+        env=child_env(),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )  # fmt: skip
+    # Not SIGTERM's silent death (-15): CI reads one line and exit 1.
+    assert (done.returncode, done.stderr.strip()) == (1, "Aborted.")
+
+
+def test_usage_names_the_program_as_installed_not_as_run() -> None:
+    done = run_cli("validate")
+    assert done.returncode == 1
+    assert done.stderr.startswith("Usage: imgix-reconciler validate "), done.stderr
+
+
+def test_drift_in_actions_writes_its_report_as_the_step_summary(
+    applied: SourceStore, emulator_url: str, sources: Path, tmp_path: Path
+) -> None:
+    sources.write_text(
+        sources.read_text().replace("cache_ttl_value: 604800", "cache_ttl_value: 86400")
+    )
+    summary = tmp_path / "summary.md"
+    env = {**CANARY_ENV, "GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(summary)}
+    result = invoke("drift", sources, "--format", "markdown", "--api-url", emulator_url, env=env)
+    assert result.exit_code == 2, result.output
+    # The summary is the drift report itself, not a plan of the same changes.
+    assert summary.read_text("utf-8").strip() == result.stdout.strip()
+    assert result.stdout.startswith("<!-- imgix-reconciler:drift -->")
+
+
+def test_apply_in_actions_writes_the_plan_it_applies_as_the_step_summary(
+    store: SourceStore, emulator_url: str, sources: Path, tmp_path: Path
+) -> None:
+    planned = invoke("plan", sources, "--format", "markdown", "--api-url", emulator_url,
+                     env=CANARY_ENV)  # fmt: skip
+    summary = tmp_path / "summary.md"
+    env = {**CANARY_ENV, "GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(summary)}
+    result = invoke("apply", sources, "--auto-approve", "--api-url", emulator_url, env=env)
+    assert result.exit_code == 0, result.output
+    assert summary.read_text("utf-8").strip() == planned.stdout.strip()
+
+
+def test_apply_with_nothing_to_do_reports_the_plans_digest_in_json(
+    applied: SourceStore, emulator_url: str, sources: Path
+) -> None:
+    planned = invoke("plan", sources, "--format", "json", "--api-url", emulator_url,
+                     env=CANARY_ENV)  # fmt: skip
+    result = invoke(
+        "apply", sources, "--auto-approve", "--format", "json", "--api-url", emulator_url,
+        env=CANARY_ENV,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "Nothing to do." in result.stderr
+    assert json.loads(result.stdout)["digest"] == json.loads(planned.stdout)["digest"]
+    assert not result.stdout.endswith("\n\n")
+
+
 # --------------------------------------------------------------------------- apply
 
 
@@ -557,6 +702,73 @@ def test_apply_expect_digest_refuses_another_plan_and_applies_the_reviewed_one(
     (created,) = store.sources
     assert f"GET /api/v1/sources/{created}" in [f"{e.method} {e.path}" for e in store.request_log]
     assert "  Products: deployed" in accepted.stderr
+
+
+@pytest.fixture
+def on_fake_clock(
+    emulator_store: SourceStore, fake_clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> SourceStore:
+    """`--emulator` serves `emulator_store`, the command's connection sleeping on `fake_clock`."""
+    transport = httpx.ASGITransport(app=create_app(emulator_store))
+
+    def connect(*args: Any, **kwargs: Any) -> Connection:
+        return Connection(
+            "http://emulator",
+            EMULATOR_API_KEY,
+            transport,
+            pacing=UNPACED,
+            clock=fake_clock,
+            sleep=fake_clock.sleep,
+        )
+
+    async def no_heartbeat(self: ApplyProgress, sleep: Any) -> None:
+        # A lone sleeper on a FakeClock moves time on: the heartbeat's minute would pass
+        # while the writes are under way.
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr("reconciler.reconcile.connect", connect)
+    monkeypatch.setattr(ApplyProgress, "heartbeat", no_heartbeat)
+    return emulator_store
+
+
+@pytest.mark.parametrize("wait", [True, False])
+def test_apply_wait_returns_only_once_the_created_source_is_deployed(
+    on_fake_clock: SourceStore, fake_clock: FakeClock, tmp_path: Path, wait: bool
+) -> None:
+    on_fake_clock.deploy_delay = 45
+    options = ["--wait"] if wait else []
+    result = invoke(
+        "apply", products_file(tmp_path), "--emulator", "--auto-approve", *options,
+        env=CANARY_ENV,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "Apply: 1 applied, 0 failed." in result.stdout
+    (created,) = on_fake_clock.sources
+    status = on_fake_clock.get_source(created)["attributes"]["deployment_status"]
+    if wait:
+        # It polled through the 45 s of deploying, on the clock it was given.
+        assert status == "deployed"
+        assert fake_clock.elapsed >= 45
+        assert "  Products: deployed" in result.stderr
+    else:
+        assert status == "deploying"
+        assert fake_clock.elapsed < 45
+        assert "deployed" not in result.stderr
+
+
+@pytest.mark.parametrize("garbled", ["", "SHA256:ABC", "sha256:" + "0" * 63, "sha256:" + "A" * 64])
+def test_a_garbled_expect_digest_is_a_mistake_in_the_command_not_a_changed_plan(
+    store: SourceStore, emulator_url: str, tmp_path: Path, garbled: str
+) -> None:
+    # An unset CI variable must not read as exit 4, "the plan changed since review".
+    result = invoke(
+        "apply", products_file(tmp_path), "--auto-approve", "--expect-digest", garbled,
+        "--api-url", emulator_url, env=CANARY_ENV,
+    )  # fmt: skip
+    assert result.exit_code == 1, result.output
+    assert "--expect-digest" in result.stderr
+    assert f"expected sha256:<64 lowercase hex>, got {garbled!r}" in result.stderr
+    assert writes_since(store, 0) == []
 
 
 def test_apply_of_a_saved_plan_refuses_planning_options(
