@@ -1508,3 +1508,37 @@ def test_plan_without_an_api_key_exits_1_before_any_request(
     assert_one_clear_error(result.stderr, "IMGIX_API_KEY is not set")
     assert result.stdout == ""
     assert store.request_log == []
+
+
+@pytest.mark.parametrize("debug", [[], ["--debug"]], ids=["plain", "--debug"])
+def test_a_secret_that_reaches_the_output_anyway_is_masked_by_the_redaction_point(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, debug: list[str]
+) -> None:
+    # The last line of defence: every other layer keeps secrets out of what is printed;
+    # should a bug print one, the command's stdout, stderr and --debug log still mask it.
+    import logging
+
+    from reconciler import loader
+
+    secret = CANARY_ENV["E2E_S3_SECRET_KEY"]
+    path = write_sources(tmp_path, sources_yaml("Products"))
+    load = loader.load
+
+    def leaking(*args: Any, **kwargs: Any) -> Any:
+        loaded = load(*args, **kwargs)  # registers the values its references read
+        print(f"stdout leak {secret}")
+        print(f"stderr leak {secret}", file=sys.stderr)
+        logging.getLogger("reconciler.loader").debug("log leak %s", secret)
+        logging.getLogger("httpx").debug("another library's record")
+        return loaded
+
+    monkeypatch.setattr(loader, "load", leaking)
+    result = invoke(*debug, "validate", path, env={"E2E_S3_SECRET_KEY": secret})
+    assert result.exit_code == 0, result.output
+    assert secret not in result.stdout + result.stderr
+    assert "stdout leak ***" in result.stdout
+    assert "stderr leak ***" in result.stderr
+    if debug:
+        assert "DEBUG reconciler.loader: log leak ***" in result.stderr
+        # --debug logs the tool's own decisions, not every library's.
+        assert "another library's record" not in result.stderr
