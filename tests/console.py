@@ -8,20 +8,27 @@ tests see: exit codes, stdout, stderr, files, over real HTTP to the emulator.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import httpx
+import pytest
 from click.testing import CliRunner, Result
 
 from reconciler.applier import ApplyReport
 from reconciler.cli import main
-from reconciler.emulator import EMULATOR_API_KEY, LoggedRequest, SourceStore
+from reconciler.emulator import EMULATOR_API_KEY, LoggedRequest, SourceStore, create_app
 from reconciler.pacing import Pacing
+from reconciler.progress import ApplyProgress
 from reconciler.reconcile import Connection, apply_with_report, plan_files
+
+if TYPE_CHECKING:
+    from conftest import FakeClock
 
 UNPACED = Pacing(per_second=None, creates_per_hour=None, updates_per_hour=None)
 
@@ -230,3 +237,29 @@ def apply_directly(url: str, file: Path, environ: Mapping[str, str]) -> ApplyRep
 def output_of(result: subprocess.CompletedProcess[str] | Result) -> str:
     """stdout and stderr together, for assertions that look at everything printed."""
     return f"{result.stdout}\n{result.stderr}"
+
+
+@contextlib.contextmanager
+def waiting_on(store: SourceStore, clock: FakeClock) -> Iterator[None]:
+    """`--emulator` serves `store`, its connection on `clock` (no real sleep)."""
+    transport = httpx.ASGITransport(app=create_app(store))
+
+    def connect(*args: Any, **kwargs: Any) -> Connection:
+        return Connection(
+            "http://emulator",
+            EMULATOR_API_KEY,
+            transport,
+            pacing=UNPACED,
+            clock=clock,
+            sleep=clock.sleep,
+        )
+
+    async def no_heartbeat(self: ApplyProgress, sleep: Any) -> None:
+        # On a FakeClock a lone sleeper moves time on while requests are under way: the
+        # heartbeat's minute would pass between two writes, and deadlines with it.
+        await asyncio.Event().wait()
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("reconciler.reconcile.connect", connect)
+        patch.setattr(ApplyProgress, "heartbeat", no_heartbeat)
+        yield

@@ -7,7 +7,6 @@ details where a subprocess would add nothing.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import errno
 import json
@@ -19,30 +18,28 @@ import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from click.testing import Result
 from conftest import FakeClock
 from console import (
     CANARY_ENV,
-    UNPACED,
     apply_directly,
     child_env,
     invoke,
     run_cli,
     sources_yaml,
     stopped_at_loading,
+    waiting_on,
     write_sources,
     writes_since,
 )
 
-from reconciler.emulator import EMULATOR_API_KEY, SourceStore, create_app
+from reconciler.emulator import SourceStore
 from reconciler.plan import Plan
-from reconciler.progress import ApplyProgress
-from reconciler.reconcile import Connection
 from reconciler.schema import render_sources_schema
 
 pytestmark = pytest.mark.e2e
@@ -705,30 +702,10 @@ def test_apply_expect_digest_refuses_another_plan_and_applies_the_reviewed_one(
 
 
 @pytest.fixture
-def on_fake_clock(
-    emulator_store: SourceStore, fake_clock: FakeClock, monkeypatch: pytest.MonkeyPatch
-) -> SourceStore:
+def on_fake_clock(emulator_store: SourceStore, fake_clock: FakeClock) -> Iterator[SourceStore]:
     """`--emulator` serves `emulator_store`, the command's connection sleeping on `fake_clock`."""
-    transport = httpx.ASGITransport(app=create_app(emulator_store))
-
-    def connect(*args: Any, **kwargs: Any) -> Connection:
-        return Connection(
-            "http://emulator",
-            EMULATOR_API_KEY,
-            transport,
-            pacing=UNPACED,
-            clock=fake_clock,
-            sleep=fake_clock.sleep,
-        )
-
-    async def no_heartbeat(self: ApplyProgress, sleep: Any) -> None:
-        # A lone sleeper on a FakeClock moves time on: the heartbeat's minute would pass
-        # while the writes are under way.
-        await asyncio.Event().wait()
-
-    monkeypatch.setattr("reconciler.reconcile.connect", connect)
-    monkeypatch.setattr(ApplyProgress, "heartbeat", no_heartbeat)
-    return emulator_store
+    with waiting_on(emulator_store, fake_clock):
+        yield emulator_store
 
 
 @pytest.mark.parametrize("wait", [True, False])

@@ -39,7 +39,7 @@ import httpx
 import pytest
 from click.testing import CliRunner
 from conftest import FakeClock
-from console import UNPACED, child_env
+from console import UNPACED, child_env, waiting_on
 from hypothesis import HealthCheck, Phase, assume, event, example, given, seed, settings
 from hypothesis import strategies as st
 from pydantic.fields import FieldInfo
@@ -55,7 +55,6 @@ from reconciler.emulator import (
 )
 from reconciler.loader import LoadError, load
 from reconciler.plan import same_json
-from reconciler.progress import ApplyProgress
 from reconciler.rails import Permissions
 from reconciler.reconcile import Connection, apply_with_report, plan_files
 from reconciler.specs import (
@@ -1416,32 +1415,6 @@ class Troubled(SourceStore):
         if source.id in self.odd:
             return self.odd[source.id]
         return super()._status(source, now)
-
-
-@contextlib.contextmanager
-def waiting_on(store: SourceStore, clock: FakeClock) -> Iterator[None]:
-    """`--emulator` serves `store`, its connection on `clock` (no real sleep)."""
-    transport = httpx.ASGITransport(app=create_app(store))
-
-    def connect(*args: Any, **kwargs: Any) -> Connection:
-        return Connection(
-            "http://emulator",
-            EMULATOR_API_KEY,
-            transport,
-            pacing=UNPACED,
-            clock=clock,
-            sleep=clock.sleep,
-        )
-
-    async def no_heartbeat(self: ApplyProgress, sleep: Any) -> None:
-        # On a FakeClock a lone sleeper moves time on while requests are under way: the
-        # heartbeat's minute would pass between two writes, and deadlines with it.
-        await asyncio.Event().wait()
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("reconciler.reconcile.connect", connect)
-        patch.setattr(ApplyProgress, "heartbeat", no_heartbeat)
-        yield
 
 
 @dataclass
