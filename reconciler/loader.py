@@ -47,6 +47,7 @@ from reconciler.loading.located import (
     Loc,
     display_path,
     error_message,
+    names_a_key,
 )
 from reconciler.loading.located import (
     LocatedError as LocatedError,  # re-exported: the loader's results
@@ -565,9 +566,10 @@ class _DesiredFile(ReferenceSteps, CrossSourceChecks):
             # The projects' own messages quote the value: keep the rule, name the reference.
             message = f"{message.split(' (got ')[0]} (the value of {reference})"
         # A key that should not be there, or a mapping that lacks one: point at the key.
-        at_key = kind in ("extra_forbidden", "unknown_param", "invalid_key") or bool(rest)
+        key = names_a_key(kind, rest)
+        at_key = key or kind in ("extra_forbidden", "unknown_param") or bool(rest)
         line, column = (spot.key_line, spot.key_column) if at_key else (spot.line, spot.column)
-        if parts and (kind == "invalid_key" or rest == ("[key]",)):
+        if key and parts:
             parts = (*parts[:-1], str(parts[-1]))  # a key YAML read as a number, not an index
         return LocatedError(self.file, line + 1, column + 1, display_path(parts), message)
 

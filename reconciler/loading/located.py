@@ -265,6 +265,12 @@ def locate_node(root: Node, loc: Loc, index: KeyIndex | None = None) -> Spot:
     return spot
 
 
+def names_a_key(kind: str, rest: Loc) -> bool:
+    """Whether pydantic's error is about a key YAML read as a number, a boolean or null
+    (not a value of the wrong type): in a model, or in a map such as `default_params`."""
+    return kind == "invalid_key" or rest[-1:] == ("[key]",)
+
+
 def error_message(detail: ErrorDetails, parts: Loc, rest: Loc, data: Any, *, secret: bool) -> str:
     kind = detail["type"]
     ctx = detail.get("ctx") or {}
@@ -288,8 +294,7 @@ def error_message(detail: ErrorDetails, parts: Loc, rest: Loc, data: Any, *, sec
             f"reference such as {{env: {name.upper().replace('.', '_')}}} or "
             "{file: path}"
         )
-    if kind == "invalid_key" or rest[-1:] == ("[key]",):
-        # A key YAML read as a number, a boolean or null: not a value of the wrong type.
+    if names_a_key(kind, rest):
         return "keys must be strings" + got(value)
     if rest:
         # An alternative of a union (default_params values) failed in every member.
