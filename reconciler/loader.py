@@ -48,6 +48,7 @@ from reconciler.loading.located import (
     display_path,
     error_message,
     names_a_key,
+    scalar_text,
 )
 from reconciler.loading.located import (
     LocatedError as LocatedError,  # re-exported: the loader's results
@@ -555,6 +556,11 @@ class _DesiredFile(ReferenceSteps, CrossSourceChecks):
         loc: Loc = tuple(detail["loc"])
         if kind in ("union_tag_invalid", "union_tag_not_found"):
             loc = (*loc, "type")
+        key = names_a_key(kind, loc)
+        if key:
+            # pydantic names a key `str(key)` ('None', '1.5'): the key itself is its input.
+            at = -2 if loc[-1:] == ("[key]",) else -1
+            loc = (*loc[:at], detail["input"], *loc[len(loc) + at + 1 :])
         spot = self._locate(loc)
         parts, rest = spot.parts, spot.rest
         if (*parts, *rest[:1]) in self.silenced or parts in self.silenced:
@@ -566,11 +572,12 @@ class _DesiredFile(ReferenceSteps, CrossSourceChecks):
             # The projects' own messages quote the value: keep the rule, name the reference.
             message = f"{message.split(' (got ')[0]} (the value of {reference})"
         # A key that should not be there, or a mapping that lacks one: point at the key.
-        key = names_a_key(kind, rest)
         at_key = key or kind in ("extra_forbidden", "unknown_param") or bool(rest)
         line, column = (spot.key_line, spot.key_column) if at_key else (spot.line, spot.column)
-        if key and parts:
-            parts = (*parts[:-1], str(parts[-1]))  # a key YAML read as a number, not an index
+        if key and parts and spot.rest[:1] in ((), ("[key]",)):
+            # Found: named as the file spells it (`null`, `1.5`), not as an index `[1]`.
+            written = scalar_text(parts[-1])
+            parts = (*parts[:-1], written) if written is not None else parts[:-1]
         return LocatedError(self.file, line + 1, column + 1, display_path(parts), message)
 
     # -- positions

@@ -310,31 +310,45 @@ def test_a_wrong_value_merged_in_is_placed_at_its_merge_key(tmp_path: Path) -> N
     ]
 
 
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        (
-            WEBFOLDER + "      default_params: {1: a}\n",
-            "8:24: deployment.default_params.1: keys must be strings (got 1)",
-        ),
-        (
-            WEBFOLDER.replace("  - name: Blog\n", "  - name: Blog\n    1: x\n"),
-            "4:5: 1: keys must be strings (got 1)",
-        ),
-        ("version: 1\nsources: []\n2: x\n", "3:1: 2: keys must be strings (got 2)"),
-        # Placed at the file's start: pydantic names the key 'None', which the file spells
-        # `null` (or leaves empty).
-        ("version: 1\nsources: []\nnull: x\n", "1:1: keys must be strings (got null)"),
-    ],
-    ids=["parameter", "source", "file", "null"],
+# Each key as YAML reads it (a number, a boolean, null: pydantic names it `str(key)`, such
+# as 'None', which the file does not spell) and as it is shown.
+NOT_STRING_KEYS = pytest.mark.parametrize(
+    ("key", "shown"),
+    [("1", "1"), ("true", "true"), ("1.5", "1.5"), ("null", "null"), ("~", "null")],
 )
+
+
+@BOTH_PATHS
+@NOT_STRING_KEYS
 def test_a_key_that_is_not_a_string_is_named_as_a_key(
-    tmp_path: Path, text: str, expected: str
+    tmp_path: Path, tail: str, key: str, shown: str
 ) -> None:
-    # Placed at the key and named as one (`1`, not the index `[1]`). Not the wording of a
-    # wrong value ("must be a string, a number or a boolean (got an integer)" about `a`),
-    # nor pydantic's own.
-    assert errors_of(tmp_path, text) == [f"f.yaml:{expected}"]
+    # Placed at the key and named as one (`1`, not the index `[1]`; `null`, not 'None').
+    # Not the wording of a wrong value ("must be a string, a number or a boolean (got an
+    # integer)" about `a`), nor pydantic's own.
+    in_source = WEBFOLDER.replace("  - name: Blog\n", f"  - name: Blog\n    {key}: x\n")
+    assert errors_of(tmp_path, in_source + tail) == [
+        f"f.yaml:4:5: {shown}: keys must be strings (got {shown})"
+    ]
+    in_parameters = WEBFOLDER + f"      default_params:\n        w: 100\n        {key}: a\n"
+    assert errors_of(tmp_path, in_parameters + tail) == [
+        f"f.yaml:10:9: deployment.default_params.{shown}: keys must be strings (got {shown})"
+    ]
+
+
+@NOT_STRING_KEYS
+def test_a_top_level_key_that_is_not_a_string_is_named_at_its_place(
+    tmp_path: Path, key: str, shown: str
+) -> None:
+    text = f"version: 1\n{key}: x\nsources: []\n"
+    assert errors_of(tmp_path, text) == [f"f.yaml:2:1: {shown}: keys must be strings (got {shown})"]
+
+
+def test_a_key_that_is_a_list_is_placed_at_it_and_named_by_its_mapping(tmp_path: Path) -> None:
+    text = WEBFOLDER + "      default_params:\n        w: 100\n        ? [a]\n        : b\n"
+    assert errors_of(tmp_path, text) == [
+        "f.yaml:10:11: deployment.default_params: keys must be strings"
+    ]
 
 
 @BOTH_PATHS

@@ -433,12 +433,19 @@ def printable(text: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
-def got(value: Any) -> str:
+def scalar_text(value: Any) -> str | None:
+    """A number, a boolean or null as YAML spells it, since that is what the user wrote
+    (None: not one of those)."""
     if isinstance(value, bool) or value is None:
-        # As YAML spells them, since that is what the user wrote.
-        return {True: " (got true)", False: " (got false)", None: " (got null)"}[value]
+        return {True: "true", False: "false", None: "null"}[value]
     if isinstance(value, int | float):
-        return f" (got {value!r})"
+        return repr(value)
+    return None
+
+
+def got(value: Any) -> str:
+    if isinstance(value, bool | int | float) or value is None:
+        return f" (got {scalar_text(value)})"
     if isinstance(value, str):
         shown = value if len(value) <= 60 else value[:57] + "..."
         return f" (got {shown!r})"
