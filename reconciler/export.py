@@ -60,7 +60,7 @@ def secret_variable(source: LiveSource, field: str, taken: set[str]) -> str:
     """
     suffix = "_" + _variable_part(field)
     tag = _variable_part(source.id)[-6:]
-    slug = _variable_part(source.name) or _variable_part(f"SOURCE_{tag}")
+    slug = _variable_part(source.name or "") or _variable_part(f"SOURCE_{tag}")
     if (
         slug[0].isdigit()
         or slug.startswith("GITHUB_")
@@ -148,7 +148,8 @@ def exported_source(source: LiveSource, taken: set[str]) -> dict[str, Any]:
 
 
 def _described(source: LiveSource) -> str:
-    return f"live source {quoted(source.name)} ({escaped(source.id)})"
+    name = source.name or ""
+    return f"live source {quoted(name)} ({escaped(source.id)})"
 
 
 def needs_unknown_params(live: Sequence[LiveSource]) -> bool:
@@ -183,7 +184,7 @@ def _exported(
     """Each live source as a checked spec, ordered by name then id; every problem at once."""
     specs: list[dict[str, Any]] = []
     problems: list[str] = []
-    for source in sorted(live, key=lambda s: (s.name, s.id)):
+    for source in sorted(live, key=lambda s: (s.name or "", s.id)):
         try:
             spec = exported_source(source, taken)
             specs.append(_checked(source, spec, allow_unknown=allow_unknown))

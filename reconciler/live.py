@@ -4,9 +4,9 @@ Unknown keys are ignored at every level (the API adds fields over time): the top
 keeps only what the reconciler reads, and `deployment` is kept as returned, because the
 planner compares only the attributes the spec models know. `secure_url_token` is a
 secret the reconciler never needs, so it is not kept at all. A listed source may lack
-parts of what the reference promises (seen in the wild): a missing or null attribute
-takes its default instead of failing the whole listing, except `enabled`: omitted or null,
-it is unknown (None), never read as a default the source may not have.
+parts of what the reference promises (seen in the wild): a missing or null attribute is
+unknown, never read as a default the source may not have: `name` and `enabled` are None,
+a deployment attribute is absent, and `deployment` itself is empty.
 """
 
 from __future__ import annotations
@@ -29,13 +29,13 @@ class LiveSource(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     id: str
-    name: str = ""
+    name: str | None = None
     enabled: bool | None = None
     deployment_status: str | None = None
     date_deployed: int | None = None
     deployment: dict[str, Any] = Field(default_factory=dict)
 
-    @field_validator("name", "deployment", mode="before")
+    @field_validator("deployment", mode="before")
     @classmethod
     def _null_is_default(cls, value: Any, info: ValidationInfo) -> Any:
         if value is None:

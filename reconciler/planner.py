@@ -251,7 +251,11 @@ def _plan(
     claimed = matching.claimed
     unmanaged_live = [s for s in live if s.id not in claimed] if len(claimed) < len(live) else []
     unmanaged = sorted(
-        (UnmanagedSource(id=s.id, name=_masked(s.name)) for s in unmanaged_live),
+        (
+            # An unknown name is the plan's marker, shown as it is.
+            UnmanagedSource(id=s.id, name=_masked(s.name) if s.name is not None else NOT_RETURNED)
+            for s in unmanaged_live
+        ),
         key=lambda u: (u.name, u.id),
     )
 
@@ -657,7 +661,7 @@ def _candidates(
 
 
 def _by_name(sources: Iterable[LiveSource]) -> list[LiveSource]:
-    return sorted(sources, key=lambda s: (s.name, s.id))
+    return sorted(sources, key=lambda s: (s.name or "", s.id))
 
 
 # --------------------------------------------------------------------------- normalizing
@@ -1091,7 +1095,8 @@ def _compare(
     changes: list[Change] = []
     renames = "name" not in ignored and spec.name != live.name
     if renames:
-        changes.append(Change(path="name", before=live.name, after=spec.name))
+        before = live.name if live.name is not None else NOT_RETURNED
+        changes.append(Change(path="name", before=before, after=spec.name))
     # Most matched sources are in sync: the detailed diff is built only for those that differ.
     changed: list[str] = []
     if differs or not _plainly_in_sync(deployment, live):
@@ -1648,7 +1653,8 @@ def _possible_renames(spec: SourceSpec, unmanaged: Sequence[LiveSource]) -> list
             source=spec.name,
             id=None,
             kind="possible_rename",
-            detail=f'has the same {fields} as the unmanaged live source "{_masked(live.name)}" '
+            detail=f"has the same {fields} as the unmanaged live source "
+            f'"{_masked(live.name or "")}" '
             f"({live.id}): if it is that source renamed or given new hostnames, pin it with "
             f"`id: {live.id}`; as planned, a create makes a second source for the same origin",
         )

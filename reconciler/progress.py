@@ -109,7 +109,7 @@ class ApplyProgress:
             return
         self._statuses[source.id] = source.deployment_status
         status = escaped(str(source.deployment_status))
-        self._say(f"  {escaped(source.name)}: {status}")
+        self._say(f"  {escaped(source.name or source.id)}: {status}")
 
     def note(self, text: str) -> None:
         """Anything else the user should see now (a stop request...)."""

@@ -71,15 +71,16 @@ def test_a_missing_or_null_attribute_takes_its_default(missing: str) -> None:
     )
 
 
-@pytest.mark.parametrize("enabled", [{}, {"enabled": None}], ids=["omitted", "null"])
-def test_a_listing_that_omits_enabled_reads_it_unknown_never_a_default(
-    enabled: dict[str, Any],
+@pytest.mark.parametrize("listed", [{}, {"enabled": None, "name": None}], ids=["omitted", "null"])
+def test_a_listing_that_omits_enabled_or_name_reads_it_unknown_never_a_default(
+    listed: dict[str, Any],
 ) -> None:
-    # A key a listing omits is unknown (product.md): the source may well be disabled.
-    live = LiveSource.from_resource({"id": "f" * 24, "attributes": {"deployment": {}, **enabled}})
+    # A key a listing omits is unknown (product.md): the source may well be disabled, and
+    # its name is not "" (a plan showed that as its name before a rename).
+    live = LiveSource.from_resource({"id": "f" * 24, "attributes": {"deployment": {}, **listed}})
 
     assert live.enabled is None
-    assert live.name == ""
+    assert live.name is None
     assert live.deployment == {}
 
 

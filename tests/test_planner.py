@@ -879,6 +879,24 @@ def test_a_change_to_a_source_the_file_disables_and_whose_enabled_is_unknown() -
     assert action.destructive and "disables" in action.risks
 
 
+def test_a_name_a_listing_omits_is_written_and_shown_as_not_returned() -> None:
+    # Was: read as "", so the plan showed a rename from "" (a name the source never had).
+    live = live_of(s3_spec()).model_copy(update={"name": None})
+    action = only(plan(desired(s3_spec()), [live], OPTIONS))
+    assert action.changes == [Change(path="name", before=NOT_RETURNED, after="Product images")]
+    assert action.writes == [{"name": "Product images"}]
+
+
+def test_an_unmanaged_source_whose_listing_omits_its_name_is_listed_with_the_marker() -> None:
+    stray = live_of(s3_spec(), "c" * 24).model_copy(update={"name": None})
+    named = live_of(s3_spec(name="Zoo"), "d" * 24)
+    result = plan(desired(), [named, stray], OPTIONS)
+    assert [(u.id, u.name) for u in result.unmanaged] == [
+        ("c" * 24, NOT_RETURNED),
+        ("d" * 24, "Zoo"),
+    ]
+
+
 @pytest.mark.parametrize("enabled", [True, False])
 def test_apply_converges_on_sources_whose_listing_omits_enabled(enabled: bool) -> None:
     # Was: read as enabled, so a change to a disabled source was sent without

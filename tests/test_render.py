@@ -28,6 +28,7 @@ from reconciler.github import COMMENT_LIMIT
 from reconciler.live import LiveSource
 from reconciler.loader import load
 from reconciler.plan import (
+    NOT_RETURNED,
     Action,
     Adoption,
     Change,
@@ -250,6 +251,18 @@ def test_drift_view_of_an_empty_plan_says_in_sync() -> None:
     assert render(empty, "text", view="drift", drifted=False).startswith(
         "In sync: 3 sources match the files, 1 unmanaged."
     )
+
+
+def test_an_unmanaged_source_whose_name_was_not_returned_shows_the_marker_bare() -> None:
+    # Not as a name in quotes: the plan's markers are shown as they are, in every format.
+    unnamed = Plan(
+        digest="sha256:0",
+        summary=Summary(create=0, patch=0, unchanged=0, unmanaged=1),
+        actions=[],
+        unmanaged=[UnmanagedSource(id="c" * 24, name=NOT_RETURNED)],
+    )
+    assert f"  - {NOT_RETURNED} ({'c' * 24})" in render(unnamed, "text").splitlines()
+    assert f"- {NOT_RETURNED} (<code>{'c' * 24}</code>)" in render(unnamed, "markdown").splitlines()
 
 
 # --------------------------------------------------------------------------- hostile text

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from reconciler import deferred, redact
 from reconciler.github import COMMENT_BUDGET
 from reconciler.plan import (
+    NOT_RETURNED,
     Action,
     Adoption,
     Change,
@@ -274,7 +275,8 @@ def _adoption(adoption: Adoption) -> str:
 
 
 def _unmanaged(source: UnmanagedSource) -> str:
-    return f"- {markdown_text(source.name)} ({_code(source.id)})\n"
+    name = source.name if source.name == NOT_RETURNED else markdown_text(source.name)
+    return f"- {name} ({_code(source.id)})\n"
 
 
 def render_report(report: ApplyReport, budget: int = BUDGET) -> str:

@@ -10,6 +10,7 @@ import io
 from typing import TYPE_CHECKING
 
 from reconciler.plan import (
+    NOT_RETURNED,
     Action,
     Adoption,
     Notice,
@@ -193,7 +194,8 @@ def _adoption(adoption: Adoption) -> Line:
 
 
 def _unmanaged(source: UnmanagedSource) -> Line:
-    return Line(f"  - {quoted(source.name)} ({escaped(source.id)})")
+    name = source.name if source.name == NOT_RETURNED else quoted(source.name)
+    return Line(f"  - {name} ({escaped(source.id)})")
 
 
 def render_report(report: ApplyReport) -> str:
