@@ -107,8 +107,13 @@ class Export:
 def exported_source(source: LiveSource, taken: set[str]) -> dict[str, Any]:
     """One live source as a spec mapping, keys in canonical order.
 
-    Raises `ExportError` for a source of a type the file format does not have.
+    Raises `ExportError` for a source of a type the file format does not have, or whose
+    name the listing did not return (a spec needs one, and none is invented).
     """
+    if source.name is None:
+        raise ExportError(
+            f"{_described(source)} cannot be exported: the API did not return its name"
+        )
     spec: dict[str, Any] = {"name": source.name, "id": source.id}
     # Unknown (not listed) is left unstated: a plan then leaves it as it is.
     if source.enabled is False:
@@ -148,8 +153,9 @@ def exported_source(source: LiveSource, taken: set[str]) -> dict[str, Any]:
 
 
 def _described(source: LiveSource) -> str:
-    name = source.name or ""
-    return f"live source {quoted(name)} ({escaped(source.id)})"
+    if source.name is None:
+        return f"live source {escaped(source.id)}"
+    return f"live source {quoted(source.name)} ({escaped(source.id)})"
 
 
 def needs_unknown_params(live: Sequence[LiveSource]) -> bool:

@@ -218,6 +218,15 @@ def test_a_live_value_the_format_rejects_is_an_error_naming_the_source() -> None
     assert f'"Blog" ({"a" * 24})' in second and "deployment.webfolder.cache_ttl_value" in second
 
 
+def test_a_source_whose_name_was_not_returned_is_an_error_not_an_invented_name() -> None:
+    unnamed = ARCHIVE.model_copy(update={"name": None})
+    with pytest.raises(ExportError) as raised:
+        export_yaml([BLOG, unnamed])
+    assert str(raised.value) == (
+        f"live source {'b' * 24} cannot be exported: the API did not return its name"
+    )
+
+
 def test_a_parameter_newer_than_the_catalogue_is_allowed_in_the_exported_file() -> None:
     newer = BLOG.model_copy(
         update={"deployment": {**BLOG.deployment, "default_params": {"fm2031": "x"}}}
