@@ -329,7 +329,7 @@ class _DesiredFile(ReferenceSteps, CrossSourceChecks):
             message = f"the file expands to more than {MAX_VALUES} values (YAML aliases?)"
             self._error(entry, message)
             return
-        for loc, problem in expansion.unsafe_numbers:
+        for loc, problem in expansion.not_json:
             self._error(loc, problem)
             self.silenced.add(self._locate(loc).parts)
         self._resolve_references(data)

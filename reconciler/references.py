@@ -117,8 +117,8 @@ def read_located(
 ) -> str:
     """The value at `{"env": NAME}` or `{"file": REAL_PATH}`, registered for redaction.
 
-    Refused: unset or empty values, files that are not regular, too large, not UTF-8 or
-    reached through a symlink, and values too short to be masked.
+    Refused: unset or empty values, values that are not UTF-8, files that are not regular,
+    too large or reached through a symlink, and values too short to be masked.
     """
     if len(locator) != 1 or next(iter(locator)) not in REFERENCE_KINDS:
         raise UnreadableReference(f"unknown reference {sorted(map(str, locator))}")
@@ -159,9 +159,19 @@ def _environment(name: str, environ: Mapping[str, str]) -> str:
         )
     if name not in environ:
         raise MissingReference(f"environment variable {name} is not set")
-    if not environ[name]:
+    value = environ[name]
+    if not value:
         raise MissingReference(f"environment variable {name} is empty")
-    return environ[name]
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            # Python keeps bytes that are not UTF-8 as lone surrogates, which no request,
+            # fingerprint or output can carry.
+            raise UnreadableReference(
+                f"environment variable {name} is not readable as UTF-8 text"
+            ) from None
+    return value
 
 
 def _file(path: str, shown: str) -> str:

@@ -164,6 +164,28 @@ def test_secret_failing_its_constraint_is_never_printed(tmp_path: Path) -> None:
     assert canary not in result.stderr
 
 
+@pytest.mark.parametrize("command", [["validate"], ["plan", "--emulator"]])
+def test_a_variable_that_is_not_utf8_is_located_not_an_internal_error(
+    tmp_path: Path, command: list[str]
+) -> None:
+    # Bytes that are not UTF-8 (kept by Python as lone surrogates): `plan` ended in
+    # "internal error: UnicodeEncodeError" when it fingerprinted the secret.
+    path = tmp_path / "sources.yaml"
+    path.write_text(
+        "version: 1\nsources:\n  - name: Products\n    deployment:\n      type: s3\n"
+        "      imgix_subdomains: [acme-products]\n      s3_bucket: acme-products\n"
+        "      s3_access_key: AKIAIOSFODNN7EXAMPLE\n      s3_secret_key: {env: S3_SECRET_KEY}\n"
+    )
+    env = {"S3_SECRET_KEY": "canary-\udcff-s3"}
+    result = run(command[0], str(path), *command[1:], env=env)
+    (line,) = assert_located_failure(result)
+    assert line == (
+        f"{path}:9:22: deployment.s3_secret_key: environment variable S3_SECRET_KEY is not "
+        "readable as UTF-8 text"
+    )
+    assert "canary" not in result.output
+
+
 def test_errors_of_several_files_in_one_run(tmp_path: Path) -> None:
     result = run(
         "validate",

@@ -4,9 +4,10 @@ the composed tree, and the plain copy with the alias budget.
 
 from __future__ import annotations
 
+import datetime
 import math
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Set
 from typing import Any
 
 from ruamel.yaml import YAML
@@ -171,8 +172,9 @@ class Expansion:
     def __init__(self, budget: int) -> None:
         self.remaining = budget
         self.copied: set[int] = set()  # containers copied once: a second copy is an alias's
-        # Where a number outside JSON's safe range was found, and why: reported, not kept.
-        self.unsafe_numbers: list[tuple[Loc, str]] = []
+        # Where a value JSON cannot carry was found (a number outside its safe range, a
+        # timestamp, binary data), and why: reported, not kept.
+        self.not_json: list[tuple[Loc, str]] = []
 
     def plain(self, value: Any, stack: tuple[int, ...], loc: Loc = (), again: bool = False) -> Any:
         """A plain copy of `value`; `again` when it is a copy made for an alias, whose
@@ -208,9 +210,40 @@ class Expansion:
         if isinstance(value, int | float) and not isinstance(value, bool):
             problem = number_problem(value)
             if problem:
-                self.unsafe_numbers.append((loc, problem))
+                self.not_json.append((loc, problem))
                 return None
+        elif type(value) is str and not value.isascii() and not _encodable(value):
+            self.not_json.append((loc, _SURROGATE))
+            return None
+        elif not isinstance(value, PLAIN_SCALARS):
+            # Else pydantic reads binary data as text (`!!binary aHR0cHM6...` as a URL the
+            # file does not show) and says "must be a string" of a date the user meant as one.
+            self.not_json.append((loc, not_json_problem(value)))
+            return None
         return value
+
+
+# YAML's `"\ud800"` escape: half of a UTF-16 pair, which no request or output can encode.
+_SURROGATE = "must be Unicode text (it holds a lone surrogate escape such as \\ud800)"
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def not_json_problem(value: Any) -> str:
+    """Why a value YAML built is not one of JSON's, and what to write instead."""
+    if isinstance(value, bytes):
+        return "must not be binary data (!!binary): write the text itself"
+    if isinstance(value, datetime.date):
+        return "YAML reads this as a timestamp, which JSON has not: quote it to keep it as text"
+    if isinstance(value, Set):
+        return "must be a list or a mapping, not a set (!!set)"
+    return "must be a string, a number, a boolean, a list or a mapping (YAML built another kind)"
 
 
 def number_problem(value: float) -> str | None:
