@@ -67,7 +67,7 @@ from reconciler.pacing import (
 )
 from reconciler.plan import same_json
 from reconciler.specs import HOSTNAME_FIELDS, SOURCE_ID_PATTERN, all_secret_fields
-from reconciler.untrusted import escaped
+from reconciler.untrusted import escaped, may_hold_lone_surrogates, without_lone_surrogates
 
 __all__ = [
     "DEFAULT_API_URL",
@@ -1190,13 +1190,21 @@ def _document(response: httpx.Response, method: str) -> dict[str, Any]:
             method, f"the body is {shown}, not JSON", status=response.status_code
         )
     try:
-        document = response.json()
+        document = _decoded(response)
     except (ValueError, RecursionError):  # RecursionError: arrays nested past the stack
         document = None
     if not isinstance(document, dict):
         raise _invalid_response(
             method, "the body is not a JSON object", status=response.status_code
         )
+    return document
+
+
+def _decoded(response: httpx.Response) -> Any:
+    document = response.json()
+    if may_hold_lone_surrogates(response.content):
+        # Else one name holding `"\ud800"` made every plan of the account an internal error.
+        return without_lone_surrogates(document)
     return document
 
 
@@ -1210,7 +1218,7 @@ def _api_error(response: httpx.Response, source_id: str | None) -> ApiError:
     """The error an error response stands for: its first JSON:API error object."""
     status = response.status_code
     try:
-        body = response.json()
+        body = _decoded(response)
     except (ValueError, RecursionError):
         body = None
     errors = body.get("errors") if isinstance(body, dict) else None

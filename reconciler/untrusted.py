@@ -11,6 +11,8 @@ pull-request comments. Each such text passes here first:
   (`::add-mask::`, `::error::`) in a CI log;
 - a JSON document printed (`--format json`) keeps its meaning, with what JSON leaves raw
   (C1 controls, line separators, bidi controls) escaped as well;
+- a lone surrogate a JSON answer escapes (`"\\ud800"`), which no output, request or plan
+  document can encode, becomes U+FFFD when the answer is decoded;
 - in markdown (a pull-request comment), a text is inert: no HTML, no markdown syntax, and
   nothing GitHub turns into a ping or a link (`@user`, `@org/team`, `#12`, `org/repo#1`,
   `GH-12`, `https://...`, `www.example.com`, `someone@example.com`).
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from reconciler import deferred
 
@@ -41,9 +43,33 @@ _SHORT_ESCAPES = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\
 _COMMAND_START = deferred.pattern(__name__, "_COMMAND_START", r"^(\s*):(?=:)")
 
 
+_LONE_SURROGATE = deferred.pattern(__name__, "_LONE_SURROGATE", "[\ud800-\udfff]")
+
+
 def _escape(match: re.Match[str]) -> str:
     char = match.group()
     return _SHORT_ESCAPES.get(char) or f"\\u{ord(char):04x}"
+
+
+def may_hold_lone_surrogates(body: bytes) -> bool:
+    """Whether a JSON text escapes a surrogate (`\\ud800`): only then can its decoded
+    strings hold a lone one."""
+    return b"\\ud" in body or b"\\uD" in body
+
+
+def without_lone_surrogates(value: Any) -> Any:
+    """A decoded JSON value whose strings (keys too) hold no lone surrogate: each becomes
+    U+FFFD, as a UTF-8 decoder does with bytes it cannot read."""
+    if isinstance(value, str):
+        return value if value.isascii() else _LONE_SURROGATE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {
+            without_lone_surrogates(key): without_lone_surrogates(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [without_lone_surrogates(item) for item in value]
+    return value
 
 
 def escaped(text: str) -> str:

@@ -20,7 +20,7 @@ from console import invoke
 from ruamel.yaml import YAML
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from reconciler.emulator import SourceStore
@@ -236,6 +236,65 @@ def test_a_failed_write_reports_the_detail_on_one_line(
         line.endswith(f": imgix API 400 Bad\\nRequest: {DETAIL_SHOWN} (request id req-1)")
         for line in failed
     )
+
+
+# A JSON escape of half a UTF-16 pair: `json.loads` keeps it, and no output can encode it.
+LONE = "\\ud800"
+
+
+def lone_surrogate_api() -> Starlette:
+    """An API whose one source's name and annotation, and whose create error's detail,
+    hold a lone surrogate escape (sent as ASCII JSON, as a server escaping all it sends)."""
+
+    def answer(body: object, status: int = 200) -> Response:
+        text = json.dumps(body).replace("LONE", LONE)
+        return Response(text, status_code=status, media_type="application/vnd.api+json")
+
+    async def sources(request: Request) -> Response:
+        if request.method == "POST":
+            return answer({"errors": [{"status": "400", "title": "Bad", "detail": "xLONEx"}]}, 400)
+        attributes = {
+            "name": "HalfLONE",
+            "deployment": {
+                "type": "webfolder",
+                "webfolder_base_url": "https://site.example/",
+                "imgix_subdomains": ["half"],
+                "annotation": "noteLONE",
+            },
+        }
+        page = {"data": [{"id": "a" * 24, "type": "sources", "attributes": attributes}]}
+        return answer({**page, "meta": {"pagination": {"totalPages": 1}}})
+
+    return Starlette(routes=[Route("/api/v1/sources", sources, methods=["GET", "POST"])])
+
+
+@pytest.mark.parametrize(
+    ("arguments", "code"),
+    [
+        (["plan", "{file}"], 0),
+        (["plan", "{file}", "--format", "markdown"], 0),
+        (["plan", "{file}", "--format", "json"], 0),
+        (["drift", "{file}"], 2),
+        (["export"], 0),
+        (["apply", "{file}", "--auto-approve"], 3),
+    ],
+    ids=["plan", "markdown", "json", "drift", "export", "apply"],
+)
+def test_a_lone_surrogate_in_an_answer_is_shown_as_a_replacement_character(
+    hostile_file: Path, arguments: list[str], code: int
+) -> None:
+    # Was: every command that showed the name ended in "internal error: UnicodeEncodeError".
+    arguments = [str(hostile_file) if part == "{file}" else part for part in arguments]
+    with running_app(lone_surrogate_api()) as url:
+        result = invoke(*arguments, "--api-url", url)
+
+    printed = f"{result.stdout}\n{result.stderr}"
+    assert result.exit_code == code, printed
+    assert "internal error" not in printed and "Traceback" not in printed
+    assert "Half\ufffd" in printed or "Half\\ufffd" in printed
+    assert_inert(printed)
+    if "apply" in arguments:
+        assert "x\ufffdx" in result.stdout
 
 
 # --------------------------------------------------------------------------- files and arguments

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import subprocess
@@ -85,3 +86,14 @@ def test_patterns_are_compiled_at_first_use_and_then_replace_the_placeholder() -
 def test_json_shown_keeps_letters_of_any_script_readable() -> None:
     # Only what a terminal acts on is escaped: a Japanese or accented name reads as written.
     assert json_shown({"name": "Café 東京"}) == '{"name": "Café 東京"}'
+
+
+def test_a_lone_surrogate_in_decoded_json_becomes_a_replacement_character() -> None:
+    # A pair (an emoji, escaped as two halves) is one character once decoded: kept.
+    body = b'{"n\\ud800": ["a\\udc00b", "\\ud83d\\ude00", 1, null], "ok": "plain"}'
+    assert untrusted.may_hold_lone_surrogates(body)
+    assert untrusted.without_lone_surrogates(json.loads(body)) == {
+        "n\ufffd": ["a\ufffdb", "\U0001f600", 1, None],
+        "ok": "plain",
+    }
+    assert not untrusted.may_hold_lone_surrogates(b'{"n": "caf\\u00e9"}')
