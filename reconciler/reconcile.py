@@ -144,6 +144,12 @@ def _checked_api_url(text: str, origin: str) -> str:
     the path, and httpx would send user info as Basic auth in place of the Bearer key.
     """
     text = text.strip()
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # bytes that are not UTF-8, which Python keeps as surrogates
+        raise ConfigurationError(
+            f"{origin} cannot be used: it is not readable as UTF-8 text."
+        ) from None
     head, slashes, rest = text.partition("//")
     # User info may hold a password: never echo it, not even from a malformed URL.
     shown = head + slashes + "…" + rest[rest.rindex("@") :] if "@" in rest else text

@@ -140,6 +140,15 @@ def test_a_url_invalid_only_in_its_password_is_refused_without_the_parser_s_word
     )
 
 
+def test_a_url_that_is_not_utf8_is_refused_without_echoing_it() -> None:
+    # Bytes that are not UTF-8 (kept by Python as lone surrogates): httpx's encoding of
+    # the URL was an internal error.
+    environ = {**ENVIRON, API_URL_VARIABLE: "http://127.0.0.1:9/secret-\udcff"}
+    assert refusal(None, environ) == (
+        "IMGIX_API_URL cannot be used: it is not readable as UTF-8 text."
+    )
+
+
 def test_a_bad_url_from_the_environment_names_the_variable() -> None:
     environ = {**ENVIRON, API_URL_VARIABLE: "http://127.0.0.1:99999"}
     assert refusal(None, environ) == (
