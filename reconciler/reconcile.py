@@ -274,8 +274,14 @@ def fingerprint_key(connection: Connection, environ: Mapping[str, str] | None = 
                 "characters: set it to a long random string, e.g. from "
                 "`python3 -c 'import secrets; print(secrets.token_urlsafe(48))'`"
             )
+        try:
+            key = explicit.encode()
+        except UnicodeEncodeError:  # bytes that are not UTF-8, kept by Python as surrogates
+            raise ConfigurationError(
+                f"{FINGERPRINT_KEY_VARIABLE} is not readable as UTF-8 text"
+            ) from None
         redact.register(explicit)
-        return explicit.encode()
+        return key
     return hmac.new(
         connection.api_key.encode(), b"imgix-reconciler fingerprint key", hashlib.sha256
     ).digest()

@@ -456,6 +456,15 @@ def test_a_listing_of_several_pages_is_planned_as_from_scratch(
     assert made.plan.to_json() == from_scratch.to_json()
 
 
+def test_a_fingerprint_key_that_is_not_utf8_is_refused_without_echoing_it() -> None:
+    # Was an internal error (UnicodeEncodeError) at the first fingerprint.
+    connection = reconcile.Connection("https://api.imgix.com", EMULATOR_API_KEY)
+    environ = {"IMGIX_RECONCILER_FINGERPRINT_KEY": "canary-key-\udcff-long-enough"}
+    with pytest.raises(ConfigurationError) as refused:
+        reconcile.fingerprint_key(connection, environ)
+    assert str(refused.value) == "IMGIX_RECONCILER_FINGERPRINT_KEY is not readable as UTF-8 text"
+
+
 def test_a_short_fingerprint_key_is_refused_without_echoing_it(
     emulator_url: str, tmp_path: Path
 ) -> None:
