@@ -374,59 +374,6 @@ def test_a_file_that_does_not_parse_is_one_error(tmp_path: Path, text: str, expe
     assert errors_of(path) == [f"{path}:{expected}"]
 
 
-WEBFOLDER_SOURCE = """\
-version: 1
-sources:
-  - name: Blog
-    deployment:
-      type: webfolder
-      imgix_subdomains: [acme-blog]
-"""
-
-
-@pytest.mark.parametrize("tail", ["", "      <<: {}\n"], ids=["fast", "precise"])
-@pytest.mark.parametrize(
-    ("line", "expected"),
-    [
-        # pydantic read the bytes as text: a URL the file does not show.
-        (
-            "webfolder_base_url: !!binary aHR0cHM6Ly9ldmlsLmV4YW1wbGUv",
-            "7:27: deployment.webfolder_base_url: must not be binary data (!!binary): "
-            "write the text itself",
-        ),
-        (
-            "annotation: 2024-01-01",
-            "7:19: deployment.annotation: YAML reads this as a timestamp, which JSON has "
-            "not: quote it to keep it as text",
-        ),
-        (
-            "default_params: !!set {w, h}",
-            "7:23: deployment.default_params: must be a list or a mapping, not a set (!!set)",
-        ),
-        # No request, fingerprint or output can encode it: plan ended in an internal error.
-        (
-            'annotation: "note\\ud800"',
-            "7:19: deployment.annotation: must be Unicode text (it holds a lone surrogate "
-            "escape such as \\ud800)",
-        ),
-        (
-            'default_params: {"w\\udc00": 1}',
-            "7:23: deployment.default_params: must be Unicode text (it holds a lone "
-            "surrogate escape such as \\ud800)",
-        ),
-    ],
-    ids=["binary", "timestamp", "set", "lone surrogate", "lone surrogate in a key"],
-)
-def test_a_value_json_cannot_carry_is_a_located_error(
-    tmp_path: Path, line: str, expected: str, tail: str
-) -> None:
-    text = WEBFOLDER_SOURCE + f"      {line}\n"
-    if not line.startswith("webfolder_base_url"):
-        text += "      webfolder_base_url: https://blog.example/\n"
-    path = write(tmp_path, text + tail)
-    assert errors_of(path) == [f"{path}:{expected}"]
-
-
 def test_a_variable_that_is_not_utf8_is_a_located_error_without_its_bytes(
     tmp_path: Path,
 ) -> None:

@@ -310,6 +310,48 @@ def test_a_wrong_value_merged_in_is_placed_at_its_merge_key(tmp_path: Path) -> N
     ]
 
 
+@BOTH_PATHS
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        # pydantic read the bytes as text: a URL the file does not show.
+        (
+            "webfolder_base_url: !!binary aHR0cHM6Ly9ldmlsLmV4YW1wbGUv",
+            "7:27: deployment.webfolder_base_url: must not be binary data (!!binary): "
+            "write the text itself",
+        ),
+        (
+            "annotation: 2024-01-01",
+            "8:19: deployment.annotation: YAML reads this as a timestamp, which JSON has "
+            "not: quote it to keep it as text",
+        ),
+        (
+            "default_params: !!set {w, h}",
+            "8:23: deployment.default_params: must be a list or a mapping, not a set (!!set)",
+        ),
+        # No request, fingerprint or output can encode it: plan ended in an internal error.
+        (
+            'annotation: "note\\ud800"',
+            "8:19: deployment.annotation: must be Unicode text (it holds a lone surrogate "
+            "escape such as \\ud800)",
+        ),
+        (
+            'default_params: {"w\\udc00": 1}',
+            "8:23: deployment.default_params: must be Unicode text (it holds a lone "
+            "surrogate escape such as \\ud800)",
+        ),
+    ],
+    ids=["binary", "timestamp", "set", "lone surrogate", "lone surrogate in a key"],
+)
+def test_a_value_json_cannot_carry_is_a_located_error(
+    tmp_path: Path, line: str, expected: str, tail: str
+) -> None:
+    text = WEBFOLDER
+    if line.startswith("webfolder_base_url"):  # in place of the file's own, on line 7
+        text = text.replace("      webfolder_base_url: https://blog.acme.example/\n", "")
+    assert errors_of(tmp_path, f"{text}      {line}\n{tail}") == [f"f.yaml:{expected}"]
+
+
 # Each key as YAML reads it (a number, a boolean, null: pydantic names it `str(key)`, such
 # as 'None', which the file does not spell) and as it is shown.
 NOT_STRING_KEYS = pytest.mark.parametrize(
