@@ -75,8 +75,8 @@ def test_a_quoted_value_that_is_not_yaml_is_shown_as_written(tmp_path: Path) -> 
 
 
 def test_a_value_of_a_type_yaml_alone_has_is_not_shown(tmp_path: Path) -> None:
-    # A date has no name among the file's types: the rule alone, nothing after it.
-    text = WEBFOLDER + "      cache_ttl_value: 2024-01-01\n"
+    # A custom tag's value has no name among the file's types: the rule alone.
+    text = WEBFOLDER + "      cache_ttl_value: !custom 1800\n"
     assert errors_of(tmp_path, text) == [
         "f.yaml:8:24: deployment.cache_ttl_value: must be an integer"
     ]
@@ -323,7 +323,7 @@ def test_a_wrong_value_merged_in_is_placed_at_its_merge_key(tmp_path: Path) -> N
         (
             "annotation: 2024-01-01",
             "8:19: deployment.annotation: YAML reads this as a timestamp, which JSON has "
-            "not: quote it to keep it as text",
+            "not (quote it if it is text)",
         ),
         (
             "default_params: !!set {w, h}",

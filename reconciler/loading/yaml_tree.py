@@ -176,9 +176,17 @@ class Expansion:
         # timestamp, binary data), and why: reported, not kept.
         self.not_json: list[tuple[Loc, str]] = []
 
-    def plain(self, value: Any, stack: tuple[int, ...], loc: Loc = (), again: bool = False) -> Any:
+    def plain(
+        self,
+        value: Any,
+        stack: tuple[int, ...],
+        loc: Loc = (),
+        again: bool = False,
+        key: bool = False,
+    ) -> Any:
         """A plain copy of `value`; `again` when it is a copy made for an alias, whose
-        values count against the budget (values written out never do)."""
+        values count against the budget (values written out never do); `key` when it is a
+        mapping's key (one that is not text is pydantic's to report, at the key)."""
         if again:
             self.remaining -= 1
             if self.remaining < 0:
@@ -196,7 +204,7 @@ class Expansion:
                 copied = {}
                 for k, v in value.items():
                     merged = again or (own is not None and k not in own)
-                    copied[self.plain(k, inner, loc, merged)] = self.plain(
+                    copied[self.plain(k, inner, loc, merged, key=True)] = self.plain(
                         v, inner, (*loc, k), merged
                     )
                 return copied
@@ -215,11 +223,13 @@ class Expansion:
         elif type(value) is str and not value.isascii() and not _encodable(value):
             self.not_json.append((loc, _SURROGATE))
             return None
-        elif not isinstance(value, PLAIN_SCALARS):
+        elif not key and not isinstance(value, PLAIN_SCALARS):
             # Else pydantic reads binary data as text (`!!binary aHR0cHM6...` as a URL the
             # file does not show) and says "must be a string" of a date the user meant as one.
-            self.not_json.append((loc, not_json_problem(value)))
-            return None
+            problem = not_json_problem(value)
+            if problem:
+                self.not_json.append((loc, problem))
+                return None
         return value
 
 
@@ -235,15 +245,16 @@ def _encodable(text: str) -> bool:
     return True
 
 
-def not_json_problem(value: Any) -> str:
-    """Why a value YAML built is not one of JSON's, and what to write instead."""
+def not_json_problem(value: Any) -> str | None:
+    """Why a value YAML built is not one of JSON's, and what to write instead (None: a
+    kind pydantic's own message words well enough, such as a custom tag's)."""
     if isinstance(value, bytes):
         return "must not be binary data (!!binary): write the text itself"
     if isinstance(value, datetime.date):
-        return "YAML reads this as a timestamp, which JSON has not: quote it to keep it as text"
+        return "YAML reads this as a timestamp, which JSON has not (quote it if it is text)"
     if isinstance(value, Set):
         return "must be a list or a mapping, not a set (!!set)"
-    return "must be a string, a number, a boolean, a list or a mapping (YAML built another kind)"
+    return None
 
 
 def number_problem(value: float) -> str | None:
