@@ -65,6 +65,12 @@ class CommandGroup(click.Group):
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         kwargs["standalone_mode"] = False
+        if sys.stdout is None:
+            # Started with its output closed (`... >&-`): Python leaves sys.stdout None,
+            # and click would drop every line of a plan or a report without a word.
+            with contextlib.suppress(OSError, AttributeError):
+                click.echo("error: cannot write the output: standard output is closed", err=True)
+            sys.exit(EXIT_ERROR)
         try:
             result = super().main(*args, **kwargs)
         except click.ClickException as error:

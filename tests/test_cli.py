@@ -1384,7 +1384,7 @@ def test_a_saved_plan_with_another_digest_than_the_reviewed_one_exits_4(
 @pytest.mark.parametrize(
     "command", [["plan", "sources.yaml"], ["drift", "sources.yaml"], ["export"]]
 )
-@pytest.mark.parametrize("stdout", ["/dev/full", "a closed pipe"])
+@pytest.mark.parametrize("stdout", ["/dev/full", "a closed pipe", "closed"])
 def test_a_report_that_cannot_be_written_says_so_in_one_line_and_exits_1(
     tmp_path: Path, command: list[str], stdout: str
 ) -> None:
@@ -1407,11 +1407,14 @@ def test_a_report_that_cannot_be_written_says_so_in_one_line_and_exits_1(
             env=child_env(),
             cwd=tmp_path,
             timeout=60,
+            # `... >&-`: was an internal error (AttributeError) from plan and drift.
+            preexec_fn=(lambda: os.close(1)) if stdout == "closed" else None,
         )
     finally:
         os.close(output)
     assert done.returncode == 1, done.stderr
-    reason = "No space left on device" if stdout == "/dev/full" else "Broken pipe"
+    reasons = {"/dev/full": "No space left on device", "closed": "standard output is closed"}
+    reason = reasons.get(stdout, "Broken pipe")
     assert done.stderr.strip() == f"error: cannot write the output: {reason}"
 
 
