@@ -1418,6 +1418,31 @@ def test_a_report_that_cannot_be_written_says_so_in_one_line_and_exits_1(
     assert done.stderr.strip() == f"error: cannot write the output: {reason}"
 
 
+@pytest.mark.parametrize(
+    ("fixture", "code"), [("valid_minimal.yaml", 0), ("invalid_cache_ttl.yaml", 1)]
+)
+def test_validate_started_with_stderr_closed_still_exits_by_the_file(
+    fixture: str, code: int
+) -> None:
+    # `2>&-`: every validate was an internal error (exit 1), valid file or not.
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "reconciler",
+            "validate",
+            "--no-resolve",
+            Path(__file__).parent / "fixtures" / fixture,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=child_env(),
+        timeout=60,
+        preexec_fn=lambda: os.close(2),
+    )
+    assert (done.returncode, done.stdout) == (code, "")
+
+
 # A signal landing while a task of an anyio task group runs (as httpx's do during a
 # listing): the command must end as after Ctrl-C, with nothing else on stderr.
 _SIGNALLED_IN_A_TASK = """
