@@ -191,11 +191,8 @@ class RedactingFilter:
 def redacted_output() -> Iterator[None]:
     """Wrap stdout, stderr and the root logger's handlers for the duration of a command."""
     saved = sys.stdout, sys.stderr
-    # A stream closed at start (`2>&-`) is None, which click writes nothing to: left so.
-    if sys.stdout is not None:
-        sys.stdout = RedactingStream(sys.stdout)
-    if sys.stderr is not None:
-        sys.stderr = RedactingStream(sys.stderr)
+    sys.stdout = RedactingStream(sys.stdout)
+    sys.stderr = RedactingStream(sys.stderr)
     log_filter = RedactingFilter()
     # Not yet imported, logging has no handler to wrap: a record made later reaches only
     # the handlers the command adds (--debug's, which masks) or logging's last resort,

@@ -1419,28 +1419,30 @@ def test_a_report_that_cannot_be_written_says_so_in_one_line_and_exits_1(
 
 
 @pytest.mark.parametrize(
-    ("fixture", "code"), [("valid_minimal.yaml", 0), ("invalid_cache_ttl.yaml", 1)]
+    ("command", "fixture", "code", "printed"),
+    [
+        (["validate", "--no-resolve"], "valid_minimal.yaml", 0, ""),
+        (["validate", "--no-resolve"], "invalid_cache_ttl.yaml", 1, ""),
+        (["apply", "--emulator", "--auto-approve"], "valid_minimal.yaml", 0, "Apply: 1 applied"),
+    ],
+    ids=["validate valid", "validate invalid", "apply"],
 )
-def test_validate_started_with_stderr_closed_still_exits_by_the_file(
-    fixture: str, code: int
+def test_a_command_started_with_stderr_closed_still_exits_by_what_it_did(
+    command: list[str], fixture: str, code: int, printed: str
 ) -> None:
-    # `2>&-`: every validate was an internal error (exit 1), valid file or not.
+    # `2>&-`: every validate was an internal error (exit 1), valid file or not; so was
+    # every apply (its progress writes to stderr).
+    path = Path(__file__).parent / "fixtures" / fixture
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "reconciler",
-            "validate",
-            "--no-resolve",
-            Path(__file__).parent / "fixtures" / fixture,
-        ],
+        [sys.executable, "-m", "reconciler", command[0], path, *command[1:]],
         stdout=subprocess.PIPE,
         text=True,
         env=child_env(),
         timeout=60,
         preexec_fn=lambda: os.close(2),
     )
-    assert (done.returncode, done.stdout) == (code, "")
+    assert done.returncode == code, done.stdout
+    assert printed in done.stdout
 
 
 # A signal landing while a task of an anyio task group runs (as httpx's do during a
