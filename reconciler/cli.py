@@ -65,11 +65,13 @@ class CommandGroup(click.Group):
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         kwargs["standalone_mode"] = False
+        # Started with stdin or stderr closed (`<&-`, `2>&-`), Python leaves it None, which
+        # the confirmation, the progress and the logging cannot use: a null device instead.
+        # Messages then have nowhere to go; the exit code still tells the job what happened.
+        if sys.stdin is None:
+            sys.stdin = open(os.devnull)  # noqa: SIM115 (for the whole process)
         if sys.stderr is None:
-            # Started with stderr closed (`2>&-`): Python leaves it None, which the progress
-            # and logging code cannot write to. Messages have nowhere to go; the exit code
-            # still tells the job what happened.
-            sys.stderr = open(os.devnull, "w")  # noqa: SIM115 (for the whole process)
+            sys.stderr = open(os.devnull, "w")  # noqa: SIM115
         if sys.stdout is None:
             # Started with its output closed (`... >&-`): Python leaves sys.stdout None,
             # and click would drop every line of a plan or a report without a word.

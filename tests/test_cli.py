@@ -1445,6 +1445,23 @@ def test_a_command_started_with_stderr_closed_still_exits_by_what_it_did(
     assert printed in done.stdout
 
 
+def test_apply_started_with_stdin_closed_refuses_for_want_of_a_terminal() -> None:
+    # `<&-`: was an internal error (AttributeError) where it asks for confirmation.
+    path = Path(__file__).parent / "fixtures" / "valid_minimal.yaml"
+    done = subprocess.run(
+        [sys.executable, "-m", "reconciler", "apply", path, "--emulator"],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        timeout=60,
+        preexec_fn=lambda: os.close(0),
+    )
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[-1].startswith(
+        "error: refusing to apply without a terminal to confirm on"
+    )
+
+
 # A signal landing while a task of an anyio task group runs (as httpx's do during a
 # listing): the command must end as after Ctrl-C, with nothing else on stderr.
 _SIGNALLED_IN_A_TASK = """
