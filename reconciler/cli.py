@@ -8,9 +8,11 @@ resolved can be printed, not even in a traceback.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import errno
 import gc
+import io
 import os
 import re
 import stat
@@ -72,6 +74,17 @@ class CommandGroup(click.Group):
             sys.stdin = open(os.devnull)  # noqa: SIM115 (for the whole process)
         if sys.stderr is None:
             sys.stderr = open(os.devnull, "w")  # noqa: SIM115
+        for stream in (sys.stdout, sys.stderr):
+            # An output encoding short of a name's characters (`PYTHONIOENCODING=ascii`, a
+            # non-UTF-8 locale) shows them escaped JSON-style (`Caf\u00e9`, still valid in
+            # a JSON plan) rather than failing the run.
+            if (
+                isinstance(stream, io.TextIOWrapper)
+                and codecs.lookup(stream.encoding).name != "utf-8"
+            ):
+                from reconciler.untrusted import JSON_ESCAPES
+
+                stream.reconfigure(errors=JSON_ESCAPES)
         if sys.stdout is None:
             # Started with its output closed (`... >&-`): Python leaves sys.stdout None,
             # and click would drop every line of a plan or a report without a word.

@@ -20,6 +20,7 @@ pull-request comments. Each such text passes here first:
 
 from __future__ import annotations
 
+import codecs
 import json
 import re
 from typing import TYPE_CHECKING, Any
@@ -49,6 +50,19 @@ _LONE_SURROGATE = deferred.pattern(__name__, "_LONE_SURROGATE", "[\ud800-\udfff]
 def _escape(match: re.Match[str]) -> str:
     char = match.group()
     return _SHORT_ESCAPES.get(char) or f"\\u{ord(char):04x}"
+
+
+def _json_escapes(error: UnicodeError) -> tuple[str, int]:
+    if not isinstance(error, UnicodeEncodeError):
+        raise error
+    unencodable = error.object[error.start : error.end]
+    return json.dumps(unencodable)[1:-1], error.end
+
+
+# The error handler an output stream uses for characters its encoding lacks: `\u00e9`,
+# as JSON writes them, so a JSON document stays valid and a text reads as `escaped` ones.
+JSON_ESCAPES = "imgix-reconciler-json-escapes"
+codecs.register_error(JSON_ESCAPES, _json_escapes)
 
 
 def may_hold_lone_surrogates(body: bytes) -> bool:

@@ -1445,6 +1445,39 @@ def test_a_command_started_with_stderr_closed_still_exits_by_what_it_did(
     assert printed in done.stdout
 
 
+@pytest.mark.parametrize("encoding", ["ascii", "latin-1"])
+def test_an_output_encoding_short_of_a_names_characters_shows_them_escaped(
+    tmp_path: Path, encoding: str
+) -> None:
+    # `PYTHONIOENCODING=ascii`, or a locale that is not UTF-8: plan was an internal error
+    # (UnicodeEncodeError) at the first name it could not encode.
+    text = (
+        'version: 1\nsources:\n  - name: "Caf\u00e9 \u2615"\n    deployment:\n'
+        "      type: webfolder\n      imgix_subdomains: [cafe]\n"
+        "      webfolder_base_url: https://cafe.example/\n"
+    )
+    valid, invalid = tmp_path / "valid.yaml", tmp_path / "invalid.yaml"
+    valid.write_text(text, encoding="utf-8")
+    invalid.write_text(text + "      cache_ttl_value: \u2615\n", encoding="utf-8")
+    # What the encoding lacks, escaped as JSON writes it (latin-1 has the é).
+    shown = ("Caf\\u00e9" if encoding == "ascii" else "Caf\u00e9") + " \\u2615"
+
+    def run(*args: str | Path) -> tuple[int, str, str]:
+        command = [sys.executable, "-m", "reconciler", *args]
+        env = child_env({"PYTHONIOENCODING": encoding})
+        done = subprocess.run(command, capture_output=True, env=env, timeout=60)
+        return done.returncode, done.stdout.decode(encoding), done.stderr.decode(encoding)
+
+    code, out, err = run("plan", valid, "--emulator")
+    assert (code, err) == (0, ""), err
+    assert f'+ create "{shown}"' in out.splitlines()
+    code, out, _ = run("plan", valid, "--emulator", "--format", "json")
+    assert json.loads(out)["actions"][0]["source"] == "Caf\u00e9 \u2615"
+    code, _, err = run("validate", invalid)
+    assert code == 1
+    assert "deployment.cache_ttl_value: must be an integer (got '\\u2615')" in err
+
+
 def test_apply_started_with_stdin_closed_refuses_for_want_of_a_terminal() -> None:
     # `<&-`: was an internal error (AttributeError) where it asks for confirmation.
     path = Path(__file__).parent / "fixtures" / "valid_minimal.yaml"
