@@ -588,7 +588,7 @@ def _matching(
                 continue
             candidates = _candidates(spec, by_subdomain, shared, pinned)
             if len(candidates) > 1:
-                listed = ", ".join(f'"{s.name}" ({s.id})' for s in _by_name(candidates))
+                listed = ", ".join(f"{_named(s)}({s.id})" for s in _by_name(candidates))
                 raise PlanError(
                     f'source "{spec.name}": its subdomains belong to {len(candidates)} live '
                     f"sources ({listed}); add `id:` to say which one it describes",
@@ -601,7 +601,7 @@ def _matching(
                 other = specs[claimed[match.id]].name
                 raise PlanError(
                     f'sources "{other}" and "{spec.name}" both match live source '
-                    f'"{match.name}" ({match.id}) by subdomain; add `id: {match.id}` to '
+                    f"{_named(match)}({match.id}) by subdomain; add `id: {match.id}` to "
                     "the one that describes it",
                     spec_indices=(claimed[match.id], index),
                 )
@@ -1653,14 +1653,18 @@ def _possible_renames(spec: SourceSpec, unmanaged: Sequence[LiveSource]) -> list
             source=spec.name,
             id=None,
             kind="possible_rename",
-            detail=f"has the same {fields} as the unmanaged live source "
-            f'"{_masked(live.name or "")}" '
+            detail=f"has the same {fields} as the unmanaged live source {_named(live)}"
             f"({live.id}): if it is that source renamed or given new hostnames, pin it with "
             f"`id: {live.id}`; as planned, a create makes a second source for the same origin",
         )
         for live in _by_name(unmanaged)
         if _origin(live.type, live.deployment) == origin
     ]
+
+
+def _named(live: LiveSource) -> str:
+    """`"Name" ` to put before a live source's id in a message; nothing if it is unknown."""
+    return f'"{_masked(live.name)}" ' if live.name is not None else ""
 
 
 def _unreadable_for_create(spec: SourceSpec) -> list[Notice]:

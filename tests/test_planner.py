@@ -297,8 +297,14 @@ def test_unknown_id_is_an_error_naming_the_source() -> None:
 def test_two_specs_on_one_live_source_is_an_error() -> None:
     live = live_of(s3_spec(subdomains=("one", "two")))
     specs = desired(s3_spec("A", ("one",)), s3_spec("B", ("two",)))
-    with pytest.raises(PlanError, match=r'"A" and "B" both match live source'):
+    with pytest.raises(
+        PlanError, match=rf'"A" and "B" both match live source "Product images" \({ID_A}\)'
+    ):
         plan(specs, [live], OPTIONS)
+    # A listing without its name: the id alone, not `"None"`.
+    unnamed = live.model_copy(update={"name": None})
+    with pytest.raises(PlanError, match=rf"both match live source \({ID_A}\) by subdomain"):
+        plan(specs, [unnamed], OPTIONS)
 
 
 def test_two_specs_pinning_one_id_is_an_error_naming_both() -> None:
@@ -678,6 +684,10 @@ def test_a_create_on_the_origin_of_an_unmanaged_source_suggests_pinning_its_id()
     # A managed source on the same origin is not a candidate.
     both = desired(s3_spec("Products", ("acme-new",)), s3_spec("Products (old)", ("acme-old",)))
     assert plan(both, [old], OPTIONS).notices == []
+    # A listing without the name: the id alone, not `""` nor `"None"`.
+    unnamed = old.model_copy(update={"name": None})
+    (notice,) = plan(desired(s3_spec("Products", ("acme-new",))), [unnamed], OPTIONS).notices
+    assert f"the unmanaged live source ({ID_B}): " in notice.detail
 
 
 def test_web_proxies_have_no_origin_to_compare() -> None:

@@ -173,7 +173,7 @@ class Expansion:
         self.remaining = budget
         self.copied: set[int] = set()  # containers copied once: a second copy is an alias's
         # Where a value JSON cannot carry was found (a number outside its safe range, a
-        # timestamp, binary data), and why: reported, not kept.
+        # timestamp, binary data, a lone surrogate), and why: reported, not kept.
         self.not_json: list[tuple[Loc, str]] = []
 
     def plain(
