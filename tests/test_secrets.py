@@ -661,3 +661,38 @@ def test_the_recorded_texts_are_the_ones_live_markers_already_hold() -> None:
         _folder(resolved=False), key=KEY, live_type="webfolder", recorded=_RECORDS["same"]
     )
     assert set(unresolved.cannot_compare.values()) == {"unresolved"}
+
+
+def test_an_ignored_secret_is_kept_whatever_iterable_names_it() -> None:
+    # `ignored` is any iterable of paths: read once, it must still hold for every secret.
+    decision = decide_secrets(
+        _folder(resolved=True),
+        key=KEY,
+        live_type="webfolder",
+        recorded=_RECORDS["rotated"],
+        ignored=iter(["deployment.request_signing_key"]),
+    )
+    assert decision.send == ("password",)
+    assert decision.fingerprints["request_signing_key"] == "0"
+
+
+def test_a_secret_changed_outside_waits_for_a_run_that_can_read_it() -> None:
+    # A fork's pull request cannot read the value: it reports the secret, never sends it.
+    decision = decide_secrets(
+        _folder(resolved=False),
+        key=KEY,
+        live_type="webfolder",
+        recorded=_RECORDS["same"],
+        changed_outside=["password"],
+    )
+    assert decision.send == ()
+    assert decision.cannot_compare == {"password": UNRESOLVED, "request_signing_key": UNRESOLVED}
+    assert decision.fingerprints == _RECORDS["same"].fingerprints  # type: ignore[union-attr]
+    resolved = decide_secrets(
+        _folder(resolved=True),
+        key=KEY,
+        live_type="webfolder",
+        recorded=_RECORDS["same"],
+        changed_outside=["password"],
+    )
+    assert resolved.send == ("password",) and resolved.cannot_compare == {}
