@@ -27,7 +27,7 @@ from reconciler.emulator.limits import Faults
 from reconciler.errors import ApplyRefused, StalePlan
 from reconciler.live import LiveSource
 from reconciler.loader import load
-from reconciler.pacing import Pacing
+from reconciler.pacing import Pacer, Pacing, Stop
 from reconciler.plan import Action, OwnedElsewhere, Plan, Summary, compute_digest
 from reconciler.planner import PlanOptions, plan
 from reconciler.rails import Permissions, check_permissions
@@ -347,12 +347,12 @@ def test_a_wait_that_gives_up_names_what_is_still_deploying(
 class _Polled:
     """An API whose sources answer a poll with a status, a 404 or a failure, by id."""
 
-    def __init__(self, answers: dict[str, str | Exception]) -> None:
+    def __init__(self, answers: dict[str, str | BaseException]) -> None:
         self.answers = answers
 
     async def get_source(self, source_id: str) -> LiveSource:
         answer = self.answers[source_id]
-        if isinstance(answer, Exception):
+        if isinstance(answer, BaseException):
             raise answer
         return LiveSource(id=source_id, deployment_status=answer)
 
@@ -902,3 +902,233 @@ def test_a_web_secrets_encrypted_value_is_recorded_and_the_next_plan_is_empty(
     assert live.annotation.marker is not None and live.annotation.marker.encrypted
     again = plan(desired, [live], options)
     assert again.actions == [] and again.notices == []
+
+
+# --------------------------------------------------------------------------- audit
+
+
+def test_a_saved_patch_whose_source_was_removed_since_is_stale_and_names_it(
+    emulator_store: SourceStore, fake_clock: FakeClock
+) -> None:
+    existing = seed(emulator_store, "Blog", ["acme-blog"])
+    plan = make_plan(
+        create("Products", ["acme-products"]),
+        patch(emulator_store, existing, {"deployment": {"cache_ttl_value": 86400}}),
+    )
+    emulator_store.remove_source(existing)
+    emulator_store.request_log.clear()
+    with pytest.raises(StalePlan) as refused:
+        run(emulator_store, fake_clock, plan, saved=True)
+    assert f"Blog ({existing}) no longer exists" in str(refused.value)
+    assert writes_in(emulator_store) == []
+
+
+def test_a_saved_create_whose_hostname_another_source_took_is_stale_though_its_secret_is_unknown(
+    emulator_store: SourceStore, fake_clock: FakeClock
+) -> None:
+    """The write-only secret is passed over, not the attributes that follow it."""
+    wanted = create("Products", ["acme-products"])
+    deployment = {**wanted.writes[0]["deployment"], "cache_ttl_value": 86400}
+    wanted = wanted.model_copy(update={"writes": [{**wanted.writes[0], "deployment": deployment}]})
+    plan = make_plan(wanted)
+    # Everything the create sets but the attribute after its secret: not its source.
+    taken = {k: v for k, v in deployment.items() if k != "cache_ttl_value"}
+    emulator_store.create_source(
+        {"name": "Products", "deployment": {**taken, "s3_secret_key": "someone-elses-key"}}
+    )
+    emulator_store.request_log.clear()
+    with pytest.raises(StalePlan, match="acme-products now taken"):
+        run(emulator_store, fake_clock, plan, saved=True)
+    assert writes_in(emulator_store) == []
+
+
+def test_a_saved_patch_claiming_a_hostname_in_its_second_write_is_stale_once_it_is_taken(
+    emulator_store: SourceStore, fake_clock: FakeClock
+) -> None:
+    mine = seed(emulator_store, "Mine", ["acme-mine"])
+    grow = patch(
+        emulator_store,
+        mine,
+        {"name": "Mine, renamed"},
+        {"deployment": {"imgix_subdomains": ["acme-mine", "acme-extra"]}},
+    )
+    seed(emulator_store, "Theirs", ["acme-extra"])
+    emulator_store.request_log.clear()
+    with pytest.raises(StalePlan, match="Mine: acme-extra now taken"):
+        run(emulator_store, fake_clock, make_plan(grow), saved=True)
+    assert writes_in(emulator_store) == []
+
+
+class _UnreadableAfterFirstWrite:
+    """The emulator's client, but a source cannot be read once a first write is made."""
+
+    def __init__(self, client: ImgixClient) -> None:
+        self.client = client
+        self.written = False
+
+    async def list_sources(self) -> list[LiveSource]:
+        return await self.client.list_sources()
+
+    async def get_source(self, source_id: str) -> LiveSource:
+        if self.written:
+            raise TransportError("no response from the API (connection reset)")
+        return await self.client.get_source(source_id)
+
+    async def create_source(self, attributes: dict[str, Any]) -> LiveSource:
+        return await self.client.create_source(attributes)
+
+    async def update_source(self, source_id: str, attributes: dict[str, Any]) -> LiveSource:
+        returned = await self.client.update_source(source_id, attributes)
+        self.written = True
+        return returned
+
+
+def test_a_patch_whose_source_cannot_be_read_after_the_wait_is_failed_and_not_written(
+    emulator_store: SourceStore, fake_clock: FakeClock
+) -> None:
+    _, second, plan = two_patches(emulator_store)
+
+    async def go() -> ApplyReport:
+        async with budgeted(emulator_store, fake_clock) as client:
+            return await apply_plan(
+                plan,
+                _UnreadableAfterFirstWrite(client),
+                resolver=SecretResolver({"APPLIER_SECRET": SECRET}),
+                clock=fake_clock.time,
+            )
+
+    report = asyncio.run(go())
+
+    assert [r.outcome for r in report.results] == ["applied", "failed"]
+    assert report.writes == 1
+    assert report.results[1].error == (
+        "not written: reading the source again before its write failed: "
+        "no response from the API (connection reset)"
+    )
+    assert "PATCH" not in reads_of(emulator_store, second)
+
+
+def stoppable(store: SourceStore, clock: FakeClock, stop: Stop) -> ImgixClient:
+    """One update an hour, and the run's `Stop` in the pacer (as `apply` wires it)."""
+    pacing = Pacing(per_second=None, creates_per_hour=None, updates_per_hour=1)
+    return ImgixClient(
+        api_key=EMULATOR_API_KEY,
+        base_url="http://emulator",
+        transport=httpx.ASGITransport(app=create_app(store)),
+        pacing=pacing,
+        clock=clock.time,
+        sleep=clock.sleep,
+        pacer=Pacer(pacing, clock=clock.time, sleep=clock.sleep, stop=stop),
+    )
+
+
+def apply_stoppable(store: SourceStore, clock: FakeClock, plan: Plan, stop: Stop) -> ApplyReport:
+    async def go() -> ApplyReport:
+        async with stoppable(store, clock, stop) as client:
+            return await apply_plan(
+                plan,
+                client,
+                resolver=SecretResolver({"APPLIER_SECRET": SECRET}),
+                stop=stop,
+                clock=clock.time,
+            )
+
+    return asyncio.run(go())
+
+
+def test_a_signal_between_an_actions_writes_reports_it_failed_after_the_writes_made(
+    emulator_store: SourceStore, fake_clock: FakeClock
+) -> None:
+    """Its second write would wait an hour for the budget: past the stop's grace."""
+    source_id = seed(emulator_store, "Blog", ["acme-blog"])
+    plan = make_plan(
+        patch(emulator_store, source_id, TTL, {"deployment": {"cache_ttl_value": 3600}}),
+    )
+    stop = Stop()
+    on_first_write(emulator_store, lambda: stop.request("stopped by SIGTERM"))
+
+    report = apply_stoppable(emulator_store, fake_clock, plan, stop)
+
+    (result,) = report.results
+    assert result.outcome == "failed" and result.source_id == source_id
+    assert result.error == "stopped after 1 of 2 writes: stopped by SIGTERM"
+    assert report.writes == 1 and report.stopped == "stopped by SIGTERM"
+    assert reads_of(emulator_store, source_id) == ["PATCH"]
+
+
+def test_a_deadline_between_an_actions_writes_stops_the_run_as_max_duration_does(
+    emulator_store: SourceStore, fake_clock: FakeClock
+) -> None:
+    """No action was left unattempted: the cut action alone says the run was stopped."""
+    source_id = seed(emulator_store, "Blog", ["acme-blog"])
+    plan = make_plan(
+        patch(emulator_store, source_id, TTL, {"deployment": {"cache_ttl_value": 3600}}),
+    )
+    stop = Stop(deadline=fake_clock.now + 600, clock=fake_clock.time)
+
+    report = apply_stoppable(emulator_store, fake_clock, plan, stop)
+
+    (result,) = report.results
+    assert result.outcome == "failed"
+    assert result.error == (
+        "stopped after 1 of 2 writes: it could not finish within --max-duration "
+        "(the hourly update budget frees up in 61 min)"
+    )
+    assert report.writes == 1 and not report.ok
+    assert report.stopped == stop.reason == "stopped by --max-duration"
+    assert fake_clock.elapsed < 600
+
+
+def test_a_wait_past_the_deadline_ends_as_a_stop_and_names_the_sources_still_deploying(
+    emulator_store: SourceStore, fake_clock: FakeClock
+) -> None:
+    emulator_store.deploy_delay = 10_000
+    source_id = seed(emulator_store, "Slow", ["acme-slow"])
+    stop = Stop(deadline=fake_clock.now + 5, clock=fake_clock.time)
+
+    async def go() -> WaitEnd:
+        async with client_for(emulator_store, fake_clock) as client:
+            return await wait_until_deployed(
+                client, [source_id], interval=2.0, sleep=fake_clock.sleep, stop=stop
+            )
+
+    assert asyncio.run(go()) == WaitEnd([source_id], {})
+    assert stop.reason == "stopped by --max-duration"
+    assert 5 <= fake_clock.elapsed < 10  # the poll after the deadline is not made
+    polls = [e for e in emulator_store.request_log if e.method == "GET"]
+    assert len(polls) == 3
+
+
+def test_a_wait_tells_which_sources_were_deleted_while_deploying(fake_clock: FakeClock) -> None:
+    api = _Polled({"a": "deleted", "b": "deploying", "c": "deleted"})
+    heard: list[str] = []
+
+    async def go() -> WaitEnd:
+        return await wait_until_deployed(
+            api,  # type: ignore[arg-type]
+            ["a", "b", "c"],
+            interval=2.0,
+            timeout=2.0,
+            sleep=fake_clock.sleep,
+            on_gave_up=heard.append,
+        )
+
+    assert asyncio.run(go()) == WaitEnd(["a", "b", "c"], {"a": "deleted", "c": "deleted"})
+    assert heard == ["deleted while deploying: a, c"]
+
+
+def test_a_wait_cancelled_while_it_polls_is_cancelled_not_reported(fake_clock: FakeClock) -> None:
+    # A task cancelled under the poll: gather hands its CancelledError back as an answer.
+    api = _Polled({"a": "deploying", "b": asyncio.CancelledError()})
+
+    async def go() -> WaitEnd:
+        return await wait_until_deployed(
+            api,  # type: ignore[arg-type]
+            ["a", "b"],
+            interval=2.0,
+            timeout=60.0,
+            sleep=fake_clock.sleep,
+        )
+
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(go())

@@ -973,3 +973,74 @@ def test_the_defaults_are_the_documented_limits() -> None:
     pacing = Pacing()
     assert (pacing.per_second, pacing.creates_per_hour, pacing.updates_per_hour) == (4.0, 60, 60)
     assert RetryPolicy().deadline == 120.0
+
+
+# --------------------------------------------------------------------------- audit
+
+
+def test_a_retry_policy_refusal_names_the_field_and_the_value_given() -> None:
+    with pytest.raises(ValueError) as refused:
+        RetryPolicy(attempts=0)
+    assert str(refused.value) == "RetryPolicy.attempts must be at least 1 (got 0)"
+
+
+def test_a_write_with_less_time_left_than_a_write_takes_is_refused_naming_only_the_deadline(
+    fake_clock: FakeClock,
+) -> None:
+    # No budget and no pace to wait for: the message has nothing to add to the deadline.
+    stop = Stop(deadline=fake_clock.time() + 0.5, clock=fake_clock)
+    pacer = Pacer(Pacing(per_second=None), clock=fake_clock, sleep=fake_clock.sleep, stop=stop)
+
+    async def scenario() -> None:
+        async with pacer.slot("read"):
+            pass
+        with pytest.raises(NotStarted) as refused:
+            async with pacer.slot("update"):
+                pass
+        assert str(refused.value) == "it could not finish within --max-duration"
+
+    asyncio.run(scenario())
+
+
+def test_refusals_after_a_budget_wait_count_afresh_before_marking_it_spent_again(
+    fake_clock: FakeClock,
+) -> None:
+    """The wait answered the refusals before it: seven more are not yet eight in a row."""
+    pacer = Pacer(Pacing(per_second=None), clock=fake_clock, sleep=fake_clock.sleep)
+
+    async def scenario() -> None:
+        for _ in range(7):
+            pacer.refused("update", said_how_long=False)
+        assert pacer.spent_elsewhere("update", 10.0)
+        for _ in range(7):
+            pacer.refused("update", said_how_long=False)
+        async with pacer.slot("update"):
+            pass
+        assert fake_clock.elapsed == 10.0  # the 429's ten seconds, not a whole window
+        for _ in range(8):
+            pacer.refused("update", said_how_long=False)
+        async with pacer.slot("update"):
+            pass
+
+    asyncio.run(scenario())
+
+    assert fake_clock.elapsed == pytest.approx(10.0 + 3600.01)
+
+
+def test_the_pauses_of_a_long_run_leave_nothing_listening_for_its_stop(
+    fake_clock: FakeClock,
+) -> None:
+    # Hours of paced writes pause thousands of times: each must take its listener away.
+    stop = Stop()
+    pacer = Pacer(Pacing(per_second=1.0), clock=fake_clock, sleep=fake_clock.sleep, stop=stop)
+
+    async def scenario() -> None:
+        for _ in range(20):
+            async with pacer.slot("update"):
+                pass
+        await pacer.pause(5.0)
+
+    asyncio.run(scenario())
+
+    assert fake_clock.elapsed >= 24.0
+    assert stop._listeners == []
