@@ -567,6 +567,23 @@ def test_a_short_first_page_is_not_the_end_without_meta(fake_clock: FakeClock) -
     assert len(requests_of(store, "GET")) == 3  # 7 + 7 + 6, the short page ends it
 
 
+def test_a_page_shorter_than_its_declared_size_is_the_last_without_asking_for_another(
+    fake_clock: FakeClock,
+) -> None:
+    # Pagination that gives the page size but neither hasNextPage nor totalPages: a page
+    # holding fewer sources than its size says is the end, not a reason for one more GET.
+    def page(read: int, number: int) -> dict[str, Any]:
+        data = [_source(n) for n in range(3)] if number == 0 else []
+        return {"data": data, "meta": {"pagination": {"pageSize": 20, "currentPage": number}}}
+
+    transport, asked = _scripted_listing(page)
+
+    listed = run(make_client(fake_clock, transport=transport), lambda c: c.list_sources())
+
+    assert [source.id for source in listed] == hostile_ids(range(3))
+    assert asked == [0]
+
+
 @pytest.mark.parametrize("meta", [True, False], ids=["with-meta", "without-meta"])
 def test_an_empty_account_lists_nothing(fake_clock: FakeClock, meta: bool) -> None:
     store = make_store(fake_clock, pagination_meta=meta)
