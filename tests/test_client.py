@@ -31,6 +31,7 @@ from reconciler.client import (
     ClientError,
     DeadlineExceeded,
     ImgixClient,
+    LimitExceeded,
     Pacing,
     RetryPolicy,
     TransportError,
@@ -89,6 +90,7 @@ def make_client(
     retry: RetryPolicy | None = None,
     api_key: str = EMULATOR_API_KEY,
     on_notice: Callable[[str], None] | None = None,
+    **bounds: int,
 ) -> ImgixClient:
     if transport is None and store is not None:
         transport = httpx.ASGITransport(app=create_app(store))
@@ -102,6 +104,7 @@ def make_client(
         sleep=clock.sleep,
         clock=clock.time,
         **told,
+        **bounds,
     )
 
 
@@ -834,6 +837,127 @@ def _scripted_listing(
         return httpx.Response(200, json=page(asked.count(0) - 1, number))
 
     return httpx.MockTransport(answer), asked
+
+
+def _pages_of(listed: list[int], size: int, number: int, **announced: Any) -> dict[str, Any]:
+    """Page `number` of the sources `listed`, `size` a page, with `announced` as its
+    pagination."""
+    data = [_source(n) for n in listed[size * number : size * number + size]]
+    return {"data": data, "meta": {"pagination": announced}}
+
+
+@pytest.mark.parametrize("total", [-1, "2", True, 2.0], ids=repr)
+def test_a_total_that_is_not_a_count_is_not_taken_for_the_lists_length(
+    fake_clock: FakeClock, total: Any
+) -> None:
+    def page(read: int, number: int) -> dict[str, Any]:
+        return _pages_of([0, 1], 20, number, totalRecords=total, hasNextPage=False)
+
+    transport, asked = _scripted_listing(page)
+    notices: list[str] = []
+    client = make_client(fake_clock, transport=transport, on_notice=notices.append)
+
+    listed = run(client, lambda c: c.list_sources())
+
+    assert [source.id for source in listed] == hostile_ids(range(2))
+    assert (asked, notices) == ([0], [])
+
+
+def test_a_total_of_zero_over_listed_sources_is_a_count_that_is_off(fake_clock: FakeClock) -> None:
+    def page(read: int, number: int) -> dict[str, Any]:
+        return _pages_of([0, 1], 20, number, totalRecords=0, hasNextPage=False)
+
+    transport, asked = _scripted_listing(page)
+    notices: list[str] = []
+    client = make_client(fake_clock, transport=transport, on_notice=notices.append)
+
+    listed = run(client, lambda c: c.list_sources())
+
+    assert [source.id for source in listed] == hostile_ids(range(2))
+    assert asked == [0, 0]
+    assert notices[-1] == (
+        "the imgix API announces 0 sources but lists 2, on two reads alike; going by what it lists"
+    )
+
+
+def test_full_pages_under_total_pages_alone_end_at_the_last_announced(
+    fake_clock: FakeClock,
+) -> None:
+    # No hasNextPage: totalPages is the server's word, even when the last page is full.
+    def page(read: int, number: int) -> dict[str, Any]:
+        return _pages_of([0, 1, 2, 3], 2, number, pageSize=2, totalPages=2)
+
+    transport, asked = _scripted_listing(page)
+
+    listed = run(make_client(fake_clock, transport=transport), lambda c: c.list_sources())
+
+    assert [source.id for source in listed] == hostile_ids(range(4))
+    assert asked == [0, 1]
+
+
+def test_a_list_that_grows_a_page_under_total_pages_alone_is_followed_then_read_again(
+    fake_clock: FakeClock,
+) -> None:
+    # Source 9 is created, newest first, once page 0 is served: the list grows onto a
+    # third page, which page 1 announces and the read follows before reading again.
+    listed = [0, 1, 2, 3]
+
+    def page(read: int, number: int) -> dict[str, Any]:
+        served = _pages_of(listed, 2, number, pageSize=2, totalPages=-(-len(listed) // 2))
+        if read == 0 and number == 0:
+            listed.insert(0, 9)
+        return served
+
+    transport, asked = _scripted_listing(page)
+    notices: list[str] = []
+    client = make_client(fake_clock, transport=transport, on_notice=notices.append)
+
+    sources = run(client, lambda c: c.list_sources())
+
+    assert [source.id for source in sources] == hostile_ids([9, 0, 1, 2, 3])
+    assert asked == [0, 1, 2, 0, 1, 2]
+    assert notices == [
+        "the list of sources changed while it was read (4 read, 1 listed twice); reading it again"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("sources", "size", "bounds", "refused"),
+    [
+        (5, 20, {"max_sources": 5}, None),
+        (6, 20, {"max_sources": 5}, "lists more than 5 sources"),
+        (4, 2, {"max_sources": 4}, None),
+        (5, 2, {"max_sources": 4}, "announces 3 pages of 2 sources, more than the 4"),
+        (6, 2, {"max_pages": 3}, None),
+        (7, 2, {"max_pages": 3}, "announces a list of 4 pages, more than the 3"),
+    ],
+    ids=[
+        "sources at the bound",
+        "sources past it",
+        "announced sources at it",
+        "announced sources past it",
+        "announced pages at it",
+        "announced pages past it",
+    ],
+)
+def test_a_listing_at_its_bounds_is_read_and_one_past_them_is_refused_at_once(
+    fake_clock: FakeClock, sources: int, size: int, bounds: dict[str, int], refused: str | None
+) -> None:
+    def page(read: int, number: int) -> dict[str, Any]:
+        pages = -(-sources // size)
+        return _pages_of(list(range(sources)), size, number, pageSize=size, totalPages=pages)
+
+    transport, asked = _scripted_listing(page)
+    client = make_client(fake_clock, transport=transport, **bounds)
+
+    if refused is None:
+        listed = run(client, lambda c: c.list_sources())
+        assert [source.id for source in listed] == hostile_ids(range(sources))
+    else:
+        with pytest.raises(LimitExceeded, match=refused):
+            run(client, lambda c: c.list_sources())
+        # Refused on the first page's word, before asking for any other.
+        assert asked == [0]
 
 
 def test_two_reads_that_announce_alike_but_list_other_sources_are_not_alike(
