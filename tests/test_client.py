@@ -960,6 +960,25 @@ def test_a_listing_at_its_bounds_is_read_and_one_past_them_is_refused_at_once(
         assert asked == [0]
 
 
+def test_a_listed_source_of_the_wrong_shape_is_refused_by_its_field_not_its_value(
+    fake_clock: FakeClock,
+) -> None:
+    broken = _source(1)
+    broken["attributes"]["enabled"] = "maybe-not-a-secret-either"
+
+    def page(read: int, number: int) -> dict[str, Any]:
+        return {"data": [_source(0), broken] if number == 0 else []}
+
+    transport, _ = _scripted_listing(page)
+
+    with pytest.raises(ApiError) as caught:
+        run(make_client(fake_clock, transport=transport), lambda c: c.list_sources())
+
+    message = str(caught.value)
+    assert message.startswith("imgix API 200 Invalid Response: GET: enabled: "), message
+    assert "maybe" not in message
+
+
 def test_two_reads_that_announce_alike_but_list_other_sources_are_not_alike(
     fake_clock: FakeClock,
 ) -> None:
