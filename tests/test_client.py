@@ -1650,6 +1650,37 @@ def test_each_page_of_a_lost_creates_lookup_has_its_own_retries(fake_clock: Fake
     assert failed == {0, 1, 2}
 
 
+def test_the_lookup_after_a_lost_create_keeps_within_the_creates_deadline(
+    fake_clock: FakeClock,
+) -> None:
+    # The create's answer is lost 40 s in; its lookup meets 503s asking 40 s each: the
+    # create's 100 s leave room for one wait, not for a deadline of the lookup's own.
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            504 if request.method == "POST" else 503, headers={"Retry-After": "40"}
+        )
+
+    transport = httpx.MockTransport(answer)
+    sent: list[str] = []
+
+    class Recording(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            sent.append(request.method)
+            return await transport.handle_async_request(request)
+
+    client = make_client(
+        fake_clock,
+        transport=Recording(),
+        retry=RetryPolicy(attempts=8, deadline=100.0, jitter=random.Random(1)),
+    )
+
+    with pytest.raises(DeadlineExceeded, match="whether it was applied is unknown"):
+        run(client, lambda c: c.create_source(_source(5)["attributes"]))
+
+    assert sent == ["POST", "GET", "GET"]
+    assert fake_clock.elapsed == pytest.approx(80.0)
+
+
 def test_a_write_is_not_retried_after_a_signal(fake_clock: FakeClock) -> None:
     # A signal arrives as a 503 comes back: its retry, even a short one, would be a write
     # started after the signal, and CI kills the job soon after it.
