@@ -31,6 +31,7 @@ from reconciler.client import (
     ClientError,
     DeadlineExceeded,
     ImgixClient,
+    LimitExceeded,
     Pacing,
     RetryPolicy,
     TransportError,
@@ -89,6 +90,7 @@ def make_client(
     retry: RetryPolicy | None = None,
     api_key: str = EMULATOR_API_KEY,
     on_notice: Callable[[str], None] | None = None,
+    **bounds: int,
 ) -> ImgixClient:
     if transport is None and store is not None:
         transport = httpx.ASGITransport(app=create_app(store))
@@ -102,6 +104,7 @@ def make_client(
         sleep=clock.sleep,
         clock=clock.time,
         **told,
+        **bounds,
     )
 
 
@@ -567,6 +570,23 @@ def test_a_short_first_page_is_not_the_end_without_meta(fake_clock: FakeClock) -
     assert len(requests_of(store, "GET")) == 3  # 7 + 7 + 6, the short page ends it
 
 
+def test_a_page_shorter_than_its_declared_size_is_the_last_without_asking_for_another(
+    fake_clock: FakeClock,
+) -> None:
+    # Pagination that gives the page size but neither hasNextPage nor totalPages: a page
+    # holding fewer sources than its size says is the end, not a reason for one more GET.
+    def page(read: int, number: int) -> dict[str, Any]:
+        data = [_source(n) for n in range(3)] if number == 0 else []
+        return {"data": data, "meta": {"pagination": {"pageSize": 20, "currentPage": number}}}
+
+    transport, asked = _scripted_listing(page)
+
+    listed = run(make_client(fake_clock, transport=transport), lambda c: c.list_sources())
+
+    assert [source.id for source in listed] == hostile_ids(range(3))
+    assert asked == [0]
+
+
 @pytest.mark.parametrize("meta", [True, False], ids=["with-meta", "without-meta"])
 def test_an_empty_account_lists_nothing(fake_clock: FakeClock, meta: bool) -> None:
     store = make_store(fake_clock, pagination_meta=meta)
@@ -817,6 +837,148 @@ def _scripted_listing(
         return httpx.Response(200, json=page(asked.count(0) - 1, number))
 
     return httpx.MockTransport(answer), asked
+
+
+def _pages_of(listed: list[int], size: int, number: int, **announced: Any) -> dict[str, Any]:
+    """Page `number` of the sources `listed`, `size` a page, with `announced` as its
+    pagination."""
+    data = [_source(n) for n in listed[size * number : size * number + size]]
+    return {"data": data, "meta": {"pagination": announced}}
+
+
+@pytest.mark.parametrize("total", [-1, "2", True, 2.0], ids=repr)
+def test_a_total_that_is_not_a_count_is_not_taken_for_the_lists_length(
+    fake_clock: FakeClock, total: Any
+) -> None:
+    def page(read: int, number: int) -> dict[str, Any]:
+        return _pages_of([0, 1], 20, number, totalRecords=total, hasNextPage=False)
+
+    transport, asked = _scripted_listing(page)
+    notices: list[str] = []
+    client = make_client(fake_clock, transport=transport, on_notice=notices.append)
+
+    listed = run(client, lambda c: c.list_sources())
+
+    assert [source.id for source in listed] == hostile_ids(range(2))
+    assert (asked, notices) == ([0], [])
+
+
+def test_a_total_of_zero_over_listed_sources_is_a_count_that_is_off(fake_clock: FakeClock) -> None:
+    def page(read: int, number: int) -> dict[str, Any]:
+        return _pages_of([0, 1], 20, number, totalRecords=0, hasNextPage=False)
+
+    transport, asked = _scripted_listing(page)
+    notices: list[str] = []
+    client = make_client(fake_clock, transport=transport, on_notice=notices.append)
+
+    listed = run(client, lambda c: c.list_sources())
+
+    assert [source.id for source in listed] == hostile_ids(range(2))
+    assert asked == [0, 0]
+    assert notices[-1] == (
+        "the imgix API announces 0 sources but lists 2, on two reads alike; going by what it lists"
+    )
+
+
+def test_full_pages_under_total_pages_alone_end_at_the_last_announced(
+    fake_clock: FakeClock,
+) -> None:
+    # No hasNextPage: totalPages is the server's word, even when the last page is full.
+    def page(read: int, number: int) -> dict[str, Any]:
+        return _pages_of([0, 1, 2, 3], 2, number, pageSize=2, totalPages=2)
+
+    transport, asked = _scripted_listing(page)
+
+    listed = run(make_client(fake_clock, transport=transport), lambda c: c.list_sources())
+
+    assert [source.id for source in listed] == hostile_ids(range(4))
+    assert asked == [0, 1]
+
+
+def test_a_list_that_grows_a_page_under_total_pages_alone_is_followed_then_read_again(
+    fake_clock: FakeClock,
+) -> None:
+    # Source 9 is created, newest first, once page 0 is served: the list grows onto a
+    # third page, which page 1 announces and the read follows before reading again.
+    listed = [0, 1, 2, 3]
+
+    def page(read: int, number: int) -> dict[str, Any]:
+        served = _pages_of(listed, 2, number, pageSize=2, totalPages=-(-len(listed) // 2))
+        if read == 0 and number == 0:
+            listed.insert(0, 9)
+        return served
+
+    transport, asked = _scripted_listing(page)
+    notices: list[str] = []
+    client = make_client(fake_clock, transport=transport, on_notice=notices.append)
+
+    sources = run(client, lambda c: c.list_sources())
+
+    assert [source.id for source in sources] == hostile_ids([9, 0, 1, 2, 3])
+    assert asked == [0, 1, 2, 0, 1, 2]
+    assert notices == [
+        "the list of sources changed while it was read (4 read, 1 listed twice); reading it again"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("sources", "size", "bounds", "refused"),
+    [
+        (5, 20, {"max_sources": 5}, None),
+        (6, 20, {"max_sources": 5}, "lists more than 5 sources"),
+        (4, 2, {"max_sources": 4}, None),
+        (5, 2, {"max_sources": 4}, "announces 3 pages of 2 sources, more than the 4"),
+        (3, 2, {"max_sources": 2}, "announces 2 pages of 2 sources, more than the 2"),
+        (6, 2, {"max_pages": 3}, None),
+        (7, 2, {"max_pages": 3}, "announces a list of 4 pages, more than the 3"),
+    ],
+    ids=[
+        "sources at the bound",
+        "sources past it",
+        "announced sources at it",
+        "announced sources past it",
+        "two announced pages past it",
+        "announced pages at it",
+        "announced pages past it",
+    ],
+)
+def test_a_listing_at_its_bounds_is_read_and_one_past_them_is_refused_at_once(
+    fake_clock: FakeClock, sources: int, size: int, bounds: dict[str, int], refused: str | None
+) -> None:
+    def page(read: int, number: int) -> dict[str, Any]:
+        pages = -(-sources // size)
+        return _pages_of(list(range(sources)), size, number, pageSize=size, totalPages=pages)
+
+    transport, asked = _scripted_listing(page)
+    client = make_client(fake_clock, transport=transport, **bounds)
+
+    if refused is None:
+        listed = run(client, lambda c: c.list_sources())
+        assert [source.id for source in listed] == hostile_ids(range(sources))
+    else:
+        with pytest.raises(LimitExceeded, match=refused):
+            run(client, lambda c: c.list_sources())
+        # Refused on the first page's word, before asking for any other.
+        assert asked == [0]
+
+
+def test_a_listed_source_of_the_wrong_shape_is_refused_by_its_field_not_its_value(
+    fake_clock: FakeClock,
+) -> None:
+    broken = _source(1)
+    broken["attributes"]["enabled"] = "maybe-not-a-secret-either"
+
+    def page(read: int, number: int) -> dict[str, Any]:
+        return {"data": [_source(0), broken] if number == 0 else []}
+
+    transport, _ = _scripted_listing(page)
+
+    with pytest.raises(ApiError) as caught:
+        run(make_client(fake_clock, transport=transport), lambda c: c.list_sources())
+
+    message = str(caught.value)
+    assert message.startswith("imgix API 200 Invalid Response: GET: enabled: "), message
+    assert "maybe" not in message
 
 
 def test_two_reads_that_announce_alike_but_list_other_sources_are_not_alike(
@@ -1486,6 +1648,37 @@ def test_each_page_of_a_lost_creates_lookup_has_its_own_retries(fake_clock: Fake
 
     assert created.id == f"{5:024x}"
     assert failed == {0, 1, 2}
+
+
+def test_the_lookup_after_a_lost_create_keeps_within_the_creates_deadline(
+    fake_clock: FakeClock,
+) -> None:
+    # The create's answer is lost 40 s in; its lookup meets 503s asking 40 s each: the
+    # create's 100 s leave room for one wait, not for a deadline of the lookup's own.
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            504 if request.method == "POST" else 503, headers={"Retry-After": "40"}
+        )
+
+    transport = httpx.MockTransport(answer)
+    sent: list[str] = []
+
+    class Recording(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            sent.append(request.method)
+            return await transport.handle_async_request(request)
+
+    client = make_client(
+        fake_clock,
+        transport=Recording(),
+        retry=RetryPolicy(attempts=8, deadline=100.0, jitter=random.Random(1)),
+    )
+
+    with pytest.raises(DeadlineExceeded, match="whether it was applied is unknown"):
+        run(client, lambda c: c.create_source(_source(5)["attributes"]))
+
+    assert sent == ["POST", "GET", "GET"]
+    assert fake_clock.elapsed == pytest.approx(80.0)
 
 
 def test_a_write_is_not_retried_after_a_signal(fake_clock: FakeClock) -> None:
