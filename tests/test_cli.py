@@ -1002,6 +1002,27 @@ def test_debug_logs_the_traceback_of_an_unexpected_error(monkeypatch: pytest.Mon
     )
 
 
+def test_debug_logs_only_its_own_run_when_main_runs_again_in_the_same_process(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A library caller (or a test) may call `main` several times in one process: each
+    # --debug run logs each request once, and a run without --debug logs nothing.
+    from reconciler import cli
+
+    monkeypatch.delenv("IMGIX_API_URL", raising=False)
+    request_line = "DEBUG reconciler.client: GET sources: 200 (attempt 1)"
+
+    def stderr_of(*debug: str) -> str:
+        with pytest.raises(SystemExit) as exited:
+            cli.main([*debug, "plan", "examples/sources.yaml", "--emulator"])
+        assert exited.value.code == 0
+        return capsys.readouterr().err
+
+    assert stderr_of("--debug").count(request_line) == 1
+    assert stderr_of("--debug").count(request_line) == 1
+    assert "DEBUG" not in stderr_of()
+
+
 @pytest.mark.parametrize(
     "args",
     [
