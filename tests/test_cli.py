@@ -1023,6 +1023,37 @@ def test_debug_logs_only_its_own_run_when_main_runs_again_in_the_same_process(
     assert "DEBUG" not in stderr_of()
 
 
+def test_a_debug_run_leaves_a_callers_logging_as_it_found_it(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A caller that logs warnings through the root logger (logging.basicConfig's way: the
+    # root at WARNING, its handler at every level) must not receive the tool's debug
+    # records in a later run that did not ask for them.
+    import logging
+
+    from reconciler import cli
+
+    received: list[logging.LogRecord] = []
+
+    class CallersHandler(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            received.append(record)
+
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", [*root.handlers, CallersHandler()])
+    monkeypatch.delenv("IMGIX_API_URL", raising=False)
+    logging.getLogger("reconciler").setLevel(logging.NOTSET)  # as before any --debug run
+
+    for debug in (["--debug"], []):
+        received.clear()
+        with pytest.raises(SystemExit) as exited:
+            cli.main([*debug, "plan", "examples/sources.yaml", "--emulator"])
+        assert exited.value.code == 0
+    assert [record.getMessage() for record in received] == []
+    assert not logging.getLogger("reconciler.client").isEnabledFor(logging.DEBUG)
+    capsys.readouterr()
+
+
 @pytest.mark.parametrize(
     "args",
     [
