@@ -507,6 +507,105 @@ def test_a_signal_after_the_writes_does_not_cut_the_report_short(
     assert sorted(s.name for s in store.sources.values()) == sorted(TWO)
 
 
+@contextlib.contextmanager
+def _first_write_held(store: SourceStore) -> Iterator[threading.Event]:
+    """The first write is committed but not answered until the block ends: one under way.
+
+    Yields an event set once that write is held. The emulator answers nothing meanwhile:
+    apply one source, or a write sent meanwhile lands in the next test's store.
+    """
+    held, release = threading.Event(), threading.Event()
+
+    def hold(store: SourceStore) -> None:
+        if not held.is_set():
+            held.set()
+            release.wait(timeout=60)
+
+    store.on_commit = hold
+    try:
+        yield held
+    finally:
+        release.set()
+        store.on_commit = None
+
+
+def test_a_second_signal_ends_apply_at_once_with_a_line_saying_so_exit_3_and_no_report(
+    store: SourceStore, emulator_url: str, tmp_path: Path
+) -> None:
+    # README: "A second signal ends the process at once, with a line saying so and exit 3
+    # ..., without the report." CI sends SIGTERM 7.5 s after its SIGINT.
+    with _first_write_held(store) as held:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "reconciler", "apply", str(products_file(tmp_path)),
+             "--auto-approve", "--api-url", emulator_url],
+            env=child_env(CANARY_ENV),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        try:
+            assert held.wait(timeout=60)
+            process.send_signal(signal.SIGINT)
+            assert process.stderr is not None
+            seen = [process.stderr.readline()]
+            while seen[-1] and not seen[-1].startswith("SIGINT received"):
+                seen.append(process.stderr.readline())
+            assert seen[-1].startswith("SIGINT received: starting no more writes"), seen
+            process.send_signal(signal.SIGTERM)
+            stdout, stderr = process.communicate(timeout=30)
+        finally:
+            process.kill()
+    assert process.returncode == 3, stderr
+    assert stderr == (
+        "SIGTERM received again: stopping at once, without a report; a write under way "
+        "may or may not have been applied (the next plan tells)\n"
+    )
+    # The plan shown before the writes stays; no report follows it.
+    assert stdout.startswith("Plan: 1 to create"), stdout
+    assert "Apply:" not in stdout and "applied" not in stdout
+    assert len(store.sources) == 1  # the write held when the signals came was committed
+
+
+def test_a_second_signal_on_a_terminal_gives_the_cursor_back(
+    store: SourceStore, emulator_url: str, tmp_path: Path
+) -> None:
+    # The progress bar hides the terminal's cursor while it draws: ending at once must not
+    # leave the user's shell without one.
+    show_cursor, hide_cursor = "\x1b[?25h", "\x1b[?25l"
+    controller, terminal = pty.openpty()
+    shown = ""
+    try:
+        with _first_write_held(store) as held:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "reconciler", "apply", str(products_file(tmp_path)),
+                 "--auto-approve", "--api-url", emulator_url],
+                env=child_env({**CANARY_ENV, "TERM": "xterm-256color"}),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=terminal,
+            )  # fmt: skip
+            os.close(terminal)
+            try:
+                assert held.wait(timeout=60)
+                process.send_signal(signal.SIGINT)
+                while "SIGINT received" not in shown:
+                    shown += os.read(controller, 65536).decode(errors="replace")
+                process.send_signal(signal.SIGTERM)
+                with contextlib.suppress(OSError):  # EIO once the program has ended
+                    while chunk := os.read(controller, 65536):
+                        shown += chunk.decode(errors="replace")
+                returncode = process.wait(timeout=30)
+            finally:
+                process.kill()
+    finally:
+        os.close(controller)
+    assert returncode == 3, shown
+    assert "SIGTERM received again: stopping at once" in shown
+    assert hide_cursor in shown
+    assert shown.rindex(show_cursor) > shown.rindex(hide_cursor), repr(shown[-300:])
+
+
 def test_apply_leaves_the_signal_handlers_of_its_caller_as_they_were(
     store: SourceStore, emulator_url: str, sources: Path
 ) -> None:
