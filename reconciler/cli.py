@@ -131,9 +131,17 @@ def main(ctx: click.Context, debug: bool) -> None:
         handler.setFormatter(LogFormatter("%(levelname)s %(name)s: %(message)s"))
         handler.addFilter(redact.RedactingFilter())
         package_logger = logging.getLogger("reconciler")
+        level_before = package_logger.level
         package_logger.addHandler(handler)
         package_logger.setLevel(logging.DEBUG)
-        ctx.call_on_close(lambda: package_logger.removeHandler(handler))
+
+        def end_debug_log() -> None:
+            # A caller running `main` again in its process (a library user, a test) must
+            # not get this run's records in its own handlers, asked for or not.
+            package_logger.removeHandler(handler)
+            package_logger.setLevel(level_before)
+
+        ctx.call_on_close(end_debug_log)
     ctx.with_resource(redact.redacted_output())
 
 

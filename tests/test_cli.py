@@ -507,6 +507,105 @@ def test_a_signal_after_the_writes_does_not_cut_the_report_short(
     assert sorted(s.name for s in store.sources.values()) == sorted(TWO)
 
 
+@contextlib.contextmanager
+def _first_write_held(store: SourceStore) -> Iterator[threading.Event]:
+    """The first write is committed but not answered until the block ends: one under way.
+
+    Yields an event set once that write is held. The emulator answers nothing meanwhile:
+    apply one source, or a write sent meanwhile lands in the next test's store.
+    """
+    held, release = threading.Event(), threading.Event()
+
+    def hold(store: SourceStore) -> None:
+        if not held.is_set():
+            held.set()
+            release.wait(timeout=60)
+
+    store.on_commit = hold
+    try:
+        yield held
+    finally:
+        release.set()
+        store.on_commit = None
+
+
+def test_a_second_signal_ends_apply_at_once_with_a_line_saying_so_exit_3_and_no_report(
+    store: SourceStore, emulator_url: str, tmp_path: Path
+) -> None:
+    # README: "A second signal ends the process at once, with a line saying so and exit 3
+    # ..., without the report." CI sends SIGTERM 7.5 s after its SIGINT.
+    with _first_write_held(store) as held:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "reconciler", "apply", str(products_file(tmp_path)),
+             "--auto-approve", "--api-url", emulator_url],
+            env=child_env(CANARY_ENV),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        try:
+            assert held.wait(timeout=60)
+            process.send_signal(signal.SIGINT)
+            assert process.stderr is not None
+            seen = [process.stderr.readline()]
+            while seen[-1] and not seen[-1].startswith("SIGINT received"):
+                seen.append(process.stderr.readline())
+            assert seen[-1].startswith("SIGINT received: starting no more writes"), seen
+            process.send_signal(signal.SIGTERM)
+            stdout, stderr = process.communicate(timeout=30)
+        finally:
+            process.kill()
+    assert process.returncode == 3, stderr
+    assert stderr == (
+        "SIGTERM received again: stopping at once, without a report; a write under way "
+        "may or may not have been applied (the next plan tells)\n"
+    )
+    # The plan shown before the writes stays; no report follows it.
+    assert stdout.startswith("Plan: 1 to create"), stdout
+    assert "Apply:" not in stdout and "applied" not in stdout
+    assert len(store.sources) == 1  # the write held when the signals came was committed
+
+
+def test_a_second_signal_on_a_terminal_gives_the_cursor_back(
+    store: SourceStore, emulator_url: str, tmp_path: Path
+) -> None:
+    # The progress bar hides the terminal's cursor while it draws: ending at once must not
+    # leave the user's shell without one.
+    show_cursor, hide_cursor = "\x1b[?25h", "\x1b[?25l"
+    controller, terminal = pty.openpty()
+    shown = ""
+    try:
+        with _first_write_held(store) as held:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "reconciler", "apply", str(products_file(tmp_path)),
+                 "--auto-approve", "--api-url", emulator_url],
+                env=child_env({**CANARY_ENV, "TERM": "xterm-256color"}),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=terminal,
+            )  # fmt: skip
+            os.close(terminal)
+            try:
+                assert held.wait(timeout=60)
+                process.send_signal(signal.SIGINT)
+                while "SIGINT received" not in shown:
+                    shown += os.read(controller, 65536).decode(errors="replace")
+                process.send_signal(signal.SIGTERM)
+                with contextlib.suppress(OSError):  # EIO once the program has ended
+                    while chunk := os.read(controller, 65536):
+                        shown += chunk.decode(errors="replace")
+                returncode = process.wait(timeout=30)
+            finally:
+                process.kill()
+    finally:
+        os.close(controller)
+    assert returncode == 3, shown
+    assert "SIGTERM received again: stopping at once" in shown
+    assert hide_cursor in shown
+    assert shown.rindex(show_cursor) > shown.rindex(hide_cursor), repr(shown[-300:])
+
+
 def test_apply_leaves_the_signal_handlers_of_its_caller_as_they_were(
     store: SourceStore, emulator_url: str, sources: Path
 ) -> None:
@@ -1000,6 +1099,58 @@ def test_debug_logs_the_traceback_of_an_unexpected_error(monkeypatch: pytest.Mon
         "internal error: RuntimeError: planner bug "
         "(re-run with --debug for details, and please report it)"
     )
+
+
+def test_debug_logs_only_its_own_run_when_main_runs_again_in_the_same_process(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A library caller (or a test) may call `main` several times in one process: each
+    # --debug run logs each request once, and a run without --debug logs nothing.
+    from reconciler import cli
+
+    monkeypatch.delenv("IMGIX_API_URL", raising=False)
+    request_line = "DEBUG reconciler.client: GET sources: 200 (attempt 1)"
+
+    def stderr_of(*debug: str) -> str:
+        with pytest.raises(SystemExit) as exited:
+            cli.main([*debug, "plan", "examples/sources.yaml", "--emulator"])
+        assert exited.value.code == 0
+        return capsys.readouterr().err
+
+    assert stderr_of("--debug").count(request_line) == 1
+    assert stderr_of("--debug").count(request_line) == 1
+    assert "DEBUG" not in stderr_of()
+
+
+def test_a_debug_run_leaves_a_callers_logging_as_it_found_it(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A caller that logs warnings through the root logger (logging.basicConfig's way: the
+    # root at WARNING, its handler at every level) must not receive the tool's debug
+    # records in a later run that did not ask for them.
+    import logging
+
+    from reconciler import cli
+
+    received: list[logging.LogRecord] = []
+
+    class CallersHandler(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            received.append(record)
+
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", [*root.handlers, CallersHandler()])
+    monkeypatch.delenv("IMGIX_API_URL", raising=False)
+    logging.getLogger("reconciler").setLevel(logging.NOTSET)  # as before any --debug run
+
+    for debug in (["--debug"], []):
+        received.clear()
+        with pytest.raises(SystemExit) as exited:
+            cli.main([*debug, "plan", "examples/sources.yaml", "--emulator"])
+        assert exited.value.code == 0
+    assert [record.getMessage() for record in received] == []
+    assert not logging.getLogger("reconciler.client").isEnabledFor(logging.DEBUG)
+    capsys.readouterr()
 
 
 @pytest.mark.parametrize(
