@@ -1267,6 +1267,28 @@ def test_plan_resend_secrets_plans_every_secret_again(
     assert "deployment.s3_secret_key" in sent
 
 
+def test_apply_resend_secrets_sends_every_secret_again_and_reports_in_one_json_document(
+    applied: SourceStore, emulator_url: str, sources: Path
+) -> None:
+    mark = len(applied.request_log)
+    result = invoke(
+        "apply", sources, "--format", "json", "--resend-secrets", "--auto-approve",
+        "--api-url", emulator_url, env=CANARY_ENV,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    sent = {
+        key
+        for write in writes_since(applied, mark)
+        if write.method == "PATCH"
+        for key in write.body["data"]["attributes"].get("deployment", {})
+    }
+    assert "s3_secret_key" in sent
+    # The report is the one document on stdout, as a pipe to `jq` needs it.
+    report = json.loads(result.stdout)
+    assert [line["outcome"] for line in report["results"]] == ["applied", "applied"]
+    assert result.stdout.endswith("}\n") and not result.stdout.endswith("\n\n")
+
+
 def test_a_saved_plan_applies_only_to_the_api_it_was_made_against(
     store: SourceStore, emulator_url: str, sources: Path, tmp_path: Path
 ) -> None:
