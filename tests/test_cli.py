@@ -567,6 +567,33 @@ def test_a_second_signal_ends_apply_at_once_with_a_line_saying_so_exit_3_and_no_
     assert len(store.sources) == 1  # the write held when the signals came was committed
 
 
+def test_signals_stop_apply_even_once_its_stderr_reader_is_gone(
+    store: SourceStore, emulator_url: str, tmp_path: Path
+) -> None:
+    # `apply ... 2>&1 | tee log`: Ctrl-C ends tee too, and the apply's lines about the
+    # signal then cannot be written. The signals must still stop it, the second at once.
+    with _first_write_held(store) as held:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "reconciler", "apply", str(products_file(tmp_path)),
+             "--auto-approve", "--api-url", emulator_url],
+            env=child_env(CANARY_ENV),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )  # fmt: skip
+        try:
+            assert held.wait(timeout=60)
+            assert process.stderr is not None
+            process.stderr.close()
+            process.send_signal(signal.SIGINT)
+            process.send_signal(signal.SIGTERM)
+            # Ended while its write is still held: at once, not once the write is over.
+            returncode = process.wait(timeout=30)
+        finally:
+            process.kill()
+    assert returncode == 3
+
+
 def test_a_second_signal_on_a_terminal_gives_the_cursor_back(
     store: SourceStore, emulator_url: str, tmp_path: Path
 ) -> None:
