@@ -567,24 +567,29 @@ def test_a_second_signal_ends_apply_at_once_with_a_line_saying_so_exit_3_and_no_
     assert len(store.sources) == 1  # the write held when the signals came was committed
 
 
+@pytest.mark.parametrize("reader", ["pipe", "terminal"])
 def test_signals_stop_apply_even_once_its_stderr_reader_is_gone(
-    store: SourceStore, emulator_url: str, tmp_path: Path
+    store: SourceStore, emulator_url: str, tmp_path: Path, reader: str
 ) -> None:
     # `apply ... 2>&1 | tee log`: Ctrl-C ends tee too, and the apply's lines about the
-    # signal then cannot be written. The signals must still stop it, the second at once.
+    # signal then cannot be written (nor a closed terminal's progress bar stopped). The
+    # signals must still stop it, the second at once.
+    controller, terminal = pty.openpty()
     with _first_write_held(store) as held:
         process = subprocess.Popen(
             [sys.executable, "-m", "reconciler", "apply", str(products_file(tmp_path)),
              "--auto-approve", "--api-url", emulator_url],
-            env=child_env(CANARY_ENV),
+            env=child_env({**CANARY_ENV, "TERM": "xterm-256color"}),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stderr=terminal if reader == "terminal" else subprocess.PIPE,
         )  # fmt: skip
+        os.close(terminal)
         try:
             assert held.wait(timeout=60)
-            assert process.stderr is not None
-            process.stderr.close()
+            if process.stderr is not None:
+                process.stderr.close()
+            os.close(controller)
             process.send_signal(signal.SIGINT)
             process.send_signal(signal.SIGTERM)
             # Ended while its write is still held: at once, not once the write is over.
