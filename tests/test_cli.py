@@ -1233,6 +1233,32 @@ def test_a_command_given_no_file_exits_1_naming_the_missing_argument(args: list[
     assert result.stdout == ""
 
 
+def test_version_prints_the_installed_version_and_h_is_help() -> None:
+    from importlib.metadata import version
+
+    shown = run_cli("--version")
+    assert (shown.returncode, shown.stderr) == (0, "")
+    assert shown.stdout == f"imgix-reconciler, version {version('imgix-reconciler')}\n"
+    short, long = run_cli("-h"), run_cli("--help")
+    assert short.returncode == long.returncode == 0, short.stderr
+    assert short.stdout == long.stdout
+    assert short.stdout.startswith("Usage: imgix-reconciler [OPTIONS] COMMAND [ARGS]...")
+
+
+def test_validate_given_a_folder_reports_it_located_and_checks_the_other_files(
+    tmp_path: Path,
+) -> None:
+    # A folder is one more file that cannot be read, not a usage error stopping the run.
+    folder = tmp_path / "sources.d"
+    folder.mkdir()
+    result = invoke("validate", folder, "examples/sources.yaml", "--no-resolve")
+    assert result.exit_code == 1, result.output
+    assert result.stderr.splitlines() == [
+        f"{folder}:1:1: cannot read the file: Is a directory",
+        "1 error in 1 of 2 files",
+    ]
+
+
 def test_output_that_cannot_be_written_is_one_line_and_exit_1() -> None:
     with open("/dev/full", "w") as full:
         done = subprocess.run(
