@@ -599,6 +599,35 @@ def test_signals_stop_apply_even_once_its_stderr_reader_is_gone(
     assert returncode == 3
 
 
+def test_a_signal_stops_apply_and_it_reports_even_once_its_stderr_reader_is_gone(
+    store: SourceStore, emulator_url: str, sources: Path
+) -> None:
+    # One signal, no write under way: the second create waits an hour for its budget.
+    process = subprocess.Popen(
+        [sys.executable, "-m", "reconciler", "apply", str(sources), "--auto-approve",
+         "--api-url", emulator_url],
+        env=child_env({**CANARY_ENV, "IMGIX_RECONCILER_CREATES_PER_HOUR": "1"}),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert process.stderr is not None
+        seen = [process.stderr.readline()]
+        while seen[-1] and not seen[-1].startswith("waiting "):
+            seen.append(process.stderr.readline())
+        assert seen[-1].startswith("waiting 1 h 00 min for the hourly create budget"), seen
+        process.stderr.close()
+        process.send_signal(signal.SIGTERM)
+        stdout, _ = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 3, stdout
+    assert "1 not attempted (stopped by SIGTERM)" in stdout
+    assert len(store.sources) == 1
+
+
 def test_a_second_signal_on_a_terminal_gives_the_cursor_back(
     store: SourceStore, emulator_url: str, tmp_path: Path
 ) -> None:
