@@ -718,25 +718,21 @@ async def _apply_until_stopped(
 
     def on_signal(number: int) -> None:
         name = signal.Signals(number).name
-        # Saying so is best effort: Ctrl-C on `apply ... 2>&1 | tee log` ends the reader of
-        # stderr too, and the signal must stop the run all the same.
         if caught:
-            with contextlib.suppress(OSError, ValueError):
-                progress.note(
-                    f"{name} received again: stopping at once, without a report; a write "
-                    "under way may or may not have been applied (the next plan tells)"
-                )
+            progress.note(
+                f"{name} received again: stopping at once, without a report; a write under "
+                "way may or may not have been applied (the next plan tells)"
+            )
             with contextlib.suppress(OSError, ValueError):
                 progress.__exit__(None, None, None)  # a terminal's bar, its cursor restored
                 sys.stdout.flush()
                 sys.stderr.flush()
             os._exit(EXIT_PARTIAL)
         caught.append(number)
-        with contextlib.suppress(OSError, ValueError):
-            progress.note(
-                f"{name} received: starting no more writes, letting those under way finish "
-                "(send it again to stop at once)"
-            )
+        progress.note(
+            f"{name} received: starting no more writes, letting those under way finish "
+            "(send it again to stop at once)"
+        )
         stop.request(f"stopped by {name}")
 
     with ApplyProgress(
