@@ -9,6 +9,7 @@ sleep, so tests drive the heartbeat without waiting.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 from collections.abc import Awaitable, Callable
@@ -138,7 +139,11 @@ class ApplyProgress:
 
     def _say(self, line: str) -> None:
         self._last_line = self._clock()
-        if self._bar is not None:
-            self._bar.console.print(line)
-        else:
-            print(line, file=self._stream, flush=True)
+        # Progress is for the eyes only: once stderr's reader is gone (Ctrl-C on
+        # `apply ... 2>&1 | tee log` ends tee too), the run still stops cleanly and reports
+        # on stdout, with the exit code of what it did.
+        with contextlib.suppress(OSError, ValueError):
+            if self._bar is not None:
+                self._bar.console.print(line)
+            else:
+                print(line, file=self._stream, flush=True)

@@ -567,6 +567,67 @@ def test_a_second_signal_ends_apply_at_once_with_a_line_saying_so_exit_3_and_no_
     assert len(store.sources) == 1  # the write held when the signals came was committed
 
 
+@pytest.mark.parametrize("reader", ["pipe", "terminal"])
+def test_signals_stop_apply_even_once_its_stderr_reader_is_gone(
+    store: SourceStore, emulator_url: str, tmp_path: Path, reader: str
+) -> None:
+    # `apply ... 2>&1 | tee log`: Ctrl-C ends tee too, and the apply's lines about the
+    # signal then cannot be written (nor a closed terminal's progress bar stopped). The
+    # signals must still stop it, the second at once.
+    controller, terminal = pty.openpty()
+    with _first_write_held(store) as held:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "reconciler", "apply", str(products_file(tmp_path)),
+             "--auto-approve", "--api-url", emulator_url],
+            env=child_env({**CANARY_ENV, "TERM": "xterm-256color"}),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=terminal if reader == "terminal" else subprocess.PIPE,
+        )  # fmt: skip
+        os.close(terminal)
+        try:
+            assert held.wait(timeout=60)
+            if process.stderr is not None:
+                process.stderr.close()
+            os.close(controller)
+            process.send_signal(signal.SIGINT)
+            process.send_signal(signal.SIGTERM)
+            # Ended while its write is still held: at once, not once the write is over.
+            returncode = process.wait(timeout=30)
+        finally:
+            process.kill()
+    assert returncode == 3
+
+
+def test_a_signal_stops_apply_and_it_reports_even_once_its_stderr_reader_is_gone(
+    store: SourceStore, emulator_url: str, sources: Path
+) -> None:
+    # One signal, no write under way: the second create waits an hour for its budget.
+    process = subprocess.Popen(
+        [sys.executable, "-m", "reconciler", "apply", str(sources), "--auto-approve",
+         "--api-url", emulator_url],
+        env=child_env({**CANARY_ENV, "IMGIX_RECONCILER_CREATES_PER_HOUR": "1"}),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert process.stderr is not None
+        seen = [process.stderr.readline()]
+        while seen[-1] and not seen[-1].startswith("waiting "):
+            seen.append(process.stderr.readline())
+        assert seen[-1].startswith("waiting 1 h 00 min for the hourly create budget"), seen
+        process.stderr.close()
+        process.send_signal(signal.SIGTERM)
+        stdout, _ = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 3, stdout
+    assert "1 not attempted (stopped by SIGTERM)" in stdout
+    assert len(store.sources) == 1
+
+
 def test_a_second_signal_on_a_terminal_gives_the_cursor_back(
     store: SourceStore, emulator_url: str, tmp_path: Path
 ) -> None:
@@ -1201,6 +1262,32 @@ def test_a_command_given_no_file_exits_1_naming_the_missing_argument(args: list[
     assert result.stdout == ""
 
 
+def test_version_prints_the_installed_version_and_h_is_help() -> None:
+    from importlib.metadata import version
+
+    shown = run_cli("--version")
+    assert (shown.returncode, shown.stderr) == (0, "")
+    assert shown.stdout == f"imgix-reconciler, version {version('imgix-reconciler')}\n"
+    short, long = run_cli("-h"), run_cli("--help")
+    assert short.returncode == long.returncode == 0, short.stderr
+    assert short.stdout == long.stdout
+    assert short.stdout.startswith("Usage: imgix-reconciler [OPTIONS] COMMAND [ARGS]...")
+
+
+def test_validate_given_a_folder_reports_it_located_and_checks_the_other_files(
+    tmp_path: Path,
+) -> None:
+    # A folder is one more file that cannot be read, not a usage error stopping the run.
+    folder = tmp_path / "sources.d"
+    folder.mkdir()
+    result = invoke("validate", folder, "examples/sources.yaml", "--no-resolve")
+    assert result.exit_code == 1, result.output
+    assert result.stderr.splitlines() == [
+        f"{folder}:1:1: cannot read the file: Is a directory",
+        "1 error in 1 of 2 files",
+    ]
+
+
 def test_output_that_cannot_be_written_is_one_line_and_exit_1() -> None:
     with open("/dev/full", "w") as full:
         done = subprocess.run(
@@ -1265,6 +1352,28 @@ def test_plan_resend_secrets_plans_every_secret_again(
     assert json.loads(quiet.stdout)["actions"] == []
     sent = {c["path"] for a in json.loads(loud.stdout)["actions"] for c in a["changes"]}
     assert "deployment.s3_secret_key" in sent
+
+
+def test_apply_resend_secrets_sends_every_secret_again_and_reports_in_one_json_document(
+    applied: SourceStore, emulator_url: str, sources: Path
+) -> None:
+    mark = len(applied.request_log)
+    result = invoke(
+        "apply", sources, "--format", "json", "--resend-secrets", "--auto-approve",
+        "--api-url", emulator_url, env=CANARY_ENV,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    sent = {
+        key
+        for write in writes_since(applied, mark)
+        if write.method == "PATCH"
+        for key in write.body["data"]["attributes"].get("deployment", {})
+    }
+    assert "s3_secret_key" in sent
+    # The report is the one document on stdout, as a pipe to `jq` needs it.
+    report = json.loads(result.stdout)
+    assert [line["outcome"] for line in report["results"]] == ["applied", "applied"]
+    assert result.stdout.endswith("}\n") and not result.stdout.endswith("\n\n")
 
 
 def test_a_saved_plan_applies_only_to_the_api_it_was_made_against(
