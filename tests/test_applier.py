@@ -1132,3 +1132,35 @@ def test_a_wait_cancelled_while_it_polls_is_cancelled_not_reported(fake_clock: F
 
     with pytest.raises(asyncio.CancelledError):
         asyncio.run(go())
+
+
+def test_wait_polls_every_two_seconds_and_gives_up_after_ten_minutes_by_default(
+    fake_clock: FakeClock,
+) -> None:
+    """README: sources still deploying after 10 minutes are listed (`apply --wait`)."""
+    api = _Polled({"a": "deploying"})
+
+    end = asyncio.run(wait_until_deployed(api, ["a"], sleep=fake_clock.sleep))  # type: ignore[arg-type]
+
+    assert end == WaitEnd(["a"], {})
+    assert fake_clock.elapsed == 600.0
+    assert set(fake_clock.sleeps) == {2.0}
+
+
+@pytest.mark.parametrize("timeout", [5.0, 6.0])
+def test_wait_gives_up_at_its_first_poll_at_or_past_the_timeout(
+    fake_clock: FakeClock, timeout: float
+) -> None:
+    api = _Polled({"a": "deploying"})
+
+    async def go() -> WaitEnd:
+        return await wait_until_deployed(
+            api,  # type: ignore[arg-type]
+            ["a"],
+            interval=2.0,
+            timeout=timeout,
+            sleep=fake_clock.sleep,
+        )
+
+    assert asyncio.run(go()) == WaitEnd(["a"], {})
+    assert fake_clock.elapsed == 6.0  # polled at 0, 2, 4 and 6 s
