@@ -201,6 +201,7 @@ def test_one_failed_action_does_not_stop_the_others_and_dependents_are_skipped(
     failed = next(r for r in report.results if r.source == "Doomed")
     assert "taken-elsewhere" in (failed.error or "")
     assert SECRET not in (failed.error or "")
+    assert report.stopped is None  # a failure is no stop: nothing says --max-duration
 
 
 def test_a_released_hostname_is_claimed_only_after_the_release(
@@ -1006,6 +1007,7 @@ def test_a_patch_whose_source_cannot_be_read_after_the_wait_is_failed_and_not_wr
         "no response from the API (connection reset)"
     )
     assert "PATCH" not in reads_of(emulator_store, second)
+    assert report.stopped is None
 
 
 def stoppable(store: SourceStore, clock: FakeClock, stop: Stop) -> ImgixClient:
@@ -1164,3 +1166,36 @@ def test_wait_gives_up_at_its_first_poll_at_or_past_the_timeout(
 
     assert asyncio.run(go()) == WaitEnd(["a"], {})
     assert fake_clock.elapsed == 6.0  # polled at 0, 2, 4 and 6 s
+
+
+def test_a_write_the_deadline_leaves_no_time_for_is_not_attempted_and_not_counted(
+    emulator_store: SourceStore, fake_clock: FakeClock
+) -> None:
+    source_id = seed(emulator_store, "Blog", ["acme-blog"])
+    plan = make_plan(patch(emulator_store, source_id, TTL))
+    stop = Stop(deadline=fake_clock.now + 0.5, clock=fake_clock.time)
+    emulator_store.request_log.clear()
+
+    report = apply_stoppable(emulator_store, fake_clock, plan, stop)
+
+    (result,) = report.results
+    assert result.outcome == "stopped"
+    assert result.error == "not attempted: it could not finish within --max-duration"
+    assert report.writes == 0 and report.stopped == "stopped by --max-duration"
+    assert writes_in(emulator_store) == []
+
+
+def test_a_saved_patch_that_only_resends_a_secret_is_sent_though_nothing_shows_it(
+    emulator_store: SourceStore, fake_clock: FakeClock
+) -> None:
+    """A write-only value cannot be compared: an unchanged source is not taken as in effect."""
+    source_id = seed(emulator_store, "Blog", ["acme-blog"])
+    rotate = {"deployment": {"s3_secret_key": {"secret": {"env": "APPLIER_SECRET"}}}}
+    plan = make_plan(patch(emulator_store, source_id, rotate))
+    emulator_store.request_log.clear()
+
+    report = run(emulator_store, fake_clock, plan, saved=True)
+
+    assert [r.outcome for r in report.results] == ["applied"]
+    assert report.writes == 1
+    assert writes_in(emulator_store) == [("PATCH", f"/api/v1/sources/{source_id}")]
