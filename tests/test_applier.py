@@ -202,6 +202,8 @@ def test_one_failed_action_does_not_stop_the_others_and_dependents_are_skipped(
     assert "taken-elsewhere" in (failed.error or "")
     assert SECRET not in (failed.error or "")
     assert report.stopped is None  # a failure is no stop: nothing says --max-duration
+    skipped = next(r for r in report.results if r.source == "Dependent")
+    assert skipped.error == f"not attempted: it waits for {doomed.key}, which did not apply"
 
 
 def test_a_released_hostname_is_claimed_only_after_the_release(
@@ -313,6 +315,13 @@ def test_a_saved_plan_may_claim_what_its_own_patches_release(
     )
     report = run(emulator_store, fake_clock, make_plan(release, claim), saved=True)
     assert report.ok
+
+    # Listed before the patch that releases it, the claim is still no stale plan.
+    emulator_store.sources = {}
+    old = seed(emulator_store, "Old", ["acme-old", "acme-moving"])
+    release = patch(emulator_store, old, {"deployment": {"imgix_subdomains": ["acme-old"]}})
+    claim = claim.model_copy(update={"depends_on": [release.key]})
+    assert run(emulator_store, fake_clock, make_plan(claim, release), saved=True).ok
 
 
 def test_a_saved_patch_whose_claim_was_taken_since_is_stale(
@@ -1199,3 +1208,116 @@ def test_a_saved_patch_that_only_resends_a_secret_is_sent_though_nothing_shows_i
     assert [r.outcome for r in report.results] == ["applied"]
     assert report.writes == 1
     assert writes_in(emulator_store) == [("PATCH", f"/api/v1/sources/{source_id}")]
+
+
+def test_the_permissions_given_to_apply_lift_their_rail(
+    emulator_store: SourceStore, fake_clock: FakeClock
+) -> None:
+    existing = seed(emulator_store, "Blog", ["acme-blog"])
+    plan = make_plan(patch(emulator_store, existing, {"enabled": False}, destructive=True))
+    report = run(emulator_store, fake_clock, plan, permissions=Permissions(allow_disable=True))
+    assert report.ok and report.writes == 1
+
+
+def test_actions_after_a_stop_are_not_attempted_and_say_why(
+    emulator_store: SourceStore, fake_clock: FakeClock
+) -> None:
+    stop = Stop()
+    stop.request("stopped by SIGINT")
+    plan = make_plan(create("Products", ["acme-products"]))
+
+    report = run(emulator_store, fake_clock, plan, stop=stop)
+
+    assert [(r.outcome, r.error) for r in report.results] == [
+        ("stopped", "not attempted: stopped by SIGINT")
+    ]
+    assert report.writes == 0 and writes_in(emulator_store) == []
+
+
+def test_a_stale_saved_plan_says_every_reason_in_one_message(
+    emulator_store: SourceStore, fake_clock: FakeClock
+) -> None:
+    blog = seed(emulator_store, "Blog", ["acme-blog"])
+    shop = seed(emulator_store, "Shop", ["acme-shop"])
+    plan = make_plan(patch(emulator_store, blog, TTL), patch(emulator_store, shop, TTL))
+    emulator_store.remove_source(blog)
+    emulator_store.dashboard_redeploy(shop, {"cache_ttl_value": 7200})
+    with pytest.raises(StalePlan) as refused:
+        run(emulator_store, fake_clock, plan, saved=True)
+    assert str(refused.value) == (
+        f"the saved plan is stale, nothing was written: Blog ({blog}) no longer exists; "
+        f"Shop ({shop}) changed. Run plan again and review the new plan."
+    )
+
+
+def test_a_plan_without_markers_is_sent_as_planned_whatever_the_fingerprint_key(
+    emulator_store: SourceStore, fake_clock: FakeClock
+) -> None:
+    plan = make_plan(create("Products", ["acme-products"]))
+    report = run(emulator_store, fake_clock, plan, fingerprint_key=b"key")
+    assert report.ok and report.writes == 1
+    (source_id,) = emulator_store.sources
+    live = LiveSource.from_resource(emulator_store.get_source(source_id))
+    assert live.name == "Products" and live.hostnames == {"acme-products"}
+
+
+ANNOTATED_YAML = STAMP_YAML + "      annotation: Managed in git\n"
+
+
+def test_a_saved_plan_keeps_the_annotation_text_beside_its_marker_and_knows_it_in_effect(
+    emulator_store: SourceStore, fake_clock: FakeClock, tmp_path: Path
+) -> None:
+    (tmp_path / "sources.yaml").write_text(ANNOTATED_YAML)
+    desired = load([tmp_path / "sources.yaml"], environ={"APPLIER_SECRET": SECRET}).state
+    saved = plan(desired, [], PlanOptions(fingerprint_key=b"key"))
+
+    def apply() -> ApplyReport:
+        return run(emulator_store, fake_clock, saved, saved=True, fingerprint_key=b"key")
+
+    assert apply().ok
+    (source_id,) = emulator_store.sources
+    live = LiveSource.from_resource(emulator_store.get_source(source_id))
+    assert live.annotation.text == "Managed in git" and live.annotation.marker is not None
+    assert [r.outcome for r in apply().results] == ["in effect"]
+
+    # A plan saved beside it with another secret: its marker records another fingerprint,
+    # so the source is not what that plan makes it, and its secret was never sent.
+    rotated = load([tmp_path / "sources.yaml"], environ={"APPLIER_SECRET": SECRET[::-1]}).state
+    other = plan(rotated, [], PlanOptions(fingerprint_key=b"key"))
+    with pytest.raises(StalePlan, match="acme-products now taken"):
+        run(emulator_store, fake_clock, other, saved=True, fingerprint_key=b"key")
+
+
+def test_a_patch_starting_exactly_the_threshold_after_its_listing_reads_first(
+    emulator_store: SourceStore, fake_clock: FakeClock
+) -> None:
+    source_id = seed(emulator_store, "Blog", ["acme-blog"])
+    plan = make_plan(patch(emulator_store, source_id, TTL))
+
+    async def go() -> ApplyReport:
+        async with client_for(emulator_store, fake_clock) as client:
+            return await apply_plan(
+                plan,
+                client,
+                resolver=SecretResolver({}),
+                listing=Listing([], fake_clock.now - REREAD_AFTER),
+                clock=fake_clock.time,
+            )
+
+    assert asyncio.run(go()).ok
+    assert reads_of(emulator_store, source_id) == ["GET", "PATCH"]
+
+
+def test_a_stale_action_names_five_changed_paths_whole_and_clips_only_past_80_characters(
+    emulator_store: SourceStore, fake_clock: FakeClock
+) -> None:
+    _, second, plan = two_patches(emulator_store)
+    # With the annotation the emulator rewrites, five paths: all named, none counted.
+    edit = {"k" * 69: 1, "l" * 70: 2, "m_1": 3, "m_2": 4}
+    on_first_write(emulator_store, lambda: emulator_store.dashboard_redeploy(second, edit))
+    report = apply_budgeted(emulator_store, fake_clock, plan, saved=True)
+    assert report.results[1].error == (
+        "not applied: it changed since the plan (deployment.annotation, "
+        f"deployment.{'k' * 69}, deployment.{'l' * 68}…, deployment.m_1, deployment.m_2); "
+        "run plan again"
+    )
