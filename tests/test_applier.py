@@ -1321,3 +1321,35 @@ def test_a_stale_action_names_five_changed_paths_whole_and_clips_only_past_80_ch
         f"deployment.{'k' * 69}, deployment.{'l' * 68}…, deployment.m_1, deployment.m_2); "
         "run plan again"
     )
+
+
+@pytest.mark.parametrize(("age", "requests"), [(59.0, ["PATCH"]), (61.0, ["GET", "PATCH"])])
+def test_a_patch_starting_more_than_a_minute_after_its_listing_reads_its_source_first(
+    emulator_store: SourceStore, fake_clock: FakeClock, age: float, requests: list[str]
+) -> None:
+    """README: more than a minute after the listing, a patch's source is read again."""
+    source_id = seed(emulator_store, "Blog", ["acme-blog"])
+    plan = make_plan(patch(emulator_store, source_id, TTL))
+
+    async def go() -> ApplyReport:
+        async with client_for(emulator_store, fake_clock) as client:
+            return await apply_plan(
+                plan,
+                client,
+                resolver=SecretResolver({}),
+                listing=Listing([], fake_clock.now - age),
+                clock=fake_clock.time,
+            )
+
+    assert asyncio.run(go()).ok
+    assert reads_of(emulator_store, source_id) == requests
+
+
+def test_wait_ends_at_once_for_a_source_that_is_disabled(fake_clock: FakeClock) -> None:
+    """README: --wait polls until every touched source is deployed (or disabled)."""
+    api = _Polled({"a": "disabled", "b": "deployed"})
+
+    end = asyncio.run(wait_until_deployed(api, ["a", "b"], sleep=fake_clock.sleep))  # type: ignore[arg-type]
+
+    assert end == WaitEnd([], {})
+    assert fake_clock.elapsed == 0.0
