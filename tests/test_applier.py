@@ -1353,3 +1353,54 @@ def test_wait_ends_at_once_for_a_source_that_is_disabled(fake_clock: FakeClock) 
 
     assert end == WaitEnd([], {})
     assert fake_clock.elapsed == 0.0
+
+
+DISABLED_YAML = """\
+version: 1
+sources:
+  - name: Products
+    enabled: false
+    deployment:
+      type: s3
+      imgix_subdomains: [acme-products]
+      s3_bucket: products
+      s3_access_key: AKIAEXAMPLE
+      s3_secret_key: {env: APPLIER_SECRET}
+      cache_ttl_value: %d
+"""
+
+
+def test_a_disabled_source_changed_and_disabled_again_keeps_no_pending_disable(
+    emulator_store: SourceStore, fake_clock: FakeClock, tmp_path: Path
+) -> None:
+    """Every write but the last records the pending disable; the last, which disables, clears it."""
+    file = tmp_path / "sources.yaml"
+    options = PlanOptions(fingerprint_key=b"key")
+    environ = {"APPLIER_SECRET": SECRET}
+
+    def planned(ttl: int) -> Plan:
+        file.write_text(DISABLED_YAML % ttl)
+        live = [
+            LiveSource.from_resource(emulator_store.get_source(i)) for i in emulator_store.sources
+        ]
+        return plan(load([file], environ=environ).state, live, options)
+
+    assert run(emulator_store, fake_clock, planned(86400), fingerprint_key=b"key").ok
+    (source_id,) = emulator_store.sources
+    change = planned(7200)
+    assert len(change.actions[0].writes) == 2
+    markers: list[Any] = []
+
+    def first_write_marker() -> None:
+        live = LiveSource.from_resource(emulator_store.get_source(source_id))
+        markers.append(live.annotation.marker)
+
+    on_first_write(emulator_store, first_write_marker)
+    report = run(emulator_store, fake_clock, change, fingerprint_key=b"key")
+
+    assert report.ok and report.writes == 2
+    live = LiveSource.from_resource(emulator_store.get_source(source_id))
+    assert live.enabled is False and live.deployment["cache_ttl_value"] == 7200
+    assert markers[0] is not None and markers[0].pending_disable
+    assert live.annotation.marker is not None and not live.annotation.marker.pending_disable
+    assert planned(7200).actions == []
