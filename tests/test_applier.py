@@ -1345,13 +1345,14 @@ def test_a_patch_starting_more_than_a_minute_after_its_listing_reads_its_source_
     assert reads_of(emulator_store, source_id) == requests
 
 
-def test_wait_ends_at_once_for_a_source_that_is_disabled(fake_clock: FakeClock) -> None:
-    """README: --wait polls until every touched source is deployed (or disabled)."""
-    api = _Polled({"a": "disabled", "b": "deployed"})
+def test_wait_ends_at_once_for_sources_disabled_or_deleted(fake_clock: FakeClock) -> None:
+    """README: --wait polls until every touched source is deployed (or disabled); a deleted
+    one will never deploy."""
+    api = _Polled({"a": "disabled", "b": "deployed", "c": "deleted"})
 
-    end = asyncio.run(wait_until_deployed(api, ["a", "b"], sleep=fake_clock.sleep))  # type: ignore[arg-type]
+    end = asyncio.run(wait_until_deployed(api, ["a", "b", "c"], sleep=fake_clock.sleep))  # type: ignore[arg-type]
 
-    assert end == WaitEnd([], {})
+    assert end == WaitEnd(["c"], {"c": "deleted"})
     assert fake_clock.elapsed == 0.0
 
 
