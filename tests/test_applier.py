@@ -201,6 +201,9 @@ def test_one_failed_action_does_not_stop_the_others_and_dependents_are_skipped(
     failed = next(r for r in report.results if r.source == "Doomed")
     assert "taken-elsewhere" in (failed.error or "")
     assert SECRET not in (failed.error or "")
+    assert report.stopped is None  # a failure is no stop: nothing says --max-duration
+    skipped = next(r for r in report.results if r.source == "Dependent")
+    assert skipped.error == f"not attempted: it waits for {doomed.key}, which did not apply"
 
 
 def test_a_released_hostname_is_claimed_only_after_the_release(
@@ -312,6 +315,13 @@ def test_a_saved_plan_may_claim_what_its_own_patches_release(
     )
     report = run(emulator_store, fake_clock, make_plan(release, claim), saved=True)
     assert report.ok
+
+    # Listed before the patch that releases it, the claim is still no stale plan.
+    emulator_store.sources = {}
+    old = seed(emulator_store, "Old", ["acme-old", "acme-moving"])
+    release = patch(emulator_store, old, {"deployment": {"imgix_subdomains": ["acme-old"]}})
+    claim = claim.model_copy(update={"depends_on": [release.key]})
+    assert run(emulator_store, fake_clock, make_plan(claim, release), saved=True).ok
 
 
 def test_a_saved_patch_whose_claim_was_taken_since_is_stale(
@@ -1006,6 +1016,7 @@ def test_a_patch_whose_source_cannot_be_read_after_the_wait_is_failed_and_not_wr
         "no response from the API (connection reset)"
     )
     assert "PATCH" not in reads_of(emulator_store, second)
+    assert report.stopped is None
 
 
 def stoppable(store: SourceStore, clock: FakeClock, stop: Stop) -> ImgixClient:
@@ -1132,3 +1143,265 @@ def test_a_wait_cancelled_while_it_polls_is_cancelled_not_reported(fake_clock: F
 
     with pytest.raises(asyncio.CancelledError):
         asyncio.run(go())
+
+
+def test_wait_polls_every_two_seconds_and_gives_up_after_ten_minutes_by_default(
+    fake_clock: FakeClock,
+) -> None:
+    """README: sources still deploying after 10 minutes are listed (`apply --wait`)."""
+    api = _Polled({"a": "deploying"})
+
+    end = asyncio.run(wait_until_deployed(api, ["a"], sleep=fake_clock.sleep))  # type: ignore[arg-type]
+
+    assert end == WaitEnd(["a"], {})
+    assert fake_clock.elapsed == 600.0
+    assert set(fake_clock.sleeps) == {2.0}
+
+
+@pytest.mark.parametrize("timeout", [5.0, 6.0])
+def test_wait_gives_up_at_its_first_poll_at_or_past_the_timeout(
+    fake_clock: FakeClock, timeout: float
+) -> None:
+    api = _Polled({"a": "deploying"})
+
+    async def go() -> WaitEnd:
+        return await wait_until_deployed(
+            api,  # type: ignore[arg-type]
+            ["a"],
+            interval=2.0,
+            timeout=timeout,
+            sleep=fake_clock.sleep,
+        )
+
+    assert asyncio.run(go()) == WaitEnd(["a"], {})
+    assert fake_clock.elapsed == 6.0  # polled at 0, 2, 4 and 6 s
+
+
+def test_a_write_the_deadline_leaves_no_time_for_is_not_attempted_and_not_counted(
+    emulator_store: SourceStore, fake_clock: FakeClock
+) -> None:
+    source_id = seed(emulator_store, "Blog", ["acme-blog"])
+    plan = make_plan(patch(emulator_store, source_id, TTL))
+    stop = Stop(deadline=fake_clock.now + 0.5, clock=fake_clock.time)
+    emulator_store.request_log.clear()
+
+    report = apply_stoppable(emulator_store, fake_clock, plan, stop)
+
+    (result,) = report.results
+    assert result.outcome == "stopped"
+    assert result.error == "not attempted: it could not finish within --max-duration"
+    assert report.writes == 0 and report.stopped == "stopped by --max-duration"
+    assert writes_in(emulator_store) == []
+
+
+def test_a_saved_patch_that_only_resends_a_secret_is_sent_though_nothing_shows_it(
+    emulator_store: SourceStore, fake_clock: FakeClock
+) -> None:
+    """A write-only value cannot be compared: an unchanged source is not taken as in effect."""
+    source_id = seed(emulator_store, "Blog", ["acme-blog"])
+    rotate = {"deployment": {"s3_secret_key": {"secret": {"env": "APPLIER_SECRET"}}}}
+    plan = make_plan(patch(emulator_store, source_id, rotate))
+    emulator_store.request_log.clear()
+
+    report = run(emulator_store, fake_clock, plan, saved=True)
+
+    assert [r.outcome for r in report.results] == ["applied"]
+    assert report.writes == 1
+    assert writes_in(emulator_store) == [("PATCH", f"/api/v1/sources/{source_id}")]
+
+
+def test_the_permissions_given_to_apply_lift_their_rail(
+    emulator_store: SourceStore, fake_clock: FakeClock
+) -> None:
+    existing = seed(emulator_store, "Blog", ["acme-blog"])
+    plan = make_plan(patch(emulator_store, existing, {"enabled": False}, destructive=True))
+    report = run(emulator_store, fake_clock, plan, permissions=Permissions(allow_disable=True))
+    assert report.ok and report.writes == 1
+
+
+def test_actions_after_a_stop_are_not_attempted_and_say_why(
+    emulator_store: SourceStore, fake_clock: FakeClock
+) -> None:
+    stop = Stop()
+    stop.request("stopped by SIGINT")
+    plan = make_plan(create("Products", ["acme-products"]))
+
+    report = run(emulator_store, fake_clock, plan, stop=stop)
+
+    assert [(r.outcome, r.error) for r in report.results] == [
+        ("stopped", "not attempted: stopped by SIGINT")
+    ]
+    assert report.writes == 0 and writes_in(emulator_store) == []
+
+
+def test_a_stale_saved_plan_says_every_reason_in_one_message(
+    emulator_store: SourceStore, fake_clock: FakeClock
+) -> None:
+    blog = seed(emulator_store, "Blog", ["acme-blog"])
+    shop = seed(emulator_store, "Shop", ["acme-shop"])
+    plan = make_plan(patch(emulator_store, blog, TTL), patch(emulator_store, shop, TTL))
+    emulator_store.remove_source(blog)
+    emulator_store.dashboard_redeploy(shop, {"cache_ttl_value": 7200})
+    with pytest.raises(StalePlan) as refused:
+        run(emulator_store, fake_clock, plan, saved=True)
+    assert str(refused.value) == (
+        f"the saved plan is stale, nothing was written: Blog ({blog}) no longer exists; "
+        f"Shop ({shop}) changed. Run plan again and review the new plan."
+    )
+
+
+def test_a_plan_without_markers_is_sent_as_planned_whatever_the_fingerprint_key(
+    emulator_store: SourceStore, fake_clock: FakeClock
+) -> None:
+    plan = make_plan(create("Products", ["acme-products"]))
+    report = run(emulator_store, fake_clock, plan, fingerprint_key=b"key")
+    assert report.ok and report.writes == 1
+    (source_id,) = emulator_store.sources
+    live = LiveSource.from_resource(emulator_store.get_source(source_id))
+    assert live.name == "Products" and live.hostnames == {"acme-products"}
+
+
+ANNOTATED_YAML = STAMP_YAML + "      annotation: Managed in git\n"
+
+
+def test_a_saved_plan_keeps_the_annotation_text_beside_its_marker_and_knows_it_in_effect(
+    emulator_store: SourceStore, fake_clock: FakeClock, tmp_path: Path
+) -> None:
+    (tmp_path / "sources.yaml").write_text(ANNOTATED_YAML)
+    desired = load([tmp_path / "sources.yaml"], environ={"APPLIER_SECRET": SECRET}).state
+    saved = plan(desired, [], PlanOptions(fingerprint_key=b"key"))
+
+    def apply() -> ApplyReport:
+        return run(emulator_store, fake_clock, saved, saved=True, fingerprint_key=b"key")
+
+    assert apply().ok
+    (source_id,) = emulator_store.sources
+    live = LiveSource.from_resource(emulator_store.get_source(source_id))
+    assert live.annotation.text == "Managed in git" and live.annotation.marker is not None
+    assert [r.outcome for r in apply().results] == ["in effect"]
+
+    # A plan saved beside it with another secret: its marker records another fingerprint,
+    # so the source is not what that plan makes it, and its secret was never sent.
+    rotated = load([tmp_path / "sources.yaml"], environ={"APPLIER_SECRET": SECRET[::-1]}).state
+    other = plan(rotated, [], PlanOptions(fingerprint_key=b"key"))
+    with pytest.raises(StalePlan, match="acme-products now taken"):
+        run(emulator_store, fake_clock, other, saved=True, fingerprint_key=b"key")
+
+
+def test_a_patch_starting_exactly_the_threshold_after_its_listing_reads_first(
+    emulator_store: SourceStore, fake_clock: FakeClock
+) -> None:
+    source_id = seed(emulator_store, "Blog", ["acme-blog"])
+    plan = make_plan(patch(emulator_store, source_id, TTL))
+
+    async def go() -> ApplyReport:
+        async with client_for(emulator_store, fake_clock) as client:
+            return await apply_plan(
+                plan,
+                client,
+                resolver=SecretResolver({}),
+                listing=Listing([], fake_clock.now - REREAD_AFTER),
+                clock=fake_clock.time,
+            )
+
+    assert asyncio.run(go()).ok
+    assert reads_of(emulator_store, source_id) == ["GET", "PATCH"]
+
+
+def test_a_stale_action_names_five_changed_paths_whole_and_clips_only_past_80_characters(
+    emulator_store: SourceStore, fake_clock: FakeClock
+) -> None:
+    _, second, plan = two_patches(emulator_store)
+    # With the annotation the emulator rewrites, five paths: all named, none counted.
+    edit = {"k" * 69: 1, "l" * 70: 2, "m_1": 3, "m_2": 4}
+    on_first_write(emulator_store, lambda: emulator_store.dashboard_redeploy(second, edit))
+    report = apply_budgeted(emulator_store, fake_clock, plan, saved=True)
+    assert report.results[1].error == (
+        "not applied: it changed since the plan (deployment.annotation, "
+        f"deployment.{'k' * 69}, deployment.{'l' * 68}…, deployment.m_1, deployment.m_2); "
+        "run plan again"
+    )
+
+
+@pytest.mark.parametrize(("age", "requests"), [(59.0, ["PATCH"]), (61.0, ["GET", "PATCH"])])
+def test_a_patch_starting_more_than_a_minute_after_its_listing_reads_its_source_first(
+    emulator_store: SourceStore, fake_clock: FakeClock, age: float, requests: list[str]
+) -> None:
+    """README: more than a minute after the listing, a patch's source is read again."""
+    source_id = seed(emulator_store, "Blog", ["acme-blog"])
+    plan = make_plan(patch(emulator_store, source_id, TTL))
+
+    async def go() -> ApplyReport:
+        async with client_for(emulator_store, fake_clock) as client:
+            return await apply_plan(
+                plan,
+                client,
+                resolver=SecretResolver({}),
+                listing=Listing([], fake_clock.now - age),
+                clock=fake_clock.time,
+            )
+
+    assert asyncio.run(go()).ok
+    assert reads_of(emulator_store, source_id) == requests
+
+
+def test_wait_ends_at_once_for_sources_disabled_or_deleted(fake_clock: FakeClock) -> None:
+    """README: --wait polls until every touched source is deployed (or disabled); a deleted
+    one will never deploy."""
+    api = _Polled({"a": "disabled", "b": "deployed", "c": "deleted"})
+
+    end = asyncio.run(wait_until_deployed(api, ["a", "b", "c"], sleep=fake_clock.sleep))  # type: ignore[arg-type]
+
+    assert end == WaitEnd(["c"], {"c": "deleted"})
+    assert fake_clock.elapsed == 0.0
+
+
+DISABLED_YAML = """\
+version: 1
+sources:
+  - name: Products
+    enabled: false
+    deployment:
+      type: s3
+      imgix_subdomains: [acme-products]
+      s3_bucket: products
+      s3_access_key: AKIAEXAMPLE
+      s3_secret_key: {env: APPLIER_SECRET}
+      cache_ttl_value: %d
+"""
+
+
+def test_a_disabled_source_changed_and_disabled_again_keeps_no_pending_disable(
+    emulator_store: SourceStore, fake_clock: FakeClock, tmp_path: Path
+) -> None:
+    """Every write but the last records the pending disable; the last, which disables, clears it."""
+    file = tmp_path / "sources.yaml"
+    options = PlanOptions(fingerprint_key=b"key")
+    environ = {"APPLIER_SECRET": SECRET}
+
+    def planned(ttl: int) -> Plan:
+        file.write_text(DISABLED_YAML % ttl)
+        live = [
+            LiveSource.from_resource(emulator_store.get_source(i)) for i in emulator_store.sources
+        ]
+        return plan(load([file], environ=environ).state, live, options)
+
+    assert run(emulator_store, fake_clock, planned(86400), fingerprint_key=b"key").ok
+    (source_id,) = emulator_store.sources
+    change = planned(7200)
+    assert len(change.actions[0].writes) == 2
+    markers: list[Any] = []
+
+    def first_write_marker() -> None:
+        live = LiveSource.from_resource(emulator_store.get_source(source_id))
+        markers.append(live.annotation.marker)
+
+    on_first_write(emulator_store, first_write_marker)
+    report = run(emulator_store, fake_clock, change, fingerprint_key=b"key")
+
+    assert report.ok and report.writes == 2
+    live = LiveSource.from_resource(emulator_store.get_source(source_id))
+    assert live.enabled is False and live.deployment["cache_ttl_value"] == 7200
+    assert markers[0] is not None and markers[0].pending_disable
+    assert live.annotation.marker is not None and not live.annotation.marker.pending_disable
+    assert planned(7200).actions == []

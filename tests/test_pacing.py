@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import math
 import random
@@ -982,6 +983,18 @@ def test_a_retry_policy_refusal_names_the_field_and_the_value_given() -> None:
     with pytest.raises(ValueError) as refused:
         RetryPolicy(attempts=0)
     assert str(refused.value) == "RetryPolicy.attempts must be at least 1 (got 0)"
+
+
+@pytest.mark.parametrize(
+    ("limits", "field", "invalid"),
+    [(Pacing(), "per_second", 0.0), (RetryPolicy(), "attempts", 0)],
+)
+def test_limits_once_checked_cannot_be_set_to_a_value_their_check_refuses(
+    limits: Pacing | RetryPolicy, field: str, invalid: float
+) -> None:
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setattr(limits, field, invalid)
+    assert getattr(limits, field) != invalid
 
 
 def test_a_write_with_less_time_left_than_a_write_takes_is_refused_naming_only_the_deadline(
