@@ -280,3 +280,15 @@ def test_a_command_that_logs_nothing_starts_without_logging_and_still_masks_late
     assert "planted-canary-1234" not in done.stderr
     assert "root ***" in done.stderr
     assert "boom ***" in done.stderr
+
+
+def test_among_many_values_one_ending_another_leaves_no_part_of_the_longer_one() -> None:
+    # Longest first whatever the spellings' order: masking the inner value first would
+    # leave the start of the outer one readable.
+    for n in range(100):
+        redact.register(f"filler-value-{n:03d}")
+    redact.register("inner-secret-42")
+    redact.register("0-outer-then-inner-secret-42")
+    shown = redact.scrub("[0-outer-then-inner-secret-42]")
+    assert shown == f"[{redact.MASK}]"
+    assert "outer" not in shown
