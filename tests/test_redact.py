@@ -292,3 +292,15 @@ def test_among_many_values_one_ending_another_leaves_no_part_of_the_longer_one()
     shown = redact.scrub("[0-outer-then-inner-secret-42]")
     assert shown == f"[{redact.MASK}]"
     assert "outer" not in shown
+
+
+def test_a_form_spelling_a_value_shorter_than_the_minimum_masks_no_ordinary_text() -> None:
+    # A renderer's form may drop characters; what it leaves under the minimum would mask
+    # ordinary words all over the output, and protects nothing.
+    redact.mask_form(lambda value: value.split("-")[0])
+    try:
+        redact.register("long-enough-value")
+        assert redact.scrub("so long, long-enough-value") == f"so long, {redact.MASK}"
+        assert not redact.holds("so long")
+    finally:
+        redact._forms.pop()
