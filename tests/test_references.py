@@ -295,3 +295,16 @@ def test_each_refusal_names_the_reference_in_full(tmp_path: Path) -> None:
         with pytest.raises(UnreadableReference) as refused:
             call()
         assert str(refused.value) == message
+
+
+def test_a_desired_state_file_given_as_a_pipe_is_read() -> None:
+    # `plan <(generate-sources)`: the loader reads its file with `regular_only=False`, so a
+    # pipe is read to its end (only a reference's value must be a regular file).
+    reader, writer = os.pipe()
+    try:
+        os.write(writer, b"version: 1\n")
+        os.close(writer)
+        path = f"/dev/fd/{reader}"
+        assert references.read_limited(path, 100, regular_only=False) == b"version: 1\n"
+    finally:
+        os.close(reader)
