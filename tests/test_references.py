@@ -308,3 +308,10 @@ def test_a_desired_state_file_given_as_a_pipe_is_read() -> None:
         assert references.read_limited(path, 100, regular_only=False) == b"version: 1\n"
     finally:
         os.close(reader)
+
+
+def test_an_endless_stream_is_refused_once_past_the_limit() -> None:
+    # A desired-state file may be any path (`/dev/zero`, a named pipe): reading stops at the
+    # first byte over the limit instead of reading on to an end that never comes.
+    with pytest.raises(references.Unreadable, match=r"^larger than 100 bytes$"):
+        references.read_limited("/dev/zero", 100, regular_only=False)
