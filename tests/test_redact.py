@@ -280,3 +280,43 @@ def test_a_command_that_logs_nothing_starts_without_logging_and_still_masks_late
     assert "planted-canary-1234" not in done.stderr
     assert "root ***" in done.stderr
     assert "boom ***" in done.stderr
+
+
+@pytest.mark.parametrize("others", [0, 100])
+def test_a_value_that_ends_a_longer_one_leaves_no_part_of_the_longer_one(others: int) -> None:
+    # Longest first whatever the spellings' order, with few values or many: masking the
+    # inner value first would leave the start of the outer one readable.
+    for n in range(others):
+        redact.register(f"filler-value-{n:03d}")
+    redact.register("inner-secret-42")
+    redact.register("0-outer-then-inner-secret-42")
+    shown = redact.scrub("[0-outer-then-inner-secret-42]")
+    assert shown == f"[{redact.MASK}]"
+    assert "outer" not in shown
+
+
+def test_a_form_spelling_a_value_shorter_than_the_minimum_masks_no_ordinary_text() -> None:
+    # A renderer's form may drop characters; what it leaves under the minimum would mask
+    # ordinary words all over the output, and protects nothing.
+    redact.mask_form(lambda value: value.split("-")[0])
+    try:
+        redact.register("long-enough-value")
+        assert redact.scrub("so long, long-enough-value") == f"so long, {redact.MASK}"
+        assert not redact.holds("so long")
+    finally:
+        redact._forms.pop()
+
+
+def test_an_exception_logged_without_a_traceback_is_masked(monkeypatch: pytest.MonkeyPatch) -> None:
+    # `exc_info=error` with an error never raised: the record has no traceback to format.
+    out, err, log = io.StringIO(), io.StringIO(), io.StringIO()
+    monkeypatch.setattr(sys, "stdout", out)
+    monkeypatch.setattr(sys, "stderr", err)
+    monkeypatch.setattr(logging.getLogger(), "handlers", [logging.StreamHandler(log)])
+    with redact.redacted_output():
+        redact.register("unraised-canary-1234")
+        error = ValueError("boom unraised-canary-1234")
+        logging.getLogger("reconciler.test").error("failed", exc_info=error)
+    shown = out.getvalue() + err.getvalue() + log.getvalue()
+    assert "unraised-canary-1234" not in shown
+    assert "ValueError: boom ***" in log.getvalue()

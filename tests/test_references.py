@@ -295,3 +295,23 @@ def test_each_refusal_names_the_reference_in_full(tmp_path: Path) -> None:
         with pytest.raises(UnreadableReference) as refused:
             call()
         assert str(refused.value) == message
+
+
+def test_a_desired_state_file_given_as_a_pipe_is_read() -> None:
+    # `plan <(generate-sources)`: the loader reads its file with `regular_only=False`, so a
+    # pipe is read to its end (only a reference's value must be a regular file).
+    reader, writer = os.pipe()
+    try:
+        os.write(writer, b"version: 1\n")
+        os.close(writer)
+        path = f"/dev/fd/{reader}"
+        assert references.read_limited(path, 100, regular_only=False) == b"version: 1\n"
+    finally:
+        os.close(reader)
+
+
+def test_an_endless_stream_is_refused_once_past_the_limit() -> None:
+    # A desired-state file may be any path (`/dev/zero`, a named pipe): reading stops at the
+    # first byte over the limit instead of reading on to an end that never comes.
+    with pytest.raises(references.Unreadable, match=r"^larger than 100 bytes$"):
+        references.read_limited("/dev/zero", 100, regular_only=False)
