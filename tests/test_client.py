@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 from reconciler import redact
 from reconciler.client import (
     BUDGET_WAITS,
+    LIST_CONCURRENCY,
     ApiError,
     AuthError,
     ClientError,
@@ -981,6 +982,24 @@ def test_a_listed_source_of_the_wrong_shape_is_refused_by_its_field_not_its_valu
     assert "maybe" not in message
 
 
+def test_a_page_that_only_repeats_yet_promises_more_is_one_invalid_response(
+    fake_clock: FakeClock,
+) -> None:
+    def page(read: int, number: int) -> dict[str, Any]:
+        return _pages_of([0, 1], 20, 0, hasNextPage=True)
+
+    transport, asked = _scripted_listing(page)
+
+    with pytest.raises(ApiError) as caught:
+        run(make_client(fake_clock, transport=transport), lambda c: c.list_sources())
+
+    assert str(caught.value) == (
+        "imgix API 200 Invalid Response: GET: page 1 of the list repeats only sources of "
+        "earlier pages, yet the API says more pages follow"
+    )
+    assert asked == [0, 1]
+
+
 def test_two_reads_that_announce_alike_but_list_other_sources_are_not_alike(
     fake_clock: FakeClock,
 ) -> None:
@@ -1119,6 +1138,45 @@ def test_pages_after_the_first_are_fetched_concurrently(fake_clock: FakeClock) -
 
     assert len(listed) == 100
     assert most > 1
+
+
+def test_a_page_that_fails_for_good_ends_the_listing_with_its_error_and_no_more_requests(
+    fake_clock: FakeClock,
+) -> None:
+    # 20 announced pages; page 3 is refused (a 404 is no reason to retry) while the other
+    # workers' pages are still under way: they are cancelled, none takes another page,
+    # and the error the caller gets is the 404, not a cancellation.
+    asked: list[int] = []
+
+    async def answer(request: httpx.Request) -> httpx.Response:
+        number = int(request.url.params["page[number]"])
+        asked.append(number)
+        if number == 3:
+            return httpx.Response(404, json={"errors": [{"status": "404", "title": "Gone"}]})
+        if number:
+            for _ in range(5):
+                await asyncio.sleep(0)
+        pagination = {"pageSize": 1, "totalPages": 20, "hasNextPage": number < 19}
+        return httpx.Response(
+            200, json={"data": [_source(number)], "meta": {"pagination": pagination}}
+        )
+
+    client = make_client(fake_clock, transport=httpx.MockTransport(answer))
+    left_running: set[asyncio.Task[Any]] = set()
+
+    async def listing(client: ImgixClient) -> list[LiveSource]:
+        try:
+            return await client.list_sources()
+        finally:
+            # No worker outlives the listing's failure: the caller's next step is alone.
+            left_running.update(asyncio.all_tasks() - {asyncio.current_task()})
+
+    with pytest.raises(ApiError, match=r"^imgix API 404 Gone$"):
+        run(client, listing)
+
+    assert left_running == set()
+    # Page 0, then one page for each of the workers at most.
+    assert sorted(asked) == list(range(1 + LIST_CONCURRENCY))
 
 
 def test_listing_is_paced_to_four_requests_per_second(fake_clock: FakeClock) -> None:
