@@ -465,6 +465,39 @@ def test_an_unreadable_success_body_is_an_api_error(fake_clock: FakeClock) -> No
         run(make_client(fake_clock, transport=transport), lambda c: c.list_sources())
 
 
+def test_a_success_without_a_content_type_is_an_invalid_response_saying_so(
+    fake_clock: FakeClock,
+) -> None:
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, content=b"{}"))
+
+    with pytest.raises(ApiError) as caught:
+        run(make_client(fake_clock, transport=transport), lambda c: c.get_source(f"{0:024x}"))
+
+    assert str(caught.value) == (
+        "imgix API 200 Invalid Response: GET: the body is no content type, not JSON"
+    )
+
+
+def test_a_create_answered_201_in_html_names_the_status_and_leaves_the_outcome_unknown(
+    fake_clock: FakeClock,
+) -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            201, content=b"<html>created</html>", headers={"Content-Type": "text/html"}
+        )
+
+    client = make_client(fake_clock, transport=httpx.MockTransport(answer))
+
+    with pytest.raises(ApiError) as caught:
+        run(client, lambda c: c.create_source(s3_attributes(1)))
+
+    assert str(caught.value) == (
+        "imgix API 201 Invalid Response: POST: the body is text/html, not JSON; whether it "
+        "was applied is unknown: the next plan will tell"
+    )
+    assert caught.value.status == 201
+
+
 def test_every_error_is_a_client_error() -> None:
     for error in (ApiError, AuthError, TransportError, DeadlineExceeded):
         assert issubclass(error, ClientError)
