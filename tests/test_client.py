@@ -478,13 +478,19 @@ def test_a_success_without_a_content_type_is_an_invalid_response_saying_so(
     )
 
 
-def test_a_create_answered_201_in_html_names_the_status_and_leaves_the_outcome_unknown(
-    fake_clock: FakeClock,
+@pytest.mark.parametrize(
+    ("body", "media_type", "problem"),
+    [
+        (b"<html>created</html>", "text/html", "the body is text/html, not JSON"),
+        (b"[]", "application/vnd.api+json", "the body is not a JSON object"),
+    ],
+    ids=["html", "not an object"],
+)
+def test_a_create_answered_201_unreadably_names_the_status_and_leaves_the_outcome_unknown(
+    fake_clock: FakeClock, body: bytes, media_type: str, problem: str
 ) -> None:
     def answer(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(
-            201, content=b"<html>created</html>", headers={"Content-Type": "text/html"}
-        )
+        return httpx.Response(201, content=body, headers={"Content-Type": media_type})
 
     client = make_client(fake_clock, transport=httpx.MockTransport(answer))
 
@@ -492,7 +498,7 @@ def test_a_create_answered_201_in_html_names_the_status_and_leaves_the_outcome_u
         run(client, lambda c: c.create_source(s3_attributes(1)))
 
     assert str(caught.value) == (
-        "imgix API 201 Invalid Response: POST: the body is text/html, not JSON; whether it "
+        f"imgix API 201 Invalid Response: POST: {problem}; whether it "
         "was applied is unknown: the next plan will tell"
     )
     assert caught.value.status == 201
