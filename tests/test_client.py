@@ -269,6 +269,10 @@ def test_unknown_source_is_an_api_error_with_the_request_id(fake_clock: FakeCloc
         f"(request id {error.request_id})"
     )
     assert len(store.request_log) == 1  # a 404 is not retried
+    assert repr(error) == (
+        f"ApiError(status=404, title='Not Found', detail='No source with id {missing}.', "
+        f"request_id='{error.request_id}', source_id='{missing}')"
+    )
 
 
 def test_validation_error_is_not_retried_and_never_echoes_secrets(
@@ -425,6 +429,25 @@ def test_no_server_is_a_transport_error_after_retries(fake_clock: FakeClock) -> 
     assert message.startswith("No response from the imgix API at 127.0.0.1 for GET /api/v1/sources")
     assert EMULATOR_API_KEY not in message
     assert len(fake_clock.sleeps) == 2  # three attempts, two waits
+
+
+def test_a_connection_lost_without_a_word_says_no_detail(fake_clock: FakeClock) -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadError("")
+
+    client = make_client(
+        fake_clock,
+        transport=httpx.MockTransport(answer),
+        retry=RetryPolicy(attempts=1, jitter=random.Random(3)),
+    )
+
+    with pytest.raises(TransportError) as caught:
+        run(client, lambda c: c.list_sources())
+
+    assert str(caught.value) == (
+        "No response from the imgix API at emulator.test for GET /api/v1/sources: "
+        "ReadError (no detail)"
+    )
 
 
 @pytest.mark.parametrize("key", ["", "   ", "ak_abc\nInjected: header", "ak_\u00e9"])
