@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import math
 import random
@@ -27,6 +28,7 @@ from reconciler import redact
 from reconciler.client import (
     BUDGET_WAITS,
     LIST_CONCURRENCY,
+    MAX_SHOWN_DETAIL,
     ApiError,
     AuthError,
     ClientError,
@@ -2079,3 +2081,74 @@ def test_a_source_id_holding_a_secret_is_refused_without_any_part_of_it(
     with pytest.raises(ClientError, match="Refusing") as caught:
         run(client, lambda c: c.update_source("id-" + MIXED_SECRET + "é", {"name": "x"}))
     assert _leaked_part(str(caught.value)) is None, str(caught.value)
+
+
+def test_an_error_detail_at_the_shown_length_is_whole_and_one_more_is_clipped(
+    fake_clock: FakeClock,
+) -> None:
+    def message(detail: str) -> str:
+        def answer(request: httpx.Request) -> httpx.Response:
+            return httpx.Response(400, json={"errors": [{"title": "Bad", "detail": detail}]})
+
+        client = make_client(fake_clock, transport=httpx.MockTransport(answer))
+        with pytest.raises(ApiError) as caught:
+            run(client, lambda c: c.list_sources())
+        return str(caught.value)
+
+    whole = "d" * MAX_SHOWN_DETAIL
+    assert message(whole) == f"imgix API 400 Bad: {whole}"
+    assert message(whole + "e") == f"imgix API 400 Bad: {whole}… (1 more characters)"
+
+
+def test_an_api_error_clipped_inside_a_secret_shows_no_part_of_it() -> None:
+    # ApiError is public: whoever builds one, a secret its detail holds is masked before
+    # the clip, which would otherwise cut it where the mask no longer knows it.
+    redact.register(MIXED_SECRET)
+    detail = "x" * (MAX_SHOWN_DETAIL - 10) + MIXED_SECRET + "y" * 100
+
+    message = str(ApiError(400, "Bad Request", detail, None))
+
+    assert "more characters" in message
+    assert _leaked_part(message) is None, message
+
+
+def test_a_body_at_the_size_bound_is_read_and_one_byte_more_is_refused(
+    fake_clock: FakeClock,
+) -> None:
+    document = json.dumps({"data": _source(0)}).encode()
+
+    def get(body: bytes) -> LiveSource:
+        def answer(request: httpx.Request) -> httpx.Response:
+            return httpx.Response(200, content=body, headers={"Content-Type": "application/json"})
+
+        client = make_client(
+            fake_clock, transport=httpx.MockTransport(answer), max_response_bytes=len(document)
+        )
+        return run(client, lambda c: c.get_source(f"{0:024x}"))
+
+    assert get(document).id == f"{0:024x}"
+    with pytest.raises(LimitExceeded, match="larger than"):
+        get(document + b" ")
+
+
+def test_a_declared_length_past_the_bound_is_refused_before_its_body_is_read(
+    fake_clock: FakeClock,
+) -> None:
+    chunks_read = 0
+
+    async def body() -> Any:
+        nonlocal chunks_read
+        for _ in range(4):
+            chunks_read += 1
+            yield b"x" * 100
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        headers = {"Content-Type": "application/json", "Content-Length": "400"}
+        return httpx.Response(200, content=body(), headers=headers)
+
+    client = make_client(fake_clock, transport=httpx.MockTransport(answer), max_response_bytes=399)
+
+    with pytest.raises(LimitExceeded, match="larger than 399 bytes"):
+        run(client, lambda c: c.get_source(f"{0:024x}"))
+
+    assert chunks_read == 0
