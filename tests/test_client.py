@@ -2152,3 +2152,41 @@ def test_a_declared_length_past_the_bound_is_refused_before_its_body_is_read(
         run(client, lambda c: c.get_source(f"{0:024x}"))
 
     assert chunks_read == 0
+
+
+def test_a_body_streamed_at_its_declared_length_of_the_bound_is_read(fake_clock: FakeClock) -> None:
+    document = json.dumps({"data": _source(0)}).encode()
+
+    async def body() -> Any:
+        yield document
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        headers = {"Content-Type": "application/json", "Content-Length": str(len(document))}
+        return httpx.Response(200, content=body(), headers=headers)
+
+    client = make_client(
+        fake_clock, transport=httpx.MockTransport(answer), max_response_bytes=len(document)
+    )
+
+    assert run(client, lambda c: c.get_source(f"{0:024x}")).id == f"{0:024x}"
+
+
+def test_an_error_body_in_an_encoding_not_asked_for_names_the_errors_status(
+    fake_clock: FakeClock,
+) -> None:
+    async def body() -> Any:
+        yield b"\x00\x01"
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        headers = {"Content-Type": "application/json", "Content-Encoding": "br"}
+        return httpx.Response(404, content=body(), headers=headers)
+
+    client = make_client(fake_clock, transport=httpx.MockTransport(answer))
+
+    with pytest.raises(ApiError) as caught:
+        run(client, lambda c: c.get_source(f"{0:024x}"))
+
+    assert str(caught.value) == (
+        "imgix API 404 Invalid Response: GET: the body cannot be decoded "
+        "(content encoding 'br' was not asked for)"
+    )
