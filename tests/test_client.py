@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 import json
 import logging
 import math
 import random
 import socket
+import zlib
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 from urllib.parse import parse_qs
@@ -2190,3 +2192,46 @@ def test_an_error_body_in_an_encoding_not_asked_for_names_the_errors_status(
         "imgix API 404 Invalid Response: GET: the body cannot be decoded "
         "(content encoding 'br' was not asked for)"
     )
+
+
+@pytest.mark.parametrize("encoding", ["identity", "x-gzip", "GZIP, identity", "deflate"])
+def test_a_body_in_an_encoding_asked_for_or_none_is_read(
+    fake_clock: FakeClock, encoding: str
+) -> None:
+    document = json.dumps({"data": _source(0)}).encode()
+    coding = encoding.split(",")[0].lower()
+    if coding in ("gzip", "x-gzip"):
+        document = gzip.compress(document)
+    elif coding == "deflate":
+        document = zlib.compress(document)
+
+    async def body() -> Any:
+        yield document
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        headers = {"Content-Type": "application/json", "Content-Encoding": encoding}
+        return httpx.Response(200, content=body(), headers=headers)
+
+    client = make_client(fake_clock, transport=httpx.MockTransport(answer))
+
+    assert run(client, lambda c: c.get_source(f"{0:024x}")).id == f"{0:024x}"
+
+
+def test_a_long_content_encoding_is_shown_clipped_to_sixty_characters(
+    fake_clock: FakeClock,
+) -> None:
+    encoding = "x-" + "abcdefghij" * 10
+
+    async def body() -> Any:
+        yield b"{}"
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        headers = {"Content-Type": "application/json", "Content-Encoding": encoding}
+        return httpx.Response(200, content=body(), headers=headers)
+
+    client = make_client(fake_clock, transport=httpx.MockTransport(answer))
+
+    with pytest.raises(ApiError) as caught:
+        run(client, lambda c: c.get_source(f"{0:024x}"))
+
+    assert f"(content encoding '{encoding[:60]}' was not asked for)" in str(caught.value)
