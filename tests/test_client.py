@@ -1805,6 +1805,22 @@ def test_the_lookup_after_a_lost_create_keeps_within_the_creates_deadline(
     assert fake_clock.elapsed == pytest.approx(80.0)
 
 
+def test_a_retry_after_that_ends_exactly_at_the_deadline_is_waited(fake_clock: FakeClock) -> None:
+    answers = iter([httpx.Response(503, headers={"Retry-After": "10"})])
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return next(answers, None) or httpx.Response(200, json={"data": _source(0)})
+
+    client = make_client(
+        fake_clock,
+        transport=httpx.MockTransport(answer),
+        retry=RetryPolicy(deadline=10.0, jitter=random.Random(1)),
+    )
+
+    assert run(client, lambda c: c.get_source(f"{0:024x}")).id == f"{0:024x}"
+    assert fake_clock.elapsed == pytest.approx(10.0)
+
+
 def test_a_write_is_not_retried_after_a_signal(fake_clock: FakeClock) -> None:
     # A signal arrives as a 503 comes back: its retry, even a short one, would be a write
     # started after the signal, and CI kills the job soon after it.
