@@ -1746,6 +1746,31 @@ def test_a_write_retry_that_ends_within_max_duration_is_sent(fake_clock: FakeClo
     assert sent == ["PATCH", "PATCH"]
 
 
+def test_a_refused_write_that_could_not_finish_within_max_duration_is_not_started(
+    fake_clock: FakeClock,
+) -> None:
+    # Refused (429) so far, the write starts anew when retried: its 2s wait and the time
+    # a write takes do not fit before --max-duration (2.5s): not started, and no wait.
+    sent: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(request.method)
+        if len(sent) == 1:
+            return httpx.Response(429, headers={"Retry-After": "2"})
+        return httpx.Response(200, json={"data": _source(0)})
+
+    client = make_client(
+        fake_clock, transport=httpx.MockTransport(answer), retry=RetryPolicy(deadline=120.0)
+    )
+    client.pacer.stop = Stop(deadline=fake_clock.time() + 2.5, clock=fake_clock.time)
+
+    with pytest.raises(NotStarted, match="could not finish within --max-duration"):
+        run(client, lambda c: c.update_source(f"{0:024x}", {"name": "renamed"}))
+
+    assert sent == ["PATCH"]
+    assert fake_clock.elapsed < 1.0
+
+
 def test_each_page_of_a_lost_creates_lookup_has_its_own_retries(fake_clock: FakeClock) -> None:
     # The create's answer is lost; the lookup's server ignores the filter and lists
     # three pages, each failing once: two attempts per page suffice, not two in all.
