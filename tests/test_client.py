@@ -1771,6 +1771,47 @@ def test_a_refused_write_that_could_not_finish_within_max_duration_is_not_starte
     assert fake_clock.elapsed < 1.0
 
 
+def test_a_read_is_retried_after_a_signal_and_its_failure_claims_nothing_written(
+    fake_clock: FakeClock,
+) -> None:
+    # A stop holds back writes only: the 503 a read meets as the signal comes is retried.
+    stop = Stop()
+    answers = iter([httpx.Response(503)])
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        stop.request("stopped by SIGINT")
+        return next(answers, None) or httpx.Response(200, json={"data": _source(0)})
+
+    client = make_client(fake_clock, transport=httpx.MockTransport(answer))
+    client.pacer.stop = stop
+
+    assert run(client, lambda c: c.get_source(f"{0:024x}")).id == f"{0:024x}"
+
+    # A read that fails for good says so, and nothing of whether it was applied.
+    failing = make_client(
+        fake_clock,
+        transport=httpx.MockTransport(lambda request: httpx.Response(503)),
+        retry=RetryPolicy(attempts=2, jitter=random.Random(1)),
+    )
+    with pytest.raises(ApiError) as caught:
+        run(failing, lambda c: c.get_source(f"{0:024x}"))
+    assert str(caught.value) == (f"imgix API 503 Service Unavailable for source {0:024x}")
+
+
+def test_a_wait_of_exactly_a_day_is_quoted_past_the_deadline(fake_clock: FakeClock) -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(503, headers={"Retry-After": "86400"})
+
+    client = make_client(fake_clock, transport=httpx.MockTransport(answer))
+
+    with pytest.raises(DeadlineExceeded) as caught:
+        run(client, lambda c: c.get_source(f"{0:024x}"))
+
+    assert "after 1 attempts: waiting 86400.0s more would pass the 120s deadline." in str(
+        caught.value
+    )
+
+
 def test_each_page_of_a_lost_creates_lookup_has_its_own_retries(fake_clock: FakeClock) -> None:
     # The create's answer is lost; the lookup's server ignores the filter and lists
     # three pages, each failing once: two attempts per page suffice, not two in all.
