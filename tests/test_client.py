@@ -14,6 +14,7 @@ import logging
 import math
 import random
 import socket
+import tracemalloc
 import zlib
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
@@ -2317,3 +2318,38 @@ def test_a_long_content_encoding_is_shown_clipped_to_sixty_characters(
         run(client, lambda c: c.get_source(f"{0:024x}"))
 
     assert f"(content encoding '{encoding[:60]}' was not asked for)" in str(caught.value)
+
+
+def test_a_compressed_body_is_never_inflated_past_its_bound_in_memory(
+    fake_clock: FakeClock,
+) -> None:
+    # Half the bound in a first piece, then a bomb: what is inflated of the bomb is only
+    # the room the bound leaves, not another whole bound on top of the first half.
+    bound = 8 * 1024 * 1024
+    deflater = zlib.compressobj(wbits=31)
+    first = deflater.compress(b"a" * (bound // 2)) + deflater.flush(zlib.Z_SYNC_FLUSH)
+    bomb = deflater.compress(bytes(8 * bound)) + deflater.flush()
+
+    async def body() -> Any:
+        yield first
+        yield bomb
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+        return httpx.Response(200, content=body(), headers=headers)
+
+    client = make_client(
+        fake_clock, transport=httpx.MockTransport(answer), max_response_bytes=bound
+    )
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(LimitExceeded, match="larger than 8,388,608 bytes once decoded"):
+            run(client, lambda c: c.get_source(f"{0:024x}"))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    # The first half, the half left and zlib's buffer while inflating it (about 1.5
+    # bounds): not the bomb inflated a bound past the first half (about 3.5).
+    assert peak < 2 * bound
