@@ -1526,7 +1526,7 @@ def test_a_write_that_never_connected_does_not_spend_the_hourly_budget(
     assert fake_clock.elapsed < 600.0  # no wait for an hour the server never counted
 
 
-@pytest.mark.parametrize("status", [404, 499])
+@pytest.mark.parametrize("status", [400, 404, 499])
 def test_a_write_refused_with_a_4xx_does_not_spend_the_hourly_budget(
     fake_clock: FakeClock, status: int
 ) -> None:
@@ -1554,6 +1554,34 @@ def test_a_write_refused_with_a_4xx_does_not_spend_the_hourly_budget(
 
     assert statuses == [status, 200]
     assert fake_clock.elapsed < 600.0
+
+
+def test_a_write_answered_500_spends_the_hourly_budget(fake_clock: FakeClock) -> None:
+    # A 500 may have come after the write landed: the hour's one update counts as used.
+    statuses: list[int] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        statuses.append(500 if not statuses else 200)
+        if statuses[-1] == 500:
+            return httpx.Response(500)
+        return httpx.Response(200, json={"data": _source(1)})
+
+    client = make_client(
+        fake_clock,
+        transport=httpx.MockTransport(answer),
+        pacing=Pacing(per_second=None, updates_per_hour=1),
+        retry=RetryPolicy(attempts=1, jitter=random.Random(1)),
+    )
+
+    async def failed_then_sent(client: ImgixClient) -> None:
+        with pytest.raises(ApiError, match="whether it was applied is unknown"):
+            await client.update_source(f"{0:024x}", {"name": "renamed"})
+        await client.update_source(f"{1:024x}", {"name": "renamed"})
+
+    run(client, failed_then_sent)
+
+    assert statuses == [500, 200]
+    assert fake_clock.elapsed >= 3000.0  # the next write waited for the hour
 
 
 def test_a_retry_after_past_the_deadline_fails_fast_and_holds_no_one(
