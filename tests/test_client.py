@@ -2028,12 +2028,35 @@ def test_a_request_that_starts_after_a_signal_has_the_grace_period_not_its_timeo
         retry=RetryPolicy(attempts=1),
         sleep=fake_clock.sleep,
         clock=fake_clock.time,
-        timeout=10.0,
+        # An hour: a request left its whole timeout would outlast the guard below.
+        timeout=3600.0,
     )
     client.pacer.stop.request("stopped by SIGTERM")
 
+    async def guarded(client: ImgixClient) -> LiveSource:
+        return await asyncio.wait_for(client.get_source(f"{0:024x}"), 60.0)
+
     with pytest.raises(TransportError, match=r"within 0\.05s of being stopped by SIGTERM"):
-        run(client, lambda c: c.get_source(f"{0:024x}"))
+        run(client, guarded)
+
+
+def test_a_request_that_answers_within_the_grace_after_a_signal_is_read(
+    fake_clock: FakeClock,
+) -> None:
+    # The grace is a deadline ahead of the signal, not one already past: an answer that
+    # comes after a pause (the server's await) is still read.
+    async def answer(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(0)
+        return httpx.Response(200, json={"data": _source(0)})
+
+    client = make_client(
+        fake_clock,
+        transport=httpx.MockTransport(answer),
+        retry=RetryPolicy(attempts=1, jitter=random.Random(1)),
+    )
+    client.pacer.stop.request("stopped by SIGTERM")
+
+    assert run(client, lambda c: c.get_source(f"{0:024x}")).id == f"{0:024x}"
 
 
 class _Oversleeping:
