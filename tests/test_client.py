@@ -2040,6 +2040,23 @@ def test_a_request_that_starts_after_a_signal_has_the_grace_period_not_its_timeo
         run(client, guarded)
 
 
+def test_a_stop_requested_after_the_requests_ended_touches_none_of_them(
+    fake_clock: FakeClock,
+) -> None:
+    # A signal may come once the event loop is gone (the CLI's handler stays installed):
+    # finished requests must not still listen for it.
+    stop = Stop()
+    client = make_client(
+        fake_clock, transport=httpx.MockTransport(lambda r: httpx.Response(200, json={"data": []}))
+    )
+    client.pacer.stop = stop
+
+    assert run(client, lambda c: c.list_sources()) == []
+
+    stop.request("stopped by SIGTERM")
+    assert stop.reason == "stopped by SIGTERM"
+
+
 def test_a_request_that_answers_within_the_grace_after_a_signal_is_read(
     fake_clock: FakeClock,
 ) -> None:
