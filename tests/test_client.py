@@ -2421,3 +2421,44 @@ def test_a_compressed_body_is_never_inflated_past_its_bound_in_memory(
     # The first half, the half left and zlib's buffer while inflating it (about 1.5
     # bounds): not the bomb inflated a bound past the first half (about 3.5).
     assert peak < 2 * bound
+
+
+SOURCE_0 = f"{0:024x}"
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        (b'{"data": []}', "no source resource in the response"),
+        (
+            b'{"data": {"id": "%s", "attributes": [1]}}' % SOURCE_0.encode(),
+            "the attributes of a source are not an object",
+        ),
+        (
+            b'{"data": {"id": "%s", "attributes": {"date_deployed": 1e400}}}' % SOURCE_0.encode(),
+            "a number is out of range",
+        ),
+        (
+            b'{"data": {"id": "%s", "attributes": {"name": 5, "enabled": "no-such-word"}}}'
+            % SOURCE_0.encode(),
+            "name: Input should be a valid string; enabled: Input should be a valid boolean, "
+            "unable to interpret input",
+        ),
+    ],
+    ids=["no resource", "attributes not an object", "number out of range", "two fields"],
+)
+def test_a_source_the_answer_cannot_hold_is_an_invalid_response_about_that_source(
+    fake_clock: FakeClock, body: bytes, problem: str
+) -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=body, headers={"Content-Type": "application/json"})
+
+    client = make_client(fake_clock, transport=httpx.MockTransport(answer))
+
+    with pytest.raises(ApiError) as caught:
+        run(client, lambda c: c.get_source(SOURCE_0))
+
+    assert str(caught.value) == (
+        f"imgix API 200 Invalid Response for source {SOURCE_0}: GET: {problem}"
+    )
+    assert caught.value.source_id == SOURCE_0
