@@ -351,6 +351,63 @@ def test_an_echoed_secret_is_redacted(fake_clock: FakeClock) -> None:
     assert redact.MASK in str(caught.value)
 
 
+def test_a_secret_an_update_sends_and_the_server_echoes_is_redacted(
+    fake_clock: FakeClock,
+) -> None:
+    # A secret of its own: sent by this update only, never registered by another test.
+    secret = "update-only-s3cr3t-" + "q" * 12
+
+    def echo(request: httpx.Request) -> httpx.Response:
+        errors = [{"title": "Bad Request", "detail": request.content.decode()}]
+        return httpx.Response(400, json={"errors": errors})
+
+    client = make_client(fake_clock, transport=httpx.MockTransport(echo))
+
+    with pytest.raises(ApiError) as caught:
+        run(client, lambda c: c.update_source(SOURCE_0, s3_attributes(1, secret=secret)))
+
+    assert secret not in str(caught.value)
+    assert redact.MASK in str(caught.value)
+
+
+def test_writes_answered_without_a_source_say_which_write_and_that_its_outcome_is_unknown(
+    fake_clock: FakeClock,
+) -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200 if request.method == "PATCH" else 201, json={"data": {}})
+
+    client = make_client(fake_clock, transport=httpx.MockTransport(answer))
+    unknown = "; whether it was applied is unknown: the next plan will tell"
+
+    with pytest.raises(ApiError) as updated:
+        run(client, lambda c: c.update_source(SOURCE_0, {"name": "renamed"}))
+    assert str(updated.value) == (
+        f"imgix API 200 Invalid Response for source {SOURCE_0}: PATCH: no source resource "
+        f"in the response{unknown}"
+    )
+
+    client = make_client(fake_clock, transport=httpx.MockTransport(answer))
+    with pytest.raises(ApiError) as created:
+        run(client, lambda c: c.create_source(s3_attributes(1)))
+    assert str(created.value) == (
+        f"imgix API 200 Invalid Response: POST: no source resource in the response{unknown}"
+    )
+
+
+def test_creates_are_paced_to_their_hourly_budget(fake_clock: FakeClock) -> None:
+    store = make_store(fake_clock)
+    client = make_client(fake_clock, store, pacing=Pacing(per_second=None, creates_per_hour=1))
+
+    async def two_creates(client: ImgixClient) -> None:
+        await client.create_source(s3_attributes(1))
+        await client.create_source(s3_attributes(2))
+
+    run(client, two_creates)
+
+    assert [entry.status for entry in requests_of(store, "POST")] == [201, 201]
+    assert fake_clock.elapsed >= 3000.0  # the second create waited for the hour
+
+
 def test_a_rejected_key_is_one_sentence(fake_clock: FakeClock) -> None:
     store = make_store(fake_clock)
     client = make_client(fake_clock, store, api_key="ak_not-a-key")
