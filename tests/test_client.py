@@ -1973,6 +1973,37 @@ def test_a_retry_after_that_ends_exactly_at_the_deadline_is_waited(fake_clock: F
     assert fake_clock.elapsed == pytest.approx(10.0)
 
 
+def test_a_lost_create_is_not_taken_for_a_source_of_another_name_on_its_subdomain(
+    fake_clock: FakeClock,
+) -> None:
+    # The create's answer is lost, then its subdomain is taken: the lookup finds it on a
+    # source named otherwise (made meanwhile in the dashboard), which is not this create's.
+    attributes = _source(5)["attributes"]
+    theirs = _source(7)
+    theirs["attributes"]["name"] = "Made in the dashboard"
+    theirs["attributes"]["deployment"] = dict(attributes["deployment"])
+    posts: list[int] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            posts.append(500 if not posts else 409)
+            return httpx.Response(posts[-1], json={"errors": [{"title": "Taken"}]})
+        data = [theirs] if request.url.params["page[number]"] == "0" else []
+        return httpx.Response(200, json={"data": data})
+
+    client = make_client(
+        fake_clock,
+        transport=httpx.MockTransport(answer),
+        retry=RetryPolicy(jitter=random.Random(1)),
+    )
+
+    with pytest.raises(ApiError) as caught:
+        run(client, lambda c: c.create_source(attributes))
+
+    assert caught.value.status == 409
+    assert posts == [500, 409]
+
+
 def test_a_write_is_not_retried_after_a_signal(fake_clock: FakeClock) -> None:
     # A signal arrives as a 503 comes back: its retry, even a short one, would be a write
     # started after the signal, and CI kills the job soon after it.
