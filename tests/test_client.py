@@ -2004,6 +2004,53 @@ def test_a_lost_create_is_not_taken_for_a_source_of_another_name_on_its_subdomai
     assert posts == [500, 409]
 
 
+def test_a_lost_create_is_found_with_its_hostnames_reordered_and_a_value_not_listed(
+    fake_clock: FakeClock,
+) -> None:
+    # The listing shows the subdomains in its own order and leaves out a value sent
+    # (`s3_prefix`): neither says the source is another's.
+    attributes = s3_attributes(1)
+    attributes["deployment"]["imgix_subdomains"] = ["acme-1", "acme-1b"]
+    attributes["deployment"]["s3_prefix"] = "images/"
+    listed = dict(attributes["deployment"])
+    del listed["s3_secret_key"], listed["s3_prefix"]
+    listed["imgix_subdomains"] = ["acme-1b", "acme-1"]
+    mine = {"id": SOURCE_0, "type": "sources", "attributes": {**attributes, "deployment": listed}}
+    posts: list[int] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            posts.append(502)
+            return httpx.Response(502)
+        data = [mine] if request.url.params["page[number]"] == "0" else []
+        return httpx.Response(200, json={"data": data})
+
+    client = make_client(
+        fake_clock,
+        transport=httpx.MockTransport(answer),
+        retry=RetryPolicy(jitter=random.Random(1)),
+    )
+
+    created = run(client, lambda c: c.create_source(attributes))
+
+    assert created.id == SOURCE_0
+    assert posts == [502]
+
+
+def test_a_create_without_a_subdomain_is_sent_and_its_refusal_reported(
+    fake_clock: FakeClock,
+) -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(400, json={"errors": [{"title": "Bad Request"}]})
+
+    client = make_client(fake_clock, transport=httpx.MockTransport(answer))
+    attributes = s3_attributes(1)
+    attributes["deployment"]["imgix_subdomains"] = []
+
+    with pytest.raises(ApiError, match=r"^imgix API 400 Bad Request$"):
+        run(client, lambda c: c.create_source(attributes))
+
+
 def test_a_write_is_not_retried_after_a_signal(fake_clock: FakeClock) -> None:
     # A signal arrives as a 503 comes back: its retry, even a short one, would be a write
     # started after the signal, and CI kills the job soon after it.
