@@ -408,6 +408,43 @@ def test_creates_are_paced_to_their_hourly_budget(fake_clock: FakeClock) -> None
     assert fake_clock.elapsed >= 3000.0  # the second create waited for the hour
 
 
+def test_values_a_create_sends_that_are_no_secret_are_shown_when_echoed(
+    fake_clock: FakeClock,
+) -> None:
+    # Only secrets are masked: a message naming the bucket must still say which bucket.
+    def echo(request: httpx.Request) -> httpx.Response:
+        errors = [{"title": "Bad Request", "detail": "no bucket shown-bucket-4e1d here"}]
+        return httpx.Response(400, json={"errors": errors})
+
+    client = make_client(fake_clock, transport=httpx.MockTransport(echo))
+    attributes = s3_attributes(1)
+    attributes["deployment"]["s3_bucket"] = "shown-bucket-4e1d"
+
+    with pytest.raises(ApiError) as caught:
+        run(client, lambda c: c.create_source(attributes))
+
+    assert str(caught.value) == "imgix API 400 Bad Request: no bucket shown-bucket-4e1d here"
+
+
+@pytest.mark.parametrize(
+    ("source_id", "shown"),
+    [("z" * 40, "'" + "z" * 40 + "'"), ("z" * 41, "'" + "z" * 40 + "\\u2026'")],
+    ids=["forty", "forty-one"],
+)
+def test_a_bad_source_id_is_shown_whole_up_to_forty_characters_then_clipped(
+    fake_clock: FakeClock, source_id: str, shown: str
+) -> None:
+    client = make_client(fake_clock, transport=httpx.MockTransport(lambda r: httpx.Response(500)))
+
+    with pytest.raises(ClientError) as caught:
+        run(client, lambda c: c.get_source(source_id))
+
+    assert str(caught.value) == (
+        f"Refusing to send a request for the source id {shown}: "
+        "imgix source ids are 24 lowercase hex characters."
+    )
+
+
 def test_a_rejected_key_is_one_sentence(fake_clock: FakeClock) -> None:
     store = make_store(fake_clock)
     client = make_client(fake_clock, store, api_key="ak_not-a-key")
