@@ -560,6 +560,20 @@ def test_an_unsendable_key_is_refused_before_any_request(key: str) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    "bounds",
+    [{"timeout": 0.0}, {"max_response_bytes": 0}, {"max_pages": 0}, {"max_sources": 0}],
+    ids=["timeout", "bytes", "pages", "sources"],
+)
+def test_a_bound_that_is_not_positive_is_refused_and_one_is_the_least(
+    bounds: dict[str, float],
+) -> None:
+    with pytest.raises(ValueError, match="must be positive"):
+        ImgixClient(api_key=EMULATOR_API_KEY, **bounds)  # type: ignore[arg-type]
+    least = {name: 0.001 if name == "timeout" else 1 for name in bounds}
+    asyncio.run(ImgixClient(api_key=EMULATOR_API_KEY, **least).aclose())  # type: ignore[arg-type]
+
+
 def test_surrounding_whitespace_of_the_key_is_ignored(fake_clock: FakeClock) -> None:
     store = make_store(fake_clock)
     client = make_client(fake_clock, store, api_key=f"  {EMULATOR_API_KEY}\n")
