@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
+import json
 import logging
 import math
 import random
 import socket
+import tracemalloc
+import zlib
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 from urllib.parse import parse_qs
@@ -26,6 +30,8 @@ from hypothesis import strategies as st
 from reconciler import redact
 from reconciler.client import (
     BUDGET_WAITS,
+    LIST_CONCURRENCY,
+    MAX_SHOWN_DETAIL,
     ApiError,
     AuthError,
     ClientError,
@@ -268,6 +274,10 @@ def test_unknown_source_is_an_api_error_with_the_request_id(fake_clock: FakeCloc
         f"(request id {error.request_id})"
     )
     assert len(store.request_log) == 1  # a 404 is not retried
+    assert repr(error) == (
+        f"ApiError(status=404, title='Not Found', detail='No source with id {missing}.', "
+        f"request_id='{error.request_id}', source_id='{missing}')"
+    )
 
 
 def test_validation_error_is_not_retried_and_never_echoes_secrets(
@@ -339,6 +349,100 @@ def test_an_echoed_secret_is_redacted(fake_clock: FakeClock) -> None:
 
     assert SECRET not in str(caught.value)
     assert redact.MASK in str(caught.value)
+
+
+def test_a_secret_an_update_sends_and_the_server_echoes_is_redacted(
+    fake_clock: FakeClock,
+) -> None:
+    # A secret of its own: sent by this update only, never registered by another test.
+    secret = "update-only-s3cr3t-" + "q" * 12
+
+    def echo(request: httpx.Request) -> httpx.Response:
+        errors = [{"title": "Bad Request", "detail": request.content.decode()}]
+        return httpx.Response(400, json={"errors": errors})
+
+    client = make_client(fake_clock, transport=httpx.MockTransport(echo))
+
+    with pytest.raises(ApiError) as caught:
+        run(client, lambda c: c.update_source(SOURCE_0, s3_attributes(1, secret=secret)))
+
+    assert secret not in str(caught.value)
+    assert redact.MASK in str(caught.value)
+
+
+def test_writes_answered_without_a_source_say_which_write_and_that_its_outcome_is_unknown(
+    fake_clock: FakeClock,
+) -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200 if request.method == "PATCH" else 201, json={"data": {}})
+
+    client = make_client(fake_clock, transport=httpx.MockTransport(answer))
+    unknown = "; whether it was applied is unknown: the next plan will tell"
+
+    with pytest.raises(ApiError) as updated:
+        run(client, lambda c: c.update_source(SOURCE_0, {"name": "renamed"}))
+    assert str(updated.value) == (
+        f"imgix API 200 Invalid Response for source {SOURCE_0}: PATCH: no source resource "
+        f"in the response{unknown}"
+    )
+
+    client = make_client(fake_clock, transport=httpx.MockTransport(answer))
+    with pytest.raises(ApiError) as created:
+        run(client, lambda c: c.create_source(s3_attributes(1)))
+    assert str(created.value) == (
+        f"imgix API 200 Invalid Response: POST: no source resource in the response{unknown}"
+    )
+
+
+def test_creates_are_paced_to_their_hourly_budget(fake_clock: FakeClock) -> None:
+    store = make_store(fake_clock)
+    client = make_client(fake_clock, store, pacing=Pacing(per_second=None, creates_per_hour=1))
+
+    async def two_creates(client: ImgixClient) -> None:
+        await client.create_source(s3_attributes(1))
+        await client.create_source(s3_attributes(2))
+
+    run(client, two_creates)
+
+    assert [entry.status for entry in requests_of(store, "POST")] == [201, 201]
+    assert fake_clock.elapsed >= 3000.0  # the second create waited for the hour
+
+
+def test_values_a_create_sends_that_are_no_secret_are_shown_when_echoed(
+    fake_clock: FakeClock,
+) -> None:
+    # Only secrets are masked: a message naming the bucket must still say which bucket.
+    def echo(request: httpx.Request) -> httpx.Response:
+        errors = [{"title": "Bad Request", "detail": "no bucket shown-bucket-4e1d here"}]
+        return httpx.Response(400, json={"errors": errors})
+
+    client = make_client(fake_clock, transport=httpx.MockTransport(echo))
+    attributes = s3_attributes(1)
+    attributes["deployment"]["s3_bucket"] = "shown-bucket-4e1d"
+
+    with pytest.raises(ApiError) as caught:
+        run(client, lambda c: c.create_source(attributes))
+
+    assert str(caught.value) == "imgix API 400 Bad Request: no bucket shown-bucket-4e1d here"
+
+
+@pytest.mark.parametrize(
+    ("source_id", "shown"),
+    [("z" * 40, "'" + "z" * 40 + "'"), ("z" * 41, "'" + "z" * 40 + "\\u2026'")],
+    ids=["forty", "forty-one"],
+)
+def test_a_bad_source_id_is_shown_whole_up_to_forty_characters_then_clipped(
+    fake_clock: FakeClock, source_id: str, shown: str
+) -> None:
+    client = make_client(fake_clock, transport=httpx.MockTransport(lambda r: httpx.Response(500)))
+
+    with pytest.raises(ClientError) as caught:
+        run(client, lambda c: c.get_source(source_id))
+
+    assert str(caught.value) == (
+        f"Refusing to send a request for the source id {shown}: "
+        "imgix source ids are 24 lowercase hex characters."
+    )
 
 
 def test_a_rejected_key_is_one_sentence(fake_clock: FakeClock) -> None:
@@ -426,6 +530,25 @@ def test_no_server_is_a_transport_error_after_retries(fake_clock: FakeClock) -> 
     assert len(fake_clock.sleeps) == 2  # three attempts, two waits
 
 
+def test_a_connection_lost_without_a_word_says_no_detail(fake_clock: FakeClock) -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadError("")
+
+    client = make_client(
+        fake_clock,
+        transport=httpx.MockTransport(answer),
+        retry=RetryPolicy(attempts=1, jitter=random.Random(3)),
+    )
+
+    with pytest.raises(TransportError) as caught:
+        run(client, lambda c: c.list_sources())
+
+    assert str(caught.value) == (
+        "No response from the imgix API at emulator.test for GET /api/v1/sources: "
+        "ReadError (no detail)"
+    )
+
+
 @pytest.mark.parametrize("key", ["", "   ", "ak_abc\nInjected: header", "ak_\u00e9"])
 def test_an_unsendable_key_is_refused_before_any_request(key: str) -> None:
     with pytest.raises(ClientError) as caught:
@@ -435,6 +558,20 @@ def test_an_unsendable_key_is_refused_before_any_request(key: str) -> None:
         "The API key is empty or holds characters an HTTP header cannot carry: "
         "set IMGIX_API_KEY to a valid key."
     )
+
+
+@pytest.mark.parametrize(
+    "bounds",
+    [{"timeout": 0.0}, {"max_response_bytes": 0}, {"max_pages": 0}, {"max_sources": 0}],
+    ids=["timeout", "bytes", "pages", "sources"],
+)
+def test_a_bound_that_is_not_positive_is_refused_and_one_is_the_least(
+    bounds: dict[str, float],
+) -> None:
+    with pytest.raises(ValueError, match="must be positive"):
+        ImgixClient(api_key=EMULATOR_API_KEY, **bounds)  # type: ignore[arg-type]
+    least = {name: 0.001 if name == "timeout" else 1 for name in bounds}
+    asyncio.run(ImgixClient(api_key=EMULATOR_API_KEY, **least).aclose())  # type: ignore[arg-type]
 
 
 def test_surrounding_whitespace_of_the_key_is_ignored(fake_clock: FakeClock) -> None:
@@ -462,6 +599,45 @@ def test_an_unreadable_success_body_is_an_api_error(fake_clock: FakeClock) -> No
 
     with pytest.raises(ApiError, match="Invalid Response"):
         run(make_client(fake_clock, transport=transport), lambda c: c.list_sources())
+
+
+def test_a_success_without_a_content_type_is_an_invalid_response_saying_so(
+    fake_clock: FakeClock,
+) -> None:
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, content=b"{}"))
+
+    with pytest.raises(ApiError) as caught:
+        run(make_client(fake_clock, transport=transport), lambda c: c.get_source(f"{0:024x}"))
+
+    assert str(caught.value) == (
+        "imgix API 200 Invalid Response: GET: the body is no content type, not JSON"
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "media_type", "problem"),
+    [
+        (b"<html>created</html>", "text/html", "the body is text/html, not JSON"),
+        (b"[]", "application/vnd.api+json", "the body is not a JSON object"),
+    ],
+    ids=["html", "not an object"],
+)
+def test_a_create_answered_201_unreadably_names_the_status_and_leaves_the_outcome_unknown(
+    fake_clock: FakeClock, body: bytes, media_type: str, problem: str
+) -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(201, content=body, headers={"Content-Type": media_type})
+
+    client = make_client(fake_clock, transport=httpx.MockTransport(answer))
+
+    with pytest.raises(ApiError) as caught:
+        run(client, lambda c: c.create_source(s3_attributes(1)))
+
+    assert str(caught.value) == (
+        f"imgix API 201 Invalid Response: POST: {problem}; whether it "
+        "was applied is unknown: the next plan will tell"
+    )
+    assert caught.value.status == 201
 
 
 def test_every_error_is_a_client_error() -> None:
@@ -981,6 +1157,24 @@ def test_a_listed_source_of_the_wrong_shape_is_refused_by_its_field_not_its_valu
     assert "maybe" not in message
 
 
+def test_a_page_that_only_repeats_yet_promises_more_is_one_invalid_response(
+    fake_clock: FakeClock,
+) -> None:
+    def page(read: int, number: int) -> dict[str, Any]:
+        return _pages_of([0, 1], 20, 0, hasNextPage=True)
+
+    transport, asked = _scripted_listing(page)
+
+    with pytest.raises(ApiError) as caught:
+        run(make_client(fake_clock, transport=transport), lambda c: c.list_sources())
+
+    assert str(caught.value) == (
+        "imgix API 200 Invalid Response: GET: page 1 of the list repeats only sources of "
+        "earlier pages, yet the API says more pages follow"
+    )
+    assert asked == [0, 1]
+
+
 def test_two_reads_that_announce_alike_but_list_other_sources_are_not_alike(
     fake_clock: FakeClock,
 ) -> None:
@@ -1119,6 +1313,45 @@ def test_pages_after_the_first_are_fetched_concurrently(fake_clock: FakeClock) -
 
     assert len(listed) == 100
     assert most > 1
+
+
+def test_a_page_that_fails_for_good_ends_the_listing_with_its_error_and_no_more_requests(
+    fake_clock: FakeClock,
+) -> None:
+    # 20 announced pages; page 3 is refused (a 404 is no reason to retry) while the other
+    # workers' pages are still under way: they are cancelled, none takes another page,
+    # and the error the caller gets is the 404, not a cancellation.
+    asked: list[int] = []
+
+    async def answer(request: httpx.Request) -> httpx.Response:
+        number = int(request.url.params["page[number]"])
+        asked.append(number)
+        if number == 3:
+            return httpx.Response(404, json={"errors": [{"status": "404", "title": "Gone"}]})
+        if number:
+            for _ in range(5):
+                await asyncio.sleep(0)
+        pagination = {"pageSize": 1, "totalPages": 20, "hasNextPage": number < 19}
+        return httpx.Response(
+            200, json={"data": [_source(number)], "meta": {"pagination": pagination}}
+        )
+
+    client = make_client(fake_clock, transport=httpx.MockTransport(answer))
+    left_running: set[asyncio.Task[Any]] = set()
+
+    async def listing(client: ImgixClient) -> list[LiveSource]:
+        try:
+            return await client.list_sources()
+        finally:
+            # No worker outlives the listing's failure: the caller's next step is alone.
+            left_running.update(asyncio.all_tasks() - {asyncio.current_task()})
+
+    with pytest.raises(ApiError, match=r"^imgix API 404 Gone$"):
+        run(client, listing)
+
+    assert left_running == set()
+    # Page 0, then one page for each of the workers at most.
+    assert sorted(asked) == list(range(1 + LIST_CONCURRENCY))
 
 
 def test_listing_is_paced_to_four_requests_per_second(fake_clock: FakeClock) -> None:
@@ -1401,7 +1634,7 @@ def test_a_write_that_never_connected_does_not_spend_the_hourly_budget(
     assert fake_clock.elapsed < 600.0  # no wait for an hour the server never counted
 
 
-@pytest.mark.parametrize("status", [404, 499])
+@pytest.mark.parametrize("status", [400, 404, 499])
 def test_a_write_refused_with_a_4xx_does_not_spend_the_hourly_budget(
     fake_clock: FakeClock, status: int
 ) -> None:
@@ -1429,6 +1662,34 @@ def test_a_write_refused_with_a_4xx_does_not_spend_the_hourly_budget(
 
     assert statuses == [status, 200]
     assert fake_clock.elapsed < 600.0
+
+
+def test_a_write_answered_500_spends_the_hourly_budget(fake_clock: FakeClock) -> None:
+    # A 500 may have come after the write landed: the hour's one update counts as used.
+    statuses: list[int] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        statuses.append(500 if not statuses else 200)
+        if statuses[-1] == 500:
+            return httpx.Response(500)
+        return httpx.Response(200, json={"data": _source(1)})
+
+    client = make_client(
+        fake_clock,
+        transport=httpx.MockTransport(answer),
+        pacing=Pacing(per_second=None, updates_per_hour=1),
+        retry=RetryPolicy(attempts=1, jitter=random.Random(1)),
+    )
+
+    async def failed_then_sent(client: ImgixClient) -> None:
+        with pytest.raises(ApiError, match="whether it was applied is unknown"):
+            await client.update_source(f"{0:024x}", {"name": "renamed"})
+        await client.update_source(f"{1:024x}", {"name": "renamed"})
+
+    run(client, failed_then_sent)
+
+    assert statuses == [500, 200]
+    assert fake_clock.elapsed >= 3000.0  # the next write waited for the hour
 
 
 def test_a_retry_after_past_the_deadline_fails_fast_and_holds_no_one(
@@ -1622,6 +1883,72 @@ def test_a_write_retry_that_ends_within_max_duration_is_sent(fake_clock: FakeClo
     assert sent == ["PATCH", "PATCH"]
 
 
+def test_a_refused_write_that_could_not_finish_within_max_duration_is_not_started(
+    fake_clock: FakeClock,
+) -> None:
+    # Refused (429) so far, the write starts anew when retried: its 2s wait and the time
+    # a write takes do not fit before --max-duration (2.5s): not started, and no wait.
+    sent: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(request.method)
+        if len(sent) == 1:
+            return httpx.Response(429, headers={"Retry-After": "2"})
+        return httpx.Response(200, json={"data": _source(0)})
+
+    client = make_client(
+        fake_clock, transport=httpx.MockTransport(answer), retry=RetryPolicy(deadline=120.0)
+    )
+    client.pacer.stop = Stop(deadline=fake_clock.time() + 2.5, clock=fake_clock.time)
+
+    with pytest.raises(NotStarted, match="could not finish within --max-duration"):
+        run(client, lambda c: c.update_source(f"{0:024x}", {"name": "renamed"}))
+
+    assert sent == ["PATCH"]
+    assert fake_clock.elapsed < 1.0
+
+
+def test_a_read_is_retried_after_a_signal_and_its_failure_claims_nothing_written(
+    fake_clock: FakeClock,
+) -> None:
+    # A stop holds back writes only: the 503 a read meets as the signal comes is retried.
+    stop = Stop()
+    answers = iter([httpx.Response(503)])
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        stop.request("stopped by SIGINT")
+        return next(answers, None) or httpx.Response(200, json={"data": _source(0)})
+
+    client = make_client(fake_clock, transport=httpx.MockTransport(answer))
+    client.pacer.stop = stop
+
+    assert run(client, lambda c: c.get_source(f"{0:024x}")).id == f"{0:024x}"
+
+    # A read that fails for good says so, and nothing of whether it was applied.
+    failing = make_client(
+        fake_clock,
+        transport=httpx.MockTransport(lambda request: httpx.Response(503)),
+        retry=RetryPolicy(attempts=2, jitter=random.Random(1)),
+    )
+    with pytest.raises(ApiError) as caught:
+        run(failing, lambda c: c.get_source(f"{0:024x}"))
+    assert str(caught.value) == (f"imgix API 503 Service Unavailable for source {0:024x}")
+
+
+def test_a_wait_of_exactly_a_day_is_quoted_past_the_deadline(fake_clock: FakeClock) -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(503, headers={"Retry-After": "86400"})
+
+    client = make_client(fake_clock, transport=httpx.MockTransport(answer))
+
+    with pytest.raises(DeadlineExceeded) as caught:
+        run(client, lambda c: c.get_source(f"{0:024x}"))
+
+    assert "after 1 attempts: waiting 86400.0s more would pass the 120s deadline." in str(
+        caught.value
+    )
+
+
 def test_each_page_of_a_lost_creates_lookup_has_its_own_retries(fake_clock: FakeClock) -> None:
     # The create's answer is lost; the lookup's server ignores the filter and lists
     # three pages, each failing once: two attempts per page suffice, not two in all.
@@ -1679,6 +2006,100 @@ def test_the_lookup_after_a_lost_create_keeps_within_the_creates_deadline(
 
     assert sent == ["POST", "GET", "GET"]
     assert fake_clock.elapsed == pytest.approx(80.0)
+
+
+def test_a_retry_after_that_ends_exactly_at_the_deadline_is_waited(fake_clock: FakeClock) -> None:
+    answers = iter([httpx.Response(503, headers={"Retry-After": "10"})])
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return next(answers, None) or httpx.Response(200, json={"data": _source(0)})
+
+    client = make_client(
+        fake_clock,
+        transport=httpx.MockTransport(answer),
+        retry=RetryPolicy(deadline=10.0, jitter=random.Random(1)),
+    )
+
+    assert run(client, lambda c: c.get_source(f"{0:024x}")).id == f"{0:024x}"
+    assert fake_clock.elapsed == pytest.approx(10.0)
+
+
+def test_a_lost_create_is_not_taken_for_a_source_of_another_name_on_its_subdomain(
+    fake_clock: FakeClock,
+) -> None:
+    # The create's answer is lost, then its subdomain is taken: the lookup finds it on a
+    # source named otherwise (made meanwhile in the dashboard), which is not this create's.
+    attributes = _source(5)["attributes"]
+    theirs = _source(7)
+    theirs["attributes"]["name"] = "Made in the dashboard"
+    theirs["attributes"]["deployment"] = dict(attributes["deployment"])
+    posts: list[int] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            posts.append(500 if not posts else 409)
+            return httpx.Response(posts[-1], json={"errors": [{"title": "Taken"}]})
+        data = [theirs] if request.url.params["page[number]"] == "0" else []
+        return httpx.Response(200, json={"data": data})
+
+    client = make_client(
+        fake_clock,
+        transport=httpx.MockTransport(answer),
+        retry=RetryPolicy(jitter=random.Random(1)),
+    )
+
+    with pytest.raises(ApiError) as caught:
+        run(client, lambda c: c.create_source(attributes))
+
+    assert caught.value.status == 409
+    assert posts == [500, 409]
+
+
+def test_a_lost_create_is_found_with_its_hostnames_reordered_and_a_value_not_listed(
+    fake_clock: FakeClock,
+) -> None:
+    # The listing shows the subdomains in its own order and leaves out a value sent
+    # (`s3_prefix`): neither says the source is another's.
+    attributes = s3_attributes(1)
+    attributes["deployment"]["imgix_subdomains"] = ["acme-1", "acme-1b"]
+    attributes["deployment"]["s3_prefix"] = "images/"
+    listed = dict(attributes["deployment"])
+    del listed["s3_secret_key"], listed["s3_prefix"]
+    listed["imgix_subdomains"] = ["acme-1b", "acme-1"]
+    mine = {"id": SOURCE_0, "type": "sources", "attributes": {**attributes, "deployment": listed}}
+    posts: list[int] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            posts.append(502)
+            return httpx.Response(502)
+        data = [mine] if request.url.params["page[number]"] == "0" else []
+        return httpx.Response(200, json={"data": data})
+
+    client = make_client(
+        fake_clock,
+        transport=httpx.MockTransport(answer),
+        retry=RetryPolicy(jitter=random.Random(1)),
+    )
+
+    created = run(client, lambda c: c.create_source(attributes))
+
+    assert created.id == SOURCE_0
+    assert posts == [502]
+
+
+def test_a_create_without_a_subdomain_is_sent_and_its_refusal_reported(
+    fake_clock: FakeClock,
+) -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(400, json={"errors": [{"title": "Bad Request"}]})
+
+    client = make_client(fake_clock, transport=httpx.MockTransport(answer))
+    attributes = s3_attributes(1)
+    attributes["deployment"]["imgix_subdomains"] = []
+
+    with pytest.raises(ApiError, match=r"^imgix API 400 Bad Request$"):
+        run(client, lambda c: c.create_source(attributes))
 
 
 def test_a_write_is_not_retried_after_a_signal(fake_clock: FakeClock) -> None:
@@ -1793,12 +2214,52 @@ def test_a_request_that_starts_after_a_signal_has_the_grace_period_not_its_timeo
         retry=RetryPolicy(attempts=1),
         sleep=fake_clock.sleep,
         clock=fake_clock.time,
-        timeout=10.0,
+        # An hour: a request left its whole timeout would outlast the guard below.
+        timeout=3600.0,
     )
     client.pacer.stop.request("stopped by SIGTERM")
 
+    async def guarded(client: ImgixClient) -> LiveSource:
+        return await asyncio.wait_for(client.get_source(f"{0:024x}"), 60.0)
+
     with pytest.raises(TransportError, match=r"within 0\.05s of being stopped by SIGTERM"):
-        run(client, lambda c: c.get_source(f"{0:024x}"))
+        run(client, guarded)
+
+
+def test_a_stop_requested_after_the_requests_ended_touches_none_of_them(
+    fake_clock: FakeClock,
+) -> None:
+    # A signal may come once the event loop is gone (the CLI's handler stays installed):
+    # finished requests must not still listen for it.
+    stop = Stop()
+    client = make_client(
+        fake_clock, transport=httpx.MockTransport(lambda r: httpx.Response(200, json={"data": []}))
+    )
+    client.pacer.stop = stop
+
+    assert run(client, lambda c: c.list_sources()) == []
+
+    stop.request("stopped by SIGTERM")
+    assert stop.reason == "stopped by SIGTERM"
+
+
+def test_a_request_that_answers_within_the_grace_after_a_signal_is_read(
+    fake_clock: FakeClock,
+) -> None:
+    # The grace is a deadline ahead of the signal, not one already past: an answer that
+    # comes after a pause (the server's await) is still read.
+    async def answer(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(0)
+        return httpx.Response(200, json={"data": _source(0)})
+
+    client = make_client(
+        fake_clock,
+        transport=httpx.MockTransport(answer),
+        retry=RetryPolicy(attempts=1, jitter=random.Random(1)),
+    )
+    client.pacer.stop.request("stopped by SIGTERM")
+
+    assert run(client, lambda c: c.get_source(f"{0:024x}")).id == f"{0:024x}"
 
 
 class _Oversleeping:
@@ -1959,3 +2420,231 @@ def test_a_source_id_holding_a_secret_is_refused_without_any_part_of_it(
     with pytest.raises(ClientError, match="Refusing") as caught:
         run(client, lambda c: c.update_source("id-" + MIXED_SECRET + "é", {"name": "x"}))
     assert _leaked_part(str(caught.value)) is None, str(caught.value)
+
+
+def test_an_error_detail_at_the_shown_length_is_whole_and_one_more_is_clipped(
+    fake_clock: FakeClock,
+) -> None:
+    def message(detail: str) -> str:
+        def answer(request: httpx.Request) -> httpx.Response:
+            return httpx.Response(400, json={"errors": [{"title": "Bad", "detail": detail}]})
+
+        client = make_client(fake_clock, transport=httpx.MockTransport(answer))
+        with pytest.raises(ApiError) as caught:
+            run(client, lambda c: c.list_sources())
+        return str(caught.value)
+
+    whole = "d" * MAX_SHOWN_DETAIL
+    assert message(whole) == f"imgix API 400 Bad: {whole}"
+    assert message(whole + "e") == f"imgix API 400 Bad: {whole}… (1 more characters)"
+
+
+def test_an_api_error_clipped_inside_a_secret_shows_no_part_of_it() -> None:
+    # ApiError is public: whoever builds one, a secret its detail holds is masked before
+    # the clip, which would otherwise cut it where the mask no longer knows it.
+    redact.register(MIXED_SECRET)
+    detail = "x" * (MAX_SHOWN_DETAIL - 10) + MIXED_SECRET + "y" * 100
+
+    message = str(ApiError(400, "Bad Request", detail, None))
+
+    assert "more characters" in message
+    assert _leaked_part(message) is None, message
+
+
+def test_a_body_at_the_size_bound_is_read_and_one_byte_more_is_refused(
+    fake_clock: FakeClock,
+) -> None:
+    document = json.dumps({"data": _source(0)}).encode()
+
+    def get(body: bytes) -> LiveSource:
+        def answer(request: httpx.Request) -> httpx.Response:
+            return httpx.Response(200, content=body, headers={"Content-Type": "application/json"})
+
+        client = make_client(
+            fake_clock, transport=httpx.MockTransport(answer), max_response_bytes=len(document)
+        )
+        return run(client, lambda c: c.get_source(f"{0:024x}"))
+
+    assert get(document).id == f"{0:024x}"
+    with pytest.raises(LimitExceeded, match="larger than"):
+        get(document + b" ")
+
+
+def test_a_declared_length_past_the_bound_is_refused_before_its_body_is_read(
+    fake_clock: FakeClock,
+) -> None:
+    chunks_read = 0
+
+    async def body() -> Any:
+        nonlocal chunks_read
+        for _ in range(4):
+            chunks_read += 1
+            yield b"x" * 100
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        headers = {"Content-Type": "application/json", "Content-Length": "400"}
+        return httpx.Response(200, content=body(), headers=headers)
+
+    client = make_client(fake_clock, transport=httpx.MockTransport(answer), max_response_bytes=399)
+
+    with pytest.raises(LimitExceeded, match="larger than 399 bytes"):
+        run(client, lambda c: c.get_source(f"{0:024x}"))
+
+    assert chunks_read == 0
+
+
+def test_a_body_streamed_at_its_declared_length_of_the_bound_is_read(fake_clock: FakeClock) -> None:
+    document = json.dumps({"data": _source(0)}).encode()
+
+    async def body() -> Any:
+        yield document
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        headers = {"Content-Type": "application/json", "Content-Length": str(len(document))}
+        return httpx.Response(200, content=body(), headers=headers)
+
+    client = make_client(
+        fake_clock, transport=httpx.MockTransport(answer), max_response_bytes=len(document)
+    )
+
+    assert run(client, lambda c: c.get_source(f"{0:024x}")).id == f"{0:024x}"
+
+
+def test_an_error_body_in_an_encoding_not_asked_for_names_the_errors_status(
+    fake_clock: FakeClock,
+) -> None:
+    async def body() -> Any:
+        yield b"\x00\x01"
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        headers = {"Content-Type": "application/json", "Content-Encoding": "br"}
+        return httpx.Response(404, content=body(), headers=headers)
+
+    client = make_client(fake_clock, transport=httpx.MockTransport(answer))
+
+    with pytest.raises(ApiError) as caught:
+        run(client, lambda c: c.get_source(f"{0:024x}"))
+
+    assert str(caught.value) == (
+        "imgix API 404 Invalid Response: GET: the body cannot be decoded "
+        "(content encoding 'br' was not asked for)"
+    )
+
+
+@pytest.mark.parametrize("encoding", ["identity", "x-gzip", "GZIP, identity", "deflate"])
+def test_a_body_in_an_encoding_asked_for_or_none_is_read(
+    fake_clock: FakeClock, encoding: str
+) -> None:
+    document = json.dumps({"data": _source(0)}).encode()
+    coding = encoding.split(",")[0].lower()
+    if coding in ("gzip", "x-gzip"):
+        document = gzip.compress(document)
+    elif coding == "deflate":
+        document = zlib.compress(document)
+
+    async def body() -> Any:
+        yield document
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        headers = {"Content-Type": "application/json", "Content-Encoding": encoding}
+        return httpx.Response(200, content=body(), headers=headers)
+
+    client = make_client(fake_clock, transport=httpx.MockTransport(answer))
+
+    assert run(client, lambda c: c.get_source(f"{0:024x}")).id == f"{0:024x}"
+
+
+def test_a_long_content_encoding_is_shown_clipped_to_sixty_characters(
+    fake_clock: FakeClock,
+) -> None:
+    encoding = "x-" + "abcdefghij" * 10
+
+    async def body() -> Any:
+        yield b"{}"
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        headers = {"Content-Type": "application/json", "Content-Encoding": encoding}
+        return httpx.Response(200, content=body(), headers=headers)
+
+    client = make_client(fake_clock, transport=httpx.MockTransport(answer))
+
+    with pytest.raises(ApiError) as caught:
+        run(client, lambda c: c.get_source(f"{0:024x}"))
+
+    assert f"(content encoding '{encoding[:60]}' was not asked for)" in str(caught.value)
+
+
+def test_a_compressed_body_is_never_inflated_past_its_bound_in_memory(
+    fake_clock: FakeClock,
+) -> None:
+    # Half the bound in a first piece, then a bomb: what is inflated of the bomb is only
+    # the room the bound leaves, not another whole bound on top of the first half.
+    bound = 8 * 1024 * 1024
+    deflater = zlib.compressobj(wbits=31)
+    first = deflater.compress(b"a" * (bound // 2)) + deflater.flush(zlib.Z_SYNC_FLUSH)
+    bomb = deflater.compress(bytes(8 * bound)) + deflater.flush()
+
+    async def body() -> Any:
+        yield first
+        yield bomb
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+        return httpx.Response(200, content=body(), headers=headers)
+
+    client = make_client(
+        fake_clock, transport=httpx.MockTransport(answer), max_response_bytes=bound
+    )
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(LimitExceeded, match="larger than 8,388,608 bytes once decoded"):
+            run(client, lambda c: c.get_source(f"{0:024x}"))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    # The first half, the half left and zlib's buffer while inflating it (about 1.5
+    # bounds): not the bomb inflated a bound past the first half (about 3.5).
+    assert peak < 2 * bound
+
+
+SOURCE_0 = f"{0:024x}"
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        (b'{"data": []}', "no source resource in the response"),
+        (
+            b'{"data": {"id": "%s", "attributes": [1]}}' % SOURCE_0.encode(),
+            "the attributes of a source are not an object",
+        ),
+        (
+            b'{"data": {"id": "%s", "attributes": {"date_deployed": 1e400}}}' % SOURCE_0.encode(),
+            "a number is out of range",
+        ),
+        (
+            b'{"data": {"id": "%s", "attributes": {"name": 5, "enabled": "no-such-word"}}}'
+            % SOURCE_0.encode(),
+            "name: Input should be a valid string; enabled: Input should be a valid boolean, "
+            "unable to interpret input",
+        ),
+    ],
+    ids=["no resource", "attributes not an object", "number out of range", "two fields"],
+)
+def test_a_source_the_answer_cannot_hold_is_an_invalid_response_about_that_source(
+    fake_clock: FakeClock, body: bytes, problem: str
+) -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=body, headers={"Content-Type": "application/json"})
+
+    client = make_client(fake_clock, transport=httpx.MockTransport(answer))
+
+    with pytest.raises(ApiError) as caught:
+        run(client, lambda c: c.get_source(SOURCE_0))
+
+    assert str(caught.value) == (
+        f"imgix API 200 Invalid Response for source {SOURCE_0}: GET: {problem}"
+    )
+    assert caught.value.source_id == SOURCE_0
