@@ -1288,26 +1288,6 @@ def test_a_saved_plan_keeps_the_annotation_text_beside_its_marker_and_knows_it_i
         run(emulator_store, fake_clock, other, saved=True, fingerprint_key=b"key")
 
 
-def test_a_patch_starting_exactly_the_threshold_after_its_listing_reads_first(
-    emulator_store: SourceStore, fake_clock: FakeClock
-) -> None:
-    source_id = seed(emulator_store, "Blog", ["acme-blog"])
-    plan = make_plan(patch(emulator_store, source_id, TTL))
-
-    async def go() -> ApplyReport:
-        async with client_for(emulator_store, fake_clock) as client:
-            return await apply_plan(
-                plan,
-                client,
-                resolver=SecretResolver({}),
-                listing=Listing([], fake_clock.now - REREAD_AFTER),
-                clock=fake_clock.time,
-            )
-
-    assert asyncio.run(go()).ok
-    assert reads_of(emulator_store, source_id) == ["GET", "PATCH"]
-
-
 def test_a_stale_action_names_five_changed_paths_whole_and_clips_only_past_80_characters(
     emulator_store: SourceStore, fake_clock: FakeClock
 ) -> None:
@@ -1323,7 +1303,11 @@ def test_a_stale_action_names_five_changed_paths_whole_and_clips_only_past_80_ch
     )
 
 
-@pytest.mark.parametrize(("age", "requests"), [(59.0, ["PATCH"]), (61.0, ["GET", "PATCH"])])
+@pytest.mark.parametrize(
+    ("age", "requests"),
+    [(59.0, ["PATCH"]), (REREAD_AFTER, ["GET", "PATCH"]), (61.0, ["GET", "PATCH"])],
+    ids=["59 s", "exactly the threshold", "61 s"],
+)
 def test_a_patch_starting_more_than_a_minute_after_its_listing_reads_its_source_first(
     emulator_store: SourceStore, fake_clock: FakeClock, age: float, requests: list[str]
 ) -> None:
