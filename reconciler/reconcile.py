@@ -37,7 +37,7 @@ from reconciler.live import LiveSource
 from reconciler.pacing import Clock, Pacer, Pacing, RetryPolicy, Sleep, Stop
 from reconciler.plan import Plan, compute_digest
 from reconciler.rails import Permissions, Refusal, check_permissions, ownership_refusals
-from reconciler.untrusted import escaped, one_line, quoted
+from reconciler.untrusted import escaped, is_text, one_line, quoted
 
 # The loader and the planner are imported by the loading thread, once the listing has
 # asked for its first page (`plan_files`): that request does not wait for their import.
@@ -144,12 +144,8 @@ def _checked_api_url(text: str, origin: str) -> str:
     the path, and httpx would send user info as Basic auth in place of the Bearer key.
     """
     text = text.strip()
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:  # bytes that are not UTF-8, which Python keeps as surrogates
-        raise ConfigurationError(
-            f"{origin} cannot be used: it is not readable as UTF-8 text."
-        ) from None
+    if not is_text(text):
+        raise ConfigurationError(f"{origin} cannot be used: it is not readable as UTF-8 text.")
     head, slashes, rest = text.partition("//")
     # User info may hold a password: never echo it, not even from a malformed URL.
     shown = head + slashes + "…" + rest[rest.rindex("@") :] if "@" in rest else text
@@ -274,14 +270,10 @@ def fingerprint_key(connection: Connection, environ: Mapping[str, str] | None = 
                 "characters: set it to a long random string, e.g. from "
                 "`python3 -c 'import secrets; print(secrets.token_urlsafe(48))'`"
             )
-        try:
-            key = explicit.encode()
-        except UnicodeEncodeError:  # bytes that are not UTF-8, kept by Python as surrogates
-            raise ConfigurationError(
-                f"{FINGERPRINT_KEY_VARIABLE} is not readable as UTF-8 text"
-            ) from None
+        if not is_text(explicit):
+            raise ConfigurationError(f"{FINGERPRINT_KEY_VARIABLE} is not readable as UTF-8 text")
         redact.register(explicit)
-        return key
+        return explicit.encode()
     return hmac.new(
         connection.api_key.encode(), b"imgix-reconciler fingerprint key", hashlib.sha256
     ).digest()

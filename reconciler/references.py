@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from reconciler import redact
+from reconciler.untrusted import is_text
 
 # `{env: NAME}` reads an environment variable, `{file: path}` a file of the repository.
 REFERENCE_KINDS = ("env", "file")
@@ -162,15 +163,8 @@ def _environment(name: str, environ: Mapping[str, str]) -> str:
     value = environ[name]
     if not value:
         raise MissingReference(f"environment variable {name} is empty")
-    if not value.isascii():
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            # Python keeps bytes that are not UTF-8 as lone surrogates, which no request,
-            # fingerprint or output can carry.
-            raise UnreadableReference(
-                f"environment variable {name} is not readable as UTF-8 text"
-            ) from None
+    if not is_text(value):
+        raise UnreadableReference(f"environment variable {name} is not readable as UTF-8 text")
     return value
 
 

@@ -65,6 +65,19 @@ JSON_ESCAPES = "imgix-reconciler-json-escapes"
 codecs.register_error(JSON_ESCAPES, _json_escapes)
 
 
+def is_text(value: str) -> bool:
+    """Whether `value` holds no lone surrogate, so UTF-8 (a request, an output, a hash)
+    can carry it. Python keeps bytes that are not UTF-8 (an environment variable, an
+    argument) as lone surrogates, and YAML's and JSON's `\\ud800` escape makes one."""
+    if value.isascii():
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def may_hold_lone_surrogates(body: bytes) -> bool:
     """Whether a JSON text escapes a surrogate (`\\ud800`): only then can its decoded
     strings hold a lone one."""

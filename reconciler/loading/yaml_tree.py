@@ -17,6 +17,7 @@ from ruamel.yaml.tag import Tag
 
 from reconciler import deferred
 from reconciler.loading.located import Imprecise, Loc
+from reconciler.untrusted import is_text
 
 _TIMESTAMP = "tag:yaml.org,2002:timestamp"
 # What a `%YAML` directive names (only YAML 1.2, the version the file is read as anyway,
@@ -220,7 +221,7 @@ class Expansion:
             if problem:
                 self.not_json.append((loc, problem))
                 return None
-        elif type(value) is str and not value.isascii() and not _encodable(value):
+        elif type(value) is str and not is_text(value):
             self.not_json.append((loc, _SURROGATE))
             return None
         elif not key and not isinstance(value, PLAIN_SCALARS):
@@ -235,14 +236,6 @@ class Expansion:
 
 # YAML's `"\ud800"` escape: half of a UTF-16 pair, which no request or output can encode.
 _SURROGATE = "must be Unicode text (it holds a lone surrogate escape such as \\ud800)"
-
-
-def _encodable(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def not_json_problem(value: Any) -> str | None:
