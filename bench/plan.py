@@ -214,6 +214,8 @@ def steps(count: int, runs: int) -> float:
     """The adopted account's plan, step by step: best CPU milliseconds of each, alone."""
     from reconciler import planner
     from reconciler.plan import compute_digest
+    from reconciler.planning import in_sync as bulk
+    from reconciler.planning import matching, ordering
 
     off = RateLimits(per_second=None, creates_per_hour=None, updates_per_hour=None)
     store = SourceStore(limits=off, deploy_delay=0)
@@ -221,13 +223,13 @@ def steps(count: int, runs: int) -> float:
     live = asyncio.run(fetch(store))
     options = PlanOptions(fingerprint_key=KEY)
     desired = desired_state(count)
-    matching = planner._matching(desired.sources, live)
-    matched = [m for m in matching.matches if m.live is not None]
+    found = matching.matching_of(desired.sources, live)
+    matched = [m for m in found.matches if m.live is not None]
     first = planner.Planner(desired, options)
     outcomes = [first._outcome(m.spec, m.live) for m in matched]  # type: ignore[arg-type]
     in_sync = [m for m, o in zip(matched, outcomes, strict=True) if o and o.action is None]
     differing = [m for m, o in zip(matched, outcomes, strict=True) if o and o.action]
-    new = [m for m in matching.matches if m.live is None]
+    new = [m for m in found.matches if m.live is None]
     actions = [(m, o.action) for m, o in zip(matched, outcomes, strict=True) if o and o.action]
     actions += [(m, planner._create(m.spec, options, None)) for m in new]
     result = plan(desired, live, options)
@@ -244,7 +246,7 @@ def steps(count: int, runs: int) -> float:
     def in_bulk(matches: list[planner.Match]) -> Callable[[], object]:
         def run() -> object:
             # No verdict nor fingerprint remembered, as in a new plan.
-            return planner._quiet_in_bulk(matches, options, None, {}, {})
+            return bulk.quiet_in_bulk(matches, options, None, {}, {})
 
         return run
 
@@ -263,7 +265,7 @@ def steps(count: int, runs: int) -> float:
         return (time.process_time() - cpu) * 1000
 
     def order() -> object:
-        return planner._order(planner._with_dependencies(actions, matching, set()))
+        return ordering.order(ordering.with_dependencies(actions, found, set()))
 
     total = min(fresh_plan() for _ in range(runs))
     # Each step: its CPU milliseconds, and how many things it handles.
@@ -272,10 +274,10 @@ def steps(count: int, runs: int) -> float:
         "differing (bulk)": (best(in_bulk(differing)), len(differing)),
         "patches": (best(outcomes_of(differing)), len(differing)),
         "creates": (best(lambda: [planner._create(m.spec, options, None) for m in new]), len(new)),
-        "matching": (best(lambda: planner._matching(desired.sources, live)), count),
+        "matching": (best(lambda: matching.matching_of(desired.sources, live)), count),
         "digest (actions)": (best(lambda: compute_digest(result.actions)), len(result.actions)),
         "ordering (actions)": (best(order), len(actions)),
-        "hostnames unique": (best(lambda: planner._check_unique_hostnames(desired)), count),
+        "hostnames unique": (best(lambda: matching.check_unique_hostnames(desired)), count),
     }
     print(f"adopted plan, step by step (CPU, best of {runs}; each step alone):")
     for name, (figure, number) in parts.items():
@@ -333,6 +335,7 @@ def steady(count: int, runs: int, best: Callable[[Callable[[], object]], float])
     """The adopted account with nothing differing (a scheduled `drift`), step by step;
     returns the bare comparison's CPU seconds."""
     from reconciler import planner
+    from reconciler.planning import matching
 
     off = RateLimits(per_second=None, creates_per_hour=None, updates_per_hour=None)
     store = SourceStore(limits=off, deploy_delay=0)
@@ -340,7 +343,7 @@ def steady(count: int, runs: int, best: Callable[[Callable[[], object]], float])
     live = asyncio.run(fetch(store))
     options = PlanOptions(fingerprint_key=KEY)
     desired = desired_state(count, differ=0)
-    matches = planner._matching(desired.sources, live).matches
+    matches = matching.matching_of(desired.sources, live).matches
 
     def in_bulk() -> object:
         # A new planner: no verdict nor fingerprint remembered, as in a new plan.
@@ -355,8 +358,8 @@ def steady(count: int, runs: int, best: Callable[[Callable[[], object]], float])
 
     total = min(fresh_plan() for _ in range(runs))
     parts = {
-        "hostnames unique": best(lambda: planner._check_unique_hostnames(desired)),
-        "matching": best(lambda: planner._matching(desired.sources, live)),
+        "hostnames unique": best(lambda: matching.check_unique_hostnames(desired)),
+        "matching": best(lambda: matching.matching_of(desired.sources, live)),
         "in sync (bulk)": best(in_bulk),
     }
     floor = best(bare_comparison(desired, live))

@@ -1,4 +1,5 @@
-"""The planner (reconciler/planner.py): matching, normalizing, actions, ordering."""
+"""The planner (reconciler/planner.py and its parts, reconciler/planning/): matching,
+normalizing, actions, ordering."""
 
 from __future__ import annotations
 
@@ -280,12 +281,12 @@ def _matched(specs: Any, listed: list[LiveSource]) -> object:
 def test_matching_in_c_agrees_with_the_rules_spec_by_spec(
     case: tuple[DesiredState, list[LiveSource]],
 ) -> None:
-    from reconciler import planner
+    from reconciler.planning import matching
 
     wanted, listed = case
     quick = _matched(wanted.sources, listed)
     with pytest.MonkeyPatch.context() as patched:  # the rules spec by spec, for every case
-        patched.setattr(planner, "_plain_matches", lambda *_: None)
+        patched.setattr(matching, "_plain_matches", lambda *_: None)
         assert _matched(wanted.sources, listed) == quick
 
 
@@ -1677,7 +1678,8 @@ def test_the_cheap_comparison_agrees_with_the_detailed_diff(
 ) -> None:
     # The planner builds the detailed diff only when the cheap check says a source differs:
     # the two must agree on every value a listing can hold (types strictly, hostnames as sets).
-    from reconciler.planner import _attribute_changes, _attributes_in_sync
+    from reconciler.planning.changes import attribute_changes
+    from reconciler.planning.in_sync import attributes_in_sync
     from reconciler.specs import HOSTNAME_FIELDS
 
     # Both sort hostnames, so both need them as text (what the listing returns).
@@ -1699,16 +1701,16 @@ def test_the_cheap_comparison_agrees_with_the_detailed_diff(
     live = live_of(spec)
     values = {k: v for k, v in {**live.deployment, **live_values}.items() if k not in omitted}
     live = live.model_copy(update={"deployment": values})
-    detailed = _attribute_changes(deployment.managed(), deployment, live, frozenset(paths))
-    assert _attributes_in_sync(deployment, live, frozenset(paths)) == (not detailed)
+    detailed = attribute_changes(deployment.managed(), deployment, live, frozenset(paths))
+    assert attributes_in_sync(deployment, live, frozenset(paths)) == (not detailed)
 
 
 def _attribute_changes_one_by_one(
     deployment: Any, live: LiveSource, ignored: frozenset[str]
 ) -> tuple[list[Change], list[str]]:
     """The detailed diff as the rule says it, attribute by attribute: what the planner's
-    `_attribute_changes` (equal scalars settled at once) must give, changes and names."""
-    from reconciler.planner import _normalized, _value_changes
+    `attribute_changes` (equal scalars settled at once) must give, changes and names."""
+    from reconciler.planning.changes import normalized, value_changes
     from reconciler.specs import stated_fields
 
     changes: list[Change] = []
@@ -1719,13 +1721,13 @@ def _attribute_changes_one_by_one(
         if name not in live.deployment:
             # Stated, and not what an omitted key may be (null, [] or {}).
             if name in stated_fields(deployment) and value not in (None, [], {}):
-                path, want = f"deployment.{name}", _normalized(name, value)
+                path, want = f"deployment.{name}", normalized(name, value)
                 changes.append(Change(path=path, before=NOT_RETURNED, after=want))
                 names.append(name)
             continue
-        have, want = _normalized(name, live.deployment[name]), _normalized(name, value)
+        have, want = normalized(name, live.deployment[name]), normalized(name, value)
         if not same_json(have, want):
-            changes += _value_changes(name, have, want)
+            changes += value_changes(name, have, want)
             names.append(name)
     return changes, names
 
@@ -1770,7 +1772,7 @@ NEAR_VALUES = st.sampled_from(
 def test_the_detailed_diff_is_the_diff_attribute_by_attribute(
     live_values: dict[str, Any], omitted: set[str], ignored: set[str], stated: dict[str, Any]
 ) -> None:
-    from reconciler.planner import _attribute_changes, _managed_values
+    from reconciler.planning.changes import attribute_changes, managed_values
 
     hostnames = [live_values.get(name, []) for name in ("imgix_subdomains", "custom_domains")]
     # Hostname lists are text once listed (`LiveSource` refuses others): both sort them.
@@ -1787,8 +1789,8 @@ def test_the_detailed_diff_is_the_diff_attribute_by_attribute(
     values = {k: v for k, v in {**live.deployment, **live_values}.items() if k not in omitted}
     live = live.model_copy(update={"deployment": values})
     changed: list[str] = []
-    attributes = _managed_values(deployment)
-    changes = _attribute_changes(attributes, deployment, live, paths, changed)
+    attributes = managed_values(deployment)
+    changes = attribute_changes(attributes, deployment, live, paths, changed)
     assert (changes, changed) == _attribute_changes_one_by_one(deployment, live, paths)
     assert attributes == deployment.managed()  # the same values, read without copies
 
@@ -1925,7 +1927,7 @@ def _settled_or_not(draw: Any) -> tuple[DesiredState, LiveSource, PlanOptions]:
 def test_a_source_settled_without_a_comparison_plans_as_the_full_comparison_would(
     case: tuple[DesiredState, LiveSource, PlanOptions],
 ) -> None:
-    # Most matched sources are settled by a quick check (`_quiet`); the plan must be the
+    # Most matched sources are settled by a quick check (`quiet_verdict`); the plan must be the
     # very plan the full comparison gives, notices and adoption included.
     from unittest import mock
 
@@ -1933,7 +1935,7 @@ def test_a_source_settled_without_a_comparison_plans_as_the_full_comparison_woul
 
     wanted, live, options = case
     quick = plan(wanted, [live], options)
-    with mock.patch.object(planner, "_quiet", return_value=None), _per_source_only():
+    with mock.patch.object(planner, "quiet_verdict", return_value=None), _per_source_only():
         full = plan(wanted, [live], options)
     assert quick.to_json() == full.to_json()
 
@@ -1961,7 +1963,8 @@ def test_a_planned_patch_is_the_model_validation_gives(
 def test_actions_waiting_for_none_are_ordered_as_the_heap_orders_them() -> None:
     # Without a claim to wait for, the order is one sort: creates, patches, then the
     # source's name and the action's key (two live sources may share a name).
-    from reconciler.planner import _matching, _Node, _order
+    from reconciler.planning.matching import matching_of
+    from reconciler.planning.ordering import Node, order
 
     lives = [
         live_of(s3_spec("Same", ("s1",)), ID_B),
@@ -1979,9 +1982,9 @@ def test_actions_waiting_for_none_are_ordered_as_the_heap_orders_them() -> None:
     expected = [("create", "new:n1"), ("create", "new:n2"), ("patch", ID_C)]
     expected += sorted([("patch", ID_A), ("patch", ID_B)])
     assert [(a.action, a.key) for a in result.actions] == expected
-    matches = _matching(specs.sources, lives).matches
-    nodes = [_Node(m, a) for m, a in zip(matches, reversed(result.actions), strict=True)]
-    assert _order(nodes) == result.actions
+    matches = matching_of(specs.sources, lives).matches
+    nodes = [Node(m, a) for m, a in zip(matches, reversed(result.actions), strict=True)]
+    assert order(nodes) == result.actions
 
 
 @pytest.mark.parametrize(
@@ -2006,11 +2009,11 @@ def test_actions_waiting_for_none_are_ordered_as_the_heap_orders_them() -> None:
 def test_the_quick_check_leaves_to_the_full_comparison(
     spec: dict[str, Any], live_deployment: dict[str, Any], path: str
 ) -> None:
-    from reconciler.planner import _quiet
+    from reconciler.planning.in_sync import quiet_verdict
 
     live = live_of(spec)
     live = live.model_copy(update={"deployment": {**live.deployment, **live_deployment}})
-    assert _quiet(desired(spec).sources[0], live, OPTIONS, False, {}) is None
+    assert quiet_verdict(desired(spec).sources[0], live, OPTIONS, False, {}) is None
     assert f"deployment.{path}" in paths(only(plan(desired(spec), [live], OPTIONS)))
 
 
@@ -2025,20 +2028,20 @@ def test_secrets_of_one_name_are_compared_by_value() -> None:
 
 def test_a_source_in_sync_is_settled_by_the_quick_check() -> None:
     # Without this, the agreement above would hold for a quick check that never settles.
-    from reconciler.planner import _quiet
+    from reconciler.planning.in_sync import quiet_verdict
 
     spec = s3_spec(annotation="Managed in git", default_params={"auto": "format"})
     wanted = desired(spec).sources[0]
     live = live_of(spec)
-    assert _quiet(wanted, live, OPTIONS, False, {}) is False
+    assert quiet_verdict(wanted, live, OPTIONS, False, {}) is False
     unmarked = live_of(spec, deployment={"annotation": "Managed in git"})
-    assert _quiet(wanted, unmarked, OPTIONS, False, {}) is True
-    assert _quiet(wanted, unmarked, OPTIONS, True, {}) is None  # adopting it is a patch
+    assert quiet_verdict(wanted, unmarked, OPTIONS, False, {}) is True
+    assert quiet_verdict(wanted, unmarked, OPTIONS, True, {}) is None  # adopting it is a patch
     reordered = live_of(
         webfolder_spec("Blog", ("b", "a")), deployment={"imgix_subdomains": ["a", "b"]}
     )
     assert (
-        _quiet(
+        quiet_verdict(
             desired(webfolder_spec("Blog", ("b", "a"))).sources[0], reordered, OPTIONS, False, {}
         )
         is False
@@ -2055,18 +2058,19 @@ def _per_source_only() -> Any:
     from reconciler import planner as planner_module
 
     return mock.patch.object(
-        planner_module, "_quiet_in_bulk", side_effect=lambda pairs, *rest: [None] * len(pairs)
+        planner_module, "quiet_in_bulk", side_effect=lambda pairs, *rest: [None] * len(pairs)
     )
 
 
 def _bulk_verdicts(wanted: DesiredState, live: list[LiveSource], options: PlanOptions) -> list[Any]:
     """The bulk pass's verdict on each matched pair ("differs": left to the per-source
     path, its managed attributes plainly differing)."""
-    from reconciler.planner import _DIFFERS, _matching, _quiet_in_bulk
+    from reconciler.planning.in_sync import DIFFERS, quiet_in_bulk
+    from reconciler.planning.matching import matching_of
 
-    pairs = [m for m in _matching(wanted.sources, live).matches if m.live is not None]
-    verdicts = _quiet_in_bulk(pairs, options, wanted.owner, {}, {})
-    return ["differs" if verdict is _DIFFERS else verdict for verdict in verdicts]
+    pairs = [m for m in matching_of(wanted.sources, live).matches if m.live is not None]
+    verdicts = quiet_in_bulk(pairs, options, wanted.owner, {}, {})
+    return ["differs" if verdict is DIFFERS else verdict for verdict in verdicts]
 
 
 @settings(max_examples=250, deadline=None, derandomize=True)
@@ -2074,13 +2078,14 @@ def _bulk_verdicts(wanted: DesiredState, live: list[LiveSource], options: PlanOp
 def test_the_bulk_pass_and_the_per_source_path_agree(
     case: tuple[DesiredState, LiveSource, PlanOptions],
 ) -> None:
-    from reconciler.planner import Match, _quiet, _quiet_in_bulk
+    from reconciler.planning.in_sync import quiet_in_bulk, quiet_verdict
+    from reconciler.planning.matching import Match
 
     wanted, live, options = case
     spec = wanted.sources[0]
-    (verdict,) = _quiet_in_bulk([Match(0, spec, live)], options, wanted.owner, {}, {})
+    (verdict,) = quiet_in_bulk([Match(0, spec, live)], options, wanted.owner, {}, {})
     if verdict is True or verdict is False:  # settled: what the quick check one by one says
-        assert _quiet(spec, live, options, options.adopt, {}) is verdict
+        assert quiet_verdict(spec, live, options, options.adopt, {}) is verdict
     bulk = plan(wanted, [live], options)
     with _per_source_only():
         assert plan(wanted, [live], options).to_json() == bulk.to_json()
@@ -2231,12 +2236,15 @@ def test_a_pair_whose_attributes_plainly_differ_skips_the_quick_check() -> None:
 
     spec = s3_spec(cache_ttl_value=3600)
     live = live_of(spec, deployment={"cache_ttl_value": 7200})
-    with mock.patch.object(planner_module, "_quiet", side_effect=AssertionError):
+    with mock.patch.object(planner_module, "quiet_verdict", side_effect=AssertionError):
         action = only(plan(desired(spec), [live], OPTIONS))
     assert paths(action) == ["deployment.cache_ttl_value"]
     # Ignored, the difference is the quick check's to settle.
     quiet = desired({**spec, "ignore_changes": ["deployment.cache_ttl_value"]})
-    with mock.patch.object(planner_module, "_quiet", wraps=planner_module._quiet) as check:
+    counting = mock.patch.object(
+        planner_module, "quiet_verdict", wraps=planner_module.quiet_verdict
+    )
+    with counting as check:
         assert plan(quiet, [live], OPTIONS).summary.unchanged == 1
     assert check.call_count == 1
 
@@ -2277,7 +2285,7 @@ def test_a_view_reads_the_same_values_from_the_fields_as_from_the_model(
 def test_the_bulk_pass_gives_the_same_verdicts_block_by_block() -> None:
     from unittest import mock
 
-    from reconciler import planner as planner_module
+    from reconciler.planning import in_sync
 
     specs = [s3_spec(f"S{n}", (f"acme-s{n}",), secret=f"secret-{n % 2}") for n in range(7)]
     live = [live_of(spec, f"{n:024x}") for n, spec in enumerate(specs)]
@@ -2285,7 +2293,7 @@ def test_the_bulk_pass_gives_the_same_verdicts_block_by_block() -> None:
     live[5] = live[5].model_copy(update={"deployment": {**live[5].deployment, "annotation": None}})
     whole = _bulk_verdicts(desired(*specs), live, OPTIONS)
     assert whole == [False, False, False, None, False, True, False]
-    with mock.patch.object(planner_module, "_BLOCK", 3):
+    with mock.patch.object(in_sync, "_BLOCK", 3):
         assert _bulk_verdicts(desired(*specs), live, OPTIONS) == whole
 
 
@@ -2342,7 +2350,7 @@ def test_the_steady_state_counts_every_source_and_the_rest_still_take_the_loop()
     # One not adopted yet: settled in bulk too, and listed for adoption.
     live[1] = live[1].model_copy(update={"deployment": {**live[1].deployment, "annotation": None}})
     with (
-        mock.patch.object(planner_module, "_quiet", side_effect=AssertionError),
+        mock.patch.object(planner_module, "quiet_verdict", side_effect=AssertionError),
         mock.patch.object(planner_module, "_compare", side_effect=AssertionError),
     ):
         result = plan(desired(*specs), live, OPTIONS)

@@ -1,0 +1,1 @@
+"""The parts of `reconciler.planner`, each readable on its own."""
