@@ -45,7 +45,8 @@ from reconciler.specs import (
     stated_fields,
 )
 
-# Left to the per-source path too, known to differ: its managed attributes plainly do.
+# A bulk verdict: left to the per-source path, known to differ (its managed attributes
+# plainly do, so no quick check is tried there).
 DIFFERS: Any = object()
 # Pairs the bulk pass compares at once (`quiet_in_bulk`).
 _BLOCK = 256
