@@ -387,6 +387,14 @@ def _write_step_summary(markdown: Callable[[], str]) -> None:
         github.write_step_summary(markdown())
 
 
+def _working_directory_is_gone() -> bool:
+    try:
+        os.getcwd()
+    except FileNotFoundError:
+        return True
+    return False
+
+
 _OUTPUT_ERRNOS = frozenset({errno.EPIPE, errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO})
 
 # GitHub shows 10 error annotations per step: a file of 300,000 errors annotates these
@@ -431,6 +439,14 @@ def _exit_codes(files: Sequence[Path] = ()) -> Iterator[None]:
         if error.filename is None and error.errno in _OUTPUT_ERRNOS:
             # Stdout: a full disk, or a reader that went away (`plan ... | head -n 1`).
             _stderr_line(f"error: cannot write the output: {error.strerror or error}")
+        elif error.filename is None and _working_directory_is_gone():
+            # A relative path is read from a directory an earlier CI step removed.
+            relative = ", ".join(str(file) for file in files if not file.is_absolute())
+            _stderr_line(
+                "error: the current directory no longer exists"
+                + (f", so {relative} cannot be found" if relative else "")
+                + " (give an absolute path, or run from a directory that exists)"
+            )
         else:
             _stderr_line(f"error: {error.strerror or error}: {error.filename or ''}".rstrip(": "))
         raise SystemExit(EXIT_ERROR) from None

@@ -573,3 +573,32 @@ def test_plan_as_json_defines_no_apply_report_document() -> None:
     )
     assert '"digest"' in done.stdout  # it did plan
     assert done.stderr.splitlines()[-1] == "0"
+
+
+@pytest.mark.parametrize("command", [["validate"], ["plan", "--emulator"]])
+def test_a_relative_path_in_a_deleted_directory_says_the_directory_is_gone(
+    tmp_path: Path, command: list[str]
+) -> None:
+    # A CI step whose working directory an earlier step removed: "No such file or
+    # directory" alone named neither the file nor the reason.
+    gone = tmp_path / "checkout"
+    gone.mkdir()
+    shutil.copy(EXAMPLE, gone / "sources.yaml")
+    run = (
+        'cd "$1" && rm -r "$1" && shift && exec "$@"',
+        "sh",
+        str(gone),
+        sys.executable,
+        "-c",
+        "from reconciler.cli import main; main()",
+        *command,
+        "--no-resolve" if command == ["validate"] else "--format=json",
+        "sources.yaml",
+    )
+    done = subprocess.run(["sh", "-c", *run], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert done.stderr == (
+        "error: the current directory no longer exists, so sources.yaml cannot be found "
+        "(give an absolute path, or run from a directory that exists)\n"
+    )
+    assert done.stdout == ""
