@@ -1538,6 +1538,31 @@ def test_plan_out_dash_is_refused_with_a_pointer_to_format_json(sources: Path) -
     assert not Path("-").exists()
 
 
+def test_plan_out_writes_a_saved_plan_through_a_pipe(
+    store: SourceStore, emulator_url: str, sources: Path, tmp_path: Path
+) -> None:
+    # `plan --out >(gzip > plan.json.gz)`: "error: No such file or directory: /dev/fd/63",
+    # since the temporary file of an atomic write cannot sit beside a pipe's name.
+    kept = tmp_path / "piped.json"
+    # `wait $!` waits for the reader: the last process substitution is `$!`.
+    command = (
+        '"$0" -m reconciler plan "$1" --api-url "$2" --out >(cat > "$3"); s=$?; wait $!; exit $s'
+    )
+    planned = subprocess.run(
+        ["bash", "-c", command, sys.executable, str(sources), emulator_url, str(kept)],
+        env=child_env(CANARY_ENV),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert planned.returncode == 0, planned.stderr
+    applied = run_cli("apply", kept, "--auto-approve", "--api-url", emulator_url, env=CANARY_ENV)
+    assert applied.returncode == 0, applied.stderr
+    assert sorted(s.name for s in store.sources.values()) == sorted(TWO)
+
+
 def test_plan_of_an_invalid_file_closes_with_a_summary_line(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("version: 1\nsources:\n  - name: A\n    deployment: {type: s3}\n")
