@@ -818,6 +818,12 @@ def export_command(
         if out is not None:
             check_new_file(out)
         if merge is not None:
+            if merge.exists() and not merge.is_file() and not merge.is_dir():
+                # A pipe (`--merge <(...)`) is empty when read again and cannot be rewritten.
+                raise ConfigurationError(
+                    f"--merge {merge} is not a regular file (a pipe?): --merge rewrites the "
+                    "file it is given"
+                )
             load([merge], resolve=False)  # only a valid file is merged into
             text = merge.read_text(encoding="utf-8")
         connection = _connect(api_url, emulator)

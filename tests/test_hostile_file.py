@@ -584,3 +584,24 @@ def test_fmt_refuses_to_rewrite_a_pipe_in_one_line_that_says_why() -> None:
     assert refused.returncode == 1
     assert refused.stderr.count("\n") == 1 and "not a regular file" in refused.stderr
     assert "Traceback" not in refused.stderr and "/proc/" not in refused.stderr
+
+
+def test_export_merge_into_a_pipe_is_refused_in_one_line_before_any_request(
+    emulator_store: SourceStore, emulator_url: str
+) -> None:
+    # The pipe was read three times: the file was checked, then found empty, and merging
+    # into nothing ended in "internal error: TypeError: 'NoneType' object ...".
+    command = 'exec "$0" -m reconciler export --api-url "$2" --merge <(printf %s "$1")'
+    refused = subprocess.run(
+        ["bash", "-c", command, sys.executable, TIDY, emulator_url],
+        env=child_env(),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert refused.returncode == 1
+    assert refused.stderr.count("\n") == 1 and "not a regular file" in refused.stderr
+    assert "internal error" not in refused.stderr
+    assert emulator_store.request_log == []
