@@ -551,10 +551,28 @@ def _parsed_plan(path: Path, read_already: bytes | None = None) -> Plan:
     try:
         return Plan.model_validate_json(document)
     except (ValueError, RecursionError) as error:
+        version = _format_version(document)
+        applied: int = Plan.model_fields["format_version"].default
+        if version is not None and version != applied:
+            raise PlanFileError(
+                f"{path}: a plan of format_version {version}, which this version of "
+                f"imgix-reconciler does not apply (it applies format_version "
+                f"{applied}): plan again with `plan --out`"
+            ) from None
         first = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise PlanFileError(
             f"{path}: not a plan document written by `plan --out` ({first})"
         ) from None
+
+
+def _format_version(document: bytes) -> int | None:
+    """The `format_version` a JSON object states, when it is a whole number."""
+    try:
+        parsed = json.loads(document)
+    except (ValueError, RecursionError):
+        return None
+    version = parsed.get("format_version") if isinstance(parsed, dict) else None
+    return version if type(version) is int else None
 
 
 def _check_digest(path: Path, document: Plan) -> None:
