@@ -6,6 +6,7 @@ The CLI is a thin shell over these functions, and a library user calls them the 
 from __future__ import annotations
 
 import asyncio
+import codecs
 import contextlib
 import contextvars
 import hashlib
@@ -480,7 +481,7 @@ def read_single_input(path: Path) -> SingleInput:
         head = references.read_up_to(descriptor, 4096)
         # A plan is a JSON object: anything else (a desired-state file in block style,
         # `/dev/zero`) is told by its first bytes, not read up to the plan's bound.
-        maybe_plan = head.lstrip().startswith(b"{")
+        maybe_plan = head.removeprefix(codecs.BOM_UTF8).lstrip().startswith(b"{")
         if regular and not maybe_plan:
             return SingleInput()
         if maybe_plan:
@@ -505,7 +506,8 @@ def is_plan_file(path: Path) -> bool:
 
 def _is_plan_document(data: bytes) -> bool:
     try:
-        document = json.loads(data)
+        # A byte order mark (a Windows editor's, PowerShell's) is no part of the JSON.
+        document = json.loads(data.removeprefix(codecs.BOM_UTF8))
     except (ValueError, RecursionError):
         return False
     return isinstance(document, dict) and "format_version" in document
@@ -548,6 +550,7 @@ def _parsed_plan(path: Path, read_already: bytes | None = None) -> Plan:
         )
     except references.Unreadable as error:
         raise PlanFileError(f"{path}: cannot read the plan: {error.reason}") from None
+    document = document.removeprefix(codecs.BOM_UTF8)
     try:
         return Plan.model_validate_json(document)
     except (ValueError, RecursionError) as error:

@@ -326,3 +326,17 @@ def test_a_plan_of_another_format_version_is_refused_saying_to_plan_again(
         "`plan --out`\n"
     )
     assert len(store.request_log) == mark
+
+
+def test_a_saved_plan_with_a_byte_order_mark_and_crlf_lines_is_still_the_plan(
+    store: SourceStore, emulator_url: str, sources: Path, tmp_path: Path
+) -> None:
+    # As a Windows editor or PowerShell saves it. The mark hid the plan: the file was
+    # read as a desired-state file, with 15 errors such as "cost: unknown key 'cost'".
+    plan_file = tmp_path / "plan.json"
+    saved_plan(sources, emulator_url, plan_file)
+    text = plan_file.read_text().replace("\n", "\r\n")
+    plan_file.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    applied = invoke("apply", plan_file, "--auto-approve", "--api-url", emulator_url, env=CI_ENV)
+    assert applied.exit_code == 0, applied.stderr
+    assert "Apply: 2 applied, 0 failed." in applied.stdout
