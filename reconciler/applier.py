@@ -71,15 +71,25 @@ class Listing(NamedTuple):
 # --------------------------------------------------------------------------- preflight
 
 
-def check_fresh(plan: Plan, live: Sequence[LiveSource]) -> set[str]:
+def check_fresh(
+    plan: Plan,
+    live: Sequence[LiveSource],
+    sending: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
+) -> set[str]:
     """Keys of the saved plan's actions already in effect; refuse it if anything else moved.
 
     A touched source that changed since planning is stale, unless it now is what the
-    action makes it (an earlier run of the same plan got that far).
+    action makes it (an earlier run of the same plan got that far). `sending`: each
+    action's writes with the values behind its references read, by action key.
     """
+    sending = sending or {}
     by_id = {source.id: source for source in live}
     owner = {host: source.id for source in live for host in source.hostnames}
-    done = {action.key for action in plan.actions if _in_effect(action, by_id, owner)}
+    done = {
+        action.key
+        for action in plan.actions
+        if _in_effect(action, by_id, owner, sending.get(action.key))
+    }
     released = _released_hostnames(plan, by_id)
     stale: list[str] = []
     for action in plan.actions:
@@ -107,8 +117,17 @@ def check_fresh(plan: Plan, live: Sequence[LiveSource]) -> set[str]:
     return done
 
 
-def _in_effect(action: Action, by_id: Mapping[str, LiveSource], owner: Mapping[str, str]) -> bool:
-    """Whether the live source already is what the action's writes make it."""
+def _in_effect(
+    action: Action,
+    by_id: Mapping[str, LiveSource],
+    owner: Mapping[str, str],
+    sending: Sequence[Mapping[str, Any]] | None = None,
+) -> bool:
+    """Whether the live source already is what the action's writes make it.
+
+    `sending`: the writes with the values behind their references read; without them, a
+    referenced value is not known, so an action setting one is not in effect.
+    """
     if action.id is not None:
         live = by_id.get(action.id)
     else:
@@ -116,15 +135,12 @@ def _in_effect(action: Action, by_id: Mapping[str, LiveSource], owner: Mapping[s
         live = by_id.get(owner.get(claimed[0], "")) if claimed else None
     if live is None or (action.id is not None and live.fingerprint() == action.live_fingerprint):
         return False
-    wanted: dict[str, Any] = {}
-    for write in action.writes:
-        deployment = write.get("deployment")
-        wanted.update({k: v for k, v in write.items() if k != "deployment"})
-        if isinstance(deployment, dict):
-            wanted.update({f"deployment.{k}": v for k, v in deployment.items()})
-    for path, value in wanted.items():
+    read = _by_path(sending) if sending is not None else {}
+    for path, value in _by_path(action.writes).items():
         if isinstance(value, dict) and set(value) == {"secret"}:
             continue  # write-only: the marker's fingerprints stand for it
+        if isinstance(value, dict) and set(value) == {"reference"}:
+            value = read.get(path, value)
         have = _live_value(live, path)
         if path == "deployment.annotation":
             if not _same_annotation(live, value, action.marker):
@@ -132,6 +148,17 @@ def _in_effect(action: Action, by_id: Mapping[str, LiveSource], owner: Mapping[s
         elif not same_json(_comparable(have), _comparable(value)):
             return False
     return True
+
+
+def _by_path(writes: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The values `writes` set, by attribute path (`name`, `deployment.cache_ttl_value`)."""
+    wanted: dict[str, Any] = {}
+    for write in writes:
+        deployment = write.get("deployment")
+        wanted.update({k: v for k, v in write.items() if k != "deployment"})
+        if isinstance(deployment, dict):
+            wanted.update({f"deployment.{k}": v for k, v in deployment.items()})
+    return wanted
 
 
 def _live_value(live: LiveSource, path: str) -> Any:
@@ -327,7 +354,8 @@ async def apply_plan(
     if saved:
         started = clock()
         listing = Listing(await api.list_sources(), started)
-        in_effect = check_fresh(plan, listing.sources)
+        sending = {key: body.writes for key, body in bodies.items()}
+        in_effect = check_fresh(plan, listing.sources, sending)
     elif listing is None:
         listing = Listing((), clock())
     seen = {source.id: source for source in listing.sources}
@@ -354,7 +382,9 @@ async def apply_plan(
         else:
             reread = None
             if action.id is not None:
-                reread = _Reread(action, api, seen.get(action.id), listing.at, clock, reread_after)
+                listed = seen.get(action.id)
+                reread = _Reread(action, api, listed, listing.at, clock, reread_after)
+                reread.sending = bodies[action.key].writes
             result, made, cut = await _execute(action, bodies[action.key], api, reread)
             writes += made
             cut_short = cut_short or cut
@@ -404,6 +434,9 @@ class _Reread:
         self._read_at = listed_at
         self._clock = clock
         self._after = after
+        # The writes with the values behind their references read: in effect is decided by
+        # those values, not by the references.
+        self.sending: Sequence[Mapping[str, Any]] | None = None
 
     async def __call__(self) -> None:
         source_id, listed = self._action.id, self._listed
@@ -426,7 +459,7 @@ class _Reread:
         self._read_at = self._clock()
         if now.fingerprint() == expected:
             return
-        if _in_effect(self._action, {now.id: now}, {}):
+        if _in_effect(self._action, {now.id: now}, {}, self.sending):
             raise _NotWritten("in effect")
         what = "it changed since the plan"
         # The listed source names what changed, when it is the one the plan was made from.

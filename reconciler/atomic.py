@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +16,21 @@ def write_atomically(path: Path, text: str) -> None:
 
     The temporary file sits beside `path` (same file system, so the rename is atomic) and
     is created with mode 0600: saved plans and emulator states are not for other users.
+    A pipe or a device at `path` (`--out >(gzip > plan.gz)`, `/dev/null`) is written
+    through instead: replacing it would hide the text from its reader, and as root would
+    put a regular file where the machine's `/dev/null` was.
     """
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        mode = stat.S_IFREG  # nothing there yet (or a dangling link): a new file
+    if stat.S_ISFIFO(mode) or stat.S_ISCHR(mode) or stat.S_ISSOCK(mode):
+        try:
+            with open(path, "w", encoding="utf-8") as handle:
+                handle.write(text)
+        except OSError as error:
+            raise OSError(error.errno, error.strerror, str(path)) from None
+        return
     _through_temporary(path, text, lambda temporary: os.replace(temporary, path))
 
 

@@ -834,6 +834,12 @@ def export_command(
         if out is not None:
             check_new_file(out)
         if merge is not None:
+            if merge.exists() and not merge.is_file() and not merge.is_dir():
+                # A pipe (`--merge <(...)`) is empty when read again and cannot be rewritten.
+                raise ConfigurationError(
+                    f"--merge {merge} is not a regular file (a pipe?): --merge rewrites the "
+                    "file it is given"
+                )
             load([merge], resolve=False)  # only a valid file is merged into
             text = merge.read_text(encoding="utf-8")
         connection = _connect(api_url, emulator)
@@ -894,23 +900,38 @@ def _sources(count: int) -> str:
 @click.option("--check", is_flag=True, help="Change nothing; exit 1 if a file would change.")
 def fmt_command(files: tuple[Path, ...], check: bool) -> None:
     """Rewrite desired-state FILEs in the canonical order and style, keeping comments."""
+    from reconciler import references
     from reconciler.canonical import formatted
-    from reconciler.loader import LoadError, load
+    from reconciler.errors import ConfigurationError
+    from reconciler.loader import MAX_FILE_BYTES, LoadError, linked_out_of, load
 
     with _exit_codes(files):
+        # Each file is read once, checked and formatted from those bytes: a pipe
+        # (`fmt --check <(git show HEAD:sources.yaml)`) has nothing left for a second read.
+        read: dict[Path, bytes] = {}
+        for file in dict.fromkeys(files):
+            if linked_out_of(str(file)) is not None:
+                continue  # refused by the loader, unread
+            with contextlib.suppress(references.Unreadable):  # the loader says why, located
+                read[file] = references.read_limited(str(file), MAX_FILE_BYTES, regular_only=False)
         # Only valid files are rewritten. Each is checked on its own: formatting two files
         # that describe the same sources (a copy, a branch) is no error.
         errors = []
         for file in dict.fromkeys(files):
             try:
-                load([file], resolve=False)
+                load(
+                    [file],
+                    resolve=False,
+                    read_already={str(file): read[file]} if file in read else None,
+                )
             except LoadError as error:
                 errors += error.errors
         if errors:
             raise LoadError(errors)
         changed = []
         for file in dict.fromkeys(files):
-            text = file.read_text(encoding="utf-8")
+            # Decoded as `read_text` would: a byte order mark kept, line ends made `\n`.
+            text = io.TextIOWrapper(io.BytesIO(read[file]), encoding="utf-8").read()
             wanted = formatted(text, str(file))
             if wanted == text:
                 continue
@@ -918,6 +939,11 @@ def fmt_command(files: tuple[Path, ...], check: bool) -> None:
             if check:
                 click.echo(f"{file}: would be reformatted", err=True)
             else:
+                if not file.resolve().is_file():
+                    raise ConfigurationError(
+                        f"{file} is not a regular file (a pipe?), so fmt cannot rewrite it: "
+                        "fmt --check reads it"
+                    )
                 _rewrite(file, wanted)
                 click.echo(f"{file}: reformatted", err=True)
     if check and changed:

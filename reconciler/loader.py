@@ -270,7 +270,7 @@ def _referents_by_identity() -> Iterator[None]:
         CommentedMap.add_referent = original  # type: ignore[method-assign]
 
 
-def _linked_out_of(file: str) -> str | None:
+def linked_out_of(file: str) -> str | None:
     """The repository `file` is named in, when a symlink leads the file out of it.
 
     The repository is the nearest folder above the path as given that holds `.git`, as
@@ -380,7 +380,7 @@ class _DesiredFile(ReferenceSteps, CrossSourceChecks):
         return False
 
     def _read(self, read_already: bytes | None) -> str | None:
-        escaped_from = _linked_out_of(self.file)
+        escaped_from = linked_out_of(self.file)
         if escaped_from is not None:
             # A pull request may replace the file by a symlink to anything the runner can
             # read, and errors and plans quote what they read: refused before reading.

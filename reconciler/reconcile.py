@@ -6,6 +6,7 @@ The CLI is a thin shell over these functions, and a library user calls them the 
 from __future__ import annotations
 
 import asyncio
+import codecs
 import contextlib
 import contextvars
 import hashlib
@@ -480,7 +481,7 @@ def read_single_input(path: Path) -> SingleInput:
         head = references.read_up_to(descriptor, 4096)
         # A plan is a JSON object: anything else (a desired-state file in block style,
         # `/dev/zero`) is told by its first bytes, not read up to the plan's bound.
-        maybe_plan = head.lstrip().startswith(b"{")
+        maybe_plan = head.removeprefix(codecs.BOM_UTF8).lstrip().startswith(b"{")
         if regular and not maybe_plan:
             return SingleInput()
         if maybe_plan:
@@ -505,7 +506,8 @@ def is_plan_file(path: Path) -> bool:
 
 def _is_plan_document(data: bytes) -> bool:
     try:
-        document = json.loads(data)
+        # A byte order mark (a Windows editor's, PowerShell's) is no part of the JSON.
+        document = json.loads(data.removeprefix(codecs.BOM_UTF8))
     except (ValueError, RecursionError):
         return False
     return isinstance(document, dict) and "format_version" in document
@@ -548,13 +550,32 @@ def _parsed_plan(path: Path, read_already: bytes | None = None) -> Plan:
         )
     except references.Unreadable as error:
         raise PlanFileError(f"{path}: cannot read the plan: {error.reason}") from None
+    document = document.removeprefix(codecs.BOM_UTF8)
     try:
         return Plan.model_validate_json(document)
     except (ValueError, RecursionError) as error:
+        version = _format_version(document)
+        applied: int = Plan.model_fields["format_version"].default
+        if version is not None and version != applied:
+            raise PlanFileError(
+                f"{path}: a plan of format_version {version}, which this version of "
+                f"imgix-reconciler does not apply (it applies format_version "
+                f"{applied}): plan again with `plan --out`"
+            ) from None
         first = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise PlanFileError(
             f"{path}: not a plan document written by `plan --out` ({first})"
         ) from None
+
+
+def _format_version(document: bytes) -> int | None:
+    """The `format_version` a JSON object states, when it is a whole number."""
+    try:
+        parsed = json.loads(document)
+    except (ValueError, RecursionError):
+        return None
+    version = parsed.get("format_version") if isinstance(parsed, dict) else None
+    return version if type(version) is int else None
 
 
 def _check_digest(path: Path, document: Plan) -> None:

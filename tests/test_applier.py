@@ -652,6 +652,23 @@ def test_a_patch_another_run_already_made_during_the_wait_is_in_effect(
     assert reads_of(emulator_store, second) == ["GET"]
 
 
+def test_a_patch_of_a_referenced_value_another_run_made_during_the_wait_is_in_effect(
+    emulator_store: SourceStore, fake_clock: FakeClock
+) -> None:
+    # It was stale: the value behind the reference is read before the write, so it is known.
+    first = seed(emulator_store, "First", ["acme-first"])
+    second = seed(emulator_store, "Second", ["acme-second"])
+    keyed = {"deployment": {"s3_access_key": {"reference": {"env": "APPLIER_SECRET"}}}}
+    plan = make_plan(patch(emulator_store, first, TTL), patch(emulator_store, second, keyed))
+    change = {"s3_access_key": SECRET}
+    on_first_write(emulator_store, lambda: emulator_store.dashboard_redeploy(second, change))
+
+    report = apply_budgeted(emulator_store, fake_clock, plan)
+
+    assert [r.outcome for r in report.results] == ["applied", "in effect"]
+    assert report.ok and report.writes == 1
+
+
 def test_a_source_gone_during_the_wait_is_stale_and_a_failed_read_writes_nothing(
     emulator_store: SourceStore, fake_clock: FakeClock
 ) -> None:
@@ -817,16 +834,34 @@ def test_a_saved_plan_applied_again_is_in_effect_and_writes_nothing(
     assert writes_in(emulator_store) == []
 
 
-def test_a_saved_plan_that_sets_a_referenced_annotation_is_stale_once_applied(
+def test_a_saved_plan_that_sets_referenced_values_is_in_effect_once_applied(
     emulator_store: SourceStore, fake_clock: FakeClock
 ) -> None:
-    # The text behind a reference is not in the plan: whether it is in effect cannot be known.
+    # It was stale once applied, so a stopped run of a file with a referenced attribute
+    # (the example's access_key_id) could not be resumed: yet apply reads the values
+    # behind the references before it checks the plan, so it knows them.
     existing = seed(emulator_store, "Blog", ["acme-blog"])
     noted = {"deployment": {"annotation": {"reference": {"env": "APPLIER_SECRET"}}}}
-    plan = make_plan(patch(emulator_store, existing, noted))
+    created = create("Products", ["acme-products"])
+    created.writes[0]["deployment"]["s3_access_key"] = {"reference": {"env": "APPLIER_SECRET"}}
+    plan = make_plan(created, patch(emulator_store, existing, noted))
     assert run(emulator_store, fake_clock, plan, saved=True).ok
-    with pytest.raises(StalePlan, match=r"Blog \(.*\) changed"):
-        run(emulator_store, fake_clock, plan, saved=True)
+    emulator_store.request_log.clear()
+
+    again = run(emulator_store, fake_clock, plan, saved=True)
+
+    assert [r.outcome for r in again.results] == ["in effect", "in effect"]
+    assert writes_in(emulator_store) == []
+
+    # Another value behind the references now: neither action is in effect.
+    async def with_another_value() -> Any:
+        async with client_for(emulator_store, fake_clock) as client:
+            other = SecretResolver({"APPLIER_SECRET": "another-value-0123456789abcdefgh"})
+            return await apply_plan(plan, client, resolver=other, saved=True)
+
+    with pytest.raises(StalePlan, match=r"Products: acme-products now taken; Blog \(.*\) changed"):
+        asyncio.run(with_another_value())
+    assert writes_in(emulator_store) == []
 
 
 def test_a_saved_create_with_its_marker_applied_again_is_in_effect(

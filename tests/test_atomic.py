@@ -126,3 +126,18 @@ def test_a_name_of_the_longest_length_is_written(
     write(target, "text")
     assert target.read_text() == "text"
     assert os.listdir(tmp_path) == [name]
+
+
+def test_a_pipe_at_the_path_is_written_through_and_stays_a_pipe(tmp_path: Path) -> None:
+    # It was replaced by a regular file: the reader waited for ever, and as root
+    # `plan --out /dev/null` left a regular file where the machine's null device was.
+    fifo = tmp_path / "plan.json"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # so that opening to write returns
+    try:
+        write_atomically(fifo, "text")
+        assert os.read(reader, 100) == b"text"
+    finally:
+        os.close(reader)
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    assert os.listdir(tmp_path) == ["plan.json"]

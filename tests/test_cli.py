@@ -1121,6 +1121,28 @@ def test_emulator_exits_1_with_one_sentence_on_a_bad_state_file_or_a_taken_port(
     assert_one_clear_error(busy.stderr, f"127.0.0.1:{port}")
 
 
+@pytest.mark.parametrize(
+    "document",
+    [
+        "[]",
+        "null",
+        '"sources"',
+        '{"version": 1, "sources": [1]}',
+        '{"version": 1, "sources": [{"name": "X", "deployment": 5}]}',
+        '{"version": 1, "sources": {"name": "X"}}',
+    ],
+)
+def test_an_emulator_state_of_another_shape_is_one_clear_error(
+    tmp_path: Path, document: str
+) -> None:
+    # A JSON array ended in a traceback (AttributeError: 'list' object has no attribute 'get').
+    state = tmp_path / "state.json"
+    state.write_text(document)
+    refused = invoke("emulator", "--port", "0", "--state", state)
+    assert refused.exit_code == 1
+    assert_one_clear_error(refused.stderr, str(state), "not an emulator state file")
+
+
 def test_an_unexpected_error_is_one_line_and_exit_1_never_a_traceback(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -1536,6 +1558,31 @@ def test_plan_out_dash_is_refused_with_a_pointer_to_format_json(sources: Path) -
     assert result.exit_code == 1
     assert "--format json" in result.stderr
     assert not Path("-").exists()
+
+
+def test_plan_out_writes_a_saved_plan_through_a_pipe(
+    store: SourceStore, emulator_url: str, sources: Path, tmp_path: Path
+) -> None:
+    # `plan --out >(gzip > plan.json.gz)`: "error: No such file or directory: /dev/fd/63",
+    # since the temporary file of an atomic write cannot sit beside a pipe's name.
+    kept = tmp_path / "piped.json"
+    # `wait $!` waits for the reader: the last process substitution is `$!`.
+    command = (
+        '"$0" -m reconciler plan "$1" --api-url "$2" --out >(cat > "$3"); s=$?; wait $!; exit $s'
+    )
+    planned = subprocess.run(
+        ["bash", "-c", command, sys.executable, str(sources), emulator_url, str(kept)],
+        env=child_env(CANARY_ENV),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert planned.returncode == 0, planned.stderr
+    applied = run_cli("apply", kept, "--auto-approve", "--api-url", emulator_url, env=CANARY_ENV)
+    assert applied.returncode == 0, applied.stderr
+    assert sorted(s.name for s in store.sources.values()) == sorted(TWO)
 
 
 def test_plan_of_an_invalid_file_closes_with_a_summary_line(tmp_path: Path) -> None:

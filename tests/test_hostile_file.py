@@ -11,12 +11,14 @@ from __future__ import annotations
 import html
 import json
 import os
+import subprocess
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
 from click.testing import Result
-from console import deployment_of, invoke, output_of, run_cli, writes_since
+from console import child_env, deployment_of, invoke, output_of, run_cli, writes_since
 
 from reconciler.emulator import SourceStore
 from reconciler.plan import HIDDEN, Plan
@@ -534,3 +536,72 @@ def test_numbers_outside_jsons_safe_range_are_located_errors(
         assert first.startswith(f"{sources}:8:")
         assert f"{path}: {problem}" in first
         assert len(result.stderr) < 1000  # the number itself is never printed
+
+
+TIDY = """\
+version: 1
+sources:
+  - name: Site
+    deployment:
+      type: webfolder
+      imgix_subdomains: [acme-site]
+      webfolder_base_url: https://site.example/
+"""
+MESSY = TIDY.replace("  - name: Site\n", "  - enabled: true\n    name: Site\n")
+
+
+def _fmt_through_a_pipe(text: str, *options: str) -> subprocess.CompletedProcess[str]:
+    """`fmt OPTIONS <(printf TEXT)`: the file comes through a pipe, as `git show` gives one."""
+    command = 'exec "$0" -m reconciler fmt "${@:2}" <(printf %s "$1")'
+    return subprocess.run(
+        ["bash", "-c", command, sys.executable, text, *options],
+        env=child_env(),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_fmt_check_reads_a_file_through_a_pipe_once(tmp_path: Path) -> None:
+    # The pipe was read twice, by the checks then by the formatter, which saw nothing: a
+    # file already in the canonical layout "would be reformatted", exit 1.
+    on_disk = tmp_path / "sources.yaml"
+    on_disk.write_text(TIDY)
+    assert invoke("fmt", "--check", on_disk).exit_code == 0
+    tidy = _fmt_through_a_pipe(TIDY, "--check")
+    assert (tidy.returncode, tidy.stderr) == (0, "")
+
+    on_disk.write_text(MESSY)
+    assert invoke("fmt", "--check", on_disk).exit_code == 1
+    would = _fmt_through_a_pipe(MESSY, "--check")
+    assert would.returncode == 1 and would.stderr.endswith(": would be reformatted\n")
+
+
+def test_fmt_refuses_to_rewrite_a_pipe_in_one_line_that_says_why() -> None:
+    refused = _fmt_through_a_pipe(MESSY)
+    assert refused.returncode == 1
+    assert refused.stderr.count("\n") == 1 and "not a regular file" in refused.stderr
+    assert "Traceback" not in refused.stderr and "/proc/" not in refused.stderr
+
+
+def test_export_merge_into_a_pipe_is_refused_in_one_line_before_any_request(
+    emulator_store: SourceStore, emulator_url: str
+) -> None:
+    # The pipe was read three times: the file was checked, then found empty, and merging
+    # into nothing ended in "internal error: TypeError: 'NoneType' object ...".
+    command = 'exec "$0" -m reconciler export --api-url "$2" --merge <(printf %s "$1")'
+    refused = subprocess.run(
+        ["bash", "-c", command, sys.executable, TIDY, emulator_url],
+        env=child_env(),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert refused.returncode == 1
+    assert refused.stderr.count("\n") == 1 and "not a regular file" in refused.stderr
+    assert "internal error" not in refused.stderr
+    assert emulator_store.request_log == []

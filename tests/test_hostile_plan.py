@@ -306,3 +306,37 @@ def test_an_authentic_plan_that_names_no_api_is_still_refused(
     anywhere = authenticate_plan(Plan.model_validate(null_api_url(document)), connection, CI_ENV)
     with pytest.raises(PlanFileError, match=r"records no API \(`api_url`\)"):
         check_saved_plan(anywhere, connection, CI_ENV)
+
+
+@pytest.mark.parametrize("version", [1, 3])
+def test_a_plan_of_another_format_version_is_refused_saying_to_plan_again(
+    store: SourceStore, emulator_url: str, sources: Path, tmp_path: Path, version: int
+) -> None:
+    # It said "not a plan document written by `plan --out` (1 validation error for Plan)"
+    # of a plan an earlier (or later) imgix-reconciler did write with `plan --out`.
+    out = tmp_path / "plan.json"
+    document = saved_plan(sources, emulator_url, out)
+    out.write_text(json.dumps({**document, "format_version": version}))
+    mark = len(store.request_log)
+    refused = invoke("apply", out, "--auto-approve", "--api-url", emulator_url, env=CI_ENV)
+    assert refused.exit_code == 1
+    assert refused.stderr == (
+        f"error: {out}: a plan of format_version {version}, which this version of "
+        "imgix-reconciler does not apply (it applies format_version 2): plan again with "
+        "`plan --out`\n"
+    )
+    assert len(store.request_log) == mark
+
+
+def test_a_saved_plan_with_a_byte_order_mark_and_crlf_lines_is_still_the_plan(
+    store: SourceStore, emulator_url: str, sources: Path, tmp_path: Path
+) -> None:
+    # As a Windows editor or PowerShell saves it. The mark hid the plan: the file was
+    # read as a desired-state file, with 15 errors such as "cost: unknown key 'cost'".
+    plan_file = tmp_path / "plan.json"
+    saved_plan(sources, emulator_url, plan_file)
+    text = plan_file.read_text().replace("\n", "\r\n")
+    plan_file.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    applied = invoke("apply", plan_file, "--auto-approve", "--api-url", emulator_url, env=CI_ENV)
+    assert applied.exit_code == 0, applied.stderr
+    assert "Apply: 2 applied, 0 failed." in applied.stdout
