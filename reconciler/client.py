@@ -1117,7 +1117,21 @@ def _secret_values(attributes: Mapping[str, Any]) -> set[str]:
 
 
 async def _read_body(response: httpx.Response, limit: int, method: str, path: str) -> bytes:
-    """The decoded body, read as it arrives and refused as soon as it passes `limit` bytes."""
+    """The decoded body, read as it arrives and refused as soon as it passes `limit` bytes.
+
+    A status that is retried (5xx, 429) gets an empty body instead of the refusal.
+    """
+    try:
+        return await _bounded_body(response, limit, method, path)
+    except (LimitExceeded, ApiError):
+        if response.status_code not in RETRY_STATUSES:
+            raise
+        # Its status decides the retry and its body only words the error: a proxy's page
+        # past the bound or a broken gzip must not make a failure that is retried final.
+        return b""
+
+
+async def _bounded_body(response: httpx.Response, limit: int, method: str, path: str) -> bytes:
 
     def too_large() -> LimitExceeded:
         return LimitExceeded(
