@@ -26,7 +26,8 @@ a byte at a time would pass them), each body is counted as it is decoded and ref
 past `max_response_bytes`, a listing stops at `max_pages` pages or `max_sources` sources,
 and nothing is allocated or started per page a server announces. A list that moved while
 it was read (its pages disagree on its length, repeat a source, or list another number
-of sources than they announce) is read again, a bounded number of times. Server text reaches
+of sources than they announce) is read again, a bounded number of times; one that contradicts
+itself in one answer (an empty page saying more follow) is refused. Server text reaches
 messages escaped by `reconciler.untrusted`.
 """
 
@@ -265,6 +266,11 @@ class _Page(NamedTuple):
         # No meta: a page smaller than the first one is the last (the server may clamp
         # the size we asked for, so the first page is the measure, not `page[size]`).
         return len(self.resources) >= size_hint
+
+    def says_more_follow(self) -> bool:
+        """Whether the page says a page follows it, by `hasNextPage` or `totalPages`."""
+        total = self.total_pages()
+        return bool(self.announces_more()) or (total is not None and self.number + 1 < total)
 
     def announces_more(self) -> bool | None:
         """Whether the server says a page follows this one; None when it does not say."""
@@ -661,9 +667,19 @@ class ImgixClient:
                 walk.on_resource(resource)
         meta = document.get("meta")
         pagination = meta.get("pagination") if isinstance(meta, dict) else None
-        return _Page(
+        page = _Page(
             number, data, pagination if isinstance(pagination, dict) else {}, answer.status
         )
+        if not data and page.says_more_follow():
+            # Pages are slices of one list, so an empty one can only be its end. Read on, a
+            # whole page of sources may be missing from the list; stopped at, the pages
+            # after it are: either way each missing source would be planned as a create.
+            raise _invalid_response(
+                "GET",
+                f"page {number} of the list holds no sources, yet the API says more pages follow",
+                status=answer.status,
+            )
+        return page
 
     async def _find_by_subdomain(self, subdomain: str, budget: _Budget) -> _Answer | None:
         """The source claiming `subdomain`, looked up after a create's outcome was lost."""
