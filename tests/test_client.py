@@ -1448,6 +1448,94 @@ def test_a_page_that_fails_for_good_ends_the_listing_with_its_error_and_no_more_
     assert sorted(asked) == list(range(1 + LIST_CONCURRENCY))
 
 
+class _TrackedBody(httpx.AsyncByteStream):
+    """A response body that says whether it was closed. Closing it takes a few turns of the
+    event loop, as closing a real connection does; with `stall` it stops after its chunks
+    until that event is set."""
+
+    def __init__(self, chunks: list[bytes], stall: asyncio.Event | None = None) -> None:
+        self.chunks = chunks
+        self.stall = stall
+        self.streaming = asyncio.Event()
+        self.closed = False
+
+    async def __aiter__(self) -> Any:
+        for chunk in self.chunks:
+            yield chunk
+        self.streaming.set()
+        if self.stall is not None:
+            await self.stall.wait()
+
+    async def aclose(self) -> None:
+        for _ in range(5):
+            await asyncio.sleep(0)
+        self.closed = True
+
+
+def test_a_page_cut_off_by_another_pages_failure_is_closed_before_the_error_is_raised(
+    fake_clock: FakeClock,
+) -> None:
+    # Page 2's body is under way when page 1 fails for good: page 2 is cancelled, and its
+    # connection is closed before the caller hears of the failure, not after the caller
+    # has moved on (or closed the client under it).
+    page_2 = _TrackedBody([b'{"data": ['], stall=asyncio.Event())
+
+    async def answer(request: httpx.Request) -> httpx.Response:
+        number = int(request.url.params["page[number]"])
+        if number == 1:
+            await page_2.streaming.wait()
+            return httpx.Response(404, json={"errors": [{"status": "404", "title": "Gone"}]})
+        if number == 2:
+            return httpx.Response(200, stream=page_2, headers={"Content-Type": "application/json"})
+        pagination = {"pageSize": 1, "totalPages": 3}
+        return httpx.Response(200, json={"data": [_source(0)], "meta": {"pagination": pagination}})
+
+    closed_when_raised: list[bool] = []
+
+    async def listing(client: ImgixClient) -> list[LiveSource]:
+        try:
+            return await client.list_sources()
+        finally:
+            closed_when_raised.append(page_2.closed)
+
+    with pytest.raises(ApiError, match=r"^imgix API 404 Gone$"):
+        run(make_client(fake_clock, transport=httpx.MockTransport(answer)), listing)
+
+    assert closed_when_raised == [True]
+
+
+EXTRA_TEXT = "x" * 20_000
+
+
+def test_each_listed_page_is_decoded_as_it_arrives_and_its_raw_text_let_go(
+    fake_clock: FakeClock,
+) -> None:
+    # 1,000 sources, each with 20 kB of an attribute the client does not keep (20 MB in
+    # all): a listing holds that text only for the pages under way, not for the whole
+    # account until the last page is in (bench/memory.py measures the real sizes).
+    pages, size = 100, 10
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        number = int(request.url.params["page[number]"])
+        data = [_source(n) for n in range(number * size, number * size + size)]
+        for source in data:
+            source["attributes"]["not_kept"] = EXTRA_TEXT
+        pagination = {"pageSize": size, "totalPages": pages}
+        return httpx.Response(200, json={"data": data, "meta": {"pagination": pagination}})
+
+    client = make_client(fake_clock, transport=httpx.MockTransport(answer))
+
+    tracemalloc.start()
+    try:
+        listed = run(client, lambda c: c.list_sources())
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    assert [source.id for source in listed] == hostile_ids(range(pages * size))
+    assert peak < pages * size * len(EXTRA_TEXT) / 2, peak
+
+
 def test_listing_is_paced_to_four_requests_per_second(fake_clock: FakeClock) -> None:
     store = make_store(fake_clock, max_page_size=10, limits=RateLimits())
     seed(store, 200)
