@@ -26,7 +26,8 @@ a byte at a time would pass them), each body is counted as it is decoded and ref
 past `max_response_bytes`, a listing stops at `max_pages` pages or `max_sources` sources,
 and nothing is allocated or started per page a server announces. A list that moved while
 it was read (its pages disagree on its length, repeat a source, or list another number
-of sources than they announce) is read again, a bounded number of times. Server text reaches
+of sources than they announce) is read again, a bounded number of times; one that contradicts
+itself in one answer (an empty page saying more follow) is refused. Server text reaches
 messages escaped by `reconciler.untrusted`.
 """
 
@@ -226,11 +227,19 @@ class _Budget:
     attempt: int = 0
 
 
+class _Answer(NamedTuple):
+    """A success: its status, which an error about its document quotes, and the document."""
+
+    status: int
+    document: dict[str, Any]
+
+
 # A NamedTuple, not a frozen dataclass: about 0.05 ms to define at start-up, not 0.4.
 class _Page(NamedTuple):
     number: int
     resources: list[dict[str, Any]]
     pagination: Mapping[str, Any]
+    status: int
 
     def declared_size(self) -> int | None:
         size = self.pagination.get("pageSize")
@@ -257,6 +266,11 @@ class _Page(NamedTuple):
         # No meta: a page smaller than the first one is the last (the server may clamp
         # the size we asked for, so the first page is the measure, not `page[size]`).
         return len(self.resources) >= size_hint
+
+    def says_more_follow(self) -> bool:
+        """Whether the page says a page follows it, by `hasNextPage` or `totalPages`."""
+        total = self.total_pages()
+        return bool(self.announces_more()) or (total is not None and self.number + 1 < total)
 
     def announces_more(self) -> bool | None:
         """Whether the server says a page follows this one; None when it does not say."""
@@ -321,6 +335,8 @@ class _Listing(NamedTuple):
     pages: tuple[int, ...]
     # Sources a page listed again after an earlier page of the same read had.
     repeated: int
+    # The first page's: what an error about the list as a whole quotes.
+    status: int
 
     def moved(self) -> str | None:
         """How the list was seen to change while it was read (None: it was not).
@@ -357,7 +373,7 @@ def _tell_stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-Recover = Callable[[_Budget], Awaitable[dict[str, Any] | None]]
+Recover = Callable[[_Budget], Awaitable[_Answer | None]]
 
 
 class ImgixClient:
@@ -479,13 +495,16 @@ class ImgixClient:
                     f"the list of sources kept changing while it was read ({moved}), "
                     f"{read + 1} times in a row; no plan is made from a list known to be "
                     "incomplete: try again when the account is quiet",
+                    status=listing.status,
                 )
             self._notice(
                 f"the list of sources changed while it was read ({moved}); reading it again"
             )
             previous = listing
         return [
-            decoded[id(resource)][1] if id(resource) in decoded else self._live(resource, "GET")
+            decoded[id(resource)][1]
+            if id(resource) in decoded
+            else self._live(resource, "GET", listing.status)
             for resource in listing.resources
         ]
 
@@ -511,8 +530,8 @@ class ImgixClient:
 
     async def get_source(self, source_id: str) -> LiveSource:
         """One source by id."""
-        document = await self._call("GET", _source_path(source_id), source_id=source_id)
-        return self._live(document.get("data"), "GET", source_id)
+        answer = await self._call("GET", _source_path(source_id), source_id=source_id)
+        return self._live(answer.document.get("data"), "GET", answer.status, source_id)
 
     async def create_source(self, attributes: dict[str, Any]) -> LiveSource:
         """Create a source from JSON:API attributes (plain secret values), exactly once."""
@@ -521,24 +540,22 @@ class ImgixClient:
         recover: Recover | None = None
         if subdomain is not None:
 
-            async def recover(budget: _Budget) -> dict[str, Any] | None:
+            async def recover(budget: _Budget) -> _Answer | None:
                 found = await self._find_by_subdomain(subdomain, budget)
-                if found is None or not _made_by(found["data"], attributes):
+                if found is None or not _made_by(found.document["data"], attributes):
                     # Another run, or the dashboard, made it meanwhile: not this create's.
                     return None
                 return found
 
-        document = await self._call(
+        answer = await self._call(
             "POST", "sources", body=body, kind="create", recover=recover, secrets=attributes
         )
-        return self._written(document, "POST")
+        return self._written(answer, "POST")
 
-    def _written(
-        self, document: dict[str, Any], method: str, source_id: str | None = None
-    ) -> LiveSource:
+    def _written(self, answer: _Answer, method: str, source_id: str | None = None) -> LiveSource:
         """The source a write's success answer holds; one it cannot show leaves it unknown."""
         try:
-            written = self._live(document.get("data"), method, source_id)
+            written = self._live(answer.document.get("data"), method, answer.status, source_id)
             if source_id is not None and written.id != source_id:
                 # The caller acts on what comes back (a follow-up write goes to its id): an
                 # answer about another source says nothing of whether this write landed.
@@ -546,6 +563,7 @@ class ImgixClient:
                     method,
                     f"the answer is about source {redact.scrub(written.id)}, not the one written",
                     source_id,
+                    status=answer.status,
                 )
         except ClientError as error:
             error.args = (f"{error}{MAYBE_APPLIED}",)
@@ -555,7 +573,7 @@ class ImgixClient:
     async def update_source(self, source_id: str, attributes: dict[str, Any]) -> LiveSource:
         """Change a source: `attributes` may be partial (a partial deployment is merged)."""
         body = {"data": {"id": source_id, "type": "sources", "attributes": attributes}}
-        document = await self._call(
+        answer = await self._call(
             "PATCH",
             _source_path(source_id),
             body=body,
@@ -563,7 +581,7 @@ class ImgixClient:
             source_id=source_id,
             secrets=attributes,
         )
-        return self._written(document, "PATCH", source_id)
+        return self._written(answer, "PATCH", source_id)
 
     # ----------------------------------------------------------------------- listing
 
@@ -612,7 +630,7 @@ class ImgixClient:
                 logger.debug("page %d held only sources already seen: stopping", page.number)
                 break
             last = page
-        return _Listing(list(seen.values()), tuple(records), tuple(pages), repeated)
+        return _Listing(list(seen.values()), tuple(records), tuple(pages), repeated, first.status)
 
     async def _fetch_pages(
         self, numbers: range, filters: Mapping[str, str], budget: _Budget | None, walk: _Walk
@@ -634,26 +652,42 @@ class ImgixClient:
         walk.check_page(number)
         params = {"page[number]": str(number), "page[size]": str(PAGE_SIZE), **filters}
         async with self._list_slots:
-            document = await self._call("GET", "sources", params=params, budget=budget)
+            answer = await self._call("GET", "sources", params=params, budget=budget)
+        document = answer.document
         data = document.get("data")
         if not isinstance(data, list) or not all(
             isinstance(item, dict) and isinstance(item.get("id"), str) for item in data
         ):
-            raise _invalid_response("GET", "the list of sources is not a list of resources")
+            raise _invalid_response(
+                "GET", "the list of sources is not a list of resources", status=answer.status
+            )
         walk.count(len(data))
         if walk.on_resource is not None:
             for resource in data:
                 walk.on_resource(resource)
         meta = document.get("meta")
         pagination = meta.get("pagination") if isinstance(meta, dict) else None
-        return _Page(number, data, pagination if isinstance(pagination, dict) else {})
+        page = _Page(
+            number, data, pagination if isinstance(pagination, dict) else {}, answer.status
+        )
+        if not data and page.says_more_follow():
+            # Pages are slices of one list, so an empty one can only be its end. Read on, a
+            # whole page of sources may be missing from the list; stopped at, the pages
+            # after it are: either way each missing source would be planned as a create.
+            raise _invalid_response(
+                "GET",
+                f"page {number} of the list holds no sources, yet the API says more pages follow",
+                status=answer.status,
+            )
+        return page
 
-    async def _find_by_subdomain(self, subdomain: str, budget: _Budget) -> dict[str, Any] | None:
+    async def _find_by_subdomain(self, subdomain: str, budget: _Budget) -> _Answer | None:
         """The source claiming `subdomain`, looked up after a create's outcome was lost."""
         filters = {"filter[deployment.imgix_subdomains]": subdomain}
         lookup_budget = _Budget(budget.deadline_at)
         claiming = []
-        for resource in (await self._list_resources(filters, lookup_budget)).resources:
+        lookup = await self._list_resources(filters, lookup_budget)
+        for resource in lookup.resources:
             attributes = resource.get("attributes")
             deployment = attributes.get("deployment") if isinstance(attributes, dict) else None
             subdomains = (
@@ -667,7 +701,7 @@ class ImgixClient:
             # one the create made, and a guess would report (and write to) another source.
             return None
         logger.debug("found the source a lost create made: %s", claiming[0]["id"])
-        return {"data": claiming[0]}
+        return _Answer(lookup.status, {"data": claiming[0]})
 
     # ----------------------------------------------------------------------- requests
 
@@ -686,7 +720,7 @@ class ImgixClient:
         recover: Recover | None = None,
         secrets: Mapping[str, Any] | None = None,
         budget: _Budget | None = None,
-    ) -> dict[str, Any]:
+    ) -> _Answer:
         """Send one logical request, retrying as the policy allows; the success document."""
         budget = budget if budget is not None else self._budget()
         budget = _Budget(budget.deadline_at)
@@ -731,7 +765,7 @@ class ImgixClient:
                     and outcome.status_code not in RETRY_STATUSES
                 ):
                     if outcome.is_success:
-                        return _document(outcome, method)
+                        return _Answer(outcome.status_code, _document(outcome, method))
                     # A taken subdomain after a lost create: that create did land.
                     if (
                         outcome_unknown
@@ -934,24 +968,31 @@ class ImgixClient:
             return f"the server asked to wait more than a day, past the {deadline:g}s deadline"
         return f"waiting {wait:.1f}s more would pass the {deadline:g}s deadline"
 
-    def _live(self, resource: object, method: str, source_id: str | None = None) -> LiveSource:
+    def _live(
+        self, resource: object, method: str, status: int, source_id: str | None = None
+    ) -> LiveSource:
+        """The source `resource` stands for; else an error quoting the `status` it came with."""
         if not isinstance(resource, dict) or not isinstance(resource.get("id"), str):
-            raise _invalid_response(method, "no source resource in the response", source_id)
+            raise _invalid_response(
+                method, "no source resource in the response", source_id, status=status
+            )
         if not isinstance(resource.get("attributes") or {}, dict):
             raise _invalid_response(
-                method, "the attributes of a source are not an object", source_id
+                method, "the attributes of a source are not an object", source_id, status=status
             )
         try:
             return LiveSource.from_resource(resource)
         except ArithmeticError:  # a number too large for its field (`date_deployed: 1e400`)
-            raise _invalid_response(method, "a number is out of range", source_id) from None
+            raise _invalid_response(
+                method, "a number is out of range", source_id, status=status
+            ) from None
         except ValidationError as exc:
             # Locations and messages only: pydantic's default text echoes input values.
             problems = "; ".join(
                 f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
                 for error in exc.errors()
             )
-            raise _invalid_response(method, problems, source_id) from None
+            raise _invalid_response(method, problems, source_id, status=status) from None
 
 
 # --------------------------------------------------------------------------- helpers
@@ -1063,6 +1104,7 @@ def _collect_new(seen: dict[str, dict[str, Any]], page: _Page) -> int:
             "GET",
             f"page {page.number} of the list repeats only sources of earlier pages, "
             "yet the API says more pages follow",
+            status=page.status,
         )
     return new
 
@@ -1091,7 +1133,21 @@ def _secret_values(attributes: Mapping[str, Any]) -> set[str]:
 
 
 async def _read_body(response: httpx.Response, limit: int, method: str, path: str) -> bytes:
-    """The decoded body, read as it arrives and refused as soon as it passes `limit` bytes."""
+    """The decoded body, read as it arrives and refused as soon as it passes `limit` bytes.
+
+    A status that is retried (5xx, 429) gets an empty body instead of the refusal.
+    """
+    try:
+        return await _bounded_body(response, limit, method, path)
+    except (LimitExceeded, ApiError):
+        if response.status_code not in RETRY_STATUSES:
+            raise
+        # Its status decides the retry and its body only words the error: a proxy's page
+        # past the bound or a broken gzip must not make a failure that is retried final.
+        return b""
+
+
+async def _bounded_body(response: httpx.Response, limit: int, method: str, path: str) -> bytes:
 
     def too_large() -> LimitExceeded:
         return LimitExceeded(
@@ -1209,8 +1265,9 @@ def _decoded(response: httpx.Response) -> Any:
 
 
 def _invalid_response(
-    method: str, why: str, source_id: str | None = None, *, status: int = 200
+    method: str, why: str, source_id: str | None = None, *, status: int
 ) -> ApiError:
+    # No default status: one made up (200 for a 201) would misquote what the server said.
     return ApiError(status, "Invalid Response", f"{method}: {why}", None, source_id)
 
 

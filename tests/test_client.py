@@ -370,11 +370,12 @@ def test_a_secret_an_update_sends_and_the_server_echoes_is_redacted(
     assert redact.MASK in str(caught.value)
 
 
-def test_writes_answered_without_a_source_say_which_write_and_that_its_outcome_is_unknown(
+def test_writes_answered_without_a_source_say_which_write_its_status_and_an_unknown_outcome(
     fake_clock: FakeClock,
 ) -> None:
+    # The status quoted is the one received (a 202 or a 201), not a 200 made up for it.
     def answer(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200 if request.method == "PATCH" else 201, json={"data": {}})
+        return httpx.Response(202 if request.method == "PATCH" else 201, json={"data": {}})
 
     client = make_client(fake_clock, transport=httpx.MockTransport(answer))
     unknown = "; whether it was applied is unknown: the next plan will tell"
@@ -382,16 +383,48 @@ def test_writes_answered_without_a_source_say_which_write_and_that_its_outcome_i
     with pytest.raises(ApiError) as updated:
         run(client, lambda c: c.update_source(SOURCE_0, {"name": "renamed"}))
     assert str(updated.value) == (
-        f"imgix API 200 Invalid Response for source {SOURCE_0}: PATCH: no source resource "
+        f"imgix API 202 Invalid Response for source {SOURCE_0}: PATCH: no source resource "
         f"in the response{unknown}"
     )
+    assert updated.value.status == 202
 
     client = make_client(fake_clock, transport=httpx.MockTransport(answer))
     with pytest.raises(ApiError) as created:
         run(client, lambda c: c.create_source(s3_attributes(1)))
     assert str(created.value) == (
-        f"imgix API 200 Invalid Response: POST: no source resource in the response{unknown}"
+        f"imgix API 201 Invalid Response: POST: no source resource in the response{unknown}"
     )
+    assert created.value.status == 201
+
+
+@pytest.mark.parametrize(
+    ("data", "problem"),
+    [
+        (_source(7), "the answer is about source"),
+        ({**_source(0), "attributes": ["name"]}, "the attributes of a source"),
+        ({**_source(0), "attributes": {"name": 5}}, "name: "),
+        ({**_source(0), "attributes": {"date_deployed": math.inf}}, "a number is out of range"),
+        ({"type": "sources"}, "no source resource"),
+    ],
+    ids=["another source", "attributes not an object", "wrong type", "out of range", "no id"],
+)
+def test_a_write_answered_with_a_source_it_cannot_take_names_the_status_received(
+    fake_clock: FakeClock, data: dict[str, Any], problem: str
+) -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        # json.dumps spells math.inf `Infinity`, which the client's JSON parser reads back.
+        body = json.dumps({"data": data}).encode()
+        return httpx.Response(203, content=body, headers={"Content-Type": "application/json"})
+
+    client = make_client(fake_clock, transport=httpx.MockTransport(answer))
+
+    with pytest.raises(ApiError) as caught:
+        run(client, lambda c: c.update_source(SOURCE_0, {"name": "renamed"}))
+
+    assert str(caught.value).startswith(
+        f"imgix API 203 Invalid Response for source {SOURCE_0}: PATCH: {problem}"
+    )
+    assert caught.value.status == 203
 
 
 def test_creates_are_paced_to_their_hourly_budget(fake_clock: FakeClock) -> None:
@@ -1022,6 +1055,67 @@ def _pages_of(listed: list[int], size: int, number: int, **announced: Any) -> di
     return {"data": data, "meta": {"pagination": announced}}
 
 
+@pytest.mark.parametrize(
+    ("empty", "announced"),
+    [
+        (0, {"totalPages": 3}),
+        (0, {"hasNextPage": True}),
+        (0, {"totalPages": 3, "hasNextPage": False}),
+        (1, {"totalPages": 3}),
+        (1, {"hasNextPage": True}),
+    ],
+    ids=[
+        "page 0, total",
+        "page 0, has next",
+        "page 0, total but no next",
+        "page 1, total",
+        "page 1, has next",
+    ],
+)
+def test_an_empty_page_that_announces_more_is_an_invalid_response_not_a_short_list(
+    fake_clock: FakeClock, empty: int, announced: dict[str, Any]
+) -> None:
+    # Pages are slices of one list: a page holding no sources can only be its end. One that
+    # says more follow contradicts itself, and read on (or stopped at) it would leave out a
+    # page of sources, each then planned as missing: a duplicate create.
+    def page(read: int, number: int) -> dict[str, Any]:
+        listed = _pages_of(list(range(6)), 2, number, **announced)
+        if number == empty:
+            listed["data"] = []
+        return listed
+
+    transport, asked = _scripted_listing(page)
+
+    with pytest.raises(ApiError) as caught:
+        run(make_client(fake_clock, transport=transport), lambda c: c.list_sources())
+
+    assert str(caught.value) == (
+        f"imgix API 200 Invalid Response: GET: page {empty} of the list holds no sources, "
+        "yet the API says more pages follow"
+    )
+    assert asked.count(0) == 1  # not read again: the same answer would say the same
+
+
+@pytest.mark.parametrize(
+    "announced",
+    [
+        {"totalPages": 1, "hasNextPage": False},
+        {"totalPages": 0},
+        {"hasNextPage": False},
+        {},
+    ],
+    ids=["one page", "no pages", "no next page", "no meta"],
+)
+def test_an_empty_last_page_ends_the_list(fake_clock: FakeClock, announced: dict[str, Any]) -> None:
+    def page(read: int, number: int) -> dict[str, Any]:
+        return _pages_of([], 2, number, **announced)
+
+    transport, asked = _scripted_listing(page)
+
+    assert run(make_client(fake_clock, transport=transport), lambda c: c.list_sources()) == []
+    assert asked == [0]
+
+
 @pytest.mark.parametrize("total", [-1, "2", True, 2.0], ids=repr)
 def test_a_total_that_is_not_a_count_is_not_taken_for_the_lists_length(
     fake_clock: FakeClock, total: Any
@@ -1352,6 +1446,94 @@ def test_a_page_that_fails_for_good_ends_the_listing_with_its_error_and_no_more_
     assert left_running == set()
     # Page 0, then one page for each of the workers at most.
     assert sorted(asked) == list(range(1 + LIST_CONCURRENCY))
+
+
+class _TrackedBody(httpx.AsyncByteStream):
+    """A response body that says whether it was closed. Closing it takes a few turns of the
+    event loop, as closing a real connection does; with `stall` it stops after its chunks
+    until that event is set."""
+
+    def __init__(self, chunks: list[bytes], stall: asyncio.Event | None = None) -> None:
+        self.chunks = chunks
+        self.stall = stall
+        self.streaming = asyncio.Event()
+        self.closed = False
+
+    async def __aiter__(self) -> Any:
+        for chunk in self.chunks:
+            yield chunk
+        self.streaming.set()
+        if self.stall is not None:
+            await self.stall.wait()
+
+    async def aclose(self) -> None:
+        for _ in range(5):
+            await asyncio.sleep(0)
+        self.closed = True
+
+
+def test_a_page_cut_off_by_another_pages_failure_is_closed_before_the_error_is_raised(
+    fake_clock: FakeClock,
+) -> None:
+    # Page 2's body is under way when page 1 fails for good: page 2 is cancelled, and its
+    # connection is closed before the caller hears of the failure, not after the caller
+    # has moved on (or closed the client under it).
+    page_2 = _TrackedBody([b'{"data": ['], stall=asyncio.Event())
+
+    async def answer(request: httpx.Request) -> httpx.Response:
+        number = int(request.url.params["page[number]"])
+        if number == 1:
+            await page_2.streaming.wait()
+            return httpx.Response(404, json={"errors": [{"status": "404", "title": "Gone"}]})
+        if number == 2:
+            return httpx.Response(200, stream=page_2, headers={"Content-Type": "application/json"})
+        pagination = {"pageSize": 1, "totalPages": 3}
+        return httpx.Response(200, json={"data": [_source(0)], "meta": {"pagination": pagination}})
+
+    closed_when_raised: list[bool] = []
+
+    async def listing(client: ImgixClient) -> list[LiveSource]:
+        try:
+            return await client.list_sources()
+        finally:
+            closed_when_raised.append(page_2.closed)
+
+    with pytest.raises(ApiError, match=r"^imgix API 404 Gone$"):
+        run(make_client(fake_clock, transport=httpx.MockTransport(answer)), listing)
+
+    assert closed_when_raised == [True]
+
+
+EXTRA_TEXT = "x" * 20_000
+
+
+def test_each_listed_page_is_decoded_as_it_arrives_and_its_raw_text_let_go(
+    fake_clock: FakeClock,
+) -> None:
+    # 1,000 sources, each with 20 kB of an attribute the client does not keep (20 MB in
+    # all): a listing holds that text only for the pages under way, not for the whole
+    # account until the last page is in (bench/memory.py measures the real sizes).
+    pages, size = 100, 10
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        number = int(request.url.params["page[number]"])
+        data = [_source(n) for n in range(number * size, number * size + size)]
+        for source in data:
+            source["attributes"]["not_kept"] = EXTRA_TEXT
+        pagination = {"pageSize": size, "totalPages": pages}
+        return httpx.Response(200, json={"data": data, "meta": {"pagination": pagination}})
+
+    client = make_client(fake_clock, transport=httpx.MockTransport(answer))
+
+    tracemalloc.start()
+    try:
+        listed = run(client, lambda c: c.list_sources())
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    assert [source.id for source in listed] == hostile_ids(range(pages * size))
+    assert peak < pages * size * len(EXTRA_TEXT) / 2, peak
 
 
 def test_listing_is_paced_to_four_requests_per_second(fake_clock: FakeClock) -> None:
@@ -2529,6 +2711,88 @@ def test_an_error_body_in_an_encoding_not_asked_for_names_the_errors_status(
         "imgix API 404 Invalid Response: GET: the body cannot be decoded "
         "(content encoding 'br' was not asked for)"
     )
+
+
+# What a proxy or a failing server may put in a 5xx's body: none of it can be decoded.
+UNDECODABLE_BODIES = {
+    "html from a proxy": ({"Content-Type": "text/html"}, b"<html><h1>502 Bad Gateway</h1>"),
+    "broken gzip": (
+        {"Content-Type": "application/json", "Content-Encoding": "gzip"},
+        b"<html>not gzip at all</html>",
+    ),
+    "encoding not asked for": (
+        {"Content-Type": "application/json", "Content-Encoding": "br"},
+        b"\x00\x01",
+    ),
+    "past the size bound": ({"Content-Type": "text/html"}, b"x" * 5000),
+}
+
+
+def _failing_then(
+    status: int, headers: dict[str, str], body: bytes, *, failures: int = 1
+) -> tuple[httpx.MockTransport, list[str]]:
+    """A server answering `failures` requests with `status` and an undecodable `body`
+    (streamed: read by the client itself), then every other as the emulator's source 0
+    would be; the methods it was asked, in order."""
+    asked: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        asked.append(request.method)
+        if len(asked) <= failures:
+
+            async def chunks() -> Any:
+                yield body
+
+            return httpx.Response(status, content=chunks(), headers=headers)
+        if "filter[deployment.imgix_subdomains]" in request.url.params:
+            return httpx.Response(200, json={"data": []})  # the lookup after a lost create
+        return httpx.Response(201 if request.method == "POST" else 200, json={"data": _source(0)})
+
+    return httpx.MockTransport(answer), asked
+
+
+@pytest.mark.parametrize("body", list(UNDECODABLE_BODIES))
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+def test_a_read_answered_5xx_is_retried_whatever_its_body(
+    fake_clock: FakeClock, status: int, body: str
+) -> None:
+    transport, asked = _failing_then(status, *UNDECODABLE_BODIES[body])
+    client = make_client(fake_clock, transport=transport, max_response_bytes=4096)
+
+    assert run(client, lambda c: c.get_source(SOURCE_0)).id == SOURCE_0
+    assert asked == ["GET", "GET"]
+
+
+@pytest.mark.parametrize("body", list(UNDECODABLE_BODIES))
+def test_writes_answered_5xx_undecodably_are_retried_as_any_5xx_would_be(
+    fake_clock: FakeClock, body: str
+) -> None:
+    # A patch is sent again; a create first looks for what it may have made, then is sent
+    # again: the body does not change what the status says.
+    transport, asked = _failing_then(502, *UNDECODABLE_BODIES[body])
+    client = make_client(fake_clock, transport=transport, max_response_bytes=4096)
+    assert run(client, lambda c: c.update_source(SOURCE_0, {"name": "x"})).id == SOURCE_0
+    assert asked == ["PATCH", "PATCH"]
+
+    transport, asked = _failing_then(502, *UNDECODABLE_BODIES[body])
+    client = make_client(fake_clock, transport=transport, max_response_bytes=4096)
+    assert run(client, lambda c: c.create_source(s3_attributes(1))).id == SOURCE_0
+    assert asked == ["POST", "GET", "POST"]
+
+
+def test_a_5xx_undecodable_until_the_retries_run_out_names_its_status(
+    fake_clock: FakeClock,
+) -> None:
+    transport, asked = _failing_then(503, *UNDECODABLE_BODIES["broken gzip"], failures=99)
+    client = make_client(
+        fake_clock, transport=transport, retry=RetryPolicy(attempts=3, jitter=random.Random(1))
+    )
+
+    with pytest.raises(ApiError) as caught:
+        run(client, lambda c: c.get_source(SOURCE_0))
+
+    assert str(caught.value) == f"imgix API 503 Service Unavailable for source {SOURCE_0}"
+    assert asked == ["GET"] * 3
 
 
 @pytest.mark.parametrize("encoding", ["identity", "x-gzip", "GZIP, identity", "deflate"])

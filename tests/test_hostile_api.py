@@ -535,6 +535,26 @@ def test_a_page_repeated_forever_ends_the_listing_with_an_error(
     assert len(api.received) == 2
 
 
+@pytest.mark.parametrize("announced", [2, MAX_PAGES])
+def test_an_empty_first_page_announcing_more_pages_is_refused_without_reading_them(
+    hostile: tuple[HostileApi, str], announced: int
+) -> None:
+    # An account is empty or its page 0 holds sources: a page 0 holding none that announces
+    # more contradicts itself, and planning on it would create every source of the file
+    # again. Before, every announced page was read (5,000 at the bound: twenty minutes).
+    api, url = hostile
+    api.attack = "pages"
+    api.page_size = 0
+    api.announced_pages = announced
+
+    assert_one_error_line(
+        plan_against(url),
+        "error: imgix API 200 Invalid Response: GET: page 0 of the list holds no sources, "
+        "yet the API says more pages follow",
+    )
+    assert len(api.received) == 1
+
+
 @pytest.mark.parametrize(
     ("attack", "served", "bound", "problem", "requests"),
     [
