@@ -35,6 +35,7 @@ from reconciler.specs import (
 
 
 def normalized(name: str, value: Any) -> Any:
+    """A value as it is compared and shown: hostname lists sorted (they are sets)."""
     if name in HOSTNAME_FIELDS:
         return sorted(value or [])
     return value
@@ -196,6 +197,7 @@ def annotation_text(
 
 
 def text_or_none(value: Any) -> str | None:
+    """A listed value that is text, else None (an annotation the API may omit or mistype)."""
     return value if isinstance(value, str) else None
 
 
@@ -224,6 +226,7 @@ _LEADING_CHANGES = {"name": 0, "enabled": 1, "deployment.type": 2}
 
 
 def sorted_changes(changes: list[Change]) -> list[Change]:
+    """Name, `enabled` and the type first, then the rest by path: the order a plan shows."""
     if len(changes) < 2:
         return changes
     return sorted(changes, key=lambda c: (_LEADING_CHANGES.get(c.path, 3), c.path))

@@ -251,6 +251,7 @@ def _candidates(
 
 
 def by_name(sources: Iterable[LiveSource]) -> list[LiveSource]:
+    """Live sources by name, then id: the order messages list them in."""
     return sorted(sources, key=lambda s: (s.name or "", s.id))
 
 

@@ -31,6 +31,7 @@ from reconciler.specs import (
 
 
 def secret_notices(spec: SourceSpec, live: LiveSource, secrets: SecretDecision) -> list[Notice]:
+    """A notice naming the secrets this plan could not compare (references not resolved)."""
     # Secrets never sent (no fingerprint recorded) are the adoption notice's, not one each.
     if not secrets.cannot_compare:
         return []
@@ -152,6 +153,7 @@ def unreadable_for_create(spec: SourceSpec) -> list[Notice]:
 
 
 def encrypted_notices(spec: SourceSpec, live: LiveSource, changed: list[str]) -> list[Notice]:
+    """A notice naming the web secrets changed outside (their `*_encrypted` value moved)."""
     if not changed:
         return []
     names = ", ".join(changed)

@@ -22,6 +22,8 @@ from reconciler.specs import (
 
 
 class Node:
+    """An action in the ordering, with the actions it waits for."""
+
     __slots__ = ("action", "match", "waits_for")
 
     ORDER: ClassVar[Mapping[str, int]] = {"create": 0, "patch": 1}

@@ -23,6 +23,7 @@ from reconciler.specs import (
 
 
 def secret_placeholder(deployment: DeploymentBase, name: str) -> dict[str, JsonValue]:
+    """What a write holds for a secret it sends: where the applier reads the value."""
     locator: dict[str, JsonValue] = dict(declared_secrets(deployment)[name].locator())
     return {"secret": locator}
 
@@ -46,6 +47,7 @@ def annotation_write(deployment: DeploymentBase, text: str | None, *, own_text: 
 
 
 def carries_annotation(writes: list[dict[str, JsonValue]]) -> bool:
+    """Whether any of the writes sets the annotation (so it carries the marker)."""
     return any(
         isinstance(deployment := write.get("deployment"), dict) and "annotation" in deployment
         for write in writes
