@@ -1121,6 +1121,28 @@ def test_emulator_exits_1_with_one_sentence_on_a_bad_state_file_or_a_taken_port(
     assert_one_clear_error(busy.stderr, f"127.0.0.1:{port}")
 
 
+@pytest.mark.parametrize(
+    "document",
+    [
+        "[]",
+        "null",
+        '"sources"',
+        '{"version": 1, "sources": [1]}',
+        '{"version": 1, "sources": [{"name": "X", "deployment": 5}]}',
+        '{"version": 1, "sources": {"name": "X"}}',
+    ],
+)
+def test_an_emulator_state_of_another_shape_is_one_clear_error(
+    tmp_path: Path, document: str
+) -> None:
+    # A JSON array ended in a traceback (AttributeError: 'list' object has no attribute 'get').
+    state = tmp_path / "state.json"
+    state.write_text(document)
+    refused = invoke("emulator", "--port", "0", "--state", state)
+    assert refused.exit_code == 1
+    assert_one_clear_error(refused.stderr, str(state), "not an emulator state file")
+
+
 def test_an_unexpected_error_is_one_line_and_exit_1_never_a_traceback(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

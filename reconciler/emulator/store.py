@@ -358,13 +358,22 @@ class SourceStore:
     def load_json(self, state: Mapping[str, Any]) -> None:
         """Add the sources of a state document; omitted attributes take their defaults."""
         with self._lock:
+            if not isinstance(state, Mapping):
+                raise ValueError("the state must be a JSON object")
             if state.get("version") != STATE_VERSION:
                 raise ValueError(f"unsupported emulator state version {state.get('version')!r}")
             # What the API could not serve is refused here too, not stored to fail later.
             where = unsafe_number(dict(state))
             if where is not None:
                 raise ValueError(f"{where}: numbers must be {SAFE_RANGE}")
-            for index, entry in enumerate(state.get("sources", [])):
+            entries = state.get("sources", [])
+            if not isinstance(entries, list):
+                raise ValueError("sources must be a list")
+            for index, entry in enumerate(entries):
+                if not isinstance(entry, Mapping):
+                    raise ValueError(f"sources[{index}] must be an object")
+                if not isinstance(entry.get("deployment", {}), Mapping):
+                    raise ValueError(f"sources[{index}].deployment must be an object")
                 source_id = entry.get("id")
                 # The API's ids are 24 lowercase hex: clients refuse any other (api-notes.md).
                 if source_id is not None and not (
