@@ -486,7 +486,11 @@ def plan_command(
             raise ConfigurationError(
                 "--out takes a file name; for the plan on stdout use --format json"
             )
-        if out is not None and any(out.resolve() == file.resolve() for file in files):
+        # realpath, not Path.resolve: that raises RuntimeError on a symlink loop before
+        # Python 3.13, and a loop is for the loader (or the write) to report, located.
+        if out is not None and any(
+            os.path.realpath(out) == os.path.realpath(file) for file in files
+        ):
             raise ConfigurationError(f"--out {out} is one of the files to plan: choose another")
         connection = _connect(api_url, emulator)
         result = run_async(
@@ -923,7 +927,7 @@ def fmt_command(files: tuple[Path, ...], check: bool) -> None:
             if check:
                 click.echo(f"{file}: would be reformatted", err=True)
             else:
-                if not file.resolve().is_file():
+                if not os.path.isfile(os.path.realpath(file)):
                     raise ConfigurationError(
                         f"{file} is not a regular file (a pipe?), so fmt cannot rewrite it: "
                         "fmt --check reads it"

@@ -1585,6 +1585,32 @@ def test_plan_out_writes_a_saved_plan_through_a_pipe(
     assert sorted(s.name for s in store.sources.values()) == sorted(TWO)
 
 
+def test_a_symlink_loop_for_the_file_or_out_is_a_located_error_not_an_internal_one(
+    store: SourceStore, emulator_url: str, sources: Path, tmp_path: Path
+) -> None:
+    # A pull request may commit `sources.yaml -> sources.yaml`. Path.resolve raises
+    # RuntimeError on a loop (Python < 3.13): "internal error: RuntimeError: Symlink loop".
+    loop = tmp_path / "loop.yaml"
+    loop.symlink_to(loop.name)
+    planned = run_cli("plan", loop, "--out", tmp_path / "plan.json", "--api-url", emulator_url)
+    assert planned.returncode == 1
+    assert planned.stderr.startswith(f"{loop}:1:1: cannot read the file: Too many levels")
+    assert "internal error" not in planned.stderr
+
+    # As --out, the loop is a name that leads nowhere, replaced as a dangling link is.
+    out = tmp_path / "out.json"
+    out.symlink_to(out.name)
+    saved = run_cli("plan", sources, "--out", out, "--api-url", emulator_url, env=CANARY_ENV)
+    assert saved.returncode == 0, saved.stderr
+    assert json.loads(out.read_text())["format_version"] == 2
+
+    # In GitHub Actions its annotation is placed from the workspace: a traceback there.
+    actions = {"GITHUB_ACTIONS": "true", "GITHUB_WORKSPACE": str(tmp_path)}
+    checked = run_cli("validate", loop, env=actions)
+    assert checked.returncode == 1 and "Traceback" not in checked.stderr
+    assert f"::error file={loop},line=1,col=1," in checked.stderr
+
+
 def test_plan_of_an_invalid_file_closes_with_a_summary_line(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("version: 1\nsources:\n  - name: A\n    deployment: {type: s3}\n")
