@@ -627,3 +627,19 @@ def test_a_referenced_file_saved_with_a_byte_order_mark_is_read_without_it(
     create, *_ = writes_since(emulator_store, 0)
     assert create.method == "POST"
     assert deployment_of(create.body)["request_signing_key"] == key
+
+
+@pytest.mark.parametrize("version", ["1.0", "1.3"])
+def test_a_yaml_directive_of_a_minor_version_the_parser_lacks_is_a_located_error(
+    tmp_path: Path, version: str
+) -> None:
+    # ruamel asserts the minor version is 1 or 2: "internal error: AssertionError".
+    file = tmp_path / "sources.yaml"
+    file.write_text(f"# old\n%YAML {version}\n---\nversion: 1\nsources: []\n")
+    result = invoke("validate", file)
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"{file}:2:1: invalid YAML: found incompatible YAML document (%YAML {version}: "
+        "version 1.1 or 1.2 is required)",
+        "1 error in 1 of 1 file",
+    ]
