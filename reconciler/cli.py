@@ -691,7 +691,12 @@ def _confirm(plan: Plan, auto_approve: bool) -> None:
             "(after reviewing the plan, e.g. with --expect-digest)"
         )
     count = len(plan.actions)
-    if not click.confirm(f"Apply {count} action{'s' if count != 1 else ''}?", err=True):
+    try:
+        confirmed = click.confirm(f"Apply {count} action{'s' if count != 1 else ''}?", err=True)
+    except click.Abort:  # end of input (Ctrl-D) at the prompt: no is the answer
+        click.echo(err=True)
+        confirmed = False
+    if not confirmed:
         raise ApplyRefused("apply cancelled; nothing was written")
 
 

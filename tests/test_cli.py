@@ -744,6 +744,32 @@ def test_apply_asks_on_a_terminal_and_a_no_writes_nothing(
     assert writes_since(store, 0) == []
 
 
+@pytest.mark.parametrize("answer", [b"\x04", b"\xff\n\x04"], ids=["ctrl-d", "garbage then ctrl-d"])
+def test_apply_asked_on_a_terminal_and_given_end_of_input_is_cancelled_not_an_internal_error(
+    store: SourceStore, emulator_url: str, sources: Path, answer: bytes
+) -> None:
+    # Ctrl-D at the prompt: "internal error: Abort:  (... please report it)".
+    controller, terminal = pty.openpty()
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "reconciler", "apply", str(sources), "--api-url", emulator_url],
+            env=child_env(CANARY_ENV),
+            stdin=terminal,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        os.write(controller, answer)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        os.close(controller)
+        os.close(terminal)
+    assert process.returncode == 1, stderr
+    assert "internal error" not in stderr
+    assert stderr.rstrip().endswith("error: apply cancelled; nothing was written")
+    assert writes_since(store, 0) == []
+
+
 def test_apply_that_disables_a_source_needs_allow_disable(
     store: SourceStore, emulator_url: str, tmp_path: Path
 ) -> None:
