@@ -253,7 +253,10 @@ def validate(files: tuple[str, ...], no_resolve: bool) -> None:
 
     with _exit_codes([Path(file) for file in files]):
         loaded = load(files, resolve=not no_resolve)
-    for file in dict.fromkeys(files):  # a file given twice was checked once
+    # A file given twice (under two names, or through a link) was checked once, as its
+    # first name: the others would say "0 sources valid".
+    first_names = {os.path.realpath(file): file for file in reversed(files)}
+    for file in sorted(first_names.values(), key=files.index):
         places = [*loaded.locations, *loaded.unresolved]
         count = sum(1 for location in places if location.file == file)
         _stderr_line(f"{file}: {count} source{'s' if count != 1 else ''} valid")

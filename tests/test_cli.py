@@ -151,6 +151,16 @@ def test_validate_exits_0_for_a_valid_file_and_1_for_an_invalid_one(
     assert result.stdout == ""
 
 
+def test_a_valid_file_given_twice_under_two_names_is_counted_once(tmp_path: Path) -> None:
+    # The second name was checked once with the first, then said "0 sources valid".
+    file = write_sources(tmp_path, sources_yaml(*TWO))
+    linked = tmp_path / "linked.yaml"
+    linked.symlink_to(file.name)
+    result = invoke("validate", "--no-resolve", file, f"{tmp_path}/./{file.name}", linked)
+    assert result.exit_code == 0
+    assert result.stderr == f"{file}: 2 sources valid\n"
+
+
 def test_schema_prints_the_generated_json_schema_and_exits_0() -> None:
     result = run_cli("schema")
     assert result.returncode == 0, result.stderr
