@@ -119,6 +119,13 @@ def connect(
         app = create_app(seeded_store())
         transport = httpx.ASGITransport(app=app)
         return Connection("http://emulator", EMULATOR_API_KEY, transport, pacing=_pacing(environ))
+    if api_url is not None and not api_url.strip():
+        # An unset variable (`--api-url "$STAGING_URL"`): falling back to IMGIX_API_URL or
+        # the default would change another API than the one the command names.
+        raise ConfigurationError(
+            "--api-url is empty (an unset variable?): give the API's root URL, or leave "
+            f"the option out to use {API_URL_VARIABLE} or {DEFAULT_API_URL}"
+        )
     origin = "--api-url" if api_url else API_URL_VARIABLE
     url = _checked_api_url(api_url or environ.get(API_URL_VARIABLE) or DEFAULT_API_URL, origin)
     if not allow_insecure_http:

@@ -1508,6 +1508,17 @@ def test_a_bad_api_url_from_the_environment_is_blamed_on_the_variable(sources: P
     assert "IMGIX_API_URL" in result.stderr and "--api-url" not in result.stderr
 
 
+def test_an_empty_api_url_option_is_refused_not_taken_for_another_api(
+    store: SourceStore, emulator_url: str, sources: Path
+) -> None:
+    # `--api-url "$STAGING_URL"` with the variable unset fell back to IMGIX_API_URL (here
+    # the emulator; in CI perhaps production), as if the option had not been given.
+    result = invoke("plan", sources, "--api-url", "", env={"IMGIX_API_URL": emulator_url})
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: --api-url is empty")
+    assert store.request_log == []
+
+
 def test_apply_progress_and_report_cannot_be_forged_by_a_source_name(
     store: SourceStore, emulator_url: str, tmp_path: Path
 ) -> None:
