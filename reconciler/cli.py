@@ -489,6 +489,9 @@ def plan_command(
             raise ConfigurationError(
                 "--out takes a file name; for the plan on stdout use --format json"
             )
+        if out is not None and out.is_dir():
+            # Also `--out ""` (an unset variable), which click makes the current folder.
+            raise ConfigurationError(f"--out {out} is a folder: name a file in it")
         # realpath, not Path.resolve: that raises RuntimeError on a symlink loop before
         # Python 3.13, and a loop is for the loader (or the write) to report, located.
         if out is not None and any(

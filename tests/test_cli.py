@@ -1658,6 +1658,21 @@ def test_a_symlink_loop_for_the_file_or_out_is_a_located_error_not_an_internal_o
     assert f"::error file={loop},line=1,col=1," in checked.stderr
 
 
+@pytest.mark.parametrize("out", ["", "folder"])
+def test_plan_out_naming_a_folder_is_refused_in_one_line_before_the_plan(
+    sources: Path, tmp_path: Path, out: str
+) -> None:
+    # `--out "$PLAN"` with the variable unset named the current folder: "error: Device or
+    # resource busy: ." once the plan was made.
+    if out:
+        out = str(tmp_path / out)
+        Path(out).mkdir()
+    result = invoke("plan", sources, "--out", out, "--emulator")
+    assert result.exit_code == 1
+    assert_one_clear_error(result.stderr, "is a folder: name a file")
+    assert result.stdout == ""
+
+
 def test_plan_of_an_invalid_file_closes_with_a_summary_line(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("version: 1\nsources:\n  - name: A\n    deployment: {type: s3}\n")
