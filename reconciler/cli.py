@@ -253,7 +253,10 @@ def validate(files: tuple[str, ...], no_resolve: bool) -> None:
 
     with _exit_codes([Path(file) for file in files]):
         loaded = load(files, resolve=not no_resolve)
-    for file in dict.fromkeys(files):  # a file given twice was checked once
+    # A file given twice (under two names, or through a link) was checked once, as its
+    # first name: the others would say "0 sources valid".
+    first_names = {os.path.realpath(file): file for file in reversed(files)}
+    for file in sorted(first_names.values(), key=files.index):
         places = [*loaded.locations, *loaded.unresolved]
         count = sum(1 for location in places if location.file == file)
         _stderr_line(f"{file}: {count} source{'s' if count != 1 else ''} valid")
@@ -502,7 +505,14 @@ def plan_command(
             raise ConfigurationError(
                 "--out takes a file name; for the plan on stdout use --format json"
             )
-        if out is not None and any(out.resolve() == file.resolve() for file in files):
+        if out is not None and out.is_dir():
+            # Also `--out ""` (an unset variable), which click makes the current folder.
+            raise ConfigurationError(f"--out {out} is a folder: name a file in it")
+        # realpath, not Path.resolve: that raises RuntimeError on a symlink loop before
+        # Python 3.13, and a loop is for the loader (or the write) to report, located.
+        if out is not None and any(
+            os.path.realpath(out) == os.path.realpath(file) for file in files
+        ):
             raise ConfigurationError(f"--out {out} is one of the files to plan: choose another")
         connection = _connect(api_url, emulator)
         result = run_async(
@@ -703,7 +713,12 @@ def _confirm(plan: Plan, auto_approve: bool) -> None:
             "(after reviewing the plan, e.g. with --expect-digest)"
         )
     count = len(plan.actions)
-    if not click.confirm(f"Apply {count} action{'s' if count != 1 else ''}?", err=True):
+    try:
+        confirmed = click.confirm(f"Apply {count} action{'s' if count != 1 else ''}?", err=True)
+    except click.Abort:  # end of input (Ctrl-D) at the prompt: no is the answer
+        click.echo(err=True)
+        confirmed = False
+    if not confirmed:
         raise ApplyRefused("apply cancelled; nothing was written")
 
 
@@ -939,7 +954,7 @@ def fmt_command(files: tuple[Path, ...], check: bool) -> None:
             if check:
                 click.echo(f"{file}: would be reformatted", err=True)
             else:
-                if not file.resolve().is_file():
+                if not os.path.isfile(os.path.realpath(file)):
                     raise ConfigurationError(
                         f"{file} is not a regular file (a pipe?), so fmt cannot rewrite it: "
                         "fmt --check reads it"

@@ -120,7 +120,7 @@ def _from_workspace(file: str) -> str:
         return file
     try:
         return Path(file).resolve().relative_to(Path(workspace).resolve()).as_posix()
-    except (OSError, ValueError):
+    except (OSError, ValueError, RuntimeError):  # RuntimeError: a symlink loop (Python < 3.13)
         return file
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import codecs
 import contextlib
 import os
+import re
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -82,6 +83,8 @@ MAX_VALUES = 200_000
 # Read limit, so a path such as /dev/zero fails instead of hanging: a desired-state file
 # of thousands of sources is a few MiB.
 MAX_FILE_BYTES = 16 * 1024 * 1024
+# Where a `%YAML` directive's version is, for an error ruamel raises without a place.
+_YAML_DIRECTIVE = re.compile(r"^%YAML[ \t]+([^ \t\r\n#]{1,20})", re.MULTILINE)
 
 NO_RESOLVE_HINT = "(validate --no-resolve checks the files without reading references)"
 PROVIDE_REFERENCES_HINT = "(set each variable and create each file these references name)"
@@ -425,6 +428,19 @@ class _DesiredFile(ReferenceSteps, CrossSourceChecks):
                 # Built from the composed tree: the text is parsed once.
                 with _referents_by_identity():
                     self.root = None if node is None else yaml.constructor.construct_document(node)
+        except AssertionError:
+            # ruamel asserts a `%YAML 1.x` directive's x is 1 or 2 (1.0, 1.3: no YAMLError).
+            directive = _YAML_DIRECTIVE.search(text)
+            line = text.count("\n", 0, directive.start()) if directive else 0
+            version = f"%YAML {directive.group(1)}: " if directive else ""
+            self._error_at(
+                line,
+                0,
+                "",
+                "invalid YAML: found incompatible YAML document "
+                f"({version}version 1.1 or 1.2 is required)",
+            )
+            return False
         except (ScannerError, ParserError, ComposerError) as exc:
             mark = exc.problem_mark or exc.context_mark
             problem = ": ".join(p for p in (exc.context, exc.problem) if p) or "syntax error"

@@ -15,13 +15,14 @@ import ipaddress
 import json
 import math
 import os
+import re
 import stat
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import httpx
 
@@ -119,6 +120,13 @@ def connect(
         app = create_app(seeded_store())
         transport = httpx.ASGITransport(app=app)
         return Connection("http://emulator", EMULATOR_API_KEY, transport, pacing=_pacing(environ))
+    if api_url is not None and not api_url.strip():
+        # An unset variable (`--api-url "$STAGING_URL"`): falling back to IMGIX_API_URL or
+        # the default would change another API than the one the command names.
+        raise ConfigurationError(
+            "--api-url is empty (an unset variable?): give the API's root URL, or leave "
+            f"the option out to use {API_URL_VARIABLE} or {DEFAULT_API_URL}"
+        )
     origin = "--api-url" if api_url else API_URL_VARIABLE
     url = _checked_api_url(api_url or environ.get(API_URL_VARIABLE) or DEFAULT_API_URL, origin)
     if not allow_insecure_http:
@@ -495,8 +503,19 @@ def read_single_input(path: Path) -> SingleInput:
         os.close(descriptor)
     if maybe_plan and len(data) <= MAX_PLAN_BYTES and _is_plan_document(data):
         return SingleInput(plan=data)
+    if (
+        maybe_plan
+        and len(data) <= MAX_PLAN_BYTES
+        and _PLAN_START.match(data.removeprefix(codecs.BOM_UTF8))
+    ):
+        # How every saved plan starts, yet not JSON: a plan cut short, to be called so.
+        return SingleInput(plan=data)
     # Handed on, not read again: YAML in JSON style starts like a plan.
     return SingleInput(desired=data)
+
+
+# How every plan document `plan --out` writes starts (a desired-state file has no such key).
+_PLAN_START = re.compile(rb'\s*\{\s*"format_version"\s*:')
 
 
 def is_plan_file(path: Path) -> bool:
@@ -554,28 +573,32 @@ def _parsed_plan(path: Path, read_already: bytes | None = None) -> Plan:
     try:
         return Plan.model_validate_json(document)
     except (ValueError, RecursionError) as error:
-        version = _format_version(document)
-        applied: int = Plan.model_fields["format_version"].default
-        if version is not None and version != applied:
-            raise PlanFileError(
-                f"{path}: a plan of format_version {version}, which this version of "
-                f"imgix-reconciler does not apply (it applies format_version "
-                f"{applied}): plan again with `plan --out`"
-            ) from None
-        first = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise PlanFileError(
-            f"{path}: not a plan document written by `plan --out` ({first})"
-        ) from None
+        raise _not_a_plan(path, document, error) from None
 
 
-def _format_version(document: bytes) -> int | None:
-    """The `format_version` a JSON object states, when it is a whole number."""
+def _not_a_plan(path: Path, document: bytes, error: Exception) -> PlanFileError:
+    """Why `document` is refused: cut short, of another format version, or no plan at all."""
+    parsed: Any = None
     try:
         parsed = json.loads(document)
+    except json.JSONDecodeError as syntax:
+        if _PLAN_START.match(document):
+            return PlanFileError(
+                f"{path}: the plan is not valid JSON ({syntax.msg} at line {syntax.lineno}, "
+                f"column {syntax.colno}): was it cut short? Plan again with `plan --out`"
+            )
     except (ValueError, RecursionError):
-        return None
+        pass
     version = parsed.get("format_version") if isinstance(parsed, dict) else None
-    return version if type(version) is int else None
+    applied: int = Plan.model_fields["format_version"].default
+    if type(version) is int and version != applied:
+        return PlanFileError(
+            f"{path}: a plan of format_version {version}, which this version of "
+            f"imgix-reconciler does not apply (it applies format_version {applied}): plan "
+            "again with `plan --out`"
+        )
+    first = str(error).splitlines()[0] if str(error) else type(error).__name__
+    return PlanFileError(f"{path}: not a plan document written by `plan --out` ({first})")
 
 
 def _check_digest(path: Path, document: Plan) -> None:

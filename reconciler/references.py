@@ -178,7 +178,8 @@ def _file(path: str, shown: str) -> str:
         problem = MissingReference if exc.missing else UnreadableReference
         raise problem(f"cannot read {shown}: {exc.reason}") from None
     try:
-        value = raw.decode("utf-8")
+        # A byte order mark (Notepad's, PowerShell's) is no part of the value either.
+        value = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise UnreadableReference(f"cannot read {shown}: not readable as UTF-8 text") from None
     # Editors end files with a newline that is not part of the value.

@@ -151,6 +151,16 @@ def test_validate_exits_0_for_a_valid_file_and_1_for_an_invalid_one(
     assert result.stdout == ""
 
 
+def test_a_valid_file_given_twice_under_two_names_is_counted_once(tmp_path: Path) -> None:
+    # The second name was checked once with the first, then said "0 sources valid".
+    file = write_sources(tmp_path, sources_yaml(*TWO))
+    linked = tmp_path / "linked.yaml"
+    linked.symlink_to(file.name)
+    result = invoke("validate", "--no-resolve", file, f"{tmp_path}/./{file.name}", linked)
+    assert result.exit_code == 0
+    assert result.stderr == f"{file}: 2 sources valid\n"
+
+
 def test_schema_prints_the_generated_json_schema_and_exits_0() -> None:
     result = run_cli("schema")
     assert result.returncode == 0, result.stderr
@@ -741,6 +751,32 @@ def test_apply_asks_on_a_terminal_and_a_no_writes_nothing(
     assert "Apply 2 actions? [y/N]" in stderr
     assert "cancelled" in stderr
     assert "Plan: 2 to create" in stdout
+    assert writes_since(store, 0) == []
+
+
+@pytest.mark.parametrize("answer", [b"\x04", b"\xff\n\x04"], ids=["ctrl-d", "garbage then ctrl-d"])
+def test_apply_asked_on_a_terminal_and_given_end_of_input_is_cancelled_not_an_internal_error(
+    store: SourceStore, emulator_url: str, sources: Path, answer: bytes
+) -> None:
+    # Ctrl-D at the prompt: "internal error: Abort:  (... please report it)".
+    controller, terminal = pty.openpty()
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "reconciler", "apply", str(sources), "--api-url", emulator_url],
+            env=child_env(CANARY_ENV),
+            stdin=terminal,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        os.write(controller, answer)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        os.close(controller)
+        os.close(terminal)
+    assert process.returncode == 1, stderr
+    assert "internal error" not in stderr
+    assert stderr.rstrip().endswith("error: apply cancelled; nothing was written")
     assert writes_since(store, 0) == []
 
 
@@ -1472,6 +1508,17 @@ def test_a_bad_api_url_from_the_environment_is_blamed_on_the_variable(sources: P
     assert "IMGIX_API_URL" in result.stderr and "--api-url" not in result.stderr
 
 
+def test_an_empty_api_url_option_is_refused_not_taken_for_another_api(
+    store: SourceStore, emulator_url: str, sources: Path
+) -> None:
+    # `--api-url "$STAGING_URL"` with the variable unset fell back to IMGIX_API_URL (here
+    # the emulator; in CI perhaps production), as if the option had not been given.
+    result = invoke("plan", sources, "--api-url", "", env={"IMGIX_API_URL": emulator_url})
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: --api-url is empty")
+    assert store.request_log == []
+
+
 def test_apply_progress_and_report_cannot_be_forged_by_a_source_name(
     store: SourceStore, emulator_url: str, tmp_path: Path
 ) -> None:
@@ -1583,6 +1630,47 @@ def test_plan_out_writes_a_saved_plan_through_a_pipe(
     applied = run_cli("apply", kept, "--auto-approve", "--api-url", emulator_url, env=CANARY_ENV)
     assert applied.returncode == 0, applied.stderr
     assert sorted(s.name for s in store.sources.values()) == sorted(TWO)
+
+
+def test_a_symlink_loop_for_the_file_or_out_is_a_located_error_not_an_internal_one(
+    store: SourceStore, emulator_url: str, sources: Path, tmp_path: Path
+) -> None:
+    # A pull request may commit `sources.yaml -> sources.yaml`. Path.resolve raises
+    # RuntimeError on a loop (Python < 3.13): "internal error: RuntimeError: Symlink loop".
+    loop = tmp_path / "loop.yaml"
+    loop.symlink_to(loop.name)
+    planned = run_cli("plan", loop, "--out", tmp_path / "plan.json", "--api-url", emulator_url)
+    assert planned.returncode == 1
+    assert planned.stderr.startswith(f"{loop}:1:1: cannot read the file: Too many levels")
+    assert "internal error" not in planned.stderr
+
+    # As --out, the loop is a name that leads nowhere, replaced as a dangling link is.
+    out = tmp_path / "out.json"
+    out.symlink_to(out.name)
+    saved = run_cli("plan", sources, "--out", out, "--api-url", emulator_url, env=CANARY_ENV)
+    assert saved.returncode == 0, saved.stderr
+    assert json.loads(out.read_text())["format_version"] == 2
+
+    # In GitHub Actions its annotation is placed from the workspace: a traceback there.
+    actions = {"GITHUB_ACTIONS": "true", "GITHUB_WORKSPACE": str(tmp_path)}
+    checked = run_cli("validate", loop, env=actions)
+    assert checked.returncode == 1 and "Traceback" not in checked.stderr
+    assert f"::error file={loop},line=1,col=1," in checked.stderr
+
+
+@pytest.mark.parametrize("out", ["", "folder"])
+def test_plan_out_naming_a_folder_is_refused_in_one_line_before_the_plan(
+    sources: Path, tmp_path: Path, out: str
+) -> None:
+    # `--out "$PLAN"` with the variable unset named the current folder: "error: Device or
+    # resource busy: ." once the plan was made.
+    if out:
+        out = str(tmp_path / out)
+        Path(out).mkdir()
+    result = invoke("plan", sources, "--out", out, "--emulator")
+    assert result.exit_code == 1
+    assert_one_clear_error(result.stderr, "is a folder: name a file")
+    assert result.stdout == ""
 
 
 def test_plan_of_an_invalid_file_closes_with_a_summary_line(tmp_path: Path) -> None:

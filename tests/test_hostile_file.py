@@ -605,3 +605,41 @@ def test_export_merge_into_a_pipe_is_refused_in_one_line_before_any_request(
     assert refused.stderr.count("\n") == 1 and "not a regular file" in refused.stderr
     assert "internal error" not in refused.stderr
     assert emulator_store.request_log == []
+
+
+def test_a_referenced_file_saved_with_a_byte_order_mark_is_read_without_it(
+    emulator_store: SourceStore, emulator_url: str, tmp_path: Path
+) -> None:
+    # Notepad and PowerShell 5 save UTF-8 with a mark: it was sent as the secret's first
+    # character, or refused as "must be 32 latin-1 characters" of a 32-character key.
+    (tmp_path / ".git").mkdir()
+    key = "0123456789abcdef0123456789abcdef"
+    (tmp_path / "signing.txt").write_bytes(b"\xef\xbb\xbf" + key.encode() + b"\r\n")
+    sources = tmp_path / "sources.yaml"
+    sources.write_text(
+        "version: 1\nsources:\n  - name: Proxy\n    deployment:\n      type: webproxy\n"
+        "      imgix_subdomains: [bom-proxy]\n"
+        "      request_signing_key: {file: signing.txt}\n"
+    )
+    applied = invoke("apply", sources, "--auto-approve", "--api-url", emulator_url)
+    assert applied.exit_code == 0, applied.stderr
+    # The create, then the patch that records the encrypted value's hash in the marker.
+    create, *_ = writes_since(emulator_store, 0)
+    assert create.method == "POST"
+    assert deployment_of(create.body)["request_signing_key"] == key
+
+
+@pytest.mark.parametrize("version", ["1.0", "1.3"])
+def test_a_yaml_directive_of_a_minor_version_the_parser_lacks_is_a_located_error(
+    tmp_path: Path, version: str
+) -> None:
+    # ruamel asserts the minor version is 1 or 2: "internal error: AssertionError".
+    file = tmp_path / "sources.yaml"
+    file.write_text(f"# old\n%YAML {version}\n---\nversion: 1\nsources: []\n")
+    result = invoke("validate", file)
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"{file}:2:1: invalid YAML: found incompatible YAML document (%YAML {version}: "
+        "version 1.1 or 1.2 is required)",
+        "1 error in 1 of 1 file",
+    ]

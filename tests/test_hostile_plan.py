@@ -340,3 +340,22 @@ def test_a_saved_plan_with_a_byte_order_mark_and_crlf_lines_is_still_the_plan(
     applied = invoke("apply", plan_file, "--auto-approve", "--api-url", emulator_url, env=CI_ENV)
     assert applied.exit_code == 0, applied.stderr
     assert "Apply: 2 applied, 0 failed." in applied.stdout
+
+
+def test_a_saved_plan_cut_short_is_called_a_plan_cut_short(
+    store: SourceStore, emulator_url: str, sources: Path, tmp_path: Path
+) -> None:
+    # An artifact cut by a full disk or a failed upload: it was taken for a desired-state
+    # file, "invalid YAML: while scanning a quoted scalar: found unexpected end of stream".
+    plan_file = tmp_path / "plan.json"
+    saved_plan(sources, emulator_url, plan_file)
+    whole = plan_file.read_text()
+    plan_file.write_text(whole[: len(whole) // 2])
+    mark = len(store.request_log)
+    refused = invoke("apply", plan_file, "--auto-approve", "--api-url", emulator_url, env=CI_ENV)
+    assert refused.exit_code == 1
+    (line,) = refused.stderr.splitlines()
+    assert line.startswith(f"error: {plan_file}: the plan is not valid JSON (")
+    assert line.endswith("): was it cut short? Plan again with `plan --out`")
+    assert "YAML" not in line
+    assert len(store.request_log) == mark

@@ -802,9 +802,7 @@ def test_a_plan_document_is_read_through_a_symlink_and_its_faults_are_told(
     with pytest.raises(PlanFileError, match=r"missing\.json: cannot read the plan: No such file"):
         read_plan_document(tmp_path / "missing.json")
     document.write_text('{"format_version": 1', "utf-8")
-    with pytest.raises(
-        PlanFileError, match=r"not a plan document written by `plan --out` \(1 validation error"
-    ):
+    with pytest.raises(PlanFileError, match=r"the plan is not valid JSON .*: was it cut short\?"):
         read_plan_document(document)
 
 

@@ -370,10 +370,10 @@ class SourceStore:
             if not isinstance(entries, list):
                 raise ValueError("sources must be a list")
             for index, entry in enumerate(entries):
-                if not isinstance(entry, Mapping) or not isinstance(
-                    entry.get("deployment"), Mapping
-                ):
-                    raise ValueError(f"sources[{index}] must be an object with a deployment object")
+                if not isinstance(entry, Mapping):
+                    raise ValueError(f"sources[{index}] must be an object")
+                if not isinstance(entry.get("deployment", {}), Mapping):
+                    raise ValueError(f"sources[{index}].deployment must be an object")
                 source_id = entry.get("id")
                 # The API's ids are 24 lowercase hex: clients refuse any other (api-notes.md).
                 if source_id is not None and not (
