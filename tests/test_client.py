@@ -1108,7 +1108,7 @@ def _pages_of(listed: list[int], size: int, number: int, **announced: Any) -> di
     [
         (0, {"totalPages": 3}),
         (0, {"hasNextPage": True}),
-        (0, {"totalPages": 3, "hasNextPage": False}),
+        (0, {"totalPages": 2, "hasNextPage": False}),  # the least total saying more
         (1, {"totalPages": 3}),
         (1, {"hasNextPage": True}),
     ],
