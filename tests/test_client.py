@@ -246,13 +246,33 @@ def test_sends_json_api_headers_and_bearer_key(fake_clock: FakeClock) -> None:
     assert headers["authorization"] == f"Bearer {EMULATOR_API_KEY}"
     assert headers["accept"] == "application/vnd.api+json"
     assert headers["content-type"] == "application/vnd.api+json"
+    assert headers["accept-encoding"] == "gzip, deflate"  # only what it decodes itself
+    assert headers["user-agent"] == "imgix-reconciler"  # who calls, in the API's logs
 
 
-def test_repr_shows_neither_key_nor_secrets(fake_clock: FakeClock) -> None:
+def test_repr_shows_where_the_client_talks_to_and_not_its_key(fake_clock: FakeClock) -> None:
     client = make_client(fake_clock, make_store(fake_clock))
 
-    assert EMULATOR_API_KEY not in repr(client)
+    assert repr(client) == "ImgixClient(base_url='http://emulator.test/api/v1/')"
     asyncio.run(client.aclose())
+
+
+def test_the_api_key_is_masked_in_what_a_server_echoes_of_it(fake_clock: FakeClock) -> None:
+    # A key of this test's own, so no other test has registered it for masking already.
+    key = "ak_" + "0123456789abcdef" * 4 + "echoed"
+
+    def echo(request: httpx.Request) -> httpx.Response:
+        said = f"bad header {request.headers['authorization']}"
+        return httpx.Response(400, json={"errors": [{"title": "Bad Request", "detail": said}]})
+
+    client = make_client(fake_clock, transport=httpx.MockTransport(echo), api_key=key)
+
+    with pytest.raises(ApiError) as caught:
+        run(client, lambda c: c.get_source(SOURCE_0))
+
+    assert str(caught.value) == (
+        f"imgix API 400 Bad Request for source {SOURCE_0}: bad header Bearer {redact.MASK}"
+    )
 
 
 # --------------------------------------------------------------------------- errors
