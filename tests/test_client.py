@@ -257,6 +257,20 @@ def test_repr_shows_where_the_client_talks_to_and_not_its_key(fake_clock: FakeCl
     asyncio.run(client.aclose())
 
 
+@pytest.mark.parametrize(("status", "title"), [(418, "I'm a Teapot"), (499, "Error")])
+def test_an_error_without_a_title_is_named_by_its_status(
+    fake_clock: FakeClock, status: int, title: str
+) -> None:
+    # HTTP's own phrase when the status has one; a status HTTP does not name still reads
+    # as an error, not as an empty title.
+    transport = httpx.MockTransport(lambda request: httpx.Response(status, text="nope"))
+
+    with pytest.raises(ApiError) as caught:
+        run(make_client(fake_clock, transport=transport), lambda c: c.list_sources())
+
+    assert str(caught.value) == f"imgix API {status} {title}"
+
+
 def test_the_api_key_is_masked_in_what_a_server_echoes_of_it(fake_clock: FakeClock) -> None:
     # A key of this test's own, so no other test has registered it for masking already.
     key = "ak_" + "0123456789abcdef" * 4 + "echoed"
