@@ -412,7 +412,6 @@ class ImgixClient:
             )
         if not timeout > 0 or min(max_response_bytes, max_pages, max_sources) < 1:
             raise ValueError("timeout and the response and listing bounds must be positive")
-        self._api_key = api_key
         redact.register(api_key)
         self._timeout = timeout
         self._max_response_bytes = max_response_bytes
@@ -421,7 +420,6 @@ class ImgixClient:
         # What the user is told while a call goes on (a listing read again): one line each.
         self._notice = on_notice
         self._retry = retry or RetryPolicy()
-        self._sleep = sleep
         self._clock = clock
         # A shared pacer (one per process) keeps the pace across clients.
         self._pacer = pacer or Pacer(pacing, clock=clock, sleep=sleep)

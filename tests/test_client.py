@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import random
+import re
 import socket
 import tracemalloc
 import zlib
@@ -245,13 +246,47 @@ def test_sends_json_api_headers_and_bearer_key(fake_clock: FakeClock) -> None:
     assert headers["authorization"] == f"Bearer {EMULATOR_API_KEY}"
     assert headers["accept"] == "application/vnd.api+json"
     assert headers["content-type"] == "application/vnd.api+json"
+    assert headers["accept-encoding"] == "gzip, deflate"  # only what it decodes itself
+    assert headers["user-agent"] == "imgix-reconciler"  # who calls, in the API's logs
 
 
-def test_repr_shows_neither_key_nor_secrets(fake_clock: FakeClock) -> None:
+def test_repr_shows_where_the_client_talks_to_and_not_its_key(fake_clock: FakeClock) -> None:
     client = make_client(fake_clock, make_store(fake_clock))
 
-    assert EMULATOR_API_KEY not in repr(client)
+    assert repr(client) == "ImgixClient(base_url='http://emulator.test/api/v1/')"
     asyncio.run(client.aclose())
+
+
+@pytest.mark.parametrize(("status", "title"), [(418, "I'm a Teapot"), (499, "Error")])
+def test_an_error_without_a_title_is_named_by_its_status(
+    fake_clock: FakeClock, status: int, title: str
+) -> None:
+    # HTTP's own phrase when the status has one; a status HTTP does not name still reads
+    # as an error, not as an empty title.
+    transport = httpx.MockTransport(lambda request: httpx.Response(status, text="nope"))
+
+    with pytest.raises(ApiError) as caught:
+        run(make_client(fake_clock, transport=transport), lambda c: c.list_sources())
+
+    assert str(caught.value) == f"imgix API {status} {title}"
+
+
+def test_the_api_key_is_masked_in_what_a_server_echoes_of_it(fake_clock: FakeClock) -> None:
+    # A key of this test's own, so no other test has registered it for masking already.
+    key = "ak_" + "0123456789abcdef" * 4 + "echoed"
+
+    def echo(request: httpx.Request) -> httpx.Response:
+        said = f"bad header {request.headers['authorization']}"
+        return httpx.Response(400, json={"errors": [{"title": "Bad Request", "detail": said}]})
+
+    client = make_client(fake_clock, transport=httpx.MockTransport(echo), api_key=key)
+
+    with pytest.raises(ApiError) as caught:
+        run(client, lambda c: c.get_source(SOURCE_0))
+
+    assert str(caught.value) == (
+        f"imgix API 400 Bad Request for source {SOURCE_0}: bad header Bearer {redact.MASK}"
+    )
 
 
 # --------------------------------------------------------------------------- errors
@@ -300,6 +335,53 @@ def test_validation_error_is_not_retried_and_never_echoes_secrets(
         assert SECRET not in text
         assert EMULATOR_API_KEY not in text
     assert "POST sources: 400 (attempt 1)" in caplog.text
+
+
+def test_debug_logs_say_each_attempt_each_retry_and_the_lost_create_found(
+    fake_clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    # What `--debug` shows of a create whose answer was lost: the attempt and why it
+    # failed, the wait before the next, the lookup's request and what it found.
+    attempts: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        attempts.append(request.method)
+        if request.method == "POST":
+            raise httpx.ReadError("connection reset", request=request)
+        mine = {**_source(0), "attributes": s3_attributes(1)}
+        return httpx.Response(200, json={"data": [mine], "meta": {"pagination": {"totalPages": 1}}})
+
+    client = make_client(fake_clock, transport=httpx.MockTransport(answer))
+    with caplog.at_level(logging.DEBUG, logger="reconciler.client"):
+        created = run(client, lambda c: c.create_source(s3_attributes(1)))
+
+    assert created.id == SOURCE_0
+    assert attempts == ["POST", "GET"]
+    assert [record.name for record in caplog.records] == ["reconciler.client"] * 4
+    posted, retrying, listed, found = caplog.messages
+    assert posted == "POST sources: ReadError (attempt 1)"
+    assert re.fullmatch(r"POST sources: retrying in \d\.\d\ds \(attempt 1 of 8\)", retrying)
+    assert listed == "GET sources: 200 (attempt 1)"
+    assert found == f"found the source a lost create made: {SOURCE_0}"
+
+
+def test_debug_logs_say_why_a_listing_stopped_at_a_page_of_repeats(
+    fake_clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Without meta, a full page 1 that only repeats page 0 ends that read (it is then
+    # read again, having moved); `--debug` says where and why it stopped.
+    def page(read: int, number: int) -> dict[str, Any]:
+        listed = [0, 1] if number == 0 or read == 0 else []
+        return {"data": [_source(n) for n in listed]}
+
+    transport, asked = _scripted_listing(page)
+
+    with caplog.at_level(logging.DEBUG, logger="reconciler.client"):
+        listed = run(make_client(fake_clock, transport=transport), lambda c: c.list_sources())
+
+    assert [source.id for source in listed] == hostile_ids(range(2))
+    assert asked == [0, 1, 0, 1]
+    assert "page 1 held only sources already seen: stopping" in caplog.messages
 
 
 @pytest.mark.parametrize("status", [400, 405, 409, 422])
@@ -1060,7 +1142,7 @@ def _pages_of(listed: list[int], size: int, number: int, **announced: Any) -> di
     [
         (0, {"totalPages": 3}),
         (0, {"hasNextPage": True}),
-        (0, {"totalPages": 3, "hasNextPage": False}),
+        (0, {"totalPages": 2, "hasNextPage": False}),  # the least total saying more
         (1, {"totalPages": 3}),
         (1, {"hasNextPage": True}),
     ],
