@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import json
 import subprocess
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -20,13 +21,16 @@ from console import (
     CANARY_FILES,
     SOURCE_BLOCKS,
     SOURCES_YAML,
+    invoke,
     output_of,
     run_cli,
     write_sources,
 )
+from hostile_server import HostileApi, serving
 
 from reconciler.emulator import SourceStore
 from reconciler.plan import WILL_BE_SENT, Plan
+from reconciler.untrusted import escaped, one_line, quoted
 
 pytestmark = pytest.mark.e2e
 
@@ -210,3 +214,63 @@ def test_no_secret_value_reaches_any_output(
     ]
     assert shown == []
     assert Plan.model_validate_json(saved_text).summary.create == len(SOURCE_BLOCKS) + 1
+
+
+# How a server, a message or a renderer may spell a value it echoes, each with a canary
+# only that spelling writes so (every other spelling of it differs), so that the mask of
+# each spelling is tried on its own. `quoted` spells every text as `json_shown` does (both
+# escape one character at a time, the same way), so one canary tries both.
+ECHOED_SPELLINGS: dict[str, tuple[str, Callable[[str], str]]] = {
+    "JSON, ASCII only": ("CANARY-é-echo-7c41e0", lambda value: json.dumps(value)[1:-1]),
+    "JSON, UTF-8": (
+        'CANARY-"\x85-echo-7c41e0',
+        lambda value: json.dumps(value, ensure_ascii=False)[1:-1],
+    ),
+    "escaped": ('CANARY-"\\\x1b-echo-7c41e0', escaped),
+    "quoted, json_shown": ('CANARY-"\u2028\x1b-echo-7c41e0', lambda value: quoted(value)[1:-1]),
+    "HTML, quotes kept": ('CANARY-<"-echo-7c41e0', lambda value: html.escape(value, quote=False)),
+    "HTML, quotes escaped": ('CANARY-"\x85-echo-7c41e0', html.escape),
+    "repr": ("CANARY-\x1bé-echo-7c41e0", lambda value: repr(value)[1:-1]),
+    "ascii": ("CANARY-é-echo-7c41e0", lambda value: ascii(value)[1:-1]),
+    "one_line": ('CANARY-"\\\x1b-echo-7c41e0', one_line),
+}
+ECHO_DESIRED = """\
+version: 1
+sources:
+  - name: Echoed
+    deployment:
+      type: s3
+      imgix_subdomains: [echoed-images]
+      s3_access_key: AKIAEXAMPLEECHOED
+      s3_bucket: echoed
+      s3_secret_key: {env: ECHOED_SECRET_KEY}
+"""
+
+
+@pytest.fixture(scope="module")
+def _echoing() -> Iterator[tuple[HostileApi, str]]:
+    api = HostileApi(write_attack="error")
+    with serving(api) as url:
+        yield api, url
+
+
+@pytest.mark.parametrize("spelling", ECHOED_SPELLINGS)
+def test_an_api_error_echoing_the_sent_secret_in_any_spelling_shows_it_masked(
+    _echoing: tuple[HostileApi, str], tmp_path: Path, spelling: str
+) -> None:
+    # The create sends the secret key; the server's 400 quotes it back, spelled as JSON, HTML
+    # or a Python message would. The failed create is reported with the mask in its place.
+    api, url = _echoing
+    canary, spell = ECHOED_SPELLINGS[spelling]
+    api.write_text = f"bad secret {spell(canary)} here"
+    desired = tmp_path / "sources.yaml"
+    desired.write_text(ECHO_DESIRED, encoding="utf-8")
+
+    result = invoke(
+        "apply", desired, "--auto-approve", "--api-url", url, env={"ECHOED_SECRET_KEY": canary}
+    )
+
+    printed = output_of(result)
+    assert result.exit_code == 3, printed
+    assert "failed: create Echoed: imgix API 400 bad secret *** here" in result.stdout, printed
+    assert "echo-7c41e0" not in printed

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import array
+import fcntl
 import os
+import termios
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -315,3 +320,42 @@ def test_an_endless_stream_is_refused_once_past_the_limit() -> None:
     # first byte over the limit instead of reading on to an end that never comes.
     with pytest.raises(references.Unreadable, match=r"^larger than 100 bytes$"):
         references.read_limited("/dev/zero", 100, regular_only=False)
+
+
+def _unread(descriptor: int) -> int:
+    """The bytes waiting in the pipe `descriptor` is an end of."""
+    waiting = array.array("i", [0])
+    fcntl.ioctl(descriptor, termios.FIONREAD, waiting)
+    return waiting[0]
+
+
+def test_a_pipe_one_byte_over_the_limit_is_refused_at_that_byte_and_not_waited_on() -> None:
+    # `plan <(generate-sources)`: a pipe arrives in parts. Here the bytes up to the limit
+    # come in one part and the byte over it in the next, then the writer stalls with its end
+    # open. Reading stops at that byte and refuses the file: it neither stops one byte
+    # short (taking the file as within the limit) nor waits for a byte more.
+    limit = 100
+    reader, writer = os.pipe()
+    outcome: list[bytes | str] = []
+
+    def read_the_pipe() -> None:
+        try:
+            outcome.append(references.read_limited(f"/dev/fd/{reader}", limit, regular_only=False))
+        except references.Unreadable as refused:
+            outcome.append(refused.reason)
+
+    reading = threading.Thread(target=read_the_pipe)
+    try:
+        os.write(writer, b"x" * limit)
+        reading.start()
+        deadline = time.monotonic() + 30
+        while _unread(writer) and time.monotonic() < deadline:  # the first part is read
+            time.sleep(0.001)
+        os.write(writer, b"y")
+        reading.join(timeout=10)
+        assert not reading.is_alive(), "still waiting on a stalled pipe"
+        assert outcome == ["larger than 100 bytes"]
+    finally:
+        os.close(writer)  # ends a reading still waiting
+        reading.join()
+        os.close(reader)

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +75,33 @@ def test_regeneration_writes_both_copies(tmp_path: Path, monkeypatch: pytest.Mon
     written = schema_module.write_sources_schemas(tmp_path)
     assert written == [packaged, tmp_path / "schemas" / "sources.schema.json"]
     assert all(path.read_text(encoding="utf-8") == render_sources_schema() for path in written)
+
+
+def test_the_regeneration_command_the_stale_copy_names_writes_both_copies(tmp_path: Path) -> None:
+    # `python -m reconciler.schema`, run from a checkout (here a copy, so the repository's
+    # own files stay as they are): it writes both copies next to the package and says where.
+    shutil.copytree(REPO / "reconciler", tmp_path / "reconciler", ignore=_no_caches)
+    (tmp_path / "schemas").mkdir()
+    (tmp_path / "reconciler" / "sources.schema.json").write_text("{}", encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "reconciler.schema"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    written = [
+        tmp_path / "reconciler" / "sources.schema.json",
+        tmp_path / "schemas" / "sources.schema.json",
+    ]
+    assert done.stdout == "".join(f"wrote {path}\n" for path in written)
+    assert all(path.read_text(encoding="utf-8") == render_sources_schema() for path in written)
+
+
+def _no_caches(folder: str, names: list[str]) -> list[str]:
+    return [name for name in names if name == "__pycache__"]
 
 
 def test_schema_declares_its_dialect_and_identity() -> None:
