@@ -39,6 +39,7 @@ from reconciler.plan import (
     SourceRef,
     Summary,
     UnmanagedSource,
+    WriteCost,
 )
 from reconciler.planner import PlanOptions, plan
 from reconciler.render import _render, markdown, render, render_report
@@ -1134,3 +1135,105 @@ def test_the_report_summary_says_what_was_already_in_effect_and_what_went_stale(
         "Apply: 0 applied, 0 failed. 1 already in effect (skipped). 2 not applied (changed "
         "since the plan): run plan again and review it."
     )
+
+
+# --------------------------------------------------------------------------- every headline
+
+
+def _headline_of(summary: Summary, *, acting: bool, view: Any, drifted: bool | None) -> str:
+    actions = [one_patch(destructive=False)] if acting else []
+    document = Plan(digest="sha256:" + "0" * 64, summary=summary, actions=actions)
+    first = render(document, "text", view=view, drifted=drifted).splitlines()[0]
+    # The comment words it the same: the reader of either is told the same thing.
+    assert first in render(document, "markdown", view=view, drifted=drifted).splitlines()
+    return first
+
+
+@pytest.mark.parametrize(
+    ("counts", "acting", "view", "drifted", "headline"),
+    [
+        ((0, 0, 3, 1, 1), False, "drift", True,
+         "Drift: 1 observed source differs from the files (never written), "
+         "3 in sync, 1 unmanaged."),
+        ((0, 0, 3, 1, 2), False, "drift", True,
+         "Drift: 2 observed sources differ from the files (never written), "
+         "3 in sync, 1 unmanaged."),
+        ((0, 0, 3, 1, 0), False, "drift", True,
+         "Drift: changed outside imgix-reconciler (see the notices), 3 in sync, 1 unmanaged."),
+        ((0, 0, 2, 4, 0), False, "drift", False,
+         "In sync: 2 sources match the files, 4 unmanaged."),
+        ((5, 1, 2, 4, 0), True, "drift", True,
+         "Drift: 5 missing from imgix, 1 differing from the files, 2 in sync, 4 unmanaged."),
+        ((0, 0, 2, 4, 0), False, "plan", None, "No changes: 2 unchanged, 4 unmanaged."),
+        ((0, 0, 2, 4, 3), False, "plan", None,
+         "No changes: 2 unchanged, 4 unmanaged, 3 observed (never written)."),
+        ((5, 1, 2, 4, 0), True, "plan", None,
+         "Plan: 5 to create, 1 to patch, 2 unchanged, 4 unmanaged."),
+        ((5, 1, 2, 4, 3), True, "plan", None,
+         "Plan: 5 to create, 1 to patch, 2 unchanged, 4 unmanaged, 3 observed (never written)."),
+    ],
+)  # fmt: skip
+def test_each_headline_says_word_for_word_what_the_plan_does(
+    counts: tuple[int, int, int, int, int],
+    acting: bool,
+    view: Any,
+    drifted: bool | None,
+    headline: str,
+) -> None:
+    create, patch, unchanged, unmanaged, observed = counts
+    summary = Summary(
+        create=create, patch=patch, unchanged=unchanged, unmanaged=unmanaged, observed=observed
+    )
+    assert _headline_of(summary, acting=acting, view=view, drifted=drifted) == headline
+
+
+def test_every_flag_of_an_action_is_its_own_warning_in_text_and_markdown() -> None:
+    action = one_patch(destructive=True).model_copy(
+        update={
+            "risks": ["disables", "moves_origin", "changes_credentials", "releases_hostnames"],
+            "protected": True,
+            "takes_over_from": "team-b",
+        }
+    )
+    document = patches(1).model_copy(update={"actions": [action]})
+    text = render(document, "text").splitlines()
+    start = text.index('~ patch "A" (' + "a" * 24 + ")") + 1
+    assert text[start : start + 4] == [
+        "    ! disables a live source: apply needs --allow-disable",
+        "    ! risky: moves its origin, changes its credentials, releases hostnames",
+        "    ! mode: protect: apply needs --allow-protected-change",
+        "    ! owned by team-b: apply needs --take-over",
+    ]
+    comment = render(document, "markdown")
+    assert (
+        "**⚠ disables a live source: apply needs --allow-disable**\n\n"
+        "**⚠ risky: moves its origin, changes its credentials, releases hostnames**\n\n"
+        "**⚠ mode: protect: apply needs --allow-protected-change**\n\n"
+        "**⚠ owned by team-b: apply needs --take-over**\n\n"
+    ) in comment
+    # Unprotected and owned by no one else: only the risks and the disable are flagged.
+    plain = action.model_copy(update={"protected": False, "takes_over_from": None})
+    shown = render(document.model_copy(update={"actions": [plain]}), "text")
+    assert "mode: protect" not in shown and "--take-over" not in shown
+
+
+@pytest.mark.parametrize(
+    ("cost", "line"),
+    [
+        (WriteCost(creates=1, updates=2, creates_per_hour=None, updates_per_hour=None, seconds=3),
+         "Cost: 1 create and 2 updates; about 3 s (from an unspent hourly budget)."),
+        (WriteCost(creates=2, updates=1, creates_per_hour=None, updates_per_hour=100, seconds=3900),
+         "Cost: 2 creates and 1 update; about 1 h 05 min at 100 updates/h"
+         " (from an unspent hourly budget)."),
+        (WriteCost(creates=0, updates=0, creates_per_hour=50, updates_per_hour=None, seconds=0),
+         "Cost: 0 creates and 0 updates; about 0 s at 50 creates/h"
+         " (from an unspent hourly budget)."),
+    ],
+)  # fmt: skip
+def test_the_cost_line_names_only_the_budgets_it_knows(cost: WriteCost, line: str) -> None:
+    document = patches(1).model_copy(update={"cost": cost})
+    assert line in render(document, "text").splitlines()
+    assert line in render(document, "markdown").splitlines()
+    # A plan that writes nothing costs nothing: no line, whatever the cost says.
+    empty = document.model_copy(update={"actions": []})
+    assert "Cost:" not in render(empty, "text") and "Cost:" not in render(empty, "markdown")
