@@ -1237,3 +1237,23 @@ def test_the_cost_line_names_only_the_budgets_it_knows(cost: WriteCost, line: st
     # A plan that writes nothing costs nothing: no line, whatever the cost says.
     empty = document.model_copy(update={"actions": []})
     assert "Cost:" not in render(empty, "text") and "Cost:" not in render(empty, "markdown")
+
+
+def every_kind_of_entry() -> Plan:
+    """The representative plan, with an observed source and one owned elsewhere too."""
+    observed = [
+        ObservedSource(
+            action=action,
+            source=f"Watched {action}",
+            id="d" * 24 if action == "patch" else None,
+            changes=[Change(path="deployment.cache_ttl_value", before=86400, after=1800)],
+        )
+        for action in ("patch", "create")
+    ]
+    owned = [OwnedElsewhere(source="Shared", id="b" * 24, owner="team-a")]
+    return representative_plan().model_copy(update={"observed": observed, "owned_elsewhere": owned})
+
+
+def test_coloured_text_of_every_kind_of_entry_is_drawn_as_reviewed() -> None:
+    # Colour is how a log's reader tells a create from a patch, and what goes from what comes.
+    check_golden("plan.color.txt", render(every_kind_of_entry(), "text", color=True))
