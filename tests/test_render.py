@@ -1257,3 +1257,13 @@ def every_kind_of_entry() -> Plan:
 def test_coloured_text_of_every_kind_of_entry_is_drawn_as_reviewed() -> None:
     # Colour is how a log's reader tells a create from a patch, and what goes from what comes.
     check_golden("plan.color.txt", render(every_kind_of_entry(), "text", color=True))
+
+
+def test_the_comment_of_every_kind_of_entry_is_laid_out_as_reviewed() -> None:
+    # Blank lines matter: a line right after the summary table would become one of its rows.
+    check_golden("plan.every.md", render(every_kind_of_entry(), "markdown"))
+
+
+def test_a_comment_is_a_plans_unless_it_is_asked_for_drift() -> None:
+    comment = markdown.render(patches(1)).splitlines()
+    assert comment[:2] == [MARKER, "### imgix-reconciler plan"]
