@@ -1267,3 +1267,22 @@ def test_the_comment_of_every_kind_of_entry_is_laid_out_as_reviewed() -> None:
 def test_a_comment_is_a_plans_unless_it_is_asked_for_drift() -> None:
     comment = markdown.render(patches(1)).splitlines()
     assert comment[:2] == [MARKER, "### imgix-reconciler plan"]
+
+
+@pytest.mark.parametrize("lists", [(), ("observed",), ("notices",), ("unmanaged",)])
+def test_a_comment_exactly_as_long_as_its_budget_leaves_nothing_out(lists: tuple[str, ...]) -> None:
+    # An empty list after the sources reserves no room: the sources may use all of it.
+    document = patches(3)
+    if "observed" in lists:
+        watched = ObservedSource(action="patch", source="W", id="d" * 24, changes=[])
+        document = document.model_copy(update={"observed": [watched]})
+    if "notices" in lists:
+        notice = Notice(source="N", id=None, kind="cannot_compare", detail="x")
+        document = document.model_copy(update={"notices": [notice]})
+    if "unmanaged" in lists:
+        document = document.model_copy(
+            update={"unmanaged": [UnmanagedSource(id="c" * 24, name="U")]}
+        )
+    whole = markdown.render(document, budget=10**6)
+    assert markdown.render(document, budget=len(whole)) == whole
+    assert "not shown" in markdown.render(document, budget=len(whole) - 1)
