@@ -1286,3 +1286,16 @@ def test_a_comment_exactly_as_long_as_its_budget_leaves_nothing_out(lists: tuple
     whole = markdown.render(document, budget=10**6)
     assert markdown.render(document, budget=len(whole)) == whole
     assert "not shown" in markdown.render(document, budget=len(whole) - 1)
+
+
+def test_the_text_report_ends_its_last_line_and_names_a_source_only_when_known() -> None:
+    # A source --wait left with no result to name it (a report made by hand) shows its id.
+    report = replace(_report(), still_deploying=["6359b5ba", "7"])
+    shown = render_report(report, "text")
+    assert shown.endswith(".\n") and not shown.endswith("\n\n")
+    lines = shown.splitlines()
+    start = lines.index("Not seen deployed when --wait ended: 6359b5ba, 7.")
+    assert lines[start + 1 : start + 3] == [
+        '  - "Blog" (6359b5ba): still deploying when the wait ended',
+        "  - (7): still deploying when the wait ended",
+    ]
