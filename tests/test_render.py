@@ -39,6 +39,7 @@ from reconciler.plan import (
     SourceRef,
     Summary,
     UnmanagedSource,
+    WriteCost,
 )
 from reconciler.planner import PlanOptions, plan
 from reconciler.render import _render, markdown, render, render_report
@@ -1134,3 +1135,167 @@ def test_the_report_summary_says_what_was_already_in_effect_and_what_went_stale(
         "Apply: 0 applied, 0 failed. 1 already in effect (skipped). 2 not applied (changed "
         "since the plan): run plan again and review it."
     )
+
+
+# --------------------------------------------------------------------------- every headline
+
+
+def _headline_of(summary: Summary, *, acting: bool, view: Any, drifted: bool | None) -> str:
+    actions = [one_patch(destructive=False)] if acting else []
+    document = Plan(digest="sha256:" + "0" * 64, summary=summary, actions=actions)
+    first = render(document, "text", view=view, drifted=drifted).splitlines()[0]
+    # The comment words it the same: the reader of either is told the same thing.
+    assert first in render(document, "markdown", view=view, drifted=drifted).splitlines()
+    return first
+
+
+@pytest.mark.parametrize(
+    ("counts", "acting", "view", "drifted", "headline"),
+    [
+        ((0, 0, 3, 1, 1), False, "drift", True,
+         "Drift: 1 observed source differs from the files (never written), "
+         "3 in sync, 1 unmanaged."),
+        ((0, 0, 3, 1, 2), False, "drift", True,
+         "Drift: 2 observed sources differ from the files (never written), "
+         "3 in sync, 1 unmanaged."),
+        ((0, 0, 3, 1, 0), False, "drift", True,
+         "Drift: changed outside imgix-reconciler (see the notices), 3 in sync, 1 unmanaged."),
+        ((0, 0, 2, 4, 0), False, "drift", False,
+         "In sync: 2 sources match the files, 4 unmanaged."),
+        ((5, 1, 2, 4, 0), True, "drift", True,
+         "Drift: 5 missing from imgix, 1 differing from the files, 2 in sync, 4 unmanaged."),
+        ((0, 0, 2, 4, 0), False, "plan", None, "No changes: 2 unchanged, 4 unmanaged."),
+        ((0, 0, 2, 4, 3), False, "plan", None,
+         "No changes: 2 unchanged, 4 unmanaged, 3 observed (never written)."),
+        ((5, 1, 2, 4, 0), True, "plan", None,
+         "Plan: 5 to create, 1 to patch, 2 unchanged, 4 unmanaged."),
+        ((5, 1, 2, 4, 3), True, "plan", None,
+         "Plan: 5 to create, 1 to patch, 2 unchanged, 4 unmanaged, 3 observed (never written)."),
+    ],
+)  # fmt: skip
+def test_each_headline_says_word_for_word_what_the_plan_does(
+    counts: tuple[int, int, int, int, int],
+    acting: bool,
+    view: Any,
+    drifted: bool | None,
+    headline: str,
+) -> None:
+    create, patch, unchanged, unmanaged, observed = counts
+    summary = Summary(
+        create=create, patch=patch, unchanged=unchanged, unmanaged=unmanaged, observed=observed
+    )
+    assert _headline_of(summary, acting=acting, view=view, drifted=drifted) == headline
+
+
+def test_every_flag_of_an_action_is_its_own_warning_in_text_and_markdown() -> None:
+    action = one_patch(destructive=True).model_copy(
+        update={
+            "risks": ["disables", "moves_origin", "changes_credentials", "releases_hostnames"],
+            "protected": True,
+            "takes_over_from": "team-b",
+        }
+    )
+    document = patches(1).model_copy(update={"actions": [action]})
+    text = render(document, "text").splitlines()
+    start = text.index('~ patch "A" (' + "a" * 24 + ")") + 1
+    assert text[start : start + 4] == [
+        "    ! disables a live source: apply needs --allow-disable",
+        "    ! risky: moves its origin, changes its credentials, releases hostnames",
+        "    ! mode: protect: apply needs --allow-protected-change",
+        "    ! owned by team-b: apply needs --take-over",
+    ]
+    comment = render(document, "markdown")
+    assert (
+        "**⚠ disables a live source: apply needs --allow-disable**\n\n"
+        "**⚠ risky: moves its origin, changes its credentials, releases hostnames**\n\n"
+        "**⚠ mode: protect: apply needs --allow-protected-change**\n\n"
+        "**⚠ owned by team-b: apply needs --take-over**\n\n"
+    ) in comment
+    # Unprotected and owned by no one else: only the risks and the disable are flagged.
+    plain = action.model_copy(update={"protected": False, "takes_over_from": None})
+    shown = render(document.model_copy(update={"actions": [plain]}), "text")
+    assert "mode: protect" not in shown and "--take-over" not in shown
+
+
+@pytest.mark.parametrize(
+    ("cost", "line"),
+    [
+        (WriteCost(creates=1, updates=2, creates_per_hour=None, updates_per_hour=None, seconds=3),
+         "Cost: 1 create and 2 updates; about 3 s (from an unspent hourly budget)."),
+        (WriteCost(creates=2, updates=1, creates_per_hour=None, updates_per_hour=100, seconds=3900),
+         "Cost: 2 creates and 1 update; about 1 h 05 min at 100 updates/h"
+         " (from an unspent hourly budget)."),
+        (WriteCost(creates=0, updates=0, creates_per_hour=50, updates_per_hour=None, seconds=0),
+         "Cost: 0 creates and 0 updates; about 0 s at 50 creates/h"
+         " (from an unspent hourly budget)."),
+    ],
+)  # fmt: skip
+def test_the_cost_line_names_only_the_budgets_it_knows(cost: WriteCost, line: str) -> None:
+    document = patches(1).model_copy(update={"cost": cost})
+    assert line in render(document, "text").splitlines()
+    assert line in render(document, "markdown").splitlines()
+    # A plan that writes nothing costs nothing: no line, whatever the cost says.
+    empty = document.model_copy(update={"actions": []})
+    assert "Cost:" not in render(empty, "text") and "Cost:" not in render(empty, "markdown")
+
+
+def every_kind_of_entry() -> Plan:
+    """The representative plan, with an observed source and one owned elsewhere too."""
+    observed = [
+        ObservedSource(
+            action=action,
+            source=f"Watched {action}",
+            id="d" * 24 if action == "patch" else None,
+            changes=[Change(path="deployment.cache_ttl_value", before=86400, after=1800)],
+        )
+        for action in ("patch", "create")
+    ]
+    owned = [OwnedElsewhere(source="Shared", id="b" * 24, owner="team-a")]
+    return representative_plan().model_copy(update={"observed": observed, "owned_elsewhere": owned})
+
+
+def test_coloured_text_of_every_kind_of_entry_is_drawn_as_reviewed() -> None:
+    # Colour is how a log's reader tells a create from a patch, and what goes from what comes.
+    check_golden("plan.color.txt", render(every_kind_of_entry(), "text", color=True))
+
+
+def test_the_comment_of_every_kind_of_entry_is_laid_out_as_reviewed() -> None:
+    # Blank lines matter: a line right after the summary table would become one of its rows.
+    check_golden("plan.every.md", render(every_kind_of_entry(), "markdown"))
+
+
+def test_a_comment_is_a_plans_unless_it_is_asked_for_drift() -> None:
+    comment = markdown.render(patches(1)).splitlines()
+    assert comment[:2] == [MARKER, "### imgix-reconciler plan"]
+
+
+@pytest.mark.parametrize("lists", [(), ("observed",), ("notices",), ("unmanaged",)])
+def test_a_comment_exactly_as_long_as_its_budget_leaves_nothing_out(lists: tuple[str, ...]) -> None:
+    # An empty list after the sources reserves no room: the sources may use all of it.
+    document = patches(3)
+    if "observed" in lists:
+        watched = ObservedSource(action="patch", source="W", id="d" * 24, changes=[])
+        document = document.model_copy(update={"observed": [watched]})
+    if "notices" in lists:
+        notice = Notice(source="N", id=None, kind="cannot_compare", detail="x")
+        document = document.model_copy(update={"notices": [notice]})
+    if "unmanaged" in lists:
+        document = document.model_copy(
+            update={"unmanaged": [UnmanagedSource(id="c" * 24, name="U")]}
+        )
+    whole = markdown.render(document, budget=10**6)
+    assert markdown.render(document, budget=len(whole)) == whole
+    assert "not shown" in markdown.render(document, budget=len(whole) - 1)
+
+
+def test_the_text_report_ends_its_last_line_and_names_a_source_only_when_known() -> None:
+    # A source --wait left with no result to name it (a report made by hand) shows its id.
+    report = replace(_report(), still_deploying=["6359b5ba", "7"])
+    shown = render_report(report, "text")
+    assert shown.endswith(".\n") and not shown.endswith("\n\n")
+    lines = shown.splitlines()
+    start = lines.index("Not seen deployed when --wait ended: 6359b5ba, 7.")
+    assert lines[start + 1 : start + 3] == [
+        '  - "Blog" (6359b5ba): still deploying when the wait ended',
+        "  - (7): still deploying when the wait ended",
+    ]
