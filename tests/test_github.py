@@ -347,6 +347,15 @@ def test_combine_refuses_an_accounts_list_it_cannot_read(tmp_path: Path) -> None
         assert done.stderr.startswith("error: cannot gather the account results"), bad
 
 
+def test_combine_refuses_a_view_other_than_plan_or_drift(tmp_path: Path) -> None:
+    # A typo in a workflow must not post a comment titled by it under the plan marker.
+    from click.testing import CliRunner
+
+    done = CliRunner().invoke(github.main, ["combine", "--view", "apply", str(tmp_path)])
+    assert (done.exit_code, done.stdout) == (2, "")
+    assert "'apply' is not one of 'plan', 'drift'" in done.stderr
+
+
 # --------------------------------------------------------------------------- in-process helpers
 
 
