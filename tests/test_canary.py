@@ -254,12 +254,22 @@ def _echoing() -> Iterator[tuple[HostileApi, str]]:
         yield api, url
 
 
+# The failed create as each report shows it: markdown, for a comment, spells the mask too.
+ECHO_REPORTED = {
+    "text": "failed: create Echoed: imgix API 400 bad secret *** here",
+    "markdown": "| failed | create | <code>Echoed</code> |  | <code>imgix API 400 bad secret "
+    "&#42;&#42;&#42; here",
+}
+
+
+@pytest.mark.parametrize("report_format", ECHO_REPORTED)
 @pytest.mark.parametrize("spelling", ECHOED_SPELLINGS)
 def test_an_api_error_echoing_the_sent_secret_in_any_spelling_shows_it_masked(
-    _echoing: tuple[HostileApi, str], tmp_path: Path, spelling: str
+    _echoing: tuple[HostileApi, str], tmp_path: Path, spelling: str, report_format: str
 ) -> None:
     # The create sends the secret key; the server's 400 quotes it back, spelled as JSON, HTML
-    # or a Python message would. The failed create is reported with the mask in its place.
+    # or a Python message would. The failed create is reported with the mask in its place,
+    # in a terminal's report and in a pull request comment's.
     api, url = _echoing
     canary, spell = ECHOED_SPELLINGS[spelling]
     api.write_text = f"bad secret {spell(canary)} here"
@@ -267,10 +277,11 @@ def test_an_api_error_echoing_the_sent_secret_in_any_spelling_shows_it_masked(
     desired.write_text(ECHO_DESIRED, encoding="utf-8")
 
     result = invoke(
-        "apply", desired, "--auto-approve", "--api-url", url, env={"ECHOED_SECRET_KEY": canary}
+        *("apply", desired, "--auto-approve", "--api-url", url, "--format", report_format),
+        env={"ECHOED_SECRET_KEY": canary},
     )
 
     printed = output_of(result)
     assert result.exit_code == 3, printed
-    assert "failed: create Echoed: imgix API 400 bad secret *** here" in result.stdout, printed
+    assert ECHO_REPORTED[report_format] in result.stdout, printed
     assert "echo-7c41e0" not in printed

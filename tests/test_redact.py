@@ -320,3 +320,17 @@ def test_an_exception_logged_without_a_traceback_is_masked(monkeypatch: pytest.M
     shown = out.getvalue() + err.getvalue() + log.getvalue()
     assert "unraised-canary-1234" not in shown
     assert "ValueError: boom ***" in log.getvalue()
+
+
+@pytest.mark.parametrize("others", [0, 100])
+def test_a_text_holding_a_value_short_of_its_first_or_last_character_is_left_alone(
+    others: int,
+) -> None:
+    # A spelling cut short would mask parts of ordinary text, and make the planner hide a
+    # live value that only looks like a secret; with few values or many.
+    for n in range(others):
+        redact.register(f"filler-value-{n:03d}")
+    redact.register("whole-secret-value")
+    for part in ("hole-secret-value", "whole-secret-valu"):
+        assert redact.scrub(f"[{part}]") == f"[{part}]"
+        assert not redact.holds(f"[{part}]")

@@ -157,6 +157,24 @@ def test_non_secret_attributes_take_references(
     assert list(validator.iter_errors(data))
 
 
+def test_an_attribute_that_takes_a_reference_keeps_its_annotations_outside_the_choices() -> None:
+    # No attribute that takes a reference has a description yet: the schema built from the
+    # models cannot show where one would go, so the rewriting is tried on its own. Editors
+    # show the annotations of the property itself, not of one of its choices.
+    annotated = {"type": "string", "title": "Bucket", "description": "Where.", "default": "x"}
+    assert schema_module._or_reference(annotated) == {
+        "title": "Bucket",
+        "description": "Where.",
+        "default": "x",
+        "anyOf": [{"type": "string"}, {"$ref": "#/$defs/Reference"}],
+    }
+    either = {"anyOf": [{"type": "string"}, {"type": "null"}], "description": "Or none."}
+    assert schema_module._or_reference(either) == {
+        "description": "Or none.",
+        "anyOf": [{"type": "string"}, {"type": "null"}, {"$ref": "#/$defs/Reference"}],
+    }
+
+
 def test_numbers_and_booleans_take_no_reference(
     validator: jsonschema.Draft202012Validator,
 ) -> None:
