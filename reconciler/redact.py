@@ -47,6 +47,11 @@ _forms: list[Callable[[str], str]] = [
     lambda value: repr(value)[1:-1],
     lambda value: ascii(value)[1:-1],
     one_line,
+    # How a server may quote the request it refused: a URL (`/` kept or not), a form body.
+    # (No base64: a value's base64 inside a longer text depends on where it starts.)
+    lambda value: _url_quoted(value, safe=""),
+    lambda value: _url_quoted(value, safe="/"),
+    lambda value: _url_quoted(value, safe="", plus=True),
 ]
 # Every spelling of every value, and the same by its first MIN_LENGTH characters (what
 # `holds` looks up). Kept as values come: recomputing every value's forms at each one made
@@ -61,6 +66,12 @@ def _html_escaped(value: str, *, quote: bool) -> str:
     import html  # needed once a value is registered: start-up does without it
 
     return html.escape(value, quote=quote)
+
+
+def _url_quoted(value: str, *, safe: str, plus: bool = False) -> str:
+    from urllib.parse import quote, quote_plus
+
+    return (quote_plus if plus else quote)(value, safe=safe)
 
 
 def register(value: str) -> None:

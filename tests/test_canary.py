@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import json
 import subprocess
+import urllib.parse
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -233,6 +234,10 @@ ECHOED_SPELLINGS: dict[str, tuple[str, Callable[[str], str]]] = {
     "repr": ("CANARY-\x1bé-echo-7c41e0", lambda value: repr(value)[1:-1]),
     "ascii": ("CANARY-é-echo-7c41e0", lambda value: ascii(value)[1:-1]),
     "one_line": ('CANARY-"\\\x1b-echo-7c41e0', one_line),
+    # A server quoting the request it refused as a URL or a form body would.
+    "URL-encoded": ("CANARY-é/K7+-echo-7c41e0", lambda value: urllib.parse.quote(value, safe="")),
+    "URL-encoded, / kept": ("CANARY-é/K7-echo-7c41e0", urllib.parse.quote),
+    "form-encoded": ("CANARY-é K7+-echo-7c41e0", urllib.parse.quote_plus),
 }
 ECHO_DESIRED = """\
 version: 1
