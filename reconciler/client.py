@@ -1146,7 +1146,6 @@ async def _read_body(response: httpx.Response, limit: int, method: str, path: st
 
 
 async def _bounded_body(response: httpx.Response, limit: int, method: str, path: str) -> bytes:
-
     def too_large() -> LimitExceeded:
         return LimitExceeded(
             f"The imgix API's answer to {method} /api/v1/{path} is larger than {limit:,} "
