@@ -1299,3 +1299,19 @@ def test_the_text_report_ends_its_last_line_and_names_a_source_only_when_known()
         '  - "Blog" (6359b5ba): still deploying when the wait ended',
         "  - (7): still deploying when the wait ended",
     ]
+
+
+def test_an_apply_report_exactly_as_long_as_its_budget_leaves_no_row_out() -> None:
+    # The table's own header lines count against the budget like every row.
+    report = replace(_report(), results=_report().results * 5)
+    whole = markdown.render_report(report, budget=10**6)
+    assert markdown.render_report(report, budget=len(whole)) == whole
+    cut = markdown.render_report(report, budget=len(whole) - 1)
+    assert "more outcomes: `--format text` lists them all." in cut
+    assert cut.splitlines()[:4] == [
+        "<!-- imgix-reconciler:apply -->",
+        "### imgix-reconciler apply",
+        "",
+        "Apply: 5 applied, 5 failed. 5 not attempted (waiting for a failed action). "
+        "5 not attempted (stopped by SIGTERM). Run apply again to continue: it plans afresh.",
+    ]
