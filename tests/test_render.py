@@ -1315,3 +1315,23 @@ def test_an_apply_report_exactly_as_long_as_its_budget_leaves_no_row_out() -> No
         "Apply: 5 applied, 5 failed. 5 not attempted (waiting for a failed action). "
         "5 not attempted (stopped by SIGTERM). Run apply again to continue: it plans afresh.",
     ]
+
+
+@pytest.mark.parametrize(("first_row", "rows_shown"), [(8_000, 2), (8_001, 1)])
+def test_rows_stop_only_once_a_section_holds_more_than_eight_thousand_characters(
+    first_row: int, rows_shown: int
+) -> None:
+    def rows_of(changes: list[Change]) -> list[str]:
+        action = one_patch(destructive=False).model_copy(update={"changes": changes})
+        output = render(patches(1).model_copy(update={"actions": [action]}), "markdown")
+        return [line for line in output.splitlines() if line.startswith("| ")][3:]
+
+    probe = len(rows_of([Change(path="p", before=True, after=False)])[0])
+    # A path is shown whole: one long enough makes the first row exactly `first_row` long.
+    first = Change(path="p" * (1 + first_row - probe), before=True, after=False)
+    rows = rows_of([first, Change(path="enabled", before=True, after=False)])
+    assert len(rows[0]) == first_row
+    assert len(rows) == 2
+    assert rows[1].startswith(
+        "| <code>enabled</code>" if rows_shown == 2 else "| … and 1 more change "
+    )
