@@ -1308,12 +1308,16 @@ def test_an_apply_report_exactly_as_long_as_its_budget_leaves_no_row_out() -> No
     assert markdown.render_report(report, budget=len(whole)) == whole
     cut = markdown.render_report(report, budget=len(whole) - 1)
     assert "more outcomes: `--format text` lists them all." in cut
-    assert cut.splitlines()[:4] == [
+    # The table starts after a blank line: right after the summary it would be its text.
+    assert cut.splitlines()[:7] == [
         "<!-- imgix-reconciler:apply -->",
         "### imgix-reconciler apply",
         "",
         "Apply: 5 applied, 5 failed. 5 not attempted (waiting for a failed action). "
         "5 not attempted (stopped by SIGTERM). Run apply again to continue: it plans afresh.",
+        "",
+        "| outcome | action | source | id | error |",
+        "|---|---|---|---|---|",
     ]
 
 
