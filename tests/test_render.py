@@ -1339,3 +1339,14 @@ def test_rows_stop_only_once_a_section_holds_more_than_eight_thousand_characters
     assert rows[1].startswith(
         "| <code>enabled</code>" if rows_shown == 2 else "| … and 1 more change "
     )
+
+
+def test_an_unknown_format_is_refused_with_the_formats_there_are(the_plan: Plan) -> None:
+    with pytest.raises(ValueError) as plan_error:
+        render(the_plan, "yaml")
+    assert str(plan_error.value) == "unknown plan format 'yaml' (use one of text, markdown, json)"
+    with pytest.raises(ValueError) as report_error:
+        render_report(_report(), "yaml")
+    assert str(report_error.value) == (
+        "unknown report format 'yaml' (use one of text, markdown, json)"
+    )
