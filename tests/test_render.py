@@ -1350,3 +1350,43 @@ def test_an_unknown_format_is_refused_with_the_formats_there_are(the_plan: Plan)
     assert str(report_error.value) == (
         "unknown report format 'yaml' (use one of text, markdown, json)"
     )
+
+
+def test_the_markdown_report_lists_every_reason_a_source_was_not_seen_deployed() -> None:
+    # No source still deploying: the reasons after the first are listed all the same.
+    applied = [
+        ActionResult("patch", f"S{n}", f"id:{n}", "applied", source_id=f"{n}") for n in range(25)
+    ]
+    report = ApplyReport(
+        applied,
+        writes=25,
+        still_deploying=[f"{n}" for n in range(23)],
+        given_up={**{f"{n}": "gone" for n in range(21)}, "21": "unknown", "22": "unknown"},
+    )
+    lines = render_report(report, "markdown").splitlines()
+    gone = ", ".join(f"<code>{n}</code>" for n in range(20))
+    assert lines[-2:] == [
+        f"- gone (the API answers 404): {gone} and 1 more.",
+        "- unknown (its poll failed: see --wait gave up on stderr): "
+        "<code>21</code>, <code>22</code>.",
+    ]
+    twenty = replace(report, still_deploying=[f"{n}" for n in range(20)])
+    assert render_report(twenty, "markdown").endswith(f"- gone (the API answers 404): {gone}.\n")
+
+
+def test_a_cut_markdown_report_keeps_the_rows_of_what_did_not_apply() -> None:
+    applied = [
+        ActionResult("patch", f"S{n}", f"id:{n}", "applied", source_id=f"{n}") for n in range(200)
+    ]
+    failed = ActionResult("patch", "Broken", "id:x", "failed", source_id="x", error="HTTP 500")
+    skipped = ActionResult("create", "New", "new:new", "skipped")
+    report = ApplyReport([*applied, failed, skipped], writes=200)
+    lines = markdown.render_report(report, budget=3_000).splitlines()
+    assert (
+        "| failed | patch | <code>Broken</code> | <code>x</code> | <code>HTTP 500</code> |" in lines
+    )
+    # A create never made has no id: its cell is empty.
+    assert "| skipped | create | <code>New</code> |  |  |" in lines
+    rows = [line for line in lines if line.startswith("| applied |")]
+    assert len(set(rows)) == len(rows) > 0
+    assert lines[-1] == f"… and {200 - len(rows)} more outcomes: `--format text` lists them all."
