@@ -1299,3 +1299,94 @@ def test_the_text_report_ends_its_last_line_and_names_a_source_only_when_known()
         '  - "Blog" (6359b5ba): still deploying when the wait ended',
         "  - (7): still deploying when the wait ended",
     ]
+
+
+def test_an_apply_report_exactly_as_long_as_its_budget_leaves_no_row_out() -> None:
+    # The table's own header lines count against the budget like every row.
+    report = replace(_report(), results=_report().results * 5)
+    whole = markdown.render_report(report, budget=10**6)
+    assert markdown.render_report(report, budget=len(whole)) == whole
+    cut = markdown.render_report(report, budget=len(whole) - 1)
+    assert "more outcomes: `--format text` lists them all." in cut
+    # The table starts after a blank line: right after the summary it would be its text.
+    assert cut.splitlines()[:7] == [
+        "<!-- imgix-reconciler:apply -->",
+        "### imgix-reconciler apply",
+        "",
+        "Apply: 5 applied, 5 failed. 5 not attempted (waiting for a failed action). "
+        "5 not attempted (stopped by SIGTERM). Run apply again to continue: it plans afresh.",
+        "",
+        "| outcome | action | source | id | error |",
+        "|---|---|---|---|---|",
+    ]
+
+
+@pytest.mark.parametrize(("first_row", "rows_shown"), [(8_000, 2), (8_001, 1)])
+def test_rows_stop_only_once_a_section_holds_more_than_eight_thousand_characters(
+    first_row: int, rows_shown: int
+) -> None:
+    def rows_of(changes: list[Change]) -> list[str]:
+        action = one_patch(destructive=False).model_copy(update={"changes": changes})
+        output = render(patches(1).model_copy(update={"actions": [action]}), "markdown")
+        return [line for line in output.splitlines() if line.startswith("| ")][3:]
+
+    probe = len(rows_of([Change(path="p", before=True, after=False)])[0])
+    # A path is shown whole: one long enough makes the first row exactly `first_row` long.
+    first = Change(path="p" * (1 + first_row - probe), before=True, after=False)
+    rows = rows_of([first, Change(path="enabled", before=True, after=False)])
+    assert len(rows[0]) == first_row
+    assert len(rows) == 2
+    assert rows[1].startswith(
+        "| <code>enabled</code>" if rows_shown == 2 else "| … and 1 more change "
+    )
+
+
+def test_an_unknown_format_is_refused_with_the_formats_there_are(the_plan: Plan) -> None:
+    with pytest.raises(ValueError) as plan_error:
+        render(the_plan, "yaml")
+    assert str(plan_error.value) == "unknown plan format 'yaml' (use one of text, markdown, json)"
+    with pytest.raises(ValueError) as report_error:
+        render_report(_report(), "yaml")
+    assert str(report_error.value) == (
+        "unknown report format 'yaml' (use one of text, markdown, json)"
+    )
+
+
+def test_the_markdown_report_lists_every_reason_a_source_was_not_seen_deployed() -> None:
+    # No source still deploying: the reasons after the first are listed all the same.
+    applied = [
+        ActionResult("patch", f"S{n}", f"id:{n}", "applied", source_id=f"{n}") for n in range(25)
+    ]
+    report = ApplyReport(
+        applied,
+        writes=25,
+        still_deploying=[f"{n}" for n in range(23)],
+        given_up={**{f"{n}": "gone" for n in range(21)}, "21": "unknown", "22": "unknown"},
+    )
+    lines = render_report(report, "markdown").splitlines()
+    gone = ", ".join(f"<code>{n}</code>" for n in range(20))
+    assert lines[-2:] == [
+        f"- gone (the API answers 404): {gone} and 1 more.",
+        "- unknown (its poll failed: see --wait gave up on stderr): "
+        "<code>21</code>, <code>22</code>.",
+    ]
+    twenty = replace(report, still_deploying=[f"{n}" for n in range(20)])
+    assert render_report(twenty, "markdown").endswith(f"- gone (the API answers 404): {gone}.\n")
+
+
+def test_a_cut_markdown_report_keeps_the_rows_of_what_did_not_apply() -> None:
+    applied = [
+        ActionResult("patch", f"S{n}", f"id:{n}", "applied", source_id=f"{n}") for n in range(200)
+    ]
+    failed = ActionResult("patch", "Broken", "id:x", "failed", source_id="x", error="HTTP 500")
+    skipped = ActionResult("create", "New", "new:new", "skipped")
+    report = ApplyReport([*applied, failed, skipped], writes=200)
+    lines = markdown.render_report(report, budget=3_000).splitlines()
+    assert (
+        "| failed | patch | <code>Broken</code> | <code>x</code> | <code>HTTP 500</code> |" in lines
+    )
+    # A create never made has no id: its cell is empty.
+    assert "| skipped | create | <code>New</code> |  |  |" in lines
+    rows = [line for line in lines if line.startswith("| applied |")]
+    assert len(set(rows)) == len(rows) > 0
+    assert lines[-1] == f"… and {200 - len(rows)} more outcomes: `--format text` lists them all."

@@ -291,13 +291,9 @@ def render_report(report: ApplyReport, budget: int = BUDGET) -> str:
         tail = ["", f"{WAIT_LEFT}:", "", *_not_deployed(report)]
     table = []
     if report.results:
-        room = budget - sum(len(line) + 1 for line in [*head, *tail])
-        table = [
-            "",
-            "| outcome | action | source | id | error |",
-            "|---|---|---|---|---|",
-            *_outcome_rows(report.results, room),
-        ]
+        header = ["", "| outcome | action | source | id | error |", "|---|---|---|---|---|"]
+        room = budget - sum(len(line) + 1 for line in [*head, *header, *tail])
+        table = [*header, *_outcome_rows(report.results, room)]
     return "\n".join([*head, *table, *tail]) + "\n"
 
 
