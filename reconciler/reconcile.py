@@ -77,6 +77,9 @@ class Connection:
     pacing: Pacing = field(default_factory=Pacing)
     retry: RetryPolicy | None = None
     request_timeout: float = REQUEST_TIMEOUT
+    # Plain http to this machine: never through a proxy the environment names
+    # (HTTP_PROXY, ALL_PROXY), which would carry the API key in clear off the machine.
+    direct: bool = False
     clock: Clock = time.monotonic
     sleep: Sleep = asyncio.sleep
     # One pacer for every client of the connection: the listing and the writes of a run
@@ -88,10 +91,14 @@ class Connection:
 
     def client(self) -> ImgixClient:
         """A new client for this connection (use it as an async context manager)."""
+        transport = self.transport
+        if transport is None and self.direct:
+            # httpx mounts the environment's proxies only when it makes the transport.
+            transport = httpx.AsyncHTTPTransport()
         return ImgixClient(
             api_key=self.api_key,
             base_url=self.api_url,
-            transport=self.transport,
+            transport=transport,
             pacing=self.pacing,
             retry=self.retry,
             timeout=self.request_timeout,
@@ -143,6 +150,7 @@ def connect(
         pacing=_pacing(environ),
         retry=_retry_policy(environ),
         request_timeout=_request_timeout(environ),
+        direct=_plain_http_to_this_machine(url),
     )
 
 
@@ -191,21 +199,26 @@ def _checked_api_url(text: str, origin: str) -> str:
     return text
 
 
-def _refuse_clear_text(url: str, origin: str) -> None:
-    """Refuse plain http to anything but this machine (127.0.0.0/8, ::1, localhost)."""
+def _plain_http_to_this_machine(url: str) -> bool:
+    """Whether `url` is plain http to 127.0.0.0/8, ::1 or localhost."""
     parsed = httpx.URL(url)
     if parsed.scheme != "http":
-        return
+        return False
     host = parsed.host.lower()
     try:
         address = ipaddress.ip_address(host)
         # Python 3.13 counts an IPv4-mapped IPv6 address (`::ffff:127.0.0.1`) as loopback
         # and earlier versions do not: refused on every version, the plain forms suffice.
         mapped = isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None
-        loopback = address.is_loopback and not mapped
+        return address.is_loopback and not mapped
     except ValueError:
-        loopback = host == "localhost"
-    if not loopback:
+        return host == "localhost"
+
+
+def _refuse_clear_text(url: str, origin: str) -> None:
+    """Refuse plain http to anything but this machine (127.0.0.0/8, ::1, localhost)."""
+    if httpx.URL(url).scheme == "http" and not _plain_http_to_this_machine(url):
+        host = httpx.URL(url).host.lower()
         raise ConfigurationError(
             f"{origin} {url!r} is plain http to {host}, which would send the API key in "
             "clear: use https, or pass --allow-insecure-http if this network is trusted."

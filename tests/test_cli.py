@@ -1519,6 +1519,32 @@ def test_an_empty_api_url_option_is_refused_not_taken_for_another_api(
     assert store.request_log == []
 
 
+@pytest.mark.parametrize("variable", ["HTTP_PROXY", "http_proxy", "ALL_PROXY"])
+def test_plain_http_to_this_machine_goes_direct_never_through_a_proxy(
+    store: SourceStore, emulator_url: str, sources: Path, variable: str
+) -> None:
+    # The environment's proxy got the request, API key in clear, off this machine: the
+    # loopback rule for plain http was bypassed (and the listing failed, blamed on 127.0.0.1).
+    with socket.socket() as proxy:
+        proxy.bind(("127.0.0.1", 0))
+        proxy.listen()
+        proxy.setblocking(False)
+        proxy_url = f"http://127.0.0.1:{proxy.getsockname()[1]}"
+        quick = {"IMGIX_RECONCILER_REQUEST_TIMEOUT": "2", "IMGIX_RECONCILER_RETRY_DEADLINE": "0"}
+        result = invoke(
+            "plan", sources, "--api-url", emulator_url, env={variable: proxy_url, **quick}
+        )
+        try:
+            reached, _ = proxy.accept()
+        except BlockingIOError:
+            reached = None
+        else:
+            reached.close()
+    assert reached is None, "the proxy was sent the request"
+    assert result.exit_code == 0, result.stderr
+    assert store.request_log != []
+
+
 def test_apply_progress_and_report_cannot_be_forged_by_a_source_name(
     store: SourceStore, emulator_url: str, tmp_path: Path
 ) -> None:
