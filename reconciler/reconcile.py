@@ -95,17 +95,31 @@ class Connection:
         if transport is None and self.direct:
             # httpx mounts the environment's proxies only when it makes the transport.
             transport = httpx.AsyncHTTPTransport()
-        return ImgixClient(
-            api_key=self.api_key,
-            base_url=self.api_url,
-            transport=transport,
-            pacing=self.pacing,
-            retry=self.retry,
-            timeout=self.request_timeout,
-            clock=self.clock,
-            sleep=self.sleep,
-            pacer=self.pacer,
-        )
+        try:
+            return ImgixClient(
+                api_key=self.api_key,
+                base_url=self.api_url,
+                transport=transport,
+                pacing=self.pacing,
+                retry=self.retry,
+                timeout=self.request_timeout,
+                clock=self.clock,
+                sleep=self.sleep,
+                pacer=self.pacer,
+            )
+        except (ImportError, ValueError) as error:
+            # httpx mounts the environment's proxies as it makes the client. The proxy's
+            # URL is not quoted: it may carry a password.
+            if isinstance(error, ImportError) and "socks" in str(error).lower():
+                why = "a SOCKS proxy needs httpx's SOCKS support (pip install 'httpx[socks]')"
+            elif isinstance(error, ValueError) and "proxy" in str(error).lower():
+                why = "its scheme is none of http, https, socks5 or socks5h"
+            else:
+                raise
+            raise ConfigurationError(
+                "cannot use the proxy the environment names (HTTPS_PROXY, HTTP_PROXY or "
+                f"ALL_PROXY): {why}"
+            ) from None
 
 
 def connect(

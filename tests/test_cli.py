@@ -1545,6 +1545,20 @@ def test_plain_http_to_this_machine_goes_direct_never_through_a_proxy(
     assert store.request_log != []
 
 
+@pytest.mark.parametrize(
+    ("variable", "proxy"),
+    [("ALL_PROXY", "socks5://127.0.0.1:9"), ("HTTPS_PROXY", "ftp://127.0.0.1:9")],
+)
+def test_a_proxy_httpx_cannot_use_is_one_clear_error(
+    sources: Path, variable: str, proxy: str
+) -> None:
+    # "internal error: ImportError: Using SOCKS proxy, but the 'socksio' package is not
+    # installed" (or ValueError: Unknown scheme for proxy URL), raised making the client.
+    result = run_cli("plan", sources, "--api-url", "https://127.0.0.1:9", env={variable: proxy})
+    assert result.returncode == 1
+    assert_one_clear_error(result.stderr, "proxy", variable)
+
+
 def test_apply_progress_and_report_cannot_be_forged_by_a_source_name(
     store: SourceStore, emulator_url: str, tmp_path: Path
 ) -> None:
