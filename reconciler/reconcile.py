@@ -107,6 +107,12 @@ class Connection:
                 sleep=self.sleep,
                 pacer=self.pacer,
             )
+        except OSError as error:
+            # The only file httpx reads as it makes the client: the certificates to trust.
+            raise ConfigurationError(
+                "cannot load the TLS certificates SSL_CERT_FILE or SSL_CERT_DIR names: "
+                f"{error.strerror or error}"
+            ) from None
         except (ImportError, ValueError) as error:
             # httpx mounts the environment's proxies as it makes the client. The proxy's
             # URL is not quoted: it may carry a password.

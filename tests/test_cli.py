@@ -1559,6 +1559,15 @@ def test_a_proxy_httpx_cannot_use_is_one_clear_error(
     assert_one_clear_error(result.stderr, "proxy", variable)
 
 
+def test_a_missing_certificate_file_the_environment_names_is_named(sources: Path) -> None:
+    # It said "error: No such file or directory", naming neither the file nor the variable.
+    result = run_cli(
+        "plan", sources, "--api-url", "https://127.0.0.1:9", env={"SSL_CERT_FILE": "/no/ca.pem"}
+    )
+    assert result.returncode == 1
+    assert_one_clear_error(result.stderr, "SSL_CERT_FILE", "No such file or directory")
+
+
 def test_apply_progress_and_report_cannot_be_forged_by_a_source_name(
     store: SourceStore, emulator_url: str, tmp_path: Path
 ) -> None:
