@@ -61,6 +61,7 @@ RETRY_DEADLINE_VARIABLE = "IMGIX_RECONCILER_RETRY_DEADLINE"
 # Hourly write budgets, for accounts whose limits imgix raised (default: Pacing's).
 CREATES_PER_HOUR_VARIABLE = "IMGIX_RECONCILER_CREATES_PER_HOUR"
 UPDATES_PER_HOUR_VARIABLE = "IMGIX_RECONCILER_UPDATES_PER_HOUR"
+MAX_BUDGET_DIGITS = 18
 # Seconds one request may take in all (connect, headers, body; default: the client's).
 REQUEST_TIMEOUT_VARIABLE = "IMGIX_RECONCILER_REQUEST_TIMEOUT"
 
@@ -270,6 +271,12 @@ def _pacing(environ: Mapping[str, str]) -> Pacing:
         text = environ.get(variable, "").strip()
         if not text:
             continue
+        if text.isascii() and text.isdigit() and len(text) > MAX_BUDGET_DIGITS:
+            # int() refuses thousands of digits; no budget needs more than a few.
+            raise ConfigurationError(
+                f"{variable} is too large: a whole number of writes per hour up to "
+                f"{MAX_BUDGET_DIGITS} digits"
+            )
         if not text.isascii() or not text.isdigit() or int(text) < 1:
             raise ConfigurationError(
                 f"{variable} must be a whole number of writes per hour >= 1 (got {text[:40]!r})"
