@@ -520,6 +520,8 @@ def read_single_input(path: Path) -> SingleInput:
 
     Decided by content, not by a leading `{` alone: YAML written in JSON style is still YAML.
     """
+    if references.linked_out_of(str(path)) is not None:
+        return SingleInput()  # the loader refuses it unread, located (a pipe would block)
     try:
         descriptor = os.open(path, os.O_RDONLY)
     except OSError:
