@@ -918,14 +918,14 @@ def fmt_command(files: tuple[Path, ...], check: bool) -> None:
     from reconciler import references
     from reconciler.canonical import formatted
     from reconciler.errors import ConfigurationError
-    from reconciler.loader import MAX_FILE_BYTES, LoadError, linked_out_of, load
+    from reconciler.loader import MAX_FILE_BYTES, LoadError, load
 
     with _exit_codes(files):
         # Each file is read once, checked and formatted from those bytes: a pipe
         # (`fmt --check <(git show HEAD:sources.yaml)`) has nothing left for a second read.
         read: dict[Path, bytes] = {}
         for file in dict.fromkeys(files):
-            if linked_out_of(str(file)) is not None:
+            if references.linked_out_of(str(file)) is not None:
                 continue  # refused by the loader, unread
             with contextlib.suppress(references.Unreadable):  # the loader says why, located
                 read[file] = references.read_limited(str(file), MAX_FILE_BYTES, regular_only=False)

@@ -24,7 +24,6 @@ import re
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -273,27 +272,6 @@ def _referents_by_identity() -> Iterator[None]:
         CommentedMap.add_referent = original  # type: ignore[method-assign]
 
 
-def linked_out_of(file: str) -> str | None:
-    """The repository `file` is named in, when a symlink leads the file out of it.
-
-    The repository is the nearest folder above the path as given that holds `.git`, as
-    a checkout has, and is not itself a symlink: a linked folder leading into another
-    checkout is a way out, not a repository. A path in no repository (`/dev/stdin`,
-    `validate <(generate)`) is the user's own choice, read wherever it leads.
-    """
-    folder = Path(os.path.abspath(file)).parent
-    root = next(
-        (c for c in (folder, *folder.parents) if (c / ".git").exists() and not c.is_symlink()),
-        None,
-    )
-    if root is None:
-        return None
-    real_root = os.path.realpath(root)
-    if os.path.commonpath([os.path.realpath(file), real_root]) == real_root:
-        return None
-    return str(root)
-
-
 # --------------------------------------------------------------------------- one file
 
 
@@ -383,7 +361,7 @@ class _DesiredFile(ReferenceSteps, CrossSourceChecks):
         return False
 
     def _read(self, read_already: bytes | None) -> str | None:
-        escaped_from = linked_out_of(self.file)
+        escaped_from = references.linked_out_of(self.file)
         if escaped_from is not None:
             # A pull request may replace the file by a symlink to anything the runner can
             # read, and errors and plans quote what they read: refused before reading.

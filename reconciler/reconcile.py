@@ -61,6 +61,7 @@ RETRY_DEADLINE_VARIABLE = "IMGIX_RECONCILER_RETRY_DEADLINE"
 # Hourly write budgets, for accounts whose limits imgix raised (default: Pacing's).
 CREATES_PER_HOUR_VARIABLE = "IMGIX_RECONCILER_CREATES_PER_HOUR"
 UPDATES_PER_HOUR_VARIABLE = "IMGIX_RECONCILER_UPDATES_PER_HOUR"
+MAX_BUDGET_DIGITS = 18
 # Seconds one request may take in all (connect, headers, body; default: the client's).
 REQUEST_TIMEOUT_VARIABLE = "IMGIX_RECONCILER_REQUEST_TIMEOUT"
 
@@ -77,6 +78,9 @@ class Connection:
     pacing: Pacing = field(default_factory=Pacing)
     retry: RetryPolicy | None = None
     request_timeout: float = REQUEST_TIMEOUT
+    # Plain http to this machine: never through a proxy the environment names
+    # (HTTP_PROXY, ALL_PROXY), which would carry the API key in clear off the machine.
+    direct: bool = False
     clock: Clock = time.monotonic
     sleep: Sleep = asyncio.sleep
     # One pacer for every client of the connection: the listing and the writes of a run
@@ -88,17 +92,41 @@ class Connection:
 
     def client(self) -> ImgixClient:
         """A new client for this connection (use it as an async context manager)."""
-        return ImgixClient(
-            api_key=self.api_key,
-            base_url=self.api_url,
-            transport=self.transport,
-            pacing=self.pacing,
-            retry=self.retry,
-            timeout=self.request_timeout,
-            clock=self.clock,
-            sleep=self.sleep,
-            pacer=self.pacer,
-        )
+        transport = self.transport
+        if transport is None and self.direct:
+            # httpx mounts the environment's proxies only when it makes the transport.
+            transport = httpx.AsyncHTTPTransport()
+        try:
+            return ImgixClient(
+                api_key=self.api_key,
+                base_url=self.api_url,
+                transport=transport,
+                pacing=self.pacing,
+                retry=self.retry,
+                timeout=self.request_timeout,
+                clock=self.clock,
+                sleep=self.sleep,
+                pacer=self.pacer,
+            )
+        except OSError as error:
+            # The only file httpx reads as it makes the client: the certificates to trust.
+            raise ConfigurationError(
+                "cannot load the TLS certificates SSL_CERT_FILE or SSL_CERT_DIR names: "
+                f"{error.strerror or error}"
+            ) from None
+        except (ImportError, ValueError) as error:
+            # httpx mounts the environment's proxies as it makes the client. The proxy's
+            # URL is not quoted: it may carry a password.
+            if isinstance(error, ImportError) and "socks" in str(error).lower():
+                why = "a SOCKS proxy needs httpx's SOCKS support (pip install 'httpx[socks]')"
+            elif isinstance(error, ValueError) and "proxy" in str(error).lower():
+                why = "its scheme is none of http, https, socks5 or socks5h"
+            else:
+                raise
+            raise ConfigurationError(
+                "cannot use the proxy the environment names (HTTPS_PROXY, HTTP_PROXY or "
+                f"ALL_PROXY): {why}"
+            ) from None
 
 
 def connect(
@@ -143,6 +171,7 @@ def connect(
         pacing=_pacing(environ),
         retry=_retry_policy(environ),
         request_timeout=_request_timeout(environ),
+        direct=_plain_http_to_this_machine(url),
     )
 
 
@@ -191,21 +220,26 @@ def _checked_api_url(text: str, origin: str) -> str:
     return text
 
 
-def _refuse_clear_text(url: str, origin: str) -> None:
-    """Refuse plain http to anything but this machine (127.0.0.0/8, ::1, localhost)."""
+def _plain_http_to_this_machine(url: str) -> bool:
+    """Whether `url` is plain http to 127.0.0.0/8, ::1 or localhost."""
     parsed = httpx.URL(url)
     if parsed.scheme != "http":
-        return
+        return False
     host = parsed.host.lower()
     try:
         address = ipaddress.ip_address(host)
         # Python 3.13 counts an IPv4-mapped IPv6 address (`::ffff:127.0.0.1`) as loopback
         # and earlier versions do not: refused on every version, the plain forms suffice.
         mapped = isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None
-        loopback = address.is_loopback and not mapped
+        return address.is_loopback and not mapped
     except ValueError:
-        loopback = host == "localhost"
-    if not loopback:
+        return host == "localhost"
+
+
+def _refuse_clear_text(url: str, origin: str) -> None:
+    """Refuse plain http to anything but this machine (127.0.0.0/8, ::1, localhost)."""
+    if httpx.URL(url).scheme == "http" and not _plain_http_to_this_machine(url):
+        host = httpx.URL(url).host.lower()
         raise ConfigurationError(
             f"{origin} {url!r} is plain http to {host}, which would send the API key in "
             "clear: use https, or pass --allow-insecure-http if this network is trusted."
@@ -237,6 +271,12 @@ def _pacing(environ: Mapping[str, str]) -> Pacing:
         text = environ.get(variable, "").strip()
         if not text:
             continue
+        if text.isascii() and text.isdigit() and len(text) > MAX_BUDGET_DIGITS:
+            # int() refuses thousands of digits; no budget needs more than a few.
+            raise ConfigurationError(
+                f"{variable} is too large: a whole number of writes per hour up to "
+                f"{MAX_BUDGET_DIGITS} digits"
+            )
         if not text.isascii() or not text.isdigit() or int(text) < 1:
             raise ConfigurationError(
                 f"{variable} must be a whole number of writes per hour >= 1 (got {text[:40]!r})"
@@ -480,6 +520,8 @@ def read_single_input(path: Path) -> SingleInput:
 
     Decided by content, not by a leading `{` alone: YAML written in JSON style is still YAML.
     """
+    if references.linked_out_of(str(path)) is not None:
+        return SingleInput()  # the loader refuses it unread, located (a pipe would block)
     try:
         descriptor = os.open(path, os.O_RDONLY)
     except OSError:

@@ -189,6 +189,27 @@ def _file(path: str, shown: str) -> str:
     return value
 
 
+def linked_out_of(file: str) -> str | None:
+    """The repository `file` is named in, when a symlink leads the file out of it.
+
+    The repository is the nearest folder above the path as given that holds `.git`, as
+    a checkout has, and is not itself a symlink: a linked folder leading into another
+    checkout is a way out, not a repository. A path in no repository (`/dev/stdin`,
+    `validate <(generate)`) is the user's own choice, read wherever it leads.
+    """
+    folder = Path(os.path.abspath(file)).parent
+    root = next(
+        (c for c in (folder, *folder.parents) if (c / ".git").exists() and not c.is_symlink()),
+        None,
+    )
+    if root is None:
+        return None
+    real_root = os.path.realpath(root)
+    if os.path.commonpath([os.path.realpath(file), real_root]) == real_root:
+        return None
+    return str(root)
+
+
 class Unreadable(Exception):
     """A file that cannot be read within the limits; `reason` says why."""
 

@@ -1519,6 +1519,55 @@ def test_an_empty_api_url_option_is_refused_not_taken_for_another_api(
     assert store.request_log == []
 
 
+@pytest.mark.parametrize("variable", ["HTTP_PROXY", "http_proxy", "ALL_PROXY"])
+def test_plain_http_to_this_machine_goes_direct_never_through_a_proxy(
+    store: SourceStore, emulator_url: str, sources: Path, variable: str
+) -> None:
+    # The environment's proxy got the request, API key in clear, off this machine: the
+    # loopback rule for plain http was bypassed (and the listing failed, blamed on 127.0.0.1).
+    with socket.socket() as proxy:
+        proxy.bind(("127.0.0.1", 0))
+        proxy.listen()
+        proxy.setblocking(False)
+        proxy_url = f"http://127.0.0.1:{proxy.getsockname()[1]}"
+        quick = {"IMGIX_RECONCILER_REQUEST_TIMEOUT": "2", "IMGIX_RECONCILER_RETRY_DEADLINE": "0"}
+        result = invoke(
+            "plan", sources, "--api-url", emulator_url, env={variable: proxy_url, **quick}
+        )
+        try:
+            reached, _ = proxy.accept()
+        except BlockingIOError:
+            reached = None
+        else:
+            reached.close()
+    assert reached is None, "the proxy was sent the request"
+    assert result.exit_code == 0, result.stderr
+    assert store.request_log != []
+
+
+@pytest.mark.parametrize(
+    ("variable", "proxy"),
+    [("ALL_PROXY", "socks5://127.0.0.1:9"), ("HTTPS_PROXY", "ftp://127.0.0.1:9")],
+)
+def test_a_proxy_httpx_cannot_use_is_one_clear_error(
+    sources: Path, variable: str, proxy: str
+) -> None:
+    # "internal error: ImportError: Using SOCKS proxy, but the 'socksio' package is not
+    # installed" (or ValueError: Unknown scheme for proxy URL), raised making the client.
+    result = run_cli("plan", sources, "--api-url", "https://127.0.0.1:9", env={variable: proxy})
+    assert result.returncode == 1
+    assert_one_clear_error(result.stderr, "proxy", variable)
+
+
+def test_a_missing_certificate_file_the_environment_names_is_named(sources: Path) -> None:
+    # It said "error: No such file or directory", naming neither the file nor the variable.
+    result = run_cli(
+        "plan", sources, "--api-url", "https://127.0.0.1:9", env={"SSL_CERT_FILE": "/no/ca.pem"}
+    )
+    assert result.returncode == 1
+    assert_one_clear_error(result.stderr, "SSL_CERT_FILE", "No such file or directory")
+
+
 def test_apply_progress_and_report_cannot_be_forged_by_a_source_name(
     store: SourceStore, emulator_url: str, tmp_path: Path
 ) -> None:

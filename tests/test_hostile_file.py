@@ -643,3 +643,23 @@ def test_a_yaml_directive_of_a_minor_version_the_parser_lacks_is_a_located_error
         "version 1.1 or 1.2 is required)",
         "1 error in 1 of 1 file",
     ]
+
+
+def test_apply_refuses_a_file_linked_out_of_the_repository_without_opening_it(
+    emulator_url: str, tmp_path: Path
+) -> None:
+    # validate and plan refused it unread; apply opened it first, to tell a saved plan from
+    # a desired-state file, and waited for ever on a named pipe (or read 16 MiB of a device).
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    os.mkfifo(outside / "pipe")
+    repository = tmp_path / "repository"
+    (repository / ".git").mkdir(parents=True)
+    sources = repository / "sources.yaml"
+    sources.symlink_to(outside / "pipe")
+    result = run_cli("apply", sources, "--auto-approve", "--api-url", emulator_url)
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[0] == (
+        f"{sources}:1:1: cannot read the file: it is a symlink that leads outside the "
+        f"repository ({repository})"
+    )

@@ -256,6 +256,17 @@ def test_an_hourly_budget_that_is_not_a_whole_number_above_zero_is_refused(
     )
 
 
+def test_an_hourly_budget_of_thousands_of_digits_is_refused_as_too_large() -> None:
+    # int() refuses past 4,300 digits: "internal error: ValueError: Exceeds the limit".
+    name = "IMGIX_RECONCILER_CREATES_PER_HOUR"
+    assert refusal(None, {**ENVIRON, name: "9" * 5000}) == (
+        f"{name} is too large: a whole number of writes per hour up to 18 digits"
+    )
+    assert connect(None, environ={**ENVIRON, name: "9" * 18}).pacing.creates_per_hour == int(
+        "9" * 18
+    )
+
+
 def test_an_accepted_path_prefix_reaches_the_api_under_it() -> None:
     seen: list[str] = []
 
