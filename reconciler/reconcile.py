@@ -666,11 +666,18 @@ def check_saved_plan(
         )
     if saved.api_url is None:
         raise PlanFileError("the plan records no API (`api_url`): plan again with `plan --out`")
-    if saved.api_url.rstrip("/") != connection.api_url.rstrip("/"):
+    if _api_named(saved.api_url) != _api_named(connection.api_url):
         raise ApplyRefused(
             f"the saved plan was made against {saved.api_url}, not {connection.api_url}: "
             "plan again against the API you mean to change"
         )
+
+
+def _api_named(url: str) -> tuple[str, str, int | None, str]:
+    """The API a URL names, however it is spelled: the scheme and host in any case, the
+    scheme's own port given or not, a trailing slash or not."""
+    parsed = httpx.URL(url)
+    return parsed.scheme, parsed.host, parsed.port, parsed.path.rstrip("/")
 
 
 # Findings named one by one in the drift verdict; the rest are counted.

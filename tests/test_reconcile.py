@@ -603,15 +603,20 @@ def test_a_saved_plan_made_against_another_api_is_refused(tmp_path: Path) -> Non
         asyncio.run(plan_to_apply([saved], connection, ApplyRequest(), environ=ENVIRON))
 
 
-def test_a_saved_plan_is_applied_whether_or_not_either_api_url_ends_in_a_slash(
-    tmp_path: Path,
+@pytest.mark.parametrize(
+    "spelled",
+    # `plan --out --api-url https://proxy/imgix/` then `apply --api-url https://proxy/imgix`;
+    # a scheme or host in capitals, or the scheme's own port, names the same API too.
+    ["http://emulator/", "HTTP://Emulator", "http://emulator:80"],
+)
+def test_a_saved_plan_is_applied_against_its_api_however_either_url_spells_it(
+    tmp_path: Path, spelled: str
 ) -> None:
-    # `plan --out --api-url https://proxy/imgix/` then `apply --api-url https://proxy/imgix`.
     bare = connect(None, emulator=True, environ=ENVIRON)
-    slashed = dataclasses.replace(bare, api_url=bare.api_url + "/")
+    other = dataclasses.replace(bare, api_url=spelled)
     made = _to_apply(tmp_path, ApplyRequest()).plan
     saved = tmp_path / "plan.json"
-    for planned, applied in ((slashed, bare), (bare, slashed)):
+    for planned, applied in ((other, bare), (bare, other)):
         url = planned.api_url
         document = made.model_copy(
             update={"api_url": url, "digest": compute_digest(made.actions, url)}
