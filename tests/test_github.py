@@ -234,6 +234,20 @@ def test_only_the_bots_marked_comment_gives_the_reviewed_digest() -> None:
     assert github.reviewed_digest(comments, "us") is None
 
 
+def test_comments_listed_before_the_plan_comment_never_hide_its_digest() -> None:
+    # A pull request's conversation lists comments oldest first: people's remarks and the
+    # bot's other comments (an apply report) usually come before the updated plan comment.
+    digest = "sha256:" + "a" * 64
+    plan_comment = f"{MARKER}\n<!-- imgix-reconciler:digest account=eu {digest} -->\n"
+    comments = [
+        {"user": {"login": "octocat"}, "body": "Looks good to me"},
+        {"user": None, "body": "a comment of a deleted account"},
+        {"user": {"login": github.BOT_LOGIN}, "body": f"{REPORT_MARKER}\n### applied\n"},
+        {"user": {"login": github.BOT_LOGIN}, "body": plan_comment},
+    ]
+    assert github.reviewed_digest(comments, "eu") == digest
+
+
 def test_the_reviewed_digest_is_the_newest_of_the_caller_workflows_comments() -> None:
     old, new, other = ("sha256:" + c * 64 for c in "abc")
 
