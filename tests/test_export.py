@@ -363,6 +363,22 @@ def test_merge_keeps_another_indentation_style() -> None:
     assert "\n- name: Blog\n  id: bbbbbbbbbbbbbbbbbbbbbbbb\n  enabled: false\n" in merged.text
 
 
+def test_merge_nests_the_added_deployment_as_deep_as_the_file_does() -> None:
+    wide = (
+        "version: 1\nsources:\n    -   name: Blog\n        id: aaaaaaaaaaaaaaaaaaaaaaaa\n"
+        "        deployment:\n            type: webfolder\n"
+        "            webfolder_base_url: https://assets.example.com/\n"
+        "            imgix_subdomains:\n                -   acme-blog\n"
+    )
+    merged = merged_yaml(wide, [BLOG, ARCHIVE])
+    assert merged.text.startswith(wide)
+    added = merged.text[len(wide) :]
+    assert (
+        "    -   name: Blog\n        id: bbbbbbbbbbbbbbbbbbbbbbbb\n        enabled: false\n"
+        "        deployment:\n            type: s3\n"
+    ) in added
+
+
 def test_merge_into_an_empty_flow_list_writes_block_style() -> None:
     merged = merged_yaml("version: 1\nsources: []  # none yet\n", [ARCHIVE])
     state = DesiredState.model_validate(YAML(typ="safe").load(merged.text))
