@@ -555,6 +555,24 @@ def test_combine_gives_every_listed_account_a_row(tmp_path: Path) -> None:
     assert "| `us` | no result (its job failed or was cancelled) |" in done.output
 
 
+def test_combine_keys_the_comment_to_its_caller_workflow_and_links_the_run(
+    tmp_path: Path,
+) -> None:
+    # The key is what keeps two caller workflows' comments apart on one pull request.
+    from click.testing import CliRunner
+
+    folder = tmp_path / "eu"
+    folder.mkdir()
+    result = github.AccountResult(account="eu", command="plan", exit_code=0, planned=False)
+    (folder / "result.json").write_text(result.model_dump_json())
+    run = "https://github.com/acme/images/actions/runs/55"
+    args = ["combine", str(folder), "--key", "imgix-prod", "--run-url", run]
+    done = CliRunner().invoke(github.main, args)
+    assert done.exit_code == 0, done.output
+    assert done.stdout.startswith("<!-- imgix-reconciler:plan key=imgix-prod -->\n### ")
+    assert f"\n[Logs and JSON plans]({run})\n" in done.stdout
+
+
 def test_when_even_the_summaries_do_not_fit_the_table_still_has_every_account() -> None:
     results = [
         (github.AccountResult(account=f"a{n}", command="plan", exit_code=2), _plan(1, f"p{n}"))
