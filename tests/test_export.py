@@ -239,6 +239,21 @@ def test_a_parameter_newer_than_the_catalogue_is_allowed_in_the_exported_file() 
     assert YAML(typ="safe").load(merged.text)["allow_unknown_params"] is True
 
 
+def test_a_merge_into_a_file_that_allows_newer_parameters_keeps_its_lines_as_written() -> None:
+    newer = BLOG.model_copy(
+        update={"deployment": {**BLOG.deployment, "default_params": {"fm2031": "x"}}}
+    )
+    also_newer = ARCHIVE.model_copy(
+        update={"deployment": {**ARCHIVE.deployment, "default_params": {"fm2032": "y"}}}
+    )
+    text = export_yaml([newer]).text
+    assert "\nallow_unknown_params: true\nsources:\n" in text
+    merged = merged_yaml(text, [newer, also_newer])
+    assert merged.added == 1
+    assert merged.text.startswith(text)
+    assert merged.text.count("allow_unknown_params") == 1
+
+
 def test_a_known_parameter_with_a_value_it_refuses_is_an_error_naming_the_source() -> None:
     wrong = BLOG.model_copy(
         update={"deployment": {**BLOG.deployment, "default_params": {"fm": "wepb"}}}
