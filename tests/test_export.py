@@ -208,6 +208,12 @@ def test_a_source_of_an_unknown_type_is_an_error_naming_it_not_an_invalid_file()
     assert "\x1b" not in message
 
 
+def test_a_source_the_listing_gave_no_type_is_an_error_saying_so() -> None:
+    untyped = BLOG.model_copy(update={"deployment": {"imgix_subdomains": ["acme-blog"]}})
+    with pytest.raises(ExportError, match=r"cannot be exported: its type is none, not one of s3,"):
+        export_yaml([untyped])
+
+
 def test_a_live_value_the_format_rejects_is_an_error_naming_the_source() -> None:
     odd = BLOG.model_copy(update={"deployment": {**BLOG.deployment, "cache_ttl_value": 60}})
     unnamed = ARCHIVE.model_copy(update={"name": ""})
