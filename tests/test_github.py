@@ -330,6 +330,41 @@ def run_cli_module(*args: object) -> subprocess.CompletedProcess[str]:
     )
 
 
+# Python decodes and encodes files by the locale when told no encoding; this is the locale
+# of a runner image with no UTF-8 one set (coercion off), where that means ASCII.
+ASCII_LOCALE = {"LC_ALL": "C", "PYTHONCOERCECLOCALE": "0", "PYTHONUTF8": "0"}
+
+
+def test_the_helpers_read_and_write_utf_8_whatever_the_locale(tmp_path: Path) -> None:
+    digest = "sha256:" + "c" * 64
+    body = f"{MARKER}\n### Café … ✓\n<!-- imgix-reconciler:digest account=eu {digest} -->\n"
+    comments = tmp_path / "comments.jsonl"
+    comments.write_text(
+        json.dumps({"user": {"login": github.BOT_LOGIN}, "body": body}, ensure_ascii=False) + "\n",
+        encoding="utf-8",
+    )
+    env = {**os.environ, **ASCII_LOCALE}
+    found = subprocess.run(
+        [sys.executable, "-m", "reconciler.github", "reviewed-digest", str(comments), "eu"],
+        capture_output=True, text=True, timeout=60, check=False, env=env,
+    )  # fmt: skip
+    assert (found.returncode, found.stdout) == (0, digest + "\n"), found.stderr
+    summary = tmp_path / "summary.md"
+    plan = tmp_path / "plan.md"
+    plan.write_text("### Café … ✓", encoding="utf-8")
+    write = (
+        "import sys; from pathlib import Path; from reconciler import github; "
+        "github.write_step_summary(Path(sys.argv[1]).read_text('utf-8'), "
+        "{'GITHUB_ACTIONS': 'true', 'GITHUB_STEP_SUMMARY': sys.argv[2]})"
+    )
+    written = subprocess.run(
+        [sys.executable, "-c", write, str(plan), str(summary)],
+        capture_output=True, text=True, timeout=60, check=False, env=env,
+    )  # fmt: skip
+    assert written.returncode == 0, written.stderr
+    assert summary.read_text("utf-8") == "### Café … ✓\n\n"
+
+
 def test_the_fork_notice_links_only_to_a_workflow_run() -> None:
     def notice(*args: str) -> subprocess.CompletedProcess[str]:
         command = [sys.executable, "-m", "reconciler.github", "fork-notice", *args]
