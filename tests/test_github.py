@@ -309,6 +309,14 @@ def test_what_is_left_of_a_reviewed_plan_keeps_only_reviewed_actions() -> None:
     assert github.remaining_digest(reviewed, grown) is None
 
 
+def test_what_is_left_of_a_plan_for_another_api_is_never_taken_as_reviewed() -> None:
+    reviewed = _plan(2, "r")
+    elsewhere = reviewed.model_copy(update={"api_url": "https://api.example.net"})
+    assert reviewed.api_url != elsewhere.api_url
+    assert github.remaining_digest(reviewed, elsewhere) is None
+    assert github.remaining_digest(reviewed, reviewed) == reviewed.digest
+
+
 def test_reviewed_digest_command_reads_comment_json_lines(tmp_path: Path) -> None:
     digest = "sha256:" + "c" * 64
     comments = tmp_path / "comments.jsonl"
