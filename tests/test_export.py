@@ -208,6 +208,12 @@ def test_a_source_of_an_unknown_type_is_an_error_naming_it_not_an_invalid_file()
     assert "\x1b" not in message
 
 
+def test_a_source_the_listing_gave_no_type_is_an_error_saying_so() -> None:
+    untyped = BLOG.model_copy(update={"deployment": {"imgix_subdomains": ["acme-blog"]}})
+    with pytest.raises(ExportError, match=r"cannot be exported: its type is none, not one of s3,"):
+        export_yaml([untyped])
+
+
 def test_a_live_value_the_format_rejects_is_an_error_naming_the_source() -> None:
     odd = BLOG.model_copy(update={"deployment": {**BLOG.deployment, "cache_ttl_value": 60}})
     unnamed = ARCHIVE.model_copy(update={"name": ""})
@@ -237,6 +243,21 @@ def test_a_parameter_newer_than_the_catalogue_is_allowed_in_the_exported_file() 
     assert "allow_unknown_params" not in export_document([BLOG, ARCHIVE])
     merged = merged_yaml(export_yaml([ARCHIVE]).text, [newer, ARCHIVE])
     assert YAML(typ="safe").load(merged.text)["allow_unknown_params"] is True
+
+
+def test_a_merge_into_a_file_that_allows_newer_parameters_keeps_its_lines_as_written() -> None:
+    newer = BLOG.model_copy(
+        update={"deployment": {**BLOG.deployment, "default_params": {"fm2031": "x"}}}
+    )
+    also_newer = ARCHIVE.model_copy(
+        update={"deployment": {**ARCHIVE.deployment, "default_params": {"fm2032": "y"}}}
+    )
+    text = export_yaml([newer]).text
+    assert "\nallow_unknown_params: true\nsources:\n" in text
+    merged = merged_yaml(text, [newer, also_newer])
+    assert merged.added == 1
+    assert merged.text.startswith(text)
+    assert merged.text.count("allow_unknown_params") == 1
 
 
 def test_a_known_parameter_with_a_value_it_refuses_is_an_error_naming_the_source() -> None:
@@ -361,6 +382,22 @@ def test_merge_keeps_another_indentation_style() -> None:
     merged = merged_yaml(four, [BLOG, ARCHIVE])
     assert merged.text.startswith(four)
     assert "\n- name: Blog\n  id: bbbbbbbbbbbbbbbbbbbbbbbb\n  enabled: false\n" in merged.text
+
+
+def test_merge_nests_the_added_deployment_as_deep_as_the_file_does() -> None:
+    wide = (
+        "version: 1\nsources:\n    -   name: Blog\n        id: aaaaaaaaaaaaaaaaaaaaaaaa\n"
+        "        deployment:\n            type: webfolder\n"
+        "            webfolder_base_url: https://assets.example.com/\n"
+        "            imgix_subdomains:\n                -   acme-blog\n"
+    )
+    merged = merged_yaml(wide, [BLOG, ARCHIVE])
+    assert merged.text.startswith(wide)
+    added = merged.text[len(wide) :]
+    assert (
+        "    -   name: Blog\n        id: bbbbbbbbbbbbbbbbbbbbbbbb\n        enabled: false\n"
+        "        deployment:\n            type: s3\n"
+    ) in added
 
 
 def test_merge_into_an_empty_flow_list_writes_block_style() -> None:

@@ -360,6 +360,20 @@ def test_an_out_path_that_cannot_be_a_new_file_is_one_error_before_any_request(
     assert (tmp_path / "file.yaml").read_text() == "kept\n"
 
 
+def test_an_out_path_that_holds_a_file_is_refused_before_any_request(
+    store: SourceStore, emulator_url: str, tmp_path: Path
+) -> None:
+    _one_source(store)
+    kept = tmp_path / "sources.yaml"
+    kept.write_text("kept\n")
+    logged = len(store.request_log)
+    result = invoke("export", "--out", kept, "--api-url", emulator_url)
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"error: {kept} exists, and export never overwrites a file")
+    assert len(store.request_log) == logged
+    assert kept.read_text() == "kept\n"
+
+
 def test_an_out_path_in_a_read_only_folder_is_one_error_before_any_request(
     store: SourceStore, emulator_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -369,8 +383,11 @@ def test_an_out_path_in_a_read_only_folder_is_one_error_before_any_request(
     locked.chmod(0o555)
     if os.geteuid() == 0:  # root may write anywhere: the check is asked as others would be
         access = os.access
+        # Refused as the kernel would refuse others: only a question that includes writing.
         monkeypatch.setattr(
-            os, "access", lambda path, mode: access(path, mode) and Path(path) != locked
+            os,
+            "access",
+            lambda path, mode: access(path, mode) and not (Path(path) == locked and mode & os.W_OK),
         )
     logged = len(store.request_log)
     try:

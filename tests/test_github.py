@@ -234,6 +234,20 @@ def test_only_the_bots_marked_comment_gives_the_reviewed_digest() -> None:
     assert github.reviewed_digest(comments, "us") is None
 
 
+def test_comments_listed_before_the_plan_comment_never_hide_its_digest() -> None:
+    # A pull request's conversation lists comments oldest first: people's remarks and the
+    # bot's other comments (an apply report) usually come before the updated plan comment.
+    digest = "sha256:" + "a" * 64
+    plan_comment = f"{MARKER}\n<!-- imgix-reconciler:digest account=eu {digest} -->\n"
+    comments = [
+        {"user": {"login": "octocat"}, "body": "Looks good to me"},
+        {"user": None, "body": "a comment of a deleted account"},
+        {"user": {"login": github.BOT_LOGIN}, "body": f"{REPORT_MARKER}\n### applied\n"},
+        {"user": {"login": github.BOT_LOGIN}, "body": plan_comment},
+    ]
+    assert github.reviewed_digest(comments, "eu") == digest
+
+
 def test_the_reviewed_digest_is_the_newest_of_the_caller_workflows_comments() -> None:
     old, new, other = ("sha256:" + c * 64 for c in "abc")
 
@@ -295,6 +309,14 @@ def test_what_is_left_of_a_reviewed_plan_keeps_only_reviewed_actions() -> None:
     assert github.remaining_digest(reviewed, grown) is None
 
 
+def test_what_is_left_of_a_plan_for_another_api_is_never_taken_as_reviewed() -> None:
+    reviewed = _plan(2, "r")
+    elsewhere = reviewed.model_copy(update={"api_url": "https://api.example.net"})
+    assert reviewed.api_url != elsewhere.api_url
+    assert github.remaining_digest(reviewed, elsewhere) is None
+    assert github.remaining_digest(reviewed, reviewed) == reviewed.digest
+
+
 def test_reviewed_digest_command_reads_comment_json_lines(tmp_path: Path) -> None:
     digest = "sha256:" + "c" * 64
     comments = tmp_path / "comments.jsonl"
@@ -314,6 +336,41 @@ def run_cli_module(*args: object) -> subprocess.CompletedProcess[str]:
         timeout=60,
         check=False,
     )
+
+
+# Python decodes and encodes files by the locale when told no encoding; this is the locale
+# of a runner image with no UTF-8 one set (coercion off), where that means ASCII.
+ASCII_LOCALE = {"LC_ALL": "C", "PYTHONCOERCECLOCALE": "0", "PYTHONUTF8": "0"}
+
+
+def test_the_helpers_read_and_write_utf_8_whatever_the_locale(tmp_path: Path) -> None:
+    digest = "sha256:" + "c" * 64
+    body = f"{MARKER}\n### Café … ✓\n<!-- imgix-reconciler:digest account=eu {digest} -->\n"
+    comments = tmp_path / "comments.jsonl"
+    comments.write_text(
+        json.dumps({"user": {"login": github.BOT_LOGIN}, "body": body}, ensure_ascii=False) + "\n",
+        encoding="utf-8",
+    )
+    env = {**os.environ, **ASCII_LOCALE}
+    found = subprocess.run(
+        [sys.executable, "-m", "reconciler.github", "reviewed-digest", str(comments), "eu"],
+        capture_output=True, text=True, timeout=60, check=False, env=env,
+    )  # fmt: skip
+    assert (found.returncode, found.stdout) == (0, digest + "\n"), found.stderr
+    summary = tmp_path / "summary.md"
+    plan = tmp_path / "plan.md"
+    plan.write_text("### Café … ✓", encoding="utf-8")
+    write = (
+        "import sys; from pathlib import Path; from reconciler import github; "
+        "github.write_step_summary(Path(sys.argv[1]).read_text('utf-8'), "
+        "{'GITHUB_ACTIONS': 'true', 'GITHUB_STEP_SUMMARY': sys.argv[2]})"
+    )
+    written = subprocess.run(
+        [sys.executable, "-c", write, str(plan), str(summary)],
+        capture_output=True, text=True, timeout=60, check=False, env=env,
+    )  # fmt: skip
+    assert written.returncode == 0, written.stderr
+    assert summary.read_text("utf-8") == "### Café … ✓\n\n"
 
 
 def test_the_fork_notice_links_only_to_a_workflow_run() -> None:
@@ -539,6 +596,24 @@ def test_combine_gives_every_listed_account_a_row(tmp_path: Path) -> None:
     assert broken.stderr.startswith("error: cannot gather the account results: ")
     assert "| `eu` | validated only (no API key) |" in done.output
     assert "| `us` | no result (its job failed or was cancelled) |" in done.output
+
+
+def test_combine_keys_the_comment_to_its_caller_workflow_and_links_the_run(
+    tmp_path: Path,
+) -> None:
+    # The key is what keeps two caller workflows' comments apart on one pull request.
+    from click.testing import CliRunner
+
+    folder = tmp_path / "eu"
+    folder.mkdir()
+    result = github.AccountResult(account="eu", command="plan", exit_code=0, planned=False)
+    (folder / "result.json").write_text(result.model_dump_json())
+    run = "https://github.com/acme/images/actions/runs/55"
+    args = ["combine", str(folder), "--key", "imgix-prod", "--run-url", run]
+    done = CliRunner().invoke(github.main, args)
+    assert done.exit_code == 0, done.output
+    assert done.stdout.startswith("<!-- imgix-reconciler:plan key=imgix-prod -->\n### ")
+    assert f"\n[Logs and JSON plans]({run})\n" in done.stdout
 
 
 def test_when_even_the_summaries_do_not_fit_the_table_still_has_every_account() -> None:
