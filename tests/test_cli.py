@@ -729,36 +729,8 @@ def test_apply_without_a_terminal_or_auto_approve_exits_1_and_writes_nothing(
     assert store.sources == {}
 
 
-def test_apply_asks_on_a_terminal_and_a_no_writes_nothing(
-    store: SourceStore, emulator_url: str, sources: Path
-) -> None:
-    controller, terminal = pty.openpty()
-    try:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "reconciler", "apply", str(sources), "--api-url", emulator_url],
-            env=child_env(CANARY_ENV),
-            stdin=terminal,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        os.write(controller, b"n\n")
-        stdout, stderr = process.communicate(timeout=60)
-    finally:
-        os.close(controller)
-        os.close(terminal)
-    assert process.returncode == 1, stderr
-    assert "Apply 2 actions? [y/N]" in stderr
-    assert "cancelled" in stderr
-    assert "Plan: 2 to create" in stdout
-    assert writes_since(store, 0) == []
-
-
-@pytest.mark.parametrize("answer", [b"\x04", b"\xff\n\x04"], ids=["ctrl-d", "garbage then ctrl-d"])
-def test_apply_asked_on_a_terminal_and_given_end_of_input_is_cancelled_not_an_internal_error(
-    store: SourceStore, emulator_url: str, sources: Path, answer: bytes
-) -> None:
-    # Ctrl-D at the prompt: "internal error: Abort:  (... please report it)".
+def _apply_answering(sources: Path, emulator_url: str, answer: bytes) -> tuple[int, str, str]:
+    """`apply` with a terminal on stdin that types `answer`: exit code, stdout, stderr."""
     controller, terminal = pty.openpty()
     try:
         process = subprocess.Popen(
@@ -770,11 +742,31 @@ def test_apply_asked_on_a_terminal_and_given_end_of_input_is_cancelled_not_an_in
             text=True,
         )
         os.write(controller, answer)
-        _, stderr = process.communicate(timeout=60)
+        stdout, stderr = process.communicate(timeout=60)
     finally:
         os.close(controller)
         os.close(terminal)
-    assert process.returncode == 1, stderr
+    return process.returncode, stdout, stderr
+
+
+def test_apply_asks_on_a_terminal_and_a_no_writes_nothing(
+    store: SourceStore, emulator_url: str, sources: Path
+) -> None:
+    code, stdout, stderr = _apply_answering(sources, emulator_url, b"n\n")
+    assert code == 1, stderr
+    assert "Apply 2 actions? [y/N]" in stderr
+    assert "cancelled" in stderr
+    assert "Plan: 2 to create" in stdout
+    assert writes_since(store, 0) == []
+
+
+@pytest.mark.parametrize("answer", [b"\x04", b"\xff\n\x04"], ids=["ctrl-d", "garbage then ctrl-d"])
+def test_apply_asked_on_a_terminal_and_given_end_of_input_is_cancelled_not_an_internal_error(
+    store: SourceStore, emulator_url: str, sources: Path, answer: bytes
+) -> None:
+    # Ctrl-D at the prompt: "internal error: Abort:  (... please report it)".
+    code, _, stderr = _apply_answering(sources, emulator_url, answer)
+    assert code == 1, stderr
     assert "internal error" not in stderr
     assert stderr.rstrip().endswith("error: apply cancelled; nothing was written")
     assert writes_since(store, 0) == []
