@@ -382,9 +382,9 @@ async def apply_plan(
         else:
             reread = None
             if action.id is not None:
+                sent = bodies[action.key].writes
                 listed = seen.get(action.id)
-                reread = _Reread(action, api, listed, listing.at, clock, reread_after)
-                reread.sending = bodies[action.key].writes
+                reread = _Reread(action, api, listed, listing.at, clock, reread_after, sent)
             result, made, cut = await _execute(action, bodies[action.key], api, reread)
             writes += made
             cut_short = cut_short or cut
@@ -427,6 +427,7 @@ class _Reread:
         listed_at: float,
         clock: Callable[[], float],
         after: float,
+        sending: Sequence[Mapping[str, Any]],
     ) -> None:
         self._action = action
         self._api = api
@@ -436,7 +437,7 @@ class _Reread:
         self._after = after
         # The writes with the values behind their references read: in effect is decided by
         # those values, not by the references.
-        self.sending: Sequence[Mapping[str, Any]] | None = None
+        self._sending = sending
 
     async def __call__(self) -> None:
         source_id, listed = self._action.id, self._listed
@@ -459,7 +460,7 @@ class _Reread:
         self._read_at = self._clock()
         if now.fingerprint() == expected:
             return
-        if _in_effect(self._action, {now.id: now}, {}, self.sending):
+        if _in_effect(self._action, {now.id: now}, {}, self._sending):
             raise _NotWritten("in effect")
         what = "it changed since the plan"
         # The listed source names what changed, when it is the one the plan was made from.
