@@ -543,15 +543,12 @@ def read_single_input(path: Path) -> SingleInput:
         return SingleInput()
     finally:
         os.close(descriptor)
-    if maybe_plan and len(data) <= MAX_PLAN_BYTES and _is_plan_document(data):
-        return SingleInput(plan=data)
-    if (
-        maybe_plan
-        and len(data) <= MAX_PLAN_BYTES
-        and _PLAN_START.match(data.removeprefix(codecs.BOM_UTF8))
-    ):
-        # How every saved plan starts, yet not JSON: a plan cut short, to be called so.
-        return SingleInput(plan=data)
+    if maybe_plan and len(data) <= MAX_PLAN_BYTES:
+        # A byte order mark (a Windows editor's, PowerShell's) is no part of the JSON.
+        text = data.removeprefix(codecs.BOM_UTF8)
+        # How every saved plan starts, yet perhaps not JSON: a plan cut short, called so.
+        if _is_plan_document(text) or _PLAN_START.match(text):
+            return SingleInput(plan=data)
     # Handed on, not read again: YAML in JSON style starts like a plan.
     return SingleInput(desired=data)
 
@@ -567,8 +564,7 @@ def is_plan_file(path: Path) -> bool:
 
 def _is_plan_document(data: bytes) -> bool:
     try:
-        # A byte order mark (a Windows editor's, PowerShell's) is no part of the JSON.
-        document = json.loads(data.removeprefix(codecs.BOM_UTF8))
+        document = json.loads(data)
     except (ValueError, RecursionError):
         return False
     return isinstance(document, dict) and "format_version" in document
