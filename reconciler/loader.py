@@ -444,6 +444,12 @@ class _DesiredFile(ReferenceSteps, CrossSourceChecks):
         except RecursionError:
             self._error_at(0, 0, "", TOO_DEEP)
             return False
+        except NotImplementedError:
+            # ruamel.yaml 0.18.10 gives up on a comment it cannot place (list items holding
+            # only comments) without a position; newer versions report the syntax error. Its
+            # message quotes the comments: not repeated.
+            self._error_at(0, 0, "", "invalid YAML: a comment the parser cannot place")
+            return False
         except (YAMLError, ValueError, OverflowError, KeyError, TypeError):
             # Tagged scalars that do not parse (`!!int x`) fail without a position, and
             # so does an escape past Unicode (`"\UFFFFFFFF"`: OverflowError in `chr`).

@@ -1790,3 +1790,16 @@ def test_block_nesting_two_levels_a_column_counts_toward_the_nesting_bound(
         f"{path}:{MAX_C_NESTING + 1}:{columns + 1}: recursive or too deeply nested YAML "
         "is not supported"
     ]
+
+
+def test_list_items_holding_only_comments_are_a_located_error(tmp_path: Path) -> None:
+    # ruamel.yaml 0.18.10 (the lowest admitted) raises NotImplementedError ("overlap in
+    # comment") on this where newer versions raise a ParserError: "internal error: ...".
+    path = tmp_path / "sources.yaml"
+    path.write_text("- # a note\n- # a note\n#\nversion: 1\n", encoding="utf-8")
+    with pytest.raises(LoadError) as caught:
+        loader.load([str(path)], resolve=False)
+    (error,) = caught.value.errors
+    assert error.file == str(path)
+    assert error.message.startswith("invalid YAML: ")
+    assert "a note" not in error.message
