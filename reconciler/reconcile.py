@@ -546,8 +546,9 @@ def read_single_input(path: Path) -> SingleInput:
     if maybe_plan and len(data) <= MAX_PLAN_BYTES:
         # A byte order mark (a Windows editor's, PowerShell's) is no part of the JSON.
         text = data.removeprefix(codecs.BOM_UTF8)
-        # How every saved plan starts, yet perhaps not JSON: a plan cut short, called so.
-        if _is_plan_document(text) or _PLAN_START.match(text):
+        # How every saved plan starts (so a plan is parsed once, by `_parsed_plan`), yet
+        # perhaps not JSON: a plan cut short, called so. Another start is parsed here.
+        if _PLAN_START.match(text) or _is_plan_document(text):
             return SingleInput(plan=data)
     # Handed on, not read again: YAML in JSON style starts like a plan.
     return SingleInput(desired=data)
