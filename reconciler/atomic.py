@@ -18,7 +18,8 @@ def write_atomically(path: Path, text: str) -> None:
     is created with mode 0600: saved plans and emulator states are not for other users.
     A pipe or a device at `path` (`--out >(gzip > plan.gz)`, `/dev/null`) is written
     through instead: replacing it would hide the text from its reader, and as root would
-    put a regular file where the machine's `/dev/null` was.
+    put a regular file where the machine's `/dev/null` was. `text` is written as it is, its
+    line ends untranslated (`fmt` keeps a file's own).
     """
     try:
         mode = os.stat(path).st_mode
@@ -26,7 +27,7 @@ def write_atomically(path: Path, text: str) -> None:
         mode = stat.S_IFREG  # nothing there yet (or a dangling link): a new file
     if stat.S_ISFIFO(mode) or stat.S_ISCHR(mode) or stat.S_ISSOCK(mode):
         try:
-            with open(path, "w", encoding="utf-8") as handle:
+            with open(path, "w", encoding="utf-8", newline="") as handle:
                 handle.write(text)
         except OSError as error:
             raise OSError(error.errno, error.strerror, str(path)) from None
@@ -54,7 +55,7 @@ def write_new(path: Path, text: str) -> None:
             flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
             created = os.open(path, flags, 0o666)  # less the umask, as any new file
             try:
-                with os.fdopen(created, "w", encoding="utf-8") as handle:
+                with os.fdopen(created, "w", encoding="utf-8", newline="") as handle:
                     handle.write(text)
             except BaseException:
                 os.unlink(path)  # ours, and incomplete
@@ -84,7 +85,7 @@ def _through_temporary(
     try:
         if mode is not None:
             os.fchmod(fd, mode)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())

@@ -12,6 +12,7 @@ has. Keys the models do not know keep their relative order after the known ones.
 
 from __future__ import annotations
 
+import codecs
 import io
 from collections import Counter
 from collections.abc import Sequence
@@ -267,6 +268,20 @@ def formatted(text: str, file: str = "<text>") -> str:
                 errors.append(LocatedError(file, number, column, "", LOST_COMMENT))
         raise LoadError(errors)
     return result
+
+
+def formatted_file(data: bytes, file: str = "<text>") -> bytes:
+    """A desired-state file's bytes in the canonical layout, in the file's own line ends
+    (its first line's) and with its byte order mark if it has one: only the layout changes.
+    """
+    bom = codecs.BOM_UTF8 if data.startswith(codecs.BOM_UTF8) else b""
+    # Decoded as `read_text` would: line ends made `\n`.
+    text = io.TextIOWrapper(io.BytesIO(data[len(bom) :]), encoding="utf-8").read()
+    wanted = formatted(text, file)
+    first_end = data.find(b"\n")
+    if first_end > 0 and data[first_end - 1] == ord("\r"):
+        wanted = wanted.replace("\n", "\r\n")
+    return bom + wanted.encode()
 
 
 def _comment_places(text: str) -> list[tuple[str, int, int]]:

@@ -916,7 +916,7 @@ def _sources(count: int) -> str:
 def fmt_command(files: tuple[Path, ...], check: bool) -> None:
     """Rewrite desired-state FILEs in the canonical order and style, keeping comments."""
     from reconciler import references
-    from reconciler.canonical import formatted
+    from reconciler.canonical import formatted_file
     from reconciler.errors import ConfigurationError
     from reconciler.loader import MAX_FILE_BYTES, LoadError, load
 
@@ -945,10 +945,8 @@ def fmt_command(files: tuple[Path, ...], check: bool) -> None:
             raise LoadError(errors)
         changed = []
         for file in dict.fromkeys(files):
-            # Decoded as `read_text` would: a byte order mark kept, line ends made `\n`.
-            text = io.TextIOWrapper(io.BytesIO(read[file]), encoding="utf-8").read()
-            wanted = formatted(text, str(file))
-            if wanted == text:
+            wanted = formatted_file(read[file], str(file))
+            if wanted == read[file]:
                 continue
             changed.append(file)
             if check:
@@ -959,7 +957,7 @@ def fmt_command(files: tuple[Path, ...], check: bool) -> None:
                         f"{file} is not a regular file (a pipe?), so fmt cannot rewrite it: "
                         "fmt --check reads it"
                     )
-                _rewrite(file, wanted)
+                _rewrite(file, wanted.decode("utf-8"))
                 click.echo(f"{file}: reformatted", err=True)
     if check and changed:
         raise SystemExit(EXIT_ERROR)

@@ -185,6 +185,39 @@ def test_fmt_goes_on_past_a_file_already_in_the_canonical_layout(tmp_path: Path)
     assert messy.read_text() == CANONICAL and tidy.read_text() == CANONICAL
 
 
+def test_fmt_keeps_a_files_line_ends_and_byte_order_mark(tmp_path: Path) -> None:
+    # A file saved on Windows: fmt changes its layout, not its bytes' conventions (as ruff
+    # and black do), or every line would show in the diff and the editor would put them back.
+    bom = b"\xef\xbb\xbf"
+    crlf_messy = tmp_path / "crlf-messy.yaml"
+    crlf_messy.write_bytes(MESSY.replace("\n", "\r\n").encode())
+    crlf_tidy = tmp_path / "crlf-tidy.yaml"
+    crlf_tidy.write_bytes(CANONICAL.replace("\n", "\r\n").encode())
+    bom_messy = tmp_path / "bom-messy.yaml"
+    bom_messy.write_bytes(bom + MESSY.encode())
+    bom_tidy = tmp_path / "bom-tidy.yaml"
+    bom_tidy.write_bytes(bom + CANONICAL.encode())
+    mixed = tmp_path / "mixed.yaml"  # the first line's end is the file's
+    mixed.write_bytes(CANONICAL.replace("\n", "\r\n", 1).encode())
+
+    check = invoke("fmt", "--check", crlf_tidy, bom_tidy)
+    assert check.exit_code == 0, check.stderr
+    check = invoke("fmt", "--check", crlf_messy, bom_messy, mixed)
+    assert check.exit_code == 1
+    assert check.stderr.splitlines() == [
+        f"{crlf_messy}: would be reformatted",
+        f"{bom_messy}: would be reformatted",
+        f"{mixed}: would be reformatted",
+    ]
+
+    done = invoke("fmt", crlf_messy, bom_messy, mixed, crlf_tidy, bom_tidy)
+    assert done.exit_code == 0, done.output
+    crlf_canonical = CANONICAL.replace("\n", "\r\n").encode()
+    assert crlf_messy.read_bytes() == crlf_tidy.read_bytes() == crlf_canonical
+    assert bom_messy.read_bytes() == bom_tidy.read_bytes() == bom + CANONICAL.encode()
+    assert mixed.read_bytes() == crlf_canonical
+
+
 def test_fmt_without_a_file_is_a_usage_error() -> None:
     refused = invoke("fmt", "--check")
     assert refused.exit_code == 1
