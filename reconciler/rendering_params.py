@@ -306,8 +306,20 @@ def _number(text: str) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def _integer(text: str) -> float | None:
+    if not _INTEGER.match(text):
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        # Past Python's limit on digits (4300): beyond every bound, rather than an exception
+        # that would hide the file's other problems behind Python's message.
+        return -math.inf if text.startswith("-") else math.inf
+
+
 def _accepts_integer(form: ValueForm, text: str) -> bool:
-    return bool(_INTEGER.match(text)) and form._in_range(int(text))
+    number = _integer(text)
+    return number is not None and form._in_range(number)
 
 
 def _accepts_number(form: ValueForm, text: str) -> bool:
@@ -316,7 +328,13 @@ def _accepts_number(form: ValueForm, text: str) -> bool:
 
 
 def _accepts_integer_choice(form: ValueForm, text: str) -> bool:
-    return bool(_INTEGER.match(text)) and int(text) in form.values
+    number = _integer(text)
+    return number is not None and number in form.values
+
+
+def _accepts_timestamp(form: ValueForm, text: str) -> bool:
+    number = _integer(text)
+    return number is not None and number >= 0
 
 
 def _accepts_list(form: ValueForm, text: str) -> bool:
@@ -343,8 +361,8 @@ def _accepts_interval(form: ValueForm, text: str) -> bool:
     match = _INTERVAL.match(text)
     if match is None or not any(match.groups()):
         return False
-    bounds = [int(b) for b in match.groups() if b is not None]
-    return form.minimum is None or all(b >= form.minimum for b in bounds)
+    bounds = [_integer(b) for b in match.groups() if b is not None]
+    return form.minimum is None or all(b is not None and b >= form.minimum for b in bounds)
 
 
 def _accepts_ratio(form: ValueForm, text: str) -> bool:
@@ -375,7 +393,7 @@ _ACCEPTS: dict[str, Callable[[ValueForm, str], bool]] = {
     "path": lambda form, text: text.startswith("/"),
     "interval": _accepts_interval,
     "ratio": _accepts_ratio,
-    "timestamp": lambda form, text: bool(_INTEGER.match(text)) and int(text) >= 0,
+    "timestamp": _accepts_timestamp,
 }
 
 

@@ -315,3 +315,16 @@ def test_suggestions_are_bounded_for_hostile_files() -> None:
     (long_value,) = problems({"fm": "wepb" * 1000})
     assert "did you mean" not in long_value.message
     assert long_value.message.endswith("...')")
+
+
+def test_an_integer_past_pythons_digit_limit_is_judged_by_its_bounds_not_an_exception() -> None:
+    # int() refuses text of more than 4300 digits: one hostile value must not hide the
+    # file's other problems behind Python's own message.
+    huge = "9" * 5000
+    found = problems(
+        {"w": huge, "chromasub": huge, "frame": f"1-{huge}", "expires": huge, "fm": "wepb"}
+    )
+    assert [p.key for p in found] == ["w", "chromasub", "fm"]
+    assert found[0].message.startswith("must be an integer from 2 to 8192; or a fraction")
+    assert found[1].message.startswith("must be one of 444, 422, 420 (got '999")
+    assert problems({"blend-pad": f"-{huge}"}) == []
