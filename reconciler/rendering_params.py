@@ -32,6 +32,8 @@ _LISTED_VALUES = 20
 _SUGGESTIONS = 100
 _SUGGESTED_LENGTH = 200
 
+# Anchored for the JSON Schema, which embeds them; checked here with fullmatch, since `$`
+# also matches before a final newline ("75\n" is no integer).
 _INTEGER = deferred.pattern(__name__, "_INTEGER", r"^[+-]?[0-9]+$")
 _NUMBER = deferred.pattern(
     __name__, "_NUMBER", r"^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$"
@@ -300,14 +302,14 @@ def _plain(number: float | None) -> str | None:
 
 
 def _number(text: str) -> float | None:
-    if not _NUMBER.match(text):
+    if not _NUMBER.fullmatch(text):
         return None
     number = float(text)
     return number if math.isfinite(number) else None
 
 
 def _integer(text: str) -> float | None:
-    if not _INTEGER.match(text):
+    if not _INTEGER.fullmatch(text):
         return None
     try:
         return int(text)
@@ -358,7 +360,7 @@ def _accepts_url(form: ValueForm, text: str) -> bool:
 
 
 def _accepts_interval(form: ValueForm, text: str) -> bool:
-    match = _INTERVAL.match(text)
+    match = _INTERVAL.fullmatch(text)
     if match is None or not any(match.groups()):
         return False
     bounds = [_integer(b) for b in match.groups() if b is not None]
@@ -366,7 +368,7 @@ def _accepts_interval(form: ValueForm, text: str) -> bool:
 
 
 def _accepts_ratio(form: ValueForm, text: str) -> bool:
-    match = _RATIO.match(text)
+    match = _RATIO.fullmatch(text)
     if match is None:
         return False
     width, height = (float(g) for g in match.groups())
@@ -384,7 +386,7 @@ _ACCEPTS: dict[str, Callable[[ValueForm, str], bool]] = {
     "list": _accepts_list,
     "tuple": _accepts_tuple,
     "string": lambda form, text: bool(text),
-    "hex_color": lambda form, text: bool(_HEX_COLOR.match(text)),
+    "hex_color": lambda form, text: bool(_HEX_COLOR.fullmatch(text)),
     "color_keyword": lambda form, text: text in catalogue().color_keywords,
     # imgix also takes family names with style modifiers ("Avenir Next,Bold"), which
     # the catalogue's list of font files does not hold: any name is accepted.

@@ -328,3 +328,19 @@ def test_an_integer_past_pythons_digit_limit_is_judged_by_its_bounds_not_an_exce
     assert found[0].message.startswith("must be an integer from 2 to 8192; or a fraction")
     assert found[1].message.startswith("must be one of 444, 422, 420 (got '999")
     assert problems({"blend-pad": f"-{huge}"}) == []
+
+
+def test_a_value_ending_in_a_newline_is_refused_not_sent_to_imgix() -> None:
+    # A YAML block scalar (`q: |`) ends in a newline, which a regular expression's `$`
+    # matches before: the value imgix would get is "75\n", not 75.
+    params = {
+        "q": "75\n",
+        "dpr": "2\n",
+        "bg": "fff\n",
+        "chromasub": "444\n",
+        "expires": "1767225600\n",
+        "frame": "1-5\n",
+        "ar": "16:9\n",
+    }
+    assert [p.key for p in problems(params)] == list(params)
+    assert problems({k: v.rstrip("\n") for k, v in params.items()}) == []
