@@ -355,7 +355,14 @@ def _accepts_tuple(form: ValueForm, text: str) -> bool:
 
 
 def _accepts_url(form: ValueForm, text: str) -> bool:
-    parts = urlsplit(text)
+    # urlsplit drops leading blanks and controls and every tab and newline before it
+    # splits: the URL imgix gets is the text as written, so those make it no URL.
+    if text[:1] <= " " or any(c in text for c in "\t\r\n"):
+        return False
+    try:
+        parts = urlsplit(text)
+    except ValueError:  # an unclosed IPv6 bracket: "https://[::1/"
+        return False
     return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 

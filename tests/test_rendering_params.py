@@ -344,3 +344,20 @@ def test_a_value_ending_in_a_newline_is_refused_not_sent_to_imgix() -> None:
     }
     assert [p.key for p in problems(params)] == list(params)
     assert problems({k: v.rstrip("\n") for k, v in params.items()}) == []
+
+
+def test_a_url_python_would_repair_or_cannot_split_is_refused_at_its_key() -> None:
+    # urlsplit drops leading blanks and any tab or newline, and raises on an unclosed
+    # IPv6 bracket: the value imgix gets is the text as written.
+    params = {
+        "mark": " https://assets.example.com/logo.png",
+        "mark-base": "https://assets.example.com/lo\ngo/",
+        "mask": "ht\ttps://assets.example.com/mask.png",
+        "blend": "https://[assets.example.com/logo.png",
+        "fm": "wepb",
+    }
+    found = problems(params)
+    assert [p.key for p in found] == list(params)
+    assert found[3].message.startswith("must be a hex colour")
+    assert "an absolute http(s) URL" in found[3].message
+    assert problems({"mark": "https://[::1]:8443/logo.png"}) == []
