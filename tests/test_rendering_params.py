@@ -12,8 +12,15 @@ from typing import Any
 
 import jsonschema
 import pytest
+from console import invoke
 
-from reconciler.rendering_params import ValueForm, catalogue, default_params_schema, problems
+from reconciler.rendering_params import (
+    Problem,
+    ValueForm,
+    catalogue,
+    default_params_schema,
+    problems,
+)
 from reconciler.schema import sources_schema
 
 REPO = Path(__file__).resolve().parent.parent
@@ -276,8 +283,9 @@ def test_an_unknown_name_without_a_close_one_points_at_allow_unknown_params() ->
 def test_an_alias_is_its_parameter_and_may_not_repeat_it() -> None:
     assert problems({"f": "crop", "height": 0.5}) == []
     (problem,) = problems({"fit": "crop", "f": "clip"})
-    assert problem.key == "f"
-    assert "'f' and 'fit' are the same parameter" in problem.message
+    assert problem == Problem(
+        "f", "param_value", "'f' and 'fit' are the same parameter (fit): keep one"
+    )
 
 
 def test_quoted_and_unquoted_numbers_are_the_same_value() -> None:
@@ -312,6 +320,11 @@ def test_suggestions_are_bounded_for_hostile_files() -> None:
     assert len(found) == 500
     assert "did you mean" in found[0].message
     assert "did you mean" not in found[-1].message
+    # The bound is exact: the hundredth problem still has its suggestion, the next none.
+    names = [name for name in sorted(catalogue().parameters) if len(name) >= 3][:101]
+    near_misses = {f"{name}~": 1 for name in names}
+    suggested = ["did you mean" in p.message for p in problems(near_misses)]
+    assert suggested == [True] * 100 + [False]
     (long_value,) = problems({"fm": "wepb" * 1000})
     assert "did you mean" not in long_value.message
     assert long_value.message.endswith("...')")
@@ -361,3 +374,25 @@ def test_a_url_python_would_repair_or_cannot_split_is_refused_at_its_key() -> No
     assert found[3].message.startswith("must be a hex colour")
     assert "an absolute http(s) URL" in found[3].message
     assert problems({"mark": "https://[::1]:8443/logo.png"}) == []
+
+
+def test_a_non_scalar_value_or_a_non_string_key_has_only_the_models_error(tmp_path: Path) -> None:
+    # The model's type check reports these; the catalogue adds no second error of its own,
+    # and still checks the keys after them.
+    path = tmp_path / "sources.yaml"
+    path.write_text(
+        "version: 1\nsources:\n  - name: Proxy\n    deployment:\n      type: webproxy\n"
+        "      imgix_subdomains: [acme-proxy]\n"
+        "      default_params: {fm: [webp], 7: x, w: -5}\n",
+        encoding="utf-8",
+    )
+    result = invoke("validate", str(path))
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"{path}:7:24: deployment.default_params.fm: must be a string, a number or a boolean "
+        "(got a list)",
+        f"{path}:7:36: deployment.default_params.7: keys must be strings (got 7)",
+        f"{path}:7:45: deployment.default_params.w: must be an integer from 2 to 8192; "
+        "or a fraction from 0 to 1 (got -5)",
+        "3 errors in 1 of 1 file",
+    ]
