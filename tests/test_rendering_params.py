@@ -296,6 +296,20 @@ def test_quoted_and_unquoted_numbers_are_the_same_value() -> None:
 def test_a_hex_colour_that_yaml_read_as_a_number_says_to_quote_it() -> None:
     (problem,) = problems({"bg": 0})
     assert "quote a hex colour made of digits" in problem.message
+    # Only a number for a colour: quoted text, or a number for something else, says not.
+    assert problems({"bg": "12345", "w": -5}) == [
+        Problem(
+            "bg",
+            "param_value",
+            "must be a hex colour (RGB, ARGB, RRGGBB or AARRGGBB); or a CSS colour name "
+            "(got '12345')",
+        ),
+        Problem(
+            "w",
+            "param_value",
+            "must be an integer from 2 to 8192; or a fraction from 0 to 1 (got -5)",
+        ),
+    ]
 
 
 def test_the_schema_completes_names_and_aliases() -> None:
@@ -325,6 +339,17 @@ def test_suggestions_are_bounded_for_hostile_files() -> None:
     near_misses = {f"{name}~": 1 for name in names}
     suggested = ["did you mean" in p.message for p in problems(near_misses)]
     assert suggested == [True] * 100 + [False]
+    past_the_bound = problems({**dict(list(near_misses.items())[:100]), "fm": "wepb"})
+    assert past_the_bound[-1].message.endswith("(got 'wepb')")
+    # A value is matched up to 200 characters: a list of 200 gets its fix, of 201 none.
+    at_the_bound, past_it = (
+        "fromat" + ",format" * 27 + ",true",
+        "fromat" + ",format" * 26 + ",true,enhance",
+    )
+    assert (len(at_the_bound), len(past_it)) == (200, 201)
+    fixed = at_the_bound.replace("fromat", "format")
+    assert problems({"auto": at_the_bound})[0].message.endswith(f"; did you mean {fixed!r}?)")
+    assert "did you mean" not in problems({"auto": past_it})[0].message
     (long_value,) = problems({"fm": "wepb" * 1000})
     assert "did you mean" not in long_value.message
     assert long_value.message.endswith("...')")
