@@ -258,6 +258,9 @@ def test_a_mistyped_value_suggests_the_closest_allowed_one() -> None:
     (problem,) = problems({"fm": "wepb"})
     assert problem.message.startswith("must be one of gif, jpg,")
     assert problem.message.endswith("(got 'wepb'; did you mean 'webp'?)")
+    # The words come from whichever form has them, after forms that have none.
+    (colour,) = problems({"bg": "reed"})
+    assert colour.message.endswith("(got 'reed'; did you mean 'red'?)")
 
 
 def test_a_mistyped_name_suggests_the_closest_parameter() -> None:
@@ -295,7 +298,7 @@ def test_quoted_and_unquoted_numbers_are_the_same_value() -> None:
 
 def test_a_hex_colour_that_yaml_read_as_a_number_says_to_quote_it() -> None:
     (problem,) = problems({"bg": 0})
-    assert "quote a hex colour made of digits" in problem.message
+    assert problem.message.endswith("(got 0; quote a hex colour made of digits, such as '000000')")
     # Only a number for a colour: quoted text, or a number for something else, says not.
     assert problems({"bg": "12345", "w": -5}) == [
         Problem(
