@@ -273,6 +273,9 @@ def test_a_mistyped_name_suggests_the_closest_parameter() -> None:
 def test_a_list_value_suggests_the_list_with_the_wrong_item_replaced() -> None:
     (problem,) = problems({"auto": "fromat,compress"})
     assert "did you mean 'format,compress'?" in problem.message
+    # Only a list that its fix makes valid is suggested: "format,zzzz" would be refused too.
+    (unfixable,) = problems({"auto": "fromat,zzzz"})
+    assert unfixable.message.endswith("(got 'fromat,zzzz')")
 
 
 def test_an_unknown_name_without_a_close_one_points_at_allow_unknown_params() -> None:
