@@ -427,3 +427,26 @@ def test_a_non_scalar_value_or_a_non_string_key_has_only_the_models_error(tmp_pa
         "or a fraction from 0 to 1 (got -5)",
         "3 errors in 1 of 1 file",
     ]
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("ar", "16:9"),
+        ("ar", "0.5:1"),
+        ("ar", "0:9"),
+        ("ar", "16:0.0"),
+        ("frame", "2-"),
+        ("frame", "-"),
+        ("mark", "HTTPS://assets.example.com/logo.png"),
+        ("mark", "https://?logo.png"),
+        ("mark", "https://#logo"),
+        ("mark", "https://assets.example.com/lo\ngo.png"),
+    ],
+)
+def test_validate_and_the_schema_agree_on_a_value_at_the_edge_of_its_form(
+    name: str, value: str, schema_validator: jsonschema.Draft202012Validator
+) -> None:
+    by_validate = problems({name: value}) == []
+    by_schema = not list(schema_validator.iter_errors(file_with({name: value})))
+    assert by_validate == by_schema, (name, value, by_validate)
