@@ -524,8 +524,14 @@ def _numeric(form: ValueForm, kind: str, pattern: str) -> dict[str, Any]:
 def _item_pattern(form: ValueForm) -> str:
     """A regular expression for one item of a comma-separated value (no anchors)."""
     if form.form in ("enum", "integer_choice", "list") and form.values:
-        return "(?:" + "|".join(re.escape(str(v)) for v in form.values) + ")"
+        return "(?:" + "|".join(_escaped(str(v)) for v in form.values) + ")"
     return "[^,]+"
+
+
+def _escaped(text: str) -> str:
+    # Not re.escape: it escapes `-` too, and `\-` outside a class is an error in the
+    # ECMA-262 unicode mode editors compile schema patterns in. These are escaped in both.
+    return re.sub(r"[\\^$.*+?()[\]{}|/]", lambda m: "\\" + m.group(), text)
 
 
 def _form_schema(form: ValueForm) -> dict[str, Any]:

@@ -450,3 +450,24 @@ def test_validate_and_the_schema_agree_on_a_value_at_the_edge_of_its_form(
     by_validate = problems({name: value}) == []
     by_schema = not list(schema_validator.iter_errors(file_with({name: value})))
     assert by_validate == by_schema, (name, value, by_validate)
+
+
+def _patterns(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        own = [node["pattern"]] if isinstance(node.get("pattern"), str) else []
+        return own + [p for value in node.values() for p in _patterns(value)]
+    if isinstance(node, list):
+        return [p for value in node for p in _patterns(value)]
+    return []
+
+
+def test_every_schema_pattern_is_a_regex_in_the_dialect_editors_use() -> None:
+    # JSON Schema patterns are ECMA-262 regular expressions, which editors and
+    # check-jsonschema compile in unicode mode: there `\-` outside a class is an error, and
+    # check-jsonschema refuses the whole schema.
+    regress = pytest.importorskip("regress")
+    schema, definitions = default_params_schema()
+    patterns = _patterns([schema, definitions])
+    assert any("save" in p for p in patterns)
+    for pattern in patterns:
+        regress.Regex(pattern, "u")
