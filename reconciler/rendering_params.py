@@ -108,7 +108,11 @@ class Parameter(NamedTuple):
     def accepts(self, value: Any) -> bool:
         """Whether a `default_params` value is valid for this parameter."""
         text = param_text(value)
-        return any(form.accepts(text) for form in self.forms)
+        # YAML reads `001122` as 1122, another colour (ARGB): a colour is text, never a number.
+        number = isinstance(value, int) and not isinstance(value, bool)
+        return any(
+            form.accepts(text) for form in self.forms if not (number and form.form == "hex_color")
+        )
 
 
 class Catalogue(NamedTuple):

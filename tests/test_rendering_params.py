@@ -471,3 +471,27 @@ def test_every_schema_pattern_is_a_regex_in_the_dialect_editors_use() -> None:
     assert any("save" in p for p in patterns)
     for pattern in patterns:
         regress.Regex(pattern, "u")
+
+
+def test_a_hex_colour_of_digits_left_unquoted_is_refused_since_yaml_drops_its_zeros(
+    tmp_path: Path,
+) -> None:
+    # `bg: 001122` reads as the number 1122, which imgix would take for the colour #1122
+    # (ARGB): a different colour, so every unquoted number is refused, as the schema does.
+    path = tmp_path / "sources.yaml"
+    path.write_text(
+        "version: 1\nsources:\n  - name: Proxy\n    deployment:\n      type: webproxy\n"
+        "      imgix_subdomains: [acme-proxy]\n"
+        "      default_params: {bg: 001122, txt-color: 112233, blend-color: '001122'}\n",
+        encoding="utf-8",
+    )
+    result = invoke("validate", str(path))
+    assert result.exit_code == 1
+    hint = "quote a hex colour made of digits, such as '000000')"
+    assert result.stderr.splitlines() == [
+        f"{path}:7:28: deployment.default_params.bg: must be a hex colour (RGB, ARGB, RRGGBB "
+        f"or AARRGGBB); or a CSS colour name (got 1122; {hint}",
+        f"{path}:7:47: deployment.default_params.txt-color: must be a hex colour (RGB, ARGB, "
+        f"RRGGBB or AARRGGBB); or a CSS colour name (got 112233; {hint}",
+        "2 errors in 1 of 1 file",
+    ]
