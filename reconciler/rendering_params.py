@@ -476,7 +476,11 @@ def default_params_schema() -> tuple[dict[str, Any], dict[str, Any]]:
         "ImgixColorKeyword": {"enum": list(table.color_keywords)},
         "ImgixFont": {
             "description": "A font name; the names listed are the fonts imgix documents.",
-            "anyOf": [{"enum": list(table.fonts)}, {"type": "string", "pattern": "\\S"}],
+            "anyOf": [
+                {"enum": list(table.fonts)},
+                {"type": "string", "pattern": "\\S"},
+                _not_text(),
+            ],
         },
     }
     definitions["ImgixParamName"] = {"enum": sorted([*table.parameters, *table.by_alias])}
@@ -510,6 +514,16 @@ def _parameter_schema(parameter: Parameter) -> dict[str, Any]:
     else:
         schema["anyOf"] = choices
     return schema
+
+
+def _not_text() -> dict[str, Any]:
+    """A number or boolean, checked by its text: a font name or a free list's item."""
+    return {"type": ["number", "boolean"]}
+
+
+def _booleans(words: tuple[Any, ...]) -> list[bool]:
+    """The YAML booleans whose text is one of `words` (`auto: true` is the word true)."""
+    return [b for b in (True, False) if param_text(b) in words]
 
 
 def _text_pattern(pattern: str) -> dict[str, Any]:
@@ -551,10 +565,14 @@ def _form_schema(form: ValueForm) -> dict[str, Any]:
     if kind == "integer_choice":
         return {"enum": [*form.values, *(str(v) for v in form.values)]}
     if kind == "enum":
-        return {"enum": list(form.values)}
+        return {"enum": [*form.values, *_booleans(form.values)]}
     if kind == "list":
         item = _item_pattern(form)
-        return _text_pattern(f"^{item}(?:,{item})*$")
+        words = _text_pattern(f"^{item}(?:,{item})*$")
+        if not form.values:
+            return {"anyOf": [words, _not_text()]}
+        booleans = _booleans(form.values)
+        return {"anyOf": [words, {"enum": booleans}]} if booleans else words
     if kind == "tuple":
         items = ",".join(
             "(?:" + "|".join(_item_pattern(choice) for choice in alternatives) + ")"

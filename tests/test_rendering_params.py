@@ -445,10 +445,19 @@ def test_a_non_scalar_value_or_a_non_string_key_has_only_the_models_error(tmp_pa
         ("mark", "https://?logo.png"),
         ("mark", "https://#logo"),
         ("mark", "https://assets.example.com/lo\ngo.png"),
+        # A value is its text: `true` is the word true, a number its digits.
+        ("auto", True),
+        ("auto", False),
+        ("video-generate-subtitles", False),
+        ("fm", True),
+        ("video-subtitle-translations", 5),
+        ("video-subtitle-translations", True),
+        ("txt-font", 5),
+        ("txt-font", 1.5),
     ],
 )
 def test_validate_and_the_schema_agree_on_a_value_at_the_edge_of_its_form(
-    name: str, value: str, schema_validator: jsonschema.Draft202012Validator
+    name: str, value: Any, schema_validator: jsonschema.Draft202012Validator
 ) -> None:
     by_validate = problems({name: value}) == []
     by_schema = not list(schema_validator.iter_errors(file_with({name: value})))
