@@ -32,6 +32,8 @@ _LISTED_VALUES = 20
 _SUGGESTIONS = 100
 _SUGGESTED_LENGTH = 200
 
+# Anchored for the JSON Schema, which embeds them; checked here with fullmatch, since `$`
+# also matches before a final newline ("75\n" is no integer).
 _INTEGER = deferred.pattern(__name__, "_INTEGER", r"^[+-]?[0-9]+$")
 _NUMBER = deferred.pattern(
     __name__, "_NUMBER", r"^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$"
@@ -39,8 +41,17 @@ _NUMBER = deferred.pattern(
 _HEX_COLOR = deferred.pattern(
     __name__, "_HEX_COLOR", r"^(?:[0-9a-fA-F]{3,4}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8})$"
 )
-_INTERVAL = deferred.pattern(__name__, "_INTERVAL", r"^([0-9]+)?-([0-9]+)?$")
-_RATIO = deferred.pattern(__name__, "_RATIO", r"^([0-9]+(?:\.[0-9]+)?):([0-9]+(?:\.[0-9]+)?)$")
+# The lookaheads say in the schema what the checks below also say: a bound at least, no
+# zero side (a digit 1-9 before the colon, and after it).
+_INTERVAL = deferred.pattern(__name__, "_INTERVAL", r"^(?!-$)([0-9]+)?-([0-9]+)?$")
+_RATIO = deferred.pattern(
+    __name__,
+    "_RATIO",
+    r"^(?=[0-9.]*[1-9])([0-9]+(?:\.[0-9]+)?):(?=[0-9.]*[1-9])([0-9]+(?:\.[0-9]+)?)$",
+)
+# An absolute http(s) URL as urlsplit reads it: the scheme in any case, a host (what
+# follows // up to / ? or #), no tab or newline (which urlsplit would drop).
+_URL = r"^[hH][tT][tT][pP][sS]?://[^/?#\t\n\r][^\t\n\r]*$"
 
 
 # A NamedTuple, not a frozen dataclass: defining each costs a sixth of the time, at every start.
@@ -97,7 +108,11 @@ class Parameter(NamedTuple):
     def accepts(self, value: Any) -> bool:
         """Whether a `default_params` value is valid for this parameter."""
         text = param_text(value)
-        return any(form.accepts(text) for form in self.forms)
+        # YAML reads `001122` as 1122, another colour (ARGB): a colour is text, never a number.
+        number = isinstance(value, int) and not isinstance(value, bool)
+        return any(
+            form.accepts(text) for form in self.forms if not (number and form.form == "hex_color")
+        )
 
 
 class Catalogue(NamedTuple):
@@ -300,14 +315,26 @@ def _plain(number: float | None) -> str | None:
 
 
 def _number(text: str) -> float | None:
-    if not _NUMBER.match(text):
+    if not _NUMBER.fullmatch(text):
         return None
     number = float(text)
     return number if math.isfinite(number) else None
 
 
+def _integer(text: str) -> float | None:
+    if not _INTEGER.fullmatch(text):
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        # Past Python's limit on digits (4300): beyond every bound, rather than an exception
+        # that would hide the file's other problems behind Python's message.
+        return -math.inf if text.startswith("-") else math.inf
+
+
 def _accepts_integer(form: ValueForm, text: str) -> bool:
-    return bool(_INTEGER.match(text)) and form._in_range(int(text))
+    number = _integer(text)
+    return number is not None and form._in_range(number)
 
 
 def _accepts_number(form: ValueForm, text: str) -> bool:
@@ -316,7 +343,13 @@ def _accepts_number(form: ValueForm, text: str) -> bool:
 
 
 def _accepts_integer_choice(form: ValueForm, text: str) -> bool:
-    return bool(_INTEGER.match(text)) and int(text) in form.values
+    number = _integer(text)
+    return number is not None and number in form.values
+
+
+def _accepts_timestamp(form: ValueForm, text: str) -> bool:
+    number = _integer(text)
+    return number is not None and number >= 0
 
 
 def _accepts_list(form: ValueForm, text: str) -> bool:
@@ -335,20 +368,27 @@ def _accepts_tuple(form: ValueForm, text: str) -> bool:
 
 
 def _accepts_url(form: ValueForm, text: str) -> bool:
-    parts = urlsplit(text)
+    # urlsplit drops leading blanks and controls and every tab and newline before it
+    # splits: the URL imgix gets is the text as written, so those make it no URL.
+    if text[:1] <= " " or any(c in text for c in "\t\r\n"):
+        return False
+    try:
+        parts = urlsplit(text)
+    except ValueError:  # an unclosed IPv6 bracket: "https://[::1/"
+        return False
     return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
 def _accepts_interval(form: ValueForm, text: str) -> bool:
-    match = _INTERVAL.match(text)
+    match = _INTERVAL.fullmatch(text)
     if match is None or not any(match.groups()):
         return False
-    bounds = [int(b) for b in match.groups() if b is not None]
-    return form.minimum is None or all(b >= form.minimum for b in bounds)
+    bounds = [_integer(b) for b in match.groups() if b is not None]
+    return form.minimum is None or all(b is not None and b >= form.minimum for b in bounds)
 
 
 def _accepts_ratio(form: ValueForm, text: str) -> bool:
-    match = _RATIO.match(text)
+    match = _RATIO.fullmatch(text)
     if match is None:
         return False
     width, height = (float(g) for g in match.groups())
@@ -366,7 +406,7 @@ _ACCEPTS: dict[str, Callable[[ValueForm, str], bool]] = {
     "list": _accepts_list,
     "tuple": _accepts_tuple,
     "string": lambda form, text: bool(text),
-    "hex_color": lambda form, text: bool(_HEX_COLOR.match(text)),
+    "hex_color": lambda form, text: bool(_HEX_COLOR.fullmatch(text)),
     "color_keyword": lambda form, text: text in catalogue().color_keywords,
     # imgix also takes family names with style modifiers ("Avenir Next,Bold"), which
     # the catalogue's list of font files does not hold: any name is accepted.
@@ -375,7 +415,7 @@ _ACCEPTS: dict[str, Callable[[ValueForm, str], bool]] = {
     "path": lambda form, text: text.startswith("/"),
     "interval": _accepts_interval,
     "ratio": _accepts_ratio,
-    "timestamp": lambda form, text: bool(_INTEGER.match(text)) and int(text) >= 0,
+    "timestamp": _accepts_timestamp,
 }
 
 
@@ -436,7 +476,11 @@ def default_params_schema() -> tuple[dict[str, Any], dict[str, Any]]:
         "ImgixColorKeyword": {"enum": list(table.color_keywords)},
         "ImgixFont": {
             "description": "A font name; the names listed are the fonts imgix documents.",
-            "anyOf": [{"enum": list(table.fonts)}, {"type": "string", "pattern": "\\S"}],
+            "anyOf": [
+                {"enum": list(table.fonts)},
+                {"type": "string", "pattern": "\\S"},
+                _not_text(),
+            ],
         },
     }
     definitions["ImgixParamName"] = {"enum": sorted([*table.parameters, *table.by_alias])}
@@ -472,6 +516,16 @@ def _parameter_schema(parameter: Parameter) -> dict[str, Any]:
     return schema
 
 
+def _not_text() -> dict[str, Any]:
+    """A number or boolean, checked by its text: a font name or a free list's item."""
+    return {"type": ["number", "boolean"]}
+
+
+def _booleans(words: tuple[Any, ...]) -> list[bool]:
+    """The YAML booleans whose text is one of `words` (`auto: true` is the word true)."""
+    return [b for b in (True, False) if param_text(b) in words]
+
+
 def _text_pattern(pattern: str) -> dict[str, Any]:
     return {"type": "string", "pattern": pattern}
 
@@ -488,8 +542,14 @@ def _numeric(form: ValueForm, kind: str, pattern: str) -> dict[str, Any]:
 def _item_pattern(form: ValueForm) -> str:
     """A regular expression for one item of a comma-separated value (no anchors)."""
     if form.form in ("enum", "integer_choice", "list") and form.values:
-        return "(?:" + "|".join(re.escape(str(v)) for v in form.values) + ")"
+        return "(?:" + "|".join(_escaped(str(v)) for v in form.values) + ")"
     return "[^,]+"
+
+
+def _escaped(text: str) -> str:
+    # Not re.escape: it escapes `-` too, and `\-` outside a class is an error in the
+    # ECMA-262 unicode mode editors compile schema patterns in. These are escaped in both.
+    return re.sub(r"[\\^$.*+?()[\]{}|/]", lambda m: "\\" + m.group(), text)
 
 
 def _form_schema(form: ValueForm) -> dict[str, Any]:
@@ -505,10 +565,14 @@ def _form_schema(form: ValueForm) -> dict[str, Any]:
     if kind == "integer_choice":
         return {"enum": [*form.values, *(str(v) for v in form.values)]}
     if kind == "enum":
-        return {"enum": list(form.values)}
+        return {"enum": [*form.values, *_booleans(form.values)]}
     if kind == "list":
         item = _item_pattern(form)
-        return _text_pattern(f"^{item}(?:,{item})*$")
+        words = _text_pattern(f"^{item}(?:,{item})*$")
+        if not form.values:
+            return {"anyOf": [words, _not_text()]}
+        booleans = _booleans(form.values)
+        return {"anyOf": [words, {"enum": booleans}]} if booleans else words
     if kind == "tuple":
         items = ",".join(
             "(?:" + "|".join(_item_pattern(choice) for choice in alternatives) + ")"
@@ -522,7 +586,7 @@ def _form_schema(form: ValueForm) -> dict[str, Any]:
     if kind == "font":
         return {"$ref": "#/$defs/ImgixFont"}
     if kind == "url":
-        return _text_pattern("^https?://[^/]+")
+        return _text_pattern(_URL)
     if kind == "path":
         return _text_pattern("^/")
     if kind == "interval":

@@ -12,8 +12,15 @@ from typing import Any
 
 import jsonschema
 import pytest
+from console import invoke
 
-from reconciler.rendering_params import ValueForm, catalogue, default_params_schema, problems
+from reconciler.rendering_params import (
+    Problem,
+    ValueForm,
+    catalogue,
+    default_params_schema,
+    problems,
+)
 from reconciler.schema import sources_schema
 
 REPO = Path(__file__).resolve().parent.parent
@@ -251,6 +258,9 @@ def test_a_mistyped_value_suggests_the_closest_allowed_one() -> None:
     (problem,) = problems({"fm": "wepb"})
     assert problem.message.startswith("must be one of gif, jpg,")
     assert problem.message.endswith("(got 'wepb'; did you mean 'webp'?)")
+    # The words come from whichever form has them, after forms that have none.
+    (colour,) = problems({"bg": "reed"})
+    assert colour.message.endswith("(got 'reed'; did you mean 'red'?)")
 
 
 def test_a_mistyped_name_suggests_the_closest_parameter() -> None:
@@ -263,11 +273,17 @@ def test_a_mistyped_name_suggests_the_closest_parameter() -> None:
 def test_a_list_value_suggests_the_list_with_the_wrong_item_replaced() -> None:
     (problem,) = problems({"auto": "fromat,compress"})
     assert "did you mean 'format,compress'?" in problem.message
+    # Only a list that its fix makes valid is suggested: "format,zzzz" would be refused too.
+    (unfixable,) = problems({"auto": "fromat,zzzz"})
+    assert unfixable.message.endswith("(got 'fromat,zzzz')")
 
 
 def test_an_unknown_name_without_a_close_one_points_at_allow_unknown_params() -> None:
     (problem,) = problems({"zzqqxx": 1})
-    assert "allow_unknown_params: true" in problem.message
+    assert problem.message == (
+        "unknown imgix rendering parameter 'zzqqxx' (allow_unknown_params: true at the top "
+        f"of the file accepts parameters newer than imgix-url-params {catalogue().version})"
+    )
     assert problems({"zzqqxx": 1}, allow_unknown=True) == []
     # Known names are still checked when unknown ones are allowed.
     assert [p.key for p in problems({"zzqqxx": 1, "fm": "wepb"}, allow_unknown=True)] == ["fm"]
@@ -276,8 +292,9 @@ def test_an_unknown_name_without_a_close_one_points_at_allow_unknown_params() ->
 def test_an_alias_is_its_parameter_and_may_not_repeat_it() -> None:
     assert problems({"f": "crop", "height": 0.5}) == []
     (problem,) = problems({"fit": "crop", "f": "clip"})
-    assert problem.key == "f"
-    assert "'f' and 'fit' are the same parameter" in problem.message
+    assert problem == Problem(
+        "f", "param_value", "'f' and 'fit' are the same parameter (fit): keep one"
+    )
 
 
 def test_quoted_and_unquoted_numbers_are_the_same_value() -> None:
@@ -287,7 +304,21 @@ def test_quoted_and_unquoted_numbers_are_the_same_value() -> None:
 
 def test_a_hex_colour_that_yaml_read_as_a_number_says_to_quote_it() -> None:
     (problem,) = problems({"bg": 0})
-    assert "quote a hex colour made of digits" in problem.message
+    assert problem.message.endswith("(got 0; quote a hex colour made of digits, such as '000000')")
+    # Only a number for a colour: quoted text, or a number for something else, says not.
+    assert problems({"bg": "12345", "w": -5}) == [
+        Problem(
+            "bg",
+            "param_value",
+            "must be a hex colour (RGB, ARGB, RRGGBB or AARRGGBB); or a CSS colour name "
+            "(got '12345')",
+        ),
+        Problem(
+            "w",
+            "param_value",
+            "must be an integer from 2 to 8192; or a fraction from 0 to 1 (got -5)",
+        ),
+    ]
 
 
 def test_the_schema_completes_names_and_aliases() -> None:
@@ -312,6 +343,167 @@ def test_suggestions_are_bounded_for_hostile_files() -> None:
     assert len(found) == 500
     assert "did you mean" in found[0].message
     assert "did you mean" not in found[-1].message
+    # The bound is exact: the hundredth problem still has its suggestion, the next none.
+    names = [name for name in sorted(catalogue().parameters) if len(name) >= 3][:101]
+    near_misses = {f"{name}~": 1 for name in names}
+    suggested = ["did you mean" in p.message for p in problems(near_misses)]
+    assert suggested == [True] * 100 + [False]
+    past_the_bound = problems({**dict(list(near_misses.items())[:100]), "fm": "wepb"})
+    assert past_the_bound[-1].message.endswith("(got 'wepb')")
+    # A value is matched up to 200 characters: a list of 200 gets its fix, of 201 none.
+    at_the_bound, past_it = (
+        "fromat" + ",format" * 27 + ",true",
+        "fromat" + ",format" * 26 + ",true,enhance",
+    )
+    assert (len(at_the_bound), len(past_it)) == (200, 201)
+    fixed = at_the_bound.replace("fromat", "format")
+    assert problems({"auto": at_the_bound})[0].message.endswith(f"; did you mean {fixed!r}?)")
+    assert "did you mean" not in problems({"auto": past_it})[0].message
     (long_value,) = problems({"fm": "wepb" * 1000})
     assert "did you mean" not in long_value.message
     assert long_value.message.endswith("...')")
+
+
+def test_an_integer_past_pythons_digit_limit_is_judged_by_its_bounds_not_an_exception() -> None:
+    # int() refuses text of more than 4300 digits: one hostile value must not hide the
+    # file's other problems behind Python's own message.
+    huge = "9" * 5000
+    found = problems(
+        {"w": huge, "chromasub": huge, "frame": f"1-{huge}", "expires": huge, "fm": "wepb"}
+    )
+    assert [p.key for p in found] == ["w", "chromasub", "fm"]
+    assert found[0].message.startswith("must be an integer from 2 to 8192; or a fraction")
+    assert found[1].message.startswith("must be one of 444, 422, 420 (got '999")
+    assert problems({"blend-pad": f"-{huge}"}) == []
+
+
+def test_a_value_ending_in_a_newline_is_refused_not_sent_to_imgix() -> None:
+    # A YAML block scalar (`q: |`) ends in a newline, which a regular expression's `$`
+    # matches before: the value imgix would get is "75\n", not 75.
+    params = {
+        "q": "75\n",
+        "dpr": "2\n",
+        "bg": "fff\n",
+        "chromasub": "444\n",
+        "expires": "1767225600\n",
+        "frame": "1-5\n",
+        "ar": "16:9\n",
+    }
+    assert [p.key for p in problems(params)] == list(params)
+    assert problems({k: v.rstrip("\n") for k, v in params.items()}) == []
+
+
+def test_a_url_python_would_repair_or_cannot_split_is_refused_at_its_key() -> None:
+    # urlsplit drops leading blanks and any tab or newline, and raises on an unclosed
+    # IPv6 bracket: the value imgix gets is the text as written.
+    params = {
+        "mark": " https://assets.example.com/logo.png",
+        "mark-base": "https://assets.example.com/lo\ngo/",
+        "mask": "ht\ttps://assets.example.com/mask.png",
+        "blend": "https://[assets.example.com/logo.png",
+        "fm": "wepb",
+    }
+    found = problems(params)
+    assert [p.key for p in found] == list(params)
+    assert found[3].message.startswith("must be a hex colour")
+    assert "an absolute http(s) URL" in found[3].message
+    assert problems({"mark": "https://[::1]:8443/logo.png"}) == []
+
+
+def test_a_non_scalar_value_or_a_non_string_key_has_only_the_models_error(tmp_path: Path) -> None:
+    # The model's type check reports these; the catalogue adds no second error of its own,
+    # and still checks the keys after them.
+    path = tmp_path / "sources.yaml"
+    path.write_text(
+        "version: 1\nsources:\n  - name: Proxy\n    deployment:\n      type: webproxy\n"
+        "      imgix_subdomains: [acme-proxy]\n"
+        "      default_params: {fm: [webp], 7: x, w: -5}\n",
+        encoding="utf-8",
+    )
+    result = invoke("validate", str(path))
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"{path}:7:24: deployment.default_params.fm: must be a string, a number or a boolean "
+        "(got a list)",
+        f"{path}:7:36: deployment.default_params.7: keys must be strings (got 7)",
+        f"{path}:7:45: deployment.default_params.w: must be an integer from 2 to 8192; "
+        "or a fraction from 0 to 1 (got -5)",
+        "3 errors in 1 of 1 file",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("ar", "16:9"),
+        ("ar", "0.5:1"),
+        ("ar", "0:9"),
+        ("ar", "16:0.0"),
+        ("frame", "2-"),
+        ("frame", "-"),
+        ("mark", "HTTPS://assets.example.com/logo.png"),
+        ("mark", "https://?logo.png"),
+        ("mark", "https://#logo"),
+        ("mark", "https://assets.example.com/lo\ngo.png"),
+        # A value is its text: `true` is the word true, a number its digits.
+        ("auto", True),
+        ("auto", False),
+        ("video-generate-subtitles", False),
+        ("fm", True),
+        ("video-subtitle-translations", 5),
+        ("video-subtitle-translations", True),
+        ("txt-font", 5),
+        ("txt-font", 1.5),
+    ],
+)
+def test_validate_and_the_schema_agree_on_a_value_at_the_edge_of_its_form(
+    name: str, value: Any, schema_validator: jsonschema.Draft202012Validator
+) -> None:
+    by_validate = problems({name: value}) == []
+    by_schema = not list(schema_validator.iter_errors(file_with({name: value})))
+    assert by_validate == by_schema, (name, value, by_validate)
+
+
+def _patterns(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        own = [node["pattern"]] if isinstance(node.get("pattern"), str) else []
+        return own + [p for value in node.values() for p in _patterns(value)]
+    if isinstance(node, list):
+        return [p for value in node for p in _patterns(value)]
+    return []
+
+
+def test_every_schema_pattern_is_a_regex_in_the_dialect_editors_use() -> None:
+    # JSON Schema patterns are ECMA-262 regular expressions, which editors and
+    # check-jsonschema compile in unicode mode: there `\-` outside a class is an error, and
+    # check-jsonschema refuses the whole schema.
+    regress = pytest.importorskip("regress")
+    schema, definitions = default_params_schema()
+    patterns = _patterns([schema, definitions])
+    assert any("save" in p for p in patterns)
+    for pattern in patterns:
+        regress.Regex(pattern, "u")
+
+
+def test_a_hex_colour_of_digits_left_unquoted_is_refused_since_yaml_drops_its_zeros(
+    tmp_path: Path,
+) -> None:
+    # `bg: 001122` reads as the number 1122, which imgix would take for the colour #1122
+    # (ARGB): a different colour, so every unquoted number is refused, as the schema does.
+    path = tmp_path / "sources.yaml"
+    path.write_text(
+        "version: 1\nsources:\n  - name: Proxy\n    deployment:\n      type: webproxy\n"
+        "      imgix_subdomains: [acme-proxy]\n"
+        "      default_params: {bg: 001122, txt-color: 112233, blend-color: '001122'}\n",
+        encoding="utf-8",
+    )
+    result = invoke("validate", str(path))
+    assert result.exit_code == 1
+    hint = "quote a hex colour made of digits, such as '000000')"
+    assert result.stderr.splitlines() == [
+        f"{path}:7:28: deployment.default_params.bg: must be a hex colour (RGB, ARGB, RRGGBB "
+        f"or AARRGGBB); or a CSS colour name (got 1122; {hint}",
+        f"{path}:7:47: deployment.default_params.txt-color: must be a hex colour (RGB, ARGB, "
+        f"RRGGBB or AARRGGBB); or a CSS colour name (got 112233; {hint}",
+        "2 errors in 1 of 1 file",
+    ]
