@@ -173,6 +173,12 @@ def test_page_size_is_clamped(
     assert page["meta"]["pagination"]["pageSize"] == served
 
 
+def test_a_full_width_page_size_is_400_naming_the_parameter(api: httpx.Client) -> None:
+    create(api)
+    response = api.get(SOURCES + "?page%5Bsize%5D=%EF%BC%91%EF%BC%90")  # page[size]=\uff11\uff10
+    assert error_of(response, 400)["detail"] == "page[size] must be an integer."
+
+
 def test_pagination_meta_can_be_turned_off(api: httpx.Client, emulator_store: SourceStore) -> None:
     emulator_store.pagination_meta = False
     create(api)

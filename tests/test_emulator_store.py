@@ -596,6 +596,16 @@ def test_list_rejects_unknown_queries(store: SourceStore, params: dict[str, str]
         store.list_sources(params)
 
 
+@pytest.mark.parametrize("key", ["page[size]", "page[number]"])
+@pytest.mark.parametrize("raw", ["\uff11\uff10", "\u0661", "1_0", " 1", "1\n"])
+def test_page_parameters_take_ascii_digits_only(store: SourceStore, key: str, raw: str) -> None:
+    # Python's int() reads full-width and Arabic-Indic digits, underscores and padding; a
+    # real server's query parser wants the ASCII digits a URL carries.
+    create(store)
+    with pytest.raises(BadRequest, match=re.escape(f"{key} must be an integer")):
+        store.list_sources({key: raw})
+
+
 def test_page_size_is_clamped_and_described(clock: ManualClock) -> None:
     store = SourceStore(clock=clock, rng=random.Random(2), max_page_size=3)
     for index in range(7):
