@@ -130,7 +130,10 @@ def test_error_bodies_carry_the_request_id(
     response = api.request(method, path, content=b"{}")
     error_of(response, status)
     if status == 405:
-        assert "PATCH" in response.headers["allow"] or "POST" in response.headers["allow"]
+        # The methods each path has: the collection lists and creates, a member reads and
+        # updates (api-notes.md: there is no DELETE).
+        expected = "GET, POST" if path == SOURCES else "GET, PATCH"
+        assert response.headers["allow"] == expected
 
 
 def test_invalid_json_is_400(api: httpx.Client) -> None:
@@ -177,6 +180,22 @@ def test_a_full_width_page_size_is_400_naming_the_parameter(api: httpx.Client) -
     create(api)
     response = api.get(SOURCES + "?page%5Bsize%5D=%EF%BC%91%EF%BC%90")  # page[size]=\uff11\uff10
     assert error_of(response, 400)["detail"] == "page[size] must be an integer."
+
+
+def test_a_page_past_the_end_is_empty_and_says_there_is_no_next(api: httpx.Client) -> None:
+    # api-notes.md: a client stops on a short or empty page; the meta must agree.
+    empty = api.get(SOURCES).json()
+    assert empty["data"] == []
+    assert empty["meta"]["pagination"]["totalPages"] == 0
+    assert empty["meta"]["pagination"]["hasNextPage"] is False
+    for index in range(3):
+        create(api, subdomain=f"s{index}")
+    beyond = api.get(SOURCES, params={"page[size]": 2, "page[number]": 5}).json()
+    assert beyond["data"] == []
+    pagination = beyond["meta"]["pagination"]
+    assert (pagination["totalRecords"], pagination["totalPages"]) == (3, 2)
+    assert (pagination["hasNextPage"], pagination["nextPage"]) == (False, None)
+    assert (pagination["hasPreviousPage"], pagination["previousPage"]) == (True, 4)
 
 
 def test_pagination_meta_can_be_turned_off(api: httpx.Client, emulator_store: SourceStore) -> None:
@@ -250,6 +269,66 @@ def test_create_returns_201_with_documented_defaults(
     assert attributes["deployment"]["annotation"] == DEFAULT_ANNOTATION
     assert attributes["deployment_status"] == "deploying"
     assert attributes["date_deployed"] == int(fake_clock.now)
+
+
+# api-notes.md "Defaults", in its own words: not read from the spec models, so a model
+# that drifted from the documentation cannot drag the emulator along unnoticed.
+DOCUMENTED_DEFAULTS: dict[str, Any] = {
+    "cache_ttl_behavior": "respect_origin",
+    "cache_ttl_value": 31536000,
+    "cache_ttl_error": 300,
+    "default_params": {},
+    "custom_domains": [],
+    "image_error": None,
+    "image_missing": None,
+    "crossdomain_xml_enabled": False,
+    "image_error_append_qs": False,
+    "image_missing_append_qs": False,
+    "secure_url_enabled": False,
+}
+
+
+@pytest.mark.parametrize("kind", ["s3", "gcs", "azure", "webfolder", "s3_compatible"])
+def test_create_shows_the_values_the_api_notes_document_as_defaults(
+    api: httpx.Client, kind: str
+) -> None:
+    response = api.post(SOURCES, json=body({"name": "n", "deployment": deployment(kind)}))
+    shown = response.json()["data"]["attributes"]
+    expected = dict(DOCUMENTED_DEFAULTS)
+    if kind == "gcs":
+        expected["cache_ttl_behavior"] = "enforce_minimum"
+    assert {name: shown["deployment"][name] for name in expected} == expected
+    assert shown["enabled"] is True
+    assert "secure_url_token" not in shown
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("cache_ttl_value", 1800), ("cache_ttl_value", 31536000), ("cache_ttl_error", 1)],
+)
+def test_the_documented_bounds_of_a_ttl_are_accepted(
+    api: httpx.Client, field: str, value: int
+) -> None:
+    source_id = create(api, **{field: value})
+    shown = api.get(f"{SOURCES}/{source_id}").json()["data"]["attributes"]["deployment"]
+    assert shown[field] == value
+
+
+@pytest.mark.parametrize(
+    ("data", "words"),
+    [
+        ({"type": "sources", "id": "a" * 24}, "data.id must not be sent"),
+        ({"type": "source"}, "data.type must be sources"),
+        ({}, "data.type must be sources"),
+    ],
+)
+def test_a_create_with_an_id_or_another_type_is_400(
+    api: httpx.Client, data: dict[str, Any], words: str
+) -> None:
+    attributes = {"name": "n", "deployment": deployment("s3")}
+    response = api.post(SOURCES, json={"data": {**data, "attributes": attributes}})
+    assert words in error_of(response, 400)["detail"]
+    assert api.get(SOURCES).json()["data"] == []
 
 
 @pytest.mark.parametrize("missing", ["name", "deployment"])
@@ -534,7 +613,7 @@ def test_per_second_limit_is_429(
         assert api.get(SOURCES).status_code == 200
     limited = api.get(SOURCES)
     error_of(limited, 429)
-    assert ("retry-after" in limited.headers) is retry_after
+    assert limited.headers.get("retry-after") == ("1" if retry_after else None)
     fake_clock.advance(1)
     assert api.get(SOURCES).status_code == 200
 
