@@ -375,6 +375,20 @@ def test_name_only_update_does_not_redeploy(store: SourceStore, clock: ManualClo
     assert updated["attributes"]["date_deployed"] == int(clock.now) - 60
 
 
+def test_resending_the_current_deployment_does_not_redeploy(
+    store: SourceStore, clock: ManualClock
+) -> None:
+    # api-notes.md: `deploying` follows a deployment-changing PATCH; one that changes
+    # nothing keeps the deployment, its date and its annotation.
+    source_id = create(store, annotation="first", cache_ttl_value=3600)
+    clock.advance(60)
+    same = {"cache_ttl_value": 3600, "s3_bucket": "b", "imgix_subdomains": ["img"]}
+    updated = store.update_source(source_id, {"deployment": same})["attributes"]
+    assert updated["deployment_status"] == "deployed"
+    assert updated["date_deployed"] == int(clock.now) - 60
+    assert updated["deployment"]["annotation"] == "first"
+
+
 def test_deployment_change_redeploys_and_rewrites_annotation(
     store: SourceStore, clock: ManualClock
 ) -> None:
