@@ -298,6 +298,10 @@ def test_create_shows_the_values_the_api_notes_document_as_defaults(
     if kind == "gcs":
         expected["cache_ttl_behavior"] = "enforce_minimum"
     assert {name: shown["deployment"][name] for name in expected} == expected
+    # "New deployment created for source by <user>", the user being the emulator.
+    assert (
+        shown["deployment"]["annotation"] == "New deployment created for source by imgix-emulator"
+    )
     assert shown["enabled"] is True
     assert "secure_url_token" not in shown
 
