@@ -215,6 +215,30 @@ def test_every_attribute_constraint_is_enforced(
         assert str(value) not in refused.value.detail
 
 
+@pytest.mark.parametrize(
+    ("extra", "detail"),
+    [
+        (
+            {"cache_ttl_value": 1799},
+            "deployment.cache_ttl_value must be greater than or equal to 1800.",
+        ),
+        (
+            {"imgix_subdomains": ["A_b"]},
+            "deployment.imgix_subdomains[0] must be a DNS label: lowercase letters, digits and "
+            "inner hyphens, at most 63 characters (got 'A_b').",
+        ),
+        ({"bogus": 1}, "deployment.bogus is not an attribute of s3 sources."),
+    ],
+)
+def test_a_refused_attribute_is_one_sentence_naming_its_path(
+    store: SourceStore, extra: dict[str, Any], detail: str
+) -> None:
+    # Users read these details in apply's errors: the path, then what the value must be.
+    with pytest.raises(BadRequest) as refused:
+        store.create_source({"name": "n", "deployment": deployment("s3", **extra)})
+    assert refused.value.detail == detail
+
+
 @pytest.mark.parametrize("kind", sorted(MINIMAL))
 def test_a_type_accepts_only_its_own_attributes(store: SourceStore, kind: str) -> None:
     # sources-reference.txt: one table of attributes per source type; read from the models.
