@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from reconciler.emulator import Faults, RateLimits, SourceStore, seeded_store
+from reconciler.emulator import EMULATOR_API_KEY, Faults, RateLimits, SourceStore, seeded_store
 from reconciler.emulator.deployments import (
     DASHBOARD_ANNOTATION,
     DEFAULT_ANNOTATION,
@@ -213,6 +213,16 @@ def test_every_attribute_constraint_is_enforced(
     assert "deployment" in refused.value.detail
     if attribute in secret_fields(DEPLOYMENT_MODELS[kind]):
         assert str(value) not in refused.value.detail
+
+
+@pytest.mark.parametrize("kind", [["s3"], {"s3": True}, 3, None])
+def test_a_deployment_type_that_is_not_text_is_a_400(store: SourceStore, kind: Any) -> None:
+    # A list or an object cannot be looked up as a type name: still a 400, never a crash.
+    with pytest.raises(BadRequest, match=r"deployment\.type must be one of"):
+        store.create_source({"name": "n", "deployment": {**deployment("s3"), "type": kind}})
+    source_id = create(store)
+    with pytest.raises(BadRequest, match=r"deployment\.type must be one of"):
+        store.update_source(source_id, {"deployment": {"type": kind}})
 
 
 @pytest.mark.parametrize(
@@ -526,6 +536,17 @@ def test_deploying_becomes_deployed_after_the_delay(store: SourceStore, clock: M
     assert store.get_source(source_id)["attributes"]["deployment_status"] == "deployed"
 
 
+def test_status_is_the_deployment_status_a_response_shows(
+    store: SourceStore, clock: ManualClock
+) -> None:
+    source_id = create(store)
+    assert store.status(store.sources[source_id]) == "deploying"
+    clock.advance(5)
+    assert store.status(store.sources[source_id]) == "deployed"
+    store.update_source(source_id, {"enabled": False})
+    assert store.status(store.sources[source_id]) == "disabled"
+
+
 # --------------------------------------------------------------------------- secrets
 
 
@@ -703,6 +724,17 @@ def test_sparse_fields(store: SourceStore) -> None:
 def test_malformed_keys_are_unauthorized(store: SourceStore, header: str | None) -> None:
     with pytest.raises(Unauthorized, match="A valid API key is required"):
         store.authorize(header)
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["Bearer  " + EMULATOR_API_KEY, "bearer " + EMULATOR_API_KEY, " Bearer " + EMULATOR_API_KEY],
+)
+def test_a_well_formed_key_is_accepted_with_any_scheme_case_and_spacing(
+    store: SourceStore, header: str
+) -> None:
+    # RFC 7235: the scheme is case-insensitive and one or more spaces precede the credentials.
+    store.authorize(header)
 
 
 def test_keys_without_the_sources_permission_are_forbidden(store: SourceStore) -> None:
