@@ -644,6 +644,8 @@ def test_list_filters_sorts_and_pages(store: SourceStore, clock: ManualClock) ->
     assert names({"filter[enabled]": "false"}) == ["n0"]
     assert names({"filter[name]": "n2"}) == ["n2"]
     assert names({"filter[deployment.imgix_subdomains]": "sub3"}) == ["n0"]
+    assert names({"filter[deployment_status]": "disabled"}) == ["n0"]
+    assert names({"filter[deployment_status]": "deployed"}) == ["n3", "n2", "n1"]
     assert names({"sort": "name"}) == ["n0", "n1", "n2", "n3"]
     assert names({"sort": "-date_deployed"}) == ["n0", "n1", "n2", "n3"]
     assert names({"sort": "enabled,name"}) == ["n0", "n1", "n2", "n3"]
@@ -679,6 +681,28 @@ def test_page_parameters_take_ascii_digits_only(store: SourceStore, key: str, ra
     create(store)
     with pytest.raises(BadRequest, match=re.escape(f"{key} must be an integer")):
         store.list_sources({key: raw})
+
+
+def test_the_default_store_has_the_documented_page_sizes_and_a_5_second_deploy(
+    clock: ManualClock,
+) -> None:
+    # api-notes.md: "emulate with default 20, max 100"; `deploying` lasts "some seconds".
+    store = SourceStore(clock=clock, limits=RateLimits(per_second=None, creates_per_hour=None))
+    for index in range(101):
+        create(store, subdomain=f"s{index}")
+    assert len(store.list_sources({}).resources) == 20
+    assert len(store.list_sources({"page[size]": "101"}).resources) == 100
+    assert store.list_sources({"page[size]": "101"}).pagination["pageSize"] == 100
+    clock.advance(4.9)
+    assert store.list_sources({"filter[deployment_status]": "deployed"}).resources == []
+    clock.advance(0.1)
+    assert len(store.list_sources({"filter[deployment_status]": "deployed"}).resources) == 20
+
+
+def test_a_seeded_random_generator_gives_the_same_ids(clock: ManualClock) -> None:
+    # `--emulator` runs in two processes must agree on ids: a saved plan names them.
+    ids = [create(SourceStore(clock=clock, rng=random.Random(3))) for _ in range(2)]
+    assert ids[0] == ids[1]
 
 
 def test_page_size_is_clamped_and_described(clock: ManualClock) -> None:
@@ -802,6 +826,8 @@ def test_the_default_limits_are_the_documented_ones(clock: ManualClock) -> None:
 
 
 def test_injected_errors(store: SourceStore) -> None:
+    with pytest.raises(InjectedFailure):
+        SourceStore(faults=Faults(error_rate=1.0)).admit()
     store.faults = Faults(error_rate=1.0)
     with pytest.raises(InjectedFailure):
         store.admit()
@@ -821,6 +847,37 @@ def test_state_round_trips_with_secrets(store: SourceStore, clock: ManualClock) 
     restored.load_json(json.loads(json.dumps(store.to_json())))
     assert restored.list_sources({}).resources == store.list_sources({}).resources
     assert restored.to_json() == store.to_json()
+
+
+def test_a_state_without_derived_values_gets_them_on_load(clock: ManualClock) -> None:
+    # A hand-written state names the secrets only: what the API derives from them (the
+    # `*_encrypted` values, the secure URL token) is made on load, as a write would.
+    state = {
+        "version": 1,
+        "sources": [
+            {
+                "name": "Blog",
+                "deployment": deployment("webfolder", "w", secure_url_enabled=True),
+            }
+        ],
+    }
+    restored = SourceStore(clock=clock, rng=random.Random(5))
+    restored.load_json(state)
+    (shown,) = restored.list_sources({}).resources
+    assert shown["attributes"]["deployment"]["password_encrypted"]
+    assert shown["attributes"]["secure_url_token"]
+
+
+def test_a_state_giving_two_sources_one_subdomain_is_refused(clock: ManualClock) -> None:
+    state = {
+        "version": 1,
+        "sources": [
+            {"name": "a", "deployment": deployment("s3", "shared")},
+            {"name": "b", "deployment": deployment("gcs", "shared")},
+        ],
+    }
+    with pytest.raises(BadRequest, match="shared is already in use"):
+        SourceStore(clock=clock).load_json(state)
 
 
 @pytest.mark.parametrize("source_id", ["A" * 24, "a" * 23, "../" + "a" * 21, 7])
