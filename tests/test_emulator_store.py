@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from reconciler.emulator import Faults, RateLimits, SourceStore, seeded_store
+from reconciler.emulator import EMULATOR_API_KEY, Faults, RateLimits, SourceStore, seeded_store
 from reconciler.emulator.deployments import (
     DASHBOARD_ANNOTATION,
     DEFAULT_ANNOTATION,
@@ -143,6 +143,22 @@ def test_create_rejects_malformed_attributes(
     assert store.sources == {}
 
 
+@pytest.mark.parametrize("length", [256, 100_000])
+def test_a_name_longer_than_255_characters_is_refused_on_create_and_update(
+    store: SourceStore, length: int
+) -> None:
+    # The reference gives no limit; a display name is stored like any short text column,
+    # so the emulator refuses what such a column would (255), instead of keeping 100 kB.
+    with pytest.raises(BadRequest) as refused:
+        store.create_source({"name": "n" * length, "deployment": deployment("s3")})
+    assert refused.value.detail == "name must be at most 255 characters."
+    assert store.sources == {}
+    source_id = create(store, name="n" * 255)
+    with pytest.raises(BadRequest, match="name must be at most 255 characters"):
+        store.update_source(source_id, {"name": "n" * length})
+    assert store.get_source(source_id)["attributes"]["name"] == "n" * 255
+
+
 def test_names_are_not_unique(store: SourceStore) -> None:
     create(store, name="Same", subdomain="one")
     create(store, name="Same", subdomain="two")
@@ -197,6 +213,40 @@ def test_every_attribute_constraint_is_enforced(
     assert "deployment" in refused.value.detail
     if attribute in secret_fields(DEPLOYMENT_MODELS[kind]):
         assert str(value) not in refused.value.detail
+
+
+@pytest.mark.parametrize("kind", [["s3"], {"s3": True}, 3, None])
+def test_a_deployment_type_that_is_not_text_is_a_400(store: SourceStore, kind: Any) -> None:
+    # A list or an object cannot be looked up as a type name: still a 400, never a crash.
+    with pytest.raises(BadRequest, match=r"deployment\.type must be one of"):
+        store.create_source({"name": "n", "deployment": {**deployment("s3"), "type": kind}})
+    source_id = create(store)
+    with pytest.raises(BadRequest, match=r"deployment\.type must be one of"):
+        store.update_source(source_id, {"deployment": {"type": kind}})
+
+
+@pytest.mark.parametrize(
+    ("extra", "detail"),
+    [
+        (
+            {"cache_ttl_value": 1799},
+            "deployment.cache_ttl_value must be greater than or equal to 1800.",
+        ),
+        (
+            {"imgix_subdomains": ["A_b"]},
+            "deployment.imgix_subdomains[0] must be a DNS label: lowercase letters, digits and "
+            "inner hyphens, at most 63 characters (got 'A_b').",
+        ),
+        ({"bogus": 1}, "deployment.bogus is not an attribute of s3 sources."),
+    ],
+)
+def test_a_refused_attribute_is_one_sentence_naming_its_path(
+    store: SourceStore, extra: dict[str, Any], detail: str
+) -> None:
+    # Users read these details in apply's errors: the path, then what the value must be.
+    with pytest.raises(BadRequest) as refused:
+        store.create_source({"name": "n", "deployment": deployment("s3", **extra)})
+    assert refused.value.detail == detail
 
 
 @pytest.mark.parametrize("kind", sorted(MINIMAL))
@@ -359,6 +409,20 @@ def test_name_only_update_does_not_redeploy(store: SourceStore, clock: ManualClo
     assert updated["attributes"]["date_deployed"] == int(clock.now) - 60
 
 
+def test_resending_the_current_deployment_does_not_redeploy(
+    store: SourceStore, clock: ManualClock
+) -> None:
+    # api-notes.md: `deploying` follows a deployment-changing PATCH; one that changes
+    # nothing keeps the deployment, its date and its annotation.
+    source_id = create(store, annotation="first", cache_ttl_value=3600)
+    clock.advance(60)
+    same = {"cache_ttl_value": 3600, "s3_bucket": "b", "imgix_subdomains": ["img"]}
+    updated = store.update_source(source_id, {"deployment": same})["attributes"]
+    assert updated["deployment_status"] == "deployed"
+    assert updated["date_deployed"] == int(clock.now) - 60
+    assert updated["deployment"]["annotation"] == "first"
+
+
 def test_deployment_change_redeploys_and_rewrites_annotation(
     store: SourceStore, clock: ManualClock
 ) -> None:
@@ -472,6 +536,17 @@ def test_deploying_becomes_deployed_after_the_delay(store: SourceStore, clock: M
     assert store.get_source(source_id)["attributes"]["deployment_status"] == "deployed"
 
 
+def test_status_is_the_deployment_status_a_response_shows(
+    store: SourceStore, clock: ManualClock
+) -> None:
+    source_id = create(store)
+    assert store.status(store.sources[source_id]) == "deploying"
+    clock.advance(5)
+    assert store.status(store.sources[source_id]) == "deployed"
+    store.update_source(source_id, {"enabled": False})
+    assert store.status(store.sources[source_id]) == "disabled"
+
+
 # --------------------------------------------------------------------------- secrets
 
 
@@ -569,6 +644,8 @@ def test_list_filters_sorts_and_pages(store: SourceStore, clock: ManualClock) ->
     assert names({"filter[enabled]": "false"}) == ["n0"]
     assert names({"filter[name]": "n2"}) == ["n2"]
     assert names({"filter[deployment.imgix_subdomains]": "sub3"}) == ["n0"]
+    assert names({"filter[deployment_status]": "disabled"}) == ["n0"]
+    assert names({"filter[deployment_status]": "deployed"}) == ["n3", "n2", "n1"]
     assert names({"sort": "name"}) == ["n0", "n1", "n2", "n3"]
     assert names({"sort": "-date_deployed"}) == ["n0", "n1", "n2", "n3"]
     assert names({"sort": "enabled,name"}) == ["n0", "n1", "n2", "n3"]
@@ -594,6 +671,38 @@ def _id(store: SourceStore, name: str) -> str:
 def test_list_rejects_unknown_queries(store: SourceStore, params: dict[str, str]) -> None:
     with pytest.raises(BadRequest):
         store.list_sources(params)
+
+
+@pytest.mark.parametrize("key", ["page[size]", "page[number]"])
+@pytest.mark.parametrize("raw", ["\uff11\uff10", "\u0661", "1_0", " 1", "1\n"])
+def test_page_parameters_take_ascii_digits_only(store: SourceStore, key: str, raw: str) -> None:
+    # Python's int() reads full-width and Arabic-Indic digits, underscores and padding; a
+    # real server's query parser wants the ASCII digits a URL carries.
+    create(store)
+    with pytest.raises(BadRequest, match=re.escape(f"{key} must be an integer")):
+        store.list_sources({key: raw})
+
+
+def test_the_default_store_has_the_documented_page_sizes_and_a_5_second_deploy(
+    clock: ManualClock,
+) -> None:
+    # api-notes.md: "emulate with default 20, max 100"; `deploying` lasts "some seconds".
+    store = SourceStore(clock=clock, limits=RateLimits(per_second=None, creates_per_hour=None))
+    for index in range(101):
+        create(store, subdomain=f"s{index}")
+    assert len(store.list_sources({}).resources) == 20
+    assert len(store.list_sources({"page[size]": "101"}).resources) == 100
+    assert store.list_sources({"page[size]": "101"}).pagination["pageSize"] == 100
+    clock.advance(4.9)
+    assert store.list_sources({"filter[deployment_status]": "deployed"}).resources == []
+    clock.advance(0.1)
+    assert len(store.list_sources({"filter[deployment_status]": "deployed"}).resources) == 20
+
+
+def test_a_seeded_random_generator_gives_the_same_ids(clock: ManualClock) -> None:
+    # `--emulator` runs in two processes must agree on ids: a saved plan names them.
+    ids = [create(SourceStore(clock=clock, rng=random.Random(3))) for _ in range(2)]
+    assert ids[0] == ids[1]
 
 
 def test_page_size_is_clamped_and_described(clock: ManualClock) -> None:
@@ -639,6 +748,17 @@ def test_sparse_fields(store: SourceStore) -> None:
 def test_malformed_keys_are_unauthorized(store: SourceStore, header: str | None) -> None:
     with pytest.raises(Unauthorized, match="A valid API key is required"):
         store.authorize(header)
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["Bearer  " + EMULATOR_API_KEY, "bearer " + EMULATOR_API_KEY, " Bearer " + EMULATOR_API_KEY],
+)
+def test_a_well_formed_key_is_accepted_with_any_scheme_case_and_spacing(
+    store: SourceStore, header: str
+) -> None:
+    # RFC 7235: the scheme is case-insensitive and one or more spaces precede the credentials.
+    store.authorize(header)
 
 
 def test_keys_without_the_sources_permission_are_forbidden(store: SourceStore) -> None:
@@ -706,6 +826,8 @@ def test_the_default_limits_are_the_documented_ones(clock: ManualClock) -> None:
 
 
 def test_injected_errors(store: SourceStore) -> None:
+    with pytest.raises(InjectedFailure):
+        SourceStore(faults=Faults(error_rate=1.0)).admit()
     store.faults = Faults(error_rate=1.0)
     with pytest.raises(InjectedFailure):
         store.admit()
@@ -725,6 +847,37 @@ def test_state_round_trips_with_secrets(store: SourceStore, clock: ManualClock) 
     restored.load_json(json.loads(json.dumps(store.to_json())))
     assert restored.list_sources({}).resources == store.list_sources({}).resources
     assert restored.to_json() == store.to_json()
+
+
+def test_a_state_without_derived_values_gets_them_on_load(clock: ManualClock) -> None:
+    # A hand-written state names the secrets only: what the API derives from them (the
+    # `*_encrypted` values, the secure URL token) is made on load, as a write would.
+    state = {
+        "version": 1,
+        "sources": [
+            {
+                "name": "Blog",
+                "deployment": deployment("webfolder", "w", secure_url_enabled=True),
+            }
+        ],
+    }
+    restored = SourceStore(clock=clock, rng=random.Random(5))
+    restored.load_json(state)
+    (shown,) = restored.list_sources({}).resources
+    assert shown["attributes"]["deployment"]["password_encrypted"]
+    assert shown["attributes"]["secure_url_token"]
+
+
+def test_a_state_giving_two_sources_one_subdomain_is_refused(clock: ManualClock) -> None:
+    state = {
+        "version": 1,
+        "sources": [
+            {"name": "a", "deployment": deployment("s3", "shared")},
+            {"name": "b", "deployment": deployment("gcs", "shared")},
+        ],
+    }
+    with pytest.raises(BadRequest, match="shared is already in use"):
+        SourceStore(clock=clock).load_json(state)
 
 
 @pytest.mark.parametrize("source_id", ["A" * 24, "a" * 23, "../" + "a" * 21, 7])

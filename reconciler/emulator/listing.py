@@ -74,9 +74,13 @@ def _page_parameter(params: Mapping[str, str], key: str, default: int, *, minimu
     raw = params.get(key)
     if raw is None:
         return default
+    # int() also reads full-width digits, underscores and padding: a URL's number is ASCII.
+    digits = raw.removeprefix("-")
+    if not (digits.isascii() and digits.isdigit()):
+        raise BadRequest(f"{key} must be an integer.")
     try:
         value = int(raw)
-    except ValueError:
+    except ValueError:  # past int()'s 4300 digits
         raise BadRequest(f"{key} must be an integer.") from None
     if value < minimum:
         raise BadRequest(f"{key} must be at least {minimum}.")
