@@ -32,10 +32,16 @@ if TYPE_CHECKING:
 
 
 # What JSON leaves raw but a terminal or a log reader acts on: DEL, C1 controls (NEL
-# among them), the Unicode line and paragraph separators, and the bidi controls. The
-# patterns are compiled at first use (about 0.2 ms each): a command that shows no outside
-# text (`schema`) compiles none, and the others only what they use.
-_BEYOND_JSON = "\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069"
+# among them), the Unicode line and paragraph separators, and the bidi controls (the
+# Arabic letter mark among them); and the format characters that show nothing (zero-width
+# space, word joiner, soft hyphen, byte order mark, tag characters...), by which one name
+# reads as another or as none. The zero-width joiners stay: scripts and emoji need them.
+# The patterns are compiled at first use (about 0.2 ms each): a command that shows no
+# outside text (`schema`) compiles none, and the others only what they use.
+_BEYOND_JSON = (
+    "\x7f-\x9f\xad\u061c\u180e\u200b\u200e\u200f\u2028\u2029\u202a-\u202e"
+    "\u2060-\u2069\u206a-\u206f\ufeff\ufff9-\ufffb\U000e0000-\U000e007f"
+)
 _RAW_AFTER_JSON = deferred.pattern(__name__, "_RAW_AFTER_JSON", f"[{_BEYOND_JSON}]")
 _UNSAFE = deferred.pattern(__name__, "_UNSAFE", f"[\\\\\x00-\x1f{_BEYOND_JSON}]")
 _CONTROL = deferred.pattern(__name__, "_CONTROL", f"[\x00-\x1f{_BEYOND_JSON}]")
@@ -49,7 +55,8 @@ _LONE_SURROGATE = deferred.pattern(__name__, "_LONE_SURROGATE", "[\ud800-\udfff]
 
 def _escape(match: re.Match[str]) -> str:
     char = match.group()
-    return _SHORT_ESCAPES.get(char) or f"\\u{ord(char):04x}"
+    # A character past U+FFFF is a surrogate pair in JSON's escapes, as JSON reads it back.
+    return _SHORT_ESCAPES.get(char) or json.dumps(char)[1:-1]
 
 
 def _json_escapes(error: UnicodeError) -> tuple[str, int]:

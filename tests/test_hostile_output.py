@@ -156,6 +156,37 @@ def test_json_plan_is_the_same_document_with_nothing_raw_a_terminal_acts_on(
     assert json.loads(result.stdout)["actions"][0]["source"] == name
 
 
+# Characters that show nothing: a name holding them reads as another name, or as none.
+# The Arabic letter mark is the bidi control the escaping lacked; the others are zero-width
+# or invisible format characters (the joiners, which scripts and emoji need, stay raw).
+INVISIBLE = "\u00ad\u061c\u180e\u200b\u2060\u2063\u206a\ufeff\ufff9\U000e0041"
+
+
+@pytest.mark.parametrize("output", ["text", "markdown", "json"])
+def test_a_name_of_invisible_characters_shows_each_of_them_in_every_format(
+    emulator_store: SourceStore, emulator_url: str, tmp_path: Path, output: str
+) -> None:
+    path = tmp_path / "sources.yaml"
+    path.write_text(
+        "version: 1\nsources:\n"
+        + webfolder("Products", "shown-products")
+        + webfolder("Prod" + INVISIBLE + "ucts", "hidden-products")
+    )
+
+    result = invoke("plan", path, "--format", output, "--api-url", emulator_url)
+
+    assert result.exit_code == 0, result.output + result.stderr
+    raw = [f"U+{ord(c):04X}" for c in INVISIBLE if c in result.stdout]
+    assert raw == [], result.stdout
+    escapes = "".join(f"\\u{ord(c):04x}" for c in INVISIBLE[:-1]) + "\\udb40\\udc41"
+    if output == "markdown":
+        escapes = escapes.replace("\\", "&#92;")
+    assert f"Prod{escapes}ucts" in result.stdout
+    if output == "json":
+        sources = [action["source"] for action in json.loads(result.stdout)["actions"]]
+        assert set(sources) == {"Prod" + INVISIBLE + "ucts", "Products"}
+
+
 def test_export_to_stdout_puts_no_live_text_at_the_start_of_a_line(
     emulator_store: SourceStore, emulator_url: str
 ) -> None:
