@@ -663,3 +663,25 @@ def test_apply_refuses_a_file_linked_out_of_the_repository_without_opening_it(
         f"{sources}:1:1: cannot read the file: it is a symlink that leads outside the "
         f"repository ({repository})"
     )
+
+
+def test_two_names_alike_once_unicode_normalised_are_one_name_used_twice(
+    tmp_path: Path,
+) -> None:
+    # "Café" typed (é, U+00E9) and pasted from a file name (e + U+0301) read the same in
+    # every plan, so a pull request could add a look-alike of a reviewed source's name.
+    file = write(
+        tmp_path,
+        '  - name: "Caf\\u00e9"\n    deployment:\n      type: webfolder\n'
+        "      imgix_subdomains: [cafe-one]\n      webfolder_base_url: https://a.example/\n"
+        '  - name: "Cafe\\u0301"\n    deployment:\n      type: webfolder\n'
+        "      imgix_subdomains: [cafe-two]\n      webfolder_base_url: https://b.example/\n",
+    )
+    result = invoke("validate", "--no-resolve", file)
+    assert result.exit_code == 1, result.stdout
+    assert result.stderr.splitlines() == [
+        f"{file}:8:11: name: name 'Cafe\u0301' is also used by the source at {file}:3:11 "
+        "(the same text once Unicode-normalised; plans and --target identify sources by "
+        "name: add an id to both to tell them apart)",
+        "1 error in 1 of 1 file",
+    ]
