@@ -138,8 +138,9 @@ def exported_source(source: LiveSource, taken: set[str]) -> dict[str, Any]:
                 deployment[api] = {"env": secret_variable(source, api, taken)}
             continue
         value = source.deployment.get(api)
-        # A null is how some listings leave out a key that has no value: unknown, unstated.
-        if value is None:
+        # A null, `[]` or `{}` is how some listings give a key that has no value: unknown,
+        # so unstated (an empty map may even come as `[]`, which the file cannot state).
+        if value is None or (type(value) in (list, dict) and not value):
             continue
         # Compared as the planner compares: a live 300.0 is not the default 300. An
         # attribute with no documented default is written whenever the API has a value.

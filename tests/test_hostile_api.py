@@ -1079,3 +1079,41 @@ def test_a_listing_giving_null_for_unset_attributes_exports_a_file_in_sync(
     }
     assert planned.exit_code == 0, planned.stderr
     assert json.loads(planned.stdout)["actions"] == []
+
+
+def test_an_empty_map_listed_as_an_empty_list_is_unset_like_the_files_empty_map(
+    tmp_path: Path,
+) -> None:
+    # Some JSON encoders (PHP's, for one) write an empty map as `[]`. Was: export refused
+    # the source ("default_params: Input should be a valid dictionary"), and every plan
+    # wrote `default_params: {}` again ("[] -> {}"), which the next listing shows as `[]`.
+    from reconciler.emulator.server import running_app
+
+    deployment = {
+        "type": "webfolder",
+        "imgix_subdomains": ["empty-list"],
+        "webfolder_base_url": "https://empty.example/",
+        "default_params": [],
+    }
+    resource = {
+        "type": "sources",
+        "id": "b" * 24,
+        "attributes": {"name": "Empty", "enabled": True, "deployment": deployment},
+    }
+    out = tmp_path / "sources.yaml"
+    stated = tmp_path / "stated.yaml"
+    with running_app(listing_api(resource)) as url:
+        exported = invoke("export", "--out", out, "--api-url", url)
+        stated.write_text(out.read_text() + "      default_params: {auto: format}\n")
+        planned = invoke("plan", out, "--format", "json", "--api-url", url)
+        changed = invoke("plan", stated, "--format", "json", "--api-url", url)
+
+    assert exported.exit_code == 0, exported.stderr
+    assert "default_params" not in out.read_text()
+    assert planned.exit_code == 0, planned.stderr
+    assert json.loads(planned.stdout)["actions"] == []
+    assert changed.exit_code == 0, changed.stderr
+    (action,) = json.loads(changed.stdout)["actions"]
+    assert action["changes"] == [
+        {"path": "deployment.default_params", "before": [], "after": {"auto": "format"}}
+    ]

@@ -1728,7 +1728,8 @@ def _attribute_changes_one_by_one(
                 names.append(name)
             continue
         have, want = normalized(name, live.deployment[name]), normalized(name, value)
-        if not same_json(have, want):
+        empty = (None, [], {})
+        if not same_json(have, want) and not (have in empty and want in empty):
             changes += value_changes(name, have, want)
             names.append(name)
     return changes, names

@@ -98,6 +98,7 @@ def attribute_changes(
     An attribute the listing omits (or gives as null) is unknown, not a difference: it is
     written only when the file states it (an unstated default may well be what the API
     holds), and states a value a listing would show (an omitted key may be an unset one).
+    Empty values (null, `[]`, `{}`) are all alike.
     """
     have_all = live.deployment
     # Most attributes of a patch are equal, of the same type, and scalars or empty: settled
@@ -129,7 +130,8 @@ def attribute_changes(
                 if changed is not None:
                     changed.append(name)
             continue
-        if plainly_equal(have, value):
+        if plainly_equal(have, value) or (unset(have) and unset(value)):
+            # Empty is empty: some encoders (PHP's) write an empty map as `[]`.
             continue
         want = normalized(name, value)
         have = normalized(name, have)

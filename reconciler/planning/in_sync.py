@@ -362,7 +362,7 @@ def _in_sync_slowly(deployment: DeploymentBase, live: LiveSource, ignored: froze
             if name in stated:
                 return False
             continue
-        if plainly_equal(have, value):
+        if plainly_equal(have, value) or (unset(have) and unset(value)):
             continue
         if ignored and f"deployment.{name}" in ignored:
             continue
