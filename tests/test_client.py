@@ -1330,8 +1330,32 @@ def test_a_listed_source_of_the_wrong_shape_is_refused_by_its_field_not_its_valu
         run(make_client(fake_clock, transport=transport), lambda c: c.list_sources())
 
     message = str(caught.value)
-    assert message.startswith("imgix API 200 Invalid Response: GET: enabled: "), message
+    assert message.startswith(
+        f"imgix API 200 Invalid Response for source {broken['id']}: GET: enabled: "
+    ), message
     assert "maybe" not in message
+
+
+def test_a_listed_source_of_the_wrong_shape_is_named_by_its_id_when_it_is_one(
+    fake_clock: FakeClock,
+) -> None:
+    # Was: "GET: deployment_status: Input should be a valid string", in an account of
+    # hundreds of sources, with nothing to say which one.
+    broken, hostile = _source(1), _source(2)
+    broken["attributes"]["deployment_status"] = 3
+    hostile["id"], hostile["attributes"]["enabled"] = "../x\n::error::", "maybe"
+
+    for listed, shown in ((broken, f"for source {broken['id']}"), (hostile, "")):
+
+        def page(read: int, number: int, listed: Any = listed) -> dict[str, Any]:
+            return {"data": [_source(0), listed] if number == 0 else []}
+
+        transport, _ = _scripted_listing(page)
+        with pytest.raises(ApiError) as caught:
+            run(make_client(fake_clock, transport=transport), lambda c: c.list_sources())
+        assert str(caught.value).startswith(
+            f"imgix API 200 Invalid Response{' ' if shown else ''}{shown}: GET: "
+        ), caught.value
 
 
 def test_a_page_that_only_repeats_yet_promises_more_is_one_invalid_response(
