@@ -685,3 +685,23 @@ def test_two_names_alike_once_unicode_normalised_are_one_name_used_twice(
         "name: add an id to both to tell them apart)",
         "1 error in 1 of 1 file",
     ]
+
+
+def test_a_target_typed_in_another_unicode_form_names_the_source(
+    emulator_url: str, tmp_path: Path
+) -> None:
+    # The file's "Café" pasted with a combining accent, the --target typed with é: the
+    # same name on screen. Was: '--target names no source of the file: "Café" (did you
+    # mean "Café"?)'.
+    file = write(
+        tmp_path,
+        '  - name: "Cafe\\u0301"\n    deployment:\n      type: webfolder\n'
+        "      imgix_subdomains: [cafe-one]\n      webfolder_base_url: https://a.example/\n"
+        "  - name: Other\n    deployment:\n      type: webfolder\n"
+        "      imgix_subdomains: [other-one]\n      webfolder_base_url: https://b.example/\n",
+    )
+    result = invoke(
+        "plan", file, "--target", "Caf\u00e9", "--format", "json", "--api-url", emulator_url
+    )
+    assert result.exit_code == 0, result.stderr
+    assert [a["source"] for a in json.loads(result.stdout)["actions"]] == ["Cafe\u0301"]
