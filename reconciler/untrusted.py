@@ -45,6 +45,13 @@ _BEYOND_JSON = (
 _RAW_AFTER_JSON = deferred.pattern(__name__, "_RAW_AFTER_JSON", f"[{_BEYOND_JSON}]")
 _UNSAFE = deferred.pattern(__name__, "_UNSAFE", f"[\\\\\x00-\x1f{_BEYOND_JSON}]")
 _CONTROL = deferred.pattern(__name__, "_CONTROL", f"[\x00-\x1f{_BEYOND_JSON}]")
+# Combining marks past the fourth on one letter: a browser draws a stack of them over the
+# lines above and below ("Zalgo" text), hiding what a reviewer of a pull-request comment
+# reads there (a terminal draws one or two). Languages need fewer (Vietnamese two); the
+# diacritical blocks are the ones such stacks are made of.
+_MARK = "[\u0300-\u036f\u0483-\u0489\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]"
+_STACK = deferred.pattern(__name__, "_STACK", f"{_MARK}{{5}}")
+_STACKED = deferred.pattern(__name__, "_STACKED", f"(?<={_MARK}{{4}}){_MARK}")
 _SHORT_ESCAPES = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f"}
 # GitHub reads a workflow command at the start of a line, leading blanks allowed.
 _COMMAND_START = deferred.pattern(__name__, "_COMMAND_START", r"^(\s*):(?=:)")
@@ -104,6 +111,15 @@ def without_lone_surrogates(value: Any) -> Any:
     if isinstance(value, list):
         return [without_lone_surrogates(item) for item in value]
     return value
+
+
+def _unstacked(text: str) -> str:
+    """`text` with the combining marks past the fourth on a letter escaped (`\\u0301`)."""
+    # After `escaped`, which would escape these escapes' backslashes again; the lookbehind
+    # is slow, so only over a text that has such a stack.
+    if text.isascii() or not _STACK.search(text):
+        return text
+    return _STACKED.sub(_escape, text)
 
 
 def escaped(text: str) -> str:
@@ -169,8 +185,9 @@ def _markdown_inert(match: re.Match[str]) -> str:
 
 
 def markdown_text(text: str) -> str:
-    """`text` as inert markdown inline text: one line, no HTML, no syntax, no ping, no link."""
-    return _MARKDOWN_UNSAFE.sub(_markdown_inert, escaped(text))
+    """`text` as inert markdown inline text: one line, no HTML, no syntax, no ping, no link,
+    no stack of combining marks drawn over the lines around it."""
+    return _MARKDOWN_UNSAFE.sub(_markdown_inert, _unstacked(escaped(text)))
 
 
 def __getattr__(name: str) -> type[logging.Formatter]:

@@ -187,6 +187,29 @@ def test_a_name_of_invisible_characters_shows_each_of_them_in_every_format(
         assert set(sources) == {"Prod" + INVISIBLE + "ucts", "Products"}
 
 
+# Combining marks stacked on one letter: a browser draws them on top of the lines above and
+# below ("Zalgo" text), over the rows and warnings a reviewer reads.
+STACKED = "Stacked" + "\u0301\u0316" * 40 + "\u0489" * 20
+
+
+def test_combining_marks_stacked_past_four_on_a_letter_are_escaped_in_the_comment(
+    emulator_store: SourceStore, emulator_url: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "sources.yaml"
+    path.write_text(
+        "version: 1\nsources:\n"
+        + webfolder(STACKED, "stacked")
+        + webfolder("Cafe\u0301 Vie\u0323\u0302t", "accented")
+    )
+
+    result = invoke("plan", path, "--format", "markdown", "--api-url", emulator_url)
+
+    assert result.exit_code == 0, result.output + result.stderr
+    assert not re.search("[\u0300-\u036f\u0483-\u0489]{5}", result.stdout)
+    assert "Cafe\u0301 Vie\u0323\u0302t" in result.stdout  # what languages need stays
+    assert "Stacked\u0301\u0316\u0301\u0316&#92;u0301&#92;u0316" in result.stdout
+
+
 def test_export_to_stdout_puts_no_live_text_at_the_start_of_a_line(
     emulator_store: SourceStore, emulator_url: str
 ) -> None:
