@@ -705,3 +705,22 @@ def test_a_target_typed_in_another_unicode_form_names_the_source(
     )
     assert result.exit_code == 0, result.stderr
     assert [a["source"] for a in json.loads(result.stdout)["actions"]] == ["Cafe\u0301"]
+
+
+def test_a_custom_domain_under_an_internationalised_top_level_domain_is_valid(
+    tmp_path: Path,
+) -> None:
+    # .рф is xn--p1ai in DNS, .中国 xn--fiqs8s. Was: "must be a lowercase domain name".
+    domains = ["images.xn--80ak6aa92e.xn--p1ai", "img.example.xn--fiqs8s", "a.xn--bcher-kva.de"]
+    refused = ["img.example.123", "img.example.x-y", "img.example.xn--"]
+    file = write(
+        tmp_path,
+        "  - name: Intl\n    deployment:\n      type: webfolder\n"
+        "      imgix_subdomains: [intl]\n      webfolder_base_url: https://a.example/\n"
+        f"      custom_domains: [{', '.join(domains + refused)}]\n",
+    )
+    result = invoke("validate", "--no-resolve", file)
+    assert result.exit_code == 1
+    assert [line.split(": ", 2)[1] for line in result.stderr.splitlines()[:-1]] == [
+        f"deployment.custom_domains[{index}]" for index in range(3, 6)
+    ], result.stderr
