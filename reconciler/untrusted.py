@@ -141,6 +141,17 @@ def quoted(text: str) -> str:
     return '"' + _UNSAFE.sub(_escape, text).replace('"', '\\"') + '"'
 
 
+def _yaml_escape(match: re.Match[str]) -> str:
+    char = match.group()
+    return f"\\U{ord(char):08x}" if ord(char) > 0xFFFF else _escape(match)
+
+
+def yaml_document(text: str) -> str:
+    """`json_document` for YAML's double-quoted text, which reads no surrogate pair: a
+    character past U+FFFF is escaped as `\\UXXXXXXXX`."""
+    return _RAW_AFTER_JSON.sub(_yaml_escape, text)
+
+
 def json_shown(value: object) -> str:
     """`value` as JSON on one line, with what JSON leaves raw escaped as well."""
     return json_document(json.dumps(value, ensure_ascii=False, separators=(", ", ": ")))

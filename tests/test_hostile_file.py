@@ -724,3 +724,20 @@ def test_a_custom_domain_under_an_internationalised_top_level_domain_is_valid(
     assert [line.split(": ", 2)[1] for line in result.stderr.splitlines()[:-1]] == [
         f"deployment.custom_domains[{index}]" for index in range(3, 6)
     ], result.stderr
+
+
+def test_fmt_writes_an_invisible_character_past_u_ffff_as_yaml_reads_it_back(
+    tmp_path: Path,
+) -> None:
+    # A tag character (U+E0041, invisible) is written escaped; YAML reads no JSON surrogate
+    # pair, so "\udb40\udc41" made the file "a lone surrogate escape" error.
+    file = tmp_path / "sources.yaml"
+    file.write_text(
+        'version: 1\nsources:\n  - name: "Tag\\U000E0041 \\u200b"\n    deployment:\n'
+        "      type: webfolder\n      imgix_subdomains: [tag]\n"
+        "      webfolder_base_url: https://a.example/\n"
+    )
+    assert invoke("fmt", file).exit_code == 0
+    assert '  - name: "Tag\\U000e0041 \\u200b"\n' in file.read_text()
+    checked = invoke("validate", "--no-resolve", file)
+    assert checked.exit_code == 0, checked.stderr
