@@ -25,7 +25,7 @@ from ruamel.yaml.error import CommentMark
 from ruamel.yaml.tokens import CommentToken
 
 from reconciler.specs import DEPLOYMENT_MODELS, HOSTNAME_FIELDS, DeploymentBase, api_name
-from reconciler.untrusted import json_document
+from reconciler.untrusted import json_document, yaml_document
 
 TOP_LEVEL_ORDER = ("version", "owner", "safety", "allow_unknown_params", "sources")
 SOURCE_ORDER = ("name", "id", "enabled", "mode", "ignore_changes", "deployment")
@@ -51,7 +51,7 @@ class _Escaping:
         self.stream = stream
 
     def write(self, data: Any) -> None:
-        self.stream.write(json_document(data) if isinstance(data, str) else data)
+        self.stream.write(yaml_document(data) if isinstance(data, str) else data)
 
 
 class _InertEmitter(RoundTripEmitter):
@@ -59,7 +59,7 @@ class _InertEmitter(RoundTripEmitter):
 
     YAML writes the bidi controls and the line separators raw even in double quotes, so a
     printed file (`export` to stdout) would reorder what a reviewer reads; there `\\uXXXX`
-    means the same character (`reconciler.untrusted.json_document` escapes them).
+    means the same character (`reconciler.untrusted.yaml_document` escapes them).
     """
 
     def write_double_quoted(self, text: Any, split: Any = True) -> None:

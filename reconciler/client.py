@@ -502,7 +502,7 @@ class ImgixClient:
         return [
             decoded[id(resource)][1]
             if id(resource) in decoded
-            else self._live(resource, "GET", listing.status)
+            else self._live(resource, "GET", listing.status, _listed_id(resource))
             for resource in listing.resources
         ]
 
@@ -1001,6 +1001,13 @@ def _stopped_retrying(method: str, path: str, why: str) -> ClientError:
         f"Stopped retrying {method} /api/v1/{path} ({why}); whether the earlier attempt "
         f"was {UNKNOWN_OUTCOME}"
     )
+
+
+def _listed_id(resource: object) -> str | None:
+    """The id of a listed source its error can name: only one of an id's shape, as a
+    server's text elsewhere in it is never quoted."""
+    identifier = resource.get("id") if isinstance(resource, dict) else None
+    return identifier if isinstance(identifier, str) and _SOURCE_ID.fullmatch(identifier) else None
 
 
 def _source_path(source_id: str) -> str:

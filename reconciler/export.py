@@ -137,14 +137,14 @@ def exported_source(source: LiveSource, taken: set[str]) -> dict[str, Any]:
             if required or (marker.encrypted_as and source.deployment.get(marker.encrypted_as)):
                 deployment[api] = {"env": secret_variable(source, api, taken)}
             continue
-        if api not in source.deployment:
+        value = source.deployment.get(api)
+        # A null, `[]` or `{}` is how some listings give a key that has no value: unknown,
+        # so unstated (an empty map may even come as `[]`, which the file cannot state).
+        if value is None or (type(value) in (list, dict) and not value):
             continue
-        value = source.deployment[api]
         # Compared as the planner compares: a live 300.0 is not the default 300. An
         # attribute with no documented default is written whenever the API has a value.
         if api in defaults and same_json(value, defaults[api]):
-            continue
-        if api not in defaults and value is None:
             continue
         deployment[api] = value
     order = deployment_order(source.type)

@@ -37,7 +37,7 @@ from reconciler.untrusted import escaped
 
 if TYPE_CHECKING:
     from reconciler.loader import LocatedError
-    from reconciler.plan import Plan
+    from reconciler.plan import Action, Plan
 
 TITLE = "imgix-reconciler"
 # Hidden line of the multi-account comment that `apply` reads back after the merge.
@@ -377,10 +377,18 @@ def remaining_digest(reviewed: Plan, fresh: Plan) -> str | None:
 
     if reviewed.api_url != fresh.api_url:
         return None
-    seen = {compute_digest([action]) for action in reviewed.actions}
-    if all(compute_digest([action]) in seen for action in fresh.actions):
-        return fresh.digest
-    return None
+
+    # An action is compared without its waits: one whose hostname's release was applied
+    # before the stop waits for nothing now. It may wait for less, never for another.
+    def unordered(action: Action) -> str:
+        return compute_digest([action.model_copy(update={"depends_on": []})])
+
+    seen = {unordered(action): set(action.depends_on) for action in reviewed.actions}
+    for action in fresh.actions:
+        waits = seen.get(unordered(action))
+        if waits is None or not waits.issuperset(action.depends_on):
+            return None
+    return fresh.digest
 
 
 def missing_accounts(accounts_json: str, reported: Iterable[str]) -> list[str]:

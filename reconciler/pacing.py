@@ -102,7 +102,11 @@ class RetryPolicy:
 
 
 def retry_after(headers: Mapping[str, str], *, now: datetime | None = None) -> float | None:
-    """Seconds a `Retry-After` header asks for (delta-seconds or an HTTP date), if any."""
+    """Seconds a `Retry-After` header asks for (delta-seconds or an HTTP date), if any.
+
+    A date is read against the answer's own `Date` when it has one, else against `now`
+    (by default this machine's clock): a runner's clock may be off by any amount.
+    """
     value = headers.get("retry-after")
     if value is None:
         return None
@@ -117,8 +121,20 @@ def retry_after(headers: Mapping[str, str], *, now: datetime | None = None) -> f
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=timezone.utc)
-    reference = now or datetime.now(timezone.utc)
+    reference = _server_date(headers) or now or datetime.now(timezone.utc)
     return max(0.0, (when - reference).total_seconds())
+
+
+def _server_date(headers: Mapping[str, str]) -> datetime | None:
+    """The time the server says it answered (`Date`), if it says so readably."""
+    value = headers.get("date")
+    if value is None:
+        return None
+    try:
+        when = parsedate_to_datetime(value.strip())
+    except (TypeError, ValueError):
+        return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=timezone.utc)
 
 
 # An `X-RateLimit-Reset` at least this large is a Unix time, not seconds to wait: no window
@@ -129,9 +145,10 @@ UNIX_TIME_RESET = 1e9
 def rate_limit_reset(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
     """Seconds until an exhausted window resets, from `X-RateLimit-Reset`, if any.
 
-    Servers write it as seconds to wait or as a Unix time; `now` is the Unix time to
-    measure the latter from. None when the header is absent or unreadable, or when
-    `X-RateLimit-Remaining` says requests are left (the window is not what refused).
+    Servers write it as seconds to wait or as a Unix time, measured from the answer's
+    `Date` when it has one, else from `now` (this machine's clock by default). None when
+    the header is absent or unreadable, or when `X-RateLimit-Remaining` says requests are
+    left (the window is not what refused).
     """
     if (_number(headers.get("x-ratelimit-remaining")) or 0.0) > 0:
         return None
@@ -139,7 +156,12 @@ def rate_limit_reset(headers: Mapping[str, str], *, now: float | None = None) ->
     if seconds is None:
         return None
     if seconds >= UNIX_TIME_RESET:
-        seconds -= now if now is not None else datetime.now(timezone.utc).timestamp()
+        # On the server's clock when the answer says it, as for `retry_after`.
+        date = _server_date(headers)
+        if date is not None:
+            seconds -= date.timestamp()
+        else:
+            seconds -= now if now is not None else datetime.now(timezone.utc).timestamp()
     return max(0.0, seconds)
 
 

@@ -230,7 +230,8 @@ def _plan(
     outcomes_in_bulk: Callable[[list[Match]], list[Any]],
     outcome_of: Callable[[Match, Annotation, bool], _Outcome | None],
 ) -> Plan:
-    targets, file_owner, take_over = options.targets, desired.owner, options.take_over
+    file_owner, take_over = desired.owner, options.take_over
+    targets = _targeted(desired, options.targets)
     _check_targets(desired, targets)
     subdomains = check_unique_hostnames(desired)
     matching = matching_of(desired.sources, live, subdomains)
@@ -406,6 +407,22 @@ def _observed(action: Action) -> ObservedSource:
     return ObservedSource(
         action=action.action, source=action.source, id=action.id, changes=action.changes
     )
+
+
+def _targeted(desired: DesiredState, targets: frozenset[str]) -> frozenset[str]:
+    """The file's names `targets` name, as the file writes them: a name typed in another
+    Unicode form (é, or e and a combining accent), which reads the same, names it too."""
+    if not targets:
+        return targets
+    import unicodedata  # only for a plan of some targets
+
+    def form(name: str) -> str:
+        return unicodedata.normalize("NFC", name)
+
+    written: dict[str, set[str]] = {}
+    for spec in desired.sources:
+        written.setdefault(form(spec.name), set()).add(spec.name)
+    return frozenset(name for target in targets for name in written.get(form(target), {target}))
 
 
 def _check_targets(desired: DesiredState, targets: frozenset[str]) -> None:

@@ -308,7 +308,9 @@ def fingerprint_key(connection: Connection, environ: Mapping[str, str] | None = 
     key changes every fingerprint, so the next apply re-sends every secret once.
     """
     environ = os.environ if environ is None else environ
-    explicit = environ.get(FINGERPRINT_KEY_VARIABLE)
+    # Whitespace around it ignored, as around the API key: a secret pasted with its line's
+    # newline is the same key as one read without it, or every secret would be re-sent.
+    explicit = environ.get(FINGERPRINT_KEY_VARIABLE, "").strip()
     if explicit:
         if len(explicit) < MIN_FINGERPRINT_KEY_LENGTH:
             # Markers are public to every key of the account: a short key lets anyone

@@ -240,7 +240,9 @@ def _check_subdomain(value: str) -> str:
 _DOMAIN = deferred.pattern(
     __name__,
     "_DOMAIN",
-    r"^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$",
+    # A top-level domain is letters, or an internationalised one's xn-- form (.рф: xn--p1ai).
+    r"^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+"
+    r"(?:[a-z]{2,63}|xn--[a-z0-9](?:[a-z0-9-]{0,57}[a-z0-9])?)$",
 )
 
 

@@ -32,13 +32,26 @@ if TYPE_CHECKING:
 
 
 # What JSON leaves raw but a terminal or a log reader acts on: DEL, C1 controls (NEL
-# among them), the Unicode line and paragraph separators, and the bidi controls. The
-# patterns are compiled at first use (about 0.2 ms each): a command that shows no outside
-# text (`schema`) compiles none, and the others only what they use.
-_BEYOND_JSON = "\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069"
+# among them), the Unicode line and paragraph separators, and the bidi controls (the
+# Arabic letter mark among them); and the format characters that show nothing (zero-width
+# space, word joiner, soft hyphen, byte order mark, tag characters...), by which one name
+# reads as another or as none. The zero-width joiners stay: scripts and emoji need them.
+# The patterns are compiled at first use (about 0.2 ms each): a command that shows no
+# outside text (`schema`) compiles none, and the others only what they use.
+_BEYOND_JSON = (
+    "\x7f-\x9f\xad\u061c\u180e\u200b\u200e\u200f\u2028\u2029\u202a-\u202e"
+    "\u2060-\u2069\u206a-\u206f\ufeff\ufff9-\ufffb\U000e0000-\U000e007f"
+)
 _RAW_AFTER_JSON = deferred.pattern(__name__, "_RAW_AFTER_JSON", f"[{_BEYOND_JSON}]")
 _UNSAFE = deferred.pattern(__name__, "_UNSAFE", f"[\\\\\x00-\x1f{_BEYOND_JSON}]")
 _CONTROL = deferred.pattern(__name__, "_CONTROL", f"[\x00-\x1f{_BEYOND_JSON}]")
+# Combining marks past the fourth on one letter: a browser draws a stack of them over the
+# lines above and below ("Zalgo" text), hiding what a reviewer of a pull-request comment
+# reads there (a terminal draws one or two). Languages need fewer (Vietnamese two); the
+# diacritical blocks are the ones such stacks are made of.
+_MARK = "[\u0300-\u036f\u0483-\u0489\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]"
+_STACK = deferred.pattern(__name__, "_STACK", f"{_MARK}{{5}}")
+_STACKED = deferred.pattern(__name__, "_STACKED", f"(?<={_MARK}{{4}}){_MARK}")
 _SHORT_ESCAPES = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f"}
 # GitHub reads a workflow command at the start of a line, leading blanks allowed.
 _COMMAND_START = deferred.pattern(__name__, "_COMMAND_START", r"^(\s*):(?=:)")
@@ -49,7 +62,8 @@ _LONE_SURROGATE = deferred.pattern(__name__, "_LONE_SURROGATE", "[\ud800-\udfff]
 
 def _escape(match: re.Match[str]) -> str:
     char = match.group()
-    return _SHORT_ESCAPES.get(char) or f"\\u{ord(char):04x}"
+    # A character past U+FFFF is a surrogate pair in JSON's escapes, as JSON reads it back.
+    return _SHORT_ESCAPES.get(char) or json.dumps(char)[1:-1]
 
 
 def _json_escapes(error: UnicodeError) -> tuple[str, int]:
@@ -99,6 +113,15 @@ def without_lone_surrogates(value: Any) -> Any:
     return value
 
 
+def _unstacked(text: str) -> str:
+    """`text` with the combining marks past the fourth on a letter escaped (`\\u0301`)."""
+    # After `escaped`, which would escape these escapes' backslashes again; the lookbehind
+    # is slow, so only over a text that has such a stack.
+    if text.isascii() or not _STACK.search(text):
+        return text
+    return _STACKED.sub(_escape, text)
+
+
 def escaped(text: str) -> str:
     """`text` on one line: backslashes and control characters escaped JSON-style."""
     return _COMMAND_START.sub(r"\1\\u003a", _UNSAFE.sub(_escape, text))
@@ -116,6 +139,17 @@ def one_line(text: str) -> str:
 def quoted(text: str) -> str:
     """`text` as a JSON string literal that holds no control character at all."""
     return '"' + _UNSAFE.sub(_escape, text).replace('"', '\\"') + '"'
+
+
+def _yaml_escape(match: re.Match[str]) -> str:
+    char = match.group()
+    return f"\\U{ord(char):08x}" if ord(char) > 0xFFFF else _escape(match)
+
+
+def yaml_document(text: str) -> str:
+    """`json_document` for YAML's double-quoted text, which reads no surrogate pair: a
+    character past U+FFFF is escaped as `\\UXXXXXXXX`."""
+    return _RAW_AFTER_JSON.sub(_yaml_escape, text)
 
 
 def json_shown(value: object) -> str:
@@ -162,8 +196,9 @@ def _markdown_inert(match: re.Match[str]) -> str:
 
 
 def markdown_text(text: str) -> str:
-    """`text` as inert markdown inline text: one line, no HTML, no syntax, no ping, no link."""
-    return _MARKDOWN_UNSAFE.sub(_markdown_inert, escaped(text))
+    """`text` as inert markdown inline text: one line, no HTML, no syntax, no ping, no link,
+    no stack of combining marks drawn over the lines around it."""
+    return _MARKDOWN_UNSAFE.sub(_markdown_inert, _unstacked(escaped(text)))
 
 
 def __getattr__(name: str) -> type[logging.Formatter]:

@@ -2035,3 +2035,30 @@ def test_a_secret_that_reaches_the_output_anyway_is_masked_by_the_redaction_poin
         assert "DEBUG reconciler.loader: log leak ***" in result.stderr
         # --debug logs the tool's own decisions, not every library's.
         assert "another library's record" not in result.stderr
+
+
+def test_an_action_stopped_by_max_duration_says_not_attempted_once(
+    emulator_store: SourceStore, emulator_url: str, tmp_path: Path
+) -> None:
+    # Was: "not attempted: create Second: not attempted: it could not finish ...".
+    file = tmp_path / "sources.yaml"
+    file.write_text(
+        "version: 1\nsources:\n"
+        + "".join(
+            f"  - name: {name}\n    deployment: {{type: webfolder, imgix_subdomains: "
+            f"[{name.lower()}], webfolder_base_url: 'https://{name.lower()}.example/'}}\n"
+            for name in ("First", "Second")
+        )
+    )
+    result = invoke(
+        "apply", file, "--auto-approve", "--max-duration", "1m", "--api-url", emulator_url,
+        env={"IMGIX_RECONCILER_CREATES_PER_HOUR": "1"},
+    )  # fmt: skip
+
+    assert result.exit_code == 3, result.stderr
+    outcomes = ("applied: ", "not attempted: ")
+    stopped = [line for line in result.stdout.splitlines() if line.startswith(outcomes)][1:]
+    assert len(stopped) == 1
+    assert stopped[0].startswith(
+        "not attempted: create Second: it could not finish within --max-duration ("
+    ), stopped

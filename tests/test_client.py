@@ -18,6 +18,7 @@ import socket
 import tracemalloc
 import zlib
 from collections.abc import Awaitable, Callable, Iterator
+from datetime import datetime, timezone
 from typing import Any, TypeVar
 from urllib.parse import parse_qs
 
@@ -1329,8 +1330,32 @@ def test_a_listed_source_of_the_wrong_shape_is_refused_by_its_field_not_its_valu
         run(make_client(fake_clock, transport=transport), lambda c: c.list_sources())
 
     message = str(caught.value)
-    assert message.startswith("imgix API 200 Invalid Response: GET: enabled: "), message
+    assert message.startswith(
+        f"imgix API 200 Invalid Response for source {broken['id']}: GET: enabled: "
+    ), message
     assert "maybe" not in message
+
+
+def test_a_listed_source_of_the_wrong_shape_is_named_by_its_id_when_it_is_one(
+    fake_clock: FakeClock,
+) -> None:
+    # Was: "GET: deployment_status: Input should be a valid string", in an account of
+    # hundreds of sources, with nothing to say which one.
+    broken, hostile = _source(1), _source(2)
+    broken["attributes"]["deployment_status"] = 3
+    hostile["id"], hostile["attributes"]["enabled"] = "../x\n::error::", "maybe"
+
+    for listed, shown in ((broken, f"for source {broken['id']}"), (hostile, "")):
+
+        def page(read: int, number: int, listed: Any = listed) -> dict[str, Any]:
+            return {"data": [_source(0), listed] if number == 0 else []}
+
+        transport, _ = _scripted_listing(page)
+        with pytest.raises(ApiError) as caught:
+            run(make_client(fake_clock, transport=transport), lambda c: c.list_sources())
+        assert str(caught.value).startswith(
+            f"imgix API 200 Invalid Response{' ' if shown else ''}{shown}: GET: "
+        ), caught.value
 
 
 def test_a_page_that_only_repeats_yet_promises_more_is_one_invalid_response(
@@ -1846,6 +1871,42 @@ def test_an_x_ratelimit_reset_past_the_deadline_fails_fast(fake_clock: FakeClock
     assert "waiting 3600.0s more" in str(stopped.value)
     assert [e.status for e in requests_of(store, "PATCH")] == [200, 429]  # not retried
     assert fake_clock.elapsed < 1.0
+
+
+@pytest.mark.parametrize("skew", [-3600.0, 3600.0], ids=["runner_behind", "runner_ahead"])
+def test_a_retry_after_date_is_read_on_the_servers_clock_not_the_runners(
+    fake_clock: FakeClock, skew: float
+) -> None:
+    # A runner whose clock is off by an hour (a VM restored from a snapshot, a clock that
+    # jumped) read the server's "retry at 12:00:02" against its own time. Was: behind, the
+    # wait was an hour and the read gave up at once; ahead, it was retried at once.
+    from email.utils import formatdate
+
+    store = make_store(fake_clock)
+    (source_id,) = seed(store, 1)
+    inner = httpx.ASGITransport(app=create_app(store))
+    refused: list[httpx.Request] = []
+
+    class ServerClockOff(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            if refused:
+                return await inner.handle_async_request(request)
+            refused.append(request)
+            server_now = datetime.now(timezone.utc).timestamp() + skew
+            headers = {
+                "date": formatdate(server_now, usegmt=True),
+                "retry-after": formatdate(server_now + 2, usegmt=True),
+                "content-type": "application/vnd.api+json",
+            }
+            body = {"errors": [{"status": "429", "title": "Too Many Requests"}]}
+            return httpx.Response(429, headers=headers, json=body)
+
+    client = make_client(fake_clock, transport=ServerClockOff())
+    source = run(client, lambda c: c.get_source(source_id))
+
+    assert source.id == source_id
+    waits = [s for s in fake_clock.sleeps if s > 0]
+    assert len(waits) == 1 and 1.0 <= waits[0] <= 2.0, waits
 
 
 # --------------------------------------------------------------------------- write budget

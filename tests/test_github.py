@@ -309,6 +309,48 @@ def test_what_is_left_of_a_reviewed_plan_keeps_only_reviewed_actions() -> None:
     assert github.remaining_digest(reviewed, grown) is None
 
 
+def test_what_is_left_after_a_hostname_was_released_is_still_the_reviewed_create(
+    emulator_store: SourceStore, emulator_url: str, tmp_path: Path
+) -> None:
+    # The reviewed create waited for the patch that releases its hostname; an apply cut
+    # short after that patch leaves the same create, waiting for nothing now. Was: the
+    # follow-up refused it as an action the review never saw (exit 4).
+    webfolder = (
+        "    deployment: {{type: webfolder, imgix_subdomains: [{}], webfolder_base_url: {}}}\n"
+    )
+    before = tmp_path / "before.yaml"
+    before.write_text(
+        "version: 1\nsources:\n  - name: Old\n"
+        + webfolder.format("old-one, shared-host", "https://a.example/")
+    )
+    assert invoke("apply", before, "--auto-approve", "--api-url", emulator_url).exit_code == 0
+    (old_id,) = emulator_store.sources
+    after = tmp_path / "after.yaml"
+    after.write_text(
+        f"version: 1\nsources:\n  - name: Old\n    id: {old_id}\n"
+        + webfolder.format("old-one", "https://a.example/")
+        + "  - name: New\n"
+        + webfolder.format("shared-host", "https://b.example/")
+    )
+    reviewed, fresh = tmp_path / "reviewed.json", tmp_path / "fresh.json"
+    assert invoke("plan", after, "--out", reviewed, "--api-url", emulator_url).exit_code == 0
+    cut_short = invoke(
+        "apply", after, "--target", "Old", "--auto-approve", "--api-url", emulator_url
+    )
+    assert cut_short.exit_code == 0, cut_short.stderr
+    assert invoke("plan", after, "--out", fresh, "--api-url", emulator_url).exit_code == 0
+
+    reviewed_plan, left = read_plan_document(reviewed), read_plan_document(fresh)
+    assert reviewed_plan.actions[1].depends_on == [reviewed_plan.actions[0].key]
+    assert [(a.action, a.source, a.depends_on) for a in left.actions] == [("create", "New", [])]
+    assert github.remaining_digest(reviewed_plan, left) == left.digest
+    # A wait the review never saw is still refused.
+    waiting = left.model_copy(
+        update={"actions": [left.actions[0].model_copy(update={"depends_on": ["other"]})]}
+    )
+    assert github.remaining_digest(reviewed_plan, waiting) is None
+
+
 def test_what_is_left_of_a_plan_for_another_api_is_never_taken_as_reviewed() -> None:
     reviewed = _plan(2, "r")
     elsewhere = reviewed.model_copy(update={"api_url": "https://api.example.net"})

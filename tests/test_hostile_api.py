@@ -1017,3 +1017,103 @@ def test_a_lost_create_found_in_a_lying_listing_is_unknown_never_another_source(
     assert result.error is not None and result.error.endswith(MAY_HAVE_LANDED), result.error
     assert writes == [("POST", "/api/v1/sources")] * 2  # the lost one, the refused retry
     assert WRITE_SECRET not in result.error
+
+
+# --------------------------------------------------------------------------- odd listings
+
+
+def listing_api(*resources: dict[str, Any]) -> Any:
+    """An API listing `resources` in one page, refusing every write."""
+    from starlette.applications import Starlette
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    def answer(body: object, status: int = 200) -> Response:
+        return Response(json.dumps(body), status, media_type="application/vnd.api+json")
+
+    async def sources(request: Any) -> Response:
+        if request.method != "GET":
+            return answer({"errors": [{"status": "400", "title": "Bad", "detail": "no"}]}, 400)
+        page = {"totalRecords": len(resources), "totalPages": 1, "currentPage": 0}
+        return answer({"data": list(resources), "meta": {"pagination": page}})
+
+    return Starlette(routes=[Route("/api/v1/sources", sources, methods=["GET", "POST"])])
+
+
+def test_a_listing_giving_null_for_unset_attributes_exports_a_file_in_sync(
+    tmp_path: Path,
+) -> None:
+    # A listing may leave out a key that has no value (the emulator's --omit-unset), or
+    # give it as null. Was: export refused the source ("cannot be exported as a valid
+    # file: cache_ttl_value: Input should be a valid integer; ..."), and a file leaving
+    # the keys out planned "null -> 31536000", "null -> []" on every run: endless drift.
+    from reconciler.emulator.server import running_app
+
+    unset = "cache_ttl_value cache_ttl_behavior custom_domains default_params secure_url_enabled"
+    nulls = dict.fromkeys([*unset.split(), "image_error", "annotation", "robots.txt"])
+    resource = {
+        "type": "sources",
+        "id": "a" * 24,
+        "attributes": {
+            "name": "Nulls",
+            "enabled": True,
+            "deployment_status": "deployed",
+            "deployment": {
+                "type": "webfolder",
+                "imgix_subdomains": ["nulls"],
+                "webfolder_base_url": "https://nulls.example/",
+                **nulls,
+            },
+        },
+    }
+    out = tmp_path / "sources.yaml"
+    with running_app(listing_api(resource)) as url:
+        exported = invoke("export", "--out", out, "--api-url", url)
+        planned = invoke("plan", out, "--format", "json", "--api-url", url)
+
+    assert exported.exit_code == 0, exported.stderr
+    assert YAML(typ="safe").load(out)["sources"][0]["deployment"] == {
+        "type": "webfolder",
+        "imgix_subdomains": ["nulls"],
+        "webfolder_base_url": "https://nulls.example/",
+    }
+    assert planned.exit_code == 0, planned.stderr
+    assert json.loads(planned.stdout)["actions"] == []
+
+
+def test_an_empty_map_listed_as_an_empty_list_is_unset_like_the_files_empty_map(
+    tmp_path: Path,
+) -> None:
+    # Some JSON encoders (PHP's, for one) write an empty map as `[]`. Was: export refused
+    # the source ("default_params: Input should be a valid dictionary"), and every plan
+    # wrote `default_params: {}` again ("[] -> {}"), which the next listing shows as `[]`.
+    from reconciler.emulator.server import running_app
+
+    deployment = {
+        "type": "webfolder",
+        "imgix_subdomains": ["empty-list"],
+        "webfolder_base_url": "https://empty.example/",
+        "default_params": [],
+    }
+    resource = {
+        "type": "sources",
+        "id": "b" * 24,
+        "attributes": {"name": "Empty", "enabled": True, "deployment": deployment},
+    }
+    out = tmp_path / "sources.yaml"
+    stated = tmp_path / "stated.yaml"
+    with running_app(listing_api(resource)) as url:
+        exported = invoke("export", "--out", out, "--api-url", url)
+        stated.write_text(out.read_text() + "      default_params: {auto: format}\n")
+        planned = invoke("plan", out, "--format", "json", "--api-url", url)
+        changed = invoke("plan", stated, "--format", "json", "--api-url", url)
+
+    assert exported.exit_code == 0, exported.stderr
+    assert "default_params" not in out.read_text()
+    assert planned.exit_code == 0, planned.stderr
+    assert json.loads(planned.stdout)["actions"] == []
+    assert changed.exit_code == 0, changed.stderr
+    (action,) = json.loads(changed.stdout)["actions"]
+    assert action["changes"] == [
+        {"path": "deployment.default_params", "before": [], "after": {"auto": "format"}}
+    ]

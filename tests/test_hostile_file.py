@@ -663,3 +663,81 @@ def test_apply_refuses_a_file_linked_out_of_the_repository_without_opening_it(
         f"{sources}:1:1: cannot read the file: it is a symlink that leads outside the "
         f"repository ({repository})"
     )
+
+
+def test_two_names_alike_once_unicode_normalised_are_one_name_used_twice(
+    tmp_path: Path,
+) -> None:
+    # "Café" typed (é, U+00E9) and pasted from a file name (e + U+0301) read the same in
+    # every plan, so a pull request could add a look-alike of a reviewed source's name.
+    file = write(
+        tmp_path,
+        '  - name: "Caf\\u00e9"\n    deployment:\n      type: webfolder\n'
+        "      imgix_subdomains: [cafe-one]\n      webfolder_base_url: https://a.example/\n"
+        '  - name: "Cafe\\u0301"\n    deployment:\n      type: webfolder\n'
+        "      imgix_subdomains: [cafe-two]\n      webfolder_base_url: https://b.example/\n",
+    )
+    result = invoke("validate", "--no-resolve", file)
+    assert result.exit_code == 1, result.stdout
+    assert result.stderr.splitlines() == [
+        f"{file}:8:11: name: name 'Cafe\u0301' is also used by the source at {file}:3:11 "
+        "(the same text once Unicode-normalised; plans and --target identify sources by "
+        "name: add an id to both to tell them apart)",
+        "1 error in 1 of 1 file",
+    ]
+
+
+def test_a_target_typed_in_another_unicode_form_names_the_source(
+    emulator_url: str, tmp_path: Path
+) -> None:
+    # The file's "Café" pasted with a combining accent, the --target typed with é: the
+    # same name on screen. Was: '--target names no source of the file: "Café" (did you
+    # mean "Café"?)'.
+    file = write(
+        tmp_path,
+        '  - name: "Cafe\\u0301"\n    deployment:\n      type: webfolder\n'
+        "      imgix_subdomains: [cafe-one]\n      webfolder_base_url: https://a.example/\n"
+        "  - name: Other\n    deployment:\n      type: webfolder\n"
+        "      imgix_subdomains: [other-one]\n      webfolder_base_url: https://b.example/\n",
+    )
+    result = invoke(
+        "plan", file, "--target", "Caf\u00e9", "--format", "json", "--api-url", emulator_url
+    )
+    assert result.exit_code == 0, result.stderr
+    assert [a["source"] for a in json.loads(result.stdout)["actions"]] == ["Cafe\u0301"]
+
+
+def test_a_custom_domain_under_an_internationalised_top_level_domain_is_valid(
+    tmp_path: Path,
+) -> None:
+    # .рф is xn--p1ai in DNS, .中国 xn--fiqs8s. Was: "must be a lowercase domain name".
+    domains = ["images.xn--80ak6aa92e.xn--p1ai", "img.example.xn--fiqs8s", "a.xn--bcher-kva.de"]
+    refused = ["img.example.123", "img.example.x-y", "img.example.xn--"]
+    file = write(
+        tmp_path,
+        "  - name: Intl\n    deployment:\n      type: webfolder\n"
+        "      imgix_subdomains: [intl]\n      webfolder_base_url: https://a.example/\n"
+        f"      custom_domains: [{', '.join(domains + refused)}]\n",
+    )
+    result = invoke("validate", "--no-resolve", file)
+    assert result.exit_code == 1
+    assert [line.split(": ", 2)[1] for line in result.stderr.splitlines()[:-1]] == [
+        f"deployment.custom_domains[{index}]" for index in range(3, 6)
+    ], result.stderr
+
+
+def test_fmt_writes_an_invisible_character_past_u_ffff_as_yaml_reads_it_back(
+    tmp_path: Path,
+) -> None:
+    # A tag character (U+E0041, invisible) is written escaped; YAML reads no JSON surrogate
+    # pair, so "\udb40\udc41" made the file "a lone surrogate escape" error.
+    file = tmp_path / "sources.yaml"
+    file.write_text(
+        'version: 1\nsources:\n  - name: "Tag\\U000E0041 \\u200b"\n    deployment:\n'
+        "      type: webfolder\n      imgix_subdomains: [tag]\n"
+        "      webfolder_base_url: https://a.example/\n"
+    )
+    assert invoke("fmt", file).exit_code == 0
+    assert '  - name: "Tag\\U000e0041 \\u200b"\n' in file.read_text()
+    checked = invoke("validate", "--no-resolve", file)
+    assert checked.exit_code == 0, checked.stderr

@@ -156,6 +156,60 @@ def test_json_plan_is_the_same_document_with_nothing_raw_a_terminal_acts_on(
     assert json.loads(result.stdout)["actions"][0]["source"] == name
 
 
+# Characters that show nothing: a name holding them reads as another name, or as none.
+# The Arabic letter mark is the bidi control the escaping lacked; the others are zero-width
+# or invisible format characters (the joiners, which scripts and emoji need, stay raw).
+INVISIBLE = "\u00ad\u061c\u180e\u200b\u2060\u2063\u206a\ufeff\ufff9\U000e0041"
+
+
+@pytest.mark.parametrize("output", ["text", "markdown", "json"])
+def test_a_name_of_invisible_characters_shows_each_of_them_in_every_format(
+    emulator_store: SourceStore, emulator_url: str, tmp_path: Path, output: str
+) -> None:
+    path = tmp_path / "sources.yaml"
+    path.write_text(
+        "version: 1\nsources:\n"
+        + webfolder("Products", "shown-products")
+        + webfolder("Prod" + INVISIBLE + "ucts", "hidden-products")
+    )
+
+    result = invoke("plan", path, "--format", output, "--api-url", emulator_url)
+
+    assert result.exit_code == 0, result.output + result.stderr
+    raw = [f"U+{ord(c):04X}" for c in INVISIBLE if c in result.stdout]
+    assert raw == [], result.stdout
+    escapes = "".join(f"\\u{ord(c):04x}" for c in INVISIBLE[:-1]) + "\\udb40\\udc41"
+    if output == "markdown":
+        escapes = escapes.replace("\\", "&#92;")
+    assert f"Prod{escapes}ucts" in result.stdout
+    if output == "json":
+        sources = [action["source"] for action in json.loads(result.stdout)["actions"]]
+        assert set(sources) == {"Prod" + INVISIBLE + "ucts", "Products"}
+
+
+# Combining marks stacked on one letter: a browser draws them on top of the lines above and
+# below ("Zalgo" text), over the rows and warnings a reviewer reads.
+STACKED = "Stacked" + "\u0301\u0316" * 40 + "\u0489" * 20
+
+
+def test_combining_marks_stacked_past_four_on_a_letter_are_escaped_in_the_comment(
+    emulator_store: SourceStore, emulator_url: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "sources.yaml"
+    path.write_text(
+        "version: 1\nsources:\n"
+        + webfolder(STACKED, "stacked")
+        + webfolder("Cafe\u0301 Vie\u0323\u0302t", "accented")
+    )
+
+    result = invoke("plan", path, "--format", "markdown", "--api-url", emulator_url)
+
+    assert result.exit_code == 0, result.output + result.stderr
+    assert not re.search("[\u0300-\u036f\u0483-\u0489]{5}", result.stdout)
+    assert "Cafe\u0301 Vie\u0323\u0302t" in result.stdout  # what languages need stays
+    assert "Stacked\u0301\u0316\u0301\u0316&#92;u0301&#92;u0316" in result.stdout
+
+
 def test_export_to_stdout_puts_no_live_text_at_the_start_of_a_line(
     emulator_store: SourceStore, emulator_url: str
 ) -> None:

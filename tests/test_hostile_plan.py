@@ -359,3 +359,47 @@ def test_a_saved_plan_cut_short_is_called_a_plan_cut_short(
     assert line.endswith("): was it cut short? Plan again with `plan --out`")
     assert "YAML" not in line
     assert len(store.request_log) == mark
+
+
+BUCKET = """\
+version: 1
+sources:
+  - name: Bucket
+    deployment:
+      type: s3
+      imgix_subdomains: [hostile-bucket]
+      s3_bucket: hostile-bucket
+      s3_access_key: AKIAHOSTILEBUCKET
+      s3_secret_key: {env: HOSTILE_BUCKET_SECRET}
+"""
+
+
+@pytest.mark.parametrize("pasted", [CI_KEY + "\n", f" {CI_KEY} ", CI_KEY + "\r\n"], ids=repr)
+def test_a_fingerprint_key_pasted_with_surrounding_whitespace_is_the_same_key(
+    emulator_store: SourceStore, emulator_url: str, tmp_path: Path, pasted: str
+) -> None:
+    # A secret saved with the newline of the line it was pasted from, and the same key
+    # read without it on a laptop (`$(cat key)`): the API key's whitespace was ignored,
+    # the fingerprint key's was not. Was: every secret planned as changed ("re-sent", a
+    # credentials change on every source, over the blast radius), and a saved plan refused.
+    (tmp_path / ".git").mkdir()
+    file = tmp_path / "sources.yaml"
+    file.write_text(BUCKET)
+    secret = {"HOSTILE_BUCKET_SECRET": "bucket-secret-value-1f4e"}
+    applied = invoke(
+        "apply", file, "--auto-approve", "--api-url", emulator_url, env={**CI_ENV, **secret}
+    )
+    assert applied.exit_code == 0, applied.stderr
+
+    padded = {"IMGIX_RECONCILER_FINGERPRINT_KEY": pasted, **secret}
+    planned = invoke("plan", file, "--format", "json", "--api-url", emulator_url, env=padded)
+    assert planned.exit_code == 0, planned.stderr
+    assert json.loads(planned.stdout)["actions"] == []
+
+    plan_file = tmp_path / "plan.json"
+    saved = invoke("plan", file, "--out", plan_file, "--api-url", emulator_url, env=padded)
+    assert saved.exit_code == 0, saved.stderr
+    result = invoke(
+        "apply", plan_file, "--auto-approve", "--api-url", emulator_url, env={**CI_ENV, **secret}
+    )
+    assert result.exit_code == 0, result.stderr

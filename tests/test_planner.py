@@ -1718,15 +1718,18 @@ def _attribute_changes_one_by_one(
     for name, value in deployment.managed().items():
         if f"deployment.{name}" in ignored:
             continue
-        if name not in live.deployment:
-            # Stated, and not what an omitted key may be (null, [] or {}).
+        if live.deployment.get(name) is None:
+            # Omitted or listed as null: unknown. A change when stated, and not what an
+            # omitted key may be (null, [] or {}).
             if name in stated_fields(deployment) and value not in (None, [], {}):
                 path, want = f"deployment.{name}", normalized(name, value)
-                changes.append(Change(path=path, before=NOT_RETURNED, after=want))
+                before = NOT_RETURNED if name not in live.deployment else None
+                changes.append(Change(path=path, before=before, after=want))
                 names.append(name)
             continue
         have, want = normalized(name, live.deployment[name]), normalized(name, value)
-        if not same_json(have, want):
+        empty = (None, [], {})
+        if not same_json(have, want) and not (have in empty and want in empty):
             changes += value_changes(name, have, want)
             names.append(name)
     return changes, names

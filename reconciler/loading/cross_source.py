@@ -22,6 +22,7 @@ class Claim(NamedTuple):
     column: int
     source: int  # global index, to tell one source's own repeats from another's
     pinned: bool = False  # the source has an `id`
+    written: str = ""  # the value as the file wrote it: a key may be another form of it
 
     def place(self) -> str:
         return f"{self.file}:{self.line}:{self.column}"
@@ -95,14 +96,23 @@ class CrossSourceChecks(FileState):
 
     def _claim_name(self, claims: Claims, source: dict[str, Any], base: Loc, number: int) -> None:
         # imgix allows one name twice (and export writes it so); ids tell such sources apart.
+        name = source.get("name")
+        key = name
+        if isinstance(name, str) and not name.isascii():
+            import unicodedata  # only for a name that needs it
+
+            # Canonically equivalent texts (é, or e and a combining accent) show alike in
+            # every plan: a look-alike of a reviewed name would pass for it.
+            key = unicodedata.normalize("NFC", name)
         self._claim(
             claims.names,
-            source.get("name"),
+            name,
             (*base, "name"),
             number,
             "name",
             "plans and --target identify sources by name: add an id to both to tell them apart",
             pinned=isinstance(source.get("id"), str) and bool(source["id"]),
+            key=key,
         )
 
     def _claim(
@@ -115,15 +125,20 @@ class CrossSourceChecks(FileState):
         why: str,
         *,
         pinned: bool = False,
+        key: Any = None,
     ) -> None:
-        """Record a use of `value`; report a second one unless both sources are `pinned`."""
+        """Record a use of `value` (under `key`, its own by default); report a second one
+        unless both sources are `pinned`."""
         if not isinstance(value, str):
             return
+        key = value if key is None else key
         spot = self._locate(loc)
         first = seen.setdefault(
-            value, Claim(self.file, spot.line + 1, spot.column + 1, source, pinned)
+            key, Claim(self.file, spot.line + 1, spot.column + 1, source, pinned, value)
         )
         if first.source != source and not (pinned and first.pinned):
+            if first.written != value:
+                why = f"the same text once Unicode-normalised; {why}"
             self._error(
                 loc, f"{what} {value!r} is also used by the source at {first.place()} ({why})"
             )

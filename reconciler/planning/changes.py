@@ -95,9 +95,10 @@ def attribute_changes(
     """The non-secret deployment attributes whose desired value differs from the live one
     (`attributes`: the deployment's managed ones), each name also added to `changed`.
 
-    An attribute the listing omits is unknown, not a difference: it is written only when
-    the file states it (an unstated default may well be what the API holds), and states a
-    value a listing would show (an omitted key may be an unset one).
+    An attribute the listing omits (or gives as null) is unknown, not a difference: it is
+    written only when the file states it (an unstated default may well be what the API
+    holds), and states a value a listing would show (an omitted key may be an unset one).
+    Empty values (null, `[]`, `{}`) are all alike.
     """
     have_all = live.deployment
     # Most attributes of a patch are equal, of the same type, and scalars or empty: settled
@@ -115,18 +116,22 @@ def attribute_changes(
     for name, value, have in unsettled:
         if ignored and f"deployment.{name}" in ignored:
             continue
-        if have is MISSING:
+        # A null is how some listings leave out a key that has no value: unknown as well
+        # (the file's value, when not null, is what differs: settled above otherwise).
+        if have is MISSING or have is None:
             if unset(value):
                 continue
             if stated is None:
                 stated = stated_fields(deployment)
             if name in stated:
                 want = normalized(name, value)
-                changes.append(Change(path=f"deployment.{name}", before=NOT_RETURNED, after=want))
+                before = NOT_RETURNED if have is MISSING else None
+                changes.append(Change(path=f"deployment.{name}", before=before, after=want))
                 if changed is not None:
                     changed.append(name)
             continue
-        if plainly_equal(have, value):
+        if plainly_equal(have, value) or (unset(have) and unset(value)):
+            # Empty is empty: some encoders (PHP's) write an empty map as `[]`.
             continue
         want = normalized(name, value)
         have = normalized(name, have)

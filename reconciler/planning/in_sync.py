@@ -352,7 +352,7 @@ def _in_sync_slowly(deployment: DeploymentBase, live: LiveSource, ignored: froze
     # What `deployment.managed()` holds, read without copying its containers.
     for (_, name), value in zip(view.fields, view.from_spec(deployment), strict=True):
         have = have_all.get(name, MISSING)
-        if have is MISSING:
+        if have is MISSING or have is None:  # unknown, as in `attribute_changes`
             if ignored and f"deployment.{name}" in ignored:
                 continue
             if unset(value):
@@ -362,7 +362,7 @@ def _in_sync_slowly(deployment: DeploymentBase, live: LiveSource, ignored: froze
             if name in stated:
                 return False
             continue
-        if plainly_equal(have, value):
+        if plainly_equal(have, value) or (unset(have) and unset(value)):
             continue
         if ignored and f"deployment.{name}" in ignored:
             continue

@@ -36,6 +36,7 @@ from reconciler.render.values import (
     headline,
     report_summary,
     shown,
+    shown_error,
     shown_outcome,
     source_names,
     waits_for,
@@ -353,6 +354,6 @@ def _outcome_row(result: ActionResult) -> str:
         result.action,
         _cell(result.source),
         _cell(result.source_id) if result.source_id else "",
-        _cell(result.error) if result.error else "",
+        _cell(shown_error(result)) if result.error else "",
     )
     return "| " + " | ".join(cells) + " |"

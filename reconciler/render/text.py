@@ -31,6 +31,7 @@ from reconciler.render.values import (
     headline,
     report_summary,
     shown,
+    shown_error,
     shown_outcome,
     source_names,
     waits_for,
@@ -207,7 +208,7 @@ def render_report(report: ApplyReport) -> str:
         if result.source_id:
             line += f" ({escaped(result.source_id)})"
         if result.error:
-            line += f": {one_line(result.error)}"
+            line += f": {one_line(shown_error(result))}"
         lines.append(line)
     if report.still_deploying:
         # The ids' line is read by scripts as it always was; the lines under it say why.

@@ -27,7 +27,7 @@ from reconciler.plan import (
 from reconciler.untrusted import json_shown
 
 if TYPE_CHECKING:
-    from reconciler.report import ApplyReport, NotDeployed, Outcome
+    from reconciler.report import ActionResult, ApplyReport, NotDeployed, Outcome
 
 MARKERS = frozenset(
     {
@@ -193,6 +193,12 @@ _SHOWN_OUTCOME: dict[Outcome, str] = {"stopped": "not attempted"}
 def shown_outcome(outcome: Outcome) -> str:
     """An action's outcome as the apply report words it."""
     return _SHOWN_OUTCOME.get(outcome, outcome)
+
+
+def shown_error(result: ActionResult) -> str:
+    """An action's error as the report words it after its outcome, which it may begin with
+    (a stopped action's "not attempted: ..."): said once."""
+    return (result.error or "").removeprefix(f"{shown_outcome(result.outcome)}: ")
 
 
 def report_summary(report: ApplyReport) -> str:
