@@ -1424,3 +1424,41 @@ def test_a_disabled_source_changed_and_disabled_again_keeps_no_pending_disable(
     assert markers[0] is not None and markers[0].pending_disable
     assert live.annotation.marker is not None and not live.annotation.marker.pending_disable
     assert planned(7200).actions == []
+
+
+def test_an_apply_killed_after_the_enabling_write_is_finished_by_the_next_plan_unflagged(
+    emulator_store: SourceStore, fake_clock: FakeClock, tmp_path: Path
+) -> None:
+    """A kill between the writes of one action leaves a disabled source enabled (serving);
+    the next plan disables it again as the end of the reviewed change, not as a disable
+    of the user's that needs --allow-disable."""
+    file = tmp_path / "sources.yaml"
+    options = PlanOptions(fingerprint_key=b"key")
+    environ = {"APPLIER_SECRET": SECRET}
+
+    def planned(ttl: int) -> Plan:
+        file.write_text(DISABLED_YAML % ttl)
+        live = [
+            LiveSource.from_resource(emulator_store.get_source(i)) for i in emulator_store.sources
+        ]
+        return plan(load([file], environ=environ).state, live, options)
+
+    assert run(emulator_store, fake_clock, planned(86400), fingerprint_key=b"key").ok
+    (source_id,) = emulator_store.sources
+    change = planned(7200)
+    (action,) = change.actions
+    assert len(action.writes) == 2 and "disables" not in action.risks
+    # The job killed once its first write is made: the account as that write left it.
+    killed: list[dict[str, Any]] = []
+    on_first_write(emulator_store, lambda: killed.append(emulator_store.to_json()))
+    assert run(emulator_store, fake_clock, change, fingerprint_key=b"key").ok
+    emulator_store.load_json(killed[0])
+    assert LiveSource.from_resource(emulator_store.get_source(source_id)).enabled is True
+
+    (finish,) = planned(7200).actions
+    assert finish.writes[-1].get("enabled") is False
+    assert not finish.destructive and "disables" not in finish.risks
+    assert run(emulator_store, fake_clock, planned(7200), fingerprint_key=b"key").ok
+    live = LiveSource.from_resource(emulator_store.get_source(source_id))
+    assert live.enabled is False and live.deployment["cache_ttl_value"] == 7200
+    assert planned(7200).actions == []
