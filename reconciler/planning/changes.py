@@ -22,6 +22,7 @@ from reconciler.plan import (
     canonical_json,
     same_json,
 )
+from reconciler.rendering_params import param_text
 from reconciler.secrets import (
     declared_secrets,
     encrypted_fields,
@@ -136,10 +137,26 @@ def attribute_changes(
         want = normalized(name, value)
         have = normalized(name, have)
         if not same_json(have, want):
-            changes += value_changes(name, have, want)
-            if changed is not None:
-                changed.append(name)
+            differing = value_changes(name, have, want)
+            if differing:
+                changes += differing
+                if changed is not None:
+                    changed.append(name)
     return changes
+
+
+def same_value(name: str, have: Any, want: Any) -> bool:
+    """Whether a listed value and the file's are one (both present, neither unknown)."""
+    have, want = normalized(name, have), normalized(name, want)
+    if same_json(have, want):
+        return True
+    return name in _KEYED_ATTRIBUTES and not value_changes(name, have, want)
+
+
+def _same_param(have: Mapping[str, Any], want: Mapping[str, Any], key: str) -> bool:
+    # A parameter's value is its text in an image URL (as `validate` reads it): `q: 75` in
+    # the file and a "75" a listing gives are one value, not a change on every plan.
+    return key in have and key in want and param_text(have[key]) == param_text(want[key])
 
 
 def managed_values(deployment: DeploymentBase) -> dict[str, Any]:
@@ -154,7 +171,8 @@ _KEYED_ATTRIBUTES = frozenset({"default_params"})
 
 
 def value_changes(name: str, have: Any, want: Any) -> list[Change]:
-    """The change of one differing attribute; a map attribute's, one per differing key."""
+    """The change of one differing attribute; a map attribute's, one per differing key
+    (none when its keys differ only in how a value is spelled: `75`, `"75"`)."""
     path = f"deployment.{name}"
     if name not in _KEYED_ATTRIBUTES or not isinstance(have, dict) or not isinstance(want, dict):
         # JSON values both (listed and validated): not validated again.
@@ -172,6 +190,7 @@ def value_changes(name: str, have: Any, want: Any) -> list[Change]:
             keys.update([str(steps[0])] if steps else {*have, *want})
     if not keys:  # differing by something DeepDiff does not report: show the whole map
         return [Change(path=path, before=have, after=want)]
+    keys = {key for key in keys if not _same_param(have, want, key)}
     return [
         Change(
             path=f"{path}.{key}",

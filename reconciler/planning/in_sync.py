@@ -21,8 +21,8 @@ from reconciler.planning.changes import (
     MISSING,
     NOTHING,
     cleared_secrets,
-    normalized,
     plainly_equal,
+    same_value,
     unset,
 )
 from reconciler.planning.matching import (
@@ -366,7 +366,7 @@ def _in_sync_slowly(deployment: DeploymentBase, live: LiveSource, ignored: froze
             continue
         if ignored and f"deployment.{name}" in ignored:
             continue
-        if not same_json(normalized(name, have), normalized(name, value)):
+        if not same_value(name, have, value):
             return False
     return True
 
