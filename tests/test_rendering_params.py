@@ -507,3 +507,11 @@ def test_a_hex_colour_of_digits_left_unquoted_is_refused_since_yaml_drops_its_ze
         f"RRGGBB or AARRGGBB); or a CSS colour name (got 112233; {hint}",
         "2 errors in 1 of 1 file",
     ]
+
+
+def test_a_ratio_takes_fractional_sides_but_no_zero_side() -> None:
+    assert problems({"ar": "0.5:1"}) == []
+    assert problems({"ar": "1.5:0.25"}) == []
+    for shapeless in ("0:9", "16:0", "0.0:1", "0:0"):
+        (problem,) = problems({"ar": shapeless})
+        assert problem.message == f"must be a ratio such as 16:9 (got {shapeless!r})"
