@@ -515,3 +515,11 @@ def test_a_ratio_takes_fractional_sides_but_no_zero_side() -> None:
     for shapeless in ("0:9", "16:0", "0.0:1", "0:0"):
         (problem,) = problems({"ar": shapeless})
         assert problem.message == f"must be a ratio such as 16:9 (got {shapeless!r})"
+
+
+def test_an_interval_needs_a_bound_and_a_tuple_checks_every_item() -> None:
+    assert problems({"frame": "2-", "video-clip-start": "-3", "rect": "center,top,10,10"}) == []
+    (no_bound,) = problems({"frame": "-"})
+    assert no_bound.message == "must be an integer; or an interval such as 1-5 (got '-')"
+    (bad_item,) = problems({"rect": "0,0,10,x"})
+    assert bad_item.message.startswith("must be 4 comma-separated values (an integer >= 0 or")
