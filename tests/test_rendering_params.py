@@ -523,3 +523,18 @@ def test_an_interval_needs_a_bound_and_a_tuple_checks_every_item() -> None:
     assert no_bound.message == "must be an integer; or an interval such as 1-5 (got '-')"
     (bad_item,) = problems({"rect": "0,0,10,x"})
     assert bad_item.message.startswith("must be 4 comma-separated values (an integer >= 0 or")
+
+
+def test_a_url_is_absolute_http_or_https_and_a_number_is_finite() -> None:
+    fine = {"mark": "http://assets.example.com/logo.png", "mask": "https://a.example/m.png"}
+    assert problems(fine) == []
+    wrong = ["ftp://assets.example.com/logo.png", "https:/logo.png", "mailto:logo@example.com"]
+    for url in wrong:
+        (problem,) = problems({"mark": url})
+        assert problem.message.startswith("must be an absolute http(s) URL; or a path"), url
+    # float() reads 1e999 as infinity, which no range check would catch.
+    assert [p.key for p in problems({"w": "1e999", "dpr": "-1e999", "fp-z": "1e400"})] == [
+        "w",
+        "dpr",
+        "fp-z",
+    ]
