@@ -542,8 +542,21 @@ def _numeric(form: ValueForm, kind: str, pattern: str) -> dict[str, Any]:
 def _item_pattern(form: ValueForm) -> str:
     """A regular expression for one item of a comma-separated value (no anchors)."""
     if form.form in ("enum", "integer_choice", "list") and form.values:
-        return "(?:" + "|".join(_escaped(str(v)) for v in form.values) + ")"
-    return "[^,]+"
+        return _words(form.values)
+    if form.form == "color_keyword":
+        return _words(catalogue().color_keywords)
+    anchored = {
+        "integer": _INTEGER,
+        "number": _NUMBER,
+        "unit_scalar": _NUMBER,
+        "hex_color": _HEX_COLOR,
+    }.get(form.form)
+    # Ranges stay unchecked in text: `validate` checks them.
+    return "(?:" + anchored.pattern[1:-1] + ")" if anchored is not None else "[^,]+"
+
+
+def _words(words: tuple[Any, ...]) -> str:
+    return "(?:" + "|".join(_escaped(str(word)) for word in words) + ")"
 
 
 def _escaped(text: str) -> str:

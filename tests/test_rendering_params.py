@@ -454,6 +454,15 @@ def test_a_non_scalar_value_or_a_non_string_key_has_only_the_models_error(tmp_pa
         ("video-subtitle-translations", True),
         ("txt-font", 5),
         ("txt-font", 1.5),
+        # Each item of a tuple has its own form.
+        ("border", "2,reed"),
+        ("border", "2,red"),
+        ("duotone", "000,fff"),
+        ("duotone", "000,ffff0"),
+        ("rect", "0,0,10,x"),
+        ("rect", "center,top,10,10"),
+        ("fill-gradient-radial-radius", "0.5,.5"),
+        ("fill-gradient-radial-radius", "0.5,half"),
     ],
 )
 def test_validate_and_the_schema_agree_on_a_value_at_the_edge_of_its_form(
