@@ -377,6 +377,16 @@ def test_an_integer_past_pythons_digit_limit_is_judged_by_its_bounds_not_an_exce
     assert problems({"blend-pad": f"-{huge}"}) == []
 
 
+def test_a_choice_of_integers_refuses_text_that_is_no_integer() -> None:
+    assert problems({"chromasub": "4:4:4"}) == [
+        Problem(
+            "chromasub",
+            "param_value",
+            "must be one of 444, 422, 420 (got '4:4:4'; did you mean '444'?)",
+        )
+    ]
+
+
 def test_a_value_ending_in_a_newline_is_refused_not_sent_to_imgix() -> None:
     # A YAML block scalar (`q: |`) ends in a newline, which a regular expression's `$`
     # matches before: the value imgix would get is "75\n", not 75.
