@@ -473,6 +473,13 @@ def test_a_non_scalar_value_or_a_non_string_key_has_only_the_models_error(tmp_pa
         ("rect", "center,top,10,10"),
         ("fill-gradient-radial-radius", "0.5,.5"),
         ("fill-gradient-radial-radius", "0.5,half"),
+        # A choice of integers reads its text as an integer, as the integer form does.
+        ("chromasub", "+444"),
+        ("chromasub", "0420"),
+        ("chromasub", "-444"),
+        ("orient", "-0"),
+        ("orient", "+3"),
+        ("orient", "05"),
     ],
 )
 def test_validate_and_the_schema_agree_on_a_value_at_the_edge_of_its_form(
