@@ -480,6 +480,8 @@ def test_a_non_scalar_value_or_a_non_string_key_has_only_the_models_error(tmp_pa
         ("orient", "-0"),
         ("orient", "+3"),
         ("orient", "05"),
+        ("expires", 0),
+        ("expires", -1),
     ],
 )
 def test_validate_and_the_schema_agree_on_a_value_at_the_edge_of_its_form(
