@@ -566,3 +566,46 @@ def test_a_url_is_absolute_http_or_https_and_a_number_is_finite() -> None:
         "dpr",
         "fp-z",
     ]
+
+
+COLOUR = "a hex colour (RGB, ARGB, RRGGBB or AARRGGBB) or a CSS colour name"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("bg-remove", "maybe", "must be true or false (got 'maybe')"),
+        ("bg-replace", "", "must be text (got '')"),
+        ("blend-pad", "x", "must be an integer (got 'x')"),
+        ("fill-gen-seed", -1, "must be an integer >= 0 (got -1)"),
+        ("dpr", 9, "must be a number from 0 to 5 (got 9)"),
+        ("fp-x", 2, "must be a fraction from 0 to 1 (got 2)"),
+        (
+            "mask",
+            "x",
+            "must be one of ellipse, corners; or an absolute http(s) URL; or a path "
+            "starting with / (got 'x')",
+        ),
+        ("expires", "soon", "must be a Unix timestamp (got 'soon')"),
+        ("txt-font", " ", "must be a font name (got ' ')"),
+        (
+            "auto",
+            "x",
+            "must be a comma-separated list of enhance, format, redeye, compress, true (got 'x')",
+        ),
+        ("video-subtitle-translations", "a,,b", "must be a comma-separated list (got 'a,,b')"),
+        (
+            "border",
+            "2,reed",
+            f"must be 2 comma-separated values (an integer; {COLOUR}) (got '2,reed')",
+        ),
+        ("frame", "x", "must be an integer; or an interval such as 1-5 (got 'x')"),
+    ],
+)
+def test_each_form_says_in_words_what_it_takes(name: str, value: Any, message: str) -> None:
+    assert problems({name: value}) == [Problem(name, "param_value", message)]
+
+
+def test_both_booleans_are_taken() -> None:
+    assert problems({"bg-remove": False, "flip": "h"}) == []
+    assert problems({"bg-remove": "false"}) == []
