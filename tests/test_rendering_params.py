@@ -375,6 +375,7 @@ def test_an_integer_past_pythons_digit_limit_is_judged_by_its_bounds_not_an_exce
     assert found[0].message.startswith("must be an integer from 2 to 8192; or a fraction")
     assert found[1].message.startswith("must be one of 444, 422, 420 (got '999")
     assert problems({"blend-pad": f"-{huge}"}) == []
+    assert [p.key for p in problems({"fill-gen-seed": f"-{huge}"})] == ["fill-gen-seed"]
 
 
 def test_a_choice_of_integers_refuses_text_that_is_no_integer() -> None:
