@@ -601,6 +601,20 @@ COLOUR = "a hex colour (RGB, ARGB, RRGGBB or AARRGGBB) or a CSS colour name"
             f"must be 2 comma-separated values (an integer; {COLOUR}) (got '2,reed')",
         ),
         ("frame", "x", "must be an integer; or an interval such as 1-5 (got 'x')"),
+        ("ar", "wide", "must be a ratio such as 16:9 (got 'wide')"),
+        # A value is shown as the file has it: a YAML boolean in its own words, a long text cut.
+        ("flip", True, "must be one of h, v, hv (got true)"),
+        ("flip", False, "must be one of h, v, hv (got false)"),
+        (
+            "mark",
+            "m" * 60,
+            f"must be an absolute http(s) URL; or a path starting with / (got '{'m' * 60}')",
+        ),
+        (
+            "mark",
+            "m" * 61,
+            f"must be an absolute http(s) URL; or a path starting with / (got '{'m' * 57}...')",
+        ),
     ],
 )
 def test_each_form_says_in_words_what_it_takes(name: str, value: Any, message: str) -> None:
