@@ -483,6 +483,8 @@ def test_a_non_scalar_value_or_a_non_string_key_has_only_the_models_error(tmp_pa
         ("orient", "05"),
         ("expires", 0),
         ("expires", -1),
+        ("blend-pad", "x"),
+        ("blend-pad", "-12"),
     ],
 )
 def test_validate_and_the_schema_agree_on_a_value_at_the_edge_of_its_form(
@@ -555,7 +557,7 @@ def test_an_interval_needs_a_bound_and_a_tuple_checks_every_item() -> None:
 
 
 def test_a_url_is_absolute_http_or_https_and_a_number_is_finite() -> None:
-    fine = {"mark": "http://assets.example.com/logo.png", "mask": "https://a.example/m.png"}
+    fine = {"mark": "http://assets.example.com/logo.png", "mask": "https://a.example/X.png"}
     assert problems(fine) == []
     wrong = ["ftp://assets.example.com/logo.png", "https:/logo.png", "mailto:logo@example.com"]
     for url in wrong:
