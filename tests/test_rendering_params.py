@@ -15,6 +15,7 @@ import jsonschema
 import pytest
 from console import invoke
 
+from reconciler import rendering_params
 from reconciler.rendering_params import (
     Problem,
     ValueForm,
@@ -643,3 +644,17 @@ def test_a_schema_word_with_regex_characters_matches_only_itself() -> None:
     assert not any(pattern.match(text) for text in ("axb", "xx", "c", "d", "e", "f", "hi"))
     regress = pytest.importorskip("regress")
     regress.Regex(_item_pattern(words), "u")
+
+
+def test_a_package_loader_that_cannot_read_the_catalogue_names_the_file(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(rendering_params.shipped, "read", lambda name: None)
+    catalogue.cache_clear()
+    try:
+        with pytest.raises(FileNotFoundError, match=r"rendering_params\.json"):
+            catalogue()
+    finally:
+        monkeypatch.undo()
+        catalogue.cache_clear()
+    assert catalogue().find("w") is not None
