@@ -542,8 +542,27 @@ def _numeric(form: ValueForm, kind: str, pattern: str) -> dict[str, Any]:
 def _item_pattern(form: ValueForm) -> str:
     """A regular expression for one item of a comma-separated value (no anchors)."""
     if form.form in ("enum", "integer_choice", "list") and form.values:
-        return "(?:" + "|".join(_escaped(str(v)) for v in form.values) + ")"
-    return "[^,]+"
+        return _words(form.values)
+    if form.form == "color_keyword":
+        return _words(catalogue().color_keywords)
+    anchored = {
+        "integer": _INTEGER,
+        "number": _NUMBER,
+        "unit_scalar": _NUMBER,
+        "hex_color": _HEX_COLOR,
+    }.get(form.form)
+    # Ranges stay unchecked in text: `validate` checks them.
+    return "(?:" + anchored.pattern[1:-1] + ")" if anchored is not None else "[^,]+"
+
+
+def _integer_words(values: tuple[Any, ...]) -> str:
+    """Text `int()` reads as one of `values`, as validate reads it: a sign, leading zeros."""
+    spelled = ["[+-]?0+" if v == 0 else f"\\+?0*{v}" if v > 0 else f"-0*{-v}" for v in values]
+    return "^(?:" + "|".join(spelled) + ")$"
+
+
+def _words(words: tuple[Any, ...]) -> str:
+    return "(?:" + "|".join(_escaped(str(word)) for word in words) + ")"
 
 
 def _escaped(text: str) -> str:
@@ -563,7 +582,7 @@ def _form_schema(form: ValueForm) -> dict[str, Any]:
     if kind in ("number", "unit_scalar"):
         return _numeric(form, "number", _NUMBER.pattern)
     if kind == "integer_choice":
-        return {"enum": [*form.values, *(str(v) for v in form.values)]}
+        return {"anyOf": [{"enum": list(form.values)}, _text_pattern(_integer_words(form.values))]}
     if kind == "enum":
         return {"enum": [*form.values, *_booleans(form.values)]}
     if kind == "list":
