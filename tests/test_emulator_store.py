@@ -84,6 +84,15 @@ def test_create_fills_documented_defaults_and_deploys(
     assert shown["annotation"] == DEFAULT_ANNOTATION
 
 
+def test_omitted_attributes_are_left_out_of_every_answer(clock: ManualClock) -> None:
+    # A listing that does not say whether a source is enabled: clients must cope.
+    store = SourceStore(clock=clock, omitted=frozenset({"enabled", "date_deployed"}))
+    source_id = create(store)
+    for resource in (store.get_source(source_id), *store.list_sources({}).resources):
+        assert not {"enabled", "date_deployed"} & resource["attributes"].keys()
+        assert resource["attributes"]["name"] == "Photos"
+
+
 def test_omitting_mode_leaves_out_keys_without_a_value(store: SourceStore) -> None:
     source_id = create(store, "s3", default_params={"auto": "format"})
     full = store.get_source(source_id)["attributes"]["deployment"]
@@ -296,10 +305,14 @@ def test_hostnames_are_globally_unique(store: SourceStore, field: str, claimed: 
     create(store, subdomain="first", **{field: claimed} if field == "custom_domains" else {})
     if field == "imgix_subdomains":
         create(store, subdomain="taken")
-    with pytest.raises(BadRequest, match=re.escape(claimed[0]) + " is already in use"):
+    with pytest.raises(BadRequest) as refused:
         store.create_source(
             {"name": "n", "deployment": {**deployment("gcs", subdomain="other"), field: claimed}}
         )
+    label = "imgix subdomain" if field == "imgix_subdomains" else "custom domain"
+    assert refused.value.detail == (
+        f"deployment.{field}: the {label} {claimed[0]} is already in use by another source."
+    )
 
 
 def test_hostnames_of_other_accounts_are_taken(store: SourceStore) -> None:
@@ -878,6 +891,26 @@ def test_a_state_giving_two_sources_one_subdomain_is_refused(clock: ManualClock)
     }
     with pytest.raises(BadRequest, match="shared is already in use"):
         SourceStore(clock=clock).load_json(state)
+
+
+@pytest.mark.parametrize(
+    ("state", "words"),
+    [
+        ([], "the state must be a JSON object"),
+        ({"version": 2, "sources": []}, "unsupported emulator state version 2"),
+        ({"version": 1, "sources": {}}, "sources must be a list"),
+        ({"version": 1, "sources": ["x"]}, r"sources\[0\] must be an object"),
+        ({"version": 1, "sources": [{"deployment": []}]}, r"sources\[0\]\.deployment must be"),
+        ({"version": 1, "sources": [], "x": 1e999}, "x: numbers must be finite"),
+    ],
+)
+def test_a_malformed_state_is_refused_naming_what_is_wrong(
+    clock: ManualClock, state: Any, words: str
+) -> None:
+    restored = SourceStore(clock=clock)
+    with pytest.raises(ValueError, match=words):
+        restored.load_json(state)
+    assert restored.sources == {}
 
 
 @pytest.mark.parametrize("source_id", ["A" * 24, "a" * 23, "../" + "a" * 21, 7])
