@@ -290,8 +290,11 @@ def test_at_most_100_hostnames(store: SourceStore) -> None:
 def test_required_fields_of_the_type_are_required(store: SourceStore) -> None:
     with pytest.raises(BadRequest) as refused:
         store.create_source({"name": "n", "deployment": {"type": "s3", "imgix_subdomains": ["a"]}})
-    for name in ("s3_access_key", "s3_bucket", "s3_secret_key"):
-        assert f"deployment.{name} is required" in refused.value.detail
+    # Every problem at once, one clause each: a user fixes the file in one pass.
+    assert refused.value.detail == (
+        "deployment.s3_access_key is required; deployment.s3_bucket is required; "
+        "deployment.s3_secret_key is required."
+    )
 
 
 # --------------------------------------------------------------------------- hostnames
