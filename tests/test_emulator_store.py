@@ -93,6 +93,12 @@ def test_omitted_attributes_are_left_out_of_every_answer(clock: ManualClock) -> 
         assert resource["attributes"]["name"] == "Photos"
 
 
+def test_omitting_mode_leaves_out_an_empty_map(store: SourceStore) -> None:
+    source_id = create(store, "s3")
+    store.omit_unset = True
+    assert "default_params" not in store.get_source(source_id)["attributes"]["deployment"]
+
+
 def test_omitting_mode_leaves_out_keys_without_a_value(store: SourceStore) -> None:
     source_id = create(store, "s3", default_params={"auto": "format"})
     full = store.get_source(source_id)["attributes"]["deployment"]
@@ -872,6 +878,7 @@ def test_a_state_without_derived_values_gets_them_on_load(clock: ManualClock) ->
         "version": 1,
         "sources": [
             {
+                "id": "a" * 24,
                 "name": "Blog",
                 "deployment": deployment("webfolder", "w", secure_url_enabled=True),
             }
@@ -882,6 +889,11 @@ def test_a_state_without_derived_values_gets_them_on_load(clock: ManualClock) ->
     (shown,) = restored.list_sources({}).resources
     assert shown["attributes"]["deployment"]["password_encrypted"]
     assert shown["attributes"]["secure_url_token"]
+    # Without a date, a saved source was deployed long enough ago to be `deployed` now.
+    assert shown["attributes"]["deployment_status"] == "deployed"
+    # Loading the same state again replaces the source: its hostnames are its own.
+    restored.load_json(state)
+    assert len(restored.sources) == 1
 
 
 def test_a_state_giving_two_sources_one_subdomain_is_refused(clock: ManualClock) -> None:
