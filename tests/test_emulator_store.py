@@ -859,6 +859,25 @@ def test_injected_errors(store: SourceStore) -> None:
     assert not store.lose_response()
 
 
+def test_fault_rates_are_probabilities(clock: ManualClock) -> None:
+    # A rate of 0.5 fails about half the requests, not all of them (seeded: one answer).
+    store = SourceStore(
+        clock=clock,
+        rng=random.Random(8),
+        limits=RateLimits(per_second=None),
+        faults=Faults(error_rate=0.5, lost_response_rate=0.5),
+    )
+    failures = 0
+    for _ in range(200):
+        try:
+            store.admit()
+        except InjectedFailure:
+            failures += 1
+    lost = sum(store.lose_response() for _ in range(200))
+    assert 60 < failures < 140
+    assert 60 < lost < 140
+
+
 # --------------------------------------------------------------------------- state
 
 
