@@ -859,6 +859,15 @@ def test_injected_errors(store: SourceStore) -> None:
     assert not store.lose_response()
 
 
+def test_requests_without_faults_draw_no_randomness(clock: ManualClock) -> None:
+    # Ids come from the seeded generator: how many requests came before must not move them.
+    quiet = SourceStore(clock=clock, rng=random.Random(6), limits=RateLimits(per_second=None))
+    for _ in range(3):
+        quiet.admit()
+        assert not quiet.lose_response()
+    assert create(quiet) == create(SourceStore(clock=clock, rng=random.Random(6)))
+
+
 def test_fault_rates_are_probabilities(clock: ManualClock) -> None:
     # A rate of 0.5 fails about half the requests, not all of them (seeded: one answer).
     store = SourceStore(
