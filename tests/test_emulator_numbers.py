@@ -140,6 +140,7 @@ def test_a_state_file_holding_one_is_refused_naming_where(tmp_path: Path) -> Non
         ({"a": -9_007_199_254_740_992}, "a"),
         ({"a": {"b": [0, MAX_SAFE_INTEGER + 1]}}, "a.b[1]"),
         ([math.nan], "[0]"),
+        ({"a": [True, False, math.inf]}, "a[2]"),  # booleans are skipped, not an end
         (-math.inf, ""),
     ],
 )

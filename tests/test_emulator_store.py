@@ -727,6 +727,34 @@ def test_a_seeded_random_generator_gives_the_same_ids(clock: ManualClock) -> Non
     assert ids[0] == ids[1]
 
 
+@pytest.mark.parametrize(
+    ("params", "detail"),
+    [
+        ({"page[number]": "-1"}, "page[number] must be at least 0."),
+        ({"page[size]": "0"}, "page[size] must be at least 1."),
+        ({"page[size]": "9" * 5000}, "page[size] must be an integer."),
+        ({"filter[name": "x"}, "Unknown query parameter filter[name."),
+        (
+            {"sort": "-deployment.type"},
+            "Cannot sort by -deployment.type: sort by one of date_deployed, enabled, name.",
+        ),
+    ],
+)
+def test_a_refused_query_says_which_parameter_and_why(
+    store: SourceStore, params: dict[str, str], detail: str
+) -> None:
+    with pytest.raises(BadRequest) as refused:
+        store.list_sources(params)
+    assert refused.value.detail == detail
+
+
+def test_sparse_fields_naming_no_attribute_are_left_out(store: SourceStore) -> None:
+    create(store)
+    fields = "name,bogus,deployment.bogus,name.x"
+    (resource,) = store.list_sources({"fields[sources]": fields}).resources
+    assert resource["attributes"] == {"name": "Photos"}
+
+
 def test_page_size_is_clamped_and_described(clock: ManualClock) -> None:
     store = SourceStore(clock=clock, rng=random.Random(2), max_page_size=3)
     for index in range(7):
