@@ -542,6 +542,18 @@ def test_a_disabled_source_changes_only_when_enabled_too(
     assert enabled["attributes"]["name"] == "x"
 
 
+def test_restating_enabled_does_not_redeploy(store: SourceStore, clock: ManualClock) -> None:
+    # Only enabling a disabled source deploys it again; saying what already holds does not.
+    source_id = create(store)
+    clock.advance(60)
+    deployed = int(clock.now) - 60
+    kept = store.update_source(source_id, {"enabled": True})["attributes"]
+    assert (kept["deployment_status"], kept["date_deployed"]) == ("deployed", deployed)
+    store.update_source(source_id, {"enabled": False})
+    still = store.update_source(source_id, {"enabled": False})["attributes"]
+    assert (still["deployment_status"], still["date_deployed"]) == ("disabled", deployed)
+
+
 def test_a_source_may_be_created_disabled(store: SourceStore) -> None:
     created = store.create_source({"name": "n", "enabled": False, "deployment": deployment("s3")})
     assert created["attributes"]["deployment_status"] == "disabled"
