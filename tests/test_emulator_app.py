@@ -68,7 +68,8 @@ def error_of(response: httpx.Response, status: int) -> dict[str, Any]:
     (error,) = response.json()["errors"]
     assert error["status"] == str(status)
     assert error["id"] == response.headers["x-request-id"]
-    assert error["title"] and error["detail"]
+    assert error["title"] == httpx.codes.get_reason_phrase(status)
+    assert error["detail"]
     assert response.json()["jsonapi"] == {"version": "1.0"}
     return dict(error)
 
