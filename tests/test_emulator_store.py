@@ -762,9 +762,24 @@ def test_a_refused_query_says_which_parameter_and_why(
 
 def test_sparse_fields_naming_no_attribute_are_left_out(store: SourceStore) -> None:
     create(store)
-    fields = "name,bogus,deployment.bogus,name.x"
+    fields = "bogus,deployment.bogus,name"
     (resource,) = store.list_sources({"fields[sources]": fields}).resources
     assert resource["attributes"] == {"name": "Photos"}
+
+
+def test_sparse_fields_name_whole_attributes_too(store: SourceStore) -> None:
+    source_id = create(store)
+    (resource,) = store.list_sources({"fields[sources]": "deployment,enabled.x"}).resources
+    shown = store.get_source(source_id)["attributes"]
+    # `enabled` has no parts: asking for one of them gets the whole value.
+    assert resource["attributes"] == {"deployment": shown["deployment"], "enabled": True}
+
+
+def test_a_filter_for_null_finds_sources_without_a_value(store: SourceStore) -> None:
+    create(store, subdomain="bare", name="Bare")
+    create(store, subdomain="prefixed", name="Prefixed", s3_prefix="images/")
+    listed = store.list_sources({"filter[deployment.s3_prefix]": "null"}).resources
+    assert [r["attributes"]["name"] for r in listed] == ["Bare"]
 
 
 def test_page_size_is_clamped_and_described(clock: ManualClock) -> None:
