@@ -17,6 +17,7 @@ import pytest
 
 from reconciler.emulator import EMULATOR_API_KEY, SourceStore, running_emulator, seeded_store
 from reconciler.emulator.server import _listen, write_state
+from reconciler.specs import DEPLOYMENT_TYPES
 
 AUTH = {"Authorization": f"Bearer {EMULATOR_API_KEY}"}
 NEW_SOURCE = {
@@ -192,6 +193,20 @@ def test_a_state_file_lacking_a_key_names_what_is_missing(tmp_path: Path) -> Non
     assert refused.returncode == 1
     assert refused.stderr == (
         f"error: {state}: not an emulator state file (missing 'deployment')\n"
+    ), refused.stderr
+
+
+def test_a_state_file_the_api_would_refuse_says_why(tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    deployment = {"type": "ftp", "imgix_subdomains": ["a"]}
+    state.write_text(
+        json.dumps({"version": 1, "sources": [{"name": "x", "deployment": deployment}]})
+    )
+    refused = _emulator("--port", "0", "--state", state)
+    assert refused.returncode == 1
+    assert refused.stderr == (
+        f"error: {state}: not an emulator state file "
+        f"(deployment.type must be one of {', '.join(DEPLOYMENT_TYPES)}.)\n"
     ), refused.stderr
 
 
