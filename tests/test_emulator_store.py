@@ -746,6 +746,7 @@ def test_a_seeded_random_generator_gives_the_same_ids(clock: ManualClock) -> Non
         ({"page[size]": "0"}, "page[size] must be at least 1."),
         ({"page[size]": "9" * 5000}, "page[size] must be an integer."),
         ({"filter[name": "x"}, "Unknown query parameter filter[name."),
+        ({"filter[type]": "s3"}, "Cannot filter by type."),  # deployment.type, not type
         (
             {"sort": "-deployment.type"},
             "Cannot sort by -deployment.type: sort by one of date_deployed, enabled, name.",
@@ -773,6 +774,14 @@ def test_sparse_fields_name_whole_attributes_too(store: SourceStore) -> None:
     shown = store.get_source(source_id)["attributes"]
     # `enabled` has no parts: asking for one of them gets the whole value.
     assert resource["attributes"] == {"deployment": shown["deployment"], "enabled": True}
+
+
+def test_a_name_filter_matches_a_name_holding_a_comma(store: SourceStore) -> None:
+    # Other filters take a comma-separated list; a display name may hold commas itself.
+    create(store, subdomain="one", name="Photos, archived")
+    create(store, subdomain="two", name="Photos")
+    listed = store.list_sources({"filter[name]": "Photos, archived"}).resources
+    assert [r["attributes"]["name"] for r in listed] == ["Photos, archived"]
 
 
 def test_a_filter_for_null_finds_sources_without_a_value(store: SourceStore) -> None:
@@ -1032,6 +1041,13 @@ def test_on_commit_sees_every_write(store: SourceStore) -> None:
     store.update_source(source_id, {"name": "x"})
     store.dashboard_redeploy(source_id, {})
     assert commits == [1, 1, 1]
+
+
+def test_two_seeded_stores_are_the_same_account() -> None:
+    # Two `--emulator` processes: a plan saved against one applies in the next.
+    first, second = seeded_store(), seeded_store()
+    assert first.list_sources({}).resources == second.list_sources({}).resources
+    assert create(first, subdomain="new") == create(second, subdomain="new")
 
 
 def test_seeded_store_holds_the_example_live_state() -> None:
