@@ -1043,6 +1043,20 @@ def test_on_commit_sees_every_write(store: SourceStore) -> None:
     assert commits == [1, 1, 1]
 
 
+def test_a_restored_source_is_deploying_as_long_as_it_was(
+    store: SourceStore, clock: ManualClock
+) -> None:
+    # date_deployed is whole seconds; the deployment's end follows the exact start.
+    clock.advance(0.5)
+    source_id = create(store)
+    restored = SourceStore(clock=clock, rng=random.Random(2))
+    restored.load_json(json.loads(json.dumps(store.to_json())))
+    clock.advance(4.8)
+    assert restored.get_source(source_id)["attributes"]["deployment_status"] == "deploying"
+    clock.advance(0.2)
+    assert restored.get_source(source_id)["attributes"]["deployment_status"] == "deployed"
+
+
 def test_two_seeded_stores_are_the_same_account() -> None:
     # Two `--emulator` processes: a plan saved against one applies in the next.
     first, second = seeded_store(), seeded_store()
