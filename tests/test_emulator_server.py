@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import httpx
@@ -36,12 +37,15 @@ NEW_SOURCE = {
 
 
 def test_running_emulator_serves_then_stops() -> None:
+    before = set(threading.enumerate())
     with running_emulator(seeded_store()) as url:
         assert re.fullmatch(r"http://127\.0\.0\.1:\d+", url)
         listed = httpx.get(url + "/api/v1/sources", headers=AUTH).json()
         assert len(listed["data"]) == 4
     with pytest.raises(httpx.ConnectError):
         httpx.get(url + "/api/v1/sources", headers=AUTH)
+    # The server's thread has ended, not merely lost its socket.
+    assert set(threading.enumerate()) <= before
 
 
 def test_state_file_is_written_whole(tmp_path: Path) -> None:
@@ -104,6 +108,17 @@ def test_emulator_command_keeps_sources_across_restarts(tmp_path: Path) -> None:
         assert [s["attributes"]["name"] for s in listed] == ["Kept"]
     finally:
         _stop(process)
+
+
+def test_the_emulator_command_logs_requests_to_stderr_only(tmp_path: Path) -> None:
+    process, url = _start(tmp_path / "state.json")
+    try:
+        assert httpx.get(url + "/api/v1/sources", headers=AUTH).status_code == 200
+    finally:
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=10)
+    assert stdout == ""
+    assert '"GET /api/v1/sources HTTP/1.1" 200' in stderr
 
 
 def test_a_port_in_use_raises_and_leaks_no_socket() -> None:
