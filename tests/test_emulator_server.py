@@ -15,8 +15,16 @@ from pathlib import Path
 
 import httpx
 import pytest
+import uvicorn
 
-from reconciler.emulator import EMULATOR_API_KEY, SourceStore, running_emulator, seeded_store
+from reconciler.emulator import (
+    EMULATOR_API_KEY,
+    SourceStore,
+    create_app,
+    running_app,
+    running_emulator,
+    seeded_store,
+)
 from reconciler.emulator.server import _listen, write_state
 from reconciler.specs import DEPLOYMENT_TYPES
 
@@ -119,6 +127,31 @@ def test_the_emulator_command_logs_requests_to_stderr_only(tmp_path: Path) -> No
         stdout, stderr = process.communicate(timeout=10)
     assert stdout == ""
     assert '"GET /api/v1/sources HTTP/1.1" 200' in stderr
+
+
+def test_an_existing_state_is_served_alone_even_with_seed(tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    own = SourceStore()
+    own.create_source(NEW_SOURCE["data"]["attributes"])
+    write_state(own, state)
+    process, url = _start(state, "--seed")
+    try:
+        listed = httpx.get(url + "/api/v1/sources", headers=AUTH).json()["data"]
+        assert [s["attributes"]["name"] for s in listed] == ["Kept"]
+    finally:
+        _stop(process)
+
+
+def test_a_server_thread_that_dies_before_serving_is_an_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # uvicorn returning at once (as it does when it cannot start) must not hang the caller.
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: None)
+    with (
+        pytest.raises(RuntimeError, match="the emulator did not start"),
+        running_app(create_app(SourceStore())),
+    ):
+        pass
 
 
 def test_a_port_in_use_raises_and_leaks_no_socket() -> None:
