@@ -68,7 +68,9 @@ def error_of(response: httpx.Response, status: int) -> dict[str, Any]:
     (error,) = response.json()["errors"]
     assert error["status"] == str(status)
     assert error["id"] == response.headers["x-request-id"]
-    assert error["title"] and error["detail"]
+    assert error["title"] == httpx.codes.get_reason_phrase(status)
+    assert error["detail"]
+    assert response.json()["jsonapi"] == {"version": "1.0"}
     return dict(error)
 
 
@@ -112,6 +114,7 @@ def test_success_envelope(api: httpx.Client) -> None:
     assert document["meta"]["authentication"]["authorized"] is True
     assert document["data"]["type"] == "sources"
     assert document["data"]["id"] == source_id
+    assert document["data"]["links"] == {"self": f"{SOURCES}/{source_id}"}
 
 
 @pytest.mark.parametrize(
@@ -119,8 +122,10 @@ def test_success_envelope(api: httpx.Client) -> None:
     [
         ("GET", SOURCES + "/" + "0" * 24, 404),
         ("GET", "/api/v2/sources", 404),
+        ("POST", "/api/v2/sources", 404),
         ("DELETE", SOURCES + "/" + "0" * 24, 405),
         ("PUT", SOURCES, 405),
+        ("OPTIONS", SOURCES, 405),
         ("POST", SOURCES, 400),
     ],
 )
@@ -138,6 +143,12 @@ def test_error_bodies_carry_the_request_id(
 
 def test_invalid_json_is_400(api: httpx.Client) -> None:
     assert "not valid JSON" in error_of(api.post(SOURCES, content=b"{nope"), 400)["detail"]
+
+
+@pytest.mark.parametrize("document", [[], "sources", {"data": []}, {"attributes": {}}])
+def test_a_body_that_is_not_a_json_api_document_is_400(api: httpx.Client, document: Any) -> None:
+    detail = error_of(api.post(SOURCES, json=document), 400)["detail"]
+    assert "must be a JSON:API document" in detail
 
 
 # --------------------------------------------------------------------------- listing
@@ -674,6 +685,7 @@ def test_per_second_limit_is_429(
     limited = api.get(SOURCES)
     error_of(limited, 429)
     assert limited.headers.get("retry-after") == ("1" if retry_after else None)
+    assert "x-ratelimit-limit" not in limited.headers  # only when asked for
     fake_clock.advance(1)
     assert api.get(SOURCES).status_code == 200
 
@@ -694,6 +706,9 @@ def test_a_429_carries_rate_limit_headers_when_asked(
     assert refused.headers["x-ratelimit-limit"] == "2"
     assert refused.headers["x-ratelimit-remaining"] == "0"
     assert refused.headers["x-ratelimit-reset"] == "3000"  # the first update leaves the hour
+    not_found = api.get(f"{SOURCES}/{'0' * 24}")
+    error_of(not_found, 404)
+    assert "x-ratelimit-limit" not in not_found.headers  # a 429's headers, on 429s only
 
 
 def test_hourly_create_and_update_limits(
@@ -721,12 +736,18 @@ def test_lost_response_commits_the_write(api: httpx.Client, emulator_store: Sour
     emulator_store.faults = Faults(lost_response_rate=1.0)
     response = api.post(SOURCES, json=body({"name": "n", "deployment": deployment("s3")}))
     assert response.status_code == 504
-    assert not response.headers["content-type"].startswith("application/vnd.api+json")
+    # A proxy's HTML page, as a gateway in front of the API would send.
+    assert response.headers["content-type"].startswith("text/html")
     with pytest.raises(json.JSONDecodeError):
         response.json()
+    # Reads never lose their answer (nothing to look up after), so the write is visible.
+    listed = api.get(SOURCES, params={"filter[deployment.imgix_subdomains]": "img"})
+    assert listed.status_code == 200
+    (source,) = listed.json()["data"]
+    assert patch(api, source["id"], {"name": "renamed"}).status_code == 504
     emulator_store.faults = Faults()
-    listed = api.get(SOURCES, params={"filter[deployment.imgix_subdomains]": "img"}).json()
-    assert len(listed["data"]) == 1
+    shown = api.get(f"{SOURCES}/{source['id']}").json()["data"]["attributes"]
+    assert shown["name"] == "renamed"
 
 
 def test_added_latency_delays_the_answer(api: httpx.Client, emulator_store: SourceStore) -> None:

@@ -135,8 +135,12 @@ def test_a_state_file_holding_one_is_refused_naming_where(tmp_path: Path) -> Non
     [
         ({"a": [1, 2.5, True, None, "x"]}, None),
         ({"a": MAX_SAFE_INTEGER, "b": -MAX_SAFE_INTEGER}, None),
+        # Number.MAX_SAFE_INTEGER spelled out: the bound itself is carried, one past is not.
+        ({"a": 9_007_199_254_740_991, "b": -9_007_199_254_740_991}, None),
+        ({"a": -9_007_199_254_740_992}, "a"),
         ({"a": {"b": [0, MAX_SAFE_INTEGER + 1]}}, "a.b[1]"),
         ([math.nan], "[0]"),
+        ({"a": [True, False, math.inf]}, "a[2]"),  # booleans are skipped, not an end
         (-math.inf, ""),
     ],
 )

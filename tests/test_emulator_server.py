@@ -10,13 +10,23 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import httpx
 import pytest
+import uvicorn
 
-from reconciler.emulator import EMULATOR_API_KEY, SourceStore, running_emulator, seeded_store
+from reconciler.emulator import (
+    EMULATOR_API_KEY,
+    SourceStore,
+    create_app,
+    running_app,
+    running_emulator,
+    seeded_store,
+)
 from reconciler.emulator.server import _listen, write_state
+from reconciler.specs import DEPLOYMENT_TYPES
 
 AUTH = {"Authorization": f"Bearer {EMULATOR_API_KEY}"}
 NEW_SOURCE = {
@@ -35,12 +45,15 @@ NEW_SOURCE = {
 
 
 def test_running_emulator_serves_then_stops() -> None:
+    before = set(threading.enumerate())
     with running_emulator(seeded_store()) as url:
         assert re.fullmatch(r"http://127\.0\.0\.1:\d+", url)
         listed = httpx.get(url + "/api/v1/sources", headers=AUTH).json()
         assert len(listed["data"]) == 4
     with pytest.raises(httpx.ConnectError):
         httpx.get(url + "/api/v1/sources", headers=AUTH)
+    # The server's thread has ended, not merely lost its socket.
+    assert set(threading.enumerate()) <= before
 
 
 def test_state_file_is_written_whole(tmp_path: Path) -> None:
@@ -103,6 +116,42 @@ def test_emulator_command_keeps_sources_across_restarts(tmp_path: Path) -> None:
         assert [s["attributes"]["name"] for s in listed] == ["Kept"]
     finally:
         _stop(process)
+
+
+def test_the_emulator_command_logs_requests_to_stderr_only(tmp_path: Path) -> None:
+    process, url = _start(tmp_path / "state.json")
+    try:
+        assert httpx.get(url + "/api/v1/sources", headers=AUTH).status_code == 200
+    finally:
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=10)
+    assert stdout == ""
+    assert '"GET /api/v1/sources HTTP/1.1" 200' in stderr
+
+
+def test_an_existing_state_is_served_alone_even_with_seed(tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    own = SourceStore()
+    own.create_source(NEW_SOURCE["data"]["attributes"])
+    write_state(own, state)
+    process, url = _start(state, "--seed")
+    try:
+        listed = httpx.get(url + "/api/v1/sources", headers=AUTH).json()["data"]
+        assert [s["attributes"]["name"] for s in listed] == ["Kept"]
+    finally:
+        _stop(process)
+
+
+def test_a_server_thread_that_dies_before_serving_is_an_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # uvicorn returning at once (as it does when it cannot start) must not hang the caller.
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: None)
+    with (
+        pytest.raises(RuntimeError, match="the emulator did not start"),
+        running_app(create_app(SourceStore())),
+    ):
+        pass
 
 
 def test_a_port_in_use_raises_and_leaks_no_socket() -> None:
@@ -192,6 +241,20 @@ def test_a_state_file_lacking_a_key_names_what_is_missing(tmp_path: Path) -> Non
     assert refused.returncode == 1
     assert refused.stderr == (
         f"error: {state}: not an emulator state file (missing 'deployment')\n"
+    ), refused.stderr
+
+
+def test_a_state_file_the_api_would_refuse_says_why(tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    deployment = {"type": "ftp", "imgix_subdomains": ["a"]}
+    state.write_text(
+        json.dumps({"version": 1, "sources": [{"name": "x", "deployment": deployment}]})
+    )
+    refused = _emulator("--port", "0", "--state", state)
+    assert refused.returncode == 1
+    assert refused.stderr == (
+        f"error: {state}: not an emulator state file "
+        f"(deployment.type must be one of {', '.join(DEPLOYMENT_TYPES)}.)\n"
     ), refused.stderr
 
 

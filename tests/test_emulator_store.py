@@ -84,6 +84,21 @@ def test_create_fills_documented_defaults_and_deploys(
     assert shown["annotation"] == DEFAULT_ANNOTATION
 
 
+def test_omitted_attributes_are_left_out_of_every_answer(clock: ManualClock) -> None:
+    # A listing that does not say whether a source is enabled: clients must cope.
+    store = SourceStore(clock=clock, omitted=frozenset({"enabled", "date_deployed"}))
+    source_id = create(store)
+    for resource in (store.get_source(source_id), *store.list_sources({}).resources):
+        assert not {"enabled", "date_deployed"} & resource["attributes"].keys()
+        assert resource["attributes"]["name"] == "Photos"
+
+
+def test_omitting_mode_leaves_out_an_empty_map(store: SourceStore) -> None:
+    source_id = create(store, "s3")
+    store.omit_unset = True
+    assert "default_params" not in store.get_source(source_id)["attributes"]["deployment"]
+
+
 def test_omitting_mode_leaves_out_keys_without_a_value(store: SourceStore) -> None:
     source_id = create(store, "s3", default_params={"auto": "format"})
     full = store.get_source(source_id)["attributes"]["deployment"]
@@ -281,8 +296,11 @@ def test_at_most_100_hostnames(store: SourceStore) -> None:
 def test_required_fields_of_the_type_are_required(store: SourceStore) -> None:
     with pytest.raises(BadRequest) as refused:
         store.create_source({"name": "n", "deployment": {"type": "s3", "imgix_subdomains": ["a"]}})
-    for name in ("s3_access_key", "s3_bucket", "s3_secret_key"):
-        assert f"deployment.{name} is required" in refused.value.detail
+    # Every problem at once, one clause each: a user fixes the file in one pass.
+    assert refused.value.detail == (
+        "deployment.s3_access_key is required; deployment.s3_bucket is required; "
+        "deployment.s3_secret_key is required."
+    )
 
 
 # --------------------------------------------------------------------------- hostnames
@@ -296,10 +314,14 @@ def test_hostnames_are_globally_unique(store: SourceStore, field: str, claimed: 
     create(store, subdomain="first", **{field: claimed} if field == "custom_domains" else {})
     if field == "imgix_subdomains":
         create(store, subdomain="taken")
-    with pytest.raises(BadRequest, match=re.escape(claimed[0]) + " is already in use"):
+    with pytest.raises(BadRequest) as refused:
         store.create_source(
             {"name": "n", "deployment": {**deployment("gcs", subdomain="other"), field: claimed}}
         )
+    label = "imgix subdomain" if field == "imgix_subdomains" else "custom domain"
+    assert refused.value.detail == (
+        f"deployment.{field}: the {label} {claimed[0]} is already in use by another source."
+    )
 
 
 def test_hostnames_of_other_accounts_are_taken(store: SourceStore) -> None:
@@ -520,6 +542,18 @@ def test_a_disabled_source_changes_only_when_enabled_too(
     assert enabled["attributes"]["name"] == "x"
 
 
+def test_restating_enabled_does_not_redeploy(store: SourceStore, clock: ManualClock) -> None:
+    # Only enabling a disabled source deploys it again; saying what already holds does not.
+    source_id = create(store)
+    clock.advance(60)
+    deployed = int(clock.now) - 60
+    kept = store.update_source(source_id, {"enabled": True})["attributes"]
+    assert (kept["deployment_status"], kept["date_deployed"]) == ("deployed", deployed)
+    store.update_source(source_id, {"enabled": False})
+    still = store.update_source(source_id, {"enabled": False})["attributes"]
+    assert (still["deployment_status"], still["date_deployed"]) == ("disabled", deployed)
+
+
 def test_a_source_may_be_created_disabled(store: SourceStore) -> None:
     created = store.create_source({"name": "n", "enabled": False, "deployment": deployment("s3")})
     assert created["attributes"]["deployment_status"] == "disabled"
@@ -705,6 +739,58 @@ def test_a_seeded_random_generator_gives_the_same_ids(clock: ManualClock) -> Non
     assert ids[0] == ids[1]
 
 
+@pytest.mark.parametrize(
+    ("params", "detail"),
+    [
+        ({"page[number]": "-1"}, "page[number] must be at least 0."),
+        ({"page[size]": "0"}, "page[size] must be at least 1."),
+        ({"page[size]": "9" * 5000}, "page[size] must be an integer."),
+        ({"filter[name": "x"}, "Unknown query parameter filter[name."),
+        ({"filter[type]": "s3"}, "Cannot filter by type."),  # deployment.type, not type
+        (
+            {"sort": "-deployment.type"},
+            "Cannot sort by -deployment.type: sort by one of date_deployed, enabled, name.",
+        ),
+    ],
+)
+def test_a_refused_query_says_which_parameter_and_why(
+    store: SourceStore, params: dict[str, str], detail: str
+) -> None:
+    with pytest.raises(BadRequest) as refused:
+        store.list_sources(params)
+    assert refused.value.detail == detail
+
+
+def test_sparse_fields_naming_no_attribute_are_left_out(store: SourceStore) -> None:
+    create(store)
+    fields = "bogus,deployment.bogus,name"
+    (resource,) = store.list_sources({"fields[sources]": fields}).resources
+    assert resource["attributes"] == {"name": "Photos"}
+
+
+def test_sparse_fields_name_whole_attributes_too(store: SourceStore) -> None:
+    source_id = create(store)
+    (resource,) = store.list_sources({"fields[sources]": "deployment,enabled.x"}).resources
+    shown = store.get_source(source_id)["attributes"]
+    # `enabled` has no parts: asking for one of them gets the whole value.
+    assert resource["attributes"] == {"deployment": shown["deployment"], "enabled": True}
+
+
+def test_a_name_filter_matches_a_name_holding_a_comma(store: SourceStore) -> None:
+    # Other filters take a comma-separated list; a display name may hold commas itself.
+    create(store, subdomain="one", name="Photos, archived")
+    create(store, subdomain="two", name="Photos")
+    listed = store.list_sources({"filter[name]": "Photos, archived"}).resources
+    assert [r["attributes"]["name"] for r in listed] == ["Photos, archived"]
+
+
+def test_a_filter_for_null_finds_sources_without_a_value(store: SourceStore) -> None:
+    create(store, subdomain="bare", name="Bare")
+    create(store, subdomain="prefixed", name="Prefixed", s3_prefix="images/")
+    listed = store.list_sources({"filter[deployment.s3_prefix]": "null"}).resources
+    assert [r["attributes"]["name"] for r in listed] == ["Bare"]
+
+
 def test_page_size_is_clamped_and_described(clock: ManualClock) -> None:
     store = SourceStore(clock=clock, rng=random.Random(2), max_page_size=3)
     for index in range(7):
@@ -837,6 +923,34 @@ def test_injected_errors(store: SourceStore) -> None:
     assert not store.lose_response()
 
 
+def test_requests_without_faults_draw_no_randomness(clock: ManualClock) -> None:
+    # Ids come from the seeded generator: how many requests came before must not move them.
+    quiet = SourceStore(clock=clock, rng=random.Random(6), limits=RateLimits(per_second=None))
+    for _ in range(3):
+        quiet.admit()
+        assert not quiet.lose_response()
+    assert create(quiet) == create(SourceStore(clock=clock, rng=random.Random(6)))
+
+
+def test_fault_rates_are_probabilities(clock: ManualClock) -> None:
+    # A rate of 0.5 fails about half the requests, not all of them (seeded: one answer).
+    store = SourceStore(
+        clock=clock,
+        rng=random.Random(8),
+        limits=RateLimits(per_second=None),
+        faults=Faults(error_rate=0.5, lost_response_rate=0.5),
+    )
+    failures = 0
+    for _ in range(200):
+        try:
+            store.admit()
+        except InjectedFailure:
+            failures += 1
+    lost = sum(store.lose_response() for _ in range(200))
+    assert 60 < failures < 140
+    assert 60 < lost < 140
+
+
 # --------------------------------------------------------------------------- state
 
 
@@ -856,6 +970,7 @@ def test_a_state_without_derived_values_gets_them_on_load(clock: ManualClock) ->
         "version": 1,
         "sources": [
             {
+                "id": "a" * 24,
                 "name": "Blog",
                 "deployment": deployment("webfolder", "w", secure_url_enabled=True),
             }
@@ -866,6 +981,11 @@ def test_a_state_without_derived_values_gets_them_on_load(clock: ManualClock) ->
     (shown,) = restored.list_sources({}).resources
     assert shown["attributes"]["deployment"]["password_encrypted"]
     assert shown["attributes"]["secure_url_token"]
+    # Without a date, a saved source was deployed long enough ago to be `deployed` now.
+    assert shown["attributes"]["deployment_status"] == "deployed"
+    # Loading the same state again replaces the source: its hostnames are its own.
+    restored.load_json(state)
+    assert len(restored.sources) == 1
 
 
 def test_a_state_giving_two_sources_one_subdomain_is_refused(clock: ManualClock) -> None:
@@ -878,6 +998,26 @@ def test_a_state_giving_two_sources_one_subdomain_is_refused(clock: ManualClock)
     }
     with pytest.raises(BadRequest, match="shared is already in use"):
         SourceStore(clock=clock).load_json(state)
+
+
+@pytest.mark.parametrize(
+    ("state", "words"),
+    [
+        ([], "the state must be a JSON object"),
+        ({"version": 2, "sources": []}, "unsupported emulator state version 2"),
+        ({"version": 1, "sources": {}}, "sources must be a list"),
+        ({"version": 1, "sources": ["x"]}, r"sources\[0\] must be an object"),
+        ({"version": 1, "sources": [{"deployment": []}]}, r"sources\[0\]\.deployment must be"),
+        ({"version": 1, "sources": [], "x": 1e999}, "x: numbers must be finite"),
+    ],
+)
+def test_a_malformed_state_is_refused_naming_what_is_wrong(
+    clock: ManualClock, state: Any, words: str
+) -> None:
+    restored = SourceStore(clock=clock)
+    with pytest.raises(ValueError, match=words):
+        restored.load_json(state)
+    assert restored.sources == {}
 
 
 @pytest.mark.parametrize("source_id", ["A" * 24, "a" * 23, "../" + "a" * 21, 7])
@@ -901,6 +1041,27 @@ def test_on_commit_sees_every_write(store: SourceStore) -> None:
     store.update_source(source_id, {"name": "x"})
     store.dashboard_redeploy(source_id, {})
     assert commits == [1, 1, 1]
+
+
+def test_a_restored_source_is_deploying_as_long_as_it_was(
+    store: SourceStore, clock: ManualClock
+) -> None:
+    # date_deployed is whole seconds; the deployment's end follows the exact start.
+    clock.advance(0.5)
+    source_id = create(store)
+    restored = SourceStore(clock=clock, rng=random.Random(2))
+    restored.load_json(json.loads(json.dumps(store.to_json())))
+    clock.advance(4.8)
+    assert restored.get_source(source_id)["attributes"]["deployment_status"] == "deploying"
+    clock.advance(0.2)
+    assert restored.get_source(source_id)["attributes"]["deployment_status"] == "deployed"
+
+
+def test_two_seeded_stores_are_the_same_account() -> None:
+    # Two `--emulator` processes: a plan saved against one applies in the next.
+    first, second = seeded_store(), seeded_store()
+    assert first.list_sources({}).resources == second.list_sources({}).resources
+    assert create(first, subdomain="new") == create(second, subdomain="new")
 
 
 def test_seeded_store_holds_the_example_live_state() -> None:
