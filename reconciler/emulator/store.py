@@ -63,9 +63,6 @@ ATTRIBUTE_WORDING = {
     "enabled": "enabled must be a boolean.",
 }
 READ_ONLY = frozenset({"date_deployed", "deployment_status", "secure_url_token"})
-# The reference gives no limit for a display name; a real API stores it in a short text
-# column, and 255 is the usual bound of one (a guess: refusing 100 kB names is not).
-MAX_NAME_LENGTH = 255
 # How the API's messages name each kind of hostname.
 HOSTNAME_LABELS = dict(zip(HOSTNAME_FIELDS, ("imgix subdomain", "custom domain"), strict=True))
 
@@ -431,8 +428,6 @@ class SourceStore:
                 adapter.validate_python(attributes[name], strict=True)
             except ValidationError:
                 raise BadRequest(ATTRIBUTE_WORDING[name]) from None
-        if len(attributes.get("name", "")) > MAX_NAME_LENGTH:
-            raise BadRequest(f"name must be at most {MAX_NAME_LENGTH} characters.")
         return dict(attributes)
 
     @staticmethod
