@@ -471,13 +471,6 @@ def test_at_most_100_hostnames(api: httpx.Client) -> None:
     assert "at most 100" in detail["detail"]
 
 
-def test_a_name_of_100000_characters_is_400(api: httpx.Client) -> None:
-    attributes = {"name": "n" * 100_000, "deployment": deployment("s3")}
-    detail = error_of(api.post(SOURCES, json=body(attributes)), 400)["detail"]
-    assert detail == "name must be at most 255 characters."
-    assert api.get(SOURCES).json()["data"] == []
-
-
 def test_names_are_not_unique(api: httpx.Client) -> None:
     create(api, name="Same", subdomain="a")
     create(api, name="Same", subdomain="b")
