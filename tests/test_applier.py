@@ -1390,20 +1390,21 @@ sources:
 """
 
 
+def planned_disabled(store: SourceStore, file: Path, ttl: int) -> Plan:
+    """The plan of `DISABLED_YAML` with cache TTL `ttl`, written to `file`, for `store`."""
+    file.write_text(DISABLED_YAML % ttl)
+    live = [LiveSource.from_resource(store.get_source(i)) for i in store.sources]
+    environ = {"APPLIER_SECRET": SECRET}
+    return plan(load([file], environ=environ).state, live, PlanOptions(fingerprint_key=b"key"))
+
+
 def test_a_disabled_source_changed_and_disabled_again_keeps_no_pending_disable(
     emulator_store: SourceStore, fake_clock: FakeClock, tmp_path: Path
 ) -> None:
     """Every write but the last records the pending disable; the last, which disables, clears it."""
-    file = tmp_path / "sources.yaml"
-    options = PlanOptions(fingerprint_key=b"key")
-    environ = {"APPLIER_SECRET": SECRET}
 
     def planned(ttl: int) -> Plan:
-        file.write_text(DISABLED_YAML % ttl)
-        live = [
-            LiveSource.from_resource(emulator_store.get_source(i)) for i in emulator_store.sources
-        ]
-        return plan(load([file], environ=environ).state, live, options)
+        return planned_disabled(emulator_store, tmp_path / "sources.yaml", ttl)
 
     assert run(emulator_store, fake_clock, planned(86400), fingerprint_key=b"key").ok
     (source_id,) = emulator_store.sources
@@ -1432,16 +1433,9 @@ def test_an_apply_killed_after_the_enabling_write_is_finished_by_the_next_plan_u
     """A kill between the writes of one action leaves a disabled source enabled (serving);
     the next plan disables it again as the end of the reviewed change, not as a disable
     of the user's that needs --allow-disable."""
-    file = tmp_path / "sources.yaml"
-    options = PlanOptions(fingerprint_key=b"key")
-    environ = {"APPLIER_SECRET": SECRET}
 
     def planned(ttl: int) -> Plan:
-        file.write_text(DISABLED_YAML % ttl)
-        live = [
-            LiveSource.from_resource(emulator_store.get_source(i)) for i in emulator_store.sources
-        ]
-        return plan(load([file], environ=environ).state, live, options)
+        return planned_disabled(emulator_store, tmp_path / "sources.yaml", ttl)
 
     assert run(emulator_store, fake_clock, planned(86400), fingerprint_key=b"key").ok
     (source_id,) = emulator_store.sources
