@@ -39,6 +39,7 @@ from console import (
 )
 
 from reconciler.emulator import SourceStore
+from reconciler.live import LiveSource
 from reconciler.plan import Plan
 from reconciler.schema import render_sources_schema
 
@@ -1004,6 +1005,39 @@ def test_drift_exits_0_in_sync_2_on_drift_and_1_on_error(
     error = run_cli("drift", invalid, "--api-url", emulator_url, env=CANARY_ENV)
     assert error.returncode == 1
     assert LOCATED.search(error.stderr), error.stderr
+
+
+def test_drift_takes_a_parameter_listed_as_text_for_the_files_value(
+    store: SourceStore, emulator_url: str, tmp_path: Path
+) -> None:
+    # A listing may give `default_params` values as text (as a dashboard form saves them):
+    # "75" is the file's 75 in an image URL, so a scheduled drift stays quiet instead of
+    # failing on every run.
+    path = tmp_path / "params.yaml"
+    path.write_text(
+        "version: 1\nsources:\n  - name: Params\n    deployment:\n      type: webfolder\n"
+        "      imgix_subdomains: [e2e-params]\n"
+        "      webfolder_base_url: https://params.e2e.example/\n"
+        "      default_params: {q: 75, lossless: true}\n"
+    )
+    apply_directly(emulator_url, path, CANARY_ENV)
+    params = source_id(store, "Params")
+    # Written through the API with the marker kept (a dashboard edit rewrites the
+    # annotation, itself a drift): as an API that keeps the values as text lists them.
+    marked = LiveSource.from_resource(store.get_source(params)).deployment["annotation"]
+    as_text = {"q": "75", "lossless": "true"}
+    store.update_source(params, {"deployment": {"default_params": as_text, "annotation": marked}})
+    quiet = run_cli("drift", path, "--api-url", emulator_url, env=CANARY_ENV)
+    assert quiet.returncode == 0, quiet.stdout + quiet.stderr
+
+    moved = {"default_params": {**as_text, "q": "80"}, "annotation": marked}
+    store.update_source(params, {"deployment": moved})
+    drifted = run_cli("drift", path, "--format", "json", "--api-url", emulator_url, env=CANARY_ENV)
+    assert drifted.returncode == 2, drifted.stderr
+    (action,) = json.loads(drifted.stdout)["actions"]
+    assert action["changes"] == [
+        {"path": "deployment.default_params.q", "before": "80", "after": 75}
+    ]
 
 
 def test_drift_with_require_marker_and_allow_unadopted_exits_1_before_any_request(
