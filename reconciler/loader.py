@@ -98,6 +98,12 @@ _FLOW_BRACKET = deferred.pattern(__name__, "_FLOW_BRACKET", r"[\[\]{}]")
 # composes; up to it, Python's recursion limit (about 1,000, deeper than any desired
 # state) stops the rest.
 MAX_C_NESTING = 10_000
+# The pure-Python parser, which words and places the errors of a file the C parser
+# refuses, reads each token in time proportional to the flow levels open around it (300
+# kB of items 400 levels deep took 12 s; the 16 MiB a file may hold, many minutes). A
+# refused file nested deeper than this, far deeper than any desired state, is refused as
+# too deep where it gets so, without that parse.
+MAX_PRECISE_NESTING = 32
 TOO_DEEP = "recursive or too deeply nested YAML is not supported"
 
 # --------------------------------------------------------------------------- results
@@ -221,8 +227,9 @@ def nesting_bound(text: str) -> int:
     return block + flow + widest
 
 
-def _too_deep(text: str) -> tuple[int, int] | None:
-    """Where collections nest deeper than MAX_C_NESTING (line, column from 0), if they do.
+def _too_deep(text: str, bound: int) -> tuple[int, int] | None:
+    """Where collections nest deeper than `bound` (line, column from 0), if they do before
+    any error of the text.
 
     The C parser's events come without recursion: only its composer recurses.
     """
@@ -231,7 +238,7 @@ def _too_deep(text: str) -> tuple[int, int] | None:
         for event in YAML(typ="safe").parse(text):
             if isinstance(event, CollectionStartEvent):
                 depth += 1
-                if depth > MAX_C_NESTING:
+                if depth > bound:
                     return event.start_mark.line, event.start_mark.column
             elif isinstance(event, CollectionEndEvent):
                 depth -= 1
@@ -284,11 +291,13 @@ class _DesiredFile(ReferenceSteps, CrossSourceChecks):
         text = self._read(read_already)
         if text is None:
             return
-        deep = _too_deep(text) if nesting_bound(text) > MAX_C_NESTING else None
+        deep = _too_deep(text, MAX_C_NESTING) if nesting_bound(text) > MAX_C_NESTING else None
+        composed = self._compose_fast(text) if deep is None else None
+        if composed is None and deep is None:
+            deep = _too_deep(text, MAX_PRECISE_NESTING)
         if deep is not None:
             self._error_at(*deep, "", TOO_DEEP)
             return
-        composed = self._compose_fast(text)
         if composed is not None and self._check_fast(text, composed[0], claims):
             return
         self._start()

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from reconciler import loader
 from reconciler.loader import (
     MAX_C_NESTING,
+    MAX_PRECISE_NESTING,
     MAX_VALUES,
     LoadError,
     LocatedError,
@@ -357,13 +358,19 @@ def test_file_level_errors_are_located(tmp_path: Path, text: str, expected: str)
             "version: 1\nsources: " + "[" * 3000 + "]" * 3000 + "\n",
             "1:1: recursive or too deeply nested YAML is not supported",
         ),
-        (  # the same, read by the pure-Python parser (a directive, or an unclosed `[`)
+        (  # the same with a directive
             "%YAML 1.2\n---\nversion: 1\nsources: " + "[" * 3000 + "]" * 3000 + "\n",
             "1:1: recursive or too deeply nested YAML is not supported",
         ),
-        (
+        (  # an unclosed `[`: where it passes MAX_PRECISE_NESTING, before any precise parse
             "version: 1\nsources: " + "[" * 3000 + "]" * 2999 + "\n",
-            "1:1: recursive or too deeply nested YAML is not supported",
+            f"2:{len('sources: ') + MAX_PRECISE_NESTING}: "
+            "recursive or too deeply nested YAML is not supported",
+        ),
+        (  # the same under a directive only the pure-Python parser reads
+            "%YAML 1.1\n---\nversion: 1\nsources: " + "[" * 3000 + "]" * 2999 + "\n",
+            f"4:{len('sources: ') + MAX_PRECISE_NESTING}: "
+            "recursive or too deeply nested YAML is not supported",
         ),
     ],
 )
@@ -372,6 +379,26 @@ def test_a_file_that_does_not_parse_is_one_error(tmp_path: Path, text: str, expe
     path = tmp_path / "sources.yaml"
     path.write_text(text)
     assert errors_of(path) == [f"{path}:{expected}"]
+
+
+def test_a_refused_file_nested_past_what_its_error_needs_is_too_deep_where_it_gets_so(
+    tmp_path: Path,
+) -> None:
+    # The pure-Python parser, which words the errors of a file the C parser refuses, reads
+    # each token in time proportional to the flow levels open around it: 300 kB of items
+    # 400 levels deep took 12 s, 16 MiB many minutes. Such a file is refused where
+    # it passes MAX_PRECISE_NESTING (the 32nd `[` is collection 33), without that parse.
+    items = "a, " * 1000
+    path = write(tmp_path, "version: 1\nsources: " + "[" * 400 + items + "]" * 399 + "\n")
+    column = len("sources: ") + MAX_PRECISE_NESTING
+    assert errors_of(path) == [
+        f"{path}:2:{column}: recursive or too deeply nested YAML is not supported"
+    ]
+    # Not as deep: the error is the syntax error, worded and placed as before.
+    shallow = "[" * (MAX_PRECISE_NESTING - 2)
+    path = write(tmp_path, "version: 1\nsources: " + shallow + items + "]" * 10 + "\n")
+    (error,) = errors_of(path)
+    assert error.startswith(f"{path}:3:1: invalid YAML: while parsing a flow sequence")
 
 
 def test_a_variable_that_is_not_utf8_is_a_located_error_without_its_bytes(
