@@ -10,7 +10,8 @@ A file is parsed once, by the C parser, and checked and placed on its composed t
 file with a YAML-level problem (a repeated key, a tag, an alias) is checked again on the
 round-trip tree built from that composed tree, which words and places every error. Only
 text the C parser refuses, or a `%YAML` directive, is parsed again by the pure-Python
-parser, for its error messages and version rules. The steps live in
+parser, for its error messages and version rules (but not refused text it would take
+minutes over: see MAX_PRECISE_NESTING and MAX_PRECISE_BYTES). The steps live in
 `reconciler.loading`: the YAML (`yaml_tree`), positions and messages (`located`),
 references (`referenced`) and the checks across sources and files (`cross_source`).
 """
@@ -104,6 +105,10 @@ MAX_C_NESTING = 10_000
 # refused file nested deeper than this, far deeper than any desired state, is refused as
 # too deep where it gets so, without that parse.
 MAX_PRECISE_NESTING = 32
+# It also costs a thousand times the C parser's time and about 200 bytes of memory per
+# byte of text (1.5 MB of `[a, a, ...` took 23 s and 300 MB): past this, a refused file
+# gets the C parser's error, as well placed and a little less worded.
+MAX_PRECISE_BYTES = 1024 * 1024
 TOO_DEEP = "recursive or too deeply nested YAML is not supported"
 
 # --------------------------------------------------------------------------- results
@@ -247,6 +252,16 @@ def _too_deep(text: str, bound: int) -> tuple[int, int] | None:
     return None
 
 
+def _parse_error(text: str) -> YAMLError | None:
+    """The C parser's error on `text`, if it finds one (no tree is built)."""
+    try:
+        for _ in YAML(typ="safe").parse(text):
+            pass
+    except YAMLError as exc:
+        return exc
+    return None
+
+
 def _balanced_and_plain(line: str) -> bool:
     if '"' in line or "'" in line or "#" in line:
         return False
@@ -284,6 +299,9 @@ def _referents_by_identity() -> Iterator[None]:
 
 class _DesiredFile(ReferenceSteps, CrossSourceChecks):
     """One file: its YAML tree (for positions), its plain data (for pydantic), its errors."""
+
+    # Why the C parser refused the file, if it did.
+    _fast_error: Exception | None = None
 
     # -- steps
 
@@ -335,7 +353,8 @@ class _DesiredFile(ReferenceSteps, CrossSourceChecks):
         None when only the round-trip parser words and places what the text holds."""
         try:
             return (yaml_tree.fast_compose(text),)
-        except Exception:  # a YAML error, or a `%YAML` directive: the precise path says
+        except Exception as exc:  # a YAML error, or a `%YAML` directive: the precise path says
+            self._fast_error = exc
             return None
 
     def _check_fast(self, text: str, nodes: Node | None, claims: Claims) -> bool:
@@ -466,9 +485,15 @@ class _DesiredFile(ReferenceSteps, CrossSourceChecks):
             return False
         return True
 
-    @staticmethod
-    def _compose_precisely(text: str) -> Node | None:
-        """The pure-Python parser's tree: its errors are the ones the messages word."""
+    def _compose_precisely(self, text: str) -> Node | None:
+        """The pure-Python parser's tree: its errors are the ones the messages word (but
+        the C parser's, for a text over MAX_PRECISE_BYTES)."""
+        if len(text) > MAX_PRECISE_BYTES:
+            error = self._fast_error
+            if not isinstance(error, MarkedYAMLError):  # a directive the C tree is not for
+                error = _parse_error(text)
+            if isinstance(error, MarkedYAMLError):
+                raise error
         node: Node | None = YAML(typ="rt").compose(text)
         return node
 

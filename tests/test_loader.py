@@ -401,6 +401,34 @@ def test_a_refused_file_nested_past_what_its_error_needs_is_too_deep_where_it_ge
     assert error.startswith(f"{path}:3:1: invalid YAML: while parsing a flow sequence")
 
 
+def test_a_refused_file_over_the_precise_bytes_gets_the_c_parsers_located_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The pure-Python parser words a large file's error in minutes and gigabytes (1.5 MB
+    # of `[a, a, ...` took 23 s of CPU and 300 MB): past MAX_PRECISE_BYTES the C parser's
+    # own error is reported, at the same place. Shown on a bound of 1,000 bytes.
+    monkeypatch.setattr(loader, "MAX_PRECISE_BYTES", 1000)
+    items = "a, " * 400 + "a"
+    c_error = "invalid YAML: while parsing a flow sequence: did not find expected ',' or ']'"
+    path = write(tmp_path, "version: 1\nsources: [" + items + "\n")
+    assert errors_of(path) == [f"{path}:3:1: {c_error}"]
+    # The same under a `%YAML 1.1` directive, which the C parser's tree is not built for.
+    path = write(tmp_path, "%YAML 1.1\n---\nversion: 1\nsources: [" + items + "\n")
+    assert errors_of(path) == [f"{path}:5:1: {c_error}"]
+    # An undefined alias, which only composing finds.
+    path = write(tmp_path, "version: 1\nsources: [" + items + ", *nope]\n")
+    column = len("sources: [") + len(items) + 3
+    assert errors_of(path) == [f"{path}:2:{column}: invalid YAML: found undefined alias"]
+    # A valid file under that directive is still read, by the parser its version needs.
+    path = write(tmp_path, "%YAML 1.1\n---\nversion: 1\nsources: []\n# " + items + "\n")
+    assert load([path], resolve=False).state.sources == []
+    # Up to the bound, the pure-Python parser's words, as before.
+    monkeypatch.setattr(loader, "MAX_PRECISE_BYTES", 10_000)
+    path = write(tmp_path, "version: 1\nsources: [" + items + "\n")
+    pure_error = "invalid YAML: while parsing a flow sequence: expected ',' or ']', but got"
+    assert errors_of(path) == [f"{path}:3:1: {pure_error} '<stream end>'"]
+
+
 def test_a_variable_that_is_not_utf8_is_a_located_error_without_its_bytes(
     tmp_path: Path,
 ) -> None:
@@ -1536,11 +1564,11 @@ def test_a_yaml_1_1_directive_is_read_by_the_pure_python_parser(
     composed = []
     compose = loader._DesiredFile._compose_precisely
 
-    def counted(text: str) -> Any:
+    def counted(self: Any, text: str) -> Any:
         composed.append(text)
-        return compose(text)
+        return compose(self, text)
 
-    monkeypatch.setattr(loader._DesiredFile, "_compose_precisely", staticmethod(counted))
+    monkeypatch.setattr(loader._DesiredFile, "_compose_precisely", counted)
     loaded = load([path], environ={"S3_SECRET_KEY": "s3-secret"})
     assert loaded.state.sources[0].enabled is True
     assert len(composed) == 1
