@@ -45,6 +45,7 @@ from reconciler.loading import yaml_tree
 from reconciler.loading.cross_source import Claims, CrossSourceChecks
 from reconciler.loading.located import (
     CHECKED_ON_RAW_DATA,
+    Imprecise,
     Loc,
     display_path,
     error_message,
@@ -252,14 +253,19 @@ def _too_deep(text: str, bound: int) -> tuple[int, int] | None:
     return None
 
 
-def _parse_error(text: str) -> YAMLError | None:
+def _parse_error(text: str) -> Exception | None:
     """The C parser's error on `text`, if it finds one (no tree is built)."""
     try:
         for _ in YAML(typ="safe").parse(text):
             pass
-    except YAMLError as exc:
+    except Exception as exc:  # a YAML error, or text it cannot encode (the reader's to say)
         return exc
     return None
+
+
+class _LargeUnderAnotherVersion(Exception):
+    """Valid text over MAX_PRECISE_BYTES under a `%YAML` version only the pure-Python
+    parser follows."""
 
 
 def _balanced_and_plain(line: str) -> bool:
@@ -447,6 +453,18 @@ class _DesiredFile(ReferenceSteps, CrossSourceChecks):
                 f"({version}version 1.1 or 1.2 is required)",
             )
             return False
+        except _LargeUnderAnotherVersion:
+            directive = _YAML_DIRECTIVE.search(text)
+            line = text.count("\n", 0, directive.start()) if directive else 0
+            version = f"%YAML {directive.group(1)}" if directive else "a %YAML directive"
+            self._error_at(
+                line,
+                0,
+                "",
+                f"a file this large is not read under {version} (its parser would take "
+                "minutes): remove the directive to read it as YAML 1.2",
+            )
+            return False
         except (ScannerError, ParserError, ComposerError) as exc:
             mark = exc.problem_mark or exc.context_mark
             problem = ": ".join(p for p in (exc.context, exc.problem) if p) or "syntax error"
@@ -490,9 +508,9 @@ class _DesiredFile(ReferenceSteps, CrossSourceChecks):
         the C parser's, for a text over MAX_PRECISE_BYTES)."""
         if len(text) > MAX_PRECISE_BYTES:
             error = self._fast_error
-            if not isinstance(error, MarkedYAMLError):  # a directive the C tree is not for
-                error = _parse_error(text)
-            if isinstance(error, MarkedYAMLError):
+            if isinstance(error, Imprecise):  # a directive the C tree is not built for
+                error = _parse_error(text) or _LargeUnderAnotherVersion()
+            if isinstance(error, (MarkedYAMLError, _LargeUnderAnotherVersion)):
                 raise error
         node: Node | None = YAML(typ="rt").compose(text)
         return node

@@ -419,9 +419,16 @@ def test_a_refused_file_over_the_precise_bytes_gets_the_c_parsers_located_error(
     path = write(tmp_path, "version: 1\nsources: [" + items + ", *nope]\n")
     column = len("sources: [") + len(items) + 3
     assert errors_of(path) == [f"{path}:2:{column}: invalid YAML: found undefined alias"]
-    # A valid file under that directive is still read, by the parser its version needs.
-    path = write(tmp_path, "%YAML 1.1\n---\nversion: 1\nsources: []\n# " + items + "\n")
-    assert load([path], resolve=False).state.sources == []
+    # A valid file under that directive is refused: the parser its version needs is the
+    # slow one. Up to the bound it is read by that parser, as before.
+    path = write(tmp_path, "\n%YAML 1.1\n---\nversion: 1\nsources: []\n# " + items + "\n")
+    assert errors_of(path) == [
+        f"{path}:2:1: a file this large is not read under %YAML 1.1 (its parser would take "
+        "minutes): remove the directive to read it as YAML 1.2"
+    ]
+    with monkeypatch.context() as patched:
+        patched.setattr(loader, "MAX_PRECISE_BYTES", 10_000)
+        assert load([path], resolve=False).state.sources == []
     # Up to the bound, the pure-Python parser's words, as before.
     monkeypatch.setattr(loader, "MAX_PRECISE_BYTES", 10_000)
     path = write(tmp_path, "version: 1\nsources: [" + items + "\n")
