@@ -177,16 +177,20 @@ OWN_SIGINT = sys.version_info < (3, 11)
 
 
 def run_async(main: Coroutine[Any, Any, T], *, own_sigint: bool = OWN_SIGINT) -> T:
-    """`asyncio.run`, where Ctrl-C cancels the main task (Python 3.10 too)."""
+    """`asyncio.run`, where Ctrl-C cancels the main task (Python 3.10 too), and SIGTERM
+    does when SIGINT is ignored."""
     import asyncio
     import signal
     import threading
 
-    if (
-        not own_sigint
-        or threading.current_thread() is not threading.main_thread()
-        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
-    ):
+    if threading.current_thread() is not threading.main_thread():
+        return asyncio.run(main)
+    sigint = signal.getsignal(signal.SIGINT)
+    # A job started in the background ignores SIGINT, and `asyncio.run` then handles none:
+    # SIGTERM, which `terminate_as_interrupt` would raise in whichever task runs, cancels
+    # the main task here instead.
+    number = signal.SIGTERM if sigint is signal.SIG_IGN else signal.SIGINT
+    if number == signal.SIGINT and not (own_sigint and sigint is signal.default_int_handler):
         return asyncio.run(main)
     # Python 3.11's `asyncio.run`, backported: the first SIGINT cancels the main task, and
     # so every task it awaits, instead of raising KeyboardInterrupt in whichever runs.
@@ -196,19 +200,19 @@ def run_async(main: Coroutine[Any, Any, T], *, own_sigint: bool = OWN_SIGINT) ->
         task, loop = asyncio.current_task(), asyncio.get_running_loop()
         assert task is not None
 
-        def on_sigint(number: int, frame: object) -> None:
+        def on_signal(received: int, frame: object) -> None:
             if interrupted:
                 raise KeyboardInterrupt  # a second Ctrl-C: at once
-            interrupted.append(number)
+            interrupted.append(received)
             loop.call_soon_threadsafe(task.cancel)
 
-        signal.signal(signal.SIGINT, on_sigint)
+        before = signal.signal(number, on_signal)
         try:
             return await main
         finally:
             # Unless `main` set its own since (apply's, once its writes are over), as 3.11 does.
-            if signal.getsignal(signal.SIGINT) is on_sigint:
-                signal.signal(signal.SIGINT, signal.default_int_handler)
+            if signal.getsignal(number) is on_signal:
+                signal.signal(number, signal.SIG_DFL if before is None else before)
 
     try:
         return asyncio.run(cancellable())

@@ -6,6 +6,7 @@ import asyncio
 import heapq
 import os
 import random
+import signal
 from collections.abc import Iterator
 
 import pytest
@@ -19,6 +20,11 @@ from reconciler.emulator.server import running_app
 # The suite is a fixed-seed run, so CI gives one answer for one tree; a property test's
 # search for new examples is a campaign run by hand (IMGIX_RECONCILER_CAMPAIGN, or
 # HYPOTHESIS_PROFILE=default).
+# The suite signals the commands it starts and expects Ctrl-C's behaviour of them. Started
+# as a background job (`&` without job control) it would ignore SIGINT, and so would they;
+# a handler set here is reset to the default in each command it starts.
+signal.signal(signal.SIGINT, signal.default_int_handler)
+
 settings.register_profile("suite", derandomize=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "suite"))
 
