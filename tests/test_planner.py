@@ -2917,3 +2917,29 @@ def test_sources_of_one_name_are_listed_new_one_first_then_by_id() -> None:
     )
     observed = plan(observing, [live], OPTIONS).observed
     assert [(o.action, o.id) for o in observed] == [("create", None), ("patch", ID_A)]
+
+
+# ------------------------------------------------------------- mutation audit (stop 30)
+
+
+def test_a_live_value_holding_a_secret_the_run_read_is_hidden_in_the_change() -> None:
+    # Someone pasted the password into the dashboard (a note, a parameter): the plan shows
+    # that a value changes, never the value, whether it is text or a map holding the text.
+    from reconciler import redact
+
+    pasted = "pasted-password-4f1c"
+    redact.register(pasted)
+    live = live_of(s3_spec(annotation="our note", default_params={"auto": "format"}))
+    deployment = {
+        **live.deployment,
+        "annotation": f"password is {pasted}",
+        "default_params": {"auto": "format", "s": pasted},
+    }
+    live = live.model_copy(update={"deployment": deployment})
+    wanted = desired(s3_spec(annotation="our note", default_params={"auto": "format"}))
+    result = plan(wanted, [live], OPTIONS)
+    changes = {change.path: change for change in only(result).changes}
+    assert changes["deployment.annotation"].before == HIDDEN
+    assert changes["deployment.default_params.s"].before == HIDDEN
+    assert changes["deployment.annotation"].after == "our note"
+    assert pasted not in result.to_json()
