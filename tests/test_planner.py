@@ -2943,3 +2943,20 @@ def test_a_live_value_holding_a_secret_the_run_read_is_hidden_in_the_change() ->
     assert changes["deployment.default_params.s"].before == HIDDEN
     assert changes["deployment.annotation"].after == "our note"
     assert pasted not in result.to_json()
+
+
+def test_a_listing_without_a_managed_attribute_leaves_only_that_source_to_go_one_by_one() -> None:
+    # Sources of one view, one listed without `cache_ttl_error`: the others are still
+    # settled at once, and the plan is the one the per-source path gives.
+    specs = [s3_spec(name, (f"acme-{name}",)) for name in ("a", "b", "c")]
+    live = [
+        live_of(spec, source_id) for spec, source_id in zip(specs, (ID_A, ID_B, ID_C), strict=True)
+    ]
+    partial = {k: v for k, v in live[1].deployment.items() if k != "cache_ttl_error"}
+    live[1] = live[1].model_copy(update={"deployment": partial})
+    wanted = desired(*specs)
+    assert _bulk_verdicts(wanted, live, OPTIONS) == [False, None, False]
+    bulk = plan(wanted, live, OPTIONS)
+    with _per_source_only():
+        assert plan(wanted, live, OPTIONS).to_json() == bulk.to_json()
+    assert bulk.actions == [] and bulk.summary.unchanged == 3
