@@ -2960,3 +2960,32 @@ def test_a_listing_without_a_managed_attribute_leaves_only_that_source_to_go_one
     with _per_source_only():
         assert plan(wanted, live, OPTIONS).to_json() == bulk.to_json()
     assert bulk.actions == [] and bulk.summary.unchanged == 3
+
+
+def test_a_plan_shows_name_enabled_and_type_first_then_the_rest_by_path() -> None:
+    # The order a reviewer reads in every format: what the source is, then what changes.
+    created = only(
+        plan(state(s3_spec("New", ("acme-new",), annotation="note"), owner="team-a"), [], OPTIONS)
+    )
+    shown = paths(created)
+    assert shown[:3] == ["name", "enabled", "deployment.type"]
+    assert shown[3:] == sorted(shown[3:]) and shown[-1] == "owner"
+    live = live_of(webfolder_spec("Blog", ("acme-blog",)))
+    moved = s3_spec("Blog v2", ("acme-blog",), enabled=False, annotation="moved to S3")
+    patched = paths(only(plan(desired(moved), [live], OPTIONS)))
+    assert patched[:3] == ["name", "enabled", "deployment.type"]
+    assert patched[3:] == sorted(patched[3:]) and "deployment.annotation" in patched
+
+
+def test_a_parameter_listed_as_its_text_is_settled_by_the_quick_check() -> None:
+    # Dashboards save parameters as text: a file of numbers and flags against such a
+    # listing must not cost every plan the detailed comparison (it is in sync).
+    from reconciler.planning.in_sync import quiet_verdict
+
+    spec = s3_spec(default_params={"q": 75, "lossless": True, "auto": "format"})
+    wanted = desired(spec).sources[0]
+    spelled = {"q": "75", "lossless": "true", "auto": "format"}
+    live = live_of(spec, deployment={"default_params": spelled})
+    assert quiet_verdict(wanted, live, OPTIONS, False, {}) is False
+    moved = live_of(spec, deployment={"default_params": {**spelled, "q": "75.0"}})
+    assert quiet_verdict(wanted, moved, OPTIONS, False, {}) is None
