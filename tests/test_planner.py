@@ -2989,3 +2989,17 @@ def test_a_parameter_listed_as_its_text_is_settled_by_the_quick_check() -> None:
     assert quiet_verdict(wanted, live, OPTIONS, False, {}) is False
     moved = live_of(spec, deployment={"default_params": {**spelled, "q": "75.0"}})
     assert quiet_verdict(wanted, moved, OPTIONS, False, {}) is None
+
+
+def test_the_bulk_pass_settles_annotations_declared_in_sync_and_undeclared_ones() -> None:
+    # A declared annotation as the listing holds it, and one the file leaves to the
+    # dashboard (any text there): both in sync, settled at once, not one by one.
+    declared = s3_spec("A", ("acme-a",), annotation="Managed in git")
+    undeclared = s3_spec("B", ("acme-b",))
+    noted = live_of(undeclared, ID_B)
+    text = "by jane " + str(noted.deployment["annotation"])
+    noted = noted.model_copy(update={"deployment": {**noted.deployment, "annotation": text}})
+    wanted = desired(declared, undeclared)
+    live = [live_of(declared, ID_A), noted]
+    assert _bulk_verdicts(wanted, live, OPTIONS) == [False, False]
+    assert plan(wanted, live, OPTIONS).actions == []
