@@ -2975,6 +2975,10 @@ def test_a_plan_shows_name_enabled_and_type_first_then_the_rest_by_path() -> Non
     patched = paths(only(plan(desired(moved), [live], OPTIONS)))
     assert patched[:3] == ["name", "enabled", "deployment.type"]
     assert patched[3:] == sorted(patched[3:]) and "deployment.annotation" in patched
+    # Two changes are sorted too: the annotation is compared after the attributes.
+    noted = s3_spec(cache_ttl_value=1800, annotation="new note")
+    two = only(plan(desired(noted), [live_of(s3_spec(annotation="old note"))], OPTIONS))
+    assert paths(two) == ["deployment.annotation", "deployment.cache_ttl_value"]
 
 
 def test_a_parameter_listed_as_its_text_is_settled_by_the_quick_check() -> None:
@@ -3003,3 +3007,29 @@ def test_the_bulk_pass_settles_annotations_declared_in_sync_and_undeclared_ones(
     live = [live_of(declared, ID_A), noted]
     assert _bulk_verdicts(wanted, live, OPTIONS) == [False, False]
     assert plan(wanted, live, OPTIONS).actions == []
+
+
+def test_a_web_password_cleared_in_the_dashboard_is_sent_again() -> None:
+    # The marker recorded the password's `*_encrypted` value; the listing holds none now
+    # (cleared outside): the bulk pass must not take the fingerprint's word for it.
+    spec = webfolder_spec("Blog", ("acme-blog",), password=BLOG_PASSWORD)
+    recorded = parse_annotation(str(live_of(spec).deployment["annotation"])).marker
+    assert recorded is not None
+    marker = replace(recorded, encrypted={"password": encrypted_digest("ciphertext-1")})
+    cleared = live_of(spec, deployment={"annotation": compose_annotation(None, marker)})
+    assert "password_encrypted" not in cleared.deployment
+    assert _bulk_verdicts(desired(spec), [cleared], OPTIONS) == [None]
+    result = plan(desired(spec), [cleared], OPTIONS)
+    assert paths(only(result)) == ["deployment.password"]
+    assert [notice.kind for notice in result.notices] == ["encrypted_changed"]
+
+
+def test_a_difference_past_an_attribute_the_listing_omits_is_still_planned() -> None:
+    # An omitted attribute the file is silent on is unknown, no difference: the comparison
+    # goes on to the attributes after it (the listing omits the first one compared).
+    spec = s3_spec()
+    live = live_of(spec, deployment={"s3_bucket": "moved-bucket"})
+    omitted = {k: v for k, v in live.deployment.items() if k != "cache_ttl_behavior"}
+    live = live.model_copy(update={"deployment": omitted})
+    action = only(plan(desired(spec), [live], OPTIONS))
+    assert paths(action) == ["deployment.s3_bucket", "deployment.s3_secret_key"]
