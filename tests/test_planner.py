@@ -2917,3 +2917,119 @@ def test_sources_of_one_name_are_listed_new_one_first_then_by_id() -> None:
     )
     observed = plan(observing, [live], OPTIONS).observed
     assert [(o.action, o.id) for o in observed] == [("create", None), ("patch", ID_A)]
+
+
+# ------------------------------------------------------------- mutation audit (stop 30)
+
+
+def test_a_live_value_holding_a_secret_the_run_read_is_hidden_in_the_change() -> None:
+    # Someone pasted the password into the dashboard (a note, a parameter): the plan shows
+    # that a value changes, never the value, whether it is text or a map holding the text.
+    from reconciler import redact
+
+    pasted = "pasted-password-4f1c"
+    redact.register(pasted)
+    live = live_of(s3_spec(annotation="our note", default_params={"auto": "format"}))
+    deployment = {
+        **live.deployment,
+        "annotation": f"password is {pasted}",
+        "default_params": {"auto": "format", "s": pasted},
+    }
+    live = live.model_copy(update={"deployment": deployment})
+    wanted = desired(s3_spec(annotation="our note", default_params={"auto": "format"}))
+    result = plan(wanted, [live], OPTIONS)
+    changes = {change.path: change for change in only(result).changes}
+    assert changes["deployment.annotation"].before == HIDDEN
+    assert changes["deployment.default_params.s"].before == HIDDEN
+    assert changes["deployment.annotation"].after == "our note"
+    assert pasted not in result.to_json()
+
+
+def test_a_listing_without_a_managed_attribute_leaves_only_that_source_to_go_one_by_one() -> None:
+    # Sources of one view, one listed without `cache_ttl_error`: the others are still
+    # settled at once, and the plan is the one the per-source path gives.
+    specs = [s3_spec(name, (f"acme-{name}",)) for name in ("a", "b", "c")]
+    live = [
+        live_of(spec, source_id) for spec, source_id in zip(specs, (ID_A, ID_B, ID_C), strict=True)
+    ]
+    partial = {k: v for k, v in live[1].deployment.items() if k != "cache_ttl_error"}
+    live[1] = live[1].model_copy(update={"deployment": partial})
+    wanted = desired(*specs)
+    assert _bulk_verdicts(wanted, live, OPTIONS) == [False, None, False]
+    bulk = plan(wanted, live, OPTIONS)
+    with _per_source_only():
+        assert plan(wanted, live, OPTIONS).to_json() == bulk.to_json()
+    assert bulk.actions == [] and bulk.summary.unchanged == 3
+
+
+def test_a_plan_shows_name_enabled_and_type_first_then_the_rest_by_path() -> None:
+    # The order a reviewer reads in every format: what the source is, then what changes.
+    created = only(
+        plan(state(s3_spec("New", ("acme-new",), annotation="note"), owner="team-a"), [], OPTIONS)
+    )
+    shown = paths(created)
+    assert shown[:3] == ["name", "enabled", "deployment.type"]
+    assert shown[3:] == sorted(shown[3:]) and shown[-1] == "owner"
+    live = live_of(webfolder_spec("Blog", ("acme-blog",)))
+    moved = s3_spec("Blog v2", ("acme-blog",), enabled=False, annotation="moved to S3")
+    patched = paths(only(plan(desired(moved), [live], OPTIONS)))
+    assert patched[:3] == ["name", "enabled", "deployment.type"]
+    assert patched[3:] == sorted(patched[3:]) and "deployment.annotation" in patched
+    # Two changes are sorted too: the annotation is compared after the attributes.
+    noted = s3_spec(cache_ttl_value=1800, annotation="new note")
+    two = only(plan(desired(noted), [live_of(s3_spec(annotation="old note"))], OPTIONS))
+    assert paths(two) == ["deployment.annotation", "deployment.cache_ttl_value"]
+
+
+def test_a_parameter_listed_as_its_text_is_settled_by_the_quick_check() -> None:
+    # Dashboards save parameters as text: a file of numbers and flags against such a
+    # listing must not cost every plan the detailed comparison (it is in sync).
+    from reconciler.planning.in_sync import quiet_verdict
+
+    spec = s3_spec(default_params={"q": 75, "lossless": True, "auto": "format"})
+    wanted = desired(spec).sources[0]
+    spelled = {"q": "75", "lossless": "true", "auto": "format"}
+    live = live_of(spec, deployment={"default_params": spelled})
+    assert quiet_verdict(wanted, live, OPTIONS, False, {}) is False
+    moved = live_of(spec, deployment={"default_params": {**spelled, "q": "75.0"}})
+    assert quiet_verdict(wanted, moved, OPTIONS, False, {}) is None
+
+
+def test_the_bulk_pass_settles_annotations_declared_in_sync_and_undeclared_ones() -> None:
+    # A declared annotation as the listing holds it, and one the file leaves to the
+    # dashboard (any text there): both in sync, settled at once, not one by one.
+    declared = s3_spec("A", ("acme-a",), annotation="Managed in git")
+    undeclared = s3_spec("B", ("acme-b",))
+    noted = live_of(undeclared, ID_B)
+    text = "by jane " + str(noted.deployment["annotation"])
+    noted = noted.model_copy(update={"deployment": {**noted.deployment, "annotation": text}})
+    wanted = desired(declared, undeclared)
+    live = [live_of(declared, ID_A), noted]
+    assert _bulk_verdicts(wanted, live, OPTIONS) == [False, False]
+    assert plan(wanted, live, OPTIONS).actions == []
+
+
+def test_a_web_password_cleared_in_the_dashboard_is_sent_again() -> None:
+    # The marker recorded the password's `*_encrypted` value; the listing holds none now
+    # (cleared outside): the bulk pass must not take the fingerprint's word for it.
+    spec = webfolder_spec("Blog", ("acme-blog",), password=BLOG_PASSWORD)
+    recorded = parse_annotation(str(live_of(spec).deployment["annotation"])).marker
+    assert recorded is not None
+    marker = replace(recorded, encrypted={"password": encrypted_digest("ciphertext-1")})
+    cleared = live_of(spec, deployment={"annotation": compose_annotation(None, marker)})
+    assert "password_encrypted" not in cleared.deployment
+    assert _bulk_verdicts(desired(spec), [cleared], OPTIONS) == [None]
+    result = plan(desired(spec), [cleared], OPTIONS)
+    assert paths(only(result)) == ["deployment.password"]
+    assert [notice.kind for notice in result.notices] == ["encrypted_changed"]
+
+
+def test_a_difference_past_an_attribute_the_listing_omits_is_still_planned() -> None:
+    # An omitted attribute the file is silent on is unknown, no difference: the comparison
+    # goes on to the attributes after it (the listing omits the first one compared).
+    spec = s3_spec()
+    live = live_of(spec, deployment={"s3_bucket": "moved-bucket"})
+    omitted = {k: v for k, v in live.deployment.items() if k != "cache_ttl_behavior"}
+    live = live.model_copy(update={"deployment": omitted})
+    action = only(plan(desired(spec), [live], OPTIONS))
+    assert paths(action) == ["deployment.s3_bucket", "deployment.s3_secret_key"]
