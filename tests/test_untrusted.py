@@ -97,3 +97,45 @@ def test_a_lone_surrogate_in_decoded_json_becomes_a_replacement_character() -> N
         "ok": "plain",
     }
     assert not untrusted.may_hold_lone_surrogates(b'{"n": "caf\\u00e9"}')
+
+
+# Each range of characters that drive a terminal, reorder a line or show nothing, by its
+# ends (and NEL inside the C1 range): a range shortened by one lets its end through raw.
+HIDDEN_OR_ACTIVE = [
+    *("\x7f", "\x80", "\x85", "\x9f", "\xad", "\u061c", "\u180e", "\u200b", "\u200e"),
+    *("\u200f", "\u2028", "\u2029", "\u202a", "\u202e", "\u2060", "\u2069", "\u206a"),
+    *("\u206f", "\ufeff", "\ufff9", "\ufffb", "\U000e0000", "\U000e0001", "\U000e007f"),
+]
+# Their neighbours are letters, spaces and symbols a name may hold: they read as written
+# (the zero-width joiners among them, which scripts and emoji need).
+SHOWN_AS_WRITTEN = [
+    *("\xa0", "\xac", "\xae", "\u061b", "\u061d", "\u180d", "\u180f", "\u200a", "\u200c"),
+    *("\u200d", "\u2027", "\u202f", "\u205f", "\u2070", "\ufefe", "\ufff8", "\ufffc"),
+    *("\U000dffff", "\U000e0080"),
+]
+
+
+@pytest.mark.parametrize("char", HIDDEN_OR_ACTIVE, ids=lambda char: f"U+{ord(char):04X}")
+def test_every_invisible_or_reordering_character_is_escaped_in_every_output(char: str) -> None:
+    text = f"name{char}x"
+    # JSON's escape: a character past U+FFFF as its surrogate pair, as JSON reads it back.
+    shown = "name" + json.dumps(char)[1:-1] + "x"
+    assert escaped(text) == shown
+    assert one_line(text) == shown
+    assert quoted(text) == f'"{shown}"'
+    assert untrusted.markdown_text(text) == shown.replace("\\", "&#92;")
+    document = json.dumps({"name": text}, ensure_ascii=False)
+    assert untrusted.json_document(document) == '{"name": "' + shown + '"}'
+    assert json.loads(untrusted.json_document(document)) == {"name": text}
+    assert json_shown(text) == f'"{shown}"'
+    # YAML's double quotes read no surrogate pair: one `\U` escape instead.
+    wide = f"\\U{ord(char):08x}" if ord(char) > 0xFFFF else json.dumps(char)[1:-1]
+    assert untrusted.yaml_document(f'"{text}"') == f'"name{wide}x"'
+
+
+@pytest.mark.parametrize("char", SHOWN_AS_WRITTEN, ids=lambda char: f"U+{ord(char):04X}")
+def test_the_neighbours_of_those_characters_read_as_written(char: str) -> None:
+    text = f"name{char}x"
+    assert escaped(text) == one_line(text) == untrusted.markdown_text(text) == text
+    assert untrusted.json_document(f'"{text}"') == untrusted.yaml_document(f'"{text}"')
+    assert untrusted.json_document(f'"{text}"') == f'"{text}"'
