@@ -115,6 +115,15 @@ SHOWN_AS_WRITTEN = [
 ]
 
 
+@pytest.mark.parametrize("char", ["\x00", "\x01", "\x1e", "\x1f"], ids=lambda c: f"U+{ord(c):04X}")
+def test_the_ends_of_the_c0_controls_are_escaped_where_a_text_is_shown(char: str) -> None:
+    text = f"name{char}x"
+    shown = f"name\\u{ord(char):04x}x"
+    assert escaped(text) == one_line(text) == shown
+    assert quoted(text) == f'"{shown}"'
+    assert untrusted.markdown_text(text) == shown.replace("\\", "&#92;")
+
+
 @pytest.mark.parametrize("char", HIDDEN_OR_ACTIVE, ids=lambda char: f"U+{ord(char):04X}")
 def test_every_invisible_or_reordering_character_is_escaped_in_every_output(char: str) -> None:
     text = f"name{char}x"
@@ -139,3 +148,32 @@ def test_the_neighbours_of_those_characters_read_as_written(char: str) -> None:
     assert escaped(text) == one_line(text) == untrusted.markdown_text(text) == text
     assert untrusted.json_document(f'"{text}"') == untrusted.yaml_document(f'"{text}"')
     assert untrusted.json_document(f'"{text}"') == f'"{text}"'
+
+
+# The ends of each block of combining marks a "Zalgo" stack is made of.
+STACKING_MARKS = [
+    *("\u0300", "\u036f", "\u0483", "\u0489", "\u1ab0", "\u1aff", "\u1dc0", "\u1dff"),
+    *("\u20d0", "\u20ff", "\ufe20", "\ufe2f"),
+]
+# Their neighbours are letters and symbols: six in a row is a word, never a stack.
+NOT_STACKING = [
+    *("\u02ff", "\u0370", "\u0482", "\u048a", "\u1aaf", "\u1b00", "\u1dbf", "\u1e00"),
+    *("\u20cf", "\u2100", "\ufe1f", "\ufe30"),
+]
+
+
+@pytest.mark.parametrize("mark", STACKING_MARKS, ids=lambda char: f"U+{ord(char):04X}")
+def test_a_comment_draws_four_combining_marks_on_a_letter_and_shows_the_rest_escaped(
+    mark: str,
+) -> None:
+    escape = f"&#92;u{ord(mark):04x}"  # `\u0301`, its backslash an entity
+    assert untrusted.markdown_text("e" + mark * 4 + " x") == "e" + mark * 4 + " x"
+    assert untrusted.markdown_text("e" + mark * 5 + " x") == "e" + mark * 4 + escape + " x"
+    assert untrusted.markdown_text("e" + mark * 7) == "e" + mark * 4 + escape * 3
+    # A terminal draws one or two: only a comment's text is unstacked.
+    assert escaped("e" + mark * 7) == "e" + mark * 7
+
+
+@pytest.mark.parametrize("char", NOT_STACKING, ids=lambda char: f"U+{ord(char):04X}")
+def test_a_row_of_characters_beside_the_combining_blocks_reads_as_written(char: str) -> None:
+    assert untrusted.markdown_text("e" + char * 6) == "e" + char * 6
