@@ -381,3 +381,35 @@ def test_a_deployment_in_flow_style_is_reordered_on_its_own_line() -> None:
         "    deployment: {type: webfolder, imgix_subdomains: [acme-blog],"
         " webfolder_base_url: https://blog.example/}\n"
     )
+
+
+def test_keys_the_models_do_not_know_keep_their_order_after_the_known_ones() -> None:
+    # fmt refuses such a file before formatting it; the layout itself still places them,
+    # as the module promises, for a caller that formats a file the models have not read.
+    text = (
+        "sources:\n  - zeta: 1\n    name: Blog\n    alpha: 2\n    deployment:\n"
+        "      zeta: 1\n      type: webfolder\n      alpha: 2\n"
+        "      webfolder_base_url: https://blog.example/\n      imgix_subdomains: [acme-blog]\n"
+        "extra: 3\nversion: 1\n"
+    )
+    assert formatted(text) == (
+        "version: 1\nsources:\n  - name: Blog\n    deployment:\n      type: webfolder\n"
+        "      imgix_subdomains: [acme-blog]\n      webfolder_base_url: https://blog.example/\n"
+        "      zeta: 1\n      alpha: 2\n    zeta: 1\n    alpha: 2\nextra: 3\n"
+    )
+
+
+def test_comment_lines_above_a_deployment_s_first_key_move_with_it_blank_line_and_all() -> None:
+    # Without an end-of-line comment on `deployment:`, ruamel keeps each line apart.
+    messy = (
+        "version: 1\nsources:\n  - name: Products\n    deployment:\n"
+        "      # the bucket,\n\n      # first\n      s3_bucket: acme\n      type: s3\n"
+        "      imgix_subdomains: [acme-products]\n      s3_access_key: AKIA\n"
+        "      s3_secret_key: {env: S3}\n"
+    )
+    assert formatted(messy) == (
+        "version: 1\nsources:\n  - name: Products\n    deployment:\n      type: s3\n"
+        "      imgix_subdomains: [acme-products]\n      s3_access_key: AKIA\n"
+        "      # the bucket,\n\n      # first\n      s3_bucket: acme\n"
+        "      s3_secret_key: {env: S3}\n"
+    )
