@@ -177,3 +177,19 @@ def test_a_comment_draws_four_combining_marks_on_a_letter_and_shows_the_rest_esc
 @pytest.mark.parametrize("char", NOT_STACKING, ids=lambda char: f"U+{ord(char):04X}")
 def test_a_row_of_characters_beside_the_combining_blocks_reads_as_written(char: str) -> None:
     assert untrusted.markdown_text("e" + char * 6) == "e" + char * 6
+
+
+@pytest.mark.parametrize(
+    ("raw", "inert"),
+    [
+        # Either end of a word can open or close emphasis, with text of ours around it too.
+        ("word_ next", "word&#95; next"),
+        ("_word_", "&#95;word&#95;"),
+        ("__init__", "&#95;&#95;init&#95;&#95;"),
+        # Inside a word an underscore is a letter to GitHub: parameter names read as written.
+        ("cache_ttl_value", "cache_ttl_value"),
+        ("a_b_ c", "a_b&#95; c"),
+    ],
+)
+def test_an_underscore_at_either_end_of_a_word_is_inert_in_a_comment(raw: str, inert: str) -> None:
+    assert untrusted.markdown_text(raw) == inert
