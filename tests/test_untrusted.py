@@ -193,3 +193,23 @@ def test_a_row_of_characters_beside_the_combining_blocks_reads_as_written(char: 
 )
 def test_an_underscore_at_either_end_of_a_word_is_inert_in_a_comment(raw: str, inert: str) -> None:
     assert untrusted.markdown_text(raw) == inert
+
+
+def test_an_output_short_of_a_character_writes_it_as_json_does_and_reading_stays_strict() -> None:
+    # The CLI sets this handler on an output whose encoding lacks a name's characters
+    # (tests/test_cli.py runs it so); a character past U+FFFF is JSON's surrogate pair.
+    text = 'Caf\u00e9 "\u2615" \U0001f600'
+    written = text.encode("ascii", untrusted.JSON_ESCAPES)
+    assert written == b'Caf\\u00e9 "\\u2615" \\ud83d\\ude00'
+    assert json.loads(b'"' + written.replace(b'"', b'\\"') + b'"') == text
+    # Only writing is its business: bytes that are not text still fail to decode.
+    with pytest.raises(UnicodeDecodeError):
+        b"caf\xe9".decode("utf-8", untrusted.JSON_ESCAPES)
+
+
+def test_the_module_makes_up_no_attribute_but_its_log_formatter() -> None:
+    # The formatter is defined at its first use; any other missing name stays missing.
+    assert issubclass(untrusted.LogFormatter, logging.Formatter)
+    assert not hasattr(untrusted, "LogFormater")
+    with pytest.raises(AttributeError, match="has no attribute 'escape'"):
+        untrusted.escape  # noqa: B018
