@@ -413,3 +413,26 @@ def test_comment_lines_above_a_deployment_s_first_key_move_with_it_blank_line_an
         "      # the bucket,\n\n      # first\n      s3_bucket: acme\n"
         "      s3_secret_key: {env: S3}\n"
     )
+
+
+def test_fmt_points_at_the_comment_it_would_lose_not_at_a_kept_one_of_the_same_text(
+    tmp_path: Path,
+) -> None:
+    # ruamel drops a comment between a key and its `{...}` on the next line; the same
+    # words kept higher up must not take the blame, or moving them changes nothing.
+    text = (
+        "version: 1\nsources:\n  # c9a\n  - name: B\n    deployment:\n      type: webproxy\n"
+        "      imgix_subdomains: [b-fz]\n      default_params:  # c8b\n        # c9a\n"
+        "        {}  # c9b\n"
+    )
+    path = tmp_path / "sources.yaml"
+    path.write_text(text)
+    for args in (["fmt"], ["fmt", "--check"]):
+        refused = invoke(*args, path)
+        assert refused.exit_code == 1
+        assert [line.split(": fmt cannot keep")[0] for line in refused.stderr.splitlines()] == [
+            f"{path}:8:24",
+            f"{path}:9:9",
+            "2 errors in 1 of 1 file",
+        ]
+        assert path.read_text() == text
