@@ -436,3 +436,23 @@ def test_fmt_points_at_the_comment_it_would_lose_not_at_a_kept_one_of_the_same_t
             "2 errors in 1 of 1 file",
         ]
         assert path.read_text() == text
+
+
+def test_fmt_takes_the_line_ends_of_a_first_line_that_is_blank_or_the_only_one(
+    tmp_path: Path,
+) -> None:
+    # The first line's end is the file's, even when that line is empty; a file with no
+    # `\n` at all (its one line ended by a lone CR, which reads as `\n`) is written in `\n`.
+    cases = {
+        b"\r\nsources: []\r\nversion: 1\r\n": b"version: 1\r\nsources: []\r\n",
+        b"\nsources: []\nversion: 1\r": b"version: 1\nsources: []\n",
+        b"sources: []\rversion: 1\r": b"version: 1\nsources: []\n",
+    }
+    paths = []
+    for number, data in enumerate(cases):
+        path = tmp_path / f"sources-{number}.yaml"
+        path.write_bytes(data)
+        paths.append(path)
+    done = invoke("fmt", *paths)
+    assert done.exit_code == 0, done.output
+    assert [path.read_bytes() for path in paths] == list(cases.values())
