@@ -456,3 +456,15 @@ def test_fmt_takes_the_line_ends_of_a_first_line_that_is_blank_or_the_only_one(
     done = invoke("fmt", *paths)
     assert done.exit_code == 0, done.output
     assert [path.read_bytes() for path in paths] == list(cases.values())
+
+
+def test_a_comment_after_a_double_quoted_value_is_kept_as_written() -> None:
+    # The escaping of double-quoted values (bidi controls as `\u202e`) ends with the
+    # value: a comment is the author's own text and keeps its characters.
+    text = (
+        'version: 1\nsources:\n  - name: "a\u202eb"  # note \u202e kept\n    deployment:\n'
+        "      type: webfolder\n      imgix_subdomains: [acme]\n"
+        "      webfolder_base_url: https://o.example/  # origin \u2066x\u2069\n"
+    )
+    shown = formatted(text)
+    assert shown == text.replace('"a\u202eb"', '"a\\u202eb"')

@@ -213,3 +213,20 @@ def test_the_module_makes_up_no_attribute_but_its_log_formatter() -> None:
     assert not hasattr(untrusted, "LogFormater")
     with pytest.raises(AttributeError, match="has no attribute 'escape'"):
         untrusted.escape  # noqa: B018
+
+
+@pytest.mark.parametrize("blank", ["\xa0", "\u1680", "\u2003", "\u3000"])
+def test_a_command_after_unicode_blanks_is_still_broken(blank: str) -> None:
+    # The runner trims every Unicode blank before it reads `::`, not only spaces.
+    assert escaped(f"{blank}::error::x") == f"{blank}\\u003a:error::x"
+    assert one_line(f"{blank * 2}::add-mask::x") == f"{blank * 2}\\u003a:add-mask::x"
+
+
+def test_an_upper_case_surrogate_escape_is_found_as_well() -> None:
+    # JSON's `\uD800` is the same lone surrogate as `\ud800`.
+    assert untrusted.may_hold_lone_surrogates(b'{"n": "a\\uD800"}')
+    assert untrusted.may_hold_lone_surrogates(b'{"n": "a\\ud800"}')
+
+
+def test_the_log_formatter_is_one_class_however_often_it_is_asked_for() -> None:
+    assert untrusted.LogFormatter is untrusted.LogFormatter is LogFormatter
