@@ -9,6 +9,7 @@ from pathlib import Path
 from console import invoke
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from ruamel.yaml import YAML
 
 from reconciler.canonical import deployment_order, formatted
 from reconciler.loader import load
@@ -456,6 +457,20 @@ def test_fmt_takes_the_line_ends_of_a_first_line_that_is_blank_or_the_only_one(
     done = invoke("fmt", *paths)
     assert done.exit_code == 0, done.output
     assert [path.read_bytes() for path in paths] == list(cases.values())
+
+
+def test_no_formatted_line_carries_the_legacy_workflow_command_form() -> None:
+    # `##[error]...` is a workflow command anywhere in a CI log line (`export` and
+    # `fmt --diff` print files): such a value is double-quoted, its `[` escaped there.
+    text = (
+        "version: 1\nsources:\n  - name: 'x ##[stop-commands]t'\n    deployment:\n"
+        "      type: webfolder\n      imgix_subdomains: [acme]\n"
+        "      webfolder_base_url: https://o.example/\n"
+        "      default_params: {'##[error]k': 'a##[warning]v'}\n"
+    )
+    shown = formatted(text)
+    assert "##[" not in shown
+    assert YAML(typ="safe").load(shown) == YAML(typ="safe").load(text)
 
 
 def test_a_comment_after_a_double_quoted_value_is_kept_as_written() -> None:

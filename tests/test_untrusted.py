@@ -215,6 +215,24 @@ def test_the_module_makes_up_no_attribute_but_its_log_formatter() -> None:
         untrusted.escape  # noqa: B018
 
 
+# The runner also reads the legacy form of a workflow command, `##[name]data`, anywhere in
+# a line: `##[error]` forges an annotation, and `##[stop-commands]token` stops the runner
+# reading every later command of the step, the `::add-mask::` of a secret among them.
+@pytest.mark.parametrize(
+    "raw", ["##[stop-commands]t", "name ##[error]forged", "###[add-mask]x", "a##[##[b"]
+)
+def test_no_output_carries_the_legacy_command_form_anywhere_in_a_line(raw: str) -> None:
+    for shown in (escaped(raw), one_line(raw), quoted(raw), json_shown({raw: raw})):
+        assert "##[" not in shown, shown
+    assert json.loads(quoted(raw)) == raw
+    assert json.loads(json_shown({raw: [raw]})) == {raw: [raw]}
+    document = json.dumps({"name": raw}, ensure_ascii=False)
+    assert "##[" not in untrusted.json_document(document)
+    assert json.loads(untrusted.json_document(document)) == {"name": raw}
+    assert "##[" not in untrusted.yaml_document(f'"{raw}"')
+    assert "##[" not in untrusted.markdown_text(raw)
+
+
 @pytest.mark.parametrize("blank", ["\xa0", "\u1680", "\u2003", "\u3000"])
 def test_a_command_after_unicode_blanks_is_still_broken(blank: str) -> None:
     # The runner trims every Unicode blank before it reads `::`, not only spaces.
