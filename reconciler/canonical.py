@@ -256,18 +256,42 @@ def formatted(text: str, file: str = "<text>") -> str:
     if "#" not in text:
         return result  # no comment to lose: the check's scans cost a third of the rewrite
     places = _comment_places(text)
+    kept_places = _comment_places(result)
     lost = Counter(line for line, _, _ in places)
-    lost.subtract(line for line, _, _ in _comment_places(result))
+    lost.subtract(line for line, _, _ in kept_places)
     if any(count > 0 for count in lost.values()):
         from reconciler.loader import LoadError, LocatedError
 
-        errors = []
-        for line, number, column in places:
-            if lost[line] > 0:
-                lost[line] -= 1
-                errors.append(LocatedError(file, number, column, "", LOST_COMMENT))
-        raise LoadError(errors)
+        # Which of several comments of the same words was lost: the one whose line (or
+        # the line below it) the result no longer shows beside those words; the others
+        # moved with their key, or the error would send the user to a comment fmt keeps.
+        result_lines, text_lines = result.split("\n"), text.split("\n")
+        kept = Counter(_beside(result_lines, place) for place in kept_places)
+        blamed = []
+        for place in sorted(places, key=lambda place: kept[_beside(text_lines, place)] > 0):
+            if lost[place[0]] > 0:
+                lost[place[0]] -= 1
+                blamed.append(place)
+        raise LoadError(
+            [
+                LocatedError(file, number, column, "", LOST_COMMENT)
+                for _, number, column in sorted(blamed, key=lambda place: place[1:])
+            ]
+        )
     return result
+
+
+def _beside(lines: list[str], place: tuple[str, int, int]) -> tuple[str, str]:
+    """A comment's words with what it annotates: the text before it on its line, else the
+    next line that is neither blank nor a comment."""
+    comment, number, column = place
+    # The scanner's line breaks are YAML's; an odd one it counts and `\n` does not only
+    # blurs this choice, never the error itself.
+    before = lines[number - 1][: column - 1].strip() if number <= len(lines) else ""
+    if before:
+        return comment, before
+    below = (line.strip() for line in lines[number:])
+    return comment, next((line for line in below if line and not line.startswith("#")), "")
 
 
 def formatted_file(data: bytes, file: str = "<text>") -> bytes:

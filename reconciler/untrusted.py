@@ -7,8 +7,9 @@ pull-request comments. Each such text passes here first:
 - control characters, CR/LF, DEL, C1 controls, the Unicode line separators and the bidi
   controls are escaped JSON-style (`\\n`, `\\u001b`), so a text stays on its line and
   cannot drive a terminal or reorder what a reviewer reads;
-- a line never starts with `::`, so a text cannot forge a GitHub workflow command
-  (`::add-mask::`, `::error::`) in a CI log;
+- a line never starts with `::`, and no line holds `##[`, so a text cannot forge a GitHub
+  workflow command (`::add-mask::`, `::error::`, or the legacy form the runner reads
+  anywhere in a line, `##[error]`, `##[stop-commands]`) in a CI log;
 - a JSON document printed (`--format json`) keeps its meaning, with what JSON leaves raw
   (C1 controls, line separators, bidi controls) escaped as well;
 - a lone surrogate a JSON answer escapes (`"\\ud800"`), which no output, request or plan
@@ -55,6 +56,10 @@ _STACKED = deferred.pattern(__name__, "_STACKED", f"(?<={_MARK}{{4}}){_MARK}")
 _SHORT_ESCAPES = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f"}
 # GitHub reads a workflow command at the start of a line, leading blanks allowed.
 _COMMAND_START = deferred.pattern(__name__, "_COMMAND_START", r"^(\s*):(?=:)")
+# ...and its legacy form anywhere in a line. `\u005b` is `[` where JSON or YAML's double
+# quotes read the text, and plain text shows it as `escaped` shows its other escapes.
+_LEGACY_COMMAND = "##["
+_LEGACY_INERT = "##\\u005b"
 
 
 _LONE_SURROGATE = deferred.pattern(__name__, "_LONE_SURROGATE", "[\ud800-\udfff]")
@@ -124,7 +129,8 @@ def _unstacked(text: str) -> str:
 
 def escaped(text: str) -> str:
     """`text` on one line: backslashes and control characters escaped JSON-style."""
-    return _COMMAND_START.sub(r"\1\\u003a", _UNSAFE.sub(_escape, text))
+    shown = _COMMAND_START.sub(r"\1\\u003a", _UNSAFE.sub(_escape, text))
+    return shown.replace(_LEGACY_COMMAND, _LEGACY_INERT)
 
 
 def one_line(text: str) -> str:
@@ -133,12 +139,14 @@ def one_line(text: str) -> str:
     Messages already quote the values they hold (`repr`, JSON), so they read once; an
     outside text inside them still cannot break the line or start a workflow command.
     """
-    return _COMMAND_START.sub(r"\1\\u003a", _CONTROL.sub(_escape, text))
+    shown = _COMMAND_START.sub(r"\1\\u003a", _CONTROL.sub(_escape, text))
+    return shown.replace(_LEGACY_COMMAND, _LEGACY_INERT)
 
 
 def quoted(text: str) -> str:
     """`text` as a JSON string literal that holds no control character at all."""
-    return '"' + _UNSAFE.sub(_escape, text).replace('"', '\\"') + '"'
+    inert = _UNSAFE.sub(_escape, text).replace(_LEGACY_COMMAND, _LEGACY_INERT)
+    return '"' + inert.replace('"', '\\"') + '"'
 
 
 def _yaml_escape(match: re.Match[str]) -> str:
@@ -149,7 +157,7 @@ def _yaml_escape(match: re.Match[str]) -> str:
 def yaml_document(text: str) -> str:
     """`json_document` for YAML's double-quoted text, which reads no surrogate pair: a
     character past U+FFFF is escaped as `\\UXXXXXXXX`."""
-    return _RAW_AFTER_JSON.sub(_yaml_escape, text)
+    return _RAW_AFTER_JSON.sub(_yaml_escape, text).replace(_LEGACY_COMMAND, _LEGACY_INERT)
 
 
 def json_shown(value: object) -> str:
@@ -160,9 +168,9 @@ def json_shown(value: object) -> str:
 def json_document(text: str) -> str:
     """A JSON text with what JSON leaves raw escaped too: the same document, inert.
 
-    Those characters can only occur inside strings, where `\\uXXXX` means the same.
+    Those characters, and `#`, can only occur inside strings, where `\\uXXXX` means the same.
     """
-    return _RAW_AFTER_JSON.sub(_escape, text)
+    return _RAW_AFTER_JSON.sub(_escape, text).replace(_LEGACY_COMMAND, _LEGACY_INERT)
 
 
 # Inline markdown syntax (links and images, code spans, emphasis, strikethrough, table

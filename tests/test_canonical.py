@@ -9,6 +9,7 @@ from pathlib import Path
 from console import invoke
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from ruamel.yaml import YAML
 
 from reconciler.canonical import deployment_order, formatted
 from reconciler.loader import load
@@ -381,3 +382,104 @@ def test_a_deployment_in_flow_style_is_reordered_on_its_own_line() -> None:
         "    deployment: {type: webfolder, imgix_subdomains: [acme-blog],"
         " webfolder_base_url: https://blog.example/}\n"
     )
+
+
+def test_keys_the_models_do_not_know_keep_their_order_after_the_known_ones() -> None:
+    # fmt refuses such a file before formatting it; the layout itself still places them,
+    # as the module promises, for a caller that formats a file the models have not read.
+    text = (
+        "sources:\n  - zeta: 1\n    name: Blog\n    alpha: 2\n    deployment:\n"
+        "      zeta: 1\n      type: webfolder\n      alpha: 2\n"
+        "      webfolder_base_url: https://blog.example/\n      imgix_subdomains: [acme-blog]\n"
+        "extra: 3\nversion: 1\n"
+    )
+    assert formatted(text) == (
+        "version: 1\nsources:\n  - name: Blog\n    deployment:\n      type: webfolder\n"
+        "      imgix_subdomains: [acme-blog]\n      webfolder_base_url: https://blog.example/\n"
+        "      zeta: 1\n      alpha: 2\n    zeta: 1\n    alpha: 2\nextra: 3\n"
+    )
+
+
+def test_comment_lines_above_a_deployment_s_first_key_move_with_it_blank_line_and_all() -> None:
+    # Without an end-of-line comment on `deployment:`, ruamel keeps each line apart.
+    messy = (
+        "version: 1\nsources:\n  - name: Products\n    deployment:\n"
+        "      # the bucket,\n\n      # first\n      s3_bucket: acme\n      type: s3\n"
+        "      imgix_subdomains: [acme-products]\n      s3_access_key: AKIA\n"
+        "      s3_secret_key: {env: S3}\n"
+    )
+    assert formatted(messy) == (
+        "version: 1\nsources:\n  - name: Products\n    deployment:\n      type: s3\n"
+        "      imgix_subdomains: [acme-products]\n      s3_access_key: AKIA\n"
+        "      # the bucket,\n\n      # first\n      s3_bucket: acme\n"
+        "      s3_secret_key: {env: S3}\n"
+    )
+
+
+def test_fmt_points_at_the_comment_it_would_lose_not_at_a_kept_one_of_the_same_text(
+    tmp_path: Path,
+) -> None:
+    # ruamel drops a comment between a key and its `{...}` on the next line; the same
+    # words kept higher up must not take the blame, or moving them changes nothing.
+    text = (
+        "version: 1\nsources:\n  # c9a\n  - name: B\n    deployment:\n      type: webproxy\n"
+        "      imgix_subdomains: [b-fz]\n      default_params:  # c8b\n        # c9a\n"
+        "        {}  # c9b\n"
+    )
+    path = tmp_path / "sources.yaml"
+    path.write_text(text)
+    for args in (["fmt"], ["fmt", "--check"]):
+        refused = invoke(*args, path)
+        assert refused.exit_code == 1
+        assert [line.split(": fmt cannot keep")[0] for line in refused.stderr.splitlines()] == [
+            f"{path}:8:24",
+            f"{path}:9:9",
+            "2 errors in 1 of 1 file",
+        ]
+        assert path.read_text() == text
+
+
+def test_fmt_takes_the_line_ends_of_a_first_line_that_is_blank_or_the_only_one(
+    tmp_path: Path,
+) -> None:
+    # The first line's end is the file's, even when that line is empty; a file with no
+    # `\n` at all (its one line ended by a lone CR, which reads as `\n`) is written in `\n`.
+    cases = {
+        b"\r\nsources: []\r\nversion: 1\r\n": b"version: 1\r\nsources: []\r\n",
+        b"\nsources: []\nversion: 1\r": b"version: 1\nsources: []\n",
+        b"sources: []\rversion: 1\r": b"version: 1\nsources: []\n",
+    }
+    paths = []
+    for number, data in enumerate(cases):
+        path = tmp_path / f"sources-{number}.yaml"
+        path.write_bytes(data)
+        paths.append(path)
+    done = invoke("fmt", *paths)
+    assert done.exit_code == 0, done.output
+    assert [path.read_bytes() for path in paths] == list(cases.values())
+
+
+def test_no_formatted_line_carries_the_legacy_workflow_command_form() -> None:
+    # `##[error]...` is a workflow command anywhere in a CI log line (`export` and
+    # `fmt --diff` print files): such a value is double-quoted, its `[` escaped there.
+    text = (
+        "version: 1\nsources:\n  - name: 'x ##[stop-commands]t'\n    deployment:\n"
+        "      type: webfolder\n      imgix_subdomains: [acme]\n"
+        "      webfolder_base_url: https://o.example/\n"
+        "      default_params: {'##[error]k': 'a##[warning]v'}\n"
+    )
+    shown = formatted(text)
+    assert "##[" not in shown
+    assert YAML(typ="safe").load(shown) == YAML(typ="safe").load(text)
+
+
+def test_a_comment_after_a_double_quoted_value_is_kept_as_written() -> None:
+    # The escaping of double-quoted values (bidi controls as `\u202e`) ends with the
+    # value: a comment is the author's own text and keeps its characters.
+    text = (
+        'version: 1\nsources:\n  - name: "a\u202eb"  # note \u202e kept\n    deployment:\n'
+        "      type: webfolder\n      imgix_subdomains: [acme]\n"
+        "      webfolder_base_url: https://o.example/  # origin \u2066x\u2069\n"
+    )
+    shown = formatted(text)
+    assert shown == text.replace('"a\u202eb"', '"a\\u202eb"')

@@ -783,10 +783,40 @@ def test_values_written_out_never_count_against_the_alias_budget(
     assert errors_of(write(tmp_path, written)) == [
         f"{tmp_path / 'sources.yaml'}:62:24: deployment.cache_ttl_value: must be >= 1800 (got 60)"
     ]
+    # One small alias sends the file down the precise path, the one that counts values:
+    # still only the alias's copy counts, not the ten sources written out.
+    first, second, rest = written.split("      cache_ttl_value: 3600\n", 2)
+    aliased = (
+        f"{first}      default_params: &params {{auto: format}}\n      cache_ttl_value: 3600\n"
+        f"{second}      default_params: *params\n      cache_ttl_value: 3600\n{rest}"
+    )
+    assert errors_of(write(tmp_path, aliased)) == [
+        f"{tmp_path / 'sources.yaml'}:64:24: deployment.cache_ttl_value: must be >= 1800 (got 60)"
+    ]
     shared = "version: 1\nsources:\n" + source.format(anchor="&one\n    ", n=0, ttl=3600)
     shared += "  - *one\n" * 10
     (message,) = errors_of(write(tmp_path, shared))
     assert "the file expands to more than 40 values (YAML aliases?)" in message
+
+
+def test_a_file_expanding_to_exactly_the_alias_budget_loads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The alias copies `{auto: format}`: two values (its key and its value) past the budget.
+    text = (
+        "version: 1\nsources:\n"
+        "  - name: A\n    deployment:\n      type: webfolder\n      imgix_subdomains: [a]\n"
+        "      webfolder_base_url: https://a.example/\n      default_params: &p {auto: format}\n"
+        "  - name: B\n    deployment:\n      type: webfolder\n      imgix_subdomains: [b]\n"
+        "      webfolder_base_url: https://b.example/\n      default_params: *p\n"
+    )
+    path = write(tmp_path, text)
+    monkeypatch.setattr(loader, "MAX_VALUES", 2)
+    assert [source.name for source in load([path], environ={}).state.sources] == ["A", "B"]
+    monkeypatch.setattr(loader, "MAX_VALUES", 1)
+    assert errors_of(path) == [
+        f"{path}:9:5: sources[1]: the file expands to more than 1 values (YAML aliases?)"
+    ]
 
 
 @pytest.mark.parametrize(
