@@ -873,7 +873,8 @@ def export_command(
             _rewrite(merge, scrub(exported.text))
             _stderr_line(f"Added {_sources(exported.added)} to {merge}.")
         elif out is None:
-            exported = export_yaml(live)
+            encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
+            exported = export_yaml(live, ascii_only=codecs.lookup(encoding).name != "utf-8")
             click.echo(exported.text, nl=False)
         else:
             exported = export_yaml(live)

@@ -247,11 +247,18 @@ def header(variables: Sequence[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def export_yaml(live: Sequence[LiveSource]) -> Export:
-    """The desired-state file for `live`: header, then the sources in canonical layout."""
+def export_yaml(live: Sequence[LiveSource], *, ascii_only: bool = False) -> Export:
+    """The desired-state file for `live`: header, then the sources in canonical layout.
+
+    `ascii_only` is for an output that cannot encode every character: YAML's own escapes
+    in double quotes (`"Caf\\xE9"`) keep the text's meaning, where the stream's error
+    handler would write `Caf\\u00e9` into a plain scalar, read back as a backslash.
+    """
     document = export_document(live)
     variables = list(_variables(document))
-    text = header(variables) + dumped(_styled(document), canonical_yaml())
+    yaml = canonical_yaml()
+    yaml.allow_unicode = not ascii_only
+    text = header(variables) + dumped(_styled(document), yaml)
     _check_validates(text)
     return Export(text, len(document["sources"]), variables)
 

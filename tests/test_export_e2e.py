@@ -511,7 +511,7 @@ def test_a_problem_with_a_line_break_in_it_is_still_one_escaped_error_line(
     from reconciler import export
     from reconciler.errors import ExportError
 
-    def refused(live: object) -> export.Export:
+    def refused(live: object, **options: bool) -> export.Export:
         raise ExportError("first\n::error::forged", "second")
 
     monkeypatch.setattr(export, "export_yaml", refused)

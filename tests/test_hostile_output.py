@@ -12,11 +12,13 @@ from __future__ import annotations
 import html
 import json
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from console import invoke
+from console import child_env, invoke
 from ruamel.yaml import YAML
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -228,6 +230,35 @@ def test_export_to_stdout_puts_no_live_text_at_the_start_of_a_line(
     (source,) = YAML(typ="safe").load(result.stdout)["sources"]
     assert source["name"] == name
     assert source["deployment"]["default_params"] == params
+
+
+@pytest.mark.parametrize("encoding", ["ascii", "latin-1"])
+def test_export_to_an_output_short_of_a_names_characters_still_plans_to_no_changes(
+    emulator_store: SourceStore, emulator_url: str, tmp_path: Path, encoding: str
+) -> None:
+    # `PYTHONIOENCODING=ascii` (or latin-1, a Windows code page): export printed
+    # `name: Caf\u00e9` unquoted, which YAML reads as a backslash and five letters; the
+    # exported file renamed the source and moved its origin.
+    name, url = "Caf\u00e9 \u2615 \U0001d518", "https://caf\u00e9.example/\u00fc/"
+    site = {"type": "webfolder", "imgix_subdomains": ["cafe"], "webfolder_base_url": url}
+    emulator_store.create_source({"name": name, "deployment": site})
+    env = child_env({"PYTHONIOENCODING": encoding})
+    command = [sys.executable, "-m", "reconciler"]
+
+    done = subprocess.run(
+        [*command, "export", "--api-url", emulator_url], capture_output=True, env=env, timeout=60
+    )
+
+    assert done.returncode == 0, done.stderr
+    exported = tmp_path / "exported.yaml"
+    exported.write_text(done.stdout.decode(encoding), encoding="utf-8")
+    planned = subprocess.run(
+        [*command, "plan", exported, "--api-url", emulator_url, "--detailed-exitcode"],
+        capture_output=True,
+        env=env,
+        timeout=60,
+    )
+    assert planned.returncode == 0, planned.stdout.decode(encoding)
 
 
 # --------------------------------------------------------------------------- hostile API
