@@ -534,3 +534,29 @@ def test_an_unmanaged_source_named_with_a_secret_is_masked_in_the_saved_plan(
     (notice,) = [n for n in document["notices"] if n["kind"] == "possible_rename"]
     assert '"old ***"' in notice["detail"]
     assert CUT_SECRET not in saved.read_text() + result.stdout + result.stderr
+
+
+def test_a_secret_that_is_a_number_the_plan_shows_leaves_the_json_plan_valid(
+    emulator_url: str, tmp_path: Path
+) -> None:
+    # A numeric password equal to the default cache TTL: the redaction point masked the
+    # number in `"after": 31536000`, and `plan --format json` printed `"after": ***`.
+    secret = "31536000"
+    path = tmp_path / "sources.yaml"
+    path.write_text(
+        "version: 1\nsources:\n" + webfolder("Site", "numeric")
+        + "      username: bob\n      password: {env: NUMERIC_PASSWORD}\n",
+        encoding="utf-8",
+    )  # fmt: skip
+
+    result = invoke(
+        "plan", path, "--api-url", emulator_url, "--format", "json",
+        env={"NUMERIC_PASSWORD": secret},
+    )  # fmt: skip
+
+    assert result.exit_code == 0, result.output + result.stderr
+    assert secret not in result.stdout
+    (action,) = json.loads(result.stdout)["actions"]
+    shown = {change["path"]: change["after"] for change in action["changes"]}
+    assert shown["deployment.cache_ttl_value"] == "***"
+    assert shown["deployment.password"] == "(write-only, will be sent)"
