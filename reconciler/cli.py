@@ -368,8 +368,11 @@ def format_option(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _color() -> bool:
-    # no-color.org: NO_COLOR counts when set to a non-empty value.
-    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    # no-color.org: NO_COLOR counts when set to a non-empty value. A dumb terminal shows
+    # escape sequences as text.
+    return (
+        sys.stdout.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+    )
 
 
 def _stderr_line(message: str) -> None:

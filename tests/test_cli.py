@@ -1528,6 +1528,17 @@ def test_plans_are_coloured_on_a_terminal_unless_no_color_is_set(
     assert "create" in shown and "\x1b[" not in shown
 
 
+def test_a_dumb_terminal_gets_the_plan_without_colour(
+    store: SourceStore, emulator_url: str, sources: Path
+) -> None:
+    # `TERM=dumb` (Emacs' shell, some CI runners' pseudo-terminals) shows escape sequences
+    # as text: the plan came with them, as on any terminal.
+    env = {**CANARY_ENV, "TERM": "dumb"}
+    returncode, shown = _stdout_on_a_terminal("plan", sources, "--api-url", emulator_url, env=env)
+    assert returncode == 0
+    assert "create" in shown and "\x1b" not in shown
+
+
 def test_a_bad_api_url_from_the_environment_is_blamed_on_the_variable(sources: Path) -> None:
     result = invoke("plan", sources, env={"IMGIX_API_URL": "ftp://x"})
     assert result.exit_code == 1
