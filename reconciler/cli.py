@@ -839,7 +839,13 @@ def export_command(
 
     from reconciler.atomic import write_new
     from reconciler.errors import ConfigurationError
-    from reconciler.export import check_new_file, export_yaml, merged_yaml, out_exists
+    from reconciler.export import (
+        check_new_file,
+        export_yaml,
+        in_style_of,
+        merged_yaml,
+        out_exists,
+    )
     from reconciler.loader import load
     from reconciler.reconcile import list_live
     from reconciler.redact import scrub
@@ -859,6 +865,7 @@ def export_command(
                     "file it is given"
                 )
             load([merge], resolve=False)  # only a valid file is merged into
+            data = merge.read_bytes()
             text = merge.read_text(encoding="utf-8")
         connection = _connect(api_url, emulator)
         live = run_async(list_live(connection))
@@ -873,7 +880,7 @@ def export_command(
                     f"{merge} changed while export listed the live sources, and --merge "
                     "never loses an edit: nothing was written; run export --merge again"
                 )
-            _rewrite(merge, scrub(exported.text))
+            _rewrite(merge, in_style_of(data, scrub(exported.text)))
             _stderr_line(f"Added {_sources(exported.added)} to {merge}.")
         elif out is None:
             encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
