@@ -216,6 +216,14 @@ def _basic_auth_part(value: str) -> str | None:
     return None
 
 
+def _credential(value: str) -> str | None:
+    # No credential of a storage provider holds one; a line end pasted or read with the
+    # value would be sent, and the origin would refuse every image.
+    if _CONTROL.search(value):
+        return "must not contain control characters (a line break pasted with the value?)"
+    return None
+
+
 def _check_basic_auth_part(value: str | None) -> str | None:
     problem = _basic_auth_part(value) if value is not None else None
     if problem:
@@ -408,7 +416,7 @@ ParamValue = Union[str, int, float, bool]  # noqa: UP007 (pydantic reads this at
 # Names and values checked against `reconciler.rendering_params`; the schema embeds it.
 DefaultParams = Annotated[dict[str, ParamValue], WrapValidator(_check_default_params)]
 
-RequiredSecret = Annotated[SecretRef, Secret(), _Shared()]
+RequiredSecret = Annotated[SecretRef, Secret(), _secret_check(_credential), _Shared()]
 BasicAuthPassword = Annotated[
     SecretRef | None,
     Secret(encrypted_as="password_encrypted"),

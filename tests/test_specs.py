@@ -729,6 +729,20 @@ def test_a_secret_read_at_apply_time_passes_the_models_checks_without_its_value_
     )
 
 
+@pytest.mark.parametrize(
+    "field", ["s3_secret_key", "gcs_secret_key", "azure_sas_string", "secret_key"]
+)
+def test_a_credential_read_with_a_line_break_or_a_control_character_is_refused(
+    field: str,
+) -> None:
+    # A Kubernetes secret made `--from-file`, `export KEY=$(cat key.txt)` of a CRLF file:
+    # the key went to imgix with its line end, and the origin refused every image.
+    problem = "must not contain control characters (a line break pasted with the value?)"
+    for value in ("value-pasted-with-its-newline\n", "value-with-a-cr\r", "tab\tinside-it"):
+        assert secret_value_problem(field, value) == problem
+    assert secret_value_problem(field, "wJalrXUtnFEMI/K7MDENG/bPxRfi CYEXAMPLEKEY") is None
+
+
 def test_every_type_manages_annotation_and_robots_txt_only_when_stated() -> None:
     for model in DEPLOYMENT_MODELS.values():
         assert stated_only_fields(model) == {"annotation", "robots.txt"}, model
