@@ -275,6 +275,13 @@ def _referents_by_identity() -> Iterator[None]:
 # --------------------------------------------------------------------------- one file
 
 
+# How every plan document `plan --out` writes starts (a desired-state file has no such key).
+_SAVED_PLAN_START = re.compile(r'\s*\{\s*"format_version"\s*:')
+SAVED_PLAN_GIVEN = (
+    "a saved plan (`plan --out`), not a desired-state file: apply it alone (`apply PLAN`)"
+)
+
+
 class _DesiredFile(ReferenceSteps, CrossSourceChecks):
     """One file: its YAML tree (for positions), its plain data (for pydantic), its errors."""
 
@@ -283,6 +290,10 @@ class _DesiredFile(ReferenceSteps, CrossSourceChecks):
     def check(self, claims: Claims, read_already: bytes | None = None) -> None:
         text = self._read(read_already)
         if text is None:
+            return
+        if _SAVED_PLAN_START.match(text):
+            # Given with other files, or to validate: its fields are no keys of this format.
+            self._error_at(0, 0, "", SAVED_PLAN_GIVEN)
             return
         deep = _too_deep(text) if nesting_bound(text) > MAX_C_NESTING else None
         if deep is not None:

@@ -1528,6 +1528,27 @@ def test_plans_are_coloured_on_a_terminal_unless_no_color_is_set(
     assert "create" in shown and "\x1b[" not in shown
 
 
+def test_a_saved_plan_given_with_other_files_is_named_a_saved_plan_in_one_error(
+    store: SourceStore, emulator_url: str, sources: Path, tmp_path: Path
+) -> None:
+    # `apply "$PLAN" sources.yaml`, `apply plan.json plan.json`, `validate plan.json`: the
+    # plan was read as a desired-state file, fifteen "unknown key" errors about its fields.
+    saved = tmp_path / "plan.json"
+    planned = invoke("plan", sources, "--out", saved, "--api-url", emulator_url, env=CANARY_ENV)
+    assert planned.exit_code == 0, planned.stderr
+    said = (
+        f"{saved}:1:1: a saved plan (`plan --out`), not a desired-state file: apply it alone "
+        "(`apply PLAN`)\n1 error in 1 of 2 files\n"
+    )
+    for args in ((saved, sources), (sources, saved)):
+        result = invoke("apply", *args, "--auto-approve", "--api-url", emulator_url,
+                        env=CANARY_ENV)  # fmt: skip
+        assert (result.exit_code, result.stderr) == (1, said)
+    result = invoke("validate", saved)
+    assert (result.exit_code, result.stderr) == (1, said.replace("2 files", "1 file"))
+    assert writes_since(store, 0) == []
+
+
 def test_a_dumb_terminal_gets_the_plan_without_colour(
     store: SourceStore, emulator_url: str, sources: Path
 ) -> None:
