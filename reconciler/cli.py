@@ -721,6 +721,8 @@ def _confirm(plan: Plan, auto_approve: bool) -> None:
     except click.Abort:  # end of input (Ctrl-D) at the prompt: no is the answer
         click.echo(err=True)
         confirmed = False
+    except UnicodeDecodeError:  # typed in what the input's encoding lacks: no "yes" either
+        confirmed = False
     if not confirmed:
         raise ApplyRefused("apply cancelled; nothing was written")
 

@@ -730,13 +730,15 @@ def test_apply_without_a_terminal_or_auto_approve_exits_1_and_writes_nothing(
     assert store.sources == {}
 
 
-def _apply_answering(sources: Path, emulator_url: str, answer: bytes) -> tuple[int, str, str]:
+def _apply_answering(
+    sources: Path, emulator_url: str, answer: bytes, env: dict[str, str] | None = None
+) -> tuple[int, str, str]:
     """`apply` with a terminal on stdin that types `answer`: exit code, stdout, stderr."""
     controller, terminal = pty.openpty()
     try:
         process = subprocess.Popen(
             [sys.executable, "-m", "reconciler", "apply", str(sources), "--api-url", emulator_url],
-            env=child_env(CANARY_ENV),
+            env=child_env({**CANARY_ENV, **(env or {})}),
             stdin=terminal,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -767,6 +769,19 @@ def test_apply_asked_on_a_terminal_and_given_end_of_input_is_cancelled_not_an_in
 ) -> None:
     # Ctrl-D at the prompt: "internal error: Abort:  (... please report it)".
     code, _, stderr = _apply_answering(sources, emulator_url, answer)
+    assert code == 1, stderr
+    assert "internal error" not in stderr
+    assert stderr.rstrip().endswith("error: apply cancelled; nothing was written")
+    assert writes_since(store, 0) == []
+
+
+def test_an_answer_the_input_encoding_cannot_read_is_no_not_an_internal_error(
+    store: SourceStore, emulator_url: str, sources: Path
+) -> None:
+    # `PYTHONIOENCODING=ascii` and "s\u00ed" typed at the prompt: "internal error:
+    # UnicodeDecodeError".
+    env = {"PYTHONIOENCODING": "ascii"}
+    code, _, stderr = _apply_answering(sources, emulator_url, "s\u00ed\n".encode(), env)
     assert code == 1, stderr
     assert "internal error" not in stderr
     assert stderr.rstrip().endswith("error: apply cancelled; nothing was written")
