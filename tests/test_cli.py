@@ -1995,6 +1995,35 @@ def test_an_output_encoding_short_of_a_names_characters_shows_them_escaped(
     assert "deployment.cache_ttl_value: must be an integer (got '\\u2615')" in err
 
 
+@pytest.mark.parametrize(
+    "command", [["plan"], ["drift"], ["apply", "--auto-approve"]], ids=["plan", "drift", "apply"]
+)
+def test_a_json_document_to_an_output_of_another_encoding_is_still_utf_8(
+    tmp_path: Path, command: list[str]
+) -> None:
+    # A legacy agent's `LANG=de_DE.ISO-8859-1`: the JSON came out in latin-1 (`é` one byte,
+    # 0xe9), which JSON's readers, UTF-8 by the standard, refuse or garble. Escaped, it is
+    # ASCII: the same document in either encoding.
+    path = tmp_path / "valid.yaml"
+    path.write_text(
+        'version: 1\nsources:\n  - name: "Caf\u00e9 \u2615"\n    deployment:\n'
+        "      type: webfolder\n      imgix_subdomains: [cafe]\n"
+        "      webfolder_base_url: https://cafe.example/\n",
+        encoding="utf-8",
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "reconciler", *command, path, "--emulator", "--format", "json"],
+        capture_output=True,
+        env=child_env({"PYTHONIOENCODING": "latin-1"}),
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode in (0, 2), done.stderr
+    assert done.stdout.isascii()
+    document = json.loads(done.stdout.decode("utf-8"))
+    assert "Caf\u00e9 \u2615" in json.dumps(document, ensure_ascii=False)
+
+
 def test_apply_started_with_stdin_closed_refuses_for_want_of_a_terminal() -> None:
     # `<&-`: was an internal error (AttributeError) where it asks for confirmation.
     path = Path(__file__).parent / "fixtures" / "valid_minimal.yaml"
