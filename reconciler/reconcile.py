@@ -96,6 +96,12 @@ class Connection:
         if transport is None and self.direct:
             # httpx mounts the environment's proxies only when it makes the transport.
             transport = httpx.AsyncHTTPTransport()
+        why = _proxy_problem() if transport is None else None
+        if why is not None:
+            raise ConfigurationError(
+                "cannot use the proxy the environment names (HTTPS_PROXY, HTTP_PROXY or "
+                f"ALL_PROXY): {why}"
+            )
         try:
             return ImgixClient(
                 api_key=self.api_key,
@@ -127,6 +133,25 @@ class Connection:
                 "cannot use the proxy the environment names (HTTPS_PROXY, HTTP_PROXY or "
                 f"ALL_PROXY): {why}"
             ) from None
+
+
+def _proxy_problem() -> str | None:
+    """Why a proxy URL the environment names is unusable, or None: httpx fails on a port
+    that is no number as it makes the client ("InvalidURL"), and on one out of range only
+    as it connects (an OverflowError in a task group). The URL is never quoted: it may
+    carry a password."""
+    from urllib.request import getproxies  # how httpx reads them (and their lowercase)
+
+    for scheme, value in getproxies().items():
+        if scheme not in ("http", "https", "all"):
+            continue  # the others httpx never reads
+        try:
+            port = httpx.URL(value if "://" in value else f"http://{value}").port
+        except httpx.InvalidURL:
+            return "its URL is not valid (its port or host?)"
+        if port is not None and not 1 <= port <= 65535:
+            return f"port {port} is out of range (1-65535)"
+    return None
 
 
 def connect(

@@ -1620,16 +1620,25 @@ def test_plain_http_to_this_machine_goes_direct_never_through_a_proxy(
 
 @pytest.mark.parametrize(
     ("variable", "proxy"),
-    [("ALL_PROXY", "socks5://127.0.0.1:9"), ("HTTPS_PROXY", "ftp://127.0.0.1:9")],
+    [
+        ("ALL_PROXY", "socks5://127.0.0.1:9"),
+        ("HTTPS_PROXY", "ftp://127.0.0.1:9"),
+        ("HTTPS_PROXY", "http://user:proxy-password@proxy.corp:port"),
+        ("HTTPS_PROXY", "http://user:proxy-password@[::1"),
+        ("https_proxy", "http://user:proxy-password@127.0.0.1:99999"),
+    ],
 )
 def test_a_proxy_httpx_cannot_use_is_one_clear_error(
     sources: Path, variable: str, proxy: str
 ) -> None:
     # "internal error: ImportError: Using SOCKS proxy, but the 'socksio' package is not
-    # installed" (or ValueError: Unknown scheme for proxy URL), raised making the client.
+    # installed" (or ValueError: Unknown scheme for proxy URL), raised making the client;
+    # a port that is no number, "internal error: InvalidURL"; one out of range,
+    # "internal error: ExceptionGroup" (an OverflowError as it connects).
     result = run_cli("plan", sources, "--api-url", "https://127.0.0.1:9", env={variable: proxy})
     assert result.returncode == 1
-    assert_one_clear_error(result.stderr, "proxy", variable)
+    assert_one_clear_error(result.stderr, "proxy", variable.upper())
+    assert "proxy-password" not in result.stderr
 
 
 def test_a_missing_certificate_file_the_environment_names_is_named(sources: Path) -> None:
