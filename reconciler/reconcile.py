@@ -114,6 +114,14 @@ class Connection:
                 sleep=self.sleep,
                 pacer=self.pacer,
             )
+        except httpx.InvalidURL:
+            # The proxies' URLs are checked above: what is left is an entry of NO_PROXY,
+            # which httpx reads as a URL's host (`fd00::/8`, `[fd00::1]` are none).
+            raise ConfigurationError(
+                "cannot read NO_PROXY (or no_proxy), the hosts to reach without a proxy: "
+                "httpx cannot read one of its entries (an IPv6 address or range?); remove "
+                "it, or unset the variable for this command"
+            ) from None
         except OSError as error:
             # The only file httpx reads as it makes the client: the certificates to trust.
             raise ConfigurationError(

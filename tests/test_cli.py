@@ -1626,6 +1626,9 @@ def test_plain_http_to_this_machine_goes_direct_never_through_a_proxy(
         ("HTTPS_PROXY", "http://user:proxy-password@proxy.corp:port"),
         ("HTTPS_PROXY", "http://user:proxy-password@[::1"),
         ("https_proxy", "http://user:proxy-password@127.0.0.1:99999"),
+        # Kubernetes clusters list their IPv6 ranges: httpx reads neither form.
+        ("NO_PROXY", "localhost,fd00::/8"),
+        ("no_proxy", "[fd00::1]"),
     ],
 )
 def test_a_proxy_httpx_cannot_use_is_one_clear_error(
@@ -1634,7 +1637,8 @@ def test_a_proxy_httpx_cannot_use_is_one_clear_error(
     # "internal error: ImportError: Using SOCKS proxy, but the 'socksio' package is not
     # installed" (or ValueError: Unknown scheme for proxy URL), raised making the client;
     # a port that is no number, "internal error: InvalidURL"; one out of range,
-    # "internal error: ExceptionGroup" (an OverflowError as it connects).
+    # "internal error: ExceptionGroup" (an OverflowError as it connects); an IPv6 entry of
+    # NO_PROXY, "internal error: InvalidURL" with no proxy set at all.
     result = run_cli("plan", sources, "--api-url", "https://127.0.0.1:9", env={variable: proxy})
     assert result.returncode == 1
     assert_one_clear_error(result.stderr, "proxy", variable.upper())
