@@ -371,9 +371,31 @@ def format_option(command: Callable[..., Any]) -> Callable[..., Any]:
     )(command)
 
 
+def _stdout_is_utf_8() -> bool:
+    encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
+    return codecs.lookup(encoding).name == "utf-8"
+
+
+def _for_stdout(text: str, fmt: str) -> str:
+    """`text` as printed in `fmt`: a JSON document in ASCII when stdout is not UTF-8.
+
+    JSON's readers read UTF-8 (RFC 8259): a document in latin-1 (a legacy agent's
+    `LANG=de_DE.ISO-8859-1`) is refused or garbled. Outside strings a document is ASCII
+    already, and inside them `\\u00e9` means the same character.
+    """
+    if fmt != "json" or text.isascii() or _stdout_is_utf_8():
+        return text
+    import json
+
+    return re.sub(r"[^\x00-\x7f]", lambda found: json.dumps(found.group())[1:-1], text)
+
+
 def _color() -> bool:
-    # no-color.org: NO_COLOR counts when set to a non-empty value.
-    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    # no-color.org: NO_COLOR counts when set to a non-empty value. A dumb terminal shows
+    # escape sequences as text.
+    return (
+        sys.stdout.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+    )
 
 
 def _stderr_line(message: str) -> None:
@@ -534,7 +556,7 @@ def plan_command(
             # them), so masking could only corrupt a valid plan.
             saved = authenticate_plan(result.plan, connection)
             write_atomically(out, saved.to_json() + "\n")
-        click.echo(render(result.plan, fmt, color=_color()))
+        click.echo(_for_stdout(render(result.plan, fmt, color=_color()), fmt))
         _write_step_summary(lambda: render(result.plan, "markdown"))
         check_ownership(result)
     if detailed_exitcode and result.plan.has_changes:
@@ -573,7 +595,8 @@ def drift_command(
         connection = _connect(api_url, emulator)
         result = run_async(plan_files(files, connection))
         drift = drift_findings(result.plan, allow_unadopted=allow_unadopted)
-        click.echo(render(result.plan, fmt, color=_color(), view="drift", drifted=bool(drift)))
+        shown = render(result.plan, fmt, color=_color(), view="drift", drifted=bool(drift))
+        click.echo(_for_stdout(shown, fmt))
         _write_step_summary(
             lambda: render(result.plan, "markdown", view="drift", drifted=bool(drift))
         )
@@ -672,12 +695,13 @@ def apply_command(
             # The report is the one document on stdout; the plan is still shown, on stderr.
             click.echo(render(plan, "text"), err=True)
         else:
-            click.echo(render(plan, fmt, color=_color()))
+            click.echo(_for_stdout(render(plan, fmt, color=_color()), fmt))
         _write_step_summary(lambda: render(plan, "markdown"))
         if not check_apply_policy(to_apply, request):
             click.echo("Nothing to do.", err=True)
             if fmt == "json":
-                click.echo(render_report(ApplyReport(), fmt, digest=plan.digest), nl=False)
+                shown = render_report(ApplyReport(), fmt, digest=plan.digest)
+                click.echo(_for_stdout(shown, fmt), nl=False)
             return
         _confirm(plan, auto_approve)
         deadline = None if max_duration is None else started + max_duration
@@ -693,7 +717,8 @@ def apply_command(
                     plan, connection, stop, request.permissions, to_apply.saved, wait, listing
                 )
             )
-            click.echo(render_report(report, fmt, digest=plan.digest), nl=False)
+            shown = render_report(report, fmt, digest=plan.digest)
+            click.echo(_for_stdout(shown, fmt), nl=False)
     if not report.ok:
         raise SystemExit(EXIT_PARTIAL)
 
@@ -721,6 +746,8 @@ def _confirm(plan: Plan, auto_approve: bool) -> None:
         confirmed = click.confirm(f"Apply {count} action{'s' if count != 1 else ''}?", err=True)
     except click.Abort:  # end of input (Ctrl-D) at the prompt: no is the answer
         click.echo(err=True)
+        confirmed = False
+    except UnicodeDecodeError:  # typed in what the input's encoding lacks: no "yes" either
         confirmed = False
     if not confirmed:
         raise ApplyRefused("apply cancelled; nothing was written")
@@ -840,7 +867,13 @@ def export_command(
 
     from reconciler.atomic import write_new
     from reconciler.errors import ConfigurationError
-    from reconciler.export import check_new_file, export_yaml, merged_yaml, out_exists
+    from reconciler.export import (
+        check_new_file,
+        export_yaml,
+        in_style_of,
+        merged_yaml,
+        out_exists,
+    )
     from reconciler.loader import load
     from reconciler.reconcile import list_live
     from reconciler.redact import scrub
@@ -860,6 +893,7 @@ def export_command(
                     "file it is given"
                 )
             load([merge], resolve=False)  # only a valid file is merged into
+            data = merge.read_bytes()
             text = merge.read_text(encoding="utf-8")
         connection = _connect(api_url, emulator)
         live = run_async(list_live(connection))
@@ -874,10 +908,10 @@ def export_command(
                     f"{merge} changed while export listed the live sources, and --merge "
                     "never loses an edit: nothing was written; run export --merge again"
                 )
-            _rewrite(merge, scrub(exported.text))
+            _rewrite(merge, in_style_of(data, scrub(exported.text)))
             _stderr_line(f"Added {_sources(exported.added)} to {merge}.")
         elif out is None:
-            exported = export_yaml(live)
+            exported = export_yaml(live, ascii_only=not _stdout_is_utf_8())
             click.echo(exported.text, nl=False)
         else:
             exported = export_yaml(live)

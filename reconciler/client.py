@@ -548,13 +548,25 @@ class ImgixClient:
         answer = await self._call(
             "POST", "sources", body=body, kind="create", recover=recover, secrets=attributes
         )
-        return self._written(answer, "POST")
+        return self._written(answer, "POST", created=attributes)
 
-    def _written(self, answer: _Answer, method: str, source_id: str | None = None) -> LiveSource:
-        """The source a write's success answer holds; one it cannot show leaves it unknown."""
+    def _written(
+        self,
+        answer: _Answer,
+        method: str,
+        source_id: str | None = None,
+        created: Mapping[str, Any] | None = None,
+    ) -> LiveSource:
+        """The source a write's success answer holds; one it cannot show leaves it unknown.
+
+        A create's answer is about the source created only if it shows the hostnames sent
+        (each is the account's, imgix-wide): any id is new to a create, not another's names.
+        """
         try:
             written = self._live(answer.document.get("data"), method, answer.status, source_id)
-            if source_id is not None and written.id != source_id:
+            if (source_id is not None and written.id != source_id) or (
+                created is not None and not _same_hostnames(created, written.deployment)
+            ):
                 # The caller acts on what comes back (a follow-up write goes to its id): an
                 # answer about another source says nothing of whether this write landed.
                 raise _invalid_response(
@@ -1052,6 +1064,19 @@ def _made_by(resource: Mapping[str, Any], attributes: Mapping[str, Any]) -> bool
         _same_value(key, sent[key], have[key])
         for key in sent
         if key in have and key not in SECRET_ATTRIBUTES
+    )
+
+
+def _same_hostnames(attributes: Mapping[str, Any], shown: Mapping[str, Any]) -> bool:
+    """Whether a source's `shown` deployment has the hostnames `attributes` sent (those it
+    shows: an answer that omits a list, or gives `null` for an empty one, says nothing)."""
+    sent = attributes.get("deployment")
+    if not isinstance(sent, Mapping):
+        return True
+    return all(
+        _same_value(key, sent[key] or [], shown[key])
+        for key in HOSTNAME_FIELDS
+        if key in sent and isinstance(shown.get(key), list)
     )
 
 

@@ -13,6 +13,7 @@ the file's comments, key order, formatting and variable names stay as they are.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import os
 import re
@@ -247,13 +248,33 @@ def header(variables: Sequence[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def export_yaml(live: Sequence[LiveSource]) -> Export:
-    """The desired-state file for `live`: header, then the sources in canonical layout."""
+def export_yaml(live: Sequence[LiveSource], *, ascii_only: bool = False) -> Export:
+    """The desired-state file for `live`: header, then the sources in canonical layout.
+
+    `ascii_only` is for an output that cannot encode every character: YAML's own escapes
+    in double quotes (`"Caf\\xE9"`) keep the text's meaning, where the stream's error
+    handler would write `Caf\\u00e9` into a plain scalar, read back as a backslash.
+    """
     document = export_document(live)
     variables = list(_variables(document))
-    text = header(variables) + dumped(_styled(document), canonical_yaml())
+    yaml = canonical_yaml()
+    yaml.allow_unicode = not ascii_only
+    text = header(variables) + dumped(_styled(document), yaml)
     _check_validates(text)
     return Export(text, len(document["sources"]), variables)
+
+
+def in_style_of(data: bytes, text: str) -> str:
+    """`text` (a rewrite of the file `data`) with its byte order mark and line ends.
+
+    As `fmt` keeps them: a file saved on Windows rewritten in LF would show every line
+    changed in a pull request.
+    """
+    text = text.removeprefix("\ufeff")
+    first_end = data.find(b"\n")
+    if first_end > 0 and data[first_end - 1] == ord("\r"):
+        text = text.replace("\r\n", "\n").replace("\n", "\r\n")
+    return ("\ufeff" if data.startswith(codecs.BOM_UTF8) else "") + text
 
 
 def merged_yaml(text: str, live: Sequence[LiveSource]) -> Export:

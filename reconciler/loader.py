@@ -253,6 +253,16 @@ def _too_deep(text: str, bound: int) -> tuple[int, int] | None:
     return None
 
 
+def _starts_like_a_plan(text: str) -> bool:
+    """Whether `text` starts as a saved plan document does (`reconciler.plan.PLAN_START`)."""
+    start = text[:256]
+    if "{" not in start:
+        return False  # the common file: the plan module's import is not paid for it
+    from reconciler.plan import PLAN_START
+
+    return PLAN_START.match(start.encode("utf-8", "surrogatepass")) is not None
+
+
 def _parse_error(text: str) -> Exception | None:
     """The C parser's error on `text`, if it finds one (no tree is built)."""
     try:
@@ -303,6 +313,11 @@ def _referents_by_identity() -> Iterator[None]:
 # --------------------------------------------------------------------------- one file
 
 
+SAVED_PLAN_GIVEN = (
+    "a saved plan (`plan --out`), not a desired-state file: apply it alone (`apply PLAN`)"
+)
+
+
 class _DesiredFile(ReferenceSteps, CrossSourceChecks):
     """One file: its YAML tree (for positions), its plain data (for pydantic), its errors."""
 
@@ -314,6 +329,10 @@ class _DesiredFile(ReferenceSteps, CrossSourceChecks):
     def check(self, claims: Claims, read_already: bytes | None = None) -> None:
         text = self._read(read_already)
         if text is None:
+            return
+        if _starts_like_a_plan(text):
+            # Given with other files, or to validate: its fields are no keys of this format.
+            self._error_at(0, 0, "", SAVED_PLAN_GIVEN)
             return
         deep = _too_deep(text, MAX_C_NESTING) if nesting_bound(text) > MAX_C_NESTING else None
         composed = self._compose_fast(text) if deep is None else None

@@ -21,6 +21,7 @@ import hashlib
 import hmac
 import json
 import math
+import re
 from collections.abc import Callable
 from typing import Any, Literal, TypeVar
 
@@ -290,6 +291,11 @@ class UnmanagedSource(_Frozen):
 
     id: str
     name: str
+
+
+# How every plan document starts: `format_version` is dumped first (a desired-state file
+# has no such key, so a file starting so is a plan).
+PLAN_START = re.compile(rb'\s*\{\s*"format_version"\s*:')
 
 
 class Plan(_Frozen):

@@ -144,6 +144,8 @@ class ApplyProgress:
         # on stdout, with the exit code of what it did.
         with contextlib.suppress(OSError, ValueError):
             if self._bar is not None:
-                self._bar.console.print(line)
+                # Unwrapped (the terminal wraps it on screen): a line rich cut in two
+                # could cut a secret the name holds, and neither piece would be masked.
+                self._bar.console.print(line, soft_wrap=True)
             else:
                 print(line, file=self._stream, flush=True)

@@ -15,7 +15,6 @@ import ipaddress
 import json
 import math
 import os
-import re
 import stat
 import threading
 import time
@@ -37,7 +36,7 @@ from reconciler.errors import (
 )
 from reconciler.live import LiveSource
 from reconciler.pacing import Clock, Pacer, Pacing, RetryPolicy, Sleep, Stop
-from reconciler.plan import Plan, compute_digest
+from reconciler.plan import PLAN_START, Plan, compute_digest
 from reconciler.rails import Permissions, Refusal, check_permissions, ownership_refusals
 from reconciler.untrusted import escaped, is_text, one_line, quoted
 
@@ -96,6 +95,12 @@ class Connection:
         if transport is None and self.direct:
             # httpx mounts the environment's proxies only when it makes the transport.
             transport = httpx.AsyncHTTPTransport()
+        why = _proxy_problem() if transport is None else None
+        if why is not None:
+            raise ConfigurationError(
+                "cannot use the proxy the environment names (HTTPS_PROXY, HTTP_PROXY or "
+                f"ALL_PROXY): {why}"
+            )
         try:
             return ImgixClient(
                 api_key=self.api_key,
@@ -108,6 +113,14 @@ class Connection:
                 sleep=self.sleep,
                 pacer=self.pacer,
             )
+        except httpx.InvalidURL:
+            # The proxies' URLs are checked above: what is left is an entry of NO_PROXY,
+            # which httpx reads as a URL's host (`fd00::/8`, `[fd00::1]` are none).
+            raise ConfigurationError(
+                "cannot read NO_PROXY (or no_proxy), the hosts to reach without a proxy: "
+                "httpx cannot read one of its entries (an IPv6 address or range?); remove "
+                "it, or unset the variable for this command"
+            ) from None
         except OSError as error:
             # The only file httpx reads as it makes the client: the certificates to trust.
             raise ConfigurationError(
@@ -127,6 +140,25 @@ class Connection:
                 "cannot use the proxy the environment names (HTTPS_PROXY, HTTP_PROXY or "
                 f"ALL_PROXY): {why}"
             ) from None
+
+
+def _proxy_problem() -> str | None:
+    """Why a proxy URL the environment names is unusable, or None: httpx fails on a port
+    that is no number as it makes the client ("InvalidURL"), and on one out of range only
+    as it connects (an OverflowError in a task group). The URL is never quoted: it may
+    carry a password."""
+    from urllib.request import getproxies  # how httpx reads them (and their lowercase)
+
+    for scheme, value in getproxies().items():
+        if scheme not in ("http", "https", "all"):
+            continue  # the others httpx never reads
+        try:
+            port = httpx.URL(value if "://" in value else f"http://{value}").port
+        except httpx.InvalidURL:
+            return "its URL is not valid (its port or host?)"
+        if port is not None and not 1 <= port <= 65535:
+            return f"port {port} is out of range (1-65535)"
+    return None
 
 
 def connect(
@@ -550,14 +582,10 @@ def read_single_input(path: Path) -> SingleInput:
         text = data.removeprefix(codecs.BOM_UTF8)
         # How every saved plan starts (so a plan is parsed once, by `_parsed_plan`), yet
         # perhaps not JSON: a plan cut short, called so. Another start is parsed here.
-        if _PLAN_START.match(text) or _is_plan_document(text):
+        if PLAN_START.match(text) or _is_plan_document(text):
             return SingleInput(plan=data)
     # Handed on, not read again: YAML in JSON style starts like a plan.
     return SingleInput(desired=data)
-
-
-# How every plan document `plan --out` writes starts (a desired-state file has no such key).
-_PLAN_START = re.compile(rb'\s*\{\s*"format_version"\s*:')
 
 
 def is_plan_file(path: Path) -> bool:
@@ -623,7 +651,7 @@ def _not_a_plan(path: Path, document: bytes, error: Exception) -> PlanFileError:
     try:
         parsed = json.loads(document)
     except json.JSONDecodeError as syntax:
-        if _PLAN_START.match(document):
+        if PLAN_START.match(document):
             return PlanFileError(
                 f"{path}: the plan is not valid JSON ({syntax.msg} at line {syntax.lineno}, "
                 f"column {syntax.colno}): was it cut short? Plan again with `plan --out`"

@@ -119,7 +119,7 @@ def read_located(
     """The value at `{"env": NAME}` or `{"file": REAL_PATH}`, registered for redaction.
 
     Refused: unset or empty values, values that are not UTF-8, files that are not regular,
-    too large or reached through a symlink, and values too short to be masked.
+    too large or reached through a symlink, and values too short to be masked or blank.
     """
     if len(locator) != 1 or next(iter(locator)) not in REFERENCE_KINDS:
         raise UnreadableReference(f"unknown reference {sorted(map(str, locator))}")
@@ -132,6 +132,11 @@ def read_located(
         raise UnreadableReference(
             f"{Reference(kind, shown)} holds fewer than {MIN_LENGTH} characters: a value "
             "that short cannot be masked in outputs"
+        )
+    if value.isspace():
+        raise UnreadableReference(
+            f"{Reference(kind, shown)} holds only blanks (spaces, tabs): a secret set by "
+            "mistake? A value of blanks would mask every run of them in the outputs"
         )
     redact.register(value)
     return value

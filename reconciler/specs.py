@@ -216,6 +216,21 @@ def _basic_auth_part(value: str) -> str | None:
     return None
 
 
+def _credential(value: str) -> str | None:
+    # No storage credential or name holds one; a line end pasted or read with the value
+    # would be sent, and the origin would refuse every image.
+    if _CONTROL.search(value):
+        return "must not contain control characters (a line break pasted with the value?)"
+    return None
+
+
+def _check_credential(value: str) -> str:
+    problem = _credential(value)
+    if problem:
+        raise PydanticCustomError("control_character", problem)
+    return value
+
+
 def _check_basic_auth_part(value: str | None) -> str | None:
     problem = _basic_auth_part(value) if value is not None else None
     if problem:
@@ -258,7 +273,8 @@ def _check_domain(value: str) -> str:
 
 def _check_absolute_url(value: str) -> str:
     parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    # urlsplit drops tabs and line breaks before parsing: the URL sent would keep them.
+    if parts.scheme not in ("http", "https") or not parts.netloc or _CONTROL.search(value):
         raise PydanticCustomError(
             "absolute_url",
             "must be an absolute http(s) URL (got {value})",
@@ -403,12 +419,14 @@ Domain = Annotated[str, AfterValidator(_check_domain)]
 StrictBool = Annotated[bool, Strict(), _Shared()]
 AbsoluteUrl = Annotated[str, AfterValidator(_check_absolute_url), _Shared()]
 NonEmpty = Annotated[str, Field(min_length=1), _Shared()]
+# Storage account, bucket, region and access key names: none holds a control character.
+StorageName = Annotated[str, Field(min_length=1), AfterValidator(_check_credential), _Shared()]
 BasicAuthPart = Annotated[str, AfterValidator(_check_basic_auth_part), _Shared()]
 ParamValue = Union[str, int, float, bool]  # noqa: UP007 (pydantic reads this at runtime)
 # Names and values checked against `reconciler.rendering_params`; the schema embeds it.
 DefaultParams = Annotated[dict[str, ParamValue], WrapValidator(_check_default_params)]
 
-RequiredSecret = Annotated[SecretRef, Secret(), _Shared()]
+RequiredSecret = Annotated[SecretRef, Secret(), _secret_check(_credential), _Shared()]
 BasicAuthPassword = Annotated[
     SecretRef | None,
     Secret(encrypted_as="password_encrypted"),
@@ -525,8 +543,8 @@ class S3Deployment(DeploymentBase, defer_build=False):
     ORIGIN_FIELDS = ("s3_bucket", "s3_prefix")
 
     type: Literal["s3"]
-    s3_access_key: NonEmpty
-    s3_bucket: NonEmpty
+    s3_access_key: StorageName
+    s3_bucket: StorageName
     s3_prefix: str | None = None
     s3_secret_key: RequiredSecret
     robots_txt: StatedRobotsTxt = Field(None, alias="robots.txt")
@@ -541,8 +559,8 @@ class GcsDeployment(DeploymentBase, defer_build=False):
 
     type: Literal["gcs"]
     cache_ttl_behavior: CacheTtlBehavior = "enforce_minimum"
-    gcs_access_key: NonEmpty
-    gcs_bucket: NonEmpty
+    gcs_access_key: StorageName
+    gcs_bucket: StorageName
     gcs_prefix: str | None = None
     gcs_secret_key: RequiredSecret
     robots_txt: StatedRobotsTxt = Field(None, alias="robots.txt")
@@ -558,8 +576,8 @@ class AzureDeployment(DeploymentBase, defer_build=False):
     ORIGIN_FIELDS = ("azure_account", "azure_bucket", "azure_prefix")
 
     type: Literal["azure"]
-    azure_account: NonEmpty
-    azure_bucket: NonEmpty
+    azure_account: StorageName
+    azure_bucket: StorageName
     azure_prefix: str | None = None
     azure_sas_string: RequiredSecret
     azure_service_type: Literal["blob", "file"]
@@ -603,10 +621,10 @@ class S3CompatibleDeployment(DeploymentBase, defer_build=False):
     ORIGIN_FIELDS = ("endpoint_url", "bucket_name")
 
     type: Literal["s3_compatible"]
-    access_key_id: NonEmpty
-    bucket_name: NonEmpty
+    access_key_id: StorageName
+    bucket_name: StorageName
     endpoint_url: AbsoluteUrl
-    region: NonEmpty
+    region: StorageName
     secret_key: RequiredSecret
     storage_provider: Literal["DigitalOcean", "Linode", "Wasabi"]
     robots_txt: StatedRobotsTxt = Field(None, alias="robots.txt")

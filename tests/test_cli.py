@@ -730,13 +730,15 @@ def test_apply_without_a_terminal_or_auto_approve_exits_1_and_writes_nothing(
     assert store.sources == {}
 
 
-def _apply_answering(sources: Path, emulator_url: str, answer: bytes) -> tuple[int, str, str]:
+def _apply_answering(
+    sources: Path, emulator_url: str, answer: bytes, env: dict[str, str] | None = None
+) -> tuple[int, str, str]:
     """`apply` with a terminal on stdin that types `answer`: exit code, stdout, stderr."""
     controller, terminal = pty.openpty()
     try:
         process = subprocess.Popen(
             [sys.executable, "-m", "reconciler", "apply", str(sources), "--api-url", emulator_url],
-            env=child_env(CANARY_ENV),
+            env=child_env({**CANARY_ENV, **(env or {})}),
             stdin=terminal,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -767,6 +769,19 @@ def test_apply_asked_on_a_terminal_and_given_end_of_input_is_cancelled_not_an_in
 ) -> None:
     # Ctrl-D at the prompt: "internal error: Abort:  (... please report it)".
     code, _, stderr = _apply_answering(sources, emulator_url, answer)
+    assert code == 1, stderr
+    assert "internal error" not in stderr
+    assert stderr.rstrip().endswith("error: apply cancelled; nothing was written")
+    assert writes_since(store, 0) == []
+
+
+def test_an_answer_the_input_encoding_cannot_read_is_no_not_an_internal_error(
+    store: SourceStore, emulator_url: str, sources: Path
+) -> None:
+    # `PYTHONIOENCODING=ascii` and "s\u00ed" typed at the prompt: "internal error:
+    # UnicodeDecodeError".
+    env = {"PYTHONIOENCODING": "ascii"}
+    code, _, stderr = _apply_answering(sources, emulator_url, "s\u00ed\n".encode(), env)
     assert code == 1, stderr
     assert "internal error" not in stderr
     assert stderr.rstrip().endswith("error: apply cancelled; nothing was written")
@@ -1528,6 +1543,38 @@ def test_plans_are_coloured_on_a_terminal_unless_no_color_is_set(
     assert "create" in shown and "\x1b[" not in shown
 
 
+def test_a_saved_plan_given_with_other_files_is_named_a_saved_plan_in_one_error(
+    store: SourceStore, emulator_url: str, sources: Path, tmp_path: Path
+) -> None:
+    # `apply "$PLAN" sources.yaml`, `apply plan.json plan.json`, `validate plan.json`: the
+    # plan was read as a desired-state file, fifteen "unknown key" errors about its fields.
+    saved = tmp_path / "plan.json"
+    planned = invoke("plan", sources, "--out", saved, "--api-url", emulator_url, env=CANARY_ENV)
+    assert planned.exit_code == 0, planned.stderr
+    said = (
+        f"{saved}:1:1: a saved plan (`plan --out`), not a desired-state file: apply it alone "
+        "(`apply PLAN`)\n1 error in 1 of 2 files\n"
+    )
+    for args in ((saved, sources), (sources, saved)):
+        result = invoke("apply", *args, "--auto-approve", "--api-url", emulator_url,
+                        env=CANARY_ENV)  # fmt: skip
+        assert (result.exit_code, result.stderr) == (1, said)
+    result = invoke("validate", saved)
+    assert (result.exit_code, result.stderr) == (1, said.replace("2 files", "1 file"))
+    assert writes_since(store, 0) == []
+
+
+def test_a_dumb_terminal_gets_the_plan_without_colour(
+    store: SourceStore, emulator_url: str, sources: Path
+) -> None:
+    # `TERM=dumb` (Emacs' shell, some CI runners' pseudo-terminals) shows escape sequences
+    # as text: the plan came with them, as on any terminal.
+    env = {**CANARY_ENV, "TERM": "dumb"}
+    returncode, shown = _stdout_on_a_terminal("plan", sources, "--api-url", emulator_url, env=env)
+    assert returncode == 0
+    assert "create" in shown and "\x1b" not in shown
+
+
 def test_a_bad_api_url_from_the_environment_is_blamed_on_the_variable(sources: Path) -> None:
     result = invoke("plan", sources, env={"IMGIX_API_URL": "ftp://x"})
     assert result.exit_code == 1
@@ -1573,16 +1620,29 @@ def test_plain_http_to_this_machine_goes_direct_never_through_a_proxy(
 
 @pytest.mark.parametrize(
     ("variable", "proxy"),
-    [("ALL_PROXY", "socks5://127.0.0.1:9"), ("HTTPS_PROXY", "ftp://127.0.0.1:9")],
+    [
+        ("ALL_PROXY", "socks5://127.0.0.1:9"),
+        ("HTTPS_PROXY", "ftp://127.0.0.1:9"),
+        ("HTTPS_PROXY", "http://user:proxy-password@proxy.corp:port"),
+        ("HTTPS_PROXY", "http://user:proxy-password@[::1"),
+        ("https_proxy", "http://user:proxy-password@127.0.0.1:99999"),
+        # Kubernetes clusters list their IPv6 ranges: httpx reads neither form.
+        ("NO_PROXY", "localhost,fd00::/8"),
+        ("no_proxy", "[fd00::1]"),
+    ],
 )
 def test_a_proxy_httpx_cannot_use_is_one_clear_error(
     sources: Path, variable: str, proxy: str
 ) -> None:
     # "internal error: ImportError: Using SOCKS proxy, but the 'socksio' package is not
-    # installed" (or ValueError: Unknown scheme for proxy URL), raised making the client.
+    # installed" (or ValueError: Unknown scheme for proxy URL), raised making the client;
+    # a port that is no number, "internal error: InvalidURL"; one out of range,
+    # "internal error: ExceptionGroup" (an OverflowError as it connects); an IPv6 entry of
+    # NO_PROXY, "internal error: InvalidURL" with no proxy set at all.
     result = run_cli("plan", sources, "--api-url", "https://127.0.0.1:9", env={variable: proxy})
     assert result.returncode == 1
-    assert_one_clear_error(result.stderr, "proxy", variable)
+    assert_one_clear_error(result.stderr, "proxy", variable.upper())
+    assert "proxy-password" not in result.stderr
 
 
 def test_a_missing_certificate_file_the_environment_names_is_named(sources: Path) -> None:
@@ -1946,6 +2006,35 @@ def test_an_output_encoding_short_of_a_names_characters_shows_them_escaped(
     code, _, err = run("validate", invalid)
     assert code == 1
     assert "deployment.cache_ttl_value: must be an integer (got '\\u2615')" in err
+
+
+@pytest.mark.parametrize(
+    "command", [["plan"], ["drift"], ["apply", "--auto-approve"]], ids=["plan", "drift", "apply"]
+)
+def test_a_json_document_to_an_output_of_another_encoding_is_still_utf_8(
+    tmp_path: Path, command: list[str]
+) -> None:
+    # A legacy agent's `LANG=de_DE.ISO-8859-1`: the JSON came out in latin-1 (`é` one byte,
+    # 0xe9), which JSON's readers, UTF-8 by the standard, refuse or garble. Escaped, it is
+    # ASCII: the same document in either encoding.
+    path = tmp_path / "valid.yaml"
+    path.write_text(
+        'version: 1\nsources:\n  - name: "Caf\u00e9 \u2615"\n    deployment:\n'
+        "      type: webfolder\n      imgix_subdomains: [cafe]\n"
+        "      webfolder_base_url: https://cafe.example/\n",
+        encoding="utf-8",
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "reconciler", *command, path, "--emulator", "--format", "json"],
+        capture_output=True,
+        env=child_env({"PYTHONIOENCODING": "latin-1"}),
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode in (0, 2), done.stderr
+    assert done.stdout.isascii()
+    document = json.loads(done.stdout.decode("utf-8"))
+    assert "Caf\u00e9 \u2615" in json.dumps(document, ensure_ascii=False)
 
 
 def test_apply_started_with_stdin_closed_refuses_for_want_of_a_terminal() -> None:

@@ -2919,7 +2919,9 @@ def test_writes_answered_5xx_undecodably_are_retried_as_any_5xx_would_be(
 
     transport, asked = _failing_then(502, *UNDECODABLE_BODIES[body])
     client = make_client(fake_clock, transport=transport, max_response_bytes=4096)
-    assert run(client, lambda c: c.create_source(s3_attributes(1))).id == SOURCE_0
+    created = s3_attributes(1)
+    created["deployment"]["imgix_subdomains"] = ["hostile-0"]  # the source answered
+    assert run(client, lambda c: c.create_source(created)).id == SOURCE_0
     assert asked == ["POST", "GET", "POST"]
 
 

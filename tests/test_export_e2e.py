@@ -6,6 +6,7 @@ out). Commands run against it over real HTTP on 127.0.0.1.
 
 from __future__ import annotations
 
+import codecs
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -191,6 +192,28 @@ def test_merge_into_a_file_with_a_dash_alone_on_its_line_adds_the_missing_source
     assert result.exit_code == 0, result.output + result.stderr
     assert result.stderr == f"Added 1 source to {path}.\n"
     assert "\n  - name: Proxy\n" in path.read_text()
+
+
+def test_merge_into_a_file_saved_on_windows_keeps_its_byte_order_mark_and_line_ends(
+    store: SourceStore, emulator_url: str, tmp_path: Path
+) -> None:
+    # Notepad's BOM and CRLF: merge wrote the file back in LF without the mark, so the
+    # pull request showed every line changed (fmt keeps both).
+    store.create_source(
+        {"name": "Proxy", "deployment": {"type": "webproxy", "imgix_subdomains": ["e2e-proxy"]}}
+    )
+    path = tmp_path / "sources.yaml"
+    kept = "# Ours.\r\nversion: 1\r\nsources:\r\n  - name: Blog\r\n"
+    kept += "    deployment: {type: webproxy, imgix_subdomains: [e2e-blog]}\r\n"
+    path.write_bytes(codecs.BOM_UTF8 + kept.encode())
+
+    result = invoke("export", "--merge", path, "--api-url", emulator_url)
+
+    assert result.exit_code == 0, result.output + result.stderr
+    data = path.read_bytes()
+    assert data.startswith(codecs.BOM_UTF8 + kept.encode())
+    assert b"  - name: Proxy\r\n" in data
+    assert data.count(b"\n") == data.count(b"\r\n")
 
 
 def test_merge_into_an_invalid_file_is_refused_with_its_errors(
@@ -511,7 +534,7 @@ def test_a_problem_with_a_line_break_in_it_is_still_one_escaped_error_line(
     from reconciler import export
     from reconciler.errors import ExportError
 
-    def refused(live: object) -> export.Export:
+    def refused(live: object, **options: bool) -> export.Export:
         raise ExportError("first\n::error::forged", "second")
 
     monkeypatch.setattr(export, "export_yaml", refused)

@@ -868,11 +868,12 @@ WRITE_ATTACKS: dict[str, tuple[dict[str, Any], dict[str, str], str | tuple[str, 
         "failed",
         "imgix API 429 Too Many Requests",
     ),
-    # Any id is new to a create; a patch answered with another source may not have landed.
+    # Any id is new to a create, but not another source's hostnames; a patch answered with
+    # another source may not have landed.
     "200 another source": (
         {"write_attack": "other_source"},
         ONE_ATTEMPT,
-        ("applied", "failed"),
+        "failed",
         "the answer is about source 0000000000000000000d9038, not the one written; whether",
     ),
     "200 echoing the secret": (
@@ -924,6 +925,30 @@ def test_apply_reports_every_write_a_hostile_server_answers_and_prints_nothing_r
     assert not any(line.lstrip().startswith("::") for line in printed.splitlines())
     assert "Traceback" not in printed
     assert len(printed) < 64 * 1024  # a mebibyte of error text is clipped
+
+
+def test_a_create_answered_with_another_sources_hostnames_is_unknown_and_not_followed(
+    hostile: tuple[HostileApi, str], fake_clock: FakeClock
+) -> None:
+    # A 201 holding a source listed under other hostnames (a caching proxy, an API bug):
+    # it was reported as the source created, and a create's later writes (recording a web
+    # secret's hash, the disabling write) went to that other source's id.
+    api, url = hostile
+    api.write_attack = "other_source"
+
+    async def create() -> Any:
+        async with client_for(url, fake_clock) as client:
+            deployment = {"type": "webfolder", "imgix_subdomains": ["fresh"]}
+            return await client.create_source({"name": "Fresh", "deployment": deployment})
+
+    with pytest.raises(ClientError) as caught:
+        asyncio.run(create())
+    assert str(caught.value) == (
+        "imgix API 201 Invalid Response: POST: the answer is about source "
+        "0000000000000000000d9038, not the one written; whether it was applied is unknown: "
+        "the next plan will tell"
+    )
+    assert [request.method for request in api.received] == ["POST"]
 
 
 @pytest.mark.parametrize(

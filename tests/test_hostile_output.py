@@ -12,11 +12,13 @@ from __future__ import annotations
 import html
 import json
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from console import invoke
+from console import child_env, invoke
 from ruamel.yaml import YAML
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -228,6 +230,35 @@ def test_export_to_stdout_puts_no_live_text_at_the_start_of_a_line(
     (source,) = YAML(typ="safe").load(result.stdout)["sources"]
     assert source["name"] == name
     assert source["deployment"]["default_params"] == params
+
+
+@pytest.mark.parametrize("encoding", ["ascii", "latin-1"])
+def test_export_to_an_output_short_of_a_names_characters_still_plans_to_no_changes(
+    emulator_store: SourceStore, emulator_url: str, tmp_path: Path, encoding: str
+) -> None:
+    # `PYTHONIOENCODING=ascii` (or latin-1, a Windows code page): export printed
+    # `name: Caf\u00e9` unquoted, which YAML reads as a backslash and five letters; the
+    # exported file renamed the source and moved its origin.
+    name, url = "Caf\u00e9 \u2615 \U0001d518", "https://caf\u00e9.example/\u00fc/"
+    site = {"type": "webfolder", "imgix_subdomains": ["cafe"], "webfolder_base_url": url}
+    emulator_store.create_source({"name": name, "deployment": site})
+    env = child_env({"PYTHONIOENCODING": encoding})
+    command = [sys.executable, "-m", "reconciler"]
+
+    done = subprocess.run(
+        [*command, "export", "--api-url", emulator_url], capture_output=True, env=env, timeout=60
+    )
+
+    assert done.returncode == 0, done.stderr
+    exported = tmp_path / "exported.yaml"
+    exported.write_text(done.stdout.decode(encoding), encoding="utf-8")
+    planned = subprocess.run(
+        [*command, "plan", exported, "--api-url", emulator_url, "--detailed-exitcode"],
+        capture_output=True,
+        env=env,
+        timeout=60,
+    )
+    assert planned.returncode == 0, planned.stdout.decode(encoding)
 
 
 # --------------------------------------------------------------------------- hostile API
@@ -503,3 +534,29 @@ def test_an_unmanaged_source_named_with_a_secret_is_masked_in_the_saved_plan(
     (notice,) = [n for n in document["notices"] if n["kind"] == "possible_rename"]
     assert '"old ***"' in notice["detail"]
     assert CUT_SECRET not in saved.read_text() + result.stdout + result.stderr
+
+
+def test_a_secret_that_is_a_number_the_plan_shows_leaves_the_json_plan_valid(
+    emulator_url: str, tmp_path: Path
+) -> None:
+    # A numeric password equal to the default cache TTL: the redaction point masked the
+    # number in `"after": 31536000`, and `plan --format json` printed `"after": ***`.
+    secret = "31536000"
+    path = tmp_path / "sources.yaml"
+    path.write_text(
+        "version: 1\nsources:\n" + webfolder("Site", "numeric")
+        + "      username: bob\n      password: {env: NUMERIC_PASSWORD}\n",
+        encoding="utf-8",
+    )  # fmt: skip
+
+    result = invoke(
+        "plan", path, "--api-url", emulator_url, "--format", "json",
+        env={"NUMERIC_PASSWORD": secret},
+    )  # fmt: skip
+
+    assert result.exit_code == 0, result.output + result.stderr
+    assert secret not in result.stdout
+    (action,) = json.loads(result.stdout)["actions"]
+    shown = {change["path"]: change["after"] for change in action["changes"]}
+    assert shown["deployment.cache_ttl_value"] == "***"
+    assert shown["deployment.password"] == "(write-only, will be sent)"

@@ -8,10 +8,12 @@ import io
 import pytest
 from conftest import FakeClock
 
+from reconciler import redact
 from reconciler.applier import ActionResult
 from reconciler.live import LiveSource
 from reconciler.pacing import BudgetWait
 from reconciler.progress import ApplyProgress
+from reconciler.redact import RedactingStream
 
 
 def result(name: str, outcome: str = "applied") -> ActionResult:
@@ -191,3 +193,20 @@ def test_each_line_is_flushed_so_a_ci_log_shows_it_at_once(fake_clock: FakeClock
     progress.action_done(result("Blog"))
     progress.note("a note")
     assert out.flushes == 2
+
+
+def test_on_a_narrow_terminal_a_masked_name_is_not_wrapped_into_pieces_the_mask_misses(
+    fake_clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `COLUMNS=22`: rich wrapped the line inside a secret the name holds, and each piece
+    # of it, on a line of its own, escaped the redaction point.
+    secret = "hunter2-secret-value-XYZ"
+    redact.register(secret)
+    monkeypatch.setenv("COLUMNS", "22")
+    out = io.StringIO()
+    with ApplyProgress(1, clock=fake_clock, stream=RedactingStream(out), live=True) as progress:
+        progress.action_done(result(f"Site {secret} end"))
+
+    text = out.getvalue()
+    assert "applied: patch Site *** end (" in text
+    assert "hunter2" not in text and "XYZ" not in text

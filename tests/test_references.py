@@ -154,6 +154,22 @@ def test_a_value_too_short_to_mask_is_refused_without_being_shown(tmp_path: Path
     assert redact.scrub(f"a {short} b") == f"a {short} b"  # not registered either
 
 
+@pytest.mark.parametrize("blank", [" " * MIN_LENGTH, "\t \u00a0" * MIN_LENGTH])
+def test_a_value_of_only_blanks_is_refused_and_never_masks_the_outputs_indentation(
+    blank: str,
+) -> None:
+    # A CI secret set to spaces was registered for redaction: every run of eight spaces
+    # in the outputs became `***`, and `plan --format json` printed invalid JSON.
+    with pytest.raises(UnreadableReference) as caught:
+        references.read_located({"env": "BLANK"}, environ={"BLANK": blank})
+    assert str(caught.value) == (
+        "{env: BLANK} holds only blanks (spaces, tabs): a secret set by mistake? A value "
+        "of blanks would mask every run of them in the outputs"
+    )
+    assert not isinstance(caught.value, MissingReference)
+    assert redact.scrub(f"a{blank}b") == f"a{blank}b"
+
+
 def test_a_value_read_is_registered_for_redaction_before_it_is_returned() -> None:
     value = references.read_located({"env": "V"}, environ={"V": "registered-canary-8c1"})
     assert redact.scrub(f"echo {value}") == f"echo {redact.MASK}"

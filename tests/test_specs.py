@@ -729,6 +729,50 @@ def test_a_secret_read_at_apply_time_passes_the_models_checks_without_its_value_
     )
 
 
+@pytest.mark.parametrize(
+    "field", ["s3_secret_key", "gcs_secret_key", "azure_sas_string", "secret_key"]
+)
+def test_a_credential_read_with_a_line_break_or_a_control_character_is_refused(
+    field: str,
+) -> None:
+    # A Kubernetes secret made `--from-file`, `export KEY=$(cat key.txt)` of a CRLF file:
+    # the key went to imgix with its line end, and the origin refused every image.
+    problem = "must not contain control characters (a line break pasted with the value?)"
+    for value in ("value-pasted-with-its-newline\n", "value-with-a-cr\r", "tab\tinside-it"):
+        assert secret_value_problem(field, value) == problem
+    assert secret_value_problem(field, "wJalrXUtnFEMI/K7MDENG/bPxRfi CYEXAMPLEKEY") is None
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        "s3_access_key", "s3_bucket", "gcs_access_key", "gcs_bucket", "azure_account",
+        "azure_bucket", "access_key_id", "bucket_name", "region",
+    ],
+)  # fmt: skip
+def test_a_storage_name_or_key_read_with_its_line_end_is_refused(field: str) -> None:
+    # `s3_access_key: {env: AWS_ACCESS_KEY_ID}` with the variable ending in a line break
+    # was valid and sent as is.
+    problem = "must not contain control characters (a line break pasted with the value?)"
+    assert reference_value_problem(field, "acme-value-01\n") == problem
+    assert reference_value_problem(field, "acme-value-01\r") == problem
+    assert reference_value_problem(field, "acme-value-01") is None
+
+
+@pytest.mark.parametrize("field", ["image_missing", "image_error", "webfolder_base_url"])
+def test_a_url_with_a_line_break_or_tab_is_refused_though_urlsplit_drops_them(
+    field: str,
+) -> None:
+    # urlsplit removes tabs and line breaks before parsing: the check passed and the URL
+    # was sent with them.
+    for url in ("https://acme.example/a.png\n", "https://acme.example/\ta.png"):
+        assert reference_value_problem(field, url) == "must be an absolute http(s) URL"
+    (error,) = errors(S3Deployment, s3(image_missing="https://acme.example/a.png\r\n"))
+    assert error["msg"] == (
+        "must be an absolute http(s) URL (got 'https://acme.example/a.png\\r\\n')"
+    )
+
+
 def test_every_type_manages_annotation_and_robots_txt_only_when_stated() -> None:
     for model in DEPLOYMENT_MODELS.values():
         assert stated_only_fields(model) == {"annotation", "robots.txt"}, model

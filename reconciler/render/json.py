@@ -7,7 +7,8 @@ report; tests keep both files equal to what the models generate.
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, Literal
+import json
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, JsonValue
 
@@ -24,7 +25,31 @@ SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 def render(plan: Plan) -> str:
     """The plan document, ending with a newline; printed, so made inert (same JSON)."""
-    return json_document(plan.to_json()) + "\n"
+    return json_document(_numbers_masked(plan.to_json())) + "\n"
+
+
+def _numbers_masked(text: str) -> str:
+    """`text` with each number that holds a secret (a numeric password) as a masked string.
+
+    The redaction point masks a secret wherever it is printed: inside a string the JSON
+    stays valid, but `"after": 31536000` would become `"after": ***`.
+    """
+    from reconciler import redact
+
+    if not redact.holds(text):
+        return text
+
+    def masked(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {key: masked(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [masked(item) for item in value]
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            number = json.dumps(value)
+            return redact.scrub(number) if redact.holds(number) else value
+        return value
+
+    return json.dumps(masked(json.loads(text)), indent=2, ensure_ascii=False)
 
 
 def render_report(report: ApplyReport, digest: str | None = None) -> str:
@@ -40,7 +65,7 @@ def render_report(report: ApplyReport, digest: str | None = None) -> str:
         not_deployed=report.not_deployed,
         stopped=report.stopped,
     )
-    return json_document(document.model_dump_json(indent=2)) + "\n"
+    return json_document(_numbers_masked(document.model_dump_json(indent=2))) + "\n"
 
 
 def report_json_schema() -> dict[str, JsonValue]:
