@@ -41,11 +41,10 @@ from ruamel.yaml.scanner import ScannerError
 
 from reconciler import deferred, references
 from reconciler.errors import ReconcilerError
-from reconciler.loading import yaml_tree
+from reconciler.loading import located, yaml_tree
 from reconciler.loading.cross_source import Claims, CrossSourceChecks
 from reconciler.loading.located import (
     CHECKED_ON_RAW_DATA,
-    Imprecise,
     Loc,
     display_path,
     error_message,
@@ -527,7 +526,7 @@ class _DesiredFile(ReferenceSteps, CrossSourceChecks):
         the C parser's, for a text over MAX_PRECISE_BYTES)."""
         if len(text) > MAX_PRECISE_BYTES:
             error = self._fast_error
-            if isinstance(error, Imprecise):  # a directive the C tree is not built for
+            if isinstance(error, located.Imprecise):  # a directive the C tree is not built for
                 error = _parse_error(text) or _LargeUnderAnotherVersion()
             if isinstance(error, (MarkedYAMLError, _LargeUnderAnotherVersion)):
                 raise error
