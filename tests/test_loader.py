@@ -757,6 +757,41 @@ def test_a_file_expanding_to_exactly_the_alias_budget_loads(
     ]
 
 
+MERGED = (
+    "version: 1\nsources:\n"
+    "  - name: A\n    enabled: &off false\n    deployment:\n      type: webfolder\n"
+    "      imgix_subdomains: [a]\n      webfolder_base_url: https://a.example/\n"
+    "      default_params: &p {auto: format}\n"
+    "  - name: B\n    enabled: *off\n    deployment:\n      type: webfolder\n"
+    "      imgix_subdomains: [b]\n      webfolder_base_url: https://b.example/\n"
+    "      default_params: {<<: *p, w: 100}\n"
+)
+
+
+def test_keys_a_merge_brings_in_count_against_the_alias_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `<<: *p` copies `auto: format` into B: two values, counted like an alias's copy.
+    path = write(tmp_path, MERGED)
+    monkeypatch.setattr(loader, "MAX_VALUES", 2)
+    assert load([path], environ={}).state.sources[1].deployment.default_params == {
+        "auto": "format",
+        "w": 100,
+    }
+    monkeypatch.setattr(loader, "MAX_VALUES", 1)
+    assert errors_of(path) == [
+        f"{path}:10:5: sources[1]: the file expands to more than 1 values (YAML aliases?)"
+    ]
+
+
+def test_a_key_yaml_reads_as_a_date_is_reported_as_a_key_that_is_not_text(
+    tmp_path: Path,
+) -> None:
+    text = MERGED.replace("{<<: *p, w: 100}", "{<<: *p, 2024-01-01: x}")
+    path = write(tmp_path, text)
+    assert errors_of(path) == [f"{path}:16:32: deployment.default_params: keys must be strings"]
+
+
 @pytest.mark.parametrize(
     "path",
     [EXAMPLE, FIXTURES / "valid_minimal.yaml", FIXTURES / "valid_duplicate_names_pinned.yaml"],
