@@ -792,6 +792,41 @@ def test_a_key_yaml_reads_as_a_date_is_reported_as_a_key_that_is_not_text(
     assert errors_of(path) == [f"{path}:16:32: deployment.default_params: keys must be strings"]
 
 
+def test_a_repeated_key_is_found_beside_a_mapping_two_aliases_share(tmp_path: Path) -> None:
+    # B and C share A's `default_params`: the second visit of that node skips it, and
+    # still every other mapping (A's own, with its repeated key) is checked.
+    source = (
+        "  - name: {n}\n    deployment:\n      type: webfolder\n      imgix_subdomains: [{n}]\n"
+        "      webfolder_base_url: https://{n}.example/\n      default_params: {params}\n"
+    )
+    text = "version: 1\nsources:\n" + source.format(n="a", params="&p {auto: format}")
+    text = text.replace("  - name: a\n", "  - name: a\n    name: a2\n")
+    text += source.format(n="b", params="*p") + source.format(n="c", params="*p")
+    path = write(tmp_path, text)
+    assert errors_of(path) == [f"{path}:4:5: duplicate key 'name' (first at line 3, column 5)"]
+
+
+def test_a_number_at_either_end_of_jsons_safe_range_is_kept_and_one_past_it_is_not(
+    tmp_path: Path,
+) -> None:
+    text = (
+        "version: 1\nallow_unknown_params: true\nsources:\n  - name: A\n    deployment:\n"
+        "      type: webfolder\n      imgix_subdomains: [a]\n"
+        "      webfolder_base_url: https://a.example/\n"
+        "      default_params: {x-big: 9007199254740991, x-small: -9007199254740991}\n"
+    )
+    (source,) = load([write(tmp_path, text)], environ={}).state.sources
+    assert source.deployment.default_params == {
+        "x-big": 9007199254740991,
+        "x-small": -9007199254740991,
+    }
+    path = write(tmp_path, text.replace("-9007199254740991}", "-9007199254740992}"))
+    assert errors_of(path) == [
+        f"{path}:9:58: deployment.default_params.x-small: must be between -9007199254740991 "
+        "and 9007199254740991 (JSON's safe range)"
+    ]
+
+
 @pytest.mark.parametrize(
     "path",
     [EXAMPLE, FIXTURES / "valid_minimal.yaml", FIXTURES / "valid_duplicate_names_pinned.yaml"],
