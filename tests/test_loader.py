@@ -281,6 +281,33 @@ def test_an_integer_of_a_hundred_digits_is_out_of_range_beside_the_other_mistake
     ]
 
 
+def test_an_integer_too_long_for_python_to_read_is_placed_in_a_mapping_or_a_list(
+    tmp_path: Path,
+) -> None:
+    # Past 4300 digits Python refuses to read an integer at all: the text alone tells.
+    digits = "1" * 5000
+    text = (
+        "version: 1\nsources:\n  - name: A\n    deployment:\n      type: webfolder\n"
+        f"      imgix_subdomains: [a, {digits}]\n      webfolder_base_url: https://a.example/\n"
+        f"      cache_ttl_value: {digits}\n"
+    )
+    path = write(tmp_path, text)
+    safe = "must be between -9007199254740991 and 9007199254740991 (JSON's safe range)"
+    assert sorted(errors_of(path)) == [
+        f"{path}:6:29: deployment.imgix_subdomains[1]: {safe}",
+        f"{path}:8:24: deployment.cache_ttl_value: {safe}",
+    ]
+    # A key may be one too, written as an explicit key (`?`): placed at the key.
+    text = (
+        "version: 1\nallow_unknown_params: true\nsources:\n  - name: A\n    deployment:\n"
+        "      type: webfolder\n      imgix_subdomains: [a]\n"
+        "      webfolder_base_url: https://a.example/\n      default_params:\n"
+        f"        ? {digits}\n        : x\n"
+    )
+    path = write(tmp_path, text)
+    assert errors_of(path) == [f"{path}:10:11: deployment.default_params: {safe}"]
+
+
 def test_a_key_repeated_after_a_collection_key_is_found(tmp_path: Path) -> None:
     path = write(tmp_path, "version: 1\nsources: []\n[a, b]: 1\nversion: 1\n")
     assert errors_of(path) == [f"{path}:4:1: duplicate key 'version' (first at line 1, column 1)"]
