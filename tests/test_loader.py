@@ -1644,6 +1644,10 @@ def test_a_yaml_1_1_directive_is_read_by_the_pure_python_parser(
     loaded = load([path], environ={"S3_SECRET_KEY": "s3-secret"})
     assert loaded.state.sources[0].enabled is True
     assert len(composed) == 1
+    # Below a comment it is still the file's directive.
+    path = write(tmp_path, "# acme's sources\n" + text)
+    loaded = load([path], environ={"S3_SECRET_KEY": "s3-secret"})
+    assert loaded.state.sources[0].enabled is True
 
 
 def test_a_key_with_control_characters_is_printed_escaped_on_one_line(tmp_path: Path) -> None:
