@@ -306,6 +306,18 @@ def test_an_integer_too_long_for_python_to_read_is_placed_in_a_mapping_or_a_list
     )
     path = write(tmp_path, text)
     assert errors_of(path) == [f"{path}:10:11: deployment.default_params: {safe}"]
+    # Nodes that aliases share are walked once, and every other node still is.
+    source = (
+        "  - name: {n}\n    deployment:\n      type: webfolder\n      imgix_subdomains: [{n}]\n"
+        "      webfolder_base_url: https://{n}.example/\n      default_params: {params}\n"
+    )
+    text = "version: 1\nsources:\n" + "".join(
+        source.format(n=n, params=params)
+        for n, params in [("a", f"{{w: {digits}}}"), ("b", "&p {auto: format}"), ("c", "*p")]
+    )
+    text += source.format(n="d", params="*p")
+    path = write(tmp_path, text)
+    assert errors_of(path) == [f"{path}:8:27: deployment.default_params.w: {safe}"]
 
 
 def test_a_key_repeated_after_a_collection_key_is_found(tmp_path: Path) -> None:
