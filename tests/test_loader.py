@@ -282,6 +282,45 @@ def test_an_integer_of_a_hundred_digits_is_out_of_range_beside_the_other_mistake
     ]
 
 
+def test_an_integer_too_long_for_python_to_read_is_placed_in_a_mapping_or_a_list(
+    tmp_path: Path,
+) -> None:
+    # Past 4300 digits Python refuses to read an integer at all: the text alone tells.
+    digits = "1" * 5000
+    text = (
+        "version: 1\nsources:\n  - name: A\n    deployment:\n      type: webfolder\n"
+        f"      imgix_subdomains: [a, {digits}]\n      webfolder_base_url: https://a.example/\n"
+        f"      cache_ttl_value: {digits}\n"
+    )
+    path = write(tmp_path, text)
+    safe = "must be between -9007199254740991 and 9007199254740991 (JSON's safe range)"
+    assert sorted(errors_of(path)) == [
+        f"{path}:6:29: deployment.imgix_subdomains[1]: {safe}",
+        f"{path}:8:24: deployment.cache_ttl_value: {safe}",
+    ]
+    # A key may be one too, written as an explicit key (`?`): placed at the key.
+    text = (
+        "version: 1\nallow_unknown_params: true\nsources:\n  - name: A\n    deployment:\n"
+        "      type: webfolder\n      imgix_subdomains: [a]\n"
+        "      webfolder_base_url: https://a.example/\n      default_params:\n"
+        f"        ? {digits}\n        : x\n"
+    )
+    path = write(tmp_path, text)
+    assert errors_of(path) == [f"{path}:10:11: deployment.default_params: {safe}"]
+    # Nodes that aliases share are walked once, and every other node still is.
+    source = (
+        "  - name: {n}\n    deployment:\n      type: webfolder\n      imgix_subdomains: [{n}]\n"
+        "      webfolder_base_url: https://{n}.example/\n      default_params: {params}\n"
+    )
+    text = "version: 1\nsources:\n" + "".join(
+        source.format(n=n, params=params)
+        for n, params in [("a", f"{{w: {digits}}}"), ("b", "&p {auto: format}"), ("c", "*p")]
+    )
+    text += source.format(n="d", params="*p")
+    path = write(tmp_path, text)
+    assert errors_of(path) == [f"{path}:8:27: deployment.default_params.w: {safe}"]
+
+
 def test_a_key_repeated_after_a_collection_key_is_found(tmp_path: Path) -> None:
     path = write(tmp_path, "version: 1\nsources: []\n[a, b]: 1\nversion: 1\n")
     assert errors_of(path) == [f"{path}:4:1: duplicate key 'version' (first at line 1, column 1)"]
@@ -816,6 +855,76 @@ def test_a_file_expanding_to_exactly_the_alias_budget_loads(
     monkeypatch.setattr(loader, "MAX_VALUES", 1)
     assert errors_of(path) == [
         f"{path}:9:5: sources[1]: the file expands to more than 1 values (YAML aliases?)"
+    ]
+
+
+MERGED = (
+    "version: 1\nsources:\n"
+    "  - name: A\n    enabled: &off false\n    deployment:\n      type: webfolder\n"
+    "      imgix_subdomains: [a]\n      webfolder_base_url: https://a.example/\n"
+    "      default_params: &p {auto: format}\n"
+    "  - name: B\n    enabled: *off\n    deployment:\n      type: webfolder\n"
+    "      imgix_subdomains: [b]\n      webfolder_base_url: https://b.example/\n"
+    "      default_params: {<<: *p, w: 100}\n"
+)
+
+
+def test_keys_a_merge_brings_in_count_against_the_alias_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `<<: *p` copies `auto: format` into B: two values, counted like an alias's copy.
+    path = write(tmp_path, MERGED)
+    monkeypatch.setattr(loader, "MAX_VALUES", 2)
+    assert load([path], environ={}).state.sources[1].deployment.default_params == {
+        "auto": "format",
+        "w": 100,
+    }
+    monkeypatch.setattr(loader, "MAX_VALUES", 1)
+    assert errors_of(path) == [
+        f"{path}:10:5: sources[1]: the file expands to more than 1 values (YAML aliases?)"
+    ]
+
+
+def test_a_key_yaml_reads_as_a_date_is_reported_as_a_key_that_is_not_text(
+    tmp_path: Path,
+) -> None:
+    text = MERGED.replace("{<<: *p, w: 100}", "{<<: *p, 2024-01-01: x}")
+    path = write(tmp_path, text)
+    assert errors_of(path) == [f"{path}:16:32: deployment.default_params: keys must be strings"]
+
+
+def test_a_repeated_key_is_found_beside_a_mapping_two_aliases_share(tmp_path: Path) -> None:
+    # B and C share A's `default_params`: the second visit of that node skips it, and
+    # still every other mapping (A's own, with its repeated key) is checked.
+    source = (
+        "  - name: {n}\n    deployment:\n      type: webfolder\n      imgix_subdomains: [{n}]\n"
+        "      webfolder_base_url: https://{n}.example/\n      default_params: {params}\n"
+    )
+    text = "version: 1\nsources:\n" + source.format(n="a", params="&p {auto: format}")
+    text = text.replace("  - name: a\n", "  - name: a\n    name: a2\n")
+    text += source.format(n="b", params="*p") + source.format(n="c", params="*p")
+    path = write(tmp_path, text)
+    assert errors_of(path) == [f"{path}:4:5: duplicate key 'name' (first at line 3, column 5)"]
+
+
+def test_a_number_at_either_end_of_jsons_safe_range_is_kept_and_one_past_it_is_not(
+    tmp_path: Path,
+) -> None:
+    text = (
+        "version: 1\nallow_unknown_params: true\nsources:\n  - name: A\n    deployment:\n"
+        "      type: webfolder\n      imgix_subdomains: [a]\n"
+        "      webfolder_base_url: https://a.example/\n"
+        "      default_params: {x-big: 9007199254740991, x-small: -9007199254740991}\n"
+    )
+    (source,) = load([write(tmp_path, text)], environ={}).state.sources
+    assert source.deployment.default_params == {
+        "x-big": 9007199254740991,
+        "x-small": -9007199254740991,
+    }
+    path = write(tmp_path, text.replace("-9007199254740991}", "-9007199254740992}"))
+    assert errors_of(path) == [
+        f"{path}:9:58: deployment.default_params.x-small: must be between -9007199254740991 "
+        "and 9007199254740991 (JSON's safe range)"
     ]
 
 
@@ -1609,6 +1718,10 @@ def test_a_yaml_1_1_directive_is_read_by_the_pure_python_parser(
     loaded = load([path], environ={"S3_SECRET_KEY": "s3-secret"})
     assert loaded.state.sources[0].enabled is True
     assert len(composed) == 1
+    # Below a comment it is still the file's directive.
+    path = write(tmp_path, "# acme's sources\n" + text)
+    loaded = load([path], environ={"S3_SECRET_KEY": "s3-secret"})
+    assert loaded.state.sources[0].enabled is True
 
 
 def test_a_key_with_control_characters_is_printed_escaped_on_one_line(tmp_path: Path) -> None:
