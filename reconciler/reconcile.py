@@ -93,17 +93,18 @@ class Connection:
     def client(self) -> ImgixClient:
         """A new client for this connection (use it as an async context manager)."""
         transport = self.transport
-        if transport is None and (self.direct or not _environment_proxies()):
-            # httpx mounts the environment's proxies only when it makes the transport; with
-            # none to mount, it would still read NO_PROXY, whose IPv6 entries it fails on.
-            transport = httpx.AsyncHTTPTransport()
-        why = _proxy_problem() if transport is None else None
-        if why is not None:
-            raise ConfigurationError(
-                "cannot use the proxy the environment names (HTTPS_PROXY, HTTP_PROXY or "
-                f"ALL_PROXY): {why}"
-            )
         try:
+            if transport is None and (self.direct or not _environment_proxies()):
+                # httpx mounts the environment's proxies only when it makes the transport;
+                # with none to mount, it would still read NO_PROXY, whose IPv6 entries it
+                # fails on. Making it reads the certificates to trust.
+                transport = httpx.AsyncHTTPTransport()
+            why = _proxy_problem() if transport is None else None
+            if why is not None:
+                raise ConfigurationError(
+                    "cannot use the proxy the environment names (HTTPS_PROXY, HTTP_PROXY or "
+                    f"ALL_PROXY): {why}"
+                )
             return ImgixClient(
                 api_key=self.api_key,
                 base_url=self.api_url,
