@@ -112,15 +112,6 @@ class CommandGroup(click.Group):
         sys.exit(result if isinstance(result, int) else EXIT_OK)
 
 
-class GivenPath(click.Path):
-    """A path that is not empty: `""` (an unset CI variable) would be read as `.`."""
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        if isinstance(value, str) and not value:
-            self.fail("is empty (an unset variable?)", param, ctx)
-        return super().convert(value, param, ctx)
-
-
 @click.group(cls=CommandGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="imgix-reconciler")
 @click.option("--debug", is_flag=True, help="Log requests and decisions to stderr.")
@@ -250,7 +241,7 @@ def run(prog_name: str | None = None) -> None:
 
 
 @main.command()
-@click.argument("files", nargs=-1, required=True, type=GivenPath(dir_okay=True))
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=True))
 @click.option(
     "--no-resolve",
     is_flag=True,
@@ -290,7 +281,7 @@ def schema() -> None:
 @click.option(
     "--state",
     "state_file",
-    type=GivenPath(dir_okay=False, path_type=Path),
+    type=click.Path(dir_okay=False, path_type=Path),
     help="Keep the sources in this JSON file (kept across restarts).",
 )
 @click.option("--seed", is_flag=True, help="Start a new state from the example live state.")
@@ -497,8 +488,8 @@ def _exit_codes(files: Sequence[Path] = ()) -> Iterator[None]:
 
 
 @main.command("plan")
-@click.argument("files", nargs=-1, required=True, type=GivenPath(path_type=Path))
-@click.option("--out", type=GivenPath(path_type=Path), help="Save the plan document here.")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), help="Save the plan document here.")
 @format_option
 @click.option(
     "--detailed-exitcode", is_flag=True, help="Exit 0 when there are no changes, 2 when there are."
@@ -569,7 +560,7 @@ def plan_command(
 
 
 @main.command("drift")
-@click.argument("files", nargs=-1, required=True, type=GivenPath(path_type=Path))
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @format_option
 @click.option(
     "--allow-unadopted",
@@ -615,7 +606,7 @@ def drift_command(
 
 
 @main.command("apply")
-@click.argument("inputs", nargs=-1, required=True, type=GivenPath(path_type=Path))
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--auto-approve", is_flag=True, help="Apply without asking.")
 @click.option("--allow-disable", is_flag=True, help="Let the plan disable live sources.")
 @click.option(
@@ -857,10 +848,10 @@ async def _apply_until_stopped(
 
 
 @main.command("export")
-@click.option("--out", type=GivenPath(path_type=Path), help="Write a new file here, not stdout.")
+@click.option("--out", type=click.Path(path_type=Path), help="Write a new file here, not stdout.")
 @click.option(
     "--merge",
-    type=GivenPath(path_type=Path),
+    type=click.Path(path_type=Path),
     metavar="FILE",
     help="Add the live sources FILE lacks to it, keeping everything it holds.",
 )
@@ -954,7 +945,7 @@ def _sources(count: int) -> str:
 
 
 @main.command("fmt")
-@click.argument("files", nargs=-1, required=True, type=GivenPath(path_type=Path))
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--check", is_flag=True, help="Change nothing; exit 1 if a file would change.")
 def fmt_command(files: tuple[Path, ...], check: bool) -> None:
     """Rewrite desired-state FILEs in the canonical order and style, keeping comments."""

@@ -1564,29 +1564,6 @@ def test_a_saved_plan_given_with_other_files_is_named_a_saved_plan_in_one_error(
     assert writes_since(store, 0) == []
 
 
-@pytest.mark.parametrize(
-    "args",
-    [
-        ["validate", ""],
-        ["plan", "", "--emulator"],
-        ["plan", "{sources}", "--emulator", "--out", ""],
-        ["apply", "", "--emulator"],
-        ["drift", "", "--emulator"],
-        ["fmt", ""],
-        ["export", "--emulator", "--out", ""],
-        ["export", "--emulator", "--merge", ""],
-        ["emulator", "--state", ""],
-    ],
-)
-def test_an_empty_path_is_called_empty_not_a_folder(sources: Path, args: list[str]) -> None:
-    # `plan "$SOURCES" --out "$PLAN"` with a variable unset: "--out . is a folder",
-    # ".:1:1: cannot read the file: Is a directory", ":1:1: ...", "error: Is a directory: .".
-    result = invoke(*[arg.format(sources=sources) for arg in args])
-    assert result.exit_code == 1
-    (line,) = result.stderr.splitlines()[-1:]
-    assert "is empty (an unset variable?)" in line, result.stderr
-
-
 def test_a_dumb_terminal_gets_the_plan_without_colour(
     store: SourceStore, emulator_url: str, sources: Path
 ) -> None:
