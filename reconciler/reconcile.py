@@ -92,16 +92,18 @@ class Connection:
     def client(self) -> ImgixClient:
         """A new client for this connection (use it as an async context manager)."""
         transport = self.transport
-        if transport is None and self.direct:
-            # httpx mounts the environment's proxies only when it makes the transport.
-            transport = httpx.AsyncHTTPTransport()
-        why = _proxy_problem() if transport is None else None
-        if why is not None:
-            raise ConfigurationError(
-                "cannot use the proxy the environment names (HTTPS_PROXY, HTTP_PROXY or "
-                f"ALL_PROXY): {why}"
-            )
         try:
+            if transport is None and (self.direct or not _environment_proxies()):
+                # httpx mounts the environment's proxies only when it makes the transport;
+                # with none to mount, it would still read NO_PROXY, whose IPv6 entries it
+                # fails on. Making it reads the certificates to trust.
+                transport = httpx.AsyncHTTPTransport()
+            why = _proxy_problem() if transport is None else None
+            if why is not None:
+                raise ConfigurationError(
+                    "cannot use the proxy the environment names (HTTPS_PROXY, HTTP_PROXY or "
+                    f"ALL_PROXY): {why}"
+                )
             return ImgixClient(
                 api_key=self.api_key,
                 base_url=self.api_url,
@@ -142,16 +144,19 @@ class Connection:
             ) from None
 
 
+def _environment_proxies() -> dict[str, str]:
+    """The proxy URLs the environment names that httpx reads, by scheme."""
+    from urllib.request import getproxies  # how httpx reads them (and their lowercase)
+
+    return {k: v for k, v in getproxies().items() if k in ("http", "https", "all") and v}
+
+
 def _proxy_problem() -> str | None:
     """Why a proxy URL the environment names is unusable, or None: httpx fails on a port
     that is no number as it makes the client ("InvalidURL"), and on one out of range only
     as it connects (an OverflowError in a task group). The URL is never quoted: it may
     carry a password."""
-    from urllib.request import getproxies  # how httpx reads them (and their lowercase)
-
-    for scheme, value in getproxies().items():
-        if scheme not in ("http", "https", "all"):
-            continue  # the others httpx never reads
+    for value in _environment_proxies().values():
         try:
             port = httpx.URL(value if "://" in value else f"http://{value}").port
         except httpx.InvalidURL:
