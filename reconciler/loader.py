@@ -252,6 +252,14 @@ def _too_deep(text: str, bound: int) -> tuple[int, int] | None:
     return None
 
 
+def _yaml_directive(text: str) -> tuple[int, str | None]:
+    """The line of the file's `%YAML` directive and the version it names (0, None: none)."""
+    directive = _YAML_DIRECTIVE.search(text)
+    if directive is None:
+        return 0, None
+    return text.count("\n", 0, directive.start()), directive.group(1)
+
+
 def _starts_like_a_plan(text: str) -> bool:
     """Whether `text` starts as a saved plan document does (`reconciler.plan.PLAN_START`)."""
     start = text[:256]
@@ -460,26 +468,22 @@ class _DesiredFile(ReferenceSteps, CrossSourceChecks):
                     self.root = None if node is None else yaml.constructor.construct_document(node)
         except AssertionError:
             # ruamel asserts a `%YAML 1.x` directive's x is 1 or 2 (1.0, 1.3: no YAMLError).
-            directive = _YAML_DIRECTIVE.search(text)
-            line = text.count("\n", 0, directive.start()) if directive else 0
-            version = f"%YAML {directive.group(1)}: " if directive else ""
+            line, version = _yaml_directive(text)
             self._error_at(
                 line,
                 0,
                 "",
                 "invalid YAML: found incompatible YAML document "
-                f"({version}version 1.1 or 1.2 is required)",
+                f"({f'%YAML {version}: ' if version else ''}version 1.1 or 1.2 is required)",
             )
             return False
         except _LargeUnderAnotherVersion:
-            directive = _YAML_DIRECTIVE.search(text)
-            line = text.count("\n", 0, directive.start()) if directive else 0
-            version = f"%YAML {directive.group(1)}" if directive else "a %YAML directive"
+            line, version = _yaml_directive(text)
             self._error_at(
                 line,
                 0,
                 "",
-                f"a file this large is not read under {version} (its parser would take "
+                f"a file this large is not read under %YAML {version} (its parser would take "
                 "minutes): remove the directive to read it as YAML 1.2",
             )
             return False
