@@ -221,19 +221,21 @@ def test_no_secret_value_reaches_any_output(
 # only that spelling writes so (every other spelling of it differs), so that the mask of
 # each spelling is tried on its own. `quoted` spells every text as `json_shown` does (both
 # escape one character at a time, the same way), so one canary tries both.
+# Each canary holds characters its spelling changes; none holds a C0 control, which no
+# storage credential may (the secret is refused before any request).
 ECHOED_SPELLINGS: dict[str, tuple[str, Callable[[str], str]]] = {
     "JSON, ASCII only": ("CANARY-é-echo-7c41e0", lambda value: json.dumps(value)[1:-1]),
     "JSON, UTF-8": (
         'CANARY-"\x85-echo-7c41e0',
         lambda value: json.dumps(value, ensure_ascii=False)[1:-1],
     ),
-    "escaped": ('CANARY-"\\\x1b-echo-7c41e0', escaped),
-    "quoted, json_shown": ('CANARY-"\u2028\x1b-echo-7c41e0', lambda value: quoted(value)[1:-1]),
+    "escaped": ('CANARY-"\\\x85-echo-7c41e0', escaped),
+    "quoted, json_shown": ('CANARY-"\u2028\x85-echo-7c41e0', lambda value: quoted(value)[1:-1]),
     "HTML, quotes kept": ('CANARY-<"-echo-7c41e0', lambda value: html.escape(value, quote=False)),
     "HTML, quotes escaped": ('CANARY-"\x85-echo-7c41e0', html.escape),
-    "repr": ("CANARY-\x1bé-echo-7c41e0", lambda value: repr(value)[1:-1]),
+    "repr": ("CANARY-\x85é-echo-7c41e0", lambda value: repr(value)[1:-1]),
     "ascii": ("CANARY-é-echo-7c41e0", lambda value: ascii(value)[1:-1]),
-    "one_line": ('CANARY-"\\\x1b-echo-7c41e0', one_line),
+    "one_line": ('CANARY-"\\\x85-echo-7c41e0', one_line),
     # A server quoting the request it refused as a URL or a form body would.
     "URL-encoded": ("CANARY-é/K7+-echo-7c41e0", lambda value: urllib.parse.quote(value, safe="")),
     "URL-encoded, / kept": ("CANARY-é/K7-echo-7c41e0", urllib.parse.quote),
