@@ -3033,3 +3033,33 @@ def test_a_difference_past_an_attribute_the_listing_omits_is_still_planned() -> 
     live = live.model_copy(update={"deployment": omitted})
     action = only(plan(desired(spec), [live], OPTIONS))
     assert paths(action) == ["deployment.s3_bucket", "deployment.s3_secret_key"]
+
+
+def test_an_empty_declared_annotation_is_no_text_in_either_comparison() -> None:
+    # `annotation: ""` is no text: the listing's marker alone is in sync (settled by the
+    # quick check) and a patch for another reason shows no annotation change.
+    from reconciler.planning.in_sync import quiet_verdict
+
+    spec = s3_spec(annotation="")
+    live = live_of(spec)
+    assert live.annotation.text is None
+    assert quiet_verdict(desired(spec).sources[0], live, OPTIONS, False, {}) is False
+    longer = s3_spec(annotation="", cache_ttl_value=1800)
+    assert paths(only(plan(desired(longer), [live], OPTIONS))) == ["deployment.cache_ttl_value"]
+
+
+def test_an_ignored_annotation_is_settled_by_the_quick_check() -> None:
+    from reconciler.planning.in_sync import quiet_verdict
+
+    spec = s3_spec(annotation="ours", ignore_changes=["deployment.annotation"])
+    live = live_of(s3_spec(annotation="theirs"))
+    assert quiet_verdict(desired(spec).sources[0], live, OPTIONS, False, {}) is False
+    assert plan(desired(spec), [live], OPTIONS).actions == []
+
+
+def test_adopting_a_source_whose_annotation_is_no_text_shows_none_before_the_marker() -> None:
+    # A listing may give the annotation as a number: it is no text, shown as none.
+    live = live_of(s3_spec(), deployment={"annotation": 42})
+    action = only(plan(desired(s3_spec()), [live], ADOPTING))
+    (change,) = [c for c in action.changes if c.path == "deployment.annotation"]
+    assert (change.before, change.after) == (None, MARKER_WRITTEN)
