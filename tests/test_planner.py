@@ -3063,3 +3063,16 @@ def test_adopting_a_source_whose_annotation_is_no_text_shows_none_before_the_mar
     action = only(plan(desired(s3_spec()), [live], ADOPTING))
     (change,) = [c for c in action.changes if c.path == "deployment.annotation"]
     assert (change.before, change.after) == (None, MARKER_WRITTEN)
+
+
+def test_the_bulk_pass_settles_sources_of_the_files_owner_and_of_no_owner() -> None:
+    # A file with an owner: a marker recording it, and one recording none (written before
+    # the file named an owner), are both in sync and settled at once.
+    first, second = s3_spec("A", ("acme-a",)), s3_spec("B", ("acme-b",))
+    owned = as_live(plan(state(first, owner="team-a"), [], OPTIONS), ID_A)
+    unowned = live_of(second, ID_B)
+    assert unowned.annotation.marker is not None and unowned.annotation.marker.owner is None
+    wanted = state(first, second, owner="team-a")
+    assert _bulk_verdicts(wanted, [owned, unowned], OPTIONS) == [False, False]
+    result = plan(wanted, [owned, unowned], OPTIONS)
+    assert result.actions == [] and result.summary.unchanged == 2
