@@ -3044,6 +3044,7 @@ def test_an_empty_declared_annotation_is_no_text_in_either_comparison() -> None:
     live = live_of(spec)
     assert live.annotation.text is None
     assert quiet_verdict(desired(spec).sources[0], live, OPTIONS, False, {}) is False
+    assert _bulk_verdicts(desired(spec), [live], OPTIONS) == [False]
     longer = s3_spec(annotation="", cache_ttl_value=1800)
     assert paths(only(plan(desired(longer), [live], OPTIONS))) == ["deployment.cache_ttl_value"]
 
@@ -3076,3 +3077,12 @@ def test_the_bulk_pass_settles_sources_of_the_files_owner_and_of_no_owner() -> N
     assert _bulk_verdicts(wanted, [owned, unowned], OPTIONS) == [False, False]
     result = plan(wanted, [owned, unowned], OPTIONS)
     assert result.actions == [] and result.summary.unchanged == 2
+
+
+def test_a_patch_of_a_source_without_a_declared_annotation_writes_no_text() -> None:
+    # The file leaves the annotation out: the write carries no user text (the applier puts
+    # the marker alone), whatever the listing held.
+    live = live_of(s3_spec())
+    action = only(plan(desired(s3_spec(cache_ttl_value=1800)), [live], OPTIONS))
+    deployment = action.writes[0]["deployment"]
+    assert isinstance(deployment, dict) and deployment["annotation"] is None
