@@ -3086,3 +3086,15 @@ def test_a_patch_of_a_source_without_a_declared_annotation_writes_no_text() -> N
     action = only(plan(desired(s3_spec(cache_ttl_value=1800)), [live], OPTIONS))
     deployment = action.writes[0]["deployment"]
     assert isinstance(deployment, dict) and deployment["annotation"] is None
+
+
+def test_in_bulk_a_source_with_parameters_in_sync_does_not_hide_another_that_differs() -> None:
+    # One view: A states default_params (as listed), B states none and its cache differs.
+    # The maps agreeing must not settle B, nor may they stop A being settled.
+    first = s3_spec("A", ("acme-a",), default_params={"auto": "format", "q": 75})
+    second = s3_spec("B", ("acme-b",))
+    live = [live_of(first, ID_A), live_of(second, ID_B, deployment={"cache_ttl_value": 60})]
+    wanted = desired(first, second)
+    assert _bulk_verdicts(wanted, live, OPTIONS) == [False, "differs"]
+    action = only(plan(wanted, live, OPTIONS))
+    assert (action.source, paths(action)) == ("B", ["deployment.cache_ttl_value"])
