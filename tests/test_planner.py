@@ -3098,3 +3098,18 @@ def test_in_bulk_a_source_with_parameters_in_sync_does_not_hide_another_that_dif
     assert _bulk_verdicts(wanted, live, OPTIONS) == [False, "differs"]
     action = only(plan(wanted, live, OPTIONS))
     assert (action.source, paths(action)) == ("B", ["deployment.cache_ttl_value"])
+
+
+def test_the_quick_check_settles_differences_the_file_leaves_alone() -> None:
+    # An ignored name or `enabled`, and an annotation the file does not declare: no
+    # difference, so the quick check settles them rather than the full comparison.
+    from reconciler.planning.in_sync import quiet_verdict
+
+    spec = s3_spec(ignore_changes=["name", "enabled"])
+    wanted = desired(spec).sources[0]
+    live = live_of(spec).model_copy(update={"name": "Dashboard name", "enabled": False})
+    assert quiet_verdict(wanted, live, OPTIONS, False, {}) is False
+    noted = live_of(s3_spec())
+    text = "by jane " + str(noted.deployment["annotation"])
+    noted = noted.model_copy(update={"deployment": {**noted.deployment, "annotation": text}})
+    assert quiet_verdict(desired(s3_spec()).sources[0], noted, OPTIONS, False, {}) is False
