@@ -3113,3 +3113,20 @@ def test_the_quick_check_settles_differences_the_file_leaves_alone() -> None:
     text = "by jane " + str(noted.deployment["annotation"])
     noted = noted.model_copy(update={"deployment": {**noted.deployment, "annotation": text}})
     assert quiet_verdict(desired(s3_spec()).sources[0], noted, OPTIONS, False, {}) is False
+
+
+def test_a_web_password_as_recorded_is_settled_by_the_quick_check() -> None:
+    # The listing's `*_encrypted` value is the one the marker recorded: nothing changed
+    # outside, so the source is settled without the full comparison.
+    from reconciler.planning.in_sync import quiet_verdict
+
+    spec = webfolder_spec("Blog", ("acme-blog",), password=BLOG_PASSWORD)
+    recorded = parse_annotation(str(live_of(spec).deployment["annotation"])).marker
+    assert recorded is not None
+    marker = replace(recorded, encrypted={"password": encrypted_digest("ciphertext-1")})
+    as_recorded = {
+        "annotation": compose_annotation(None, marker),
+        "password_encrypted": "ciphertext-1",
+    }
+    live = live_of(spec, deployment=as_recorded)
+    assert quiet_verdict(desired(spec).sources[0], live, OPTIONS, False, {}) is False
