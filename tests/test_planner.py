@@ -3033,3 +3033,100 @@ def test_a_difference_past_an_attribute_the_listing_omits_is_still_planned() -> 
     live = live.model_copy(update={"deployment": omitted})
     action = only(plan(desired(spec), [live], OPTIONS))
     assert paths(action) == ["deployment.s3_bucket", "deployment.s3_secret_key"]
+
+
+def test_an_empty_declared_annotation_is_no_text_in_either_comparison() -> None:
+    # `annotation: ""` is no text: the listing's marker alone is in sync (settled by the
+    # quick check) and a patch for another reason shows no annotation change.
+    from reconciler.planning.in_sync import quiet_verdict
+
+    spec = s3_spec(annotation="")
+    live = live_of(spec)
+    assert live.annotation.text is None
+    assert quiet_verdict(desired(spec).sources[0], live, OPTIONS, False, {}) is False
+    assert _bulk_verdicts(desired(spec), [live], OPTIONS) == [False]
+    longer = s3_spec(annotation="", cache_ttl_value=1800)
+    assert paths(only(plan(desired(longer), [live], OPTIONS))) == ["deployment.cache_ttl_value"]
+
+
+def test_an_ignored_annotation_is_settled_by_the_quick_check() -> None:
+    from reconciler.planning.in_sync import quiet_verdict
+
+    spec = s3_spec(annotation="ours", ignore_changes=["deployment.annotation"])
+    live = live_of(s3_spec(annotation="theirs"))
+    assert quiet_verdict(desired(spec).sources[0], live, OPTIONS, False, {}) is False
+    assert plan(desired(spec), [live], OPTIONS).actions == []
+
+
+def test_adopting_a_source_whose_annotation_is_no_text_shows_none_before_the_marker() -> None:
+    # A listing may give the annotation as a number: it is no text, shown as none.
+    live = live_of(s3_spec(), deployment={"annotation": 42})
+    action = only(plan(desired(s3_spec()), [live], ADOPTING))
+    (change,) = [c for c in action.changes if c.path == "deployment.annotation"]
+    assert (change.before, change.after) == (None, MARKER_WRITTEN)
+
+
+def test_the_bulk_pass_settles_sources_of_the_files_owner_and_of_no_owner() -> None:
+    # A file with an owner: a marker recording it, and one recording none (written before
+    # the file named an owner), are both in sync and settled at once.
+    first, second = s3_spec("A", ("acme-a",)), s3_spec("B", ("acme-b",))
+    owned = as_live(plan(state(first, owner="team-a"), [], OPTIONS), ID_A)
+    unowned = live_of(second, ID_B)
+    assert unowned.annotation.marker is not None and unowned.annotation.marker.owner is None
+    wanted = state(first, second, owner="team-a")
+    assert _bulk_verdicts(wanted, [owned, unowned], OPTIONS) == [False, False]
+    result = plan(wanted, [owned, unowned], OPTIONS)
+    assert result.actions == [] and result.summary.unchanged == 2
+
+
+def test_a_patch_of_a_source_without_a_declared_annotation_writes_no_text() -> None:
+    # The file leaves the annotation out: the write carries no user text (the applier puts
+    # the marker alone), whatever the listing held.
+    live = live_of(s3_spec())
+    action = only(plan(desired(s3_spec(cache_ttl_value=1800)), [live], OPTIONS))
+    deployment = action.writes[0]["deployment"]
+    assert isinstance(deployment, dict) and deployment["annotation"] is None
+
+
+def test_in_bulk_a_source_with_parameters_in_sync_does_not_hide_another_that_differs() -> None:
+    # One view: A states default_params (as listed), B states none and its cache differs.
+    # The maps agreeing must not settle B, nor may they stop A being settled.
+    first = s3_spec("A", ("acme-a",), default_params={"auto": "format", "q": 75})
+    second = s3_spec("B", ("acme-b",))
+    live = [live_of(first, ID_A), live_of(second, ID_B, deployment={"cache_ttl_value": 60})]
+    wanted = desired(first, second)
+    assert _bulk_verdicts(wanted, live, OPTIONS) == [False, "differs"]
+    action = only(plan(wanted, live, OPTIONS))
+    assert (action.source, paths(action)) == ("B", ["deployment.cache_ttl_value"])
+
+
+def test_the_quick_check_settles_differences_the_file_leaves_alone() -> None:
+    # An ignored name or `enabled`, and an annotation the file does not declare: no
+    # difference, so the quick check settles them rather than the full comparison.
+    from reconciler.planning.in_sync import quiet_verdict
+
+    spec = s3_spec(ignore_changes=["name", "enabled"])
+    wanted = desired(spec).sources[0]
+    live = live_of(spec).model_copy(update={"name": "Dashboard name", "enabled": False})
+    assert quiet_verdict(wanted, live, OPTIONS, False, {}) is False
+    noted = live_of(s3_spec())
+    text = "by jane " + str(noted.deployment["annotation"])
+    noted = noted.model_copy(update={"deployment": {**noted.deployment, "annotation": text}})
+    assert quiet_verdict(desired(s3_spec()).sources[0], noted, OPTIONS, False, {}) is False
+
+
+def test_a_web_password_as_recorded_is_settled_by_the_quick_check() -> None:
+    # The listing's `*_encrypted` value is the one the marker recorded: nothing changed
+    # outside, so the source is settled without the full comparison.
+    from reconciler.planning.in_sync import quiet_verdict
+
+    spec = webfolder_spec("Blog", ("acme-blog",), password=BLOG_PASSWORD)
+    recorded = parse_annotation(str(live_of(spec).deployment["annotation"])).marker
+    assert recorded is not None
+    marker = replace(recorded, encrypted={"password": encrypted_digest("ciphertext-1")})
+    as_recorded = {
+        "annotation": compose_annotation(None, marker),
+        "password_encrypted": "ciphertext-1",
+    }
+    live = live_of(spec, deployment=as_recorded)
+    assert quiet_verdict(desired(spec).sources[0], live, OPTIONS, False, {}) is False
