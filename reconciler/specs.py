@@ -207,7 +207,9 @@ def _latin1_32(value: str) -> str | None:
     return None
 
 
-_CONTROL = deferred.pattern(__name__, "_CONTROL", r"[\x00-\x1f\x7f]")
+# C0 controls and DEL: in a regular expression's character class, here and in the schema.
+_CONTROL_CHARACTERS = r"\x00-\x1f\x7f"
+_CONTROL = deferred.pattern(__name__, "_CONTROL", f"[{_CONTROL_CHARACTERS}]")
 
 
 def _basic_auth_part(value: str) -> str | None:
@@ -420,7 +422,14 @@ StrictBool = Annotated[bool, Strict(), _Shared()]
 AbsoluteUrl = Annotated[str, AfterValidator(_check_absolute_url), _Shared()]
 NonEmpty = Annotated[str, Field(min_length=1), _Shared()]
 # Storage account, bucket, region and access key names: none holds a control character.
-StorageName = Annotated[str, Field(min_length=1), AfterValidator(_check_credential), _Shared()]
+StorageName = Annotated[
+    str,
+    # `not` a search, not `^...$`: Python's `$` (what validators in Python use) matches
+    # before a final line end, so "bucket\n" would pass.
+    Field(min_length=1, json_schema_extra={"not": {"pattern": f"[{_CONTROL_CHARACTERS}]"}}),
+    AfterValidator(_check_credential),
+    _Shared(),
+]
 BasicAuthPart = Annotated[str, AfterValidator(_check_basic_auth_part), _Shared()]
 ParamValue = Union[str, int, float, bool]  # noqa: UP007 (pydantic reads this at runtime)
 # Names and values checked against `reconciler.rendering_params`; the schema embeds it.

@@ -136,6 +136,8 @@ def test_schema_validates_the_example(validator: jsonschema.Draft202012Validator
         (lambda d: d.update(version=True), "version a boolean"),
         (lambda d: d["sources"][0].update(enabled="yes"), "enabled a string"),
         (lambda d: d["sources"][0]["deployment"].update(cache_ttl_value="86400"), "ttl a string"),
+        (lambda d: d["sources"][0]["deployment"].update(s3_bucket="images\n"), "a line end"),
+        (lambda d: d["sources"][0]["deployment"].update(s3_access_key="AKIA\x7f"), "DEL"),
     ],
 )
 def test_schema_rejects_what_validate_rejects(
