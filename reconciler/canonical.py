@@ -296,16 +296,24 @@ def _beside(lines: list[str], place: tuple[str, int, int]) -> tuple[str, str]:
 
 def formatted_file(data: bytes, file: str = "<text>") -> bytes:
     """A desired-state file's bytes in the canonical layout, in the file's own line ends
-    (its first line's) and with its byte order mark if it has one: only the layout changes.
-    """
-    bom = codecs.BOM_UTF8 if data.startswith(codecs.BOM_UTF8) else b""
-    # Decoded as `read_text` would: line ends made `\n`.
-    text = io.TextIOWrapper(io.BytesIO(data[len(bom) :]), encoding="utf-8").read()
-    wanted = formatted(text, file)
+    and with its byte order mark if it has one: only the layout changes."""
+    return in_style_of(data, formatted(decoded(data).removeprefix("\ufeff"), file)).encode()
+
+
+def decoded(data: bytes) -> str:
+    """A file's bytes as `Path.read_text` gives them: UTF-8, line ends made `\n`."""
+    return io.TextIOWrapper(io.BytesIO(data), encoding="utf-8").read()
+
+
+def in_style_of(data: bytes, text: str) -> str:
+    """`text` (a rewrite of the file `data`) in the file's line ends (its first line's) and
+    with its byte order mark if it has one: a file saved on Windows rewritten in LF would
+    show every line changed in a pull request."""
+    text = text.removeprefix("\ufeff")
     first_end = data.find(b"\n")
     if first_end > 0 and data[first_end - 1] == ord("\r"):
-        wanted = wanted.replace("\n", "\r\n")
-    return bom + wanted.encode()
+        text = text.replace("\r\n", "\n").replace("\n", "\r\n")
+    return ("\ufeff" if data.startswith(codecs.BOM_UTF8) else "") + text
 
 
 def _comment_places(text: str) -> list[tuple[str, int, int]]:

@@ -866,14 +866,9 @@ def export_command(
     """Write the live sources as a desired-state file (never over an existing one)."""
 
     from reconciler.atomic import write_new
+    from reconciler.canonical import decoded, in_style_of
     from reconciler.errors import ConfigurationError
-    from reconciler.export import (
-        check_new_file,
-        export_yaml,
-        in_style_of,
-        merged_yaml,
-        out_exists,
-    )
+    from reconciler.export import check_new_file, export_yaml, merged_yaml, out_exists
     from reconciler.loader import load
     from reconciler.reconcile import list_live
     from reconciler.redact import scrub
@@ -894,7 +889,7 @@ def export_command(
                 )
             load([merge], resolve=False)  # only a valid file is merged into
             data = merge.read_bytes()
-            text = merge.read_text(encoding="utf-8")
+            text = decoded(data)
         connection = _connect(api_url, emulator)
         live = run_async(list_live(connection))
         if merge is not None:

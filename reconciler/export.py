@@ -13,7 +13,6 @@ the file's comments, key order, formatting and variable names stay as they are.
 
 from __future__ import annotations
 
-import codecs
 import contextlib
 import os
 import re
@@ -262,19 +261,6 @@ def export_yaml(live: Sequence[LiveSource], *, ascii_only: bool = False) -> Expo
     text = header(variables) + dumped(_styled(document), yaml)
     _check_validates(text)
     return Export(text, len(document["sources"]), variables)
-
-
-def in_style_of(data: bytes, text: str) -> str:
-    """`text` (a rewrite of the file `data`) with its byte order mark and line ends.
-
-    As `fmt` keeps them: a file saved on Windows rewritten in LF would show every line
-    changed in a pull request.
-    """
-    text = text.removeprefix("\ufeff")
-    first_end = data.find(b"\n")
-    if first_end > 0 and data[first_end - 1] == ord("\r"):
-        text = text.replace("\r\n", "\n").replace("\n", "\r\n")
-    return ("\ufeff" if data.startswith(codecs.BOM_UTF8) else "") + text
 
 
 def merged_yaml(text: str, live: Sequence[LiveSource]) -> Export:
