@@ -232,9 +232,9 @@ def nesting_bound(text: str) -> int:
     return block + flow + widest
 
 
-def _too_deep(text: str, bound: int) -> tuple[int, int] | None:
+def _too_deep(text: str, bound: int) -> tuple[tuple[int, int] | None, Exception | None]:
     """Where collections nest deeper than `bound` (line, column from 0), if they do before
-    any error of the text.
+    any error of the text; else the C parser's error on the text, if it has one.
 
     The C parser's events come without recursion: only its composer recurses.
     """
@@ -244,12 +244,12 @@ def _too_deep(text: str, bound: int) -> tuple[int, int] | None:
             if isinstance(event, CollectionStartEvent):
                 depth += 1
                 if depth > bound:
-                    return event.start_mark.line, event.start_mark.column
+                    return (event.start_mark.line, event.start_mark.column), None
             elif isinstance(event, CollectionEndEvent):
                 depth -= 1
-    except (YAMLError, ValueError, OverflowError):
-        pass  # invalid before it got too deep: the parsers that follow say where
-    return None
+    except (YAMLError, ValueError, OverflowError) as error:
+        return None, error  # invalid before it got too deep: the parsers that follow say where
+    return None, None
 
 
 def _yaml_directive(text: str) -> tuple[int, str | None]:
@@ -268,16 +268,6 @@ def _starts_like_a_plan(text: str) -> bool:
     from reconciler.plan import PLAN_START
 
     return PLAN_START.match(start.encode("utf-8", "surrogatepass")) is not None
-
-
-def _parse_error(text: str) -> Exception | None:
-    """The C parser's error on `text`, if it finds one (no tree is built)."""
-    try:
-        for _ in YAML(typ="safe").parse(text):
-            pass
-    except Exception as exc:  # a YAML error, or text it cannot encode (the reader's to say)
-        return exc
-    return None
 
 
 class _LargeUnderAnotherVersion(Exception):
@@ -330,6 +320,8 @@ class _DesiredFile(ReferenceSteps, CrossSourceChecks):
 
     # Why the C parser refused the file, if it did.
     _fast_error: Exception | None = None
+    # And the error its events end on, for a file it refused (none: the text parses).
+    _events_error: Exception | None = None
 
     # -- steps
 
@@ -341,10 +333,10 @@ class _DesiredFile(ReferenceSteps, CrossSourceChecks):
             # Given with other files, or to validate: its fields are no keys of this format.
             self._error_at(0, 0, "", SAVED_PLAN_GIVEN)
             return
-        deep = _too_deep(text, MAX_C_NESTING) if nesting_bound(text) > MAX_C_NESTING else None
+        deep = _too_deep(text, MAX_C_NESTING)[0] if nesting_bound(text) > MAX_C_NESTING else None
         composed = self._compose_fast(text) if deep is None else None
         if composed is None and deep is None:
-            deep = _too_deep(text, MAX_PRECISE_NESTING)
+            deep, self._events_error = _too_deep(text, MAX_PRECISE_NESTING)
         if deep is not None:
             self._error_at(*deep, "", TOO_DEEP)
             return
@@ -531,7 +523,7 @@ class _DesiredFile(ReferenceSteps, CrossSourceChecks):
         if len(text) > MAX_PRECISE_BYTES:
             error = self._fast_error
             if isinstance(error, located.Imprecise):  # a directive the C tree is not built for
-                error = _parse_error(text) or _LargeUnderAnotherVersion()
+                error = self._events_error or _LargeUnderAnotherVersion()
             if isinstance(error, (MarkedYAMLError, _LargeUnderAnotherVersion)):
                 raise error
         node: Node | None = YAML(typ="rt").compose(text)
