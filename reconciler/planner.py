@@ -99,6 +99,7 @@ from reconciler.specs import (
     DeploymentBase,
     DesiredState,
     SourceSpec,
+    name_form,
     secret_fields,
 )
 
@@ -414,15 +415,12 @@ def _targeted(desired: DesiredState, targets: frozenset[str]) -> frozenset[str]:
     Unicode form (é, or e and a combining accent), which reads the same, names it too."""
     if not targets:
         return targets
-    import unicodedata  # only for a plan of some targets
-
-    def form(name: str) -> str:
-        return unicodedata.normalize("NFC", name)
-
     written: dict[str, set[str]] = {}
     for spec in desired.sources:
-        written.setdefault(form(spec.name), set()).add(spec.name)
-    return frozenset(name for target in targets for name in written.get(form(target), {target}))
+        written.setdefault(name_form(spec.name), set()).add(spec.name)
+    return frozenset(
+        name for target in targets for name in written.get(name_form(target), {target})
+    )
 
 
 def _check_targets(desired: DesiredState, targets: frozenset[str]) -> None:

@@ -802,6 +802,16 @@ def ignore_changes_error(
     )
 
 
+def name_form(name: str) -> str:
+    """The form a source's name is told by: canonically equivalent texts (é, or e and a
+    combining accent), which every plan shows alike, are one name (NFC)."""
+    if name.isascii():
+        return name
+    import unicodedata  # only for a name that needs it
+
+    return unicodedata.normalize("NFC", name)
+
+
 def deployment_type(model: type[DeploymentBase]) -> str:
     """The `type` value of a deployment model."""
     return next(kind for kind, candidate in DEPLOYMENT_MODELS.items() if candidate is model)

@@ -12,6 +12,7 @@ from reconciler.specs import (
     HOSTNAMES_ARE_UNIQUE,
     hostname_count_error,
     ignore_changes_error,
+    name_form,
 )
 
 
@@ -97,13 +98,9 @@ class CrossSourceChecks(FileState):
     def _claim_name(self, claims: Claims, source: dict[str, Any], base: Loc, number: int) -> None:
         # imgix allows one name twice (and export writes it so); ids tell such sources apart.
         name = source.get("name")
-        key = name
-        if isinstance(name, str) and not name.isascii():
-            import unicodedata  # only for a name that needs it
-
-            # Canonically equivalent texts (é, or e and a combining accent) show alike in
-            # every plan: a look-alike of a reviewed name would pass for it.
-            key = unicodedata.normalize("NFC", name)
+        # Names alike once normalised show alike in every plan: a look-alike of a reviewed
+        # name would pass for it.
+        key = name_form(name) if isinstance(name, str) else name
         self._claim(
             claims.names,
             name,
