@@ -13,7 +13,6 @@ import hashlib
 import hmac
 import ipaddress
 import json
-import math
 import os
 import stat
 import threading
@@ -57,6 +56,10 @@ MIN_FINGERPRINT_KEY_LENGTH = 16
 # Seconds one request may spend retrying (default: RetryPolicy's); a CI job that would
 # rather fail fast than wait out an outage lowers it.
 RETRY_DEADLINE_VARIABLE = "IMGIX_RECONCILER_RETRY_DEADLINE"
+# Bounds on the two settings of time: past them a dead or stalling server holds the run
+# until CI kills the job, with no error line, which the settings exist to prevent.
+MAX_RETRY_DEADLINE = 86400
+MAX_REQUEST_TIMEOUT = 3600
 # Hourly write budgets, for accounts whose limits imgix raised (default: Pacing's).
 CREATES_PER_HOUR_VARIABLE = "IMGIX_RECONCILER_CREATES_PER_HOUR"
 UPDATES_PER_HOUR_VARIABLE = "IMGIX_RECONCILER_UPDATES_PER_HOUR"
@@ -291,9 +294,10 @@ def _retry_policy(environ: Mapping[str, str]) -> RetryPolicy | None:
         deadline = float(text)
     except ValueError:
         deadline = -1.0
-    if not deadline >= 0:  # also false for NaN
+    if not 0 <= deadline <= MAX_RETRY_DEADLINE:  # also false for NaN
         raise ConfigurationError(
-            f"{RETRY_DEADLINE_VARIABLE} must be a number of seconds >= 0 (got {text!r})"
+            f"{RETRY_DEADLINE_VARIABLE} must be a number of seconds >= 0 and at most "
+            f"{MAX_RETRY_DEADLINE} (got {text!r})"
         )
     return RetryPolicy(deadline=deadline)
 
@@ -330,9 +334,10 @@ def _request_timeout(environ: Mapping[str, str]) -> float:
         seconds = float(text)
     except ValueError:
         seconds = 0.0
-    if not 0 < seconds < math.inf:  # also false for NaN
+    if not 0 < seconds <= MAX_REQUEST_TIMEOUT:  # also false for NaN
         raise ConfigurationError(
-            f"{REQUEST_TIMEOUT_VARIABLE} must be a number of seconds > 0 (got {text!r})"
+            f"{REQUEST_TIMEOUT_VARIABLE} must be a number of seconds > 0 and at most "
+            f"{MAX_REQUEST_TIMEOUT} (got {text!r})"
         )
     return seconds
 

@@ -209,12 +209,22 @@ def test_the_request_timeout_comes_from_the_environment() -> None:
     assert connect(None, environ=environ).request_timeout == 0.5
 
 
-@pytest.mark.parametrize("text", ["0", "-1", "nan", "inf", "soon"])
-def test_a_request_timeout_that_is_not_a_positive_number_is_refused(text: str) -> None:
+@pytest.mark.parametrize("text", ["0", "-1", "nan", "inf", "soon", "3600.5", "1e300"])
+def test_a_request_timeout_that_is_not_a_positive_number_up_to_an_hour_is_refused(
+    text: str,
+) -> None:
+    # A huge timeout is no timeout: a server that accepts and sends nothing would hold
+    # the run until CI kills it, which the timeout exists to prevent.
     environ = {**ENVIRON, REQUEST_TIMEOUT_VARIABLE: text}
     assert refusal(None, environ) == (
-        f"IMGIX_RECONCILER_REQUEST_TIMEOUT must be a number of seconds > 0 (got {text!r})"
+        "IMGIX_RECONCILER_REQUEST_TIMEOUT must be a number of seconds > 0 and at most 3600 "
+        f"(got {text!r})"
     )
+
+
+def test_a_request_timeout_of_an_hour_is_accepted() -> None:
+    environ = {**ENVIRON, REQUEST_TIMEOUT_VARIABLE: "3600"}
+    assert connect(None, environ=environ).request_timeout == 3600.0
 
 
 def test_the_retry_deadline_comes_from_the_environment() -> None:
@@ -224,12 +234,21 @@ def test_the_retry_deadline_comes_from_the_environment() -> None:
         assert connect(None, environ=environ).retry == RetryPolicy(deadline=deadline)
 
 
-@pytest.mark.parametrize("text", ["-1", "nan", "soon", "-inf"])
-def test_a_retry_deadline_that_is_not_a_number_of_seconds_is_refused(text: str) -> None:
+@pytest.mark.parametrize("text", ["-1", "nan", "soon", "-inf", "inf", "86401", "1e300"])
+def test_a_retry_deadline_that_is_not_a_number_of_seconds_up_to_a_day_is_refused(
+    text: str,
+) -> None:
+    # An endless deadline retries an outage until CI kills the job, with no error line.
     environ = {**ENVIRON, RETRY_DEADLINE_VARIABLE: text}
     assert refusal(None, environ) == (
-        f"IMGIX_RECONCILER_RETRY_DEADLINE must be a number of seconds >= 0 (got {text!r})"
+        "IMGIX_RECONCILER_RETRY_DEADLINE must be a number of seconds >= 0 and at most 86400 "
+        f"(got {text!r})"
     )
+
+
+def test_a_retry_deadline_of_a_day_is_accepted() -> None:
+    environ = {**ENVIRON, RETRY_DEADLINE_VARIABLE: "86400"}
+    assert connect(None, environ=environ).retry == RetryPolicy(deadline=86400.0)
 
 
 def test_the_hourly_write_budgets_come_from_the_environment() -> None:
