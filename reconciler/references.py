@@ -12,6 +12,7 @@ same things.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
@@ -68,9 +69,29 @@ def parse(value: Any) -> Reference | None:
     return None
 
 
+def anchors(desired_file: str) -> tuple[Path, Path]:
+    """Where `{file:}` paths of `desired_file` start, and the folder they must stay in.
+
+    A desired-state file that is no file on disk (`plan <(generate)`, a FIFO) has no folder
+    of its own: its paths start in the working directory, as the shell's user means them.
+    """
+    try:
+        on_disk = stat.S_ISREG(os.stat(desired_file).st_mode)
+    except OSError:
+        on_disk = True  # the loader says why it cannot read the file
+    if not on_disk:
+        with contextlib.suppress(OSError):  # a working directory deleted under the run
+            here = Path(os.getcwd())
+            return here, _repository_of(here.resolve())
+    return Path(os.path.abspath(desired_file)).parent, repository_root(desired_file)
+
+
 def repository_root(desired_file: str | os.PathLike[str]) -> Path:
     """Where `{file:}` references of `desired_file` must stay: its repository, else its folder."""
-    folder = Path(os.path.realpath(desired_file)).parent
+    return _repository_of(Path(os.path.realpath(desired_file)).parent)
+
+
+def _repository_of(folder: Path) -> Path:
     for candidate in (folder, *folder.parents):
         if (candidate / ".git").exists():
             return candidate

@@ -155,6 +155,50 @@ def test_file_reference_is_relative_to_the_yaml_file(tmp_path: Path) -> None:
     assert secret.locator() == {"file": os.path.realpath(tmp_path / "keys" / "s3.txt")}
 
 
+def test_file_references_of_a_file_read_through_a_pipe_start_in_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `plan <(generate-sources)` names /dev/fd/63, a pipe with no folder of its own: its
+    # `{file:}` paths started in /dev/fd ("No such file"), where a shell's user means the
+    # working directory, and had to stay in /proc/<pid>/fd.
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "keys").mkdir()
+    (tmp_path / "keys" / "s3.txt").write_text("from-a-file\n")
+    monkeypatch.chdir(tmp_path)
+    text = textwrap.dedent(S3_SOURCE.replace("{env: S3_SECRET_KEY}", "{file: keys/s3.txt}"))
+    reader, writer = os.pipe()
+    try:
+        os.write(writer, text.encode())
+        os.close(writer)
+        spec = load([f"/dev/fd/{reader}"], environ={}).state.sources[0]
+    finally:
+        os.close(reader)
+    secret = spec.deployment.s3_secret_key  # type: ignore[union-attr]
+    assert secret.reveal() == "from-a-file"
+    assert secret.locator() == {"file": os.path.realpath(tmp_path / "keys" / "s3.txt")}
+
+
+def test_file_references_of_a_piped_file_stay_in_the_working_directorys_repository(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "repo" / ".git").mkdir(parents=True)
+    (tmp_path / "outside.txt").write_text("not-in-the-repository\n")
+    monkeypatch.chdir(tmp_path / "repo")
+    text = textwrap.dedent(S3_SOURCE.replace("{env: S3_SECRET_KEY}", "{file: ../outside.txt}"))
+    reader, writer = os.pipe()
+    try:
+        os.write(writer, text.encode())
+        os.close(writer)
+        with pytest.raises(LoadError) as refused:
+            load([f"/dev/fd/{reader}"], environ={})
+    finally:
+        os.close(reader)
+    root = os.path.realpath(tmp_path / "repo")
+    assert [error.message for error in refused.value.errors] == [
+        f"{{file: ../outside.txt}}: the path leads outside the repository ({root})"
+    ]
+
+
 def test_unreadable_file_reference_is_located(tmp_path: Path) -> None:
     path = write(tmp_path, S3_SOURCE.replace("{env: S3_SECRET_KEY}", "{file: nowhere.txt}"))
     assert errors_of(path, resolve=True) == [

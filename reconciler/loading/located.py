@@ -7,11 +7,9 @@ was read through references, and the errors found so far, each at its place.
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, NamedTuple
 
 from pydantic import BaseModel
@@ -120,8 +118,7 @@ class FileState:
         self.environ = environ
         self.secrets_optional = secrets_optional
         # Where `{file:}` paths start, and the folder they must stay in.
-        self.folder = Path(os.path.abspath(file)).parent
-        self.repository = references.repository_root(file)
+        self.folder, self.repository = references.anchors(file)
         self._start()
 
     def _start(self) -> None:
