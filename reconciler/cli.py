@@ -91,6 +91,7 @@ class CommandGroup(click.Group):
             with contextlib.suppress(OSError, AttributeError):
                 click.echo("error: cannot write the output: standard output is closed", err=True)
             sys.exit(EXIT_ERROR)
+        _write_stdout_whole()
         try:
             result = super().main(*args, **kwargs)
         except click.ClickException as error:
@@ -110,6 +111,69 @@ class CommandGroup(click.Group):
                 click.echo(f"error: cannot write the output: {error.strerror or error}", err=True)
             sys.exit(EXIT_ERROR)
         sys.exit(result if isinstance(result, int) else EXIT_OK)
+
+
+class _WholeWrites(io.RawIOBase):
+    """Standard output's descriptor: each write goes out whole or fails, once, for good.
+
+    A nearly full disk (or a file size limit) takes the first part of a write and refuses
+    the rest. Python's unbuffered stdout (`PYTHONUNBUFFERED`, set in many CI images)
+    dropped the rest without a word, a plan cut short and exit 0; a buffered one kept it
+    to fail again at exit, which then printed "Exception ignored" and exited 120. Here the
+    rest is written until the refusal, which is raised (the command exits 1 saying so),
+    and later writes go nowhere: the output is known to be incomplete.
+    """
+
+    def __init__(self, descriptor: int) -> None:
+        super().__init__()
+        self._descriptor = descriptor
+        self._failed = False
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._descriptor
+
+    def isatty(self) -> bool:
+        return os.isatty(self._descriptor)
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data).cast("B")
+        if self._failed:
+            return len(view)
+        written = 0
+        try:
+            while written < len(view):
+                written += os.write(self._descriptor, view[written:])
+        except OSError:
+            self._failed = True
+            raise
+        return len(view)
+
+
+def _write_stdout_whole() -> None:
+    """Put `_WholeWrites` under the process's own stdout, its text settings kept."""
+    stream = sys.stdout
+    # Only the CLI's own process: a caller of `main` (a test runner) keeps its streams.
+    if not _own_process or stream is not sys.__stdout__ or not isinstance(stream, io.TextIOWrapper):
+        return
+    try:
+        descriptor = stream.fileno()
+        stream.flush()
+    except (OSError, ValueError):
+        return
+    raw = _WholeWrites(descriptor)
+    binary: io.RawIOBase | io.BufferedWriter = (
+        raw if isinstance(stream.buffer, io.RawIOBase) else io.BufferedWriter(raw)
+    )
+    sys.stdout = io.TextIOWrapper(
+        binary,
+        encoding=stream.encoding,
+        errors=stream.errors,
+        line_buffering=stream.line_buffering,
+        write_through=stream.write_through,
+    )
 
 
 @click.group(cls=CommandGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -1989,6 +1989,34 @@ def test_a_command_started_with_stderr_closed_still_exits_by_what_it_did(
     assert printed in done.stdout
 
 
+@pytest.mark.parametrize("unbuffered", ["1", None], ids=["PYTHONUNBUFFERED=1", "buffered"])
+@pytest.mark.parametrize("fmt", ["text", "json", "markdown"])
+def test_an_output_file_cut_short_by_the_disk_is_exit_1_in_one_line(
+    tmp_path: Path, fmt: str, unbuffered: str | None
+) -> None:
+    # A nearly full disk (here a file size limit) takes the first part of a write and
+    # refuses the rest. Unbuffered (PYTHONUNBUFFERED=1, set in many CI images) a plan
+    # was cut at the limit and the run exited 0; buffered, a text plan exited 120 with
+    # "Exception ignored in: <_io.TextIOWrapper name='<stdout>'...".
+    import resource
+
+    limit = 512
+    fixture = Path(__file__).parent / "fixtures" / "valid_minimal.yaml"
+    with (tmp_path / "plan.out").open("wb") as output:
+        done = subprocess.run(
+            [sys.executable, "-m", "reconciler", "plan", fixture, "--emulator", "--format", fmt],
+            stdout=output,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=child_env({"PYTHONUNBUFFERED": unbuffered}),
+            timeout=60,
+            preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit)),
+        )
+    assert (tmp_path / "plan.out").stat().st_size == limit
+    assert done.returncode == 1, done.stderr
+    assert done.stderr == "error: cannot write the output: File too large\n"
+
+
 @pytest.mark.parametrize("encoding", ["ascii", "latin-1"])
 def test_an_output_encoding_short_of_a_names_characters_shows_them_escaped(
     tmp_path: Path, encoding: str
