@@ -782,7 +782,17 @@ def apply_command(
                 )
             )
             shown = render_report(report, fmt, digest=plan.digest)
-            click.echo(_for_stdout(shown, fmt), nl=False)
+            try:
+                click.echo(_for_stdout(shown, fmt), nl=False)
+            except OSError as error:
+                if error.errno not in _OUTPUT_ERRNOS:
+                    raise
+                # Exit 1 says nothing was written: the exit code is the apply's instead.
+                _stderr_line(
+                    f"error: cannot write the report: {error.strerror or error} (the writes "
+                    "were made: the lines above give each action's outcome, and the exit "
+                    "code the apply's)"
+                )
     if not report.ok:
         raise SystemExit(EXIT_PARTIAL)
 

@@ -1962,6 +1962,43 @@ def test_a_report_that_cannot_be_written_says_so_in_one_line_and_exits_1(
     assert done.stderr.strip() == f"error: cannot write the output: {reason}"
 
 
+@pytest.mark.parametrize("stdout", ["/dev/full", "a closed pipe"])
+def test_an_apply_report_that_cannot_be_written_still_exits_by_what_the_apply_did(
+    tmp_path: Path, stdout: str
+) -> None:
+    # The JSON report is apply's first output on stdout, written after the writes: it
+    # exited 1, which tells a CI job that nothing was written.
+    (tmp_path / "sources.yaml").write_text(
+        (Path(__file__).parent / "fixtures" / "valid_minimal.yaml").read_text()
+    )
+    if stdout == "/dev/full":
+        output = os.open("/dev/full", os.O_WRONLY)
+    else:
+        reader, output = os.pipe()
+        os.close(reader)
+    command = ["apply", "sources.yaml", "--emulator", "--auto-approve", "--format", "json"]
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "reconciler", *command],
+            stdout=output,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=child_env(),
+            cwd=tmp_path,
+            timeout=60,
+        )
+    finally:
+        os.close(output)
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    assert lines[-2].startswith("[1/1] applied: create ")
+    reason = "No space left on device" if stdout == "/dev/full" else "Broken pipe"
+    assert lines[-1] == (
+        f"error: cannot write the report: {reason} (the writes were made: the lines "
+        "above give each action's outcome, and the exit code the apply's)"
+    )
+
+
 @pytest.mark.parametrize(
     ("command", "fixture", "code", "printed"),
     [
