@@ -20,7 +20,7 @@ import sys
 import time
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
@@ -543,16 +543,32 @@ def _exit_codes(files: Sequence[Path] = ()) -> Iterator[None]:
         else:
             _stderr_line(f"error: {error.strerror or error}: {error.filename or ''}".rstrip(": "))
         raise SystemExit(EXIT_ERROR) from None
-    except Exception as error:
-        # A bug, not bad input: one line for CI logs, the traceback only with --debug.
-        import logging
-
-        logging.getLogger(__name__).debug("unexpected error", exc_info=True)
+    except (MemoryError, RuntimeError) as error:
+        # A runner's limits, not a bug to report: Python says "can't start new thread"
+        # when the system refuses one (memory, or a process limit).
+        if isinstance(error, RuntimeError) and str(error) != "can't start new thread":
+            _internal_error(error)
+        what = "memory" if isinstance(error, MemoryError) else str(error)
         _stderr_line(
-            f"internal error: {type(error).__name__}: {error} "
-            "(re-run with --debug for details, and please report it)"
+            f"error: out of resources: {what} (a memory or process limit of this machine or "
+            "container, such as ulimit -v, is too low for this run)"
         )
         raise SystemExit(EXIT_ERROR) from None
+    except Exception as error:
+        _internal_error(error)
+
+
+def _internal_error(error: Exception) -> NoReturn:
+    """A bug, not bad input: one line for CI logs, the traceback only with --debug."""
+    import logging
+
+    # Called in an `except` block: the traceback logged is the error's.
+    logging.getLogger(__name__).debug("unexpected error", exc_info=True)
+    _stderr_line(
+        f"internal error: {type(error).__name__}: {error} "
+        "(re-run with --debug for details, and please report it)"
+    )
+    raise SystemExit(EXIT_ERROR) from None
 
 
 @main.command("plan")

@@ -1238,6 +1238,38 @@ def test_an_unexpected_error_is_one_line_and_exit_1_never_a_traceback(
     assert "Traceback" not in result.output + result.stderr
 
 
+NO_THREAD = "can't start new thread"
+
+
+@pytest.mark.parametrize(
+    ("target", "failure", "shown"),
+    [
+        ("reconciler.reconcile.connect", MemoryError(), "memory"),
+        ("threading.Thread.start", RuntimeError(NO_THREAD), NO_THREAD),
+    ],
+    ids=["memory", "thread"],
+)
+def test_a_run_out_of_memory_or_threads_says_so_and_is_no_internal_error(
+    monkeypatch: pytest.MonkeyPatch, target: str, failure: BaseException, shown: str
+) -> None:
+    # `ulimit -v` (about 70 MB here) or a container's limit: these read "internal error:
+    # MemoryError:  (... please report it)", a bug to report and no hint of the cause.
+    from click.testing import CliRunner
+
+    from reconciler import cli
+
+    def exhausted(*args: object, **kwargs: object) -> None:
+        raise failure
+
+    monkeypatch.setattr(target, exhausted)
+    result = CliRunner().invoke(cli.main, ["plan", "examples/sources.yaml", "--emulator"])
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"error: out of resources: {shown} (a memory or process limit of this machine or "
+        "container, such as ulimit -v, is too low for this run)\n"
+    )
+
+
 def test_debug_logs_the_traceback_of_an_unexpected_error(monkeypatch: pytest.MonkeyPatch) -> None:
     # The one-line error sends the user to --debug for details: they must be there.
     from click.testing import CliRunner
