@@ -370,7 +370,9 @@ def emulator(port: int, state_file: Path | None, seed: bool, omit_unset: bool) -
     try:
         serve(port, state_file, seed=seed, omit_unset=omit_unset, announce=announce)
     except OSError as error:
-        if error.filename:
+        if (name := _relative_name(error.filename)) and _working_directory_is_gone():
+            _stderr_line(_directory_gone(name, "reached"))
+        elif error.filename:
             _stderr_line(f"error: {error.strerror or error}: {error.filename}")
         else:
             _stderr_line(f"error: cannot serve on 127.0.0.1:{port}: {error.strerror or error}")
@@ -480,6 +482,21 @@ def _write_step_summary(markdown: Callable[[], str]) -> None:
         github.write_step_summary(markdown())
 
 
+def _directory_gone(relative: str, done: str) -> str:
+    return (
+        "error: the current directory no longer exists"
+        + (f", so {relative} cannot be {done}" if relative else "")
+        + " (give an absolute path, or run from a directory that exists)"
+    )
+
+
+def _relative_name(filename: object) -> str | None:
+    """`filename` of an OSError when it is a relative path (found through the directory)."""
+    if isinstance(filename, (str, bytes)) and filename and not os.path.isabs(filename):
+        return os.fsdecode(filename)
+    return None
+
+
 def _working_directory_is_gone() -> bool:
     try:
         os.getcwd()
@@ -535,11 +552,10 @@ def _exit_codes(files: Sequence[Path] = ()) -> Iterator[None]:
         elif error.filename is None and _working_directory_is_gone():
             # A relative path is read from a directory an earlier CI step removed.
             relative = ", ".join(str(file) for file in files if not file.is_absolute())
-            _stderr_line(
-                "error: the current directory no longer exists"
-                + (f", so {relative} cannot be found" if relative else "")
-                + " (give an absolute path, or run from a directory that exists)"
-            )
+            _stderr_line(_directory_gone(relative, "found"))
+        elif (name := _relative_name(error.filename)) and _working_directory_is_gone():
+            # Created beside it, a new file fails as "No such file": the file is not at fault.
+            _stderr_line(_directory_gone(name, "reached"))
         else:
             _stderr_line(f"error: {error.strerror or error}: {error.filename or ''}".rstrip(": "))
         raise SystemExit(EXIT_ERROR) from None

@@ -1111,6 +1111,30 @@ def test_export_writes_a_file_that_plans_to_no_changes_without_secrets(
     assert plan.stdout.startswith("No changes: 7 unchanged, 0 unmanaged.")
 
 
+@pytest.mark.parametrize("command", [["export", "--out"], ["emulator", "--port", "0", "--state"]])
+def test_a_file_to_write_in_a_deleted_directory_says_the_directory_is_gone(
+    tmp_path: Path, command: list[str]
+) -> None:
+    # A CI step whose working directory an earlier step removed: export said "No such
+    # file or directory: exported.yaml", naming a file that was never there to find.
+    gone = tmp_path / "checkout"
+    gone.mkdir()
+    run = ('cd "$1" && rmdir "$1" && shift && exec "$@"', "sh", str(gone), sys.executable)
+    arguments = ("-m", "reconciler", *command, "exported.yaml", "--emulator")
+    done = subprocess.run(
+        ["sh", "-c", *run, *arguments[: -1 if command[0] == "emulator" else None]],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[-1] == (
+        "error: the current directory no longer exists, so exported.yaml cannot be reached "
+        "(give an absolute path, or run from a directory that exists)"
+    )
+
+
 def test_export_exits_1_when_the_key_is_rejected_or_the_file_cannot_be_written(
     store: SourceStore, emulator_url: str, tmp_path: Path
 ) -> None:
