@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from typing import Any, NamedTuple, Protocol
 
 from reconciler import redact, references
-from reconciler.client import ApiError
+from reconciler.client import HOSTNAME_TAKEN_STATUSES, ApiError
 from reconciler.errors import ApplyRefused as ApplyRefused
 from reconciler.errors import StalePlan
 from reconciler.live import LiveSource
@@ -531,12 +531,41 @@ async def _execute(
         message = f"stopped after {writes} of {len(sending.writes)} writes: {stopped}"
         return _result(action, "failed", source_id, message), writes, True
     except Exception as error:  # one failed action must not stop the others
+        if source_id is None and writes == 0 and _hostname_taken(error):
+            made = await _made_meanwhile(action, sending.writes, api)
+            if made is not None:
+                return _result(action, "in effect", made), 0, False
         message = redact.scrub(str(error)) or type(error).__name__
         return _result(action, "failed", source_id, message), writes, False
     finally:
         continuing_action.set(False)
         before_write.reset(checking)
     return _result(action, "applied", source_id), writes, False
+
+
+def _hostname_taken(error: Exception) -> bool:
+    return isinstance(error, ApiError) and error.status in HOSTNAME_TAKEN_STATUSES
+
+
+async def _made_meanwhile(
+    action: Action, sending: Sequence[Mapping[str, Any]], api: SourcesApi
+) -> str | None:
+    """The id of the source a refused create's hostnames name, if it is what the create makes.
+
+    Two applies of one plan at once (two jobs of one account, a job retried while the
+    first still ran) both plan the create; the second is refused, its hostname taken by
+    the source the first made. That source, marker and secrets' fingerprints alike, is
+    the create in effect; any other keeps the refusal.
+    """
+    try:
+        live = await api.list_sources()
+    except Exception:  # the refusal stands, and is what the report says
+        return None
+    by_id = {source.id: source for source in live}
+    owner = {host: source.id for source in live for host in source.hostnames}
+    if not _in_effect(action, by_id, owner, sending):
+        return None
+    return owner[sorted(_claimed_hostnames(action))[0]]
 
 
 def _result(

@@ -20,7 +20,7 @@ import sys
 import time
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
@@ -91,6 +91,7 @@ class CommandGroup(click.Group):
             with contextlib.suppress(OSError, AttributeError):
                 click.echo("error: cannot write the output: standard output is closed", err=True)
             sys.exit(EXIT_ERROR)
+        _write_stdout_whole()
         try:
             result = super().main(*args, **kwargs)
         except click.ClickException as error:
@@ -110,6 +111,69 @@ class CommandGroup(click.Group):
                 click.echo(f"error: cannot write the output: {error.strerror or error}", err=True)
             sys.exit(EXIT_ERROR)
         sys.exit(result if isinstance(result, int) else EXIT_OK)
+
+
+class _WholeWrites(io.RawIOBase):
+    """Standard output's descriptor: each write goes out whole or fails, once, for good.
+
+    A nearly full disk (or a file size limit) takes the first part of a write and refuses
+    the rest. Python's unbuffered stdout (`PYTHONUNBUFFERED`, set in many CI images)
+    dropped the rest without a word, a plan cut short and exit 0; a buffered one kept it
+    to fail again at exit, which then printed "Exception ignored" and exited 120. Here the
+    rest is written until the refusal, which is raised (the command exits 1 saying so),
+    and later writes go nowhere: the output is known to be incomplete.
+    """
+
+    def __init__(self, descriptor: int) -> None:
+        super().__init__()
+        self._descriptor = descriptor
+        self._failed = False
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._descriptor
+
+    def isatty(self) -> bool:
+        return os.isatty(self._descriptor)
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data).cast("B")
+        if self._failed:
+            return len(view)
+        written = 0
+        try:
+            while written < len(view):
+                written += os.write(self._descriptor, view[written:])
+        except OSError:
+            self._failed = True
+            raise
+        return len(view)
+
+
+def _write_stdout_whole() -> None:
+    """Put `_WholeWrites` under the process's own stdout, its text settings kept."""
+    stream = sys.stdout
+    # Only the CLI's own process: a caller of `main` (a test runner) keeps its streams.
+    if not _own_process or stream is not sys.__stdout__ or not isinstance(stream, io.TextIOWrapper):
+        return
+    try:
+        descriptor = stream.fileno()
+        stream.flush()
+    except (OSError, ValueError):
+        return
+    raw = _WholeWrites(descriptor)
+    binary: io.RawIOBase | io.BufferedWriter = (
+        raw if isinstance(stream.buffer, io.RawIOBase) else io.BufferedWriter(raw)
+    )
+    sys.stdout = io.TextIOWrapper(
+        binary,
+        encoding=stream.encoding,
+        errors=stream.errors,
+        line_buffering=stream.line_buffering,
+        write_through=stream.write_through,
+    )
 
 
 @click.group(cls=CommandGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -306,7 +370,9 @@ def emulator(port: int, state_file: Path | None, seed: bool, omit_unset: bool) -
     try:
         serve(port, state_file, seed=seed, omit_unset=omit_unset, announce=announce)
     except OSError as error:
-        if error.filename:
+        if (name := _relative_name(error.filename)) and _working_directory_is_gone():
+            _stderr_line(_directory_gone(name, "reached"))
+        elif error.filename:
             _stderr_line(f"error: {error.strerror or error}: {error.filename}")
         else:
             _stderr_line(f"error: cannot serve on 127.0.0.1:{port}: {error.strerror or error}")
@@ -416,6 +482,21 @@ def _write_step_summary(markdown: Callable[[], str]) -> None:
         github.write_step_summary(markdown())
 
 
+def _directory_gone(relative: str, done: str) -> str:
+    return (
+        "error: the current directory no longer exists"
+        + (f", so {relative} cannot be {done}" if relative else "")
+        + " (give an absolute path, or run from a directory that exists)"
+    )
+
+
+def _relative_name(filename: object) -> str | None:
+    """`filename` of an OSError when it is a relative path (found through the directory)."""
+    if isinstance(filename, (str, bytes)) and filename and not os.path.isabs(filename):
+        return os.fsdecode(filename)
+    return None
+
+
 def _working_directory_is_gone() -> bool:
     try:
         os.getcwd()
@@ -471,24 +552,39 @@ def _exit_codes(files: Sequence[Path] = ()) -> Iterator[None]:
         elif error.filename is None and _working_directory_is_gone():
             # A relative path is read from a directory an earlier CI step removed.
             relative = ", ".join(str(file) for file in files if not file.is_absolute())
-            _stderr_line(
-                "error: the current directory no longer exists"
-                + (f", so {relative} cannot be found" if relative else "")
-                + " (give an absolute path, or run from a directory that exists)"
-            )
+            _stderr_line(_directory_gone(relative, "found"))
+        elif (name := _relative_name(error.filename)) and _working_directory_is_gone():
+            # Created beside it, a new file fails as "No such file": the file is not at fault.
+            _stderr_line(_directory_gone(name, "reached"))
         else:
             _stderr_line(f"error: {error.strerror or error}: {error.filename or ''}".rstrip(": "))
         raise SystemExit(EXIT_ERROR) from None
-    except Exception as error:
-        # A bug, not bad input: one line for CI logs, the traceback only with --debug.
-        import logging
-
-        logging.getLogger(__name__).debug("unexpected error", exc_info=True)
+    except (MemoryError, RuntimeError) as error:
+        # A runner's limits, not a bug to report: Python says "can't start new thread"
+        # when the system refuses one (memory, or a process limit).
+        if isinstance(error, RuntimeError) and str(error) != "can't start new thread":
+            _internal_error(error)
+        what = "memory" if isinstance(error, MemoryError) else str(error)
         _stderr_line(
-            f"internal error: {type(error).__name__}: {error} "
-            "(re-run with --debug for details, and please report it)"
+            f"error: out of resources: {what} (a memory or process limit of this machine or "
+            "container, such as ulimit -v, is too low for this run)"
         )
         raise SystemExit(EXIT_ERROR) from None
+    except Exception as error:
+        _internal_error(error)
+
+
+def _internal_error(error: Exception) -> NoReturn:
+    """A bug, not bad input: one line for CI logs, the traceback only with --debug."""
+    import logging
+
+    # Called in an `except` block: the traceback logged is the error's.
+    logging.getLogger(__name__).debug("unexpected error", exc_info=True)
+    _stderr_line(
+        f"internal error: {type(error).__name__}: {error} "
+        "(re-run with --debug for details, and please report it)"
+    )
+    raise SystemExit(EXIT_ERROR) from None
 
 
 @main.command("plan")
@@ -718,7 +814,17 @@ def apply_command(
                 )
             )
             shown = render_report(report, fmt, digest=plan.digest)
-            click.echo(_for_stdout(shown, fmt), nl=False)
+            try:
+                click.echo(_for_stdout(shown, fmt), nl=False)
+            except OSError as error:
+                if error.errno not in _OUTPUT_ERRNOS:
+                    raise
+                # Exit 1 says nothing was written: the exit code is the apply's instead.
+                _stderr_line(
+                    f"error: cannot write the report: {error.strerror or error} (the writes "
+                    "were made: the lines above give each action's outcome, and the exit "
+                    "code the apply's)"
+                )
     if not report.ok:
         raise SystemExit(EXIT_PARTIAL)
 

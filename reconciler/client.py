@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import ssl
 import sys
 import time
 import zlib
@@ -789,7 +790,7 @@ class ImgixClient:
                 refused = isinstance(outcome, httpx.Response) and outcome.status_code == 429
                 untouched = untouched and refused
                 error = self._error_of(outcome, method, path, source_id)
-                if isinstance(outcome, NOT_TRANSIENT):
+                if isinstance(outcome, httpx.TransportError) and _not_transient(outcome):
                     raise error from outcome
                 try:
                     await self._back_off(outcome, error, method, path, budget, kind, untouched)
@@ -1330,3 +1331,17 @@ def _reason(status: int) -> str:
         return HTTPStatus(status).phrase
     except ValueError:
         return "Error"
+
+
+def _not_transient(outcome: httpx.TransportError) -> bool:
+    """Whether retrying `outcome` can only fail again."""
+    if isinstance(outcome, NOT_TRANSIENT):
+        return True
+    # A certificate refused (expired, or not yet valid to a runner whose clock is off, or
+    # a TLS-inspecting proxy's) is refused again on every retry.
+    cause: BaseException | None = outcome if isinstance(outcome, httpx.ConnectError) else None
+    while cause is not None:
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False

@@ -468,6 +468,11 @@ async def plan_files(
     return PlanResult(made, desired, live)
 
 
+# The stack of the thread `plan` and `apply` load their files on: glibc's default, which the
+# loader's depth bound is measured against (reserved, used only as deep as parsing goes).
+LOAD_STACK_BYTES = 8 * 1024 * 1024
+
+
 async def _in_daemon_thread(function: Callable[..., T], /, *args: object, **kwargs: object) -> T:
     """Run function in a daemon thread of its own, its result awaited.
 
@@ -498,7 +503,13 @@ async def _in_daemon_thread(function: Callable[..., T], /, *args: object, **kwar
         with contextlib.suppress(RuntimeError):  # the loop closed: nobody awaits it
             loop.call_soon_threadsafe(settle, *outcome)
 
-    threading.Thread(target=run, name="load", daemon=True).start()
+    # The files are parsed on this thread's stack, of a size of its own: musl (Alpine)
+    # gives threads 128 KiB, where a file nested some 400 levels crashed the process.
+    previous = threading.stack_size(LOAD_STACK_BYTES)
+    try:
+        threading.Thread(target=run, name="load", daemon=True).start()
+    finally:
+        threading.stack_size(previous)
     return await future
 
 

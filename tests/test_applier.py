@@ -890,6 +890,39 @@ def test_a_saved_create_with_its_marker_applied_again_is_in_effect(
         apply()
 
 
+def test_a_create_another_run_of_the_plan_made_first_is_in_effect_not_failed(
+    emulator_store: SourceStore, fake_clock: FakeClock, tmp_path: Path
+) -> None:
+    # Two applies of one plan at once (two jobs of one account, a retried job): both
+    # planned the create, the second's was refused "acme-products is already in use" and
+    # it exited 3, though the source it wanted was there, marker and secret alike.
+    (tmp_path / "sources.yaml").write_text(STAMP_YAML)
+    desired = load([tmp_path / "sources.yaml"], environ={"APPLIER_SECRET": SECRET}).state
+    planned = plan(desired, [], PlanOptions(fingerprint_key=b"key"))
+
+    def apply() -> ApplyReport:
+        return run(emulator_store, fake_clock, planned, fingerprint_key=b"key")
+
+    first = apply()
+    assert first.ok
+    emulator_store.request_log.clear()
+
+    second = apply()
+
+    assert [(r.outcome, r.source_id) for r in second.results] == [
+        ("in effect", first.results[0].source_id)
+    ]
+    assert second.ok and second.writes == 0
+    assert writes_in(emulator_store) == [("POST", "/api/v1/sources")]  # refused
+
+    # A source made otherwise (its marker gone with a dashboard edit) is not this create's.
+    (source_id,) = emulator_store.sources
+    emulator_store.dashboard_redeploy(source_id, {})
+    third = apply()
+    assert [r.outcome for r in third.results] == ["failed"]
+    assert "acme-products is already in use" in str(third.results[0].error)
+
+
 def test_hostnames_the_api_lists_in_another_order_are_still_in_effect(
     emulator_store: SourceStore, fake_clock: FakeClock
 ) -> None:

@@ -1111,6 +1111,30 @@ def test_export_writes_a_file_that_plans_to_no_changes_without_secrets(
     assert plan.stdout.startswith("No changes: 7 unchanged, 0 unmanaged.")
 
 
+@pytest.mark.parametrize("command", [["export", "--out"], ["emulator", "--port", "0", "--state"]])
+def test_a_file_to_write_in_a_deleted_directory_says_the_directory_is_gone(
+    tmp_path: Path, command: list[str]
+) -> None:
+    # A CI step whose working directory an earlier step removed: export said "No such
+    # file or directory: exported.yaml", naming a file that was never there to find.
+    gone = tmp_path / "checkout"
+    gone.mkdir()
+    run = ('cd "$1" && rmdir "$1" && shift && exec "$@"', "sh", str(gone), sys.executable)
+    arguments = ("-m", "reconciler", *command, "exported.yaml", "--emulator")
+    done = subprocess.run(
+        ["sh", "-c", *run, *arguments[: -1 if command[0] == "emulator" else None]],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[-1] == (
+        "error: the current directory no longer exists, so exported.yaml cannot be reached "
+        "(give an absolute path, or run from a directory that exists)"
+    )
+
+
 def test_export_exits_1_when_the_key_is_rejected_or_the_file_cannot_be_written(
     store: SourceStore, emulator_url: str, tmp_path: Path
 ) -> None:
@@ -1236,6 +1260,38 @@ def test_an_unexpected_error_is_one_line_and_exit_1_never_a_traceback(
     assert result.exit_code == 1
     assert "internal error: RuntimeError: planner bug" in result.stderr
     assert "Traceback" not in result.output + result.stderr
+
+
+NO_THREAD = "can't start new thread"
+
+
+@pytest.mark.parametrize(
+    ("target", "failure", "shown"),
+    [
+        ("reconciler.reconcile.connect", MemoryError(), "memory"),
+        ("threading.Thread.start", RuntimeError(NO_THREAD), NO_THREAD),
+    ],
+    ids=["memory", "thread"],
+)
+def test_a_run_out_of_memory_or_threads_says_so_and_is_no_internal_error(
+    monkeypatch: pytest.MonkeyPatch, target: str, failure: BaseException, shown: str
+) -> None:
+    # `ulimit -v` (about 70 MB here) or a container's limit: these read "internal error:
+    # MemoryError:  (... please report it)", a bug to report and no hint of the cause.
+    from click.testing import CliRunner
+
+    from reconciler import cli
+
+    def exhausted(*args: object, **kwargs: object) -> None:
+        raise failure
+
+    monkeypatch.setattr(target, exhausted)
+    result = CliRunner().invoke(cli.main, ["plan", "examples/sources.yaml", "--emulator"])
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"error: out of resources: {shown} (a memory or process limit of this machine or "
+        "container, such as ulimit -v, is too low for this run)\n"
+    )
 
 
 def test_debug_logs_the_traceback_of_an_unexpected_error(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -1962,6 +2018,43 @@ def test_a_report_that_cannot_be_written_says_so_in_one_line_and_exits_1(
     assert done.stderr.strip() == f"error: cannot write the output: {reason}"
 
 
+@pytest.mark.parametrize("stdout", ["/dev/full", "a closed pipe"])
+def test_an_apply_report_that_cannot_be_written_still_exits_by_what_the_apply_did(
+    tmp_path: Path, stdout: str
+) -> None:
+    # The JSON report is apply's first output on stdout, written after the writes: it
+    # exited 1, which tells a CI job that nothing was written.
+    (tmp_path / "sources.yaml").write_text(
+        (Path(__file__).parent / "fixtures" / "valid_minimal.yaml").read_text()
+    )
+    if stdout == "/dev/full":
+        output = os.open("/dev/full", os.O_WRONLY)
+    else:
+        reader, output = os.pipe()
+        os.close(reader)
+    command = ["apply", "sources.yaml", "--emulator", "--auto-approve", "--format", "json"]
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "reconciler", *command],
+            stdout=output,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=child_env(),
+            cwd=tmp_path,
+            timeout=60,
+        )
+    finally:
+        os.close(output)
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    assert lines[-2].startswith("[1/1] applied: create ")
+    reason = "No space left on device" if stdout == "/dev/full" else "Broken pipe"
+    assert lines[-1] == (
+        f"error: cannot write the report: {reason} (the writes were made: the lines "
+        "above give each action's outcome, and the exit code the apply's)"
+    )
+
+
 @pytest.mark.parametrize(
     ("command", "fixture", "code", "printed"),
     [
@@ -1987,6 +2080,34 @@ def test_a_command_started_with_stderr_closed_still_exits_by_what_it_did(
     )
     assert done.returncode == code, done.stdout
     assert printed in done.stdout
+
+
+@pytest.mark.parametrize("unbuffered", ["1", None], ids=["PYTHONUNBUFFERED=1", "buffered"])
+@pytest.mark.parametrize("fmt", ["text", "json", "markdown"])
+def test_an_output_file_cut_short_by_the_disk_is_exit_1_in_one_line(
+    tmp_path: Path, fmt: str, unbuffered: str | None
+) -> None:
+    # A nearly full disk (here a file size limit) takes the first part of a write and
+    # refuses the rest. Unbuffered (PYTHONUNBUFFERED=1, set in many CI images) a plan
+    # was cut at the limit and the run exited 0; buffered, a text plan exited 120 with
+    # "Exception ignored in: <_io.TextIOWrapper name='<stdout>'...".
+    import resource
+
+    limit = 512
+    fixture = Path(__file__).parent / "fixtures" / "valid_minimal.yaml"
+    with (tmp_path / "plan.out").open("wb") as output:
+        done = subprocess.run(
+            [sys.executable, "-m", "reconciler", "plan", fixture, "--emulator", "--format", fmt],
+            stdout=output,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=child_env({"PYTHONUNBUFFERED": unbuffered}),
+            timeout=60,
+            preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit)),
+        )
+    assert (tmp_path / "plan.out").stat().st_size == limit
+    assert done.returncode == 1, done.stderr
+    assert done.stderr == "error: cannot write the output: File too large\n"
 
 
 @pytest.mark.parametrize("encoding", ["ascii", "latin-1"])

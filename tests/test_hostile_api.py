@@ -9,12 +9,15 @@ No output line may start with `::`, the start GitHub reads as a workflow command
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import math
 import os
 import re
 import signal
+import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -633,6 +636,48 @@ def through_proxy(url: str) -> dict[str, str | None]:
     """Child environment sending every http request to `url` as its proxy."""
     unset = ("http_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy")
     return {"HTTP_PROXY": url, **dict.fromkeys(unset)}
+
+
+@contextlib.contextmanager
+def tls_server(certificate: Path, key: Path) -> Iterator[tuple[int, list[int]]]:
+    """A TLS server on loopback that only shakes hands; the port, and each handshake seen."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(certificate, key)
+    listener = socket.create_server(("127.0.0.1", 0))
+    handshakes: list[int] = []
+
+    def serve() -> None:
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return  # closed: the test is over
+            handshakes.append(1)
+            with contextlib.suppress(OSError), connection:
+                context.wrap_socket(connection, server_side=True).close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1], handshakes
+    finally:
+        listener.close()
+        thread.join(timeout=5)
+
+
+def test_a_certificate_the_runner_refuses_is_one_attempt_not_retried(tmp_path: Path) -> None:
+    # An expired certificate (or one not yet valid to a runner whose clock is off, or a
+    # TLS-inspecting proxy's) is refused on every attempt: plan tried 8 times over about
+    # 45 seconds before saying so.
+    tls = FIXTURES / "tls"
+    with tls_server(tls / "expired.pem", tls / "expired.key") as (port, handshakes):
+        result = run_cli(
+            "plan", DESIRED, "--api-url", f"https://127.0.0.1:{port}",
+            env={"SSL_CERT_FILE": str(tls / "ca.pem")},
+        )  # fmt: skip
+
+    assert_one_error_line(result, "certificate verify failed: certificate has expired")
+    assert len(handshakes) == 1
 
 
 def test_plain_http_to_another_host_is_refused_before_any_request(

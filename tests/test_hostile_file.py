@@ -341,6 +341,26 @@ def test_a_plan_of_a_file_nested_past_the_c_stack_is_a_located_error(
     assert "recursive or too deeply nested YAML is not supported" in result.stderr
 
 
+@pytest.mark.parametrize("depth", [1000, 9000])
+def test_a_plan_loading_on_musls_small_thread_stacks_gives_nested_files_a_located_error(
+    tmp_path: Path, depth: int
+) -> None:
+    # Python on musl (Alpine images) starts threads with musl's 128 KiB stack, and plan
+    # loads its files on a thread: a file nested a few hundred levels ended it in a segfault.
+    sources = tmp_path / "sources.yaml"
+    sources.write_text("version: 1\nsources: " + "[" * depth + "]" * depth + "\n")
+    musl = "import threading; threading.stack_size(128 * 1024); import reconciler.__main__"
+    result = subprocess.run(
+        [sys.executable, "-c", musl, "plan", str(sources), "--emulator"],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        timeout=120,
+    )
+    assert result.returncode == 1, result.returncode  # was -11
+    assert "recursive or too deeply nested YAML is not supported" in result.stderr
+
+
 def test_merge_keys_count_against_the_expansion_budget_and_end_quickly(tmp_path: Path) -> None:
     # 2,000 sources merging one anchor of 200 keys: 400,000 values from 40 KB. ruamel
     # compared every merging map with all before it (hours), and merged values were
