@@ -3130,3 +3130,83 @@ def test_a_web_password_as_recorded_is_settled_by_the_quick_check() -> None:
     }
     live = live_of(spec, deployment=as_recorded)
     assert quiet_verdict(desired(spec).sources[0], live, OPTIONS, False, {}) is False
+
+
+# ------------------------------------------------------------- mutation audit (stop 31)
+
+
+def test_a_rename_of_a_disabled_source_records_the_pending_disable_in_its_enabling_write() -> None:
+    # A rename alone writes no deployment: the enabling write must still carry the
+    # annotation, so a run killed before the disabling write leaves a record.
+    live = live_of(s3_spec("Old name", enabled=False), enabled=False)
+    action = only(plan(desired(s3_spec("New name", enabled=False)), [live], OPTIONS))
+    assert paths(action) == ["name"]
+    enabling, disabling = action.writes
+    assert (enabling["enabled"], enabling["name"], disabling["enabled"]) == (
+        True,
+        "New name",
+        False,
+    )
+    first, last = (_marker_of(as_sent(action, index)) for index in range(2))
+    assert first is not None and first.pending_disable
+    assert last is not None and not last.pending_disable
+
+
+def test_a_patch_leaves_out_a_referenced_value_that_did_not_change() -> None:
+    # Sent only when it changes, like a value written in the file: not on every patch.
+    bucket = "bucket-from-a-reference"
+    live = live_of(s3_spec(s3_bucket=bucket))
+    wanted = referenced(
+        desired(s3_spec(s3_bucket=bucket, cache_ttl_value=1800)),
+        s3_bucket=SecretRef("env", "BUCKET", bucket),
+    )
+    action = only(plan(wanted, [live], OPTIONS))
+    assert paths(action) == ["deployment.cache_ttl_value"]
+    (write,) = action.writes
+    assert write == {"deployment": {"cache_ttl_value": 1800, "annotation": None}}
+
+
+def test_an_unmanaged_source_of_an_unknown_or_unlisted_type_suggests_no_rename() -> None:
+    # A type this tool does not model, or a listing without one: no origin to compare.
+    deployment = {"type": "some-future-type", "imgix_subdomains": ["acme-x"]}
+    unknown = LiveSource(id=ID_B, name="X", enabled=True, deployment=deployment)
+    untyped = LiveSource(id=ID_C, name="Y", enabled=True, deployment={"imgix_subdomains": []})
+    result = plan(desired(s3_spec("Products", ("acme-new",))), [unknown, untyped], OPTIONS)
+    assert only(result).action == "create" and result.notices == []
+    assert [source.id for source in result.unmanaged] == [ID_B, ID_C]
+
+
+@pytest.mark.parametrize("listed", [None, "", "/"])
+@pytest.mark.parametrize("stated", [{}, {"s3_prefix": ""}])
+def test_no_prefix_in_any_spelling_is_the_same_origin_for_a_possible_rename(
+    listed: str | None, stated: dict[str, Any]
+) -> None:
+    old = live_of(s3_spec("Products (old)", ("acme-old",)), ID_B)
+    old = old.model_copy(update={"deployment": {**old.deployment, "s3_prefix": listed}})
+    result = plan(desired(s3_spec("Products", ("acme-new",), **stated)), [old], OPTIONS)
+    (notice,) = result.notices
+    assert notice.kind == "possible_rename"
+    assert notice.detail.startswith("has the same type and s3_bucket as the unmanaged")
+
+
+def test_a_prefix_with_or_without_its_last_slash_is_the_same_origin_and_another_is_not() -> None:
+    old = live_of(s3_spec("Products (old)", ("acme-old",), s3_prefix="images"), ID_B)
+    wanted = desired(s3_spec("Products", ("acme-new",), s3_prefix="images/"))
+    (notice,) = plan(wanted, [old], OPTIONS).notices
+    assert notice.detail.startswith("has the same type and s3_bucket and s3_prefix as the")
+    other = live_of(s3_spec("Products (old)", ("acme-old",), s3_prefix="imagesX/"), ID_B)
+    assert plan(wanted, [other], OPTIONS).notices == []
+
+
+def test_a_create_names_together_every_secret_the_plan_could_not_read() -> None:
+    unread = webfolder_spec(
+        "Blog",
+        ("acme-blog",),
+        password=BLOG_PASSWORD.with_value(None),
+        request_handshake=SecretRef("env", "BLOG_HANDSHAKE"),
+    )
+    result = plan(desired(unread), [], OPTIONS)
+    assert only(result).action == "create"
+    (notice,) = result.notices
+    assert (notice.kind, notice.source, notice.id) == ("cannot_compare", "Blog", None)
+    assert notice.detail.startswith("password, request_handshake not available to this plan")
