@@ -3210,3 +3210,23 @@ def test_a_create_names_together_every_secret_the_plan_could_not_read() -> None:
     (notice,) = result.notices
     assert (notice.kind, notice.source, notice.id) == ("cannot_compare", "Blog", None)
     assert notice.detail.startswith("password, request_handshake not available to this plan")
+
+
+def test_editing_a_patchs_writes_leaves_the_desired_state_and_the_next_plan_alone() -> None:
+    # A patch's lists and maps are its own: a caller that edits a write in place changes
+    # neither the loaded state nor a later plan made from it.
+    live = live_of(s3_spec())
+    state = desired(s3_spec(subdomains=("acme-products", "acme-more"), default_params={"q": 75}))
+    (write,) = only(plan(state, [live], OPTIONS)).writes
+    sent = json.loads(json.dumps(write))
+    deployment = write["deployment"]
+    assert isinstance(deployment, dict)
+    subdomains, params = deployment["imgix_subdomains"], deployment["default_params"]
+    assert isinstance(subdomains, list) and isinstance(params, dict)
+    subdomains.append("acme-intruder")
+    params["dpr"] = 2
+    assert state.sources[0].deployment.managed()["imgix_subdomains"] == [
+        "acme-products",
+        "acme-more",
+    ]
+    assert only(plan(state, [live], OPTIONS)).writes == [sent]
