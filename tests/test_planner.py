@@ -3242,3 +3242,20 @@ def test_a_plan_lists_its_creates_before_its_patches_whatever_their_names() -> N
         ("create", "Beta"),
         ("patch", "Alpha"),
     ]
+
+
+def test_subdomains_on_two_live_sources_ask_for_an_id_after_one_no_source_holds() -> None:
+    spec = s3_spec(subdomains=("acme-unheld", "one", "two"))
+    first = live_of(s3_spec(subdomains=("one",)), ID_A)
+    second = live_of(s3_spec(subdomains=("two",)), ID_B)
+    with pytest.raises(PlanError, match=r'"Product images".*2 live sources.*add `id:`') as info:
+        plan(desired(spec), [first, second], OPTIONS)
+    assert info.value.spec_indices == (0,)
+
+
+def test_an_unknown_id_is_located_at_the_source_that_pins_it() -> None:
+    # The CLI points at the file's line of the source the error names.
+    wanted = desired(s3_spec("Known", ("acme-known",)), s3_spec("Pinned", ("acme-p",), id=ID_C))
+    with pytest.raises(PlanError, match=f'"Pinned": no live source has id {ID_C}') as info:
+        plan(wanted, [live_of(s3_spec("Known", ("acme-known",)))], OPTIONS)
+    assert info.value.spec_indices == (1,)
