@@ -3232,18 +3232,6 @@ def test_editing_a_patchs_writes_leaves_the_desired_state_and_the_next_plan_alon
     assert only(plan(state, [live], OPTIONS)).writes == [sent]
 
 
-def test_a_plan_lists_its_creates_before_its_patches_whatever_their_names() -> None:
-    live = live_of(s3_spec("Alpha", ("acme-alpha",)), ID_A)
-    wanted = desired(
-        s3_spec("Alpha", ("acme-alpha",), cache_ttl_value=1800), s3_spec("Beta", ("acme-beta",))
-    )
-    result = plan(wanted, [live], OPTIONS)
-    assert [(a.action, a.source) for a in result.actions] == [
-        ("create", "Beta"),
-        ("patch", "Alpha"),
-    ]
-
-
 def test_subdomains_on_two_live_sources_ask_for_an_id_after_one_no_source_holds() -> None:
     spec = s3_spec(subdomains=("acme-unheld", "one", "two"))
     first = live_of(s3_spec(subdomains=("one",)), ID_A)
