@@ -1028,6 +1028,10 @@ def test_a_cycle_names_only_its_own_moves_not_those_waiting_on_it() -> None:
         '"Second" claims x from "First". '
     )
     assert "Tail" not in message and info.value.spec_indices == (1, 2)
+    assert message.endswith(
+        ". No order of writes can apply them: move one hostname to a temporary name first, "
+        "apply, then finish the move."
+    )
 
 
 def test_a_chain_of_moves_is_ordered_release_by_release() -> None:
@@ -1098,8 +1102,11 @@ def test_a_hostname_field_ignored_keeps_the_live_hostnames_from_any_claim() -> N
         s3_spec("Kept", ("k",), id=ID_A, ignore_changes=["deployment.custom_domains"]),
         s3_spec("Claimer", ("c",), custom_domains=["img.example"]),
     )
-    with pytest.raises(PlanError, match=r'"Claimer" claims img.example, which "Kept" keeps$'):
+    with pytest.raises(
+        PlanError, match=r'"Claimer" claims img.example, which "Kept" keeps$'
+    ) as info:
         plan(specs, [kept], OPTIONS)
+    assert info.value.spec_indices == (1, 0)
 
 
 def test_claiming_a_hostname_of_an_unmanaged_source_is_an_error() -> None:
@@ -1109,8 +1116,9 @@ def test_claiming_a_hostname_of_an_unmanaged_source_is_an_error() -> None:
     holder = holder.model_copy(
         update={"deployment": {**holder.deployment, "custom_domains": ["img.taken.example"]}}
     )
-    with pytest.raises(PlanError, match=r'"Mine" claims img.taken.example.*"Someone else"'):
+    with pytest.raises(PlanError, match=r'"Mine" claims img.taken.example.*"Someone else"') as info:
         plan(specs, [mine, holder], OPTIONS)
+    assert info.value.spec_indices == (0,)
 
 
 def test_a_hostname_listed_as_subdomain_and_as_domain_belongs_to_the_first_listed() -> None:
@@ -1139,8 +1147,9 @@ def test_claim_waiting_for_an_untargeted_release_asks_to_target_it() -> None:
     old = live_of(s3_spec("Old", ("shared", "keep")), ID_A)
     specs = desired(s3_spec("Old", ("keep",), id=ID_A), s3_spec("New", ("shared",)))
     options = PlanOptions(fingerprint_key=KEY, targets=frozenset({"New"}))
-    with pytest.raises(PlanError, match='add --target "Old"'):
+    with pytest.raises(PlanError, match='add --target "Old"') as info:
         plan(specs, [old], options)
+    assert info.value.spec_indices == (1, 0)
 
 
 def test_actions_sort_creates_then_patches_then_by_name() -> None:
@@ -1274,8 +1283,13 @@ def test_claiming_a_hostname_an_observed_source_holds_is_an_error() -> None:
     files = desired(
         s3_spec("Held", ("held",), mode="observe", id=ID_A), s3_spec("New", ("shared",))
     )
-    with pytest.raises(PlanError, match=r'"New" claims shared, which "Held" keeps.*observed'):
+    with pytest.raises(PlanError) as info:
         plan(files, [held], OPTIONS)
+    assert str(info.value) == (
+        'source "New" claims shared, which "Held" keeps (it is observed or owned elsewhere: '
+        "never written)"
+    )
+    assert info.value.spec_indices == (1, 0)
 
 
 def test_patch_risks_name_what_makes_it_risky() -> None:
@@ -3247,3 +3261,12 @@ def test_an_unknown_id_is_located_at_the_source_that_pins_it() -> None:
     with pytest.raises(PlanError, match=f'"Pinned": no live source has id {ID_C}') as info:
         plan(wanted, [live_of(s3_spec("Known", ("acme-known",)))], OPTIONS)
     assert info.value.spec_indices == (1,)
+
+
+def test_an_ignored_hostname_field_the_listing_omits_claims_nothing() -> None:
+    live = live_of(s3_spec("Mine", ("mine",)), ID_A)
+    listed = {k: v for k, v in live.deployment.items() if k != "custom_domains"}
+    live = live.model_copy(update={"deployment": listed})
+    spec = s3_spec("Mine", ("mine", "more"), ignore_changes=["deployment.custom_domains"])
+    action = only(plan(desired(spec), [live], OPTIONS))
+    assert paths(action) == ["deployment.imgix_subdomains"] and action.depends_on == []
