@@ -301,8 +301,9 @@ def test_two_specs_on_one_live_source_is_an_error() -> None:
     specs = desired(s3_spec("A", ("one",)), s3_spec("B", ("two",)))
     with pytest.raises(
         PlanError, match=rf'"A" and "B" both match live source "Product images" \({ID_A}\)'
-    ):
+    ) as info:
         plan(specs, [live], OPTIONS)
+    assert info.value.spec_indices == (0, 1)
     # A listing without its name: the id alone, not `"None"`.
     unnamed = live.model_copy(update={"name": None})
     with pytest.raises(PlanError, match=rf"both match live source \({ID_A}\) by subdomain"):
@@ -3270,3 +3271,14 @@ def test_an_ignored_hostname_field_the_listing_omits_claims_nothing() -> None:
     spec = s3_spec("Mine", ("mine", "more"), ignore_changes=["deployment.custom_domains"])
     action = only(plan(desired(spec), [live], OPTIONS))
     assert paths(action) == ["deployment.imgix_subdomains"] and action.depends_on == []
+
+
+def test_the_live_sources_a_spec_could_describe_are_listed_by_name_then_id() -> None:
+    spec = s3_spec(subdomains=("one", "two", "three"))
+    zed = live_of(s3_spec("Zed", ("one",)), ID_A)
+    abe = live_of(s3_spec("Abe", ("two",)), ID_B)
+    unnamed = live_of(s3_spec("Unnamed", ("three",)), ID_C).model_copy(update={"name": None})
+    with pytest.raises(PlanError) as info:
+        plan(desired(spec), [zed, abe, unnamed], OPTIONS)
+    listed = f'({ID_C}), "Abe" ({ID_B}), "Zed" ({ID_A})'
+    assert f"belong to 3 live sources ({listed}); add `id:`" in str(info.value)
