@@ -2885,6 +2885,12 @@ def test_adoption_costs_the_writes_the_source_will_take() -> None:
     disabled = live.model_copy(update={"enabled": False})
     assert updates(s3_spec(ignore_changes=["enabled"]), disabled) == 2
     assert updates(s3_spec(ignore_changes=["enabled"]), live) == 1
+    # Ignored and not listed: left as it is, so the adopting write is the only one.
+    unlisted = live.model_copy(update={"enabled": None})
+    assert updates(s3_spec(ignore_changes=["enabled"]), unlisted) == 1
+    adopting = plan(desired(s3_spec(ignore_changes=["enabled"])), [unlisted], ADOPTING)
+    (write,) = only(adopting).writes
+    assert "enabled" not in write
     # A web folder that declares no web secret records no `*_encrypted` value.
     folder = webfolder_spec("Blog", ("acme-blog",))
     assert updates(folder, live_of(folder, deployment=unmarked)) == 1
@@ -3282,3 +3288,12 @@ def test_the_live_sources_a_spec_could_describe_are_listed_by_name_then_id() -> 
         plan(desired(spec), [zed, abe, unnamed], OPTIONS)
     listed = f'({ID_C}), "Abe" ({ID_B}), "Zed" ({ID_A})'
     assert f"belong to 3 live sources ({listed}); add `id:`" in str(info.value)
+
+
+def test_possible_renames_name_the_unmanaged_sources_in_name_order() -> None:
+    zed = live_of(s3_spec("Zed", ("acme-z",)), ID_A)
+    abe = live_of(s3_spec("Abe", ("acme-a",)), ID_B)
+    result = plan(desired(s3_spec("Products", ("acme-new",))), [zed, abe], OPTIONS)
+    assert [notice.kind for notice in result.notices] == ["possible_rename"] * 2
+    assert [f"`id: {ID_B}`" in n.detail for n in result.notices] == [True, False]
+    assert f'"Zed" ({ID_A})' in result.notices[1].detail
