@@ -3297,3 +3297,12 @@ def test_possible_renames_name_the_unmanaged_sources_in_name_order() -> None:
     assert [notice.kind for notice in result.notices] == ["possible_rename"] * 2
     assert [f"`id: {ID_B}`" in n.detail for n in result.notices] == [True, False]
     assert f'"Zed" ({ID_A})' in result.notices[1].detail
+
+
+def test_a_cycle_names_the_first_of_the_hostnames_one_source_claims_from_another() -> None:
+    first = live_of(s3_spec("First", ("x1", "x2")), ID_A)
+    second = live_of(s3_spec("Second", ("y",)), ID_B)
+    specs = desired(s3_spec("First", ("y",), id=ID_A), s3_spec("Second", ("x1", "x2"), id=ID_B))
+    with pytest.raises(PlanError, match="cycle") as info:
+        plan(specs, [first, second], OPTIONS)
+    assert '"Second" claims x1 from "First"' in str(info.value)
