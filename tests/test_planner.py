@@ -301,8 +301,9 @@ def test_two_specs_on_one_live_source_is_an_error() -> None:
     specs = desired(s3_spec("A", ("one",)), s3_spec("B", ("two",)))
     with pytest.raises(
         PlanError, match=rf'"A" and "B" both match live source "Product images" \({ID_A}\)'
-    ):
+    ) as info:
         plan(specs, [live], OPTIONS)
+    assert info.value.spec_indices == (0, 1)
     # A listing without its name: the id alone, not `"None"`.
     unnamed = live.model_copy(update={"name": None})
     with pytest.raises(PlanError, match=rf"both match live source \({ID_A}\) by subdomain"):
@@ -1028,6 +1029,10 @@ def test_a_cycle_names_only_its_own_moves_not_those_waiting_on_it() -> None:
         '"Second" claims x from "First". '
     )
     assert "Tail" not in message and info.value.spec_indices == (1, 2)
+    assert message.endswith(
+        ". No order of writes can apply them: move one hostname to a temporary name first, "
+        "apply, then finish the move."
+    )
 
 
 def test_a_chain_of_moves_is_ordered_release_by_release() -> None:
@@ -1098,8 +1103,11 @@ def test_a_hostname_field_ignored_keeps_the_live_hostnames_from_any_claim() -> N
         s3_spec("Kept", ("k",), id=ID_A, ignore_changes=["deployment.custom_domains"]),
         s3_spec("Claimer", ("c",), custom_domains=["img.example"]),
     )
-    with pytest.raises(PlanError, match=r'"Claimer" claims img.example, which "Kept" keeps$'):
+    with pytest.raises(
+        PlanError, match=r'"Claimer" claims img.example, which "Kept" keeps$'
+    ) as info:
         plan(specs, [kept], OPTIONS)
+    assert info.value.spec_indices == (1, 0)
 
 
 def test_claiming_a_hostname_of_an_unmanaged_source_is_an_error() -> None:
@@ -1109,8 +1117,9 @@ def test_claiming_a_hostname_of_an_unmanaged_source_is_an_error() -> None:
     holder = holder.model_copy(
         update={"deployment": {**holder.deployment, "custom_domains": ["img.taken.example"]}}
     )
-    with pytest.raises(PlanError, match=r'"Mine" claims img.taken.example.*"Someone else"'):
+    with pytest.raises(PlanError, match=r'"Mine" claims img.taken.example.*"Someone else"') as info:
         plan(specs, [mine, holder], OPTIONS)
+    assert info.value.spec_indices == (0,)
 
 
 def test_a_hostname_listed_as_subdomain_and_as_domain_belongs_to_the_first_listed() -> None:
@@ -1139,8 +1148,9 @@ def test_claim_waiting_for_an_untargeted_release_asks_to_target_it() -> None:
     old = live_of(s3_spec("Old", ("shared", "keep")), ID_A)
     specs = desired(s3_spec("Old", ("keep",), id=ID_A), s3_spec("New", ("shared",)))
     options = PlanOptions(fingerprint_key=KEY, targets=frozenset({"New"}))
-    with pytest.raises(PlanError, match='add --target "Old"'):
+    with pytest.raises(PlanError, match='add --target "Old"') as info:
         plan(specs, [old], options)
+    assert info.value.spec_indices == (1, 0)
 
 
 def test_actions_sort_creates_then_patches_then_by_name() -> None:
@@ -1274,8 +1284,13 @@ def test_claiming_a_hostname_an_observed_source_holds_is_an_error() -> None:
     files = desired(
         s3_spec("Held", ("held",), mode="observe", id=ID_A), s3_spec("New", ("shared",))
     )
-    with pytest.raises(PlanError, match=r'"New" claims shared, which "Held" keeps.*observed'):
+    with pytest.raises(PlanError) as info:
         plan(files, [held], OPTIONS)
+    assert str(info.value) == (
+        'source "New" claims shared, which "Held" keeps (it is observed or owned elsewhere: '
+        "never written)"
+    )
+    assert info.value.spec_indices == (1, 0)
 
 
 def test_patch_risks_name_what_makes_it_risky() -> None:
@@ -2870,6 +2885,12 @@ def test_adoption_costs_the_writes_the_source_will_take() -> None:
     disabled = live.model_copy(update={"enabled": False})
     assert updates(s3_spec(ignore_changes=["enabled"]), disabled) == 2
     assert updates(s3_spec(ignore_changes=["enabled"]), live) == 1
+    # Ignored and not listed: left as it is, so the adopting write is the only one.
+    unlisted = live.model_copy(update={"enabled": None})
+    assert updates(s3_spec(ignore_changes=["enabled"]), unlisted) == 1
+    adopting = plan(desired(s3_spec(ignore_changes=["enabled"])), [unlisted], ADOPTING)
+    (write,) = only(adopting).writes
+    assert "enabled" not in write
     # A web folder that declares no web secret records no `*_encrypted` value.
     folder = webfolder_spec("Blog", ("acme-blog",))
     assert updates(folder, live_of(folder, deployment=unmarked)) == 1
@@ -3130,3 +3151,158 @@ def test_a_web_password_as_recorded_is_settled_by_the_quick_check() -> None:
     }
     live = live_of(spec, deployment=as_recorded)
     assert quiet_verdict(desired(spec).sources[0], live, OPTIONS, False, {}) is False
+
+
+# ------------------------------------------------------------- mutation audit (stop 31)
+
+
+def test_a_rename_of_a_disabled_source_records_the_pending_disable_in_its_enabling_write() -> None:
+    # A rename alone writes no deployment: the enabling write must still carry the
+    # annotation, so a run killed before the disabling write leaves a record.
+    live = live_of(s3_spec("Old name", enabled=False), enabled=False)
+    action = only(plan(desired(s3_spec("New name", enabled=False)), [live], OPTIONS))
+    assert paths(action) == ["name"]
+    enabling, disabling = action.writes
+    assert (enabling["enabled"], enabling["name"], disabling["enabled"]) == (
+        True,
+        "New name",
+        False,
+    )
+    first, last = (_marker_of(as_sent(action, index)) for index in range(2))
+    assert first is not None and first.pending_disable
+    assert last is not None and not last.pending_disable
+
+
+def test_a_patch_leaves_out_a_referenced_value_that_did_not_change() -> None:
+    # Sent only when it changes, like a value written in the file: not on every patch.
+    bucket = "bucket-from-a-reference"
+    live = live_of(s3_spec(s3_bucket=bucket))
+    wanted = referenced(
+        desired(s3_spec(s3_bucket=bucket, cache_ttl_value=1800)),
+        s3_bucket=SecretRef("env", "BUCKET", bucket),
+    )
+    action = only(plan(wanted, [live], OPTIONS))
+    assert paths(action) == ["deployment.cache_ttl_value"]
+    (write,) = action.writes
+    assert write == {"deployment": {"cache_ttl_value": 1800, "annotation": None}}
+
+
+def test_an_unmanaged_source_of_an_unknown_or_unlisted_type_suggests_no_rename() -> None:
+    # A type this tool does not model, or a listing without one: no origin to compare.
+    deployment = {"type": "some-future-type", "imgix_subdomains": ["acme-x"]}
+    unknown = LiveSource(id=ID_B, name="X", enabled=True, deployment=deployment)
+    untyped = LiveSource(id=ID_C, name="Y", enabled=True, deployment={"imgix_subdomains": []})
+    result = plan(desired(s3_spec("Products", ("acme-new",))), [unknown, untyped], OPTIONS)
+    assert only(result).action == "create" and result.notices == []
+    assert [source.id for source in result.unmanaged] == [ID_B, ID_C]
+
+
+@pytest.mark.parametrize("listed", [None, "", "/"])
+@pytest.mark.parametrize("stated", [{}, {"s3_prefix": ""}])
+def test_no_prefix_in_any_spelling_is_the_same_origin_for_a_possible_rename(
+    listed: str | None, stated: dict[str, Any]
+) -> None:
+    old = live_of(s3_spec("Products (old)", ("acme-old",)), ID_B)
+    old = old.model_copy(update={"deployment": {**old.deployment, "s3_prefix": listed}})
+    result = plan(desired(s3_spec("Products", ("acme-new",), **stated)), [old], OPTIONS)
+    (notice,) = result.notices
+    assert notice.kind == "possible_rename"
+    assert notice.detail.startswith("has the same type and s3_bucket as the unmanaged")
+
+
+def test_a_prefix_with_or_without_its_last_slash_is_the_same_origin_and_another_is_not() -> None:
+    old = live_of(s3_spec("Products (old)", ("acme-old",), s3_prefix="images"), ID_B)
+    wanted = desired(s3_spec("Products", ("acme-new",), s3_prefix="images/"))
+    (notice,) = plan(wanted, [old], OPTIONS).notices
+    assert notice.detail.startswith("has the same type and s3_bucket and s3_prefix as the")
+    other = live_of(s3_spec("Products (old)", ("acme-old",), s3_prefix="imagesX/"), ID_B)
+    assert plan(wanted, [other], OPTIONS).notices == []
+
+
+def test_a_create_names_together_every_secret_the_plan_could_not_read() -> None:
+    unread = webfolder_spec(
+        "Blog",
+        ("acme-blog",),
+        password=BLOG_PASSWORD.with_value(None),
+        request_handshake=SecretRef("env", "BLOG_HANDSHAKE"),
+    )
+    result = plan(desired(unread), [], OPTIONS)
+    assert only(result).action == "create"
+    (notice,) = result.notices
+    assert (notice.kind, notice.source, notice.id) == ("cannot_compare", "Blog", None)
+    assert notice.detail.startswith("password, request_handshake not available to this plan")
+
+
+def test_editing_a_patchs_writes_leaves_the_desired_state_and_the_next_plan_alone() -> None:
+    # A patch's lists and maps are its own: a caller that edits a write in place changes
+    # neither the loaded state nor a later plan made from it.
+    live = live_of(s3_spec())
+    state = desired(s3_spec(subdomains=("acme-products", "acme-more"), default_params={"q": 75}))
+    (write,) = only(plan(state, [live], OPTIONS)).writes
+    sent = json.loads(json.dumps(write))
+    deployment = write["deployment"]
+    assert isinstance(deployment, dict)
+    subdomains, params = deployment["imgix_subdomains"], deployment["default_params"]
+    assert isinstance(subdomains, list) and isinstance(params, dict)
+    subdomains.append("acme-intruder")
+    params["dpr"] = 2
+    assert state.sources[0].deployment.managed()["imgix_subdomains"] == [
+        "acme-products",
+        "acme-more",
+    ]
+    assert only(plan(state, [live], OPTIONS)).writes == [sent]
+
+
+def test_subdomains_on_two_live_sources_ask_for_an_id_after_one_no_source_holds() -> None:
+    spec = s3_spec(subdomains=("acme-unheld", "one", "two"))
+    first = live_of(s3_spec(subdomains=("one",)), ID_A)
+    second = live_of(s3_spec(subdomains=("two",)), ID_B)
+    with pytest.raises(PlanError, match=r'"Product images".*2 live sources.*add `id:`') as info:
+        plan(desired(spec), [first, second], OPTIONS)
+    assert info.value.spec_indices == (0,)
+
+
+def test_an_unknown_id_is_located_at_the_source_that_pins_it() -> None:
+    # The CLI points at the file's line of the source the error names.
+    wanted = desired(s3_spec("Known", ("acme-known",)), s3_spec("Pinned", ("acme-p",), id=ID_C))
+    with pytest.raises(PlanError, match=f'"Pinned": no live source has id {ID_C}') as info:
+        plan(wanted, [live_of(s3_spec("Known", ("acme-known",)))], OPTIONS)
+    assert info.value.spec_indices == (1,)
+
+
+def test_an_ignored_hostname_field_the_listing_omits_claims_nothing() -> None:
+    live = live_of(s3_spec("Mine", ("mine",)), ID_A)
+    listed = {k: v for k, v in live.deployment.items() if k != "custom_domains"}
+    live = live.model_copy(update={"deployment": listed})
+    spec = s3_spec("Mine", ("mine", "more"), ignore_changes=["deployment.custom_domains"])
+    action = only(plan(desired(spec), [live], OPTIONS))
+    assert paths(action) == ["deployment.imgix_subdomains"] and action.depends_on == []
+
+
+def test_the_live_sources_a_spec_could_describe_are_listed_by_name_then_id() -> None:
+    spec = s3_spec(subdomains=("one", "two", "three"))
+    zed = live_of(s3_spec("Zed", ("one",)), ID_A)
+    abe = live_of(s3_spec("Abe", ("two",)), ID_B)
+    unnamed = live_of(s3_spec("Unnamed", ("three",)), ID_C).model_copy(update={"name": None})
+    with pytest.raises(PlanError) as info:
+        plan(desired(spec), [zed, abe, unnamed], OPTIONS)
+    listed = f'({ID_C}), "Abe" ({ID_B}), "Zed" ({ID_A})'
+    assert f"belong to 3 live sources ({listed}); add `id:`" in str(info.value)
+
+
+def test_possible_renames_name_the_unmanaged_sources_in_name_order() -> None:
+    zed = live_of(s3_spec("Zed", ("acme-z",)), ID_A)
+    abe = live_of(s3_spec("Abe", ("acme-a",)), ID_B)
+    result = plan(desired(s3_spec("Products", ("acme-new",))), [zed, abe], OPTIONS)
+    assert [notice.kind for notice in result.notices] == ["possible_rename"] * 2
+    assert [f"`id: {ID_B}`" in n.detail for n in result.notices] == [True, False]
+    assert f'"Zed" ({ID_A})' in result.notices[1].detail
+
+
+def test_a_cycle_names_the_first_of_the_hostnames_one_source_claims_from_another() -> None:
+    first = live_of(s3_spec("First", ("x1", "x2")), ID_A)
+    second = live_of(s3_spec("Second", ("y",)), ID_B)
+    specs = desired(s3_spec("First", ("y",), id=ID_A), s3_spec("Second", ("x1", "x2"), id=ID_B))
+    with pytest.raises(PlanError, match="cycle") as info:
+        plan(specs, [first, second], OPTIONS)
+    assert '"Second" claims x1 from "First"' in str(info.value)
