@@ -2110,6 +2110,37 @@ def test_an_output_file_cut_short_by_the_disk_is_exit_1_in_one_line(
     assert done.stderr == "error: cannot write the output: File too large\n"
 
 
+@pytest.mark.parametrize("unbuffered", ["1", None], ids=["PYTHONUNBUFFERED=1", "buffered"])
+@pytest.mark.parametrize(
+    ("command", "fixture", "code", "printed"),
+    [
+        (["validate", "--no-resolve"], "valid_minimal.yaml", 0, ""),
+        (["validate", "--no-resolve"], "invalid_cache_ttl.yaml", 1, ""),
+        (["plan", "--emulator", "--detailed-exitcode"], "valid_minimal.yaml", 2, "Plan: 1"),
+        (["apply", "--emulator", "--auto-approve"], "valid_minimal.yaml", 0, "Apply: 1 applied"),
+    ],
+    ids=["validate valid", "validate invalid", "plan", "apply"],
+)
+def test_a_command_whose_log_cannot_be_written_still_exits_by_what_it_did(
+    command: list[str], fixture: str, code: int, printed: str, unbuffered: str | None
+) -> None:
+    # `2> job.log` on a full disk: stderr is the log, and losing it changed the outcome.
+    # A valid file, a plan of changes and an apply that wrote everything exited 120
+    # ("Exception ignored" at exit) or 1 (unbuffered), as if they had failed.
+    path = Path(__file__).parent / "fixtures" / fixture
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [sys.executable, "-m", "reconciler", command[0], path, *command[1:]],
+            stdout=subprocess.PIPE,
+            stderr=full,
+            text=True,
+            env=child_env({"PYTHONUNBUFFERED": unbuffered}),
+            timeout=60,
+        )
+    assert done.returncode == code, done.stdout
+    assert printed in done.stdout
+
+
 @pytest.mark.parametrize("encoding", ["ascii", "latin-1"])
 def test_an_output_encoding_short_of_a_names_characters_shows_them_escaped(
     tmp_path: Path, encoding: str
