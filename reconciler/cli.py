@@ -15,6 +15,7 @@ import gc
 import io
 import os
 import re
+import select
 import stat
 import sys
 import time
@@ -147,7 +148,12 @@ class _WholeWrites(io.RawIOBase):
         written = 0
         try:
             while written < len(view):
-                written += os.write(self._descriptor, view[written:])
+                try:
+                    written += os.write(self._descriptor, view[written:])
+                except BlockingIOError:
+                    # Left O_NONBLOCK by another program sharing it (node, a log streamer):
+                    # wait for the reader as a blocking write would.
+                    select.select([], [self._descriptor], [])
         except OSError:
             self._failed = True
             if self._raises:
