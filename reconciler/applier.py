@@ -359,6 +359,7 @@ async def apply_plan(
     elif listing is None:
         listing = Listing((), clock())
     seen = {source.id: source for source in listing.sources}
+    holders = _Holders(api)
 
     done: dict[str, asyncio.Event] = {a.key: asyncio.Event() for a in plan.actions}
     results: dict[str, ActionResult] = {}
@@ -385,7 +386,7 @@ async def apply_plan(
                 sent = bodies[action.key].writes
                 listed = seen.get(action.id)
                 reread = _Reread(action, api, listed, listing.at, clock, reread_after, sent)
-            result, made, cut = await _execute(action, bodies[action.key], api, reread)
+            result, made, cut = await _execute(action, bodies[action.key], api, reread, holders)
             writes += made
             cut_short = cut_short or cut
         results[action.key] = result
@@ -497,7 +498,11 @@ def _named_paths(paths: Sequence[str]) -> str:
 
 
 async def _execute(
-    action: Action, sending: _Sending, api: SourcesApi, reread: _Reread | None = None
+    action: Action,
+    sending: _Sending,
+    api: SourcesApi,
+    reread: _Reread | None = None,
+    holders: _Holders | None = None,
 ) -> tuple[ActionResult, int, bool]:
     """Send one action's writes in order: the result, the number of writes made, and whether
     a stop cut it between them."""
@@ -532,7 +537,8 @@ async def _execute(
         return _result(action, "failed", source_id, message), writes, True
     except Exception as error:  # one failed action must not stop the others
         if source_id is None and writes == 0 and _hostname_taken(error):
-            made = await _made_meanwhile(action, sending.writes, api)
+            holders = holders or _Holders(api)
+            made = await _made_meanwhile(action, sending.writes, holders)
             if made is not None:
                 return _result(action, "in effect", made), 0, False
         message = redact.scrub(str(error)) or type(error).__name__
@@ -547,8 +553,25 @@ def _hostname_taken(error: Exception) -> bool:
     return isinstance(error, ApiError) and error.status in HOSTNAME_TAKEN_STATUSES
 
 
+class _Holders:
+    """The sources listed once a create was refused its hostname, shared by the creates
+    refused alike: listed again only for a hostname the last listing does not show."""
+
+    def __init__(self, api: SourcesApi) -> None:
+        self._api = api
+        self._lock = asyncio.Lock()
+        self._listed: Sequence[LiveSource] | None = None
+
+    async def holding(self, hostname: str) -> Sequence[LiveSource]:
+        async with self._lock:
+            listed = self._listed
+            if listed is None or not any(hostname in s.hostnames for s in listed):
+                listed = self._listed = await self._api.list_sources()
+            return listed
+
+
 async def _made_meanwhile(
-    action: Action, sending: Sequence[Mapping[str, Any]], api: SourcesApi
+    action: Action, sending: Sequence[Mapping[str, Any]], holders: _Holders
 ) -> str | None:
     """The id of the source a refused create's hostnames name, if it is what the create makes.
 
@@ -557,15 +580,18 @@ async def _made_meanwhile(
     the source the first made. That source, marker and secrets' fingerprints alike, is
     the create in effect; any other keeps the refusal.
     """
+    claimed = sorted(_claimed_hostnames(action))
+    if not claimed:
+        return None
     try:
-        live = await api.list_sources()
+        live = await holders.holding(claimed[0])
     except Exception:  # the refusal stands, and is what the report says
         return None
     by_id = {source.id: source for source in live}
     owner = {host: source.id for source in live for host in source.hostnames}
     if not _in_effect(action, by_id, owner, sending):
         return None
-    return owner[sorted(_claimed_hostnames(action))[0]]
+    return owner[claimed[0]]
 
 
 def _result(

@@ -15,12 +15,13 @@ import gc
 import io
 import os
 import re
+import select
 import stat
 import sys
 import time
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO, TypeVar
 
 import click
 
@@ -91,7 +92,7 @@ class CommandGroup(click.Group):
             with contextlib.suppress(OSError, AttributeError):
                 click.echo("error: cannot write the output: standard output is closed", err=True)
             sys.exit(EXIT_ERROR)
-        _write_stdout_whole()
+        _write_whole()
         try:
             result = super().main(*args, **kwargs)
         except click.ClickException as error:
@@ -114,19 +115,21 @@ class CommandGroup(click.Group):
 
 
 class _WholeWrites(io.RawIOBase):
-    """Standard output's descriptor: each write goes out whole or fails, once, for good.
+    """A standard stream's descriptor: each write goes out whole or fails, once, for good.
 
     A nearly full disk (or a file size limit) takes the first part of a write and refuses
-    the rest. Python's unbuffered stdout (`PYTHONUNBUFFERED`, set in many CI images)
-    dropped the rest without a word, a plan cut short and exit 0; a buffered one kept it
-    to fail again at exit, which then printed "Exception ignored" and exited 120. Here the
-    rest is written until the refusal, which is raised (the command exits 1 saying so),
-    and later writes go nowhere: the output is known to be incomplete.
+    the rest. Python's unbuffered streams (`PYTHONUNBUFFERED`, set in many CI images)
+    dropped the rest without a word, a plan cut short and exit 0; buffered ones kept it to
+    fail again at exit, which then printed "Exception ignored" and exited 120. Here the
+    rest is written until the refusal, which stdout raises (the command exits 1 saying
+    so) and stderr drops: it is the log, and a log that cannot be written must not turn a
+    valid file or a complete apply into a failure. Later writes go nowhere.
     """
 
-    def __init__(self, descriptor: int) -> None:
+    def __init__(self, descriptor: int, *, raises: bool) -> None:
         super().__init__()
         self._descriptor = descriptor
+        self._raises = raises
         self._failed = False
 
     def writable(self) -> bool:
@@ -145,29 +148,40 @@ class _WholeWrites(io.RawIOBase):
         written = 0
         try:
             while written < len(view):
-                written += os.write(self._descriptor, view[written:])
+                try:
+                    written += os.write(self._descriptor, view[written:])
+                except BlockingIOError:
+                    # Left O_NONBLOCK by another program sharing it (node, a log streamer):
+                    # wait for the reader as a blocking write would.
+                    select.select([], [self._descriptor], [])
         except OSError:
             self._failed = True
-            raise
+            if self._raises:
+                raise
         return len(view)
 
 
-def _write_stdout_whole() -> None:
-    """Put `_WholeWrites` under the process's own stdout, its text settings kept."""
-    stream = sys.stdout
+def _write_whole() -> None:
+    """Put `_WholeWrites` under the process's own stdout and stderr."""
     # Only the CLI's own process: a caller of `main` (a test runner) keeps its streams.
-    if not _own_process or stream is not sys.__stdout__ or not isinstance(stream, io.TextIOWrapper):
-        return
+    if _own_process:
+        sys.stdout = _whole(sys.stdout, sys.__stdout__, raises=True)
+        sys.stderr = _whole(sys.stderr, sys.__stderr__, raises=False)
+
+
+def _whole(stream: TextIO, original: TextIO | None, *, raises: bool) -> TextIO:
+    """`stream` over `_WholeWrites`, its text settings kept; as it is if not the original."""
+    if stream is not original or not isinstance(stream, io.TextIOWrapper):
+        return stream
     try:
         descriptor = stream.fileno()
         stream.flush()
     except (OSError, ValueError):
-        return
-    raw = _WholeWrites(descriptor)
-    binary: io.RawIOBase | io.BufferedWriter = (
-        raw if isinstance(stream.buffer, io.RawIOBase) else io.BufferedWriter(raw)
-    )
-    sys.stdout = io.TextIOWrapper(
+        return stream
+    raw = _WholeWrites(descriptor, raises=raises)
+    # Unbuffered (`PYTHONUNBUFFERED`) as it was: the raw descriptor under the text.
+    binary: Any = raw if isinstance(stream.buffer, io.RawIOBase) else io.BufferedWriter(raw)
+    return io.TextIOWrapper(
         binary,
         encoding=stream.encoding,
         errors=stream.errors,

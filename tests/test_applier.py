@@ -923,6 +923,32 @@ def test_a_create_another_run_of_the_plan_made_first_is_in_effect_not_failed(
     assert "acme-products is already in use" in str(third.results[0].error)
 
 
+def test_creates_another_run_made_first_are_found_in_one_listing_not_one_each(
+    emulator_store: SourceStore, fake_clock: FakeClock, tmp_path: Path
+) -> None:
+    # Each refused create listed the whole account again: 50 of them in an account of
+    # thousands of sources are minutes of reads at 4 requests/s.
+    (tmp_path / "sources.yaml").write_text(
+        "version: 1\nsources:\n"
+        + "".join(
+            STAMP_YAML.split("sources:\n")[1]
+            .replace("Products", f"Products {n}")
+            .replace("acme-products", f"acme-products-{n}")
+            for n in range(3)
+        )
+    )
+    desired = load([tmp_path / "sources.yaml"], environ={"APPLIER_SECRET": SECRET}).state
+    planned = plan(desired, [], PlanOptions(fingerprint_key=b"key"))
+    assert run(emulator_store, fake_clock, planned, fingerprint_key=b"key").ok
+    emulator_store.request_log.clear()
+
+    second = run(emulator_store, fake_clock, planned, fingerprint_key=b"key")
+
+    assert [r.outcome for r in second.results] == ["in effect"] * 3
+    listings = [r for r in emulator_store.request_log if r.method == "GET"]
+    assert len(listings) == 1
+
+
 def test_hostnames_the_api_lists_in_another_order_are_still_in_effect(
     emulator_store: SourceStore, fake_clock: FakeClock
 ) -> None:

@@ -2110,6 +2110,84 @@ def test_an_output_file_cut_short_by_the_disk_is_exit_1_in_one_line(
     assert done.stderr == "error: cannot write the output: File too large\n"
 
 
+@pytest.mark.parametrize("unbuffered", ["1", None], ids=["PYTHONUNBUFFERED=1", "buffered"])
+def test_a_plan_to_a_pipe_left_non_blocking_waits_for_its_reader(
+    tmp_path: Path, unbuffered: str | None
+) -> None:
+    # Another program of the job (node, a log streamer) may leave a shared pipe
+    # O_NONBLOCK: once the reader fell 64 KiB behind, a plan ended in "error: Resource
+    # temporarily unavailable", exit 1.
+    import fcntl
+    import termios
+
+    sources = tmp_path / "sources.yaml"
+    sources.write_text(
+        "version: 1\nsources:\n"
+        + "".join(
+            f"  - name: Site {n}\n    deployment:\n      type: webfolder\n"
+            f"      imgix_subdomains: [site-{n}]\n"
+            f"      webfolder_base_url: https://site-{n}.example/\n"
+            for n in range(200)
+        )
+    )
+    reader, writer = os.pipe()
+    fcntl.fcntl(writer, fcntl.F_SETFL, fcntl.fcntl(writer, fcntl.F_GETFL) | os.O_NONBLOCK)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "reconciler", "plan", sources, "--emulator", "--format", "json"],
+        stdout=writer,
+        stderr=subprocess.PIPE,
+        env=child_env({"PYTHONUNBUFFERED": unbuffered}),
+    )
+    os.close(writer)
+
+    def waiting() -> int:
+        return int.from_bytes(fcntl.ioctl(reader, termios.FIONREAD, b"\0\0\0\0"), "little")
+
+    # The reader falls behind: nothing is read until the pipe is full (or the plan ended).
+    for _ in range(6000):
+        if waiting() >= 65536:
+            break
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.wait(timeout=0.01)
+            break
+    with os.fdopen(reader, "rb") as pipe:
+        document = pipe.read()
+    _, errors = child.communicate(timeout=60)
+    assert child.returncode == 0, errors
+    assert len(json.loads(document)["actions"]) == 200
+
+
+@pytest.mark.parametrize("unbuffered", ["1", None], ids=["PYTHONUNBUFFERED=1", "buffered"])
+@pytest.mark.parametrize(
+    ("command", "fixture", "code", "printed"),
+    [
+        (["validate", "--no-resolve"], "valid_minimal.yaml", 0, ""),
+        (["validate", "--no-resolve"], "invalid_cache_ttl.yaml", 1, ""),
+        (["plan", "--emulator", "--detailed-exitcode"], "valid_minimal.yaml", 2, "Plan: 1"),
+        (["apply", "--emulator", "--auto-approve"], "valid_minimal.yaml", 0, "Apply: 1 applied"),
+    ],
+    ids=["validate valid", "validate invalid", "plan", "apply"],
+)
+def test_a_command_whose_log_cannot_be_written_still_exits_by_what_it_did(
+    command: list[str], fixture: str, code: int, printed: str, unbuffered: str | None
+) -> None:
+    # `2> job.log` on a full disk: stderr is the log, and losing it changed the outcome.
+    # A valid file, a plan of changes and an apply that wrote everything exited 120
+    # ("Exception ignored" at exit) or 1 (unbuffered), as if they had failed.
+    path = Path(__file__).parent / "fixtures" / fixture
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [sys.executable, "-m", "reconciler", command[0], path, *command[1:]],
+            stdout=subprocess.PIPE,
+            stderr=full,
+            text=True,
+            env=child_env({"PYTHONUNBUFFERED": unbuffered}),
+            timeout=60,
+        )
+    assert done.returncode == code, done.stdout
+    assert printed in done.stdout
+
+
 @pytest.mark.parametrize("encoding", ["ascii", "latin-1"])
 def test_an_output_encoding_short_of_a_names_characters_shows_them_escaped(
     tmp_path: Path, encoding: str

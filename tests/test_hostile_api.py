@@ -661,6 +661,7 @@ def tls_server(certificate: Path, key: Path) -> Iterator[tuple[int, list[int]]]:
     try:
         yield listener.getsockname()[1], handshakes
     finally:
+        listener.shutdown(socket.SHUT_RDWR)  # wakes the accept: close alone does not
         listener.close()
         thread.join(timeout=5)
 
