@@ -20,6 +20,7 @@ digest a merged pull request's comment recorded, and what is left of a reviewed 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -95,9 +96,12 @@ def announce_secret(value: str, *, stream: TextIO | None = None) -> None:
         return
     out = stream or _real_stderr()
     lines = [value, *(line for line in value.splitlines() if line.strip() and line != value)]
-    for line in lines:
-        out.write(f"::add-mask::{command_data(line)}\n")
-    out.flush()
+    # A log that cannot be written (stderr on a full disk) shows nothing to mask, and must
+    # not fail the run: the outputs mask the value themselves.
+    with contextlib.suppress(OSError):
+        for line in lines:
+            out.write(f"::add-mask::{command_data(line)}\n")
+        out.flush()
 
 
 def error_annotation(error: LocatedError) -> str:

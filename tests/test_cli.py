@@ -2188,6 +2188,26 @@ def test_a_command_whose_log_cannot_be_written_still_exits_by_what_it_did(
     assert printed in done.stdout
 
 
+@pytest.mark.parametrize("unbuffered", ["1", None], ids=["PYTHONUNBUFFERED=1", "buffered"])
+def test_a_plan_under_github_actions_whose_log_cannot_be_written_still_prints_the_plan(
+    unbuffered: str | None,
+) -> None:
+    # Under GitHub Actions each secret read is announced (`::add-mask::`) on the log before
+    # any output: on a full disk that announcement failed the run, exit 1 and no plan.
+    examples = Path(__file__).parent.parent / "examples" / "sources.yaml"
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [sys.executable, "-m", "reconciler", "plan", examples, "--emulator"],
+            stdout=subprocess.PIPE,
+            stderr=full,
+            text=True,
+            env=child_env({"GITHUB_ACTIONS": "true", "PYTHONUNBUFFERED": unbuffered}),
+            timeout=60,
+        )
+    assert done.returncode == 0, done.stdout
+    assert "Plan: " in done.stdout
+
+
 @pytest.mark.parametrize("encoding", ["ascii", "latin-1"])
 def test_an_output_encoding_short_of_a_names_characters_shows_them_escaped(
     tmp_path: Path, encoding: str
