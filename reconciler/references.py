@@ -194,6 +194,11 @@ def _environment(name: str, environ: Mapping[str, str]) -> str:
     return value
 
 
+# How a file tracked by Git LFS reads in a checkout that did not fetch its content (the
+# default of actions/checkout): https://github.com/git-lfs/git-lfs/blob/main/docs/spec.md
+LFS_POINTER_START = "version https://git-lfs.github.com/spec/"
+
+
 def _file(path: str, shown: str) -> str:
     if not os.path.isabs(path) or os.path.realpath(path) != path:
         # A locator is a checked real path: anything else was edited or swapped since.
@@ -212,6 +217,11 @@ def _file(path: str, shown: str) -> str:
     value = value.rstrip("\r\n")
     if not value:
         raise MissingReference(f"file {shown} is empty")
+    if value.startswith(LFS_POINTER_START):
+        raise UnreadableReference(
+            f"cannot read {shown}: it is a Git LFS pointer, not the file's content: fetch the "
+            "LFS files first (actions/checkout with `lfs: true`, or `git lfs pull`)"
+        )
     return value
 
 

@@ -180,6 +180,23 @@ def test_a_trailing_newline_is_not_part_of_a_file_value(tmp_path: Path) -> None:
     assert read(tmp_path, "v.txt") == "value-with-newline"
 
 
+def test_a_git_lfs_pointer_is_refused_as_such_not_sent_as_the_value(tmp_path: Path) -> None:
+    # actions/checkout fetches no LFS content unless `lfs: true`: a file tracked by LFS is
+    # then its pointer, which would have been sent as the password or annotation.
+    pointer = (
+        "version https://git-lfs.github.com/spec/v1\n"
+        "oid sha256:4d7a214614ab2935c943f9e0ff69d22eadbb8f32b1258daaa5e2ca24d17e2393\n"
+        "size 12345\n"
+    )
+    (tmp_path / "cert.pem").write_text(pointer)
+    with pytest.raises(UnreadableReference) as refused:
+        read(tmp_path, "cert.pem")
+    assert str(refused.value) == (
+        "cannot read cert.pem: it is a Git LFS pointer, not the file's content: fetch the "
+        "LFS files first (actions/checkout with `lfs: true`, or `git lfs pull`)"
+    )
+
+
 def test_schema_fragment_accepts_exactly_one_kind() -> None:
     fragment = references.schema("Reference", "A reference.")
     assert [list(choice["properties"]) for choice in fragment["oneOf"]] == [["env"], ["file"]]
