@@ -209,6 +209,21 @@ def test_action_key_is_the_id_or_the_first_new_subdomain() -> None:
     assert create().model_copy(update={"id": "a" * 24}).key == "a" * 24
 
 
+@pytest.mark.parametrize(
+    "writes",
+    [
+        [],
+        [{"name": "New"}],
+        [{"deployment": {"imgix_subdomains": []}}],
+        [{"deployment": {"imgix_subdomains": "new-one"}}],
+    ],
+)
+def test_a_new_source_whose_writes_name_no_subdomain_is_keyed_by_its_name(
+    writes: list[dict[str, Any]],
+) -> None:
+    assert create().model_copy(update={"writes": writes}).key == "new:New"
+
+
 FORK_YAML = """\
 version: 1
 sources:
@@ -271,6 +286,27 @@ def test_write_cost_counts_every_request_an_apply_sends() -> None:
     )
 
     assert (cost.creates, cost.updates) == (1, 2 + 1 + 2 + 1 + 2 + 1)
+
+
+def test_the_record_patch_is_counted_only_for_an_action_that_leaves_the_source_enabled() -> None:
+    # Counted one action at a time: in a total, one action counted wrongly one way and
+    # another the other way add up to the right number.
+    def updates(*writes: dict[str, Any]) -> int:
+        return write_cost(
+            [patch(list(writes), record=True)], creates_per_hour=None, updates_per_hour=None
+        ).updates
+
+    assert updates({"deployment": {"password": {"secret": {"env": "P"}}}}) == 1 + 1
+    assert updates({"enabled": True, "name": "x"}, {"name": "y"}) == 2 + 1
+    assert updates({"enabled": False}) == 1  # disabled throughout: the applier cannot record
+    assert updates({"enabled": False}, {"name": "y"}) == 2  # still disabled
+    assert updates({"enabled": False}, {"enabled": True}) == 2 + 1
+
+
+def test_a_plan_that_writes_nothing_takes_no_time() -> None:
+    for budget in (None, 1, 60):
+        cost = write_cost([], creates_per_hour=budget, updates_per_hour=budget)
+        assert (cost.creates, cost.updates, cost.seconds) == (0, 0, 0)
 
 
 def test_write_cost_time_is_the_hourly_batches_beyond_a_fresh_budget() -> None:
