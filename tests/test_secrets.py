@@ -280,6 +280,9 @@ def test_recording_adds_hashes_of_the_returned_encrypted_values_to_the_marker() 
 def test_no_recording_for_a_secret_the_reconciler_did_not_send() -> None:
     never_sent = Marker({"password": UNKNOWN})
     assert recorded_encrypted(never_sent, _webfolder_live("", "ciphertext-1")) is None
+    # Not in the marker at all (a password set on the dashboard, not in the file): its
+    # `*_encrypted` value is not ours to record either.
+    assert recorded_encrypted(Marker({}, owner="acme/web"), _webfolder_live("", "c-1")) is None
     unknown_type = {**_webfolder_live("", "ciphertext-1"), "type": "ftp"}
     assert recorded_encrypted(Marker({"password": "ab" * 16}), unknown_type) is None
 
