@@ -450,3 +450,23 @@ def test_the_blast_radius_is_exceeded_past_both_the_share_and_the_count() -> Non
     assert not exceeded(3, 10, 0.3, 1)  # at the share, not past it
     assert not exceeded(4, 10, 0.3, 5)  # past the share, under the count
     assert exceeded(5, 10, 0.3, 5)  # at the count
+
+
+def test_each_text_shown_in_place_of_a_value_is_a_distinct_parenthesised_marker() -> None:
+    # A reviewer tells them from values by their parentheses (an API value such as "" or
+    # "x" would pass for a marker otherwise), and one from another by their words.
+    from reconciler import plan as plan_module
+
+    markers = [
+        plan_module.WRITE_ONLY,
+        plan_module.WILL_BE_SENT,
+        plan_module.CANNOT_COMPARE,
+        plan_module.NOT_RETURNED,
+        plan_module.MARKER_WRITTEN,
+        plan_module.HIDDEN,
+        plan_module.NOT_SET,
+        plan_module.REMOVED,
+    ]
+    assert len(set(markers)) == len(markers)
+    for marker in markers:
+        assert marker.startswith("(") and marker.endswith(")") and len(marker) > len("()")
