@@ -72,3 +72,10 @@ def test_a_marker_cannot_be_changed_once_made() -> None:
     marker = Marker(owner="a")
     with pytest.raises(dataclasses.FrozenInstanceError):
         marker.owner = "b"  # type: ignore[misc]
+
+
+def test_the_tokens_are_read_in_any_order() -> None:
+    # A later version may order its tokens otherwise: a token after `pending.enabled=false`
+    # is read like one before it.
+    parsed = parse_annotation("[imgix-reconciler v1 pending.enabled=false fp.a=1 owner.name=o]")
+    assert parsed == (None, Marker(fingerprints={"a": "1"}, owner="o", pending_disable=True))
