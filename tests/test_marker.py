@@ -79,3 +79,12 @@ def test_the_tokens_are_read_in_any_order() -> None:
     # is read like one before it.
     parsed = parse_annotation("[imgix-reconciler v1 pending.enabled=false fp.a=1 owner.name=o]")
     assert parsed == (None, Marker(fingerprints={"a": "1"}, owner="o", pending_disable=True))
+    # Nor does a token that is no `kind.field=value` hide the ones after it.
+    parsed = parse_annotation("[imgix-reconciler v1 stray fp.a=1 x=y owner.name=o]")
+    assert parsed == (None, Marker(fingerprints={"a": "1"}, owner="o"))
+
+
+def test_text_written_against_the_marker_is_kept_whole() -> None:
+    # Edited by hand with no space before the marker: only a separating space is dropped.
+    assert parse_annotation("note[imgix-reconciler v1 fp.a=1]").text == "note"
+    assert parse_annotation("note\n[imgix-reconciler v1 fp.a=1]").text == "note\n"
