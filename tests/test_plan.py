@@ -470,3 +470,20 @@ def test_each_text_shown_in_place_of_a_value_is_a_distinct_parenthesised_marker(
     assert len(set(markers)) == len(markers)
     for marker in markers:
         assert marker.startswith("(") and marker.endswith(")") and len(marker) > len("()")
+
+
+def test_a_plan_cannot_be_changed_once_made() -> None:
+    # What `apply` acts on is what the MAC and digest were computed over: no part of a
+    # plan, shared between its views, may be edited in place.
+    import pydantic
+
+    golden = Plan.model_validate_json(GOLDEN_PLAN.read_text(encoding="utf-8"))
+    action = golden.actions[0]
+    for model, field, value in (
+        (golden, "api_url", "https://elsewhere.example"),
+        (action, "source", "Other"),
+        (action.changes[0], "after", "x"),
+        (golden.summary, "create", 9),
+    ):
+        with pytest.raises(pydantic.ValidationError, match="frozen"):
+            setattr(model, field, value)
