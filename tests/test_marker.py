@@ -72,3 +72,19 @@ def test_a_marker_cannot_be_changed_once_made() -> None:
     marker = Marker(owner="a")
     with pytest.raises(dataclasses.FrozenInstanceError):
         marker.owner = "b"  # type: ignore[misc]
+
+
+def test_the_tokens_are_read_in_any_order() -> None:
+    # A later version may order its tokens otherwise: a token after `pending.enabled=false`
+    # is read like one before it.
+    parsed = parse_annotation("[imgix-reconciler v1 pending.enabled=false fp.a=1 owner.name=o]")
+    assert parsed == (None, Marker(fingerprints={"a": "1"}, owner="o", pending_disable=True))
+    # Nor does a token that is no `kind.field=value` hide the ones after it.
+    parsed = parse_annotation("[imgix-reconciler v1 stray fp.a=1 x=y owner.name=o]")
+    assert parsed == (None, Marker(fingerprints={"a": "1"}, owner="o"))
+
+
+def test_text_written_against_the_marker_is_kept_whole() -> None:
+    # Edited by hand with no space before the marker: only a separating space is dropped.
+    assert parse_annotation("note[imgix-reconciler v1 fp.a=1]").text == "note"
+    assert parse_annotation("note\n[imgix-reconciler v1 fp.a=1]").text == "note\n"

@@ -209,6 +209,21 @@ def test_action_key_is_the_id_or_the_first_new_subdomain() -> None:
     assert create().model_copy(update={"id": "a" * 24}).key == "a" * 24
 
 
+@pytest.mark.parametrize(
+    "writes",
+    [
+        [],
+        [{"name": "New"}],
+        [{"deployment": {"imgix_subdomains": []}}],
+        [{"deployment": {"imgix_subdomains": "new-one"}}],
+    ],
+)
+def test_a_new_source_whose_writes_name_no_subdomain_is_keyed_by_its_name(
+    writes: list[dict[str, Any]],
+) -> None:
+    assert create().model_copy(update={"writes": writes}).key == "new:New"
+
+
 FORK_YAML = """\
 version: 1
 sources:
@@ -271,6 +286,27 @@ def test_write_cost_counts_every_request_an_apply_sends() -> None:
     )
 
     assert (cost.creates, cost.updates) == (1, 2 + 1 + 2 + 1 + 2 + 1)
+
+
+def test_the_record_patch_is_counted_only_for_an_action_that_leaves_the_source_enabled() -> None:
+    # Counted one action at a time: in a total, one action counted wrongly one way and
+    # another the other way add up to the right number.
+    def updates(*writes: dict[str, Any]) -> int:
+        return write_cost(
+            [patch(list(writes), record=True)], creates_per_hour=None, updates_per_hour=None
+        ).updates
+
+    assert updates({"deployment": {"password": {"secret": {"env": "P"}}}}) == 1 + 1
+    assert updates({"enabled": True, "name": "x"}, {"name": "y"}) == 2 + 1
+    assert updates({"enabled": False}) == 1  # disabled throughout: the applier cannot record
+    assert updates({"enabled": False}, {"name": "y"}) == 2  # still disabled
+    assert updates({"enabled": False}, {"enabled": True}) == 2 + 1
+
+
+def test_a_plan_that_writes_nothing_takes_no_time() -> None:
+    for budget in (None, 1, 60):
+        cost = write_cost([], creates_per_hour=budget, updates_per_hour=budget)
+        assert (cost.creates, cost.updates, cost.seconds) == (0, 0, 0)
 
 
 def test_write_cost_time_is_the_hourly_batches_beyond_a_fresh_budget() -> None:
@@ -414,3 +450,40 @@ def test_the_blast_radius_is_exceeded_past_both_the_share_and_the_count() -> Non
     assert not exceeded(3, 10, 0.3, 1)  # at the share, not past it
     assert not exceeded(4, 10, 0.3, 5)  # past the share, under the count
     assert exceeded(5, 10, 0.3, 5)  # at the count
+
+
+def test_each_text_shown_in_place_of_a_value_is_a_distinct_parenthesised_marker() -> None:
+    # A reviewer tells them from values by their parentheses (an API value such as "" or
+    # "x" would pass for a marker otherwise), and one from another by their words.
+    from reconciler import plan as plan_module
+
+    markers = [
+        plan_module.WRITE_ONLY,
+        plan_module.WILL_BE_SENT,
+        plan_module.CANNOT_COMPARE,
+        plan_module.NOT_RETURNED,
+        plan_module.MARKER_WRITTEN,
+        plan_module.HIDDEN,
+        plan_module.NOT_SET,
+        plan_module.REMOVED,
+    ]
+    assert len(set(markers)) == len(markers)
+    for marker in markers:
+        assert marker.startswith("(") and marker.endswith(")") and len(marker) > len("()")
+
+
+def test_a_plan_cannot_be_changed_once_made() -> None:
+    # What `apply` acts on is what the MAC and digest were computed over: no part of a
+    # plan, shared between its views, may be edited in place.
+    import pydantic
+
+    golden = Plan.model_validate_json(GOLDEN_PLAN.read_text(encoding="utf-8"))
+    action = golden.actions[0]
+    for model, field, value in (
+        (golden, "api_url", "https://elsewhere.example"),
+        (action, "source", "Other"),
+        (action.changes[0], "after", "x"),
+        (golden.summary, "create", 9),
+    ):
+        with pytest.raises(pydantic.ValidationError, match="frozen"):
+            setattr(model, field, value)

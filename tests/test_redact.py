@@ -334,3 +334,16 @@ def test_a_text_holding_a_value_short_of_its_first_or_last_character_is_left_alo
     for part in ("hole-secret-value", "whole-secret-valu"):
         assert redact.scrub(f"[{part}]") == f"[{part}]"
         assert not redact.holds(f"[{part}]")
+
+
+def test_a_value_is_masked_in_each_way_a_server_may_quote_it_in_a_url_or_form() -> None:
+    # A refused request echoed back: a path keeps "/" or not, a form body spells " " as "+";
+    # a value holding both a slash and a space has a different spelling in each.
+    from urllib.parse import quote, quote_plus
+
+    value = "sec/ret pass&word"
+    redact.register(value)
+    spellings = {quote(value, safe=""), quote(value, safe="/"), quote_plus(value, safe="")}
+    assert len(spellings) == 3
+    for spelled in spellings:
+        assert redact.scrub(f"GET /x?p={spelled} 400") == f"GET /x?p={redact.MASK} 400", spelled

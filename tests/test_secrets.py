@@ -280,6 +280,9 @@ def test_recording_adds_hashes_of_the_returned_encrypted_values_to_the_marker() 
 def test_no_recording_for_a_secret_the_reconciler_did_not_send() -> None:
     never_sent = Marker({"password": UNKNOWN})
     assert recorded_encrypted(never_sent, _webfolder_live("", "ciphertext-1")) is None
+    # Not in the marker at all (a password set on the dashboard, not in the file): its
+    # `*_encrypted` value is not ours to record either.
+    assert recorded_encrypted(Marker({}, owner="acme/web"), _webfolder_live("", "c-1")) is None
     unknown_type = {**_webfolder_live("", "ciphertext-1"), "type": "ftp"}
     assert recorded_encrypted(Marker({"password": "ab" * 16}), unknown_type) is None
 
@@ -436,6 +439,48 @@ def test_a_secret_removed_from_the_file_is_cleared_on_the_live_source(tmp_path: 
     ]
     assert action.writes[0]["deployment"]["password"] is None  # type: ignore[call-overload,index]
     assert again.actions == [] and not deployment.get("password_encrypted")
+
+
+def test_a_patch_that_keeps_a_web_secret_writes_a_marker_naming_the_owner_and_its_records(
+    tmp_path: Path,
+) -> None:
+    """The marker a patch writes is the whole record: the owner that claims the source and
+    the `*_encrypted` hash of a secret it does not send again (else drift goes unseen)."""
+    environ = {"BLOG_PASSWORD": "blog-password-value"}
+    owned = BLOG_YAML.replace("sources:", "owner: acme/web\nsources:")
+    changed = owned.replace("      username:", "      cache_ttl_value: 7200\n      username:")
+    store = unpaced_store()
+    options = PlanOptions(fingerprint_key=KEY)
+
+    def desired(text: str) -> Any:
+        (tmp_path / "sources.yaml").write_text(text)
+        return load([tmp_path / "sources.yaml"], environ=environ).state
+
+    async def scenario() -> tuple[Plan, dict[str, Any], Plan]:
+        async with client_of(store) as client:
+            resolver = SecretResolver(environ)
+            made = plan(desired(owned), await client.list_sources(), options)
+            assert (await apply_plan(made, client, resolver=resolver)).ok
+            patch = plan(desired(changed), await client.list_sources(), options)
+            assert (await apply_plan(patch, client, resolver=resolver)).ok
+            (live,) = await client.list_sources()
+            return (
+                patch,
+                live.deployment,
+                plan(desired(changed), await client.list_sources(), options),
+            )
+
+    patch, deployment, again = asyncio.run(scenario())
+    (action,) = patch.actions
+    assert [c.path for c in action.changes] == ["deployment.cache_ttl_value"]  # not the password
+    expected = Marker(
+        {"password": fingerprint(KEY, "password", "blog-password-value")},
+        {"password": encrypted_digest(deployment["password_encrypted"])},
+        owner="acme/web",
+    )
+    assert action.marker == expected
+    assert parse_annotation(deployment["annotation"]).marker == expected
+    assert again.actions == []
 
 
 def test_owner_token_round_trips_and_survives_restamping() -> None:
