@@ -38,7 +38,7 @@ from reconciler.plan import (
 )
 from reconciler.planner import PlanError, PlanOptions, plan
 from reconciler.rendering_params import param_text
-from reconciler.secrets import encrypted_digest, fingerprint
+from reconciler.secrets import UNKNOWN, encrypted_digest, fingerprint
 from reconciler.specs import DesiredState, SecretRef
 
 KEY = b"planner-test-key"
@@ -3306,3 +3306,46 @@ def test_a_cycle_names_the_first_of_the_hostnames_one_source_claims_from_another
     with pytest.raises(PlanError, match="cycle") as info:
         plan(specs, [first, second], OPTIONS)
     assert '"Second" claims x1 from "First"' in str(info.value)
+
+
+# ------------------------------------------------------------- mutation audit (planner.py)
+
+
+def test_a_marked_source_missing_a_secrets_fingerprint_is_still_to_adopt_when_it_differs() -> (
+    None
+):
+    # A marker that holds the secret with no fingerprint: the tool never sent its value.
+    marker = compose_annotation(None, Marker({"s3_secret_key": UNKNOWN}))
+    unrecorded = live_of(s3_spec(), deployment={"annotation": marker})
+    wanted = desired(s3_spec(cache_ttl_value=1800))
+    result = plan(wanted, [unrecorded], OPTIONS)
+    assert result.adoption is not None
+    assert [(s.id, s.name) for s in result.adoption.sources] == [(ID_A, "Product images")]
+    assert "deployment.s3_secret_key" not in paths(only(result))
+    adopted = only(plan(wanted, [unrecorded], ADOPTING))
+    assert Change(
+        path="deployment.s3_secret_key", before=WRITE_ONLY, after=WILL_BE_SENT
+    ) in adopted.changes
+
+
+def test_a_plan_carries_the_api_it_was_made_for_and_the_cost_of_its_writes() -> None:
+    options = PlanOptions(
+        fingerprint_key=KEY, api_url="https://api.example.test", updates_per_hour=None
+    )
+    live = live_of(s3_spec("Kept", ("acme-kept",)), ID_A)
+    wanted = desired(s3_spec("Kept", ("acme-kept",), cache_ttl_value=1800), s3_spec())
+    result = plan(wanted, [live], options)
+    assert result.api_url == "https://api.example.test"
+    assert result.digest == compute_digest(result.actions, "https://api.example.test")
+    assert result.cost is not None
+    assert (result.cost.creates, result.cost.updates) == (1, 1)
+    assert (result.cost.creates_per_hour, result.cost.updates_per_hour) == (60, None)
+
+
+def test_disabling_a_source_of_no_owner_writes_only_enabled_and_claims_no_owner() -> None:
+    # A write of `enabled` alone cannot carry the marker: recording the owner would
+    # take a deployment write the file does not ask for.
+    unowned = live_of(s3_spec())
+    action = only(plan(state(s3_spec(enabled=False), owner="acme/infra"), [unowned], OPTIONS))
+    assert action.changes == [Change(path="enabled", before=True, after=False)]
+    assert action.writes == [{"enabled": False}]
