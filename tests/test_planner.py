@@ -3349,3 +3349,39 @@ def test_disabling_a_source_of_no_owner_writes_only_enabled_and_claims_no_owner(
     action = only(plan(state(s3_spec(enabled=False), owner="acme/infra"), [unowned], OPTIONS))
     assert action.changes == [Change(path="enabled", before=True, after=False)]
     assert action.writes == [{"enabled": False}]
+
+
+def test_a_type_change_clears_no_web_secret_of_the_old_type() -> None:
+    # The new type's deployment replaces the old one: the old password goes with it.
+    folder = webfolder_spec("Blog", ("acme-blog",), password=BLOG_PASSWORD)
+    live = live_of(folder, deployment={"password_encrypted": "ciphertext-1"})
+    proxy = {"name": "Blog", "deployment": {"type": "webproxy", "imgix_subdomains": ["acme-blog"]}}
+    action = only(plan(desired(proxy), [live], OPTIONS))
+    assert "deployment.type" in paths(action)
+    assert "deployment.password" not in paths(action)
+    deployment = action.writes[0]["deployment"]
+    assert isinstance(deployment, dict) and "password" not in deployment
+
+
+def test_a_rename_of_a_source_whose_enabled_is_unlisted_states_enabled_too() -> None:
+    # The rename is a write: a source the listing may show as disabled refuses it unless
+    # it also says `enabled`.
+    unlisted = live_of(s3_spec()).model_copy(update={"name": "Old name", "enabled": None})
+    action = only(plan(desired(s3_spec()), [unlisted], OPTIONS))
+    assert action.changes == [
+        Change(path="name", before="Old name", after="Product images"),
+        Change(path="enabled", before=NOT_RETURNED, after=True),
+    ]
+
+
+def test_a_deployment_change_or_an_enabling_of_a_source_of_no_owner_records_the_owner() -> None:
+    unowned = live_of(s3_spec())
+    owner = Change(path="owner", before=None, after="acme/infra")
+    changed = plan(state(s3_spec(cache_ttl_value=1800), owner="acme/infra"), [unowned], OPTIONS)
+    assert owner in only(changed).changes
+    disabled = unowned.model_copy(update={"enabled": False})
+    enabling = only(plan(state(s3_spec(), owner="acme/infra"), [disabled], OPTIONS))
+    assert paths(enabling) == ["enabled", "owner"]
+    assert owner in enabling.changes
+    annotation = as_sent(enabling, -1)["deployment"]["annotation"]  # type: ignore[index,call-overload]
+    assert parse_annotation(str(annotation)).marker.owner == "acme/infra"  # type: ignore[union-attr]
