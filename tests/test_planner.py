@@ -3349,6 +3349,9 @@ def test_disabling_a_source_of_no_owner_writes_only_enabled_and_claims_no_owner(
     action = only(plan(state(s3_spec(enabled=False), owner="acme/infra"), [unowned], OPTIONS))
     assert action.changes == [Change(path="enabled", before=True, after=False)]
     assert action.writes == [{"enabled": False}]
+    unlisted = unowned.model_copy(update={"enabled": None})
+    action = only(plan(state(s3_spec(enabled=False), owner="acme/infra"), [unlisted], OPTIONS))
+    assert action.changes == [Change(path="enabled", before=NOT_RETURNED, after=False)]
 
 
 def test_a_type_change_clears_no_web_secret_of_the_old_type() -> None:
@@ -3385,3 +3388,24 @@ def test_a_deployment_change_or_an_enabling_of_a_source_of_no_owner_records_the_
     assert owner in enabling.changes
     annotation = as_sent(enabling, -1)["deployment"]["annotation"]  # type: ignore[index,call-overload]
     assert parse_annotation(str(annotation)).marker.owner == "acme/infra"  # type: ignore[union-attr]
+
+
+def test_a_rename_alone_still_gives_the_marker_to_record_a_web_secrets_encrypted_value() -> None:
+    # The password was sent while the source was disabled: no `*_encrypted` value is
+    # recorded yet. The rename carries no annotation, but the applier records the value
+    # after it, and needs the marker to do so.
+    spec = webfolder_spec("Blog", ("acme-blog",), password=BLOG_PASSWORD)
+    live = live_of(spec, deployment={"password_encrypted": "ciphertext-1"})
+    renamed = live.model_copy(update={"name": "Old name"})
+    action = only(plan(desired(spec), [renamed], OPTIONS))
+    assert action.writes == [{"name": "Blog"}] and action.record_encrypted
+    assert action.marker == parse_annotation(str(live.deployment["annotation"])).marker
+
+
+def test_a_source_taken_over_counts_as_managed_in_the_blast_radius() -> None:
+    live = owned_live(s3_spec(), "other/repo")
+    take_over = PlanOptions(fingerprint_key=KEY, take_over=True)
+    result = plan(state(s3_spec(enabled=False), owner="acme/infra"), [live], take_over)
+    assert only(result).takes_over_from == "other/repo"
+    assert result.blast_radius is not None
+    assert (result.blast_radius.risky, result.blast_radius.managed) == (1, 1)
