@@ -2927,17 +2927,19 @@ def test_the_blast_radius_counts_only_risky_actions() -> None:
 
 
 def test_sources_of_one_name_are_listed_new_one_first_then_by_id() -> None:
-    # The file may name two sources alike: a new one (no id yet) sorts before a live one.
-    live = live_of(s3_spec("Twin", ("a",)), ID_A)
+    # The file may name two sources alike: a new one (no id yet) sorts before a live one,
+    # even one whose id sorts before any letter.
+    live_id = "0" * 24
+    live = live_of(s3_spec("Twin", ("a",)), live_id)
     wanted = desired(s3_spec("Twin", ("a",), secret=None), s3_spec("Twin", ("b",), secret=None))
     notices = plan(wanted, [live], OPTIONS).notices
-    assert [(n.source, n.id) for n in notices] == [("Twin", None), ("Twin", ID_A)]
+    assert [(n.source, n.id) for n in notices] == [("Twin", None), ("Twin", live_id)]
     observing = desired(
         s3_spec("Twin", ("a",), mode="observe", cache_ttl_value=1800),
         s3_spec("Twin", ("b",), mode="observe"),
     )
     observed = plan(observing, [live], OPTIONS).observed
-    assert [(o.action, o.id) for o in observed] == [("create", None), ("patch", ID_A)]
+    assert [(o.action, o.id) for o in observed] == [("create", None), ("patch", live_id)]
 
 
 # ------------------------------------------------------------- mutation audit (stop 30)
@@ -3409,3 +3411,10 @@ def test_a_source_taken_over_counts_as_managed_in_the_blast_radius() -> None:
     assert only(result).takes_over_from == "other/repo"
     assert result.blast_radius is not None
     assert (result.blast_radius.risky, result.blast_radius.managed) == (1, 1)
+
+
+def test_a_patch_releasing_hostnames_of_two_fields_names_the_risk_once() -> None:
+    live = live_of(s3_spec(subdomains=("one", "two"), custom_domains=["img.acme.example"]))
+    action = only(plan(desired(s3_spec(subdomains=("one",))), [live], OPTIONS))
+    assert paths(action) == ["deployment.custom_domains", "deployment.imgix_subdomains"]
+    assert action.risks == ["releases_hostnames"]
