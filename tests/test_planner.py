@@ -3313,9 +3313,7 @@ def test_a_cycle_names_the_first_of_the_hostnames_one_source_claims_from_another
 # ------------------------------------------------------------- mutation audit (planner.py)
 
 
-def test_a_marked_source_missing_a_secrets_fingerprint_is_still_to_adopt_when_it_differs() -> (
-    None
-):
+def test_a_marked_source_missing_a_secrets_fingerprint_is_still_to_adopt_when_it_differs() -> None:
     # A marker that holds the secret with no fingerprint: the tool never sent its value.
     marker = compose_annotation(None, Marker({"s3_secret_key": UNKNOWN}))
     unrecorded = live_of(s3_spec(), deployment={"annotation": marker})
@@ -3325,9 +3323,10 @@ def test_a_marked_source_missing_a_secrets_fingerprint_is_still_to_adopt_when_it
     assert [(s.id, s.name) for s in result.adoption.sources] == [(ID_A, "Product images")]
     assert "deployment.s3_secret_key" not in paths(only(result))
     adopted = only(plan(wanted, [unrecorded], ADOPTING))
-    assert Change(
-        path="deployment.s3_secret_key", before=WRITE_ONLY, after=WILL_BE_SENT
-    ) in adopted.changes
+    assert (
+        Change(path="deployment.s3_secret_key", before=WRITE_ONLY, after=WILL_BE_SENT)
+        in adopted.changes
+    )
 
 
 def test_a_plan_carries_the_api_it_was_made_for_and_the_cost_of_its_writes() -> None:
@@ -3418,3 +3417,30 @@ def test_a_patch_releasing_hostnames_of_two_fields_names_the_risk_once() -> None
     action = only(plan(desired(s3_spec(subdomains=("one",))), [live], OPTIONS))
     assert paths(action) == ["deployment.custom_domains", "deployment.imgix_subdomains"]
     assert action.risks == ["releases_hostnames"]
+
+
+def test_a_source_to_adopt_keeps_its_notice_of_a_secret_the_plan_cannot_read() -> None:
+    handshake = SecretRef("env", "BLOG_HANDSHAKE", "h" * 32)
+    spec = webfolder_spec(
+        "Blog", ("acme-blog",), password=BLOG_PASSWORD, request_handshake=handshake
+    )
+    recorded = parse_annotation(str(live_of(spec).deployment["annotation"])).marker
+    assert recorded is not None
+    # The password was never sent by the tool; the handshake was, but is unread now.
+    marker = replace(recorded, fingerprints={**recorded.fingerprints, "password": UNKNOWN})
+    live = live_of(spec, deployment={"annotation": compose_annotation(None, marker)})
+    unread = webfolder_spec(
+        "Blog", ("acme-blog",), password=BLOG_PASSWORD, request_handshake=handshake.with_value(None)
+    )
+    result = plan(desired(unread), [live], OPTIONS)
+    assert result.adoption is not None and [s.id for s in result.adoption.sources] == [ID_A]
+    assert [(n.kind, n.source, n.id) for n in result.notices] == [("cannot_compare", "Blog", ID_A)]
+    assert result.notices[0].detail.startswith("cannot compare request_handshake: ")
+
+
+def test_a_created_web_folder_with_a_password_records_its_encrypted_value() -> None:
+    # The create's response holds `password_encrypted`: the applier records it in the
+    # marker, so the next plan can tell a password changed in the dashboard.
+    spec = webfolder_spec("Blog", ("acme-blog",), password=BLOG_PASSWORD)
+    assert only(plan(desired(spec), [], OPTIONS)).record_encrypted
+    assert not only(plan(desired(s3_spec()), [], OPTIONS)).record_encrypted
