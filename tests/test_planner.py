@@ -3444,3 +3444,10 @@ def test_a_created_web_folder_with_a_password_records_its_encrypted_value() -> N
     spec = webfolder_spec("Blog", ("acme-blog",), password=BLOG_PASSWORD)
     assert only(plan(desired(spec), [], OPTIONS)).record_encrypted
     assert not only(plan(desired(s3_spec()), [], OPTIONS)).record_encrypted
+
+
+def test_a_target_typed_in_another_unicode_form_names_the_files_source() -> None:
+    composed, decomposed = "Caf\u00e9", "Cafe\u0301"
+    specs = desired(s3_spec(composed, ("cafe",)), s3_spec("Other", ("other",)))
+    options = PlanOptions(fingerprint_key=KEY, targets=frozenset({decomposed}))
+    assert [a.source for a in plan(specs, [], options).actions] == [composed]
