@@ -3451,3 +3451,19 @@ def test_a_target_typed_in_another_unicode_form_names_the_files_source() -> None
     specs = desired(s3_spec(composed, ("cafe",)), s3_spec("Other", ("other",)))
     options = PlanOptions(fingerprint_key=KEY, targets=frozenset({decomposed}))
     assert [a.source for a in plan(specs, [], options).actions] == [composed]
+
+
+def test_a_sources_unread_secret_is_noted_before_one_changed_outside() -> None:
+    handshake = SecretRef("env", "BLOG_HANDSHAKE", "h" * 32)
+    spec = webfolder_spec(
+        "Blog", ("acme-blog",), password=BLOG_PASSWORD, request_handshake=handshake
+    )
+    recorded = parse_annotation(str(live_of(spec).deployment["annotation"])).marker
+    assert recorded is not None
+    marker = replace(recorded, encrypted={"password": encrypted_digest("password-1")})
+    changed = {"annotation": compose_annotation(None, marker), "password_encrypted": "password-2"}
+    unread = webfolder_spec(
+        "Blog", ("acme-blog",), password=BLOG_PASSWORD, request_handshake=handshake.with_value(None)
+    )
+    result = plan(desired(unread), [live_of(spec, deployment=changed)], OPTIONS)
+    assert [n.kind for n in result.notices] == ["cannot_compare", "encrypted_changed"]
