@@ -38,7 +38,7 @@ from reconciler.plan import (
 )
 from reconciler.planner import PlanError, PlanOptions, plan
 from reconciler.rendering_params import param_text
-from reconciler.secrets import encrypted_digest, fingerprint
+from reconciler.secrets import UNKNOWN, encrypted_digest, fingerprint
 from reconciler.specs import DesiredState, SecretRef
 
 KEY = b"planner-test-key"
@@ -2927,17 +2927,19 @@ def test_the_blast_radius_counts_only_risky_actions() -> None:
 
 
 def test_sources_of_one_name_are_listed_new_one_first_then_by_id() -> None:
-    # The file may name two sources alike: a new one (no id yet) sorts before a live one.
-    live = live_of(s3_spec("Twin", ("a",)), ID_A)
+    # The file may name two sources alike: a new one (no id yet) sorts before a live one,
+    # even one whose id sorts before any letter.
+    live_id = "0" * 24
+    live = live_of(s3_spec("Twin", ("a",)), live_id)
     wanted = desired(s3_spec("Twin", ("a",), secret=None), s3_spec("Twin", ("b",), secret=None))
     notices = plan(wanted, [live], OPTIONS).notices
-    assert [(n.source, n.id) for n in notices] == [("Twin", None), ("Twin", ID_A)]
+    assert [(n.source, n.id) for n in notices] == [("Twin", None), ("Twin", live_id)]
     observing = desired(
         s3_spec("Twin", ("a",), mode="observe", cache_ttl_value=1800),
         s3_spec("Twin", ("b",), mode="observe"),
     )
     observed = plan(observing, [live], OPTIONS).observed
-    assert [(o.action, o.id) for o in observed] == [("create", None), ("patch", ID_A)]
+    assert [(o.action, o.id) for o in observed] == [("create", None), ("patch", live_id)]
 
 
 # ------------------------------------------------------------- mutation audit (stop 30)
@@ -3306,3 +3308,162 @@ def test_a_cycle_names_the_first_of_the_hostnames_one_source_claims_from_another
     with pytest.raises(PlanError, match="cycle") as info:
         plan(specs, [first, second], OPTIONS)
     assert '"Second" claims x1 from "First"' in str(info.value)
+
+
+# ------------------------------------------------------------- mutation audit (planner.py)
+
+
+def test_a_marked_source_missing_a_secrets_fingerprint_is_still_to_adopt_when_it_differs() -> None:
+    # A marker that holds the secret with no fingerprint: the tool never sent its value.
+    marker = compose_annotation(None, Marker({"s3_secret_key": UNKNOWN}))
+    unrecorded = live_of(s3_spec(), deployment={"annotation": marker})
+    wanted = desired(s3_spec(cache_ttl_value=1800))
+    result = plan(wanted, [unrecorded], OPTIONS)
+    assert result.adoption is not None
+    assert [(s.id, s.name) for s in result.adoption.sources] == [(ID_A, "Product images")]
+    assert "deployment.s3_secret_key" not in paths(only(result))
+    adopted = only(plan(wanted, [unrecorded], ADOPTING))
+    assert (
+        Change(path="deployment.s3_secret_key", before=WRITE_ONLY, after=WILL_BE_SENT)
+        in adopted.changes
+    )
+
+
+def test_a_plan_carries_the_api_it_was_made_for_and_the_cost_of_its_writes() -> None:
+    options = PlanOptions(
+        fingerprint_key=KEY, api_url="https://api.example.test", updates_per_hour=None
+    )
+    live = live_of(s3_spec("Kept", ("acme-kept",)), ID_A)
+    wanted = desired(s3_spec("Kept", ("acme-kept",), cache_ttl_value=1800), s3_spec())
+    result = plan(wanted, [live], options)
+    assert result.api_url == "https://api.example.test"
+    assert result.digest == compute_digest(result.actions, "https://api.example.test")
+    assert result.cost is not None
+    assert (result.cost.creates, result.cost.updates) == (1, 1)
+    assert (result.cost.creates_per_hour, result.cost.updates_per_hour) == (60, None)
+
+
+def test_disabling_a_source_of_no_owner_writes_only_enabled_and_claims_no_owner() -> None:
+    # A write of `enabled` alone cannot carry the marker: recording the owner would
+    # take a deployment write the file does not ask for.
+    unowned = live_of(s3_spec())
+    action = only(plan(state(s3_spec(enabled=False), owner="acme/infra"), [unowned], OPTIONS))
+    assert action.changes == [Change(path="enabled", before=True, after=False)]
+    assert action.writes == [{"enabled": False}]
+    unlisted = unowned.model_copy(update={"enabled": None})
+    action = only(plan(state(s3_spec(enabled=False), owner="acme/infra"), [unlisted], OPTIONS))
+    assert action.changes == [Change(path="enabled", before=NOT_RETURNED, after=False)]
+
+
+def test_a_type_change_clears_no_web_secret_of_the_old_type() -> None:
+    # The new type's deployment replaces the old one: the old password goes with it.
+    folder = webfolder_spec("Blog", ("acme-blog",), password=BLOG_PASSWORD)
+    live = live_of(folder, deployment={"password_encrypted": "ciphertext-1"})
+    proxy = {"name": "Blog", "deployment": {"type": "webproxy", "imgix_subdomains": ["acme-blog"]}}
+    action = only(plan(desired(proxy), [live], OPTIONS))
+    assert "deployment.type" in paths(action)
+    assert "deployment.password" not in paths(action)
+    deployment = action.writes[0]["deployment"]
+    assert isinstance(deployment, dict) and "password" not in deployment
+
+
+def test_a_rename_of_a_source_whose_enabled_is_unlisted_states_enabled_too() -> None:
+    # The rename is a write: a source the listing may show as disabled refuses it unless
+    # it also says `enabled`.
+    unlisted = live_of(s3_spec()).model_copy(update={"name": "Old name", "enabled": None})
+    action = only(plan(desired(s3_spec()), [unlisted], OPTIONS))
+    assert action.changes == [
+        Change(path="name", before="Old name", after="Product images"),
+        Change(path="enabled", before=NOT_RETURNED, after=True),
+    ]
+
+
+def test_a_deployment_change_or_an_enabling_of_a_source_of_no_owner_records_the_owner() -> None:
+    unowned = live_of(s3_spec())
+    owner = Change(path="owner", before=None, after="acme/infra")
+    changed = plan(state(s3_spec(cache_ttl_value=1800), owner="acme/infra"), [unowned], OPTIONS)
+    assert owner in only(changed).changes
+    disabled = unowned.model_copy(update={"enabled": False})
+    enabling = only(plan(state(s3_spec(), owner="acme/infra"), [disabled], OPTIONS))
+    assert paths(enabling) == ["enabled", "owner"]
+    assert owner in enabling.changes
+    annotation = as_sent(enabling, -1)["deployment"]["annotation"]  # type: ignore[index,call-overload]
+    assert parse_annotation(str(annotation)).marker.owner == "acme/infra"  # type: ignore[union-attr]
+
+
+def test_a_rename_alone_still_gives_the_marker_to_record_a_web_secrets_encrypted_value() -> None:
+    # The password was sent while the source was disabled: no `*_encrypted` value is
+    # recorded yet. The rename carries no annotation, but the applier records the value
+    # after it, and needs the marker to do so.
+    spec = webfolder_spec("Blog", ("acme-blog",), password=BLOG_PASSWORD)
+    live = live_of(spec, deployment={"password_encrypted": "ciphertext-1"})
+    renamed = live.model_copy(update={"name": "Old name"})
+    action = only(plan(desired(spec), [renamed], OPTIONS))
+    assert action.writes == [{"name": "Blog"}] and action.record_encrypted
+    assert action.marker == parse_annotation(str(live.deployment["annotation"])).marker
+
+
+def test_a_source_taken_over_counts_as_managed_in_the_blast_radius() -> None:
+    live = owned_live(s3_spec(), "other/repo")
+    take_over = PlanOptions(fingerprint_key=KEY, take_over=True)
+    result = plan(state(s3_spec(enabled=False), owner="acme/infra"), [live], take_over)
+    assert only(result).takes_over_from == "other/repo"
+    assert result.blast_radius is not None
+    assert (result.blast_radius.risky, result.blast_radius.managed) == (1, 1)
+
+
+def test_a_patch_releasing_hostnames_of_two_fields_names_the_risk_once() -> None:
+    live = live_of(s3_spec(subdomains=("one", "two"), custom_domains=["img.acme.example"]))
+    action = only(plan(desired(s3_spec(subdomains=("one",))), [live], OPTIONS))
+    assert paths(action) == ["deployment.custom_domains", "deployment.imgix_subdomains"]
+    assert action.risks == ["releases_hostnames"]
+
+
+def test_a_source_to_adopt_keeps_its_notice_of_a_secret_the_plan_cannot_read() -> None:
+    handshake = SecretRef("env", "BLOG_HANDSHAKE", "h" * 32)
+    spec = webfolder_spec(
+        "Blog", ("acme-blog",), password=BLOG_PASSWORD, request_handshake=handshake
+    )
+    recorded = parse_annotation(str(live_of(spec).deployment["annotation"])).marker
+    assert recorded is not None
+    # The password was never sent by the tool; the handshake was, but is unread now.
+    marker = replace(recorded, fingerprints={**recorded.fingerprints, "password": UNKNOWN})
+    live = live_of(spec, deployment={"annotation": compose_annotation(None, marker)})
+    unread = webfolder_spec(
+        "Blog", ("acme-blog",), password=BLOG_PASSWORD, request_handshake=handshake.with_value(None)
+    )
+    result = plan(desired(unread), [live], OPTIONS)
+    assert result.adoption is not None and [s.id for s in result.adoption.sources] == [ID_A]
+    assert [(n.kind, n.source, n.id) for n in result.notices] == [("cannot_compare", "Blog", ID_A)]
+    assert result.notices[0].detail.startswith("cannot compare request_handshake: ")
+
+
+def test_a_created_web_folder_with_a_password_records_its_encrypted_value() -> None:
+    # The create's response holds `password_encrypted`: the applier records it in the
+    # marker, so the next plan can tell a password changed in the dashboard.
+    spec = webfolder_spec("Blog", ("acme-blog",), password=BLOG_PASSWORD)
+    assert only(plan(desired(spec), [], OPTIONS)).record_encrypted
+    assert not only(plan(desired(s3_spec()), [], OPTIONS)).record_encrypted
+
+
+def test_a_target_typed_in_another_unicode_form_names_the_files_source() -> None:
+    composed, decomposed = "Caf\u00e9", "Cafe\u0301"
+    specs = desired(s3_spec(composed, ("cafe",)), s3_spec("Other", ("other",)))
+    options = PlanOptions(fingerprint_key=KEY, targets=frozenset({decomposed}))
+    assert [a.source for a in plan(specs, [], options).actions] == [composed]
+
+
+def test_a_sources_unread_secret_is_noted_before_one_changed_outside() -> None:
+    handshake = SecretRef("env", "BLOG_HANDSHAKE", "h" * 32)
+    spec = webfolder_spec(
+        "Blog", ("acme-blog",), password=BLOG_PASSWORD, request_handshake=handshake
+    )
+    recorded = parse_annotation(str(live_of(spec).deployment["annotation"])).marker
+    assert recorded is not None
+    marker = replace(recorded, encrypted={"password": encrypted_digest("password-1")})
+    changed = {"annotation": compose_annotation(None, marker), "password_encrypted": "password-2"}
+    unread = webfolder_spec(
+        "Blog", ("acme-blog",), password=BLOG_PASSWORD, request_handshake=handshake.with_value(None)
+    )
+    result = plan(desired(unread), [live_of(spec, deployment=changed)], OPTIONS)
+    assert [n.kind for n in result.notices] == ["cannot_compare", "encrypted_changed"]
