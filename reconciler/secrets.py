@@ -249,10 +249,14 @@ def decide_secrets(
     fingerprints: dict[str, str] = {}
     for name, ref in sorted(declared_secrets(deployment).items()):
         recorded_fp = previous.get(name)
-        if creating or type_changed or resend or (moved and name in model.CREDENTIAL_FIELDS):
-            verdict = "send"
+        if creating or type_changed or (moved and name in model.CREDENTIAL_FIELDS):
+            verdict = "send"  # what the API requires, ignored or not
         elif f"deployment.{name}" in ignored:
+            # Set elsewhere once the source exists: not even `--resend-secrets` or adoption
+            # writes the file's value over it.
             verdict = "keep"
+        elif resend:
+            verdict = "send"
         elif recorded is None or recorded_fp == UNKNOWN:
             verdict = UNRECORDED
         elif recorded_fp is None:

@@ -586,6 +586,20 @@ def test_resend_secrets_option_sends_unchanged_secrets() -> None:
     assert paths(only(plan(desired(s3_spec()), [live], options))) == ["deployment.s3_secret_key"]
 
 
+def test_resend_secrets_and_adoption_leave_an_ignored_secret_alone() -> None:
+    # `ignore_changes: [deployment.s3_secret_key]`: the secret is rotated elsewhere once the
+    # source exists, and neither option may write the file's value over it.
+    spec = s3_spec(ignore_changes=["deployment.s3_secret_key"])
+    resending = PlanOptions(fingerprint_key=KEY, resend_secrets=True)
+    assert plan(desired(spec), [live_of(spec)], resending).actions == []
+    unmarked = live_of(spec, deployment={"annotation": "New deployment created by jane"})
+    adopting = PlanOptions(fingerprint_key=KEY, adopt=True)
+    action = only(plan(desired(spec), [unmarked], adopting))
+    assert paths(action) == ["deployment.annotation"]
+    deployment = as_sent(action, 0)["deployment"]
+    assert isinstance(deployment, dict) and "s3_secret_key" not in deployment
+
+
 def test_other_fingerprint_key_resends_every_secret_once() -> None:
     live = live_of(s3_spec())
     options = PlanOptions(fingerprint_key=b"rotated api key")

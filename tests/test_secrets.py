@@ -248,6 +248,40 @@ def test_ignored_secret_is_not_sent_for_a_new_fingerprint() -> None:
     assert decision.marker() == recorded
 
 
+def test_an_ignored_secret_is_not_resent_by_resend_secrets_or_adoption() -> None:
+    # `ignore_changes` says the secret is set elsewhere (the dashboard rotates it) once the
+    # source exists: `--resend-secrets` and `--adopt` (which resends every secret) wrote
+    # the file's value over it.
+    deployment = s3("the-files-value")
+    recorded = marker_for(deployment, s3_secret_key="s3-secret-value")
+    for marker in (recorded, None):
+        decision = decide_secrets(
+            deployment,
+            key=KEY,
+            live_type="s3",
+            recorded=marker,
+            resend=True,
+            ignored=["deployment.s3_secret_key"],
+        )
+        assert decision.send == ()
+        assert decision.cannot_compare == {}
+        assert decision.fingerprints == (
+            recorded.fingerprints if marker is not None else {"s3_secret_key": UNKNOWN}
+        )
+
+
+def test_an_ignored_credential_is_still_sent_where_the_api_requires_it() -> None:
+    # On create, and with the whole credential set when the origin moves: the API refuses
+    # a new bucket without its key.
+    ignored = ["deployment.s3_secret_key"]
+    created = decide_secrets(s3(), key=KEY, creating=True, ignored=ignored)
+    recorded = marker_for(s3(), s3_secret_key="s3-secret-value")
+    moved = decide_secrets(
+        s3(), key=KEY, live_type="s3", changed=["s3_bucket"], recorded=recorded, ignored=ignored
+    )
+    assert created.send == moved.send == ("s3_secret_key",)
+
+
 def test_secret_values_never_appear_in_a_decision() -> None:
     decision = decide_secrets(s3("very-secret-value"), key=KEY, creating=True)
     assert "very-secret-value" not in repr(decision)
