@@ -501,8 +501,8 @@ async def _execute(
     action: Action,
     sending: _Sending,
     api: SourcesApi,
-    reread: _Reread | None = None,
-    holders: _Holders | None = None,
+    reread: _Reread | None,
+    holders: _Holders,
 ) -> tuple[ActionResult, int, bool]:
     """Send one action's writes in order: the result, the number of writes made, and whether
     a stop cut it between them."""
@@ -537,7 +537,6 @@ async def _execute(
         return _result(action, "failed", source_id, message), writes, True
     except Exception as error:  # one failed action must not stop the others
         if source_id is None and writes == 0 and _hostname_taken(error):
-            holders = holders or _Holders(api)
             made = await _made_meanwhile(action, sending.writes, holders)
             if made is not None:
                 return _result(action, "in effect", made), 0, False
