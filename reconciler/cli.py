@@ -332,9 +332,10 @@ def run(prog_name: str | None = None) -> None:
 def validate(files: tuple[str, ...], no_resolve: bool) -> None:
     """Check desired-state FILEs offline; exit 1 listing every error."""
     from reconciler.loader import load
+    from reconciler.loading.stack import on_load_stack
 
     with _exit_codes([Path(file) for file in files]):
-        loaded = load(files, resolve=not no_resolve)
+        loaded = on_load_stack(load, files, resolve=not no_resolve)
     # A file given twice (under two names, or through a link) was checked once, as its
     # first name: the others would say "0 sources valid".
     first_names = {os.path.realpath(file): file for file in reversed(files)}
@@ -1072,6 +1073,7 @@ def fmt_command(files: tuple[Path, ...], check: bool) -> None:
     from reconciler.canonical import formatted_file
     from reconciler.errors import ConfigurationError
     from reconciler.loader import MAX_FILE_BYTES, LoadError, load
+    from reconciler.loading.stack import on_load_stack
 
     with _exit_codes(files):
         # Each file is read once, checked and formatted from those bytes: a pipe
@@ -1087,7 +1089,8 @@ def fmt_command(files: tuple[Path, ...], check: bool) -> None:
         errors = []
         for file in dict.fromkeys(files):
             try:
-                load(
+                on_load_stack(
+                    load,
                     [file],
                     resolve=False,
                     read_already={str(file): read[file]} if file in read else None,

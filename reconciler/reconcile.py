@@ -15,7 +15,6 @@ import ipaddress
 import json
 import os
 import stat
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -34,6 +33,7 @@ from reconciler.errors import (
     StalePlan,
 )
 from reconciler.live import LiveSource
+from reconciler.loading.stack import start_on_load_stack
 from reconciler.pacing import Clock, Pacer, Pacing, RetryPolicy, Sleep, Stop
 from reconciler.plan import PLAN_START, Plan, compute_digest
 from reconciler.rails import Permissions, Refusal, check_permissions, ownership_refusals
@@ -468,13 +468,8 @@ async def plan_files(
     return PlanResult(made, desired, live)
 
 
-# The stack of the thread `plan` and `apply` load their files on: glibc's default, which the
-# loader's depth bound is measured against (reserved, used only as deep as parsing goes).
-LOAD_STACK_BYTES = 8 * 1024 * 1024
-
-
 async def _in_daemon_thread(function: Callable[..., T], /, *args: object, **kwargs: object) -> T:
-    """Run function in a daemon thread of its own, its result awaited.
+    """Run function in a daemon thread of its own, on the load stack, its result awaited.
 
     Not `asyncio.to_thread`: `asyncio.run` and the interpreter's exit join the default
     executor's threads, so a signal or a listing error while a large file loads ended the
@@ -503,13 +498,7 @@ async def _in_daemon_thread(function: Callable[..., T], /, *args: object, **kwar
         with contextlib.suppress(RuntimeError):  # the loop closed: nobody awaits it
             loop.call_soon_threadsafe(settle, *outcome)
 
-    # The files are parsed on this thread's stack, of a size of its own: musl (Alpine)
-    # gives threads 128 KiB, where a file nested some 400 levels crashed the process.
-    previous = threading.stack_size(LOAD_STACK_BYTES)
-    try:
-        threading.Thread(target=run, name="load", daemon=True).start()
-    finally:
-        threading.stack_size(previous)
+    start_on_load_stack(run)
     return await future
 
 
