@@ -103,6 +103,11 @@ UNKNOWN_OUTCOME = "applied is unknown: the next plan will tell"
 MAYBE_APPLIED = f"; whether it was {UNKNOWN_OUTCOME}"
 # Mistakes of ours (a URL that is not http(s), an unsendable header): retrying cannot help.
 NOT_TRANSIENT = (httpx.UnsupportedProtocol, httpx.LocalProtocolError)
+# What turns a good certificate into a refused one on a CI runner, besides an expired one.
+CERTIFICATE_REFUSED_HINT = (
+    ": this machine refused the server's TLS certificate; check its clock, and behind a "
+    "proxy that inspects TLS, point SSL_CERT_FILE at the proxy's CA bundle"
+)
 # How many list pages may be in flight at once; the pacer decides when each is sent.
 LIST_CONCURRENCY = 8
 # How many times a listing that moved while it was read is read again before the client
@@ -924,9 +929,10 @@ class ImgixClient:
         if isinstance(outcome, httpx.Response):
             return _api_error(outcome, source_id)
         reason = escaped(redact.scrub(str(outcome))) or "no detail"
+        hint = CERTIFICATE_REFUSED_HINT if _certificate_refused(outcome) else ""
         return TransportError(
             f"No response from the imgix API at {self._http.base_url.host} for {method} "
-            f"/api/v1/{path}: {type(outcome).__name__} ({reason})"
+            f"/api/v1/{path}: {type(outcome).__name__} ({reason}){hint}"
         )
 
     async def _back_off(
@@ -1335,10 +1341,12 @@ def _reason(status: int) -> str:
 
 def _not_transient(outcome: httpx.TransportError) -> bool:
     """Whether retrying `outcome` can only fail again."""
-    if isinstance(outcome, NOT_TRANSIENT):
-        return True
-    # A certificate refused (expired, or not yet valid to a runner whose clock is off, or
-    # a TLS-inspecting proxy's) is refused again on every retry.
+    # A certificate refused is refused again on every retry.
+    return isinstance(outcome, NOT_TRANSIENT) or _certificate_refused(outcome)
+
+
+def _certificate_refused(outcome: httpx.TransportError) -> bool:
+    """Whether `outcome` is the runner refusing the server's TLS certificate."""
     cause: BaseException | None = outcome if isinstance(outcome, httpx.ConnectError) else None
     while cause is not None:
         if isinstance(cause, ssl.SSLCertVerificationError):

@@ -15,6 +15,7 @@ import math
 import random
 import re
 import socket
+import ssl
 import tracemalloc
 import zlib
 from collections.abc import Awaitable, Callable, Iterator
@@ -32,6 +33,7 @@ from hypothesis import strategies as st
 from reconciler import redact
 from reconciler.client import (
     BUDGET_WAITS,
+    CERTIFICATE_REFUSED_HINT,
     LIST_CONCURRENCY,
     MAX_SHOWN_DETAIL,
     ApiError,
@@ -3057,3 +3059,40 @@ def test_a_source_the_answer_cannot_hold_is_an_invalid_response_about_that_sourc
         f"imgix API 200 Invalid Response for source {SOURCE_0}: GET: {problem}"
     )
     assert caught.value.source_id == SOURCE_0
+
+
+def test_a_refused_certificate_says_what_to_check_on_the_runner(fake_clock: FakeClock) -> None:
+    # A runner's clock far off, or a network whose proxy inspects TLS with its own CA, are
+    # what turns a good certificate into a refused one: the error names both.
+    sent: list[httpx.Request] = []
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        cause = ssl.SSLCertVerificationError(
+            1, "certificate verify failed: certificate has expired"
+        )
+        raise httpx.ConnectError(str(cause), request=request) from cause
+
+    client = make_client(fake_clock, transport=httpx.MockTransport(refuse))
+    with pytest.raises(TransportError) as caught:
+        run(client, lambda c: c.list_sources())
+
+    assert len(sent) == 1  # not retried: every attempt is refused alike
+    message = str(caught.value)
+    assert "certificate has expired" in message
+    assert message.endswith(CERTIFICATE_REFUSED_HINT)
+    assert "clock" in CERTIFICATE_REFUSED_HINT and "SSL_CERT_FILE" in CERTIFICATE_REFUSED_HINT
+
+
+def test_a_connection_refused_gets_no_certificate_hint(fake_clock: FakeClock) -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
+
+    client = make_client(
+        fake_clock, transport=httpx.MockTransport(refuse), retry=RetryPolicy(attempts=1)
+    )
+    with pytest.raises(TransportError) as caught:
+        run(client, lambda c: c.list_sources())
+
+    assert "Connection refused" in str(caught.value)
+    assert CERTIFICATE_REFUSED_HINT not in str(caught.value)
