@@ -109,7 +109,8 @@ class ApplyProgress:
         if source.id in self._statuses and self._statuses[source.id] == source.deployment_status:
             return
         self._statuses[source.id] = source.deployment_status
-        status = escaped(str(source.deployment_status))
+        listed = source.deployment_status
+        status = "(no status listed)" if listed is None else escaped(listed)
         self._say(f"  {escaped(source.name or source.id)}: {status}")
 
     def note(self, text: str) -> None:

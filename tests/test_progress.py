@@ -95,6 +95,22 @@ def test_deploy_status_is_printed_when_it_changes(fake_clock: FakeClock) -> None
     assert out.getvalue().splitlines() == ["  Blog: deploying", "  Blog: deployed"]
 
 
+def test_a_status_the_listing_omits_reads_as_not_listed_never_none(
+    fake_clock: FakeClock,
+) -> None:
+    # Real listings omit keys that have no value: `--wait` printed "Blog: None".
+    out = io.StringIO()
+    progress = ApplyProgress(1, clock=fake_clock, stream=out)
+    source = LiveSource.from_resource(
+        {"id": "64f1c2a9e4b0a1d2c3e4f500", "attributes": {"name": "Blog"}}
+    )
+
+    progress.deploy_status(source)
+    progress.deploy_status(source.model_copy(update={"deployment_status": "deployed"}))
+
+    assert out.getvalue().splitlines() == ["  Blog: (no status listed)", "  Blog: deployed"]
+
+
 def test_on_a_terminal_a_live_bar_keeps_the_lines(fake_clock: FakeClock) -> None:
     out = io.StringIO()
     with ApplyProgress(2, clock=fake_clock, stream=out, live=True) as progress:
