@@ -37,8 +37,10 @@ _WIDTH = 2**31 - 1
 def _quoted_if_command(representer: Any, text: str) -> Any:
     # A key or value from the API that starts with `::` would start a line: quote it. One
     # holding a bidi control or a line separator, which YAML deems printable and writes
-    # raw, is double-quoted, where `_InertEmitter` escapes them.
-    style = "'" if text.startswith("::") else None
+    # raw, is double-quoted, where `_InertEmitter` escapes them. ruamel writes a text that
+    # starts with `?` or `:` plain inside `{...}` and `[...]`, where its reader takes them
+    # for the key and value indicators (`{txt: : x}` is invalid, `{?q: v}` means `q`).
+    style = "'" if text.startswith(("::", "?", ":")) else None
     if json_document(text) != text:
         style = '"'
     return representer.represent_scalar("tag:yaml.org,2002:str", text, style=style)
