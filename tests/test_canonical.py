@@ -509,3 +509,18 @@ def test_fmt_keeps_text_starting_with_a_question_mark_or_colon_in_a_flow_value_a
         "default_params"
     ] == {"txt": ": x", "?q": "v", "txt-font": "? b", ":k": "?"}
     assert invoke("fmt", "--check", sources).exit_code == 0
+
+
+def test_fmt_keeps_a_folded_text_with_a_line_starting_with_a_tab_as_it_reads() -> None:
+    # ruamel folds a tab-led line as if it were an ordinary one while its reader keeps the
+    # line breaks around it: fmt added a blank line on each side, so the annotation sent on
+    # the next apply had two more line breaks than the file said.
+    text = (
+        "version: 1\nsources:\n  - name: a\n    deployment:\n      type: webproxy\n"
+        "      imgix_subdomains: [acme-a]\n      annotation: >-\n        Managed by the team\n"
+        "        \tsee the runbook\n\n        Owner: web\n"
+    )
+    once = formatted(text)
+    annotation = YAML(typ="safe").load(once)["sources"][0]["deployment"]["annotation"]
+    assert annotation == "Managed by the team\n\tsee the runbook\n\nOwner: web"
+    assert formatted(once) == once
