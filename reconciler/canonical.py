@@ -22,6 +22,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.emitter import RoundTripEmitter
 from ruamel.yaml.error import CommentMark
+from ruamel.yaml.scalarstring import FoldedScalarString
 from ruamel.yaml.tokens import CommentToken
 
 from reconciler.specs import DEPLOYMENT_MODELS, HOSTNAME_FIELDS, DeploymentBase, api_name
@@ -37,11 +38,22 @@ _WIDTH = 2**31 - 1
 def _quoted_if_command(representer: Any, text: str) -> Any:
     # A key or value from the API that starts with `::` would start a line: quote it. One
     # holding a bidi control or a line separator, which YAML deems printable and writes
-    # raw, is double-quoted, where `_InertEmitter` escapes them.
-    style = "'" if text.startswith("::") else None
+    # raw, is double-quoted, where `_InertEmitter` escapes them. ruamel writes a text that
+    # starts with `?` or `:` plain inside `{...}` and `[...]`, where its reader takes them
+    # for the key and value indicators (`{txt: : x}` is invalid, `{?q: v}` means `q`).
+    style = "'" if text.startswith(("::", "?", ":")) else None
     if json_document(text) != text:
         style = '"'
     return representer.represent_scalar("tag:yaml.org,2002:str", text, style=style)
+
+
+def _literal_if_tab_led(representer: Any, text: FoldedScalarString) -> Any:
+    # ruamel folds a line that starts with a tab as an ordinary one, while its reader keeps
+    # the line breaks around it (a "more-indented" line): written folded, the text would
+    # gain line breaks. The literal style keeps every line break as it is.
+    if text.startswith("\t") or "\n\t" in text:
+        return representer.represent_literal_scalarstring(text)
+    return representer.represent_folded_scalarstring(text)
 
 
 class _Escaping:
@@ -78,6 +90,7 @@ def canonical_yaml() -> YAML:
     yaml.indent(mapping=2, sequence=4, offset=2)
     yaml.width = _WIDTH
     yaml.representer.add_representer(str, _quoted_if_command)
+    yaml.representer.add_representer(FoldedScalarString, _literal_if_tab_led)
     return yaml
 
 

@@ -483,3 +483,44 @@ def test_a_comment_after_a_double_quoted_value_is_kept_as_written() -> None:
     )
     shown = formatted(text)
     assert shown == text.replace('"a\u202eb"', '"a\\u202eb"')
+
+
+def test_fmt_keeps_text_starting_with_a_question_mark_or_colon_in_a_flow_value_as_text(
+    tmp_path: Path,
+) -> None:
+    # ruamel writes `? b` and `: x` plain inside `{...}` and `[...]`, where its reader takes
+    # the `?` and `:` for YAML's key and value indicators: the rewritten file was invalid
+    # YAML (`: x`) or meant another key (`?q` read back as `q`).
+    text = (
+        "version: 1\nallow_unknown_params: true\nsources:\n  - name: '? named'\n"
+        "    ignore_changes: ['name']\n    deployment:\n      type: webfolder\n"
+        "      imgix_subdomains: [acme-a]\n      webfolder_base_url: https://o.example/\n"
+        "      default_params: {txt: ': x', '?q': v, txt-font: \"? b\", ':k': '?'}\n"
+    )
+    sources = tmp_path / "sources.yaml"
+    sources.write_text(text)
+    before = load([sources], resolve=False).state
+
+    done = invoke("fmt", sources)
+    assert done.exit_code == 0, done.output
+    assert invoke("validate", "--no-resolve", sources).exit_code == 0
+    assert load([sources], resolve=False).state == before
+    assert YAML(typ="safe").load(sources.read_text())["sources"][0]["deployment"][
+        "default_params"
+    ] == {"txt": ": x", "?q": "v", "txt-font": "? b", ":k": "?"}
+    assert invoke("fmt", "--check", sources).exit_code == 0
+
+
+def test_fmt_keeps_a_folded_text_with_a_line_starting_with_a_tab_as_it_reads() -> None:
+    # ruamel folds a tab-led line as if it were an ordinary one while its reader keeps the
+    # line breaks around it: fmt added a blank line on each side, so the annotation sent on
+    # the next apply had two more line breaks than the file said.
+    text = (
+        "version: 1\nsources:\n  - name: a\n    deployment:\n      type: webproxy\n"
+        "      imgix_subdomains: [acme-a]\n      annotation: >-\n        Managed by the team\n"
+        "        \tsee the runbook\n\n        Owner: web\n"
+    )
+    once = formatted(text)
+    annotation = YAML(typ="safe").load(once)["sources"][0]["deployment"]["annotation"]
+    assert annotation == "Managed by the team\n\tsee the runbook\n\nOwner: web"
+    assert formatted(once) == once

@@ -524,6 +524,18 @@ def test_text_a_terminal_would_act_on_is_escaped_and_reads_back_the_same() -> No
     assert formatted(text) == text
 
 
+def test_text_starting_with_a_question_mark_or_colon_exports_and_reads_back_the_same() -> None:
+    # An overlay text `: x` made the export fail ("would not pass validation": ruamel wrote it
+    # plain in `{...}`, where it is invalid YAML), and a parameter named `?q` was exported
+    # as `?q:` and read back as `q`, so planning the export proposed a change.
+    params = {"txt": ": x", "txt-font": "? b", "?q": "v", ":k": "?"}
+    odd = BLOG.model_copy(update={"deployment": {**BLOG.deployment, "default_params": params}})
+    text = export_yaml([odd]).text
+    source = YAML(typ="safe").load(text)["sources"][0]
+    assert source["deployment"]["default_params"] == params
+    assert formatted(text) == text
+
+
 def test_each_source_s_problem_is_its_own_item_of_the_error() -> None:
     odd = BLOG.model_copy(update={"deployment": {**BLOG.deployment, "cache_ttl_value": 60}})
     future = ARCHIVE.model_copy(update={"deployment": {**ARCHIVE.deployment, "type": "ftp"}})
