@@ -1077,10 +1077,12 @@ def test_a_retry_after_date_is_waited_from_the_answers_date_when_the_runners_clo
     assert retry_after(headers, now=_RUNNER_NOW) == 10.0
 
 
-def test_an_unreadable_date_leaves_a_retry_after_date_read_against_the_runners_clock() -> None:
+def test_an_unreadable_date_leaves_a_date_or_a_unix_time_read_against_the_runners_clock() -> None:
     headers = {"retry-after": "Wed, 21 Oct 2015 09:00:30 GMT", "date": "yesterday"}
+    reset = {"x-ratelimit-reset": "1700000030", "x-ratelimit-remaining": "0", "date": "-"}
 
     assert retry_after(headers, now=_RUNNER_NOW) == 30.0
+    assert rate_limit_reset(reset, now=1_700_000_000.0) == 30.0
 
 
 def test_a_unix_time_reset_is_waited_from_the_answers_date_when_the_runners_clock_is_off() -> None:
