@@ -434,3 +434,18 @@ def test_a_limit_of_whole_mebibytes_is_told_in_mebibytes(tmp_path: Path) -> None
 def test_a_value_that_is_no_mapping_is_no_reference_whatever_its_length(value: object) -> None:
     # A one-character string or a one-item list is a plain value, not a malformed reference.
     assert references.parse(value) is None
+
+
+def test_a_desired_file_that_does_not_exist_anchors_in_its_own_folder_not_the_working_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `plan missing.yaml` must reach the loader, which says the file is missing: anchoring
+    # must neither fail on it (an internal error) nor take it for a pipe (the working folder).
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "config").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+
+    folder, repository = references.anchors(str(tmp_path / "config" / "missing.yaml"))
+
+    assert (folder, repository) == (tmp_path / "config", tmp_path.resolve())
