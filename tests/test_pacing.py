@@ -1101,3 +1101,12 @@ def test_a_unix_time_reset_with_no_date_is_read_against_this_machines_clock() ->
     waited = rate_limit_reset({"x-ratelimit-reset": str(reset), "x-ratelimit-remaining": "0"})
 
     assert waited is not None and 0.0 < waited <= 600.0
+
+
+@pytest.mark.parametrize("field", ["base", "cap", "deadline"])
+def test_a_negative_retry_setting_is_refused_naming_the_settings_that_must_not_be(
+    field: str,
+) -> None:
+    with pytest.raises(ValueError) as refused:
+        RetryPolicy(**{field: -1.0})  # type: ignore[arg-type]
+    assert str(refused.value) == "RetryPolicy.base, cap and deadline must not be negative"
