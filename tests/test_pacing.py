@@ -7,7 +7,9 @@ import dataclasses
 import logging
 import math
 import random
+import time
 from datetime import datetime, timezone
+from email.utils import format_datetime
 
 import pytest
 from conftest import FakeClock
@@ -1057,3 +1059,54 @@ def test_the_pauses_of_a_long_run_leave_nothing_listening_for_its_stop(
 
     assert fake_clock.elapsed >= 24.0
     assert stop._listeners == []
+
+
+# A runner whose clock is an hour and a half fast, answered by a server on time.
+_SERVER_ANSWERED = "Wed, 21 Oct 2015 07:28:00 GMT"
+_RUNNER_NOW = datetime(2015, 10, 21, 9, 0, 0, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize("date", [_SERVER_ANSWERED, " Wed, 21 Oct 2015 07:28:00 -0000 "])
+def test_a_retry_after_date_is_waited_from_the_answers_date_when_the_runners_clock_is_off(
+    date: str,
+) -> None:
+    # README: a date is read against the answer's `Date` (a zone-less one is UTC), so the
+    # wait is what the server asked, not none (or hours) by the runner's own clock.
+    headers = {"retry-after": "Wed, 21 Oct 2015 07:28:10 GMT", "date": date}
+
+    assert retry_after(headers, now=_RUNNER_NOW) == 10.0
+
+
+def test_an_unreadable_date_leaves_a_date_or_a_unix_time_read_against_the_runners_clock() -> None:
+    headers = {"retry-after": "Wed, 21 Oct 2015 09:00:30 GMT", "date": "yesterday"}
+    reset = {"x-ratelimit-reset": "1700000030", "x-ratelimit-remaining": "0", "date": "-"}
+
+    assert retry_after(headers, now=_RUNNER_NOW) == 30.0
+    assert rate_limit_reset(reset, now=1_700_000_000.0) == 30.0
+
+
+def test_a_unix_time_reset_is_waited_from_the_answers_date_when_the_runners_clock_is_off() -> None:
+    # The server answered at 1_699_999_990 on its clock; the runner's reads 1_700_005_400.
+    answered = format_datetime(datetime.fromtimestamp(1_699_999_990, timezone.utc), usegmt=True)
+    headers = {"x-ratelimit-reset": "1700000030", "x-ratelimit-remaining": "0", "date": answered}
+
+    assert rate_limit_reset(headers, now=1_700_005_400.0) == 40.0
+
+
+def test_a_unix_time_reset_with_no_date_is_read_against_this_machines_clock() -> None:
+    # The client passes no `now`: the default must be the machine's clock, not the epoch
+    # (which would read a reset ten minutes away as a wait of decades).
+    reset = int(time.time()) + 600
+
+    waited = rate_limit_reset({"x-ratelimit-reset": str(reset), "x-ratelimit-remaining": "0"})
+
+    assert waited is not None and 0.0 < waited <= 600.0
+
+
+@pytest.mark.parametrize("field", ["base", "cap", "deadline"])
+def test_a_negative_retry_setting_is_refused_naming_the_settings_that_must_not_be(
+    field: str,
+) -> None:
+    with pytest.raises(ValueError) as refused:
+        RetryPolicy(**{field: -1.0})  # type: ignore[arg-type]
+    assert str(refused.value) == "RetryPolicy.base, cap and deadline must not be negative"

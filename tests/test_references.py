@@ -392,3 +392,60 @@ def test_a_pipe_one_byte_over_the_limit_is_refused_at_that_byte_and_not_waited_o
         os.close(writer)  # ends a reading still waiting
         reading.join()
         os.close(reader)
+
+
+def test_each_refusal_of_an_environment_variable_or_a_file_says_why_in_full(
+    tmp_path: Path,
+) -> None:
+    # The reason is all a user gets to fix the reference by: unset, not text, not a file,
+    # too large, absent (the system's own words), each said exactly.
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "huge.txt").write_text("x" * (MAX_REFERENCED_BYTES + 1))
+    cases = [
+        (
+            lambda: references.read_located({"env": "E"}, environ={}),
+            "environment variable E is not set",
+        ),
+        (
+            # Bytes that are not UTF-8 reach Python's environment as lone surrogates.
+            lambda: references.read_located({"env": "E"}, environ={"E": "key-\udcff-bytes"}),
+            "environment variable E is not readable as UTF-8 text",
+        ),
+        (lambda: read(tmp_path, "fifo"), "cannot read fifo: not a regular file"),
+        (lambda: read(tmp_path, "huge.txt"), "cannot read huge.txt: larger than 64 KiB"),
+        (lambda: read(tmp_path, "absent.txt"), "cannot read absent.txt: No such file or directory"),
+    ]
+    for call, message in cases:
+        with pytest.raises(UnreadableReference) as refused:
+            call()
+        assert str(refused.value) == message
+
+
+def test_a_limit_of_whole_mebibytes_is_told_in_mebibytes(tmp_path: Path) -> None:
+    # The loader's and the plan reader's limits are MiB: "larger than 1048576 bytes" or
+    # "1024 KiB" would be a needless sum for the user.
+    (tmp_path / "big.yaml").write_bytes(b"x" * (1024 * 1024 + 1))
+    with pytest.raises(references.Unreadable) as refused:
+        references.read_limited(str(tmp_path / "big.yaml"), 1024 * 1024, regular_only=False)
+    assert refused.value.reason == "larger than 1 MiB"
+
+
+@pytest.mark.parametrize("value", ["x", ["env"], ("file",), 7, None])
+def test_a_value_that_is_no_mapping_is_no_reference_whatever_its_length(value: object) -> None:
+    # A one-character string or a one-item list is a plain value, not a malformed reference.
+    assert references.parse(value) is None
+
+
+def test_a_desired_file_that_does_not_exist_anchors_in_its_own_folder_not_the_working_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `plan missing.yaml` must reach the loader, which says the file is missing: anchoring
+    # must neither fail on it (an internal error) nor take it for a pipe (the working folder).
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "config").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+
+    folder, repository = references.anchors(str(tmp_path / "config" / "missing.yaml"))
+
+    assert (folder, repository) == (tmp_path / "config", tmp_path.resolve())
