@@ -912,7 +912,7 @@ def test_a_create_another_run_of_the_plan_made_first_is_in_effect_not_failed(
     assert [(r.outcome, r.source_id) for r in second.results] == [
         ("in effect", first.results[0].source_id)
     ]
-    assert second.ok and second.writes == 0
+    assert second.ok and second.writes == 0 and second.stopped is None
     assert writes_in(emulator_store) == [("POST", "/api/v1/sources")]  # refused
 
     # A source made otherwise (its marker gone with a dashboard edit) is not this create's.
@@ -947,6 +947,117 @@ def test_creates_another_run_made_first_are_found_in_one_listing_not_one_each(
     assert [r.outcome for r in second.results] == ["in effect"] * 3
     listings = [r for r in emulator_store.request_log if r.method == "GET"]
     assert len(listings) == 1
+
+
+def test_a_create_of_a_referenced_value_another_run_made_first_is_in_effect(
+    emulator_store: SourceStore, fake_clock: FakeClock
+) -> None:
+    # The value behind the reference is read before the first write: the source the other
+    # run made is known to hold it, as a secret's fingerprint is known from the marker.
+    created = create("Products", ["acme-products"])
+    created.writes[0]["deployment"]["s3_access_key"] = {"reference": {"env": "APPLIER_SECRET"}}
+    planned = make_plan(created)
+    first = run(emulator_store, fake_clock, planned)
+    assert first.ok
+
+    second = run(emulator_store, fake_clock, planned)
+
+    assert [(r.outcome, r.source_id) for r in second.results] == [
+        ("in effect", first.results[0].source_id)
+    ]
+
+
+class _AnotherRunCreatesLate:
+    """The emulator's client, but another run makes `late` just before this one creates it,
+    after this run listed the account for an earlier refused create."""
+
+    def __init__(self, client: ImgixClient, late: Action) -> None:
+        self.client = client
+        self.late = late
+        self.listed = asyncio.Event()
+
+    async def list_sources(self) -> list[LiveSource]:
+        listed = await self.client.list_sources()
+        self.listed.set()
+        return listed
+
+    async def get_source(self, source_id: str) -> LiveSource:
+        return await self.client.get_source(source_id)
+
+    async def create_source(self, attributes: dict[str, Any]) -> LiveSource:
+        if attributes["name"] == self.late.source:
+            await self.listed.wait()
+            await apply_plan(
+                make_plan(self.late),
+                self.client,
+                resolver=SecretResolver({"APPLIER_SECRET": SECRET}),
+            )
+        return await self.client.create_source(attributes)
+
+    async def update_source(self, source_id: str, attributes: dict[str, Any]) -> LiveSource:
+        return await self.client.update_source(source_id, attributes)
+
+
+def test_a_create_another_run_made_after_the_last_listing_is_found_by_listing_again(
+    emulator_store: SourceStore, fake_clock: FakeClock
+) -> None:
+    early, late = create("Products", ["acme-products"]), create("Docs", ["acme-docs"])
+    assert run(emulator_store, fake_clock, make_plan(early)).ok
+
+    async def go() -> ApplyReport:
+        async with client_for(emulator_store, fake_clock) as client:
+            return await apply_plan(
+                make_plan(early, late),
+                _AnotherRunCreatesLate(client, late),
+                resolver=SecretResolver({"APPLIER_SECRET": SECRET}),
+            )
+
+    report = asyncio.run(go())
+
+    assert [r.outcome for r in report.results] == ["in effect", "in effect"]
+    listings = [r for r in emulator_store.request_log if r.method == "GET"]
+    assert len(listings) == 2
+
+
+class _CreatesFail:
+    """The emulator's client, but every create is answered with a server error."""
+
+    def __init__(self, client: ImgixClient) -> None:
+        self.client = client
+
+    async def list_sources(self) -> list[LiveSource]:
+        return await self.client.list_sources()
+
+    async def get_source(self, source_id: str) -> LiveSource:
+        return await self.client.get_source(source_id)
+
+    async def create_source(self, attributes: dict[str, Any]) -> LiveSource:
+        raise ApiError(500, "Internal Server Error", None, None)
+
+    async def update_source(self, source_id: str, attributes: dict[str, Any]) -> LiveSource:
+        return await self.client.update_source(source_id, attributes)
+
+
+def test_a_create_failing_otherwise_than_for_its_hostname_is_failed_though_its_source_exists(
+    emulator_store: SourceStore, fake_clock: FakeClock
+) -> None:
+    # Only a refusal for a hostname in use says another run got there first; a server
+    # error is a write that failed, whatever the account holds.
+    planned = make_plan(create("Products", ["acme-products"]))
+    assert run(emulator_store, fake_clock, planned).ok
+
+    async def go() -> ApplyReport:
+        async with client_for(emulator_store, fake_clock) as client:
+            return await apply_plan(
+                planned, _CreatesFail(client), resolver=SecretResolver({"APPLIER_SECRET": SECRET})
+            )
+
+    report = asyncio.run(go())
+
+    assert [(r.outcome, r.error) for r in report.results] == [
+        ("failed", "imgix API 500 Internal Server Error")
+    ]
+    assert not report.ok
 
 
 def test_hostnames_the_api_lists_in_another_order_are_still_in_effect(
