@@ -1020,10 +1020,11 @@ def test_a_create_another_run_made_after_the_last_listing_is_found_by_listing_ag
 
 
 class _CreatesFail:
-    """The emulator's client, but every create is answered with a server error."""
+    """The emulator's client, but every create fails with `error`."""
 
-    def __init__(self, client: ImgixClient) -> None:
+    def __init__(self, client: ImgixClient, error: Exception) -> None:
         self.client = client
+        self.error = error
 
     async def list_sources(self) -> list[LiveSource]:
         return await self.client.list_sources()
@@ -1032,31 +1033,39 @@ class _CreatesFail:
         return await self.client.get_source(source_id)
 
     async def create_source(self, attributes: dict[str, Any]) -> LiveSource:
-        raise ApiError(500, "Internal Server Error", None, None)
+        raise self.error
 
     async def update_source(self, source_id: str, attributes: dict[str, Any]) -> LiveSource:
         return await self.client.update_source(source_id, attributes)
 
 
+@pytest.mark.parametrize(
+    "error",
+    [
+        ApiError(500, "Internal Server Error", None, None),
+        TransportError("no response from the API (connection reset)"),
+    ],
+    ids=str,
+)
 def test_a_create_failing_otherwise_than_for_its_hostname_is_failed_though_its_source_exists(
-    emulator_store: SourceStore, fake_clock: FakeClock
+    emulator_store: SourceStore, fake_clock: FakeClock, error: Exception
 ) -> None:
     # Only a refusal for a hostname in use says another run got there first; a server
-    # error is a write that failed, whatever the account holds.
+    # error or no answer is a write that failed, whatever the account holds.
     planned = make_plan(create("Products", ["acme-products"]))
     assert run(emulator_store, fake_clock, planned).ok
 
     async def go() -> ApplyReport:
         async with client_for(emulator_store, fake_clock) as client:
             return await apply_plan(
-                planned, _CreatesFail(client), resolver=SecretResolver({"APPLIER_SECRET": SECRET})
+                planned,
+                _CreatesFail(client, error),
+                resolver=SecretResolver({"APPLIER_SECRET": SECRET}),
             )
 
     report = asyncio.run(go())
 
-    assert [(r.outcome, r.error) for r in report.results] == [
-        ("failed", "imgix API 500 Internal Server Error")
-    ]
+    assert [(r.outcome, r.error) for r in report.results] == [("failed", str(error))]
     assert not report.ok
 
 
