@@ -1044,8 +1044,9 @@ class _CreatesFail:
     [
         ApiError(500, "Internal Server Error", None, None),
         TransportError("no response from the API (connection reset)"),
+        TransportError(""),
     ],
-    ids=str,
+    ids=repr,
 )
 def test_a_create_failing_otherwise_than_for_its_hostname_is_failed_though_its_source_exists(
     emulator_store: SourceStore, fake_clock: FakeClock, error: Exception
@@ -1065,7 +1066,9 @@ def test_a_create_failing_otherwise_than_for_its_hostname_is_failed_though_its_s
 
     report = asyncio.run(go())
 
-    assert [(r.outcome, r.error) for r in report.results] == [("failed", str(error))]
+    # An error without a message is named by its kind: the report never says nothing.
+    why = str(error) or type(error).__name__
+    assert [(r.outcome, r.error) for r in report.results] == [("failed", why)]
     assert not report.ok
 
 
@@ -1302,6 +1305,71 @@ def test_a_deadline_between_an_actions_writes_stops_the_run_as_max_duration_does
     assert report.writes == 1 and not report.ok
     assert report.stopped == stop.reason == "stopped by --max-duration"
     assert fake_clock.elapsed < 600
+
+
+class _CreatesAfter:
+    """The emulator's client, but a create is sent only once `ready` is set."""
+
+    def __init__(self, client: ImgixClient, ready: asyncio.Event) -> None:
+        self.client = client
+        self.ready = ready
+
+    async def list_sources(self) -> list[LiveSource]:
+        return await self.client.list_sources()
+
+    async def get_source(self, source_id: str) -> LiveSource:
+        return await self.client.get_source(source_id)
+
+    async def create_source(self, attributes: dict[str, Any]) -> LiveSource:
+        await self.ready.wait()
+        return await self.client.create_source(attributes)
+
+    async def update_source(self, source_id: str, attributes: dict[str, Any]) -> LiveSource:
+        return await self.client.update_source(source_id, attributes)
+
+
+def test_an_action_cut_by_the_deadline_stops_the_run_though_another_finishes_after_it(
+    emulator_store: SourceStore, fake_clock: FakeClock
+) -> None:
+    source_id = seed(emulator_store, "Blog", ["acme-blog"])
+    cut = patch(emulator_store, source_id, TTL, {"deployment": {"cache_ttl_value": 3600}})
+    stop = Stop(deadline=fake_clock.now + 600, clock=fake_clock.time)
+
+    async def go() -> ApplyReport:
+        reported = asyncio.Event()
+
+        def on_result(result: ActionResult) -> None:
+            if result.key == cut.key:
+                reported.set()
+
+        async with stoppable(emulator_store, fake_clock, stop) as client:
+            return await apply_plan(
+                make_plan(cut, create("Products", ["acme-products"])),
+                _CreatesAfter(client, reported),
+                resolver=SecretResolver({"APPLIER_SECRET": SECRET}),
+                stop=stop,
+                clock=fake_clock.time,
+                on_result=on_result,
+            )
+
+    report = asyncio.run(go())
+
+    assert [r.outcome for r in report.results] == ["failed", "applied"]
+    assert report.stopped == stop.reason == "stopped by --max-duration"
+
+
+def test_an_action_waiting_for_one_the_plan_does_not_hold_is_not_held_up_by_it(
+    emulator_store: SourceStore, fake_clock: FakeClock
+) -> None:
+    # A saved plan edited by hand, or cut down: the run goes on, it does not crash.
+    waiting = create("Products", ["acme-products"]).model_copy(
+        update={"depends_on": ["patch:src-not-in-the-plan"]}
+    )
+
+    report = run(emulator_store, fake_clock, make_plan(waiting))
+
+    assert [r.outcome for r in report.results] == ["applied"]
+    assert writes_in(emulator_store) == [("POST", "/api/v1/sources")]
 
 
 def test_a_wait_past_the_deadline_ends_as_a_stop_and_names_the_sources_still_deploying(
