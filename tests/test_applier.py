@@ -719,6 +719,39 @@ def test_a_listing_older_than_the_threshold_makes_every_patch_read_first(
     assert reads_of(emulator_store, second) == ["GET", "PATCH"]
 
 
+def test_a_patch_planned_without_a_fingerprint_is_checked_against_its_listing(
+    emulator_store: SourceStore, fake_clock: FakeClock
+) -> None:
+    # A plan made by hand, or by a caller that hashes nothing: the listing it was made from
+    # is what the source must still be before the late write goes out.
+    source_id = seed(emulator_store, "Blog", ["acme-blog"])
+    listed = LiveSource.from_resource(emulator_store.get_source(source_id))
+    unhashed = patch(emulator_store, source_id, TTL).model_copy(update={"live_fingerprint": None})
+    emulator_store.dashboard_redeploy(source_id, {"cache_ttl_value": 7200})
+    emulator_store.request_log.clear()
+
+    async def go() -> ApplyReport:
+        async with client_for(emulator_store, fake_clock) as client:
+            return await apply_plan(
+                make_plan(unhashed),
+                client,
+                resolver=SecretResolver({"APPLIER_SECRET": SECRET}),
+                listing=Listing([listed], fake_clock.now - REREAD_AFTER - 1),
+                clock=fake_clock.time,
+            )
+
+    report = asyncio.run(go())
+
+    assert [(r.outcome, r.error) for r in report.results] == [
+        (
+            "stale",
+            "not applied: it changed since the plan "
+            "(deployment.annotation, deployment.cache_ttl_value); run plan again",
+        )
+    ]
+    assert reads_of(emulator_store, source_id) == ["GET"]
+
+
 class _FirstPatchRefused(httpx.AsyncBaseTransport):
     """The emulator, but the first PATCH is refused with a 429 asking for one second."""
 
