@@ -923,6 +923,29 @@ def test_a_saved_create_with_its_marker_applied_again_is_in_effect(
         apply()
 
 
+def test_a_saved_plan_made_without_its_secrets_applied_again_is_in_effect(
+    emulator_store: SourceStore, fake_clock: FakeClock, tmp_path: Path
+) -> None:
+    # Planned where the secrets are not (a pull request's job), applied where they are: the
+    # source records the fingerprint of the secret sent, which the plan could not know. A
+    # stopped run resumed, or a job retried, was refused "acme-products now taken" (exit
+    # 4), and a second job racing the first reported its create failed.
+    (tmp_path / "sources.yaml").write_text(STAMP_YAML)
+    unresolved = load([tmp_path / "sources.yaml"], environ={}, secrets_optional=True).state
+    saved = plan(unresolved, [], PlanOptions(fingerprint_key=b"key"))
+    first = run(emulator_store, fake_clock, saved, saved=True, fingerprint_key=b"key")
+    assert first.ok
+    made = first.results[0].source_id
+    emulator_store.request_log.clear()
+
+    resumed = run(emulator_store, fake_clock, saved, saved=True, fingerprint_key=b"key")
+    racing = run(emulator_store, fake_clock, saved, fingerprint_key=b"key")
+
+    assert [r.outcome for r in resumed.results] == ["in effect"]
+    assert [(r.outcome, r.source_id) for r in racing.results] == [("in effect", made)]
+    assert writes_in(emulator_store) == [("POST", "/api/v1/sources")]  # the racing one, refused
+
+
 def test_a_create_another_run_of_the_plan_made_first_is_in_effect_not_failed(
     emulator_store: SourceStore, fake_clock: FakeClock, tmp_path: Path
 ) -> None:
