@@ -719,6 +719,39 @@ def test_a_listing_older_than_the_threshold_makes_every_patch_read_first(
     assert reads_of(emulator_store, second) == ["GET", "PATCH"]
 
 
+def test_a_patch_planned_without_a_fingerprint_is_checked_against_its_listing(
+    emulator_store: SourceStore, fake_clock: FakeClock
+) -> None:
+    # A plan made by hand, or by a caller that hashes nothing: the listing it was made from
+    # is what the source must still be before the late write goes out.
+    source_id = seed(emulator_store, "Blog", ["acme-blog"])
+    listed = LiveSource.from_resource(emulator_store.get_source(source_id))
+    unhashed = patch(emulator_store, source_id, TTL).model_copy(update={"live_fingerprint": None})
+    emulator_store.dashboard_redeploy(source_id, {"cache_ttl_value": 7200})
+    emulator_store.request_log.clear()
+
+    async def go() -> ApplyReport:
+        async with client_for(emulator_store, fake_clock) as client:
+            return await apply_plan(
+                make_plan(unhashed),
+                client,
+                resolver=SecretResolver({"APPLIER_SECRET": SECRET}),
+                listing=Listing([listed], fake_clock.now - REREAD_AFTER - 1),
+                clock=fake_clock.time,
+            )
+
+    report = asyncio.run(go())
+
+    assert [(r.outcome, r.error) for r in report.results] == [
+        (
+            "stale",
+            "not applied: it changed since the plan "
+            "(deployment.annotation, deployment.cache_ttl_value); run plan again",
+        )
+    ]
+    assert reads_of(emulator_store, source_id) == ["GET"]
+
+
 class _FirstPatchRefused(httpx.AsyncBaseTransport):
     """The emulator, but the first PATCH is refused with a 429 asking for one second."""
 
@@ -890,6 +923,29 @@ def test_a_saved_create_with_its_marker_applied_again_is_in_effect(
         apply()
 
 
+def test_a_saved_plan_made_without_its_secrets_applied_again_is_in_effect(
+    emulator_store: SourceStore, fake_clock: FakeClock, tmp_path: Path
+) -> None:
+    # Planned where the secrets are not (a pull request's job), applied where they are: the
+    # source records the fingerprint of the secret sent, which the plan could not know. A
+    # stopped run resumed, or a job retried, was refused "acme-products now taken" (exit
+    # 4), and a second job racing the first reported its create failed.
+    (tmp_path / "sources.yaml").write_text(STAMP_YAML)
+    unresolved = load([tmp_path / "sources.yaml"], environ={}, secrets_optional=True).state
+    saved = plan(unresolved, [], PlanOptions(fingerprint_key=b"key"))
+    first = run(emulator_store, fake_clock, saved, saved=True, fingerprint_key=b"key")
+    assert first.ok
+    made = first.results[0].source_id
+    emulator_store.request_log.clear()
+
+    resumed = run(emulator_store, fake_clock, saved, saved=True, fingerprint_key=b"key")
+    racing = run(emulator_store, fake_clock, saved, fingerprint_key=b"key")
+
+    assert [r.outcome for r in resumed.results] == ["in effect"]
+    assert [(r.outcome, r.source_id) for r in racing.results] == [("in effect", made)]
+    assert writes_in(emulator_store) == [("POST", "/api/v1/sources")]  # the racing one, refused
+
+
 def test_a_create_another_run_of_the_plan_made_first_is_in_effect_not_failed(
     emulator_store: SourceStore, fake_clock: FakeClock, tmp_path: Path
 ) -> None:
@@ -912,7 +968,7 @@ def test_a_create_another_run_of_the_plan_made_first_is_in_effect_not_failed(
     assert [(r.outcome, r.source_id) for r in second.results] == [
         ("in effect", first.results[0].source_id)
     ]
-    assert second.ok and second.writes == 0
+    assert second.ok and second.writes == 0 and second.stopped is None
     assert writes_in(emulator_store) == [("POST", "/api/v1/sources")]  # refused
 
     # A source made otherwise (its marker gone with a dashboard edit) is not this create's.
@@ -947,6 +1003,129 @@ def test_creates_another_run_made_first_are_found_in_one_listing_not_one_each(
     assert [r.outcome for r in second.results] == ["in effect"] * 3
     listings = [r for r in emulator_store.request_log if r.method == "GET"]
     assert len(listings) == 1
+
+
+def test_a_create_of_a_referenced_value_another_run_made_first_is_in_effect(
+    emulator_store: SourceStore, fake_clock: FakeClock
+) -> None:
+    # The value behind the reference is read before the first write: the source the other
+    # run made is known to hold it, as a secret's fingerprint is known from the marker.
+    created = create("Products", ["acme-products"])
+    created.writes[0]["deployment"]["s3_access_key"] = {"reference": {"env": "APPLIER_SECRET"}}
+    planned = make_plan(created)
+    first = run(emulator_store, fake_clock, planned)
+    assert first.ok
+
+    second = run(emulator_store, fake_clock, planned)
+
+    assert [(r.outcome, r.source_id) for r in second.results] == [
+        ("in effect", first.results[0].source_id)
+    ]
+
+
+class _AnotherRunCreatesLate:
+    """The emulator's client, but another run makes `late` just before this one creates it,
+    after this run listed the account for an earlier refused create."""
+
+    def __init__(self, client: ImgixClient, late: Action) -> None:
+        self.client = client
+        self.late = late
+        self.listed = asyncio.Event()
+
+    async def list_sources(self) -> list[LiveSource]:
+        listed = await self.client.list_sources()
+        self.listed.set()
+        return listed
+
+    async def get_source(self, source_id: str) -> LiveSource:
+        return await self.client.get_source(source_id)
+
+    async def create_source(self, attributes: dict[str, Any]) -> LiveSource:
+        if attributes["name"] == self.late.source:
+            await self.listed.wait()
+            await apply_plan(
+                make_plan(self.late),
+                self.client,
+                resolver=SecretResolver({"APPLIER_SECRET": SECRET}),
+            )
+        return await self.client.create_source(attributes)
+
+    async def update_source(self, source_id: str, attributes: dict[str, Any]) -> LiveSource:
+        return await self.client.update_source(source_id, attributes)
+
+
+def test_a_create_another_run_made_after_the_last_listing_is_found_by_listing_again(
+    emulator_store: SourceStore, fake_clock: FakeClock
+) -> None:
+    early, late = create("Products", ["acme-products"]), create("Docs", ["acme-docs"])
+    assert run(emulator_store, fake_clock, make_plan(early)).ok
+
+    async def go() -> ApplyReport:
+        async with client_for(emulator_store, fake_clock) as client:
+            return await apply_plan(
+                make_plan(early, late),
+                _AnotherRunCreatesLate(client, late),
+                resolver=SecretResolver({"APPLIER_SECRET": SECRET}),
+            )
+
+    report = asyncio.run(go())
+
+    assert [r.outcome for r in report.results] == ["in effect", "in effect"]
+    listings = [r for r in emulator_store.request_log if r.method == "GET"]
+    assert len(listings) == 2
+
+
+class _CreatesFail:
+    """The emulator's client, but every create fails with `error`."""
+
+    def __init__(self, client: ImgixClient, error: Exception) -> None:
+        self.client = client
+        self.error = error
+
+    async def list_sources(self) -> list[LiveSource]:
+        return await self.client.list_sources()
+
+    async def get_source(self, source_id: str) -> LiveSource:
+        return await self.client.get_source(source_id)
+
+    async def create_source(self, attributes: dict[str, Any]) -> LiveSource:
+        raise self.error
+
+    async def update_source(self, source_id: str, attributes: dict[str, Any]) -> LiveSource:
+        return await self.client.update_source(source_id, attributes)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ApiError(500, "Internal Server Error", None, None),
+        TransportError("no response from the API (connection reset)"),
+        TransportError(""),
+    ],
+    ids=repr,
+)
+def test_a_create_failing_otherwise_than_for_its_hostname_is_failed_though_its_source_exists(
+    emulator_store: SourceStore, fake_clock: FakeClock, error: Exception
+) -> None:
+    # Only a refusal for a hostname in use says another run got there first; a server
+    # error or no answer is a write that failed, whatever the account holds.
+    planned = make_plan(create("Products", ["acme-products"]))
+    assert run(emulator_store, fake_clock, planned).ok
+
+    async def go() -> ApplyReport:
+        async with client_for(emulator_store, fake_clock) as client:
+            return await apply_plan(
+                planned,
+                _CreatesFail(client, error),
+                resolver=SecretResolver({"APPLIER_SECRET": SECRET}),
+            )
+
+    report = asyncio.run(go())
+
+    # An error without a message is named by its kind: the report never says nothing.
+    why = str(error) or type(error).__name__
+    assert [(r.outcome, r.error) for r in report.results] == [("failed", why)]
+    assert not report.ok
 
 
 def test_hostnames_the_api_lists_in_another_order_are_still_in_effect(
@@ -1182,6 +1361,71 @@ def test_a_deadline_between_an_actions_writes_stops_the_run_as_max_duration_does
     assert report.writes == 1 and not report.ok
     assert report.stopped == stop.reason == "stopped by --max-duration"
     assert fake_clock.elapsed < 600
+
+
+class _CreatesAfter:
+    """The emulator's client, but a create is sent only once `ready` is set."""
+
+    def __init__(self, client: ImgixClient, ready: asyncio.Event) -> None:
+        self.client = client
+        self.ready = ready
+
+    async def list_sources(self) -> list[LiveSource]:
+        return await self.client.list_sources()
+
+    async def get_source(self, source_id: str) -> LiveSource:
+        return await self.client.get_source(source_id)
+
+    async def create_source(self, attributes: dict[str, Any]) -> LiveSource:
+        await self.ready.wait()
+        return await self.client.create_source(attributes)
+
+    async def update_source(self, source_id: str, attributes: dict[str, Any]) -> LiveSource:
+        return await self.client.update_source(source_id, attributes)
+
+
+def test_an_action_cut_by_the_deadline_stops_the_run_though_another_finishes_after_it(
+    emulator_store: SourceStore, fake_clock: FakeClock
+) -> None:
+    source_id = seed(emulator_store, "Blog", ["acme-blog"])
+    cut = patch(emulator_store, source_id, TTL, {"deployment": {"cache_ttl_value": 3600}})
+    stop = Stop(deadline=fake_clock.now + 600, clock=fake_clock.time)
+
+    async def go() -> ApplyReport:
+        reported = asyncio.Event()
+
+        def on_result(result: ActionResult) -> None:
+            if result.key == cut.key:
+                reported.set()
+
+        async with stoppable(emulator_store, fake_clock, stop) as client:
+            return await apply_plan(
+                make_plan(cut, create("Products", ["acme-products"])),
+                _CreatesAfter(client, reported),
+                resolver=SecretResolver({"APPLIER_SECRET": SECRET}),
+                stop=stop,
+                clock=fake_clock.time,
+                on_result=on_result,
+            )
+
+    report = asyncio.run(go())
+
+    assert [r.outcome for r in report.results] == ["failed", "applied"]
+    assert report.stopped == stop.reason == "stopped by --max-duration"
+
+
+def test_an_action_waiting_for_one_the_plan_does_not_hold_is_not_held_up_by_it(
+    emulator_store: SourceStore, fake_clock: FakeClock
+) -> None:
+    # A saved plan edited by hand, or cut down: the run goes on, it does not crash.
+    waiting = create("Products", ["acme-products"]).model_copy(
+        update={"depends_on": ["patch:src-not-in-the-plan"]}
+    )
+
+    report = run(emulator_store, fake_clock, make_plan(waiting))
+
+    assert [r.outcome for r in report.results] == ["applied"]
+    assert writes_in(emulator_store) == [("POST", "/api/v1/sources")]
 
 
 def test_a_wait_past_the_deadline_ends_as_a_stop_and_names_the_sources_still_deploying(

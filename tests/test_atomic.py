@@ -28,9 +28,10 @@ def test_an_error_names_the_path_asked_for_and_cleans_up(tmp_path: Path, where: 
     assert sorted(os.listdir(tmp_path)) == (["out"] if where == "a directory" else [])
 
 
+@pytest.mark.parametrize(("umask", "mode"), [(0o027, 0o640), (0o002, 0o664)])
 @pytest.mark.parametrize("links", ["hard links", "no hard links"])
 def test_a_new_file_never_replaces_what_is_there(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, links: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, links: str, umask: int, mode: int
 ) -> None:
     if links == "no hard links":
 
@@ -39,14 +40,14 @@ def test_a_new_file_never_replaces_what_is_there(
 
         monkeypatch.setattr(os, "link", unsupported)
     target = tmp_path / "sources.yaml"
-    umask = os.umask(0o027)
+    users = os.umask(umask)
     try:
         write_new(target, "new")
     finally:
-        os.umask(umask)
+        os.umask(users)
     assert target.read_text() == "new"
     # What any new file of the user's gets (an export is theirs to commit), not 0600.
-    assert stat.S_IMODE(target.stat().st_mode) == 0o640
+    assert stat.S_IMODE(target.stat().st_mode) == mode
 
     dangling = tmp_path / "dangling.yaml"
     dangling.symlink_to(tmp_path / "nowhere")
@@ -86,8 +87,11 @@ def test_an_interrupted_write_leaves_nothing_behind_and_is_not_swallowed(
     with pytest.raises(KeyboardInterrupt):
         write_atomically(tmp_path / "plan.json", "text")
     assert os.listdir(tmp_path) == []
-    # Hidden beside the target while it is written, and recognisably temporary.
-    (name,) = (os.path.basename(t) for t in temporaries)
+    # Hidden beside the target while it is written (on its file system, so the rename is
+    # atomic), and recognisably temporary.
+    (temporary,) = temporaries
+    assert os.path.dirname(temporary) == str(tmp_path)
+    name = os.path.basename(temporary)
     assert name.startswith(".plan.json.") and name.endswith(".tmp")
 
 
