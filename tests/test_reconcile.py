@@ -161,6 +161,13 @@ def test_surrounding_whitespace_of_the_url_is_ignored() -> None:
     assert connect(" http://127.0.0.1:8080\n", environ=ENVIRON).api_url == "http://127.0.0.1:8080"
 
 
+def test_a_connection_s_repr_never_shows_the_api_key() -> None:
+    # A repr lands in tracebacks, asyncio's debug output and a library user's logs.
+    connection = connect("https://api.imgix.com", environ=ENVIRON)
+    assert KEY not in repr(connection)
+    assert "https://api.imgix.com" in repr(connection)
+
+
 def test_the_url_is_checked_before_the_key() -> None:
     with pytest.raises(ConfigurationError, match="port 99999"):
         connect("http://127.0.0.1:99999", environ={})
