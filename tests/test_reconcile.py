@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import io
 import os
+import socket
 import threading
 import tracemalloc
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -206,6 +208,84 @@ def test_plain_http_to_this_machine_needs_no_opt_in(api_url: str) -> None:
 def test_plain_http_from_the_environment_is_refused_naming_the_variable() -> None:
     environ = {**ENVIRON, API_URL_VARIABLE: "http://api.imgix.com"}
     assert refusal(None, environ).startswith("IMGIX_API_URL 'http://api.imgix.com' is plain http")
+
+
+@contextlib.contextmanager
+def _hung_up_on() -> Iterator[tuple[str, list[bytes]]]:
+    """A loopback listener that reads each connection's first bytes and hangs up; its URL,
+    and the bytes each connection sent."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    heard: list[bytes] = []
+
+    def serve() -> None:
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return  # closed: the test is over
+            with contextlib.suppress(OSError), connection:
+                connection.settimeout(5)
+                heard.append(connection.recv(4096))
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}", heard
+    finally:
+        listener.shutdown(socket.SHUT_RDWR)  # wakes the accept: close alone does not
+        listener.close()
+        thread.join(timeout=5)
+
+
+def _proxies_only(monkeypatch: pytest.MonkeyPatch, **proxies: str) -> None:
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    for name, url in proxies.items():
+        monkeypatch.setenv(name, url)
+
+
+def _list_once(connection: reconcile.Connection) -> None:
+    connection = dataclasses.replace(connection, retry=RetryPolicy(deadline=0))
+    with pytest.raises(Exception):  # noqa: B017 (the listener hangs up: any failure)
+        asyncio.run(reconcile.list_live(connection))
+
+
+def test_plain_http_to_this_machine_never_goes_through_the_environment_s_proxy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The proxy would carry the API key in clear off the machine.
+    with _hung_up_on() as (api_url, api_heard), _hung_up_on() as (proxy_url, proxy_heard):
+        _proxies_only(monkeypatch, HTTP_PROXY=proxy_url, ALL_PROXY=proxy_url)
+        _list_once(connect(api_url, environ=ENVIRON))
+    assert proxy_heard == []
+    assert api_heard and api_heard[0].startswith(b"GET /api/v1/sources")
+
+
+def test_https_goes_through_the_proxy_the_environment_names(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A runner behind a corporate proxy reaches the API only through it.
+    with _hung_up_on() as (api_url, api_heard), _hung_up_on() as (proxy_url, proxy_heard):
+        _proxies_only(monkeypatch, HTTPS_PROXY=proxy_url)
+        api = api_url.replace("http://", "https://")
+        _list_once(connect(api, environ=ENVIRON))
+    assert api_heard == []
+    assert proxy_heard and proxy_heard[0].startswith(f"CONNECT {api[8:]}".encode())
+
+
+def test_a_proxy_port_out_of_range_is_refused_as_the_client_is_made(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # httpx would fail only as it connects, with an OverflowError in a task group.
+    _proxies_only(monkeypatch, HTTPS_PROXY="http://user:proxy-password@127.0.0.1:99999")
+    connection = connect("https://127.0.0.1:9", environ=ENVIRON)
+    with pytest.raises(ConfigurationError) as refused:
+        connection.client()
+    assert str(refused.value) == (
+        "cannot use the proxy the environment names (HTTPS_PROXY, HTTP_PROXY or ALL_PROXY): "
+        "port 99999 is out of range (1-65535)"
+    )
 
 
 def test_the_request_timeout_comes_from_the_environment() -> None:
