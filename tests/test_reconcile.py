@@ -296,6 +296,28 @@ def test_the_request_timeout_comes_from_the_environment() -> None:
     assert connect(None, environ=environ).request_timeout == 0.5
 
 
+def test_requests_keep_the_timeout_and_retry_deadline_of_the_environment() -> None:
+    # Read and checked, then dropped on the way to the client, they would leave a stalling
+    # API holding the run for the defaults' 30 s per request and 120 s of retries.
+    clock = FakeClock()
+    timeouts: list[object] = []
+
+    def unavailable(request: httpx.Request) -> httpx.Response:
+        timeouts.append(request.extensions["timeout"])
+        return httpx.Response(503)
+
+    environ = {**ENVIRON, REQUEST_TIMEOUT_VARIABLE: "2.5", RETRY_DEADLINE_VARIABLE: "0"}
+    connection = dataclasses.replace(
+        connect("https://api.imgix.com", environ=environ),
+        transport=httpx.MockTransport(unavailable),
+        clock=clock,
+        sleep=clock.sleep,
+    )
+    with pytest.raises(Exception, match="503"):
+        asyncio.run(reconcile.list_live(connection))
+    assert timeouts == [dict.fromkeys(("connect", "read", "write", "pool"), 2.5)]
+
+
 @pytest.mark.parametrize("text", ["0", "-1", "nan", "inf", "soon", "3600.5", "1e300"])
 def test_a_request_timeout_that_is_not_a_positive_number_up_to_an_hour_is_refused(
     text: str,
