@@ -318,6 +318,28 @@ def test_requests_keep_the_timeout_and_retry_deadline_of_the_environment() -> No
     assert timeouts == [dict.fromkeys(("connect", "read", "write", "pool"), 2.5)]
 
 
+def test_the_retry_deadline_is_counted_on_the_connection_s_clock() -> None:
+    # A library user's injected clock (and the suite's) must bound the retries, or a
+    # fake clock's time never reaches the deadline and every attempt is spent.
+    clock = FakeClock()
+    attempts: list[float] = []
+
+    def unavailable(request: httpx.Request) -> httpx.Response:
+        attempts.append(clock.elapsed)
+        return httpx.Response(503, headers={"Retry-After": "1"})
+
+    environ = {**ENVIRON, RETRY_DEADLINE_VARIABLE: "2.5"}
+    connection = dataclasses.replace(
+        connect("https://api.imgix.com", environ=environ),
+        transport=httpx.MockTransport(unavailable),
+        clock=clock,
+        sleep=clock.sleep,
+    )
+    with pytest.raises(Exception, match=r"would pass the 2\.5s deadline"):
+        asyncio.run(reconcile.list_live(connection))
+    assert attempts == [0.0, 1.0, 2.0]
+
+
 @pytest.mark.parametrize("text", ["0", "-1", "nan", "inf", "soon", "3600.5", "1e300"])
 def test_a_request_timeout_that_is_not_a_positive_number_up_to_an_hour_is_refused(
     text: str,
