@@ -262,30 +262,69 @@ def test_plain_http_to_this_machine_never_goes_through_the_environment_s_proxy(
     assert api_heard and api_heard[0].startswith(b"GET /api/v1/sources")
 
 
+@pytest.mark.parametrize("variable", ["HTTPS_PROXY", "https_proxy", "ALL_PROXY"])
 def test_https_goes_through_the_proxy_the_environment_names(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, variable: str
 ) -> None:
     # A runner behind a corporate proxy reaches the API only through it.
     with _hung_up_on() as (api_url, api_heard), _hung_up_on() as (proxy_url, proxy_heard):
-        _proxies_only(monkeypatch, HTTPS_PROXY=proxy_url)
+        _proxies_only(monkeypatch, **{variable: proxy_url})
         api = api_url.replace("http://", "https://")
         _list_once(connect(api, environ=ENVIRON))
     assert api_heard == []
     assert proxy_heard and proxy_heard[0].startswith(f"CONNECT {api[8:]}".encode())
 
 
-def test_a_proxy_port_out_of_range_is_refused_as_the_client_is_made(
+def test_plain_http_allowed_beyond_this_machine_goes_through_the_environment_s_proxy(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # An IPv4-mapped address is not this machine to the loopback rule, yet reaches it.
+    with _hung_up_on() as (api_url, api_heard), _hung_up_on() as (proxy_url, proxy_heard):
+        _proxies_only(monkeypatch, HTTP_PROXY=proxy_url)
+        api = api_url.replace("127.0.0.1", "[::ffff:127.0.0.1]")
+        _list_once(connect(api, allow_insecure_http=True, environ=ENVIRON))
+    assert api_heard == []
+    # (httpx drops the brackets of the address in the request line: the Host is whole.)
+    assert proxy_heard and proxy_heard[0].startswith(b"GET http://")
+    assert f"Host: {api[7:]}".encode() in proxy_heard[0]
+
+
+def test_an_ipv6_entry_of_no_proxy_without_a_proxy_is_no_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Kubernetes runners list their IPv6 ranges, which httpx cannot read.
+    _proxies_only(monkeypatch, NO_PROXY="localhost,fd00::/8")
+    connect("https://127.0.0.1:9", environ=ENVIRON).client()
+
+
+@pytest.mark.parametrize(
+    ("proxy", "port"),
+    [
+        ("http://user:proxy-password@127.0.0.1:99999", 99999),
+        ("127.0.0.1:65536", 65536),  # httpx reads a proxy without a scheme as http
+        ("http://127.0.0.1:0", 0),
+    ],
+)
+def test_a_proxy_port_out_of_range_is_refused_as_the_client_is_made(
+    monkeypatch: pytest.MonkeyPatch, proxy: str, port: int
+) -> None:
     # httpx would fail only as it connects, with an OverflowError in a task group.
-    _proxies_only(monkeypatch, HTTPS_PROXY="http://user:proxy-password@127.0.0.1:99999")
+    _proxies_only(monkeypatch, HTTPS_PROXY=proxy)
     connection = connect("https://127.0.0.1:9", environ=ENVIRON)
     with pytest.raises(ConfigurationError) as refused:
         connection.client()
     assert str(refused.value) == (
         "cannot use the proxy the environment names (HTTPS_PROXY, HTTP_PROXY or ALL_PROXY): "
-        "port 99999 is out of range (1-65535)"
+        f"port {port} is out of range (1-65535)"
     )
+
+
+@pytest.mark.parametrize("proxy", ["http://127.0.0.1:1", "127.0.0.1:65535", "http://proxy.test"])
+def test_a_proxy_port_in_range_or_none_is_accepted(
+    monkeypatch: pytest.MonkeyPatch, proxy: str
+) -> None:
+    _proxies_only(monkeypatch, HTTPS_PROXY=proxy)
+    connect("https://127.0.0.1:9", environ=ENVIRON).client()
 
 
 def test_the_request_timeout_comes_from_the_environment() -> None:
