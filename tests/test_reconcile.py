@@ -92,6 +92,17 @@ def test_the_url_comes_from_the_environment_when_no_option_is_given() -> None:
     assert connect(None, environ=ENVIRON).api_url == "https://api.imgix.com"
 
 
+@pytest.mark.parametrize("api_url", ["", " \n"])
+def test_an_empty_api_url_is_refused_not_taken_for_the_environment_s(api_url: str) -> None:
+    # `--api-url "$STAGING_URL"` with the variable unset: IMGIX_API_URL (perhaps
+    # production) would be changed in its place.
+    environ = {**ENVIRON, API_URL_VARIABLE: "http://127.0.0.1:9"}
+    assert refusal(api_url, environ) == (
+        "--api-url is empty (an unset variable?): give the API's root URL, or leave the "
+        "option out to use IMGIX_API_URL or https://api.imgix.com"
+    )
+
+
 @pytest.mark.parametrize(
     ("api_url", "reason"),
     [
