@@ -181,6 +181,15 @@ def test_a_connection_s_repr_never_shows_the_api_key() -> None:
     assert "https://api.imgix.com" in repr(connection)
 
 
+@pytest.mark.parametrize("key", [None, "", " \n"])
+def test_a_missing_api_key_is_refused_naming_the_variable(key: str | None) -> None:
+    environ = {} if key is None else {"IMGIX_API_KEY": key}
+    assert refusal("https://api.imgix.com", environ) == (
+        "IMGIX_API_KEY is not set: export an imgix API key with the Sources permission (it "
+        "is read from the environment only, never from an option)"
+    )
+
+
 def test_the_url_is_checked_before_the_key() -> None:
     with pytest.raises(ConfigurationError, match="port 99999"):
         connect("http://127.0.0.1:99999", environ={})
