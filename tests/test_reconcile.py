@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import io
 import os
+import socket
 import threading
 import tracemalloc
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +92,17 @@ def test_the_url_comes_from_the_environment_when_no_option_is_given() -> None:
     assert connect(None, environ=ENVIRON).api_url == "https://api.imgix.com"
 
 
+@pytest.mark.parametrize("api_url", ["", " \n"])
+def test_an_empty_api_url_is_refused_not_taken_for_the_environment_s(api_url: str) -> None:
+    # `--api-url "$STAGING_URL"` with the variable unset: IMGIX_API_URL (perhaps
+    # production) would be changed in its place.
+    environ = {**ENVIRON, API_URL_VARIABLE: "http://127.0.0.1:9"}
+    assert refusal(api_url, environ) == (
+        "--api-url is empty (an unset variable?): give the API's root URL, or leave the "
+        "option out to use IMGIX_API_URL or https://api.imgix.com"
+    )
+
+
 @pytest.mark.parametrize(
     ("api_url", "reason"),
     [
@@ -161,6 +174,22 @@ def test_surrounding_whitespace_of_the_url_is_ignored() -> None:
     assert connect(" http://127.0.0.1:8080\n", environ=ENVIRON).api_url == "http://127.0.0.1:8080"
 
 
+def test_a_connection_s_repr_never_shows_the_api_key() -> None:
+    # A repr lands in tracebacks, asyncio's debug output and a library user's logs.
+    connection = connect("https://api.imgix.com", environ=ENVIRON)
+    assert KEY not in repr(connection)
+    assert "https://api.imgix.com" in repr(connection)
+
+
+@pytest.mark.parametrize("key", [None, "", " \n"])
+def test_a_missing_api_key_is_refused_naming_the_variable(key: str | None) -> None:
+    environ = {} if key is None else {"IMGIX_API_KEY": key}
+    assert refusal("https://api.imgix.com", environ) == (
+        "IMGIX_API_KEY is not set: export an imgix API key with the Sources permission (it "
+        "is read from the environment only, never from an option)"
+    )
+
+
 def test_the_url_is_checked_before_the_key() -> None:
     with pytest.raises(ConfigurationError, match="port 99999"):
         connect("http://127.0.0.1:99999", environ={})
@@ -201,12 +230,173 @@ def test_plain_http_from_the_environment_is_refused_naming_the_variable() -> Non
     assert refusal(None, environ).startswith("IMGIX_API_URL 'http://api.imgix.com' is plain http")
 
 
+@contextlib.contextmanager
+def _hung_up_on() -> Iterator[tuple[str, list[bytes]]]:
+    """A loopback listener that reads each connection's first bytes and hangs up; its URL,
+    and the bytes each connection sent."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    heard: list[bytes] = []
+
+    def serve() -> None:
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return  # closed: the test is over
+            with contextlib.suppress(OSError), connection:
+                connection.settimeout(5)
+                heard.append(connection.recv(4096))
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}", heard
+    finally:
+        listener.shutdown(socket.SHUT_RDWR)  # wakes the accept: close alone does not
+        listener.close()
+        thread.join(timeout=5)
+
+
+def _proxies_only(monkeypatch: pytest.MonkeyPatch, **proxies: str) -> None:
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    for name, url in proxies.items():
+        monkeypatch.setenv(name, url)
+
+
+def _list_once(connection: reconcile.Connection) -> None:
+    connection = dataclasses.replace(connection, retry=RetryPolicy(deadline=0))
+    with pytest.raises(Exception):  # noqa: B017 (the listener hangs up: any failure)
+        asyncio.run(reconcile.list_live(connection))
+
+
+def test_plain_http_to_this_machine_never_goes_through_the_environment_s_proxy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The proxy would carry the API key in clear off the machine.
+    with _hung_up_on() as (api_url, api_heard), _hung_up_on() as (proxy_url, proxy_heard):
+        _proxies_only(monkeypatch, HTTP_PROXY=proxy_url, ALL_PROXY=proxy_url)
+        _list_once(connect(api_url, environ=ENVIRON))
+    assert proxy_heard == []
+    assert api_heard and api_heard[0].startswith(b"GET /api/v1/sources")
+
+
+@pytest.mark.parametrize("variable", ["HTTPS_PROXY", "https_proxy", "ALL_PROXY"])
+def test_https_goes_through_the_proxy_the_environment_names(
+    monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    # A runner behind a corporate proxy reaches the API only through it.
+    with _hung_up_on() as (api_url, api_heard), _hung_up_on() as (proxy_url, proxy_heard):
+        _proxies_only(monkeypatch, **{variable: proxy_url})
+        api = api_url.replace("http://", "https://")
+        _list_once(connect(api, environ=ENVIRON))
+    assert api_heard == []
+    assert proxy_heard and proxy_heard[0].startswith(f"CONNECT {api[8:]}".encode())
+
+
+def test_plain_http_allowed_beyond_this_machine_goes_through_the_environment_s_proxy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # An IPv4-mapped address is not this machine to the loopback rule, yet reaches it.
+    with _hung_up_on() as (api_url, api_heard), _hung_up_on() as (proxy_url, proxy_heard):
+        _proxies_only(monkeypatch, HTTP_PROXY=proxy_url)
+        api = api_url.replace("127.0.0.1", "[::ffff:127.0.0.1]")
+        _list_once(connect(api, allow_insecure_http=True, environ=ENVIRON))
+    assert api_heard == []
+    # (httpx drops the brackets of the address in the request line: the Host is whole.)
+    assert proxy_heard and proxy_heard[0].startswith(b"GET http://")
+    assert f"Host: {api[7:]}".encode() in proxy_heard[0]
+
+
+def test_an_ipv6_entry_of_no_proxy_without_a_proxy_is_no_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Kubernetes runners list their IPv6 ranges, which httpx cannot read.
+    _proxies_only(monkeypatch, NO_PROXY="localhost,fd00::/8")
+    connect("https://127.0.0.1:9", environ=ENVIRON).client()
+
+
+@pytest.mark.parametrize(
+    ("proxy", "port"),
+    [
+        ("http://user:proxy-password@127.0.0.1:99999", 99999),
+        ("127.0.0.1:65536", 65536),  # httpx reads a proxy without a scheme as http
+        ("http://127.0.0.1:0", 0),
+    ],
+)
+def test_a_proxy_port_out_of_range_is_refused_as_the_client_is_made(
+    monkeypatch: pytest.MonkeyPatch, proxy: str, port: int
+) -> None:
+    # httpx would fail only as it connects, with an OverflowError in a task group.
+    _proxies_only(monkeypatch, HTTPS_PROXY=proxy)
+    connection = connect("https://127.0.0.1:9", environ=ENVIRON)
+    with pytest.raises(ConfigurationError) as refused:
+        connection.client()
+    assert str(refused.value) == (
+        "cannot use the proxy the environment names (HTTPS_PROXY, HTTP_PROXY or ALL_PROXY): "
+        f"port {port} is out of range (1-65535)"
+    )
+
+
+@pytest.mark.parametrize("proxy", ["http://127.0.0.1:1", "127.0.0.1:65535", "http://proxy.test"])
+def test_a_proxy_port_in_range_or_none_is_accepted(
+    monkeypatch: pytest.MonkeyPatch, proxy: str
+) -> None:
+    _proxies_only(monkeypatch, HTTPS_PROXY=proxy)
+    connect("https://127.0.0.1:9", environ=ENVIRON).client()
+
+
 def test_the_request_timeout_comes_from_the_environment() -> None:
     assert connect(None, environ=ENVIRON).request_timeout == REQUEST_TIMEOUT
     environ = {**ENVIRON, REQUEST_TIMEOUT_VARIABLE: " 2.5 "}
     assert connect(None, environ=environ).request_timeout == 2.5
     environ = {**ENVIRON, REQUEST_TIMEOUT_VARIABLE: "0.5"}
     assert connect(None, environ=environ).request_timeout == 0.5
+
+
+def test_requests_keep_the_timeout_and_retry_deadline_of_the_environment() -> None:
+    # Read and checked, then dropped on the way to the client, they would leave a stalling
+    # API holding the run for the defaults' 30 s per request and 120 s of retries.
+    clock = FakeClock()
+    timeouts: list[object] = []
+
+    def unavailable(request: httpx.Request) -> httpx.Response:
+        timeouts.append(request.extensions["timeout"])
+        return httpx.Response(503)
+
+    environ = {**ENVIRON, REQUEST_TIMEOUT_VARIABLE: "2.5", RETRY_DEADLINE_VARIABLE: "0"}
+    connection = dataclasses.replace(
+        connect("https://api.imgix.com", environ=environ),
+        transport=httpx.MockTransport(unavailable),
+        clock=clock,
+        sleep=clock.sleep,
+    )
+    with pytest.raises(Exception, match="503"):
+        asyncio.run(reconcile.list_live(connection))
+    assert timeouts == [dict.fromkeys(("connect", "read", "write", "pool"), 2.5)]
+
+
+def test_the_retry_deadline_is_counted_on_the_connection_s_clock() -> None:
+    # A library user's injected clock (and the suite's) must bound the retries, or a
+    # fake clock's time never reaches the deadline and every attempt is spent.
+    clock = FakeClock()
+    attempts: list[float] = []
+
+    def unavailable(request: httpx.Request) -> httpx.Response:
+        attempts.append(clock.elapsed)
+        return httpx.Response(503, headers={"Retry-After": "1"})
+
+    environ = {**ENVIRON, RETRY_DEADLINE_VARIABLE: "2.5"}
+    connection = dataclasses.replace(
+        connect("https://api.imgix.com", environ=environ),
+        transport=httpx.MockTransport(unavailable),
+        clock=clock,
+        sleep=clock.sleep,
+    )
+    with pytest.raises(Exception, match=r"would pass the 2\.5s deadline"):
+        asyncio.run(reconcile.list_live(connection))
+    assert attempts == [0.0, 1.0, 2.0]
 
 
 @pytest.mark.parametrize("text", ["0", "-1", "nan", "inf", "soon", "3600.5", "1e300"])
