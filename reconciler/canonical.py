@@ -263,7 +263,7 @@ def formatted(text: str, file: str = "<text>") -> str:
     Raises `LoadError` at a comment the layout would lose: ruamel's round trip drops some
     (one between a key and its `{...}` value on the next line), and `fmt` keeps them all.
     """
-    start, text = _document_start(text)
+    start, text = document_start(text)
     shift = start.count("\n")  # a comment's line is the whole file's, not the rest's
     yaml = canonical_yaml()
     document = yaml.load(text)
@@ -306,7 +306,7 @@ _DOCUMENT_START = deferred.pattern(
 )
 
 
-def _document_start(text: str) -> tuple[str, str]:
+def document_start(text: str) -> tuple[str, str]:
     """The lines of `text` up to its `---` line, and the rest; ("", text) without one."""
     found = _DOCUMENT_START.match(text)
     return (found.group(), text[found.end() :]) if found else ("", text)
