@@ -297,12 +297,15 @@ def formatted(text: str, file: str = "<text>") -> str:
     return start + result
 
 
-# The explicit start of the document (`---`, a comment after it allowed) and the blank and
-# comment lines above it: ruamel drops them all (the comments silently), so they are kept
-# as written and only what follows is formatted. Not after a directive (`%YAML 1.1`), by
-# which ruamel reads and writes the rest, and keeps the `---`.
+# The explicit start of the document (`---`, a comment after it allowed) and the blank,
+# comment and `%YAML 1.2` lines above it: ruamel drops the comments (silently) and the
+# `---`, so they are kept as written and only what follows is formatted, as YAML 1.2. Not
+# after another directive (`%YAML 1.1`), by which ruamel reads and writes the rest.
 _DOCUMENT_START = deferred.pattern(
-    __name__, "_DOCUMENT_START", r"\A(?:[ \t]*(?:#[^\n]*)?\n)*---(?:[ \t]+#[^\n]*)?[ \t]*\n"
+    __name__,
+    "_DOCUMENT_START",
+    r"\A(?:[ \t]*(?:#[^\n]*)?\n|%YAML[ \t]+1\.2(?:[ \t]+#[^\n]*)?[ \t]*\n)*"
+    r"---(?:[ \t]+#[^\n]*)?[ \t]*\n",
 )
 
 

@@ -546,4 +546,7 @@ def test_fmt_keeps_the_document_start_and_the_comments_above_it(tmp_path: Path) 
     assert done.exit_code == 0, done.stderr
     assert file.read_text() == header + tidy
     assert formatted("---\n" + body) == "---\n" + tidy
+    # Above a `%YAML 1.2` directive too (the version every file is read as without one).
+    directive = "# header\n%YAML 1.2\n---\n"
+    assert formatted(directive + body) == directive + tidy
     assert invoke("fmt", "--check", file).exit_code == 0
