@@ -25,6 +25,7 @@ from ruamel.yaml.error import CommentMark
 from ruamel.yaml.scalarstring import FoldedScalarString
 from ruamel.yaml.tokens import CommentToken
 
+from reconciler import deferred
 from reconciler.specs import DEPLOYMENT_MODELS, HOSTNAME_FIELDS, DeploymentBase, api_name
 from reconciler.untrusted import json_document, yaml_document
 
@@ -262,12 +263,14 @@ def formatted(text: str, file: str = "<text>") -> str:
     Raises `LoadError` at a comment the layout would lose: ruamel's round trip drops some
     (one between a key and its `{...}` value on the next line), and `fmt` keeps them all.
     """
+    start, text = document_start(text)
+    shift = start.count("\n")  # a comment's line is the whole file's, not the rest's
     yaml = canonical_yaml()
     document = yaml.load(text)
     canonicalize(document)
     result = dumped(document, yaml)
     if "#" not in text:
-        return result  # no comment to lose: the check's scans cost a third of the rewrite
+        return start + result  # no comment to lose: the check's scans cost a third of it
     places = _comment_places(text)
     kept_places = _comment_places(result)
     lost = Counter(line for line, _, _ in places)
@@ -287,11 +290,29 @@ def formatted(text: str, file: str = "<text>") -> str:
                 blamed.append(place)
         raise LoadError(
             [
-                LocatedError(file, number, column, "", LOST_COMMENT)
+                LocatedError(file, shift + number, column, "", LOST_COMMENT)
                 for _, number, column in sorted(blamed, key=lambda place: place[1:])
             ]
         )
-    return result
+    return start + result
+
+
+# The explicit start of the document (`---`, a comment after it allowed) and the blank,
+# comment and `%YAML 1.2` lines above it: ruamel drops the comments (silently) and the
+# `---`, so they are kept as written and only what follows is formatted, as YAML 1.2. Not
+# after another directive (`%YAML 1.1`), by which ruamel reads and writes the rest.
+_DOCUMENT_START = deferred.pattern(
+    __name__,
+    "_DOCUMENT_START",
+    r"\A(?:[ \t]*(?:#[^\n]*)?\n|%YAML[ \t]+1\.2(?:[ \t]+#[^\n]*)?[ \t]*\n)*"
+    r"---(?:[ \t]+#[^\n]*)?[ \t]*\n",
+)
+
+
+def document_start(text: str) -> tuple[str, str]:
+    """The lines of `text` up to its `---` line, and the rest; ("", text) without one."""
+    found = _DOCUMENT_START.match(text)
+    return (found.group(), text[found.end() :]) if found else ("", text)
 
 
 def _beside(lines: list[str], place: tuple[str, int, int]) -> tuple[str, str]:

@@ -28,7 +28,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.util import load_yaml_guess_indent
 
 from reconciler import rendering_params
-from reconciler.canonical import canonical_yaml, deployment_order, dumped
+from reconciler.canonical import canonical_yaml, deployment_order, document_start, dumped
 from reconciler.errors import ConfigurationError, ExportError
 from reconciler.live import LiveSource
 from reconciler.loader import LoadError, load
@@ -269,6 +269,8 @@ def merged_yaml(text: str, live: Sequence[LiveSource]) -> Export:
     A live source is in the file when a source there has its `id` or one of its
     subdomains, as the planner matches. New variable names avoid those the file uses.
     """
+    # ruamel drops a `---` line and the comments above it: kept as written, around the merge.
+    start, text = document_start(text)
     yaml = canonical_yaml()
     yaml.preserve_quotes = True
     # Write new sources the way the file indents its list (ruamel guesses it from the text).
@@ -296,7 +298,7 @@ def merged_yaml(text: str, live: Sequence[LiveSource]) -> Export:
         and not subdomains.intersection(source.deployment.get("imgix_subdomains") or [])
     ]
     if not missing:
-        return Export(text, 0, [])
+        return Export(start + text, 0, [])
     allow_unknown = document.get(ALLOW_UNKNOWN_PARAMS) is True
     if not allow_unknown and needs_unknown_params(missing):
         document.insert(list(document).index("sources"), ALLOW_UNKNOWN_PARAMS, True)
@@ -313,7 +315,7 @@ def merged_yaml(text: str, live: Sequence[LiveSource]) -> Export:
         # lists them; the file's own header is the user's and stays as written.
         note = ["Added by imgix-reconciler export --merge.", *_to_set(variables)]
         sources.yaml_set_comment_before_after_key(first, before="\n".join(note), indent=dash_column)
-    merged = dumped(document, yaml)
+    merged = start + dumped(document, yaml)
     _check_validates(merged)
     return Export(merged, len(added), variables)
 

@@ -174,11 +174,12 @@ def json_document(text: str) -> str:
 
 
 # Inline markdown syntax (links and images, code spans, emphasis, strikethrough, table
-# pipes) becomes HTML entities, which GitHub decodes in markdown and HTML blocks alike.
+# pipes, and `$`, by which GitHub draws LaTeX math) becomes HTML entities, which GitHub
+# decodes in markdown and HTML blocks alike.
 # Only what can start syntax is escaped, so `["a"]` and `cache_ttl_value` stay readable: a
 # link needs `](` (a comment of ours defines no reference links) and emphasis an
 # underscore at a word boundary.
-_MARKDOWN_SYNTAX = r"[\\`*|~]|\](?=\()|(?<![^\W_])_|_(?![^\W_])"
+_MARKDOWN_SYNTAX = r"[\\`*|~$]|\](?=\()|(?<![^\W_])_|_(?![^\W_])"
 # What GitHub links or pings once rendered: mentions and e-mail addresses (`@`), issue and
 # pull-request references (`#12`, `org/repo#12`, `GH-12`) and autolinks (`scheme://`,
 # `www.`, also after `_` or `*`). A zero-width space right after the sigil breaks each

@@ -524,3 +524,29 @@ def test_fmt_keeps_a_folded_text_with_a_line_starting_with_a_tab_as_it_reads() -
     annotation = YAML(typ="safe").load(once)["sources"][0]["deployment"]["annotation"]
     assert annotation == "Managed by the team\n\tsee the runbook\n\nOwner: web"
     assert formatted(once) == once
+
+
+def test_fmt_keeps_the_document_start_and_the_comments_above_it(tmp_path: Path) -> None:
+    # ruamel drops the `---` line and every comment above it: a file opening with the
+    # schema line and `---` (as yamllint's default rules ask) was refused ("cannot keep
+    # this comment ... between a key and its value", at 1:1), and one opening with `---`
+    # alone lost it, which yamllint then reported.
+    body = (
+        "version: 1\nsources:\n  - deployment: {type: webproxy, imgix_subdomains: [acme-x]}\n"
+        "    name: x\n"
+    )
+    tidy = (
+        "version: 1\nsources:\n  - name: x\n"
+        "    deployment: {type: webproxy, imgix_subdomains: [acme-x]}\n"
+    )
+    header = "# yaml-language-server: $schema=schemas/sources.schema.json\n\n--- # sources\n"
+    file = tmp_path / "sources.yaml"
+    file.write_text(header + body)
+    done = invoke("fmt", file)
+    assert done.exit_code == 0, done.stderr
+    assert file.read_text() == header + tidy
+    assert formatted("---\n" + body) == "---\n" + tidy
+    # Above a `%YAML 1.2` directive too (the version every file is read as without one).
+    directive = "# header\n%YAML 1.2\n---\n"
+    assert formatted(directive + body) == directive + tidy
+    assert invoke("fmt", "--check", file).exit_code == 0

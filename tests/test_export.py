@@ -297,6 +297,20 @@ sources:
 """
 
 
+def test_merge_keeps_the_document_start_and_the_comments_above_it() -> None:
+    # ruamel drops the `---` line and the comments above it: merging into a file that opens
+    # with its schema line and `---` lost both without a word.
+    header = "# yaml-language-server: $schema=schemas/sources.schema.json\n# Web team.\n---\n"
+    body = (
+        "version: 1\nsources:\n  - name: a\n    deployment:\n      type: webproxy\n"
+        "      imgix_subdomains: [acme-a]\n"
+    )
+    merged = merged_yaml(header + body, [ARCHIVE])
+    assert merged.added == 1
+    assert merged.text.startswith(header + body)
+    assert "  - name: Blog\n    id: " + "b" * 24 in merged.text
+
+
 def test_merge_keeps_the_file_and_adds_only_the_missing_sources() -> None:
     twin = BLOG.model_copy(
         update={

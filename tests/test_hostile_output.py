@@ -440,6 +440,19 @@ def test_markdown_text_breaks_each_github_reference(raw: str, inert: str) -> Non
     assert links_in(markdown_text(raw)) == []
 
 
+def test_markdown_text_leaves_no_math_for_github_to_draw() -> None:
+    # GitHub draws `$...$`, `$$...$$` and `$`...`$` as LaTeX: a name or value such as
+    # `$\Huge\text{No changes}$` showed a plan comment's reader big text, or a colour,
+    # in place of what the source holds.
+    raw = "$\\Huge\\text{No changes}$ $$x$$ $`y`$ US$5"
+    inert = markdown_text(raw)
+    assert "$" not in inert
+    assert inert == (
+        "&#36;&#92;&#92;Huge&#92;&#92;text{No changes}&#36; "
+        "&#36;&#36;x&#36;&#36; &#36;&#96;y&#96;&#36; US&#36;5"
+    )
+
+
 # --------------------------------------------------------------------------- cut secrets
 
 CUT_SECRET = "Cut-Secret-5e9a-Value"

@@ -340,8 +340,23 @@ def test_a_wrong_value_merged_in_is_placed_at_its_merge_key(tmp_path: Path) -> N
             "8:23: deployment.default_params: must be Unicode text (it holds a lone "
             "surrogate escape such as \\ud800)",
         ),
+        # A file written by a JSON encoder (`json.dumps` escapes a character past U+FFFF as
+        # a surrogate pair): the pair is no lone surrogate, and the error said it was.
+        (
+            'annotation: "smile \\ud83d\\ude00"',
+            "8:19: deployment.annotation: must be Unicode text: YAML reads JSON's surrogate "
+            "pair \\ud83d\\ude00 as two halves of a character (write the character itself, "
+            "or \\U0001f600)",
+        ),
     ],
-    ids=["binary", "timestamp", "set", "lone surrogate", "lone surrogate in a key"],
+    ids=[
+        "binary",
+        "timestamp",
+        "set",
+        "lone surrogate",
+        "lone surrogate in a key",
+        "surrogate pair",
+    ],
 )
 def test_a_value_json_cannot_carry_is_a_located_error(
     tmp_path: Path, line: str, expected: str, tail: str

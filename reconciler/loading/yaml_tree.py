@@ -222,7 +222,7 @@ class Expansion:
                 self.not_json.append((loc, problem))
                 return None
         elif type(value) is str and not is_text(value):
-            self.not_json.append((loc, _SURROGATE))
+            self.not_json.append((loc, surrogate_problem(value)))
             return None
         elif not key and not isinstance(value, PLAIN_SCALARS):
             # Else pydantic reads binary data as text (`!!binary aHR0cHM6...` as a URL the
@@ -236,6 +236,21 @@ class Expansion:
 
 # YAML's `"\ud800"` escape: half of a UTF-16 pair, which no request or output can encode.
 _SURROGATE = "must be Unicode text (it holds a lone surrogate escape such as \\ud800)"
+
+
+def surrogate_problem(text: str) -> str:
+    """Why `text`, which holds surrogates, cannot be used: lone ones, or JSON's pairs (a
+    JSON encoder's `\\ud83d\\ude00`), which YAML reads as two halves of a character."""
+    try:  # strict UTF-16 decodes paired halves only
+        joined = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le")
+    except UnicodeDecodeError:
+        return _SURROGATE
+    code = ord(next(c for c in joined if ord(c) > 0xFFFF))
+    high, low = 0xD800 + ((code - 0x10000) >> 10), 0xDC00 + ((code - 0x10000) & 0x3FF)
+    return (
+        f"must be Unicode text: YAML reads JSON's surrogate pair \\u{high:04x}\\u{low:04x} as "
+        f"two halves of a character (write the character itself, or \\U{code:08x})"
+    )
 
 
 def not_json_problem(value: Any) -> str | None:
