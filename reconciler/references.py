@@ -109,6 +109,13 @@ def confined_path(name: str, *, base: Path, root: Path) -> str:
         raise UnreadableReference(
             f"{{file: {name}}}: the path leads outside the repository ({root})"
         )
+    # A checkout that keeps its credentials holds the job's token in .git/config. Any case:
+    # on macOS and Windows `.GIT` is the same folder.
+    if any(part.casefold() == ".git" for part in Path(os.path.relpath(real, root)).parts):
+        raise UnreadableReference(
+            f"{{file: {name}}}: the path leads into Git's own files (.git), which may hold "
+            "the checkout's credentials"
+        )
     return real
 
 

@@ -103,6 +103,28 @@ def test_paths_leaving_the_repository_are_refused(tmp_path: Path, name: str, pro
     assert "outside-canary-value" not in str(caught.value)
 
 
+@pytest.mark.parametrize("name", [".git/config", "config-link", ".Git/config", "sub/.git"])
+def test_paths_into_git_s_own_files_are_refused(tmp_path: Path, name: str) -> None:
+    # A checkout that keeps its credentials (actions/checkout before v6, by default) holds
+    # the job's token in .git/config: `annotation: {file: .git/config}` in a pull request
+    # would write it into the source on merge, as {env: GITHUB_TOKEN} would.
+    token = "AUTHORIZATION: basic git-config-canary"
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git" / "config").write_text(f"[http]\n\textraheader = {token}\n")
+    (tmp_path / ".Git").mkdir()  # .git itself where names ignore case (macOS, Windows)
+    (tmp_path / ".Git" / "config").write_text(f"{token}\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / ".git").write_text("gitdir: ../.git/modules/sub\n")  # a submodule's
+    os.symlink(".git/config", tmp_path / "config-link")
+    with pytest.raises(UnreadableReference) as caught:
+        read(tmp_path, name)
+    assert str(caught.value) == (
+        f"{{file: {name}}}: the path leads into Git's own files (.git), which may hold the "
+        "checkout's credentials"
+    )
+    assert "canary" not in str(caught.value)
+
+
 def test_a_symlink_inside_the_repository_is_followed(tmp_path: Path) -> None:
     (tmp_path / "real.txt").write_text("value-behind-a-link\n")
     os.symlink("real.txt", tmp_path / "alias.txt")
