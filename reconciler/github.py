@@ -460,7 +460,9 @@ def combine(
 @click.option("--key", help="The plan caller workflow's key (see `comment-key`).")
 def fork_notice_command(conclusion: str, run_url: str, workflow: str, key: str | None) -> None:
     """Print the plan comment for a pull request from a fork."""
-    if not re.fullmatch(r"https://[A-Za-z0-9.-]+/[\w.-]+/[\w.-]+/actions/runs/\d+", run_url):
+    if not re.fullmatch(
+        r"https://[A-Za-z0-9.-]+(:\d{1,5})?/[\w.-]+/[\w.-]+/actions/runs/\d+", run_url
+    ):
         click.echo("error: --run-url is not the link of a workflow run", err=True)
         raise SystemExit(1)
     if not re.fullmatch(r"[\w .-]{1,100}", workflow):

@@ -429,6 +429,14 @@ def test_the_fork_notice_links_only_to_a_workflow_run() -> None:
         assert refused.returncode == 1 and "not the link of a workflow run" in refused.stderr
     odd = notice("--conclusion", "success", "--run-url", run, "--workflow", "im`gix")
     assert odd.returncode == 1 and "not a workflow name" in odd.stderr
+    # GitHub Enterprise Server may be served on a port of its own.
+    enterprise = "https://ghe.acme.example:8443/acme/images/actions/runs/55"
+    done = notice("--conclusion", "success", "--run-url", enterprise, "--workflow", "imgix")
+    assert done.returncode == 0 and f"([the run]({enterprise}))" in done.stdout
+    for port in [":", ":0x1", ":123456", ":8443@evil.example"]:
+        url = f"https://ghe.acme.example{port}/acme/images/actions/runs/55"
+        refused = notice("--conclusion", "success", "--run-url", url, "--workflow", "imgix")
+        assert refused.returncode == 1 and "not the link of a workflow run" in refused.stderr
 
 
 def test_missing_accounts_are_the_listed_ones_without_a_result() -> None:
