@@ -25,7 +25,6 @@ if TYPE_CHECKING:
     from rich.progress import Progress
 
 HEARTBEAT = 60.0
-_BUDGET_NAME = {"create": "hourly create budget", "update": "hourly update budget"}
 
 
 class ApplyProgress:
@@ -91,7 +90,7 @@ class ApplyProgress:
 
     def budget_wait(self, wait: BudgetWait) -> None:
         """A write waits for its hourly budget: say for how long, and how long is left."""
-        name = _BUDGET_NAME.get(wait.kind, f"hourly {wait.kind} budget")
+        name = f"hourly {wait.kind} budget"
         remaining = self.total - self.done
         # After this wait, the rest goes at `limit` writes an hour at most.
         left = wait.seconds + HOUR * max(0, math.ceil(remaining / wait.limit) - 1)
