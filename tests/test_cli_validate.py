@@ -500,6 +500,14 @@ def test_plan_as_text_to_a_pipe_imports_no_rich() -> None:
     assert "rich" not in loaded
 
 
+def test_apply_to_a_pipe_imports_no_rich() -> None:
+    # Its progress is lines in CI's log: rich draws only the bar on a terminal.
+    minimal = REPO / "tests" / "fixtures" / "valid_minimal.yaml"
+    loaded = modules_imported_by(["apply", str(minimal), "--emulator", "--auto-approve"])
+    assert "reconciler.progress" in loaded  # it did apply
+    assert not any(name.split(".")[0] == "rich" for name in loaded)
+
+
 @pytest.mark.parametrize(
     "args",
     [
