@@ -449,3 +449,19 @@ def test_a_desired_file_that_does_not_exist_anchors_in_its_own_folder_not_the_wo
     folder, repository = references.anchors(str(tmp_path / "config" / "missing.yaml"))
 
     assert (folder, repository) == (tmp_path / "config", tmp_path.resolve())
+
+
+def test_a_desired_file_given_as_a_pipe_anchors_in_the_working_folder_and_its_repository(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `plan <(generate)`: the pipe's folder (/dev/fd) is no folder of the user's; their
+    # `{file:}` paths mean the working folder, confined to the repository holding it.
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "pipes").mkdir()
+    (tmp_path / "work").mkdir()
+    os.mkfifo(tmp_path / "pipes" / "sources.yaml")
+    monkeypatch.chdir(tmp_path / "work")
+
+    folder, repository = references.anchors(str(tmp_path / "pipes" / "sources.yaml"))
+
+    assert (folder, repository) == (tmp_path / "work", tmp_path.resolve())
