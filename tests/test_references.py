@@ -465,3 +465,20 @@ def test_a_desired_file_given_as_a_pipe_anchors_in_the_working_folder_and_its_re
     folder, repository = references.anchors(str(tmp_path / "pipes" / "sources.yaml"))
 
     assert (folder, repository) == (tmp_path / "work", tmp_path.resolve())
+
+
+def test_a_checkout_reached_through_a_symlinked_folder_still_reads_its_own_files(
+    tmp_path: Path,
+) -> None:
+    # A runner's work folder may be a link (macOS's /tmp is /private/tmp): the repository
+    # is where the desired file really is, so its own files are inside it.
+    (tmp_path / "real" / ".git").mkdir(parents=True)
+    (tmp_path / "real" / "key.txt").write_text("a-value-long-enough\n")
+    (tmp_path / "real" / "sources.yaml").write_text("version: 1\n")
+    os.symlink(tmp_path / "real", tmp_path / "link")
+
+    base, root = references.anchors(str(tmp_path / "link" / "sources.yaml"))
+    value, _ = references.read(Reference("file", "key.txt"), environ={}, base=base, root=root)
+
+    assert root == (tmp_path / "real").resolve()
+    assert value == "a-value-long-enough"
