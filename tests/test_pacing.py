@@ -1110,3 +1110,21 @@ def test_a_negative_retry_setting_is_refused_naming_the_settings_that_must_not_b
     with pytest.raises(ValueError) as refused:
         RetryPolicy(**{field: -1.0})  # type: ignore[arg-type]
     assert str(refused.value) == "RetryPolicy.base, cap and deadline must not be negative"
+
+
+def test_every_listener_hears_a_stop_even_when_one_before_it_stops_listening() -> None:
+    # A one-shot listener unsubscribing as it is called must not make the next one miss
+    # the stop (a write waiting for its budget would then wait on after a SIGTERM).
+    stop = Stop()
+    heard: list[str] = []
+
+    def once() -> None:
+        heard.append("once")
+        unsubscribe_once()
+
+    unsubscribe_once = stop.subscribe(once)
+    stop.subscribe(lambda: heard.append("waiter"))
+    stop.request("stopped by SIGTERM")
+    stop.request("stopped by SIGTERM")
+
+    assert heard == ["once", "waiter", "waiter"]
