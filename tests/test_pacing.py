@@ -1128,3 +1128,26 @@ def test_every_listener_hears_a_stop_even_when_one_before_it_stops_listening() -
     stop.request("stopped by SIGTERM")
 
     assert heard == ["once", "waiter", "waiter"]
+
+
+def test_a_write_waits_only_for_the_oldest_write_of_the_hour_to_leave_the_window(
+    fake_clock: FakeClock,
+) -> None:
+    # 2 creates an hour, sent at 0 and 30 min: the third is due at 60 min, when the first
+    # leaves the window, not at 90 (a stall of half an hour per budget's worth of writes).
+    pacer = Pacer(
+        Pacing(per_second=None, creates_per_hour=2, headroom=0.0),
+        clock=fake_clock,
+        sleep=fake_clock.sleep,
+    )
+    sent: list[float] = []
+
+    async def scenario() -> None:
+        for pause in (0.0, 1800.0, 0.0):
+            fake_clock.advance(pause)
+            async with pacer.slot("create"):
+                sent.append(fake_clock.elapsed)
+
+    asyncio.run(scenario())
+
+    assert sent == [0.0, 1800.0, 3600.0]
