@@ -482,3 +482,17 @@ def test_a_checkout_reached_through_a_symlinked_folder_still_reads_its_own_files
 
     assert root == (tmp_path / "real").resolve()
     assert value == "a-value-long-enough"
+
+
+def test_a_desired_file_named_relatively_from_a_subfolder_is_seen_linked_out_of_its_repository(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `plan sources.yaml` run in repository/config: the repository is above the working
+    # folder, and a link from there to a file outside it is a way out all the same.
+    (tmp_path / "repository" / ".git").mkdir(parents=True)
+    (tmp_path / "repository" / "config").mkdir()
+    (tmp_path / "outside.yaml").write_text("version: 1\n")
+    os.symlink(tmp_path / "outside.yaml", tmp_path / "repository" / "config" / "sources.yaml")
+    monkeypatch.chdir(tmp_path / "repository" / "config")
+
+    assert references.linked_out_of("sources.yaml") == str(tmp_path / "repository")
