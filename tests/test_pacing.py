@@ -454,6 +454,7 @@ def test_retry_after_a_date_already_past_is_no_wait() -> None:
     [
         ({"x-ratelimit-reset": "7", "x-ratelimit-remaining": "1"}, None),
         ({"x-ratelimit-reset": "1000000000"}, 0.0),  # the smallest Unix time: long past
+        ({"x-ratelimit-reset": "999999999"}, 999999999.0),  # the largest seconds to wait
     ],
 )
 def test_rate_limit_reset_at_its_boundaries(headers: dict[str, str], expected: float) -> None:
