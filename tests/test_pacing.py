@@ -1152,3 +1152,13 @@ def test_a_write_waits_only_for_the_oldest_write_of_the_hour_to_leave_the_window
     asyncio.run(scenario())
 
     assert sent == [0.0, 1800.0, 3600.0]
+
+
+def test_the_default_retry_policy_backs_off_with_jitter_rather_than_retrying_at_once() -> None:
+    # api-notes: without a Retry-After, back off with jitter; a zero base or cap would
+    # send every retry of a failing server at once.
+    policy = RetryPolicy(jitter=random.Random(11))
+
+    means = [sum(policy.backoff(a) for _ in range(200)) / 200 for a in (1, 4, 12)]
+
+    assert 0.0 < means[0] < means[1] < means[2]
