@@ -496,3 +496,37 @@ def test_a_desired_file_named_relatively_from_a_subfolder_is_seen_linked_out_of_
     monkeypatch.chdir(tmp_path / "repository" / "config")
 
     assert references.linked_out_of("sources.yaml") == str(tmp_path / "repository")
+
+
+@pytest.mark.parametrize(
+    "name", [".git/config", "config/../.git/config", "innocent.txt", ".GIT/config"]
+)
+def test_gits_own_files_are_refused_though_inside_the_repository(tmp_path: Path, name: str) -> None:
+    # actions/checkout keeps the job's token in .git/config: referencing it would write the
+    # runner's token into a source, as `{env: GITHUB_TOKEN}` would (that one is refused too).
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "config").mkdir()
+    token = "AUTHORIZATION: basic eC1hY2Nlc3MtdG9rZW46Z2hzX2NhbmFyeQ=="
+    (tmp_path / ".git" / "config").write_text(f'[http]\n\textraheader = "{token}"\n')
+    os.symlink(".git/config", tmp_path / "innocent.txt")
+    if not (tmp_path / ".GIT").exists():  # a case-sensitive file system: make the folder
+        os.symlink(".git", tmp_path / ".GIT")
+
+    with pytest.raises(UnreadableReference) as refused:
+        read(tmp_path, name)
+
+    assert str(refused.value) == (
+        f"{{file: {name}}}: the path leads into the repository's .git folder (Git's own "
+        "files, where a CI checkout keeps its token), which a desired-state file may not read"
+    )
+    assert token not in str(refused.value)
+    assert not isinstance(refused.value, MissingReference)
+
+
+@pytest.mark.parametrize("name", [".gitignore", "keys.git/key.txt", "keys/.github"])
+def test_files_named_like_git_but_not_its_folder_are_read(tmp_path: Path, name: str) -> None:
+    (tmp_path / ".git").mkdir()
+    (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / name).write_text("a-value-long-enough\n")
+
+    assert read(tmp_path, name) == "a-value-long-enough"
