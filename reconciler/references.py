@@ -109,6 +109,14 @@ def confined_path(name: str, *, base: Path, root: Path) -> str:
         raise UnreadableReference(
             f"{{file: {name}}}: the path leads outside the repository ({root})"
         )
+    # Git's own files are no file of the repository, and actions/checkout keeps the job's
+    # token in .git/config (as reserved as `{env: GITHUB_TOKEN}`). The real path is
+    # checked, so a committed symlink cannot lead there; casefold for macOS runners.
+    if any(part.casefold() == ".git" for part in Path(real).relative_to(root).parts):
+        raise UnreadableReference(
+            f"{{file: {name}}}: the path leads into the repository's .git folder (Git's own "
+            "files, where a CI checkout keeps its token), which a desired-state file may not read"
+        )
     return real
 
 
