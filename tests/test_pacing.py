@@ -1162,3 +1162,22 @@ def test_the_default_retry_policy_backs_off_with_jitter_rather_than_retrying_at_
     means = [sum(policy.backoff(a) for _ in range(200)) / 200 for a in (1, 4, 12)]
 
     assert 0.0 < means[0] < means[1] < means[2]
+
+
+def test_a_slow_create_sets_the_time_a_write_needs_before_the_deadline(
+    fake_clock: FakeClock,
+) -> None:
+    # Creates are writes too: one that took 5 s says a create 3 s before --max-duration
+    # would not finish, though no update has been timed.
+    stop = Stop(clock=fake_clock)
+    pacer = Pacer(Pacing(per_second=None), clock=fake_clock, sleep=fake_clock.sleep, stop=stop)
+
+    async def scenario() -> None:
+        async with pacer.slot("create"):
+            fake_clock.advance(5.0)
+        stop.deadline = fake_clock.now + 3.0
+        with pytest.raises(NotStarted, match="--max-duration"):
+            async with pacer.slot("create"):
+                pass
+
+    asyncio.run(scenario())
