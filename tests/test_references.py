@@ -530,3 +530,29 @@ def test_files_named_like_git_but_not_its_folder_are_read(tmp_path: Path, name: 
     (tmp_path / name).write_text("a-value-long-enough\n")
 
     assert read(tmp_path, name) == "a-value-long-enough"
+
+
+def test_an_empty_mapping_is_no_reference() -> None:
+    # `default_params: {}` is a plain (empty) value, not a reference missing its kind.
+    assert references.parse({}) is None
+
+
+def test_a_desired_file_inside_its_repository_is_not_linked_out_of_it(tmp_path: Path) -> None:
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "sources.yaml").write_text("version: 1\n")
+    os.symlink(tmp_path / "config" / "sources.yaml", tmp_path / "linked.yaml")
+
+    assert references.linked_out_of(str(tmp_path / "config" / "sources.yaml")) is None
+    assert references.linked_out_of(str(tmp_path / "linked.yaml")) is None
+
+
+def test_a_locator_reached_through_a_linked_folder_is_refused(tmp_path: Path) -> None:
+    # A saved plan's locator is a checked real path: a folder link put on its way since
+    # (whatever the names' order) is refused before anything is opened.
+    (tmp_path / "z-real").mkdir()
+    (tmp_path / "z-real" / "key.txt").write_text("value-behind-a-link\n")
+    os.symlink(tmp_path / "z-real", tmp_path / "a-link")
+
+    with pytest.raises(UnreadableReference, match="not the one checked"):
+        references.read_located({"file": str(tmp_path / "a-link" / "key.txt")}, environ={})
