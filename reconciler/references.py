@@ -5,9 +5,9 @@ behind a reference is never shown: it is read here, under limits, registered for
 redaction before anything can echo it, and described everywhere by its reference. A
 `{file:}` path is relative and resolves inside the repository (the nearest enclosing
 directory holding `.git`, or the desired-state file's own directory when there is none),
-through no symlink that leaves it, to a regular file. The loader and the applier (a
-saved plan's placeholders) both read through `read`/`read_located`, so both refuse the
-same things.
+through no symlink that leaves it, outside `.git` itself, to a regular file. The loader
+and the applier (a saved plan's placeholders) both read through `read`/`read_located`, so
+both refuse the same things.
 """
 
 from __future__ import annotations

@@ -454,6 +454,7 @@ def test_retry_after_a_date_already_past_is_no_wait() -> None:
     [
         ({"x-ratelimit-reset": "7", "x-ratelimit-remaining": "1"}, None),
         ({"x-ratelimit-reset": "1000000000"}, 0.0),  # the smallest Unix time: long past
+        ({"x-ratelimit-reset": "999999999"}, 999999999.0),  # the largest seconds to wait
     ],
 )
 def test_rate_limit_reset_at_its_boundaries(headers: dict[str, str], expected: float) -> None:
@@ -1110,3 +1111,73 @@ def test_a_negative_retry_setting_is_refused_naming_the_settings_that_must_not_b
     with pytest.raises(ValueError) as refused:
         RetryPolicy(**{field: -1.0})  # type: ignore[arg-type]
     assert str(refused.value) == "RetryPolicy.base, cap and deadline must not be negative"
+
+
+def test_every_listener_hears_a_stop_even_when_one_before_it_stops_listening() -> None:
+    # A one-shot listener unsubscribing as it is called must not make the next one miss
+    # the stop (a write waiting for its budget would then wait on after a SIGTERM).
+    stop = Stop()
+    heard: list[str] = []
+
+    def once() -> None:
+        heard.append("once")
+        unsubscribe_once()
+
+    unsubscribe_once = stop.subscribe(once)
+    stop.subscribe(lambda: heard.append("waiter"))
+    stop.request("stopped by SIGTERM")
+    stop.request("stopped by SIGTERM")
+
+    assert heard == ["once", "waiter", "waiter"]
+
+
+def test_a_write_waits_only_for_the_oldest_write_of_the_hour_to_leave_the_window(
+    fake_clock: FakeClock,
+) -> None:
+    # 2 creates an hour, sent at 0 and 30 min: the third is due at 60 min, when the first
+    # leaves the window, not at 90 (a stall of half an hour per budget's worth of writes).
+    pacer = Pacer(
+        Pacing(per_second=None, creates_per_hour=2, headroom=0.0),
+        clock=fake_clock,
+        sleep=fake_clock.sleep,
+    )
+    sent: list[float] = []
+
+    async def scenario() -> None:
+        for pause in (0.0, 1800.0, 0.0):
+            fake_clock.advance(pause)
+            async with pacer.slot("create"):
+                sent.append(fake_clock.elapsed)
+
+    asyncio.run(scenario())
+
+    assert sent == [0.0, 1800.0, 3600.0]
+
+
+def test_the_default_retry_policy_backs_off_with_jitter_rather_than_retrying_at_once() -> None:
+    # api-notes: without a Retry-After, back off with jitter; a zero base or cap would
+    # send every retry of a failing server at once.
+    policy = RetryPolicy(jitter=random.Random(11))
+
+    means = [sum(policy.backoff(a) for _ in range(200)) / 200 for a in (1, 4, 12)]
+
+    assert 0.0 < means[0] < means[1] < means[2]
+
+
+def test_a_slow_create_sets_the_time_a_write_needs_before_the_deadline(
+    fake_clock: FakeClock,
+) -> None:
+    # Creates are writes too: one that took 5 s says a create 3 s before --max-duration
+    # would not finish, though no update has been timed.
+    stop = Stop(clock=fake_clock)
+    pacer = Pacer(Pacing(per_second=None), clock=fake_clock, sleep=fake_clock.sleep, stop=stop)
+
+    async def scenario() -> None:
+        async with pacer.slot("create"):
+            fake_clock.advance(5.0)
+        stop.deadline = fake_clock.now + 3.0
+        with pytest.raises(NotStarted, match="--max-duration"):
+            async with pacer.slot("create"):
+                pass
+
+    asyncio.run(scenario())

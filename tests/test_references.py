@@ -103,28 +103,6 @@ def test_paths_leaving_the_repository_are_refused(tmp_path: Path, name: str, pro
     assert "outside-canary-value" not in str(caught.value)
 
 
-@pytest.mark.parametrize("name", [".git/config", "config-link", ".Git/config", "sub/.git"])
-def test_paths_into_git_s_own_files_are_refused(tmp_path: Path, name: str) -> None:
-    # A checkout that keeps its credentials (actions/checkout before v6, by default) holds
-    # the job's token in .git/config: `annotation: {file: .git/config}` in a pull request
-    # would write it into the source on merge, as {env: GITHUB_TOKEN} would.
-    token = "AUTHORIZATION: basic git-config-canary"
-    (tmp_path / ".git").mkdir()
-    (tmp_path / ".git" / "config").write_text(f"[http]\n\textraheader = {token}\n")
-    (tmp_path / ".Git").mkdir()  # .git itself where names ignore case (macOS, Windows)
-    (tmp_path / ".Git" / "config").write_text(f"{token}\n")
-    (tmp_path / "sub").mkdir()
-    (tmp_path / "sub" / ".git").write_text("gitdir: ../.git/modules/sub\n")  # a submodule's
-    os.symlink(".git/config", tmp_path / "config-link")
-    with pytest.raises(UnreadableReference) as caught:
-        read(tmp_path, name)
-    assert str(caught.value) == (
-        f"{{file: {name}}}: the path leads into Git's own files (.git), which may hold the "
-        "checkout's credentials"
-    )
-    assert "canary" not in str(caught.value)
-
-
 def test_a_symlink_inside_the_repository_is_followed(tmp_path: Path) -> None:
     (tmp_path / "real.txt").write_text("value-behind-a-link\n")
     os.symlink("real.txt", tmp_path / "alias.txt")
@@ -471,3 +449,123 @@ def test_a_desired_file_that_does_not_exist_anchors_in_its_own_folder_not_the_wo
     folder, repository = references.anchors(str(tmp_path / "config" / "missing.yaml"))
 
     assert (folder, repository) == (tmp_path / "config", tmp_path.resolve())
+
+
+def test_a_desired_file_given_as_a_pipe_anchors_in_the_working_folder_and_its_repository(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `plan <(generate)`: the pipe's folder (/dev/fd) is no folder of the user's; their
+    # `{file:}` paths mean the working folder, confined to the repository holding it.
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "pipes").mkdir()
+    (tmp_path / "work").mkdir()
+    os.mkfifo(tmp_path / "pipes" / "sources.yaml")
+    monkeypatch.chdir(tmp_path / "work")
+
+    folder, repository = references.anchors(str(tmp_path / "pipes" / "sources.yaml"))
+
+    assert (folder, repository) == (tmp_path / "work", tmp_path.resolve())
+
+
+def test_a_checkout_reached_through_a_symlinked_folder_still_reads_its_own_files(
+    tmp_path: Path,
+) -> None:
+    # A runner's work folder may be a link (macOS's /tmp is /private/tmp): the repository
+    # is where the desired file really is, so its own files are inside it.
+    (tmp_path / "real" / ".git").mkdir(parents=True)
+    (tmp_path / "real" / "key.txt").write_text("a-value-long-enough\n")
+    (tmp_path / "real" / "sources.yaml").write_text("version: 1\n")
+    os.symlink(tmp_path / "real", tmp_path / "link")
+
+    base, root = references.anchors(str(tmp_path / "link" / "sources.yaml"))
+    value, _ = references.read(Reference("file", "key.txt"), environ={}, base=base, root=root)
+
+    assert root == (tmp_path / "real").resolve()
+    assert value == "a-value-long-enough"
+
+
+def test_a_desired_file_named_relatively_from_a_subfolder_is_seen_linked_out_of_its_repository(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `plan sources.yaml` run in repository/config: the repository is above the working
+    # folder, and a link from there to a file outside it is a way out all the same.
+    (tmp_path / "repository" / ".git").mkdir(parents=True)
+    (tmp_path / "repository" / "config").mkdir()
+    (tmp_path / "outside.yaml").write_text("version: 1\n")
+    os.symlink(tmp_path / "outside.yaml", tmp_path / "repository" / "config" / "sources.yaml")
+    monkeypatch.chdir(tmp_path / "repository" / "config")
+
+    assert references.linked_out_of("sources.yaml") == str(tmp_path / "repository")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        ".git/config",
+        "config/../.git/config",
+        "innocent.txt",
+        ".GIT/config",
+        ".Git/config",
+        "sub/.git",
+    ],
+)
+def test_gits_own_files_are_refused_though_inside_the_repository(tmp_path: Path, name: str) -> None:
+    # actions/checkout keeps the job's token in .git/config: referencing it would write the
+    # runner's token into a source, as `{env: GITHUB_TOKEN}` would (that one is refused too).
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "config").mkdir()
+    token = "AUTHORIZATION: basic eC1hY2Nlc3MtdG9rZW46Z2hzX2NhbmFyeQ=="
+    (tmp_path / ".git" / "config").write_text(f'[http]\n\textraheader = "{token}"\n')
+    os.symlink(".git/config", tmp_path / "innocent.txt")
+    if not (tmp_path / ".GIT").exists():  # a case-sensitive file system: make the folder
+        os.symlink(".git", tmp_path / ".GIT")
+        # A folder of its own, named .git in another case: the same folder on macOS.
+        (tmp_path / ".Git").mkdir()
+        (tmp_path / ".Git" / "config").write_text(f"{token}\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / ".git").write_text("gitdir: ../.git/modules/sub\n")  # a submodule's
+
+    with pytest.raises(UnreadableReference) as refused:
+        read(tmp_path, name)
+
+    assert str(refused.value) == (
+        f"{{file: {name}}}: the path leads into Git's own files (.git), which may hold the "
+        "checkout's credentials"
+    )
+    assert token not in str(refused.value)
+    assert not isinstance(refused.value, MissingReference)
+
+
+@pytest.mark.parametrize("name", [".gitignore", "keys.git/key.txt", "keys/.github"])
+def test_files_named_like_git_but_not_its_folder_are_read(tmp_path: Path, name: str) -> None:
+    (tmp_path / ".git").mkdir()
+    (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / name).write_text("a-value-long-enough\n")
+
+    assert read(tmp_path, name) == "a-value-long-enough"
+
+
+def test_an_empty_mapping_is_no_reference() -> None:
+    # `default_params: {}` is a plain (empty) value, not a reference missing its kind.
+    assert references.parse({}) is None
+
+
+def test_a_desired_file_inside_its_repository_is_not_linked_out_of_it(tmp_path: Path) -> None:
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "sources.yaml").write_text("version: 1\n")
+    os.symlink(tmp_path / "config" / "sources.yaml", tmp_path / "linked.yaml")
+
+    assert references.linked_out_of(str(tmp_path / "config" / "sources.yaml")) is None
+    assert references.linked_out_of(str(tmp_path / "linked.yaml")) is None
+
+
+def test_a_locator_reached_through_a_linked_folder_is_refused(tmp_path: Path) -> None:
+    # A saved plan's locator is a checked real path: a folder link put on its way since
+    # (whatever the names' order) is refused before anything is opened.
+    (tmp_path / "z-real").mkdir()
+    (tmp_path / "z-real" / "key.txt").write_text("value-behind-a-link\n")
+    os.symlink(tmp_path / "z-real", tmp_path / "a-link")
+
+    with pytest.raises(UnreadableReference, match="not the one checked"):
+        references.read_located({"file": str(tmp_path / "a-link" / "key.txt")}, environ={})
