@@ -289,8 +289,7 @@ class Ticket:
     whose outcome is unknown (no answer, a 5xx) is counted, as it may have been committed.
     """
 
-    def __init__(self, kind: RequestKind) -> None:
-        self.kind = kind
+    def __init__(self) -> None:
         self.spent = True
 
 
@@ -388,7 +387,7 @@ class Pacer:
         """
         self._bind()
         windows = await self._acquire(kind, starting)
-        ticket = Ticket(kind)
+        ticket = Ticket()
         sent = self._clock()
         try:
             yield ticket
