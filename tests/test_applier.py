@@ -1618,12 +1618,17 @@ def test_a_saved_plan_keeps_the_annotation_text_beside_its_marker_and_knows_it_i
     assert live.annotation.text == "Managed in git" and live.annotation.marker is not None
     assert [r.outcome for r in apply().results] == ["in effect"]
 
-    # A plan saved beside it with another secret: its marker records another fingerprint,
-    # so the source is not what that plan makes it, and its secret was never sent.
-    rotated = load([tmp_path / "sources.yaml"], environ={"APPLIER_SECRET": SECRET[::-1]}).state
-    other = plan(rotated, [], PlanOptions(fingerprint_key=b"key"))
+    # Applied with another secret: the marker it would send records another fingerprint,
+    # so the source is not what this run makes it, and that secret was never sent.
+    async def with_another_secret() -> ApplyReport:
+        async with client_for(emulator_store, fake_clock) as client:
+            other = SecretResolver({"APPLIER_SECRET": SECRET[::-1]})
+            return await apply_plan(
+                saved, client, resolver=other, saved=True, fingerprint_key=b"key"
+            )
+
     with pytest.raises(StalePlan, match="acme-products now taken"):
-        run(emulator_store, fake_clock, other, saved=True, fingerprint_key=b"key")
+        asyncio.run(with_another_secret())
 
 
 def test_a_stale_action_names_five_changed_paths_whole_and_clips_only_past_80_characters(
