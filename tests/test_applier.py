@@ -324,6 +324,23 @@ def test_a_saved_plan_may_claim_what_its_own_patches_release(
     assert run(emulator_store, fake_clock, make_plan(claim, release), saved=True).ok
 
 
+def test_a_saved_patch_of_a_source_listed_with_null_custom_domains_is_applied(
+    emulator_store: SourceStore, fake_clock: FakeClock
+) -> None:
+    # An answer with null for a hostname list (as if none): it releases nothing, it is not
+    # a crash of the freshness check.
+    existing = seed(emulator_store, "Blog", ["acme-blog"])
+    emulator_store.sources[existing].deployment["custom_domains"] = None
+    domains = {"deployment": {"custom_domains": ["img.example.com"]}}
+    plan = make_plan(patch(emulator_store, existing, domains))
+
+    report = run(emulator_store, fake_clock, plan, saved=True)
+
+    assert [r.outcome for r in report.results] == ["applied"]
+    live = LiveSource.from_resource(emulator_store.get_source(existing))
+    assert live.hostnames == {"acme-blog", "img.example.com"}
+
+
 def test_a_saved_patch_whose_claim_was_taken_since_is_stale(
     emulator_store: SourceStore, fake_clock: FakeClock
 ) -> None:
