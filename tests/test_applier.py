@@ -1616,6 +1616,23 @@ def test_a_plan_without_markers_is_sent_as_planned_whatever_the_fingerprint_key(
     assert live.name == "Products" and live.hostnames == {"acme-products"}
 
 
+def test_a_marked_plan_applied_without_a_fingerprint_key_records_the_plans_marker(
+    emulator_store: SourceStore, fake_clock: FakeClock, tmp_path: Path
+) -> None:
+    (tmp_path / "sources.yaml").write_text(STAMP_YAML)
+    desired = load([tmp_path / "sources.yaml"], environ={"APPLIER_SECRET": SECRET}).state
+    planned = plan(desired, [], PlanOptions(fingerprint_key=b"key"))
+    assert planned.actions[0].marker is not None
+
+    report = run(emulator_store, fake_clock, planned)
+
+    assert report.ok
+    (source_id,) = emulator_store.sources
+    live = LiveSource.from_resource(emulator_store.get_source(source_id))
+    assert live.annotation.marker is not None
+    assert live.annotation.marker.fingerprints == planned.actions[0].marker.fingerprints
+
+
 ANNOTATED_YAML = STAMP_YAML + "      annotation: Managed in git\n"
 
 
