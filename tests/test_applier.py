@@ -27,6 +27,7 @@ from reconciler.emulator.limits import Faults
 from reconciler.errors import ApplyRefused, StalePlan
 from reconciler.live import LiveSource
 from reconciler.loader import load
+from reconciler.marker import Marker, parse_annotation
 from reconciler.pacing import Pacer, Pacing, Stop
 from reconciler.plan import Action, OwnedElsewhere, Plan, Summary, compute_digest
 from reconciler.planner import PlanOptions, plan
@@ -1162,11 +1163,42 @@ def test_hostnames_the_api_lists_in_another_order_are_still_in_effect(
         run(emulator_store, fake_clock, plan, saved=True)
 
 
+def test_an_action_of_two_writes_without_a_pending_disable_records_none_between_them(
+    emulator_store: SourceStore, fake_clock: FakeClock
+) -> None:
+    # A pending disable recorded by the first write would have the next plan disable a
+    # source the file wants enabled, were the run killed between the two writes.
+    existing = seed(emulator_store, "Blog", ["acme-blog"])
+    marked = patch(
+        emulator_store,
+        existing,
+        {"deployment": {"cache_ttl_value": 86400, "annotation": None}},
+        {"deployment": {"cache_ttl_value": 3600, "annotation": None}},
+        marker=Marker(),
+    )
+    emulator_store.request_log.clear()
+
+    assert run(emulator_store, fake_clock, make_plan(marked)).ok
+
+    sent = [
+        parse_annotation(r.body["data"]["attributes"]["deployment"]["annotation"])
+        for r in emulator_store.request_log
+        if r.method == "PATCH"
+    ]
+    assert [a.marker is not None and a.marker.pending_disable for a in sent] == [False, False]
+
+
 def test_placeholders_are_resolved_wherever_the_body_holds_them() -> None:
     resolver = SecretResolver({"APPLIER_SECRET": SECRET})
     body = {"deployment": {"list": [{"secret": {"env": "APPLIER_SECRET"}}, "plain", 3]}}
     assert resolver.resolve(body) == {"deployment": {"list": [SECRET, "plain", 3]}}
     assert body["deployment"]["list"][0] == {"secret": {"env": "APPLIER_SECRET"}}
+    # A map whose first key is named like a placeholder, but that holds text, is sent as is.
+    params = {"deployment": {"default_params": {"secret": "text", "w": "100"}}}
+    assert resolver.resolve(params) == params
+    assert resolver.resolve({"default_params": {"reference": "text"}}) == {
+        "default_params": {"reference": "text"}
+    }
 
 
 WEB_YAML = """\
