@@ -1188,6 +1188,22 @@ def test_an_action_of_two_writes_without_a_pending_disable_records_none_between_
     assert [a.marker is not None and a.marker.pending_disable for a in sent] == [False, False]
 
 
+def test_a_saved_patch_clearing_the_annotation_text_is_in_effect_once_applied(
+    emulator_store: SourceStore, fake_clock: FakeClock
+) -> None:
+    # Empty text is no text: the live annotation holds the marker alone.
+    existing = seed(emulator_store, "Blog", ["acme-blog"])
+    cleared = {"deployment": {"cache_ttl_value": 86400, "annotation": ""}}
+    saved = make_plan(patch(emulator_store, existing, cleared, marker=Marker()))
+    assert run(emulator_store, fake_clock, saved, saved=True).ok
+    emulator_store.request_log.clear()
+
+    again = run(emulator_store, fake_clock, saved, saved=True)
+
+    assert [r.outcome for r in again.results] == ["in effect"]
+    assert writes_in(emulator_store) == []
+
+
 def test_placeholders_are_resolved_wherever_the_body_holds_them() -> None:
     resolver = SecretResolver({"APPLIER_SECRET": SECRET})
     body = {"deployment": {"list": [{"secret": {"env": "APPLIER_SECRET"}}, "plain", 3]}}
