@@ -390,20 +390,30 @@ def test_a_wait_tells_why_each_source_was_not_seen_deployed(fake_clock: FakeCloc
     gone = ApiError(404, "Not Found", None, None)
     api = _Polled({"a": "deploying", "b": "deleted", "c": gone, "d": "deployed"})
 
+    heard: list[str] = []
+
     async def go(ids: list[str]) -> WaitEnd:
+        heard.clear()
         return await wait_until_deployed(
             api,  # type: ignore[arg-type]
             ids,
             interval=2.0,
             timeout=6.0,
             sleep=fake_clock.sleep,
+            on_gave_up=heard.append,
         )
 
     assert asyncio.run(go(["a", "b", "c", "d"])) == WaitEnd(
         ["a", "b", "c"], {"b": "deleted", "c": "gone"}
     )
+    assert heard == ["imgix API 404 Not Found", "deleted while deploying: b"]
     api.answers["c"] = TransportError("no response")  # the API down: c's state is unknown
     assert asyncio.run(go(["c", "a", "d"])) == WaitEnd(["c", "a"], {"c": "unknown"})
+    assert heard == ["no response"]
+    # An error other than 404 says nothing of the source: unknown too, not gone.
+    api.answers["c"] = ApiError(500, "Internal Server Error", None, None)
+    assert asyncio.run(go(["c", "a", "d"])) == WaitEnd(["c", "a"], {"c": "unknown"})
+    assert heard == ["imgix API 500 Internal Server Error"]
 
 
 def test_a_secret_read_at_apply_time_must_pass_its_attributes_checks(
