@@ -1262,6 +1262,38 @@ def test_a_web_secrets_encrypted_value_is_recorded_and_the_next_plan_is_empty(
     assert again.actions == [] and again.notices == []
 
 
+def test_a_web_secret_sent_without_annotation_text_is_recorded_after_the_live_text(
+    emulator_store: SourceStore, fake_clock: FakeClock
+) -> None:
+    # A hand-written patch sending only the password: the record keeps the text the
+    # source came back with, and adds the fingerprint and the encrypted value.
+    site = str(
+        emulator_store.create_source(
+            {
+                "name": "Site",
+                "deployment": {
+                    "type": "webfolder",
+                    "imgix_subdomains": ["acme-site"],
+                    "webfolder_base_url": "https://site.example/",
+                    "username": "reader",
+                    "password": "an-older-password-value",
+                },
+            }
+        )["id"]
+    )
+    password = {"deployment": {"password": {"secret": {"env": "APPLIER_SECRET"}}}}
+    action = patch(emulator_store, site, password, marker=Marker(), record_encrypted=True)
+
+    report = run(emulator_store, fake_clock, make_plan(action), fingerprint_key=b"key")
+
+    assert report.ok and report.writes == 2
+    returned = LiveSource.from_resource(emulator_store.get_source(site))
+    assert returned.annotation.text == "New deployment created for source by imgix-emulator"
+    recorded = returned.annotation.marker
+    assert recorded is not None
+    assert set(recorded.fingerprints) == {"password"} and set(recorded.encrypted) == {"password"}
+
+
 # --------------------------------------------------------------------------- audit
 
 
