@@ -753,9 +753,12 @@ def test_a_patch_planned_without_a_fingerprint_is_checked_against_its_listing(
     # A plan made by hand, or by a caller that hashes nothing: the listing it was made from
     # is what the source must still be before the late write goes out.
     source_id = seed(emulator_store, "Blog", ["acme-blog"])
+    emulator_store.sources[source_id].deployment["dropped_later"] = None
     listed = LiveSource.from_resource(emulator_store.get_source(source_id))
     unhashed = patch(emulator_store, source_id, TTL).model_copy(update={"live_fingerprint": None})
-    emulator_store.dashboard_redeploy(source_id, {"cache_ttl_value": 7200})
+    # An attribute the API starts or stops returning, null, is a change all the same.
+    emulator_store.dashboard_redeploy(source_id, {"cache_ttl_value": 7200, "added_later": None})
+    del emulator_store.sources[source_id].deployment["dropped_later"]
     emulator_store.request_log.clear()
 
     async def go() -> ApplyReport:
@@ -774,7 +777,8 @@ def test_a_patch_planned_without_a_fingerprint_is_checked_against_its_listing(
         (
             "stale",
             "not applied: it changed since the plan "
-            "(deployment.annotation, deployment.cache_ttl_value); run plan again",
+            "(deployment.added_later, deployment.annotation, deployment.cache_ttl_value, "
+            "deployment.dropped_later); run plan again",
         )
     ]
     assert reads_of(emulator_store, source_id) == ["GET"]
