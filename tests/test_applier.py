@@ -414,6 +414,9 @@ def test_a_wait_tells_why_each_source_was_not_seen_deployed(fake_clock: FakeCloc
     api.answers["c"] = ApiError(500, "Internal Server Error", None, None)
     assert asyncio.run(go(["c", "a", "d"])) == WaitEnd(["c", "a"], {"c": "unknown"})
     assert heard == ["imgix API 500 Internal Server Error"]
+    api.answers["c"] = TransportError("")  # named by its kind, never by nothing
+    assert asyncio.run(go(["c"])) == WaitEnd(["c"], {"c": "unknown"})
+    assert heard == ["TransportError"]
 
 
 def test_a_secret_read_at_apply_time_must_pass_its_attributes_checks(
