@@ -74,13 +74,14 @@ class Listing(NamedTuple):
 def check_fresh(
     plan: Plan,
     live: Sequence[LiveSource],
-    sending: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
+    sending: Mapping[str, _Sending] | None = None,
 ) -> set[str]:
     """Keys of the saved plan's actions already in effect; refuse it if anything else moved.
 
     A touched source that changed since planning is stale, unless it now is what the
     action makes it (an earlier run of the same plan got that far). `sending`: each
-    action's writes with the values behind its references read, by action key.
+    action's writes as sent, by action key: the values behind its references read, its
+    marker stamped with the secrets read.
     """
     sending = sending or {}
     by_id = {source.id: source for source in live}
@@ -121,12 +122,12 @@ def _in_effect(
     action: Action,
     by_id: Mapping[str, LiveSource],
     owner: Mapping[str, str],
-    sending: Sequence[Mapping[str, Any]] | None = None,
+    sending: _Sending | None = None,
 ) -> bool:
     """Whether the live source already is what the action's writes make it.
 
-    `sending`: the writes with the values behind their references read; without them, a
-    referenced value is not known, so an action setting one is not in effect.
+    `sending`: the writes as sent; without them, a referenced value is not known, so an
+    action setting one is not in effect, and secrets are known by the plan's marker.
     """
     if action.id is not None:
         live = by_id.get(action.id)
@@ -135,7 +136,9 @@ def _in_effect(
         live = by_id.get(owner.get(claimed[0], "")) if claimed else None
     if live is None or (action.id is not None and live.fingerprint() == action.live_fingerprint):
         return False
-    read = _by_path(sending) if sending is not None else {}
+    read = _by_path(sending.writes) if sending is not None else {}
+    # A plan made without a secret cannot fingerprint it: the marker sent records it.
+    marker = sending.marker if sending is not None else action.marker
     for path, value in _by_path(action.writes).items():
         if isinstance(value, dict) and set(value) == {"secret"}:
             continue  # write-only: the marker's fingerprints stand for it
@@ -143,7 +146,7 @@ def _in_effect(
             value = read.get(path, value)
         have = _live_value(live, path)
         if path == "deployment.annotation":
-            if not _same_annotation(live, value, action.marker):
+            if not _same_annotation(live, value, marker):
                 return False
         elif not same_json(_comparable(have), _comparable(value)):
             return False
@@ -354,8 +357,7 @@ async def apply_plan(
     if saved:
         started = clock()
         listing = Listing(await api.list_sources(), started)
-        sending = {key: body.writes for key, body in bodies.items()}
-        in_effect = check_fresh(plan, listing.sources, sending)
+        in_effect = check_fresh(plan, listing.sources, bodies)
     elif listing is None:
         listing = Listing((), clock())
     seen = {source.id: source for source in listing.sources}
@@ -383,7 +385,7 @@ async def apply_plan(
         else:
             reread = None
             if action.id is not None:
-                sent = bodies[action.key].writes
+                sent = bodies[action.key]
                 listed = seen.get(action.id)
                 reread = _Reread(action, api, listed, listing.at, clock, reread_after, sent)
             result, made, cut = await _execute(action, bodies[action.key], api, reread, holders)
@@ -428,7 +430,7 @@ class _Reread:
         listed_at: float,
         clock: Callable[[], float],
         after: float,
-        sending: Sequence[Mapping[str, Any]],
+        sending: _Sending,
     ) -> None:
         self._action = action
         self._api = api
@@ -436,8 +438,8 @@ class _Reread:
         self._read_at = listed_at
         self._clock = clock
         self._after = after
-        # The writes with the values behind their references read: in effect is decided by
-        # those values, not by the references.
+        # The writes as sent: in effect is decided by the values behind their references
+        # and the secrets' fingerprints, not by the plan's placeholders.
         self._sending = sending
 
     async def __call__(self) -> None:
@@ -537,7 +539,7 @@ async def _execute(
         return _result(action, "failed", source_id, message), writes, True
     except Exception as error:  # one failed action must not stop the others
         if source_id is None and writes == 0 and _hostname_taken(error):
-            made = await _made_meanwhile(action, sending.writes, holders)
+            made = await _made_meanwhile(action, sending, holders)
             if made is not None:
                 return _result(action, "in effect", made), 0, False
         message = redact.scrub(str(error)) or type(error).__name__
@@ -569,9 +571,7 @@ class _Holders:
             return listed
 
 
-async def _made_meanwhile(
-    action: Action, sending: Sequence[Mapping[str, Any]], holders: _Holders
-) -> str | None:
+async def _made_meanwhile(action: Action, sending: _Sending, holders: _Holders) -> str | None:
     """The id of the source a refused create's hostnames name, if it is what the create makes.
 
     Two applies of one plan at once (two jobs of one account, a job retried while the

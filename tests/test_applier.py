@@ -27,6 +27,7 @@ from reconciler.emulator.limits import Faults
 from reconciler.errors import ApplyRefused, StalePlan
 from reconciler.live import LiveSource
 from reconciler.loader import load
+from reconciler.marker import Marker, parse_annotation
 from reconciler.pacing import Pacer, Pacing, Stop
 from reconciler.plan import Action, OwnedElsewhere, Plan, Summary, compute_digest
 from reconciler.planner import PlanOptions, plan
@@ -324,6 +325,23 @@ def test_a_saved_plan_may_claim_what_its_own_patches_release(
     assert run(emulator_store, fake_clock, make_plan(claim, release), saved=True).ok
 
 
+def test_a_saved_patch_of_a_source_listed_with_null_custom_domains_is_applied(
+    emulator_store: SourceStore, fake_clock: FakeClock
+) -> None:
+    # An answer with null for a hostname list (as if none): it releases nothing, it is not
+    # a crash of the freshness check.
+    existing = seed(emulator_store, "Blog", ["acme-blog"])
+    emulator_store.sources[existing].deployment["custom_domains"] = None
+    domains = {"deployment": {"custom_domains": ["img.example.com"]}}
+    plan = make_plan(patch(emulator_store, existing, domains))
+
+    report = run(emulator_store, fake_clock, plan, saved=True)
+
+    assert [r.outcome for r in report.results] == ["applied"]
+    live = LiveSource.from_resource(emulator_store.get_source(existing))
+    assert live.hostnames == {"acme-blog", "img.example.com"}
+
+
 def test_a_saved_patch_whose_claim_was_taken_since_is_stale(
     emulator_store: SourceStore, fake_clock: FakeClock
 ) -> None:
@@ -372,20 +390,33 @@ def test_a_wait_tells_why_each_source_was_not_seen_deployed(fake_clock: FakeCloc
     gone = ApiError(404, "Not Found", None, None)
     api = _Polled({"a": "deploying", "b": "deleted", "c": gone, "d": "deployed"})
 
+    heard: list[str] = []
+
     async def go(ids: list[str]) -> WaitEnd:
+        heard.clear()
         return await wait_until_deployed(
             api,  # type: ignore[arg-type]
             ids,
             interval=2.0,
             timeout=6.0,
             sleep=fake_clock.sleep,
+            on_gave_up=heard.append,
         )
 
     assert asyncio.run(go(["a", "b", "c", "d"])) == WaitEnd(
         ["a", "b", "c"], {"b": "deleted", "c": "gone"}
     )
+    assert heard == ["imgix API 404 Not Found", "deleted while deploying: b"]
     api.answers["c"] = TransportError("no response")  # the API down: c's state is unknown
     assert asyncio.run(go(["c", "a", "d"])) == WaitEnd(["c", "a"], {"c": "unknown"})
+    assert heard == ["no response"]
+    # An error other than 404 says nothing of the source: unknown too, not gone.
+    api.answers["c"] = ApiError(500, "Internal Server Error", None, None)
+    assert asyncio.run(go(["c", "a", "d"])) == WaitEnd(["c", "a"], {"c": "unknown"})
+    assert heard == ["imgix API 500 Internal Server Error"]
+    api.answers["c"] = TransportError("")  # named by its kind, never by nothing
+    assert asyncio.run(go(["c"])) == WaitEnd(["c"], {"c": "unknown"})
+    assert heard == ["TransportError"]
 
 
 def test_a_secret_read_at_apply_time_must_pass_its_attributes_checks(
@@ -725,9 +756,12 @@ def test_a_patch_planned_without_a_fingerprint_is_checked_against_its_listing(
     # A plan made by hand, or by a caller that hashes nothing: the listing it was made from
     # is what the source must still be before the late write goes out.
     source_id = seed(emulator_store, "Blog", ["acme-blog"])
+    emulator_store.sources[source_id].deployment["dropped_later"] = None
     listed = LiveSource.from_resource(emulator_store.get_source(source_id))
     unhashed = patch(emulator_store, source_id, TTL).model_copy(update={"live_fingerprint": None})
-    emulator_store.dashboard_redeploy(source_id, {"cache_ttl_value": 7200})
+    # An attribute the API starts or stops returning, null, is a change all the same.
+    emulator_store.dashboard_redeploy(source_id, {"cache_ttl_value": 7200, "added_later": None})
+    del emulator_store.sources[source_id].deployment["dropped_later"]
     emulator_store.request_log.clear()
 
     async def go() -> ApplyReport:
@@ -746,7 +780,8 @@ def test_a_patch_planned_without_a_fingerprint_is_checked_against_its_listing(
         (
             "stale",
             "not applied: it changed since the plan "
-            "(deployment.annotation, deployment.cache_ttl_value); run plan again",
+            "(deployment.added_later, deployment.annotation, deployment.cache_ttl_value, "
+            "deployment.dropped_later); run plan again",
         )
     ]
     assert reads_of(emulator_store, source_id) == ["GET"]
@@ -1145,11 +1180,58 @@ def test_hostnames_the_api_lists_in_another_order_are_still_in_effect(
         run(emulator_store, fake_clock, plan, saved=True)
 
 
+def test_an_action_of_two_writes_without_a_pending_disable_records_none_between_them(
+    emulator_store: SourceStore, fake_clock: FakeClock
+) -> None:
+    # A pending disable recorded by the first write would have the next plan disable a
+    # source the file wants enabled, were the run killed between the two writes.
+    existing = seed(emulator_store, "Blog", ["acme-blog"])
+    marked = patch(
+        emulator_store,
+        existing,
+        {"deployment": {"cache_ttl_value": 86400, "annotation": None}},
+        {"deployment": {"cache_ttl_value": 3600, "annotation": None}},
+        marker=Marker(),
+    )
+    emulator_store.request_log.clear()
+
+    assert run(emulator_store, fake_clock, make_plan(marked)).ok
+
+    sent = [
+        parse_annotation(r.body["data"]["attributes"]["deployment"]["annotation"])
+        for r in emulator_store.request_log
+        if r.method == "PATCH"
+    ]
+    assert [a.marker is not None and a.marker.pending_disable for a in sent] == [False, False]
+
+
+def test_a_saved_patch_clearing_the_annotation_text_is_in_effect_once_applied(
+    emulator_store: SourceStore, fake_clock: FakeClock
+) -> None:
+    # Empty text is no text: the live annotation holds the marker alone.
+    existing = seed(emulator_store, "Blog", ["acme-blog"])
+    cleared = {"deployment": {"cache_ttl_value": 86400, "annotation": ""}}
+    saved = make_plan(patch(emulator_store, existing, cleared, marker=Marker()))
+    assert run(emulator_store, fake_clock, saved, saved=True).ok
+    emulator_store.request_log.clear()
+
+    again = run(emulator_store, fake_clock, saved, saved=True)
+
+    assert [r.outcome for r in again.results] == ["in effect"]
+    assert writes_in(emulator_store) == []
+
+
 def test_placeholders_are_resolved_wherever_the_body_holds_them() -> None:
     resolver = SecretResolver({"APPLIER_SECRET": SECRET})
     body = {"deployment": {"list": [{"secret": {"env": "APPLIER_SECRET"}}, "plain", 3]}}
     assert resolver.resolve(body) == {"deployment": {"list": [SECRET, "plain", 3]}}
     assert body["deployment"]["list"][0] == {"secret": {"env": "APPLIER_SECRET"}}
+    # A map whose first key is named like a placeholder, but that holds text, is sent as is.
+    params = {"deployment": {"default_params": {"secret": "text", "w": "100"}}}
+    assert resolver.resolve(params) == params
+    assert resolver.resolve({"default_params": {"reference": "text"}}) == {
+        "default_params": {"reference": "text"}
+    }
 
 
 WEB_YAML = """\
@@ -1185,6 +1267,38 @@ def test_a_web_secrets_encrypted_value_is_recorded_and_the_next_plan_is_empty(
     assert live.annotation.marker is not None and live.annotation.marker.encrypted
     again = plan(desired, [live], options)
     assert again.actions == [] and again.notices == []
+
+
+def test_a_web_secret_sent_without_annotation_text_is_recorded_after_the_live_text(
+    emulator_store: SourceStore, fake_clock: FakeClock
+) -> None:
+    # A hand-written patch sending only the password: the record keeps the text the
+    # source came back with, and adds the fingerprint and the encrypted value.
+    site = str(
+        emulator_store.create_source(
+            {
+                "name": "Site",
+                "deployment": {
+                    "type": "webfolder",
+                    "imgix_subdomains": ["acme-site"],
+                    "webfolder_base_url": "https://site.example/",
+                    "username": "reader",
+                    "password": "an-older-password-value",
+                },
+            }
+        )["id"]
+    )
+    password = {"deployment": {"password": {"secret": {"env": "APPLIER_SECRET"}}}}
+    action = patch(emulator_store, site, password, marker=Marker(), record_encrypted=True)
+
+    report = run(emulator_store, fake_clock, make_plan(action), fingerprint_key=b"key")
+
+    assert report.ok and report.writes == 2
+    returned = LiveSource.from_resource(emulator_store.get_source(site))
+    assert returned.annotation.text == "New deployment created for source by imgix-emulator"
+    recorded = returned.annotation.marker
+    assert recorded is not None
+    assert set(recorded.fingerprints) == {"password"} and set(recorded.encrypted) == {"password"}
 
 
 # --------------------------------------------------------------------------- audit
@@ -1245,8 +1359,9 @@ def test_a_saved_patch_claiming_a_hostname_in_its_second_write_is_stale_once_it_
 class _UnreadableAfterFirstWrite:
     """The emulator's client, but a source cannot be read once a first write is made."""
 
-    def __init__(self, client: ImgixClient) -> None:
+    def __init__(self, client: ImgixClient, error: Exception) -> None:
         self.client = client
+        self.error = error
         self.written = False
 
     async def list_sources(self) -> list[LiveSource]:
@@ -1254,7 +1369,7 @@ class _UnreadableAfterFirstWrite:
 
     async def get_source(self, source_id: str) -> LiveSource:
         if self.written:
-            raise TransportError("no response from the API (connection reset)")
+            raise self.error
         return await self.client.get_source(source_id)
 
     async def create_source(self, attributes: dict[str, Any]) -> LiveSource:
@@ -1266,8 +1381,18 @@ class _UnreadableAfterFirstWrite:
         return returned
 
 
+@pytest.mark.parametrize(
+    ("error", "why"),
+    [
+        (
+            TransportError("no response from the API (connection reset)"),
+            "no response from the API (connection reset)",
+        ),
+        (TransportError(""), "TransportError"),  # named by its kind, never by nothing
+    ],
+)
 def test_a_patch_whose_source_cannot_be_read_after_the_wait_is_failed_and_not_written(
-    emulator_store: SourceStore, fake_clock: FakeClock
+    emulator_store: SourceStore, fake_clock: FakeClock, error: Exception, why: str
 ) -> None:
     _, second, plan = two_patches(emulator_store)
 
@@ -1275,7 +1400,7 @@ def test_a_patch_whose_source_cannot_be_read_after_the_wait_is_failed_and_not_wr
         async with budgeted(emulator_store, fake_clock) as client:
             return await apply_plan(
                 plan,
-                _UnreadableAfterFirstWrite(client),
+                _UnreadableAfterFirstWrite(client, error),
                 resolver=SecretResolver({"APPLIER_SECRET": SECRET}),
                 clock=fake_clock.time,
             )
@@ -1285,8 +1410,7 @@ def test_a_patch_whose_source_cannot_be_read_after_the_wait_is_failed_and_not_wr
     assert [r.outcome for r in report.results] == ["applied", "failed"]
     assert report.writes == 1
     assert report.results[1].error == (
-        "not written: reading the source again before its write failed: "
-        "no response from the API (connection reset)"
+        f"not written: reading the source again before its write failed: {why}"
     )
     assert "PATCH" not in reads_of(emulator_store, second)
     assert report.stopped is None
@@ -1599,6 +1723,23 @@ def test_a_plan_without_markers_is_sent_as_planned_whatever_the_fingerprint_key(
     assert live.name == "Products" and live.hostnames == {"acme-products"}
 
 
+def test_a_marked_plan_applied_without_a_fingerprint_key_records_the_plans_marker(
+    emulator_store: SourceStore, fake_clock: FakeClock, tmp_path: Path
+) -> None:
+    (tmp_path / "sources.yaml").write_text(STAMP_YAML)
+    desired = load([tmp_path / "sources.yaml"], environ={"APPLIER_SECRET": SECRET}).state
+    planned = plan(desired, [], PlanOptions(fingerprint_key=b"key"))
+    assert planned.actions[0].marker is not None
+
+    report = run(emulator_store, fake_clock, planned)
+
+    assert report.ok
+    (source_id,) = emulator_store.sources
+    live = LiveSource.from_resource(emulator_store.get_source(source_id))
+    assert live.annotation.marker is not None
+    assert live.annotation.marker.fingerprints == planned.actions[0].marker.fingerprints
+
+
 ANNOTATED_YAML = STAMP_YAML + "      annotation: Managed in git\n"
 
 
@@ -1618,12 +1759,17 @@ def test_a_saved_plan_keeps_the_annotation_text_beside_its_marker_and_knows_it_i
     assert live.annotation.text == "Managed in git" and live.annotation.marker is not None
     assert [r.outcome for r in apply().results] == ["in effect"]
 
-    # A plan saved beside it with another secret: its marker records another fingerprint,
-    # so the source is not what that plan makes it, and its secret was never sent.
-    rotated = load([tmp_path / "sources.yaml"], environ={"APPLIER_SECRET": SECRET[::-1]}).state
-    other = plan(rotated, [], PlanOptions(fingerprint_key=b"key"))
+    # Applied with another secret: the marker it would send records another fingerprint,
+    # so the source is not what this run makes it, and that secret was never sent.
+    async def with_another_secret() -> ApplyReport:
+        async with client_for(emulator_store, fake_clock) as client:
+            other = SecretResolver({"APPLIER_SECRET": SECRET[::-1]})
+            return await apply_plan(
+                saved, client, resolver=other, saved=True, fingerprint_key=b"key"
+            )
+
     with pytest.raises(StalePlan, match="acme-products now taken"):
-        run(emulator_store, fake_clock, other, saved=True, fingerprint_key=b"key")
+        asyncio.run(with_another_secret())
 
 
 def test_a_stale_action_names_five_changed_paths_whole_and_clips_only_past_80_characters(
@@ -1643,8 +1789,8 @@ def test_a_stale_action_names_five_changed_paths_whole_and_clips_only_past_80_ch
 
 @pytest.mark.parametrize(
     ("age", "requests"),
-    [(59.0, ["PATCH"]), (REREAD_AFTER, ["GET", "PATCH"]), (61.0, ["GET", "PATCH"])],
-    ids=["59 s", "exactly the threshold", "61 s"],
+    [(59.0, ["PATCH"]), (REREAD_AFTER, ["GET", "PATCH"]), (60.5, ["GET", "PATCH"])],
+    ids=["59 s", "exactly the threshold", "half a second past the minute"],
 )
 def test_a_patch_starting_more_than_a_minute_after_its_listing_reads_its_source_first(
     emulator_store: SourceStore, fake_clock: FakeClock, age: float, requests: list[str]

@@ -145,3 +145,12 @@ def test_a_pipe_at_the_path_is_written_through_and_stays_a_pipe(tmp_path: Path) 
         os.close(reader)
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
     assert os.listdir(tmp_path) == ["plan.json"]
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full here")
+def test_a_device_that_refuses_the_text_is_an_error_naming_it() -> None:
+    # `plan --out /dev/full`, or a pipe whose reader went: the write fails, said of the path.
+    with pytest.raises(OSError) as caught:
+        write_atomically(Path("/dev/full"), "text")
+    assert (caught.value.errno, caught.value.filename) == (28, "/dev/full")
+    assert stat.S_ISCHR(os.stat("/dev/full").st_mode)
