@@ -676,6 +676,15 @@ def test_a_listing_of_several_pages_is_planned_as_from_scratch(
     assert made.plan.to_json() == from_scratch.to_json()
 
 
+def test_the_fingerprint_key_derived_from_the_api_key_never_changes() -> None:
+    # Markers written by earlier runs hold fingerprints made with it: another derivation
+    # would see every secret of every source as changed, and resend them all.
+    connection = reconcile.Connection("https://api.imgix.com", KEY)
+    assert reconcile.fingerprint_key(connection, {}).hex() == (
+        "662757eec0157d5d92e135d96a1f0368ced2e1ffafca858db8584c5152a5b5f4"
+    )
+
+
 def test_a_fingerprint_key_that_is_not_utf8_is_refused_without_echoing_it() -> None:
     # Was an internal error (UnicodeEncodeError) at the first fingerprint.
     connection = reconcile.Connection("https://api.imgix.com", EMULATOR_API_KEY)
@@ -833,6 +842,25 @@ def test_a_saved_plan_is_applied_against_its_api_however_either_url_spells_it(
         saved.write_text(authenticate_plan(document, planned, ENVIRON).to_json(), "utf-8")
         to_apply = asyncio.run(plan_to_apply([saved], applied, ApplyRequest(), environ=ENVIRON))
         assert to_apply.saved and to_apply.plan.api_url == url
+
+
+def test_a_saved_plan_under_a_path_prefix_applies_with_or_without_its_trailing_slash(
+    tmp_path: Path,
+) -> None:
+    # `plan --out --api-url https://proxy/imgix/` then `apply --api-url https://proxy/imgix`;
+    # another prefix on the same host is another API.
+    made = _to_apply(tmp_path, ApplyRequest()).plan
+    emulated = connect(None, emulator=True, environ=ENVIRON)
+    planned = dataclasses.replace(emulated, api_url="http://emulator/imgix/")
+    url = planned.api_url
+    document = made.model_copy(update={"api_url": url, "digest": compute_digest(made.actions, url)})
+    saved = tmp_path / "plan.json"
+    saved.write_text(authenticate_plan(document, planned, ENVIRON).to_json(), "utf-8")
+    applied = dataclasses.replace(emulated, api_url="http://emulator/imgix")
+    assert asyncio.run(plan_to_apply([saved], applied, ApplyRequest(), environ=ENVIRON)).saved
+    elsewhere = dataclasses.replace(emulated, api_url="http://emulator/other")
+    with pytest.raises(ApplyRefused, match="made against http://emulator/imgix/, not "):
+        asyncio.run(plan_to_apply([saved], elsewhere, ApplyRequest(), environ=ENVIRON))
 
 
 def test_the_library_takes_the_fingerprint_key_from_the_process_environment_by_default(
