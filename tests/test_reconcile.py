@@ -1018,6 +1018,24 @@ def test_a_missing_path_or_a_directory_is_left_to_the_loader_to_explain(tmp_path
     assert reconcile.read_single_input(tmp_path) == reconcile.SingleInput()  # EISDIR on read
 
 
+def test_apply_of_a_plan_linked_out_of_the_repository_refuses_it_unread(tmp_path: Path) -> None:
+    # A pull request can swap the input for a symlink to whatever the runner may read.
+    connection = connect(None, emulator=True, environ=ENVIRON)
+    made = _to_apply(tmp_path, ApplyRequest()).plan
+    outside = tmp_path / "outside.json"
+    outside.write_text(authenticate_plan(made, connection, ENVIRON).to_json(), "utf-8")
+    repository = tmp_path / "repository"
+    (repository / ".git").mkdir(parents=True)
+    linked = repository / "plan.json"
+    linked.symlink_to(outside)
+    with pytest.raises(LoadError) as refused:
+        asyncio.run(plan_to_apply([linked], connection, ApplyRequest(), environ=ENVIRON))
+    assert [str(error) for error in refused.value.errors] == [
+        f"{linked}:1:1: cannot read the file: it is a symlink that leads outside the "
+        f"repository ({repository})"
+    ]
+
+
 def test_telling_a_plan_from_a_file_leaves_no_descriptor_open(tmp_path: Path) -> None:
     regular = tmp_path / "sources.yaml"
     regular.write_text("version: 1\nsources: []\n")
