@@ -1036,6 +1036,19 @@ def test_apply_of_a_plan_linked_out_of_the_repository_refuses_it_unread(tmp_path
     ]
 
 
+def test_a_document_of_the_plan_s_format_that_is_no_plan_is_refused_in_one_line(
+    tmp_path: Path,
+) -> None:
+    # The validation's own lines (each field, a URL to pydantic's site) are no help.
+    document = tmp_path / "plan.json"
+    document.write_text('{"format_version": 2, "actions": 7}', "utf-8")
+    with pytest.raises(PlanFileError) as refused:
+        read_plan_document(document)
+    assert str(refused.value) == (
+        f"{document}: not a plan document written by `plan --out` (3 validation errors for Plan)"
+    )
+
+
 def test_telling_a_plan_from_a_file_leaves_no_descriptor_open(tmp_path: Path) -> None:
     regular = tmp_path / "sources.yaml"
     regular.write_text("version: 1\nsources: []\n")
