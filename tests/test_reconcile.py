@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import dataclasses
 import io
+import json
 import os
 import socket
 import threading
@@ -1060,6 +1061,26 @@ def test_telling_a_plan_from_a_file_leaves_no_descriptor_open(tmp_path: Path) ->
         reconcile.read_single_input(plan)
         reconcile.read_single_input(tmp_path)
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_a_plan_with_its_keys_reordered_is_a_plan_and_json_desired_state_is_not(
+    tmp_path: Path,
+) -> None:
+    # `jq -S . plan.json` sorts the keys: still the plan `apply` must check, not a file
+    # to plan. A desired-state file written as JSON is still one.
+    connection = connect(None, emulator=True, environ=ENVIRON)
+    made = _to_apply(tmp_path, ApplyRequest()).plan
+    sorted_keys = json.dumps(
+        json.loads(authenticate_plan(made, connection, ENVIRON).to_json()), sort_keys=True
+    )
+    plan = tmp_path / "sorted.json"
+    plan.write_text(sorted_keys, "utf-8")
+    assert reconcile.is_plan_file(plan)
+    to_apply = asyncio.run(plan_to_apply([plan], connection, ApplyRequest(), environ=ENVIRON))
+    assert to_apply.saved and to_apply.plan.digest == made.digest
+    desired = tmp_path / "sources.json"
+    desired.write_text('{"version": 1, "sources": []}', "utf-8")
+    assert not reconcile.is_plan_file(desired)
 
 
 def test_yaml_in_flow_style_that_is_not_json_is_a_desired_state_file(tmp_path: Path) -> None:
