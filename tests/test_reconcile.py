@@ -340,6 +340,32 @@ def test_a_proxy_port_out_of_range_is_refused_as_the_client_is_made(
     )
 
 
+@pytest.mark.parametrize(
+    ("variable", "proxy", "why"),
+    [
+        (
+            "ALL_PROXY",
+            "socks5://user:proxy-password@127.0.0.1:9",
+            "a SOCKS proxy needs httpx's SOCKS support (pip install 'httpx[socks]')",
+        ),
+        (
+            "HTTPS_PROXY",
+            "ftp://user:proxy-password@127.0.0.1:9",
+            "its scheme is none of http, https, socks5 or socks5h",
+        ),
+    ],
+)
+def test_a_proxy_httpx_cannot_use_is_refused_saying_why(
+    monkeypatch: pytest.MonkeyPatch, variable: str, proxy: str, why: str
+) -> None:
+    _proxies_only(monkeypatch, **{variable: proxy})
+    with pytest.raises(ConfigurationError) as refused:
+        connect("https://127.0.0.1:9", environ=ENVIRON).client()
+    assert str(refused.value) == (
+        "cannot use the proxy the environment names (HTTPS_PROXY, HTTP_PROXY or ALL_PROXY): " + why
+    )
+
+
 @pytest.mark.parametrize("proxy", ["http://127.0.0.1:1", "127.0.0.1:65535", "http://proxy.test"])
 def test_a_proxy_port_in_range_or_none_is_accepted(
     monkeypatch: pytest.MonkeyPatch, proxy: str
