@@ -1201,6 +1201,34 @@ def test_apply_plans_from_a_pipe_read_once_and_needs_every_secret(tmp_path: Path
         asyncio.run(plan_to_apply([file], connection, ApplyRequest(), environ=ENVIRON))
     [error] = caught.value.errors
     assert (error.line, error.message) == (8, "environment variable POLICY_S3_SECRET is not set")
+    # The secrets are read from the environment the caller passes, not the process's.
+    given = {**ENVIRON, "POLICY_S3_SECRET": "policy-s3-secret"}
+    made = asyncio.run(plan_to_apply([file], connection, ApplyRequest(), environ=given))
+    assert [action.action for action in made.plan.actions] == ["create"]
+
+
+def test_apply_of_a_saved_plan_through_a_pipe_reads_it_once(tmp_path: Path) -> None:
+    # `apply <(gh run download ... plan.json)`: a second read would find the pipe empty.
+    connection = connect(None, emulator=True, environ=ENVIRON)
+    made = _to_apply(tmp_path, ApplyRequest()).plan
+    saved = authenticate_plan(made, connection, ENVIRON).to_json()
+    piped = tmp_path / "pipe"
+    os.mkfifo(piped)
+
+    def write_once() -> None:
+        with open(piped, "w") as end:
+            end.write(saved)
+        piped.unlink()  # the reader holds it open: a second read finds nothing to read
+
+    threading.Thread(target=write_once, daemon=True).start()
+    to_apply = asyncio.run(plan_to_apply([piped], connection, ApplyRequest(), environ=ENVIRON))
+    assert to_apply.saved and to_apply.plan == authenticate_plan(made, connection, ENVIRON)
+
+
+def test_apply_plans_only_the_sources_its_targets_name(tmp_path: Path) -> None:
+    two_sites = ONE_SITE + ONE_SITE.split("sources:\n", 1)[1].replace("olicy", "eer")
+    to_apply = _to_apply(tmp_path, ApplyRequest(targets=("Peer Site",)), two_sites)
+    assert [action.source for action in to_apply.plan.actions] == ["Peer Site"]
 
 
 # --------------------------------------------------------------------------- apply and report
