@@ -1225,6 +1225,19 @@ def test_apply_of_a_saved_plan_through_a_pipe_reads_it_once(tmp_path: Path) -> N
     assert to_apply.saved and to_apply.plan == authenticate_plan(made, connection, ENVIRON)
 
 
+def test_the_plan_s_write_cost_counts_on_the_hourly_budgets_of_the_environment(
+    tmp_path: Path,
+) -> None:
+    # The time the plan announces for its writes is the time the apply's pacer will take.
+    file = tmp_path / "sources.yaml"
+    file.write_text(ONE_SITE, encoding="utf-8")
+    environ = {**ENVIRON, CREATES_PER_HOUR_VARIABLE: "5", UPDATES_PER_HOUR_VARIABLE: "7"}
+    connection = connect(None, emulator=True, environ=environ)
+    made = asyncio.run(reconcile.plan_files([file], connection, environ=environ))
+    cost = made.plan.cost
+    assert (cost.creates, cost.creates_per_hour, cost.updates_per_hour) == (1, 5, 7)
+
+
 def test_apply_plans_only_the_sources_its_targets_name(tmp_path: Path) -> None:
     two_sites = ONE_SITE + ONE_SITE.split("sources:\n", 1)[1].replace("olicy", "eer")
     to_apply = _to_apply(tmp_path, ApplyRequest(targets=("Peer Site",)), two_sites)
