@@ -1327,6 +1327,27 @@ def test_a_saved_plan_without_its_mac_is_refused_before_any_write(
     assert fake_clock.elapsed < 30.0  # not waited for its deploy unless asked
 
 
+def test_a_saved_plan_whose_source_changed_since_is_stale_and_writes_nothing(
+    tmp_path: Path, fake_clock: FakeClock
+) -> None:
+    # Reviewed against the live source as it was: applied now, it would overwrite the
+    # change made since with what the review never saw.
+    store, connection = _emulated(fake_clock)
+    asyncio.run(reconcile.apply_with_report(_made(tmp_path, connection).plan, connection))
+
+    def planned(base_url: str) -> Plan:
+        file = tmp_path / "sources.yaml"
+        file.write_text(ONE_SITE.replace("https://policy.example/", base_url), "utf-8")
+        return asyncio.run(reconcile.plan_files([file], connection, environ=ENVIRON)).plan
+
+    reviewed = authenticate_plan(planned("https://policy.example/v2/"), connection, ENVIRON)
+    asyncio.run(reconcile.apply_with_report(planned("https://elsewhere.example/"), connection))
+    with pytest.raises(StalePlan, match="the saved plan is stale, nothing was written"):
+        asyncio.run(reconcile.apply_with_report(reviewed, connection, saved=True, environ=ENVIRON))
+    [source] = store.sources.values()
+    assert source.deployment["webfolder_base_url"] == "https://elsewhere.example/"
+
+
 def _disabling(tmp_path: Path, connection: reconcile.Connection) -> reconcile.PlanResult:
     """The site applied, then a plan of its file disabling it."""
     asyncio.run(reconcile.apply_with_report(_made(tmp_path, connection).plan, connection))
