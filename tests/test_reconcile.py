@@ -1207,6 +1207,20 @@ def test_apply_plans_from_a_pipe_read_once_and_needs_every_secret(tmp_path: Path
     assert [action.action for action in made.plan.actions] == ["create"]
 
 
+def test_a_plan_is_made_without_access_to_the_secrets(tmp_path: Path) -> None:
+    # A fork's pull request has none: its plan still shows every other change.
+    secret = ONE_SITE.replace(
+        "      type: webfolder\n",
+        "      type: s3\n      s3_access_key: AKIA\n      s3_bucket: b\n"
+        "      s3_secret_key: {env: POLICY_S3_SECRET}\n",
+    ).replace("      webfolder_base_url: https://policy.example/\n", "")
+    file = tmp_path / "secret.yaml"
+    file.write_text(secret, encoding="utf-8")
+    connection = connect(None, emulator=True, environ=ENVIRON)
+    made = asyncio.run(reconcile.plan_files([file], connection, environ=ENVIRON))
+    assert [action.action for action in made.plan.actions] == ["create"]
+
+
 def test_apply_of_a_saved_plan_through_a_pipe_reads_it_once(tmp_path: Path) -> None:
     # `apply <(gh run download ... plan.json)`: a second read would find the pipe empty.
     connection = connect(None, emulator=True, environ=ENVIRON)
