@@ -1523,8 +1523,13 @@ def test_apply_progress_says_when_a_write_waits_for_the_hourly_budget(
     assert connection.pacer.on_budget_wait is None
 
 
+@pytest.mark.parametrize(
+    "allowed",
+    [{"allow_disable": True}, {"permissions": Permissions(allow_disable=True)}],
+    ids=["allow_disable", "permissions"],
+)
 def test_apply_with_report_disables_a_source_only_when_allowed(
-    tmp_path: Path, fake_clock: FakeClock
+    tmp_path: Path, fake_clock: FakeClock, allowed: dict[str, Any]
 ) -> None:
     # The library's default is the CLI's: no --allow-disable, no disabling write.
     store, connection = _emulated(fake_clock)
@@ -1536,7 +1541,7 @@ def test_apply_with_report_disables_a_source_only_when_allowed(
     assert source.enabled
 
     report = asyncio.run(
-        reconcile.apply_with_report(made.plan, connection, allow_disable=True, environ=ENVIRON)
+        reconcile.apply_with_report(made.plan, connection, environ=ENVIRON, **allowed)
     )
     assert report.ok and not source.enabled
 
