@@ -292,8 +292,12 @@ def test_https_goes_through_the_proxy_the_environment_names(
         _proxies_only(monkeypatch, **{variable: proxy_url})
         api = api_url.replace("http://", "https://")
         _list_once(connect(api, environ=ENVIRON))
+        _list_once(reconcile.Connection(api, KEY))  # a library user's, made directly
     assert api_heard == []
-    assert proxy_heard and proxy_heard[0].startswith(f"CONNECT {api[8:]}".encode())
+    assert [heard.startswith(f"CONNECT {api[8:]}".encode()) for heard in proxy_heard] == [
+        True,
+        True,
+    ]
 
 
 def test_plain_http_allowed_beyond_this_machine_goes_through_the_environment_s_proxy(
