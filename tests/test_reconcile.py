@@ -1527,6 +1527,36 @@ def test_apply_progress_says_when_a_write_waits_for_the_hourly_budget(
     assert connection.pacer.on_budget_wait is None
 
 
+def test_a_write_whose_budget_wait_would_pass_the_stop_deadline_is_not_started(
+    tmp_path: Path, fake_clock: FakeClock
+) -> None:
+    # `apply --max-duration 10m` with the hourly create budget spent: the second create
+    # would wait an hour, past the deadline, and is stopped at once, not after the hour.
+    from reconciler.emulator import RateLimits, create_app
+    from reconciler.pacing import Pacing
+
+    store = SourceStore(clock=fake_clock, limits=RateLimits(per_second=None))
+    connection = reconcile.Connection(
+        "http://emulator.test",
+        EMULATOR_API_KEY,
+        httpx.ASGITransport(app=create_app(store)),
+        pacing=Pacing(creates_per_hour=1),
+        clock=fake_clock,
+        sleep=fake_clock.sleep,
+    )
+    file = tmp_path / "sources.yaml"
+    file.write_text(TWO_SITES, encoding="utf-8")
+    made = asyncio.run(reconcile.plan_files([file], connection, environ=ENVIRON))
+    stop = Stop(deadline=fake_clock.now + 600, clock=fake_clock)
+
+    report = asyncio.run(
+        reconcile.apply_with_report(made.plan, connection, environ=ENVIRON, stop=stop)
+    )
+
+    assert sorted(r.outcome for r in report.results) == ["applied", "stopped"]
+    assert len(store.sources) == 1 and fake_clock.elapsed < 600
+
+
 @pytest.mark.parametrize(
     "allowed",
     [{"allow_disable": True}, {"permissions": Permissions(allow_disable=True)}],
