@@ -1225,6 +1225,29 @@ def test_a_plan_is_made_without_access_to_the_secrets(tmp_path: Path) -> None:
     assert [action.action for action in made.plan.actions] == ["create"]
 
 
+def test_a_secret_applied_is_not_planned_again_unless_asked(
+    tmp_path: Path, fake_clock: FakeClock
+) -> None:
+    # The marker's fingerprint tells the secret is unchanged: by default nothing to send.
+    secret = ONE_SITE.replace(
+        "      type: webfolder\n",
+        "      type: s3\n      s3_access_key: AKIA\n      s3_bucket: b\n"
+        "      s3_secret_key: {env: POLICY_S3_SECRET}\n",
+    ).replace("      webfolder_base_url: https://policy.example/\n", "")
+    file = tmp_path / "secret.yaml"
+    file.write_text(secret, encoding="utf-8")
+    _, connection = _emulated(fake_clock)
+    given = {**ENVIRON, "POLICY_S3_SECRET": "policy-s3-secret"}
+    made = asyncio.run(reconcile.plan_files([file], connection, environ=given))
+    assert asyncio.run(reconcile.apply_with_report(made.plan, connection, environ=given)).ok
+    again = asyncio.run(reconcile.plan_files([file], connection, environ=given))
+    assert again.plan.actions == []
+    resent = asyncio.run(
+        reconcile.plan_files([file], connection, resend_secrets=True, environ=given)
+    )
+    assert [action.action for action in resent.plan.actions] == ["patch"]
+
+
 def test_apply_of_a_saved_plan_through_a_pipe_reads_it_once(tmp_path: Path) -> None:
     # `apply <(gh run download ... plan.json)`: a second read would find the pipe empty.
     connection = connect(None, emulator=True, environ=ENVIRON)
