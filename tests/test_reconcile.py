@@ -1248,6 +1248,28 @@ def test_a_secret_applied_is_not_planned_again_unless_asked(
     assert [action.action for action in resent.plan.actions] == ["patch"]
 
 
+def test_a_plan_saved_without_the_secrets_stamps_the_fingerprints_of_those_applied(
+    tmp_path: Path, fake_clock: FakeClock
+) -> None:
+    # A fork's pull request plans without the secrets; the apply reads them. The marker
+    # must hold the fingerprints of what was sent, or every later plan sends them again.
+    secret = ONE_SITE.replace(
+        "      type: webfolder\n",
+        "      type: s3\n      s3_access_key: AKIA\n      s3_bucket: b\n"
+        "      s3_secret_key: {env: POLICY_S3_SECRET}\n",
+    ).replace("      webfolder_base_url: https://policy.example/\n", "")
+    file = tmp_path / "secret.yaml"
+    file.write_text(secret, encoding="utf-8")
+    _, connection = _emulated(fake_clock)
+    made = asyncio.run(reconcile.plan_files([file], connection, environ=ENVIRON))
+    saved = authenticate_plan(made.plan, connection, ENVIRON)
+    given = {**ENVIRON, "POLICY_S3_SECRET": "policy-s3-secret"}
+    report = asyncio.run(reconcile.apply_with_report(saved, connection, saved=True, environ=given))
+    assert report.ok
+    again = asyncio.run(reconcile.plan_files([file], connection, environ=given))
+    assert again.plan.actions == []
+
+
 def test_apply_of_a_saved_plan_through_a_pipe_reads_it_once(tmp_path: Path) -> None:
     # `apply <(gh run download ... plan.json)`: a second read would find the pipe empty.
     connection = connect(None, emulator=True, environ=ENVIRON)
