@@ -1411,6 +1411,33 @@ def test_a_saved_plan_whose_source_changed_since_is_stale_and_writes_nothing(
     assert source.deployment["webfolder_base_url"] == "https://elsewhere.example/"
 
 
+def test_a_patch_starting_long_after_the_plan_s_listing_spares_a_dashboard_edit(
+    tmp_path: Path, fake_clock: FakeClock
+) -> None:
+    # The reviewer took five minutes to confirm; meanwhile the source was edited in the
+    # dashboard. The API has no conditional update: only a read before the write spares it.
+    from reconciler.applier import Listing
+
+    store, connection = _emulated(fake_clock)
+    asyncio.run(reconcile.apply_with_report(_made(tmp_path, connection).plan, connection))
+    file = tmp_path / "sources.yaml"
+    file.write_text(ONE_SITE.replace("policy.example/", "policy.example/v2/"), "utf-8")
+    listed_at = fake_clock.now
+    made = asyncio.run(reconcile.plan_files([file], connection, environ=ENVIRON))
+    fake_clock.advance(300.0)
+    [source] = store.sources.values()
+    source.deployment["webfolder_base_url"] = "https://dashboard.example/"
+
+    report = asyncio.run(
+        reconcile.apply_with_report(
+            made.plan, connection, environ=ENVIRON, listing=Listing(made.live, listed_at)
+        )
+    )
+
+    assert [r.outcome for r in report.results] == ["stale"]
+    assert source.deployment["webfolder_base_url"] == "https://dashboard.example/"
+
+
 def _disabling(tmp_path: Path, connection: reconcile.Connection) -> reconcile.PlanResult:
     """The site applied, then a plan of its file disabling it."""
     asyncio.run(reconcile.apply_with_report(_made(tmp_path, connection).plan, connection))
