@@ -1438,6 +1438,24 @@ def test_a_patch_starting_long_after_the_plan_s_listing_spares_a_dashboard_edit(
     assert source.deployment["webfolder_base_url"] == "https://dashboard.example/"
 
 
+def test_a_plan_leaves_a_source_another_owner_manages_unless_asked_to_take_it_over(
+    tmp_path: Path, fake_clock: FakeClock
+) -> None:
+    _, connection = _emulated(fake_clock)
+    file = tmp_path / "sources.yaml"
+    file.write_text("owner: acme/team-a\n" + ONE_SITE, "utf-8")
+    theirs = asyncio.run(reconcile.plan_files([file], connection, environ=ENVIRON))
+    assert asyncio.run(reconcile.apply_with_report(theirs.plan, connection)).ok
+    file.write_text("owner: acme/team-b\n" + ONE_SITE.replace("policy.example", "b.example"))
+
+    ours = asyncio.run(reconcile.plan_files([file], connection, environ=ENVIRON)).plan
+    assert ours.actions == [] and [o.source for o in ours.owned_elsewhere] == ["Policy Site"]
+    taken = asyncio.run(
+        reconcile.plan_files([file], connection, take_over=True, environ=ENVIRON)
+    ).plan
+    assert [action.action for action in taken.actions] == ["patch"]
+
+
 def _disabling(tmp_path: Path, connection: reconcile.Connection) -> reconcile.PlanResult:
     """The site applied, then a plan of its file disabling it."""
     asyncio.run(reconcile.apply_with_report(_made(tmp_path, connection).plan, connection))
