@@ -357,6 +357,11 @@ def test_a_proxy_port_out_of_range_is_refused_as_the_client_is_made(
             "ftp://user:proxy-password@127.0.0.1:9",
             "its scheme is none of http, https, socks5 or socks5h",
         ),
+        (
+            "HTTPS_PROXY",
+            "http://user:proxy-password@proxy.corp:port",
+            "its URL is not valid (its port or host?)",
+        ),
     ],
 )
 def test_a_proxy_httpx_cannot_use_is_refused_saying_why(
