@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import dataclasses
 import io
+import json
 import os
 import socket
 import threading
@@ -20,7 +21,7 @@ from conftest import FakeClock
 from console import invoke
 
 from reconciler import loader, reconcile, redact
-from reconciler.client import REQUEST_TIMEOUT
+from reconciler.client import REQUEST_TIMEOUT, ClientError
 from reconciler.emulator import EMULATOR_API_KEY, SourceStore
 from reconciler.emulator.listing import Page
 from reconciler.errors import ApplyRefused, PlanError, StalePlan
@@ -267,7 +268,7 @@ def _proxies_only(monkeypatch: pytest.MonkeyPatch, **proxies: str) -> None:
 
 def _list_once(connection: reconcile.Connection) -> None:
     connection = dataclasses.replace(connection, retry=RetryPolicy(deadline=0))
-    with pytest.raises(Exception):  # noqa: B017 (the listener hangs up: any failure)
+    with pytest.raises(ClientError):  # the listener hangs up: the one attempt fails
         asyncio.run(reconcile.list_live(connection))
 
 
@@ -291,8 +292,12 @@ def test_https_goes_through_the_proxy_the_environment_names(
         _proxies_only(monkeypatch, **{variable: proxy_url})
         api = api_url.replace("http://", "https://")
         _list_once(connect(api, environ=ENVIRON))
+        _list_once(reconcile.Connection(api, KEY))  # a library user's, made directly
     assert api_heard == []
-    assert proxy_heard and proxy_heard[0].startswith(f"CONNECT {api[8:]}".encode())
+    assert [heard.startswith(f"CONNECT {api[8:]}".encode()) for heard in proxy_heard] == [
+        True,
+        True,
+    ]
 
 
 def test_plain_http_allowed_beyond_this_machine_goes_through_the_environment_s_proxy(
@@ -339,6 +344,37 @@ def test_a_proxy_port_out_of_range_is_refused_as_the_client_is_made(
     )
 
 
+@pytest.mark.parametrize(
+    ("variable", "proxy", "why"),
+    [
+        (
+            "ALL_PROXY",
+            "socks5://user:proxy-password@127.0.0.1:9",
+            "a SOCKS proxy needs httpx's SOCKS support (pip install 'httpx[socks]')",
+        ),
+        (
+            "HTTPS_PROXY",
+            "ftp://user:proxy-password@127.0.0.1:9",
+            "its scheme is none of http, https, socks5 or socks5h",
+        ),
+        (
+            "HTTPS_PROXY",
+            "http://user:proxy-password@proxy.corp:port",
+            "its URL is not valid (its port or host?)",
+        ),
+    ],
+)
+def test_a_proxy_httpx_cannot_use_is_refused_saying_why(
+    monkeypatch: pytest.MonkeyPatch, variable: str, proxy: str, why: str
+) -> None:
+    _proxies_only(monkeypatch, **{variable: proxy})
+    with pytest.raises(ConfigurationError) as refused:
+        connect("https://127.0.0.1:9", environ=ENVIRON).client()
+    assert str(refused.value) == (
+        "cannot use the proxy the environment names (HTTPS_PROXY, HTTP_PROXY or ALL_PROXY): " + why
+    )
+
+
 @pytest.mark.parametrize("proxy", ["http://127.0.0.1:1", "127.0.0.1:65535", "http://proxy.test"])
 def test_a_proxy_port_in_range_or_none_is_accepted(
     monkeypatch: pytest.MonkeyPatch, proxy: str
@@ -372,7 +408,7 @@ def test_requests_keep_the_timeout_and_retry_deadline_of_the_environment() -> No
         clock=clock,
         sleep=clock.sleep,
     )
-    with pytest.raises(Exception, match="503"):
+    with pytest.raises(ClientError, match="503"):
         asyncio.run(reconcile.list_live(connection))
     assert timeouts == [dict.fromkeys(("connect", "read", "write", "pool"), 2.5)]
 
@@ -394,7 +430,7 @@ def test_the_retry_deadline_is_counted_on_the_connection_s_clock() -> None:
         clock=clock,
         sleep=clock.sleep,
     )
-    with pytest.raises(Exception, match=r"would pass the 2\.5s deadline"):
+    with pytest.raises(ClientError, match=r"would pass the 2\.5s deadline"):
         asyncio.run(reconcile.list_live(connection))
     assert attempts == [0.0, 1.0, 2.0]
 
@@ -676,6 +712,15 @@ def test_a_listing_of_several_pages_is_planned_as_from_scratch(
     assert made.plan.to_json() == from_scratch.to_json()
 
 
+def test_the_fingerprint_key_derived_from_the_api_key_never_changes() -> None:
+    # Markers written by earlier runs hold fingerprints made with it: another derivation
+    # would see every secret of every source as changed, and resend them all.
+    connection = reconcile.Connection("https://api.imgix.com", KEY)
+    assert reconcile.fingerprint_key(connection, {}).hex() == (
+        "662757eec0157d5d92e135d96a1f0368ced2e1ffafca858db8584c5152a5b5f4"
+    )
+
+
 def test_a_fingerprint_key_that_is_not_utf8_is_refused_without_echoing_it() -> None:
     # Was an internal error (UnicodeEncodeError) at the first fingerprint.
     connection = reconcile.Connection("https://api.imgix.com", EMULATOR_API_KEY)
@@ -835,6 +880,25 @@ def test_a_saved_plan_is_applied_against_its_api_however_either_url_spells_it(
         assert to_apply.saved and to_apply.plan.api_url == url
 
 
+def test_a_saved_plan_under_a_path_prefix_applies_with_or_without_its_trailing_slash(
+    tmp_path: Path,
+) -> None:
+    # `plan --out --api-url https://proxy/imgix/` then `apply --api-url https://proxy/imgix`;
+    # another prefix on the same host is another API.
+    made = _to_apply(tmp_path, ApplyRequest()).plan
+    emulated = connect(None, emulator=True, environ=ENVIRON)
+    planned = dataclasses.replace(emulated, api_url="http://emulator/imgix/")
+    url = planned.api_url
+    document = made.model_copy(update={"api_url": url, "digest": compute_digest(made.actions, url)})
+    saved = tmp_path / "plan.json"
+    saved.write_text(authenticate_plan(document, planned, ENVIRON).to_json(), "utf-8")
+    applied = dataclasses.replace(emulated, api_url="http://emulator/imgix")
+    assert asyncio.run(plan_to_apply([saved], applied, ApplyRequest(), environ=ENVIRON)).saved
+    elsewhere = dataclasses.replace(emulated, api_url="http://emulator/other")
+    with pytest.raises(ApplyRefused, match="made against http://emulator/imgix/, not "):
+        asyncio.run(plan_to_apply([saved], elsewhere, ApplyRequest(), environ=ENVIRON))
+
+
 def test_the_library_takes_the_fingerprint_key_from_the_process_environment_by_default(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -990,6 +1054,37 @@ def test_a_missing_path_or_a_directory_is_left_to_the_loader_to_explain(tmp_path
     assert reconcile.read_single_input(tmp_path) == reconcile.SingleInput()  # EISDIR on read
 
 
+def test_apply_of_a_plan_linked_out_of_the_repository_refuses_it_unread(tmp_path: Path) -> None:
+    # A pull request can swap the input for a symlink to whatever the runner may read.
+    connection = connect(None, emulator=True, environ=ENVIRON)
+    made = _to_apply(tmp_path, ApplyRequest()).plan
+    outside = tmp_path / "outside.json"
+    outside.write_text(authenticate_plan(made, connection, ENVIRON).to_json(), "utf-8")
+    repository = tmp_path / "repository"
+    (repository / ".git").mkdir(parents=True)
+    linked = repository / "plan.json"
+    linked.symlink_to(outside)
+    with pytest.raises(LoadError) as refused:
+        asyncio.run(plan_to_apply([linked], connection, ApplyRequest(), environ=ENVIRON))
+    assert [str(error) for error in refused.value.errors] == [
+        f"{linked}:1:1: cannot read the file: it is a symlink that leads outside the "
+        f"repository ({repository})"
+    ]
+
+
+def test_a_document_of_the_plan_s_format_that_is_no_plan_is_refused_in_one_line(
+    tmp_path: Path,
+) -> None:
+    # The validation's own lines (each field, a URL to pydantic's site) are no help.
+    document = tmp_path / "plan.json"
+    document.write_text('{"format_version": 2, "actions": 7}', "utf-8")
+    with pytest.raises(PlanFileError) as refused:
+        read_plan_document(document)
+    assert str(refused.value) == (
+        f"{document}: not a plan document written by `plan --out` (3 validation errors for Plan)"
+    )
+
+
 def test_telling_a_plan_from_a_file_leaves_no_descriptor_open(tmp_path: Path) -> None:
     regular = tmp_path / "sources.yaml"
     regular.write_text("version: 1\nsources: []\n")
@@ -1001,6 +1096,26 @@ def test_telling_a_plan_from_a_file_leaves_no_descriptor_open(tmp_path: Path) ->
         reconcile.read_single_input(plan)
         reconcile.read_single_input(tmp_path)
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_a_plan_with_its_keys_reordered_is_a_plan_and_json_desired_state_is_not(
+    tmp_path: Path,
+) -> None:
+    # `jq -S . plan.json` sorts the keys: still the plan `apply` must check, not a file
+    # to plan. A desired-state file written as JSON is still one.
+    connection = connect(None, emulator=True, environ=ENVIRON)
+    made = _to_apply(tmp_path, ApplyRequest()).plan
+    sorted_keys = json.dumps(
+        json.loads(authenticate_plan(made, connection, ENVIRON).to_json()), sort_keys=True
+    )
+    plan = tmp_path / "sorted.json"
+    plan.write_text(sorted_keys, "utf-8")
+    assert reconcile.is_plan_file(plan)
+    to_apply = asyncio.run(plan_to_apply([plan], connection, ApplyRequest(), environ=ENVIRON))
+    assert to_apply.saved and to_apply.plan.digest == made.digest
+    desired = tmp_path / "sources.json"
+    desired.write_text('{"version": 1, "sources": []}', "utf-8")
+    assert not reconcile.is_plan_file(desired)
 
 
 def test_yaml_in_flow_style_that_is_not_json_is_a_desired_state_file(tmp_path: Path) -> None:
@@ -1095,6 +1210,106 @@ def test_apply_plans_from_a_pipe_read_once_and_needs_every_secret(tmp_path: Path
         asyncio.run(plan_to_apply([file], connection, ApplyRequest(), environ=ENVIRON))
     [error] = caught.value.errors
     assert (error.line, error.message) == (8, "environment variable POLICY_S3_SECRET is not set")
+    # The secrets are read from the environment the caller passes, not the process's.
+    given = {**ENVIRON, "POLICY_S3_SECRET": "policy-s3-secret"}
+    made = asyncio.run(plan_to_apply([file], connection, ApplyRequest(), environ=given))
+    assert [action.action for action in made.plan.actions] == ["create"]
+
+
+def test_a_plan_is_made_without_access_to_the_secrets(tmp_path: Path) -> None:
+    # A fork's pull request has none: its plan still shows every other change.
+    secret = ONE_SITE.replace(
+        "      type: webfolder\n",
+        "      type: s3\n      s3_access_key: AKIA\n      s3_bucket: b\n"
+        "      s3_secret_key: {env: POLICY_S3_SECRET}\n",
+    ).replace("      webfolder_base_url: https://policy.example/\n", "")
+    file = tmp_path / "secret.yaml"
+    file.write_text(secret, encoding="utf-8")
+    connection = connect(None, emulator=True, environ=ENVIRON)
+    made = asyncio.run(reconcile.plan_files([file], connection, environ=ENVIRON))
+    assert [action.action for action in made.plan.actions] == ["create"]
+
+
+def test_a_secret_applied_is_not_planned_again_unless_asked(
+    tmp_path: Path, fake_clock: FakeClock
+) -> None:
+    # The marker's fingerprint tells the secret is unchanged: by default nothing to send.
+    secret = ONE_SITE.replace(
+        "      type: webfolder\n",
+        "      type: s3\n      s3_access_key: AKIA\n      s3_bucket: b\n"
+        "      s3_secret_key: {env: POLICY_S3_SECRET}\n",
+    ).replace("      webfolder_base_url: https://policy.example/\n", "")
+    file = tmp_path / "secret.yaml"
+    file.write_text(secret, encoding="utf-8")
+    _, connection = _emulated(fake_clock)
+    given = {**ENVIRON, "POLICY_S3_SECRET": "policy-s3-secret"}
+    made = asyncio.run(reconcile.plan_files([file], connection, environ=given))
+    assert asyncio.run(reconcile.apply_with_report(made.plan, connection, environ=given)).ok
+    again = asyncio.run(reconcile.plan_files([file], connection, environ=given))
+    assert again.plan.actions == []
+    resent = asyncio.run(
+        reconcile.plan_files([file], connection, resend_secrets=True, environ=given)
+    )
+    assert [action.action for action in resent.plan.actions] == ["patch"]
+
+
+def test_a_plan_saved_without_the_secrets_stamps_the_fingerprints_of_those_applied(
+    tmp_path: Path, fake_clock: FakeClock
+) -> None:
+    # A fork's pull request plans without the secrets; the apply reads them. The marker
+    # must hold the fingerprints of what was sent, or every later plan sends them again.
+    secret = ONE_SITE.replace(
+        "      type: webfolder\n",
+        "      type: s3\n      s3_access_key: AKIA\n      s3_bucket: b\n"
+        "      s3_secret_key: {env: POLICY_S3_SECRET}\n",
+    ).replace("      webfolder_base_url: https://policy.example/\n", "")
+    file = tmp_path / "secret.yaml"
+    file.write_text(secret, encoding="utf-8")
+    _, connection = _emulated(fake_clock)
+    made = asyncio.run(reconcile.plan_files([file], connection, environ=ENVIRON))
+    saved = authenticate_plan(made.plan, connection, ENVIRON)
+    given = {**ENVIRON, "POLICY_S3_SECRET": "policy-s3-secret"}
+    report = asyncio.run(reconcile.apply_with_report(saved, connection, saved=True, environ=given))
+    assert report.ok
+    again = asyncio.run(reconcile.plan_files([file], connection, environ=given))
+    assert again.plan.actions == []
+
+
+def test_apply_of_a_saved_plan_through_a_pipe_reads_it_once(tmp_path: Path) -> None:
+    # `apply <(gh run download ... plan.json)`: a second read would find the pipe empty.
+    connection = connect(None, emulator=True, environ=ENVIRON)
+    made = _to_apply(tmp_path, ApplyRequest()).plan
+    saved = authenticate_plan(made, connection, ENVIRON).to_json()
+    piped = tmp_path / "pipe"
+    os.mkfifo(piped)
+
+    def write_once() -> None:
+        with open(piped, "w") as end:
+            end.write(saved)
+        piped.unlink()  # the reader holds it open: a second read finds nothing to read
+
+    threading.Thread(target=write_once, daemon=True).start()
+    to_apply = asyncio.run(plan_to_apply([piped], connection, ApplyRequest(), environ=ENVIRON))
+    assert to_apply.saved and to_apply.plan == authenticate_plan(made, connection, ENVIRON)
+
+
+def test_the_plan_s_write_cost_counts_on_the_hourly_budgets_of_the_environment(
+    tmp_path: Path,
+) -> None:
+    # The time the plan announces for its writes is the time the apply's pacer will take.
+    file = tmp_path / "sources.yaml"
+    file.write_text(ONE_SITE, encoding="utf-8")
+    environ = {**ENVIRON, CREATES_PER_HOUR_VARIABLE: "5", UPDATES_PER_HOUR_VARIABLE: "7"}
+    connection = connect(None, emulator=True, environ=environ)
+    made = asyncio.run(reconcile.plan_files([file], connection, environ=environ))
+    cost = made.plan.cost
+    assert (cost.creates, cost.creates_per_hour, cost.updates_per_hour) == (1, 5, 7)
+
+
+def test_apply_plans_only_the_sources_its_targets_name(tmp_path: Path) -> None:
+    two_sites = ONE_SITE + ONE_SITE.split("sources:\n", 1)[1].replace("olicy", "eer")
+    to_apply = _to_apply(tmp_path, ApplyRequest(targets=("Peer Site",)), two_sites)
+    assert [action.source for action in to_apply.plan.actions] == ["Peer Site"]
 
 
 # --------------------------------------------------------------------------- apply and report
@@ -1178,6 +1393,72 @@ def test_a_saved_plan_without_its_mac_is_refused_before_any_write(
     )
     assert report.ok and len(store.sources) == 1
     assert fake_clock.elapsed < 30.0  # not waited for its deploy unless asked
+
+
+def test_a_saved_plan_whose_source_changed_since_is_stale_and_writes_nothing(
+    tmp_path: Path, fake_clock: FakeClock
+) -> None:
+    # Reviewed against the live source as it was: applied now, it would overwrite the
+    # change made since with what the review never saw.
+    store, connection = _emulated(fake_clock)
+    asyncio.run(reconcile.apply_with_report(_made(tmp_path, connection).plan, connection))
+
+    def planned(base_url: str) -> Plan:
+        file = tmp_path / "sources.yaml"
+        file.write_text(ONE_SITE.replace("https://policy.example/", base_url), "utf-8")
+        return asyncio.run(reconcile.plan_files([file], connection, environ=ENVIRON)).plan
+
+    reviewed = authenticate_plan(planned("https://policy.example/v2/"), connection, ENVIRON)
+    asyncio.run(reconcile.apply_with_report(planned("https://elsewhere.example/"), connection))
+    with pytest.raises(StalePlan, match="the saved plan is stale, nothing was written"):
+        asyncio.run(reconcile.apply_with_report(reviewed, connection, saved=True, environ=ENVIRON))
+    [source] = store.sources.values()
+    assert source.deployment["webfolder_base_url"] == "https://elsewhere.example/"
+
+
+def test_a_patch_starting_long_after_the_plan_s_listing_spares_a_dashboard_edit(
+    tmp_path: Path, fake_clock: FakeClock
+) -> None:
+    # The reviewer took five minutes to confirm; meanwhile the source was edited in the
+    # dashboard. The API has no conditional update: only a read before the write spares it.
+    from reconciler.applier import Listing
+
+    store, connection = _emulated(fake_clock)
+    asyncio.run(reconcile.apply_with_report(_made(tmp_path, connection).plan, connection))
+    file = tmp_path / "sources.yaml"
+    file.write_text(ONE_SITE.replace("policy.example/", "policy.example/v2/"), "utf-8")
+    listed_at = fake_clock.now
+    made = asyncio.run(reconcile.plan_files([file], connection, environ=ENVIRON))
+    fake_clock.advance(300.0)
+    [source] = store.sources.values()
+    source.deployment["webfolder_base_url"] = "https://dashboard.example/"
+
+    report = asyncio.run(
+        reconcile.apply_with_report(
+            made.plan, connection, environ=ENVIRON, listing=Listing(made.live, listed_at)
+        )
+    )
+
+    assert [r.outcome for r in report.results] == ["stale"]
+    assert source.deployment["webfolder_base_url"] == "https://dashboard.example/"
+
+
+def test_a_plan_leaves_a_source_another_owner_manages_unless_asked_to_take_it_over(
+    tmp_path: Path, fake_clock: FakeClock
+) -> None:
+    _, connection = _emulated(fake_clock)
+    file = tmp_path / "sources.yaml"
+    file.write_text("owner: acme/team-a\n" + ONE_SITE, "utf-8")
+    theirs = asyncio.run(reconcile.plan_files([file], connection, environ=ENVIRON))
+    assert asyncio.run(reconcile.apply_with_report(theirs.plan, connection)).ok
+    file.write_text("owner: acme/team-b\n" + ONE_SITE.replace("policy.example", "b.example"))
+
+    ours = asyncio.run(reconcile.plan_files([file], connection, environ=ENVIRON)).plan
+    assert ours.actions == [] and [o.source for o in ours.owned_elsewhere] == ["Policy Site"]
+    taken = asyncio.run(
+        reconcile.plan_files([file], connection, take_over=True, environ=ENVIRON)
+    ).plan
+    assert [action.action for action in taken.actions] == ["patch"]
 
 
 def _disabling(tmp_path: Path, connection: reconcile.Connection) -> reconcile.PlanResult:
@@ -1341,8 +1622,43 @@ def test_apply_progress_says_when_a_write_waits_for_the_hourly_budget(
     assert connection.pacer.on_budget_wait is None
 
 
-def test_apply_with_report_disables_a_source_only_when_allowed(
+def test_a_write_whose_budget_wait_would_pass_the_stop_deadline_is_not_started(
     tmp_path: Path, fake_clock: FakeClock
+) -> None:
+    # `apply --max-duration 10m` with the hourly create budget spent: the second create
+    # would wait an hour, past the deadline, and is stopped at once, not after the hour.
+    from reconciler.emulator import RateLimits, create_app
+    from reconciler.pacing import Pacing
+
+    store = SourceStore(clock=fake_clock, limits=RateLimits(per_second=None))
+    connection = reconcile.Connection(
+        "http://emulator.test",
+        EMULATOR_API_KEY,
+        httpx.ASGITransport(app=create_app(store)),
+        pacing=Pacing(creates_per_hour=1),
+        clock=fake_clock,
+        sleep=fake_clock.sleep,
+    )
+    file = tmp_path / "sources.yaml"
+    file.write_text(TWO_SITES, encoding="utf-8")
+    made = asyncio.run(reconcile.plan_files([file], connection, environ=ENVIRON))
+    stop = Stop(deadline=fake_clock.now + 600, clock=fake_clock)
+
+    report = asyncio.run(
+        reconcile.apply_with_report(made.plan, connection, environ=ENVIRON, stop=stop)
+    )
+
+    assert sorted(r.outcome for r in report.results) == ["applied", "stopped"]
+    assert len(store.sources) == 1 and fake_clock.elapsed < 600
+
+
+@pytest.mark.parametrize(
+    "allowed",
+    [{"allow_disable": True}, {"permissions": Permissions(allow_disable=True)}],
+    ids=["allow_disable", "permissions"],
+)
+def test_apply_with_report_disables_a_source_only_when_allowed(
+    tmp_path: Path, fake_clock: FakeClock, allowed: dict[str, Any]
 ) -> None:
     # The library's default is the CLI's: no --allow-disable, no disabling write.
     store, connection = _emulated(fake_clock)
@@ -1354,7 +1670,7 @@ def test_apply_with_report_disables_a_source_only_when_allowed(
     assert source.enabled
 
     report = asyncio.run(
-        reconcile.apply_with_report(made.plan, connection, allow_disable=True, environ=ENVIRON)
+        reconcile.apply_with_report(made.plan, connection, environ=ENVIRON, **allowed)
     )
     assert report.ok and not source.enabled
 
