@@ -982,7 +982,8 @@ def test_a_drift_issue_of_hostile_source_names_holds_them_as_text(
     # The body went whole through a file: the field holds it, no argument was split off.
     assert issue["body"] == (runner.temp / "imgix-reconciler-drift.md").read_text("utf-8")
     assert all(v not in issue["body"] for v in CANARY_ENV.values())
-    assert "<b>+ create</b> $(touch pwned)</summary>" in issue["body"]  # shown, not run
+    # Shown, not run; `$` as an entity, so GitHub draws no math of it either.
+    assert "<b>+ create</b> &#36;(touch pwned)</summary>" in issue["body"]
     assert f"| `main` | drift | {len(HOSTILE)} |" in issue["body"]
 
     # The next day the same issue is found (the name never confuses the search).
