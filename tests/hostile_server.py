@@ -64,10 +64,13 @@ Lies of the lookup after a lost create (`lookup`), each about the source the cre
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import json
+import socket
+import threading
 import zlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -400,3 +403,28 @@ def serving(api: HostileApi) -> Iterator[str]:
     """Serve `api` with uvicorn on 127.0.0.1 (a free port) until the block ends; its URL."""
     with running_app(api) as url:  # type: ignore[arg-type]  # any ASGI app serves
         yield url
+
+
+@contextmanager
+def loopback_listener(handle: Callable[[socket.socket], None]) -> Iterator[int]:
+    """A bare TCP listener on 127.0.0.1 (a free port), below HTTP, until the block ends: each
+    connection is given to `handle` on the listener's thread, then closed. Its port."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return  # closed: the test is over
+            with contextlib.suppress(OSError), connection:
+                handle(connection)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        listener.shutdown(socket.SHUT_RDWR)  # wakes the accept: close alone does not
+        listener.close()
+        thread.join(timeout=5)

@@ -31,7 +31,15 @@ from typing import Any
 import pytest
 from conftest import FakeClock
 from console import child_env, invoke, output_of, run_cli
-from hostile_server import FORGED, HOSTILE_TEXT, LOOKUP_IDS, HostileApi, Lookup, serving
+from hostile_server import (
+    FORGED,
+    HOSTILE_TEXT,
+    LOOKUP_IDS,
+    HostileApi,
+    Lookup,
+    loopback_listener,
+    serving,
+)
 from ruamel.yaml import YAML
 
 from reconciler.client import (
@@ -643,27 +651,14 @@ def tls_server(certificate: Path, key: Path) -> Iterator[tuple[int, list[int]]]:
     """A TLS server on loopback that only shakes hands; the port, and each handshake seen."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(certificate, key)
-    listener = socket.create_server(("127.0.0.1", 0))
     handshakes: list[int] = []
 
-    def serve() -> None:
-        while True:
-            try:
-                connection, _ = listener.accept()
-            except OSError:
-                return  # closed: the test is over
-            handshakes.append(1)
-            with contextlib.suppress(OSError), connection:
-                context.wrap_socket(connection, server_side=True).close()
+    def shake_hands(connection: socket.socket) -> None:
+        handshakes.append(1)
+        context.wrap_socket(connection, server_side=True).close()
 
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield listener.getsockname()[1], handshakes
-    finally:
-        listener.shutdown(socket.SHUT_RDWR)  # wakes the accept: close alone does not
-        listener.close()
-        thread.join(timeout=5)
+    with loopback_listener(shake_hands) as port:
+        yield port, handshakes
 
 
 def test_a_certificate_the_runner_refuses_is_one_attempt_not_retried(tmp_path: Path) -> None:

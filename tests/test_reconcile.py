@@ -19,6 +19,7 @@ import httpx
 import pytest
 from conftest import FakeClock
 from console import invoke
+from hostile_server import loopback_listener
 
 from reconciler import loader, reconcile, redact
 from reconciler.client import REQUEST_TIMEOUT, ClientError
@@ -235,27 +236,14 @@ def test_plain_http_from_the_environment_is_refused_naming_the_variable() -> Non
 def _hung_up_on() -> Iterator[tuple[str, list[bytes]]]:
     """A loopback listener that reads each connection's first bytes and hangs up; its URL,
     and the bytes each connection sent."""
-    listener = socket.create_server(("127.0.0.1", 0))
     heard: list[bytes] = []
 
-    def serve() -> None:
-        while True:
-            try:
-                connection, _ = listener.accept()
-            except OSError:
-                return  # closed: the test is over
-            with contextlib.suppress(OSError), connection:
-                connection.settimeout(5)
-                heard.append(connection.recv(4096))
+    def hang_up(connection: socket.socket) -> None:
+        connection.settimeout(5)
+        heard.append(connection.recv(4096))
 
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}", heard
-    finally:
-        listener.shutdown(socket.SHUT_RDWR)  # wakes the accept: close alone does not
-        listener.close()
-        thread.join(timeout=5)
+    with loopback_listener(hang_up) as port:
+        yield f"http://127.0.0.1:{port}", heard
 
 
 def _proxies_only(monkeypatch: pytest.MonkeyPatch, **proxies: str) -> None:
