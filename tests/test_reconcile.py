@@ -1306,20 +1306,29 @@ def test_apply_plans_only_the_sources_its_targets_name(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- apply and report
 
 
-def _emulated(clock: FakeClock) -> tuple[SourceStore, reconcile.Connection]:
+def _emulated(
+    clock: FakeClock, pacing: Pacing | None = None
+) -> tuple[SourceStore, reconcile.Connection]:
     from reconciler.emulator import RateLimits, create_app
 
     store = SourceStore(clock=clock, limits=RateLimits(per_second=None), deploy_delay=30.0)
     transport = httpx.ASGITransport(app=create_app(store))
     connection = reconcile.Connection(
-        "http://emulator.test", EMULATOR_API_KEY, transport, clock=clock, sleep=clock.sleep
+        "http://emulator.test",
+        EMULATOR_API_KEY,
+        transport,
+        pacing=pacing or Pacing(),
+        clock=clock,
+        sleep=clock.sleep,
     )
     return store, connection
 
 
-def _made(tmp_path: Path, connection: reconcile.Connection) -> reconcile.PlanResult:
+def _made(
+    tmp_path: Path, connection: reconcile.Connection, text: str = ONE_SITE
+) -> reconcile.PlanResult:
     file = tmp_path / "sources.yaml"
-    file.write_text(ONE_SITE, encoding="utf-8")
+    file.write_text(text, encoding="utf-8")
     return asyncio.run(reconcile.plan_files([file], connection, environ=ENVIRON))
 
 
@@ -1582,22 +1591,10 @@ def test_apply_progress_says_when_a_write_waits_for_the_hourly_budget(
     tmp_path: Path, fake_clock: FakeClock
 ) -> None:
     # The line CI logs show while apply sits silent for up to an hour.
-    from reconciler.emulator import RateLimits, create_app
-    from reconciler.pacing import Pacing
     from reconciler.progress import ApplyProgress
 
-    store = SourceStore(clock=fake_clock, limits=RateLimits(per_second=None))
-    connection = reconcile.Connection(
-        "http://emulator.test",
-        EMULATOR_API_KEY,
-        httpx.ASGITransport(app=create_app(store)),
-        pacing=Pacing(creates_per_hour=1),
-        clock=fake_clock,
-        sleep=fake_clock.sleep,
-    )
-    file = tmp_path / "sources.yaml"
-    file.write_text(TWO_SITES, encoding="utf-8")
-    made = asyncio.run(reconcile.plan_files([file], connection, environ=ENVIRON))
+    store, connection = _emulated(fake_clock, Pacing(creates_per_hour=1))
+    made = _made(tmp_path, connection, TWO_SITES)
     stream = io.StringIO()
     progress = ApplyProgress(2, clock=fake_clock.time, stream=stream, heartbeat=None)
 
@@ -1618,21 +1615,8 @@ def test_a_write_whose_budget_wait_would_pass_the_stop_deadline_is_not_started(
 ) -> None:
     # `apply --max-duration 10m` with the hourly create budget spent: the second create
     # would wait an hour, past the deadline, and is stopped at once, not after the hour.
-    from reconciler.emulator import RateLimits, create_app
-    from reconciler.pacing import Pacing
-
-    store = SourceStore(clock=fake_clock, limits=RateLimits(per_second=None))
-    connection = reconcile.Connection(
-        "http://emulator.test",
-        EMULATOR_API_KEY,
-        httpx.ASGITransport(app=create_app(store)),
-        pacing=Pacing(creates_per_hour=1),
-        clock=fake_clock,
-        sleep=fake_clock.sleep,
-    )
-    file = tmp_path / "sources.yaml"
-    file.write_text(TWO_SITES, encoding="utf-8")
-    made = asyncio.run(reconcile.plan_files([file], connection, environ=ENVIRON))
+    store, connection = _emulated(fake_clock, Pacing(creates_per_hour=1))
+    made = _made(tmp_path, connection, TWO_SITES)
     stop = Stop(deadline=fake_clock.now + 600, clock=fake_clock)
 
     report = asyncio.run(
