@@ -1981,6 +1981,19 @@ def test_a_saved_plan_with_another_digest_than_the_reviewed_one_exits_4(
     assert accepted.exit_code == 0, accepted.output
 
 
+def _minimal_sources_and_an_unwritable_output(directory: Path, stdout: str) -> int:
+    """A valid sources.yaml in `directory`, and a descriptor whose writes fail as `stdout`
+    says: /dev/full (a full disk), or a pipe whose reader is gone (`... | head -n 1`)."""
+    (directory / "sources.yaml").write_text(
+        (Path(__file__).parent / "fixtures" / "valid_minimal.yaml").read_text()
+    )
+    if stdout == "/dev/full":
+        return os.open("/dev/full", os.O_WRONLY)
+    reader, output = os.pipe()
+    os.close(reader)
+    return output
+
+
 @pytest.mark.parametrize(
     "command", [["plan", "sources.yaml"], ["drift", "sources.yaml"], ["export"]]
 )
@@ -1990,14 +2003,7 @@ def test_a_report_that_cannot_be_written_says_so_in_one_line_and_exits_1(
 ) -> None:
     # These said "error: Broken pipe:" or "error: No space left on device:", naming
     # nothing; drift's exit 1 (not 2) tells a CI job the check did not complete.
-    (tmp_path / "sources.yaml").write_text(
-        (Path(__file__).parent / "fixtures" / "valid_minimal.yaml").read_text()
-    )
-    if stdout == "/dev/full":
-        output = os.open("/dev/full", os.O_WRONLY)
-    else:
-        reader, output = os.pipe()
-        os.close(reader)  # `... | head -n 1` after head is gone
+    output = _minimal_sources_and_an_unwritable_output(tmp_path, stdout)
     try:
         done = subprocess.run(
             [sys.executable, "-m", "reconciler", *command, "--emulator"],
@@ -2024,14 +2030,7 @@ def test_an_apply_report_that_cannot_be_written_still_exits_by_what_the_apply_di
 ) -> None:
     # The JSON report is apply's first output on stdout, written after the writes: it
     # exited 1, which tells a CI job that nothing was written.
-    (tmp_path / "sources.yaml").write_text(
-        (Path(__file__).parent / "fixtures" / "valid_minimal.yaml").read_text()
-    )
-    if stdout == "/dev/full":
-        output = os.open("/dev/full", os.O_WRONLY)
-    else:
-        reader, output = os.pipe()
-        os.close(reader)
+    output = _minimal_sources_and_an_unwritable_output(tmp_path, stdout)
     command = ["apply", "sources.yaml", "--emulator", "--auto-approve", "--format", "json"]
     try:
         done = subprocess.run(
