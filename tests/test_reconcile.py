@@ -763,6 +763,12 @@ sources:
       imgix_subdomains: [policy-site]
       webfolder_base_url: https://policy.example/
 """
+# The same site on S3, its secret key read from POLICY_S3_SECRET.
+ONE_SECRET_SITE = ONE_SITE.replace(
+    "      type: webfolder\n",
+    "      type: s3\n      s3_access_key: AKIA\n      s3_bucket: b\n"
+    "      s3_secret_key: {env: POLICY_S3_SECRET}\n",
+).replace("      webfolder_base_url: https://policy.example/\n", "")
 
 
 def _to_apply(tmp_path: Path, request: ApplyRequest, text: str = ONE_SITE) -> PlanToApply:
@@ -1190,13 +1196,8 @@ def test_apply_plans_from_a_pipe_read_once_and_needs_every_secret(tmp_path: Path
     threading.Thread(target=write_once, daemon=True).start()
     made = asyncio.run(plan_to_apply([piped], connection, ApplyRequest(), environ=ENVIRON))
     assert [action.source for action in made.plan.actions] == ["Policy Site"]
-    secret = ONE_SITE.replace(
-        "      type: webfolder\n",
-        "      type: s3\n      s3_access_key: AKIA\n      s3_bucket: b\n"
-        "      s3_secret_key: {env: POLICY_S3_SECRET}\n",
-    ).replace("      webfolder_base_url: https://policy.example/\n", "")
     file = tmp_path / "secret.yaml"
-    file.write_text(secret, encoding="utf-8")
+    file.write_text(ONE_SECRET_SITE, encoding="utf-8")
     with pytest.raises(LoadError) as caught:
         asyncio.run(plan_to_apply([file], connection, ApplyRequest(), environ=ENVIRON))
     [error] = caught.value.errors
@@ -1209,13 +1210,8 @@ def test_apply_plans_from_a_pipe_read_once_and_needs_every_secret(tmp_path: Path
 
 def test_a_plan_is_made_without_access_to_the_secrets(tmp_path: Path) -> None:
     # A fork's pull request has none: its plan still shows every other change.
-    secret = ONE_SITE.replace(
-        "      type: webfolder\n",
-        "      type: s3\n      s3_access_key: AKIA\n      s3_bucket: b\n"
-        "      s3_secret_key: {env: POLICY_S3_SECRET}\n",
-    ).replace("      webfolder_base_url: https://policy.example/\n", "")
     file = tmp_path / "secret.yaml"
-    file.write_text(secret, encoding="utf-8")
+    file.write_text(ONE_SECRET_SITE, encoding="utf-8")
     connection = connect(None, emulator=True, environ=ENVIRON)
     made = asyncio.run(reconcile.plan_files([file], connection, environ=ENVIRON))
     assert [action.action for action in made.plan.actions] == ["create"]
@@ -1225,13 +1221,8 @@ def test_a_secret_applied_is_not_planned_again_unless_asked(
     tmp_path: Path, fake_clock: FakeClock
 ) -> None:
     # The marker's fingerprint tells the secret is unchanged: by default nothing to send.
-    secret = ONE_SITE.replace(
-        "      type: webfolder\n",
-        "      type: s3\n      s3_access_key: AKIA\n      s3_bucket: b\n"
-        "      s3_secret_key: {env: POLICY_S3_SECRET}\n",
-    ).replace("      webfolder_base_url: https://policy.example/\n", "")
     file = tmp_path / "secret.yaml"
-    file.write_text(secret, encoding="utf-8")
+    file.write_text(ONE_SECRET_SITE, encoding="utf-8")
     _, connection = _emulated(fake_clock)
     given = {**ENVIRON, "POLICY_S3_SECRET": "policy-s3-secret"}
     made = asyncio.run(reconcile.plan_files([file], connection, environ=given))
@@ -1249,13 +1240,8 @@ def test_a_plan_saved_without_the_secrets_stamps_the_fingerprints_of_those_appli
 ) -> None:
     # A fork's pull request plans without the secrets; the apply reads them. The marker
     # must hold the fingerprints of what was sent, or every later plan sends them again.
-    secret = ONE_SITE.replace(
-        "      type: webfolder\n",
-        "      type: s3\n      s3_access_key: AKIA\n      s3_bucket: b\n"
-        "      s3_secret_key: {env: POLICY_S3_SECRET}\n",
-    ).replace("      webfolder_base_url: https://policy.example/\n", "")
     file = tmp_path / "secret.yaml"
-    file.write_text(secret, encoding="utf-8")
+    file.write_text(ONE_SECRET_SITE, encoding="utf-8")
     _, connection = _emulated(fake_clock)
     made = asyncio.run(reconcile.plan_files([file], connection, environ=ENVIRON))
     saved = authenticate_plan(made.plan, connection, ENVIRON)
