@@ -408,23 +408,27 @@ def test_stamping_fingerprints_the_values_a_resolved_body_sends() -> None:
     assert stamped(planned, {"annotation": "by hand", "cache_ttl_value": 60}, KEY) == planned
 
 
+BLOG_ENVIRON = {"BLOG_PASSWORD": "blog-password-value"}
+
+
+def _desired(folder: Path, text: str) -> Any:
+    """The desired state `text` loads to, its password read from BLOG_ENVIRON."""
+    (folder / "sources.yaml").write_text(text)
+    return load([folder / "sources.yaml"], environ=BLOG_ENVIRON).state
+
+
 def test_a_web_source_created_disabled_gets_its_encrypted_record_once_enabled(
     tmp_path: Path,
 ) -> None:
-    environ = {"BLOG_PASSWORD": "blog-password-value"}
     disabled = BLOG_YAML.replace("  - name: Blog\n", "  - name: Blog\n    enabled: false\n")
     store = unpaced_store()
     options = PlanOptions(fingerprint_key=KEY)
 
-    def desired(text: str) -> Any:
-        (tmp_path / "sources.yaml").write_text(text)
-        return load([tmp_path / "sources.yaml"], environ=environ).state
-
     async def scenario() -> list[str]:
         async with client_of(store) as client:
-            resolver = SecretResolver(environ)
+            resolver = SecretResolver(BLOG_ENVIRON)
             for text in (disabled, BLOG_YAML):
-                made = plan(desired(text), await client.list_sources(), options)
+                made = plan(_desired(tmp_path, text), await client.list_sources(), options)
                 assert (await apply_plan(made, client, resolver=resolver)).ok
             (live,) = await client.list_sources()
             marker = parse_annotation(live.deployment["annotation"]).marker
@@ -438,7 +442,9 @@ def test_a_web_source_created_disabled_gets_its_encrypted_record_once_enabled(
                     }
                 },
             )
-            return drift_findings(plan(desired(BLOG_YAML), await client.list_sources(), options))
+            return drift_findings(
+                plan(_desired(tmp_path, BLOG_YAML), await client.list_sources(), options)
+            )
 
     findings = asyncio.run(scenario())
     assert any("password changed outside imgix-reconciler" in f for f in findings)
@@ -446,23 +452,18 @@ def test_a_web_source_created_disabled_gets_its_encrypted_record_once_enabled(
 
 def test_a_secret_removed_from_the_file_is_cleared_on_the_live_source(tmp_path: Path) -> None:
     """Omitted means the documented default: no password. Drift would otherwise miss it."""
-    environ = {"BLOG_PASSWORD": "blog-password-value"}
     without = BLOG_YAML.replace("      password: {env: BLOG_PASSWORD}\n", "")
     store = unpaced_store()
     options = PlanOptions(fingerprint_key=KEY)
 
-    def desired(text: str) -> Any:
-        (tmp_path / "sources.yaml").write_text(text)
-        return load([tmp_path / "sources.yaml"], environ=environ).state
-
     async def scenario() -> tuple[Plan, Plan, dict[str, Any]]:
         async with client_of(store) as client:
-            resolver = SecretResolver(environ)
-            made = plan(desired(BLOG_YAML), await client.list_sources(), options)
+            resolver = SecretResolver(BLOG_ENVIRON)
+            made = plan(_desired(tmp_path, BLOG_YAML), await client.list_sources(), options)
             assert (await apply_plan(made, client, resolver=resolver)).ok
-            removal = plan(desired(without), await client.list_sources(), options)
+            removal = plan(_desired(tmp_path, without), await client.list_sources(), options)
             assert (await apply_plan(removal, client, resolver=resolver)).ok
-            again = plan(desired(without), await client.list_sources(), options)
+            again = plan(_desired(tmp_path, without), await client.list_sources(), options)
             (live,) = await client.list_sources()
             return removal, again, live.deployment
 
@@ -480,28 +481,23 @@ def test_a_patch_that_keeps_a_web_secret_writes_a_marker_naming_the_owner_and_it
 ) -> None:
     """The marker a patch writes is the whole record: the owner that claims the source and
     the `*_encrypted` hash of a secret it does not send again (else drift goes unseen)."""
-    environ = {"BLOG_PASSWORD": "blog-password-value"}
     owned = BLOG_YAML.replace("sources:", "owner: acme/web\nsources:")
     changed = owned.replace("      username:", "      cache_ttl_value: 7200\n      username:")
     store = unpaced_store()
     options = PlanOptions(fingerprint_key=KEY)
 
-    def desired(text: str) -> Any:
-        (tmp_path / "sources.yaml").write_text(text)
-        return load([tmp_path / "sources.yaml"], environ=environ).state
-
     async def scenario() -> tuple[Plan, dict[str, Any], Plan]:
         async with client_of(store) as client:
-            resolver = SecretResolver(environ)
-            made = plan(desired(owned), await client.list_sources(), options)
+            resolver = SecretResolver(BLOG_ENVIRON)
+            made = plan(_desired(tmp_path, owned), await client.list_sources(), options)
             assert (await apply_plan(made, client, resolver=resolver)).ok
-            patch = plan(desired(changed), await client.list_sources(), options)
+            patch = plan(_desired(tmp_path, changed), await client.list_sources(), options)
             assert (await apply_plan(patch, client, resolver=resolver)).ok
             (live,) = await client.list_sources()
             return (
                 patch,
                 live.deployment,
-                plan(desired(changed), await client.list_sources(), options),
+                plan(_desired(tmp_path, changed), await client.list_sources(), options),
             )
 
     patch, deployment, again = asyncio.run(scenario())
