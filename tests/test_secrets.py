@@ -362,11 +362,18 @@ sources:
 """
 
 
+BLOG_ENVIRON = {"BLOG_PASSWORD": "blog-password-value"}
+
+
+def _desired(folder: Path, text: str) -> Any:
+    """The desired state `text` loads to, its password read from BLOG_ENVIRON."""
+    (folder / "sources.yaml").write_text(text)
+    return load([folder / "sources.yaml"], environ=BLOG_ENVIRON).state
+
+
 def test_a_secret_changed_through_the_api_behind_the_marker_is_drift(tmp_path: Path) -> None:
     """Someone re-sends the password keeping the annotation: drift, and apply repairs it."""
-    (tmp_path / "sources.yaml").write_text(BLOG_YAML)
-    environ = {"BLOG_PASSWORD": "blog-password-value"}
-    desired = load([tmp_path / "sources.yaml"], environ=environ).state
+    desired = _desired(tmp_path, BLOG_YAML)
     store = unpaced_store()
     options = PlanOptions(fingerprint_key=KEY)
 
@@ -374,7 +381,7 @@ def test_a_secret_changed_through_the_api_behind_the_marker_is_drift(tmp_path: P
         async with client_of(store) as client:
             first = plan(desired, await client.list_sources(), options)
             assert first.actions[0].record_encrypted
-            assert (await apply_plan(first, client, resolver=SecretResolver(environ))).ok
+            assert (await apply_plan(first, client, resolver=SecretResolver(BLOG_ENVIRON))).ok
             in_sync = plan(desired, await client.list_sources(), options)
             assert in_sync.actions == []
             (live,) = await client.list_sources()
@@ -385,7 +392,7 @@ def test_a_secret_changed_through_the_api_behind_the_marker_is_drift(tmp_path: P
             drifted = plan(desired, await client.list_sources(), options)
             (repair,) = drifted.actions
             assert [c.path for c in repair.changes] == ["deployment.password"]
-            assert (await apply_plan(drifted, client, resolver=SecretResolver(environ))).ok
+            assert (await apply_plan(drifted, client, resolver=SecretResolver(BLOG_ENVIRON))).ok
             repaired = plan(desired, await client.list_sources(), options)
             return drift_findings(in_sync), drift_findings(drifted), drift_findings(repaired)
 
@@ -406,15 +413,6 @@ def test_stamping_fingerprints_the_values_a_resolved_body_sends() -> None:
     assert marker.owner == "acme/web"
     # A write that sends no secret keeps the marker as planned.
     assert stamped(planned, {"annotation": "by hand", "cache_ttl_value": 60}, KEY) == planned
-
-
-BLOG_ENVIRON = {"BLOG_PASSWORD": "blog-password-value"}
-
-
-def _desired(folder: Path, text: str) -> Any:
-    """The desired state `text` loads to, its password read from BLOG_ENVIRON."""
-    (folder / "sources.yaml").write_text(text)
-    return load([folder / "sources.yaml"], environ=BLOG_ENVIRON).state
 
 
 def test_a_web_source_created_disabled_gets_its_encrypted_record_once_enabled(
@@ -504,7 +502,7 @@ def test_a_patch_that_keeps_a_web_secret_writes_a_marker_naming_the_owner_and_it
     (action,) = patch.actions
     assert [c.path for c in action.changes] == ["deployment.cache_ttl_value"]  # not the password
     expected = Marker(
-        {"password": fingerprint(KEY, "password", "blog-password-value")},
+        {"password": fingerprint(KEY, "password", BLOG_ENVIRON["BLOG_PASSWORD"])},
         {"password": encrypted_digest(deployment["password_encrypted"])},
         owner="acme/web",
     )
